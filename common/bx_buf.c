@@ -1,0 +1,140 @@
+/* bx_buf: growable buffer with a maximum. */
+#include "bx_buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX ((size_t)64 << 20)
+
+void bx_buf_init(bx_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max ? max : DEFAULT_MAX;
+}
+
+void bx_buf_free(bx_buf *b)
+{
+    if (b == NULL)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void bx_buf_reset(bx_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+static bx_status reserve(bx_buf *b, size_t extra)
+{
+    if (extra > b->max || b->len + extra > b->max)
+        return BX_ENOMEM;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return BX_OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (p == NULL)
+        return BX_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return BX_OK;
+}
+
+bx_status bx_buf_append(bx_buf *b, const void *p, size_t n)
+{
+    bx_status s = reserve(b, n);
+    if (s != BX_OK)
+        return s;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return BX_OK;
+}
+
+bx_status bx_buf_puts(bx_buf *b, const char *s)
+{
+    return bx_buf_append(b, s, strlen(s));
+}
+
+bx_status bx_buf_vprintf(bx_buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return BX_EINVAL;
+    bx_status s = reserve(b, (size_t)n);
+    if (s != BX_OK)
+        return s;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return BX_OK;
+}
+
+bx_status bx_buf_printf(bx_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    bx_status s = bx_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+bx_status bx_buf_json_string(bx_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    bx_status st = bx_buf_append(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; st == BX_OK && *p; p++) {
+        char esc[7];
+        switch (*p) {
+        case '"':
+            st = bx_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            st = bx_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            st = bx_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            st = bx_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            st = bx_buf_append(b, "\\t", 2);
+            break;
+        default:
+            if (*p < 0x20) {
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[*p >> 4];
+                esc[5] = hex[*p & 15];
+                st = bx_buf_append(b, esc, 6);
+            } else {
+                st = bx_buf_append(b, p, 1);
+            }
+        }
+    }
+    if (st == BX_OK)
+        st = bx_buf_append(b, "\"", 1);
+    return st;
+}
+
+char *bx_buf_steal(bx_buf *b)
+{
+    char *p = b->data;
+    if (p == NULL)
+        p = calloc(1, 1);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}

@@ -1,0 +1,29 @@
+/* bx_buf: a growable byte buffer with a hard maximum, for building messages and reading bodies. */
+#ifndef BX_BUF_H
+#define BX_BUF_H
+
+#include "bx_status.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct bx_buf {
+    char *data; /* always NUL-terminated when len > 0 or after any append */
+    size_t len;
+    size_t cap;
+    size_t max; /* appends that would pass this fail with BX_ENOMEM; 0 means 64 MiB */
+} bx_buf;
+
+void bx_buf_init(bx_buf *b, size_t max);
+void bx_buf_free(bx_buf *b);
+void bx_buf_reset(bx_buf *b);
+bx_status bx_buf_append(bx_buf *b, const void *p, size_t n) BX_MUSTCHECK;
+bx_status bx_buf_puts(bx_buf *b, const char *s) BX_MUSTCHECK;
+bx_status bx_buf_printf(bx_buf *b, const char *fmt, ...) BX_PRINTF(2, 3) BX_MUSTCHECK;
+bx_status bx_buf_vprintf(bx_buf *b, const char *fmt, va_list ap) BX_MUSTCHECK;
+/* Appends s as a JSON string literal (quotes included), escaping as RFC 8259 requires. */
+bx_status bx_buf_json_string(bx_buf *b, const char *s) BX_MUSTCHECK;
+/* Hands the data to the caller (caller frees with free()); the buffer is left empty. */
+char *bx_buf_steal(bx_buf *b);
+
+#endif

@@ -1,0 +1,21 @@
+/* bx_clock: the one clock every service reads. System time in production; a driven clock in tests
+ * and simulations, shared between processes through a small file. */
+#ifndef BX_CLOCK_H
+#define BX_CLOCK_H
+
+#include "bx_calendar.h"
+#include "bx_status.h"
+
+/* Configures the process clock from a spec: "system" (default), or "file:<path>" for a driven clock
+ * whose current time is an 8-byte little-endian millisecond count in <path> (created at the
+ * current system time when missing), written by `bxctl clock` or a test. Call once at start. */
+bx_status bx_clock_init(const char *spec, bx_error *err) BX_MUSTCHECK;
+/* Current time. Never goes backwards within a process for the system clock. */
+bx_time_ms bx_clock_now(void);
+/* Sets a driven clock (file or in-process); BX_EINVAL for the system clock. */
+bx_status bx_clock_set(bx_time_ms t) BX_MUSTCHECK;
+/* Makes the clock an in-process fixed clock at t, for unit tests. */
+void bx_clock_fix(bx_time_ms t);
+bool bx_clock_is_driven(void);
+
+#endif
