@@ -1,0 +1,148 @@
+/* bx_config: environment and file configuration with validation. */
+#include "bx_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_FILE_ROWS 128
+
+struct file_value {
+    char name[64];
+    char value[512];
+};
+
+static bx_status read_file(const char *path, const bx_conf_row *rows, size_t nrows,
+                           struct file_value *vals, size_t *nvals, bx_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return BX_ERR(err, BX_EINVAL, "BX_CONFIG_FILE: cannot open \"%s\"", path);
+    char line[700];
+    long lineno = 0;
+    bx_status s = BX_OK;
+    while (s == BX_OK && fgets(line, sizeof(line), f)) {
+        lineno++;
+        size_t len = strlen(line);
+        while (len && isspace((unsigned char)line[len - 1]))
+            line[--len] = '\0';
+        char *p = line;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0' || *p == '#')
+            continue;
+        char *eq = strchr(p, '=');
+        if (eq == NULL) {
+            s = BX_ERR(err, BX_EINVAL, "%s:%ld: expected NAME=value", path, lineno);
+            break;
+        }
+        *eq = '\0';
+        char *name = p, *value = eq + 1;
+        size_t nl = strlen(name);
+        while (nl && isspace((unsigned char)name[nl - 1]))
+            name[--nl] = '\0';
+        while (isspace((unsigned char)*value))
+            value++;
+        bool known = false;
+        for (size_t i = 0; i < nrows; i++)
+            known = known || strcmp(rows[i].name, name) == 0;
+        if (!known) {
+            s = BX_ERR(err, BX_EINVAL, "%s:%ld: unknown setting %s", path, lineno, name);
+        } else if (*nvals == MAX_FILE_ROWS || nl >= sizeof(vals->name) ||
+                   strlen(value) >= sizeof(vals->value)) {
+            s = BX_ERR(err, BX_EINVAL, "%s:%ld: line too long", path, lineno);
+        } else {
+            snprintf(vals[*nvals].name, sizeof(vals->name), "%s", name);
+            snprintf(vals[*nvals].value, sizeof(vals->value), "%s", value);
+            (*nvals)++;
+        }
+    }
+    fclose(f);
+    return s;
+}
+
+static bx_status apply(const bx_conf_row *row, const char *text, bx_error *err)
+{
+    switch (row->type) {
+    case BX_CONF_STRING: {
+        char **target = row->target;
+        char *copy = strdup(text);
+        if (copy == NULL)
+            return BX_ERR(err, BX_ENOMEM, "%s: out of memory", row->name);
+        free(*target);
+        *target = copy;
+        return BX_OK;
+    }
+    case BX_CONF_INT: {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(text, &end, 10);
+        if (errno || end == text || *end != '\0' || v < row->min || v > row->max)
+            return BX_ERR(err, BX_EINVAL, "%s: expected an integer from %lld to %lld, got \"%s\"",
+                          row->name, row->min, row->max, text);
+        *(long long *)row->target = v;
+        return BX_OK;
+    }
+    case BX_CONF_BOOL:
+        if (strcasecmp(text, "true") == 0 || strcmp(text, "1") == 0 ||
+            strcasecmp(text, "yes") == 0) {
+            *(bool *)row->target = true;
+        } else if (strcasecmp(text, "false") == 0 || strcmp(text, "0") == 0 ||
+                   strcasecmp(text, "no") == 0) {
+            *(bool *)row->target = false;
+        } else {
+            return BX_ERR(err, BX_EINVAL, "%s: expected true or false, got \"%s\"", row->name,
+                          text);
+        }
+        return BX_OK;
+    }
+    return BX_ERR(err, BX_EINVAL, "%s: unknown type", row->name);
+}
+
+bx_status bx_conf_load(const bx_conf_row *rows, size_t nrows, bx_error *err)
+{
+    static struct file_value vals[MAX_FILE_ROWS];
+    size_t nvals = 0;
+    const char *file = getenv("BX_CONFIG_FILE");
+    if (file && *file) {
+        bx_status s = read_file(file, rows, nrows, vals, &nvals, err);
+        if (s != BX_OK)
+            return s;
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        const char *text = getenv(rows[i].name);
+        for (size_t j = 0; text == NULL && j < nvals; j++)
+            if (strcmp(vals[j].name, rows[i].name) == 0)
+                text = vals[j].value;
+        if (text == NULL)
+            text = rows[i].def;
+        if (text == NULL)
+            return BX_ERR(err, BX_EINVAL, "%s: is required (%s)", rows[i].name, rows[i].help);
+        bx_status s = apply(&rows[i], text, err);
+        if (s != BX_OK)
+            return s;
+    }
+    return BX_OK;
+}
+
+void bx_conf_free(const bx_conf_row *rows, size_t nrows)
+{
+    for (size_t i = 0; i < nrows; i++) {
+        if (rows[i].type == BX_CONF_STRING) {
+            char **target = rows[i].target;
+            free(*target);
+            *target = NULL;
+        }
+    }
+}
+
+void bx_conf_usage(const bx_conf_row *rows, size_t nrows)
+{
+    fprintf(stderr, "settings (environment variables, or NAME=value lines in BX_CONFIG_FILE):\n");
+    for (size_t i = 0; i < nrows; i++)
+        fprintf(stderr, "  %-24s %s (default: %s)\n", rows[i].name, rows[i].help,
+                rows[i].def ? (*rows[i].def ? rows[i].def : "empty") : "required");
+}

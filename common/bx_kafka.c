@@ -1,0 +1,403 @@
+/* bx_kafka: producer with a delivery-report thread, consumer with manual offset storing, topics. */
+#include "bx_kafka.h"
+#include "bx_log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct bx_producer {
+    rd_kafka_t *rk;
+    pthread_t thread;
+    atomic_bool running;
+};
+
+struct delivery_opaque {
+    bx_delivery_fn *done;
+    void *opaque;
+};
+
+static bx_status set_conf(rd_kafka_conf_t *conf, const char *name, const char *value, bx_error *err)
+{
+    char errstr[256];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        return BX_ERR(err, BX_EINVAL, "kafka setting %s=%s: %s", name, value, errstr);
+    return BX_OK;
+}
+
+static bx_status set_extra(rd_kafka_conf_t *conf, const char *const *extra, bx_error *err)
+{
+    bx_status s = BX_OK;
+    for (size_t i = 0; extra && extra[i] && s == BX_OK; i += 2)
+        s = set_conf(conf, extra[i], extra[i + 1], err);
+    return s;
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    if (level <= 3)
+        bx_error("kafka %s: %s", fac, buf);
+    else if (level <= 4)
+        bx_warn("kafka %s: %s", fac, buf);
+    else
+        bx_debug("kafka %s: %s", fac, buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+{
+    rd_kafka_resp_err_t e = (rd_kafka_resp_err_t)code;
+    if (e == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[256];
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        bx_error("kafka fatal error: %s", fatal);
+    } else if (e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || e == RD_KAFKA_RESP_ERR__TRANSPORT) {
+        bx_debug("kafka: %s", reason);
+    } else {
+        bx_warn("kafka error %s: %s", rd_kafka_err2name(e), reason);
+    }
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    struct delivery_opaque *d = msg->_private;
+    if (d == NULL)
+        return;
+    d->done(d->opaque, msg->err);
+    free(d);
+}
+
+static void *producer_poll_main(void *arg)
+{
+    bx_producer *p = arg;
+    while (atomic_load(&p->running))
+        rd_kafka_poll(p->rk, 50);
+    return NULL;
+}
+
+bx_status bx_producer_new(const char *brokers, const char *const *extra, bx_producer **out,
+                          bx_error *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    bx_status s = BX_OK;
+    IFOK(s, set_conf(conf, "bootstrap.servers", brokers, err));
+    IFOK(s, set_conf(conf, "enable.idempotence", "true", err));
+    IFOK(s, set_conf(conf, "acks", "all", err));
+    IFOK(s, set_conf(conf, "linger.ms", "2", err));
+    IFOK(s, set_conf(conf, "compression.type", "lz4", err));
+    IFOK(s, set_conf(conf, "message.timeout.ms", "30000", err));
+    IFOK(s, set_conf(conf, "queue.buffering.max.messages", "1000000", err));
+    IFOK(s, set_extra(conf, extra, err));
+    if (s != BX_OK) {
+        rd_kafka_conf_destroy(conf);
+        return s;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    char errstr[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return BX_ERR(err, BX_EFATAL, "kafka producer: %s", errstr);
+    }
+    conf = NULL; /* rd_kafka_new took ownership */
+    bx_producer *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        rd_kafka_destroy(rk);
+        return BX_ERR(err, BX_ENOMEM, "kafka producer: out of memory");
+    }
+    p->rk = rk;
+    atomic_store(&p->running, true);
+    if (pthread_create(&p->thread, NULL, producer_poll_main, p) != 0) {
+        rd_kafka_destroy(rk);
+        free(p);
+        return BX_ERR(err, BX_EFATAL, "kafka producer: cannot start poll thread");
+    }
+    *out = p;
+    return BX_OK;
+}
+
+void bx_producer_free(bx_producer *p, int timeout_ms)
+{
+    if (p == NULL)
+        return;
+    rd_kafka_flush(p->rk, timeout_ms);
+    atomic_store(&p->running, false);
+    pthread_join(p->thread, NULL);
+    /* Deliveries still outstanding fail with _PURGE_QUEUE through dr_msg_cb, so no opaque leaks. */
+    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(p->rk, 0);
+    rd_kafka_destroy(p->rk);
+    free(p);
+}
+
+rd_kafka_t *bx_producer_handle(bx_producer *p)
+{
+    return p->rk;
+}
+
+bx_status bx_producer_send(bx_producer *p, const char *topic, const char *key, size_t key_len,
+                           const char *value, size_t value_len, bx_delivery_fn *done, void *opaque)
+{
+    struct delivery_opaque *d = malloc(sizeof(*d));
+    if (d == NULL)
+        return BX_ENOMEM;
+    d->done = done;
+    d->opaque = opaque;
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+            RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return BX_OK;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt == 500) {
+            free(d);
+            bx_warn("kafka produce to %s failed: %s", topic, rd_kafka_err2str(e));
+            return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? BX_ETRANSIENT : BX_EIO;
+        }
+        usleep(10000); /* the poll thread drains delivery reports meanwhile */
+    }
+}
+
+bx_status bx_producer_flush(bx_producer *p, int timeout_ms)
+{
+    return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? BX_OK : BX_ETIMEOUT;
+}
+
+struct bx_delivery_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    long outstanding;
+};
+
+bx_delivery_wait *bx_delivery_wait_new(void)
+{
+    bx_delivery_wait *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return w;
+}
+
+void bx_delivery_wait_free(bx_delivery_wait *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+}
+
+void bx_delivery_slot_arm(bx_delivery_slot *slot, bx_delivery_wait *w)
+{
+    slot->wait = w;
+    slot->err = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+    pthread_mutex_lock(&w->lock);
+    w->outstanding++;
+    pthread_mutex_unlock(&w->lock);
+}
+
+void bx_delivery_slot_done(void *opaque, rd_kafka_resp_err_t err)
+{
+    bx_delivery_slot *slot = opaque;
+    bx_delivery_wait *w = slot->wait;
+    pthread_mutex_lock(&w->lock);
+    slot->err = err;
+    if (--w->outstanding == 0)
+        pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+bx_status bx_delivery_wait_all(bx_delivery_wait *w, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    bx_status s = BX_OK;
+    pthread_mutex_lock(&w->lock);
+    while (w->outstanding > 0 && s == BX_OK)
+        if (pthread_cond_timedwait(&w->cond, &w->lock, &deadline) != 0 && w->outstanding > 0)
+            s = BX_ETIMEOUT;
+    pthread_mutex_unlock(&w->lock);
+    return s;
+}
+
+bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
+                                 const int *partitions, int count, int timeout_ms, bx_error *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    bx_status s = set_conf(conf, "bootstrap.servers", brokers, err);
+    if (s != BX_OK) {
+        rd_kafka_conf_destroy(conf);
+        return s;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    char errstr[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return BX_ERR(err, BX_EFATAL, "kafka admin: %s", errstr);
+    }
+    rd_kafka_NewTopic_t **nt = calloc((size_t)count, sizeof(*nt));
+    for (int i = 0; i < count; i++)
+        nt[i] = rd_kafka_NewTopic_new(topics[i], partitions[i], 1, errstr, sizeof(errstr));
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof(errstr));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, nt, (size_t)count, opts, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 5000);
+    if (ev == NULL) {
+        s = BX_ERR(err, BX_ETIMEOUT, "kafka admin: no answer from %s", brokers);
+    } else if (rd_kafka_event_error(ev)) {
+        s = BX_ERR(err, BX_EIO, "kafka admin: %s", rd_kafka_event_error_string(ev));
+    } else {
+        size_t n = 0;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        for (size_t i = 0; i < n && s == BX_OK; i++) {
+            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                s = BX_ERR(err, BX_EIO, "kafka admin: topic %s: %s",
+                           rd_kafka_topic_result_name(res[i]),
+                           rd_kafka_topic_result_error_string(res[i]));
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_AdminOptions_destroy(opts);
+    for (int i = 0; i < count; i++)
+        rd_kafka_NewTopic_destroy(nt[i]);
+    free(nt);
+    rd_kafka_destroy(rk);
+    return s;
+}
+
+struct bx_consumer {
+    rd_kafka_t *rk;
+};
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        bx_info("kafka: assigned %d partitions", parts->cnt);
+        rd_kafka_assign(rk, parts);
+    } else {
+        /* Commit what was processed before giving the partitions away, so the next owner
+         * starts right after it. */
+        rd_kafka_commit(rk, NULL, 0);
+        bx_info("kafka: revoked %d partitions", parts->cnt);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+bx_status bx_consumer_new(const char *brokers, const char *group, const char *const *topics,
+                          const char *const *extra, bx_consumer **out, bx_error *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    bx_status s = BX_OK;
+    IFOK(s, set_conf(conf, "bootstrap.servers", brokers, err));
+    IFOK(s, set_conf(conf, "group.id", group, err));
+    IFOK(s, set_conf(conf, "enable.auto.offset.store", "false", err));
+    IFOK(s, set_conf(conf, "enable.auto.commit", "true", err));
+    IFOK(s, set_conf(conf, "auto.commit.interval.ms", "1000", err));
+    IFOK(s, set_conf(conf, "auto.offset.reset", "earliest", err));
+    IFOK(s, set_conf(conf, "enable.partition.eof", "false", err));
+    IFOK(s, set_extra(conf, extra, err));
+    if (s != BX_OK) {
+        rd_kafka_conf_destroy(conf);
+        return s;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    char errstr[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return BX_ERR(err, BX_EFATAL, "kafka consumer: %s", errstr);
+    }
+    conf = NULL;
+    rd_kafka_poll_set_consumer(rk);
+    int n = 0;
+    while (topics[n])
+        n++;
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (e) {
+        rd_kafka_destroy(rk);
+        return BX_ERR(err, BX_EIO, "kafka subscribe: %s", rd_kafka_err2str(e));
+    }
+    bx_consumer *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        rd_kafka_destroy(rk);
+        return BX_ERR(err, BX_ENOMEM, "kafka consumer: out of memory");
+    }
+    c->rk = rk;
+    *out = c;
+    return BX_OK;
+}
+
+rd_kafka_message_t *bx_consumer_poll(bx_consumer *c, int timeout_ms)
+{
+    return rd_kafka_consumer_poll(c->rk, timeout_ms);
+}
+
+void bx_consumer_done(bx_consumer *c, const rd_kafka_message_t *msg)
+{
+    rd_kafka_offset_store(msg->rkt, msg->partition, msg->offset);
+}
+
+bx_status bx_consumer_commit(bx_consumer *c)
+{
+    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
+    return e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR__NO_OFFSET ? BX_OK : BX_EIO;
+}
+
+long long bx_consumer_lag(bx_consumer *c)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    long long lag = 0;
+    rd_kafka_position(c->rk, parts);
+    for (int i = 0; i < parts->cnt && lag >= 0; i++) {
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(c->rk, parts->elems[i].topic,
+                                             parts->elems[i].partition, &lo, &hi, 5000)) {
+            lag = -1;
+            break;
+        }
+        int64_t pos = parts->elems[i].offset;
+        lag += pos < 0 ? hi - lo : hi - pos;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return lag;
+}
+
+void bx_consumer_free(bx_consumer *c)
+{
+    if (c == NULL)
+        return;
+    rd_kafka_consumer_close(c->rk);
+    rd_kafka_destroy(c->rk);
+    free(c);
+}

@@ -1,0 +1,82 @@
+/* bx_kafka: the idempotent producer and the consumer (offsets stored only after processing) that
+ * every service uses, over librdkafka. */
+#ifndef BX_KAFKA_H
+#define BX_KAFKA_H
+
+#include "bx_status.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+
+/* Topics named in architecture.md. */
+#define BX_TOPIC_ATTENDANCE "bx.attendance.v1"
+#define BX_TOPIC_ACTIONS "bx.actions.v1"
+#define BX_TOPIC_DLQ "bx.dlq.v1"
+#define BX_TOPIC_RISK "bx.risk.v1"
+#define BX_TOPIC_CASE_EVENTS "bx.case.events.v1"
+#define BX_TOPIC_NOTIFY_REQUESTS "bx.notify.requests.v1"
+#define BX_TOPIC_NOTIFY_STATUS "bx.notify.status.v1"
+#define BX_TOPIC_ANALYTICS_RISK "bx.analytics.risk.v1"
+#define BX_TOPIC_ANALYTICS_ATTENDANCE "bx.analytics.attendance.v1"
+
+/* Called once per produced message from the producer's poll thread with the broker's verdict. */
+typedef void(bx_delivery_fn)(void *opaque, rd_kafka_resp_err_t err);
+
+typedef struct bx_producer bx_producer;
+
+/* An idempotent producer (acks=all, enable.idempotence=true) with its own thread serving delivery
+ * reports. `extra` is NULL or a NULL-ended list of librdkafka "name", "value" pairs. */
+bx_status bx_producer_new(const char *brokers, const char *const *extra, bx_producer **out,
+                          bx_error *err) BX_MUSTCHECK;
+/* Flushes (up to timeout_ms), stops the poll thread and destroys. NULL does nothing. */
+void bx_producer_free(bx_producer *p, int timeout_ms);
+/* Queues one message (key and value copied). `done(opaque, err)` is called exactly once, from the
+ * poll thread, when the broker acknowledged it or it failed for good. When this returns an error,
+ * done is not called. A full local queue is retried for up to 5 s before BX_ETRANSIENT. */
+bx_status bx_producer_send(bx_producer *p, const char *topic, const char *key, size_t key_len,
+                           const char *value, size_t value_len, bx_delivery_fn *done,
+                           void *opaque) BX_MUSTCHECK;
+/* Waits until every queued message is delivered or timeout_ms passes. */
+bx_status bx_producer_flush(bx_producer *p, int timeout_ms) BX_MUSTCHECK;
+/* Borrowed handle, for metadata queries. */
+rd_kafka_t *bx_producer_handle(bx_producer *p);
+
+/* A helper for synchronous callers: counts outstanding deliveries and failures. */
+typedef struct bx_delivery_wait bx_delivery_wait;
+bx_delivery_wait *bx_delivery_wait_new(void);
+void bx_delivery_wait_free(bx_delivery_wait *w);
+/* Use as `done` with a pointer to a bx_delivery_slot as opaque. */
+typedef struct bx_delivery_slot {
+    bx_delivery_wait *wait;
+    rd_kafka_resp_err_t err;
+} bx_delivery_slot;
+void bx_delivery_slot_arm(bx_delivery_slot *slot, bx_delivery_wait *w);
+bx_delivery_fn bx_delivery_slot_done;
+/* Blocks until every armed slot is done or timeout_ms passes; BX_ETIMEOUT then. */
+bx_status bx_delivery_wait_all(bx_delivery_wait *w, int timeout_ms) BX_MUSTCHECK;
+
+/* Creates the topics (idempotent: existing topics are fine). */
+bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
+                                 const int *partitions, int count, int timeout_ms,
+                                 bx_error *err) BX_MUSTCHECK;
+
+typedef struct bx_consumer bx_consumer;
+
+/* A consumer in `group` subscribed to `topics` (NULL-ended). Offsets are committed only for
+ * messages passed to bx_consumer_done, so a crash redelivers what was not processed. */
+bx_status bx_consumer_new(const char *brokers, const char *group, const char *const *topics,
+                          const char *const *extra, bx_consumer **out,
+                          bx_error *err) BX_MUSTCHECK;
+/* Next message or NULL on timeout; caller destroys it with rd_kafka_message_destroy in the same
+ * loop iteration. Messages with an error set are returned too (check msg->err). */
+rd_kafka_message_t *bx_consumer_poll(bx_consumer *c, int timeout_ms);
+/* Marks msg processed: its offset + 1 will be committed. */
+void bx_consumer_done(bx_consumer *c, const rd_kafka_message_t *msg);
+/* Commits stored offsets now (synchronously). */
+bx_status bx_consumer_commit(bx_consumer *c) BX_MUSTCHECK;
+/* Total lag of the group over its assignment, for settle checks; -1 when unknown. */
+long long bx_consumer_lag(bx_consumer *c);
+/* Leaves the group cleanly (commits stored offsets) and destroys. NULL does nothing. */
+void bx_consumer_free(bx_consumer *c);
+
+#endif

@@ -1,0 +1,74 @@
+/* bx_pg: libpq connection with retry and error texts. */
+#include "bx_pg.h"
+#include "bx_log.h"
+
+#include <string.h>
+#include <unistd.h>
+
+bx_status bx_pg_connect(const char *url, int wait_ms, PGconn **out, bx_error *err)
+{
+    int waited = 0, delay = 100;
+    for (;;) {
+        PGconn *db = PQconnectdb(url);
+        if (PQstatus(db) == CONNECTION_OK) {
+            PQsetNoticeProcessor(db, NULL, NULL);
+            *out = db;
+            return BX_OK;
+        }
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(db));
+        msg[strcspn(msg, "\n")] = '\0';
+        PQfinish(db);
+        if (waited >= wait_ms)
+            return BX_ERR(err, BX_ETRANSIENT, "postgresql: %s", msg);
+        bx_debug("postgresql not ready (%s), retrying in %d ms", msg, delay);
+        usleep((useconds_t)delay * 1000);
+        waited += delay;
+        delay = delay * 2 > 2000 ? 2000 : delay * 2;
+    }
+}
+
+static bx_status result_status(PGconn *db, PGresult *res, bx_error *err)
+{
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_COPY_IN)
+        return BX_OK;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    char msg[400];
+    snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+    msg[strcspn(msg, "\n")] = '\0';
+    bx_status s = BX_EIO;
+    if (state && strcmp(state, "23505") == 0)
+        s = BX_ECONFLICT;
+    else if (state && (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0))
+        s = BX_EINVAL;
+    else if (PQstatus(db) != CONNECTION_OK || (state && strncmp(state, "40", 2) == 0))
+        s = BX_ETRANSIENT;
+    return BX_ERR(err, s, "postgresql: %s", msg);
+}
+
+bx_status bx_pg_exec(PGconn *db, const char *sql, bx_error *err)
+{
+    PGresult *res = PQexec(db, sql);
+    bx_status s = result_status(db, res, err);
+    PQclear(res);
+    return s;
+}
+
+bx_status bx_pg_query(PGconn *db, const char *sql, int nparams, const char *const *params,
+                      PGresult **out, bx_error *err)
+{
+    PGresult *res = PQexecParams(db, sql, nparams, NULL, params, NULL, NULL, 0);
+    bx_status s = result_status(db, res, err);
+    if (s != BX_OK) {
+        PQclear(res);
+        return s;
+    }
+    *out = res;
+    return BX_OK;
+}
+
+int bx_pg_is_broken(PGconn *db)
+{
+    return PQstatus(db) != CONNECTION_OK;
+}

@@ -1,0 +1,20 @@
+/* bx_pg: PostgreSQL connections with retry, and small helpers over libpq. */
+#ifndef BX_PG_H
+#define BX_PG_H
+
+#include "bx_status.h"
+
+#include <libpq-fe.h>
+
+/* Connects to url, retrying with backoff (100 ms doubling up to 2 s) for up to wait_ms.
+ * On success *out is the connection (caller closes with PQfinish). */
+bx_status bx_pg_connect(const char *url, int wait_ms, PGconn **out, bx_error *err) BX_MUSTCHECK;
+/* Runs sql (no parameters, may hold several statements); BX_EIO with the server's message. */
+bx_status bx_pg_exec(PGconn *db, const char *sql, bx_error *err) BX_MUSTCHECK;
+/* Runs a parameterised statement; on success *out is the result (caller PQclear). */
+bx_status bx_pg_query(PGconn *db, const char *sql, int nparams, const char *const *params,
+                      PGresult **out, bx_error *err) BX_MUSTCHECK;
+/* True when the connection broke, so the caller should reconnect. */
+int bx_pg_is_broken(PGconn *db);
+
+#endif

@@ -1,0 +1,60 @@
+/* bx_registry: the in-memory copy of the registry that hot paths read (schools, classes, students
+ * and their calendars), loaded from PostgreSQL. Holds no names, id numbers or flags. */
+#ifndef BX_REGISTRY_H
+#define BX_REGISTRY_H
+
+#include "bx_calendar.h"
+#include "bx_status.h"
+
+#include <libpq-fe.h>
+
+#define BX_ID_MAX 32
+
+typedef enum bx_stage { BX_STAGE_PRIMARY, BX_STAGE_JUNIOR, BX_STAGE_NINE_YEAR } bx_stage;
+
+typedef struct bx_reg_school {
+    char id[BX_ID_MAX + 1];
+    char township_code[10];
+    char county_code[7];
+    bx_stage stage;
+    const bx_calendar *calendar; /* borrowed from the registry */
+} bx_reg_school;
+
+typedef struct bx_reg_student bx_reg_student;
+
+typedef struct bx_reg_class {
+    char id[BX_ID_MAX + 1];
+    const bx_reg_school *school;
+    int grade;
+    char homeroom_staff_id[BX_ID_MAX + 1];
+    const bx_reg_student **students; /* enrolled students, sorted by id */
+    int student_count;
+} bx_reg_class;
+
+struct bx_reg_student {
+    char id[BX_ID_MAX + 1];
+    const bx_reg_school *school;
+    const bx_reg_class *klass;
+    char status[16]; /* enrolled, transferred_out, suspended, ... */
+};
+
+typedef struct bx_registry bx_registry;
+
+/* Loads the whole registry in one REPEATABLE READ transaction. Caller frees. */
+bx_status bx_registry_load(PGconn *db, bx_registry **out, bx_error *err) BX_MUSTCHECK;
+void bx_registry_free(bx_registry *r);
+/* The registry's revision as loaded, and the current one in the database. */
+long long bx_registry_loaded_revision(const bx_registry *r);
+bx_status bx_registry_current_revision(PGconn *db, long long *out, bx_error *err) BX_MUSTCHECK;
+
+/* Lookups; NULL when unknown. Results are borrowed until bx_registry_free. */
+const bx_reg_school *bx_registry_school(const bx_registry *r, const char *id);
+const bx_reg_class *bx_registry_class(const bx_registry *r, const char *id);
+const bx_reg_student *bx_registry_student(const bx_registry *r, const char *id);
+const bx_calendar *bx_registry_calendar(const bx_registry *r, const char *id);
+size_t bx_registry_student_count(const bx_registry *r);
+
+/* True when id is a registry id: 1 to 32 of [A-Za-z0-9_-]. */
+int bx_id_valid(const char *id);
+
+#endif
