@@ -72,3 +72,8 @@ int bx_pg_is_broken(PGconn *db)
 {
     return PQstatus(db) != CONNECTION_OK;
 }
+
+void bx_pg_rollback(PGconn *db)
+{
+    PQclear(PQexec(db, "ROLLBACK"));
+}

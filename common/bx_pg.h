@@ -14,6 +14,8 @@ bx_status bx_pg_exec(PGconn *db, const char *sql, bx_error *err) BX_MUSTCHECK;
 /* Runs a parameterised statement; on success *out is the result (caller PQclear). */
 bx_status bx_pg_query(PGconn *db, const char *sql, int nparams, const char *const *params,
                       PGresult **out, bx_error *err) BX_MUSTCHECK;
+/* Rolls back the open transaction, ignoring errors (the caller is already failing). */
+void bx_pg_rollback(PGconn *db);
 /* True when the connection broke, so the caller should reconnect. */
 int bx_pg_is_broken(PGconn *db);
 

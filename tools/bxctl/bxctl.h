@@ -1,0 +1,26 @@
+/* bxctl: commands shared between the operator tool's modules. */
+#ifndef BXCTL_H
+#define BXCTL_H
+
+#include "bx_config.h"
+#include "bx_status.h"
+
+#include <libpq-fe.h>
+
+typedef struct bxctl_ctx {
+    bx_common_conf conf;
+    char *sql_dir;
+    long long topic_partitions;
+} bxctl_ctx;
+
+/* Each command returns the process exit code: 0 done, 1 failed, 2 usage. */
+int bxctl_migrate(bxctl_ctx *ctx, int argc, char **argv);
+int bxctl_topics(bxctl_ctx *ctx, int argc, char **argv);
+int bxctl_import(bxctl_ctx *ctx, int argc, char **argv);
+int bxctl_key(bxctl_ctx *ctx, int argc, char **argv);
+int bxctl_clock(bxctl_ctx *ctx, int argc, char **argv);
+
+/* Connects to the configured database or prints why not. */
+PGconn *bxctl_db(bxctl_ctx *ctx);
+
+#endif

@@ -1,0 +1,127 @@
+/* bxctl key: a school's credential for bx-ingest, stored as a SHA-256 hash and shown once. */
+#include "bx_pg.h"
+#include "bx_registry.h"
+#include "bxctl.h"
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", in[i]);
+}
+
+static int key_create(PGconn *db, const char *school, const char *label)
+{
+    if (!bx_id_valid(school)) {
+        fprintf(stderr, "bxctl key create: school_id \"%s\" is not a registry id\n", school);
+        return 1;
+    }
+    unsigned char id_bytes[8], secret[32], digest[SHA256_DIGEST_LENGTH];
+    if (RAND_bytes(id_bytes, sizeof(id_bytes)) != 1 || RAND_bytes(secret, sizeof(secret)) != 1) {
+        fprintf(stderr, "bxctl key create: no randomness available\n");
+        return 1;
+    }
+    char id[17], secret_hex[65], hash_hex[65], hash_param[68];
+    hex(id_bytes, sizeof(id_bytes), id);
+    hex(secret, sizeof(secret), secret_hex);
+    SHA256((const unsigned char *)secret_hex, 64, digest);
+    hex(digest, sizeof(digest), hash_hex);
+    snprintf(hash_param, sizeof(hash_param), "\\x%s", hash_hex);
+    const char *params[] = {id, school, hash_param, label};
+    PGresult *res = NULL;
+    bx_error err = {0};
+    bx_status s = bx_pg_query(db,
+                              "INSERT INTO registry.credential (id, school_id, secret_hash, label) "
+                              "SELECT $1, $2, $3::bytea, $4 WHERE EXISTS "
+                              "(SELECT 1 FROM registry.school WHERE id = $2) RETURNING id",
+                              4, params, &res, &err);
+    if (s == BX_OK && PQntuples(res) == 0)
+        s = BX_ERR(&err, BX_ENOTFOUND, "no school \"%s\" in the registry", school);
+    PQclear(res);
+    if (s != BX_OK) {
+        fprintf(stderr, "bxctl key create: %s\n", err.msg);
+        return 1;
+    }
+    /* The only time the secret is shown: it is not stored anywhere. */
+    printf("bxk_%s_%s\n", id, secret_hex);
+    fprintf(stderr, "credential %s for school %s created; keep the line above, it is not shown "
+                    "again\n",
+            id, school);
+    return 0;
+}
+
+static int key_list(PGconn *db, const char *school)
+{
+    const char *params[] = {school};
+    PGresult *res = NULL;
+    bx_error err = {0};
+    if (bx_pg_query(db,
+                    "SELECT id, school_id, label, created_at, coalesce(revoked_at::text, '') "
+                    "FROM registry.credential WHERE $1::text IS NULL OR school_id = $1 "
+                    "ORDER BY school_id, created_at",
+                    1, params, &res, &err) != BX_OK) {
+        fprintf(stderr, "bxctl key list: %s\n", err.msg);
+        return 1;
+    }
+    printf("%-16s  %-12s  %-25s  %-10s  %s\n", "key_id", "school_id", "created_at", "state",
+           "label");
+    for (int i = 0; i < PQntuples(res); i++)
+        printf("%-16s  %-12s  %-25.25s  %-10s  %s\n", PQgetvalue(res, i, 0),
+               PQgetvalue(res, i, 1), PQgetvalue(res, i, 3),
+               *PQgetvalue(res, i, 4) ? "revoked" : "active", PQgetvalue(res, i, 2));
+    PQclear(res);
+    return 0;
+}
+
+static int key_revoke(PGconn *db, const char *id)
+{
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    bx_error err = {0};
+    bx_status s = bx_pg_query(db,
+                              "UPDATE registry.credential SET revoked_at = now() "
+                              "WHERE id = $1 AND revoked_at IS NULL RETURNING id",
+                              1, params, &res, &err);
+    if (s == BX_OK && PQntuples(res) == 0)
+        s = BX_ERR(&err, BX_ENOTFOUND, "no active credential \"%s\"", id);
+    PQclear(res);
+    if (s == BX_OK) {
+        PGresult *r2 = NULL;
+        s = bx_pg_query(db, "UPDATE registry.revision SET revision = revision + 1, changed_at = now()",
+                        0, NULL, &r2, &err);
+        PQclear(r2);
+    }
+    if (s != BX_OK) {
+        fprintf(stderr, "bxctl key revoke: %s\n", err.msg);
+        return 1;
+    }
+    printf("revoked %s\n", id);
+    return 0;
+}
+
+int bxctl_key(bxctl_ctx *ctx, int argc, char **argv)
+{
+    const char *sub = argc > 0 ? argv[0] : "";
+    if (!((strcmp(sub, "create") == 0 && argc >= 2) || strcmp(sub, "list") == 0 ||
+          (strcmp(sub, "revoke") == 0 && argc == 2))) {
+        fprintf(stderr, "usage: bxctl key create <school_id> [label] | key list [school_id] | "
+                        "key revoke <key_id>\n");
+        return 2;
+    }
+    PGconn *db = bxctl_db(ctx);
+    if (db == NULL)
+        return 1;
+    int rc;
+    if (strcmp(sub, "create") == 0)
+        rc = key_create(db, argv[1], argc > 2 ? argv[2] : "");
+    else if (strcmp(sub, "list") == 0)
+        rc = key_list(db, argc > 1 ? argv[1] : NULL);
+    else
+        rc = key_revoke(db, argv[1]);
+    PQfinish(db);
+    return rc;
+}

@@ -1,0 +1,90 @@
+/* bxctl: the operator's command line for baoxue. */
+#include "bxctl.h"
+#include "bx_clock.h"
+#include "bx_log.h"
+#include "bx_pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: bxctl <command> ...\n"
+            "  migrate [--status]              apply the numbered SQL migrations\n"
+            "  topics create                   create the Kafka topics\n"
+            "  import <kind> <file.csv>        import one registry file (kinds: counties,\n"
+            "                                  townships, calendar, holidays, schools, staff,\n"
+            "                                  classes, students, guardians)\n"
+            "  import --dir <folder>           import every known file found in a folder\n"
+            "  key create <school_id> [label]  make a school's credential (shown once)\n"
+            "  key list [school_id]            list credentials (never the secret)\n"
+            "  key revoke <key_id>             revoke a credential\n"
+            "  clock show|set <time>|advance <minutes>\n"
+            "                                  read or drive a file clock (BX_CLOCK=file:...)\n");
+}
+
+PGconn *bxctl_db(bxctl_ctx *ctx)
+{
+    PGconn *db = NULL;
+    bx_error err = {0};
+    if (bx_pg_connect(ctx->conf.pg_url, 10000, &db, &err) != BX_OK) {
+        fprintf(stderr, "bxctl: %s\n", err.msg);
+        return NULL;
+    }
+    return db;
+}
+
+int main(int argc, char **argv)
+{
+    bxctl_ctx ctx = {0};
+    bx_conf_row rows[] = {
+        BX_COMMON_CONF_ROWS(ctx.conf),
+        {"BX_SQL_DIR", BX_CONF_STRING, BX_DEFAULT_SQL_DIR, 0, 0, &ctx.sql_dir,
+         "folder of numbered SQL migrations"},
+        {"BX_TOPIC_PARTITIONS", BX_CONF_INT, "4", 1, 1024, &ctx.topic_partitions,
+         "partitions for each topic created by `bxctl topics create`"},
+    };
+    size_t nrows = sizeof(rows) / sizeof(rows[0]);
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage();
+        bx_conf_usage(rows, nrows);
+        return argc < 2 ? 2 : 0;
+    }
+    bx_error err = {0};
+    if (bx_conf_load(rows, nrows, &err) != BX_OK) {
+        fprintf(stderr, "bxctl: %s\n", err.msg);
+        return 2;
+    }
+    bx_log_level level = BX_LOG_WARN;
+    if (bx_log_level_parse(ctx.conf.log_level, &level) != BX_OK) {
+        fprintf(stderr, "bxctl: BX_LOG_LEVEL: expected debug, info, warn or error, got \"%s\"\n",
+                ctx.conf.log_level);
+        return 2;
+    }
+    bx_log_init("bxctl", level > BX_LOG_WARN ? level : BX_LOG_WARN);
+    if (bx_clock_init(ctx.conf.clock, &err) != BX_OK) {
+        fprintf(stderr, "bxctl: %s\n", err.msg);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    int rc;
+    if (strcmp(cmd, "migrate") == 0)
+        rc = bxctl_migrate(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "topics") == 0)
+        rc = bxctl_topics(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "import") == 0)
+        rc = bxctl_import(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "key") == 0)
+        rc = bxctl_key(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "clock") == 0)
+        rc = bxctl_clock(&ctx, argc - 2, argv + 2);
+    else {
+        fprintf(stderr, "bxctl: unknown command \"%s\"\n", cmd);
+        usage();
+        rc = 2;
+    }
+    bx_conf_free(rows, nrows);
+    return rc;
+}
