@@ -8,11 +8,14 @@
 
 /* Configures the process clock from a spec: "system" (default), or "file:<path>" for a driven clock
  * whose current time is an 8-byte little-endian millisecond count in <path> (created at the
- * current system time when missing), written by `bxctl clock` or a test. Call once at start. */
+ * current system time when missing), written by `bxctl clock` or a test. Call once at start:
+ * it must not run concurrently with the other calls below, which are all thread-safe. The file is
+ * memory-mapped and read and written with atomic 64-bit operations, so every process sharing it
+ * sees a change at once. NULL or "" means "system". */
 bx_status bx_clock_init(const char *spec, bx_error *err) BX_MUSTCHECK;
 /* Current time. Never goes backwards within a process for the system clock. */
 bx_time_ms bx_clock_now(void);
-/* Sets a driven clock (file or in-process); BX_EINVAL for the system clock. */
+/* Sets a driven clock (file or in-process), also backwards; BX_EINVAL for the system clock. */
 bx_status bx_clock_set(bx_time_ms t) BX_MUSTCHECK;
 /* Makes the clock an in-process fixed clock at t, for unit tests. */
 void bx_clock_fix(bx_time_ms t);
