@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# baoxue's main job on a developer machine: infrastructure up, build, migrate, topics, then the demo.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$REPO"
+
+bash deploy/local/bx-infra up
+# shellcheck disable=SC1091
+source "${BX_RUN_DIR:-$REPO/.run}/env"
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build
+
+build/tools/bxctl/bxctl migrate
+build/tools/bxctl/bxctl topics create
+
+if [ -f deploy/local/demo.sh ]; then
+    bash deploy/local/demo.sh
+else
+    echo "main.sh: infrastructure up, built, migrated; deploy/local/demo.sh does not exist yet"
+fi
