@@ -643,7 +643,8 @@ bx_status bx_calendar_load_days_csv(bx_calendar *c, const char *path, bx_error *
     }
 
     /* A date listed twice is a mistake in the file, not a replacement. */
-    qsort(rows, row_count, sizeof(csv_row), compare_rows);
+    if (row_count > 1) /* qsort wants a non-null array even for zero rows */
+        qsort(rows, row_count, sizeof(csv_row), compare_rows);
     for (size_t i = 1; i < row_count; i++) {
         if (rows[i].date == rows[i - 1].date) {
             char shown[11];

@@ -71,8 +71,7 @@ BX_TEST(date_parse_rejects)
         "2026-11-31",
         "2026-02-29",
         "2026-01-01T",
-        "2026\xef\xbc\x8d"
-        "01-01",
+        "2026\357\274\21501-01", /* a fullwidth hyphen (octal: a hex escape would run on) */
     };
     for (size_t i = 0; i < COUNT(rows); i++) {
         bx_date d = 12345;
@@ -790,6 +789,28 @@ BX_TEST(csv_accepts_crlf_bom_blank_lines_and_closures)
     CHECK_INT(bx_calendar_load_days_csv(c, path, &err), BX_OK);
     CHECK_INT(bx_calendar_add_school_days(c, D("2026-11-13"), 1), D("2026-11-18"));
     bx_calendar_free(c);
+    unlink(path);
+    rmdir(tmp_dir);
+}
+
+BX_TEST(csv_header_only_is_an_empty_list)
+{
+    static const char *const rows[] = {
+        "date,kind,name\n", "date,kind,name", "\ndate,kind,name\n\n",
+        "\357\273\277date,kind,name\r\n", /* with a byte order mark */
+    };
+    make_tmp_dir();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/days.csv", tmp_dir);
+    for (size_t i = 0; i < COUNT(rows); i++) {
+        bx_calendar *c = calendar_2026();
+        bx_error err = {0};
+        write_file(path, rows[i], strlen(rows[i]));
+        if (bx_calendar_load_days_csv(c, path, &err) != BX_OK)
+            BX_FAIL_AT("row %zu: %s", i, err.msg);
+        CHECK_INT(bx_calendar_school_days_between(c, D("2026-09-28"), D("2026-10-09")), 5);
+        bx_calendar_free(c);
+    }
     unlink(path);
     rmdir(tmp_dir);
 }
