@@ -20,7 +20,7 @@ void bx_buf_reset(bx_buf *b);
 bx_status bx_buf_append(bx_buf *b, const void *p, size_t n) BX_MUSTCHECK;
 bx_status bx_buf_puts(bx_buf *b, const char *s) BX_MUSTCHECK;
 bx_status bx_buf_printf(bx_buf *b, const char *fmt, ...) BX_PRINTF(2, 3) BX_MUSTCHECK;
-bx_status bx_buf_vprintf(bx_buf *b, const char *fmt, va_list ap) BX_MUSTCHECK;
+bx_status bx_buf_vprintf(bx_buf *b, const char *fmt, va_list ap) BX_PRINTF(2, 0) BX_MUSTCHECK;
 /* Appends s as a JSON string literal (quotes included), escaping as RFC 8259 requires. */
 bx_status bx_buf_json_string(bx_buf *b, const char *s) BX_MUSTCHECK;
 /* Hands the data to the caller (caller frees with free()); the buffer is left empty. */

@@ -40,22 +40,22 @@ typedef struct bx_common_conf {
 } bx_common_conf;
 
 /* Rows for bx_common_conf, to put at the start of a service's own table. */
-#define BX_COMMON_CONF_ROWS(c)                                                                     \
-    {"BX_KAFKA_BROKERS", BX_CONF_STRING, "127.0.0.1:19092", 0, 0, &(c).kafka_brokers,              \
-     "Kafka bootstrap servers"},                                                                   \
-        {"BX_PG_URL", BX_CONF_STRING, "postgresql://bx@127.0.0.1:54329/baoxue", 0, 0,              \
-         &(c).pg_url, "PostgreSQL connection URL"},                                                \
-        {"BX_REDIS_URL", BX_CONF_STRING, "redis://127.0.0.1:63799", 0, 0, &(c).redis_url,          \
-         "Redis URL (redis://host:port[/db])"},                                                    \
-        {"BX_LOG_LEVEL", BX_CONF_STRING, "info", 0, 0, &(c).log_level,                             \
-         "debug, info, warn or error"},                                                            \
-        {"BX_CLOCK", BX_CONF_STRING, "system", 0, 0, &(c).clock,                                   \
-         "system, or file:<path> for a driven clock"},                                             \
-        {"BX_METRICS_LISTEN", BX_CONF_STRING, "", 0, 0, &(c).metrics_listen,                       \
-         "host:port for /healthz and /metrics (empty: off)"},                                      \
-    {                                                                                              \
-        "BX_PSEUDONYM_KEY", BX_CONF_STRING, "baoxue-local-development-key", 0, 0,                  \
-            &(c).pseudonym_key, "secret for analysts' pseudonyms (set it in production)"           \
-    }
+/* clang-format off */
+#define BX_COMMON_CONF_ROWS(c) \
+    {"BX_KAFKA_BROKERS", BX_CONF_STRING, "127.0.0.1:19092", 0, 0, &(c).kafka_brokers, \
+     "Kafka bootstrap servers"}, \
+    {"BX_PG_URL", BX_CONF_STRING, "postgresql://bx@127.0.0.1:54329/baoxue", 0, 0, &(c).pg_url, \
+     "PostgreSQL connection URL"}, \
+    {"BX_REDIS_URL", BX_CONF_STRING, "redis://127.0.0.1:63799", 0, 0, &(c).redis_url, \
+     "Redis URL (redis://host:port[/db])"}, \
+    {"BX_LOG_LEVEL", BX_CONF_STRING, "info", 0, 0, &(c).log_level, \
+     "debug, info, warn or error"}, \
+    {"BX_CLOCK", BX_CONF_STRING, "system", 0, 0, &(c).clock, \
+     "system, or file:<path> for a driven clock"}, \
+    {"BX_METRICS_LISTEN", BX_CONF_STRING, "", 0, 0, &(c).metrics_listen, \
+     "host:port for /healthz and /metrics (empty: off)"}, \
+    {"BX_PSEUDONYM_KEY", BX_CONF_STRING, "baoxue-local-development-key", 0, 0, \
+     &(c).pseudonym_key, "secret for analysts' pseudonyms (set it in production)"}
+/* clang-format on */
 
 #endif

@@ -7,15 +7,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define BX_CSV_MAX_FIELDS 64
+#define BX_CSV_MAX_FIELDS    64
 #define BX_CSV_MAX_FIELD_LEN 4096
 
 typedef struct bx_csv bx_csv;
 
-/* Reads records from data (len bytes, borrowed until bx_csv_free). Accepts a UTF-8 BOM at the start,
- * LF or CRLF line ends, quoted fields with "" escapes and line breaks inside quotes, and a missing
- * final line end. Rejects, with the line number: invalid UTF-8, NUL bytes, a quote inside an
- * unquoted field, text after a closing quote, an unterminated quote, more than BX_CSV_MAX_FIELDS
+/* Reads records from data (len bytes, borrowed until bx_csv_free). Accepts a UTF-8 BOM at the
+ * start, LF or CRLF line ends, quoted fields with "" escapes and line breaks inside quotes, and a
+ * missing final line end. Rejects, with the line number: invalid UTF-8, NUL bytes, a quote inside
+ * an unquoted field, text after a closing quote, an unterminated quote, more than BX_CSV_MAX_FIELDS
  * fields, a field longer than BX_CSV_MAX_FIELD_LEN. */
 bx_status bx_csv_new(const char *data, size_t len, bx_csv **out, bx_error *err) BX_MUSTCHECK;
 void bx_csv_free(bx_csv *c);

@@ -1,4 +1,5 @@
-/* bx_json: strict JSON parsing on top of cJSON, and field accessors with errors that name the path. */
+/* bx_json: strict JSON parsing on top of cJSON, and field accessors with errors that name the path.
+ */
 #ifndef BX_JSON_H
 #define BX_JSON_H
 

@@ -9,14 +9,14 @@
 #include <stdbool.h>
 
 /* Topics named in architecture.md. */
-#define BX_TOPIC_ATTENDANCE "bx.attendance.v1"
-#define BX_TOPIC_ACTIONS "bx.actions.v1"
-#define BX_TOPIC_DLQ "bx.dlq.v1"
-#define BX_TOPIC_RISK "bx.risk.v1"
-#define BX_TOPIC_CASE_EVENTS "bx.case.events.v1"
-#define BX_TOPIC_NOTIFY_REQUESTS "bx.notify.requests.v1"
-#define BX_TOPIC_NOTIFY_STATUS "bx.notify.status.v1"
-#define BX_TOPIC_ANALYTICS_RISK "bx.analytics.risk.v1"
+#define BX_TOPIC_ATTENDANCE           "bx.attendance.v1"
+#define BX_TOPIC_ACTIONS              "bx.actions.v1"
+#define BX_TOPIC_DLQ                  "bx.dlq.v1"
+#define BX_TOPIC_RISK                 "bx.risk.v1"
+#define BX_TOPIC_CASE_EVENTS          "bx.case.events.v1"
+#define BX_TOPIC_NOTIFY_REQUESTS      "bx.notify.requests.v1"
+#define BX_TOPIC_NOTIFY_STATUS        "bx.notify.status.v1"
+#define BX_TOPIC_ANALYTICS_RISK       "bx.analytics.risk.v1"
 #define BX_TOPIC_ANALYTICS_ATTENDANCE "bx.analytics.attendance.v1"
 
 /* Called once per produced message from the producer's poll thread with the broker's verdict. */
@@ -65,8 +65,7 @@ typedef struct bx_consumer bx_consumer;
 /* A consumer in `group` subscribed to `topics` (NULL-ended). Offsets are committed only for
  * messages passed to bx_consumer_done, so a crash redelivers what was not processed. */
 bx_status bx_consumer_new(const char *brokers, const char *group, const char *const *topics,
-                          const char *const *extra, bx_consumer **out,
-                          bx_error *err) BX_MUSTCHECK;
+                          const char *const *extra, bx_consumer **out, bx_error *err) BX_MUSTCHECK;
 /* Next message or NULL on timeout; caller destroys it with rd_kafka_message_destroy in the same
  * loop iteration. Messages with an error set are returned too (check msg->err). */
 rd_kafka_message_t *bx_consumer_poll(bx_consumer *c, int timeout_ms);

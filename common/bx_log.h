@@ -29,8 +29,8 @@ void bx_log_write(bx_log_level level, const char *fmt, ...) BX_PRINTF(2, 3);
             bx_log_write((level), __VA_ARGS__);                                                    \
     } while (0)
 #define bx_debug(...) BX_LOG(BX_LOG_DEBUG, __VA_ARGS__)
-#define bx_info(...) BX_LOG(BX_LOG_INFO, __VA_ARGS__)
-#define bx_warn(...) BX_LOG(BX_LOG_WARN, __VA_ARGS__)
+#define bx_info(...)  BX_LOG(BX_LOG_INFO, __VA_ARGS__)
+#define bx_warn(...)  BX_LOG(BX_LOG_WARN, __VA_ARGS__)
 #define bx_error(...) BX_LOG(BX_LOG_ERROR, __VA_ARGS__)
 
 /* Masks, in place, every run of 11 digits starting with 1 (mainland mobile: 138****1234) and every

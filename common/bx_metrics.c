@@ -37,8 +37,8 @@ bx_status bx_metrics_render(bx_buf *out)
             if (strncmp(o->name, m->name, base) == 0 && strcspn(o->name, "{") == base)
                 first = false;
         if (first)
-            s = bx_buf_printf(out, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)base, m->name,
-                              m->help, (int)base, m->name, m->type);
+            s = bx_buf_printf(out, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)base, m->name, m->help,
+                              (int)base, m->name, m->type);
         IFOK(s, bx_buf_printf(out, "%s %lld\n", m->name, atomic_load(&m->value)));
     }
     pthread_mutex_unlock(&registry_lock);

@@ -10,9 +10,9 @@
 #include <stdbool.h>
 
 typedef struct bx_metric {
-    const char *name;   /* "bx_ingest_records_total{result=\"accepted\"}" */
-    const char *help;   /* one line */
-    const char *type;   /* "counter" or "gauge" */
+    const char *name; /* "bx_ingest_records_total{result=\"accepted\"}" */
+    const char *help; /* one line */
+    const char *type; /* "counter" or "gauge" */
     atomic_llong value;
     struct bx_metric *next;
 } bx_metric;

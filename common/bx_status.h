@@ -1,11 +1,12 @@
-/* bx_status: one status type for every fallible call, and an error that remembers where it happened. */
+/* bx_status: one status type for every fallible call, and an error that remembers where it
+ * happened. */
 #ifndef BX_STATUS_H
 #define BX_STATUS_H
 
 #include <stddef.h>
 
 #if defined(__GNUC__)
-#define BX_MUSTCHECK __attribute__((warn_unused_result))
+#define BX_MUSTCHECK    __attribute__((warn_unused_result))
 #define BX_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define BX_MUSTCHECK

@@ -1,4 +1,5 @@
-/* bx_test: the tiny test harness every baoxue test binary uses; each BX_TEST is its own ctest entry. */
+/* bx_test: the tiny test harness every baoxue test binary uses; each BX_TEST is its own ctest
+ * entry. */
 #ifndef BX_TEST_H
 #define BX_TEST_H
 

@@ -25,8 +25,9 @@ int bxctl_clock(bxctl_ctx *ctx, int argc, char **argv)
     bx_time_ms t;
     if (strcmp(sub, "set") == 0 && argc == 2) {
         if (bx_time_parse(argv[1], &t) != BX_OK) {
-            fprintf(stderr, "bxctl clock set: cannot read time \"%s\" (use 2026-09-01T08:00:00+08:00 "
-                            "or \"2026-09-01 08:00\")\n",
+            fprintf(stderr,
+                    "bxctl clock set: cannot read time \"%s\" (use 2026-09-01T08:00:00+08:00 "
+                    "or \"2026-09-01 08:00\")\n",
                     argv[1]);
             return 2;
         }

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #define MAX_FILE_BYTES ((size_t)512 << 20)
-#define MAX_REPORTED 200
+#define MAX_REPORTED   200
 
 typedef enum {
     V_ID,
@@ -58,19 +58,29 @@ struct kind {
 };
 
 static const char *const stages[] = {"primary", "junior", "nine_year", NULL};
-static const char *const roles[] = {"homeroom_teacher", "subject_teacher",  "principal",
-                                    "academic_office",  "township_officer", "county_officer",
-                                    NULL};
+static const char *const roles[] = {
+    "homeroom_teacher", "subject_teacher", "principal", "academic_office",
+    "township_officer", "county_officer",  NULL};
 static const char *const sexes[] = {"M", "F", NULL};
-static const char *const statuses[] = {"enrolled",    "transferred_out", "suspended",
-                                       "dropped_out", "returned",        "graduated",
-                                       "home_education", NULL};
-static const char *const flags[] = {
-    "registered_poor",    "minimum_subsistence",     "extreme_poverty",  "orphan",
-    "disability_sight",   "disability_hearing",      "disability_intellectual",
-    "disability_other",   "left_behind",             "single_parent",    "migrant",
-    "learning_difficulty", "wavering",               "earlier_dropout",  "monastery",
-    NULL};
+static const char *const statuses[] = {
+    "enrolled", "transferred_out", "suspended",      "dropped_out",
+    "returned", "graduated",       "home_education", NULL};
+static const char *const flags[] = {"registered_poor",
+                                    "minimum_subsistence",
+                                    "extreme_poverty",
+                                    "orphan",
+                                    "disability_sight",
+                                    "disability_hearing",
+                                    "disability_intellectual",
+                                    "disability_other",
+                                    "left_behind",
+                                    "single_parent",
+                                    "migrant",
+                                    "learning_difficulty",
+                                    "wavering",
+                                    "earlier_dropout",
+                                    "monastery",
+                                    NULL};
 static const char *const relations[] = {"father",   "mother", "grandparent", "sibling",
                                         "relative", "other",  NULL};
 static const char *const entries[] = {"term", "holiday", "makeup_workday", "closure", NULL};
@@ -79,33 +89,26 @@ static const char *const day_kinds[] = {"holiday", "makeup_workday", "closure", 
 static const struct column county_cols[] = {
     {"code", true, V_CODE6, NULL, 6}, {"name", true, V_TEXT, NULL, 100}, {NULL, 0, 0, NULL, 0}};
 static const struct column township_cols[] = {{"code", true, V_CODE9, NULL, 9},
-                                               {"county_code", true, V_CODE6, NULL, 6},
-                                               {"name", true, V_TEXT, NULL, 100},
-                                               {NULL, 0, 0, NULL, 0}};
-static const struct column calendar_cols[] = {{"calendar_id", true, V_ID, NULL, 32},
-                                              {"entry", true, V_ENUM, entries, 16},
-                                              {"first_day", true, V_DATE, NULL, 10},
-                                              {"last_day", true, V_DATE, NULL, 10},
-                                              {"name", false, V_TEXT, NULL, 100},
+                                              {"county_code", true, V_CODE6, NULL, 6},
+                                              {"name", true, V_TEXT, NULL, 100},
                                               {NULL, 0, 0, NULL, 0}};
+static const struct column calendar_cols[] = {
+    {"calendar_id", true, V_ID, NULL, 32}, {"entry", true, V_ENUM, entries, 16},
+    {"first_day", true, V_DATE, NULL, 10}, {"last_day", true, V_DATE, NULL, 10},
+    {"name", false, V_TEXT, NULL, 100},    {NULL, 0, 0, NULL, 0}};
 static const struct column holiday_cols[] = {{"date", true, V_DATE, NULL, 10},
                                              {"kind", true, V_ENUM, day_kinds, 16},
                                              {"name", false, V_TEXT, NULL, 100},
                                              {NULL, 0, 0, NULL, 0}};
-static const struct column school_cols[] = {{"school_id", true, V_ID, NULL, 32},
-                                            {"name", true, V_TEXT, NULL, 100},
-                                            {"township_code", true, V_CODE9, NULL, 9},
-                                            {"stage", true, V_ENUM, stages, 16},
-                                            {"calendar_id", true, V_ID, NULL, 32},
-                                            {NULL, 0, 0, NULL, 0}};
-static const struct column staff_cols[] = {{"staff_id", true, V_ID, NULL, 32},
-                                           {"name", true, V_PRIVATE_TEXT, NULL, 64},
-                                           {"role", true, V_ENUM, roles, 32},
-                                           {"school_id", false, V_ID, NULL, 32},
-                                           {"township_code", false, V_CODE9, NULL, 9},
-                                           {"county_code", false, V_CODE6, NULL, 6},
-                                           {"phone", false, V_PHONE, NULL, 11},
-                                           {NULL, 0, 0, NULL, 0}};
+static const struct column school_cols[] = {
+    {"school_id", true, V_ID, NULL, 32},       {"name", true, V_TEXT, NULL, 100},
+    {"township_code", true, V_CODE9, NULL, 9}, {"stage", true, V_ENUM, stages, 16},
+    {"calendar_id", true, V_ID, NULL, 32},     {NULL, 0, 0, NULL, 0}};
+static const struct column staff_cols[] = {
+    {"staff_id", true, V_ID, NULL, 32},         {"name", true, V_PRIVATE_TEXT, NULL, 64},
+    {"role", true, V_ENUM, roles, 32},          {"school_id", false, V_ID, NULL, 32},
+    {"township_code", false, V_CODE9, NULL, 9}, {"county_code", false, V_CODE6, NULL, 6},
+    {"phone", false, V_PHONE, NULL, 11},        {NULL, 0, 0, NULL, 0}};
 static const struct column class_cols[] = {{"class_id", true, V_ID, NULL, 32},
                                            {"school_id", true, V_ID, NULL, 32},
                                            {"grade", true, V_GRADE, NULL, 1},
@@ -133,7 +136,8 @@ static const struct column guardian_cols[] = {{"student_id", true, V_ID, NULL, 3
 
 static const struct ref no_refs[] = {{NULL, NULL, NULL}};
 static const struct ref township_refs[] = {
-    {"county_code", "registry.county t WHERE t.code = r.county_code", "county"}, {NULL, NULL, NULL}};
+    {"county_code", "registry.county t WHERE t.code = r.county_code", "county"},
+    {NULL, NULL, NULL}};
 static const struct ref school_refs[] = {
     {"township_code", "registry.township t WHERE t.code = r.township_code", "township"},
     {"calendar_id", "registry.calendar t WHERE t.id = r.calendar_id", "calendar"},
@@ -419,8 +423,9 @@ static void check_row(const struct kind *k, const char **vals, long line, struct
                 ok = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-",
                             vals[4][i]) != NULL;
             if (!ok)
-                bad_row(rep, line, "name: a term needs a code of 1 to 16 of A-Z a-z 0-9 _ . - "
-                                   "(for example 2026-autumn)");
+                bad_row(rep, line,
+                        "name: a term needs a code of 1 to 16 of A-Z a-z 0-9 _ . - "
+                        "(for example 2026-autumn)");
         }
     }
     if (strcmp(k->name, "staff") == 0) {

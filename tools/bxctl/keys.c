@@ -48,8 +48,9 @@ static int key_create(PGconn *db, const char *school, const char *label)
     }
     /* The only time the secret is shown: it is not stored anywhere. */
     printf("bxk_%s_%s\n", id, secret_hex);
-    fprintf(stderr, "credential %s for school %s created; keep the line above, it is not shown "
-                    "again\n",
+    fprintf(stderr,
+            "credential %s for school %s created; keep the line above, it is not shown "
+            "again\n",
             id, school);
     return 0;
 }
@@ -70,9 +71,9 @@ static int key_list(PGconn *db, const char *school)
     printf("%-16s  %-12s  %-25s  %-10s  %s\n", "key_id", "school_id", "created_at", "state",
            "label");
     for (int i = 0; i < PQntuples(res); i++)
-        printf("%-16s  %-12s  %-25.25s  %-10s  %s\n", PQgetvalue(res, i, 0),
-               PQgetvalue(res, i, 1), PQgetvalue(res, i, 3),
-               *PQgetvalue(res, i, 4) ? "revoked" : "active", PQgetvalue(res, i, 2));
+        printf("%-16s  %-12s  %-25.25s  %-10s  %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+               PQgetvalue(res, i, 3), *PQgetvalue(res, i, 4) ? "revoked" : "active",
+               PQgetvalue(res, i, 2));
     PQclear(res);
     return 0;
 }
@@ -91,7 +92,8 @@ static int key_revoke(PGconn *db, const char *id)
     PQclear(res);
     if (s == BX_OK) {
         PGresult *r2 = NULL;
-        s = bx_pg_query(db, "UPDATE registry.revision SET revision = revision + 1, changed_at = now()",
+        s = bx_pg_query(db,
+                        "UPDATE registry.revision SET revision = revision + 1, changed_at = now()",
                         0, NULL, &r2, &err);
         PQclear(r2);
     }

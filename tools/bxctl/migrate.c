@@ -68,11 +68,12 @@ int bxctl_migrate(bxctl_ctx *ctx, int argc, char **argv)
         return 1;
     bx_error err = {0};
     int rc = 0, applied = 0;
-    bx_status s = bx_pg_exec(db,
-                             "CREATE TABLE IF NOT EXISTS public.bx_migration ("
-                             " version int PRIMARY KEY, name text NOT NULL,"
-                             " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-                             &err);
+    bx_status s =
+        bx_pg_exec(db,
+                   "CREATE TABLE IF NOT EXISTS public.bx_migration ("
+                   " version int PRIMARY KEY, name text NOT NULL,"
+                   " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+                   &err);
     /* One migrator at a time: a second `bxctl migrate` waits here. */
     IFOK(s, bx_pg_exec(db, "SELECT pg_advisory_lock(7426001)", &err));
     for (int i = 0; i < count && s == BX_OK; i++) {

@@ -1,0 +1,261 @@
+/* bx-ingest publish: deduplication by client event id, producing to Kafka, waiting for the
+ * broker's acknowledgement, dead-lettering rejects, and the reply. */
+#include "bx_log.h"
+#include "bx_pg.h"
+#include "ingest.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DLQ_BODY_MAX (256 * 1024)
+
+static bx_status base64(const unsigned char *in, size_t len, bx_buf *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    bx_status s = BX_OK;
+    for (size_t i = 0; i < len && s == BX_OK; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < len)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        char q[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63],
+                     i + 1 < len ? tab[(v >> 6) & 63] : '=', i + 2 < len ? tab[v & 63] : '='};
+        s = bx_buf_append(out, q, 4);
+    }
+    return s;
+}
+
+char *ingest_dlq_message(const ingest_ctx *ctx, const ingest_record *rec, const char *reason,
+                         const char *error, const char *body, size_t body_len)
+{
+    char id[37], at[40];
+    ingest_new_event_id(id);
+    bx_time_format(ctx->now, at, sizeof(at));
+    bx_buf b;
+    bx_buf_init(&b, 2 * DLQ_BODY_MAX);
+    bx_status s = bx_buf_printf(&b,
+                                "{\"schema\":\"bx.dlq.v1\",\"event_id\":\"%s\","
+                                "\"source\":\"bx-ingest\",\"endpoint\":",
+                                id);
+    IFOK(s, bx_buf_json_string(&b, ctx->endpoint));
+    IFOK(s, bx_buf_puts(&b, ",\"school_id\":"));
+    IFOK(s, ctx->school_id ? bx_buf_json_string(&b, ctx->school_id) : bx_buf_puts(&b, "null"));
+    if (rec) {
+        IFOK(s, rec->index >= 0 ? bx_buf_printf(&b, ",\"record_index\":%d", rec->index)
+                                : bx_buf_puts(&b, ",\"record_index\":null"));
+        IFOK(s, rec->line ? bx_buf_printf(&b, ",\"line\":%ld", rec->line)
+                          : bx_buf_puts(&b, ",\"line\":null"));
+        IFOK(s, bx_buf_puts(&b, ",\"field\":"));
+        IFOK(s, bx_buf_json_string(&b, rec->field));
+    } else {
+        IFOK(s, bx_buf_puts(&b, ",\"record_index\":null,\"line\":null,\"field\":null"));
+    }
+    IFOK(s, bx_buf_puts(&b, ",\"reason\":"));
+    IFOK(s, bx_buf_json_string(&b, reason));
+    IFOK(s, bx_buf_puts(&b, ",\"error\":"));
+    IFOK(s, bx_buf_json_string(&b, error));
+    IFOK(s, bx_buf_puts(&b, ",\"record\":"));
+    if (rec && rec->raw) {
+        IFOK(s, bx_buf_puts(&b, rec->raw));
+    } else if (body) {
+        /* The body could not be read as records: keep its bytes so nothing is lost. */
+        size_t n = body_len > DLQ_BODY_MAX ? DLQ_BODY_MAX : body_len;
+        IFOK(s, bx_buf_puts(&b, "{\"body_base64\":\""));
+        IFOK(s, base64((const unsigned char *)body, n, &b));
+        IFOK(s, bx_buf_printf(&b, "\",\"body_bytes\":%zu,\"truncated\":%s}", body_len,
+                              n < body_len ? "true" : "false"));
+    } else {
+        IFOK(s, bx_buf_puts(&b, "null"));
+    }
+    IFOK(s, bx_buf_printf(&b, ",\"received_at\":\"%s\"}", at));
+    if (s != BX_OK) {
+        bx_buf_free(&b);
+        return NULL;
+    }
+    return bx_buf_steal(&b);
+}
+
+/* '{"a","b"}' for a text[] parameter; dedup keys hold no quotes or backslashes. */
+static bx_status key_array(const ingest_batch *batch, ingest_outcome only, bx_buf *out, int *count)
+{
+    bx_status s = bx_buf_puts(out, "{");
+    *count = 0;
+    for (size_t i = 0; i < batch->count && s == BX_OK; i++) {
+        const ingest_record *r = &batch->items[i];
+        if (!r->dedup_key[0] || r->outcome != only)
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = batch->items[j].outcome == only &&
+                   strcmp(batch->items[j].dedup_key, r->dedup_key) == 0;
+        if (seen)
+            continue;
+        s = bx_buf_printf(out, "%s\"%s\"", *count ? "," : "", r->dedup_key);
+        (*count)++;
+    }
+    IFOK(s, bx_buf_puts(out, "}"));
+    return s;
+}
+
+static void mark_duplicates(const ingest_ctx *ctx, PGconn *db, ingest_batch *batch)
+{
+    bx_buf keys;
+    bx_buf_init(&keys, 0);
+    int count = 0;
+    if (key_array(batch, INGEST_PENDING, &keys, &count) != BX_OK || count == 0) {
+        bx_buf_free(&keys);
+        return;
+    }
+    const char *params[] = {ctx->school_id, keys.data};
+    PGresult *res = NULL;
+    bx_error err = {0};
+    if (bx_pg_query(db,
+                    "SELECT event_id FROM ingest.seen_event WHERE school_id = $1 AND "
+                    "event_id = ANY($2::text[])",
+                    2, params, &res, &err) != BX_OK) {
+        bx_warn("school %s: duplicate check skipped: %s", ctx->school_id, err.msg);
+    } else {
+        for (int row = 0; row < PQntuples(res); row++) {
+            const char *seen = PQgetvalue(res, row, 0);
+            for (size_t i = 0; i < batch->count; i++)
+                if (batch->items[i].outcome == INGEST_PENDING &&
+                    strcmp(batch->items[i].dedup_key, seen) == 0)
+                    batch->items[i].outcome = INGEST_DUPLICATE;
+        }
+    }
+    PQclear(res);
+    bx_buf_free(&keys);
+}
+
+static void remember_accepted(const ingest_ctx *ctx, PGconn *db, ingest_batch *batch)
+{
+    /* A key whose records were not all accepted (a roll call half acknowledged) is not
+     * remembered, so the client's retry publishes again; consumers deduplicate by event id. */
+    for (size_t i = 0; i < batch->count; i++) {
+        ingest_record *r = &batch->items[i];
+        if (r->outcome != INGEST_FAILED || !r->dedup_key[0])
+            continue;
+        for (size_t j = 0; j < batch->count; j++)
+            if (batch->items[j].outcome == INGEST_ACCEPTED &&
+                strcmp(batch->items[j].dedup_key, r->dedup_key) == 0)
+                batch->items[j].dedup_key[0] = '\0';
+    }
+    bx_buf keys;
+    bx_buf_init(&keys, 0);
+    int count = 0;
+    if (key_array(batch, INGEST_ACCEPTED, &keys, &count) == BX_OK && count > 0) {
+        const char *params[] = {ctx->school_id, keys.data, ctx->endpoint};
+        PGresult *res = NULL;
+        bx_error err = {0};
+        if (bx_pg_query(db,
+                        "INSERT INTO ingest.seen_event (school_id, event_id, topic) "
+                        "SELECT $1, unnest($2::text[]), $3 ON CONFLICT DO NOTHING",
+                        3, params, &res, &err) != BX_OK)
+            bx_warn("school %s: accepted event ids not remembered: %s", ctx->school_id, err.msg);
+        PQclear(res);
+    }
+    bx_buf_free(&keys);
+}
+
+bx_status ingest_publish(const ingest_ctx *ctx, bx_producer *producer, PGconn *db,
+                         ingest_batch *batch, int timeout_ms, bx_error *err)
+{
+    if (db)
+        mark_duplicates(ctx, db, batch);
+    bx_delivery_wait *wait = bx_delivery_wait_new();
+    bx_delivery_slot *slots = calloc(batch->count + 1, sizeof(*slots));
+    if (wait == NULL || slots == NULL) {
+        bx_delivery_wait_free(wait);
+        free(slots);
+        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < batch->count; i++) {
+        ingest_record *r = &batch->items[i];
+        slots[i].err = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+        if (r->outcome == INGEST_PENDING) {
+            bx_delivery_slot_arm(&slots[i], wait);
+            if (bx_producer_send(producer, r->topic, r->key, strlen(r->key), r->message,
+                                 strlen(r->message), bx_delivery_slot_done, &slots[i]) != BX_OK)
+                bx_delivery_slot_done(&slots[i], RD_KAFKA_RESP_ERR__FAIL);
+        } else if (r->outcome == INGEST_REJECTED) {
+            char *dlq = ingest_dlq_message(ctx, r, r->reason, r->error, NULL, 0);
+            const char *key = ctx->school_id ? ctx->school_id : "unknown";
+            if (dlq) {
+                bx_delivery_slot_arm(&slots[i], wait);
+                if (bx_producer_send(producer, BX_TOPIC_DLQ, key, strlen(key), dlq, strlen(dlq),
+                                     bx_delivery_slot_done, &slots[i]) != BX_OK)
+                    bx_delivery_slot_done(&slots[i], RD_KAFKA_RESP_ERR__FAIL);
+                free(dlq);
+            }
+        }
+    }
+    /* librdkafka reports every message within message.timeout.ms; the extra second covers the
+     * report's way back. The slots must outlive every report, so on a timeout they are leaked
+     * rather than freed under the poll thread's feet. */
+    bx_status ws = bx_delivery_wait_all(wait, timeout_ms + 1000);
+    size_t dlq_failed = 0;
+    for (size_t i = 0; i < batch->count; i++) {
+        ingest_record *r = &batch->items[i];
+        if (r->outcome == INGEST_PENDING)
+            r->outcome =
+                slots[i].err == RD_KAFKA_RESP_ERR_NO_ERROR ? INGEST_ACCEPTED : INGEST_FAILED;
+        else if (r->outcome == INGEST_REJECTED && slots[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            dlq_failed++;
+    }
+    if (dlq_failed)
+        bx_error("school %s: %zu rejected records could not be dead-lettered", ctx->school_id,
+                 dlq_failed);
+    if (ws == BX_OK) {
+        free(slots);
+        bx_delivery_wait_free(wait);
+    } else {
+        bx_error("school %s: Kafka did not report %zu deliveries in time; leaking their slots",
+                 ctx->school_id, batch->count);
+    }
+    if (db)
+        remember_accepted(ctx, db, batch);
+    return BX_OK;
+}
+
+bx_status ingest_reply(const ingest_batch *batch, bx_buf *out)
+{
+    int counts[5] = {0};
+    for (size_t i = 0; i < batch->count; i++)
+        counts[batch->items[i].outcome]++;
+    bx_status s =
+        bx_buf_printf(out, "{\"accepted\":%d,\"duplicates\":%d,\"rejected\":%d,\"failed\":%d",
+                      counts[INGEST_ACCEPTED], counts[INGEST_DUPLICATE], counts[INGEST_REJECTED],
+                      counts[INGEST_FAILED]);
+    if (batch->summary)
+        IFOK(s, bx_buf_printf(out, ",%s", batch->summary));
+    IFOK(s, bx_buf_puts(out, ",\"results\":["));
+    bool first = true;
+    for (size_t i = 0; i < batch->count && s == BX_OK; i++) {
+        const ingest_record *r = &batch->items[i];
+        if (!r->reported)
+            continue;
+        static const char *const names[] = {"pending", "accepted", "duplicate", "rejected",
+                                            "failed"};
+        s = bx_buf_printf(out, "%s{\"index\":%d", first ? "" : ",", r->index);
+        first = false;
+        if (r->line)
+            IFOK(s, bx_buf_printf(out, ",\"line\":%ld", r->line));
+        IFOK(s, bx_buf_printf(out, ",\"status\":\"%s\"", names[r->outcome]));
+        if (r->outcome == INGEST_REJECTED) {
+            IFOK(s, bx_buf_puts(out, ",\"field\":"));
+            IFOK(s, bx_buf_json_string(out, r->field));
+            IFOK(s, bx_buf_printf(out, ",\"reason\":\"%s\",\"error\":", r->reason));
+            IFOK(s, bx_buf_json_string(out, r->error));
+        } else {
+            IFOK(s, bx_buf_puts(out, ",\"event_id\":"));
+            IFOK(s, bx_buf_json_string(out, r->event_id));
+            if (r->outcome == INGEST_FAILED)
+                IFOK(s, bx_buf_puts(out, ",\"error\":\"Kafka did not acknowledge in time; "
+                                         "sending again is safe\""));
+        }
+        IFOK(s, bx_buf_puts(out, "}"));
+    }
+    IFOK(s, bx_buf_puts(out, "]}\n"));
+    return s;
+}

@@ -1,0 +1,536 @@
+/* bx-ingest server: HTTP endpoints over libmicrohttpd, bearer credentials, registry reloads. */
+#include "server.h"
+#include "bx_buf.h"
+#include "bx_clock.h"
+#include "bx_log.h"
+#include "bx_map.h"
+#include "bx_metrics.h"
+#include "bx_pg.h"
+#include "ingest.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct credential {
+    char id[33];
+    char school_id[BX_ID_MAX + 1];
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+};
+
+/* One loaded generation of the registry and credentials; replaced whole on reload. */
+struct generation {
+    bx_registry *registry;
+    bx_map *credentials;
+    struct credential *credential_list;
+};
+
+struct ingest_server {
+    ingest_server_conf conf;
+    bx_producer *producer;
+    struct MHD_Daemon *daemon;
+    pthread_rwlock_t lock; /* readers validate; the reloader swaps the generation */
+    struct generation gen;
+    PGconn *admin_db; /* reloads only (main thread) */
+    char *tls_cert_pem, *tls_key_pem;
+};
+
+enum endpoint { EP_ATTENDANCE, EP_ROLLCALL, EP_LEAVE, EP_ACTIONS };
+static const char *const endpoint_paths[] = {"/v1/attendance", "/v1/rollcall", "/v1/leave",
+                                             "/v1/actions"};
+
+struct request {
+    enum endpoint endpoint;
+    bx_buf body;
+    bool too_large;
+};
+
+static bx_metric m_requests = {"bx_ingest_requests_total", "HTTP requests answered", "counter", 0,
+                               NULL};
+static bx_metric m_accepted = {"bx_ingest_records_total{outcome=\"accepted\"}",
+                               "records by outcome", "counter", 0, NULL};
+static bx_metric m_duplicate = {"bx_ingest_records_total{outcome=\"duplicate\"}",
+                                "records by outcome", "counter", 0, NULL};
+static bx_metric m_rejected = {"bx_ingest_records_total{outcome=\"rejected\"}",
+                               "records by outcome", "counter", 0, NULL};
+static bx_metric m_failed = {"bx_ingest_records_total{outcome=\"failed\"}", "records by outcome",
+                             "counter", 0, NULL};
+static bx_metric m_revision = {"bx_ingest_registry_revision", "registry revision in memory",
+                               "gauge", 0, NULL};
+static bx_metric m_students = {"bx_ingest_registry_students", "students in the registry copy",
+                               "gauge", 0, NULL};
+
+static _Thread_local PGconn *thread_db;
+
+/* A connection per HTTP worker thread, for duplicate checks; NULL when the database is down. */
+static PGconn *worker_db(ingest_server *srv)
+{
+    if (thread_db && !bx_pg_is_broken(thread_db))
+        return thread_db;
+    if (thread_db)
+        PQfinish(thread_db);
+    thread_db = NULL;
+    bx_error err = {0};
+    if (bx_pg_connect(srv->conf.pg_url, 0, &thread_db, &err) != BX_OK) {
+        bx_warn("duplicate checks unavailable: %s", err.msg);
+        thread_db = NULL;
+    }
+    return thread_db;
+}
+
+static void generation_free(struct generation *g)
+{
+    bx_registry_free(g->registry);
+    bx_map_free(g->credentials);
+    free(g->credential_list);
+    memset(g, 0, sizeof(*g));
+}
+
+static bx_status load_generation(PGconn *db, struct generation *g, bx_error *err)
+{
+    memset(g, 0, sizeof(*g));
+    bx_status s = bx_registry_load(db, &g->registry, err);
+    PGresult *res = NULL;
+    IFOK(s, bx_pg_query(db,
+                        "SELECT id, school_id, secret_hash FROM registry.credential "
+                        "WHERE revoked_at IS NULL",
+                        0, NULL, &res, err));
+    if (s == BX_OK) {
+        int n = PQntuples(res);
+        g->credentials = bx_map_new();
+        g->credential_list = calloc((size_t)n + 1, sizeof(*g->credential_list));
+        if (g->credentials == NULL || g->credential_list == NULL)
+            s = BX_ERR(err, BX_ENOMEM, "out of memory");
+        for (int i = 0; i < n && s == BX_OK; i++) {
+            struct credential *c = &g->credential_list[i];
+            snprintf(c->id, sizeof(c->id), "%s", PQgetvalue(res, i, 0));
+            snprintf(c->school_id, sizeof(c->school_id), "%s", PQgetvalue(res, i, 1));
+            size_t len = 0;
+            unsigned char *raw =
+                PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 2), &len);
+            if (raw && len == sizeof(c->hash))
+                memcpy(c->hash, raw, sizeof(c->hash));
+            PQfreemem(raw);
+            s = bx_map_put(g->credentials, c->id, c);
+        }
+    }
+    PQclear(res);
+    if (s != BX_OK)
+        generation_free(g);
+    return s;
+}
+
+/* "Bearer bxk_<id>_<secret>" -> the credential, or NULL. Caller holds the read lock. */
+static const struct credential *authenticate(ingest_server *srv, const char *header)
+{
+    if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
+        return NULL;
+    const char *token = header + 7;
+    if (strncmp(token, "bxk_", 4) != 0)
+        return NULL;
+    const char *id = token + 4;
+    const char *sep = strchr(id, '_');
+    if (sep == NULL || sep - id >= 33)
+        return NULL;
+    char key_id[33];
+    memcpy(key_id, id, (size_t)(sep - id));
+    key_id[sep - id] = '\0';
+    const struct credential *c = bx_map_get(srv->gen.credentials, key_id);
+    if (c == NULL)
+        return NULL;
+    const char *secret = sep + 1;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)secret, strlen(secret), digest);
+    return CRYPTO_memcmp(digest, c->hash, sizeof(digest)) == 0 ? c : NULL;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned code, const char *type,
+                                 char *body, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", type);
+    if (code == 401)
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"baoxue\"");
+    enum MHD_Result ret = MHD_queue_response(conn, code, r);
+    MHD_destroy_response(r);
+    bx_metric_add(&m_requests, 1);
+    return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned code, const char *errcode,
+                                  const char *message)
+{
+    bx_buf b;
+    bx_buf_init(&b, 8192);
+    bx_status s = bx_buf_printf(&b, "{\"error\":{\"code\":\"%s\",\"message\":", errcode);
+    IFOK(s, bx_buf_json_string(&b, message));
+    IFOK(s, bx_buf_puts(&b, "}}\n"));
+    if (s != BX_OK) {
+        bx_buf_free(&b);
+        return MHD_NO;
+    }
+    size_t len = b.len;
+    return send_text(conn, code, "application/json", bx_buf_steal(&b), len);
+}
+
+/* Dead-letters a request that could not be read as records, then answers it. */
+static enum MHD_Result reject_request(ingest_server *srv, struct MHD_Connection *conn,
+                                      const ingest_ctx *ctx, unsigned code, const char *reason,
+                                      const char *message, const struct request *req)
+{
+    char *dlq = ingest_dlq_message(ctx, NULL, reason, message, req->body.data, req->body.len);
+    if (dlq) {
+        bx_delivery_wait *w = bx_delivery_wait_new();
+        bx_delivery_slot slot;
+        const char *key = ctx->school_id ? ctx->school_id : "unknown";
+        if (w) {
+            bx_delivery_slot_arm(&slot, w);
+            if (bx_producer_send(srv->producer, BX_TOPIC_DLQ, key, strlen(key), dlq, strlen(dlq),
+                                 bx_delivery_slot_done, &slot) != BX_OK)
+                bx_delivery_slot_done(&slot, RD_KAFKA_RESP_ERR__FAIL);
+            if (bx_delivery_wait_all(w, (int)srv->conf.ack_timeout_ms + 1000) == BX_OK)
+                bx_delivery_wait_free(w);
+            else
+                bx_error("dead-letter delivery not reported in time");
+        }
+        free(dlq);
+    }
+    bx_metric_add(&m_rejected, 1);
+    bx_info("school %s %s: %u %s", ctx->school_id ? ctx->school_id : "-", ctx->endpoint, code,
+            reason);
+    return send_error(conn, code, reason, message);
+}
+
+static bool content_type_is(const char *header, const char *type)
+{
+    if (header == NULL)
+        return false;
+    size_t n = strlen(type);
+    return strncasecmp(header, type, n) == 0 &&
+           (header[n] == '\0' || header[n] == ';' || header[n] == ' ');
+}
+
+static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, struct request *req)
+{
+    ingest_ctx ctx = {0};
+    ctx.now = bx_clock_now();
+    ctx.endpoint = endpoint_paths[req->endpoint];
+    if (req->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "body: larger than %lld bytes; split the upload",
+                 srv->conf.max_body);
+        req->body.len = 0; /* only the first part was kept; nothing to attach */
+        return reject_request(srv, conn, &ctx, 413, "too_large", msg, req);
+    }
+    const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    bool csv = content_type_is(ctype, "text/csv");
+    if (!csv && !content_type_is(ctype, "application/json"))
+        return send_error(conn, 415, "unsupported_media_type",
+                          req->endpoint == EP_ATTENDANCE
+                              ? "Content-Type must be application/json or text/csv"
+                              : "Content-Type must be application/json");
+    if (csv && req->endpoint != EP_ATTENDANCE)
+        return send_error(conn, 415, "unsupported_media_type",
+                          "Content-Type must be application/json");
+
+    ingest_batch batch;
+    ingest_batch_init(&batch);
+    bx_error err = {0};
+    bx_status s;
+    const char *reason = "malformed";
+    char school_id[BX_ID_MAX + 1], credential_id[33];
+
+    pthread_rwlock_rdlock(&srv->lock);
+    const struct credential *cred =
+        authenticate(srv, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    if (cred == NULL) {
+        pthread_rwlock_unlock(&srv->lock);
+        return send_error(conn, 401, "unauthorized",
+                          "a school credential is required: Authorization: Bearer bxk_...");
+    }
+    snprintf(school_id, sizeof(school_id), "%s", cred->school_id);
+    snprintf(credential_id, sizeof(credential_id), "%s", cred->id);
+    ctx.school_id = school_id;
+    ctx.credential_id = credential_id;
+    ctx.registry = srv->gen.registry;
+    const char *body = req->body.data ? req->body.data : "";
+    switch (req->endpoint) {
+    case EP_ATTENDANCE:
+        s = csv ? ingest_parse_attendance_csv(&ctx, body, req->body.len, &batch, &err)
+                : ingest_parse_attendance_json(&ctx, body, req->body.len, &batch, &err);
+        break;
+    case EP_ROLLCALL:
+        s = ingest_parse_rollcall(&ctx, body, req->body.len, &batch, &reason, &err);
+        break;
+    case EP_LEAVE:
+        s = ingest_parse_leave(&ctx, body, req->body.len, &batch, &err);
+        break;
+    default:
+        s = ingest_parse_actions(&ctx, body, req->body.len, &batch, &err);
+        break;
+    }
+    pthread_rwlock_unlock(&srv->lock);
+    ctx.registry = NULL; /* the generation may be replaced from here on */
+
+    if (s != BX_OK) {
+        ingest_batch_free(&batch);
+        unsigned code = s == BX_ENOMEM                                                       ? 503
+                        : (req->endpoint == EP_ROLLCALL && strcmp(reason, "malformed") != 0) ? 422
+                                                                                             : 400;
+        return reject_request(srv, conn, &ctx, code, reason, err.msg, req);
+    }
+    if (ingest_publish(&ctx, srv->producer, worker_db(srv), &batch, (int)srv->conf.ack_timeout_ms,
+                       &err) != BX_OK) {
+        ingest_batch_free(&batch);
+        return send_error(conn, 503, "unavailable", err.msg);
+    }
+    long long counts[5] = {0};
+    for (size_t i = 0; i < batch.count; i++)
+        counts[batch.items[i].outcome]++;
+    bx_metric_add(&m_accepted, counts[INGEST_ACCEPTED]);
+    bx_metric_add(&m_duplicate, counts[INGEST_DUPLICATE]);
+    bx_metric_add(&m_rejected, counts[INGEST_REJECTED]);
+    bx_metric_add(&m_failed, counts[INGEST_FAILED]);
+    bx_debug("school %s %s: %lld accepted, %lld duplicate, %lld rejected, %lld failed", school_id,
+             ctx.endpoint, counts[INGEST_ACCEPTED], counts[INGEST_DUPLICATE],
+             counts[INGEST_REJECTED], counts[INGEST_FAILED]);
+    bx_buf reply;
+    bx_buf_init(&reply, 64 << 20);
+    s = ingest_reply(&batch, &reply);
+    ingest_batch_free(&batch);
+    if (s != BX_OK) {
+        bx_buf_free(&reply);
+        return send_error(conn, 500, "internal", "reply too large");
+    }
+    size_t len = reply.len;
+    return send_text(conn, counts[INGEST_FAILED] ? 503 : 200, "application/json",
+                     bx_buf_steal(&reply), len);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **state)
+{
+    ingest_server *srv = cls;
+    struct request *req = *state;
+    if (req == NULL) {
+        int ep = -1;
+        for (int i = 0; i < 4; i++)
+            if (strcmp(url, endpoint_paths[i]) == 0)
+                ep = i;
+        if (strcmp(url, "/healthz") == 0 && strcmp(method, "GET") == 0) {
+            char reason[128] = "ok";
+            bool ok = ingest_server_healthy(srv, reason, sizeof(reason));
+            char *body = strdup(ok ? "ok\n" : "unhealthy\n");
+            return body ? send_text(conn, ok ? 200 : 503, "text/plain", body, strlen(body))
+                        : MHD_NO;
+        }
+        if (ep < 0)
+            return send_error(conn, 404, "not_found",
+                              "unknown path; see /v1/attendance, /v1/rollcall, /v1/leave, "
+                              "/v1/actions");
+        if (strcmp(method, "POST") != 0)
+            return send_error(conn, 405, "method_not_allowed", "use POST");
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoll(cl, NULL, 10) > srv->conf.max_body) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "body: larger than %lld bytes; split the upload",
+                     srv->conf.max_body);
+            return send_error(conn, 413, "too_large", msg);
+        }
+        req = calloc(1, sizeof(*req));
+        if (req == NULL)
+            return MHD_NO;
+        req->endpoint = (enum endpoint)ep;
+        bx_buf_init(&req->body, (size_t)srv->conf.max_body);
+        *state = req;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!req->too_large && bx_buf_append(&req->body, upload, *upload_size) != BX_OK)
+            req->too_large = true;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return process(srv, conn, req);
+}
+
+static void request_done(void *cls, struct MHD_Connection *conn, void **state,
+                         enum MHD_RequestTerminationCode code)
+{
+    struct request *req = *state;
+    if (req == NULL)
+        return;
+    bx_buf_free(&req->body);
+    free(req);
+    *state = NULL;
+}
+
+static char *read_pem(const char *path, bx_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        BX_ERR(err, BX_EINVAL, "cannot read \"%s\"", path);
+        return NULL;
+    }
+    bx_buf b;
+    bx_buf_init(&b, 1 << 20);
+    char chunk[4096];
+    size_t n;
+    bx_status s = BX_OK;
+    while (s == BX_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        s = bx_buf_append(&b, chunk, n);
+    fclose(f);
+    if (s != BX_OK || b.len == 0) {
+        bx_buf_free(&b);
+        BX_ERR(err, BX_EINVAL, "\"%s\" is empty or too large", path);
+        return NULL;
+    }
+    return bx_buf_steal(&b);
+}
+
+bool ingest_server_healthy(void *server, char *reason, size_t size)
+{
+    ingest_server *srv = server;
+    pthread_rwlock_rdlock(&srv->lock);
+    bool ok = srv->gen.registry != NULL;
+    pthread_rwlock_unlock(&srv->lock);
+    if (!ok)
+        snprintf(reason, size, "registry not loaded");
+    return ok;
+}
+
+void ingest_server_tick(ingest_server *srv)
+{
+    bx_error err = {0};
+    if (srv->admin_db == NULL || bx_pg_is_broken(srv->admin_db)) {
+        if (srv->admin_db)
+            PQfinish(srv->admin_db);
+        srv->admin_db = NULL;
+        if (bx_pg_connect(srv->conf.pg_url, 0, &srv->admin_db, &err) != BX_OK) {
+            bx_warn("registry refresh: %s", err.msg);
+            srv->admin_db = NULL;
+            return;
+        }
+    }
+    long long rev = 0;
+    if (bx_registry_current_revision(srv->admin_db, &rev, &err) != BX_OK) {
+        bx_warn("registry refresh: %s", err.msg);
+        return;
+    }
+    if (rev == m_revision.value)
+        return;
+    struct generation next;
+    if (load_generation(srv->admin_db, &next, &err) != BX_OK) {
+        bx_warn("registry reload: %s", err.msg);
+        return;
+    }
+    pthread_rwlock_wrlock(&srv->lock);
+    struct generation old = srv->gen;
+    srv->gen = next;
+    pthread_rwlock_unlock(&srv->lock);
+    generation_free(&old);
+    bx_metric_set(&m_revision, bx_registry_loaded_revision(next.registry));
+    bx_metric_set(&m_students, (long long)bx_registry_student_count(next.registry));
+    bx_info("registry revision %lld loaded: %zu students",
+            bx_registry_loaded_revision(next.registry), bx_registry_student_count(next.registry));
+}
+
+static bool is_loopback(const struct sockaddr_in *a)
+{
+    return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+}
+
+bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *producer,
+                              ingest_server **out, bx_error *err)
+{
+    struct sockaddr_in addr;
+    bx_status s = bx_parse_listen(conf->listen, &addr, err);
+    if (s != BX_OK)
+        return s;
+    bool tls = conf->tls_cert[0] || conf->tls_key[0];
+    if (tls && !(conf->tls_cert[0] && conf->tls_key[0]))
+        return BX_ERR(err, BX_EINVAL, "BX_TLS_CERT and BX_TLS_KEY: give both or neither");
+    if (!tls && !is_loopback(&addr) && !conf->insecure)
+        return BX_ERR(err, BX_EINVAL,
+                      "BX_HTTP_LISTEN: plain HTTP is only served on loopback; give BX_TLS_CERT "
+                      "and BX_TLS_KEY (or BX_HTTP_INSECURE=true behind a TLS proxy)");
+    ingest_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    srv->conf = *conf;
+    srv->producer = producer;
+    pthread_rwlock_init(&srv->lock, NULL);
+    bx_metric_register(&m_requests);
+    bx_metric_register(&m_accepted);
+    bx_metric_register(&m_duplicate);
+    bx_metric_register(&m_rejected);
+    bx_metric_register(&m_failed);
+    bx_metric_register(&m_revision);
+    bx_metric_register(&m_students);
+    m_revision.value = -1;
+    s = bx_pg_connect(conf->pg_url, 30000, &srv->admin_db, err);
+    if (s == BX_OK) {
+        ingest_server_tick(srv);
+        if (srv->gen.registry == NULL)
+            s = BX_ERR(err, BX_EIO, "the registry could not be loaded (run bxctl migrate)");
+    }
+    if (s == BX_OK && tls) {
+        srv->tls_cert_pem = read_pem(conf->tls_cert, err);
+        srv->tls_key_pem = srv->tls_cert_pem ? read_pem(conf->tls_key, err) : NULL;
+        if (srv->tls_key_pem == NULL)
+            s = BX_EINVAL;
+    }
+    if (s == BX_OK) {
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+        if (tls)
+            flags |= MHD_USE_TLS;
+        if (tls)
+            srv->daemon = MHD_start_daemon(
+                flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
+                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)conf->threads, MHD_OPTION_NOTIFY_COMPLETED,
+                request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_HTTPS_MEM_CERT,
+                srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key_pem, MHD_OPTION_END);
+        else
+            srv->daemon = MHD_start_daemon(
+                flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
+                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)conf->threads, MHD_OPTION_NOTIFY_COMPLETED,
+                request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+        if (srv->daemon == NULL)
+            s = BX_ERR(err, BX_EIO, "cannot listen on %s%s", conf->listen,
+                       tls ? " with TLS (check the certificate and key)" : "");
+    }
+    if (s != BX_OK) {
+        ingest_server_stop(srv);
+        return s;
+    }
+    bx_info("listening on %s://%s", tls ? "https" : "http", conf->listen);
+    *out = srv;
+    return BX_OK;
+}
+
+void ingest_server_stop(ingest_server *srv)
+{
+    if (srv == NULL)
+        return;
+    if (srv->daemon)
+        MHD_stop_daemon(srv->daemon);
+    generation_free(&srv->gen);
+    if (srv->admin_db)
+        PQfinish(srv->admin_db);
+    free(srv->tls_cert_pem);
+    free(srv->tls_key_pem);
+    pthread_rwlock_destroy(&srv->lock);
+    free(srv);
+}
