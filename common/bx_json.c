@@ -1,4 +1,4 @@
-/* bx_json: a strict validating pass over the raw text, then cJSON builds the tree; accessors. */
+/* bx_json: a strict JSON parser that builds a cJSON tree, and accessors that name the path. */
 #include "bx_json.h"
 
 #include "bx_buf.h"
@@ -142,8 +142,9 @@ struct scanner {
     size_t nentries, entries_cap;
     size_t *buckets;
     size_t nbuckets; /* a power of two, or 0 before the first key */
-    bx_buf keys;
-    bx_buf number;
+    bx_buf keys;     /* decoded keys of the open objects, each followed by a NUL */
+    bx_buf value;    /* the string value being decoded */
+    bx_buf number;   /* the number token, NUL-terminated for strtod */
     bx_error *err;
 };
 
@@ -401,7 +402,7 @@ static bool starts_with(const struct scanner *s, size_t pos, const char *word)
     return pos + n <= s->len && memcmp(s->text + pos, word, n) == 0;
 }
 
-static bx_status scan_number(struct scanner *s)
+static bx_status scan_number(struct scanner *s, double *value)
 {
     size_t start = s->pos;
     if (s->text[s->pos] == '-')
@@ -437,8 +438,8 @@ static bx_status scan_number(struct scanner *s)
     bx_buf_reset(&s->number);
     if (bx_buf_append(&s->number, s->text + start, s->pos - start) != BX_OK)
         return out_of_memory(s);
-    double v = strtod(s->number.data, NULL);
-    if (!isfinite(v))
+    *value = strtod(s->number.data, NULL);
+    if (!isfinite(*value))
         return fail_at(s, start, "number out of range");
     return BX_OK;
 }
@@ -531,48 +532,79 @@ static void pop_keys(struct scanner *s, const struct frame *f)
     s->keys.data[keys_len] = '\0';
 }
 
-static bx_status scan_value(struct scanner *s);
+static bx_status scan_value(struct scanner *s, cJSON **out);
 
-static bx_status scan_object(struct scanner *s)
+/* Opens a container at s->pos; fails past BX_JSON_MAX_DEPTH. */
+static bx_status open_frame(struct scanner *s, bool is_array, struct frame **f)
 {
     if (s->depth == BX_JSON_MAX_DEPTH)
         return fail_at(s, s->pos, "nesting deeper than %d levels", BX_JSON_MAX_DEPTH);
-    struct frame *f = &s->frames[s->depth++];
-    memset(f, 0, sizeof(*f));
-    f->serial = ++s->next_serial;
-    f->first_entry = s->nentries;
+    *f = &s->frames[s->depth++];
+    memset(*f, 0, sizeof(**f));
+    (*f)->is_array = is_array;
+    (*f)->serial = ++s->next_serial;
+    (*f)->first_entry = s->nentries;
     s->pos++;
     skip_ws(s);
+    return BX_OK;
+}
+
+/* Reads one member into obj: its key (checked against the keys before it), ':' and the value. */
+static bx_status scan_member(struct scanner *s, struct frame *f, cJSON *obj)
+{
+    if (s->pos >= s->len || s->text[s->pos] != '"') {
+        if (f->count > 0 && s->pos < s->len && s->text[s->pos] == '}')
+            return fail_at(s, s->pos, "trailing comma before '}'");
+        if (s->pos < s->len && s->text[s->pos] == '\'')
+            return fail_at(s, s->pos, "keys need double quotes, not single quotes");
+        return fail_found(s, "a double-quoted key");
+    }
+    size_t key_pos = s->pos, off = s->keys.len;
+    bx_status st = scan_string(s, &s->keys);
+    if (st == BX_OK)
+        st = add_key(s, f, off, key_pos);
+    if (st != BX_OK)
+        return st;
+    if (bx_buf_append(&s->keys, "", 1) != BX_OK) /* the NUL cJSON needs; \u0000 was refused */
+        return out_of_memory(s);
+    f->in_member = true;
+    skip_ws(s);
+    if (s->pos >= s->len || s->text[s->pos] != ':')
+        return fail_found(s, "':' after the key");
+    s->pos++;
+    cJSON *value = NULL;
+    st = scan_value(s, &value);
+    if (st != BX_OK)
+        return st;
+    if (!cJSON_AddItemToObject(obj, s->keys.data + off, value)) {
+        cJSON_Delete(value);
+        return out_of_memory(s);
+    }
+    f->in_member = false;
+    f->count++;
+    return BX_OK;
+}
+
+static bx_status scan_object(struct scanner *s, cJSON **out)
+{
+    struct frame *f = NULL;
+    bx_status st = open_frame(s, false, &f);
+    if (st != BX_OK)
+        return st;
+    cJSON *obj = cJSON_CreateObject();
+    if (obj == NULL)
+        return out_of_memory(s);
     if (s->pos < s->len && s->text[s->pos] == '}') {
         s->pos++;
-        s->depth--;
-        return BX_OK;
+        goto done;
     }
     for (;;) {
         skip_ws(s);
-        if (s->pos >= s->len || s->text[s->pos] != '"') {
-            if (s->pos < s->len && s->text[s->pos] == '}')
-                return fail_at(s, s->pos, "trailing comma before '}'");
-            if (s->pos < s->len && s->text[s->pos] == '\'')
-                return fail_at(s, s->pos, "keys need double quotes, not single quotes");
-            return fail_found(s, "a double-quoted key");
+        st = scan_member(s, f, obj);
+        if (st != BX_OK) {
+            cJSON_Delete(obj);
+            return st;
         }
-        size_t key_pos = s->pos, off = s->keys.len;
-        bx_status st = scan_string(s, &s->keys);
-        if (st == BX_OK)
-            st = add_key(s, f, off, key_pos);
-        if (st != BX_OK)
-            return st;
-        f->in_member = true;
-        skip_ws(s);
-        if (s->pos >= s->len || s->text[s->pos] != ':')
-            return fail_found(s, "':' after the key");
-        s->pos++;
-        st = scan_value(s);
-        if (st != BX_OK)
-            return st;
-        f->in_member = false;
-        f->count++;
         skip_ws(s);
         if (s->pos < s->len && s->text[s->pos] == ',') {
             s->pos++;
@@ -582,35 +614,46 @@ static bx_status scan_object(struct scanner *s)
             s->pos++;
             break;
         }
+        cJSON_Delete(obj);
         return fail_found(s, "',' or '}'");
     }
+done:
     pop_keys(s, f);
     s->depth--;
+    *out = obj;
     return BX_OK;
 }
 
-static bx_status scan_array(struct scanner *s)
+static bx_status scan_array(struct scanner *s, cJSON **out)
 {
-    if (s->depth == BX_JSON_MAX_DEPTH)
-        return fail_at(s, s->pos, "nesting deeper than %d levels", BX_JSON_MAX_DEPTH);
-    struct frame *f = &s->frames[s->depth++];
-    memset(f, 0, sizeof(*f));
-    f->is_array = true;
-    s->pos++;
-    skip_ws(s);
+    struct frame *f = NULL;
+    bx_status st = open_frame(s, true, &f);
+    if (st != BX_OK)
+        return st;
+    cJSON *arr = cJSON_CreateArray();
+    if (arr == NULL)
+        return out_of_memory(s);
     if (s->pos < s->len && s->text[s->pos] == ']') {
         s->pos++;
-        s->depth--;
-        return BX_OK;
+        goto done;
     }
     for (;;) {
         skip_ws(s);
-        if (f->count > 0 && s->pos < s->len && s->text[s->pos] == ']')
-            return fail_at(s, s->pos, "trailing comma before ']'");
-        f->in_member = true;
-        bx_status st = scan_value(s);
-        if (st != BX_OK)
+        cJSON *value = NULL;
+        if (f->count > 0 && s->pos < s->len && s->text[s->pos] == ']') {
+            st = fail_at(s, s->pos, "trailing comma before ']'");
+        } else {
+            f->in_member = true;
+            st = scan_value(s, &value);
+        }
+        if (st == BX_OK && !cJSON_AddItemToArray(arr, value)) {
+            cJSON_Delete(value);
+            st = out_of_memory(s);
+        }
+        if (st != BX_OK) {
+            cJSON_Delete(arr);
             return st;
+        }
         f->in_member = false;
         f->count++;
         skip_ws(s);
@@ -622,9 +665,12 @@ static bx_status scan_array(struct scanner *s)
             s->pos++;
             break;
         }
+        cJSON_Delete(arr);
         return fail_found(s, "',' or ']'");
     }
+done:
     s->depth--;
+    *out = arr;
     return BX_OK;
 }
 
@@ -636,24 +682,41 @@ static bx_status scan_literal(struct scanner *s, const char *word)
     return BX_OK;
 }
 
-static bx_status scan_value(struct scanner *s)
+/* Reads one value at s->pos into *out (NULL on failure, everything built so far freed). */
+static bx_status scan_value(struct scanner *s, cJSON **out)
 {
+    bx_status st;
+    double number = 0;
+    *out = NULL;
     skip_ws(s);
     if (s->pos >= s->len)
         return fail_found(s, "a value");
     switch (s->text[s->pos]) {
     case '{':
-        return scan_object(s);
+        return scan_object(s, out);
     case '[':
-        return scan_array(s);
+        return scan_array(s, out);
     case '"':
-        return scan_string(s, NULL);
+        bx_buf_reset(&s->value);
+        st = scan_string(s, &s->value);
+        if (st == BX_OK)
+            *out = cJSON_CreateString(s->value.len ? s->value.data : "");
+        break;
     case 't':
-        return scan_literal(s, "true");
+        st = scan_literal(s, "true");
+        if (st == BX_OK)
+            *out = cJSON_CreateTrue();
+        break;
     case 'f':
-        return scan_literal(s, "false");
+        st = scan_literal(s, "false");
+        if (st == BX_OK)
+            *out = cJSON_CreateFalse();
+        break;
     case 'n':
-        return scan_literal(s, "null");
+        st = scan_literal(s, "null");
+        if (st == BX_OK)
+            *out = cJSON_CreateNull();
+        break;
     case 'N':
     case 'I':
         if (starts_with(s, s->pos, "NaN") || starts_with(s, s->pos, "Infinity"))
@@ -662,10 +725,16 @@ static bx_status scan_value(struct scanner *s)
     case '\'':
         return fail_at(s, s->pos, "strings need double quotes, not single quotes");
     default:
-        if (s->text[s->pos] == '-' || is_digit(s, s->pos))
-            return scan_number(s);
-        return fail_found(s, "a value");
+        if (s->text[s->pos] != '-' && !is_digit(s, s->pos))
+            return fail_found(s, "a value");
+        st = scan_number(s, &number);
+        if (st == BX_OK)
+            *out = cJSON_CreateNumber(number);
+        break;
     }
+    if (st == BX_OK && *out == NULL)
+        return out_of_memory(s);
+    return st;
 }
 
 bx_status bx_json_parse(const char *text, size_t len, cJSON **out, bx_error *err)
@@ -678,9 +747,9 @@ bx_status bx_json_parse(const char *text, size_t len, cJSON **out, bx_error *err
     s.text = (const unsigned char *)text;
     s.len = len;
     s.err = err;
-    const char *end = NULL;
     cJSON *tree = NULL;
     bx_buf_init(&s.keys, len + 1);
+    bx_buf_init(&s.value, len + 1);
     bx_buf_init(&s.number, len + 1);
     bx_status st = bx_buf_append(&s.keys, "", 0); /* keys.data is never NULL from here */
     if (st != BX_OK) {
@@ -696,35 +765,22 @@ bx_status bx_json_parse(const char *text, size_t len, cJSON **out, bx_error *err
         st = BX_ERR(err, BX_EINVAL, "empty body");
         goto out;
     }
-    st = scan_value(&s);
+    st = scan_value(&s, &tree);
     if (st != BX_OK)
         goto out;
-    skip_ws(&s);
-    if (s.pos != len) {
-        st = fail_at(&s, s.pos, "unexpected data after the JSON value");
-        goto out;
-    }
-    assert(s.depth == 0 && s.nentries == 0);
-
-    /* The text is strict JSON now, which cJSON accepts whole; a failure can only be memory. */
-    tree = cJSON_ParseWithLengthOpts(text, len, &end, false);
-    if (tree == NULL) {
-        st = BX_ERR(err, BX_ENOMEM, "out of memory building the JSON tree");
-        goto out;
-    }
-    s.pos = (size_t)(end - text);
     skip_ws(&s);
     if (s.pos != len) {
         cJSON_Delete(tree);
         st = fail_at(&s, s.pos, "unexpected data after the JSON value");
         goto out;
     }
+    assert(s.depth == 0 && s.nentries == 0);
     *out = tree;
-    st = BX_OK;
 out:
     free(s.entries);
     free(s.buckets);
     bx_buf_free(&s.keys);
+    bx_buf_free(&s.value);
     bx_buf_free(&s.number);
     return st;
 }
