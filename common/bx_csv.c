@@ -225,6 +225,7 @@ bx_status bx_csv_map_header(char **fields, size_t nfields, const char *const *kn
         nknown++;
     assert(nknown <= BX_CSV_MAX_FIELDS);
     out->ncols = nknown;
+    out->nheader = nfields;
     for (size_t k = 0; k < BX_CSV_MAX_FIELDS; k++)
         out->index[k] = -1;
 

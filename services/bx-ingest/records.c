@@ -478,9 +478,9 @@ bx_status ingest_parse_attendance_csv(const ingest_ctx *ctx, const char *body, s
         r->raw = rs == BX_OK ? bx_buf_steal(&raw) : NULL;
         bx_buf_free(&raw);
         index++;
-        if (nfields != header.ncols) {
+        if (nfields != header.nheader) {
             reject(r, path, "malformed", "expected %zu fields as in the header, found %zu",
-                   header.ncols, nfields);
+                   header.nheader, nfields);
             continue;
         }
         const char *period_text = bx_csv_field(&header, fields, nfields, 2);

@@ -555,8 +555,8 @@ static int import_file(PGconn *db, const struct kind *k, const char *path)
             break;
         }
         data_rows++;
-        if (nfields != header.ncols)
-            bad_row(&rep, line, "expected %zu fields as in the header, found %zu", header.ncols,
+        if (nfields != header.nheader)
+            bad_row(&rep, line, "expected %zu fields as in the header, found %zu", header.nheader,
                     nfields);
         const char *vals[BX_CSV_MAX_FIELDS];
         bool row_ok = true;

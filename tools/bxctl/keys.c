@@ -42,6 +42,10 @@ static int key_create(PGconn *db, const char *school, const char *label)
     if (s == BX_OK && PQntuples(res) == 0)
         s = BX_ERR(&err, BX_ENOTFOUND, "no school \"%s\" in the registry", school);
     PQclear(res);
+    /* Services holding credentials in memory reload on a new revision. */
+    IFOK(s,
+         bx_pg_exec(db, "UPDATE registry.revision SET revision = revision + 1, changed_at = now()",
+                    &err));
     if (s != BX_OK) {
         fprintf(stderr, "bxctl key create: %s\n", err.msg);
         return 1;
