@@ -13,6 +13,9 @@
  * violation into err, always NUL-terminated. The path names the offending value as
  * "leave_kind", "details.channel" or "factors[0].points"; "(root)" is the whole instance; for a
  * missing required member it is the path the member should have had.
+ * When no alternative of anyOf/oneOf matches and exactly one admits the value's type ("a task or
+ * null"), that alternative's own error is reported, so the path points inside it. A failed "not"
+ * quotes the forbidden schema's description.
  *
  * Supported: boolean schemas, type (a name or an array of names, "integer" is any integral number),
  * enum, const, properties, required, additionalProperties (false or a schema), minProperties,
