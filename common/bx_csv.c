@@ -66,7 +66,8 @@ static bx_status fail(bx_csv *c, long line, bx_error *err, const char *fmt, ...)
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
     c->failed = true;
-    return BX_ERR(err, BX_EINVAL, "line %ld: %s", line, what);
+    BX_ERR(err, BX_EINVAL, "line %ld: %s", line, what);
+    return BX_EINVAL;
 }
 
 /* True at a line end: "\n" or "\r\n". */

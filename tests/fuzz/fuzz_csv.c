@@ -84,8 +84,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (read_all((const char *)data, size, &first) == BX_ENOTFOUND) {
         /* Everything read cleanly: the quoted copy must read back to the same records. */
         INVARIANT(read_all(first.data ? first.data : "", first.len, &second) == BX_ENOTFOUND);
-        INVARIANT(first.len == second.len &&
-                  (first.len == 0 || memcmp(first.data, second.data, first.len) == 0));
+        INVARIANT(first.len == second.len);
+        INVARIANT(first.len == 0 ||
+                  (first.data && second.data && memcmp(first.data, second.data, first.len) == 0));
     }
     bx_buf_free(&first);
     bx_buf_free(&second);

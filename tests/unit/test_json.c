@@ -371,12 +371,12 @@ enum getter { GET_STRING, GET_INT, GET_BOOL };
 
 struct accessor_row {
     enum getter get;
+    bx_status status;
     const char *key;
-    bool required;
+    const char *want; /* message substring, or the value as text on success */
     int64_t min, max; /* GET_INT */
     size_t max_len;   /* GET_STRING */
-    bx_status status;
-    const char *want; /* message substring, or the value as text on success */
+    bool required;
 };
 
 static const char record_text[] =
@@ -385,31 +385,31 @@ static const char record_text[] =
     "\"\xE4\xB8\xAD\xE6\x96\x87\"}";
 
 static const struct accessor_row accessor_rows[] = {
-    {GET_STRING, "date", true, 0, 0, 10, BX_OK, "2024-09-02"},
-    {GET_STRING, "date", true, 0, 0, 9, BX_EINVAL, "records[2].date: longer than 9 bytes"},
-    {GET_STRING, "zh", true, 0, 0, 6, BX_OK, "\xE4\xB8\xAD\xE6\x96\x87"},
-    {GET_STRING, "zh", true, 0, 0, 5, BX_EINVAL, "records[2].zh: longer than 5 bytes"},
-    {GET_STRING, "status", true, 0, 0, 10, BX_EINVAL, "records[2].status: expected a string"},
-    {GET_STRING, "nul", false, 0, 0, 10, BX_EINVAL, "records[2].nul: expected a string"},
-    {GET_STRING, "missing", true, 0, 0, 10, BX_EINVAL, "records[2].missing: is required"},
-    {GET_STRING, "missing", false, 0, 0, 10, BX_ENOTFOUND, "records[2].missing"},
-    {GET_STRING, "Date", true, 0, 0, 10, BX_EINVAL, "records[2].Date: is required"},
-    {GET_INT, "period", true, 1, 12, 0, BX_EINVAL,
-     "records[2].period: expected an integer from 1 to 12"},
-    {GET_INT, "period", true, 1, 13, 0, BX_OK, "13"},
-    {GET_INT, "half", true, 0, 10, 0, BX_EINVAL, "records[2].half: expected an integer from 0"},
-    {GET_INT, "neg", true, -7, -7, 0, BX_OK, "-7"},
-    {GET_INT, "neg", true, 0, 10, 0, BX_EINVAL, "records[2].neg: expected an integer"},
-    {GET_INT, "big", true, INT64_MIN, INT64_MAX, 0, BX_EINVAL, "records[2].big: expected"},
-    {GET_INT, "zero", true, 0, 0, 0, BX_OK, "0"},
-    {GET_INT, "date", true, 0, 10, 0, BX_EINVAL, "records[2].date: expected an integer"},
-    {GET_INT, "ok", true, 0, 10, 0, BX_EINVAL, "records[2].ok: expected an integer"},
-    {GET_INT, "missing", true, 0, 10, 0, BX_EINVAL, "records[2].missing: is required"},
-    {GET_INT, "missing", false, 0, 10, 0, BX_ENOTFOUND, "records[2].missing"},
-    {GET_BOOL, "ok", true, 0, 0, 0, BX_OK, "1"},
-    {GET_BOOL, "status", true, 0, 0, 0, BX_EINVAL, "records[2].status: expected true or false"},
-    {GET_BOOL, "nul", true, 0, 0, 0, BX_EINVAL, "records[2].nul: expected true or false"},
-    {GET_BOOL, "missing", true, 0, 0, 0, BX_EINVAL, "records[2].missing: is required"},
+    {GET_STRING, BX_OK, "date", "2024-09-02", 0, 0, 10, true},
+    {GET_STRING, BX_EINVAL, "date", "records[2].date: longer than 9 bytes", 0, 0, 9, true},
+    {GET_STRING, BX_OK, "zh", "\xE4\xB8\xAD\xE6\x96\x87", 0, 0, 6, true},
+    {GET_STRING, BX_EINVAL, "zh", "records[2].zh: longer than 5 bytes", 0, 0, 5, true},
+    {GET_STRING, BX_EINVAL, "status", "records[2].status: expected a string", 0, 0, 10, true},
+    {GET_STRING, BX_EINVAL, "nul", "records[2].nul: expected a string", 0, 0, 10, false},
+    {GET_STRING, BX_EINVAL, "missing", "records[2].missing: is required", 0, 0, 10, true},
+    {GET_STRING, BX_ENOTFOUND, "missing", "records[2].missing", 0, 0, 10, false},
+    {GET_STRING, BX_EINVAL, "Date", "records[2].Date: is required", 0, 0, 10, true},
+    {GET_INT, BX_EINVAL, "period", "records[2].period: expected an integer from 1 to 12", 1, 12, 0,
+     true},
+    {GET_INT, BX_OK, "period", "13", 1, 13, 0, true},
+    {GET_INT, BX_EINVAL, "half", "records[2].half: expected an integer from 0", 0, 10, 0, true},
+    {GET_INT, BX_OK, "neg", "-7", -7, -7, 0, true},
+    {GET_INT, BX_EINVAL, "neg", "records[2].neg: expected an integer", 0, 10, 0, true},
+    {GET_INT, BX_EINVAL, "big", "records[2].big: expected", INT64_MIN, INT64_MAX, 0, true},
+    {GET_INT, BX_OK, "zero", "0", 0, 0, 0, true},
+    {GET_INT, BX_EINVAL, "date", "records[2].date: expected an integer", 0, 10, 0, true},
+    {GET_INT, BX_EINVAL, "ok", "records[2].ok: expected an integer", 0, 10, 0, true},
+    {GET_INT, BX_EINVAL, "missing", "records[2].missing: is required", 0, 10, 0, true},
+    {GET_INT, BX_ENOTFOUND, "missing", "records[2].missing", 0, 10, 0, false},
+    {GET_BOOL, BX_OK, "ok", "1", 0, 0, 0, true},
+    {GET_BOOL, BX_EINVAL, "status", "records[2].status: expected true or false", 0, 0, 0, true},
+    {GET_BOOL, BX_EINVAL, "nul", "records[2].nul: expected true or false", 0, 0, 0, true},
+    {GET_BOOL, BX_EINVAL, "missing", "records[2].missing: is required", 0, 0, 0, true},
 };
 
 BX_TEST(accessor_table)
