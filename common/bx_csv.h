@@ -29,8 +29,8 @@ bx_status bx_csv_next(bx_csv *c, char ***fields, size_t *nfields, long *line,
 
 /* A header row mapped to the columns a caller knows. */
 typedef struct bx_csv_header {
-    size_t ncols;   /* known columns */
-    size_t nheader; /* fields in the header row: every record must have as many */
+    size_t ncols;                 /* known columns */
+    size_t nheader;               /* fields in the header row: every record must have as many */
     int index[BX_CSV_MAX_FIELDS]; /* index[i]: field position of known column i, or -1 */
 } bx_csv_header;
 

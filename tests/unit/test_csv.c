@@ -247,6 +247,7 @@ BX_TEST(header_table)
             if (st != BX_OK)
                 BX_FAIL_AT("row %zu: %s", i, err.msg);
             CHECK_INT(h.ncols, 3);
+            CHECK_INT(h.nheader, n);
             for (size_t k = 0; st == BX_OK && k < 3; k++)
                 if (h.index[k] != r->index[k])
                     BX_FAIL_AT("row %zu: column %zu at %d, expected %d", i, k, h.index[k],
