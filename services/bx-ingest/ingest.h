@@ -33,7 +33,7 @@ typedef struct ingest_record {
     /* Valid: */
     const char *topic;
     char key[BX_ID_MAX + 1];
-    char event_id[80];
+    char event_id[136];
     char student_id[BX_ID_MAX + 1];
     char *message; /* normalised JSON (owned) */
     /* Non-empty when the client named the event: repeated ones are duplicates. */

@@ -233,17 +233,6 @@ static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, 
         req->body.len = 0; /* only the first part was kept; nothing to attach */
         return reject_request(srv, conn, &ctx, 413, "too_large", msg, req);
     }
-    const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-    bool csv = content_type_is(ctype, "text/csv");
-    if (!csv && !content_type_is(ctype, "application/json"))
-        return send_error(conn, 415, "unsupported_media_type",
-                          req->endpoint == EP_ATTENDANCE
-                              ? "Content-Type must be application/json or text/csv"
-                              : "Content-Type must be application/json");
-    if (csv && req->endpoint != EP_ATTENDANCE)
-        return send_error(conn, 415, "unsupported_media_type",
-                          "Content-Type must be application/json");
-
     ingest_batch batch;
     ingest_batch_init(&batch);
     bx_error err = {0};
@@ -263,6 +252,17 @@ static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, 
     snprintf(credential_id, sizeof(credential_id), "%s", cred->id);
     ctx.school_id = school_id;
     ctx.credential_id = credential_id;
+    const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    bool csv = content_type_is(ctype, "text/csv");
+    if ((!csv && !content_type_is(ctype, "application/json")) ||
+        (csv && req->endpoint != EP_ATTENDANCE)) {
+        pthread_rwlock_unlock(&srv->lock);
+        return reject_request(srv, conn, &ctx, 415, "unsupported_media_type",
+                              req->endpoint == EP_ATTENDANCE
+                                  ? "Content-Type must be application/json or text/csv"
+                                  : "Content-Type must be application/json",
+                              req);
+    }
     ctx.registry = srv->gen.registry;
     const char *body = req->body.data ? req->body.data : "";
     switch (req->endpoint) {

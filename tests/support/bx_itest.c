@@ -1,0 +1,412 @@
+/* bx_itest: integration test helpers (processes, HTTP, Kafka reading). */
+#include "bx_itest.h"
+#include "bx_test.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+const char *itest_env(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+char *itest_tmpdir(const char *tag)
+{
+    char tmpl[256];
+    snprintf(tmpl, sizeof(tmpl), "/tmp/bx-%s-XXXXXX", tag);
+    char *d = mkdtemp(tmpl);
+    REQUIRE(d != NULL);
+    return strdup(d);
+}
+
+void itest_write_file(const char *dir, const char *name, const char *content)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fputs(content, f);
+    fclose(f);
+}
+
+/* The process environment with extra "NAME=value" entries replacing same-named ones. */
+static void build_env(const char *const *extra, char **out, size_t max)
+{
+    size_t n = 0;
+    for (char **e = environ; *e && n + 1 < max; e++) {
+        size_t name_len = strcspn(*e, "=");
+        bool replaced = false;
+        for (size_t i = 0; extra && extra[i] && !replaced; i++)
+            replaced = strncmp(extra[i], *e, name_len + 1) == 0;
+        if (!replaced)
+            out[n++] = *e;
+    }
+    for (size_t i = 0; extra && extra[i] && n + 1 < max; i++)
+        out[n++] = (char *)extra[i];
+    out[n] = NULL;
+}
+
+int itest_run(const char *const *argv, const char *const *env, bx_buf *out)
+{
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        char *envp[512];
+        build_env(env, envp, 512);
+        execve(argv[0], (char *const *)argv, envp);
+        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(fds[0], chunk, sizeof(chunk))) > 0)
+        if (out && bx_buf_append(out, chunk, (size_t)n) != BX_OK)
+            break;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static const char *bxctl_bin(void)
+{
+    return itest_env("BXCTL_BIN", BXCTL_BIN);
+}
+
+static char *run_bxctl_capture(const char *const *args)
+{
+    const char *argv[16] = {bxctl_bin()};
+    size_t n = 1;
+    for (; args[n - 1] && n < 15; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    bx_buf out;
+    bx_buf_init(&out, 1 << 20);
+    int rc = itest_run(argv, NULL, &out);
+    if (rc != 0) {
+        fprintf(stderr, "bxctl %s failed (%d): %s\n", args[0], rc, out.data ? out.data : "");
+        REQUIRE(rc == 0);
+    }
+    return bx_buf_steal(&out);
+}
+
+static char *first_line_with(const char *text, const char *prefix)
+{
+    const char *p = strstr(text, prefix);
+    REQUIRE(p != NULL);
+    size_t n = strcspn(p, "\n");
+    char *s = malloc(n + 1);
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+char *itest_registry_fixture(char **other)
+{
+    char *dir = itest_tmpdir("registry");
+    itest_write_file(dir, "counties.csv", "code,name\n990001,测试县\n");
+    itest_write_file(dir, "townships.csv", "code,county_code,name\n990001100,990001,测试镇\n");
+    itest_write_file(dir, "calendar.csv",
+                     "calendar_id,entry,first_day,last_day,name\n"
+                     "it-2026,term,2026-03-02,2026-07-10,2026-spring\n"
+                     "it-2026,term,2026-09-01,2027-01-22,2026-autumn\n"
+                     "it-2026,closure,2026-11-20,2026-11-20,停电\n");
+    itest_write_file(dir, "schools.csv",
+                     "school_id,name,township_code,stage,calendar_id\n"
+                     "IT01,测试小学,990001100,primary,it-2026\n"
+                     "IT02,测试中学,990001100,junior,it-2026\n");
+    itest_write_file(dir, "staff.csv",
+                     "staff_id,name,role,school_id,township_code,county_code,phone\n"
+                     "ITT1,李老师,homeroom_teacher,IT01,,,\n"
+                     "ITT2,王老师,homeroom_teacher,IT01,,,\n");
+    itest_write_file(dir, "classes.csv",
+                     "class_id,school_id,grade,name,homeroom_staff_id\n"
+                     "ITC1,IT01,3,三年级1班,ITT1\nITC2,IT01,4,四年级1班,ITT2\n"
+                     "ITC3,IT02,7,七年级1班,\nITC4,IT01,5,五年级1班,\n");
+    bx_buf students;
+    bx_buf_init(&students, 0);
+    REQUIRE(bx_buf_puts(&students, "student_id,school_id,class_id,name\n") == BX_OK);
+    for (int i = 1; i <= 15; i++)
+        REQUIRE(bx_buf_printf(&students, "ITS%02d,IT01,%s,学生%d\n", i, i <= 10 ? "ITC1" : "ITC2",
+                              i) == BX_OK);
+    REQUIRE(bx_buf_puts(&students, "ITS20,IT02,ITC3,学生20\n") == BX_OK);
+    itest_write_file(dir, "students.csv", students.data);
+    bx_buf_free(&students);
+
+    char holidays[512];
+    snprintf(holidays, sizeof(holidays), "%s/tests/data/cn-public-holidays-2026.csv",
+             itest_env("BX_SOURCE_DIR", "."));
+    free(run_bxctl_capture((const char *[]){"import", "holidays", holidays, NULL}));
+    free(run_bxctl_capture((const char *[]){"import", "--dir", dir, NULL}));
+    char *out = run_bxctl_capture((const char *[]){"key", "create", "IT01", "itest", NULL});
+    char *key = first_line_with(out, "bxk_");
+    free(out);
+    if (other) {
+        out = run_bxctl_capture((const char *[]){"key", "create", "IT02", "itest", NULL});
+        *other = first_line_with(out, "bxk_");
+        free(out);
+    }
+    free(dir);
+    return key;
+}
+
+char *itest_clock_file(const char *local_time)
+{
+    char *dir = itest_tmpdir("clock");
+    char path[512], env_clock[600];
+    snprintf(path, sizeof(path), "%s/clock", dir);
+    snprintf(env_clock, sizeof(env_clock), "BX_CLOCK=file:%s", path);
+    const char *argv[] = {bxctl_bin(), "clock", "set", local_time, NULL};
+    const char *env[] = {env_clock, NULL};
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    int rc = itest_run(argv, env, &out);
+    if (rc != 0)
+        fprintf(stderr, "bxctl clock set: %s\n", out.data ? out.data : "");
+    REQUIRE(rc == 0);
+    bx_buf_free(&out);
+    free(dir);
+    return strdup(path);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(0x7f000001);
+    REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    socklen_t len = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static size_t collect_body(char *p, size_t size, size_t n, void *arg)
+{
+    return bx_buf_append(arg, p, size * n) == BX_OK ? size * n : 0;
+}
+
+static long get_status(const char *url)
+{
+    CURL *c = curl_easy_init();
+    bx_buf sink;
+    bx_buf_init(&sink, 1 << 20);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    bx_buf_free(&sink);
+    return status;
+}
+
+/* Services a test started: stopped when the test exits, even through REQUIRE. */
+static pid_t started[16];
+static int started_count;
+
+static void stop_started(void)
+{
+    for (int i = 0; i < started_count; i++)
+        itest_stop(started[i]);
+    started_count = 0;
+}
+
+pid_t itest_ingest_start(const char *clock_file, const char *const *extra_env, int *port)
+{
+    *port = free_port();
+    char listen[64], clock_env[600];
+    snprintf(listen, sizeof(listen), "BX_HTTP_LISTEN=127.0.0.1:%d", *port);
+    snprintf(clock_env, sizeof(clock_env), "BX_CLOCK=file:%s", clock_file);
+    const char *env[32] = {listen, clock_env, "BX_REGISTRY_REFRESH_MS=200"};
+    size_t n = 3;
+    bool tls = false;
+    for (size_t i = 0; extra_env && extra_env[i] && n < 31; i++) {
+        env[n++] = extra_env[i];
+        tls = tls || strncmp(extra_env[i], "BX_TLS_CERT=", 12) == 0;
+    }
+    env[n] = NULL;
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        char *envp[512];
+        build_env(env, envp, 512);
+        const char *bin = itest_env("BX_INGEST_BIN", BX_INGEST_BIN);
+        execve(bin, (char *const[]){(char *)bin, NULL}, envp);
+        _exit(127);
+    }
+    if (started_count == 0)
+        atexit(stop_started);
+    if (started_count < 16)
+        started[started_count++] = pid;
+    char url[128];
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d/healthz", tls ? "https" : "http", *port);
+    for (int i = 0; i < 300; i++) {
+        if (get_status(url) == 200)
+            return pid;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            fprintf(stderr, "bx-ingest exited during start (status %d)\n", status);
+            REQUIRE(false);
+        }
+        usleep(100 * 1000);
+    }
+    itest_stop(pid);
+    REQUIRE(!"bx-ingest did not become healthy in 30 s");
+    return -1;
+}
+
+void itest_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    for (int i = 0; i < started_count; i++)
+        if (started[i] == pid)
+            started[i] = started[--started_count];
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return;
+        usleep(100 * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+bool itest_post(const char *url, const char *key, const char *content_type, const char *body,
+                size_t len, itest_response *resp)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char line[512];
+    if (key) {
+        snprintf(line, sizeof(line), "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, line);
+    }
+    if (content_type) {
+        snprintf(line, sizeof(line), "Content-Type: %s", content_type);
+        h = curl_slist_append(h, line);
+    }
+    h = curl_slist_append(h, "Expect:");
+    bx_buf_init(&resp->body, 64 << 20);
+    resp->status = 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp->body);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return rc == CURLE_OK;
+}
+
+struct itest_mark {
+    rd_kafka_t *rk;
+    rd_kafka_topic_partition_list_t *parts;
+};
+
+itest_mark *itest_topic_mark(const char *topic)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092"),
+                      errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "bx-itest-reader", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    REQUIRE(rk != NULL);
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    REQUIRE(rd_kafka_metadata(rk, 0, t, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    REQUIRE(md->topic_cnt == 1 && md->topics[0].partition_cnt > 0);
+    itest_mark *m = calloc(1, sizeof(*m));
+    m->rk = rk;
+    m->parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int p = 0; p < md->topics[0].partition_cnt; p++) {
+        int64_t lo = 0, hi = 0;
+        REQUIRE(rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_topic_partition_list_add(m->parts, topic, p)->offset = hi;
+    }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    REQUIRE(rd_kafka_assign(rk, m->parts) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    return m;
+}
+
+int itest_topic_collect(itest_mark *m, const char *needle, int want, int timeout_ms, bx_buf *out)
+{
+    int found = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (found >= want || elapsed > timeout_ms)
+            break;
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->rk, 100);
+        if (msg == NULL)
+            continue;
+        if (!msg->err && msg->payload) {
+            char *v = strndup(msg->payload, msg->len);
+            if (strstr(v, needle)) {
+                found++;
+                if (out) {
+                    REQUIRE(bx_buf_puts(out, v) == BX_OK);
+                    REQUIRE(bx_buf_puts(out, "\n") == BX_OK);
+                }
+            }
+            free(v);
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    return found;
+}
+
+void itest_mark_free(itest_mark *m)
+{
+    if (m == NULL)
+        return;
+    rd_kafka_topic_partition_list_destroy(m->parts);
+    rd_kafka_consumer_close(m->rk);
+    rd_kafka_destroy(m->rk);
+    free(m);
+}

@@ -1,0 +1,51 @@
+/* bx_itest: helpers for integration tests against the real PostgreSQL, Redis and Kafka started by
+ * deploy/local/bx-infra: run bxctl, start a service on a free port, speak HTTP, read topics. */
+#ifndef BX_ITEST_H
+#define BX_ITEST_H
+
+#include "bx_buf.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The environment value or a default that matches deploy/local/bx-infra. */
+const char *itest_env(const char *name, const char *fallback);
+/* A fresh temporary folder (caller frees the string). */
+char *itest_tmpdir(const char *tag);
+void itest_write_file(const char *dir, const char *name, const char *content);
+/* Runs argv (NULL-ended) with extra "NAME=value" environment entries (NULL-ended, may be NULL),
+ * collects stdout+stderr into out (may be NULL) and returns the exit code. */
+int itest_run(const char *const *argv, const char *const *env, bx_buf *out);
+
+/* The registry every ingest test uses: county 990001, one primary school IT01 with classes
+ * ITC1 (students ITS01..ITS10) and ITC2 (ITS11..ITS15), a second school IT02 (ITS20),
+ * calendar it-2026 (autumn term 2026-09-01..2027-01-22, national 2026 holidays).
+ * Idempotent. Returns a credential of school IT01 (and of IT02 in *other when non-NULL). */
+char *itest_registry_fixture(char **other);
+
+/* Starts bx-ingest on a free loopback port with the given driven-clock file and extra
+ * environment; waits until /healthz answers. *port receives the port. */
+pid_t itest_ingest_start(const char *clock_file, const char *const *extra_env, int *port);
+void itest_stop(pid_t pid);
+
+/* Writes a driven clock file set to the given local time ("2026-11-27 18:00"). */
+char *itest_clock_file(const char *local_time);
+
+typedef struct itest_response {
+    long status;
+    bx_buf body;
+} itest_response;
+/* POSTs body to url; key may be NULL (no Authorization). Caller frees resp->body. */
+bool itest_post(const char *url, const char *key, const char *content_type, const char *body,
+                size_t len, itest_response *resp);
+
+/* Reads every message of topic that arrives after the call to itest_topic_mark and whose value
+ * contains `needle`, until `want` were found or timeout_ms passed. Returns the count; the
+ * messages are appended to out, one per line. */
+typedef struct itest_mark itest_mark;
+itest_mark *itest_topic_mark(const char *topic);
+int itest_topic_collect(itest_mark *m, const char *needle, int want, int timeout_ms, bx_buf *out);
+void itest_mark_free(itest_mark *m);
+
+#endif
