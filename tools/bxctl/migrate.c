@@ -54,7 +54,7 @@ int bxctl_migrate(bxctl_ctx *ctx, int argc, char **argv)
         fprintf(stderr, "bxctl migrate: cannot open BX_SQL_DIR \"%s\"\n", ctx->sql_dir);
         return 1;
     }
-    char *names[MAX_MIGRATIONS];
+    char *names[MAX_MIGRATIONS] = {0};
     int count = 0;
     struct dirent *de;
     while ((de = readdir(dir)) != NULL && count < MAX_MIGRATIONS)
