@@ -1,0 +1,193 @@
+/* Unit tests of the small common modules: configuration, log masking, buffers, the map, metrics. */
+#include "bx_buf.h"
+#include "bx_config.h"
+#include "bx_log.h"
+#include "bx_map.h"
+#include "bx_metrics.h"
+#include "bx_registry.h"
+#include "bx_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+BX_TEST(config_reads_environment_file_and_defaults)
+{
+    char *brokers = NULL, *name = NULL;
+    long long threads = 0;
+    bool insecure = true;
+    bx_conf_row rows[] = {
+        {"BXT_BROKERS", BX_CONF_STRING, "default:1", 0, 0, &brokers, "brokers"},
+        {"BXT_NAME", BX_CONF_STRING, "unnamed", 0, 0, &name, "name"},
+        {"BXT_THREADS", BX_CONF_INT, "8", 1, 64, &threads, "threads"},
+        {"BXT_INSECURE", BX_CONF_BOOL, "false", 0, 0, &insecure, "insecure"},
+    };
+    char path[] = "/tmp/bx-conf-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    const char *text = "# comment\nBXT_NAME = from-file\nBXT_THREADS=16\n\n";
+    REQUIRE(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    setenv("BX_CONFIG_FILE", path, 1);
+    setenv("BXT_THREADS", "32", 1); /* the environment wins over the file */
+    unsetenv("BXT_BROKERS");
+    unsetenv("BXT_NAME");
+    unsetenv("BXT_INSECURE");
+    bx_error err = {0};
+    CHECK_INT(bx_conf_load(rows, 4, &err), BX_OK);
+    CHECK_STR(brokers, "default:1");
+    CHECK_STR(name, "from-file");
+    CHECK_INT(threads, 32);
+    CHECK(!insecure);
+    bx_conf_free(rows, 4);
+    unsetenv("BXT_THREADS");
+    unsetenv("BX_CONFIG_FILE");
+    unlink(path);
+}
+
+BX_TEST(config_errors_name_the_variable_and_value)
+{
+    static const struct {
+        const char *var, *value, *expect;
+    } rows[] = {
+        {"BXT_THREADS", "abc", "BXT_THREADS: expected an integer from 1 to 64, got \"abc\""},
+        {"BXT_THREADS", "65", "BXT_THREADS: expected an integer from 1 to 64, got \"65\""},
+        {"BXT_THREADS", "8x", "got \"8x\""},
+        {"BXT_THREADS", "", "got \"\""},
+        {"BXT_INSECURE", "maybe", "BXT_INSECURE: expected true or false, got \"maybe\""},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        long long threads = 0;
+        bool insecure = false;
+        bx_conf_row conf[] = {
+            {"BXT_THREADS", BX_CONF_INT, "8", 1, 64, &threads, "threads"},
+            {"BXT_INSECURE", BX_CONF_BOOL, "false", 0, 0, &insecure, "insecure"},
+        };
+        unsetenv("BXT_THREADS");
+        unsetenv("BXT_INSECURE");
+        setenv(rows[i].var, rows[i].value, 1);
+        bx_error err = {0};
+        CHECK_INT(bx_conf_load(conf, 2, &err), BX_EINVAL);
+        CHECK_CONTAINS(err.msg, rows[i].expect);
+    }
+    unsetenv("BXT_THREADS");
+    unsetenv("BXT_INSECURE");
+}
+
+BX_TEST(config_file_errors_name_file_and_line)
+{
+    char *name = NULL;
+    bx_conf_row rows[] = {{"BXT_NAME", BX_CONF_STRING, "x", 0, 0, &name, "name"}};
+    char path[] = "/tmp/bx-conf-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    const char *text = "BXT_NAME=a\nBXT_UNKNOWN=1\n";
+    REQUIRE(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    setenv("BX_CONFIG_FILE", path, 1);
+    bx_error err = {0};
+    CHECK_INT(bx_conf_load(rows, 1, &err), BX_EINVAL);
+    CHECK_CONTAINS(err.msg, ":2: unknown setting BXT_UNKNOWN");
+    bx_conf_free(rows, 1);
+    unsetenv("BX_CONFIG_FILE");
+    unlink(path);
+}
+
+BX_TEST(log_masks_phones_and_id_numbers)
+{
+    static const struct {
+        const char *in, *out;
+    } rows[] = {
+        {"call 13812345678 now", "call 138****5678 now"},
+        {"13812345678", "138****5678"},
+        {"id 11010120140101123X end", "id 110101********123X end"},
+        {"id 110101201401011234", "id 110101********1234"},
+        {"student S10010301 absent", "student S10010301 absent"}, /* ids with letters stay */
+        {"offset 1234567890123", "offset 1234567890123"},         /* 13 digits: not a phone */
+        {"2026-11-27 port 19092", "2026-11-27 port 19092"},
+        {"23812345678", "23812345678"}, /* does not start with 1 */
+        {"two 13900000001,13900000002", "two 139****0001,139****0002"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char buf[128];
+        snprintf(buf, sizeof(buf), "%s", rows[i].in);
+        bx_log_mask(buf);
+        CHECK_STR(buf, rows[i].out);
+    }
+    char masked[16];
+    bx_mask_phone("13812345678", masked, sizeof(masked));
+    CHECK_STR(masked, "138****5678");
+}
+
+BX_TEST(buffer_respects_its_maximum_and_escapes_json)
+{
+    bx_buf b;
+    bx_buf_init(&b, 8);
+    CHECK_INT(bx_buf_puts(&b, "12345678"), BX_OK);
+    CHECK_INT(bx_buf_puts(&b, "9"), BX_ENOMEM);
+    CHECK_STR(b.data, "12345678");
+    bx_buf_free(&b);
+    bx_buf_init(&b, 0);
+    CHECK_INT(bx_buf_json_string(&b, "a\"b\\c\n\x01 中"), BX_OK);
+    CHECK_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001 中\"");
+    bx_buf_free(&b);
+}
+
+BX_TEST(map_grows_and_finds_every_key)
+{
+    bx_map *m = bx_map_new();
+    REQUIRE(m != NULL);
+    static int values[5000];
+    for (int i = 0; i < 5000; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "S%05d", i);
+        values[i] = i;
+        REQUIRE(bx_map_put(m, key, &values[i]) == BX_OK);
+    }
+    CHECK_INT(bx_map_count(m), 5000);
+    int wrong = 0;
+    for (int i = 0; i < 5000; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "S%05d", i);
+        int *v = bx_map_get(m, key);
+        wrong += v == NULL || *v != i;
+    }
+    CHECK_INT(wrong, 0);
+    CHECK(bx_map_get(m, "S99999") == NULL);
+    REQUIRE(bx_map_put(m, "S00001", &values[7]) == BX_OK);
+    CHECK_INT(bx_map_count(m), 5000);
+    CHECK_INT(*(int *)bx_map_get(m, "S00001"), 7);
+    bx_map_free(m);
+}
+
+BX_TEST(registry_ids_are_checked)
+{
+    CHECK(bx_id_valid("S10010301"));
+    CHECK(bx_id_valid("a_b-C"));
+    CHECK(!bx_id_valid(""));
+    CHECK(!bx_id_valid("a b"));
+    CHECK(!bx_id_valid("学生"));
+    CHECK(!bx_id_valid("123456789012345678901234567890123")); /* 33 */
+}
+
+static bx_metric test_counter = {"bxt_things_total{kind=\"a\"}", "things", "counter", 0, NULL};
+static bx_metric test_counter_b = {"bxt_things_total{kind=\"b\"}", "things", "counter", 0, NULL};
+
+BX_TEST(metrics_render_prometheus_text)
+{
+    bx_metric_register(&test_counter);
+    bx_metric_register(&test_counter_b);
+    bx_metric_register(&test_counter); /* twice is once */
+    bx_metric_add(&test_counter, 3);
+    bx_metric_add(&test_counter_b, 1);
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_metrics_render(&b) == BX_OK);
+    CHECK_CONTAINS(b.data, "# TYPE bxt_things_total counter\n");
+    CHECK_CONTAINS(b.data, "bxt_things_total{kind=\"a\"} 3\n");
+    CHECK_CONTAINS(b.data, "bxt_things_total{kind=\"b\"} 1\n");
+    const char *first = strstr(b.data, "# HELP bxt_things_total");
+    CHECK(first && strstr(first + 1, "# HELP bxt_things_total") == NULL);
+    bx_buf_free(&b);
+}
