@@ -1,0 +1,1190 @@
+/* store: Redis scripts and pipelines, PostgreSQL batches and walks, and the rebuild (see store.h).
+ */
+#include "store.h"
+#include "bx_buf.h"
+#include "bx_json.h"
+#include "bx_log.h"
+#include "bx_pg.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Script calls per pipelined window, and facts of one student per call. */
+#define WINDOW_CALLS 256
+#define GROUP_FACTS  64
+#define CALL_ARGS    (4 + 4 * GROUP_FACTS)
+/* Rows per PostgreSQL statement, rows per cursor fetch, items per rebuild round trip. */
+#define PG_CHUNK      20000
+#define PG_FETCH      "10000"
+#define REBUILD_BATCH 1000
+
+/* KEYS[1]: a facts or coverage hash. ARGV: quads of field, order key, value, implied ("1"/"0").
+ * Answers one outcome per quad (store_outcome). Compares bytes, not strings with `<` (which uses
+ * the server's locale through strcoll), so Redis agrees with PostgreSQL's COLLATE "C". Comparing
+ * "order_key\tvalue" as a whole is comparing the pair, as order keys have no byte below '!'. */
+static const char lua_apply[] =
+    "local function less(a, b)\n"
+    "  local n = #a\n"
+    "  if #b < n then n = #b end\n"
+    "  for i = 1, n do\n"
+    "    local x, y = string.byte(a, i), string.byte(b, i)\n"
+    "    if x ~= y then return x < y end\n"
+    "  end\n"
+    "  return #a < #b\n"
+    "end\n"
+    "if #ARGV % 4 ~= 0 then return redis.error_reply('ERR bx apply: ARGV must be quads') end\n"
+    "local out = {}\n"
+    "for i = 1, #ARGV, 4 do\n"
+    "  local field, new = ARGV[i], ARGV[i + 1] .. '\\t' .. ARGV[i + 2]\n"
+    "  local cur = redis.call('HGET', KEYS[1], field)\n"
+    "  local r\n"
+    "  if cur == new then r = 2\n"
+    "  elseif cur then\n"
+    "    if less(cur, new) then redis.call('HSET', KEYS[1], field, new); r = 1 else r = 0 end\n"
+    "  elseif ARGV[i + 3] == '1' then r = 3\n"
+    "  else redis.call('HSET', KEYS[1], field, new); r = 1 end\n"
+    "  out[#out + 1] = r\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS[1]: a summary hash. ARGV: name, value pairs. Replaces the hash; answers 1 when it changed.
+ */
+static const char lua_summary[] =
+    "if #ARGV % 2 ~= 0 then return redis.error_reply('ERR bx summary: ARGV must be pairs') end\n"
+    "local cur = redis.call('HGETALL', KEYS[1])\n"
+    "if #cur == #ARGV then\n"
+    "  local old = {}\n"
+    "  for i = 1, #cur, 2 do old[cur[i]] = cur[i + 1] end\n"
+    "  local same = true\n"
+    "  for i = 1, #ARGV, 2 do\n"
+    "    if old[ARGV[i]] ~= ARGV[i + 1] then same = false; break end\n"
+    "  end\n"
+    "  if same then return 0 end\n"
+    "end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "if #ARGV > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end\n"
+    "return 1\n";
+
+enum { SCRIPT_APPLY, SCRIPT_SUMMARY, SCRIPT_COUNT };
+
+static const char *const script_source[SCRIPT_COUNT] = {lua_apply, lua_summary};
+
+const char *store_lua_apply(void)
+{
+    return lua_apply;
+}
+
+const char *store_lua_summary(void)
+{
+    return lua_summary;
+}
+
+/* One pipelined command: its arguments and the items it covers. */
+typedef struct call {
+    int argc;
+    const char **argv;
+    size_t *argvlen;
+    size_t first, count;
+    bool retry; /* answered NOSCRIPT: send again with EVAL */
+} call;
+
+struct store_redis {
+    redisContext *redis; /* borrowed */
+    char sha[SCRIPT_COUNT][41];
+    call calls[WINDOW_CALLS];
+    const char **argv; /* WINDOW_CALLS * CALL_ARGS */
+    size_t *argvlen;
+    char (*keys)[STORE_KEY_MAX];
+};
+
+/* --- Validation and names --------------------------------------------------------------------- */
+
+static bool id_valid(const char *id)
+{
+    size_t n = 0;
+    if (id == NULL)
+        return false;
+    for (; id[n]; n++) {
+        char c = id[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return n >= 1 && n <= STORE_ID_MAX;
+}
+
+static bool event_id_valid(const char *id)
+{
+    size_t n = 0;
+    for (; id[n]; n++) {
+        char c = id[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == ':'))
+            return false;
+    }
+    return n >= 1 && n <= 128;
+}
+
+static bool order_key_valid(const char *k)
+{
+    size_t n = 0;
+    if (k == NULL)
+        return false;
+    for (; k[n]; n++)
+        if ((unsigned char)k[n] < '!' || (unsigned char)k[n] > '~')
+            return false;
+    return n >= 1 && n <= STORE_ORDER_KEY_MAX;
+}
+
+static bool value_valid(const char *v)
+{
+    if (v == NULL)
+        return false;
+    size_t n = strlen(v);
+    if (n > STORE_VALUE_MAX || !bx_utf8_valid(v, n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return false;
+    return true;
+}
+
+static bool summary_name_valid(const char *s)
+{
+    size_t n = 0;
+    if (s == NULL)
+        return false;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == ':'))
+            return false;
+    }
+    return n >= 1 && n <= 64;
+}
+
+bx_status store_order_key(bx_time_ms recorded_at, const char *event_id, char *out, size_t size)
+{
+    if (recorded_at < 0 || recorded_at > 9999999999999LL)
+        return BX_EINVAL;
+    if (event_id == NULL || !event_id_valid(event_id))
+        return BX_EINVAL;
+    int n = snprintf(out, size, "%013" PRId64 "|%s", (int64_t)recorded_at, event_id);
+    return n > 0 && (size_t)n < size ? BX_OK : BX_EINVAL;
+}
+
+bx_status store_field_day(bx_date day, int period, char *out, size_t size)
+{
+    if (day == BX_DATE_NONE || period < 0 || period > 12)
+        return BX_EINVAL;
+    int y, m, d;
+    bx_date_to_ymd(day, &y, &m, &d);
+    if (y < 1900 || y > 2199)
+        return BX_EINVAL;
+    char text[11];
+    bx_date_format(day, text);
+    int n = snprintf(out, size, "%s|%d", text, period);
+    return n > 0 && (size_t)n < size ? BX_OK : BX_EINVAL;
+}
+
+bx_status store_field_leave(const char *event_id, char *out, size_t size)
+{
+    if (event_id == NULL || !event_id_valid(event_id))
+        return BX_EINVAL;
+    int n = snprintf(out, size, "L|%s", event_id);
+    return n > 0 && (size_t)n < size ? BX_OK : BX_EINVAL;
+}
+
+bx_status store_field_parse(const char *field, bx_date *day, int *period)
+{
+    if (field == NULL)
+        return BX_EINVAL;
+    if (field[0] == 'L' && field[1] == '|') {
+        if (!event_id_valid(field + 2))
+            return BX_EINVAL;
+        *day = BX_DATE_NONE;
+        *period = -1;
+        return BX_OK;
+    }
+    char date[11];
+    if (strlen(field) < 12 || field[10] != '|')
+        return BX_EINVAL;
+    memcpy(date, field, 10);
+    date[10] = '\0';
+    bx_date d;
+    if (bx_date_parse(date, &d) != BX_OK)
+        return BX_EINVAL;
+    const char *p = field + 11;
+    int value;
+    if (p[0] >= '0' && p[0] <= '9' && p[1] == '\0')
+        value = p[0] - '0';
+    else if (p[0] == '1' && p[1] >= '0' && p[1] <= '2' && p[2] == '\0')
+        value = 10 + p[1] - '0';
+    else
+        return BX_EINVAL;
+    *day = d;
+    *period = value;
+    return BX_OK;
+}
+
+static bx_status make_key(const char *prefix, const char *id, const char *suffix, char *out,
+                          size_t size)
+{
+    if (!id_valid(id))
+        return BX_EINVAL;
+    int n = snprintf(out, size, "%s{%s}%s", prefix, id, suffix);
+    return n > 0 && (size_t)n < size ? BX_OK : BX_EINVAL;
+}
+
+bx_status store_key_facts(const char *student_id, char *out, size_t size)
+{
+    return make_key("bx:s:", student_id, ":facts", out, size);
+}
+
+bx_status store_key_summary(const char *student_id, char *out, size_t size)
+{
+    return make_key("bx:s:", student_id, ":sum", out, size);
+}
+
+bx_status store_key_reported(const char *class_id, char *out, size_t size)
+{
+    return make_key("bx:c:", class_id, ":reported", out, size);
+}
+
+/* Validates facts before anything is sent; the message names the item and the member. */
+static bx_status check_facts(const store_fact *facts, size_t n, bool for_pg, bx_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const store_fact *f = &facts[i];
+        bx_date day;
+        int period;
+        if (!id_valid(f->student_id))
+            return BX_ERR(err, BX_EINVAL,
+                          "facts[%zu].student_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
+        if (for_pg && !id_valid(f->school_id))
+            return BX_ERR(err, BX_EINVAL,
+                          "facts[%zu].school_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
+        if (for_pg && !id_valid(f->class_id))
+            return BX_ERR(err, BX_EINVAL,
+                          "facts[%zu].class_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
+        if (store_field_parse(f->field, &day, &period) != BX_OK)
+            return BX_ERR(err, BX_EINVAL,
+                          "facts[%zu].field: expected YYYY-MM-DD|period (0..12) or L|event_id, "
+                          "got \"%.40s\"",
+                          i, f->field ? f->field : "(null)");
+        if (!order_key_valid(f->order_key))
+            return BX_ERR(err, BX_EINVAL,
+                          "facts[%zu].order_key: expected 1 to %d printable ASCII characters "
+                          "without space",
+                          i, STORE_ORDER_KEY_MAX);
+        if (!value_valid(f->value))
+            return BX_ERR(err, BX_EINVAL,
+                          "facts[%zu].value: expected at most %d bytes of UTF-8 without control "
+                          "characters",
+                          i, STORE_VALUE_MAX);
+    }
+    return BX_OK;
+}
+
+static bx_status check_reports(const store_report *reports, size_t n, bool for_pg, bx_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const store_report *r = &reports[i];
+        bx_date day;
+        int period;
+        if (!id_valid(r->class_id))
+            return BX_ERR(err, BX_EINVAL,
+                          "reports[%zu].class_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
+        if (for_pg && !id_valid(r->school_id))
+            return BX_ERR(err, BX_EINVAL,
+                          "reports[%zu].school_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
+        if (store_field_parse(r->field, &day, &period) != BX_OK || day == BX_DATE_NONE)
+            return BX_ERR(err, BX_EINVAL,
+                          "reports[%zu].field: expected YYYY-MM-DD|period (0..12), got \"%.40s\"",
+                          i, r->field ? r->field : "(null)");
+        if (!order_key_valid(r->order_key))
+            return BX_ERR(err, BX_EINVAL,
+                          "reports[%zu].order_key: expected 1 to %d printable ASCII characters "
+                          "without space",
+                          i, STORE_ORDER_KEY_MAX);
+        if (!value_valid(r->value))
+            return BX_ERR(err, BX_EINVAL,
+                          "reports[%zu].value: expected at most %d bytes of UTF-8 without control "
+                          "characters",
+                          i, STORE_VALUE_MAX);
+    }
+    return BX_OK;
+}
+
+/* --- Entries ---------------------------------------------------------------------------------- */
+
+void store_entries_free(store_entries *e)
+{
+    if (e == NULL)
+        return;
+    free(e->items);
+    free(e->text);
+    memset(e, 0, sizeof(*e));
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const store_entry *)a)->field, ((const store_entry *)b)->field);
+}
+
+/* Builds entries from a HGETALL answer. with_order: values are "order_key\tvalue". */
+static bx_status entries_from_reply(const redisReply *r, bool with_order, const char *key,
+                                    store_entries *out, bx_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
+        return BX_ERR(err, BX_EIO, "redis: HGETALL %s: unexpected answer type %d", key, r->type);
+    size_t count = r->elements / 2, size = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            return BX_ERR(err, BX_EIO, "redis: HGETALL %s: unexpected element type", key);
+        size += r->element[i]->len + 1;
+    }
+    if (count == 0)
+        return BX_OK;
+    out->items = calloc(count, sizeof(out->items[0]));
+    out->text = malloc(size);
+    if (out->items == NULL || out->text == NULL) {
+        store_entries_free(out);
+        return BX_ERR(err, BX_ENOMEM, "out of memory reading %s", key);
+    }
+    char *p = out->text;
+    for (size_t i = 0; i < count; i++) {
+        const redisReply *f = r->element[2 * i], *v = r->element[2 * i + 1];
+        store_entry *e = &out->items[i];
+        memcpy(p, f->str, f->len);
+        p[f->len] = '\0';
+        e->field = p;
+        p += f->len + 1;
+        memcpy(p, v->str, v->len);
+        p[v->len] = '\0';
+        if (with_order) {
+            char *tab = memchr(p, '\t', v->len);
+            if (tab == NULL) {
+                store_entries_free(out);
+                return BX_ERR(err, BX_EIO, "redis: %s field \"%.40s\" has no order key", key,
+                              f->str);
+            }
+            *tab = '\0';
+            e->order_key = p;
+            e->value = tab + 1;
+        } else {
+            e->order_key = "";
+            e->value = p;
+        }
+        p += v->len + 1;
+    }
+    out->count = count;
+    qsort(out->items, count, sizeof(out->items[0]), cmp_entry);
+    return BX_OK;
+}
+
+/* --- Redis pipelines -------------------------------------------------------------------------- */
+
+static bx_status redis_failed(store_redis *st, const char *what, bx_error *err)
+{
+    redisContext *c = st->redis;
+    return BX_ERR(err, c->err == REDIS_ERR_IO || c->err == REDIS_ERR_EOF ? BX_ETRANSIENT : BX_EIO,
+                  "redis: %s: %s", what, c->errstr[0] ? c->errstr : "connection failed");
+}
+
+bx_status store_redis_new(redisContext *redis, store_redis **out, bx_error *err)
+{
+    store_redis *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    st->redis = redis;
+    st->argv = calloc((size_t)WINDOW_CALLS * CALL_ARGS, sizeof(st->argv[0]));
+    st->argvlen = calloc((size_t)WINDOW_CALLS * CALL_ARGS, sizeof(st->argvlen[0]));
+    st->keys = calloc(WINDOW_CALLS, sizeof(st->keys[0]));
+    if (st->argv == NULL || st->argvlen == NULL || st->keys == NULL) {
+        store_redis_free(st);
+        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < SCRIPT_COUNT; i++) {
+        redisReply *r = redisCommand(redis, "SCRIPT LOAD %s", script_source[i]);
+        bx_status s = BX_OK;
+        if (r == NULL)
+            s = redis_failed(st, "SCRIPT LOAD", err);
+        else if (r->type != REDIS_REPLY_STRING || r->len != 40)
+            s = BX_ERR(err, BX_EIO, "redis: SCRIPT LOAD: %s",
+                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected answer");
+        else
+            memcpy(st->sha[i], r->str, 41);
+        freeReplyObject(r);
+        if (s != BX_OK) {
+            store_redis_free(st);
+            return s;
+        }
+    }
+    *out = st;
+    return BX_OK;
+}
+
+void store_redis_free(store_redis *st)
+{
+    if (st == NULL)
+        return;
+    free(st->argv);
+    free(st->argvlen);
+    free(st->keys);
+    free(st);
+}
+
+/* Handles the answer to one call; must not keep r. */
+typedef bx_status reply_fn(void *ctx, const call *c, const redisReply *r, bx_error *err);
+
+static bool is_noscript(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* Sends the calls pipelined and hands each answer to fn, in order. Reads every answer even after
+ * fn failed, so the connection stays in step. Script calls (script >= 0, argv[0] "EVALSHA",
+ * argv[1] the sha) that meet NOSCRIPT are sent again as EVAL with the source. */
+static bx_status run_calls(store_redis *st, call *calls, size_t ncalls, int script, reply_fn *fn,
+                           void *ctx, bx_error *err)
+{
+    redisContext *c = st->redis;
+    for (size_t i = 0; i < ncalls; i++) {
+        calls[i].retry = false;
+        if (redisAppendCommandArgv(c, calls[i].argc, calls[i].argv, calls[i].argvlen) != REDIS_OK)
+            return redis_failed(st, "send", err);
+    }
+    bx_status s = BX_OK;
+    size_t retries = 0;
+    for (size_t i = 0; i < ncalls; i++) {
+        void *reply = NULL;
+        if (redisGetReply(c, &reply) != REDIS_OK || reply == NULL)
+            return redis_failed(st, "read", err);
+        const redisReply *r = reply;
+        if (script >= 0 && is_noscript(r)) {
+            calls[i].retry = true;
+            retries++;
+        } else if (s == BX_OK) {
+            s = fn(ctx, &calls[i], r, err);
+        }
+        freeReplyObject(reply);
+    }
+    if (retries == 0)
+        return s;
+    bx_info("redis: script cache was empty, sending %zu calls with EVAL", retries);
+    for (size_t i = 0; i < ncalls; i++) {
+        if (!calls[i].retry)
+            continue;
+        calls[i].argv[0] = "EVAL";
+        calls[i].argvlen[0] = 4;
+        calls[i].argv[1] = script_source[script];
+        calls[i].argvlen[1] = strlen(script_source[script]);
+        if (redisAppendCommandArgv(c, calls[i].argc, calls[i].argv, calls[i].argvlen) != REDIS_OK)
+            return redis_failed(st, "send", err);
+    }
+    for (size_t i = 0; i < ncalls; i++) {
+        if (!calls[i].retry)
+            continue;
+        void *reply = NULL;
+        if (redisGetReply(c, &reply) != REDIS_OK || reply == NULL)
+            return redis_failed(st, "read", err);
+        if (s == BX_OK)
+            s = fn(ctx, &calls[i], reply, err);
+        freeReplyObject(reply);
+    }
+    /* Load the script again so the next window goes back to EVALSHA. */
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", script_source[script]);
+    if (r == NULL)
+        return redis_failed(st, "SCRIPT LOAD", err);
+    freeReplyObject(r);
+    return s;
+}
+
+static void call_arg(call *c, const char *arg, size_t len)
+{
+    assert(c->argc < CALL_ARGS);
+    c->argv[c->argc] = arg;
+    c->argvlen[c->argc] = len;
+    c->argc++;
+}
+
+static call *window_call(store_redis *st, size_t i)
+{
+    call *c = &st->calls[i];
+    c->argc = 0;
+    c->argv = st->argv + i * CALL_ARGS;
+    c->argvlen = st->argvlen + i * CALL_ARGS;
+    return c;
+}
+
+/* Compare-and-set items, generic over facts and reports. */
+typedef struct cas_item {
+    const char *owner; /* student or class id */
+    const char *field, *order_key, *value;
+    bool implied;
+} cas_item;
+
+typedef struct cas_ctx {
+    store_outcome *outcomes;
+    size_t stored;
+} cas_ctx;
+
+static bx_status cas_reply(void *arg, const call *c, const redisReply *r, bx_error *err)
+{
+    cas_ctx *ctx = arg;
+    if (r->type == REDIS_REPLY_ERROR)
+        return BX_ERR(err, BX_EIO, "redis: %s: %s", c->argv[3], r->str);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != c->count)
+        return BX_ERR(err, BX_EIO, "redis: %s: unexpected answer to the apply script", c->argv[3]);
+    for (size_t i = 0; i < c->count; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_INTEGER || e->integer < 0 || e->integer > 3)
+            return BX_ERR(err, BX_EIO, "redis: %s: unexpected outcome", c->argv[3]);
+        if (e->integer == STORE_STORED)
+            ctx->stored++;
+        if (ctx->outcomes)
+            ctx->outcomes[c->first + i] = (store_outcome)e->integer;
+    }
+    return BX_OK;
+}
+
+typedef bx_status key_fn(const char *id, char *out, size_t size);
+typedef void item_fn(const void *items, size_t i, cas_item *out);
+
+static bx_status apply_items(store_redis *st, const void *items, size_t n, item_fn *get,
+                             key_fn *key, store_outcome *outcomes, size_t *stored, bx_error *err)
+{
+    cas_ctx ctx = {outcomes, 0};
+    bx_status s = BX_OK;
+    size_t i = 0;
+    while (i < n && s == BX_OK) {
+        size_t ncalls = 0;
+        while (i < n && ncalls < WINDOW_CALLS) {
+            cas_item first;
+            get(items, i, &first);
+            call *c = window_call(st, ncalls);
+            if (key(first.owner, st->keys[ncalls], sizeof(st->keys[0])) != BX_OK)
+                return BX_ERR(err, BX_EINVAL, "bad id \"%.40s\"", first.owner);
+            call_arg(c, "EVALSHA", 7);
+            call_arg(c, st->sha[SCRIPT_APPLY], 40);
+            call_arg(c, "1", 1);
+            call_arg(c, st->keys[ncalls], strlen(st->keys[ncalls]));
+            c->first = i;
+            c->count = 0;
+            while (i < n && c->count < GROUP_FACTS) {
+                cas_item it;
+                get(items, i, &it);
+                if (strcmp(it.owner, first.owner) != 0)
+                    break;
+                call_arg(c, it.field, strlen(it.field));
+                call_arg(c, it.order_key, strlen(it.order_key));
+                call_arg(c, it.value, strlen(it.value));
+                call_arg(c, it.implied ? "1" : "0", 1);
+                c->count++;
+                i++;
+            }
+            ncalls++;
+        }
+        s = run_calls(st, st->calls, ncalls, SCRIPT_APPLY, cas_reply, &ctx, err);
+    }
+    if (stored)
+        *stored = ctx.stored;
+    return s;
+}
+
+static void fact_item(const void *items, size_t i, cas_item *out)
+{
+    const store_fact *f = (const store_fact *)items + i;
+    *out = (cas_item){f->student_id, f->field, f->order_key, f->value, f->implied};
+}
+
+static void report_item(const void *items, size_t i, cas_item *out)
+{
+    const store_report *r = (const store_report *)items + i;
+    *out = (cas_item){r->class_id, r->field, r->order_key, r->value, false};
+}
+
+bx_status store_apply_facts(store_redis *st, const store_fact *facts, size_t n,
+                            store_outcome *outcomes, size_t *stored, bx_error *err)
+{
+    if (stored)
+        *stored = 0;
+    bx_status s = check_facts(facts, n, false, err);
+    if (s != BX_OK)
+        return s;
+    return apply_items(st, facts, n, fact_item, store_key_facts, outcomes, stored, err);
+}
+
+bx_status store_apply_reports(store_redis *st, const store_report *reports, size_t n,
+                              store_outcome *outcomes, size_t *stored, bx_error *err)
+{
+    if (stored)
+        *stored = 0;
+    bx_status s = check_reports(reports, n, false, err);
+    if (s != BX_OK)
+        return s;
+    return apply_items(st, reports, n, report_item, store_key_reported, outcomes, stored, err);
+}
+
+typedef struct load_ctx {
+    store_entries *out;
+    bool with_order;
+} load_ctx;
+
+static bx_status load_reply(void *arg, const call *c, const redisReply *r, bx_error *err)
+{
+    load_ctx *ctx = arg;
+    if (r->type == REDIS_REPLY_ERROR)
+        return BX_ERR(err, BX_EIO, "redis: HGETALL %s: %s", c->argv[1], r->str);
+    return entries_from_reply(r, ctx->with_order, c->argv[1], &ctx->out[c->first], err);
+}
+
+static bx_status load_hashes(store_redis *st, const char *const *ids, size_t n, key_fn *key,
+                             bool with_order, store_entries *out, bx_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        memset(&out[i], 0, sizeof(out[i]));
+    for (size_t i = 0; i < n; i++)
+        if (!id_valid(ids[i]))
+            return BX_ERR(err, BX_EINVAL, "ids[%zu]: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
+    load_ctx ctx = {out, with_order};
+    bx_status s = BX_OK;
+    for (size_t i = 0; i < n && s == BX_OK;) {
+        size_t ncalls = 0;
+        for (; i < n && ncalls < WINDOW_CALLS; i++, ncalls++) {
+            call *c = window_call(st, ncalls);
+            bx_status ks = key(ids[i], st->keys[ncalls], sizeof(st->keys[0]));
+            assert(ks == BX_OK); /* the ids were checked above */
+            (void)ks;
+            call_arg(c, "HGETALL", 7);
+            call_arg(c, st->keys[ncalls], strlen(st->keys[ncalls]));
+            c->first = i;
+            c->count = 1;
+        }
+        s = run_calls(st, st->calls, ncalls, -1, load_reply, &ctx, err);
+    }
+    if (s != BX_OK)
+        for (size_t i = 0; i < n; i++)
+            store_entries_free(&out[i]);
+    return s;
+}
+
+bx_status store_load_facts(store_redis *st, const char *const *student_ids, size_t n,
+                           store_entries *out, bx_error *err)
+{
+    return load_hashes(st, student_ids, n, store_key_facts, true, out, err);
+}
+
+bx_status store_load_reports(store_redis *st, const char *const *class_ids, size_t n,
+                             store_entries *out, bx_error *err)
+{
+    return load_hashes(st, class_ids, n, store_key_reported, true, out, err);
+}
+
+bx_status store_load_summaries(store_redis *st, const char *const *student_ids, size_t n,
+                               store_entries *out, bx_error *err)
+{
+    return load_hashes(st, student_ids, n, store_key_summary, false, out, err);
+}
+
+static bx_status summary_reply(void *arg, const call *c, const redisReply *r, bx_error *err)
+{
+    bool *changed = arg;
+    if (r->type == REDIS_REPLY_ERROR)
+        return BX_ERR(err, BX_EIO, "redis: %s: %s", c->argv[3], r->str);
+    if (r->type != REDIS_REPLY_INTEGER)
+        return BX_ERR(err, BX_EIO, "redis: %s: unexpected answer to the summary script",
+                      c->argv[3]);
+    if (changed)
+        changed[c->first] = r->integer == 1;
+    return BX_OK;
+}
+
+bx_status store_put_summaries(store_redis *st, const store_summary *summaries, size_t n,
+                              bool *changed, bx_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const store_summary *m = &summaries[i];
+        if (!id_valid(m->student_id))
+            return BX_ERR(err, BX_EINVAL,
+                          "summaries[%zu].student_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
+        if (m->count > STORE_SUMMARY_MAX)
+            return BX_ERR(err, BX_EINVAL, "summaries[%zu]: %zu names, at most %d", i, m->count,
+                          STORE_SUMMARY_MAX);
+        for (size_t j = 0; j < m->count; j++) {
+            if (!summary_name_valid(m->names[j]))
+                return BX_ERR(err, BX_EINVAL,
+                              "summaries[%zu].names[%zu]: expected 1 to 64 of A-Z a-z 0-9 _ . : -",
+                              i, j);
+            if (!value_valid(m->values[j]))
+                return BX_ERR(err, BX_EINVAL,
+                              "summaries[%zu].values[%zu]: expected at most %d bytes of UTF-8 "
+                              "without control characters",
+                              i, j, STORE_VALUE_MAX);
+        }
+    }
+    bx_status s = BX_OK;
+    for (size_t i = 0; i < n && s == BX_OK;) {
+        /* A window holds at most WINDOW_CALLS * CALL_ARGS arguments: a summary needs up to
+         * 4 + 2 * STORE_SUMMARY_MAX, so take as many as fit. */
+        size_t ncalls = 0, used = 0;
+        for (; i < n && ncalls < WINDOW_CALLS; i++, ncalls++) {
+            size_t need = 4 + 2 * summaries[i].count;
+            if (used + need > (size_t)WINDOW_CALLS * CALL_ARGS)
+                break;
+            call *c = &st->calls[ncalls];
+            c->argc = 0;
+            c->argv = st->argv + used;
+            c->argvlen = st->argvlen + used;
+            used += need;
+            bx_status ks =
+                store_key_summary(summaries[i].student_id, st->keys[ncalls], sizeof(st->keys[0]));
+            assert(ks == BX_OK); /* the ids were checked above */
+            (void)ks;
+            c->argv[c->argc] = "EVALSHA";
+            c->argvlen[c->argc++] = 7;
+            c->argv[c->argc] = st->sha[SCRIPT_SUMMARY];
+            c->argvlen[c->argc++] = 40;
+            c->argv[c->argc] = "1";
+            c->argvlen[c->argc++] = 1;
+            c->argv[c->argc] = st->keys[ncalls];
+            c->argvlen[c->argc++] = strlen(st->keys[ncalls]);
+            for (size_t j = 0; j < summaries[i].count; j++) {
+                c->argv[c->argc] = summaries[i].names[j];
+                c->argvlen[c->argc++] = strlen(summaries[i].names[j]);
+                c->argv[c->argc] = summaries[i].values[j];
+                c->argvlen[c->argc++] = strlen(summaries[i].values[j]);
+            }
+            c->first = i;
+            c->count = 1;
+        }
+        s = run_calls(st, st->calls, ncalls, SCRIPT_SUMMARY, summary_reply, changed, err);
+    }
+    return s;
+}
+
+/* --- PostgreSQL writes ------------------------------------------------------------------------ */
+
+/* Appends s as an element of a text array literal: always quoted, backslash and quote escaped
+ * (ids, fields and order keys never need it; values may). */
+static bx_status array_elem(bx_buf *b, const char *s)
+{
+    bx_status st = bx_buf_append(b, b->len > 0 ? ",\"" : "{\"", 2);
+    for (const char *p = s; *p && st == BX_OK; p++) {
+        if (*p == '"' || *p == '\\')
+            st = bx_buf_append(b, "\\", 1);
+        IFOK(st, bx_buf_append(b, p, 1));
+    }
+    IFOK(st, bx_buf_append(b, "\"", 1));
+    return st;
+}
+
+static bx_status array_end(bx_buf *b)
+{
+    return b->len == 0 ? bx_buf_puts(b, "{}") : bx_buf_puts(b, "}");
+}
+
+/* Several facts of one field in a batch: the greatest (order_key, value) goes in, as Redis would
+ * end with; ON CONFLICT cannot touch one row twice in a statement. */
+static const char sql_write_facts[] =
+    "INSERT INTO attendance.fact AS f (student_id, field, day, period, school_id, class_id, "
+    "order_key, value) "
+    "SELECT DISTINCT ON (u.student_id, u.field) u.student_id, u.field, "
+    "CASE WHEN u.field LIKE 'L|%' THEN NULL ELSE left(u.field, 10)::date END, "
+    "CASE WHEN u.field LIKE 'L|%' THEN NULL ELSE split_part(u.field, '|', 2)::smallint END, "
+    "u.school_id, u.class_id, u.order_key, u.value "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) "
+    "AS u(student_id, field, school_id, class_id, order_key, value) "
+    "ORDER BY u.student_id, u.field, u.order_key COLLATE \"C\" DESC, "
+    "u.value COLLATE \"C\" DESC "
+    "ON CONFLICT (student_id, field) DO UPDATE SET school_id = EXCLUDED.school_id, "
+    "class_id = EXCLUDED.class_id, order_key = EXCLUDED.order_key, value = EXCLUDED.value "
+    "WHERE (f.order_key, f.value) < (EXCLUDED.order_key, EXCLUDED.value)";
+
+static const char sql_write_reports[] =
+    "INSERT INTO attendance.class_report AS r (class_id, day, period, school_id, order_key, value) "
+    "SELECT DISTINCT ON (u.class_id, u.field) u.class_id, left(u.field, 10)::date, "
+    "split_part(u.field, '|', 2)::smallint, u.school_id, u.order_key, u.value "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) "
+    "AS u(class_id, field, school_id, order_key, value) "
+    "ORDER BY u.class_id, u.field, u.order_key COLLATE \"C\" DESC, "
+    "u.value COLLATE \"C\" DESC "
+    "ON CONFLICT (class_id, day, period) DO UPDATE SET school_id = EXCLUDED.school_id, "
+    "order_key = EXCLUDED.order_key, value = EXCLUDED.value "
+    "WHERE (r.order_key, r.value) < (EXCLUDED.order_key, EXCLUDED.value)";
+
+/* Runs sql with ncols text arrays as parameters; adds the affected rows to *written. */
+static bx_status pg_write_arrays(PGconn *db, const char *sql, bx_buf *cols, int ncols,
+                                 size_t *written, bx_error *err)
+{
+    const char *params[8];
+    assert(ncols <= 8);
+    bx_status s = BX_OK;
+    for (int c = 0; c < ncols; c++) {
+        IFOK(s, array_end(&cols[c]));
+        params[c] = cols[c].data;
+    }
+    if (s != BX_OK)
+        return BX_ERR(err, BX_ENOMEM, "out of memory building a batch");
+    PGresult *res = NULL;
+    s = bx_pg_query(db, sql, ncols, params, &res, err);
+    if (s == BX_OK && written)
+        *written += strtoul(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    for (int c = 0; c < ncols; c++)
+        bx_buf_reset(&cols[c]);
+    return s;
+}
+
+bx_status store_pg_write_facts(PGconn *db, const store_fact *facts, const store_outcome *outcomes,
+                               size_t n, size_t *written, bx_error *err)
+{
+    if (written)
+        *written = 0;
+    bx_status s = check_facts(facts, n, true, err);
+    if (s != BX_OK)
+        return s;
+    for (size_t i = 0; i < n; i++)
+        if (facts[i].implied && outcomes == NULL)
+            return BX_ERR(err, BX_EINVAL,
+                          "facts[%zu]: implied, but no outcomes from store_apply_facts given", i);
+    enum { NCOLS = 6 };
+    bx_buf cols[NCOLS];
+    for (int c = 0; c < NCOLS; c++)
+        bx_buf_init(&cols[c], 256u << 20);
+    size_t rows = 0;
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        const store_fact *f = &facts[i];
+        if (f->implied && outcomes[i] != STORE_STORED && outcomes[i] != STORE_CURRENT)
+            continue;
+        IFOK(s, array_elem(&cols[0], f->student_id));
+        IFOK(s, array_elem(&cols[1], f->field));
+        IFOK(s, array_elem(&cols[2], f->school_id));
+        IFOK(s, array_elem(&cols[3], f->class_id));
+        IFOK(s, array_elem(&cols[4], f->order_key));
+        IFOK(s, array_elem(&cols[5], f->value));
+        if (s != BX_OK) {
+            s = BX_ERR(err, BX_ENOMEM, "out of memory building a batch");
+            break;
+        }
+        if (++rows == PG_CHUNK) {
+            s = pg_write_arrays(db, sql_write_facts, cols, NCOLS, written, err);
+            rows = 0;
+        }
+    }
+    if (s == BX_OK && rows > 0)
+        s = pg_write_arrays(db, sql_write_facts, cols, NCOLS, written, err);
+    for (int c = 0; c < NCOLS; c++)
+        bx_buf_free(&cols[c]);
+    return s;
+}
+
+bx_status store_pg_write_reports(PGconn *db, const store_report *reports, size_t n, size_t *written,
+                                 bx_error *err)
+{
+    if (written)
+        *written = 0;
+    bx_status s = check_reports(reports, n, true, err);
+    if (s != BX_OK)
+        return s;
+    enum { NCOLS = 5 };
+    bx_buf cols[NCOLS];
+    for (int c = 0; c < NCOLS; c++)
+        bx_buf_init(&cols[c], 256u << 20);
+    size_t rows = 0;
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        const store_report *r = &reports[i];
+        IFOK(s, array_elem(&cols[0], r->class_id));
+        IFOK(s, array_elem(&cols[1], r->field));
+        IFOK(s, array_elem(&cols[2], r->school_id));
+        IFOK(s, array_elem(&cols[3], r->order_key));
+        IFOK(s, array_elem(&cols[4], r->value));
+        if (s != BX_OK) {
+            s = BX_ERR(err, BX_ENOMEM, "out of memory building a batch");
+            break;
+        }
+        if (++rows == PG_CHUNK) {
+            s = pg_write_arrays(db, sql_write_reports, cols, NCOLS, written, err);
+            rows = 0;
+        }
+    }
+    if (s == BX_OK && rows > 0)
+        s = pg_write_arrays(db, sql_write_reports, cols, NCOLS, written, err);
+    for (int c = 0; c < NCOLS; c++)
+        bx_buf_free(&cols[c]);
+    return s;
+}
+
+/* --- PostgreSQL walks ------------------------------------------------------------------------- */
+
+/* The rows of one owner (student or class) gathered across fetches: offsets into text. */
+typedef struct group {
+    bx_buf text;
+    size_t *offsets; /* 3 per entry: field, order key, value */
+    size_t count, cap;
+    char owner[STORE_ID_MAX + 1];
+} group;
+
+static bx_status group_add(group *g, const char *field, const char *order_key, const char *value)
+{
+    if (g->count == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        size_t *p = realloc(g->offsets, cap * 3 * sizeof(*p));
+        if (p == NULL)
+            return BX_ENOMEM;
+        g->offsets = p;
+        g->cap = cap;
+    }
+    const char *parts[3] = {field, order_key, value};
+    bx_status s = BX_OK;
+    for (int k = 0; k < 3 && s == BX_OK; k++) {
+        g->offsets[g->count * 3 + k] = g->text.len;
+        s = bx_buf_append(&g->text, parts[k], strlen(parts[k]) + 1);
+    }
+    if (s == BX_OK)
+        g->count++;
+    return s;
+}
+
+/* Hands the group to fn as entries (sorted by field) and empties it. */
+typedef bx_status group_fn(const char *owner, const store_entries *e, void *arg);
+
+static bx_status group_flush(group *g, group_fn *fn, void *arg, bx_error *err)
+{
+    if (g->count == 0)
+        return BX_OK;
+    store_entries e = {calloc(g->count, sizeof(store_entry)), g->count, NULL};
+    if (e.items == NULL)
+        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    for (size_t i = 0; i < g->count; i++) {
+        e.items[i].field = g->text.data + g->offsets[3 * i];
+        e.items[i].order_key = g->text.data + g->offsets[3 * i + 1];
+        e.items[i].value = g->text.data + g->offsets[3 * i + 2];
+    }
+    qsort(e.items, e.count, sizeof(e.items[0]), cmp_entry);
+    bx_status s = fn(g->owner, &e, arg);
+    free(e.items);
+    g->count = 0;
+    bx_buf_reset(&g->text);
+    return s;
+}
+
+/* Walks query (columns owner, field, order_key, value; ordered by owner) through a cursor in a
+ * REPEATABLE READ READ ONLY transaction, calling fn once per owner. */
+static bx_status pg_walk(PGconn *db, const char *query, const char *school_id, group_fn *fn,
+                         void *arg, bx_error *err)
+{
+    if (PQtransactionStatus(db) != PQTRANS_IDLE)
+        return BX_ERR(err, BX_EINVAL, "store: the walk needs a connection outside a transaction");
+    group g = {0};
+    bx_buf_init(&g.text, 0);
+    const char *params[1] = {school_id};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
+    IFOK(s, bx_pg_query(db, query, school_id ? 1 : 0, school_id ? params : NULL, &res, err));
+    PQclear(res);
+    while (s == BX_OK) {
+        res = NULL;
+        s = bx_pg_query(db, "FETCH " PG_FETCH " FROM store_walk", 0, NULL, &res, err);
+        if (s != BX_OK)
+            break;
+        int rows = PQntuples(res);
+        for (int r = 0; r < rows && s == BX_OK; r++) {
+            const char *owner = PQgetvalue(res, r, 0);
+            if (g.count > 0 && strcmp(owner, g.owner) != 0)
+                s = group_flush(&g, fn, arg, err);
+            if (s != BX_OK)
+                break;
+            if (g.count == 0)
+                snprintf(g.owner, sizeof(g.owner), "%s", owner);
+            if (group_add(&g, PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
+                          PQgetvalue(res, r, 3)) != BX_OK)
+                s = BX_ERR(err, BX_ENOMEM, "out of memory walking attendance");
+        }
+        PQclear(res);
+        if (rows == 0)
+            break;
+    }
+    IFOK(s, group_flush(&g, fn, arg, err));
+    if (s == BX_OK)
+        s = bx_pg_exec(db, "COMMIT", err);
+    else
+        bx_pg_rollback(db);
+    free(g.offsets);
+    bx_buf_free(&g.text);
+    return s;
+}
+
+typedef struct walk_fn {
+    store_student_fn *fn;
+    void *arg;
+} walk_fn;
+
+static bx_status walk_call(const char *owner, const store_entries *e, void *arg)
+{
+    walk_fn *w = arg;
+    return w->fn(owner, e, w->arg);
+}
+
+static const char sql_walk_facts[] =
+    "DECLARE store_walk NO SCROLL CURSOR FOR SELECT student_id, field, order_key, value "
+    "FROM attendance.fact ORDER BY student_id, field";
+static const char sql_walk_facts_school[] =
+    "DECLARE store_walk NO SCROLL CURSOR FOR SELECT student_id, field, order_key, value "
+    "FROM attendance.fact WHERE school_id = $1 ORDER BY student_id, field";
+static const char sql_walk_reports[] =
+    "DECLARE store_walk NO SCROLL CURSOR FOR SELECT class_id, "
+    "to_char(day, 'YYYY-MM-DD') || '|' || period, order_key, value "
+    "FROM attendance.class_report ORDER BY class_id, day, period";
+static const char sql_walk_reports_school[] =
+    "DECLARE store_walk NO SCROLL CURSOR FOR SELECT class_id, "
+    "to_char(day, 'YYYY-MM-DD') || '|' || period, order_key, value "
+    "FROM attendance.class_report WHERE school_id = $1 ORDER BY class_id, day, period";
+
+bx_status store_pg_each_student(PGconn *db, const store_scope *scope, store_student_fn *fn,
+                                void *arg, bx_error *err)
+{
+    const char *school = scope ? scope->school_id : NULL;
+    if (school && !id_valid(school))
+        return BX_ERR(err, BX_EINVAL, "scope.school_id: expected 1 to 32 of A-Z a-z 0-9 _ -");
+    walk_fn w = {fn, arg};
+    return pg_walk(db, school ? sql_walk_facts_school : sql_walk_facts, school, walk_call, &w, err);
+}
+
+bx_status store_pg_each_class(PGconn *db, const store_scope *scope, store_class_fn *fn, void *arg,
+                              bx_error *err)
+{
+    const char *school = scope ? scope->school_id : NULL;
+    if (school && !id_valid(school))
+        return BX_ERR(err, BX_EINVAL, "scope.school_id: expected 1 to 32 of A-Z a-z 0-9 _ -");
+    walk_fn w = {fn, arg};
+    return pg_walk(db, school ? sql_walk_reports_school : sql_walk_reports, school, walk_call, &w,
+                   err);
+}
+
+/* --- Rebuild ---------------------------------------------------------------------------------- */
+
+/* Copies of walked entries waiting for one pipelined apply. */
+typedef struct rebuild {
+    store_redis *st;
+    store_recompute_fn *recompute;
+    void *arg;
+    store_rebuild_stats stats;
+    bool classes;  /* applying reports (else facts) */
+    bx_buf text;   /* owners and entries, NUL-separated */
+    size_t *items; /* 4 offsets per item: owner, field, order key, value */
+    size_t count, cap;
+    size_t *owners; /* offset of each distinct owner in the batch, in order */
+    size_t nowners, owners_cap;
+    bx_error *err;
+} rebuild;
+
+static bx_status rebuild_flush(rebuild *rb)
+{
+    if (rb->count == 0)
+        return BX_OK;
+    bx_status s = BX_OK;
+    const char *t = rb->text.data;
+    if (rb->classes) {
+        store_report *r = calloc(rb->count, sizeof(*r));
+        if (r == NULL)
+            return BX_ERR(rb->err, BX_ENOMEM, "out of memory");
+        for (size_t i = 0; i < rb->count; i++) {
+            const size_t *o = rb->items + 4 * i;
+            r[i] = (store_report){t + o[0], NULL, t + o[1], t + o[2], t + o[3]};
+        }
+        s = store_apply_reports(rb->st, r, rb->count, NULL, NULL, rb->err);
+        free(r);
+        rb->stats.reports += rb->count;
+    } else {
+        store_fact *f = calloc(rb->count, sizeof(*f));
+        if (f == NULL)
+            return BX_ERR(rb->err, BX_ENOMEM, "out of memory");
+        for (size_t i = 0; i < rb->count; i++) {
+            const size_t *o = rb->items + 4 * i;
+            f[i] = (store_fact){t + o[0], NULL, NULL, t + o[1], t + o[2], t + o[3], false};
+        }
+        s = store_apply_facts(rb->st, f, rb->count, NULL, NULL, rb->err);
+        free(f);
+        rb->stats.facts += rb->count;
+        for (size_t i = 0; i < rb->nowners && s == BX_OK && rb->recompute; i++)
+            s = rb->recompute(t + rb->owners[i], rb->arg);
+    }
+    rb->count = 0;
+    rb->nowners = 0;
+    bx_buf_reset(&rb->text);
+    return s;
+}
+
+static bx_status rebuild_take(const char *owner, const store_entries *e, void *arg)
+{
+    rebuild *rb = arg;
+    if (rb->count + e->count > rb->cap) {
+        size_t cap = rb->cap ? rb->cap : REBUILD_BATCH;
+        while (cap < rb->count + e->count)
+            cap *= 2;
+        size_t *p = realloc(rb->items, cap * 4 * sizeof(*p));
+        if (p == NULL)
+            return BX_ERR(rb->err, BX_ENOMEM, "out of memory");
+        rb->items = p;
+        rb->cap = cap;
+    }
+    if (rb->nowners == rb->owners_cap) {
+        size_t cap = rb->owners_cap ? rb->owners_cap * 2 : 256;
+        size_t *p = realloc(rb->owners, cap * sizeof(*p));
+        if (p == NULL)
+            return BX_ERR(rb->err, BX_ENOMEM, "out of memory");
+        rb->owners = p;
+        rb->owners_cap = cap;
+    }
+    size_t at = rb->text.len;
+    bx_status s = bx_buf_append(&rb->text, owner, strlen(owner) + 1);
+    rb->owners[rb->nowners++] = at;
+    for (size_t i = 0; i < e->count && s == BX_OK; i++) {
+        size_t *o = rb->items + 4 * rb->count;
+        o[0] = at;
+        o[1] = rb->text.len;
+        s = bx_buf_append(&rb->text, e->items[i].field, strlen(e->items[i].field) + 1);
+        o[2] = rb->text.len;
+        IFOK(s, bx_buf_append(&rb->text, e->items[i].order_key, strlen(e->items[i].order_key) + 1));
+        o[3] = rb->text.len;
+        IFOK(s, bx_buf_append(&rb->text, e->items[i].value, strlen(e->items[i].value) + 1));
+        rb->count++;
+    }
+    if (s != BX_OK)
+        return BX_ERR(rb->err, BX_ENOMEM, "out of memory");
+    if (rb->classes)
+        rb->stats.classes++;
+    else
+        rb->stats.students++;
+    return rb->count >= REBUILD_BATCH ? rebuild_flush(rb) : BX_OK;
+}
+
+bx_status store_rebuild(PGconn *db, store_redis *st, const store_scope *scope,
+                        store_recompute_fn *recompute, void *arg, store_rebuild_stats *stats,
+                        bx_error *err)
+{
+    rebuild rb = {.st = st, .recompute = recompute, .arg = arg, .err = err};
+    bx_buf_init(&rb.text, 0);
+    /* Coverage first: recomputing a student needs its class's roll calls. */
+    rb.classes = true;
+    bx_status s = store_pg_each_class(db, scope, rebuild_take, &rb, err);
+    IFOK(s, rebuild_flush(&rb));
+    rb.classes = false;
+    IFOK(s, store_pg_each_student(db, scope, rebuild_take, &rb, err));
+    IFOK(s, rebuild_flush(&rb));
+    if (stats)
+        *stats = rb.stats;
+    if (s == BX_OK)
+        bx_info("rebuild: %zu reports of %zu classes, %zu facts of %zu students", rb.stats.reports,
+                rb.stats.classes, rb.stats.facts, rb.stats.students);
+    free(rb.items);
+    free(rb.owners);
+    bx_buf_free(&rb.text);
+    return s;
+}
