@@ -1,0 +1,270 @@
+/* policy: the score policy file (deploy/policy/score.policy), one table of settings with their
+ * bounds and defaults, and a strict loader whose errors name file and line. */
+#include "score.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POLICY_FILE_MAX 65536
+#define LINE_MAX_BYTES  1024
+#define SHOWN           40 /* bytes of a bad value quoted in an error */
+
+typedef enum setting_kind { SETTING_INT, SETTING_GRADES } setting_kind;
+
+typedef struct setting {
+    const char *name;
+    setting_kind kind;
+    int min, max, def;
+    size_t offset;
+} setting;
+
+#define INT_SETTING(name, min, max, def, field)                                                    \
+    {                                                                                              \
+        name, SETTING_INT, min, max, def, offsetof(score_policy, field)                            \
+    }
+#define WEIGHT(name, def, field) INT_SETTING(name, 0, 1000, def, field)
+
+/* The defaults are justified in deploy/policy/score.policy; a unit test checks they agree. */
+static const setting settings[] = {
+    INT_SETTING("window.school_days", 5, 60, 20, window_school_days),
+    INT_SETTING("rate.min_days", 1, 60, 5, rate_min_days),
+    INT_SETTING("rate_20d.low_percent", 1, 100, 90, rate_20d_low_percent),
+    INT_SETTING("rate_20d.very_low_percent", 1, 100, 80, rate_20d_very_low_percent),
+    INT_SETTING("rate_term.low_percent", 1, 100, 90, rate_term_low_percent),
+    INT_SETTING("chronic.percent", 1, 100, 10, chronic_percent),
+    INT_SETTING("chronic.min_days", 1, 200, 10, chronic_min_days),
+    INT_SETTING("periods_alert_threshold", 1, 12, 4, periods_alert_threshold),
+    INT_SETTING("late_20d.min_days", 1, 60, 5, late_min_days),
+    INT_SETTING("over_age.grade1_age", 5, 8, 6, grade1_age),
+    INT_SETTING("over_age.min_years", 1, 9, 2, over_age_min_years),
+    {"transition_grades", SETTING_GRADES, 0, 0, (1 << 1) | (1 << 4) | (1 << 6) | (1 << 7),
+     offsetof(score_policy, transition_grades)},
+
+    WEIGHT("weight.streak_per_day", 15, w_streak_per_day),
+    INT_SETTING("weight.streak_max", 0, 100000, 150, w_streak_max),
+    WEIGHT("weight.rate_20d_low", 10, w_rate_20d_low),
+    WEIGHT("weight.rate_20d_very_low", 20, w_rate_20d_very_low),
+    WEIGHT("weight.rate_term_low", 10, w_rate_term_low),
+    WEIGHT("weight.chronic_absence", 15, w_chronic_absence),
+    WEIGHT("weight.unexcused_periods_today", 20, w_unexcused_periods_today),
+    WEIGHT("weight.late_20d", 5, w_late_20d),
+    WEIGHT("weight.over_age", 10, w_over_age),
+    WEIGHT("weight.transition_year", 5, w_transition_year),
+
+    WEIGHT("flag.registered_poor", 10, f_registered_poor),
+    WEIGHT("flag.minimum_subsistence", 10, f_minimum_subsistence),
+    WEIGHT("flag.extreme_poverty", 15, f_extreme_poverty),
+    WEIGHT("flag.orphan", 15, f_orphan),
+    WEIGHT("flag.disability", 10, f_disability),
+    WEIGHT("flag.left_behind", 10, f_left_behind),
+    WEIGHT("flag.single_parent", 5, f_single_parent),
+    WEIGHT("flag.migrant", 5, f_migrant),
+    WEIGHT("flag.learning_difficulty", 10, f_learning_difficulty),
+    WEIGHT("flag.wavering", 20, f_wavering),
+    WEIGHT("flag.earlier_dropout", 20, f_earlier_dropout),
+    WEIGHT("flag.monastery", 25, f_monastery),
+
+    INT_SETTING("tier.medium", 1, 100000, 25, tier_medium),
+    INT_SETTING("tier.high", 1, 100000, 45, tier_high),
+    INT_SETTING("tier.critical", 1, 100000, 75, tier_critical),
+};
+
+#define SETTING_COUNT (sizeof(settings) / sizeof(settings[0]))
+
+static int *field(score_policy *p, const setting *s)
+{
+    return (int *)((char *)p + s->offset);
+}
+
+void score_policy_default(score_policy *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < SETTING_COUNT; i++)
+        *field(out, &settings[i]) = settings[i].def;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* A decimal integer in [min, max]: digits only, at most 9 of them. */
+static bool parse_int(const char *v, int min, int max, int *out)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 9)
+        return false;
+    long long x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+        x = x * 10 + (v[i] - '0');
+    }
+    if (x < min || x > max)
+        return false;
+    *out = (int)x;
+    return true;
+}
+
+/* "1, 4, 6, 7" into bits 1..9; empty is no grade; each grade at most once. */
+static bool parse_grades(const char *v, int *out)
+{
+    int bits = 0;
+    const char *p = v;
+    while (is_space(*p))
+        p++;
+    if (*p == '\0') {
+        *out = 0;
+        return true;
+    }
+    for (;;) {
+        while (is_space(*p))
+            p++;
+        if (*p < '1' || *p > '9')
+            return false;
+        int g = *p++ - '0';
+        if (bits & (1 << g))
+            return false;
+        bits |= 1 << g;
+        while (is_space(*p))
+            p++;
+        if (*p == '\0')
+            break;
+        if (*p++ != ',')
+            return false;
+    }
+    *out = bits;
+    return true;
+}
+
+static bool names_sex_or_ethnicity(const char *name)
+{
+    static const char *const words[] = {"sex", "gender", "ethnic", "minzu", "nationality"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strstr(name, words[i]) != NULL)
+            return true;
+    }
+    return false;
+}
+
+static bx_status check_order(const score_policy *p, const char *name, bx_error *err)
+{
+    if (p->tier_high <= p->tier_medium)
+        return BX_ERR(err, BX_EINVAL, "%s: tier.high (%d) must be above tier.medium (%d)", name,
+                      p->tier_high, p->tier_medium);
+    if (p->tier_critical <= p->tier_high)
+        return BX_ERR(err, BX_EINVAL, "%s: tier.critical (%d) must be above tier.high (%d)", name,
+                      p->tier_critical, p->tier_high);
+    if (p->rate_20d_very_low_percent > p->rate_20d_low_percent)
+        return BX_ERR(err, BX_EINVAL,
+                      "%s: rate_20d.very_low_percent (%d) must not be above "
+                      "rate_20d.low_percent (%d)",
+                      name, p->rate_20d_very_low_percent, p->rate_20d_low_percent);
+    return BX_OK;
+}
+
+bx_status score_policy_parse(const char *text, size_t len, const char *name, score_policy *out,
+                             bx_error *err)
+{
+    score_policy p;
+    score_policy_default(&p);
+    int set_on_line[SETTING_COUNT] = {0};
+    char line[LINE_MAX_BYTES + 1];
+    size_t pos = 0;
+    int line_no = 0;
+    if (len > POLICY_FILE_MAX)
+        return BX_ERR(err, BX_EINVAL, "%s: larger than %d bytes", name, POLICY_FILE_MAX);
+    while (pos < len) {
+        line_no++;
+        const char *start = text + pos;
+        const char *nl = memchr(start, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - start) : len - pos;
+        pos += n + (nl ? 1 : 0);
+        if (n > LINE_MAX_BYTES || memchr(start, '\0', n) != NULL)
+            return BX_ERR(err, BX_EINVAL, "%s:%d: line longer than %d bytes or holding a NUL byte",
+                          name, line_no, LINE_MAX_BYTES);
+        memcpy(line, start, n);
+        line[n] = '\0';
+        while (n > 0 && (is_space(line[n - 1]) || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        char *s = line;
+        while (is_space(*s))
+            s++;
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (eq == NULL)
+            return BX_ERR(err, BX_EINVAL, "%s:%d: expected name = value, got \"%.*s\"", name,
+                          line_no, SHOWN, s);
+        char *end = eq;
+        while (end > s && is_space(end[-1]))
+            end--;
+        *end = '\0';
+        char *value = eq + 1;
+        while (is_space(*value))
+            value++;
+        if (*s == '\0')
+            return BX_ERR(err, BX_EINVAL, "%s:%d: expected a setting name before '='", name,
+                          line_no);
+        size_t k = 0;
+        while (k < SETTING_COUNT && strcmp(settings[k].name, s) != 0)
+            k++;
+        if (k == SETTING_COUNT) {
+            if (names_sex_or_ethnicity(s))
+                return BX_ERR(err, BX_EINVAL,
+                              "%s:%d: %.*s: sex and ethnicity are never inputs of the risk score",
+                              name, line_no, SHOWN, s);
+            return BX_ERR(err, BX_EINVAL, "%s:%d: unknown setting %.*s", name, line_no, SHOWN, s);
+        }
+        const setting *st = &settings[k];
+        if (set_on_line[k])
+            return BX_ERR(err, BX_EINVAL, "%s:%d: %s set twice (first on line %d)", name, line_no,
+                          st->name, set_on_line[k]);
+        set_on_line[k] = line_no;
+        if (st->kind == SETTING_GRADES) {
+            if (!parse_grades(value, field(&p, st)))
+                return BX_ERR(err, BX_EINVAL,
+                              "%s:%d: %s: expected distinct grades 1..9 separated by commas, "
+                              "got \"%.*s\"",
+                              name, line_no, st->name, SHOWN, value);
+        } else if (!parse_int(value, st->min, st->max, field(&p, st))) {
+            return BX_ERR(err, BX_EINVAL, "%s:%d: %s: expected an integer %d..%d, got \"%.*s\"",
+                          name, line_no, st->name, st->min, st->max, SHOWN, value);
+        }
+    }
+    bx_status s = check_order(&p, name, err);
+    if (s != BX_OK)
+        return s;
+    *out = p;
+    return BX_OK;
+}
+
+bx_status score_policy_load(const char *path, score_policy *out, bx_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return BX_ERR(err, BX_EIO, "%s: cannot open: %s", path, strerror(errno));
+    bx_status s = BX_EIO;
+    char *text = malloc(POLICY_FILE_MAX + 1);
+    if (text == NULL) {
+        s = BX_ERR(err, BX_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    size_t len = fread(text, 1, POLICY_FILE_MAX + 1, f);
+    if (ferror(f)) {
+        s = BX_ERR(err, BX_EIO, "%s: read error", path);
+        goto out;
+    }
+    if (len > POLICY_FILE_MAX) {
+        s = BX_ERR(err, BX_EINVAL, "%s: larger than %d bytes", path, POLICY_FILE_MAX);
+        goto out;
+    }
+    s = score_policy_parse(text, len, path, out, err);
+out:
+    free(text);
+    fclose(f);
+    return s;
+}
