@@ -656,6 +656,38 @@ static bx_status run_raw(const bench_conf *c, bx_producer *p, const school_key *
     return s;
 }
 
+/* The raw topic is only written to be timed: keep it small (5 min retention, 16 MiB segments so
+ * retention can drop them). Failure is reported, not fatal. */
+static void raw_topic_retention(bx_producer *p, const char *topic)
+{
+    rd_kafka_t *rk = bx_producer_handle(p);
+    char errstr[256];
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_ConfigResource_set_config(res, "retention.ms", "300000");
+    rd_kafka_ConfigResource_set_config(res, "segment.bytes", "16777216");
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, 10000, errstr, sizeof(errstr));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AlterConfigs(rk, &res, 1, opts, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+    const char *problem = ev == NULL ? "no answer" : rd_kafka_event_error_string(ev);
+    if (ev && !rd_kafka_event_error(ev)) {
+        size_t n = 0;
+        const rd_kafka_ConfigResource_t **r =
+            rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
+        problem = n == 1 && rd_kafka_ConfigResource_error(r[0])
+                      ? rd_kafka_ConfigResource_error_string(r[0])
+                      : NULL;
+    }
+    if (problem)
+        fprintf(stderr, "bench-ingest: %s: retention not set: %s\n", topic, problem);
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_ConfigResource_destroy(res);
+}
+
 /* Creates the raw topic with the partition count of bx.attendance.v1 and connects the producer
  * (one message delivered), so the timed phase starts warm like bx-ingest's producer. */
 static bx_status raw_prepare(const bench_conf *c, bx_producer *p, int *partitions)
@@ -680,6 +712,7 @@ static bx_status raw_prepare(const bench_conf *c, bx_producer *p, int *partition
         fprintf(stderr, "bench-ingest: %s\n", err.msg);
         return BX_EIO;
     }
+    raw_topic_retention(p, c->raw_topic);
     raw_counts counts;
     atomic_init(&counts.delivered, 0);
     atomic_init(&counts.failed, 0);
