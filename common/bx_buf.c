@@ -68,12 +68,24 @@ bx_status bx_buf_puts(bx_buf *b, const char *s)
 
 bx_status bx_buf_vprintf(bx_buf *b, const char *fmt, va_list ap)
 {
+    /* One pass when the text fits in the space already there, a second only to grow. */
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
     if (n < 0)
         return BX_EINVAL;
+    if ((size_t)n < room) {
+        if (b->len + (size_t)n > b->max) {
+            b->data[b->len] = '\0';
+            return BX_ENOMEM;
+        }
+        b->len += (size_t)n;
+        return BX_OK;
+    }
+    if (room)
+        b->data[b->len] = '\0';
     bx_status s = reserve(b, (size_t)n);
     if (s != BX_OK)
         return s;
@@ -95,37 +107,38 @@ bx_status bx_buf_json_string(bx_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     bx_status st = bx_buf_append(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; st == BX_OK && *p; p++) {
+    const unsigned char *run = (const unsigned char *)s, *p = run;
+    for (; st == BX_OK && *p; p++) {
+        if (*p >= 0x20 && *p != '"' && *p != '\\')
+            continue; /* copied with the rest of its run */
+        st = bx_buf_append(b, run, (size_t)(p - run));
+        run = p + 1;
         char esc[7];
         switch (*p) {
         case '"':
-            st = bx_buf_append(b, "\\\"", 2);
+            IFOK(st, bx_buf_append(b, "\\\"", 2));
             break;
         case '\\':
-            st = bx_buf_append(b, "\\\\", 2);
+            IFOK(st, bx_buf_append(b, "\\\\", 2));
             break;
         case '\n':
-            st = bx_buf_append(b, "\\n", 2);
+            IFOK(st, bx_buf_append(b, "\\n", 2));
             break;
         case '\r':
-            st = bx_buf_append(b, "\\r", 2);
+            IFOK(st, bx_buf_append(b, "\\r", 2));
             break;
         case '\t':
-            st = bx_buf_append(b, "\\t", 2);
+            IFOK(st, bx_buf_append(b, "\\t", 2));
             break;
         default:
-            if (*p < 0x20) {
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[*p >> 4];
-                esc[5] = hex[*p & 15];
-                st = bx_buf_append(b, esc, 6);
-            } else {
-                st = bx_buf_append(b, p, 1);
-            }
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            IFOK(st, bx_buf_append(b, esc, 6));
         }
     }
-    if (st == BX_OK)
-        st = bx_buf_append(b, "\"", 1);
+    IFOK(st, bx_buf_append(b, run, (size_t)(p - run)));
+    IFOK(st, bx_buf_append(b, "\"", 1));
     return st;
 }
 

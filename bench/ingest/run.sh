@@ -5,7 +5,7 @@
 #   bash bench/ingest/run.sh [bench-ingest run options, e.g. --days 9 --connections 32]
 #
 # Needs the local infrastructure: bash deploy/local/bx-infra up
-# Knobs (environment): BENCH_HTTP_THREADS (bx-ingest's BX_HTTP_THREADS, default 48),
+# Knobs (environment): BENCH_MAX_CONNECTIONS (bx-ingest's BX_HTTP_MAX_CONNECTIONS, default 512),
 # BENCH_SCHOOLS / BENCH_CLASSES / BENCH_STUDENTS (registry size, default 20 x 25 x 40),
 # BENCH_SKIP_BUILD=1, BENCH_INGEST_BIN (another bx-ingest build, to compare a change),
 # BENCH_INGEST_WRAPPER (e.g. "valgrind --tool=callgrind", for profiling).
@@ -65,10 +65,10 @@ export BX_CLOCK="file:$STATE/clock"
 "$BXCTL" clock set "2026-11-27 18:00" >/dev/null
 
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-THREADS="${BENCH_HTTP_THREADS:-48}"
-say "starting bx-ingest on 127.0.0.1:$PORT with BX_HTTP_THREADS=$THREADS (log: $STATE/bx-ingest.log)"
+THREADS="${BENCH_MAX_CONNECTIONS:-512}"
+say "starting bx-ingest on 127.0.0.1:$PORT with BX_HTTP_MAX_CONNECTIONS=$THREADS (log: $STATE/bx-ingest.log)"
 # shellcheck disable=SC2086
-BX_HTTP_LISTEN="127.0.0.1:$PORT" BX_LOG_LEVEL=warn BX_HTTP_THREADS="$THREADS" \
+BX_HTTP_LISTEN="127.0.0.1:$PORT" BX_LOG_LEVEL=warn BX_HTTP_MAX_CONNECTIONS="$THREADS" \
     ${BENCH_INGEST_WRAPPER:-} "$INGEST" >"$STATE/bx-ingest.log" 2>&1 &
 INGEST_PID=$!
 stop_ingest() {
@@ -88,7 +88,7 @@ for _ in $(seq 1 600); do
 done
 curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null || die "bx-ingest did not become healthy"
 
-say "running bench-ingest (bx-ingest threads $THREADS; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg))"
+say "running bench-ingest (bx-ingest max connections $THREADS; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg))"
 rc=0
 "$BENCH" run --url "http://127.0.0.1:$PORT" --keys "$STATE/keys" "${SIZE[@]}" "$@" || rc=$?
 if grep -q . "$STATE/bx-ingest.log"; then

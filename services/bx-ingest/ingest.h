@@ -8,8 +8,8 @@
 #include "bx_kafka.h"
 #include "bx_registry.h"
 #include "bx_status.h"
+#include "dedup.h"
 
-#include <libpq-fe.h>
 #include <stdbool.h>
 
 /* Outcome of one record of a request. */
@@ -81,8 +81,8 @@ char *ingest_dlq_message(const ingest_ctx *ctx, const ingest_record *rec, const 
 
 /* Publishes a validated batch: marks records whose dedup key was accepted before as duplicates,
  * produces the rest and the rejects' dead-letter messages, waits up to timeout_ms for Kafka, then
- * remembers the dedup keys of accepted records. db may be NULL (no deduplication). */
-bx_status ingest_publish(const ingest_ctx *ctx, bx_producer *producer, PGconn *db,
+ * remembers the dedup keys of accepted records. dedup may be NULL (no deduplication). */
+bx_status ingest_publish(const ingest_ctx *ctx, bx_producer *producer, dedup_batcher *dedup,
                          ingest_batch *batch, int timeout_ms, bx_error *err) BX_MUSTCHECK;
 
 /* Writes the JSON reply for a published batch. */

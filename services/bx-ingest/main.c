@@ -22,7 +22,7 @@ int main(int argc, char **argv)
 {
     bx_common_conf common = {0};
     char *listen = NULL, *tls_cert = NULL, *tls_key = NULL;
-    long long max_body = 0, threads = 0, ack_timeout = 0, refresh = 0;
+    long long max_body = 0, max_connections = 0, ack_timeout = 0, refresh = 0;
     bool insecure = false;
     bx_conf_row rows[] = {
         BX_COMMON_CONF_ROWS(common),
@@ -33,7 +33,8 @@ int main(int argc, char **argv)
          "allow plain HTTP off loopback (only behind a TLS proxy)"},
         {"BX_HTTP_MAX_BODY", BX_CONF_INT, "4194304", 1024, 67108864, &max_body,
          "largest request body in bytes"},
-        {"BX_HTTP_THREADS", BX_CONF_INT, "8", 1, 256, &threads, "HTTP worker threads"},
+        {"BX_HTTP_MAX_CONNECTIONS", BX_CONF_INT, "512", 1, 10000, &max_connections,
+         "open API connections (one thread each); more wait in the kernel's backlog"},
         {"BX_ACK_TIMEOUT_MS", BX_CONF_INT, "15000", 100, 300000, &ack_timeout,
          "how long a request waits for Kafka's acknowledgement"},
         {"BX_REGISTRY_REFRESH_MS", BX_CONF_INT, "2000", 100, 3600000, &refresh,
@@ -68,8 +69,8 @@ int main(int argc, char **argv)
     bx_producer *producer = NULL;
     ingest_server *server = NULL;
     bx_metrics_server *metrics = NULL;
-    ingest_server_conf sc = {listen,   tls_cert, tls_key,     insecure, common.pg_url,
-                             max_body, threads,  ack_timeout, refresh};
+    ingest_server_conf sc = {listen,   tls_cert,        tls_key,     insecure, common.pg_url,
+                             max_body, max_connections, ack_timeout, refresh};
     bx_status s = bx_producer_new(common.kafka_brokers, extra, &producer, &err);
     IFOK(s, ingest_server_start(&sc, producer, &server, &err));
     if (s == BX_OK && common.metrics_listen[0])

@@ -1,7 +1,7 @@
 /* bx-ingest publish: deduplication by client event id, producing to Kafka, waiting for the
  * broker's acknowledgement, dead-lettering rejects, and the reply. */
 #include "bx_log.h"
-#include "bx_pg.h"
+#include "dedup.h"
 #include "ingest.h"
 
 #include <stdlib.h>
@@ -76,59 +76,40 @@ char *ingest_dlq_message(const ingest_ctx *ctx, const ingest_record *rec, const 
     return bx_buf_steal(&b);
 }
 
-/* '{"a","b"}' for a text[] parameter; dedup keys hold no quotes or backslashes. */
-static bx_status key_array(const ingest_batch *batch, ingest_outcome only, bx_buf *out, int *count)
+/* Distinct dedup keys of records with the given outcome (borrowed pointers). */
+static size_t distinct_keys(const ingest_batch *batch, ingest_outcome only, const char **out)
 {
-    bx_status s = bx_buf_puts(out, "{");
-    *count = 0;
-    for (size_t i = 0; i < batch->count && s == BX_OK; i++) {
+    size_t n = 0;
+    for (size_t i = 0; i < batch->count; i++) {
         const ingest_record *r = &batch->items[i];
         if (!r->dedup_key[0] || r->outcome != only)
             continue;
         bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = batch->items[j].outcome == only &&
-                   strcmp(batch->items[j].dedup_key, r->dedup_key) == 0;
-        if (seen)
-            continue;
-        s = bx_buf_printf(out, "%s\"%s\"", *count ? "," : "", r->dedup_key);
-        (*count)++;
+        for (size_t j = 0; j < n && !seen; j++)
+            seen = strcmp(out[j], r->dedup_key) == 0;
+        if (!seen)
+            out[n++] = r->dedup_key;
     }
-    IFOK(s, bx_buf_puts(out, "}"));
-    return s;
+    return n;
 }
 
-static void mark_duplicates(const ingest_ctx *ctx, PGconn *db, ingest_batch *batch)
+static void mark_duplicates(const ingest_ctx *ctx, dedup_batcher *dedup, ingest_batch *batch)
 {
-    bx_buf keys;
-    bx_buf_init(&keys, 0);
-    int count = 0;
-    if (key_array(batch, INGEST_PENDING, &keys, &count) != BX_OK || count == 0) {
-        bx_buf_free(&keys);
-        return;
-    }
-    const char *params[] = {ctx->school_id, keys.data};
-    PGresult *res = NULL;
-    bx_error err = {0};
-    if (bx_pg_query(db,
-                    "SELECT event_id FROM ingest.seen_event WHERE school_id = $1 AND "
-                    "event_id = ANY($2::text[])",
-                    2, params, &res, &err) != BX_OK) {
-        bx_warn("school %s: duplicate check skipped: %s", ctx->school_id, err.msg);
-    } else {
-        for (int row = 0; row < PQntuples(res); row++) {
-            const char *seen = PQgetvalue(res, row, 0);
-            for (size_t i = 0; i < batch->count; i++)
-                if (batch->items[i].outcome == INGEST_PENDING &&
-                    strcmp(batch->items[i].dedup_key, seen) == 0)
-                    batch->items[i].outcome = INGEST_DUPLICATE;
-        }
-    }
-    PQclear(res);
-    bx_buf_free(&keys);
+    const char **keys = calloc(batch->count + 1, sizeof(*keys));
+    bool *seen = calloc(batch->count + 1, sizeof(*seen));
+    size_t n = keys && seen ? distinct_keys(batch, INGEST_PENDING, keys) : 0;
+    if (n && dedup_check(dedup, ctx->school_id, keys, n, seen) != BX_OK)
+        bx_warn("school %s: duplicate check skipped (database unavailable)", ctx->school_id);
+    for (size_t k = 0; k < n; k++)
+        for (size_t i = 0; seen[k] && i < batch->count; i++)
+            if (batch->items[i].outcome == INGEST_PENDING &&
+                strcmp(batch->items[i].dedup_key, keys[k]) == 0)
+                batch->items[i].outcome = INGEST_DUPLICATE;
+    free(keys);
+    free(seen);
 }
 
-static void remember_accepted(const ingest_ctx *ctx, PGconn *db, ingest_batch *batch)
+static void remember_accepted(const ingest_ctx *ctx, dedup_batcher *dedup, ingest_batch *batch)
 {
     /* A key whose records were not all accepted (a roll call half acknowledged) is not
      * remembered, so the client's retry publishes again; consumers deduplicate by event id. */
@@ -141,28 +122,18 @@ static void remember_accepted(const ingest_ctx *ctx, PGconn *db, ingest_batch *b
                 strcmp(batch->items[j].dedup_key, r->dedup_key) == 0)
                 batch->items[j].dedup_key[0] = '\0';
     }
-    bx_buf keys;
-    bx_buf_init(&keys, 0);
-    int count = 0;
-    if (key_array(batch, INGEST_ACCEPTED, &keys, &count) == BX_OK && count > 0) {
-        const char *params[] = {ctx->school_id, keys.data, ctx->endpoint};
-        PGresult *res = NULL;
-        bx_error err = {0};
-        if (bx_pg_query(db,
-                        "INSERT INTO ingest.seen_event (school_id, event_id, topic) "
-                        "SELECT $1, unnest($2::text[]), $3 ON CONFLICT DO NOTHING",
-                        3, params, &res, &err) != BX_OK)
-            bx_warn("school %s: accepted event ids not remembered: %s", ctx->school_id, err.msg);
-        PQclear(res);
-    }
-    bx_buf_free(&keys);
+    const char **keys = calloc(batch->count + 1, sizeof(*keys));
+    size_t n = keys ? distinct_keys(batch, INGEST_ACCEPTED, keys) : 0;
+    if (n && dedup_remember(dedup, ctx->school_id, keys, n, ctx->endpoint) != BX_OK)
+        bx_warn("school %s: accepted event ids not remembered", ctx->school_id);
+    free(keys);
 }
 
-bx_status ingest_publish(const ingest_ctx *ctx, bx_producer *producer, PGconn *db,
+bx_status ingest_publish(const ingest_ctx *ctx, bx_producer *producer, dedup_batcher *dedup,
                          ingest_batch *batch, int timeout_ms, bx_error *err)
 {
-    if (db)
-        mark_duplicates(ctx, db, batch);
+    if (dedup)
+        mark_duplicates(ctx, dedup, batch);
     bx_delivery_wait *wait = bx_delivery_wait_new();
     bx_delivery_slot *slots = calloc(batch->count + 1, sizeof(*slots));
     if (wait == NULL || slots == NULL) {
@@ -213,8 +184,8 @@ bx_status ingest_publish(const ingest_ctx *ctx, bx_producer *producer, PGconn *d
         bx_error("school %s: Kafka did not report %zu deliveries in time; leaking their slots",
                  ctx->school_id, batch->count);
     }
-    if (db)
-        remember_accepted(ctx, db, batch);
+    if (dedup)
+        remember_accepted(ctx, dedup, batch);
     return BX_OK;
 }
 

@@ -210,7 +210,9 @@ static bx_status finish_message(ingest_record *r, bx_buf *b)
 /* Appends "key":"value" or "key":null. */
 static bx_status put_str(bx_buf *b, const char *key, const char *value)
 {
-    bx_status s = bx_buf_printf(b, ",\"%s\":", key);
+    bx_status s = bx_buf_append(b, ",\"", 2);
+    IFOK(s, bx_buf_puts(b, key));
+    IFOK(s, bx_buf_append(b, "\":", 2));
     if (value == NULL || *value == '\0')
         IFOK(s, bx_buf_puts(b, "null"));
     else

@@ -6,6 +6,7 @@
 #include "bx_map.h"
 #include "bx_metrics.h"
 #include "bx_pg.h"
+#include "dedup.h"
 #include "ingest.h"
 
 #include <arpa/inet.h>
@@ -38,7 +39,8 @@ struct ingest_server {
     struct MHD_Daemon *daemon;
     pthread_rwlock_t lock; /* readers validate; the reloader swaps the generation */
     struct generation gen;
-    PGconn *admin_db; /* reloads only (main thread) */
+    PGconn *admin_db;     /* reloads only (main thread) */
+    dedup_batcher *dedup; /* remembered client event ids */
     char *tls_cert_pem, *tls_key_pem;
 };
 
@@ -66,24 +68,6 @@ static bx_metric m_revision = {"bx_ingest_registry_revision", "registry revision
                                "gauge", 0, NULL};
 static bx_metric m_students = {"bx_ingest_registry_students", "students in the registry copy",
                                "gauge", 0, NULL};
-
-static _Thread_local PGconn *thread_db;
-
-/* A connection per HTTP worker thread, for duplicate checks; NULL when the database is down. */
-static PGconn *worker_db(ingest_server *srv)
-{
-    if (thread_db && !bx_pg_is_broken(thread_db))
-        return thread_db;
-    if (thread_db)
-        PQfinish(thread_db);
-    thread_db = NULL;
-    bx_error err = {0};
-    if (bx_pg_connect(srv->conf.pg_url, 0, &thread_db, &err) != BX_OK) {
-        bx_warn("duplicate checks unavailable: %s", err.msg);
-        thread_db = NULL;
-    }
-    return thread_db;
-}
 
 static void generation_free(struct generation *g)
 {
@@ -290,7 +274,7 @@ static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, 
                                                                                              : 400;
         return reject_request(srv, conn, &ctx, code, reason, err.msg, req);
     }
-    if (ingest_publish(&ctx, srv->producer, worker_db(srv), &batch, (int)srv->conf.ack_timeout_ms,
+    if (ingest_publish(&ctx, srv->producer, srv->dedup, &batch, (int)srv->conf.ack_timeout_ms,
                        &err) != BX_OK) {
         ingest_batch_free(&batch);
         return send_error(conn, 503, "unavailable", err.msg);
@@ -480,7 +464,8 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
     bx_metric_register(&m_revision);
     bx_metric_register(&m_students);
     m_revision.value = -1;
-    s = bx_pg_connect(conf->pg_url, 30000, &srv->admin_db, err);
+    s = dedup_new(conf->pg_url, &srv->dedup, err);
+    IFOK(s, bx_pg_connect(conf->pg_url, 30000, &srv->admin_db, err));
     if (s == BX_OK) {
         ingest_server_tick(srv);
         if (srv->gen.registry == NULL)
@@ -493,20 +478,22 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
             s = BX_EINVAL;
     }
     if (s == BX_OK) {
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                         MHD_USE_POLL | MHD_USE_ERROR_LOG;
         if (tls)
             flags |= MHD_USE_TLS;
         if (tls)
             srv->daemon = MHD_start_daemon(
                 flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
-                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)conf->threads, MHD_OPTION_NOTIFY_COMPLETED,
-                request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_HTTPS_MEM_CERT,
-                srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key_pem, MHD_OPTION_END);
+                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections,
+                MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
+                srv->tls_key_pem, MHD_OPTION_END);
         else
             srv->daemon = MHD_start_daemon(
                 flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
-                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)conf->threads, MHD_OPTION_NOTIFY_COMPLETED,
-                request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections, MHD_OPTION_END);
         if (srv->daemon == NULL)
             s = BX_ERR(err, BX_EIO, "cannot listen on %s%s", conf->listen,
                        tls ? " with TLS (check the certificate and key)" : "");
@@ -526,6 +513,7 @@ void ingest_server_stop(ingest_server *srv)
         return;
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
+    dedup_free(srv->dedup);
     generation_free(&srv->gen);
     if (srv->admin_db)
         PQfinish(srv->admin_db);

@@ -13,8 +13,8 @@ typedef struct ingest_server_conf {
     const char *tls_key;
     bool insecure; /* allow plain HTTP on a non-loopback address */
     const char *pg_url;
-    long long max_body; /* bytes */
-    long long threads;
+    long long max_body;        /* bytes */
+    long long max_connections; /* each served by its own thread while open */
     long long ack_timeout_ms;
     long long refresh_ms; /* registry revision poll */
 } ingest_server_conf;

@@ -1,0 +1,210 @@
+/* dedup: one thread owns a PostgreSQL connection and answers every waiting request's duplicate
+ * check (and remembers accepted keys) with one statement per batch. */
+#include "dedup.h"
+#include "bx_buf.h"
+#include "bx_log.h"
+#include "bx_pg.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct job {
+    struct job *next;
+    bool remember, done;
+    bx_status status;
+    const char *school, *topic;
+    const char *const *keys;
+    size_t n;
+    bool *seen;
+};
+
+struct dedup_batcher {
+    char *url;
+    PGconn *db;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake, answered;
+    struct job *head, *tail;
+    bool stopping;
+};
+
+static bx_status text_array(bx_buf *b, struct job *jobs, bool remember, int col)
+{
+    bx_status s = bx_buf_puts(b, "{");
+    bool first = true;
+    for (struct job *j = jobs; j && s == BX_OK; j = j->next) {
+        if (j->remember != remember)
+            continue;
+        for (size_t i = 0; i < j->n && s == BX_OK; i++) {
+            const char *v = col == 0 ? j->school : col == 1 ? j->keys[i] : j->topic;
+            s = bx_buf_printf(b, "%s\"%s\"", first ? "" : ",", v);
+            first = false;
+        }
+    }
+    IFOK(s, bx_buf_puts(b, "}"));
+    return s;
+}
+
+static void run_batch(dedup_batcher *d, struct job *jobs)
+{
+    bx_error err = {0};
+    if (d->db == NULL || bx_pg_is_broken(d->db)) {
+        if (d->db)
+            PQfinish(d->db);
+        d->db = NULL;
+        if (bx_pg_connect(d->url, 0, &d->db, &err) != BX_OK)
+            d->db = NULL;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        bool remember = pass == 1;
+        size_t count = 0;
+        for (struct job *j = jobs; j; j = j->next)
+            if (j->remember == remember)
+                count += j->n;
+        if (count == 0)
+            continue;
+        bx_status s = d->db ? BX_OK : BX_ETRANSIENT;
+        bx_buf a, b, c;
+        bx_buf_init(&a, 0);
+        bx_buf_init(&b, 0);
+        bx_buf_init(&c, 0);
+        IFOK(s, text_array(&a, jobs, remember, 0));
+        IFOK(s, text_array(&b, jobs, remember, 1));
+        if (remember)
+            IFOK(s, text_array(&c, jobs, remember, 2));
+        PGresult *res = NULL;
+        if (s == BX_OK && !remember) {
+            const char *params[] = {a.data, b.data};
+            s = bx_pg_query(d->db,
+                            "SELECT k.s, k.e FROM unnest($1::text[], $2::text[]) AS k(s, e) "
+                            "WHERE EXISTS (SELECT 1 FROM ingest.seen_event x WHERE "
+                            "x.school_id = k.s AND x.event_id = k.e)",
+                            2, params, &res, &err);
+            for (int row = 0; s == BX_OK && row < PQntuples(res); row++) {
+                const char *sc = PQgetvalue(res, row, 0), *ev = PQgetvalue(res, row, 1);
+                for (struct job *j = jobs; j; j = j->next)
+                    if (!j->remember && strcmp(j->school, sc) == 0)
+                        for (size_t i = 0; i < j->n; i++)
+                            if (strcmp(j->keys[i], ev) == 0)
+                                j->seen[i] = true;
+            }
+        } else if (s == BX_OK) {
+            const char *params[] = {a.data, b.data, c.data};
+            s = bx_pg_query(d->db,
+                            "INSERT INTO ingest.seen_event (school_id, event_id, topic) "
+                            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) "
+                            "ON CONFLICT DO NOTHING",
+                            3, params, &res, &err);
+        }
+        PQclear(res);
+        bx_buf_free(&a);
+        bx_buf_free(&b);
+        bx_buf_free(&c);
+        if (s != BX_OK)
+            bx_warn("duplicate checks: %s", err.msg);
+        for (struct job *j = jobs; j; j = j->next)
+            if (j->remember == remember)
+                j->status = s;
+    }
+}
+
+static void *dedup_main(void *arg)
+{
+    dedup_batcher *d = arg;
+    pthread_mutex_lock(&d->lock);
+    for (;;) {
+        while (d->head == NULL && !d->stopping)
+            pthread_cond_wait(&d->wake, &d->lock);
+        if (d->head == NULL && d->stopping)
+            break;
+        /* Linger like the Kafka producer: gather the jobs of concurrent requests into one batch. */
+        pthread_mutex_unlock(&d->lock);
+        usleep(1000);
+        pthread_mutex_lock(&d->lock);
+        struct job *jobs = d->head;
+        d->head = d->tail = NULL;
+        pthread_mutex_unlock(&d->lock);
+        run_batch(d, jobs);
+        pthread_mutex_lock(&d->lock);
+        for (struct job *j = jobs, *next; j; j = next) {
+            next = j->next;
+            j->done = true;
+        }
+        pthread_cond_broadcast(&d->answered);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+bx_status dedup_new(const char *pg_url, dedup_batcher **out, bx_error *err)
+{
+    dedup_batcher *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    d->url = strdup(pg_url);
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->wake, NULL);
+    pthread_cond_init(&d->answered, NULL);
+    if (pthread_create(&d->thread, NULL, dedup_main, d) != 0) {
+        free(d->url);
+        free(d);
+        return BX_ERR(err, BX_EFATAL, "cannot start the duplicate-check thread");
+    }
+    *out = d;
+    return BX_OK;
+}
+
+void dedup_free(dedup_batcher *d)
+{
+    if (d == NULL)
+        return;
+    pthread_mutex_lock(&d->lock);
+    d->stopping = true;
+    pthread_cond_broadcast(&d->wake);
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(d->thread, NULL);
+    if (d->db)
+        PQfinish(d->db);
+    free(d->url);
+    free(d);
+}
+
+static bx_status submit(dedup_batcher *d, struct job *j)
+{
+    pthread_mutex_lock(&d->lock);
+    if (d->tail)
+        d->tail->next = j;
+    else
+        d->head = j;
+    d->tail = j;
+    pthread_cond_signal(&d->wake);
+    while (!j->done)
+        pthread_cond_wait(&d->answered, &d->lock);
+    pthread_mutex_unlock(&d->lock);
+    return j->status;
+}
+
+bx_status dedup_check(dedup_batcher *d, const char *school, const char *const *keys, size_t n,
+                      bool *seen)
+{
+    struct job j = {0};
+    j.school = school;
+    j.keys = keys;
+    j.n = n;
+    j.seen = seen;
+    return submit(d, &j);
+}
+
+bx_status dedup_remember(dedup_batcher *d, const char *school, const char *const *keys, size_t n,
+                         const char *topic)
+{
+    struct job j = {0};
+    j.remember = true;
+    j.school = school;
+    j.keys = keys;
+    j.n = n;
+    j.topic = topic;
+    return submit(d, &j);
+}
