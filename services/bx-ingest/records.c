@@ -226,36 +226,103 @@ static bx_status put_int(bx_buf *b, const char *key, long long v, bool present)
                    : bx_buf_printf(b, ",\"%s\":null", key);
 }
 
+/* dst = a b c, cut to size (ids and event ids are bounded, so nothing real is cut). */
+static void join(char *dst, size_t size, const char *a, const char *b, const char *c)
+{
+    size_t used = 0;
+    const char *parts[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(parts[i]);
+        if (used + n >= size)
+            n = size - 1 - used;
+        memcpy(dst + used, parts[i], n);
+        used += n;
+    }
+    dst[used] = '\0';
+}
+
+/* A message under construction in a fixed buffer. Every value put here was validated to a
+ * charset without quotes, backslashes or control characters (ids, event ids, dates, enums), so it
+ * needs no escaping: this is the hot path of every roll call, one message per student. */
+struct fixed_msg {
+    char text[1024];
+    size_t len;
+    bool overflow;
+};
+
+static void msg_add(struct fixed_msg *m, const char *s, size_t n)
+{
+    if (m->len + n >= sizeof(m->text)) {
+        m->overflow = true;
+        return;
+    }
+    memcpy(m->text + m->len, s, n);
+    m->len += n;
+}
+
+#define MSG_LIT(m, lit) msg_add((m), (lit), sizeof(lit) - 1)
+
+/* ,"key":"value" or ,"key":null; key is a literal with its quotes and colon: ",\"date\":" */
+static void msg_str(struct fixed_msg *m, const char *key_lit, size_t key_len, const char *value)
+{
+    msg_add(m, key_lit, key_len);
+    if (value == NULL || *value == '\0') {
+        MSG_LIT(m, "null");
+        return;
+    }
+    MSG_LIT(m, "\"");
+    msg_add(m, value, strlen(value));
+    MSG_LIT(m, "\"");
+}
+
+#define MSG_STR(m, key, value) msg_str((m), ",\"" key "\":", sizeof(",\"" key "\":") - 1, (value))
+
 static bx_status attendance_message(const ingest_ctx *ctx, ingest_record *r,
                                     const bx_reg_student *st, bx_date date, long long period,
                                     bool has_period, const char *status, const char *leave_kind,
                                     const char *source, const char *rollcall_id)
 {
-    char day[11], at[40];
-    bx_date_format(date, day);
-    bx_time_format(ctx->now, at, sizeof(at));
-    bx_buf b;
-    bx_buf_init(&b, 4096);
-    bx_status s = bx_buf_puts(&b, "{\"schema\":\"bx.attendance.v1\",\"type\":\"attendance\"");
-    IFOK(s, put_str(&b, "event_id", r->event_id));
-    IFOK(s, put_str(&b, "student_id", st->id));
-    IFOK(s, put_str(&b, "school_id", st->school->id));
-    IFOK(s, put_str(&b, "class_id", st->klass->id));
-    IFOK(s, put_str(&b, "date", day));
-    IFOK(s, put_int(&b, "period", period, has_period));
-    IFOK(s, put_str(&b, "status", status));
-    IFOK(s, put_str(&b, "leave_kind", leave_kind));
-    IFOK(s, put_str(&b, "source", source));
-    IFOK(s, put_str(&b, "rollcall_id", rollcall_id));
-    IFOK(s, put_str(&b, "recorded_at", at));
-    IFOK(s, put_str(&b, "recorded_by", ctx->credential_id));
-    IFOK(s, bx_buf_puts(&b, "}"));
-    if (s == BX_OK)
-        s = finish_message(r, &b);
-    bx_buf_free(&b);
+    /* A roll call's messages share the date and the time: format each once per thread. */
+    static _Thread_local bx_date cached_date = BX_DATE_NONE;
+    static _Thread_local bx_time_ms cached_now = -1;
+    static _Thread_local char day[11], at[40];
+    char period_text[8] = "null";
+    if (date != cached_date) {
+        bx_date_format(date, day);
+        cached_date = date;
+    }
+    if (ctx->now != cached_now) {
+        bx_time_format(ctx->now, at, sizeof(at));
+        cached_now = ctx->now;
+    }
+    if (has_period)
+        snprintf(period_text, sizeof(period_text), "%lld", period);
+    struct fixed_msg m = {.len = 0, .overflow = false};
+    MSG_LIT(&m, "{\"schema\":\"bx.attendance.v1\",\"type\":\"attendance\"");
+    MSG_STR(&m, "event_id", r->event_id);
+    MSG_STR(&m, "student_id", st->id);
+    MSG_STR(&m, "school_id", st->school->id);
+    MSG_STR(&m, "class_id", st->klass->id);
+    MSG_STR(&m, "date", day);
+    MSG_LIT(&m, ",\"period\":");
+    msg_add(&m, period_text, strlen(period_text));
+    MSG_STR(&m, "status", status);
+    MSG_STR(&m, "leave_kind", leave_kind);
+    MSG_STR(&m, "source", source);
+    MSG_STR(&m, "rollcall_id", rollcall_id);
+    MSG_STR(&m, "recorded_at", at);
+    MSG_STR(&m, "recorded_by", ctx->credential_id);
+    MSG_LIT(&m, "}");
     r->topic = BX_TOPIC_ATTENDANCE;
-    snprintf(r->key, sizeof(r->key), "%s", st->id);
-    return s;
+    join(r->key, sizeof(r->key), st->id, "", "");
+    if (m.overflow)
+        return BX_ENOMEM;
+    r->message = malloc(m.len + 1);
+    if (r->message == NULL)
+        return BX_ENOMEM;
+    memcpy(r->message, m.text, m.len);
+    r->message[m.len] = '\0';
+    return BX_OK;
 }
 
 /* Finds duplicate client event ids inside one request. */
@@ -704,9 +771,8 @@ bx_status ingest_parse_rollcall(const ingest_ctx *ctx, const char *body, size_t 
         }
         if (*rollcall_id) {
             /* The roll call's id names each of its facts, so a resend produces the same ids. */
-            snprintf(r->event_id, sizeof(r->event_id), "%s:%s", rollcall_id,
-                     klass->students[i]->id);
-            snprintf(r->dedup_key, sizeof(r->dedup_key), "rc:%s", rollcall_id);
+            join(r->event_id, sizeof(r->event_id), rollcall_id, ":", klass->students[i]->id);
+            join(r->dedup_key, sizeof(r->dedup_key), "rc:", rollcall_id, "");
         } else {
             ingest_new_event_id(r->event_id);
         }
