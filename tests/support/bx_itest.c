@@ -302,6 +302,78 @@ void itest_stop(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
+pid_t itest_service_start(const char *binary, const char *clock_file, const char *const *extra_env,
+                          int *port)
+{
+    *port = free_port();
+    char listen[64], clock_env[600];
+    snprintf(listen, sizeof(listen), "BX_METRICS_LISTEN=127.0.0.1:%d", *port);
+    snprintf(clock_env, sizeof(clock_env), "BX_CLOCK=file:%s", clock_file);
+    const char *env[32] = {listen, clock_env};
+    size_t n = 2;
+    for (size_t i = 0; extra_env && extra_env[i] && n < 31; i++)
+        env[n++] = extra_env[i];
+    env[n] = NULL;
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        char *envp[512];
+        build_env(env, envp, 512);
+        execve(binary, (char *const[]){(char *)binary, NULL}, envp);
+        _exit(127);
+    }
+    if (started_count == 0)
+        atexit(stop_started);
+    if (started_count < 16)
+        started[started_count++] = pid;
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", *port);
+    for (int i = 0; i < 300; i++) {
+        if (get_status(url) == 200)
+            return pid;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            fprintf(stderr, "%s exited during start (status %d)\n", binary, status);
+            REQUIRE(false);
+        }
+        usleep(100 * 1000);
+    }
+    itest_stop(pid);
+    REQUIRE(!"the service did not become healthy in 30 s");
+    return -1;
+}
+
+long long itest_metric(int port, const char *name)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+    CURL *c = curl_easy_init();
+    bx_buf body;
+    bx_buf_init(&body, 4 << 20);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    long long value = -1;
+    size_t name_len = strlen(name);
+    if (curl_easy_perform(c) == CURLE_OK && body.data) {
+        for (const char *line = body.data; *line;) {
+            if (strncmp(line, name, name_len) == 0 && line[name_len] == ' ') {
+                value = strtoll(line + name_len + 1, NULL, 10);
+                break;
+            }
+            const char *nl = strchr(line, '\n');
+            if (nl == NULL)
+                break;
+            line = nl + 1;
+        }
+    }
+    curl_easy_cleanup(c);
+    bx_buf_free(&body);
+    return value;
+}
+
 bool itest_post(const char *url, const char *key, const char *content_type, const char *body,
                 size_t len, itest_response *resp)
 {

@@ -28,6 +28,13 @@ char *itest_registry_fixture(char **other);
  * environment; waits until /healthz answers. *port receives the port. */
 pid_t itest_ingest_start(const char *clock_file, const char *const *extra_env, int *port);
 void itest_stop(pid_t pid);
+/* Starts any service binary with BX_CLOCK=file:<clock_file>, BX_METRICS_LISTEN on a free loopback
+ * port and extra environment (NULL-ended, may be NULL); waits until its /healthz answers 200.
+ * *port receives the metrics port. Stopped when the test exits, like bx-ingest. */
+pid_t itest_service_start(const char *binary, const char *clock_file, const char *const *extra_env,
+                          int *port);
+/* The value of one metric line ("name value") from http://127.0.0.1:<port>/metrics, or -1. */
+long long itest_metric(int port, const char *name);
 
 /* Writes a driven clock file set to the given local time ("2026-11-27 18:00"). */
 char *itest_clock_file(const char *local_time);

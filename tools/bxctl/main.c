@@ -22,7 +22,9 @@ static void usage(void)
             "  key list [school_id]            list credentials (never the secret)\n"
             "  key revoke <key_id>             revoke a credential\n"
             "  clock show|set <time>|advance <minutes>\n"
-            "                                  read or drive a file clock (BX_CLOCK=file:...)\n");
+            "                                  read or drive a file clock (BX_CLOCK=file:...)\n"
+            "  rebuild [--school ID]           recompute bx-score's Redis keys from PostgreSQL\n"
+            "  student show <id> [--json]      a student's streak, windows and risk score\n");
 }
 
 PGconn *bxctl_db(bxctl_ctx *ctx)
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
          "folder of numbered SQL migrations"},
         {"BX_TOPIC_PARTITIONS", BX_CONF_INT, "4", 1, 1024, &ctx.topic_partitions,
          "partitions for each topic created by `bxctl topics create`"},
+        {"BX_SCORE_POLICY", BX_CONF_STRING, BX_DEFAULT_SCORE_POLICY, 0, 0, &ctx.score_policy,
+         "bx-score's weights and tier bounds, for rebuild and student show"},
     };
     size_t nrows = sizeof(rows) / sizeof(rows[0]);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -80,6 +84,10 @@ int main(int argc, char **argv)
         rc = bxctl_key(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "clock") == 0)
         rc = bxctl_clock(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "rebuild") == 0)
+        rc = bxctl_rebuild(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "student") == 0)
+        rc = bxctl_student(&ctx, argc - 2, argv + 2);
     else {
         fprintf(stderr, "bxctl: unknown command \"%s\"\n", cmd);
         usage();

@@ -1,0 +1,390 @@
+/* recompute: a student's summary and assessment from Redis, the same for bx-score and bxctl. */
+#include "recompute.h"
+#include "bx_log.h"
+#include "bx_map.h"
+#include "bx_pg.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct score_profiles {
+    bx_map *by_id;
+    score_profile *items;
+    size_t count;
+};
+
+void score_profiles_free(score_profiles *p)
+{
+    if (p == NULL)
+        return;
+    bx_map_free(p->by_id);
+    free(p->items);
+    free(p);
+}
+
+const score_profile *score_profiles_get(const score_profiles *p, const char *student_id)
+{
+    return p ? bx_map_get(p->by_id, student_id) : NULL;
+}
+
+/* "a,b,c" of registry flag names into bits; unknown names are ignored (the column's CHECK lists
+ * the same names, so none can appear). */
+static unsigned flags_from_text(const char *text)
+{
+    unsigned flags = 0;
+    while (*text) {
+        size_t n = strcspn(text, ",");
+        char name[64];
+        if (n < sizeof(name)) {
+            memcpy(name, text, n);
+            name[n] = '\0';
+            unsigned bit = 0;
+            if (score_flag_from_name(name, &bit) == BX_OK)
+                flags |= bit;
+        }
+        text += n;
+        if (*text == ',')
+            text++;
+    }
+    return flags;
+}
+
+bx_status score_profiles_load(PGconn *db, const bx_registry *registry, score_profiles **out,
+                              bx_error *err)
+{
+    *out = NULL;
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db,
+                              "SELECT student_id, array_to_string(flags, ','), "
+                              "coalesce(birth_date::text, '') FROM registry.student_private",
+                              0, NULL, &res, err);
+    if (s != BX_OK)
+        return s;
+    int rows = PQntuples(res);
+    score_profiles *p = calloc(1, sizeof(*p));
+    if (p) {
+        p->by_id = bx_map_new();
+        p->items = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*p->items));
+    }
+    if (p == NULL || p->by_id == NULL || p->items == NULL) {
+        PQclear(res);
+        score_profiles_free(p);
+        return BX_ERR(err, BX_ENOMEM, "profiles: out of memory");
+    }
+    for (int i = 0; i < rows && s == BX_OK; i++) {
+        score_profile *pr = &p->items[p->count++];
+        pr->flags = flags_from_text(PQgetvalue(res, i, 1));
+        pr->birth_date = BX_DATE_NONE;
+        const char *birth = PQgetvalue(res, i, 2);
+        if (*birth && bx_date_parse(birth, &pr->birth_date) != BX_OK)
+            pr->birth_date = BX_DATE_NONE;
+        const char *id = PQgetvalue(res, i, 0);
+        const bx_reg_student *st = registry ? bx_registry_student(registry, id) : NULL;
+        pr->grade = st && st->klass ? st->klass->grade : 0;
+        if (bx_map_put(p->by_id, id, pr) != BX_OK)
+            s = BX_ERR(err, BX_ENOMEM, "profiles: out of memory");
+    }
+    PQclear(res);
+    if (s != BX_OK) {
+        score_profiles_free(p);
+        return s;
+    }
+    *out = p;
+    return BX_OK;
+}
+
+void score_rate_format(double rate, char out[16])
+{
+    if (!(rate >= 0.0))
+        rate = 0.0;
+    if (rate > 1.0)
+        rate = 1.0;
+    snprintf(out, 16, "%.4f", rate);
+}
+
+/* ---- reading what Redis holds ---- */
+
+/* Rebuilds a history from a student's stored facts. Entries that do not decode are skipped. */
+static void history_from_entries(score_history *h, const char *student_id,
+                                 const store_entries *facts)
+{
+    score_history_reset(h);
+    for (size_t i = 0; i < facts->count; i++) {
+        const store_entry *e = &facts->items[i];
+        bx_date day = BX_DATE_NONE;
+        int period = 0;
+        bx_error err = {0};
+        bx_status s = store_field_parse(e->field, &day, &period);
+        if (s != BX_OK)
+            BX_ERR(&err, s, "not a fact field");
+        if (s == BX_OK && day == BX_DATE_NONE) {
+            score_leave l;
+            s = score_leave_decode(e->field + 2, e->value, &l, &err);
+            IFOK(s, score_history_apply_leave(h, &l, NULL, &err));
+        } else if (s == BX_OK) {
+            /* The order key is "<13 digits>|<event id>", the value the status code. */
+            char value[SCORE_FACT_VALUE_SIZE + 16];
+            if (strlen(e->order_key) < 15 || e->order_key[13] != '|')
+                s = BX_ERR(&err, BX_EINVAL, "order key is not <recorded_at>|<event id>");
+            else
+                snprintf(value, sizeof(value), "%.13s,%s,%s", e->order_key, e->order_key + 14,
+                         e->value);
+            score_fact f;
+            IFOK(s, score_fact_decode(e->field, value, &f, &err));
+            IFOK(s, score_history_apply_fact(h, &f, NULL, &err));
+        }
+        if (s != BX_OK)
+            bx_warn("student %s: stored fact %s skipped: %s", student_id, e->field, err.msg);
+    }
+}
+
+/* A class's roll calls as sorted dates with period masks; caller frees both arrays. */
+static bx_status class_days_from_entries(const store_entries *reports, bx_date **dates,
+                                         uint16_t **periods, size_t *count, bx_error *err)
+{
+    size_t n = reports->count;
+    *dates = calloc(n ? n : 1, sizeof(**dates));
+    *periods = calloc(n ? n : 1, sizeof(**periods));
+    if (*dates == NULL || *periods == NULL) {
+        free(*dates);
+        free(*periods);
+        *dates = NULL;
+        *periods = NULL;
+        return BX_ERR(err, BX_ENOMEM, "class days: out of memory");
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bx_date day = BX_DATE_NONE;
+        int period = 0;
+        if (store_field_parse(reports->items[i].field, &day, &period) != BX_OK ||
+            day == BX_DATE_NONE || period < 0 || period > SCORE_PERIOD_MAX)
+            continue;
+        (*dates)[k] = day;
+        (*periods)[k] = (uint16_t)(1u << period);
+        k++;
+    }
+    *count = score_class_days_normalize(*dates, *periods, k);
+    return BX_OK;
+}
+
+static const char *date_text(bx_date d, char out[11])
+{
+    if (d == BX_DATE_NONE) {
+        snprintf(out, 11, "-");
+        return out;
+    }
+    bx_date_format(d, out);
+    return out;
+}
+
+static void put_field(score_outcome *o, const char *name, const char *fmt, ...) BX_PRINTF(3, 4);
+
+static void put_field(score_outcome *o, const char *name, const char *fmt, ...)
+{
+    if (o->nfields >= SCORE_SUMMARY_FIELDS)
+        return;
+    snprintf(o->names[o->nfields], SCORE_NAME_SIZE, "%s", name);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->values[o->nfields], SCORE_VALUE_SIZE, fmt, ap);
+    va_end(ap);
+    o->nfields++;
+}
+
+static void put_counts(score_outcome *o, const char *prefix, const score_counts *c)
+{
+    char name[SCORE_NAME_SIZE];
+    static const char *const names[] = {"school_days", "attended",     "late",     "absent",
+                                        "leave",       "not_reported", "no_record"};
+    const int values[] = {c->school_days, c->attended_days,     c->late_days,     c->absent_days,
+                          c->leave_days,  c->not_reported_days, c->no_record_days};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        snprintf(name, sizeof(name), "%s.%s", prefix, names[i]);
+        put_field(o, name, "%d", values[i]);
+    }
+}
+
+/* The summary's fields (see the header): a pure function of the computation. */
+static void encode_summary(score_outcome *o)
+{
+    const score_summary *s = &o->summary;
+    const score_assessment *a = &o->assessment;
+    char d1[11], rate[16];
+    o->nfields = 0;
+    put_field(o, "as_of", "%s", date_text(s->as_of, d1));
+    put_field(o, "last_school_day", "%s", date_text(s->last_school_day, d1));
+    put_field(o, "today", "%s", score_day_state_name(s->today.state));
+    put_field(o, "today.unexcused_periods", "%d", s->unexcused_periods);
+    put_field(o, "streak_days", "%d", s->streak_days);
+    put_field(o, "streak_start", "%s", date_text(s->streak_start, d1));
+    put_field(o, "streak_last", "%s", date_text(s->streak_last, d1));
+    put_field(o, "window.first", "%s", date_text(s->window_first, d1));
+    put_counts(o, "window", &s->window);
+    put_field(o, "term", "%s", s->term[0] ? s->term : "-");
+    put_field(o, "term.first", "%s", date_text(s->term_first, d1));
+    put_counts(o, "term", &s->term_counts);
+    score_rate_format(s->attendance_rate_20d, rate);
+    put_field(o, "attendance_rate_20d", "%s", rate);
+    score_rate_format(s->attendance_rate_term, rate);
+    put_field(o, "attendance_rate_term", "%s", rate);
+    put_field(o, "chronic_absence", "%d", s->chronic_absence ? 1 : 0);
+    put_field(o, "score", "%d", a->score);
+    put_field(o, "tier", "%s", score_tier_name(a->tier));
+    for (int i = 0; i < a->nfactors; i++) {
+        char name[SCORE_NAME_SIZE];
+        snprintf(name, sizeof(name), "factor.%s", a->factors[i].factor);
+        put_field(o, name, "%d|%c|%s", a->factors[i].points,
+                  a->factors[i].source == SCORE_SOURCE_ATTENDANCE ? 'a' : 'p',
+                  a->factors[i].detail);
+    }
+    score_last last;
+    char text[SCORE_LAST_SIZE];
+    score_last_from(s, a, &last);
+    score_last_encode(&last, text);
+    put_field(o, "last", "%s", text);
+}
+
+static void compute_one(const score_env *env, score_history *h, const store_entries *facts,
+                        const store_entries *summary, const score_class_days *days, bx_date as_of,
+                        score_outcome *o)
+{
+    const bx_reg_student *st = o->student;
+    history_from_entries(h, o->student_id, facts);
+    o->has_facts = facts->count > 0;
+    score_summarize(env->policy, st->school->calendar, h, days, as_of, &o->summary);
+    score_profile profile = {0, st->klass ? st->klass->grade : 0, BX_DATE_NONE};
+    const score_profile *known = score_profiles_get(env->profiles, o->student_id);
+    if (known) {
+        profile.flags = known->flags;
+        profile.birth_date = known->birth_date;
+    }
+    score_assess(env->policy, &o->summary, &profile, &o->assessment);
+    o->has_prev = false;
+    for (size_t i = 0; i < summary->count; i++) {
+        if (strcmp(summary->items[i].field, "last") == 0) {
+            bx_error err = {0};
+            o->has_prev = score_last_decode(summary->items[i].value, &o->prev, &err) == BX_OK;
+            if (!o->has_prev)
+                bx_warn("student %s: stored summary \"last\" skipped: %s", o->student_id, err.msg);
+        }
+    }
+    o->trigger = o->has_facts ? score_should_emit(env->policy, o->has_prev ? &o->prev : NULL,
+                                                  &o->summary, &o->assessment)
+                              : SCORE_TRIGGER_NONE;
+    encode_summary(o);
+}
+
+static void free_entries(store_entries *e, size_t n)
+{
+    for (size_t i = 0; e && i < n; i++)
+        store_entries_free(&e[i]);
+    free(e);
+}
+
+bx_status score_recompute(const score_env *env, const char *const *student_ids, size_t n,
+                          bx_date as_of, score_outcome *out, bx_error *err)
+{
+    if (n == 0)
+        return BX_OK;
+    store_entries *facts = calloc(n, sizeof(*facts));
+    store_entries *sums = calloc(n, sizeof(*sums));
+    store_entries *reports = NULL;
+    const char **class_ids = calloc(n, sizeof(*class_ids));
+    size_t *class_of = calloc(n, sizeof(*class_of));
+    score_history *h = score_history_new();
+    size_t nclasses = 0;
+    bx_status s = BX_OK;
+    if (facts == NULL || sums == NULL || class_ids == NULL || class_of == NULL || h == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        snprintf(out[i].student_id, sizeof(out[i].student_id), "%s", student_ids[i]);
+        out[i].student = bx_registry_student(env->registry, student_ids[i]);
+        class_of[i] = SIZE_MAX;
+        const bx_reg_class *k = out[i].student ? out[i].student->klass : NULL;
+        if (k == NULL)
+            continue;
+        size_t j = 0;
+        while (j < nclasses && strcmp(class_ids[j], k->id) != 0)
+            j++;
+        if (j == nclasses)
+            class_ids[nclasses++] = k->id;
+        class_of[i] = j;
+    }
+    if (s == BX_OK && nclasses > 0) {
+        reports = calloc(nclasses, sizeof(*reports));
+        if (reports == NULL)
+            s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
+    }
+    IFOK(s, store_load_facts(env->store, student_ids, n, facts, err));
+    IFOK(s, store_load_summaries(env->store, student_ids, n, sums, err));
+    if (nclasses > 0)
+        IFOK(s, store_load_reports(env->store, class_ids, nclasses, reports, err));
+    /* The class days of each class, decoded once. */
+    bx_date **dates = s == BX_OK ? calloc(nclasses + 1, sizeof(*dates)) : NULL;
+    uint16_t **periods = s == BX_OK ? calloc(nclasses + 1, sizeof(*periods)) : NULL;
+    size_t *counts = s == BX_OK ? calloc(nclasses + 1, sizeof(*counts)) : NULL;
+    if (s == BX_OK && (dates == NULL || periods == NULL || counts == NULL))
+        s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
+    for (size_t j = 0; j < nclasses && s == BX_OK; j++)
+        s = class_days_from_entries(&reports[j], &dates[j], &periods[j], &counts[j], err);
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        if (out[i].student == NULL || class_of[i] == SIZE_MAX) {
+            out[i].student = NULL;
+            out[i].has_facts = facts[i].count > 0;
+            continue;
+        }
+        size_t j = class_of[i];
+        score_class_days days = {dates[j], periods[j], counts[j], true};
+        compute_one(env, h, &facts[i], &sums[i], &days, as_of, &out[i]);
+    }
+    for (size_t j = 0; j < nclasses && dates; j++) {
+        free(dates[j]);
+        free(periods[j]);
+    }
+    free(dates);
+    free(periods);
+    free(counts);
+    free_entries(facts, facts ? n : 0);
+    free_entries(sums, sums ? n : 0);
+    free_entries(reports, reports ? nclasses : 0);
+    free(class_ids);
+    free(class_of);
+    score_history_free(h);
+    return s;
+}
+
+bx_status score_recompute_store(const score_env *env, const score_outcome *out, size_t n,
+                                bx_error *err)
+{
+    store_summary *sums = calloc(n ? n : 1, sizeof(*sums));
+    const char **names = calloc(n * SCORE_SUMMARY_FIELDS + 1, sizeof(*names));
+    const char **values = calloc(n * SCORE_SUMMARY_FIELDS + 1, sizeof(*values));
+    if (sums == NULL || names == NULL || values == NULL) {
+        free(sums);
+        free(names);
+        free(values);
+        return BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].student == NULL)
+            continue;
+        size_t count = out[i].has_facts ? out[i].nfields : 0;
+        const char **nm = names + i * SCORE_SUMMARY_FIELDS;
+        const char **vl = values + i * SCORE_SUMMARY_FIELDS;
+        for (size_t f = 0; f < count; f++) {
+            nm[f] = out[i].names[f];
+            vl[f] = out[i].values[f];
+        }
+        sums[k++] = (store_summary){out[i].student_id, nm, vl, count};
+    }
+    bx_status s = k ? store_put_summaries(env->store, sums, k, NULL, err) : BX_OK;
+    free(sums);
+    free(names);
+    free(values);
+    return s;
+}

@@ -1,0 +1,757 @@
+/* service: bx-score's batches: parse, apply to Redis and PostgreSQL, recompute, publish, commit. */
+#include "service.h"
+#include "analytics.h"
+#include "bx_buf.h"
+#include "bx_clock.h"
+#include "bx_json.h"
+#include "bx_kafka.h"
+#include "bx_log.h"
+#include "bx_metrics.h"
+#include "bx_pg.h"
+#include "bx_redis.h"
+#include "bx_registry.h"
+#include "recompute.h"
+#include "store.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RECOMPUTE_CHUNK 256 /* students computed (and held in memory) at once */
+#define DELIVERY_MS     30000
+#define DLQ_RECORD_MAX  65536 /* a bigger rejected message is dead-lettered without its bytes */
+
+static bx_metric m_facts = {"bx_score_facts_total{result=\"applied\"}",
+                            "facts, leave requests and roll calls applied to Redis", "counter", 0,
+                            NULL};
+static bx_metric m_changed = {"bx_score_facts_total{result=\"changed\"}",
+                              "facts that changed what Redis held", "counter", 0, NULL};
+static bx_metric m_assessments = {"bx_score_assessments_total",
+                                  "assessments published on bx.risk.v1", "counter", 0, NULL};
+static bx_metric m_dlq = {"bx_score_dlq_total", "messages sent to bx.dlq.v1", "counter", 0, NULL};
+static bx_metric m_failures = {"bx_score_batch_failures_total",
+                               "batches that failed and were retried", "counter", 0, NULL};
+
+typedef enum item_kind { ITEM_BAD = 0, ITEM_FACT, ITEM_LEAVE, ITEM_REPORT } item_kind;
+
+/* One message of a batch, parsed. */
+typedef struct item {
+    rd_kafka_message_t *msg;
+    item_kind kind;
+    char student[BX_ID_MAX + 1];
+    char school[BX_ID_MAX + 1];
+    char klass[BX_ID_MAX + 1];
+    char field[STORE_FIELD_MAX + 1];
+    char order_key[STORE_ORDER_KEY_MAX + 1];
+    char value[SCORE_LEAVE_VALUE_SIZE + 32];
+    bool implied;
+    bool json_ok; /* the bytes were JSON (the dead letter quotes the value) */
+    char error[400];
+} item;
+
+struct score_service {
+    score_service_conf conf;
+    bx_consumer *consumer;
+    bx_producer *producer;
+    PGconn *db;
+    redisContext *redis;
+    store_redis *store;
+    bx_registry *registry;
+    score_profiles *profiles;
+    atomic_bool healthy;
+    rd_kafka_message_t **msgs;
+    item *items;
+};
+
+/* ---- parsing ---- */
+
+static const char *const message_keys[] = {
+    "schema",       "type",        "event_id",   "student_id", "school_id",    "class_id",
+    "date",         "period",      "status",     "leave_kind", "source",       "rollcall_id",
+    "recorded_at",  "recorded_by", "first_date", "last_date",  "first_period", "last_period",
+    "requested_by", "phoned_in",   "approved",   "enrolled",   "absent",       "leave",
+    "late",         "early_leave", "present",    NULL};
+
+#define PATH "message"
+
+static bx_status get_id(const cJSON *o, const char *key, char out[BX_ID_MAX + 1], bx_error *err)
+{
+    const char *v = NULL;
+    bx_status s = bx_json_get_string(o, PATH, key, true, BX_ID_MAX, &v, err);
+    if (s == BX_OK && !bx_id_valid(v))
+        s = BX_ERR(err, BX_EINVAL, PATH ".%s: not a registry id", key);
+    if (s == BX_OK)
+        snprintf(out, BX_ID_MAX + 1, "%s", v);
+    return s;
+}
+
+static bx_status get_date(const cJSON *o, const char *key, bx_date *out, bx_error *err)
+{
+    const char *v = NULL;
+    bx_status s = bx_json_get_string(o, PATH, key, true, 10, &v, err);
+    if (s == BX_OK && bx_date_parse(v, out) != BX_OK)
+        s = BX_ERR(err, BX_EINVAL, PATH ".%s: not a date", key);
+    return s;
+}
+
+static bx_status get_time(const cJSON *o, const char *key, bx_time_ms *out, bx_error *err)
+{
+    const char *v = NULL;
+    bx_status s = bx_json_get_string(o, PATH, key, true, 64, &v, err);
+    if (s == BX_OK && bx_time_parse(v, out) != BX_OK)
+        s = BX_ERR(err, BX_EINVAL, PATH ".%s: not an RFC 3339 time", key);
+    return s;
+}
+
+/* null (0: the whole day) or 1..12. */
+static bx_status get_period(const cJSON *o, const char *key, int *out, bx_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (v == NULL)
+        return BX_ERR(err, BX_EINVAL, PATH ".%s: is required", key);
+    if (cJSON_IsNull(v)) {
+        *out = 0;
+        return BX_OK;
+    }
+    int64_t p = 0;
+    bx_status s = bx_json_get_int(o, PATH, key, true, 1, SCORE_PERIOD_MAX, &p, err);
+    *out = (int)p;
+    return s;
+}
+
+static bx_status get_event_id(const cJSON *o, char out[SCORE_EVENT_ID_MAX + 1], bx_error *err)
+{
+    const char *v = NULL;
+    bx_status s = bx_json_get_string(o, PATH, "event_id", true, SCORE_EVENT_ID_MAX, &v, err);
+    if (s == BX_OK)
+        snprintf(out, SCORE_EVENT_ID_MAX + 1, "%s", v);
+    return s;
+}
+
+static bx_status get_leave_kind(const cJSON *o, bool required, score_leave_kind *out, bx_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "leave_kind");
+    *out = SCORE_LEAVE_NONE;
+    if (v == NULL)
+        return BX_ERR(err, BX_EINVAL, PATH ".leave_kind: is required");
+    if (!required)
+        return cJSON_IsNull(v) ? BX_OK : BX_ERR(err, BX_EINVAL, PATH ".leave_kind: expected null");
+    if (cJSON_IsString(v) && strcmp(v->valuestring, "sick") == 0)
+        *out = SCORE_LEAVE_SICK;
+    else if (cJSON_IsString(v) && strcmp(v->valuestring, "personal") == 0)
+        *out = SCORE_LEAVE_PERSONAL;
+    else
+        return BX_ERR(err, BX_EINVAL, PATH ".leave_kind: expected sick or personal");
+    return BX_OK;
+}
+
+static const char *status_code(score_status st, score_leave_kind k)
+{
+    switch (st) {
+    case SCORE_PRESENT:
+        return "p";
+    case SCORE_ABSENT:
+        return "a";
+    case SCORE_LATE:
+        return "t";
+    case SCORE_EARLY_LEAVE:
+        return "e";
+    case SCORE_LEAVE:
+        return k == SCORE_LEAVE_SICK ? "ls" : "lp";
+    }
+    return "?";
+}
+
+static bx_status parse_attendance(const cJSON *o, item *it, bx_error *err)
+{
+    score_fact f;
+    memset(&f, 0, sizeof(f));
+    const char *status = NULL, *source = NULL;
+    bx_status s = get_event_id(o, f.event_id, err);
+    IFOK(s, get_id(o, "student_id", it->student, err));
+    IFOK(s, get_id(o, "school_id", it->school, err));
+    IFOK(s, get_id(o, "class_id", it->klass, err));
+    IFOK(s, get_date(o, "date", &f.date, err));
+    IFOK(s, get_period(o, "period", &f.period, err));
+    IFOK(s, bx_json_get_string(o, PATH, "status", true, 16, &status, err));
+    IFOK(s, bx_json_get_string(o, PATH, "source", true, 16, &source, err));
+    IFOK(s, get_time(o, "recorded_at", &f.recorded_at, err));
+    if (s != BX_OK)
+        return s;
+    static const struct {
+        const char *name;
+        score_status status;
+    } statuses[] = {{"present", SCORE_PRESENT},
+                    {"absent", SCORE_ABSENT},
+                    {"late", SCORE_LATE},
+                    {"leave", SCORE_LEAVE},
+                    {"early_leave", SCORE_EARLY_LEAVE}};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        if (strcmp(status, statuses[i].name) == 0)
+            f.status = statuses[i].status;
+    if (f.status == 0)
+        return BX_ERR(err, BX_EINVAL, PATH ".status: unknown status");
+    if (strcmp(source, "rollcall") != 0 && strcmp(source, "attendance") != 0)
+        return BX_ERR(err, BX_EINVAL, PATH ".source: expected rollcall or attendance");
+    s = get_leave_kind(o, f.status == SCORE_LEAVE, &f.leave_kind, err);
+    IFOK(s, score_fact_check(&f, err));
+    IFOK(s, store_field_day(f.date, f.period, it->field, sizeof(it->field)));
+    IFOK(s, store_order_key(f.recorded_at, f.event_id, it->order_key, sizeof(it->order_key)));
+    if (s != BX_OK)
+        return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable fact");
+    snprintf(it->value, sizeof(it->value), "%s", status_code(f.status, f.leave_kind));
+    it->implied = strcmp(source, "rollcall") == 0 && f.status == SCORE_PRESENT;
+    it->kind = ITEM_FACT;
+    return BX_OK;
+}
+
+static bx_status parse_leave(const cJSON *o, item *it, bx_error *err)
+{
+    score_leave l;
+    memset(&l, 0, sizeof(l));
+    bx_status s = get_event_id(o, l.event_id, err);
+    IFOK(s, get_id(o, "student_id", it->student, err));
+    IFOK(s, get_id(o, "school_id", it->school, err));
+    IFOK(s, get_id(o, "class_id", it->klass, err));
+    IFOK(s, get_date(o, "first_date", &l.first_date, err));
+    IFOK(s, get_date(o, "last_date", &l.last_date, err));
+    IFOK(s, get_period(o, "first_period", &l.first_period, err));
+    IFOK(s, get_period(o, "last_period", &l.last_period, err));
+    IFOK(s, get_leave_kind(o, true, &l.kind, err));
+    IFOK(s, bx_json_get_bool(o, PATH, "approved", true, &l.approved, err));
+    IFOK(s, get_time(o, "recorded_at", &l.recorded_at, err));
+    char value[SCORE_LEAVE_VALUE_SIZE];
+    IFOK(s, score_leave_encode(&l, value, err));
+    IFOK(s, store_field_leave(l.event_id, it->field, sizeof(it->field)));
+    IFOK(s, store_order_key(l.recorded_at, l.event_id, it->order_key, sizeof(it->order_key)));
+    if (s != BX_OK)
+        return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable leave request");
+    snprintf(it->value, sizeof(it->value), "%s", value);
+    it->kind = ITEM_LEAVE;
+    return BX_OK;
+}
+
+static bx_status parse_report(const cJSON *o, item *it, bx_error *err)
+{
+    char event_id[SCORE_EVENT_ID_MAX + 1];
+    bx_date date = BX_DATE_NONE;
+    int period = 0;
+    bx_time_ms at = 0;
+    static const char *const counts[] = {"enrolled", "absent",      "leave",
+                                         "late",     "early_leave", "present"};
+    int64_t n[6] = {0};
+    bx_status s = get_event_id(o, event_id, err);
+    IFOK(s, get_id(o, "school_id", it->school, err));
+    IFOK(s, get_id(o, "class_id", it->klass, err));
+    IFOK(s, get_date(o, "date", &date, err));
+    IFOK(s, get_period(o, "period", &period, err));
+    IFOK(s, get_time(o, "recorded_at", &at, err));
+    for (int i = 0; i < 6; i++)
+        IFOK(s, bx_json_get_int(o, PATH, counts[i], true, 0, 1000000, &n[i], err));
+    IFOK(s, store_field_day(date, period, it->field, sizeof(it->field)));
+    IFOK(s, store_order_key(at, event_id, it->order_key, sizeof(it->order_key)));
+    if (s != BX_OK)
+        return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable roll call");
+    /* The counts, for reports: enrolled,absent,leave,late,early_leave,present. */
+    snprintf(it->value, sizeof(it->value), "%lld,%lld,%lld,%lld,%lld,%lld", (long long)n[0],
+             (long long)n[1], (long long)n[2], (long long)n[3], (long long)n[4], (long long)n[5]);
+    it->kind = ITEM_REPORT;
+    return BX_OK;
+}
+
+/* Parses one message into it; on failure it->kind stays ITEM_BAD with it->error set. */
+static void parse_item(item *it)
+{
+    rd_kafka_message_t *msg = it->msg;
+    memset((char *)it + sizeof(it->msg), 0, sizeof(*it) - sizeof(it->msg));
+    bx_error err = {0};
+    cJSON *root = NULL;
+    const char *type = NULL, *schema = NULL;
+    bx_status s = msg->payload ? bx_json_parse(msg->payload, msg->len, &root, &err)
+                               : BX_ERR(&err, BX_EINVAL, "empty message");
+    it->json_ok = s == BX_OK;
+    if (s == BX_OK && !cJSON_IsObject(root))
+        s = BX_ERR(&err, BX_EINVAL, PATH ": expected an object");
+    IFOK(s, bx_json_only_keys(root, PATH, message_keys, &err));
+    IFOK(s, bx_json_get_string(root, PATH, "schema", true, 32, &schema, &err));
+    if (s == BX_OK && strcmp(schema, "bx.attendance.v1") != 0)
+        s = BX_ERR(&err, BX_EINVAL, PATH ".schema: expected bx.attendance.v1");
+    IFOK(s, bx_json_get_string(root, PATH, "type", true, 16, &type, &err));
+    if (s == BX_OK) {
+        if (strcmp(type, "attendance") == 0)
+            s = parse_attendance(root, it, &err);
+        else if (strcmp(type, "leave") == 0)
+            s = parse_leave(root, it, &err);
+        else if (strcmp(type, "class_report") == 0)
+            s = parse_report(root, it, &err);
+        else
+            s = BX_ERR(&err, BX_EINVAL, PATH ".type: expected attendance, leave or class_report");
+    }
+    cJSON_Delete(root);
+    if (s != BX_OK) {
+        it->kind = ITEM_BAD;
+        snprintf(it->error, sizeof(it->error), "%s", err.msg[0] ? err.msg : "invalid message");
+    }
+}
+
+/* ---- connections ---- */
+
+static bx_status connect_redis(score_service *sv, bx_error *err)
+{
+    store_redis_free(sv->store);
+    sv->store = NULL;
+    if (sv->redis)
+        redisFree(sv->redis);
+    sv->redis = NULL;
+    bx_status s = bx_redis_connect(sv->conf.redis_url, 10000, &sv->redis, err);
+    IFOK(s, store_redis_new(sv->redis, &sv->store, err));
+    return s;
+}
+
+static bx_status connect_pg(score_service *sv, bx_error *err)
+{
+    if (sv->db)
+        PQfinish(sv->db);
+    sv->db = NULL;
+    return bx_pg_connect(sv->conf.pg_url, 10000, &sv->db, err);
+}
+
+static bx_status load_registry(score_service *sv, bx_error *err)
+{
+    bx_registry *r = NULL;
+    score_profiles *p = NULL;
+    bx_status s = bx_registry_load(sv->db, &r, err);
+    IFOK(s, score_profiles_load(sv->db, r, &p, err));
+    if (s != BX_OK) {
+        bx_registry_free(r);
+        return s;
+    }
+    bx_registry_free(sv->registry);
+    score_profiles_free(sv->profiles);
+    sv->registry = r;
+    sv->profiles = p;
+    bx_info("registry revision %lld loaded: %zu students", bx_registry_loaded_revision(r),
+            bx_registry_student_count(r));
+    return BX_OK;
+}
+
+/* Reloads the registry when its revision changed; *reloaded (may be NULL) says so. */
+static bx_status refresh_registry(score_service *sv, bool *reloaded, bx_error *err)
+{
+    long long rev = 0;
+    if (reloaded)
+        *reloaded = false;
+    bx_status s = bx_registry_current_revision(sv->db, &rev, err);
+    if (s == BX_OK && rev != bx_registry_loaded_revision(sv->registry)) {
+        s = load_registry(sv, err);
+        if (reloaded)
+            *reloaded = s == BX_OK;
+    }
+    return s;
+}
+
+bx_status score_service_start(const score_service_conf *conf, score_service **out, bx_error *err)
+{
+    *out = NULL;
+    score_service *sv = calloc(1, sizeof(*sv));
+    if (sv == NULL)
+        return BX_ERR(err, BX_ENOMEM, "service: out of memory");
+    sv->conf = *conf;
+    atomic_init(&sv->healthy, true);
+    bx_metric_register(&m_facts);
+    bx_metric_register(&m_changed);
+    bx_metric_register(&m_assessments);
+    bx_metric_register(&m_dlq);
+    bx_metric_register(&m_failures);
+    sv->msgs = calloc((size_t)conf->batch_max, sizeof(*sv->msgs));
+    sv->items = calloc((size_t)conf->batch_max, sizeof(*sv->items));
+    bx_status s = sv->msgs && sv->items ? BX_OK : BX_ERR(err, BX_ENOMEM, "service: out of memory");
+    IFOK(s, connect_pg(sv, err));
+    IFOK(s, load_registry(sv, err));
+    IFOK(s, connect_redis(sv, err));
+    IFOK(s, bx_producer_new(conf->brokers, NULL, &sv->producer, err));
+    const char *const topics[] = {conf->topic, NULL};
+    IFOK(s, bx_consumer_new(conf->brokers, conf->group, topics, NULL, &sv->consumer, err));
+    if (s != BX_OK) {
+        score_service_stop(sv);
+        return s;
+    }
+    bx_info("consuming %s as group %s", conf->topic, conf->group);
+    *out = sv;
+    return BX_OK;
+}
+
+void score_service_stop(score_service *sv)
+{
+    if (sv == NULL)
+        return;
+    bx_consumer_free(sv->consumer);
+    bx_producer_free(sv->producer, 10000);
+    store_redis_free(sv->store);
+    if (sv->redis)
+        redisFree(sv->redis);
+    if (sv->db)
+        PQfinish(sv->db);
+    score_profiles_free(sv->profiles);
+    bx_registry_free(sv->registry);
+    free(sv->msgs);
+    free(sv->items);
+    free(sv);
+}
+
+bool score_service_healthy(void *arg, char *reason, size_t size)
+{
+    score_service *sv = arg;
+    if (atomic_load(&sv->healthy))
+        return true;
+    snprintf(reason, size, "the last batch failed; retrying");
+    return false;
+}
+
+void score_service_tick(score_service *sv)
+{
+    bx_error err = {0};
+    if (refresh_registry(sv, NULL, &err) != BX_OK) {
+        bx_warn("registry refresh failed: %s", err.msg);
+        if (bx_pg_is_broken(sv->db) && connect_pg(sv, &err) != BX_OK)
+            bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+    }
+}
+
+/* ---- one batch ---- */
+
+/* Sends value to topic, counting the delivery in slot. */
+static bx_status send_counted(score_service *sv, const char *topic, const char *key,
+                              const char *value, size_t len, bx_delivery_slot *slot,
+                              bx_delivery_wait *w, bx_error *err)
+{
+    bx_delivery_slot_arm(slot, w);
+    bx_status s = bx_producer_send(sv->producer, topic, key, strlen(key), value, len,
+                                   bx_delivery_slot_done, slot);
+    if (s != BX_OK) {
+        bx_delivery_slot_done(slot, RD_KAFKA_RESP_ERR__FAIL);
+        return BX_ERR(err, s, "cannot queue a message to %s", topic);
+    }
+    return BX_OK;
+}
+
+static bx_status send_dead_letter(score_service *sv, const item *it, bx_delivery_slot *slot,
+                                  bx_delivery_wait *w, bx_error *err)
+{
+    const rd_kafka_message_t *msg = it->msg;
+    char at[40];
+    bx_time_format(bx_clock_now(), at, sizeof(at));
+    bx_buf b;
+    bx_buf_init(&b, 4 * DLQ_RECORD_MAX);
+    bx_status s = bx_buf_printf(&b,
+                                "{\"schema\":\"bx.dlq.v1\",\"event_id\":\"dlq:bx-score:%d:%lld\","
+                                "\"source\":\"bx-score\",\"endpoint\":",
+                                (int)msg->partition, (long long)msg->offset);
+    IFOK(s, bx_buf_json_string(&b, sv->conf.topic));
+    IFOK(s, bx_buf_puts(&b, ",\"school_id\":null,\"record_index\":null,\"line\":null,"
+                            "\"field\":null,\"reason\":"));
+    IFOK(s, bx_buf_json_string(&b, it->json_ok ? "invalid_value" : "malformed"));
+    IFOK(s, bx_buf_puts(&b, ",\"error\":"));
+    IFOK(s, bx_buf_json_string(&b, it->error));
+    IFOK(s, bx_buf_puts(&b, ",\"record\":"));
+    if (it->json_ok) {
+        IFOK(s, bx_buf_append(&b, msg->payload, msg->len));
+    } else if (msg->payload && msg->len <= DLQ_RECORD_MAX &&
+               bx_utf8_valid(msg->payload, msg->len)) {
+        char *text = strndup(msg->payload, msg->len);
+        s = text ? bx_buf_json_string(&b, text) : BX_ENOMEM;
+        free(text);
+    } else {
+        IFOK(s, bx_buf_puts(&b, "null"));
+    }
+    IFOK(s, bx_buf_printf(&b, ",\"received_at\":\"%s\"}", at));
+    if (s != BX_OK) {
+        bx_buf_free(&b);
+        return BX_ERR(err, s, "cannot build a dead letter");
+    }
+    s = send_counted(sv, BX_TOPIC_DLQ, "unknown", b.data, b.len, slot, w, err);
+    bx_buf_free(&b);
+    return s;
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int compare_fact_student(const void *a, const void *b)
+{
+    return strcmp(((const store_fact *)a)->student_id, ((const store_fact *)b)->student_id);
+}
+
+/* The students whose state a batch may change: every fact's and leave's student, and every
+ * student of a class whose roll call arrived (an implied presence makes their day present).
+ * Sorted, unique; the strings are borrowed from items and the registry. */
+static bx_status affected_students(score_service *sv, const item *items, size_t n,
+                                   const char ***out, size_t *count, bx_error *err)
+{
+    size_t cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind == ITEM_FACT || items[i].kind == ITEM_LEAVE)
+            cap++;
+        else if (items[i].kind == ITEM_REPORT) {
+            const bx_reg_class *k = bx_registry_class(sv->registry, items[i].klass);
+            cap += k ? (size_t)k->student_count : 0;
+        }
+    }
+    const char **ids = calloc(cap ? cap : 1, sizeof(*ids));
+    if (ids == NULL)
+        return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind == ITEM_FACT || items[i].kind == ITEM_LEAVE) {
+            ids[k++] = items[i].student;
+        } else if (items[i].kind == ITEM_REPORT) {
+            const bx_reg_class *c = bx_registry_class(sv->registry, items[i].klass);
+            for (int j = 0; c && j < c->student_count && k < cap; j++)
+                ids[k++] = c->students[j]->id;
+        }
+    }
+    qsort(ids, k, sizeof(*ids), compare_ids);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || strcmp(ids[u - 1], ids[i]) != 0)
+            ids[u++] = ids[i];
+    *out = ids;
+    *count = u;
+    return BX_OK;
+}
+
+/* Recomputes students, publishes what should be published, waits for the broker, then stores
+ * the summaries (so a crash before the store publishes again, with the same event ids). */
+static bx_status recompute_and_publish(score_service *sv, const char *const *ids, size_t n,
+                                       score_outcome *out, bx_delivery_wait *w, bx_error *err)
+{
+    score_env env = {sv->conf.policy, sv->registry, sv->profiles, sv->store};
+    bx_date as_of = bx_time_local_date(bx_clock_now());
+    bx_status s = score_recompute(&env, ids, n, as_of, out, err);
+    if (s != BX_OK)
+        return s;
+    bx_delivery_slot *slots = calloc(2 * n + 1, sizeof(*slots));
+    if (slots == NULL)
+        return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
+    bx_time_ms now = bx_clock_now();
+    size_t sent = 0, published = 0;
+    bx_buf b;
+    bx_buf_init(&b, 1 << 20);
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        if (out[i].student == NULL) {
+            if (out[i].has_facts)
+                bx_warn("student %s is not in the registry: facts kept, nothing computed",
+                        out[i].student_id);
+            continue;
+        }
+        if (out[i].trigger == SCORE_TRIGGER_NONE)
+            continue;
+        bx_buf_reset(&b);
+        s = score_risk_message(&out[i], now, &b);
+        IFOK(s, send_counted(sv, BX_TOPIC_RISK, out[i].student_id, b.data, b.len, &slots[sent++], w,
+                             err));
+        char subject[SCORE_PSEUDONYM_SIZE];
+        score_pseudonym(sv->conf.pseudonym_key, out[i].student_id, subject);
+        bx_buf_reset(&b);
+        IFOK(s, score_analytics_message(&out[i], sv->conf.pseudonym_key, now, &b));
+        IFOK(s, send_counted(sv, BX_TOPIC_ANALYTICS_RISK, subject, b.data, b.len, &slots[sent++], w,
+                             err));
+        if (s == BX_OK) {
+            published++;
+            bx_info("student %s: %s, streak %d, tier %s", out[i].student_id,
+                    score_trigger_name(out[i].trigger), out[i].summary.streak_days,
+                    score_tier_name(out[i].assessment.tier));
+        }
+    }
+    bx_buf_free(&b);
+    if (s == BX_OK && bx_delivery_wait_all(w, DELIVERY_MS) != BX_OK)
+        s = BX_ERR(err, BX_ETIMEOUT, "assessments not acknowledged in %d ms", DELIVERY_MS);
+    for (size_t i = 0; i < sent && s == BX_OK; i++)
+        if (slots[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            s = BX_ERR(err, BX_EIO, "an assessment was not delivered: %s",
+                       rd_kafka_err2str(slots[i].err));
+    if (s != BX_OK) {
+        /* Slots must outlive their callbacks: wait for the stragglers before freeing. */
+        if (bx_delivery_wait_all(w, DELIVERY_MS) != BX_OK)
+            bx_error("deliveries still outstanding after a failure");
+    }
+    free(slots);
+    IFOK(s, score_recompute_store(&env, out, n, err));
+    if (s == BX_OK)
+        bx_metric_add(&m_assessments, (long long)published);
+    return s;
+}
+
+static bx_status process(score_service *sv, item *items, size_t n, bx_error *err)
+{
+    size_t nfacts = 0, nreports = 0, nbad = 0;
+    for (size_t i = 0; i < n; i++) {
+        nfacts += items[i].kind == ITEM_FACT || items[i].kind == ITEM_LEAVE;
+        nreports += items[i].kind == ITEM_REPORT;
+        nbad += items[i].kind == ITEM_BAD;
+    }
+    bx_delivery_wait *w = bx_delivery_wait_new();
+    store_fact *facts = calloc(nfacts + 1, sizeof(*facts));
+    store_outcome *outcomes = calloc(nfacts + 1, sizeof(*outcomes));
+    store_report *reports = calloc(nreports + 1, sizeof(*reports));
+    bx_delivery_slot *dlq = calloc(nbad + 1, sizeof(*dlq));
+    score_outcome *out = calloc(RECOMPUTE_CHUNK, sizeof(*out));
+    const char **ids = NULL;
+    size_t nids = 0, stored = 0, rstored = 0, sent = 0;
+    bx_status s = BX_OK;
+    if (w == NULL || facts == NULL || outcomes == NULL || reports == NULL || dlq == NULL ||
+        out == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "batch: out of memory");
+    size_t f = 0, r = 0;
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        const item *it = &items[i];
+        if (it->kind == ITEM_FACT || it->kind == ITEM_LEAVE)
+            facts[f++] = (store_fact){it->student,   it->school, it->klass,  it->field,
+                                      it->order_key, it->value,  it->implied};
+        else if (it->kind == ITEM_REPORT)
+            reports[r++] =
+                (store_report){it->klass, it->school, it->field, it->order_key, it->value};
+        else {
+            bx_warn("%s [%d] offset %lld: dead-lettered: %s", sv->conf.topic,
+                    (int)it->msg->partition, (long long)it->msg->offset, it->error);
+            s = send_dead_letter(sv, it, &dlq[sent++], w, err);
+        }
+    }
+    /* One script call per student: facts of one student side by side. */
+    if (s == BX_OK && nfacts > 1)
+        qsort(facts, nfacts, sizeof(*facts), compare_fact_student);
+    if (s == BX_OK && nfacts)
+        s = store_apply_facts(sv->store, facts, nfacts, outcomes, &stored, err);
+    if (s == BX_OK && nreports)
+        s = store_apply_reports(sv->store, reports, nreports, NULL, &rstored, err);
+    /* The durable record, before any offset is stored. */
+    if (s == BX_OK && (nfacts || nreports)) {
+        s = bx_pg_exec(sv->db, "BEGIN", err);
+        if (nfacts)
+            IFOK(s, store_pg_write_facts(sv->db, facts, outcomes, nfacts, NULL, err));
+        if (nreports)
+            IFOK(s, store_pg_write_reports(sv->db, reports, nreports, NULL, err));
+        IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
+        if (s != BX_OK)
+            bx_pg_rollback(sv->db);
+    }
+    IFOK(s, affected_students(sv, items, n, &ids, &nids, err));
+    /* A student the registry does not know yet: the registry may have changed since the last
+     * refresh. */
+    for (size_t i = 0; i < nids && s == BX_OK; i++) {
+        if (bx_registry_student(sv->registry, ids[i]) == NULL) {
+            bool reloaded = false;
+            s = refresh_registry(sv, &reloaded, err);
+            if (s == BX_OK && reloaded) {
+                free(ids);
+                ids = NULL;
+                s = affected_students(sv, items, n, &ids, &nids, err);
+            }
+            break;
+        }
+    }
+    for (size_t i = 0; i < nids && s == BX_OK; i += RECOMPUTE_CHUNK) {
+        size_t k = nids - i < RECOMPUTE_CHUNK ? nids - i : RECOMPUTE_CHUNK;
+        s = recompute_and_publish(sv, ids + i, k, out, w, err);
+    }
+    if (w && bx_delivery_wait_all(w, DELIVERY_MS) != BX_OK && s == BX_OK)
+        s = BX_ERR(err, BX_ETIMEOUT, "dead letters not acknowledged in %d ms", DELIVERY_MS);
+    for (size_t i = 0; i < sent && s == BX_OK; i++)
+        if (dlq[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            s = BX_ERR(err, BX_EIO, "a dead letter was not delivered: %s",
+                       rd_kafka_err2str(dlq[i].err));
+    if (s == BX_OK) {
+        bx_metric_add(&m_facts, (long long)(nfacts + nreports));
+        bx_metric_add(&m_changed, (long long)(stored + rstored));
+        bx_metric_add(&m_dlq, (long long)sent);
+        bx_debug("batch: %zu messages, %zu facts (%zu changed), %zu roll calls, %zu students, "
+                 "%zu dead letters",
+                 n, nfacts, stored, nreports, nids, sent);
+    }
+    free(ids);
+    free(facts);
+    free(outcomes);
+    free(reports);
+    free(dlq);
+    free(out);
+    bx_delivery_wait_free(w);
+    return s;
+}
+
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void score_service_step(score_service *sv)
+{
+    size_t n = 0;
+    long long first = 0;
+    while (n < (size_t)sv->conf.batch_max) {
+        int timeout = 100;
+        if (n > 0) {
+            long long left = sv->conf.batch_ms - (monotonic_ms() - first);
+            if (left <= 0)
+                break;
+            timeout = (int)left;
+        }
+        rd_kafka_message_t *msg = bx_consumer_poll(sv->consumer, timeout);
+        if (msg == NULL) {
+            if (n == 0)
+                return;
+            continue;
+        }
+        if (msg->err) {
+            bx_warn("consumer: %s", rd_kafka_message_errstr(msg));
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+        if (n == 0)
+            first = monotonic_ms();
+        sv->msgs[n++] = msg;
+    }
+    if (n == 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        sv->items[i].msg = sv->msgs[i];
+        parse_item(&sv->items[i]);
+    }
+    int backoff_ms = 200;
+    for (;;) {
+        bx_error err = {0};
+        bx_status s = process(sv, sv->items, n, &err);
+        if (s == BX_OK) {
+            atomic_store(&sv->healthy, true);
+            for (size_t i = 0; i < n; i++)
+                bx_consumer_done(sv->consumer, sv->msgs[i]);
+            if (bx_consumer_commit(sv->consumer) != BX_OK)
+                bx_warn("offset commit failed; the next commit carries them");
+            break;
+        }
+        atomic_store(&sv->healthy, false);
+        bx_metric_add(&m_failures, 1);
+        bx_error("batch of %zu messages failed (%s); retrying in %d ms", n, err.msg, backoff_ms);
+        if (!*sv->conf.running)
+            break;
+        usleep((useconds_t)backoff_ms * 1000);
+        backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
+        bx_error cerr = {0};
+        if ((sv->redis == NULL || sv->redis->err) && connect_redis(sv, &cerr) != BX_OK)
+            bx_warn("cannot reconnect to Redis: %s", cerr.msg);
+        if (bx_pg_is_broken(sv->db) && connect_pg(sv, &cerr) != BX_OK)
+            bx_warn("cannot reconnect to PostgreSQL: %s", cerr.msg);
+        if (!*sv->conf.running)
+            break;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_destroy(sv->msgs[i]);
+        sv->msgs[i] = NULL;
+    }
+}
