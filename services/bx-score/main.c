@@ -29,7 +29,7 @@ static long long monotonic_ms(void)
 int main(int argc, char **argv)
 {
     bx_common_conf common = {0};
-    char *policy_path = NULL, *group = NULL, *topic = NULL;
+    char *policy_path = NULL, *group = NULL, *topic = NULL, *offset_reset = NULL;
     long long batch = 0, batch_ms = 0, refresh = 0;
     bx_conf_row rows[] = {
         BX_COMMON_CONF_ROWS(common),
@@ -42,6 +42,8 @@ int main(int argc, char **argv)
         {"BX_CONSUMER_GROUP", BX_CONF_STRING, "bx-score", 0, 0, &group, "Kafka consumer group"},
         {"BX_ATTENDANCE_TOPIC", BX_CONF_STRING, BX_TOPIC_ATTENDANCE, 0, 0, &topic,
          "topic of attendance facts"},
+        {"BX_CONSUMER_OFFSET_RESET", BX_CONF_STRING, "earliest", 0, 0, &offset_reset,
+         "where a new consumer group starts: earliest (everything) or latest (new facts only)"},
         {"BX_REGISTRY_REFRESH_MS", BX_CONF_INT, "2000", 100, 3600000, &refresh,
          "how often the registry revision is checked"},
     };
@@ -64,6 +66,13 @@ int main(int argc, char **argv)
         return 2;
     }
     bx_log_init("bx-score", level);
+    if (strcmp(offset_reset, "earliest") != 0 && strcmp(offset_reset, "latest") != 0) {
+        fprintf(stderr,
+                "bx-score: BX_CONSUMER_OFFSET_RESET: expected earliest or latest, got \"%s\"\n",
+                offset_reset);
+        bx_conf_free(rows, nrows);
+        return 2;
+    }
     score_policy policy;
     if (bx_clock_init(common.clock, &err) != BX_OK ||
         score_policy_load(policy_path, &policy, &err) != BX_OK) {
@@ -82,6 +91,7 @@ int main(int argc, char **argv)
                              common.redis_url,
                              group,
                              topic,
+                             offset_reset,
                              common.pseudonym_key,
                              &policy,
                              (int)batch,

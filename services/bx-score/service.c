@@ -374,7 +374,9 @@ bx_status score_service_start(const score_service_conf *conf, score_service **ou
     IFOK(s, connect_redis(sv, err));
     IFOK(s, bx_producer_new(conf->brokers, NULL, &sv->producer, err));
     const char *const topics[] = {conf->topic, NULL};
-    IFOK(s, bx_consumer_new(conf->brokers, conf->group, topics, NULL, &sv->consumer, err));
+    const char *const extra[] = {"auto.offset.reset",
+                                 conf->offset_reset ? conf->offset_reset : "earliest", NULL};
+    IFOK(s, bx_consumer_new(conf->brokers, conf->group, topics, extra, &sv->consumer, err));
     if (s != BX_OK) {
         score_service_stop(sv);
         return s;

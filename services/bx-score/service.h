@@ -16,6 +16,7 @@ typedef struct score_service_conf {
     const char *redis_url;
     const char *group;         /* consumer group */
     const char *topic;         /* the attendance topic */
+    const char *offset_reset;  /* where a new group starts: "earliest" or "latest" */
     const char *pseudonym_key; /* analysts' HMAC key */
     const score_policy *policy;
     int batch_max;                        /* messages in one batch */
