@@ -10,9 +10,13 @@ RUN="${BX_RUN_DIR:-$REPO/.run}"
 source "$RUN/env"
 BXCTL=build/tools/bxctl/bxctl
 INGEST=build/services/bx-ingest/bx-ingest
+SCORE=build/services/bx-score/bx-score
 PORT="${BX_DEMO_PORT:-18080}"
 API="http://127.0.0.1:$PORT"
 mkdir -p "$RUN/demo" "$RUN/log"
+
+# Each run's roll calls and records get ids of their own, so a re-run publishes them again.
+RUNID="$(date +%s)"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -40,12 +44,26 @@ if [ -f "$RUN/demo/ingest.pid" ] && kill -0 "$(cat "$RUN/demo/ingest.pid")" 2>/d
 fi
 BX_HTTP_LISTEN="127.0.0.1:$PORT" BX_LOG_LEVEL=info "$INGEST" >"$RUN/log/demo-ingest.log" 2>&1 &
 echo $! >"$RUN/demo/ingest.pid"
-trap 'kill "$(cat "$RUN/demo/ingest.pid")" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
     curl -fsS "$API/healthz" >/dev/null 2>&1 && break
     sleep 0.1
 done
 curl -fsS "$API/healthz"
+
+say "bx-score, a fresh consumer group starting at the newest facts"
+if [ -f "$RUN/demo/score.pid" ] && kill -0 "$(cat "$RUN/demo/score.pid")" 2>/dev/null; then
+    kill "$(cat "$RUN/demo/score.pid")"
+    sleep 1
+fi
+BX_CONSUMER_GROUP="bx-score-demo-$(date +%s)" BX_CONSUMER_OFFSET_RESET=latest BX_LOG_LEVEL=info \
+    "$SCORE" >"$RUN/log/demo-score.log" 2>&1 &
+echo $! >"$RUN/demo/score.pid"
+trap 'kill "$(cat "$RUN/demo/ingest.pid")" "$(cat "$RUN/demo/score.pid")" 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do
+    grep -q "assigned" "$RUN/log/demo-score.log" 2>/dev/null && break
+    sleep 0.1
+done
+grep -m1 "assigned" "$RUN/log/demo-score.log" || echo "(bx-score has not joined its group yet)"
 
 # Offsets before the demo, so only its own messages are shown.
 declare -A before
@@ -78,7 +96,7 @@ for day in 2026-11-23 2026-11-24 2026-11-25 2026-11-26 2026-11-27; do
         if [ "$class" = C2001081 ] && [ "$day" != 2026-11-23 ]; then absent='["S20010805"]'; fi
         if [ "$class" = C1002061 ] && [ "$day" = 2026-11-26 ]; then continue; fi
         reply=$(post "$school" /v1/rollcall \
-            "{\"class_id\":\"$class\",\"date\":\"$day\",\"rollcall_id\":\"demo-$class-$day\",\"absent\":$absent,\"leave\":$leave,\"late\":$late}")
+            "{\"class_id\":\"$class\",\"date\":\"$day\",\"rollcall_id\":\"demo-$RUNID-$class-$day\",\"absent\":$absent,\"leave\":$leave,\"late\":$late}")
         summary=$(sed -E 's/.*"rollcall":\{([^}]*)\}.*/\1/' <<<"$reply")
         accepted=$(sed -E 's/^\{"accepted":([0-9]+),"duplicates":([0-9]+).*/accepted \1, duplicates \2/' <<<"$reply")
         echo "$day $class: $accepted; $summary"
@@ -87,19 +105,19 @@ done
 
 say "the same Friday roll call sent again (a teacher pressing the button twice): nothing changes"
 post 5201221001 /v1/rollcall \
-    '{"class_id":"C1001031","date":"2026-11-27","rollcall_id":"demo-C1001031-2026-11-27","absent":["S10010301"]}' |
+    "{\"class_id\":\"C1001031\",\"date\":\"2026-11-27\",\"rollcall_id\":\"demo-$RUNID-C1001031-2026-11-27\",\"absent\":[\"S10010301\"]}" |
     cut -c1-120
 echo
 
 say "a home visit recorded by the homeroom teacher, and leave phoned in by a parent"
 post 5201221001 /v1/actions \
-    '{"records":[{"student_id":"S10010301","action":"home_visit","date":"2026-11-25","staff_id":"T1001031","details":{"outcome":"refused","reason":"dislikes_school"},"event_id":"demo-visit-1"}]}'
+    '{"records":[{"student_id":"S10010301","action":"home_visit","date":"2026-11-25","staff_id":"T1001031","details":{"outcome":"refused","reason":"dislikes_school"},"event_id":"demo-visit-1-'"$RUNID"'"}]}'
 post 5201221001 /v1/leave \
-    '{"records":[{"student_id":"S10010306","first_date":"2026-11-30","last_date":"2026-12-01","leave_kind":"personal","requested_by":"guardian","phoned_in":true,"event_id":"demo-leave-1"}]}'
+    '{"records":[{"student_id":"S10010306","first_date":"2026-11-30","last_date":"2026-12-01","leave_kind":"personal","requested_by":"guardian","phoned_in":true,"event_id":"demo-leave-1-'"$RUNID"'"}]}'
 
 say "bad input is answered precisely and dead-lettered; the good record beside it is kept"
 post 5201221001 /v1/attendance \
-    '{"records":[{"student_id":"S10010307","date":"2026-11-27","status":"late","event_id":"demo-late-1"},{"student_id":"S20010701","date":"2026-11-27","status":"absent"},{"student_id":"S10010308","date":"2026-12-01","status":"absent"}]}'
+    '{"records":[{"student_id":"S10010307","date":"2026-11-27","status":"late","event_id":"demo-late-1-'"$RUNID"'"},{"student_id":"S20010701","date":"2026-11-27","status":"absent"},{"student_id":"S10010308","date":"2026-12-01","status":"absent"}]}'
 
 say "what landed in Kafka"
 for topic in bx.attendance.v1 bx.actions.v1 bx.dlq.v1; do
@@ -116,4 +134,18 @@ kcat -C -b "$BX_KAFKA_BROKERS" -t bx.dlq.v1 -o -20 -e -q -f '%s\n' 2>/dev/null |
     grep '"school_id":"5201221001"' | tail -n 1 || true
 echo
 echo "bx-ingest log: $RUN/log/demo-ingest.log; metrics: curl $API/healthz"
-say "done: records are in Kafka; bx-score, bx-escalate and bx-notify consume them in later stages"
+
+say "bx-score: streaks in school days and the risk score, with its reasons"
+for _ in $(seq 1 100); do
+    "$BXCTL" student show S10010301 --json 2>/dev/null | grep -q '"streak_days":3' && break
+    sleep 0.2
+done
+"$BXCTL" student show S10010301 || true
+echo
+"$BXCTL" student show S20010805 || true
+echo
+echo "assessments published on bx.risk.v1 for the demo's students:"
+kcat -C -b "$BX_KAFKA_BROKERS" -t bx.risk.v1 -o -50 -e -q -f '%s\n' 2>/dev/null |
+    grep -E '"student_id":"S(10010301|20010805)"' | tail -n 2 | cut -c1-400 || true
+echo "bx-score log: $RUN/log/demo-score.log"
+say "done: roll calls in Kafka, streaks and risk in Redis; bx-escalate and bx-notify come next"
