@@ -22,7 +22,7 @@ int main(int argc, char **argv)
 {
     bx_common_conf common = {0};
     char *listen = NULL, *tls_cert = NULL, *tls_key = NULL;
-    long long max_body = 0, max_connections = 0, ack_timeout = 0, refresh = 0;
+    long long max_body = 0, max_connections = 0, ack_timeout = 0, refresh = 0, retention = 0;
     bool insecure = false;
     bx_conf_row rows[] = {
         BX_COMMON_CONF_ROWS(common),
@@ -39,6 +39,8 @@ int main(int argc, char **argv)
          "how long a request waits for Kafka's acknowledgement"},
         {"BX_REGISTRY_REFRESH_MS", BX_CONF_INT, "2000", 100, 3600000, &refresh,
          "how often the registry revision is checked"},
+        {"BX_DEDUP_RETENTION_DAYS", BX_CONF_INT, "400", 1, 36500, &retention,
+         "how long accepted client event ids and roll call ids are remembered"},
     };
     size_t nrows = sizeof(rows) / sizeof(rows[0]);
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -70,7 +72,7 @@ int main(int argc, char **argv)
     ingest_server *server = NULL;
     bx_metrics_server *metrics = NULL;
     ingest_server_conf sc = {listen,   tls_cert,        tls_key,     insecure, common.pg_url,
-                             max_body, max_connections, ack_timeout, refresh};
+                             max_body, max_connections, ack_timeout, refresh,  retention};
     bx_status s = bx_producer_new(common.kafka_brokers, extra, &producer, &err);
     IFOK(s, ingest_server_start(&sc, producer, &server, &err));
     if (s == BX_OK && common.metrics_listen[0])

@@ -41,6 +41,7 @@ struct ingest_server {
     struct generation gen;
     PGconn *admin_db;     /* reloads only (main thread) */
     dedup_batcher *dedup; /* remembered client event ids */
+    bx_time_ms last_expiry;
     char *tls_cert_pem, *tls_key_pem;
 };
 
@@ -395,6 +396,31 @@ bool ingest_server_healthy(void *server, char *reason, size_t size)
     return ok;
 }
 
+/* Forgets accepted client event ids older than the retention, at most once an hour, so
+ * ingest.seen_event stays bounded; a repeat older than that is published again and consumers
+ * deduplicate it by event id. */
+static void expire_seen_events(ingest_server *srv)
+{
+    bx_time_ms now = bx_clock_now();
+    if (srv->last_expiry && now - srv->last_expiry < 3600 * 1000LL)
+        return;
+    srv->last_expiry = now;
+    char days[24];
+    snprintf(days, sizeof(days), "%lld", srv->conf.dedup_retention_days);
+    const char *params[] = {days};
+    PGresult *res = NULL;
+    bx_error err = {0};
+    if (bx_pg_query(srv->admin_db,
+                    "DELETE FROM ingest.seen_event WHERE accepted_at < now() - "
+                    "make_interval(days => $1::int)",
+                    1, params, &res, &err) != BX_OK)
+        bx_warn("expiring remembered event ids: %s", err.msg);
+    else if (strcmp(PQcmdTuples(res), "0") != 0)
+        bx_info("forgot %s event ids older than %lld days", PQcmdTuples(res),
+                srv->conf.dedup_retention_days);
+    PQclear(res);
+}
+
 void ingest_server_tick(ingest_server *srv)
 {
     bx_error err = {0};
@@ -408,6 +434,7 @@ void ingest_server_tick(ingest_server *srv)
             return;
         }
     }
+    expire_seen_events(srv);
     long long rev = 0;
     if (bx_registry_current_revision(srv->admin_db, &rev, &err) != BX_OK) {
         bx_warn("registry refresh: %s", err.msg);

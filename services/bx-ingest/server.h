@@ -16,7 +16,8 @@ typedef struct ingest_server_conf {
     long long max_body;        /* bytes */
     long long max_connections; /* each served by its own thread while open */
     long long ack_timeout_ms;
-    long long refresh_ms; /* registry revision poll */
+    long long refresh_ms;           /* registry revision poll */
+    long long dedup_retention_days; /* how long accepted client event ids are remembered */
 } ingest_server_conf;
 
 typedef struct ingest_server ingest_server;

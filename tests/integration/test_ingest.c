@@ -621,3 +621,37 @@ BX_TEST(nothing_is_accepted_without_kafka_acknowledgement)
     bx_buf_free(&r.body);
     stop(&in);
 }
+
+BX_TEST(old_event_ids_are_forgotten)
+{
+    /* An id accepted longer ago than BX_DEDUP_RETENTION_DAYS is forgotten; a recent one is not. */
+    const char *url = itest_env("BX_PG_URL", "postgresql://bx@127.0.0.1:54329/baoxue");
+    char sql[512], old_id[64], new_id[64];
+    snprintf(old_id, sizeof(old_id), "old-%d-%ld", getpid(), (long)time(NULL));
+    snprintf(new_id, sizeof(new_id), "new-%d-%ld", getpid(), (long)time(NULL));
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO ingest.seen_event (school_id, event_id, topic, accepted_at) VALUES "
+             "('IT01', 'ev:%s', '/v1/attendance', now() - interval '500 days'), "
+             "('IT01', 'ev:%s', '/v1/attendance', now() - interval '5 days')",
+             old_id, new_id);
+    const char *psql[] = {"/usr/bin/psql", "-qAt", url, "-c", sql, NULL};
+    REQUIRE(itest_run(psql, NULL, NULL) == 0);
+    const char *env[] = {"BX_DEDUP_RETENTION_DAYS=400", NULL};
+    struct ingest in;
+    start(&in, env);
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"records\":[{\"student_id\":\"ITS01\",\"date\":\"2026-11-26\",\"status\":"
+             "\"present\",\"event_id\":\"%s\"},{\"student_id\":\"ITS02\",\"date\":\"2026-11-26\","
+             "\"status\":\"present\",\"event_id\":\"%s\"}]}",
+             old_id, new_id);
+    itest_response r = post(&in, "/v1/attendance", in.key, JSON, body);
+    cJSON *j = parse(&r);
+    /* The old id was forgotten at start, so it is published again; the recent one is not. */
+    CHECK_INT(count_of(j, "accepted"), 1);
+    CHECK_INT(count_of(j, "duplicates"), 1);
+    CHECK_CONTAINS(r.body.data, old_id);
+    cJSON_Delete(j);
+    bx_buf_free(&r.body);
+    stop(&in);
+}
