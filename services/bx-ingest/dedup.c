@@ -54,8 +54,14 @@ static void run_batch(dedup_batcher *d, struct job *jobs)
         if (d->db)
             PQfinish(d->db);
         d->db = NULL;
-        if (bx_pg_connect(d->url, 0, &d->db, &err) != BX_OK)
+        if (bx_pg_connect(d->url, 0, &d->db, &err) != BX_OK) {
             d->db = NULL;
+        } else if (bx_pg_exec(d->db, "SET synchronous_commit = off", &err) != BX_OK) {
+            /* Remembered ids need not survive a database crash: a repeat published again is
+             * dropped by its consumers, which deduplicate by event id. Waiting for the WAL flush
+             * on every batch would put a disk sync into every request's latency. */
+            bx_warn("duplicate checks: %s", err.msg);
+        }
     }
     for (int pass = 0; pass < 2; pass++) {
         bool remember = pass == 1;
