@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""bench/score/mix.py: the Redis command mix bx-score sends per event, from a `redis-cli MONITOR`
+capture of a bx-score run, and the arithmetic that turns redis-benchmark rates into events/s.
+
+    mix.py classify MONITOR_FILE EVENTS SHA_APPLY SHA_SUMMARY   > mix   (one "kind calls" a line)
+    mix.py events MIX RATES                                             (events/s of a mix)
+
+Kinds (top-level commands of bx-score's connection; commands run inside a script are shown by
+MONITOR as "[0 lua]" and only decide the variant):
+    apply_fact_write   EVALSHA apply on bx:s:{S}:facts that stored (an HSET inside)
+    apply_fact_nowrite EVALSHA apply on bx:s:{S}:facts that stored nothing (implied presences)
+    apply_report       EVALSHA apply on bx:c:{C}:reported
+    hgetall_facts      HGETALL bx:s:{S}:facts        (recompute)
+    hgetall_sum        HGETALL bx:s:{S}:sum          (recompute: the previous summary)
+    hgetall_reported   HGETALL bx:c:{C}:reported     (recompute: the class's roll calls)
+    summary_write      EVALSHA summary that replaced the hash (DEL + HSET inside)
+    summary_same       EVALSHA summary that found it equal
+    other:<NAME>       anything else (SCRIPT LOAD at start, ...)
+"""
+import re
+import sys
+
+LINE = re.compile(r'^\d+\.\d+ \[(\d+) ([^\]]+)\] (.*)$')
+ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def classify(path, events, sha_apply, sha_summary):
+    counts = {}
+    quads = 0
+    pending = None  # the top-level script call whose inner commands follow
+
+    def close():
+        nonlocal pending
+        if pending is None:
+            return
+        kind, wrote = pending
+        if kind == 'apply_fact':
+            kind = 'apply_fact_write' if wrote else 'apply_fact_nowrite'
+        elif kind == 'summary':
+            kind = 'summary_write' if wrote else 'summary_same'
+        counts[kind] = counts.get(kind, 0) + 1
+        pending = None
+
+    with open(path, encoding='utf-8', errors='replace') as f:
+        for line in f:
+            m = LINE.match(line.rstrip('\n'))
+            if not m:
+                continue
+            who, rest = m.group(2), m.group(3)
+            args = ARG.findall(rest)
+            if not args:
+                continue
+            name = args[0].upper()
+            if who == 'lua':
+                if pending is not None and name in ('HSET', 'DEL'):
+                    pending = (pending[0], True)
+                continue
+            close()
+            key = args[3] if len(args) > 3 else (args[1] if len(args) > 1 else '')
+            if name == 'EVALSHA' and len(args) > 3 and args[1] == sha_apply:
+                if key.endswith(':facts'):
+                    pending = ('apply_fact', False)
+                    quads += (len(args) - 4) // 4
+                else:
+                    counts['apply_report'] = counts.get('apply_report', 0) + 1
+            elif name == 'EVALSHA' and len(args) > 3 and args[1] == sha_summary:
+                pending = ('summary', False)
+            elif name == 'HGETALL':
+                key = args[1]
+                kind = ('hgetall_facts' if key.endswith(':facts') else
+                        'hgetall_sum' if key.endswith(':sum') else
+                        'hgetall_reported' if key.endswith(':reported') else 'other:HGETALL')
+                counts[kind] = counts.get(kind, 0) + 1
+            else:
+                counts['other:' + name] = counts.get('other:' + name, 0) + 1
+    close()
+    for kind in sorted(counts):
+        print(f'{kind} {counts[kind]} {counts[kind] / events:.4f}')
+    print(f'# facts per apply_fact call: '
+          f'{quads / max(1, counts.get("apply_fact_write", 0) + counts.get("apply_fact_nowrite", 0)):.3f}')
+
+
+def events(mix_path, rates_path):
+    """Seconds per event = sum over kinds of calls per event / calls per second."""
+    per_event = {}
+    with open(mix_path) as f:
+        for line in f:
+            if line.startswith('#'):
+                continue
+            kind, _, per = line.split()
+            if not kind.startswith('other:'):
+                per_event[kind] = float(per)
+    rates = {}
+    with open(rates_path) as f:
+        for line in f:
+            kind, rate = line.split()
+            rates[kind] = float(rate)
+    secs = sum(per / rates[kind] for kind, per in per_event.items())
+    calls = sum(per_event.values())
+    print(f'{1 / secs:.0f} {calls * (1 / secs):.0f} {calls:.3f}')
+
+
+if __name__ == '__main__':
+    if len(sys.argv) == 6 and sys.argv[1] == 'classify':
+        classify(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+    elif len(sys.argv) == 4 and sys.argv[1] == 'events':
+        events(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(__doc__)
