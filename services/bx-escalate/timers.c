@@ -1,0 +1,260 @@
+/* timers: durable deadlines in cases.timer, claimed with a lease and fired exactly once. */
+#include "timers.h"
+
+#include "bx_pg.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Milliseconds since the epoch to timestamptz and back, exactly (no floating point). */
+
+#define MAX_CLAIM 10000
+
+static bx_status check_key(const char *key, bx_error *err)
+{
+    if (key == NULL || key[0] == '\0' || strlen(key) > TIMERS_KEY_MAX)
+        return BX_ERR(err, BX_EINVAL, "timer key must be 1 to %d bytes", TIMERS_KEY_MAX);
+    return BX_OK;
+}
+
+static bx_status check_owner(const char *owner_id, bx_error *err)
+{
+    if (owner_id == NULL || owner_id[0] == '\0' || strlen(owner_id) > TIMERS_OWNER_MAX)
+        return BX_ERR(err, BX_EINVAL, "timer owner id must be 1 to %d bytes", TIMERS_OWNER_MAX);
+    return BX_OK;
+}
+
+/* A timestamptz literal in UTC with milliseconds, so PostgreSQL stores the instant exactly. */
+static void ts_text(bx_time_ms t, char out[40])
+{
+    int64_t secs = t / 1000, ms = t % 1000;
+    if (ms < 0) {
+        ms += 1000;
+        secs--;
+    }
+    time_t tt = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    snprintf(out, 40, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
+}
+
+static int64_t parse_i64(const char *s)
+{
+    return (int64_t)strtoll(s, NULL, 10);
+}
+
+void timers_list_free(timers_list *list)
+{
+    if (list == NULL)
+        return;
+    for (int i = 0; i < list->count; i++)
+        free(list->items[i].payload);
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
+bx_status timers_schedule(PGconn *db, const char *key, int64_t case_id, bx_time_ms due_at,
+                          bx_error *err)
+{
+    return timers_schedule_with(db, key, case_id, due_at, NULL, NULL, NULL, err);
+}
+
+bx_status timers_schedule_with(PGconn *db, const char *key, int64_t case_id, bx_time_ms due_at,
+                               const char *kind, const char *payload, int *created, bx_error *err)
+{
+    if (created)
+        *created = 0;
+    bx_status s = check_key(key, err);
+    if (s != BX_OK)
+        return s;
+    char case_text[24], due_text[40];
+    snprintf(case_text, sizeof(case_text), "%" PRId64, case_id);
+    ts_text(due_at, due_text);
+    const char *params[] = {key, case_id > 0 ? case_text : NULL, due_text, kind ? kind : "deadline",
+                            payload ? payload : "{}"};
+    PGresult *res = NULL;
+    s = bx_pg_query(db,
+                    "INSERT INTO cases.timer (timer_key, case_id, due_at, kind, payload) "
+                    "VALUES ($1, $2::bigint, $3::timestamptz, $4, $5::jsonb) "
+                    "ON CONFLICT (timer_key) DO NOTHING",
+                    5, params, &res, err);
+    if (s == BX_OK && created)
+        *created = strtol(PQcmdTuples(res), NULL, 10) > 0;
+    PQclear(res);
+    return s;
+}
+
+bx_status timers_cancel(PGconn *db, const char *key, bx_time_ms now, int *cancelled, bx_error *err)
+{
+    if (cancelled)
+        *cancelled = 0;
+    bx_status s = check_key(key, err);
+    if (s != BX_OK)
+        return s;
+    char now_text[40];
+    ts_text(now, now_text);
+    const char *params[] = {key, now_text};
+    PGresult *res = NULL;
+    s = bx_pg_query(db,
+                    "UPDATE cases.timer SET fired_at = $2::timestamptz, cancelled = true "
+                    "WHERE timer_key = $1 AND fired_at IS NULL",
+                    2, params, &res, err);
+    if (s == BX_OK && cancelled)
+        *cancelled = PQcmdTuples(res)[0] == '1';
+    PQclear(res);
+    return s;
+}
+
+bx_status timers_claim(PGconn *db, const char *owner_id, bx_time_ms now, int64_t lease_ms, int max,
+                       timers_list *out, bx_error *err)
+{
+    out->items = NULL;
+    out->count = 0;
+    bx_status s = check_owner(owner_id, err);
+    if (s != BX_OK)
+        return s;
+    if (max < 1 || max > MAX_CLAIM)
+        return BX_ERR(err, BX_EINVAL, "timers to claim must be 1 to %d, not %d", MAX_CLAIM, max);
+    if (lease_ms < 1)
+        return BX_ERR(err, BX_EINVAL, "timer lease must be positive, not %" PRId64, lease_ms);
+    char now_text[40], until_text[40], max_text[16];
+    ts_text(now, now_text);
+    ts_text(now + lease_ms, until_text);
+    snprintf(max_text, sizeof(max_text), "%d", max);
+    const char *params[] = {owner_id, now_text, until_text, max_text};
+    PGresult *res = NULL;
+    /* The inner SELECT locks the rows it picks and skips rows locked by a concurrent claimer or
+     * firing, so two claimers never take the same timer and none waits for the other. */
+    s = bx_pg_query(db,
+                    "UPDATE cases.timer t SET claimed_by = $1, lease_until = $3::timestamptz, "
+                    "attempts = t.attempts + 1 "
+                    "WHERE t.id IN (SELECT id FROM cases.timer "
+                    "  WHERE fired_at IS NULL AND due_at <= $2::timestamptz "
+                    "  AND (lease_until IS NULL OR lease_until < $2::timestamptz) "
+                    "  ORDER BY due_at FOR UPDATE SKIP LOCKED LIMIT $4::int) "
+                    "RETURNING t.id, t.timer_key, coalesce(t.case_id, 0), t.kind, t.payload::text, "
+                    "(extract(epoch FROM t.due_at) * 1000)::bigint, "
+                    "(extract(epoch FROM t.lease_until) * 1000)::bigint, t.attempts",
+                    4, params, &res, err);
+    if (s != BX_OK)
+        return s;
+    int n = PQntuples(res);
+    if (n > 0) {
+        out->items = calloc((size_t)n, sizeof(*out->items));
+        if (out->items == NULL) {
+            PQclear(res);
+            /* The claims stand until their lease ends; nobody fires them meanwhile. */
+            return BX_ERR(err, BX_ENOMEM, "no memory for %d claimed timers", n);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        timers_timer *t = &out->items[i];
+        t->id = parse_i64(PQgetvalue(res, i, 0));
+        snprintf(t->key, sizeof(t->key), "%s", PQgetvalue(res, i, 1));
+        t->case_id = parse_i64(PQgetvalue(res, i, 2));
+        snprintf(t->kind, sizeof(t->kind), "%s", PQgetvalue(res, i, 3));
+        t->payload = strdup(PQgetvalue(res, i, 4));
+        t->due_at = parse_i64(PQgetvalue(res, i, 5));
+        t->lease_until = parse_i64(PQgetvalue(res, i, 6));
+        t->attempts = (int)parse_i64(PQgetvalue(res, i, 7));
+        out->count = i + 1;
+        if (t->payload == NULL) {
+            PQclear(res);
+            timers_list_free(out);
+            return BX_ERR(err, BX_ENOMEM, "no memory for a timer's payload");
+        }
+    }
+    PQclear(res);
+    /* Earliest first, as claimed (RETURNING keeps no order). */
+    for (int i = 1; i < out->count; i++) {
+        timers_timer cur = out->items[i];
+        int j = i - 1;
+        while (j >= 0 && (out->items[j].due_at > cur.due_at ||
+                          (out->items[j].due_at == cur.due_at && out->items[j].id > cur.id))) {
+            out->items[j + 1] = out->items[j];
+            j--;
+        }
+        out->items[j + 1] = cur;
+    }
+    return BX_OK;
+}
+
+bx_status timers_fire(PGconn *db, const timers_timer *timer, const char *owner_id, bx_time_ms now,
+                      timers_fire_fn *fire_fn, void *arg, bx_error *err)
+{
+    bx_status s = check_owner(owner_id, err);
+    if (s != BX_OK)
+        return s;
+    char id_text[24], now_text[40];
+    snprintf(id_text, sizeof(id_text), "%" PRId64, timer->id);
+    ts_text(now, now_text);
+    const char *params[] = {id_text, owner_id, now_text};
+    PGresult *res = NULL;
+    s = bx_pg_exec(db, "BEGIN", err);
+    /* The row lock serialises this firing against any other firing or claim of the timer: the
+     * check below and the fired mark are one decision. */
+    IFOK(s, bx_pg_query(db,
+                        "SELECT fired_at IS NULL, claimed_by IS NOT DISTINCT FROM $2 "
+                        "FROM cases.timer WHERE id = $1::bigint FOR UPDATE",
+                        2, params, &res, err));
+    if (s == BX_OK) {
+        if (PQntuples(res) != 1)
+            s = BX_ERR(err, BX_ENOTFOUND, "timer %s does not exist", timer->key);
+        else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+            s = BX_ERR(err, BX_ECONFLICT, "timer %s has fired already", timer->key);
+        else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+            s = BX_ERR(err, BX_ECONFLICT, "timer %s was taken over by another claimer", timer->key);
+    }
+    PQclear(res);
+    res = NULL;
+    IFOK(s, fire_fn(db, timer, arg, err));
+    const char *mark[] = {id_text, now_text};
+    IFOK(s,
+         bx_pg_query(db, "UPDATE cases.timer SET fired_at = $2::timestamptz WHERE id = $1::bigint",
+                     2, mark, &res, err));
+    PQclear(res);
+    IFOK(s, bx_pg_exec(db, "COMMIT", err));
+    if (s != BX_OK)
+        bx_pg_rollback(db);
+    return s;
+}
+
+bx_status timers_release(PGconn *db, const char *owner_id, int *released, bx_error *err)
+{
+    if (released)
+        *released = 0;
+    bx_status s = check_owner(owner_id, err);
+    if (s != BX_OK)
+        return s;
+    const char *params[] = {owner_id};
+    PGresult *res = NULL;
+    s = bx_pg_query(db,
+                    "UPDATE cases.timer SET claimed_by = NULL, lease_until = NULL "
+                    "WHERE claimed_by = $1 AND fired_at IS NULL",
+                    1, params, &res, err);
+    if (s == BX_OK && released)
+        *released = (int)strtol(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return s;
+}
+
+bx_status timers_due_count(PGconn *db, bx_time_ms now, long long *count, bx_error *err)
+{
+    char now_text[40];
+    ts_text(now, now_text);
+    const char *params[] = {now_text};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db,
+                              "SELECT count(*) FROM cases.timer "
+                              "WHERE fired_at IS NULL AND due_at <= $1::timestamptz",
+                              1, params, &res, err);
+    if (s == BX_OK)
+        *count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return s;
+}

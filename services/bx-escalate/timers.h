@@ -1,0 +1,82 @@
+/* timers: bx-escalate's durable deadlines in cases.timer, shared safely by several replicas. */
+#ifndef BX_ESCALATE_TIMERS_H
+#define BX_ESCALATE_TIMERS_H
+
+#include "bx_calendar.h"
+#include "bx_status.h"
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+/* Lengths the table allows (schemas/sql/0004_cases.sql). */
+#define TIMERS_KEY_MAX   200
+#define TIMERS_OWNER_MAX 128
+
+/* One claimed timer, as timers_claim returns it. */
+typedef struct timers_timer {
+    int64_t id;
+    char key[TIMERS_KEY_MAX + 1];
+    int64_t case_id; /* 0 when the timer belongs to no case */
+    char kind[65];
+    char *payload; /* JSON object text; owned by the list it is in */
+    bx_time_ms due_at;
+    bx_time_ms lease_until;
+    int attempts; /* claims so far, this one included */
+} timers_timer;
+
+typedef struct timers_list {
+    timers_timer *items;
+    int count;
+} timers_list;
+
+/* Frees the items (and their payloads) and empties the list; a zeroed list is fine. */
+void timers_list_free(timers_list *list);
+
+/* Schedules a timer unless one with the same key exists (then nothing changes, BX_OK): the key is
+ * unique per case, stage and deadline, so a replayed step schedules nothing twice. case_id <= 0
+ * means no case. kind is NULL for "deadline"; payload NULL for "{}" (a JSON object, for fire_fn).
+ * Runs inside the caller's transaction when there is one. *created (may be NULL) is 1 when a row
+ * was inserted. */
+bx_status timers_schedule(PGconn *db, const char *key, int64_t case_id, bx_time_ms due_at,
+                          bx_error *err) BX_MUSTCHECK;
+bx_status timers_schedule_with(PGconn *db, const char *key, int64_t case_id, bx_time_ms due_at,
+                               const char *kind, const char *payload, int *created,
+                               bx_error *err) BX_MUSTCHECK;
+
+/* Cancels an unfired timer (marks it fired and cancelled), in the caller's transaction when there
+ * is one; a missing or already fired timer is not an error. *cancelled (may be NULL) is 1 when a
+ * timer was cancelled now. */
+bx_status timers_cancel(PGconn *db, const char *key, bx_time_ms now, int *cancelled,
+                        bx_error *err) BX_MUSTCHECK;
+
+/* Claims up to max timers due at `now` that nobody holds (never claimed, or lease ended before
+ * now), earliest first, for owner_id until now + lease_ms. Rows another claimer is claiming at the
+ * same moment are skipped (FOR UPDATE SKIP LOCKED), so concurrent claimers get disjoint sets.
+ * Must run outside a transaction (it commits on its own). On success *out holds the claims
+ * (caller frees with timers_list_free); on failure *out is empty. */
+bx_status timers_claim(PGconn *db, const char *owner_id, bx_time_ms now, int64_t lease_ms, int max,
+                       timers_list *out, bx_error *err) BX_MUSTCHECK;
+
+/* Called inside the firing's transaction: writes the case change and its outbox rows on db and
+ * returns BX_OK to commit them with the timer's fired mark, or an error to roll all back. The timer
+ * is borrowed for the call. It must not commit or roll back. */
+typedef bx_status(timers_fire_fn)(PGconn *db, const timers_timer *timer, void *arg, bx_error *err);
+
+/* Fires one claimed timer exactly once: BEGIN; locks the row and checks it is unfired and still
+ * claimed by owner_id; fire_fn; marks it fired at now; COMMIT. BX_ECONFLICT (fire_fn not called)
+ * when it was fired already or another claimer took it over. When fire_fn or the commit fails the
+ * transaction is rolled back and the timer is tried again after its lease. Must be called outside
+ * a transaction. */
+bx_status timers_fire(PGconn *db, const timers_timer *timer, const char *owner_id, bx_time_ms now,
+                      timers_fire_fn *fire_fn, void *arg, bx_error *err) BX_MUSTCHECK;
+
+/* Gives back owner_id's unfired claims (orderly shutdown), so another replica takes them at once.
+ * *released (may be NULL) receives the count. */
+bx_status timers_release(PGconn *db, const char *owner_id, int *released,
+                         bx_error *err) BX_MUSTCHECK;
+
+/* Count of timers due at `now` and unfired (claimed or not), for settle checks and metrics. */
+bx_status timers_due_count(PGconn *db, bx_time_ms now, long long *count,
+                           bx_error *err) BX_MUSTCHECK;
+
+#endif
