@@ -45,6 +45,9 @@ RCLI=(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT")
 
 STATE="$RUN_DIR/bench-score"
 mkdir -p "$STATE"
+# One run at a time: a second one would delete the first one's keys and share its cores.
+exec 9>"$STATE/lock"
+flock -n 9 || die "another bench/score/run.sh is running (lock $STATE/lock)"
 SCHOOLS="${BENCH_SCHOOLS:-25}" CLASSES="${BENCH_CLASSES:-25}" STUDENTS="${BENCH_STUDENTS:-40}"
 SIZE=(--schools "$SCHOOLS" --classes "$CLASSES" --students "$STUDENTS")
 NSTUDENTS=$((SCHOOLS * CLASSES * STUDENTS))
@@ -217,7 +220,8 @@ printf '%-44s %12s %12s\n' "redis-benchmark same mix, -P $DEPTH" "$P_EVENTS" "$P
 printf '%-44s %12s %12s\n' "redis-benchmark same mix, -P 1" "$U_EVENTS" "$U_OPS"
 echo
 echo "bx-score: $S_EVENTS events in $S_SECS s, machine CPU $S_CPU s ($(python3 -c "print(f'{$S_CPU * 1e6 / $S_EVENTS:.1f}')") us per event)"
-echo "warm-up (untimed figures): $WARM"
+read -r W_EVENTS W_SECS W_RATE _ <<<"$WARM"
+echo "warm-up (untimed, MONITOR on): $W_EVENTS events in $W_SECS s ($W_RATE events/s)"
 python3 - "$S_RATE" "$P_EVENTS" "$U_EVENTS" "$DEPTH" <<'PY'
 import sys
 s, p, u, depth = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
