@@ -117,7 +117,8 @@ run_score() {
     local topic="$1" group="$2" count="$3" log="$4" port
     port="$(free_port)"
     # shellcheck disable=SC2086
-    env BX_ATTENDANCE_TOPIC="$topic" BX_CONSUMER_GROUP="$group" BX_LOG_LEVEL=warn \
+    env BX_ATTENDANCE_TOPIC="$topic" BX_CONSUMER_GROUP="$group" BX_CONSUMER_OFFSET_RESET=earliest \
+        BX_LOG_LEVEL=warn \
         BX_METRICS_LISTEN="127.0.0.1:$port" ${BENCH_SCORE_ENV:-} "$SCORE" >"$log" 2>&1 &
     SCORE_PID=$!
     local line
