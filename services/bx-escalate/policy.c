@@ -1,0 +1,572 @@
+/* policy: the ladder policy file (deploy/policy/ladder.policy), a strict loader whose errors name
+ * file, line and setting. */
+#include "ladder.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POLICY_FILE_MAX 65536
+#define LINE_MAX_BYTES  1024
+#define SHOWN           40  /* bytes of a bad value quoted in an error */
+#define SEEN_MAX        400 /* distinct settings one file may hold */
+
+static const char *const staff_roles[] = {"homeroom_teacher", "subject_teacher",  "principal",
+                                          "academic_office",  "township_officer", "county_officer"};
+
+/* Action tags a task's done_by may name; a bare prefix matches every qualified tag. */
+static const char *const action_tags[] = {"contact_made",
+                                          "home_visit",
+                                          "letter_delivered",
+                                          "letter_delivered:persuasion_letter",
+                                          "letter_delivered:return_notice",
+                                          "letter_delivered:deadline_notice",
+                                          "returned",
+                                          "returned:signed",
+                                          "returned:unsigned",
+                                          "transfer_out",
+                                          "transfer_confirmed",
+                                          "suspension",
+                                          "suspension:approved",
+                                          "suspension:unapproved",
+                                          "task_done"};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool in_list(const char *const *list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i], s) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* [a-z][a-z0-9_.]{0,38} (dots only when allow_dot). */
+static bool name_ok(const char *s, bool allow_dot)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= LADDER_NAME_SIZE || s[0] < 'a' || s[0] > 'z')
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+              (allow_dot && c == '.')))
+            return false;
+    }
+    return true;
+}
+
+static char *trim(char *s)
+{
+    while (is_space(*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && is_space(s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Splits v at commas in place into up to max trimmed, non-empty items; -1 on an empty item or too
+ * many. */
+static int split(char *v, char **items, int max)
+{
+    int n = 0;
+    if (*trim(v) == '\0')
+        return 0;
+    for (char *p = v;;) {
+        char *comma = strchr(p, ',');
+        if (comma != NULL)
+            *comma = '\0';
+        char *item = trim(p);
+        if (*item == '\0' || n == max)
+            return -1;
+        items[n++] = item;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    return n;
+}
+
+static bool parse_int(const char *v, int min, int max, int *out)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 6)
+        return false;
+    int x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+        x = x * 10 + (v[i] - '0');
+    }
+    if (x < min || x > max)
+        return false;
+    *out = x;
+    return true;
+}
+
+/* "3 school days", "24 hours", "7 days", "1 week", "1 month". */
+static bool parse_span(const char *v, ladder_span *out)
+{
+    char num[8], unit[32], extra[8];
+    int words = sscanf(v, "%7s %31[a-z _] %7s", num, unit, extra);
+    if (words != 2)
+        return false;
+    ladder_span s = {0, 0};
+    if (!parse_int(num, 0, 400, &s.n))
+        return false;
+    char *u = trim(unit);
+    if (strcmp(u, "hour") == 0 || strcmp(u, "hours") == 0) {
+        s.unit = LADDER_UNIT_HOURS;
+    } else if (strcmp(u, "day") == 0 || strcmp(u, "days") == 0) {
+        s.unit = LADDER_UNIT_DAYS;
+    } else if (strcmp(u, "week") == 0 || strcmp(u, "weeks") == 0) {
+        s.unit = LADDER_UNIT_DAYS;
+        s.n *= 7;
+    } else if (strcmp(u, "school day") == 0 || strcmp(u, "school days") == 0) {
+        s.unit = LADDER_UNIT_SCHOOL_DAYS;
+    } else if (strcmp(u, "month") == 0 || strcmp(u, "months") == 0) {
+        s.unit = LADDER_UNIT_MONTHS;
+    } else {
+        return false;
+    }
+    *out = s;
+    return true;
+}
+
+#define SPAN_EXPECTED "expected a count and hours, days, weeks, school days or months"
+
+typedef struct parser {
+    ladder_policy p;
+    const char *file;
+    /* names given before they can be resolved: stage tasks, and the ladder's special tasks */
+    char stage_tasks[LADDER_STAGES_MAX][LADDER_STAGE_TASKS_MAX][LADDER_NAME_SIZE];
+    int stage_line[LADDER_STAGES_MAX];
+    int task_line[LADDER_TASK_RULES_MAX];
+    bool task_has_owner[LADDER_TASK_RULES_MAX], task_has_due[LADDER_TASK_RULES_MAX];
+    char special[3][LADDER_NAME_SIZE]; /* return_signoff, transfer, suspension */
+    int special_line[3];
+    char seen[SEEN_MAX][80];
+    int seen_line[SEEN_MAX];
+    int nseen;
+} parser;
+
+static const char *const special_names[3] = {"ladder.return_signoff_task", "ladder.transfer_task",
+                                             "ladder.suspension_task"};
+
+static int stage_index(parser *ps, const char *name, int line, bx_error *err, bx_status *s)
+{
+    int i = ladder_policy_stage(&ps->p, name);
+    if (i >= 0)
+        return i;
+    if (!in_list(ladder_stage_names, LADDER_STAGES_MAX, name)) {
+        *s = BX_ERR(err, BX_EINVAL,
+                    "%s:%d: stage.%.*s: unknown stage (expected one of contact_family, "
+                    "home_visit, school_report, academic_office, dropout_roster, township_notice, "
+                    "deadline_notice, legal_referral)",
+                    ps->file, line, SHOWN, name);
+        return -1;
+    }
+    i = ps->p.nstages++;
+    snprintf(ps->p.stages[i].name, LADDER_NAME_SIZE, "%s", name);
+    ps->stage_line[i] = line;
+    return i;
+}
+
+static int task_index(parser *ps, const char *kind, int line, bx_error *err, bx_status *s)
+{
+    int i = ladder_policy_task(&ps->p, kind);
+    if (i >= 0)
+        return i;
+    if (!name_ok(kind, false)) {
+        *s = BX_ERR(err, BX_EINVAL, "%s:%d: task.%.*s: a task kind is [a-z][a-z0-9_], up to 39",
+                    ps->file, line, SHOWN, kind);
+        return -1;
+    }
+    if (ps->p.ntask_rules == LADDER_TASK_RULES_MAX) {
+        *s = BX_ERR(err, BX_EINVAL, "%s:%d: task.%s: more than %d task kinds", ps->file, line, kind,
+                    LADDER_TASK_RULES_MAX);
+        return -1;
+    }
+    i = ps->p.ntask_rules++;
+    ladder_task_rule *r = &ps->p.task_rules[i];
+    snprintf(r->kind, LADDER_NAME_SIZE, "%s", kind);
+    r->recur_while = LADDER_WHILE_OPEN;
+    ps->task_line[i] = line;
+    return i;
+}
+
+#define BAD(...) (s = BX_ERR(err, BX_EINVAL, __VA_ARGS__))
+
+static bx_status set_ladder(parser *ps, const char *key, char *v, int line, bx_error *err)
+{
+    bx_status s = BX_OK;
+    ladder_policy *p = &ps->p;
+    if (strcmp(key, "ladder.name") == 0) {
+        if (!name_ok(v, true))
+            BAD("%s:%d: %s: expected [a-z][a-z0-9_.], up to 39, got \"%.*s\"", ps->file, line, key,
+                SHOWN, v);
+        else
+            snprintf(p->name, sizeof(p->name), "%s", v);
+    } else if (strcmp(key, "ladder.deadline_time") == 0) {
+        int h, m;
+        char tail;
+        if (strlen(v) != 5 || sscanf(v, "%2d:%2d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 ||
+            m < 0 || m > 59)
+            BAD("%s:%d: %s: expected HH:MM (Asia/Shanghai), got \"%.*s\"", ps->file, line, key,
+                SHOWN, v);
+        else
+            p->deadline_minute = h * 60 + m;
+    } else if (strcmp(key, "ladder.task_notice") == 0 ||
+               strcmp(key, "ladder.overdue_notice") == 0) {
+        char *dst = key[7] == 't' ? p->task_notice : p->overdue_notice;
+        if (strcmp(v, "none") == 0)
+            dst[0] = '\0';
+        else if (!name_ok(v, true))
+            BAD("%s:%d: %s: expected a template name or none, got \"%.*s\"", ps->file, line, key,
+                SHOWN, v);
+        else
+            snprintf(dst, LADDER_NAME_SIZE, "%s", v);
+    } else {
+        int k = 0;
+        while (k < 3 && strcmp(key, special_names[k]) != 0)
+            k++;
+        if (k == 3)
+            return BAD("%s:%d: unknown setting %.*s", ps->file, line, SHOWN, key);
+        if (strcmp(v, "none") != 0 && !name_ok(v, false))
+            return BAD("%s:%d: %s: expected a task kind or none, got \"%.*s\"", ps->file, line, key,
+                       SHOWN, v);
+        snprintf(ps->special[k], LADDER_NAME_SIZE, "%s", strcmp(v, "none") == 0 ? "" : v);
+        ps->special_line[k] = line;
+    }
+    return s;
+}
+
+static bx_status set_task(parser *ps, const char *key, const char *kind, const char *field, char *v,
+                          int line, bx_error *err)
+{
+    bx_status s = BX_OK;
+    int i = task_index(ps, kind, line, err, &s);
+    if (i < 0)
+        return s;
+    ladder_task_rule *r = &ps->p.task_rules[i];
+    if (strcmp(field, "owner") == 0) {
+        if (!in_list(staff_roles, COUNT(staff_roles), v))
+            return BAD("%s:%d: %s: expected a staff role (homeroom_teacher, subject_teacher, "
+                       "principal, academic_office, township_officer, county_officer), got "
+                       "\"%.*s\"",
+                       ps->file, line, key, SHOWN, v);
+        snprintf(r->owner_role, LADDER_NAME_SIZE, "%s", v);
+        ps->task_has_owner[i] = true;
+    } else if (strcmp(field, "escalate_to") == 0) {
+        if (strcmp(v, "none") == 0)
+            r->escalate_to[0] = '\0';
+        else if (!in_list(staff_roles, COUNT(staff_roles), v))
+            return BAD("%s:%d: %s: expected a staff role or none, got \"%.*s\"", ps->file, line,
+                       key, SHOWN, v);
+        else
+            snprintf(r->escalate_to, LADDER_NAME_SIZE, "%s", v);
+    } else if (strcmp(field, "due") == 0 || strcmp(field, "every") == 0) {
+        ladder_span span;
+        if (!parse_span(v, &span))
+            return BAD("%s:%d: %s: " SPAN_EXPECTED ", got \"%.*s\"", ps->file, line, key, SHOWN, v);
+        if (field[0] == 'e' && span.n == 0)
+            return BAD("%s:%d: %s: a recurrence needs a count of at least 1", ps->file, line, key);
+        if (field[0] == 'd') {
+            r->due = span;
+            ps->task_has_due[i] = true;
+        } else {
+            r->every = span;
+        }
+    } else if (strcmp(field, "while") == 0) {
+        if (strcmp(v, "open") == 0)
+            r->recur_while = LADDER_WHILE_OPEN;
+        else if (strcmp(v, "home_delivered") == 0)
+            r->recur_while = LADDER_WHILE_HOME_DELIVERED;
+        else
+            return BAD("%s:%d: %s: expected open or home_delivered, got \"%.*s\"", ps->file, line,
+                       key, SHOWN, v);
+    } else if (strcmp(field, "done_by") == 0) {
+        char *items[LADDER_DONE_BY_MAX];
+        int n = split(v, items, LADDER_DONE_BY_MAX);
+        if (n <= 0)
+            return BAD("%s:%d: %s: expected 1..%d actions separated by commas", ps->file, line, key,
+                       LADDER_DONE_BY_MAX);
+        for (int k = 0; k < n; k++) {
+            if (!in_list(action_tags, COUNT(action_tags), items[k]))
+                return BAD("%s:%d: %s: unknown action \"%.*s\" (as bx.actions.v1: contact_made, "
+                           "home_visit, letter_delivered:<letter>, returned:signed, "
+                           "transfer_confirmed, suspension:approved, ...; or task_done)",
+                           ps->file, line, key, SHOWN, items[k]);
+            snprintf(r->done_by[k], LADDER_NAME_SIZE, "%s", items[k]);
+        }
+        r->ndone_by = n;
+    } else {
+        return BAD("%s:%d: unknown setting %.*s", ps->file, line, SHOWN, key);
+    }
+    return s;
+}
+
+static bx_status set_stage(parser *ps, const char *key, const char *name, const char *field,
+                           char *v, int line, bx_error *err)
+{
+    bx_status s = BX_OK;
+    int i = stage_index(ps, name, line, err, &s);
+    if (i < 0)
+        return s;
+    ladder_stage_rule *sr = &ps->p.stages[i];
+    char *items[LADDER_NOTIFY_MAX > LADDER_STAGE_TASKS_MAX ? LADDER_NOTIFY_MAX
+                                                           : LADDER_STAGE_TASKS_MAX];
+    if (strcmp(field, "open_streak") == 0) {
+        if (!parse_int(v, 1, 200, &sr->open_streak))
+            return BAD("%s:%d: %s: expected an integer 1..200 (school days), got \"%.*s\"",
+                       ps->file, line, key, SHOWN, v);
+    } else if (strcmp(field, "open_periods") == 0) {
+        if (!parse_int(v, 1, 12, &sr->open_periods))
+            return BAD("%s:%d: %s: expected an integer 1..12 (periods), got \"%.*s\"", ps->file,
+                       line, key, SHOWN, v);
+    } else if (strcmp(field, "open_overdue") == 0) {
+        int n = split(v, items, LADDER_OVERDUE_MAX);
+        if (n <= 0)
+            return BAD("%s:%d: %s: expected 1..%d task kinds separated by commas", ps->file, line,
+                       key, LADDER_OVERDUE_MAX);
+        for (int k = 0; k < n; k++) {
+            if (!name_ok(items[k], false))
+                return BAD("%s:%d: %s: \"%.*s\" is no task kind", ps->file, line, key, SHOWN,
+                           items[k]);
+            snprintf(sr->open_overdue[k], LADDER_NAME_SIZE, "%s", items[k]);
+        }
+        sr->nopen_overdue = n;
+    } else if (strcmp(field, "open_after") == 0) {
+        char *parts[2];
+        if (split(v, parts, 2) != 2 || !name_ok(parts[0], false) ||
+            !parse_span(parts[1], &sr->after))
+            return BAD("%s:%d: %s: expected \"<task kind>, <count> <unit>\", got \"%.*s\"",
+                       ps->file, line, key, SHOWN, v);
+        snprintf(sr->open_after, LADDER_NAME_SIZE, "%s", parts[0]);
+    } else if (strcmp(field, "tasks") == 0) {
+        int n = split(v, items, LADDER_STAGE_TASKS_MAX);
+        if (n < 0)
+            return BAD("%s:%d: %s: expected up to %d task kinds separated by commas", ps->file,
+                       line, key, LADDER_STAGE_TASKS_MAX);
+        for (int k = 0; k < n; k++)
+            snprintf(ps->stage_tasks[i][k], LADDER_NAME_SIZE, "%s", items[k]);
+        sr->ntasks = n;
+    } else if (strcmp(field, "notify") == 0) {
+        int n = split(v, items, LADDER_NOTIFY_MAX);
+        if (n < 0)
+            return BAD("%s:%d: %s: expected up to %d \"<role> <sms|task> <template>\" separated "
+                       "by commas",
+                       ps->file, line, key, LADDER_NOTIFY_MAX);
+        for (int k = 0; k < n; k++) {
+            ladder_notify_rule *nr = &sr->notify[k];
+            char role[LADDER_NAME_SIZE], channel[8], tmpl[LADDER_NAME_SIZE], extra[4];
+            if (sscanf(items[k], "%39s %7s %39s %3s", role, channel, tmpl, extra) != 3)
+                return BAD("%s:%d: %s: expected \"<role> <sms|task> <template>\", got \"%.*s\"",
+                           ps->file, line, key, SHOWN, items[k]);
+            bool guardian = strcmp(role, "guardian") == 0;
+            if (!guardian && !in_list(staff_roles, COUNT(staff_roles), role))
+                return BAD("%s:%d: %s: unknown recipient role \"%.*s\"", ps->file, line, key, SHOWN,
+                           role);
+            if (strcmp(channel, "sms") != 0 && (guardian || strcmp(channel, "task") != 0))
+                return BAD("%s:%d: %s: channel \"%.*s\": a guardian gets sms, staff sms or task",
+                           ps->file, line, key, SHOWN, channel);
+            if (!name_ok(tmpl, true))
+                return BAD("%s:%d: %s: bad template name \"%.*s\"", ps->file, line, key, SHOWN,
+                           tmpl);
+            snprintf(nr->recipient_role, LADDER_NAME_SIZE, "%s", role);
+            snprintf(nr->channel, sizeof(nr->channel), "%s", channel);
+            snprintf(nr->template_name, LADDER_NAME_SIZE, "%s", tmpl);
+        }
+        sr->nnotify = n;
+    } else {
+        return BAD("%s:%d: unknown setting %.*s", ps->file, line, SHOWN, key);
+    }
+    return s;
+}
+
+static bx_status set_one(parser *ps, char *key, char *v, int line, bx_error *err)
+{
+    bx_status s = BX_OK;
+    for (int k = 0; k < ps->nseen; k++) {
+        if (strcmp(ps->seen[k], key) == 0)
+            return BAD("%s:%d: %s set twice (first on line %d)", ps->file, line, key,
+                       ps->seen_line[k]);
+    }
+    if (ps->nseen == SEEN_MAX || strlen(key) >= sizeof(ps->seen[0]))
+        return BAD("%s:%d: too many settings or a setting name too long", ps->file, line);
+    snprintf(ps->seen[ps->nseen], sizeof(ps->seen[0]), "%s", key);
+    ps->seen_line[ps->nseen++] = line;
+
+    char scratch[80];
+    snprintf(scratch, sizeof(scratch), "%s", key);
+    char *dot1 = strchr(scratch, '.');
+    char *dot2 = dot1 ? strrchr(scratch, '.') : NULL;
+    if (dot1 != NULL && strncmp(scratch, "ladder.", 7) == 0)
+        return set_ladder(ps, key, v, line, err);
+    if (dot1 == NULL || dot2 == dot1)
+        return BAD("%s:%d: unknown setting %.*s", ps->file, line, SHOWN, key);
+    *dot1 = '\0';
+    *dot2 = '\0';
+    if (strcmp(scratch, "task") == 0)
+        return set_task(ps, key, dot1 + 1, dot2 + 1, v, line, err);
+    if (strcmp(scratch, "stage") == 0)
+        return set_stage(ps, key, dot1 + 1, dot2 + 1, v, line, err);
+    return BAD("%s:%d: unknown setting %.*s", ps->file, line, SHOWN, key);
+}
+
+/* Cross-checks, once every line is read; each error names the setting and its line. */
+static bx_status resolve(parser *ps, bx_error *err)
+{
+    bx_status s = BX_OK;
+    ladder_policy *p = &ps->p;
+    if (p->nstages == 0)
+        return BAD("%s: no stage.<name>.* settings: a ladder needs at least one stage", ps->file);
+    for (int i = 0; i < p->ntask_rules; i++) {
+        ladder_task_rule *r = &p->task_rules[i];
+        if (!ps->task_has_owner[i])
+            return BAD("%s:%d: task.%s.owner: missing", ps->file, ps->task_line[i], r->kind);
+        if (r->every.n > 0 && !ps->task_has_due[i])
+            r->due = r->every;
+        if (!ps->task_has_due[i] && r->every.n == 0)
+            return BAD("%s:%d: task.%s.due: missing", ps->file, ps->task_line[i], r->kind);
+        if (r->ndone_by == 0)
+            return BAD("%s:%d: task.%s.done_by: missing", ps->file, ps->task_line[i], r->kind);
+    }
+    int last_streak = 0, last_streak_stage = -1;
+    for (int i = 0; i < p->nstages; i++) {
+        ladder_stage_rule *sr = &p->stages[i];
+        if (sr->open_streak == 0 && sr->open_periods == 0 && sr->nopen_overdue == 0 &&
+            sr->open_after[0] == '\0')
+            return BAD("%s:%d: stage.%s: no open_streak, open_periods, open_overdue or "
+                       "open_after: nothing opens it",
+                       ps->file, ps->stage_line[i], sr->name);
+        if (sr->open_streak > 0) {
+            if (sr->open_streak < last_streak)
+                return BAD("%s:%d: stage.%s.open_streak: %d school days comes before stage %s "
+                           "at %d; stages are listed in ladder order",
+                           ps->file, ps->stage_line[i], sr->name, sr->open_streak,
+                           p->stages[last_streak_stage].name, last_streak);
+            last_streak = sr->open_streak;
+            last_streak_stage = i;
+        }
+        for (int k = 0; k < sr->ntasks; k++) {
+            int t = ladder_policy_task(p, ps->stage_tasks[i][k]);
+            if (t < 0)
+                return BAD("%s:%d: stage.%s.tasks: no task.%s.* settings define \"%s\"", ps->file,
+                           ps->stage_line[i], sr->name, ps->stage_tasks[i][k],
+                           ps->stage_tasks[i][k]);
+            sr->tasks[k] = t;
+        }
+        for (int k = 0; k < sr->nopen_overdue; k++) {
+            if (ladder_policy_task(p, sr->open_overdue[k]) < 0)
+                return BAD("%s:%d: stage.%s.open_overdue: unknown task kind \"%s\"", ps->file,
+                           ps->stage_line[i], sr->name, sr->open_overdue[k]);
+        }
+        if (sr->open_after[0] != '\0' && ladder_policy_task(p, sr->open_after) < 0)
+            return BAD("%s:%d: stage.%s.open_after: unknown task kind \"%s\"", ps->file,
+                       ps->stage_line[i], sr->name, sr->open_after);
+    }
+    int *special_idx[3] = {&p->return_signoff_task, &p->transfer_task, &p->suspension_task};
+    for (int k = 0; k < 3; k++) {
+        *special_idx[k] = -1;
+        if (ps->special[k][0] == '\0')
+            continue;
+        *special_idx[k] = ladder_policy_task(p, ps->special[k]);
+        if (*special_idx[k] < 0)
+            return BAD("%s:%d: %s: unknown task kind \"%s\"", ps->file, ps->special_line[k],
+                       special_names[k], ps->special[k]);
+    }
+    return s;
+}
+
+bx_status ladder_policy_parse(const char *text, size_t len, const char *name, ladder_policy *out,
+                              bx_error *err)
+{
+    if (len > POLICY_FILE_MAX)
+        return BX_ERR(err, BX_EINVAL, "%s: larger than %d bytes", name, POLICY_FILE_MAX);
+    parser *ps = calloc(1, sizeof(*ps));
+    if (ps == NULL)
+        return BX_ERR(err, BX_ENOMEM, "%s: out of memory", name);
+    ps->file = name;
+    snprintf(ps->p.name, sizeof(ps->p.name), "default");
+    ps->p.deadline_minute = 17 * 60;
+    ps->p.return_signoff_task = ps->p.transfer_task = ps->p.suspension_task = -1;
+    bx_status s = BX_OK;
+    char line[LINE_MAX_BYTES + 1];
+    size_t pos = 0;
+    int line_no = 0;
+    while (s == BX_OK && pos < len) {
+        line_no++;
+        const char *start = text + pos;
+        const char *nl = memchr(start, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - start) : len - pos;
+        pos += n + (nl ? 1 : 0);
+        if (n > LINE_MAX_BYTES || memchr(start, '\0', n) != NULL) {
+            s = BX_ERR(err, BX_EINVAL, "%s:%d: line longer than %d bytes or holding a NUL byte",
+                       name, line_no, LINE_MAX_BYTES);
+            break;
+        }
+        memcpy(line, start, n);
+        line[n] = '\0';
+        if (n > 0 && line[n - 1] == '\r')
+            line[n - 1] = '\0';
+        char *t = trim(line);
+        if (*t == '\0' || *t == '#')
+            continue;
+        char *eq = strchr(t, '=');
+        if (eq == NULL) {
+            s = BX_ERR(err, BX_EINVAL, "%s:%d: expected name = value, got \"%.*s\"", name, line_no,
+                       SHOWN, t);
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(t);
+        char *value = trim(eq + 1);
+        if (*key == '\0') {
+            s = BX_ERR(err, BX_EINVAL, "%s:%d: expected a setting name before '='", name, line_no);
+            break;
+        }
+        s = set_one(ps, key, value, line_no, err);
+    }
+    if (s == BX_OK)
+        s = resolve(ps, err);
+    if (s == BX_OK)
+        *out = ps->p;
+    free(ps);
+    return s;
+}
+
+bx_status ladder_policy_load(const char *path, ladder_policy *out, bx_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return BX_ERR(err, BX_EIO, "%s: cannot open: %s", path, strerror(errno));
+    bx_status s;
+    char *text = malloc(POLICY_FILE_MAX + 1);
+    if (text == NULL) {
+        s = BX_ERR(err, BX_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    size_t len = fread(text, 1, POLICY_FILE_MAX + 1, f);
+    if (ferror(f)) {
+        s = BX_ERR(err, BX_EIO, "%s: read error", path);
+        goto out;
+    }
+    if (len > POLICY_FILE_MAX) {
+        s = BX_ERR(err, BX_EINVAL, "%s: larger than %d bytes", path, POLICY_FILE_MAX);
+        goto out;
+    }
+    s = ladder_policy_parse(text, len, path, out, err);
+out:
+    free(text);
+    fclose(f);
+    return s;
+}

@@ -1,0 +1,787 @@
+/* Unit tests for bx-escalate's ladder: the default policy from the seeds, the scenario of the issue
+ * across National Day, leave, on-time and late home visits, return with the township's sign-off,
+ * bulk jumps, transfers without papers, monthly persuasion records, redelivery, the alternate
+ * ladders and the loader's errors. */
+#include "ladder.h"
+#include "bx_test.h"
+
+#include <stdint.h>
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static bx_date D(const char *s)
+{
+    bx_date d = BX_DATE_NONE;
+    if (bx_date_parse(s, &d) != BX_OK)
+        BX_FAIL_AT("test date %s does not parse", s);
+    return d;
+}
+
+/* "2026-09-28 09:00" in Shanghai. */
+static bx_time_ms T(const char *s)
+{
+    bx_time_ms t = 0;
+    if (bx_time_parse(s, &t) != BX_OK)
+        BX_FAIL_AT("test time %s does not parse", s);
+    return t;
+}
+
+static bx_calendar *calendar(void)
+{
+    static bx_calendar *cal;
+    if (cal != NULL)
+        return cal;
+    cal = bx_calendar_new();
+    REQUIRE(cal != NULL);
+    bx_error err = {0};
+    REQUIRE(bx_calendar_add_term(cal, "2026-autumn", D("2026-09-01"), D("2027-01-22"), &err) ==
+            BX_OK);
+    const char *src = getenv("BX_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/tests/data/cn-public-holidays-2026.csv", src ? src : ".");
+    if (bx_calendar_load_days_csv(cal, path, &err) != BX_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        REQUIRE(!"holiday list loads");
+    }
+    return cal;
+}
+
+static const ladder_policy *load(const char *rel)
+{
+    static ladder_policy p[4];
+    static int n;
+    REQUIRE(n < 4);
+    const char *src = getenv("BX_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/deploy/policy/%s", src ? src : ".", rel);
+    bx_error err = {0};
+    if (ladder_policy_load(path, &p[n], &err) != BX_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        REQUIRE(!"policy loads");
+    }
+    return &p[n++];
+}
+
+static const ladder_policy *policy(void)
+{
+    static const ladder_policy *p;
+    if (p == NULL)
+        p = load("ladder.policy");
+    return p;
+}
+
+/* ---- a driver: applies inputs, renders the effects as lines, checks redelivery ---- */
+
+static case_state state;
+static ladder_effects fx;
+static char trace_buf[16384];
+static int input_seq;
+static const ladder_policy *active;
+
+static void start(const ladder_policy *p)
+{
+    bx_error err = {0};
+    REQUIRE(case_state_init(&state, "stu-0001", &err) == BX_OK);
+    active = p;
+    input_seq = 0;
+}
+
+static void fmt_time(bx_time_ms t, char out[32])
+{
+    bx_time_format(t, out, 32);
+    out[16] = '\0'; /* "2026-09-28T17:00" */
+}
+
+/* One line per effect: "<event>[!] <stage> [<task kind> <owner> <due>]" for events ('!' when
+ * late), "notify <role> <channel> <template>" for notifications. Timers are checked apart. */
+static const char *trace(void)
+{
+    size_t n = 0;
+    trace_buf[0] = '\0';
+    for (int i = 0; i < fx.nevents; i++) {
+        const ladder_event *e = &fx.events[i];
+        char due[32] = "";
+        if (e->task_kind != NULL)
+            fmt_time(e->due_at, due);
+        n += (size_t)snprintf(trace_buf + n, sizeof(trace_buf) - n, "%s%s%s %s", n ? "\n" : "",
+                              ladder_event_name(e->kind), e->late ? "!" : "",
+                              e->stage ? e->stage : "-");
+        if (e->task_kind != NULL && e->kind == LADDER_EV_TASK_CREATED)
+            n += (size_t)snprintf(trace_buf + n, sizeof(trace_buf) - n, " %s %s %s", e->task_kind,
+                                  e->owner_role, due);
+        else if (e->task_kind != NULL)
+            n += (size_t)snprintf(trace_buf + n, sizeof(trace_buf) - n, " %s", e->task_kind);
+        if (e->kind == LADDER_EV_CLOSED)
+            n += (size_t)snprintf(trace_buf + n, sizeof(trace_buf) - n, " %s",
+                                  ladder_ending_name(e->ending));
+    }
+    for (int i = 0; i < fx.nnotes; i++) {
+        const ladder_notification *m = &fx.notes[i];
+        if (strcmp(m->template_name, "task_assigned") == 0)
+            continue; /* one per task_created: checked by its own test */
+        n += (size_t)snprintf(trace_buf + n, sizeof(trace_buf) - n, "%snotify %s %s %s",
+                              n ? "\n" : "", m->recipient_role, m->channel, m->template_name);
+    }
+    return trace_buf;
+}
+
+/* Applies in, then applies it again and checks the second time changes nothing. */
+static const char *apply(ladder_input *in)
+{
+    bx_error err = {0};
+    if (in->event_id[0] == '\0')
+        snprintf(in->event_id, sizeof(in->event_id), "in-%d", ++input_seq);
+    bx_status s = ladder_step(active, calendar(), &state, in, &state, &fx, &err);
+    if (s != BX_OK)
+        BX_FAIL_AT("ladder_step: %s", err.msg);
+    const char *t = trace();
+    static case_state before;
+    static ladder_effects again;
+    before = state;
+    s = ladder_step(active, calendar(), &state, in, &state, &again, &err);
+    if (s != BX_OK || again.nevents != 0 || again.ntimers != 0 || again.nnotes != 0 ||
+        memcmp(&before, &state, sizeof(state)) != 0)
+        BX_FAIL_AT("redelivery of %s changed something", in->event_id);
+    return t;
+}
+
+static const char *assess(const char *at, int streak, const char *start, int periods)
+{
+    ladder_input in = {0};
+    in.kind = LADDER_IN_ASSESSMENT;
+    in.at = T(at);
+    in.date = bx_time_local_date(in.at);
+    in.streak_days = streak;
+    in.streak_start = streak > 0 ? D(start) : BX_DATE_NONE;
+    in.unexcused_periods = periods;
+    return apply(&in);
+}
+
+static ladder_input action(ladder_action kind, const char *at)
+{
+    ladder_input in = {0};
+    in.kind = LADDER_IN_ACTION;
+    in.action = kind;
+    in.at = T(at);
+    in.date = bx_time_local_date(in.at);
+    in.return_date = BX_DATE_NONE;
+    in.first_date = in.last_date = BX_DATE_NONE;
+    snprintf(in.actor, sizeof(in.actor), "staff-07");
+    return in;
+}
+
+static const char *act(ladder_action kind, const char *at)
+{
+    ladder_input in = action(kind, at);
+    return apply(&in);
+}
+
+static const char *letter(const char *which, const char *at)
+{
+    ladder_input in = action(LADDER_ACT_LETTER_DELIVERED, at);
+    snprintf(in.letter, sizeof(in.letter), "%s", which);
+    return apply(&in);
+}
+
+/* The open task of a kind, or NULL. */
+static const ladder_task *task_of(const char *kind)
+{
+    for (int i = 0; i < state.ntasks; i++) {
+        const ladder_task *t = &state.tasks[i];
+        if (t->rule >= 0 && strcmp(active->task_rules[t->rule].kind, kind) == 0 &&
+            (t->state == LADDER_TASK_OPEN || t->state == LADDER_TASK_OVERDUE))
+            return t;
+    }
+    return NULL;
+}
+
+/* Fires the timer of the live task of a kind at its due time. */
+static const char *fire(const char *kind)
+{
+    const ladder_task *t = task_of(kind);
+    if (t == NULL) {
+        BX_FAIL_AT("no live %s task to fire", kind);
+        return "";
+    }
+    ladder_input in = {0};
+    in.kind = LADDER_IN_DEADLINE;
+    in.at = t->due_at;
+    snprintf(in.timer_key, sizeof(in.timer_key), "%s", t->key);
+    snprintf(in.event_id, sizeof(in.event_id), "timer:%s", t->key);
+    return apply(&in);
+}
+
+static const char *fire_key(const char *key, const char *at)
+{
+    ladder_input in = {0};
+    in.kind = LADDER_IN_DEADLINE;
+    in.at = T(at);
+    snprintf(in.timer_key, sizeof(in.timer_key), "%s", key);
+    snprintf(in.event_id, sizeof(in.event_id), "timer:%s", key);
+    return apply(&in);
+}
+
+/* ---- the default policy ---- */
+
+BX_TEST(default_policy_encodes_the_seeds)
+{
+    const ladder_policy *p = policy();
+    CHECK_STR(p->name, "default");
+    CHECK_INT(p->deadline_minute, 17 * 60);
+    REQUIRE(p->nstages == LADDER_STAGES_MAX);
+    static const struct {
+        int streak;
+        const char *first_task, *owner;
+    } rows[] = {{1, "contact_family", "homeroom_teacher"},
+                {2, "home_visit", "homeroom_teacher"},
+                {3, "report_to_school", "homeroom_teacher"},
+                {5, "report_academic_office", "homeroom_teacher"},
+                {6, "dropout_roster_entry", "homeroom_teacher"},
+                {10, "dropout_report_form", "homeroom_teacher"},
+                {0, "deadline_notice", "township_officer"},
+                {0, "legal_referral", "county_officer"}};
+    for (int i = 0; i < p->nstages; i++) {
+        const ladder_stage_rule *s = &p->stages[i];
+        CHECK_STR(s->name, ladder_stage_names[i]);
+        CHECK_INT(s->open_streak, rows[i].streak);
+        REQUIRE(s->ntasks >= 1);
+        CHECK_STR(p->task_rules[s->tasks[0]].kind, rows[i].first_task);
+        CHECK_STR(p->task_rules[s->tasks[0]].owner_role, rows[i].owner);
+    }
+    CHECK_INT(p->stages[0].open_periods, 4);
+    CHECK_STR(p->stages[6].open_after, "return_notice");
+    CHECK_INT(p->stages[6].after.n, 5);
+    CHECK_INT(p->stages[6].after.unit, LADDER_UNIT_SCHOOL_DAYS);
+    const ladder_task_rule *pr = &p->task_rules[ladder_policy_task(p, "persuasion_record")];
+    CHECK_INT(pr->every.n, 1);
+    CHECK_INT(pr->every.unit, LADDER_UNIT_MONTHS);
+    const ladder_task_rule *hd = &p->task_rules[ladder_policy_task(p, "home_delivery_visit")];
+    CHECK_INT(hd->every.n, 7);
+    CHECK_INT(hd->every.unit, LADDER_UNIT_DAYS);
+    CHECK_INT(hd->recur_while, LADDER_WHILE_HOME_DELIVERED);
+}
+
+BX_TEST(deadlines_count_school_days_across_the_holiday)
+{
+    const ladder_policy *p = policy();
+    static const struct {
+        const char *from;
+        int n;
+        ladder_unit unit;
+        const char *due;
+    } rows[] = {
+        {"2026-09-28 09:00", 0, LADDER_UNIT_SCHOOL_DAYS, "2026-09-28T17:00"},
+        {"2026-09-28 18:30", 0, LADDER_UNIT_SCHOOL_DAYS, "2026-09-29T17:00"}, /* after hours */
+        {"2026-09-30 09:00", 1, LADDER_UNIT_SCHOOL_DAYS, "2026-10-08T17:00"}, /* National Day */
+        {"2026-10-09 09:00", 1, LADDER_UNIT_SCHOOL_DAYS, "2026-10-10T17:00"}, /* make-up day */
+        {"2026-09-24 09:00", 1, LADDER_UNIT_SCHOOL_DAYS, "2026-09-28T17:00"}, /* Mid-Autumn */
+        {"2026-12-31 09:00", 1, LADDER_UNIT_SCHOOL_DAYS, "2027-01-04T17:00"}, /* New Year */
+        {"2026-09-28 09:00", 24, LADDER_UNIT_HOURS, "2026-09-29T09:00"},
+        {"2026-09-28 09:00", 7, LADDER_UNIT_DAYS, "2026-10-05T17:00"},
+        {"2026-10-31 09:00", 1, LADDER_UNIT_MONTHS, "2026-11-30T17:00"},
+    };
+    for (size_t i = 0; i < COUNT(rows); i++) {
+        ladder_span span = {rows[i].n, rows[i].unit};
+        char got[32];
+        fmt_time(ladder_due(p, calendar(), span, T(rows[i].from)), got);
+        CHECK_STR(got, rows[i].due);
+    }
+}
+
+/* ---- the issue's scenario: absent Monday 2026-09-28 to Friday 2026-10-09, across National Day
+ * (10-01..10-07), then the make-up Saturday 10-10 ---- */
+
+BX_TEST(scenario_absent_across_national_day)
+{
+    start(policy());
+    CHECK_STR(assess("2026-09-28 09:00", 1, "2026-09-28", 0),
+              "opened -\n"
+              "stage_entered contact_family\n"
+              "task_created contact_family contact_family homeroom_teacher 2026-09-28T17:00\n"
+              "task_created contact_family persuasion_record homeroom_teacher 2026-10-28T17:00\n"
+              "notify guardian sms absence_same_day");
+    CHECK_STR(state.case_id, "stu-0001:20260928");
+    CHECK_INT(fx.ntimers, 2);
+    CHECK_STR(fx.timers[0].key, "stu-0001:20260928:contact_family:contact_family:2026-09-28");
+    CHECK_STR(fx.timers[1].key, "stu-0001:20260928:case:persuasion_record:2026-10-28");
+    CHECK_STR(fx.events[0].event_id, "stu-0001:20260928:e1");
+    CHECK_STR(fx.events[0].actor, "bx-escalate");
+
+    /* the homeroom teacher phones the same morning: the contact task and the month's record */
+    CHECK_STR(act(LADDER_ACT_CONTACT_MADE, "2026-09-28 11:00"),
+              "task_done contact_family contact_family\n"
+              "task_done contact_family persuasion_record\n"
+              "task_created contact_family persuasion_record homeroom_teacher 2026-11-28T17:00");
+    CHECK_STR(fx.events[0].actor, "staff-07");
+    CHECK_STR(
+        fire_key("stu-0001:20260928:contact_family:contact_family:2026-09-28", "2026-09-28 17:00"),
+        "");
+
+    CHECK_STR(assess("2026-09-29 09:00", 2, "2026-09-28", 0),
+              "stage_entered home_visit\n"
+              "task_created home_visit home_visit homeroom_teacher 2026-09-30T17:00");
+    CHECK_STR(assess("2026-09-30 09:00", 3, "2026-09-28", 0),
+              "stage_entered school_report\n"
+              "task_created school_report report_to_school homeroom_teacher 2026-09-30T17:00\n"
+              "task_created school_report persuasion_letter principal 2026-10-08T17:00\n"
+              "notify principal task school_report");
+    /* the visit on time satisfies the task; nothing escalates */
+    {
+        ladder_input in = action(LADDER_ACT_HOME_VISIT, "2026-09-30 15:00");
+        CHECK_STR(apply(&in), "task_done school_report home_visit");
+        CHECK(!fx.events[0].late);
+    }
+    CHECK_STR(fire_key("stu-0001:20260928:home_visit:home_visit:2026-09-30", "2026-09-30 17:00"),
+              "");
+    {
+        ladder_input in = action(LADDER_ACT_TASK_DONE, "2026-09-30 16:00");
+        snprintf(in.task_kind, sizeof(in.task_kind), "report_to_school");
+        CHECK_STR(apply(&in), "task_done school_report report_to_school");
+    }
+    CHECK_STR(letter("persuasion_letter", "2026-10-08 10:00"),
+              "task_done school_report persuasion_letter");
+    /* no school 10-01..10-07; Thursday 10-08 is day 4: nothing new */
+    CHECK_STR(assess("2026-10-08 09:00", 4, "2026-09-28", 0), "");
+    CHECK_STR(assess("2026-10-09 09:00", 5, "2026-09-28", 0),
+              "stage_entered academic_office\n"
+              "task_created academic_office report_academic_office homeroom_teacher "
+              "2026-10-09T17:00\n"
+              "notify academic_office task academic_office_report");
+    /* the make-up Saturday is a school day: one school week is over */
+    CHECK_STR(assess("2026-10-10 09:00", 6, "2026-09-28", 0),
+              "stage_entered dropout_roster\n"
+              "task_created dropout_roster dropout_roster_entry homeroom_teacher "
+              "2026-10-12T17:00\n"
+              "task_created dropout_roster county_report principal 2026-10-13T17:00\n"
+              "notify county_officer task dropout_reported");
+    CHECK_INT(state.stage, 4);
+    for (int i = 0; i <= 4; i++)
+        CHECK(!state.stages[i].late);
+}
+
+BX_TEST(task_owner_is_told_of_every_task)
+{
+    start(policy());
+    assess("2026-09-28 09:00", 1, "2026-09-28", 0);
+    int assigned = 0;
+    for (int i = 0; i < fx.nnotes; i++) {
+        const ladder_notification *m = &fx.notes[i];
+        if (strcmp(m->template_name, "task_assigned") != 0)
+            continue;
+        assigned++;
+        CHECK_STR(m->recipient_role, "homeroom_teacher");
+        CHECK_STR(m->channel, "task");
+        CHECK_STR(m->params[0].name, "case_id");
+        CHECK_STR(m->params[0].value, "stu-0001:20260928");
+    }
+    CHECK_INT(assigned, 2);
+    /* the guardian's SMS carries ids, dates and counts only */
+    const ladder_notification *sms = &fx.notes[1];
+    CHECK_STR(sms->template_name, "absence_same_day");
+    CHECK_STR(sms->request_id, "stu-0001:20260928:n5");
+    CHECK_STR(sms->params[2].name, "streak_days");
+    CHECK_STR(sms->params[2].value, "1");
+}
+
+BX_TEST(leave_pauses_the_ladder)
+{
+    start(policy());
+    assess("2026-09-28 09:00", 1, "2026-09-28", 0);
+    assess("2026-09-29 09:00", 2, "2026-09-28", 0);
+    /* 09-30 on approved leave: bx-score keeps the streak at 2 */
+    CHECK_STR(assess("2026-09-30 09:00", 2, "2026-09-28", 0), "");
+    CHECK_STR(assess("2026-10-08 09:00", 2, "2026-09-28", 0), "");
+    CHECK_INT(state.stage, 1);
+    CHECK_STR(assess("2026-10-09 09:00", 3, "2026-09-28", 0),
+              "stage_entered school_report\n"
+              "task_created school_report report_to_school homeroom_teacher 2026-10-09T17:00\n"
+              "task_created school_report persuasion_letter principal 2026-10-10T17:00\n"
+              "notify principal task school_report");
+}
+
+BX_TEST(missed_contact_and_late_home_visit_escalate)
+{
+    start(policy());
+    assess("2026-09-28 09:00", 1, "2026-09-28", 0);
+    /* nobody phoned: the missed same-day contact escalates and sends the teachers out */
+    CHECK_STR(fire("contact_family"),
+              "task_overdue! contact_family contact_family\n"
+              "escalated! contact_family contact_family\n"
+              "stage_entered home_visit\n"
+              "task_created home_visit home_visit homeroom_teacher 2026-09-29T17:00\n"
+              "notify principal task task_overdue");
+    /* the streak reaching 2 the next morning enters nothing twice */
+    CHECK_STR(assess("2026-09-29 09:00", 2, "2026-09-28", 0), "");
+    CHECK_STR(fire("home_visit"), "task_overdue! home_visit home_visit\n"
+                                  "escalated! home_visit home_visit\n"
+                                  "notify principal task task_overdue");
+    /* recorded late: done late, escalated once already */
+    CHECK_STR(act(LADDER_ACT_HOME_VISIT, "2026-09-30 10:00"),
+              "task_done! home_visit contact_family\n"
+              "task_done home_visit persuasion_record\n"
+              "task_done! home_visit home_visit\n"
+              "task_created home_visit persuasion_record homeroom_teacher 2026-11-28T17:00");
+}
+
+BX_TEST(visit_recorded_after_its_day_escalates_before_the_timer)
+{
+    start(policy());
+    assess("2026-09-28 09:00", 1, "2026-09-28", 0);
+    act(LADDER_ACT_CONTACT_MADE, "2026-09-28 10:00");
+    assess("2026-09-29 09:00", 2, "2026-09-28", 0);
+    /* due 09-30 17:00, the timer has not fired yet (a slow replica), the visit was on 10-08 */
+    CHECK_STR(act(LADDER_ACT_HOME_VISIT, "2026-10-08 10:00"), "task_done! home_visit home_visit\n"
+                                                              "escalated! home_visit home_visit\n"
+                                                              "notify principal task task_overdue");
+    CHECK_STR(fire_key("stu-0001:20260928:home_visit:home_visit:2026-09-30", "2026-09-30 17:00"),
+              "");
+}
+
+BX_TEST(return_closes_with_township_signoff)
+{
+    start(policy());
+    assess("2026-09-28 09:00", 1, "2026-09-28", 0);
+    assess("2026-09-30 09:00", 3, "2026-09-28", 0);
+    CHECK_STR(act(LADDER_ACT_RETURNED, "2026-10-08 08:00"),
+              "note school_report\n"
+              "task_created school_report return_report_signoff township_officer "
+              "2026-10-14T17:00");
+    CHECK(state.open);
+    CHECK(state.awaiting_signoff);
+    CHECK_STR(assess("2026-10-08 18:00", 0, "-", 0), "");
+    ladder_input in = action(LADDER_ACT_RETURNED, "2026-10-12 10:00");
+    in.return_date = D("2026-10-08");
+    snprintf(in.signoff_staff_id, sizeof(in.signoff_staff_id), "twp-off-3");
+    CHECK_STR(apply(&in), "task_done school_report return_report_signoff\n"
+                          "closed school_report returned");
+    CHECK_CONTAINS(fx.events[1].reason, "2026-10-08");
+    CHECK_CONTAINS(fx.events[1].reason, "twp-off-3");
+    CHECK(!state.open);
+    CHECK_INT(state.ending, LADDER_END_RETURNED);
+    /* timers of the cancelled tasks do nothing */
+    CHECK_STR(fire_key("stu-0001:20260928:school_report:persuasion_letter:2026-10-08",
+                       "2026-10-08 17:00"),
+              "");
+    /* a new absence later opens a new case */
+    CHECK_STR(assess("2026-11-02 09:00", 1, "2026-11-02", 0),
+              "opened -\n"
+              "stage_entered contact_family\n"
+              "task_created contact_family contact_family homeroom_teacher 2026-11-02T17:00\n"
+              "task_created contact_family persuasion_record homeroom_teacher 2026-12-02T17:00\n"
+              "notify guardian sms absence_same_day");
+    CHECK_STR(state.case_id, "stu-0001:20261102");
+}
+
+BX_TEST(signed_return_closes_at_once)
+{
+    start(policy());
+    assess("2026-09-28 09:00", 2, "2026-09-25", 0);
+    ladder_input in = action(LADDER_ACT_RETURNED, "2026-09-29 08:00");
+    snprintf(in.signoff_staff_id, sizeof(in.signoff_staff_id), "twp-1");
+    CHECK_STR(apply(&in), "closed home_visit returned");
+}
+
+BX_TEST(bulk_jump_runs_every_skipped_stage_late)
+{
+    start(policy());
+    /* the first upload after the holiday: absent since Monday 09-28, four school days */
+    CHECK_STR(assess("2026-10-08 16:00", 4, "2026-09-28", 0),
+              "opened -\n"
+              "stage_entered! contact_family\n"
+              "task_created! contact_family contact_family homeroom_teacher 2026-10-08T17:00\n"
+              "stage_entered! home_visit\n"
+              "task_created! home_visit home_visit homeroom_teacher 2026-10-09T17:00\n"
+              "stage_entered! school_report\n"
+              "task_created! school_report report_to_school homeroom_teacher 2026-10-08T17:00\n"
+              "task_created! school_report persuasion_letter principal 2026-10-09T17:00\n"
+              "task_created school_report persuasion_record homeroom_teacher 2026-11-08T17:00\n"
+              "notify guardian sms absence_same_day\n"
+              "notify principal task school_report");
+    CHECK_CONTAINS(fx.events[1].reason, "reached 2026-09-28");
+    CHECK_CONTAINS(fx.events[3].reason, "reached 2026-09-29");
+    CHECK_CONTAINS(fx.events[5].reason, "reached 2026-09-30");
+    CHECK(state.stages[2].late);
+    CHECK_INT(state.stage, 2);
+}
+
+BX_TEST(transfer_without_paperwork_is_treated_as_dropout)
+{
+    start(policy());
+    ladder_input in = action(LADDER_ACT_TRANSFER_OUT, "2026-10-12 10:00");
+    in.paperwork = false;
+    CHECK_STR(apply(&in), "opened -\n"
+                          "task_created - transfer_confirmation academic_office 2026-10-26T17:00\n"
+                          "note -\n"
+                          "task_created - persuasion_record homeroom_teacher 2026-11-12T17:00");
+    CHECK_STR(fire("transfer_confirmation"),
+              "task_overdue! - transfer_confirmation\n"
+              "escalated! - transfer_confirmation\n"
+              "stage_entered dropout_roster\n"
+              "task_created dropout_roster dropout_roster_entry homeroom_teacher "
+              "2026-10-27T17:00\n"
+              "task_created dropout_roster county_report principal 2026-10-28T17:00\n"
+              "notify principal task task_overdue\n"
+              "notify county_officer task dropout_reported");
+}
+
+BX_TEST(confirmed_transfer_closes)
+{
+    start(policy());
+    ladder_input in = action(LADDER_ACT_TRANSFER_OUT, "2026-10-12 10:00");
+    in.paperwork = true;
+    apply(&in);
+    CHECK_STR(act(LADDER_ACT_TRANSFER_CONFIRMED, "2026-10-20 10:00"),
+              "task_done - transfer_confirmation\n"
+              "closed - transferred");
+}
+
+BX_TEST(suspension_paperwork_missing_is_dropout_and_approved_pauses)
+{
+    start(policy());
+    ladder_input in = action(LADDER_ACT_SUSPENSION, "2026-10-12 10:00");
+    in.first_date = D("2026-10-12");
+    in.last_date = D("2026-11-30");
+    in.approved = false;
+    CHECK_CONTAINS(apply(&in), "task_created - suspension_paperwork academic_office "
+                               "2026-10-19T17:00");
+    in = action(LADDER_ACT_SUSPENSION, "2026-10-14 10:00");
+    in.first_date = D("2026-10-12");
+    in.last_date = D("2026-11-30");
+    in.approved = true;
+    CHECK_STR(apply(&in), "task_done - suspension_paperwork\nnote -");
+    /* absences inside the approved suspension move nothing */
+    CHECK_STR(assess("2026-10-20 09:00", 7, "2026-10-12", 0), "");
+    CHECK_INT(state.stage, -1);
+}
+
+BX_TEST(missed_periods_open_the_case)
+{
+    start(policy());
+    CHECK_STR(assess("2026-09-28 15:00", 0, "-", 3), "");
+    CHECK_STR(assess("2026-09-28 16:00", 0, "-", 4),
+              "opened -\n"
+              "stage_entered contact_family\n"
+              "task_created contact_family contact_family homeroom_teacher 2026-09-28T17:00\n"
+              "task_created contact_family persuasion_record homeroom_teacher 2026-10-28T17:00\n"
+              "notify guardian sms absence_same_day");
+}
+
+BX_TEST(monthly_persuasion_record_while_open)
+{
+    start(policy());
+    assess("2026-09-28 09:00", 1, "2026-09-28", 0);
+    const ladder_task *t = task_of("persuasion_record");
+    REQUIRE(t != NULL);
+    CHECK_STR(t->key, "stu-0001:20260928:case:persuasion_record:2026-10-28");
+    CHECK_STR(
+        fire_key("stu-0001:20260928:contact_family:contact_family:2026-09-28", "2026-09-28 17:00"),
+        "task_overdue! contact_family contact_family\n"
+        "escalated! contact_family contact_family\n"
+        "stage_entered home_visit\n"
+        "task_created home_visit home_visit homeroom_teacher 2026-09-29T17:00\n"
+        "notify principal task task_overdue");
+    CHECK_STR(fire("persuasion_record"),
+              "task_overdue! home_visit persuasion_record\n"
+              "escalated! home_visit persuasion_record\n"
+              "task_created home_visit persuasion_record homeroom_teacher 2026-11-28T17:00\n"
+              "notify principal task task_overdue");
+    /* a contact in November: the missed same-day contact is done late, the month's record on
+     * time; October's record stays missed */
+    CHECK_STR(act(LADDER_ACT_CONTACT_MADE, "2026-11-10 10:00"),
+              "task_done! home_visit contact_family\n"
+              "task_done home_visit persuasion_record\n"
+              "task_created home_visit persuasion_record homeroom_teacher 2026-12-28T17:00");
+}
+
+BX_TEST(home_delivered_education_gets_weekly_visits)
+{
+    start(policy());
+    ladder_input in = {0};
+    in.kind = LADDER_IN_HOME_DELIVERY;
+    in.at = T("2026-09-07 09:00");
+    in.date = D("2026-09-07");
+    CHECK_STR(apply(&in), "opened -\n"
+                          "task_created - persuasion_record homeroom_teacher 2026-10-07T17:00\n"
+                          "task_created - home_delivery_visit homeroom_teacher 2026-09-14T17:00");
+    CHECK_STR(act(LADDER_ACT_HOME_VISIT, "2026-09-11 10:00"),
+              "task_done - persuasion_record\n"
+              "task_done - home_delivery_visit\n"
+              "task_created - persuasion_record homeroom_teacher 2026-11-07T17:00\n"
+              "task_created - home_delivery_visit homeroom_teacher 2026-09-21T17:00");
+}
+
+BX_TEST(graduation_ends_the_case)
+{
+    start(policy());
+    assess("2026-09-28 09:00", 1, "2026-09-28", 0);
+    ladder_input in = {0};
+    in.kind = LADDER_IN_END;
+    in.at = T("2027-01-22 12:00");
+    in.ending = LADDER_END_OBLIGATION_ENDED;
+    CHECK_STR(apply(&in), "closed contact_family obligation_ended");
+}
+
+BX_TEST(township_notice_then_deadline_notice_then_legal_referral)
+{
+    start(policy());
+    assess("2026-10-12 09:00", 10, "2026-09-24", 0); /* a bulk upload: every stage to 10 late */
+    CHECK_INT(state.stage, 5);
+    CHECK_STR(letter("return_notice", "2026-10-13 10:00"),
+              "task_done township_notice return_notice\n"
+              "note township_notice");
+    CHECK_STR(fire_key("stu-0001:20260924:township_notice:wait_deadline_notice:2026-10-20",
+                       "2026-10-20 17:00"),
+              "stage_entered deadline_notice\n"
+              "task_created deadline_notice deadline_notice township_officer 2026-10-23T17:00\n"
+              "notify county_officer task deadline_notice_issued");
+    CHECK_STR(letter("deadline_notice", "2026-10-21 10:00"),
+              "task_done deadline_notice deadline_notice\n"
+              "note deadline_notice");
+    CHECK_STR(fire_key("stu-0001:20260924:deadline_notice:wait_legal_referral:2026-10-28",
+                       "2026-10-28 17:00"),
+              "stage_entered legal_referral\n"
+              "task_created legal_referral legal_referral county_officer 2026-11-11T17:00\n"
+              "notify county_officer task legal_referral");
+}
+
+BX_TEST(redelivery_of_the_whole_history_changes_nothing)
+{
+    start(policy());
+    ladder_input inputs[6];
+    memset(inputs, 0, sizeof(inputs));
+    const char *days[] = {"2026-09-28 09:00", "2026-09-29 09:00", "2026-09-30 09:00",
+                          "2026-10-08 09:00", "2026-10-09 09:00", "2026-10-10 09:00"};
+    for (int i = 0; i < 6; i++) {
+        inputs[i].kind = LADDER_IN_ASSESSMENT;
+        snprintf(inputs[i].event_id, sizeof(inputs[i].event_id), "risk-%d", i);
+        inputs[i].at = T(days[i]);
+        inputs[i].date = bx_time_local_date(inputs[i].at);
+        inputs[i].streak_days = i + 1;
+        inputs[i].streak_start = D("2026-09-28");
+        apply(&inputs[i]);
+    }
+    static case_state before;
+    before = state;
+    for (int i = 0; i < 6; i++) {
+        bx_error err = {0};
+        REQUIRE(ladder_step(active, calendar(), &state, &inputs[i], &state, &fx, &err) == BX_OK);
+        CHECK_INT(fx.nevents + fx.ntimers + fx.nnotes, 0);
+    }
+    CHECK(memcmp(&before, &state, sizeof(state)) == 0);
+    /* the same facts under new ids (a replay after the ring forgot them) enter nothing twice */
+    for (int i = 0; i < 6; i++) {
+        snprintf(inputs[i].event_id, sizeof(inputs[i].event_id), "replay-%d", i);
+        CHECK_STR(apply(&inputs[i]), "");
+    }
+}
+
+BX_TEST(bad_inputs_are_refused)
+{
+    start(policy());
+    ladder_input in = {0};
+    in.kind = LADDER_IN_ASSESSMENT;
+    snprintf(in.event_id, sizeof(in.event_id), "bad id");
+    in.at = T("2026-09-28 09:00");
+    in.date = D("2026-09-28");
+    bx_error err = {0};
+    CHECK_INT(ladder_step(policy(), calendar(), &state, &in, &state, &fx, &err), BX_EINVAL);
+    CHECK_CONTAINS(err.msg, "event_id");
+    snprintf(in.event_id, sizeof(in.event_id), "ok");
+    in.streak_days = 3;
+    in.streak_start = BX_DATE_NONE;
+    CHECK_INT(ladder_step(policy(), calendar(), &state, &in, &state, &fx, &err), BX_EINVAL);
+    CHECK_CONTAINS(err.msg, "streak_start");
+    CHECK(!state.open);
+}
+
+/* ---- alternate ladders (deploy/policy/ladders/) ---- */
+
+BX_TEST(wenshan_ladder_loads_and_runs)
+{
+    start(load("ladders/wenshan.policy"));
+    CHECK_STR(active->name, "wenshan");
+    CHECK_STR(assess("2026-09-28 09:00", 1, "2026-09-28", 0),
+              "opened -\n"
+              "stage_entered contact_family\n"
+              "task_created contact_family contact_family homeroom_teacher 2026-09-28T17:00\n"
+              "task_created contact_family persuasion_record homeroom_teacher 2026-10-28T17:00\n"
+              "notify guardian sms absence_same_day");
+    CHECK_STR(assess("2026-10-09 09:00", 5, "2026-09-28", 0),
+              "stage_entered academic_office\n"
+              "task_created academic_office report_academic_office homeroom_teacher "
+              "2026-10-09T17:00\n"
+              "notify academic_office task academic_office_report");
+    CHECK_STR(assess("2026-10-16 09:00", 10, "2026-09-28", 0),
+              "stage_entered township_notice\n"
+              "task_created township_notice dropout_report_form homeroom_teacher "
+              "2026-10-19T17:00\n"
+              "task_created township_notice return_notice township_officer 2026-10-21T17:00\n"
+              "notify academic_office task dropout_report_filed\n"
+              "notify township_officer task township_action_requested");
+}
+
+BX_TEST(periods_ladder_loads_and_runs)
+{
+    start(load("ladders/periods.policy"));
+    CHECK_STR(active->name, "periods");
+    CHECK_STR(assess("2026-09-28 14:00", 0, "-", 4),
+              "opened -\n"
+              "stage_entered contact_family\n"
+              "task_created contact_family notify_parents homeroom_teacher 2026-09-28T17:00\n"
+              "task_created contact_family persuasion_record homeroom_teacher 2026-10-28T17:00\n"
+              "notify guardian sms missed_periods");
+    CHECK_STR(assess("2026-09-29 09:00", 1, "2026-09-29", 0),
+              "stage_entered home_visit\n"
+              "task_created home_visit home_visit homeroom_teacher 2026-09-29T17:00\n"
+              "task_created home_visit visit_report homeroom_teacher 2026-09-30T17:00");
+    CHECK_STR(assess("2026-10-09 09:00", 5, "2026-09-29", 0),
+              "stage_entered school_report\n"
+              "task_created school_report report_to_school homeroom_teacher 2026-10-09T17:00\n"
+              "notify principal task school_report");
+}
+
+/* ---- the loader ---- */
+
+BX_TEST(policy_errors_name_file_line_and_setting)
+{
+    static const struct {
+        const char *text, *error;
+    } rows[] = {
+        {"stage.contact_family.open_streak = x\n",
+         "t.policy:1: stage.contact_family.open_streak: expected an integer 1..200"},
+        {"# c\n\nstage.contact_family.open_streak = 1\nstage.contact_family.open_streak = 2\n",
+         "t.policy:4: stage.contact_family.open_streak set twice (first on line 3)"},
+        {"stage.dropped.open_streak = 1\n", "t.policy:1: stage.dropped: unknown stage"},
+        {"colour = red\n", "t.policy:1: unknown setting colour"},
+        {"stage.home_visit.open_streak\n", "t.policy:1: expected name = value"},
+        {"task.x.owner = guardian\n", "t.policy:1: task.x.owner: expected a staff role"},
+        {"task.x.due = 3 fortnights\n", "t.policy:1: task.x.due: expected a count and hours"},
+        {"task.x.done_by = phoned\n", "t.policy:1: task.x.done_by: unknown action \"phoned\""},
+        {"stage.home_visit.notify = guardian task x\n",
+         "t.policy:1: stage.home_visit.notify: channel \"task\""},
+        {"ladder.deadline_time = 25:00\n", "t.policy:1: ladder.deadline_time: expected HH:MM"},
+        {"stage.home_visit.open_streak = 1\nstage.home_visit.tasks = visit\n",
+         "t.policy:1: stage.home_visit.tasks: no task.visit.* settings define \"visit\""},
+        {"stage.home_visit.open_streak = 3\nstage.school_report.open_streak = 2\n",
+         "t.policy:2: stage.school_report.open_streak: 2 school days comes before stage "
+         "home_visit at 3"},
+        {"stage.home_visit.tasks =\n", "t.policy:1: stage.home_visit: no open_streak"},
+        {"task.v.owner = principal\ntask.v.done_by = home_visit\nstage.home_visit.open_streak = "
+         "1\n",
+         "t.policy:1: task.v.due: missing"},
+        {"ladder.transfer_task = papers\nstage.home_visit.open_streak = 1\n",
+         "t.policy:1: ladder.transfer_task: unknown task kind \"papers\""},
+        {"", "t.policy: no stage"},
+    };
+    for (size_t i = 0; i < COUNT(rows); i++) {
+        ladder_policy p;
+        bx_error err = {0};
+        bx_status s = ladder_policy_parse(rows[i].text, strlen(rows[i].text), "t.policy", &p, &err);
+        CHECK_INT(s, BX_EINVAL);
+        CHECK_CONTAINS(err.msg, rows[i].error);
+    }
+    ladder_policy p;
+    bx_error err = {0};
+    CHECK_INT(ladder_policy_load("/nonexistent/ladder.policy", &p, &err), BX_EIO);
+    CHECK_CONTAINS(err.msg, "/nonexistent/ladder.policy: cannot open");
+}
