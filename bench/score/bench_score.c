@@ -23,11 +23,11 @@
 
 /* School days of November 2026 before the driven clock (2026-11-27 18:00), 2026-11-20 left out
  * (the integration tests close their own calendar that day). Day 0 is the warm-up's. */
-static const char *const days[] = {
-    "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05", "2026-11-06", "2026-11-09",
-    "2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13", "2026-11-16", "2026-11-17",
-    "2026-11-18", "2026-11-19", "2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26",
-    "2026-11-27"};
+static const char *const days[] = {"2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05",
+                                   "2026-11-06", "2026-11-09", "2026-11-10", "2026-11-11",
+                                   "2026-11-12", "2026-11-13", "2026-11-16", "2026-11-17",
+                                   "2026-11-18", "2026-11-19", "2026-11-23", "2026-11-24",
+                                   "2026-11-25", "2026-11-26", "2026-11-27"};
 #define DAY_COUNT ((int)(sizeof(days) / sizeof(days[0])))
 
 typedef struct conf {
@@ -166,8 +166,7 @@ static bx_status put_str(bx_buf *b, const char *key, const char *value)
 /* The attendance fact bx-ingest builds for one student of a roll call. */
 static bx_status student_message(const char *event_id, const char *sid, const char *school,
                                  const char *klass, const char *day, const char *status,
-                                 const char *leave_kind, const char *rid, const char *at,
-                                 bx_buf *b)
+                                 const char *leave_kind, const char *rid, const char *at, bx_buf *b)
 {
     bx_buf_reset(b);
     bx_status s = bx_buf_puts(b, "{\"schema\":\"bx.attendance.v1\",\"type\":\"attendance\"");
@@ -445,15 +444,14 @@ static int cmd_drop(const conf *c, char **topics, int n)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: bench-score gen DIR [--schools N --classes N --students N]\n"
-            "       bench-score produce --topic T [--partitions N --first-day D --days N "
-            "--run-id ID --schools ...]\n"
-            "       bench-score wait --url http://HOST:PORT --count N [--timeout S]\n"
-            "       bench-score lua apply|summary\n"
-            "       bench-score summary STUDENT_ID\n"
-            "       bench-score drop TOPIC...\n"
-            "environment: BX_KAFKA_BROKERS, BX_REDIS_URL\n");
+    fprintf(stderr, "usage: bench-score gen DIR [--schools N --classes N --students N]\n"
+                    "       bench-score produce --topic T [--partitions N --first-day D --days N "
+                    "--run-id ID --schools ...]\n"
+                    "       bench-score wait --url http://HOST:PORT --count N [--timeout S]\n"
+                    "       bench-score lua apply|summary\n"
+                    "       bench-score summary STUDENT_ID\n"
+                    "       bench-score drop TOPIC...\n"
+                    "environment: BX_KAFKA_BROKERS, BX_REDIS_URL\n");
 }
 
 int main(int argc, char **argv)
