@@ -2,10 +2,13 @@
 #ifndef BXCTL_H
 #define BXCTL_H
 
+#include "bx_buf.h"
 #include "bx_config.h"
 #include "bx_status.h"
 
 #include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 typedef struct bxctl_ctx {
     bx_common_conf conf;
@@ -22,6 +25,9 @@ int bxctl_key(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_clock(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_rebuild(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_student(bxctl_ctx *ctx, int argc, char **argv);
+int bxctl_case(bxctl_ctx *ctx, int argc, char **argv);
+int bxctl_report(bxctl_ctx *ctx, int argc, char **argv);
+int bxctl_ledger(bxctl_ctx *ctx, int argc, char **argv);
 
 /* What bx-score's computations read (rebuild.c): PostgreSQL, Redis, the registry, the profiles
  * and the policy. Returns NULL after printing why; close with bxctl_score_close. */
@@ -31,6 +37,24 @@ bxctl_score *bxctl_score_open(bxctl_ctx *ctx);
 const struct score_env *bxctl_score_env(const bxctl_score *s);
 PGconn *bxctl_score_db(bxctl_score *s);
 void bxctl_score_close(bxctl_score *s);
+
+/* Helpers of case, report and ledger (cases.c). A timestamptz column as ISO 8601 text in
+ * Asia/Shanghai, for SELECT lists. */
+#define BXCTL_ISO(col)                                                                             \
+    "to_char((" col ") AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+08:00\"')"
+/* Runs of this many digits or more in free text (a phone, an id number) are masked. */
+#define BXCTL_MASK_DIGITS 7
+/* The clock's now in milliseconds as a query parameter (to_timestamp($n::bigint / 1000.0)). */
+void bxctl_now_param(char out[32]);
+/* Copies in to out (size bytes) with digit runs masked as '*'. */
+void bxctl_mask_digits(const char *in, char *out, size_t size);
+/* Appends text as a JSON string with digit runs masked; "" as null (json_or_null). */
+bx_status bxctl_json_masked(bx_buf *b, const char *text) BX_MUSTCHECK;
+bx_status bxctl_json_or_null(bx_buf *b, const char *text) BX_MUSTCHECK;
+/* "2026-11-27T10:00:00+08:00" as "2026-11-27 10:00"; "" as "-". */
+void bxctl_time_text(const char *iso, char out[17]);
+/* s is exactly len decimal digits (county 6, township 9). */
+bool bxctl_code_valid(const char *s, size_t len);
 
 /* Connects to the configured database or prints why not. */
 PGconn *bxctl_db(bxctl_ctx *ctx);

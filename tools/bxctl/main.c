@@ -24,7 +24,11 @@ static void usage(void)
             "  clock show|set <time>|advance <minutes>\n"
             "                                  read or drive a file clock (BX_CLOCK=file:...)\n"
             "  rebuild [--school ID]           recompute bx-score's Redis keys from PostgreSQL\n"
-            "  student show <id> [--json]      a student's streak, windows and risk score\n");
+            "  student show <id> [--json]      a student's streak, windows and risk score\n"
+            "  case list [--school ID] [--township CODE] [--county CODE] [--stage NAME]\n"
+            "            [--overdue] [--names] [--json]\n"
+            "                                  open cases with stage, tasks and next deadline\n"
+            "  case show <student_id> [--json] a student's case: stage, open tasks, history\n");
 }
 
 PGconn *bxctl_db(bxctl_ctx *ctx)
@@ -88,6 +92,8 @@ int main(int argc, char **argv)
         rc = bxctl_rebuild(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "student") == 0)
         rc = bxctl_student(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "case") == 0)
+        rc = bxctl_case(&ctx, argc - 2, argv + 2);
     else {
         fprintf(stderr, "bxctl: unknown command \"%s\"\n", cmd);
         usage();

@@ -1,0 +1,413 @@
+/* bxctl case, report and ledger against the real PostgreSQL, in a database of this test's own: the
+ * registry imported with `bxctl import`, cases, events and tasks inserted as bx-escalate writes
+ * them (0004), and the commands' text and JSON read back. Holds the seeds' worked example of the
+ * retention rate (80 students, 3 transferred out, 1 in, 78 now: 100%) at the bxctl level. */
+#include "bx_itest.h"
+#include "bx_pg.h"
+#include "bx_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- a migrated database of our own ---- */
+
+static char db_name[64];
+static char db_url[512];
+static char admin_url[512];
+static char env_url[600];
+static char env_clock[600];
+static pid_t db_owner;
+
+static void url_with_db(const char *base, const char *name, char *out, size_t size)
+{
+    const char *query = strchr(base, '?');
+    size_t head = query ? (size_t)(query - base) : strlen(base);
+    const char *slash = NULL;
+    for (const char *p = base; p < base + head; p++)
+        if (*p == '/')
+            slash = p;
+    REQUIRE(slash != NULL && slash > base && slash[-1] != '/');
+    snprintf(out, size, "%.*s/%s%s", (int)(slash - base), base, name, query ? query : "");
+}
+
+static void admin_exec(const char *sql)
+{
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(admin_url, 5000, &db, &err) == BX_OK);
+    if (bx_pg_exec(db, sql, &err) != BX_OK)
+        fprintf(stderr, "%s: %s\n", sql, err.msg);
+    PQfinish(db);
+}
+
+static void drop_db(void)
+{
+    if (getpid() != db_owner || db_name[0] == '\0')
+        return;
+    char sql[128];
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db_name);
+    admin_exec(sql);
+}
+
+/* Runs bxctl against our database with the driven clock; returns the exit code, output in *out
+ * (caller frees). */
+static int bxctl(char **out, const char *const *args)
+{
+    const char *argv[24] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
+    size_t n = 1;
+    for (; args[n - 1] && n < 23; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    const char *env[] = {env_url, env_clock, NULL};
+    bx_buf b;
+    bx_buf_init(&b, 1 << 22);
+    int rc = itest_run(argv, env, &b);
+    if (b.data == NULL)
+        REQUIRE(bx_buf_puts(&b, "") == BX_OK);
+    *out = bx_buf_steal(&b);
+    return rc;
+}
+
+static char *bxctl_ok(const char *const *args)
+{
+    char *out = NULL;
+    int rc = bxctl(&out, args);
+    if (rc != 0)
+        fprintf(stderr, "bxctl %s %s failed (%d): %s\n", args[0], args[1] ? args[1] : "", rc, out);
+    REQUIRE(rc == 0);
+    return out;
+}
+
+static void exec_ok(PGconn *db, const char *sql)
+{
+    bx_error err = {0};
+    bx_status s = bx_pg_exec(db, sql, &err);
+    if (s != BX_OK)
+        fprintf(stderr, "%s: %s\n", sql, err.msg);
+    REQUIRE(s == BX_OK);
+}
+
+/* ---- the fixture ----
+ * County 990002, township 990002100. School CT01 (primary, calendar ct-cal, term 2026-autumn
+ * 2026-09-01..2027-01-22):
+ *   CTA (grade 3): the worked example. CTA01..CTA80 enrolled since 2025-09-01; CTA78..CTA80
+ *     transferred out in October (cases closed "transferred"); CTA81 came on 2026-10-12.
+ *   CTB (grade 4): CTB01..CTB50. CTB01 entered the dropout roster on 2026-10-16 and is still
+ *     away (a dropout: 1/50 = 2% > 1%, the class fails); CTB02 entered it the same day and
+ *     returned on 2026-10-30 (not a dropout); CTB03 is at home_visit (suspected).
+ * School CT02 (junior): CTC (grade 7), CTC01..CTC10, nothing happening.
+ * The clock stands at 2026-11-27 18:00. */
+
+static void write_registry(const char *dir)
+{
+    itest_write_file(dir, "counties.csv", "code,name\n990002,案例县\n");
+    itest_write_file(dir, "townships.csv", "code,county_code,name\n990002100,990002,案例镇\n");
+    itest_write_file(dir, "calendar.csv",
+                     "calendar_id,entry,first_day,last_day,name\n"
+                     "ct-cal,term,2026-09-01,2027-01-22,2026-autumn\n");
+    itest_write_file(dir, "schools.csv",
+                     "school_id,name,township_code,stage,calendar_id\n"
+                     "CT01,案例小学,990002100,primary,ct-cal\n"
+                     "CT02,案例中学,990002100,junior,ct-cal\n");
+    itest_write_file(dir, "classes.csv",
+                     "class_id,school_id,grade,name,homeroom_staff_id\n"
+                     "CTA,CT01,3,三年级1班,\nCTB,CT01,4,四年级1班,\nCTC,CT02,7,七年级1班,\n");
+    bx_buf s;
+    bx_buf_init(&s, 0);
+    REQUIRE(bx_buf_puts(&s, "student_id,school_id,class_id,name,national_id,status,enrolled_on,"
+                            "flags\n") == BX_OK);
+    for (int i = 1; i <= 81; i++)
+        REQUIRE(bx_buf_printf(&s, "CTA%02d,CT01,CTA,甲%d,,%s,%s,\n", i, i,
+                              i >= 78 && i <= 80 ? "transferred_out" : "enrolled",
+                              i == 81 ? "2026-10-12" : "2025-09-01") == BX_OK);
+    for (int i = 1; i <= 50; i++)
+        REQUIRE(bx_buf_printf(&s, "CTB%02d,CT01,CTB,%s,%s,%s,2025-09-01,%s\n", i,
+                              i == 1 ? "张三" : "乙", i == 1 ? "11010519491231002X" : "",
+                              i == 1   ? "dropped_out"
+                              : i == 2 ? "returned"
+                                       : "enrolled",
+                              i == 1 ? "left_behind" : "") == BX_OK);
+    for (int i = 1; i <= 10; i++)
+        REQUIRE(bx_buf_printf(&s, "CTC%02d,CT02,CTC,丙%d,,enrolled,2025-09-01,\n", i, i) == BX_OK);
+    itest_write_file(dir, "students.csv", s.data);
+    bx_buf_free(&s);
+    itest_write_file(dir, "guardians.csv",
+                     "student_id,name,relation,phone,address,is_primary\n"
+                     "CTB01,张父,father,13912345678,某村,true\n");
+}
+
+static long long insert_case(PGconn *db, const char *student, const char *school,
+                             const char *opened, const char *stage, const char *closed,
+                             const char *ending)
+{
+    const char *params[] = {student, school, opened, stage, closed, ending};
+    PGresult *res = NULL;
+    bx_error err = {0};
+    bx_status s = bx_pg_query(
+        db,
+        "INSERT INTO cases.case (student_id, school_id, opened_at, stage, updated_at, closed_at, "
+        "ending) VALUES ($1, $2, $3::timestamptz, NULLIF($4, ''), coalesce(NULLIF($5, ''), "
+        "$3::text)"
+        "::timestamptz, NULLIF($5, '')::timestamptz, NULLIF($6, '')) RETURNING id",
+        6, params, &res, &err);
+    if (s != BX_OK)
+        fprintf(stderr, "insert case %s: %s\n", student, err.msg);
+    REQUIRE(s == BX_OK);
+    long long id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return id;
+}
+
+static void insert_event(PGconn *db, long long case_id, int seq, const char *kind,
+                         const char *stage, const char *actor, const char *reason, bool late,
+                         const char *at)
+{
+    char id[32], event_id[64];
+    snprintf(id, sizeof(id), "%lld", case_id);
+    snprintf(event_id, sizeof(event_id), "ct:%lld:e%d", case_id, seq);
+    const char *params[] = {id, event_id, kind, stage, actor, reason, late ? "true" : "false", at};
+    PGresult *res = NULL;
+    bx_error err = {0};
+    bx_status s = bx_pg_query(db,
+                              "INSERT INTO cases.event (case_id, event_id, kind, stage, actor, "
+                              "reason, late, occurred_at) VALUES ($1::bigint, $2, $3, "
+                              "NULLIF($4, ''), $5, $6, $7::boolean, $8::timestamptz)",
+                              8, params, &res, &err);
+    if (s != BX_OK)
+        fprintf(stderr, "insert event %s: %s\n", event_id, err.msg);
+    REQUIRE(s == BX_OK);
+    PQclear(res);
+}
+
+static void insert_task(PGconn *db, long long case_id, const char *kind, const char *stage,
+                        const char *role, const char *staff, const char *created, const char *due,
+                        const char *done)
+{
+    char id[32], key[96];
+    snprintf(id, sizeof(id), "%lld", case_id);
+    snprintf(key, sizeof(key), "ct:%lld:%s:%s", case_id, stage, kind);
+    const char *params[] = {id, key, kind, stage, role, staff, created, due, done};
+    PGresult *res = NULL;
+    bx_error err = {0};
+    bx_status s = bx_pg_query(
+        db,
+        "INSERT INTO cases.task (case_id, task_key, kind, stage, owner_role, owner_staff_id, "
+        "created_at, due_at, done_at) VALUES ($1::bigint, $2, $3, $4, $5, NULLIF($6, ''), "
+        "$7::timestamptz, $8::timestamptz, NULLIF($9, '')::timestamptz)",
+        9, params, &res, &err);
+    if (s != BX_OK)
+        fprintf(stderr, "insert task %s: %s\n", key, err.msg);
+    REQUIRE(s == BX_OK);
+    PQclear(res);
+}
+
+static void insert_cases(PGconn *db)
+{
+    for (int i = 78; i <= 80; i++) {
+        char student[16];
+        snprintf(student, sizeof(student), "CTA%02d", i);
+        long long c = insert_case(db, student, "CT01", "2026-10-20 09:00+08", "",
+                                  "2026-11-03 10:00+08", "transferred");
+        insert_event(db, c, 1, "opened", "", "bx-escalate", "transfer_out", false,
+                     "2026-10-20 09:00+08");
+        insert_task(db, c, "transfer_confirmation", "case", "academic_office", "",
+                    "2026-10-20 09:00+08", "2026-11-03 17:00+08", "2026-11-03 10:00+08");
+        insert_event(db, c, 2, "closed", "", "bx-escalate", "transfer_confirmed", false,
+                     "2026-11-03 10:00+08");
+    }
+
+    long long b1 =
+        insert_case(db, "CTB01", "CT01", "2026-10-08 08:30+08", "dropout_roster", "", "");
+    insert_event(db, b1, 1, "opened", "contact_family", "bx-escalate", "streak 1", false,
+                 "2026-10-08 08:30+08");
+    insert_event(db, b1, 2, "stage_entered", "contact_family", "bx-escalate", "streak 1", false,
+                 "2026-10-08 08:30+08");
+    insert_event(db, b1, 3, "task_done", "contact_family", "T01",
+                 "家长电话 13912345678 说孩子去打工", false, "2026-10-08 15:00+08");
+    insert_event(db, b1, 4, "stage_entered", "school_report", "bx-escalate", "streak 3", false,
+                 "2026-10-12 08:30+08");
+    insert_event(db, b1, 5, "stage_entered", "dropout_roster", "bx-escalate", "streak 6", false,
+                 "2026-10-16 08:30+08");
+    insert_task(db, b1, "county_report", "dropout_roster", "county_officer", "CO1",
+                "2026-10-16 08:30+08", "2026-10-20 17:00+08", "");
+    insert_task(db, b1, "persuasion_record", "dropout_roster", "homeroom_teacher", "T01",
+                "2026-11-16 08:30+08", "2026-12-16 17:00+08", "");
+    insert_event(db, b1, 6, "task_overdue", "dropout_roster", "bx-escalate", "county_report", true,
+                 "2026-10-20 17:00+08");
+
+    long long b2 = insert_case(db, "CTB02", "CT01", "2026-10-08 08:30+08", "dropout_roster",
+                               "2026-10-30 11:00+08", "returned");
+    insert_event(db, b2, 1, "opened", "contact_family", "bx-escalate", "streak 1", false,
+                 "2026-10-08 08:30+08");
+    insert_event(db, b2, 2, "stage_entered", "dropout_roster", "bx-escalate", "streak 6", true,
+                 "2026-10-16 08:30+08");
+    insert_event(db, b2, 3, "task_done", "dropout_roster", "T01", "劝返成功", false,
+                 "2026-10-29 16:00+08");
+    insert_event(db, b2, 4, "closed", "dropout_roster", "TO1", "returned:signed", false,
+                 "2026-10-30 11:00+08");
+
+    long long b3 = insert_case(db, "CTB03", "CT01", "2026-11-26 08:30+08", "home_visit", "", "");
+    insert_event(db, b3, 1, "opened", "contact_family", "bx-escalate", "streak 1", false,
+                 "2026-11-26 08:30+08");
+    insert_event(db, b3, 2, "stage_entered", "home_visit", "bx-escalate", "streak 2", false,
+                 "2026-11-27 08:30+08");
+    insert_task(db, b3, "home_visit", "home_visit", "homeroom_teacher", "T01",
+                "2026-11-27 08:30+08", "2026-11-30 17:00+08", "");
+}
+
+static void setup(void)
+{
+    if (db_url[0])
+        return;
+    const char *base = itest_env("BX_PG_URL", "postgresql://bx@127.0.0.1:54329/baoxue");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(db_name, sizeof(db_name), "bx_itest_ctl_%d_%ld", (int)getpid(),
+             (long)(ts.tv_nsec / 1000));
+    url_with_db(base, "postgres", admin_url, sizeof(admin_url));
+    url_with_db(base, db_name, db_url, sizeof(db_url));
+    char sql[128];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db_name);
+    admin_exec(sql);
+    db_owner = getpid();
+    atexit(drop_db);
+    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
+    char *clock = itest_clock_file("2026-11-27 18:00");
+    snprintf(env_clock, sizeof(env_clock), "BX_CLOCK=file:%s", clock);
+    free(clock);
+
+    free(bxctl_ok((const char *[]){"migrate", NULL}));
+    char *dir = itest_tmpdir("ctl-registry");
+    write_registry(dir);
+    char holidays[512];
+    snprintf(holidays, sizeof(holidays), "%s/tests/data/cn-public-holidays-2026.csv",
+             itest_env("BX_SOURCE_DIR", "."));
+    free(bxctl_ok((const char *[]){"import", "holidays", holidays, NULL}));
+    free(bxctl_ok((const char *[]){"import", "--dir", dir, NULL}));
+    free(dir);
+
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(db_url, 5000, &db, &err) == BX_OK);
+    exec_ok(db, "BEGIN");
+    insert_cases(db);
+    exec_ok(db, "COMMIT");
+    PQfinish(db);
+}
+
+static bool has(const char *out, const char *needle)
+{
+    return strstr(out, needle) != NULL;
+}
+
+/* No national id, phone, flag or (without --names) name in out. */
+static void check_private(const char *out, bool names)
+{
+    CHECK(!has(out, "11010519491231002X"));
+    CHECK(!has(out, "13912345678"));
+    CHECK(!has(out, "left_behind"));
+    CHECK(!has(out, "张父"));
+    if (!names)
+        CHECK(!has(out, "张三"));
+}
+
+/* ---- case list / show ---- */
+
+BX_TEST(case_list_filters)
+{
+    setup();
+    char *out = bxctl_ok((const char *[]){"case", "list", NULL});
+    CHECK(has(out, "CTB01") && has(out, "CTB03"));
+    CHECK(!has(out, "CTB02") && !has(out, "CTA78")); /* closed cases are not listed */
+    CHECK(has(out, "2 open cases"));
+    check_private(out, false);
+    free(out);
+
+    out = bxctl_ok((const char *[]){"case", "list", "--overdue", NULL});
+    CHECK(has(out, "CTB01") && !has(out, "CTB03") && has(out, "1 open case\n"));
+    free(out);
+    out = bxctl_ok((const char *[]){"case", "list", "--stage", "home_visit", NULL});
+    CHECK(!has(out, "CTB01") && has(out, "CTB03"));
+    free(out);
+    out = bxctl_ok((const char *[]){"case", "list", "--township", "990002100", "--county", "990002",
+                                    "--school", "CT01", NULL});
+    CHECK(has(out, "2 open cases"));
+    free(out);
+    out = bxctl_ok((const char *[]){"case", "list", "--county", "990003", NULL});
+    CHECK(has(out, "0 open cases"));
+    free(out);
+    out = bxctl_ok((const char *[]){"case", "list", "--school", "CT02", NULL});
+    CHECK(has(out, "0 open cases"));
+    free(out);
+
+    out = bxctl_ok((const char *[]){"case", "list", "--json", "--overdue", NULL});
+    CHECK(has(out, "\"student_id\":\"CTB01\""));
+    CHECK(has(out, "\"stage\":\"dropout_roster\""));
+    CHECK(has(out, "\"open_tasks\":2,\"overdue_tasks\":1"));
+    CHECK(has(out, "\"next_due\":\"2026-10-20T17:00:00+08:00\""));
+    CHECK(!has(out, "\"name\""));
+    check_private(out, false);
+    free(out);
+
+    out = bxctl_ok((const char *[]){"case", "list", "--names", NULL});
+    CHECK(has(out, "张三"));
+    check_private(out, true);
+    free(out);
+    out = bxctl_ok((const char *[]){"case", "list", "--names", "--json", NULL});
+    CHECK(has(out, "\"name\":\"张三\""));
+    check_private(out, true);
+    free(out);
+
+    char *o = NULL;
+    CHECK(bxctl(&o, (const char *[]){"case", "list", "--county", "99", NULL}) == 2);
+    free(o);
+    CHECK(bxctl(&o, (const char *[]){"case", "list", "--stage", "Drop;", NULL}) == 2);
+    free(o);
+    CHECK(bxctl(&o, (const char *[]){"case", "list", "--bogus", NULL}) == 2);
+    free(o);
+}
+
+BX_TEST(case_show_history)
+{
+    setup();
+    char *out = bxctl_ok((const char *[]){"case", "show", "CTB01", NULL});
+    CHECK(has(out, "stage dropout_roster"));
+    CHECK(has(out, "county_report"));
+    CHECK(has(out, "owner county_officer CO1, due 2026-10-20 17:00  OVERDUE"));
+    CHECK(has(out, "owner homeroom_teacher T01, due 2026-12-16 17:00\n"));
+    CHECK(has(out, "2026-10-16 08:30"));
+    CHECK(has(out, "task_overdue"));
+    CHECK(has(out, "说孩子去打工")); /* the reason is shown ... */
+    check_private(out, false);       /* ... with the phone in it masked */
+    CHECK(has(out, "***********"));
+    /* history in order */
+    const char *a = strstr(out, "streak 1"), *b = strstr(out, "streak 6");
+    CHECK(a && b && a < b);
+    free(out);
+
+    out = bxctl_ok((const char *[]){"case", "show", "CTB01", "--json", NULL});
+    CHECK(has(out, "\"stage\":\"dropout_roster\""));
+    CHECK(has(out, "\"owner_role\":\"county_officer\",\"owner_staff_id\":\"CO1\","
+                   "\"due_at\":\"2026-10-20T17:00:00+08:00\",\"overdue\":true"));
+    CHECK(has(out, "\"kind\":\"stage_entered\",\"stage\":\"dropout_roster\""));
+    CHECK(has(out, "\"late\":true"));
+    check_private(out, false);
+    free(out);
+
+    out = bxctl_ok((const char *[]){"case", "show", "CTB02", NULL});
+    CHECK(has(out, "closed 2026-10-30 11:00 (returned)"));
+    CHECK(has(out, "open tasks: none"));
+    free(out);
+
+    out = bxctl_ok((const char *[]){"case", "show", "CTC01", NULL});
+    CHECK(has(out, "no case"));
+    free(out);
+    char *o = NULL;
+    CHECK(bxctl(&o, (const char *[]){"case", "show", "NOBODY", NULL}) == 1);
+    free(o);
+    CHECK(bxctl(&o, (const char *[]){"case", "show", "bad id", NULL}) == 2);
+    free(o);
+}

@@ -1,0 +1,479 @@
+/* bxctl case list|show: bx-escalate's cases as county and township officers read them (stage, open
+ * tasks with owners and deadlines, the history from cases.event), as text or JSON. Students appear
+ * by id and school; names only with --names (registry.student_private), never id numbers, flags or
+ * phones, and digit runs in free text (reasons) are masked. Times are Asia/Shanghai. */
+#include "bx_buf.h"
+#include "bx_clock.h"
+#include "bx_pg.h"
+#include "bx_registry.h"
+#include "bxctl.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void bxctl_now_param(char out[32])
+{
+    snprintf(out, 32, "%" PRId64, (int64_t)bx_clock_now());
+}
+
+void bxctl_mask_digits(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; in[i] && o + 1 < size;) {
+        size_t run = 0;
+        while (isdigit((unsigned char)in[i + run]) ||
+               (run >= 17 && (in[i + run] == 'X' || in[i + run] == 'x')))
+            run++;
+        if (run >= BXCTL_MASK_DIGITS) {
+            for (size_t k = 0; k < run && o + 1 < size; k++)
+                out[o++] = '*';
+            i += run;
+        } else if (run > 0) {
+            for (size_t k = 0; k < run && o + 1 < size; k++)
+                out[o++] = in[i + k];
+            i += run;
+        } else {
+            out[o++] = in[i++];
+        }
+    }
+    out[o] = '\0';
+}
+
+bx_status bxctl_json_masked(bx_buf *b, const char *text)
+{
+    size_t n = strlen(text) + 1;
+    char *masked = malloc(n);
+    if (masked == NULL)
+        return BX_ENOMEM;
+    bxctl_mask_digits(text, masked, n);
+    bx_status s = bx_buf_json_string(b, masked);
+    free(masked);
+    return s;
+}
+
+bx_status bxctl_json_or_null(bx_buf *b, const char *text)
+{
+    return text[0] ? bx_buf_json_string(b, text) : bx_buf_puts(b, "null");
+}
+
+void bxctl_time_text(const char *iso, char out[17])
+{
+    if (iso[0] == '\0') {
+        snprintf(out, 17, "-");
+        return;
+    }
+    snprintf(out, 17, "%.16s", iso);
+    if (out[10] == 'T')
+        out[10] = ' ';
+}
+
+/* ---- case list ---- */
+
+/* Open cases with where they are, their task counts and next deadline. $1 school, $2 township, $3
+ * county, $4 stage ('' = any), $5 only those with an overdue open task, $6 now in ms. The name
+ * column reads registry.student_private only in the --names variant. */
+#define LIST_SQL_HEAD                                                                              \
+    "SELECT c.id, c.student_id, c.school_id, coalesce(s.township_code, ''), "                      \
+    "coalesce(t.county_code, ''), coalesce(c.stage, ''), " BXCTL_ISO(                              \
+        "c.opened_at") ", "                                                                        \
+                       "(SELECT count(*) FROM cases.task k WHERE k.case_id = c.id AND k.done_at "  \
+                       "IS NULL), "                                                                \
+                       "(SELECT count(*) FROM cases.task k WHERE k.case_id = c.id AND k.done_at "  \
+                       "IS NULL AND "                                                              \
+                       " (k.overdue_at IS NOT NULL OR k.due_at <= now_ts.t)), "                    \
+                       "coalesce((SELECT " BXCTL_ISO(                                              \
+                           "min(k.due_at)") " FROM cases.task k "                                  \
+                                            " WHERE k.case_id = c.id AND k.done_at IS NULL), "     \
+                                            "''), "
+#define LIST_SQL_TAIL                                                                              \
+    " FROM cases.case c CROSS JOIN (SELECT to_timestamp($6::bigint / 1000.0) AS t) now_ts "        \
+    "LEFT JOIN registry.school s ON s.id = c.school_id "                                           \
+    "LEFT JOIN registry.township t ON t.code = s.township_code "                                   \
+    "WHERE c.closed_at IS NULL AND ($1 = '' OR c.school_id = $1) "                                 \
+    "AND ($2 = '' OR s.township_code = $2) AND ($3 = '' OR t.county_code = $3) "                   \
+    "AND ($4 = '' OR c.stage = $4) AND (NOT $5::boolean OR EXISTS (SELECT 1 FROM cases.task k "    \
+    " WHERE k.case_id = c.id AND k.done_at IS NULL AND "                                           \
+    " (k.overdue_at IS NOT NULL OR k.due_at <= now_ts.t))) "                                       \
+    "ORDER BY 5, 4, c.school_id, c.student_id"
+
+static const char list_sql[] = LIST_SQL_HEAD "NULL::text" LIST_SQL_TAIL;
+static const char list_sql_names[] =
+    LIST_SQL_HEAD "(SELECT p.name FROM registry.student_private p WHERE p.student_id = "
+                  "c.student_id)" LIST_SQL_TAIL;
+
+static int list_usage(void)
+{
+    fprintf(stderr, "usage: bxctl case list [--school ID] [--township CODE] [--county CODE] "
+                    "[--stage NAME] [--overdue] [--names] [--json]\n");
+    return 2;
+}
+
+static bool stage_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64 || !islower((unsigned char)s[0]))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '_')
+            return false;
+    return true;
+}
+
+bool bxctl_code_valid(const char *s, size_t len)
+{
+    if (strlen(s) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+static int print_list_json(PGresult *res, bool names)
+{
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    bx_status st = bx_buf_puts(&b, "[");
+    for (int i = 0; i < PQntuples(res) && st == BX_OK; i++) {
+        IFOK(st, bx_buf_printf(&b, "%s{\"case_id\":%s,\"student_id\":", i ? "," : "",
+                               PQgetvalue(res, i, 0)));
+        IFOK(st, bx_buf_json_string(&b, PQgetvalue(res, i, 1)));
+        IFOK(st, bx_buf_puts(&b, ",\"school_id\":"));
+        IFOK(st, bx_buf_json_string(&b, PQgetvalue(res, i, 2)));
+        IFOK(st, bx_buf_puts(&b, ",\"township\":"));
+        IFOK(st, bxctl_json_or_null(&b, PQgetvalue(res, i, 3)));
+        IFOK(st, bx_buf_puts(&b, ",\"county\":"));
+        IFOK(st, bxctl_json_or_null(&b, PQgetvalue(res, i, 4)));
+        IFOK(st, bx_buf_puts(&b, ",\"stage\":"));
+        IFOK(st, bxctl_json_or_null(&b, PQgetvalue(res, i, 5)));
+        IFOK(st, bx_buf_puts(&b, ",\"opened_at\":"));
+        IFOK(st, bx_buf_json_string(&b, PQgetvalue(res, i, 6)));
+        IFOK(st, bx_buf_printf(&b, ",\"open_tasks\":%s,\"overdue_tasks\":%s,\"next_due\":",
+                               PQgetvalue(res, i, 7), PQgetvalue(res, i, 8)));
+        IFOK(st, bxctl_json_or_null(&b, PQgetvalue(res, i, 9)));
+        if (names) {
+            IFOK(st, bx_buf_puts(&b, ",\"name\":"));
+            IFOK(st, PQgetisnull(res, i, 10) ? bx_buf_puts(&b, "null")
+                                             : bx_buf_json_string(&b, PQgetvalue(res, i, 10)));
+        }
+        IFOK(st, bx_buf_puts(&b, "}"));
+    }
+    IFOK(st, bx_buf_puts(&b, "]\n"));
+    if (st == BX_OK)
+        fputs(b.data, stdout);
+    else
+        fprintf(stderr, "bxctl case list: out of memory\n");
+    bx_buf_free(&b);
+    return st == BX_OK ? 0 : 1;
+}
+
+static void print_list_text(PGresult *res, bool names)
+{
+    int n = PQntuples(res);
+    printf("%-32s %-12s %-9s %-16s %-16s %5s %7s  %-16s%s\n", "student", "school", "township",
+           "stage", "opened", "tasks", "overdue", "next due", names ? "  name" : "");
+    for (int i = 0; i < n; i++) {
+        char opened[17], due[17];
+        bxctl_time_text(PQgetvalue(res, i, 6), opened);
+        bxctl_time_text(PQgetvalue(res, i, 9), due);
+        const char *stage = PQgetvalue(res, i, 5);
+        printf("%-32s %-12s %-9s %-16s %-16s %5s %7s  %-16s", PQgetvalue(res, i, 1),
+               PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), stage[0] ? stage : "-", opened,
+               PQgetvalue(res, i, 7), PQgetvalue(res, i, 8), due);
+        if (names)
+            printf("  %s", PQgetisnull(res, i, 10) ? "-" : PQgetvalue(res, i, 10));
+        printf("\n");
+    }
+    printf("%d open case%s\n", n, n == 1 ? "" : "s");
+}
+
+static int case_list(bxctl_ctx *ctx, int argc, char **argv)
+{
+    const char *school = "", *township = "", *county = "", *stage = "";
+    bool overdue = false, json = false, names = false;
+    for (int i = 0; i < argc; i++) {
+        bool has_value = i + 1 < argc;
+        if (strcmp(argv[i], "--school") == 0 && has_value)
+            school = argv[++i];
+        else if (strcmp(argv[i], "--township") == 0 && has_value)
+            township = argv[++i];
+        else if (strcmp(argv[i], "--county") == 0 && has_value)
+            county = argv[++i];
+        else if (strcmp(argv[i], "--stage") == 0 && has_value)
+            stage = argv[++i];
+        else if (strcmp(argv[i], "--overdue") == 0)
+            overdue = true;
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--names") == 0)
+            names = true;
+        else
+            return list_usage();
+    }
+    if (school[0] && !bx_id_valid(school)) {
+        fprintf(stderr, "bxctl case list: --school \"%s\" is not a registry id\n", school);
+        return 2;
+    }
+    if (township[0] && !bxctl_code_valid(township, 9)) {
+        fprintf(stderr, "bxctl case list: --township \"%s\" is not a 9-digit code\n", township);
+        return 2;
+    }
+    if (county[0] && !bxctl_code_valid(county, 6)) {
+        fprintf(stderr, "bxctl case list: --county \"%s\" is not a 6-digit code\n", county);
+        return 2;
+    }
+    if (stage[0] && !stage_name_valid(stage)) {
+        fprintf(stderr, "bxctl case list: --stage \"%s\" is not a stage name\n", stage);
+        return 2;
+    }
+    PGconn *db = bxctl_db(ctx);
+    if (db == NULL)
+        return 1;
+    char now[32];
+    bxctl_now_param(now);
+    const char *params[] = {school, township, county, stage, overdue ? "true" : "false", now};
+    PGresult *res = NULL;
+    bx_error err = {0};
+    int rc = 1;
+    if (bx_pg_query(db, names ? list_sql_names : list_sql, 6, params, &res, &err) != BX_OK)
+        fprintf(stderr, "bxctl case list: %s\n", err.msg);
+    else if (json)
+        rc = print_list_json(res, names);
+    else {
+        print_list_text(res, names);
+        rc = 0;
+    }
+    PQclear(res);
+    PQfinish(db);
+    return rc;
+}
+
+/* ---- case show ---- */
+
+static const char show_cases_sql[] = "SELECT c.id, c.school_id, coalesce(c.stage, ''), " BXCTL_ISO(
+    "c.opened_at") ", "
+                   "coalesce(" BXCTL_ISO(
+                       "c.closed_at") ", ''), coalesce(c.ending, ''), "
+                                      "coalesce(st.class_id, ''), coalesce(st.status, '') "
+                                      "FROM cases.case c LEFT JOIN registry.student st ON st.id = "
+                                      "c.student_id "
+                                      "WHERE c.student_id = $1 ORDER BY (c.closed_at IS NULL) "
+                                      "DESC, c.opened_at DESC, c.id DESC";
+
+static const char show_student_sql[] =
+    "SELECT school_id, class_id, status FROM registry.student WHERE id = $1";
+
+static const char show_tasks_sql[] =
+    "SELECT k.kind, coalesce(k.stage, ''), k.owner_role, coalesce(k.owner_staff_id, "
+    "''), " BXCTL_ISO(
+        "k.due_at") ", (k.overdue_at IS NOT NULL OR k.due_at <= to_timestamp($2::bigint / "
+                    "1000.0)), " BXCTL_ISO("k.created_at") " FROM cases.task k "
+                                                           "WHERE k.case_id = $1 AND k.done_at IS "
+                                                           "NULL ORDER BY k.due_at, k.id";
+
+/* Every event of every case of the student, in the order they happened. */
+static const char show_events_sql[] =
+    "SELECT e.case_id, e.kind, coalesce(e.stage, ''), e.actor, e.reason, e.late, " BXCTL_ISO(
+        "e.occurred_at") ", e.payload::text FROM cases.event e "
+                         "JOIN cases.case c ON c.id = e.case_id WHERE c.student_id = $1 "
+                         "ORDER BY e.occurred_at, e.id";
+
+static bx_status show_json(bx_buf *b, const char *student, PGresult *cases, PGresult *tasks,
+                           PGresult *events)
+{
+    bx_status st = bx_buf_puts(b, "{\"student_id\":");
+    IFOK(st, bx_buf_json_string(b, student));
+    IFOK(st, bx_buf_printf(b, ",\"case_id\":%s,\"school_id\":", PQgetvalue(cases, 0, 0)));
+    IFOK(st, bx_buf_json_string(b, PQgetvalue(cases, 0, 1)));
+    IFOK(st, bx_buf_puts(b, ",\"class_id\":"));
+    IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, 0, 6)));
+    IFOK(st, bx_buf_puts(b, ",\"registry_status\":"));
+    IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, 0, 7)));
+    IFOK(st, bx_buf_puts(b, ",\"stage\":"));
+    IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, 0, 2)));
+    IFOK(st, bx_buf_puts(b, ",\"opened_at\":"));
+    IFOK(st, bx_buf_json_string(b, PQgetvalue(cases, 0, 3)));
+    IFOK(st, bx_buf_puts(b, ",\"closed_at\":"));
+    IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, 0, 4)));
+    IFOK(st, bx_buf_puts(b, ",\"ending\":"));
+    IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, 0, 5)));
+    IFOK(st, bx_buf_puts(b, ",\"open_tasks\":["));
+    for (int i = 0; i < PQntuples(tasks) && st == BX_OK; i++) {
+        IFOK(st, bx_buf_printf(b, "%s{\"kind\":", i ? "," : ""));
+        IFOK(st, bx_buf_json_string(b, PQgetvalue(tasks, i, 0)));
+        IFOK(st, bx_buf_puts(b, ",\"stage\":"));
+        IFOK(st, bxctl_json_or_null(b, PQgetvalue(tasks, i, 1)));
+        IFOK(st, bx_buf_puts(b, ",\"owner_role\":"));
+        IFOK(st, bx_buf_json_string(b, PQgetvalue(tasks, i, 2)));
+        IFOK(st, bx_buf_puts(b, ",\"owner_staff_id\":"));
+        IFOK(st, bxctl_json_or_null(b, PQgetvalue(tasks, i, 3)));
+        IFOK(st, bx_buf_puts(b, ",\"due_at\":"));
+        IFOK(st, bx_buf_json_string(b, PQgetvalue(tasks, i, 4)));
+        IFOK(st, bx_buf_printf(b, ",\"overdue\":%s,\"created_at\":",
+                               PQgetvalue(tasks, i, 5)[0] == 't' ? "true" : "false"));
+        IFOK(st, bx_buf_json_string(b, PQgetvalue(tasks, i, 6)));
+        IFOK(st, bx_buf_puts(b, "}"));
+    }
+    IFOK(st, bx_buf_puts(b, "],\"earlier_cases\":["));
+    for (int i = 1; i < PQntuples(cases) && st == BX_OK; i++) {
+        IFOK(st, bx_buf_printf(b, "%s{\"case_id\":%s,\"opened_at\":", i > 1 ? "," : "",
+                               PQgetvalue(cases, i, 0)));
+        IFOK(st, bx_buf_json_string(b, PQgetvalue(cases, i, 3)));
+        IFOK(st, bx_buf_puts(b, ",\"closed_at\":"));
+        IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, i, 4)));
+        IFOK(st, bx_buf_puts(b, ",\"ending\":"));
+        IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, i, 5)));
+        IFOK(st, bx_buf_puts(b, "}"));
+    }
+    IFOK(st, bx_buf_puts(b, "],\"history\":["));
+    for (int i = 0; i < PQntuples(events) && st == BX_OK; i++) {
+        IFOK(st, bx_buf_printf(b, "%s{\"case_id\":%s,\"kind\":", i ? "," : "",
+                               PQgetvalue(events, i, 0)));
+        IFOK(st, bx_buf_json_string(b, PQgetvalue(events, i, 1)));
+        IFOK(st, bx_buf_puts(b, ",\"stage\":"));
+        IFOK(st, bxctl_json_or_null(b, PQgetvalue(events, i, 2)));
+        IFOK(st, bx_buf_puts(b, ",\"actor\":"));
+        IFOK(st, bx_buf_json_string(b, PQgetvalue(events, i, 3)));
+        IFOK(st, bx_buf_puts(b, ",\"reason\":"));
+        IFOK(st, bxctl_json_masked(b, PQgetvalue(events, i, 4)));
+        IFOK(st, bx_buf_printf(b, ",\"late\":%s,\"occurred_at\":",
+                               PQgetvalue(events, i, 5)[0] == 't' ? "true" : "false"));
+        IFOK(st, bx_buf_json_string(b, PQgetvalue(events, i, 6)));
+        /* jsonb's text form is JSON already. */
+        IFOK(st, bx_buf_printf(b, ",\"payload\":%s}", PQgetvalue(events, i, 7)));
+    }
+    IFOK(st, bx_buf_puts(b, "]}\n"));
+    return st;
+}
+
+static void show_text(const char *student, PGresult *cases, PGresult *tasks, PGresult *events)
+{
+    char t1[17], t2[17];
+    const char *stage = PQgetvalue(cases, 0, 2);
+    printf("student %s (school %s, class %s, registry status %s)\n", student,
+           PQgetvalue(cases, 0, 1), PQgetvalue(cases, 0, 6)[0] ? PQgetvalue(cases, 0, 6) : "-",
+           PQgetvalue(cases, 0, 7)[0] ? PQgetvalue(cases, 0, 7) : "-");
+    bxctl_time_text(PQgetvalue(cases, 0, 3), t1);
+    if (PQgetvalue(cases, 0, 4)[0]) {
+        bxctl_time_text(PQgetvalue(cases, 0, 4), t2);
+        printf("case %s: opened %s, closed %s (%s), last stage %s\n", PQgetvalue(cases, 0, 0), t1,
+               t2, PQgetvalue(cases, 0, 5), stage[0] ? stage : "-");
+    } else {
+        printf("case %s: open since %s, stage %s\n", PQgetvalue(cases, 0, 0), t1,
+               stage[0] ? stage : "-");
+    }
+    printf("open tasks:%s\n", PQntuples(tasks) ? "" : " none");
+    for (int i = 0; i < PQntuples(tasks); i++) {
+        bxctl_time_text(PQgetvalue(tasks, i, 4), t1);
+        const char *staff = PQgetvalue(tasks, i, 3);
+        printf("  %-24s %-16s owner %s%s%s, due %s%s\n", PQgetvalue(tasks, i, 0),
+               PQgetvalue(tasks, i, 1)[0] ? PQgetvalue(tasks, i, 1) : "-", PQgetvalue(tasks, i, 2),
+               staff[0] ? " " : "", staff, t1,
+               PQgetvalue(tasks, i, 5)[0] == 't' ? "  OVERDUE" : "");
+    }
+    for (int i = 1; i < PQntuples(cases); i++) {
+        bxctl_time_text(PQgetvalue(cases, i, 3), t1);
+        bxctl_time_text(PQgetvalue(cases, i, 4), t2);
+        printf("earlier case %s: opened %s, closed %s (%s)\n", PQgetvalue(cases, i, 0), t1, t2,
+               PQgetvalue(cases, i, 5)[0] ? PQgetvalue(cases, i, 5) : "-");
+    }
+    printf("history:%s\n", PQntuples(events) ? "" : " none");
+    for (int i = 0; i < PQntuples(events); i++) {
+        const char *reason = PQgetvalue(events, i, 4);
+        size_t n = strlen(reason) + 1;
+        char *masked = malloc(n);
+        if (masked)
+            bxctl_mask_digits(reason, masked, n);
+        bxctl_time_text(PQgetvalue(events, i, 6), t1);
+        printf("  %s  case %-6s %-14s %-16s %-20s%s %s\n", t1, PQgetvalue(events, i, 0),
+               PQgetvalue(events, i, 1),
+               PQgetvalue(events, i, 2)[0] ? PQgetvalue(events, i, 2) : "-",
+               PQgetvalue(events, i, 3), PQgetvalue(events, i, 5)[0] == 't' ? " LATE" : "",
+               masked ? masked : "");
+        free(masked);
+    }
+}
+
+static int case_show(bxctl_ctx *ctx, int argc, char **argv)
+{
+    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    if (argc < 1 || argc > 2 || (argc == 2 && !json)) {
+        fprintf(stderr, "usage: bxctl case show <student_id> [--json]\n");
+        return 2;
+    }
+    const char *student = argv[0];
+    if (!bx_id_valid(student)) {
+        fprintf(stderr, "bxctl case show: \"%s\" is not a student id\n", student);
+        return 2;
+    }
+    PGconn *db = bxctl_db(ctx);
+    if (db == NULL)
+        return 1;
+    char now[32];
+    bxctl_now_param(now);
+    PGresult *cases = NULL, *tasks = NULL, *events = NULL;
+    bx_error err = {0};
+    int rc = 1;
+    const char *p1[] = {student};
+    if (bx_pg_query(db, show_cases_sql, 1, p1, &cases, &err) != BX_OK)
+        goto out;
+    if (PQntuples(cases) == 0) {
+        PGresult *reg = NULL;
+        if (bx_pg_query(db, show_student_sql, 1, p1, &reg, &err) != BX_OK)
+            goto out;
+        if (PQntuples(reg) == 0) {
+            fprintf(stderr, "bxctl case show: no student %s in the registry and no case\n",
+                    student);
+        } else {
+            rc = 0;
+            if (json)
+                printf("{\"student_id\":\"%s\",\"case_id\":null}\n", student);
+            else
+                printf("student %s (school %s, class %s, registry status %s): no case\n", student,
+                       PQgetvalue(reg, 0, 0), PQgetvalue(reg, 0, 1), PQgetvalue(reg, 0, 2));
+        }
+        PQclear(reg);
+        goto out;
+    }
+    const char *p2[] = {PQgetvalue(cases, 0, 0), now};
+    if (bx_pg_query(db, show_tasks_sql, 2, p2, &tasks, &err) != BX_OK ||
+        bx_pg_query(db, show_events_sql, 1, p1, &events, &err) != BX_OK)
+        goto out;
+    if (json) {
+        bx_buf b;
+        bx_buf_init(&b, 0);
+        if (show_json(&b, student, cases, tasks, events) == BX_OK) {
+            fputs(b.data, stdout);
+            rc = 0;
+        } else {
+            fprintf(stderr, "bxctl case show: out of memory\n");
+        }
+        bx_buf_free(&b);
+    } else {
+        show_text(student, cases, tasks, events);
+        rc = 0;
+    }
+out:
+    if (err.msg[0])
+        fprintf(stderr, "bxctl case show: %s\n", err.msg);
+    PQclear(cases);
+    PQclear(tasks);
+    PQclear(events);
+    PQfinish(db);
+    return rc;
+}
+
+int bxctl_case(bxctl_ctx *ctx, int argc, char **argv)
+{
+    if (argc >= 1 && strcmp(argv[0], "list") == 0)
+        return case_list(ctx, argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "show") == 0)
+        return case_show(ctx, argc - 1, argv + 1);
+    fprintf(stderr, "usage: bxctl case list [filters] [--json] | bxctl case show <student_id> "
+                    "[--json]\n");
+    return 2;
+}
