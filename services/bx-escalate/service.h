@@ -1,0 +1,43 @@
+/* service: bx-escalate's loop body: assessments and actions applied to cases in one PostgreSQL
+ * transaction each, due timers fired, the outbox relayed to Kafka. */
+#ifndef BX_ESCALATE_SERVICE_H
+#define BX_ESCALATE_SERVICE_H
+
+#include "bx_status.h"
+#include "ladder.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct escalate_service_conf {
+    const char *brokers;
+    const char *pg_url;
+    const char *group;         /* consumer group */
+    const char *risk_topic;    /* bx.risk.v1 */
+    const char *actions_topic; /* bx.actions.v1 */
+    const char *offset_reset;  /* where a new group starts: "earliest" or "latest" */
+    const ladder_policy *policy;
+    int timer_lease_ms;                   /* how long a claimed timer is held */
+    const volatile sig_atomic_t *running; /* a failing message is retried while *running */
+} escalate_service_conf;
+
+typedef struct escalate_service escalate_service;
+
+/* Connects to PostgreSQL and Kafka and loads the registry. conf and everything it points to stay
+ * borrowed until escalate_service_stop. */
+bx_status escalate_service_start(const escalate_service_conf *conf, escalate_service **out,
+                                 bx_error *err) BX_MUSTCHECK;
+/* One loop iteration: polls messages (up to about 100 ms for the first) and applies each, fires
+ * the due timers, relays the outbox. A failing message is retried (reconnecting) until it succeeds
+ * or *conf->running turns false; then its offset is not stored and it is redelivered later. */
+void escalate_service_step(escalate_service *sv);
+/* Periodic work: reloads the registry when its revision changed. */
+void escalate_service_tick(escalate_service *sv);
+/* bx_health_fn over an escalate_service: healthy unless the last attempt failed. */
+bool escalate_service_healthy(void *arg, char *reason, size_t size);
+/* Gives back unfired timer claims, leaves the consumer group (committing what was processed),
+ * flushes and closes. NULL does nothing. */
+void escalate_service_stop(escalate_service *sv);
+
+#endif

@@ -1,0 +1,459 @@
+/* bx-escalate against the real PostgreSQL and Kafka: the ladder across National Day (stages,
+ * tasks with owners and deadlines, notification requests in order), on-time and late home visits,
+ * return with the township's sign-off, redelivery of everything, dead letters, and a replica
+ * killed while timers are due. Each case runs its own bx-escalate on its own database (migrated
+ * and imported by bxctl), topics and group, with a driven clock. */
+#include "bx_clock.h"
+#include "bx_itest.h"
+#include "bx_kafka.h"
+#include "bx_pg.h"
+#include "bx_test.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- a database of the case's own, with the registry ---- */
+
+static char db_name[64];
+static char db_url[512];
+static char admin_url[512];
+static pid_t db_owner;
+static char tag[24]; /* makes student ids unique across runs (the output topics are shared) */
+
+static void url_with_db(const char *base, const char *name, char *out, size_t size)
+{
+    const char *query = strchr(base, '?');
+    size_t head = query ? (size_t)(query - base) : strlen(base);
+    const char *slash = NULL;
+    for (const char *p = base; p < base + head; p++)
+        if (*p == '/')
+            slash = p;
+    REQUIRE(slash != NULL && slash > base && slash[-1] != '/');
+    snprintf(out, size, "%.*s/%s%s", (int)(slash - base), base, name, query ? query : "");
+}
+
+static void admin_exec(const char *sql)
+{
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(admin_url, 5000, &db, &err) == BX_OK);
+    if (bx_pg_exec(db, sql, &err) != BX_OK)
+        fprintf(stderr, "%s: %s\n", sql, err.msg);
+    PQfinish(db);
+}
+
+static void drop_db(void)
+{
+    if (getpid() != db_owner || db_name[0] == '\0')
+        return;
+    char sql[128];
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db_name);
+    admin_exec(sql);
+}
+
+static void bxctl_ok(const char *const *args)
+{
+    char env_url[600];
+    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
+    const char *env[] = {env_url, NULL};
+    const char *argv[16] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
+    size_t n = 1;
+    for (; args[n - 1] && n < 15; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    int rc = itest_run(argv, env, &out);
+    if (rc != 0)
+        fprintf(stderr, "bxctl %s: %s\n", args[0], out.data ? out.data : "");
+    REQUIRE(rc == 0);
+    bx_buf_free(&out);
+}
+
+/* Student <tag>-NN in class EC1 of school ES1 (homeroom teacher EST1), calendar it-2026. */
+static void student_id(int n, char out[40])
+{
+    snprintf(out, 40, "%s-%02d", tag, n);
+}
+
+static void setup_db(int students)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(tag, sizeof(tag), "E%d%03ld", (int)getpid() % 100000, (long)(ts.tv_nsec / 1000000));
+    const char *base = itest_env("BX_PG_URL", "postgresql://bx@127.0.0.1:54329/baoxue");
+    snprintf(db_name, sizeof(db_name), "bx_itest_escsvc_%d_%ld", (int)getpid(),
+             (long)(ts.tv_nsec / 1000));
+    url_with_db(base, "postgres", admin_url, sizeof(admin_url));
+    url_with_db(base, db_name, db_url, sizeof(db_url));
+    char sql[128];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db_name);
+    admin_exec(sql);
+    db_owner = getpid();
+    atexit(drop_db);
+    bxctl_ok((const char *[]){"migrate", NULL});
+    char *dir = itest_tmpdir("escsvc-registry");
+    itest_write_file(dir, "counties.csv", "code,name\n990001,测试县\n");
+    itest_write_file(dir, "townships.csv", "code,county_code,name\n990001100,990001,测试镇\n");
+    itest_write_file(dir, "calendar.csv",
+                     "calendar_id,entry,first_day,last_day,name\n"
+                     "it-2026,term,2026-03-02,2026-07-10,2026-spring\n"
+                     "it-2026,term,2026-09-01,2027-01-22,2026-autumn\n");
+    itest_write_file(dir, "schools.csv",
+                     "school_id,name,township_code,stage,calendar_id\n"
+                     "ES1,升级测试小学,990001100,primary,it-2026\n");
+    itest_write_file(dir, "staff.csv",
+                     "staff_id,name,role,school_id,township_code,county_code,phone\n"
+                     "EST1,赵老师,homeroom_teacher,ES1,,,\n");
+    itest_write_file(dir, "classes.csv",
+                     "class_id,school_id,grade,name,homeroom_staff_id\nEC1,ES1,3,三年级3班,EST1\n");
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_buf_puts(&b, "student_id,school_id,class_id,name\n") == BX_OK);
+    for (int i = 1; i <= students; i++) {
+        char id[40];
+        student_id(i, id);
+        REQUIRE(bx_buf_printf(&b, "%s,ES1,EC1,学生%d\n", id, i) == BX_OK);
+    }
+    itest_write_file(dir, "students.csv", b.data);
+    bx_buf_free(&b);
+    char holidays[512];
+    snprintf(holidays, sizeof(holidays), "%s/tests/data/cn-public-holidays-2026.csv",
+             itest_env("BX_SOURCE_DIR", "."));
+    bxctl_ok((const char *[]){"import", "holidays", holidays, NULL});
+    bxctl_ok((const char *[]){"import", "--dir", dir, NULL});
+    free(dir);
+}
+
+static PGconn *pg(void)
+{
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(db_url, 5000, &db, &err) == BX_OK);
+    return db;
+}
+
+/* The rows of a query, one per line, columns separated by '|' (caller frees). */
+static char *rows_of(const char *sql, const char *param)
+{
+    PGconn *db = pg();
+    PGresult *res = NULL;
+    bx_error err = {0};
+    bx_status s =
+        bx_pg_query(db, sql, param ? 1 : 0, param ? (const char *[]){param} : NULL, &res, &err);
+    if (s != BX_OK)
+        fprintf(stderr, "%s: %s\n", sql, err.msg);
+    REQUIRE(s == BX_OK);
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
+    for (int r = 0; r < PQntuples(res); r++)
+        for (int c = 0; c < PQnfields(res); c++)
+            REQUIRE(bx_buf_printf(&b, "%s%s", PQgetvalue(res, r, c),
+                                  c + 1 < PQnfields(res) ? "|" : "\n") == BX_OK);
+    PQclear(res);
+    PQfinish(db);
+    return bx_buf_steal(&b);
+}
+
+static long long count_of(const char *sql, const char *param)
+{
+    char *text = rows_of(sql, param);
+    long long n = strtoll(text, NULL, 10);
+    free(text);
+    return n;
+}
+
+/* ---- the service of the case ---- */
+
+static const char *brokers(void)
+{
+    return itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092");
+}
+
+typedef struct svc {
+    char risk[96], actions[96], group[96];
+    char *clock;
+    pid_t pid;
+    int port;
+    bx_producer *producer;
+    long long produced;
+    long long base; /* inputs and dead letters counted by earlier processes */
+} svc;
+
+static void wait_for_leaders(const char *topic)
+{
+    bx_producer *p = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_producer_new(brokers(), NULL, &p, &err) == BX_OK);
+    for (int part = 0; part < 2; part++) {
+        int64_t lo = 0, hi = 0;
+        int tries = 0;
+        while (rd_kafka_query_watermark_offsets(bx_producer_handle(p), topic, part, &lo, &hi,
+                                                1000) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+               tries++ < 100)
+            usleep(100 * 1000);
+    }
+    bx_producer_free(p, 1000);
+}
+
+static void svc_run(svc *s)
+{
+    char risk_env[160], actions_env[160], group_env[160], pg_env[600];
+    snprintf(risk_env, sizeof(risk_env), "BX_RISK_TOPIC=%s", s->risk);
+    snprintf(actions_env, sizeof(actions_env), "BX_ACTIONS_TOPIC=%s", s->actions);
+    snprintf(group_env, sizeof(group_env), "BX_CONSUMER_GROUP=%s", s->group);
+    snprintf(pg_env, sizeof(pg_env), "BX_PG_URL=%s", db_url);
+    const char *env[] = {risk_env,
+                         actions_env,
+                         group_env,
+                         pg_env,
+                         "BX_TIMER_LEASE_MS=2000",
+                         "BX_REGISTRY_REFRESH_MS=200",
+                         NULL};
+    s->pid =
+        itest_service_start(itest_env("BX_ESCALATE_BIN", BX_ESCALATE_BIN), s->clock, env, &s->port);
+}
+
+static void svc_start(svc *s, int students, const char *local_time)
+{
+    memset(s, 0, sizeof(*s));
+    setup_db(students);
+    snprintf(s->risk, sizeof(s->risk), "bx.itest.esc.risk.%s", tag);
+    snprintf(s->actions, sizeof(s->actions), "bx.itest.esc.actions.%s", tag);
+    snprintf(s->group, sizeof(s->group), "bx-escalate-itest-%s", tag);
+    const char *const topics[] = {s->risk, s->actions, BX_TOPIC_CASE_EVENTS,
+                                  BX_TOPIC_NOTIFY_REQUESTS, BX_TOPIC_DLQ};
+    const int partitions[] = {2, 2, 3, 3, 3};
+    bx_error err = {0};
+    REQUIRE(bx_kafka_create_topics(brokers(), topics, partitions, 5, 15000, &err) == BX_OK);
+    wait_for_leaders(s->risk);
+    wait_for_leaders(s->actions);
+    s->clock = itest_clock_file(local_time);
+    char spec[600];
+    snprintf(spec, sizeof(spec), "file:%s", s->clock);
+    REQUIRE(bx_clock_init(spec, &err) == BX_OK);
+    REQUIRE(bx_producer_new(brokers(), NULL, &s->producer, &err) == BX_OK);
+    svc_run(s);
+}
+
+static void at(const char *local_time)
+{
+    bx_time_ms t = 0;
+    char iso[40];
+    snprintf(iso, sizeof(iso), "%.10sT%s:00+08:00", local_time, local_time + 11);
+    REQUIRE(bx_time_parse(iso, &t) == BX_OK);
+    REQUIRE(bx_clock_set(t) == BX_OK);
+}
+
+static void produce(svc *s, const char *topic, const char *key, const char *value)
+{
+    bx_delivery_wait *w = bx_delivery_wait_new();
+    bx_delivery_slot slot;
+    bx_delivery_slot_arm(&slot, w);
+    REQUIRE(bx_producer_send(s->producer, topic, key, strlen(key), value, strlen(value),
+                             bx_delivery_slot_done, &slot) == BX_OK);
+    REQUIRE(bx_delivery_wait_all(w, 15000) == BX_OK);
+    REQUIRE(slot.err == RD_KAFKA_RESP_ERR_NO_ERROR);
+    bx_delivery_wait_free(w);
+    s->produced++;
+}
+
+/* Remembered messages, for redelivery. */
+static struct {
+    char topic[96], key[40], *value;
+} sent_log[64];
+static int nsent;
+
+static void produce_logged(svc *s, const char *topic, const char *key, char *value)
+{
+    produce(s, topic, key, value);
+    REQUIRE(nsent < 64);
+    snprintf(sent_log[nsent].topic, sizeof(sent_log[nsent].topic), "%s", topic);
+    snprintf(sent_log[nsent].key, sizeof(sent_log[nsent].key), "%s", key);
+    sent_log[nsent++].value = value;
+}
+
+static void svc_stop(svc *s)
+{
+    itest_stop(s->pid);
+    s->pid = 0;
+    bx_producer_free(s->producer, 5000);
+    s->producer = NULL;
+}
+
+/* Waits until every produced message was handled, nothing is due and the outbox is empty. */
+static void settle(svc *s)
+{
+    for (int i = 0; i < 600; i++) {
+        long long in = itest_metric(s->port, "bx_escalate_inputs_total");
+        long long dlq = itest_metric(s->port, "bx_escalate_dlq_total");
+        char now[32];
+        snprintf(now, sizeof(now), "%lld", (long long)bx_clock_now());
+        if (in >= 0 && dlq >= 0 && s->base + in + dlq >= s->produced &&
+            count_of("SELECT count(*) FROM cases.timer WHERE fired_at IS NULL AND due_at <= "
+                     "to_timestamp($1::bigint / 1000.0)",
+                     now) == 0 &&
+            count_of("SELECT count(*) FROM cases.outbox WHERE sent_at IS NULL", NULL) == 0)
+            return;
+        usleep(50 * 1000);
+    }
+    REQUIRE(!"bx-escalate settled in 30 s");
+}
+
+/* ---- messages ---- */
+
+static void assess(svc *s, int student, const char *local_time, int streak, const char *start)
+{
+    char id[40], *v = NULL, ss[20];
+    student_id(student, id);
+    at(local_time);
+    settle(s); /* timers due by then fire first, as they would in a day's time */
+    if (streak > 0)
+        snprintf(ss, sizeof(ss), "\"%s\"", start);
+    else
+        snprintf(ss, sizeof(ss), "null");
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(
+        bx_buf_printf(&b,
+                      "{\"schema\":\"bx.risk.v1\",\"event_id\":\"risk:%s:%.10s\","
+                      "\"student_id\":\"%s\",\"school_id\":\"ES1\",\"class_id\":\"EC1\","
+                      "\"date\":\"%.10s\",\"streak_days\":%d,\"streak_start\":%s,"
+                      "\"unexcused_periods_today\":0,\"attendance_rate_20d\":0.8,"
+                      "\"attendance_rate_term\":0.9,\"chronic_absence\":false,\"score\":%d,"
+                      "\"tier\":\"medium\",\"previous_tier\":null,\"trigger\":"
+                      "\"streak_changed\",\"factors\":[],\"assessed_at\":\"%.10sT%s:00+08:00\"}",
+                      id, local_time, id, local_time, streak, ss, 10 * streak, local_time,
+                      local_time + 11) == BX_OK);
+    v = bx_buf_steal(&b);
+    produce_logged(s, s->risk, id, v);
+}
+
+/* An action with its details object. */
+static void act(svc *s, int student, const char *local_time, const char *action,
+                const char *details)
+{
+    char id[40];
+    student_id(student, id);
+    at(local_time);
+    settle(s);
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_buf_printf(&b,
+                          "{\"schema\":\"bx.actions.v1\",\"event_id\":\"act:%s:%s:%.10s%.2s\","
+                          "\"student_id\":\"%s\",\"school_id\":\"ES1\",\"action\":\"%s\","
+                          "\"date\":\"%.10s\",\"staff_id\":\"EST1\",\"recorded_at\":"
+                          "\"%.10sT%s:00+08:00\",\"recorded_by\":\"itest\",\"details\":%s}",
+                          id, action, local_time, local_time + 11, id, action, local_time,
+                          local_time, local_time + 11, details) == BX_OK);
+    produce_logged(s, s->actions, id, bx_buf_steal(&b));
+}
+
+static void forget_log(void)
+{
+    for (int i = 0; i < nsent; i++)
+        free(sent_log[i].value);
+    nsent = 0;
+}
+
+/* The templates of the case's notification requests on the topic since mark, in order, without
+ * task_assigned (one per task). */
+static char *templates_of(itest_mark *m, const char *case_needle, int want)
+{
+    bx_buf got;
+    bx_buf_init(&got, 0);
+    itest_topic_collect(m, case_needle, want, 20000, &got);
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    REQUIRE(bx_buf_puts(&out, "") == BX_OK);
+    for (char *line = got.data; line && *line;) {
+        char *nl = strchr(line, '\n');
+        const char *t = strstr(line, "\"template\":\"");
+        REQUIRE(t != NULL);
+        t += 12;
+        size_t n = strcspn(t, "\"");
+        if (strncmp(t, "task_assigned", n) != 0)
+            REQUIRE(bx_buf_printf(&out, "%.*s\n", (int)n, t) == BX_OK);
+        line = nl ? nl + 1 : NULL;
+    }
+    bx_buf_free(&got);
+    return bx_buf_steal(&out);
+}
+
+#define CASE_EVENTS                                                                                \
+    "SELECT e.kind, coalesce(e.stage, '-'), coalesce(t.kind, '-'), e.late FROM cases.event e "     \
+    "JOIN cases.case c ON c.id = e.case_id LEFT JOIN cases.task t ON t.task_key = "                \
+    "e.payload->'task'->>'task_id' WHERE c.student_id = $1 ORDER BY e.id"
+
+/* ---- the issue's scenario, across National Day ---- */
+
+BX_TEST(scenario_across_national_day)
+{
+    svc s;
+    svc_start(&s, 1, "2026-09-28 08:00");
+    char id[40], needle[64];
+    student_id(1, id);
+    snprintf(needle, sizeof(needle), "\"case_id\":\"%s:20260928\"", id);
+    itest_mark *m = itest_topic_mark(BX_TOPIC_NOTIFY_REQUESTS);
+    assess(&s, 1, "2026-09-28 09:00", 1, "2026-09-28");
+    settle(&s);
+    act(&s, 1, "2026-09-28 11:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
+    settle(&s);
+    assess(&s, 1, "2026-09-29 09:00", 2, "2026-09-28");
+    settle(&s);
+    assess(&s, 1, "2026-09-30 09:00", 3, "2026-09-28");
+    settle(&s);
+    act(&s, 1, "2026-09-30 15:00", "home_visit",
+        "{\"outcome\":\"will_return\",\"reason\":\"family\"}");
+    settle(&s);
+    assess(&s, 1, "2026-10-08 09:00", 4, "2026-09-28"); /* report_to_school missed on 09-30 */
+    settle(&s);
+    act(&s, 1, "2026-10-08 10:00", "letter_delivered", "{\"letter\":\"persuasion_letter\"}");
+    settle(&s);
+    assess(&s, 1, "2026-10-09 09:00", 5, "2026-09-28");
+    settle(&s);
+    assess(&s, 1, "2026-10-10 09:00", 6, "2026-09-28"); /* the make-up Saturday */
+    settle(&s);
+
+    char *stages = rows_of("SELECT e.stage FROM cases.event e JOIN cases.case c ON c.id = "
+                           "e.case_id WHERE c.student_id = $1 AND e.kind = 'stage_entered' "
+                           "ORDER BY e.id",
+                           id);
+    CHECK_STR(stages, "contact_family\nhome_visit\nschool_report\nacademic_office\n"
+                      "dropout_roster\n");
+    free(stages);
+    char *tasks = rows_of("SELECT t.kind, t.owner_role, coalesce(t.owner_staff_id, '-'), "
+                          "to_char(t.due_at AT TIME ZONE 'Asia/Shanghai', 'MM-DD HH24:MI'), "
+                          "t.done_at IS NOT NULL, t.overdue_at IS NOT NULL FROM cases.task t "
+                          "JOIN cases.case c ON c.id = t.case_id WHERE c.student_id = $1 "
+                          "ORDER BY t.id",
+                          id);
+    CHECK_STR(tasks, "contact_family|homeroom_teacher|EST1|09-28 17:00|t|f\n"
+                     "persuasion_record|homeroom_teacher|EST1|10-28 17:00|t|f\n"
+                     "persuasion_record|homeroom_teacher|EST1|11-28 17:00|f|f\n"
+                     "home_visit|homeroom_teacher|EST1|09-30 17:00|t|f\n"
+                     "report_to_school|homeroom_teacher|EST1|09-30 17:00|f|t\n"
+                     "persuasion_letter|principal|-|10-08 17:00|t|f\n"
+                     "report_academic_office|homeroom_teacher|EST1|10-09 17:00|f|t\n"
+                     "dropout_roster_entry|homeroom_teacher|EST1|10-12 17:00|f|f\n"
+                     "county_report|principal|-|10-13 17:00|f|f\n");
+    free(tasks);
+    char *open =
+        rows_of("SELECT stage, closed_at IS NULL FROM cases.case WHERE student_id = $1", id);
+    CHECK_STR(open, "dropout_roster|t\n");
+    free(open);
+    /* notification requests, in order: 9 task_assigned and 6 others */
+    char *templates = templates_of(m, needle, 15);
+    CHECK_STR(templates, "absence_same_day\nschool_report\ntask_overdue\n"
+                         "academic_office_report\ntask_overdue\ndropout_reported\n");
+    free(templates);
+    itest_mark_free(m);
+    svc_stop(&s);
+    forget_log();
+}
