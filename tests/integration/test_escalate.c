@@ -457,3 +457,162 @@ BX_TEST(scenario_across_national_day)
     svc_stop(&s);
     forget_log();
 }
+
+/* ---- home visits on time and late ---- */
+
+BX_TEST(late_home_visit_escalates)
+{
+    svc s;
+    svc_start(&s, 1, "2026-09-28 08:00");
+    char id[40];
+    student_id(1, id);
+    assess(&s, 1, "2026-09-28 09:00", 1, "2026-09-28");
+    /* nobody phoned: the missed contact sends the teachers out, due 09-29 17:00; missed too */
+    at("2026-09-30 09:00");
+    settle(&s);
+    act(&s, 1, "2026-09-30 10:00", "home_visit", "{\"outcome\":\"refused\",\"reason\":null}");
+    settle(&s);
+    char *visit = rows_of("SELECT t.done_at IS NOT NULL, t.overdue_at IS NOT NULL, t.done_by "
+                          "FROM cases.task t JOIN cases.case c ON c.id = t.case_id WHERE "
+                          "c.student_id = $1 AND t.kind = 'home_visit'",
+                          id);
+    CHECK_STR(visit, "t|t|EST1\n");
+    free(visit);
+    CHECK_INT(count_of("SELECT count(*) FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
+                       "WHERE c.student_id = $1 AND e.kind = 'escalated'",
+                       id),
+              2);
+    CHECK_INT(count_of("SELECT count(*) FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
+                       "WHERE c.student_id = $1 AND e.kind = 'task_done' AND e.late",
+                       id),
+              2); /* the visit does the missed contact too */
+    svc_stop(&s);
+    forget_log();
+}
+
+/* ---- return with the township's sign-off ---- */
+
+BX_TEST(return_with_signoff_closes_the_case)
+{
+    svc s;
+    svc_start(&s, 1, "2026-09-28 08:00");
+    char id[40];
+    student_id(1, id);
+    assess(&s, 1, "2026-09-28 09:00", 1, "2026-09-28");
+    assess(&s, 1, "2026-09-29 09:00", 2, "2026-09-28");
+    act(&s, 1, "2026-09-30 09:00", "returned",
+        "{\"return_date\":\"2026-09-30\",\"township_signoff_staff_id\":\"TWN1\"}");
+    settle(&s);
+    char *c =
+        rows_of("SELECT ending, closed_at IS NOT NULL FROM cases.case WHERE student_id = $1", id);
+    CHECK_STR(c, "returned|t\n");
+    free(c);
+    CHECK_INT(count_of("SELECT count(*) FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
+                       "WHERE c.student_id = $1 AND e.kind = 'closed'",
+                       id),
+              1);
+    svc_stop(&s);
+    forget_log();
+}
+
+/* ---- redelivery ---- */
+
+#define SNAPSHOT                                                                                   \
+    "SELECT (SELECT string_agg(event_id || kind, ',' ORDER BY id) FROM cases.event) || '/' || "    \
+    "(SELECT string_agg(task_key || coalesce(done_at::text, '') || coalesce(overdue_at::text, "    \
+    "''), ',' ORDER BY id) FROM cases.task) || '/' || (SELECT string_agg(event_id, ',' ORDER BY "  \
+    "id) FROM cases.outbox) || '/' || (SELECT string_agg(timer_key, ',' ORDER BY id) FROM "        \
+    "cases.timer) || '/' || (SELECT count(*) FROM cases.case)"
+
+BX_TEST(redelivery_changes_nothing)
+{
+    svc s;
+    svc_start(&s, 1, "2026-09-28 08:00");
+    assess(&s, 1, "2026-09-28 09:00", 1, "2026-09-28");
+    act(&s, 1, "2026-09-28 11:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
+    assess(&s, 1, "2026-09-29 09:00", 2, "2026-09-28");
+    assess(&s, 1, "2026-09-30 09:00", 3, "2026-09-28");
+    act(&s, 1, "2026-10-08 09:00", "home_visit", "{\"outcome\":\"other\",\"reason\":\"other\"}");
+    act(&s, 1, "2026-10-08 10:00", "returned",
+        "{\"return_date\":\"2026-10-08\",\"township_signoff_staff_id\":\"TWN1\"}");
+    settle(&s);
+    char *before = rows_of(SNAPSHOT, NULL);
+    int n = nsent;
+    for (int i = 0; i < n; i++)
+        produce(&s, sent_log[i].topic, sent_log[i].key, sent_log[i].value);
+    settle(&s);
+    char *after = rows_of(SNAPSHOT, NULL);
+    CHECK_STR(after, before);
+    free(before);
+    free(after);
+    svc_stop(&s);
+    forget_log();
+}
+
+/* ---- dead letters ---- */
+
+BX_TEST(malformed_message_goes_to_the_dlq)
+{
+    svc s;
+    svc_start(&s, 1, "2026-09-28 08:00");
+    itest_mark *m = itest_topic_mark(BX_TOPIC_DLQ);
+    produce(&s, s.risk, "x", "{not json");
+    produce(&s, s.actions, "x", "{\"schema\":\"bx.actions.v1\",\"event_id\":\"a\"}");
+    settle(&s);
+    bx_buf got;
+    bx_buf_init(&got, 0);
+    char needle[160];
+    snprintf(needle, sizeof(needle), "dlq:bx-escalate:bx.itest.esc.");
+    int found = 0;
+    for (int i = 0; i < 2; i++) {
+        found = itest_topic_collect(m, needle, 2, 20000, &got);
+        if (strstr(got.data ? got.data : "", s.risk) && strstr(got.data, s.actions))
+            break;
+    }
+    CHECK(found >= 2);
+    CHECK_CONTAINS(got.data, "\"source\":\"bx-escalate\"");
+    CHECK_CONTAINS(got.data, "\"reason\":\"malformed\"");
+    CHECK_CONTAINS(got.data, "\"reason\":\"invalid_value\"");
+    CHECK_INT(itest_metric(s.port, "bx_escalate_dlq_total"), 2);
+    bx_buf_free(&got);
+    itest_mark_free(m);
+    svc_stop(&s);
+}
+
+/* ---- a replica killed while timers are due ---- */
+
+BX_TEST(killed_replica_loses_no_timer_fires_none_twice)
+{
+    enum { STUDENTS = 30 };
+    svc s;
+    svc_start(&s, STUDENTS, "2026-09-28 08:00");
+    for (int i = 1; i <= STUDENTS; i++)
+        assess(&s, i, "2026-09-28 09:00", 1, "2026-09-28");
+    settle(&s);
+    itest_stop(s.pid);
+    s.base = s.produced;
+    /* every same-day contact is due; a replica starts firing them and is killed */
+    at("2026-09-29 08:00");
+    svc_run(&s);
+    usleep(30 * 1000);
+    kill(s.pid, SIGKILL);
+    waitpid(s.pid, NULL, 0);
+    /* another takes over once the killed one's leases end */
+    at("2026-09-29 08:01");
+    svc_run(&s);
+    settle(&s);
+    CHECK_INT(count_of("SELECT count(*) FROM cases.timer WHERE timer_key LIKE '%:contact_family:%' "
+                       "AND fired_at IS NOT NULL",
+                       NULL),
+              STUDENTS);
+    CHECK_INT(count_of("SELECT count(*) FROM cases.event WHERE kind = 'task_overdue'", NULL),
+              STUDENTS);
+    CHECK_INT(count_of("SELECT count(*) FROM cases.task WHERE kind = 'home_visit'", NULL),
+              STUDENTS);
+    CHECK_INT(count_of("SELECT count(*) FROM cases.outbox WHERE payload LIKE "
+                       "'%\"event\":\"task_overdue\"%'",
+                       NULL),
+              STUDENTS);
+    svc_stop(&s);
+    forget_log();
+}
