@@ -144,8 +144,8 @@ static char *rows_of(const char *sql, const char *param)
     PGconn *db = pg();
     PGresult *res = NULL;
     bx_error err = {0};
-    bx_status s =
-        bx_pg_query(db, sql, param ? 1 : 0, param ? (const char *[]){param} : NULL, &res, &err);
+    const char *params[] = {param};
+    bx_status s = bx_pg_query(db, sql, param ? 1 : 0, param ? params : NULL, &res, &err);
     if (s != BX_OK)
         fprintf(stderr, "%s: %s\n", sql, err.msg);
     REQUIRE(s == BX_OK);
