@@ -37,7 +37,9 @@ RUN apt-get update \
 COPY --from=build /out/bin/ /usr/local/bin/
 COPY --from=build /out/share/ /usr/share/baoxue/
 ENV TZ=Asia/Shanghai \
-    BX_SQL_DIR=/usr/share/baoxue/schemas/sql
+    BX_SQL_DIR=/usr/share/baoxue/schemas/sql \
+    BX_SCORE_POLICY=/usr/share/baoxue/policy/score.policy \
+    BX_LADDER_POLICY=/usr/share/baoxue/policy/ladder.policy
 USER baoxue
 WORKDIR /var/lib/baoxue
 EXPOSE 8080 9100
