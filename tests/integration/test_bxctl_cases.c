@@ -298,6 +298,25 @@ static void setup(void)
     PQfinish(db);
 }
 
+/* The line of out that starts with prefix (caller frees), or NULL. */
+static char *line_starting(const char *out, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (const char *p = out; *p;) {
+        size_t len = strcspn(p, "\n");
+        if (len >= n && strncmp(p, prefix, n) == 0) {
+            char *line = malloc(len + 1);
+            memcpy(line, p, len);
+            line[len] = '\0';
+            return line;
+        }
+        p += len;
+        if (*p)
+            p++;
+    }
+    return NULL;
+}
+
 static bool has(const char *out, const char *needle)
 {
     return strstr(out, needle) != NULL;
@@ -409,5 +428,166 @@ BX_TEST(case_show_history)
     CHECK(bxctl(&o, (const char *[]){"case", "show", "NOBODY", NULL}) == 1);
     free(o);
     CHECK(bxctl(&o, (const char *[]){"case", "show", "bad id", NULL}) == 2);
+    free(o);
+}
+
+/* ---- report ---- */
+
+BX_TEST(report_worked_example)
+{
+    setup();
+    char *out = bxctl_ok((const char *[]){"report", "--term", "2026-autumn", NULL});
+    /* The seeds' example: 80 at the start, 3 transferred out, 1 in, 78 now: 78 / 78. */
+    char *cta = line_starting(out, "class    CTA ");
+    CHECK(cta != NULL);
+    if (cta) {
+        /* level id classes start dropped dropout out in now retention flags */
+        char level[16], id[40], dropout[16], retention[16];
+        int classes = 0;
+        long start = 0, dropped = 0, tout = 0, tin = 0, now = 0;
+        CHECK(sscanf(cta, "%15s %39s %d %ld %ld %15s %ld %ld %ld %15s", level, id, &classes, &start,
+                     &dropped, dropout, &tout, &tin, &now, retention) == 10);
+        CHECK(start == 80 && dropped == 0 && tout == 3 && tin == 1 && now == 78);
+        CHECK(strcmp(retention, "100.00%") == 0);
+        CHECK(strcmp(dropout, "0.00%") == 0);
+        CHECK(!has(cta, "class_fails"));
+        free(cta);
+    }
+    /* CTB: 1 dropout of 50 (the returned one does not count): 2% fails the class. */
+    char *ctb = line_starting(out, "class    CTB ");
+    CHECK(ctb != NULL);
+    if (ctb) {
+        CHECK(has(ctb, " 50 ") && has(ctb, "2.00%") && has(ctb, "98.00%"));
+        CHECK(has(ctb, "class_fails") && has(ctb, "primary_over_target"));
+        free(ctb);
+    }
+    char *ctc = line_starting(out, "class    CTC ");
+    CHECK(ctc != NULL && has(ctc, "100.00%") && !has(ctc, "fails"));
+    free(ctc);
+    check_private(out, false);
+    free(out);
+
+    out = bxctl_ok((const char *[]){"report", "--term", "2026-autumn", "--level", "school",
+                                    "--format", "csv", NULL});
+    CHECK(has(out, "school,CT01,"));
+    CHECK(has(out, "school,CT02,"));
+    free(out);
+
+    out = bxctl_ok((const char *[]){"report", "--term", "2026-autumn", "--level", "county",
+                                    "--format", "json", "--county", "990002", NULL});
+    CHECK(has(out, "\"period\":{\"term\":\"2026-autumn\"}"));
+    CHECK(has(out, "\"level\":\"county\",\"id\":\"990002\""));
+    /* 80 + 50 + 10 at the start; 78 + 49 + 10 now; 1 dropout, 3 out, 1 in */
+    CHECK(has(out, "\"enrolled_start\":140,\"dropped_out\":1,\"transferred_out\":3,"
+                   "\"transferred_in\":1,\"enrolled_now\":137"));
+    CHECK(has(out, "\"notes\":["));
+    free(out);
+
+    out = bxctl_ok((const char *[]){"report", "--term", "2026-autumn", "--format", "json", NULL});
+    CHECK(has(out, "\"id\":\"CTA\""));
+    CHECK(has(out, "\"retention_rate_pct\":100.00"));
+    CHECK(has(out, "\"class_fails\""));
+    free(out);
+}
+
+BX_TEST(report_month_and_missing_data)
+{
+    setup();
+    /* October: CTB01 and CTB02 went on the roster; CTB02 came back on the 30th; CTA78..80 were
+     * still there at the end of October (their transfers were confirmed in November); CTA81 came
+     * in. */
+    char *out = bxctl_ok((const char *[]){"report", "--month", "2026-10", NULL});
+    char *cta = line_starting(out, "class    CTA ");
+    CHECK(cta != NULL && has(cta, " 80 ") && has(cta, " 81 "));
+    free(cta);
+    char *ctb = line_starting(out, "class    CTB ");
+    CHECK(ctb != NULL && has(ctb, "2.00%") && has(ctb, "class_fails"));
+    free(ctb);
+    free(out);
+    /* November: the three transfers out; CTB01 was already away at the start. */
+    out = bxctl_ok((const char *[]){"report", "--month", "2026-11", NULL});
+    cta = line_starting(out, "class    CTA ");
+    CHECK(cta != NULL && has(cta, "100.00%"));
+    free(cta);
+    ctb = line_starting(out, "class    CTB ");
+    CHECK(ctb != NULL && has(ctb, " 0.00%") && !has(ctb, "class_fails"));
+    free(ctb);
+    free(out);
+
+    /* A status with no history dating it is said, not guessed. */
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(db_url, 5000, &db, &err) == BX_OK);
+    exec_ok(db, "UPDATE registry.student SET status = 'dropped_out' WHERE id = 'CTC10'");
+    out = bxctl_ok((const char *[]){"report", "--term", "2026-autumn", NULL});
+    CHECK(has(out, "note: class CTC (school CT02): 1 students whose status is dropped_out"));
+    char *ctc = line_starting(out, "class    CTC ");
+    CHECK(ctc != NULL && has(ctc, " 9 "));
+    free(ctc);
+    free(out);
+    exec_ok(db, "UPDATE registry.student SET status = 'enrolled' WHERE id = 'CTC10'");
+    PQfinish(db);
+
+    char *o = NULL;
+    CHECK(bxctl(&o, (const char *[]){"report", "--term", "2030-spring", NULL}) == 1);
+    CHECK(has(o, "has no term 2030-spring"));
+    free(o);
+    CHECK(bxctl(&o, (const char *[]){"report", "--month", "2026-13", NULL}) == 2);
+    free(o);
+    CHECK(bxctl(&o, (const char *[]){"report", "--month", "2026-10", "--term", "x", NULL}) == 2);
+    free(o);
+    CHECK(bxctl(&o, (const char *[]){"report", "--term", "2026-autumn", "--level", "city", NULL}) ==
+          2);
+    free(o);
+    /* a month that has not begun */
+    CHECK(bxctl(&o, (const char *[]){"report", "--month", "2027-03", NULL}) == 1);
+    CHECK(has(o, "has not begun"));
+    free(o);
+}
+
+/* ---- ledger ---- */
+
+BX_TEST(ledger_lists)
+{
+    setup();
+    char *out = bxctl_ok((const char *[]){"ledger", "--county", "990002", NULL});
+    const char *sus = strstr(out, "suspected dropouts (疑似辍学): 1");
+    const char *drop = strstr(out, "dropouts (辍学): 1");
+    const char *ret = strstr(out, "returned children (复学): 1");
+    CHECK(sus && drop && ret && sus < drop && drop < ret);
+    if (sus && drop && ret) {
+        const char *b3 = strstr(out, "CTB03"), *b1 = strstr(out, "CTB01"),
+                   *b2 = strstr(out, "CTB02");
+        CHECK(b3 && b3 > sus && b3 < drop);
+        CHECK(b1 && b1 > drop && b1 < ret);
+        CHECK(b2 && b2 > ret);
+    }
+    CHECK(has(out, "on roster 2026-10-16 08:30"));
+    CHECK(has(out, "returned 2026-10-30 11:00"));
+    CHECK(has(out, "劝返成功"));
+    CHECK(!has(out, "task_created"));
+    CHECK(!has(out, "CTA78")); /* transfers are not on the ledger */
+    check_private(out, false);
+    free(out);
+
+    out = bxctl_ok((const char *[]){"ledger", "--kind", "dropout", "--json", NULL});
+    CHECK(has(out, "\"dropout\":[{\"case_id\":"));
+    CHECK(!has(out, "\"suspected\"") && !has(out, "\"returned\":["));
+    CHECK(has(out, "\"student_id\":\"CTB01\""));
+    CHECK(has(out, "\"on_roster_at\":\"2026-10-16T08:30:00+08:00\""));
+    CHECK(has(out, "\"kind\":\"task_overdue\""));
+    check_private(out, false);
+    free(out);
+
+    out = bxctl_ok((const char *[]){"ledger", "--names", "--json", NULL});
+    CHECK(has(out, "\"name\":\"张三\""));
+    check_private(out, true);
+    free(out);
+
+    out = bxctl_ok((const char *[]){"ledger", "--county", "990003", NULL});
+    CHECK(has(out, "suspected dropouts (疑似辍学): 0"));
+    free(out);
+    char *o = NULL;
+    CHECK(bxctl(&o, (const char *[]){"ledger", "--kind", "all", NULL}) == 2);
     free(o);
 }

@@ -29,6 +29,13 @@ static void usage(void)
             "            [--overdue] [--names] [--json]\n"
             "                                  open cases with stage, tasks and next deadline\n"
             "  case show <student_id> [--json] a student's case: stage, open tasks, history\n");
+    fprintf(stderr,
+            "  report --term CODE | --month YYYY-MM [--county CODE]\n"
+            "         [--level class|school|township|county] [--format text|csv|json]\n"
+            "                                  dropout and retention rates, thresholds flagged\n"
+            "  ledger [--county CODE] [--kind suspected|dropout|returned]\n"
+            "         [--names] [--json]\n"
+            "                                  standing lists with persuasion history\n");
 }
 
 PGconn *bxctl_db(bxctl_ctx *ctx)
@@ -94,6 +101,10 @@ int main(int argc, char **argv)
         rc = bxctl_student(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "case") == 0)
         rc = bxctl_case(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "report") == 0)
+        rc = bxctl_report(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "ledger") == 0)
+        rc = bxctl_ledger(&ctx, argc - 2, argv + 2);
     else {
         fprintf(stderr, "bxctl: unknown command \"%s\"\n", cmd);
         usage();

@@ -1,0 +1,399 @@
+/* bxctl report: dropout rate (辍学率) and retention rate (巩固率) for a term or a month by class,
+ * school, township or county, with the seeds' thresholds flagged, computed by bx-escalate's
+ * reports module from per-class counts derived here from the registry and the case history.
+ *
+ * The period. --term CODE: each school's own term of that code (registry.calendar_term of the
+ * school's calendar); --month YYYY-MM: that calendar month. It runs from its first day 00:00 to the
+ * day after its last day 00:00 (Asia/Shanghai), cut at the clock's now when that is earlier ("now"
+ * below is that end). A class whose calendar has no such term, or whose period has not begun, is
+ * left out and said so.
+ *
+ * The registry holds each student's current class and status only, so the counts of a class are
+ * of the students the registry lists in it (a transferred-out student keeps the class they left),
+ * dated by the case history (cases.case, cases.event) and registry.student.enrolled_on:
+ *   - dropped out at a time: a case had entered the dropout roster (its first stage_entered event
+ *     into dropout_roster or a later stage of the default ladder: township_notice,
+ *     deadline_notice, legal_referral) before it, and had not closed by then;
+ *   - gone at a time: a case closed as transferred, graduated or obligation_ended before it;
+ *   - enrolled at the start: enrolled_on empty or on or before the first day, neither dropped out
+ *     nor gone at the start;
+ *   - dropped out in the period: a case entered the dropout roster in the period, unless it closed
+ *     as returned or transferred before the period's end (a student counts once);
+ *   - normal transfers out: a case closed as transferred in the period (the receiving school's
+ *     confirmation, transfer_confirmed);
+ *   - transfers in: enrolled_on after the first day and before the end (every later enrolment
+ *     counts as a transfer in);
+ *   - enrolled now: enrolled_on empty or before the end, neither dropped out nor gone at the end
+ *     (suspended, home-educated and returned students count as enrolled).
+ * Missing data is said, not guessed: a student whose status is dropped_out, transferred_out or
+ * graduated with no case dating it is left out of every count and reported; students without
+ * enrolled_on are taken as enrolled before the period and their number is reported.
+ * A dropout who returns in the period after dropping out in an earlier one counts in "now" but not
+ * at the start, so a retention rate may pass 100%.
+ * Thresholds are the seeds' (primary 1%, junior 3%, class 1%, school 3%), which are annual targets,
+ * applied as they are to a term or a month. */
+#include "bxctl.h"
+
+#include <stdio.h>
+
+#ifndef BXCTL_HAVE_REPORTS
+int bxctl_report(bxctl_ctx *ctx, int argc, char **argv)
+{
+    fprintf(stderr, "bxctl report: this bxctl was built without bx-escalate's reports module\n");
+    return 1;
+}
+#else
+#include "bx_buf.h"
+#include "bx_calendar.h"
+#include "bx_clock.h"
+#include "bx_pg.h"
+#include "bx_registry.h"
+#include "bxctl.h"
+#include "reports.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* $1 'term' or 'month', $2 term code, $3 first day of the month, $4 now in ms, $5 county ('' all).
+ * One row per class: place, grade, the five counts, the students left out, those without
+ * enrolled_on, whether the class has the period, and whether it has begun. */
+static const char counts_sql[] =
+    "WITH now_ts AS (SELECT to_timestamp($4::bigint / 1000.0) AS t), "
+    "cls AS (SELECT c.id AS class_id, c.grade, c.school_id, s.township_code::text AS township, "
+    "  tw.county_code::text AS county, "
+    "  CASE WHEN $1 = 'term' THEN ct.first_day ELSE NULLIF($3, '')::date END AS first_day, "
+    "  CASE WHEN $1 = 'term' THEN ct.last_day "
+    "       ELSE (NULLIF($3, '')::date + interval '1 month' - interval '1 day')::date END "
+    "    AS last_day "
+    "  FROM registry.class c JOIN registry.school s ON s.id = c.school_id "
+    "  JOIN registry.township tw ON tw.code = s.township_code "
+    "  LEFT JOIN registry.calendar_term ct ON $1 = 'term' AND ct.calendar_id = s.calendar_id "
+    "    AND ct.code = $2 "
+    "  WHERE $5 = '' OR tw.county_code = $5), "
+    "b AS (SELECT cls.*, (first_day::timestamp AT TIME ZONE 'Asia/Shanghai') AS ps, "
+    "  least(((last_day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'), (SELECT t FROM now_ts)) "
+    "    AS pe FROM cls), "
+    "dc AS (SELECT c.id, c.student_id, c.closed_at, c.ending, min(e.occurred_at) AS dropped_at "
+    "  FROM cases.case c JOIN cases.event e ON e.case_id = c.id "
+    "  WHERE e.kind = 'stage_entered' AND e.stage IN ('dropout_roster', 'township_notice', "
+    "    'deadline_notice', 'legal_referral') GROUP BY c.id), "
+    "st AS (SELECT s.id, s.enrolled_on, b.class_id, b.first_day, b.ps, b.pe, "
+    "  (s.status IN ('dropped_out', 'transferred_out', 'graduated') AND NOT EXISTS ("
+    "    SELECT 1 FROM cases.case c WHERE c.student_id = s.id AND ("
+    "      (s.status = 'dropped_out' AND c.id IN (SELECT id FROM dc)) "
+    "      OR (s.status = 'transferred_out' AND c.ending = 'transferred') "
+    "      OR (s.status = 'graduated' AND c.ending IN ('graduated', 'obligation_ended'))))) "
+    "    AS undated "
+    "  FROM registry.student s JOIN b ON b.class_id = s.class_id "
+    "  WHERE b.first_day IS NOT NULL AND b.pe > b.ps), "
+    "f AS (SELECT st.*, "
+    "  EXISTS (SELECT 1 FROM dc WHERE dc.student_id = st.id AND dc.dropped_at < st.ps "
+    "    AND (dc.closed_at IS NULL OR dc.closed_at >= st.ps)) AS away_start, "
+    "  EXISTS (SELECT 1 FROM dc WHERE dc.student_id = st.id AND dc.dropped_at < st.pe "
+    "    AND (dc.closed_at IS NULL OR dc.closed_at >= st.pe)) AS away_end, "
+    "  EXISTS (SELECT 1 FROM cases.case c WHERE c.student_id = st.id AND c.ending IN "
+    "    ('transferred', 'graduated', 'obligation_ended') AND c.closed_at < st.ps) AS gone_start, "
+    "  EXISTS (SELECT 1 FROM cases.case c WHERE c.student_id = st.id AND c.ending IN "
+    "    ('transferred', 'graduated', 'obligation_ended') AND c.closed_at < st.pe) AS gone_end, "
+    "  EXISTS (SELECT 1 FROM dc WHERE dc.student_id = st.id AND dc.dropped_at >= st.ps "
+    "    AND dc.dropped_at < st.pe AND NOT coalesce(dc.ending IN ('returned', 'transferred') "
+    "    AND dc.closed_at < st.pe, false)) AS dropped, "
+    "  EXISTS (SELECT 1 FROM cases.case c WHERE c.student_id = st.id AND c.ending = "
+    "    'transferred' AND c.closed_at >= st.ps AND c.closed_at < st.pe) AS moved_out, "
+    "  coalesce(st.enrolled_on > st.first_day AND (st.enrolled_on::timestamp AT TIME ZONE "
+    "    'Asia/Shanghai') < st.pe, false) AS moved_in, "
+    "  (st.enrolled_on IS NULL OR st.enrolled_on <= st.first_day) AS there_start, "
+    "  (st.enrolled_on IS NULL OR (st.enrolled_on::timestamp AT TIME ZONE 'Asia/Shanghai') "
+    "    < st.pe) AS there_end "
+    "  FROM st) "
+    "SELECT b.county, b.township, b.school_id, b.class_id, b.grade, "
+    "  count(f.id) FILTER (WHERE NOT f.undated AND f.there_start AND NOT f.away_start "
+    "    AND NOT f.gone_start), "
+    "  count(f.id) FILTER (WHERE NOT f.undated AND f.dropped), "
+    "  count(f.id) FILTER (WHERE NOT f.undated AND f.moved_out), "
+    "  count(f.id) FILTER (WHERE NOT f.undated AND f.moved_in), "
+    "  count(f.id) FILTER (WHERE NOT f.undated AND f.there_end AND NOT f.away_end "
+    "    AND NOT f.gone_end), "
+    "  count(f.id) FILTER (WHERE f.undated), "
+    "  count(f.id) FILTER (WHERE f.enrolled_on IS NULL), "
+    "  b.first_day IS NOT NULL, coalesce(b.pe > b.ps, false) "
+    "FROM b LEFT JOIN f ON f.class_id = b.class_id "
+    "GROUP BY b.county, b.township, b.school_id, b.class_id, b.grade, b.first_day, b.ps, b.pe "
+    "ORDER BY b.class_id";
+
+enum {
+    COL_COUNTY,
+    COL_TOWNSHIP,
+    COL_SCHOOL,
+    COL_CLASS,
+    COL_GRADE,
+    COL_START,
+    COL_DROPPED,
+    COL_OUT,
+    COL_IN,
+    COL_NOW,
+    COL_UNDATED,
+    COL_NO_DATE,
+    COL_HAS_PERIOD,
+    COL_BEGUN
+};
+
+typedef enum report_format { FORMAT_TEXT, FORMAT_CSV, FORMAT_JSON } report_format;
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: bxctl report --term CODE | --month YYYY-MM [--county CODE]\n"
+                    "                    [--level class|school|township|county] "
+                    "[--format text|csv|json]\n");
+    return 2;
+}
+
+static bool term_code_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 16)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
+            return false;
+    return true;
+}
+
+/* "YYYY-MM" to "YYYY-MM-01", or false. */
+static bool month_first_day(const char *s, char out[11])
+{
+    if (strlen(s) != 7 || s[4] != '-')
+        return false;
+    snprintf(out, 11, "%s-01", s);
+    bx_date d;
+    return bx_date_parse(out, &d) == BX_OK;
+}
+
+static long count_at(PGresult *res, int row, int col)
+{
+    return strtol(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* The notes about missing data, one a line (each without a newline). */
+static bx_status collect_notes(PGresult *res, const char *period, bx_buf *notes, int *nnotes)
+{
+    bx_status st = BX_OK;
+    long no_date = 0, no_date_classes = 0;
+    *nnotes = 0;
+    for (int i = 0; i < PQntuples(res) && st == BX_OK; i++) {
+        const char *klass = PQgetvalue(res, i, COL_CLASS);
+        const char *school = PQgetvalue(res, i, COL_SCHOOL);
+        if (PQgetvalue(res, i, COL_HAS_PERIOD)[0] != 't') {
+            st = bx_buf_printf(notes,
+                               "class %s (school %s): its school's calendar has no %s; "
+                               "left out\n",
+                               klass, school, period);
+            ++*nnotes;
+        } else if (PQgetvalue(res, i, COL_BEGUN)[0] != 't') {
+            st = bx_buf_printf(notes, "class %s (school %s): %s has not begun; left out\n", klass,
+                               school, period);
+            ++*nnotes;
+        } else if (count_at(res, i, COL_UNDATED) > 0) {
+            st = bx_buf_printf(notes,
+                               "class %s (school %s): %ld students whose status is dropped_out, "
+                               "transferred_out or graduated have no case history dating it; left "
+                               "out of every count\n",
+                               klass, school, count_at(res, i, COL_UNDATED));
+            ++*nnotes;
+        }
+        long n = count_at(res, i, COL_NO_DATE);
+        no_date += n;
+        no_date_classes += n > 0;
+    }
+    if (st == BX_OK && no_date > 0) {
+        st = bx_buf_printf(notes,
+                           "%ld students in %ld classes have no enrolled_on: taken as enrolled "
+                           "before the period\n",
+                           no_date, no_date_classes);
+        ++*nnotes;
+    }
+    return st;
+}
+
+static bx_status notes_json(bx_buf *out, const bx_buf *notes)
+{
+    bx_status st = bx_buf_puts(out, "[");
+    const char *p = notes->data ? notes->data : "";
+    for (bool first = true; *p && st == BX_OK; first = false) {
+        size_t len = strcspn(p, "\n");
+        char *line = strndup(p, len);
+        if (line == NULL)
+            return BX_ENOMEM;
+        IFOK(st, bx_buf_puts(out, first ? "" : ","));
+        IFOK(st, bx_buf_json_string(out, line));
+        free(line);
+        p += len + (p[len] == '\n');
+    }
+    IFOK(st, bx_buf_puts(out, "]"));
+    return st;
+}
+
+int bxctl_report(bxctl_ctx *ctx, int argc, char **argv)
+{
+    const char *term = NULL, *month = NULL, *county = "";
+    reports_level level = REPORTS_CLASS;
+    report_format format = FORMAT_TEXT;
+    for (int i = 0; i < argc; i++) {
+        if (i + 1 >= argc)
+            return usage();
+        const char *opt = argv[i], *val = argv[++i];
+        if (strcmp(opt, "--term") == 0)
+            term = val;
+        else if (strcmp(opt, "--month") == 0)
+            month = val;
+        else if (strcmp(opt, "--county") == 0)
+            county = val;
+        else if (strcmp(opt, "--level") == 0) {
+            if (strcmp(val, "class") == 0)
+                level = REPORTS_CLASS;
+            else if (strcmp(val, "school") == 0)
+                level = REPORTS_SCHOOL;
+            else if (strcmp(val, "township") == 0)
+                level = REPORTS_TOWNSHIP;
+            else if (strcmp(val, "county") == 0)
+                level = REPORTS_COUNTY;
+            else {
+                fprintf(stderr,
+                        "bxctl report: --level \"%s\": expected class, school, township "
+                        "or county\n",
+                        val);
+                return 2;
+            }
+        } else if (strcmp(opt, "--format") == 0) {
+            if (strcmp(val, "text") == 0)
+                format = FORMAT_TEXT;
+            else if (strcmp(val, "csv") == 0)
+                format = FORMAT_CSV;
+            else if (strcmp(val, "json") == 0)
+                format = FORMAT_JSON;
+            else {
+                fprintf(stderr, "bxctl report: --format \"%s\": expected text, csv or json\n", val);
+                return 2;
+            }
+        } else
+            return usage();
+    }
+    char first_day[11] = "";
+    if ((term == NULL) == (month == NULL)) {
+        fprintf(stderr, "bxctl report: give exactly one of --term CODE and --month YYYY-MM\n");
+        return 2;
+    }
+    if (term && !term_code_valid(term)) {
+        fprintf(stderr, "bxctl report: --term \"%s\" is not a term code\n", term);
+        return 2;
+    }
+    if (month && !month_first_day(month, first_day)) {
+        fprintf(stderr, "bxctl report: --month \"%s\": expected YYYY-MM\n", month);
+        return 2;
+    }
+    if (county[0] && !bxctl_code_valid(county, 6)) {
+        fprintf(stderr, "bxctl report: --county \"%s\" is not a 6-digit code\n", county);
+        return 2;
+    }
+    char period[32];
+    snprintf(period, sizeof(period), "%s %s", term ? "term" : "month", term ? term : month);
+
+    PGconn *db = bxctl_db(ctx);
+    if (db == NULL)
+        return 1;
+    char now[32];
+    bxctl_now_param(now);
+    const char *params[] = {term ? "term" : "month", term ? term : "", first_day, now, county};
+    PGresult *res = NULL;
+    reports_class_counts *classes = NULL;
+    reports_row *rows = NULL;
+    size_t nrows = 0, nclasses = 0;
+    bx_buf out, notes;
+    bx_buf_init(&out, 0);
+    bx_buf_init(&notes, 0);
+    bx_error err = {0};
+    int rc = 1, nnotes = 0;
+    if (bx_pg_query(db, counts_sql, 5, params, &res, &err) != BX_OK) {
+        fprintf(stderr, "bxctl report: %s\n", err.msg);
+        goto out;
+    }
+    int n = PQntuples(res);
+    classes = calloc(n > 0 ? (size_t)n : 1, sizeof(*classes));
+    if (classes == NULL || collect_notes(res, period, &notes, &nnotes) != BX_OK) {
+        fprintf(stderr, "bxctl report: out of memory\n");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        if (PQgetvalue(res, i, COL_HAS_PERIOD)[0] != 't' || PQgetvalue(res, i, COL_BEGUN)[0] != 't')
+            continue;
+        reports_class_counts *c = &classes[nclasses++];
+        c->county = PQgetvalue(res, i, COL_COUNTY);
+        c->township = PQgetvalue(res, i, COL_TOWNSHIP);
+        c->school = PQgetvalue(res, i, COL_SCHOOL);
+        c->class_id = PQgetvalue(res, i, COL_CLASS);
+        c->grade = (int)count_at(res, i, COL_GRADE);
+        c->enrolled_start = (int)count_at(res, i, COL_START);
+        c->dropped_out = (int)count_at(res, i, COL_DROPPED);
+        c->transferred_out = (int)count_at(res, i, COL_OUT);
+        c->transferred_in = (int)count_at(res, i, COL_IN);
+        c->enrolled_now = (int)count_at(res, i, COL_NOW);
+    }
+    if (nclasses == 0) {
+        fprintf(stderr, "bxctl report: no class has %s%s%s\n%s", period,
+                county[0] ? " in county " : "", county, notes.data ? notes.data : "");
+        goto out;
+    }
+    if (reports_aggregate(classes, nclasses, level, NULL, &rows, &nrows, &err) != BX_OK) {
+        fprintf(stderr, "bxctl report: %s\n", err.msg);
+        goto out;
+    }
+    char as_of[11];
+    bx_date_format(bx_time_local_date(bx_clock_now()), as_of);
+    bx_status st = BX_OK;
+    if (format == FORMAT_TEXT) {
+        st = bx_buf_printf(&out,
+                           "report of %s%s%s by %s, as of %s (thresholds: primary 1%%, "
+                           "junior 3%%, class 1%%, school 3%%)\n",
+                           period, county[0] ? " in county " : "", county,
+                           reports_level_name(level), as_of);
+        IFOK(st, reports_write_text(&out, rows, nrows));
+        const char *p = notes.data ? notes.data : "";
+        while (*p && st == BX_OK) {
+            size_t len = strcspn(p, "\n");
+            st = bx_buf_printf(&out, "note: %.*s\n", (int)len, p);
+            p += len + (p[len] == '\n');
+        }
+    } else if (format == FORMAT_CSV) {
+        st = reports_write_csv(&out, rows, nrows);
+    } else {
+        st = bx_buf_printf(&out, "{\"period\":{\"%s\":\"%s\"},\"as_of\":\"%s\",\"county\":",
+                           term ? "term" : "month", term ? term : month, as_of);
+        IFOK(st, bxctl_json_or_null(&out, county));
+        IFOK(st, bx_buf_printf(&out, ",\"level\":\"%s\",\"rows\":", reports_level_name(level)));
+        IFOK(st, reports_write_json(&out, rows, nrows));
+        IFOK(st, bx_buf_puts(&out, ",\"notes\":"));
+        IFOK(st, notes_json(&out, &notes));
+        IFOK(st, bx_buf_puts(&out, "}\n"));
+    }
+    if (st != BX_OK) {
+        fprintf(stderr, "bxctl report: out of memory\n");
+        goto out;
+    }
+    fputs(out.data, stdout);
+    /* CSV stays a clean table: its notes go to stderr. */
+    if (format == FORMAT_CSV && nnotes > 0)
+        fprintf(stderr, "%s", notes.data);
+    rc = 0;
+out:
+    free(rows);
+    free(classes);
+    bx_buf_free(&out);
+    bx_buf_free(&notes);
+    PQclear(res);
+    PQfinish(db);
+    return rc;
+}
+#endif
