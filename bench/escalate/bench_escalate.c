@@ -1,0 +1,709 @@
+/* bench-escalate: bx-escalate's durable timers (services/bx-escalate/timers.c) with 1,000,000 open
+ * timers in cases.timer. Loads them with COPY (timed: PostgreSQL's own rate for the same rows),
+ * COPYs as many cases.event-shaped rows into a scratch table (timed), then fires the due share with
+ * N worker threads, each on its own connection looping timers_claim -> timers_fire, with a fire_fn
+ * that writes what bx-escalate writes for an overdue task (a cases.event row, the cases.task
+ * update, a cases.outbox row). Checks that every due timer fired exactly once. Run by
+ * bench/escalate/run.sh against a scratch database; not a test. */
+#include "bx_pg.h"
+#include "outbox.h"
+#include "timers.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* 2026-11-27 10:00 +08:00: the simulated now of every round. */
+#define T_NOW      ((bx_time_ms)1795744800000LL)
+#define MINUTE     ((bx_time_ms)60000)
+#define MAX_ROUNDS 16
+
+typedef enum variant { V_PLAIN, V_ASYNC, V_BATCH } variant;
+static const char *const variant_names[] = {"", "async", "batch"};
+
+typedef struct round_spec {
+    int workers;
+    variant v;
+} round_spec;
+
+typedef struct conf {
+    const char *url;
+    long long timers, due;
+    int batch;
+    int64_t lease_ms;
+    round_spec rounds[MAX_ROUNDS];
+    int nrounds;
+    bool explain;
+} conf;
+
+static conf cf;
+
+static void die(const char *what, const char *msg)
+{
+    fprintf(stderr, "bench-escalate: %s: %s\n", what, msg);
+    exit(1);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Busy and total jiffies of the whole machine, from /proc/stat. */
+static void cpu_jiffies(long long *busy, long long *total)
+{
+    *busy = *total = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (f == NULL)
+        return;
+    long long v[8] = {0};
+    if (fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5], &v[6], &v[7]) == 8) {
+        for (int i = 0; i < 8; i++)
+            *total += v[i];
+        *busy = *total - v[3] - v[4];
+    }
+    fclose(f);
+}
+
+static double machine_cpu_s(long long busy0, long long busy1)
+{
+    long hz = sysconf(_SC_CLK_TCK);
+    return (double)(busy1 - busy0) / (double)(hz > 0 ? hz : 100);
+}
+
+static void loadavg(char out[64])
+{
+    snprintf(out, 64, "?");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f == NULL)
+        return;
+    double a, b, c;
+    if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
+        snprintf(out, 64, "%.2f %.2f %.2f", a, b, c);
+    fclose(f);
+}
+
+/* A timestamptz literal in UTC with milliseconds. */
+static void ts_text(bx_time_ms t, char out[40])
+{
+    time_t secs = (time_t)(t / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, 40, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(t % 1000));
+}
+
+static PGconn *connect_db(void)
+{
+    PGconn *db = NULL;
+    bx_error err = {0};
+    if (bx_pg_connect(cf.url, 10000, &db, &err) != BX_OK)
+        die("connect", err.msg);
+    return db;
+}
+
+static void exec_or_die(PGconn *db, const char *sql)
+{
+    bx_error err = {0};
+    if (bx_pg_exec(db, sql, &err) != BX_OK)
+        die(sql, err.msg);
+}
+
+static long long count_of(PGconn *db, const char *sql)
+{
+    PGresult *res = NULL;
+    bx_error err = {0};
+    if (bx_pg_query(db, sql, 0, NULL, &res, &err) != BX_OK)
+        die(sql, err.msg);
+    long long n = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+    PQclear(res);
+    return n;
+}
+
+/* ---- COPY data, generated in memory before the timed COPY ---- */
+
+typedef struct mem {
+    char *data;
+    size_t len, cap;
+} mem;
+
+static void mem_printf(mem *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mem_printf(mem *m, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n =
+            vsnprintf(m->data ? m->data + m->len : NULL, m->data ? m->cap - m->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            die("format", "vsnprintf failed");
+        if (m->data && m->len + (size_t)n < m->cap) {
+            m->len += (size_t)n;
+            return;
+        }
+        size_t cap = m->cap ? m->cap * 2 : 1 << 20;
+        while (cap < m->len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(m->data, cap);
+        if (p == NULL)
+            die("memory", "no memory for COPY data");
+        m->data = p;
+        m->cap = cap;
+    }
+}
+
+/* Streams buf to `COPY ... FROM STDIN` and waits for the server's result (the commit). */
+static void copy_in(PGconn *db, const char *sql, const mem *buf)
+{
+    PGresult *res = PQexec(db, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN)
+        die(sql, PQerrorMessage(db));
+    PQclear(res);
+    const size_t chunk = 1 << 20;
+    for (size_t off = 0; off < buf->len; off += chunk) {
+        size_t n = buf->len - off < chunk ? buf->len - off : chunk;
+        if (PQputCopyData(db, buf->data + off, (int)n) != 1)
+            die(sql, PQerrorMessage(db));
+    }
+    if (PQputCopyEnd(db, NULL) != 1)
+        die(sql, PQerrorMessage(db));
+    bool ok = true;
+    while ((res = PQgetResult(db)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            ok = false;
+        PQclear(res);
+    }
+    if (!ok)
+        die(sql, PQerrorMessage(db));
+}
+
+/* Case c (1-based) of the bench: one student, one open task whose timer fires it overdue. */
+#define STUDENT_FMT "BE%07lld"
+#define TASK_FMT    "bench-task-%lld"
+
+/* The event payload, shaped like bx.case.events.v1 for a task_overdue (messages.c). */
+static int event_payload(char *out, size_t size, long long case_id, const char *event_id,
+                         const char *occurred)
+{
+    return snprintf(out, size,
+                    "{\"schema\":\"bx.case.events.v1\",\"event_id\":\"%s\",\"case_id\":\"%lld\","
+                    "\"student_id\":\"" STUDENT_FMT "\",\"school_id\":\"BESCH01\","
+                    "\"kind\":\"task_overdue\",\"stage\":\"home_visit\",\"actor\":\"bx-escalate\","
+                    "\"occurred_at\":\"%s\",\"task_id\":\"" TASK_FMT "\","
+                    "\"task_kind\":\"home_visit\",\"owner_role\":\"homeroom_teacher\","
+                    "\"reason\":\"home visit not done by its deadline\",\"late\":false}",
+                    event_id, case_id, case_id, occurred, case_id);
+}
+
+/* Is timer i (0-based) one of the due ones? Exactly cf.due of cf.timers, evenly interleaved. */
+static bool is_due(long long i)
+{
+    return (i + 1) * cf.due / cf.timers > i * cf.due / cf.timers;
+}
+
+static void load_cases(PGconn *db)
+{
+    char opened[40], created[40], due[40];
+    ts_text(T_NOW - 30 * 24 * 60 * MINUTE, opened);
+    ts_text(T_NOW - 10 * 24 * 60 * MINUTE, created);
+    ts_text(T_NOW - 60 * MINUTE, due);
+    mem m = {0};
+    for (long long c = 1; c <= cf.due; c++)
+        mem_printf(&m, "%lld\t" STUDENT_FMT "\tBESCH01\t%s\thome_visit\t%s\n", c, c, opened,
+                   opened);
+    copy_in(db,
+            "COPY cases.case (id, student_id, school_id, opened_at, stage, updated_at) FROM STDIN",
+            &m);
+    m.len = 0;
+    for (long long c = 1; c <= cf.due; c++)
+        mem_printf(&m,
+                   "%lld\t%lld\t" TASK_FMT "\thome_visit\thome_visit\thomeroom_teacher\t%s\t%s\n",
+                   c, c, c, created, due);
+    copy_in(db,
+            "COPY cases.task (id, case_id, task_key, kind, stage, owner_role, created_at, due_at) "
+            "FROM STDIN",
+            &m);
+    free(m.data);
+    exec_or_die(db, "SELECT setval('cases.case_id_seq', (SELECT max(id) FROM cases.case));"
+                    "SELECT setval('cases.task_id_seq', (SELECT max(id) FROM cases.task))");
+}
+
+/* The timer rows: the due ones (case j for the j-th) spread over the last hour, the others over
+ * the next 60 days, one row in cf.timers/cf.due due, interleaved. Keys as the service makes them
+ * (case, stage, deadline). */
+static void timer_rows(mem *m)
+{
+    long long j = 0;
+    for (long long i = 0; i < cf.timers; i++) {
+        char due[40];
+        long long c;
+        if (is_due(i)) {
+            c = ++j;
+            ts_text(T_NOW - 1 - (bx_time_ms)((i * 3600000LL) / cf.timers), due);
+        } else {
+            c = i % cf.due + 1;
+            ts_text(T_NOW + MINUTE + (bx_time_ms)((i * 7919LL) % (60LL * 24 * 60 * 60000)), due);
+        }
+        mem_printf(m, "case:%lld:home_visit:deadline:%lld\t%lld\tdeadline\t{}\t%s\n", c, i, c, due);
+    }
+}
+
+static void event_rows(mem *m)
+{
+    char occurred[40];
+    ts_text(T_NOW, occurred);
+    for (long long i = 0; i < cf.timers; i++) {
+        long long c = i % cf.due + 1;
+        char id[64], payload[1024];
+        snprintf(id, sizeof(id), "copy:%lld", i);
+        event_payload(payload, sizeof(payload), c, id, occurred);
+        mem_printf(m,
+                   "%lld\t%s\ttask_overdue\thome_visit\tbx-escalate\thome visit not done by its "
+                   "deadline\tf\t%s\t%s\n",
+                   c, id, occurred, payload);
+    }
+}
+
+/* ---- firing ---- */
+
+typedef struct worker {
+    pthread_t thread;
+    int round, index;
+    variant v;
+    char owner[64];
+    long long fired, conflicts, failures, claims;
+    double claim_s;
+    char error[600];
+} worker;
+
+static pthread_barrier_t start_barrier;
+
+/* What bx-escalate writes for an overdue task (service.c store_event): the case event, the
+ * task's overdue mark, the event on the outbox. The event id carries the worker and its count, so
+ * a timer fired twice would show up as two events of one timer (it must not). */
+static bx_status fire_overdue(PGconn *db, const timers_timer *timer, void *arg, bx_error *err)
+{
+    worker *w = arg;
+    char case_id[24], event_id[96], occurred[40], payload[1024], task_key[48], student[16];
+    snprintf(case_id, sizeof(case_id), "%" PRId64, timer->case_id);
+    snprintf(event_id, sizeof(event_id), "r%d.w%d.%lld.timer-%" PRId64, w->round, w->index,
+             w->fired, timer->id);
+    snprintf(task_key, sizeof(task_key), TASK_FMT, (long long)timer->case_id);
+    snprintf(student, sizeof(student), STUDENT_FMT, (long long)timer->case_id);
+    ts_text(T_NOW, occurred);
+    event_payload(payload, sizeof(payload), timer->case_id, event_id, occurred);
+    const char *params[] = {case_id,      event_id,      "task_overdue",
+                            "home_visit", "bx-escalate", "home visit not done by its deadline",
+                            "f",          occurred,      payload};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db,
+                              "INSERT INTO cases.event (case_id, event_id, kind, stage, actor, "
+                              "reason, late, occurred_at, payload) VALUES ($1, $2, $3, $4, $5, $6, "
+                              "$7, $8, $9::jsonb) ON CONFLICT (event_id) DO NOTHING RETURNING id",
+                              9, params, &res, err);
+    PQclear(res);
+    res = NULL;
+    IFOK(s, outbox_add(db, "bx.case.events.v1", student, event_id, payload, NULL, err));
+    const char *tp[] = {task_key, occurred};
+    IFOK(s, bx_pg_query(db,
+                        "UPDATE cases.task SET overdue_at = $2 WHERE task_key = $1 AND "
+                        "overdue_at IS NULL",
+                        2, tp, &res, err));
+    PQclear(res);
+    return s;
+}
+
+/* The alternative measured as an extra row: a claimed batch fired in one transaction (one commit,
+ * one WAL flush per batch). Same checks as timers_fire (row lock, unfired, still ours), same
+ * fire_fn, one fired mark for the batch. */
+static bx_status fire_batch(PGconn *db, worker *w, const timers_list *list, bx_error *err)
+{
+    mem ids = {0};
+    mem_printf(&ids, "{");
+    for (int i = 0; i < list->count; i++)
+        mem_printf(&ids, "%s%" PRId64, i ? "," : "", list->items[i].id);
+    mem_printf(&ids, "}");
+    char now_text[40];
+    ts_text(T_NOW, now_text);
+    const char *params[] = {ids.data, w->owner, now_text};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_exec(db, "BEGIN", err);
+    IFOK(s, bx_pg_query(db,
+                        "SELECT id FROM cases.timer WHERE id = ANY($1::bigint[]) AND fired_at IS "
+                        "NULL AND claimed_by = $2 ORDER BY id FOR UPDATE",
+                        2, params, &res, err));
+    int n = s == BX_OK ? PQntuples(res) : 0;
+    /* Both lists are small; the claimed ones still ours are fired, in the claim's order. */
+    for (int i = 0; s == BX_OK && i < list->count; i++) {
+        bool ours = false;
+        for (int r = 0; r < n && !ours; r++)
+            ours = strtoll(PQgetvalue(res, r, 0), NULL, 10) == list->items[i].id;
+        if (!ours) {
+            w->conflicts++;
+            continue;
+        }
+        s = fire_overdue(db, &list->items[i], w, err);
+        if (s == BX_OK)
+            w->fired++;
+    }
+    PQclear(res);
+    res = NULL;
+    IFOK(s, bx_pg_query(db,
+                        "UPDATE cases.timer SET fired_at = $3::timestamptz WHERE id = "
+                        "ANY($1::bigint[]) AND fired_at IS NULL AND claimed_by = $2",
+                        3, params, &res, err));
+    PQclear(res);
+    IFOK(s, bx_pg_exec(db, "COMMIT", err));
+    if (s != BX_OK)
+        bx_pg_rollback(db);
+    free(ids.data);
+    return s;
+}
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    PGconn *db = connect_db();
+    bx_error err = {0};
+    if (w->v == V_ASYNC && bx_pg_exec(db, "SET synchronous_commit = off", &err) != BX_OK)
+        die("SET synchronous_commit", err.msg);
+    pthread_barrier_wait(&start_barrier);
+    for (;;) {
+        timers_list list = {0};
+        double t0 = now_s();
+        if (timers_claim(db, w->owner, T_NOW, cf.lease_ms, cf.batch, &list, &err) != BX_OK) {
+            snprintf(w->error, sizeof(w->error), "claim: %s", err.msg);
+            break;
+        }
+        w->claim_s += now_s() - t0;
+        w->claims++;
+        if (list.count == 0)
+            break;
+        if (w->v == V_BATCH) {
+            long long before = w->fired;
+            if (fire_batch(db, w, &list, &err) != BX_OK) {
+                w->fired = before;
+                w->failures += list.count;
+                snprintf(w->error, sizeof(w->error), "batch: %s", err.msg);
+            }
+        } else {
+            for (int i = 0; i < list.count; i++) {
+                bx_status s =
+                    timers_fire(db, &list.items[i], w->owner, T_NOW, fire_overdue, w, &err);
+                if (s == BX_OK)
+                    w->fired++;
+                else if (s == BX_ECONFLICT)
+                    w->conflicts++;
+                else {
+                    w->failures++;
+                    snprintf(w->error, sizeof(w->error), "fire: %s", err.msg);
+                }
+            }
+        }
+        timers_list_free(&list);
+        if (w->error[0])
+            break;
+    }
+    PQfinish(db);
+    return NULL;
+}
+
+typedef struct result {
+    int workers;
+    variant v;
+    long long fired, events;
+    double secs, cpu_s, claim_s;
+    long long claims;
+    char load[64];
+} result;
+
+/* Every due timer fired exactly once in round r, nothing else fired, one event, one outbox row
+ * and one task mark per timer. */
+static void verify(PGconn *db, int r, result *out)
+{
+    char sql[512];
+    long long fired = count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NOT NULL");
+    long long early = count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NOT NULL "
+                                   "AND due_at > '2026-11-27 02:00:00+00'");
+    long long reclaimed = count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NOT "
+                                       "NULL AND attempts <> 1");
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM cases.event WHERE event_id LIKE 'r%d.%%'", r);
+    long long events = count_of(db, sql);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(DISTINCT split_part(event_id, '.timer-', 2)) FROM cases.event WHERE "
+             "event_id LIKE 'r%d.%%'",
+             r);
+    long long distinct = count_of(db, sql);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM cases.outbox WHERE event_id LIKE 'r%d.%%'", r);
+    long long outbox = count_of(db, sql);
+    long long tasks = count_of(db, "SELECT count(*) FROM cases.task WHERE overdue_at IS NOT NULL");
+    long long due = count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NULL AND "
+                                 "due_at <= '2026-11-27 02:00:00+00'");
+    if (fired != cf.due || early != 0 || reclaimed != 0 || events != cf.due || distinct != cf.due ||
+        outbox != cf.due || tasks != cf.due || due != 0) {
+        fprintf(stderr,
+                "bench-escalate: round %d check failed: fired %lld (want %lld), fired before due "
+                "%lld, claimed more than once %lld, events %lld, distinct timers in events %lld, "
+                "outbox %lld, tasks marked %lld, due left %lld\n",
+                r, fired, cf.due, early, reclaimed, events, distinct, outbox, tasks, due);
+        exit(1);
+    }
+    out->events = events;
+}
+
+/* Each timed phase starts after a checkpoint when the role may run one (pg_checkpoint or
+ * superuser); otherwise without. */
+static void checkpoint(PGconn *db)
+{
+    PGresult *res = PQexec(db, "CHECKPOINT");
+    PQclear(res);
+}
+
+static void reset(PGconn *db)
+{
+    exec_or_die(db, "UPDATE cases.timer SET fired_at = NULL, claimed_by = NULL, lease_until = "
+                    "NULL, attempts = 0 WHERE fired_at IS NOT NULL OR claimed_by IS NOT NULL");
+    exec_or_die(db, "UPDATE cases.task SET overdue_at = NULL WHERE overdue_at IS NOT NULL");
+}
+
+static void settle(PGconn *db)
+{
+    exec_or_die(db,
+                "VACUUM ANALYZE cases.timer, cases.task, cases.event, cases.outbox, cases.case");
+    checkpoint(db);
+}
+
+static void run_round(PGconn *db, int r, result *out)
+{
+    round_spec *spec = &cf.rounds[r];
+    if (r > 0)
+        reset(db);
+    settle(db);
+    worker *ws = calloc((size_t)spec->workers, sizeof(*ws));
+    if (ws == NULL)
+        die("memory", "no memory for workers");
+    if (pthread_barrier_init(&start_barrier, NULL, (unsigned)spec->workers + 1) != 0)
+        die("pthread_barrier_init", "failed");
+    for (int i = 0; i < spec->workers; i++) {
+        ws[i].round = r + 1;
+        ws[i].index = i;
+        ws[i].v = spec->v;
+        snprintf(ws[i].owner, sizeof(ws[i].owner), "bench-r%d-w%d", r + 1, i);
+        if (pthread_create(&ws[i].thread, NULL, work, &ws[i]) != 0)
+            die("pthread_create", "failed");
+    }
+    loadavg(out->load);
+    long long b0, b1, t0, t1;
+    cpu_jiffies(&b0, &t0);
+    pthread_barrier_wait(&start_barrier);
+    double start = now_s();
+    for (int i = 0; i < spec->workers; i++)
+        pthread_join(ws[i].thread, NULL);
+    out->secs = now_s() - start;
+    cpu_jiffies(&b1, &t1);
+    pthread_barrier_destroy(&start_barrier);
+    out->cpu_s = machine_cpu_s(b0, b1);
+    out->workers = spec->workers;
+    out->v = spec->v;
+    out->fired = out->claims = 0;
+    out->claim_s = 0;
+    for (int i = 0; i < spec->workers; i++) {
+        if (ws[i].error[0])
+            die("worker", ws[i].error);
+        out->fired += ws[i].fired;
+        out->claims += ws[i].claims;
+        out->claim_s += ws[i].claim_s;
+    }
+    free(ws);
+    verify(db, r + 1, out);
+}
+
+/* EXPLAIN ANALYZE of timers_claim's statement (rolled back), to stderr. */
+static void explain_claim(PGconn *db)
+{
+    char sql[1024], now_text[40], until_text[40];
+    ts_text(T_NOW, now_text);
+    ts_text(T_NOW + cf.lease_ms, until_text);
+    snprintf(sql, sizeof(sql),
+             "EXPLAIN (ANALYZE, BUFFERS) UPDATE cases.timer t SET claimed_by = 'explain', "
+             "lease_until = '%s', attempts = t.attempts + 1 WHERE t.id IN (SELECT id FROM "
+             "cases.timer WHERE fired_at IS NULL AND due_at <= '%s' AND (lease_until IS NULL OR "
+             "lease_until < '%s') ORDER BY due_at FOR UPDATE SKIP LOCKED LIMIT %d) RETURNING t.id",
+             until_text, now_text, now_text, cf.batch);
+    exec_or_die(db, "BEGIN");
+    PGresult *res = PQexec(db, sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        fprintf(stderr, "bench-escalate: plan of timers_claim (max %d), rolled back:\n", cf.batch);
+        for (int i = 0; i < PQntuples(res); i++)
+            fprintf(stderr, "  %s\n", PQgetvalue(res, i, 0));
+    } else {
+        fprintf(stderr, "bench-escalate: EXPLAIN failed: %s", PQerrorMessage(db));
+    }
+    PQclear(res);
+    exec_or_die(db, "ROLLBACK");
+}
+
+static void parse_rounds(const char *spec)
+{
+    cf.nrounds = 0;
+    char *copy = strdup(spec), *save = NULL;
+    if (copy == NULL)
+        die("memory", "strdup");
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (cf.nrounds == MAX_ROUNDS)
+            die("--rounds", "too many rounds");
+        round_spec *r = &cf.rounds[cf.nrounds++];
+        char *end = NULL;
+        r->workers = (int)strtol(tok, &end, 10);
+        r->v = V_PLAIN;
+        if (r->workers < 1 || r->workers > 64)
+            die("--rounds", "workers must be 1 to 64");
+        if (*end == ':') {
+            if (strcmp(end + 1, "async") == 0)
+                r->v = V_ASYNC;
+            else if (strcmp(end + 1, "batch") == 0)
+                r->v = V_BATCH;
+            else
+                die("--rounds", "variant must be async or batch");
+        } else if (*end != '\0') {
+            die("--rounds", "items are N, N:async or N:batch");
+        }
+    }
+    free(copy);
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: bench-escalate --url URL [--timers N] [--due N] [--batch N] [--lease-ms N]\n"
+            "                      [--rounds 2,4,2:async,2:batch] [--explain]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    cf.timers = 1000000;
+    cf.due = 200000;
+    cf.batch = 500;
+    cf.lease_ms = 10 * MINUTE;
+    parse_rounds("2,4,2:async,2:batch");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--explain") == 0) {
+            cf.explain = true;
+            continue;
+        }
+        if (v == NULL)
+            usage();
+        i++;
+        if (strcmp(a, "--url") == 0)
+            cf.url = v;
+        else if (strcmp(a, "--timers") == 0)
+            cf.timers = strtoll(v, NULL, 10);
+        else if (strcmp(a, "--due") == 0)
+            cf.due = strtoll(v, NULL, 10);
+        else if (strcmp(a, "--batch") == 0)
+            cf.batch = (int)strtol(v, NULL, 10);
+        else if (strcmp(a, "--lease-ms") == 0)
+            cf.lease_ms = strtoll(v, NULL, 10);
+        else if (strcmp(a, "--rounds") == 0)
+            parse_rounds(v);
+        else
+            usage();
+    }
+    if (cf.url == NULL || cf.timers < 1 || cf.due < 1 || cf.due > cf.timers || cf.batch < 1 ||
+        cf.batch > 10000 || cf.lease_ms < 1)
+        usage();
+
+    PGconn *db = connect_db();
+    exec_or_die(db, "CREATE TABLE public.bench_event_copy (LIKE cases.event INCLUDING DEFAULTS "
+                    "INCLUDING CONSTRAINTS INCLUDING INDEXES);"
+                    "ALTER TABLE public.bench_event_copy ADD FOREIGN KEY (case_id) "
+                    "REFERENCES cases.case (id)");
+
+    fprintf(stderr, "bench-escalate: %lld cases and tasks (COPY, untimed)\n", cf.due);
+    load_cases(db);
+    exec_or_die(db, "VACUUM ANALYZE cases.case, cases.task");
+
+    mem rows = {0};
+    timer_rows(&rows);
+    fprintf(stderr, "bench-escalate: COPY %lld timer rows (%.1f MB) into cases.timer\n", cf.timers,
+            (double)rows.len / 1e6);
+    checkpoint(db);
+    double t0 = now_s();
+    copy_in(db, "COPY cases.timer (timer_key, case_id, kind, payload, due_at) FROM STDIN", &rows);
+    double copy_timer_s = now_s() - t0;
+    size_t timer_bytes = rows.len;
+    rows.len = 0;
+    if (count_of(db, "SELECT count(*) FROM cases.timer") != cf.timers)
+        die("COPY cases.timer", "row count differs");
+
+    event_rows(&rows);
+    fprintf(stderr,
+            "bench-escalate: COPY %lld cases.event-shaped rows (%.1f MB) into a scratch "
+            "table\n",
+            cf.timers, (double)rows.len / 1e6);
+    checkpoint(db);
+    t0 = now_s();
+    copy_in(db,
+            "COPY public.bench_event_copy (case_id, event_id, kind, stage, actor, reason, late, "
+            "occurred_at, payload) FROM STDIN",
+            &rows);
+    double copy_event_s = now_s() - t0;
+    size_t event_bytes = rows.len;
+    free(rows.data);
+    exec_or_die(db, "DROP TABLE public.bench_event_copy");
+    exec_or_die(db, "VACUUM ANALYZE cases.timer");
+    if (cf.explain)
+        explain_claim(db);
+
+    result res[MAX_ROUNDS];
+    for (int r = 0; r < cf.nrounds; r++) {
+        fprintf(stderr, "bench-escalate: round %d: %d workers%s%s, %lld due of %lld open timers\n",
+                r + 1, cf.rounds[r].workers, cf.rounds[r].v ? ", " : "",
+                variant_names[cf.rounds[r].v], cf.due, cf.timers);
+        run_round(db, r, &res[r]);
+    }
+    PQfinish(db);
+
+    double copy_timer_rate = (double)cf.timers / copy_timer_s;
+    double copy_event_rate = (double)cf.timers / copy_event_s;
+    printf("\n%lld open timers, %lld due (the rest due over the next 60 days); claims of up to %d; "
+           "%ld cores\n\n",
+           cf.timers, cf.due, cf.batch, sysconf(_SC_NPROCESSORS_ONLN));
+    printf("%-52s %10s %12s %8s\n", "", "seconds", "rows/s", "MB/s");
+    printf("%-52s %10.2f %12.0f %8.1f\n", "COPY cases.timer rows (1 per timer)", copy_timer_s,
+           copy_timer_rate, (double)timer_bytes / 1e6 / copy_timer_s);
+    printf("%-52s %10.2f %12.0f %8.1f\n", "COPY cases.event-shaped rows (scratch table)",
+           copy_event_s, copy_event_rate, (double)event_bytes / 1e6 / copy_event_s);
+    printf("\n%-34s %8s %10s %10s %10s %9s %9s %11s %s\n", "firing", "seconds", "timers/s",
+           "events/s", "/COPY tmr", "claim ms", "cpu s", "cpu us/tmr", "load before");
+    for (int r = 0; r < cf.nrounds; r++) {
+        const result *x = &res[r];
+        char label[64];
+        snprintf(label, sizeof(label), "%d workers%s", x->workers,
+                 x->v == V_ASYNC   ? ", synchronous_commit=off"
+                 : x->v == V_BATCH ? ", batch in 1 tx (bench)"
+                                   : "");
+        printf("%-34s %8.2f %10.0f %10.0f %10.4f %9.1f %9.1f %11.1f %s\n", label, x->secs,
+               (double)x->fired / x->secs, (double)x->events / x->secs,
+               (double)x->fired / x->secs / copy_timer_rate,
+               x->claims ? x->claim_s * 1000 / (double)x->claims : 0.0, x->cpu_s,
+               x->cpu_s * 1e6 / (double)x->fired, x->load);
+    }
+    printf("\nEvery round: all %lld due timers fired exactly once (one event, one outbox row, one "
+           "task mark each), none early.\n",
+           cf.due);
+    return 0;
+}
