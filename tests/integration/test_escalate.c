@@ -285,6 +285,8 @@ static void svc_stop(svc *s)
     s->pid = 0;
     bx_producer_free(s->producer, 5000);
     s->producer = NULL;
+    free(s->clock);
+    s->clock = NULL;
 }
 
 /* Waits until every produced message was handled, nothing is due and the outbox is empty. */
