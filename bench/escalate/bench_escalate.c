@@ -527,6 +527,12 @@ static void run_round(PGconn *db, int r, result *out)
     }
     free(ws);
     verify(db, r + 1, out);
+    fprintf(
+        stderr,
+        "bench-escalate: round %d: %lld fired in %.2f s = %.0f timers/s, %.0f events/s, machine "
+        "CPU %.1f s\n",
+        r + 1, out->fired, out->secs, (double)out->fired / out->secs,
+        (double)out->events / out->secs, out->cpu_s);
 }
 
 /* EXPLAIN ANALYZE of timers_claim's statement (rolled back), to stderr. */
