@@ -766,6 +766,21 @@ static void fire_due_timers(escalate_service *sv)
             bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
         return;
     }
+    /* The whole claim in one transaction; if any firing fails, one by one so the others go on. */
+    int fired = 0;
+    bx_error berr = {0};
+    if (timers_fire_batch(sv->db, &list, sv->owner, now, fire_timer, sv, &fired, &berr) == BX_OK) {
+        bx_metric_add(&m_timers, fired);
+        bx_debug("%d timers fired in one transaction", fired);
+        timers_list_free(&list);
+        return;
+    }
+    bx_warn("firing %d timers together failed (%s); firing them one by one", list.count, berr.msg);
+    if (bx_pg_is_broken(sv->db) && connect_pg(sv, &berr) != BX_OK) {
+        bx_warn("cannot reconnect to PostgreSQL: %s", berr.msg);
+        timers_list_free(&list);
+        return;
+    }
     for (int i = 0; i < list.count && *sv->conf.running; i++) {
         bx_error ferr = {0};
         bx_status s = timers_fire(sv->db, &list.items[i], sv->owner, now, fire_timer, sv, &ferr);

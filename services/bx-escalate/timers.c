@@ -1,5 +1,6 @@
 /* timers: durable deadlines in cases.timer, claimed with a lease and fired exactly once. */
 #include "timers.h"
+#include "bx_buf.h"
 
 #include "bx_pg.h"
 
@@ -221,6 +222,84 @@ bx_status timers_fire(PGconn *db, const timers_timer *timer, const char *owner_i
     IFOK(s, bx_pg_exec(db, "COMMIT", err));
     if (s != BX_OK)
         bx_pg_rollback(db);
+    return s;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+bx_status timers_fire_batch(PGconn *db, const timers_list *list, const char *owner_id,
+                            bx_time_ms now, timers_fire_fn *fire_fn, void *arg, int *fired,
+                            bx_error *err)
+{
+    *fired = 0;
+    bx_status s = check_owner(owner_id, err);
+    if (s != BX_OK || list->count == 0)
+        return s;
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    s = bx_buf_puts(&ids, "{");
+    for (int i = 0; i < list->count && s == BX_OK; i++)
+        s = bx_buf_printf(&ids, "%s%" PRId64, i ? "," : "", list->items[i].id);
+    IFOK(s, bx_buf_puts(&ids, "}"));
+    if (s != BX_OK) {
+        bx_buf_free(&ids);
+        return BX_ERR(err, BX_ENOMEM, "timers: out of memory");
+    }
+    char now_text[40];
+    ts_text(now, now_text);
+    const char *params[] = {ids.data, owner_id};
+    PGresult *res = NULL;
+    int64_t *held = NULL;
+    int nheld = 0;
+    s = bx_pg_exec(db, "BEGIN", err);
+    /* Row locks in id order, as timers_fire takes them: the decision and the fired marks are one.
+     */
+    IFOK(s, bx_pg_query(db,
+                        "SELECT id FROM cases.timer WHERE id = ANY($1::bigint[]) AND "
+                        "fired_at IS NULL AND claimed_by = $2 ORDER BY id FOR UPDATE",
+                        2, params, &res, err));
+    if (s == BX_OK) {
+        nheld = PQntuples(res);
+        held = calloc((size_t)nheld + 1, sizeof(*held));
+        if (held == NULL)
+            s = BX_ERR(err, BX_ENOMEM, "timers: out of memory");
+        for (int i = 0; i < nheld && s == BX_OK; i++)
+            held[i] = parse_i64(PQgetvalue(res, i, 0));
+    }
+    PQclear(res);
+    res = NULL;
+    int count = 0;
+    for (int i = 0; i < list->count && s == BX_OK; i++) {
+        const timers_timer *t = &list->items[i];
+        if (bsearch(&t->id, held, (size_t)nheld, sizeof(*held), cmp_i64) == NULL)
+            continue; /* fired already, or another claimer holds it now */
+        s = fire_fn(db, t, arg, err);
+        count += s == BX_OK;
+    }
+    if (s == BX_OK && nheld > 0) {
+        bx_buf_reset(&ids);
+        s = bx_buf_puts(&ids, "{");
+        for (int i = 0; i < nheld && s == BX_OK; i++)
+            s = bx_buf_printf(&ids, "%s%" PRId64, i ? "," : "", held[i]);
+        IFOK(s, bx_buf_puts(&ids, "}"));
+        const char *mark[] = {ids.data, now_text};
+        IFOK(s, bx_pg_query(db,
+                            "UPDATE cases.timer SET fired_at = $2::timestamptz "
+                            "WHERE id = ANY($1::bigint[])",
+                            2, mark, &res, err));
+        PQclear(res);
+    }
+    IFOK(s, bx_pg_exec(db, "COMMIT", err));
+    if (s != BX_OK)
+        bx_pg_rollback(db);
+    else
+        *fired = count;
+    free(held);
+    bx_buf_free(&ids);
     return s;
 }
 

@@ -70,6 +70,16 @@ typedef bx_status(timers_fire_fn)(PGconn *db, const timers_timer *timer, void *a
 bx_status timers_fire(PGconn *db, const timers_timer *timer, const char *owner_id, bx_time_ms now,
                       timers_fire_fn *fire_fn, void *arg, bx_error *err) BX_MUSTCHECK;
 
+/* Fires a claimed list in ONE transaction: locks the rows still unfired and claimed by owner_id
+ * (others are skipped: fired already or taken over), calls fire_fn for each, marks them fired at
+ * now and commits, so a batch costs one commit instead of one per timer. If fire_fn or the commit
+ * fails, everything is rolled back and the error returned: the caller then fires the list one by
+ * one with timers_fire, so one bad timer does not hold back the others. *fired receives the count
+ * fired. Must be called outside a transaction. */
+bx_status timers_fire_batch(PGconn *db, const timers_list *list, const char *owner_id,
+                            bx_time_ms now, timers_fire_fn *fire_fn, void *arg, int *fired,
+                            bx_error *err) BX_MUSTCHECK;
+
 /* Gives back owner_id's unfired claims (orderly shutdown), so another replica takes them at once.
  * *released (may be NULL) receives the count. */
 bx_status timers_release(PGconn *db, const char *owner_id, int *released,

@@ -761,3 +761,90 @@ BX_TEST(outbox_relay_killed_before_marking_sends_again_with_same_ids)
     bx_producer_free(p, 5000);
     PQfinish(db);
 }
+
+/* Claims and fires whole claims with timers_fire_batch until nothing is due. */
+static int drain_batches(PGconn *db, const char *owner, bx_time_ms now, int batch, fire_ctx *ctx)
+{
+    int fired = 0;
+    for (;;) {
+        timers_list list = {0};
+        bx_error err = {0};
+        REQUIRE(timers_claim(db, owner, now, 30 * SECOND, batch, &list, &err) == BX_OK);
+        if (list.count == 0)
+            break;
+        int n = 0;
+        bx_status s = timers_fire_batch(db, &list, owner, now, record_firing, ctx, &n, &err);
+        if (s != BX_OK)
+            fprintf(stderr, "batch: %s\n", err.msg);
+        CHECK_INT(s, BX_OK);
+        fired += n;
+        /* The same list again fires nothing: every timer in it has fired. */
+        REQUIRE(timers_fire_batch(db, &list, owner, now, record_firing, ctx, &n, &err) == BX_OK);
+        CHECK_INT(n, 0);
+        timers_list_free(&list);
+    }
+    return fired;
+}
+
+static void *fire_all_batches(void *arg)
+{
+    firer *f = arg;
+    PGconn *db = pg();
+    f->ctx.owner = f->owner;
+    f->fired = drain_batches(db, f->owner, T0 + 3600 * SECOND, 100, &f->ctx);
+    PQfinish(db);
+    return NULL;
+}
+
+BX_TEST(timer_batches_fired_once_by_three_threads)
+{
+    make_prefix();
+    PGconn *db = pg();
+    make_fired_table(db);
+    schedule_many(db, "batch", 1000, T0);
+    static firer f[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&f[i], 0, sizeof(f[i]));
+        snprintf(f[i].owner, sizeof(f[i].owner), "batcher-%d", i);
+        pthread_create(&th[i], NULL, fire_all_batches, &f[i]);
+    }
+    int fired = 0, calls = 0;
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        fired += f[i].fired;
+        calls += atomic_load(&f[i].ctx.calls);
+    }
+    CHECK_INT(fired, 1000);
+    CHECK_INT(calls, 1000);
+    CHECK_INT(count_of(db, "SELECT count(DISTINCT timer_key) FROM public.esc_fired "
+                           "WHERE owner LIKE 'batcher-%'"),
+              1000);
+    CHECK_INT(count_of(db, "SELECT count(*) FROM public.esc_fired WHERE owner LIKE 'batcher-%'"),
+              1000);
+    CHECK_INT(count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NULL"), 0);
+    PQfinish(db);
+}
+
+BX_TEST(timer_batch_with_a_failing_firing_changes_nothing)
+{
+    make_prefix();
+    PGconn *db = pg();
+    make_fired_table(db);
+    schedule_many(db, "fail", 5, T0);
+    timers_list list = {0};
+    bx_error err = {0};
+    REQUIRE(timers_claim(db, "failer", T0 + 3600 * SECOND, 30 * SECOND, 10, &list, &err) == BX_OK);
+    CHECK_INT(list.count, 5);
+    int n = -1;
+    static fire_ctx ctx;
+    ctx.owner = "failer";
+    CHECK(timers_fire_batch(db, &list, "failer", T0 + 3600 * SECOND, failing_firing, &ctx, &n,
+                            &err) != BX_OK);
+    CHECK_INT(n, 0);
+    /* The first firing's row was rolled back with the rest. */
+    CHECK_INT(count_of(db, "SELECT count(*) FROM public.esc_fired WHERE owner = 'failer'"), 0);
+    CHECK_INT(count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NULL"), 5);
+    timers_list_free(&list);
+    PQfinish(db);
+}
