@@ -14,43 +14,9 @@
 
 /* ---- a migrated database of our own ---- */
 
-static char db_name[64];
 static char db_url[512];
-static char admin_url[512];
 static char env_url[600];
 static char env_clock[600];
-static pid_t db_owner;
-
-static void url_with_db(const char *base, const char *name, char *out, size_t size)
-{
-    const char *query = strchr(base, '?');
-    size_t head = query ? (size_t)(query - base) : strlen(base);
-    const char *slash = NULL;
-    for (const char *p = base; p < base + head; p++)
-        if (*p == '/')
-            slash = p;
-    REQUIRE(slash != NULL && slash > base && slash[-1] != '/');
-    snprintf(out, size, "%.*s/%s%s", (int)(slash - base), base, name, query ? query : "");
-}
-
-static void admin_exec(const char *sql)
-{
-    PGconn *db = NULL;
-    bx_error err = {0};
-    REQUIRE(bx_pg_connect(admin_url, 5000, &db, &err) == BX_OK);
-    if (bx_pg_exec(db, sql, &err) != BX_OK)
-        fprintf(stderr, "%s: %s\n", sql, err.msg);
-    PQfinish(db);
-}
-
-static void drop_db(void)
-{
-    if (getpid() != db_owner || db_name[0] == '\0')
-        return;
-    char sql[128];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db_name);
-    admin_exec(sql);
-}
 
 /* Runs bxctl against our database with the driven clock; returns the exit code, output in *out
  * (caller frees). */
@@ -262,24 +228,12 @@ static void setup(void)
 {
     if (db_url[0])
         return;
-    const char *base = itest_env("BX_PG_URL", "postgresql://bx@127.0.0.1:54329/baoxue");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(db_name, sizeof(db_name), "bx_itest_ctl_%d_%ld", (int)getpid(),
-             (long)(ts.tv_nsec / 1000));
-    url_with_db(base, "postgres", admin_url, sizeof(admin_url));
-    url_with_db(base, db_name, db_url, sizeof(db_url));
-    char sql[128];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db_name);
-    admin_exec(sql);
-    db_owner = getpid();
-    atexit(drop_db);
+    snprintf(db_url, sizeof(db_url), "%s", itest_own_database("ctl"));
     snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
     char *clock = itest_clock_file("2026-11-27 18:00");
     snprintf(env_clock, sizeof(env_clock), "BX_CLOCK=file:%s", clock);
     free(clock);
 
-    free(bxctl_ok((const char *[]){"migrate", NULL}));
     char *dir = itest_tmpdir("ctl-registry");
     write_registry(dir);
     char holidays[512];

@@ -19,42 +19,8 @@
 
 /* ---- a database of the case's own, with the registry ---- */
 
-static char db_name[64];
 static char db_url[512];
-static char admin_url[512];
-static pid_t db_owner;
 static char tag[24]; /* makes student ids unique across runs (the output topics are shared) */
-
-static void url_with_db(const char *base, const char *name, char *out, size_t size)
-{
-    const char *query = strchr(base, '?');
-    size_t head = query ? (size_t)(query - base) : strlen(base);
-    const char *slash = NULL;
-    for (const char *p = base; p < base + head; p++)
-        if (*p == '/')
-            slash = p;
-    REQUIRE(slash != NULL && slash > base && slash[-1] != '/');
-    snprintf(out, size, "%.*s/%s%s", (int)(slash - base), base, name, query ? query : "");
-}
-
-static void admin_exec(const char *sql)
-{
-    PGconn *db = NULL;
-    bx_error err = {0};
-    REQUIRE(bx_pg_connect(admin_url, 5000, &db, &err) == BX_OK);
-    if (bx_pg_exec(db, sql, &err) != BX_OK)
-        fprintf(stderr, "%s: %s\n", sql, err.msg);
-    PQfinish(db);
-}
-
-static void drop_db(void)
-{
-    if (getpid() != db_owner || db_name[0] == '\0')
-        return;
-    char sql[128];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db_name);
-    admin_exec(sql);
-}
 
 static void bxctl_ok(const char *const *args)
 {
@@ -86,17 +52,7 @@ static void setup_db(int students)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(tag, sizeof(tag), "E%d%03ld", (int)getpid() % 100000, (long)(ts.tv_nsec / 1000000));
-    const char *base = itest_env("BX_PG_URL", "postgresql://bx@127.0.0.1:54329/baoxue");
-    snprintf(db_name, sizeof(db_name), "bx_itest_escsvc_%d_%ld", (int)getpid(),
-             (long)(ts.tv_nsec / 1000));
-    url_with_db(base, "postgres", admin_url, sizeof(admin_url));
-    url_with_db(base, db_name, db_url, sizeof(db_url));
-    char sql[128];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db_name);
-    admin_exec(sql);
-    db_owner = getpid();
-    atexit(drop_db);
-    bxctl_ok((const char *[]){"migrate", NULL});
+    snprintf(db_url, sizeof(db_url), "%s", itest_own_database("escsvc"));
     char *dir = itest_tmpdir("escsvc-registry");
     itest_write_file(dir, "counties.csv", "code,name\n990001,测试县\n");
     itest_write_file(dir, "townships.csv", "code,county_code,name\n990001100,990001,测试镇\n");

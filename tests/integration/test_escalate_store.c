@@ -23,73 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- a migrated database per case ---- */
-
-static char db_name[64];
-static char db_url[512];
-static char admin_url[512];
-static pid_t db_owner; /* only the process that created the database drops it */
-
-/* The URL of the same server with another database name. */
-static void url_with_db(const char *base, const char *name, char *out, size_t size)
-{
-    const char *query = strchr(base, '?');
-    size_t head = query ? (size_t)(query - base) : strlen(base);
-    const char *slash = NULL;
-    for (const char *p = base; p < base + head; p++)
-        if (*p == '/')
-            slash = p;
-    REQUIRE(slash != NULL && slash > base && slash[-1] != '/');
-    snprintf(out, size, "%.*s/%s%s", (int)(slash - base), base, name, query ? query : "");
-}
-
-static void admin_exec(const char *sql)
-{
-    PGconn *db = NULL;
-    bx_error err = {0};
-    REQUIRE(bx_pg_connect(admin_url, 5000, &db, &err) == BX_OK);
-    if (bx_pg_exec(db, sql, &err) != BX_OK)
-        fprintf(stderr, "%s: %s\n", sql, err.msg);
-    PQfinish(db);
-}
-
-static void drop_db(void)
-{
-    if (getpid() != db_owner || db_name[0] == '\0')
-        return;
-    char sql[128];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db_name);
-    admin_exec(sql);
-}
+/* ---- a migrated database per case (timers and the outbox are shared queues) ---- */
 
 static const char *test_db(void)
 {
-    if (db_url[0])
-        return db_url;
-    const char *base = itest_env("BX_PG_URL", "postgresql://bx@127.0.0.1:54329/baoxue");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(db_name, sizeof(db_name), "bx_itest_esc_%d_%ld", (int)getpid(),
-             (long)(ts.tv_nsec / 1000));
-    url_with_db(base, "postgres", admin_url, sizeof(admin_url));
-    url_with_db(base, db_name, db_url, sizeof(db_url));
-    char sql[128];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db_name);
-    admin_exec(sql);
-    db_owner = getpid();
-    atexit(drop_db);
-    char env_url[600];
-    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
-    const char *env[] = {env_url, NULL};
-    const char *argv[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "migrate", NULL};
-    bx_buf out;
-    bx_buf_init(&out, 0);
-    int rc = itest_run(argv, env, &out);
-    if (rc != 0)
-        fprintf(stderr, "bxctl migrate: %s\n", out.data ? out.data : "");
-    REQUIRE(rc == 0);
-    bx_buf_free(&out);
-    return db_url;
+    return itest_own_database("esc");
 }
 
 static PGconn *pg(void)

@@ -1,5 +1,6 @@
 /* bx_itest: integration test helpers (processes, HTTP, Kafka reading). */
 #include "bx_itest.h"
+#include "bx_pg.h"
 #include "bx_test.h"
 
 #include <curl/curl.h>
@@ -481,4 +482,73 @@ void itest_mark_free(itest_mark *m)
     rd_kafka_consumer_close(m->rk);
     rd_kafka_destroy(m->rk);
     free(m);
+}
+
+/* ---- a migrated database of the test's own ---- */
+
+static char own_db_name[64];
+static char own_db_url[512];
+static char own_admin_url[512];
+static pid_t own_db_owner; /* only the process that created the database drops it */
+
+/* The URL of the same server with another database name. */
+static void url_with_db(const char *base, const char *name, char *out, size_t size)
+{
+    const char *query = strchr(base, '?');
+    size_t head = query ? (size_t)(query - base) : strlen(base);
+    const char *slash = NULL;
+    for (const char *p = base; p < base + head; p++)
+        if (*p == '/')
+            slash = p;
+    REQUIRE(slash != NULL && slash > base && slash[-1] != '/');
+    snprintf(out, size, "%.*s/%s%s", (int)(slash - base), base, name, query ? query : "");
+}
+
+static void admin_exec(const char *sql)
+{
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(own_admin_url, 5000, &db, &err) == BX_OK);
+    if (bx_pg_exec(db, sql, &err) != BX_OK)
+        fprintf(stderr, "%s: %s\n", sql, err.msg);
+    PQfinish(db);
+}
+
+static void drop_own_database(void)
+{
+    if (getpid() != own_db_owner || own_db_name[0] == '\0')
+        return;
+    char sql[128];
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", own_db_name);
+    admin_exec(sql);
+}
+
+const char *itest_own_database(const char *tag)
+{
+    if (own_db_url[0])
+        return own_db_url;
+    const char *base = itest_env("BX_PG_URL", "postgresql://bx@127.0.0.1:54329/baoxue");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(own_db_name, sizeof(own_db_name), "bx_itest_%s_%d_%ld", tag, (int)getpid(),
+             (long)(ts.tv_nsec / 1000));
+    url_with_db(base, "postgres", own_admin_url, sizeof(own_admin_url));
+    url_with_db(base, own_db_name, own_db_url, sizeof(own_db_url));
+    char sql[128];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", own_db_name);
+    admin_exec(sql);
+    own_db_owner = getpid();
+    atexit(drop_own_database);
+    char env_url[600];
+    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", own_db_url);
+    const char *env[] = {env_url, NULL};
+    const char *argv[] = {bxctl_bin(), "migrate", NULL};
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    int rc = itest_run(argv, env, &out);
+    if (rc != 0)
+        fprintf(stderr, "bxctl migrate: %s\n", out.data ? out.data : "");
+    REQUIRE(rc == 0);
+    bx_buf_free(&out);
+    return own_db_url;
 }

@@ -36,6 +36,12 @@ pid_t itest_service_start(const char *binary, const char *clock_file, const char
 /* The value of one metric line ("name value") from http://127.0.0.1:<port>/metrics, or -1. */
 long long itest_metric(int port, const char *name);
 
+/* Creates a fresh database on the test server (bx_itest_<tag>_<pid>_<usec>), migrates it with
+ * bxctl, and drops it when the creating process exits. For tests whose tables are shared queues
+ * (timers, the outbox) or whose counts must not see other runs. Returns its URL (static storage,
+ * valid until exit); a second call returns the same database. */
+const char *itest_own_database(const char *tag);
+
 /* Writes a driven clock file set to the given local time ("2026-11-27 18:00"). */
 char *itest_clock_file(const char *local_time);
 
