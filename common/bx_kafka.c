@@ -139,8 +139,26 @@ rd_kafka_t *bx_producer_handle(bx_producer *p)
     return p->rk;
 }
 
+static bx_status produce(bx_producer *p, const char *topic, const char *key, size_t key_len,
+                         void *value, size_t value_len, int flags, bx_delivery_fn *done,
+                         void *opaque);
+
 bx_status bx_producer_send(bx_producer *p, const char *topic, const char *key, size_t key_len,
                            const char *value, size_t value_len, bx_delivery_fn *done, void *opaque)
+{
+    return produce(p, topic, key, key_len, (void *)value, value_len, RD_KAFKA_MSG_F_COPY, done,
+                   opaque);
+}
+
+bx_status bx_producer_send_owned(bx_producer *p, const char *topic, const char *key, size_t key_len,
+                                 char *value, size_t value_len, bx_delivery_fn *done, void *opaque)
+{
+    return produce(p, topic, key, key_len, value, value_len, RD_KAFKA_MSG_F_FREE, done, opaque);
+}
+
+static bx_status produce(bx_producer *p, const char *topic, const char *key, size_t key_len,
+                         void *value, size_t value_len, int flags, bx_delivery_fn *done,
+                         void *opaque)
 {
     struct delivery_opaque *d = malloc(sizeof(*d));
     if (d == NULL)
@@ -148,10 +166,10 @@ bx_status bx_producer_send(bx_producer *p, const char *topic, const char *key, s
     d->done = done;
     d->opaque = opaque;
     for (int attempt = 0;; attempt++) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
-            RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(flags),
+                              RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, value_len),
+                              RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return BX_OK;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt == 500) {

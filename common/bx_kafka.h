@@ -36,6 +36,11 @@ void bx_producer_free(bx_producer *p, int timeout_ms);
 bx_status bx_producer_send(bx_producer *p, const char *topic, const char *key, size_t key_len,
                            const char *value, size_t value_len, bx_delivery_fn *done,
                            void *opaque) BX_MUSTCHECK;
+/* As bx_producer_send, but takes ownership of value (a malloc'd buffer): librdkafka frees it
+ * after delivery, so the message is not copied. On an error return the caller still owns it. */
+bx_status bx_producer_send_owned(bx_producer *p, const char *topic, const char *key, size_t key_len,
+                                 char *value, size_t value_len, bx_delivery_fn *done,
+                                 void *opaque) BX_MUSTCHECK;
 /* Waits until every queued message is delivered or timeout_ms passes. */
 bx_status bx_producer_flush(bx_producer *p, int timeout_ms) BX_MUSTCHECK;
 /* Borrowed handle, for metadata queries. */

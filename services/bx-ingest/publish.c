@@ -146,8 +146,12 @@ bx_status ingest_publish(const ingest_ctx *ctx, bx_producer *producer, dedup_bat
         slots[i].err = RD_KAFKA_RESP_ERR__IN_PROGRESS;
         if (r->outcome == INGEST_PENDING) {
             bx_delivery_slot_arm(&slots[i], wait);
-            if (bx_producer_send(producer, r->topic, r->key, strlen(r->key), r->message,
-                                 strlen(r->message), bx_delivery_slot_done, &slots[i]) != BX_OK)
+            /* The message buffer goes to librdkafka as it is, without a copy. */
+            if (bx_producer_send_owned(producer, r->topic, r->key, strlen(r->key), r->message,
+                                       strlen(r->message), bx_delivery_slot_done,
+                                       &slots[i]) == BX_OK)
+                r->message = NULL;
+            else
                 bx_delivery_slot_done(&slots[i], RD_KAFKA_RESP_ERR__FAIL);
         } else if (r->outcome == INGEST_REJECTED) {
             char *dlq = ingest_dlq_message(ctx, r, r->reason, r->error, NULL, 0);
