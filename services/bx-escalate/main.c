@@ -4,6 +4,7 @@
 #include "bx_kafka.h"
 #include "bx_log.h"
 #include "bx_metrics.h"
+#include "bx_service.h"
 #include "ladder.h"
 #include "service.h"
 
@@ -51,36 +52,20 @@ int main(int argc, char **argv)
          "how often the registry revision is checked"},
     };
     size_t nrows = sizeof(rows) / sizeof(rows[0]);
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fprintf(stderr, "bx-escalate: assessments and actions to cases, tasks, deadlines and "
-                        "notification requests\n");
-        bx_conf_usage(rows, nrows);
-        return 0;
-    }
+    int exit_code = bx_service_start_up("bx-escalate",
+                                        "assessments and actions to cases, tasks, deadlines and "
+                                        "notification requests",
+                                        rows, nrows, &common, argc, argv);
+    if (exit_code >= 0)
+        return exit_code;
     bx_error err = {0};
-    bx_log_level level = BX_LOG_INFO;
-    if (bx_conf_load(rows, nrows, &err) != BX_OK) {
-        fprintf(stderr, "bx-escalate: %s\n", err.msg);
-        return 2;
-    }
-    if (bx_log_level_parse(common.log_level, &level) != BX_OK) {
-        fprintf(stderr,
-                "bx-escalate: BX_LOG_LEVEL: expected debug, info, warn or error, got \"%s\"\n",
-                common.log_level);
-        bx_conf_free(rows, nrows);
-        return 2;
-    }
-    bx_log_init("bx-escalate", level);
-    if (strcmp(offset_reset, "earliest") != 0 && strcmp(offset_reset, "latest") != 0) {
-        fprintf(stderr,
-                "bx-escalate: BX_CONSUMER_OFFSET_RESET: expected earliest or latest, got \"%s\"\n",
-                offset_reset);
+    static const char *const resets[] = {"earliest", "latest", NULL};
+    if (!bx_service_check_choice("bx-escalate", "BX_CONSUMER_OFFSET_RESET", offset_reset, resets)) {
         bx_conf_free(rows, nrows);
         return 2;
     }
     ladder_policy *policy = calloc(1, sizeof(*policy));
-    if (policy == NULL || bx_clock_init(common.clock, &err) != BX_OK ||
-        ladder_policy_load(policy_path, policy, &err) != BX_OK) {
+    if (policy == NULL || ladder_policy_load(policy_path, policy, &err) != BX_OK) {
         fprintf(stderr, "bx-escalate: %s\n", policy ? err.msg : "out of memory");
         free(policy);
         bx_conf_free(rows, nrows);

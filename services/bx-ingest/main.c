@@ -4,6 +4,7 @@
 #include "bx_kafka.h"
 #include "bx_log.h"
 #include "bx_metrics.h"
+#include "bx_service.h"
 #include "server.h"
 
 #include <signal.h>
@@ -43,28 +44,12 @@ int main(int argc, char **argv)
          "how long accepted client event ids and roll call ids are remembered"},
     };
     size_t nrows = sizeof(rows) / sizeof(rows[0]);
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fprintf(stderr, "bx-ingest: the HTTP door for attendance, roll calls, leave and actions\n");
-        bx_conf_usage(rows, nrows);
-        return 0;
-    }
+    int exit_code = bx_service_start_up(
+        "bx-ingest", "the HTTP door for attendance, roll calls, leave and actions", rows, nrows,
+        &common, argc, argv);
+    if (exit_code >= 0)
+        return exit_code;
     bx_error err = {0};
-    bx_log_level level = BX_LOG_INFO;
-    if (bx_conf_load(rows, nrows, &err) != BX_OK) {
-        fprintf(stderr, "bx-ingest: %s\n", err.msg);
-        return 2;
-    }
-    if (bx_log_level_parse(common.log_level, &level) != BX_OK) {
-        fprintf(stderr,
-                "bx-ingest: BX_LOG_LEVEL: expected debug, info, warn or error, got \"%s\"\n",
-                common.log_level);
-        return 2;
-    }
-    bx_log_init("bx-ingest", level);
-    if (bx_clock_init(common.clock, &err) != BX_OK) {
-        fprintf(stderr, "bx-ingest: %s\n", err.msg);
-        return 2;
-    }
     char timeout_text[32];
     snprintf(timeout_text, sizeof(timeout_text), "%lld", ack_timeout);
     const char *extra[] = {"message.timeout.ms", timeout_text, NULL};

@@ -4,6 +4,7 @@
 #include "bx_kafka.h"
 #include "bx_log.h"
 #include "bx_metrics.h"
+#include "bx_service.h"
 #include "score.h"
 #include "service.h"
 
@@ -48,34 +49,19 @@ int main(int argc, char **argv)
          "how often the registry revision is checked"},
     };
     size_t nrows = sizeof(rows) / sizeof(rows[0]);
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fprintf(stderr, "bx-score: attendance facts to streaks, windows and risk assessments\n");
-        bx_conf_usage(rows, nrows);
-        return 0;
-    }
+    int exit_code =
+        bx_service_start_up("bx-score", "attendance facts to streaks, windows and risk assessments",
+                            rows, nrows, &common, argc, argv);
+    if (exit_code >= 0)
+        return exit_code;
     bx_error err = {0};
-    bx_log_level level = BX_LOG_INFO;
-    if (bx_conf_load(rows, nrows, &err) != BX_OK) {
-        fprintf(stderr, "bx-score: %s\n", err.msg);
-        return 2;
-    }
-    if (bx_log_level_parse(common.log_level, &level) != BX_OK) {
-        fprintf(stderr, "bx-score: BX_LOG_LEVEL: expected debug, info, warn or error, got \"%s\"\n",
-                common.log_level);
-        bx_conf_free(rows, nrows);
-        return 2;
-    }
-    bx_log_init("bx-score", level);
-    if (strcmp(offset_reset, "earliest") != 0 && strcmp(offset_reset, "latest") != 0) {
-        fprintf(stderr,
-                "bx-score: BX_CONSUMER_OFFSET_RESET: expected earliest or latest, got \"%s\"\n",
-                offset_reset);
+    static const char *const resets[] = {"earliest", "latest", NULL};
+    if (!bx_service_check_choice("bx-score", "BX_CONSUMER_OFFSET_RESET", offset_reset, resets)) {
         bx_conf_free(rows, nrows);
         return 2;
     }
     score_policy policy;
-    if (bx_clock_init(common.clock, &err) != BX_OK ||
-        score_policy_load(policy_path, &policy, &err) != BX_OK) {
+    if (score_policy_load(policy_path, &policy, &err) != BX_OK) {
         fprintf(stderr, "bx-score: %s\n", err.msg);
         bx_conf_free(rows, nrows);
         return 2;
