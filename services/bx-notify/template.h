@@ -1,0 +1,38 @@
+/* template: the messages bx-notify sends, as data (deploy/policy/notify.templates). A template
+ * has a name (the request's "template"), an audience (guardian or staff) and a text with
+ * {placeholders} filled from the request's params and from what bx-notify looks up (the school's
+ * name, the student's name for staff, the days missed this term). Rendering refuses a
+ * placeholder it cannot fill, so no message goes out with a hole in it. */
+#ifndef BX_NOTIFY_TEMPLATE_H
+#define BX_NOTIFY_TEMPLATE_H
+
+#include "bx_status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct template_set template_set;
+
+/* Loads and checks the file: unknown placeholders, a guardian template that mentions a risk flag,
+ * an id number or 辍学, or a guardian text longer than the limit stop loading with file:line. */
+bx_status template_set_load(const char *path, template_set **out, bx_error *err) BX_MUSTCHECK;
+void template_set_free(template_set *ts);
+
+/* Name/value pairs to fill placeholders from; looked up by name. */
+typedef struct template_var {
+    const char *name;
+    const char *value;
+} template_var;
+
+/* Renders template name with vars into out (NUL-terminated). BX_ENOTFOUND for an unknown
+ * template, BX_EINVAL naming the placeholder that has no value. */
+bx_status template_render(const template_set *ts, const char *name, const template_var *vars,
+                          size_t nvars, char *out, size_t outsize, bx_error *err) BX_MUSTCHECK;
+
+/* True when the template is meant for guardians (parents). */
+bool template_for_guardian(const template_set *ts, const char *name);
+
+/* Number of SMS segments a text takes (70 characters for one, 67 each when split). */
+int template_sms_segments(const char *utf8);
+
+#endif
