@@ -12,6 +12,7 @@
 
 struct job {
     struct job *next;
+    pthread_cond_t answered; /* the waiting request's own: a batch wakes only its requests */
     bool remember, done;
     bx_status status;
     const char *school, *topic;
@@ -25,7 +26,7 @@ struct dedup_batcher {
     PGconn *db;
     pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t wake, answered;
+    pthread_cond_t wake;
     struct job *head, *tail;
     bool stopping;
 };
@@ -47,6 +48,9 @@ static bx_status text_array(bx_buf *b, struct job *jobs, bool remember, int col)
     return s;
 }
 
+/* Answers a batch with one statement (one round trip, one commit): the INSERT of the keys to
+ * remember runs in a CTE beside the SELECT of the keys to check. Rows inserted by the CTE are not
+ * visible to the SELECT, as when the two ran one after the other. */
 static void run_batch(dedup_batcher *d, struct job *jobs)
 {
     bx_error err = {0};
@@ -63,57 +67,43 @@ static void run_batch(dedup_batcher *d, struct job *jobs)
             bx_warn("duplicate checks: %s", err.msg);
         }
     }
-    for (int pass = 0; pass < 2; pass++) {
-        bool remember = pass == 1;
-        size_t count = 0;
-        for (struct job *j = jobs; j; j = j->next)
-            if (j->remember == remember)
-                count += j->n;
-        if (count == 0)
-            continue;
-        bx_status s = d->db ? BX_OK : BX_ETRANSIENT;
-        bx_buf a, b, c;
-        bx_buf_init(&a, 0);
-        bx_buf_init(&b, 0);
-        bx_buf_init(&c, 0);
-        IFOK(s, text_array(&a, jobs, remember, 0));
-        IFOK(s, text_array(&b, jobs, remember, 1));
-        if (remember)
-            IFOK(s, text_array(&c, jobs, remember, 2));
-        PGresult *res = NULL;
-        if (s == BX_OK && !remember) {
-            const char *params[] = {a.data, b.data};
-            s = bx_pg_query(d->db,
-                            "SELECT k.s, k.e FROM unnest($1::text[], $2::text[]) AS k(s, e) "
-                            "WHERE EXISTS (SELECT 1 FROM ingest.seen_event x WHERE "
-                            "x.school_id = k.s AND x.event_id = k.e)",
-                            2, params, &res, &err);
-            for (int row = 0; s == BX_OK && row < PQntuples(res); row++) {
-                const char *sc = PQgetvalue(res, row, 0), *ev = PQgetvalue(res, row, 1);
-                for (struct job *j = jobs; j; j = j->next)
-                    if (!j->remember && strcmp(j->school, sc) == 0)
-                        for (size_t i = 0; i < j->n; i++)
-                            if (strcmp(j->keys[i], ev) == 0)
-                                j->seen[i] = true;
-            }
-        } else if (s == BX_OK) {
-            const char *params[] = {a.data, b.data, c.data};
-            s = bx_pg_query(d->db,
-                            "INSERT INTO ingest.seen_event (school_id, event_id, topic) "
-                            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) "
-                            "ON CONFLICT DO NOTHING",
-                            3, params, &res, &err);
-        }
-        PQclear(res);
-        bx_buf_free(&a);
-        bx_buf_free(&b);
-        bx_buf_free(&c);
-        if (s != BX_OK)
-            bx_warn("duplicate checks: %s", err.msg);
-        for (struct job *j = jobs; j; j = j->next)
-            if (j->remember == remember)
-                j->status = s;
+    bx_status s = d->db ? BX_OK : BX_ETRANSIENT;
+    bx_buf arrays[5];
+    for (int i = 0; i < 5; i++)
+        bx_buf_init(&arrays[i], 0);
+    IFOK(s, text_array(&arrays[0], jobs, false, 0));
+    IFOK(s, text_array(&arrays[1], jobs, false, 1));
+    IFOK(s, text_array(&arrays[2], jobs, true, 0));
+    IFOK(s, text_array(&arrays[3], jobs, true, 1));
+    IFOK(s, text_array(&arrays[4], jobs, true, 2));
+    PGresult *res = NULL;
+    if (s == BX_OK) {
+        const char *params[] = {arrays[0].data, arrays[1].data, arrays[2].data, arrays[3].data,
+                                arrays[4].data};
+        s = bx_pg_query(d->db,
+                        "WITH remembered AS (INSERT INTO ingest.seen_event (school_id, event_id, "
+                        "topic) SELECT * FROM unnest($3::text[], $4::text[], $5::text[]) "
+                        "ON CONFLICT DO NOTHING) "
+                        "SELECT k.s, k.e FROM unnest($1::text[], $2::text[]) AS k(s, e) "
+                        "WHERE EXISTS (SELECT 1 FROM ingest.seen_event x WHERE "
+                        "x.school_id = k.s AND x.event_id = k.e)",
+                        5, params, &res, &err);
     }
+    for (int row = 0; s == BX_OK && row < PQntuples(res); row++) {
+        const char *sc = PQgetvalue(res, row, 0), *ev = PQgetvalue(res, row, 1);
+        for (struct job *j = jobs; j; j = j->next)
+            if (!j->remember && strcmp(j->school, sc) == 0)
+                for (size_t i = 0; i < j->n; i++)
+                    if (strcmp(j->keys[i], ev) == 0)
+                        j->seen[i] = true;
+    }
+    PQclear(res);
+    for (int i = 0; i < 5; i++)
+        bx_buf_free(&arrays[i]);
+    if (s != BX_OK)
+        bx_warn("duplicate checks: %s", err.msg);
+    for (struct job *j = jobs; j; j = j->next)
+        j->status = s;
 }
 
 static void *dedup_main(void *arg)
@@ -135,10 +125,10 @@ static void *dedup_main(void *arg)
         run_batch(d, jobs);
         pthread_mutex_lock(&d->lock);
         for (struct job *j = jobs, *next; j; j = next) {
-            next = j->next;
+            next = j->next; /* j belongs to its request once done is set and it is woken */
             j->done = true;
+            pthread_cond_signal(&j->answered);
         }
-        pthread_cond_broadcast(&d->answered);
     }
     pthread_mutex_unlock(&d->lock);
     return NULL;
@@ -152,7 +142,6 @@ bx_status dedup_new(const char *pg_url, dedup_batcher **out, bx_error *err)
     d->url = strdup(pg_url);
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->wake, NULL);
-    pthread_cond_init(&d->answered, NULL);
     if (pthread_create(&d->thread, NULL, dedup_main, d) != 0) {
         free(d->url);
         free(d);
@@ -179,6 +168,7 @@ void dedup_free(dedup_batcher *d)
 
 static bx_status submit(dedup_batcher *d, struct job *j)
 {
+    pthread_cond_init(&j->answered, NULL);
     pthread_mutex_lock(&d->lock);
     if (d->tail)
         d->tail->next = j;
@@ -187,8 +177,9 @@ static bx_status submit(dedup_batcher *d, struct job *j)
     d->tail = j;
     pthread_cond_signal(&d->wake);
     while (!j->done)
-        pthread_cond_wait(&d->answered, &d->lock);
+        pthread_cond_wait(&j->answered, &d->lock);
     pthread_mutex_unlock(&d->lock);
+    pthread_cond_destroy(&j->answered);
     return j->status;
 }
 
