@@ -14,6 +14,7 @@ struct job {
     struct job *next;
     pthread_cond_t answered; /* the waiting request's own: a batch wakes only its requests */
     bool remember, done;
+    bool detached; /* a remember nobody waits for: the batcher frees it */
     bx_status status;
     const char *school, *topic;
     const char *const *keys;
@@ -97,6 +98,19 @@ static void run_batch(dedup_batcher *d, struct job *jobs)
                     if (strcmp(j->keys[i], ev) == 0)
                         j->seen[i] = true;
     }
+    /* A key remembered in this very batch is not visible to the statement's SELECT: a request
+     * that was answered "accepted" before this check was queued must still make it a duplicate. */
+    for (struct job *r = jobs; s == BX_OK && r; r = r->next) {
+        if (!r->remember)
+            continue;
+        for (struct job *j = jobs; j; j = j->next) {
+            if (j->remember || strcmp(j->school, r->school) != 0)
+                continue;
+            for (size_t i = 0; i < j->n; i++)
+                for (size_t k = 0; k < r->n && !j->seen[i]; k++)
+                    j->seen[i] = strcmp(j->keys[i], r->keys[k]) == 0;
+        }
+    }
     PQclear(res);
     for (int i = 0; i < 5; i++)
         bx_buf_free(&arrays[i]);
@@ -126,6 +140,12 @@ static void *dedup_main(void *arg)
         pthread_mutex_lock(&d->lock);
         for (struct job *j = jobs, *next; j; j = next) {
             next = j->next; /* j belongs to its request once done is set and it is woken */
+            if (j->detached) {
+                if (j->status != BX_OK)
+                    bx_warn("school %s: %zu accepted event ids not remembered", j->school, j->n);
+                free(j);
+                continue;
+            }
             j->done = true;
             pthread_cond_signal(&j->answered);
         }
@@ -166,16 +186,21 @@ void dedup_free(dedup_batcher *d)
     free(d);
 }
 
-static bx_status submit(dedup_batcher *d, struct job *j)
+static void enqueue(dedup_batcher *d, struct job *j)
 {
-    pthread_cond_init(&j->answered, NULL);
-    pthread_mutex_lock(&d->lock);
     if (d->tail)
         d->tail->next = j;
     else
         d->head = j;
     d->tail = j;
     pthread_cond_signal(&d->wake);
+}
+
+static bx_status submit(dedup_batcher *d, struct job *j)
+{
+    pthread_cond_init(&j->answered, NULL);
+    pthread_mutex_lock(&d->lock);
+    enqueue(d, j);
     while (!j->done)
         pthread_cond_wait(&j->answered, &d->lock);
     pthread_mutex_unlock(&d->lock);
@@ -197,11 +222,35 @@ bx_status dedup_check(dedup_batcher *d, const char *school, const char *const *k
 bx_status dedup_remember(dedup_batcher *d, const char *school, const char *const *keys, size_t n,
                          const char *topic)
 {
-    struct job j = {0};
-    j.remember = true;
-    j.school = school;
-    j.keys = keys;
-    j.n = n;
-    j.topic = topic;
-    return submit(d, &j);
+    /* One allocation holds the job, the key pointers and copies of every string. */
+    size_t size = sizeof(struct job) + n * sizeof(char *) + strlen(school) + strlen(topic) + 2;
+    for (size_t i = 0; i < n; i++)
+        size += strlen(keys[i]) + 1;
+    struct job *j = calloc(1, size);
+    if (j == NULL)
+        return BX_ENOMEM;
+    char **copies = (char **)(j + 1);
+    char *text = (char *)(copies + n);
+    size_t len = strlen(school) + 1;
+    memcpy(text, school, len);
+    j->school = text;
+    text += len;
+    len = strlen(topic) + 1;
+    memcpy(text, topic, len);
+    j->topic = text;
+    text += len;
+    for (size_t i = 0; i < n; i++) {
+        len = strlen(keys[i]) + 1;
+        memcpy(text, keys[i], len);
+        copies[i] = text;
+        text += len;
+    }
+    j->keys = (const char *const *)copies;
+    j->n = n;
+    j->remember = true;
+    j->detached = true;
+    pthread_mutex_lock(&d->lock);
+    enqueue(d, j);
+    pthread_mutex_unlock(&d->lock);
+    return BX_OK;
 }

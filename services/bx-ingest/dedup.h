@@ -19,7 +19,9 @@ void dedup_free(dedup_batcher *d);
  * are borrowed for the call. BX_ETRANSIENT when the database is unreachable (nothing is set). */
 bx_status dedup_check(dedup_batcher *d, const char *school, const char *const *keys, size_t n,
                       bool *seen) BX_MUSTCHECK;
-/* Remembers keys as accepted for school; blocks until committed. */
+/* Queues keys to be remembered as accepted for school and returns at once (the strings are
+ * copied). Any dedup_check queued after this call sees them, whether or not they are committed
+ * yet; a failure to store them is logged by the batcher. BX_ENOMEM when nothing was queued. */
 bx_status dedup_remember(dedup_batcher *d, const char *school, const char *const *keys, size_t n,
                          const char *topic) BX_MUSTCHECK;
 
