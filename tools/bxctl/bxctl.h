@@ -15,6 +15,7 @@ typedef struct bxctl_ctx {
     char *sql_dir;
     long long topic_partitions;
     char *score_policy;
+    char *settle_groups; /* BX_SETTLE_GROUPS: "group:topic,topic ..." that settle waits for */
 } bxctl_ctx;
 
 /* Each command returns the process exit code: 0 done, 1 failed, 2 usage. */
@@ -28,6 +29,7 @@ int bxctl_student(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_case(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_report(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_ledger(bxctl_ctx *ctx, int argc, char **argv);
+int bxctl_settle(bxctl_ctx *ctx, int argc, char **argv);
 
 /* What bx-score's computations read (rebuild.c): PostgreSQL, Redis, the registry, the profiles
  * and the policy. Returns NULL after printing why; close with bxctl_score_close. */

@@ -35,7 +35,10 @@ static void usage(void)
             "                                  dropout and retention rates, thresholds flagged\n"
             "  ledger [--county CODE] [--kind suspected|dropout|returned]\n"
             "         [--names] [--json]\n"
-            "                                  standing lists with persuasion history\n");
+            "                                  standing lists with persuasion history\n"
+            "  settle [--group GROUP:TOPIC[,TOPIC]]... [--timeout S] [--interval MS] [--verbose]\n"
+            "                                  wait until every group has consumed its topics,\n"
+            "                                  no timer is due and the outbox is empty\n");
 }
 
 PGconn *bxctl_db(bxctl_ctx *ctx)
@@ -60,6 +63,11 @@ int main(int argc, char **argv)
          "partitions for each topic created by `bxctl topics create`"},
         {"BX_SCORE_POLICY", BX_CONF_STRING, BX_DEFAULT_SCORE_POLICY, 0, 0, &ctx.score_policy,
          "bx-score's weights and tier bounds, for rebuild and student show"},
+        {"BX_SETTLE_GROUPS", BX_CONF_STRING,
+         "bx-score:bx.attendance.v1 bx-escalate:bx.risk.v1,bx.actions.v1 "
+         "bx-notify:bx.notify.requests.v1",
+         0, 0, &ctx.settle_groups,
+         "consumer groups and their topics that `bxctl settle` waits for (GROUP:TOPIC,TOPIC ...)"},
     };
     size_t nrows = sizeof(rows) / sizeof(rows[0]);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -105,6 +113,8 @@ int main(int argc, char **argv)
         rc = bxctl_report(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "ledger") == 0)
         rc = bxctl_ledger(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "settle") == 0)
+        rc = bxctl_settle(&ctx, argc - 2, argv + 2);
     else {
         fprintf(stderr, "bxctl: unknown command \"%s\"\n", cmd);
         usage();
