@@ -35,4 +35,25 @@ bool template_for_guardian(const template_set *ts, const char *name);
 /* Number of SMS segments a text takes (70 characters for one, 67 each when split). */
 int template_sms_segments(const char *utf8);
 
+/* True when the set holds a template of that name. */
+bool template_exists(const template_set *ts, const char *name);
+
+/* The most segments the template was designed for (its "segments" setting); 0 for an unknown
+ * template. A rendered text may exceed it with long names; the caller decides what to do. */
+int template_max_segments(const template_set *ts, const char *name);
+
+/* The Chinese label of a task kind, a staff role or a stage (kind is "task", "role" or "stage"),
+ * from the file's label.<kind>.<key> settings; key itself when the file has none. Borrowed from ts
+ * (or key). For rendering the digest's task list. */
+const char *template_label(const template_set *ts, const char *kind, const char *key);
+
+/* "2026-11-27" -> "11月27日"; a value already in that form is copied. BX_EINVAL otherwise. */
+bx_status template_format_date(const char *value, char *out, size_t outsize) BX_MUSTCHECK;
+/* An RFC 3339 time ("2026-11-28T17:00:00+08:00") -> local "11月28日17:00". BX_EINVAL otherwise. */
+bx_status template_format_due(const char *value, char *out, size_t outsize) BX_MUSTCHECK;
+
+/* The first word a message to a guardian must never carry (辍学, 风险, 贫困, 残疾, 身份证, risk,
+ * ...) found in text, or NULL. */
+const char *template_forbidden_word(const char *text);
+
 #endif
