@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,8 +61,18 @@ static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     }
 }
 
+/* A message's opaque is either a malloc'd delivery_opaque or, for the common bx_delivery_slot_done,
+ * the slot itself tagged with the low bit (slots are aligned), which saves an allocation per
+ * message. */
+#define SLOT_TAG ((uintptr_t)1)
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
+    uintptr_t tagged = (uintptr_t)msg->_private;
+    if (tagged & SLOT_TAG) {
+        bx_delivery_slot_done((void *)(tagged & ~SLOT_TAG), msg->err);
+        return;
+    }
     struct delivery_opaque *d = msg->_private;
     if (d == NULL)
         return;
@@ -160,11 +171,17 @@ static bx_status produce(bx_producer *p, const char *topic, const char *key, siz
                          void *value, size_t value_len, int flags, bx_delivery_fn *done,
                          void *opaque)
 {
-    struct delivery_opaque *d = malloc(sizeof(*d));
-    if (d == NULL)
-        return BX_ENOMEM;
-    d->done = done;
-    d->opaque = opaque;
+    void *d = NULL;
+    if (done == bx_delivery_slot_done && ((uintptr_t)opaque & SLOT_TAG) == 0) {
+        d = (void *)((uintptr_t)opaque | SLOT_TAG);
+    } else {
+        struct delivery_opaque *o = malloc(sizeof(*o));
+        if (o == NULL)
+            return BX_ENOMEM;
+        o->done = done;
+        o->opaque = opaque;
+        d = o;
+    }
     for (int attempt = 0;; attempt++) {
         rd_kafka_resp_err_t e =
             rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(flags),
@@ -173,7 +190,8 @@ static bx_status produce(bx_producer *p, const char *topic, const char *key, siz
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return BX_OK;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt == 500) {
-            free(d);
+            if (((uintptr_t)d & SLOT_TAG) == 0)
+                free(d);
             bx_warn("kafka produce to %s failed: %s", topic, rd_kafka_err2str(e));
             return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? BX_ETRANSIENT : BX_EIO;
         }
