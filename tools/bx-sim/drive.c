@@ -1,0 +1,290 @@
+/* drive.c: a term of the simulated county through bx-ingest, as teachers would send it, in
+ * accelerated time: the driven clock is set step by step through each school day, and the
+ * pipeline settles before each step. */
+#include "simtool.h"
+
+#include "bx_clock.h"
+#include "bx_json.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_REPLY   (4u << 20)
+#define SETTLE_MS   120000
+#define MAX_PRINTED 10
+
+typedef struct school_key {
+    char school[32];
+    char token[160];
+} school_key;
+
+typedef struct driver {
+    const sim_county *c;
+    const sim_drive_conf *conf;
+    sim_drive_counts *counts;
+    school_key *keys; /* by school index */
+    CURL *curl;
+    bx_buf reply;
+    sim_settle *settle;
+    int printed;
+} driver;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static bx_status load_keys(driver *d, bx_error *err)
+{
+    FILE *f = fopen(d->conf->keys_file, "r");
+    if (f == NULL)
+        return BX_ERR(err, BX_EIO, "cannot read %s", d->conf->keys_file);
+    d->keys = calloc((size_t)d->c->nschools, sizeof(*d->keys));
+    if (d->keys == NULL) {
+        fclose(f);
+        return BX_ERR(err, BX_ENOMEM, "keys: out of memory");
+    }
+    char line[256];
+    while (fgets(line, sizeof(line), f)) {
+        char school[32], token[160];
+        if (sscanf(line, "%31s %159s", school, token) != 2)
+            continue;
+        for (int i = 0; i < d->c->nschools; i++)
+            if (strcmp(d->c->schools[i].id, school) == 0) {
+                snprintf(d->keys[i].school, sizeof(d->keys[i].school), "%s", school);
+                snprintf(d->keys[i].token, sizeof(d->keys[i].token), "%s", token);
+            }
+    }
+    fclose(f);
+    for (int i = 0; i < d->c->nschools; i++)
+        if (d->keys[i].token[0] == '\0')
+            return BX_ERR(err, BX_EINVAL, "%s: no credential for school %s", d->conf->keys_file,
+                          d->c->schools[i].id);
+    return BX_OK;
+}
+
+static size_t collect(char *p, size_t size, size_t n, void *arg)
+{
+    bx_buf *b = arg;
+    return bx_buf_append(b, p, size * n) == BX_OK ? size * n : 0;
+}
+
+static long long json_count(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+}
+
+/* Prints the first rejected record's error (ids and fields only: bx-ingest's errors hold no
+ * personal data). */
+static void print_reject(driver *d, const char *path, const cJSON *reply)
+{
+    if (d->printed++ >= MAX_PRINTED)
+        return;
+    const cJSON *results = cJSON_GetObjectItemCaseSensitive(reply, "results");
+    const cJSON *r = NULL;
+    cJSON_ArrayForEach(r, results)
+    {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "status");
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
+        if (cJSON_IsString(st) && strcmp(st->valuestring, "accepted") != 0 &&
+            strcmp(st->valuestring, "duplicate") != 0) {
+            fprintf(stderr, "bx-sim: %s: %s: %s\n", path, st->valuestring,
+                    cJSON_IsString(e) ? e->valuestring : "?");
+            return;
+        }
+    }
+}
+
+static bx_status post(driver *d, int school, const char *path, const bx_buf *body, bx_error *err)
+{
+    char url[512], auth[200];
+    snprintf(url, sizeof(url), "%s%s", d->conf->api, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", d->keys[school].token);
+    struct curl_slist *hdrs = curl_slist_append(NULL, auth);
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    bx_buf_reset(&d->reply);
+    curl_easy_setopt(d->curl, CURLOPT_URL, url);
+    curl_easy_setopt(d->curl, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(d->curl, CURLOPT_POSTFIELDS, body->data);
+    curl_easy_setopt(d->curl, CURLOPT_POSTFIELDSIZE, (long)body->len);
+    curl_easy_setopt(d->curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(d->curl, CURLOPT_WRITEDATA, &d->reply);
+    CURLcode code = curl_easy_perform(d->curl);
+    curl_slist_free_all(hdrs);
+    long status = 0;
+    curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (code != CURLE_OK)
+        return BX_ERR(err, BX_EIO, "%s: %s", url, curl_easy_strerror(code));
+    cJSON *reply = NULL;
+    if (bx_json_parse(d->reply.data ? d->reply.data : "", d->reply.len, &reply, NULL) != BX_OK) {
+        return BX_ERR(err, BX_EIO, "%s: HTTP %ld, unreadable reply: %.200s", path, status,
+                      d->reply.data ? d->reply.data : "");
+    }
+    d->counts->accepted += json_count(reply, "accepted");
+    d->counts->duplicates += json_count(reply, "duplicates");
+    long long rejected = json_count(reply, "rejected"), failed = json_count(reply, "failed");
+    d->counts->rejected += rejected;
+    d->counts->failed += failed;
+    if (rejected)
+        print_reject(d, path, reply);
+    cJSON_Delete(reply);
+    if (status != 200 || failed)
+        return BX_ERR(err, BX_EIO, "%s: HTTP %ld: %.300s", path, status,
+                      d->reply.data ? d->reply.data : "");
+    return BX_OK;
+}
+
+static bx_status set_clock(bx_date day, int hour, int minute, bx_error *err)
+{
+    if (bx_clock_set(bx_time_from_local(day, hour, minute)) != BX_OK)
+        return BX_ERR(err, BX_EINVAL, "the clock is not driven: set BX_CLOCK=file:<path>");
+    return BX_OK;
+}
+
+static bx_status settle(driver *d, bx_error *err)
+{
+    double t0 = now_s();
+    bx_status s = sim_settle_wait(d->settle, SETTLE_MS, err);
+    d->counts->settle_seconds += now_s() - t0;
+    return s;
+}
+
+/* Leave requests or actions of the plan, one request per school. */
+static bx_status post_records(driver *d, const sim_day_plan *p, bool actions, bx_error *err)
+{
+    const sim_county *c = d->c;
+    bx_buf body;
+    bx_buf_init(&body, 0);
+    bx_status s = BX_OK;
+    for (int school = 0; school < c->nschools && s == BX_OK; school++) {
+        bx_buf_reset(&body);
+        int n = 0;
+        s = bx_buf_puts(&body, "{\"records\":[");
+        int count = actions ? p->nactions : p->nleaves;
+        for (int j = 0; j < count && s == BX_OK; j++) {
+            int student = actions ? p->actions[j].student : p->leaves[j].student;
+            if (sim_student_school(c, student) != school)
+                continue;
+            if (n++)
+                s = bx_buf_puts(&body, ",");
+            if (actions)
+                IFOK(s, sim_action_json(c, &p->actions[j], &body));
+            else
+                IFOK(s, sim_leave_json(c, &p->leaves[j], &body));
+        }
+        IFOK(s, bx_buf_puts(&body, "]}"));
+        if (s == BX_OK && n > 0)
+            s = post(d, school, actions ? "/v1/actions" : "/v1/leave", &body, err);
+    }
+    bx_buf_free(&body);
+    return s;
+}
+
+static bx_status post_rollcalls(driver *d, const sim_day_plan *p, bx_error *err)
+{
+    bx_buf body;
+    bx_buf_init(&body, 0);
+    bx_status s = BX_OK;
+    for (int j = 0; j < p->nrollcalls && s == BX_OK; j++) {
+        bx_buf_reset(&body);
+        const sim_rollcall *rc = &p->rollcalls[j];
+        s = sim_rollcall_json(d->c, rc, &body);
+        IFOK(s, post(d, d->c->classes[rc->klass].school, "/v1/rollcall", &body, err));
+        d->counts->rollcalls++;
+        d->counts->rollcalls_late += rc->date < p->day;
+    }
+    bx_buf_free(&body);
+    return s;
+}
+
+static void progress(driver *d, bx_date day, int n, int total)
+{
+    char date[11], cases[512] = "";
+    long long sms = 0;
+    bx_date_format(day, date);
+    if (sim_progress_cases(d->conf->db, cases, sizeof(cases), &sms) != BX_OK)
+        snprintf(cases, sizeof(cases), "?");
+    fprintf(stderr, "%s day %3d/%d | events %8lld | cases %s | SMS asked %lld\n", date, n, total,
+            d->counts->accepted, cases, sms);
+}
+
+bx_status sim_drive(const sim_county *c, const sim_drive_conf *conf, sim_drive_counts *out,
+                    bx_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    driver d = {.c = c, .conf = conf, .counts = out};
+    bx_buf_init(&d.reply, MAX_REPLY);
+    sim_world *w = NULL;
+    bx_status s = load_keys(&d, err);
+    IFOK(s, sim_settle_new(conf->brokers, conf->groups, conf->db, &d.settle, err));
+    if (s == BX_OK && sim_world_new(c, &w) != BX_OK)
+        s = BX_ERR(err, BX_ENOMEM, "out of memory");
+    if (s == BX_OK && (d.curl = curl_easy_init()) == NULL)
+        s = BX_ERR(err, BX_EFATAL, "curl: cannot start");
+    if (s == BX_OK) {
+        curl_easy_setopt(d.curl, CURLOPT_TIMEOUT, 60L);
+        curl_easy_setopt(d.curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    }
+    int total = bx_calendar_school_days_between(c->cal, c->term_first, c->term_last);
+    if (conf->days > 0 && conf->days < total)
+        total = conf->days;
+    double t0 = now_s();
+    bx_date day = bx_calendar_add_school_days(c->cal, c->term_first, 0);
+    for (int n = 1; s == BX_OK && n <= total && day != BX_DATE_NONE && day <= c->term_last; n++) {
+        sim_day_plan p;
+        s = sim_plan_day(c, w, day, &p);
+        if (s != BX_OK) {
+            s = BX_ERR(err, s, "planning %d: out of memory", (int)day);
+            break;
+        }
+        for (int j = 0; j < p.nleaves; j++)
+            out->leaves_phoned += p.leaves[j].phoned_in;
+        out->leaves += p.nleaves;
+        out->actions += p.nactions;
+        for (int j = 0; j < p.nactions; j++)
+            out->actions_late += p.actions[j].late;
+        for (int k = 0; k < c->nclasses; k++) {
+            bool late = false;
+            out->rollcalls_forgotten += sim_class_forgets(c, k, day, &late);
+        }
+        double tp = now_s();
+        /* 08:30 leave phoned in or asked for; 09:00 roll calls; 16:00 the staff's records;
+         * 17:30 after the day's deadlines (17:00). */
+        IFOK(s, set_clock(day, 8, 30, err));
+        IFOK(s, post_records(&d, &p, false, err));
+        IFOK(s, set_clock(day, 9, 0, err));
+        IFOK(s, post_rollcalls(&d, &p, err));
+        out->post_seconds += now_s() - tp;
+        IFOK(s, settle(&d, err));
+        tp = now_s();
+        IFOK(s, set_clock(day, 16, 0, err));
+        IFOK(s, post_records(&d, &p, true, err));
+        out->post_seconds += now_s() - tp;
+        IFOK(s, settle(&d, err));
+        IFOK(s, set_clock(day, 17, 30, err));
+        IFOK(s, settle(&d, err));
+        sim_day_plan_free(&p);
+        if (s != BX_OK)
+            break;
+        out->school_days = n;
+        out->last_day = day;
+        if (conf->progress)
+            progress(&d, day, n, total);
+        day = bx_calendar_add_school_days(c->cal, day, 1);
+    }
+    out->wall_seconds = now_s() - t0;
+    if (d.curl)
+        curl_easy_cleanup(d.curl);
+    sim_world_free(w);
+    sim_settle_free(d.settle);
+    bx_buf_free(&d.reply);
+    free(d.keys);
+    return s;
+}

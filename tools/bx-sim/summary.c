@@ -1,0 +1,364 @@
+/* summary.c: what the pipeline made of the simulated term, from PostgreSQL (cases, tasks, the
+ * outbox, attendance), bx.risk.v1 (the early warning) and the ground truth. Only deterministic
+ * state goes into it, so a seed always prints the same summary. */
+#include "simtool.h"
+
+#include "bx_map.h"
+#include "bx_pg.h"
+
+#include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define STAGE_ORDER_SQL                                                                            \
+    "array_position(ARRAY['contact_family','home_visit','school_report','academic_office',"        \
+    "'dropout_roster','township_notice','deadline_notice','legal_referral'], stage)"
+
+static bx_status query(PGconn *db, const char *sql, PGresult **res, bx_error *err)
+{
+    return bx_pg_query(db, sql, 0, NULL, res, err);
+}
+
+static long long scalar(PGconn *db, const char *sql, bx_error *err, bx_status *s)
+{
+    PGresult *res = NULL;
+    if (*s != BX_OK)
+        return 0;
+    *s = query(db, sql, &res, err);
+    if (*s != BX_OK)
+        return 0;
+    long long v = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
+                      ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+                      : 0;
+    PQclear(res);
+    return v;
+}
+
+bx_status sim_progress_cases(PGconn *db, char *out, size_t size, long long *sms)
+{
+    PGresult *res = NULL;
+    bx_status s = query(db,
+                        "SELECT coalesce(stage, '-'), count(*) FROM cases.case WHERE closed_at IS "
+                        "NULL GROUP BY stage ORDER BY " STAGE_ORDER_SQL,
+                        &res, NULL);
+    if (s != BX_OK)
+        return s;
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < PQntuples(res) && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s %s", i ? ", " : "",
+                                 PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+    PQclear(res);
+    long long closed =
+        scalar(db, "SELECT count(*) FROM cases.case WHERE closed_at IS NOT NULL", NULL, &s);
+    if (used < size)
+        snprintf(out + used, size - used, "%sclosed %lld", used ? "; " : "", closed);
+    *sms = scalar(db,
+                  "SELECT count(*) FROM cases.outbox WHERE topic = 'bx.notify.requests.v1' AND "
+                  "payload::jsonb->>'channel' = 'sms'",
+                  NULL, &s);
+    return s;
+}
+
+/* Prints every row of a query as aligned columns after an indent. */
+static bx_status print_rows(PGconn *db, const char *sql, const char *indent, bx_error *err)
+{
+    PGresult *res = NULL;
+    bx_status s = query(db, sql, &res, err);
+    if (s != BX_OK)
+        return s;
+    for (int i = 0; i < PQntuples(res); i++) {
+        fputs(indent, stdout);
+        for (int j = 0; j < PQnfields(res); j++)
+            printf(j == 0 ? "%-34s" : " %8s", PQgetvalue(res, i, j));
+        putchar('\n');
+    }
+    if (PQntuples(res) == 0)
+        printf("%s(none)\n", indent);
+    PQclear(res);
+    return BX_OK;
+}
+
+/* "key value" lines the run left in the state folder. */
+static long long drive_value(const char *state_dir, const char *key)
+{
+    char path[1024], line[256];
+    snprintf(path, sizeof(path), "%s/drive.txt", state_dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long long v = -1;
+    size_t klen = strlen(key);
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
+            v = strtoll(line + klen + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+static bx_map *student_index(const sim_county *c)
+{
+    bx_map *m = bx_map_new();
+    for (int i = 0; m && i < c->nstudents; i++)
+        if (bx_map_put(m, c->students[i].id, (void *)(intptr_t)(i + 1)) != BX_OK) {
+            bx_map_free(m);
+            return NULL;
+        }
+    return m;
+}
+
+/* The first date each student reached the high tier, from bx.risk.v1 since the run's mark. */
+static bx_status read_flags(const sim_county *c, const sim_summary_conf *conf, bx_date *flagged,
+                            long long *assessments, bx_error *err)
+{
+    for (int i = 0; i < c->nstudents; i++)
+        flagged[i] = BX_DATE_NONE;
+    *assessments = 0;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/risk.mark", conf->state_dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return BX_ERR(err, BX_ENOTFOUND, "%s: no mark of bx.risk.v1 (run bx-sim run first)", path);
+    char errstr[256];
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(kc, "bootstrap.servers", conf->brokers, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(kc, "group.id", "bx-sim-summary", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(kc, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(kc, "enable.partition.eof", "true", errstr, sizeof(errstr))) {
+        fclose(f);
+        rd_kafka_conf_destroy(kc);
+        return BX_ERR(err, BX_EINVAL, "kafka: %s", errstr);
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fclose(f);
+        rd_kafka_conf_destroy(kc);
+        return BX_ERR(err, BX_EIO, "kafka: %s", errstr);
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
+    int partition = 0, pending = 0;
+    long long offset = 0;
+    long long ends[256] = {0};
+    bx_status s = BX_OK;
+    while (fscanf(f, "%d %lld", &partition, &offset) == 2 && s == BX_OK) {
+        int64_t lo = 0, hi = 0;
+        if (partition < 0 || partition >= 256 ||
+            rd_kafka_query_watermark_offsets(rk, "bx.risk.v1", partition, &lo, &hi, 10000)) {
+            s = BX_ERR(err, BX_EIO, "kafka: no offsets of bx.risk.v1 [%d]", partition);
+            break;
+        }
+        ends[partition] = hi;
+        if (hi > offset) {
+            rd_kafka_topic_partition_list_add(parts, "bx.risk.v1", partition)->offset = offset;
+            pending++;
+        }
+    }
+    fclose(f);
+    bx_map *index = s == BX_OK ? student_index(c) : NULL;
+    if (s == BX_OK && index == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "out of memory");
+    if (s == BX_OK && pending && rd_kafka_assign(rk, parts))
+        s = BX_ERR(err, BX_EIO, "kafka: cannot read bx.risk.v1");
+    int idle = 0;
+    while (s == BX_OK && pending > 0 && idle < 100) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m == NULL) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            pending--;
+        } else if (!m->err && m->offset < ends[m->partition]) {
+            if (m->offset + 1 == ends[m->partition])
+                pending--;
+            cJSON *j = cJSON_ParseWithLength(m->payload, m->len);
+            const cJSON *sid = cJSON_GetObjectItemCaseSensitive(j, "student_id");
+            const cJSON *tier = cJSON_GetObjectItemCaseSensitive(j, "tier");
+            const cJSON *date = cJSON_GetObjectItemCaseSensitive(j, "date");
+            intptr_t at = cJSON_IsString(sid) ? (intptr_t)bx_map_get(index, sid->valuestring) : 0;
+            bx_date d = BX_DATE_NONE;
+            if (at > 0 && cJSON_IsString(date) && bx_date_parse(date->valuestring, &d) == BX_OK) {
+                (*assessments)++;
+                if (cJSON_IsString(tier) &&
+                    (strcmp(tier->valuestring, "high") == 0 ||
+                     strcmp(tier->valuestring, "critical") == 0) &&
+                    (flagged[at - 1] == BX_DATE_NONE || d < flagged[at - 1]))
+                    flagged[at - 1] = d;
+            }
+            cJSON_Delete(j);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (s == BX_OK && pending > 0)
+        s = BX_ERR(err, BX_ETIMEOUT, "bx.risk.v1: %d partitions not read to the end", pending);
+    bx_map_free(index);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return s;
+}
+
+static void run_report(const sim_county *c, const char *bxctl)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *const argv[] = {(char *)bxctl,   "report",  "--term", "2026-autumn", "--county",
+                              (char *)c->code, "--level", "school", NULL};
+        execv(bxctl, argv);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        printf("  (bxctl report did not run: %s)\n", bxctl);
+}
+
+static const char *pct(double v, char out[16])
+{
+    if (v < 0)
+        snprintf(out, 16, "n/a");
+    else
+        snprintf(out, 16, "%.1f%%", 100.0 * v);
+    return out;
+}
+
+bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_error *err)
+{
+    PGconn *db = conf->db;
+    bx_status s = BX_OK;
+    long long last = drive_value(conf->state_dir, "last_day");
+    bx_date through = last > 0 ? (bx_date)last : c->term_last;
+    char first[11], end[11];
+    bx_date_format(c->term_first, first);
+    bx_date_format(through, end);
+    int drifted = 0, away = 0, back = 0, roster_due = 0;
+    for (int i = 0; i < c->nstudents; i++) {
+        const sim_student *st = &c->students[i];
+        if (st->fate == SIM_STAYS || st->drift_start > through)
+            continue;
+        drifted++;
+        bool returned = st->fate == SIM_DRIFTS_BACK && st->return_date <= through;
+        back += returned;
+        away += !returned;
+        /* Away a school week (6 school days in a row) by the end: the roster's threshold. */
+        bx_date until =
+            returned ? bx_calendar_add_school_days(c->cal, st->return_date, -1) : through;
+        roster_due += bx_calendar_school_days_between(c->cal, st->drift_start, until) >= 6;
+    }
+
+    printf("\n== baoxue: the simulated county 开阳县 (%s), seed %llu ==\n", c->code,
+           (unsigned long long)c->seed);
+    printf("%d townships, %d schools, %d classes, %d students; term 2026-autumn from %s, "
+           "simulated through %s (%d school days)\n",
+           c->size.townships, c->nschools, c->nclasses, c->nstudents, first, end,
+           bx_calendar_school_days_between(c->cal, c->term_first, through));
+
+    printf("\nWhat teachers and staff sent through bx-ingest\n");
+    static const char *const keys[][2] = {
+        {"rollcalls", "roll calls"},
+        {"rollcalls_late", "  of them sent a day late"},
+        {"rollcalls_forgotten", "roll calls forgotten (class not reported that day)"},
+        {"leaves", "leave requests"},
+        {"leaves_phoned", "  of them phoned in afterwards (补假)"},
+        {"actions", "case actions (contacts, home visits, letters, returns)"},
+        {"actions_late", "  of them late"},
+        {"accepted", "records accepted"},
+        {"rejected", "records rejected"},
+    };
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+        printf("  %-56s %8lld\n", keys[k][1], drive_value(conf->state_dir, keys[k][0]));
+    IFOK(s, print_rows(db,
+                       "SELECT 'attendance facts ' || status, count(*) FROM attendance.fact "
+                       "GROUP BY status ORDER BY status",
+                       "  ", err));
+
+    printf("\nCases (bx-escalate)\n");
+    long long opened = scalar(db, "SELECT count(*) FROM cases.case", err, &s);
+    long long closed =
+        scalar(db, "SELECT count(*) FROM cases.case WHERE closed_at IS NOT NULL", err, &s);
+    printf("  %-34s %8lld\n  %-34s %8lld\n  %-34s %8lld\n", "opened", opened, "closed", closed,
+           "open at the end", opened - closed);
+    printf("  by stage:                              entered  open now\n");
+    IFOK(s, print_rows(db,
+                       "SELECT s.stage, (SELECT count(DISTINCT case_id) FROM cases.event e WHERE "
+                       "e.kind = 'stage_entered' AND e.stage = s.stage), (SELECT count(*) FROM "
+                       "cases.case k WHERE k.closed_at IS NULL AND k.stage = s.stage) FROM "
+                       "unnest(ARRAY['contact_family','home_visit','school_report',"
+                       "'academic_office','dropout_roster','township_notice','deadline_notice',"
+                       "'legal_referral']) WITH ORDINALITY AS s(stage, n) ORDER BY n",
+                       "    ", err));
+    printf("  closed by ending:\n");
+    IFOK(s, print_rows(db,
+                       "SELECT ending, count(*) FROM cases.case WHERE closed_at IS NOT NULL "
+                       "GROUP BY ending ORDER BY ending",
+                       "    ", err));
+    printf("  tasks:                                 created   done  late  overdue\n");
+    IFOK(s, print_rows(db,
+                       "SELECT owner_role, count(*), count(done_at), count(*) FILTER (WHERE "
+                       "done_at > due_at), count(overdue_at) FROM cases.task GROUP BY owner_role "
+                       "ORDER BY owner_role",
+                       "    ", err));
+
+    printf("\nNotifications asked of bx-notify (bx.notify.requests.v1)\n");
+    IFOK(s, print_rows(db,
+                       "SELECT payload::jsonb->>'recipient_role' || ' ' || "
+                       "(payload::jsonb->>'channel') || ' ' || (payload::jsonb->>'template'), "
+                       "count(*) FROM cases.outbox WHERE topic = 'bx.notify.requests.v1' GROUP "
+                       "BY 1 ORDER BY 1",
+                       "  ", err));
+
+    if (conf->bxctl) {
+        printf("\nDropout (辍学率) and retention (巩固率) by school, bxctl report\n");
+        run_report(c, conf->bxctl);
+    }
+
+    printf("\nThe ground truth against the pipeline\n");
+    printf("  %-56s %8d\n", "children who drifted away by the last day", drifted);
+    printf("  %-56s %8d\n", "  back at school by then", back);
+    printf("  %-56s %8d\n", "  still away", away);
+    printf("  %-56s %8d\n", "  away a school week or more (the roster's threshold)", roster_due);
+    long long rostered = scalar(db,
+                                "SELECT count(DISTINCT c.student_id) FROM cases.event e JOIN "
+                                "cases.case c ON c.id = e.case_id WHERE e.kind = 'stage_entered' "
+                                "AND e.stage = 'dropout_roster'",
+                                err, &s);
+    printf("  %-56s %8lld\n", "children entered on the dropout roster by bx-escalate", rostered);
+
+    bx_date *flagged = calloc((size_t)c->nstudents, sizeof(*flagged));
+    long long assessments = 0;
+    if (flagged == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "out of memory");
+    IFOK(s, read_flags(c, conf, flagged, &assessments, err));
+    if (s == BX_OK) {
+        sim_warning_eval ev;
+        sim_evaluate_warning(c, flagged, through, &ev);
+        char p1[16], p2[16];
+        printf("\nEarly warning: the high tier of bx-score (%lld assessments on bx.risk.v1)\n",
+               assessments);
+        printf("  %-56s %8d\n", "children flagged high or critical", ev.flagged);
+        printf("  %-56s %8d\n", "  of them truly drifting away (true positives)", ev.true_positive);
+        printf("  %-56s %8s\n", "precision of the high tier", pct(ev.precision, p1));
+        printf("  %-56s %8s\n", "recall of the high tier", pct(ev.recall, p2));
+        printf("  drifters by when they were flagged, in school days from their first day away:\n");
+        static const char *const bins[] = {"before it",    "on it",        "1 day after",
+                                           "2 days after", "3 days after", "4-5 days after",
+                                           "later"};
+        for (int b = 0; b < 7; b++)
+            printf("    %-54s %8d\n", bins[b], ev.lead_hist[b]);
+        printf("    %-54s %8d\n", "never flagged", ev.never_flagged);
+        if (ev.true_positive)
+            printf("  %-56s %8.1f\n", "median school days from flag to first day away",
+                   ev.median_lead);
+    }
+    free(flagged);
+    return s;
+}
