@@ -1,0 +1,544 @@
+/* store: bx-notify's rows in PostgreSQL, each change with its status message in one
+ * transaction. */
+#include "store.h"
+
+#include "bx_log.h"
+#include "bx_pg.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The advisory lock that makes one outbox relay at a time ("bx-notify outbox"). */
+#define RELAY_LOCK "7426005"
+#define CLAIM_MAX  1000
+
+/* A timestamptz literal in UTC with milliseconds, so PostgreSQL stores the instant exactly. */
+static void ts_text(bx_time_ms t, char out[40])
+{
+    int64_t secs = t / 1000, ms = t % 1000;
+    if (ms < 0) {
+        ms += 1000;
+        secs--;
+    }
+    time_t tt = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    snprintf(out, 40, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
+}
+
+static void copy(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+static bx_status exec_params(PGconn *db, const char *sql, int n, const char *const *params,
+                             int *affected, bx_error *err)
+{
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db, sql, n, params, &res, err);
+    if (s == BX_OK && affected)
+        *affected = (int)strtol(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return s;
+}
+
+bx_status store_status_json(const store_ctx *ctx, const char *request_id,
+                            const char *notification_id, const char *status, const char *provider,
+                            const char *provider_message_id, int attempt, const char *reason,
+                            const char *recipient_masked, bx_time_ms at, bx_buf *out)
+{
+    char when[40];
+    bx_time_format(at, when, sizeof(when));
+    (void)ctx;
+    bx_status s = bx_buf_puts(out, "{\"schema\":\"bx.notify.status.v1\",\"request_id\":");
+    IFOK(s, bx_buf_json_string(out, request_id));
+    IFOK(s, bx_buf_puts(out, ",\"notification_id\":"));
+    IFOK(s, bx_buf_json_string(out, notification_id));
+    IFOK(s, bx_buf_puts(out, ",\"status\":"));
+    IFOK(s, bx_buf_json_string(out, status));
+    IFOK(s, bx_buf_puts(out, ",\"provider\":"));
+    IFOK(s, bx_buf_json_string(out, provider));
+    IFOK(s, bx_buf_puts(out, ",\"provider_message_id\":"));
+    if (provider_message_id && provider_message_id[0])
+        IFOK(s, bx_buf_json_string(out, provider_message_id));
+    else
+        IFOK(s, bx_buf_puts(out, "null"));
+    IFOK(s, bx_buf_printf(out, ",\"attempt\":%d,\"reason\":", attempt));
+    if (reason && reason[0]) {
+        char masked[512];
+        snprintf(masked, sizeof(masked), "%.500s", reason);
+        bx_log_mask(masked);
+        IFOK(s, bx_buf_json_string(out, masked));
+    } else {
+        IFOK(s, bx_buf_puts(out, "null"));
+    }
+    IFOK(s, bx_buf_puts(out, ",\"recipient\":"));
+    IFOK(s, bx_buf_json_string(out, recipient_masked));
+    IFOK(s, bx_buf_puts(out, ",\"at\":"));
+    IFOK(s, bx_buf_json_string(out, when));
+    IFOK(s, bx_buf_puts(out, "}"));
+    return s;
+}
+
+bx_status store_outbox_add(PGconn *db, const char *topic, const char *key, const char *payload,
+                           bx_error *err)
+{
+    const char *params[] = {topic, key && key[0] ? key : "unknown", payload};
+    return exec_params(db,
+                       "INSERT INTO notify.outbox (topic, msg_key, payload) VALUES ($1, $2, $3)", 3,
+                       params, NULL, err);
+}
+
+static bx_status add_status(PGconn *db, const store_ctx *ctx, const char *request_id,
+                            const char *notification_id, dispatch_status status,
+                            const char *provider, const char *message_id, int attempt,
+                            const char *reason, const char *recipient_masked, bx_time_ms now,
+                            bx_error *err)
+{
+    if (status == DISPATCH_ST_NONE)
+        return BX_OK;
+    bx_buf b;
+    bx_buf_init(&b, 16384);
+    bx_status s =
+        store_status_json(ctx, request_id, notification_id, dispatch_status_name(status), provider,
+                          message_id, attempt, reason, recipient_masked, now, &b);
+    if (s != BX_OK)
+        s = BX_ERR(err, s, "%s: cannot build its status message", notification_id);
+    IFOK(s, store_outbox_add(db, ctx->status_topic, request_id, b.data, err));
+    bx_buf_free(&b);
+    return s;
+}
+
+bx_status store_request_take(PGconn *db, const char *request_id, bx_time_ms now, bool *fresh,
+                             bx_error *err)
+{
+    char now_text[40];
+    ts_text(now, now_text);
+    const char *params[] = {request_id, now_text};
+    int affected = 0;
+    bx_status s = exec_params(db,
+                              "INSERT INTO notify.request (request_id, received_at, recipients) "
+                              "VALUES ($1, $2::timestamptz, 0) ON CONFLICT DO NOTHING",
+                              2, params, &affected, err);
+    *fresh = affected > 0;
+    return s;
+}
+
+bx_status store_request_count(PGconn *db, const char *request_id, int recipients, bx_error *err)
+{
+    char n[16];
+    snprintf(n, sizeof(n), "%d", recipients);
+    const char *params[] = {request_id, n};
+    return exec_params(db, "UPDATE notify.request SET recipients = $2::int WHERE request_id = $1",
+                       2, params, NULL, err);
+}
+
+bx_status store_insert(PGconn *db, const store_ctx *ctx, const store_new *n, bx_time_ms now,
+                       int64_t *id, bx_error *err)
+{
+    *id = 0;
+    char now_text[40], due_text[40];
+    ts_text(now, now_text);
+    ts_text(n->due_at, due_text);
+    const char *params[] = {n->request_id,
+                            n->recipient,
+                            n->recipient_masked,
+                            n->to_guardian ? "guardian" : "staff",
+                            n->channel,
+                            n->staff_id,
+                            n->student_id,
+                            n->case_id,
+                            n->template_name,
+                            n->sign_name ? n->sign_name : "",
+                            n->body ? n->body : "",
+                            dispatch_state_name(n->state),
+                            n->state == DISPATCH_QUEUED ? due_text : NULL,
+                            n->reason && n->reason[0] ? n->reason : NULL,
+                            now_text};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(
+        db,
+        "INSERT INTO notify.notification (request_id, recipient, recipient_masked, audience, "
+        "channel, staff_id, student_id, case_id, template, sign_name, body, state, due_at, reason, "
+        "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+        "$13::timestamptz, $14, $15::timestamptz, $15::timestamptz) "
+        "ON CONFLICT (request_id, recipient) DO NOTHING RETURNING id, notification_id",
+        15, params, &res, err);
+    if (s == BX_OK && PQntuples(res) == 1) {
+        *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        dispatch_status st = n->state == DISPATCH_DEAD ? DISPATCH_ST_DEAD : DISPATCH_ST_QUEUED;
+        const char *reason = n->reason;
+        if (n->state == DISPATCH_COLLECTED)
+            reason = "collected for the daily digest";
+        s = add_status(db, ctx, n->request_id, PQgetvalue(res, 0, 1), st,
+                       n->state == DISPATCH_COLLECTED ? "task" : ctx->provider, NULL, 0, reason,
+                       n->recipient_masked, now, err);
+    }
+    PQclear(res);
+    return s;
+}
+
+#define ROW_COLUMNS                                                                                \
+    "n.id, n.notification_id, n.request_id, n.recipient, n.recipient_masked, n.audience, "         \
+    "n.channel, n.template, n.sign_name, n.body, n.state, n.attempt, "                             \
+    "coalesce((extract(epoch FROM n.first_sent_at) * 1000)::bigint, 0), "                          \
+    "coalesce(n.provider_message_id, '')"
+
+static void read_row(PGresult *res, int i, store_row *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    copy(r->notification_id, sizeof(r->notification_id), PQgetvalue(res, i, 1));
+    copy(r->request_id, sizeof(r->request_id), PQgetvalue(res, i, 2));
+    copy(r->recipient, sizeof(r->recipient), PQgetvalue(res, i, 3));
+    copy(r->recipient_masked, sizeof(r->recipient_masked), PQgetvalue(res, i, 4));
+    r->to_guardian = strcmp(PQgetvalue(res, i, 5), "guardian") == 0;
+    copy(r->channel, sizeof(r->channel), PQgetvalue(res, i, 6));
+    copy(r->template_name, sizeof(r->template_name), PQgetvalue(res, i, 7));
+    copy(r->sign_name, sizeof(r->sign_name), PQgetvalue(res, i, 8));
+    copy(r->body, sizeof(r->body), PQgetvalue(res, i, 9));
+    if (dispatch_state_parse(PQgetvalue(res, i, 10), &r->state) != BX_OK)
+        r->state = DISPATCH_DEAD; /* the CHECK constraint makes this unreachable */
+    r->attempt = (int)strtol(PQgetvalue(res, i, 11), NULL, 10);
+    r->last_send_at = strtoll(PQgetvalue(res, i, 12), NULL, 10);
+    copy(r->provider_message_id, sizeof(r->provider_message_id), PQgetvalue(res, i, 13));
+}
+
+bx_status store_claim(PGconn *db, const char *owner, bx_time_ms now, int64_t lease_ms, int max,
+                      store_row **rows, int *count, bx_error *err)
+{
+    *rows = NULL;
+    *count = 0;
+    if (max < 1 || max > CLAIM_MAX)
+        return BX_ERR(err, BX_EINVAL, "claim: max must be 1 to %d", CLAIM_MAX);
+    char now_text[40], until_text[40], max_text[16];
+    ts_text(now, now_text);
+    ts_text(now + lease_ms, until_text);
+    snprintf(max_text, sizeof(max_text), "%d", max);
+    const char *params[] = {owner, now_text, until_text, max_text};
+    PGresult *res = NULL;
+    /* The inner SELECT locks what it picks and skips rows another claimer or a receipt holds. */
+    bx_status s = bx_pg_query(
+        db,
+        "UPDATE notify.notification n SET claimed_by = $1, lease_until = $3::timestamptz "
+        "WHERE n.id IN (SELECT id FROM notify.notification "
+        "  WHERE state IN ('queued', 'sending', 'unknown', 'sent') AND due_at <= $2::timestamptz "
+        "  AND (lease_until IS NULL OR lease_until < $2::timestamptz) "
+        "  ORDER BY due_at FOR UPDATE SKIP LOCKED LIMIT $4::int) "
+        "RETURNING " ROW_COLUMNS,
+        4, params, &res, err);
+    if (s != BX_OK)
+        return s;
+    int n = PQntuples(res);
+    if (n > 0) {
+        *rows = calloc((size_t)n, sizeof(**rows));
+        if (*rows == NULL) {
+            PQclear(res);
+            return BX_ERR(err, BX_ENOMEM, "no memory for %d claimed notifications", n);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        read_row(res, i, &(*rows)[i]);
+    *count = n;
+    PQclear(res);
+    return BX_OK;
+}
+
+bx_status store_begin_send(PGconn *db, const store_row *row, bx_time_ms now, int *sent_today,
+                           bx_error *err)
+{
+    *sent_today = 0;
+    char day[11], id[24];
+    bx_date_format(bx_time_local_date(now), day);
+    snprintf(id, sizeof(id), "%" PRId64, row->id);
+    const char *lock_params[] = {row->recipient};
+    const char *params[] = {row->recipient, day, id};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_exec(db, "BEGIN", err);
+    IFOK(s, exec_params(db, "SELECT pg_advisory_xact_lock(hashtext('bx-notify:' || $1))", 1,
+                        lock_params, NULL, err));
+    IFOK(s, bx_pg_query(db,
+                        "SELECT count(*) FROM notify.notification WHERE recipient = $1 "
+                        "AND send_day = $2::date AND id <> $3::bigint "
+                        "AND state IN ('sending', 'unknown', 'sent', 'delivered')",
+                        3, params, &res, err));
+    if (s == BX_OK)
+        *sent_today = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (s != BX_OK)
+        bx_pg_rollback(db);
+    return s;
+}
+
+void store_abort(PGconn *db)
+{
+    bx_pg_rollback(db);
+}
+
+bx_status store_apply(PGconn *db, const store_ctx *ctx, const store_row *row, const char *owner,
+                      const dispatch_output *out, const char *provider_message_id, bx_time_ms now,
+                      bool in_tx, bool *applied, bx_error *err)
+{
+    *applied = false;
+    char id[24], attempt[16], new_attempt[16], now_text[40], due_text[40], day[11];
+    snprintf(id, sizeof(id), "%" PRId64, row->id);
+    snprintf(attempt, sizeof(attempt), "%d", row->attempt);
+    snprintf(new_attempt, sizeof(new_attempt), "%d", out->attempt);
+    ts_text(now, now_text);
+    ts_text(out->due_at, due_text);
+    bx_date_format(bx_time_local_date(now), day);
+    bool sending = out->state == DISPATCH_SENDING && row->state != DISPATCH_SENDING;
+    const char *params[] = {id,
+                            dispatch_state_name(row->state),
+                            attempt,
+                            dispatch_state_name(out->state),
+                            new_attempt,
+                            out->due_at > 0 ? due_text : NULL,
+                            out->reason[0] ? out->reason : NULL,
+                            provider_message_id && provider_message_id[0] ? provider_message_id
+                                                                          : NULL,
+                            now_text,
+                            sending ? day : NULL,
+                            owner,
+                            ctx->provider};
+    bx_status s = in_tx ? BX_OK : bx_pg_exec(db, "BEGIN", err);
+    int affected = 0;
+    /* A row being sent keeps its claim (its lease is the takeover time); any other change
+     * releases it. */
+    IFOK(s, exec_params(db,
+                        "UPDATE notify.notification SET state = $4, attempt = $5::int, "
+                        "due_at = $6::timestamptz, reason = $7, "
+                        "provider_message_id = coalesce($8, provider_message_id), "
+                        "updated_at = $9::timestamptz, send_day = coalesce($10::date, send_day), "
+                        "first_sent_at = CASE WHEN $10::date IS NULL THEN first_sent_at "
+                        "  ELSE $9::timestamptz END, provider = $12, "
+                        "claimed_by = CASE WHEN $4 = 'sending' THEN claimed_by END, "
+                        "lease_until = CASE WHEN $4 = 'sending' THEN lease_until END "
+                        "WHERE id = $1::bigint AND state = $2 AND attempt = $3::int "
+                        "AND ($11::text IS NULL OR claimed_by = $11)",
+                        12, params, &affected, err));
+    if (s == BX_OK && affected == 1)
+        s = add_status(db, ctx, row->request_id, row->notification_id, out->status, ctx->provider,
+                       provider_message_id && provider_message_id[0] ? provider_message_id
+                                                                     : row->provider_message_id,
+                       out->attempt, out->reason, row->recipient_masked, now, err);
+    IFOK(s, bx_pg_exec(db, "COMMIT", err));
+    if (s != BX_OK) {
+        bx_pg_rollback(db);
+        return s;
+    }
+    *applied = affected == 1;
+    return BX_OK;
+}
+
+bx_status store_lock_row(PGconn *db, const char *notification_id, store_row *row, bx_error *err)
+{
+    const char *params[] = {notification_id};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db,
+                              "SELECT " ROW_COLUMNS " FROM notify.notification n "
+                              "WHERE n.notification_id = $1 FOR UPDATE",
+                              1, params, &res, err);
+    if (s == BX_OK && PQntuples(res) == 0)
+        s = BX_ENOTFOUND;
+    else if (s == BX_OK)
+        read_row(res, 0, row);
+    PQclear(res);
+    return s;
+}
+
+bx_status store_receipt(PGconn *db, const char *notification_id, const char *message_id,
+                        const char *state, const char *reason, bx_time_ms now, bool *fresh,
+                        bx_error *err)
+{
+    char now_text[40], nid[129], mid[129], why[501];
+    ts_text(now, now_text);
+    snprintf(nid, sizeof(nid), "%s", notification_id ? notification_id : "");
+    snprintf(mid, sizeof(mid), "%s", message_id ? message_id : "");
+    snprintf(why, sizeof(why), "%s", reason ? reason : "");
+    const char *params[] = {nid, mid, state, why, now_text};
+    int affected = 0;
+    bx_status s = exec_params(
+        db,
+        "INSERT INTO notify.receipt (notification_id, provider_message_id, state, reason, "
+        "received_at) VALUES ($1, $2, $3, $4, $5::timestamptz) ON CONFLICT DO NOTHING",
+        5, params, &affected, err);
+    *fresh = affected > 0;
+    return s;
+}
+
+/* Appends ",<id>" to a PostgreSQL array literal being built in buf. */
+static bx_status append_id(bx_buf *ids, const char *id)
+{
+    return bx_buf_printf(ids, "%s%s", ids->len > 1 ? "," : "", id);
+}
+
+bx_status store_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
+                             bx_error *err)
+{
+    *sent = 0;
+    char max_text[16];
+    snprintf(max_text, sizeof(max_text), "%d", max);
+    const char *params[] = {max_text};
+    PGresult *lock = NULL, *rows = NULL, *marked = NULL;
+    bx_delivery_wait *wait = NULL;
+    bx_delivery_slot *slots = NULL;
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    int queued = 0, acked = 0;
+
+    bx_status s = bx_pg_exec(db, "BEGIN", err);
+    IFOK(s,
+         bx_pg_query(db, "SELECT pg_try_advisory_xact_lock(" RELAY_LOCK ")", 0, NULL, &lock, err));
+    if (s == BX_OK && strcmp(PQgetvalue(lock, 0, 0), "t") != 0)
+        goto out; /* another replica is relaying */
+    IFOK(s, bx_pg_query(db,
+                        "SELECT id, topic, msg_key, payload FROM notify.outbox "
+                        "WHERE sent_at IS NULL ORDER BY id LIMIT $1::int",
+                        1, params, &rows, err));
+    if (s != BX_OK || PQntuples(rows) == 0)
+        goto out;
+    int n = PQntuples(rows);
+    wait = bx_delivery_wait_new();
+    slots = calloc((size_t)n, sizeof(*slots));
+    if (wait == NULL || slots == NULL) {
+        s = BX_ERR(err, BX_ENOMEM, "no memory for %d outbox deliveries", n);
+        goto out;
+    }
+    for (; queued < n; queued++) {
+        const char *key = PQgetvalue(rows, queued, 2), *payload = PQgetvalue(rows, queued, 3);
+        bx_delivery_slot_arm(&slots[queued], wait);
+        if (bx_producer_send(producer, PQgetvalue(rows, queued, 1), key, strlen(key), payload,
+                             strlen(payload), bx_delivery_slot_done, &slots[queued]) != BX_OK) {
+            bx_delivery_slot_done(&slots[queued], RD_KAFKA_RESP_ERR__FAIL);
+            queued++;
+            break;
+        }
+    }
+    if (bx_delivery_wait_all(wait, timeout_ms) != BX_OK) {
+        /* deliveries in flight still write into the slots: leave them to the producer */
+        wait = NULL;
+        slots = NULL;
+        s = BX_ERR(err, BX_ETIMEOUT, "outbox: kafka did not acknowledge %d messages in %d ms",
+                   queued, timeout_ms);
+        goto out;
+    }
+    IFOK(s, bx_buf_puts(&ids, "{"));
+    for (int i = 0; i < queued && s == BX_OK; i++)
+        if (slots[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            s = append_id(&ids, PQgetvalue(rows, i, 0));
+            acked++;
+        }
+    IFOK(s, bx_buf_puts(&ids, "}"));
+    const char *mark[] = {ids.data};
+    if (acked > 0)
+        IFOK(s, bx_pg_query(db,
+                            "UPDATE notify.outbox SET sent_at = now() "
+                            "WHERE id = ANY($1::bigint[])",
+                            1, mark, &marked, err));
+    if (s == BX_OK && acked < n)
+        s = BX_ERR(err, BX_ETRANSIENT, "outbox: %d of %d messages not acknowledged, kept",
+                   n - acked, n);
+out:
+    if (s == BX_OK || s == BX_ETRANSIENT) {
+        bx_status c = bx_pg_exec(db, "COMMIT", err);
+        if (c != BX_OK) {
+            s = c;
+            acked = 0;
+            bx_pg_rollback(db);
+        }
+    } else {
+        acked = 0;
+        bx_pg_rollback(db);
+    }
+    *sent = acked;
+    PQclear(lock);
+    PQclear(rows);
+    PQclear(marked);
+    free(slots);
+    bx_delivery_wait_free(wait);
+    bx_buf_free(&ids);
+    return s;
+}
+
+bx_status store_digest_staff(PGconn *db, const char *day, bx_time_ms now, int max,
+                             char (*staff)[33], int *count, bx_error *err)
+{
+    *count = 0;
+    char now_text[40], max_text[16];
+    ts_text(now, now_text);
+    snprintf(max_text, sizeof(max_text), "%d", max);
+    const char *params[] = {day, now_text, max_text};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(
+        db,
+        "SELECT DISTINCT n.staff_id FROM notify.notification n WHERE n.state = 'collected' "
+        "AND n.created_at <= $2::timestamptz AND NOT EXISTS (SELECT 1 FROM notify.notification d "
+        "  WHERE d.request_id = 'digest:' || n.staff_id || ':' || $1) "
+        "ORDER BY n.staff_id LIMIT $3::int",
+        3, params, &res, err);
+    if (s == BX_OK) {
+        for (int i = 0; i < PQntuples(res) && i < max; i++)
+            copy(staff[i], sizeof(staff[i]), PQgetvalue(res, i, 0));
+        *count = PQntuples(res) < max ? PQntuples(res) : max;
+    }
+    PQclear(res);
+    return s;
+}
+
+bx_status store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms now, int max,
+                             store_task *tasks, int *count, bx_error *err)
+{
+    *count = 0;
+    char now_text[40], max_text[16];
+    ts_text(now, now_text);
+    snprintf(max_text, sizeof(max_text), "%d", max);
+    const char *params[] = {staff_id, now_text, max_text};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db,
+                              "SELECT id, notification_id, request_id, body FROM "
+                              "notify.notification WHERE state = 'collected' AND staff_id = $1 "
+                              "AND created_at <= $2::timestamptz ORDER BY id LIMIT $3::int "
+                              "FOR UPDATE SKIP LOCKED",
+                              3, params, &res, err);
+    if (s == BX_OK) {
+        int n = PQntuples(res) < max ? PQntuples(res) : max;
+        for (int i = 0; i < n; i++) {
+            tasks[i].id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+            copy(tasks[i].notification_id, sizeof(tasks[i].notification_id), PQgetvalue(res, i, 1));
+            copy(tasks[i].request_id, sizeof(tasks[i].request_id), PQgetvalue(res, i, 2));
+            copy(tasks[i].body, sizeof(tasks[i].body), PQgetvalue(res, i, 3));
+        }
+        *count = n;
+    }
+    PQclear(res);
+    return s;
+}
+
+bx_status store_digest_mark(PGconn *db, const store_ctx *ctx, const store_task *tasks, int count,
+                            int64_t digest_id, const char *digest_notification_id,
+                            const char *staff_id, bx_time_ms now, bx_error *err)
+{
+    char did[24], now_text[40], reason[96];
+    snprintf(did, sizeof(did), "%" PRId64, digest_id);
+    ts_text(now, now_text);
+    snprintf(reason, sizeof(reason), "in the daily digest %s", digest_notification_id);
+    bx_status s = BX_OK;
+    for (int i = 0; i < count && s == BX_OK; i++) {
+        char id[24];
+        snprintf(id, sizeof(id), "%" PRId64, tasks[i].id);
+        const char *params[] = {id, did, now_text};
+        s = exec_params(db,
+                        "UPDATE notify.notification SET state = 'digested', "
+                        "digest_id = $2::bigint, updated_at = $3::timestamptz "
+                        "WHERE id = $1::bigint AND state = 'collected'",
+                        3, params, NULL, err);
+        IFOK(s, add_status(db, ctx, tasks[i].request_id, tasks[i].notification_id,
+                           DISPATCH_ST_QUEUED, "task", NULL, 0, reason, staff_id, now, err));
+    }
+    return s;
+}

@@ -1,0 +1,136 @@
+/* store: bx-notify's rows in PostgreSQL (schema notify, schemas/sql/0005_notify.sql): requests
+ * taken, notifications with their state, claims with a lease, receipts, and the outbox of status
+ * messages and dead letters relayed to Kafka. Every state change and its status message are
+ * written in one transaction. */
+#ifndef BX_NOTIFY_STORE_H
+#define BX_NOTIFY_STORE_H
+
+#include "bx_buf.h"
+#include "bx_calendar.h"
+#include "bx_kafka.h"
+#include "bx_status.h"
+#include "dispatch.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define STORE_OWNER_MAX 128
+
+/* A notification as claimed or read for a change. */
+typedef struct store_row {
+    int64_t id;
+    char notification_id[32];
+    char request_id[129];
+    char recipient[33];        /* phone (SMS), staff id (task) or "none" */
+    char recipient_masked[33]; /* what status messages and logs show */
+    bool to_guardian;
+    char channel[8]; /* sms, task or digest */
+    char template_name[65];
+    char sign_name[101];
+    char body[4001];
+    dispatch_state state;
+    int attempt;
+    bx_time_ms last_send_at; /* 0: never sent */
+    char provider_message_id[129];
+} store_row;
+
+/* A new notification. */
+typedef struct store_new {
+    const char *request_id;
+    const char *recipient, *recipient_masked;
+    bool to_guardian;
+    const char *channel;    /* sms, task or digest */
+    const char *staff_id;   /* NULL for guardians */
+    const char *student_id; /* may be NULL */
+    const char *case_id;    /* may be NULL */
+    const char *template_name;
+    const char *sign_name;
+    const char *body;
+    dispatch_state state; /* queued, collected or dead */
+    bx_time_ms due_at;    /* for queued */
+    const char *reason;   /* for dead; may be NULL */
+} store_new;
+
+/* Status messages name the provider adapter (or "task" for collected tasks). */
+typedef struct store_ctx {
+    const char *provider;     /* borrowed */
+    const char *status_topic; /* borrowed */
+} store_ctx;
+
+/* Inserts the request's row; *fresh false when it was taken before (a redelivery). Inside the
+ * caller's transaction. */
+bx_status store_request_take(PGconn *db, const char *request_id, bx_time_ms now, bool *fresh,
+                             bx_error *err) BX_MUSTCHECK;
+bx_status store_request_count(PGconn *db, const char *request_id, int recipients,
+                              bx_error *err) BX_MUSTCHECK;
+/* Inserts a notification (nothing when (request_id, recipient) exists) and its first status
+ * message; *id is 0 when it existed. Inside the caller's transaction. */
+bx_status store_insert(PGconn *db, const store_ctx *ctx, const store_new *n, bx_time_ms now,
+                       int64_t *id, bx_error *err) BX_MUSTCHECK;
+
+/* Claims up to max due notifications (queued, sending, unknown or sent with due_at <= now and no
+ * live lease) for owner until now + lease_ms, skipping rows another claimer holds. Caller frees
+ * *rows with free(). */
+bx_status store_claim(PGconn *db, const char *owner, bx_time_ms now, int64_t lease_ms, int max,
+                      store_row **rows, int *count, bx_error *err) BX_MUSTCHECK;
+
+/* Opens a transaction, locks the recipient's daily count (an advisory lock, so replicas agree)
+ * and counts the other notifications sent to it on now's local day. The caller ends the
+ * transaction with store_apply (which commits) or store_abort. */
+bx_status store_begin_send(PGconn *db, const store_row *row, bx_time_ms now, int *sent_today,
+                           bx_error *err) BX_MUSTCHECK;
+void store_abort(PGconn *db);
+
+/* Applies a decision to row (expected in row->state with row->attempt, and when owner is not
+ * NULL, still claimed by owner): state, attempt, due time, reason, provider message id, the send
+ * day when it becomes sending, and the status message. *applied is false when the row had moved
+ * on (nothing is written then). in_tx: a transaction is open (from store_begin_send or
+ * store_lock_row); it is committed either way. */
+bx_status store_apply(PGconn *db, const store_ctx *ctx, const store_row *row, const char *owner,
+                      const dispatch_output *out, const char *provider_message_id, bx_time_ms now,
+                      bool in_tx, bool *applied, bx_error *err) BX_MUSTCHECK;
+
+/* Opens a transaction and reads the notification by notification id, locked; BX_ENOTFOUND when
+ * there is none (the transaction is then rolled back). */
+bx_status store_lock_row(PGconn *db, const char *notification_id, store_row *row,
+                         bx_error *err) BX_MUSTCHECK;
+
+/* Records a receipt as received; *fresh false for a duplicate. Inside the caller's transaction. */
+bx_status store_receipt(PGconn *db, const char *notification_id, const char *message_id,
+                        const char *state, const char *reason, bx_time_ms now, bool *fresh,
+                        bx_error *err) BX_MUSTCHECK;
+
+/* Adds a message to the outbox (inside the caller's transaction, or on its own). */
+bx_status store_outbox_add(PGconn *db, const char *topic, const char *key, const char *payload,
+                           bx_error *err) BX_MUSTCHECK;
+/* Relays up to max unsent outbox messages in id order (one relay at a time over all replicas),
+ * marking those Kafka acknowledged; *sent counts them. */
+bx_status store_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
+                             bx_error *err) BX_MUSTCHECK;
+
+/* Builds a bx.notify.status.v1 message. */
+bx_status store_status_json(const store_ctx *ctx, const char *request_id,
+                            const char *notification_id, const char *status, const char *provider,
+                            const char *provider_message_id, int attempt, const char *reason,
+                            const char *recipient_masked, bx_time_ms at, bx_buf *out) BX_MUSTCHECK;
+
+/* Digests: the staff ids with collected tasks created at or before now and no digest of day yet
+ * (up to max), and each one's collected tasks. */
+typedef struct store_task {
+    int64_t id;
+    char notification_id[32];
+    char request_id[129];
+    char body[4001];
+} store_task;
+bx_status store_digest_staff(PGconn *db, const char *day, bx_time_ms now, int max,
+                             char (*staff)[33], int *count, bx_error *err) BX_MUSTCHECK;
+/* Inside the caller's transaction: locks and reads staff_id's collected tasks (up to max). */
+bx_status store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms now, int max,
+                             store_task *tasks, int *count, bx_error *err) BX_MUSTCHECK;
+/* Marks the tasks digested into digest_id with a status message each. */
+bx_status store_digest_mark(PGconn *db, const store_ctx *ctx, const store_task *tasks, int count,
+                            int64_t digest_id, const char *digest_notification_id,
+                            const char *staff_id, bx_time_ms now, bx_error *err) BX_MUSTCHECK;
+
+#endif
