@@ -345,6 +345,54 @@ pid_t itest_service_start(const char *binary, const char *clock_file, const char
     return -1;
 }
 
+pid_t itest_fakesms_start(const char *const *extra_env, int *port)
+{
+#ifdef BX_FAKESMS_BIN
+    *port = free_port();
+    char listen[64];
+    snprintf(listen, sizeof(listen), "BX_FAKESMS_LISTEN=127.0.0.1:%d", *port);
+    const char *env[32] = {listen};
+    size_t n = 1;
+    for (size_t i = 0; extra_env && extra_env[i] && n < 31; i++)
+        env[n++] = extra_env[i];
+    env[n] = NULL;
+    const char *bin = itest_env("BX_FAKESMS_BIN", BX_FAKESMS_BIN);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        char *envp[512];
+        build_env(env, envp, 512);
+        execve(bin, (char *const[]){(char *)bin, NULL}, envp);
+        _exit(127);
+    }
+    if (started_count == 0)
+        atexit(stop_started);
+    if (started_count < 16)
+        started[started_count++] = pid;
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", *port);
+    for (int i = 0; i < 300; i++) {
+        if (get_status(url) == 200)
+            return pid;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            fprintf(stderr, "bx-fakesms exited during start (status %d)\n", status);
+            REQUIRE(false);
+        }
+        usleep(100 * 1000);
+    }
+    itest_stop(pid);
+    REQUIRE(!"bx-fakesms did not become healthy in 30 s");
+    return -1;
+#else
+    (void)extra_env;
+    (void)port;
+    REQUIRE(!"this build has no bx-fakesms target");
+    return -1;
+#endif
+}
+
 long long itest_metric(int port, const char *name)
 {
     char url[128];

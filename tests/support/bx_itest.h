@@ -33,6 +33,10 @@ void itest_stop(pid_t pid);
  * *port receives the metrics port. Stopped when the test exits, like bx-ingest. */
 pid_t itest_service_start(const char *binary, const char *clock_file, const char *const *extra_env,
                           int *port);
+/* Starts bx-fakesms (BX_FAKESMS_BIN) on a free loopback port with extra "BX_FAKESMS_<NAME>=value"
+ * environment (NULL-ended, may be NULL); waits until its /healthz answers 200. *port receives the
+ * port. Stopped when the test exits. */
+pid_t itest_fakesms_start(const char *const *extra_env, int *port);
 /* The value of one metric line ("name value") from http://127.0.0.1:<port>/metrics, or -1. */
 long long itest_metric(int port, const char *name);
 
