@@ -40,10 +40,10 @@ typedef struct provider_message {
 
 typedef struct provider_result {
     provider_outcome outcome;
-    provider_state state;    /* for query and receipts */
-    char message_id[129];    /* the provider's id for the message, "" if none */
-    char reason[256];        /* why, for anything but accepted or delivered */
-    int http_status;         /* 0 when no HTTP answer */
+    provider_state state; /* for query and receipts */
+    char message_id[129]; /* the provider's id for the message, "" if none */
+    char reason[256];     /* why, for anything but accepted or delivered */
+    int http_status;      /* 0 when no HTTP answer */
 } provider_result;
 
 typedef struct provider provider;
@@ -51,15 +51,15 @@ typedef struct provider provider;
 /* Settings read from BX_NOTIFY_PROVIDER_* (see README): kind is "file", "webhook" or "aliyun". */
 typedef struct provider_config {
     const char *kind;
-    const char *file_path;   /* file: where lines are appended */
-    const char *url;         /* webhook: the send URL; aliyun: the endpoint (default
-                                https://dysmsapi.aliyuncs.com/) */
-    const char *status_url;  /* webhook: the status query URL ("" when the provider has none) */
-    const char *secret;      /* webhook: the HMAC key; aliyun: AccessKeySecret */
+    const char *file_path;     /* file: where lines are appended */
+    const char *url;           /* webhook: the send URL; aliyun: the endpoint (default
+                                  https://dysmsapi.aliyuncs.com/) */
+    const char *status_url;    /* webhook: the status query URL ("" when the provider has none) */
+    const char *secret;        /* webhook: the HMAC key; aliyun: AccessKeySecret */
     const char *access_key_id; /* aliyun */
     const char *template_code; /* aliyun: the approved template code (SMS_...) */
-    long timeout_ms;         /* a request's whole time limit */
-    const char *ca_file;     /* optional CA bundle for HTTPS */
+    long timeout_ms;           /* a request's whole time limit */
+    const char *ca_file;       /* optional CA bundle for HTTPS */
 } provider_config;
 
 bx_status provider_open(const provider_config *cfg, provider **out, bx_error *err) BX_MUSTCHECK;
@@ -78,7 +78,11 @@ bx_status provider_query(provider *p, const char *notification_id, const char *p
 
 /* Parses a delivery receipt body posted to bx-notify's receipt endpoint by this provider: one or
  * more receipts; calls fn for each with the notification id (OutId) and the state. BX_EINVAL for a
- * body that is not a receipt; signature checked where the provider signs receipts. */
+ * body that is not a receipt; signature checked where the provider signs receipts: for the webhook,
+ * signature_header is the request's X-Bx-Signature header ("t=<unix seconds>,sha256=<hex
+ * HMAC-SHA256(secret, t "." body)>"), BX_EDENIED when it is missing, stale or wrong; the file and
+ * aliyun adapters ignore it (Aliyun does not sign its pushes: keep the receipt URL private). All or
+ * nothing: fn is not called for a body with any bad receipt. */
 typedef void (*provider_receipt_fn)(void *ctx, const char *notification_id, const char *message_id,
                                     provider_state state, const char *reason);
 bx_status provider_parse_receipts(provider *p, const char *body, size_t len,
