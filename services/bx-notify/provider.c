@@ -19,7 +19,8 @@ struct provider {
     void *state;
 };
 
-static const provider_ops *const adapters[] = {&provider_file_ops, &provider_webhook_ops};
+static const provider_ops *const adapters[] = {&provider_file_ops, &provider_webhook_ops,
+                                               &provider_aliyun_ops};
 
 void provider_result_set(provider_result *res, provider_outcome outcome, const char *fmt, ...)
 {

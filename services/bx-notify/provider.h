@@ -57,7 +57,9 @@ typedef struct provider_config {
     const char *status_url;    /* webhook: the status query URL ("" when the provider has none) */
     const char *secret;        /* webhook: the HMAC key; aliyun: AccessKeySecret */
     const char *access_key_id; /* aliyun */
-    const char *template_code; /* aliyun: the approved template code (SMS_...) */
+    const char *template_code; /* aliyun: the approved template code (SMS_...) for every
+                                  template, or "name=SMS_...,name2=SMS_..." per template (an entry
+                                  without a name is the default) */
     long timeout_ms;           /* a request's whole time limit */
     const char *ca_file;       /* optional CA bundle for HTTPS */
 } provider_config;

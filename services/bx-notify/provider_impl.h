@@ -5,6 +5,8 @@
 
 #include "provider.h"
 
+#include "bx_buf.h"
+
 #include <stddef.h>
 
 typedef struct provider_ops {
@@ -48,5 +50,25 @@ void provider_hmac_sha256_hex(const char *key, const char *msg, size_t len, char
 /* The webhook's signature: hex HMAC-SHA256(secret, timestamp + "." + body) into out (65 bytes). */
 void provider_webhook_signature(const char *secret, const char *timestamp, const char *body,
                                 size_t len, char out[65]);
+
+/* ---- Aliyun RPC signing (pure, for tests) ---- */
+
+typedef struct provider_param {
+    const char *key;
+    const char *value;
+} provider_param;
+
+/* Aliyun's canonicalized query string (every parameter but Signature, sorted by name, names and
+ * values percent-encoded, joined with & and =) into canonical, and the string to sign (method "&"
+ * "%2F" "&" percent-encoded canonical) into sts. */
+bx_status provider_aliyun_string_to_sign(const char *method, const provider_param *params, size_t n,
+                                         bx_buf *canonical, bx_buf *sts) BX_MUSTCHECK;
+/* Base64 of HMAC-SHA1(access_key_secret "&", sts) into out (at least 29 bytes). */
+void provider_aliyun_signature(const char *access_key_secret, const char *sts, size_t len,
+                               char out[32]);
+/* Classifies an answer to SendSms (HTTP status and body) into res: Code "OK" accepts (BizId is
+ * the message id); throttling, system and account-wide errors are transient; other isv.* codes
+ * (a bad number, a refused template) are permanent; a 2xx answer that cannot be read is unknown. */
+void provider_aliyun_classify(long http_status, const char *body, size_t len, provider_result *res);
 
 #endif

@@ -506,3 +506,179 @@ BX_TEST(fault_draws_are_deterministic_by_seed)
     }
     CHECK(refused > 0 && refused < 20);
 }
+
+/* ---- Aliyun ---- */
+
+static provider *aliyun(int port, long timeout_ms, const char *secret)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+    provider_config cfg = {.kind = "aliyun",
+                           .url = url,
+                           .access_key_id = "itestKeyId",
+                           .secret = secret,
+                           .template_code = "SMS_900001,task_digest=SMS_900002",
+                           .timeout_ms = timeout_ms};
+    provider *p = NULL;
+    bx_error err = {0};
+    if (provider_open(&cfg, &p, &err) != BX_OK)
+        fprintf(stderr, "%s\n", err.msg);
+    REQUIRE(p != NULL);
+    return p;
+}
+
+static int aliyun_fake(const char *receipt_url, const char *const *extra)
+{
+    const char *env[16] = {"BX_FAKESMS_ACCESS_KEY_ID=itestKeyId",
+                           "BX_FAKESMS_ACCESS_KEY_SECRET=itestKeySecret"};
+    size_t n = 2;
+    for (size_t i = 0; extra && extra[i] && n < 15; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    return fake_start(receipt_url, env);
+}
+
+/* Today in Shanghai as yyyymmdd: the provider's send date. */
+static const char *send_date(void)
+{
+    static char out[9];
+    time_t t = time(NULL) + 8 * 3600;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, sizeof(out), "%Y%m%d", &tm);
+    return out;
+}
+
+static provider_state aliyun_query_until_settled(provider *p, const char *id, const char *phone,
+                                                 int timeout_ms)
+{
+    provider_result res;
+    bx_error err = {0};
+    for (int waited = 0;; waited += 100) {
+        if (provider_query(p, id, phone, send_date(), &res, &err) != BX_OK)
+            fprintf(stderr, "query: %s\n", err.msg);
+        if (res.state != PROVIDER_STATE_PENDING || waited >= timeout_ms)
+            return res.state;
+        usleep(100 * 1000);
+    }
+}
+
+BX_TEST(aliyun_accepted_with_signature_checked_and_sms_report_reaches_the_endpoint)
+{
+    sink *s = sink_start();
+    char receipt_url[64];
+    snprintf(receipt_url, sizeof(receipt_url), "http://127.0.0.1:%d/smsreport", s->port);
+    int port = aliyun_fake(receipt_url, NULL);
+    provider *p = aliyun(port, 2000, "itestKeySecret");
+    provider_message m = message("c-11:n1:guardian", "13812341101");
+    provider_result res;
+    bx_error err = {0};
+    REQUIRE(provider_send(p, &m, &res, &err) == BX_OK);
+    if (res.outcome != PROVIDER_ACCEPTED)
+        fprintf(stderr, "%s\n", res.reason);
+    CHECK_INT(res.outcome, PROVIDER_ACCEPTED);
+    CHECK_CONTAINS(res.message_id, "^");
+    CHECK_INT(stat_of(port, "bad_signatures"), 0);
+    REQUIRE(sink_wait(s, 1, 5000) == 1);
+    CHECK_CONTAINS(s->bodies[0], "\"out_id\":\"c-11:n1:guardian\"");
+    got g = {0};
+    REQUIRE(provider_parse_receipts(p, s->bodies[0], strlen(s->bodies[0]), NULL, on_receipt, &g,
+                                    &err) == BX_OK);
+    CHECK_INT(g.n, 1);
+    CHECK_STR(g.id[0], "c-11:n1:guardian");
+    CHECK_INT(g.state[0], PROVIDER_STATE_DELIVERED);
+    CHECK_INT(aliyun_query_until_settled(p, m.notification_id, m.phone, 2000),
+              PROVIDER_STATE_DELIVERED);
+    CHECK_INT(provider_query(p, "c-11:n7:guardian", m.phone, send_date(), &res, &err), BX_OK);
+    CHECK_INT(res.state, PROVIDER_STATE_NONE);
+    /* The text went as the template's content; the digest used its own template code. */
+    provider_message d = message("c-11:digest", "13812341101");
+    d.template_name = "task_digest";
+    REQUIRE(provider_send(p, &d, &res, &err) == BX_OK);
+    CHECK_INT(res.outcome, PROVIDER_ACCEPTED);
+    cJSON *msgs = fake_get(port, "/_messages");
+    char *text = cJSON_PrintUnformatted(msgs);
+    CHECK_CONTAINS(text, "李小明家长您好");
+    CHECK_CONTAINS(text, "\"template\":\"SMS_900001\"");
+    CHECK_CONTAINS(text, "\"template\":\"SMS_900002\"");
+    free(text);
+    cJSON_Delete(msgs);
+    CHECK_INT(stat_of(port, "double_sends"), 0);
+    provider_close(p);
+    sink_stop(s);
+}
+
+BX_TEST(aliyun_faults_map_to_outcomes)
+{
+    int port = aliyun_fake(NULL, NULL);
+    provider *p = aliyun(port, 2000, "itestKeySecret");
+    provider_result res;
+    bx_error err = {0};
+
+    fake_control(port, "{\"fail_5xx\":1}");
+    provider_message m = message("c-12:n1:guardian", "13812341201");
+    REQUIRE(provider_send(p, &m, &res, &err) == BX_OK);
+    CHECK_INT(res.outcome, PROVIDER_TRANSIENT);
+    CHECK_INT(res.http_status, 503);
+
+    fake_control(port, "{\"fail_5xx\":0,\"reject_numbers\":\"13812341202\"}");
+    m = message("c-12:n2:guardian", "13812341202");
+    REQUIRE(provider_send(p, &m, &res, &err) == BX_OK);
+    CHECK_INT(res.outcome, PROVIDER_PERMANENT);
+    CHECK_CONTAINS(res.reason, "isv.MOBILE_NUMBER_ILLEGAL");
+    CHECK(strstr(res.reason, "13812341202") == NULL);
+
+    fake_control(port, "{\"rate_limit\":1}");
+    int limited = 0;
+    for (int i = 0; i < 4; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "c-12:r%d:guardian", i);
+        m = message(id, "13812341203");
+        REQUIRE(provider_send(p, &m, &res, &err) == BX_OK);
+        if (res.outcome != PROVIDER_ACCEPTED) {
+            CHECK_INT(res.outcome, PROVIDER_TRANSIENT);
+            CHECK_CONTAINS(res.reason, "Throttling");
+            limited++;
+        }
+    }
+    CHECK(limited >= 1);
+    CHECK_INT(stat_of(port, "refused_429"), limited);
+    CHECK_INT(stat_of(port, "double_sends"), 0);
+    provider_close(p);
+
+    /* A wrong AccessKeySecret: the fake's own check refuses it; nothing was sent. */
+    p = aliyun(port, 2000, "not-the-secret");
+    fake_control(port, "{\"rate_limit\":0}");
+    m = message("c-12:n3:guardian", "13812341204");
+    REQUIRE(provider_send(p, &m, &res, &err) == BX_OK);
+    CHECK_INT(res.outcome, PROVIDER_TRANSIENT);
+    CHECK_CONTAINS(res.reason, "SignatureDoesNotMatch");
+    CHECK_INT(stat_of(port, "bad_signatures"), 1);
+    provider_close(p);
+}
+
+BX_TEST(aliyun_timeout_after_acceptance_is_unknown_and_query_send_details_settles_it)
+{
+    const char *env[] = {"BX_FAKESMS_SLOW_ACCEPT=1", "BX_FAKESMS_SLOW_MS=1500", NULL};
+    int port = aliyun_fake(NULL, env);
+    provider *p = aliyun(port, 500, "itestKeySecret");
+    provider_message m = message("c-13:n1:guardian", "13812341301");
+    provider_result res;
+    bx_error err = {0};
+    REQUIRE(provider_send(p, &m, &res, &err) == BX_OK);
+    CHECK_INT(res.outcome, PROVIDER_UNKNOWN);
+    REQUIRE(provider_query(p, m.notification_id, m.phone, send_date(), &res, &err) == BX_OK);
+    CHECK(res.state == PROVIDER_STATE_PENDING || res.state == PROVIDER_STATE_DELIVERED);
+    CHECK_INT(aliyun_query_until_settled(p, m.notification_id, m.phone, 3000),
+              PROVIDER_STATE_DELIVERED);
+    CHECK_INT(stat_of(port, "sends_accepted"), 1);
+    CHECK_INT(stat_of(port, "double_sends"), 0);
+    /* A delivery that fails shows as failed with Aliyun's error code. */
+    fake_control(port, "{\"slow_accept\":0,\"undelivered\":1}");
+    provider_message f = message("c-13:n2:guardian", "13812341301");
+    REQUIRE(provider_send(p, &f, &res, &err) == BX_OK);
+    CHECK_INT(res.outcome, PROVIDER_ACCEPTED);
+    CHECK_INT(aliyun_query_until_settled(p, f.notification_id, f.phone, 3000),
+              PROVIDER_STATE_FAILED);
+    provider_close(p);
+}
