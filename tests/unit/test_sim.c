@@ -422,3 +422,57 @@ BX_TEST(warning_evaluation_from_tables)
     free(flags);
     sim_county_free(c);
 }
+
+BX_TEST(a_whole_term_sends_nothing_dated_ahead_and_no_id_twice)
+{
+    sim_county *c = county(42, 3, 6, 2000);
+    sim_world *w = NULL;
+    REQUIRE(sim_world_new(c, &w) == BX_OK);
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    int actions = 0, late = 0, signoffs = 0, leaves = 0, late_rollcalls = 0;
+    for (bx_date d = c->term_first; d != BX_DATE_NONE && d <= c->term_last;
+         d = bx_calendar_add_school_days(c->cal, d, 1)) {
+        sim_day_plan p;
+        REQUIRE(sim_plan_day(c, w, d, &p) == BX_OK);
+        for (int j = 0; j < p.nactions; j++) {
+            const sim_action *a = &p.actions[j];
+            /* bx-ingest rejects a date in the future; staff send what happened by today. */
+            CHECK(a->date <= d && a->recorded <= d);
+            CHECK(!a->late || a->date > a->due);
+            bx_buf one;
+            bx_buf_init(&one, 0);
+            REQUIRE(sim_action_json(c, a, &one) == BX_OK);
+            cJSON *j1 = cJSON_Parse(one.data);
+            REQUIRE(j1 != NULL);
+            const char *id = cJSON_GetObjectItem(j1, "event_id")->valuestring;
+            char needle[80];
+            snprintf(needle, sizeof(needle), "|%s|", id);
+            CHECK(ids.data == NULL || strstr(ids.data, needle) == NULL);
+            REQUIRE(bx_buf_printf(&ids, "|%s|", id) == BX_OK);
+            cJSON_Delete(j1);
+            bx_buf_free(&one);
+            actions++;
+            late += a->late;
+            signoffs += a->kind == SIM_SIGNOFF;
+        }
+        for (int j = 0; j < p.nleaves; j++) {
+            CHECK(p.leaves[j].phoned_in ? p.leaves[j].first < d : p.leaves[j].first > d);
+            leaves++;
+        }
+        for (int j = 0; j < p.nrollcalls; j++) {
+            CHECK(p.rollcalls[j].date <= d);
+            late_rollcalls += p.rollcalls[j].date < d;
+        }
+        sim_day_plan_free(&p);
+    }
+    /* Some of everything: late records, late sign-offs, leave, late roll calls. */
+    CHECK(actions > 100);
+    CHECK(late > 0 && late < actions / 2);
+    CHECK(signoffs > 0);
+    CHECK(leaves > 0);
+    CHECK(late_rollcalls > 0);
+    bx_buf_free(&ids);
+    sim_world_free(w);
+    sim_county_free(c);
+}

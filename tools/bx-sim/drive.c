@@ -207,12 +207,15 @@ static bx_status post_rollcalls(driver *d, const sim_day_plan *p, bx_error *err)
 static void progress(driver *d, bx_date day, int n, int total)
 {
     char date[11], cases[512] = "";
-    long long sms = 0;
+    long long sms = 0, sent = -1;
     bx_date_format(day, date);
-    if (sim_progress_cases(d->conf->db, cases, sizeof(cases), &sms) != BX_OK)
+    if (sim_progress_cases(d->conf->db, cases, sizeof(cases), &sms, &sent) != BX_OK)
         snprintf(cases, sizeof(cases), "?");
-    fprintf(stderr, "%s day %3d/%d | events %8lld | cases %s | SMS asked %lld\n", date, n, total,
-            d->counts->accepted, cases, sms);
+    char sent_text[32] = "";
+    if (sent >= 0)
+        snprintf(sent_text, sizeof(sent_text), ", sent %lld", sent);
+    fprintf(stderr, "%s day %3d/%d | events %8lld | cases %s | SMS asked %lld%s\n", date, n, total,
+            d->counts->accepted, cases, sms, sent_text);
 }
 
 bx_status sim_drive(const sim_county *c, const sim_drive_conf *conf, sim_drive_counts *out,

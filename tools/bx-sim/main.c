@@ -28,10 +28,10 @@ static void usage(void)
     fprintf(
         stderr,
         "usage: bx-sim generate --out DIR [size]         registry CSVs, truth.csv, schools.txt\n"
-        "       bx-sim run --state DIR --api URL --keys FILE [--days N] [--group G=T1+T2]...\n"
+        "       bx-sim run --state DIR --api URL --keys FILE [--days N] [--group G:T1,T2]...\n"
         "                  [--bxctl PATH] [--quiet] [--no-summary] [size]\n"
         "       bx-sim summary --state DIR [--bxctl PATH] [size]\n"
-        "       bx-sim group-at-end --group NAME --topics T1+T2\n"
+        "       bx-sim group-at-end --group NAME --topics T1,T2\n"
         "size: --seed N (default 42) --townships N (3) --schools N (6) --students N (2000)\n"
         "      --holidays FILE (the national list, default deploy/policy/"
         "cn-public-holidays-2026.csv)\n"

@@ -24,10 +24,17 @@ typedef struct group_watch {
     rd_kafka_topic_partition_list_t *parts;
 } group_watch;
 
+#define MAX_PENDING 8
+
 struct sim_settle {
     group_watch groups[MAX_GROUPS];
     int ngroups;
     PGconn *db;
+    bool have_notify;
+    /* <schema>.settle_pending(now) functions of services with due work of their own, as bxctl
+     * settle finds them */
+    char pending[MAX_PENDING][160];
+    int npending;
 };
 
 static bx_status consumer_handle(const char *brokers, const char *group, rd_kafka_t **out,
@@ -81,7 +88,7 @@ static bx_status split_topics(const char *spec, char topics[][96], int *n, bx_er
     *n = 0;
     const char *p = spec;
     while (*p) {
-        size_t len = strcspn(p, "+,");
+        size_t len = strcspn(p, ",");
         if (len == 0 || len >= 96 || *n >= MAX_TOPICS)
             return BX_ERR(err, BX_EINVAL, "topics: bad list \"%s\"", spec);
         memcpy(topics[*n], p, len);
@@ -107,10 +114,10 @@ bx_status sim_settle_new(const char *brokers, const char *const *groups, PGconn 
             break;
         }
         group_watch *g = &s->groups[s->ngroups++];
-        const char *eq = strchr(groups[i], '=');
+        const char *eq = strchr(groups[i], ':');
         if (eq == NULL || eq == groups[i] || (size_t)(eq - groups[i]) >= sizeof(g->name)) {
-            st =
-                BX_ERR(err, BX_EINVAL, "settle: expected group=topic+topic, got \"%s\"", groups[i]);
+            st = BX_ERR(err, BX_EINVAL, "settle: expected GROUP:TOPIC[,TOPIC], got \"%s\"",
+                        groups[i]);
             break;
         }
         memcpy(g->name, groups[i], (size_t)(eq - groups[i]));
@@ -119,6 +126,21 @@ bx_status sim_settle_new(const char *brokers, const char *const *groups, PGconn 
         IFOK(st, consumer_handle(brokers, g->name, &g->rk, err));
         IFOK(st, partitions_of(g->rk, g->topics, g->ntopics, &g->parts, err));
     }
+    PGresult *res = NULL;
+    IFOK(st, bx_pg_query(db,
+                         "SELECT quote_ident(n.nspname) || '.settle_pending' FROM pg_proc p JOIN "
+                         "pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = "
+                         "'settle_pending' AND p.pronargs = 1 ORDER BY 1",
+                         0, NULL, &res, err));
+    for (int i = 0; st == BX_OK && i < PQntuples(res) && s->npending < MAX_PENDING; i++)
+        snprintf(s->pending[s->npending++], sizeof(s->pending[0]), "%s", PQgetvalue(res, i, 0));
+    PQclear(res);
+    res = NULL;
+    IFOK(st, bx_pg_query(db, "SELECT to_regclass('notify.notification') IS NOT NULL", 0, NULL, &res,
+                         err));
+    if (st == BX_OK)
+        s->have_notify = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
     if (st != BX_OK) {
         sim_settle_free(s);
         return st;
@@ -206,6 +228,24 @@ bx_status sim_settle_wait(sim_settle *s, int timeout_ms, bx_error *err)
                             NULL)) != 0) {
             quiet = false;
             what = "bx-escalate's outbox";
+        }
+        if (quiet && s->have_notify &&
+            (lag = count_of(s->db,
+                            "SELECT count(*) FROM notify.notification WHERE state IN ('queued', "
+                            "'sending', 'unknown') AND due_at <= to_timestamp($1::bigint / 1000.0)",
+                            now)) != 0) {
+            quiet = false;
+            what = "bx-notify's due sends";
+        }
+        for (int i = 0; quiet && i < s->npending; i++) {
+            char sql[256];
+            snprintf(sql, sizeof(sql),
+                     "SELECT coalesce(sum(pending), 0) FROM %s(to_timestamp($1::bigint / 1000.0))",
+                     s->pending[i]);
+            if ((lag = count_of(s->db, sql, now)) != 0) {
+                quiet = false;
+                what = s->pending[i];
+            }
         }
         if (quiet)
             return BX_OK;

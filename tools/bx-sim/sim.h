@@ -166,7 +166,8 @@ typedef enum sim_action_kind {
     SIM_PERSUASION_LETTER,
     SIM_RETURN_NOTICE,
     SIM_DEADLINE_NOTICE,
-    SIM_RETURNED
+    SIM_RETURNED,
+    SIM_SIGNOFF /* the township signs a return recorded without its sign-off */
 } sim_action_kind;
 
 typedef struct sim_rollcall {
@@ -190,6 +191,8 @@ typedef struct sim_action {
     sim_action_kind kind;
     bx_date date;     /* when it happened */
     bx_date recorded; /* when staff record it: the same day, or later */
+    bx_date due;      /* the day it was due (names the record: its event id) */
+    bx_date returned; /* SIM_RETURNED, SIM_SIGNOFF: the day the child came back */
     bool late;        /* after the day it was due */
     bool reached, will_return, signed_off;
 } sim_action;

@@ -24,6 +24,7 @@ enum { P_DAY = 101, P_SICK, P_LEAD, P_PHONE, P_FORGET, P_STAFF };
 #define P_RETURN_ON_TIME  0.75
 #define P_SIGNOFF         0.85
 #define P_LETTER          0.8
+#define P_LATE_SIGNOFF    0.7
 
 static bool next_to_break(const sim_county *c, bx_date d)
 {
@@ -199,26 +200,30 @@ static bx_status add_action(sim_day_plan *p, plan_caps *caps, sim_action a)
     return s;
 }
 
-/* An action happens on `d` or, when staff are late, 1..3 school days later. */
+/* An action happens on its date or, when staff are late, 1..3 school days later; it is sent
+ * on the day it happens (a signed return report reaches bx-ingest when the township signs). */
 static bx_status decide(const sim_county *c, sim_world *w, sim_day_plan *p, plan_caps *caps,
                         sim_action a, double on_time)
 {
     sim_rng r;
     sim_rng_for(&r, c->seed, P_STAFF, (uint64_t)a.student * 8 + (uint64_t)a.kind,
                 (uint64_t)(uint32_t)a.date);
+    a.due = a.date;
     if (sim_rng_unit(&r) >= on_time) {
         bx_date later = bx_calendar_add_school_days(c->cal, a.date, 1 + sim_rng_below(&r, 3));
         if (later == BX_DATE_NONE || later > c->term_last)
             return BX_OK;
-        a.date = a.recorded = later;
+        a.date = later;
         a.late = true;
-        bx_status s = grow((void **)&w->later, &w->caplater, w->nlater + 1, sizeof(sim_action));
-        if (s == BX_OK)
-            w->later[w->nlater++] = a;
-        return s;
     }
     a.recorded = a.date;
-    return add_action(p, caps, a);
+    if (a.recorded <= p->day)
+        return add_action(p, caps, a);
+    /* Recorded on a later day: kept until that day's plan. */
+    bx_status s = grow((void **)&w->later, &w->caplater, w->nlater + 1, sizeof(sim_action));
+    if (s == BX_OK)
+        w->later[w->nlater++] = a;
+    return s;
 }
 
 /* The truth's answer to a home visit: the child comes back within a school week. */
@@ -272,13 +277,22 @@ static bx_status child_day(const sim_county *c, sim_world *w, sim_day_plan *p, p
         return s;
     }
     if (status == SIM_PRESENT || status == SIM_LATE) {
-        if (m->episode_max > 0 && !m->pending_fix) {
+        if (m->episode_max > 0) {
             /* Back at school: the return is recorded and, mostly, signed by the township. */
             sim_rng r;
             sim_rng_for(&r, c->seed, P_STAFF, (uint64_t)i, (uint64_t)(uint32_t)d + 1);
             a.kind = SIM_RETURNED;
+            a.returned = d;
             a.signed_off = sim_rng_unit(&r) < P_SIGNOFF;
             s = decide(c, w, p, caps, a, P_RETURN_ON_TIME);
+            if (s == BX_OK && !a.signed_off && sim_rng_unit(&r) < P_LATE_SIGNOFF) {
+                /* The return report reaches the township, which signs it some days later. */
+                a.kind = SIM_SIGNOFF;
+                a.signed_off = true;
+                a.date = bx_calendar_add_school_days(c->cal, d, 2 + sim_rng_below(&r, 4));
+                if (a.date != BX_DATE_NONE && a.date <= c->term_last)
+                    s = decide(c, w, p, caps, a, 1.0);
+            }
         }
         m->streak = 0;
         m->episode_max = 0;
@@ -443,15 +457,19 @@ bx_status sim_action_json(const sim_county *c, const sim_action *a, bx_buf *b)
     sim_homeroom_id(c, st->klass, staff);
     sim_township_officer_id(c, c->schools[cl->school].township, officer);
     static const char *const names[] = {"contact_made",     "home_visit",       "letter_delivered",
-                                        "letter_delivered", "letter_delivered", "returned"};
+                                        "letter_delivered", "letter_delivered", "returned",
+                                        "returned"};
+    char due[11], returned[11];
+    bx_date_format(a->due != 0 ? a->due : a->date, due);
+    bx_date_format(a->returned != 0 ? a->returned : a->date, returned);
     if (a->kind == SIM_PERSUASION_LETTER)
         sim_principal_id(c, cl->school, staff);
-    if (a->kind == SIM_RETURN_NOTICE || a->kind == SIM_DEADLINE_NOTICE)
+    if (a->kind == SIM_RETURN_NOTICE || a->kind == SIM_DEADLINE_NOTICE || a->kind == SIM_SIGNOFF)
         memcpy(staff, officer, sizeof(staff));
     bx_status s = bx_buf_printf(b,
                                 "{\"student_id\":\"%s\",\"action\":\"%s\",\"date\":\"%s\","
                                 "\"staff_id\":\"%s\",\"event_id\":\"sim-%d-%s-%s\",\"details\":",
-                                st->id, names[a->kind], date, staff, (int)a->kind, st->id, date);
+                                st->id, names[a->kind], date, staff, (int)a->kind, st->id, due);
     switch (a->kind) {
     case SIM_CONTACT_MADE:
         IFOK(s, bx_buf_printf(b, "{\"channel\":\"phone\",\"reached\":%s}",
@@ -477,12 +495,13 @@ bx_status sim_action_json(const sim_county *c, const sim_action *a, bx_buf *b)
         IFOK(s, bx_buf_puts(b, "{\"letter\":\"deadline_notice\"}"));
         break;
     case SIM_RETURNED:
+    case SIM_SIGNOFF:
         if (a->signed_off)
             IFOK(s,
                  bx_buf_printf(b, "{\"return_date\":\"%s\",\"township_signoff_staff_id\":\"%s\"}",
-                               date, officer));
+                               returned, officer));
         else
-            IFOK(s, bx_buf_printf(b, "{\"return_date\":\"%s\"}", date));
+            IFOK(s, bx_buf_printf(b, "{\"return_date\":\"%s\"}", returned));
         break;
     }
     IFOK(s, bx_buf_puts(b, "}"));

@@ -11,14 +11,14 @@
 /* ---- settle: every consumer group has no lag, due timers fired, the outbox relayed ---- */
 
 typedef struct sim_settle sim_settle;
-/* groups: NULL-ended "group=topic1+topic2" specs, in pipeline order (bx-score first). db is
- * borrowed for the life of the settle. */
+/* groups: NULL-ended "GROUP:TOPIC[,TOPIC]" specs (as bxctl settle takes them), in pipeline order
+ * (bx-score first). db is borrowed for the life of the settle. */
 bx_status sim_settle_new(const char *brokers, const char *const *groups, PGconn *db,
                          sim_settle **out, bx_error *err) BX_MUSTCHECK;
 void sim_settle_free(sim_settle *s);
 /* Waits until the pipeline is quiet at the clock's current time, or timeout_ms. */
 bx_status sim_settle_wait(sim_settle *s, int timeout_ms, bx_error *err) BX_MUSTCHECK;
-/* Commits `group`'s offsets at the current end of each topic ("a+b"), so a new group starts
+/* Commits `group`'s offsets at the current end of each topic ("a,b"), so a new group starts
  * with the messages produced from now on. */
 bx_status sim_group_at_end(const char *brokers, const char *group, const char *topics,
                            bx_error *err) BX_MUSTCHECK;
@@ -63,7 +63,9 @@ typedef struct sim_summary_conf {
 bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf,
                       bx_error *err) BX_MUSTCHECK;
 
-/* Case stages by count for the progress line: "contact_family 3, home_visit 1" into out. */
-bx_status sim_progress_cases(PGconn *db, char *out, size_t size, long long *sms) BX_MUSTCHECK;
+/* Case stages by count for the progress line ("contact_family 3, home_visit 1; closed 2") into
+ * out, SMS asked for, and SMS sent (-1 without bx-notify's tables). */
+bx_status sim_progress_cases(PGconn *db, char *out, size_t size, long long *sms,
+                             long long *sms_sent) BX_MUSTCHECK;
 
 #endif

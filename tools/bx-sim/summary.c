@@ -19,6 +19,11 @@
     "array_position(ARRAY['contact_family','home_visit','school_report','academic_office',"        \
     "'dropout_roster','township_notice','deadline_notice','legal_referral'], stage)"
 
+/* SMS bx-notify handed to its provider, or -1 without bx-notify's tables. */
+#define SMS_SENT_SQL                                                                               \
+    "SELECT CASE WHEN to_regclass('notify.notification') IS NULL THEN -1 ELSE (SELECT count(*) "   \
+    "FROM notify.notification WHERE channel = 'sms' AND state IN ('sent', 'delivered')) END"
+
 static bx_status query(PGconn *db, const char *sql, PGresult **res, bx_error *err)
 {
     return bx_pg_query(db, sql, 0, NULL, res, err);
@@ -39,7 +44,8 @@ static long long scalar(PGconn *db, const char *sql, bx_error *err, bx_status *s
     return v;
 }
 
-bx_status sim_progress_cases(PGconn *db, char *out, size_t size, long long *sms)
+bx_status sim_progress_cases(PGconn *db, char *out, size_t size, long long *sms,
+                             long long *sms_sent)
 {
     PGresult *res = NULL;
     bx_status s = query(db,
@@ -62,7 +68,25 @@ bx_status sim_progress_cases(PGconn *db, char *out, size_t size, long long *sms)
                   "SELECT count(*) FROM cases.outbox WHERE topic = 'bx.notify.requests.v1' AND "
                   "payload::jsonb->>'channel' = 'sms'",
                   NULL, &s);
+    *sms_sent = scalar(db, SMS_SENT_SQL, NULL, &s);
     return s;
+}
+
+/* Prints "indent label" padded to 58 display columns (a CJK character takes two). */
+static void label(const char *indent, const char *text)
+{
+    int cols = 0;
+    fputs(indent, stdout);
+    fputs(text, stdout);
+    for (const unsigned char *p = (const unsigned char *)indent; *p; p++)
+        cols++;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        if (*p < 0x80)
+            cols++;
+        else if (*p >= 0xE0)
+            cols += 2; /* the lead byte of a 3-byte character: CJK in these labels */
+    for (; cols < 58; cols++)
+        putchar(' ');
 }
 
 /* Prints every row of a query as aligned columns after an indent. */
@@ -73,9 +97,9 @@ static bx_status print_rows(PGconn *db, const char *sql, const char *indent, bx_
     if (s != BX_OK)
         return s;
     for (int i = 0; i < PQntuples(res); i++) {
-        fputs(indent, stdout);
-        for (int j = 0; j < PQnfields(res); j++)
-            printf(j == 0 ? "%-34s" : " %8s", PQgetvalue(res, i, j));
+        label(indent, PQgetvalue(res, i, 0));
+        for (int j = 1; j < PQnfields(res); j++)
+            printf(" %8s", PQgetvalue(res, i, j));
         putchar('\n');
     }
     if (PQntuples(res) == 0)
@@ -274,20 +298,24 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
         {"accepted", "records accepted"},
         {"rejected", "records rejected"},
     };
-    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-        printf("  %-56s %8lld\n", keys[k][1], drive_value(conf->state_dir, keys[k][0]));
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        label("  ", keys[k][1]);
+        printf(" %8lld\n", drive_value(conf->state_dir, keys[k][0]));
+    }
     IFOK(s, print_rows(db,
-                       "SELECT 'attendance facts ' || status, count(*) FROM attendance.fact "
-                       "GROUP BY status ORDER BY status",
+                       "SELECT 'kept by bx-score: class reports (days reported)', (SELECT count(*) "
+                       "FROM attendance.class_report) UNION ALL SELECT 'kept by bx-score: "
+                       "absences, leave and late days', (SELECT count(*) FROM attendance.fact "
+                       "WHERE day IS NOT NULL) UNION ALL SELECT 'kept by bx-score: leave "
+                       "requests', (SELECT count(*) FROM attendance.fact WHERE day IS NULL)",
                        "  ", err));
-
     printf("\nCases (bx-escalate)\n");
     long long opened = scalar(db, "SELECT count(*) FROM cases.case", err, &s);
     long long closed =
         scalar(db, "SELECT count(*) FROM cases.case WHERE closed_at IS NOT NULL", err, &s);
-    printf("  %-34s %8lld\n  %-34s %8lld\n  %-34s %8lld\n", "opened", opened, "closed", closed,
+    printf("  %-56s %8lld\n  %-56s %8lld\n  %-56s %8lld\n", "opened", opened, "closed", closed,
            "open at the end", opened - closed);
-    printf("  by stage:                              entered  open now\n");
+    printf("  %-56s %8s %8s\n", "by stage", "entered", "open now");
     IFOK(s, print_rows(db,
                        "SELECT s.stage, (SELECT count(DISTINCT case_id) FROM cases.event e WHERE "
                        "e.kind = 'stage_entered' AND e.stage = s.stage), (SELECT count(*) FROM "
@@ -301,7 +329,7 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
                        "SELECT ending, count(*) FROM cases.case WHERE closed_at IS NOT NULL "
                        "GROUP BY ending ORDER BY ending",
                        "    ", err));
-    printf("  tasks:                                 created   done  late  overdue\n");
+    printf("  %-56s %8s %8s %8s %8s\n", "tasks by owner", "created", "done", "late", "overdue");
     IFOK(s, print_rows(db,
                        "SELECT owner_role, count(*), count(done_at), count(*) FILTER (WHERE "
                        "done_at > due_at), count(overdue_at) FROM cases.task GROUP BY owner_role "
@@ -316,22 +344,40 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
                        "BY 1 ORDER BY 1",
                        "  ", err));
 
+    long long sent = scalar(db, SMS_SENT_SQL, err, &s);
+    if (sent < 0) {
+        printf("  (bx-notify's tables are not in this database: no SMS sent)\n");
+    } else {
+        printf("\nWhat bx-notify did with them (provider: as configured)\n");
+        IFOK(s, print_rows(db,
+                           "SELECT audience || ' ' || channel || ' ' || state, count(*) FROM "
+                           "notify.notification GROUP BY audience, channel, state ORDER BY 1",
+                           "  ", err));
+        label("  ", "SMS sent to guardians");
+        printf(" %8lld\n", sent);
+    }
+
     if (conf->bxctl) {
         printf("\nDropout (辍学率) and retention (巩固率) by school, bxctl report\n");
         run_report(c, conf->bxctl);
     }
 
     printf("\nThe ground truth against the pipeline\n");
-    printf("  %-56s %8d\n", "children who drifted away by the last day", drifted);
-    printf("  %-56s %8d\n", "  back at school by then", back);
-    printf("  %-56s %8d\n", "  still away", away);
-    printf("  %-56s %8d\n", "  away a school week or more (the roster's threshold)", roster_due);
+    label("  ", "children who drifted away by the last day");
+    printf(" %8d\n", drifted);
+    label("  ", "  back at school by then");
+    printf(" %8d\n", back);
+    label("  ", "  still away");
+    printf(" %8d\n", away);
+    label("  ", "  away a school week or more (the roster's threshold)");
+    printf(" %8d\n", roster_due);
     long long rostered = scalar(db,
                                 "SELECT count(DISTINCT c.student_id) FROM cases.event e JOIN "
                                 "cases.case c ON c.id = e.case_id WHERE e.kind = 'stage_entered' "
                                 "AND e.stage = 'dropout_roster'",
                                 err, &s);
-    printf("  %-56s %8lld\n", "children entered on the dropout roster by bx-escalate", rostered);
+    label("  ", "children entered on the dropout roster by bx-escalate");
+    printf(" %8lld\n", rostered);
 
     bx_date *flagged = calloc((size_t)c->nstudents, sizeof(*flagged));
     long long assessments = 0;
@@ -344,20 +390,28 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
         char p1[16], p2[16];
         printf("\nEarly warning: the high tier of bx-score (%lld assessments on bx.risk.v1)\n",
                assessments);
-        printf("  %-56s %8d\n", "children flagged high or critical", ev.flagged);
-        printf("  %-56s %8d\n", "  of them truly drifting away (true positives)", ev.true_positive);
-        printf("  %-56s %8s\n", "precision of the high tier", pct(ev.precision, p1));
-        printf("  %-56s %8s\n", "recall of the high tier", pct(ev.recall, p2));
+        label("  ", "children flagged high or critical");
+        printf(" %8d\n", ev.flagged);
+        label("  ", "  of them truly drifting away (true positives)");
+        printf(" %8d\n", ev.true_positive);
+        label("  ", "precision of the high tier");
+        printf(" %8s\n", pct(ev.precision, p1));
+        label("  ", "recall of the high tier");
+        printf(" %8s\n", pct(ev.recall, p2));
         printf("  drifters by when they were flagged, in school days from their first day away:\n");
         static const char *const bins[] = {"before it",    "on it",        "1 day after",
                                            "2 days after", "3 days after", "4-5 days after",
                                            "later"};
-        for (int b = 0; b < 7; b++)
-            printf("    %-54s %8d\n", bins[b], ev.lead_hist[b]);
-        printf("    %-54s %8d\n", "never flagged", ev.never_flagged);
-        if (ev.true_positive)
-            printf("  %-56s %8.1f\n", "median school days from flag to first day away",
-                   ev.median_lead);
+        for (int b = 0; b < 7; b++) {
+            label("    ", bins[b]);
+            printf(" %8d\n", ev.lead_hist[b]);
+        }
+        label("    ", "never flagged");
+        printf(" %8d\n", ev.never_flagged);
+        if (ev.true_positive) {
+            label("  ", "median school days from the flag to the first day away");
+            printf(" %8.1f\n", ev.median_lead);
+        }
     }
     free(flagged);
     return s;
