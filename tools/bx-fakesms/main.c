@@ -103,6 +103,7 @@ static struct fake {
     int64_t rate_second;
     long rate_count, max_rate, accepted_second_count, max_accepted_rate;
     int64_t accepted_second;
+    long generation; /* bumped by a reset, so the receipt loop starts over */
     volatile sig_atomic_t stop;
 } F;
 
@@ -1070,11 +1071,14 @@ static void *receipt_loop(void *arg)
 {
     CURL *c = curl_easy_init();
     size_t cursor = 0;
+    long generation = 0;
     pthread_mutex_lock(&F.lock);
     while (!F.stop) {
         int64_t now = now_ms();
-        if (cursor > F.nmsgs)
-            cursor = 0; /* after a reset */
+        if (generation != F.generation) {
+            generation = F.generation;
+            cursor = 0;
+        }
         if (cursor < F.nmsgs && F.msgs[cursor].due_ms <= now) {
             message *m = &F.msgs[cursor++];
             receipt_job j = {.via = m->via, .copies = m->receipt_copies};
@@ -1206,6 +1210,7 @@ static void reset_data(void)
         free(F.msgs[i].template_name);
     }
     F.nmsgs = 0;
+    F.generation++;
     for (size_t i = 0; i < F.capids; i++)
         free(F.ids[i].id);
     free(F.ids);
