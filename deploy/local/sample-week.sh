@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# baoxue demo: imports the sample county (deploy/sample), starts bx-ingest, posts a school week of
-# roll calls the way teachers would, and shows what landed in Kafka. Run by deploy/local/main.sh
-# after the infrastructure is up, the tree is built and migrations and topics are in place.
+# baoxue sample week: imports the small sample county (deploy/sample), starts bx-ingest, posts a
+# school week of roll calls the way teachers would, and shows what landed in Kafka and bx-score's
+# streaks. Run by hand (bash deploy/local/sample-week.sh) after deploy/local/main.sh, which brings
+# the infrastructure up, builds, migrates and creates the topics.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"

@@ -235,11 +235,14 @@ bx_status sim_drive(const sim_county *c, const sim_drive_conf *conf, sim_drive_c
         curl_easy_setopt(d.curl, CURLOPT_TIMEOUT, 60L);
         curl_easy_setopt(d.curl, CURLOPT_TCP_KEEPALIVE, 1L);
     }
-    int total = bx_calendar_school_days_between(c->cal, c->term_first, c->term_last);
+    bx_date first =
+        conf->from == BX_DATE_NONE || conf->from < c->term_first ? c->term_first : conf->from;
+    bx_date day = bx_calendar_add_school_days(c->cal, first, 0);
+    int total =
+        day == BX_DATE_NONE ? 0 : bx_calendar_school_days_between(c->cal, day, c->term_last);
     if (conf->days > 0 && conf->days < total)
         total = conf->days;
     double t0 = now_s();
-    bx_date day = bx_calendar_add_school_days(c->cal, c->term_first, 0);
     for (int n = 1; s == BX_OK && n <= total && day != BX_DATE_NONE && day <= c->term_last; n++) {
         sim_day_plan p;
         s = sim_plan_day(c, w, day, &p);

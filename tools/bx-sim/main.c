@@ -20,6 +20,7 @@ typedef struct options {
     const char *holidays, *dir, *api, *keys, *bxctl, *group, *topics;
     const char *groups[MAX_GROUPS + 1];
     int ngroups, days;
+    bx_date from;
     int quiet, no_summary;
 } options;
 
@@ -28,11 +29,13 @@ static void usage(void)
     fprintf(
         stderr,
         "usage: bx-sim generate --out DIR [size]         registry CSVs, truth.csv, schools.txt\n"
-        "       bx-sim run --state DIR --api URL --keys FILE [--days N] [--group G:T1,T2]...\n"
+        "       bx-sim run --state DIR --api URL --keys FILE [--from DATE] [--days N]\n"
+        "                  [--group GROUP:TOPIC[,TOPIC]]...\n"
         "                  [--bxctl PATH] [--quiet] [--no-summary] [size]\n"
         "       bx-sim summary --state DIR [--bxctl PATH] [size]\n"
         "       bx-sim group-at-end --group NAME --topics T1,T2\n"
         "size: --seed N (default 42) --townships N (3) --schools N (6) --students N (2000)\n"
+        "      --id-prefix P (K; ids of students, classes and staff start with it)\n"
         "      --holidays FILE (the national list, default deploy/policy/"
         "cn-public-holidays-2026.csv)\n"
         "run and summary read BX_PG_URL, BX_KAFKA_BROKERS and BX_CLOCK=file:<path>.\n");
@@ -54,7 +57,8 @@ static int int_arg(const char *opt, const char *v, long long lo, long long hi, l
 
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){.seed = 42, .size = {3, 6, 2000}, .holidays = BX_DEFAULT_HOLIDAYS};
+    *o = (options){
+        .seed = 42, .size = {3, 6, 2000}, .holidays = BX_DEFAULT_HOLIDAYS, .from = BX_DATE_NONE};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long n = 0;
@@ -91,6 +95,13 @@ static int parse(int argc, char **argv, options *o)
             if (int_arg(a, v, 1, 400, &n))
                 return -1;
             o->days = (int)n;
+        } else if (strcmp(a, "--id-prefix") == 0) {
+            o->size.id_prefix = v;
+        } else if (strcmp(a, "--from") == 0) {
+            if (bx_date_parse(v, &o->from) != BX_OK) {
+                fprintf(stderr, "bx-sim: --from: expected a date YYYY-MM-DD, got \"%s\"\n", v);
+                return -1;
+            }
         } else if (strcmp(a, "--holidays") == 0) {
             o->holidays = v;
         } else if (strcmp(a, "--out") == 0 || strcmp(a, "--state") == 0) {
@@ -244,6 +255,7 @@ static int cmd_run(const sim_county *c, const options *o, PGconn *db)
                          .keys_file = o->keys,
                          .state_dir = o->dir,
                          .days = o->days,
+                         .from = o->from,
                          .progress = !o->quiet,
                          .brokers = brokers,
                          .groups = o->ngroups ? o->groups : default_groups,

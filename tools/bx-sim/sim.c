@@ -150,19 +150,17 @@ void sim_township_code(const sim_county *c, int township, char out[16])
 void sim_homeroom_id(const sim_county *c, int klass, char out[24])
 {
     const sim_class *k = &c->classes[klass];
-    snprintf(out, 24, "KT%03d%d%02d", k->school, k->grade, k->number);
+    snprintf(out, 24, "%sT%03d%d%02d", c->prefix, k->school, k->grade, k->number);
 }
 
 void sim_principal_id(const sim_county *c, int school, char out[24])
 {
-    (void)c;
-    snprintf(out, 24, "KP%03d", school);
+    snprintf(out, 24, "%sP%03d", c->prefix, school);
 }
 
 void sim_township_officer_id(const sim_county *c, int township, char out[24])
 {
-    (void)c;
-    snprintf(out, 24, "KO%02d", township);
+    snprintf(out, 24, "%sO%02d", c->prefix, township);
 }
 
 int sim_student_school(const sim_county *c, int student)
@@ -180,6 +178,12 @@ static bx_status check_size(sim_size z, bx_error *err)
     if (z.schools < z.townships || z.schools > SIM_MAX_SCHOOLS)
         return BX_ERR(err, BX_EINVAL, "schools: expected %d (one per township) to %d, got %d",
                       z.townships, SIM_MAX_SCHOOLS, z.schools);
+    size_t plen = z.id_prefix ? strlen(z.id_prefix) : 0;
+    if (z.id_prefix && (plen == 0 || plen > 8 ||
+                        strspn(z.id_prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "abcdefghijklmnopqrstuvwxyz"
+                                            "0123456789") != plen))
+        return BX_ERR(err, BX_EINVAL, "id prefix: expected 1 to 8 letters or digits");
     if (z.students < 40 * z.schools || z.students > SIM_MAX_STUDENTS)
         return BX_ERR(err, BX_EINVAL, "students: expected %d (40 per school) to %d, got %d",
                       40 * z.schools, SIM_MAX_STUDENTS, z.students);
@@ -254,7 +258,8 @@ static void make_student(sim_county *c, int i, int klass, int seat)
     sim_rng r;
     sim_rng_for(&r, c->seed, P_STUDENT, (uint64_t)i, 0);
     st->klass = klass;
-    snprintf(st->id, sizeof(st->id), "KS%03d%d%02d%02d", k->school, k->grade, k->number, seat);
+    snprintf(st->id, sizeof(st->id), "%sS%03d%d%02d%02d", c->prefix, k->school, k->grade, k->number,
+             seat);
     random_name(&r, st->name, sizeof(st->name));
     st->sex = sim_rng_unit(&r) < 0.52 ? 'M' : 'F';
     /* Grade g in autumn 2026: born 2019-09-01 .. 2020-08-31 for grade 1, a year earlier a grade. */
@@ -294,6 +299,7 @@ bx_status sim_county_new(uint64_t seed, sim_size size, const char *holidays_csv,
     c->seed = seed;
     c->size = size;
     snprintf(c->code, sizeof(c->code), "%s", COUNTY_CODE);
+    snprintf(c->prefix, sizeof(c->prefix), "%s", size.id_prefix ? size.id_prefix : "K");
     snprintf(c->calendar_id, sizeof(c->calendar_id), "sim-2026");
     s = build_calendar(c, holidays_csv, err);
     c->nschools = size.schools;
@@ -345,7 +351,7 @@ bx_status sim_county_new(uint64_t seed, sim_size size, const char *holidays_csv,
                 k->school = i;
                 k->grade = (sc->junior ? 7 : 1) + g;
                 k->number = n + 1;
-                snprintf(k->id, sizeof(k->id), "KC%03d%d%02d", i, k->grade, k->number);
+                snprintf(k->id, sizeof(k->id), "%sC%03d%d%02d", c->prefix, i, k->grade, k->number);
                 /* One class in eight is forgetful. */
                 k->forget_permille = sim_rng_below(&r, 8) == 0 ? 40 : 5;
                 int nst = class_size - 3 + sim_rng_below(&r, 7);
@@ -405,7 +411,7 @@ static bx_status staff_csv(const sim_county *c, bx_buf *b)
     sim_rng_for(&r, c->seed, P_SCHOOL, 1000000, 0);
     random_name(&r, name, sizeof(name));
     phone_number(&r, phone);
-    IFOK(s, bx_buf_printf(b, "KCO,%s,county_officer,,,%s,%s\n", name, c->code, phone));
+    IFOK(s, bx_buf_printf(b, "%sCO,%s,county_officer,,,%s,%s\n", c->prefix, name, c->code, phone));
     for (int t = 0; t < c->size.townships && s == BX_OK; t++) {
         sim_rng_for(&r, c->seed, P_SCHOOL, 2000000 + (uint64_t)t, 0);
         random_name(&r, name, sizeof(name));
@@ -422,8 +428,8 @@ static bx_status staff_csv(const sim_county *c, bx_buf *b)
         s = bx_buf_printf(b, "%s,%s,principal,%s,,,%s\n", id, name, c->schools[i].id, phone);
         random_name(&r, name, sizeof(name));
         phone_number(&r, phone);
-        IFOK(s, bx_buf_printf(b, "KA%03d,%s,academic_office,%s,,,%s\n", i, name, c->schools[i].id,
-                              phone));
+        IFOK(s, bx_buf_printf(b, "%sA%03d,%s,academic_office,%s,,,%s\n", c->prefix, i, name,
+                              c->schools[i].id, phone));
     }
     for (int k = 0; k < c->nclasses && s == BX_OK; k++) {
         sim_rng_for(&r, c->seed, P_CLASS, (uint64_t)k, 1);

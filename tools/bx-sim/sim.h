@@ -40,6 +40,9 @@ typedef struct sim_size {
     int townships; /* 1..SIM_MAX_TOWNSHIPS */
     int schools;   /* townships..SIM_MAX_SCHOOLS; every third school is a junior school */
     int students;  /* about; classes of about 40 */
+    /* starts every student, class and staff id (1-8 letters or digits; NULL: "K"), so counties
+     * simulated at once on the same topics do not share ids */
+    const char *id_prefix;
 } sim_size;
 
 /* Registry flags, the bits of sim_student.flags, in the order of bxctl import's names. */
@@ -107,7 +110,8 @@ typedef struct sim_student {
 typedef struct sim_county {
     uint64_t seed;
     sim_size size;
-    char code[8]; /* 6-digit county code */
+    char code[8];   /* 6-digit county code */
+    char prefix[9]; /* of the ids */
     char calendar_id[24];
     bx_calendar *cal; /* owned */
     bx_date term_first, term_last;

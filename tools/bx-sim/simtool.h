@@ -33,6 +33,7 @@ typedef struct sim_drive_conf {
     const char *keys_file; /* "school_id bxk_..." lines */
     const char *state_dir;
     int days;      /* school days to simulate; 0: the whole term */
+    bx_date from;  /* the first school day to simulate; BX_DATE_NONE: the term's first */
     bool progress; /* a line per day on stderr */
     const char *brokers;
     const char *const *groups; /* for settle */
