@@ -741,11 +741,10 @@ static bx_status query_row(worker *w, store_row *row, bx_time_ms now, bx_error *
     in.to_guardian = row->to_guardian;
     if (qs == BX_ENOTFOUND) {
         in.event = DISPATCH_EV_NO_QUERY;
-    } else if (qs != BX_OK || res.outcome == PROVIDER_TRANSIENT ||
-               res.outcome == PROVIDER_UNKNOWN) {
+    } else if (qs != BX_OK) {
         /* no answer: ask again after a while (the outcome stays unknown) */
         in.event = DISPATCH_EV_NO_QUERY;
-        bx_debug("%s: query failed: %s", row->notification_id, qs != BX_OK ? qerr.msg : res.reason);
+        bx_debug("%s: query failed: %s", row->notification_id, qerr.msg);
     } else {
         in.event = DISPATCH_EV_QUERY;
         in.answer = answer_of_state(res.state);

@@ -1,0 +1,624 @@
+/* bx-notify against the real PostgreSQL, Redis and Kafka: requests to SMS and digests, never twice
+ * (redelivery, a killed replica), never lost (faults of the fake provider), quiet hours, the daily
+ * cap, the provider-wide rate, dead letters. Each case runs its own bx-notify on its own database
+ * (migrated and imported by bxctl), topics, group and rate key, with a driven clock. */
+#include "bx_clock.h"
+#include "bx_itest.h"
+#include "bx_kafka.h"
+#include "bx_pg.h"
+#include "bx_test.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- a database of the case's own, with the registry ---- */
+
+static char db_url[512];
+static char tag[24];
+
+static void bxctl_ok(const char *const *args)
+{
+    char env_url[600];
+    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
+    const char *env[] = {env_url, NULL};
+    const char *argv[16] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
+    size_t n = 1;
+    for (; args[n - 1] && n < 15; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    int rc = itest_run(argv, env, &out);
+    if (rc != 0)
+        fprintf(stderr, "bxctl %s: %s\n", args[0], out.data ? out.data : "");
+    REQUIRE(rc == 0);
+    bx_buf_free(&out);
+}
+
+/* School NS1 (township 990001100, county 990001): class NC1 with homeroom teacher NT1 (phone
+ * 13900000001), principal NP1 (13900000002), township officer NTO1 (13900000003), county officer
+ * NCO1 (no phone). Students N01..N<students>: guardians 1380000xxxx (N01 also has a second
+ * guardian 1370000xxxx); N99 has no guardian with a phone. */
+static void setup_db(int students)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(tag, sizeof(tag), "N%d%03ld", (int)getpid() % 100000, (long)(ts.tv_nsec / 1000000));
+    snprintf(db_url, sizeof(db_url), "%s", itest_own_database("notify"));
+    char *dir = itest_tmpdir("notify-registry");
+    itest_write_file(dir, "counties.csv", "code,name\n990001,测试县\n");
+    itest_write_file(dir, "townships.csv", "code,county_code,name\n990001100,990001,测试镇\n");
+    itest_write_file(dir, "calendar.csv",
+                     "calendar_id,entry,first_day,last_day,name\n"
+                     "it-2026,term,2026-09-01,2027-01-22,2026-autumn\n");
+    itest_write_file(dir, "schools.csv",
+                     "school_id,name,township_code,stage,calendar_id\n"
+                     "NS1,通知测试小学,990001100,primary,it-2026\n");
+    itest_write_file(dir, "staff.csv",
+                     "staff_id,name,role,school_id,township_code,county_code,phone\n"
+                     "NT1,周老师,homeroom_teacher,NS1,,,13900000001\n"
+                     "NP1,吴校长,principal,NS1,,,13900000002\n"
+                     "NTO1,郑干事,township_officer,,990001100,,13900000003\n"
+                     "NCO1,冯科长,county_officer,,,990001,\n");
+    itest_write_file(dir, "classes.csv",
+                     "class_id,school_id,grade,name,homeroom_staff_id\nNC1,NS1,3,三年级2班,NT1\n");
+    bx_buf st, gu;
+    bx_buf_init(&st, 0);
+    bx_buf_init(&gu, 0);
+    REQUIRE(bx_buf_puts(&st, "student_id,school_id,class_id,name\n") == BX_OK);
+    REQUIRE(bx_buf_puts(&gu, "student_id,name,relation,phone,address,is_primary\n") == BX_OK);
+    for (int i = 1; i <= students; i++) {
+        REQUIRE(bx_buf_printf(&st, "N%02d,NS1,NC1,学生%d\n", i, i) == BX_OK);
+        REQUIRE(bx_buf_printf(&gu, "N%02d,家长%d,mother,1380000%04d,,true\n", i, i, i) == BX_OK);
+    }
+    REQUIRE(bx_buf_puts(&gu, "N01,父亲,father,13700000001,,false\n") == BX_OK);
+    REQUIRE(bx_buf_puts(&st, "N99,NS1,NC1,学生99\n") == BX_OK);
+    REQUIRE(bx_buf_puts(&gu, "N99,家长99,grandparent,,,true\n") == BX_OK);
+    itest_write_file(dir, "students.csv", st.data);
+    itest_write_file(dir, "guardians.csv", gu.data);
+    bx_buf_free(&st);
+    bx_buf_free(&gu);
+    char holidays[512];
+    snprintf(holidays, sizeof(holidays), "%s/tests/data/cn-public-holidays-2026.csv",
+             itest_env("BX_SOURCE_DIR", "."));
+    bxctl_ok((const char *[]){"import", "holidays", holidays, NULL});
+    bxctl_ok((const char *[]){"import", "--dir", dir, NULL});
+    free(dir);
+}
+
+static PGconn *pg(void)
+{
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(db_url, 5000, &db, &err) == BX_OK);
+    return db;
+}
+
+/* The rows of a query, one per line, columns separated by '|' (caller frees). */
+static char *rows_of(const char *sql)
+{
+    PGconn *db = pg();
+    PGresult *res = NULL;
+    bx_error err = {0};
+    bx_status s = bx_pg_query(db, sql, 0, NULL, &res, &err);
+    if (s != BX_OK)
+        fprintf(stderr, "%s: %s\n", sql, err.msg);
+    REQUIRE(s == BX_OK);
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
+    for (int r = 0; r < PQntuples(res); r++)
+        for (int c = 0; c < PQnfields(res); c++)
+            REQUIRE(bx_buf_printf(&b, "%s%s", PQgetvalue(res, r, c),
+                                  c + 1 < PQnfields(res) ? "|" : "\n") == BX_OK);
+    PQclear(res);
+    PQfinish(db);
+    return bx_buf_steal(&b);
+}
+
+static long long count_of(const char *sql)
+{
+    char *text = rows_of(sql);
+    long long n = strtoll(text, NULL, 10);
+    free(text);
+    return n;
+}
+
+/* ---- the service of the case ---- */
+
+static const char *brokers(void)
+{
+    return itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092");
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    socklen_t len = sizeof(a);
+    REQUIRE(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+typedef struct svc {
+    char requests[96], status[96], group[96], rate_key[96], sms_file[512];
+    char *clock;
+    pid_t pid;
+    int port, receipt_port;
+    const char *extra[24]; /* the case's own settings */
+    int nextra;
+    bx_producer *producer;
+    long long produced;
+    long long base; /* requests counted by earlier processes */
+} svc;
+
+static void setting(svc *s, const char *kv)
+{
+    REQUIRE(s->nextra < 23);
+    s->extra[s->nextra++] = kv;
+    s->extra[s->nextra] = NULL;
+}
+
+static void wait_for_leaders(const char *topic)
+{
+    bx_producer *p = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_producer_new(brokers(), NULL, &p, &err) == BX_OK);
+    int64_t lo = 0, hi = 0;
+    int tries = 0;
+    while (rd_kafka_query_watermark_offsets(bx_producer_handle(p), topic, 0, &lo, &hi, 1000) !=
+               RD_KAFKA_RESP_ERR_NO_ERROR &&
+           tries++ < 100)
+        usleep(100 * 1000);
+    bx_producer_free(p, 1000);
+}
+
+static void svc_run(svc *s)
+{
+    static char env[12][640];
+    snprintf(env[0], sizeof(env[0]), "BX_NOTIFY_REQUESTS_TOPIC=%s", s->requests);
+    snprintf(env[1], sizeof(env[1]), "BX_NOTIFY_STATUS_TOPIC=%s", s->status);
+    snprintf(env[2], sizeof(env[2]), "BX_CONSUMER_GROUP=%s", s->group);
+    snprintf(env[3], sizeof(env[3]), "BX_PG_URL=%s", db_url);
+    snprintf(env[4], sizeof(env[4]), "BX_NOTIFY_RATE_KEY=%s", s->rate_key);
+    snprintf(env[5], sizeof(env[5]), "BX_NOTIFY_PROVIDER_FILE=%s", s->sms_file);
+    snprintf(env[6], sizeof(env[6]), "BX_NOTIFY_RECEIPT_LISTEN=127.0.0.1:%d", s->receipt_port);
+    const char *all[40] = {env[0], env[1], env[2], env[3],
+                           env[4], env[5], env[6], "BX_LOG_LEVEL=info"};
+    size_t n = 8;
+    for (int i = 0; i < s->nextra && n < 39; i++)
+        all[n++] = s->extra[i]; /* later settings win in the environment of the child */
+    all[n] = NULL;
+    s->pid =
+        itest_service_start(itest_env("BX_NOTIFY_BIN", BX_NOTIFY_BIN), s->clock, all, &s->port);
+}
+
+static void at(const char *local_time)
+{
+    bx_time_ms t = 0;
+    char iso[40];
+    snprintf(iso, sizeof(iso), "%.10sT%s:00+08:00", local_time, local_time + 11);
+    REQUIRE(bx_time_parse(iso, &t) == BX_OK);
+    REQUIRE(bx_clock_set(t) == BX_OK);
+}
+
+static void advance_ms(long long ms)
+{
+    REQUIRE(bx_clock_set(bx_clock_now() + ms) == BX_OK);
+}
+
+/* Prepares the case: database, topics, clock, names; the caller adds settings and runs it. */
+static void svc_init(svc *s, int students, const char *local_time)
+{
+    memset(s, 0, sizeof(*s));
+    setup_db(students);
+    /* topic names are lower case (notify.outbox checks them) */
+    snprintf(s->requests, sizeof(s->requests), "bx.itest.notify.requests.n%s", tag + 1);
+    snprintf(s->status, sizeof(s->status), "bx.itest.notify.status.n%s", tag + 1);
+    snprintf(s->group, sizeof(s->group), "bx-notify-itest-%s", tag);
+    snprintf(s->rate_key, sizeof(s->rate_key), "bx:itest:notify:rate:%s", tag);
+    char *dir = itest_tmpdir("notify-sms");
+    snprintf(s->sms_file, sizeof(s->sms_file), "%s/sms.jsonl", dir);
+    free(dir);
+    s->receipt_port = free_port();
+    const char *const topics[] = {s->requests, s->status, BX_TOPIC_DLQ};
+    const int partitions[] = {2, 1, 3};
+    bx_error err = {0};
+    REQUIRE(bx_kafka_create_topics(brokers(), topics, partitions, 3, 15000, &err) == BX_OK);
+    wait_for_leaders(s->requests);
+    wait_for_leaders(s->status);
+    s->clock = itest_clock_file(local_time);
+    char spec[600];
+    snprintf(spec, sizeof(spec), "file:%s", s->clock);
+    REQUIRE(bx_clock_init(spec, &err) == BX_OK);
+    REQUIRE(bx_producer_new(brokers(), NULL, &s->producer, &err) == BX_OK);
+}
+
+static void svc_stop(svc *s)
+{
+    itest_stop(s->pid);
+    s->pid = 0;
+    bx_producer_free(s->producer, 5000);
+    s->producer = NULL;
+    free(s->clock);
+    s->clock = NULL;
+}
+
+static void produce(svc *s, const char *key, const char *value)
+{
+    bx_delivery_wait *w = bx_delivery_wait_new();
+    bx_delivery_slot slot;
+    bx_delivery_slot_arm(&slot, w);
+    REQUIRE(bx_producer_send(s->producer, s->requests, key, strlen(key), value, strlen(value),
+                             bx_delivery_slot_done, &slot) == BX_OK);
+    REQUIRE(bx_delivery_wait_all(w, 15000) == BX_OK);
+    REQUIRE(slot.err == RD_KAFKA_RESP_ERR_NO_ERROR);
+    bx_delivery_wait_free(w);
+    s->produced++;
+}
+
+/* A guardian's absence SMS for student N<nn>, request id <tag>:<suffix>. */
+static void ask_guardian(svc *s, int student, const char *suffix)
+{
+    char v[1024], key[16];
+    snprintf(key, sizeof(key), "N%02d", student);
+    snprintf(
+        v, sizeof(v),
+        "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s:%s\","
+        "\"case_id\":\"N%02d:20261127\",\"student_id\":\"N%02d\",\"template\":"
+        "\"absence_same_day\",\"recipient_role\":\"guardian\",\"recipient_staff_id\":null,"
+        "\"channel\":\"sms\",\"params\":{\"case_id\":\"N%02d:20261127\",\"streak_days\":\"1\"},"
+        "\"not_before\":null,\"requested_at\":\"2026-11-27T09:00:00+08:00\"}",
+        tag, suffix, student, student, student);
+    produce(s, key, v);
+}
+
+/* A task for the homeroom teacher (channel task: the daily digest). */
+static void ask_task(svc *s, int student, const char *suffix, const char *kind)
+{
+    char v[1024], key[16];
+    snprintf(key, sizeof(key), "N%02d", student);
+    snprintf(v, sizeof(v),
+             "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s:%s\","
+             "\"case_id\":\"N%02d:20261127\",\"student_id\":\"N%02d\",\"template\":"
+             "\"task_assigned\",\"recipient_role\":\"homeroom_teacher\",\"recipient_staff_id\":"
+             "\"NT1\",\"channel\":\"task\",\"params\":{\"case_id\":\"N%02d:20261127\",\"task_id\":"
+             "\"N%02d:20261127:contact_family:%s:2026-11-27\",\"task\":\"%s\",\"due_at\":"
+             "\"2026-11-27T18:00:00+08:00\"},\"not_before\":null,\"requested_at\":"
+             "\"2026-11-27T09:00:00+08:00\"}",
+             tag, suffix, student, student, student, student, kind, kind);
+    produce(s, key, v);
+}
+
+static long long metric(svc *s, const char *name)
+{
+    return itest_metric(s->port, name);
+}
+
+/* Every request taken, nothing due at the clock's now, the outbox relayed. */
+static void settle(svc *s)
+{
+    for (int i = 0; i < 1200; i++) {
+        long long taken = metric(s, "bx_notify_requests_total"),
+                  again = metric(s, "bx_notify_requests_redelivered_total"),
+                  dlq = metric(s, "bx_notify_dlq_total");
+        char sql[400];
+        snprintf(sql, sizeof(sql),
+                 "SELECT (SELECT count(*) FROM notify.notification WHERE state IN ('queued', "
+                 "'sending', 'unknown', 'sent') AND due_at <= to_timestamp(%lld / 1000.0)) + "
+                 "(SELECT count(*) FROM notify.outbox WHERE sent_at IS NULL)",
+                 (long long)bx_clock_now());
+        if (taken >= 0 && s->base + taken + again + dlq >= s->produced && count_of(sql) == 0)
+            return;
+        usleep(50 * 1000);
+    }
+    REQUIRE(!"bx-notify settled in 60 s");
+}
+
+static long long file_lines(svc *s, const char *needle)
+{
+    FILE *f = fopen(s->sms_file, "r");
+    if (f == NULL)
+        return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    long long n = 0;
+    while (getline(&line, &cap, f) >= 0)
+        n += needle == NULL || strstr(line, needle) != NULL;
+    free(line);
+    fclose(f);
+    return n;
+}
+
+/* ---- the cases ---- */
+
+BX_TEST(guardian_sms_each_phone_once_and_redelivery_sends_nothing)
+{
+    svc s;
+    svc_init(&s, 3, "2026-11-27 09:00");
+    setting(&s, "BX_NOTIFY_RECEIPT_CHECK_MS=60000");
+    svc_run(&s);
+    itest_mark *status = itest_topic_mark(s.status), *status_dead = itest_topic_mark(s.status);
+    ask_guardian(&s, 1, "a1"); /* two guardians with phones */
+    ask_guardian(&s, 2, "a2");
+    ask_guardian(&s, 99, "a99"); /* nobody with a phone */
+    settle(&s);
+    CHECK_INT(file_lines(&s, NULL), 3);
+    CHECK_INT(file_lines(&s, "138****0001"), 1);
+    CHECK_INT(file_lines(&s, "137****0001"), 1);
+    CHECK_INT(file_lines(&s, "13800000001"), 0); /* masked in the sink too */
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'sent'"), 3);
+    char *dead = rows_of("SELECT recipient, reason FROM notify.notification WHERE state = 'dead'");
+    CHECK_STR(dead, "none|no guardian with a mobile number\n");
+    free(dead);
+    /* the text: the child's name, days missed, the teacher and the school */
+    CHECK_INT(file_lines(&s, "学生2家长您好"), 1);
+    CHECK_INT(file_lines(&s, "周老师"), 3);
+    CHECK_INT(file_lines(&s, "\"sign_name\":\"通知测试小学\""), 3);
+    /* receipts are asked for after the check delay: every one delivered */
+    advance_ms(60000);
+    settle(&s);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'delivered'"), 3);
+    /* the same requests again (a redelivery): nothing new */
+    ask_guardian(&s, 1, "a1");
+    ask_guardian(&s, 2, "a2");
+    settle(&s);
+    CHECK_INT(metric(&s, "bx_notify_requests_redelivered_total"), 2);
+    CHECK_INT(file_lines(&s, NULL), 3);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification"), 4);
+    /* status messages: queued, sent and delivered for each, phones masked */
+    bx_buf got;
+    bx_buf_init(&got, 0);
+    int n = itest_topic_collect(status, "\"status\":\"delivered\"", 3, 20000, &got);
+    CHECK_INT(n, 3);
+    CHECK(got.data && strstr(got.data, "138****0001") != NULL);
+    CHECK(got.data && strstr(got.data, "13800000001") == NULL);
+    bx_buf_free(&got);
+    bx_buf_init(&got, 0);
+    CHECK_INT(itest_topic_collect(status_dead, "\"status\":\"dead\"", 1, 20000, &got), 1);
+    CHECK(got.data && strstr(got.data, "no guardian with a mobile number") != NULL);
+    bx_buf_free(&got);
+    itest_mark_free(status);
+    itest_mark_free(status_dead);
+    svc_stop(&s);
+}
+
+BX_TEST(bad_requests_go_to_the_dlq_with_the_field)
+{
+    svc s;
+    svc_init(&s, 2, "2026-11-27 09:00");
+    svc_run(&s);
+    itest_mark *dlq = itest_topic_mark(BX_TOPIC_DLQ);
+    char v[1024];
+    produce(&s, "x", "{not json");
+    snprintf(v, sizeof(v),
+             "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s:bad1\",\"case_id\":null,"
+             "\"student_id\":\"NOPE\",\"template\":\"absence_same_day\",\"recipient_role\":"
+             "\"guardian\",\"recipient_staff_id\":null,\"channel\":\"sms\",\"params\":{},"
+             "\"not_before\":null,\"requested_at\":\"2026-11-27T09:00:00+08:00\"}",
+             tag);
+    produce(&s, "NOPE", v);
+    snprintf(v, sizeof(v),
+             "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s:bad2\",\"case_id\":null,"
+             "\"student_id\":\"N01\",\"template\":\"no_such_template\",\"recipient_role\":"
+             "\"guardian\",\"recipient_staff_id\":null,\"channel\":\"sms\",\"params\":{},"
+             "\"not_before\":null,\"requested_at\":\"2026-11-27T09:00:00+08:00\"}",
+             tag);
+    produce(&s, "N01", v);
+    snprintf(v, sizeof(v),
+             "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s:bad3\",\"case_id\":null,"
+             "\"student_id\":\"N01\",\"template\":\"absence_same_day\",\"recipient_role\":"
+             "\"guardian\",\"recipient_staff_id\":null,\"channel\":\"task\",\"params\":{},"
+             "\"not_before\":null,\"requested_at\":\"2026-11-27T09:00:00+08:00\"}",
+             tag);
+    produce(&s, "N01", v);
+    snprintf(v, sizeof(v),
+             "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s:bad4\",\"case_id\":null,"
+             "\"student_id\":\"N01\",\"template\":\"absence_same_day\",\"recipient_role\":"
+             "\"guardian\",\"recipient_staff_id\":null,\"channel\":\"sms\",\"params\":{},"
+             "\"not_before\":null,\"requested_at\":\"2026-11-27T09:00:00+08:00\",\"extra\":1}",
+             tag);
+    produce(&s, "N01", v);
+    /* a staff template asked for a guardian */
+    snprintf(v, sizeof(v),
+             "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s:bad5\",\"case_id\":null,"
+             "\"student_id\":\"N01\",\"template\":\"school_report\",\"recipient_role\":"
+             "\"guardian\",\"recipient_staff_id\":null,\"channel\":\"sms\",\"params\":{},"
+             "\"not_before\":null,\"requested_at\":\"2026-11-27T09:00:00+08:00\"}",
+             tag);
+    produce(&s, "N01", v);
+    ask_guardian(&s, 2, "good"); /* the good one after the bad ones is sent */
+    settle(&s);
+    CHECK_INT(metric(&s, "bx_notify_dlq_total"), 6);
+    CHECK_INT(metric(&s, "bx_notify_requests_total"), 1);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.request"), 1);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification"), 1);
+    CHECK_INT(file_lines(&s, NULL), 1);
+    static const struct {
+        const char *needle, *reason, *field;
+    } want[] = {
+        {"\"endpoint\":\"bx.itest", "\"reason\":\"malformed\"", "\"record\":\"{not json\""},
+        {":bad1\"", "\"reason\":\"unknown_student\"", "\"field\":\"student_id\""},
+        {":bad2\"", "\"reason\":\"invalid_value\"", "\"field\":\"template\""},
+        {":bad3\"", "\"reason\":\"invalid_value\"", "\"field\":\"channel\""},
+        {":bad4\"", "\"reason\":\"invalid_value\"", "unknown field \\\"extra\\\""},
+        {":bad5\"", "\"reason\":\"invalid_value\"", "not meant for guardians"},
+    };
+    char needle[160];
+    snprintf(needle, sizeof(needle), "\"endpoint\":\"%s\"", s.requests);
+    bx_buf got;
+    bx_buf_init(&got, 0);
+    CHECK_INT(itest_topic_collect(dlq, needle, 6, 20000, &got), 6);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        bool found = false;
+        for (char *l = got.data; l && *l && !found;) {
+            char *nl = strchr(l, '\n');
+            size_t n = nl ? (size_t)(nl - l) : strlen(l);
+            char *one = strndup(l, n);
+            found = strstr(one, want[i].needle) && strstr(one, want[i].reason) &&
+                    strstr(one, want[i].field) && strstr(one, "\"source\":\"bx-notify\"");
+            free(one);
+            l = nl ? nl + 1 : NULL;
+        }
+        if (!found)
+            BX_FAIL_AT("no dead letter with %s, %s and %s", want[i].needle, want[i].reason,
+                       want[i].field);
+    }
+    bx_buf_free(&got);
+    itest_mark_free(dlq);
+    svc_stop(&s);
+}
+
+BX_TEST(quiet_hours_hold_parents_sms_until_morning)
+{
+    svc s;
+    svc_init(&s, 2, "2026-11-27 21:45");
+    svc_run(&s);
+    ask_guardian(&s, 2, "night");
+    /* staff are not held: a principal's SMS goes at once */
+    char v[1024];
+    snprintf(v, sizeof(v),
+             "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s:staff\",\"case_id\":"
+             "\"N02:20261127\",\"student_id\":\"N02\",\"template\":\"school_report\","
+             "\"recipient_role\":\"principal\",\"recipient_staff_id\":null,\"channel\":\"sms\","
+             "\"params\":{\"case_id\":\"N02:20261127\"},\"not_before\":null,\"requested_at\":"
+             "\"2026-11-27T21:45:00+08:00\"}",
+             tag);
+    produce(&s, "N02", v);
+    settle(&s);
+    CHECK_INT(file_lines(&s, "138****0002"), 0);
+    CHECK_INT(file_lines(&s, "139****0002"), 1);
+    char *q = rows_of("SELECT state, reason, to_char(due_at AT TIME ZONE 'Asia/Shanghai', "
+                      "'YYYY-MM-DD HH24:MI') FROM notify.notification WHERE audience = "
+                      "'guardian'");
+    CHECK_STR(q, "queued|quiet_hours|2026-11-28 07:00\n");
+    free(q);
+    at("2026-11-28 06:59");
+    settle(&s);
+    CHECK_INT(file_lines(&s, "138****0002"), 0);
+    at("2026-11-28 07:00");
+    settle(&s);
+    CHECK_INT(file_lines(&s, "138****0002"), 1);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'sent' AND "
+                       "audience = 'guardian'"),
+              1);
+    svc_stop(&s);
+}
+
+BX_TEST(daily_cap_per_phone_waits_for_the_next_day)
+{
+    svc s;
+    svc_init(&s, 2, "2026-11-27 10:00");
+    setting(&s, "BX_NOTIFY_DAILY_CAP=3");
+    svc_run(&s);
+    for (int i = 0; i < 5; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof(suffix), "cap%d", i);
+        ask_guardian(&s, 2, suffix);
+    }
+    ask_guardian(&s, 1, "other"); /* another family is not held by N02's cap */
+    settle(&s);
+    CHECK_INT(file_lines(&s, "138****0002"), 3);
+    CHECK_INT(file_lines(&s, "138****0001"), 1);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'queued' AND "
+                       "reason LIKE 'rate_limited: daily cap of 3%'"),
+              2);
+    /* the next day after quiet hours the rest go */
+    at("2026-11-28 00:00");
+    settle(&s);
+    CHECK_INT(file_lines(&s, "138****0002"), 3); /* quiet hours until 07:00 */
+    at("2026-11-28 07:00");
+    settle(&s);
+    CHECK_INT(file_lines(&s, "138****0002"), 5);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE recipient = "
+                       "'13800000002' AND send_day = '2026-11-28'"),
+              2);
+    svc_stop(&s);
+}
+
+BX_TEST(staff_tasks_come_as_one_daily_digest)
+{
+    svc s;
+    svc_init(&s, 3, "2026-11-27 09:00");
+    setting(&s, "BX_NOTIFY_DIGEST_TIME=16:30");
+    svc_run(&s);
+    ask_task(&s, 1, "t1", "contact_family");
+    ask_task(&s, 2, "t2", "home_visit");
+    ask_task(&s, 3, "t3", "contact_family");
+    settle(&s);
+    CHECK_INT(file_lines(&s, NULL), 0);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'collected'"), 3);
+    at("2026-11-27 16:29");
+    settle(&s);
+    CHECK_INT(file_lines(&s, NULL), 0);
+    at("2026-11-27 16:30");
+    settle(&s);
+    for (int i = 0; i < 100 && file_lines(&s, NULL) == 0; i++) {
+        usleep(100 * 1000);
+        settle(&s);
+    }
+    CHECK_INT(file_lines(&s, NULL), 1);
+    CHECK_INT(file_lines(&s, "139****0001"), 1);
+    CHECK_INT(file_lines(&s, "3项待办"), 1);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'digested' AND "
+                       "digest_id IS NOT NULL"),
+              3);
+    /* a task after today's digest waits for tomorrow's */
+    ask_task(&s, 1, "t4", "home_visit");
+    settle(&s);
+    CHECK_INT(file_lines(&s, NULL), 1);
+    at("2026-11-28 16:30");
+    settle(&s);
+    for (int i = 0; i < 100 && file_lines(&s, NULL) == 1; i++) {
+        usleep(100 * 1000);
+        settle(&s);
+    }
+    CHECK_INT(file_lines(&s, NULL), 2);
+    CHECK_INT(file_lines(&s, "1项待办"), 1);
+    svc_stop(&s);
+}
+
+/* The rate is counted by the project clock: with the clock standing still only the burst goes;
+ * each second the clock moves lets `rate` more go, never more. */
+BX_TEST(provider_wide_rate_is_respected)
+{
+    enum { STUDENTS = 30, RATE = 5 };
+    svc s;
+    svc_init(&s, STUDENTS, "2026-11-27 10:00");
+    setting(&s, "BX_NOTIFY_RATE=5");
+    setting(&s, "BX_NOTIFY_RATE_BURST=5");
+    svc_run(&s);
+    for (int i = 1; i <= STUDENTS; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof(suffix), "r%d", i);
+        ask_guardian(&s, i, suffix);
+    }
+    settle(&s);
+    CHECK_INT(file_lines(&s, NULL), RATE); /* the burst */
+    int seconds = 0;
+    while (file_lines(&s, NULL) < STUDENTS + 1 && seconds < 20) {
+        advance_ms(1000);
+        seconds++;
+        settle(&s);
+        long long sent = file_lines(&s, NULL);
+        if (sent > (long long)RATE * (seconds + 1))
+            BX_FAIL_AT("%lld sent after %d s at %d per second", sent, seconds, RATE);
+    }
+    CHECK_INT(file_lines(&s, NULL), STUDENTS + 1); /* N01 has two guardians */
+    CHECK(seconds >= (STUDENTS + 1) / RATE - 1);
+    CHECK(metric(&s, "bx_notify_rate_waits_total") > 0);
+    svc_stop(&s);
+}
