@@ -264,7 +264,9 @@ bx_status store_begin_send(PGconn *db, const store_row *row, bx_time_ms now, int
     IFOK(s, bx_pg_query(db,
                         "SELECT count(*) FROM notify.notification WHERE recipient = $1 "
                         "AND send_day = $2::date AND id <> $3::bigint "
-                        "AND state IN ('sending', 'unknown', 'sent', 'delivered')",
+                        "AND (state IN ('sending', 'unknown', 'sent', 'delivered') "
+                        "  OR (state = 'dead' AND (provider_message_id IS NOT NULL "
+                        "    OR reason LIKE 'outcome unknown%')))",
                         3, params, &res, err));
     if (s == BX_OK)
         *sent_today = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);

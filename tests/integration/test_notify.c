@@ -8,6 +8,8 @@
 #include "bx_pg.h"
 #include "bx_test.h"
 
+#include <cjson/cJSON.h>
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -620,5 +622,221 @@ BX_TEST(provider_wide_rate_is_respected)
     CHECK_INT(file_lines(&s, NULL), STUDENTS + 1); /* N01 has two guardians */
     CHECK(seconds >= (STUDENTS + 1) / RATE - 1);
     CHECK(metric(&s, "bx_notify_rate_waits_total") > 0);
+    svc_stop(&s);
+}
+
+/* ---- against bx-fakesms: faults, a killed replica ---- */
+
+static size_t collect_body(char *p, size_t size, size_t n, void *arg)
+{
+    return bx_buf_append(arg, p, size * n) == BX_OK ? size * n : 0;
+}
+
+/* GET http://127.0.0.1:<port><path> parsed as JSON (caller frees). */
+static cJSON *get_json(int port, const char *path)
+{
+    char url[160];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    bx_buf body;
+    bx_buf_init(&body, 1 << 24);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    REQUIRE(rc == CURLE_OK && body.len > 0);
+    cJSON *root = cJSON_ParseWithLength(body.data, body.len);
+    bx_buf_free(&body);
+    REQUIRE(root != NULL);
+    return root;
+}
+
+static long long stat_of(int port, const char *name)
+{
+    cJSON *root = get_json(port, "/_stats");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+    long long n = cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+    cJSON_Delete(root);
+    return n;
+}
+
+#define FAKE_SECRET "itest-webhook-secret"
+
+/* Starts bx-fakesms posting receipts to s's endpoint, and points s at it. */
+static pid_t fake_start(svc *s, const char *const *faults, int *port)
+{
+    static char receipt_url[128];
+    snprintf(receipt_url, sizeof(receipt_url),
+             "BX_FAKESMS_RECEIPT_URL=http://127.0.0.1:%d/v1/receipts", s->receipt_port);
+    const char *env[24] = {receipt_url, "BX_FAKESMS_SECRET=" FAKE_SECRET};
+    size_t n = 2;
+    for (size_t i = 0; faults && faults[i] && n < 23; i++)
+        env[n++] = faults[i];
+    env[n] = NULL;
+    pid_t pid = itest_fakesms_start(env, port);
+    static char url[128], status_url[128];
+    snprintf(url, sizeof(url), "BX_NOTIFY_PROVIDER_URL=http://127.0.0.1:%d/webhook/send", *port);
+    snprintf(status_url, sizeof(status_url),
+             "BX_NOTIFY_PROVIDER_STATUS_URL=http://127.0.0.1:%d/webhook/status", *port);
+    setting(s, "BX_NOTIFY_PROVIDER=webhook");
+    setting(s, url);
+    setting(s, status_url);
+    setting(s, "BX_NOTIFY_PROVIDER_SECRET=" FAKE_SECRET);
+    return pid;
+}
+
+#define ACTIVE "state IN ('queued', 'sending', 'unknown', 'sent')"
+
+/* Settles, then moves the clock to the next due time (after a pause for receipts in real time),
+ * until no notification is waiting or max_steps. */
+static void drive(svc *s, int max_steps)
+{
+    for (int i = 0; i < max_steps; i++) {
+        settle(s);
+        if (count_of("SELECT count(*) FROM notify.notification WHERE " ACTIVE) == 0)
+            return;
+        usleep(200 * 1000); /* receipts in flight arrive */
+        settle(s);
+        char *next = rows_of("SELECT coalesce((extract(epoch FROM min(due_at)) * 1000)::bigint, "
+                             "0) FROM notify.notification WHERE " ACTIVE);
+        long long due = strtoll(next, NULL, 10);
+        free(next);
+        if (due > bx_clock_now())
+            REQUIRE(bx_clock_set(due) == BX_OK);
+    }
+    REQUIRE(!"notifications still waiting after the allowed steps");
+}
+
+/* The never-twice and never-lost promises: what bx-notify recorded against what the fake saw. */
+static void check_every_notification_ended(int fake_port)
+{
+    CHECK_INT(stat_of(fake_port, "double_sends"), 0);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE " ACTIVE), 0);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state NOT IN "
+                       "('delivered', 'dead', 'digested')"),
+              0);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'dead' AND "
+                       "coalesce(reason, '') = ''"),
+              0);
+    /* each id the fake accepted is delivered or dead after acceptance in bx-notify's record */
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'delivered' OR "
+                       "(state = 'dead' AND reason LIKE 'accepted but not delivered%')"),
+              stat_of(fake_port, "unique_ids"));
+}
+
+BX_TEST(faults_of_the_provider_send_nothing_twice_and_lose_nothing)
+{
+    enum { STUDENTS = 40 };
+    svc s;
+    svc_init(&s, STUDENTS, "2026-11-27 10:00");
+    int fake = 0;
+    const char *faults[] = {"BX_FAKESMS_SEED=7",
+                            "BX_FAKESMS_FAIL_5XX=0.3",
+                            "BX_FAKESMS_SLOW_ACCEPT=0.15",
+                            "BX_FAKESMS_SLOW_MS=1500",
+                            "BX_FAKESMS_DUP_RECEIPTS=0.3",
+                            "BX_FAKESMS_LOST_RECEIPTS=0.3",
+                            "BX_FAKESMS_UNDELIVERED=0.05",
+                            "BX_FAKESMS_RECEIPT_DELAY_MS=20",
+                            "BX_FAKESMS_REJECT_NUMBERS=13800000007",
+                            NULL};
+    fake_start(&s, faults, &fake);
+    setting(&s, "BX_NOTIFY_PROVIDER_TIMEOUT_MS=700");
+    setting(&s, "BX_NOTIFY_RETRY_BASE_MS=1000");
+    setting(&s, "BX_NOTIFY_QUERY_DELAY_MS=2000");
+    setting(&s, "BX_NOTIFY_RECEIPT_CHECK_MS=5000");
+    setting(&s, "BX_NOTIFY_RECEIPT_LIMIT_MS=600000");
+    setting(&s, "BX_NOTIFY_MAX_ATTEMPTS=10");
+    setting(&s, "BX_NOTIFY_DAILY_CAP=3");
+    svc_run(&s);
+    for (int i = 1; i <= STUDENTS; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof(suffix), "f%d", i);
+        ask_guardian(&s, i, suffix);
+    }
+    /* four more for N03's family: the daily cap holds the last two until tomorrow morning */
+    for (int i = 0; i < 4; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof(suffix), "cap%d", i);
+        ask_guardian(&s, 3, suffix);
+    }
+    drive(&s, 200);
+    check_every_notification_ended(fake);
+    /* the faults happened */
+    CHECK(stat_of(fake, "refused_5xx") > 0);
+    CHECK(stat_of(fake, "slow_accepts") > 0);
+    CHECK(stat_of(fake, "receipts_duplicated") > 0);
+    CHECK(stat_of(fake, "receipts_lost") > 0);
+    CHECK(stat_of(fake, "queries") > 0);
+    CHECK(metric(&s, "bx_notify_receipts_total") > 0);
+    /* N01 has two guardians; 13800000007 is refused for good */
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification"), STUDENTS + 1 + 4);
+    char *refused = rows_of("SELECT recipient_masked, left(reason, 23) FROM notify.notification "
+                            "WHERE recipient = '13800000007'");
+    CHECK_STR(refused, "138****0007|refused by the provider\n");
+    free(refused);
+    /* duplicate receipts changed nothing: one row per receipt kept, one outcome */
+    CHECK(count_of("SELECT count(*) FROM notify.receipt") <= stat_of(fake, "unique_ids"));
+    /* caps: no phone got more than 3 a day; N03's last two went the next day after 07:00 */
+    CHECK_INT(count_of("SELECT count(*) FROM (SELECT recipient, send_day FROM "
+                       "notify.notification WHERE send_day IS NOT NULL GROUP BY 1, 2 "
+                       "HAVING count(*) > 3) x"),
+              0);
+    char *late = rows_of("SELECT count(*), min(to_char(first_sent_at AT TIME ZONE "
+                         "'Asia/Shanghai', 'YYYY-MM-DD HH24:MI')) >= '2026-11-28 07:00' FROM "
+                         "notify.notification WHERE recipient = '13800000003' AND send_day = "
+                         "'2026-11-28'");
+    CHECK_STR(late, "2|t\n");
+    free(late);
+    /* quiet hours: no parent's SMS went between 21:30 and 07:00 */
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE audience = 'guardian' "
+                       "AND first_sent_at IS NOT NULL AND ((first_sent_at AT TIME ZONE "
+                       "'Asia/Shanghai')::time >= '21:30' OR (first_sent_at AT TIME ZONE "
+                       "'Asia/Shanghai')::time < '07:00')"),
+              0);
+    svc_stop(&s);
+}
+
+BX_TEST(killed_mid_batch_sends_nothing_twice_and_loses_nothing)
+{
+    enum { STUDENTS = 40 };
+    svc s;
+    svc_init(&s, STUDENTS, "2026-11-27 10:00");
+    int fake = 0;
+    /* every send takes 150 ms, so a batch is in flight when the replica is killed */
+    const char *faults[] = {"BX_FAKESMS_SLOW_ACCEPT=1", "BX_FAKESMS_SLOW_MS=150",
+                            "BX_FAKESMS_LOST_RECEIPTS=0.5", "BX_FAKESMS_RECEIPT_DELAY_MS=20", NULL};
+    fake_start(&s, faults, &fake);
+    setting(&s, "BX_NOTIFY_PROVIDER_TIMEOUT_MS=3000");
+    setting(&s, "BX_NOTIFY_LEASE_MS=5000");
+    setting(&s, "BX_NOTIFY_RECEIPT_CHECK_MS=5000");
+    setting(&s, "BX_NOTIFY_QUERY_DELAY_MS=2000");
+    svc_run(&s);
+    for (int i = 1; i <= STUDENTS; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof(suffix), "k%d", i);
+        ask_guardian(&s, i, suffix);
+    }
+    /* kill it once some are sent and some are not */
+    for (int i = 0; i < 200 && stat_of(fake, "sends_accepted") < 8; i++)
+        usleep(20 * 1000);
+    kill(s.pid, SIGKILL);
+    waitpid(s.pid, NULL, 0);
+    long long before = stat_of(fake, "sends_accepted");
+    CHECK(before >= 8);
+    CHECK(before < STUDENTS + 1);
+    CHECK(count_of("SELECT count(*) FROM notify.notification WHERE state = 'sending'") > 0);
+    /* another replica takes over once the killed one's leases end */
+    s.base = count_of("SELECT count(*) FROM notify.request");
+    advance_ms(6000);
+    svc_run(&s);
+    drive(&s, 100);
+    check_every_notification_ended(fake);
+    CHECK_INT(stat_of(fake, "unique_ids"), STUDENTS + 1);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'delivered'"),
+              STUDENTS + 1);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.request"), STUDENTS);
     svc_stop(&s);
 }
