@@ -187,7 +187,8 @@ static bx_status post_records(driver *d, const sim_day_plan *p, bool actions, bx
     return s;
 }
 
-static bx_status post_rollcalls(driver *d, const sim_day_plan *p, bx_error *err)
+/* The day's roll calls, or (late) those of earlier days sent today. */
+static bx_status post_rollcalls(driver *d, const sim_day_plan *p, bool late, bx_error *err)
 {
     bx_buf body;
     bx_buf_init(&body, 0);
@@ -195,6 +196,8 @@ static bx_status post_rollcalls(driver *d, const sim_day_plan *p, bx_error *err)
     for (int j = 0; j < p->nrollcalls && s == BX_OK; j++) {
         bx_buf_reset(&body);
         const sim_rollcall *rc = &p->rollcalls[j];
+        if ((rc->date < p->day) != late)
+            continue;
         s = sim_rollcall_json(d->c, rc, &body);
         IFOK(s, post(d, d->c->classes[rc->klass].school, "/v1/rollcall", &body, err));
         d->counts->rollcalls++;
@@ -260,13 +263,23 @@ bx_status sim_drive(const sim_county *c, const sim_drive_conf *conf, sim_drive_c
             bool late = false;
             out->rollcalls_forgotten += sim_class_forgets(c, k, day, &late);
         }
+        /* 08:30 leave phoned in or asked for; 08:45 yesterday's forgotten roll calls; 09:00 the
+         * day's roll calls; 16:00 the staff's records; 17:30 after the day's deadlines (17:00).
+         * The pipeline settles after each step, so no service ever sees two of one child's
+         * records in one batch: what it publishes does not depend on timing. */
         double tp = now_s();
-        /* 08:30 leave phoned in or asked for; 09:00 roll calls; 16:00 the staff's records;
-         * 17:30 after the day's deadlines (17:00). */
         IFOK(s, set_clock(day, 8, 30, err));
         IFOK(s, post_records(&d, &p, false, err));
+        out->post_seconds += now_s() - tp;
+        IFOK(s, settle(&d, err));
+        tp = now_s();
+        IFOK(s, set_clock(day, 8, 45, err));
+        IFOK(s, post_rollcalls(&d, &p, true, err));
+        out->post_seconds += now_s() - tp;
+        IFOK(s, settle(&d, err));
+        tp = now_s();
         IFOK(s, set_clock(day, 9, 0, err));
-        IFOK(s, post_rollcalls(&d, &p, err));
+        IFOK(s, post_rollcalls(&d, &p, false, err));
         out->post_seconds += now_s() - tp;
         IFOK(s, settle(&d, err));
         tp = now_s();

@@ -199,60 +199,62 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+int sim_settle_check(sim_settle *s, const char **what, long long *left)
+{
+    char now[32];
+    *what = "";
+    *left = 0;
+    for (int i = 0; i < s->ngroups; i++)
+        if ((*left = group_lag(&s->groups[i])) != 0) {
+            *what = s->groups[i].name;
+            return i;
+        }
+    snprintf(now, sizeof(now), "%lld", (long long)bx_clock_now());
+    if ((*left = count_of(s->db,
+                          "SELECT count(*) FROM cases.timer WHERE fired_at IS NULL AND due_at <= "
+                          "to_timestamp($1::bigint / 1000.0)",
+                          now)) != 0) {
+        *what = "due timers";
+        return s->ngroups;
+    }
+    if ((*left = count_of(s->db, "SELECT count(*) FROM cases.outbox WHERE sent_at IS NULL",
+                          NULL)) != 0) {
+        *what = "bx-escalate's outbox";
+        return s->ngroups + 1;
+    }
+    if (s->have_notify &&
+        (*left = count_of(s->db,
+                          "SELECT count(*) FROM notify.notification WHERE state IN ('queued', "
+                          "'sending', 'unknown') AND due_at <= to_timestamp($1::bigint / 1000.0)",
+                          now)) != 0) {
+        *what = "bx-notify's due sends";
+        return s->ngroups + 2;
+    }
+    for (int i = 0; i < s->npending; i++) {
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT coalesce(sum(pending), 0) FROM %s(to_timestamp($1::bigint / 1000.0))",
+                 s->pending[i]);
+        if ((*left = count_of(s->db, sql, now)) != 0) {
+            *what = s->pending[i];
+            return s->ngroups + 3;
+        }
+    }
+    return -1;
+}
+
 bx_status sim_settle_wait(sim_settle *s, int timeout_ms, bx_error *err)
 {
     double deadline = now_s() + timeout_ms / 1000.0;
-    char now[32];
     const char *what = "";
-    long long lag = 0;
+    long long left = 0;
     do {
-        bool quiet = true;
-        for (int i = 0; i < s->ngroups && quiet; i++) {
-            lag = group_lag(&s->groups[i]);
-            if (lag != 0) {
-                quiet = false;
-                what = s->groups[i].name;
-            }
-        }
-        snprintf(now, sizeof(now), "%lld", (long long)bx_clock_now());
-        if (quiet &&
-            (lag = count_of(s->db,
-                            "SELECT count(*) FROM cases.timer WHERE fired_at IS NULL AND due_at <= "
-                            "to_timestamp($1::bigint / 1000.0)",
-                            now)) != 0) {
-            quiet = false;
-            what = "due timers";
-        }
-        if (quiet &&
-            (lag = count_of(s->db, "SELECT count(*) FROM cases.outbox WHERE sent_at IS NULL",
-                            NULL)) != 0) {
-            quiet = false;
-            what = "bx-escalate's outbox";
-        }
-        if (quiet && s->have_notify &&
-            (lag = count_of(s->db,
-                            "SELECT count(*) FROM notify.notification WHERE state IN ('queued', "
-                            "'sending', 'unknown') AND due_at <= to_timestamp($1::bigint / 1000.0)",
-                            now)) != 0) {
-            quiet = false;
-            what = "bx-notify's due sends";
-        }
-        for (int i = 0; quiet && i < s->npending; i++) {
-            char sql[256];
-            snprintf(sql, sizeof(sql),
-                     "SELECT coalesce(sum(pending), 0) FROM %s(to_timestamp($1::bigint / 1000.0))",
-                     s->pending[i]);
-            if ((lag = count_of(s->db, sql, now)) != 0) {
-                quiet = false;
-                what = s->pending[i];
-            }
-        }
-        if (quiet)
+        if (sim_settle_check(s, &what, &left) < 0)
             return BX_OK;
         usleep(20 * 1000);
     } while (now_s() < deadline);
     return BX_ERR(err, BX_ETIMEOUT, "settle: %s not done after %d ms (%lld left)", what, timeout_ms,
-                  lag);
+                  left);
 }
 
 bx_status sim_group_at_end(const char *brokers, const char *group, const char *topics,

@@ -16,6 +16,10 @@ typedef struct sim_settle sim_settle;
 bx_status sim_settle_new(const char *brokers, const char *const *groups, PGconn *db,
                          sim_settle **out, bx_error *err) BX_MUSTCHECK;
 void sim_settle_free(sim_settle *s);
+/* One check, in pipeline order: -1 when quiet, else the first thing still busy: i < ngroups the
+ * i-th group (lagging), ngroups due timers, ngroups + 1 the outbox, more: bx-notify's due work.
+ * *what names it and *left says how much is left (-1 unknown). */
+int sim_settle_check(sim_settle *s, const char **what, long long *left);
 /* Waits until the pipeline is quiet at the clock's current time, or timeout_ms. */
 bx_status sim_settle_wait(sim_settle *s, int timeout_ms, bx_error *err) BX_MUSTCHECK;
 /* Commits `group`'s offsets at the current end of each topic ("a,b"), so a new group starts
