@@ -84,6 +84,10 @@ struct notify_service {
     atomic_bool stopping;
     /* the receipt endpoint: its own connection and adapter, one request at a time */
     struct MHD_Daemon *daemon;
+    /* the outbox relay: its own thread and connection, so a slow broker never holds requests */
+    pthread_t relay_thread;
+    bool relay_started;
+    PGconn *relay_db;
     pthread_mutex_t receipt_lock;
     PGconn *receipt_db;
     provider *receipt_prov;
@@ -649,7 +653,8 @@ static bx_status send_row(worker *w, store_row *row, bx_time_ms now, bx_error *e
     in.last_send_at = row->last_send_at;
     in.random = next_random(&w->random);
     int sent_today = 0;
-    bx_status s = store_begin_send(w->db, row, now, &sent_today, err);
+    bool capped = p->daily_cap > 0 && in.is_sms;
+    bx_status s = store_begin_send(w->db, row, now, capped, &sent_today, err);
     if (s != BX_OK)
         return s;
     in.sent_today = sent_today;
@@ -1121,22 +1126,39 @@ static void run_digests(notify_service *sv)
 
 /* ---- the loop ---- */
 
-static void relay(notify_service *sv)
+/* Relays until the outbox is empty or a relay fails; true when something was sent. */
+static bool relay(notify_service *sv)
 {
+    bool any = false;
     for (;;) {
         int sent = 0;
         bx_error err = {0};
+        if (reconnect(&sv->relay_db, sv->conf.pg_url, &err) != BX_OK) {
+            bx_warn("outbox relay: cannot connect to PostgreSQL: %s", err.msg);
+            return any;
+        }
         bx_status s =
-            store_outbox_relay(sv->db, sv->producer, RELAY_MAX, RELAY_WAIT_MS, &sent, &err);
+            store_outbox_relay(sv->relay_db, sv->producer, RELAY_MAX, RELAY_WAIT_MS, &sent, &err);
         bx_metric_add(&m_status, sent);
+        any = any || sent > 0;
         if (s != BX_OK) {
             bx_warn("outbox relay: %s", err.msg);
             bx_metric_add(&m_failures, 1);
-            return;
+            return any;
         }
         if (sent < RELAY_MAX)
-            return;
+            return any;
     }
+}
+
+static void *relay_main(void *arg)
+{
+    notify_service *sv = arg;
+    while (!atomic_load(&sv->stopping)) {
+        if (!relay(sv))
+            usleep(IDLE_SLEEP_US);
+    }
+    return NULL;
 }
 
 void notify_service_step(notify_service *sv)
@@ -1165,7 +1187,6 @@ void notify_service_step(notify_service *sv)
     if (handled && bx_consumer_commit(sv->consumer) != BX_OK)
         bx_warn("offset commit failed; the next commit carries them");
     run_digests(sv);
-    relay(sv);
 }
 
 static bx_status open_worker(notify_service *sv, worker *w, int index, bx_error *err)
@@ -1247,6 +1268,12 @@ bx_status notify_service_start(const notify_service_conf *conf, notify_service *
                            conf->receipt_listen);
         }
     }
+    if (s == BX_OK) {
+        if (pthread_create(&sv->relay_thread, NULL, relay_main, sv) != 0)
+            s = BX_ERR(err, BX_EIO, "cannot start the outbox relay");
+        else
+            sv->relay_started = true;
+    }
     for (int i = 0; s == BX_OK && i < conf->workers; i++) {
         if (pthread_create(&sv->workers[i].thread, NULL, worker_main, &sv->workers[i]) != 0)
             s = BX_ERR(err, BX_EIO, "cannot start worker %d", i);
@@ -1274,8 +1301,10 @@ void notify_service_stop(notify_service *sv)
             pthread_join(sv->workers[i].thread, NULL);
     if (sv->daemon)
         MHD_stop_daemon(sv->daemon);
-    if (sv->db && sv->producer)
-        relay(sv);
+    if (sv->relay_started)
+        pthread_join(sv->relay_thread, NULL);
+    if (sv->producer)
+        relay(sv); /* what the last sends wrote */
     bx_consumer_free(sv->consumer);
     bx_producer_free(sv->producer, 10000);
     for (int i = 0; sv->workers && i < sv->conf.workers; i++)
@@ -1284,6 +1313,8 @@ void notify_service_stop(notify_service *sv)
     provider_close(sv->receipt_prov);
     if (sv->receipt_db)
         PQfinish(sv->receipt_db);
+    if (sv->relay_db)
+        PQfinish(sv->relay_db);
     if (sv->db)
         PQfinish(sv->db);
     pthread_mutex_destroy(&sv->receipt_lock);

@@ -43,8 +43,8 @@ typedef struct notify_service notify_service;
  * borrowed until notify_service_stop. */
 bx_status notify_service_start(const notify_service_conf *conf, notify_service **out,
                                bx_error *err) BX_MUSTCHECK;
-/* One loop iteration of the main thread: requests (up to about 100 ms for the first), the daily
- * digests when due, the outbox relay. */
+/* One loop iteration of the main thread: requests (up to about 100 ms for the first) and the
+ * daily digests when due. Sending, receipts and the outbox relay run in threads of their own. */
 void notify_service_step(notify_service *sv);
 /* bx_health_fn over a notify_service. */
 bool notify_service_healthy(void *arg, char *reason, size_t size);

@@ -248,10 +248,12 @@ bx_status store_claim(PGconn *db, const char *owner, bx_time_ms now, int64_t lea
     return BX_OK;
 }
 
-bx_status store_begin_send(PGconn *db, const store_row *row, bx_time_ms now, int *sent_today,
-                           bx_error *err)
+bx_status store_begin_send(PGconn *db, const store_row *row, bx_time_ms now, bool count,
+                           int *sent_today, bx_error *err)
 {
     *sent_today = 0;
+    if (!count)
+        return bx_pg_exec(db, "BEGIN", err);
     char day[11], id[24];
     bx_date_format(bx_time_local_date(now), day);
     snprintf(id, sizeof(id), "%" PRId64, row->id);

@@ -77,10 +77,11 @@ bx_status store_claim(PGconn *db, const char *owner, bx_time_ms now, int64_t lea
 
 /* Opens a transaction, locks the recipient's daily count (an advisory lock, so replicas agree)
  * and counts the other notifications sent to it on now's local day: those the provider took or
- * may have taken (delivered or not), not those it refused. The caller ends the
+ * may have taken (delivered or not), not those it refused; without count (no daily cap) it only
+ * opens the transaction. The caller ends the
  * transaction with store_apply (which commits) or store_abort. */
-bx_status store_begin_send(PGconn *db, const store_row *row, bx_time_ms now, int *sent_today,
-                           bx_error *err) BX_MUSTCHECK;
+bx_status store_begin_send(PGconn *db, const store_row *row, bx_time_ms now, bool count,
+                           int *sent_today, bx_error *err) BX_MUSTCHECK;
 void store_abort(PGconn *db);
 
 /* Applies a decision to row (expected in row->state with row->attempt, and when owner is not
