@@ -19,7 +19,7 @@ static sim_county *county(uint64_t seed, int townships, int schools, int student
 {
     sim_county *c = NULL;
     bx_error err = {0};
-    sim_size size = {townships, schools, students};
+    sim_size size = {townships, schools, students, NULL};
     if (sim_county_new(seed, size, holidays(), &c, &err) != BX_OK)
         fprintf(stderr, "sim_county_new: %s\n", err.msg);
     REQUIRE(c != NULL);
@@ -122,9 +122,9 @@ BX_TEST(sizes_out_of_range_name_the_field)
         sim_size size;
         const char *field;
     } rows[] = {
-        {{0, 6, 2000}, "townships:"}, {{21, 30, 20000}, "townships:"},
-        {{3, 2, 2000}, "schools:"},   {{3, 401, 200000}, "schools:"},
-        {{3, 6, 100}, "students:"},   {{3, 6, 2000001}, "students:"},
+        {{0, 6, 2000, NULL}, "townships:"}, {{21, 30, 20000, NULL}, "townships:"},
+        {{3, 2, 2000, NULL}, "schools:"},   {{3, 401, 200000, NULL}, "schools:"},
+        {{3, 6, 100, NULL}, "students:"},   {{3, 6, 2000001, NULL}, "students:"},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         sim_county *c = NULL;

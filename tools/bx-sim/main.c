@@ -57,8 +57,10 @@ static int int_arg(const char *opt, const char *v, long long lo, long long hi, l
 
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){
-        .seed = 42, .size = {3, 6, 2000}, .holidays = BX_DEFAULT_HOLIDAYS, .from = BX_DATE_NONE};
+    *o = (options){.seed = 42,
+                   .size = {3, 6, 2000, NULL},
+                   .holidays = BX_DEFAULT_HOLIDAYS,
+                   .from = BX_DATE_NONE};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long n = 0;
@@ -264,6 +266,10 @@ static int cmd_run(const sim_county *c, const options *o, PGconn *db)
     bx_status s = sim_drive(c, &dc, &k, &err);
     if (write_drive(o->dir, &k) != 0)
         return 1;
+    /* The pipeline settled: what bx-score published for this term ends here. */
+    snprintf(mark, sizeof(mark), "%s/risk.end", o->dir);
+    if (s == BX_OK)
+        s = sim_topic_mark(brokers, "bx.risk.v1", mark, &err);
     fprintf(stderr,
             "bx-sim: %d school days in %.1f s (posting %.1f s, settling %.1f s); %lld records "
             "accepted, %.0f a second of posting\n",
