@@ -1,0 +1,887 @@
+/* The escalation ladder end to end, as a school lives it: bx-ingest, bx-score and bx-escalate run
+ * on a driven clock; roll calls and case actions are posted over HTTP as a teacher would; after
+ * each step `bxctl settle` waits for the pipeline and `bxctl clock` moves time on; the stages,
+ * tasks and deadlines are read from PostgreSQL and the notification requests and case events from
+ * Kafka, every one validated against its JSON Schema. Each case has its own database, registry
+ * (ids made unique per run), consumer groups and Redis database, on the shared topics. */
+#include "bx_clock.h"
+#include "bx_itest.h"
+#include "bx_kafka.h"
+#include "bx_pg.h"
+#include "bx_schema_check.h"
+#include "bx_test.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The scenario's Redis database: bx-score's keys of these runs stay apart from other tests' and
+ * tools' (bx-sim 5, bench/e2e 6, test_sim 8), none of which may flush it. */
+#define SCENARIO_REDIS_DB "13"
+
+static const char *brokers(void)
+{
+    return itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092");
+}
+
+/* The run's messages on one topic, read from where the topic ended when the pipeline started. */
+typedef struct topic_log {
+    const char *topic;
+    itest_mark *mark;
+    bx_buf lines; /* one message a line */
+    int validated;
+} topic_log;
+
+typedef struct pipeline {
+    char tag[24];
+    char db_url[512];
+    char *clock;
+    char key[128]; /* the school's credential */
+    char score_group[96], escalate_group[96], settle_spec[400];
+    char score_group_name[96], escalate_group_name[96];
+    rd_kafka_topic_partition_list_t *start_offsets[3]; /* attendance, risk, actions */
+    int ingest_port;
+    pid_t ingest, score, escalate;
+    topic_log attendance, actions, risk, events, requests;
+} pipeline;
+
+static pipeline pl;
+
+/* ---- bxctl with the pipeline's database and clock ---- */
+
+static int bxctl_run(const char *const *args, char **out)
+{
+    char env_url[600], env_clock[600], env_redis[200];
+    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", pl.db_url);
+    snprintf(env_clock, sizeof(env_clock), "BX_CLOCK=file:%s", pl.clock);
+    snprintf(env_redis, sizeof(env_redis), "BX_REDIS_URL=%s/" SCENARIO_REDIS_DB,
+             itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799"));
+    const char *env[] = {env_url, env_clock, env_redis, NULL};
+    const char *argv[24] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
+    size_t n = 1;
+    for (; args[n - 1] && n < 23; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
+    int rc = itest_run(argv, env, &b);
+    if (out)
+        *out = bx_buf_steal(&b);
+    else
+        bx_buf_free(&b);
+    return rc;
+}
+
+static void bxctl_ok(const char *const *args)
+{
+    char *out = NULL;
+    int rc = bxctl_run(args, &out);
+    if (rc != 0)
+        fprintf(stderr, "bxctl %s %s: %s\n", args[0], args[1] ? args[1] : "", out);
+    REQUIRE(rc == 0);
+    free(out);
+}
+
+/* Waits until the pipeline has settled (bxctl settle on the case's own groups). */
+static void settle(void)
+{
+    char *out = NULL;
+    int rc = bxctl_run((const char *[]){"settle", "--group", pl.score_group, "--group",
+                                        pl.escalate_group, "--timeout", "120", "--verbose", NULL},
+                       &out);
+    if (rc != 0)
+        fprintf(stderr, "bxctl settle: %s\n", out);
+    REQUIRE(rc == 0);
+    free(out);
+}
+
+/* Sets the clock ("2026-09-28 08:30") once the pipeline has settled, then settles again: the
+ * deadlines that came due in between fire before anything else happens. */
+static void at(const char *local_time)
+{
+    settle();
+    bxctl_ok((const char *[]){"clock", "set", local_time, NULL});
+    settle();
+}
+
+/* ---- the registry ---- */
+
+/* Ids of this run: school <tag>S, class <tag>C (homeroom teacher <tag>H), township officer
+ * <tag>W, students <tag>-01.. */
+static void id_of(const char *suffix, char out[40])
+{
+    snprintf(out, 40, "%s%s", pl.tag, suffix);
+}
+
+static void registry(int students)
+{
+    char *dir = itest_tmpdir("scenario-registry");
+    char buf[1024];
+    itest_write_file(dir, "counties.csv", "code,name\n990001,测试县\n");
+    itest_write_file(dir, "townships.csv", "code,county_code,name\n990001100,990001,测试镇\n");
+    itest_write_file(dir, "calendar.csv",
+                     "calendar_id,entry,first_day,last_day,name\n"
+                     "it-2026,term,2026-03-02,2026-07-10,2026-spring\n"
+                     "it-2026,term,2026-09-01,2027-01-22,2026-autumn\n");
+    snprintf(buf, sizeof(buf),
+             "school_id,name,township_code,stage,calendar_id\n%sS,场景测试小学,990001100,primary,"
+             "it-2026\n",
+             pl.tag);
+    itest_write_file(dir, "schools.csv", buf);
+    snprintf(buf, sizeof(buf),
+             "staff_id,name,role,school_id,township_code,county_code,phone\n"
+             "%sH,钱老师,homeroom_teacher,%sS,,,\n%sP,孙校长,principal,%sS,,,\n"
+             "%sA,李主任,academic_office,%sS,,,\n%sW,周干事,township_officer,,990001100,,\n"
+             "%sK,吴科长,county_officer,,,990001,\n",
+             pl.tag, pl.tag, pl.tag, pl.tag, pl.tag, pl.tag, pl.tag, pl.tag);
+    itest_write_file(dir, "staff.csv", buf);
+    snprintf(buf, sizeof(buf),
+             "class_id,school_id,grade,name,homeroom_staff_id\n%sC,%sS,3,三年级1班,%sH\n", pl.tag,
+             pl.tag, pl.tag);
+    itest_write_file(dir, "classes.csv", buf);
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_buf_puts(&b, "student_id,school_id,class_id,name\n") == BX_OK);
+    for (int i = 1; i <= students; i++)
+        REQUIRE(bx_buf_printf(&b, "%s-%02d,%sS,%sC,学生%d\n", pl.tag, i, pl.tag, pl.tag, i) ==
+                BX_OK);
+    itest_write_file(dir, "students.csv", b.data);
+    bx_buf_free(&b);
+    char holidays[512];
+    snprintf(holidays, sizeof(holidays), "%s/tests/data/cn-public-holidays-2026.csv",
+             itest_env("BX_SOURCE_DIR", "."));
+    bxctl_ok((const char *[]){"import", "holidays", holidays, NULL});
+    bxctl_ok((const char *[]){"import", "--dir", dir, NULL});
+    free(dir);
+    char school[40], *out = NULL;
+    id_of("S", school);
+    REQUIRE(bxctl_run((const char *[]){"key", "create", school, "scenario", NULL}, &out) == 0);
+    const char *k = strstr(out, "bxk_");
+    REQUIRE(k != NULL);
+    snprintf(pl.key, sizeof(pl.key), "%.*s", (int)strcspn(k, "\n"), k);
+    free(out);
+}
+
+/* ---- the services ---- */
+
+static rd_kafka_t *group_handle(const char *group)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", brokers(), errstr, sizeof(errstr)) == 0);
+    REQUIRE(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) == 0);
+    REQUIRE(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) == 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    REQUIRE(rk != NULL);
+    return rk;
+}
+
+/* Commits the group's offsets at the current end of topic, so a new group starts with what comes
+ * next on the shared topics (and bxctl settle counts nothing older). Returns those offsets
+ * (caller destroys). */
+static rd_kafka_topic_partition_list_t *group_starts_at_end(const char *group, const char *topic)
+{
+    rd_kafka_t *rk = group_handle(group);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    REQUIRE(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    REQUIRE(md->topic_cnt == 1 && md->topics[0].partition_cnt > 0);
+    rd_kafka_topic_partition_list_t *parts =
+        rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int p = 0; p < md->topics[0].partition_cnt; p++) {
+        int64_t lo = 0, hi = 0;
+        int32_t id = md->topics[0].partitions[p].id;
+        REQUIRE(rd_kafka_query_watermark_offsets(rk, topic, id, &lo, &hi, 10000) == 0);
+        rd_kafka_topic_partition_list_add(parts, topic, id)->offset = hi;
+    }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    REQUIRE(rd_kafka_commit(rk, parts, 0) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+    return parts;
+}
+
+/* Sets the (stopped) group's offsets back to where the scenario began. */
+static void group_rewind(const char *group, const rd_kafka_topic_partition_list_t *offsets)
+{
+    rd_kafka_t *rk = group_handle(group);
+    rd_kafka_topic_partition_list_t *copy = rd_kafka_topic_partition_list_copy(offsets);
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; i < 100;
+         i++) { /* the group must be empty first: a member leaving takes a moment */
+        e = rd_kafka_commit(rk, copy, 0);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            break;
+        usleep(200 * 1000);
+    }
+    CHECK_INT(e, RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(copy);
+    rd_kafka_destroy(rk);
+}
+
+static void start_score(void)
+{
+    char pg_env[600], redis_env[200], group_env[160];
+    snprintf(pg_env, sizeof(pg_env), "BX_PG_URL=%s", pl.db_url);
+    snprintf(redis_env, sizeof(redis_env), "BX_REDIS_URL=%s/" SCENARIO_REDIS_DB,
+             itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799"));
+    snprintf(group_env, sizeof(group_env), "BX_CONSUMER_GROUP=%s", pl.score_group_name);
+    const char *env[] = {
+        pg_env, redis_env, group_env, "BX_REGISTRY_REFRESH_MS=200", "BX_SCORE_BATCH_MS=10", NULL};
+    int port = 0;
+    pl.score = itest_service_start(itest_env("BX_SCORE_BIN", BX_SCORE_BIN), pl.clock, env, &port);
+}
+
+static void start_escalate(void)
+{
+    char group_env[160], pg_env[600];
+    snprintf(group_env, sizeof(group_env), "BX_CONSUMER_GROUP=%s", pl.escalate_group_name);
+    snprintf(pg_env, sizeof(pg_env), "BX_PG_URL=%s", pl.db_url);
+    const char *env[] = {group_env, pg_env, "BX_TIMER_LEASE_MS=2000", "BX_REGISTRY_REFRESH_MS=200",
+                         NULL};
+    int port = 0;
+    pl.escalate =
+        itest_service_start(itest_env("BX_ESCALATE_BIN", BX_ESCALATE_BIN), pl.clock, env, &port);
+}
+
+/* Starts the pipeline at local_time with the given number of students. */
+static void pipeline_start(int students, const char *local_time)
+{
+    memset(&pl, 0, sizeof(pl));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(pl.tag, sizeof(pl.tag), "N%d%03ld", (int)getpid() % 100000,
+             (long)(ts.tv_nsec / 1000000));
+    snprintf(pl.db_url, sizeof(pl.db_url), "%s", itest_own_database("scenario"));
+    pl.clock = itest_clock_file(local_time);
+    char spec[600];
+    snprintf(spec, sizeof(spec), "file:%s", pl.clock);
+    bx_error err = {0};
+    REQUIRE(bx_clock_init(spec, &err) == BX_OK);
+    bxctl_ok((const char *[]){"topics", "create", NULL});
+    registry(students);
+
+    char *score_group = pl.score_group_name, *escalate_group = pl.escalate_group_name;
+    snprintf(score_group, sizeof(pl.score_group_name), "bx-score-scn-%s", pl.tag);
+    snprintf(escalate_group, sizeof(pl.escalate_group_name), "bx-escalate-scn-%s", pl.tag);
+    snprintf(pl.score_group, sizeof(pl.score_group), "%s:" BX_TOPIC_ATTENDANCE, score_group);
+    snprintf(pl.escalate_group, sizeof(pl.escalate_group), "%s:" BX_TOPIC_RISK "," BX_TOPIC_ACTIONS,
+             escalate_group);
+    pl.start_offsets[0] = group_starts_at_end(score_group, BX_TOPIC_ATTENDANCE);
+    pl.start_offsets[1] = group_starts_at_end(escalate_group, BX_TOPIC_RISK);
+    pl.start_offsets[2] = group_starts_at_end(escalate_group, BX_TOPIC_ACTIONS);
+    topic_log *logs[] = {&pl.attendance, &pl.actions, &pl.risk, &pl.events, &pl.requests};
+    const char *topics[] = {BX_TOPIC_ATTENDANCE, BX_TOPIC_ACTIONS, BX_TOPIC_RISK,
+                            BX_TOPIC_CASE_EVENTS, BX_TOPIC_NOTIFY_REQUESTS};
+    for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
+        logs[i]->topic = topics[i];
+        logs[i]->mark = itest_topic_mark(topics[i]);
+        bx_buf_init(&logs[i]->lines, 0);
+    }
+
+    char pg_env[600], redis_env[200], score_group_env[160];
+    snprintf(pg_env, sizeof(pg_env), "BX_PG_URL=%s", pl.db_url);
+    snprintf(redis_env, sizeof(redis_env), "BX_REDIS_URL=%s/" SCENARIO_REDIS_DB,
+             itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799"));
+    snprintf(score_group_env, sizeof(score_group_env), "BX_CONSUMER_GROUP=%s", score_group);
+    const char *ingest_env[] = {pg_env, NULL};
+    pl.ingest = itest_ingest_start(pl.clock, ingest_env, &pl.ingest_port);
+    const char *score_env[] = {
+        pg_env, redis_env, score_group_env, "BX_REGISTRY_REFRESH_MS=200", "BX_SCORE_BATCH_MS=10",
+        NULL};
+    int port = 0;
+    pl.score =
+        itest_service_start(itest_env("BX_SCORE_BIN", BX_SCORE_BIN), pl.clock, score_env, &port);
+    start_escalate();
+    settle();
+}
+
+static void pipeline_stop(void)
+{
+    itest_stop(pl.escalate);
+    itest_stop(pl.score);
+    itest_stop(pl.ingest);
+    topic_log *logs[] = {&pl.attendance, &pl.actions, &pl.risk, &pl.events, &pl.requests};
+    for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
+        itest_mark_free(logs[i]->mark);
+        bx_buf_free(&logs[i]->lines);
+    }
+    for (int i = 0; i < 3; i++)
+        rd_kafka_topic_partition_list_destroy(pl.start_offsets[i]);
+    free(pl.clock);
+    memset(&pl, 0, sizeof(pl));
+}
+
+/* ---- what a school posts ---- */
+
+/* Every request posted, for redelivery. */
+static struct {
+    char path[32];
+    char *body;
+} posted[64];
+static int nposted;
+
+static void post(const char *path, const char *body, const char *expect)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", pl.ingest_port, path);
+    itest_response r = {0};
+    REQUIRE(itest_post(url, pl.key, "application/json", body, strlen(body), &r));
+    if (r.status != 200 || (expect && !strstr(r.body.data, expect)))
+        fprintf(stderr, "POST %s %s: %ld %s\n", path, body, r.status, r.body.data);
+    CHECK_INT(r.status, 200);
+    if (expect)
+        CHECK_CONTAINS(r.body.data, expect);
+    bx_buf_free(&r.body);
+    REQUIRE(nposted < 64);
+    snprintf(posted[nposted].path, sizeof(posted[nposted].path), "%s", path);
+    posted[nposted++].body = strdup(body);
+}
+
+/* The class's roll call for date (YYYY-MM-DD) at 08:30: students absent and on leave by number
+ * (0-terminated lists). */
+static void rollcall(const char *date, const int *absent, const int *leave)
+{
+    char when[20];
+    snprintf(when, sizeof(when), "%s 08:30", date);
+    at(when);
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_buf_printf(&b,
+                          "{\"class_id\":\"%sC\",\"date\":\"%s\",\"rollcall_id\":\"%sC-%s\","
+                          "\"absent\":[",
+                          pl.tag, date, pl.tag, date) == BX_OK);
+    for (int i = 0; absent && absent[i]; i++)
+        REQUIRE(bx_buf_printf(&b, "%s\"%s-%02d\"", i ? "," : "", pl.tag, absent[i]) == BX_OK);
+    REQUIRE(bx_buf_puts(&b, "],\"leave\":[") == BX_OK);
+    for (int i = 0; leave && leave[i]; i++)
+        REQUIRE(bx_buf_printf(&b, "%s{\"student_id\":\"%s-%02d\",\"leave_kind\":\"personal\"}",
+                              i ? "," : "", pl.tag, leave[i]) == BX_OK);
+    REQUIRE(bx_buf_puts(&b, "],\"late\":[],\"early_leave\":[]}") == BX_OK);
+    post("/v1/rollcall", b.data, "\"rejected\":0");
+    bx_buf_free(&b);
+    settle();
+}
+
+/* A case action recorded by the homeroom teacher at local_time ("2026-09-28 11:00"). */
+static void action(int student, const char *local_time, const char *name, const char *details)
+{
+    at(local_time);
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "{\"records\":[{\"student_id\":\"%s-%02d\",\"action\":\"%s\",\"date\":\"%.10s\","
+             "\"staff_id\":\"%sH\",\"details\":%s,\"event_id\":\"%s-%02d-%s-%.10s-%.2s\"}]}",
+             pl.tag, student, name, local_time, pl.tag, details, pl.tag, student, name, local_time,
+             local_time + 11);
+    post("/v1/actions", body, "\"accepted\":1");
+    settle();
+}
+
+static void forget_posted(void)
+{
+    for (int i = 0; i < nposted; i++)
+        free(posted[i].body);
+    nposted = 0;
+}
+
+/* ---- what the pipeline did ---- */
+
+static PGconn *pg(void)
+{
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(pl.db_url, 5000, &db, &err) == BX_OK);
+    return db;
+}
+
+/* The rows of a query with the student id as $1, '|' between columns (caller frees). */
+static char *rows_of(const char *sql, int student)
+{
+    char id[40];
+    snprintf(id, sizeof(id), "%s-%02d", pl.tag, student);
+    PGconn *db = pg();
+    PGresult *res = NULL;
+    bx_error err = {0};
+    const char *params[] = {id};
+    bx_status s = bx_pg_query(db, sql, 1, params, &res, &err);
+    if (s != BX_OK)
+        fprintf(stderr, "%s: %s\n", sql, err.msg);
+    REQUIRE(s == BX_OK);
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
+    for (int r = 0; r < PQntuples(res); r++)
+        for (int c = 0; c < PQnfields(res); c++)
+            REQUIRE(bx_buf_printf(&b, "%s%s", PQgetvalue(res, r, c),
+                                  c + 1 < PQnfields(res) ? "|" : "\n") == BX_OK);
+    PQclear(res);
+    PQfinish(db);
+    return bx_buf_steal(&b);
+}
+
+#define STAGES_SQL                                                                                 \
+    "SELECT e.stage, to_char(e.occurred_at AT TIME ZONE 'Asia/Shanghai', 'MM-DD HH24:MI'), "       \
+    "e.late FROM cases.event e JOIN cases.case c ON c.id = e.case_id WHERE c.student_id = $1 "     \
+    "AND e.kind = 'stage_entered' ORDER BY e.id"
+#define TASKS_SQL                                                                                  \
+    "SELECT t.kind, t.owner_role, coalesce(t.owner_staff_id, '-'), "                               \
+    "to_char(t.due_at AT TIME ZONE 'Asia/Shanghai', 'MM-DD HH24:MI'), "                            \
+    "CASE WHEN t.done_at IS NULL THEN '-' ELSE to_char(t.done_at AT TIME ZONE 'Asia/Shanghai', "   \
+    "'MM-DD HH24:MI') END, t.overdue_at IS NOT NULL FROM cases.task t JOIN cases.case c ON "       \
+    "c.id = t.case_id WHERE c.student_id = $1 ORDER BY t.id"
+
+/* Reads what arrived on the topic for this run (every message naming the run's tag) into its log,
+ * and validates each new message against the topic's JSON Schema. After settle() everything is
+ * in Kafka, so a short wait for the fetch suffices. */
+static void topic_sync(topic_log *t)
+{
+    size_t from = t->lines.len;
+    itest_topic_collect(t->mark, pl.tag, 1000000, 2500, &t->lines);
+    cJSON *schema = bx_schema_load_topic(t->topic);
+    REQUIRE(schema != NULL);
+    for (char *line = t->lines.data ? t->lines.data + from : NULL; line && *line;) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char err[300];
+        bool valid = bx_schema_check_text(schema, line, len, err, sizeof(err));
+        if (!valid)
+            fprintf(stderr, "%s: %.*s: %s\n", t->topic, (int)len, line, err);
+        CHECK(valid);
+        t->validated++;
+        line = nl ? nl + 1 : NULL;
+    }
+    cJSON_Delete(schema);
+}
+
+/* The student's messages on the topic since the pipeline started, in order, one line each made of
+ * the given fields (caller frees). */
+static char *messages_of(topic_log *t, int student, const char *const *fields)
+{
+    topic_sync(t);
+    char id[40];
+    snprintf(id, sizeof(id), "%s-%02d", pl.tag, student);
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    REQUIRE(bx_buf_puts(&out, "") == BX_OK);
+    for (char *line = t->lines.data; line && *line;) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        cJSON *msg = cJSON_ParseWithLength(line, len);
+        REQUIRE(msg != NULL);
+        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(msg, "student_id");
+        if (cJSON_IsString(sid) && strcmp(sid->valuestring, id) == 0) {
+            for (int f = 0; fields[f]; f++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg, fields[f]);
+                char *text = NULL;
+                if (cJSON_IsString(v))
+                    text = strdup(v->valuestring);
+                else if (v != NULL && !cJSON_IsNull(v))
+                    text = cJSON_PrintUnformatted(v);
+                REQUIRE(bx_buf_printf(&out, "%s%s", f ? "|" : "", text ? text : "-") == BX_OK);
+                free(text);
+            }
+            REQUIRE(bx_buf_puts(&out, "\n") == BX_OK);
+        }
+        cJSON_Delete(msg);
+        line = nl ? nl + 1 : NULL;
+    }
+    return bx_buf_steal(&out);
+}
+
+/* Notification requests: template, recipient role, channel. */
+static char *requests_of(int student)
+{
+    static const char *const fields[] = {"template", "recipient_role", "channel", NULL};
+    return messages_of(&pl.requests, student, fields);
+}
+
+/* Validates the run's messages on every topic the pipeline writes (attendance facts and actions
+ * from bx-ingest, assessments from bx-score, case events and requests from bx-escalate); at least
+ * one of each was seen. */
+static void validate_all_topics(void)
+{
+    topic_log *logs[] = {&pl.attendance, &pl.actions, &pl.risk, &pl.events, &pl.requests};
+    for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
+        topic_sync(logs[i]);
+        if (logs[i]->validated == 0)
+            fprintf(stderr, "%s: nothing of this run\n", logs[i]->topic);
+        CHECK(logs[i]->validated > 0);
+    }
+}
+
+/* Replaces this run's tag in text by "T", so expectations read T-01, TH, TS. */
+static char *untag(char *text)
+{
+    size_t n = strlen(pl.tag);
+    char *w = text;
+    for (const char *r = text; *r;) {
+        if (strncmp(r, pl.tag, n) == 0) {
+            *w++ = 'T';
+            r += n;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return text;
+}
+
+static int count_lines(const char *text)
+{
+    int n = 0;
+    for (const char *p = text; *p; p++)
+        n += *p == '\n';
+    return n;
+}
+
+/* ---- the scenarios ---- */
+
+static const int first_only[] = {1, 0};
+
+/* Monday 2026-09-28 to Friday 2026-10-09 across National Day (10-01..10-07): five school days
+ * absent. The teacher phones on Monday (the same-day contact) and visits on Wednesday (on time);
+ * nobody files the school report or the academic office report, and the persuasion letter is not
+ * delivered. Every deadline falls on a school day at 17:00: the letter's "1 school day" after
+ * Wednesday 09-30 is Thursday 10-08, after the holiday. */
+BX_TEST(absent_monday_to_next_friday_across_national_day)
+{
+    pipeline_start(3, "2026-09-28 07:30");
+    rollcall("2026-09-28", first_only, NULL);
+    action(1, "2026-09-28 11:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
+    rollcall("2026-09-29", first_only, NULL);
+    rollcall("2026-09-30", first_only, NULL);
+    action(1, "2026-09-30 15:00", "home_visit",
+           "{\"outcome\":\"will_return\",\"reason\":\"family\"}");
+    at("2026-10-05 12:00"); /* in the holiday: nothing is due, nothing happens */
+    rollcall("2026-10-08", first_only, NULL);
+    rollcall("2026-10-09", first_only, NULL);
+    at("2026-10-09 18:00");
+
+    /* stage, when entered, late */
+    char *stages = untag(rows_of(STAGES_SQL, 1));
+    CHECK_STR(stages, "contact_family|09-28 08:30|f\n"
+                      "home_visit|09-29 08:30|f\n"
+                      "school_report|09-30 08:30|f\n"
+                      "academic_office|10-09 08:30|f\n");
+    free(stages);
+    /* task, owner role, owner, deadline, done, overdue */
+    char *tasks = untag(rows_of(TASKS_SQL, 1));
+    CHECK_STR(tasks, "contact_family|homeroom_teacher|TH|09-28 17:00|09-28 11:00|f\n"
+                     "persuasion_record|homeroom_teacher|TH|10-28 17:00|09-28 11:00|f\n"
+                     "persuasion_record|homeroom_teacher|TH|11-28 17:00|-|f\n"
+                     "home_visit|homeroom_teacher|TH|09-30 17:00|09-30 15:00|f\n"
+                     "report_to_school|homeroom_teacher|TH|09-30 17:00|-|t\n"
+                     "persuasion_letter|principal|-|10-08 17:00|-|t\n"
+                     "report_academic_office|homeroom_teacher|TH|10-09 17:00|-|t\n");
+    free(tasks);
+    char *open =
+        rows_of("SELECT stage, closed_at IS NULL FROM cases.case WHERE student_id = $1", 1);
+    CHECK_STR(open, "academic_office|t\n");
+    free(open);
+    /* the notification requests, in order (template, recipient role, channel) */
+    char *requests = requests_of(1);
+    CHECK_STR(requests, "task_assigned|homeroom_teacher|task\n" /* contact the family */
+                        "absence_same_day|guardian|sms\n"
+                        "task_assigned|homeroom_teacher|task\n" /* monthly persuasion record */
+                        "task_assigned|homeroom_teacher|task\n" /* the next month's */
+                        "task_assigned|homeroom_teacher|task\n" /* home visit */
+                        "task_assigned|homeroom_teacher|task\n" /* report to the school */
+                        "task_assigned|principal|task\n"        /* persuasion letter */
+                        "school_report|principal|task\n"
+                        "task_overdue|principal|task\n"         /* no report on 09-30 */
+                        "task_overdue|county_officer|task\n"    /* no letter on 10-08 */
+                        "task_assigned|homeroom_teacher|task\n" /* report to the academic office */
+                        "academic_office_report|academic_office|task\n"
+                        "task_overdue|principal|task\n"); /* no report on 10-09 */
+    free(requests);
+    /* the case history on bx.case.events.v1 (event, stage) */
+    static const char *const ev_fields[] = {"event", "stage", NULL};
+    char *events = messages_of(&pl.events, 1, ev_fields);
+    CHECK_STR(events, "opened|-\n"
+                      "stage_entered|contact_family\n"
+                      "task_created|contact_family\n"
+                      "task_created|contact_family\n"
+                      "task_done|contact_family\n"
+                      "task_done|contact_family\n"
+                      "task_created|contact_family\n"
+                      "stage_entered|home_visit\n"
+                      "task_created|home_visit\n"
+                      "stage_entered|school_report\n"
+                      "task_created|school_report\n"
+                      "task_created|school_report\n"
+                      "task_done|school_report\n"
+                      "task_overdue|school_report\n"
+                      "escalated|school_report\n"
+                      "task_overdue|school_report\n"
+                      "escalated|school_report\n"
+                      "stage_entered|academic_office\n"
+                      "task_created|academic_office\n"
+                      "task_overdue|academic_office\n"
+                      "escalated|academic_office\n");
+    free(events);
+    /* the classmates came every day: no case, no message */
+    char *others = rows_of("SELECT count(*) FROM cases.case WHERE student_id <> $1", 1);
+    CHECK_STR(others, "0\n");
+    free(others);
+    char *req2 = requests_of(2);
+    CHECK_INT(count_lines(req2), 0);
+    free(req2);
+    validate_all_topics();
+    pipeline_stop();
+    forget_posted();
+}
+
+/* Two classmates absent Monday and Tuesday. On Wednesday and Thursday the first is on approved
+ * leave (the guardian phoned in) and the second is absent; both are absent on Friday. Leave
+ * neither extends nor ends the streak: the first reaches three days (school_report) only on
+ * Friday, the second on Wednesday and five days (academic_office) on Friday. */
+BX_TEST(leave_pauses_the_ladder)
+{
+    pipeline_start(3, "2026-09-28 07:30");
+    static const int both[] = {1, 2, 0}, second[] = {2, 0};
+    rollcall("2026-09-28", both, NULL);
+    action(1, "2026-09-28 10:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
+    action(2, "2026-09-28 10:05", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
+    rollcall("2026-09-29", both, NULL);
+    action(1, "2026-09-29 15:00", "home_visit",
+           "{\"outcome\":\"will_return\",\"reason\":\"illness\"}");
+    action(2, "2026-09-29 15:30", "home_visit",
+           "{\"outcome\":\"refused\",\"reason\":\"dislikes_school\"}");
+    at("2026-09-29 19:00");
+    char leave[600];
+    snprintf(leave, sizeof(leave),
+             "{\"records\":[{\"student_id\":\"%s-01\",\"first_date\":\"2026-09-30\","
+             "\"last_date\":\"2026-10-08\",\"leave_kind\":\"sick\",\"requested_by\":\"guardian\","
+             "\"phoned_in\":true,\"event_id\":\"%s-leave-1\"}]}",
+             pl.tag, pl.tag);
+    post("/v1/leave", leave, "\"accepted\":1");
+    settle();
+    rollcall("2026-09-30", second, first_only);
+    rollcall("2026-10-08", second, first_only);
+    rollcall("2026-10-09", both, NULL);
+    at("2026-10-09 12:00");
+
+    char *stages1 = untag(rows_of(STAGES_SQL, 1));
+    CHECK_STR(stages1, "contact_family|09-28 08:30|f\n"
+                       "home_visit|09-29 08:30|f\n"
+                       "school_report|10-09 08:30|f\n");
+    free(stages1);
+    char *stages2 = untag(rows_of(STAGES_SQL, 2));
+    CHECK_STR(stages2, "contact_family|09-28 08:30|f\n"
+                       "home_visit|09-29 08:30|f\n"
+                       "school_report|09-30 08:30|f\n"
+                       "academic_office|10-09 08:30|f\n");
+    free(stages2);
+    /* the first child's ladder did not move while on leave: nothing was asked for between the
+     * home visit and Friday */
+    char *asked = untag(rows_of(
+        "SELECT to_char(e.occurred_at AT TIME ZONE 'Asia/Shanghai', 'MM-DD'), count(*) FROM "
+        "cases.event e JOIN cases.case c ON c.id = e.case_id WHERE c.student_id = $1 "
+        "GROUP BY 1 ORDER BY 1",
+        1));
+    CHECK_STR(asked, "09-28|7\n09-29|3\n10-09|3\n");
+    free(asked);
+    char *requests1 = requests_of(1);
+    CHECK_STR(requests1, "task_assigned|homeroom_teacher|task\n"
+                         "absence_same_day|guardian|sms\n"
+                         "task_assigned|homeroom_teacher|task\n"
+                         "task_assigned|homeroom_teacher|task\n"
+                         "task_assigned|homeroom_teacher|task\n"
+                         "task_assigned|homeroom_teacher|task\n"
+                         "task_assigned|principal|task\n"
+                         "school_report|principal|task\n");
+    free(requests1);
+    validate_all_topics();
+    pipeline_stop();
+    forget_posted();
+}
+
+/* A home visit within its deadline does the task; one recorded after it is done late, and the
+ * missed deadline was escalated to the principal when it passed. */
+BX_TEST(home_visit_on_time_and_late)
+{
+    pipeline_start(3, "2026-09-28 07:30");
+    static const int both[] = {1, 2, 0};
+    rollcall("2026-09-28", both, NULL);
+    action(1, "2026-09-28 10:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
+    action(2, "2026-09-28 10:05", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
+    rollcall("2026-09-29", both, NULL);
+    rollcall("2026-09-30", NULL, NULL); /* both back on Wednesday */
+    action(1, "2026-09-30 16:00", "home_visit",
+           "{\"outcome\":\"will_return\",\"reason\":\"family\"}");
+    action(2, "2026-10-08 16:00", "home_visit",
+           "{\"outcome\":\"will_return\",\"reason\":\"family\"}");
+    at("2026-10-08 18:00");
+
+    static const char *const visit_sql =
+        "SELECT to_char(t.due_at AT TIME ZONE 'Asia/Shanghai', 'MM-DD HH24:MI'), "
+        "to_char(t.done_at AT TIME ZONE 'Asia/Shanghai', 'MM-DD HH24:MI'), t.done_by, "
+        "t.overdue_at IS NOT NULL FROM cases.task t JOIN cases.case c ON c.id = t.case_id "
+        "WHERE c.student_id = $1 AND t.kind = 'home_visit'";
+    char *v1 = untag(rows_of(visit_sql, 1));
+    CHECK_STR(v1, "09-30 17:00|09-30 16:00|TH|f\n");
+    free(v1);
+    char *v2 = untag(rows_of(visit_sql, 2));
+    CHECK_STR(v2, "09-30 17:00|10-08 16:00|TH|t\n");
+    free(v2);
+    static const char *const late_sql =
+        "SELECT e.kind, to_char(e.occurred_at AT TIME ZONE 'Asia/Shanghai', 'MM-DD HH24:MI'), "
+        "e.late FROM cases.event e JOIN cases.case c ON c.id = e.case_id JOIN cases.task t ON "
+        "t.task_key = e.payload->'task'->>'task_id' WHERE c.student_id = $1 AND t.kind = "
+        "'home_visit' ORDER BY e.id";
+    char *h1 = rows_of(late_sql, 1);
+    CHECK_STR(h1, "task_created|09-29 08:30|f\ntask_done|09-30 16:00|f\n");
+    free(h1);
+    char *h2 = rows_of(late_sql, 2);
+    /* overdue and its escalation are marked late, as is the visit itself */
+    CHECK_STR(h2, "task_created|09-29 08:30|f\ntask_overdue|09-30 17:00|t\n"
+                  "escalated|09-30 17:00|t\ntask_done|10-08 16:00|t\n");
+    free(h2);
+    /* the principal heard of the second child's missed visit, not of the first's */
+    static const char *const overdue_fields[] = {"template", "recipient_role", NULL};
+    char *r1 = messages_of(&pl.requests, 1, overdue_fields);
+    CHECK(strstr(r1, "task_overdue") == NULL);
+    free(r1);
+    char *r2 = messages_of(&pl.requests, 2, overdue_fields);
+    CHECK_CONTAINS(r2, "task_overdue|principal\n");
+    free(r2);
+    validate_all_topics();
+    pipeline_stop();
+    forget_posted();
+}
+
+/* Back on Thursday after three days: the teacher records the return, the case waits for the
+ * township's sign-off of the return report (复学报告书), and the officer's signed return closes it.
+ * Nothing more is asked for the child afterwards. */
+BX_TEST(return_to_school_closes_with_the_township_signoff)
+{
+    pipeline_start(2, "2026-09-28 07:30");
+    rollcall("2026-09-28", first_only, NULL);
+    action(1, "2026-09-28 10:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
+    rollcall("2026-09-29", first_only, NULL);
+    action(1, "2026-09-29 15:00", "home_visit",
+           "{\"outcome\":\"will_return\",\"reason\":\"family\"}");
+    rollcall("2026-09-30", first_only, NULL);
+    action(1, "2026-09-30 10:00", "letter_delivered", "{\"letter\":\"persuasion_letter\"}");
+    rollcall("2026-10-08", NULL, NULL);
+    action(1, "2026-10-08 09:00", "returned", "{\"return_date\":\"2026-10-08\"}");
+    char *waiting = untag(rows_of(
+        "SELECT c.closed_at IS NULL, t.kind, t.owner_role, to_char(t.due_at AT TIME ZONE "
+        "'Asia/Shanghai', 'MM-DD HH24:MI') FROM cases.case c JOIN cases.task t ON t.case_id = "
+        "c.id WHERE c.student_id = $1 AND t.kind = 'return_report_signoff'",
+        1));
+    /* five school days after Thursday 10-08: 10-09, the make-up Saturday 10-10, 10-12, 10-13,
+     * 10-14 */
+    CHECK_STR(waiting, "t|return_report_signoff|township_officer|10-14 17:00\n");
+    free(waiting);
+    char signoff[200];
+    snprintf(signoff, sizeof(signoff),
+             "{\"return_date\":\"2026-10-08\",\"township_signoff_staff_id\":\"%sW\"}", pl.tag);
+    action(1, "2026-10-09 11:00", "returned", signoff);
+    char *closed = rows_of("SELECT ending, to_char(closed_at AT TIME ZONE 'Asia/Shanghai', "
+                           "'MM-DD HH24:MI') FROM cases.case WHERE student_id = $1",
+                           1);
+    CHECK_STR(closed, "returned|10-09 11:00\n");
+    free(closed);
+    /* a month on, the open deadlines of the closed case have not escalated anything */
+    at("2026-11-30 18:00");
+    char *after = rows_of("SELECT count(*) FROM cases.event e JOIN cases.case c ON c.id = "
+                          "e.case_id WHERE c.student_id = $1 AND e.occurred_at > "
+                          "'2026-10-09 11:00+08'",
+                          1);
+    CHECK_STR(after, "0\n");
+    free(after);
+    static const char *const ev_fields[] = {"event", "stage", NULL};
+    char *events = messages_of(&pl.events, 1, ev_fields);
+    size_t len = strlen(events);
+    REQUIRE(len > 1);
+    const char *last = events + len - 1; /* the last line: the case closed, nothing after */
+    while (last > events && last[-1] != '\n')
+        last--;
+    CHECK(strncmp(last, "closed|", 7) == 0);
+    free(events);
+    validate_all_topics();
+    pipeline_stop();
+    forget_posted();
+}
+
+#define SNAPSHOT_SQL                                                                               \
+    "SELECT (SELECT string_agg(event_id || kind || coalesce(stage, '') || late::text, ',' ORDER "  \
+    "BY id) FROM cases.event) || '/' || (SELECT string_agg(task_key || coalesce(done_at::text, "   \
+    "'') || coalesce(overdue_at::text, ''), ',' ORDER BY id) FROM cases.task) || '/' || (SELECT "  \
+    "string_agg(event_id, ',' ORDER BY id) FROM cases.outbox) || '/' || (SELECT "                  \
+    "string_agg(timer_key || coalesce(fired_at::text, ''), ',' ORDER BY id) FROM cases.timer) || " \
+    "'/' || (SELECT string_agg(id || stage || coalesce(ending, ''), ',' ORDER BY id) FROM "        \
+    "cases.case) || '/' || (SELECT count(*) FROM attendance.fact) || $1"
+
+/* Everything is delivered again, twice over: every request is posted again (bx-ingest answers
+ * duplicate and publishes nothing), then bx-score and bx-escalate are restarted with their
+ * groups rewound to the scenario's start, so every fact, assessment and action is consumed a
+ * second time. Cases, events, tasks, timers, the outbox and the messages asked for stay as they
+ * were. */
+BX_TEST(redelivery_of_everything_changes_nothing)
+{
+    pipeline_start(3, "2026-09-28 07:30");
+    static const int both[] = {1, 2, 0};
+    rollcall("2026-09-28", both, NULL);
+    action(1, "2026-09-28 10:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
+    rollcall("2026-09-29", both, NULL);
+    action(2, "2026-09-29 15:00", "home_visit", "{\"outcome\":\"not_home\",\"reason\":\"other\"}");
+    rollcall("2026-09-30", first_only, NULL);
+    rollcall("2026-10-08", first_only, NULL);
+    char signoff[200];
+    snprintf(signoff, sizeof(signoff),
+             "{\"return_date\":\"2026-10-08\",\"township_signoff_staff_id\":\"%sW\"}", pl.tag);
+    action(2, "2026-10-08 09:00", "returned", signoff);
+    at("2026-10-08 18:00");
+    char *before = rows_of(SNAPSHOT_SQL, 1);
+    char *requests1 = requests_of(1), *requests2 = requests_of(2);
+    CHECK(count_lines(requests1) > 5);
+    CHECK(count_lines(requests2) > 3);
+
+    /* 1. every request again: duplicates, nothing published */
+    int n = nposted;
+    for (int i = 0; i < n; i++) {
+        char url[128];
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", pl.ingest_port, posted[i].path);
+        itest_response r = {0};
+        REQUIRE(itest_post(url, pl.key, "application/json", posted[i].body, strlen(posted[i].body),
+                           &r));
+        CHECK_INT(r.status, 200);
+        CHECK_CONTAINS(r.body.data, "\"accepted\":0");
+        bx_buf_free(&r.body);
+    }
+    settle();
+    char *after_posts = rows_of(SNAPSHOT_SQL, 1);
+    CHECK_STR(after_posts, before);
+    free(after_posts);
+
+    /* 2. every message consumed again */
+    itest_stop(pl.escalate);
+    itest_stop(pl.score);
+    group_rewind(pl.score_group_name, pl.start_offsets[0]);
+    group_rewind(pl.escalate_group_name, pl.start_offsets[1]);
+    group_rewind(pl.escalate_group_name, pl.start_offsets[2]);
+    start_score();
+    start_escalate();
+    settle();
+    char *after_replay = rows_of(SNAPSHOT_SQL, 1);
+    CHECK_STR(after_replay, before);
+    free(after_replay);
+    /* no notification was asked for a second time */
+    char *again1 = requests_of(1), *again2 = requests_of(2);
+    CHECK_STR(again1, requests1);
+    CHECK_STR(again2, requests2);
+    free(again1);
+    free(again2);
+    free(requests1);
+    free(requests2);
+    free(before);
+    validate_all_topics();
+    pipeline_stop();
+    forget_posted();
+}
