@@ -6,6 +6,7 @@
 #include "bx_itest.h"
 #include "bx_kafka.h"
 #include "bx_pg.h"
+#include "bx_schema_check.h"
 #include "bx_test.h"
 
 #include <cjson/cJSON.h>
@@ -351,6 +352,25 @@ static long long file_lines(svc *s, const char *needle)
     return n;
 }
 
+/* Every line of text (one message each) is valid against the topic's schema. */
+static void check_schema(const char *topic, const char *text)
+{
+    cJSON *schema = bx_schema_load_topic(topic);
+    REQUIRE(schema != NULL);
+    int lines = 0;
+    for (const char *l = text; l && *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t n = nl ? (size_t)(nl - l) : strlen(l);
+        char err[300];
+        if (!bx_schema_check_text(schema, l, n, err, sizeof(err)))
+            BX_FAIL_AT("%s: %s in %.*s", topic, err, (int)n, l);
+        lines++;
+        l = nl ? nl + 1 : NULL;
+    }
+    CHECK(lines > 0);
+    cJSON_Delete(schema);
+}
+
 /* ---- the cases ---- */
 
 BX_TEST(guardian_sms_each_phone_once_and_redelivery_sends_nothing)
@@ -394,10 +414,12 @@ BX_TEST(guardian_sms_each_phone_once_and_redelivery_sends_nothing)
     CHECK_INT(n, 3);
     CHECK(got.data && strstr(got.data, "138****0001") != NULL);
     CHECK(got.data && strstr(got.data, "13800000001") == NULL);
+    check_schema(BX_TOPIC_NOTIFY_STATUS, got.data);
     bx_buf_free(&got);
     bx_buf_init(&got, 0);
     CHECK_INT(itest_topic_collect(status_dead, "\"status\":\"dead\"", 1, 20000, &got), 1);
     CHECK(got.data && strstr(got.data, "no guardian with a mobile number") != NULL);
+    check_schema(BX_TOPIC_NOTIFY_STATUS, got.data);
     bx_buf_free(&got);
     itest_mark_free(status);
     itest_mark_free(status_dead);
@@ -470,6 +492,7 @@ BX_TEST(bad_requests_go_to_the_dlq_with_the_field)
     bx_buf got;
     bx_buf_init(&got, 0);
     CHECK_INT(itest_topic_collect(dlq, needle, 6, 20000, &got), 6);
+    check_schema(BX_TOPIC_DLQ, got.data);
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         bool found = false;
         for (char *l = got.data; l && *l && !found;) {
