@@ -232,9 +232,17 @@ static bx_status parse_details(const cJSON *d, parsed *p, bx_error *err)
         IFOK(s, bx_json_get_bool(d, path, "approved", true, &in->approved, err));
         break;
     }
-    case LADDER_ACT_TASK_DONE:
-        s = BX_ERR(err, BX_EINVAL, PATH ".action: unknown action");
+    case LADDER_ACT_TASK_DONE: { /* report_filed: the staff member's report does the task */
+        static const char *const keys[] = {"task", "filed_with", NULL};
+        s = bx_json_only_keys(d, path, keys, err);
+        IFOK(s, bx_json_get_string(d, path, "task", true, LADDER_NAME_SIZE - 1, &v, err));
+        if (s == BX_OK && (v[0] < 'a' || v[0] > 'z' ||
+                           strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(v)))
+            s = BX_ERR(err, BX_EINVAL, "%s.task: expected a task kind (a-z, 0-9, _)", path);
+        if (s == BX_OK)
+            snprintf(in->task_kind, sizeof(in->task_kind), "%s", v);
         break;
+    }
     }
     return s;
 }
@@ -247,6 +255,7 @@ static bx_status parse_action(const cJSON *o, parsed *p, bx_error *err)
     } actions[] = {{"contact_made", LADDER_ACT_CONTACT_MADE},
                    {"home_visit", LADDER_ACT_HOME_VISIT},
                    {"letter_delivered", LADDER_ACT_LETTER_DELIVERED},
+                   {"report_filed", LADDER_ACT_TASK_DONE},
                    {"returned", LADDER_ACT_RETURNED},
                    {"transfer_out", LADDER_ACT_TRANSFER_OUT},
                    {"transfer_confirmed", LADDER_ACT_TRANSFER_CONFIRMED},
@@ -276,6 +285,8 @@ static bx_status parse_action(const cJSON *o, parsed *p, bx_error *err)
             in->action = actions[i].action;
     if (in->action == 0)
         return BX_ERR(err, BX_EINVAL, PATH ".action: unknown action");
+    if (in->action == LADDER_ACT_TASK_DONE && staff[0] == '\0')
+        return BX_ERR(err, BX_EINVAL, PATH ".staff_id: report_filed needs who filed it");
     snprintf(in->actor, sizeof(in->actor), "%s", staff[0] ? staff : recorded_by);
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "details");
     if (!cJSON_IsObject(d))

@@ -988,7 +988,7 @@ bx_status ingest_parse_leave(const ingest_ctx *ctx, const char *body, size_t len
 }
 
 /* What each action's details must hold. */
-enum detail_type { D_STRING, D_BOOL, D_DATE, D_ID };
+enum detail_type { D_STRING, D_BOOL, D_DATE, D_ID, D_TASK };
 struct detail {
     const char *key;
     enum detail_type type;
@@ -1007,6 +1007,8 @@ static const char *const reasons[] = {"poverty",      "illness", "disability", "
 static const char *const letters[] = {"persuasion_letter", "return_notice", "deadline_notice",
                                       NULL};
 static const char *const destinations[] = {"in_province", "out_of_province", NULL};
+static const char *const filed_with[] = {"school", "academic_office", "township", "county_bureau",
+                                         NULL};
 static const char *const suspension_reasons[] = {"illness", "disability", "other", NULL};
 
 static const struct detail contact_details[] = {
@@ -1016,6 +1018,9 @@ static const struct detail visit_details[] = {{"outcome", D_STRING, true, outcom
                                               {NULL, 0, 0, NULL}};
 static const struct detail letter_details[] = {{"letter", D_STRING, true, letters},
                                                {NULL, 0, 0, NULL}};
+/* report_filed: task is a ladder task kind (checked by task_kind_valid below). */
+static const struct detail report_details[] = {
+    {"task", D_TASK, true, NULL}, {"filed_with", D_STRING, false, filed_with}, {NULL, 0, 0, NULL}};
 static const struct detail returned_details[] = {{"return_date", D_DATE, true, NULL},
                                                  {"township_signoff_staff_id", D_ID, false, NULL},
                                                  {NULL, 0, 0, NULL}};
@@ -1034,11 +1039,25 @@ static const struct detail suspension_details[] = {{"first_date", D_DATE, true, 
                                                    {NULL, 0, 0, NULL}};
 
 static const struct action_spec actions[] = {
-    {"contact_made", contact_details},      {"home_visit", visit_details},
-    {"letter_delivered", letter_details},   {"returned", returned_details},
-    {"transfer_out", transfer_out_details}, {"transfer_confirmed", transfer_confirmed_details},
+    {"contact_made", contact_details},
+    {"home_visit", visit_details},
+    {"letter_delivered", letter_details},
+    {"report_filed", report_details},
+    {"returned", returned_details},
+    {"transfer_out", transfer_out_details},
+    {"transfer_confirmed", transfer_confirmed_details},
     {"suspension", suspension_details},
 };
+
+/* A ladder task kind as deploy/policy names them: a lower-case letter, then up to 38 of a-z 0-9 _.
+ */
+static bool task_kind_valid(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 39 || v[0] < 'a' || v[0] > 'z')
+        return false;
+    return strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
 
 /* Validates details against the spec and appends the normalised object to b. */
 static bool action_details(ingest_record *r, const char *path, const cJSON *details,
@@ -1080,8 +1099,12 @@ static bool action_details(ingest_record *r, const char *path, const cJSON *deta
             continue;
         }
         const char *v = NULL;
+        /* An optional member given as null is not given (the OpenAPI says "absent or null"). */
         bx_status fs =
-            bx_json_get_string(details, dpath, spec[i].key, spec[i].required, 200, &v, &e);
+            !spec[i].required &&
+                    cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(details, spec[i].key))
+                ? BX_ENOTFOUND
+                : bx_json_get_string(details, dpath, spec[i].key, spec[i].required, 200, &v, &e);
         if (fs != BX_OK && fs != BX_ENOTFOUND) {
             reject_json(r, dpath, spec[i].key, fs, &e);
             return false;
@@ -1094,6 +1117,13 @@ static bool action_details(ingest_record *r, const char *path, const cJSON *deta
             }
             if (spec[i].type == D_ID && !bx_id_valid(v)) {
                 reject(r, field, "invalid_value", "\"%.40s\" is not a staff id", v);
+                return false;
+            }
+            if (spec[i].type == D_TASK && !task_kind_valid(v)) {
+                reject(r, field, "invalid_value",
+                       "expected a task kind of the ladder such as report_to_school or "
+                       "dropout_report_form (a-z, 0-9 and _, up to 39), got \"%.40s\"",
+                       v);
                 return false;
             }
             if (spec[i].values && !in_list(v, spec[i].values)) {
@@ -1171,8 +1201,8 @@ bx_status ingest_parse_actions(const ingest_ctx *ctx, const char *body, size_t l
         snprintf(field, sizeof(field), "%s.action", path);
         if (spec == NULL) {
             reject(r, field, "invalid_value",
-                   "expected contact_made, home_visit, letter_delivered, returned, transfer_out, "
-                   "transfer_confirmed or suspension, got \"%.30s\"",
+                   "expected contact_made, home_visit, letter_delivered, report_filed, returned, "
+                   "transfer_out, transfer_confirmed or suspension, got \"%.30s\"",
                    action);
             continue;
         }
@@ -1190,6 +1220,11 @@ bx_status ingest_parse_actions(const ingest_ctx *ctx, const char *body, size_t l
         snprintf(field, sizeof(field), "%s.staff_id", path);
         if (*staff && !bx_id_valid(staff)) {
             reject(r, field, "invalid_value", "\"%.40s\" is not a staff id", staff);
+            continue;
+        }
+        /* A report is filed by someone: the seeds hold its author accountable. */
+        if (!*staff && strcmp(action, "report_filed") == 0) {
+            reject(r, field, "missing_field", "report_filed needs the staff member who filed it");
             continue;
         }
         snprintf(field, sizeof(field), "%s.event_id", path);
