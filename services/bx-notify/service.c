@@ -24,16 +24,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#define POLL_MAX       200   /* requests handled per loop iteration */
-#define RELAY_MAX      1000  /* outbox rows relayed at once */
-#define RELAY_WAIT_MS  10000 /* how long a relay waits for the broker */
-#define DLQ_RECORD_MAX 65536 /* a bigger rejected message is dead-lettered without its bytes */
-#define TEXT_MAX       2048  /* a rendered message */
-#define RECEIPT_BODY   (1 << 20)
-#define RECEIPTS_MAX   1000
-#define DIGEST_STAFF   200 /* staff digested per loop iteration */
-#define DIGEST_TASKS   30  /* tasks listed in one digest; more wait for the next day's */
-#define IDLE_SLEEP_US  20000
+#define POLL_MAX        200   /* requests handled per loop iteration */
+#define RELAY_MAX       1000  /* outbox rows relayed at once */
+#define RELAY_WAIT_MS   10000 /* how long a relay waits for the broker */
+#define DLQ_RECORD_MAX  65536 /* a bigger rejected message is dead-lettered without its bytes */
+#define TEXT_MAX        2048  /* a rendered message */
+#define RECEIPT_BODY    (1 << 20)
+#define RECEIPTS_MAX    1000
+#define DIGEST_STAFF    200  /* staff digested per loop iteration */
+#define DIGEST_TASKS    50   /* tasks looked at for one digest */
+#define DIGEST_LIST_MAX 1200 /* bytes of task lines in one digest SMS; more go in another */
+#define IDLE_SLEEP_US   20000
 
 static bx_metric m_requests = {"bx_notify_requests_total",
                                "requests taken (redeliveries not counted)", "counter", 0, NULL};
@@ -1019,8 +1020,9 @@ static void http_done(void *cls, struct MHD_Connection *conn, void **state,
 
 /* ---- digests ---- */
 
+/* One digest SMS for staff_id: as many of their collected tasks as fit, the rest in the next. */
 static bx_status make_digest(notify_service *sv, const char *staff_id, const char *day,
-                             bx_time_ms now, bx_error *err)
+                             bx_time_ms cutoff, bx_time_ms now, bx_error *err)
 {
     PGconn *db = sv->db;
     static store_task tasks[DIGEST_TASKS];
@@ -1028,7 +1030,7 @@ static bx_status make_digest(notify_service *sv, const char *staff_id, const cha
     recipient r;
     char place[101] = "";
     bx_status s = bx_pg_exec(db, "BEGIN", err);
-    IFOK(s, store_digest_tasks(db, staff_id, now, DIGEST_TASKS, tasks, &n, err));
+    IFOK(s, store_digest_tasks(db, staff_id, cutoff, DIGEST_TASKS, tasks, &n, err));
     if (s == BX_OK && n == 0) {
         bx_pg_rollback(db);
         return BX_OK; /* another replica took them */
@@ -1039,11 +1041,21 @@ static bx_status make_digest(notify_service *sv, const char *staff_id, const cha
         s = BX_OK;
     bx_buf list;
     bx_buf_init(&list, 64 * 1024);
-    for (int i = 0; i < n && s == BX_OK; i++)
-        s = bx_buf_printf(&list, "\n%d. %s", i + 1, tasks[i].body);
+    int listed = 0;
+    for (; listed < n && s == BX_OK; listed++) {
+        size_t before = list.len;
+        s = bx_buf_printf(&list, "\n%d. %s", listed + 1, tasks[listed].body);
+        if (s == BX_OK && listed > 0 && list.len > DIGEST_LIST_MAX) {
+            list.len = before; /* this one and the rest go in the next digest */
+            list.data[before] = '\0';
+            break;
+        }
+    }
     char count[12], request_id[129], text[TEXT_MAX * 4];
-    snprintf(count, sizeof(count), "%d", n);
-    snprintf(request_id, sizeof(request_id), "digest:%s:%s", staff_id, day);
+    snprintf(count, sizeof(count), "%d", listed);
+    /* one digest per person and day, in parts when long: named by the first task it lists */
+    snprintf(request_id, sizeof(request_id), "digest:%s:%s:%s", staff_id, day,
+             tasks[0].notification_id);
     template_var digest_vars[] = {{"teacher", gone ? staff_id : r.staff_name},
                                   {"task_count", count},
                                   {"tasks", list.data ? list.data : ""},
@@ -1084,7 +1096,7 @@ static bx_status make_digest(notify_service *sv, const char *staff_id, const cha
     char did[32];
     snprintf(did, sizeof(did), "ntf-%lld", (long long)digest_id);
     if (s == BX_OK && digest_id > 0)
-        s = store_digest_mark(db, &sv->ctx, tasks, n, digest_id, did, staff_id, now, err);
+        s = store_digest_mark(db, &sv->ctx, tasks, listed, digest_id, did, staff_id, now, err);
     IFOK(s, bx_pg_exec(db, "COMMIT", err));
     if (s != BX_OK) {
         bx_pg_rollback(db);
@@ -1094,8 +1106,8 @@ static bx_status make_digest(notify_service *sv, const char *staff_id, const cha
         bx_metric_add(&m_digests, 1);
         if (reason[0])
             bx_metric_add(&m_dead, 1);
-        bx_info("digest %s for %s: %d tasks%s%s", did, staff_id, n, reason[0] ? "; dead: " : "",
-                reason);
+        bx_info("digest %s for %s: %d tasks%s%s", did, staff_id, listed,
+                reason[0] ? "; dead: " : "", reason);
     }
     return BX_OK;
 }
@@ -1105,18 +1117,23 @@ static void run_digests(notify_service *sv)
     bx_time_ms now = bx_clock_now();
     if (bx_time_local_minute(now) < sv->conf.digest_minute)
         return;
+    /* today's digest takes what was collected before today's digest time; later tasks wait for
+     * tomorrow's */
+    bx_date today = bx_time_local_date(now);
+    bx_time_ms cutoff =
+        bx_time_from_local(today, sv->conf.digest_minute / 60, sv->conf.digest_minute % 60);
     char day[11];
-    bx_date_format(bx_time_local_date(now), day);
+    bx_date_format(today, day);
     static char staff[DIGEST_STAFF][33];
     int n = 0;
     bx_error err = {0};
-    if (store_digest_staff(sv->db, day, now, DIGEST_STAFF, staff, &n, &err) != BX_OK) {
+    if (store_digest_staff(sv->db, cutoff, DIGEST_STAFF, staff, &n, &err) != BX_OK) {
         bx_warn("digests: %s", err.msg);
         bx_metric_add(&m_failures, 1);
         return;
     }
     for (int i = 0; i < n && *sv->conf.running; i++) {
-        if (make_digest(sv, staff[i], day, now, &err) != BX_OK) {
+        if (make_digest(sv, staff[i], day, cutoff, now, &err) != BX_OK) {
             bx_warn("digest for %s: %s", staff[i], err.msg);
             bx_metric_add(&m_failures, 1);
             return;

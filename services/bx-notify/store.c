@@ -469,22 +469,20 @@ out:
     return s;
 }
 
-bx_status store_digest_staff(PGconn *db, const char *day, bx_time_ms now, int max,
-                             char (*staff)[33], int *count, bx_error *err)
+bx_status store_digest_staff(PGconn *db, bx_time_ms cutoff, int max, char (*staff)[33], int *count,
+                             bx_error *err)
 {
     *count = 0;
-    char now_text[40], max_text[16];
-    ts_text(now, now_text);
+    char cutoff_text[40], max_text[16];
+    ts_text(cutoff, cutoff_text);
     snprintf(max_text, sizeof(max_text), "%d", max);
-    const char *params[] = {day, now_text, max_text};
+    const char *params[] = {cutoff_text, max_text};
     PGresult *res = NULL;
-    bx_status s = bx_pg_query(
-        db,
-        "SELECT DISTINCT n.staff_id FROM notify.notification n WHERE n.state = 'collected' "
-        "AND n.created_at <= $2::timestamptz AND NOT EXISTS (SELECT 1 FROM notify.notification d "
-        "  WHERE d.request_id = 'digest:' || n.staff_id || ':' || $1) "
-        "ORDER BY n.staff_id LIMIT $3::int",
-        3, params, &res, err);
+    bx_status s = bx_pg_query(db,
+                              "SELECT DISTINCT staff_id FROM notify.notification "
+                              "WHERE state = 'collected' AND created_at < $1::timestamptz "
+                              "ORDER BY staff_id LIMIT $2::int",
+                              2, params, &res, err);
     if (s == BX_OK) {
         for (int i = 0; i < PQntuples(res) && i < max; i++)
             copy(staff[i], sizeof(staff[i]), PQgetvalue(res, i, 0));
@@ -494,19 +492,19 @@ bx_status store_digest_staff(PGconn *db, const char *day, bx_time_ms now, int ma
     return s;
 }
 
-bx_status store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms now, int max,
+bx_status store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms cutoff, int max,
                              store_task *tasks, int *count, bx_error *err)
 {
     *count = 0;
-    char now_text[40], max_text[16];
-    ts_text(now, now_text);
+    char cutoff_text[40], max_text[16];
+    ts_text(cutoff, cutoff_text);
     snprintf(max_text, sizeof(max_text), "%d", max);
-    const char *params[] = {staff_id, now_text, max_text};
+    const char *params[] = {staff_id, cutoff_text, max_text};
     PGresult *res = NULL;
     bx_status s = bx_pg_query(db,
                               "SELECT id, notification_id, request_id, body FROM "
                               "notify.notification WHERE state = 'collected' AND staff_id = $1 "
-                              "AND created_at <= $2::timestamptz ORDER BY id LIMIT $3::int "
+                              "AND created_at < $2::timestamptz ORDER BY id LIMIT $3::int "
                               "FOR UPDATE SKIP LOCKED",
                               3, params, &res, err);
     if (s == BX_OK) {

@@ -117,18 +117,17 @@ bx_status store_status_json(const store_ctx *ctx, const char *request_id,
                             const char *provider_message_id, int attempt, const char *reason,
                             const char *recipient_masked, bx_time_ms at, bx_buf *out) BX_MUSTCHECK;
 
-/* Digests: the staff ids with collected tasks created at or before now and no digest of day yet
- * (up to max), and each one's collected tasks. */
+/* Digests: the staff ids with tasks collected before cutoff (today's digest time), up to max;
+ * and, inside the caller's transaction, one person's such tasks, locked, oldest first. */
 typedef struct store_task {
     int64_t id;
     char notification_id[32];
     char request_id[129];
     char body[4001];
 } store_task;
-bx_status store_digest_staff(PGconn *db, const char *day, bx_time_ms now, int max,
-                             char (*staff)[33], int *count, bx_error *err) BX_MUSTCHECK;
-/* Inside the caller's transaction: locks and reads staff_id's collected tasks (up to max). */
-bx_status store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms now, int max,
+bx_status store_digest_staff(PGconn *db, bx_time_ms cutoff, int max, char (*staff)[33], int *count,
+                             bx_error *err) BX_MUSTCHECK;
+bx_status store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms cutoff, int max,
                              store_task *tasks, int *count, bx_error *err) BX_MUSTCHECK;
 /* Marks the tasks digested into digest_id with a status message each. */
 bx_status store_digest_mark(PGconn *db, const store_ctx *ctx, const store_task *tasks, int count,

@@ -910,3 +910,39 @@ BX_TEST(two_replicas_share_the_work_and_send_nothing_twice)
     CHECK(sends_a + sends_b >= STUDENTS + 1);
     svc_stop(&s);
 }
+
+BX_TEST(a_long_task_list_comes_in_parts_that_fit_an_sms)
+{
+    enum { TASKS = 20 };
+    svc s;
+    svc_init(&s, TASKS, "2026-11-27 09:00");
+    setting(&s, "BX_NOTIFY_DIGEST_TIME=16:30");
+    svc_run(&s);
+    for (int i = 1; i <= TASKS; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof(suffix), "long%d", i);
+        ask_task(&s, i, suffix, i % 2 ? "contact_family" : "home_visit");
+    }
+    settle(&s);
+    at("2026-11-27 16:30");
+    for (int i = 0; i < 200 && count_of("SELECT count(*) FROM notify.notification WHERE state = "
+                                        "'collected'") > 0;
+         i++)
+        usleep(50 * 1000);
+    settle(&s);
+    long long parts = count_of("SELECT count(*) FROM notify.notification WHERE channel = 'digest'");
+    CHECK(parts >= 2);
+    CHECK_INT(file_lines(&s, NULL), parts); /* every part went, none was refused as too long */
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE channel = 'digest' AND "
+                       "state = 'dead'"),
+              0);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'digested'"), TASKS);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE channel = 'digest' AND "
+                       "octet_length(body) > 2048"),
+              0);
+    /* the parts together list every task once */
+    CHECK_INT(count_of("SELECT count(DISTINCT digest_id) FROM notify.notification WHERE state = "
+                       "'digested'"),
+              parts);
+    svc_stop(&s);
+}
