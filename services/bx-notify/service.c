@@ -1168,12 +1168,33 @@ static bool relay(notify_service *sv)
     }
 }
 
+#define PRUNE_EVERY_MS (60 * 1000)
+#define PRUNE_AGE_MS   (24LL * 3600 * 1000) /* relayed status messages kept a day */
+
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void *relay_main(void *arg)
 {
     notify_service *sv = arg;
+    long long last_prune = monotonic_ms();
     while (!atomic_load(&sv->stopping)) {
         if (!relay(sv))
             usleep(IDLE_SLEEP_US);
+        if (monotonic_ms() - last_prune >= PRUNE_EVERY_MS && sv->relay_db) {
+            last_prune = monotonic_ms();
+            int deleted = 0;
+            bx_error err = {0};
+            if (store_outbox_prune(sv->relay_db, bx_clock_now() - PRUNE_AGE_MS, &deleted, &err) !=
+                BX_OK)
+                bx_warn("outbox prune: %s", err.msg);
+            else if (deleted > 0)
+                bx_debug("outbox: %d relayed messages pruned", deleted);
+        }
     }
     return NULL;
 }

@@ -469,6 +469,18 @@ out:
     return s;
 }
 
+bx_status store_outbox_prune(PGconn *db, bx_time_ms before, int *deleted, bx_error *err)
+{
+    char before_text[40];
+    ts_text(before, before_text);
+    const char *params[] = {before_text};
+    *deleted = 0;
+    return exec_params(db,
+                       "DELETE FROM notify.outbox WHERE id IN (SELECT id FROM notify.outbox "
+                       "WHERE sent_at IS NOT NULL AND created_at < $1::timestamptz LIMIT 10000)",
+                       1, params, deleted, err);
+}
+
 bx_status store_digest_staff(PGconn *db, bx_time_ms cutoff, int max, char (*staff)[33], int *count,
                              bx_error *err)
 {

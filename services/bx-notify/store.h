@@ -111,6 +111,10 @@ bx_status store_outbox_add(PGconn *db, const char *topic, const char *key, const
 bx_status store_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
                              bx_error *err) BX_MUSTCHECK;
 
+/* Deletes up to 10,000 relayed outbox rows created before `before`; *deleted counts them. */
+bx_status store_outbox_prune(PGconn *db, bx_time_ms before, int *deleted,
+                             bx_error *err) BX_MUSTCHECK;
+
 /* Builds a bx.notify.status.v1 message. */
 bx_status store_status_json(const store_ctx *ctx, const char *request_id,
                             const char *notification_id, const char *status, const char *provider,
