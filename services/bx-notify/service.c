@@ -724,19 +724,34 @@ static bx_status send_row(worker *w, store_row *row, bx_time_ms now, bx_error *e
     return s;
 }
 
+static void send_day_text(bx_date d, char out[9])
+{
+    char ymd[11];
+    bx_date_format(d, ymd);
+    snprintf(out, 9, "%.4s%.2s%.2s", ymd, ymd + 5, ymd + 8);
+}
+
 static bx_status query_row(worker *w, store_row *row, bx_time_ms now, bx_error *err)
 {
     notify_service *sv = w->sv;
     const dispatch_policy *p = &sv->conf.policy;
-    char ymd[11], compact[9];
-    bx_date_format(bx_time_local_date(row->last_send_at ? row->last_send_at : now), ymd);
-    snprintf(compact, sizeof(compact), "%.4s%.2s%.2s", ymd, ymd + 5, ymd + 8);
+    bx_date sent_on = bx_time_local_date(row->last_send_at ? row->last_send_at : now);
+    char compact[9];
     provider_result res;
     memset(&res, 0, sizeof(res));
     bx_error qerr = {0};
-    bx_metric_add(&m_queries, 1);
-    bx_status qs =
-        provider_query(w->prov, row->notification_id, row->recipient, compact, &res, &qerr);
+    bx_status qs = BX_OK;
+    /* A provider that files messages by send date (Aliyun) is asked for the day of the send and,
+     * when that has no record, for the day after: a send just before midnight may be filed
+     * there, and "no record" is what allows a resend. */
+    for (int day = 0; day < 2; day++) {
+        send_day_text(sent_on + day, compact);
+        memset(&res, 0, sizeof(res));
+        bx_metric_add(&m_queries, 1);
+        qs = provider_query(w->prov, row->notification_id, row->recipient, compact, &res, &qerr);
+        if (qs != BX_OK || res.state != PROVIDER_STATE_NONE)
+            break;
+    }
     dispatch_input in = {0};
     in.state = row->state;
     in.attempt = row->attempt;

@@ -946,3 +946,63 @@ BX_TEST(a_long_task_list_comes_in_parts_that_fit_an_sms)
               parts);
     svc_stop(&s);
 }
+
+/* Aliyun's API files messages by send date, which bx-fakesms takes from the real clock: this
+ * case's driven clock starts at the real time in Shanghai. */
+BX_TEST(aliyun_through_the_fake_sends_nothing_twice_and_loses_nothing)
+{
+    enum { STUDENTS = 20 };
+    time_t real = time(NULL) + 8 * 3600;
+    struct tm tm;
+    gmtime_r(&real, &tm);
+    char local[32];
+    strftime(local, sizeof(local), "%Y-%m-%d %H:%M", &tm);
+    svc s;
+    svc_init(&s, STUDENTS, local);
+    static char receipt_url[128];
+    snprintf(receipt_url, sizeof(receipt_url),
+             "BX_FAKESMS_RECEIPT_URL=http://127.0.0.1:%d/v1/receipts", s.receipt_port);
+    const char *env[] = {receipt_url,
+                         "BX_FAKESMS_ACCESS_KEY_ID=itestKeyId",
+                         "BX_FAKESMS_ACCESS_KEY_SECRET=itestKeySecret",
+                         "BX_FAKESMS_SEED=3",
+                         "BX_FAKESMS_FAIL_5XX=0.2",
+                         "BX_FAKESMS_SLOW_ACCEPT=0.3",
+                         "BX_FAKESMS_SLOW_MS=1500",
+                         "BX_FAKESMS_LOST_RECEIPTS=0.4",
+                         "BX_FAKESMS_DUP_RECEIPTS=0.3",
+                         "BX_FAKESMS_RECEIPT_DELAY_MS=20",
+                         NULL};
+    int fake = 0;
+    itest_fakesms_start(env, &fake);
+    static char url[96];
+    snprintf(url, sizeof(url), "BX_NOTIFY_PROVIDER_URL=http://127.0.0.1:%d/", fake);
+    setting(&s, "BX_NOTIFY_PROVIDER=aliyun");
+    setting(&s, url);
+    setting(&s, "BX_NOTIFY_PROVIDER_ACCESS_KEY_ID=itestKeyId");
+    setting(&s, "BX_NOTIFY_PROVIDER_SECRET=itestKeySecret");
+    setting(&s, "BX_NOTIFY_PROVIDER_TEMPLATE_CODE=SMS_900001");
+    setting(&s, "BX_NOTIFY_PROVIDER_TIMEOUT_MS=700");
+    setting(&s, "BX_NOTIFY_QUIET_HOURS=off");
+    setting(&s, "BX_NOTIFY_RETRY_BASE_MS=1000");
+    setting(&s, "BX_NOTIFY_QUERY_DELAY_MS=2000");
+    setting(&s, "BX_NOTIFY_RECEIPT_CHECK_MS=5000");
+    svc_run(&s);
+    for (int i = 1; i <= STUDENTS; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof(suffix), "ali%d", i);
+        ask_guardian(&s, i, suffix);
+    }
+    drive(&s, 200);
+    check_every_notification_ended(fake);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'delivered'"),
+              STUDENTS + 1);
+    CHECK(stat_of(fake, "slow_accepts") > 0);
+    CHECK(stat_of(fake, "refused_5xx") > 0);
+    CHECK(stat_of(fake, "queries") > 0);
+    CHECK(metric(&s, "bx_notify_receipts_total") > 0);
+    CHECK_INT(count_of("SELECT count(DISTINCT provider) FROM notify.notification WHERE "
+                       "provider = 'aliyun'"),
+              1);
+    svc_stop(&s);
+}
