@@ -30,6 +30,7 @@ int bxctl_case(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_report(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_ledger(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_settle(bxctl_ctx *ctx, int argc, char **argv);
+int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv); /* document.c */
 
 /* What bx-score's computations read (rebuild.c): PostgreSQL, Redis, the registry, the profiles
  * and the policy. Returns NULL after printing why; close with bxctl_score_close. */

@@ -28,7 +28,9 @@ static void usage(void)
             "  case list [--school ID] [--township CODE] [--county CODE] [--stage NAME]\n"
             "            [--overdue] [--names] [--json]\n"
             "                                  open cases with stage, tasks and next deadline\n"
-            "  case show <student_id> [--json] a student's case: stage, open tasks, history\n");
+            "  case show <student_id> [--json] a student's case: stage, open tasks, history\n"
+            "  case document <student_id> <kind> [--out FILE.html] [--date D] [--days N]\n"
+            "                                  a formal notice of the case as printable HTML\n");
     fprintf(stderr,
             "  report --term CODE | --month YYYY-MM [--county CODE]\n"
             "         [--level class|school|township|county] [--format text|csv|json]\n"
@@ -107,6 +109,8 @@ int main(int argc, char **argv)
         rc = bxctl_rebuild(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "student") == 0)
         rc = bxctl_student(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "case") == 0 && argc > 2 && strcmp(argv[2], "document") == 0)
+        rc = bxctl_case_document(&ctx, argc - 3, argv + 3);
     else if (strcmp(cmd, "case") == 0)
         rc = bxctl_case(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "report") == 0)

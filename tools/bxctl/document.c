@@ -1,0 +1,208 @@
+/* bxctl case document: a formal notice of a student's case (劝学书, 辍学报告单, 复学通知书,
+ * 限期复学通知书, 复学报告书) as a printable HTML page, rendered by bx-escalate's documents module
+ * from the case in PostgreSQL and the registry, with its deadline counted in school days of the
+ * school's calendar. Names are read from the registry for the page only and never printed
+ * elsewhere. */
+#include "bxctl.h"
+
+#ifndef BXCTL_HAVE_REPORTS
+#include <stdio.h>
+
+int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv)
+{
+    (void)ctx;
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "bxctl case document: this bxctl was built without bx-escalate's documents "
+                    "module\n");
+    return 1;
+}
+#else
+#include "bx_buf.h"
+#include "bx_calendar.h"
+#include "bx_clock.h"
+#include "bx_pg.h"
+#include "bx_registry.h"
+#include "documents.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The student, the school and the last case: $1 student id. streak_start is the engine's day
+ * number (bx_date), -2147483648 for none; return_date the day named by the last return event. */
+static const char *const document_sql =
+    "SELECT st.school_id, sc.calendar_id, sc.name, coalesce(tw.name, ''), "
+    "coalesce(sp.name, ''), coalesce(cl.name, ''), "
+    "coalesce((SELECT g.name FROM registry.guardian g WHERE g.student_id = st.id "
+    "          ORDER BY g.is_primary DESC, g.id LIMIT 1), ''), "
+    "coalesce(c.id::text, ''), coalesce(c.state->>'streak_days', '0'), "
+    "coalesce(c.state->>'streak_start', '-2147483648'), coalesce(c.ending, ''), "
+    "coalesce((SELECT substring(e.reason FROM 'returned to school on "
+    "([0-9]{4}-[0-9]{2}-[0-9]{2})') FROM cases.event e WHERE e.case_id = c.id "
+    "          AND e.reason LIKE 'returned to school on %' ORDER BY e.id DESC LIMIT 1), '') "
+    "FROM registry.student st JOIN registry.school sc ON sc.id = st.school_id "
+    "LEFT JOIN registry.township tw ON tw.code = sc.township_code "
+    "LEFT JOIN registry.student_private sp ON sp.student_id = st.id "
+    "LEFT JOIN registry.class cl ON cl.id = st.class_id "
+    "LEFT JOIN LATERAL (SELECT * FROM cases.case c WHERE c.student_id = st.id "
+    "                   ORDER BY c.opened_at DESC, c.id DESC LIMIT 1) c ON true "
+    "WHERE st.id = $1";
+
+static bool kind_parse(const char *name, doc_kind *out)
+{
+    for (int k = DOC_PERSUASION_LETTER; k <= DOC_RETURN_REPORT; k++)
+        if (strcmp(doc_kind_name((doc_kind)k), name) == 0) {
+            *out = (doc_kind)k;
+            return true;
+        }
+    return false;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: bxctl case document <student_id> <kind> [--out FILE.html]\n"
+                    "                           [--date YYYY-MM-DD] [--days N]\n"
+                    "  kinds: persuasion_letter (劝学书), dropout_report (辍学报告单),\n"
+                    "         return_notice (复学通知书), deadline_notice (限期复学通知书),\n"
+                    "         return_report (复学报告书)\n"
+                    "  --date: the document's date (default: the clock's today)\n"
+                    "  --days: a notice's deadline in school days (default: 3 for the letter,\n"
+                    "          5 for the notices)\n");
+}
+
+static int write_out(const char *path, const bx_buf *page)
+{
+    if (path == NULL) {
+        fwrite(page->data, 1, page->len, stdout);
+        return 0;
+    }
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "bxctl case document: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    size_t n = fwrite(page->data, 1, page->len, f);
+    if (fclose(f) != 0 || n != page->len) {
+        fprintf(stderr, "bxctl case document: cannot write %s\n", path);
+        return 1;
+    }
+    printf("%s\n", path);
+    return 0;
+}
+
+int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv)
+{
+    if (argc < 2) {
+        usage();
+        return 2;
+    }
+    const char *student = argv[0], *out_path = NULL;
+    doc_kind kind;
+    if (!bx_id_valid(student)) {
+        fprintf(stderr, "bxctl case document: \"%.40s\" is not a student id\n", student);
+        return 2;
+    }
+    if (!kind_parse(argv[1], &kind)) {
+        fprintf(stderr, "bxctl case document: unknown kind \"%.40s\"\n", argv[1]);
+        usage();
+        return 2;
+    }
+    bx_date issue = bx_time_local_date(bx_clock_now());
+    long days = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
+            out_path = argv[++i];
+        } else if (strcmp(argv[i], "--date") == 0 && i + 1 < argc) {
+            if (bx_date_parse(argv[++i], &issue) != BX_OK) {
+                fprintf(stderr, "bxctl case document: --date: expected YYYY-MM-DD, got \"%.20s\"\n",
+                        argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            days = strtol(argv[++i], &end, 10);
+            if (errno || *end || end == argv[i] || days < 1 || days > 60) {
+                fprintf(stderr, "bxctl case document: --days: expected 1 to 60, got \"%.20s\"\n",
+                        argv[i]);
+                return 2;
+            }
+        } else {
+            usage();
+            return 2;
+        }
+    }
+
+    PGconn *db = bxctl_db(ctx);
+    if (db == NULL)
+        return 1;
+    int rc = 1;
+    bx_error err = {0};
+    PGresult *res = NULL;
+    bx_registry *reg = NULL;
+    bx_buf page;
+    bx_buf_init(&page, 1 << 20);
+    const char *params[] = {student};
+    if (bx_pg_query(db, document_sql, 1, params, &res, &err) != BX_OK) {
+        fprintf(stderr, "bxctl case document: %s\n", err.msg);
+        goto out;
+    }
+    if (PQntuples(res) != 1) {
+        fprintf(stderr, "bxctl case document: no student \"%s\" in the registry\n", student);
+        goto out;
+    }
+    if (PQgetvalue(res, 0, 7)[0] == '\0') {
+        fprintf(stderr, "bxctl case document: student %s has no case\n", student);
+        goto out;
+    }
+    const char *ending = PQgetvalue(res, 0, 10);
+    if (kind == DOC_RETURN_REPORT && PQgetvalue(res, 0, 11)[0] == '\0') {
+        fprintf(stderr, "bxctl case document: student %s's case has no return to school\n",
+                student);
+        goto out;
+    }
+    if (kind != DOC_RETURN_REPORT && ending[0] != '\0') {
+        fprintf(stderr, "bxctl case document: student %s's last case is closed (%s)\n", student,
+                ending);
+        goto out;
+    }
+    if (bx_registry_load(db, &reg, &err) != BX_OK) {
+        fprintf(stderr, "bxctl case document: %s\n", err.msg);
+        goto out;
+    }
+    const bx_calendar *cal = bx_registry_calendar(reg, PQgetvalue(res, 0, 1));
+    if (cal == NULL) {
+        fprintf(stderr, "bxctl case document: school %s has no calendar\n", PQgetvalue(res, 0, 0));
+        goto out;
+    }
+    doc_case c = {
+        .school_name = PQgetvalue(res, 0, 2),
+        .township_name = PQgetvalue(res, 0, 3),
+        .student_name = PQgetvalue(res, 0, 4),
+        .class_name = PQgetvalue(res, 0, 5),
+        .guardian_name = PQgetvalue(res, 0, 6),
+        .issue_date = issue,
+        .streak_days = (int)strtol(PQgetvalue(res, 0, 8), NULL, 10),
+        .streak_start = (bx_date)strtol(PQgetvalue(res, 0, 9), NULL, 10),
+        .deadline_school_days = (int)days,
+        .return_date = BX_DATE_NONE,
+    };
+    if (PQgetvalue(res, 0, 11)[0] && bx_date_parse(PQgetvalue(res, 0, 11), &c.return_date) != BX_OK)
+        c.return_date = BX_DATE_NONE;
+    if (c.streak_days <= 0)
+        c.streak_start = BX_DATE_NONE;
+    if (doc_render(kind, cal, &c, &page, &err) != BX_OK) {
+        fprintf(stderr, "bxctl case document: %s\n", err.msg);
+        goto out;
+    }
+    rc = write_out(out_path, &page);
+out:
+    bx_buf_free(&page);
+    bx_registry_free(reg);
+    PQclear(res);
+    PQfinish(db);
+    return rc;
+}
+#endif
