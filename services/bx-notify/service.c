@@ -306,7 +306,8 @@ static bx_status dead_letter(notify_service *sv, const rd_kafka_message_t *msg, 
     static const char *const reasons[] = {"other", "malformed", "invalid_value", "unknown_student"};
     const char *topic = rd_kafka_topic_name(msg->rkt);
     char at[40], event_id[160];
-    bx_time_format(bx_clock_now(), at, sizeof(at));
+    bx_time_ms now = bx_clock_now();
+    bx_time_format(now, at, sizeof(at));
     snprintf(event_id, sizeof(event_id), "dlq:bx-notify:%.60s:%d:%lld", topic, (int)msg->partition,
              (long long)msg->offset);
     bx_buf b;
@@ -341,7 +342,7 @@ static bx_status dead_letter(notify_service *sv, const rd_kafka_message_t *msg, 
         return BX_ERR(err, s, "cannot build a dead letter");
     }
     s = store_outbox_add(sv->db, BX_TOPIC_DLQ, rq->student_id[0] ? rq->student_id : "unknown",
-                         b.data, err);
+                         b.data, now, err);
     if (s == BX_OK)
         bx_metric_add(&m_dlq, 1);
     bx_buf_free(&b);

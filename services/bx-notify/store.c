@@ -85,12 +85,15 @@ bx_status store_status_json(const store_ctx *ctx, const char *request_id,
 }
 
 bx_status store_outbox_add(PGconn *db, const char *topic, const char *key, const char *payload,
-                           bx_error *err)
+                           bx_time_ms now, bx_error *err)
 {
-    const char *params[] = {topic, key && key[0] ? key : "unknown", payload};
+    char now_text[40];
+    ts_text(now, now_text);
+    const char *params[] = {topic, key && key[0] ? key : "unknown", payload, now_text};
     return exec_params(db,
-                       "INSERT INTO notify.outbox (topic, msg_key, payload) VALUES ($1, $2, $3)", 3,
-                       params, NULL, err);
+                       "INSERT INTO notify.outbox (topic, msg_key, payload, created_at) "
+                       "VALUES ($1, $2, $3, $4::timestamptz)",
+                       4, params, NULL, err);
 }
 
 static bx_status add_status(PGconn *db, const store_ctx *ctx, const char *request_id,
@@ -108,7 +111,7 @@ static bx_status add_status(PGconn *db, const store_ctx *ctx, const char *reques
                           message_id, attempt, reason, recipient_masked, now, &b);
     if (s != BX_OK)
         s = BX_ERR(err, s, "%s: cannot build its status message", notification_id);
-    IFOK(s, store_outbox_add(db, ctx->status_topic, request_id, b.data, err));
+    IFOK(s, store_outbox_add(db, ctx->status_topic, request_id, b.data, now, err));
     bx_buf_free(&b);
     return s;
 }

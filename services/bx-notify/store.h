@@ -103,9 +103,9 @@ bx_status store_receipt(PGconn *db, const char *notification_id, const char *mes
                         const char *state, const char *reason, bx_time_ms now, bool *fresh,
                         bx_error *err) BX_MUSTCHECK;
 
-/* Adds a message to the outbox (inside the caller's transaction, or on its own). */
+/* Adds a message to the outbox (inside the caller's transaction, or on its own), dated now. */
 bx_status store_outbox_add(PGconn *db, const char *topic, const char *key, const char *payload,
-                           bx_error *err) BX_MUSTCHECK;
+                           bx_time_ms now, bx_error *err) BX_MUSTCHECK;
 /* Relays up to max unsent outbox messages in id order (one relay at a time over all replicas),
  * marking those Kafka acknowledged; *sent counts them. */
 bx_status store_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,

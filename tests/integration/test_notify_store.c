@@ -141,7 +141,7 @@ BX_TEST(relayed_outbox_rows_are_pruned)
     PGconn *db = connect_db();
     bx_error err = {0};
     for (int i = 0; i < 5; i++)
-        REQUIRE(store_outbox_add(db, "bx.notify.status.v1", "k", "{}", &err) == BX_OK);
+        REQUIRE(store_outbox_add(db, "bx.notify.status.v1", "k", "{}", T0, &err) == BX_OK);
     REQUIRE(bx_pg_exec(db,
                        "UPDATE notify.outbox SET sent_at = now() WHERE id IN (SELECT id FROM "
                        "notify.outbox WHERE payload = '{}' ORDER BY id LIMIT 3)",
