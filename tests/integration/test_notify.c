@@ -315,7 +315,7 @@ static long long metric(svc *s, const char *name)
     return itest_metric(s->port, name);
 }
 
-/* Every request taken, nothing due at the clock's now, the outbox relayed. */
+/* Every request taken, nothing due at the clock's now and no send in flight, the outbox relayed. */
 static void settle(svc *s)
 {
     for (int i = 0; i < 1200; i++) {
@@ -324,8 +324,9 @@ static void settle(svc *s)
                   dlq = metric(s, "bx_notify_dlq_total");
         char sql[400];
         snprintf(sql, sizeof(sql),
-                 "SELECT (SELECT count(*) FROM notify.notification WHERE state IN ('queued', "
-                 "'sending', 'unknown', 'sent') AND due_at <= to_timestamp(%lld / 1000.0)) + "
+                 "SELECT (SELECT count(*) FROM notify.notification WHERE state = 'sending' OR "
+                 "(state IN ('queued', 'unknown', 'sent') AND due_at <= "
+                 "to_timestamp(%lld / 1000.0))) + "
                  "(SELECT count(*) FROM notify.outbox WHERE sent_at IS NULL)",
                  (long long)bx_clock_now());
         bool all_taken = s->by_db ? count_of("SELECT count(*) FROM notify.request") >= s->produced
