@@ -427,10 +427,12 @@ static int cmd_raw_copy(long rows)
     PGconn *db = NULL;
     if (bx_pg_connect(env_or("BX_PG_URL", ""), 10000, &db, &err) != BX_OK)
         die(err.msg);
-    if (bx_pg_exec(db,
-                   "DROP TABLE IF EXISTS public.bench_e2e_copy; CREATE UNLOGGED TABLE "
-                   "public.bench_e2e_copy (LIKE attendance.fact INCLUDING ALL)",
-                   &err) != BX_OK)
+    if (bx_pg_exec(
+            db,
+            "SET client_min_messages = warning; DROP TABLE IF EXISTS public.bench_e2e_copy; CREATE "
+            "UNLOGGED TABLE "
+            "public.bench_e2e_copy (LIKE attendance.fact INCLUDING ALL)",
+            &err) != BX_OK)
         die(err.msg);
     double t0 = mono_s();
     PGresult *res = PQexec(db, "COPY public.bench_e2e_copy (student_id, field, day, period, "

@@ -78,7 +78,7 @@ finish() {
     "${RCLI[@]}" FLUSHDB >/dev/null 2>&1 || true
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
         for db in "${DBS[@]}"; do
-            psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+            PGOPTIONS="-c client_min_messages=warning" psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
         done
     fi
 }
@@ -93,8 +93,8 @@ scale_run() {
     mkdir -p "$dir"
     DBS+=("$db")
     say "$name: $students students in $schools schools; database $db"
-    psql -q "$ADMIN_URL" -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-    psql -q "$ADMIN_URL" -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql -q "$ADMIN_URL" -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql -q "$ADMIN_URL" -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" >/dev/null
     export BX_PG_URL
     BX_PG_URL="$(url_with_db "$BASE_PG_URL" "$db")"
     export BX_REDIS_URL="$REDIS_BASE/$REDIS_DB"

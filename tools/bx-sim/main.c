@@ -159,12 +159,15 @@ static int cmd_generate(const sim_county *c, const options *o)
         fprintf(stderr, "bx-sim: cannot create %s: %s\n", o->dir, strerror(errno));
         return 1;
     }
+    /* A province's students file is a few hundred MB: one file at a time, up to 2 GiB. */
     bx_buf b;
-    bx_buf_init(&b, 0);
+    bx_buf_init(&b, (size_t)2 << 30);
     int rc = 0;
     for (int i = 0; i < SIM_NFILES && rc == 0; i++) {
         bx_buf_reset(&b);
-        rc = sim_county_csv(c, i, &b) == BX_OK ? write_file(o->dir, sim_file_name(i), &b) : -1;
+        rc = sim_county_csv(c, i, &b) == BX_OK ? write_file(o->dir, sim_file_name(i), &b) : -2;
+        if (rc == -2)
+            fprintf(stderr, "bx-sim generate: %s: out of memory\n", sim_file_name(i));
     }
     bx_buf_reset(&b);
     if (rc == 0)
