@@ -75,6 +75,25 @@ bool bx_utf8_valid(const char *s, size_t len)
     return true;
 }
 
+size_t bx_utf8_repair(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    size_t len = strlen(s), i = 0, o = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t n = utf8_decode(p + i, len - i, &cp);
+        if (n == 0) {
+            i++;
+            continue;
+        }
+        memmove(p + o, p + i, n);
+        o += n;
+        i += n;
+    }
+    p[o] = '\0';
+    return o;
+}
+
 /* Writes s (len bytes) into out for a message: escapes quotes, backslashes and control characters,
  * shows bytes that are not UTF-8 as \xHH, and cuts long text at a character boundary with "...". */
 static void show_text(const char *s, size_t len, char *out, size_t cap)

@@ -37,5 +37,9 @@ bx_status bx_json_only_keys(const cJSON *obj, const char *path, const char *cons
 
 /* True when s (len bytes) is valid UTF-8 with no NUL byte. */
 bool bx_utf8_valid(const char *s, size_t len);
+/* Removes in place every byte of the NUL-terminated s that is not part of a valid UTF-8 character,
+ * such as the first bytes of a character a bounded snprintf cut in two, so that s may go into JSON
+ * text. Returns the new length. */
+size_t bx_utf8_repair(char *s);
 
 #endif

@@ -68,6 +68,8 @@ static void reject(ingest_record *r, const char *field, const char *reason, cons
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     snprintf(r->error, sizeof(r->error), "%s: %s", field, msg);
+    /* "%.40s" of a value, or the cut to size, may split a character: the error goes into JSON. */
+    bx_utf8_repair(r->error);
 }
 
 /* Turns a bx_json accessor error ("records[2].date: is required") into a reject. */
@@ -80,6 +82,7 @@ static void reject_json(ingest_record *r, const char *path, const char *key, bx_
     snprintf(r->field, sizeof(r->field), "%s.%s", path, key);
     r->reason = strstr(err->msg, "is required") ? "missing_field" : "invalid_value";
     snprintf(r->error, sizeof(r->error), "%.300s", err->msg);
+    bx_utf8_repair(r->error);
     (void)s;
 }
 
@@ -461,6 +464,7 @@ bx_status ingest_parse_attendance_json(const ingest_ctx *ctx, const char *body, 
             r->reason = "unknown_field";
             snprintf(r->field, sizeof(r->field), "%s", path);
             snprintf(r->error, sizeof(r->error), "%.300s", e.msg);
+            bx_utf8_repair(r->error);
             continue;
         }
         if ((fs = bx_json_get_string(item, path, "student_id", true, 64, &student, &e)) != BX_OK) {
@@ -653,6 +657,8 @@ bx_status ingest_parse_rollcall(const ingest_ctx *ctx, const char *body, size_t 
         }
     }
     if (s != BX_OK) {
+        if (err != NULL)
+            bx_utf8_repair(err->msg); /* "%.40s" of the class id may split a character */
         cJSON_Delete(root);
         return s;
     }
@@ -700,34 +706,50 @@ bx_status ingest_parse_rollcall(const ingest_ctx *ctx, const char *body, size_t 
                 static const char *const lkeys[] = {"student_id", "leave_kind", NULL};
                 bx_error e = {0};
                 bx_status fs;
+                /* The class member the entry names, if any: a rejected entry withholds the
+                 * student's fact (unless an earlier entry gave one). */
+                const cJSON *named = cJSON_IsObject(item)
+                                         ? cJSON_GetObjectItemCaseSensitive(item, "student_id")
+                                         : item;
+                int member = cJSON_IsString(named) && named->valuestring
+                                 ? class_position(klass, named->valuestring)
+                                 : -1;
+                bool withheld_before = member >= 0 && withheld[member];
+                if (member >= 0 && !status[member])
+                    withheld[member] = true;
                 if (!cJSON_IsObject(item)) {
                     reject(r, path, "invalid_value",
                            "expected {\"student_id\": ..., \"leave_kind\": \"sick\"|\"personal\"}");
                     continue;
                 }
-                if ((fs = bx_json_only_keys(item, path, lkeys, &e)) != BX_OK ||
-                    (fs = bx_json_get_string(item, path, "student_id", true, 64, &sid, &e)) !=
-                        BX_OK) {
+                if (bx_json_only_keys(item, path, lkeys, &e) != BX_OK) {
+                    r->outcome = INGEST_REJECTED;
+                    r->reason = "unknown_field";
+                    snprintf(r->field, sizeof(r->field), "%s", path);
+                    snprintf(r->error, sizeof(r->error), "%.300s", e.msg);
+                    bx_utf8_repair(r->error);
+                    continue;
+                }
+                if ((fs = bx_json_get_string(item, path, "student_id", true, 64, &sid, &e)) !=
+                    BX_OK) {
                     reject_json(r, path, "student_id", fs, &e);
                     continue;
                 }
-                int member = class_position(klass, sid);
                 if ((fs = bx_json_get_string(item, path, "leave_kind", true, 32, &leave_kind,
                                              &e)) != BX_OK) {
                     reject_json(r, path, "leave_kind", fs, &e);
-                    if (member >= 0 && !status[member])
-                        withheld[member] = true;
                     continue;
                 }
                 if (!in_list(leave_kind, leave_kinds)) {
-                    if (member >= 0 && !status[member])
-                        withheld[member] = true;
                     char field[96];
                     snprintf(field, sizeof(field), "%s.leave_kind", path);
                     reject(r, field, "invalid_value", "expected sick or personal, got \"%.20s\"",
                            leave_kind);
                     continue;
                 }
+                /* Valid: the entry decides, unless this student was listed before. */
+                if (member >= 0 && !withheld_before)
+                    withheld[member] = false;
             } else {
                 if (!cJSON_IsString(item)) {
                     reject(r, path, "invalid_value", "expected a student id string");
@@ -744,7 +766,9 @@ bx_status ingest_parse_rollcall(const ingest_ctx *ctx, const char *body, size_t 
                        klass->id);
                 continue;
             }
-            if (status[at]) {
+            /* The first entry naming a student decides, even a rejected one: no fact is
+             * guessed from a roll call that says two things about one student. */
+            if (status[at] || withheld[at]) {
                 reject(r, path, "duplicate_in_request",
                        "student \"%s\" is listed twice in this roll call", sid);
                 continue;
@@ -879,6 +903,7 @@ bx_status ingest_parse_leave(const ingest_ctx *ctx, const char *body, size_t len
             r->reason = "unknown_field";
             snprintf(r->field, sizeof(r->field), "%s", path);
             snprintf(r->error, sizeof(r->error), "%.300s", e.msg);
+            bx_utf8_repair(r->error);
             continue;
         }
 #define GET(call, key)                                                                             \
@@ -1081,6 +1106,7 @@ static bool action_details(ingest_record *r, const char *path, const cJSON *deta
         r->reason = "unknown_field";
         snprintf(r->field, sizeof(r->field), "%s", dpath);
         snprintf(r->error, sizeof(r->error), "%.300s", e.msg);
+        bx_utf8_repair(r->error);
         return false;
     }
     bx_status s = bx_buf_puts(b, ",\"details\":{");
@@ -1177,6 +1203,7 @@ bx_status ingest_parse_actions(const ingest_ctx *ctx, const char *body, size_t l
             r->reason = "unknown_field";
             snprintf(r->field, sizeof(r->field), "%s", path);
             snprintf(r->error, sizeof(r->error), "%.300s", e.msg);
+            bx_utf8_repair(r->error);
             continue;
         }
 #define GET(call, key)                                                                             \

@@ -523,3 +523,29 @@ BX_TEST(only_keys)
     CHECK_STR(err.msg, "r: unknown field \"a\\x0A\\\"b\"");
     cJSON_Delete(rec);
 }
+
+/* bx_utf8_repair drops what is not part of a character, such as a character cut by "%.40s". */
+BX_TEST(utf8_repair_table)
+{
+    static const struct {
+        const char *in, *out;
+    } rows[] = {
+        {"", ""},
+        {"plain ascii", "plain ascii"},
+        {"\xE5\xAD\xA6\xE7\x94\x9F", "\xE5\xAD\xA6\xE7\x94\x9F"}, /* 学生 stays */
+        {"\"\xE5\xAD\xA6\xE7\x94\"", "\"\xE5\xAD\xA6\""},         /* 生 cut after 2 bytes */
+        {"ab\xE5", "ab"},                                         /* a lead byte at the end */
+        {"\x80x\xBFy", "xy"},                                     /* stray continuations */
+        {"\xC0\xAF.\xED\xA0\x80.", ".."},                         /* overlong, surrogate */
+        {"\xF0\x9F\x98\x80\xF0\x9F\x98", "\xF0\x9F\x98\x80"},     /* 😀 then a cut one */
+        {"\xF4\x90\x80\x80z", "z"},                               /* past U+10FFFF */
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%s", rows[i].in);
+        size_t n = bx_utf8_repair(buf);
+        if (strcmp(buf, rows[i].out) != 0 || n != strlen(rows[i].out))
+            BX_FAIL_AT("row %zu: got \"%s\" (%zu)", i, buf, n);
+        CHECK(bx_utf8_valid(buf, n));
+    }
+}
