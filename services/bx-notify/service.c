@@ -1060,7 +1060,12 @@ static bx_status make_digest(notify_service *sv, const char *staff_id, const cha
     int listed = 0;
     for (; listed < n && s == BX_OK; listed++) {
         size_t before = list.len;
-        s = bx_buf_printf(&list, "\n%d. %s", listed + 1, tasks[listed].body);
+        /* a task's text ends with the school's name; the digest is signed with it once */
+        const char *body = tasks[listed].body;
+        size_t len = strlen(body), place_len = strlen(place);
+        if (place_len > 0 && len > place_len && strcmp(body + len - place_len, place) == 0)
+            len -= place_len;
+        s = bx_buf_printf(&list, "\n%d. %.*s", listed + 1, (int)len, body);
         if (s == BX_OK && listed > 0 && list.len > DIGEST_LIST_MAX) {
             list.len = before; /* this one and the rest go in the next digest */
             list.data[before] = '\0';

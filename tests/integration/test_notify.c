@@ -68,10 +68,10 @@ static void setup_db(int students)
                      "NS1,通知测试小学,990001100,primary,it-2026\n");
     itest_write_file(dir, "staff.csv",
                      "staff_id,name,role,school_id,township_code,county_code,phone\n"
-                     "NT1,周老师,homeroom_teacher,NS1,,,13900000001\n"
-                     "NP1,吴校长,principal,NS1,,,13900000002\n"
-                     "NTO1,郑干事,township_officer,,990001100,,13900000003\n"
-                     "NCO1,冯科长,county_officer,,,990001,\n");
+                     "NT1,周明,homeroom_teacher,NS1,,,13900000001\n"
+                     "NP1,吴刚,principal,NS1,,,13900000002\n"
+                     "NTO1,郑丽,township_officer,,990001100,,13900000003\n"
+                     "NCO1,冯强,county_officer,,,990001,\n");
     itest_write_file(dir, "classes.csv",
                      "class_id,school_id,grade,name,homeroom_staff_id\nNC1,NS1,3,三年级2班,NT1\n");
     bx_buf st, gu;
@@ -395,7 +395,7 @@ BX_TEST(guardian_sms_each_phone_once_and_redelivery_sends_nothing)
     free(dead);
     /* the text: the child's name, days missed, the teacher and the school */
     CHECK_INT(file_lines(&s, "学生2家长您好"), 1);
-    CHECK_INT(file_lines(&s, "周老师"), 3);
+    CHECK_INT(file_lines(&s, "班主任周明老师"), 3);
     CHECK_INT(file_lines(&s, "\"sign_name\":\"通知测试小学\""), 3);
     /* receipts are asked for after the check delay: every one delivered */
     advance_ms(60000);
@@ -1005,5 +1005,90 @@ BX_TEST(aliyun_through_the_fake_sends_nothing_twice_and_loses_nothing)
     CHECK_INT(count_of("SELECT count(DISTINCT provider) FROM notify.notification WHERE "
                        "provider = 'aliyun'"),
               1);
+    svc_stop(&s);
+}
+
+/* A request as bx-escalate builds it (services/bx-escalate/messages.c): stage notices carry the
+ * case's id, stage and streak; task notices the task's id, kind, due time and owner role. */
+static void ask_escalate(svc *s, const char *suffix, const char *tmpl, const char *role,
+                         const char *staff, const char *params)
+{
+    char v[1536];
+    snprintf(v, sizeof(v),
+             "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"N05:20261127:%s:%s\","
+             "\"case_id\":\"N05:20261127\",\"student_id\":\"N05\",\"template\":\"%s\","
+             "\"recipient_role\":\"%s\",\"recipient_staff_id\":%s%s%s,\"channel\":\"%s\","
+             "\"params\":%s,\"not_before\":null,\"requested_at\":\"2026-11-27T09:00:00+08:00\"}",
+             tag, suffix, tmpl, role, staff ? "\"" : "", staff ? staff : "null", staff ? "\"" : "",
+             strcmp(role, "guardian") == 0 ? "sms" : "task", params);
+    produce(s, "N05", v);
+}
+
+static void stage_params(char *out, size_t size, const char *stage, const char *streak)
+{
+    snprintf(out, size,
+             "{\"case_id\":\"N05:20261127\",\"stage\":\"%s\",\"streak_days\":\"%s\","
+             "\"streak_start\":\"2026-11-23\"}",
+             stage, streak);
+}
+
+BX_TEST(every_message_the_default_ladder_asks_for_is_sent)
+{
+    svc s;
+    svc_init(&s, 5, "2026-11-27 09:00");
+    setting(&s, "BX_NOTIFY_DIGEST_TIME=16:30");
+    svc_run(&s);
+    char p[512];
+    stage_params(p, sizeof(p), "contact_family", "1");
+    ask_escalate(&s, "n1", "absence_same_day", "guardian", NULL, p);
+    stage_params(p, sizeof(p), "school_report", "3");
+    ask_escalate(&s, "n2", "school_report", "principal", NULL, p);
+    stage_params(p, sizeof(p), "academic_office", "5");
+    ask_escalate(&s, "n3", "academic_office_report", "academic_office", NULL, p);
+    stage_params(p, sizeof(p), "dropout_roster", "5");
+    ask_escalate(&s, "n4", "dropout_reported", "county_officer", NULL, p);
+    stage_params(p, sizeof(p), "township_notice", "10");
+    ask_escalate(&s, "n5", "township_action_requested", "township_officer", NULL, p);
+    stage_params(p, sizeof(p), "deadline_notice", "15");
+    ask_escalate(&s, "n6", "deadline_notice_issued", "county_officer", NULL, p);
+    stage_params(p, sizeof(p), "legal_referral", "20");
+    ask_escalate(&s, "n7", "legal_referral", "county_officer", NULL, p);
+    ask_escalate(&s, "n8", "task_assigned", "homeroom_teacher", "NT1",
+                 "{\"case_id\":\"N05:20261127\",\"task_id\":\"N05:20261127:contact_family:"
+                 "contact_family:2026-11-27\",\"task\":\"contact_family\",\"due_at\":"
+                 "\"2026-11-27T17:00:00+08:00\"}");
+    ask_escalate(&s, "n9", "task_overdue", "principal", NULL,
+                 "{\"case_id\":\"N05:20261127\",\"task_id\":\"N05:20261127:home_visit:"
+                 "home_visit:2026-11-28\",\"task\":\"home_visit\",\"owner_role\":"
+                 "\"homeroom_teacher\"}");
+    settle(&s);
+    CHECK_INT(metric(&s, "bx_notify_dlq_total"), 0);
+    CHECK_INT(metric(&s, "bx_notify_requests_total"), 9);
+    CHECK_INT(file_lines(&s, "138****0005"), 1); /* the parent at once */
+    CHECK_INT(file_lines(&s, "学生5家长您好"), 1);
+    /* staff tasks: one digest each at 16:30; the principal's lists two, the county officer has no
+     * phone (dead with the reason, the tasks listed in it) */
+    at("2026-11-27 16:30");
+    for (int i = 0; i < 200 && count_of("SELECT count(*) FROM notify.notification WHERE state = "
+                                        "'collected'") > 0;
+         i++)
+        usleep(50 * 1000);
+    settle(&s);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'collected'"), 0);
+    char *digests = rows_of("SELECT staff_id, state, coalesce(reason, '-') FROM "
+                            "notify.notification WHERE channel = 'digest' ORDER BY staff_id");
+    CHECK_STR(digests, "NCO1|dead|staff NCO1 has no mobile number\n"
+                       "NP1|sent|-\n"
+                       "NT1|sent|-\n"
+                       "NTO1|sent|-\n");
+    free(digests);
+    CHECK_INT(file_lines(&s, "139****0002"), 1);
+    CHECK_INT(file_lines(&s, "2项待办"), 1); /* the principal: the school report and the overdue */
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'digested'"), 7);
+    /* the school has no academic office in the registry: recorded dead with the reason */
+    char *none = rows_of("SELECT recipient, state, reason FROM notify.notification WHERE "
+                         "template = 'academic_office_report'");
+    CHECK_STR(none, "none|dead|no staff member of the role found\n");
+    free(none);
     svc_stop(&s);
 }
