@@ -116,7 +116,7 @@ for pid in "${PIDS[@]}"; do
     kill -0 "$pid" 2>/dev/null || { tail -n 20 "$STATE"/*.log >&2; echo "demo.sh: a service exited" >&2; exit 1; }
 done
 
-say "a term in accelerated time: each school day 08:30 leave, 09:00 roll calls, 16:00 staff records, 17:30 deadlines; the pipeline settles between steps"
+say "a term in accelerated time: each school day 08:30 leave, 08:45 late roll calls, 09:00 roll calls, 16:00 staff records, 17:30 deadlines; the pipeline settles after each step"
 "$SIM" run --state "$STATE" --api "$API" --keys "$STATE/keys" --bxctl "$BXCTL" "${SIM_GROUPS[@]}" \
     ${BX_SIM_DAYS:+--days "$BX_SIM_DAYS"} "${SIZE[@]}" | tee "$STATE/summary.txt"
 echo >&2

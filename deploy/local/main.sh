@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# baoxue's main job on a developer machine: infrastructure up, build, migrate, topics, then the demo.
+# baoxue's main job on a developer machine: infrastructure up, build, migrate, topics, then a simulated
+# county's term through the whole pipeline with its summary (deploy/local/demo.sh).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"
