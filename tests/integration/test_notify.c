@@ -1092,3 +1092,32 @@ BX_TEST(every_message_the_default_ladder_asks_for_is_sent)
     free(none);
     svc_stop(&s);
 }
+
+/* {days_missed_term}: whole school days bx-score recorded as unexcused absence in this term. */
+BX_TEST(days_missed_this_term_come_from_the_attendance_record)
+{
+    svc s;
+    svc_init(&s, 4, "2026-11-27 09:00");
+    PGconn *db = pg();
+    bx_error err = {0};
+    REQUIRE(bx_pg_exec(db,
+                       "INSERT INTO attendance.fact (student_id, field, day, period, school_id, "
+                       "class_id, order_key, value) VALUES "
+                       "('N04', '2026-11-23|0', '2026-11-23', 0, 'NS1', 'NC1', 'k', 'a'), "
+                       "('N04', '2026-11-24|0', '2026-11-24', 0, 'NS1', 'NC1', 'k', 'a'), "
+                       "('N04', '2026-11-26|0', '2026-11-26', 0, 'NS1', 'NC1', 'k', 'a'), "
+                       "('N04', '2026-11-25|0', '2026-11-25', 0, 'NS1', 'NC1', 'k', 'ls'), "
+                       "('N04', '2026-11-25|3', '2026-11-25', 3, 'NS1', 'NC1', 'k', 'a'), "
+                       "('N04', '2026-06-01|0', '2026-06-01', 0, 'NS1', 'NC1', 'k', 'a'), "
+                       "('N04', '2026-11-30|0', '2026-11-30', 0, 'NS1', 'NC1', 'k', 'a'), "
+                       "('N03', '2026-11-23|0', '2026-11-23', 0, 'NS1', 'NC1', 'k', 'a')",
+                       &err) == BX_OK);
+    PQfinish(db);
+    svc_run(&s);
+    ask_guardian(&s, 4, "days");
+    settle(&s);
+    /* 23, 24 and 26 November: not the sick leave, not one period, not the spring term, not a day
+     * after today, not another child's */
+    CHECK_INT(file_lines(&s, "学生4今天（11月27日）没有到校，本学期已缺课3天"), 1);
+    svc_stop(&s);
+}
