@@ -747,6 +747,18 @@ static void on_end(step *st)
                st->in->ending == LADDER_END_GRADUATED ? "graduated" : "compulsory education ended");
 }
 
+/* A suspected dropout found by a calendar duty: followed like an absence from its first day, unless
+ * a case is open already (then it is followed there). */
+static void on_suspected(step *st)
+{
+    if (st->s->open)
+        return;
+    open_case(st, st->in->date, st->in->reason);
+    int i = st->in->stage_name[0] ? ladder_policy_stage(st->p, st->in->stage_name) : -1;
+    if (i >= 0)
+        enter_stage(st, i, false, "%s", st->in->reason);
+}
+
 static bx_status check_input(const ladder_input *in, bx_error *err)
 {
     if (!id_ok(in->event_id, 128, true))
@@ -792,6 +804,10 @@ static bx_status check_input(const ladder_input *in, bx_error *err)
         if (in->ending != LADDER_END_GRADUATED && in->ending != LADDER_END_OBLIGATION_ENDED)
             return BX_ERR(err, BX_EINVAL, "end: ending must be graduated or obligation_ended");
         return BX_OK;
+    case LADDER_IN_SUSPECTED:
+        if (in->date == BX_DATE_NONE || in->reason[0] == '\0')
+            return BX_ERR(err, BX_EINVAL, "suspected: date and reason required");
+        return BX_OK;
     }
     return BX_ERR(err, BX_EINVAL, "kind: unknown input kind %d", (int)in->kind);
 }
@@ -829,8 +845,11 @@ bx_status ladder_step(const ladder_policy *p, const bx_calendar *cal, const case
     case LADDER_IN_END:
         on_end(&st);
         break;
+    case LADDER_IN_SUSPECTED:
+        on_suspected(&st);
+        break;
     }
-    if (input->kind == LADDER_IN_ASSESSMENT && work.open)
+    if ((input->kind == LADDER_IN_ASSESSMENT || input->kind == LADDER_IN_SUSPECTED) && work.open)
         ensure_recurring(&st);
     if (st.status != BX_OK)
         return st.status;

@@ -149,7 +149,10 @@ typedef enum ladder_input_kind {
     LADDER_IN_ACTION,         /* bx.actions.v1, or a task confirmation */
     LADDER_IN_DEADLINE,       /* a timer this module asked for fired */
     LADDER_IN_HOME_DELIVERY,  /* the registry says the child has home-delivered education */
-    LADDER_IN_END             /* graduated or the obligation ended (registry) */
+    LADDER_IN_END,            /* graduated or the obligation ended (registry) */
+    LADDER_IN_SUSPECTED /* a calendar duty found a suspected dropout (疑似辍学): a term-start
+                           no-show or a child lost at a transition; opens a case unless one
+                           is open, entering stage_name ("" none) */
 } ladder_input_kind;
 
 typedef enum ladder_action {
@@ -195,6 +198,9 @@ typedef struct ladder_input {
     char timer_key[LADDER_KEY_SIZE];
     /* end */
     ladder_ending ending;
+    /* suspected */
+    char reason[200];
+    char stage_name[LADDER_NAME_SIZE];
 } ladder_input;
 
 /* ---- case state ---- */

@@ -5,6 +5,7 @@
 #include "bx_log.h"
 #include "bx_metrics.h"
 #include "bx_service.h"
+#include "duties.h"
 #include "ladder.h"
 #include "service.h"
 
@@ -32,13 +33,16 @@ static long long monotonic_ms(void)
 int main(int argc, char **argv)
 {
     bx_common_conf common = {0};
-    char *policy_path = NULL, *group = NULL, *risk_topic = NULL, *actions_topic = NULL,
-         *offset_reset = NULL;
+    char *policy_path = NULL, *duties_path = NULL, *group = NULL, *risk_topic = NULL,
+         *actions_topic = NULL, *offset_reset = NULL;
     long long lease = 0, refresh = 0;
     bx_conf_row rows[] = {
         BX_COMMON_CONF_ROWS(common),
         {"BX_LADDER_POLICY", BX_CONF_STRING, BX_DEFAULT_LADDER_POLICY, 0, 0, &policy_path,
          "the escalation ladder (deploy/policy/ladder.policy)"},
+        {"BX_DUTIES_POLICY", BX_CONF_STRING, BX_DEFAULT_DUTIES_POLICY, 0, 0, &duties_path,
+         "calendar duties: term-start and transition checks, reports "
+         "(deploy/policy/ladder-duties.policy; \"none\" for none)"},
         {"BX_CONSUMER_GROUP", BX_CONF_STRING, "bx-escalate", 0, 0, &group, "Kafka consumer group"},
         {"BX_RISK_TOPIC", BX_CONF_STRING, BX_TOPIC_RISK, 0, 0, &risk_topic,
          "topic of risk assessments"},
@@ -71,15 +75,33 @@ int main(int argc, char **argv)
         bx_conf_free(rows, nrows);
         return 2;
     }
+    duties_policy *duties = NULL;
+    if (strcmp(duties_path, "none") != 0) {
+        duties = calloc(1, sizeof(*duties));
+        if (duties == NULL || duties_policy_load(duties_path, duties, &err) != BX_OK) {
+            fprintf(stderr, "bx-escalate: %s\n", duties ? err.msg : "out of memory");
+            free(duties);
+            free(policy);
+            bx_conf_free(rows, nrows);
+            return 2;
+        }
+    }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    escalate_service_conf sc = {
-        common.kafka_brokers, common.pg_url, group,      risk_topic, actions_topic,
-        offset_reset,         policy,        (int)lease, &running};
+    escalate_service_conf sc = {.brokers = common.kafka_brokers,
+                                .pg_url = common.pg_url,
+                                .group = group,
+                                .risk_topic = risk_topic,
+                                .actions_topic = actions_topic,
+                                .offset_reset = offset_reset,
+                                .policy = policy,
+                                .duties = duties,
+                                .timer_lease_ms = (int)lease,
+                                .running = &running};
     escalate_service *sv = NULL;
     bx_metrics_server *metrics = NULL;
     bx_status s = escalate_service_start(&sc, &sv, &err);
@@ -89,6 +111,7 @@ int main(int argc, char **argv)
     if (s != BX_OK) {
         bx_error("cannot start: %s", err.msg);
         escalate_service_stop(sv);
+        free(duties);
         free(policy);
         bx_conf_free(rows, nrows);
         return 1;
@@ -104,6 +127,7 @@ int main(int argc, char **argv)
     bx_info("stopping");
     bx_metrics_server_stop(metrics);
     escalate_service_stop(sv); /* releases timer claims, leaves the group committing offsets */
+    free(duties);
     free(policy);
     bx_conf_free(rows, nrows);
     return 0;

@@ -11,6 +11,7 @@
 #include "bx_metrics.h"
 #include "bx_pg.h"
 #include "bx_registry.h"
+#include "duties.h"
 #include "messages.h"
 #include "outbox.h"
 #include "state_json.h"
@@ -51,6 +52,8 @@ struct escalate_service {
     atomic_bool healthy;
     ladder_effects fx; /* scratch, large */
     case_state before, after;
+    long long duties_revision; /* registry revision and day the duties were last scheduled for */
+    bx_date duties_day;
 };
 
 /* ---- parsing ---- */
@@ -717,6 +720,261 @@ static void handle_message(escalate_service *sv, const rd_kafka_message_t *msg)
     }
 }
 
+/* ---- calendar duties (duties.h) ---- */
+
+/* A registry-enrolled child that was seen by no reported roll call of its class in the window
+ * (present, late, early leave or leave), in a class that did report then: $1 calendar, $2 the
+ * term's first day, $3 the check day. A class that reported nothing says nothing. */
+#define SELECT_NO_SHOWS                                                                            \
+    "SELECT st.id, st.school_id, cl.grade FROM registry.student st "                               \
+    "JOIN registry.school sc ON sc.id = st.school_id JOIN registry.class cl ON cl.id = "           \
+    "st.class_id "                                                                                 \
+    "WHERE sc.calendar_id = $1 AND st.status = 'enrolled' "                                        \
+    "AND (st.enrolled_on IS NULL OR st.enrolled_on <= $2::date) "                                  \
+    "AND EXISTS (SELECT 1 FROM attendance.class_report r WHERE r.class_id = st.class_id "          \
+    "            AND r.day BETWEEN $2::date AND $3::date) "                                        \
+    "AND NOT EXISTS (SELECT 1 FROM attendance.fact f WHERE f.student_id = st.id "                  \
+    "            AND f.day BETWEEN $2::date AND $3::date AND f.value IN ('p', 't', 'e', 'ls', "    \
+    "'lp')) "                                                                                      \
+    "AND NOT EXISTS (SELECT 1 FROM attendance.class_report r WHERE r.class_id = st.class_id "      \
+    "            AND r.day BETWEEN $2::date AND $3::date AND NOT EXISTS (SELECT 1 FROM "           \
+    "            attendance.fact f WHERE f.student_id = st.id AND f.day = r.day "                  \
+    "            AND f.period = r.period)) "                                                       \
+    "ORDER BY st.id"
+/* Children who left a school from a transition grade and are enrolled nowhere: $1 calendar, $2
+ * the grades. */
+#define SELECT_TRANSITION_LOSSES                                                                   \
+    "SELECT st.id, st.school_id, cl.grade FROM registry.student st "                               \
+    "JOIN registry.school sc ON sc.id = st.school_id JOIN registry.class cl ON cl.id = "           \
+    "st.class_id "                                                                                 \
+    "WHERE sc.calendar_id = $1 AND st.status = 'graduated' AND cl.grade = ANY ($2::int[]) "        \
+    "ORDER BY st.id"
+/* Per county of the calendar's schools: open cases not on the roster (suspected, 疑似辍学), open
+ * cases on it (辍学), cases opened and returned in [$2, $3] (local dates), and a county officer to
+ * address: $1 calendar. */
+#define ROSTER_STAGES "('dropout_roster', 'township_notice', 'deadline_notice', 'legal_referral')"
+#define SELECT_COUNTY_COUNTS                                                                       \
+    "SELECT t.county_code, "                                                                       \
+    "count(c.id) FILTER (WHERE c.closed_at IS NULL AND coalesce(c.stage, '') NOT "                 \
+    "IN " ROSTER_STAGES                                                                            \
+    "), count(c.id) FILTER (WHERE c.closed_at IS NULL AND c.stage IN " ROSTER_STAGES "), "         \
+    "count(c.id) FILTER (WHERE (c.opened_at AT TIME ZONE 'Asia/Shanghai')::date "                  \
+    "                    BETWEEN $2::date AND $3::date), "                                         \
+    "count(c.id) FILTER (WHERE c.ending = 'returned' AND (c.closed_at AT TIME ZONE "               \
+    "                    'Asia/Shanghai')::date BETWEEN $2::date AND $3::date), "                  \
+    "coalesce((SELECT min(f.id) FROM registry.staff f WHERE f.role = $4 "                          \
+    "          AND f.county_code = t.county_code), '') "                                           \
+    "FROM registry.school sc JOIN registry.township t ON t.code = sc.township_code "               \
+    "LEFT JOIN cases.case c ON c.school_id = sc.id WHERE sc.calendar_id = $1 "                     \
+    "GROUP BY t.county_code ORDER BY t.county_code"
+
+/* Opens (or leaves to its open case) a suspected dropout found by the duty. */
+static bx_status duty_suspect(escalate_service *sv, const timers_timer *timer, const char *student,
+                              const char *school_id, bx_date first_day, const char *reason,
+                              bx_error *err)
+{
+    const bx_reg_school *sch = bx_registry_school(sv->registry, school_id);
+    if (sch == NULL || sch->calendar == NULL)
+        return BX_ERR(err, BX_ENOTFOUND, "duty %s: school %s not in the registry", timer->key,
+                      school_id);
+    int64_t row_id = 0;
+    bool closed = false;
+    char school[BX_ID_MAX + 1];
+    snprintf(school, sizeof(school), "%s", school_id);
+    bx_status s = case_state_init(&sv->before, student, err);
+    IFOK(s, load_case(sv, SELECT_CASE_OF_STUDENT, student, &row_id, &closed, school, &sv->before,
+                      err));
+    if (s != BX_OK)
+        return s;
+    ladder_input in;
+    memset(&in, 0, sizeof(in));
+    in.kind = LADDER_IN_SUSPECTED;
+    in.at = timer->due_at;
+    in.date = first_day;
+    in.return_date = in.first_date = in.last_date = in.streak_start = BX_DATE_NONE;
+    snprintf(in.event_id, sizeof(in.event_id), "%.80s:%s", timer->key, student);
+    snprintf(in.reason, sizeof(in.reason), "%s", reason);
+    snprintf(in.stage_name, sizeof(in.stage_name), "%s", sv->conf.duties->term_start_stage);
+    bx_error step_err = {0};
+    s = ladder_step(sv->conf.policy, sch->calendar, &sv->before, &in, &sv->after, &sv->fx,
+                    &step_err);
+    if (s != BX_OK)
+        return BX_ERR(err, s, "duty %s: student %s: %s", timer->key, student, step_err.msg);
+    int added = 0;
+    s = store_step(sv, row_id, closed, closed || row_id == 0 ? school_id : school,
+                   bx_registry_student(sv->registry, student), &sv->before, &sv->after, &added,
+                   err);
+    if (s == BX_OK && added)
+        bx_info("duty %s: student %s: suspected dropout, case %s", timer->key, student,
+                sv->after.case_id);
+    bx_metric_add(&m_events, added);
+    return s;
+}
+
+/* The children a term-start or transition check finds, each opened as a suspected dropout. */
+static bx_status duty_check(escalate_service *sv, const timers_timer *timer, duty_kind kind,
+                            const char *calendar, const char *term, const char *first,
+                            const char *last, bx_error *err)
+{
+    const duties_policy *dp = sv->conf.duties;
+    char grades[64] = "{";
+    for (int i = 0; i < dp->nfrom_grades; i++)
+        snprintf(grades + strlen(grades), sizeof(grades) - strlen(grades), "%s%d", i ? "," : "",
+                 dp->from_grades[i]);
+    snprintf(grades + strlen(grades), sizeof(grades) - strlen(grades), "}");
+    PGresult *res = NULL;
+    bx_status s =
+        kind == DUTY_TERM_START
+            ? query(sv->db, SELECT_NO_SHOWS, 3, (const char *[]){calendar, first, last}, &res, err)
+            : query(sv->db, SELECT_TRANSITION_LOSSES, 2, (const char *[]){calendar, grades}, &res,
+                    err);
+    bx_date first_day = BX_DATE_NONE;
+    if (s == BX_OK && bx_date_parse(first, &first_day) != BX_OK)
+        s = BX_ERR(err, BX_EINVAL, "duty %s: first_day \"%s\"", timer->key, first);
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
+        int grade = (int)strtol(PQgetvalue(res, r, 2), NULL, 10);
+        bool into = false;
+        for (int i = 0; i < dp->ninto_grades; i++)
+            into = into || dp->into_grades[i] == grade;
+        char reason[200];
+        if (kind == DUTY_TERM_START)
+            snprintf(reason, sizeof(reason),
+                     "疑似辍学: %snot seen at school in the first %d school days of term %s "
+                     "(%s to %s)",
+                     into ? "transition into a new grade: " : "", dp->term_start_days, term, first,
+                     last);
+        else
+            snprintf(
+                reason, sizeof(reason),
+                "疑似辍学: left school %s after grade %d and enrolled at no other school by %s "
+                "(transition, term %s)",
+                PQgetvalue(res, r, 1), grade, last, term);
+        s = duty_suspect(sv, timer, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), first_day, reason,
+                         err);
+    }
+    PQclear(res);
+    return s;
+}
+
+/* The out-of-school report and the monthly summary: one request to each county's bureau. */
+static bx_status duty_report(escalate_service *sv, const timers_timer *timer, duty_kind kind,
+                             const char *calendar, const char *term, const char *first,
+                             const char *last, bx_error *err)
+{
+    const duties_policy *dp = sv->conf.duties;
+    const char *role = kind == DUTY_MONTHLY_SUMMARY ? dp->monthly_role : dp->report_role;
+    const char *tmpl = kind == DUTY_MONTHLY_SUMMARY ? dp->monthly_template : dp->report_template;
+    PGresult *res = NULL;
+    bx_status s = query(sv->db, SELECT_COUNTY_COUNTS, 4,
+                        (const char *[]){calendar, first, last, role}, &res, err);
+    char at[40];
+    bx_time_format(timer->due_at, at, sizeof(at));
+    bx_buf b;
+    bx_buf_init(&b, 1 << 16);
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
+        const char *county = PQgetvalue(res, r, 0), *staff = PQgetvalue(res, r, 5);
+        char request_id[200];
+        snprintf(request_id, sizeof(request_id), "%.120s:%s", timer->key, county);
+        bx_buf_reset(&b);
+        s = bx_buf_printf(&b,
+                          "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s\","
+                          "\"case_id\":null,\"student_id\":null,\"template\":\"%s\","
+                          "\"recipient_role\":\"%s\",\"recipient_staff_id\":",
+                          request_id, tmpl, role);
+        IFOK(s, staff[0] ? bx_buf_json_string(&b, staff) : bx_buf_puts(&b, "null"));
+        IFOK(s,
+             bx_buf_printf(&b,
+                           ",\"channel\":\"task\",\"params\":{\"county_code\":\"%s\","
+                           "\"term\":\"%s\",\"first_day\":\"%s\",\"last_day\":\"%s\","
+                           "\"suspected\":%s,\"dropouts\":%s,\"opened\":%s,\"returned\":%s},"
+                           "\"not_before\":null,\"requested_at\":\"%s\"}",
+                           county, term, first, last, PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
+                           PQgetvalue(res, r, 3), PQgetvalue(res, r, 4), at));
+        IFOK(s, outbox_add(sv->db, BX_TOPIC_NOTIFY_REQUESTS, staff[0] ? staff : county, request_id,
+                           b.data, NULL, err));
+        if (s == BX_OK)
+            bx_info("duty %s: county %s: %s %s suspected, %s on the roster", timer->key, county,
+                    duty_kind_name(kind), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2));
+    }
+    bx_buf_free(&b);
+    PQclear(res);
+    return s;
+}
+
+/* Fires a duty timer inside its transaction: what the payload names, over the calendar's
+ * schools. A payload that cannot be read fires without effect (and says so). */
+static bx_status run_duty(escalate_service *sv, const timers_timer *timer, bx_error *err)
+{
+    cJSON *p = cJSON_Parse(timer->payload ? timer->payload : "{}");
+    const char *names[] = {"duty", "calendar_id", "term", "first_day", "last_day"};
+    const char *v[5] = {NULL};
+    for (int i = 0; i < 5; i++) {
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(p, names[i]);
+        v[i] = cJSON_IsString(item) ? item->valuestring : NULL;
+    }
+    duty_kind kind = v[0] ? duty_kind_parse(v[0]) : 0;
+    bx_status s = BX_OK;
+    if (kind == 0 || !v[1] || !v[2] || !v[3] || !v[4] || sv->conf.duties == NULL)
+        bx_warn("duty %s: unreadable payload or no duties policy; fired without effect",
+                timer->key);
+    else if (kind == DUTY_TERM_START || kind == DUTY_TRANSITION)
+        s = duty_check(sv, timer, kind, v[1], v[2], v[3], v[4], err);
+    else
+        s = duty_report(sv, timer, kind, v[1], v[2], v[3], v[4], err);
+    cJSON_Delete(p);
+    return s;
+}
+
+/* Schedules the duties of every term not yet over (idempotent: one timer per key). Runs when the
+ * registry revision or the day changed. */
+static void schedule_duties(escalate_service *sv)
+{
+    if (sv->conf.duties == NULL || sv->registry == NULL)
+        return;
+    bx_date today = bx_time_local_date(bx_clock_now());
+    long long rev = bx_registry_loaded_revision(sv->registry);
+    if (rev == sv->duties_revision && today == sv->duties_day)
+        return;
+    char day[11];
+    bx_date_format(today, day);
+    PGresult *res = NULL;
+    bx_error err = {0};
+    bx_status s = query(sv->db,
+                        "SELECT calendar_id, code, first_day::text, last_day::text FROM "
+                        "registry.calendar_term WHERE last_day >= $1::date ORDER BY 1, 3",
+                        1, (const char *[]){day}, &res, &err);
+    int created_total = 0;
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
+        const char *cal_id = PQgetvalue(res, r, 0), *term = PQgetvalue(res, r, 1);
+        const bx_calendar *cal = bx_registry_calendar(sv->registry, cal_id);
+        bx_date first, last;
+        if (cal == NULL || bx_date_parse(PQgetvalue(res, r, 2), &first) != BX_OK ||
+            bx_date_parse(PQgetvalue(res, r, 3), &last) != BX_OK)
+            continue;
+        duty plan[DUTIES_PER_TERM];
+        int n = duties_plan(sv->conf.duties, cal, cal_id, term, first, last, plan, DUTIES_PER_TERM);
+        for (int i = 0; i < n && s == BX_OK; i++) {
+            char payload[512];
+            int created = 0;
+            s = duty_payload(&plan[i], cal_id, term, payload, sizeof(payload));
+            if (s != BX_OK)
+                s = BX_ERR(&err, s, "duty %s: payload too long", plan[i].key);
+            IFOK(s, timers_schedule_with(sv->db, plan[i].key, 0, plan[i].due_at, "duty", payload,
+                                         &created, &err));
+            created_total += created;
+        }
+    }
+    PQclear(res);
+    if (s != BX_OK) {
+        bx_warn("scheduling calendar duties failed: %s", err.msg);
+        return;
+    }
+    if (created_total)
+        bx_info("%d calendar duties scheduled", created_total);
+    sv->duties_revision = rev;
+    sv->duties_day = today;
+}
+
 /* ---- timers ---- */
 
 static bx_status fire_timer(PGconn *db, const timers_timer *timer, void *arg, bx_error *err)
@@ -725,7 +983,7 @@ static bx_status fire_timer(PGconn *db, const timers_timer *timer, void *arg, bx
     if (db != sv->db)
         return BX_ERR(err, BX_EINVAL, "timer %s: fired on another connection", timer->key);
     if (timer->case_id <= 0)
-        return BX_OK; /* no case duties yet */
+        return strcmp(timer->kind, "duty") == 0 ? run_duty(sv, timer, err) : BX_OK;
     char id[24], school[BX_ID_MAX + 1] = "";
     snprintf(id, sizeof(id), "%lld", (long long)timer->case_id);
     int64_t row_id = 0;
@@ -881,6 +1139,7 @@ bx_status escalate_service_start(const escalate_service_conf *conf, escalate_ser
     }
     bx_info("consuming %s and %s as group %s; timers claimed as %s", conf->risk_topic,
             conf->actions_topic, conf->group, sv->owner);
+    schedule_duties(sv);
     *out = sv;
     return BX_OK;
 }
@@ -919,5 +1178,7 @@ void escalate_service_tick(escalate_service *sv)
         bx_warn("registry refresh failed: %s", err.msg);
         if (bx_pg_is_broken(sv->db) && connect_pg(sv, &err) != BX_OK)
             bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+        return;
     }
+    schedule_duties(sv);
 }

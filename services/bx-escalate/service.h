@@ -4,6 +4,7 @@
 #define BX_ESCALATE_SERVICE_H
 
 #include "bx_status.h"
+#include "duties.h"
 #include "ladder.h"
 
 #include <signal.h>
@@ -18,6 +19,7 @@ typedef struct escalate_service_conf {
     const char *actions_topic; /* bx.actions.v1 */
     const char *offset_reset;  /* where a new group starts: "earliest" or "latest" */
     const ladder_policy *policy;
+    const duties_policy *duties;          /* calendar duties; NULL: none scheduled or run */
     int timer_lease_ms;                   /* how long a claimed timer is held */
     const volatile sig_atomic_t *running; /* a failing message is retried while *running */
 } escalate_service_conf;
@@ -32,7 +34,8 @@ bx_status escalate_service_start(const escalate_service_conf *conf, escalate_ser
  * the due timers, relays the outbox. A failing message is retried (reconnecting) until it succeeds
  * or *conf->running turns false; then its offset is not stored and it is redelivered later. */
 void escalate_service_step(escalate_service *sv);
-/* Periodic work: reloads the registry when its revision changed. */
+/* Periodic work: reloads the registry when its revision changed, and schedules the calendar
+ * duties of the terms not yet over when the revision or the day changed. */
 void escalate_service_tick(escalate_service *sv);
 /* bx_health_fn over an escalate_service: healthy unless the last attempt failed. */
 bool escalate_service_healthy(void *arg, char *reason, size_t size);

@@ -4,6 +4,7 @@
  * ladders and the loader's errors. */
 #include "ladder.h"
 #include "bx_test.h"
+#include "duties.h"
 
 #include <stdint.h>
 
@@ -784,4 +785,183 @@ BX_TEST(policy_errors_name_file_line_and_setting)
     bx_error err = {0};
     CHECK_INT(ladder_policy_load("/nonexistent/ladder.policy", &p, &err), BX_EIO);
     CHECK_CONTAINS(err.msg, "/nonexistent/ladder.policy: cannot open");
+}
+
+/* ---- calendar duties (duties.h) ---- */
+
+static ladder_input suspected(const char *at, const char *first_day, const char *stage)
+{
+    ladder_input in = {0};
+    in.kind = LADDER_IN_SUSPECTED;
+    in.at = T(at);
+    in.date = D(first_day);
+    in.return_date = in.first_date = in.last_date = in.streak_start = BX_DATE_NONE;
+    snprintf(in.reason, sizeof(in.reason), "疑似辍学: not seen in the first 10 school days");
+    snprintf(in.stage_name, sizeof(in.stage_name), "%s", stage);
+    return in;
+}
+
+BX_TEST(suspected_dropout_opens_a_case_from_the_first_day)
+{
+    start(policy());
+    ladder_input in = suspected("2026-09-14 17:00", "2026-09-01", "contact_family");
+    /* the contact's "0 school days" at 17:00 is the input's own time: the next school day */
+    CHECK_STR(apply(&in), "opened -\n"
+                          "stage_entered contact_family\n"
+                          "task_created contact_family contact_family homeroom_teacher "
+                          "2026-09-15T17:00\n"
+                          "task_created contact_family persuasion_record homeroom_teacher "
+                          "2026-10-14T17:00\n"
+                          "notify guardian sms absence_same_day");
+    CHECK_STR(state.case_id, "stu-0001:20260901");
+    CHECK_STR(fx.events[0].reason, "疑似辍学: not seen in the first 10 school days");
+    /* a later absence streak goes on in the same case */
+    CHECK_STR(assess("2026-09-15 09:00", 2, "2026-09-14", 0),
+              "stage_entered home_visit\n"
+              "task_created home_visit home_visit homeroom_teacher 2026-09-16T17:00");
+}
+
+BX_TEST(suspected_dropout_with_an_open_case_changes_nothing)
+{
+    start(policy());
+    assess("2026-09-10 09:00", 1, "2026-09-10", 0);
+    ladder_input in = suspected("2026-09-14 17:00", "2026-09-01", "contact_family");
+    CHECK_STR(apply(&in), "");
+    CHECK_STR(state.case_id, "stu-0001:20260910");
+}
+
+BX_TEST(suspected_dropout_without_a_stage_only_opens)
+{
+    start(policy());
+    ladder_input in = suspected("2026-09-14 17:00", "2026-09-01", "");
+    CHECK_STR(apply(&in), "opened -\n"
+                          "task_created - persuasion_record homeroom_teacher 2026-10-14T17:00");
+    ladder_input bad = suspected("2026-09-14 17:00", "2026-09-01", "");
+    bad.reason[0] = '\0';
+    snprintf(bad.event_id, sizeof(bad.event_id), "duty:no-reason");
+    bx_error err = {0};
+    CHECK(ladder_step(active, calendar(), &state, &bad, &state, &fx, &err) == BX_EINVAL);
+    CHECK_STR(err.msg, "suspected: date and reason required");
+}
+
+static const duties_policy *duties(void)
+{
+    static duties_policy p;
+    static bool loaded;
+    if (!loaded) {
+        const char *src = getenv("BX_SOURCE_DIR");
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/deploy/policy/ladder-duties.policy", src ? src : ".");
+        bx_error err = {0};
+        if (duties_policy_load(path, &p, &err) != BX_OK) {
+            fprintf(stderr, "%s\n", err.msg);
+            REQUIRE(!"duties policy loads");
+        }
+        loaded = true;
+    }
+    return &p;
+}
+
+BX_TEST(duties_policy_encodes_the_seeds)
+{
+    const duties_policy *p = duties();
+    CHECK_INT(p->minute, 17 * 60);
+    CHECK_INT(p->term_start_days, 10);
+    CHECK_STR(p->term_start_stage, "contact_family");
+    CHECK_STR(p->transition_terms, "autumn");
+    CHECK_INT(p->transition_days, 10);
+    CHECK_INT(p->nfrom_grades, 1);
+    CHECK_INT(p->from_grades[0], 6);
+    CHECK_INT(p->ninto_grades, 2);
+    CHECK_INT(p->into_grades[0], 1);
+    CHECK_INT(p->into_grades[1], 7);
+    CHECK_INT(p->report_days, 15);
+    CHECK_STR(p->report_role, "county_officer");
+    CHECK_STR(p->report_template, "out_of_school_report");
+    CHECK_STR(p->monthly_template, "monthly_summary");
+    CHECK(ladder_policy_stage(policy(), p->term_start_stage) == 0);
+}
+
+BX_TEST(duties_of_the_autumn_term)
+{
+    duty plan[DUTIES_PER_TERM];
+    int n = duties_plan(duties(), calendar(), "it-2026", "2026-autumn", D("2026-09-01"),
+                        D("2027-01-22"), plan, DUTIES_PER_TERM);
+    char text[2048] = "";
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        char due[32], first[11], last[11];
+        fmt_time(plan[i].due_at, due);
+        bx_date_format(plan[i].first_day, first);
+        bx_date_format(plan[i].last_day, last);
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "%s %s %s..%s\n", plan[i].key,
+                                 due, first, last);
+    }
+    /* 10th school day: Monday 09-14; 15th: the make-up Sunday 09-20; each month's last school day
+     * (10-31 and 11-01 are a weekend, 2027-01-22 is the term's last day) */
+    CHECK_STR(text, "duty:term_start:it-2026:2026-autumn 2026-09-14T17:00 2026-09-01..2026-09-14\n"
+                    "duty:transition:it-2026:2026-autumn 2026-09-14T17:00 2026-09-01..2026-09-14\n"
+                    "duty:out_of_school_report:it-2026:2026-autumn 2026-09-20T17:00 "
+                    "2026-09-01..2026-09-20\n"
+                    "duty:monthly_summary:it-2026:2026-autumn:2026-09 2026-09-30T17:00 "
+                    "2026-09-01..2026-09-30\n"
+                    "duty:monthly_summary:it-2026:2026-autumn:2026-10 2026-10-30T17:00 "
+                    "2026-10-01..2026-10-30\n"
+                    "duty:monthly_summary:it-2026:2026-autumn:2026-11 2026-11-30T17:00 "
+                    "2026-11-01..2026-11-30\n"
+                    "duty:monthly_summary:it-2026:2026-autumn:2026-12 2026-12-31T17:00 "
+                    "2026-12-01..2026-12-31\n"
+                    "duty:monthly_summary:it-2026:2026-autumn:2027-01 2027-01-22T17:00 "
+                    "2027-01-01..2027-01-22\n");
+    char payload[512];
+    REQUIRE(duty_payload(&plan[0], "it-2026", "2026-autumn", payload, sizeof(payload)) == BX_OK);
+    CHECK_STR(payload, "{\"duty\":\"term_start\",\"calendar_id\":\"it-2026\",\"term\":"
+                       "\"2026-autumn\",\"first_day\":\"2026-09-01\",\"last_day\":\"2026-09-14\"}");
+    CHECK(duty_payload(&plan[0], "it-2026", "2026-autumn", payload, 20) == BX_ENOMEM);
+    /* a term that is not a transition term has no transition check; a short term's checks fall
+     * on its last school day */
+    n = duties_plan(duties(), calendar(), "it-2026", "2026-winter", D("2026-09-01"),
+                    D("2026-09-08"), plan, DUTIES_PER_TERM);
+    CHECK_INT(n, 3);
+    CHECK_STR(plan[0].key, "duty:term_start:it-2026:2026-winter");
+    CHECK_INT(plan[0].last_day, D("2026-09-08"));
+    CHECK_STR(plan[1].key, "duty:out_of_school_report:it-2026:2026-winter");
+    CHECK_STR(plan[2].key, "duty:monthly_summary:it-2026:2026-winter:2026-09");
+    /* the plan is bounded by max */
+    CHECK_INT(duties_plan(duties(), calendar(), "it-2026", "2026-autumn", D("2026-09-01"),
+                          D("2027-01-22"), plan, 2),
+              2);
+}
+
+BX_TEST(duties_policy_errors_name_file_line_and_setting)
+{
+    static const struct {
+        const char *text, *error;
+    } cases[] = {
+        {"duties.time = 25:00\n", "d.policy:1: duties.time: expected a time HH:MM"},
+        {"# c\nterm_start.check_after = 10 days\n",
+         "d.policy:2: term_start.check_after: expected 1..60 school days"},
+        {"term_start.check_after = 0 school days\n",
+         "d.policy:1: term_start.check_after: expected 1..60 school days"},
+        {"transition.from_grades = 6, 10\n",
+         "d.policy:1: transition.from_grades: expected grades 1..9, comma separated (at most 4)"},
+        {"out_of_school_report.notify = mayor out_of_school_report\n",
+         "d.policy:1: out_of_school_report.notify: expected \"<staff role> <template>\""},
+        {"term_start.stage = Contact\n",
+         "d.policy:1: term_start.stage: expected a stage name or none"},
+        {"duties.when = 17:00\n", "d.policy:1: unknown setting duties.when"},
+        {"duties.time = 17:00\nduties.time = 18:00\n", "d.policy:2: duties.time given twice"},
+        {"duties.time 17:00\n", "d.policy:1: expected \"name = value\""},
+        {"duties.time = 17:00\n", "d.policy: term_start.check_after is missing"},
+    };
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        duties_policy p;
+        memset(&p, 0x5a, sizeof(p));
+        bx_error err = {0};
+        bx_status s =
+            duties_policy_parse(cases[i].text, strlen(cases[i].text), "d.policy", &p, &err);
+        CHECK(s == BX_EINVAL);
+        CHECK_STR(err.msg, cases[i].error);
+        CHECK_INT(p.minute, 0x5a5a5a5a); /* all or nothing */
+    }
 }

@@ -1,0 +1,93 @@
+/* duties: bx-escalate's calendar-driven duties (控辍保学's term-start check, the transition check,
+ * the 15-day report of children out of school and the monthly summary) as policy data and plain
+ * functions: which duty falls due when for a term of a school calendar. The I/O (finding the
+ * children, opening their cases, asking for the reports) is the service's. */
+#ifndef BX_ESCALATE_DUTIES_H
+#define BX_ESCALATE_DUTIES_H
+
+#include "bx_calendar.h"
+#include "bx_status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define DUTIES_NAME_SIZE   40
+#define DUTIES_GRADES_MAX  4
+#define DUTIES_KEY_SIZE    201 /* cases.timer.timer_key: 1..200 */
+#define DUTIES_PER_TERM    16  /* the term's four duties and up to 12 months */
+#define DUTIES_TERM_CODE   17  /* registry.calendar_term.code: 1..16 */
+#define DUTIES_CALENDAR_ID 33
+
+/* The file deploy/policy/ladder-duties.policy ("name = value" lines, "#" comments):
+ *   duties.time                      HH:MM when a duty falls due on its day (17:00)
+ *   term_start.check_after           school days from the term's first day (10): a registered
+ *                                    student not seen by then (no presence, lateness, early
+ *                                    leave or leave in a reported roll call) is a suspected
+ *                                    dropout (疑似辍学)
+ *   term_start.stage                 the ladder stage the suspected case enters, or none
+ *   transition.terms                 the term codes' suffix when transitions happen (autumn)
+ *   transition.check_after           school days from that term's first day (10)
+ *   transition.from_grades           grades that leave a school (6: 小升初): a child whose
+ *                                    registry status is graduated from such a class and who is
+ *                                    enrolled nowhere is a suspected dropout
+ *   transition.into_grades           grades entered at a transition (1, 7): their term-start
+ *                                    no-shows are named as transition losses
+ *   out_of_school_report.after       school days from term start to the report (15)
+ *   out_of_school_report.notify      "<role> <template>" asked of bx-notify per county
+ *   monthly_summary.notify           "<role> <template>", on the last school day of each month
+ */
+typedef struct duties_policy {
+    int minute; /* duties.time as minutes after midnight */
+    int term_start_days;
+    char term_start_stage[DUTIES_NAME_SIZE]; /* "" none */
+    char transition_terms[DUTIES_NAME_SIZE];
+    int transition_days;
+    int from_grades[DUTIES_GRADES_MAX], nfrom_grades;
+    int into_grades[DUTIES_GRADES_MAX], ninto_grades;
+    int report_days;
+    char report_role[DUTIES_NAME_SIZE], report_template[DUTIES_NAME_SIZE];
+    char monthly_role[DUTIES_NAME_SIZE], monthly_template[DUTIES_NAME_SIZE];
+} duties_policy;
+
+/* Parses a policy (name stands for the file in messages: "ladder-duties.policy:4:
+ * term_start.check_after: expected 1..60 school days, got \"x\""). Every setting is required once.
+ * All or nothing: *out is written only on success. */
+bx_status duties_policy_parse(const char *text, size_t len, const char *name, duties_policy *out,
+                              bx_error *err) BX_MUSTCHECK;
+bx_status duties_policy_load(const char *path, duties_policy *out, bx_error *err) BX_MUSTCHECK;
+
+typedef enum duty_kind {
+    DUTY_TERM_START = 1,
+    DUTY_TRANSITION,
+    DUTY_OUT_OF_SCHOOL_REPORT,
+    DUTY_MONTHLY_SUMMARY
+} duty_kind;
+/* "term_start", "transition", "out_of_school_report", "monthly_summary"; NULL when unknown. */
+const char *duty_kind_name(duty_kind k);
+/* The kind named so, 0 when none. */
+duty_kind duty_kind_parse(const char *name);
+
+/* One duty of one term: a durable timer with a unique key per duty, calendar and date, so
+ * scheduling it twice is a no-op and it fires once. */
+typedef struct duty {
+    duty_kind kind;
+    char key[DUTIES_KEY_SIZE]; /* "duty:<kind>:<calendar>:<term>[:<YYYY-MM>]" */
+    bx_time_ms due_at;
+    bx_date first_day, last_day; /* the days it looks at: term start to the check day, or the
+                                    month's days of the term */
+} duty;
+
+/* The duties of a term (calendar_id, term_code from first to last) by the policy and the calendar:
+ * the term-start check at the end of the check_after-th school day, the transition check (terms
+ * whose code ends with transition.terms), the out-of-school report, and one summary a month on the
+ * month's last school day in the term. A check day past the term's end moves to its last school
+ * day; a duty with no school day is left out. Returns the count written to out (at most max). */
+int duties_plan(const duties_policy *p, const bx_calendar *cal, const char *calendar_id,
+                const char *term_code, bx_date first, bx_date last, duty *out, int max);
+
+/* The JSON payload of a duty's timer: {"duty":..,"calendar_id":..,"term":..,"first_day":..,
+ * "last_day":..}, into out (size bytes; BX_ENOMEM when short). */
+bx_status duty_payload(const duty *d, const char *calendar_id, const char *term_code, char *out,
+                       size_t size) BX_MUSTCHECK;
+
+#endif

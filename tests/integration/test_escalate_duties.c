@@ -1,0 +1,352 @@
+/* bx-escalate's calendar duties against PostgreSQL and Kafka, on a driven clock: the duties of the
+ * running term scheduled once as durable timers (the 10th school day, the 15th counted across a
+ * make-up Sunday, the last school day of each month); the term-start check opens a suspected
+ * dropout case (疑似辍学) for each registered child no reported roll call has seen, and the
+ * transition check for a child who left primary school and is enrolled nowhere; the out-of-school
+ * report and the monthly summary asked of bx-notify for the county's bureau, valid by their
+ * schema; a restart schedules and fires nothing twice. Each case has its own database, calendar
+ * id, topics and group. */
+#include "bx_clock.h"
+#include "bx_itest.h"
+#include "bx_kafka.h"
+#include "bx_pg.h"
+#include "bx_schema_check.h"
+#include "bx_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static char db_url[512], tag[24], cal[40], risk[96], actions[96], group[96], settle_spec[300];
+static char *clock_path;
+static pid_t escalate;
+
+static const char *brokers(void)
+{
+    return itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092");
+}
+
+static int bxctl(const char *const *args, char **out)
+{
+    char env_url[600], env_clock[600];
+    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
+    snprintf(env_clock, sizeof(env_clock), "BX_CLOCK=file:%s", clock_path);
+    const char *env[] = {env_url, env_clock, NULL};
+    const char *argv[20] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
+    size_t n = 1;
+    for (; args[n - 1] && n < 19; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
+    int rc = itest_run(argv, env, &b);
+    *out = bx_buf_steal(&b);
+    return rc;
+}
+
+static void bxctl_ok(const char *const *args)
+{
+    char *out = NULL;
+    int rc = bxctl(args, &out);
+    if (rc != 0)
+        fprintf(stderr, "bxctl %s: %s\n", args[0], out);
+    REQUIRE(rc == 0);
+    free(out);
+}
+
+static void exec_sql(const char *sql)
+{
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(db_url, 5000, &db, &err) == BX_OK);
+    bx_status s = bx_pg_exec(db, sql, &err);
+    if (s != BX_OK)
+        fprintf(stderr, "%s: %s\n", sql, err.msg);
+    REQUIRE(s == BX_OK);
+    PQfinish(db);
+}
+
+static char *rows_of(const char *sql)
+{
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(db_url, 5000, &db, &err) == BX_OK);
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db, sql, 0, NULL, &res, &err);
+    if (s != BX_OK)
+        fprintf(stderr, "%s: %s\n", sql, err.msg);
+    REQUIRE(s == BX_OK);
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
+    for (int r = 0; r < PQntuples(res); r++)
+        for (int c = 0; c < PQnfields(res); c++)
+            REQUIRE(bx_buf_printf(&b, "%s%s", PQgetvalue(res, r, c),
+                                  c + 1 < PQnfields(res) ? "|" : "\n") == BX_OK);
+    PQclear(res);
+    PQfinish(db);
+    return bx_buf_steal(&b);
+}
+
+/* Replaces this run's tag in text by "T" (in place). */
+static char *untag(char *text)
+{
+    size_t n = strlen(tag);
+    char *w = text;
+    for (const char *r = text; *r;) {
+        if (strncmp(r, tag, n) == 0) {
+            *w++ = 'T';
+            r += n;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return text;
+}
+
+/* Roll calls of class `klass` on every school day from 09-01 to 09-14 (period 0), and for each
+ * student the value of each day's fact ('-' none: present by the roll call). */
+static void attendance(const char *klass, const char *school, const char *student,
+                       const char *value_all, const char *leave_day)
+{
+    static const char *const days[] = {"2026-09-01", "2026-09-02", "2026-09-03", "2026-09-04",
+                                       "2026-09-07", "2026-09-08", "2026-09-09", "2026-09-10",
+                                       "2026-09-11", "2026-09-14", NULL};
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    for (int i = 0; days[i]; i++) {
+        REQUIRE(bx_buf_printf(&b,
+                              "INSERT INTO attendance.class_report VALUES ('%s%s', '%s', 0, "
+                              "'%s%s', 'k', '1,0,0,0,0,1') ON CONFLICT DO NOTHING;",
+                              tag, klass, days[i], tag, school) == BX_OK);
+        if (student == NULL)
+            continue;
+        const char *v = leave_day && strcmp(leave_day, days[i]) == 0 ? "ls" : value_all;
+        if (strcmp(v, "-") != 0)
+            REQUIRE(bx_buf_printf(&b,
+                                  "INSERT INTO attendance.fact VALUES ('%s%s', '%s|0', '%s', 0, "
+                                  "'%s%s', '%s%s', 'k', '%s');",
+                                  tag, student, days[i], days[i], tag, school, tag, klass,
+                                  v) == BX_OK);
+    }
+    exec_sql(b.data);
+    bx_buf_free(&b);
+}
+
+/* The registry (calendar cal-<tag>, 2026 spring and autumn terms, national holidays):
+ *   primary school <T>P: class <T>C3 (grade 3): <T>-01 absent every day (not seen), <T>-02
+ *     present (no facts), <T>-03 absent but on sick leave one day (seen), <T>-04 absent every
+ *     day but registered on 09-10 (not expected at the start); class <T>C6 (grade 6): <T>-05
+ *     graduated (left after grade 6); class <T>C4 (grade 4), which never did a roll call: <T>-07
+ *   junior school <T>J: class <T>C7 (grade 7): <T>-06 absent every day (a transition loss)
+ *   county officer <T>K. */
+static void setup(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(tag, sizeof(tag), "U%d%03ld", (int)getpid() % 100000, (long)(ts.tv_nsec / 1000000));
+    snprintf(cal, sizeof(cal), "cal-%s", tag);
+    snprintf(db_url, sizeof(db_url), "%s", itest_own_database("duties"));
+    clock_path = itest_clock_file("2026-09-01 07:00");
+    char *dir = itest_tmpdir("duties-registry");
+    char buf[2048];
+    itest_write_file(dir, "counties.csv", "code,name\n990001,测试县\n");
+    itest_write_file(dir, "townships.csv", "code,county_code,name\n990001100,990001,测试镇\n");
+    snprintf(buf, sizeof(buf),
+             "calendar_id,entry,first_day,last_day,name\n%s,term,2026-03-02,2026-07-10,"
+             "2026-spring\n%s,term,2026-09-01,2027-01-22,2026-autumn\n",
+             cal, cal);
+    itest_write_file(dir, "calendar.csv", buf);
+    snprintf(buf, sizeof(buf),
+             "school_id,name,township_code,stage,calendar_id\n%sP,职责测试小学,990001100,primary,"
+             "%s\n%sJ,职责测试中学,990001100,junior,%s\n",
+             tag, cal, tag, cal);
+    itest_write_file(dir, "schools.csv", buf);
+    snprintf(buf, sizeof(buf),
+             "staff_id,name,role,school_id,township_code,county_code,phone\n"
+             "%sK,吴科长,county_officer,,,990001,\n",
+             tag);
+    itest_write_file(dir, "staff.csv", buf);
+    snprintf(buf, sizeof(buf),
+             "class_id,school_id,grade,name,homeroom_staff_id\n%sC3,%sP,3,三年级1班,\n"
+             "%sC6,%sP,6,六年级1班,\n%sC4,%sP,4,四年级1班,\n%sC7,%sJ,7,七年级1班,\n",
+             tag, tag, tag, tag, tag, tag, tag, tag);
+    itest_write_file(dir, "classes.csv", buf);
+    snprintf(buf, sizeof(buf),
+             "student_id,school_id,class_id,name,status,enrolled_on\n"
+             "%s-01,%sP,%sC3,学生一,enrolled,\n%s-02,%sP,%sC3,学生二,enrolled,\n"
+             "%s-03,%sP,%sC3,学生三,enrolled,\n%s-04,%sP,%sC3,学生四,enrolled,2026-09-10\n"
+             "%s-05,%sP,%sC6,学生五,graduated,\n%s-06,%sJ,%sC7,学生六,enrolled,\n"
+             "%s-07,%sP,%sC4,学生七,enrolled,\n",
+             tag, tag, tag, tag, tag, tag, tag, tag, tag, tag, tag, tag, tag, tag, tag, tag, tag,
+             tag, tag, tag, tag);
+    itest_write_file(dir, "students.csv", buf);
+    char holidays[512];
+    snprintf(holidays, sizeof(holidays), "%s/tests/data/cn-public-holidays-2026.csv",
+             itest_env("BX_SOURCE_DIR", "."));
+    bxctl_ok((const char *[]){"import", "holidays", holidays, NULL});
+    bxctl_ok((const char *[]){"import", "--dir", dir, NULL});
+    free(dir);
+    attendance("C3", "P", "-01", "a", NULL);
+    attendance("C3", "P", "-02", "-", NULL);
+    attendance("C3", "P", "-03", "a", "2026-09-03");
+    attendance("C3", "P", "-04", "a", NULL);
+    attendance("C7", "J", "-06", "a", NULL);
+
+    snprintf(risk, sizeof(risk), "bx.itest.duties.risk.%s", tag);
+    snprintf(actions, sizeof(actions), "bx.itest.duties.actions.%s", tag);
+    snprintf(group, sizeof(group), "bx-escalate-duties-%s", tag);
+    snprintf(settle_spec, sizeof(settle_spec), "%s:%s,%s", group, risk, actions);
+    const char *const topics[] = {risk, actions};
+    const int partitions[] = {1, 1};
+    bx_error err = {0};
+    REQUIRE(bx_kafka_create_topics(brokers(), topics, partitions, 2, 15000, &err) == BX_OK);
+}
+
+static void start_escalate(void)
+{
+    char risk_env[160], actions_env[160], group_env[160], pg_env[600];
+    snprintf(risk_env, sizeof(risk_env), "BX_RISK_TOPIC=%s", risk);
+    snprintf(actions_env, sizeof(actions_env), "BX_ACTIONS_TOPIC=%s", actions);
+    snprintf(group_env, sizeof(group_env), "BX_CONSUMER_GROUP=%s", group);
+    snprintf(pg_env, sizeof(pg_env), "BX_PG_URL=%s", db_url);
+    const char *env[] = {risk_env, actions_env, group_env, pg_env, "BX_REGISTRY_REFRESH_MS=200",
+                         NULL};
+    int port = 0;
+    escalate =
+        itest_service_start(itest_env("BX_ESCALATE_BIN", BX_ESCALATE_BIN), clock_path, env, &port);
+}
+
+static void settle(void)
+{
+    char *out = NULL;
+    int rc =
+        bxctl((const char *[]){"settle", "--group", settle_spec, "--timeout", "60", NULL}, &out);
+    if (rc != 0)
+        fprintf(stderr, "settle: %s\n", out);
+    REQUIRE(rc == 0);
+    free(out);
+}
+
+static void at(const char *local_time)
+{
+    settle();
+    bxctl_ok((const char *[]){"clock", "set", local_time, NULL});
+    settle();
+}
+
+#define DUTY_TIMERS                                                                                \
+    "SELECT timer_key, to_char(due_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI'), "       \
+    "fired_at IS NOT NULL, attempts FROM cases.timer WHERE kind = 'duty' ORDER BY due_at, "        \
+    "timer_key"
+
+BX_TEST(duties_scheduled_once_and_term_start_check)
+{
+    setup();
+    start_escalate();
+    settle();
+    /* the autumn term's duties (the spring term is over): the 10th school day is Monday 09-14;
+     * the 15th is the make-up Sunday 09-20; each month's last school day in the term */
+    char *timers = untag(rows_of(DUTY_TIMERS));
+    CHECK_STR(timers, "duty:term_start:cal-T:2026-autumn|2026-09-14 17:00|f|0\n"
+                      "duty:transition:cal-T:2026-autumn|2026-09-14 17:00|f|0\n"
+                      "duty:out_of_school_report:cal-T:2026-autumn|2026-09-20 17:00|f|0\n"
+                      "duty:monthly_summary:cal-T:2026-autumn:2026-09|2026-09-30 17:00|f|0\n"
+                      "duty:monthly_summary:cal-T:2026-autumn:2026-10|2026-10-30 17:00|f|0\n"
+                      "duty:monthly_summary:cal-T:2026-autumn:2026-11|2026-11-30 17:00|f|0\n"
+                      "duty:monthly_summary:cal-T:2026-autumn:2026-12|2026-12-31 17:00|f|0\n"
+                      "duty:monthly_summary:cal-T:2026-autumn:2027-01|2027-01-22 17:00|f|0\n");
+    free(timers);
+
+    itest_mark *requests = itest_topic_mark(BX_TOPIC_NOTIFY_REQUESTS);
+    at("2026-09-14 16:59");
+    char *none = rows_of("SELECT count(*) FROM cases.case");
+    CHECK_STR(none, "0\n");
+    free(none);
+    at("2026-09-14 17:30");
+    char *cases = untag(
+        rows_of("SELECT c.student_id, c.school_id, c.stage, c.state->>'case_id', e.reason FROM "
+                "cases.case c JOIN cases.event e ON e.case_id = c.id AND e.kind = 'opened' "
+                "ORDER BY c.student_id"));
+    CHECK_STR(cases, "T-01|TP|contact_family|T-01:20260901|疑似辍学: not seen at school in the "
+                     "first 10 school days of term 2026-autumn (2026-09-01 to 2026-09-14)\n"
+                     "T-05|TP|contact_family|T-05:20260901|疑似辍学: left school TP after grade 6 "
+                     "and enrolled at no other school by 2026-09-14 (transition, term "
+                     "2026-autumn)\n"
+                     "T-06|TJ|contact_family|T-06:20260901|疑似辍学: transition into a new grade: "
+                     "not seen at school in the first 10 school days of term 2026-autumn "
+                     "(2026-09-01 to 2026-09-14)\n");
+    free(cases);
+    /* the suspected children are followed: the contact task with its deadline */
+    char *tasks =
+        untag(rows_of("SELECT c.student_id, t.kind, to_char(t.due_at AT TIME ZONE 'Asia/Shanghai', "
+                      "'MM-DD HH24:MI') FROM cases.task t JOIN cases.case c ON c.id = t.case_id "
+                      "WHERE t.kind = 'contact_family' ORDER BY 1"));
+    CHECK_STR(tasks, "T-01|contact_family|09-15 17:00\nT-05|contact_family|09-15 17:00\n"
+                     "T-06|contact_family|09-15 17:00\n");
+    free(tasks);
+    char *ledger = NULL;
+    CHECK_INT(bxctl((const char *[]){"ledger", "--kind", "suspected", "--json", NULL}, &ledger), 0);
+    char want[80];
+    snprintf(want, sizeof(want), "%s-01", tag);
+    CHECK_CONTAINS(ledger, want);
+    snprintf(want, sizeof(want), "%s-06", tag);
+    CHECK_CONTAINS(ledger, want);
+    free(ledger);
+
+    /* a restart schedules nothing twice and fires nothing again */
+    itest_stop(escalate);
+    start_escalate();
+    at("2026-09-15 08:00");
+    char *counts = rows_of("SELECT (SELECT count(*) FROM cases.timer WHERE kind = 'duty'), "
+                           "(SELECT count(*) FROM cases.case), (SELECT count(*) FROM cases.event "
+                           "WHERE kind = 'opened'), (SELECT max(attempts) FROM cases.timer WHERE "
+                           "kind = 'duty' AND fired_at IS NOT NULL)");
+    CHECK_STR(counts, "8|3|3|1\n");
+    free(counts);
+
+    /* the 15-day report of children out of school, to the county's bureau */
+    at("2026-09-20 17:30");
+    bx_buf got;
+    bx_buf_init(&got, 0);
+    char needle[120];
+    snprintf(needle, sizeof(needle), "duty:out_of_school_report:%s", cal);
+    CHECK_INT(itest_topic_collect(requests, needle, 2, 5000, &got), 1);
+    REQUIRE(got.data != NULL);
+    cJSON *schema = bx_schema_load_topic(BX_TOPIC_NOTIFY_REQUESTS);
+    REQUIRE(schema != NULL);
+    char err[300] = "";
+    bool valid = bx_schema_check_text(schema, got.data, strcspn(got.data, "\n"), err, sizeof(err));
+    if (!valid)
+        fprintf(stderr, "%s: %s\n", got.data, err);
+    CHECK(valid);
+    char *report = untag(got.data);
+    CHECK_CONTAINS(report, "\"template\":\"out_of_school_report\",\"recipient_role\":"
+                           "\"county_officer\",\"recipient_staff_id\":\"TK\"");
+    CHECK_CONTAINS(report, "\"county_code\":\"990001\",\"term\":\"2026-autumn\","
+                           "\"first_day\":\"2026-09-01\",\"last_day\":\"2026-09-20\","
+                           "\"suspected\":3,\"dropouts\":0");
+    bx_buf_free(&got);
+
+    /* the month's summary on its last school day */
+    at("2026-09-30 17:30");
+    bx_buf_init(&got, 0);
+    snprintf(needle, sizeof(needle), "duty:monthly_summary:%s:2026-autumn:2026-09", cal);
+    CHECK_INT(itest_topic_collect(requests, needle, 2, 5000, &got), 1);
+    REQUIRE(got.data != NULL);
+    valid = bx_schema_check_text(schema, got.data, strcspn(got.data, "\n"), err, sizeof(err));
+    CHECK(valid);
+    CHECK_CONTAINS(got.data, "\"template\":\"monthly_summary\"");
+    CHECK_CONTAINS(got.data, "\"first_day\":\"2026-09-01\",\"last_day\":"
+                             "\"2026-09-30\",\"suspected\":3,\"dropouts\":0,"
+                             "\"opened\":3,\"returned\":0");
+    bx_buf_free(&got);
+    cJSON_Delete(schema);
+    itest_mark_free(requests);
+    itest_stop(escalate);
+    free(clock_path);
+}
