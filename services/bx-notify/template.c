@@ -424,11 +424,16 @@ static bx_status parse_line(parser *ps, char *raw, int line, bx_error *err)
     char *l = trim(raw);
     if (*l == '\0' || *l == '#')
         return BX_OK;
+    /* Checked before any of it is quoted in a message. */
     char *eq = strchr(l, '=');
+    if (eq == NULL && !bx_utf8_valid(l, strlen(l)))
+        return BAD("%s:%d: the line is not valid UTF-8", ps->file, line);
     if (eq == NULL)
         return BAD("%s:%d: expected \"name = value\", got \"%.*s\"", ps->file, line, SHOWN, l);
     *eq = '\0';
     char *key = trim(l), *v = trim(eq + 1);
+    if (!bx_utf8_valid(key, strlen(key)))
+        return BAD("%s:%d: the name is not valid UTF-8", ps->file, line);
     if (!bx_utf8_valid(v, strlen(v)))
         return BAD("%s:%d: %.*s: the value is not valid UTF-8", ps->file, line, SHOWN, key);
     for (const char *c = v; *c != '\0'; c++) {
@@ -502,6 +507,8 @@ bx_status template_set_load(const char *path, template_set **out, bx_error *err)
     if (s == BX_OK) {
         *out = ts;
         ts = NULL;
+    } else if (err != NULL) {
+        bx_utf8_repair(err->msg); /* a value quoted to SHOWN bytes may end in a cut character */
     }
 out:
     if (f != NULL)

@@ -1,6 +1,7 @@
 /* Unit tests of bx-notify's templates: the shipped file loads, holds every template the ladders
  * ask for, renders each one with realistic values, keeps parents' messages short and free of
  * forbidden words; bad files are refused with file:line. */
+#include "bx_json.h"
 #include "bx_test.h"
 #include "template.h"
 
@@ -394,4 +395,36 @@ BX_TEST(staff_templates_may_name_the_case)
     CHECK_INT(template_max_segments(ts, "s"), 3);
     template_set_free(ts);
     unlink(path);
+}
+
+/* Found by fuzz_template: a loader error quotes the line's name or a value cut to 40 bytes; the
+ * message stays valid UTF-8 whatever the file holds. */
+BX_TEST(load_errors_stay_utf8)
+{
+    static const struct {
+        const char *content, *want;
+    } rows[] = {
+        {"l\xe6"
+         "bel.task.x = \xe5\xae\xb6\n",
+         ":1: the name is not valid UTF-8"},
+        {"template.a.audience = guardian\n\xff\xfe words\n", ":2: the line is not valid UTF-8"},
+        /* 14 times 学: 42 bytes, quoted to 40 */
+        {"template.a.audience = "
+         "\xe5\xad\xa6\xe5\xad\xa6\xe5\xad\xa6\xe5\xad\xa6\xe5\xad\xa6\xe5\xad\xa6\xe5\xad\xa6"
+         "\xe5\xad\xa6\xe5\xad\xa6\xe5\xad\xa6\xe5\xad\xa6\xe5\xad\xa6\xe5\xad\xa6\xe5\xad\xa6\n",
+         ":1: template.a.audience: expected guardian or staff, got \""},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const char *path = write_temp(rows[i].content);
+        template_set *ts = NULL;
+        bx_error err = {0};
+        bx_status s = template_set_load(path, &ts, &err);
+        if (s != BX_EINVAL || strstr(err.msg, rows[i].want) == NULL)
+            BX_FAIL_AT("row %zu: status %d, message \"%s\", expected \"%s\"", i, (int)s, err.msg,
+                       rows[i].want);
+        if (!bx_utf8_valid(err.msg, strlen(err.msg)))
+            BX_FAIL_AT("row %zu: the message is not valid UTF-8: %s", i, err.msg);
+        template_set_free(ts);
+        unlink(path);
+    }
 }
