@@ -153,6 +153,15 @@ static long long run_end(const char *state_dir, int partition)
     return end;
 }
 
+/* A child's last assessment of a school day decides the day's tier: a class's report (keyed by
+ * class) may reach bx-score before or after its students' facts (keyed by student), so a tier
+ * within the day can depend on timing, the day's last one does not. */
+static void flag_day(bx_date *flagged, int i, bx_date day, bool high)
+{
+    if (high && (flagged[i] == BX_DATE_NONE || day < flagged[i]))
+        flagged[i] = day;
+}
+
 /* The first date each student reached the high tier, from bx.risk.v1 since the run's mark. */
 static bx_status read_flags(const sim_county *c, const sim_summary_conf *conf, bx_date *flagged,
                             long long *assessments, bx_error *err)
@@ -205,7 +214,11 @@ static bx_status read_flags(const sim_county *c, const sim_summary_conf *conf, b
     }
     fclose(f);
     bx_map *index = s == BX_OK ? student_index(c) : NULL;
-    if (s == BX_OK && index == NULL)
+    bx_date *last_day = calloc((size_t)c->nstudents + 1, sizeof(*last_day));
+    bool *last_high = calloc((size_t)c->nstudents + 1, sizeof(*last_high));
+    for (int i = 0; last_day && i < c->nstudents; i++)
+        last_day[i] = BX_DATE_NONE;
+    if (s == BX_OK && (index == NULL || last_day == NULL || last_high == NULL))
         s = BX_ERR(err, BX_ENOMEM, "out of memory");
     if (s == BX_OK && pending && rd_kafka_assign(rk, parts))
         s = BX_ERR(err, BX_EIO, "kafka: cannot read bx.risk.v1");
@@ -235,11 +248,12 @@ static bx_status read_flags(const sim_county *c, const sim_summary_conf *conf, b
             bx_date d = BX_DATE_NONE;
             if (at > 0 && cJSON_IsString(date) && bx_date_parse(date->valuestring, &d) == BX_OK) {
                 (*assessments)++;
-                if (cJSON_IsString(tier) &&
-                    (strcmp(tier->valuestring, "high") == 0 ||
-                     strcmp(tier->valuestring, "critical") == 0) &&
-                    (flagged[at - 1] == BX_DATE_NONE || d < flagged[at - 1]))
-                    flagged[at - 1] = d;
+                int i = (int)at - 1;
+                if (last_day[i] != BX_DATE_NONE && last_day[i] != d)
+                    flag_day(flagged, i, last_day[i], last_high[i]);
+                last_day[i] = d;
+                last_high[i] = cJSON_IsString(tier) && (strcmp(tier->valuestring, "high") == 0 ||
+                                                        strcmp(tier->valuestring, "critical") == 0);
             }
             cJSON_Delete(j);
         }
@@ -247,6 +261,11 @@ static bx_status read_flags(const sim_county *c, const sim_summary_conf *conf, b
     }
     if (s == BX_OK && pending > 0)
         s = BX_ERR(err, BX_ETIMEOUT, "bx.risk.v1: %d partitions not read to the end", pending);
+    for (int i = 0; s == BX_OK && i < c->nstudents; i++)
+        if (last_day[i] != BX_DATE_NONE)
+            flag_day(flagged, i, last_day[i], last_high[i]);
+    free(last_day);
+    free(last_high);
     bx_map_free(index);
     rd_kafka_topic_partition_list_destroy(parts);
     rd_kafka_consumer_close(rk);
