@@ -86,9 +86,10 @@ static bx_status decode_task(const cJSON *a, ladder_task *t, bx_error *err)
         return BX_ERR(err, BX_EINVAL, "case state: tasks: expected arrays of 9");
     double v[8];
     static const double lo[8] = {-1, -1, -1, 0, DATE_MIN, 0, LADDER_TASK_OPEN, 0};
-    static const double hi[8] = {LADDER_TASK_RULES_MAX,
-                                 LADDER_STAGES_MAX,
-                                 LADDER_STAGES_MAX,
+    /* indices the ladder uses: inside task_rules[] and stages[], -1 for none */
+    static const double hi[8] = {LADDER_TASK_RULES_MAX - 1,
+                                 LADDER_STAGES_MAX - 1,
+                                 LADDER_STAGES_MAX - 1,
                                  TIME_MAX,
                                  DATE_MAX,
                                  TIME_MAX,
@@ -120,15 +121,20 @@ static bx_status decode(const cJSON *o, case_state *s, bx_error *err)
     IFOK(st, copy_str(cJSON_GetObjectItemCaseSensitive(o, "case_id"), "case_id", s->case_id,
                       sizeof(s->case_id), err));
     IFOK(st, member_num(o, "open", 0, 1, &v, err));
-    s->open = v != 0;
+    if (st == BX_OK)
+        s->open = v != 0;
     IFOK(st, member_num(o, "ending", LADDER_END_NONE, LADDER_END_OBLIGATION_ENDED, &v, err));
-    s->ending = (ladder_ending)(int)v;
+    if (st == BX_OK)
+        s->ending = (ladder_ending)(int)v;
     IFOK(st, member_num(o, "opened_at", 0, TIME_MAX, &v, err));
-    s->opened_at = (bx_time_ms)v;
+    if (st == BX_OK)
+        s->opened_at = (bx_time_ms)v;
     IFOK(st, member_num(o, "closed_at", 0, TIME_MAX, &v, err));
-    s->closed_at = (bx_time_ms)v;
+    if (st == BX_OK)
+        s->closed_at = (bx_time_ms)v;
     IFOK(st, member_num(o, "stage", -1, LADDER_STAGES_MAX - 1, &v, err));
-    s->stage = (int)v;
+    if (st == BX_OK)
+        s->stage = (int)v;
     const cJSON *stages = cJSON_GetObjectItemCaseSensitive(o, "stages");
     if (st == BX_OK && (!cJSON_IsArray(stages) || cJSON_GetArraySize(stages) != LADDER_STAGES_MAX))
         st = BX_ERR(err, BX_EINVAL, "case state: stages: expected %d pairs", LADDER_STAGES_MAX);
@@ -139,8 +145,10 @@ static bx_status decode(const cJSON *o, case_state *s, bx_error *err)
             st = BX_ERR(err, BX_EINVAL, "case state: stages[%d]: expected a pair", i);
         IFOK(st, num(cJSON_GetArrayItem(p, 0), "stages[]", 0, TIME_MAX, &at, err));
         IFOK(st, num(cJSON_GetArrayItem(p, 1), "stages[]", 0, 1, &late, err));
-        s->stages[i].entered_at = (bx_time_ms)at;
-        s->stages[i].late = late != 0;
+        if (st == BX_OK) {
+            s->stages[i].entered_at = (bx_time_ms)at;
+            s->stages[i].late = late != 0;
+        }
     }
     const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(o, "tasks");
     if (st == BX_OK && (!cJSON_IsArray(tasks) || cJSON_GetArraySize(tasks) > LADDER_TASKS_MAX))
@@ -149,23 +157,32 @@ static bx_status decode(const cJSON *o, case_state *s, bx_error *err)
     for (const cJSON *t = tasks ? tasks->child : NULL; t && st == BX_OK; t = t->next)
         st = decode_task(t, &s->tasks[s->ntasks++], err);
     IFOK(st, member_num(o, "streak_days", 0, 10000, &v, err));
-    s->streak_days = (int)v;
+    if (st == BX_OK)
+        s->streak_days = (int)v;
     IFOK(st, member_num(o, "streak_start", DATE_MIN, DATE_MAX, &v, err));
-    s->streak_start = (bx_date)v;
+    if (st == BX_OK)
+        s->streak_start = (bx_date)v;
     IFOK(st, member_num(o, "last_assessed", DATE_MIN, DATE_MAX, &v, err));
-    s->last_assessed = (bx_date)v;
+    if (st == BX_OK)
+        s->last_assessed = (bx_date)v;
     IFOK(st, member_num(o, "unexcused_periods", 0, 12, &v, err));
-    s->unexcused_periods = (int)v;
+    if (st == BX_OK)
+        s->unexcused_periods = (int)v;
     IFOK(st, member_num(o, "home_delivered", 0, 1, &v, err));
-    s->home_delivered = v != 0;
+    if (st == BX_OK)
+        s->home_delivered = v != 0;
     IFOK(st, member_num(o, "suspended_until", DATE_MIN, DATE_MAX, &v, err));
-    s->suspended_until = (bx_date)v;
+    if (st == BX_OK)
+        s->suspended_until = (bx_date)v;
     IFOK(st, member_num(o, "awaiting_signoff", 0, 1, &v, err));
-    s->awaiting_signoff = v != 0;
+    if (st == BX_OK)
+        s->awaiting_signoff = v != 0;
     IFOK(st, member_num(o, "seq", 0, UINT32_MAX, &v, err));
-    s->seq = (uint32_t)v;
+    if (st == BX_OK)
+        s->seq = (uint32_t)v;
     IFOK(st, member_num(o, "applied_next", 0, LADDER_APPLIED_MAX - 1, &v, err));
-    s->applied_next = (int)v;
+    if (st == BX_OK)
+        s->applied_next = (int)v;
     const cJSON *applied = cJSON_GetObjectItemCaseSensitive(o, "applied");
     if (st == BX_OK &&
         (!cJSON_IsArray(applied) || cJSON_GetArraySize(applied) != LADDER_APPLIED_MAX))

@@ -5,6 +5,7 @@
 #include "ladder.h"
 #include "bx_test.h"
 #include "duties.h"
+#include "state_json.h"
 
 #include <stdint.h>
 
@@ -963,5 +964,58 @@ BX_TEST(duties_policy_errors_name_file_line_and_setting)
         CHECK(s == BX_EINVAL);
         CHECK_STR(err.msg, cases[i].error);
         CHECK_INT(p.minute, 0x5a5a5a5a); /* all or nothing */
+    }
+}
+
+/* ---- the stored case state (state_json.h) ---- */
+
+BX_TEST(case_state_round_trips_through_json)
+{
+    start(policy());
+    assess("2026-09-28 09:00", 1, "2026-09-28", 0);
+    assess("2026-09-30 09:00", 3, "2026-09-28", 0);
+    bx_buf a, b;
+    bx_buf_init(&a, 1 << 20);
+    bx_buf_init(&b, 1 << 20);
+    REQUIRE(state_json_encode(&state, &a) == BX_OK);
+    static case_state back;
+    bx_error err = {0};
+    REQUIRE(state_json_decode(a.data, a.len, &back, &err) == BX_OK);
+    REQUIRE(state_json_encode(&back, &b) == BX_OK);
+    CHECK_STR(b.data, a.data);
+    CHECK_INT(back.ntasks, state.ntasks);
+    CHECK_INT(back.stage, state.stage);
+    bx_buf_free(&a);
+    bx_buf_free(&b);
+}
+
+/* What the state decoder's fuzz target found (tests/fuzz/crashes-state_json): a member missing
+ * after opened_at, a task rule index one past task_rules[], a task stage one past stages[]. Each
+ * is refused, naming the member, and leaves the output as it was. */
+BX_TEST(case_state_decoder_refuses_what_the_ladder_cannot_index)
+{
+    static const struct {
+        const char *file, *error;
+    } cases[] = {
+        {"stage_cast_after_missing_closed_at.json",
+         "case state: closed_at: expected an integer in range"},
+        {"task_rule_past_the_array.json", "case state: tasks[]: expected an integer in range"},
+        {"task_stage_past_the_array.json", "case state: tasks[]: expected an integer in range"},
+    };
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        const char *src = getenv("BX_SOURCE_DIR");
+        char path[1024], text[4096];
+        snprintf(path, sizeof(path), "%s/tests/fuzz/crashes-state_json/%s", src ? src : ".",
+                 cases[i].file);
+        FILE *f = fopen(path, "rb");
+        REQUIRE(f != NULL);
+        size_t n = fread(text, 1, sizeof(text), f);
+        fclose(f);
+        static case_state out;
+        memset(&out, 0x5a, sizeof(out));
+        bx_error err = {0};
+        CHECK(state_json_decode(text, n, &out, &err) == BX_EINVAL);
+        CHECK_STR(err.msg, cases[i].error);
+        CHECK_INT(out.stage, 0x5a5a5a5a);
     }
 }
