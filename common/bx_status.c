@@ -1,5 +1,6 @@
 /* bx_status: status names and error recording. */
 #include "bx_status.h"
+#include "bx_json.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,5 +45,8 @@ bx_status bx_error_set(bx_error *err, bx_status status, const char *file, int li
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     va_end(ap);
+    /* Messages quote input ("got \"%.40s\"") and are cut to size: a character cut in two, or bytes
+     * that were never UTF-8, would make every log line and JSON document carrying them invalid. */
+    bx_utf8_repair(err->msg);
     return status;
 }

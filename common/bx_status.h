@@ -37,7 +37,8 @@ typedef struct bx_error {
 const char *bx_status_name(bx_status s);
 
 /* Records status and message in err (which may be NULL) and returns status, so a function can
- * write `return BX_ERR(err, BX_EINVAL, "...")`. */
+ * write `return BX_ERR(err, BX_EINVAL, "...")`. The message is kept valid UTF-8: bytes of a
+ * character cut by a bounded format or the message's size, or never UTF-8, are dropped. */
 bx_status bx_error_set(bx_error *err, bx_status status, const char *file, int line, const char *fmt,
                        ...) BX_PRINTF(5, 6);
 

@@ -657,8 +657,6 @@ bx_status ingest_parse_rollcall(const ingest_ctx *ctx, const char *body, size_t 
         }
     }
     if (s != BX_OK) {
-        if (err != NULL)
-            bx_utf8_repair(err->msg); /* "%.40s" of the class id may split a character */
         cJSON_Delete(root);
         return s;
     }

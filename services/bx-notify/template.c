@@ -507,8 +507,6 @@ bx_status template_set_load(const char *path, template_set **out, bx_error *err)
     if (s == BX_OK) {
         *out = ts;
         ts = NULL;
-    } else if (err != NULL) {
-        bx_utf8_repair(err->msg); /* a value quoted to SHOWN bytes may end in a cut character */
     }
 out:
     if (f != NULL)

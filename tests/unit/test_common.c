@@ -1,6 +1,7 @@
 /* Unit tests of the small common modules: configuration, log masking, buffers, the map, metrics. */
 #include "bx_buf.h"
 #include "bx_config.h"
+#include "bx_json.h"
 #include "bx_log.h"
 #include "bx_map.h"
 #include "bx_metrics.h"
@@ -190,4 +191,29 @@ BX_TEST(metrics_render_prometheus_text)
     const char *first = strstr(b.data, "# HELP bxt_things_total");
     CHECK(first && strstr(first + 1, "# HELP bxt_things_total") == NULL);
     bx_buf_free(&b);
+}
+
+/* Error messages quote input cut to a length and are cut to their own size; they stay valid UTF-8
+ * (found by the policy and template fuzz targets: a quoted name with a stray byte, a value of
+ * Chinese characters cut after 40 bytes). */
+BX_TEST(error_messages_stay_utf8)
+{
+    bx_error err = {0};
+    /* 学 is three bytes: "%.4s" of 学学 keeps one character and one byte of the next. */
+    CHECK_INT(BX_ERR(&err, BX_EINVAL, "got \"%.4s\"", "\xe5\xad\xa6\xe5\xad\xa6"), BX_EINVAL);
+    CHECK_STR(err.msg, "got \"\xe5\xad\xa6\"");
+    BX_ERR(&err, BX_EINVAL, "unknown setting %s",
+           "flag.singl\xff"
+           "e_parent");
+    CHECK_STR(err.msg, "unknown setting flag.single_parent");
+    /* Cut by the message's own size. */
+    char long_value[600];
+    memset(long_value, 0, sizeof(long_value));
+    for (size_t i = 0; i + 3 < sizeof(long_value); i += 3)
+        memcpy(long_value + i, "\xe5\xad\xa6", 3);
+    BX_ERR(&err, BX_EINVAL, "x%s", long_value);
+    CHECK(strlen(err.msg) > 500);
+    CHECK(bx_utf8_valid(err.msg, strlen(err.msg)));
+    CHECK_INT(err.status, BX_EINVAL);
+    CHECK(BX_ERR(NULL, BX_EIO, "no error to fill") == BX_EIO);
 }
