@@ -299,13 +299,17 @@ bx_status store_apply(PGconn *db, const store_ctx *ctx, const store_row *row, co
     ts_text(out->due_at, due_text);
     bx_date_format(bx_time_local_date(now), day);
     bool sending = out->state == DISPATCH_SENDING && row->state != DISPATCH_SENDING;
+    /* a provider's words may echo a number: stored masked, as everywhere */
+    char reason[sizeof(out->reason)];
+    snprintf(reason, sizeof(reason), "%s", out->reason);
+    bx_log_mask(reason);
     const char *params[] = {id,
                             dispatch_state_name(row->state),
                             attempt,
                             dispatch_state_name(out->state),
                             new_attempt,
                             out->due_at > 0 ? due_text : NULL,
-                            out->reason[0] ? out->reason : NULL,
+                            reason[0] ? reason : NULL,
                             provider_message_id && provider_message_id[0] ? provider_message_id
                                                                           : NULL,
                             now_text,
@@ -332,7 +336,7 @@ bx_status store_apply(PGconn *db, const store_ctx *ctx, const store_row *row, co
         s = add_status(db, ctx, row->request_id, row->notification_id, out->status, ctx->provider,
                        provider_message_id && provider_message_id[0] ? provider_message_id
                                                                      : row->provider_message_id,
-                       out->attempt, out->reason, row->recipient_masked, now, err);
+                       out->attempt, reason, row->recipient_masked, now, err);
     IFOK(s, bx_pg_exec(db, "COMMIT", err));
     if (s != BX_OK) {
         bx_pg_rollback(db);
@@ -367,6 +371,7 @@ bx_status store_receipt(PGconn *db, const char *notification_id, const char *mes
     snprintf(nid, sizeof(nid), "%s", notification_id ? notification_id : "");
     snprintf(mid, sizeof(mid), "%s", message_id ? message_id : "");
     snprintf(why, sizeof(why), "%s", reason ? reason : "");
+    bx_log_mask(why);
     const char *params[] = {nid, mid, state, why, now_text};
     int affected = 0;
     bx_status s = exec_params(
