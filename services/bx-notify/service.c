@@ -34,6 +34,7 @@
 #define DIGEST_STAFF    200  /* staff digested per loop iteration */
 #define DIGEST_TASKS    50   /* tasks looked at for one digest */
 #define DIGEST_LIST_MAX 1200 /* bytes of task lines in one digest SMS; more go in another */
+#define DIGEST_OPEN     6    /* still-open tasks of earlier days listed in the day's first digest */
 #define IDLE_SLEEP_US   20000
 
 static bx_metric m_requests = {"bx_notify_requests_total",
@@ -1036,20 +1037,41 @@ static void http_done(void *cls, struct MHD_Connection *conn, void **state,
 
 /* ---- digests ---- */
 
-/* One digest SMS for staff_id: as many of their collected tasks as fit, the rest in the next. */
+/* A still-open task as one line of a digest:
+ * 【未完成】家访：三年级2班张三，11月28日17:00前（已逾期）. */
+static bx_status open_task_line(const template_set *ts, const store_open_task *t, int number,
+                                bx_buf *list)
+{
+    char iso[40], due[64];
+    bx_time_format(t->due_at, iso, sizeof(iso));
+    if (template_format_due(iso, due, sizeof(due)) != BX_OK)
+        snprintf(due, sizeof(due), "%s", iso);
+    return bx_buf_printf(list, "\n%d. 【未完成】%s：%s%s，%s前%s", number,
+                         template_label(ts, "task", t->kind), t->class_name, t->student, due,
+                         t->overdue ? "（已逾期）" : "");
+}
+
+/* One digest SMS for staff_id: the first of the day lists what is still open from earlier days,
+ * then as many of the newly collected tasks and notices as fit; the rest go in the next part. */
 static bx_status make_digest(notify_service *sv, const char *staff_id, const char *day,
-                             bx_time_ms cutoff, bx_time_ms now, bx_error *err)
+                             bx_time_ms cutoff, bx_time_ms older, bx_time_ms now, bx_error *err)
 {
     PGconn *db = sv->db;
     static store_task tasks[DIGEST_TASKS];
-    int n = 0;
+    static store_open_task open[DIGEST_OPEN];
+    int n = 0, nopen = 0;
+    bool had = false;
     recipient r;
     char place[101] = "";
-    bx_status s = bx_pg_exec(db, "BEGIN", err);
-    IFOK(s, store_digest_tasks(db, staff_id, cutoff, DIGEST_TASKS, tasks, &n, err));
-    if (s == BX_OK && n == 0) {
+    bx_status s = store_digest_begin(db, staff_id, cutoff, &had, err);
+    if (s != BX_OK)
+        return s;
+    s = store_digest_tasks(db, staff_id, cutoff, DIGEST_TASKS, tasks, &n, err);
+    if (s == BX_OK && !had)
+        s = store_open_tasks(db, staff_id, older, DIGEST_OPEN, open, &nopen, err);
+    if (s == BX_OK && n == 0 && nopen == 0) {
         bx_pg_rollback(db);
-        return BX_OK; /* another replica took them */
+        return BX_OK; /* another replica made it */
     }
     IFOK(s, recipients_staff_by_id(db, staff_id, &r, place, sizeof(place), err));
     bool gone = s == BX_ENOTFOUND;
@@ -1057,6 +1079,8 @@ static bx_status make_digest(notify_service *sv, const char *staff_id, const cha
         s = BX_OK;
     bx_buf list;
     bx_buf_init(&list, 64 * 1024);
+    for (int i = 0; i < nopen && s == BX_OK; i++)
+        s = open_task_line(sv->conf.templates, &open[i], i + 1, &list);
     int listed = 0;
     for (; listed < n && s == BX_OK; listed++) {
         size_t before = list.len;
@@ -1065,18 +1089,18 @@ static bx_status make_digest(notify_service *sv, const char *staff_id, const cha
         size_t len = strlen(body), place_len = strlen(place);
         if (place_len > 0 && len > place_len && strcmp(body + len - place_len, place) == 0)
             len -= place_len;
-        s = bx_buf_printf(&list, "\n%d. %.*s", listed + 1, (int)len, body);
-        if (s == BX_OK && listed > 0 && list.len > DIGEST_LIST_MAX) {
+        s = bx_buf_printf(&list, "\n%d. %.*s", nopen + listed + 1, (int)len, body);
+        if (s == BX_OK && nopen + listed > 0 && list.len > DIGEST_LIST_MAX) {
             list.len = before; /* this one and the rest go in the next digest */
             list.data[before] = '\0';
             break;
         }
     }
     char count[12], request_id[129], text[TEXT_MAX * 4];
-    snprintf(count, sizeof(count), "%d", listed);
-    /* one digest per person and day, in parts when long: named by the first task it lists */
+    snprintf(count, sizeof(count), "%d", nopen + listed);
+    /* one digest per person and day, in parts when long: named by the first new task it lists */
     snprintf(request_id, sizeof(request_id), "digest:%s:%s:%s", staff_id, day,
-             tasks[0].notification_id);
+             listed > 0 ? tasks[0].notification_id : "open");
     template_var digest_vars[] = {{"teacher", gone ? staff_id : r.staff_name},
                                   {"task_count", count},
                                   {"tasks", list.data ? list.data : ""},
@@ -1127,7 +1151,7 @@ static bx_status make_digest(notify_service *sv, const char *staff_id, const cha
         bx_metric_add(&m_digests, 1);
         if (reason[0])
             bx_metric_add(&m_dead, 1);
-        bx_info("digest %s for %s: %d tasks%s%s", did, staff_id, listed,
+        bx_info("digest %s for %s: %d new, %d still open%s%s", did, staff_id, listed, nopen,
                 reason[0] ? "; dead: " : "", reason);
     }
     return BX_OK;
@@ -1138,23 +1162,27 @@ static void run_digests(notify_service *sv)
     bx_time_ms now = bx_clock_now();
     if (bx_time_local_minute(now) < sv->conf.digest_minute)
         return;
-    /* today's digest takes what was collected before today's digest time; later tasks wait for
-     * tomorrow's */
+    /* today's digest takes what was collected before today's digest time (later tasks wait for
+     * tomorrow's) and lists tasks still open from before yesterday's, which earlier digests
+     * announced */
     bx_date today = bx_time_local_date(now);
     bx_time_ms cutoff =
         bx_time_from_local(today, sv->conf.digest_minute / 60, sv->conf.digest_minute % 60);
+    bx_time_ms older = cutoff - 24LL * 3600 * 1000;
     char day[11];
     bx_date_format(today, day);
-    static char staff[DIGEST_STAFF][33];
-    int n = 0;
+    static char staff[2 * DIGEST_STAFF][33];
+    int n = 0, nopen = 0;
     bx_error err = {0};
-    if (store_digest_staff(sv->db, cutoff, DIGEST_STAFF, staff, &n, &err) != BX_OK) {
+    if (store_digest_staff(sv->db, cutoff, DIGEST_STAFF, staff, &n, &err) != BX_OK ||
+        store_open_task_staff(sv->db, older, cutoff, DIGEST_STAFF, staff + n, &nopen, &err) !=
+            BX_OK) {
         bx_warn("digests: %s", err.msg);
         bx_metric_add(&m_failures, 1);
         return;
     }
-    for (int i = 0; i < n && *sv->conf.running; i++) {
-        if (make_digest(sv, staff[i], day, cutoff, now, &err) != BX_OK) {
+    for (int i = 0; i < n + nopen && *sv->conf.running; i++) {
+        if (make_digest(sv, staff[i], day, cutoff, older, now, &err) != BX_OK) {
             bx_warn("digest for %s: %s", staff[i], err.msg);
             bx_metric_add(&m_failures, 1);
             return;

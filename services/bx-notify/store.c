@@ -564,3 +564,100 @@ bx_status store_digest_mark(PGconn *db, const store_ctx *ctx, const store_task *
     }
     return s;
 }
+
+/* The open tasks of a staff member st: owned by name, or by role where the case is. */
+#define OPEN_TASKS_JOINS                                                                           \
+    "FROM cases.task t JOIN cases.case c ON c.id = t.case_id "                                     \
+    "JOIN registry.school sc ON sc.id = c.school_id "                                              \
+    "JOIN registry.township tw ON tw.code = sc.township_code "                                     \
+    "JOIN registry.staff st ON st.role = t.owner_role AND (st.id = t.owner_staff_id OR "           \
+    "  (t.owner_staff_id IS NULL AND CASE st.role "                                                \
+    "    WHEN 'township_officer' THEN st.township_code = sc.township_code "                        \
+    "    WHEN 'county_officer' THEN st.county_code = tw.county_code "                              \
+    "    ELSE st.school_id = c.school_id END)) "
+#define OPEN_TASKS_WHERE                                                                           \
+    "WHERE t.done_at IS NULL AND c.closed_at IS NULL AND t.created_at < $1::timestamptz "
+
+bx_status store_open_task_staff(PGconn *db, bx_time_ms older, bx_time_ms since, int max,
+                                char (*staff)[33], int *count, bx_error *err)
+{
+    *count = 0;
+    char older_text[40], since_text[40], max_text[16];
+    ts_text(older, older_text);
+    ts_text(since, since_text);
+    snprintf(max_text, sizeof(max_text), "%d", max);
+    const char *params[] = {older_text, since_text, max_text};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db,
+                              "SELECT DISTINCT st.id " OPEN_TASKS_JOINS OPEN_TASKS_WHERE
+                              "AND NOT EXISTS (SELECT 1 FROM notify.notification d WHERE "
+                              "d.channel = 'digest' AND d.staff_id = st.id "
+                              "AND d.created_at >= $2::timestamptz) ORDER BY st.id LIMIT $3::int",
+                              3, params, &res, err);
+    if (s == BX_OK) {
+        int n = PQntuples(res) < max ? PQntuples(res) : max;
+        for (int i = 0; i < n; i++)
+            copy(staff[i], sizeof(staff[i]), PQgetvalue(res, i, 0));
+        *count = n;
+    }
+    PQclear(res);
+    return s;
+}
+
+bx_status store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms older, int max,
+                           store_open_task *tasks, int *count, bx_error *err)
+{
+    *count = 0;
+    char older_text[40], max_text[16];
+    ts_text(older, older_text);
+    snprintf(max_text, sizeof(max_text), "%d", max);
+    const char *params[] = {older_text, staff_id, max_text};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(
+        db,
+        "SELECT t.kind, (extract(epoch FROM t.due_at) * 1000)::bigint, t.overdue_at IS NOT NULL, "
+        "coalesce(cl.name, ''), coalesce(p.name, '') " OPEN_TASKS_JOINS
+        "LEFT JOIN registry.student su ON su.id = c.student_id "
+        "LEFT JOIN registry.class cl ON cl.id = su.class_id "
+        "LEFT JOIN registry.student_private p ON p.student_id = c.student_id " OPEN_TASKS_WHERE
+        "AND st.id = $2 ORDER BY t.due_at, t.id LIMIT $3::int",
+        3, params, &res, err);
+    if (s == BX_OK) {
+        int n = PQntuples(res) < max ? PQntuples(res) : max;
+        for (int i = 0; i < n; i++) {
+            store_open_task *t = &tasks[i];
+            copy(t->kind, sizeof(t->kind), PQgetvalue(res, i, 0));
+            t->due_at = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+            t->overdue = strcmp(PQgetvalue(res, i, 2), "t") == 0;
+            copy(t->class_name, sizeof(t->class_name), PQgetvalue(res, i, 3));
+            copy(t->student, sizeof(t->student), PQgetvalue(res, i, 4));
+        }
+        *count = n;
+    }
+    PQclear(res);
+    return s;
+}
+
+bx_status store_digest_begin(PGconn *db, const char *staff_id, bx_time_ms since, bool *had,
+                             bx_error *err)
+{
+    *had = false;
+    char since_text[40];
+    ts_text(since, since_text);
+    const char *lock_params[] = {staff_id};
+    const char *params[] = {staff_id, since_text};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_exec(db, "BEGIN", err);
+    IFOK(s, exec_params(db, "SELECT pg_advisory_xact_lock(hashtext('bx-notify digest:' || $1))", 1,
+                        lock_params, NULL, err));
+    IFOK(s, bx_pg_query(db,
+                        "SELECT EXISTS (SELECT 1 FROM notify.notification WHERE channel = "
+                        "'digest' AND staff_id = $1 AND created_at >= $2::timestamptz)",
+                        2, params, &res, err));
+    if (s == BX_OK)
+        *had = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (s != BX_OK)
+        bx_pg_rollback(db);
+    return s;
+}

@@ -133,6 +133,25 @@ bx_status store_digest_staff(PGconn *db, bx_time_ms cutoff, int max, char (*staf
                              bx_error *err) BX_MUSTCHECK;
 bx_status store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms cutoff, int max,
                              store_task *tasks, int *count, bx_error *err) BX_MUSTCHECK;
+/* Open tasks from earlier days (bx-escalate's cases.task, created before `older`, case open):
+ * who has some without a digest since `since`, and one person's, oldest deadline first. A task
+ * without an owner staff id is the role's at the case's school, township or county. */
+typedef struct store_open_task {
+    char kind[65];
+    bx_time_ms due_at;
+    bool overdue;
+    char class_name[101];
+    char student[65];
+} store_open_task;
+bx_status store_open_task_staff(PGconn *db, bx_time_ms older, bx_time_ms since, int max,
+                                char (*staff)[33], int *count, bx_error *err) BX_MUSTCHECK;
+bx_status store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms older, int max,
+                           store_open_task *tasks, int *count, bx_error *err) BX_MUSTCHECK;
+/* Opens the transaction of one person's digest: locks the person (an advisory lock, so replicas
+ * make one digest each) and says whether they had one at or after since. */
+bx_status store_digest_begin(PGconn *db, const char *staff_id, bx_time_ms since, bool *had,
+                             bx_error *err) BX_MUSTCHECK;
+
 /* Marks the tasks digested into digest_id with a status message each. */
 bx_status store_digest_mark(PGconn *db, const store_ctx *ctx, const store_task *tasks, int count,
                             int64_t digest_id, const char *digest_notification_id,

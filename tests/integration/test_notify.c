@@ -1121,3 +1121,59 @@ BX_TEST(days_missed_this_term_come_from_the_attendance_record)
     CHECK_INT(file_lines(&s, "学生4今天（11月27日）没有到校，本学期已缺课3天"), 1);
     svc_stop(&s);
 }
+
+/* The day's first digest also lists tasks still open from earlier days (bx-escalate's cases.task:
+ * by owner, or by role where the case is), not the done ones or those of closed cases. */
+BX_TEST(the_digest_lists_tasks_still_open_from_earlier_days)
+{
+    svc s;
+    svc_init(&s, 3, "2026-11-27 09:00");
+    setting(&s, "BX_NOTIFY_DIGEST_TIME=16:30");
+    PGconn *db = pg();
+    bx_error err = {0};
+    REQUIRE(bx_pg_exec(db,
+                       "INSERT INTO cases.case (id, student_id, school_id, opened_at, updated_at, "
+                       "closed_at, ending) VALUES "
+                       "(1, 'N01', 'NS1', '2026-11-20 09:00+08', '2026-11-20 09:00+08', NULL, "
+                       "NULL), (2, 'N02', 'NS1', '2026-11-20 09:00+08', '2026-11-24 09:00+08', "
+                       "'2026-11-24 09:00+08', 'returned');"
+                       "INSERT INTO cases.task (case_id, task_key, kind, owner_role, "
+                       "owner_staff_id, created_at, due_at, done_at, overdue_at) VALUES "
+                       "(1, 'k1', 'home_visit', 'homeroom_teacher', 'NT1', '2026-11-24 09:00+08', "
+                       "'2026-11-25 17:00+08', NULL, '2026-11-25 17:00+08'), "
+                       "(1, 'k2', 'contact_family', 'homeroom_teacher', 'NT1', "
+                       "'2026-11-23 09:00+08', '2026-11-23 17:00+08', '2026-11-23 12:00+08', "
+                       "NULL), "
+                       "(1, 'k3', 'persuasion_letter', 'principal', NULL, '2026-11-25 09:00+08', "
+                       "'2026-11-30 17:00+08', NULL, NULL), "
+                       "(2, 'k4', 'home_visit', 'homeroom_teacher', 'NT1', '2026-11-21 09:00+08', "
+                       "'2026-11-22 17:00+08', NULL, NULL), "
+                       "(1, 'k5', 'home_visit', 'homeroom_teacher', 'NT1', '2026-11-27 08:00+08', "
+                       "'2026-11-28 17:00+08', NULL, NULL)",
+                       &err) == BX_OK);
+    PQfinish(db);
+    svc_run(&s);
+    ask_task(&s, 3, "new", "contact_family"); /* today's new task for NT1 */
+    settle(&s);
+    CHECK_INT(file_lines(&s, NULL), 0);
+    at("2026-11-27 16:30");
+    for (int i = 0; i < 200 && file_lines(&s, NULL) < 2; i++)
+        usleep(50 * 1000);
+    settle(&s);
+    CHECK_INT(file_lines(&s, NULL), 2);
+    /* NT1: the overdue home visit of N01 (k1), then today's new task; not the done k2, not k4 of
+     * the closed case, not k5 created since yesterday's digest time (announced as new) */
+    CHECK_INT(file_lines(&s, "139****0001"), 1);
+    CHECK_INT(file_lines(&s, "周明老师，您有2项待办"), 1);
+    CHECK_INT(file_lines(&s, "1. 【未完成】家访：三年级2班学生1，11月25日17:00前（已逾期）"), 1);
+    CHECK_INT(file_lines(&s, "2. 【待办】三年级2班学生3"), 1);
+    /* NP1 by role at the case's school */
+    CHECK_INT(file_lines(&s, "吴刚老师，您有1项待办"), 1);
+    CHECK_INT(file_lines(&s, "【未完成】下发劝学书：三年级2班学生1，11月30日17:00前"), 1);
+    /* one digest each a day: nothing more on the next step or later today */
+    at("2026-11-27 20:00");
+    settle(&s);
+    usleep(300 * 1000);
+    CHECK_INT(file_lines(&s, NULL), 2);
+    svc_stop(&s);
+}
