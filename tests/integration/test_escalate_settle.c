@@ -146,6 +146,7 @@ BX_TEST(lag_of_a_group_is_waited_for_and_named)
     snprintf(want, sizeof(want), "group %s: lag 3 on %s", group, topic);
     CHECK_CONTAINS(out, want);
     CHECK_CONTAINS(out, "nothing committed");
+    CHECK_CONTAINS(out, "(no member in the group: running?)");
     CHECK_CONTAINS(out, "not settled after 2 s");
     free(out);
 

@@ -164,6 +164,23 @@ static bool db_discover(settle *st)
     return true;
 }
 
+/* True unless the broker says the group has no member (a consumer that is not running); an
+ * unanswered question counts as members, so the line only adds a hint. */
+static bool group_has_members(settle_group *g)
+{
+    const struct rd_kafka_group_list *list = NULL;
+    if (rd_kafka_list_groups(g->rk, g->name, &list, KAFKA_WAIT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return true;
+    bool members = true;
+    if (list->group_cnt == 0)
+        members = false;
+    else if (list->group_cnt == 1 && (list->groups[0].err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+                                      list->groups[0].err == RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND))
+        members = list->groups[0].member_cnt > 0;
+    rd_kafka_group_list_destroy(list);
+    return members;
+}
+
 static bx_status check_group(settle *st, settle_group *g, settle_check *c)
 {
     bx_status s = BX_OK;
@@ -223,8 +240,9 @@ static bx_status check_group(settle *st, settle_group *g, settle_check *c)
             }
         }
         if (s == BX_OK && lag > 0)
-            s = bx_buf_printf(&c->waiting, "  group %s: lag %lld on %s: %s\n", g->name, lag, topic,
-                              detail.data);
+            s = bx_buf_printf(&c->waiting, "  group %s: lag %lld on %s: %s%s\n", g->name, lag,
+                              topic, detail.data,
+                              group_has_members(g) ? "" : " (no member in the group: running?)");
         bx_buf_free(&detail);
         rd_kafka_topic_partition_list_destroy(parts);
     }
