@@ -6,6 +6,7 @@
 #include "ingest.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -373,13 +374,68 @@ static bx_status records_array(const char *body, size_t len, cJSON **root, const
     return s;
 }
 
+/* cJSON prints a number within 1e-15 of the largest double with 15 digits, which round past it:
+ * the text would no longer parse. Such numbers are printed with 17 digits instead. */
+#define PRINTS_PAST_MAX 1.797693134862315e308
+
+static bool has_huge_number(const cJSON *node)
+{
+    if (cJSON_IsNumber(node) && fabs(node->valuedouble) >= PRINTS_PAST_MAX)
+        return true;
+    for (const cJSON *c = node->child; c != NULL; c = c->next)
+        if (has_huge_number(c))
+            return true;
+    return false;
+}
+
+static bool exact_huge_numbers(cJSON *node)
+{
+    for (cJSON *c = node->child; c != NULL; c = c->next) {
+        if (cJSON_IsNumber(c) && fabs(c->valuedouble) >= PRINTS_PAST_MAX) {
+            char text[32];
+            snprintf(text, sizeof(text), "%.17g", c->valuedouble);
+            cJSON *raw = cJSON_CreateRaw(text);
+            /* The member keeps its name (replacing by pointer does not carry it over). */
+            if (raw != NULL && c->string != NULL && (raw->string = strdup(c->string)) == NULL) {
+                cJSON_Delete(raw);
+                return false;
+            }
+            if (raw == NULL || !cJSON_ReplaceItemViaPointer(node, c, raw)) {
+                cJSON_Delete(raw);
+                return false;
+            }
+            c = raw;
+        } else if (!exact_huge_numbers(c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A record as received, as JSON text that parses again (for the reply and the dead letter). */
+static char *print_record(const cJSON *item)
+{
+    if (!has_huge_number(item))
+        return cJSON_PrintUnformatted(item);
+    cJSON *copy = cJSON_Duplicate(item, true);
+    if (cJSON_IsNumber(copy)) {
+        char text[32];
+        snprintf(text, sizeof(text), "%.17g", copy->valuedouble);
+        cJSON_Delete(copy);
+        return strdup(text);
+    }
+    char *out = copy && exact_huge_numbers(copy) ? cJSON_PrintUnformatted(copy) : NULL;
+    cJSON_Delete(copy);
+    return out;
+}
+
 static ingest_record *add_json_record(ingest_batch *out, int index, const cJSON *item,
                                       const char *path)
 {
     ingest_record *r = add_record(out, index, 0);
     if (r == NULL)
         return NULL;
-    r->raw = cJSON_PrintUnformatted(item);
+    r->raw = print_record(item);
     if (!cJSON_IsObject(item))
         reject(r, path, "malformed", "expected an object");
     return r;
@@ -698,7 +754,7 @@ bx_status ingest_parse_rollcall(const ingest_ctx *ctx, const char *body, size_t 
                 s = BX_ERR(err, BX_ENOMEM, "out of memory");
                 break;
             }
-            r->raw = cJSON_PrintUnformatted(item);
+            r->raw = print_record(item);
             const char *sid = NULL, *leave_kind = NULL;
             if (l == 1) {
                 static const char *const lkeys[] = {"student_id", "leave_kind", NULL};

@@ -183,3 +183,38 @@ BX_TEST(errors_quoting_long_values_stay_utf8)
     CHECK(bx_utf8_valid(err.msg, strlen(err.msg)));
     ingest_batch_free(&b);
 }
+
+/* cJSON prints a number next to the largest double with 15 digits, past the largest double: the
+ * record as received, quoted in the reply and the dead letter, must parse again and say the same.
+ */
+BX_TEST(records_as_received_parse_again)
+{
+    static const char *const bodies[] = {
+        "{\"records\":[{\"student_id\":\"S10010301\",\"date\":\"2026-11-26\",\"status\":\"absent\","
+        "\"period\":1.7976931348623157e308}]}",
+        "{\"records\":[-1.7976931348623157e308,{\"a\":[1.7976931348623157e308,{\"b\":"
+        "-1.7976931348623157e308}],\"c\":1}]}",
+    };
+    ingest_ctx ctx = context();
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        ingest_batch b;
+        ingest_batch_init(&b);
+        bx_error err = {0};
+        REQUIRE(ingest_parse_attendance_json(&ctx, bodies[i], strlen(bodies[i]), &b, &err) ==
+                BX_OK);
+        cJSON *body = cJSON_Parse(bodies[i]);
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(body, "records")->child;
+        for (size_t k = 0; k < b.count; k++, item = item->next) {
+            const char *raw = b.items[k].raw;
+            REQUIRE(raw != NULL);
+            cJSON *again = NULL;
+            if (bx_json_parse(raw, strlen(raw), &again, &err) != BX_OK)
+                BX_FAIL_AT("body %zu record %zu: %s does not parse: %s", i, k, raw, err.msg);
+            else if (!cJSON_Compare(again, item, true))
+                BX_FAIL_AT("body %zu record %zu: %s is not the record received", i, k, raw);
+            cJSON_Delete(again);
+        }
+        cJSON_Delete(body);
+        ingest_batch_free(&b);
+    }
+}
