@@ -29,6 +29,9 @@ void provider_result_set(provider_result *res, provider_outcome outcome, const c
     va_start(ap, fmt);
     vsnprintf(res->reason, sizeof(res->reason), fmt, ap);
     va_end(ap);
+    /* A provider's message quoted to a length ("%.120s") may end in a character cut in two; the
+     * reason is stored in PostgreSQL, which refuses text that is not UTF-8. */
+    bx_utf8_repair(res->reason);
 }
 
 bool provider_phone_ok(const char *phone)

@@ -1,5 +1,6 @@
 /* Unit tests of bx-notify's SMS providers without a network: the file adapter, message checks,
  * receipt parsing, and the request signatures (webhook HMAC, Aliyun RPC). */
+#include "bx_json.h"
 #include "bx_test.h"
 #include "provider.h"
 #include "provider_http.h"
@@ -373,4 +374,22 @@ BX_TEST(aliyun_sms_reports_parsed_all_or_nothing)
     provider_config nocode = {.kind = "aliyun", .access_key_id = "a", .secret = "x"};
     CHECK_INT(provider_open(&nocode, &p, &err), BX_EINVAL);
     CHECK_CONTAINS(err.msg, "TEMPLATE_CODE");
+}
+
+/* Found by fuzz_provider_answers: the reason quotes Aliyun's Message to 120 bytes, which cut a
+ * Chinese character in two; the reason goes into PostgreSQL, which refuses text not UTF-8. */
+BX_TEST(aliyun_reason_stays_utf8)
+{
+    char body[512] = "{\"Code\":\"isv.MOBILE_NUMBER_ILLEGAL\",\"Message\":\"x";
+    for (int i = 0; i < 50; i++)
+        strcat(body, "\xe5\x8f\xb7"); /* 号: 151 bytes of message in all */
+    strcat(body, "\"}");
+    provider_result res;
+    memset(&res, 0, sizeof(res));
+    provider_aliyun_classify(200, body, strlen(body), &res);
+    CHECK(res.outcome == PROVIDER_PERMANENT);
+    CHECK_CONTAINS(res.reason, "isv.MOBILE_NUMBER_ILLEGAL: x\xe5\x8f\xb7");
+    CHECK(bx_utf8_valid(res.reason, strlen(res.reason)));
+    /* 120 bytes of message: "x" and 39 whole characters. */
+    CHECK_INT((int)strlen(res.reason), (int)strlen("isv.MOBILE_NUMBER_ILLEGAL: ") + 1 + 39 * 3);
 }
