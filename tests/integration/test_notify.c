@@ -1164,11 +1164,11 @@ BX_TEST(the_digest_lists_tasks_still_open_from_earlier_days)
     /* NT1: the overdue home visit of N01 (k1), then today's new task; not the done k2, not k4 of
      * the closed case, not k5 created since yesterday's digest time (announced as new) */
     CHECK_INT(file_lines(&s, "139****0001"), 1);
-    CHECK_INT(file_lines(&s, "周明老师，您有2项待办"), 1);
+    CHECK_INT(file_lines(&s, "周明您好，您有2项待办"), 1);
     CHECK_INT(file_lines(&s, "1. 【未完成】家访：三年级2班学生1，11月25日17:00前（已逾期）"), 1);
     CHECK_INT(file_lines(&s, "2. 【待办】三年级2班学生3"), 1);
     /* NP1 by role at the case's school */
-    CHECK_INT(file_lines(&s, "吴刚老师，您有1项待办"), 1);
+    CHECK_INT(file_lines(&s, "吴刚您好，您有1项待办"), 1);
     CHECK_INT(file_lines(&s, "【未完成】下发劝学书：三年级2班学生1，11月30日17:00前"), 1);
     /* one digest each a day: nothing more on the next step or later today */
     at("2026-11-27 20:00");
