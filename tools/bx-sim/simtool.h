@@ -20,7 +20,8 @@ void sim_settle_free(sim_settle *s);
  * i-th group (lagging), ngroups due timers, ngroups + 1 the outbox, more: bx-notify's due work.
  * *what names it and *left says how much is left (-1 unknown). */
 int sim_settle_check(sim_settle *s, const char **what, long long *left);
-/* Waits until the pipeline is quiet at the clock's current time, or timeout_ms. */
+/* Waits until the pipeline is quiet at the clock's current time on two checks in a row with the
+ * same end offsets (as bxctl settle), or timeout_ms. */
 bx_status sim_settle_wait(sim_settle *s, int timeout_ms, bx_error *err) BX_MUSTCHECK;
 /* Commits `group`'s offsets at the current end of each topic ("a,b"), so a new group starts
  * with the messages produced from now on. */
