@@ -70,6 +70,10 @@ static const setting settings[] = {
     INT_SETTING("tier.medium", 1, 100000, 25, tier_medium),
     INT_SETTING("tier.high", 1, 100000, 45, tier_high),
     INT_SETTING("tier.critical", 1, 100000, 75, tier_critical),
+
+    INT_SETTING("absence_rates.largest_only", 0, 1, 1, rates_largest_only),
+    INT_SETTING("weight.flags_max", 0, 100000, 30, w_flags_max),
+    INT_SETTING("tier.profile_steps", 0, 3, 1, tier_profile_steps),
 };
 
 #define SETTING_COUNT (sizeof(settings) / sizeof(settings[0]))

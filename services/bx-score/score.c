@@ -856,8 +856,8 @@ bx_status score_tier_from_name(const char *name, score_tier *out)
 }
 
 static const char *const attendance_factors[] = {
-    "streak_days",     "attendance_rate_20d",     "attendance_rate_term",
-    "chronic_absence", "unexcused_periods_today", "late_arrivals_20d",
+    "streak_days",        "attendance_rate_20d",     "attendance_rate_term", "chronic_absence",
+    "absence_rates_once", "unexcused_periods_today", "late_arrivals_20d",
 };
 
 bool score_factor_is_attendance(const char *factor)
@@ -889,6 +889,54 @@ static void add_factor(score_assessment *a, const char *name, int points, score_
     vsnprintf(f->detail, sizeof(f->detail), fmt, ap);
     va_end(ap);
     a->score += points;
+}
+
+/* A limit: a factor of negative points (-points), so the score stays the sum of its factors. */
+static void add_limit(score_assessment *a, const char *name, int points, score_source source,
+                      const char *fmt, ...) BX_PRINTF(5, 6);
+
+static void add_limit(score_assessment *a, const char *name, int points, score_source source,
+                      const char *fmt, ...)
+{
+    if (points <= 0)
+        return;
+    assert(a->nfactors < SCORE_FACTORS_MAX);
+    if (a->nfactors >= SCORE_FACTORS_MAX)
+        return;
+    score_factor *f = &a->factors[a->nfactors++];
+    snprintf(f->factor, sizeof(f->factor), "%s", name);
+    f->points = -points;
+    f->source = source;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->detail, sizeof(f->detail), fmt, ap);
+    va_end(ap);
+    a->score -= points;
+}
+
+/* The points of the factors from index first on. */
+static int points_from(const score_assessment *a, int first)
+{
+    int sum = 0;
+    for (int i = first; i < a->nfactors; i++)
+        sum += a->factors[i].points;
+    return sum;
+}
+
+static score_tier tier_of(const score_policy *p, int score)
+{
+    return score >= p->tier_critical ? SCORE_TIER_CRITICAL
+           : score >= p->tier_high   ? SCORE_TIER_HIGH
+           : score >= p->tier_medium ? SCORE_TIER_MEDIUM
+                                     : SCORE_TIER_LOW;
+}
+
+/* The lowest score of tier t (MEDIUM..CRITICAL). */
+static int tier_bound(const score_policy *p, score_tier t)
+{
+    return t == SCORE_TIER_CRITICAL ? p->tier_critical
+           : t == SCORE_TIER_HIGH   ? p->tier_high
+                                    : p->tier_medium;
 }
 
 /* Full years from birth to d. */
@@ -944,6 +992,7 @@ static void assess_attendance(const score_policy *p, const score_summary *s, sco
                    "absent %d school day%s in a row since %s", s->streak_days,
                    s->streak_days == 1 ? "" : "s", date);
     }
+    int rates_first = a->nfactors;
     const score_counts *w = &s->window;
     int reported = score_counts_reported(w);
     if (reported >= p->rate_min_days) {
@@ -965,6 +1014,16 @@ static void assess_attendance(const score_policy *p, const score_summary *s, sco
         add_factor(a, "chronic_absence", p->w_chronic_absence, SCORE_SOURCE_ATTENDANCE,
                    "missed %d of %d reported school days this term (%d%%), leave included", missed,
                    term_reported, percent_floor(missed, term_reported));
+    }
+    if (p->rates_largest_only && a->nfactors - rates_first > 1) {
+        int sum = points_from(a, rates_first), largest = 0;
+        for (int i = rates_first; i < a->nfactors; i++)
+            if (a->factors[i].points > largest)
+                largest = a->factors[i].points;
+        add_limit(a, "absence_rates_once", sum - largest, SCORE_SOURCE_ATTENDANCE,
+                  "the 20-day rate, the term rate and chronic absence count the same missed days: "
+                  "only the largest, %d of their %d points, counts",
+                  largest, sum);
     }
     if (s->unexcused_periods >= p->periods_alert_threshold) {
         bx_date_format(s->as_of, date);
@@ -998,6 +1057,7 @@ static void assess_profile(const score_policy *p, const score_summary *s,
         {"earlier_dropout", SCORE_FLAG_EARLIER_DROPOUT, p->f_earlier_dropout},
         {"monastery", SCORE_FLAG_MONASTERY, p->f_monastery},
     };
+    int flags_first = a->nfactors;
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
         unsigned set = profile->flags & flags[i].bits;
         if (set == 0)
@@ -1020,6 +1080,11 @@ static void assess_profile(const score_policy *p, const score_summary *s,
         add_factor(a, "disability", flags[i].points, SCORE_SOURCE_PROFILE, "registry flag (%s)",
                    names);
     }
+    int flag_points = points_from(a, flags_first);
+    if (flag_points > p->w_flags_max)
+        add_limit(a, "flags_capped", flag_points - p->w_flags_max, SCORE_SOURCE_PROFILE,
+                  "registry flags give %d points together, counted up to %d", flag_points,
+                  p->w_flags_max);
     int grade = profile->grade;
     if (grade < 1 || grade > 9)
         return;
@@ -1042,12 +1107,24 @@ void score_assess(const score_policy *p, const score_summary *s, const score_pro
 {
     memset(out, 0, sizeof(*out));
     assess_attendance(p, s, out);
+    int attendance = out->score;
     if (profile != NULL)
         assess_profile(p, s, profile, out);
-    out->tier = out->score >= p->tier_critical ? SCORE_TIER_CRITICAL
-                : out->score >= p->tier_high   ? SCORE_TIER_HIGH
-                : out->score >= p->tier_medium ? SCORE_TIER_MEDIUM
-                                               : SCORE_TIER_LOW;
+    /* The profile raises the tier at most tier_profile_steps above attendance's own: its points
+     * count up to one below the lowest score of the first tier it may not reach. */
+    score_tier own = tier_of(p, attendance);
+    int reach = (int)own + p->tier_profile_steps;
+    if (reach < (int)SCORE_TIER_CRITICAL) {
+        int allowed = tier_bound(p, (score_tier)(reach + 1)) - 1 - attendance;
+        int profile_points = out->score - attendance;
+        if (profile_points > allowed)
+            add_limit(out, "tier_needs_attendance", profile_points - allowed, SCORE_SOURCE_PROFILE,
+                      "attendance alone gives %d points (%s); the registry and age may raise the "
+                      "tier to %s at most, so they count up to %d of their %d points",
+                      attendance, score_tier_name(own), score_tier_name((score_tier)reach), allowed,
+                      profile_points);
+    }
+    out->tier = tier_of(p, out->score);
 }
 
 /* ---- publishing ---- */

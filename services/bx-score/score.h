@@ -65,7 +65,14 @@
  * Risk score: the sum of the points of its factors, each from the policy file (score.policy).
  * Attendance factors come from the summary; profile factors from the registry (flags, over-age,
  * transition grade). Sex and ethnicity are never inputs: no structure here has a field for them
- * and the policy loader refuses settings that name them.
+ * and the policy loader refuses settings that name them. Three limits, each shown as a factor of
+ * negative points so the score stays the sum of its factors:
+ *   - absence_rates_once: the 20-day rate, the term rate and chronic absence count the same
+ *     missed days; with absence_rates.largest_only only the largest of their points counts;
+ *   - flags_capped: registry flags count up to weight.flags_max points together;
+ *   - tier_needs_attendance: the profile (flags, over-age, transition year) raises the tier by at
+ *     most tier.profile_steps above the tier of the attendance factors alone; its points count up
+ *     to one below the bound of the tier above that.
  */
 
 /* ---- facts ---- */
@@ -242,6 +249,12 @@ typedef struct score_policy {
     int tier_medium; /* score >= tier_medium: medium, and so on; medium < high < critical */
     int tier_high;
     int tier_critical;
+
+    /* Limits that keep one piece of evidence from counting several times (see score_assess). */
+    int rates_largest_only; /* absence_rates.largest_only: 1 = the 20-day rate, the term rate
+                               and chronic absence give only the largest of their points */
+    int w_flags_max;        /* weight.flags_max: registry flags count up to this many points */
+    int tier_profile_steps; /* tier.profile_steps: tiers the profile may add to attendance's */
 } score_policy;
 
 /* The built-in defaults, identical to deploy/policy/score.policy. */
@@ -389,8 +402,10 @@ typedef struct score_assessment {
 } score_assessment;
 
 /* Factor names: attendance ones are streak_days, attendance_rate_20d, attendance_rate_term,
- * chronic_absence, unexcused_periods_today, late_arrivals_20d; profile ones are the registry flag
- * names (the four disability flags give one factor "disability"), over_age and transition_year. */
+ * chronic_absence, absence_rates_once (negative), unexcused_periods_today, late_arrivals_20d;
+ * profile ones are the registry flag names (the four disability flags give one factor
+ * "disability"), flags_capped (negative), over_age, transition_year and tier_needs_attendance
+ * (negative). Every other factor has points > 0. */
 void score_assess(const score_policy *p, const score_summary *s, const score_profile *profile,
                   score_assessment *out);
 bool score_factor_is_attendance(const char *factor);

@@ -1236,6 +1236,10 @@ BX_TEST(policy_file_is_the_default)
     CHECK(2 * builtin.w_streak_per_day < builtin.tier_high);
     CHECK(5 * builtin.w_streak_per_day >= builtin.tier_critical);
     CHECK(4 * builtin.w_streak_per_day < builtin.tier_critical);
+    /* the limits: flags alone stay below high; the profile adds one tier at most */
+    CHECK(builtin.w_flags_max < builtin.tier_high);
+    CHECK_INT(builtin.tier_profile_steps, 1);
+    CHECK_INT(builtin.rates_largest_only, 1);
 }
 
 BX_TEST(policy_overrides)
@@ -1295,6 +1299,10 @@ BX_TEST(policy_errors)
         {"transition_grades = 4,4\n", "transition_grades: expected distinct grades"},
         {"transition_grades = 1 4\n", "transition_grades: expected distinct grades"},
         {"transition_grades = 1,\n", "transition_grades: expected distinct grades"},
+        {"tier.profile_steps = 4\n", "tier.profile_steps: expected an integer 0..3"},
+        {"absence_rates.largest_only = 2\n",
+         "absence_rates.largest_only: expected an integer 0..1"},
+        {"weight.flags_max = -1\n", "weight.flags_max: expected an integer 0..100000"},
         {"tier.high = 10\n", "score.policy: tier.high (10) must be above tier.medium (25)"},
         {"tier.critical = 45\n", "score.policy: tier.critical (45) must be above tier.high (45)"},
         {"rate_20d.very_low_percent = 95\n",
@@ -1371,11 +1379,13 @@ static const assess_row assess_rows[] = {
     {"three_days_persuasion", 3, "2026-11-25", 18, 2, 0, 0, 58, 2, 0, false, 0, 0, 0, "-",
      "2026-11-27", 45, "high", "streak_days:45"},
     {"one_week_roster", 5, "2026-11-23", 15, 5, 0, 0, 40, 5, 0, true, 0, 0, 0, "-", "2026-11-27",
-     120, "critical",
-     "streak_days:75 attendance_rate_20d:20 attendance_rate_term:10 chronic_absence:15"},
+     95, "critical",
+     "streak_days:75 attendance_rate_20d:20 attendance_rate_term:10 chronic_absence:15 "
+     "absence_rates_once:-25"},
     {"streak_capped", 30, "2026-10-16", 0, 20, 0, 0, 20, 30, 0, true, 0, 0, 0, "-", "2026-11-27",
-     195, "critical",
-     "streak_days:150 attendance_rate_20d:20 attendance_rate_term:10 chronic_absence:15"},
+     170, "critical",
+     "streak_days:150 attendance_rate_20d:20 attendance_rate_term:10 chronic_absence:15 "
+     "absence_rates_once:-25"},
     /* rates */
     {"rate_89_percent", 0, "-", 17, 1, 1, 0, 57, 1, 2, false, 0, 0, 0, "-", "2026-11-27", 10, "low",
      "attendance_rate_20d:10"},
@@ -1387,18 +1397,54 @@ static const assess_row assess_rows[] = {
      "attendance_rate_20d:20"},
     {"rate_needs_five_reported_days", 0, "-", 1, 3, 0, 0, 1, 3, 0, false, 0, 0, 0, "-",
      "2026-09-04", 0, "low", ""},
-    {"term_rate_and_chronic", 0, "-", 20, 0, 0, 0, 40, 3, 3, true, 0, 0, 0, "-", "2026-11-27", 25,
-     "medium", "attendance_rate_term:10 chronic_absence:15"},
+    /* the three views of the same missed days count once: the largest */
+    {"term_rate_and_chronic", 0, "-", 20, 0, 0, 0, 40, 3, 3, true, 0, 0, 0, "-", "2026-11-27", 15,
+     "low", "attendance_rate_term:10 chronic_absence:15 absence_rates_once:-10"},
+    {"two_sick_days_early_in_term", 0, "-", 8, 0, 2, 0, 8, 0, 2, true, 0, 0, 0, "-", "2026-09-14",
+     15, "low",
+     "attendance_rate_20d:10 attendance_rate_term:10 chronic_absence:15 absence_rates_once:-20"},
+    {"very_low_rate_is_the_largest", 0, "-", 7, 1, 2, 0, 7, 1, 2, true, 0, 0, 0, "-", "2026-09-14",
+     20, "low",
+     "attendance_rate_20d:20 attendance_rate_term:10 chronic_absence:15 absence_rates_once:-25"},
     {"late_five_days", 0, "-", 20, 0, 0, 5, 60, 0, 0, false, 0, 0, 0, "-", "2026-11-27", 5, "low",
      "late_arrivals_20d:5"},
     {"late_four_days", 0, "-", 20, 0, 0, 4, 60, 0, 0, false, 0, 0, 0, "-", "2026-11-27", 0, "low",
      ""},
     /* registry flags */
+    /* registry flags count up to weight.flags_max (30) together: medium at most alone */
     {"every_flag", 0, "-", 20, 0, 0, 0, 60, 0, 0, false, 0, SCORE_FLAG_ALL, 0, "-", "2026-11-27",
-     155, "critical",
+     30, "medium",
      "registered_poor:10 minimum_subsistence:10 extreme_poverty:15 orphan:15 disability:10 "
      "left_behind:10 single_parent:5 migrant:5 learning_difficulty:10 wavering:20 "
-     "earlier_dropout:20 monastery:25"},
+     "earlier_dropout:20 monastery:25 flags_capped:-125"},
+    {"wavering_monastery_not_high", 0, "-", 20, 0, 0, 0, 60, 0, 0, false, 0,
+     SCORE_FLAG_WAVERING | SCORE_FLAG_MONASTERY, 0, "-", "2026-11-27", 30, "medium",
+     "wavering:20 monastery:25 flags_capped:-15"},
+    /* the profile raises the tier one step at most above attendance's own */
+    {"every_flag_one_day_not_high", 1, "2026-11-27", 19, 1, 0, 0, 59, 1, 0, false, 0,
+     SCORE_FLAG_ALL, 0, "-", "2026-11-27", 44, "medium",
+     "streak_days:15 registered_poor:10 minimum_subsistence:10 extreme_poverty:15 orphan:15 "
+     "disability:10 left_behind:10 single_parent:5 migrant:5 learning_difficulty:10 wavering:20 "
+     "earlier_dropout:20 monastery:25 flags_capped:-125 tier_needs_attendance:-1"},
+    {"flags_one_day_medium", 1, "2026-11-27", 19, 1, 0, 0, 59, 1, 0, false, 0,
+     SCORE_FLAG_REGISTERED_POOR | SCORE_FLAG_LEFT_BEHIND | SCORE_FLAG_LEARNING_DIFFICULTY, 0, "-",
+     "2026-11-27", 44, "medium",
+     "streak_days:15 registered_poor:10 left_behind:10 learning_difficulty:10 "
+     "tier_needs_attendance:-1"},
+    {"two_days_and_flags_high", 2, "2026-11-26", 18, 2, 0, 0, 58, 2, 0, false, 0,
+     SCORE_FLAG_REGISTERED_POOR | SCORE_FLAG_LEFT_BEHIND | SCORE_FLAG_LEARNING_DIFFICULTY, 0, "-",
+     "2026-11-27", 60, "high",
+     "streak_days:30 registered_poor:10 left_behind:10 learning_difficulty:10"},
+    {"two_days_every_flag_and_age_high_not_critical", 2, "2026-11-26", 18, 2, 0, 0, 58, 2, 0, false,
+     0, SCORE_FLAG_ALL, 7, "2012-03-01", "2026-11-27", 74, "high",
+     "streak_days:30 registered_poor:10 minimum_subsistence:10 extreme_poverty:15 orphan:15 "
+     "disability:10 left_behind:10 single_parent:5 migrant:5 learning_difficulty:10 wavering:20 "
+     "earlier_dropout:20 monastery:25 flags_capped:-125 over_age:10 transition_year:5 "
+     "tier_needs_attendance:-1"},
+    {"three_days_and_flags_critical", 3, "2026-11-25", 18, 2, 0, 0, 58, 2, 0, false, 0,
+     SCORE_FLAG_REGISTERED_POOR | SCORE_FLAG_LEFT_BEHIND | SCORE_FLAG_LEARNING_DIFFICULTY, 0, "-",
+     "2026-11-27", 75, "critical",
+     "streak_days:45 registered_poor:10 left_behind:10 learning_difficulty:10"},
     {"disability_counts_once", 0, "-", 20, 0, 0, 0, 60, 0, 0, false, 0,
      SCORE_FLAG_DISABILITY_SIGHT | SCORE_FLAG_DISABILITY_HEARING, 0, "-", "2026-11-27", 10, "low",
      "disability:10"},
@@ -1481,7 +1527,11 @@ BX_TEST(assessment_factors_and_tiers)
         int sum = 0;
         for (int k = 0; k < a.nfactors; k++) {
             sum += a.factors[k].points;
-            CHECK(a.factors[k].points > 0);
+            /* only the limits take points back */
+            bool limit = strcmp(a.factors[k].factor, "absence_rates_once") == 0 ||
+                         strcmp(a.factors[k].factor, "flags_capped") == 0 ||
+                         strcmp(a.factors[k].factor, "tier_needs_attendance") == 0;
+            CHECK(limit ? a.factors[k].points < 0 : a.factors[k].points > 0);
             CHECK(a.factors[k].detail[0] != '\0');
             /* attendance factors may go to analytics, registry ones never */
             CHECK_INT(a.factors[k].source == SCORE_SOURCE_ATTENDANCE,
@@ -1540,7 +1590,7 @@ BX_TEST(assessment_details)
     char text[1024];
     factors_text(&a, text, sizeof(text));
     CHECK_STR(text, "streak_days:15 attendance_rate_20d:10 attendance_rate_term:10 "
-                    "chronic_absence:15");
+                    "chronic_absence:15 absence_rates_once:-20");
     CHECK_STR(a.factors[2].detail, "attended 45 of 52 reported school days this term (86%)");
     CHECK_STR(a.factors[3].detail,
               "missed 7 of 52 reported school days this term (13%), leave included");
@@ -1554,6 +1604,8 @@ BX_TEST(assessment_weights_from_policy)
     p.tier_medium = 10;
     p.tier_high = 20;
     p.tier_critical = 30;
+    p.w_flags_max = 1000;     /* no cap */
+    p.tier_profile_steps = 3; /* and no limit on the tier */
     score_summary s;
     summary_for(&assess_rows[0], &s);
     score_profile profile = {SCORE_FLAG_LEFT_BEHIND, 0, BX_DATE_NONE};
