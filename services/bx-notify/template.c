@@ -22,6 +22,7 @@
 #define STAFF_SEGMENTS     3
 #define SHOWN              40 /* bytes of a bad value quoted in an error */
 #define ID_DIGITS_MAX      6  /* a guardian message carries no digit run longer than this */
+#define COUNT_DIGITS_MAX   9  /* a count placeholder's value: 0 to 999999999 */
 
 typedef enum audience { AUDIENCE_UNSET, AUDIENCE_GUARDIAN, AUDIENCE_STAFF } audience;
 
@@ -33,6 +34,8 @@ typedef enum ph_form {
     FORM_TASK,  /* a task kind -> its label */
     FORM_ROLE,  /* a staff role -> its label */
     FORM_STAGE, /* a stage -> its label */
+    FORM_COUNT, /* a count of children or cases: a whole number from 0, as given */
+    FORM_TERM,  /* a term code: "2026-autumn" -> 2026年秋季学期 */
 } ph_form;
 
 /* Every placeholder a template may use. budget: the characters assumed for the value when the
@@ -59,6 +62,16 @@ static const struct placeholder {
     {"task_id", FORM_TEXT, false, 40},
     {"due_at", FORM_DUE, false, 11},
     {"owner_role", FORM_ROLE, false, 4},
+    /* a county's reports (bx-escalate's calendar duties): the county's name from the registry,
+     * the term, the days covered and the counts */
+    {"county", FORM_TEXT, false, 4},
+    {"term", FORM_TERM, false, 9},
+    {"first_day", FORM_DATE, false, 6},
+    {"last_day", FORM_DATE, false, 6},
+    {"suspected", FORM_COUNT, false, 3},
+    {"dropouts", FORM_COUNT, false, 3},
+    {"opened", FORM_COUNT, false, 3},
+    {"returned", FORM_COUNT, false, 3},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -74,9 +87,10 @@ static const char *const forbidden_words[] = {
 typedef struct template_def {
     char name[NAME_SIZE];
     audience aud;
-    int segments; /* 0 until set */
+    int segments;   /* 0 until set */
+    bool immediate; /* delivery = immediate: its own SMS even when asked for as a task */
     char text[TEXT_SIZE];
-    int line_audience, line_text, line_segments;
+    int line_audience, line_text, line_segments, line_delivery;
 } template_def;
 
 typedef struct label_def {
@@ -368,6 +382,16 @@ static bx_status set_template(parser *ps, const char *key, const char *v, int li
             return BAD("%s:%d: template.%s.segments: expected 1 to %d, got \"%.*s\"", ps->file,
                        line, t->name, SEGMENTS_MAX, SHOWN, v);
         t->line_segments = line;
+    } else if (strcmp(field, "delivery") == 0) {
+        if (t->line_delivery)
+            return BAD("%s:%d: template.%s.delivery: given twice (first on line %d)", ps->file,
+                       line, t->name, t->line_delivery);
+        if (strcmp(v, "immediate") == 0)
+            t->immediate = true;
+        else if (strcmp(v, "digest") != 0)
+            return BAD("%s:%d: template.%s.delivery: expected digest or immediate, got \"%.*s\"",
+                       ps->file, line, t->name, SHOWN, v);
+        t->line_delivery = line;
     } else if (strcmp(field, "text") == 0) {
         if (t->line_text)
             return BAD("%s:%d: template.%s.text: given twice (first on line %d)", ps->file, line,
@@ -380,7 +404,8 @@ static bx_status set_template(parser *ps, const char *key, const char *v, int li
         snprintf(t->text, sizeof(t->text), "%s", v);
         t->line_text = line;
     } else {
-        return BAD("%s:%d: template.%s.%.*s: unknown setting (audience, text or segments)",
+        return BAD("%s:%d: template.%s.%.*s: unknown setting (audience, text, segments or "
+                   "delivery)",
                    ps->file, line, t->name, SHOWN, field);
     }
     return BX_OK;
@@ -397,6 +422,10 @@ static bx_status finish_template(parser *ps, template_def *t, bx_error *err)
     bx_status s = check_text(ps, t, t->line_text, err);
     if (s != BX_OK)
         return s;
+    if (t->aud == AUDIENCE_GUARDIAN && t->line_delivery)
+        return BAD("%s:%d: template.%s.delivery: only a staff template has one (a guardian's SMS "
+                   "is never collected into a digest)",
+                   ps->file, t->line_delivery, t->name);
     if (t->segments == 0)
         t->segments = t->aud == AUDIENCE_GUARDIAN ? GUARDIAN_SEGMENTS : STAFF_SEGMENTS;
     if (t->aud == AUDIENCE_GUARDIAN) {
@@ -543,6 +572,12 @@ bool template_for_guardian(const template_set *ts, const char *name)
     return t != NULL && t->aud == AUDIENCE_GUARDIAN;
 }
 
+bool template_immediate(const template_set *ts, const char *name)
+{
+    const template_def *t = find_template(ts, name);
+    return t != NULL && t->immediate;
+}
+
 int template_max_segments(const template_set *ts, const char *name)
 {
     const template_def *t = find_template(ts, name);
@@ -597,6 +632,30 @@ bx_status template_format_due(const char *value, char *out, size_t outsize)
     return BX_OK;
 }
 
+bx_status template_format_term(const char *value, char *out, size_t outsize)
+{
+    static const struct {
+        const char *suffix, *shown;
+    } seasons[] = {{"-autumn", "秋季学期"},
+                   {"-spring", "春季学期"},
+                   {"-summer", "夏季学期"},
+                   {"-winter", "冬季学期"}};
+    if (value == NULL || out == NULL || outsize == 0 || value[0] == '\0')
+        return BX_EINVAL;
+    size_t n = strlen(value);
+    for (size_t i = 0; i < COUNT(seasons); i++) {
+        size_t sl = strlen(seasons[i].suffix);
+        if (n == 4 + sl && strspn(value, "0123456789") == 4 &&
+            strcmp(value + 4, seasons[i].suffix) == 0) {
+            int w = snprintf(out, outsize, "%.4s年%s", value, seasons[i].shown);
+            return w > 0 && (size_t)w < outsize ? BX_OK : BX_ENOMEM;
+        }
+    }
+    /* a term code of another shape is shown as the registry has it */
+    int w = snprintf(out, outsize, "%s", value);
+    return w > 0 && (size_t)w < outsize ? BX_OK : BX_ENOMEM;
+}
+
 static const char *find_var(const template_var *vars, size_t nvars, const char *name)
 {
     for (size_t i = 0; i < nvars; i++) {
@@ -642,6 +701,21 @@ static bx_status fill(const template_set *ts, const template_def *t, const struc
         if (template_format_due(value, shown, shown_size) != BX_OK)
             return BX_ERR(err, BX_EINVAL, "template %s: {%s}: expected an RFC 3339 time", t->name,
                           ph->name);
+        *res = shown;
+        return BX_OK;
+    case FORM_COUNT:
+        if (vl > COUNT_DIGITS_MAX || strspn(value, "0123456789") != vl ||
+            (vl > 1 && value[0] == '0'))
+            return BX_ERR(err, BX_EINVAL,
+                          "template %s: {%s}: expected a count (a whole number from 0), got "
+                          "\"%.*s\"",
+                          t->name, ph->name, SHOWN, value);
+        *res = value;
+        return BX_OK;
+    case FORM_TERM:
+        if (template_format_term(value, shown, shown_size) != BX_OK)
+            return BX_ERR(err, BX_EINVAL, "template %s: {%s}: a term code of at most %zu bytes",
+                          t->name, ph->name, shown_size - 1);
         *res = shown;
         return BX_OK;
     case FORM_TASK:

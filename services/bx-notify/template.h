@@ -38,6 +38,11 @@ int template_sms_segments(const char *utf8);
 /* True when the set holds a template of that name. */
 bool template_exists(const template_set *ts, const char *name);
 
+/* True when the template's delivery is "immediate": a request for it is sent as its own SMS the
+ * moment it is taken, even when it comes as a task (a county's reports), instead of being
+ * collected into the person's daily digest. False for an unknown template. */
+bool template_immediate(const template_set *ts, const char *name);
+
 /* The most segments the template was designed for (its "segments" setting); 0 for an unknown
  * template. A rendered text may exceed it with long names; the caller decides what to do. */
 int template_max_segments(const template_set *ts, const char *name);
@@ -51,6 +56,10 @@ const char *template_label(const template_set *ts, const char *kind, const char 
 bx_status template_format_date(const char *value, char *out, size_t outsize) BX_MUSTCHECK;
 /* An RFC 3339 time ("2026-11-28T17:00:00+08:00") -> local "11月28日17:00". BX_EINVAL otherwise. */
 bx_status template_format_due(const char *value, char *out, size_t outsize) BX_MUSTCHECK;
+
+/* A term code -> how a message shows it: "2026-autumn" -> 2026年秋季学期 ("-spring" 春季学期); any
+ * other code as it is. BX_EINVAL for an empty one, BX_ENOMEM when out is short. */
+bx_status template_format_term(const char *value, char *out, size_t outsize) BX_MUSTCHECK;
 
 /* The first word a message to a guardian must never carry (辍学, 风险, 贫困, 残疾, 身份证, risk,
  * ...) found in text, or NULL. */

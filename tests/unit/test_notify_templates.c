@@ -171,6 +171,156 @@ BX_TEST(staff_messages_show_labels_and_chinese_due_times)
     CHECK_CONTAINS(out, "c-2026-000042");
 }
 
+/* A county's reports as bx-escalate's calendar duties ask for them (params county_code, term,
+ * first_day, last_day and the four counts) with the county's name bx-notify looks up. */
+static const template_var report_values[] = {
+    {"county", "开阳县"},        {"county_code", "520121"},  {"term", "2026-autumn"},
+    {"first_day", "2026-09-01"}, {"last_day", "2026-09-21"}, {"suspected", "12"},
+    {"dropouts", "3"},           {"opened", "17"},           {"returned", "5"},
+    {"date", "2026-09-21"},
+};
+#define NREPORT (sizeof(report_values) / sizeof(report_values[0]))
+
+/* The templates ladder-duties.policy asks for ("<name>.notify = <role> <template>"). */
+static int duty_templates(char names[][64], int max)
+{
+    char path[1024], line[1024];
+    snprintf(path, sizeof(path), "%s/deploy/policy/ladder-duties.policy", source_dir());
+    FILE *f = fopen(path, "r");
+    REQUIRE(f != NULL);
+    int n = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char role[64], name[64];
+        if (line[0] != '#' && strstr(line, ".notify") != NULL &&
+            sscanf(strchr(line, '=') ? strchr(line, '=') + 1 : "", "%63s %63s", role, name) == 2) {
+            REQUIRE(n < max);
+            snprintf(names[n++], 64, "%s", name);
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+BX_TEST(every_template_the_duties_ask_for_is_a_report_sent_at_once)
+{
+    template_set *ts = shipped();
+    char names[8][64];
+    int n = duty_templates(names, 8);
+    CHECK_INT(n, 2); /* the out-of-school report and the monthly summary */
+    for (int i = 0; i < n; i++) {
+        if (!template_exists(ts, names[i])) {
+            BX_FAIL_AT("ladder-duties.policy asks for template %s, notify.templates has none",
+                       names[i]);
+            continue;
+        }
+        CHECK(!template_for_guardian(ts, names[i]));
+        CHECK(template_immediate(ts, names[i]));
+        char out[1024];
+        bx_error err = {0};
+        if (template_render(ts, names[i], report_values, NREPORT, out, sizeof(out), &err) !=
+            BX_OK) {
+            BX_FAIL_AT("%s: %s", names[i], err.msg);
+            continue;
+        }
+        CHECK(strchr(out, '{') == NULL && strchr(out, '}') == NULL);
+        CHECK(strstr(out, "2026-09") == NULL && strstr(out, "autumn") == NULL);
+        int segs = template_sms_segments(out);
+        if (segs < 1 || segs > template_max_segments(ts, names[i]))
+            BX_FAIL_AT("%s takes %d segments: %s", names[i], segs, out);
+    }
+    /* the ladders' tasks still go to the digest */
+    CHECK(!template_immediate(ts, "task_assigned"));
+    CHECK(!template_immediate(ts, "absence_same_day"));
+    CHECK(!template_immediate(ts, "no_such_template"));
+}
+
+BX_TEST(county_reports_read_as_designed)
+{
+    template_set *ts = shipped();
+    char out[1024];
+    bx_error err = {0};
+    REQUIRE(template_render(ts, "out_of_school_report", report_values, NREPORT, out, sizeof(out),
+                            &err) == BX_OK);
+    CHECK_STR(out, "【15日报告】开阳县2026年秋季学期开学以来（9月1日至9月21日）学生失学辍学情况："
+                   "疑似失学辍学12人，已列入辍学生花名册3人；其间新增跟进17人，复学5人。名单请查看"
+                   "控辍保学台账，请督促乡镇和学校劝返。");
+    REQUIRE(template_render(ts, "monthly_summary", report_values, NREPORT, out, sizeof(out),
+                            &err) == BX_OK);
+    CHECK_STR(out,
+              "【月报】开阳县2026年秋季学期辍学情况汇总（9月1日至9月21日）：在册辍学3人，疑似失"
+              "学辍学12人；本月新增跟进17人，复学5人。名单请查看控辍保学台账。");
+    /* zero is a count too */
+    template_var zeros[NREPORT];
+    memcpy(zeros, report_values, sizeof(zeros));
+    zeros[5].value = zeros[6].value = zeros[7].value = zeros[8].value = "0";
+    REQUIRE(template_render(ts, "monthly_summary", zeros, NREPORT, out, sizeof(out), &err) ==
+            BX_OK);
+    CHECK_CONTAINS(out, "在册辍学0人，疑似失学辍学0人；本月新增跟进0人，复学0人。");
+}
+
+BX_TEST(county_reports_refuse_bad_counts_dates_and_holes)
+{
+    template_set *ts = shipped();
+    static const struct {
+        size_t index;
+        const char *value, *want;
+    } rows[] = {
+        {5, "-1", "{suspected}: expected a count"},
+        {5, "3.5", "{suspected}: expected a count"},
+        {6, "three", "{dropouts}: expected a count"},
+        {7, "007", "{opened}: expected a count"},
+        {8, "1234567890", "{returned}: expected a count"},
+        {8, "", "{returned}: the value is empty"},
+        {3, "2026-9-1", "{first_day}: expected a date"},
+        {4, "2026-09-31", "{last_day}: expected a date"},
+        {2, "", "{term}: the value is empty"},
+        {0, "开阳县", "{county}: a control character"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        template_var bad[NREPORT];
+        memcpy(bad, report_values, sizeof(bad));
+        bad[rows[i].index].value = rows[i].value;
+        char out[1024] = "x";
+        bx_error err = {0};
+        bx_status s =
+            template_render(ts, "out_of_school_report", bad, NREPORT, out, sizeof(out), &err);
+        if (s != BX_EINVAL || out[0] != '\0' || strstr(err.msg, rows[i].want) == NULL)
+            BX_FAIL_AT("row %zu: status %d, message \"%s\", expected \"%s\"", i, (int)s, err.msg,
+                       rows[i].want);
+    }
+    /* no county's name (a request without params.county_code): nothing goes out */
+    char out[1024];
+    bx_error err = {0};
+    CHECK_INT(template_render(ts, "out_of_school_report", report_values + 1, NREPORT - 1, out,
+                              sizeof(out), &err),
+              BX_EINVAL);
+    CHECK_CONTAINS(err.msg, "no value for {county}");
+}
+
+BX_TEST(terms_in_chinese_form)
+{
+    static const struct {
+        const char *code, *want;
+        bx_status status;
+    } rows[] = {
+        {"2026-autumn", "2026年秋季学期", BX_OK},
+        {"2027-spring", "2027年春季学期", BX_OK},
+        {"S1", "S1", BX_OK},
+        {"26-autumn", "26-autumn", BX_OK},
+        {"2026-autumnx", "2026-autumnx", BX_OK},
+        {"", "", BX_EINVAL},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char out[64] = "";
+        bx_status s = template_format_term(rows[i].code, out, sizeof(out));
+        if (s != rows[i].status || (s == BX_OK && strcmp(out, rows[i].want) != 0))
+            BX_FAIL_AT("\"%s\": status %d, \"%s\", expected %d, \"%s\"", rows[i].code, (int)s, out,
+                       (int)rows[i].status, rows[i].want);
+    }
+    char small[8];
+    CHECK_INT(template_format_term("2026-autumn", small, sizeof(small)), BX_ENOMEM);
+}
+
 /* Every task kind, role and stage the ladders define shows in Chinese. */
 BX_TEST(every_task_kind_role_and_stage_has_a_label)
 {
@@ -364,6 +514,16 @@ BX_TEST(bad_files_are_refused_with_file_and_line)
          ":4: label.task.x: given twice"},
         {OKG "template.a.text = hi\nlabel.colour.x = 红\n", ":3: label.colour.x: a label is"},
         {OKG "template.a.text = \xe6\x9d\n", ":2: template.a.text: the value is not valid UTF-8"},
+        {OKG "template.a.text = {student}{suspected}人\n",
+         ":2: template.a.text: {suspected} is not for a guardian"},
+        {OKG "template.a.text = {county}\n", ":2: template.a.text: {county} is not for"},
+        {OKG "template.a.text = hi\ntemplate.a.delivery = immediate\n",
+         ":3: template.a.delivery: only a staff template"},
+        {"template.s.audience = staff\ntemplate.s.text = hi\ntemplate.s.delivery = now\n",
+         ":3: template.s.delivery: expected digest or immediate"},
+        {"template.s.audience = staff\ntemplate.s.delivery = digest\ntemplate.s.text = "
+         "hi\ntemplate.s.delivery = immediate\n",
+         ":4: template.s.delivery: given twice (first on line 2)"},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         const char *path = write_temp(rows[i].content);
@@ -393,6 +553,7 @@ BX_TEST(staff_templates_may_name_the_case)
     CHECK_INT(template_set_load(path, &ts, &err), BX_OK);
     CHECK(!template_for_guardian(ts, "s"));
     CHECK_INT(template_max_segments(ts, "s"), 3);
+    CHECK(!template_immediate(ts, "s")); /* collected into the digest unless it says otherwise */
     template_set_free(ts);
     unlink(path);
 }
