@@ -29,10 +29,12 @@ bx_status recipients_context_load(PGconn *db, const char *student_id, bx_date to
         "(SELECT count(*) FROM attendance.fact f WHERE f.student_id = s.id AND f.period = 0 "
         "  AND f.value = 'a' AND f.day <= $2::date AND f.day >= coalesce((SELECT max(ct.first_day) "
         "  FROM registry.calendar_term ct WHERE ct.calendar_id = sc.calendar_id "
-        "  AND $2::date BETWEEN ct.first_day AND ct.last_day), $2::date)) "
+        "  AND $2::date BETWEEN ct.first_day AND ct.last_day), $2::date)), "
+        "coalesce(co.name, '') "
         "FROM registry.student s JOIN registry.school sc ON sc.id = s.school_id "
         "JOIN registry.class c ON c.id = s.class_id "
         "JOIN registry.township t ON t.code = sc.township_code "
+        "LEFT JOIN registry.county co ON co.code = t.county_code "
         "LEFT JOIN registry.staff h ON h.id = c.homeroom_staff_id "
         "LEFT JOIN registry.student_private p ON p.student_id = s.id WHERE s.id = $1",
         2, params, &res, err);
@@ -49,6 +51,28 @@ bx_status recipients_context_load(PGconn *db, const char *student_id, bx_date to
         copy(ctx->township_code, sizeof(ctx->township_code), PQgetvalue(res, 0, 6));
         copy(ctx->county_code, sizeof(ctx->county_code), PQgetvalue(res, 0, 7));
         copy(ctx->days_missed_term, sizeof(ctx->days_missed_term), PQgetvalue(res, 0, 8));
+        copy(ctx->county, sizeof(ctx->county), PQgetvalue(res, 0, 9));
+    }
+    PQclear(res);
+    return s;
+}
+
+/* Fills ctx's place from one row of (school id, school name, township code, county code, county
+ * name); "" for what the lookup does not give. */
+static bx_status place_load(PGconn *db, const char *sql, const char *what, const char *key,
+                            recipients_context *ctx, bx_error *err)
+{
+    const char *params[] = {key};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db, sql, 1, params, &res, err);
+    if (s == BX_OK && PQntuples(res) == 0)
+        s = BX_ERR(err, BX_ENOTFOUND, "%s %.32s: not in the registry", what, key);
+    if (s == BX_OK) {
+        copy(ctx->school_id, sizeof(ctx->school_id), PQgetvalue(res, 0, 0));
+        copy(ctx->school, sizeof(ctx->school), PQgetvalue(res, 0, 1));
+        copy(ctx->township_code, sizeof(ctx->township_code), PQgetvalue(res, 0, 2));
+        copy(ctx->county_code, sizeof(ctx->county_code), PQgetvalue(res, 0, 3));
+        copy(ctx->county, sizeof(ctx->county), PQgetvalue(res, 0, 4));
     }
     PQclear(res);
     return s;
@@ -57,23 +81,60 @@ bx_status recipients_context_load(PGconn *db, const char *student_id, bx_date to
 bx_status recipients_school_load(PGconn *db, const char *school_id, recipients_context *ctx,
                                  bx_error *err)
 {
-    const char *params[] = {school_id};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db,
-                              "SELECT sc.name, sc.township_code, t.county_code FROM "
-                              "registry.school sc JOIN registry.township t ON t.code = "
-                              "sc.township_code WHERE sc.id = $1",
-                              1, params, &res, err);
-    if (s == BX_OK && PQntuples(res) == 0)
-        s = BX_ERR(err, BX_ENOTFOUND, "school %s: not in the registry", school_id);
-    if (s == BX_OK) {
-        copy(ctx->school_id, sizeof(ctx->school_id), school_id);
-        copy(ctx->school, sizeof(ctx->school), PQgetvalue(res, 0, 0));
-        copy(ctx->township_code, sizeof(ctx->township_code), PQgetvalue(res, 0, 1));
-        copy(ctx->county_code, sizeof(ctx->county_code), PQgetvalue(res, 0, 2));
-    }
-    PQclear(res);
-    return s;
+    return place_load(db,
+                      "SELECT sc.id, sc.name, sc.township_code, t.county_code, "
+                      "coalesce(co.name, '') FROM registry.school sc JOIN registry.township t "
+                      "ON t.code = sc.township_code LEFT JOIN registry.county co "
+                      "ON co.code = t.county_code WHERE sc.id = $1",
+                      "school", school_id, ctx, err);
+}
+
+bx_status recipients_township_load(PGconn *db, const char *township_code, recipients_context *ctx,
+                                   bx_error *err)
+{
+    return place_load(db,
+                      "SELECT '', '', t.code, t.county_code, coalesce(co.name, '') FROM "
+                      "registry.township t LEFT JOIN registry.county co ON co.code = "
+                      "t.county_code WHERE t.code = $1",
+                      "township", township_code, ctx, err);
+}
+
+bx_status recipients_county_load(PGconn *db, const char *county_code, recipients_context *ctx,
+                                 bx_error *err)
+{
+    return place_load(db,
+                      "SELECT '', '', '', co.code, co.name FROM registry.county co "
+                      "WHERE co.code = $1",
+                      "county", county_code, ctx, err);
+}
+
+const char *recipients_place_field(const char *role)
+{
+    static const struct {
+        const char *role, *field;
+    } places[] = {{"homeroom_teacher", "student_id"},
+                  {"principal", "params.school_id"},
+                  {"academic_office", "params.school_id"},
+                  {"township_officer", "params.township_code"},
+                  {"county_officer", "params.county_code"}};
+    for (size_t i = 0; role != NULL && i < sizeof(places) / sizeof(places[0]); i++)
+        if (strcmp(places[i].role, role) == 0)
+            return places[i].field;
+    return NULL;
+}
+
+bool recipients_place_known(const recipients_context *ctx, const char *role)
+{
+    const char *field = recipients_place_field(role);
+    if (field == NULL)
+        return false;
+    if (strcmp(field, "student_id") == 0)
+        return ctx->student_id[0] != '\0';
+    if (strcmp(field, "params.school_id") == 0)
+        return ctx->school_id[0] != '\0';
+    if (strcmp(field, "params.township_code") == 0)
+        return ctx->township_code[0] != '\0';
+    return ctx->county_code[0] != '\0';
 }
 
 bx_status recipients_guardians(PGconn *db, const recipients_context *ctx, recipient *out, int max,

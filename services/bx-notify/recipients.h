@@ -23,6 +23,7 @@ typedef struct recipients_context {
     char homeroom_staff_id[33];
     char township_code[10];
     char county_code[7];
+    char county[101]; /* the county's name */
     char days_missed_term[12];
 } recipients_context;
 
@@ -40,9 +41,24 @@ typedef struct recipient {
  * registry. */
 bx_status recipients_context_load(PGconn *db, const char *student_id, bx_date today,
                                   recipients_context *ctx, bx_error *err) BX_MUSTCHECK;
-/* Fills the school's part of ctx from school_id alone (requests without a student). */
+/* Requests without a student name their place in params instead: these fill ctx from a school
+ * (school, township, county), a township (township, county) or a county alone. BX_ENOTFOUND when
+ * the registry has no such place. */
 bx_status recipients_school_load(PGconn *db, const char *school_id, recipients_context *ctx,
                                  bx_error *err) BX_MUSTCHECK;
+bx_status recipients_township_load(PGconn *db, const char *township_code, recipients_context *ctx,
+                                   bx_error *err) BX_MUSTCHECK;
+bx_status recipients_county_load(PGconn *db, const char *county_code, recipients_context *ctx,
+                                 bx_error *err) BX_MUSTCHECK;
+
+/* The place a staff role is found by, when a request names no staff member: the student's class
+ * for homeroom_teacher, a school for principal and academic_office, a township for
+ * township_officer, a county for county_officer. recipients_place_field is the request field
+ * that gives it without a student ("student_id", "params.school_id", "params.township_code",
+ * "params.county_code"; NULL for a role that is not staff); recipients_place_known is true when
+ * ctx holds it. */
+const char *recipients_place_field(const char *role);
+bool recipients_place_known(const recipients_context *ctx, const char *role);
 
 /* The guardians of ctx's student with a mobile number, distinct numbers, primary first. */
 bx_status recipients_guardians(PGconn *db, const recipients_context *ctx, recipient *out, int max,

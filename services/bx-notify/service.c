@@ -17,6 +17,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,7 +124,8 @@ typedef enum bad_reason {
     BAD_NONE = 0,
     BAD_MALFORMED,
     BAD_INVALID,
-    BAD_UNKNOWN_STUDENT
+    BAD_UNKNOWN_STUDENT,
+    BAD_MISSING
 } bad_reason;
 
 typedef struct request {
@@ -304,7 +306,8 @@ static void parse_message(const rd_kafka_message_t *msg, request *rq)
 static bx_status dead_letter(notify_service *sv, const rd_kafka_message_t *msg, const request *rq,
                              bx_error *err)
 {
-    static const char *const reasons[] = {"other", "malformed", "invalid_value", "unknown_student"};
+    static const char *const reasons[] = {"other", "malformed", "invalid_value", "unknown_student",
+                                          "missing_field"};
     const char *topic = rd_kafka_topic_name(msg->rkt);
     char at[40], event_id[160];
     bx_time_ms now = bx_clock_now();
@@ -376,6 +379,7 @@ static void vars_fill(vars *vs, const recipients_context *ctx, const request *rq
     vars_add(vs, "student", ctx->student);
     vars_add(vs, "teacher", ctx->teacher);
     vars_add(vs, "days_missed_term", ctx->days_missed_term);
+    vars_add(vs, "county", ctx->county);
     vars_add(vs, "date", vs->date);
     for (int i = 0; rq && i < rq->nparams; i++) {
         /* a guardian's message gets no case or task internals, whatever the request carries */
@@ -400,6 +404,80 @@ static bool render(notify_service *sv, request *rq, const vars *vs, char *text)
     return false;
 }
 
+static void refuse(request *rq, bad_reason why, const char *field, const char *fmt, ...)
+    BX_PRINTF(4, 5);
+
+/* Marks rq bad: the reason, the field and the message of its dead letter. */
+static void refuse(request *rq, bad_reason why, const char *field, const char *fmt, ...)
+{
+    rq->bad = why;
+    snprintf(rq->field, sizeof(rq->field), "%s", field);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rq->error, sizeof(rq->error), fmt, ap);
+    va_end(ap);
+}
+
+/* A request without a student names its place in params: the school, township or county whose
+ * staff it is for (a county's reports name the county) and whose names its template shows. The
+ * most specific one given is looked up and a broader one beside it must agree. An unknown place,
+ * places that disagree, or a staff role found by place (no recipient_staff_id) without its place
+ * make the request bad (rq->bad, naming the field). */
+static bx_status place_of_request(notify_service *sv, request *rq, recipients_context *ctx,
+                                  bx_error *err)
+{
+    static const char *const fields[] = {"school_id", "township_code", "county_code"};
+    static const char *const kinds[] = {"school", "township", "county"};
+    const char *given[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < rq->nparams; i++)
+        for (int f = 0; f < 3; f++)
+            if (strcmp(rq->param_names[i], fields[f]) == 0)
+                given[f] = rq->param_values[i];
+    int most = given[0] ? 0 : given[1] ? 1 : given[2] ? 2 : -1;
+    bx_status s = BX_OK;
+    if (most == 0)
+        s = recipients_school_load(sv->db, given[0], ctx, err);
+    else if (most == 1)
+        s = recipients_township_load(sv->db, given[1], ctx, err);
+    else if (most == 2)
+        s = recipients_county_load(sv->db, given[2], ctx, err);
+    if (s == BX_ENOTFOUND) {
+        char field[32];
+        snprintf(field, sizeof(field), "params.%s", fields[most]);
+        refuse(rq, BAD_INVALID, field, PATH ".%s: no %s \"%.32s\" in the registry", field,
+               kinds[most], given[most]);
+        return BX_OK;
+    }
+    if (s != BX_OK)
+        return s;
+    const char *found[3] = {ctx->school_id, ctx->township_code, ctx->county_code};
+    for (int f = most + 1; most >= 0 && f < 3; f++) {
+        if (given[f] != NULL && strcmp(given[f], found[f]) != 0) {
+            char field[32];
+            snprintf(field, sizeof(field), "params.%s", fields[f]);
+            refuse(rq, BAD_INVALID, field, PATH ".%s: \"%.32s\" is not the %s of %s %.32s", field,
+                   given[f], kinds[f], kinds[most], given[most]);
+            return BX_OK;
+        }
+    }
+    if (strcmp(rq->role, "guardian") != 0 && rq->staff_id[0] == '\0' &&
+        !recipients_place_known(ctx, rq->role)) {
+        const char *field = recipients_place_field(rq->role);
+        bool by_student = strcmp(field, "student_id") == 0;
+        refuse(rq, BAD_MISSING, field,
+               PATH ".%s: required to find the %s when there is no recipient_staff_id%s", field,
+               rq->role,
+               by_student                                   ? ""
+               : strcmp(field, "params.county_code") == 0   ? " and no student (or "
+                                                              "params.township_code, "
+                                                              "params.school_id)"
+               : strcmp(field, "params.township_code") == 0 ? " and no student (or "
+                                                              "params.school_id)"
+                                                            : " and no student");
+    }
+    return BX_OK;
+}
+
 /* Writes one request's notifications in the open transaction. On a bad request rq->bad is set and
  * the caller rolls back. */
 static bx_status take_request(notify_service *sv, request *rq, bx_time_ms now, int *count,
@@ -419,15 +497,9 @@ static bx_status take_request(notify_service *sv, request *rq, bx_time_ms now, i
             return BX_OK;
         }
     } else {
-        for (int i = 0; i < rq->nparams; i++)
-            if (strcmp(rq->param_names[i], "school_id") == 0)
-                s = recipients_school_load(sv->db, rq->param_values[i], &ctx, err);
-        if (s == BX_ENOTFOUND) {
-            rq->bad = BAD_INVALID;
-            snprintf(rq->field, sizeof(rq->field), "params.school_id");
-            snprintf(rq->error, sizeof(rq->error), PATH ".params.school_id: not in the registry");
-            return BX_OK;
-        }
+        s = place_of_request(sv, rq, &ctx, err);
+        if (s != BX_OK || rq->bad != BAD_NONE)
+            return s;
     }
     if (s != BX_OK)
         return s;
@@ -448,6 +520,11 @@ static bx_status take_request(notify_service *sv, request *rq, bx_time_ms now, i
     if (s != BX_OK)
         return s;
     bool task = strcmp(rq->channel, "task") == 0;
+    /* a task is collected for the daily digest, unless its template is delivered at once (a
+     * county's report is read, not done: it does not wait for tomorrow's list) */
+    bool collect = task && !template_immediate(sv->conf.templates, rq->template_name);
+    /* signed with the school's name, or the county's for a county's report */
+    const char *sign = ctx.school[0] ? ctx.school : ctx.county;
     bx_time_ms due = rq->not_before > now ? rq->not_before : now;
     vars vs;
     static char text[TEXT_MAX];
@@ -464,12 +541,12 @@ static bx_status take_request(notify_service *sv, request *rq, bx_time_ms now, i
                         "none",
                         "none",
                         guardian,
-                        task ? "task" : "sms",
+                        collect ? "task" : "sms",
                         NULL,
                         rq->student_id[0] ? rq->student_id : NULL,
                         rq->case_id[0] ? rq->case_id : NULL,
                         rq->template_name,
-                        ctx.school,
+                        sign,
                         text,
                         DISPATCH_DEAD,
                         0,
@@ -495,13 +572,13 @@ static bx_status take_request(notify_service *sv, request *rq, bx_time_ms now, i
                         rq->student_id[0] ? rq->student_id : NULL,
                         rq->case_id[0] ? rq->case_id : NULL,
                         rq->template_name,
-                        ctx.school,
+                        sign,
                         text,
                         DISPATCH_QUEUED,
                         due,
                         NULL};
         char reason[96] = "";
-        if (task) {
+        if (collect) {
             nw.channel = "task";
             nw.state = DISPATCH_COLLECTED; /* for the daily digest */
         } else if (!guardian) {
