@@ -46,7 +46,11 @@ static void fixture(void)
     REQUIRE(bx_buf_puts(&students, "student_id,school_id,class_id,name,flags\n") == BX_OK);
     for (int i = 1; i <= 20; i++)
         REQUIRE(bx_buf_printf(&students, "ISCS%02d,ISC1,%s,学生%d,%s\n", i,
-                              i <= 12 ? "ISCA" : "ISCB", i, i == 1 ? "left_behind" : "") == BX_OK);
+                              i <= 12 ? "ISCA" : "ISCB", i,
+                              i == 1    ? "left_behind"
+                              : i == 12 ? "registered_poor;left_behind;learning_difficulty;"
+                                          "wavering;orphan"
+                                        : "") == BX_OK);
     itest_write_file(dir, "students.csv", students.data);
     bx_buf_free(&students);
     bx_buf out;
@@ -383,6 +387,85 @@ BX_TEST(absence_streak_leave_pauses_presence_ends)
     bx_buf_free(&got);
     itest_mark_free(risk);
     itest_mark_free(analytics);
+    svc_free(&s);
+}
+
+/* Registry flags (65 points) count up to 30, and raise the tier one step at most above what
+ * attendance alone gives: one day's absence is medium, two days are high. The service's
+ * assessment and bxctl student show agree, limits included. */
+BX_TEST(flags_raise_the_tier_one_step_at_most)
+{
+    fixture();
+    forget((const char *[]){"ISCS12", NULL});
+    svc s;
+    svc_start(&s, "2026-11-12 18:00");
+    itest_mark *risk = itest_topic_mark(BX_TOPIC_RISK);
+    roll_call(&s, "ISCA", "2026-11-12", "ISCS12", "absent");
+    settle(&s, 0);
+    expect_field("ISCS12", "streak_days", "1");
+    expect_field("ISCS12", "score", "44");
+    expect_field("ISCS12", "tier", "medium");
+    char *capped = summary_field("ISCS12", "factor.flags_capped");
+    char *limited = summary_field("ISCS12", "factor.tier_needs_attendance");
+    CHECK_STR(capped, "-35|p|registry flags give 65 points together, counted up to 30");
+    CHECK_STR(limited, "-1|p|attendance alone gives 15 points (low); the registry and age may "
+                       "raise the tier to medium at most, so they count up to 29 of their 30 "
+                       "points");
+    free(capped);
+    free(limited);
+    bx_buf got;
+    bx_buf_init(&got, 0);
+    REQUIRE(itest_topic_collect(risk,
+                                "\"student_id\":\"ISCS12\",\"school_id\":\"ISC1\","
+                                "\"class_id\":\"ISCA\",\"date\":\"2026-11-12\",\"streak_days\":1",
+                                1, 20000, &got) == 1);
+    cJSON *schema = bx_schema_load_topic(BX_TOPIC_RISK);
+    REQUIRE(schema != NULL);
+    char err[512];
+    if (!bx_schema_check_text(schema, got.data, strlen(got.data) - 1, err, sizeof(err)))
+        fprintf(stderr, "bx.risk.v1: %s\n%s", err, got.data);
+    CHECK(bx_schema_check_text(schema, got.data, strlen(got.data) - 1, err, sizeof(err)));
+    cJSON_Delete(schema);
+    CHECK(strstr(got.data, "\"score\":44,\"tier\":\"medium\"") != NULL);
+    CHECK(strstr(got.data, "\"factor\":\"flags_capped\",\"points\":-35") != NULL);
+    CHECK(strstr(got.data, "\"factor\":\"tier_needs_attendance\",\"points\":-1") != NULL);
+
+    /* A second day away: attendance alone is medium, the flags make it high. */
+    char clock_env[600];
+    snprintf(clock_env, sizeof(clock_env), "BX_CLOCK=file:%s", s.clock);
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    REQUIRE(itest_run((const char *[]){bxctl(), "clock", "set", "2026-11-13 18:00", NULL},
+                      (const char *[]){clock_env, NULL}, &out) == 0);
+    roll_call(&s, "ISCA", "2026-11-13", "ISCS12", "absent");
+    settle(&s, 0);
+    expect_field("ISCS12", "streak_days", "2");
+    expect_field("ISCS12", "score", "60");
+    expect_field("ISCS12", "tier", "high");
+    limited = summary_field("ISCS12", "factor.tier_needs_attendance");
+    CHECK_STR(limited, "");
+    free(limited);
+    bx_buf_reset(&got);
+    CHECK(itest_topic_collect(risk,
+                              "\"student_id\":\"ISCS12\",\"school_id\":\"ISC1\","
+                              "\"class_id\":\"ISCA\",\"date\":\"2026-11-13\",\"streak_days\":2",
+                              1, 20000, &got) == 1);
+    CHECK(strstr(got.data, "\"score\":60,\"tier\":\"high\"") != NULL);
+    svc_stop(&s);
+
+    /* bxctl recomputes the same assessment from the stored facts, limits and all. */
+    bx_buf_reset(&out);
+    int rc = itest_run((const char *[]){bxctl(), "student", "show", "ISCS12", NULL},
+                       (const char *[]){clock_env, NULL}, &out);
+    if (rc != 0 || strstr(out.data, "score: 60, tier: high") == NULL)
+        fprintf(stderr, "bxctl student show (%d):\n%s\n", rc, out.data ? out.data : "");
+    CHECK(rc == 0);
+    CHECK(strstr(out.data, "score: 60, tier: high") != NULL);
+    CHECK(strstr(out.data, "flags_capped") != NULL && strstr(out.data, " -35  ") != NULL);
+    CHECK(strstr(out.data, "tier_needs_attendance") == NULL);
+    bx_buf_free(&out);
+    bx_buf_free(&got);
+    itest_mark_free(risk);
     svc_free(&s);
 }
 
