@@ -460,9 +460,8 @@ static bx_status place_of_request(notify_service *sv, request *rq, recipients_co
             return BX_OK;
         }
     }
-    if (strcmp(rq->role, "guardian") != 0 && rq->staff_id[0] == '\0' &&
-        !recipients_place_known(ctx, rq->role)) {
-        const char *field = recipients_place_field(rq->role);
+    const char *field = recipients_place_field(rq->role); /* NULL for a guardian */
+    if (field != NULL && rq->staff_id[0] == '\0' && !recipients_place_known(ctx, rq->role)) {
         bool by_student = strcmp(field, "student_id") == 0;
         refuse(rq, BAD_MISSING, field,
                PATH ".%s: required to find the %s when there is no recipient_staff_id%s", field,
