@@ -761,9 +761,7 @@ static void handle_message(escalate_service *sv, const rd_kafka_message_t *msg)
     "count(c.id) FILTER (WHERE (c.opened_at AT TIME ZONE 'Asia/Shanghai')::date "                  \
     "                    BETWEEN $2::date AND $3::date), "                                         \
     "count(c.id) FILTER (WHERE c.ending = 'returned' AND (c.closed_at AT TIME ZONE "               \
-    "                    'Asia/Shanghai')::date BETWEEN $2::date AND $3::date), "                  \
-    "coalesce((SELECT min(f.id) FROM registry.staff f WHERE f.role = $4 "                          \
-    "          AND f.county_code = t.county_code), '') "                                           \
+    "                    'Asia/Shanghai')::date BETWEEN $2::date AND $3::date) "                   \
     "FROM registry.school sc JOIN registry.township t ON t.code = sc.township_code "               \
     "LEFT JOIN cases.case c ON c.school_id = sc.id WHERE sc.calendar_id = $1 "                     \
     "GROUP BY t.county_code ORDER BY t.county_code"
@@ -865,23 +863,23 @@ static bx_status duty_report(escalate_service *sv, const timers_timer *timer, du
     const char *role = kind == DUTY_MONTHLY_SUMMARY ? dp->monthly_role : dp->report_role;
     const char *tmpl = kind == DUTY_MONTHLY_SUMMARY ? dp->monthly_template : dp->report_template;
     PGresult *res = NULL;
-    bx_status s = query(sv->db, SELECT_COUNTY_COUNTS, 4,
-                        (const char *[]){calendar, first, last, role}, &res, err);
+    bx_status s =
+        query(sv->db, SELECT_COUNTY_COUNTS, 3, (const char *[]){calendar, first, last}, &res, err);
     char at[40];
     bx_time_format(timer->due_at, at, sizeof(at));
     bx_buf b;
     bx_buf_init(&b, 1 << 16);
     for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
-        const char *county = PQgetvalue(res, r, 0), *staff = PQgetvalue(res, r, 5);
+        /* No staff id: bx-notify reaches every officer of the role in the county. */
+        const char *county = PQgetvalue(res, r, 0);
         char request_id[200];
         snprintf(request_id, sizeof(request_id), "%.120s:%s", timer->key, county);
         bx_buf_reset(&b);
         s = bx_buf_printf(&b,
                           "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s\","
                           "\"case_id\":null,\"student_id\":null,\"template\":\"%s\","
-                          "\"recipient_role\":\"%s\",\"recipient_staff_id\":",
+                          "\"recipient_role\":\"%s\",\"recipient_staff_id\":null",
                           request_id, tmpl, role);
-        IFOK(s, staff[0] ? bx_buf_json_string(&b, staff) : bx_buf_puts(&b, "null"));
         IFOK(s,
              bx_buf_printf(&b,
                            ",\"channel\":\"task\",\"params\":{\"county_code\":\"%s\","
@@ -890,8 +888,8 @@ static bx_status duty_report(escalate_service *sv, const timers_timer *timer, du
                            "\"not_before\":null,\"requested_at\":\"%s\"}",
                            county, term, first, last, PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
                            PQgetvalue(res, r, 3), PQgetvalue(res, r, 4), at));
-        IFOK(s, outbox_add(sv->db, BX_TOPIC_NOTIFY_REQUESTS, staff[0] ? staff : county, request_id,
-                           b.data, NULL, err));
+        IFOK(s,
+             outbox_add(sv->db, BX_TOPIC_NOTIFY_REQUESTS, county, request_id, b.data, NULL, err));
         if (s == BX_OK)
             bx_info("duty %s: county %s: %s %s suspected, %s on the roster", timer->key, county,
                     duty_kind_name(kind), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2));

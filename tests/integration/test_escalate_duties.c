@@ -326,7 +326,7 @@ BX_TEST(duties_scheduled_once_and_term_start_check)
     CHECK(valid);
     char *report = untag(got.data);
     CHECK_CONTAINS(report, "\"template\":\"out_of_school_report\",\"recipient_role\":"
-                           "\"county_officer\",\"recipient_staff_id\":\"TK\"");
+                           "\"county_officer\",\"recipient_staff_id\":null");
     CHECK_CONTAINS(report, "\"county_code\":\"990001\",\"term\":\"2026-autumn\","
                            "\"first_day\":\"2026-09-01\",\"last_day\":\"2026-09-20\","
                            "\"suspected\":3,\"dropouts\":0");
