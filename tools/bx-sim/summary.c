@@ -406,7 +406,7 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
                            "notify.notification WHERE audience = 'guardian' AND channel = 'sms' "
                            "GROUP BY 1 ORDER BY 1",
                            "  ", err));
-        label("  ", "SMS sent to guardians");
+        label("  ", "SMS sent in all (guardians, officers' reports)");
         printf(" %8lld\n", sent);
     }
 
