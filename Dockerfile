@@ -39,7 +39,9 @@ COPY --from=build /out/share/ /usr/share/baoxue/
 ENV TZ=Asia/Shanghai \
     BX_SQL_DIR=/usr/share/baoxue/schemas/sql \
     BX_SCORE_POLICY=/usr/share/baoxue/policy/score.policy \
-    BX_LADDER_POLICY=/usr/share/baoxue/policy/ladder.policy
+    BX_LADDER_POLICY=/usr/share/baoxue/policy/ladder.policy \
+    BX_DUTIES_POLICY=/usr/share/baoxue/policy/ladder-duties.policy \
+    BX_NOTIFY_TEMPLATES=/usr/share/baoxue/policy/notify.templates
 USER baoxue
 WORKDIR /var/lib/baoxue
 EXPOSE 8080 9100
