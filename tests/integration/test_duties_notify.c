@@ -61,54 +61,19 @@ static void bxctl_ok(const char *const *args)
 
 static void exec_sql(const char *sql)
 {
-    PGconn *db = NULL;
-    bx_error err = {0};
-    REQUIRE(bx_pg_connect(db_url, 5000, &db, &err) == BX_OK);
-    bx_status s = bx_pg_exec(db, sql, &err);
-    if (s != BX_OK)
-        fprintf(stderr, "%s: %s\n", sql, err.msg);
-    REQUIRE(s == BX_OK);
-    PQfinish(db);
+    itest_sql_exec(db_url, sql);
 }
 
 /* The rows of a query, one per line, columns separated by '|' (caller frees). */
 static char *rows_of(const char *sql)
 {
-    PGconn *db = NULL;
-    bx_error err = {0};
-    REQUIRE(bx_pg_connect(db_url, 5000, &db, &err) == BX_OK);
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db, sql, 0, NULL, &res, &err);
-    if (s != BX_OK)
-        fprintf(stderr, "%s: %s\n", sql, err.msg);
-    REQUIRE(s == BX_OK);
-    bx_buf b;
-    bx_buf_init(&b, 0);
-    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
-    for (int r = 0; r < PQntuples(res); r++)
-        for (int c = 0; c < PQnfields(res); c++)
-            REQUIRE(bx_buf_printf(&b, "%s%s", PQgetvalue(res, r, c),
-                                  c + 1 < PQnfields(res) ? "|" : "\n") == BX_OK);
-    PQclear(res);
-    PQfinish(db);
-    return bx_buf_steal(&b);
+    return itest_sql_rows(db_url, sql);
 }
 
 /* Replaces this run's tag in text by "T" (in place). */
 static char *untag(char *text)
 {
-    size_t n = strlen(tag);
-    char *w = text;
-    for (const char *r = text; *r;) {
-        if (strncmp(r, tag, n) == 0) {
-            *w++ = 'T';
-            r += n;
-        } else {
-            *w++ = *r++;
-        }
-    }
-    *w = '\0';
-    return text;
+    return itest_untag(text, tag);
 }
 
 /* The registry: county 990001 (测试县) with township 990001100 and county officers <T>K1

@@ -34,14 +34,7 @@ static int bxctl(const char *const *args, char **out)
 
 static void exec_sql(const char *sql)
 {
-    PGconn *db = NULL;
-    bx_error err = {0};
-    REQUIRE(bx_pg_connect(db_url, 5000, &db, &err) == BX_OK);
-    bx_status s = bx_pg_exec(db, sql, &err);
-    if (s != BX_OK)
-        fprintf(stderr, "%s: %s\n", sql, err.msg);
-    REQUIRE(s == BX_OK);
-    PQfinish(db);
+    itest_sql_exec(db_url, sql);
 }
 
 /* School DS1 (township 测试镇) with class DC1 (三年级（1）班): DS-01 (张小明, guardian 张建国 with

@@ -64,14 +64,7 @@ static int bxctl(const char *const *args, char **out)
 
 static void exec_sql(const char *sql)
 {
-    PGconn *db = NULL;
-    bx_error err = {0};
-    REQUIRE(bx_pg_connect(db_url, 5000, &db, &err) == BX_OK);
-    bx_status s = bx_pg_exec(db, sql, &err);
-    if (s != BX_OK)
-        fprintf(stderr, "%s: %s\n", sql, err.msg);
-    REQUIRE(s == BX_OK);
-    PQfinish(db);
+    itest_sql_exec(db_url, sql);
 }
 
 static void create_topic(const char *topic, int partitions)

@@ -600,3 +600,53 @@ const char *itest_own_database(const char *tag)
     bx_buf_free(&out);
     return own_db_url;
 }
+
+void itest_sql_exec(const char *url, const char *sql)
+{
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(url, 5000, &db, &err) == BX_OK);
+    bx_status s = bx_pg_exec(db, sql, &err);
+    if (s != BX_OK)
+        fprintf(stderr, "%s: %s\n", sql, err.msg);
+    REQUIRE(s == BX_OK);
+    PQfinish(db);
+}
+
+char *itest_sql_rows(const char *url, const char *sql)
+{
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(url, 5000, &db, &err) == BX_OK);
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db, sql, 0, NULL, &res, &err);
+    if (s != BX_OK)
+        fprintf(stderr, "%s: %s\n", sql, err.msg);
+    REQUIRE(s == BX_OK);
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
+    for (int r = 0; r < PQntuples(res); r++)
+        for (int c = 0; c < PQnfields(res); c++)
+            REQUIRE(bx_buf_printf(&b, "%s%s", PQgetvalue(res, r, c),
+                                  c + 1 < PQnfields(res) ? "|" : "\n") == BX_OK);
+    PQclear(res);
+    PQfinish(db);
+    return bx_buf_steal(&b);
+}
+
+char *itest_untag(char *text, const char *tag)
+{
+    size_t n = strlen(tag);
+    char *w = text;
+    for (const char *r = text; *r;) {
+        if (strncmp(r, tag, n) == 0) {
+            *w++ = 'T';
+            r += n;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return text;
+}

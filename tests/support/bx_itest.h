@@ -45,6 +45,12 @@ long long itest_metric(int port, const char *name);
  * (timers, the outbox) or whose counts must not see other runs. Returns its URL (static storage,
  * valid until exit); a second call returns the same database. */
 const char *itest_own_database(const char *tag);
+/* Runs one SQL statement (or several, without parameters) on url; a failure stops the test. */
+void itest_sql_exec(const char *url, const char *sql);
+/* The rows of a query on url, one per line, columns separated by '|' (caller frees). */
+char *itest_sql_rows(const char *url, const char *sql);
+/* Replaces every occurrence of a run's tag in text by "T", in place; returns text. */
+char *itest_untag(char *text, const char *tag);
 
 /* Writes a driven clock file set to the given local time ("2026-11-27 18:00"). */
 char *itest_clock_file(const char *local_time);
