@@ -208,6 +208,9 @@ struct bx_delivery_wait {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     long outstanding;
+    void (*notify)(void *arg); /* NULL: a blocking wait */
+    void *arg;
+    bool sealed;
 };
 
 bx_delivery_wait *bx_delivery_wait_new(void)
@@ -222,6 +225,28 @@ bx_delivery_wait *bx_delivery_wait_new(void)
     pthread_cond_init(&w->cond, &attr);
     pthread_condattr_destroy(&attr);
     return w;
+}
+
+bx_delivery_wait *bx_delivery_wait_notify_new(void (*notify)(void *arg), void *arg)
+{
+    bx_delivery_wait *w = bx_delivery_wait_new();
+    if (w) {
+        w->notify = notify;
+        w->arg = arg;
+    }
+    return w;
+}
+
+void bx_delivery_wait_seal(bx_delivery_wait *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->sealed = true;
+    bool fire = w->notify && w->outstanding == 0;
+    void (*notify)(void *) = w->notify;
+    void *arg = w->arg;
+    pthread_mutex_unlock(&w->lock);
+    if (fire)
+        notify(arg);
 }
 
 void bx_delivery_wait_free(bx_delivery_wait *w)
@@ -248,9 +273,15 @@ void bx_delivery_slot_done(void *opaque, rd_kafka_resp_err_t err)
     bx_delivery_wait *w = slot->wait;
     pthread_mutex_lock(&w->lock);
     slot->err = err;
-    if (--w->outstanding == 0)
+    bool last = --w->outstanding == 0;
+    bool fire = last && w->notify && w->sealed;
+    void (*notify)(void *) = w->notify;
+    void *arg = w->arg;
+    if (last && !w->notify)
         pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
+    if (fire)
+        notify(arg); /* w may be freed from here on */
 }
 
 bx_status bx_delivery_wait_all(bx_delivery_wait *w, int timeout_ms)
@@ -327,6 +358,31 @@ struct bx_consumer {
     rd_kafka_t *rk;
 };
 
+/* How long a commit is waited for. librdkafka's own synchronous commit has no bound: with no
+ * group coordinator it waits until one is found, and a consumer stuck there stops polling, is
+ * thrown out of its group and stalls its partitions. A commit not answered in time still goes
+ * on in the background, and the next one carries the same offsets. */
+#define COMMIT_WAIT_MS 10000
+
+static rd_kafka_resp_err_t commit_bounded(rd_kafka_t *rk, int timeout_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    if (q == NULL)
+        return RD_KAFKA_RESP_ERR__FAIL;
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(rk, NULL, q, NULL, NULL);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms);
+        if (ev == NULL) {
+            e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+        } else {
+            e = rd_kafka_event_error(ev);
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    rd_kafka_queue_destroy(q);
+    return e;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -336,7 +392,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     } else {
         /* Commit what was processed before giving the partitions away, so the next owner
          * starts right after it. */
-        rd_kafka_commit(rk, NULL, 0);
+        rd_kafka_resp_err_t ce = commit_bounded(rk, COMMIT_WAIT_MS);
+        if (ce != RD_KAFKA_RESP_ERR_NO_ERROR && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            bx_warn("kafka: commit before giving partitions away: %s", rd_kafka_err2str(ce));
         bx_info("kafka: revoked %d partitions", parts->cnt);
         rd_kafka_assign(rk, NULL);
     }
@@ -404,8 +462,11 @@ void bx_consumer_done(bx_consumer *c, const rd_kafka_message_t *msg)
 
 bx_status bx_consumer_commit(bx_consumer *c)
 {
-    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
-    return e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR__NO_OFFSET ? BX_OK : BX_EIO;
+    rd_kafka_resp_err_t e = commit_bounded(c->rk, COMMIT_WAIT_MS);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return BX_OK;
+    bx_warn("kafka: offset commit: %s", rd_kafka_err2str(e));
+    return e == RD_KAFKA_RESP_ERR__TIMED_OUT ? BX_ETIMEOUT : BX_EIO;
 }
 
 long long bx_consumer_lag(bx_consumer *c)

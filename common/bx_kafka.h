@@ -59,6 +59,13 @@ void bx_delivery_slot_arm(bx_delivery_slot *slot, bx_delivery_wait *w);
 bx_delivery_fn bx_delivery_slot_done;
 /* Blocks until every armed slot is done or timeout_ms passes; BX_ETIMEOUT then. */
 bx_status bx_delivery_wait_all(bx_delivery_wait *w, int timeout_ms) BX_MUSTCHECK;
+/* For callers that must not block (a server's event loop): a wait that calls notify(arg) exactly
+ * once, from the thread that completes it, when it is sealed and every armed slot is done. Arm
+ * its slots, then seal it; notify may run before bx_delivery_wait_seal returns (nothing was
+ * outstanding) or on the producer's poll thread. The wait is not touched after notify, so notify
+ * may lead to its free. bx_delivery_wait_all is not for such a wait. */
+bx_delivery_wait *bx_delivery_wait_notify_new(void (*notify)(void *arg), void *arg);
+void bx_delivery_wait_seal(bx_delivery_wait *w);
 
 /* Creates the topics (idempotent: existing topics are fine). */
 bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
@@ -76,7 +83,8 @@ bx_status bx_consumer_new(const char *brokers, const char *group, const char *co
 rd_kafka_message_t *bx_consumer_poll(bx_consumer *c, int timeout_ms);
 /* Marks msg processed: its offset + 1 will be committed. */
 void bx_consumer_done(bx_consumer *c, const rd_kafka_message_t *msg);
-/* Commits stored offsets now (synchronously). */
+/* Commits stored offsets now and waits for the answer, at most 10 s (BX_ETIMEOUT: the commit
+ * goes on in the background; the next one carries the same offsets). Failures are logged. */
 bx_status bx_consumer_commit(bx_consumer *c) BX_MUSTCHECK;
 /* Total lag of the group over its assignment, for settle checks; -1 when unknown. */
 long long bx_consumer_lag(bx_consumer *c);

@@ -14,7 +14,9 @@ struct job {
     struct job *next;
     pthread_cond_t answered; /* the waiting request's own: a batch wakes only its requests */
     bool remember, done;
-    bool detached; /* a remember nobody waits for: the batcher frees it */
+    bool detached; /* nobody waits for it: the batcher answers (if asked to) and frees it */
+    dedup_answer_fn *answer;
+    void *arg;
     bx_status status;
     const char *school, *topic;
     const char *const *keys;
@@ -137,18 +139,29 @@ static void *dedup_main(void *arg)
         d->head = d->tail = NULL;
         pthread_mutex_unlock(&d->lock);
         run_batch(d, jobs);
+        /* Asynchronous checks are answered outside the lock: an answer may resume a request. */
+        struct job *detached = NULL;
         pthread_mutex_lock(&d->lock);
         for (struct job *j = jobs, *next; j; j = next) {
             next = j->next; /* j belongs to its request once done is set and it is woken */
             if (j->detached) {
-                if (j->status != BX_OK)
-                    bx_warn("school %s: %zu accepted event ids not remembered", j->school, j->n);
-                free(j);
+                j->next = detached;
+                detached = j;
                 continue;
             }
             j->done = true;
             pthread_cond_signal(&j->answered);
         }
+        pthread_mutex_unlock(&d->lock);
+        for (struct job *j = detached, *next; j; j = next) {
+            next = j->next;
+            if (j->answer)
+                j->answer(j->arg, j->status);
+            else if (j->status != BX_OK)
+                bx_warn("school %s: %zu accepted event ids not remembered", j->school, j->n);
+            free(j);
+        }
+        pthread_mutex_lock(&d->lock);
     }
     pthread_mutex_unlock(&d->lock);
     return NULL;
@@ -217,6 +230,25 @@ bx_status dedup_check(dedup_batcher *d, const char *school, const char *const *k
     j.n = n;
     j.seen = seen;
     return submit(d, &j);
+}
+
+bx_status dedup_check_async(dedup_batcher *d, const char *school, const char *const *keys,
+                            size_t n, bool *seen, dedup_answer_fn *answer, void *arg)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return BX_ENOMEM;
+    j->school = school;
+    j->keys = keys;
+    j->n = n;
+    j->seen = seen;
+    j->detached = true;
+    j->answer = answer;
+    j->arg = arg;
+    pthread_mutex_lock(&d->lock);
+    enqueue(d, j);
+    pthread_mutex_unlock(&d->lock);
+    return BX_OK;
 }
 
 bx_status dedup_remember(dedup_batcher *d, const char *school, const char *const *keys, size_t n,

@@ -79,11 +79,30 @@ bx_status ingest_parse_actions(const ingest_ctx *ctx, const char *body, size_t l
 char *ingest_dlq_message(const ingest_ctx *ctx, const ingest_record *rec, const char *reason,
                          const char *error, const char *body, size_t body_len);
 
-/* Publishes a validated batch: marks records whose dedup key was accepted before as duplicates,
- * produces the rest and the rejects' dead-letter messages, waits up to timeout_ms for Kafka, then
- * remembers the dedup keys of accepted records. dedup may be NULL (no deduplication). */
-bx_status ingest_publish(const ingest_ctx *ctx, bx_producer *producer, dedup_batcher *dedup,
-                         ingest_batch *batch, int timeout_ms, bx_error *err) BX_MUSTCHECK;
+/* Publishing a validated batch without blocking, in steps (the server suspends the request
+ * between them, so no thread waits for PostgreSQL or Kafka):
+ * 1. ingest_publish_begin collects the distinct client event ids (pub->keys, pub->nkeys).
+ * 2. When there are any: their duplicate check (dedup_check_async into pub->seen), then
+ *    ingest_publish_mark with its status, which marks repeated records duplicate (a failed check
+ *    marks nothing: consumers deduplicate by event id).
+ * 3. ingest_publish_send produces every valid record and dead-letters every rejected one, each on
+ *    its own slot armed on wait; the caller then seals wait.
+ * 4. Once wait is complete, ingest_publish_end sets each outcome from Kafka's verdict (accepted or
+ *    failed), remembers the accepted ids and frees pub. ingest_publish_free frees pub without. */
+typedef struct ingest_publishing {
+    const char **keys; /* borrowed from the batch's records */
+    bool *seen;
+    size_t nkeys;
+    bx_delivery_slot *slots; /* one per record */
+} ingest_publishing;
+bx_status ingest_publish_begin(ingest_batch *batch, ingest_publishing *pub) BX_MUSTCHECK;
+void ingest_publish_mark(const ingest_ctx *ctx, ingest_batch *batch, ingest_publishing *pub,
+                         bx_status checked);
+void ingest_publish_send(const ingest_ctx *ctx, bx_producer *producer, ingest_batch *batch,
+                         ingest_publishing *pub, bx_delivery_wait *wait);
+void ingest_publish_end(const ingest_ctx *ctx, dedup_batcher *dedup, ingest_batch *batch,
+                        ingest_publishing *pub);
+void ingest_publish_free(ingest_publishing *pub);
 
 /* Writes the JSON reply for a published batch. */
 bx_status ingest_reply(const ingest_batch *batch, bx_buf *out) BX_MUSTCHECK;

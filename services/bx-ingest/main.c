@@ -23,7 +23,8 @@ int main(int argc, char **argv)
 {
     bx_common_conf common = {0};
     char *listen = NULL, *tls_cert = NULL, *tls_key = NULL;
-    long long max_body = 0, max_connections = 0, ack_timeout = 0, refresh = 0, retention = 0;
+    long long max_body = 0, max_connections = 0, ack_timeout = 0, refresh = 0, retention = 0,
+              threads = 0;
     bool insecure = false;
     bx_conf_row rows[] = {
         BX_COMMON_CONF_ROWS(common),
@@ -35,7 +36,9 @@ int main(int argc, char **argv)
         {"BX_HTTP_MAX_BODY", BX_CONF_INT, "4194304", 1024, 67108864, &max_body,
          "largest request body in bytes"},
         {"BX_HTTP_MAX_CONNECTIONS", BX_CONF_INT, "512", 1, 10000, &max_connections,
-         "open API connections (one thread each); more wait in the kernel's backlog"},
+         "open API connections; more wait in the kernel's backlog"},
+        {"BX_HTTP_THREADS", BX_CONF_INT, "0", 0, 256, &threads,
+         "threads serving the API's connections (event loops); 0: one per CPU"},
         {"BX_ACK_TIMEOUT_MS", BX_CONF_INT, "15000", 100, 300000, &ack_timeout,
          "how long a request waits for Kafka's acknowledgement"},
         {"BX_REGISTRY_REFRESH_MS", BX_CONF_INT, "2000", 100, 3600000, &refresh,
@@ -57,7 +60,8 @@ int main(int argc, char **argv)
     ingest_server *server = NULL;
     bx_metrics_server *metrics = NULL;
     ingest_server_conf sc = {listen,   tls_cert,        tls_key,     insecure, common.pg_url,
-                             max_body, max_connections, ack_timeout, refresh,  retention};
+                             max_body, max_connections, ack_timeout, refresh,  retention,
+                             threads};
     bx_status s = bx_producer_new(common.kafka_brokers, extra, &producer, &err);
     IFOK(s, ingest_server_start(&sc, producer, &server, &err));
     if (s == BX_OK && common.metrics_listen[0])

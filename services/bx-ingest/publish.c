@@ -93,54 +93,46 @@ static size_t distinct_keys(const ingest_batch *batch, ingest_outcome only, cons
     return n;
 }
 
-static void mark_duplicates(const ingest_ctx *ctx, dedup_batcher *dedup, ingest_batch *batch)
+bx_status ingest_publish_begin(ingest_batch *batch, ingest_publishing *pub)
 {
-    const char **keys = calloc(batch->count + 1, sizeof(*keys));
-    bool *seen = calloc(batch->count + 1, sizeof(*seen));
-    size_t n = keys && seen ? distinct_keys(batch, INGEST_PENDING, keys) : 0;
-    if (n && dedup_check(dedup, ctx->school_id, keys, n, seen) != BX_OK)
+    memset(pub, 0, sizeof(*pub));
+    pub->keys = calloc(batch->count + 1, sizeof(*pub->keys));
+    pub->seen = calloc(batch->count + 1, sizeof(*pub->seen));
+    pub->slots = calloc(batch->count + 1, sizeof(*pub->slots));
+    if (pub->keys == NULL || pub->seen == NULL || pub->slots == NULL) {
+        ingest_publish_free(pub);
+        return BX_ENOMEM;
+    }
+    pub->nkeys = distinct_keys(batch, INGEST_PENDING, pub->keys);
+    return BX_OK;
+}
+
+void ingest_publish_free(ingest_publishing *pub)
+{
+    free(pub->keys);
+    free(pub->seen);
+    free(pub->slots);
+    memset(pub, 0, sizeof(*pub));
+}
+
+void ingest_publish_mark(const ingest_ctx *ctx, ingest_batch *batch, ingest_publishing *pub,
+                         bx_status checked)
+{
+    if (checked != BX_OK) {
         bx_warn("school %s: duplicate check skipped (database unavailable)", ctx->school_id);
-    for (size_t k = 0; k < n; k++)
-        for (size_t i = 0; seen[k] && i < batch->count; i++)
+        return;
+    }
+    for (size_t k = 0; k < pub->nkeys; k++)
+        for (size_t i = 0; pub->seen[k] && i < batch->count; i++)
             if (batch->items[i].outcome == INGEST_PENDING &&
-                strcmp(batch->items[i].dedup_key, keys[k]) == 0)
+                strcmp(batch->items[i].dedup_key, pub->keys[k]) == 0)
                 batch->items[i].outcome = INGEST_DUPLICATE;
-    free(keys);
-    free(seen);
 }
 
-static void remember_accepted(const ingest_ctx *ctx, dedup_batcher *dedup, ingest_batch *batch)
+void ingest_publish_send(const ingest_ctx *ctx, bx_producer *producer, ingest_batch *batch,
+                         ingest_publishing *pub, bx_delivery_wait *wait)
 {
-    /* A key whose records were not all accepted (a roll call half acknowledged) is not
-     * remembered, so the client's retry publishes again; consumers deduplicate by event id. */
-    for (size_t i = 0; i < batch->count; i++) {
-        ingest_record *r = &batch->items[i];
-        if (r->outcome != INGEST_FAILED || !r->dedup_key[0])
-            continue;
-        for (size_t j = 0; j < batch->count; j++)
-            if (batch->items[j].outcome == INGEST_ACCEPTED &&
-                strcmp(batch->items[j].dedup_key, r->dedup_key) == 0)
-                batch->items[j].dedup_key[0] = '\0';
-    }
-    const char **keys = calloc(batch->count + 1, sizeof(*keys));
-    size_t n = keys ? distinct_keys(batch, INGEST_ACCEPTED, keys) : 0;
-    if (n && dedup_remember(dedup, ctx->school_id, keys, n, ctx->endpoint) != BX_OK)
-        bx_warn("school %s: accepted event ids not remembered", ctx->school_id);
-    free(keys);
-}
-
-bx_status ingest_publish(const ingest_ctx *ctx, bx_producer *producer, dedup_batcher *dedup,
-                         ingest_batch *batch, int timeout_ms, bx_error *err)
-{
-    if (dedup)
-        mark_duplicates(ctx, dedup, batch);
-    bx_delivery_wait *wait = bx_delivery_wait_new();
-    bx_delivery_slot *slots = calloc(batch->count + 1, sizeof(*slots));
-    if (wait == NULL || slots == NULL) {
-        bx_delivery_wait_free(wait);
-        free(slots);
-        return BX_ERR(err, BX_ENOMEM, "out of memory");
-    }
+    bx_delivery_slot *slots = pub->slots;
     for (size_t i = 0; i < batch->count; i++) {
         ingest_record *r = &batch->items[i];
         slots[i].err = RD_KAFKA_RESP_ERR__IN_PROGRESS;
@@ -165,32 +157,46 @@ bx_status ingest_publish(const ingest_ctx *ctx, bx_producer *producer, dedup_bat
             }
         }
     }
-    /* librdkafka reports every message within message.timeout.ms; the extra second covers the
-     * report's way back. The slots must outlive every report, so on a timeout they are leaked
-     * rather than freed under the poll thread's feet. */
-    bx_status ws = bx_delivery_wait_all(wait, timeout_ms + 1000);
+}
+
+static void remember_accepted(const ingest_ctx *ctx, dedup_batcher *dedup, ingest_batch *batch)
+{
+    /* A key whose records were not all accepted (a roll call half acknowledged) is not
+     * remembered, so the client's retry publishes again; consumers deduplicate by event id. */
+    for (size_t i = 0; i < batch->count; i++) {
+        ingest_record *r = &batch->items[i];
+        if (r->outcome != INGEST_FAILED || !r->dedup_key[0])
+            continue;
+        for (size_t j = 0; j < batch->count; j++)
+            if (batch->items[j].outcome == INGEST_ACCEPTED &&
+                strcmp(batch->items[j].dedup_key, r->dedup_key) == 0)
+                batch->items[j].dedup_key[0] = '\0';
+    }
+    const char **keys = calloc(batch->count + 1, sizeof(*keys));
+    size_t n = keys ? distinct_keys(batch, INGEST_ACCEPTED, keys) : 0;
+    if (n && dedup_remember(dedup, ctx->school_id, keys, n, ctx->endpoint) != BX_OK)
+        bx_warn("school %s: accepted event ids not remembered", ctx->school_id);
+    free(keys);
+}
+
+void ingest_publish_end(const ingest_ctx *ctx, dedup_batcher *dedup, ingest_batch *batch,
+                        ingest_publishing *pub)
+{
     size_t dlq_failed = 0;
     for (size_t i = 0; i < batch->count; i++) {
         ingest_record *r = &batch->items[i];
         if (r->outcome == INGEST_PENDING)
             r->outcome =
-                slots[i].err == RD_KAFKA_RESP_ERR_NO_ERROR ? INGEST_ACCEPTED : INGEST_FAILED;
-        else if (r->outcome == INGEST_REJECTED && slots[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+                pub->slots[i].err == RD_KAFKA_RESP_ERR_NO_ERROR ? INGEST_ACCEPTED : INGEST_FAILED;
+        else if (r->outcome == INGEST_REJECTED && pub->slots[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
             dlq_failed++;
     }
     if (dlq_failed)
         bx_error("school %s: %zu rejected records could not be dead-lettered", ctx->school_id,
                  dlq_failed);
-    if (ws == BX_OK) {
-        free(slots);
-        bx_delivery_wait_free(wait);
-    } else {
-        bx_error("school %s: Kafka did not report %zu deliveries in time; leaking their slots",
-                 ctx->school_id, batch->count);
-    }
+    ingest_publish_free(pub);
     if (dedup)
         remember_accepted(ctx, dedup, batch);
-    return BX_OK;
 }
 
 bx_status ingest_reply(const ingest_batch *batch, bx_buf *out)

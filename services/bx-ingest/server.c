@@ -15,10 +15,12 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 struct credential {
     char id[33];
@@ -43,16 +45,41 @@ struct ingest_server {
     dedup_batcher *dedup; /* remembered client event ids */
     bx_time_ms last_expiry;
     char *tls_cert_pem, *tls_key_pem;
+    atomic_long waiting; /* requests suspended until PostgreSQL or Kafka answers */
 };
 
 enum endpoint { EP_ATTENDANCE, EP_ROLLCALL, EP_LEAVE, EP_ACTIONS };
 static const char *const endpoint_paths[] = {"/v1/attendance", "/v1/rollcall", "/v1/leave",
                                              "/v1/actions"};
 
+/* Where a request is. No thread waits for PostgreSQL or Kafka: a request that must is suspended
+ * (MHD_suspend_connection), and the answer's callback resumes it; libmicrohttpd then calls the
+ * handler again, which goes on from the phase. */
+enum phase {
+    PH_UPLOAD,   /* the body arrives */
+    PH_CHECK,    /* its client event ids are checked for duplicates (dedup thread) */
+    PH_DELIVERY, /* its messages are with Kafka until each is acknowledged or failed */
+    PH_REJECT    /* a request that could not be read: its dead letter is with Kafka */
+};
+
 struct request {
     enum endpoint endpoint;
     bx_buf body;
     bool too_large;
+    enum phase phase;
+    ingest_server *srv;
+    struct MHD_Connection *conn;
+    char school_id[BX_ID_MAX + 1], credential_id[33];
+    ingest_ctx ctx;
+    ingest_batch batch;
+    ingest_publishing pub;
+    bx_delivery_wait *wait;
+    bx_status checked;
+    /* PH_REJECT: the answer given once the dead letter is acknowledged */
+    unsigned code;
+    const char *reason;
+    char *message;
+    bx_delivery_slot dlq_slot;
 };
 
 static bx_metric m_requests = {"bx_ingest_requests_total", "HTTP requests answered", "counter", 0,
@@ -69,6 +96,9 @@ static bx_metric m_revision = {"bx_ingest_registry_revision", "registry revision
                                "gauge", 0, NULL};
 static bx_metric m_students = {"bx_ingest_registry_students", "students in the registry copy",
                                "gauge", 0, NULL};
+static bx_metric m_waiting = {"bx_ingest_requests_waiting",
+                              "requests waiting for the duplicate check or Kafka's acknowledgement",
+                              "gauge", 0, NULL};
 
 static void generation_free(struct generation *g)
 {
@@ -169,32 +199,68 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned code, co
     return send_text(conn, code, "application/json", bx_buf_steal(&b), len);
 }
 
-/* Dead-letters a request that could not be read as records, then answers it. */
-static enum MHD_Result reject_request(ingest_server *srv, struct MHD_Connection *conn,
-                                      const ingest_ctx *ctx, unsigned code, const char *reason,
-                                      const char *message, const struct request *req)
+static void suspend(struct request *req)
 {
+    bx_metric_set(&m_waiting, atomic_fetch_add(&req->srv->waiting, 1) + 1);
+    MHD_suspend_connection(req->conn);
+}
+
+/* From any thread: the dedup thread, the producer's poll thread, or the handler itself. */
+static void resume(void *arg)
+{
+    struct request *req = arg;
+    MHD_resume_connection(req->conn);
+}
+
+static void check_answered(void *arg, bx_status status)
+{
+    struct request *req = arg;
+    req->checked = status;
+    resume(req);
+}
+
+/* Dead-letters a request that could not be read as records; it is answered once Kafka has the
+ * dead letter (reply_rejected), so a client that saw the error can rely on it being kept. */
+static enum MHD_Result reject_request(struct request *req, unsigned code, const char *reason,
+                                      const char *message)
+{
+    ingest_server *srv = req->srv;
+    const ingest_ctx *ctx = &req->ctx;
     char *dlq = ingest_dlq_message(ctx, NULL, reason, message, req->body.data, req->body.len);
-    if (dlq) {
-        bx_delivery_wait *w = bx_delivery_wait_new();
-        bx_delivery_slot slot;
-        const char *key = ctx->school_id ? ctx->school_id : "unknown";
-        if (w) {
-            bx_delivery_slot_arm(&slot, w);
-            if (bx_producer_send(srv->producer, BX_TOPIC_DLQ, key, strlen(key), dlq, strlen(dlq),
-                                 bx_delivery_slot_done, &slot) != BX_OK)
-                bx_delivery_slot_done(&slot, RD_KAFKA_RESP_ERR__FAIL);
-            if (bx_delivery_wait_all(w, (int)srv->conf.ack_timeout_ms + 1000) == BX_OK)
-                bx_delivery_wait_free(w);
-            else
-                bx_error("dead-letter delivery not reported in time");
-        }
+    req->code = code;
+    req->reason = reason;
+    req->message = strdup(message);
+    req->wait = dlq && req->message ? bx_delivery_wait_notify_new(resume, req) : NULL;
+    if (req->wait == NULL) {
         free(dlq);
+        bx_error("school %s %s: no memory to dead-letter a rejected request",
+                 ctx->school_id ? ctx->school_id : "-", ctx->endpoint);
+        bx_metric_add(&m_rejected, 1);
+        return send_error(req->conn, code, reason, message);
     }
+    req->phase = PH_REJECT;
+    suspend(req);
+    const char *key = ctx->school_id ? ctx->school_id : "unknown";
+    bx_delivery_slot_arm(&req->dlq_slot, req->wait);
+    if (bx_producer_send(srv->producer, BX_TOPIC_DLQ, key, strlen(key), dlq, strlen(dlq),
+                         bx_delivery_slot_done, &req->dlq_slot) != BX_OK)
+        bx_delivery_slot_done(&req->dlq_slot, RD_KAFKA_RESP_ERR__FAIL);
+    free(dlq);
+    bx_delivery_wait_seal(req->wait);
+    return MHD_YES;
+}
+
+static enum MHD_Result reply_rejected(struct request *req)
+{
+    const ingest_ctx *ctx = &req->ctx;
+    if (req->dlq_slot.err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        bx_error("school %s %s: the rejected request's dead letter was not acknowledged: %s",
+                 ctx->school_id ? ctx->school_id : "-", ctx->endpoint,
+                 rd_kafka_err2str(req->dlq_slot.err));
     bx_metric_add(&m_rejected, 1);
-    bx_info("school %s %s: %u %s", ctx->school_id ? ctx->school_id : "-", ctx->endpoint, code,
-            reason);
-    return send_error(conn, code, reason, message);
+    bx_info("school %s %s: %u %s", ctx->school_id ? ctx->school_id : "-", ctx->endpoint,
+            req->code, req->reason);
+    return send_error(req->conn, req->code, req->reason, req->message);
 }
 
 static bool content_type_is(const char *header, const char *type)
@@ -206,24 +272,64 @@ static bool content_type_is(const char *header, const char *type)
            (header[n] == '\0' || header[n] == ';' || header[n] == ' ');
 }
 
+/* Produces the batch's messages; the request waits suspended for Kafka's verdict on each. */
+static enum MHD_Result send_batch(struct request *req)
+{
+    if (req->pub.nkeys)
+        ingest_publish_mark(&req->ctx, &req->batch, &req->pub, req->checked);
+    req->phase = PH_DELIVERY;
+    suspend(req);
+    ingest_publish_send(&req->ctx, req->srv->producer, &req->batch, &req->pub, req->wait);
+    bx_delivery_wait_seal(req->wait);
+    return MHD_YES;
+}
+
+/* Every record has Kafka's verdict: the reply. */
+static enum MHD_Result reply_published(struct request *req)
+{
+    ingest_server *srv = req->srv;
+    ingest_batch *batch = &req->batch;
+    ingest_publish_end(&req->ctx, srv->dedup, batch, &req->pub);
+    long long counts[5] = {0};
+    for (size_t i = 0; i < batch->count; i++)
+        counts[batch->items[i].outcome]++;
+    bx_metric_add(&m_accepted, counts[INGEST_ACCEPTED]);
+    bx_metric_add(&m_duplicate, counts[INGEST_DUPLICATE]);
+    bx_metric_add(&m_rejected, counts[INGEST_REJECTED]);
+    bx_metric_add(&m_failed, counts[INGEST_FAILED]);
+    bx_debug("school %s %s: %lld accepted, %lld duplicate, %lld rejected, %lld failed",
+             req->school_id, req->ctx.endpoint, counts[INGEST_ACCEPTED], counts[INGEST_DUPLICATE],
+             counts[INGEST_REJECTED], counts[INGEST_FAILED]);
+    bx_buf reply;
+    bx_buf_init(&reply, 64 << 20);
+    bx_status s = ingest_reply(batch, &reply);
+    ingest_batch_free(batch);
+    if (s != BX_OK) {
+        bx_buf_free(&reply);
+        return send_error(req->conn, 500, "internal", "reply too large");
+    }
+    size_t len = reply.len;
+    return send_text(req->conn, counts[INGEST_FAILED] ? 503 : 200, "application/json",
+                     bx_buf_steal(&reply), len);
+}
+
+/* The whole body is in: authenticate, validate, then publish (suspended while waiting). */
 static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, struct request *req)
 {
-    ingest_ctx ctx = {0};
-    ctx.now = bx_clock_now();
-    ctx.endpoint = endpoint_paths[req->endpoint];
+    ingest_ctx *ctx = &req->ctx;
+    ctx->now = bx_clock_now();
+    ctx->endpoint = endpoint_paths[req->endpoint];
     if (req->too_large) {
         char msg[128];
         snprintf(msg, sizeof(msg), "body: larger than %lld bytes; split the upload",
                  srv->conf.max_body);
         req->body.len = 0; /* only the first part was kept; nothing to attach */
-        return reject_request(srv, conn, &ctx, 413, "too_large", msg, req);
+        return reject_request(req, 413, "too_large", msg);
     }
-    ingest_batch batch;
-    ingest_batch_init(&batch);
+    ingest_batch *batch = &req->batch;
     bx_error err = {0};
     bx_status s;
     const char *reason = "malformed";
-    char school_id[BX_ID_MAX + 1], credential_id[33];
 
     pthread_rwlock_rdlock(&srv->lock);
     const struct credential *cred =
@@ -233,74 +339,62 @@ static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, 
         return send_error(conn, 401, "unauthorized",
                           "a school credential is required: Authorization: Bearer bxk_...");
     }
-    snprintf(school_id, sizeof(school_id), "%s", cred->school_id);
-    snprintf(credential_id, sizeof(credential_id), "%s", cred->id);
-    ctx.school_id = school_id;
-    ctx.credential_id = credential_id;
+    snprintf(req->school_id, sizeof(req->school_id), "%s", cred->school_id);
+    snprintf(req->credential_id, sizeof(req->credential_id), "%s", cred->id);
+    ctx->school_id = req->school_id;
+    ctx->credential_id = req->credential_id;
     const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     bool csv = content_type_is(ctype, "text/csv");
     if ((!csv && !content_type_is(ctype, "application/json")) ||
         (csv && req->endpoint != EP_ATTENDANCE)) {
         pthread_rwlock_unlock(&srv->lock);
-        return reject_request(srv, conn, &ctx, 415, "unsupported_media_type",
+        return reject_request(req, 415, "unsupported_media_type",
                               req->endpoint == EP_ATTENDANCE
                                   ? "Content-Type must be application/json or text/csv"
-                                  : "Content-Type must be application/json",
-                              req);
+                                  : "Content-Type must be application/json");
     }
-    ctx.registry = srv->gen.registry;
+    ctx->registry = srv->gen.registry;
     const char *body = req->body.data ? req->body.data : "";
     switch (req->endpoint) {
     case EP_ATTENDANCE:
-        s = csv ? ingest_parse_attendance_csv(&ctx, body, req->body.len, &batch, &err)
-                : ingest_parse_attendance_json(&ctx, body, req->body.len, &batch, &err);
+        s = csv ? ingest_parse_attendance_csv(ctx, body, req->body.len, batch, &err)
+                : ingest_parse_attendance_json(ctx, body, req->body.len, batch, &err);
         break;
     case EP_ROLLCALL:
-        s = ingest_parse_rollcall(&ctx, body, req->body.len, &batch, &reason, &err);
+        s = ingest_parse_rollcall(ctx, body, req->body.len, batch, &reason, &err);
         break;
     case EP_LEAVE:
-        s = ingest_parse_leave(&ctx, body, req->body.len, &batch, &err);
+        s = ingest_parse_leave(ctx, body, req->body.len, batch, &err);
         break;
     default:
-        s = ingest_parse_actions(&ctx, body, req->body.len, &batch, &err);
+        s = ingest_parse_actions(ctx, body, req->body.len, batch, &err);
         break;
     }
     pthread_rwlock_unlock(&srv->lock);
-    ctx.registry = NULL; /* the generation may be replaced from here on */
+    ctx->registry = NULL; /* the generation may be replaced from here on */
 
     if (s != BX_OK) {
-        ingest_batch_free(&batch);
+        ingest_batch_free(batch);
         unsigned code = s == BX_ENOMEM                                                       ? 503
                         : (req->endpoint == EP_ROLLCALL && strcmp(reason, "malformed") != 0) ? 422
                                                                                              : 400;
-        return reject_request(srv, conn, &ctx, code, reason, err.msg, req);
+        return reject_request(req, code, reason, err.msg);
     }
-    if (ingest_publish(&ctx, srv->producer, srv->dedup, &batch, (int)srv->conf.ack_timeout_ms,
-                       &err) != BX_OK) {
-        ingest_batch_free(&batch);
-        return send_error(conn, 503, "unavailable", err.msg);
+    if (ingest_publish_begin(batch, &req->pub) != BX_OK ||
+        (req->wait = bx_delivery_wait_notify_new(resume, req)) == NULL) {
+        ingest_batch_free(batch);
+        return send_error(conn, 503, "unavailable", "out of memory; sending again is safe");
     }
-    long long counts[5] = {0};
-    for (size_t i = 0; i < batch.count; i++)
-        counts[batch.items[i].outcome]++;
-    bx_metric_add(&m_accepted, counts[INGEST_ACCEPTED]);
-    bx_metric_add(&m_duplicate, counts[INGEST_DUPLICATE]);
-    bx_metric_add(&m_rejected, counts[INGEST_REJECTED]);
-    bx_metric_add(&m_failed, counts[INGEST_FAILED]);
-    bx_debug("school %s %s: %lld accepted, %lld duplicate, %lld rejected, %lld failed", school_id,
-             ctx.endpoint, counts[INGEST_ACCEPTED], counts[INGEST_DUPLICATE],
-             counts[INGEST_REJECTED], counts[INGEST_FAILED]);
-    bx_buf reply;
-    bx_buf_init(&reply, 64 << 20);
-    s = ingest_reply(&batch, &reply);
-    ingest_batch_free(&batch);
-    if (s != BX_OK) {
-        bx_buf_free(&reply);
-        return send_error(conn, 500, "internal", "reply too large");
+    if (req->pub.nkeys == 0 || srv->dedup == NULL) {
+        req->pub.nkeys = 0;
+        return send_batch(req);
     }
-    size_t len = reply.len;
-    return send_text(conn, counts[INGEST_FAILED] ? 503 : 200, "application/json",
-                     bx_buf_steal(&reply), len);
+    req->phase = PH_CHECK;
+    suspend(req);
+    if (dedup_check_async(srv->dedup, req->school_id, req->pub.keys, req->pub.nkeys,
+                          req->pub.seen, check_answered, req) != BX_OK)
+        check_answered(req, BX_ENOMEM);
+    return MHD_YES;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -309,6 +403,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 {
     ingest_server *srv = cls;
     struct request *req = *state;
+    if (req && req->phase != PH_UPLOAD) {
+        /* resumed: what it waited for has answered */
+        bx_metric_set(&m_waiting, atomic_fetch_sub(&srv->waiting, 1) - 1);
+        switch (req->phase) {
+        case PH_CHECK:
+            return send_batch(req);
+        case PH_DELIVERY:
+            return reply_published(req);
+        default:
+            return reply_rejected(req);
+        }
+    }
     if (req == NULL) {
         int ep = -1;
         for (int i = 0; i < 4; i++)
@@ -338,6 +444,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         if (req == NULL)
             return MHD_NO;
         req->endpoint = (enum endpoint)ep;
+        req->srv = srv;
+        req->conn = conn;
+        ingest_batch_init(&req->batch);
         bx_buf_init(&req->body, (size_t)srv->conf.max_body);
         *state = req;
         return MHD_YES;
@@ -358,6 +467,10 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **state,
     if (req == NULL)
         return;
     bx_buf_free(&req->body);
+    ingest_batch_free(&req->batch);
+    ingest_publish_free(&req->pub);
+    bx_delivery_wait_free(req->wait);
+    free(req->message);
     free(req);
     *state = NULL;
 }
@@ -490,6 +603,7 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
     bx_metric_register(&m_failed);
     bx_metric_register(&m_revision);
     bx_metric_register(&m_students);
+    bx_metric_register(&m_waiting);
     m_revision.value = -1;
     s = dedup_new(conf->pg_url, &srv->dedup, err);
     IFOK(s, bx_pg_connect(conf->pg_url, 30000, &srv->admin_db, err));
@@ -505,8 +619,15 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
             s = BX_EINVAL;
     }
     if (s == BX_OK) {
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                         MHD_USE_POLL | MHD_USE_ERROR_LOG;
+        /* A few event-loop threads (epoll) serve every connection; a request waiting for
+         * PostgreSQL or Kafka is suspended and holds no thread. */
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        unsigned threads = (unsigned)conf->threads;
+        if (threads == 0) {
+            long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+            threads = cpus > 0 ? (unsigned)cpus : 1;
+        }
         if (tls)
             flags |= MHD_USE_TLS;
         if (tls)
@@ -514,13 +635,14 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
                 flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
                 MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections,
-                MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
+                MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
                 srv->tls_key_pem, MHD_OPTION_END);
         else
             srv->daemon = MHD_start_daemon(
                 flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
                 MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections, MHD_OPTION_END);
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections,
+                MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_END);
         if (srv->daemon == NULL)
             s = BX_ERR(err, BX_EIO, "cannot listen on %s%s", conf->listen,
                        tls ? " with TLS (check the certificate and key)" : "");
@@ -538,8 +660,18 @@ void ingest_server_stop(ingest_server *srv)
 {
     if (srv == NULL)
         return;
-    if (srv->daemon)
+    if (srv->daemon) {
+        /* No new connections; requests in flight finish (Kafka reports every message within
+         * its timeout) before the daemon goes, since a suspended one cannot be stopped. */
+        MHD_quiesce_daemon(srv->daemon);
+        for (long long waited = 0;
+             atomic_load(&srv->waiting) > 0 && waited < srv->conf.ack_timeout_ms + 5000;
+             waited += 10)
+            usleep(10 * 1000);
+        if (atomic_load(&srv->waiting) > 0)
+            bx_warn("stopping with %ld requests still waiting", atomic_load(&srv->waiting));
         MHD_stop_daemon(srv->daemon);
+    }
     dedup_free(srv->dedup);
     generation_free(&srv->gen);
     if (srv->admin_db)

@@ -14,10 +14,11 @@ typedef struct ingest_server_conf {
     bool insecure; /* allow plain HTTP on a non-loopback address */
     const char *pg_url;
     long long max_body;        /* bytes */
-    long long max_connections; /* each served by its own thread while open */
+    long long max_connections; /* open at once */
     long long ack_timeout_ms;
     long long refresh_ms;           /* registry revision poll */
     long long dedup_retention_days; /* how long accepted client event ids are remembered */
+    long long threads;              /* event-loop threads serving connections; 0: one per CPU */
 } ingest_server_conf;
 
 typedef struct ingest_server ingest_server;

@@ -1296,6 +1296,8 @@ static bool relay(notify_service *sv)
 #define PRUNE_EVERY_MS (60 * 1000)
 #define PRUNE_AGE_MS   (24LL * 3600 * 1000) /* relayed status messages kept a day */
 
+#define STEP_SLOW_MS 30000
+
 static long long monotonic_ms(void)
 {
     struct timespec ts;
@@ -1333,6 +1335,7 @@ void notify_service_step(notify_service *sv)
         sleep(1);
         return;
     }
+    long long t0 = monotonic_ms();
     int handled = 0;
     while (handled < POLL_MAX && *sv->conf.running) {
         rd_kafka_message_t *msg = bx_consumer_poll(sv->consumer, handled ? 0 : 100);
@@ -1347,9 +1350,18 @@ void notify_service_step(notify_service *sv)
         rd_kafka_message_destroy(msg);
         handled++;
     }
+    long long t1 = monotonic_ms();
     if (handled && bx_consumer_commit(sv->consumer) != BX_OK)
         bx_warn("offset commit failed; the next commit carries them");
+    long long t2 = monotonic_ms();
     run_digests(sv);
+    long long t3 = monotonic_ms();
+    /* A step longer than this keeps the consumer from polling: say where the time went before
+     * Kafka's max.poll.interval.ms throws it out of the group. */
+    if (t3 - t0 > STEP_SLOW_MS)
+        bx_warn("consumer step took %lld ms: %d requests %lld ms, offset commit %lld ms, digests "
+                "%lld ms",
+                t3 - t0, handled, t1 - t0, t2 - t1, t3 - t2);
 }
 
 static bx_status open_worker(notify_service *sv, worker *w, int index, bx_error *err)

@@ -2,12 +2,14 @@
 #include "bx_buf.h"
 #include "bx_config.h"
 #include "bx_json.h"
+#include "bx_kafka.h"
 #include "bx_log.h"
 #include "bx_map.h"
 #include "bx_metrics.h"
 #include "bx_registry.h"
 #include "bx_test.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,4 +218,69 @@ BX_TEST(error_messages_stay_utf8)
     CHECK(bx_utf8_valid(err.msg, strlen(err.msg)));
     CHECK_INT(err.status, BX_EINVAL);
     CHECK(BX_ERR(NULL, BX_EIO, "no error to fill") == BX_EIO);
+}
+
+static void count_notify(void *arg)
+{
+    *(int *)arg += 1;
+}
+
+struct finisher {
+    bx_delivery_slot *slots;
+    int n;
+};
+
+static void *finish_slots(void *arg)
+{
+    struct finisher *f = arg;
+    for (int i = 0; i < f->n; i++)
+        bx_delivery_slot_done(&f->slots[i], i == 1 ? RD_KAFKA_RESP_ERR__MSG_TIMED_OUT
+                                                   : RD_KAFKA_RESP_ERR_NO_ERROR);
+    return NULL;
+}
+
+BX_TEST(delivery_wait_notifies_once_when_sealed_and_done)
+{
+    /* nothing armed: sealing notifies at once */
+    int calls = 0;
+    bx_delivery_wait *w = bx_delivery_wait_notify_new(count_notify, &calls);
+    REQUIRE(w != NULL);
+    bx_delivery_wait_seal(w);
+    CHECK_INT(calls, 1);
+    bx_delivery_wait_free(w);
+
+    /* slots done before the seal: nothing until the seal, then once */
+    calls = 0;
+    bx_delivery_slot early[2];
+    w = bx_delivery_wait_notify_new(count_notify, &calls);
+    REQUIRE(w != NULL);
+    bx_delivery_slot_arm(&early[0], w);
+    bx_delivery_slot_arm(&early[1], w);
+    bx_delivery_slot_done(&early[0], RD_KAFKA_RESP_ERR_NO_ERROR);
+    bx_delivery_slot_done(&early[1], RD_KAFKA_RESP_ERR_NO_ERROR);
+    CHECK_INT(calls, 0);
+    bx_delivery_wait_seal(w);
+    CHECK_INT(calls, 1);
+    bx_delivery_wait_free(w);
+
+    /* sealed with slots outstanding: the thread finishing the last one notifies, once, and every
+     * verdict is in place by then */
+    for (int round = 0; round < 200; round++) {
+        calls = 0;
+        bx_delivery_slot slots[3];
+        w = bx_delivery_wait_notify_new(count_notify, &calls);
+        REQUIRE(w != NULL);
+        for (int i = 0; i < 3; i++)
+            bx_delivery_slot_arm(&slots[i], w);
+        struct finisher f = {slots, 3};
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, finish_slots, &f) == 0);
+        bx_delivery_wait_seal(w);
+        pthread_join(t, NULL);
+        CHECK_INT(calls, 1);
+        CHECK_INT(slots[0].err, RD_KAFKA_RESP_ERR_NO_ERROR);
+        CHECK_INT(slots[1].err, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+        CHECK_INT(slots[2].err, RD_KAFKA_RESP_ERR_NO_ERROR);
+        bx_delivery_wait_free(w);
+    }
 }
