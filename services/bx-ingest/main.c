@@ -23,8 +23,7 @@ int main(int argc, char **argv)
 {
     bx_common_conf common = {0};
     char *listen = NULL, *tls_cert = NULL, *tls_key = NULL;
-    long long max_body = 0, max_connections = 0, ack_timeout = 0, refresh = 0, retention = 0,
-              threads = 0;
+    long long max_body = 0, max_connections = 0, ack_timeout = 0, refresh = 0, retention = 0;
     bool insecure = false;
     bx_conf_row rows[] = {
         BX_COMMON_CONF_ROWS(common),
@@ -37,8 +36,6 @@ int main(int argc, char **argv)
          "largest request body in bytes"},
         {"BX_HTTP_MAX_CONNECTIONS", BX_CONF_INT, "512", 1, 10000, &max_connections,
          "open API connections; more wait in the kernel's backlog"},
-        {"BX_HTTP_THREADS", BX_CONF_INT, "0", 0, 256, &threads,
-         "threads serving the API's connections (event loops); 0: one per CPU"},
         {"BX_ACK_TIMEOUT_MS", BX_CONF_INT, "15000", 100, 300000, &ack_timeout,
          "how long a request waits for Kafka's acknowledgement"},
         {"BX_REGISTRY_REFRESH_MS", BX_CONF_INT, "2000", 100, 3600000, &refresh,
@@ -60,8 +57,7 @@ int main(int argc, char **argv)
     ingest_server *server = NULL;
     bx_metrics_server *metrics = NULL;
     ingest_server_conf sc = {listen,   tls_cert,        tls_key,     insecure, common.pg_url,
-                             max_body, max_connections, ack_timeout, refresh,  retention,
-                             threads};
+                             max_body, max_connections, ack_timeout, refresh,  retention};
     bx_status s = bx_producer_new(common.kafka_brokers, extra, &producer, &err);
     IFOK(s, ingest_server_start(&sc, producer, &server, &err));
     if (s == BX_OK && common.metrics_listen[0])
@@ -84,6 +80,7 @@ int main(int argc, char **argv)
     while (running) {
         usleep(100 * 1000);
         slept += 100;
+        ingest_server_watch(server);
         if (slept >= refresh) {
             slept = 0;
             ingest_server_tick(server);

@@ -10,6 +10,7 @@
 #include "ingest.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -20,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 struct credential {
@@ -46,6 +50,17 @@ struct ingest_server {
     bx_time_ms last_expiry;
     char *tls_cert_pem, *tls_key_pem;
     atomic_long waiting; /* requests suspended until PostgreSQL or Kafka answers */
+    pthread_mutex_t waiting_lock;
+    struct request *waiting_head; /* the suspended requests, for ingest_server_watch */
+    /* The event loop: one thread runs libmicrohttpd (every call into it happens there), and
+     * answers from other threads reach it as requests to resume, through `ready` and the wake
+     * eventfd. */
+    pthread_t loop;
+    bool loop_started;
+    int wake_fd, epoll_fd;
+    pthread_mutex_t ready_lock;
+    struct request *ready_head;
+    atomic_bool stopping;
 };
 
 enum endpoint { EP_ATTENDANCE, EP_ROLLCALL, EP_LEAVE, EP_ACTIONS };
@@ -80,6 +95,12 @@ struct request {
     const char *reason;
     char *message;
     bx_delivery_slot dlq_slot;
+    /* while suspended: in the server's waiting list, since when, and whether what it waits for
+     * has answered (its resume is then on its way) */
+    struct request *wprev, *wnext;
+    struct request *ready_next;
+    long long since_ms;
+    atomic_llong answered_ms; /* 0 until answered */
 };
 
 static bx_metric m_requests = {"bx_ingest_requests_total", "HTTP requests answered", "counter", 0,
@@ -199,17 +220,59 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned code, co
     return send_text(conn, code, "application/json", bx_buf_steal(&b), len);
 }
 
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void suspend(struct request *req)
 {
-    bx_metric_set(&m_waiting, atomic_fetch_add(&req->srv->waiting, 1) + 1);
+    ingest_server *srv = req->srv;
+    atomic_store(&req->answered_ms, 0);
+    req->since_ms = monotonic_ms();
+    pthread_mutex_lock(&srv->waiting_lock);
+    req->wprev = NULL;
+    req->wnext = srv->waiting_head;
+    if (srv->waiting_head)
+        srv->waiting_head->wprev = req;
+    srv->waiting_head = req;
+    pthread_mutex_unlock(&srv->waiting_lock);
+    bx_metric_set(&m_waiting, atomic_fetch_add(&srv->waiting, 1) + 1);
     MHD_suspend_connection(req->conn);
 }
 
-/* From any thread: the dedup thread, the producer's poll thread, or the handler itself. */
+/* The handler runs again: the request leaves the waiting list. */
+static void resumed(struct request *req)
+{
+    ingest_server *srv = req->srv;
+    pthread_mutex_lock(&srv->waiting_lock);
+    if (req->wprev)
+        req->wprev->wnext = req->wnext;
+    else
+        srv->waiting_head = req->wnext;
+    if (req->wnext)
+        req->wnext->wprev = req->wprev;
+    req->wprev = req->wnext = NULL;
+    pthread_mutex_unlock(&srv->waiting_lock);
+    bx_metric_set(&m_waiting, atomic_fetch_sub(&srv->waiting, 1) - 1);
+}
+
+/* From any thread: the dedup thread, the producer's poll thread, or the handler itself. The
+ * event loop resumes the connection: libmicrohttpd is only ever called from its thread. */
 static void resume(void *arg)
 {
     struct request *req = arg;
-    MHD_resume_connection(req->conn);
+    ingest_server *srv = req->srv;
+    atomic_store(&req->answered_ms, monotonic_ms());
+    pthread_mutex_lock(&srv->ready_lock);
+    req->ready_next = srv->ready_head;
+    srv->ready_head = req;
+    pthread_mutex_unlock(&srv->ready_lock);
+    uint64_t one = 1;
+    if (write(srv->wake_fd, &one, sizeof(one)) != sizeof(one))
+        bx_error("cannot wake the event loop: %s", strerror(errno));
 }
 
 static void check_answered(void *arg, bx_status status)
@@ -405,7 +468,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     struct request *req = *state;
     if (req && req->phase != PH_UPLOAD) {
         /* resumed: what it waited for has answered */
-        bx_metric_set(&m_waiting, atomic_fetch_sub(&srv->waiting, 1) - 1);
+        resumed(req);
         switch (req->phase) {
         case PH_CHECK:
             return send_batch(req);
@@ -466,6 +529,8 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **state,
     struct request *req = *state;
     if (req == NULL)
         return;
+    if (req->phase != PH_UPLOAD && (req->wprev || req->wnext || req->srv->waiting_head == req))
+        resumed(req); /* ended while suspended: only at shutdown, when everything has answered */
     bx_buf_free(&req->body);
     ingest_batch_free(&req->batch);
     ingest_publish_free(&req->pub);
@@ -534,6 +599,32 @@ static void expire_seen_events(ingest_server *srv)
     PQclear(res);
 }
 
+/* How long an answered request may wait for the event loop to run it again before it is
+ * reported; a normal resume takes well under a millisecond. */
+#define RESUME_SLOW_MS 2000
+
+void ingest_server_watch(ingest_server *srv)
+{
+    static const char *const phases[] = {"upload", "duplicate check", "Kafka acknowledgement",
+                                         "dead letter"};
+    long long now = monotonic_ms();
+    pthread_mutex_lock(&srv->waiting_lock);
+    for (struct request *r = srv->waiting_head; r; r = r->wnext) {
+        long long waited = now - r->since_ms, answered = atomic_load(&r->answered_ms);
+        if (answered && now - answered > RESUME_SLOW_MS) {
+            bx_warn("school %s %s: answered %lld ms ago in phase %s but not run again yet",
+                    r->school_id[0] ? r->school_id : "-", r->ctx.endpoint, now - answered,
+                    phases[r->phase]);
+            atomic_store(&r->answered_ms, now);
+        } else if (!answered && waited > srv->conf.ack_timeout_ms + 5000) {
+            bx_warn("school %s %s: waiting %lld ms for its %s", r->school_id[0] ? r->school_id : "-",
+                    r->ctx.endpoint, waited, phases[r->phase]);
+            r->since_ms = now;
+        }
+    }
+    pthread_mutex_unlock(&srv->waiting_lock);
+}
+
 void ingest_server_tick(ingest_server *srv)
 {
     bx_error err = {0};
@@ -576,6 +667,49 @@ static bool is_loopback(const struct sockaddr_in *a)
     return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
 }
 
+/* The event loop: waits on libmicrohttpd's epoll set and the wake eventfd, resumes what is
+ * ready, and lets libmicrohttpd run. On stop it takes no new connections and runs until every
+ * waiting request is answered (Kafka reports each message within its timeout), at most
+ * ack_timeout + 5 s. */
+static void *loop_main(void *arg)
+{
+    ingest_server *srv = arg;
+    bool quiesced = false;
+    long long stop_deadline = 0;
+    for (;;) {
+        if (atomic_load(&srv->stopping) && !quiesced) {
+            MHD_quiesce_daemon(srv->daemon);
+            quiesced = true;
+            stop_deadline = monotonic_ms() + srv->conf.ack_timeout_ms + 5000;
+        }
+        if (quiesced && (atomic_load(&srv->waiting) == 0 || monotonic_ms() > stop_deadline))
+            break;
+        MHD_UNSIGNED_LONG_LONG mhd_timeout = 0;
+        int timeout = 100;
+        if (MHD_get_timeout(srv->daemon, &mhd_timeout) == MHD_YES && mhd_timeout < 100)
+            timeout = (int)mhd_timeout;
+        struct epoll_event events[2];
+        int n = epoll_wait(srv->epoll_fd, events, 2, timeout);
+        if (n < 0 && errno != EINTR)
+            bx_error("event loop: epoll_wait: %s", strerror(errno));
+        uint64_t count;
+        if (read(srv->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+            bx_error("event loop: reading the wake eventfd: %s", strerror(errno));
+        pthread_mutex_lock(&srv->ready_lock);
+        struct request *ready = srv->ready_head;
+        srv->ready_head = NULL;
+        pthread_mutex_unlock(&srv->ready_lock);
+        for (struct request *r = ready, *next; r; r = next) {
+            next = r->ready_next; /* r may be gone once libmicrohttpd runs it */
+            MHD_resume_connection(r->conn);
+        }
+        MHD_run(srv->daemon);
+    }
+    if (atomic_load(&srv->waiting) > 0)
+        bx_warn("stopping with %ld requests still waiting", atomic_load(&srv->waiting));
+    return NULL;
+}
+
 bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *producer,
                               ingest_server **out, bx_error *err)
 {
@@ -596,6 +730,9 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
     srv->conf = *conf;
     srv->producer = producer;
     pthread_rwlock_init(&srv->lock, NULL);
+    pthread_mutex_init(&srv->waiting_lock, NULL);
+    pthread_mutex_init(&srv->ready_lock, NULL);
+    srv->wake_fd = srv->epoll_fd = -1;
     bx_metric_register(&m_requests);
     bx_metric_register(&m_accepted);
     bx_metric_register(&m_duplicate);
@@ -619,15 +756,10 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
             s = BX_EINVAL;
     }
     if (s == BX_OK) {
-        /* A few event-loop threads (epoll) serve every connection; a request waiting for
-         * PostgreSQL or Kafka is suspended and holds no thread. */
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-        unsigned threads = (unsigned)conf->threads;
-        if (threads == 0) {
-            long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-            threads = cpus > 0 ? (unsigned)cpus : 1;
-        }
+        /* One event loop of our own serves every connection (libmicrohttpd's epoll set run
+         * from our thread); a request waiting for PostgreSQL or Kafka is suspended and holds
+         * no thread. */
+        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
         if (tls)
             flags |= MHD_USE_TLS;
         if (tls)
@@ -635,17 +767,33 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
                 flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
                 MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections,
-                MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
+                MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
                 srv->tls_key_pem, MHD_OPTION_END);
         else
             srv->daemon = MHD_start_daemon(
                 flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
                 MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections,
-                MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_END);
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections, MHD_OPTION_END);
         if (srv->daemon == NULL)
             s = BX_ERR(err, BX_EIO, "cannot listen on %s%s", conf->listen,
                        tls ? " with TLS (check the certificate and key)" : "");
+    }
+    if (s == BX_OK) {
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        struct epoll_event mhd_ev = {.events = EPOLLIN, .data.fd = info ? info->epoll_fd : -1};
+        struct epoll_event wake_ev = {.events = EPOLLIN, .data.fd = srv->wake_fd};
+        if (info == NULL || srv->wake_fd < 0 || srv->epoll_fd < 0 ||
+            epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, info->epoll_fd, &mhd_ev) != 0 ||
+            epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->wake_fd, &wake_ev) != 0)
+            s = BX_ERR(err, BX_EIO, "cannot set up the event loop: %s", strerror(errno));
+    }
+    if (s == BX_OK) {
+        if (pthread_create(&srv->loop, NULL, loop_main, srv) != 0)
+            s = BX_ERR(err, BX_EFATAL, "cannot start the event loop thread");
+        else
+            srv->loop_started = true;
     }
     if (s != BX_OK) {
         ingest_server_stop(srv);
@@ -660,18 +808,20 @@ void ingest_server_stop(ingest_server *srv)
 {
     if (srv == NULL)
         return;
-    if (srv->daemon) {
-        /* No new connections; requests in flight finish (Kafka reports every message within
-         * its timeout) before the daemon goes, since a suspended one cannot be stopped. */
-        MHD_quiesce_daemon(srv->daemon);
-        for (long long waited = 0;
-             atomic_load(&srv->waiting) > 0 && waited < srv->conf.ack_timeout_ms + 5000;
-             waited += 10)
-            usleep(10 * 1000);
-        if (atomic_load(&srv->waiting) > 0)
-            bx_warn("stopping with %ld requests still waiting", atomic_load(&srv->waiting));
-        MHD_stop_daemon(srv->daemon);
+    if (srv->loop_started) {
+        /* The loop takes no new connections and ends once the requests in flight are answered. */
+        atomic_store(&srv->stopping, true);
+        uint64_t one = 1;
+        if (write(srv->wake_fd, &one, sizeof(one)) != sizeof(one))
+            bx_warn("cannot wake the event loop to stop it");
+        pthread_join(srv->loop, NULL);
     }
+    if (srv->daemon)
+        MHD_stop_daemon(srv->daemon);
+    if (srv->wake_fd >= 0)
+        close(srv->wake_fd);
+    if (srv->epoll_fd >= 0)
+        close(srv->epoll_fd);
     dedup_free(srv->dedup);
     generation_free(&srv->gen);
     if (srv->admin_db)
@@ -679,5 +829,7 @@ void ingest_server_stop(ingest_server *srv)
     free(srv->tls_cert_pem);
     free(srv->tls_key_pem);
     pthread_rwlock_destroy(&srv->lock);
+    pthread_mutex_destroy(&srv->waiting_lock);
+    pthread_mutex_destroy(&srv->ready_lock);
     free(srv);
 }

@@ -18,7 +18,6 @@ typedef struct ingest_server_conf {
     long long ack_timeout_ms;
     long long refresh_ms;           /* registry revision poll */
     long long dedup_retention_days; /* how long accepted client event ids are remembered */
-    long long threads;              /* event-loop threads serving connections; 0: one per CPU */
 } ingest_server_conf;
 
 typedef struct ingest_server ingest_server;
@@ -28,6 +27,9 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
                               ingest_server **out, bx_error *err) BX_MUSTCHECK;
 /* Reloads the registry when its revision changed; call periodically from the main loop. */
 void ingest_server_tick(ingest_server *s);
+/* Looks after suspended requests (a resume lost on its way is sent again, a request waiting far
+ * longer than Kafka's timeout is reported); call every 100 ms or so. */
+void ingest_server_watch(ingest_server *s);
 bool ingest_server_healthy(void *server, char *reason, size_t size);
 void ingest_server_stop(ingest_server *s);
 
