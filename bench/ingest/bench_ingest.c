@@ -884,9 +884,9 @@ static void usage(void)
             "  --schools N       schools (default 20)\n"
             "  --classes N       classes per school (default 25)\n"
             "  --students N      students per class (default 40)\n"
-            "  --days N          school days of roll calls per phase (default 5)\n"
-            "  --connections N   parallel keep-alive HTTP connections (default 48)\n"
-            "  --rounds N        rounds of both phases, order alternating (default 2)\n"
+            "  --days N          school days of roll calls per phase (default 20)\n"
+            "  --connections N   parallel keep-alive HTTP connections (default 128)\n"
+            "  --rounds N        rounds of both phases, order alternating (default 3)\n"
             "  --warmup-days N   untimed roll calls before the rounds, in days (default 1)\n"
             "  --only PHASE      ingest or raw: run one phase only (for profiling)\n"
             "  --no-rollcall-id  roll calls without rollcall_id: bx-ingest skips its PostgreSQL\n"
@@ -907,7 +907,7 @@ static bool int_arg(const char *text, int lo, int hi, int *out)
 
 int main(int argc, char **argv)
 {
-    bench_conf c = {20, 25, 40, 5, 48, 2, 1, true, NULL, NULL, NULL, NULL, RAW_TOPIC_DEFAULT, ""};
+    bench_conf c = {20, 25, 40, 20, 128, 3, 1, true, NULL, NULL, NULL, NULL, RAW_TOPIC_DEFAULT, ""};
     const char *brokers = getenv("BX_KAFKA_BROKERS");
     c.brokers = brokers && *brokers ? brokers : "127.0.0.1:19092";
     snprintf(c.run_id, sizeof(c.run_id), "%lx", (unsigned long)time(NULL));
