@@ -1,0 +1,94 @@
+/* The Kafka wrappers against librdkafka's mock cluster, for what a real broker will not do on
+ * demand: a group coordinator that stops answering. */
+#include "bx_kafka.h"
+#include "bx_test.h"
+
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define TOPIC         "bx.mock.commit"
+#define OFFSET_COMMIT 8 /* the OffsetCommit request's API key */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static rd_kafka_t *mock_cluster(rd_kafka_mock_cluster_t **cluster)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    REQUIRE(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", errstr, sizeof(errstr)) ==
+            RD_KAFKA_CONF_OK);
+    REQUIRE(rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    REQUIRE(rk != NULL);
+    *cluster = rd_kafka_handle_mock_cluster(rk);
+    REQUIRE(*cluster != NULL);
+    REQUIRE(rd_kafka_mock_topic_create(*cluster, TOPIC, 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    return rk;
+}
+
+static void consume_one(bx_consumer *c)
+{
+    rd_kafka_message_t *m = NULL;
+    for (int i = 0; i < 300 && m == NULL; i++) {
+        m = bx_consumer_poll(c, 100);
+        if (m && m->err) {
+            rd_kafka_message_destroy(m);
+            m = NULL;
+        }
+    }
+    REQUIRE(m != NULL);
+    bx_consumer_done(c, m);
+    rd_kafka_message_destroy(m);
+}
+
+BX_TEST(commit_gives_up_on_a_silent_coordinator)
+{
+    rd_kafka_mock_cluster_t *cluster = NULL;
+    rd_kafka_t *rk = mock_cluster(&cluster);
+    const char *brokers = rd_kafka_mock_cluster_bootstraps(cluster);
+
+    bx_error err = {0};
+    bx_producer *p = NULL;
+    REQUIRE(bx_producer_new(brokers, NULL, &p, &err) == BX_OK);
+    bx_delivery_wait *w = bx_delivery_wait_new();
+    bx_delivery_slot slots[2];
+    for (int i = 0; i < 2; i++) {
+        bx_delivery_slot_arm(&slots[i], w);
+        REQUIRE(bx_producer_send(p, TOPIC, "k", 1, "v", 1, bx_delivery_slot_done, &slots[i]) ==
+                BX_OK);
+    }
+    CHECK_INT(bx_delivery_wait_all(w, 10000), BX_OK);
+    CHECK_INT(slots[1].err, RD_KAFKA_RESP_ERR_NO_ERROR);
+    bx_delivery_wait_free(w);
+    bx_producer_free(p, 1000);
+
+    const char *topics[] = {TOPIC, NULL};
+    bx_consumer *c = NULL;
+    REQUIRE(bx_consumer_new(brokers, "bx-mock-commit", topics, NULL, &c, &err) == BX_OK);
+    /* a coordinator that answers at once: the commit is done when the call returns */
+    consume_one(c);
+    CHECK_INT(bx_consumer_commit(c), BX_OK);
+    consume_one(c); /* a new offset to commit */
+
+    /* the next OffsetCommit is answered after 18 s: the call returns after its own bound (10 s)
+     * instead of holding the consumer's thread past its poll interval */
+    REQUIRE(rd_kafka_mock_broker_push_request_error_rtts(cluster, 1, OFFSET_COMMIT, 1,
+                                                         RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                         18000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    long long t0 = now_ms();
+    CHECK_INT(bx_consumer_commit(c), BX_ETIMEOUT);
+    long long took = now_ms() - t0;
+    CHECK(took >= 9000 && took < 16000);
+    if (!(took >= 9000 && took < 16000))
+        fprintf(stderr, "commit returned after %lld ms\n", took);
+
+    bx_consumer_free(c);
+    rd_kafka_destroy(rk);
+}
