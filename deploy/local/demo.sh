@@ -117,8 +117,16 @@ for pid in "${PIDS[@]}"; do
 done
 
 say "a term in accelerated time: each school day 08:30 leave, 08:45 late roll calls, 09:00 roll calls, 16:00 staff records, 17:30 deadlines; the pipeline settles after each step"
-"$SIM" run --state "$STATE" --api "$API" --keys "$STATE/keys" --bxctl "$BXCTL" "${SIM_GROUPS[@]}" \
-    ${BX_SIM_DAYS:+--days "$BX_SIM_DAYS"} "${SIZE[@]}" | tee "$STATE/summary.txt"
+if ! "$SIM" run --state "$STATE" --api "$API" --keys "$STATE/keys" --bxctl "$BXCTL" "${SIM_GROUPS[@]}" \
+    ${BX_SIM_DAYS:+--days "$BX_SIM_DAYS"} "${SIZE[@]}" | tee "$STATE/summary.txt"; then
+    # What the services said (they log warnings and errors only here), for whoever reads this.
+    for log in "$STATE"/bx-*.log; do
+        echo "== last lines of $log" >&2
+        tail -n 15 "$log" >&2
+    done
+    echo "demo.sh: the simulated term stopped early (see above)" >&2
+    exit 1
+fi
 echo >&2
 echo "summary kept in $STATE/summary.txt; the county stays in database $DB (BX_PG_URL=$BX_PG_URL):" >&2
 echo "  BX_PG_URL=$BX_PG_URL BX_CLOCK=file:$STATE/clock $BXCTL ledger --county 520121" >&2
