@@ -232,8 +232,8 @@ bx_status dedup_check(dedup_batcher *d, const char *school, const char *const *k
     return submit(d, &j);
 }
 
-bx_status dedup_check_async(dedup_batcher *d, const char *school, const char *const *keys,
-                            size_t n, bool *seen, dedup_answer_fn *answer, void *arg)
+bx_status dedup_check_async(dedup_batcher *d, const char *school, const char *const *keys, size_t n,
+                            bool *seen, dedup_answer_fn *answer, void *arg)
 {
     struct job *j = calloc(1, sizeof(*j));
     if (j == NULL)

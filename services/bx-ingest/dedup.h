@@ -23,9 +23,8 @@ bx_status dedup_check(dedup_batcher *d, const char *school, const char *const *k
  * thread after seen is filled (status as dedup_check's). school, keys and seen stay borrowed until
  * then. BX_ENOMEM when nothing was queued (answer is not called). */
 typedef void(dedup_answer_fn)(void *arg, bx_status status);
-bx_status dedup_check_async(dedup_batcher *d, const char *school, const char *const *keys,
-                            size_t n, bool *seen, dedup_answer_fn *answer,
-                            void *arg) BX_MUSTCHECK;
+bx_status dedup_check_async(dedup_batcher *d, const char *school, const char *const *keys, size_t n,
+                            bool *seen, dedup_answer_fn *answer, void *arg) BX_MUSTCHECK;
 /* Queues keys to be remembered as accepted for school and returns at once (the strings are
  * copied). Any dedup_check queued after this call sees them, whether or not they are committed
  * yet; a failure to store them is logged by the batcher. BX_ENOMEM when nothing was queued. */

@@ -321,8 +321,8 @@ static enum MHD_Result reply_rejected(struct request *req)
                  ctx->school_id ? ctx->school_id : "-", ctx->endpoint,
                  rd_kafka_err2str(req->dlq_slot.err));
     bx_metric_add(&m_rejected, 1);
-    bx_info("school %s %s: %u %s", ctx->school_id ? ctx->school_id : "-", ctx->endpoint,
-            req->code, req->reason);
+    bx_info("school %s %s: %u %s", ctx->school_id ? ctx->school_id : "-", ctx->endpoint, req->code,
+            req->reason);
     return send_error(req->conn, req->code, req->reason, req->message);
 }
 
@@ -454,8 +454,8 @@ static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, 
     }
     req->phase = PH_CHECK;
     suspend(req);
-    if (dedup_check_async(srv->dedup, req->school_id, req->pub.keys, req->pub.nkeys,
-                          req->pub.seen, check_answered, req) != BX_OK)
+    if (dedup_check_async(srv->dedup, req->school_id, req->pub.keys, req->pub.nkeys, req->pub.seen,
+                          check_answered, req) != BX_OK)
         check_answered(req, BX_ENOMEM);
     return MHD_YES;
 }
@@ -617,8 +617,9 @@ void ingest_server_watch(ingest_server *srv)
                     phases[r->phase]);
             atomic_store(&r->answered_ms, now);
         } else if (!answered && waited > srv->conf.ack_timeout_ms + 5000) {
-            bx_warn("school %s %s: waiting %lld ms for its %s", r->school_id[0] ? r->school_id : "-",
-                    r->ctx.endpoint, waited, phases[r->phase]);
+            bx_warn("school %s %s: waiting %lld ms for its %s",
+                    r->school_id[0] ? r->school_id : "-", r->ctx.endpoint, waited,
+                    phases[r->phase]);
             r->since_ms = now;
         }
     }
@@ -779,7 +780,8 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
                        tls ? " with TLS (check the certificate and key)" : "");
     }
     if (s == BX_OK) {
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
         srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         struct epoll_event mhd_ev = {.events = EPOLLIN, .data.fd = info ? info->epoll_fd : -1};
