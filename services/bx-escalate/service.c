@@ -387,9 +387,16 @@ static bx_status load_case(escalate_service *sv, const char *sql, const char *pa
         *row_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         *closed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
         snprintf(school, BX_ID_MAX + 1, "%s", PQgetvalue(res, 0, 2));
-        s = state_json_decode(PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3), state, err);
-        if (s != BX_OK)
-            bx_error("case row %lld: %s", (long long)*row_id, err->msg);
+        s = state_json_decode(sv->conf.policy, PQgetvalue(res, 0, 3),
+                              (size_t)PQgetlength(res, 0, 3), state, err);
+        if (s != BX_OK) {
+            /* Neither reset nor skipped: the input fails, a message is retried and a timer fired
+             * again after its lease, until the state or the policy is put right. */
+            char why[sizeof(err->msg)];
+            snprintf(why, sizeof(why), "%s", err->msg);
+            s = BX_ERR(err, s, "case row %lld: %s", (long long)*row_id, why);
+            bx_error("%s", err->msg);
+        }
     }
     PQclear(res);
     return s;
@@ -420,10 +427,10 @@ static bx_status store_case(escalate_service *sv, bool insert, const char *schoo
     bx_time_format(after->closed_at, closed, sizeof(closed));
     bool is_closed = !after->open && after->ending != LADDER_END_NONE;
     const char *ending = is_closed ? ladder_ending_name(after->ending) : NULL;
-    bx_status s = state_json_encode(after, &state);
+    bx_status s = state_json_encode(sv->conf.policy, after, &state, err);
     if (s != BX_OK) {
         bx_buf_free(&state);
-        return BX_ERR(err, s, "case %s: cannot encode the state", after->case_id);
+        return s; /* err names the case */
     }
     PGresult *res = NULL;
     if (insert) {

@@ -969,28 +969,244 @@ BX_TEST(duties_policy_errors_name_file_line_and_setting)
 
 /* ---- the stored case state (state_json.h) ---- */
 
-BX_TEST(case_state_round_trips_through_json)
+/* The default policy's settings again as an operator might edit them: named `name`, the lines
+ * starting with first[0], first[1], ... moved ahead in that order (stages and task rules are
+ * numbered as the file first names them), the lines starting with drop (NULL: none) left out. */
+static const ladder_policy *edited_policy(const char *name, const char *const *first, size_t nfirst,
+                                          const char *drop)
+{
+    static ladder_policy p[4];
+    static int n;
+    static char text[65536], out[65536];
+    REQUIRE(n < 4);
+    const char *src = getenv("BX_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/deploy/policy/ladder.policy", src ? src : ".");
+    FILE *f = fopen(path, "rb");
+    REQUIRE(f != NULL);
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    REQUIRE(len > 0 && len < sizeof(text) - 1);
+    text[len] = '\0';
+    size_t used = (size_t)snprintf(out, sizeof(out), "ladder.name = %s\n", name);
+    for (size_t k = 0; k <= nfirst; k++) {
+        for (const char *line = text; *line != '\0';) {
+            const char *nl = strchr(line, '\n');
+            size_t size = nl ? (size_t)(nl - line) + 1 : strlen(line);
+            bool mine = k < nfirst && strncmp(line, first[k], strlen(first[k])) == 0;
+            for (size_t j = 0; k == nfirst && j < nfirst; j++)
+                mine = mine || strncmp(line, first[j], strlen(first[j])) == 0;
+            bool setting = *line != '#' && *line != '\n' && strncmp(line, "ladder.name", 11) != 0;
+            bool dropped = drop != NULL && strncmp(line, drop, strlen(drop)) == 0;
+            if (setting && !dropped && (k < nfirst ? mine : !mine)) {
+                REQUIRE(used + size < sizeof(out));
+                memcpy(out + used, line, size);
+                used += size;
+            }
+            line += size;
+        }
+    }
+    bx_error err = {0};
+    if (ladder_policy_parse(out, used, "edited.policy", &p[n], &err) != BX_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        REQUIRE(!"edited policy loads");
+    }
+    return &p[n++];
+}
+
+/* A case well up the ladder: a bulk upload at 10 days enters six stages late, the contact task's
+ * deadline passes (overdue, escalated), the return notice is delivered (a wait for the deadline
+ * notice). */
+static void rich_case(void)
 {
     start(policy());
-    assess("2026-09-28 09:00", 1, "2026-09-28", 0);
-    assess("2026-09-30 09:00", 3, "2026-09-28", 0);
+    assess("2026-10-12 09:00", 10, "2026-09-24", 0);
+    fire("contact_family");
+    letter("return_notice", "2026-10-13 10:00");
+    int entered = 0, waits = 0, escalated = 0, kinds = 0;
+    for (int i = 0; i < LADDER_STAGES_MAX; i++)
+        entered += state.stages[i].entered_at != 0;
+    for (int i = 0; i < state.ntasks; i++) {
+        waits += state.tasks[i].rule < 0 && state.tasks[i].wait_stage >= 0;
+        escalated += state.tasks[i].escalated;
+        bool new_kind = state.tasks[i].rule >= 0;
+        for (int j = 0; j < i && new_kind; j++)
+            new_kind = state.tasks[j].rule != state.tasks[i].rule;
+        kinds += new_kind;
+    }
+    REQUIRE(entered == 6 && waits == 1 && escalated >= 1 && kinds >= 8);
+    REQUIRE(state.stage == ladder_policy_stage(policy(), "township_notice"));
+}
+
+static const char *stage_of(const ladder_policy *p, int i)
+{
+    return i >= 0 ? p->stages[i].name : "-";
+}
+
+static const char *kind_of(const ladder_policy *p, int i)
+{
+    return i >= 0 ? p->task_rules[i].kind : "-";
+}
+
+static void encode(const ladder_policy *p, const case_state *s, bx_buf *out)
+{
+    bx_error err = {0};
+    bx_buf_init(out, 1 << 20);
+    if (state_json_encode(p, s, out, &err) != BX_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        REQUIRE(!"state encodes");
+    }
+}
+
+BX_TEST(case_state_round_trips_through_json)
+{
+    rich_case();
+    const ladder_policy *p = policy();
     bx_buf a, b;
-    bx_buf_init(&a, 1 << 20);
-    bx_buf_init(&b, 1 << 20);
-    REQUIRE(state_json_encode(&state, &a) == BX_OK);
+    encode(p, &state, &a);
+    /* names, never indices; only the stages entered */
+    CHECK_CONTAINS(a.data,
+                   "{\"v\":2,\"student_id\":\"stu-0001\",\"case_id\":\"stu-0001:20260924\"");
+    CHECK_CONTAINS(a.data, "\"stage\":\"township_notice\",\"stages\":{\"contact_family\":[");
+    CHECK_CONTAINS(a.data, ",\"township_notice\":[");
+    CHECK(strstr(a.data, "\"deadline_notice\":[") == NULL);
+    CHECK_CONTAINS(a.data, "\"stu-0001:20260924:township_notice:wait_deadline_notice:2026-10-20\","
+                           "null,\"township_notice\",\"deadline_notice\",");
+    CHECK_CONTAINS(a.data, ",\"persuasion_record\",null,null,");
     static case_state back;
     bx_error err = {0};
-    REQUIRE(state_json_decode(a.data, a.len, &back, &err) == BX_OK);
-    REQUIRE(state_json_encode(&back, &b) == BX_OK);
+    REQUIRE(state_json_decode(p, a.data, a.len, &back, &err) == BX_OK);
+    encode(p, &back, &b);
     CHECK_STR(b.data, a.data);
-    CHECK_INT(back.ntasks, state.ntasks);
+    CHECK_STR(back.case_id, state.case_id);
     CHECK_INT(back.stage, state.stage);
+    for (int i = 0; i < LADDER_STAGES_MAX; i++) {
+        CHECK_INT(back.stages[i].entered_at, state.stages[i].entered_at);
+        CHECK_INT(back.stages[i].late, state.stages[i].late);
+    }
+    REQUIRE(back.ntasks == state.ntasks);
+    for (int i = 0; i < state.ntasks; i++) {
+        const ladder_task *x = &state.tasks[i], *y = &back.tasks[i];
+        CHECK_STR(y->key, x->key);
+        CHECK_INT(y->rule, x->rule);
+        CHECK_INT(y->stage, x->stage);
+        CHECK_INT(y->wait_stage, x->wait_stage);
+        CHECK_INT(y->created_at, x->created_at);
+        CHECK_INT(y->window_start, x->window_start);
+        CHECK_INT(y->due_at, x->due_at);
+        CHECK_INT(y->state, x->state);
+        CHECK_INT(y->escalated, x->escalated);
+    }
+    CHECK_INT(back.seq, state.seq);
+    CHECK_INT(back.applied_next, state.applied_next);
+    CHECK_STR(back.applied[0], state.applied[0]);
     bx_buf_free(&a);
     bx_buf_free(&b);
 }
 
-/* A stored state with the first task's rule and stage as given (24 and 8 are one past task_rules[]
- * and stages[]). */
+/* An operator reorders the policy while the case is open: task rules in reverse, the two stages
+ * opened by a wait first. The stored state names the same stages and task kinds, now at other
+ * indices. */
+BX_TEST(case_state_keeps_its_names_when_the_policy_is_reordered)
+{
+    rich_case();
+    const ladder_policy *p = policy();
+    static char prefixes[LADDER_TASK_RULES_MAX + 2][LADDER_NAME_SIZE + 8];
+    const char *first[LADDER_TASK_RULES_MAX + 2];
+    size_t nfirst = 0;
+    for (int i = p->ntask_rules - 1; i >= 0; i--)
+        snprintf(prefixes[nfirst++], sizeof(prefixes[0]), "task.%s.", p->task_rules[i].kind);
+    snprintf(prefixes[nfirst++], sizeof(prefixes[0]), "stage.legal_referral.");
+    snprintf(prefixes[nfirst++], sizeof(prefixes[0]), "stage.deadline_notice.");
+    for (size_t i = 0; i < nfirst; i++)
+        first[i] = prefixes[i];
+    const ladder_policy *q = edited_policy("reordered", first, nfirst, NULL);
+    REQUIRE(q->nstages == p->nstages && q->ntask_rules == p->ntask_rules);
+    CHECK_STR(q->stages[0].name, "legal_referral");
+    CHECK_STR(q->stages[7].name, "township_notice");
+    CHECK_STR(q->task_rules[0].kind, p->task_rules[p->ntask_rules - 1].kind);
+
+    bx_buf a;
+    encode(p, &state, &a);
+    static case_state back;
+    bx_error err = {0};
+    REQUIRE(state_json_decode(q, a.data, a.len, &back, &err) == BX_OK);
+    CHECK(back.stage != state.stage); /* a decoder taking indices would be caught here */
+    CHECK_STR(stage_of(q, back.stage), "township_notice");
+    for (int i = 0; i < p->nstages; i++) {
+        int j = ladder_policy_stage(q, p->stages[i].name);
+        REQUIRE(j >= 0);
+        CHECK_INT(back.stages[j].entered_at, state.stages[i].entered_at);
+        CHECK_INT(back.stages[j].late, state.stages[i].late);
+    }
+    REQUIRE(back.ntasks == state.ntasks);
+    int moved = 0;
+    for (int i = 0; i < state.ntasks; i++) {
+        const ladder_task *x = &state.tasks[i], *y = &back.tasks[i];
+        CHECK_STR(y->key, x->key);
+        CHECK_STR(kind_of(q, y->rule), kind_of(p, x->rule));
+        CHECK_STR(stage_of(q, y->stage), stage_of(p, x->stage));
+        CHECK_STR(stage_of(q, y->wait_stage), stage_of(p, x->wait_stage));
+        moved += y->rule != x->rule;
+    }
+    CHECK(moved > 0);
+    /* written again under the new policy, it still decodes there to the same */
+    bx_buf b;
+    encode(q, &back, &b);
+    static case_state again;
+    REQUIRE(state_json_decode(q, b.data, b.len, &again, &err) == BX_OK);
+    CHECK_INT(again.stage, back.stage);
+    CHECK_INT(again.tasks[0].rule, back.tasks[0].rule);
+    bx_buf_free(&a);
+    bx_buf_free(&b);
+}
+
+/* An operator removes a stage or a task kind while cases are open: a state naming it is refused,
+ * naming the case and what is missing, and the output is left as it was. */
+BX_TEST(case_state_naming_what_the_policy_lost_is_refused)
+{
+    rich_case();
+    int wait = -1, record = -1;
+    for (int i = 0; i < state.ntasks; i++) {
+        if (state.tasks[i].rule < 0)
+            wait = i;
+        else if (strcmp(policy()->task_rules[state.tasks[i].rule].kind, "persuasion_record") == 0)
+            record = i;
+    }
+    REQUIRE(wait >= 0 && record >= 0);
+    bx_buf a;
+    encode(policy(), &state, &a);
+    static const char *const tail = "is not in ladder policy \"county_default\"; the policy was "
+                                    "edited while this case was open";
+    static char errors[3][512];
+    snprintf(errors[0], sizeof(errors[0]),
+             "case state of stu-0001:20260924: stage "
+             "\"township_notice\" %s",
+             tail);
+    snprintf(errors[1], sizeof(errors[1]),
+             "case state of stu-0001:20260924: tasks[%d]: wait "
+             "stage \"deadline_notice\" %s",
+             wait, tail);
+    snprintf(errors[2], sizeof(errors[2]),
+             "case state of stu-0001:20260924: tasks[%d]: task "
+             "kind \"persuasion_record\" %s",
+             record, tail);
+    const char *drops[3] = {"stage.township_notice.", "stage.deadline_notice.",
+                            "task.persuasion_record."};
+    static case_state out;
+    for (int i = 0; i < 3; i++) {
+        const ladder_policy *q = edited_policy("county_default", NULL, 0, drops[i]);
+        memset(&out, 0x5a, sizeof(out));
+        bx_error err = {0};
+        CHECK_INT(state_json_decode(q, a.data, a.len, &out, &err), BX_EINVAL);
+        CHECK_STR(err.msg, errors[i]);
+        CHECK_INT(out.stage, 0x5a5a5a5a);
+    }
+    bx_buf_free(&a);
+}
+
+/* A stored version 1 state with the first task's rule and stage as given (24 and 8 are one past
+ * task_rules[] and stages[]). */
 static void state_text(int rule, int stage, char *out, size_t size)
 {
     snprintf(out, size,
@@ -1008,33 +1224,116 @@ static void state_text(int rule, int stage, char *out, size_t size)
              rule, stage);
 }
 
+/* The same case as version 2, with its current stage, stages entered and first task's kind as
+ * given (JSON text). */
+static void state_text_v2(const char *stage, const char *stages, const char *kind, char *out,
+                          size_t size)
+{
+    snprintf(out, size,
+             "{\"v\":2,\"student_id\":\"S10010301\",\"case_id\":\"case-S10010301-2026-11-27\","
+             "\"open\":1,\"ending\":0,\"opened_at\":1796000000000,\"closed_at\":0,\"stage\":%s,"
+             "\"stages\":%s,\"tasks\":[[\"case-S10010301-2026-11-27:contact:0\",%s,"
+             "\"contact_family\",null,1796000000000,20785,1796100000000,1,0],"
+             "[\"case-S10010301-2026-11-27:visit:1\",\"report_to_school\",\"home_visit\",null,"
+             "1796000000000,20786,1796200000000,2,1]],\"streak_days\":5,\"streak_start\":20780,"
+             "\"last_assessed\":20785,\"unexcused_periods\":2,\"home_delivered\":0,"
+             "\"suspended_until\":0,\"awaiting_signoff\":0,\"seq\":7,\"applied_next\":2,"
+             "\"applied\":[\"ev-1\",\"rc-20261126-1:S10010301\",\"\",\"\",\"\",\"\",\"\",\"\",\"\","
+             "\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\","
+             "\"\",\"\",\"\",\"\",\"\",\"\"]}",
+             stage, stages, kind);
+}
+
+#define STAGES_V2 "{\"contact_family\":[1796000000000,0],\"home_visit\":[1796000000000,1]}"
+
+/* Databases written before version 2 keep working: a version 1 state decodes (its indices taken
+ * as they are), is written back as version 2, and that decodes to the same case. */
+BX_TEST(case_state_version_1_still_decodes)
+{
+    const ladder_policy *p = policy();
+    char v1[2048], v2[2048];
+    state_text(0, 0, v1, sizeof(v1));
+    static case_state out, again;
+    bx_error err = {0};
+    REQUIRE(state_json_decode(p, v1, strlen(v1), &out, &err) == BX_OK);
+    CHECK_STR(stage_of(p, out.stage), "home_visit");
+    CHECK_INT(out.stages[1].entered_at, 1796000000000);
+    CHECK_INT(out.stages[1].late, 1);
+    REQUIRE(out.ntasks == 2);
+    CHECK_STR(kind_of(p, out.tasks[0].rule), "contact_family");
+    CHECK_STR(kind_of(p, out.tasks[1].rule), "report_to_school");
+    CHECK_STR(stage_of(p, out.tasks[1].stage), "home_visit");
+    CHECK_INT(out.tasks[1].state, LADDER_TASK_DONE);
+    CHECK_INT(out.tasks[1].escalated, 1);
+    bx_buf b;
+    encode(p, &out, &b);
+    state_text_v2("\"home_visit\"", STAGES_V2, "\"contact_family\"", v2, sizeof(v2));
+    CHECK_STR(b.data, v2);
+    REQUIRE(state_json_decode(p, b.data, b.len, &again, &err) == BX_OK);
+    CHECK_INT(again.stage, out.stage);
+    CHECK_INT(again.tasks[1].rule, out.tasks[1].rule);
+    bx_buf_free(&b);
+}
+
 /* What the state decoder's fuzz target found (fuzz_state_json): a member missing after opened_at
  * (its value was converted all the same: undefined behaviour), a task rule index one past
- * task_rules[], a task stage one past stages[]. Each is refused, naming the member, and leaves the
- * output as it was; the indices just inside are accepted. */
+ * task_rules[], a task stage one past stages[]; and since version 2, a version 1 index inside the
+ * arrays but past the policy's own stages or task rules, and version 2 names and members of the
+ * wrong shape. Each is refused, naming the member, and leaves the output as it was; the indices
+ * just inside the policy are accepted. */
 BX_TEST(case_state_decoder_refuses_what_the_ladder_cannot_index)
 {
-    char texts[3][2048];
+    const ladder_policy *p = policy();
+    REQUIRE(p->ntask_rules < LADDER_TASK_RULES_MAX);
+    static char texts[10][2048];
     snprintf(texts[0], sizeof(texts[0]),
              "{\"v\":1,\"student_id\":\"S\",\"case_id\":\"c\","
              "\"open\":1,\"ending\":0,\"opened_at\":1796000000000}");
     state_text(LADDER_TASK_RULES_MAX, 0, texts[1], sizeof(texts[1]));
     state_text(0, LADDER_STAGES_MAX, texts[2], sizeof(texts[2]));
-    static const char *const errors[] = {"case state: closed_at: expected an integer in range",
-                                         "case state: tasks[]: expected an integer in range",
-                                         "case state: tasks[]: expected an integer in range"};
+    state_text(p->ntask_rules, 0, texts[3], sizeof(texts[3]));
+    state_text_v2("1", STAGES_V2, "\"contact_family\"", texts[4], sizeof(texts[4]));
+    state_text_v2("\"home_visit\"", "[]", "\"contact_family\"", texts[5], sizeof(texts[5]));
+    state_text_v2("\"home_visit\"", "{\"home_visit\":[0,0]}", "\"contact_family\"", texts[6],
+                  sizeof(texts[6]));
+    state_text_v2("\"home_visit\"", STAGES_V2, "0", texts[7], sizeof(texts[7]));
+    state_text_v2("\"home_visit\"", "{\"Home_visit\":[1796000000000,0]}", "\"contact_family\"",
+                  texts[8], sizeof(texts[8]));
+    snprintf(texts[9], sizeof(texts[9]), "{\"v\":3}");
+    static char policy_rule[200];
+    snprintf(policy_rule, sizeof(policy_rule),
+             "case state of case-S10010301-2026-11-27: tasks[0]: task rule %d is outside ladder "
+             "policy \"default\" (%d task rules)",
+             p->ntask_rules, p->ntask_rules);
+    const char *const errors[] = {
+        "case state: closed_at: expected an integer in range",
+        "case state: tasks[]: expected an integer in range",
+        "case state: tasks[]: expected an integer in range",
+        policy_rule,
+        "case state: stage: expected a stage name or null",
+        "case state: stages: expected an object of the stages entered",
+        "case state: stages{}: expected an integer in range",
+        "case state: tasks[0]: task kind: expected a task kind or null",
+        "case state of case-S10010301-2026-11-27: stages: stage \"Home_visit\" is not in ladder "
+        "policy \"default\"; the policy was edited while this case was open",
+        "case state: v: expected 1 or 2"};
     static case_state out;
     for (size_t i = 0; i < COUNT(errors); i++) {
         memset(&out, 0x5a, sizeof(out));
         bx_error err = {0};
-        CHECK(state_json_decode(texts[i], strlen(texts[i]), &out, &err) == BX_EINVAL);
+        CHECK(state_json_decode(p, texts[i], strlen(texts[i]), &out, &err) == BX_EINVAL);
         CHECK_STR(err.msg, errors[i]);
         CHECK_INT(out.stage, 0x5a5a5a5a);
     }
     char ok[2048];
-    state_text(LADDER_TASK_RULES_MAX - 1, LADDER_STAGES_MAX - 1, ok, sizeof(ok));
+    state_text(p->ntask_rules - 1, p->nstages - 1, ok, sizeof(ok));
     bx_error err = {0};
-    CHECK(state_json_decode(ok, strlen(ok), &out, &err) == BX_OK);
-    CHECK_INT(out.tasks[0].rule, LADDER_TASK_RULES_MAX - 1);
-    CHECK_INT(out.tasks[0].stage, LADDER_STAGES_MAX - 1);
+    CHECK(state_json_decode(p, ok, strlen(ok), &out, &err) == BX_OK);
+    CHECK_INT(out.tasks[0].rule, p->ntask_rules - 1);
+    CHECK_INT(out.tasks[0].stage, p->nstages - 1);
+    state_text_v2("null", "{}", "null", ok, sizeof(ok));
+    CHECK(state_json_decode(p, ok, strlen(ok), &out, &err) == BX_OK);
+    CHECK_INT(out.stage, -1);
+    CHECK_INT(out.stages[0].entered_at, 0);
+    CHECK_INT(out.tasks[0].rule, -1);
 }
