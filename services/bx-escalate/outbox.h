@@ -5,11 +5,12 @@
 #define BX_ESCALATE_OUTBOX_H
 
 #include "bx_kafka.h"
+#include "bx_outbox.h"
 #include "bx_status.h"
 
 #include <libpq-fe.h>
 
-#define OUTBOX_BATCH_MAX 10000
+#define OUTBOX_BATCH_MAX BX_OUTBOX_BATCH_MAX
 
 /* Queues one message: topic, Kafka key (the student id, or the staff id for staff-only requests),
  * event_id (the payload's event_id or request_id) and the JSON payload, all borrowed. Runs in the
@@ -18,14 +19,14 @@
 bx_status outbox_add(PGconn *db, const char *topic, const char *key, const char *event_id,
                      const char *payload, int *added, bx_error *err) BX_MUSTCHECK;
 
-/* Sends up to max unsent messages in id order, waits up to timeout_ms for the broker's
- * acknowledgements, and marks the acknowledged ones sent, in one transaction that locks the rows
- * (FOR UPDATE SKIP LOCKED). Only one relay sends at a time (a transaction-scoped advisory lock), so
- * per-key order holds with several replicas; a relay that finds the lock taken sends nothing and
- * returns BX_OK with *sent 0. A crash between the acknowledgement and the commit sends the batch
- * again on the next relay (the same event ids). Must be called outside a transaction; the
- * producer is borrowed. BX_ETRANSIENT when some messages were not acknowledged (they stay unsent
- * and *sent counts the others). */
+/* bx_outbox_relay of cases.outbox (see bx_outbox.h): sends up to max (1 to OUTBOX_BATCH_MAX)
+ * unsent messages in id order, waits up to timeout_ms for the broker's acknowledgements, and marks
+ * the acknowledged ones sent, in one transaction that locks the rows (FOR UPDATE SKIP LOCKED).
+ * Only one relay sends at a time (a transaction-scoped advisory lock), so per-key order holds with
+ * several replicas; a relay that finds the lock taken sends nothing and returns BX_OK with *sent 0.
+ * A crash between the acknowledgement and the commit sends the batch again on the next relay (the
+ * same event ids). Must be called outside a transaction; the producer is borrowed. BX_ETRANSIENT
+ * when some messages were not acknowledged (they stay unsent and *sent counts the others). */
 bx_status outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
                        bx_error *err) BX_MUSTCHECK;
 

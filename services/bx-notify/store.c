@@ -3,6 +3,7 @@
 #include "store.h"
 
 #include "bx_log.h"
+#include "bx_outbox.h"
 #include "bx_pg.h"
 
 #include <inttypes.h>
@@ -12,7 +13,7 @@
 #include <time.h>
 
 /* The advisory lock that makes one outbox relay at a time ("bx-notify outbox"). */
-#define RELAY_LOCK "7426005"
+#define RELAY_LOCK 7426005
 #define CLAIM_MAX  1000
 
 /* A timestamptz literal in UTC with milliseconds, so PostgreSQL stores the instant exactly. */
@@ -383,98 +384,17 @@ bx_status store_receipt(PGconn *db, const char *notification_id, const char *mes
     return s;
 }
 
-/* Appends ",<id>" to a PostgreSQL array literal being built in buf. */
-static bx_status append_id(bx_buf *ids, const char *id)
-{
-    return bx_buf_printf(ids, "%s%s", ids->len > 1 ? "," : "", id);
-}
-
 bx_status store_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
                              bx_error *err)
 {
-    *sent = 0;
-    char max_text[16];
-    snprintf(max_text, sizeof(max_text), "%d", max);
-    const char *params[] = {max_text};
-    PGresult *lock = NULL, *rows = NULL, *marked = NULL;
-    bx_delivery_wait *wait = NULL;
-    bx_delivery_slot *slots = NULL;
-    bx_buf ids;
-    bx_buf_init(&ids, 0);
-    int queued = 0, acked = 0;
-
-    bx_status s = bx_pg_exec(db, "BEGIN", err);
-    IFOK(s,
-         bx_pg_query(db, "SELECT pg_try_advisory_xact_lock(" RELAY_LOCK ")", 0, NULL, &lock, err));
-    if (s == BX_OK && strcmp(PQgetvalue(lock, 0, 0), "t") != 0)
-        goto out; /* another replica is relaying */
-    IFOK(s, bx_pg_query(db,
-                        "SELECT id, topic, msg_key, payload FROM notify.outbox "
-                        "WHERE sent_at IS NULL ORDER BY id LIMIT $1::int",
-                        1, params, &rows, err));
-    if (s != BX_OK || PQntuples(rows) == 0)
-        goto out;
-    int n = PQntuples(rows);
-    wait = bx_delivery_wait_new();
-    slots = calloc((size_t)n, sizeof(*slots));
-    if (wait == NULL || slots == NULL) {
-        s = BX_ERR(err, BX_ENOMEM, "no memory for %d outbox deliveries", n);
-        goto out;
-    }
-    for (; queued < n; queued++) {
-        const char *key = PQgetvalue(rows, queued, 2), *payload = PQgetvalue(rows, queued, 3);
-        bx_delivery_slot_arm(&slots[queued], wait);
-        if (bx_producer_send(producer, PQgetvalue(rows, queued, 1), key, strlen(key), payload,
-                             strlen(payload), bx_delivery_slot_done, &slots[queued]) != BX_OK) {
-            bx_delivery_slot_done(&slots[queued], RD_KAFKA_RESP_ERR__FAIL);
-            queued++;
-            break;
-        }
-    }
-    if (bx_delivery_wait_all(wait, timeout_ms) != BX_OK) {
-        /* deliveries in flight still write into the slots: leave them to the producer */
-        wait = NULL;
-        slots = NULL;
-        s = BX_ERR(err, BX_ETIMEOUT, "outbox: kafka did not acknowledge %d messages in %d ms",
-                   queued, timeout_ms);
-        goto out;
-    }
-    IFOK(s, bx_buf_puts(&ids, "{"));
-    for (int i = 0; i < queued && s == BX_OK; i++)
-        if (slots[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            s = append_id(&ids, PQgetvalue(rows, i, 0));
-            acked++;
-        }
-    IFOK(s, bx_buf_puts(&ids, "}"));
-    const char *mark[] = {ids.data};
-    if (acked > 0)
-        IFOK(s, bx_pg_query(db,
-                            "UPDATE notify.outbox SET sent_at = now() "
-                            "WHERE id = ANY($1::bigint[])",
-                            1, mark, &marked, err));
-    if (s == BX_OK && acked < n)
-        s = BX_ERR(err, BX_ETRANSIENT, "outbox: %d of %d messages not acknowledged, kept",
-                   n - acked, n);
-out:
-    if (s == BX_OK || s == BX_ETRANSIENT) {
-        bx_status c = bx_pg_exec(db, "COMMIT", err);
-        if (c != BX_OK) {
-            s = c;
-            acked = 0;
-            bx_pg_rollback(db);
-        }
-    } else {
-        acked = 0;
-        bx_pg_rollback(db);
-    }
-    *sent = acked;
-    PQclear(lock);
-    PQclear(rows);
-    PQclear(marked);
-    free(slots);
-    bx_delivery_wait_free(wait);
-    bx_buf_free(&ids);
-    return s;
+    const bx_outbox_relay_opts opts = {
+        .table = "notify.outbox",
+        .lock_key = RELAY_LOCK,
+        .max = max,
+        .timeout_ms = timeout_ms,
+        .lock_rows = false, /* the advisory lock keeps relays apart; rows are read unlocked */
+    };
+    return bx_outbox_relay(db, producer, &opts, sent, err);
 }
 
 bx_status store_outbox_prune(PGconn *db, bx_time_ms before, int *deleted, bx_error *err)

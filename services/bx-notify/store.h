@@ -106,8 +106,10 @@ bx_status store_receipt(PGconn *db, const char *notification_id, const char *mes
 /* Adds a message to the outbox (inside the caller's transaction, or on its own), dated now. */
 bx_status store_outbox_add(PGconn *db, const char *topic, const char *key, const char *payload,
                            bx_time_ms now, bx_error *err) BX_MUSTCHECK;
-/* Relays up to max unsent outbox messages in id order (one relay at a time over all replicas),
- * marking those Kafka acknowledged; *sent counts them. */
+/* bx_outbox_relay of notify.outbox (see bx_outbox.h): relays up to max (1 to
+ * BX_OUTBOX_BATCH_MAX) unsent outbox messages in id order (one relay at a time over all replicas),
+ * marking those Kafka acknowledged; *sent counts them. Outside a transaction; BX_ETRANSIENT when
+ * some were not acknowledged (they stay unsent). */
 bx_status store_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
                              bx_error *err) BX_MUSTCHECK;
 

@@ -1,0 +1,169 @@
+/* bx_outbox: one relay for every outbox table, so the order and at-least-once rules live once. */
+#include "bx_outbox.h"
+
+#include "bx_buf.h"
+#include "bx_pg.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IDENT_MAX 63 /* PostgreSQL's NAMEDATALEN - 1 */
+
+static bool ident_char(char c, bool first)
+{
+    return c == '_' || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
+}
+
+/* The length of the identifier ([a-z_][a-z0-9_]*) name starts with, 0 when it starts with none. */
+static size_t ident_len(const char *name)
+{
+    size_t n = 0;
+    while (ident_char(name[n], n == 0))
+        n++;
+    return n;
+}
+
+/* "schema.name" or "name", each part an unquoted lower-case identifier, so the text is safe to
+ * put into SQL as it is. */
+static bool table_valid(const char *table)
+{
+    if (table == NULL)
+        return false;
+    size_t first = ident_len(table);
+    if (first == 0 || first > IDENT_MAX)
+        return false;
+    if (table[first] == '\0')
+        return true;
+    if (table[first] != '.')
+        return false;
+    size_t second = ident_len(table + first + 1);
+    return second > 0 && second <= IDENT_MAX && table[first + 1 + second] == '\0';
+}
+
+/* Appends ",<id>" to a PostgreSQL array literal being built in ids. */
+static bx_status append_id(bx_buf *ids, const char *id)
+{
+    return bx_buf_printf(ids, "%s%s", ids->len > 1 ? "," : "", id);
+}
+
+bx_status bx_outbox_relay(PGconn *db, bx_producer *producer, const bx_outbox_relay_opts *opts,
+                          int *sent, bx_error *err)
+{
+    assert(db != NULL && producer != NULL && opts != NULL && sent != NULL);
+    *sent = 0;
+    if (!table_valid(opts->table))
+        return BX_ERR(err, BX_EINVAL,
+                      "outbox table must be [schema.]name of lower-case identifiers "
+                      "([a-z_][a-z0-9_]*, up to %d bytes each), not \"%.80s\"",
+                      IDENT_MAX, opts->table ? opts->table : "(null)");
+    const char *table = opts->table;
+    if (opts->max < 1 || opts->max > BX_OUTBOX_BATCH_MAX)
+        return BX_ERR(err, BX_EINVAL, "%s: relay batch must be 1 to %d, not %d", table,
+                      BX_OUTBOX_BATCH_MAX, opts->max);
+    if (opts->timeout_ms < 0)
+        return BX_ERR(err, BX_EINVAL, "%s: relay timeout must be 0 ms or more, not %d", table,
+                      opts->timeout_ms);
+
+    /* The table is at most 2 * IDENT_MAX + 1 bytes, so the statements fit. */
+    char select_sql[320], mark_sql[256], lock_text[24], max_text[16];
+    int len = snprintf(select_sql, sizeof(select_sql),
+                       "SELECT id, topic, msg_key, payload FROM %s WHERE sent_at IS NULL "
+                       "ORDER BY id LIMIT $1::int%s",
+                       table, opts->lock_rows ? " FOR UPDATE SKIP LOCKED" : "");
+    assert(len > 0 && (size_t)len < sizeof(select_sql));
+    len = snprintf(mark_sql, sizeof(mark_sql),
+                   "UPDATE %s SET sent_at = now() WHERE id = ANY($1::bigint[])", table);
+    assert(len > 0 && (size_t)len < sizeof(mark_sql));
+    (void)len;
+    snprintf(lock_text, sizeof(lock_text), "%" PRId64, opts->lock_key);
+    snprintf(max_text, sizeof(max_text), "%d", opts->max);
+    const char *lock_params[] = {lock_text};
+    const char *select_params[] = {max_text};
+
+    PGresult *lock = NULL, *rows = NULL, *marked = NULL;
+    bx_delivery_wait *wait = NULL;
+    bx_delivery_slot *slots = NULL;
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    int n = 0, queued = 0, acked = 0;
+    bool refused = false;
+
+    bx_status s = bx_pg_exec(db, "BEGIN", err);
+    IFOK(s, bx_pg_query(db, "SELECT pg_try_advisory_xact_lock($1::bigint)", 1, lock_params, &lock,
+                        err));
+    if (s == BX_OK && strcmp(PQgetvalue(lock, 0, 0), "t") != 0)
+        goto out; /* another relay is sending: nothing to do here */
+    IFOK(s, bx_pg_query(db, select_sql, 1, select_params, &rows, err));
+    if (s != BX_OK || PQntuples(rows) == 0)
+        goto out;
+    n = PQntuples(rows);
+    wait = bx_delivery_wait_new();
+    slots = calloc((size_t)n, sizeof(*slots));
+    if (wait == NULL || slots == NULL) {
+        s = BX_ERR(err, BX_ENOMEM, "%s: no memory for %d outbox deliveries", table, n);
+        goto out;
+    }
+    for (; queued < n; queued++) {
+        const char *key = PQgetvalue(rows, queued, 2), *payload = PQgetvalue(rows, queued, 3);
+        bx_delivery_slot_arm(&slots[queued], wait);
+        if (bx_producer_send(producer, PQgetvalue(rows, queued, 1), key, strlen(key), payload,
+                             strlen(payload), bx_delivery_slot_done, &slots[queued]) != BX_OK) {
+            /* done is not called for a refused message: settle the slot here. The rows after it
+             * wait for the next relay, so the order holds. */
+            bx_delivery_slot_done(&slots[queued], RD_KAFKA_RESP_ERR__FAIL);
+            refused = true;
+            break;
+        }
+    }
+    if (bx_delivery_wait_all(wait, opts->timeout_ms) != BX_OK) {
+        /* Deliveries still in flight will write into the slots later: they must stay allocated,
+         * so they are left to the producer (a small leak on a rare path, not a crash). */
+        wait = NULL;
+        slots = NULL;
+        s = BX_ERR(err, BX_ETIMEOUT, "%s: kafka did not acknowledge %d messages in %d ms", table,
+                   queued, opts->timeout_ms);
+        goto out;
+    }
+    if (opts->acked_hook)
+        opts->acked_hook(opts->acked_hook_arg);
+    /* Only the slots of queued messages: the refused one failed, the ones after it were never
+     * armed (and calloc's zero reads as "no error"). */
+    IFOK(s, bx_buf_puts(&ids, "{"));
+    for (int i = 0; i < queued && s == BX_OK; i++)
+        if (slots[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            s = append_id(&ids, PQgetvalue(rows, i, 0));
+            acked++;
+        }
+    IFOK(s, bx_buf_puts(&ids, "}"));
+    const char *mark_params[] = {ids.data};
+    if (acked > 0)
+        IFOK(s, bx_pg_query(db, mark_sql, 1, mark_params, &marked, err));
+    if (s == BX_OK && acked < n)
+        s = BX_ERR(err, BX_ETRANSIENT, "%s: %d of %d messages not acknowledged, kept%s", table,
+                   n - acked, n,
+                   refused ? " (the producer refused one; the rows after it wait)" : "");
+out:
+    if (s == BX_OK || s == BX_ETRANSIENT) {
+        /* Commit what was acknowledged, also when some were not. */
+        bx_status c = bx_pg_exec(db, "COMMIT", err);
+        if (c != BX_OK) {
+            s = c;
+            acked = 0;
+            bx_pg_rollback(db);
+        }
+    } else {
+        acked = 0;
+        bx_pg_rollback(db);
+    }
+    *sent = acked;
+    PQclear(lock);
+    PQclear(rows);
+    PQclear(marked);
+    free(slots);
+    bx_delivery_wait_free(wait);
+    bx_buf_free(&ids);
+    return s;
+}

@@ -1,0 +1,51 @@
+/* bx_outbox: the relay of a transactional outbox table (rows written in the transaction of the
+ * change that causes them) to Kafka, at least once and in id order. */
+#ifndef BX_OUTBOX_H
+#define BX_OUTBOX_H
+
+#include "bx_kafka.h"
+#include "bx_status.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BX_OUTBOX_BATCH_MAX 10000
+
+typedef void(bx_outbox_hook_fn)(void *arg);
+
+/* What to relay and how. The table must have the columns id (bigint, the order), topic, msg_key,
+ * payload (text) and sent_at (timestamptz, NULL until relayed). */
+typedef struct bx_outbox_relay_opts {
+    /* "schema.name" or "name": lower-case unquoted identifiers of 1 to 63 bytes ([a-z_][a-z0-9_]*),
+     * since it is put into the SQL text; anything else is refused (BX_EINVAL). Borrowed. */
+    const char *table;
+    /* The key of the transaction-scoped advisory lock that makes one relay of this table at a
+     * time over every replica; a key of its own per table. */
+    int64_t lock_key;
+    int max;        /* rows per relay, 1 to BX_OUTBOX_BATCH_MAX */
+    int timeout_ms; /* how long to wait for the broker's acknowledgements */
+    /* Read the rows FOR UPDATE SKIP LOCKED: a row another transaction holds waits for a later
+     * relay. Without it the rows are read unlocked (the advisory lock already keeps relays apart)
+     * and marking one another transaction holds waits for it. */
+    bool lock_rows;
+    /* NULL, or called once a batch was acknowledged and before it is marked sent (a test kills the
+     * process there). Not called when there were no rows or the wait timed out. */
+    bx_outbox_hook_fn *acked_hook;
+    void *acked_hook_arg;
+} bx_outbox_relay_opts;
+
+/* Sends up to opts->max unsent rows of opts->table in id order, waits up to opts->timeout_ms for
+ * the broker's acknowledgements and marks the acknowledged ones sent, all in one transaction, so
+ * it must be called outside a transaction on db. A relay that finds the advisory lock taken
+ * (another is sending) sends nothing and returns BX_OK with *sent 0. A produce the producer refuses
+ * stops the batch there: the rows after it wait for the next relay, so the order holds. What was
+ * acknowledged is committed also when some were not (BX_ETRANSIENT then; *sent counts the
+ * acknowledged). A crash between the acknowledgement and the commit sends the batch again on the
+ * next relay (consumers deduplicate). On BX_ETIMEOUT nothing is marked: deliveries still in flight
+ * write into memory that is left to them on purpose (a small leak on a rare path). db and producer
+ * are borrowed; opts is borrowed for the call. */
+bx_status bx_outbox_relay(PGconn *db, bx_producer *producer, const bx_outbox_relay_opts *opts,
+                          int *sent, bx_error *err) BX_MUSTCHECK;
+
+#endif
