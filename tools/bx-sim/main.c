@@ -247,8 +247,8 @@ static int cmd_run(const sim_county *c, const options *o, PGconn *db)
         return 2;
     }
     const char *brokers = env_or("BX_KAFKA_BROKERS", "127.0.0.1:19092");
-    static const char *const default_groups[] = {"bx-score=bx.attendance.v1",
-                                                 "bx-escalate=bx.risk.v1+bx.actions.v1", NULL};
+    static const char *const default_groups[] = {"bx-score:bx.attendance.v1",
+                                                 "bx-escalate:bx.risk.v1,bx.actions.v1", NULL};
     char mark[1024];
     snprintf(mark, sizeof(mark), "%s/risk.mark", o->dir);
     bx_error err = {0};

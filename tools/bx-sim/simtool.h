@@ -10,18 +10,21 @@
 
 /* ---- settle: every consumer group has no lag, due timers fired, the outbox relayed ---- */
 
+/* bx-sim's use of common/bx_settle, the check bxctl settle makes. */
 typedef struct sim_settle sim_settle;
 /* groups: NULL-ended "GROUP:TOPIC[,TOPIC]" specs (as bxctl settle takes them), in pipeline order
- * (bx-score first). db is borrowed for the life of the settle. */
+ * (bx-score first). db is borrowed for the life of the settle (and reset when a check finds it
+ * broken). */
 bx_status sim_settle_new(const char *brokers, const char *const *groups, PGconn *db,
                          sim_settle **out, bx_error *err) BX_MUSTCHECK;
 void sim_settle_free(sim_settle *s);
-/* One check, in pipeline order: -1 when quiet, else the first thing still busy: i < ngroups the
- * i-th group (lagging), ngroups due timers, ngroups + 1 the outbox, more: bx-notify's due work.
- * *what names it and *left says how much is left (-1 unknown). */
+/* One check (bx_settle_check): -1 when quiet, else the first thing still busy in pipeline order:
+ * i < ngroups the i-th group (lagging), ngroups due timers, ngroups + 1 the outbox, more: a
+ * settle_pending function (bx-notify's due work). *what names it (valid until the next check) and
+ * *left says how much is left (-1 unknown). */
 int sim_settle_check(sim_settle *s, const char **what, long long *left);
 /* Waits until the pipeline is quiet at the clock's current time on two checks in a row with the
- * same end offsets (as bxctl settle), or timeout_ms. */
+ * same end offsets (bx_settle_wait, as bxctl settle), or timeout_ms. */
 bx_status sim_settle_wait(sim_settle *s, int timeout_ms, bx_error *err) BX_MUSTCHECK;
 /* Commits `group`'s offsets at the current end of each topic ("a,b"), so a new group starts
  * with the messages produced from now on. */
