@@ -849,9 +849,13 @@ BX_TEST(killed_mid_batch_sends_nothing_twice_and_loses_nothing)
         snprintf(suffix, sizeof(suffix), "k%d", i);
         ask_guardian(&s, i, suffix);
     }
-    /* kill it once some are sent and some are not */
-    for (int i = 0; i < 200 && stat_of(fake, "sends_accepted") < 8; i++)
-        usleep(20 * 1000);
+    /* kill it once some are sent and some are not, with sends in flight: each takes 150 ms, so
+     * two of them rarely both finish in the moment between this check and the kill */
+    for (int i = 0; i < 400 && (stat_of(fake, "sends_accepted") < 8 ||
+                                count_of("SELECT count(*) FROM notify.notification WHERE state = "
+                                         "'sending'") < 2);
+         i++)
+        usleep(10 * 1000);
     kill(s.pid, SIGKILL);
     waitpid(s.pid, NULL, 0);
     long long before = stat_of(fake, "sends_accepted");
