@@ -679,7 +679,10 @@ static void *loop_main(void *arg)
     long long stop_deadline = 0;
     for (;;) {
         if (atomic_load(&srv->stopping) && !quiesced) {
-            MHD_quiesce_daemon(srv->daemon);
+            /* the listen socket is ours to close from here on (external mode: at once) */
+            MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
+            if (listen_fd != MHD_INVALID_SOCKET)
+                close(listen_fd);
             quiesced = true;
             stop_deadline = monotonic_ms() + srv->conf.ack_timeout_ms + 5000;
         }

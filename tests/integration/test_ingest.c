@@ -5,10 +5,13 @@
 #include "bx_test.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* The fixture's clock: Friday 2026-11-27, 18:00 in Shanghai, inside the autumn term. */
@@ -619,6 +622,51 @@ BX_TEST(nothing_is_accepted_without_kafka_acknowledgement)
     CHECK_INT(count_of(j, "failed"), 2);
     cJSON_Delete(j);
     bx_buf_free(&r.body);
+    stop(&in);
+}
+
+struct posting {
+    const struct ingest *in;
+    const char *body;
+    itest_response r;
+};
+
+static void *post_in_background(void *arg)
+{
+    struct posting *p = arg;
+    p->r = post(p->in, "/v1/attendance", p->in->key, JSON, p->body);
+    return NULL;
+}
+
+BX_TEST(a_request_in_flight_at_sigterm_is_answered)
+{
+    /* A broker that does not exist and a 3 s acknowledgement timeout keep the request waiting
+     * (suspended) when SIGTERM comes: bx-ingest stops taking connections but answers it, with
+     * Kafka's verdict, before it exits. */
+    const char *env[] = {"BX_KAFKA_BROKERS=127.0.0.1:9", "BX_ACK_TIMEOUT_MS=3000", NULL};
+    struct ingest in;
+    start(&in, env);
+    struct posting p = {&in,
+                        "{\"records\":[{\"student_id\":\"ITS01\",\"date\":\"2026-11-26\","
+                        "\"status\":\"absent\"},{\"student_id\":\"ITS02\",\"date\":"
+                        "\"2026-11-26\",\"status\":\"absent\"}]}",
+                        {0}};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, post_in_background, &p) == 0);
+    usleep(800 * 1000);
+    REQUIRE(kill(in.pid, SIGTERM) == 0);
+    pthread_join(t, NULL);
+    CHECK_INT(p.r.status, 503);
+    cJSON *j = parse(&p.r);
+    CHECK_INT(count_of(j, "failed"), 2);
+    CHECK_INT(count_of(j, "accepted"), 0);
+    cJSON_Delete(j);
+    bx_buf_free(&p.r.body);
+    /* and then it exits, cleanly */
+    int status = itest_wait_exit(in.pid, 10000);
+    CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (status != -1)
+        in.pid = -1; /* reaped */
     stop(&in);
 }
 

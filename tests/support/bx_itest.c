@@ -303,6 +303,21 @@ void itest_stop(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
+int itest_wait_exit(pid_t pid, int timeout_ms)
+{
+    int status = 0;
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            for (int i = 0; i < started_count; i++)
+                if (started[i] == pid)
+                    started[i] = started[--started_count];
+            return status;
+        }
+        usleep(50 * 1000);
+    }
+    return -1;
+}
+
 pid_t itest_service_start(const char *binary, const char *clock_file, const char *const *extra_env,
                           int *port)
 {

@@ -28,6 +28,9 @@ char *itest_registry_fixture(char **other);
  * environment; waits until /healthz answers. *port receives the port. */
 pid_t itest_ingest_start(const char *clock_file, const char *const *extra_env, int *port);
 void itest_stop(pid_t pid);
+/* Waits up to timeout_ms for a started process to exit by itself (no signal sent) and reaps it:
+ * its exit status as waitpid gives it, or -1 when it is still running (then still started). */
+int itest_wait_exit(pid_t pid, int timeout_ms);
 /* Starts any service binary with BX_CLOCK=file:<clock_file>, BX_METRICS_LISTEN on a free loopback
  * port and extra environment (NULL-ended, may be NULL); waits until its /healthz answers 200.
  * *port receives the metrics port. Stopped when the test exits, like bx-ingest. */
