@@ -86,35 +86,11 @@ static void setup_db(int students)
     free(dir);
 }
 
-static PGconn *pg(void)
-{
-    PGconn *db = NULL;
-    bx_error err = {0};
-    REQUIRE(bx_pg_connect(db_url, 5000, &db, &err) == BX_OK);
-    return db;
-}
-
 /* The rows of a query, one per line, columns separated by '|' (caller frees). */
 static char *rows_of(const char *sql, const char *param)
 {
-    PGconn *db = pg();
-    PGresult *res = NULL;
-    bx_error err = {0};
     const char *params[] = {param};
-    bx_status s = bx_pg_query(db, sql, param ? 1 : 0, param ? params : NULL, &res, &err);
-    if (s != BX_OK)
-        fprintf(stderr, "%s: %s\n", sql, err.msg);
-    REQUIRE(s == BX_OK);
-    bx_buf b;
-    bx_buf_init(&b, 0);
-    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
-    for (int r = 0; r < PQntuples(res); r++)
-        for (int c = 0; c < PQnfields(res); c++)
-            REQUIRE(bx_buf_printf(&b, "%s%s", PQgetvalue(res, r, c),
-                                  c + 1 < PQnfields(res) ? "|" : "\n") == BX_OK);
-    PQclear(res);
-    PQfinish(db);
-    return bx_buf_steal(&b);
+    return itest_sql_rows_params(db_url, sql, param ? 1 : 0, param ? params : NULL);
 }
 
 static long long count_of(const char *sql, const char *param)

@@ -109,23 +109,7 @@ static PGconn *pg(void)
 /* The rows of a query, one per line, columns separated by '|' (caller frees). */
 static char *rows_of(const char *sql)
 {
-    PGconn *db = pg();
-    PGresult *res = NULL;
-    bx_error err = {0};
-    bx_status s = bx_pg_query(db, sql, 0, NULL, &res, &err);
-    if (s != BX_OK)
-        fprintf(stderr, "%s: %s\n", sql, err.msg);
-    REQUIRE(s == BX_OK);
-    bx_buf b;
-    bx_buf_init(&b, 0);
-    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
-    for (int r = 0; r < PQntuples(res); r++)
-        for (int c = 0; c < PQnfields(res); c++)
-            REQUIRE(bx_buf_printf(&b, "%s%s", PQgetvalue(res, r, c),
-                                  c + 1 < PQnfields(res) ? "|" : "\n") == BX_OK);
-    PQclear(res);
-    PQfinish(db);
-    return bx_buf_steal(&b);
+    return itest_sql_rows(db_url, sql);
 }
 
 static long long count_of(const char *sql)

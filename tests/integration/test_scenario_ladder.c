@@ -390,37 +390,13 @@ static void forget_posted(void)
 
 /* ---- what the pipeline did ---- */
 
-static PGconn *pg(void)
-{
-    PGconn *db = NULL;
-    bx_error err = {0};
-    REQUIRE(bx_pg_connect(pl.db_url, 5000, &db, &err) == BX_OK);
-    return db;
-}
-
 /* The rows of a query with the student id as $1, '|' between columns (caller frees). */
 static char *rows_of(const char *sql, int student)
 {
     char id[40];
     snprintf(id, sizeof(id), "%s-%02d", pl.tag, student);
-    PGconn *db = pg();
-    PGresult *res = NULL;
-    bx_error err = {0};
     const char *params[] = {id};
-    bx_status s = bx_pg_query(db, sql, 1, params, &res, &err);
-    if (s != BX_OK)
-        fprintf(stderr, "%s: %s\n", sql, err.msg);
-    REQUIRE(s == BX_OK);
-    bx_buf b;
-    bx_buf_init(&b, 0);
-    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
-    for (int r = 0; r < PQntuples(res); r++)
-        for (int c = 0; c < PQnfields(res); c++)
-            REQUIRE(bx_buf_printf(&b, "%s%s", PQgetvalue(res, r, c),
-                                  c + 1 < PQnfields(res) ? "|" : "\n") == BX_OK);
-    PQclear(res);
-    PQfinish(db);
-    return bx_buf_steal(&b);
+    return itest_sql_rows_params(pl.db_url, sql, 1, params);
 }
 
 #define STAGES_SQL                                                                                 \

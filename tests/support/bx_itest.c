@@ -628,13 +628,14 @@ void itest_sql_exec(const char *url, const char *sql)
     PQfinish(db);
 }
 
-char *itest_sql_rows(const char *url, const char *sql)
+char *itest_sql_rows_params(const char *url, const char *sql, int nparams,
+                            const char *const *params)
 {
     PGconn *db = NULL;
     bx_error err = {0};
     REQUIRE(bx_pg_connect(url, 5000, &db, &err) == BX_OK);
     PGresult *res = NULL;
-    bx_status s = bx_pg_query(db, sql, 0, NULL, &res, &err);
+    bx_status s = bx_pg_query(db, sql, nparams, params, &res, &err);
     if (s != BX_OK)
         fprintf(stderr, "%s: %s\n", sql, err.msg);
     REQUIRE(s == BX_OK);
@@ -648,6 +649,11 @@ char *itest_sql_rows(const char *url, const char *sql)
     PQclear(res);
     PQfinish(db);
     return bx_buf_steal(&b);
+}
+
+char *itest_sql_rows(const char *url, const char *sql)
+{
+    return itest_sql_rows_params(url, sql, 0, NULL);
 }
 
 char *itest_untag(char *text, const char *tag)

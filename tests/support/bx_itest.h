@@ -52,6 +52,9 @@ const char *itest_own_database(const char *tag);
 void itest_sql_exec(const char *url, const char *sql);
 /* The rows of a query on url, one per line, columns separated by '|' (caller frees). */
 char *itest_sql_rows(const char *url, const char *sql);
+/* The same with $1.. parameters (text). */
+char *itest_sql_rows_params(const char *url, const char *sql, int nparams,
+                            const char *const *params);
 /* Replaces every occurrence of a run's tag in text by "T", in place; returns text. */
 char *itest_untag(char *text, const char *tag);
 
