@@ -32,21 +32,7 @@ static const char *brokers(void)
 
 static int bxctl(const char *const *args, char **out)
 {
-    char env_url[600], env_clock[600];
-    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
-    snprintf(env_clock, sizeof(env_clock), "BX_CLOCK=file:%s", clock_path);
-    const char *env[] = {env_url, env_clock, NULL};
-    const char *argv[20] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
-    size_t n = 1;
-    for (; args[n - 1] && n < 19; n++)
-        argv[n] = args[n - 1];
-    argv[n] = NULL;
-    bx_buf b;
-    bx_buf_init(&b, 0);
-    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
-    int rc = itest_run(argv, env, &b);
-    *out = bx_buf_steal(&b);
-    return rc;
+    return itest_bxctl(db_url, clock_path, args, out);
 }
 
 static void bxctl_ok(const char *const *args)

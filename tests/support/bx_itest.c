@@ -628,6 +628,25 @@ void itest_sql_exec(const char *url, const char *sql)
     PQfinish(db);
 }
 
+int itest_bxctl(const char *db_url, const char *clock_path, const char *const *args, char **out)
+{
+    char env_url[600], env_clock[600];
+    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
+    snprintf(env_clock, sizeof(env_clock), "BX_CLOCK=file:%s", clock_path ? clock_path : "");
+    const char *env[] = {env_url, clock_path ? env_clock : NULL, NULL};
+    const char *argv[20] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
+    size_t n = 1;
+    for (; args[n - 1] && n < 19; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
+    int rc = itest_run(argv, env, &b);
+    *out = bx_buf_steal(&b);
+    return rc;
+}
+
 char *itest_sql_rows_params(const char *url, const char *sql, int nparams,
                             const char *const *params)
 {

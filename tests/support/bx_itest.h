@@ -51,6 +51,9 @@ const char *itest_own_database(const char *tag);
 /* Runs one SQL statement (or several, without parameters) on url; a failure stops the test. */
 void itest_sql_exec(const char *url, const char *sql);
 /* The rows of a query on url, one per line, columns separated by '|' (caller frees). */
+/* Runs bxctl with args (NULL-ended) against db_url, on the driven clock at clock_path (NULL:
+ * the system clock); its output (stdout and stderr) in *out (caller frees); its exit code. */
+int itest_bxctl(const char *db_url, const char *clock_path, const char *const *args, char **out);
 char *itest_sql_rows(const char *url, const char *sql);
 /* The same with $1.. parameters (text). */
 char *itest_sql_rows_params(const char *url, const char *sql, int nparams,
