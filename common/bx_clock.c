@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -150,4 +152,25 @@ void bx_clock_fix(bx_time_ms t)
 bool bx_clock_is_driven(void)
 {
     return atomic_load(&mode) != MODE_SYSTEM;
+}
+
+long long bx_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void bx_time_format_pg(bx_time_ms t, char out[40])
+{
+    int64_t secs = t / 1000, ms = t % 1000;
+    if (ms < 0) {
+        ms += 1000;
+        secs--;
+    }
+    time_t tt = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    snprintf(out, 40, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
 }

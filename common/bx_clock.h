@@ -21,4 +21,11 @@ bx_status bx_clock_set(bx_time_ms t) BX_MUSTCHECK;
 void bx_clock_fix(bx_time_ms t);
 bool bx_clock_is_driven(void);
 
+/* Milliseconds of CLOCK_MONOTONIC, for intervals and deadlines inside one process (never the
+ * driven clock: a test that sets the date must not stall a poll loop). */
+long long bx_monotonic_ms(void);
+/* Writes t as a PostgreSQL timestamptz literal in UTC with milliseconds,
+ * "2026-03-02 08:00:00.000+00", so PostgreSQL stores the instant exactly; also before 1970. */
+void bx_time_format_pg(bx_time_ms t, char out[40]);
+
 #endif

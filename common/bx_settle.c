@@ -338,13 +338,6 @@ bx_status bx_settle_check(bx_settle *st, bx_settle_result *out, bx_error *err)
 
 /* ---- waiting ---- */
 
-static long long monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
@@ -375,7 +368,7 @@ bx_status bx_settle_wait(bx_settle *st, const bx_settle_wait_opts *opts, bx_sett
                          int *checks, bx_error *err)
 {
     assert(st != NULL && opts != NULL && last != NULL && checks != NULL);
-    long long deadline = monotonic_ms() + opts->timeout_ms;
+    long long deadline = bx_monotonic_ms() + opts->timeout_ms;
     bool prev_quiet = false;
     long long prev_ends = 0;
     *checks = 0;
@@ -390,7 +383,7 @@ bx_status bx_settle_wait(bx_settle *st, const bx_settle_wait_opts *opts, bx_sett
         if (opts->on_waiting && !last->quiet &&
             (*checks == 1 || prev->len == 0 || strcmp(prev->data, last->waiting) != 0))
             opts->on_waiting(opts->on_waiting_arg, last->waiting);
-        if (monotonic_ms() >= deadline) {
+        if (bx_monotonic_ms() >= deadline) {
             char line[400];
             one_line(last->quiet ? "the topics kept growing between checks" : last->waiting, line,
                      sizeof(line));

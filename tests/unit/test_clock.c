@@ -250,3 +250,36 @@ BX_TEST(clock_init_rejects)
     CHECK_INT(bx_clock_now(), 42);
     remove_clock_path();
 }
+
+BX_TEST(time_format_pg_is_utc_with_milliseconds)
+{
+    static const struct {
+        bx_time_ms t;
+        const char *text;
+    } rows[] = {
+        {0, "1970-01-01 00:00:00.000+00"},
+        {1772409600000, "2026-03-02 00:00:00.000+00"},
+        {1772409600000 + 8 * 3600000 + 1, "2026-03-02 08:00:00.001+00"},
+        {-1, "1969-12-31 23:59:59.999+00"},
+        {-1000, "1969-12-31 23:59:59.000+00"},
+        {-1001, "1969-12-31 23:59:58.999+00"},
+        {253402300799999, "9999-12-31 23:59:59.999+00"},
+    };
+    for (size_t i = 0; i < COUNT(rows); i++) {
+        char text[40];
+        bx_time_format_pg(rows[i].t, text);
+        CHECK_STR(text, rows[i].text);
+    }
+}
+
+BX_TEST(monotonic_ms_follows_elapsed_time_not_the_driven_clock)
+{
+    bx_clock_fix(42);
+    long long a = bx_monotonic_ms();
+    struct timespec pause = {0, 20 * 1000000L};
+    nanosleep(&pause, NULL);
+    long long b = bx_monotonic_ms();
+    CHECK(b - a >= 19);
+    CHECK(b - a < 5000);
+    CHECK_INT(bx_clock_now(), 42);
+}
