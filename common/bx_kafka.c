@@ -40,11 +40,11 @@ static bx_status set_extra(rd_kafka_conf_t *conf, const char *const *extra, bx_e
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     if (level <= 3)
-        bx_error("kafka %s: %s", fac, buf);
+        bx_log_error("kafka %s: %s", fac, buf);
     else if (level <= 4)
-        bx_warn("kafka %s: %s", fac, buf);
+        bx_log_warn("kafka %s: %s", fac, buf);
     else
-        bx_debug("kafka %s: %s", fac, buf);
+        bx_log_debug("kafka %s: %s", fac, buf);
 }
 
 static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
@@ -53,11 +53,11 @@ static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     if (e == RD_KAFKA_RESP_ERR__FATAL) {
         char fatal[256];
         rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-        bx_error("kafka fatal error: %s", fatal);
+        bx_log_error("kafka fatal error: %s", fatal);
     } else if (e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || e == RD_KAFKA_RESP_ERR__TRANSPORT) {
-        bx_debug("kafka: %s", reason);
+        bx_log_debug("kafka: %s", reason);
     } else {
-        bx_warn("kafka error %s: %s", rd_kafka_err2name(e), reason);
+        bx_log_warn("kafka error %s: %s", rd_kafka_err2name(e), reason);
     }
 }
 
@@ -192,7 +192,7 @@ static bx_status produce(bx_producer *p, const char *topic, const char *key, siz
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt == 500) {
             if (((uintptr_t)d & SLOT_TAG) == 0)
                 free(d);
-            bx_warn("kafka produce to %s failed: %s", topic, rd_kafka_err2str(e));
+            bx_log_warn("kafka produce to %s failed: %s", topic, rd_kafka_err2str(e));
             return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? BX_ETRANSIENT : BX_EIO;
         }
         usleep(10000); /* the poll thread drains delivery reports meanwhile */
@@ -387,15 +387,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        bx_info("kafka: assigned %d partitions", parts->cnt);
+        bx_log_info("kafka: assigned %d partitions", parts->cnt);
         rd_kafka_assign(rk, parts);
     } else {
         /* Commit what was processed before giving the partitions away, so the next owner
          * starts right after it. */
         rd_kafka_resp_err_t ce = commit_bounded(rk, COMMIT_WAIT_MS);
         if (ce != RD_KAFKA_RESP_ERR_NO_ERROR && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            bx_warn("kafka: commit before giving partitions away: %s", rd_kafka_err2str(ce));
-        bx_info("kafka: revoked %d partitions", parts->cnt);
+            bx_log_warn("kafka: commit before giving partitions away: %s", rd_kafka_err2str(ce));
+        bx_log_info("kafka: revoked %d partitions", parts->cnt);
         rd_kafka_assign(rk, NULL);
     }
 }
@@ -465,7 +465,7 @@ bx_status bx_consumer_commit(bx_consumer *c)
     rd_kafka_resp_err_t e = commit_bounded(c->rk, COMMIT_WAIT_MS);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR__NO_OFFSET)
         return BX_OK;
-    bx_warn("kafka: offset commit: %s", rd_kafka_err2str(e));
+    bx_log_warn("kafka: offset commit: %s", rd_kafka_err2str(e));
     return e == RD_KAFKA_RESP_ERR__TIMED_OUT ? BX_ETIMEOUT : BX_EIO;
 }
 

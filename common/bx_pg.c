@@ -21,7 +21,7 @@ bx_status bx_pg_connect(const char *url, int wait_ms, PGconn **out, bx_error *er
         PQfinish(db);
         if (waited >= wait_ms)
             return BX_ERR(err, BX_ETRANSIENT, "postgresql: %s", msg);
-        bx_debug("postgresql not ready (%s), retrying in %d ms", msg, delay);
+        bx_log_debug("postgresql not ready (%s), retrying in %d ms", msg, delay);
         usleep((useconds_t)delay * 1000);
         waited += delay;
         delay = delay * 2 > 2000 ? 2000 : delay * 2;
