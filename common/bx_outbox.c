@@ -2,6 +2,7 @@
 #include "bx_outbox.h"
 
 #include "bx_buf.h"
+#include "bx_clock.h"
 #include "bx_pg.h"
 
 #include <assert.h>
@@ -43,6 +44,69 @@ static bool table_valid(const char *table)
     return second > 0 && second <= IDENT_MAX && table[first + 1 + second] == '\0';
 }
 
+static bx_status table_checked(const char *table, bx_error *err)
+{
+    if (table_valid(table))
+        return BX_OK;
+    return BX_ERR(err, BX_EINVAL,
+                  "outbox table must be [schema.]name of lower-case identifiers "
+                  "([a-z_][a-z0-9_]*, up to %d bytes each), not \"%.80s\"",
+                  IDENT_MAX, table ? table : "(null)");
+}
+
+static bx_status check_text(const char *what, const char *value, size_t max, bx_error *err)
+{
+    if (value == NULL || value[0] == '\0' || strlen(value) > max)
+        return BX_ERR(err, BX_EINVAL, "outbox %s must be 1 to %zu bytes", what, max);
+    return BX_OK;
+}
+
+bx_status bx_outbox_add(PGconn *db, const char *table, const bx_outbox_message *m, int *added,
+                        bx_error *err)
+{
+    assert(db != NULL && m != NULL);
+    if (added)
+        *added = 0;
+    const char *key = m->key && m->key[0] ? m->key : "unknown";
+    bx_status s = table_checked(table, err);
+    IFOK(s, check_text("topic", m->topic, 100, err));
+    IFOK(s, check_text("key", key, 128, err));
+    IFOK(s, check_text("payload", m->payload, 1000000, err));
+    if (s == BX_OK && m->event_id)
+        s = check_text("event_id", m->event_id, 128, err);
+    if (s != BX_OK)
+        return s;
+    /* The optional columns and their parameters, by [event_id given][created_at given]. */
+    static const char *const columns[2][2] = {{"", ", created_at"},
+                                              {", event_id", ", event_id, created_at"}};
+    static const char *const values[2][2] = {{"", ", $4::timestamptz"},
+                                             {", $4", ", $4, $5::timestamptz"}};
+    int has_id = m->event_id != NULL, has_at = m->created_at > 0;
+    char created[40];
+    const char *params[5] = {m->topic, key, m->payload};
+    int n = 3;
+    if (has_id)
+        params[n++] = m->event_id;
+    if (has_at) {
+        bx_time_format_pg(m->created_at, created);
+        params[n++] = created;
+    }
+    /* The table is at most 2 * IDENT_MAX + 1 bytes, so the statement fits. */
+    char sql[320];
+    int len = snprintf(sql, sizeof(sql),
+                       "INSERT INTO %s (topic, msg_key, payload%s) VALUES ($1, $2, $3%s)%s", table,
+                       columns[has_id][has_at], values[has_id][has_at],
+                       has_id ? " ON CONFLICT (event_id) DO NOTHING" : "");
+    assert(len > 0 && (size_t)len < sizeof(sql));
+    (void)len;
+    PGresult *res = NULL;
+    s = bx_pg_query(db, sql, n, params, &res, err);
+    if (s == BX_OK && added)
+        *added = strtol(PQcmdTuples(res), NULL, 10) > 0;
+    PQclear(res);
+    return s;
+}
+
 /* Appends ",<id>" to a PostgreSQL array literal being built in ids. */
 static bx_status append_id(bx_buf *ids, const char *id)
 {
@@ -54,11 +118,9 @@ bx_status bx_outbox_relay(PGconn *db, bx_producer *producer, const bx_outbox_rel
 {
     assert(db != NULL && producer != NULL && opts != NULL && sent != NULL);
     *sent = 0;
-    if (!table_valid(opts->table))
-        return BX_ERR(err, BX_EINVAL,
-                      "outbox table must be [schema.]name of lower-case identifiers "
-                      "([a-z_][a-z0-9_]*, up to %d bytes each), not \"%.80s\"",
-                      IDENT_MAX, opts->table ? opts->table : "(null)");
+    bx_status checked = table_checked(opts->table, err);
+    if (checked != BX_OK)
+        return checked;
     const char *table = opts->table;
     if (opts->max < 1 || opts->max > BX_OUTBOX_BATCH_MAX)
         return BX_ERR(err, BX_EINVAL, "%s: relay batch must be 1 to %d, not %d", table,

@@ -1,8 +1,9 @@
-/* bx_outbox: the relay of a transactional outbox table (rows written in the transaction of the
- * change that causes them) to Kafka, at least once and in id order. */
+/* bx_outbox: a transactional outbox table (rows written in the transaction of the change that
+ * causes them) and its relay to Kafka, at least once and in id order. */
 #ifndef BX_OUTBOX_H
 #define BX_OUTBOX_H
 
+#include "bx_calendar.h"
 #include "bx_kafka.h"
 #include "bx_status.h"
 
@@ -34,6 +35,31 @@ typedef struct bx_outbox_relay_opts {
     bx_outbox_hook_fn *acked_hook;
     void *acked_hook_arg;
 } bx_outbox_relay_opts;
+
+/* One message to queue; every string is borrowed for the call. */
+typedef struct bx_outbox_message {
+    const char *topic;   /* 1 to 100 bytes */
+    const char *key;     /* the Kafka key, 1 to 128 bytes; NULL or "" is written as "unknown" */
+    const char *payload; /* 1 to 1,000,000 bytes */
+    /* NULL: the table has no event_id column. Else 1 to 128 bytes, and the table's unique
+     * event_id makes a second add with the same id change nothing. */
+    const char *event_id;
+    /* > 0: written to the created_at column (so a driven clock's time is kept); 0: the column's
+     * default. */
+    bx_time_ms created_at;
+} bx_outbox_message;
+
+/* Queues m in table ("schema.name", checked as for the relay) in the caller's open transaction,
+ * so a rollback leaves nothing to send. The SQL is
+ *   INSERT INTO <table> (topic, msg_key, payload[, event_id][, created_at]) VALUES (...)
+ *   [ON CONFLICT (event_id) DO NOTHING]
+ * *added (may be NULL) is 1 when a row was queued, 0 when the event id was there already.
+ * BX_EINVAL (nothing sent to PostgreSQL) for a bad table name or a string out of its bounds:
+ * "outbox <topic|key|payload|event_id> must be 1 to <n> bytes".
+ * bx-escalate's cases.outbox: event_id set, created_at 0. bx-notify's notify.outbox: event_id
+ * NULL, created_at = the clock's now. */
+bx_status bx_outbox_add(PGconn *db, const char *table, const bx_outbox_message *m, int *added,
+                        bx_error *err) BX_MUSTCHECK;
 
 /* Sends up to opts->max unsent rows of opts->table in id order, waits up to opts->timeout_ms for
  * the broker's acknowledgements and marks the acknowledged ones sent, all in one transaction, so

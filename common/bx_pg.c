@@ -68,6 +68,15 @@ bx_status bx_pg_query(PGconn *db, const char *sql, int nparams, const char *cons
     return BX_OK;
 }
 
+bx_status bx_pg_reconnect(PGconn **db, const char *url, int wait_ms, bx_error *err)
+{
+    if (*db && !bx_pg_is_broken(*db))
+        return BX_OK;
+    PQfinish(*db);
+    *db = NULL;
+    return bx_pg_connect(url, wait_ms, db, err);
+}
+
 int bx_pg_is_broken(PGconn *db)
 {
     return PQstatus(db) != CONNECTION_OK;

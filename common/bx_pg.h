@@ -9,6 +9,10 @@
 /* Connects to url, retrying with backoff (100 ms doubling up to 2 s) for up to wait_ms.
  * On success *out is the connection (caller closes with PQfinish). */
 bx_status bx_pg_connect(const char *url, int wait_ms, PGconn **out, bx_error *err) BX_MUSTCHECK;
+/* Keeps *db connected: does nothing while *db is open and not broken; else closes it (if any) and
+ * connects to url as bx_pg_connect does (*db is NULL when that fails). For a service's one
+ * connection, after a failure or at start. */
+bx_status bx_pg_reconnect(PGconn **db, const char *url, int wait_ms, bx_error *err) BX_MUSTCHECK;
 /* Runs sql (no parameters, may hold several statements); BX_EIO with the server's message. */
 bx_status bx_pg_exec(PGconn *db, const char *sql, bx_error *err) BX_MUSTCHECK;
 /* Runs a parameterised statement; on success *out is the result (caller PQclear). */

@@ -172,6 +172,27 @@ BX_TEST(connections_retry_and_fail_precisely)
     CHECK_CONTAINS(err.msg, "BX_REDIS_URL");
 }
 
+BX_TEST(pg_reconnect_keeps_a_good_connection_and_replaces_a_broken_one)
+{
+    const char *url = itest_env("BX_PG_URL", "postgresql://bx@127.0.0.1:54329/baoxue");
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_reconnect(&db, url, 5000, &err) == BX_OK);
+    PGconn *first = db;
+    CHECK_INT(bx_pg_reconnect(&db, url, 5000, &err), BX_OK);
+    CHECK(db == first);
+    /* The server ends this session: the next statement fails and the connection is broken. */
+    CHECK_INT(bx_pg_exec(db, "SELECT pg_terminate_backend(pg_backend_pid())", &err), BX_ETRANSIENT);
+    CHECK(bx_pg_is_broken(db));
+    CHECK_INT(bx_pg_reconnect(&db, url, 5000, &err), BX_OK);
+    CHECK(!bx_pg_is_broken(db));
+    CHECK_INT(bx_pg_exec(db, "SELECT 1", &err), BX_OK);
+    PQfinish(db);
+    db = NULL;
+    CHECK_INT(bx_pg_reconnect(&db, "postgresql://bx@127.0.0.1:9/baoxue", 300, &err), BX_ETRANSIENT);
+    CHECK(db == NULL);
+}
+
 static size_t sink(char *p, size_t size, size_t n, void *arg)
 {
     return bx_buf_append(arg, p, size * n) == BX_OK ? size * n : 0;

@@ -1,7 +1,7 @@
 /* bx_outbox_relay against the real PostgreSQL and Kafka, on a scratch outbox table of its own
  * (in schema bx_outbox_test, which stays) and a topic of its own per run: id order with keys and
  * payloads, every row marked once, a held lock sends nothing, a refused produce stops the batch,
- * and table names that are not identifiers are refused before any SQL. */
+ * and table names that are not identifiers are refused before any SQL; and bx_outbox_add. */
 #include "bx_itest.h"
 #include "bx_kafka.h"
 #include "bx_outbox.h"
@@ -519,5 +519,91 @@ BX_TEST(table_names_that_are_not_identifiers_are_refused)
     CHECK_INT(sent, 2);
     check_topic_holds_ids_1_to(2);
     bx_producer_free(p, 5000);
+    PQfinish(db);
+}
+
+/* The scratch table with the columns bx_outbox_add may write. */
+static void add_columns(PGconn *db)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "ALTER TABLE %s ADD COLUMN event_id text UNIQUE, "
+             "ADD COLUMN created_at timestamptz NOT NULL DEFAULT now()",
+             table);
+    exec_ok(db, sql);
+}
+
+BX_TEST(add_queues_once_per_event_id_with_the_given_time)
+{
+    setup();
+    PGconn *db = pg();
+    add_columns(db);
+    bx_error err = {0};
+    int added = -1;
+    bx_outbox_message m = {.topic = topic, .key = "S001", .payload = "{\"n\":1}", .event_id = "e1"};
+    exec_ok(db, "BEGIN");
+    CHECK_INT(bx_outbox_add(db, table, &m, &added, &err), BX_OK);
+    CHECK_INT(added, 1);
+    CHECK_INT(bx_outbox_add(db, table, &m, &added, &err), BX_OK);
+    CHECK_INT(added, 0);
+    exec_ok(db, "COMMIT");
+    /* Without an event id every add queues; the time given is kept to the millisecond; an empty
+     * key is "unknown". */
+    bx_outbox_message timed = {.topic = topic, .payload = "{\"n\":2}", .created_at = 1772409600123};
+    CHECK_INT(bx_outbox_add(db, table, &timed, &added, &err), BX_OK);
+    CHECK_INT(added, 1);
+    timed.key = "";
+    CHECK_INT(bx_outbox_add(db, table, &timed, NULL, &err), BX_OK);
+    /* Both optional columns at once. */
+    bx_outbox_message both = {
+        .topic = topic, .key = "S002", .payload = "{}", .event_id = "e2", .created_at = 1000};
+    CHECK_INT(bx_outbox_add(db, table, &both, &added, &err), BX_OK);
+    CHECK_INT(added, 1);
+    char *rows = value_of(db,
+                          "SELECT string_agg(concat_ws('|', msg_key, payload, coalesce(event_id, "
+                          "'-'), CASE WHEN created_at < '2000-01-01' OR created_at = "
+                          "'2026-03-02 00:00:00.123+00' THEN to_char(created_at AT TIME ZONE "
+                          "'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') ELSE 'now' END), ';' ORDER BY id) "
+                          "FROM %s",
+                          table);
+    CHECK_STR(rows,
+              "S001|{\"n\":1}|e1|now;unknown|{\"n\":2}|-|2026-03-02 00:00:00.123;"
+              "unknown|{\"n\":2}|-|2026-03-02 00:00:00.123;S002|{}|e2|1970-01-01 00:00:01.000");
+    free(rows);
+    CHECK_INT(unsent(db), 4);
+    PQfinish(db);
+}
+
+BX_TEST(add_refuses_bad_strings_before_any_sql)
+{
+    setup();
+    PGconn *db = pg();
+    char long_key[130];
+    memset(long_key, 'k', sizeof(long_key) - 1);
+    long_key[129] = '\0';
+    static const struct {
+        const char *table, *topic, *payload, *event_id, *expect;
+    } rows[] = {
+        {"cases.outbox; --", "t", "{}", NULL, "outbox table must be"},
+        {NULL, NULL, "{}", NULL, "outbox topic must be 1 to 100 bytes"},
+        {NULL, "t", "", NULL, "outbox payload must be 1 to 1000000 bytes"},
+        {NULL, "t", "{}", "", "outbox event_id must be 1 to 128 bytes"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        bx_outbox_message m = {
+            .topic = rows[i].topic, .payload = rows[i].payload, .event_id = rows[i].event_id};
+        bx_error err = {0};
+        int added = -1;
+        CHECK_INT(bx_outbox_add(db, rows[i].table ? rows[i].table : table, &m, &added, &err),
+                  BX_EINVAL);
+        CHECK_INT(added, 0);
+        CHECK_CONTAINS(err.msg, rows[i].expect);
+    }
+    bx_outbox_message m = {.topic = "t", .key = long_key, .payload = "{}"};
+    bx_error err = {0};
+    CHECK_INT(bx_outbox_add(db, table, &m, NULL, &err), BX_EINVAL);
+    CHECK_CONTAINS(err.msg, "outbox key must be 1 to 128 bytes");
+    CHECK_INT(unsent(db), 0);
+    CHECK(PQtransactionStatus(db) == PQTRANS_IDLE);
     PQfinish(db);
 }
