@@ -1,0 +1,98 @@
+/* service_internal: what the parts of bx-notify's service share (service.c wires requests.c,
+ * worker.c, receipts.c, digest.c and relay.c): the service and worker structs, the metrics and
+ * each part's entry points. Not for use outside services/bx-notify. */
+#ifndef BX_NOTIFY_SERVICE_INTERNAL_H
+#define BX_NOTIFY_SERVICE_INTERNAL_H
+
+#include "bx_kafka.h"
+#include "bx_metrics.h"
+#include "bx_redis.h"
+#include "dispatch.h"
+#include "limits.h"
+#include "provider.h"
+#include "service.h"
+#include "store.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TEXT_MAX      2048 /* a rendered message */
+#define IDLE_SLEEP_US 20000
+
+/* A sending thread with its own connections and provider adapter. */
+typedef struct notify_worker {
+    struct notify_service *sv;
+    int index;
+    pthread_t thread;
+    bool started;
+    PGconn *db;
+    redisContext *redis;
+    limits_rate *rate;
+    provider *prov;
+    char owner[STORE_OWNER_MAX + 1];
+    uint32_t random;
+} notify_worker;
+
+struct notify_service {
+    notify_service_conf conf;
+    store_ctx ctx;
+    bx_consumer *consumer;
+    bx_producer *producer;
+    PGconn *db; /* the main thread's: requests and digests */
+    notify_worker *workers;
+    atomic_bool healthy;
+    atomic_bool stopping;
+    /* the receipt endpoint: its own connection and adapter, one request at a time */
+    struct MHD_Daemon *daemon;
+    /* the outbox relay: its own thread and connection, so a slow broker never holds requests */
+    pthread_t relay_thread;
+    bool relay_started;
+    PGconn *relay_db;
+    pthread_mutex_t receipt_lock;
+    PGconn *receipt_db;
+    provider *receipt_prov;
+    const char *provider_name;
+};
+
+/* The service's counters, registered by notify_service_start. */
+typedef struct notify_metrics {
+    bx_metric requests, redelivered, dlq, sends, accepted, delivered, dead, queries, receipts,
+        rate_waits, digests, status, failures;
+} notify_metrics;
+extern notify_metrics notify_m;
+
+/* service.c: reconnects *db when it is NULL or broken (waiting up to 10 s). */
+bx_status notify_reconnect(PGconn **db, const char *url, bx_error *err) BX_MUSTCHECK;
+/* service.c: what the worker and the receipt endpoint share about a change of state. */
+dispatch_answer notify_answer_of_state(provider_state st);
+void notify_outcome_count(const dispatch_output *out);
+void notify_outcome_log(const store_row *row, const dispatch_output *out);
+
+/* requests.c: one bx.notify.requests.v1 message, taken in one transaction (a bad one
+ * dead-lettered), retried until it is or the service stops; its offset is stored when done. */
+void notify_requests_handle(notify_service *sv, const rd_kafka_message_t *msg);
+
+/* worker.c: opens w's connections and adapter (closed by notify_worker_close, also after a
+ * failed open); notify_worker_main is the thread that claims and sends until sv->stopping. */
+bx_status notify_worker_open(notify_service *sv, notify_worker *w, int index,
+                             bx_error *err) BX_MUSTCHECK;
+void notify_worker_close(notify_worker *w);
+void *notify_worker_main(void *arg);
+
+/* receipts.c: the receipt endpoint on conf.receipt_listen (nothing when it is ""), stopped by
+ * notify_receipts_stop. */
+bx_status notify_receipts_start(notify_service *sv, bx_error *err) BX_MUSTCHECK;
+void notify_receipts_stop(notify_service *sv);
+
+/* digest.c: makes the staff's daily digests when due (from conf.digest_minute on). */
+void notify_digests_run(notify_service *sv);
+
+/* relay.c: the outbox relay thread (until sv->stopping), and one last relay at stop; true when
+ * something was sent. */
+void *notify_relay_main(void *arg);
+bool notify_relay_flush(notify_service *sv);
+
+#endif
