@@ -78,7 +78,7 @@ bx_status score_leave_check(const score_leave *l, bx_error *err)
     return BX_OK;
 }
 
-static const char *status_code(score_status s, score_leave_kind k)
+const char *score_status_code(score_status s, score_leave_kind k)
 {
     switch (s) {
     case SCORE_PRESENT:
@@ -113,8 +113,8 @@ int score_fact_compare(const score_fact *a, const score_fact *b)
     if (c == 0)
         c = sign(strcmp(a->event_id, b->event_id));
     if (c == 0)
-        c = sign(
-            strcmp(status_code(a->status, a->leave_kind), status_code(b->status, b->leave_kind)));
+        c = sign(strcmp(score_status_code(a->status, a->leave_kind),
+                        score_status_code(b->status, b->leave_kind)));
     return c;
 }
 
@@ -157,7 +157,7 @@ bx_status score_fact_encode(const score_fact *f, char out[SCORE_FACT_VALUE_SIZE]
     if (s != BX_OK)
         return s;
     snprintf(out, SCORE_FACT_VALUE_SIZE, "%013lld,%s,%s", (long long)f->recorded_at, f->event_id,
-             status_code(f->status, f->leave_kind));
+             score_status_code(f->status, f->leave_kind));
     return BX_OK;
 }
 

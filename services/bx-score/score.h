@@ -145,6 +145,9 @@ bool score_fact_newer(const score_fact *a, const score_fact *b);
 #define SCORE_FACT_VALUE_SIZE  146 /* 13 + 1 + 128 + 1 + 2 and a NUL */
 #define SCORE_LEAVE_VALUE_SIZE 48
 
+/* The status code of a fact's value: "p", "a", "t", "e", "ls" or "lp" (a leave of no kind: "ls";
+ * "?" for no status). */
+const char *score_status_code(score_status s, score_leave_kind k);
 void score_fact_slot(const score_fact *f, char out[SCORE_SLOT_SIZE]);
 bx_status score_fact_encode(const score_fact *f, char out[SCORE_FACT_VALUE_SIZE],
                             bx_error *err) BX_MUSTCHECK;

@@ -10,6 +10,7 @@
 #include "bx_pg.h"
 #include "bx_redis.h"
 #include "bx_registry.h"
+#include "messages.h"
 #include "recompute.h"
 #include "store.h"
 
@@ -35,21 +36,10 @@ static bx_metric m_dlq = {"bx_score_dlq_total", "messages sent to bx.dlq.v1", "c
 static bx_metric m_failures = {"bx_score_batch_failures_total",
                                "batches that failed and were retried", "counter", 0, NULL};
 
-typedef enum item_kind { ITEM_BAD = 0, ITEM_FACT, ITEM_LEAVE, ITEM_REPORT } item_kind;
-
-/* One message of a batch, parsed. */
+/* One message of a batch, and what it says. */
 typedef struct item {
     rd_kafka_message_t *msg;
-    item_kind kind;
-    char student[BX_ID_MAX + 1];
-    char school[BX_ID_MAX + 1];
-    char klass[BX_ID_MAX + 1];
-    char field[STORE_FIELD_MAX + 1];
-    char order_key[STORE_ORDER_KEY_MAX + 1];
-    char value[SCORE_LEAVE_VALUE_SIZE + 32];
-    bool implied;
-    bool json_ok; /* the bytes were JSON (the dead letter quotes the value) */
-    char error[400];
+    score_message m;
 } item;
 
 struct score_service {
@@ -65,237 +55,6 @@ struct score_service {
     rd_kafka_message_t **msgs;
     item *items;
 };
-
-/* ---- parsing ---- */
-
-static const char *const message_keys[] = {
-    "schema",       "type",        "event_id",   "student_id", "school_id",    "class_id",
-    "date",         "period",      "status",     "leave_kind", "source",       "rollcall_id",
-    "recorded_at",  "recorded_by", "first_date", "last_date",  "first_period", "last_period",
-    "requested_by", "phoned_in",   "approved",   "enrolled",   "absent",       "leave",
-    "late",         "early_leave", "present",    NULL};
-
-#define PATH "message"
-
-static bx_status get_id(const cJSON *o, const char *key, char out[BX_ID_MAX + 1], bx_error *err)
-{
-    const char *v = NULL;
-    bx_status s = bx_json_get_string(o, PATH, key, true, BX_ID_MAX, &v, err);
-    if (s == BX_OK && !bx_id_valid(v))
-        s = BX_ERR(err, BX_EINVAL, PATH ".%s: not a registry id", key);
-    if (s == BX_OK)
-        snprintf(out, BX_ID_MAX + 1, "%s", v);
-    return s;
-}
-
-static bx_status get_date(const cJSON *o, const char *key, bx_date *out, bx_error *err)
-{
-    const char *v = NULL;
-    bx_status s = bx_json_get_string(o, PATH, key, true, 10, &v, err);
-    if (s == BX_OK && bx_date_parse(v, out) != BX_OK)
-        s = BX_ERR(err, BX_EINVAL, PATH ".%s: not a date", key);
-    return s;
-}
-
-static bx_status get_time(const cJSON *o, const char *key, bx_time_ms *out, bx_error *err)
-{
-    const char *v = NULL;
-    bx_status s = bx_json_get_string(o, PATH, key, true, 64, &v, err);
-    if (s == BX_OK && bx_time_parse(v, out) != BX_OK)
-        s = BX_ERR(err, BX_EINVAL, PATH ".%s: not an RFC 3339 time", key);
-    return s;
-}
-
-/* null (0: the whole day) or 1..12. */
-static bx_status get_period(const cJSON *o, const char *key, int *out, bx_error *err)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (v == NULL)
-        return BX_ERR(err, BX_EINVAL, PATH ".%s: is required", key);
-    if (cJSON_IsNull(v)) {
-        *out = 0;
-        return BX_OK;
-    }
-    int64_t p = 0;
-    bx_status s = bx_json_get_int(o, PATH, key, true, 1, SCORE_PERIOD_MAX, &p, err);
-    *out = (int)p;
-    return s;
-}
-
-static bx_status get_event_id(const cJSON *o, char out[SCORE_EVENT_ID_MAX + 1], bx_error *err)
-{
-    const char *v = NULL;
-    bx_status s = bx_json_get_string(o, PATH, "event_id", true, SCORE_EVENT_ID_MAX, &v, err);
-    if (s == BX_OK)
-        snprintf(out, SCORE_EVENT_ID_MAX + 1, "%s", v);
-    return s;
-}
-
-static bx_status get_leave_kind(const cJSON *o, bool required, score_leave_kind *out, bx_error *err)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "leave_kind");
-    *out = SCORE_LEAVE_NONE;
-    if (v == NULL)
-        return BX_ERR(err, BX_EINVAL, PATH ".leave_kind: is required");
-    if (!required)
-        return cJSON_IsNull(v) ? BX_OK : BX_ERR(err, BX_EINVAL, PATH ".leave_kind: expected null");
-    if (cJSON_IsString(v) && strcmp(v->valuestring, "sick") == 0)
-        *out = SCORE_LEAVE_SICK;
-    else if (cJSON_IsString(v) && strcmp(v->valuestring, "personal") == 0)
-        *out = SCORE_LEAVE_PERSONAL;
-    else
-        return BX_ERR(err, BX_EINVAL, PATH ".leave_kind: expected sick or personal");
-    return BX_OK;
-}
-
-static const char *status_code(score_status st, score_leave_kind k)
-{
-    switch (st) {
-    case SCORE_PRESENT:
-        return "p";
-    case SCORE_ABSENT:
-        return "a";
-    case SCORE_LATE:
-        return "t";
-    case SCORE_EARLY_LEAVE:
-        return "e";
-    case SCORE_LEAVE:
-        return k == SCORE_LEAVE_SICK ? "ls" : "lp";
-    }
-    return "?";
-}
-
-static bx_status parse_attendance(const cJSON *o, item *it, bx_error *err)
-{
-    score_fact f;
-    memset(&f, 0, sizeof(f));
-    const char *status = NULL, *source = NULL;
-    bx_status s = get_event_id(o, f.event_id, err);
-    IFOK(s, get_id(o, "student_id", it->student, err));
-    IFOK(s, get_id(o, "school_id", it->school, err));
-    IFOK(s, get_id(o, "class_id", it->klass, err));
-    IFOK(s, get_date(o, "date", &f.date, err));
-    IFOK(s, get_period(o, "period", &f.period, err));
-    IFOK(s, bx_json_get_string(o, PATH, "status", true, 16, &status, err));
-    IFOK(s, bx_json_get_string(o, PATH, "source", true, 16, &source, err));
-    IFOK(s, get_time(o, "recorded_at", &f.recorded_at, err));
-    if (s != BX_OK)
-        return s;
-    static const struct {
-        const char *name;
-        score_status status;
-    } statuses[] = {{"present", SCORE_PRESENT},
-                    {"absent", SCORE_ABSENT},
-                    {"late", SCORE_LATE},
-                    {"leave", SCORE_LEAVE},
-                    {"early_leave", SCORE_EARLY_LEAVE}};
-    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
-        if (strcmp(status, statuses[i].name) == 0)
-            f.status = statuses[i].status;
-    if (f.status == 0)
-        return BX_ERR(err, BX_EINVAL, PATH ".status: unknown status");
-    if (strcmp(source, "rollcall") != 0 && strcmp(source, "attendance") != 0)
-        return BX_ERR(err, BX_EINVAL, PATH ".source: expected rollcall or attendance");
-    s = get_leave_kind(o, f.status == SCORE_LEAVE, &f.leave_kind, err);
-    IFOK(s, score_fact_check(&f, err));
-    IFOK(s, store_field_day(f.date, f.period, it->field, sizeof(it->field)));
-    IFOK(s, store_order_key(f.recorded_at, f.event_id, it->order_key, sizeof(it->order_key)));
-    if (s != BX_OK)
-        return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable fact");
-    snprintf(it->value, sizeof(it->value), "%s", status_code(f.status, f.leave_kind));
-    it->implied = strcmp(source, "rollcall") == 0 && f.status == SCORE_PRESENT;
-    it->kind = ITEM_FACT;
-    return BX_OK;
-}
-
-static bx_status parse_leave(const cJSON *o, item *it, bx_error *err)
-{
-    score_leave l;
-    memset(&l, 0, sizeof(l));
-    bx_status s = get_event_id(o, l.event_id, err);
-    IFOK(s, get_id(o, "student_id", it->student, err));
-    IFOK(s, get_id(o, "school_id", it->school, err));
-    IFOK(s, get_id(o, "class_id", it->klass, err));
-    IFOK(s, get_date(o, "first_date", &l.first_date, err));
-    IFOK(s, get_date(o, "last_date", &l.last_date, err));
-    IFOK(s, get_period(o, "first_period", &l.first_period, err));
-    IFOK(s, get_period(o, "last_period", &l.last_period, err));
-    IFOK(s, get_leave_kind(o, true, &l.kind, err));
-    IFOK(s, bx_json_get_bool(o, PATH, "approved", true, &l.approved, err));
-    IFOK(s, get_time(o, "recorded_at", &l.recorded_at, err));
-    char value[SCORE_LEAVE_VALUE_SIZE];
-    IFOK(s, score_leave_encode(&l, value, err));
-    IFOK(s, store_field_leave(l.event_id, it->field, sizeof(it->field)));
-    IFOK(s, store_order_key(l.recorded_at, l.event_id, it->order_key, sizeof(it->order_key)));
-    if (s != BX_OK)
-        return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable leave request");
-    snprintf(it->value, sizeof(it->value), "%s", value);
-    it->kind = ITEM_LEAVE;
-    return BX_OK;
-}
-
-static bx_status parse_report(const cJSON *o, item *it, bx_error *err)
-{
-    char event_id[SCORE_EVENT_ID_MAX + 1];
-    bx_date date = BX_DATE_NONE;
-    int period = 0;
-    bx_time_ms at = 0;
-    static const char *const counts[] = {"enrolled", "absent",      "leave",
-                                         "late",     "early_leave", "present"};
-    int64_t n[6] = {0};
-    bx_status s = get_event_id(o, event_id, err);
-    IFOK(s, get_id(o, "school_id", it->school, err));
-    IFOK(s, get_id(o, "class_id", it->klass, err));
-    IFOK(s, get_date(o, "date", &date, err));
-    IFOK(s, get_period(o, "period", &period, err));
-    IFOK(s, get_time(o, "recorded_at", &at, err));
-    for (int i = 0; i < 6; i++)
-        IFOK(s, bx_json_get_int(o, PATH, counts[i], true, 0, 1000000, &n[i], err));
-    IFOK(s, store_field_day(date, period, it->field, sizeof(it->field)));
-    IFOK(s, store_order_key(at, event_id, it->order_key, sizeof(it->order_key)));
-    if (s != BX_OK)
-        return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable roll call");
-    /* The counts, for reports: enrolled,absent,leave,late,early_leave,present. */
-    snprintf(it->value, sizeof(it->value), "%lld,%lld,%lld,%lld,%lld,%lld", (long long)n[0],
-             (long long)n[1], (long long)n[2], (long long)n[3], (long long)n[4], (long long)n[5]);
-    it->kind = ITEM_REPORT;
-    return BX_OK;
-}
-
-/* Parses one message into it; on failure it->kind stays ITEM_BAD with it->error set. */
-static void parse_item(item *it)
-{
-    rd_kafka_message_t *msg = it->msg;
-    memset((char *)it + sizeof(it->msg), 0, sizeof(*it) - sizeof(it->msg));
-    bx_error err = {0};
-    cJSON *root = NULL;
-    const char *type = NULL, *schema = NULL;
-    bx_status s = msg->payload ? bx_json_parse(msg->payload, msg->len, &root, &err)
-                               : BX_ERR(&err, BX_EINVAL, "empty message");
-    it->json_ok = s == BX_OK;
-    if (s == BX_OK && !cJSON_IsObject(root))
-        s = BX_ERR(&err, BX_EINVAL, PATH ": expected an object");
-    IFOK(s, bx_json_only_keys(root, PATH, message_keys, &err));
-    IFOK(s, bx_json_get_string(root, PATH, "schema", true, 32, &schema, &err));
-    if (s == BX_OK && strcmp(schema, "bx.attendance.v1") != 0)
-        s = BX_ERR(&err, BX_EINVAL, PATH ".schema: expected bx.attendance.v1");
-    IFOK(s, bx_json_get_string(root, PATH, "type", true, 16, &type, &err));
-    if (s == BX_OK) {
-        if (strcmp(type, "attendance") == 0)
-            s = parse_attendance(root, it, &err);
-        else if (strcmp(type, "leave") == 0)
-            s = parse_leave(root, it, &err);
-        else if (strcmp(type, "class_report") == 0)
-            s = parse_report(root, it, &err);
-        else
-            s = BX_ERR(&err, BX_EINVAL, PATH ".type: expected attendance, leave or class_report");
-    }
-    cJSON_Delete(root);
-    if (s != BX_OK) {
-        it->kind = ITEM_BAD;
-        snprintf(it->error, sizeof(it->error), "%s", err.msg[0] ? err.msg : "invalid message");
-    }
-}
 
 /* ---- connections ---- */
 
@@ -455,11 +214,11 @@ static bx_status send_dead_letter(score_service *sv, const item *it, bx_delivery
     IFOK(s, bx_buf_json_string(&b, sv->conf.topic));
     IFOK(s, bx_buf_puts(&b, ",\"school_id\":null,\"record_index\":null,\"line\":null,"
                             "\"field\":null,\"reason\":"));
-    IFOK(s, bx_buf_json_string(&b, it->json_ok ? "invalid_value" : "malformed"));
+    IFOK(s, bx_buf_json_string(&b, it->m.json_ok ? "invalid_value" : "malformed"));
     IFOK(s, bx_buf_puts(&b, ",\"error\":"));
-    IFOK(s, bx_buf_json_string(&b, it->error));
+    IFOK(s, bx_buf_json_string(&b, it->m.error));
     IFOK(s, bx_buf_puts(&b, ",\"record\":"));
-    if (it->json_ok) {
+    if (it->m.json_ok) {
         IFOK(s, bx_buf_append(&b, msg->payload, msg->len));
     } else if (msg->payload && msg->len <= DLQ_RECORD_MAX &&
                bx_utf8_valid(msg->payload, msg->len)) {
@@ -497,10 +256,10 @@ static bx_status affected_students(score_service *sv, const item *items, size_t 
 {
     size_t cap = 0;
     for (size_t i = 0; i < n; i++) {
-        if (items[i].kind == ITEM_FACT || items[i].kind == ITEM_LEAVE)
+        if (items[i].m.kind == SCORE_MESSAGE_FACT || items[i].m.kind == SCORE_MESSAGE_LEAVE)
             cap++;
-        else if (items[i].kind == ITEM_REPORT) {
-            const bx_reg_class *k = bx_registry_class(sv->registry, items[i].klass);
+        else if (items[i].m.kind == SCORE_MESSAGE_REPORT) {
+            const bx_reg_class *k = bx_registry_class(sv->registry, items[i].m.klass);
             cap += k ? (size_t)k->student_count : 0;
         }
     }
@@ -509,10 +268,10 @@ static bx_status affected_students(score_service *sv, const item *items, size_t 
         return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (items[i].kind == ITEM_FACT || items[i].kind == ITEM_LEAVE) {
-            ids[k++] = items[i].student;
-        } else if (items[i].kind == ITEM_REPORT) {
-            const bx_reg_class *c = bx_registry_class(sv->registry, items[i].klass);
+        if (items[i].m.kind == SCORE_MESSAGE_FACT || items[i].m.kind == SCORE_MESSAGE_LEAVE) {
+            ids[k++] = items[i].m.student;
+        } else if (items[i].m.kind == SCORE_MESSAGE_REPORT) {
+            const bx_reg_class *c = bx_registry_class(sv->registry, items[i].m.klass);
             for (int j = 0; c && j < c->student_count && k < cap; j++)
                 ids[k++] = c->students[j]->id;
         }
@@ -593,9 +352,9 @@ static bx_status process(score_service *sv, item *items, size_t n, bx_error *err
 {
     size_t nfacts = 0, nreports = 0, nbad = 0;
     for (size_t i = 0; i < n; i++) {
-        nfacts += items[i].kind == ITEM_FACT || items[i].kind == ITEM_LEAVE;
-        nreports += items[i].kind == ITEM_REPORT;
-        nbad += items[i].kind == ITEM_BAD;
+        nfacts += items[i].m.kind == SCORE_MESSAGE_FACT || items[i].m.kind == SCORE_MESSAGE_LEAVE;
+        nreports += items[i].m.kind == SCORE_MESSAGE_REPORT;
+        nbad += items[i].m.kind == SCORE_MESSAGE_BAD;
     }
     bx_delivery_wait *w = bx_delivery_wait_new();
     store_fact *facts = calloc(nfacts + 1, sizeof(*facts));
@@ -612,15 +371,15 @@ static bx_status process(score_service *sv, item *items, size_t n, bx_error *err
     size_t f = 0, r = 0;
     for (size_t i = 0; i < n && s == BX_OK; i++) {
         const item *it = &items[i];
-        if (it->kind == ITEM_FACT || it->kind == ITEM_LEAVE)
-            facts[f++] = (store_fact){it->student,   it->school, it->klass,  it->field,
-                                      it->order_key, it->value,  it->implied};
-        else if (it->kind == ITEM_REPORT)
-            reports[r++] =
-                (store_report){it->klass, it->school, it->field, it->order_key, it->value};
+        if (it->m.kind == SCORE_MESSAGE_FACT || it->m.kind == SCORE_MESSAGE_LEAVE)
+            facts[f++] = (store_fact){it->m.student,   it->m.school, it->m.klass,  it->m.field,
+                                      it->m.order_key, it->m.value,  it->m.implied};
+        else if (it->m.kind == SCORE_MESSAGE_REPORT)
+            reports[r++] = (store_report){it->m.klass, it->m.school, it->m.field, it->m.order_key,
+                                          it->m.value};
         else {
             bx_warn("%s [%d] offset %lld: dead-lettered: %s", sv->conf.topic,
-                    (int)it->msg->partition, (long long)it->msg->offset, it->error);
+                    (int)it->msg->partition, (long long)it->msg->offset, it->m.error);
             s = send_dead_letter(sv, it, &dlq[sent++], w, err);
         }
     }
@@ -723,7 +482,7 @@ void score_service_step(score_service *sv)
         return;
     for (size_t i = 0; i < n; i++) {
         sv->items[i].msg = sv->msgs[i];
-        parse_item(&sv->items[i]);
+        score_message_decode(sv->msgs[i]->payload, sv->msgs[i]->len, &sv->items[i].m);
     }
     int backoff_ms = 200;
     for (;;) {

@@ -1,17 +1,21 @@
 /* fuzz_score_messages: libFuzzer target for bx-score's decoding of the bx.attendance.v1 messages
- * it consumes (parse_item in services/bx-score/service.c, a file-local function: the service's
- * source is compiled into this target, read only). The contract checked:
- * - every message ends parsed or bad, never a crash; a bad one carries an error message, valid
+ * it consumes (score_message_decode, services/bx-score/messages.h). The contract checked:
+ * - every message ends decoded or bad, never a crash; a bad one carries an error message, valid
  *   UTF-8 (it goes into the dead letter as JSON), and is marked JSON or not as the bytes are;
  * - what the topic's schema allows, bx-score takes: a message of strict JSON that validates
  *   against schemas/topics/bx.attendance.v1 (dates of the years the calendar handles) is never
  *   refused for a member, only by a rule across members the schema cannot say;
- * - a parsed one has its storage field, order key and value, and the ids of the registry. */
-#include "../../services/bx-score/service.c"
+ * - a decoded one has its storage field, order key and value, and the ids of the registry. */
+#include "messages.h"
 
 #include "bx_schema_check.h"
 
+#include "bx_json.h"
+
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* True when every date and time in the tree is of a year baoxue's calendar handles (1900..2199,
  * as bx_date_parse): the schema's pattern admits any four digits, bx-ingest never sends others. */
@@ -58,15 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     INVARIANT(payload != NULL);
     if (size)
         memcpy(payload, data, size);
-    rd_kafka_message_t msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.payload = size ? payload : NULL;
-    msg.len = size;
-    static item it;
+    static score_message it;
     memset(&it, 0x7E, sizeof(it));
-    it.msg = &msg;
-    parse_item(&it);
-    INVARIANT(it.msg == &msg);
+    score_message_decode(size ? payload : NULL, size, &it);
     char why[512] = "";
     /* Valid: strict JSON (cJSON alone would take leading zeros) and the schema's instance. */
     cJSON *tree = NULL;
@@ -74,22 +72,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool valid = size > 0 && bx_json_parse(payload, size, &tree, &err) == BX_OK &&
                  bx_schema_check(schema, tree, why, sizeof(why)) && years_handled(tree);
     cJSON_Delete(tree);
-    if (it.kind == ITEM_BAD) {
+    if (it.kind == SCORE_MESSAGE_BAD) {
         INVARIANT(memchr(it.error, '\0', sizeof(it.error)) != NULL);
         INVARIANT(it.error[0] != '\0' && bx_utf8_valid(it.error, strlen(it.error)));
         /* Cross-field rules the schema cannot say (last_date before first_date) are bx-score's
          * own checks, whose messages name the field without "message.". */
-        if (valid && strncmp(it.error, PATH, strlen(PATH)) == 0) {
+        if (valid && strncmp(it.error, SCORE_MESSAGE_PATH, strlen(SCORE_MESSAGE_PATH)) == 0) {
             fprintf(stderr, "valid against the schema, yet dead-lettered: %s\n%.*s\n", it.error,
                     (int)size, payload);
             abort();
         }
     } else {
-        INVARIANT(it.kind == ITEM_FACT || it.kind == ITEM_LEAVE || it.kind == ITEM_REPORT);
+        INVARIANT(it.kind == SCORE_MESSAGE_FACT || it.kind == SCORE_MESSAGE_LEAVE ||
+                  it.kind == SCORE_MESSAGE_REPORT);
         INVARIANT(it.json_ok);
         INVARIANT(it.field[0] != '\0' && it.order_key[0] != '\0' && it.value[0] != '\0');
         INVARIANT(bx_id_valid(it.school) && bx_id_valid(it.klass));
-        INVARIANT(it.kind == ITEM_REPORT || bx_id_valid(it.student));
+        INVARIANT(it.kind == SCORE_MESSAGE_REPORT || bx_id_valid(it.student));
     }
     free(payload);
     return 0;

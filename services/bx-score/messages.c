@@ -1,0 +1,232 @@
+/* messages: decoding the bx.attendance.v1 messages bx-score consumes into the store's terms. */
+#include "messages.h"
+#include "bx_json.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PATH SCORE_MESSAGE_PATH
+
+static const char *const message_keys[] = {
+    "schema",       "type",        "event_id",   "student_id", "school_id",    "class_id",
+    "date",         "period",      "status",     "leave_kind", "source",       "rollcall_id",
+    "recorded_at",  "recorded_by", "first_date", "last_date",  "first_period", "last_period",
+    "requested_by", "phoned_in",   "approved",   "enrolled",   "absent",       "leave",
+    "late",         "early_leave", "present",    NULL};
+
+static bx_status get_id(const cJSON *o, const char *key, char out[BX_ID_MAX + 1], bx_error *err)
+{
+    const char *v = NULL;
+    bx_status s = bx_json_get_string(o, PATH, key, true, BX_ID_MAX, &v, err);
+    if (s == BX_OK && !bx_id_valid(v))
+        s = BX_ERR(err, BX_EINVAL, PATH ".%s: not a registry id", key);
+    if (s == BX_OK)
+        snprintf(out, BX_ID_MAX + 1, "%s", v);
+    return s;
+}
+
+static bx_status parse_date(const char *text, void *out)
+{
+    return bx_date_parse(text, out);
+}
+
+static bx_status parse_time(const char *text, void *out)
+{
+    return bx_time_parse(text, out);
+}
+
+/* The string member key, of at most max bytes, read by parse into out; "<key>: <expected>"
+ * when parse refuses it. */
+static bx_status get_parsed(const cJSON *o, const char *key, size_t max,
+                            bx_status (*parse)(const char *, void *), void *out,
+                            const char *expected, bx_error *err)
+{
+    const char *v = NULL;
+    bx_status s = bx_json_get_string(o, PATH, key, true, max, &v, err);
+    if (s == BX_OK && parse(v, out) != BX_OK)
+        s = BX_ERR(err, BX_EINVAL, PATH ".%s: %s", key, expected);
+    return s;
+}
+
+static bx_status get_date(const cJSON *o, const char *key, bx_date *out, bx_error *err)
+{
+    return get_parsed(o, key, 10, parse_date, out, "not a date", err);
+}
+
+static bx_status get_time(const cJSON *o, const char *key, bx_time_ms *out, bx_error *err)
+{
+    return get_parsed(o, key, 64, parse_time, out, "not an RFC 3339 time", err);
+}
+
+/* null (0: the whole day) or 1..12. */
+static bx_status get_period(const cJSON *o, const char *key, int *out, bx_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (v == NULL)
+        return BX_ERR(err, BX_EINVAL, PATH ".%s: is required", key);
+    if (cJSON_IsNull(v)) {
+        *out = 0;
+        return BX_OK;
+    }
+    int64_t p = 0;
+    bx_status s = bx_json_get_int(o, PATH, key, true, 1, SCORE_PERIOD_MAX, &p, err);
+    *out = (int)p;
+    return s;
+}
+
+static bx_status get_event_id(const cJSON *o, char out[SCORE_EVENT_ID_MAX + 1], bx_error *err)
+{
+    const char *v = NULL;
+    bx_status s = bx_json_get_string(o, PATH, "event_id", true, SCORE_EVENT_ID_MAX, &v, err);
+    if (s == BX_OK)
+        snprintf(out, SCORE_EVENT_ID_MAX + 1, "%s", v);
+    return s;
+}
+
+static bx_status get_leave_kind(const cJSON *o, bool required, score_leave_kind *out, bx_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "leave_kind");
+    *out = SCORE_LEAVE_NONE;
+    if (v == NULL)
+        return BX_ERR(err, BX_EINVAL, PATH ".leave_kind: is required");
+    if (!required)
+        return cJSON_IsNull(v) ? BX_OK : BX_ERR(err, BX_EINVAL, PATH ".leave_kind: expected null");
+    if (cJSON_IsString(v) && strcmp(v->valuestring, "sick") == 0)
+        *out = SCORE_LEAVE_SICK;
+    else if (cJSON_IsString(v) && strcmp(v->valuestring, "personal") == 0)
+        *out = SCORE_LEAVE_PERSONAL;
+    else
+        return BX_ERR(err, BX_EINVAL, PATH ".leave_kind: expected sick or personal");
+    return BX_OK;
+}
+
+static bx_status parse_attendance(const cJSON *o, score_message *m, bx_error *err)
+{
+    score_fact f;
+    memset(&f, 0, sizeof(f));
+    const char *status = NULL, *source = NULL;
+    bx_status s = get_event_id(o, f.event_id, err);
+    IFOK(s, get_id(o, "student_id", m->student, err));
+    IFOK(s, get_id(o, "school_id", m->school, err));
+    IFOK(s, get_id(o, "class_id", m->klass, err));
+    IFOK(s, get_date(o, "date", &f.date, err));
+    IFOK(s, get_period(o, "period", &f.period, err));
+    IFOK(s, bx_json_get_string(o, PATH, "status", true, 16, &status, err));
+    IFOK(s, bx_json_get_string(o, PATH, "source", true, 16, &source, err));
+    IFOK(s, get_time(o, "recorded_at", &f.recorded_at, err));
+    if (s != BX_OK)
+        return s;
+    static const struct {
+        const char *name;
+        score_status status;
+    } statuses[] = {{"present", SCORE_PRESENT},
+                    {"absent", SCORE_ABSENT},
+                    {"late", SCORE_LATE},
+                    {"leave", SCORE_LEAVE},
+                    {"early_leave", SCORE_EARLY_LEAVE}};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        if (strcmp(status, statuses[i].name) == 0)
+            f.status = statuses[i].status;
+    if (f.status == 0)
+        return BX_ERR(err, BX_EINVAL, PATH ".status: unknown status");
+    if (strcmp(source, "rollcall") != 0 && strcmp(source, "attendance") != 0)
+        return BX_ERR(err, BX_EINVAL, PATH ".source: expected rollcall or attendance");
+    s = get_leave_kind(o, f.status == SCORE_LEAVE, &f.leave_kind, err);
+    IFOK(s, score_fact_check(&f, err));
+    IFOK(s, store_field_day(f.date, f.period, m->field, sizeof(m->field)));
+    IFOK(s, store_order_key(f.recorded_at, f.event_id, m->order_key, sizeof(m->order_key)));
+    if (s != BX_OK)
+        return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable fact");
+    snprintf(m->value, sizeof(m->value), "%s", score_status_code(f.status, f.leave_kind));
+    m->implied = strcmp(source, "rollcall") == 0 && f.status == SCORE_PRESENT;
+    m->kind = SCORE_MESSAGE_FACT;
+    return BX_OK;
+}
+
+static bx_status parse_leave(const cJSON *o, score_message *m, bx_error *err)
+{
+    score_leave l;
+    memset(&l, 0, sizeof(l));
+    bx_status s = get_event_id(o, l.event_id, err);
+    IFOK(s, get_id(o, "student_id", m->student, err));
+    IFOK(s, get_id(o, "school_id", m->school, err));
+    IFOK(s, get_id(o, "class_id", m->klass, err));
+    IFOK(s, get_date(o, "first_date", &l.first_date, err));
+    IFOK(s, get_date(o, "last_date", &l.last_date, err));
+    IFOK(s, get_period(o, "first_period", &l.first_period, err));
+    IFOK(s, get_period(o, "last_period", &l.last_period, err));
+    IFOK(s, get_leave_kind(o, true, &l.kind, err));
+    IFOK(s, bx_json_get_bool(o, PATH, "approved", true, &l.approved, err));
+    IFOK(s, get_time(o, "recorded_at", &l.recorded_at, err));
+    char value[SCORE_LEAVE_VALUE_SIZE];
+    IFOK(s, score_leave_encode(&l, value, err));
+    IFOK(s, store_field_leave(l.event_id, m->field, sizeof(m->field)));
+    IFOK(s, store_order_key(l.recorded_at, l.event_id, m->order_key, sizeof(m->order_key)));
+    if (s != BX_OK)
+        return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable leave request");
+    snprintf(m->value, sizeof(m->value), "%s", value);
+    m->kind = SCORE_MESSAGE_LEAVE;
+    return BX_OK;
+}
+
+static bx_status parse_report(const cJSON *o, score_message *m, bx_error *err)
+{
+    char event_id[SCORE_EVENT_ID_MAX + 1];
+    bx_date date = BX_DATE_NONE;
+    int period = 0;
+    bx_time_ms at = 0;
+    static const char *const counts[] = {"enrolled", "absent",      "leave",
+                                         "late",     "early_leave", "present"};
+    int64_t n[6] = {0};
+    bx_status s = get_event_id(o, event_id, err);
+    IFOK(s, get_id(o, "school_id", m->school, err));
+    IFOK(s, get_id(o, "class_id", m->klass, err));
+    IFOK(s, get_date(o, "date", &date, err));
+    IFOK(s, get_period(o, "period", &period, err));
+    IFOK(s, get_time(o, "recorded_at", &at, err));
+    for (int i = 0; i < 6; i++)
+        IFOK(s, bx_json_get_int(o, PATH, counts[i], true, 0, 1000000, &n[i], err));
+    IFOK(s, store_field_day(date, period, m->field, sizeof(m->field)));
+    IFOK(s, store_order_key(at, event_id, m->order_key, sizeof(m->order_key)));
+    if (s != BX_OK)
+        return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable roll call");
+    /* The counts, for reports: enrolled,absent,leave,late,early_leave,present. */
+    snprintf(m->value, sizeof(m->value), "%lld,%lld,%lld,%lld,%lld,%lld", (long long)n[0],
+             (long long)n[1], (long long)n[2], (long long)n[3], (long long)n[4], (long long)n[5]);
+    m->kind = SCORE_MESSAGE_REPORT;
+    return BX_OK;
+}
+
+void score_message_decode(const char *payload, size_t len, score_message *m)
+{
+    memset(m, 0, sizeof(*m));
+    bx_error err = {0};
+    cJSON *root = NULL;
+    const char *type = NULL, *schema = NULL;
+    bx_status s = payload ? bx_json_parse(payload, len, &root, &err)
+                          : BX_ERR(&err, BX_EINVAL, "empty message");
+    m->json_ok = s == BX_OK;
+    if (s == BX_OK && !cJSON_IsObject(root))
+        s = BX_ERR(&err, BX_EINVAL, PATH ": expected an object");
+    IFOK(s, bx_json_only_keys(root, PATH, message_keys, &err));
+    IFOK(s, bx_json_get_string(root, PATH, "schema", true, 32, &schema, &err));
+    if (s == BX_OK && strcmp(schema, "bx.attendance.v1") != 0)
+        s = BX_ERR(&err, BX_EINVAL, PATH ".schema: expected bx.attendance.v1");
+    IFOK(s, bx_json_get_string(root, PATH, "type", true, 16, &type, &err));
+    if (s == BX_OK) {
+        if (strcmp(type, "attendance") == 0)
+            s = parse_attendance(root, m, &err);
+        else if (strcmp(type, "leave") == 0)
+            s = parse_leave(root, m, &err);
+        else if (strcmp(type, "class_report") == 0)
+            s = parse_report(root, m, &err);
+        else
+            s = BX_ERR(&err, BX_EINVAL, PATH ".type: expected attendance, leave or class_report");
+    }
+    cJSON_Delete(root);
+    if (s != BX_OK) {
+        m->kind = SCORE_MESSAGE_BAD;
+        snprintf(m->error, sizeof(m->error), "%s", err.msg[0] ? err.msg : "invalid message");
+    }
+}
