@@ -354,12 +354,12 @@ BX_TEST(small_county_through_the_pipeline_matches_the_truth)
     }
     CHECK(truth_roster >= 1);
     CHECK_INT(count_of("SELECT count(DISTINCT c.student_id) FROM cases.event e JOIN cases.case c "
-                       "ON c.id = e.case_id WHERE e.kind = 'stage_entered' AND e.stage = "
-                       "'dropout_roster'",
+                       "ON c.id = e.case_id WHERE e.kind = 'stage_entered' AND "
+                       "cases.on_roster(e.stage)",
                        NULL),
               truth_roster);
     CHECK_INT(count_of("SELECT count(*) FROM cases.case WHERE student_id = $1 AND closed_at IS "
-                       "NULL AND stage IN ('dropout_roster', 'township_notice')",
+                       "NULL AND cases.on_roster(stage)",
                        st->id),
               1);
     /* Every case asked for the guardian's same-day SMS once. */

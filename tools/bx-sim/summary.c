@@ -15,9 +15,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define STAGE_ORDER_SQL                                                                            \
-    "array_position(ARRAY['contact_family','home_visit','school_report','academic_office',"        \
-    "'dropout_roster','township_notice','deadline_notice','legal_referral'], stage)"
+/* The default ladder's stages in order: those before the dropout roster, then the roster's own
+ * (cases.roster_stages(), schemas/sql/0009_roster_seen.sql). */
+#define STAGES_SQL                                                                                 \
+    "(ARRAY['contact_family','home_visit','school_report','academic_office'] || "                  \
+    "cases.roster_stages())"
+#define STAGE_ORDER_SQL "array_position(" STAGES_SQL ", stage)"
 
 /* SMS bx-notify handed to its provider, or -1 without bx-notify's tables. */
 #define SMS_SENT_SQL                                                                               \
@@ -368,9 +371,7 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
                        "SELECT s.stage, (SELECT count(DISTINCT case_id) FROM cases.event e WHERE "
                        "e.kind = 'stage_entered' AND e.stage = s.stage), (SELECT count(*) FROM "
                        "cases.case k WHERE k.closed_at IS NULL AND k.stage = s.stage) FROM "
-                       "unnest(ARRAY['contact_family','home_visit','school_report',"
-                       "'academic_office','dropout_roster','township_notice','deadline_notice',"
-                       "'legal_referral']) WITH ORDINALITY AS s(stage, n) ORDER BY n",
+                       "unnest" STAGES_SQL " WITH ORDINALITY AS s(stage, n) ORDER BY n",
                        "    ", err));
     printf("  closed by ending:\n");
     IFOK(s, print_rows(db,
@@ -427,7 +428,7 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
     long long rostered = scalar(db,
                                 "SELECT count(DISTINCT c.student_id) FROM cases.event e JOIN "
                                 "cases.case c ON c.id = e.case_id WHERE e.kind = 'stage_entered' "
-                                "AND e.stage = 'dropout_roster'",
+                                "AND cases.on_roster(e.stage)",
                                 err, &s);
     label("  ", "children entered on the dropout roster by bx-escalate");
     printf(" %8lld\n", rostered);

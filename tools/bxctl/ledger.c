@@ -2,8 +2,8 @@
  * children, each with its persuasion history from cases.event, as text or JSON.
  *
  * The lists, from bx-escalate's cases (the same dropout stages as bxctl report):
- *   - suspected (疑似辍学): open cases that have not entered the dropout roster (dropout_roster or
- * a later stage: township_notice, deadline_notice, legal_referral): absences being followed up,
+ *   - suspected (疑似辍学): open cases that have not entered the dropout roster (a stage of
+ *     cases.roster_stages(), schemas/sql/0009_roster_seen.sql): absences being followed up,
  *     children who did not arrive at term start or at a transition, transfers and suspensions
  *     waiting for their paperwork;
  *   - dropout (辍学): open cases that have entered the dropout roster;
@@ -25,8 +25,7 @@
 
 #define LEDGER_SQL_HEAD                                                                            \
     "WITH dc AS (SELECT case_id, min(occurred_at) AS dropped_at FROM cases.event "                 \
-    "  WHERE kind = 'stage_entered' AND stage IN ('dropout_roster', 'township_notice', "           \
-    "  'deadline_notice', 'legal_referral') GROUP BY case_id) "                                    \
+    "  WHERE kind = 'stage_entered' AND cases.on_roster(stage) GROUP BY case_id) "                 \
     "SELECT * FROM (SELECT CASE WHEN c.closed_at IS NOT NULL THEN 'returned' "                     \
     "  WHEN dc.case_id IS NULL THEN 'suspected' ELSE 'dropout' END AS list, "                      \
     "  c.id, c.student_id, c.school_id, coalesce(s.township_code::text, '') AS township, "         \

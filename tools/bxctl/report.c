@@ -12,8 +12,8 @@
  * of the students the registry lists in it (a transferred-out student keeps the class they left),
  * dated by the case history (cases.case, cases.event) and registry.student.enrolled_on:
  *   - dropped out at a time: a case had entered the dropout roster (its first stage_entered event
- *     into dropout_roster or a later stage of the default ladder: township_notice,
- *     deadline_notice, legal_referral) before it, and had not closed by then;
+ *     into a stage of cases.roster_stages(), schemas/sql/0009_roster_seen.sql: dropout_roster or a
+ *     later stage of the default ladder) before it, and had not closed by then;
  *   - gone at a time: a case closed as transferred, graduated or obligation_ended before it;
  *   - enrolled at the start: enrolled_on empty or on or before the first day, neither dropped out
  *     nor gone at the start;
@@ -78,8 +78,7 @@ static const char counts_sql[] =
     "    AS pe FROM cls), "
     "dc AS (SELECT c.id, c.student_id, c.closed_at, c.ending, min(e.occurred_at) AS dropped_at "
     "  FROM cases.case c JOIN cases.event e ON e.case_id = c.id "
-    "  WHERE e.kind = 'stage_entered' AND e.stage IN ('dropout_roster', 'township_notice', "
-    "    'deadline_notice', 'legal_referral') GROUP BY c.id), "
+    "  WHERE e.kind = 'stage_entered' AND cases.on_roster(e.stage) GROUP BY c.id), "
     "st AS (SELECT s.id, s.enrolled_on, b.class_id, b.first_day, b.ps, b.pe, "
     "  (s.status IN ('dropped_out', 'transferred_out', 'graduated') AND NOT EXISTS ("
     "    SELECT 1 FROM cases.case c WHERE c.student_id = s.id AND ("
