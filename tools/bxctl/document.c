@@ -3,26 +3,12 @@
  * from the case in PostgreSQL and the registry, with its deadline counted in school days of the
  * school's calendar. Names are read from the registry for the page only and never printed
  * elsewhere. */
-#include "bxctl.h"
-
-#ifndef BXCTL_HAVE_REPORTS
-#include <stdio.h>
-
-int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv)
-{
-    (void)ctx;
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "bxctl case document: this bxctl was built without bx-escalate's documents "
-                    "module\n");
-    return 1;
-}
-#else
 #include "bx_buf.h"
 #include "bx_calendar.h"
 #include "bx_clock.h"
 #include "bx_pg.h"
 #include "bx_registry.h"
+#include "bxctl.h"
 #include "documents.h"
 
 #include <errno.h>
@@ -205,4 +191,3 @@ out:
     PQfinish(db);
     return rc;
 }
-#endif

@@ -32,17 +32,6 @@
  * at the start, so a retention rate may pass 100%.
  * Thresholds are the seeds' (primary 1%, junior 3%, class 1%, school 3%), which are annual targets,
  * applied as they are to a term or a month. */
-#include "bxctl.h"
-
-#include <stdio.h>
-
-#ifndef BXCTL_HAVE_REPORTS
-int bxctl_report(bxctl_ctx *ctx, int argc, char **argv)
-{
-    fprintf(stderr, "bxctl report: this bxctl was built without bx-escalate's reports module\n");
-    return 1;
-}
-#else
 #include "bx_buf.h"
 #include "bx_calendar.h"
 #include "bx_clock.h"
@@ -235,31 +224,59 @@ static bx_status notes_json(bx_buf *out, const bx_buf *notes)
     return st;
 }
 
-int bxctl_report(bxctl_ctx *ctx, int argc, char **argv)
+/* What the command line asks for. */
+typedef struct report_args {
+    const char *term, *month, *county; /* term or month NULL; county "" for all */
+    reports_level level;
+    report_format format;
+    char first_day[11]; /* of --month, else "" */
+    char period[32];    /* "term CODE", "month YYYY-MM" */
+} report_args;
+
+static bool level_named(const char *name, reports_level *out)
 {
-    const char *term = NULL, *month = NULL, *county = "";
-    reports_level level = REPORTS_CLASS;
-    report_format format = FORMAT_TEXT;
+    static const struct {
+        const char *name;
+        reports_level level;
+    } levels[] = {{"class", REPORTS_CLASS},
+                  {"school", REPORTS_SCHOOL},
+                  {"township", REPORTS_TOWNSHIP},
+                  {"county", REPORTS_COUNTY}};
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+        if (strcmp(name, levels[i].name) == 0) {
+            *out = levels[i].level;
+            return true;
+        }
+    return false;
+}
+
+static bool format_named(const char *name, report_format *out)
+{
+    static const char *const names[] = {
+        [FORMAT_TEXT] = "text", [FORMAT_CSV] = "csv", [FORMAT_JSON] = "json"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i]) == 0) {
+            *out = (report_format)i;
+            return true;
+        }
+    return false;
+}
+
+/* Reads the options into a; returns 0, or the exit code after saying why. */
+static int read_options(int argc, char **argv, report_args *a)
+{
     for (int i = 0; i < argc; i++) {
         if (i + 1 >= argc)
             return usage();
         const char *opt = argv[i], *val = argv[++i];
         if (strcmp(opt, "--term") == 0)
-            term = val;
+            a->term = val;
         else if (strcmp(opt, "--month") == 0)
-            month = val;
+            a->month = val;
         else if (strcmp(opt, "--county") == 0)
-            county = val;
+            a->county = val;
         else if (strcmp(opt, "--level") == 0) {
-            if (strcmp(val, "class") == 0)
-                level = REPORTS_CLASS;
-            else if (strcmp(val, "school") == 0)
-                level = REPORTS_SCHOOL;
-            else if (strcmp(val, "township") == 0)
-                level = REPORTS_TOWNSHIP;
-            else if (strcmp(val, "county") == 0)
-                level = REPORTS_COUNTY;
-            else {
+            if (!level_named(val, &a->level)) {
                 fprintf(stderr,
                         "bxctl report: --level \"%s\": expected class, school, township "
                         "or county\n",
@@ -267,45 +284,118 @@ int bxctl_report(bxctl_ctx *ctx, int argc, char **argv)
                 return 2;
             }
         } else if (strcmp(opt, "--format") == 0) {
-            if (strcmp(val, "text") == 0)
-                format = FORMAT_TEXT;
-            else if (strcmp(val, "csv") == 0)
-                format = FORMAT_CSV;
-            else if (strcmp(val, "json") == 0)
-                format = FORMAT_JSON;
-            else {
+            if (!format_named(val, &a->format)) {
                 fprintf(stderr, "bxctl report: --format \"%s\": expected text, csv or json\n", val);
                 return 2;
             }
         } else
             return usage();
     }
-    char first_day[11] = "";
-    if ((term == NULL) == (month == NULL)) {
+    return 0;
+}
+
+/* Checks the period and county and derives first_day and period; 0 or the exit code. */
+static int check_args(report_args *a)
+{
+    if ((a->term == NULL) == (a->month == NULL)) {
         fprintf(stderr, "bxctl report: give exactly one of --term CODE and --month YYYY-MM\n");
         return 2;
     }
-    if (term && !term_code_valid(term)) {
-        fprintf(stderr, "bxctl report: --term \"%s\" is not a term code\n", term);
+    if (a->term && !term_code_valid(a->term)) {
+        fprintf(stderr, "bxctl report: --term \"%s\" is not a term code\n", a->term);
         return 2;
     }
-    if (month && !month_first_day(month, first_day)) {
-        fprintf(stderr, "bxctl report: --month \"%s\": expected YYYY-MM\n", month);
+    if (a->month && !month_first_day(a->month, a->first_day)) {
+        fprintf(stderr, "bxctl report: --month \"%s\": expected YYYY-MM\n", a->month);
         return 2;
     }
-    if (county[0] && !bxctl_code_valid(county, 6)) {
-        fprintf(stderr, "bxctl report: --county \"%s\" is not a 6-digit code\n", county);
+    if (a->county[0] && !bxctl_code_valid(a->county, 6)) {
+        fprintf(stderr, "bxctl report: --county \"%s\" is not a 6-digit code\n", a->county);
         return 2;
     }
-    char period[32];
-    snprintf(period, sizeof(period), "%s %s", term ? "term" : "month", term ? term : month);
+    snprintf(a->period, sizeof(a->period), "%s %s", a->term ? "term" : "month",
+             a->term ? a->term : a->month);
+    return 0;
+}
 
-    PGconn *db = bxctl_db(ctx);
-    if (db == NULL)
-        return 1;
+/* The counts of the classes whose period exists and has begun, borrowing res's strings:
+ * classes has room for every row of res. */
+static size_t class_counts(PGresult *res, reports_class_counts *classes)
+{
+    size_t nclasses = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (PQgetvalue(res, i, COL_HAS_PERIOD)[0] != 't' || PQgetvalue(res, i, COL_BEGUN)[0] != 't')
+            continue;
+        reports_class_counts *c = &classes[nclasses++];
+        c->county = PQgetvalue(res, i, COL_COUNTY);
+        c->township = PQgetvalue(res, i, COL_TOWNSHIP);
+        c->school = PQgetvalue(res, i, COL_SCHOOL);
+        c->class_id = PQgetvalue(res, i, COL_CLASS);
+        c->grade = (int)count_at(res, i, COL_GRADE);
+        c->enrolled_start = (int)count_at(res, i, COL_START);
+        c->dropped_out = (int)count_at(res, i, COL_DROPPED);
+        c->transferred_out = (int)count_at(res, i, COL_OUT);
+        c->transferred_in = (int)count_at(res, i, COL_IN);
+        c->enrolled_now = (int)count_at(res, i, COL_NOW);
+    }
+    return nclasses;
+}
+
+static bx_status write_text(bx_buf *out, const report_args *a, const char *as_of,
+                            const reports_row *rows, size_t nrows, const bx_buf *notes)
+{
+    bx_status st = bx_buf_printf(out,
+                                 "report of %s%s%s by %s, as of %s (thresholds: primary 1%%, "
+                                 "junior 3%%, class 1%%, school 3%%)\n",
+                                 a->period, a->county[0] ? " in county " : "", a->county,
+                                 reports_level_name(a->level), as_of);
+    IFOK(st, reports_write_text(out, rows, nrows));
+    const char *p = notes->data ? notes->data : "";
+    while (*p && st == BX_OK) {
+        size_t len = strcspn(p, "\n");
+        st = bx_buf_printf(out, "note: %.*s\n", (int)len, p);
+        p += len + (p[len] == '\n');
+    }
+    return st;
+}
+
+static bx_status write_json(bx_buf *out, const report_args *a, const char *as_of,
+                            const reports_row *rows, size_t nrows, const bx_buf *notes)
+{
+    bx_status st = bx_buf_printf(out, "{\"period\":{\"%s\":\"%s\"},\"as_of\":\"%s\",\"county\":",
+                                 a->term ? "term" : "month", a->term ? a->term : a->month, as_of);
+    IFOK(st, bxctl_json_or_null(out, a->county));
+    IFOK(st, bx_buf_printf(out, ",\"level\":\"%s\",\"rows\":", reports_level_name(a->level)));
+    IFOK(st, reports_write_json(out, rows, nrows));
+    IFOK(st, bx_buf_puts(out, ",\"notes\":"));
+    IFOK(st, notes_json(out, notes));
+    IFOK(st, bx_buf_puts(out, "}\n"));
+    return st;
+}
+
+static bx_status write_report(bx_buf *out, const report_args *a, const reports_row *rows,
+                              size_t nrows, const bx_buf *notes)
+{
+    char as_of[11];
+    bx_date_format(bx_time_local_date(bx_clock_now()), as_of);
+    switch (a->format) {
+    case FORMAT_TEXT:
+        return write_text(out, a, as_of, rows, nrows, notes);
+    case FORMAT_CSV:
+        return reports_write_csv(out, rows, nrows);
+    case FORMAT_JSON:
+        break;
+    }
+    return write_json(out, a, as_of, rows, nrows, notes);
+}
+
+/* Queries the counts and prints the report; 0 or 1 after saying why. */
+static int run_report(PGconn *db, const report_args *a)
+{
     char now[32];
     bxctl_now_param(now);
-    const char *params[] = {term ? "term" : "month", term ? term : "", first_day, now, county};
+    const char *params[] = {a->term ? "term" : "month", a->term ? a->term : "", a->first_day, now,
+                            a->county};
     PGresult *res = NULL;
     reports_class_counts *classes = NULL;
     reports_row *rows = NULL;
@@ -321,69 +411,27 @@ int bxctl_report(bxctl_ctx *ctx, int argc, char **argv)
     }
     int n = PQntuples(res);
     classes = calloc(n > 0 ? (size_t)n : 1, sizeof(*classes));
-    if (classes == NULL || collect_notes(res, period, &notes, &nnotes) != BX_OK) {
+    if (classes == NULL || collect_notes(res, a->period, &notes, &nnotes) != BX_OK) {
         fprintf(stderr, "bxctl report: out of memory\n");
         goto out;
     }
-    for (int i = 0; i < n; i++) {
-        if (PQgetvalue(res, i, COL_HAS_PERIOD)[0] != 't' || PQgetvalue(res, i, COL_BEGUN)[0] != 't')
-            continue;
-        reports_class_counts *c = &classes[nclasses++];
-        c->county = PQgetvalue(res, i, COL_COUNTY);
-        c->township = PQgetvalue(res, i, COL_TOWNSHIP);
-        c->school = PQgetvalue(res, i, COL_SCHOOL);
-        c->class_id = PQgetvalue(res, i, COL_CLASS);
-        c->grade = (int)count_at(res, i, COL_GRADE);
-        c->enrolled_start = (int)count_at(res, i, COL_START);
-        c->dropped_out = (int)count_at(res, i, COL_DROPPED);
-        c->transferred_out = (int)count_at(res, i, COL_OUT);
-        c->transferred_in = (int)count_at(res, i, COL_IN);
-        c->enrolled_now = (int)count_at(res, i, COL_NOW);
-    }
+    nclasses = class_counts(res, classes);
     if (nclasses == 0) {
-        fprintf(stderr, "bxctl report: no class has %s%s%s\n%s", period,
-                county[0] ? " in county " : "", county, notes.data ? notes.data : "");
+        fprintf(stderr, "bxctl report: no class has %s%s%s\n%s", a->period,
+                a->county[0] ? " in county " : "", a->county, notes.data ? notes.data : "");
         goto out;
     }
-    if (reports_aggregate(classes, nclasses, level, NULL, &rows, &nrows, &err) != BX_OK) {
+    if (reports_aggregate(classes, nclasses, a->level, NULL, &rows, &nrows, &err) != BX_OK) {
         fprintf(stderr, "bxctl report: %s\n", err.msg);
         goto out;
     }
-    char as_of[11];
-    bx_date_format(bx_time_local_date(bx_clock_now()), as_of);
-    bx_status st = BX_OK;
-    if (format == FORMAT_TEXT) {
-        st = bx_buf_printf(&out,
-                           "report of %s%s%s by %s, as of %s (thresholds: primary 1%%, "
-                           "junior 3%%, class 1%%, school 3%%)\n",
-                           period, county[0] ? " in county " : "", county,
-                           reports_level_name(level), as_of);
-        IFOK(st, reports_write_text(&out, rows, nrows));
-        const char *p = notes.data ? notes.data : "";
-        while (*p && st == BX_OK) {
-            size_t len = strcspn(p, "\n");
-            st = bx_buf_printf(&out, "note: %.*s\n", (int)len, p);
-            p += len + (p[len] == '\n');
-        }
-    } else if (format == FORMAT_CSV) {
-        st = reports_write_csv(&out, rows, nrows);
-    } else {
-        st = bx_buf_printf(&out, "{\"period\":{\"%s\":\"%s\"},\"as_of\":\"%s\",\"county\":",
-                           term ? "term" : "month", term ? term : month, as_of);
-        IFOK(st, bxctl_json_or_null(&out, county));
-        IFOK(st, bx_buf_printf(&out, ",\"level\":\"%s\",\"rows\":", reports_level_name(level)));
-        IFOK(st, reports_write_json(&out, rows, nrows));
-        IFOK(st, bx_buf_puts(&out, ",\"notes\":"));
-        IFOK(st, notes_json(&out, &notes));
-        IFOK(st, bx_buf_puts(&out, "}\n"));
-    }
-    if (st != BX_OK) {
+    if (write_report(&out, a, rows, nrows, &notes) != BX_OK) {
         fprintf(stderr, "bxctl report: out of memory\n");
         goto out;
     }
     fputs(out.data, stdout);
     /* CSV stays a clean table: its notes go to stderr. */
-    if (format == FORMAT_CSV && nnotes > 0)
+    if (a->format == FORMAT_CSV && nnotes > 0)
         fprintf(stderr, "%s", notes.data);
     rc = 0;
 out:
@@ -392,7 +440,21 @@ out:
     bx_buf_free(&out);
     bx_buf_free(&notes);
     PQclear(res);
+    return rc;
+}
+
+int bxctl_report(bxctl_ctx *ctx, int argc, char **argv)
+{
+    report_args a = {.county = "", .level = REPORTS_CLASS, .format = FORMAT_TEXT};
+    int rc = read_options(argc, argv, &a);
+    if (rc == 0)
+        rc = check_args(&a);
+    if (rc != 0)
+        return rc;
+    PGconn *db = bxctl_db(ctx);
+    if (db == NULL)
+        return 1;
+    rc = run_report(db, &a);
     PQfinish(db);
     return rc;
 }
-#endif
