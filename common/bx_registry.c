@@ -53,6 +53,40 @@ void bx_registry_free(bx_registry *r)
     free(r);
 }
 
+/* An empty registry with its maps. Caller frees with bx_registry_free. */
+static bx_status registry_new(bx_registry **out, bx_error *err)
+{
+    bx_registry *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return BX_ERR(err, BX_ENOMEM, "registry: out of memory");
+    r->calendars = bx_map_new();
+    r->schools = bx_map_new();
+    r->classes = bx_map_new();
+    r->students = bx_map_new();
+    if (!r->calendars || !r->schools || !r->classes || !r->students) {
+        bx_registry_free(r);
+        return BX_ERR(err, BX_ENOMEM, "registry: out of memory");
+    }
+    *out = r;
+    return BX_OK;
+}
+
+/* The school, class and student lists, sized, with their counts set. */
+static bx_status alloc_lists(bx_registry *r, size_t schools, size_t classes, size_t students,
+                             bx_error *err)
+{
+    r->school_list = calloc(schools + 1, sizeof(*r->school_list));
+    r->class_list = calloc(classes + 1, sizeof(*r->class_list));
+    r->student_list = calloc(students + 1, sizeof(*r->student_list));
+    if (!r->school_list || !r->class_list || !r->student_list)
+        return BX_ERR(err, BX_ENOMEM, "registry: out of memory");
+    /* Counted only once allocated: bx_registry_free walks the class list. */
+    r->school_count = schools;
+    r->class_count = classes;
+    r->student_count = students;
+    return BX_OK;
+}
+
 static bx_status query(PGconn *db, const char *sql, PGresult **res, bx_error *err)
 {
     return bx_pg_query(db, sql, 0, NULL, res, err);
@@ -138,6 +172,34 @@ static int cmp_student_ptr(const void *a, const void *b)
     return strcmp((*x)->id, (*y)->id);
 }
 
+/* Each class's list of its enrolled students, sorted by id, from the students' classes. */
+static bx_status index_class_students(bx_registry *r, bx_error *err)
+{
+    for (size_t i = 0; i < r->student_count; i++) {
+        bx_reg_student *st = &r->student_list[i];
+        if (st->klass && strcmp(st->status, "enrolled") == 0)
+            ((bx_reg_class *)st->klass)->student_count++;
+    }
+    for (size_t i = 0; i < r->class_count; i++) {
+        bx_reg_class *c = &r->class_list[i];
+        c->students = calloc((size_t)c->student_count + 1, sizeof(*c->students));
+        if (c->students == NULL)
+            return BX_ERR(err, BX_ENOMEM, "registry: out of memory");
+        c->student_count = 0;
+    }
+    for (size_t i = 0; i < r->student_count; i++) {
+        bx_reg_student *st = &r->student_list[i];
+        if (st->klass && strcmp(st->status, "enrolled") == 0) {
+            bx_reg_class *c = (bx_reg_class *)st->klass;
+            c->students[c->student_count++] = st;
+        }
+    }
+    for (size_t i = 0; i < r->class_count; i++)
+        qsort(r->class_list[i].students, (size_t)r->class_list[i].student_count,
+              sizeof(*r->class_list[i].students), cmp_student_ptr);
+    return BX_OK;
+}
+
 static bx_status load_people(PGconn *db, bx_registry *r, bx_error *err)
 {
     PGresult *schools = NULL, *classes = NULL, *students = NULL;
@@ -153,16 +215,8 @@ static bx_status load_people(PGconn *db, bx_registry *r, bx_error *err)
     IFOK(s, query(db, "SELECT id, class_id, status FROM registry.student", &students, err));
     if (s != BX_OK)
         goto out;
-    r->school_count = (size_t)PQntuples(schools);
-    r->class_count = (size_t)PQntuples(classes);
-    r->student_count = (size_t)PQntuples(students);
-    r->school_list = calloc(r->school_count + 1, sizeof(*r->school_list));
-    r->class_list = calloc(r->class_count + 1, sizeof(*r->class_list));
-    r->student_list = calloc(r->student_count + 1, sizeof(*r->student_list));
-    if (!r->school_list || !r->class_list || !r->student_list) {
-        s = BX_ERR(err, BX_ENOMEM, "registry: out of memory");
-        goto out;
-    }
+    s = alloc_lists(r, (size_t)PQntuples(schools), (size_t)PQntuples(classes),
+                    (size_t)PQntuples(students), err);
     for (size_t i = 0; i < r->school_count && s == BX_OK; i++) {
         bx_reg_school *sc = &r->school_list[i];
         copy_id(sc->id, PQgetvalue(schools, (int)i, 0));
@@ -188,27 +242,9 @@ static bx_status load_people(PGconn *db, bx_registry *r, bx_error *err)
         st->klass = c;
         st->school = c ? c->school : NULL;
         snprintf(st->status, sizeof(st->status), "%s", PQgetvalue(students, (int)i, 2));
-        if (c && strcmp(st->status, "enrolled") == 0)
-            c->student_count++;
         s = bx_map_put(r->students, st->id, st);
     }
-    for (size_t i = 0; i < r->class_count && s == BX_OK; i++) {
-        bx_reg_class *c = &r->class_list[i];
-        c->students = calloc((size_t)c->student_count + 1, sizeof(*c->students));
-        if (c->students == NULL)
-            s = BX_ERR(err, BX_ENOMEM, "registry: out of memory");
-        c->student_count = 0;
-    }
-    for (size_t i = 0; i < r->student_count && s == BX_OK; i++) {
-        bx_reg_student *st = &r->student_list[i];
-        if (st->klass && strcmp(st->status, "enrolled") == 0) {
-            bx_reg_class *c = (bx_reg_class *)st->klass;
-            c->students[c->student_count++] = st;
-        }
-    }
-    for (size_t i = 0; i < r->class_count && s == BX_OK; i++)
-        qsort(r->class_list[i].students, (size_t)r->class_list[i].student_count,
-              sizeof(*r->class_list[i].students), cmp_student_ptr);
+    IFOK(s, index_class_students(r, err));
 out:
     PQclear(schools);
     PQclear(classes);
@@ -228,16 +264,10 @@ bx_status bx_registry_current_revision(PGconn *db, long long *out, bx_error *err
 
 bx_status bx_registry_load(PGconn *db, bx_registry **out, bx_error *err)
 {
-    bx_registry *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return BX_ERR(err, BX_ENOMEM, "registry: out of memory");
-    r->calendars = bx_map_new();
-    r->schools = bx_map_new();
-    r->classes = bx_map_new();
-    r->students = bx_map_new();
-    bx_status s = BX_OK;
-    if (!r->calendars || !r->schools || !r->classes || !r->students)
-        s = BX_ERR(err, BX_ENOMEM, "registry: out of memory");
+    bx_registry *r = NULL;
+    bx_status s = registry_new(&r, err);
+    if (s != BX_OK)
+        return s;
     IFOK(s, bx_pg_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err));
     IFOK(s, bx_registry_current_revision(db, &r->revision, err));
     IFOK(s, load_calendars(db, r, err));
@@ -245,6 +275,123 @@ bx_status bx_registry_load(PGconn *db, bx_registry **out, bx_error *err)
     bx_status end = bx_pg_exec(db, s == BX_OK ? "COMMIT" : "ROLLBACK", NULL);
     if (s == BX_OK)
         s = end;
+    if (s != BX_OK) {
+        bx_registry_free(r);
+        return s;
+    }
+    *out = r;
+    return BX_OK;
+}
+
+/* ---- a registry from a definition in memory ---- */
+
+/* Checks that id is a registry id not yet in map; what names the kind of entry for errors. */
+static bx_status check_new_id(const bx_map *map, const char *what, const char *id, bx_error *err)
+{
+    if (id == NULL || !bx_id_valid(id))
+        return BX_ERR(err, BX_EINVAL, "registry: %s id \"%.40s\": not a registry id", what,
+                      id ? id : "(null)");
+    if (bx_map_get(map, id) != NULL)
+        return BX_ERR(err, BX_EINVAL, "registry: %s %s: given twice", what, id);
+    return BX_OK;
+}
+
+/* Hands def's calendars to r: from here r frees every one of them, whatever happens. */
+static bx_status def_calendars(bx_registry *r, const bx_registry_def *def, bx_error *err)
+{
+    r->calendar_list = calloc(def->calendar_count + 1, sizeof(*r->calendar_list));
+    bx_status s = r->calendar_list ? BX_OK : BX_ERR(err, BX_ENOMEM, "registry: out of memory");
+    for (size_t i = 0; i < def->calendar_count; i++) {
+        const bx_registry_calendar_def *d = &def->calendars[i];
+        if (r->calendar_list == NULL) {
+            bx_calendar_free(d->calendar);
+            continue;
+        }
+        r->calendar_list[r->calendar_count++] = d->calendar;
+        IFOK(s, check_new_id(r->calendars, "calendar", d->id, err));
+        if (s == BX_OK && d->calendar == NULL)
+            s = BX_ERR(err, BX_EINVAL, "registry: calendar %s: none given", d->id);
+        IFOK(s, bx_map_put(r->calendars, d->id, d->calendar));
+    }
+    return s;
+}
+
+static bx_status def_school(bx_registry *r, const bx_registry_school_def *d, bx_reg_school *sc,
+                            bx_error *err)
+{
+    bx_status s = check_new_id(r->schools, "school", d->id, err);
+    if (s != BX_OK)
+        return s;
+    copy_id(sc->id, d->id);
+    snprintf(sc->township_code, sizeof(sc->township_code), "%s",
+             d->township_code ? d->township_code : "");
+    if (d->county_code)
+        snprintf(sc->county_code, sizeof(sc->county_code), "%s", d->county_code);
+    else
+        snprintf(sc->county_code, sizeof(sc->county_code), "%.6s", sc->township_code);
+    sc->stage = d->stage;
+    if (d->calendar_id) {
+        sc->calendar = bx_map_get(r->calendars, d->calendar_id);
+        if (sc->calendar == NULL)
+            return BX_ERR(err, BX_EINVAL, "registry: school %s: unknown calendar %.40s", d->id,
+                          d->calendar_id);
+    }
+    return bx_map_put(r->schools, sc->id, sc);
+}
+
+static bx_status def_class(bx_registry *r, const bx_registry_class_def *d, bx_reg_class *c,
+                           bx_error *err)
+{
+    bx_status s = check_new_id(r->classes, "class", d->id, err);
+    if (s != BX_OK)
+        return s;
+    copy_id(c->id, d->id);
+    c->school = d->school_id ? bx_map_get(r->schools, d->school_id) : NULL;
+    if (c->school == NULL)
+        return BX_ERR(err, BX_EINVAL, "registry: class %s: unknown school %.40s", d->id,
+                      d->school_id ? d->school_id : "(null)");
+    c->grade = d->grade;
+    copy_id(c->homeroom_staff_id, d->homeroom_staff_id ? d->homeroom_staff_id : "");
+    return bx_map_put(r->classes, c->id, c);
+}
+
+static bx_status def_student(bx_registry *r, const bx_registry_student_def *d, bx_reg_student *st,
+                             bx_error *err)
+{
+    bx_status s = check_new_id(r->students, "student", d->id, err);
+    if (s != BX_OK)
+        return s;
+    copy_id(st->id, d->id);
+    const bx_reg_class *c = d->class_id ? bx_map_get(r->classes, d->class_id) : NULL;
+    if (d->class_id && c == NULL)
+        return BX_ERR(err, BX_EINVAL, "registry: student %s: unknown class %.40s", d->id,
+                      d->class_id);
+    st->klass = c;
+    st->school = c ? c->school : NULL;
+    snprintf(st->status, sizeof(st->status), "%s", d->status ? d->status : "enrolled");
+    return bx_map_put(r->students, st->id, st);
+}
+
+bx_status bx_registry_from_def(const bx_registry_def *def, bx_registry **out, bx_error *err)
+{
+    *out = NULL;
+    bx_registry *r = NULL;
+    bx_status s = registry_new(&r, err);
+    if (s != BX_OK) {
+        for (size_t i = 0; i < def->calendar_count; i++)
+            bx_calendar_free(def->calendars[i].calendar);
+        return s;
+    }
+    r->revision = def->revision;
+    s = def_calendars(r, def, err);
+    IFOK(s, alloc_lists(r, def->school_count, def->class_count, def->student_count, err));
+    for (size_t i = 0; i < def->school_count && s == BX_OK; i++)
+        s = def_school(r, &def->schools[i], &r->school_list[i], err);
+    for (size_t i = 0; i < def->class_count && s == BX_OK; i++)
+        s = def_class(r, &def->classes[i], &r->class_list[i], err);
+    for (size_t i = 0; i < def->student_count && s == BX_OK; i++)
+        s = def_student(r, &def->students[i], &r->student_list[i], err);
+    IFOK(s, index_class_students(r, err));
     if (s != BX_OK) {
         bx_registry_free(r);
         return s;

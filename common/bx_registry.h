@@ -54,6 +54,53 @@ const bx_reg_student *bx_registry_student(const bx_registry *r, const char *id);
 const bx_calendar *bx_registry_calendar(const bx_registry *r, const char *id);
 size_t bx_registry_student_count(const bx_registry *r);
 
+/* ---- a registry built in memory, without PostgreSQL (tests, fuzz targets) ---- */
+
+typedef struct bx_registry_calendar_def {
+    const char *id;
+    bx_calendar *calendar; /* ownership passes to the registry (also on failure) */
+} bx_registry_calendar_def;
+
+typedef struct bx_registry_school_def {
+    const char *id;
+    const char *township_code;
+    const char *county_code; /* NULL: the township code's first six digits */
+    bx_stage stage;
+    const char *calendar_id; /* NULL: none */
+} bx_registry_school_def;
+
+typedef struct bx_registry_class_def {
+    const char *id;
+    const char *school_id;
+    int grade;
+    const char *homeroom_staff_id; /* NULL or "": none */
+} bx_registry_class_def;
+
+typedef struct bx_registry_student_def {
+    const char *id;
+    const char *class_id; /* NULL: in no class */
+    const char *status;   /* "enrolled", "transferred_out", ... */
+} bx_registry_student_def;
+
+typedef struct bx_registry_def {
+    long long revision;
+    const bx_registry_calendar_def *calendars;
+    size_t calendar_count;
+    const bx_registry_school_def *schools;
+    size_t school_count;
+    const bx_registry_class_def *classes;
+    size_t class_count;
+    const bx_registry_student_def *students; /* any order: class lists are sorted here */
+    size_t student_count;
+} bx_registry_def;
+
+/* Builds a registry from def, as bx_registry_load builds it from the database: a class's student
+ * list holds its enrolled students, sorted by id. Takes ownership of def's calendars; every string
+ * is copied. BX_EINVAL names an id that is not a registry id, repeated, or refers to no calendar,
+ * school or class of def. Caller frees *out with bx_registry_free. */
+bx_status bx_registry_from_def(const bx_registry_def *def, bx_registry **out,
+                               bx_error *err) BX_MUSTCHECK;
+
 /* True when id is a registry id: 1 to 32 of [A-Za-z0-9_-]. */
 int bx_id_valid(const char *id);
 
