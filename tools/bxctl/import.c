@@ -298,6 +298,36 @@ static void list_values(const char *const *list, char *out, size_t size)
         used += (size_t)snprintf(out + used, size - used, "%s%s", i ? ", " : "", list[i]);
 }
 
+/* A V_ENUM value: one of the column's values. */
+static bool check_enum(const struct column *c, const char *v, char *msg, size_t size)
+{
+    if (in_list(v, strlen(v), c->values))
+        return true;
+    char allowed[400];
+    list_values(c->values, allowed, sizeof(allowed));
+    snprintf(msg, size, "%s: expected one of %s, got \"%.40s\"", c->name, allowed, v);
+    return false;
+}
+
+/* A V_FLAGS value: known flags separated by ';'. */
+static bool check_flags(const struct column *c, const char *v, char *msg, size_t size)
+{
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ";");
+        if (!in_list(p, n, c->values)) {
+            char allowed[400];
+            list_values(c->values, allowed, sizeof(allowed));
+            snprintf(msg, size, "%s: unknown flag \"%.*s\" (known: %s)", c->name,
+                     (int)(n > 40 ? 40 : n), p, allowed);
+            return false;
+        }
+        p += n;
+        if (*p == ';')
+            p++;
+    }
+    return true;
+}
+
 /* Validates one value; on error writes a message that never repeats personal data. */
 static bool check_value(const struct column *c, const char *v, char *msg, size_t size)
 {
@@ -311,7 +341,6 @@ static bool check_value(const struct column *c, const char *v, char *msg, size_t
         snprintf(msg, size, "%s: invalid UTF-8", c->name);
         return false;
     }
-    char allowed[400];
     bx_date d;
     switch (c->type) {
     case V_ID:
@@ -323,11 +352,6 @@ static bool check_value(const struct column *c, const char *v, char *msg, size_t
         return true;
     case V_TERM_CODE:
     case V_TEXT:
-        if (len > c->max_len) {
-            snprintf(msg, size, "%s: longer than %zu bytes", c->name, c->max_len);
-            return false;
-        }
-        return true;
     case V_PRIVATE_TEXT:
         if (len > c->max_len) {
             snprintf(msg, size, "%s: longer than %zu bytes", c->name, c->max_len);
@@ -345,12 +369,7 @@ static bool check_value(const struct column *c, const char *v, char *msg, size_t
         return true;
     }
     case V_ENUM:
-        if (!in_list(v, len, c->values)) {
-            list_values(c->values, allowed, sizeof(allowed));
-            snprintf(msg, size, "%s: expected one of %s, got \"%.40s\"", c->name, allowed, v);
-            return false;
-        }
-        return true;
+        return check_enum(c, v, msg, size);
     case V_DATE:
         if (bx_date_parse(v, &d) != BX_OK) {
             snprintf(msg, size, "%s: expected a date YYYY-MM-DD, got \"%.20s\"", c->name, v);
@@ -376,22 +395,8 @@ static bool check_value(const struct column *c, const char *v, char *msg, size_t
             return false;
         }
         return true;
-    case V_FLAGS: {
-        const char *p = v;
-        while (*p) {
-            size_t n = strcspn(p, ";");
-            if (!in_list(p, n, c->values)) {
-                list_values(c->values, allowed, sizeof(allowed));
-                snprintf(msg, size, "%s: unknown flag \"%.*s\" (known: %s)", c->name,
-                         (int)(n > 40 ? 40 : n), p, allowed);
-                return false;
-            }
-            p += n;
-            if (*p == ';')
-                p++;
-        }
-        return true;
-    }
+    case V_FLAGS:
+        return check_flags(c, v, msg, size);
     case V_BOOL:
         if (strcmp(v, "true") && strcmp(v, "false")) {
             snprintf(msg, size, "%s: expected true or false, got \"%.20s\"", c->name, v);
@@ -496,149 +501,207 @@ static bx_status report_query(PGconn *db, const char *sql, struct report *rep, b
     return BX_OK;
 }
 
-static int import_file(PGconn *db, const struct kind *k, const char *path)
+/* The whole file into data (at most MAX_FILE_BYTES). */
+static bx_status read_file(const char *path, bx_buf *data)
 {
-    struct report rep = {path, 0};
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         fprintf(stderr, "%s: cannot open\n", path);
-        return 1;
+        return BX_EIO;
     }
-    bx_buf data;
-    bx_buf_init(&data, MAX_FILE_BYTES);
     char chunk[65536];
     size_t n;
     bx_status s = BX_OK;
     while (s == BX_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        s = bx_buf_append(&data, chunk, n);
+        s = bx_buf_append(data, chunk, n);
     fclose(f);
-    if (s != BX_OK) {
+    if (s != BX_OK)
         fprintf(stderr, "%s: larger than %zu MiB\n", path, MAX_FILE_BYTES >> 20);
-        bx_buf_free(&data);
-        return 1;
-    }
+    return s;
+}
 
-    const char *known[BX_CSV_MAX_FIELDS + 1], *required[BX_CSV_MAX_FIELDS + 1];
-    size_t ncols = 0, nreq = 0;
-    for (; k->cols[ncols].name; ncols++) {
-        known[ncols] = k->cols[ncols].name;
-        if (k->cols[ncols].required)
-            required[nreq++] = k->cols[ncols].name;
-    }
-    known[ncols] = required[nreq] = NULL;
-
-    bx_error err = {0};
-    bx_csv *csv = NULL;
+/* A file being read: its kind, the header, the keys seen, and the checked rows in COPY text
+ * format (line, then one column each). */
+struct import {
+    const struct kind *k;
+    size_t ncols, key_col; /* key_col: the index of k->key */
     bx_csv_header header;
+    bx_map *keys; /* key value -> first line */
     bx_buf rows;
-    bx_buf_init(&rows, MAX_FILE_BYTES * 2);
-    bx_map *keys = bx_map_new();
-    long data_rows = 0;
+    long data_rows;
+    struct report rep;
+};
+
+/* Reads the header row and maps it to the kind's columns. */
+static bx_status read_header(struct import *im, bx_csv *csv, const char *path, bx_error *err)
+{
+    const char *known[BX_CSV_MAX_FIELDS + 1], *required[BX_CSV_MAX_FIELDS + 1];
+    size_t nreq = 0;
+    for (size_t i = 0; i < im->ncols; i++) {
+        known[i] = im->k->cols[i].name;
+        if (im->k->cols[i].required)
+            required[nreq++] = im->k->cols[i].name;
+    }
+    known[im->ncols] = required[nreq] = NULL;
     char **fields;
     size_t nfields;
     long line;
-    s = bx_csv_new(data.data ? data.data : "", data.len, &csv, &err);
-    IFOK(s, bx_csv_next(csv, &fields, &nfields, &line, &err));
+    bx_status s = bx_csv_next(csv, &fields, &nfields, &line, err);
     if (s == BX_ENOTFOUND)
-        s = BX_ERR(&err, BX_EINVAL, "the file is empty (a header row is required)");
+        s = BX_ERR(err, BX_EINVAL, "the file is empty (a header row is required)");
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    IFOK(s, bx_csv_map_header(fields, nfields, known, required, base, &header, &err));
+    IFOK(s, bx_csv_map_header(fields, nfields, known, required, base, &im->header, err));
+    return s;
+}
+
+/* Checks one data row and adds it to the rows to copy; a bad row is reported, not an error. */
+static bx_status take_row(struct import *im, char **fields, size_t nfields, long line)
+{
+    im->data_rows++;
+    if (nfields != im->header.nheader)
+        bad_row(&im->rep, line, "expected %zu fields as in the header, found %zu",
+                im->header.nheader, nfields);
+    const char *vals[BX_CSV_MAX_FIELDS];
+    bool row_ok = true;
+    for (size_t i = 0; i < im->ncols; i++) {
+        vals[i] = bx_csv_field(&im->header, fields, nfields, i);
+        char msg[600];
+        if (!check_value(&im->k->cols[i], vals[i], msg, sizeof(msg))) {
+            bad_row(&im->rep, line, "%s", msg);
+            row_ok = false;
+        }
+    }
+    if (!row_ok)
+        return BX_OK;
+    check_row(im->k, vals, line, &im->rep);
+    bx_status s = BX_OK;
+    if (im->k->key) {
+        const char *key = vals[im->key_col];
+        long first = (long)(intptr_t)bx_map_get(im->keys, key);
+        if (first)
+            bad_row(&im->rep, line, "%s: \"%s\" appears again (first on line %ld)", im->k->key, key,
+                    first);
+        else if (bx_map_put(im->keys, key, (void *)(intptr_t)line) != BX_OK)
+            s = BX_ENOMEM;
+    }
+    if (bx_buf_printf(&im->rows, "%ld", line) != BX_OK)
+        s = BX_ENOMEM;
+    for (size_t i = 0; i < im->ncols && s == BX_OK; i++) {
+        IFOK(s, bx_buf_append(&im->rows, "\t", 1));
+        IFOK(s, append_copy_field(&im->rows, vals[i]));
+    }
+    IFOK(s, bx_buf_append(&im->rows, "\n", 1));
+    return s;
+}
+
+/* Reads and checks every row of the file's text. */
+static bx_status read_rows(struct import *im, const bx_buf *data, const char *path)
+{
+    bx_error err = {0};
+    bx_csv *csv = NULL;
+    bx_status s = bx_csv_new(data->data ? data->data : "", data->len, &csv, &err);
+    IFOK(s, read_header(im, csv, path, &err));
     if (s != BX_OK)
-        bad_row(&rep, 0, "%s", err.msg);
+        bad_row(&im->rep, 0, "%s", err.msg);
     while (s == BX_OK) {
+        char **fields;
+        size_t nfields;
+        long line;
         bx_status r = bx_csv_next(csv, &fields, &nfields, &line, &err);
         if (r == BX_ENOTFOUND)
             break;
         if (r != BX_OK) {
-            bad_row(&rep, 0, "%s", err.msg);
+            bad_row(&im->rep, 0, "%s", err.msg);
             s = r;
             break;
         }
-        data_rows++;
-        if (nfields != header.nheader)
-            bad_row(&rep, line, "expected %zu fields as in the header, found %zu", header.nheader,
-                    nfields);
-        const char *vals[BX_CSV_MAX_FIELDS];
-        bool row_ok = true;
-        for (size_t i = 0; i < ncols; i++) {
-            vals[i] = bx_csv_field(&header, fields, nfields, i);
-            char msg[600];
-            if (!check_value(&k->cols[i], vals[i], msg, sizeof(msg))) {
-                bad_row(&rep, line, "%s", msg);
-                row_ok = false;
-            }
-        }
-        if (!row_ok)
-            continue;
-        check_row(k, vals, line, &rep);
-        if (k->key) {
-            size_t ki = 0;
-            while (strcmp(k->cols[ki].name, k->key) != 0)
-                ki++;
-            long first = (long)(intptr_t)bx_map_get(keys, vals[ki]);
-            if (first)
-                bad_row(&rep, line, "%s: \"%s\" appears again (first on line %ld)", k->key,
-                        vals[ki], first);
-            else if (bx_map_put(keys, vals[ki], (void *)(intptr_t)line) != BX_OK)
-                s = BX_ENOMEM;
-        }
-        if (bx_buf_printf(&rows, "%ld", line) != BX_OK)
-            s = BX_ENOMEM;
-        for (size_t i = 0; i < ncols && s == BX_OK; i++) {
-            IFOK(s, bx_buf_append(&rows, "\t", 1));
-            IFOK(s, append_copy_field(&rows, vals[i]));
-        }
-        IFOK(s, bx_buf_append(&rows, "\n", 1));
+        s = take_row(im, fields, nfields, line);
+        if (s != BX_OK)
+            bad_row(&im->rep, line, "out of memory (at most %zu MiB of rows)",
+                    (MAX_FILE_BYTES * 2) >> 20);
     }
     bx_csv_free(csv);
-    bx_buf_free(&data);
-    bx_map_free(keys);
+    return s;
+}
 
-    if (rep.errors == 0 && s == BX_OK) {
-        bx_buf ddl;
-        bx_buf_init(&ddl, 0);
-        s = bx_buf_puts(&ddl, "CREATE TEMP TABLE import_rows (line int");
-        for (size_t i = 0; i < ncols && s == BX_OK; i++)
-            s = bx_buf_printf(&ddl, ", %s text", k->cols[i].name);
-        IFOK(s, bx_buf_puts(&ddl, ") ON COMMIT DROP"));
-        IFOK(s, bx_pg_exec(db, "BEGIN", &err));
-        IFOK(s, bx_pg_exec(db, ddl.data, &err));
-        IFOK(s, copy_rows(db, &rows, &err));
-        bx_buf_free(&ddl);
-        for (size_t i = 0; k->refs[i].column && s == BX_OK; i++) {
-            char sql[1024];
-            snprintf(sql, sizeof(sql),
-                     "SELECT r.line, '%s: no %s \"' || r.%s || '\" in the registry' FROM "
-                     "import_rows r WHERE r.%s <> '' AND NOT EXISTS (SELECT 1 FROM %s) "
-                     "ORDER BY r.line",
-                     k->refs[i].column, k->refs[i].what, k->refs[i].column, k->refs[i].column,
-                     k->refs[i].exists_sql);
-            s = report_query(db, sql, &rep, &err);
-        }
-        for (size_t i = 0; k->checks[i] && s == BX_OK; i++)
-            s = report_query(db, k->checks[i], &rep, &err);
-        if (s == BX_OK && rep.errors == 0) {
-            s = bx_pg_exec(db, k->apply, &err);
-            IFOK(s, bx_pg_exec(db,
-                               "UPDATE registry.revision SET revision = revision + 1, "
-                               "changed_at = now()",
-                               &err));
-            IFOK(s, bx_pg_exec(db, "COMMIT", &err));
-        }
-        if (s != BX_OK || rep.errors)
-            bx_pg_rollback(db);
-        if (s != BX_OK)
-            bad_row(&rep, 0, "%s", err.msg);
+/* In the open transaction: the rows into the temporary table import_rows, whose references and
+ * the kind's checks are reported. */
+static bx_status stage_rows(PGconn *db, struct import *im, bx_error *err)
+{
+    const struct kind *k = im->k;
+    bx_buf ddl;
+    bx_buf_init(&ddl, 0);
+    bx_status s = bx_buf_puts(&ddl, "CREATE TEMP TABLE import_rows (line int");
+    for (size_t i = 0; i < im->ncols && s == BX_OK; i++)
+        s = bx_buf_printf(&ddl, ", %s text", k->cols[i].name);
+    IFOK(s, bx_buf_puts(&ddl, ") ON COMMIT DROP"));
+    IFOK(s, bx_pg_exec(db, ddl.data, err));
+    IFOK(s, copy_rows(db, &im->rows, err));
+    bx_buf_free(&ddl);
+    for (size_t i = 0; k->refs[i].column && s == BX_OK; i++) {
+        char sql[1024];
+        snprintf(sql, sizeof(sql),
+                 "SELECT r.line, '%s: no %s \"' || r.%s || '\" in the registry' FROM "
+                 "import_rows r WHERE r.%s <> '' AND NOT EXISTS (SELECT 1 FROM %s) "
+                 "ORDER BY r.line",
+                 k->refs[i].column, k->refs[i].what, k->refs[i].column, k->refs[i].column,
+                 k->refs[i].exists_sql);
+        s = report_query(db, sql, &im->rep, err);
     }
-    bx_buf_free(&rows);
-    if (rep.errors) {
-        if (rep.errors > MAX_REPORTED)
-            fprintf(stderr, "%s: ... and %d more errors\n", path, rep.errors - MAX_REPORTED);
-        fprintf(stderr, "%s: %d error%s, nothing imported from this file\n", path, rep.errors,
-                rep.errors == 1 ? "" : "s");
+    for (size_t i = 0; k->checks[i] && s == BX_OK; i++)
+        s = report_query(db, k->checks[i], &im->rep, err);
+    return s;
+}
+
+/* Moves the checked rows into the registry in one transaction, unless a check fails. */
+static void apply_rows(PGconn *db, struct import *im)
+{
+    bx_error err = {0};
+    bx_status s = bx_pg_exec(db, "BEGIN", &err);
+    IFOK(s, stage_rows(db, im, &err));
+    if (s == BX_OK && im->rep.errors == 0) {
+        s = bx_pg_exec(db, im->k->apply, &err);
+        IFOK(s, bx_pg_exec(db,
+                           "UPDATE registry.revision SET revision = revision + 1, "
+                           "changed_at = now()",
+                           &err));
+        IFOK(s, bx_pg_exec(db, "COMMIT", &err));
+    }
+    if (s != BX_OK || im->rep.errors)
+        bx_pg_rollback(db);
+    if (s != BX_OK)
+        bad_row(&im->rep, 0, "%s", err.msg);
+}
+
+static int import_file(PGconn *db, const struct kind *k, const char *path)
+{
+    struct import im = {.k = k, .rep = {path, 0}};
+    while (k->cols[im.ncols].name)
+        im.ncols++;
+    while (k->key && strcmp(k->cols[im.key_col].name, k->key) != 0)
+        im.key_col++;
+    bx_buf data;
+    bx_buf_init(&data, MAX_FILE_BYTES);
+    if (read_file(path, &data) != BX_OK) {
+        bx_buf_free(&data);
         return 1;
     }
-    printf("%s: %ld %s imported\n", path, data_rows, k->name);
+    bx_buf_init(&im.rows, MAX_FILE_BYTES * 2);
+    im.keys = bx_map_new();
+    bx_status s = read_rows(&im, &data, path);
+    bx_buf_free(&data);
+    bx_map_free(im.keys);
+    if (im.rep.errors == 0 && s == BX_OK)
+        apply_rows(db, &im);
+    bx_buf_free(&im.rows);
+    if (im.rep.errors) {
+        if (im.rep.errors > MAX_REPORTED)
+            fprintf(stderr, "%s: ... and %d more errors\n", path, im.rep.errors - MAX_REPORTED);
+        fprintf(stderr, "%s: %d error%s, nothing imported from this file\n", path, im.rep.errors,
+                im.rep.errors == 1 ? "" : "s");
+        return 1;
+    }
+    printf("%s: %ld %s imported\n", path, im.data_rows, k->name);
     return 0;
 }
 
