@@ -1,7 +1,7 @@
 /* bx-ingest publish: deduplication by client event id, producing to Kafka, waiting for the
  * broker's acknowledgement, dead-lettering rejects, and the reply. */
+#include "bx_dlq.h"
 #include "bx_log.h"
-#include "dedup.h"
 #include "ingest.h"
 
 #include <stdlib.h>
@@ -9,71 +9,49 @@
 
 #define DLQ_BODY_MAX (256 * 1024)
 
-static bx_status base64(const unsigned char *in, size_t len, bx_buf *out)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    bx_status s = BX_OK;
-    for (size_t i = 0; i < len && s == BX_OK; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < len)
-            v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= in[i + 2];
-        char q[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63],
-                     i + 1 < len ? tab[(v >> 6) & 63] : '=', i + 2 < len ? tab[v & 63] : '='};
-        s = bx_buf_append(out, q, 4);
-    }
-    return s;
-}
-
 char *ingest_dlq_message(const ingest_ctx *ctx, const ingest_record *rec, const char *reason,
                          const char *error, const char *body, size_t body_len)
 {
-    char id[37], at[40];
+    char id[37];
     ingest_new_event_id(id);
-    bx_time_format(ctx->now, at, sizeof(at));
-    bx_buf b;
-    bx_buf_init(&b, 2 * DLQ_BODY_MAX);
-    bx_status s = bx_buf_printf(&b,
-                                "{\"schema\":\"bx.dlq.v1\",\"event_id\":\"%s\","
-                                "\"source\":\"bx-ingest\",\"endpoint\":",
-                                id);
-    IFOK(s, bx_buf_json_string(&b, ctx->endpoint));
-    IFOK(s, bx_buf_puts(&b, ",\"school_id\":"));
-    IFOK(s, ctx->school_id ? bx_buf_json_string(&b, ctx->school_id) : bx_buf_puts(&b, "null"));
-    if (rec) {
-        IFOK(s, rec->index >= 0 ? bx_buf_printf(&b, ",\"record_index\":%d", rec->index)
-                                : bx_buf_puts(&b, ",\"record_index\":null"));
-        IFOK(s, rec->line ? bx_buf_printf(&b, ",\"line\":%ld", rec->line)
-                          : bx_buf_puts(&b, ",\"line\":null"));
-        IFOK(s, bx_buf_puts(&b, ",\"field\":"));
-        IFOK(s, bx_buf_json_string(&b, rec->field));
-    } else {
-        IFOK(s, bx_buf_puts(&b, ",\"record_index\":null,\"line\":null,\"field\":null"));
-    }
-    IFOK(s, bx_buf_puts(&b, ",\"reason\":"));
-    IFOK(s, bx_buf_json_string(&b, reason));
-    IFOK(s, bx_buf_puts(&b, ",\"error\":"));
-    IFOK(s, bx_buf_json_string(&b, error));
-    IFOK(s, bx_buf_puts(&b, ",\"record\":"));
+    bx_dlq_letter l = {
+        .event_id = id,
+        .source = "bx-ingest",
+        .endpoint = ctx->endpoint,
+        .school_id = ctx->school_id,
+        .record_index = rec ? rec->index : -1,
+        .line = rec ? rec->line : -1,
+        .field = rec ? rec->field : NULL,
+        .reason = reason,
+        .error = error,
+        .record_kind = BX_DLQ_RECORD_JSON,
+        .received_at = ctx->now,
+    };
     if (rec && rec->raw) {
-        IFOK(s, bx_buf_puts(&b, rec->raw));
+        l.record = rec->raw;
+        l.record_len = strlen(rec->raw);
     } else if (body) {
         /* The body could not be read as records: keep its bytes so nothing is lost. */
-        size_t n = body_len > DLQ_BODY_MAX ? DLQ_BODY_MAX : body_len;
-        IFOK(s, bx_buf_puts(&b, "{\"body_base64\":\""));
-        IFOK(s, base64((const unsigned char *)body, n, &b));
-        IFOK(s, bx_buf_printf(&b, "\",\"body_bytes\":%zu,\"truncated\":%s}", body_len,
-                              n < body_len ? "true" : "false"));
-    } else {
-        IFOK(s, bx_buf_puts(&b, "null"));
+        l.record = body;
+        l.record_len = body_len;
+        l.record_kind = BX_DLQ_RECORD_BASE64;
+        l.record_max = DLQ_BODY_MAX;
     }
-    IFOK(s, bx_buf_printf(&b, ",\"received_at\":\"%s\"}", at));
-    if (s != BX_OK) {
+    bx_buf b;
+    bx_buf_init(&b, 2 * DLQ_BODY_MAX);
+    bx_error err = {0};
+    if (bx_dlq_build(&l, &b, &err) != BX_OK) {
         bx_buf_free(&b);
         return NULL;
     }
     return bx_buf_steal(&b);
+}
+
+/* Whom a log line is about: the school, or the person writing without one (an officer). */
+static const char *writer_label(const ingest_ctx *ctx)
+{
+    const char *by = ingest_recorded_by(ctx);
+    return ctx->school_id ? ctx->school_id : by ? by : "-";
 }
 
 /* Distinct dedup keys of records with the given outcome (borrowed pointers). */
@@ -119,7 +97,7 @@ void ingest_publish_mark(const ingest_ctx *ctx, ingest_batch *batch, ingest_publ
                          bx_status checked)
 {
     if (checked != BX_OK) {
-        bx_warn("school %s: duplicate check skipped (database unavailable)", ctx->school_id);
+        bx_warn("school %s: duplicate check skipped (database unavailable)", writer_label(ctx));
         return;
     }
     for (size_t k = 0; k < pub->nkeys; k++)
@@ -159,7 +137,8 @@ void ingest_publish_send(const ingest_ctx *ctx, bx_producer *producer, ingest_ba
     }
 }
 
-static void remember_accepted(const ingest_ctx *ctx, dedup_batcher *dedup, ingest_batch *batch)
+static void remember_accepted(const ingest_ctx *ctx, ingest_batch *batch,
+                              ingest_remember_fn *remember, void *arg)
 {
     /* A key whose records were not all accepted (a roll call half acknowledged) is not
      * remembered, so the client's retry publishes again; consumers deduplicate by event id. */
@@ -174,13 +153,13 @@ static void remember_accepted(const ingest_ctx *ctx, dedup_batcher *dedup, inges
     }
     const char **keys = calloc(batch->count + 1, sizeof(*keys));
     size_t n = keys ? distinct_keys(batch, INGEST_ACCEPTED, keys) : 0;
-    if (n && dedup_remember(dedup, ctx->school_id, keys, n, ctx->endpoint) != BX_OK)
-        bx_warn("school %s: accepted event ids not remembered", ctx->school_id);
+    if (n)
+        remember(arg, ctx, keys, n);
     free(keys);
 }
 
-void ingest_publish_end(const ingest_ctx *ctx, dedup_batcher *dedup, ingest_batch *batch,
-                        ingest_publishing *pub)
+void ingest_publish_end(const ingest_ctx *ctx, ingest_batch *batch, ingest_publishing *pub,
+                        ingest_remember_fn *remember, void *arg)
 {
     size_t dlq_failed = 0;
     for (size_t i = 0; i < batch->count; i++) {
@@ -192,11 +171,11 @@ void ingest_publish_end(const ingest_ctx *ctx, dedup_batcher *dedup, ingest_batc
             dlq_failed++;
     }
     if (dlq_failed)
-        bx_error("school %s: %zu rejected records could not be dead-lettered", ctx->school_id,
+        bx_error("school %s: %zu rejected records could not be dead-lettered", writer_label(ctx),
                  dlq_failed);
     ingest_publish_free(pub);
-    if (dedup)
-        remember_accepted(ctx, dedup, batch);
+    if (remember)
+        remember_accepted(ctx, batch, remember, arg);
 }
 
 bx_status ingest_reply(const ingest_batch *batch, bx_buf *out)

@@ -35,6 +35,7 @@ struct credential {
 /* One loaded generation of the registry and credentials; replaced whole on reload. */
 struct generation {
     bx_registry *registry;
+    ingest_staff_dir *staff; /* who a record may name (the registry has no staff) */
     bx_map *credentials;
     struct credential *credential_list;
 };
@@ -124,6 +125,7 @@ static bx_metric m_waiting = {"bx_ingest_requests_waiting",
 static void generation_free(struct generation *g)
 {
     bx_registry_free(g->registry);
+    ingest_staff_dir_free(g->staff);
     bx_map_free(g->credentials);
     free(g->credential_list);
     memset(g, 0, sizeof(*g));
@@ -133,6 +135,7 @@ static bx_status load_generation(PGconn *db, struct generation *g, bx_error *err
 {
     memset(g, 0, sizeof(*g));
     bx_status s = bx_registry_load(db, &g->registry, err);
+    IFOK(s, ingest_staff_load(db, &g->staff, err));
     PGresult *res = NULL;
     IFOK(s, bx_pg_query(db,
                         "SELECT id, school_id, secret_hash FROM registry.credential "
@@ -220,18 +223,11 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned code, co
     return send_text(conn, code, "application/json", bx_buf_steal(&b), len);
 }
 
-static long long monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void suspend(struct request *req)
 {
     ingest_server *srv = req->srv;
     atomic_store(&req->answered_ms, 0);
-    req->since_ms = monotonic_ms();
+    req->since_ms = bx_monotonic_ms();
     pthread_mutex_lock(&srv->waiting_lock);
     req->wprev = NULL;
     req->wnext = srv->waiting_head;
@@ -265,7 +261,7 @@ static void resume(void *arg)
 {
     struct request *req = arg;
     ingest_server *srv = req->srv;
-    atomic_store(&req->answered_ms, monotonic_ms());
+    atomic_store(&req->answered_ms, bx_monotonic_ms());
     pthread_mutex_lock(&srv->ready_lock);
     req->ready_next = srv->ready_head;
     srv->ready_head = req;
@@ -347,12 +343,21 @@ static enum MHD_Result send_batch(struct request *req)
     return MHD_YES;
 }
 
+/* Accepted client event ids: repeated ones will be answered duplicate. */
+static void remember_accepted(void *arg, const ingest_ctx *ctx, const char *const *keys, size_t n)
+{
+    dedup_batcher *dedup = arg;
+    if (dedup_remember(dedup, ctx->school_id, keys, n, ctx->endpoint) != BX_OK)
+        bx_warn("school %s: accepted event ids not remembered", ctx->school_id);
+}
+
 /* Every record has Kafka's verdict: the reply. */
 static enum MHD_Result reply_published(struct request *req)
 {
     ingest_server *srv = req->srv;
     ingest_batch *batch = &req->batch;
-    ingest_publish_end(&req->ctx, srv->dedup, batch, &req->pub);
+    ingest_publish_end(&req->ctx, batch, &req->pub, srv->dedup ? remember_accepted : NULL,
+                       srv->dedup);
     long long counts[5] = {0};
     for (size_t i = 0; i < batch->count; i++)
         counts[batch->items[i].outcome]++;
@@ -404,6 +409,7 @@ static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, 
     }
     snprintf(req->school_id, sizeof(req->school_id), "%s", cred->school_id);
     snprintf(req->credential_id, sizeof(req->credential_id), "%s", cred->id);
+    ctx->writer = INGEST_WRITER_KEY;
     ctx->school_id = req->school_id;
     ctx->credential_id = req->credential_id;
     const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
@@ -417,6 +423,7 @@ static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, 
                                   : "Content-Type must be application/json");
     }
     ctx->registry = srv->gen.registry;
+    ctx->staff = srv->gen.staff;
     const char *body = req->body.data ? req->body.data : "";
     switch (req->endpoint) {
     case EP_ATTENDANCE:
@@ -435,6 +442,7 @@ static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, 
     }
     pthread_rwlock_unlock(&srv->lock);
     ctx->registry = NULL; /* the generation may be replaced from here on */
+    ctx->staff = NULL;
 
     if (s != BX_OK) {
         ingest_batch_free(batch);
@@ -607,7 +615,7 @@ void ingest_server_watch(ingest_server *srv)
 {
     static const char *const phases[] = {"upload", "duplicate check", "Kafka acknowledgement",
                                          "dead letter"};
-    long long now = monotonic_ms();
+    long long now = bx_monotonic_ms();
     pthread_mutex_lock(&srv->waiting_lock);
     for (struct request *r = srv->waiting_head; r; r = r->wnext) {
         long long waited = now - r->since_ms, answered = atomic_load(&r->answered_ms);
@@ -684,9 +692,9 @@ static void *loop_main(void *arg)
             if (listen_fd != MHD_INVALID_SOCKET)
                 close(listen_fd);
             quiesced = true;
-            stop_deadline = monotonic_ms() + srv->conf.ack_timeout_ms + 5000;
+            stop_deadline = bx_monotonic_ms() + srv->conf.ack_timeout_ms + 5000;
         }
-        if (quiesced && (atomic_load(&srv->waiting) == 0 || monotonic_ms() > stop_deadline))
+        if (quiesced && (atomic_load(&srv->waiting) == 0 || bx_monotonic_ms() > stop_deadline))
             break;
         MHD_UNSIGNED_LONG_LONG mhd_timeout = 0;
         int timeout = 100;

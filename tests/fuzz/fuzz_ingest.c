@@ -8,6 +8,9 @@
  * - every accepted record is a message that parses strictly and validates against its topic's
  *   schema, keyed by its student (or class), with the record's event id, about a student of the
  *   credential's school;
+ * - an accepted action names only staff of the registry who work at the student's school (or are
+ *   its township's officer), and never carries a township sign-off (a school's key cannot give
+ *   one);
  * - a roll call gives each enrolled student of the class at most one fact, and none at all to one
  *   whose entry was rejected (never a guessed "present");
  * - the reply to the request parses strictly. */
@@ -43,6 +46,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
     } while (0)
 
 static bx_registry *registry;
+static ingest_staff_dir *staff;
+
+/* The staff the corpus names, and some of another school and township. */
+static const ingest_staff staff_rows[] = {
+    {"T1001031", "homeroom_teacher", TEST_SCHOOL, "", ""},
+    {"stf-017-hr-12", "homeroom_teacher", TEST_SCHOOL, "", ""},
+    {"T1002011", "homeroom_teacher", TEST_OTHER_SCHOOL, "", ""},
+    {"stf-twn-0402", "township_officer", "", "520122100", ""},
+    {"W520122101", "township_officer", "", "520122101", ""},
+};
 static cJSON *schema_attendance, *schema_actions, *schema_dlq;
 
 static cJSON *load_schema(const char *topic)
@@ -61,19 +74,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz registry: %s\n", err.msg);
         abort();
     }
+    if (ingest_staff_dir_new(staff_rows, sizeof(staff_rows) / sizeof(staff_rows[0]), &staff,
+                             &err) != BX_OK) {
+        fprintf(stderr, "fuzz staff: %s\n", err.msg);
+        abort();
+    }
     schema_attendance = load_schema("bx.attendance.v1");
     schema_actions = load_schema("bx.actions.v1");
     schema_dlq = load_schema("bx.dlq.v1");
     return 0;
 }
 
-static const char *const dlq_reasons[] = {"malformed",       "missing_field",
-                                          "invalid_value",   "unknown_field",
-                                          "unknown_student", "unknown_class",
-                                          "wrong_school",    "wrong_class",
-                                          "future_date",     "outside_term",
-                                          "not_school_day",  "duplicate_in_request",
-                                          "other",           NULL};
+static const char *const dlq_reasons[] = {
+    "malformed",       "missing_field", "invalid_value",  "unknown_field",
+    "unknown_student", "unknown_class", "wrong_school",   "wrong_class",
+    "future_date",     "outside_term",  "not_school_day", "duplicate_in_request",
+    "unknown_staff",   "unauthorized",  "other",          NULL};
 
 static bool known_reason(const char *reason)
 {
@@ -166,6 +182,20 @@ static void check_rollcall(const ingest_batch *b)
     }
 }
 
+/* An accepted action's staff work at its school; no township sign-off came through the key. */
+static void check_accountable(const cJSON *m)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "staff_id");
+    if (cJSON_IsString(id)) {
+        const ingest_staff *member = ingest_staff_find(staff, id->valuestring);
+        INVARIANT(member != NULL);
+        INVARIANT(ingest_staff_serves(member, bx_registry_school(registry, TEST_SCHOOL)));
+    }
+    const cJSON *details = cJSON_GetObjectItemCaseSensitive(m, "details");
+    INVARIANT(
+        !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(details, "township_signoff_staff_id")));
+}
+
 static void check_batch(const ingest_ctx *ctx, const ingest_batch *b)
 {
     for (size_t i = 0; i < b->count; i++) {
@@ -202,6 +232,8 @@ static void check_batch(const ingest_ctx *ctx, const ingest_batch *b)
         INVARIANT(cJSON_IsString(ev) && strcmp(ev->valuestring, r->event_id) == 0);
         const cJSON *school = cJSON_GetObjectItemCaseSensitive(m, "school_id");
         INVARIANT(cJSON_IsString(school) && strcmp(school->valuestring, ctx->school_id) == 0);
+        if (actions)
+            check_accountable(m);
         const cJSON *student = cJSON_GetObjectItemCaseSensitive(m, "student_id");
         if (cJSON_IsString(student)) {
             const bx_reg_student *st = bx_registry_student(registry, student->valuestring);
@@ -243,6 +275,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         "", "/v1/attendance", "/v1/attendance", "/v1/rollcall", "/v1/leave", "/v1/actions"};
     ingest_ctx ctx = {
         .registry = registry,
+        .staff = staff,
+        .writer = INGEST_WRITER_KEY,
         .school_id = TEST_SCHOOL,
         .credential_id = "cred-fuzz",
         .now = bx_time_from_local(bx_date_from_ymd(2026, 11, 27), 10, 30),

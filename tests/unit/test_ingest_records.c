@@ -1,6 +1,8 @@
-/* bx-ingest's request parsers (records.c) against a registry in memory: cases the fuzz targets
+/* bx-ingest's request parsers (bxvalidate) against a registry in memory: cases the fuzz targets
  * found. Roll calls: a student whose entry is rejected gets no fact at all, whatever else the roll
- * call says about them; errors quoting a value cut to length stay valid UTF-8. */
+ * call says about them; errors quoting a value cut to length stay valid UTF-8. Accountability:
+ * the staff an action names exist and work at the student's school, a township sign-off comes
+ * only from the township officer in person, and recorded_by names the writer. */
 #include "bx_json.h"
 #include "bx_test.h"
 #include "bx_test_registry.h"
@@ -20,10 +22,32 @@ static bx_registry *registry(void)
     return r;
 }
 
+/* Staff of the sample registry: the schools' teachers and the two townships' officers. */
+static const ingest_staff staff_rows[] = {
+    {"T1001031", "homeroom_teacher", TEST_SCHOOL, "", ""},
+    {"P1001", "principal", TEST_SCHOOL, "", ""},
+    {"T1002011", "homeroom_teacher", TEST_OTHER_SCHOOL, "", ""},
+    {"W520122100", "township_officer", "", "520122100", ""},
+    {"W520122101", "township_officer", "", "520122101", ""},
+};
+
+static const ingest_staff_dir *staff(void)
+{
+    static ingest_staff_dir *d;
+    bx_error err = {0};
+    if (d == NULL && ingest_staff_dir_new(staff_rows, sizeof(staff_rows) / sizeof(staff_rows[0]),
+                                          &d, &err) != BX_OK)
+        fprintf(stderr, "staff: %s\n", err.msg);
+    REQUIRE(d != NULL);
+    return d;
+}
+
 static ingest_ctx context(void)
 {
     ingest_ctx ctx = {
         .registry = registry(),
+        .staff = staff(),
+        .writer = INGEST_WRITER_KEY,
         .school_id = TEST_SCHOOL,
         .credential_id = "cred-1",
         .now = bx_time_from_local(bx_date_from_ymd(2026, 11, 27), 10, 30),
@@ -217,4 +241,192 @@ BX_TEST(records_as_received_parse_again)
         cJSON_Delete(body);
         ingest_batch_free(&b);
     }
+}
+
+/* A person signed in to bx-console, as the console fills the context. */
+static ingest_ctx person(const char *staff_id)
+{
+    const ingest_staff *m = ingest_staff_find(staff(), staff_id);
+    REQUIRE(m != NULL);
+    ingest_ctx ctx = context();
+    ctx.writer = INGEST_WRITER_PERSON;
+    ctx.credential_id = NULL;
+    ctx.staff_id = m->id;
+    ctx.role = m->role;
+    ctx.school_id = m->school_id[0] ? m->school_id : NULL;
+    ctx.township_code = m->township_code[0] ? m->township_code : NULL;
+    ctx.endpoint = "console:/actions";
+    return ctx;
+}
+
+/* Who writes an action, what it says, and what must come of it. */
+struct accountability_case {
+    const char *name;
+    const char *writer; /* NULL: the school's key; else the staff id of a signed-in person */
+    const char *record; /* one record of /v1/actions */
+    const char *field;  /* NULL: accepted */
+    const char *reason;
+    const char *expect; /* substring of the error, or of the message when accepted */
+};
+
+#define ACT(student, action, staff, details)                                                       \
+    "{\"student_id\":\"" student "\",\"action\":\"" action "\",\"date\":\"2026-11-26\"" staff      \
+    ",\"details\":" details "}"
+#define BY(id)     ",\"staff_id\":\"" id "\""
+#define CONTACT    "{\"channel\":\"phone\",\"reached\":true}"
+#define RETURNED   "{\"return_date\":\"2026-11-26\"}"
+#define SIGNED(id) "{\"return_date\":\"2026-11-26\",\"township_signoff_staff_id\":\"" id "\"}"
+
+static const struct accountability_case accountability[] = {
+    {"forged staff id", NULL, ACT("S10010301", "contact_made", BY("NOBODY_AT_ALL"), CONTACT),
+     "records[0].staff_id", "unknown_staff", "no staff \"NOBODY_AT_ALL\" in the registry"},
+    {"staff of another school", NULL,
+     ACT("S10010301", "home_visit", BY("T1002011"), "{\"outcome\":\"refused\"}"),
+     "records[0].staff_id", "wrong_school",
+     "staff \"T1002011\" does not work at school 5201221001"},
+    {"forged author of a report", NULL,
+     ACT("S10010301", "report_filed", BY("GHOST"), "{\"task\":\"report_to_school\"}"),
+     "records[0].staff_id", "unknown_staff", "no staff \"GHOST\""},
+    {"officer of another township", NULL,
+     ACT("S10010301", "letter_delivered", BY("W520122101"), "{\"letter\":\"return_notice\"}"),
+     "records[0].staff_id", "wrong_school", "does not work at school 5201221001"},
+    {"own teacher", NULL, ACT("S10010301", "contact_made", BY("T1001031"), CONTACT), NULL, NULL,
+     "\"staff_id\":\"T1001031\",\"recorded_at\":\"2026-11-27T10:30:00+08:00\","
+     "\"recorded_by\":\"cred-1\""},
+    {"the township's officer delivers a letter", NULL,
+     ACT("S10010301", "letter_delivered", BY("W520122100"), "{\"letter\":\"deadline_notice\"}"),
+     NULL, NULL, "\"staff_id\":\"W520122100\""},
+    {"no staff named", NULL, ACT("S10010301", "contact_made", "", CONTACT), NULL, NULL,
+     "\"staff_id\":null"},
+    {"sign-off through a school key", NULL,
+     ACT("S10010301", "returned", BY("T1001031"), SIGNED("W520122100")),
+     "records[0].details.township_signoff_staff_id", "unauthorized",
+     "a school's key cannot sign off for the township"},
+    {"forged sign-off through a school key", NULL,
+     ACT("S10010301", "returned", "", SIGNED("NOBODY_AT_ALL")),
+     "records[0].details.township_signoff_staff_id", "unauthorized", "cannot sign off"},
+    {"return without sign-off through a school key", NULL,
+     ACT("S10010301", "returned", BY("T1001031"), RETURNED), NULL, NULL,
+     "\"township_signoff_staff_id\":null"},
+    {"null sign-off through a school key", NULL,
+     ACT("S10010301", "returned", "",
+         "{\"return_date\":\"2026-11-26\",\"township_signoff_staff_id\":null}"),
+     NULL, NULL, "\"township_signoff_staff_id\":null"},
+    {"sign-off by the township officer in person", "W520122100",
+     ACT("S10010301", "returned", BY("W520122100"), SIGNED("W520122100")), NULL, NULL,
+     "\"recorded_by\":\"W520122100\",\"details\":{\"return_date\":\"2026-11-26\","
+     "\"township_signoff_staff_id\":\"W520122100\"}"},
+    {"officer signs as someone else", "W520122100",
+     ACT("S10010301", "returned", "", SIGNED("T1001031")),
+     "records[0].details.township_signoff_staff_id", "unauthorized",
+     "signs off only as themselves (W520122100)"},
+    {"officer of another township", "W520122101",
+     ACT("S10010301", "returned", "", SIGNED("W520122101")), "records[0].student_id",
+     "wrong_school", "student \"S10010301\" is not registered at township 520122101"},
+    {"teacher signs off", "T1001031", ACT("S10010301", "returned", "", SIGNED("T1001031")),
+     "records[0].details.township_signoff_staff_id", "unauthorized",
+     "only a township officer signs off a return report; staff T1001031 is homeroom_teacher"},
+    {"teacher records a contact", "T1001031",
+     ACT("S10010301", "contact_made", BY("T1001031"), CONTACT), NULL, NULL,
+     "\"recorded_by\":\"T1001031\""},
+    {"principal names a colleague", "P1001",
+     ACT("S10010302", "home_visit", BY("T1001031"), "{\"outcome\":\"not_home\"}"), NULL, NULL,
+     "\"staff_id\":\"T1001031\",\"recorded_at\":\"2026-11-27T10:30:00+08:00\","
+     "\"recorded_by\":\"P1001\""},
+    {"teacher reaches another school's student", "T1001031",
+     ACT("S10020101", "contact_made", BY("T1001031"), CONTACT), "records[0].student_id",
+     "wrong_school", "is not registered at school 5201221001"},
+    {"officer names another school's teacher", "W520122100",
+     ACT("S10010301", "contact_made", BY("T1002011"), CONTACT), "records[0].staff_id",
+     "wrong_school", "staff \"T1002011\" does not work at school 5201221001"},
+};
+
+BX_TEST(actions_hold_their_writers_to_account)
+{
+    for (size_t i = 0; i < sizeof(accountability) / sizeof(accountability[0]); i++) {
+        const struct accountability_case *c = &accountability[i];
+        ingest_ctx ctx = c->writer ? person(c->writer) : context();
+        char body[1024];
+        snprintf(body, sizeof(body), "{\"records\":[%s]}", c->record);
+        ingest_batch b;
+        ingest_batch_init(&b);
+        bx_error err = {0};
+        REQUIRE(ingest_parse_actions(&ctx, body, strlen(body), &b, &err) == BX_OK);
+        REQUIRE(b.count == 1);
+        const ingest_record *r = &b.items[0];
+        if (c->field == NULL) {
+            if (r->outcome != INGEST_PENDING || strstr(r->message, c->expect) == NULL)
+                BX_FAIL_AT("case \"%s\": expected accepted with %s, got %s %s", c->name, c->expect,
+                           r->error, r->message ? r->message : "");
+        } else if (r->outcome != INGEST_REJECTED || strcmp(r->field, c->field) != 0 ||
+                   strcmp(r->reason, c->reason) != 0 || strstr(r->error, c->expect) == NULL) {
+            BX_FAIL_AT("case \"%s\": expected %s %s (%s), got %s %s: %s", c->name, c->field,
+                       c->reason, c->expect, r->field, r->reason ? r->reason : "-", r->error);
+        }
+        ingest_batch_free(&b);
+    }
+}
+
+/* Without a staff directory nobody can be named. */
+BX_TEST(actions_without_staff_directory_name_nobody)
+{
+    ingest_ctx ctx = context();
+    ctx.staff = NULL;
+    const char *body =
+        "{\"records\":[" ACT("S10010301", "contact_made", BY("T1001031"), CONTACT) "]}";
+    ingest_batch b;
+    ingest_batch_init(&b);
+    bx_error err = {0};
+    REQUIRE(ingest_parse_actions(&ctx, body, strlen(body), &b, &err) == BX_OK);
+    REQUIRE(b.count == 1);
+    CHECK(b.items[0].outcome == INGEST_REJECTED);
+    CHECK_STR(b.items[0].reason, "unknown_staff");
+    ingest_batch_free(&b);
+}
+
+/* A person's roll call and leave carry their staff id as recorded_by, and reach only their
+ * school; a staff directory with an id twice is refused. */
+BX_TEST(person_writes_roll_calls_and_leave_as_themselves)
+{
+    ingest_ctx ctx = person("T1001031");
+    ingest_batch b;
+    ingest_batch_init(&b);
+    bx_error err = {0};
+    const char *reason = NULL;
+    const char *rc =
+        "{\"class_id\":\"C1001031\",\"date\":\"2026-11-26\",\"absent\":[\"S10010301\"]}";
+    REQUIRE(ingest_parse_rollcall(&ctx, rc, strlen(rc), &b, &reason, &err) == BX_OK);
+    for (size_t i = 0; i < b.count; i++)
+        CHECK_CONTAINS(b.items[i].message, "\"recorded_by\":\"T1001031\"");
+    ingest_batch_free(&b);
+
+    ingest_batch_init(&b);
+    rc = "{\"class_id\":\"C1002011\",\"date\":\"2026-11-26\"}";
+    CHECK(ingest_parse_rollcall(&ctx, rc, strlen(rc), &b, &reason, &err) == BX_EINVAL);
+    CHECK_STR(reason, "wrong_school");
+    CHECK_CONTAINS(err.msg, "body.class_id: class \"C1002011\" is not at school 5201221001");
+    ingest_batch_free(&b);
+
+    ingest_batch_init(&b);
+    const char *lv = "{\"records\":[{\"student_id\":\"S10010302\",\"first_date\":\"2026-11-30\","
+                     "\"last_date\":\"2026-11-30\",\"leave_kind\":\"sick\",\"requested_by\":"
+                     "\"guardian\",\"phoned_in\":true}]}";
+    REQUIRE(ingest_parse_leave(&ctx, lv, strlen(lv), &b, &err) == BX_OK);
+    REQUIRE(b.count == 1);
+    CHECK(b.items[0].outcome == INGEST_PENDING);
+    CHECK_CONTAINS(b.items[0].message, "\"recorded_by\":\"T1001031\"");
+    ingest_batch_free(&b);
+
+    /* A city officer (no school, township or county) reaches nobody. */
+    ctx.role = "city_officer";
+    ctx.school_id = NULL;
+    ingest_batch_init(&b);
+    REQUIRE(ingest_parse_leave(&ctx, lv, strlen(lv), &b, &err) == BX_OK);
+    CHECK_STR(b.items[0].reason, "wrong_school");
+    ingest_batch_free(&b);
+
+    ingest_staff twice[] = {staff_rows[0], staff_rows[0]};
+    ingest_staff_dir *d = NULL;
+    CHECK(ingest_staff_dir_new(twice, 2, &d, &err) == BX_EINVAL);
+    CHECK(d == NULL);
 }
