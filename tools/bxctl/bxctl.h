@@ -30,6 +30,8 @@ int bxctl_case(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_report(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_ledger(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_settle(bxctl_ctx *ctx, int argc, char **argv);
+int bxctl_staff(bxctl_ctx *ctx, int argc, char **argv); /* staff.c: bx-console accounts */
+int bxctl_audit(bxctl_ctx *ctx, int argc, char **argv); /* audit.c */
 int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv); /* document.c */
 
 /* What bx-score's computations read (rebuild.c): PostgreSQL, Redis, the registry, the profiles

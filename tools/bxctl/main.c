@@ -40,7 +40,11 @@ static void usage(void)
             "                                  standing lists with persuasion history\n"
             "  settle [--group GROUP:TOPIC[,TOPIC]]... [--timeout S] [--interval MS] [--verbose]\n"
             "                                  wait until every group has consumed its topics,\n"
-            "                                  no timer is due and the outbox is empty\n");
+            "                                  no timer is due and the outbox is empty\n"
+            "  staff invite|reset|disable <staff_id> | staff list [--school ID]\n"
+            "                                  bx-console accounts (activation code by SMS)\n"
+            "  audit [--staff ID] [--student ID] [--since DATE]\n"
+            "                                  who saw or wrote what in bx-console\n");
 }
 
 PGconn *bxctl_db(bxctl_ctx *ctx)
@@ -119,6 +123,10 @@ int main(int argc, char **argv)
         rc = bxctl_ledger(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "settle") == 0)
         rc = bxctl_settle(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "staff") == 0)
+        rc = bxctl_staff(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "audit") == 0)
+        rc = bxctl_audit(&ctx, argc - 2, argv + 2);
     else {
         fprintf(stderr, "bxctl: unknown command \"%s\"\n", cmd);
         usage();

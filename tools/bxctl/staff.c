@@ -1,0 +1,376 @@
+/* bxctl staff: people's accounts for bx-console: invite (an 8-digit code by SMS through
+ * bx-notify), reset, disable, list. Codes are kept only as SHA-256 and never logged. */
+#include "bx_buf.h"
+#include "bx_clock.h"
+#include "bx_kafka.h"
+#include "bx_pg.h"
+#include "bx_registry.h"
+#include "bxctl.h"
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CODE_DIGITS  8
+#define NOTIFY_TOPIC "bx.notify.requests.v1"
+
+/* The roles bx.notify.requests.v1 can address by recipient_staff_id. */
+static const char *const notify_roles[] = {"homeroom_teacher", "principal",      "academic_office",
+                                           "township_officer", "county_officer", NULL};
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: bxctl staff invite <staff_id> [--hours N] [--print]\n"
+            "       bxctl staff reset <staff_id> [--hours N] [--print]\n"
+            "       bxctl staff disable <staff_id>\n"
+            "       bxctl staff list [--school ID]\n"
+            "  invite  makes the account and sends a one-time 8-digit activation code by SMS\n"
+            "          (template staff_activation through bx-notify); valid N hours (24)\n"
+            "  reset   clears the password, ends every session, sends a new code\n"
+            "  disable ends every session; the person can no longer sign in\n"
+            "  --print shows the code here instead of sending it (a local demo without SMS)\n");
+}
+
+static bool code_new(char out[CODE_DIGITS + 1])
+{
+    for (int i = 0; i < CODE_DIGITS; i++) {
+        unsigned char b;
+        do {
+            if (RAND_bytes(&b, 1) != 1)
+                return false;
+        } while (b >= 250); /* uniform over 0..249, then mod 10 */
+        out[i] = (char)('0' + b % 10);
+    }
+    out[CODE_DIGITS] = '\0';
+    return true;
+}
+
+/* "\x<hex>" of SHA-256("<staff_id>:<code>"), as bx-console computes it. */
+static void code_hash_param(const char *staff_id, const char *code, char out[68])
+{
+    char text[80];
+    snprintf(text, sizeof(text), "%s:%s", staff_id, code);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)text, strlen(text), digest);
+    out[0] = '\\';
+    out[1] = 'x';
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(out + 2 + 2 * i, 3, "%02x", digest[i]);
+}
+
+static bx_status q(PGconn *db, const char *sql, int n, const char *const *params, PGresult **out,
+                   bx_error *err)
+{
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db, sql, n, params, &res, err);
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return s;
+}
+
+static void on_delivery(void *opaque, rd_kafka_resp_err_t e)
+{
+    *(rd_kafka_resp_err_t *)opaque = e;
+}
+
+static bx_status send_code(bxctl_ctx *ctx, const char *staff_id, const char *role, const char *code,
+                           bx_time_ms now, bx_error *err)
+{
+    char requested[32], request_id[96];
+    bx_time_format(now, requested, sizeof(requested));
+    snprintf(request_id, sizeof(request_id), "staff-activation:%s:%lld", staff_id, (long long)now);
+    bx_buf msg;
+    bx_buf_init(&msg, 4096);
+    bx_status s = bx_buf_printf(&msg,
+                                "{\"schema\":\"" NOTIFY_TOPIC "\",\"request_id\":\"%s\","
+                                "\"case_id\":null,\"student_id\":null,"
+                                "\"template\":\"staff_activation\",\"recipient_role\":\"%s\","
+                                "\"recipient_staff_id\":\"%s\",\"channel\":\"sms\","
+                                "\"params\":{\"task_id\":\"%s\"},"
+                                "\"not_before\":null,\"requested_at\":\"%s\"}",
+                                request_id, role, staff_id, code, requested);
+    bx_producer *p = NULL;
+    rd_kafka_resp_err_t delivered = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+    IFOK(s, bx_producer_new(ctx->conf.kafka_brokers, NULL, &p, err));
+    IFOK(s, bx_producer_send(p, NOTIFY_TOPIC, staff_id, strlen(staff_id), msg.data, msg.len,
+                             on_delivery, &delivered));
+    IFOK(s, bx_producer_flush(p, 15000));
+    bx_producer_free(p, 5000);
+    /* the message held the code: wipe our copy */
+    if (msg.data)
+        memset(msg.data, 0, msg.len);
+    bx_buf_free(&msg);
+    if (s == BX_OK && delivered != RD_KAFKA_RESP_ERR_NO_ERROR)
+        s = BX_ERR(err, BX_EIO, "Kafka did not acknowledge the SMS request: %s",
+                   rd_kafka_err2str(delivered));
+    return s;
+}
+
+static bx_status end_sessions(PGconn *db, const char *staff_id, const char *why,
+                              const char *now_param, bx_error *err)
+{
+    const char *params[] = {staff_id, now_param, why};
+    return q(db,
+             "UPDATE console.session SET revoked_at = to_timestamp($2::bigint / 1000.0), "
+             "revoked_why = $3 WHERE staff_id = $1 AND revoked_at IS NULL",
+             3, params, NULL, err);
+}
+
+static bx_status revoke_codes(PGconn *db, const char *staff_id, const char *now_param,
+                              bx_error *err)
+{
+    const char *params[] = {staff_id, now_param};
+    return q(db,
+             "UPDATE console.activation SET revoked_at = to_timestamp($2::bigint / 1000.0) "
+             "WHERE staff_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+             2, params, NULL, err);
+}
+
+static bx_status audit(PGconn *db, const char *action, const char *staff_id, const char *now_param,
+                       bx_error *err)
+{
+    char detail[64];
+    snprintf(detail, sizeof(detail), "staff %s", staff_id);
+    const char *params[] = {now_param, action, detail};
+    return q(db,
+             "INSERT INTO console.audit (at, staff_id, action, detail, client_addr) "
+             "VALUES (to_timestamp($1::bigint / 1000.0), 'bxctl', $2, $3, 'bxctl')",
+             3, params, NULL, err);
+}
+
+/* invite and reset: a new code (older ones revoked), then the SMS or --print. */
+static int invite(bxctl_ctx *ctx, PGconn *db, const char *staff_id, bool reset, long long hours,
+                  bool print)
+{
+    const char *cmd = reset ? "reset" : "invite";
+    if (!bx_id_valid(staff_id)) {
+        fprintf(stderr, "bxctl staff %s: \"%s\" is not a registry id\n", cmd, staff_id);
+        return 2;
+    }
+    bx_error err = {0};
+    char now[32];
+    bxctl_now_param(now);
+    PGresult *res = NULL;
+    const char *id_param[] = {staff_id};
+    bx_status s = q(db,
+                    "SELECT st.role, coalesce(st.phone, ''), coalesce(a.state, '') "
+                    "FROM registry.staff st LEFT JOIN console.account a ON a.staff_id = st.id "
+                    "WHERE st.id = $1",
+                    1, id_param, &res, &err);
+    if (s != BX_OK) {
+        fprintf(stderr, "bxctl staff %s: %s\n", cmd, err.msg);
+        return 1;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        fprintf(stderr, "bxctl staff %s: no staff %s in the registry\n", cmd, staff_id);
+        return 1;
+    }
+    char role[40], state[16];
+    snprintf(role, sizeof(role), "%s", PQgetvalue(res, 0, 0));
+    bool has_phone = PQgetvalue(res, 0, 1)[0] != '\0';
+    snprintf(state, sizeof(state), "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+    if (!reset && strcmp(state, "active") == 0) {
+        fprintf(stderr,
+                "bxctl staff invite: %s already has an active account (reset makes a "
+                "new code)\n",
+                staff_id);
+        return 1;
+    }
+    if (!reset && strcmp(state, "disabled") == 0) {
+        fprintf(stderr,
+                "bxctl staff invite: %s's account is disabled (reset enables it again "
+                "with a new code)\n",
+                staff_id);
+        return 1;
+    }
+    if (reset && state[0] == '\0') {
+        fprintf(stderr, "bxctl staff reset: %s has no account (invite makes one)\n", staff_id);
+        return 1;
+    }
+    bool addressable = false;
+    for (size_t i = 0; notify_roles[i]; i++)
+        addressable = addressable || strcmp(notify_roles[i], role) == 0;
+    if (!print && (!has_phone || !addressable)) {
+        fprintf(stderr,
+                "bxctl staff %s: %s cannot get an SMS (%s); give the code in person with "
+                "--print\n",
+                cmd, staff_id, has_phone ? "bx-notify cannot address this role" : "no phone");
+        return 1;
+    }
+    char code[CODE_DIGITS + 1], hash[68], hours_text[24];
+    if (!code_new(code)) {
+        fprintf(stderr, "bxctl staff %s: no randomness available\n", cmd);
+        return 1;
+    }
+    code_hash_param(staff_id, code, hash);
+    snprintf(hours_text, sizeof(hours_text), "%lld", hours);
+    s = bx_pg_exec(db, "BEGIN", &err);
+    const char *acc[] = {staff_id, now};
+    IFOK(s, q(db,
+              "INSERT INTO console.account (staff_id, state, created_at, changed_at) VALUES ($1, "
+              "'invited', to_timestamp($2::bigint / 1000.0), to_timestamp($2::bigint / 1000.0)) "
+              "ON CONFLICT (staff_id) DO UPDATE SET state = 'invited', password_hash = NULL, "
+              "changed_at = EXCLUDED.changed_at",
+              2, acc, NULL, &err));
+    if (reset)
+        IFOK(s, end_sessions(db, staff_id, "reset", now, &err));
+    IFOK(s, revoke_codes(db, staff_id, now, &err));
+    const char *ins[] = {staff_id, hash, now, hours_text};
+    IFOK(s, q(db,
+              "INSERT INTO console.activation (staff_id, code_hash, created_at, expires_at) "
+              "VALUES ($1, $2::bytea, to_timestamp($3::bigint / 1000.0), "
+              "to_timestamp($3::bigint / 1000.0) + make_interval(hours => $4::int))",
+              4, ins, NULL, &err));
+    IFOK(s, audit(db, reset ? "staff_reset" : "staff_invite", staff_id, now, &err));
+    IFOK(s, bx_pg_exec(db, "COMMIT", &err));
+    if (s != BX_OK) {
+        bx_pg_rollback(db);
+        fprintf(stderr, "bxctl staff %s: %s\n", cmd, err.msg);
+        return 1;
+    }
+    if (print) {
+        printf("%s\n", code);
+        fprintf(stderr,
+                "activation code for %s (valid %lld h, single use) printed above; it is "
+                "not stored and not shown again\n",
+                staff_id, hours);
+    } else {
+        s = send_code(ctx, staff_id, role, code, (bx_time_ms)strtoll(now, NULL, 10), &err);
+        if (s != BX_OK) {
+            fprintf(stderr, "bxctl staff %s: %s (run it again: a new code replaces this one)\n",
+                    cmd, err.msg);
+            memset(code, 0, sizeof(code));
+            return 1;
+        }
+        printf("activation code for %s sent by SMS (valid %lld h, single use)\n", staff_id, hours);
+    }
+    memset(code, 0, sizeof(code));
+    return 0;
+}
+
+static int disable(PGconn *db, const char *staff_id)
+{
+    bx_error err = {0};
+    char now[32];
+    bxctl_now_param(now);
+    PGresult *res = NULL;
+    const char *params[] = {staff_id, now};
+    bx_status s = bx_pg_exec(db, "BEGIN", &err);
+    IFOK(s, q(db,
+              "UPDATE console.account SET state = 'disabled', changed_at = "
+              "to_timestamp($2::bigint / 1000.0) WHERE staff_id = $1 RETURNING staff_id",
+              2, params, &res, &err));
+    if (s == BX_OK && PQntuples(res) != 1)
+        s = BX_ERR(&err, BX_ENOTFOUND, "%s has no account", staff_id);
+    PQclear(res);
+    IFOK(s, end_sessions(db, staff_id, "disabled", now, &err));
+    IFOK(s, revoke_codes(db, staff_id, now, &err));
+    IFOK(s, audit(db, "staff_disable", staff_id, now, &err));
+    IFOK(s, bx_pg_exec(db, "COMMIT", &err));
+    if (s != BX_OK) {
+        bx_pg_rollback(db);
+        fprintf(stderr, "bxctl staff disable: %s\n", err.msg);
+        return 1;
+    }
+    printf("%s disabled; every session ended\n", staff_id);
+    return 0;
+}
+
+static int list(PGconn *db, const char *school)
+{
+    bx_error err = {0};
+    PGresult *res = NULL;
+    const char *params[] = {school};
+    bx_status s =
+        q(db,
+          "SELECT st.id, st.role, coalesce(st.school_id, st.township_code, "
+          "st.county_code, st.area_code, ''), coalesce(a.state, 'none'), "
+          "coalesce(" BXCTL_ISO(
+              "a.changed_at") ", ''), "
+                              "(SELECT count(*) FROM console.session se WHERE se.staff_id = st.id "
+                              "AND se.revoked_at IS NULL AND se.absolute_expires_at > now()), "
+                              "coalesce((SELECT " BXCTL_ISO(
+                                  "max(se.created_at)") " FROM console.session se "
+                                                        "WHERE se.staff_id = st.id), '') "
+                                                        "FROM registry.staff st LEFT JOIN "
+                                                        "console.account a ON a.staff_id = st.id "
+                                                        "WHERE $1::text IS NULL OR st.school_id = "
+                                                        "$1 ORDER BY st.id",
+          1, params, &res, &err);
+    if (s != BX_OK) {
+        fprintf(stderr, "bxctl staff list: %s\n", err.msg);
+        return 1;
+    }
+    printf("%-20s %-17s %-12s %-9s %-16s %-8s %s\n", "staff_id", "role", "place", "account",
+           "changed", "sessions", "last sign-in");
+    for (int i = 0; i < PQntuples(res); i++) {
+        char changed[17], last[17];
+        bxctl_time_text(PQgetvalue(res, i, 4), changed);
+        bxctl_time_text(PQgetvalue(res, i, 6), last);
+        printf("%-20s %-17s %-12s %-9s %-16s %-8s %s\n", PQgetvalue(res, i, 0),
+               PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), changed,
+               PQgetvalue(res, i, 5), last);
+    }
+    PQclear(res);
+    return 0;
+}
+
+int bxctl_staff(bxctl_ctx *ctx, int argc, char **argv)
+{
+    if (argc < 1) {
+        usage();
+        return 2;
+    }
+    const char *sub = argv[0];
+    const char *id = NULL, *school = NULL;
+    long long hours = 24;
+    bool print = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--print") == 0) {
+            print = true;
+        } else if (strcmp(argv[i], "--hours") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            hours = strtoll(argv[++i], &end, 10);
+            if (*end || hours < 1 || hours > 168) {
+                fprintf(stderr, "bxctl staff: --hours: expected 1 to 168, got \"%s\"\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--school") == 0 && i + 1 < argc) {
+            school = argv[++i];
+        } else if (argv[i][0] != '-' && id == NULL) {
+            id = argv[i];
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    bool needs_id = strcmp(sub, "list") != 0;
+    if ((needs_id && id == NULL) || (!needs_id && id != NULL)) {
+        usage();
+        return 2;
+    }
+    if (strcmp(sub, "invite") && strcmp(sub, "reset") && strcmp(sub, "disable") &&
+        strcmp(sub, "list")) {
+        usage();
+        return 2;
+    }
+    PGconn *db = bxctl_db(ctx);
+    if (db == NULL)
+        return 1;
+    int rc;
+    if (strcmp(sub, "invite") == 0 || strcmp(sub, "reset") == 0)
+        rc = invite(ctx, db, id, strcmp(sub, "reset") == 0, hours, print);
+    else if (strcmp(sub, "disable") == 0)
+        rc = disable(db, id);
+    else
+        rc = list(db, school);
+    PQfinish(db);
+    return rc;
+}
