@@ -19,7 +19,7 @@
 
 /* A still-open task as one line of a digest:
  * 【未完成】家访：三年级2班张三，11月28日17:00前（已逾期）. */
-static bx_status open_task_line(const template_set *ts, const store_open_task *t, int number,
+static bx_status open_task_line(const template_set *ts, const notify_store_open_task *t, int number,
                                 bx_buf *list)
 {
     char iso[40], due[64];
@@ -31,108 +31,167 @@ static bx_status open_task_line(const template_set *ts, const store_open_task *t
                          t->overdue ? "（已逾期）" : "");
 }
 
+/* One person's digest as it is made. */
+typedef struct digest {
+    const char *staff_id;
+    const char *day;                          /* today, "2026-11-27" */
+    notify_store_task tasks[DIGEST_TASKS];    /* collected, oldest first */
+    notify_store_open_task open[DIGEST_OPEN]; /* still open from earlier days */
+    int n, nopen;
+    int listed; /* of tasks, in this part */
+    recipient r;
+    bool gone; /* no longer in the registry */
+    char place[101];
+    bx_buf list;
+    char text[TEXT_MAX * 4];
+    char reason[300]; /* why it is dead; "" when it is sent */
+} digest;
+
+/* Opens the person's transaction and reads what the digest may list: the tasks collected before
+ * cutoff and, in the day's first digest, those still open from before older. */
+static bx_status digest_gather(notify_service *sv, digest *dg, bx_time_ms cutoff, bx_time_ms older,
+                               bx_error *err)
+{
+    bool had = false;
+    dg->n = dg->nopen = 0;
+    bx_status s = notify_store_digest_begin(sv->db, dg->staff_id, cutoff, &had, err);
+    if (s != BX_OK)
+        return s;
+    s = notify_store_digest_tasks(sv->db, dg->staff_id, cutoff, DIGEST_TASKS, dg->tasks, &dg->n,
+                                  err);
+    if (s == BX_OK && !had)
+        s = notify_store_open_tasks(sv->db, dg->staff_id, older, DIGEST_OPEN, dg->open, &dg->nopen,
+                                    err);
+    return s;
+}
+
+/* The person's phone, name and place; one no longer in the registry is dg->gone. */
+static bx_status digest_recipient(notify_service *sv, digest *dg, bx_error *err)
+{
+    dg->place[0] = '\0';
+    bx_status s =
+        recipients_staff_by_id(sv->db, dg->staff_id, &dg->r, dg->place, sizeof(dg->place), err);
+    dg->gone = s == BX_ENOTFOUND;
+    return dg->gone ? BX_OK : s;
+}
+
+/* The lines of dg->list: the open tasks, then as many of the new ones as fit (dg->listed). */
+static bx_status digest_list(notify_service *sv, digest *dg)
+{
+    bx_status s = BX_OK;
+    for (int i = 0; i < dg->nopen && s == BX_OK; i++)
+        s = open_task_line(sv->conf.templates, &dg->open[i], i + 1, &dg->list);
+    size_t place_len = strlen(dg->place);
+    for (dg->listed = 0; dg->listed < dg->n && s == BX_OK; dg->listed++) {
+        size_t before = dg->list.len;
+        /* a task's text ends with the school's name; the digest is signed with it once */
+        const char *body = dg->tasks[dg->listed].body;
+        size_t len = strlen(body);
+        if (place_len > 0 && len > place_len && strcmp(body + len - place_len, dg->place) == 0)
+            len -= place_len;
+        s = bx_buf_printf(&dg->list, "\n%d. %.*s", dg->nopen + dg->listed + 1, (int)len, body);
+        if (s == BX_OK && dg->nopen + dg->listed > 0 && dg->list.len > DIGEST_LIST_MAX) {
+            dg->list.len = before; /* this one and the rest go in the next digest */
+            dg->list.data[before] = '\0';
+            break;
+        }
+    }
+    return s;
+}
+
+/* Renders the digest's text; dg->reason says why it is dead when it cannot go out (it is
+ * recorded anyway, with the list as its text when the template fails). */
+static void digest_render(notify_service *sv, digest *dg)
+{
+    char count[12];
+    snprintf(count, sizeof(count), "%d", dg->nopen + dg->listed);
+    const char *list = dg->list.data ? dg->list.data : "";
+    template_var vars[] = {{"teacher", dg->gone ? dg->staff_id : dg->r.staff_name},
+                           {"task_count", count},
+                           {"tasks", list},
+                           {"school", dg->place},
+                           {"date", dg->day}};
+    bx_error rerr = {0};
+    dg->reason[0] = '\0';
+    if (template_render(sv->conf.templates, sv->conf.digest_template, vars, 5, dg->text,
+                        sizeof(dg->text), &rerr) != BX_OK) {
+        snprintf(dg->text, sizeof(dg->text), "%.*s", (int)(sizeof(dg->text) - 1), list);
+        snprintf(dg->reason, sizeof(dg->reason), "digest template %s: %s", sv->conf.digest_template,
+                 rerr.msg);
+    } else if (dg->gone) {
+        snprintf(dg->reason, sizeof(dg->reason), "staff %s is no longer in the registry",
+                 dg->staff_id);
+    } else if (dg->r.phone[0] == '\0') {
+        snprintf(dg->reason, sizeof(dg->reason), "staff %s has no mobile number", dg->staff_id);
+    }
+}
+
+/* Writes the digest's notification and marks the tasks it lists; *digest_id is 0 when this part
+ * was made before. */
+static bx_status digest_insert(notify_service *sv, digest *dg, bx_time_ms now, int64_t *digest_id,
+                               char did[32], bx_error *err)
+{
+    char request_id[129];
+    /* one digest per person and day, in parts when long: named by the first new task it lists */
+    snprintf(request_id, sizeof(request_id), "digest:%s:%s:%s", dg->staff_id, dg->day,
+             dg->listed > 0 ? dg->tasks[0].notification_id : "open");
+    bool dead = dg->reason[0] != '\0';
+    notify_store_new nw = {request_id,
+                           dead ? dg->staff_id : dg->r.phone,
+                           dg->staff_id,
+                           false,
+                           "digest",
+                           dg->staff_id,
+                           NULL,
+                           NULL,
+                           sv->conf.digest_template,
+                           dg->place,
+                           dg->text,
+                           dead ? DISPATCH_DEAD : DISPATCH_QUEUED,
+                           now,
+                           dead ? dg->reason : NULL};
+    bx_status s = notify_store_insert(sv->db, &sv->ctx, &nw, now, digest_id, err);
+    snprintf(did, 32, "ntf-%lld", (long long)*digest_id);
+    if (s == BX_OK && *digest_id > 0)
+        s = notify_store_digest_mark(sv->db, &sv->ctx, dg->tasks, dg->listed, *digest_id, did,
+                                     dg->staff_id, now, err);
+    return s;
+}
+
 /* One digest SMS for staff_id: the first of the day lists what is still open from earlier days,
  * then as many of the newly collected tasks and notices as fit; the rest go in the next part. */
 static bx_status make_digest(notify_service *sv, const char *staff_id, const char *day,
                              bx_time_ms cutoff, bx_time_ms older, bx_time_ms now, bx_error *err)
 {
-    PGconn *db = sv->db;
-    static store_task tasks[DIGEST_TASKS];
-    static store_open_task open[DIGEST_OPEN];
-    int n = 0, nopen = 0;
-    bool had = false;
-    recipient r;
-    char place[101] = "";
-    bx_status s = store_digest_begin(db, staff_id, cutoff, &had, err);
-    if (s != BX_OK)
-        return s;
-    s = store_digest_tasks(db, staff_id, cutoff, DIGEST_TASKS, tasks, &n, err);
-    if (s == BX_OK && !had)
-        s = store_open_tasks(db, staff_id, older, DIGEST_OPEN, open, &nopen, err);
-    if (s == BX_OK && n == 0 && nopen == 0) {
-        bx_pg_rollback(db);
+    static digest dg; /* the main thread's */
+    dg.staff_id = staff_id;
+    dg.day = day;
+    dg.listed = 0;
+    bx_status s = digest_gather(sv, &dg, cutoff, older, err);
+    if (s == BX_OK && dg.n == 0 && dg.nopen == 0) {
+        bx_pg_rollback(sv->db);
         return BX_OK; /* another replica made it */
     }
-    IFOK(s, recipients_staff_by_id(db, staff_id, &r, place, sizeof(place), err));
-    bool gone = s == BX_ENOTFOUND;
-    if (gone)
-        s = BX_OK;
-    bx_buf list;
-    bx_buf_init(&list, 64 * 1024);
-    for (int i = 0; i < nopen && s == BX_OK; i++)
-        s = open_task_line(sv->conf.templates, &open[i], i + 1, &list);
-    int listed = 0;
-    for (; listed < n && s == BX_OK; listed++) {
-        size_t before = list.len;
-        /* a task's text ends with the school's name; the digest is signed with it once */
-        const char *body = tasks[listed].body;
-        size_t len = strlen(body), place_len = strlen(place);
-        if (place_len > 0 && len > place_len && strcmp(body + len - place_len, place) == 0)
-            len -= place_len;
-        s = bx_buf_printf(&list, "\n%d. %.*s", nopen + listed + 1, (int)len, body);
-        if (s == BX_OK && nopen + listed > 0 && list.len > DIGEST_LIST_MAX) {
-            list.len = before; /* this one and the rest go in the next digest */
-            list.data[before] = '\0';
-            break;
-        }
-    }
-    char count[12], request_id[129], text[TEXT_MAX * 4];
-    snprintf(count, sizeof(count), "%d", nopen + listed);
-    /* one digest per person and day, in parts when long: named by the first new task it lists */
-    snprintf(request_id, sizeof(request_id), "digest:%s:%s:%s", staff_id, day,
-             listed > 0 ? tasks[0].notification_id : "open");
-    template_var digest_vars[] = {{"teacher", gone ? staff_id : r.staff_name},
-                                  {"task_count", count},
-                                  {"tasks", list.data ? list.data : ""},
-                                  {"school", place},
-                                  {"date", day}};
-    bx_error rerr = {0};
-    bool rendered =
-        s == BX_OK && template_render(sv->conf.templates, sv->conf.digest_template, digest_vars, 5,
-                                      text, sizeof(text), &rerr) == BX_OK;
-    if (s == BX_OK && !rendered)
-        snprintf(text, sizeof(text), "%.*s", (int)(sizeof(text) - 1),
-                 list.data ? list.data : ""); /* listed anyway; reason says why it is dead */
-    bx_buf_free(&list);
-    char reason[300] = "";
-    if (!rendered)
-        snprintf(reason, sizeof(reason), "digest template %s: %s", sv->conf.digest_template,
-                 rerr.msg);
-    else if (gone)
-        snprintf(reason, sizeof(reason), "staff %s is no longer in the registry", staff_id);
-    else if (r.phone[0] == '\0')
-        snprintf(reason, sizeof(reason), "staff %s has no mobile number", staff_id);
-    store_new nw = {request_id,
-                    reason[0] ? staff_id : r.phone,
-                    staff_id,
-                    false,
-                    "digest",
-                    staff_id,
-                    NULL,
-                    NULL,
-                    sv->conf.digest_template,
-                    place,
-                    text,
-                    reason[0] ? DISPATCH_DEAD : DISPATCH_QUEUED,
-                    now,
-                    reason[0] ? reason : NULL};
+    IFOK(s, digest_recipient(sv, &dg, err));
+    bx_buf_init(&dg.list, 64 * 1024);
+    IFOK(s, digest_list(sv, &dg));
+    if (s == BX_OK)
+        digest_render(sv, &dg);
+    bx_buf_free(&dg.list);
     int64_t digest_id = 0;
-    IFOK(s, store_insert(db, &sv->ctx, &nw, now, &digest_id, err));
     char did[32];
-    snprintf(did, sizeof(did), "ntf-%lld", (long long)digest_id);
-    if (s == BX_OK && digest_id > 0)
-        s = store_digest_mark(db, &sv->ctx, tasks, listed, digest_id, did, staff_id, now, err);
-    IFOK(s, bx_pg_exec(db, "COMMIT", err));
+    IFOK(s, digest_insert(sv, &dg, now, &digest_id, did, err));
+    IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
     if (s != BX_OK) {
-        bx_pg_rollback(db);
+        bx_pg_rollback(sv->db);
         return s;
     }
     if (digest_id > 0) {
         bx_metric_add(&notify_m.digests, 1);
-        if (reason[0])
+        if (dg.reason[0])
             bx_metric_add(&notify_m.dead, 1);
-        bx_info("digest %s for %s: %d new, %d still open%s%s", did, staff_id, listed, nopen,
-                reason[0] ? "; dead: " : "", reason);
+        bx_info("digest %s for %s: %d new, %d still open%s%s", did, staff_id, dg.listed, dg.nopen,
+                dg.reason[0] ? "; dead: " : "", dg.reason);
     }
     return BX_OK;
 }
@@ -154,9 +213,9 @@ void notify_digests_run(notify_service *sv)
     static char staff[2 * DIGEST_STAFF][33];
     int n = 0, nopen = 0;
     bx_error err = {0};
-    if (store_digest_staff(sv->db, cutoff, DIGEST_STAFF, staff, &n, &err) != BX_OK ||
-        store_open_task_staff(sv->db, older, cutoff, DIGEST_STAFF, staff + n, &nopen, &err) !=
-            BX_OK) {
+    if (notify_store_digest_staff(sv->db, cutoff, DIGEST_STAFF, staff, &n, &err) != BX_OK ||
+        notify_store_open_task_staff(sv->db, older, cutoff, DIGEST_STAFF, staff + n, &nopen,
+                                     &err) != BX_OK) {
         bx_warn("digests: %s", err.msg);
         bx_metric_add(&notify_m.failures, 1);
         return;

@@ -230,6 +230,20 @@ static void give_up_waiting(const dispatch_policy *p, const dispatch_input *in,
                  (long long)(p->receipt_limit_ms / 1000));
 }
 
+/* The provider's last word on a message, from a query or a receipt: delivered or not. */
+static void on_final_answer(const dispatch_input *in, dispatch_output *out, const char *detail)
+{
+    out->changed = true;
+    if (in->answer == DISPATCH_ANS_DELIVERED) {
+        out->state = DISPATCH_DELIVERED;
+        out->status = DISPATCH_ST_DELIVERED;
+        return;
+    }
+    out->state = DISPATCH_DEAD;
+    out->status = DISPATCH_ST_DEAD;
+    set_reason(out, "accepted but not delivered: ", detail);
+}
+
 static void on_query(const dispatch_policy *p, const dispatch_input *in, dispatch_output *out,
                      const char *detail)
 {
@@ -256,15 +270,8 @@ static void on_query(const dispatch_policy *p, const dispatch_input *in, dispatc
         out->due_at = in->now + p->receipt_check_ms;
         return;
     case DISPATCH_ANS_DELIVERED:
-        out->changed = true;
-        out->state = DISPATCH_DELIVERED;
-        out->status = DISPATCH_ST_DELIVERED;
-        return;
     case DISPATCH_ANS_FAILED:
-        out->changed = true;
-        out->state = DISPATCH_DEAD;
-        out->status = DISPATCH_ST_DEAD;
-        set_reason(out, "accepted but not delivered: ", detail);
+        on_final_answer(in, out, detail);
         return;
     default:
         return;
@@ -293,15 +300,8 @@ static void on_receipt(const dispatch_policy *p, const dispatch_input *in, dispa
         return; /* a duplicate or late receipt changes nothing */
     switch (in->answer) {
     case DISPATCH_ANS_DELIVERED:
-        out->changed = true;
-        out->state = DISPATCH_DELIVERED;
-        out->status = DISPATCH_ST_DELIVERED;
-        return;
     case DISPATCH_ANS_FAILED:
-        out->changed = true;
-        out->state = DISPATCH_DEAD;
-        out->status = DISPATCH_ST_DEAD;
-        set_reason(out, "accepted but not delivered: ", detail);
+        on_final_answer(in, out, detail);
         return;
     case DISPATCH_ANS_PENDING:
         if (in->state != DISPATCH_SENDING && in->state != DISPATCH_UNKNOWN)

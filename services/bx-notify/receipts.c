@@ -69,16 +69,16 @@ static bx_status apply_receipt(notify_service *sv, const receipt_item *it, int *
     bx_time_ms now = bx_clock_now();
     bool fresh = false;
     bx_status s = bx_pg_exec(db, "BEGIN", err);
-    IFOK(s, store_receipt(db, it->notification_id, it->message_id, receipt_state_name(it->state),
-                          it->reason, now, &fresh, err));
+    IFOK(s, notify_store_receipt(db, it->notification_id, it->message_id,
+                                 receipt_state_name(it->state), it->reason, now, &fresh, err));
     if (s == BX_OK && !fresh) {
         s = bx_pg_exec(db, "COMMIT", err); /* a duplicate: nothing changes */
         if (s != BX_OK)
             bx_pg_rollback(db);
         return s;
     }
-    store_row row;
-    IFOK(s, store_lock_row(db, it->notification_id, &row, err));
+    notify_store_row row;
+    IFOK(s, notify_store_lock_row(db, it->notification_id, &row, err));
     if (s == BX_ENOTFOUND) {
         bx_warn("receipt for unknown notification %.40s recorded", it->notification_id);
         s = bx_pg_exec(db, "COMMIT", err);
@@ -107,7 +107,8 @@ static bx_status apply_receipt(notify_service *sv, const receipt_item *it, int *
         return s;
     }
     bool applied = false;
-    s = store_apply(db, &sv->ctx, &row, NULL, &out, it->message_id, now, true, &applied, err);
+    s = notify_store_apply(db, &sv->ctx, &row, NULL, &out, it->message_id, now, true, &applied,
+                           err);
     if (s == BX_OK && applied) {
         (*changed)++;
         notify_outcome_count(&out);

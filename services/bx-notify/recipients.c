@@ -57,16 +57,31 @@ bx_status recipients_context_load(PGconn *db, const char *student_id, bx_date to
     return s;
 }
 
-/* Fills ctx's place from one row of (school id, school name, township code, county code, county
- * name); "" for what the lookup does not give. */
-static bx_status place_load(PGconn *db, const char *sql, const char *what, const char *key,
-                            recipients_context *ctx, bx_error *err)
+bx_status recipients_place_load(PGconn *db, recipients_place kind, const char *key,
+                                recipients_context *ctx, bx_error *err)
 {
+    /* each gives (school id, school name, township code, county code, county name), "" for what
+     * the place does not have */
+    static const struct {
+        const char *what, *sql;
+    } places[] = {
+        [RECIPIENTS_SCHOOL] = {"school",
+                               "SELECT sc.id, sc.name, sc.township_code, t.county_code, "
+                               "coalesce(co.name, '') FROM registry.school sc JOIN "
+                               "registry.township t ON t.code = sc.township_code LEFT JOIN "
+                               "registry.county co ON co.code = t.county_code WHERE sc.id = $1"},
+        [RECIPIENTS_TOWNSHIP] = {"township",
+                                 "SELECT '', '', t.code, t.county_code, coalesce(co.name, '') "
+                                 "FROM registry.township t LEFT JOIN registry.county co ON "
+                                 "co.code = t.county_code WHERE t.code = $1"},
+        [RECIPIENTS_COUNTY] = {"county", "SELECT '', '', '', co.code, co.name FROM "
+                                         "registry.county co WHERE co.code = $1"},
+    };
     const char *params[] = {key};
     PGresult *res = NULL;
-    bx_status s = bx_pg_query(db, sql, 1, params, &res, err);
+    bx_status s = bx_pg_query(db, places[kind].sql, 1, params, &res, err);
     if (s == BX_OK && PQntuples(res) == 0)
-        s = BX_ERR(err, BX_ENOTFOUND, "%s %.32s: not in the registry", what, key);
+        s = BX_ERR(err, BX_ENOTFOUND, "%s %.32s: not in the registry", places[kind].what, key);
     if (s == BX_OK) {
         copy(ctx->school_id, sizeof(ctx->school_id), PQgetvalue(res, 0, 0));
         copy(ctx->school, sizeof(ctx->school), PQgetvalue(res, 0, 1));
@@ -76,36 +91,6 @@ static bx_status place_load(PGconn *db, const char *sql, const char *what, const
     }
     PQclear(res);
     return s;
-}
-
-bx_status recipients_school_load(PGconn *db, const char *school_id, recipients_context *ctx,
-                                 bx_error *err)
-{
-    return place_load(db,
-                      "SELECT sc.id, sc.name, sc.township_code, t.county_code, "
-                      "coalesce(co.name, '') FROM registry.school sc JOIN registry.township t "
-                      "ON t.code = sc.township_code LEFT JOIN registry.county co "
-                      "ON co.code = t.county_code WHERE sc.id = $1",
-                      "school", school_id, ctx, err);
-}
-
-bx_status recipients_township_load(PGconn *db, const char *township_code, recipients_context *ctx,
-                                   bx_error *err)
-{
-    return place_load(db,
-                      "SELECT '', '', t.code, t.county_code, coalesce(co.name, '') FROM "
-                      "registry.township t LEFT JOIN registry.county co ON co.code = "
-                      "t.county_code WHERE t.code = $1",
-                      "township", township_code, ctx, err);
-}
-
-bx_status recipients_county_load(PGconn *db, const char *county_code, recipients_context *ctx,
-                                 bx_error *err)
-{
-    return place_load(db,
-                      "SELECT '', '', '', co.code, co.name FROM registry.county co "
-                      "WHERE co.code = $1",
-                      "county", county_code, ctx, err);
 }
 
 const char *recipients_place_field(const char *role)

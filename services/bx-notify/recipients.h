@@ -41,15 +41,18 @@ typedef struct recipient {
  * registry. */
 bx_status recipients_context_load(PGconn *db, const char *student_id, bx_date today,
                                   recipients_context *ctx, bx_error *err) BX_MUSTCHECK;
-/* Requests without a student name their place in params instead: these fill ctx from a school
- * (school, township, county), a township (township, county) or a county alone. BX_ENOTFOUND when
- * the registry has no such place. */
-bx_status recipients_school_load(PGconn *db, const char *school_id, recipients_context *ctx,
-                                 bx_error *err) BX_MUSTCHECK;
-bx_status recipients_township_load(PGconn *db, const char *township_code, recipients_context *ctx,
-                                   bx_error *err) BX_MUSTCHECK;
-bx_status recipients_county_load(PGconn *db, const char *county_code, recipients_context *ctx,
-                                 bx_error *err) BX_MUSTCHECK;
+/* The kinds of place a request without a student names, most specific first. */
+typedef enum recipients_place {
+    RECIPIENTS_SCHOOL = 0,
+    RECIPIENTS_TOWNSHIP,
+    RECIPIENTS_COUNTY
+} recipients_place;
+
+/* Requests without a student name their place in params instead: this fills ctx from a school
+ * (school, township, county), a township (township, county) or a county alone, by its id or code.
+ * BX_ENOTFOUND when the registry has no such place. */
+bx_status recipients_place_load(PGconn *db, recipients_place kind, const char *key,
+                                recipients_context *ctx, bx_error *err) BX_MUSTCHECK;
 
 /* The place a staff role is found by, when a request names no staff member: the student's class
  * for homeroom_teacher, a school for principal and academic_office, a township for

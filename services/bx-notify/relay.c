@@ -25,7 +25,7 @@ bool notify_relay_flush(notify_service *sv)
             return any;
         }
         bx_status s =
-            store_outbox_relay(sv->relay_db, sv->producer, RELAY_MAX, RELAY_WAIT_MS, &sent, &err);
+            notify_outbox_relay(sv->relay_db, sv->producer, RELAY_MAX, RELAY_WAIT_MS, &sent, &err);
         bx_metric_add(&notify_m.status, sent);
         any = any || sent > 0;
         if (s != BX_OK) {
@@ -49,7 +49,7 @@ void *notify_relay_main(void *arg)
             last_prune = bx_monotonic_ms();
             int deleted = 0;
             bx_error err = {0};
-            if (store_outbox_prune(sv->relay_db, bx_clock_now() - PRUNE_AGE_MS, &deleted, &err) !=
+            if (notify_outbox_prune(sv->relay_db, bx_clock_now() - PRUNE_AGE_MS, &deleted, &err) !=
                 BX_OK)
                 bx_warn("outbox prune: %s", err.msg);
             else if (deleted > 0)

@@ -5,9 +5,11 @@
 
 #include "bx_buf.h"
 #include "bx_clock.h"
+#include "bx_dlq.h"
 #include "bx_json.h"
 #include "bx_log.h"
 #include "bx_pg.h"
+#include "bx_retry.h"
 #include "recipients.h"
 #include "template.h"
 
@@ -27,7 +29,8 @@ typedef enum bad_reason {
     BAD_MALFORMED,
     BAD_INVALID,
     BAD_UNKNOWN_STUDENT,
-    BAD_MISSING
+    BAD_MISSING,
+    BAD_OTHER /* the database refused it (a non-retriable failure) */
 } bad_reason;
 
 typedef struct request {
@@ -205,54 +208,61 @@ static void parse_message(const rd_kafka_message_t *msg, request *rq)
     }
 }
 
+/* Writes msg's dead letter to the outbox (in the open transaction). A letter that does not fit its
+ * buffer (a record that grows past it when escaped) goes without the record rather than never. */
 static bx_status dead_letter(notify_service *sv, const rd_kafka_message_t *msg, const request *rq,
                              bx_error *err)
 {
-    static const char *const reasons[] = {"other", "malformed", "invalid_value", "unknown_student",
-                                          "missing_field"};
+    static const char *const reasons[] = {"other",           "malformed",     "invalid_value",
+                                          "unknown_student", "missing_field", "other"};
     const char *topic = rd_kafka_topic_name(msg->rkt);
-    char at[40], event_id[160];
+    char event_id[160];
+    bx_dlq_event_id(event_id, sizeof(event_id), "bx-notify", topic, (int)msg->partition,
+                    (long long)msg->offset);
     bx_time_ms now = bx_clock_now();
-    bx_time_format(now, at, sizeof(at));
-    snprintf(event_id, sizeof(event_id), "dlq:bx-notify:%.60s:%d:%lld", topic, (int)msg->partition,
-             (long long)msg->offset);
+    bx_dlq_letter l = {
+        .event_id = event_id,
+        .source = "bx-notify",
+        .endpoint = topic,
+        .record_index = -1,
+        .line = -1,
+        .field = rq->field[0] ? rq->field : NULL,
+        .reason = reasons[rq->bad],
+        .error = rq->error,
+        .record = msg->payload,
+        .record_len = msg->len,
+        .record_kind = rq->bad == BAD_MALFORMED ? BX_DLQ_RECORD_TEXT : BX_DLQ_RECORD_JSON,
+        .record_max = DLQ_RECORD_MAX,
+        .received_at = now,
+    };
     bx_buf b;
     bx_buf_init(&b, 4 * DLQ_RECORD_MAX);
-    bx_status s = bx_buf_puts(&b, "{\"schema\":\"bx.dlq.v1\",\"event_id\":");
-    IFOK(s, bx_buf_json_string(&b, event_id));
-    IFOK(s, bx_buf_puts(&b, ",\"source\":\"bx-notify\",\"endpoint\":"));
-    IFOK(s, bx_buf_json_string(&b, topic));
-    IFOK(s, bx_buf_puts(&b, ",\"school_id\":null,\"record_index\":null,\"line\":null,\"field\":"));
-    if (rq->field[0])
-        IFOK(s, bx_buf_json_string(&b, rq->field));
-    else
-        IFOK(s, bx_buf_puts(&b, "null"));
-    IFOK(s, bx_buf_puts(&b, ",\"reason\":"));
-    IFOK(s, bx_buf_json_string(&b, reasons[rq->bad]));
-    IFOK(s, bx_buf_puts(&b, ",\"error\":"));
-    IFOK(s, bx_buf_json_string(&b, rq->error));
-    IFOK(s, bx_buf_puts(&b, ",\"record\":"));
-    if (rq->bad != BAD_MALFORMED && msg->len <= DLQ_RECORD_MAX) {
-        IFOK(s, bx_buf_append(&b, msg->payload, msg->len));
-    } else if (msg->payload && msg->len <= DLQ_RECORD_MAX &&
-               bx_utf8_valid(msg->payload, msg->len)) {
-        char *text = strndup(msg->payload, msg->len);
-        s = text ? bx_buf_json_string(&b, text) : BX_ENOMEM;
-        free(text);
-    } else {
-        IFOK(s, bx_buf_puts(&b, "null"));
+    bx_status s = bx_dlq_build(&l, &b, err);
+    if (s == BX_ENOMEM) {
+        bx_buf_reset(&b);
+        l.record = NULL;
+        s = bx_dlq_build(&l, &b, err);
     }
-    IFOK(s, bx_buf_printf(&b, ",\"received_at\":\"%s\"}", at));
-    if (s != BX_OK) {
-        bx_buf_free(&b);
-        return BX_ERR(err, s, "cannot build a dead letter");
-    }
-    s = store_outbox_add(sv->db, BX_TOPIC_DLQ, rq->student_id[0] ? rq->student_id : "unknown",
-                         b.data, now, err);
+    IFOK(s, notify_outbox_add(sv->db, BX_TOPIC_DLQ, rq->student_id[0] ? rq->student_id : "unknown",
+                              b.data, now, err));
     if (s == BX_OK)
         bx_metric_add(&notify_m.dlq, 1);
     bx_buf_free(&b);
     return s;
+}
+
+static void refuse(request *rq, bad_reason why, const char *field, const char *fmt, ...)
+    BX_PRINTF(4, 5);
+
+/* Marks rq bad: the reason, the field and the message of its dead letter. */
+static void refuse(request *rq, bad_reason why, const char *field, const char *fmt, ...)
+{
+    rq->bad = why;
+    snprintf(rq->field, sizeof(rq->field), "%s", field);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rq->error, sizeof(rq->error), fmt, ap);
+    va_end(ap);
 }
 
 /* Variables for a template: the lookups first, then the request's params. */
@@ -300,24 +310,8 @@ static bool render(notify_service *sv, request *rq, const vars *vs, char *text)
         template_render(sv->conf.templates, rq->template_name, vs->v, vs->n, text, TEXT_MAX, &err);
     if (s == BX_OK)
         return true;
-    rq->bad = BAD_INVALID;
-    snprintf(rq->field, sizeof(rq->field), "template");
-    snprintf(rq->error, sizeof(rq->error), PATH ".template: %s", err.msg);
+    refuse(rq, BAD_INVALID, "template", PATH ".template: %s", err.msg);
     return false;
-}
-
-static void refuse(request *rq, bad_reason why, const char *field, const char *fmt, ...)
-    BX_PRINTF(4, 5);
-
-/* Marks rq bad: the reason, the field and the message of its dead letter. */
-static void refuse(request *rq, bad_reason why, const char *field, const char *fmt, ...)
-{
-    rq->bad = why;
-    snprintf(rq->field, sizeof(rq->field), "%s", field);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(rq->error, sizeof(rq->error), fmt, ap);
-    va_end(ap);
 }
 
 /* A request without a student names its place in params: the school, township or county whose
@@ -336,13 +330,9 @@ static bx_status place_of_request(notify_service *sv, request *rq, recipients_co
             if (strcmp(rq->param_names[i], fields[f]) == 0)
                 given[f] = rq->param_values[i];
     int most = given[0] ? 0 : given[1] ? 1 : given[2] ? 2 : -1;
-    bx_status s = BX_OK;
-    if (most == 0)
-        s = recipients_school_load(sv->db, given[0], ctx, err);
-    else if (most == 1)
-        s = recipients_township_load(sv->db, given[1], ctx, err);
-    else if (most == 2)
-        s = recipients_county_load(sv->db, given[2], ctx, err);
+    bx_status s = most >= 0
+                      ? recipients_place_load(sv->db, (recipients_place)most, given[most], ctx, err)
+                      : BX_OK;
     if (s == BX_ENOTFOUND) {
         char field[32];
         snprintf(field, sizeof(field), "params.%s", fields[most]);
@@ -379,125 +369,148 @@ static bx_status place_of_request(notify_service *sv, request *rq, recipients_co
     return BX_OK;
 }
 
-/* Writes one request's notifications in the open transaction. On a bad request rq->bad is set and
- * the caller rolls back. */
+/* What every notification of one request shares. */
+typedef struct taking {
+    recipients_context ctx;
+    bool guardian;
+    bool collect;     /* a task collected for the daily digest */
+    const char *sign; /* the school's name, or the county's for a county's report */
+    bx_time_ms now;
+    bx_time_ms due; /* not_before, or now */
+    char text[TEXT_MAX];
+} taking;
+
+/* Looks up the student (its school, class and names) or the place the request names. An unknown
+ * student or place makes the request bad. */
+static bx_status load_context(notify_service *sv, request *rq, taking *tk, bx_error *err)
+{
+    memset(&tk->ctx, 0, sizeof(tk->ctx));
+    if (rq->student_id[0] == '\0')
+        return place_of_request(sv, rq, &tk->ctx, err);
+    bx_status s =
+        recipients_context_load(sv->db, rq->student_id, bx_time_local_date(tk->now), &tk->ctx, err);
+    if (s == BX_ENOTFOUND) {
+        refuse(rq, BAD_UNKNOWN_STUDENT, "student_id", PATH ".student_id: %s is not in the registry",
+               rq->student_id);
+        return BX_OK;
+    }
+    return s;
+}
+
+/* What every notification of the request carries: queued for its send time by SMS. */
+static notify_store_new notification_of(const request *rq, const taking *tk)
+{
+    return (notify_store_new){.request_id = rq->request_id,
+                              .to_guardian = tk->guardian,
+                              .channel = "sms",
+                              .student_id = rq->student_id[0] ? rq->student_id : NULL,
+                              .case_id = rq->case_id[0] ? rq->case_id : NULL,
+                              .template_name = rq->template_name,
+                              .sign_name = tk->sign,
+                              .body = tk->text,
+                              .state = DISPATCH_QUEUED,
+                              .due_at = tk->due};
+}
+
+/* The recipient's notification as it is written: queued for its send time, collected for the
+ * digest, or dead for a staff member without a mobile number (reason, of reason_size bytes, then
+ * says so). */
+static notify_store_new notification_for(const request *rq, const taking *tk, const recipient *r,
+                                         char *reason, size_t reason_size)
+{
+    notify_store_new nw = notification_of(rq, tk);
+    nw.recipient = r->address;
+    nw.recipient_masked = r->masked;
+    nw.staff_id = tk->guardian ? NULL : r->staff_id;
+    if (tk->collect) {
+        nw.channel = "task";
+        nw.state = DISPATCH_COLLECTED; /* for the daily digest */
+    } else if (!tk->guardian) {
+        if (r->phone[0]) {
+            nw.recipient = r->phone; /* the daily cap counts per phone */
+        } else {
+            nw.state = DISPATCH_DEAD;
+            snprintf(reason, reason_size, "staff %s has no mobile number", r->staff_id);
+            nw.reason = reason;
+        }
+    }
+    return nw;
+}
+
+/* Nobody to reach is an outcome too: one notification to "none", recorded and published, dead
+ * with the reason. */
+static bx_status insert_nobody(notify_service *sv, const request *rq, const taking *tk,
+                               bx_error *err)
+{
+    notify_store_new nw = notification_of(rq, tk);
+    nw.recipient = nw.recipient_masked = "none";
+    nw.channel = tk->collect ? "task" : "sms";
+    nw.state = DISPATCH_DEAD;
+    nw.due_at = 0;
+    nw.reason =
+        tk->guardian ? "no guardian with a mobile number" : "no staff member of the role found";
+    int64_t id = 0;
+    bx_status s = notify_store_insert(sv->db, &sv->ctx, &nw, tk->now, &id, err);
+    if (s == BX_OK && id)
+        bx_metric_add(&notify_m.dead, 1);
+    return s;
+}
+
+static bx_status insert_recipients(notify_service *sv, const request *rq, const taking *tk,
+                                   const recipient *people, int n, bx_error *err)
+{
+    bx_status s = BX_OK;
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        char reason[96] = "";
+        notify_store_new nw = notification_for(rq, tk, &people[i], reason, sizeof(reason));
+        int64_t id = 0;
+        s = notify_store_insert(sv->db, &sv->ctx, &nw, tk->now, &id, err);
+        if (s == BX_OK && id && nw.state == DISPATCH_DEAD)
+            bx_metric_add(&notify_m.dead, 1);
+    }
+    return s;
+}
+
+/* Writes one request's notifications (*count of them) in the open transaction. On a bad request
+ * rq->bad is set and the caller rolls back. */
 static bx_status take_request(notify_service *sv, request *rq, bx_time_ms now, int *count,
                               bx_error *err)
 {
-    recipients_context ctx;
-    memset(&ctx, 0, sizeof(ctx));
-    bool guardian = strcmp(rq->role, "guardian") == 0;
-    bx_status s = BX_OK;
-    if (rq->student_id[0]) {
-        s = recipients_context_load(sv->db, rq->student_id, bx_time_local_date(now), &ctx, err);
-        if (s == BX_ENOTFOUND) {
-            rq->bad = BAD_UNKNOWN_STUDENT;
-            snprintf(rq->field, sizeof(rq->field), "student_id");
-            snprintf(rq->error, sizeof(rq->error), PATH ".student_id: %s is not in the registry",
-                     rq->student_id);
-            return BX_OK;
-        }
-    } else {
-        s = place_of_request(sv, rq, &ctx, err);
-        if (s != BX_OK || rq->bad != BAD_NONE)
-            return s;
-    }
-    if (s != BX_OK)
+    static taking tk; /* the main thread's */
+    tk.now = now;
+    tk.guardian = strcmp(rq->role, "guardian") == 0;
+    bx_status s = load_context(sv, rq, &tk, err);
+    if (s != BX_OK || rq->bad != BAD_NONE)
         return s;
-    if (guardian != template_for_guardian(sv->conf.templates, rq->template_name) &&
-        template_exists(sv->conf.templates, rq->template_name)) {
-        rq->bad = BAD_INVALID;
-        snprintf(rq->field, sizeof(rq->field), "template");
-        snprintf(rq->error, sizeof(rq->error), PATH ".template: %s is not meant for %s",
-                 rq->template_name, guardian ? "guardians" : "staff");
+    const template_set *ts = sv->conf.templates;
+    if (tk.guardian != template_for_guardian(ts, rq->template_name) &&
+        template_exists(ts, rq->template_name)) {
+        refuse(rq, BAD_INVALID, "template", PATH ".template: %s is not meant for %s",
+               rq->template_name, tk.guardian ? "guardians" : "staff");
         return BX_OK;
     }
     recipient people[RECIPIENTS_MAX];
     int n = 0;
-    if (guardian)
-        s = recipients_guardians(sv->db, &ctx, people, RECIPIENTS_MAX, &n, err);
+    if (tk.guardian)
+        s = recipients_guardians(sv->db, &tk.ctx, people, RECIPIENTS_MAX, &n, err);
     else
-        s = recipients_staff(sv->db, &ctx, rq->role, rq->staff_id, people, RECIPIENTS_MAX, &n, err);
+        s = recipients_staff(sv->db, &tk.ctx, rq->role, rq->staff_id, people, RECIPIENTS_MAX, &n,
+                             err);
     if (s != BX_OK)
         return s;
-    bool task = strcmp(rq->channel, "task") == 0;
     /* a task is collected for the daily digest, unless its template is delivered at once (a
      * county's report is read, not done: it does not wait for tomorrow's list) */
-    bool collect = task && !template_immediate(sv->conf.templates, rq->template_name);
-    /* signed with the school's name, or the county's for a county's report */
-    const char *sign = ctx.school[0] ? ctx.school : ctx.county;
-    bx_time_ms due = rq->not_before > now ? rq->not_before : now;
+    tk.collect = strcmp(rq->channel, "task") == 0 && !template_immediate(ts, rq->template_name);
+    tk.sign = tk.ctx.school[0] ? tk.ctx.school : tk.ctx.county;
+    tk.due = rq->not_before > now ? rq->not_before : now;
     vars vs;
-    static char text[TEXT_MAX];
-    if (n == 0) {
-        /* nobody to reach is an outcome too: recorded and published, dead with the reason */
-        vars_fill(&vs, &ctx, rq, now, guardian);
-        if (!render(sv, rq, &vs, text))
-            return BX_OK;
-        char reason[160];
-        snprintf(reason, sizeof(reason), "%s",
-                 guardian ? "no guardian with a mobile number"
-                          : "no staff member of the role found");
-        store_new nw = {rq->request_id,
-                        "none",
-                        "none",
-                        guardian,
-                        collect ? "task" : "sms",
-                        NULL,
-                        rq->student_id[0] ? rq->student_id : NULL,
-                        rq->case_id[0] ? rq->case_id : NULL,
-                        rq->template_name,
-                        sign,
-                        text,
-                        DISPATCH_DEAD,
-                        0,
-                        reason};
-        int64_t id = 0;
-        s = store_insert(sv->db, &sv->ctx, &nw, now, &id, err);
-        if (s == BX_OK && id)
-            bx_metric_add(&notify_m.dead, 1);
-        *count = 1;
-        return s;
-    }
-    for (int i = 0; i < n && s == BX_OK; i++) {
-        recipient *r = &people[i];
-        vars_fill(&vs, &ctx, rq, now, guardian);
-        if (!render(sv, rq, &vs, text))
-            return BX_OK;
-        store_new nw = {rq->request_id,
-                        r->address,
-                        r->masked,
-                        guardian,
-                        "sms",
-                        guardian ? NULL : r->staff_id,
-                        rq->student_id[0] ? rq->student_id : NULL,
-                        rq->case_id[0] ? rq->case_id : NULL,
-                        rq->template_name,
-                        sign,
-                        text,
-                        DISPATCH_QUEUED,
-                        due,
-                        NULL};
-        char reason[96] = "";
-        if (collect) {
-            nw.channel = "task";
-            nw.state = DISPATCH_COLLECTED; /* for the daily digest */
-        } else if (!guardian) {
-            if (r->phone[0]) {
-                nw.recipient = r->phone; /* the daily cap counts per phone */
-            } else {
-                nw.state = DISPATCH_DEAD;
-                snprintf(reason, sizeof(reason), "staff %s has no mobile number", r->staff_id);
-                nw.reason = reason;
-            }
-        }
-        int64_t id = 0;
-        s = store_insert(sv->db, &sv->ctx, &nw, now, &id, err);
-        if (s == BX_OK && id && nw.state == DISPATCH_DEAD)
-            bx_metric_add(&notify_m.dead, 1);
-    }
-    *count = n;
-    return s;
+    vars_fill(&vs, &tk.ctx, rq, now, tk.guardian);
+    if (!render(sv, rq, &vs, tk.text))
+        return BX_OK; /* the same text for every recipient */
+    *count = n > 0 ? n : 1;
+    if (n == 0)
+        return insert_nobody(sv, rq, &tk, err);
+    return insert_recipients(sv, rq, &tk, people, n, err);
 }
 
 /* One message in one transaction: a bad one dead-lettered, a redelivered one left alone. */
@@ -509,7 +522,7 @@ static bx_status apply_message(notify_service *sv, const rd_kafka_message_t *msg
     int count = 0;
     bx_status s = bx_pg_exec(sv->db, "BEGIN", err);
     if (s == BX_OK && rq->bad == BAD_NONE) {
-        s = store_request_take(sv->db, rq->request_id, now, &fresh, err);
+        s = notify_store_request_take(sv->db, rq->request_id, now, &fresh, err);
         if (s == BX_OK && fresh)
             s = take_request(sv, rq, now, &count, err);
         if (s == BX_OK && rq->bad != BAD_NONE) {
@@ -517,7 +530,7 @@ static bx_status apply_message(notify_service *sv, const rd_kafka_message_t *msg
             bx_pg_rollback(sv->db);
             s = bx_pg_exec(sv->db, "BEGIN", err);
         } else if (s == BX_OK && fresh) {
-            s = store_request_count(sv->db, rq->request_id, count, err);
+            s = notify_store_request_count(sv->db, rq->request_id, count, err);
         }
     }
     if (s == BX_OK && rq->bad != BAD_NONE) {
@@ -540,31 +553,78 @@ static bx_status apply_message(notify_service *sv, const rd_kafka_message_t *msg
     return BX_OK;
 }
 
+/* bx_retry_run's view of one message. */
+typedef struct message_try {
+    notify_service *sv;
+    const rd_kafka_message_t *msg;
+    request *rq;
+    bx_status last; /* the last try's status */
+} message_try;
+
+/* A failure the input causes is not the service's health: it is dead-lettered and passes. */
+static bx_status note_try(message_try *t, bx_status s)
+{
+    t->last = s;
+    atomic_store(&t->sv->healthy, s == BX_OK || !bx_status_is_retriable(s));
+    if (s != BX_OK)
+        bx_metric_add(&notify_m.failures, 1);
+    return s;
+}
+
+/* Which class a failure is decides what happens to the message: the database's refusal of a
+ * value (BX_EINVAL, from SQLSTATE classes 22 and 23) is the input's and dead-letters it; a lost
+ * connection or another outage (BX_ETRANSIENT, BX_EIO) is retried until it passes. */
+static bx_status try_message(void *arg, bx_error *err)
+{
+    message_try *t = arg;
+    if (t->sv->db == NULL)
+        return note_try(t, BX_ERR(err, BX_ETRANSIENT, "no connection to PostgreSQL"));
+    parse_message(t->msg, t->rq);
+    return note_try(t, apply_message(t->sv, t->msg, t->rq, err));
+}
+
+/* The dead letter of a message that failed for good (t->rq says why), on its own. */
+static bx_status try_dead_letter(void *arg, bx_error *err)
+{
+    message_try *t = arg;
+    if (t->sv->db == NULL)
+        return note_try(t, BX_ERR(err, BX_ETRANSIENT, "no connection to PostgreSQL"));
+    bx_status s = bx_pg_exec(t->sv->db, "BEGIN", err);
+    IFOK(s, dead_letter(t->sv, t->msg, t->rq, err));
+    IFOK(s, bx_pg_exec(t->sv->db, "COMMIT", err));
+    if (s != BX_OK)
+        bx_pg_rollback(t->sv->db);
+    return note_try(t, s);
+}
+
+static void reconnect_db(void *arg)
+{
+    message_try *t = arg;
+    bx_error err = {0};
+    if (notify_reconnect(&t->sv->db, t->sv->conf.pg_url, &err) != BX_OK)
+        bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+}
+
 void notify_requests_handle(notify_service *sv, const rd_kafka_message_t *msg)
 {
-    static request rq;
-    int backoff_ms = 200;
-    for (;;) {
-        parse_message(msg, &rq);
-        bx_error err = {0};
-        if (apply_message(sv, msg, &rq, &err) == BX_OK) {
-            atomic_store(&sv->healthy, true);
-            bx_consumer_done(sv->consumer, msg);
-            return;
-        }
-        atomic_store(&sv->healthy, false);
-        bx_metric_add(&notify_m.failures, 1);
-        bx_error("%s [%d] offset %lld failed (%s); retrying in %d ms",
-                 rd_kafka_topic_name(msg->rkt), (int)msg->partition, (long long)msg->offset,
-                 err.msg, backoff_ms);
-        if (!*sv->conf.running)
-            return;
-        usleep((useconds_t)backoff_ms * 1000);
-        backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
-        bx_error cerr = {0};
-        if (notify_reconnect(&sv->db, sv->conf.pg_url, &cerr) != BX_OK)
-            bx_warn("cannot reconnect to PostgreSQL: %s", cerr.msg);
-        if (!*sv->conf.running)
-            return;
+    static request rq; /* the main thread's */
+    char what[320];
+    snprintf(what, sizeof(what), "%s [%d] offset %lld", rd_kafka_topic_name(msg->rkt),
+             (int)msg->partition, (long long)msg->offset);
+    message_try t = {sv, msg, &rq, BX_OK};
+    bx_retry_ops ops = {
+        .attempt = try_message, .recover = reconnect_db, .running = sv->conf.running, .what = what};
+    bx_error err = {0};
+    bx_retry_verdict v = bx_retry_run(&ops, &t, &err);
+    if (v == BX_RETRY_DEADLETTER) {
+        refuse(&rq, t.last == BX_EINVAL ? BAD_INVALID : BAD_OTHER, "", "%s", err.msg);
+        bx_warn("%s: dead-lettered: %s", what, rq.error);
+        ops.attempt = try_dead_letter;
+        v = bx_retry_run(&ops, &t, &err);
     }
+    if (v == BX_RETRY_DEADLETTER) /* the dead letter itself refused: said, and passed over */
+        bx_log_error("%s: cannot be dead-lettered (%s); skipped", what, err.msg);
+    /* BX_RETRY_STOPPED: the service stops and the message comes again to whoever takes over */
+    if (v != BX_RETRY_STOPPED)
+        bx_consumer_done(sv->consumer, msg);
 }

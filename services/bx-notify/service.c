@@ -68,7 +68,7 @@ void notify_outcome_count(const dispatch_output *out)
         bx_metric_add(&notify_m.dead, 1);
 }
 
-void notify_outcome_log(const store_row *row, const dispatch_output *out)
+void notify_outcome_log(const notify_store_row *row, const dispatch_output *out)
 {
     if (out->state == DISPATCH_DEAD)
         bx_warn("%s (%s) to %s: dead after %d attempts: %s", row->notification_id, row->request_id,

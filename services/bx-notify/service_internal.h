@@ -32,13 +32,13 @@ typedef struct notify_worker {
     redisContext *redis;
     limits_rate *rate;
     provider *prov;
-    char owner[STORE_OWNER_MAX + 1];
+    char owner[NOTIFY_STORE_OWNER_MAX + 1];
     uint32_t random;
 } notify_worker;
 
 struct notify_service {
     notify_service_conf conf;
-    store_ctx ctx;
+    notify_store_ctx ctx;
     bx_consumer *consumer;
     bx_producer *producer;
     PGconn *db; /* the main thread's: requests and digests */
@@ -69,7 +69,7 @@ bx_status notify_reconnect(PGconn **db, const char *url, bx_error *err) BX_MUSTC
 /* service.c: what the worker and the receipt endpoint share about a change of state. */
 dispatch_answer notify_answer_of_state(provider_state st);
 void notify_outcome_count(const dispatch_output *out);
-void notify_outcome_log(const store_row *row, const dispatch_output *out);
+void notify_outcome_log(const notify_store_row *row, const dispatch_output *out);
 
 /* requests.c: one bx.notify.requests.v1 message, taken in one transaction (a bad one
  * dead-lettered), retried until it is or the service stops; its offset is stored when done. */

@@ -2,6 +2,7 @@
  * transaction. */
 #include "store.h"
 
+#include "bx_clock.h"
 #include "bx_log.h"
 #include "bx_outbox.h"
 #include "bx_pg.h"
@@ -10,26 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* The advisory lock that makes one outbox relay at a time ("bx-notify outbox"). */
 #define RELAY_LOCK 7426005
 #define CLAIM_MAX  1000
-
-/* A timestamptz literal in UTC with milliseconds, so PostgreSQL stores the instant exactly. */
-static void ts_text(bx_time_ms t, char out[40])
-{
-    int64_t secs = t / 1000, ms = t % 1000;
-    if (ms < 0) {
-        ms += 1000;
-        secs--;
-    }
-    time_t tt = (time_t)secs;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    snprintf(out, 40, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
-}
 
 static void copy(char *dst, size_t size, const char *src)
 {
@@ -47,10 +32,11 @@ static bx_status exec_params(PGconn *db, const char *sql, int n, const char *con
     return s;
 }
 
-bx_status store_status_json(const store_ctx *ctx, const char *request_id,
-                            const char *notification_id, const char *status, const char *provider,
-                            const char *provider_message_id, int attempt, const char *reason,
-                            const char *recipient_masked, bx_time_ms at, bx_buf *out)
+bx_status notify_store_status_json(const notify_store_ctx *ctx, const char *request_id,
+                                   const char *notification_id, const char *status,
+                                   const char *provider, const char *provider_message_id,
+                                   int attempt, const char *reason, const char *recipient_masked,
+                                   bx_time_ms at, bx_buf *out)
 {
     char when[40];
     bx_time_format(at, when, sizeof(when));
@@ -85,11 +71,11 @@ bx_status store_status_json(const store_ctx *ctx, const char *request_id,
     return s;
 }
 
-bx_status store_outbox_add(PGconn *db, const char *topic, const char *key, const char *payload,
-                           bx_time_ms now, bx_error *err)
+bx_status notify_outbox_add(PGconn *db, const char *topic, const char *key, const char *payload,
+                            bx_time_ms now, bx_error *err)
 {
     char now_text[40];
-    ts_text(now, now_text);
+    bx_time_format_pg(now, now_text);
     const char *params[] = {topic, key && key[0] ? key : "unknown", payload, now_text};
     return exec_params(db,
                        "INSERT INTO notify.outbox (topic, msg_key, payload, created_at) "
@@ -97,7 +83,7 @@ bx_status store_outbox_add(PGconn *db, const char *topic, const char *key, const
                        4, params, NULL, err);
 }
 
-static bx_status add_status(PGconn *db, const store_ctx *ctx, const char *request_id,
+static bx_status add_status(PGconn *db, const notify_store_ctx *ctx, const char *request_id,
                             const char *notification_id, dispatch_status status,
                             const char *provider, const char *message_id, int attempt,
                             const char *reason, const char *recipient_masked, bx_time_ms now,
@@ -108,20 +94,20 @@ static bx_status add_status(PGconn *db, const store_ctx *ctx, const char *reques
     bx_buf b;
     bx_buf_init(&b, 16384);
     bx_status s =
-        store_status_json(ctx, request_id, notification_id, dispatch_status_name(status), provider,
-                          message_id, attempt, reason, recipient_masked, now, &b);
+        notify_store_status_json(ctx, request_id, notification_id, dispatch_status_name(status),
+                                 provider, message_id, attempt, reason, recipient_masked, now, &b);
     if (s != BX_OK)
         s = BX_ERR(err, s, "%s: cannot build its status message", notification_id);
-    IFOK(s, store_outbox_add(db, ctx->status_topic, request_id, b.data, now, err));
+    IFOK(s, notify_outbox_add(db, ctx->status_topic, request_id, b.data, now, err));
     bx_buf_free(&b);
     return s;
 }
 
-bx_status store_request_take(PGconn *db, const char *request_id, bx_time_ms now, bool *fresh,
-                             bx_error *err)
+bx_status notify_store_request_take(PGconn *db, const char *request_id, bx_time_ms now, bool *fresh,
+                                    bx_error *err)
 {
     char now_text[40];
-    ts_text(now, now_text);
+    bx_time_format_pg(now, now_text);
     const char *params[] = {request_id, now_text};
     int affected = 0;
     bx_status s = exec_params(db,
@@ -132,7 +118,8 @@ bx_status store_request_take(PGconn *db, const char *request_id, bx_time_ms now,
     return s;
 }
 
-bx_status store_request_count(PGconn *db, const char *request_id, int recipients, bx_error *err)
+bx_status notify_store_request_count(PGconn *db, const char *request_id, int recipients,
+                                     bx_error *err)
 {
     char n[16];
     snprintf(n, sizeof(n), "%d", recipients);
@@ -141,13 +128,13 @@ bx_status store_request_count(PGconn *db, const char *request_id, int recipients
                        2, params, NULL, err);
 }
 
-bx_status store_insert(PGconn *db, const store_ctx *ctx, const store_new *n, bx_time_ms now,
-                       int64_t *id, bx_error *err)
+bx_status notify_store_insert(PGconn *db, const notify_store_ctx *ctx, const notify_store_new *n,
+                              bx_time_ms now, int64_t *id, bx_error *err)
 {
     *id = 0;
     char now_text[40], due_text[40];
-    ts_text(now, now_text);
-    ts_text(n->due_at, due_text);
+    bx_time_format_pg(now, now_text);
+    bx_time_format_pg(n->due_at, due_text);
     const char *params[] = {n->request_id,
                             n->recipient,
                             n->recipient_masked,
@@ -192,7 +179,7 @@ bx_status store_insert(PGconn *db, const store_ctx *ctx, const store_new *n, bx_
     "coalesce((extract(epoch FROM n.first_sent_at) * 1000)::bigint, 0), "                          \
     "coalesce(n.provider_message_id, '')"
 
-static void read_row(PGresult *res, int i, store_row *r)
+static void read_row(PGresult *res, int i, notify_store_row *r)
 {
     memset(r, 0, sizeof(*r));
     r->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
@@ -212,16 +199,16 @@ static void read_row(PGresult *res, int i, store_row *r)
     copy(r->provider_message_id, sizeof(r->provider_message_id), PQgetvalue(res, i, 13));
 }
 
-bx_status store_claim(PGconn *db, const char *owner, bx_time_ms now, int64_t lease_ms, int max,
-                      store_row **rows, int *count, bx_error *err)
+bx_status notify_store_claim(PGconn *db, const char *owner, bx_time_ms now, int64_t lease_ms,
+                             int max, notify_store_row **rows, int *count, bx_error *err)
 {
     *rows = NULL;
     *count = 0;
     if (max < 1 || max > CLAIM_MAX)
         return BX_ERR(err, BX_EINVAL, "claim: max must be 1 to %d", CLAIM_MAX);
     char now_text[40], until_text[40], max_text[16];
-    ts_text(now, now_text);
-    ts_text(now + lease_ms, until_text);
+    bx_time_format_pg(now, now_text);
+    bx_time_format_pg(now + lease_ms, until_text);
     snprintf(max_text, sizeof(max_text), "%d", max);
     const char *params[] = {owner, now_text, until_text, max_text};
     PGresult *res = NULL;
@@ -252,8 +239,8 @@ bx_status store_claim(PGconn *db, const char *owner, bx_time_ms now, int64_t lea
     return BX_OK;
 }
 
-bx_status store_begin_send(PGconn *db, const store_row *row, bx_time_ms now, bool count,
-                           int *sent_today, bx_error *err)
+bx_status notify_store_begin_send(PGconn *db, const notify_store_row *row, bx_time_ms now,
+                                  bool count, int *sent_today, bx_error *err)
 {
     *sent_today = 0;
     if (!count)
@@ -282,22 +269,18 @@ bx_status store_begin_send(PGconn *db, const store_row *row, bx_time_ms now, boo
     return s;
 }
 
-void store_abort(PGconn *db)
-{
-    bx_pg_rollback(db);
-}
-
-bx_status store_apply(PGconn *db, const store_ctx *ctx, const store_row *row, const char *owner,
-                      const dispatch_output *out, const char *provider_message_id, bx_time_ms now,
-                      bool in_tx, bool *applied, bx_error *err)
+bx_status notify_store_apply(PGconn *db, const notify_store_ctx *ctx, const notify_store_row *row,
+                             const char *owner, const dispatch_output *out,
+                             const char *provider_message_id, bx_time_ms now, bool in_tx,
+                             bool *applied, bx_error *err)
 {
     *applied = false;
     char id[24], attempt[16], new_attempt[16], now_text[40], due_text[40], day[11];
     snprintf(id, sizeof(id), "%" PRId64, row->id);
     snprintf(attempt, sizeof(attempt), "%d", row->attempt);
     snprintf(new_attempt, sizeof(new_attempt), "%d", out->attempt);
-    ts_text(now, now_text);
-    ts_text(out->due_at, due_text);
+    bx_time_format_pg(now, now_text);
+    bx_time_format_pg(out->due_at, due_text);
     bx_date_format(bx_time_local_date(now), day);
     bool sending = out->state == DISPATCH_SENDING && row->state != DISPATCH_SENDING;
     /* a provider's words may echo a number: stored masked, as everywhere */
@@ -347,7 +330,8 @@ bx_status store_apply(PGconn *db, const store_ctx *ctx, const store_row *row, co
     return BX_OK;
 }
 
-bx_status store_lock_row(PGconn *db, const char *notification_id, store_row *row, bx_error *err)
+bx_status notify_store_lock_row(PGconn *db, const char *notification_id, notify_store_row *row,
+                                bx_error *err)
 {
     const char *params[] = {notification_id};
     PGresult *res = NULL;
@@ -363,12 +347,12 @@ bx_status store_lock_row(PGconn *db, const char *notification_id, store_row *row
     return s;
 }
 
-bx_status store_receipt(PGconn *db, const char *notification_id, const char *message_id,
-                        const char *state, const char *reason, bx_time_ms now, bool *fresh,
-                        bx_error *err)
+bx_status notify_store_receipt(PGconn *db, const char *notification_id, const char *message_id,
+                               const char *state, const char *reason, bx_time_ms now, bool *fresh,
+                               bx_error *err)
 {
     char now_text[40], nid[129], mid[129], why[501];
-    ts_text(now, now_text);
+    bx_time_format_pg(now, now_text);
     snprintf(nid, sizeof(nid), "%s", notification_id ? notification_id : "");
     snprintf(mid, sizeof(mid), "%s", message_id ? message_id : "");
     snprintf(why, sizeof(why), "%s", reason ? reason : "");
@@ -384,8 +368,8 @@ bx_status store_receipt(PGconn *db, const char *notification_id, const char *mes
     return s;
 }
 
-bx_status store_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
-                             bx_error *err)
+bx_status notify_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
+                              bx_error *err)
 {
     const bx_outbox_relay_opts opts = {
         .table = "notify.outbox",
@@ -397,10 +381,10 @@ bx_status store_outbox_relay(PGconn *db, bx_producer *producer, int max, int tim
     return bx_outbox_relay(db, producer, &opts, sent, err);
 }
 
-bx_status store_outbox_prune(PGconn *db, bx_time_ms before, int *deleted, bx_error *err)
+bx_status notify_outbox_prune(PGconn *db, bx_time_ms before, int *deleted, bx_error *err)
 {
     char before_text[40];
-    ts_text(before, before_text);
+    bx_time_format_pg(before, before_text);
     const char *params[] = {before_text};
     *deleted = 0;
     return exec_params(db,
@@ -409,35 +393,43 @@ bx_status store_outbox_prune(PGconn *db, bx_time_ms before, int *deleted, bx_err
                        1, params, deleted, err);
 }
 
-bx_status store_digest_staff(PGconn *db, bx_time_ms cutoff, int max, char (*staff)[33], int *count,
-                             bx_error *err)
+/* Runs a query of staff ids and copies up to max of them into staff (*count). */
+static bx_status staff_ids(PGconn *db, const char *sql, int nparams, const char *const *params,
+                           int max, char (*staff)[33], int *count, bx_error *err)
 {
-    *count = 0;
-    char cutoff_text[40], max_text[16];
-    ts_text(cutoff, cutoff_text);
-    snprintf(max_text, sizeof(max_text), "%d", max);
-    const char *params[] = {cutoff_text, max_text};
     PGresult *res = NULL;
-    bx_status s = bx_pg_query(db,
-                              "SELECT DISTINCT staff_id FROM notify.notification "
-                              "WHERE state = 'collected' AND created_at < $1::timestamptz "
-                              "ORDER BY staff_id LIMIT $2::int",
-                              2, params, &res, err);
+    bx_status s = bx_pg_query(db, sql, nparams, params, &res, err);
     if (s == BX_OK) {
-        for (int i = 0; i < PQntuples(res) && i < max; i++)
+        int n = PQntuples(res) < max ? PQntuples(res) : max;
+        for (int i = 0; i < n; i++)
             copy(staff[i], sizeof(staff[i]), PQgetvalue(res, i, 0));
-        *count = PQntuples(res) < max ? PQntuples(res) : max;
+        *count = n;
     }
     PQclear(res);
     return s;
 }
 
-bx_status store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms cutoff, int max,
-                             store_task *tasks, int *count, bx_error *err)
+bx_status notify_store_digest_staff(PGconn *db, bx_time_ms cutoff, int max, char (*staff)[33],
+                                    int *count, bx_error *err)
 {
     *count = 0;
     char cutoff_text[40], max_text[16];
-    ts_text(cutoff, cutoff_text);
+    bx_time_format_pg(cutoff, cutoff_text);
+    snprintf(max_text, sizeof(max_text), "%d", max);
+    const char *params[] = {cutoff_text, max_text};
+    return staff_ids(db,
+                     "SELECT DISTINCT staff_id FROM notify.notification "
+                     "WHERE state = 'collected' AND created_at < $1::timestamptz "
+                     "ORDER BY staff_id LIMIT $2::int",
+                     2, params, max, staff, count, err);
+}
+
+bx_status notify_store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms cutoff, int max,
+                                    notify_store_task *tasks, int *count, bx_error *err)
+{
+    *count = 0;
+    char cutoff_text[40], max_text[16];
+    bx_time_format_pg(cutoff, cutoff_text);
     snprintf(max_text, sizeof(max_text), "%d", max);
     const char *params[] = {staff_id, cutoff_text, max_text};
     PGresult *res = NULL;
@@ -461,13 +453,14 @@ bx_status store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms cutoff
     return s;
 }
 
-bx_status store_digest_mark(PGconn *db, const store_ctx *ctx, const store_task *tasks, int count,
-                            int64_t digest_id, const char *digest_notification_id,
-                            const char *staff_id, bx_time_ms now, bx_error *err)
+bx_status notify_store_digest_mark(PGconn *db, const notify_store_ctx *ctx,
+                                   const notify_store_task *tasks, int count, int64_t digest_id,
+                                   const char *digest_notification_id, const char *staff_id,
+                                   bx_time_ms now, bx_error *err)
 {
     char did[24], now_text[40], reason[96];
     snprintf(did, sizeof(did), "%" PRId64, digest_id);
-    ts_text(now, now_text);
+    bx_time_format_pg(now, now_text);
     snprintf(reason, sizeof(reason), "in the daily digest %s", digest_notification_id);
     bx_status s = BX_OK;
     for (int i = 0; i < count && s == BX_OK; i++) {
@@ -498,38 +491,29 @@ bx_status store_digest_mark(PGconn *db, const store_ctx *ctx, const store_task *
 #define OPEN_TASKS_WHERE                                                                           \
     "WHERE t.done_at IS NULL AND c.closed_at IS NULL AND t.created_at < $1::timestamptz "
 
-bx_status store_open_task_staff(PGconn *db, bx_time_ms older, bx_time_ms since, int max,
-                                char (*staff)[33], int *count, bx_error *err)
+bx_status notify_store_open_task_staff(PGconn *db, bx_time_ms older, bx_time_ms since, int max,
+                                       char (*staff)[33], int *count, bx_error *err)
 {
     *count = 0;
     char older_text[40], since_text[40], max_text[16];
-    ts_text(older, older_text);
-    ts_text(since, since_text);
+    bx_time_format_pg(older, older_text);
+    bx_time_format_pg(since, since_text);
     snprintf(max_text, sizeof(max_text), "%d", max);
     const char *params[] = {older_text, since_text, max_text};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db,
-                              "SELECT DISTINCT st.id " OPEN_TASKS_JOINS OPEN_TASKS_WHERE
-                              "AND NOT EXISTS (SELECT 1 FROM notify.notification d WHERE "
-                              "d.channel = 'digest' AND d.staff_id = st.id "
-                              "AND d.created_at >= $2::timestamptz) ORDER BY st.id LIMIT $3::int",
-                              3, params, &res, err);
-    if (s == BX_OK) {
-        int n = PQntuples(res) < max ? PQntuples(res) : max;
-        for (int i = 0; i < n; i++)
-            copy(staff[i], sizeof(staff[i]), PQgetvalue(res, i, 0));
-        *count = n;
-    }
-    PQclear(res);
-    return s;
+    return staff_ids(db,
+                     "SELECT DISTINCT st.id " OPEN_TASKS_JOINS OPEN_TASKS_WHERE
+                     "AND NOT EXISTS (SELECT 1 FROM notify.notification d WHERE "
+                     "d.channel = 'digest' AND d.staff_id = st.id "
+                     "AND d.created_at >= $2::timestamptz) ORDER BY st.id LIMIT $3::int",
+                     3, params, max, staff, count, err);
 }
 
-bx_status store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms older, int max,
-                           store_open_task *tasks, int *count, bx_error *err)
+bx_status notify_store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms older, int max,
+                                  notify_store_open_task *tasks, int *count, bx_error *err)
 {
     *count = 0;
     char older_text[40], max_text[16];
-    ts_text(older, older_text);
+    bx_time_format_pg(older, older_text);
     snprintf(max_text, sizeof(max_text), "%d", max);
     const char *params[] = {older_text, staff_id, max_text};
     PGresult *res = NULL;
@@ -545,7 +529,7 @@ bx_status store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms older, i
     if (s == BX_OK) {
         int n = PQntuples(res) < max ? PQntuples(res) : max;
         for (int i = 0; i < n; i++) {
-            store_open_task *t = &tasks[i];
+            notify_store_open_task *t = &tasks[i];
             copy(t->kind, sizeof(t->kind), PQgetvalue(res, i, 0));
             t->due_at = strtoll(PQgetvalue(res, i, 1), NULL, 10);
             t->overdue = strcmp(PQgetvalue(res, i, 2), "t") == 0;
@@ -558,12 +542,12 @@ bx_status store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms older, i
     return s;
 }
 
-bx_status store_digest_begin(PGconn *db, const char *staff_id, bx_time_ms since, bool *had,
-                             bx_error *err)
+bx_status notify_store_digest_begin(PGconn *db, const char *staff_id, bx_time_ms since, bool *had,
+                                    bx_error *err)
 {
     *had = false;
     char since_text[40];
-    ts_text(since, since_text);
+    bx_time_format_pg(since, since_text);
     const char *lock_params[] = {staff_id};
     const char *params[] = {staff_id, since_text};
     PGresult *res = NULL;

@@ -1,7 +1,7 @@
-/* store: bx-notify's rows in PostgreSQL (schema notify, schemas/sql/0005_notify.sql): requests
- * taken, notifications with their state, claims with a lease, receipts, and the outbox of status
- * messages and dead letters relayed to Kafka. Every state change and its status message are
- * written in one transaction. */
+/* store (notify_store_*, notify_outbox_*): bx-notify's rows in PostgreSQL (schema notify,
+ * schemas/sql/0005_notify.sql): requests taken, notifications with their state, claims with a
+ * lease, receipts, and the outbox of status messages and dead letters relayed to Kafka. Every state
+ * change and its status message are written in one transaction. */
 #ifndef BX_NOTIFY_STORE_H
 #define BX_NOTIFY_STORE_H
 
@@ -15,10 +15,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define STORE_OWNER_MAX 128
+#define NOTIFY_STORE_OWNER_MAX 128
 
 /* A notification as claimed or read for a change. */
-typedef struct store_row {
+typedef struct notify_store_row {
     int64_t id;
     char notification_id[32];
     char request_id[129];
@@ -33,10 +33,10 @@ typedef struct store_row {
     int attempt;
     bx_time_ms last_send_at; /* 0: never sent */
     char provider_message_id[129];
-} store_row;
+} notify_store_row;
 
 /* A new notification. */
-typedef struct store_new {
+typedef struct notify_store_new {
     const char *request_id;
     const char *recipient, *recipient_masked;
     bool to_guardian;
@@ -50,113 +50,118 @@ typedef struct store_new {
     dispatch_state state; /* queued, collected or dead */
     bx_time_ms due_at;    /* for queued */
     const char *reason;   /* for dead; may be NULL */
-} store_new;
+} notify_store_new;
 
 /* Status messages name the provider adapter (or "task" for collected tasks). */
-typedef struct store_ctx {
+typedef struct notify_store_ctx {
     const char *provider;     /* borrowed */
     const char *status_topic; /* borrowed */
-} store_ctx;
+} notify_store_ctx;
 
 /* Inserts the request's row; *fresh false when it was taken before (a redelivery). Inside the
  * caller's transaction. */
-bx_status store_request_take(PGconn *db, const char *request_id, bx_time_ms now, bool *fresh,
-                             bx_error *err) BX_MUSTCHECK;
-bx_status store_request_count(PGconn *db, const char *request_id, int recipients,
-                              bx_error *err) BX_MUSTCHECK;
+bx_status notify_store_request_take(PGconn *db, const char *request_id, bx_time_ms now, bool *fresh,
+                                    bx_error *err) BX_MUSTCHECK;
+bx_status notify_store_request_count(PGconn *db, const char *request_id, int recipients,
+                                     bx_error *err) BX_MUSTCHECK;
 /* Inserts a notification (nothing when (request_id, recipient) exists) and its first status
  * message; *id is 0 when it existed. Inside the caller's transaction. */
-bx_status store_insert(PGconn *db, const store_ctx *ctx, const store_new *n, bx_time_ms now,
-                       int64_t *id, bx_error *err) BX_MUSTCHECK;
+bx_status notify_store_insert(PGconn *db, const notify_store_ctx *ctx, const notify_store_new *n,
+                              bx_time_ms now, int64_t *id, bx_error *err) BX_MUSTCHECK;
 
 /* Claims up to max due notifications (queued, sending, unknown or sent with due_at <= now and no
  * live lease) for owner until now + lease_ms, skipping rows another claimer holds. Caller frees
  * *rows with free(). */
-bx_status store_claim(PGconn *db, const char *owner, bx_time_ms now, int64_t lease_ms, int max,
-                      store_row **rows, int *count, bx_error *err) BX_MUSTCHECK;
+bx_status notify_store_claim(PGconn *db, const char *owner, bx_time_ms now, int64_t lease_ms,
+                             int max, notify_store_row **rows, int *count,
+                             bx_error *err) BX_MUSTCHECK;
 
 /* Opens a transaction, locks the recipient's daily count (an advisory lock, so replicas agree)
  * and counts the other notifications sent to it on now's local day: those the provider took or
  * may have taken (delivered or not), not those it refused; without count (no daily cap) it only
- * opens the transaction. The caller ends the
- * transaction with store_apply (which commits) or store_abort. */
-bx_status store_begin_send(PGconn *db, const store_row *row, bx_time_ms now, bool count,
-                           int *sent_today, bx_error *err) BX_MUSTCHECK;
-void store_abort(PGconn *db);
+ * opens the transaction. On an error the transaction is rolled back; else the caller ends it
+ * with notify_store_apply (which commits either way). */
+bx_status notify_store_begin_send(PGconn *db, const notify_store_row *row, bx_time_ms now,
+                                  bool count, int *sent_today, bx_error *err) BX_MUSTCHECK;
 
 /* Applies a decision to row (expected in row->state with row->attempt, and when owner is not
  * NULL, still claimed by owner): state, attempt, due time, reason, provider message id, the send
  * day when it becomes sending, and the status message. *applied is false when the row had moved
- * on (nothing is written then). in_tx: a transaction is open (from store_begin_send or
- * store_lock_row); it is committed either way. */
-bx_status store_apply(PGconn *db, const store_ctx *ctx, const store_row *row, const char *owner,
-                      const dispatch_output *out, const char *provider_message_id, bx_time_ms now,
-                      bool in_tx, bool *applied, bx_error *err) BX_MUSTCHECK;
+ * on (nothing is written then). in_tx: a transaction is open (from notify_store_begin_send or
+ * notify_store_lock_row); it is committed either way. */
+bx_status notify_store_apply(PGconn *db, const notify_store_ctx *ctx, const notify_store_row *row,
+                             const char *owner, const dispatch_output *out,
+                             const char *provider_message_id, bx_time_ms now, bool in_tx,
+                             bool *applied, bx_error *err) BX_MUSTCHECK;
 
 /* Opens a transaction and reads the notification by notification id, locked; BX_ENOTFOUND when
  * there is none (the transaction is then rolled back). */
-bx_status store_lock_row(PGconn *db, const char *notification_id, store_row *row,
-                         bx_error *err) BX_MUSTCHECK;
+bx_status notify_store_lock_row(PGconn *db, const char *notification_id, notify_store_row *row,
+                                bx_error *err) BX_MUSTCHECK;
 
 /* Records a receipt as received; *fresh false for a duplicate. Inside the caller's transaction. */
-bx_status store_receipt(PGconn *db, const char *notification_id, const char *message_id,
-                        const char *state, const char *reason, bx_time_ms now, bool *fresh,
-                        bx_error *err) BX_MUSTCHECK;
+bx_status notify_store_receipt(PGconn *db, const char *notification_id, const char *message_id,
+                               const char *state, const char *reason, bx_time_ms now, bool *fresh,
+                               bx_error *err) BX_MUSTCHECK;
 
 /* Adds a message to the outbox (inside the caller's transaction, or on its own), dated now. */
-bx_status store_outbox_add(PGconn *db, const char *topic, const char *key, const char *payload,
-                           bx_time_ms now, bx_error *err) BX_MUSTCHECK;
+bx_status notify_outbox_add(PGconn *db, const char *topic, const char *key, const char *payload,
+                            bx_time_ms now, bx_error *err) BX_MUSTCHECK;
 /* bx_outbox_relay of notify.outbox (see bx_outbox.h): relays up to max (1 to
  * BX_OUTBOX_BATCH_MAX) unsent outbox messages in id order (one relay at a time over all replicas),
  * marking those Kafka acknowledged; *sent counts them. Outside a transaction; BX_ETRANSIENT when
  * some were not acknowledged (they stay unsent). */
-bx_status store_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
-                             bx_error *err) BX_MUSTCHECK;
+bx_status notify_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
+                              bx_error *err) BX_MUSTCHECK;
 
 /* Deletes up to 10,000 relayed outbox rows created before `before`; *deleted counts them. */
-bx_status store_outbox_prune(PGconn *db, bx_time_ms before, int *deleted,
-                             bx_error *err) BX_MUSTCHECK;
+bx_status notify_outbox_prune(PGconn *db, bx_time_ms before, int *deleted,
+                              bx_error *err) BX_MUSTCHECK;
 
 /* Builds a bx.notify.status.v1 message. */
-bx_status store_status_json(const store_ctx *ctx, const char *request_id,
-                            const char *notification_id, const char *status, const char *provider,
-                            const char *provider_message_id, int attempt, const char *reason,
-                            const char *recipient_masked, bx_time_ms at, bx_buf *out) BX_MUSTCHECK;
+bx_status notify_store_status_json(const notify_store_ctx *ctx, const char *request_id,
+                                   const char *notification_id, const char *status,
+                                   const char *provider, const char *provider_message_id,
+                                   int attempt, const char *reason, const char *recipient_masked,
+                                   bx_time_ms at, bx_buf *out) BX_MUSTCHECK;
 
 /* Digests: the staff ids with tasks collected before cutoff (today's digest time), up to max;
  * and, inside the caller's transaction, one person's such tasks, locked, oldest first. */
-typedef struct store_task {
+typedef struct notify_store_task {
     int64_t id;
     char notification_id[32];
     char request_id[129];
     char body[4001];
-} store_task;
-bx_status store_digest_staff(PGconn *db, bx_time_ms cutoff, int max, char (*staff)[33], int *count,
-                             bx_error *err) BX_MUSTCHECK;
-bx_status store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms cutoff, int max,
-                             store_task *tasks, int *count, bx_error *err) BX_MUSTCHECK;
+} notify_store_task;
+bx_status notify_store_digest_staff(PGconn *db, bx_time_ms cutoff, int max, char (*staff)[33],
+                                    int *count, bx_error *err) BX_MUSTCHECK;
+bx_status notify_store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms cutoff, int max,
+                                    notify_store_task *tasks, int *count,
+                                    bx_error *err) BX_MUSTCHECK;
 /* Open tasks from earlier days (bx-escalate's cases.task, created before `older`, case open):
  * who has some without a digest since `since`, and one person's, oldest deadline first. A task
  * without an owner staff id is the role's at the case's school, township or county. */
-typedef struct store_open_task {
+typedef struct notify_store_open_task {
     char kind[65];
     bx_time_ms due_at;
     bool overdue;
     char class_name[101];
     char student[65];
-} store_open_task;
-bx_status store_open_task_staff(PGconn *db, bx_time_ms older, bx_time_ms since, int max,
-                                char (*staff)[33], int *count, bx_error *err) BX_MUSTCHECK;
-bx_status store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms older, int max,
-                           store_open_task *tasks, int *count, bx_error *err) BX_MUSTCHECK;
+} notify_store_open_task;
+bx_status notify_store_open_task_staff(PGconn *db, bx_time_ms older, bx_time_ms since, int max,
+                                       char (*staff)[33], int *count, bx_error *err) BX_MUSTCHECK;
+bx_status notify_store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms older, int max,
+                                  notify_store_open_task *tasks, int *count,
+                                  bx_error *err) BX_MUSTCHECK;
 /* Opens the transaction of one person's digest: locks the person (an advisory lock, so replicas
  * make one digest each) and says whether they had one at or after since. */
-bx_status store_digest_begin(PGconn *db, const char *staff_id, bx_time_ms since, bool *had,
-                             bx_error *err) BX_MUSTCHECK;
+bx_status notify_store_digest_begin(PGconn *db, const char *staff_id, bx_time_ms since, bool *had,
+                                    bx_error *err) BX_MUSTCHECK;
 
 /* Marks the tasks digested into digest_id with a status message each. */
-bx_status store_digest_mark(PGconn *db, const store_ctx *ctx, const store_task *tasks, int count,
-                            int64_t digest_id, const char *digest_notification_id,
-                            const char *staff_id, bx_time_ms now, bx_error *err) BX_MUSTCHECK;
+bx_status notify_store_digest_mark(PGconn *db, const notify_store_ctx *ctx,
+                                   const notify_store_task *tasks, int count, int64_t digest_id,
+                                   const char *digest_notification_id, const char *staff_id,
+                                   bx_time_ms now, bx_error *err) BX_MUSTCHECK;
 
 #endif

@@ -36,10 +36,33 @@ static dispatch_answer answer_of_outcome(provider_outcome o)
     return DISPATCH_ANS_UNKNOWN;
 }
 
-static bx_status send_row(notify_worker *w, store_row *row, bx_time_ms now, bx_error *err)
+/* A send the provider-wide rate puts off waits, queued, for as long as the rate says. */
+static void rate_gate(notify_worker *w, const notify_store_row *row, bx_time_ms now,
+                      dispatch_output *out)
 {
-    notify_service *sv = w->sv;
-    const dispatch_policy *p = &sv->conf.policy;
+    int64_t wait_ms = 0;
+    bx_error rerr = {0};
+    if (limits_rate_take(w->rate, now, &wait_ms, &rerr) != BX_OK) {
+        bx_warn("worker %d: %s; sends wait", w->index, rerr.msg);
+        bx_metric_add(&notify_m.failures, 1);
+        wait_ms = 1000;
+    }
+    if (wait_ms > 0) {
+        bx_metric_add(&notify_m.rate_waits, 1);
+        memset(out, 0, sizeof(*out));
+        out->state = DISPATCH_QUEUED;
+        out->attempt = row->attempt;
+        out->due_at = now + wait_ms;
+        out->changed = true;
+    }
+}
+
+/* Opens the send's transaction (counting the day's sends to the phone under its lock when there
+ * is a daily cap) and decides what a due row does now. */
+static bx_status decide_send(notify_worker *w, const notify_store_row *row, bx_time_ms now,
+                             dispatch_output *out, bx_error *err)
+{
+    const dispatch_policy *p = &w->sv->conf.policy;
     dispatch_input in = {0};
     in.state = row->state;
     in.event = DISPATCH_EV_DUE;
@@ -51,43 +74,21 @@ static bx_status send_row(notify_worker *w, store_row *row, bx_time_ms now, bx_e
     in.random = next_random(&w->random);
     int sent_today = 0;
     bool capped = p->daily_cap > 0 && in.is_sms;
-    bx_status s = store_begin_send(w->db, row, now, capped, &sent_today, err);
+    bx_status s = notify_store_begin_send(w->db, row, now, capped, &sent_today, err);
     if (s != BX_OK)
         return s;
     in.sent_today = sent_today;
-    dispatch_output out;
-    dispatch_next(p, &in, &out);
-    if (out.action == DISPATCH_DO_SEND) {
-        int64_t wait_ms = 0;
-        bx_error rerr = {0};
-        if (limits_rate_take(w->rate, now, &wait_ms, &rerr) != BX_OK) {
-            bx_warn("worker %d: %s; sends wait", w->index, rerr.msg);
-            bx_metric_add(&notify_m.failures, 1);
-            wait_ms = 1000;
-        }
-        if (wait_ms > 0) {
-            bx_metric_add(&notify_m.rate_waits, 1);
-            memset(&out, 0, sizeof(out));
-            out.state = DISPATCH_QUEUED;
-            out.attempt = row->attempt;
-            out.due_at = now + wait_ms;
-            out.changed = true;
-        }
-    }
-    bool applied = false;
-    s = store_apply(w->db, &sv->ctx, row, w->owner, &out, NULL, now, true, &applied, err);
-    if (s != BX_OK || !applied || out.action != DISPATCH_DO_SEND) {
-        if (s == BX_OK && applied)
-            notify_outcome_count(&out);
-        if (s == BX_OK && applied && out.status == DISPATCH_ST_QUEUED)
-            bx_info("%s (%s) to %s waits: %s", row->notification_id, row->request_id,
-                    row->recipient_masked, out.reason);
-        return s;
-    }
-    /* The intent is committed: state sending, attempt n. Only now the provider is called. */
-    row->state = DISPATCH_SENDING;
-    row->attempt = out.attempt;
-    row->last_send_at = now;
+    dispatch_next(p, &in, out);
+    if (out->action == DISPATCH_DO_SEND)
+        rate_gate(w, row, now, out);
+    return BX_OK;
+}
+
+/* Calls the provider for a row whose intent (state sending, attempt n) is committed, and records
+ * the outcome. */
+static bx_status call_provider(notify_worker *w, notify_store_row *row, bx_time_ms sent_at,
+                               bx_error *err)
+{
     provider_message m = {row->notification_id, row->recipient, row->body, row->template_name,
                           row->sign_name};
     provider_result res;
@@ -101,23 +102,48 @@ static bx_status send_row(notify_worker *w, store_row *row, bx_time_ms now, bx_e
     }
     if (res.outcome == PROVIDER_ACCEPTED)
         bx_metric_add(&notify_m.accepted, 1);
-    memset(&in, 0, sizeof(in));
+    dispatch_input in = {0};
     in.state = DISPATCH_SENDING;
     in.event = DISPATCH_EV_SEND;
     in.answer = answer_of_outcome(res.outcome);
     in.attempt = row->attempt;
     in.now = bx_clock_now();
-    in.last_send_at = now;
+    in.last_send_at = sent_at;
     in.random = next_random(&w->random);
     in.detail = res.reason;
-    dispatch_next(p, &in, &out);
-    s = store_apply(w->db, &sv->ctx, row, w->owner, &out, res.message_id, in.now, false, &applied,
-                    err);
+    dispatch_output out;
+    dispatch_next(&w->sv->conf.policy, &in, &out);
+    bool applied = false;
+    bx_status s = notify_store_apply(w->db, &w->sv->ctx, row, w->owner, &out, res.message_id,
+                                     in.now, false, &applied, err);
     if (s == BX_OK && applied) {
         notify_outcome_count(&out);
         notify_outcome_log(row, &out);
     }
     return s;
+}
+
+static bx_status send_row(notify_worker *w, notify_store_row *row, bx_time_ms now, bx_error *err)
+{
+    dispatch_output out;
+    bx_status s = decide_send(w, row, now, &out, err);
+    if (s != BX_OK)
+        return s;
+    bool applied = false;
+    s = notify_store_apply(w->db, &w->sv->ctx, row, w->owner, &out, NULL, now, true, &applied, err);
+    if (s != BX_OK || !applied || out.action != DISPATCH_DO_SEND) {
+        if (s == BX_OK && applied)
+            notify_outcome_count(&out);
+        if (s == BX_OK && applied && out.status == DISPATCH_ST_QUEUED)
+            bx_info("%s (%s) to %s waits: %s", row->notification_id, row->request_id,
+                    row->recipient_masked, out.reason);
+        return s;
+    }
+    /* The intent is committed: state sending, attempt n. Only now the provider is called. */
+    row->state = DISPATCH_SENDING;
+    row->attempt = out.attempt;
+    row->last_send_at = now;
+    return call_provider(w, row, now, err);
 }
 
 static void send_day_text(bx_date d, char out[9])
@@ -127,7 +153,7 @@ static void send_day_text(bx_date d, char out[9])
     snprintf(out, 9, "%.4s%.2s%.2s", ymd, ymd + 5, ymd + 8);
 }
 
-static bx_status query_row(notify_worker *w, store_row *row, bx_time_ms now, bx_error *err)
+static bx_status query_row(notify_worker *w, notify_store_row *row, bx_time_ms now, bx_error *err)
 {
     notify_service *sv = w->sv;
     const dispatch_policy *p = &sv->conf.policy;
@@ -172,8 +198,8 @@ static bx_status query_row(notify_worker *w, store_row *row, bx_time_ms now, bx_
     if (!out.changed)
         return BX_OK;
     bool applied = false;
-    bx_status s = store_apply(w->db, &sv->ctx, row, w->owner, &out, res.message_id, in.now, false,
-                              &applied, err);
+    bx_status s = notify_store_apply(w->db, &sv->ctx, row, w->owner, &out, res.message_id, in.now,
+                                     false, &applied, err);
     if (s == BX_OK && applied) {
         notify_outcome_count(&out);
         notify_outcome_log(row, &out);
@@ -181,7 +207,7 @@ static bx_status query_row(notify_worker *w, store_row *row, bx_time_ms now, bx_
     return s;
 }
 
-static bx_status process_row(notify_worker *w, store_row *row, bx_error *err)
+static bx_status process_row(notify_worker *w, notify_store_row *row, bx_error *err)
 {
     bx_time_ms now = bx_clock_now();
     if (row->state == DISPATCH_QUEUED)
@@ -200,11 +226,11 @@ void *notify_worker_main(void *arg)
             sleep(1);
             continue;
         }
-        store_row *rows = NULL;
+        notify_store_row *rows = NULL;
         int n = 0;
         bx_time_ms now = bx_clock_now();
-        if (store_claim(w->db, w->owner, now, sv->conf.policy.lease_ms, sv->conf.batch, &rows, &n,
-                        &err) != BX_OK) {
+        if (notify_store_claim(w->db, w->owner, now, sv->conf.policy.lease_ms, sv->conf.batch,
+                               &rows, &n, &err) != BX_OK) {
             bx_warn("worker %d: claim failed: %s", w->index, err.msg);
             bx_metric_add(&notify_m.failures, 1);
             usleep(500000);
