@@ -367,8 +367,8 @@ static int cmd_summary(const conf *c, const char *student)
 {
     redisContext *r = NULL;
     bx_error err = {0};
-    char key[STORE_KEY_MAX];
-    if (store_key_summary(student, key, sizeof(key)) != BX_OK ||
+    char key[SCORE_STORE_KEY_MAX];
+    if (score_store_key_summary(student, key, sizeof(key)) != BX_OK ||
         bx_redis_connect(c->redis_url, 5000, &r, &err) != BX_OK) {
         fprintf(stderr, "bench-score summary: %s\n", err.msg[0] ? err.msg : "bad student id");
         return 1;
@@ -520,9 +520,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "lua") == 0 && npos == 1) {
         if (strcmp(pos[0], "apply") == 0)
-            fputs(store_lua_apply(), stdout);
+            fputs(score_store_lua_apply(), stdout);
         else if (strcmp(pos[0], "summary") == 0)
-            fputs(store_lua_summary(), stdout);
+            fputs(score_store_lua_summary(), stdout);
         else
             return 2;
         return 0;

@@ -134,8 +134,8 @@ static bx_status parse_attendance(const cJSON *o, score_message *m, bx_error *er
         return BX_ERR(err, BX_EINVAL, PATH ".source: expected rollcall or attendance");
     s = get_leave_kind(o, f.status == SCORE_LEAVE, &f.leave_kind, err);
     IFOK(s, score_fact_check(&f, err));
-    IFOK(s, store_field_day(f.date, f.period, m->field, sizeof(m->field)));
-    IFOK(s, store_order_key(f.recorded_at, f.event_id, m->order_key, sizeof(m->order_key)));
+    IFOK(s, score_store_field_day(f.date, f.period, m->field, sizeof(m->field)));
+    IFOK(s, score_store_order_key(f.recorded_at, f.event_id, m->order_key, sizeof(m->order_key)));
     if (s != BX_OK)
         return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable fact");
     snprintf(m->value, sizeof(m->value), "%s", score_status_code(f.status, f.leave_kind));
@@ -161,8 +161,8 @@ static bx_status parse_leave(const cJSON *o, score_message *m, bx_error *err)
     IFOK(s, get_time(o, "recorded_at", &l.recorded_at, err));
     char value[SCORE_LEAVE_VALUE_SIZE];
     IFOK(s, score_leave_encode(&l, value, err));
-    IFOK(s, store_field_leave(l.event_id, m->field, sizeof(m->field)));
-    IFOK(s, store_order_key(l.recorded_at, l.event_id, m->order_key, sizeof(m->order_key)));
+    IFOK(s, score_store_field_leave(l.event_id, m->field, sizeof(m->field)));
+    IFOK(s, score_store_order_key(l.recorded_at, l.event_id, m->order_key, sizeof(m->order_key)));
     if (s != BX_OK)
         return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable leave request");
     snprintf(m->value, sizeof(m->value), "%s", value);
@@ -187,8 +187,8 @@ static bx_status parse_report(const cJSON *o, score_message *m, bx_error *err)
     IFOK(s, get_time(o, "recorded_at", &at, err));
     for (int i = 0; i < 6; i++)
         IFOK(s, bx_json_get_int(o, PATH, counts[i], true, 0, 1000000, &n[i], err));
-    IFOK(s, store_field_day(date, period, m->field, sizeof(m->field)));
-    IFOK(s, store_order_key(at, event_id, m->order_key, sizeof(m->order_key)));
+    IFOK(s, score_store_field_day(date, period, m->field, sizeof(m->field)));
+    IFOK(s, score_store_order_key(at, event_id, m->order_key, sizeof(m->order_key)));
     if (s != BX_OK)
         return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable roll call");
     /* The counts, for reports: enrolled,absent,leave,late,early_leave,present. */

@@ -109,15 +109,15 @@ void score_rate_format(double rate, char out[16])
 
 /* Rebuilds a history from a student's stored facts. Entries that do not decode are skipped. */
 static void history_from_entries(score_history *h, const char *student_id,
-                                 const store_entries *facts)
+                                 const score_store_entries *facts)
 {
     score_history_reset(h);
     for (size_t i = 0; i < facts->count; i++) {
-        const store_entry *e = &facts->items[i];
+        const score_store_entry *e = &facts->items[i];
         bx_date day = BX_DATE_NONE;
         int period = 0;
         bx_error err = {0};
-        bx_status s = store_field_parse(e->field, &day, &period);
+        bx_status s = score_store_field_parse(e->field, &day, &period);
         if (s != BX_OK)
             BX_ERR(&err, s, "not a fact field");
         if (s == BX_OK && day == BX_DATE_NONE) {
@@ -142,7 +142,7 @@ static void history_from_entries(score_history *h, const char *student_id,
 }
 
 /* A class's roll calls as sorted dates with period masks; caller frees both arrays. */
-static bx_status class_days_from_entries(const store_entries *reports, bx_date **dates,
+static bx_status class_days_from_entries(const score_store_entries *reports, bx_date **dates,
                                          uint16_t **periods, size_t *count, bx_error *err)
 {
     size_t n = reports->count;
@@ -159,7 +159,7 @@ static bx_status class_days_from_entries(const store_entries *reports, bx_date *
     for (size_t i = 0; i < n; i++) {
         bx_date day = BX_DATE_NONE;
         int period = 0;
-        if (store_field_parse(reports->items[i].field, &day, &period) != BX_OK ||
+        if (score_store_field_parse(reports->items[i].field, &day, &period) != BX_OK ||
             day == BX_DATE_NONE || period < 0 || period > SCORE_PERIOD_MAX)
             continue;
         (*dates)[k] = day;
@@ -247,9 +247,9 @@ static void encode_summary(score_outcome *o)
     put_field(o, "last", "%s", text);
 }
 
-static void compute_one(const score_env *env, score_history *h, const store_entries *facts,
-                        const store_entries *summary, const score_class_days *days, bx_date as_of,
-                        score_outcome *o)
+static void compute_one(const score_env *env, score_history *h, const score_store_entries *facts,
+                        const score_store_entries *summary, const score_class_days *days,
+                        bx_date as_of, score_outcome *o)
 {
     const bx_reg_student *st = o->student;
     history_from_entries(h, o->student_id, facts);
@@ -277,10 +277,10 @@ static void compute_one(const score_env *env, score_history *h, const store_entr
     encode_summary(o);
 }
 
-static void free_entries(store_entries *e, size_t n)
+static void free_entries(score_store_entries *e, size_t n)
 {
     for (size_t i = 0; e && i < n; i++)
-        store_entries_free(&e[i]);
+        score_store_entries_free(&e[i]);
     free(e);
 }
 
@@ -289,9 +289,9 @@ bx_status score_recompute(const score_env *env, const char *const *student_ids, 
 {
     if (n == 0)
         return BX_OK;
-    store_entries *facts = calloc(n, sizeof(*facts));
-    store_entries *sums = calloc(n, sizeof(*sums));
-    store_entries *reports = NULL;
+    score_store_entries *facts = calloc(n, sizeof(*facts));
+    score_store_entries *sums = calloc(n, sizeof(*sums));
+    score_store_entries *reports = NULL;
     const char **class_ids = calloc(n, sizeof(*class_ids));
     size_t *class_of = calloc(n, sizeof(*class_of));
     score_history *h = score_history_new();
@@ -319,10 +319,10 @@ bx_status score_recompute(const score_env *env, const char *const *student_ids, 
         if (reports == NULL)
             s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
     }
-    IFOK(s, store_load_facts(env->store, student_ids, n, facts, err));
-    IFOK(s, store_load_summaries(env->store, student_ids, n, sums, err));
+    IFOK(s, score_store_load_facts(env->store, student_ids, n, facts, err));
+    IFOK(s, score_store_load_summaries(env->store, student_ids, n, sums, err));
     if (nclasses > 0)
-        IFOK(s, store_load_reports(env->store, class_ids, nclasses, reports, err));
+        IFOK(s, score_store_load_reports(env->store, class_ids, nclasses, reports, err));
     /* The class days of each class, decoded once. */
     bx_date **dates = s == BX_OK ? calloc(nclasses + 1, sizeof(*dates)) : NULL;
     uint16_t **periods = s == BX_OK ? calloc(nclasses + 1, sizeof(*periods)) : NULL;
@@ -360,7 +360,7 @@ bx_status score_recompute(const score_env *env, const char *const *student_ids, 
 bx_status score_recompute_store(const score_env *env, const score_outcome *out, size_t n,
                                 bx_error *err)
 {
-    store_summary *sums = calloc(n ? n : 1, sizeof(*sums));
+    score_store_summary *sums = calloc(n ? n : 1, sizeof(*sums));
     const char **names = calloc(n * SCORE_SUMMARY_FIELDS + 1, sizeof(*names));
     const char **values = calloc(n * SCORE_SUMMARY_FIELDS + 1, sizeof(*values));
     if (sums == NULL || names == NULL || values == NULL) {
@@ -380,9 +380,9 @@ bx_status score_recompute_store(const score_env *env, const score_outcome *out, 
             nm[f] = out[i].names[f];
             vl[f] = out[i].values[f];
         }
-        sums[k++] = (store_summary){out[i].student_id, nm, vl, count};
+        sums[k++] = (score_store_summary){out[i].student_id, nm, vl, count};
     }
-    bx_status s = k ? store_put_summaries(env->store, sums, k, NULL, err) : BX_OK;
+    bx_status s = k ? score_store_put_summaries(env->store, sums, k, NULL, err) : BX_OK;
     free(sums);
     free(names);
     free(values);

@@ -41,7 +41,7 @@ typedef struct score_env {
     const score_policy *policy;
     const bx_registry *registry;
     const score_profiles *profiles;
-    store_redis *store;
+    score_store_redis *store;
 } score_env;
 
 #define SCORE_SUMMARY_FIELDS 72
@@ -50,7 +50,7 @@ typedef struct score_env {
 
 /* The result of one student's computation. */
 typedef struct score_outcome {
-    char student_id[STORE_ID_MAX + 1];
+    char student_id[SCORE_STORE_ID_MAX + 1];
     const bx_reg_student *student; /* NULL when the registry does not know it: nothing computed */
     bool has_facts;                /* false: the summary is deleted and nothing is published */
     score_summary summary;

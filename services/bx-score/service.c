@@ -48,7 +48,7 @@ struct score_service {
     bx_producer *producer;
     PGconn *db;
     redisContext *redis;
-    store_redis *store;
+    score_store_redis *store;
     bx_registry *registry;
     score_profiles *profiles;
     atomic_bool healthy;
@@ -60,13 +60,13 @@ struct score_service {
 
 static bx_status connect_redis(score_service *sv, bx_error *err)
 {
-    store_redis_free(sv->store);
+    score_store_redis_free(sv->store);
     sv->store = NULL;
     if (sv->redis)
         redisFree(sv->redis);
     sv->redis = NULL;
     bx_status s = bx_redis_connect(sv->conf.redis_url, 10000, &sv->redis, err);
-    IFOK(s, store_redis_new(sv->redis, &sv->store, err));
+    IFOK(s, score_store_redis_new(sv->redis, &sv->store, err));
     return s;
 }
 
@@ -151,7 +151,7 @@ void score_service_stop(score_service *sv)
         return;
     bx_consumer_free(sv->consumer);
     bx_producer_free(sv->producer, 10000);
-    store_redis_free(sv->store);
+    score_store_redis_free(sv->store);
     if (sv->redis)
         redisFree(sv->redis);
     if (sv->db)
@@ -245,7 +245,8 @@ static int compare_ids(const void *a, const void *b)
 
 static int compare_fact_student(const void *a, const void *b)
 {
-    return strcmp(((const store_fact *)a)->student_id, ((const store_fact *)b)->student_id);
+    return strcmp(((const score_store_fact *)a)->student_id,
+                  ((const score_store_fact *)b)->student_id);
 }
 
 /* The students whose state a batch may change: every fact's and leave's student, and every
@@ -357,9 +358,9 @@ static bx_status process(score_service *sv, item *items, size_t n, bx_error *err
         nbad += items[i].m.kind == SCORE_MESSAGE_BAD;
     }
     bx_delivery_wait *w = bx_delivery_wait_new();
-    store_fact *facts = calloc(nfacts + 1, sizeof(*facts));
-    store_outcome *outcomes = calloc(nfacts + 1, sizeof(*outcomes));
-    store_report *reports = calloc(nreports + 1, sizeof(*reports));
+    score_store_fact *facts = calloc(nfacts + 1, sizeof(*facts));
+    score_store_outcome *outcomes = calloc(nfacts + 1, sizeof(*outcomes));
+    score_store_report *reports = calloc(nreports + 1, sizeof(*reports));
     bx_delivery_slot *dlq = calloc(nbad + 1, sizeof(*dlq));
     score_outcome *out = calloc(RECOMPUTE_CHUNK, sizeof(*out));
     const char **ids = NULL;
@@ -372,11 +373,12 @@ static bx_status process(score_service *sv, item *items, size_t n, bx_error *err
     for (size_t i = 0; i < n && s == BX_OK; i++) {
         const item *it = &items[i];
         if (it->m.kind == SCORE_MESSAGE_FACT || it->m.kind == SCORE_MESSAGE_LEAVE)
-            facts[f++] = (store_fact){it->m.student,   it->m.school, it->m.klass,  it->m.field,
-                                      it->m.order_key, it->m.value,  it->m.implied};
+            facts[f++] =
+                (score_store_fact){it->m.student,   it->m.school, it->m.klass,  it->m.field,
+                                   it->m.order_key, it->m.value,  it->m.implied};
         else if (it->m.kind == SCORE_MESSAGE_REPORT)
-            reports[r++] = (store_report){it->m.klass, it->m.school, it->m.field, it->m.order_key,
-                                          it->m.value};
+            reports[r++] = (score_store_report){it->m.klass, it->m.school, it->m.field,
+                                                it->m.order_key, it->m.value};
         else {
             bx_warn("%s [%d] offset %lld: dead-lettered: %s", sv->conf.topic,
                     (int)it->msg->partition, (long long)it->msg->offset, it->m.error);
@@ -387,16 +389,16 @@ static bx_status process(score_service *sv, item *items, size_t n, bx_error *err
     if (s == BX_OK && nfacts > 1)
         qsort(facts, nfacts, sizeof(*facts), compare_fact_student);
     if (s == BX_OK && nfacts)
-        s = store_apply_facts(sv->store, facts, nfacts, outcomes, &stored, err);
+        s = score_store_apply_facts(sv->store, facts, nfacts, outcomes, &stored, err);
     if (s == BX_OK && nreports)
-        s = store_apply_reports(sv->store, reports, nreports, NULL, &rstored, err);
+        s = score_store_apply_reports(sv->store, reports, nreports, NULL, &rstored, err);
     /* The durable record, before any offset is stored. */
     if (s == BX_OK && (nfacts || nreports)) {
         s = bx_pg_exec(sv->db, "BEGIN", err);
         if (nfacts)
-            IFOK(s, store_pg_write_facts(sv->db, facts, outcomes, nfacts, NULL, err));
+            IFOK(s, score_store_pg_write_facts(sv->db, facts, outcomes, nfacts, NULL, err));
         if (nreports)
-            IFOK(s, store_pg_write_reports(sv->db, reports, nreports, NULL, err));
+            IFOK(s, score_store_pg_write_reports(sv->db, reports, nreports, NULL, err));
         IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
         if (s != BX_OK)
             bx_pg_rollback(sv->db);

@@ -22,9 +22,10 @@
 #define REBUILD_BATCH 1000
 
 /* KEYS[1]: a facts or coverage hash. ARGV: quads of field, order key, value, implied ("1"/"0").
- * Answers one outcome per quad (store_outcome). Compares bytes, not strings with `<` (which uses
- * the server's locale through strcoll), so Redis agrees with PostgreSQL's COLLATE "C". Comparing
- * "order_key\tvalue" as a whole is comparing the pair, as order keys have no byte below '!'. */
+ * Answers one outcome per quad (score_store_outcome). Compares bytes, not strings with `<` (which
+ * uses the server's locale through strcoll), so Redis agrees with PostgreSQL's COLLATE "C".
+ * Comparing "order_key\tvalue" as a whole is comparing the pair, as order keys have no byte below
+ * '!'. */
 static const char lua_apply[] =
     "local function less(a, b)\n"
     "  local n = #a\n"
@@ -72,12 +73,12 @@ enum { SCRIPT_APPLY, SCRIPT_SUMMARY, SCRIPT_COUNT };
 
 static const char *const script_source[SCRIPT_COUNT] = {lua_apply, lua_summary};
 
-const char *store_lua_apply(void)
+const char *score_store_lua_apply(void)
 {
     return lua_apply;
 }
 
-const char *store_lua_summary(void)
+const char *score_store_lua_summary(void)
 {
     return lua_summary;
 }
@@ -91,13 +92,13 @@ typedef struct call {
     bool retry; /* answered NOSCRIPT: send again with EVAL */
 } call;
 
-struct store_redis {
+struct score_store_redis {
     redisContext *redis; /* borrowed */
     char sha[SCRIPT_COUNT][41];
     call calls[WINDOW_CALLS];
     const char **argv; /* WINDOW_CALLS * CALL_ARGS */
     size_t *argvlen;
-    char (*keys)[STORE_KEY_MAX];
+    char (*keys)[SCORE_STORE_KEY_MAX];
 };
 
 /* --- Validation and names --------------------------------------------------------------------- */
@@ -113,7 +114,7 @@ static bool id_valid(const char *id)
               c == '_' || c == '-'))
             return false;
     }
-    return n >= 1 && n <= STORE_ID_MAX;
+    return n >= 1 && n <= SCORE_STORE_ID_MAX;
 }
 
 static bool event_id_valid(const char *id)
@@ -136,7 +137,7 @@ static bool order_key_valid(const char *k)
     for (; k[n]; n++)
         if ((unsigned char)k[n] < '!' || (unsigned char)k[n] > '~')
             return false;
-    return n >= 1 && n <= STORE_ORDER_KEY_MAX;
+    return n >= 1 && n <= SCORE_STORE_ORDER_KEY_MAX;
 }
 
 static bool value_valid(const char *v)
@@ -144,7 +145,7 @@ static bool value_valid(const char *v)
     if (v == NULL)
         return false;
     size_t n = strlen(v);
-    if (n > STORE_VALUE_MAX || !bx_utf8_valid(v, n))
+    if (n > SCORE_STORE_VALUE_MAX || !bx_utf8_valid(v, n))
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
@@ -166,7 +167,8 @@ static bool summary_name_valid(const char *s)
     return n >= 1 && n <= 64;
 }
 
-bx_status store_order_key(bx_time_ms recorded_at, const char *event_id, char *out, size_t size)
+bx_status score_store_order_key(bx_time_ms recorded_at, const char *event_id, char *out,
+                                size_t size)
 {
     if (recorded_at < 0 || recorded_at > 9999999999999LL)
         return BX_EINVAL;
@@ -176,7 +178,7 @@ bx_status store_order_key(bx_time_ms recorded_at, const char *event_id, char *ou
     return n > 0 && (size_t)n < size ? BX_OK : BX_EINVAL;
 }
 
-bx_status store_field_day(bx_date day, int period, char *out, size_t size)
+bx_status score_store_field_day(bx_date day, int period, char *out, size_t size)
 {
     if (day == BX_DATE_NONE || period < 0 || period > 12)
         return BX_EINVAL;
@@ -190,7 +192,7 @@ bx_status store_field_day(bx_date day, int period, char *out, size_t size)
     return n > 0 && (size_t)n < size ? BX_OK : BX_EINVAL;
 }
 
-bx_status store_field_leave(const char *event_id, char *out, size_t size)
+bx_status score_store_field_leave(const char *event_id, char *out, size_t size)
 {
     if (event_id == NULL || !event_id_valid(event_id))
         return BX_EINVAL;
@@ -198,7 +200,7 @@ bx_status store_field_leave(const char *event_id, char *out, size_t size)
     return n > 0 && (size_t)n < size ? BX_OK : BX_EINVAL;
 }
 
-bx_status store_field_parse(const char *field, bx_date *day, int *period)
+bx_status score_store_field_parse(const char *field, bx_date *day, int *period)
 {
     if (field == NULL)
         return BX_EINVAL;
@@ -239,26 +241,26 @@ static bx_status make_key(const char *prefix, const char *id, const char *suffix
     return n > 0 && (size_t)n < size ? BX_OK : BX_EINVAL;
 }
 
-bx_status store_key_facts(const char *student_id, char *out, size_t size)
+bx_status score_store_key_facts(const char *student_id, char *out, size_t size)
 {
     return make_key("bx:s:", student_id, ":facts", out, size);
 }
 
-bx_status store_key_summary(const char *student_id, char *out, size_t size)
+bx_status score_store_key_summary(const char *student_id, char *out, size_t size)
 {
     return make_key("bx:s:", student_id, ":sum", out, size);
 }
 
-bx_status store_key_reported(const char *class_id, char *out, size_t size)
+bx_status score_store_key_reported(const char *class_id, char *out, size_t size)
 {
     return make_key("bx:c:", class_id, ":reported", out, size);
 }
 
 /* Validates facts before anything is sent; the message names the item and the member. */
-static bx_status check_facts(const store_fact *facts, size_t n, bool for_pg, bx_error *err)
+static bx_status check_facts(const score_store_fact *facts, size_t n, bool for_pg, bx_error *err)
 {
     for (size_t i = 0; i < n; i++) {
-        const store_fact *f = &facts[i];
+        const score_store_fact *f = &facts[i];
         bx_date day;
         int period;
         if (!id_valid(f->student_id))
@@ -270,7 +272,7 @@ static bx_status check_facts(const store_fact *facts, size_t n, bool for_pg, bx_
         if (for_pg && !id_valid(f->class_id))
             return BX_ERR(err, BX_EINVAL,
                           "facts[%zu].class_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
-        if (store_field_parse(f->field, &day, &period) != BX_OK)
+        if (score_store_field_parse(f->field, &day, &period) != BX_OK)
             return BX_ERR(err, BX_EINVAL,
                           "facts[%zu].field: expected YYYY-MM-DD|period (0..12) or L|event_id, "
                           "got \"%.40s\"",
@@ -279,20 +281,21 @@ static bx_status check_facts(const store_fact *facts, size_t n, bool for_pg, bx_
             return BX_ERR(err, BX_EINVAL,
                           "facts[%zu].order_key: expected 1 to %d printable ASCII characters "
                           "without space",
-                          i, STORE_ORDER_KEY_MAX);
+                          i, SCORE_STORE_ORDER_KEY_MAX);
         if (!value_valid(f->value))
             return BX_ERR(err, BX_EINVAL,
                           "facts[%zu].value: expected at most %d bytes of UTF-8 without control "
                           "characters",
-                          i, STORE_VALUE_MAX);
+                          i, SCORE_STORE_VALUE_MAX);
     }
     return BX_OK;
 }
 
-static bx_status check_reports(const store_report *reports, size_t n, bool for_pg, bx_error *err)
+static bx_status check_reports(const score_store_report *reports, size_t n, bool for_pg,
+                               bx_error *err)
 {
     for (size_t i = 0; i < n; i++) {
-        const store_report *r = &reports[i];
+        const score_store_report *r = &reports[i];
         bx_date day;
         int period;
         if (!id_valid(r->class_id))
@@ -301,7 +304,7 @@ static bx_status check_reports(const store_report *reports, size_t n, bool for_p
         if (for_pg && !id_valid(r->school_id))
             return BX_ERR(err, BX_EINVAL,
                           "reports[%zu].school_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
-        if (store_field_parse(r->field, &day, &period) != BX_OK || day == BX_DATE_NONE)
+        if (score_store_field_parse(r->field, &day, &period) != BX_OK || day == BX_DATE_NONE)
             return BX_ERR(err, BX_EINVAL,
                           "reports[%zu].field: expected YYYY-MM-DD|period (0..12), got \"%.40s\"",
                           i, r->field ? r->field : "(null)");
@@ -309,19 +312,19 @@ static bx_status check_reports(const store_report *reports, size_t n, bool for_p
             return BX_ERR(err, BX_EINVAL,
                           "reports[%zu].order_key: expected 1 to %d printable ASCII characters "
                           "without space",
-                          i, STORE_ORDER_KEY_MAX);
+                          i, SCORE_STORE_ORDER_KEY_MAX);
         if (!value_valid(r->value))
             return BX_ERR(err, BX_EINVAL,
                           "reports[%zu].value: expected at most %d bytes of UTF-8 without control "
                           "characters",
-                          i, STORE_VALUE_MAX);
+                          i, SCORE_STORE_VALUE_MAX);
     }
     return BX_OK;
 }
 
 /* --- Entries ---------------------------------------------------------------------------------- */
 
-void store_entries_free(store_entries *e)
+void score_store_entries_free(score_store_entries *e)
 {
     if (e == NULL)
         return;
@@ -332,12 +335,12 @@ void store_entries_free(store_entries *e)
 
 static int cmp_entry(const void *a, const void *b)
 {
-    return strcmp(((const store_entry *)a)->field, ((const store_entry *)b)->field);
+    return strcmp(((const score_store_entry *)a)->field, ((const score_store_entry *)b)->field);
 }
 
 /* Builds entries from a HGETALL answer. with_order: values are "order_key\tvalue". */
 static bx_status entries_from_reply(const redisReply *r, bool with_order, const char *key,
-                                    store_entries *out, bx_error *err)
+                                    score_store_entries *out, bx_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
@@ -353,13 +356,13 @@ static bx_status entries_from_reply(const redisReply *r, bool with_order, const 
     out->items = calloc(count, sizeof(out->items[0]));
     out->text = malloc(size);
     if (out->items == NULL || out->text == NULL) {
-        store_entries_free(out);
+        score_store_entries_free(out);
         return BX_ERR(err, BX_ENOMEM, "out of memory reading %s", key);
     }
     char *p = out->text;
     for (size_t i = 0; i < count; i++) {
         const redisReply *f = r->element[2 * i], *v = r->element[2 * i + 1];
-        store_entry *e = &out->items[i];
+        score_store_entry *e = &out->items[i];
         memcpy(p, f->str, f->len);
         p[f->len] = '\0';
         e->field = p;
@@ -369,7 +372,7 @@ static bx_status entries_from_reply(const redisReply *r, bool with_order, const 
         if (with_order) {
             char *tab = memchr(p, '\t', v->len);
             if (tab == NULL) {
-                store_entries_free(out);
+                score_store_entries_free(out);
                 return BX_ERR(err, BX_EIO, "redis: %s field \"%.40s\" has no order key", key,
                               f->str);
             }
@@ -389,16 +392,16 @@ static bx_status entries_from_reply(const redisReply *r, bool with_order, const 
 
 /* --- Redis pipelines -------------------------------------------------------------------------- */
 
-static bx_status redis_failed(store_redis *st, const char *what, bx_error *err)
+static bx_status redis_failed(score_store_redis *st, const char *what, bx_error *err)
 {
     redisContext *c = st->redis;
     return BX_ERR(err, c->err == REDIS_ERR_IO || c->err == REDIS_ERR_EOF ? BX_ETRANSIENT : BX_EIO,
                   "redis: %s: %s", what, c->errstr[0] ? c->errstr : "connection failed");
 }
 
-bx_status store_redis_new(redisContext *redis, store_redis **out, bx_error *err)
+bx_status score_store_redis_new(redisContext *redis, score_store_redis **out, bx_error *err)
 {
-    store_redis *st = calloc(1, sizeof(*st));
+    score_store_redis *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return BX_ERR(err, BX_ENOMEM, "out of memory");
     st->redis = redis;
@@ -406,7 +409,7 @@ bx_status store_redis_new(redisContext *redis, store_redis **out, bx_error *err)
     st->argvlen = calloc((size_t)WINDOW_CALLS * CALL_ARGS, sizeof(st->argvlen[0]));
     st->keys = calloc(WINDOW_CALLS, sizeof(st->keys[0]));
     if (st->argv == NULL || st->argvlen == NULL || st->keys == NULL) {
-        store_redis_free(st);
+        score_store_redis_free(st);
         return BX_ERR(err, BX_ENOMEM, "out of memory");
     }
     for (int i = 0; i < SCRIPT_COUNT; i++) {
@@ -421,7 +424,7 @@ bx_status store_redis_new(redisContext *redis, store_redis **out, bx_error *err)
             memcpy(st->sha[i], r->str, 41);
         freeReplyObject(r);
         if (s != BX_OK) {
-            store_redis_free(st);
+            score_store_redis_free(st);
             return s;
         }
     }
@@ -429,7 +432,7 @@ bx_status store_redis_new(redisContext *redis, store_redis **out, bx_error *err)
     return BX_OK;
 }
 
-void store_redis_free(store_redis *st)
+void score_store_redis_free(score_store_redis *st)
 {
     if (st == NULL)
         return;
@@ -450,8 +453,8 @@ static bool is_noscript(const redisReply *r)
 /* Sends the calls pipelined and hands each answer to fn, in order. Reads every answer even after
  * fn failed, so the connection stays in step. Script calls (script >= 0, argv[0] "EVALSHA",
  * argv[1] the sha) that meet NOSCRIPT are sent again as EVAL with the source. */
-static bx_status run_calls(store_redis *st, call *calls, size_t ncalls, int script, reply_fn *fn,
-                           void *ctx, bx_error *err)
+static bx_status run_calls(score_store_redis *st, call *calls, size_t ncalls, int script,
+                           reply_fn *fn, void *ctx, bx_error *err)
 {
     redisContext *c = st->redis;
     for (size_t i = 0; i < ncalls; i++) {
@@ -513,7 +516,7 @@ static void call_arg(call *c, const char *arg, size_t len)
     c->argc++;
 }
 
-static call *window_call(store_redis *st, size_t i)
+static call *window_call(score_store_redis *st, size_t i)
 {
     call *c = &st->calls[i];
     c->argc = 0;
@@ -530,7 +533,7 @@ typedef struct cas_item {
 } cas_item;
 
 typedef struct cas_ctx {
-    store_outcome *outcomes;
+    score_store_outcome *outcomes;
     size_t stored;
 } cas_ctx;
 
@@ -545,10 +548,10 @@ static bx_status cas_reply(void *arg, const call *c, const redisReply *r, bx_err
         const redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_INTEGER || e->integer < 0 || e->integer > 3)
             return BX_ERR(err, BX_EIO, "redis: %s: unexpected outcome", c->argv[3]);
-        if (e->integer == STORE_STORED)
+        if (e->integer == SCORE_STORE_STORED)
             ctx->stored++;
         if (ctx->outcomes)
-            ctx->outcomes[c->first + i] = (store_outcome)e->integer;
+            ctx->outcomes[c->first + i] = (score_store_outcome)e->integer;
     }
     return BX_OK;
 }
@@ -556,8 +559,9 @@ static bx_status cas_reply(void *arg, const call *c, const redisReply *r, bx_err
 typedef bx_status key_fn(const char *id, char *out, size_t size);
 typedef void item_fn(const void *items, size_t i, cas_item *out);
 
-static bx_status apply_items(store_redis *st, const void *items, size_t n, item_fn *get,
-                             key_fn *key, store_outcome *outcomes, size_t *stored, bx_error *err)
+static bx_status apply_items(score_store_redis *st, const void *items, size_t n, item_fn *get,
+                             key_fn *key, score_store_outcome *outcomes, size_t *stored,
+                             bx_error *err)
 {
     cas_ctx ctx = {outcomes, 0};
     bx_status s = BX_OK;
@@ -599,40 +603,42 @@ static bx_status apply_items(store_redis *st, const void *items, size_t n, item_
 
 static void fact_item(const void *items, size_t i, cas_item *out)
 {
-    const store_fact *f = (const store_fact *)items + i;
+    const score_store_fact *f = (const score_store_fact *)items + i;
     *out = (cas_item){f->student_id, f->field, f->order_key, f->value, f->implied};
 }
 
 static void report_item(const void *items, size_t i, cas_item *out)
 {
-    const store_report *r = (const store_report *)items + i;
+    const score_store_report *r = (const score_store_report *)items + i;
     *out = (cas_item){r->class_id, r->field, r->order_key, r->value, false};
 }
 
-bx_status store_apply_facts(store_redis *st, const store_fact *facts, size_t n,
-                            store_outcome *outcomes, size_t *stored, bx_error *err)
+bx_status score_store_apply_facts(score_store_redis *st, const score_store_fact *facts, size_t n,
+                                  score_store_outcome *outcomes, size_t *stored, bx_error *err)
 {
     if (stored)
         *stored = 0;
     bx_status s = check_facts(facts, n, false, err);
     if (s != BX_OK)
         return s;
-    return apply_items(st, facts, n, fact_item, store_key_facts, outcomes, stored, err);
+    return apply_items(st, facts, n, fact_item, score_store_key_facts, outcomes, stored, err);
 }
 
-bx_status store_apply_reports(store_redis *st, const store_report *reports, size_t n,
-                              store_outcome *outcomes, size_t *stored, bx_error *err)
+bx_status score_store_apply_reports(score_store_redis *st, const score_store_report *reports,
+                                    size_t n, score_store_outcome *outcomes, size_t *stored,
+                                    bx_error *err)
 {
     if (stored)
         *stored = 0;
     bx_status s = check_reports(reports, n, false, err);
     if (s != BX_OK)
         return s;
-    return apply_items(st, reports, n, report_item, store_key_reported, outcomes, stored, err);
+    return apply_items(st, reports, n, report_item, score_store_key_reported, outcomes, stored,
+                       err);
 }
 
 typedef struct load_ctx {
-    store_entries *out;
+    score_store_entries *out;
     bool with_order;
 } load_ctx;
 
@@ -644,8 +650,8 @@ static bx_status load_reply(void *arg, const call *c, const redisReply *r, bx_er
     return entries_from_reply(r, ctx->with_order, c->argv[1], &ctx->out[c->first], err);
 }
 
-static bx_status load_hashes(store_redis *st, const char *const *ids, size_t n, key_fn *key,
-                             bool with_order, store_entries *out, bx_error *err)
+static bx_status load_hashes(score_store_redis *st, const char *const *ids, size_t n, key_fn *key,
+                             bool with_order, score_store_entries *out, bx_error *err)
 {
     for (size_t i = 0; i < n; i++)
         memset(&out[i], 0, sizeof(out[i]));
@@ -670,26 +676,26 @@ static bx_status load_hashes(store_redis *st, const char *const *ids, size_t n, 
     }
     if (s != BX_OK)
         for (size_t i = 0; i < n; i++)
-            store_entries_free(&out[i]);
+            score_store_entries_free(&out[i]);
     return s;
 }
 
-bx_status store_load_facts(store_redis *st, const char *const *student_ids, size_t n,
-                           store_entries *out, bx_error *err)
+bx_status score_store_load_facts(score_store_redis *st, const char *const *student_ids, size_t n,
+                                 score_store_entries *out, bx_error *err)
 {
-    return load_hashes(st, student_ids, n, store_key_facts, true, out, err);
+    return load_hashes(st, student_ids, n, score_store_key_facts, true, out, err);
 }
 
-bx_status store_load_reports(store_redis *st, const char *const *class_ids, size_t n,
-                             store_entries *out, bx_error *err)
+bx_status score_store_load_reports(score_store_redis *st, const char *const *class_ids, size_t n,
+                                   score_store_entries *out, bx_error *err)
 {
-    return load_hashes(st, class_ids, n, store_key_reported, true, out, err);
+    return load_hashes(st, class_ids, n, score_store_key_reported, true, out, err);
 }
 
-bx_status store_load_summaries(store_redis *st, const char *const *student_ids, size_t n,
-                               store_entries *out, bx_error *err)
+bx_status score_store_load_summaries(score_store_redis *st, const char *const *student_ids,
+                                     size_t n, score_store_entries *out, bx_error *err)
 {
-    return load_hashes(st, student_ids, n, store_key_summary, false, out, err);
+    return load_hashes(st, student_ids, n, score_store_key_summary, false, out, err);
 }
 
 static bx_status summary_reply(void *arg, const call *c, const redisReply *r, bx_error *err)
@@ -705,17 +711,17 @@ static bx_status summary_reply(void *arg, const call *c, const redisReply *r, bx
     return BX_OK;
 }
 
-bx_status store_put_summaries(store_redis *st, const store_summary *summaries, size_t n,
-                              bool *changed, bx_error *err)
+bx_status score_store_put_summaries(score_store_redis *st, const score_store_summary *summaries,
+                                    size_t n, bool *changed, bx_error *err)
 {
     for (size_t i = 0; i < n; i++) {
-        const store_summary *m = &summaries[i];
+        const score_store_summary *m = &summaries[i];
         if (!id_valid(m->student_id))
             return BX_ERR(err, BX_EINVAL,
                           "summaries[%zu].student_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
-        if (m->count > STORE_SUMMARY_MAX)
+        if (m->count > SCORE_STORE_SUMMARY_MAX)
             return BX_ERR(err, BX_EINVAL, "summaries[%zu]: %zu names, at most %d", i, m->count,
-                          STORE_SUMMARY_MAX);
+                          SCORE_STORE_SUMMARY_MAX);
         for (size_t j = 0; j < m->count; j++) {
             if (!summary_name_valid(m->names[j]))
                 return BX_ERR(err, BX_EINVAL,
@@ -725,13 +731,13 @@ bx_status store_put_summaries(store_redis *st, const store_summary *summaries, s
                 return BX_ERR(err, BX_EINVAL,
                               "summaries[%zu].values[%zu]: expected at most %d bytes of UTF-8 "
                               "without control characters",
-                              i, j, STORE_VALUE_MAX);
+                              i, j, SCORE_STORE_VALUE_MAX);
         }
     }
     bx_status s = BX_OK;
     for (size_t i = 0; i < n && s == BX_OK;) {
         /* A window holds at most WINDOW_CALLS * CALL_ARGS arguments: a summary needs up to
-         * 4 + 2 * STORE_SUMMARY_MAX, so take as many as fit. */
+         * 4 + 2 * SCORE_STORE_SUMMARY_MAX, so take as many as fit. */
         size_t ncalls = 0, used = 0;
         for (; i < n && ncalls < WINDOW_CALLS; i++, ncalls++) {
             size_t need = 4 + 2 * summaries[i].count;
@@ -742,8 +748,8 @@ bx_status store_put_summaries(store_redis *st, const store_summary *summaries, s
             c->argv = st->argv + used;
             c->argvlen = st->argvlen + used;
             used += need;
-            bx_status ks =
-                store_key_summary(summaries[i].student_id, st->keys[ncalls], sizeof(st->keys[0]));
+            bx_status ks = score_store_key_summary(summaries[i].student_id, st->keys[ncalls],
+                                                   sizeof(st->keys[0]));
             assert(ks == BX_OK); /* the ids were checked above */
             (void)ks;
             c->argv[c->argc] = "EVALSHA";
@@ -841,8 +847,9 @@ static bx_status pg_write_arrays(PGconn *db, const char *sql, bx_buf *cols, int 
     return s;
 }
 
-bx_status store_pg_write_facts(PGconn *db, const store_fact *facts, const store_outcome *outcomes,
-                               size_t n, size_t *written, bx_error *err)
+bx_status score_store_pg_write_facts(PGconn *db, const score_store_fact *facts,
+                                     const score_store_outcome *outcomes, size_t n, size_t *written,
+                                     bx_error *err)
 {
     if (written)
         *written = 0;
@@ -852,15 +859,16 @@ bx_status store_pg_write_facts(PGconn *db, const store_fact *facts, const store_
     for (size_t i = 0; i < n; i++)
         if (facts[i].implied && outcomes == NULL)
             return BX_ERR(err, BX_EINVAL,
-                          "facts[%zu]: implied, but no outcomes from store_apply_facts given", i);
+                          "facts[%zu]: implied, but no outcomes from score_store_apply_facts given",
+                          i);
     enum { NCOLS = 6 };
     bx_buf cols[NCOLS];
     for (int c = 0; c < NCOLS; c++)
         bx_buf_init(&cols[c], 256u << 20);
     size_t rows = 0;
     for (size_t i = 0; i < n && s == BX_OK; i++) {
-        const store_fact *f = &facts[i];
-        if (f->implied && outcomes[i] != STORE_STORED && outcomes[i] != STORE_CURRENT)
+        const score_store_fact *f = &facts[i];
+        if (f->implied && outcomes[i] != SCORE_STORE_STORED && outcomes[i] != SCORE_STORE_CURRENT)
             continue;
         IFOK(s, array_elem(&cols[0], f->student_id));
         IFOK(s, array_elem(&cols[1], f->field));
@@ -884,8 +892,8 @@ bx_status store_pg_write_facts(PGconn *db, const store_fact *facts, const store_
     return s;
 }
 
-bx_status store_pg_write_reports(PGconn *db, const store_report *reports, size_t n, size_t *written,
-                                 bx_error *err)
+bx_status score_store_pg_write_reports(PGconn *db, const score_store_report *reports, size_t n,
+                                       size_t *written, bx_error *err)
 {
     if (written)
         *written = 0;
@@ -898,7 +906,7 @@ bx_status store_pg_write_reports(PGconn *db, const store_report *reports, size_t
         bx_buf_init(&cols[c], 256u << 20);
     size_t rows = 0;
     for (size_t i = 0; i < n && s == BX_OK; i++) {
-        const store_report *r = &reports[i];
+        const score_store_report *r = &reports[i];
         IFOK(s, array_elem(&cols[0], r->class_id));
         IFOK(s, array_elem(&cols[1], r->field));
         IFOK(s, array_elem(&cols[2], r->school_id));
@@ -927,7 +935,7 @@ typedef struct group {
     bx_buf text;
     size_t *offsets; /* 3 per entry: field, order key, value */
     size_t count, cap;
-    char owner[STORE_ID_MAX + 1];
+    char owner[SCORE_STORE_ID_MAX + 1];
 } group;
 
 static bx_status group_add(group *g, const char *field, const char *order_key, const char *value)
@@ -952,13 +960,13 @@ static bx_status group_add(group *g, const char *field, const char *order_key, c
 }
 
 /* Hands the group to fn as entries (sorted by field) and empties it. */
-typedef bx_status group_fn(const char *owner, const store_entries *e, void *arg);
+typedef bx_status group_fn(const char *owner, const score_store_entries *e, void *arg);
 
 static bx_status group_flush(group *g, group_fn *fn, void *arg, bx_error *err)
 {
     if (g->count == 0)
         return BX_OK;
-    store_entries e = {calloc(g->count, sizeof(store_entry)), g->count, NULL};
+    score_store_entries e = {calloc(g->count, sizeof(score_store_entry)), g->count, NULL};
     if (e.items == NULL)
         return BX_ERR(err, BX_ENOMEM, "out of memory");
     for (size_t i = 0; i < g->count; i++) {
@@ -1021,11 +1029,11 @@ static bx_status pg_walk(PGconn *db, const char *query, const char *school_id, g
 }
 
 typedef struct walk_fn {
-    store_student_fn *fn;
+    score_store_student_fn *fn;
     void *arg;
 } walk_fn;
 
-static bx_status walk_call(const char *owner, const store_entries *e, void *arg)
+static bx_status walk_call(const char *owner, const score_store_entries *e, void *arg)
 {
     walk_fn *w = arg;
     return w->fn(owner, e, w->arg);
@@ -1046,8 +1054,8 @@ static const char sql_walk_reports_school[] =
     "to_char(day, 'YYYY-MM-DD') || '|' || period, order_key, value "
     "FROM attendance.class_report WHERE school_id = $1 ORDER BY class_id, day, period";
 
-bx_status store_pg_each_student(PGconn *db, const store_scope *scope, store_student_fn *fn,
-                                void *arg, bx_error *err)
+bx_status score_store_pg_each_student(PGconn *db, const score_store_scope *scope,
+                                      score_store_student_fn *fn, void *arg, bx_error *err)
 {
     const char *school = scope ? scope->school_id : NULL;
     if (school && !id_valid(school))
@@ -1056,8 +1064,8 @@ bx_status store_pg_each_student(PGconn *db, const store_scope *scope, store_stud
     return pg_walk(db, school ? sql_walk_facts_school : sql_walk_facts, school, walk_call, &w, err);
 }
 
-bx_status store_pg_each_class(PGconn *db, const store_scope *scope, store_class_fn *fn, void *arg,
-                              bx_error *err)
+bx_status score_store_pg_each_class(PGconn *db, const score_store_scope *scope,
+                                    score_store_class_fn *fn, void *arg, bx_error *err)
 {
     const char *school = scope ? scope->school_id : NULL;
     if (school && !id_valid(school))
@@ -1071,10 +1079,10 @@ bx_status store_pg_each_class(PGconn *db, const store_scope *scope, store_class_
 
 /* Copies of walked entries waiting for one pipelined apply. */
 typedef struct rebuild {
-    store_redis *st;
-    store_recompute_fn *recompute;
+    score_store_redis *st;
+    score_store_recompute_fn *recompute;
     void *arg;
-    store_rebuild_stats stats;
+    score_store_rebuild_stats stats;
     bool classes;  /* applying reports (else facts) */
     bx_buf text;   /* owners and entries, NUL-separated */
     size_t *items; /* 4 offsets per item: owner, field, order key, value */
@@ -1091,25 +1099,25 @@ static bx_status rebuild_flush(rebuild *rb)
     bx_status s = BX_OK;
     const char *t = rb->text.data;
     if (rb->classes) {
-        store_report *r = calloc(rb->count, sizeof(*r));
+        score_store_report *r = calloc(rb->count, sizeof(*r));
         if (r == NULL)
             return BX_ERR(rb->err, BX_ENOMEM, "out of memory");
         for (size_t i = 0; i < rb->count; i++) {
             const size_t *o = rb->items + 4 * i;
-            r[i] = (store_report){t + o[0], NULL, t + o[1], t + o[2], t + o[3]};
+            r[i] = (score_store_report){t + o[0], NULL, t + o[1], t + o[2], t + o[3]};
         }
-        s = store_apply_reports(rb->st, r, rb->count, NULL, NULL, rb->err);
+        s = score_store_apply_reports(rb->st, r, rb->count, NULL, NULL, rb->err);
         free(r);
         rb->stats.reports += rb->count;
     } else {
-        store_fact *f = calloc(rb->count, sizeof(*f));
+        score_store_fact *f = calloc(rb->count, sizeof(*f));
         if (f == NULL)
             return BX_ERR(rb->err, BX_ENOMEM, "out of memory");
         for (size_t i = 0; i < rb->count; i++) {
             const size_t *o = rb->items + 4 * i;
-            f[i] = (store_fact){t + o[0], NULL, NULL, t + o[1], t + o[2], t + o[3], false};
+            f[i] = (score_store_fact){t + o[0], NULL, NULL, t + o[1], t + o[2], t + o[3], false};
         }
-        s = store_apply_facts(rb->st, f, rb->count, NULL, NULL, rb->err);
+        s = score_store_apply_facts(rb->st, f, rb->count, NULL, NULL, rb->err);
         free(f);
         rb->stats.facts += rb->count;
         for (size_t i = 0; i < rb->nowners && s == BX_OK && rb->recompute; i++)
@@ -1121,7 +1129,7 @@ static bx_status rebuild_flush(rebuild *rb)
     return s;
 }
 
-static bx_status rebuild_take(const char *owner, const store_entries *e, void *arg)
+static bx_status rebuild_take(const char *owner, const score_store_entries *e, void *arg)
 {
     rebuild *rb = arg;
     if (rb->count + e->count > rb->cap) {
@@ -1165,18 +1173,18 @@ static bx_status rebuild_take(const char *owner, const store_entries *e, void *a
     return rb->count >= REBUILD_BATCH ? rebuild_flush(rb) : BX_OK;
 }
 
-bx_status store_rebuild(PGconn *db, store_redis *st, const store_scope *scope,
-                        store_recompute_fn *recompute, void *arg, store_rebuild_stats *stats,
-                        bx_error *err)
+bx_status score_store_rebuild(PGconn *db, score_store_redis *st, const score_store_scope *scope,
+                              score_store_recompute_fn *recompute, void *arg,
+                              score_store_rebuild_stats *stats, bx_error *err)
 {
     rebuild rb = {.st = st, .recompute = recompute, .arg = arg, .err = err};
     bx_buf_init(&rb.text, 0);
     /* Coverage first: recomputing a student needs its class's roll calls. */
     rb.classes = true;
-    bx_status s = store_pg_each_class(db, scope, rebuild_take, &rb, err);
+    bx_status s = score_store_pg_each_class(db, scope, rebuild_take, &rb, err);
     IFOK(s, rebuild_flush(&rb));
     rb.classes = false;
-    IFOK(s, store_pg_each_student(db, scope, rebuild_take, &rb, err));
+    IFOK(s, score_store_pg_each_student(db, scope, rebuild_take, &rb, err));
     IFOK(s, rebuild_flush(&rb));
     if (stats)
         *stats = rb.stats;

@@ -72,11 +72,11 @@ static redisContext *rds(void)
     return c;
 }
 
-static store_redis *store_on(redisContext *c)
+static score_store_redis *store_on(redisContext *c)
 {
-    store_redis *st = NULL;
+    score_store_redis *st = NULL;
     bx_error err = {0};
-    bx_status s = store_redis_new(c, &st, &err);
+    bx_status s = score_store_redis_new(c, &st, &err);
     if (s != BX_OK)
         fprintf(stderr, "%s\n", err.msg);
     REQUIRE(s == BX_OK);
@@ -102,7 +102,7 @@ static double now_s(void)
 
 /* A fact with its own storage. */
 typedef struct tfact {
-    char student[STORE_ID_MAX + 1];
+    char student[SCORE_STORE_ID_MAX + 1];
     char field[40];
     char order_key[80];
     char value[16];
@@ -110,7 +110,7 @@ typedef struct tfact {
 } tfact;
 
 typedef struct treport {
-    char klass[STORE_ID_MAX + 1];
+    char klass[SCORE_STORE_ID_MAX + 1];
     char field[16];
     char order_key[80];
     char value[32];
@@ -121,27 +121,27 @@ static void set_fact(tfact *t, const char *student, const char *field, long long
 {
     snprintf(t->student, sizeof(t->student), "%s", student);
     snprintf(t->field, sizeof(t->field), "%s", field);
-    REQUIRE(store_order_key(at_ms, event_id, t->order_key, sizeof(t->order_key)) == BX_OK);
+    REQUIRE(score_store_order_key(at_ms, event_id, t->order_key, sizeof(t->order_key)) == BX_OK);
     snprintf(t->value, sizeof(t->value), "%s", value);
     t->implied = implied;
 }
 
-static store_fact *as_facts(const tfact *t, size_t n, const char *school, const char *klass)
+static score_store_fact *as_facts(const tfact *t, size_t n, const char *school, const char *klass)
 {
-    store_fact *f = calloc(n ? n : 1, sizeof(*f));
+    score_store_fact *f = calloc(n ? n : 1, sizeof(*f));
     REQUIRE(f != NULL);
     for (size_t i = 0; i < n; i++)
-        f[i] = (store_fact){t[i].student,   school,     klass,       t[i].field,
-                            t[i].order_key, t[i].value, t[i].implied};
+        f[i] = (score_store_fact){t[i].student,   school,     klass,       t[i].field,
+                                  t[i].order_key, t[i].value, t[i].implied};
     return f;
 }
 
-static store_report *as_reports(const treport *t, size_t n, const char *school)
+static score_store_report *as_reports(const treport *t, size_t n, const char *school)
 {
-    store_report *r = calloc(n ? n : 1, sizeof(*r));
+    score_store_report *r = calloc(n ? n : 1, sizeof(*r));
     REQUIRE(r != NULL);
     for (size_t i = 0; i < n; i++)
-        r[i] = (store_report){t[i].klass, school, t[i].field, t[i].order_key, t[i].value};
+        r[i] = (score_store_report){t[i].klass, school, t[i].field, t[i].order_key, t[i].value};
     return r;
 }
 
@@ -168,40 +168,40 @@ static void reverse(void *items, size_t n, size_t size)
     }
 }
 
-static size_t apply(store_redis *st, const tfact *t, size_t n, store_outcome *outcomes)
+static size_t apply(score_store_redis *st, const tfact *t, size_t n, score_store_outcome *outcomes)
 {
-    store_fact *f = as_facts(t, n, NULL, NULL);
+    score_store_fact *f = as_facts(t, n, NULL, NULL);
     size_t stored = 0;
     bx_error err = {0};
-    bx_status s = store_apply_facts(st, f, n, outcomes, &stored, &err);
+    bx_status s = score_store_apply_facts(st, f, n, outcomes, &stored, &err);
     if (s != BX_OK)
-        fprintf(stderr, "store_apply_facts: %s\n", err.msg);
+        fprintf(stderr, "score_store_apply_facts: %s\n", err.msg);
     REQUIRE(s == BX_OK);
     free(f);
     return stored;
 }
 
-static void apply_reports(store_redis *st, const treport *t, size_t n)
+static void apply_reports(score_store_redis *st, const treport *t, size_t n)
 {
-    store_report *r = as_reports(t, n, NULL);
+    score_store_report *r = as_reports(t, n, NULL);
     bx_error err = {0};
-    bx_status s = store_apply_reports(st, r, n, NULL, NULL, &err);
+    bx_status s = score_store_apply_reports(st, r, n, NULL, NULL, &err);
     if (s != BX_OK)
-        fprintf(stderr, "store_apply_reports: %s\n", err.msg);
+        fprintf(stderr, "score_store_apply_reports: %s\n", err.msg);
     REQUIRE(s == BX_OK);
     free(r);
 }
 
 /* Facts to Redis, then their durable record, as bx-score does. */
-static void apply_and_record(store_redis *st, PGconn *db, const tfact *t, size_t n,
+static void apply_and_record(score_store_redis *st, PGconn *db, const tfact *t, size_t n,
                              const char *school, const char *klass)
 {
-    store_fact *f = as_facts(t, n, school, klass);
-    store_outcome *o = calloc(n ? n : 1, sizeof(*o));
+    score_store_fact *f = as_facts(t, n, school, klass);
+    score_store_outcome *o = calloc(n ? n : 1, sizeof(*o));
     REQUIRE(o != NULL);
     bx_error err = {0};
-    bx_status s = store_apply_facts(st, f, n, o, NULL, &err);
-    IFOK(s, store_pg_write_facts(db, f, o, n, NULL, &err));
+    bx_status s = score_store_apply_facts(st, f, n, o, NULL, &err);
+    IFOK(s, score_store_pg_write_facts(db, f, o, n, NULL, &err));
     if (s != BX_OK)
         fprintf(stderr, "apply and record: %s\n", err.msg);
     REQUIRE(s == BX_OK);
@@ -247,12 +247,13 @@ static char *snapshot(redisContext *c, const char *key)
 typedef bx_status key_fn(const char *id, char *out, size_t size);
 
 /* The hashes of many owners as one text. */
-static char *snapshot_all(redisContext *c, key_fn *key, char ids[][STORE_ID_MAX + 1], size_t n)
+static char *snapshot_all(redisContext *c, key_fn *key, char ids[][SCORE_STORE_ID_MAX + 1],
+                          size_t n)
 {
     bx_buf b;
     bx_buf_init(&b, 0);
     for (size_t i = 0; i < n; i++) {
-        char k[STORE_KEY_MAX];
+        char k[SCORE_STORE_KEY_MAX];
         REQUIRE(key(ids[i], k, sizeof(k)) == BX_OK);
         char *s = snapshot(c, k);
         REQUIRE(bx_buf_puts(&b, s) == BX_OK);
@@ -261,10 +262,10 @@ static char *snapshot_all(redisContext *c, key_fn *key, char ids[][STORE_ID_MAX 
     return bx_buf_steal(&b);
 }
 
-static void del_keys(redisContext *c, key_fn *key, char ids[][STORE_ID_MAX + 1], size_t n)
+static void del_keys(redisContext *c, key_fn *key, char ids[][SCORE_STORE_ID_MAX + 1], size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        char k[STORE_KEY_MAX];
+        char k[SCORE_STORE_KEY_MAX];
         REQUIRE(key(ids[i], k, sizeof(k)) == BX_OK);
         REQUIRE(redisAppendCommand(c, "DEL %s", k) == REDIS_OK);
     }
@@ -287,8 +288,8 @@ static bool key_exists(redisContext *c, const char *key)
 /* One student's facts in PostgreSQL in the snapshot's form. */
 static char *pg_snapshot(PGconn *db, const char *student)
 {
-    char key[STORE_KEY_MAX];
-    REQUIRE(store_key_facts(student, key, sizeof(key)) == BX_OK);
+    char key[SCORE_STORE_KEY_MAX];
+    REQUIRE(score_store_key_facts(student, key, sizeof(key)) == BX_OK);
     const char *params[] = {student};
     PGresult *res = NULL;
     bx_error err = {0};
@@ -338,7 +339,7 @@ static void check_same(const char *what, const char *got, const char *want)
 /* The facts of n students over 10 days, whole day and period 3, each slot in
  * three versions (a correction, a repeat with the same order key but another
  * value), and two leave requests each. */
-static size_t make_history(tfact *t, char ids[][STORE_ID_MAX + 1], size_t nstudents)
+static size_t make_history(tfact *t, char ids[][SCORE_STORE_ID_MAX + 1], size_t nstudents)
 {
     static const char *const statuses[] = {"a", "t", "p", "ls", "e"};
     size_t n = 0;
@@ -346,8 +347,8 @@ static size_t make_history(tfact *t, char ids[][STORE_ID_MAX + 1], size_t nstude
         for (int d = 0; d < 10; d++) {
             for (int p = 0; p <= 3; p += 3) {
                 char field[40];
-                REQUIRE(store_field_day(bx_date_from_ymd(2026, 3, 2 + d), p, field,
-                                        sizeof(field)) == BX_OK);
+                REQUIRE(score_store_field_day(bx_date_from_ymd(2026, 3, 2 + d), p, field,
+                                              sizeof(field)) == BX_OK);
                 for (int v = 0; v < 3; v++) {
                     char event[64];
                     snprintf(event, sizeof(event), "rc-%zu-%d-%d-%d", s, d, p, v);
@@ -362,9 +363,9 @@ static size_t make_history(tfact *t, char ids[][STORE_ID_MAX + 1], size_t nstude
             }
         }
         for (int k = 0; k < 2; k++) {
-            char event[64], field[STORE_FIELD_MAX + 1];
+            char event[64], field[SCORE_STORE_FIELD_MAX + 1];
             snprintf(event, sizeof(event), "lv-%zu-%d", s, k);
-            REQUIRE(store_field_leave(event, field, sizeof(field)) == BX_OK);
+            REQUIRE(score_store_field_leave(event, field, sizeof(field)) == BX_OK);
             for (int v = 0; v < 2; v++)
                 set_fact(&t[n++], ids[s], field, T0 + k * DAY + v * MINUTE, event, v ? "s1" : "s0",
                          false);
@@ -375,7 +376,7 @@ static size_t make_history(tfact *t, char ids[][STORE_ID_MAX + 1], size_t nstude
 
 /* What Redis must hold: per field the greatest "order_key\tvalue", written like
  * snapshot(). */
-static char *expected_snapshot(const tfact *t, size_t n, char ids[][STORE_ID_MAX + 1],
+static char *expected_snapshot(const tfact *t, size_t n, char ids[][SCORE_STORE_ID_MAX + 1],
                                size_t nstudents)
 {
     bx_buf b;
@@ -401,8 +402,8 @@ static char *expected_snapshot(const tfact *t, size_t n, char ids[][STORE_ID_MAX
             }
         }
         qsort(lines, count, sizeof(*lines), cmp_str);
-        char key[STORE_KEY_MAX];
-        REQUIRE(store_key_facts(ids[s], key, sizeof(key)) == BX_OK);
+        char key[SCORE_STORE_KEY_MAX];
+        REQUIRE(score_store_key_facts(ids[s], key, sizeof(key)) == BX_OK);
         REQUIRE(bx_buf_printf(&b, "%s:\n", key) == BX_OK);
         if (count == 0)
             REQUIRE(bx_buf_puts(&b, "(none)\n") == BX_OK);
@@ -421,9 +422,9 @@ BX_TEST(any_order_gives_identical_hashes)
 {
     make_prefix();
     redisContext *c = rds();
-    store_redis *st = store_on(c);
+    score_store_redis *st = store_on(c);
     enum { STUDENTS = 6 };
-    char ids[STUDENTS][STORE_ID_MAX + 1];
+    char ids[STUDENTS][SCORE_STORE_ID_MAX + 1];
     for (int s = 0; s < STUDENTS; s++)
         snprintf(ids[s], sizeof(ids[s]), "%s-o%d", prefix, s);
     tfact *t = calloc(STUDENTS * 100, sizeof(*t));
@@ -433,20 +434,20 @@ BX_TEST(any_order_gives_identical_hashes)
 
     /* In order, in one batch. */
     CHECK(apply(st, t, n, NULL) > 0);
-    char *forward = snapshot_all(c, store_key_facts, ids, STUDENTS);
+    char *forward = snapshot_all(c, score_store_key_facts, ids, STUDENTS);
     check_same("in order", forward, want);
     /* Twice: nothing changes. */
     CHECK_INT(apply(st, t, n, NULL), 0);
-    char *again = snapshot_all(c, store_key_facts, ids, STUDENTS);
+    char *again = snapshot_all(c, score_store_key_facts, ids, STUDENTS);
     check_same("twice", again, want);
-    del_keys(c, store_key_facts, ids, STUDENTS);
+    del_keys(c, score_store_key_facts, ids, STUDENTS);
 
     /* In reverse. */
     reverse(t, n, sizeof(*t));
     apply(st, t, n, NULL);
-    char *backward = snapshot_all(c, store_key_facts, ids, STUDENTS);
+    char *backward = snapshot_all(c, score_store_key_facts, ids, STUDENTS);
     check_same("in reverse", backward, want);
-    del_keys(c, store_key_facts, ids, STUDENTS);
+    del_keys(c, score_store_key_facts, ids, STUDENTS);
 
     /* Shuffled, in batches of random size, then all of it again shuffled
      * otherwise. */
@@ -460,12 +461,12 @@ BX_TEST(any_order_gives_identical_hashes)
             i += len;
         }
     }
-    char *shuffled = snapshot_all(c, store_key_facts, ids, STUDENTS);
+    char *shuffled = snapshot_all(c, score_store_key_facts, ids, STUDENTS);
     check_same("shuffled", shuffled, want);
-    del_keys(c, store_key_facts, ids, STUDENTS);
+    del_keys(c, score_store_key_facts, ids, STUDENTS);
 
     /* Class reports follow the same rule. */
-    char classes[2][STORE_ID_MAX + 1];
+    char classes[2][SCORE_STORE_ID_MAX + 1];
     treport r[2 * 10 * 2] = {0};
     size_t nr = 0;
     for (int k = 0; k < 2; k++) {
@@ -474,25 +475,25 @@ BX_TEST(any_order_gives_identical_hashes)
             for (int v = 0; v < 2; v++) {
                 treport *x = &r[nr++];
                 snprintf(x->klass, sizeof(x->klass), "%s", classes[k]);
-                REQUIRE(store_field_day(bx_date_from_ymd(2026, 3, 2 + d), 0, x->field,
-                                        sizeof(x->field)) == BX_OK);
+                REQUIRE(score_store_field_day(bx_date_from_ymd(2026, 3, 2 + d), 0, x->field,
+                                              sizeof(x->field)) == BX_OK);
                 char event[32];
                 snprintf(event, sizeof(event), "rc-%d-%d:class", d, v);
-                REQUIRE(store_order_key(T0 + d * DAY + v * MINUTE, event, x->order_key,
-                                        sizeof(x->order_key)) == BX_OK);
+                REQUIRE(score_store_order_key(T0 + d * DAY + v * MINUTE, event, x->order_key,
+                                              sizeof(x->order_key)) == BX_OK);
                 snprintf(x->value, sizeof(x->value), "enrolled=%d", 40 + v);
             }
     }
     apply_reports(st, r, nr);
-    char *reports_forward = snapshot_all(c, store_key_reported, classes, 2);
-    del_keys(c, store_key_reported, classes, 2);
+    char *reports_forward = snapshot_all(c, score_store_key_reported, classes, 2);
+    del_keys(c, score_store_key_reported, classes, 2);
     shuffle(r, nr, sizeof(r[0]));
     apply_reports(st, r, nr);
     apply_reports(st, r, nr);
-    char *reports_shuffled = snapshot_all(c, store_key_reported, classes, 2);
+    char *reports_shuffled = snapshot_all(c, score_store_key_reported, classes, 2);
     check_same("class reports shuffled", reports_shuffled, reports_forward);
     CHECK_CONTAINS(reports_forward, "2026-03-11|0=1773187260000|rc-9-1:class\tenrolled=41\n");
-    del_keys(c, store_key_reported, classes, 2);
+    del_keys(c, score_store_key_reported, classes, 2);
 
     free(forward);
     free(again);
@@ -502,7 +503,7 @@ BX_TEST(any_order_gives_identical_hashes)
     free(reports_shuffled);
     free(want);
     free(t);
-    store_redis_free(st);
+    score_store_redis_free(st);
     redisFree(c);
 }
 
@@ -510,27 +511,27 @@ BX_TEST(correction_wins_older_is_ignored)
 {
     make_prefix();
     redisContext *c = rds();
-    store_redis *st = store_on(c);
-    char sid[STORE_ID_MAX + 1], key[STORE_KEY_MAX];
+    score_store_redis *st = store_on(c);
+    char sid[SCORE_STORE_ID_MAX + 1], key[SCORE_STORE_KEY_MAX];
     snprintf(sid, sizeof(sid), "%s-c", prefix);
-    REQUIRE(store_key_facts(sid, key, sizeof(key)) == BX_OK);
+    REQUIRE(score_store_key_facts(sid, key, sizeof(key)) == BX_OK);
     const char *monday = "2026-03-02|0", *tuesday = "2026-03-03|0";
-    store_outcome o[1];
+    score_store_outcome o[1];
     tfact f = {0};
 
     set_fact(&f, sid, monday, T0 + 10 * MINUTE, "rc-1:x", "a", false);
     CHECK_INT(apply(st, &f, 1, o), 1);
-    CHECK_INT(o[0], STORE_STORED);
+    CHECK_INT(o[0], SCORE_STORE_STORED);
     CHECK_INT(apply(st, &f, 1, o), 0);
-    CHECK_INT(o[0], STORE_CURRENT);
+    CHECK_INT(o[0], SCORE_STORE_CURRENT);
     /* A later correction wins. */
     set_fact(&f, sid, monday, T0 + 30 * MINUTE, "att-2", "p", false);
     CHECK_INT(apply(st, &f, 1, o), 1);
-    CHECK_INT(o[0], STORE_STORED);
+    CHECK_INT(o[0], SCORE_STORE_STORED);
     /* An older record arriving late changes nothing. */
     set_fact(&f, sid, monday, T0 + 20 * MINUTE, "att-3", "a", false);
     CHECK_INT(apply(st, &f, 1, o), 0);
-    CHECK_INT(o[0], STORE_SUPERSEDED);
+    CHECK_INT(o[0], SCORE_STORE_SUPERSEDED);
     char *s = snapshot(c, key);
     CHECK_CONTAINS(s, "2026-03-02|0=1772411400000|att-2\tp\n");
     free(s);
@@ -542,12 +543,12 @@ BX_TEST(correction_wins_older_is_ignored)
     set_fact(&g, sid, monday, T0 + 40 * MINUTE, "B", "y", false);
     CHECK_INT(apply(st, &f, 1, o), 1);
     CHECK_INT(apply(st, &g, 1, o), 0);
-    CHECK_INT(o[0], STORE_SUPERSEDED);
+    CHECK_INT(o[0], SCORE_STORE_SUPERSEDED);
 
     /* An implied presence with nothing to replace is dropped... */
     set_fact(&f, sid, tuesday, T0 + DAY + 10 * MINUTE, "rc-5:x", "p", true);
     CHECK_INT(apply(st, &f, 1, o), 0);
-    CHECK_INT(o[0], STORE_IMPLIED);
+    CHECK_INT(o[0], SCORE_STORE_IMPLIED);
     s = snapshot(c, key);
     CHECK(strstr(s, tuesday) == NULL);
     free(s);
@@ -556,12 +557,12 @@ BX_TEST(correction_wins_older_is_ignored)
     CHECK_INT(apply(st, &f, 1, o), 1);
     set_fact(&f, sid, tuesday, T0 + DAY + 10 * MINUTE, "rc-5:x", "p", true);
     CHECK_INT(apply(st, &f, 1, o), 1);
-    CHECK_INT(o[0], STORE_STORED);
+    CHECK_INT(o[0], SCORE_STORE_STORED);
     CHECK_INT(apply(st, &f, 1, o), 0);
-    CHECK_INT(o[0], STORE_CURRENT);
+    CHECK_INT(o[0], SCORE_STORE_CURRENT);
     set_fact(&f, sid, tuesday, T0 + DAY + 7 * MINUTE, "att-6", "a", false);
     CHECK_INT(apply(st, &f, 1, o), 0);
-    CHECK_INT(o[0], STORE_SUPERSEDED);
+    CHECK_INT(o[0], SCORE_STORE_SUPERSEDED);
     s = snapshot(c, key);
     CHECK_CONTAINS(s, "2026-03-03|0=1772496600000|rc-5:x\tp\n");
     free(s);
@@ -569,7 +570,7 @@ BX_TEST(correction_wins_older_is_ignored)
     redisReply *r = redisCommand(c, "DEL %s", key);
     REQUIRE(r != NULL);
     freeReplyObject(r);
-    store_redis_free(st);
+    score_store_redis_free(st);
     redisFree(c);
 }
 
@@ -577,11 +578,11 @@ BX_TEST(pipelined_10000_facts_of_1000_students)
 {
     make_prefix();
     redisContext *c = rds();
-    store_redis *st = store_on(c);
+    score_store_redis *st = store_on(c);
     enum { STUDENTS = 1000, PER = 10, N = STUDENTS * PER };
-    static char ids[STUDENTS][STORE_ID_MAX + 1];
+    static char ids[STUDENTS][SCORE_STORE_ID_MAX + 1];
     tfact *t = calloc(N, sizeof(*t));
-    store_outcome *o = calloc(N, sizeof(*o));
+    score_store_outcome *o = calloc(N, sizeof(*o));
     REQUIRE(t != NULL && o != NULL);
     for (int s = 0; s < STUDENTS; s++)
         snprintf(ids[s], sizeof(ids[s]), "%s-p%d", prefix, s);
@@ -590,8 +591,8 @@ BX_TEST(pipelined_10000_facts_of_1000_students)
     for (int k = 0; k < PER; k++)
         for (int s = 0; s < STUDENTS; s++) {
             char field[16], event[32];
-            REQUIRE(store_field_day(bx_date_from_ymd(2026, 3, 2 + k), 0, field, sizeof(field)) ==
-                    BX_OK);
+            REQUIRE(score_store_field_day(bx_date_from_ymd(2026, 3, 2 + k), 0, field,
+                                          sizeof(field)) == BX_OK);
             snprintf(event, sizeof(event), "rc-%d:%d", k, s);
             set_fact(&t[k * STUDENTS + s], ids[s], field, T0 + k * DAY, event, "a", false);
         }
@@ -600,7 +601,7 @@ BX_TEST(pipelined_10000_facts_of_1000_students)
     double t1 = now_s();
     size_t all_stored = 0;
     for (int i = 0; i < N; i++)
-        all_stored += o[i] == STORE_STORED;
+        all_stored += o[i] == SCORE_STORE_STORED;
     CHECK_INT(all_stored, N);
     /* Again, sorted by student (a call per student): all current, nothing stored.
      */
@@ -614,7 +615,7 @@ BX_TEST(pipelined_10000_facts_of_1000_students)
     double t3 = now_s();
     size_t current = 0;
     for (int i = 0; i < N; i++)
-        current += o[i] == STORE_CURRENT;
+        current += o[i] == SCORE_STORE_CURRENT;
     CHECK_INT(current, N);
     /* A correction of every tenth student, mixed into a batch of repeats. */
     for (int s = 0; s < STUDENTS; s += 10) {
@@ -626,32 +627,32 @@ BX_TEST(pipelined_10000_facts_of_1000_students)
 
     /* Read back, pipelined. */
     const char **list = calloc(STUDENTS, sizeof(*list));
-    store_entries *e = calloc(STUDENTS, sizeof(*e));
+    score_store_entries *e = calloc(STUDENTS, sizeof(*e));
     REQUIRE(list != NULL && e != NULL);
     for (int s = 0; s < STUDENTS; s++)
         list[s] = ids[s];
     bx_error err = {0};
     double t4 = now_s();
-    REQUIRE(store_load_facts(st, list, STUDENTS, e, &err) == BX_OK);
+    REQUIRE(score_store_load_facts(st, list, STUDENTS, e, &err) == BX_OK);
     double t5 = now_s();
     for (int s = 0; s < STUDENTS; s++) {
         CHECK_INT(e[s].count, PER);
         CHECK_STR(e[s].items[0].field, "2026-03-02|0");
         CHECK_STR(e[s].items[0].value, s % 10 == 0 ? "p" : "a");
-        store_entries_free(&e[s]);
+        score_store_entries_free(&e[s]);
     }
     fprintf(stderr,
             "redis: %d facts stored in %.3f s (%.0f/s, one call each), repeated "
             "in %.3f s "
             "(%.0f/s, a call per student), %d students read in %.3f s\n",
             N, t1 - t0, N / (t1 - t0), t3 - t2, N / (t3 - t2), STUDENTS, t5 - t4);
-    del_keys(c, store_key_facts, ids, STUDENTS);
+    del_keys(c, score_store_key_facts, ids, STUDENTS);
     free(list);
     free(e);
     free(sorted);
     free(o);
     free(t);
-    store_redis_free(st);
+    score_store_redis_free(st);
     redisFree(c);
 }
 
@@ -660,12 +661,12 @@ BX_TEST(postgresql_equals_redis)
     make_prefix();
     redisContext *c = rds();
     PGconn *db = pg();
-    store_redis *st = store_on(c);
-    char school[STORE_ID_MAX + 1], klass[STORE_ID_MAX + 1];
+    score_store_redis *st = store_on(c);
+    char school[SCORE_STORE_ID_MAX + 1], klass[SCORE_STORE_ID_MAX + 1];
     snprintf(school, sizeof(school), "%s-s", prefix);
     snprintf(klass, sizeof(klass), "%s-k", prefix);
     enum { STUDENTS = 40 };
-    char ids[STUDENTS][STORE_ID_MAX + 1];
+    char ids[STUDENTS][SCORE_STORE_ID_MAX + 1];
     for (int s = 0; s < STUDENTS; s++)
         snprintf(ids[s], sizeof(ids[s]), "%s-q%d", prefix, s);
     /* Per student and day: maybe an absence, maybe an individual presence, and a
@@ -677,8 +678,8 @@ BX_TEST(postgresql_equals_redis)
     for (int s = 0; s < STUDENTS; s++)
         for (int d = 0; d < 15; d++) {
             char field[16], event[32];
-            REQUIRE(store_field_day(bx_date_from_ymd(2026, 3, 16 + d), 0, field, sizeof(field)) ==
-                    BX_OK);
+            REQUIRE(score_store_field_day(bx_date_from_ymd(2026, 3, 16 + d), 0, field,
+                                          sizeof(field)) == BX_OK);
             if (rnd(2)) {
                 snprintf(event, sizeof(event), "att-%d", d);
                 set_fact(&t[n++], ids[s], field, T0 + 15 * DAY + rnd(600) * MINUTE, event,
@@ -707,8 +708,8 @@ BX_TEST(postgresql_equals_redis)
     apply_and_record(st, db, late, STUDENTS, school, klass);
 
     for (int s = 0; s < STUDENTS; s++) {
-        char k[STORE_KEY_MAX];
-        REQUIRE(store_key_facts(ids[s], k, sizeof(k)) == BX_OK);
+        char k[SCORE_STORE_KEY_MAX];
+        REQUIRE(score_store_key_facts(ids[s], k, sizeof(k)) == BX_OK);
         char *in_redis = snapshot(c, k), *in_pg = pg_snapshot(db, ids[s]);
         check_same(ids[s], in_pg, in_redis);
         free(in_redis);
@@ -732,13 +733,13 @@ BX_TEST(postgresql_equals_redis)
     tfact old[2] = {0};
     set_fact(&old[0], ids[0], "2026-03-16|0", T0, "older", "a", false);
     set_fact(&old[1], ids[0], "2026-03-16|0", T0 + 20 * DAY, "late-0", "a", false);
-    store_fact *f = as_facts(old, 2, school, klass);
+    score_store_fact *f = as_facts(old, 2, school, klass);
     size_t written = 99;
-    CHECK_INT(store_pg_write_facts(db, f, NULL, 2, &written, &err), BX_OK);
+    CHECK_INT(score_store_pg_write_facts(db, f, NULL, 2, &written, &err), BX_OK);
     CHECK_INT(written, 0);
     /* An implied fact needs Redis's outcome. */
     f[0].implied = true;
-    CHECK_INT(store_pg_write_facts(db, f, NULL, 2, &written, &err), BX_EINVAL);
+    CHECK_INT(score_store_pg_write_facts(db, f, NULL, 2, &written, &err), BX_EINVAL);
     CHECK_CONTAINS(err.msg, "facts[0]");
     free(f);
 
@@ -749,14 +750,14 @@ BX_TEST(postgresql_equals_redis)
         snprintf(r[v].field, sizeof(r[v].field), "2026-03-16|%d", v == 2 ? 12 : 0);
         char event[16];
         snprintf(event, sizeof(event), "rc-%d", v);
-        REQUIRE(store_order_key(T0 + 15 * DAY + v * MINUTE, event, r[v].order_key,
-                                sizeof(r[v].order_key)) == BX_OK);
+        REQUIRE(score_store_order_key(T0 + 15 * DAY + v * MINUTE, event, r[v].order_key,
+                                      sizeof(r[v].order_key)) == BX_OK);
         snprintf(r[v].value, sizeof(r[v].value), "v%d", v);
     }
-    store_report *rep = as_reports(r, 3, school);
-    CHECK_INT(store_pg_write_reports(db, rep + 1, 2, &written, &err), BX_OK);
+    score_store_report *rep = as_reports(r, 3, school);
+    CHECK_INT(score_store_pg_write_reports(db, rep + 1, 2, &written, &err), BX_OK);
     CHECK_INT(written, 2);
-    CHECK_INT(store_pg_write_reports(db, rep, 3, &written, &err), BX_OK);
+    CHECK_INT(score_store_pg_write_reports(db, rep, 3, &written, &err), BX_OK);
     CHECK_INT(written, 0);
     const char *params[] = {klass};
     REQUIRE(bx_pg_query(db,
@@ -774,9 +775,9 @@ BX_TEST(postgresql_equals_redis)
     free(rep);
 
     pg_cleanup(db, school);
-    del_keys(c, store_key_facts, ids, STUDENTS);
+    del_keys(c, score_store_key_facts, ids, STUDENTS);
     free(t);
-    store_redis_free(st);
+    score_store_redis_free(st);
     redisFree(c);
     PQfinish(db);
 }
@@ -785,7 +786,7 @@ BX_TEST(postgresql_batch_write_rates)
 {
     make_prefix();
     PGconn *db = pg();
-    char school[STORE_ID_MAX + 1], klass[STORE_ID_MAX + 1];
+    char school[SCORE_STORE_ID_MAX + 1], klass[SCORE_STORE_ID_MAX + 1];
     snprintf(school, sizeof(school), "%s-s", prefix);
     snprintf(klass, sizeof(klass), "%s-k", prefix);
     enum { STUDENTS = 1000, PER = 10, N = STUDENTS * PER };
@@ -793,24 +794,24 @@ BX_TEST(postgresql_batch_write_rates)
     REQUIRE(t != NULL);
     for (int s = 0; s < STUDENTS; s++)
         for (int k = 0; k < PER; k++) {
-            char sid[STORE_ID_MAX + 1], field[16], event[32];
+            char sid[SCORE_STORE_ID_MAX + 1], field[16], event[32];
             snprintf(sid, sizeof(sid), "%s-w%d", prefix, s);
-            REQUIRE(store_field_day(bx_date_from_ymd(2026, 3, 2 + k), 0, field, sizeof(field)) ==
-                    BX_OK);
+            REQUIRE(score_store_field_day(bx_date_from_ymd(2026, 3, 2 + k), 0, field,
+                                          sizeof(field)) == BX_OK);
             snprintf(event, sizeof(event), "rc-%d:%d", k, s);
             set_fact(&t[s * PER + k], sid, field, T0 + k * DAY, event, "a", false);
         }
-    store_fact *f = as_facts(t, N, school, klass);
+    score_store_fact *f = as_facts(t, N, school, klass);
     bx_error err = {0};
     size_t written = 0;
     const char *phase[3] = {"insert", "repeat", "update"};
     for (int round = 0; round < 3; round++) {
         if (round == 2)
             for (int i = 0; i < N; i++)
-                REQUIRE(store_order_key(T0 + 30 * DAY, "fix", t[i].order_key,
-                                        sizeof(t[i].order_key)) == BX_OK);
+                REQUIRE(score_store_order_key(T0 + 30 * DAY, "fix", t[i].order_key,
+                                              sizeof(t[i].order_key)) == BX_OK);
         double t0 = now_s();
-        bx_status s = store_pg_write_facts(db, f, NULL, N, &written, &err);
+        bx_status s = score_store_pg_write_facts(db, f, NULL, N, &written, &err);
         double t1 = now_s();
         if (s != BX_OK)
             fprintf(stderr, "%s\n", err.msg);
@@ -826,9 +827,9 @@ BX_TEST(postgresql_batch_write_rates)
 }
 
 typedef struct recompute_check {
-    store_redis *st;
+    score_store_redis *st;
     size_t calls, nclasses;
-    char (*classes)[STORE_ID_MAX + 1];
+    char (*classes)[SCORE_STORE_ID_MAX + 1];
     bool facts_missing, reports_missing;
 } recompute_check;
 
@@ -836,27 +837,27 @@ static bx_status recompute(const char *student_id, void *arg)
 {
     recompute_check *rc = arg;
     rc->calls++;
-    store_entries e = {0};
+    score_store_entries e = {0};
     bx_error err = {0};
     const char *ids[] = {student_id};
-    bx_status s = store_load_facts(rc->st, ids, 1, &e, &err);
+    bx_status s = score_store_load_facts(rc->st, ids, 1, &e, &err);
     if (s != BX_OK)
         return s;
     rc->facts_missing = rc->facts_missing || e.count == 0;
     char count[16];
     snprintf(count, sizeof(count), "%zu", e.count);
-    store_entries_free(&e);
+    score_store_entries_free(&e);
     for (size_t i = 0; i < rc->nclasses; i++) {
         const char *cls[] = {rc->classes[i]};
-        s = store_load_reports(rc->st, cls, 1, &e, &err);
+        s = score_store_load_reports(rc->st, cls, 1, &e, &err);
         if (s != BX_OK)
             return s;
         rc->reports_missing = rc->reports_missing || e.count == 0;
-        store_entries_free(&e);
+        score_store_entries_free(&e);
     }
     const char *names[] = {"facts"}, *values[] = {count};
-    store_summary sum = {student_id, names, values, 1};
-    return store_put_summaries(rc->st, &sum, 1, NULL, &err);
+    score_store_summary sum = {student_id, names, values, 1};
+    return score_store_put_summaries(rc->st, &sum, 1, NULL, &err);
 }
 
 BX_TEST(rebuild_gives_identical_state)
@@ -864,12 +865,12 @@ BX_TEST(rebuild_gives_identical_state)
     make_prefix();
     redisContext *c = rds();
     PGconn *db = pg();
-    store_redis *st = store_on(c);
-    char school[STORE_ID_MAX + 1];
+    score_store_redis *st = store_on(c);
+    char school[SCORE_STORE_ID_MAX + 1];
     snprintf(school, sizeof(school), "%s-s", prefix);
     enum { STUDENTS = 300, CLASSES = 3 };
-    static char ids[STUDENTS][STORE_ID_MAX + 1];
-    char classes[CLASSES][STORE_ID_MAX + 1];
+    static char ids[STUDENTS][SCORE_STORE_ID_MAX + 1];
+    char classes[CLASSES][SCORE_STORE_ID_MAX + 1];
     for (int s = 0; s < STUDENTS; s++)
         snprintf(ids[s], sizeof(ids[s]), "%s-r%d", prefix, s);
     for (int k = 0; k < CLASSES; k++)
@@ -896,36 +897,36 @@ BX_TEST(rebuild_gives_identical_state)
             for (int p = 0; p <= 1; p++) {
                 treport *x = &r[nr++];
                 snprintf(x->klass, sizeof(x->klass), "%s", classes[k]);
-                REQUIRE(store_field_day(bx_date_from_ymd(2026, 3, 2 + d), p * 10, x->field,
-                                        sizeof(x->field)) == BX_OK);
+                REQUIRE(score_store_field_day(bx_date_from_ymd(2026, 3, 2 + d), p * 10, x->field,
+                                              sizeof(x->field)) == BX_OK);
                 char event[32];
                 snprintf(event, sizeof(event), "rc-%d-%d:class", d, p);
-                REQUIRE(store_order_key(T0 + d * DAY, event, x->order_key, sizeof(x->order_key)) ==
-                        BX_OK);
+                REQUIRE(score_store_order_key(T0 + d * DAY, event, x->order_key,
+                                              sizeof(x->order_key)) == BX_OK);
                 snprintf(x->value, sizeof(x->value), "enrolled=40 absent=%d", d);
             }
-    store_report *rep = as_reports(r, nr, school);
+    score_store_report *rep = as_reports(r, nr, school);
     bx_error err = {0};
-    REQUIRE(store_apply_reports(st, rep, nr, NULL, NULL, &err) == BX_OK);
-    REQUIRE(store_pg_write_reports(db, rep, nr, NULL, &err) == BX_OK);
+    REQUIRE(score_store_apply_reports(st, rep, nr, NULL, NULL, &err) == BX_OK);
+    REQUIRE(score_store_pg_write_reports(db, rep, nr, NULL, &err) == BX_OK);
     free(rep);
 
-    char *facts_before = snapshot_all(c, store_key_facts, ids, STUDENTS);
-    char *reports_before = snapshot_all(c, store_key_reported, classes, CLASSES);
+    char *facts_before = snapshot_all(c, score_store_key_facts, ids, STUDENTS);
+    char *reports_before = snapshot_all(c, score_store_key_reported, classes, CLASSES);
     CHECK_CONTAINS(facts_before, "-r299}:facts:\n(none)\n");
 
     /* Redis loses the keys (only this test's: the Redis is shared). */
-    del_keys(c, store_key_facts, ids, STUDENTS);
-    del_keys(c, store_key_reported, classes, CLASSES);
+    del_keys(c, score_store_key_facts, ids, STUDENTS);
+    del_keys(c, score_store_key_reported, classes, CLASSES);
     recompute_check rc = {st, 0, CLASSES, classes, false, false};
-    store_rebuild_stats stats = {0};
-    store_scope scope = {school};
-    bx_status s = store_rebuild(db, st, &scope, recompute, &rc, &stats, &err);
+    score_store_rebuild_stats stats = {0};
+    score_store_scope scope = {school};
+    bx_status s = score_store_rebuild(db, st, &scope, recompute, &rc, &stats, &err);
     if (s != BX_OK)
         fprintf(stderr, "%s\n", err.msg);
     REQUIRE(s == BX_OK);
-    char *facts_after = snapshot_all(c, store_key_facts, ids, STUDENTS);
-    char *reports_after = snapshot_all(c, store_key_reported, classes, CLASSES);
+    char *facts_after = snapshot_all(c, score_store_key_facts, ids, STUDENTS);
+    char *reports_after = snapshot_all(c, score_store_key_reported, classes, CLASSES);
     check_same("facts after rebuild", facts_after, facts_before);
     check_same("reports after rebuild", reports_after, reports_before);
     CHECK_INT(stats.students, 250);
@@ -935,39 +936,39 @@ BX_TEST(rebuild_gives_identical_state)
     CHECK_INT(rc.calls, 250);
     CHECK(!rc.facts_missing);
     CHECK(!rc.reports_missing);
-    char sum_key[STORE_KEY_MAX];
-    REQUIRE(store_key_summary(ids[7], sum_key, sizeof(sum_key)) == BX_OK);
+    char sum_key[SCORE_STORE_KEY_MAX];
+    REQUIRE(score_store_key_summary(ids[7], sum_key, sizeof(sum_key)) == BX_OK);
     char *sum = snapshot(c, sum_key);
     CHECK_CONTAINS(sum, "facts=22\n");
     free(sum);
 
     /* Rebuilding a second time over the rebuilt keys changes nothing. */
-    REQUIRE(store_rebuild(db, st, &scope, NULL, NULL, NULL, &err) == BX_OK);
-    char *facts_again = snapshot_all(c, store_key_facts, ids, STUDENTS);
+    REQUIRE(score_store_rebuild(db, st, &scope, NULL, NULL, NULL, &err) == BX_OK);
+    char *facts_again = snapshot_all(c, score_store_key_facts, ids, STUDENTS);
     check_same("facts after a second rebuild", facts_again, facts_before);
 
     pg_cleanup(db, school);
-    del_keys(c, store_key_facts, ids, STUDENTS);
-    del_keys(c, store_key_summary, ids, STUDENTS);
-    del_keys(c, store_key_reported, classes, CLASSES);
+    del_keys(c, score_store_key_facts, ids, STUDENTS);
+    del_keys(c, score_store_key_summary, ids, STUDENTS);
+    del_keys(c, score_store_key_reported, classes, CLASSES);
     free(facts_before);
     free(reports_before);
     free(facts_after);
     free(reports_after);
     free(facts_again);
     free(t);
-    store_redis_free(st);
+    score_store_redis_free(st);
     redisFree(c);
     PQfinish(db);
 }
 
 typedef struct walk_check {
-    char last[STORE_ID_MAX + 1];
+    char last[SCORE_STORE_ID_MAX + 1];
     size_t owners, entries, stop_after;
     bool out_of_order, unsorted;
 } walk_check;
 
-static bx_status walk(const char *owner, const store_entries *e, void *arg)
+static bx_status walk(const char *owner, const score_store_entries *e, void *arg)
 {
     walk_check *w = arg;
     if (w->owners > 0 && strcmp(w->last, owner) >= 0)
@@ -985,38 +986,38 @@ BX_TEST(postgresql_walks_in_order)
 {
     make_prefix();
     PGconn *db = pg();
-    char school[STORE_ID_MAX + 1];
+    char school[SCORE_STORE_ID_MAX + 1];
     snprintf(school, sizeof(school), "%s-s", prefix);
     enum { STUDENTS = 120 };
-    static char ids[STUDENTS][STORE_ID_MAX + 1];
+    static char ids[STUDENTS][SCORE_STORE_ID_MAX + 1];
     for (int s = 0; s < STUDENTS; s++) /* "-a", "-B", "-_": bytewise order is not the locale's */
         snprintf(ids[s], sizeof(ids[s]), "%s-%c%d", prefix, "aB_-"[s % 4], s);
     tfact *t = calloc(STUDENTS * 100, sizeof(*t));
     REQUIRE(t != NULL);
     size_t n = make_history(t, ids, STUDENTS);
     shuffle(t, n, sizeof(*t));
-    store_fact *f = as_facts(t, n, school, "K1");
+    score_store_fact *f = as_facts(t, n, school, "K1");
     bx_error err = {0};
-    REQUIRE(store_pg_write_facts(db, f, NULL, n, NULL, &err) == BX_OK);
+    REQUIRE(score_store_pg_write_facts(db, f, NULL, n, NULL, &err) == BX_OK);
     treport r[24] = {0};
     for (int i = 0; i < 24; i++) {
         snprintf(r[i].klass, sizeof(r[i].klass), "%s-k%d", prefix, i % 2);
         snprintf(r[i].field, sizeof(r[i].field), "2026-03-02|%d", i / 2);
-        REQUIRE(store_order_key(T0, "rc", r[i].order_key, sizeof(r[i].order_key)) == BX_OK);
+        REQUIRE(score_store_order_key(T0, "rc", r[i].order_key, sizeof(r[i].order_key)) == BX_OK);
         r[i].value[0] = '\0';
     }
-    store_report *rep = as_reports(r, 24, school);
-    REQUIRE(store_pg_write_reports(db, rep, 24, NULL, &err) == BX_OK);
+    score_store_report *rep = as_reports(r, 24, school);
+    REQUIRE(score_store_pg_write_reports(db, rep, 24, NULL, &err) == BX_OK);
 
     walk_check w = {0};
-    store_scope scope = {school};
-    CHECK_INT(store_pg_each_student(db, &scope, walk, &w, &err), BX_OK);
+    score_store_scope scope = {school};
+    CHECK_INT(score_store_pg_each_student(db, &scope, walk, &w, &err), BX_OK);
     CHECK_INT(w.owners, STUDENTS);
     CHECK_INT(w.entries, STUDENTS * 22);
     CHECK(!w.out_of_order);
     CHECK(!w.unsorted);
     memset(&w, 0, sizeof(w));
-    CHECK_INT(store_pg_each_class(db, &scope, walk, &w, &err), BX_OK);
+    CHECK_INT(score_store_pg_each_class(db, &scope, walk, &w, &err), BX_OK);
     CHECK_INT(w.owners, 2);
     CHECK_INT(w.entries, 24);
     CHECK(!w.unsorted); /* "2026-03-02|10" sorts before "2026-03-02|2" */
@@ -1024,12 +1025,12 @@ BX_TEST(postgresql_walks_in_order)
      * usable. */
     memset(&w, 0, sizeof(w));
     w.stop_after = 3;
-    CHECK_INT(store_pg_each_student(db, &scope, walk, &w, &err), BX_ECONFLICT);
+    CHECK_INT(score_store_pg_each_student(db, &scope, walk, &w, &err), BX_ECONFLICT);
     CHECK_INT(w.owners, 3);
     CHECK_INT(PQtransactionStatus(db), PQTRANS_IDLE);
     /* Not inside the caller's transaction. */
     REQUIRE(bx_pg_exec(db, "BEGIN", &err) == BX_OK);
-    CHECK_INT(store_pg_each_student(db, &scope, walk, &w, &err), BX_EINVAL);
+    CHECK_INT(score_store_pg_each_student(db, &scope, walk, &w, &err), BX_EINVAL);
     bx_pg_rollback(db);
 
     pg_cleanup(db, school);
@@ -1070,10 +1071,11 @@ BX_TEST(keys_of_one_student_share_a_hash_tag)
     static const char *const ids[] = {"stu-0001234", "S", "a_b-C",
                                       "12345678901234567890123456789012"};
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-        char facts[STORE_KEY_MAX], sum[STORE_KEY_MAX], reported[STORE_KEY_MAX], tag[40];
-        REQUIRE(store_key_facts(ids[i], facts, sizeof(facts)) == BX_OK);
-        REQUIRE(store_key_summary(ids[i], sum, sizeof(sum)) == BX_OK);
-        REQUIRE(store_key_reported(ids[i], reported, sizeof(reported)) == BX_OK);
+        char facts[SCORE_STORE_KEY_MAX], sum[SCORE_STORE_KEY_MAX], reported[SCORE_STORE_KEY_MAX],
+            tag[40];
+        REQUIRE(score_store_key_facts(ids[i], facts, sizeof(facts)) == BX_OK);
+        REQUIRE(score_store_key_summary(ids[i], sum, sizeof(sum)) == BX_OK);
+        REQUIRE(score_store_key_reported(ids[i], reported, sizeof(reported)) == BX_OK);
         snprintf(tag, sizeof(tag), "{%s}", ids[i]);
         CHECK_CONTAINS(facts, tag);
         CHECK_CONTAINS(sum, tag);
@@ -1082,16 +1084,17 @@ BX_TEST(keys_of_one_student_share_a_hash_tag)
         CHECK_INT(key_slot(facts), key_slot(ids[i]));
         CHECK(strchr(strchr(facts, '}') + 1, '{') == NULL);
     }
-    char key[STORE_KEY_MAX];
-    CHECK_INT(store_key_facts("stu-1", key, sizeof(key)), BX_OK);
+    char key[SCORE_STORE_KEY_MAX];
+    CHECK_INT(score_store_key_facts("stu-1", key, sizeof(key)), BX_OK);
     CHECK_STR(key, "bx:s:{stu-1}:facts");
-    CHECK_INT(store_key_summary("stu-1", key, sizeof(key)), BX_OK);
+    CHECK_INT(score_store_key_summary("stu-1", key, sizeof(key)), BX_OK);
     CHECK_STR(key, "bx:s:{stu-1}:sum");
-    CHECK_INT(store_key_reported("cls-1", key, sizeof(key)), BX_OK);
+    CHECK_INT(score_store_key_reported("cls-1", key, sizeof(key)), BX_OK);
     CHECK_STR(key, "bx:c:{cls-1}:reported");
-    CHECK_INT(store_key_facts("a{b}", key, sizeof(key)), BX_EINVAL);
-    CHECK_INT(store_key_facts("", key, sizeof(key)), BX_EINVAL);
-    CHECK_INT(store_key_facts("123456789012345678901234567890123", key, sizeof(key)), BX_EINVAL);
+    CHECK_INT(score_store_key_facts("a{b}", key, sizeof(key)), BX_EINVAL);
+    CHECK_INT(score_store_key_facts("", key, sizeof(key)), BX_EINVAL);
+    CHECK_INT(score_store_key_facts("123456789012345678901234567890123", key, sizeof(key)),
+              BX_EINVAL);
 }
 
 /* Every redis.call in a script names KEYS[1] as its key. */
@@ -1111,16 +1114,16 @@ static void check_script_keys(const char *src)
 BX_TEST(scripts_touch_only_the_keys_they_are_given)
 {
     make_prefix();
-    check_script_keys(store_lua_apply());
-    check_script_keys(store_lua_summary());
-    CHECK(strstr(store_lua_apply(), "KEYS[2]") == NULL);
-    CHECK(strstr(store_lua_summary(), "KEYS[2]") == NULL);
+    check_script_keys(score_store_lua_apply());
+    check_script_keys(score_store_lua_summary());
+    CHECK(strstr(score_store_lua_apply(), "KEYS[2]") == NULL);
+    CHECK(strstr(score_store_lua_summary(), "KEYS[2]") == NULL);
 
     /* At run time: a Redis user allowed only this student's and this class's keys
      * runs every script; touching any other key would fail with NOPERM. */
     redisContext *admin = rds();
-    char user[48], password[48], sid[STORE_ID_MAX + 1], cid[STORE_ID_MAX + 1];
-    char other[STORE_ID_MAX + 1];
+    char user[48], password[48], sid[SCORE_STORE_ID_MAX + 1], cid[SCORE_STORE_ID_MAX + 1];
+    char other[SCORE_STORE_ID_MAX + 1];
     snprintf(user, sizeof(user), "bxtest-%s", prefix);
     snprintf(password, sizeof(password), "pw-%s-%ld", prefix, (long)time(NULL));
     snprintf(sid, sizeof(sid), "%s-a", prefix);
@@ -1140,7 +1143,7 @@ BX_TEST(scripts_touch_only_the_keys_they_are_given)
     r = redisCommand(c, "AUTH %s %s", user, password);
     REQUIRE(r != NULL && r->type == REDIS_REPLY_STATUS);
     freeReplyObject(r);
-    store_redis *st = store_on(c);
+    score_store_redis *st = store_on(c);
     tfact f[3] = {0};
     set_fact(&f[0], sid, "2026-03-02|0", T0, "e1", "a", false);
     set_fact(&f[1], sid, "2026-03-02|0", T0 + 1, "e2", "p", true);
@@ -1148,31 +1151,32 @@ BX_TEST(scripts_touch_only_the_keys_they_are_given)
     CHECK_INT(apply(st, f, 3, NULL), 3);
     treport rep = {{0}, "2026-03-02|0", {0}, "n=1"};
     snprintf(rep.klass, sizeof(rep.klass), "%s", cid);
-    REQUIRE(store_order_key(T0, "rc", rep.order_key, sizeof(rep.order_key)) == BX_OK);
+    REQUIRE(score_store_order_key(T0, "rc", rep.order_key, sizeof(rep.order_key)) == BX_OK);
     apply_reports(st, &rep, 1);
     const char *names[] = {"streak_days", "tier"}, *values[] = {"3", "high"};
-    store_summary sum = {sid, names, values, 2};
+    score_store_summary sum = {sid, names, values, 2};
     bool changed = false;
     bx_error err = {0};
-    CHECK_INT(store_put_summaries(st, &sum, 1, &changed, &err), BX_OK);
+    CHECK_INT(score_store_put_summaries(st, &sum, 1, &changed, &err), BX_OK);
     CHECK(changed);
     const char *list[] = {sid};
-    store_entries e[1];
-    CHECK_INT(store_load_facts(st, list, 1, e, &err), BX_OK);
+    score_store_entries e[1];
+    CHECK_INT(score_store_load_facts(st, list, 1, e, &err), BX_OK);
     CHECK_INT(e[0].count, 2);
-    store_entries_free(&e[0]);
+    score_store_entries_free(&e[0]);
     /* The check itself works: another student's key is refused. */
     set_fact(&f[0], other, "2026-03-02|0", T0, "e1", "a", false);
-    store_fact one = {f[0].student, NULL, NULL, f[0].field, f[0].order_key, f[0].value, false};
-    CHECK_INT(store_apply_facts(st, &one, 1, NULL, NULL, &err), BX_EIO);
+    score_store_fact one = {f[0].student,   NULL,       NULL, f[0].field,
+                            f[0].order_key, f[0].value, false};
+    CHECK_INT(score_store_apply_facts(st, &one, 1, NULL, NULL, &err), BX_EIO);
     CHECK_CONTAINS(err.msg, "NOPERM");
-    store_redis_free(st);
+    score_store_redis_free(st);
     redisFree(c);
 
-    char keys[3][STORE_KEY_MAX];
-    REQUIRE(store_key_facts(sid, keys[0], sizeof(keys[0])) == BX_OK);
-    REQUIRE(store_key_summary(sid, keys[1], sizeof(keys[1])) == BX_OK);
-    REQUIRE(store_key_reported(cid, keys[2], sizeof(keys[2])) == BX_OK);
+    char keys[3][SCORE_STORE_KEY_MAX];
+    REQUIRE(score_store_key_facts(sid, keys[0], sizeof(keys[0])) == BX_OK);
+    REQUIRE(score_store_key_summary(sid, keys[1], sizeof(keys[1])) == BX_OK);
+    REQUIRE(score_store_key_reported(cid, keys[2], sizeof(keys[2])) == BX_OK);
     r = redisCommand(admin, "DEL %s %s %s", keys[0], keys[1], keys[2]);
     REQUIRE(r != NULL);
     CHECK_INT(r->integer, 3);
@@ -1187,54 +1191,54 @@ BX_TEST(summaries_replace_and_say_when_they_changed)
 {
     make_prefix();
     redisContext *c = rds();
-    store_redis *st = store_on(c);
-    char a[STORE_ID_MAX + 1], b[STORE_ID_MAX + 1], key[STORE_KEY_MAX];
+    score_store_redis *st = store_on(c);
+    char a[SCORE_STORE_ID_MAX + 1], b[SCORE_STORE_ID_MAX + 1], key[SCORE_STORE_KEY_MAX];
     snprintf(a, sizeof(a), "%s-a", prefix);
     snprintf(b, sizeof(b), "%s-b", prefix);
-    REQUIRE(store_key_summary(a, key, sizeof(key)) == BX_OK);
+    REQUIRE(score_store_key_summary(a, key, sizeof(key)) == BX_OK);
     const char *n2[] = {"streak_days", "tier"}, *v2[] = {"3", "watch"};
     const char *n1[] = {"tier"}, *v1[] = {"watch"};
-    store_summary sums[2] = {{a, n2, v2, 2}, {b, n1, v1, 1}};
+    score_store_summary sums[2] = {{a, n2, v2, 2}, {b, n1, v1, 1}};
     bool changed[2] = {false, false};
     bx_error err = {0};
-    CHECK_INT(store_put_summaries(st, sums, 2, changed, &err), BX_OK);
+    CHECK_INT(score_store_put_summaries(st, sums, 2, changed, &err), BX_OK);
     CHECK(changed[0] && changed[1]);
-    CHECK_INT(store_put_summaries(st, sums, 2, changed, &err), BX_OK);
+    CHECK_INT(score_store_put_summaries(st, sums, 2, changed, &err), BX_OK);
     CHECK(!changed[0] && !changed[1]);
     /* Fewer names: the old one goes. */
-    sums[0] = (store_summary){a, n1, v1, 1};
-    CHECK_INT(store_put_summaries(st, sums, 1, changed, &err), BX_OK);
+    sums[0] = (score_store_summary){a, n1, v1, 1};
+    CHECK_INT(score_store_put_summaries(st, sums, 1, changed, &err), BX_OK);
     CHECK(changed[0]);
     char *s = snapshot(c, key);
     CHECK_STR(strchr(s, '\n') + 1, "tier=watch\n");
     free(s);
     const char *ids[] = {a, b};
-    store_entries e[2];
-    CHECK_INT(store_load_summaries(st, ids, 2, e, &err), BX_OK);
+    score_store_entries e[2];
+    CHECK_INT(score_store_load_summaries(st, ids, 2, e, &err), BX_OK);
     CHECK_INT(e[0].count, 1);
     CHECK_STR(e[0].items[0].field, "tier");
     CHECK_STR(e[0].items[0].value, "watch");
     CHECK_STR(e[0].items[0].order_key, "");
-    store_entries_free(&e[0]);
-    store_entries_free(&e[1]);
+    score_store_entries_free(&e[0]);
+    score_store_entries_free(&e[1]);
     /* No names: the summary is deleted. */
-    sums[0] = (store_summary){a, NULL, NULL, 0};
-    sums[1] = (store_summary){b, NULL, NULL, 0};
-    CHECK_INT(store_put_summaries(st, sums, 2, changed, &err), BX_OK);
+    sums[0] = (score_store_summary){a, NULL, NULL, 0};
+    sums[1] = (score_store_summary){b, NULL, NULL, 0};
+    CHECK_INT(score_store_put_summaries(st, sums, 2, changed, &err), BX_OK);
     CHECK(changed[0] && changed[1]);
     CHECK(!key_exists(c, key));
-    CHECK_INT(store_put_summaries(st, sums, 1, changed, &err), BX_OK);
+    CHECK_INT(score_store_put_summaries(st, sums, 1, changed, &err), BX_OK);
     CHECK(!changed[0]);
     /* Bad names and values are refused before anything is sent. */
     const char *bad_name[] = {"tier level"}, *bad_value[] = {"line\nbreak"};
-    sums[0] = (store_summary){a, bad_name, v1, 1};
-    CHECK_INT(store_put_summaries(st, sums, 1, changed, &err), BX_EINVAL);
+    sums[0] = (score_store_summary){a, bad_name, v1, 1};
+    CHECK_INT(score_store_put_summaries(st, sums, 1, changed, &err), BX_EINVAL);
     CHECK_CONTAINS(err.msg, "summaries[0].names[0]");
-    sums[0] = (store_summary){a, n1, bad_value, 1};
-    CHECK_INT(store_put_summaries(st, sums, 1, changed, &err), BX_EINVAL);
+    sums[0] = (score_store_summary){a, n1, bad_value, 1};
+    CHECK_INT(score_store_put_summaries(st, sums, 1, changed, &err), BX_EINVAL);
     CHECK_CONTAINS(err.msg, "summaries[0].values[0]");
     CHECK(!key_exists(c, key));
-    store_redis_free(st);
+    score_store_redis_free(st);
     redisFree(c);
 }
 
@@ -1242,11 +1246,11 @@ BX_TEST(bad_input_is_refused_before_anything_is_sent)
 {
     make_prefix();
     redisContext *c = rds();
-    store_redis *st = store_on(c);
-    char sid[STORE_ID_MAX + 1], key[STORE_KEY_MAX];
+    score_store_redis *st = store_on(c);
+    char sid[SCORE_STORE_ID_MAX + 1], key[SCORE_STORE_KEY_MAX];
     snprintf(sid, sizeof(sid), "%s-x", prefix);
-    REQUIRE(store_key_facts(sid, key, sizeof(key)) == BX_OK);
-    char long_value[STORE_VALUE_MAX + 2];
+    REQUIRE(score_store_key_facts(sid, key, sizeof(key)) == BX_OK);
+    char long_value[SCORE_STORE_VALUE_MAX + 2];
     memset(long_value, 'v', sizeof(long_value) - 1);
     long_value[sizeof(long_value) - 1] = '\0';
     static const struct {
@@ -1270,50 +1274,50 @@ BX_TEST(bad_input_is_refused_before_anything_is_sent)
         {NULL, "2026-03-02|0", "1|e", NULL, "facts[1].value"},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        store_fact f[2] = {
+        score_store_fact f[2] = {
             {sid, NULL, NULL, "2026-03-02|0", "1|ok", "a", false},
             {rows[i].student ? rows[i].student : sid, NULL, NULL, rows[i].field, rows[i].order_key,
              rows[i].value ? rows[i].value : long_value, false},
         };
         bx_error err = {0};
-        if (store_apply_facts(st, f, 2, NULL, NULL, &err) != BX_EINVAL)
+        if (score_store_apply_facts(st, f, 2, NULL, NULL, &err) != BX_EINVAL)
             BX_FAIL_AT("row %zu accepted", i);
         else
             CHECK_CONTAINS(err.msg, rows[i].message);
     }
     CHECK(!key_exists(c, key));
     /* PostgreSQL needs the school and class; reports need a day field. */
-    store_fact f = {sid, NULL, "K", "2026-03-02|0", "1|ok", "a", false};
+    score_store_fact f = {sid, NULL, "K", "2026-03-02|0", "1|ok", "a", false};
     bx_error err = {0};
-    CHECK_INT(store_pg_write_facts(NULL, &f, NULL, 1, NULL, &err), BX_EINVAL);
+    CHECK_INT(score_store_pg_write_facts(NULL, &f, NULL, 1, NULL, &err), BX_EINVAL);
     CHECK_CONTAINS(err.msg, "facts[0].school_id");
-    store_report rep = {"K", "S", "L|lv1", "1|ok", ""};
-    CHECK_INT(store_apply_reports(st, &rep, 1, NULL, NULL, &err), BX_EINVAL);
+    score_store_report rep = {"K", "S", "L|lv1", "1|ok", ""};
+    CHECK_INT(score_store_apply_reports(st, &rep, 1, NULL, NULL, &err), BX_EINVAL);
     CHECK_CONTAINS(err.msg, "reports[0].field");
 
     /* Names. */
-    char out[STORE_ORDER_KEY_MAX + 1];
-    CHECK_INT(store_order_key(1772409600000LL, "rc-1:stu-9", out, sizeof(out)), BX_OK);
+    char out[SCORE_STORE_ORDER_KEY_MAX + 1];
+    CHECK_INT(score_store_order_key(1772409600000LL, "rc-1:stu-9", out, sizeof(out)), BX_OK);
     CHECK_STR(out, "1772409600000|rc-1:stu-9");
-    CHECK_INT(store_order_key(5, "e", out, sizeof(out)), BX_OK);
+    CHECK_INT(score_store_order_key(5, "e", out, sizeof(out)), BX_OK);
     CHECK_STR(out, "0000000000005|e");
-    CHECK_INT(store_order_key(-1, "e", out, sizeof(out)), BX_EINVAL);
-    CHECK_INT(store_order_key(10000000000000LL, "e", out, sizeof(out)), BX_EINVAL);
-    CHECK_INT(store_order_key(1, "a b", out, sizeof(out)), BX_EINVAL);
-    CHECK_INT(store_field_day(bx_date_from_ymd(2026, 3, 2), 12, out, sizeof(out)), BX_OK);
+    CHECK_INT(score_store_order_key(-1, "e", out, sizeof(out)), BX_EINVAL);
+    CHECK_INT(score_store_order_key(10000000000000LL, "e", out, sizeof(out)), BX_EINVAL);
+    CHECK_INT(score_store_order_key(1, "a b", out, sizeof(out)), BX_EINVAL);
+    CHECK_INT(score_store_field_day(bx_date_from_ymd(2026, 3, 2), 12, out, sizeof(out)), BX_OK);
     CHECK_STR(out, "2026-03-02|12");
-    CHECK_INT(store_field_day(bx_date_from_ymd(2026, 3, 2), 13, out, sizeof(out)), BX_EINVAL);
-    CHECK_INT(store_field_leave("lv-5e2b7a91", out, sizeof(out)), BX_OK);
+    CHECK_INT(score_store_field_day(bx_date_from_ymd(2026, 3, 2), 13, out, sizeof(out)), BX_EINVAL);
+    CHECK_INT(score_store_field_leave("lv-5e2b7a91", out, sizeof(out)), BX_OK);
     CHECK_STR(out, "L|lv-5e2b7a91");
     bx_date d;
     int p;
-    CHECK_INT(store_field_parse("2026-03-09|10", &d, &p), BX_OK);
+    CHECK_INT(score_store_field_parse("2026-03-09|10", &d, &p), BX_OK);
     CHECK_INT(d, bx_date_from_ymd(2026, 3, 9));
     CHECK_INT(p, 10);
-    CHECK_INT(store_field_parse("L|lv-1", &d, &p), BX_OK);
+    CHECK_INT(score_store_field_parse("L|lv-1", &d, &p), BX_OK);
     CHECK_INT(d, BX_DATE_NONE);
     CHECK_INT(p, -1);
-    store_redis_free(st);
+    score_store_redis_free(st);
     redisFree(c);
 }
 
@@ -1352,7 +1356,7 @@ BX_TEST(noscript_is_answered_with_eval)
     redisContext *c = NULL;
     bx_error err = {0};
     REQUIRE(bx_redis_connect(url, 5000, &c, &err) == BX_OK);
-    store_redis *st = store_on(c);
+    score_store_redis *st = store_on(c);
     redisReply *r = redisCommand(c, "SCRIPT FLUSH");
     REQUIRE(r != NULL);
     freeReplyObject(r);
@@ -1364,14 +1368,14 @@ BX_TEST(noscript_is_answered_with_eval)
     r = redisCommand(c, "SCRIPT FLUSH");
     freeReplyObject(r);
     const char *names[] = {"tier"}, *values[] = {"none"};
-    store_summary sum = {"S1", names, values, 1};
+    score_store_summary sum = {"S1", names, values, 1};
     bool changed = false;
-    CHECK_INT(store_put_summaries(st, &sum, 1, &changed, &err), BX_OK);
+    CHECK_INT(score_store_put_summaries(st, &sum, 1, &changed, &err), BX_OK);
     CHECK(changed);
-    store_redis_free(st);
+    score_store_redis_free(st);
     /* A Redis that went away: a transient error, not a crash. */
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    CHECK(store_redis_new(c, &st, &err) != BX_OK);
+    CHECK(score_store_redis_new(c, &st, &err) != BX_OK);
     redisFree(c);
 }

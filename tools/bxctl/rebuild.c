@@ -14,7 +14,7 @@
 struct bxctl_score {
     PGconn *db;
     redisContext *redis;
-    store_redis *store;
+    score_store_redis *store;
     bx_registry *registry;
     score_profiles *profiles;
     score_policy policy;
@@ -25,7 +25,7 @@ void bxctl_score_close(bxctl_score *s)
 {
     if (s == NULL)
         return;
-    store_redis_free(s->store);
+    score_store_redis_free(s->store);
     if (s->redis)
         redisFree(s->redis);
     score_profiles_free(s->profiles);
@@ -48,7 +48,7 @@ bxctl_score *bxctl_score_open(bxctl_ctx *ctx)
     IFOK(st, bx_registry_load(s->db, &s->registry, &err));
     IFOK(st, score_profiles_load(s->db, s->registry, &s->profiles, &err));
     IFOK(st, bx_redis_connect(ctx->conf.redis_url, 10000, &s->redis, &err));
-    IFOK(st, store_redis_new(s->redis, &s->store, &err));
+    IFOK(st, score_store_redis_new(s->redis, &s->store, &err));
     if (st != BX_OK) {
         fprintf(stderr, "bxctl: %s\n", err.msg);
         bxctl_score_close(s);
@@ -106,12 +106,12 @@ int bxctl_rebuild(bxctl_ctx *ctx, int argc, char **argv)
         return 1;
     rebuild_arg arg = {&sc->env, bx_time_local_date(bx_clock_now()), NULL, 0};
     arg.out = malloc(sizeof(*arg.out));
-    store_scope scope = {school};
-    store_rebuild_stats stats = {0};
+    score_store_scope scope = {school};
+    score_store_rebuild_stats stats = {0};
     bx_error err = {0};
-    bx_status s = arg.out
-                      ? store_rebuild(sc->db, sc->store, &scope, recompute_one, &arg, &stats, &err)
-                      : BX_ERR(&err, BX_ENOMEM, "out of memory");
+    bx_status s =
+        arg.out ? score_store_rebuild(sc->db, sc->store, &scope, recompute_one, &arg, &stats, &err)
+                : BX_ERR(&err, BX_ENOMEM, "out of memory");
     if (s != BX_OK)
         fprintf(stderr, "bxctl rebuild: %s\n", err.msg);
     else
