@@ -703,3 +703,80 @@ BX_TEST(old_event_ids_are_forgotten)
     bx_buf_free(&r.body);
     stop(&in);
 }
+
+/* Whoever an action names answers for it (issue "bx-console, part 1", section 3): through a
+ * school's key, a forged staff id, a teacher of another school and a township sign-off are each
+ * refused with their field and reason, and dead-lettered; the same request's good action is
+ * accepted. */
+BX_TEST(actions_name_only_accountable_staff)
+{
+    /* A teacher of the other school, for this test only (an upsert: other tests' staff stay). */
+    char *dir = itest_tmpdir("staff");
+    itest_write_file(dir, "staff.csv",
+                     "staff_id,name,role,school_id,township_code,county_code,phone\n"
+                     "ITX2,赵老师,homeroom_teacher,IT02,,,\n");
+    char path[512];
+    snprintf(path, sizeof(path), "%s/staff.csv", dir);
+    struct ingest in;
+    in.key = itest_registry_fixture(&in.other_key); /* the registry first, then our teacher */
+    const char *argv[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "staff", path, NULL};
+    CHECK_INT(itest_run(argv, NULL, NULL), 0);
+    free(in.key);
+    free(in.other_key);
+    start(&in, NULL);
+    itest_mark *dlq = itest_topic_mark("bx.dlq.v1");
+    itest_mark *act = itest_topic_mark("bx.actions.v1");
+    char tag[64], body[4096];
+    snprintf(tag, sizeof(tag), "acc-%d-%ld", getpid(), (long)time(NULL));
+    snprintf(body, sizeof(body),
+             "{\"records\":["
+             "{\"student_id\":\"ITS05\",\"action\":\"contact_made\",\"date\":\"2026-11-26\","
+             "\"staff_id\":\"NOBODY_AT_ALL\",\"details\":{\"channel\":\"phone\",\"reached\":"
+             "true},\"event_id\":\"%s-forged\"},"
+             "{\"student_id\":\"ITS05\",\"action\":\"returned\",\"date\":\"2026-11-26\","
+             "\"staff_id\":\"ITT1\",\"details\":{\"return_date\":\"2026-11-26\","
+             "\"township_signoff_staff_id\":\"ITT1\"},\"event_id\":\"%s-signoff\"},"
+             "{\"student_id\":\"ITS05\",\"action\":\"home_visit\",\"date\":\"2026-11-26\","
+             "\"staff_id\":\"ITX2\",\"details\":{\"outcome\":\"refused\"},"
+             "\"event_id\":\"%s-foreign\"},"
+             "{\"student_id\":\"ITS05\",\"action\":\"contact_made\",\"date\":\"2026-11-26\","
+             "\"staff_id\":\"ITT1\",\"details\":{\"channel\":\"visit\",\"reached\":false},"
+             "\"event_id\":\"%s-good\"}]}",
+             tag, tag, tag, tag);
+    itest_response r = post(&in, "/v1/actions", in.key, JSON, body);
+    CHECK_INT(r.status, 200);
+    cJSON *j = parse(&r);
+    CHECK_INT(count_of(j, "accepted"), 1);
+    CHECK_INT(count_of(j, "rejected"), 3);
+    cJSON_Delete(j);
+    CHECK_CONTAINS(r.body.data,
+                   "\"field\":\"records[0].staff_id\",\"reason\":\"unknown_staff\",\"error\":"
+                   "\"records[0].staff_id: no staff \\\"NOBODY_AT_ALL\\\" in the registry\"");
+    CHECK_CONTAINS(r.body.data, "\"field\":\"records[1].details.township_signoff_staff_id\","
+                                "\"reason\":\"unauthorized\",\"error\":\"records[1].details."
+                                "township_signoff_staff_id: a school's key cannot sign off for "
+                                "the township");
+    CHECK_CONTAINS(r.body.data, "\"field\":\"records[2].staff_id\",\"reason\":\"wrong_school\","
+                                "\"error\":\"records[2].staff_id: staff \\\"ITX2\\\" does not "
+                                "work at school IT01");
+    bx_buf_free(&r.body);
+
+    /* Each refusal is on bx.dlq.v1 with its field and reason, and only the good one on actions. */
+    bx_buf got;
+    bx_buf_init(&got, 0);
+    CHECK_INT(itest_topic_collect(dlq, tag, 3, 20000, &got), 3);
+    CHECK_CONTAINS(got.data, "\"field\":\"records[0].staff_id\",\"reason\":\"unknown_staff\"");
+    CHECK_CONTAINS(got.data, "\"field\":\"records[1].details.township_signoff_staff_id\","
+                             "\"reason\":\"unauthorized\"");
+    CHECK_CONTAINS(got.data, "\"field\":\"records[2].staff_id\",\"reason\":\"wrong_school\"");
+    check_against_schema("bx.dlq.v1", got.data);
+    bx_buf_reset(&got);
+    CHECK_INT(itest_topic_collect(act, tag, 10, 3000, &got), 1);
+    CHECK_CONTAINS(got.data, "\"event_id\":\"");
+    CHECK_CONTAINS(got.data, "-good\"");
+    bx_buf_free(&got);
+    itest_mark_free(dlq);
+    itest_mark_free(act);
+    free(dir);
+    stop(&in);
+}
