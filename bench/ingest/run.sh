@@ -43,7 +43,7 @@ say "synthetic registry: ${SIZE[*]}"
 rm -rf "$STATE/registry"
 mkdir -p "$STATE/registry"
 "$BENCH" gen "$STATE/registry" "${SIZE[@]}" >"$STATE/schools"
-"$BXCTL" import holidays "$REPO/tests/data/cn-public-holidays-2026.csv" >/dev/null
+"$BXCTL" import holidays "$REPO/deploy/policy/cn-public-holidays-2026.csv" >/dev/null
 "$BXCTL" import --dir "$STATE/registry" >/dev/null
 
 # One credential per school; the previous run's credentials are revoked first.

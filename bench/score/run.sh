@@ -95,7 +95,7 @@ say "migrate, topics, synthetic registry (${SIZE[*]})"
 rm -rf "$STATE/registry"
 mkdir -p "$STATE/registry"
 "$BENCH" gen "$STATE/registry" "${SIZE[@]}"
-"$BXCTL" import holidays "$REPO/tests/data/cn-public-holidays-2026.csv" >/dev/null
+"$BXCTL" import holidays "$REPO/deploy/policy/cn-public-holidays-2026.csv" >/dev/null
 "$BXCTL" import --dir "$STATE/registry" >/dev/null
 clean_state
 

@@ -237,7 +237,7 @@ static void setup(void)
     char *dir = itest_tmpdir("ctl-registry");
     write_registry(dir);
     char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/tests/data/cn-public-holidays-2026.csv",
+    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
              itest_env("BX_SOURCE_DIR", "."));
     free(bxctl_ok((const char *[]){"import", "holidays", holidays, NULL}));
     free(bxctl_ok((const char *[]){"import", "--dir", dir, NULL}));

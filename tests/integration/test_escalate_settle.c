@@ -252,7 +252,7 @@ BX_TEST(settled_means_bx_escalate_has_handled_everything)
              tag);
     itest_write_file(dir, "students.csv", students);
     char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/tests/data/cn-public-holidays-2026.csv",
+    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
              itest_env("BX_SOURCE_DIR", "."));
     char *out = NULL;
     REQUIRE(bxctl((const char *[]){"import", "holidays", holidays, NULL}, &out) == 0);

@@ -91,7 +91,7 @@ static void setup_db(int students)
     bx_buf_free(&st);
     bx_buf_free(&gu);
     char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/tests/data/cn-public-holidays-2026.csv",
+    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
              itest_env("BX_SOURCE_DIR", "."));
     bxctl_ok((const char *[]){"import", "holidays", holidays, NULL});
     bxctl_ok((const char *[]){"import", "--dir", dir, NULL});

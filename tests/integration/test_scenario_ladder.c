@@ -152,7 +152,7 @@ static void registry(int students)
     itest_write_file(dir, "students.csv", b.data);
     bx_buf_free(&b);
     char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/tests/data/cn-public-holidays-2026.csv",
+    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
              itest_env("BX_SOURCE_DIR", "."));
     bxctl_ok((const char *[]){"import", "holidays", holidays, NULL});
     bxctl_ok((const char *[]){"import", "--dir", dir, NULL});

@@ -158,7 +158,7 @@ char *itest_registry_fixture(char **other)
     bx_buf_free(&students);
 
     char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/tests/data/cn-public-holidays-2026.csv",
+    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
              itest_env("BX_SOURCE_DIR", "."));
     free(run_bxctl_capture((const char *[]){"import", "holidays", holidays, NULL}));
     free(run_bxctl_capture((const char *[]){"import", "--dir", dir, NULL}));

@@ -319,7 +319,7 @@ BX_TEST(time_format_and_from_local)
 static void data_path(char *out, size_t size, const char *name)
 {
     const char *src = getenv("BX_SOURCE_DIR");
-    snprintf(out, size, "%s/tests/data/%s", src ? src : ".", name);
+    snprintf(out, size, "%s/deploy/policy/%s", src ? src : ".", name);
 }
 
 /* Spring 2026-03-02..2026-07-10, autumn 2026-09-01..2027-01-22, national days from the CSV. */
@@ -834,23 +834,6 @@ BX_TEST(csv_rejects_long_lines_and_missing_files)
     CHECK_CONTAINS(err.msg, "days.csv: cannot open");
     rmdir(tmp_dir);
     bx_calendar_free(c);
-}
-
-BX_TEST(csv_national_file_matches_the_shared_copy)
-{
-    /* tests/data and deploy/policy hold the same national list. */
-    char a[512], b[512];
-    data_path(a, sizeof(a), "cn-public-holidays-2026.csv");
-    snprintf(b, sizeof(b), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             getenv("BX_SOURCE_DIR") ? getenv("BX_SOURCE_DIR") : ".");
-    bx_calendar *x = calendar_2026(), *y = calendar_2026();
-    bx_error err = {0};
-    CHECK_INT(bx_calendar_load_days_csv(y, b, &err), BX_OK);
-    for (bx_date d = D("2026-01-01"); d <= D("2027-12-31"); d++)
-        if (bx_calendar_is_school_day(x, d) != bx_calendar_is_school_day(y, d))
-            BX_FAIL_AT("day %d differs between %s and %s", (int)d, a, b);
-    bx_calendar_free(x);
-    bx_calendar_free(y);
 }
 
 /* ---- concurrent readers ---- */
