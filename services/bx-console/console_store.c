@@ -5,6 +5,7 @@
 #include "bx_json.h"
 #include "bx_pg.h"
 #include "bx_redis.h"
+#include "ingest.h"
 #include "recompute.h"
 #include "store.h"
 
@@ -28,6 +29,7 @@ static void copy(char *dst, size_t size, const char *src)
 typedef struct snapshot {
     bx_registry *registry;
     score_profiles *profiles;
+    ingest_staff_dir *staff;
     int refs; /* under console_store.lock; the store's own reference counts one */
 } snapshot;
 
@@ -38,6 +40,14 @@ struct console_store {
     long long revision_checked_ms; /* monotonic */
 };
 
+static void snapshot_free(snapshot *sn)
+{
+    ingest_staff_dir_free(sn->staff);
+    score_profiles_free(sn->profiles);
+    bx_registry_free(sn->registry);
+    free(sn);
+}
+
 static void snapshot_release(console_store *st, snapshot *sn)
 {
     if (sn == NULL)
@@ -45,11 +55,8 @@ static void snapshot_release(console_store *st, snapshot *sn)
     pthread_mutex_lock(&st->lock);
     bool last = --sn->refs == 0;
     pthread_mutex_unlock(&st->lock);
-    if (last) {
-        score_profiles_free(sn->profiles);
-        bx_registry_free(sn->registry);
-        free(sn);
-    }
+    if (last)
+        snapshot_free(sn);
 }
 
 static bx_status snapshot_load(PGconn *db, snapshot **out, bx_error *err)
@@ -59,9 +66,9 @@ static bx_status snapshot_load(PGconn *db, snapshot **out, bx_error *err)
         return BX_ERR(err, BX_ENOMEM, "registry: out of memory");
     bx_status s = bx_registry_load(db, &sn->registry, err);
     IFOK(s, score_profiles_load(db, sn->registry, &sn->profiles, err));
+    IFOK(s, ingest_staff_load(db, &sn->staff, err));
     if (s != BX_OK) {
-        bx_registry_free(sn->registry);
-        free(sn);
+        snapshot_free(sn);
         return s;
     }
     sn->refs = 1;
@@ -92,11 +99,8 @@ static bx_status acquire(console_store *st, PGconn *db, snapshot **out, bx_error
         snapshot *old = st->current;
         st->current = fresh;
         st->revision_checked_ms = now;
-        if (old && --old->refs == 0) {
-            score_profiles_free(old->profiles);
-            bx_registry_free(old->registry);
-            free(old);
-        }
+        if (old && --old->refs == 0)
+            snapshot_free(old);
     }
     if (s == BX_OK) {
         st->current->refs++;
@@ -109,18 +113,18 @@ static bx_status acquire(console_store *st, PGconn *db, snapshot **out, bx_error
 /* bx-score's store over the request's Redis connection. Its scripts are loaded once per
  * connection and thread; a reconnected context (even at the same address) still works, since a
  * script missing on the server is sent again. */
-static bx_status redis_store(redisContext *redis, store_redis **out, bx_error *err)
+static bx_status redis_store(redisContext *redis, score_store_redis **out, bx_error *err)
 {
     static _Thread_local redisContext *for_redis;
-    static _Thread_local store_redis *cached;
+    static _Thread_local score_store_redis *cached;
     *out = NULL;
     if (redis == NULL || redis->err)
         return BX_ERR(err, BX_EIO, "no Redis connection");
     if (cached == NULL || for_redis != redis) {
-        store_redis_free(cached);
+        score_store_redis_free(cached);
         cached = NULL;
         for_redis = NULL;
-        bx_status s = store_redis_new(redis, &cached, err);
+        bx_status s = score_store_redis_new(redis, &cached, err);
         if (s != BX_OK)
             return s;
         for_redis = redis;
@@ -129,15 +133,15 @@ static bx_status redis_store(redisContext *redis, store_redis **out, bx_error *e
     return BX_OK;
 }
 
-bx_status console_store_new(const char *score_policy, console_store **out, bx_error *err)
+bx_status console_store_new(const char *policy_path, console_store **out, bx_error *err)
 {
     *out = NULL;
     console_store *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return BX_ERR(err, BX_ENOMEM, "console store: out of memory");
     bx_status s = BX_OK;
-    if (score_policy && *score_policy)
-        s = score_policy_load(score_policy, &st->policy, err);
+    if (policy_path && *policy_path)
+        s = score_policy_load(policy_path, &st->policy, err);
     else
         score_policy_default(&st->policy);
     if (s != BX_OK) {
@@ -153,11 +157,8 @@ void console_store_free(console_store *st)
 {
     if (st == NULL)
         return;
-    if (st->current) {
-        score_profiles_free(st->current->profiles);
-        bx_registry_free(st->current->registry);
-        free(st->current);
-    }
+    if (st->current)
+        snapshot_free(st->current);
     pthread_mutex_destroy(&st->lock);
     free(st);
 }
@@ -167,7 +168,7 @@ bx_status console_store_with_registry(console_store *st, PGconn *db, console_sto
 {
     snapshot *sn = NULL;
     bx_status s = acquire(st, db, &sn, err);
-    IFOK(s, fn(sn->registry, arg));
+    IFOK(s, fn(sn->registry, sn->staff, arg));
     snapshot_release(st, sn);
     return s;
 }
@@ -247,7 +248,8 @@ bx_status console_store_student(console_store *st, PGconn *db, const char *stude
 }
 
 /* The stored code of one slot in a student's facts ("" when none). */
-static void slot_code(const store_entries *facts, const char *field, char out[CONSOLE_CODE_SIZE])
+static void slot_code(const score_store_entries *facts, const char *field,
+                      char out[CONSOLE_CODE_SIZE])
 {
     out[0] = '\0';
     for (size_t i = 0; i < facts->count; i++)
@@ -302,7 +304,7 @@ static bx_status rows_names_cases(PGconn *db, console_class_row *rows, size_t n,
     return s;
 }
 
-static bx_status rows_risk(const console_store *st, const snapshot *sn, store_redis *store,
+static bx_status rows_risk(const console_store *st, const snapshot *sn, score_store_redis *store,
                            console_class_row *rows, const char **ids, size_t n, bx_date day,
                            bx_error *err)
 {
@@ -337,7 +339,7 @@ bx_status console_store_class_rows(console_store *st, PGconn *db, redisContext *
     if (!bx_id_valid(class_id))
         return BX_ERR(err, BX_ENOTFOUND, "no class");
     snapshot *sn = NULL;
-    store_redis *store = NULL;
+    score_store_redis *store = NULL;
     bx_status s = acquire(st, db, &sn, err);
     IFOK(s, redis_store(redis, &store, err));
     const bx_reg_class *klass = s == BX_OK ? bx_registry_class(sn->registry, class_id) : NULL;
@@ -346,7 +348,7 @@ bx_status console_store_class_rows(console_store *st, PGconn *db, redisContext *
     size_t n = klass ? (size_t)klass->student_count : 0;
     console_class_row *rows = NULL;
     const char **ids = NULL;
-    store_entries *facts = NULL;
+    score_store_entries *facts = NULL;
     if (s == BX_OK) {
         rows = calloc(n ? n : 1, sizeof(*rows));
         ids = calloc(n ? n : 1, sizeof(*ids));
@@ -359,15 +361,15 @@ bx_status console_store_class_rows(console_store *st, PGconn *db, redisContext *
         ids[i] = klass->students[i]->id;
     }
     char field[16];
-    IFOK(s, store_field_day(day, period, field, sizeof(field)));
-    IFOK(s, store_load_facts(store, ids, n, facts, err));
+    IFOK(s, score_store_field_day(day, period, field, sizeof(field)));
+    IFOK(s, score_store_load_facts(store, ids, n, facts, err));
     for (size_t i = 0; i < n && s == BX_OK; i++)
         slot_code(&facts[i], field, rows[i].code);
     IFOK(s, rows_names_cases(db, rows, n, err));
     if (with_risk)
         IFOK(s, rows_risk(st, sn, store, rows, ids, n, day, err));
     for (size_t i = 0; facts && i < n; i++)
-        store_entries_free(&facts[i]);
+        score_store_entries_free(&facts[i]);
     free(facts);
     free(ids);
     snapshot_release(st, sn);
@@ -388,17 +390,17 @@ bx_status console_store_rollcall_state(console_store *st, redisContext *redis, c
     if (!bx_id_valid(class_id))
         return BX_ERR(err, BX_ENOTFOUND, "no class");
     char field[16];
-    bx_status s = store_field_day(day, period, field, sizeof(field));
+    bx_status s = score_store_field_day(day, period, field, sizeof(field));
     if (s != BX_OK)
         return BX_ERR(err, s, "roll call state: bad day or period");
     (void)st;
-    store_entries reports = {0};
+    score_store_entries reports = {0};
     const char *ids[] = {class_id};
-    store_redis *store = NULL;
+    score_store_redis *store = NULL;
     s = redis_store(redis, &store, err);
-    IFOK(s, store_load_reports(store, ids, 1, &reports, err));
+    IFOK(s, score_store_load_reports(store, ids, 1, &reports, err));
     for (size_t i = 0; s == BX_OK && i < reports.count; i++) {
-        const store_entry *e = &reports.items[i];
+        const score_store_entry *e = &reports.items[i];
         if (strcmp(e->field, field) != 0)
             continue;
         /* order key "<13-digit ms>|<event id>", value "enrolled,absent,leave,late,early,present" */
@@ -410,7 +412,7 @@ bx_status console_store_rollcall_state(console_store *st, redisContext *redis, c
         out->reported = sscanf(e->value, "%d,%d,%d,%d,%d,%d", &out->enrolled, &out->absent,
                                &out->leave, &out->late, &out->early_leave, &out->present) == 6;
     }
-    store_entries_free(&reports);
+    score_store_entries_free(&reports);
     return s;
 }
 

@@ -36,14 +36,16 @@ typedef struct console_store console_store;
 /* Loads the score policy file (NULL or "": the built-in default, identical to
  * deploy/policy/score.policy); the registry is loaded by the first call that needs it. Caller
  * frees with console_store_free, after every call returned. */
-bx_status console_store_new(const char *score_policy, console_store **out,
+bx_status console_store_new(const char *policy_path, console_store **out,
                             bx_error *err) BX_MUSTCHECK;
 void console_store_free(console_store *st);
 
-/* Runs fn with the current registry (refreshed first when its revision changed): the registry is
- * borrowed for the call only. Used by the writes, which validate against the same in-memory
- * registry bx-ingest uses. fn's status is returned. */
-typedef bx_status console_store_registry_fn(const bx_registry *registry, void *arg);
+/* Runs fn with the current registry and staff directory (refreshed first when the registry's
+ * revision changed), borrowed for the call only. Used by the writes, which validate against the
+ * same in-memory registry and staff directory bx-ingest loads. fn's status is returned. */
+struct ingest_staff_dir;
+typedef bx_status console_store_registry_fn(const bx_registry *registry,
+                                            const struct ingest_staff_dir *staff, void *arg);
 bx_status console_store_with_registry(console_store *st, PGconn *db, console_store_registry_fn *fn,
                                       void *arg, bx_error *err) BX_MUSTCHECK;
 
