@@ -381,6 +381,26 @@ static enum MHD_Result reply_published(struct request *req)
                      bx_buf_steal(&reply), len);
 }
 
+/* The body's records into req->batch, by the endpoint's parser. */
+static bx_status parse_body(struct request *req, bool csv, const char **reason, bx_error *err)
+{
+    const ingest_ctx *ctx = &req->ctx;
+    ingest_batch *batch = &req->batch;
+    const char *body = req->body.data ? req->body.data : "";
+    size_t len = req->body.len;
+    switch (req->endpoint) {
+    case EP_ATTENDANCE:
+        return csv ? ingest_parse_attendance_csv(ctx, body, len, batch, err)
+                   : ingest_parse_attendance_json(ctx, body, len, batch, err);
+    case EP_ROLLCALL:
+        return ingest_parse_rollcall(ctx, body, len, batch, reason, err);
+    case EP_LEAVE:
+        return ingest_parse_leave(ctx, body, len, batch, err);
+    default:
+        return ingest_parse_actions(ctx, body, len, batch, err);
+    }
+}
+
 /* The whole body is in: authenticate, validate, then publish (suspended while waiting). */
 static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, struct request *req)
 {
@@ -424,22 +444,7 @@ static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, 
     }
     ctx->registry = srv->gen.registry;
     ctx->staff = srv->gen.staff;
-    const char *body = req->body.data ? req->body.data : "";
-    switch (req->endpoint) {
-    case EP_ATTENDANCE:
-        s = csv ? ingest_parse_attendance_csv(ctx, body, req->body.len, batch, &err)
-                : ingest_parse_attendance_json(ctx, body, req->body.len, batch, &err);
-        break;
-    case EP_ROLLCALL:
-        s = ingest_parse_rollcall(ctx, body, req->body.len, batch, &reason, &err);
-        break;
-    case EP_LEAVE:
-        s = ingest_parse_leave(ctx, body, req->body.len, batch, &err);
-        break;
-    default:
-        s = ingest_parse_actions(ctx, body, req->body.len, batch, &err);
-        break;
-    }
+    s = parse_body(req, csv, &reason, &err);
     pthread_rwlock_unlock(&srv->lock);
     ctx->registry = NULL; /* the generation may be replaced from here on */
     ctx->staff = NULL;
@@ -722,6 +727,82 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* libmicrohttpd on our own event loop's epoll set, with TLS when configured. */
+static bx_status start_daemon(ingest_server *srv, const struct sockaddr_in *addr, bool tls,
+                              bx_error *err)
+{
+    const ingest_server_conf *conf = &srv->conf;
+    bx_status s = BX_OK;
+    if (s == BX_OK && tls) {
+        srv->tls_cert_pem = read_pem(conf->tls_cert, err);
+        srv->tls_key_pem = srv->tls_cert_pem ? read_pem(conf->tls_key, err) : NULL;
+        if (srv->tls_key_pem == NULL)
+            s = BX_EINVAL;
+    }
+    if (s == BX_OK) {
+        /* One event loop of our own serves every connection (libmicrohttpd's epoll set run
+         * from our thread); a request waiting for PostgreSQL or Kafka is suspended and holds
+         * no thread. */
+        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+        if (tls)
+            flags |= MHD_USE_TLS;
+        if (tls)
+            srv->daemon = MHD_start_daemon(
+                flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, addr,
+                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections,
+                MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
+                srv->tls_key_pem, MHD_OPTION_END);
+        else
+            srv->daemon = MHD_start_daemon(
+                flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, addr,
+                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections, MHD_OPTION_END);
+        if (srv->daemon == NULL)
+            s = BX_ERR(err, BX_EIO, "cannot listen on %s%s", conf->listen,
+                       tls ? " with TLS (check the certificate and key)" : "");
+    }
+    return s;
+}
+
+/* The event loop's epoll set (libmicrohttpd's and the wake eventfd) and its thread. */
+static bx_status start_loop(ingest_server *srv, bx_error *err)
+{
+    bx_status s = BX_OK;
+    if (s == BX_OK) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        struct epoll_event mhd_ev = {.events = EPOLLIN, .data.fd = info ? info->epoll_fd : -1};
+        struct epoll_event wake_ev = {.events = EPOLLIN, .data.fd = srv->wake_fd};
+        if (info == NULL || srv->wake_fd < 0 || srv->epoll_fd < 0 ||
+            epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, info->epoll_fd, &mhd_ev) != 0 ||
+            epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->wake_fd, &wake_ev) != 0)
+            s = BX_ERR(err, BX_EIO, "cannot set up the event loop: %s", strerror(errno));
+    }
+    if (s == BX_OK) {
+        if (pthread_create(&srv->loop, NULL, loop_main, srv) != 0)
+            s = BX_ERR(err, BX_EFATAL, "cannot start the event loop thread");
+        else
+            srv->loop_started = true;
+    }
+    return s;
+}
+
+static void register_metrics(void)
+{
+    bx_metric_register(&m_requests);
+    bx_metric_register(&m_accepted);
+    bx_metric_register(&m_duplicate);
+    bx_metric_register(&m_rejected);
+    bx_metric_register(&m_failed);
+    bx_metric_register(&m_revision);
+    bx_metric_register(&m_students);
+    bx_metric_register(&m_waiting);
+    m_revision.value = -1;
+}
+
 bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *producer,
                               ingest_server **out, bx_error *err)
 {
@@ -745,15 +826,7 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
     pthread_mutex_init(&srv->waiting_lock, NULL);
     pthread_mutex_init(&srv->ready_lock, NULL);
     srv->wake_fd = srv->epoll_fd = -1;
-    bx_metric_register(&m_requests);
-    bx_metric_register(&m_accepted);
-    bx_metric_register(&m_duplicate);
-    bx_metric_register(&m_rejected);
-    bx_metric_register(&m_failed);
-    bx_metric_register(&m_revision);
-    bx_metric_register(&m_students);
-    bx_metric_register(&m_waiting);
-    m_revision.value = -1;
+    register_metrics();
     s = dedup_new(conf->pg_url, &srv->dedup, err);
     IFOK(s, bx_pg_connect(conf->pg_url, 30000, &srv->admin_db, err));
     if (s == BX_OK) {
@@ -761,53 +834,8 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
         if (srv->gen.registry == NULL)
             s = BX_ERR(err, BX_EIO, "the registry could not be loaded (run bxctl migrate)");
     }
-    if (s == BX_OK && tls) {
-        srv->tls_cert_pem = read_pem(conf->tls_cert, err);
-        srv->tls_key_pem = srv->tls_cert_pem ? read_pem(conf->tls_key, err) : NULL;
-        if (srv->tls_key_pem == NULL)
-            s = BX_EINVAL;
-    }
-    if (s == BX_OK) {
-        /* One event loop of our own serves every connection (libmicrohttpd's epoll set run
-         * from our thread); a request waiting for PostgreSQL or Kafka is suspended and holds
-         * no thread. */
-        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-        if (tls)
-            flags |= MHD_USE_TLS;
-        if (tls)
-            srv->daemon = MHD_start_daemon(
-                flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
-                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections,
-                MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
-                srv->tls_key_pem, MHD_OPTION_END);
-        else
-            srv->daemon = MHD_start_daemon(
-                flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
-                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections, MHD_OPTION_END);
-        if (srv->daemon == NULL)
-            s = BX_ERR(err, BX_EIO, "cannot listen on %s%s", conf->listen,
-                       tls ? " with TLS (check the certificate and key)" : "");
-    }
-    if (s == BX_OK) {
-        const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-        srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-        struct epoll_event mhd_ev = {.events = EPOLLIN, .data.fd = info ? info->epoll_fd : -1};
-        struct epoll_event wake_ev = {.events = EPOLLIN, .data.fd = srv->wake_fd};
-        if (info == NULL || srv->wake_fd < 0 || srv->epoll_fd < 0 ||
-            epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, info->epoll_fd, &mhd_ev) != 0 ||
-            epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->wake_fd, &wake_ev) != 0)
-            s = BX_ERR(err, BX_EIO, "cannot set up the event loop: %s", strerror(errno));
-    }
-    if (s == BX_OK) {
-        if (pthread_create(&srv->loop, NULL, loop_main, srv) != 0)
-            s = BX_ERR(err, BX_EFATAL, "cannot start the event loop thread");
-        else
-            srv->loop_started = true;
-    }
+    IFOK(s, start_daemon(srv, &addr, tls, err));
+    IFOK(s, start_loop(srv, err));
     if (s != BX_OK) {
         ingest_server_stop(srv);
         return s;
