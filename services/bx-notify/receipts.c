@@ -159,7 +159,7 @@ static enum MHD_Result handle_receipts(notify_service *sv, struct MHD_Connection
         int changed = 0, i = 0;
         for (; i < batch.count; i++) {
             bx_error rerr = {0};
-            if (notify_reconnect(&sv->receipt_db, sv->conf.pg_url, &rerr) != BX_OK ||
+            if (bx_pg_reconnect(&sv->receipt_db, sv->conf.pg_url, PG_WAIT_MS, &rerr) != BX_OK ||
                 apply_receipt(sv, &batch.items[i], &changed, &rerr) != BX_OK) {
                 bx_warn("receipt for %.40s not recorded: %s", batch.items[i].notification_id,
                         rerr.msg);

@@ -4,6 +4,7 @@
 
 #include "bx_clock.h"
 #include "bx_log.h"
+#include "bx_pg.h"
 
 #include <stdatomic.h>
 #include <unistd.h>
@@ -20,7 +21,7 @@ bool notify_relay_flush(notify_service *sv)
     for (;;) {
         int sent = 0;
         bx_error err = {0};
-        if (notify_reconnect(&sv->relay_db, sv->conf.pg_url, &err) != BX_OK) {
+        if (bx_pg_reconnect(&sv->relay_db, sv->conf.pg_url, PG_WAIT_MS, &err) != BX_OK) {
             bx_warn("outbox relay: cannot connect to PostgreSQL: %s", err.msg);
             return any;
         }

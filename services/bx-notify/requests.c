@@ -601,7 +601,7 @@ static void reconnect_db(void *arg)
 {
     message_try *t = arg;
     bx_error err = {0};
-    if (notify_reconnect(&t->sv->db, t->sv->conf.pg_url, &err) != BX_OK)
+    if (bx_pg_reconnect(&t->sv->db, t->sv->conf.pg_url, PG_WAIT_MS, &err) != BX_OK)
         bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
 }
 

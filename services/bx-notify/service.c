@@ -35,16 +35,6 @@ notify_metrics notify_m = {
                  "counter", 0, NULL},
 };
 
-bx_status notify_reconnect(PGconn **db, const char *url, bx_error *err)
-{
-    if (*db && !bx_pg_is_broken(*db))
-        return BX_OK;
-    if (*db)
-        PQfinish(*db);
-    *db = NULL;
-    return bx_pg_connect(url, 10000, db, err);
-}
-
 dispatch_answer notify_answer_of_state(provider_state st)
 {
     switch (st) {
@@ -84,7 +74,7 @@ void notify_outcome_log(const notify_store_row *row, const dispatch_output *out)
 void notify_service_step(notify_service *sv)
 {
     bx_error err = {0};
-    if (notify_reconnect(&sv->db, sv->conf.pg_url, &err) != BX_OK) {
+    if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_WAIT_MS, &err) != BX_OK) {
         atomic_store(&sv->healthy, false);
         bx_warn("cannot connect to PostgreSQL: %s", err.msg);
         sleep(1);
@@ -136,8 +126,8 @@ bx_status notify_service_start(const notify_service_conf *conf, notify_service *
                             &notify_m.failures};
     for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
         bx_metric_register(metrics[i]);
-    bx_status s = bx_pg_connect(conf->pg_url, 10000, &sv->db, err);
-    IFOK(s, bx_pg_connect(conf->pg_url, 10000, &sv->receipt_db, err));
+    bx_status s = bx_pg_connect(conf->pg_url, PG_WAIT_MS, &sv->db, err);
+    IFOK(s, bx_pg_connect(conf->pg_url, PG_WAIT_MS, &sv->receipt_db, err));
     IFOK(s, provider_open(&conf->provider, &sv->receipt_prov, err));
     if (s == BX_OK) {
         sv->provider_name = provider_name(sv->receipt_prov);

@@ -21,6 +21,7 @@
 
 #define TEXT_MAX      2048 /* a rendered message */
 #define IDLE_SLEEP_US 20000
+#define PG_WAIT_MS    10000 /* how long a connect waits for PostgreSQL */
 
 /* A sending thread with its own connections and provider adapter. */
 typedef struct notify_worker {
@@ -64,8 +65,6 @@ typedef struct notify_metrics {
 } notify_metrics;
 extern notify_metrics notify_m;
 
-/* service.c: reconnects *db when it is NULL or broken (waiting up to 10 s). */
-bx_status notify_reconnect(PGconn **db, const char *url, bx_error *err) BX_MUSTCHECK;
 /* service.c: what the worker and the receipt endpoint share about a change of state. */
 dispatch_answer notify_answer_of_state(provider_state st);
 void notify_outcome_count(const dispatch_output *out);

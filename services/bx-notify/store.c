@@ -16,6 +16,8 @@
 #define RELAY_LOCK 7426005
 #define CLAIM_MAX  1000
 
+#define OUTBOX_TABLE "notify.outbox"
+
 static void copy(char *dst, size_t size, const char *src)
 {
     snprintf(dst, size, "%s", src ? src : "");
@@ -74,13 +76,8 @@ bx_status notify_store_status_json(const notify_store_ctx *ctx, const char *requ
 bx_status notify_outbox_add(PGconn *db, const char *topic, const char *key, const char *payload,
                             bx_time_ms now, bx_error *err)
 {
-    char now_text[40];
-    bx_time_format_pg(now, now_text);
-    const char *params[] = {topic, key && key[0] ? key : "unknown", payload, now_text};
-    return exec_params(db,
-                       "INSERT INTO notify.outbox (topic, msg_key, payload, created_at) "
-                       "VALUES ($1, $2, $3, $4::timestamptz)",
-                       4, params, NULL, err);
+    const bx_outbox_message m = {.topic = topic, .key = key, .payload = payload, .created_at = now};
+    return bx_outbox_add(db, OUTBOX_TABLE, &m, NULL, err);
 }
 
 static bx_status add_status(PGconn *db, const notify_store_ctx *ctx, const char *request_id,
@@ -372,7 +369,7 @@ bx_status notify_outbox_relay(PGconn *db, bx_producer *producer, int max, int ti
                               bx_error *err)
 {
     const bx_outbox_relay_opts opts = {
-        .table = "notify.outbox",
+        .table = OUTBOX_TABLE,
         .lock_key = RELAY_LOCK,
         .max = max,
         .timeout_ms = timeout_ms,

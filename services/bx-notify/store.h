@@ -104,7 +104,8 @@ bx_status notify_store_receipt(PGconn *db, const char *notification_id, const ch
                                const char *state, const char *reason, bx_time_ms now, bool *fresh,
                                bx_error *err) BX_MUSTCHECK;
 
-/* Adds a message to the outbox (inside the caller's transaction, or on its own), dated now. */
+/* bx_outbox_add to notify.outbox (see bx_outbox.h): adds a message (inside the caller's
+ * transaction, or on its own), dated now; a NULL or empty key is "unknown". */
 bx_status notify_outbox_add(PGconn *db, const char *topic, const char *key, const char *payload,
                             bx_time_ms now, bx_error *err) BX_MUSTCHECK;
 /* bx_outbox_relay of notify.outbox (see bx_outbox.h): relays up to max (1 to

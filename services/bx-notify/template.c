@@ -4,6 +4,7 @@
 
 #include "bx_calendar.h"
 #include "bx_json.h"
+#include "bx_policyfile.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,21 +108,6 @@ struct template_set {
 };
 
 /* ---- small helpers ---- */
-
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static char *trim(char *s)
-{
-    while (is_space(*s))
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && is_space(s[n - 1]))
-        s[--n] = '\0';
-    return s;
-}
 
 /* [a-z][a-z0-9_]{0,46} */
 static bool name_ok(const char *s, size_t n)
@@ -448,101 +434,40 @@ static bx_status finish_template(parser *ps, template_def *t, bx_error *err)
     return BX_OK;
 }
 
-static bx_status parse_line(parser *ps, char *raw, int line, bx_error *err)
+/* bx_policyfile's callback: one "name = value" setting. Repeats are the setters' to refuse. */
+static bx_status parse_setting(void *arg, const char *file, int line, char *name, char *value,
+                               bx_error *err)
 {
-    char *l = trim(raw);
-    if (*l == '\0' || *l == '#')
-        return BX_OK;
-    /* Checked before any of it is quoted in a message. */
-    char *eq = strchr(l, '=');
-    if (eq == NULL && !bx_utf8_valid(l, strlen(l)))
-        return BAD("%s:%d: the line is not valid UTF-8", ps->file, line);
-    if (eq == NULL)
-        return BAD("%s:%d: expected \"name = value\", got \"%.*s\"", ps->file, line, SHOWN, l);
-    *eq = '\0';
-    char *key = trim(l), *v = trim(eq + 1);
-    if (!bx_utf8_valid(key, strlen(key)))
-        return BAD("%s:%d: the name is not valid UTF-8", ps->file, line);
-    if (!bx_utf8_valid(v, strlen(v)))
-        return BAD("%s:%d: %.*s: the value is not valid UTF-8", ps->file, line, SHOWN, key);
-    for (const char *c = v; *c != '\0'; c++) {
-        if ((unsigned char)*c < 0x20)
-            return BAD("%s:%d: %.*s: a control character in the value", ps->file, line, SHOWN, key);
-    }
-    if (strncmp(key, "template.", 9) == 0)
-        return set_template(ps, key + 9, v, line, err);
-    if (strncmp(key, "label.", 6) == 0)
-        return set_label(ps, key + 6, v, line, err);
-    return BAD("%s:%d: %.*s: unknown setting (template.<name>.* or label.<kind>.<key>)", ps->file,
-               line, SHOWN, key);
+    parser *ps = arg;
+    if (strncmp(name, "template.", 9) == 0)
+        return set_template(ps, name + 9, value, line, err);
+    if (strncmp(name, "label.", 6) == 0)
+        return set_label(ps, name + 6, value, line, err);
+    return BAD("%s:%d: %.*s: unknown setting (template.<name>.* or label.<kind>.<key>)", file, line,
+               SHOWN, name);
 }
 
 bx_status template_set_load(const char *path, template_set **out, bx_error *err)
 {
-    bx_status s = BX_OK;
-    FILE *f = NULL;
-    template_set *ts = NULL;
-    char *text = NULL;
     if (path == NULL || out == NULL)
         return BX_ERR(err, BX_EINVAL, "template_set_load: no path");
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        s = BX_ERR(err, BX_ENOTFOUND, "%s: cannot open the templates file", path);
-        goto out;
-    }
-    text = malloc(TEMPLATES_FILE_MAX + 1);
-    ts = calloc(1, sizeof(*ts));
-    if (text == NULL || ts == NULL) {
-        s = BX_ERR(err, BX_ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    size_t n = fread(text, 1, TEMPLATES_FILE_MAX + 1, f);
-    if (ferror(f)) {
-        s = BX_ERR(err, BX_EIO, "%s: read failed", path);
-        goto out;
-    }
-    if (n > TEMPLATES_FILE_MAX) {
-        s = BX_ERR(err, BX_EINVAL, "%s: larger than %d bytes", path, TEMPLATES_FILE_MAX);
-        goto out;
-    }
-    text[n] = '\0';
-    if (memchr(text, '\0', n) != NULL) {
-        s = BX_ERR(err, BX_EINVAL, "%s: a NUL byte in the file", path);
-        goto out;
-    }
+    template_set *ts = calloc(1, sizeof(*ts));
+    if (ts == NULL)
+        return BX_ERR(err, BX_ENOMEM, "%s: out of memory", path);
+    const bx_policyfile_opts opts = {
+        .file_max = TEMPLATES_FILE_MAX, .line_max = TEMPLATE_LINE_MAX - 1, .allow_repeats = true};
     parser ps = {.file = path, .ts = ts};
-    int line = 0;
-    for (char *p = text; s == BX_OK && *p != '\0';) {
-        char *nl = strchr(p, '\n');
-        if (nl != NULL)
-            *nl = '\0';
-        line++;
-        size_t len = strlen(p);
-        if (len > 0 && p[len - 1] == '\r')
-            p[--len] = '\0';
-        if (len >= TEMPLATE_LINE_MAX)
-            s = BX_ERR(err, BX_EINVAL, "%s:%d: longer than %d bytes", path, line,
-                       TEMPLATE_LINE_MAX - 1);
-        else
-            s = parse_line(&ps, p, line, err);
-        if (nl == NULL)
-            break;
-        p = nl + 1;
-    }
+    bx_status s = bx_policyfile_load(path, &opts, parse_setting, &ps, err);
     for (int i = 0; s == BX_OK && i < ts->ntemplates; i++)
         s = finish_template(&ps, &ts->templates[i], err);
     if (s == BX_OK && ts->ntemplates == 0)
         s = BX_ERR(err, BX_EINVAL, "%s: no templates", path);
-    if (s == BX_OK) {
-        *out = ts;
-        ts = NULL;
+    if (s != BX_OK) {
+        free(ts);
+        return s;
     }
-out:
-    if (f != NULL)
-        fclose(f);
-    free(text);
-    free(ts);
-    return s;
+    *out = ts;
+    return BX_OK;
 }
 
 void template_set_free(template_set *ts)

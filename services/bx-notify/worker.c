@@ -221,7 +221,7 @@ void *notify_worker_main(void *arg)
     notify_service *sv = w->sv;
     while (!atomic_load(&sv->stopping)) {
         bx_error err = {0};
-        if (notify_reconnect(&w->db, sv->conf.pg_url, &err) != BX_OK) {
+        if (bx_pg_reconnect(&w->db, sv->conf.pg_url, PG_WAIT_MS, &err) != BX_OK) {
             bx_warn("worker %d: cannot connect to PostgreSQL: %s", w->index, err.msg);
             sleep(1);
             continue;
@@ -241,7 +241,7 @@ void *notify_worker_main(void *arg)
             if (process_row(w, &rows[i], &perr) != BX_OK) {
                 bx_metric_add(&notify_m.failures, 1);
                 bx_warn("%s: %s; retried after its lease", rows[i].notification_id, perr.msg);
-                if (notify_reconnect(&w->db, sv->conf.pg_url, &perr) != BX_OK)
+                if (bx_pg_reconnect(&w->db, sv->conf.pg_url, PG_WAIT_MS, &perr) != BX_OK)
                     break;
             }
         }
@@ -264,7 +264,7 @@ bx_status notify_worker_open(notify_service *sv, notify_worker *w, int index, bx
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     w->random = (uint32_t)(ts.tv_nsec ^ (getpid() << 8) ^ (index * 2654435761u)) | 1u;
-    bx_status s = bx_pg_connect(sv->conf.pg_url, 10000, &w->db, err);
+    bx_status s = bx_pg_connect(sv->conf.pg_url, PG_WAIT_MS, &w->db, err);
     IFOK(s, bx_redis_connect(sv->conf.redis_url, 10000, &w->redis, err));
     IFOK(s, limits_rate_new(w->redis, sv->conf.rate_key, sv->conf.rate_per_second,
                             sv->conf.rate_burst, &w->rate, err));
