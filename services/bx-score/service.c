@@ -3,6 +3,7 @@
 #include "analytics.h"
 #include "bx_buf.h"
 #include "bx_clock.h"
+#include "bx_dlq.h"
 #include "bx_json.h"
 #include "bx_kafka.h"
 #include "bx_log.h"
@@ -10,16 +11,16 @@
 #include "bx_pg.h"
 #include "bx_redis.h"
 #include "bx_registry.h"
+#include "bx_retry.h"
 #include "messages.h"
 #include "recompute.h"
 #include "store.h"
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #define RECOMPUTE_CHUNK 256 /* students computed (and held in memory) at once */
 #define DELIVERY_MS     30000
@@ -70,12 +71,10 @@ static bx_status connect_redis(score_service *sv, bx_error *err)
     return s;
 }
 
+/* Connects to PostgreSQL when the connection is missing or broke. */
 static bx_status connect_pg(score_service *sv, bx_error *err)
 {
-    if (sv->db)
-        PQfinish(sv->db);
-    sv->db = NULL;
-    return bx_pg_connect(sv->conf.pg_url, 10000, &sv->db, err);
+    return bx_pg_reconnect(&sv->db, sv->conf.pg_url, 10000, err);
 }
 
 static bx_status load_registry(score_service *sv, bx_error *err)
@@ -177,7 +176,7 @@ void score_service_tick(score_service *sv)
     bx_error err = {0};
     if (refresh_registry(sv, NULL, &err) != BX_OK) {
         bx_warn("registry refresh failed: %s", err.msg);
-        if (bx_pg_is_broken(sv->db) && connect_pg(sv, &err) != BX_OK)
+        if (connect_pg(sv, &err) != BX_OK)
             bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
     }
 }
@@ -199,41 +198,46 @@ static bx_status send_counted(score_service *sv, const char *topic, const char *
     return BX_OK;
 }
 
+/* After a step that queued n deliveries in slots (what names them: "assessments") and ended
+ * with s: waits for them and, when s is BX_OK, checks each. When s or the wait failed it waits
+ * again for the stragglers (slots must outlive their callbacks); err keeps an earlier failure. */
+static bx_status settle_deliveries(bx_status s, bx_delivery_wait *w, const bx_delivery_slot *slots,
+                                   size_t n, const char *what, bx_error *err)
+{
+    if (bx_delivery_wait_all(w, DELIVERY_MS) != BX_OK && s == BX_OK)
+        s = BX_ERR(err, BX_ETIMEOUT, "%s not acknowledged in %d ms", what, DELIVERY_MS);
+    for (size_t i = 0; i < n && s == BX_OK; i++)
+        if (slots[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            s = BX_ERR(err, BX_EIO, "%s: one was not delivered: %s", what,
+                       rd_kafka_err2str(slots[i].err));
+    if (s != BX_OK && bx_delivery_wait_all(w, DELIVERY_MS) != BX_OK)
+        bx_error("deliveries still outstanding after a failure");
+    return s;
+}
+
 static bx_status send_dead_letter(score_service *sv, const item *it, bx_delivery_slot *slot,
                                   bx_delivery_wait *w, bx_error *err)
 {
     const rd_kafka_message_t *msg = it->msg;
-    char at[40];
-    bx_time_format(bx_clock_now(), at, sizeof(at));
+    char event_id[160];
+    bx_dlq_event_id(event_id, sizeof(event_id), "bx-score", NULL, (int)msg->partition,
+                    (long long)msg->offset);
+    bx_dlq_letter l = {.event_id = event_id,
+                       .source = "bx-score",
+                       .endpoint = sv->conf.topic,
+                       .record_index = -1,
+                       .line = -1,
+                       .reason = it->m.json_ok ? "invalid_value" : "malformed",
+                       .error = it->m.error,
+                       .record = msg->payload,
+                       .record_len = msg->len,
+                       .record_kind = it->m.json_ok ? BX_DLQ_RECORD_JSON : BX_DLQ_RECORD_TEXT,
+                       .record_max = it->m.json_ok ? 0 : DLQ_RECORD_MAX,
+                       .received_at = bx_clock_now()};
     bx_buf b;
     bx_buf_init(&b, 4 * DLQ_RECORD_MAX);
-    bx_status s = bx_buf_printf(&b,
-                                "{\"schema\":\"bx.dlq.v1\",\"event_id\":\"dlq:bx-score:%d:%lld\","
-                                "\"source\":\"bx-score\",\"endpoint\":",
-                                (int)msg->partition, (long long)msg->offset);
-    IFOK(s, bx_buf_json_string(&b, sv->conf.topic));
-    IFOK(s, bx_buf_puts(&b, ",\"school_id\":null,\"record_index\":null,\"line\":null,"
-                            "\"field\":null,\"reason\":"));
-    IFOK(s, bx_buf_json_string(&b, it->m.json_ok ? "invalid_value" : "malformed"));
-    IFOK(s, bx_buf_puts(&b, ",\"error\":"));
-    IFOK(s, bx_buf_json_string(&b, it->m.error));
-    IFOK(s, bx_buf_puts(&b, ",\"record\":"));
-    if (it->m.json_ok) {
-        IFOK(s, bx_buf_append(&b, msg->payload, msg->len));
-    } else if (msg->payload && msg->len <= DLQ_RECORD_MAX &&
-               bx_utf8_valid(msg->payload, msg->len)) {
-        char *text = strndup(msg->payload, msg->len);
-        s = text ? bx_buf_json_string(&b, text) : BX_ENOMEM;
-        free(text);
-    } else {
-        IFOK(s, bx_buf_puts(&b, "null"));
-    }
-    IFOK(s, bx_buf_printf(&b, ",\"received_at\":\"%s\"}", at));
-    if (s != BX_OK) {
-        bx_buf_free(&b);
-        return BX_ERR(err, s, "cannot build a dead letter");
-    }
-    s = send_counted(sv, BX_TOPIC_DLQ, "unknown", b.data, b.len, slot, w, err);
+    bx_status s = bx_dlq_build(&l, &b, err);
+    IFOK(s, send_counted(sv, BX_TOPIC_DLQ, "unknown", b.data, b.len, slot, w, err));
     bx_buf_free(&b);
     return s;
 }
@@ -249,6 +253,11 @@ static int compare_fact_student(const void *a, const void *b)
                   ((const score_store_fact *)b)->student_id);
 }
 
+static bool is_fact(const item *it)
+{
+    return it->m.kind == SCORE_MESSAGE_FACT || it->m.kind == SCORE_MESSAGE_LEAVE;
+}
+
 /* The students whose state a batch may change: every fact's and leave's student, and every
  * student of a class whose roll call arrived (an implied presence makes their day present).
  * Sorted, unique; the strings are borrowed from items and the registry. */
@@ -257,7 +266,7 @@ static bx_status affected_students(score_service *sv, const item *items, size_t 
 {
     size_t cap = 0;
     for (size_t i = 0; i < n; i++) {
-        if (items[i].m.kind == SCORE_MESSAGE_FACT || items[i].m.kind == SCORE_MESSAGE_LEAVE)
+        if (is_fact(&items[i]))
             cap++;
         else if (items[i].m.kind == SCORE_MESSAGE_REPORT) {
             const bx_reg_class *k = bx_registry_class(sv->registry, items[i].m.klass);
@@ -269,7 +278,7 @@ static bx_status affected_students(score_service *sv, const item *items, size_t 
         return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (items[i].m.kind == SCORE_MESSAGE_FACT || items[i].m.kind == SCORE_MESSAGE_LEAVE) {
+        if (is_fact(&items[i])) {
             ids[k++] = items[i].m.student;
         } else if (items[i].m.kind == SCORE_MESSAGE_REPORT) {
             const bx_reg_class *c = bx_registry_class(sv->registry, items[i].m.klass);
@@ -285,6 +294,28 @@ static bx_status affected_students(score_service *sv, const item *items, size_t 
     *out = ids;
     *count = u;
     return BX_OK;
+}
+
+/* Queues the assessment of one recomputed student on bx.risk.v1 and its pseudonymised copy on
+ * bx.analytics.risk.v1, two slots from *sent on. */
+static bx_status publish_one(score_service *sv, const score_outcome *o, bx_time_ms now, bx_buf *b,
+                             bx_delivery_slot *slots, size_t *sent, bx_delivery_wait *w,
+                             bx_error *err)
+{
+    bx_buf_reset(b);
+    bx_status s = score_risk_message(o, now, b);
+    IFOK(s, send_counted(sv, BX_TOPIC_RISK, o->student_id, b->data, b->len, &slots[(*sent)++], w,
+                         err));
+    char subject[SCORE_PSEUDONYM_SIZE];
+    score_pseudonym(sv->conf.pseudonym_key, o->student_id, subject);
+    bx_buf_reset(b);
+    IFOK(s, score_analytics_message(o, sv->conf.pseudonym_key, now, b));
+    IFOK(s, send_counted(sv, BX_TOPIC_ANALYTICS_RISK, subject, b->data, b->len, &slots[(*sent)++],
+                         w, err));
+    if (s == BX_OK)
+        bx_info("student %s: %s, streak %d, tier %s", o->student_id, score_trigger_name(o->trigger),
+                o->summary.streak_days, score_tier_name(o->assessment.tier));
+    return s;
 }
 
 /* Recomputes students, publishes what should be published, waits for the broker, then stores
@@ -313,35 +344,11 @@ static bx_status recompute_and_publish(score_service *sv, const char *const *ids
         }
         if (out[i].trigger == SCORE_TRIGGER_NONE)
             continue;
-        bx_buf_reset(&b);
-        s = score_risk_message(&out[i], now, &b);
-        IFOK(s, send_counted(sv, BX_TOPIC_RISK, out[i].student_id, b.data, b.len, &slots[sent++], w,
-                             err));
-        char subject[SCORE_PSEUDONYM_SIZE];
-        score_pseudonym(sv->conf.pseudonym_key, out[i].student_id, subject);
-        bx_buf_reset(&b);
-        IFOK(s, score_analytics_message(&out[i], sv->conf.pseudonym_key, now, &b));
-        IFOK(s, send_counted(sv, BX_TOPIC_ANALYTICS_RISK, subject, b.data, b.len, &slots[sent++], w,
-                             err));
-        if (s == BX_OK) {
-            published++;
-            bx_info("student %s: %s, streak %d, tier %s", out[i].student_id,
-                    score_trigger_name(out[i].trigger), out[i].summary.streak_days,
-                    score_tier_name(out[i].assessment.tier));
-        }
+        s = publish_one(sv, &out[i], now, &b, slots, &sent, w, err);
+        published += s == BX_OK;
     }
     bx_buf_free(&b);
-    if (s == BX_OK && bx_delivery_wait_all(w, DELIVERY_MS) != BX_OK)
-        s = BX_ERR(err, BX_ETIMEOUT, "assessments not acknowledged in %d ms", DELIVERY_MS);
-    for (size_t i = 0; i < sent && s == BX_OK; i++)
-        if (slots[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            s = BX_ERR(err, BX_EIO, "an assessment was not delivered: %s",
-                       rd_kafka_err2str(slots[i].err));
-    if (s != BX_OK) {
-        /* Slots must outlive their callbacks: wait for the stragglers before freeing. */
-        if (bx_delivery_wait_all(w, DELIVERY_MS) != BX_OK)
-            bx_error("deliveries still outstanding after a failure");
-    }
+    s = settle_deliveries(s, w, slots, sent, "assessments", err);
     free(slots);
     IFOK(s, score_recompute_store(&env, out, n, err));
     if (s == BX_OK)
@@ -349,118 +356,255 @@ static bx_status recompute_and_publish(score_service *sv, const char *const *ids
     return s;
 }
 
-static bx_status process(score_service *sv, item *items, size_t n, bx_error *err)
+/* What one try of a batch works with; everything but items is its own. */
+typedef struct batch {
+    const item *items;
+    size_t n;
+    size_t nfacts, nreports, nbad;
+    score_store_fact *facts;
+    score_store_outcome *outcomes;
+    score_store_report *reports;
+    bx_delivery_slot *dlq;
+    size_t sent; /* dead letters queued */
+    size_t stored, rstored;
+    const char **ids; /* affected students */
+    size_t nids;
+    score_outcome *out; /* RECOMPUTE_CHUNK of them */
+    bx_delivery_wait *w;
+} batch;
+
+static void batch_free(batch *b)
 {
-    size_t nfacts = 0, nreports = 0, nbad = 0;
+    free(b->facts);
+    free(b->outcomes);
+    free(b->reports);
+    free(b->dlq);
+    free(b->ids);
+    free(b->out);
+    bx_delivery_wait_free(b->w);
+}
+
+static bx_status batch_init(batch *b, const item *items, size_t n, bx_error *err)
+{
+    memset(b, 0, sizeof(*b));
+    b->items = items;
+    b->n = n;
     for (size_t i = 0; i < n; i++) {
-        nfacts += items[i].m.kind == SCORE_MESSAGE_FACT || items[i].m.kind == SCORE_MESSAGE_LEAVE;
-        nreports += items[i].m.kind == SCORE_MESSAGE_REPORT;
-        nbad += items[i].m.kind == SCORE_MESSAGE_BAD;
+        b->nfacts += is_fact(&items[i]);
+        b->nreports += items[i].m.kind == SCORE_MESSAGE_REPORT;
+        b->nbad += items[i].m.kind == SCORE_MESSAGE_BAD;
     }
-    bx_delivery_wait *w = bx_delivery_wait_new();
-    score_store_fact *facts = calloc(nfacts + 1, sizeof(*facts));
-    score_store_outcome *outcomes = calloc(nfacts + 1, sizeof(*outcomes));
-    score_store_report *reports = calloc(nreports + 1, sizeof(*reports));
-    bx_delivery_slot *dlq = calloc(nbad + 1, sizeof(*dlq));
-    score_outcome *out = calloc(RECOMPUTE_CHUNK, sizeof(*out));
-    const char **ids = NULL;
-    size_t nids = 0, stored = 0, rstored = 0, sent = 0;
-    bx_status s = BX_OK;
-    if (w == NULL || facts == NULL || outcomes == NULL || reports == NULL || dlq == NULL ||
-        out == NULL)
-        s = BX_ERR(err, BX_ENOMEM, "batch: out of memory");
+    b->w = bx_delivery_wait_new();
+    b->facts = calloc(b->nfacts + 1, sizeof(*b->facts));
+    b->outcomes = calloc(b->nfacts + 1, sizeof(*b->outcomes));
+    b->reports = calloc(b->nreports + 1, sizeof(*b->reports));
+    b->dlq = calloc(b->nbad + 1, sizeof(*b->dlq));
+    b->out = calloc(RECOMPUTE_CHUNK, sizeof(*b->out));
+    if (!b->w || !b->facts || !b->outcomes || !b->reports || !b->dlq || !b->out)
+        return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
+    return BX_OK;
+}
+
+/* The facts and reports in the store's terms; a bad message is dead-lettered. */
+static bx_status batch_stage(score_service *sv, batch *b, bx_error *err)
+{
     size_t f = 0, r = 0;
-    for (size_t i = 0; i < n && s == BX_OK; i++) {
-        const item *it = &items[i];
-        if (it->m.kind == SCORE_MESSAGE_FACT || it->m.kind == SCORE_MESSAGE_LEAVE)
-            facts[f++] =
-                (score_store_fact){it->m.student,   it->m.school, it->m.klass,  it->m.field,
-                                   it->m.order_key, it->m.value,  it->m.implied};
-        else if (it->m.kind == SCORE_MESSAGE_REPORT)
-            reports[r++] = (score_store_report){it->m.klass, it->m.school, it->m.field,
-                                                it->m.order_key, it->m.value};
-        else {
+    bx_status s = BX_OK;
+    for (size_t i = 0; i < b->n && s == BX_OK; i++) {
+        const item *it = &b->items[i];
+        const score_message *m = &it->m;
+        if (is_fact(it)) {
+            b->facts[f++] = (score_store_fact){m->student,   m->school, m->klass,  m->field,
+                                               m->order_key, m->value,  m->implied};
+        } else if (m->kind == SCORE_MESSAGE_REPORT) {
+            b->reports[r++] =
+                (score_store_report){m->klass, m->school, m->field, m->order_key, m->value};
+        } else {
             bx_warn("%s [%d] offset %lld: dead-lettered: %s", sv->conf.topic,
-                    (int)it->msg->partition, (long long)it->msg->offset, it->m.error);
-            s = send_dead_letter(sv, it, &dlq[sent++], w, err);
+                    (int)it->msg->partition, (long long)it->msg->offset, m->error);
+            s = send_dead_letter(sv, it, &b->dlq[b->sent++], b->w, err);
         }
     }
     /* One script call per student: facts of one student side by side. */
-    if (s == BX_OK && nfacts > 1)
-        qsort(facts, nfacts, sizeof(*facts), compare_fact_student);
-    if (s == BX_OK && nfacts)
-        s = score_store_apply_facts(sv->store, facts, nfacts, outcomes, &stored, err);
-    if (s == BX_OK && nreports)
-        s = score_store_apply_reports(sv->store, reports, nreports, NULL, &rstored, err);
-    /* The durable record, before any offset is stored. */
-    if (s == BX_OK && (nfacts || nreports)) {
-        s = bx_pg_exec(sv->db, "BEGIN", err);
-        if (nfacts)
-            IFOK(s, score_store_pg_write_facts(sv->db, facts, outcomes, nfacts, NULL, err));
-        if (nreports)
-            IFOK(s, score_store_pg_write_reports(sv->db, reports, nreports, NULL, err));
-        IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
-        if (s != BX_OK)
-            bx_pg_rollback(sv->db);
-    }
-    IFOK(s, affected_students(sv, items, n, &ids, &nids, err));
-    /* A student the registry does not know yet: the registry may have changed since the last
-     * refresh. */
-    for (size_t i = 0; i < nids && s == BX_OK; i++) {
-        if (bx_registry_student(sv->registry, ids[i]) == NULL) {
+    if (s == BX_OK && b->nfacts > 1)
+        qsort(b->facts, b->nfacts, sizeof(*b->facts), compare_fact_student);
+    return s;
+}
+
+/* Redis first (it decides), then the durable record in PostgreSQL, before any offset is stored. */
+static bx_status batch_store(score_service *sv, batch *b, bx_error *err)
+{
+    bx_status s = BX_OK;
+    if (b->nfacts)
+        s = score_store_apply_facts(sv->store, b->facts, b->nfacts, b->outcomes, &b->stored, err);
+    if (s == BX_OK && b->nreports)
+        s = score_store_apply_reports(sv->store, b->reports, b->nreports, NULL, &b->rstored, err);
+    if (s != BX_OK || (b->nfacts == 0 && b->nreports == 0))
+        return s;
+    s = bx_pg_exec(sv->db, "BEGIN", err);
+    if (b->nfacts)
+        IFOK(s, score_store_pg_write_facts(sv->db, b->facts, b->outcomes, b->nfacts, NULL, err));
+    if (b->nreports)
+        IFOK(s, score_store_pg_write_reports(sv->db, b->reports, b->nreports, NULL, err));
+    IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
+    if (s != BX_OK)
+        bx_pg_rollback(sv->db);
+    return s;
+}
+
+/* The affected students; a student the registry does not know yet may be one added since the
+ * last refresh, so the registry is refreshed once and the students taken again. */
+static bx_status batch_students(score_service *sv, batch *b, bx_error *err)
+{
+    bx_status s = affected_students(sv, b->items, b->n, &b->ids, &b->nids, err);
+    for (size_t i = 0; i < b->nids && s == BX_OK; i++) {
+        if (bx_registry_student(sv->registry, b->ids[i]) == NULL) {
             bool reloaded = false;
             s = refresh_registry(sv, &reloaded, err);
             if (s == BX_OK && reloaded) {
-                free(ids);
-                ids = NULL;
-                s = affected_students(sv, items, n, &ids, &nids, err);
+                free(b->ids);
+                b->ids = NULL;
+                s = affected_students(sv, b->items, b->n, &b->ids, &b->nids, err);
             }
             break;
         }
     }
-    for (size_t i = 0; i < nids && s == BX_OK; i += RECOMPUTE_CHUNK) {
-        size_t k = nids - i < RECOMPUTE_CHUNK ? nids - i : RECOMPUTE_CHUNK;
-        s = recompute_and_publish(sv, ids + i, k, out, w, err);
-    }
-    if (w && bx_delivery_wait_all(w, DELIVERY_MS) != BX_OK && s == BX_OK)
-        s = BX_ERR(err, BX_ETIMEOUT, "dead letters not acknowledged in %d ms", DELIVERY_MS);
-    for (size_t i = 0; i < sent && s == BX_OK; i++)
-        if (dlq[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            s = BX_ERR(err, BX_EIO, "a dead letter was not delivered: %s",
-                       rd_kafka_err2str(dlq[i].err));
-    if (s == BX_OK) {
-        bx_metric_add(&m_facts, (long long)(nfacts + nreports));
-        bx_metric_add(&m_changed, (long long)(stored + rstored));
-        bx_metric_add(&m_dlq, (long long)sent);
-        bx_debug("batch: %zu messages, %zu facts (%zu changed), %zu roll calls, %zu students, "
-                 "%zu dead letters",
-                 n, nfacts, stored, nreports, nids, sent);
-    }
-    free(ids);
-    free(facts);
-    free(outcomes);
-    free(reports);
-    free(dlq);
-    free(out);
-    bx_delivery_wait_free(w);
     return s;
 }
 
-static long long monotonic_ms(void)
+/* One try of a batch: dead letters, Redis, PostgreSQL, recomputation and publication, then the
+ * dead letters acknowledged. Every step is idempotent, so a failed try is simply tried again. */
+static bx_status process(score_service *sv, const item *items, size_t n, bx_error *err)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    batch b;
+    bx_status s = batch_init(&b, items, n, err);
+    IFOK(s, batch_stage(sv, &b, err));
+    IFOK(s, batch_store(sv, &b, err));
+    IFOK(s, batch_students(sv, &b, err));
+    for (size_t i = 0; i < b.nids && s == BX_OK; i += RECOMPUTE_CHUNK) {
+        size_t k = b.nids - i < RECOMPUTE_CHUNK ? b.nids - i : RECOMPUTE_CHUNK;
+        s = recompute_and_publish(sv, b.ids + i, k, b.out, b.w, err);
+    }
+    if (b.w)
+        s = settle_deliveries(s, b.w, b.dlq, b.sent, "dead letters", err);
+    if (s == BX_OK) {
+        bx_metric_add(&m_facts, (long long)(b.nfacts + b.nreports));
+        bx_metric_add(&m_changed, (long long)(b.stored + b.rstored));
+        bx_metric_add(&m_dlq, (long long)b.sent);
+        bx_debug("batch: %zu messages, %zu facts (%zu changed), %zu roll calls, %zu students, "
+                 "%zu dead letters",
+                 n, b.nfacts, b.stored, b.nreports, b.nids, b.sent);
+    }
+    batch_free(&b);
+    return s;
 }
 
-void score_service_step(score_service *sv)
+/* ---- retries ---- */
+
+/* What bx_retry_run tries: n items from items on. */
+typedef struct batch_try {
+    score_service *sv;
+    item *items;
+    size_t n;
+} batch_try;
+
+static bx_status try_batch(void *arg, bx_error *err)
+{
+    batch_try *t = arg;
+    bx_status s = BX_OK;
+    if (t->sv->store == NULL)
+        s = BX_ERR(err, BX_ETRANSIENT, "redis: not connected");
+    else if (t->sv->db == NULL)
+        s = BX_ERR(err, BX_ETRANSIENT, "postgresql: not connected");
+    else
+        s = process(t->sv, t->items, t->n, err);
+    atomic_store(&t->sv->healthy, s == BX_OK);
+    if (s != BX_OK)
+        bx_metric_add(&m_failures, 1);
+    return s;
+}
+
+/* bx_retry_ops.recover: reconnects to Redis and PostgreSQL where the connection broke. */
+static void recover_connections(void *arg)
+{
+    score_service *sv = ((batch_try *)arg)->sv;
+    bx_error err = {0};
+    if ((sv->redis == NULL || sv->redis->err) && connect_redis(sv, &err) != BX_OK)
+        bx_warn("cannot reconnect to Redis: %s", err.msg);
+    if (connect_pg(sv, &err) != BX_OK)
+        bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+}
+
+static bx_retry_verdict run_batch(score_service *sv, item *items, size_t n, const char *what,
+                                  bx_error *err)
+{
+    batch_try t = {sv, items, n};
+    bx_retry_ops ops = {.attempt = try_batch,
+                        .recover = recover_connections,
+                        .running = sv->conf.running,
+                        .min_ms = 200,
+                        .max_ms = 5000,
+                        .what = what};
+    return bx_retry_run(&ops, &t, err);
+}
+
+/* One message after its batch failed for a reason a retry cannot mend: alone, and when it still
+ * fails so, dead-lettered with that reason. False when the service stops first. */
+static bool handle_alone(score_service *sv, item *it)
+{
+    char what[160];
+    snprintf(what, sizeof(what), "%s [%d] offset %lld", sv->conf.topic, (int)it->msg->partition,
+             (long long)it->msg->offset);
+    bx_error err = {0};
+    bx_retry_verdict v = run_batch(sv, it, 1, what, &err);
+    if (v == BX_RETRY_DEADLETTER && it->m.kind != SCORE_MESSAGE_BAD) {
+        it->m.kind = SCORE_MESSAGE_BAD;
+        snprintf(it->m.error, sizeof(it->m.error), "%s", err.msg[0] ? err.msg : "not applied");
+        v = run_batch(sv, it, 1, what, &err);
+    }
+    if (v == BX_RETRY_DEADLETTER)
+        bx_error("%s: cannot be dead-lettered (%s); skipped", what, err.msg);
+    return v != BX_RETRY_STOPPED;
+}
+
+/* Processes n items: as one batch, retried while what failed may mend (Redis, PostgreSQL or
+ * Kafka away); when the batch fails for a reason a retry cannot mend, each message alone, so only
+ * the one at fault is dead-lettered. Returns how many, from the first, are done. */
+static size_t handle_items(score_service *sv, item *items, size_t n)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "batch of %zu messages", n);
+    bx_error err = {0};
+    bx_retry_verdict v = run_batch(sv, items, n, what, &err);
+    if (v == BX_RETRY_DONE)
+        return n;
+    if (v == BX_RETRY_STOPPED) {
+        if (*sv->conf.running) {
+            /* A fatal failure: the batch is neither done nor skipped, so nothing may follow it. */
+            bx_error("%s: %s; stopping", what, err.msg);
+            raise(SIGTERM);
+        }
+        return 0;
+    }
+    bx_warn("%s failed (%s): taking its messages one by one", what, err.msg);
+    size_t done = 0;
+    while (done < n && handle_alone(sv, &items[done]))
+        done++;
+    return done;
+}
+
+/* ---- the loop body ---- */
+
+/* Polls up to batch_max messages: waits up to 100 ms for the first, then batch_ms for the rest.
+ * Returns how many. */
+static size_t poll_batch(score_service *sv)
 {
     size_t n = 0;
     long long first = 0;
     while (n < (size_t)sv->conf.batch_max) {
         int timeout = 100;
         if (n > 0) {
-            long long left = sv->conf.batch_ms - (monotonic_ms() - first);
+            long long left = sv->conf.batch_ms - (bx_monotonic_ms() - first);
             if (left <= 0)
                 break;
             timeout = (int)left;
@@ -468,7 +612,7 @@ void score_service_step(score_service *sv)
         rd_kafka_message_t *msg = bx_consumer_poll(sv->consumer, timeout);
         if (msg == NULL) {
             if (n == 0)
-                return;
+                return 0;
             continue;
         }
         if (msg->err) {
@@ -477,42 +621,26 @@ void score_service_step(score_service *sv)
             continue;
         }
         if (n == 0)
-            first = monotonic_ms();
+            first = bx_monotonic_ms();
         sv->msgs[n++] = msg;
     }
+    return n;
+}
+
+void score_service_step(score_service *sv)
+{
+    size_t n = poll_batch(sv);
     if (n == 0)
         return;
     for (size_t i = 0; i < n; i++) {
         sv->items[i].msg = sv->msgs[i];
         score_message_decode(sv->msgs[i]->payload, sv->msgs[i]->len, &sv->items[i].m);
     }
-    int backoff_ms = 200;
-    for (;;) {
-        bx_error err = {0};
-        bx_status s = process(sv, sv->items, n, &err);
-        if (s == BX_OK) {
-            atomic_store(&sv->healthy, true);
-            for (size_t i = 0; i < n; i++)
-                bx_consumer_done(sv->consumer, sv->msgs[i]);
-            if (bx_consumer_commit(sv->consumer) != BX_OK)
-                bx_warn("offset commit failed; the next commit carries them");
-            break;
-        }
-        atomic_store(&sv->healthy, false);
-        bx_metric_add(&m_failures, 1);
-        bx_error("batch of %zu messages failed (%s); retrying in %d ms", n, err.msg, backoff_ms);
-        if (!*sv->conf.running)
-            break;
-        usleep((useconds_t)backoff_ms * 1000);
-        backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
-        bx_error cerr = {0};
-        if ((sv->redis == NULL || sv->redis->err) && connect_redis(sv, &cerr) != BX_OK)
-            bx_warn("cannot reconnect to Redis: %s", cerr.msg);
-        if (bx_pg_is_broken(sv->db) && connect_pg(sv, &cerr) != BX_OK)
-            bx_warn("cannot reconnect to PostgreSQL: %s", cerr.msg);
-        if (!*sv->conf.running)
-            break;
-    }
+    size_t done = handle_items(sv, sv->items, n);
+    for (size_t i = 0; i < done; i++)
+        bx_consumer_done(sv->consumer, sv->msgs[i]);
+    if (done > 0 && bx_consumer_commit(sv->consumer) != BX_OK)
+        bx_warn("offset commit failed; the next commit carries them");
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_destroy(sv->msgs[i]);
         sv->msgs[i] = NULL;
