@@ -15,8 +15,4 @@ cmake --build build
 build/tools/bxctl/bxctl migrate
 build/tools/bxctl/bxctl topics create
 
-if [ -f deploy/local/demo.sh ]; then
-    bash deploy/local/demo.sh
-else
-    echo "main.sh: infrastructure up, built, migrated; deploy/local/demo.sh does not exist yet"
-fi
+bash deploy/local/demo.sh

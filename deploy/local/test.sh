@@ -3,8 +3,16 @@
 #   1. local infrastructure up (PostgreSQL, Redis, Kafka on loopback: deploy/local/bx-infra)
 #   2. build/       RelWithDebInfo build, bxctl migrate + topics create, every ctest test
 #   3. build-asan/  clang with ASan+UBSan, the unit and integration labels
-#   4. build-fuzz/  clang libFuzzer targets, the fuzz label (only when tests/fuzz has a CMakeLists.txt)
+#   4. build-fuzz/  clang libFuzzer targets, the fuzz label
 # Every phase runs even if an earlier build failed; the exit status is non-zero if anything failed.
+#
+# The infrastructure: when the run ends, however it ends, it stops the components that it started
+# itself (bx-infra down NAME), so another clone's run later finds the ports free. A component that
+# was already alive when the run began (a developer's `bx-infra up`, another run's) keeps running.
+# So to share one infrastructure between runs at the same time, start it first (bx-infra up) and
+# every run leaves it alone; a second clone reuses it with BX_RUN_DIR=<the first clone>/.run, or
+# runs its own on other ports (BX_PG_PORT, BX_REDIS_PORT, BX_KAFKA_PORT, BX_KAFKA_CONTROLLER_PORT).
+# BX_TEST_KEEP_INFRA=1 leaves running what the run started.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -72,7 +80,30 @@ bxctl_prepare() {
 }
 
 # ---------------------------------------------------------------------------------------------
-infra_up() { bash deploy/local/bx-infra up; }
+INFRA=deploy/local/bx-infra
+# The components alive before the run, as " postgres redis " (never stopped by it).
+INFRA_BEFORE=" $(bash "$INFRA" running 2>/dev/null | tr '\n' ' ' || true) "
+
+# On exit: stops what is alive now and was not before, and keeps the run's exit status.
+stop_started_infra() {
+    local rc=$? name stop=()
+    trap - EXIT
+    if [ "${BX_TEST_KEEP_INFRA:-0}" != 1 ]; then
+        for name in $(bash "$INFRA" running 2>/dev/null || true); do
+            [[ "$INFRA_BEFORE" == *" $name "* ]] || stop+=("$name")
+        done
+        if [ "${#stop[@]}" -gt 0 ]; then
+            banner "infra down (started by this run): ${stop[*]}"
+            bash "$INFRA" down "${stop[@]}" || echo "test.sh: could not stop ${stop[*]}" >&2
+        fi
+    fi
+    exit "$rc"
+}
+trap stop_started_infra EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+infra_up() { bash "$INFRA" up; }
 
 if ! step "infra up" infra_up; then
     echo "test.sh: the local infrastructure did not start; nothing else can run" >&2
@@ -105,16 +136,12 @@ else
     fi
 
     # 4. fuzz targets
-    if [ -f tests/fuzz/CMakeLists.txt ]; then
-        build_fuzz() {
-            cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBX_FUZZ=ON \
-                && cmake --build build-fuzz
-        }
-        if step "build (clang libFuzzer, build-fuzz/)" build_fuzz; then
-            step "ctest build-fuzz/ (fuzz)" run_ctest "build-fuzz" build-fuzz -L fuzz || true
-        fi
-    else
-        record "fuzz" "skipped (no tests/fuzz/CMakeLists.txt)"
+    build_fuzz() {
+        cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBX_FUZZ=ON \
+            && cmake --build build-fuzz
+    }
+    if step "build (clang libFuzzer, build-fuzz/)" build_fuzz; then
+        step "ctest build-fuzz/ (fuzz)" run_ctest "build-fuzz" build-fuzz -L fuzz || true
     fi
 fi
 
