@@ -1,11 +1,9 @@
 /* policy: the score policy file (deploy/policy/score.policy), one table of settings with their
- * bounds and defaults, and a strict loader whose errors name file and line. */
+ * bounds and defaults, read by bx_policyfile (the format and its errors naming file and line). */
+#include "bx_policyfile.h"
 #include "score.h"
 
-#include <errno.h>
 #include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define POLICY_FILE_MAX 65536
@@ -170,105 +168,62 @@ static bx_status check_order(const score_policy *p, const char *name, bx_error *
     return BX_OK;
 }
 
+/* bx_policyfile_fn: one setting of the file into the policy at arg. */
+static bx_status read_setting(void *arg, const char *file, int line, char *name, char *value,
+                              bx_error *err)
+{
+    score_policy *p = arg;
+    size_t k = 0;
+    while (k < SETTING_COUNT && strcmp(settings[k].name, name) != 0)
+        k++;
+    if (k == SETTING_COUNT) {
+        if (names_sex_or_ethnicity(name))
+            return BX_ERR(err, BX_EINVAL,
+                          "%s:%d: %.*s: sex and ethnicity are never inputs of the risk score", file,
+                          line, SHOWN, name);
+        return BX_ERR(err, BX_EINVAL, "%s:%d: unknown setting %.*s", file, line, SHOWN, name);
+    }
+    const setting *st = &settings[k];
+    if (st->kind == SETTING_GRADES) {
+        if (!parse_grades(value, field(p, st)))
+            return BX_ERR(err, BX_EINVAL,
+                          "%s:%d: %s: expected distinct grades 1..9 separated by commas, "
+                          "got \"%.*s\"",
+                          file, line, st->name, SHOWN, value);
+    } else if (!parse_int(value, st->min, st->max, field(p, st))) {
+        return BX_ERR(err, BX_EINVAL, "%s:%d: %s: expected an integer %d..%d, got \"%.*s\"", file,
+                      line, st->name, st->min, st->max, SHOWN, value);
+    }
+    return BX_OK;
+}
+
+static const bx_policyfile_opts policy_format = {.file_max = POLICY_FILE_MAX,
+                                                 .line_max = LINE_MAX_BYTES};
+
+/* After the reader (status s): the tiers' order checked, and *out written only when all is
+ * well. */
+static bx_status finish(bx_status s, score_policy *p, const char *name, score_policy *out,
+                        bx_error *err)
+{
+    IFOK(s, check_order(p, name, err));
+    if (s == BX_OK)
+        *out = *p;
+    return s;
+}
+
 bx_status score_policy_parse(const char *text, size_t len, const char *name, score_policy *out,
                              bx_error *err)
 {
     score_policy p;
     score_policy_default(&p);
-    int set_on_line[SETTING_COUNT] = {0};
-    char line[LINE_MAX_BYTES + 1];
-    size_t pos = 0;
-    int line_no = 0;
-    if (len > POLICY_FILE_MAX)
-        return BX_ERR(err, BX_EINVAL, "%s: larger than %d bytes", name, POLICY_FILE_MAX);
-    while (pos < len) {
-        line_no++;
-        const char *start = text + pos;
-        const char *nl = memchr(start, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - start) : len - pos;
-        pos += n + (nl ? 1 : 0);
-        if (n > LINE_MAX_BYTES || memchr(start, '\0', n) != NULL)
-            return BX_ERR(err, BX_EINVAL, "%s:%d: line longer than %d bytes or holding a NUL byte",
-                          name, line_no, LINE_MAX_BYTES);
-        memcpy(line, start, n);
-        line[n] = '\0';
-        while (n > 0 && (is_space(line[n - 1]) || line[n - 1] == '\r'))
-            line[--n] = '\0';
-        char *s = line;
-        while (is_space(*s))
-            s++;
-        if (*s == '\0' || *s == '#')
-            continue;
-        char *eq = strchr(s, '=');
-        if (eq == NULL)
-            return BX_ERR(err, BX_EINVAL, "%s:%d: expected name = value, got \"%.*s\"", name,
-                          line_no, SHOWN, s);
-        char *end = eq;
-        while (end > s && is_space(end[-1]))
-            end--;
-        *end = '\0';
-        char *value = eq + 1;
-        while (is_space(*value))
-            value++;
-        if (*s == '\0')
-            return BX_ERR(err, BX_EINVAL, "%s:%d: expected a setting name before '='", name,
-                          line_no);
-        size_t k = 0;
-        while (k < SETTING_COUNT && strcmp(settings[k].name, s) != 0)
-            k++;
-        if (k == SETTING_COUNT) {
-            if (names_sex_or_ethnicity(s))
-                return BX_ERR(err, BX_EINVAL,
-                              "%s:%d: %.*s: sex and ethnicity are never inputs of the risk score",
-                              name, line_no, SHOWN, s);
-            return BX_ERR(err, BX_EINVAL, "%s:%d: unknown setting %.*s", name, line_no, SHOWN, s);
-        }
-        const setting *st = &settings[k];
-        if (set_on_line[k])
-            return BX_ERR(err, BX_EINVAL, "%s:%d: %s set twice (first on line %d)", name, line_no,
-                          st->name, set_on_line[k]);
-        set_on_line[k] = line_no;
-        if (st->kind == SETTING_GRADES) {
-            if (!parse_grades(value, field(&p, st)))
-                return BX_ERR(err, BX_EINVAL,
-                              "%s:%d: %s: expected distinct grades 1..9 separated by commas, "
-                              "got \"%.*s\"",
-                              name, line_no, st->name, SHOWN, value);
-        } else if (!parse_int(value, st->min, st->max, field(&p, st))) {
-            return BX_ERR(err, BX_EINVAL, "%s:%d: %s: expected an integer %d..%d, got \"%.*s\"",
-                          name, line_no, st->name, st->min, st->max, SHOWN, value);
-        }
-    }
-    bx_status s = check_order(&p, name, err);
-    if (s != BX_OK)
-        return s;
-    *out = p;
-    return BX_OK;
+    bx_status s = bx_policyfile_parse(text, len, name, &policy_format, read_setting, &p, err);
+    return finish(s, &p, name, out, err);
 }
 
 bx_status score_policy_load(const char *path, score_policy *out, bx_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return BX_ERR(err, BX_EIO, "%s: cannot open: %s", path, strerror(errno));
-    bx_status s = BX_EIO;
-    char *text = malloc(POLICY_FILE_MAX + 1);
-    if (text == NULL) {
-        s = BX_ERR(err, BX_ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    size_t len = fread(text, 1, POLICY_FILE_MAX + 1, f);
-    if (ferror(f)) {
-        s = BX_ERR(err, BX_EIO, "%s: read error", path);
-        goto out;
-    }
-    if (len > POLICY_FILE_MAX) {
-        s = BX_ERR(err, BX_EINVAL, "%s: larger than %d bytes", path, POLICY_FILE_MAX);
-        goto out;
-    }
-    s = score_policy_parse(text, len, path, out, err);
-out:
-    free(text);
-    fclose(f);
-    return s;
+    score_policy p;
+    score_policy_default(&p);
+    bx_status s = bx_policyfile_load(path, &policy_format, read_setting, &p, err);
+    return finish(s, &p, path, out, err);
 }

@@ -262,10 +262,11 @@ typedef struct score_policy {
 
 /* The built-in defaults, identical to deploy/policy/score.policy. */
 void score_policy_default(score_policy *out);
-/* Reads a policy file: lines "name = value", "#" comments on their own lines, blank lines.
- * Settings the file leaves out keep their default; a setting given twice, an unknown one, a bad or
- * out-of-range value, or tiers out of order are errors naming file and line:
- * "score.policy:12: unknown setting foo". All or nothing: *out is written only on success. */
+/* Reads a policy file in bx_policyfile's format: lines "name = value", "#" comments on their own
+ * lines, blank lines. Settings the file leaves out keep their default; a setting given twice, an
+ * unknown one, a bad or out-of-range value, or tiers out of order are errors naming file and line:
+ * "score.policy:12: unknown setting foo" (BX_EINVAL; a missing file BX_ENOTFOUND). All or nothing:
+ * *out is written only on success. */
 bx_status score_policy_load(const char *path, score_policy *out, bx_error *err) BX_MUSTCHECK;
 /* The same from memory; name stands for the file in messages. */
 bx_status score_policy_parse(const char *text, size_t len, const char *name, score_policy *out,

@@ -1285,7 +1285,7 @@ BX_TEST(policy_errors)
         {"weight.streak_per_day = 10 # comment\n", "got \"10 # comment\""},
         {"weight.streak_per_day = \n", "expected an integer 0..1000, got \"\""},
         {"weight.streak_per_day = 99999999999\n", "expected an integer 0..1000"},
-        {"weight.streak_per_day\n", "score.policy:1: expected name = value"},
+        {"weight.streak_per_day\n", "score.policy:1: expected \"name = value\""},
         {" = 5\n", "score.policy:1: expected a setting name before '='"},
         {"Weight.Orphan = 5\n", "unknown setting Weight.Orphan"},
         {"flag.orphan = 1\nflag.orphan = 2\n", "score.policy:2: flag.orphan set twice (first on "
@@ -1338,7 +1338,7 @@ BX_TEST(policy_errors)
     memset(longline, '#', sizeof(longline) - 1);
     CHECK_INT(score_policy_parse(longline, strlen(longline), "score.policy", &p, &err), BX_EINVAL);
     CHECK_CONTAINS(err.msg, "line longer than 1024 bytes");
-    CHECK_INT(score_policy_load("/nonexistent/score.policy", &p, &err), BX_EIO);
+    CHECK_INT(score_policy_load("/nonexistent/score.policy", &p, &err), BX_ENOTFOUND);
     CHECK_CONTAINS(err.msg, "/nonexistent/score.policy: cannot open");
 }
 
