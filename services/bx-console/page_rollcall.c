@@ -183,6 +183,14 @@ bx_status page_rollcall_post(console_request *req, console_reply *rep, bx_error 
         console_redirect(rep, back, "表单已失效，请重新点名");
         return BX_OK;
     }
+    /* Today's roll call, and its corrections, are today's: a form left open overnight is not
+     * sent as yesterday's. */
+    char today[11];
+    page_today(req, today);
+    if (strcmp(date, today) != 0) {
+        console_redirect(rep, back, "这张点名表不是今天的，请按今天的重新点名");
+        return BX_OK;
+    }
     page_rollcall_entry *entries = calloc(ROLLCALL_MAX_STUDENTS, sizeof(*entries));
     if (entries == NULL)
         return BX_ERR(err, BX_ENOMEM, "out of memory");
