@@ -1,7 +1,9 @@
 /* bx_config: environment and file configuration with validation. */
 #include "bx_config.h"
 
+#include <assert.h>
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,26 +66,35 @@ static bx_status read_file(const char *path, const bx_conf_row *rows, size_t nro
     return s;
 }
 
+/* Targets are written with memcpy: a string's field may be a const char *, an integer's an
+ * int64_t or a long. */
 static bx_status apply(const bx_conf_row *row, const char *text, bx_error *err)
 {
     switch (row->type) {
     case BX_CONF_STRING: {
-        char **target = row->target;
-        char *copy = strdup(text);
+        char *copy = strdup(text), *old = NULL;
         if (copy == NULL)
             return BX_ERR(err, BX_ENOMEM, "%s: out of memory", row->name);
-        free(*target);
-        *target = copy;
+        memcpy(&old, row->target, sizeof(old));
+        free(old);
+        memcpy(row->target, &copy, sizeof(copy));
         return BX_OK;
     }
-    case BX_CONF_INT: {
+    case BX_CONF_INT:
+    case BX_CONF_INT32: {
         char *end = NULL;
         errno = 0;
         long long v = strtoll(text, &end, 10);
         if (errno || end == text || *end != '\0' || v < row->min || v > row->max)
             return BX_ERR(err, BX_EINVAL, "%s: expected an integer from %lld to %lld, got \"%s\"",
                           row->name, row->min, row->max, text);
-        *(long long *)row->target = v;
+        if (row->type == BX_CONF_INT32) {
+            assert(row->min >= INT_MIN && row->max <= INT_MAX);
+            int narrow = (int)v;
+            memcpy(row->target, &narrow, sizeof(narrow));
+        } else {
+            memcpy(row->target, &v, sizeof(v));
+        }
         return BX_OK;
     }
     case BX_CONF_BOOL:
@@ -132,11 +143,27 @@ void bx_conf_free(const bx_conf_row *rows, size_t nrows)
 {
     for (size_t i = 0; i < nrows; i++) {
         if (rows[i].type == BX_CONF_STRING) {
-            char **target = rows[i].target;
-            free(*target);
-            *target = NULL;
+            char *old = NULL;
+            memcpy(&old, rows[i].target, sizeof(old));
+            free(old);
+            old = NULL;
+            memcpy(rows[i].target, &old, sizeof(old));
         }
     }
+}
+
+bx_status bx_conf_check_choice(const char *variable, const char *value, const char *const *choices,
+                               bx_error *err)
+{
+    for (size_t i = 0; choices[i]; i++)
+        if (strcmp(value, choices[i]) == 0)
+            return BX_OK;
+    char list[256] = "";
+    size_t used = 0;
+    for (size_t i = 0; choices[i] && used < sizeof(list); i++)
+        used +=
+            (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", choices[i]);
+    return BX_ERR(err, BX_EINVAL, "%s: expected one of %s, got \"%s\"", variable, list, value);
 }
 
 void bx_conf_usage(const bx_conf_row *rows, size_t nrows)

@@ -8,14 +8,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum bx_conf_type { BX_CONF_STRING, BX_CONF_INT, BX_CONF_BOOL } bx_conf_type;
+typedef enum bx_conf_type {
+    BX_CONF_STRING, /* target: char ** or const char ** (caller frees with bx_conf_free) */
+    BX_CONF_INT,    /* target: an 8-byte integer: long long *, int64_t * or long * */
+    BX_CONF_BOOL,   /* target: bool * */
+    BX_CONF_INT32   /* target: int * (min and max within int) */
+} bx_conf_type;
 
+/* One setting. A service's rows point straight at the fields of the struct it reads them from
+ * (target = &settings.field, a static struct so the table can be a static const one), written
+ * with designated initializers, so nothing is copied by hand after loading. */
 typedef struct bx_conf_row {
     const char *name; /* environment variable, "BX_KAFKA_BROKERS" */
     bx_conf_type type;
     const char *def; /* default as text; NULL means required */
     long long min, max;
-    void *target; /* char ** (caller frees with bx_conf_free), long long *, or bool * */
+    void *target; /* the field, of the type its bx_conf_type says */
     const char *help;
 } bx_conf_row;
 
@@ -25,8 +33,35 @@ typedef struct bx_conf_row {
 bx_status bx_conf_load(const bx_conf_row *rows, size_t nrows, bx_error *err) BX_MUSTCHECK;
 /* Frees the strings bx_conf_load allocated into the rows' targets. */
 void bx_conf_free(const bx_conf_row *rows, size_t nrows);
+/* BX_OK when value is one of choices (NULL-ended), else BX_EINVAL with
+ * "BX_CONSUMER_OFFSET_RESET: expected one of earliest, latest, got \"x\"". */
+bx_status bx_conf_check_choice(const char *variable, const char *value, const char *const *choices,
+                               bx_error *err) BX_MUSTCHECK;
 /* Prints the table (name, default, help) for --help. */
 void bx_conf_usage(const bx_conf_row *rows, size_t nrows);
+
+/* One row each, as a designated initializer, for tables that stay one row to a line or two:
+ * BX_CONF_STR("BX_CONSUMER_GROUP", "bx-score", &st.sc.group, "Kafka consumer group"). */
+#define BX_CONF_STR(var, default_text, field, help_text)                                           \
+    {                                                                                              \
+        .name = (var), .type = BX_CONF_STRING, .def = (default_text), .target = (field),           \
+        .help = (help_text)                                                                        \
+    }
+#define BX_CONF_NUM(var, default_text, least, most, field, help_text)                              \
+    {                                                                                              \
+        .name = (var), .type = BX_CONF_INT, .def = (default_text), .min = (least), .max = (most),  \
+        .target = (field), .help = (help_text)                                                     \
+    }
+#define BX_CONF_NUM32(var, default_text, least, most, field, help_text)                            \
+    {                                                                                              \
+        .name = (var), .type = BX_CONF_INT32, .def = (default_text), .min = (least),               \
+        .max = (most), .target = (field), .help = (help_text)                                      \
+    }
+#define BX_CONF_FLAG(var, default_text, field, help_text)                                          \
+    {                                                                                              \
+        .name = (var), .type = BX_CONF_BOOL, .def = (default_text), .target = (field),             \
+        .help = (help_text)                                                                        \
+    }
 
 /* Settings every service shares. */
 typedef struct bx_common_conf {
@@ -39,23 +74,32 @@ typedef struct bx_common_conf {
     char *pseudonym_key;
 } bx_common_conf;
 
-/* Rows for bx_common_conf, to put at the start of a service's own table. */
 /* clang-format off */
+/* The rows of the settings every service shares, one at a time, each filling the field it is
+ * given, so a service's settings go straight to where it reads them. */
+#define BX_CONF_KAFKA_BROKERS(field) \
+    BX_CONF_STR("BX_KAFKA_BROKERS", "127.0.0.1:19092", field, "Kafka bootstrap servers")
+#define BX_CONF_PG_URL(field) \
+    BX_CONF_STR("BX_PG_URL", "postgresql://bx@127.0.0.1:54329/baoxue", field, \
+                "PostgreSQL connection URL")
+#define BX_CONF_REDIS_URL(field) \
+    BX_CONF_STR("BX_REDIS_URL", "redis://127.0.0.1:63799", field, \
+                "Redis URL (redis://host:port[/db])")
+#define BX_CONF_LOG_LEVEL(field) \
+    BX_CONF_STR("BX_LOG_LEVEL", "info", field, "debug, info, warn or error")
+#define BX_CONF_CLOCK(field) \
+    BX_CONF_STR("BX_CLOCK", "system", field, "system, or file:<path> for a driven clock")
+#define BX_CONF_METRICS_LISTEN(field) \
+    BX_CONF_STR("BX_METRICS_LISTEN", "", field, "host:port for /healthz and /metrics (empty: off)")
+#define BX_CONF_PSEUDONYM_KEY(field) \
+    BX_CONF_STR("BX_PSEUDONYM_KEY", "baoxue-local-development-key", field, \
+                "secret for analysts' pseudonyms (set it in production)")
+/* All of them, filling a bx_common_conf c (tools use it). */
 #define BX_COMMON_CONF_ROWS(c) \
-    {"BX_KAFKA_BROKERS", BX_CONF_STRING, "127.0.0.1:19092", 0, 0, &(c).kafka_brokers, \
-     "Kafka bootstrap servers"}, \
-    {"BX_PG_URL", BX_CONF_STRING, "postgresql://bx@127.0.0.1:54329/baoxue", 0, 0, &(c).pg_url, \
-     "PostgreSQL connection URL"}, \
-    {"BX_REDIS_URL", BX_CONF_STRING, "redis://127.0.0.1:63799", 0, 0, &(c).redis_url, \
-     "Redis URL (redis://host:port[/db])"}, \
-    {"BX_LOG_LEVEL", BX_CONF_STRING, "info", 0, 0, &(c).log_level, \
-     "debug, info, warn or error"}, \
-    {"BX_CLOCK", BX_CONF_STRING, "system", 0, 0, &(c).clock, \
-     "system, or file:<path> for a driven clock"}, \
-    {"BX_METRICS_LISTEN", BX_CONF_STRING, "", 0, 0, &(c).metrics_listen, \
-     "host:port for /healthz and /metrics (empty: off)"}, \
-    {"BX_PSEUDONYM_KEY", BX_CONF_STRING, "baoxue-local-development-key", 0, 0, \
-     &(c).pseudonym_key, "secret for analysts' pseudonyms (set it in production)"}
+    BX_CONF_KAFKA_BROKERS(&(c).kafka_brokers), BX_CONF_PG_URL(&(c).pg_url), \
+    BX_CONF_REDIS_URL(&(c).redis_url), BX_CONF_LOG_LEVEL(&(c).log_level), \
+    BX_CONF_CLOCK(&(c).clock), BX_CONF_METRICS_LISTEN(&(c).metrics_listen), \
+    BX_CONF_PSEUDONYM_KEY(&(c).pseudonym_key)
 /* clang-format on */
 
 #endif

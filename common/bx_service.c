@@ -1,10 +1,23 @@
-/* bx_service: shared start-up of the service binaries. */
+/* bx_service: shared start-up, loop and stop of the service binaries. */
 #include "bx_service.h"
 #include "bx_clock.h"
 #include "bx_log.h"
 
 #include <stdio.h>
 #include <string.h>
+
+static volatile sig_atomic_t running = 1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    running = 0;
+}
+
+const volatile sig_atomic_t *bx_service_running(void)
+{
+    return &running;
+}
 
 int bx_service_start_up(const char *name, const char *about, const bx_conf_row *rows, size_t nrows,
                         const bx_common_conf *common, int argc, char **argv)
@@ -36,15 +49,57 @@ int bx_service_start_up(const char *name, const char *about, const bx_conf_row *
     return -1;
 }
 
-bool bx_service_check_choice(const char *name, const char *variable, const char *value,
-                             const char *const *choices)
+/* The loop: step as often as it returns, tick when its period passed. */
+static void loop(const bx_service_def *def, void *service)
 {
-    for (size_t i = 0; choices[i]; i++)
-        if (strcmp(value, choices[i]) == 0)
-            return true;
-    fprintf(stderr, "%s: %s: expected one of", name, variable);
-    for (size_t i = 0; choices[i]; i++)
-        fprintf(stderr, "%s %s", i ? "," : "", choices[i]);
-    fprintf(stderr, ", got \"%s\"\n", value);
-    return false;
+    long long last_tick = bx_monotonic_ms();
+    while (running) {
+        def->ops.step(service);
+        if (def->ops.tick && def->tick_ms && bx_monotonic_ms() - last_tick >= *def->tick_ms) {
+            last_tick = bx_monotonic_ms();
+            def->ops.tick(service);
+        }
+    }
+}
+
+int bx_service_run(const bx_service_def *def, int argc, char **argv)
+{
+    int code =
+        bx_service_start_up(def->name, def->about, def->rows, def->nrows, def->common, argc, argv);
+    if (code >= 0)
+        return code;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    bx_error err = {0};
+    void *service = NULL;
+    bx_metrics_server *metrics = NULL;
+    code = 2;
+    if (def->ops.prepare && def->ops.prepare(&err) != BX_OK) {
+        fprintf(stderr, "%s: %s\n", def->name, err.msg);
+        goto out;
+    }
+    code = 1;
+    bx_status s = def->ops.start(&service, &err);
+    if (s == BX_OK && def->common->metrics_listen && def->common->metrics_listen[0])
+        s = bx_metrics_server_start(def->common->metrics_listen, def->ops.healthy, service,
+                                    &metrics, &err);
+    if (s != BX_OK) {
+        bx_log_error("cannot start: %s", err.msg);
+        goto out;
+    }
+    loop(def, service);
+    bx_log_info("stopping");
+    code = 0;
+out:
+    bx_metrics_server_stop(metrics);
+    if (code != 2)
+        def->ops.stop(service);
+    if (def->ops.release)
+        def->ops.release();
+    bx_conf_free(def->rows, def->nrows);
+    return code;
 }

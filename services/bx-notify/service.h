@@ -26,7 +26,7 @@ typedef struct notify_service_conf {
     const template_set *templates;
     provider_config provider; /* each worker and the receipt endpoint open their own */
     dispatch_policy policy;
-    double rate_per_second; /* provider-wide, over every replica; 0: no limit */
+    long long rate_per_second; /* SMS per second, provider-wide, over every replica; 0: no limit */
     int rate_burst;
     const char *rate_key; /* the Redis key of the shared rate */
     int workers;          /* sending threads */

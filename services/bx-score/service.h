@@ -21,7 +21,6 @@ typedef struct score_service_conf {
     const score_policy *policy;
     int batch_max;                        /* messages in one batch */
     int batch_ms;                         /* how long a batch waits to fill once it has a message */
-    int refresh_ms;                       /* how often the registry revision is checked */
     const volatile sig_atomic_t *running; /* a failing batch is retried while *running */
 } score_service_conf;
 

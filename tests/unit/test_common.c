@@ -10,6 +10,7 @@
 #include "bx_test.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,67 @@ BX_TEST(config_reads_environment_file_and_defaults)
     unsetenv("BXT_THREADS");
     unsetenv("BX_CONFIG_FILE");
     unlink(path);
+}
+
+/* Rows that point at the fields of one static struct, as the services' mains write them. */
+static struct {
+    const char *brokers, *group;
+    int batch;
+    int64_t retry_ms;
+    long timeout_ms;
+    bool insecure;
+} settings;
+
+static const bx_conf_row settings_rows[] = {
+    BX_CONF_KAFKA_BROKERS(&settings.brokers),
+    {.name = "BXT_GROUP", .type = BX_CONF_STRING, .def = "g", .target = &settings.group},
+    {.name = "BXT_BATCH",
+     .type = BX_CONF_INT32,
+     .def = "20",
+     .min = 1,
+     .max = 1000,
+     .target = &settings.batch},
+    {.name = "BXT_RETRY_MS",
+     .type = BX_CONF_INT,
+     .def = "600000",
+     .min = 1,
+     .max = 86400000000LL,
+     .target = &settings.retry_ms},
+    {.name = "BXT_TIMEOUT_MS",
+     .type = BX_CONF_INT,
+     .def = "5000",
+     .min = 100,
+     .max = 120000,
+     .target = &settings.timeout_ms},
+    {.name = "BXT_INSECURE", .type = BX_CONF_BOOL, .def = "no", .target = &settings.insecure},
+};
+
+BX_TEST(config_rows_fill_the_fields_of_a_struct)
+{
+    size_t n = sizeof(settings_rows) / sizeof(settings_rows[0]);
+    unsetenv("BX_KAFKA_BROKERS");
+    unsetenv("BXT_GROUP");
+    unsetenv("BXT_TIMEOUT_MS");
+    setenv("BXT_BATCH", "1000", 1);
+    setenv("BXT_RETRY_MS", "86400000000", 1);
+    setenv("BXT_INSECURE", "yes", 1);
+    bx_error err = {0};
+    CHECK_INT(bx_conf_load(settings_rows, n, &err), BX_OK);
+    CHECK_STR(settings.brokers, "127.0.0.1:19092");
+    CHECK_STR(settings.group, "g");
+    CHECK_INT(settings.batch, 1000);
+    CHECK_INT(settings.retry_ms, 86400000000LL);
+    CHECK_INT(settings.timeout_ms, 5000);
+    CHECK(settings.insecure);
+    setenv("BXT_BATCH", "1001", 1);
+    CHECK_INT(bx_conf_load(settings_rows, n, &err), BX_EINVAL);
+    CHECK_STR(err.msg, "BXT_BATCH: expected an integer from 1 to 1000, got \"1001\"");
+    CHECK_INT(settings.batch, 1000);
+    bx_conf_free(settings_rows, n);
+    CHECK(settings.brokers == NULL && settings.group == NULL);
+    unsetenv("BXT_BATCH");
+    unsetenv("BXT_RETRY_MS");
+    unsetenv("BXT_INSECURE");
 }
 
 BX_TEST(config_errors_name_the_variable_and_value)
