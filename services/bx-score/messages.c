@@ -26,6 +26,15 @@ static bx_status get_id(const cJSON *o, const char *key, char out[BX_ID_MAX + 1]
     return s;
 }
 
+/* The student's (when student is true), the school's and the class's ids, in that order. */
+static bx_status get_ids(const cJSON *o, bool student, score_message *m, bx_error *err)
+{
+    bx_status s = student ? get_id(o, "student_id", m->student, err) : BX_OK;
+    IFOK(s, get_id(o, "school_id", m->school, err));
+    IFOK(s, get_id(o, "class_id", m->klass, err));
+    return s;
+}
+
 static bx_status parse_date(const char *text, void *out)
 {
     return bx_date_parse(text, out);
@@ -107,9 +116,7 @@ static bx_status parse_attendance(const cJSON *o, score_message *m, bx_error *er
     memset(&f, 0, sizeof(f));
     const char *status = NULL, *source = NULL;
     bx_status s = get_event_id(o, f.event_id, err);
-    IFOK(s, get_id(o, "student_id", m->student, err));
-    IFOK(s, get_id(o, "school_id", m->school, err));
-    IFOK(s, get_id(o, "class_id", m->klass, err));
+    IFOK(s, get_ids(o, true, m, err));
     IFOK(s, get_date(o, "date", &f.date, err));
     IFOK(s, get_period(o, "period", &f.period, err));
     IFOK(s, bx_json_get_string(o, PATH, "status", true, 16, &status, err));
@@ -149,9 +156,7 @@ static bx_status parse_leave(const cJSON *o, score_message *m, bx_error *err)
     score_leave l;
     memset(&l, 0, sizeof(l));
     bx_status s = get_event_id(o, l.event_id, err);
-    IFOK(s, get_id(o, "student_id", m->student, err));
-    IFOK(s, get_id(o, "school_id", m->school, err));
-    IFOK(s, get_id(o, "class_id", m->klass, err));
+    IFOK(s, get_ids(o, true, m, err));
     IFOK(s, get_date(o, "first_date", &l.first_date, err));
     IFOK(s, get_date(o, "last_date", &l.last_date, err));
     IFOK(s, get_period(o, "first_period", &l.first_period, err));
@@ -180,8 +185,7 @@ static bx_status parse_report(const cJSON *o, score_message *m, bx_error *err)
                                          "late",     "early_leave", "present"};
     int64_t n[6] = {0};
     bx_status s = get_event_id(o, event_id, err);
-    IFOK(s, get_id(o, "school_id", m->school, err));
-    IFOK(s, get_id(o, "class_id", m->klass, err));
+    IFOK(s, get_ids(o, false, m, err));
     IFOK(s, get_date(o, "date", &date, err));
     IFOK(s, get_period(o, "period", &period, err));
     IFOK(s, get_time(o, "recorded_at", &at, err));

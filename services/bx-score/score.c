@@ -378,6 +378,29 @@ static bx_status grow(void **items, size_t n, size_t *cap, size_t elem, size_t m
     return BX_OK;
 }
 
+/* Puts elem at index i of the sorted array *items (count *n, capacity *cap, at most max
+ * elements of size bytes): over the element there when found (and only if newer), else inserted
+ * there. *changed (may be NULL) says whether the array changed. BX_ENOMEM past max or out of
+ * memory, with the array unchanged. */
+static bx_status put_sorted(void **items, size_t *n, size_t *cap, size_t size, size_t max, size_t i,
+                            bool found, bool newer, const void *elem, bool *changed)
+{
+    if (found && !newer)
+        return BX_OK;
+    if (!found) {
+        bx_status s = grow(items, *n, cap, size, max);
+        if (s != BX_OK)
+            return s;
+        char *base = *items;
+        memmove(base + (i + 1) * size, base + i * size, (*n - i) * size);
+        (*n)++;
+    }
+    memcpy((char *)*items + i * size, elem, size);
+    if (changed)
+        *changed = true;
+    return BX_OK;
+}
+
 bx_status score_history_apply_fact(score_history *h, const score_fact *f, bool *changed,
                                    bx_error *err)
 {
@@ -387,25 +410,15 @@ bx_status score_history_apply_fact(score_history *h, const score_fact *f, bool *
     if (s != BX_OK)
         return s;
     size_t i = fact_lower_bound(h, f->date, f->period);
-    if (i < h->nfacts && h->facts[i].date == f->date && h->facts[i].period == f->period) {
-        if (score_fact_compare(f, &h->facts[i]) > 0) {
-            h->facts[i] = *f;
-            if (changed)
-                *changed = true;
-        }
-        return BX_OK;
-    }
+    bool found = i < h->nfacts && h->facts[i].date == f->date && h->facts[i].period == f->period;
+    bool newer = found && score_fact_compare(f, &h->facts[i]) > 0;
     void *items = h->facts;
-    s = grow(&items, h->nfacts, &h->facts_cap, sizeof(score_fact), SCORE_FACTS_MAX);
+    s = put_sorted(&items, &h->nfacts, &h->facts_cap, sizeof(*f), SCORE_FACTS_MAX, i, found, newer,
+                   f, changed);
     h->facts = items;
     if (s != BX_OK)
         return BX_ERR(err, BX_ENOMEM, "history: more than %d facts, or out of memory",
                       SCORE_FACTS_MAX);
-    memmove(&h->facts[i + 1], &h->facts[i], (h->nfacts - i) * sizeof(score_fact));
-    h->facts[i] = *f;
-    h->nfacts++;
-    if (changed)
-        *changed = true;
     return BX_OK;
 }
 
@@ -418,25 +431,15 @@ bx_status score_history_apply_leave(score_history *h, const score_leave *l, bool
     if (s != BX_OK)
         return s;
     size_t i = leave_lower_bound(h, l->event_id);
-    if (i < h->nleaves && strcmp(h->leaves[i].event_id, l->event_id) == 0) {
-        if (leave_compare(l, &h->leaves[i]) > 0) {
-            h->leaves[i] = *l;
-            if (changed)
-                *changed = true;
-        }
-        return BX_OK;
-    }
+    bool found = i < h->nleaves && strcmp(h->leaves[i].event_id, l->event_id) == 0;
+    bool newer = found && leave_compare(l, &h->leaves[i]) > 0;
     void *items = h->leaves;
-    s = grow(&items, h->nleaves, &h->leaves_cap, sizeof(score_leave), SCORE_LEAVES_MAX);
+    s = put_sorted(&items, &h->nleaves, &h->leaves_cap, sizeof(*l), SCORE_LEAVES_MAX, i, found,
+                   newer, l, changed);
     h->leaves = items;
     if (s != BX_OK)
         return BX_ERR(err, BX_ENOMEM, "history: more than %d leave requests, or out of memory",
                       SCORE_LEAVES_MAX);
-    memmove(&h->leaves[i + 1], &h->leaves[i], (h->nleaves - i) * sizeof(score_leave));
-    h->leaves[i] = *l;
-    h->nleaves++;
-    if (changed)
-        *changed = true;
     return BX_OK;
 }
 
@@ -869,6 +872,25 @@ bool score_factor_is_attendance(const char *factor)
     return false;
 }
 
+/* Appends a factor of points (negative for a limit) with its detail; the score follows. */
+static void put_factor(score_assessment *a, const char *name, int points, score_source source,
+                       const char *fmt, va_list ap) BX_PRINTF(5, 0);
+
+static void put_factor(score_assessment *a, const char *name, int points, score_source source,
+                       const char *fmt, va_list ap)
+{
+    assert(a->nfactors < SCORE_FACTORS_MAX);
+    if (a->nfactors >= SCORE_FACTORS_MAX)
+        return;
+    score_factor *f = &a->factors[a->nfactors++];
+    snprintf(f->factor, sizeof(f->factor), "%s", name);
+    f->points = points;
+    f->source = source;
+    vsnprintf(f->detail, sizeof(f->detail), fmt, ap);
+    a->score += points;
+}
+
+/* A factor of points > 0 (none otherwise). */
 static void add_factor(score_assessment *a, const char *name, int points, score_source source,
                        const char *fmt, ...) BX_PRINTF(5, 6);
 
@@ -877,18 +899,10 @@ static void add_factor(score_assessment *a, const char *name, int points, score_
 {
     if (points <= 0)
         return;
-    assert(a->nfactors < SCORE_FACTORS_MAX);
-    if (a->nfactors >= SCORE_FACTORS_MAX)
-        return;
-    score_factor *f = &a->factors[a->nfactors++];
-    snprintf(f->factor, sizeof(f->factor), "%s", name);
-    f->points = points;
-    f->source = source;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(f->detail, sizeof(f->detail), fmt, ap);
+    put_factor(a, name, points, source, fmt, ap);
     va_end(ap);
-    a->score += points;
 }
 
 /* A limit: a factor of negative points (-points), so the score stays the sum of its factors. */
@@ -900,18 +914,10 @@ static void add_limit(score_assessment *a, const char *name, int points, score_s
 {
     if (points <= 0)
         return;
-    assert(a->nfactors < SCORE_FACTORS_MAX);
-    if (a->nfactors >= SCORE_FACTORS_MAX)
-        return;
-    score_factor *f = &a->factors[a->nfactors++];
-    snprintf(f->factor, sizeof(f->factor), "%s", name);
-    f->points = -points;
-    f->source = source;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(f->detail, sizeof(f->detail), fmt, ap);
+    put_factor(a, name, -points, source, fmt, ap);
     va_end(ap);
-    a->score -= points;
 }
 
 /* The points of the factors from index first on. */

@@ -256,6 +256,23 @@ bx_status score_store_key_reported(const char *class_id, char *out, size_t size)
     return make_key("bx:c:", class_id, ":reported", out, size);
 }
 
+/* The order key and value of what[i] ("facts" or "reports"). */
+static bx_status check_key_and_value(const char *what, size_t i, const char *order_key,
+                                     const char *value, bx_error *err)
+{
+    if (!order_key_valid(order_key))
+        return BX_ERR(err, BX_EINVAL,
+                      "%s[%zu].order_key: expected 1 to %d printable ASCII characters without "
+                      "space",
+                      what, i, SCORE_STORE_ORDER_KEY_MAX);
+    if (!value_valid(value))
+        return BX_ERR(err, BX_EINVAL,
+                      "%s[%zu].value: expected at most %d bytes of UTF-8 without control "
+                      "characters",
+                      what, i, SCORE_STORE_VALUE_MAX);
+    return BX_OK;
+}
+
 /* Validates facts before anything is sent; the message names the item and the member. */
 static bx_status check_facts(const score_store_fact *facts, size_t n, bool for_pg, bx_error *err)
 {
@@ -277,16 +294,9 @@ static bx_status check_facts(const score_store_fact *facts, size_t n, bool for_p
                           "facts[%zu].field: expected YYYY-MM-DD|period (0..12) or L|event_id, "
                           "got \"%.40s\"",
                           i, f->field ? f->field : "(null)");
-        if (!order_key_valid(f->order_key))
-            return BX_ERR(err, BX_EINVAL,
-                          "facts[%zu].order_key: expected 1 to %d printable ASCII characters "
-                          "without space",
-                          i, SCORE_STORE_ORDER_KEY_MAX);
-        if (!value_valid(f->value))
-            return BX_ERR(err, BX_EINVAL,
-                          "facts[%zu].value: expected at most %d bytes of UTF-8 without control "
-                          "characters",
-                          i, SCORE_STORE_VALUE_MAX);
+        bx_status s = check_key_and_value("facts", i, f->order_key, f->value, err);
+        if (s != BX_OK)
+            return s;
     }
     return BX_OK;
 }
@@ -308,16 +318,9 @@ static bx_status check_reports(const score_store_report *reports, size_t n, bool
             return BX_ERR(err, BX_EINVAL,
                           "reports[%zu].field: expected YYYY-MM-DD|period (0..12), got \"%.40s\"",
                           i, r->field ? r->field : "(null)");
-        if (!order_key_valid(r->order_key))
-            return BX_ERR(err, BX_EINVAL,
-                          "reports[%zu].order_key: expected 1 to %d printable ASCII characters "
-                          "without space",
-                          i, SCORE_STORE_ORDER_KEY_MAX);
-        if (!value_valid(r->value))
-            return BX_ERR(err, BX_EINVAL,
-                          "reports[%zu].value: expected at most %d bytes of UTF-8 without control "
-                          "characters",
-                          i, SCORE_STORE_VALUE_MAX);
+        bx_status s = check_key_and_value("reports", i, r->order_key, r->value, err);
+        if (s != BX_OK)
+            return s;
     }
     return BX_OK;
 }
@@ -847,6 +850,63 @@ static bx_status pg_write_arrays(PGconn *db, const char *sql, bx_buf *cols, int 
     return s;
 }
 
+/* The columns of row i of a batch into cols (one string per column); false to leave it out. */
+typedef bool pg_row_fn(const void *rows, size_t i, const void *ctx, const char **cols);
+
+/* Writes the n rows through sql, whose parameters are ncols text arrays, PG_CHUNK rows a
+ * statement; adds the affected rows to *written. */
+static bx_status pg_write_rows(PGconn *db, const char *sql, int ncols, const void *rows, size_t n,
+                               pg_row_fn *row, const void *ctx, size_t *written, bx_error *err)
+{
+    enum { NCOLS_MAX = 8 };
+    assert(ncols <= NCOLS_MAX);
+    bx_buf cols[NCOLS_MAX];
+    for (int c = 0; c < ncols; c++)
+        bx_buf_init(&cols[c], 256u << 20);
+    bx_status s = BX_OK;
+    size_t pending = 0;
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        const char *v[NCOLS_MAX];
+        if (!row(rows, i, ctx, v))
+            continue;
+        for (int c = 0; c < ncols; c++)
+            IFOK(s, array_elem(&cols[c], v[c]));
+        if (s != BX_OK) {
+            s = BX_ERR(err, BX_ENOMEM, "out of memory building a batch");
+            break;
+        }
+        if (++pending == PG_CHUNK) {
+            s = pg_write_arrays(db, sql, cols, ncols, written, err);
+            pending = 0;
+        }
+    }
+    if (s == BX_OK && pending > 0)
+        s = pg_write_arrays(db, sql, cols, ncols, written, err);
+    for (int c = 0; c < ncols; c++)
+        bx_buf_free(&cols[c]);
+    return s;
+}
+
+/* A fact's row; an implied one only where Redis stored it or held it already (ctx: outcomes). */
+static bool fact_row(const void *rows, size_t i, const void *ctx, const char **cols)
+{
+    const score_store_fact *f = &((const score_store_fact *)rows)[i];
+    const score_store_outcome *outcomes = ctx;
+    if (f->implied && outcomes[i] != SCORE_STORE_STORED && outcomes[i] != SCORE_STORE_CURRENT)
+        return false;
+    const char *v[] = {f->student_id, f->field, f->school_id, f->class_id, f->order_key, f->value};
+    memcpy(cols, v, sizeof(v));
+    return true;
+}
+
+static bool report_row(const void *rows, size_t i, const void *ctx, const char **cols)
+{
+    const score_store_report *r = &((const score_store_report *)rows)[i];
+    const char *v[] = {r->class_id, r->field, r->school_id, r->order_key, r->value};
+    memcpy(cols, v, sizeof(v));
+    return true;
+}
+
 bx_status score_store_pg_write_facts(PGconn *db, const score_store_fact *facts,
                                      const score_store_outcome *outcomes, size_t n, size_t *written,
                                      bx_error *err)
@@ -861,35 +921,7 @@ bx_status score_store_pg_write_facts(PGconn *db, const score_store_fact *facts,
             return BX_ERR(err, BX_EINVAL,
                           "facts[%zu]: implied, but no outcomes from score_store_apply_facts given",
                           i);
-    enum { NCOLS = 6 };
-    bx_buf cols[NCOLS];
-    for (int c = 0; c < NCOLS; c++)
-        bx_buf_init(&cols[c], 256u << 20);
-    size_t rows = 0;
-    for (size_t i = 0; i < n && s == BX_OK; i++) {
-        const score_store_fact *f = &facts[i];
-        if (f->implied && outcomes[i] != SCORE_STORE_STORED && outcomes[i] != SCORE_STORE_CURRENT)
-            continue;
-        IFOK(s, array_elem(&cols[0], f->student_id));
-        IFOK(s, array_elem(&cols[1], f->field));
-        IFOK(s, array_elem(&cols[2], f->school_id));
-        IFOK(s, array_elem(&cols[3], f->class_id));
-        IFOK(s, array_elem(&cols[4], f->order_key));
-        IFOK(s, array_elem(&cols[5], f->value));
-        if (s != BX_OK) {
-            s = BX_ERR(err, BX_ENOMEM, "out of memory building a batch");
-            break;
-        }
-        if (++rows == PG_CHUNK) {
-            s = pg_write_arrays(db, sql_write_facts, cols, NCOLS, written, err);
-            rows = 0;
-        }
-    }
-    if (s == BX_OK && rows > 0)
-        s = pg_write_arrays(db, sql_write_facts, cols, NCOLS, written, err);
-    for (int c = 0; c < NCOLS; c++)
-        bx_buf_free(&cols[c]);
-    return s;
+    return pg_write_rows(db, sql_write_facts, 6, facts, n, fact_row, outcomes, written, err);
 }
 
 bx_status score_store_pg_write_reports(PGconn *db, const score_store_report *reports, size_t n,
@@ -900,32 +932,7 @@ bx_status score_store_pg_write_reports(PGconn *db, const score_store_report *rep
     bx_status s = check_reports(reports, n, true, err);
     if (s != BX_OK)
         return s;
-    enum { NCOLS = 5 };
-    bx_buf cols[NCOLS];
-    for (int c = 0; c < NCOLS; c++)
-        bx_buf_init(&cols[c], 256u << 20);
-    size_t rows = 0;
-    for (size_t i = 0; i < n && s == BX_OK; i++) {
-        const score_store_report *r = &reports[i];
-        IFOK(s, array_elem(&cols[0], r->class_id));
-        IFOK(s, array_elem(&cols[1], r->field));
-        IFOK(s, array_elem(&cols[2], r->school_id));
-        IFOK(s, array_elem(&cols[3], r->order_key));
-        IFOK(s, array_elem(&cols[4], r->value));
-        if (s != BX_OK) {
-            s = BX_ERR(err, BX_ENOMEM, "out of memory building a batch");
-            break;
-        }
-        if (++rows == PG_CHUNK) {
-            s = pg_write_arrays(db, sql_write_reports, cols, NCOLS, written, err);
-            rows = 0;
-        }
-    }
-    if (s == BX_OK && rows > 0)
-        s = pg_write_arrays(db, sql_write_reports, cols, NCOLS, written, err);
-    for (int c = 0; c < NCOLS; c++)
-        bx_buf_free(&cols[c]);
-    return s;
+    return pg_write_rows(db, sql_write_reports, 5, reports, n, report_row, NULL, written, err);
 }
 
 /* --- PostgreSQL walks ------------------------------------------------------------------------- */
