@@ -67,7 +67,7 @@ bx_status bx_calendar_add_term(bx_calendar *c, const char *code, bx_date first, 
  * kind or a year outside 1900..2199. */
 bx_status bx_calendar_set_day(bx_calendar *c, bx_date d, bx_day_kind kind) BX_MUSTCHECK;
 /* Loads the national list (columns date,kind,name; header required; kind holiday, makeup_workday
- * or closure), as in shared/data/cn-public-holidays-2026.csv. Errors name the file, the line and
+ * or closure), as in deploy/policy/cn-public-holidays-2026.csv. Errors name the file, the line and
  * the field: "x.csv:7: kind: expected holiday, makeup_workday or closure, got \"x\"". All or
  * nothing: on error c is unchanged. A date listed twice in the file is an error; a date already
  * set in c is replaced. */

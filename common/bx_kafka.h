@@ -8,7 +8,7 @@
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 
-/* Topics named in architecture.md. */
+/* baoxue's topics; each one's messages are described in schemas/topics/<topic>.schema.json. */
 #define BX_TOPIC_ATTENDANCE           "bx.attendance.v1"
 #define BX_TOPIC_ACTIONS              "bx.actions.v1"
 #define BX_TOPIC_DLQ                  "bx.dlq.v1"

@@ -1,7 +1,7 @@
-/* bx_settle: whether the pipeline has settled (architecture.md, "Time"), decided once for
- * `bxctl settle` and bx-sim: every consumer group has committed the end of every partition of its
- * topics, no timer is due at the clock's now, the outbox is relayed and every
- * <schema>.settle_pending(now) function reports nothing. */
+/* bx_settle: whether the pipeline has settled, decided once for `bxctl settle` and bx-sim (README,
+ * "Settling"): every consumer group has committed the end of every partition of its topics, no
+ * timer is due at the clock's now, the outbox is relayed and every <schema>.settle_pending(now)
+ * function reports nothing. */
 #ifndef BX_SETTLE_H
 #define BX_SETTLE_H
 
