@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_REPLY   (4u << 20)
@@ -34,13 +33,6 @@ typedef struct driver {
     bool has_notify; /* bx-notify's tables are in the database */
     int printed;
 } driver;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static bx_status load_keys(driver *d, bx_error *err)
 {
@@ -186,7 +178,7 @@ static bx_status next_paced_send(driver *d, bx_time_ms *next, bx_error *err)
  * step varies) shared the rate: the guardians' figures do not depend on timing. */
 static bx_status settle(driver *d, bx_error *err)
 {
-    double t0 = now_s();
+    long long t0 = bx_monotonic_ms();
     bx_status s = sim_settle_wait(d->settle, SETTLE_MS, err);
     for (int i = 0; s == BX_OK && i < PACE_STEPS_MAX; i++) {
         bx_time_ms next = 0;
@@ -200,7 +192,7 @@ static bx_status settle(driver *d, bx_error *err)
             s = BX_ERR(err, BX_EINVAL, "the clock is not driven: set BX_CLOCK=file:<path>");
         IFOK(s, sim_settle_wait(d->settle, SETTLE_MS, err));
     }
-    d->counts->settle_seconds += now_s() - t0;
+    d->counts->settle_seconds += (bx_monotonic_ms() - t0) / 1000.0;
     return s;
 }
 
@@ -255,6 +247,37 @@ static bx_status post_rollcalls(driver *d, const sim_day_plan *p, bool late, bx_
     return s;
 }
 
+/* One school day: 08:30 leave phoned in or asked for; 08:45 yesterday's forgotten roll calls;
+ * 09:00 the day's roll calls; 16:00 the staff's records; 17:30 after the day's deadlines (17:00).
+ * The pipeline settles after each step, so no service ever sees two of one child's records in one
+ * batch: what it publishes does not depend on timing. Adds the time spent posting. */
+static bx_status drive_day(driver *d, const sim_day_plan *p, bx_date day, double *post_seconds,
+                           bx_error *err)
+{
+    enum { POST_NOTHING, POST_RECORDS, POST_ROLLCALLS };
+    static const struct {
+        int hour, minute, post;
+        bool flag; /* post_records: the staff's actions; post_rollcalls: the late ones */
+    } steps[] = {{8, 30, POST_RECORDS, false},
+                 {8, 45, POST_ROLLCALLS, true},
+                 {9, 0, POST_ROLLCALLS, false},
+                 {16, 0, POST_RECORDS, true},
+                 {17, 30, POST_NOTHING, false}};
+    bx_status s = BX_OK;
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && s == BX_OK; i++) {
+        long long t0 = bx_monotonic_ms();
+        s = set_clock(day, steps[i].hour, steps[i].minute, err);
+        if (steps[i].post == POST_RECORDS)
+            IFOK(s, post_records(d, p, steps[i].flag, err));
+        else if (steps[i].post == POST_ROLLCALLS)
+            IFOK(s, post_rollcalls(d, p, steps[i].flag, err));
+        if (steps[i].post != POST_NOTHING)
+            *post_seconds += (bx_monotonic_ms() - t0) / 1000.0;
+        IFOK(s, settle(d, err));
+    }
+    return s;
+}
+
 static void progress(driver *d, bx_date day, int n, int total)
 {
     char date[11], cases[512] = "";
@@ -300,7 +323,7 @@ bx_status sim_drive(const sim_county *c, const sim_drive_conf *conf, sim_drive_c
         day == BX_DATE_NONE ? 0 : bx_calendar_school_days_between(c->cal, day, c->term_last);
     if (conf->days > 0 && conf->days < total)
         total = conf->days;
-    double t0 = now_s();
+    long long t0 = bx_monotonic_ms();
     for (int n = 1; s == BX_OK && n <= total && day != BX_DATE_NONE && day <= c->term_last; n++) {
         sim_day_plan p;
         s = sim_plan_day(c, w, day, &p);
@@ -318,32 +341,7 @@ bx_status sim_drive(const sim_county *c, const sim_drive_conf *conf, sim_drive_c
             bool late = false;
             out->rollcalls_forgotten += sim_class_forgets(c, k, day, &late);
         }
-        /* 08:30 leave phoned in or asked for; 08:45 yesterday's forgotten roll calls; 09:00 the
-         * day's roll calls; 16:00 the staff's records; 17:30 after the day's deadlines (17:00).
-         * The pipeline settles after each step, so no service ever sees two of one child's
-         * records in one batch: what it publishes does not depend on timing. */
-        double tp = now_s();
-        IFOK(s, set_clock(day, 8, 30, err));
-        IFOK(s, post_records(&d, &p, false, err));
-        out->post_seconds += now_s() - tp;
-        IFOK(s, settle(&d, err));
-        tp = now_s();
-        IFOK(s, set_clock(day, 8, 45, err));
-        IFOK(s, post_rollcalls(&d, &p, true, err));
-        out->post_seconds += now_s() - tp;
-        IFOK(s, settle(&d, err));
-        tp = now_s();
-        IFOK(s, set_clock(day, 9, 0, err));
-        IFOK(s, post_rollcalls(&d, &p, false, err));
-        out->post_seconds += now_s() - tp;
-        IFOK(s, settle(&d, err));
-        tp = now_s();
-        IFOK(s, set_clock(day, 16, 0, err));
-        IFOK(s, post_records(&d, &p, true, err));
-        out->post_seconds += now_s() - tp;
-        IFOK(s, settle(&d, err));
-        IFOK(s, set_clock(day, 17, 30, err));
-        IFOK(s, settle(&d, err));
+        IFOK(s, drive_day(&d, &p, day, &out->post_seconds, err));
         sim_day_plan_free(&p);
         if (s != BX_OK)
             break;
@@ -353,7 +351,7 @@ bx_status sim_drive(const sim_county *c, const sim_drive_conf *conf, sim_drive_c
             progress(&d, day, n, total);
         day = bx_calendar_add_school_days(c->cal, day, 1);
     }
-    out->wall_seconds = now_s() - t0;
+    out->wall_seconds = (bx_monotonic_ms() - t0) / 1000.0;
     if (d.curl)
         curl_easy_cleanup(d.curl);
     sim_world_free(w);

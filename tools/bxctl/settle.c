@@ -2,6 +2,7 @@
  * committed up to the end of its topics, no timer is due, the outbox is empty, nothing else is
  * pending), so a simulation advances its clock only on a quiet pipeline (architecture.md, "Time").
  */
+#include "bx_clock.h"
 #include "bx_pg.h"
 #include "bx_settle.h"
 #include "bxctl.h"
@@ -11,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct settle_args {
     bx_settle_spec specs[BX_SETTLE_MAX_GROUPS];
@@ -58,13 +58,6 @@ static bool parse_number(const char *text, long long min, long long max, long lo
         return false;
     *out = v;
     return true;
-}
-
-static double monotonic_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void print_waiting(void *arg, const char *waiting)
@@ -134,10 +127,10 @@ int bxctl_settle(bxctl_ctx *ctx, int argc, char **argv)
                                       .on_waiting = verbose ? print_waiting : NULL};
     bx_settle_result last;
     int checks = 0;
-    double start = monotonic_s();
+    long long start = bx_monotonic_ms();
     bx_status s = bx_settle_wait(st, &opts, &last, &checks, &err);
     if (s == BX_OK) {
-        printf("settled (%d checks, %.1f s)\n", checks, monotonic_s() - start);
+        printf("settled (%d checks, %.1f s)\n", checks, (bx_monotonic_ms() - start) / 1000.0);
         rc = 0;
     } else if (s == BX_ETIMEOUT) {
         fprintf(stderr, "bxctl settle: not settled after %lld s:\n%s", timeout_s,
