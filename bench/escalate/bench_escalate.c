@@ -289,7 +289,7 @@ typedef struct worker {
 
 static pthread_barrier_t start_barrier;
 
-/* What bx-escalate writes for an overdue task (service.c store_event): the case event, the
+/* What bx-escalate writes for an overdue task (store.c write_event): the case event, the
  * task's overdue mark, the event on the outbox. The event id carries the worker and its count, so
  * a timer fired twice would show up as two events of one timer (it must not). */
 static bx_status fire_overdue(PGconn *db, const timers_timer *timer, void *arg, bx_error *err)
@@ -314,7 +314,7 @@ static bx_status fire_overdue(PGconn *db, const timers_timer *timer, void *arg, 
                               9, params, &res, err);
     PQclear(res);
     res = NULL;
-    IFOK(s, outbox_add(db, "bx.case.events.v1", student, event_id, payload, NULL, err));
+    IFOK(s, escalate_outbox_add(db, "bx.case.events.v1", student, event_id, payload, NULL, err));
     const char *tp[] = {task_key, occurred};
     IFOK(s, bx_pg_query(db,
                         "UPDATE cases.task SET overdue_at = $2 WHERE task_key = $1 AND "

@@ -1,5 +1,13 @@
-/* duties: the calendar duties' policy file and the plan of a term's duties (duties.h). */
+/* duties: the calendar duties' policy file, the plan of a term's duties, and their timers
+ * scheduled and fired (duties.h). */
 #include "duties.h"
+
+#include "bx_buf.h"
+#include "bx_json.h"
+#include "bx_kafka.h"
+#include "bx_log.h"
+#include "outbox.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -318,4 +326,179 @@ bx_status duty_payload(const duty *d, const char *calendar_id, const char *term_
                      "\"last_day\":\"%s\"}",
                      duty_kind_name(d->kind), calendar_id, term_code, f, l);
     return n > 0 && (size_t)n < size ? BX_OK : BX_ENOMEM;
+}
+
+/* ---- scheduling and firing ---- */
+
+/* A child the check found: opened as a suspected dropout on the duty's first day. */
+static bx_status suspect(const duties_env *env, const timers_timer *timer, const char *student,
+                         const char *school_id, bx_date first_day, const char *reason,
+                         bx_error *err)
+{
+    ladder_input in;
+    memset(&in, 0, sizeof(in));
+    in.kind = LADDER_IN_SUSPECTED;
+    in.at = timer->due_at;
+    in.date = first_day;
+    in.return_date = in.first_date = in.last_date = in.streak_start = BX_DATE_NONE;
+    snprintf(in.event_id, sizeof(in.event_id), "%.80s:%s", timer->key, student);
+    snprintf(in.reason, sizeof(in.reason), "%s", reason);
+    snprintf(in.stage_name, sizeof(in.stage_name), "%s", env->policy->term_start_stage);
+    return env->suspect(env->suspect_arg, timer->key, student, school_id, &in, err);
+}
+
+/* The reason a check gives for one child it found (a row: student, school, grade). */
+static void check_reason(const duties_policy *dp, duty_kind kind, const char *term,
+                         const char *first, const char *last, PGresult *res, int r, char *out,
+                         size_t size)
+{
+    int grade = (int)strtol(PQgetvalue(res, r, 2), NULL, 10);
+    bool into = false;
+    for (int i = 0; i < dp->ninto_grades; i++)
+        into = into || dp->into_grades[i] == grade;
+    if (kind == DUTY_TERM_START)
+        snprintf(out, size,
+                 "疑似辍学: %snot seen at school in the first %d school days of term %s "
+                 "(%s to %s)",
+                 into ? "transition into a new grade: " : "", dp->term_start_days, term, first,
+                 last);
+    else
+        snprintf(out, size,
+                 "疑似辍学: left school %s after grade %d and enrolled at no other school by %s "
+                 "(transition, term %s)",
+                 PQgetvalue(res, r, 1), grade, last, term);
+}
+
+/* The children a term-start or transition check finds, each opened as a suspected dropout. */
+static bx_status check(const duties_env *env, const timers_timer *timer, duty_kind kind,
+                       const char *calendar, const char *term, const char *first, const char *last,
+                       bx_error *err)
+{
+    const duties_policy *dp = env->policy;
+    char grades[64] = "{";
+    for (int i = 0; i < dp->nfrom_grades; i++)
+        snprintf(grades + strlen(grades), sizeof(grades) - strlen(grades), "%s%d", i ? "," : "",
+                 dp->from_grades[i]);
+    snprintf(grades + strlen(grades), sizeof(grades) - strlen(grades), "}");
+    PGresult *res = NULL;
+    bx_status s = kind == DUTY_TERM_START
+                      ? escalate_store_no_shows(env->db, calendar, first, last, &res, err)
+                      : escalate_store_transition_losses(env->db, calendar, grades, &res, err);
+    bx_date first_day = BX_DATE_NONE;
+    if (s == BX_OK && bx_date_parse(first, &first_day) != BX_OK)
+        s = BX_ERR(err, BX_EINVAL, "duty %s: first_day \"%s\"", timer->key, first);
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
+        char reason[200];
+        check_reason(dp, kind, term, first, last, res, r, reason, sizeof(reason));
+        s = suspect(env, timer, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), first_day, reason,
+                    err);
+    }
+    PQclear(res);
+    return s;
+}
+
+/* The out-of-school report and the monthly summary: one request to each county's bureau. */
+static bx_status report(const duties_env *env, const timers_timer *timer, duty_kind kind,
+                        const char *calendar, const char *term, const char *first, const char *last,
+                        bx_error *err)
+{
+    const duties_policy *dp = env->policy;
+    const char *role = kind == DUTY_MONTHLY_SUMMARY ? dp->monthly_role : dp->report_role;
+    const char *tmpl = kind == DUTY_MONTHLY_SUMMARY ? dp->monthly_template : dp->report_template;
+    PGresult *res = NULL;
+    bx_status s = escalate_store_county_counts(env->db, calendar, first, last, &res, err);
+    char at[40];
+    bx_time_format(timer->due_at, at, sizeof(at));
+    bx_buf b;
+    bx_buf_init(&b, 1 << 16);
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
+        /* No staff id: bx-notify reaches every officer of the role in the county. */
+        const char *county = PQgetvalue(res, r, 0);
+        char request_id[200];
+        snprintf(request_id, sizeof(request_id), "%.120s:%s", timer->key, county);
+        bx_buf_reset(&b);
+        s = bx_buf_printf(&b,
+                          "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s\","
+                          "\"case_id\":null,\"student_id\":null,\"template\":\"%s\","
+                          "\"recipient_role\":\"%s\",\"recipient_staff_id\":null",
+                          request_id, tmpl, role);
+        IFOK(s,
+             bx_buf_printf(&b,
+                           ",\"channel\":\"task\",\"params\":{\"county_code\":\"%s\","
+                           "\"term\":\"%s\",\"first_day\":\"%s\",\"last_day\":\"%s\","
+                           "\"suspected\":%s,\"dropouts\":%s,\"opened\":%s,\"returned\":%s},"
+                           "\"not_before\":null,\"requested_at\":\"%s\"}",
+                           county, term, first, last, PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
+                           PQgetvalue(res, r, 3), PQgetvalue(res, r, 4), at));
+        IFOK(s, escalate_outbox_add(env->db, BX_TOPIC_NOTIFY_REQUESTS, county, request_id, b.data,
+                                    NULL, err));
+        if (s == BX_OK)
+            bx_info("duty %s: county %s: %s %s suspected, %s on the roster", timer->key, county,
+                    duty_kind_name(kind), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2));
+    }
+    bx_buf_free(&b);
+    PQclear(res);
+    return s;
+}
+
+bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error *err)
+{
+    cJSON *p = cJSON_Parse(timer->payload ? timer->payload : "{}");
+    const char *names[] = {"duty", "calendar_id", "term", "first_day", "last_day"};
+    const char *v[5] = {NULL};
+    for (int i = 0; i < 5; i++) {
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(p, names[i]);
+        v[i] = cJSON_IsString(item) ? item->valuestring : NULL;
+    }
+    duty_kind kind = v[0] ? duty_kind_parse(v[0]) : 0;
+    bx_status s = BX_OK;
+    if (kind == 0 || !v[1] || !v[2] || !v[3] || !v[4] || env->policy == NULL)
+        bx_warn("duty %s: unreadable payload or no duties policy; fired without effect",
+                timer->key);
+    else if (kind == DUTY_TERM_START || kind == DUTY_TRANSITION)
+        s = check(env, timer, kind, v[1], v[2], v[3], v[4], err);
+    else
+        s = report(env, timer, kind, v[1], v[2], v[3], v[4], err);
+    cJSON_Delete(p);
+    return s;
+}
+
+/* Schedules the duties of one term of a calendar (a row: calendar, term, first day, last day). */
+static bx_status schedule_term(PGconn *db, const duties_policy *dp, const bx_registry *registry,
+                               PGresult *res, int r, int *created, bx_error *err)
+{
+    const char *cal_id = PQgetvalue(res, r, 0), *term = PQgetvalue(res, r, 1);
+    const bx_calendar *cal = bx_registry_calendar(registry, cal_id);
+    bx_date first, last;
+    if (cal == NULL || bx_date_parse(PQgetvalue(res, r, 2), &first) != BX_OK ||
+        bx_date_parse(PQgetvalue(res, r, 3), &last) != BX_OK)
+        return BX_OK;
+    duty plan[DUTIES_PER_TERM];
+    int n = duties_plan(dp, cal, cal_id, term, first, last, plan, DUTIES_PER_TERM);
+    bx_status s = BX_OK;
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        char payload[512];
+        int one = 0;
+        s = duty_payload(&plan[i], cal_id, term, payload, sizeof(payload));
+        if (s != BX_OK)
+            s = BX_ERR(err, s, "duty %s: payload too long", plan[i].key);
+        IFOK(s,
+             timers_schedule_with(db, plan[i].key, 0, plan[i].due_at, "duty", payload, &one, err));
+        *created += one;
+    }
+    return s;
+}
+
+bx_status duties_schedule(PGconn *db, const duties_policy *p, const bx_registry *registry,
+                          bx_date today, int *created, bx_error *err)
+{
+    *created = 0;
+    char day[11];
+    bx_date_format(today, day);
+    PGresult *res = NULL;
+    bx_status s = escalate_store_terms_from(db, day, &res, err);
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++)
+        s = schedule_term(db, p, registry, res, r, created, err);
+    PQclear(res);
+    return s;
 }

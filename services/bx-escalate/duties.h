@@ -1,12 +1,18 @@
 /* duties: bx-escalate's calendar-driven duties (控辍保学's term-start check, the transition check,
- * the 15-day report of children out of school and the monthly summary) as policy data and plain
- * functions: which duty falls due when for a term of a school calendar. The I/O (finding the
- * children, opening their cases, asking for the reports) is the service's. */
+ * the 15-day report of children out of school and the monthly summary): as policy data and plain
+ * functions (which duty falls due when for a term of a school calendar), and as durable timers
+ * scheduled and fired over PostgreSQL (finding the children, asking for the reports). Opening a
+ * suspected dropout's case is the service's, through a callback. */
 #ifndef BX_ESCALATE_DUTIES_H
 #define BX_ESCALATE_DUTIES_H
 
 #include "bx_calendar.h"
+#include "bx_registry.h"
 #include "bx_status.h"
+#include "ladder.h"
+#include "timers.h"
+
+#include <libpq-fe.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -89,5 +95,33 @@ int duties_plan(const duties_policy *p, const bx_calendar *cal, const char *cale
  * "last_day":..}, into out (size bytes; BX_ENOMEM when short). */
 bx_status duty_payload(const duty *d, const char *calendar_id, const char *term_code, char *out,
                        size_t size) BX_MUSTCHECK;
+
+/* ---- scheduling and firing (I/O) ---- */
+
+/* Opens a case for a child a duty found a suspected dropout (or leaves them to their open case),
+ * inside the firing's transaction: in is the ladder input (LADDER_IN_SUSPECTED), borrowed for the
+ * call. */
+typedef bx_status(duties_suspect_fn)(void *arg, const char *duty_key, const char *student_id,
+                                     const char *school_id, const ladder_input *in, bx_error *err);
+
+/* What firing a duty works with; all borrowed for the call. */
+typedef struct duties_env {
+    PGconn *db;
+    const duties_policy *policy; /* NULL: duties fire without effect */
+    const bx_registry *registry;
+    duties_suspect_fn *suspect;
+    void *suspect_arg;
+} duties_env;
+
+/* Fires a duty timer (kind "duty") inside its transaction: what its payload names, over the
+ * schools of its calendar: the checks open a suspected dropout per child found (env->suspect), the
+ * report and the summary ask bx-notify (an outbox row) once per county. A payload that cannot be
+ * read, or no policy, fires without effect (and says so). */
+bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error *err) BX_MUSTCHECK;
+
+/* Schedules the duties of every term of the registry's calendars not over by today (one timer per
+ * duty key, so scheduling again changes nothing). *created receives the timers new now. */
+bx_status duties_schedule(PGconn *db, const duties_policy *p, const bx_registry *registry,
+                          bx_date today, int *created, bx_error *err) BX_MUSTCHECK;
 
 #endif

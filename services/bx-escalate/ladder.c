@@ -29,6 +29,11 @@ const char *ladder_ending_name(ladder_ending e)
     return NULL;
 }
 
+const char *ladder_stage_name(const ladder_policy *p, int stage)
+{
+    return stage >= 0 && stage < p->nstages ? p->stages[stage].name : NULL;
+}
+
 const char *ladder_event_name(ladder_event_kind k)
 {
     static const char *const names[] = {NULL,           "opened",    "stage_entered",

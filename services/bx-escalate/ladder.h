@@ -174,6 +174,8 @@ typedef enum ladder_ending {
     LADDER_END_OBLIGATION_ENDED
 } ladder_ending;
 const char *ladder_ending_name(ladder_ending e); /* "returned", ...; NULL for NONE */
+/* The policy's name of stage index stage, NULL when it is none (-1) or out of range. */
+const char *ladder_stage_name(const ladder_policy *p, int stage);
 
 typedef struct ladder_input {
     ladder_input_kind kind;

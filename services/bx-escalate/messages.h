@@ -1,10 +1,49 @@
-/* messages: the ladder's effects as JSON for bx.case.events.v1 and bx.notify.requests.v1. */
+/* messages: bx-escalate's messages as data: the decoding of the bx.risk.v1 and bx.actions.v1
+ * messages it consumes into ladder inputs, and the ladder's effects as JSON for
+ * bx.case.events.v1 and bx.notify.requests.v1. Pure functions: no I/O, no state. */
 #ifndef BX_ESCALATE_MESSAGES_H
 #define BX_ESCALATE_MESSAGES_H
 
 #include "bx_buf.h"
+#include "bx_registry.h"
 #include "bx_status.h"
 #include "ladder.h"
+
+#include <stddef.h>
+
+/* ---- decoding ---- */
+
+/* Why a consumed message is dead-lettered (bx.dlq.v1's reason, messages_bad_reason). */
+typedef enum messages_bad {
+    MESSAGES_GOOD = 0,
+    MESSAGES_MALFORMED,      /* "malformed": not JSON */
+    MESSAGES_INVALID,        /* "invalid_value": JSON, but not a message bx-escalate takes */
+    MESSAGES_UNKNOWN_STUDENT /* "unknown_student": set by the service against the registry */
+} messages_bad;
+
+#define MESSAGES_PATH       "message" /* how a decoding error names the message: "message.date" */
+#define MESSAGES_ERROR_SIZE 400
+
+/* One consumed message decoded: the ladder input, whose case it is, or why it is refused. */
+typedef struct messages_input {
+    ladder_input in;
+    char student[BX_ID_MAX + 1];
+    char school[BX_ID_MAX + 1];
+    messages_bad bad;
+    char error[MESSAGES_ERROR_SIZE]; /* when bad: why, valid UTF-8 */
+} messages_input;
+
+/* Decodes one bx.risk.v1 or bx.actions.v1 message: len bytes of payload (borrowed; no NUL needed
+ * after them; NULL is an empty message) into *out, which is overwritten entirely. When the message
+ * is refused, out->bad is MESSAGES_MALFORMED (the bytes are not JSON) or MESSAGES_INVALID, and
+ * out->error says why ("message.<member>: ..." when a member is at fault); otherwise out->student
+ * and out->school are registry ids. */
+void messages_decode(const void *payload, size_t len, messages_input *out);
+/* bx.dlq.v1's reason code for bad: "malformed", "invalid_value", "unknown_student", else "other".
+ */
+const char *messages_bad_reason(messages_bad bad);
+
+/* ---- encoding ---- */
 
 /* Who the registry says owns a student's staff-side tasks: the homeroom teacher's staff id, or
  * "" when the class has none. Borrowed for the call. */

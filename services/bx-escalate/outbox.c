@@ -1,4 +1,5 @@
-/* outbox: cases.outbox rows written with the case change, relayed to Kafka in id order. */
+/* outbox (escalate_outbox_*): cases.outbox rows written with the case change, relayed to Kafka in
+ * id order. */
 #include "outbox.h"
 
 #include "bx_pg.h"
@@ -9,10 +10,10 @@
 /* The advisory lock that makes one relay at a time ("bx-escalate outbox"). */
 #define RELAY_LOCK 7426004
 
-static outbox_hook_fn *acked_hook;
+static bx_outbox_hook_fn *acked_hook;
 static void *acked_hook_arg;
 
-void outbox_set_acked_hook(outbox_hook_fn *fn, void *arg)
+void escalate_outbox_set_acked_hook(bx_outbox_hook_fn *fn, void *arg)
 {
     acked_hook = fn;
     acked_hook_arg = arg;
@@ -25,8 +26,8 @@ static bx_status check_text(const char *what, const char *value, size_t max, bx_
     return BX_OK;
 }
 
-bx_status outbox_add(PGconn *db, const char *topic, const char *key, const char *event_id,
-                     const char *payload, int *added, bx_error *err)
+bx_status escalate_outbox_add(PGconn *db, const char *topic, const char *key, const char *event_id,
+                              const char *payload, int *added, bx_error *err)
 {
     if (added)
         *added = 0;
@@ -48,8 +49,8 @@ bx_status outbox_add(PGconn *db, const char *topic, const char *key, const char 
     return s;
 }
 
-bx_status outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
-                       bx_error *err)
+bx_status escalate_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms,
+                                int *sent, bx_error *err)
 {
     const bx_outbox_relay_opts opts = {
         .table = "cases.outbox",
@@ -63,7 +64,7 @@ bx_status outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_m
     return bx_outbox_relay(db, producer, &opts, sent, err);
 }
 
-bx_status outbox_pending(PGconn *db, long long *count, bx_error *err)
+bx_status escalate_outbox_pending(PGconn *db, long long *count, bx_error *err)
 {
     PGresult *res = NULL;
     bx_status s = bx_pg_query(db, "SELECT count(*) FROM cases.outbox WHERE sent_at IS NULL", 0,

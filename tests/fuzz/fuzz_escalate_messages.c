@@ -1,6 +1,5 @@
 /* fuzz_escalate_messages: libFuzzer target for bx-escalate's decoding of the bx.risk.v1 and
- * bx.actions.v1 messages it consumes (parse_message in services/bx-escalate/service.c, a
- * file-local function: the service's source is compiled into this target, read only). The
+ * bx.actions.v1 messages it consumes (messages_decode in services/bx-escalate/messages.h). The
  * contract checked:
  * - every message ends parsed or bad, never a crash; a bad one carries an error message, valid
  *   UTF-8 (it goes into the dead letter as JSON), and is malformed exactly when the bytes are not
@@ -9,11 +8,15 @@
  *   against its topic's schema (dates of the years the calendar handles) is never refused for a
  *   member, only by a rule across members the schema cannot say;
  * - a parsed one names a student and a school of registry ids. */
-#include "../../services/bx-escalate/service.c"
-
+#include "bx_json.h"
 #include "bx_schema_check.h"
+#include "messages.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -80,23 +83,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     INVARIANT(payload != NULL);
     if (size)
         memcpy(payload, data, size);
-    rd_kafka_message_t msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.payload = size ? payload : NULL;
-    msg.len = size;
-    static parsed p;
+    static messages_input p;
     memset(&p, 0x7E, sizeof(p));
-    parse_message(&msg, &p);
-    if (p.bad != BAD_NONE) {
-        INVARIANT(p.bad == BAD_MALFORMED || p.bad == BAD_INVALID);
+    messages_decode(size ? payload : NULL, size, &p);
+    if (p.bad != MESSAGES_GOOD) {
+        INVARIANT(p.bad == MESSAGES_MALFORMED || p.bad == MESSAGES_INVALID);
         INVARIANT(memchr(p.error, '\0', sizeof(p.error)) != NULL);
         INVARIANT(p.error[0] != '\0' && bx_utf8_valid(p.error, strlen(p.error)));
         cJSON *tree = NULL;
         bx_error err = {0};
         bool json = size > 0 && bx_json_parse(payload, size, &tree, &err) == BX_OK;
         cJSON_Delete(tree);
-        INVARIANT(json == (p.bad == BAD_INVALID));
-        if (valid_message(payload, size) && strncmp(p.error, PATH, strlen(PATH)) == 0) {
+        INVARIANT(json == (p.bad == MESSAGES_INVALID));
+        if (valid_message(payload, size) &&
+            strncmp(p.error, MESSAGES_PATH, strlen(MESSAGES_PATH)) == 0) {
             fprintf(stderr, "valid against the schema, yet dead-lettered: %s\n%.*s\n", p.error,
                     (int)size, payload);
             abort();

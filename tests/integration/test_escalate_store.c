@@ -495,7 +495,8 @@ static void add_many(PGconn *db, const char *tag, int count)
         snprintf(payload, sizeof(payload), "{\"event_id\":\"%s\",\"n\":%d}", event_id, i);
         bx_error err = {0};
         int added = -1;
-        REQUIRE(outbox_add(db, OUTBOX_TOPIC, key, event_id, payload, &added, &err) == BX_OK);
+        REQUIRE(escalate_outbox_add(db, OUTBOX_TOPIC, key, event_id, payload, &added, &err) ==
+                BX_OK);
         CHECK_INT(added, 1);
     }
 }
@@ -519,13 +520,13 @@ static int relay_all(PGconn *db, bx_producer *p, int batch)
     for (int round = 0; round < 10000; round++) {
         int sent = 0;
         bx_error err = {0};
-        bx_status s = outbox_relay(db, p, batch, 10000, &sent, &err);
+        bx_status s = escalate_outbox_relay(db, p, batch, 10000, &sent, &err);
         if (s != BX_OK)
             fprintf(stderr, "relay: %s\n", err.msg);
         REQUIRE(s == BX_OK);
         total += sent;
         long long pending = -1;
-        REQUIRE(outbox_pending(db, &pending, &err) == BX_OK);
+        REQUIRE(escalate_outbox_pending(db, &pending, &err) == BX_OK);
         if (pending == 0)
             break;
         if (sent == 0)
@@ -550,16 +551,18 @@ BX_TEST(outbox_rolled_back_never_sent_committed_sent_once)
     event_id_of("kept", 0, event_id, sizeof(event_id));
     bx_error err = {0};
     int added = -1;
-    REQUIRE(outbox_add(db, OUTBOX_TOPIC, "S000", event_id, "{\"other\":1}", &added, &err) == BX_OK);
+    REQUIRE(escalate_outbox_add(db, OUTBOX_TOPIC, "S000", event_id, "{\"other\":1}", &added,
+                                &err) == BX_OK);
     CHECK_INT(added, 0);
     exec_ok(db, "COMMIT");
-    CHECK(outbox_add(db, OUTBOX_TOPIC, "S000", "bad id!", "{}", &added, &err) == BX_EINVAL);
-    CHECK(outbox_add(db, "", "S000", "x", "{}", &added, &err) == BX_EINVAL);
+    CHECK(escalate_outbox_add(db, OUTBOX_TOPIC, "S000", "bad id!", "{}", &added, &err) ==
+          BX_EINVAL);
+    CHECK(escalate_outbox_add(db, "", "S000", "x", "{}", &added, &err) == BX_EINVAL);
 
     bx_producer *p = producer();
     CHECK_INT(relay_all(db, p, 100), 4);
     int sent = -1;
-    REQUIRE(outbox_relay(db, p, 100, 5000, &sent, &err) == BX_OK);
+    REQUIRE(escalate_outbox_relay(db, p, 100, 5000, &sent, &err) == BX_OK);
     CHECK_INT(sent, 0);
     CHECK_INT(count_of(db, "SELECT count(*) FROM cases.outbox WHERE sent_at IS NOT NULL"), 4);
     bx_buf lines;
@@ -664,10 +667,10 @@ BX_TEST(outbox_relay_killed_before_marking_sends_again_with_same_ids)
             _exit(2);
         PGconn *mine = pg();
         bx_producer *p = producer();
-        outbox_set_acked_hook(die_now, NULL);
+        escalate_outbox_set_acked_hook(die_now, NULL);
         int sent = 0;
         bx_error err = {0};
-        bx_status s = outbox_relay(mine, p, 100, 10000, &sent, &err);
+        bx_status s = escalate_outbox_relay(mine, p, 100, 10000, &sent, &err);
         _exit(s == BX_OK ? 3 : 4); /* not reached: the hook kills the relay */
     }
     close(go[0]);

@@ -1,0 +1,340 @@
+/* store: bx-escalate's SQL: one ladder step into the case tables, and the calendar duties'
+ * reads (store.h). */
+#include "store.h"
+
+#include "bx_buf.h"
+#include "bx_clock.h"
+#include "bx_kafka.h"
+#include "bx_log.h"
+#include "bx_pg.h"
+#include "messages.h"
+#include "outbox.h"
+#include "state_json.h"
+#include "timers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SELECT_CASE_OF_STUDENT                                                                     \
+    "SELECT id, closed_at IS NOT NULL, school_id, state::text FROM cases.case "                    \
+    "WHERE student_id = $1 ORDER BY closed_at IS NULL DESC, opened_at DESC, id DESC LIMIT 1 "      \
+    "FOR UPDATE"
+#define SELECT_CASE_BY_ID                                                                          \
+    "SELECT id, closed_at IS NOT NULL, school_id, state::text FROM cases.case WHERE id = $1 "      \
+    "FOR UPDATE"
+
+static bx_status exec_params(PGconn *db, const char *sql, int n, const char *const *params,
+                             bx_error *err)
+{
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db, sql, n, params, &res, err);
+    PQclear(res);
+    return s;
+}
+
+/* ---- one ladder step ---- */
+
+/* The row sql selects by param (id, closed, school, state), locked. */
+static bx_status load_case(PGconn *db, const ladder_policy *policy, const char *sql,
+                           const char *param, escalate_store_case *row, case_state *state,
+                           bx_error *err)
+{
+    PGresult *res = NULL;
+    memset(row, 0, sizeof(*row));
+    bx_status s = bx_pg_query(db, sql, 1, (const char *[]){param}, &res, err);
+    if (s == BX_OK && PQntuples(res) == 1) {
+        row->row_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        row->closed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+        snprintf(row->school, sizeof(row->school), "%s", PQgetvalue(res, 0, 2));
+        s = state_json_decode(policy, PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3), state,
+                              err);
+        if (s != BX_OK) {
+            /* Neither reset nor skipped: the input fails, a message is retried and a timer fired
+             * again after its lease, until the state or the policy is put right. */
+            char why[sizeof(err->msg)];
+            snprintf(why, sizeof(why), "%s", err->msg);
+            s = BX_ERR(err, s, "case row %lld: %s", (long long)row->row_id, why);
+            bx_error("%s", err->msg);
+        }
+    }
+    PQclear(res);
+    return s;
+}
+
+bx_status escalate_store_case_of_student(PGconn *db, const ladder_policy *policy,
+                                         const char *student_id, escalate_store_case *row,
+                                         case_state *state, bx_error *err)
+{
+    return load_case(db, policy, SELECT_CASE_OF_STUDENT, student_id, row, state, err);
+}
+
+bx_status escalate_store_case_by_id(PGconn *db, const ladder_policy *policy, int64_t case_id,
+                                    escalate_store_case *row, case_state *state, bx_error *err)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", (long long)case_id);
+    return load_case(db, policy, SELECT_CASE_BY_ID, id, row, state, err);
+}
+
+/* Writes the case row of `after` (insert or update), returning its id in *row_id. */
+static bx_status write_case(PGconn *db, const ladder_policy *policy, bool insert,
+                            const char *school, const case_state *after, int64_t *row_id,
+                            bx_error *err)
+{
+    bx_buf state;
+    bx_buf_init(&state, 1 << 20);
+    char opened[40], updated[40], closed[40], id[24];
+    bx_time_format(after->opened_at, opened, sizeof(opened));
+    bx_time_format(bx_clock_now(), updated, sizeof(updated));
+    bx_time_format(after->closed_at, closed, sizeof(closed));
+    bool is_closed = !after->open && after->ending != LADDER_END_NONE;
+    const char *ending = is_closed ? ladder_ending_name(after->ending) : NULL;
+    bx_status s = state_json_encode(policy, after, &state, err);
+    if (s != BX_OK) {
+        bx_buf_free(&state);
+        return s; /* err names the case */
+    }
+    PGresult *res = NULL;
+    if (insert) {
+        const char *params[] = {after->student_id,
+                                school,
+                                opened,
+                                ladder_stage_name(policy, after->stage),
+                                state.data,
+                                updated,
+                                is_closed ? closed : NULL,
+                                ending};
+        s = bx_pg_query(
+            db,
+            "INSERT INTO cases.case (student_id, school_id, opened_at, stage, state, "
+            "updated_at, closed_at, ending) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8) "
+            "RETURNING id",
+            8, params, &res, err);
+        if (s == BX_OK)
+            *row_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    } else {
+        snprintf(id, sizeof(id), "%lld", (long long)*row_id);
+        const char *params[] = {id,
+                                ladder_stage_name(policy, after->stage),
+                                state.data,
+                                updated,
+                                is_closed ? closed : NULL,
+                                ending};
+        s = bx_pg_query(db,
+                        "UPDATE cases.case SET stage = $2, state = $3::jsonb, updated_at = $4, "
+                        "closed_at = $5, ending = $6 WHERE id = $1",
+                        6, params, &res, err);
+    }
+    PQclear(res);
+    bx_buf_free(&state);
+    return s;
+}
+
+/* The change event e makes to its task (created, done, overdue) in case row id. */
+static bx_status write_task(PGconn *db, const char *id, const messages_context *ctx,
+                            const ladder_event *e, const char *occurred, const char *actor,
+                            bx_error *err)
+{
+    char due[40], created[40];
+    bx_status s = BX_OK;
+    switch (e->kind) {
+    case LADDER_EV_TASK_CREATED: {
+        bx_time_format(e->due_at, due, sizeof(due));
+        bx_time_format(e->at, created, sizeof(created));
+        const char *p[] = {id,
+                           e->task_key,
+                           e->task_kind,
+                           e->stage,
+                           e->owner_role,
+                           messages_staff_of(ctx, e->owner_role),
+                           created,
+                           due};
+        s = exec_params(db,
+                        "INSERT INTO cases.task (case_id, task_key, kind, stage, owner_role, "
+                        "owner_staff_id, created_at, due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                        "$8) ON CONFLICT (task_key) DO NOTHING",
+                        8, p, err);
+        break;
+    }
+    case LADDER_EV_TASK_DONE: {
+        const char *p[] = {e->task_key, occurred, actor};
+        s = exec_params(db,
+                        "UPDATE cases.task SET done_at = $2, done_by = $3 WHERE task_key = $1 AND "
+                        "done_at IS NULL",
+                        3, p, err);
+        break;
+    }
+    case LADDER_EV_TASK_OVERDUE: {
+        const char *p[] = {e->task_key, occurred};
+        s = exec_params(db,
+                        "UPDATE cases.task SET overdue_at = $2 WHERE task_key = $1 AND "
+                        "overdue_at IS NULL",
+                        2, p, err);
+        break;
+    }
+    default:
+        break;
+    }
+    return s;
+}
+
+/* Writes event e of the step (its row, its outbox row, its task change) into case row_id, built
+ * in b. *added is 1 when the event was not written before. */
+static bx_status write_event(PGconn *db, int64_t row_id, const case_state *after,
+                             const messages_context *ctx, const ladder_event *e, bx_buf *b,
+                             int *added, bx_error *err)
+{
+    char id[24], occurred[40];
+    snprintf(id, sizeof(id), "%lld", (long long)row_id);
+    bx_time_format(e->at, occurred, sizeof(occurred));
+    bx_buf_reset(b);
+    bx_status s = messages_case_event(after, ctx, e, b);
+    if (s != BX_OK)
+        return BX_ERR(err, s, "case %s: cannot build event %s", after->case_id, e->event_id);
+    const char *actor = e->actor[0] ? e->actor : "bx-escalate";
+    PGresult *res = NULL;
+    const char *params[] = {id,     e->event_id, ladder_event_name(e->kind), e->stage,
+                            actor,  e->reason,   e->late ? "t" : "f",        occurred,
+                            b->data};
+    s = bx_pg_query(db,
+                    "INSERT INTO cases.event (case_id, event_id, kind, stage, actor, reason, late, "
+                    "occurred_at, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) "
+                    "ON CONFLICT (event_id) DO NOTHING RETURNING id",
+                    9, params, &res, err);
+    *added = s == BX_OK && PQntuples(res) == 1;
+    PQclear(res);
+    IFOK(s, escalate_outbox_add(db, BX_TOPIC_CASE_EVENTS, after->student_id, e->event_id, b->data,
+                                NULL, err));
+    if (s != BX_OK || e->task_kind == NULL || e->task_key[0] == '\0')
+        return s;
+    return write_task(db, id, ctx, e, occurred, actor, err);
+}
+
+bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
+                                    const escalate_store_step *step, int *new_events, bx_error *err)
+{
+    const ladder_effects *fx = step->fx;
+    const case_state *before = step->before, *after = step->after;
+    int64_t row_id = step->row->row_id;
+    bool closed = step->row->closed;
+    bool opened_new = after->open && (row_id == 0 || strcmp(after->case_id, before->case_id) != 0);
+    *new_events = 0;
+    if (row_id != 0 && closed && after->open && !opened_new)
+        return BX_OK; /* an old input of a closed case, beyond the ring: a replay */
+    if (row_id != 0 && closed && after->open && opened_new) {
+        /* A new case with the first absent day of any earlier one is a replay too. */
+        PGresult *res = NULL;
+        bx_status s =
+            bx_pg_query(db,
+                        "SELECT 1 FROM cases.case WHERE student_id = $1 AND "
+                        "state->>'case_id' = $2",
+                        2, (const char *[]){after->student_id, after->case_id}, &res, err);
+        bool seen = s == BX_OK && PQntuples(res) > 0;
+        PQclear(res);
+        if (s != BX_OK || seen)
+            return s;
+    }
+    if (row_id == 0 && !after->open && fx->nevents == 0)
+        return BX_OK; /* no case and none opened */
+    int64_t id = row_id;
+    bx_status s = write_case(db, policy, opened_new, step->school, after, &id, err);
+    const bx_reg_student *student = step->student;
+    messages_context ctx = {step->school,
+                            student && student->klass ? student->klass->homeroom_staff_id : ""};
+    bx_buf b;
+    bx_buf_init(&b, 1 << 20);
+    for (int i = 0; i < fx->nevents && s == BX_OK; i++) {
+        int added = 0;
+        s = write_event(db, id, after, &ctx, &fx->events[i], &b, &added, err);
+        *new_events += added;
+    }
+    for (int i = 0; i < fx->ntimers && s == BX_OK; i++)
+        s = timers_schedule(db, fx->timers[i].key, id, fx->timers[i].due_at, err);
+    for (int i = 0; i < fx->nnotes && s == BX_OK; i++) {
+        bx_buf_reset(&b);
+        s = messages_notify_request(after, &ctx, &fx->notes[i], &b);
+        if (s != BX_OK)
+            s = BX_ERR(err, s, "case %s: cannot build request %s", after->case_id,
+                       fx->notes[i].request_id);
+        IFOK(s, escalate_outbox_add(db, BX_TOPIC_NOTIFY_REQUESTS, after->student_id,
+                                    fx->notes[i].request_id, b.data, NULL, err));
+    }
+    bx_buf_free(&b);
+    return s;
+}
+
+/* ---- the calendar duties' reads ---- */
+
+/* A registry-enrolled child that was seen by no reported roll call of its class in the window
+ * (present, late, early leave or leave), in a class that did report then: $1 calendar, $2 the
+ * term's first day, $3 the check day. A class that reported nothing says nothing. */
+#define SELECT_NO_SHOWS                                                                            \
+    "SELECT st.id, st.school_id, cl.grade FROM registry.student st "                               \
+    "JOIN registry.school sc ON sc.id = st.school_id JOIN registry.class cl ON cl.id = "           \
+    "st.class_id "                                                                                 \
+    "WHERE sc.calendar_id = $1 AND st.status = 'enrolled' "                                        \
+    "AND (st.enrolled_on IS NULL OR st.enrolled_on <= $2::date) "                                  \
+    "AND EXISTS (SELECT 1 FROM attendance.class_report r WHERE r.class_id = st.class_id "          \
+    "            AND r.day BETWEEN $2::date AND $3::date) "                                        \
+    "AND NOT EXISTS (SELECT 1 FROM attendance.fact f WHERE f.student_id = st.id "                  \
+    "            AND f.day BETWEEN $2::date AND $3::date AND f.value IN ('p', 't', 'e', 'ls', "    \
+    "'lp')) "                                                                                      \
+    "AND NOT EXISTS (SELECT 1 FROM attendance.class_report r WHERE r.class_id = st.class_id "      \
+    "            AND r.day BETWEEN $2::date AND $3::date AND NOT EXISTS (SELECT 1 FROM "           \
+    "            attendance.fact f WHERE f.student_id = st.id AND f.day = r.day "                  \
+    "            AND f.period = r.period)) "                                                       \
+    "ORDER BY st.id"
+/* Children who left a school from a transition grade and are enrolled nowhere: $1 calendar, $2
+ * the grades. */
+#define SELECT_TRANSITION_LOSSES                                                                   \
+    "SELECT st.id, st.school_id, cl.grade FROM registry.student st "                               \
+    "JOIN registry.school sc ON sc.id = st.school_id JOIN registry.class cl ON cl.id = "           \
+    "st.class_id "                                                                                 \
+    "WHERE sc.calendar_id = $1 AND st.status = 'graduated' AND cl.grade = ANY ($2::int[]) "        \
+    "ORDER BY st.id"
+/* Per county of the calendar's schools: open cases not on the roster (suspected, 疑似辍学), open
+ * cases on it (辍学), cases opened and returned in [$2, $3] (local dates), and a county officer to
+ * address: $1 calendar. */
+#define ROSTER_STAGES "('dropout_roster', 'township_notice', 'deadline_notice', 'legal_referral')"
+#define SELECT_COUNTY_COUNTS                                                                       \
+    "SELECT t.county_code, "                                                                       \
+    "count(c.id) FILTER (WHERE c.closed_at IS NULL AND coalesce(c.stage, '') NOT "                 \
+    "IN " ROSTER_STAGES                                                                            \
+    "), count(c.id) FILTER (WHERE c.closed_at IS NULL AND c.stage IN " ROSTER_STAGES "), "         \
+    "count(c.id) FILTER (WHERE (c.opened_at AT TIME ZONE 'Asia/Shanghai')::date "                  \
+    "                    BETWEEN $2::date AND $3::date), "                                         \
+    "count(c.id) FILTER (WHERE c.ending = 'returned' AND (c.closed_at AT TIME ZONE "               \
+    "                    'Asia/Shanghai')::date BETWEEN $2::date AND $3::date) "                   \
+    "FROM registry.school sc JOIN registry.township t ON t.code = sc.township_code "               \
+    "LEFT JOIN cases.case c ON c.school_id = sc.id WHERE sc.calendar_id = $1 "                     \
+    "GROUP BY t.county_code ORDER BY t.county_code"
+
+bx_status escalate_store_no_shows(PGconn *db, const char *calendar_id, const char *first_day,
+                                  const char *last_day, PGresult **res, bx_error *err)
+{
+    return bx_pg_query(db, SELECT_NO_SHOWS, 3, (const char *[]){calendar_id, first_day, last_day},
+                       res, err);
+}
+
+bx_status escalate_store_transition_losses(PGconn *db, const char *calendar_id, const char *grades,
+                                           PGresult **res, bx_error *err)
+{
+    return bx_pg_query(db, SELECT_TRANSITION_LOSSES, 2, (const char *[]){calendar_id, grades}, res,
+                       err);
+}
+
+bx_status escalate_store_county_counts(PGconn *db, const char *calendar_id, const char *first_day,
+                                       const char *last_day, PGresult **res, bx_error *err)
+{
+    return bx_pg_query(db, SELECT_COUNTY_COUNTS, 3,
+                       (const char *[]){calendar_id, first_day, last_day}, res, err);
+}
+
+bx_status escalate_store_terms_from(PGconn *db, const char *day, PGresult **res, bx_error *err)
+{
+    return bx_pg_query(db,
+                       "SELECT calendar_id, code, first_day::text, last_day::text FROM "
+                       "registry.calendar_term WHERE last_day >= $1::date ORDER BY 1, 3",
+                       1, (const char *[]){day}, res, err);
+}

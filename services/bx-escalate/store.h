@@ -1,0 +1,75 @@
+/* store: bx-escalate's SQL. The case tables (cases.case, cases.event, cases.task; the step's
+ * timers and outbox rows through timers.h and outbox.h) as one ladder step writes them, and the
+ * reads of the calendar duties. Every function runs on the caller's connection, in the caller's
+ * open transaction when there is one; none begins, commits or rolls back. */
+#ifndef BX_ESCALATE_STORE_H
+#define BX_ESCALATE_STORE_H
+
+#include "bx_registry.h"
+#include "bx_status.h"
+#include "ladder.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The case row a step applies to, as loaded. */
+typedef struct escalate_store_case {
+    int64_t row_id; /* cases.case.id; 0: no row */
+    bool closed;
+    char school[BX_ID_MAX + 1]; /* the row's school; "" when no row */
+} escalate_store_case;
+
+/* Loads and locks (FOR UPDATE) the row a student's next input applies to: the open case, else
+ * the latest closed one (whose state remembers the inputs it applied). With a row, *state is its
+ * state decoded by policy; without one (row->row_id 0) *state is untouched. A state that does not
+ * decode fails the call (logged, naming the row): it is neither reset nor skipped. */
+bx_status escalate_store_case_of_student(PGconn *db, const ladder_policy *policy,
+                                         const char *student_id, escalate_store_case *row,
+                                         case_state *state, bx_error *err) BX_MUSTCHECK;
+/* The same for the row of id case_id (a timer's case). */
+bx_status escalate_store_case_by_id(PGconn *db, const ladder_policy *policy, int64_t case_id,
+                                    escalate_store_case *row, case_state *state,
+                                    bx_error *err) BX_MUSTCHECK;
+
+/* One ladder step: before -> after with its effects, for the row loaded before it. All borrowed
+ * for the call. */
+typedef struct escalate_store_step {
+    const escalate_store_case *row;
+    const char *school;            /* the case's school id, written to a new row */
+    const bx_reg_student *student; /* for the homeroom teacher; NULL: unknown */
+    const case_state *before, *after;
+    const ladder_effects *fx;
+} escalate_store_step;
+
+/* Writes a step: the case row (inserted for a new case, else updated), its events (each with its
+ * outbox row and its task change), its timers and its notification requests' outbox rows.
+ * Replays write nothing: an old input of a closed case, or a new case whose id an earlier case of
+ * the student had. *new_events receives the events that were not written before. */
+bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
+                                    const escalate_store_step *step, int *new_events,
+                                    bx_error *err) BX_MUSTCHECK;
+
+/* ---- the calendar duties' reads; *res is the caller's to PQclear ---- */
+
+/* Registry-enrolled children of the calendar's schools seen by no reported roll call of their
+ * class from first_day to last_day (dates "YYYY-MM-DD"), in a class that reported then. Rows:
+ * student id, school id, grade. */
+bx_status escalate_store_no_shows(PGconn *db, const char *calendar_id, const char *first_day,
+                                  const char *last_day, PGresult **res, bx_error *err) BX_MUSTCHECK;
+/* Children who left a school of the calendar from one of grades (an int[] literal, "{6}") and are
+ * enrolled nowhere. Rows: student id, school id, grade. */
+bx_status escalate_store_transition_losses(PGconn *db, const char *calendar_id, const char *grades,
+                                           PGresult **res, bx_error *err) BX_MUSTCHECK;
+/* Per county of the calendar's schools: open cases off the dropout roster (suspected), open cases
+ * on it, cases opened and cases ended returned from first_day to last_day (local dates). Rows:
+ * county code, suspected, on the roster, opened, returned. */
+bx_status escalate_store_county_counts(PGconn *db, const char *calendar_id, const char *first_day,
+                                       const char *last_day, PGresult **res,
+                                       bx_error *err) BX_MUSTCHECK;
+/* The terms of every calendar that end on or after day. Rows: calendar id, term code, first day,
+ * last day. */
+bx_status escalate_store_terms_from(PGconn *db, const char *day, PGresult **res,
+                                    bx_error *err) BX_MUSTCHECK;
+
+#endif
