@@ -1,14 +1,14 @@
 /* timers: durable deadlines in cases.timer, claimed with a lease and fired exactly once. */
 #include "timers.h"
-#include "bx_buf.h"
 
+#include "bx_buf.h"
+#include "bx_clock.h"
 #include "bx_pg.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Milliseconds since the epoch to timestamptz and back, exactly (no floating point). */
 
@@ -26,21 +26,6 @@ static bx_status check_owner(const char *owner_id, bx_error *err)
     if (owner_id == NULL || owner_id[0] == '\0' || strlen(owner_id) > TIMERS_OWNER_MAX)
         return BX_ERR(err, BX_EINVAL, "timer owner id must be 1 to %d bytes", TIMERS_OWNER_MAX);
     return BX_OK;
-}
-
-/* A timestamptz literal in UTC with milliseconds, so PostgreSQL stores the instant exactly. */
-static void ts_text(bx_time_ms t, char out[40])
-{
-    int64_t secs = t / 1000, ms = t % 1000;
-    if (ms < 0) {
-        ms += 1000;
-        secs--;
-    }
-    time_t tt = (time_t)secs;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    snprintf(out, 40, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
 }
 
 static int64_t parse_i64(const char *s)
@@ -75,7 +60,7 @@ bx_status timers_schedule_with(PGconn *db, const char *key, int64_t case_id, bx_
         return s;
     char case_text[24], due_text[40];
     snprintf(case_text, sizeof(case_text), "%" PRId64, case_id);
-    ts_text(due_at, due_text);
+    bx_time_format_pg(due_at, due_text);
     const char *params[] = {key, case_id > 0 ? case_text : NULL, due_text, kind ? kind : "deadline",
                             payload ? payload : "{}"};
     PGresult *res = NULL;
@@ -98,7 +83,7 @@ bx_status timers_cancel(PGconn *db, const char *key, bx_time_ms now, int *cancel
     if (s != BX_OK)
         return s;
     char now_text[40];
-    ts_text(now, now_text);
+    bx_time_format_pg(now, now_text);
     const char *params[] = {key, now_text};
     PGresult *res = NULL;
     s = bx_pg_query(db,
@@ -124,8 +109,8 @@ bx_status timers_claim(PGconn *db, const char *owner_id, bx_time_ms now, int64_t
     if (lease_ms < 1)
         return BX_ERR(err, BX_EINVAL, "timer lease must be positive, not %" PRId64, lease_ms);
     char now_text[40], until_text[40], max_text[16];
-    ts_text(now, now_text);
-    ts_text(now + lease_ms, until_text);
+    bx_time_format_pg(now, now_text);
+    bx_time_format_pg(now + lease_ms, until_text);
     snprintf(max_text, sizeof(max_text), "%d", max);
     const char *params[] = {owner_id, now_text, until_text, max_text};
     PGresult *res = NULL;
@@ -193,7 +178,7 @@ bx_status timers_fire(PGconn *db, const timers_timer *timer, const char *owner_i
         return s;
     char id_text[24], now_text[40];
     snprintf(id_text, sizeof(id_text), "%" PRId64, timer->id);
-    ts_text(now, now_text);
+    bx_time_format_pg(now, now_text);
     const char *params[] = {id_text, owner_id, now_text};
     PGresult *res = NULL;
     s = bx_pg_exec(db, "BEGIN", err);
@@ -250,7 +235,7 @@ bx_status timers_fire_batch(PGconn *db, const timers_list *list, const char *own
         return BX_ERR(err, BX_ENOMEM, "timers: out of memory");
     }
     char now_text[40];
-    ts_text(now, now_text);
+    bx_time_format_pg(now, now_text);
     const char *params[] = {ids.data, owner_id};
     PGresult *res = NULL;
     int64_t *held = NULL;
@@ -325,7 +310,7 @@ bx_status timers_release(PGconn *db, const char *owner_id, int *released, bx_err
 bx_status timers_due_count(PGconn *db, bx_time_ms now, long long *count, bx_error *err)
 {
     char now_text[40];
-    ts_text(now, now_text);
+    bx_time_format_pg(now, now_text);
     const char *params[] = {now_text};
     PGresult *res = NULL;
     bx_status s = bx_pg_query(db,
