@@ -300,6 +300,40 @@ static bx_status decode_stages_v2(const ladder_policy *p, const cJSON *o, case_s
     return st;
 }
 
+/* The case's tasks, as the state's version writes them. */
+static bx_status decode_tasks(const ladder_policy *p, const cJSON *o, int version, case_state *s,
+                              bx_error *err)
+{
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(o, "tasks");
+    if (!cJSON_IsArray(tasks) || cJSON_GetArraySize(tasks) > LADDER_TASKS_MAX)
+        return BX_ERR(err, BX_EINVAL, "case state: tasks: expected up to %d", LADDER_TASKS_MAX);
+    bx_status st = BX_OK;
+    for (const cJSON *t = tasks->child; t != NULL && st == BX_OK; t = t->next) {
+        ladder_task *task = &s->tasks[s->ntasks];
+        if (!cJSON_IsArray(t) || cJSON_GetArraySize(t) != 9)
+            st = BX_ERR(err, BX_EINVAL, "case state: tasks: expected arrays of 9");
+        else if (version == STATE_VERSION_V1)
+            st = decode_task_v1(t, task, err);
+        else
+            st = decode_task_v2(p, s, s->ntasks, t, task, err);
+        s->ntasks++;
+    }
+    return st;
+}
+
+/* The ring of the last input ids applied. */
+static bx_status decode_applied(const cJSON *o, case_state *s, bx_error *err)
+{
+    const cJSON *applied = cJSON_GetObjectItemCaseSensitive(o, "applied");
+    if (!cJSON_IsArray(applied) || cJSON_GetArraySize(applied) != LADDER_APPLIED_MAX)
+        return BX_ERR(err, BX_EINVAL, "case state: applied: expected %d ids", LADDER_APPLIED_MAX);
+    bx_status st = BX_OK;
+    for (int i = 0; i < LADDER_APPLIED_MAX && st == BX_OK; i++)
+        st = copy_str(cJSON_GetArrayItem(applied, i), "applied[]", s->applied[i],
+                      sizeof(s->applied[i]), err);
+    return st;
+}
+
 static bx_status decode(const ladder_policy *p, const cJSON *o, case_state *s, bx_error *err)
 {
     double v = 0;
@@ -328,21 +362,8 @@ static bx_status decode(const ladder_policy *p, const cJSON *o, case_state *s, b
     if (st == BX_OK)
         st = version == STATE_VERSION_V1 ? decode_stages_v1(o, s, err)
                                          : decode_stages_v2(p, o, s, err);
-    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(o, "tasks");
-    if (st == BX_OK && (!cJSON_IsArray(tasks) || cJSON_GetArraySize(tasks) > LADDER_TASKS_MAX))
-        st = BX_ERR(err, BX_EINVAL, "case state: tasks: expected up to %d", LADDER_TASKS_MAX);
     s->ntasks = 0;
-    for (const cJSON *t = st == BX_OK ? tasks->child : NULL; t != NULL && st == BX_OK;
-         t = t->next) {
-        ladder_task *task = &s->tasks[s->ntasks];
-        if (!cJSON_IsArray(t) || cJSON_GetArraySize(t) != 9)
-            st = BX_ERR(err, BX_EINVAL, "case state: tasks: expected arrays of 9");
-        else if (version == STATE_VERSION_V1)
-            st = decode_task_v1(t, task, err);
-        else
-            st = decode_task_v2(p, s, s->ntasks, t, task, err);
-        s->ntasks++;
-    }
+    IFOK(st, decode_tasks(p, o, version, s, err));
     IFOK(st, member_num(o, "streak_days", 0, 10000, &v, err));
     if (st == BX_OK)
         s->streak_days = (int)v;
@@ -370,13 +391,7 @@ static bx_status decode(const ladder_policy *p, const cJSON *o, case_state *s, b
     IFOK(st, member_num(o, "applied_next", 0, LADDER_APPLIED_MAX - 1, &v, err));
     if (st == BX_OK)
         s->applied_next = (int)v;
-    const cJSON *applied = cJSON_GetObjectItemCaseSensitive(o, "applied");
-    if (st == BX_OK &&
-        (!cJSON_IsArray(applied) || cJSON_GetArraySize(applied) != LADDER_APPLIED_MAX))
-        st = BX_ERR(err, BX_EINVAL, "case state: applied: expected %d ids", LADDER_APPLIED_MAX);
-    for (int i = 0; i < LADDER_APPLIED_MAX && st == BX_OK; i++)
-        st = copy_str(cJSON_GetArrayItem(applied, i), "applied[]", s->applied[i],
-                      sizeof(s->applied[i]), err);
+    IFOK(st, decode_applied(o, s, err));
     /* version 1 indices: inside the current policy is all that can be checked */
     IFOK(st, check_indices(p, s, err));
     return st;
