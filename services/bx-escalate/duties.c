@@ -6,6 +6,7 @@
 #include "bx_json.h"
 #include "bx_kafka.h"
 #include "bx_log.h"
+#include "bx_policyfile.h"
 #include "outbox.h"
 #include "store.h"
 
@@ -171,71 +172,56 @@ static bx_status set_one(duties_policy *p, const char *name, int line, const cha
     return BX_OK;
 }
 
+/* The duties policy being read: a bx_policyfile callback's state. */
+typedef struct reading {
+    duties_policy p;
+    bool seen[16];
+} reading;
+
+static bx_status on_setting(void *arg, const char *file, int line, char *key, char *v,
+                            bx_error *err)
+{
+    reading *rd = arg;
+    int idx = -1;
+    for (int i = 0; settings[i]; i++)
+        if (strcmp(settings[i], key) == 0)
+            idx = i;
+    if (idx < 0)
+        return BX_ERR(err, BX_EINVAL, "%s:%d: unknown setting %.60s", file, line, key);
+    rd->seen[idx] = true;
+    return set_one(&rd->p, file, line, key, v, err);
+}
+
+/* After the file was read: every setting is required; *out written only on success. */
+static bx_status finish(bx_status s, const reading *rd, const char *name, duties_policy *out,
+                        bx_error *err)
+{
+    for (int i = 0; s == BX_OK && settings[i]; i++)
+        if (!rd->seen[i])
+            s = BX_ERR(err, BX_EINVAL, "%s: %s is missing", name, settings[i]);
+    if (s == BX_OK)
+        *out = rd->p;
+    return s;
+}
+
+static const bx_policyfile_opts policyfile_opts = {.file_max = POLICY_MAX_BYTES,
+                                                   .line_max = LINE_MAX_BYTES - 1};
+
 bx_status duties_policy_parse(const char *text, size_t len, const char *name, duties_policy *out,
                               bx_error *err)
 {
-    duties_policy p;
-    memset(&p, 0, sizeof(p));
-    bool seen[16] = {false};
-    int line = 0;
-    size_t pos = 0;
-    while (pos < len) {
-        line++;
-        size_t n = 0;
-        while (pos + n < len && text[pos + n] != '\n')
-            n++;
-        if (n >= LINE_MAX_BYTES)
-            return BX_ERR(err, BX_EINVAL, "%s:%d: line longer than %d bytes", name, line,
-                          LINE_MAX_BYTES - 1);
-        char buf[LINE_MAX_BYTES];
-        memcpy(buf, text + pos, n);
-        buf[n] = '\0';
-        pos += n + 1;
-        char *s = trim(buf);
-        if (*s == '\0' || *s == '#')
-            continue;
-        char *eq = strchr(s, '=');
-        if (eq == NULL)
-            return BX_ERR(err, BX_EINVAL, "%s:%d: expected \"name = value\"", name, line);
-        *eq = '\0';
-        char *key = trim(s), *v = trim(eq + 1);
-        int idx = -1;
-        for (int i = 0; settings[i]; i++)
-            if (strcmp(settings[i], key) == 0)
-                idx = i;
-        if (idx < 0)
-            return BX_ERR(err, BX_EINVAL, "%s:%d: unknown setting %.60s", name, line, key);
-        if (seen[idx])
-            return BX_ERR(err, BX_EINVAL, "%s:%d: %s given twice", name, line, key);
-        seen[idx] = true;
-        bx_status st = set_one(&p, name, line, key, v, err);
-        if (st != BX_OK)
-            return st;
-    }
-    for (int i = 0; settings[i]; i++)
-        if (!seen[i])
-            return BX_ERR(err, BX_EINVAL, "%s: %s is missing", name, settings[i]);
-    *out = p;
-    return BX_OK;
+    reading rd;
+    memset(&rd, 0, sizeof(rd));
+    bx_status s = bx_policyfile_parse(text, len, name, &policyfile_opts, on_setting, &rd, err);
+    return finish(s, &rd, name, out, err);
 }
 
 bx_status duties_policy_load(const char *path, duties_policy *out, bx_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return BX_ERR(err, BX_EIO, "%s: %s", path, strerror(errno));
-    char *text = malloc(POLICY_MAX_BYTES + 1);
-    if (text == NULL) {
-        fclose(f);
-        return BX_ERR(err, BX_ENOMEM, "%s: out of memory", path);
-    }
-    size_t n = fread(text, 1, POLICY_MAX_BYTES + 1, f);
-    fclose(f);
-    bx_status s = n > POLICY_MAX_BYTES
-                      ? BX_ERR(err, BX_EINVAL, "%s: larger than %d bytes", path, POLICY_MAX_BYTES)
-                      : duties_policy_parse(text, n, path, out, err);
-    free(text);
-    return s;
+    reading rd;
+    memset(&rd, 0, sizeof(rd));
+    bx_status s = bx_policyfile_load(path, &policyfile_opts, on_setting, &rd, err);
+    return finish(s, &rd, path, out, err);
 }
 
 /* The last school day in [first, last], or BX_DATE_NONE. */

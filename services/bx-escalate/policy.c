@@ -2,15 +2,15 @@
  * file, line and setting. */
 #include "ladder.h"
 
-#include <errno.h>
+#include "bx_policyfile.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define POLICY_FILE_MAX 65536
 #define LINE_MAX_BYTES  1024
-#define SHOWN           40  /* bytes of a bad value quoted in an error */
-#define SEEN_MAX        400 /* distinct settings one file may hold */
+#define SHOWN           40 /* bytes of a bad value quoted in an error */
 
 static const char *const staff_roles[] = {"homeroom_teacher", "subject_teacher",  "principal",
                                           "academic_office",  "township_officer", "county_officer"};
@@ -153,9 +153,6 @@ typedef struct parser {
     bool task_has_owner[LADDER_TASK_RULES_MAX], task_has_due[LADDER_TASK_RULES_MAX];
     char special[3][LADDER_NAME_SIZE]; /* return_signoff, transfer, suspension */
     int special_line[3];
-    char seen[SEEN_MAX][80];
-    int seen_line[SEEN_MAX];
-    int nseen;
 } parser;
 
 static const char *const special_names[3] = {"ladder.return_signoff_task", "ladder.transfer_task",
@@ -395,16 +392,8 @@ static bx_status set_stage(parser *ps, const char *key, const char *name, const 
 static bx_status set_one(parser *ps, char *key, char *v, int line, bx_error *err)
 {
     bx_status s = BX_OK;
-    for (int k = 0; k < ps->nseen; k++) {
-        if (strcmp(ps->seen[k], key) == 0)
-            return BAD("%s:%d: %s set twice (first on line %d)", ps->file, line, key,
-                       ps->seen_line[k]);
-    }
-    if (ps->nseen == SEEN_MAX || strlen(key) >= sizeof(ps->seen[0]))
-        return BAD("%s:%d: too many settings or a setting name too long", ps->file, line);
-    snprintf(ps->seen[ps->nseen], sizeof(ps->seen[0]), "%s", key);
-    ps->seen_line[ps->nseen++] = line;
-
+    if (strlen(key) >= 80)
+        return BAD("%s:%d: a setting name too long", ps->file, line);
     char scratch[80];
     snprintf(scratch, sizeof(scratch), "%s", key);
     char *dot1 = strchr(scratch, '.');
@@ -487,86 +476,54 @@ static bx_status resolve(parser *ps, bx_error *err)
     return s;
 }
 
-bx_status ladder_policy_parse(const char *text, size_t len, const char *name, ladder_policy *out,
-                              bx_error *err)
+/* bx_policyfile_fn over a parser: one setting. */
+static bx_status on_setting(void *arg, const char *file, int line, char *name, char *value,
+                            bx_error *err)
 {
-    if (len > POLICY_FILE_MAX)
-        return BX_ERR(err, BX_EINVAL, "%s: larger than %d bytes", name, POLICY_FILE_MAX);
+    return set_one(arg, name, value, line, err);
+}
+
+static const bx_policyfile_opts policyfile_opts = {.file_max = POLICY_FILE_MAX,
+                                                   .line_max = LINE_MAX_BYTES};
+
+/* A parser with the defaults, for the file called name; NULL when out of memory. */
+static parser *parser_new(const char *name)
+{
     parser *ps = calloc(1, sizeof(*ps));
     if (ps == NULL)
-        return BX_ERR(err, BX_ENOMEM, "%s: out of memory", name);
+        return NULL;
     ps->file = name;
     snprintf(ps->p.name, sizeof(ps->p.name), "default");
     ps->p.deadline_minute = 17 * 60;
     ps->p.return_signoff_task = ps->p.transfer_task = ps->p.suspension_task = -1;
-    bx_status s = BX_OK;
-    char line[LINE_MAX_BYTES + 1];
-    size_t pos = 0;
-    int line_no = 0;
-    while (s == BX_OK && pos < len) {
-        line_no++;
-        const char *start = text + pos;
-        const char *nl = memchr(start, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - start) : len - pos;
-        pos += n + (nl ? 1 : 0);
-        if (n > LINE_MAX_BYTES || memchr(start, '\0', n) != NULL) {
-            s = BX_ERR(err, BX_EINVAL, "%s:%d: line longer than %d bytes or holding a NUL byte",
-                       name, line_no, LINE_MAX_BYTES);
-            break;
-        }
-        memcpy(line, start, n);
-        line[n] = '\0';
-        if (n > 0 && line[n - 1] == '\r')
-            line[n - 1] = '\0';
-        char *t = trim(line);
-        if (*t == '\0' || *t == '#')
-            continue;
-        char *eq = strchr(t, '=');
-        if (eq == NULL) {
-            s = BX_ERR(err, BX_EINVAL, "%s:%d: expected name = value, got \"%.*s\"", name, line_no,
-                       SHOWN, t);
-            break;
-        }
-        *eq = '\0';
-        char *key = trim(t);
-        char *value = trim(eq + 1);
-        if (*key == '\0') {
-            s = BX_ERR(err, BX_EINVAL, "%s:%d: expected a setting name before '='", name, line_no);
-            break;
-        }
-        s = set_one(ps, key, value, line_no, err);
-    }
-    if (s == BX_OK)
-        s = resolve(ps, err);
+    return ps;
+}
+
+/* After the file was read with status s: the cross-checks, and *out written only on success. */
+static bx_status parser_finish(parser *ps, bx_status s, ladder_policy *out, bx_error *err)
+{
+    IFOK(s, resolve(ps, err));
     if (s == BX_OK)
         *out = ps->p;
     free(ps);
     return s;
 }
 
+bx_status ladder_policy_parse(const char *text, size_t len, const char *name, ladder_policy *out,
+                              bx_error *err)
+{
+    parser *ps = parser_new(name);
+    if (ps == NULL)
+        return BX_ERR(err, BX_ENOMEM, "%s: out of memory", name);
+    bx_status s = bx_policyfile_parse(text, len, name, &policyfile_opts, on_setting, ps, err);
+    return parser_finish(ps, s, out, err);
+}
+
 bx_status ladder_policy_load(const char *path, ladder_policy *out, bx_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return BX_ERR(err, BX_EIO, "%s: cannot open: %s", path, strerror(errno));
-    bx_status s;
-    char *text = malloc(POLICY_FILE_MAX + 1);
-    if (text == NULL) {
-        s = BX_ERR(err, BX_ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    size_t len = fread(text, 1, POLICY_FILE_MAX + 1, f);
-    if (ferror(f)) {
-        s = BX_ERR(err, BX_EIO, "%s: read error", path);
-        goto out;
-    }
-    if (len > POLICY_FILE_MAX) {
-        s = BX_ERR(err, BX_EINVAL, "%s: larger than %d bytes", path, POLICY_FILE_MAX);
-        goto out;
-    }
-    s = ladder_policy_parse(text, len, path, out, err);
-out:
-    free(text);
-    fclose(f);
-    return s;
+    parser *ps = parser_new(path);
+    if (ps == NULL)
+        return BX_ERR(err, BX_ENOMEM, "%s: out of memory", path);
+    bx_status s = bx_policyfile_load(path, &policyfile_opts, on_setting, ps, err);
+    return parser_finish(ps, s, out, err);
 }

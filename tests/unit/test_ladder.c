@@ -755,7 +755,7 @@ BX_TEST(policy_errors_name_file_line_and_setting)
          "t.policy:4: stage.contact_family.open_streak set twice (first on line 3)"},
         {"stage.dropped.open_streak = 1\n", "t.policy:1: stage.dropped: unknown stage"},
         {"colour = red\n", "t.policy:1: unknown setting colour"},
-        {"stage.home_visit.open_streak\n", "t.policy:1: expected name = value"},
+        {"stage.home_visit.open_streak\n", "t.policy:1: expected \"name = value\""},
         {"task.x.owner = guardian\n", "t.policy:1: task.x.owner: expected a staff role"},
         {"task.x.due = 3 fortnights\n", "t.policy:1: task.x.due: expected a count and hours"},
         {"task.x.done_by = phoned\n", "t.policy:1: task.x.done_by: unknown action \"phoned\""},
@@ -784,7 +784,7 @@ BX_TEST(policy_errors_name_file_line_and_setting)
     }
     ladder_policy p;
     bx_error err = {0};
-    CHECK_INT(ladder_policy_load("/nonexistent/ladder.policy", &p, &err), BX_EIO);
+    CHECK_INT(ladder_policy_load("/nonexistent/ladder.policy", &p, &err), BX_ENOTFOUND);
     CHECK_CONTAINS(err.msg, "/nonexistent/ladder.policy: cannot open");
 }
 
@@ -951,8 +951,9 @@ BX_TEST(duties_policy_errors_name_file_line_and_setting)
         {"term_start.stage = Contact\n",
          "d.policy:1: term_start.stage: expected a stage name or none"},
         {"duties.when = 17:00\n", "d.policy:1: unknown setting duties.when"},
-        {"duties.time = 17:00\nduties.time = 18:00\n", "d.policy:2: duties.time given twice"},
-        {"duties.time 17:00\n", "d.policy:1: expected \"name = value\""},
+        {"duties.time = 17:00\nduties.time = 18:00\n",
+         "d.policy:2: duties.time set twice (first on line 1)"},
+        {"duties.time 17:00\n", "d.policy:1: expected \"name = value\", got \"duties.time 17:00\""},
         {"duties.time = 17:00\n", "d.policy: term_start.check_after is missing"},
     };
     for (size_t i = 0; i < COUNT(cases); i++) {
