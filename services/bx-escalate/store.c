@@ -267,8 +267,9 @@ bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
 /* ---- the calendar duties' reads ---- */
 
 /* A registry-enrolled child that was seen by no reported roll call of its class in the window
- * (present, late, early leave or leave), in a class that did report then: $1 calendar, $2 the
- * term's first day, $3 the check day. A class that reported nothing says nothing. */
+ * (attendance.seen_codes(), migration 0009: present, late, early leave or leave), in a class that
+ * did report then: $1 calendar, $2 the term's first day, $3 the check day. A class that reported
+ * nothing says nothing. */
 #define SELECT_NO_SHOWS                                                                            \
     "SELECT st.id, st.school_id, cl.grade FROM registry.student st "                               \
     "JOIN registry.school sc ON sc.id = st.school_id JOIN registry.class cl ON cl.id = "           \
@@ -278,8 +279,8 @@ bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
     "AND EXISTS (SELECT 1 FROM attendance.class_report r WHERE r.class_id = st.class_id "          \
     "            AND r.day BETWEEN $2::date AND $3::date) "                                        \
     "AND NOT EXISTS (SELECT 1 FROM attendance.fact f WHERE f.student_id = st.id "                  \
-    "            AND f.day BETWEEN $2::date AND $3::date AND f.value IN ('p', 't', 'e', 'ls', "    \
-    "'lp')) "                                                                                      \
+    "            AND f.day BETWEEN $2::date AND $3::date "                                         \
+    "            AND f.value = ANY (attendance.seen_codes())) "                                    \
     "AND NOT EXISTS (SELECT 1 FROM attendance.class_report r WHERE r.class_id = st.class_id "      \
     "            AND r.day BETWEEN $2::date AND $3::date AND NOT EXISTS (SELECT 1 FROM "           \
     "            attendance.fact f WHERE f.student_id = st.id AND f.day = r.day "                  \
@@ -294,14 +295,12 @@ bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
     "WHERE sc.calendar_id = $1 AND st.status = 'graduated' AND cl.grade = ANY ($2::int[]) "        \
     "ORDER BY st.id"
 /* Per county of the calendar's schools: open cases not on the roster (suspected, 疑似辍学), open
- * cases on it (辍学), cases opened and returned in [$2, $3] (local dates), and a county officer to
- * address: $1 calendar. */
-#define ROSTER_STAGES "('dropout_roster', 'township_notice', 'deadline_notice', 'legal_referral')"
+ * cases on it (辍学; cases.on_roster, migration 0009), cases opened and returned in [$2, $3]
+ * (local dates): $1 calendar. */
 #define SELECT_COUNTY_COUNTS                                                                       \
     "SELECT t.county_code, "                                                                       \
-    "count(c.id) FILTER (WHERE c.closed_at IS NULL AND coalesce(c.stage, '') NOT "                 \
-    "IN " ROSTER_STAGES                                                                            \
-    "), count(c.id) FILTER (WHERE c.closed_at IS NULL AND c.stage IN " ROSTER_STAGES "), "         \
+    "count(c.id) FILTER (WHERE c.closed_at IS NULL AND NOT cases.on_roster(c.stage)), "            \
+    "count(c.id) FILTER (WHERE c.closed_at IS NULL AND cases.on_roster(c.stage)), "                \
     "count(c.id) FILTER (WHERE (c.opened_at AT TIME ZONE 'Asia/Shanghai')::date "                  \
     "                    BETWEEN $2::date AND $3::date), "                                         \
     "count(c.id) FILTER (WHERE c.ending = 'returned' AND (c.closed_at AT TIME ZONE "               \
