@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define TABLE "cases.outbox"
+
 /* The advisory lock that makes one relay at a time ("bx-escalate outbox"). */
 #define RELAY_LOCK 7426004
 
@@ -19,41 +21,19 @@ void escalate_outbox_set_acked_hook(bx_outbox_hook_fn *fn, void *arg)
     acked_hook_arg = arg;
 }
 
-static bx_status check_text(const char *what, const char *value, size_t max, bx_error *err)
-{
-    if (value == NULL || value[0] == '\0' || strlen(value) > max)
-        return BX_ERR(err, BX_EINVAL, "outbox %s must be 1 to %zu bytes", what, max);
-    return BX_OK;
-}
-
 bx_status escalate_outbox_add(PGconn *db, const char *topic, const char *key, const char *event_id,
                               const char *payload, int *added, bx_error *err)
 {
-    if (added)
-        *added = 0;
-    bx_status s = check_text("topic", topic, 100, err);
-    IFOK(s, check_text("key", key, 128, err));
-    IFOK(s, check_text("event_id", event_id, 128, err));
-    IFOK(s, check_text("payload", payload, 1000000, err));
-    if (s != BX_OK)
-        return s;
-    const char *params[] = {topic, key, payload, event_id};
-    PGresult *res = NULL;
-    s = bx_pg_query(db,
-                    "INSERT INTO cases.outbox (topic, msg_key, payload, event_id) "
-                    "VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
-                    4, params, &res, err);
-    if (s == BX_OK && added)
-        *added = strtol(PQcmdTuples(res), NULL, 10) > 0;
-    PQclear(res);
-    return s;
+    const bx_outbox_message m = {
+        .topic = topic, .key = key, .payload = payload, .event_id = event_id};
+    return bx_outbox_add(db, TABLE, &m, added, err);
 }
 
 bx_status escalate_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms,
                                 int *sent, bx_error *err)
 {
     const bx_outbox_relay_opts opts = {
-        .table = "cases.outbox",
+        .table = TABLE,
         .lock_key = RELAY_LOCK,
         .max = max,
         .timeout_ms = timeout_ms,
