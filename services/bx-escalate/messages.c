@@ -280,16 +280,11 @@ void messages_decode(const void *payload, size_t len, messages_input *p)
 
 const char *messages_bad_reason(messages_bad bad)
 {
-    switch (bad) {
-    case MESSAGES_MALFORMED:
-        return "malformed";
-    case MESSAGES_INVALID:
-        return "invalid_value";
-    case MESSAGES_UNKNOWN_STUDENT:
-        return "unknown_student";
-    case MESSAGES_GOOD:
-        break;
-    }
+    static const char *const reasons[] = {[MESSAGES_MALFORMED] = "malformed",
+                                          [MESSAGES_INVALID] = "invalid_value",
+                                          [MESSAGES_UNKNOWN_STUDENT] = "unknown_student"};
+    if ((int)bad > 0 && (size_t)bad < sizeof(reasons) / sizeof(reasons[0]) && reasons[bad])
+        return reasons[bad];
     return "other";
 }
 

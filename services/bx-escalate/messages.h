@@ -16,9 +16,10 @@
 /* Why a consumed message is dead-lettered (bx.dlq.v1's reason, messages_bad_reason). */
 typedef enum messages_bad {
     MESSAGES_GOOD = 0,
-    MESSAGES_MALFORMED,      /* "malformed": not JSON */
-    MESSAGES_INVALID,        /* "invalid_value": JSON, but not a message bx-escalate takes */
-    MESSAGES_UNKNOWN_STUDENT /* "unknown_student": set by the service against the registry */
+    MESSAGES_MALFORMED,       /* "malformed": not JSON */
+    MESSAGES_INVALID,         /* "invalid_value": JSON, but not a message bx-escalate takes */
+    MESSAGES_UNKNOWN_STUDENT, /* "unknown_student": set by the service against the registry */
+    MESSAGES_UNAPPLIED        /* "other": applying it failed in a way no retry mends */
 } messages_bad;
 
 #define MESSAGES_PATH       "message" /* how a decoding error names the message: "message.date" */

@@ -5,12 +5,13 @@
 #include "service.h"
 #include "bx_buf.h"
 #include "bx_clock.h"
-#include "bx_json.h"
+#include "bx_dlq.h"
 #include "bx_kafka.h"
 #include "bx_log.h"
 #include "bx_metrics.h"
 #include "bx_pg.h"
 #include "bx_registry.h"
+#include "bx_retry.h"
 #include "duties.h"
 #include "messages.h"
 #include "outbox.h"
@@ -24,11 +25,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define POLL_MAX       200   /* messages handled per loop iteration */
-#define TIMERS_MAX     100   /* timers claimed per loop iteration */
-#define RELAY_MAX      1000  /* outbox rows relayed per loop iteration */
-#define RELAY_WAIT_MS  10000 /* how long a relay waits for the broker */
-#define DLQ_RECORD_MAX 65536 /* a bigger rejected message is dead-lettered without its bytes */
+#define POLL_MAX           200   /* messages handled per loop iteration */
+#define TIMERS_MAX         100   /* timers claimed per loop iteration */
+#define RELAY_MAX          1000  /* outbox rows relayed per loop iteration */
+#define RELAY_WAIT_MS      10000 /* how long a relay waits for the broker */
+#define DLQ_RECORD_MAX     65536 /* a bigger rejected message is dead-lettered without its bytes */
+#define PG_CONNECT_WAIT_MS 10000 /* how long connecting to PostgreSQL may wait for it */
 
 static bx_metric m_inputs = {"bx_escalate_inputs_total", "assessments and actions applied to cases",
                              "counter", 0, NULL};
@@ -59,14 +61,6 @@ struct escalate_service {
 
 /* ---- connections and the registry ---- */
 
-static bx_status connect_pg(escalate_service *sv, bx_error *err)
-{
-    if (sv->db)
-        PQfinish(sv->db);
-    sv->db = NULL;
-    return bx_pg_connect(sv->conf.pg_url, 10000, &sv->db, err);
-}
-
 static bx_status load_registry(escalate_service *sv, bx_error *err)
 {
     bx_registry *r = NULL;
@@ -91,50 +85,42 @@ static bx_status refresh_registry(escalate_service *sv, bx_error *err)
 
 /* ---- one message ---- */
 
+/* Queues the bx.dlq.v1 message for a refused input in a transaction of its own. */
 static bx_status dead_letter(escalate_service *sv, const rd_kafka_message_t *msg,
                              const messages_input *p, bx_error *err)
 {
     const char *topic = rd_kafka_topic_name(msg->rkt);
-    char at[40], event_id[160];
-    bx_time_format(bx_clock_now(), at, sizeof(at));
-    snprintf(event_id, sizeof(event_id), "dlq:bx-escalate:%.60s:%d:%lld", topic,
-             (int)msg->partition, (long long)msg->offset);
+    char event_id[160];
+    bx_dlq_event_id(event_id, sizeof(event_id), "bx-escalate", topic, (int)msg->partition,
+                    (long long)msg->offset);
+    const bx_dlq_letter letter = {
+        .event_id = event_id,
+        .source = "bx-escalate",
+        .endpoint = topic,
+        .record_index = -1,
+        .line = -1,
+        .reason = messages_bad_reason(p->bad),
+        .error = p->error,
+        .record = msg->payload,
+        .record_len = msg->len,
+        .record_kind = p->bad == MESSAGES_MALFORMED ? BX_DLQ_RECORD_TEXT : BX_DLQ_RECORD_JSON,
+        .record_max = DLQ_RECORD_MAX,
+        .received_at = bx_clock_now(),
+    };
     bx_buf b;
     bx_buf_init(&b, 4 * DLQ_RECORD_MAX);
-    bx_status s = bx_buf_puts(&b, "{\"schema\":\"bx.dlq.v1\",\"event_id\":");
-    IFOK(s, bx_buf_json_string(&b, event_id));
-    IFOK(s, bx_buf_puts(&b, ",\"source\":\"bx-escalate\",\"endpoint\":"));
-    IFOK(s, bx_buf_json_string(&b, topic));
-    IFOK(s, bx_buf_puts(&b, ",\"school_id\":null,\"record_index\":null,\"line\":null,"
-                            "\"field\":null,\"reason\":"));
-    IFOK(s, bx_buf_json_string(&b, messages_bad_reason(p->bad)));
-    IFOK(s, bx_buf_puts(&b, ",\"error\":"));
-    IFOK(s, bx_buf_json_string(&b, p->error));
-    IFOK(s, bx_buf_puts(&b, ",\"record\":"));
-    if (p->bad != MESSAGES_MALFORMED && msg->len <= DLQ_RECORD_MAX) {
-        IFOK(s, bx_buf_append(&b, msg->payload, msg->len));
-    } else if (msg->payload && msg->len <= DLQ_RECORD_MAX &&
-               bx_utf8_valid(msg->payload, msg->len)) {
-        char *text = strndup(msg->payload, msg->len);
-        s = text ? bx_buf_json_string(&b, text) : BX_ENOMEM;
-        free(text);
-    } else {
-        IFOK(s, bx_buf_puts(&b, "null"));
-    }
-    IFOK(s, bx_buf_printf(&b, ",\"received_at\":\"%s\"}", at));
-    if (s != BX_OK) {
-        bx_buf_free(&b);
-        return BX_ERR(err, s, "cannot build a dead letter");
-    }
     int added = 0;
-    s = bx_pg_exec(sv->db, "BEGIN", err);
-    IFOK(s, escalate_outbox_add(sv->db, BX_TOPIC_DLQ, p->student[0] ? p->student : "unknown",
-                                event_id, b.data, &added, err));
-    IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
-    if (s != BX_OK)
-        bx_pg_rollback(sv->db);
-    else if (added)
-        bx_metric_add(&m_dlq, 1);
+    bx_status s = bx_dlq_build(&letter, &b, err);
+    if (s == BX_OK) {
+        s = bx_pg_exec(sv->db, "BEGIN", err);
+        IFOK(s, escalate_outbox_add(sv->db, BX_TOPIC_DLQ, p->student[0] ? p->student : "unknown",
+                                    event_id, b.data, &added, err));
+        IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
+        if (s != BX_OK)
+            bx_pg_rollback(sv->db);
+        else if (added)
+            bx_metric_add(&m_dlq, 1);
+    }
     bx_buf_free(&b);
     return s;
 }
@@ -154,6 +140,17 @@ static bx_status write_step(escalate_service *sv, const escalate_store_case *row
     return escalate_store_write_step(sv->db, sv->conf.policy, &step, added, err);
 }
 
+/* Loads (and locks) the case row a student's next input applies to into row and sv->before (a
+ * fresh state when there is none). */
+static bx_status load_student_case(escalate_service *sv, const char *student,
+                                   escalate_store_case *row, bx_error *err)
+{
+    bx_status s = case_state_init(&sv->before, student, err);
+    IFOK(s,
+         escalate_store_case_of_student(sv->db, sv->conf.policy, student, row, &sv->before, err));
+    return s;
+}
+
 /* The registry's student of an input, refreshing the registry once when it is not there. */
 static bx_status find_student(escalate_service *sv, const char *id, const bx_reg_student **out,
                               bx_error *err)
@@ -165,6 +162,17 @@ static bx_status find_student(escalate_service *sv, const char *id, const bx_reg
     if (s == BX_OK)
         *out = bx_registry_student(sv->registry, id);
     return s;
+}
+
+/* A case state this policy cannot read (BX_EINVAL from loading the case), or a case row another
+ * writer inserted first (BX_ECONFLICT), is not the input's fault: it is retried (BX_ETRANSIENT),
+ * after the state or the policy is put right, or against the row now there. */
+static bx_status not_the_inputs_fault(bx_status s, bx_error *err)
+{
+    if (s != BX_EINVAL && s != BX_ECONFLICT)
+        return s;
+    err->status = BX_ETRANSIENT;
+    return BX_ETRANSIENT;
 }
 
 /* Applies one parsed input in one transaction. p->bad set on return means "dead-letter it". */
@@ -181,9 +189,7 @@ static bx_status apply_input(escalate_service *sv, messages_input *p, bx_error *
     }
     escalate_store_case row = {0};
     s = bx_pg_exec(sv->db, "BEGIN", err);
-    IFOK(s, case_state_init(&sv->before, p->student, err));
-    IFOK(s, escalate_store_case_of_student(sv->db, sv->conf.policy, p->student, &row, &sv->before,
-                                           err));
+    IFOK(s, not_the_inputs_fault(load_student_case(sv, p->student, &row, err), err));
     if (s == BX_OK) {
         bx_error step_err = {0};
         bx_status st = ladder_step(sv->conf.policy, student->school->calendar, &sv->before, &p->in,
@@ -199,6 +205,8 @@ static bx_status apply_input(escalate_service *sv, messages_input *p, bx_error *
     }
     int added = 0;
     IFOK(s, write_step(sv, &row, case_school(&row, p->school), student, &added, err));
+    if (s == BX_ECONFLICT)
+        s = not_the_inputs_fault(s, err);
     IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
     if (s != BX_OK) {
         bx_pg_rollback(sv->db);
@@ -214,39 +222,70 @@ static bx_status apply_input(escalate_service *sv, messages_input *p, bx_error *
     return BX_OK;
 }
 
+/* One message on its way through bx_retry_run. */
+typedef struct message_try {
+    escalate_service *sv;
+    const rd_kafka_message_t *msg;
+    messages_input *p;
+} message_try;
+
+/* One try: apply the input, or dead-letter it when it was refused (bad). The statuses say what a
+ * retry can mend: PostgreSQL down or a lost race (BX_EIO, BX_ETRANSIENT) is waited out; a case
+ * state this policy cannot read is too (the input is neither applied nor skipped until the state
+ * or the policy is put right); anything else that is not retriable gives the input up. */
+static bx_status try_message(void *arg, bx_error *err)
+{
+    message_try *t = arg;
+    escalate_service *sv = t->sv;
+    bx_status s = t->p->bad ? BX_OK : apply_input(sv, t->p, err);
+    if (s == BX_OK && t->p->bad) {
+        bx_warn("%s [%d] offset %lld: dead-lettered: %s", rd_kafka_topic_name(t->msg->rkt),
+                (int)t->msg->partition, (long long)t->msg->offset, t->p->error);
+        s = dead_letter(sv, t->msg, t->p, err);
+    }
+    atomic_store(&sv->healthy, s == BX_OK);
+    if (s != BX_OK)
+        bx_metric_add(&m_failures, 1);
+    return s;
+}
+
+/* bx_retry_ops.recover: reconnects to PostgreSQL when the connection broke. */
+static void recover_pg(void *arg)
+{
+    message_try *t = arg;
+    bx_error err = {0};
+    if (bx_pg_reconnect(&t->sv->db, t->sv->conf.pg_url, PG_CONNECT_WAIT_MS, &err) != BX_OK)
+        bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+}
+
+/* Applies one message, retrying what a retry can mend; an input that cannot be applied is
+ * dead-lettered. Its offset is stored once it is done; when the service stops first it is not,
+ * and the message is redelivered. */
 static void handle_message(escalate_service *sv, const rd_kafka_message_t *msg)
 {
     static messages_input p;
     messages_decode(msg->payload, msg->len, &p);
-    int backoff_ms = 200;
-    for (;;) {
-        bx_error err = {0};
-        bx_status s = p.bad ? BX_OK : apply_input(sv, &p, &err);
-        if (s == BX_OK && p.bad) {
-            bx_warn("%s [%d] offset %lld: dead-lettered: %s", rd_kafka_topic_name(msg->rkt),
-                    (int)msg->partition, (long long)msg->offset, p.error);
-            s = dead_letter(sv, msg, &p, &err);
-        }
-        if (s == BX_OK) {
-            atomic_store(&sv->healthy, true);
-            bx_consumer_done(sv->consumer, msg);
-            return;
-        }
-        atomic_store(&sv->healthy, false);
-        bx_metric_add(&m_failures, 1);
-        bx_error("%s [%d] offset %lld failed (%s); retrying in %d ms",
-                 rd_kafka_topic_name(msg->rkt), (int)msg->partition, (long long)msg->offset,
-                 err.msg, backoff_ms);
-        if (!*sv->conf.running)
-            return;
-        usleep((useconds_t)backoff_ms * 1000);
-        backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
-        bx_error cerr = {0};
-        if (bx_pg_is_broken(sv->db) && connect_pg(sv, &cerr) != BX_OK)
-            bx_warn("cannot reconnect to PostgreSQL: %s", cerr.msg);
-        if (!*sv->conf.running)
-            return;
+    char what[160];
+    snprintf(what, sizeof(what), "%s [%d] offset %lld", rd_kafka_topic_name(msg->rkt),
+             (int)msg->partition, (long long)msg->offset);
+    message_try t = {sv, msg, &p};
+    const bx_retry_ops ops = {.attempt = try_message,
+                              .recover = recover_pg,
+                              .running = sv->conf.running,
+                              .min_ms = 200,
+                              .max_ms = 5000,
+                              .what = what};
+    bx_error err = {0};
+    bx_retry_verdict v = bx_retry_run(&ops, &t, &err);
+    if (v == BX_RETRY_DEADLETTER && !p.bad) {
+        p.bad = MESSAGES_UNAPPLIED;
+        snprintf(p.error, sizeof(p.error), "%s", err.msg);
+        v = bx_retry_run(&ops, &t, &err);
     }
+    if (v == BX_RETRY_DEADLETTER)
+        bx_error("%s: cannot be dead-lettered (%s); skipped", what, err.msg);
+    if (v != BX_RETRY_STOPPED)
+        bx_consumer_done(sv->consumer, msg);
 }
 
 /* ---- calendar duties (duties.h) ---- */
@@ -261,9 +300,7 @@ static bx_status duty_suspect(void *arg, const char *duty_key, const char *stude
         return BX_ERR(err, BX_ENOTFOUND, "duty %s: school %s not in the registry", duty_key,
                       school_id);
     escalate_store_case row = {0};
-    bx_status s = case_state_init(&sv->before, student, err);
-    IFOK(s,
-         escalate_store_case_of_student(sv->db, sv->conf.policy, student, &row, &sv->before, err));
+    bx_status s = load_student_case(sv, student, &row, err);
     if (s != BX_OK)
         return s;
     bx_error step_err = {0};
@@ -366,7 +403,7 @@ static void fire_due_timers(escalate_service *sv)
     if (timers_claim(sv->db, sv->owner, now, sv->conf.timer_lease_ms, TIMERS_MAX, &list, &err) !=
         BX_OK) {
         bx_warn("timer claim failed: %s", err.msg);
-        if (bx_pg_is_broken(sv->db) && connect_pg(sv, &err) != BX_OK)
+        if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_CONNECT_WAIT_MS, &err) != BX_OK)
             bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
         return;
     }
@@ -380,7 +417,7 @@ static void fire_due_timers(escalate_service *sv)
         return;
     }
     bx_warn("firing %d timers together failed (%s); firing them one by one", list.count, berr.msg);
-    if (bx_pg_is_broken(sv->db) && connect_pg(sv, &berr) != BX_OK) {
+    if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_CONNECT_WAIT_MS, &berr) != BX_OK) {
         bx_warn("cannot reconnect to PostgreSQL: %s", berr.msg);
         timers_list_free(&list);
         return;
@@ -411,7 +448,7 @@ static void relay(escalate_service *sv)
         bx_metric_add(&m_sent, sent);
         if (s != BX_OK) {
             bx_warn("outbox relay: %s", err.msg);
-            if (bx_pg_is_broken(sv->db) && connect_pg(sv, &err) != BX_OK)
+            if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_CONNECT_WAIT_MS, &err) != BX_OK)
                 bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
             return;
         }
@@ -462,7 +499,7 @@ bx_status escalate_service_start(const escalate_service_conf *conf, escalate_ser
     bx_metric_register(&m_sent);
     bx_metric_register(&m_dlq);
     bx_metric_register(&m_failures);
-    bx_status s = connect_pg(sv, err);
+    bx_status s = bx_pg_reconnect(&sv->db, conf->pg_url, PG_CONNECT_WAIT_MS, err);
     IFOK(s, load_registry(sv, err));
     IFOK(s, bx_producer_new(conf->brokers, NULL, &sv->producer, err));
     const char *const topics[] = {conf->risk_topic, conf->actions_topic, NULL};
@@ -512,7 +549,7 @@ void escalate_service_tick(escalate_service *sv)
     bx_error err = {0};
     if (refresh_registry(sv, &err) != BX_OK) {
         bx_warn("registry refresh failed: %s", err.msg);
-        if (bx_pg_is_broken(sv->db) && connect_pg(sv, &err) != BX_OK)
+        if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_CONNECT_WAIT_MS, &err) != BX_OK)
             bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
         return;
     }

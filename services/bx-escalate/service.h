@@ -31,8 +31,11 @@ typedef struct escalate_service escalate_service;
 bx_status escalate_service_start(const escalate_service_conf *conf, escalate_service **out,
                                  bx_error *err) BX_MUSTCHECK;
 /* One loop iteration: polls messages (up to about 100 ms for the first) and applies each, fires
- * the due timers, relays the outbox. A failing message is retried (reconnecting) until it succeeds
- * or *conf->running turns false; then its offset is not stored and it is redelivered later. */
+ * the due timers, relays the outbox. A message refused as input (not JSON, invalid, an unknown
+ * student) is dead-lettered to bx.dlq.v1. A failure a retry can mend (PostgreSQL down, a lost
+ * race, a case state the policy cannot read) is retried (reconnecting, bx_retry_run) until it
+ * succeeds or *conf->running turns false; then its offset is not stored and it is redelivered
+ * later. Any other failure dead-letters the message (reason "other") and moves on. */
 void escalate_service_step(escalate_service *sv);
 /* Periodic work: reloads the registry when its revision changed, and schedules the calendar
  * duties of the terms not yet over when the revision or the day changed. */
