@@ -106,6 +106,7 @@ bx_status bx_buf_printf(bx_buf *b, const char *fmt, ...)
 bx_status bx_buf_json_string(bx_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
+    static const char named_in[] = "\"\\\n\r\t", named_out[] = "\"\\nrt";
     bx_status st = bx_buf_append(b, "\"", 1);
     const unsigned char *run = (const unsigned char *)s, *p = run;
     for (; st == BX_OK && *p; p++) {
@@ -113,29 +114,12 @@ bx_status bx_buf_json_string(bx_buf *b, const char *s)
             continue; /* copied with the rest of its run */
         st = bx_buf_append(b, run, (size_t)(p - run));
         run = p + 1;
-        char esc[7];
-        switch (*p) {
-        case '"':
-            IFOK(st, bx_buf_append(b, "\\\"", 2));
-            break;
-        case '\\':
-            IFOK(st, bx_buf_append(b, "\\\\", 2));
-            break;
-        case '\n':
-            IFOK(st, bx_buf_append(b, "\\n", 2));
-            break;
-        case '\r':
-            IFOK(st, bx_buf_append(b, "\\r", 2));
-            break;
-        case '\t':
-            IFOK(st, bx_buf_append(b, "\\t", 2));
-            break;
-        default:
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[*p >> 4];
-            esc[5] = hex[*p & 15];
-            IFOK(st, bx_buf_append(b, esc, 6));
-        }
+        /* The two-character escapes RFC 8259 names (*p is not NUL here), else \u00XX. */
+        const char *named = strchr(named_in, *p);
+        char esc[7] = {
+            '\\', named ? named_out[named - named_in] : 'u', '0', '0', hex[*p >> 4], hex[*p & 15],
+            '\0'};
+        IFOK(st, bx_buf_append(b, esc, named ? 2 : 6));
     }
     IFOK(st, bx_buf_append(b, run, (size_t)(p - run)));
     IFOK(st, bx_buf_append(b, "\"", 1));

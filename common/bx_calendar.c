@@ -279,7 +279,8 @@ static bool date_in_range(bx_date d)
     return d >= bx_date_from_ymd(YEAR_MIN, 1, 1) && d <= bx_date_from_ymd(YEAR_MAX, 12, 31);
 }
 
-static const special_day *find_day(const bx_calendar *c, bx_date d)
+/* The position of the first special day not before d (binary search over the sorted days). */
+static size_t day_position(const bx_calendar *c, bx_date d)
 {
     size_t lo = 0, hi = c->day_count;
     while (lo < hi) {
@@ -289,6 +290,12 @@ static const special_day *find_day(const bx_calendar *c, bx_date d)
         else
             hi = mid;
     }
+    return lo;
+}
+
+static const special_day *find_day(const bx_calendar *c, bx_date d)
+{
+    size_t lo = day_position(c, d);
     return lo < c->day_count && c->days[lo].date == d ? &c->days[lo] : NULL;
 }
 
@@ -431,14 +438,7 @@ static bx_status reserve_days(bx_calendar *c, size_t extra)
 /* Inserts or replaces; capacity must have been reserved. */
 static void put_day(bx_calendar *c, bx_date d, bx_day_kind kind)
 {
-    size_t lo = 0, hi = c->day_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (c->days[mid].date < d)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = day_position(c, d);
     if (lo < c->day_count && c->days[lo].date == d) {
         c->days[lo].kind = kind;
         return;

@@ -42,26 +42,19 @@ void bx_conf_usage(const bx_conf_row *rows, size_t nrows);
 
 /* One row each, as a designated initializer, for tables that stay one row to a line or two:
  * BX_CONF_STR("BX_CONSUMER_GROUP", "bx-score", &st.sc.group, "Kafka consumer group"). */
-#define BX_CONF_STR(var, default_text, field, help_text)                                           \
+#define BX_CONF_ROW_(kind, var, default_text, least, most, field, help_text)                       \
     {                                                                                              \
-        .name = (var), .type = BX_CONF_STRING, .def = (default_text), .target = (field),           \
-        .help = (help_text)                                                                        \
-    }
-#define BX_CONF_NUM(var, default_text, least, most, field, help_text)                              \
-    {                                                                                              \
-        .name = (var), .type = BX_CONF_INT, .def = (default_text), .min = (least), .max = (most),  \
+        .name = (var), .type = (kind), .def = (default_text), .min = (least), .max = (most),       \
         .target = (field), .help = (help_text)                                                     \
     }
+#define BX_CONF_STR(var, default_text, field, help_text)                                           \
+    BX_CONF_ROW_(BX_CONF_STRING, var, default_text, 0, 0, field, help_text)
+#define BX_CONF_NUM(var, default_text, least, most, field, help_text)                              \
+    BX_CONF_ROW_(BX_CONF_INT, var, default_text, least, most, field, help_text)
 #define BX_CONF_NUM32(var, default_text, least, most, field, help_text)                            \
-    {                                                                                              \
-        .name = (var), .type = BX_CONF_INT32, .def = (default_text), .min = (least),               \
-        .max = (most), .target = (field), .help = (help_text)                                      \
-    }
+    BX_CONF_ROW_(BX_CONF_INT32, var, default_text, least, most, field, help_text)
 #define BX_CONF_FLAG(var, default_text, field, help_text)                                          \
-    {                                                                                              \
-        .name = (var), .type = BX_CONF_BOOL, .def = (default_text), .target = (field),             \
-        .help = (help_text)                                                                        \
-    }
+    BX_CONF_ROW_(BX_CONF_BOOL, var, default_text, 0, 0, field, help_text)
 
 /* Settings every service shares. */
 typedef struct bx_common_conf {

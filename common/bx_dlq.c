@@ -25,14 +25,19 @@ static bx_status base64(bx_buf *out, const unsigned char *in, size_t len)
     return s;
 }
 
-static bx_status string_or_null(bx_buf *out, const char *s)
+/* ,"<name>":"<value>" (null for NULL). */
+static bx_status put_string(bx_buf *out, const char *name, const char *value)
 {
-    return s ? bx_buf_json_string(out, s) : bx_buf_puts(out, "null");
+    bx_status s = bx_buf_printf(out, ",\"%s\":", name);
+    IFOK(s, value ? bx_buf_json_string(out, value) : bx_buf_puts(out, "null"));
+    return s;
 }
 
-static bx_status number_or_null(bx_buf *out, long long n, long long least)
+/* ,"<name>":<n> (null below least). */
+static bx_status put_number(bx_buf *out, const char *name, long long n, long long least)
 {
-    return n >= least ? bx_buf_printf(out, "%lld", n) : bx_buf_puts(out, "null");
+    return n >= least ? bx_buf_printf(out, ",\"%s\":%lld", name, n)
+                      : bx_buf_printf(out, ",\"%s\":null", name);
 }
 
 static bx_status put_record(bx_buf *out, const bx_dlq_letter *l)
@@ -70,24 +75,16 @@ bx_status bx_dlq_build(const bx_dlq_letter *l, bx_buf *out, bx_error *err)
     assert(l->event_id && l->source && l->endpoint && l->reason && l->error);
     char at[40];
     bx_time_format(l->received_at, at, sizeof(at));
-    bx_status s = bx_buf_puts(out, "{\"schema\":\"bx.dlq.v1\",\"event_id\":");
-    IFOK(s, bx_buf_json_string(out, l->event_id));
-    IFOK(s, bx_buf_puts(out, ",\"source\":"));
-    IFOK(s, bx_buf_json_string(out, l->source));
-    IFOK(s, bx_buf_puts(out, ",\"endpoint\":"));
-    IFOK(s, bx_buf_json_string(out, l->endpoint));
-    IFOK(s, bx_buf_puts(out, ",\"school_id\":"));
-    IFOK(s, string_or_null(out, l->school_id));
-    IFOK(s, bx_buf_puts(out, ",\"record_index\":"));
-    IFOK(s, number_or_null(out, l->record_index, 0));
-    IFOK(s, bx_buf_puts(out, ",\"line\":"));
-    IFOK(s, number_or_null(out, l->line, 1));
-    IFOK(s, bx_buf_puts(out, ",\"field\":"));
-    IFOK(s, string_or_null(out, l->field));
-    IFOK(s, bx_buf_puts(out, ",\"reason\":"));
-    IFOK(s, bx_buf_json_string(out, l->reason));
-    IFOK(s, bx_buf_puts(out, ",\"error\":"));
-    IFOK(s, bx_buf_json_string(out, l->error));
+    bx_status s = bx_buf_puts(out, "{\"schema\":\"bx.dlq.v1\"");
+    IFOK(s, put_string(out, "event_id", l->event_id));
+    IFOK(s, put_string(out, "source", l->source));
+    IFOK(s, put_string(out, "endpoint", l->endpoint));
+    IFOK(s, put_string(out, "school_id", l->school_id));
+    IFOK(s, put_number(out, "record_index", l->record_index, 0));
+    IFOK(s, put_number(out, "line", l->line, 1));
+    IFOK(s, put_string(out, "field", l->field));
+    IFOK(s, put_string(out, "reason", l->reason));
+    IFOK(s, put_string(out, "error", l->error));
     IFOK(s, bx_buf_puts(out, ",\"record\":"));
     IFOK(s, put_record(out, l));
     IFOK(s, bx_buf_printf(out, ",\"received_at\":\"%s\"}", at));

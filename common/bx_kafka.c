@@ -88,33 +88,58 @@ static void *producer_poll_main(void *arg)
     return NULL;
 }
 
-bx_status bx_producer_new(const char *brokers, const char *const *extra, bx_producer **out,
-                          bx_error *err)
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque);
+
+/* A producer or consumer handle: bootstrap.servers, then settings and extra (name, value pairs,
+ * NULL-ended; extra may be NULL), with the log and error callbacks, and the producer's delivery or
+ * the consumer's rebalance callback. */
+static bx_status new_handle(rd_kafka_type_t type, const char *brokers, const char *const *settings,
+                            const char *const *extra, rd_kafka_t **out, bx_error *err)
 {
+    bool producer = type == RD_KAFKA_PRODUCER;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    bx_status s = BX_OK;
-    IFOK(s, set_conf(conf, "bootstrap.servers", brokers, err));
-    IFOK(s, set_conf(conf, "enable.idempotence", "true", err));
-    IFOK(s, set_conf(conf, "acks", "all", err));
-    IFOK(s, set_conf(conf, "linger.ms", "2", err));
-    IFOK(s, set_conf(conf, "compression.type", "lz4", err));
-    IFOK(s, set_conf(conf, "message.timeout.ms", "30000", err));
-    IFOK(s, set_conf(conf, "queue.buffering.max.messages", "1000000", err));
+    bx_status s = set_conf(conf, "bootstrap.servers", brokers, err);
+    for (size_t i = 0; s == BX_OK && settings[i]; i += 2)
+        s = set_conf(conf, settings[i], settings[i + 1], err);
     IFOK(s, set_extra(conf, extra, err));
     if (s != BX_OK) {
         rd_kafka_conf_destroy(conf);
         return s;
     }
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    if (producer)
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    else
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     char errstr[256];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf);
-        return BX_ERR(err, BX_EFATAL, "kafka producer: %s", errstr);
+        return BX_ERR(err, BX_EFATAL, "kafka %s: %s", producer ? "producer" : "consumer", errstr);
     }
-    conf = NULL; /* rd_kafka_new took ownership */
+    *out = rk; /* rd_kafka_new took ownership of conf */
+    return BX_OK;
+}
+
+bx_status bx_producer_new(const char *brokers, const char *const *extra, bx_producer **out,
+                          bx_error *err)
+{
+    /* clang-format off */
+    static const char *const settings[] = {
+        "enable.idempotence", "true",
+        "acks", "all",
+        "linger.ms", "2",
+        "compression.type", "lz4",
+        "message.timeout.ms", "30000",
+        "queue.buffering.max.messages", "1000000",
+        NULL};
+    /* clang-format on */
+    rd_kafka_t *rk = NULL;
+    bx_status s = new_handle(RD_KAFKA_PRODUCER, brokers, settings, extra, &rk, err);
+    if (s != BX_OK)
+        return s;
     bx_producer *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         rd_kafka_destroy(rk);
@@ -403,30 +428,20 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 bx_status bx_consumer_new(const char *brokers, const char *group, const char *const *topics,
                           const char *const *extra, bx_consumer **out, bx_error *err)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    bx_status s = BX_OK;
-    IFOK(s, set_conf(conf, "bootstrap.servers", brokers, err));
-    IFOK(s, set_conf(conf, "group.id", group, err));
-    IFOK(s, set_conf(conf, "enable.auto.offset.store", "false", err));
-    IFOK(s, set_conf(conf, "enable.auto.commit", "true", err));
-    IFOK(s, set_conf(conf, "auto.commit.interval.ms", "1000", err));
-    IFOK(s, set_conf(conf, "auto.offset.reset", "earliest", err));
-    IFOK(s, set_conf(conf, "enable.partition.eof", "false", err));
-    IFOK(s, set_extra(conf, extra, err));
-    if (s != BX_OK) {
-        rd_kafka_conf_destroy(conf);
+    /* clang-format off */
+    const char *const settings[] = {
+        "group.id", group,
+        "enable.auto.offset.store", "false",
+        "enable.auto.commit", "true",
+        "auto.commit.interval.ms", "1000",
+        "auto.offset.reset", "earliest",
+        "enable.partition.eof", "false",
+        NULL};
+    /* clang-format on */
+    rd_kafka_t *rk = NULL;
+    bx_status s = new_handle(RD_KAFKA_CONSUMER, brokers, settings, extra, &rk, err);
+    if (s != BX_OK)
         return s;
-    }
-    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    char errstr[256];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return BX_ERR(err, BX_EFATAL, "kafka consumer: %s", errstr);
-    }
-    conf = NULL;
     rd_kafka_poll_set_consumer(rk);
     int n = 0;
     while (topics[n])

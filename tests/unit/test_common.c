@@ -194,8 +194,8 @@ BX_TEST(buffer_respects_its_maximum_and_escapes_json)
     CHECK_STR(b.data, "12345678");
     bx_buf_free(&b);
     bx_buf_init(&b, 0);
-    CHECK_INT(bx_buf_json_string(&b, "a\"b\\c\n\x01 中"), BX_OK);
-    CHECK_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001 中\"");
+    CHECK_INT(bx_buf_json_string(&b, "a\"b\\c\n\x01 中\r\t\x08\x1f\x7f"), BX_OK);
+    CHECK_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001 中\\r\\t\\u0008\\u001f\x7f\"");
     bx_buf_free(&b);
 }
 
