@@ -30,8 +30,8 @@ int bxctl_case(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_report(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_ledger(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_settle(bxctl_ctx *ctx, int argc, char **argv);
-int bxctl_staff(bxctl_ctx *ctx, int argc, char **argv); /* staff.c: bx-console accounts */
-int bxctl_audit(bxctl_ctx *ctx, int argc, char **argv); /* audit.c */
+int bxctl_staff(bxctl_ctx *ctx, int argc, char **argv);         /* staff.c: bx-console accounts */
+int bxctl_audit(bxctl_ctx *ctx, int argc, char **argv);         /* audit.c */
 int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv); /* document.c */
 
 /* What bx-score's computations read (rebuild.c): PostgreSQL, Redis, the registry, the profiles
@@ -56,6 +56,25 @@ void bxctl_mask_digits(const char *in, char *out, size_t size);
 /* Appends text as a JSON string with digit runs masked; "" as null (json_or_null). */
 bx_status bxctl_json_masked(bx_buf *b, const char *text) BX_MUSTCHECK;
 bx_status bxctl_json_or_null(bx_buf *b, const char *text) BX_MUSTCHECK;
+/* How bxctl_json_fields writes a column of a result row. */
+typedef enum bxctl_json_as {
+    BXCTL_JSON_STRING,   /* a JSON string */
+    BXCTL_JSON_OR_NULL,  /* a JSON string, "" as null */
+    BXCTL_JSON_NULLABLE, /* a JSON string, SQL NULL as null */
+    BXCTL_JSON_MASKED,   /* a JSON string with digit runs masked */
+    BXCTL_JSON_BOOL,     /* 't' as true, else false */
+    BXCTL_JSON_RAW       /* the text as it is: a number, or jsonb's text (JSON already) */
+} bxctl_json_as;
+typedef struct bxctl_json_field {
+    const char *key;
+    int col;
+    bxctl_json_as as;
+} bxctl_json_field;
+/* Appends "key":value for each of the n fields of row of res, separated by commas (no braces). */
+bx_status bxctl_json_fields(bx_buf *b, const PGresult *res, int row, const bxctl_json_field *fields,
+                            size_t n) BX_MUSTCHECK;
+#define BXCTL_JSON_FIELDS(b, res, row, fields)                                                     \
+    bxctl_json_fields(b, res, row, fields, sizeof(fields) / sizeof(fields[0]))
 /* "2026-11-27T10:00:00+08:00" as "2026-11-27 10:00"; "" as "-". */
 void bxctl_time_text(const char *iso, char out[17]);
 /* s is exactly len decimal digits (county 6, township 9). */

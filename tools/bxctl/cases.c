@@ -60,6 +60,37 @@ bx_status bxctl_json_or_null(bx_buf *b, const char *text)
     return text[0] ? bx_buf_json_string(b, text) : bx_buf_puts(b, "null");
 }
 
+static bx_status json_value(bx_buf *b, const PGresult *res, int row, int col, bxctl_json_as as)
+{
+    const char *v = PQgetvalue(res, row, col);
+    switch (as) {
+    case BXCTL_JSON_STRING:
+        return bx_buf_json_string(b, v);
+    case BXCTL_JSON_OR_NULL:
+        return bxctl_json_or_null(b, v);
+    case BXCTL_JSON_NULLABLE:
+        return PQgetisnull(res, row, col) ? bx_buf_puts(b, "null") : bx_buf_json_string(b, v);
+    case BXCTL_JSON_MASKED:
+        return bxctl_json_masked(b, v);
+    case BXCTL_JSON_BOOL:
+        return bx_buf_puts(b, v[0] == 't' ? "true" : "false");
+    case BXCTL_JSON_RAW:
+        break;
+    }
+    return bx_buf_puts(b, v);
+}
+
+bx_status bxctl_json_fields(bx_buf *b, const PGresult *res, int row, const bxctl_json_field *fields,
+                            size_t n)
+{
+    bx_status st = BX_OK;
+    for (size_t i = 0; i < n && st == BX_OK; i++) {
+        st = bx_buf_printf(b, "%s\"%s\":", i ? "," : "", fields[i].key);
+        IFOK(st, json_value(b, res, row, fields[i].col, fields[i].as));
+    }
+    return st;
+}
+
 void bxctl_time_text(const char *iso, char out[17])
 {
     if (iso[0] == '\0') {
@@ -133,32 +164,25 @@ bool bxctl_code_valid(const char *s, size_t len)
     return true;
 }
 
+static const bxctl_json_field list_fields[] = {
+    {"case_id", 0, BXCTL_JSON_RAW},       {"student_id", 1, BXCTL_JSON_STRING},
+    {"school_id", 2, BXCTL_JSON_STRING},  {"township", 3, BXCTL_JSON_OR_NULL},
+    {"county", 4, BXCTL_JSON_OR_NULL},    {"stage", 5, BXCTL_JSON_OR_NULL},
+    {"opened_at", 6, BXCTL_JSON_STRING},  {"open_tasks", 7, BXCTL_JSON_RAW},
+    {"overdue_tasks", 8, BXCTL_JSON_RAW}, {"next_due", 9, BXCTL_JSON_OR_NULL}};
+static const bxctl_json_field list_name_field[] = {{"name", 10, BXCTL_JSON_NULLABLE}};
+
 static int print_list_json(PGresult *res, bool names)
 {
     bx_buf b;
     bx_buf_init(&b, 0);
     bx_status st = bx_buf_puts(&b, "[");
     for (int i = 0; i < PQntuples(res) && st == BX_OK; i++) {
-        IFOK(st, bx_buf_printf(&b, "%s{\"case_id\":%s,\"student_id\":", i ? "," : "",
-                               PQgetvalue(res, i, 0)));
-        IFOK(st, bx_buf_json_string(&b, PQgetvalue(res, i, 1)));
-        IFOK(st, bx_buf_puts(&b, ",\"school_id\":"));
-        IFOK(st, bx_buf_json_string(&b, PQgetvalue(res, i, 2)));
-        IFOK(st, bx_buf_puts(&b, ",\"township\":"));
-        IFOK(st, bxctl_json_or_null(&b, PQgetvalue(res, i, 3)));
-        IFOK(st, bx_buf_puts(&b, ",\"county\":"));
-        IFOK(st, bxctl_json_or_null(&b, PQgetvalue(res, i, 4)));
-        IFOK(st, bx_buf_puts(&b, ",\"stage\":"));
-        IFOK(st, bxctl_json_or_null(&b, PQgetvalue(res, i, 5)));
-        IFOK(st, bx_buf_puts(&b, ",\"opened_at\":"));
-        IFOK(st, bx_buf_json_string(&b, PQgetvalue(res, i, 6)));
-        IFOK(st, bx_buf_printf(&b, ",\"open_tasks\":%s,\"overdue_tasks\":%s,\"next_due\":",
-                               PQgetvalue(res, i, 7), PQgetvalue(res, i, 8)));
-        IFOK(st, bxctl_json_or_null(&b, PQgetvalue(res, i, 9)));
+        IFOK(st, bx_buf_puts(&b, i ? ",{" : "{"));
+        IFOK(st, BXCTL_JSON_FIELDS(&b, res, i, list_fields));
         if (names) {
-            IFOK(st, bx_buf_puts(&b, ",\"name\":"));
-            IFOK(st, PQgetisnull(res, i, 10) ? bx_buf_puts(&b, "null")
-                                             : bx_buf_json_string(&b, PQgetvalue(res, i, 10)));
+            IFOK(st, bx_buf_puts(&b, ","));
+            IFOK(st, BXCTL_JSON_FIELDS(&b, res, i, list_name_field));
         }
         IFOK(st, bx_buf_puts(&b, "}"));
     }
@@ -282,71 +306,57 @@ static const char show_events_sql[] =
                          "JOIN cases.case c ON c.id = e.case_id WHERE c.student_id = $1 "
                          "ORDER BY e.occurred_at, e.id";
 
+static const bxctl_json_field case_fields[] = {
+    {"case_id", 0, BXCTL_JSON_RAW},       {"school_id", 1, BXCTL_JSON_STRING},
+    {"class_id", 6, BXCTL_JSON_OR_NULL},  {"registry_status", 7, BXCTL_JSON_OR_NULL},
+    {"stage", 2, BXCTL_JSON_OR_NULL},     {"opened_at", 3, BXCTL_JSON_STRING},
+    {"closed_at", 4, BXCTL_JSON_OR_NULL}, {"ending", 5, BXCTL_JSON_OR_NULL}};
+static const bxctl_json_field task_fields[] = {
+    {"kind", 0, BXCTL_JSON_STRING},       {"stage", 1, BXCTL_JSON_OR_NULL},
+    {"owner_role", 2, BXCTL_JSON_STRING}, {"owner_staff_id", 3, BXCTL_JSON_OR_NULL},
+    {"due_at", 4, BXCTL_JSON_STRING},     {"overdue", 5, BXCTL_JSON_BOOL},
+    {"created_at", 6, BXCTL_JSON_STRING}};
+static const bxctl_json_field earlier_fields[] = {{"case_id", 0, BXCTL_JSON_RAW},
+                                                  {"opened_at", 3, BXCTL_JSON_STRING},
+                                                  {"closed_at", 4, BXCTL_JSON_OR_NULL},
+                                                  {"ending", 5, BXCTL_JSON_OR_NULL}};
+static const bxctl_json_field event_fields[] = {
+    {"case_id", 0, BXCTL_JSON_RAW},        {"kind", 1, BXCTL_JSON_STRING},
+    {"stage", 2, BXCTL_JSON_OR_NULL},      {"actor", 3, BXCTL_JSON_STRING},
+    {"reason", 4, BXCTL_JSON_MASKED},      {"late", 5, BXCTL_JSON_BOOL},
+    {"occurred_at", 6, BXCTL_JSON_STRING}, {"payload", 7, BXCTL_JSON_RAW}};
+
+/* Appends name:[{...},...] with the fields of rows first.. of res. */
+static bx_status json_rows(bx_buf *b, const char *name, PGresult *res, int first,
+                           const bxctl_json_field *fields, size_t n)
+{
+    bx_status st = bx_buf_printf(b, "\"%s\":[", name);
+    for (int i = first; i < PQntuples(res) && st == BX_OK; i++) {
+        IFOK(st, bx_buf_puts(b, i > first ? ",{" : "{"));
+        IFOK(st, bxctl_json_fields(b, res, i, fields, n));
+        IFOK(st, bx_buf_puts(b, "}"));
+    }
+    IFOK(st, bx_buf_puts(b, "]"));
+    return st;
+}
+#define JSON_ROWS(b, name, res, first, fields)                                                     \
+    json_rows(b, name, res, first, fields, sizeof(fields) / sizeof(fields[0]))
+
 static bx_status show_json(bx_buf *b, const char *student, PGresult *cases, PGresult *tasks,
                            PGresult *events)
 {
     bx_status st = bx_buf_puts(b, "{\"student_id\":");
     IFOK(st, bx_buf_json_string(b, student));
-    IFOK(st, bx_buf_printf(b, ",\"case_id\":%s,\"school_id\":", PQgetvalue(cases, 0, 0)));
-    IFOK(st, bx_buf_json_string(b, PQgetvalue(cases, 0, 1)));
-    IFOK(st, bx_buf_puts(b, ",\"class_id\":"));
-    IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, 0, 6)));
-    IFOK(st, bx_buf_puts(b, ",\"registry_status\":"));
-    IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, 0, 7)));
-    IFOK(st, bx_buf_puts(b, ",\"stage\":"));
-    IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, 0, 2)));
-    IFOK(st, bx_buf_puts(b, ",\"opened_at\":"));
-    IFOK(st, bx_buf_json_string(b, PQgetvalue(cases, 0, 3)));
-    IFOK(st, bx_buf_puts(b, ",\"closed_at\":"));
-    IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, 0, 4)));
-    IFOK(st, bx_buf_puts(b, ",\"ending\":"));
-    IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, 0, 5)));
-    IFOK(st, bx_buf_puts(b, ",\"open_tasks\":["));
-    for (int i = 0; i < PQntuples(tasks) && st == BX_OK; i++) {
-        IFOK(st, bx_buf_printf(b, "%s{\"kind\":", i ? "," : ""));
-        IFOK(st, bx_buf_json_string(b, PQgetvalue(tasks, i, 0)));
-        IFOK(st, bx_buf_puts(b, ",\"stage\":"));
-        IFOK(st, bxctl_json_or_null(b, PQgetvalue(tasks, i, 1)));
-        IFOK(st, bx_buf_puts(b, ",\"owner_role\":"));
-        IFOK(st, bx_buf_json_string(b, PQgetvalue(tasks, i, 2)));
-        IFOK(st, bx_buf_puts(b, ",\"owner_staff_id\":"));
-        IFOK(st, bxctl_json_or_null(b, PQgetvalue(tasks, i, 3)));
-        IFOK(st, bx_buf_puts(b, ",\"due_at\":"));
-        IFOK(st, bx_buf_json_string(b, PQgetvalue(tasks, i, 4)));
-        IFOK(st, bx_buf_printf(b, ",\"overdue\":%s,\"created_at\":",
-                               PQgetvalue(tasks, i, 5)[0] == 't' ? "true" : "false"));
-        IFOK(st, bx_buf_json_string(b, PQgetvalue(tasks, i, 6)));
-        IFOK(st, bx_buf_puts(b, "}"));
-    }
-    IFOK(st, bx_buf_puts(b, "],\"earlier_cases\":["));
-    for (int i = 1; i < PQntuples(cases) && st == BX_OK; i++) {
-        IFOK(st, bx_buf_printf(b, "%s{\"case_id\":%s,\"opened_at\":", i > 1 ? "," : "",
-                               PQgetvalue(cases, i, 0)));
-        IFOK(st, bx_buf_json_string(b, PQgetvalue(cases, i, 3)));
-        IFOK(st, bx_buf_puts(b, ",\"closed_at\":"));
-        IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, i, 4)));
-        IFOK(st, bx_buf_puts(b, ",\"ending\":"));
-        IFOK(st, bxctl_json_or_null(b, PQgetvalue(cases, i, 5)));
-        IFOK(st, bx_buf_puts(b, "}"));
-    }
-    IFOK(st, bx_buf_puts(b, "],\"history\":["));
-    for (int i = 0; i < PQntuples(events) && st == BX_OK; i++) {
-        IFOK(st, bx_buf_printf(b, "%s{\"case_id\":%s,\"kind\":", i ? "," : "",
-                               PQgetvalue(events, i, 0)));
-        IFOK(st, bx_buf_json_string(b, PQgetvalue(events, i, 1)));
-        IFOK(st, bx_buf_puts(b, ",\"stage\":"));
-        IFOK(st, bxctl_json_or_null(b, PQgetvalue(events, i, 2)));
-        IFOK(st, bx_buf_puts(b, ",\"actor\":"));
-        IFOK(st, bx_buf_json_string(b, PQgetvalue(events, i, 3)));
-        IFOK(st, bx_buf_puts(b, ",\"reason\":"));
-        IFOK(st, bxctl_json_masked(b, PQgetvalue(events, i, 4)));
-        IFOK(st, bx_buf_printf(b, ",\"late\":%s,\"occurred_at\":",
-                               PQgetvalue(events, i, 5)[0] == 't' ? "true" : "false"));
-        IFOK(st, bx_buf_json_string(b, PQgetvalue(events, i, 6)));
-        /* jsonb's text form is JSON already. */
-        IFOK(st, bx_buf_printf(b, ",\"payload\":%s}", PQgetvalue(events, i, 7)));
-    }
-    IFOK(st, bx_buf_puts(b, "]}\n"));
+    IFOK(st, bx_buf_puts(b, ","));
+    IFOK(st, BXCTL_JSON_FIELDS(b, cases, 0, case_fields));
+    IFOK(st, bx_buf_puts(b, ","));
+    IFOK(st, JSON_ROWS(b, "open_tasks", tasks, 0, task_fields));
+    IFOK(st, bx_buf_puts(b, ","));
+    /* Row 0 is the case shown; the earlier ones follow. */
+    IFOK(st, JSON_ROWS(b, "earlier_cases", cases, 1, earlier_fields));
+    IFOK(st, bx_buf_puts(b, ","));
+    IFOK(st, JSON_ROWS(b, "history", events, 0, event_fields));
+    IFOK(st, bx_buf_puts(b, "}\n"));
     return st;
 }
 

@@ -154,28 +154,25 @@ static bx_status write_text(bx_buf *b, PGresult *res, PGresult *h, const char *c
     return st;
 }
 
+static const bxctl_json_field entry_fields[] = {
+    {"case_id", L_CASE, BXCTL_JSON_RAW},          {"student_id", L_STUDENT, BXCTL_JSON_STRING},
+    {"school_id", L_SCHOOL, BXCTL_JSON_STRING},   {"township", L_TOWNSHIP, BXCTL_JSON_OR_NULL},
+    {"county", L_COUNTY, BXCTL_JSON_OR_NULL},     {"stage", L_STAGE, BXCTL_JSON_OR_NULL},
+    {"opened_at", L_OPENED, BXCTL_JSON_STRING},   {"on_roster_at", L_ROSTER, BXCTL_JSON_OR_NULL},
+    {"returned_at", L_CLOSED, BXCTL_JSON_OR_NULL}};
+static const bxctl_json_field entry_name_field[] = {{"name", L_NAME, BXCTL_JSON_NULLABLE}};
+static const bxctl_json_field history_fields[] = {
+    {"kind", H_KIND, BXCTL_JSON_STRING},   {"stage", H_STAGE, BXCTL_JSON_OR_NULL},
+    {"actor", H_ACTOR, BXCTL_JSON_STRING}, {"reason", H_REASON, BXCTL_JSON_MASKED},
+    {"late", H_LATE, BXCTL_JSON_BOOL},     {"occurred_at", H_AT, BXCTL_JSON_STRING}};
+
 static bx_status write_json_entry(bx_buf *b, PGresult *res, int i, PGresult *h, bool names)
 {
-    bx_status st = bx_buf_printf(b, "{\"case_id\":%s,\"student_id\":", PQgetvalue(res, i, L_CASE));
-    IFOK(st, bx_buf_json_string(b, PQgetvalue(res, i, L_STUDENT)));
-    IFOK(st, bx_buf_puts(b, ",\"school_id\":"));
-    IFOK(st, bx_buf_json_string(b, PQgetvalue(res, i, L_SCHOOL)));
-    IFOK(st, bx_buf_puts(b, ",\"township\":"));
-    IFOK(st, bxctl_json_or_null(b, PQgetvalue(res, i, L_TOWNSHIP)));
-    IFOK(st, bx_buf_puts(b, ",\"county\":"));
-    IFOK(st, bxctl_json_or_null(b, PQgetvalue(res, i, L_COUNTY)));
-    IFOK(st, bx_buf_puts(b, ",\"stage\":"));
-    IFOK(st, bxctl_json_or_null(b, PQgetvalue(res, i, L_STAGE)));
-    IFOK(st, bx_buf_puts(b, ",\"opened_at\":"));
-    IFOK(st, bx_buf_json_string(b, PQgetvalue(res, i, L_OPENED)));
-    IFOK(st, bx_buf_puts(b, ",\"on_roster_at\":"));
-    IFOK(st, bxctl_json_or_null(b, PQgetvalue(res, i, L_ROSTER)));
-    IFOK(st, bx_buf_puts(b, ",\"returned_at\":"));
-    IFOK(st, bxctl_json_or_null(b, PQgetvalue(res, i, L_CLOSED)));
+    bx_status st = bx_buf_puts(b, "{");
+    IFOK(st, BXCTL_JSON_FIELDS(b, res, i, entry_fields));
     if (names) {
-        IFOK(st, bx_buf_puts(b, ",\"name\":"));
-        IFOK(st, PQgetisnull(res, i, L_NAME) ? bx_buf_puts(b, "null")
-                                             : bx_buf_json_string(b, PQgetvalue(res, i, L_NAME)));
+        IFOK(st, bx_buf_puts(b, ","));
+        IFOK(st, BXCTL_JSON_FIELDS(b, res, i, entry_name_field));
     }
     IFOK(st, bx_buf_puts(b, ",\"history\":["));
     long long case_id = strtoll(PQgetvalue(res, i, L_CASE), NULL, 10);
@@ -183,17 +180,8 @@ static bx_status write_json_entry(bx_buf *b, PGresult *res, int i, PGresult *h, 
     for (int j = first;
          j < PQntuples(h) && strtoll(PQgetvalue(h, j, H_CASE), NULL, 10) == case_id && st == BX_OK;
          j++) {
-        IFOK(st, bx_buf_printf(b, "%s{\"kind\":", j > first ? "," : ""));
-        IFOK(st, bx_buf_json_string(b, PQgetvalue(h, j, H_KIND)));
-        IFOK(st, bx_buf_puts(b, ",\"stage\":"));
-        IFOK(st, bxctl_json_or_null(b, PQgetvalue(h, j, H_STAGE)));
-        IFOK(st, bx_buf_puts(b, ",\"actor\":"));
-        IFOK(st, bx_buf_json_string(b, PQgetvalue(h, j, H_ACTOR)));
-        IFOK(st, bx_buf_puts(b, ",\"reason\":"));
-        IFOK(st, bxctl_json_masked(b, PQgetvalue(h, j, H_REASON)));
-        IFOK(st, bx_buf_printf(b, ",\"late\":%s,\"occurred_at\":",
-                               PQgetvalue(h, j, H_LATE)[0] == 't' ? "true" : "false"));
-        IFOK(st, bx_buf_json_string(b, PQgetvalue(h, j, H_AT)));
+        IFOK(st, bx_buf_puts(b, j > first ? ",{" : "{"));
+        IFOK(st, BXCTL_JSON_FIELDS(b, h, j, history_fields));
         IFOK(st, bx_buf_puts(b, "}"));
     }
     IFOK(st, bx_buf_puts(b, "]}"));
