@@ -40,7 +40,7 @@ static bx_calendar *calendar(void)
             BX_OK);
     const char *src = getenv("BX_SOURCE_DIR");
     char path[1024];
-    snprintf(path, sizeof(path), "%s/tests/data/cn-public-holidays-2026.csv", src ? src : ".");
+    snprintf(path, sizeof(path), "%s/deploy/policy/cn-public-holidays-2026.csv", src ? src : ".");
     if (bx_calendar_load_days_csv(cal, path, &err) != BX_OK) {
         fprintf(stderr, "%s\n", err.msg);
         REQUIRE(!"holiday list loads");
