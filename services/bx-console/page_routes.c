@@ -5,6 +5,7 @@
 #include "console.h"
 #include "dedup.h"
 #include "page_common.h"
+#include "page_township.h"
 
 #include <stdlib.h>
 
@@ -19,6 +20,10 @@ const console_route console_page_routes[] = {
     {"GET", "/students/:student", page_student_get, true, false},
     {"GET", "/students/:student/leave", page_leave_get, true, false},
     {"POST", "/students/:student/leave", page_leave_post, true, true},
+    /* the township officer's sign-off of the return report (page_township.c) */
+    {"GET", "/township", page_township_get, true, false},
+    {"GET", "/township/cases/:case", page_township_case_get, true, false},
+    {"POST", "/township/cases/:case", page_township_case_post, true, true},
 };
 const size_t console_page_nroutes = sizeof(console_page_routes) / sizeof(console_page_routes[0]);
 
