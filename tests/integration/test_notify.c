@@ -1165,3 +1165,42 @@ BX_TEST(the_digest_lists_tasks_still_open_from_earlier_days)
     CHECK_INT(file_lines(&s, NULL), 2);
     svc_stop(&s);
 }
+
+/* A request the database refuses for good is not retried forever, holding up its partition: here
+ * a staff id that looks like a phone number, which a notification's masked recipient may not
+ * carry (a CHECK constraint, so BX_EINVAL). It is dead-lettered as invalid_value with the
+ * database's reason, and the request after it is sent. */
+BX_TEST(a_request_the_database_refuses_is_dead_lettered_and_the_next_one_sent)
+{
+    svc s;
+    svc_init(&s, 5, "2026-11-27 09:00");
+    itest_sql_exec(db_url, "INSERT INTO registry.staff (id, name, role, school_id, phone) "
+                           "VALUES ('13912345678', '王芳', 'academic_office', 'NS1', "
+                           "'13900000009')");
+    svc_run(&s);
+    itest_mark *dlq = itest_topic_mark(BX_TOPIC_DLQ);
+    char p[512];
+    stage_params(p, sizeof(p), "academic_office", "5");
+    ask_escalate(&s, "refused", "academic_office_report", "academic_office", "13912345678", p);
+    ask_guardian(&s, 2, "after");
+    settle(&s);
+    CHECK_INT(metric(&s, "bx_notify_dlq_total"), 1);
+    CHECK_INT(metric(&s, "bx_notify_requests_total"), 1);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE recipient_masked = "
+                       "'13912345678'"),
+              0);
+    CHECK_INT(file_lines(&s, NULL), 1);
+    char needle[160];
+    snprintf(needle, sizeof(needle), "\"endpoint\":\"%s\"", s.requests);
+    bx_buf got;
+    bx_buf_init(&got, 0);
+    CHECK_INT(itest_topic_collect(dlq, needle, 1, 20000, &got), 1);
+    check_schema(BX_TOPIC_DLQ, got.data);
+    CHECK(got.data && strstr(got.data, ":refused\"") != NULL);
+    CHECK(got.data && strstr(got.data, "\"reason\":\"invalid_value\"") != NULL);
+    CHECK(got.data && strstr(got.data, "\"field\":null") != NULL);
+    CHECK(got.data && strstr(got.data, "postgresql: ") != NULL);
+    bx_buf_free(&got);
+    itest_mark_free(dlq);
+    svc_stop(&s);
+}
