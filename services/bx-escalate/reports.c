@@ -28,6 +28,10 @@ const char *reports_level_name(reports_level level)
         return "township";
     case REPORTS_COUNTY:
         return "county";
+    case REPORTS_CITY:
+        return "city";
+    case REPORTS_PROVINCE:
+        return "province";
     }
     return "?";
 }
@@ -72,7 +76,8 @@ static bx_status validate(const reports_class_counts *c, size_t i, bx_error *err
     return BX_OK;
 }
 
-static const char *key_of(const reports_class_counts *c, reports_level level)
+/* The row a class adds to; a city or province is a prefix of the county code, cut into buf. */
+static const char *key_of(const reports_class_counts *c, reports_level level, char buf[ID_MAX + 1])
 {
     switch (level) {
     case REPORTS_CLASS:
@@ -83,6 +88,10 @@ static const char *key_of(const reports_class_counts *c, reports_level level)
         return c->township;
     case REPORTS_COUNTY:
         return c->county;
+    case REPORTS_CITY:
+    case REPORTS_PROVINCE:
+        snprintf(buf, ID_MAX + 1, "%.*s", level == REPORTS_CITY ? 4 : 2, c->county);
+        return buf;
     }
     return "";
 }
@@ -140,7 +149,8 @@ bx_status reports_aggregate(const reports_class_counts *classes, size_t n, repor
     size_t used = 0;
     for (size_t i = 0; i < n; i++) {
         const reports_class_counts *c = &classes[i];
-        const char *key = key_of(c, level);
+        char prefix[ID_MAX + 1];
+        const char *key = key_of(c, level, prefix);
         size_t lo = 0, hi = used;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;

@@ -1,6 +1,6 @@
-/* reports: dropout rate (辍学率) and retention rate (巩固率) by class, school, township and county
- * from per-class counts, with the seeds' thresholds flagged; written as a text table, CSV or JSON.
- * Pure: no database, no clock. */
+/* reports: dropout rate (辍学率) and retention rate (巩固率) by class, school, township, county,
+ * city and province (the county code's prefix) from per-class counts, with the seeds' thresholds
+ * flagged; written as a text table, CSV or JSON. Pure: no database, no clock. */
 #ifndef BX_ESCALATE_REPORTS_H
 #define BX_ESCALATE_REPORTS_H
 
@@ -40,7 +40,9 @@ typedef enum reports_level {
     REPORTS_CLASS,
     REPORTS_SCHOOL,
     REPORTS_TOWNSHIP,
-    REPORTS_COUNTY
+    REPORTS_COUNTY,
+    REPORTS_CITY,    /* the first 4 digits of the county code */
+    REPORTS_PROVINCE /* the first 2 digits */
 } reports_level;
 
 /* Counts of one stage, and the rates derived from them; a rate whose denominator is not positive

@@ -17,58 +17,37 @@
 #include "bx_clock.h"
 #include "bx_pg.h"
 #include "bxctl.h"
+#include "report_queries.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LEDGER_SQL_HEAD                                                                            \
-    "WITH dc AS (SELECT case_id, min(occurred_at) AS dropped_at FROM cases.event "                 \
-    "  WHERE kind = 'stage_entered' AND cases.on_roster(stage) GROUP BY case_id) "                 \
-    "SELECT * FROM (SELECT CASE WHEN c.closed_at IS NOT NULL THEN 'returned' "                     \
-    "  WHEN dc.case_id IS NULL THEN 'suspected' ELSE 'dropout' END AS list, "                      \
-    "  c.id, c.student_id, c.school_id, coalesce(s.township_code::text, '') AS township, "         \
-    "  coalesce(t.county_code::text, '') AS county, coalesce(c.stage, ''), "                       \
-    "  " BXCTL_ISO("c.opened_at") ", coalesce(" BXCTL_ISO(                                         \
-        "dc.dropped_at") ", ''), "                                                                 \
-                         "  coalesce(" BXCTL_ISO("c.closed_at") ", ''), "
-#define LEDGER_SQL_TAIL                                                                            \
-    " AS name FROM cases.case c LEFT JOIN dc ON dc.case_id = c.id "                                \
-    "  LEFT JOIN registry.school s ON s.id = c.school_id "                                         \
-    "  LEFT JOIN registry.township t ON t.code = s.township_code "                                 \
-    "  WHERE (c.closed_at IS NULL OR c.ending = 'returned') "                                      \
-    "  AND ($1 = '' OR t.county_code = $1)) x "                                                    \
-    "WHERE $2 = '' OR x.list = $2 "                                                                \
-    "ORDER BY CASE x.list WHEN 'suspected' THEN 1 WHEN 'dropout' THEN 2 ELSE 3 END, "              \
-    "  x.county, x.township, x.school_id, x.student_id, x.id"
-
-static const char ledger_sql[] = LEDGER_SQL_HEAD "NULL::text" LEDGER_SQL_TAIL;
-static const char ledger_sql_names[] =
-    LEDGER_SQL_HEAD "(SELECT p.name FROM registry.student_private p WHERE p.student_id = "
-                    "c.student_id)" LEDGER_SQL_TAIL;
-
+/* The rows and their history come from reports_query_ledger and reports_query_history
+ * (report_queries.h, shared with bx-console's ledgers and exports). */
 enum {
-    L_LIST,
-    L_CASE,
-    L_STUDENT,
-    L_SCHOOL,
-    L_TOWNSHIP,
-    L_COUNTY,
-    L_STAGE,
-    L_OPENED,
-    L_ROSTER,
-    L_CLOSED,
-    L_NAME
+    L_LIST = RL_LIST,
+    L_CASE = RL_CASE,
+    L_STUDENT = RL_STUDENT,
+    L_SCHOOL = RL_SCHOOL,
+    L_TOWNSHIP = RL_TOWNSHIP,
+    L_COUNTY = RL_COUNTY,
+    L_STAGE = RL_STAGE,
+    L_OPENED = RL_OPENED,
+    L_ROSTER = RL_ROSTER,
+    L_CLOSED = RL_CLOSED,
+    L_NAME = RL_NAME
 };
-
-static const char history_sql[] =
-    "SELECT e.case_id, e.kind, coalesce(e.stage, ''), e.actor, e.reason, e.late, " BXCTL_ISO(
-        "e.occurred_at") " FROM cases.event e "
-                         "WHERE e.case_id = ANY($1::bigint[]) AND e.kind <> 'task_created' "
-                         "ORDER BY e.case_id, e.occurred_at, e.id";
-
-enum { H_CASE, H_KIND, H_STAGE, H_ACTOR, H_REASON, H_LATE, H_AT };
+enum {
+    H_CASE = RH_CASE,
+    H_KIND = RH_KIND,
+    H_STAGE = RH_STAGE,
+    H_ACTOR = RH_ACTOR,
+    H_REASON = RH_REASON,
+    H_LATE = RH_LATE,
+    H_AT = RH_AT
+};
 
 static const struct {
     const char *list;
@@ -78,20 +57,6 @@ static const struct {
     {"dropout", "dropouts (辍学)"},
     {"returned", "returned children (复学)"},
 };
-
-/* The first history row of case_id (rows sorted by case id), or the row count. */
-static int history_first(PGresult *h, long long case_id)
-{
-    int lo = 0, hi = PQntuples(h);
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (strtoll(PQgetvalue(h, mid, H_CASE), NULL, 10) < case_id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
 
 static bx_status write_text(bx_buf *b, PGresult *res, PGresult *h, const char *county,
                             const char *only, bool names)
@@ -130,7 +95,7 @@ static bx_status write_text(bx_buf *b, PGresult *res, PGresult *h, const char *c
                                    PQgetisnull(res, i, L_NAME) ? "-" : PQgetvalue(res, i, L_NAME)));
             IFOK(st, bx_buf_puts(b, "\n"));
             long long case_id = strtoll(PQgetvalue(res, i, L_CASE), NULL, 10);
-            for (int j = history_first(h, case_id);
+            for (int j = reports_history_first(h, case_id);
                  j < PQntuples(h) && strtoll(PQgetvalue(h, j, H_CASE), NULL, 10) == case_id &&
                  st == BX_OK;
                  j++) {
@@ -176,7 +141,7 @@ static bx_status write_json_entry(bx_buf *b, PGresult *res, int i, PGresult *h, 
     }
     IFOK(st, bx_buf_puts(b, ",\"history\":["));
     long long case_id = strtoll(PQgetvalue(res, i, L_CASE), NULL, 10);
-    int first = history_first(h, case_id);
+    int first = reports_history_first(h, case_id);
     for (int j = first;
          j < PQntuples(h) && strtoll(PQgetvalue(h, j, H_CASE), NULL, 10) == case_id && st == BX_OK;
          j++) {
@@ -247,27 +212,17 @@ int bxctl_ledger(bxctl_ctx *ctx, int argc, char **argv)
     if (db == NULL)
         return 1;
     PGresult *res = NULL, *h = NULL;
-    bx_buf ids, out;
-    bx_buf_init(&ids, 0);
+    bx_buf out;
     bx_buf_init(&out, 0);
     bx_error err = {0};
     int rc = 1;
-    const char *p1[] = {county, kind};
-    if (bx_pg_query(db, names ? ledger_sql_names : ledger_sql, 2, p1, &res, &err) != BX_OK)
+    reports_ledger_filter filter = {
+        .area = county, .list = kind, .names = names, .now_ms = (long long)bx_clock_now()};
+    if (reports_query_ledger(db, &filter, &res, &err) != BX_OK ||
+        reports_query_history(db, res, &h, &err) != BX_OK)
         goto out;
-    bx_status st = bx_buf_puts(&ids, "{");
-    for (int i = 0; i < PQntuples(res) && st == BX_OK; i++)
-        st = bx_buf_printf(&ids, "%s%s", i ? "," : "", PQgetvalue(res, i, L_CASE));
-    IFOK(st, bx_buf_puts(&ids, "}"));
-    if (st != BX_OK) {
-        fprintf(stderr, "bxctl ledger: out of memory\n");
-        goto out;
-    }
-    const char *p2[] = {ids.data};
-    if (bx_pg_query(db, history_sql, 1, p2, &h, &err) != BX_OK)
-        goto out;
-    st = json ? write_json(&out, res, h, county, kind, names)
-              : write_text(&out, res, h, county, kind, names);
+    bx_status st = json ? write_json(&out, res, h, county, kind, names)
+                        : write_text(&out, res, h, county, kind, names);
     if (st != BX_OK) {
         fprintf(stderr, "bxctl ledger: out of memory\n");
         goto out;
@@ -279,7 +234,6 @@ out:
         fprintf(stderr, "bxctl ledger: %s\n", err.msg);
     PQclear(res);
     PQclear(h);
-    bx_buf_free(&ids);
     bx_buf_free(&out);
     PQfinish(db);
     return rc;

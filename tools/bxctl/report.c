@@ -38,6 +38,7 @@
 #include "bx_pg.h"
 #include "bx_registry.h"
 #include "bxctl.h"
+#include "report_queries.h"
 #include "reports.h"
 
 #include <ctype.h>
@@ -46,87 +47,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* $1 'term' or 'month', $2 term code, $3 first day of the month, $4 now in ms, $5 county ('' all).
- * One row per class: place, grade, the five counts, the students left out, those without
- * enrolled_on, whether the class has the period, and whether it has begun. */
-static const char counts_sql[] =
-    "WITH now_ts AS (SELECT to_timestamp($4::bigint / 1000.0) AS t), "
-    "cls AS (SELECT c.id AS class_id, c.grade, c.school_id, s.township_code::text AS township, "
-    "  tw.county_code::text AS county, "
-    "  CASE WHEN $1 = 'term' THEN ct.first_day ELSE NULLIF($3, '')::date END AS first_day, "
-    "  CASE WHEN $1 = 'term' THEN ct.last_day "
-    "       ELSE (NULLIF($3, '')::date + interval '1 month' - interval '1 day')::date END "
-    "    AS last_day "
-    "  FROM registry.class c JOIN registry.school s ON s.id = c.school_id "
-    "  JOIN registry.township tw ON tw.code = s.township_code "
-    "  LEFT JOIN registry.calendar_term ct ON $1 = 'term' AND ct.calendar_id = s.calendar_id "
-    "    AND ct.code = $2 "
-    "  WHERE $5 = '' OR tw.county_code = $5), "
-    "b AS (SELECT cls.*, (first_day::timestamp AT TIME ZONE 'Asia/Shanghai') AS ps, "
-    "  least(((last_day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'), (SELECT t FROM now_ts)) "
-    "    AS pe FROM cls), "
-    "dc AS (SELECT c.id, c.student_id, c.closed_at, c.ending, min(e.occurred_at) AS dropped_at "
-    "  FROM cases.case c JOIN cases.event e ON e.case_id = c.id "
-    "  WHERE e.kind = 'stage_entered' AND cases.on_roster(e.stage) GROUP BY c.id), "
-    "st AS (SELECT s.id, s.enrolled_on, b.class_id, b.first_day, b.ps, b.pe, "
-    "  (s.status IN ('dropped_out', 'transferred_out', 'graduated') AND NOT EXISTS ("
-    "    SELECT 1 FROM cases.case c WHERE c.student_id = s.id AND ("
-    "      (s.status = 'dropped_out' AND c.id IN (SELECT id FROM dc)) "
-    "      OR (s.status = 'transferred_out' AND c.ending = 'transferred') "
-    "      OR (s.status = 'graduated' AND c.ending IN ('graduated', 'obligation_ended'))))) "
-    "    AS undated "
-    "  FROM registry.student s JOIN b ON b.class_id = s.class_id "
-    "  WHERE b.first_day IS NOT NULL AND b.pe > b.ps), "
-    "f AS (SELECT st.*, "
-    "  EXISTS (SELECT 1 FROM dc WHERE dc.student_id = st.id AND dc.dropped_at < st.ps "
-    "    AND (dc.closed_at IS NULL OR dc.closed_at >= st.ps)) AS away_start, "
-    "  EXISTS (SELECT 1 FROM dc WHERE dc.student_id = st.id AND dc.dropped_at < st.pe "
-    "    AND (dc.closed_at IS NULL OR dc.closed_at >= st.pe)) AS away_end, "
-    "  EXISTS (SELECT 1 FROM cases.case c WHERE c.student_id = st.id AND c.ending IN "
-    "    ('transferred', 'graduated', 'obligation_ended') AND c.closed_at < st.ps) AS gone_start, "
-    "  EXISTS (SELECT 1 FROM cases.case c WHERE c.student_id = st.id AND c.ending IN "
-    "    ('transferred', 'graduated', 'obligation_ended') AND c.closed_at < st.pe) AS gone_end, "
-    "  EXISTS (SELECT 1 FROM dc WHERE dc.student_id = st.id AND dc.dropped_at >= st.ps "
-    "    AND dc.dropped_at < st.pe AND NOT coalesce(dc.ending IN ('returned', 'transferred') "
-    "    AND dc.closed_at < st.pe, false)) AS dropped, "
-    "  EXISTS (SELECT 1 FROM cases.case c WHERE c.student_id = st.id AND c.ending = "
-    "    'transferred' AND c.closed_at >= st.ps AND c.closed_at < st.pe) AS moved_out, "
-    "  coalesce(st.enrolled_on > st.first_day AND (st.enrolled_on::timestamp AT TIME ZONE "
-    "    'Asia/Shanghai') < st.pe, false) AS moved_in, "
-    "  (st.enrolled_on IS NULL OR st.enrolled_on <= st.first_day) AS there_start, "
-    "  (st.enrolled_on IS NULL OR (st.enrolled_on::timestamp AT TIME ZONE 'Asia/Shanghai') "
-    "    < st.pe) AS there_end "
-    "  FROM st) "
-    "SELECT b.county, b.township, b.school_id, b.class_id, b.grade, "
-    "  count(f.id) FILTER (WHERE NOT f.undated AND f.there_start AND NOT f.away_start "
-    "    AND NOT f.gone_start), "
-    "  count(f.id) FILTER (WHERE NOT f.undated AND f.dropped), "
-    "  count(f.id) FILTER (WHERE NOT f.undated AND f.moved_out), "
-    "  count(f.id) FILTER (WHERE NOT f.undated AND f.moved_in), "
-    "  count(f.id) FILTER (WHERE NOT f.undated AND f.there_end AND NOT f.away_end "
-    "    AND NOT f.gone_end), "
-    "  count(f.id) FILTER (WHERE f.undated), "
-    "  count(f.id) FILTER (WHERE f.enrolled_on IS NULL), "
-    "  b.first_day IS NOT NULL, coalesce(b.pe > b.ps, false) "
-    "FROM b LEFT JOIN f ON f.class_id = b.class_id "
-    "GROUP BY b.county, b.township, b.school_id, b.class_id, b.grade, b.first_day, b.ps, b.pe "
-    "ORDER BY b.class_id";
-
+/* The per-class counts come from reports_query_class_counts (report_queries.h, shared with
+ * bx-console's dashboards); --county also takes a city (4 digits) or province (2 digits) prefix. */
 enum {
-    COL_COUNTY,
-    COL_TOWNSHIP,
-    COL_SCHOOL,
-    COL_CLASS,
-    COL_GRADE,
-    COL_START,
-    COL_DROPPED,
-    COL_OUT,
-    COL_IN,
-    COL_NOW,
-    COL_UNDATED,
-    COL_NO_DATE,
-    COL_HAS_PERIOD,
-    COL_BEGUN
+    COL_SCHOOL = RQ_SCHOOL,
+    COL_CLASS = RQ_CLASS,
+    COL_UNDATED = RQ_UNDATED,
+    COL_NO_DATE = RQ_NO_DATE,
+    COL_HAS_PERIOD = RQ_HAS_PERIOD,
+    COL_BEGUN = RQ_BEGUN
 };
 
 typedef enum report_format { FORMAT_TEXT, FORMAT_CSV, FORMAT_JSON } report_format;
@@ -134,7 +63,7 @@ typedef enum report_format { FORMAT_TEXT, FORMAT_CSV, FORMAT_JSON } report_forma
 static int usage(void)
 {
     fprintf(stderr, "usage: bxctl report --term CODE | --month YYYY-MM [--county CODE]\n"
-                    "                    [--level class|school|township|county] "
+                    "                    [--level class|school|township|county|city|province] "
                     "[--format text|csv|json]\n");
     return 2;
 }
@@ -238,10 +167,9 @@ static bool level_named(const char *name, reports_level *out)
     static const struct {
         const char *name;
         reports_level level;
-    } levels[] = {{"class", REPORTS_CLASS},
-                  {"school", REPORTS_SCHOOL},
-                  {"township", REPORTS_TOWNSHIP},
-                  {"county", REPORTS_COUNTY}};
+    } levels[] = {{"class", REPORTS_CLASS},       {"school", REPORTS_SCHOOL},
+                  {"township", REPORTS_TOWNSHIP}, {"county", REPORTS_COUNTY},
+                  {"city", REPORTS_CITY},         {"province", REPORTS_PROVINCE}};
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
         if (strcmp(name, levels[i].name) == 0) {
             *out = levels[i].level;
@@ -278,8 +206,8 @@ static int read_options(int argc, char **argv, report_args *a)
         else if (strcmp(opt, "--level") == 0) {
             if (!level_named(val, &a->level)) {
                 fprintf(stderr,
-                        "bxctl report: --level \"%s\": expected class, school, township "
-                        "or county\n",
+                        "bxctl report: --level \"%s\": expected class, school, township, "
+                        "county, city or province\n",
                         val);
                 return 2;
             }
@@ -309,36 +237,17 @@ static int check_args(report_args *a)
         fprintf(stderr, "bxctl report: --month \"%s\": expected YYYY-MM\n", a->month);
         return 2;
     }
-    if (a->county[0] && !bxctl_code_valid(a->county, 6)) {
-        fprintf(stderr, "bxctl report: --county \"%s\" is not a 6-digit code\n", a->county);
+    if (a->county[0] && !bxctl_code_valid(a->county, 6) && !bxctl_code_valid(a->county, 4) &&
+        !bxctl_code_valid(a->county, 2)) {
+        fprintf(stderr,
+                "bxctl report: --county \"%s\" is not a 6-digit code (or a city's 4 or a "
+                "province's 2 digits)\n",
+                a->county);
         return 2;
     }
     snprintf(a->period, sizeof(a->period), "%s %s", a->term ? "term" : "month",
              a->term ? a->term : a->month);
     return 0;
-}
-
-/* The counts of the classes whose period exists and has begun, borrowing res's strings:
- * classes has room for every row of res. */
-static size_t class_counts(PGresult *res, reports_class_counts *classes)
-{
-    size_t nclasses = 0;
-    for (int i = 0; i < PQntuples(res); i++) {
-        if (PQgetvalue(res, i, COL_HAS_PERIOD)[0] != 't' || PQgetvalue(res, i, COL_BEGUN)[0] != 't')
-            continue;
-        reports_class_counts *c = &classes[nclasses++];
-        c->county = PQgetvalue(res, i, COL_COUNTY);
-        c->township = PQgetvalue(res, i, COL_TOWNSHIP);
-        c->school = PQgetvalue(res, i, COL_SCHOOL);
-        c->class_id = PQgetvalue(res, i, COL_CLASS);
-        c->grade = (int)count_at(res, i, COL_GRADE);
-        c->enrolled_start = (int)count_at(res, i, COL_START);
-        c->dropped_out = (int)count_at(res, i, COL_DROPPED);
-        c->transferred_out = (int)count_at(res, i, COL_OUT);
-        c->transferred_in = (int)count_at(res, i, COL_IN);
-        c->enrolled_now = (int)count_at(res, i, COL_NOW);
-    }
-    return nclasses;
 }
 
 static bx_status write_text(bx_buf *out, const report_args *a, const char *as_of,
@@ -392,10 +301,10 @@ static bx_status write_report(bx_buf *out, const report_args *a, const reports_r
 /* Queries the counts and prints the report; 0 or 1 after saying why. */
 static int run_report(PGconn *db, const report_args *a)
 {
-    char now[32];
-    bxctl_now_param(now);
-    const char *params[] = {a->term ? "term" : "month", a->term ? a->term : "", a->first_day, now,
-                            a->county};
+    reports_period period = {.term = a->term,
+                             .month_first_day = a->term ? NULL : a->first_day,
+                             .now_ms = (long long)bx_clock_now(),
+                             .area = a->county};
     PGresult *res = NULL;
     reports_class_counts *classes = NULL;
     reports_row *rows = NULL;
@@ -405,7 +314,7 @@ static int run_report(PGconn *db, const report_args *a)
     bx_buf_init(&notes, 0);
     bx_error err = {0};
     int rc = 1, nnotes = 0;
-    if (bx_pg_query(db, counts_sql, 5, params, &res, &err) != BX_OK) {
+    if (reports_query_class_counts(db, &period, &res, &err) != BX_OK) {
         fprintf(stderr, "bxctl report: %s\n", err.msg);
         goto out;
     }
@@ -415,7 +324,7 @@ static int run_report(PGconn *db, const report_args *a)
         fprintf(stderr, "bxctl report: out of memory\n");
         goto out;
     }
-    nclasses = class_counts(res, classes);
+    nclasses = reports_class_counts_of(res, classes);
     if (nclasses == 0) {
         fprintf(stderr, "bxctl report: no class has %s%s%s\n%s", a->period,
                 a->county[0] ? " in county " : "", a->county, notes.data ? notes.data : "");

@@ -1,0 +1,250 @@
+/* report_queries: the SQL of the rates and the standing lists, shared by bxctl and bx-console
+ * (report_queries.h). */
+#include "report_queries.h"
+
+#include "bx_buf.h"
+#include "bx_pg.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* $1 'term' or 'month', $2 term code, $3 first day of the month, $4 now in ms, $5 area ('' all:
+ * a county code, or a city or province prefix). One row per class: place, grade, the five counts,
+ * the students left out, those without enrolled_on, whether the class has the period, and whether
+ * it has begun. */
+static const char counts_sql[] =
+    "WITH now_ts AS (SELECT to_timestamp($4::bigint / 1000.0) AS t), "
+    "cls AS (SELECT c.id AS class_id, c.grade, c.school_id, s.township_code::text AS township, "
+    "  tw.county_code::text AS county, "
+    "  CASE WHEN $1 = 'term' THEN ct.first_day ELSE NULLIF($3, '')::date END AS first_day, "
+    "  CASE WHEN $1 = 'term' THEN ct.last_day "
+    "       ELSE (NULLIF($3, '')::date + interval '1 month' - interval '1 day')::date END "
+    "    AS last_day "
+    "  FROM registry.class c JOIN registry.school s ON s.id = c.school_id "
+    "  JOIN registry.township tw ON tw.code = s.township_code "
+    "  LEFT JOIN registry.calendar_term ct ON $1 = 'term' AND ct.calendar_id = s.calendar_id "
+    "    AND ct.code = $2 "
+    "  WHERE $5 = '' OR tw.county_code::text LIKE $5 || '%'), "
+    "b AS (SELECT cls.*, (first_day::timestamp AT TIME ZONE 'Asia/Shanghai') AS ps, "
+    "  least(((last_day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'), (SELECT t FROM now_ts)) "
+    "    AS pe FROM cls), "
+    "dc AS (SELECT c.id, c.student_id, c.closed_at, c.ending, min(e.occurred_at) AS dropped_at "
+    "  FROM cases.case c JOIN cases.event e ON e.case_id = c.id "
+    "  WHERE e.kind = 'stage_entered' AND cases.on_roster(e.stage) GROUP BY c.id), "
+    "st AS (SELECT s.id, s.enrolled_on, b.class_id, b.first_day, b.ps, b.pe, "
+    "  (s.status IN ('dropped_out', 'transferred_out', 'graduated') AND NOT EXISTS ("
+    "    SELECT 1 FROM cases.case c WHERE c.student_id = s.id AND ("
+    "      (s.status = 'dropped_out' AND c.id IN (SELECT id FROM dc)) "
+    "      OR (s.status = 'transferred_out' AND c.ending = 'transferred') "
+    "      OR (s.status = 'graduated' AND c.ending IN ('graduated', 'obligation_ended'))))) "
+    "    AS undated "
+    "  FROM registry.student s JOIN b ON b.class_id = s.class_id "
+    "  WHERE b.first_day IS NOT NULL AND b.pe > b.ps), "
+    "f AS (SELECT st.*, "
+    "  EXISTS (SELECT 1 FROM dc WHERE dc.student_id = st.id AND dc.dropped_at < st.ps "
+    "    AND (dc.closed_at IS NULL OR dc.closed_at >= st.ps)) AS away_start, "
+    "  EXISTS (SELECT 1 FROM dc WHERE dc.student_id = st.id AND dc.dropped_at < st.pe "
+    "    AND (dc.closed_at IS NULL OR dc.closed_at >= st.pe)) AS away_end, "
+    "  EXISTS (SELECT 1 FROM cases.case c WHERE c.student_id = st.id AND c.ending IN "
+    "    ('transferred', 'graduated', 'obligation_ended') AND c.closed_at < st.ps) AS gone_start, "
+    "  EXISTS (SELECT 1 FROM cases.case c WHERE c.student_id = st.id AND c.ending IN "
+    "    ('transferred', 'graduated', 'obligation_ended') AND c.closed_at < st.pe) AS gone_end, "
+    "  EXISTS (SELECT 1 FROM dc WHERE dc.student_id = st.id AND dc.dropped_at >= st.ps "
+    "    AND dc.dropped_at < st.pe AND NOT coalesce(dc.ending IN ('returned', 'transferred') "
+    "    AND dc.closed_at < st.pe, false)) AS dropped, "
+    "  EXISTS (SELECT 1 FROM cases.case c WHERE c.student_id = st.id AND c.ending = "
+    "    'transferred' AND c.closed_at >= st.ps AND c.closed_at < st.pe) AS moved_out, "
+    "  coalesce(st.enrolled_on > st.first_day AND (st.enrolled_on::timestamp AT TIME ZONE "
+    "    'Asia/Shanghai') < st.pe, false) AS moved_in, "
+    "  (st.enrolled_on IS NULL OR st.enrolled_on <= st.first_day) AS there_start, "
+    "  (st.enrolled_on IS NULL OR (st.enrolled_on::timestamp AT TIME ZONE 'Asia/Shanghai') "
+    "    < st.pe) AS there_end "
+    "  FROM st) "
+    "SELECT b.county, b.township, b.school_id, b.class_id, b.grade, "
+    "  count(f.id) FILTER (WHERE NOT f.undated AND f.there_start AND NOT f.away_start "
+    "    AND NOT f.gone_start), "
+    "  count(f.id) FILTER (WHERE NOT f.undated AND f.dropped), "
+    "  count(f.id) FILTER (WHERE NOT f.undated AND f.moved_out), "
+    "  count(f.id) FILTER (WHERE NOT f.undated AND f.moved_in), "
+    "  count(f.id) FILTER (WHERE NOT f.undated AND f.there_end AND NOT f.away_end "
+    "    AND NOT f.gone_end), "
+    "  count(f.id) FILTER (WHERE f.undated), "
+    "  count(f.id) FILTER (WHERE f.enrolled_on IS NULL), "
+    "  b.first_day IS NOT NULL, coalesce(b.pe > b.ps, false) "
+    "FROM b LEFT JOIN f ON f.class_id = b.class_id "
+    "GROUP BY b.county, b.township, b.school_id, b.class_id, b.grade, b.first_day, b.ps, b.pe "
+    "ORDER BY b.class_id";
+
+bx_status reports_query_class_counts(PGconn *db, const reports_period *p, PGresult **res,
+                                     bx_error *err)
+{
+    char now[32];
+    snprintf(now, sizeof(now), "%lld", p->now_ms);
+    const char *params[] = {p->term ? "term" : "month", p->term ? p->term : "",
+                            p->month_first_day ? p->month_first_day : "", now,
+                            p->area ? p->area : ""};
+    return bx_pg_query(db, counts_sql, 5, params, res, err);
+}
+
+static long count_at(const PGresult *res, int row, int col)
+{
+    return strtol(PQgetvalue(res, row, col), NULL, 10);
+}
+
+size_t reports_class_counts_of(const PGresult *res, reports_class_counts *classes)
+{
+    size_t n = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (PQgetvalue(res, i, RQ_HAS_PERIOD)[0] != 't' || PQgetvalue(res, i, RQ_BEGUN)[0] != 't')
+            continue;
+        reports_class_counts *c = &classes[n++];
+        c->county = PQgetvalue(res, i, RQ_COUNTY);
+        c->township = PQgetvalue(res, i, RQ_TOWNSHIP);
+        c->school = PQgetvalue(res, i, RQ_SCHOOL);
+        c->class_id = PQgetvalue(res, i, RQ_CLASS);
+        c->grade = (int)count_at(res, i, RQ_GRADE);
+        c->enrolled_start = (int)count_at(res, i, RQ_START);
+        c->dropped_out = (int)count_at(res, i, RQ_DROPPED);
+        c->transferred_out = (int)count_at(res, i, RQ_OUT);
+        c->transferred_in = (int)count_at(res, i, RQ_IN);
+        c->enrolled_now = (int)count_at(res, i, RQ_NOW);
+    }
+    return n;
+}
+
+/* ---- the standing lists ----
+ * $1 area, $2 list, $3 township, $4 school, $5 stage, $6 overdue only, $7 now (ms), $8 limit
+ * (NULL: all), $9 offset. The roster entry of a case (its first stage_entered into a roster
+ * stage) is read per case through migration 0013's partial index. */
+static const char ledger_head[] =
+    "SELECT x.list, x.id, x.student_id, x.school_id, x.township, x.county, x.stage, x.opened, "
+    "  x.roster, x.closed, x.name, x.overdue, count(*) OVER (), x.school_name, x.township_name, "
+    "  x.class_name, x.sex, x.birth_date, x.first_absent, x.reason, x.owner "
+    "FROM (SELECT CASE WHEN c.closed_at IS NOT NULL THEN 'returned' "
+    "  WHEN dc.dropped_at IS NULL THEN 'suspected' ELSE 'dropout' END AS list, "
+    "  c.id, c.student_id, c.school_id, coalesce(s.township_code::text, '') AS township, "
+    "  coalesce(t.county_code::text, '') AS county, coalesce(c.stage, '') AS stage, "
+    "  " REPORTS_ISO("c.opened_at") " AS opened, coalesce(" REPORTS_ISO(
+        "dc.dropped_at") ", '') AS roster, coalesce(" REPORTS_ISO("c.closed_at") ", '') AS closed, "
+                                                                                 "  c.opened_at, ";
+/* The name and the personal columns, with or without names. */
+static const char ledger_names[] =
+    "p.name AS name, coalesce(p.sex::text, '') AS sex, coalesce(p.birth_date::text, '') AS "
+    "birth_date, ";
+static const char ledger_no_names[] = "NULL::text AS name, '' AS sex, '' AS birth_date, ";
+static const char ledger_tail[] =
+    "  EXISTS (SELECT 1 FROM cases.task k WHERE k.case_id = c.id AND k.done_at IS NULL AND "
+    "    (k.overdue_at IS NOT NULL OR k.due_at <= to_timestamp($7::bigint / 1000.0))) AS overdue, "
+    "  coalesce(s.name, '') AS school_name, coalesce(t.name, '') AS township_name, "
+    "  coalesce(cl.name, '') AS class_name, "
+    "  CASE WHEN (c.state->>'streak_start') ~ '^[0-9]{1,6}$' "
+    "    THEN (date '1970-01-01' + (c.state->>'streak_start')::int)::text ELSE '' END "
+    "    AS first_absent, "
+    "  coalesce((SELECT e.reason FROM cases.event e WHERE e.case_id = c.id AND e.kind = 'opened' "
+    "    ORDER BY e.id LIMIT 1), '') AS reason, "
+    "  coalesce((SELECT coalesce(sf.name, k.owner_role) FROM cases.task k LEFT JOIN "
+    "    registry.staff sf ON sf.id = k.owner_staff_id WHERE k.case_id = c.id AND k.done_at IS "
+    "    NULL ORDER BY k.due_at, k.id LIMIT 1), '') AS owner "
+    "  FROM cases.case c "
+    "  LEFT JOIN LATERAL (SELECT min(e.occurred_at) AS dropped_at FROM cases.event e "
+    "    WHERE e.case_id = c.id AND e.kind = 'stage_entered' AND cases.on_roster(e.stage)) dc "
+    "    ON true "
+    "  LEFT JOIN registry.school s ON s.id = c.school_id "
+    "  LEFT JOIN registry.township t ON t.code = s.township_code "
+    "  LEFT JOIN registry.student st ON st.id = c.student_id "
+    "  LEFT JOIN registry.class cl ON cl.id = st.class_id ";
+static const char ledger_where[] =
+    "  WHERE (c.closed_at IS NULL OR c.ending = 'returned') "
+    "  AND ($1 = '' OR t.county_code::text LIKE $1 || '%') "
+    "  AND ($3 = '' OR s.township_code::text = $3) AND ($4 = '' OR c.school_id = $4) "
+    "  AND ($5 = '' OR c.stage = $5)) x "
+    "WHERE ($2 = '' OR x.list = $2) AND (NOT $6::boolean OR x.overdue) ";
+
+static const char *const ledger_orders[] = {
+    [REPORTS_SORT_LEDGER] = "ORDER BY CASE x.list WHEN 'suspected' THEN 1 WHEN 'dropout' THEN 2 "
+                            "ELSE 3 END, x.county, x.township, x.school_id, x.student_id, x.id ",
+    [REPORTS_SORT_OPENED] = "ORDER BY x.opened_at DESC, x.id DESC ",
+    [REPORTS_SORT_SCHOOL] = "ORDER BY x.school_id, x.student_id, x.id ",
+    [REPORTS_SORT_STAGE] = "ORDER BY x.stage, x.school_id, x.student_id, x.id ",
+};
+
+bx_status reports_query_ledger(PGconn *db, const reports_ledger_filter *f, PGresult **res,
+                               bx_error *err)
+{
+    *res = NULL;
+    unsigned sort = (unsigned)f->sort;
+    if (sort >= sizeof(ledger_orders) / sizeof(ledger_orders[0]))
+        sort = REPORTS_SORT_LEDGER;
+    bx_buf sql;
+    bx_buf_init(&sql, 0);
+    bx_status s = bx_buf_puts(&sql, ledger_head);
+    IFOK(s, bx_buf_puts(&sql, f->names ? ledger_names : ledger_no_names));
+    IFOK(s, bx_buf_puts(&sql, ledger_tail));
+    if (f->names)
+        IFOK(s,
+             bx_buf_puts(&sql,
+                         "  LEFT JOIN registry.student_private p ON p.student_id = c.student_id "));
+    IFOK(s, bx_buf_puts(&sql, ledger_where));
+    IFOK(s, bx_buf_puts(&sql, ledger_orders[sort]));
+    IFOK(s, bx_buf_puts(&sql, "LIMIT $8::bigint OFFSET $9::bigint"));
+    if (s != BX_OK) {
+        bx_buf_free(&sql);
+        return BX_ERR(err, s, "ledger: out of memory");
+    }
+    char now[32], limit[32], offset[32];
+    snprintf(now, sizeof(now), "%lld", f->now_ms);
+    snprintf(limit, sizeof(limit), "%ld", f->limit);
+    snprintf(offset, sizeof(offset), "%ld", f->offset > 0 ? f->offset : 0);
+    const char *params[] = {f->area ? f->area : "",
+                            f->list ? f->list : "",
+                            f->township ? f->township : "",
+                            f->school ? f->school : "",
+                            f->stage ? f->stage : "",
+                            f->overdue_only ? "true" : "false",
+                            now,
+                            f->limit > 0 ? limit : NULL,
+                            offset};
+    s = bx_pg_query(db, sql.data, 9, params, res, err);
+    bx_buf_free(&sql);
+    return s;
+}
+
+static const char history_sql[] =
+    "SELECT e.case_id, e.kind, coalesce(e.stage, ''), e.actor, e.reason, e.late, " REPORTS_ISO(
+        "e.occurred_at") " FROM cases.event e "
+                         "WHERE e.case_id = ANY($1::bigint[]) AND e.kind <> 'task_created' "
+                         "ORDER BY e.case_id, e.occurred_at, e.id";
+
+bx_status reports_query_history(PGconn *db, const PGresult *ledger, PGresult **res, bx_error *err)
+{
+    *res = NULL;
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    bx_status s = bx_buf_puts(&ids, "{");
+    for (int i = 0; i < PQntuples(ledger) && s == BX_OK; i++)
+        s = bx_buf_printf(&ids, "%s%s", i ? "," : "", PQgetvalue(ledger, i, RL_CASE));
+    IFOK(s, bx_buf_puts(&ids, "}"));
+    if (s != BX_OK) {
+        bx_buf_free(&ids);
+        return BX_ERR(err, s, "ledger history: out of memory");
+    }
+    const char *params[] = {ids.data};
+    s = bx_pg_query(db, history_sql, 1, params, res, err);
+    bx_buf_free(&ids);
+    return s;
+}
+
+int reports_history_first(const PGresult *h, long long case_id)
+{
+    int lo = 0, hi = PQntuples(h);
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strtoll(PQgetvalue(h, mid, RH_CASE), NULL, 10) < case_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
