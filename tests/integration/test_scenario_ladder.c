@@ -11,10 +11,15 @@
 #include "bx_schema_check.h"
 #include "bx_test.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -521,6 +526,244 @@ static int count_lines(const char *text)
     return n;
 }
 
+/* ---- the township officer in bx-console ----
+ * A school's key cannot sign off a return for the township (bx-ingest refuses it): the township
+ * officer <tag>W signs the return report (复学报告书) in bx-console as a person, which publishes
+ * the signed `returned` on bx.actions.v1 with the officer as signer and writer. */
+
+/* Password of the officer's account (argon2id of "pages-Test-2026", libsodium's interactive
+ * limits), made directly: activation has tests of its own. */
+#define OFFICER_PASSWORD "pages-Test-2026"
+#define OFFICER_PWHASH                                                                             \
+    "$argon2id$v=19$m=65536,t=2,p=1$782mBQ1hjBtyj594HOWCfA$JA+onWjza4kEg9VgdiK+G2rZ+JtJOLk/"       \
+    "kplECy3/G2E"
+
+static struct {
+    pid_t pid;
+    int port;
+    char cookie[200];                          /* bx_session=... of the officer */
+    char path[64], token[64], return_date[11]; /* the last sign-off posted, for redelivery */
+} officer;
+
+typedef struct console_reply_text {
+    long status;
+    bx_buf body;
+    char location[256], session[128], pre[128];
+} console_reply_text;
+
+static size_t console_on_body(char *p, size_t size, size_t n, void *arg)
+{
+    return bx_buf_append(arg, p, size * n) == BX_OK ? size * n : 0;
+}
+
+static void console_cookie(const char *line, const char *name, char *out, size_t size)
+{
+    size_t len = strlen(name);
+    const char *v = line + strlen("Set-Cookie:");
+    while (*v == ' ')
+        v++;
+    if (strncmp(v, name, len) == 0 && v[len] == '=' && strcspn(v + len + 1, ";\r\n") < size)
+        snprintf(out, size, "%.*s", (int)strcspn(v + len + 1, ";\r\n"), v + len + 1);
+}
+
+static size_t console_on_header(char *p, size_t size, size_t n, void *arg)
+{
+    console_reply_text *r = arg;
+    size_t len = size * n;
+    char line[1024];
+    if (len >= sizeof(line))
+        return len;
+    memcpy(line, p, len);
+    line[len] = '\0';
+    if (strncasecmp(line, "Location:", 9) == 0)
+        snprintf(r->location, sizeof(r->location), "%.*s", (int)strcspn(line + 10, "\r\n"),
+                 line + 10);
+    if (strncasecmp(line, "Set-Cookie:", 11) == 0) {
+        console_cookie(line, "bx_session", r->session, sizeof(r->session));
+        console_cookie(line, "bx_pre", r->pre, sizeof(r->pre));
+    }
+    return len;
+}
+
+/* GET (form NULL) or POST a form to bx-console as a browser would; cookie may be "". */
+static void console_http(const char *path, const char *cookie, const char *form,
+                         console_reply_text *r)
+{
+    memset(r, 0, sizeof(*r));
+    bx_buf_init(&r->body, 1 << 20);
+    char url[300];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", officer.port, path);
+    CURL *c = curl_easy_init();
+    REQUIRE(c != NULL);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, console_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, console_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    if (cookie && *cookie)
+        curl_easy_setopt(c, CURLOPT_COOKIE, cookie);
+    if (form)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK)
+        BX_FAIL_AT("%s: %s", path, curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_cleanup(c);
+    REQUIRE(bx_buf_puts(&r->body, "") == BX_OK);
+}
+
+/* The form field's value in a page, URL-escaped for a form body (caller frees). */
+static char *console_field(const char *html, const char *name)
+{
+    char needle[64];
+    snprintf(needle, sizeof(needle), "name=\"%s\" value=\"", name);
+    const char *p = strstr(html, needle);
+    REQUIRE(p != NULL);
+    p += strlen(needle);
+    char *raw = strndup(p, strcspn(p, "\""));
+    CURL *c = curl_easy_init();
+    char *e = curl_easy_escape(c, raw, 0);
+    char *out = strdup(e);
+    curl_free(e);
+    curl_easy_cleanup(c);
+    free(raw);
+    return out;
+}
+
+/* bx-console on the pipeline's database and clock, and the officer signed in. */
+static void officer_signs_in(void)
+{
+    if (officer.pid == 0) {
+        char officer_id[40], sql[600];
+        id_of("W", officer_id);
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO console.account (staff_id, password_hash, state, created_at, "
+                 "changed_at) VALUES ('%s', '" OFFICER_PWHASH "', 'active', now(), now())",
+                 officer_id);
+        itest_sql_exec(pl.db_url, sql);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(a);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+                getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+        close(fd);
+        officer.port = ntohs(a.sin_port);
+        char pg_env[600], listen[64], bin[600], templates[600];
+        snprintf(pg_env, sizeof(pg_env), "BX_PG_URL=%s", pl.db_url);
+        snprintf(listen, sizeof(listen), "BX_CONSOLE_LISTEN=127.0.0.1:%d", officer.port);
+        snprintf(bin, sizeof(bin), "%s/services/bx-console/bx-console",
+                 itest_env("BX_BUILD_DIR", "build"));
+        snprintf(templates, sizeof(templates),
+                 "BX_CONSOLE_TEMPLATES=%s/services/bx-console/templates",
+                 itest_env("BX_SOURCE_DIR", "."));
+        const char *env[] = {pg_env, listen, templates, "BX_CONSOLE_THREADS=2", NULL};
+        int metrics = 0;
+        officer.pid =
+            itest_service_start(itest_env("BX_CONSOLE_BIN", bin), pl.clock, env, &metrics);
+    }
+    console_reply_text r;
+    console_http("/login", "", NULL, &r);
+    CHECK_INT(r.status, 200);
+    char *csrf = console_field(r.body.data, "csrf");
+    char cookie[160], form[400], officer_id[40];
+    snprintf(cookie, sizeof(cookie), "bx_pre=%s", r.pre);
+    id_of("W", officer_id);
+    snprintf(form, sizeof(form), "csrf=%s&login=%s&password=%s", csrf, officer_id,
+             OFFICER_PASSWORD);
+    free(csrf);
+    bx_buf_free(&r.body);
+    console_http("/login", cookie, form, &r);
+    CHECK_INT(r.status, 303);
+    REQUIRE(r.session[0]);
+    snprintf(officer.cookie, sizeof(officer.cookie), "bx_session=%s", r.session);
+    bx_buf_free(&r.body);
+}
+
+static void officer_stop(void)
+{
+    if (officer.pid)
+        itest_stop(officer.pid);
+    memset(&officer, 0, sizeof(officer));
+}
+
+/* The case's form posted as the signed-in officer (with the form's own token, or officer.token
+ * when set: the same form sent again); returns the next page's flash line (static). */
+static const char *officer_posts_form(void)
+{
+    static char flash[512];
+    console_reply_text r;
+    console_http(officer.path, officer.cookie, NULL, &r);
+    CHECK_INT(r.status, 200);
+    char *csrf = console_field(r.body.data, "csrf");
+    if (!officer.token[0]) {
+        char *token = console_field(r.body.data, "token");
+        snprintf(officer.token, sizeof(officer.token), "%s", token);
+        free(token);
+    }
+    bx_buf_free(&r.body);
+    char form[512];
+    snprintf(form, sizeof(form), "csrf=%s&token=%s&return_date=%s", csrf, officer.token,
+             officer.return_date);
+    free(csrf);
+    console_http(officer.path, officer.cookie, form, &r);
+    CHECK_INT(r.status, 303);
+    CHECK_STR(r.location, officer.path);
+    bx_buf_free(&r.body);
+    console_http(officer.path, officer.cookie, NULL, &r);
+    const char *p = strstr(r.body.data, "class=\"flash\"");
+    snprintf(flash, sizeof(flash), "%.*s", p ? (int)strcspn(p, "\n") : 0, p ? p : "");
+    bx_buf_free(&r.body);
+    return flash;
+}
+
+/* The officer signs off the student's return at local_time in bx-console: the case's page, its
+ * form with the return date, 303 back to a page that says 已签署; then the pipeline settles.
+ * listed: the case must be on the township's list of returns awaiting the sign-off. */
+static void township_signoff(int student, const char *local_time, const char *return_date,
+                             bool listed)
+{
+    at(local_time);
+    officer_signs_in();
+    char *case_id =
+        rows_of("SELECT id FROM cases.case WHERE student_id = $1 AND closed_at IS NULL", student);
+    case_id[strcspn(case_id, "\n")] = '\0';
+    REQUIRE(case_id[0]);
+    snprintf(officer.path, sizeof(officer.path), "/township/cases/%s", case_id);
+    free(case_id);
+    console_reply_text r;
+    console_http("/township", officer.cookie, NULL, &r);
+    CHECK_INT(r.status, 200);
+    if (listed != (strstr(r.body.data, officer.path) != NULL))
+        BX_FAIL_AT("case %s %s the township's list", officer.path, listed ? "not on" : "on");
+    bx_buf_free(&r.body);
+    snprintf(officer.return_date, sizeof(officer.return_date), "%s", return_date);
+    officer.token[0] = '\0';
+    CHECK_CONTAINS(officer_posts_form(), "已签署复学报告书");
+    settle();
+}
+
+/* The same sign-off through the school's key: refused (unauthorized), nothing published. */
+static void school_key_signoff_refused(int student, const char *date)
+{
+    char url[128], body[1024];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/actions", pl.ingest_port);
+    snprintf(body, sizeof(body),
+             "{\"records\":[{\"student_id\":\"%s-%02d\",\"action\":\"returned\",\"date\":\"%s\","
+             "\"staff_id\":\"%sW\",\"details\":{\"return_date\":\"%s\","
+             "\"township_signoff_staff_id\":\"%sW\"},\"event_id\":\"%s-%02d-key-signoff\"}]}",
+             pl.tag, student, date, pl.tag, date, pl.tag, pl.tag, student);
+    itest_response r = {0};
+    REQUIRE(itest_post(url, pl.key, "application/json", body, strlen(body), &r));
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.body.data, "\"accepted\":0");
+    CHECK_CONTAINS(r.body.data, "\"rejected\":1");
+    CHECK_CONTAINS(r.body.data, "\"reason\":\"unauthorized\"");
+    CHECK_CONTAINS(r.body.data, "township_signoff_staff_id");
+    bx_buf_free(&r.body);
+    settle();
+}
+
 /* ---- the scenarios ---- */
 
 static const int first_only[] = {1, 0};
@@ -761,10 +1004,12 @@ BX_TEST(return_to_school_closes_with_the_township_signoff)
      * 10-14 */
     CHECK_STR(waiting, "t|return_report_signoff|township_officer|10-14 17:00\n");
     free(waiting);
-    char signoff[200];
-    snprintf(signoff, sizeof(signoff),
-             "{\"return_date\":\"2026-10-08\",\"township_signoff_staff_id\":\"%sW\"}", pl.tag);
-    action(1, "2026-10-09 11:00", "returned", signoff);
+    /* the school's key cannot sign for the township; the officer signs in bx-console */
+    school_key_signoff_refused(1, "2026-10-08");
+    char *still = rows_of("SELECT closed_at IS NULL FROM cases.case WHERE student_id = $1", 1);
+    CHECK_STR(still, "t\n");
+    free(still);
+    township_signoff(1, "2026-10-09 11:00", "2026-10-08", true);
     char *closed = rows_of("SELECT ending, to_char(closed_at AT TIME ZONE 'Asia/Shanghai', "
                            "'MM-DD HH24:MI') FROM cases.case WHERE student_id = $1",
                            1);
@@ -788,6 +1033,7 @@ BX_TEST(return_to_school_closes_with_the_township_signoff)
     CHECK(strncmp(last, "closed|", 7) == 0);
     free(events);
     validate_all_topics();
+    officer_stop();
     pipeline_stop();
     forget_posted();
 }
@@ -819,10 +1065,7 @@ BX_TEST(redelivery_of_everything_changes_nothing)
     action(2, "2026-09-29 15:00", "home_visit", "{\"outcome\":\"not_home\",\"reason\":\"other\"}");
     rollcall("2026-09-30", first_only, NULL);
     rollcall("2026-10-08", first_only, NULL);
-    char signoff[200];
-    snprintf(signoff, sizeof(signoff),
-             "{\"return_date\":\"2026-10-08\",\"township_signoff_staff_id\":\"%sW\"}", pl.tag);
-    action(2, "2026-10-08 09:00", "returned", signoff);
+    township_signoff(2, "2026-10-08 09:00", "2026-10-08", false);
     at("2026-10-08 18:00");
     char *before = rows_of(SNAPSHOT_SQL, 1);
     char *requests1 = requests_of(1), *requests2 = requests_of(2);
@@ -841,6 +1084,10 @@ BX_TEST(redelivery_of_everything_changes_nothing)
         CHECK_CONTAINS(r.body.data, "\"accepted\":0");
         bx_buf_free(&r.body);
     }
+    /* and the officer's sign-off form once more (signed in again: the session went idle): the
+     * case is closed, nothing is written */
+    officer_signs_in();
+    CHECK_CONTAINS(officer_posts_form(), "已签署：个案已结案");
     settle();
     char *after_posts = rows_of(SNAPSHOT_SQL, 1);
     CHECK_STR(after_posts, before);
@@ -868,6 +1115,7 @@ BX_TEST(redelivery_of_everything_changes_nothing)
     free(requests2);
     free(before);
     validate_all_topics();
+    officer_stop();
     pipeline_stop();
     forget_posted();
 }
