@@ -9,7 +9,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       librdkafka-dev libhiredis-dev libpq-dev libcjson-dev libmicrohttpd-dev \
-      libcurl4-openssl-dev libssl-dev \
+      libcurl4-openssl-dev libssl-dev libsodium-dev libxlsxwriter-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -23,6 +23,7 @@ RUN set -eu; mkdir -p /out/bin /out/share; \
     cp build/tools/bxctl/bxctl /out/bin/; \
     cp -r schemas /out/share/schemas; \
     if [ -d deploy/policy ]; then cp -r deploy/policy /out/share/policy; fi; \
+    cp -r services/bx-console/templates /out/share/console-templates; \
     ls -l /out/bin
 
 FROM debian:12 AS runtime
@@ -30,6 +31,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       librdkafka1 libhiredis0.14 libpq5 libcjson1 libmicrohttpd12 libcurl4 libssl3 \
+      libsodium23 libxlsxwriter4 \
       ca-certificates curl tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/baoxue --create-home \
@@ -41,8 +43,9 @@ ENV TZ=Asia/Shanghai \
     BX_SCORE_POLICY=/usr/share/baoxue/policy/score.policy \
     BX_LADDER_POLICY=/usr/share/baoxue/policy/ladder.policy \
     BX_DUTIES_POLICY=/usr/share/baoxue/policy/ladder-duties.policy \
-    BX_NOTIFY_TEMPLATES=/usr/share/baoxue/policy/notify.templates
+    BX_NOTIFY_TEMPLATES=/usr/share/baoxue/policy/notify.templates \
+    BX_CONSOLE_TEMPLATES=/usr/share/baoxue/console-templates
 USER baoxue
 WORKDIR /var/lib/baoxue
-EXPOSE 8080 9100
+EXPOSE 8080 8443 9100
 CMD ["bxctl", "--help"]
