@@ -244,11 +244,11 @@ static const char *const *body(doc_kind k)
     return NULL;
 }
 
-bx_status doc_render(doc_kind k, const bx_calendar *cal, const doc_case *c, bx_buf *out,
-                     bx_error *err)
+/* The checks every rendering makes; the deadline the notice names in *deadline. */
+static bx_status doc_check(doc_kind k, const bx_calendar *cal, const doc_case *c, bx_date *deadline,
+                           bx_error *err)
 {
-    const char *const *lines = body(k);
-    if (lines == NULL)
+    if (body(k) == NULL)
         return BX_ERR(err, BX_EINVAL, "kind: unknown document kind %d", (int)k);
     if (c->issue_date == BX_DATE_NONE)
         return BX_ERR(err, BX_EINVAL, "%s: issue_date missing", doc_kind_name(k));
@@ -269,21 +269,52 @@ bx_status doc_render(doc_kind k, const bx_calendar *cal, const doc_case *c, bx_b
                           "bytes",
                           doc_kind_name(k), texts[i].name, TEXT_MAX);
     }
-    bx_date deadline = doc_deadline(k, cal, c);
-    if (deadline == BX_DATE_NONE &&
+    *deadline = doc_deadline(k, cal, c);
+    if (*deadline == BX_DATE_NONE &&
         (k == DOC_PERSUASION_LETTER || k == DOC_RETURN_NOTICE || k == DOC_DEADLINE_NOTICE))
         return BX_ERR(err, BX_EINVAL, "%s: the deadline falls outside the school calendar",
                       doc_kind_name(k));
-    bx_status st = bx_buf_printf(out,
-                                 "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n"
-                                 "<meta charset=\"utf-8\">\n<title>%s</title>\n"
-                                 "<style>body{font-family:serif;max-width:40em;margin:2em auto;"
-                                 "line-height:1.8}h1{text-align:center}"
-                                 "@media print{body{margin:0}}</style>\n"
-                                 "</head>\n<body>\n<h1>%s</h1>\n",
-                                 title(k), title(k));
+    return BX_OK;
+}
+
+/* The title and the paragraphs. */
+static bx_status doc_body(doc_kind k, const doc_case *c, bx_date deadline, bx_buf *out)
+{
+    const char *const *lines = body(k);
+    bx_status st = bx_buf_printf(out, "<h1>%s</h1>\n", title(k));
     for (int i = 0; lines[i] != NULL && st == BX_OK; i++)
         st = para(out, lines[i], c, deadline);
+    return st;
+}
+
+bx_status doc_render_body(doc_kind k, const bx_calendar *cal, const doc_case *c, bx_buf *out,
+                          bx_error *err)
+{
+    bx_date deadline;
+    bx_status st = doc_check(k, cal, c, &deadline, err);
+    if (st != BX_OK)
+        return st;
+    if (doc_body(k, c, deadline, out) != BX_OK)
+        return BX_ERR(err, BX_ENOMEM, "%s: the document does not fit its buffer", doc_kind_name(k));
+    return BX_OK;
+}
+
+bx_status doc_render(doc_kind k, const bx_calendar *cal, const doc_case *c, bx_buf *out,
+                     bx_error *err)
+{
+    bx_date deadline;
+    bx_status st = doc_check(k, cal, c, &deadline, err);
+    if (st != BX_OK)
+        return st;
+    st = bx_buf_printf(out,
+                       "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n"
+                       "<meta charset=\"utf-8\">\n<title>%s</title>\n"
+                       "<style>body{font-family:serif;max-width:40em;margin:2em auto;"
+                       "line-height:1.8}h1{text-align:center}"
+                       "@media print{body{margin:0}}</style>\n"
+                       "</head>\n<body>\n",
+                       title(k));
+    IFOK(st, doc_body(k, c, deadline, out));
     if (st == BX_OK)
         st = bx_buf_puts(out, "</body>\n</html>\n");
     if (st != BX_OK)

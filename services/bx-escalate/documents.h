@@ -49,5 +49,9 @@ bx_date doc_deadline(doc_kind k, const bx_calendar *cal, const doc_case *c);
  * falls outside the calendar; BX_ENOMEM when out reaches its maximum. */
 bx_status doc_render(doc_kind k, const bx_calendar *cal, const doc_case *c, bx_buf *out,
                      bx_error *err) BX_MUSTCHECK;
+/* The same document without the page around it (its <h1> title and paragraphs), for a page that
+ * has its own layout and print style (bx-console's print page). Same checks and errors. */
+bx_status doc_render_body(doc_kind k, const bx_calendar *cal, const doc_case *c, bx_buf *out,
+                          bx_error *err) BX_MUSTCHECK;
 
 #endif
