@@ -153,9 +153,20 @@ typedef enum page_endpoint { PAGE_EP_ROLLCALL, PAGE_EP_LEAVE, PAGE_EP_ACTIONS } 
 bx_status page_write(const console_request *req, page_endpoint ep, const char *body, size_t len,
                      page_write_result *res, bx_error *err) BX_MUSTCHECK;
 
+/* The write was kept: something accepted (or a duplicate of what was), nothing refused or lost. */
+bool page_write_kept(const page_write_result *r);
+
 /* The flash line of a result: "已提交" / "已提交过（重复提交，未重复记录）" / "未提交：<error>" /
  * "服务器未确认，请再提交一次（重复提交是安全的）". */
 void page_write_flash(const page_write_result *r, const char *done_text, char *out, size_t size);
+
+/* Records one case action as the signed-in person: the form's JSON through page_write, then the
+ * audit row (the action's name, the student, detail "<context> action=<name> event=<id>", context
+ * e.g. "task=12" or "case=7"). BX_OK when the outcome is in *res (page_tasks.c: the teacher's task
+ * form, the principal's reports and the printed notices' delivery share it). */
+bx_status page_action_submit(const console_request *req, const page_action_form *f,
+                             const char *context, page_write_result *res,
+                             bx_error *err) BX_MUSTCHECK;
 
 /* The pages' shared state (req->pages), made by console_pages_new in page_routes.c. */
 struct dedup_batcher;

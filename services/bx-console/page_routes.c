@@ -5,6 +5,7 @@
 #include "console.h"
 #include "dedup.h"
 #include "page_common.h"
+#include "page_school.h"
 #include "page_township.h"
 
 #include <stdlib.h>
@@ -24,6 +25,17 @@ const console_route console_page_routes[] = {
     {"GET", "/township", page_township_get, true, false},
     {"GET", "/township/cases/:case", page_township_case_get, true, false},
     {"POST", "/township/cases/:case", page_township_case_post, true, true},
+    /* the principal's and academic office's workbench, a case's reports, the printed notices,
+     * the township's notices and children out of school (page_school*.c, page_print.c,
+     * page_township_notices.c) */
+    {"GET", "/school", page_school_get, true, false},
+    {"POST", "/school/remind/:class", page_school_remind_post, true, true},
+    {"GET", "/school/cases/:case", page_school_case_get, true, false},
+    {"POST", "/school/cases/:case", page_school_case_post, true, true},
+    {"GET", "/print/:case/:kind", page_print_get, true, false},
+    {"POST", "/print/:case/:kind", page_print_post, true, true},
+    {"GET", "/township/notices", page_township_notices_get, true, false},
+    {"GET", "/township/children", page_township_children_get, true, false},
 };
 const size_t console_page_nroutes = sizeof(console_page_routes) / sizeof(console_page_routes[0]);
 

@@ -61,6 +61,30 @@ bx_status page_tasks_get(console_request *req, console_reply *rep, bx_error *err
     return BX_OK;
 }
 
+bx_status page_action_submit(const console_request *req, const page_action_form *f,
+                             const char *context, page_write_result *res, bx_error *err)
+{
+    bx_buf body;
+    bx_buf_init(&body, 1 << 16);
+    bx_status s = page_action_json(f, &body);
+    if (s != BX_OK) {
+        bx_buf_free(&body);
+        return BX_ERR(err, s, "action: out of memory");
+    }
+    s = page_write(req, PAGE_EP_ACTIONS, body.data, body.len, res, err);
+    bx_buf_free(&body);
+    char detail[160];
+    snprintf(detail, sizeof(detail), "%s action=%s event=%s", context ? context : "",
+             page_action_name(f->kind), f->event_id);
+    IFOK(s, console_audit(req, page_action_name(f->kind), f->student_id, detail, err));
+    return s;
+}
+
+bool page_write_kept(const page_write_result *r)
+{
+    return r->accepted + r->duplicates > 0 && r->failed == 0 && r->rejected == 0;
+}
+
 /* The task of /tasks/:id when it is open and its student is in scope; else *t->id is 0. */
 static bx_status load_task(console_request *req, console_task *t, bx_error *err)
 {
@@ -167,23 +191,13 @@ bx_status page_task_post(console_request *req, console_reply *rep, bx_error *err
                           .letter = console_form(req, "letter"),
                           .task = t.kind,
                           .filed_with = console_form(req, "filed_with")};
-    bx_buf body;
-    bx_buf_init(&body, 1 << 16);
-    s = page_action_json(&f, &body);
-    if (s != BX_OK) {
-        bx_buf_free(&body);
-        return BX_ERR(err, s, "action: out of memory");
-    }
+    char context[40];
+    snprintf(context, sizeof(context), "task=%lld", t.id);
     page_write_result res;
-    s = page_write(req, PAGE_EP_ACTIONS, body.data, body.len, &res, err);
-    bx_buf_free(&body);
-    char detail[160];
-    snprintf(detail, sizeof(detail), "task=%lld action=%s event=%s", t.id, page_action_name(kind),
-             event_id);
-    IFOK(s, console_audit(req, page_action_name(kind), t.student_id, detail, err));
+    s = page_action_submit(req, &f, context, &res, err);
     if (s != BX_OK)
         return s;
-    bool kept = res.accepted + res.duplicates > 0 && res.failed == 0 && res.rejected == 0;
+    bool kept = page_write_kept(&res);
     if (kept && kind == PAGE_ACT_HOME_VISIT && note && *note) {
         /* The note is kept beside the accepted action's event id (a resend keeps it once). */
         console_store *store = page_store(req, err);

@@ -1,0 +1,489 @@
+/* page_school: the principal's and academic office's workbench (/school): the classes that have
+ * not sent today's (and the last school day's) roll call, each with one button that reminds the
+ * homeroom teacher by SMS through bx-notify (template rollcall_reminder); the overdue tasks of the
+ * school grouped by the teacher who owns them; and the school's open cases by stage with the next
+ * task, its owner and deadline (paginated, sorted, filtered by stage and overdue). Scope: the
+ * signed-in person's school (console_may decides each row); names are shown, so the view is
+ * audited. */
+#include "bx_log.h"
+#include "bx_pg.h"
+#include "page_common.h"
+#include "page_school.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OVERDUE_MAX        200 /* overdue tasks shown, grouped by owner */
+#define REMIND_TEMPLATE    "rollcall_reminder"
+#define REMIND_ACK_TIMEOUT 35000 /* as page_write: longer than the producer's message timeout */
+
+static const char *const case_sorts[] = {"due", "opened", "stage", "class", NULL};
+static const char *const case_sort_labels[] = {"按截止时间", "按立案时间", "按阶段", "按班级",
+                                               NULL};
+/* ORDER BY of each sort (fixed text, never from the request); overdue first in every one. */
+static const char *const case_orders[] = {
+    "nt_overdue DESC, nt_due NULLS LAST, c.id", "c.opened_at DESC, c.id",
+    "array_position(ARRAY['contact_family','home_visit','school_report','academic_office',"
+    "'dropout_roster','township_notice','deadline_notice','legal_referral'], c.stage) DESC NULLS "
+    "LAST, nt_due NULLS LAST, c.id",
+    "cl.grade, cl.name, c.id"};
+
+static bool school_role(const console_person *p)
+{
+    return p && (p->role == CONSOLE_PRINCIPAL || p->role == CONSOLE_ACADEMIC_OFFICE) &&
+           p->school_id[0];
+}
+
+static void copy_col(char *out, size_t size, const PGresult *res, int row, int col)
+{
+    snprintf(out, size, "%s", PQgetvalue(res, row, col));
+}
+
+/* The owner of a task as the page names it: the person, else the role. */
+static void put_owner(tmpl_ctx *row, const char *staff_name, const char *staff_id, const char *role)
+{
+    static const struct {
+        const char *role, *label;
+    } roles[] = {{"homeroom_teacher", "班主任"},
+                 {"subject_teacher", "任课教师"},
+                 {"principal", "校长"},
+                 {"academic_office", "教务处"},
+                 {"township_officer", "乡镇干部"},
+                 {"county_officer", "县教体局"}};
+    const char *label = role;
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+        if (strcmp(roles[i].role, role) == 0)
+            label = roles[i].label;
+    if (staff_name[0])
+        tmpl_putf(row, "owner", "%s（%s）", staff_name, label);
+    else if (staff_id[0])
+        tmpl_putf(row, "owner", "%s（%s）", staff_id, label);
+    else
+        tmpl_put(row, "owner", label);
+}
+
+/* ---- roll calls not sent ---- */
+
+/* The last school day before today in the school's calendar (BX_DATE_NONE if none near). */
+typedef struct days_arg {
+    const char *school_id;
+    bx_date today;
+    bool school_day;
+    bx_date previous;
+} days_arg;
+
+static bx_status school_days(const bx_registry *registry, const struct ingest_staff_dir *staff,
+                             void *arg)
+{
+    (void)staff;
+    days_arg *a = arg;
+    const bx_reg_school *sc = bx_registry_school(registry, a->school_id);
+    a->school_day = false;
+    a->previous = BX_DATE_NONE;
+    if (sc == NULL || sc->calendar == NULL)
+        return BX_OK;
+    a->school_day = bx_calendar_is_school_day(sc->calendar, a->today);
+    a->previous = bx_calendar_add_school_days(sc->calendar, a->today, -1);
+    return BX_OK;
+}
+
+/* The enrolled classes of the school with whether (day) and (previous) were reported, and the
+ * time of today's last reminder. */
+#define CLASSES_SQL                                                                                \
+    "SELECT cl.id, cl.name, coalesce(cl.homeroom_staff_id, ''), coalesce(hs.name, ''), "           \
+    "coalesce(hs.phone, '') <> '', "                                                               \
+    "EXISTS (SELECT 1 FROM attendance.class_report r WHERE r.class_id = cl.id AND r.day = "        \
+    "$2::date), "                                                                                  \
+    "$3 = '' OR EXISTS (SELECT 1 FROM attendance.class_report r WHERE r.class_id = cl.id AND "     \
+    "r.day = nullif($3, '')::date), "                                                              \
+    "coalesce((SELECT to_char(max(a.at) AT TIME ZONE 'Asia/Shanghai', 'HH24:MI') FROM "            \
+    "console.audit a WHERE a.action = 'rollcall_reminder' AND a.at >= $2::date - interval '8 "     \
+    "hours' AND a.detail LIKE 'class=' || cl.id || ' day=' || $2 || ' %'), '') "                   \
+    "FROM registry.class cl LEFT JOIN registry.staff hs ON hs.id = cl.homeroom_staff_id "          \
+    "WHERE cl.school_id = $1 AND EXISTS (SELECT 1 FROM registry.student s WHERE s.class_id = "     \
+    "cl.id AND s.status = 'enrolled') ORDER BY cl.grade, cl.name, cl.id"
+
+static bx_status put_rollcalls(console_request *req, console_reply *rep, bx_error *err)
+{
+    const console_person *me = req->person;
+    console_store *store = page_store(req, err);
+    if (store == NULL)
+        return BX_EFATAL;
+    char today[11], previous[11] = "";
+    days_arg d = {.school_id = me->school_id, .today = page_today(req, today)};
+    bx_status s = console_store_with_registry(store, req->db, school_days, &d, err);
+    if (s != BX_OK)
+        return s;
+    if (d.previous != BX_DATE_NONE)
+        bx_date_format(d.previous, previous);
+    const char *params[] = {me->school_id, today, previous};
+    PGresult *res = NULL;
+    s = bx_pg_query(req->db, CLASSES_SQL, 3, params, &res, err);
+    int n = s == BX_OK ? PQntuples(res) : 0;
+    int missing_today = 0, missing_previous = 0;
+    for (int i = 0; i < n; i++) {
+        bool sent_today = PQgetvalue(res, i, 5)[0] == 't';
+        bool sent_previous = PQgetvalue(res, i, 6)[0] == 't';
+        const char *teacher = PQgetvalue(res, i, 3)[0]   ? PQgetvalue(res, i, 3)
+                              : PQgetvalue(res, i, 2)[0] ? PQgetvalue(res, i, 2)
+                                                         : "未登记班主任";
+        if (d.school_day && !sent_today) {
+            tmpl_ctx *row = tmpl_add_row(rep->ctx, "unreported_today");
+            tmpl_put(row, "class_id", PQgetvalue(res, i, 0));
+            tmpl_put(row, "class_name", PQgetvalue(res, i, 1));
+            tmpl_put(row, "teacher", teacher);
+            tmpl_put_bool(row, "can_remind", PQgetvalue(res, i, 4)[0] == 't');
+            tmpl_put(row, "reminded_at", PQgetvalue(res, i, 7));
+            missing_today++;
+        }
+        if (!sent_previous) {
+            tmpl_ctx *row = tmpl_add_row(rep->ctx, "unreported_previous");
+            tmpl_put(row, "class_id", PQgetvalue(res, i, 0));
+            tmpl_put(row, "class_name", PQgetvalue(res, i, 1));
+            tmpl_put(row, "teacher", teacher);
+            missing_previous++;
+        }
+    }
+    PQclear(res);
+    tmpl_put_bool(rep->ctx, "school_day", d.school_day);
+    tmpl_put(rep->ctx, "today", today);
+    tmpl_put(rep->ctx, "previous_day", previous);
+    tmpl_put_int(rep->ctx, "classes", n);
+    tmpl_put_int(rep->ctx, "missing_today", missing_today);
+    tmpl_put_int(rep->ctx, "missing_previous", missing_previous);
+    return s;
+}
+
+/* ---- overdue tasks by teacher ---- */
+
+#define OVERDUE_SQL                                                                                \
+    "SELECT t.id, t.kind, " SCHOOL_ISO_SQL(                                                        \
+        "t.due_at") ", c.id, c.student_id, coalesce(sp.name, "                                     \
+                    "''), coalesce(cl.name, ''), t.owner_role, "                                   \
+                    "coalesce(o.id, ''), coalesce(o.name, '') "                                    \
+                    "FROM cases.case c JOIN registry.student st ON st.id = c.student_id "          \
+                    "JOIN cases.task t ON t.case_id = c.id AND t.done_at IS NULL AND "             \
+                    "(t.overdue_at IS NOT NULL "                                                   \
+                    "OR t.due_at <= to_timestamp($2::bigint / 1000.0)) "                           \
+                    "LEFT JOIN registry.class cl ON cl.id = st.class_id "                          \
+                    "LEFT JOIN registry.student_private sp ON sp.student_id = st.id "              \
+                    "LEFT JOIN registry.staff o ON o.id = coalesce(t.owner_staff_id, CASE WHEN "   \
+                    "t.owner_role = "                                                              \
+                    "'homeroom_teacher' THEN cl.homeroom_staff_id END) "                           \
+                    "WHERE c.closed_at IS NULL AND st.school_id = $1 AND t.owner_role "            \
+                    "IN " SCHOOL_ROLES_SQL " ORDER BY (o.id IS NULL), o.name, o.id, "              \
+                                           "t.owner_role, t.due_at, t.id LIMIT $3::int"
+
+static bx_status put_overdue(console_request *req, console_reply *rep, bx_error *err)
+{
+    const console_person *me = req->person;
+    char now[24], max[16];
+    snprintf(now, sizeof(now), "%lld", (long long)req->now);
+    snprintf(max, sizeof(max), "%d", OVERDUE_MAX);
+    const char *params[] = {me->school_id, now, max};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(req->db, OVERDUE_SQL, 3, params, &res, err);
+    int n = s == BX_OK ? PQntuples(res) : 0;
+    tmpl_ctx *group = NULL;
+    char group_key[80] = "";
+    int in_group = 0, total = 0;
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        const char *student = PQgetvalue(res, i, 4);
+        bool allowed = false;
+        s = page_may_student(req, student, CONSOLE_VIEW_PERSONAL, &allowed, err);
+        if (s != BX_OK || !allowed)
+            continue;
+        /* One group per owner: the person when known, else the role. */
+        char key[80];
+        snprintf(key, sizeof(key), "%s/%s", PQgetvalue(res, i, 8), PQgetvalue(res, i, 7));
+        if (group == NULL || strcmp(key, group_key) != 0) {
+            if (group)
+                tmpl_put_int(group, "count", in_group);
+            group = tmpl_add_row(rep->ctx, "overdue_groups");
+            put_owner(group, PQgetvalue(res, i, 9), PQgetvalue(res, i, 8), PQgetvalue(res, i, 7));
+            snprintf(group_key, sizeof(group_key), "%s", key);
+            in_group = 0;
+        }
+        tmpl_ctx *row = tmpl_add_row(group, "tasks");
+        char due[24];
+        page_short_time(PQgetvalue(res, i, 2), due, sizeof(due));
+        tmpl_put_int(row, "task_id", strtoll(PQgetvalue(res, i, 0), NULL, 10));
+        tmpl_put(row, "kind_label", page_label_task(PQgetvalue(res, i, 1)));
+        tmpl_put(row, "due", due);
+        tmpl_put(row, "case_id", PQgetvalue(res, i, 3));
+        tmpl_put(row, "student_id", student);
+        tmpl_put(row, "student_name", PQgetvalue(res, i, 5)[0] ? PQgetvalue(res, i, 5) : student);
+        tmpl_put(row, "class_name", PQgetvalue(res, i, 6));
+        in_group++;
+        total++;
+    }
+    if (group)
+        tmpl_put_int(group, "count", in_group);
+    PQclear(res);
+    tmpl_put_int(rep->ctx, "overdue_total", total);
+    tmpl_put_bool(rep->ctx, "overdue_capped", n >= OVERDUE_MAX);
+    return s;
+}
+
+/* ---- the school's open cases ---- */
+
+/* $1 school, $2 now (ms), $3 stage or "", $4 overdue only, $5 limit, $6 offset. The next task is
+ * the open one due first; its owner the person named, else the class's homeroom teacher for a
+ * homeroom task, else the role. */
+#define CASES_SQL_HEAD                                                                             \
+    "SELECT c.id, c.student_id, coalesce(sp.name, ''), coalesce(cl.name, ''), "                    \
+    "coalesce(c.stage, ''), " SCHOOL_ISO_SQL(                                                      \
+        "c.opened_at") ", coalesce(nt.kind, ''), "                                                 \
+                       "coalesce(" SCHOOL_ISO_SQL(                                                 \
+                           "nt.due_at") ", ''), coalesce(nt.owner_role, ''), "                     \
+                                        "coalesce(o.id, ''), coalesce(o.name, ''), "               \
+                                        "coalesce(nt.overdue, false) AS nt_overdue, "              \
+                                        "nt.due_at AS nt_due, count(*) OVER () "                   \
+                                        "FROM cases.case c JOIN registry.student st ON st.id = "   \
+                                        "c.student_id "                                            \
+                                        "LEFT JOIN registry.class cl ON cl.id = st.class_id "      \
+                                        "LEFT JOIN registry.student_private sp ON sp.student_id "  \
+                                        "= st.id "                                                 \
+                                        "LEFT JOIN LATERAL (SELECT t.kind, t.due_at, "             \
+                                        "t.owner_role, t.owner_staff_id, "                         \
+                                        "(t.overdue_at IS NOT NULL OR t.due_at <= "                \
+                                        "to_timestamp($2::bigint / 1000.0)) AS overdue "           \
+                                        "FROM cases.task t WHERE t.case_id = c.id AND t.done_at "  \
+                                        "IS NULL ORDER BY t.due_at, t.id "                         \
+                                        "LIMIT 1) nt ON true "                                     \
+                                        "LEFT JOIN registry.staff o ON o.id = "                    \
+                                        "coalesce(nt.owner_staff_id, CASE WHEN nt.owner_role = "   \
+                                        "'homeroom_teacher' THEN cl.homeroom_staff_id END) "       \
+                                        "WHERE c.closed_at IS NULL AND st.school_id = $1 AND ($3 " \
+                                        "= '' OR c.stage = $3) AND "                               \
+                                        "(NOT $4::boolean OR EXISTS (SELECT 1 FROM cases.task ot " \
+                                        "WHERE ot.case_id = c.id AND "                             \
+                                        "ot.done_at IS NULL AND (ot.overdue_at IS NOT NULL OR "    \
+                                        "ot.due_at <= to_timestamp($2::bigint "                    \
+                                        "/ 1000.0)))) ORDER BY "
+#define CASES_SQL_TAIL " LIMIT $5::int OFFSET $6::bigint"
+
+static bx_status put_cases(console_request *req, console_reply *rep, bx_error *err)
+{
+    const console_person *me = req->person;
+    school_list_query q;
+    school_list_parse(req->query, req->nquery, case_sorts, &q);
+    char sql[sizeof(CASES_SQL_HEAD) + 400];
+    snprintf(sql, sizeof(sql), "%s%s%s", CASES_SQL_HEAD, case_orders[q.sort], CASES_SQL_TAIL);
+    char now[24], limit[16], offset[24];
+    snprintf(now, sizeof(now), "%lld", (long long)req->now);
+    snprintf(limit, sizeof(limit), "%d", SCHOOL_LIST_PER_PAGE);
+    snprintf(offset, sizeof(offset), "%lld", school_list_offset(&q));
+    const char *params[] = {me->school_id, now,   q.stage, q.overdue ? "true" : "false",
+                            limit,         offset};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(req->db, sql, 6, params, &res, err);
+    int n = s == BX_OK ? PQntuples(res) : 0;
+    long long total = n > 0 ? strtoll(PQgetvalue(res, 0, 13), NULL, 10) : 0;
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        const char *student = PQgetvalue(res, i, 1);
+        bool allowed = false;
+        s = page_may_student(req, student, CONSOLE_VIEW_PERSONAL, &allowed, err);
+        if (s != BX_OK || !allowed)
+            continue;
+        tmpl_ctx *row = tmpl_add_row(rep->ctx, "cases");
+        char opened[24], due[24];
+        page_short_time(PQgetvalue(res, i, 5), opened, sizeof(opened));
+        page_short_time(PQgetvalue(res, i, 7), due, sizeof(due));
+        tmpl_put(row, "case_id", PQgetvalue(res, i, 0));
+        tmpl_put(row, "student_id", student);
+        tmpl_put(row, "student_name", PQgetvalue(res, i, 2)[0] ? PQgetvalue(res, i, 2) : student);
+        tmpl_put(row, "class_name", PQgetvalue(res, i, 3));
+        tmpl_put(row, "stage_label", page_label_stage(PQgetvalue(res, i, 4)));
+        tmpl_put(row, "opened", opened);
+        if (PQgetvalue(res, i, 6)[0]) {
+            tmpl_put(row, "next_task", page_label_task(PQgetvalue(res, i, 6)));
+            tmpl_put(row, "due", due);
+            put_owner(row, PQgetvalue(res, i, 10), PQgetvalue(res, i, 9), PQgetvalue(res, i, 8));
+        }
+        tmpl_put_bool(row, "overdue", PQgetvalue(res, i, 11)[0] == 't');
+    }
+    PQclear(res);
+    if (s == BX_OK)
+        school_list_put(rep->ctx, &q, case_sorts, case_sort_labels, "/school", total);
+    return s;
+}
+
+bx_status page_school_get(console_request *req, console_reply *rep, bx_error *err)
+{
+    const console_person *me = req->person;
+    if (!school_role(me)) {
+        console_not_found(rep);
+        return BX_OK;
+    }
+    console_object o = {.kind = CONSOLE_OBJ_SCHOOL,
+                        .school_id = me->school_id,
+                        .township_code = me->township_code,
+                        .county_code = me->county_code};
+    if (!console_may(me, CONSOLE_VIEW_PERSONAL, &o)) {
+        console_not_found(rep);
+        return BX_OK;
+    }
+    const char *params[] = {me->school_id};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(req->db, "SELECT name FROM registry.school WHERE id = $1", 1, params,
+                              &res, err);
+    if (s == BX_OK && PQntuples(res) == 1)
+        tmpl_put(rep->ctx, "school_name", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    IFOK(s, put_rollcalls(req, rep, err));
+    IFOK(s, put_overdue(req, rep, err));
+    IFOK(s, put_cases(req, rep, err));
+    /* Names of the school's children are shown: audited (one row for the page). */
+    char detail[64];
+    snprintf(detail, sizeof(detail), "school=%s", me->school_id);
+    IFOK(s, console_audit(req, "view_school", NULL, detail, err));
+    if (s != BX_OK)
+        return s;
+    char token[PAGE_TOKEN_SIZE];
+    page_new_token(token);
+    tmpl_put(rep->ctx, "token", token);
+    rep->template_name = "school_home";
+    snprintf(rep->title, sizeof(rep->title), "学校工作台");
+    return BX_OK;
+}
+
+/* ---- the reminder ---- */
+
+/* The bx.notify.requests.v1 message asking bx-notify to text the homeroom teacher: no student,
+ * the teacher by staff id, the school by params.school_id (its name fills {school}), the class's
+ * registry name as params.class ({class}). */
+static bx_status reminder_json(const char *request_id, const char *staff_id, const char *school_id,
+                               const char *class_name, bx_time_ms now, bx_buf *out)
+{
+    char requested[40];
+    bx_time_format(now, requested, sizeof(requested));
+    bx_status s = bx_buf_puts(out, "{\"schema\":\"" BX_TOPIC_NOTIFY_REQUESTS "\",\"request_id\":");
+    IFOK(s, bx_buf_json_string(out, request_id));
+    IFOK(s, bx_buf_puts(out, ",\"case_id\":null,\"student_id\":null,\"template\":\"" REMIND_TEMPLATE
+                             "\",\"recipient_role\":\"homeroom_teacher\","
+                             "\"recipient_staff_id\":"));
+    IFOK(s, bx_buf_json_string(out, staff_id));
+    IFOK(s, bx_buf_puts(out, ",\"channel\":\"sms\",\"params\":{\"school_id\":"));
+    IFOK(s, bx_buf_json_string(out, school_id));
+    IFOK(s, bx_buf_puts(out, ",\"class\":"));
+    IFOK(s, bx_buf_json_string(out, class_name));
+    IFOK(s, bx_buf_puts(out, "},\"not_before\":null,\"requested_at\":"));
+    IFOK(s, bx_buf_json_string(out, requested));
+    IFOK(s, bx_buf_puts(out, "}"));
+    return s;
+}
+
+/* Produces one message and waits for Kafka's acknowledgement: BX_OK only once it is stored. */
+static bx_status send_acked(const console_request *req, const char *topic, const char *key,
+                            const bx_buf *msg, bx_error *err)
+{
+    if (req->producer == NULL)
+        return BX_ERR(err, BX_EIO, "no Kafka producer");
+    bx_delivery_wait *wait = bx_delivery_wait_new();
+    bx_delivery_slot *slot = calloc(1, sizeof(*slot)); /* outlives us if Kafka never answers */
+    if (wait == NULL || slot == NULL) {
+        bx_delivery_wait_free(wait);
+        free(slot);
+        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    }
+    bx_delivery_slot_arm(slot, wait);
+    if (bx_producer_send(req->producer, topic, key, strlen(key), msg->data, msg->len,
+                         bx_delivery_slot_done, slot) != BX_OK)
+        bx_delivery_slot_done(slot, RD_KAFKA_RESP_ERR__FAIL);
+    if (bx_delivery_wait_all(wait, REMIND_ACK_TIMEOUT) != BX_OK)
+        return BX_ERR(err, BX_ETIMEOUT, "%s: Kafka gave no verdict", topic); /* slot leaked */
+    bx_status s = slot->err == RD_KAFKA_RESP_ERR_NO_ERROR
+                      ? BX_OK
+                      : BX_ERR(err, BX_EIO, "%s: %s", topic, rd_kafka_err2str(slot->err));
+    bx_delivery_wait_free(wait);
+    free(slot);
+    return s;
+}
+
+bx_status page_school_remind_post(console_request *req, console_reply *rep, bx_error *err)
+{
+    const console_person *me = req->person;
+    const char *class_id = req->params[0];
+    bool allowed = false;
+    bx_status s = BX_OK;
+    if (school_role(me))
+        s = page_may_class(req, class_id, CONSOLE_WRITE_ATTENDANCE, &allowed, err);
+    if (s != BX_OK)
+        return s;
+    if (!allowed) {
+        console_not_found(rep);
+        return BX_OK;
+    }
+    const char *token = console_form(req, "token");
+    if (!page_token_valid(token)) {
+        console_redirect(rep, "/school", "表单已失效，请重新打开页面");
+        return BX_OK;
+    }
+    char today[11];
+    page_today(req, today);
+    const char *params[] = {class_id, today};
+    PGresult *res = NULL;
+    s = bx_pg_query(
+        req->db,
+        "SELECT cl.school_id, coalesce(cl.homeroom_staff_id, ''), coalesce(hs.name, ''), "
+        "coalesce(hs.phone, '') <> '', EXISTS (SELECT 1 FROM attendance.class_report r "
+        "WHERE r.class_id = cl.id AND r.day = $2::date), cl.name FROM registry.class cl "
+        "LEFT JOIN registry.staff hs ON hs.id = cl.homeroom_staff_id WHERE cl.id = $1",
+        2, params, &res, err);
+    if (s != BX_OK) {
+        PQclear(res);
+        return s;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        console_not_found(rep);
+        return BX_OK;
+    }
+    char school_id[BX_ID_MAX + 1], staff_id[BX_ID_MAX + 1], teacher[CONSOLE_STORE_TEXT],
+        class_name[CONSOLE_STORE_TEXT];
+    copy_col(school_id, sizeof(school_id), res, 0, 0);
+    copy_col(staff_id, sizeof(staff_id), res, 0, 1);
+    copy_col(teacher, sizeof(teacher), res, 0, 2);
+    copy_col(class_name, sizeof(class_name), res, 0, 5);
+    bool has_phone = PQgetvalue(res, 0, 3)[0] == 't';
+    bool reported = PQgetvalue(res, 0, 4)[0] == 't';
+    PQclear(res);
+    char flash[256];
+    if (reported) {
+        snprintf(flash, sizeof(flash), "%s今天已经点名，不用提醒", class_name);
+        console_redirect(rep, "/school", flash);
+        return BX_OK;
+    }
+    if (!staff_id[0] || !has_phone) {
+        snprintf(flash, sizeof(flash), "%s没有登记%s，无法发短信提醒", class_name,
+                 staff_id[0] ? "班主任的手机号" : "班主任");
+        console_redirect(rep, "/school", flash);
+        return BX_OK;
+    }
+    /* The form's token makes the request id: pressing twice asks bx-notify once. */
+    char request_id[96];
+    snprintf(request_id, sizeof(request_id), "rollcall-reminder:%s:%s", class_id, token);
+    bx_buf msg;
+    bx_buf_init(&msg, 4096);
+    s = reminder_json(request_id, staff_id, school_id, class_name, req->now, &msg);
+    IFOK(s, send_acked(req, BX_TOPIC_NOTIFY_REQUESTS, staff_id, &msg, err));
+    bx_buf_free(&msg);
+    if (s != BX_OK) {
+        bx_warn("staff %s: roll-call reminder for class %s not sent: %s", me->staff_id, class_id,
+                err->msg);
+        console_redirect(rep, "/school", "提醒没有发出，请稍后再试（重复提交是安全的）");
+        return BX_OK;
+    }
+    char detail[200];
+    snprintf(detail, sizeof(detail), "class=%s day=%s request=%s staff=%s", class_id, today,
+             request_id, staff_id);
+    s = console_audit(req, "rollcall_reminder", NULL, detail, err);
+    if (s != BX_OK)
+        return s;
+    snprintf(flash, sizeof(flash), "已发短信提醒%s老师为%s点名", teacher[0] ? teacher : staff_id,
+             class_name);
+    console_redirect(rep, "/school", flash);
+    return BX_OK;
+}

@@ -1,0 +1,235 @@
+/* page_school_case: one case as the principal or academic office works it (/school/cases/:case):
+ * the child, the stage, the open tasks with owner and deadline, a short form per written report
+ * the ladder asks of the school (report_to_school, report_academic_office, dropout_roster_entry,
+ * county_report, dropout_report_form) that records the signed-in person's `report_filed` through
+ * the teacher's task form's code (page_action_submit), and the school's notices to print. Scope:
+ * a school role whose school holds the student (console_may CONSOLE_WRITE_ACTION); else 404. */
+#include "bx_log.h"
+#include "bx_pg.h"
+#include "page_common.h"
+#include "page_school.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The reports the ladder asks of the school (deploy/policy/ladder.policy, done_by task_done), and
+ * where each is usually filed. */
+static const struct {
+    const char *task, *filed_with;
+} reports[] = {{"report_to_school", "school"},
+               {"report_academic_office", "academic_office"},
+               {"dropout_roster_entry", "school"},
+               {"county_report", "county_bureau"},
+               {"dropout_report_form", "academic_office"}};
+
+static const char *report_filed_with(const char *task)
+{
+    for (size_t i = 0; i < sizeof(reports) / sizeof(reports[0]); i++)
+        if (strcmp(reports[i].task, task) == 0)
+            return reports[i].filed_with;
+    return NULL;
+}
+
+typedef struct school_case {
+    long long id;
+    char student_id[BX_ID_MAX + 1];
+    char student_name[CONSOLE_STORE_TEXT];
+    char class_name[CONSOLE_STORE_TEXT];
+    char stage[CONSOLE_STORE_STAGE];
+    char opened_at[CONSOLE_STORE_TIME];
+    bool open;
+} school_case;
+
+/* The case of the path when the signed-in school role may act on its student; else c->id is 0. */
+static bx_status load_case(console_request *req, school_case *c, bx_error *err)
+{
+    memset(c, 0, sizeof(*c));
+    const console_person *me = req->person;
+    if (me->role != CONSOLE_PRINCIPAL && me->role != CONSOLE_ACADEMIC_OFFICE)
+        return BX_OK;
+    char *end;
+    long long id = strtoll(req->params[0], &end, 10);
+    if (*end != '\0' || id <= 0)
+        return BX_OK;
+    const char *params[] = {req->params[0]};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(
+        req->db,
+        "SELECT c.id, c.student_id, coalesce(sp.name, ''), coalesce(cl.name, ''), "
+        "coalesce(c.stage, ''), " SCHOOL_ISO_SQL("c.opened_at") ", c.closed_at IS NULL "
+                                                                "FROM cases.case c JOIN "
+                                                                "registry.student st ON st.id = "
+                                                                "c.student_id LEFT JOIN "
+                                                                "registry.class cl ON cl.id = "
+                                                                "st.class_id LEFT JOIN "
+                                                                "registry.student_private sp ON "
+                                                                "sp.student_id = st.id WHERE c.id "
+                                                                "= $1::bigint",
+        1, params, &res, err);
+    if (s == BX_OK && PQntuples(res) == 1) {
+        c->id = id;
+        snprintf(c->student_id, sizeof(c->student_id), "%s", PQgetvalue(res, 0, 1));
+        snprintf(c->student_name, sizeof(c->student_name), "%s", PQgetvalue(res, 0, 2));
+        snprintf(c->class_name, sizeof(c->class_name), "%s", PQgetvalue(res, 0, 3));
+        snprintf(c->stage, sizeof(c->stage), "%s", PQgetvalue(res, 0, 4));
+        snprintf(c->opened_at, sizeof(c->opened_at), "%s", PQgetvalue(res, 0, 5));
+        c->open = PQgetvalue(res, 0, 6)[0] == 't';
+    }
+    PQclear(res);
+    if (s != BX_OK || c->id == 0)
+        return s;
+    bool allowed = false;
+    s = page_may_student(req, c->student_id, CONSOLE_WRITE_ACTION, &allowed, err);
+    if (s == BX_OK && !allowed)
+        c->id = 0;
+    return s;
+}
+
+/* Whether the case has an open task of this kind. */
+static bx_status open_task_of(console_request *req, long long case_id, const char *kind, bool *open,
+                              bx_error *err)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", case_id);
+    const char *params[] = {id, kind};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(req->db,
+                              "SELECT 1 FROM cases.task WHERE case_id = $1::bigint AND kind = $2 "
+                              "AND done_at IS NULL LIMIT 1",
+                              2, params, &res, err);
+    *open = s == BX_OK && PQntuples(res) > 0;
+    PQclear(res);
+    return s;
+}
+
+bx_status page_school_case_get(console_request *req, console_reply *rep, bx_error *err)
+{
+    school_case c;
+    bx_status s = load_case(req, &c, err);
+    if (s != BX_OK)
+        return s;
+    if (c.id == 0) {
+        console_not_found(rep);
+        return BX_OK;
+    }
+    char id[24], now[24];
+    snprintf(id, sizeof(id), "%lld", c.id);
+    snprintf(now, sizeof(now), "%lld", (long long)req->now);
+    const char *params[] = {id, now};
+    PGresult *res = NULL;
+    s = bx_pg_query(req->db,
+                    "SELECT t.kind, " SCHOOL_ISO_SQL(
+                        "t.due_at") ", t.overdue_at IS NOT NULL OR t.due_at <= "
+                                    "to_timestamp($2::bigint / 1000.0), t.owner_role, "
+                                    "coalesce(o.name, coalesce(t.owner_staff_id, '')) FROM "
+                                    "cases.task t JOIN cases.case c ON c.id = t.case_id JOIN "
+                                    "registry.student st ON st.id = c.student_id LEFT JOIN "
+                                    "registry.class cl ON cl.id = st.class_id LEFT JOIN "
+                                    "registry.staff o ON o.id = coalesce(t.owner_staff_id, CASE "
+                                    "WHEN t.owner_role = 'homeroom_teacher' THEN "
+                                    "cl.homeroom_staff_id END) WHERE t.case_id = $1::bigint AND "
+                                    "t.done_at IS NULL ORDER BY t.due_at, t.id",
+                    2, params, &res, err);
+    char detail[40];
+    snprintf(detail, sizeof(detail), "case=%lld", c.id);
+    IFOK(s, console_audit(req, "view_case", c.student_id, detail, err));
+    if (s != BX_OK) {
+        PQclear(res);
+        return s;
+    }
+    char today[11], token[PAGE_TOKEN_SIZE], t1[24];
+    page_today(req, today);
+    page_new_token(token);
+    int nreports = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *kind = PQgetvalue(res, i, 0);
+        tmpl_ctx *row = tmpl_add_row(rep->ctx, "tasks");
+        page_short_time(PQgetvalue(res, i, 1), t1, sizeof(t1));
+        tmpl_put(row, "kind_label", page_label_task(kind));
+        tmpl_put(row, "due", t1);
+        tmpl_put_bool(row, "overdue", PQgetvalue(res, i, 2)[0] == 't');
+        tmpl_put(row, "owner",
+                 PQgetvalue(res, i, 4)[0] ? PQgetvalue(res, i, 4) : PQgetvalue(res, i, 3));
+        const char *filed_with = report_filed_with(kind);
+        if (filed_with && c.open) {
+            tmpl_ctx *r = tmpl_add_row(rep->ctx, "reports");
+            tmpl_put(r, "task", kind);
+            tmpl_put(r, "label", page_label_task(kind));
+            tmpl_put(r, "due", t1);
+            tmpl_put_bool(r, "overdue", PQgetvalue(res, i, 2)[0] == 't');
+            static const char *const places[] = {"school", "academic_office", "township",
+                                                 "county_bureau"};
+            static const char *const place_labels[] = {"学校", "教务处", "乡镇", "县教体局"};
+            for (size_t k = 0; k < 4; k++) {
+                tmpl_ctx *o = tmpl_add_row(r, "places");
+                tmpl_put(o, "value", places[k]);
+                tmpl_put(o, "label", place_labels[k]);
+                tmpl_put_bool(o, "selected", strcmp(places[k], filed_with) == 0);
+            }
+            nreports++;
+        }
+    }
+    PQclear(res);
+    tmpl_ctx *ctx = rep->ctx;
+    tmpl_put(ctx, "case_id", id);
+    tmpl_put(ctx, "student_id", c.student_id);
+    tmpl_put(ctx, "student_name", c.student_name[0] ? c.student_name : c.student_id);
+    tmpl_put(ctx, "class_name", c.class_name);
+    tmpl_put(ctx, "stage_label", page_label_stage(c.stage));
+    page_short_time(c.opened_at, t1, sizeof(t1));
+    tmpl_put(ctx, "opened", t1);
+    tmpl_put_bool(ctx, "open", c.open);
+    tmpl_put(ctx, "today", today);
+    tmpl_put(ctx, "token", token);
+    tmpl_put_int(ctx, "nreports", nreports);
+    rep->template_name = "school_case";
+    snprintf(rep->title, sizeof(rep->title), "个案 #%lld", c.id);
+    return BX_OK;
+}
+
+bx_status page_school_case_post(console_request *req, console_reply *rep, bx_error *err)
+{
+    school_case c;
+    bx_status s = load_case(req, &c, err);
+    if (s != BX_OK)
+        return s;
+    if (c.id == 0) {
+        console_not_found(rep);
+        return BX_OK;
+    }
+    char back[64];
+    snprintf(back, sizeof(back), "/school/cases/%lld", c.id);
+    const char *token = console_form(req, "token");
+    const char *task = console_form(req, "task");
+    if (!page_token_valid(token) || task == NULL || report_filed_with(task) == NULL) {
+        console_redirect(rep, back, "表单已失效，请重新填写");
+        return BX_OK;
+    }
+    bool open = false;
+    s = open_task_of(req, c.id, task, &open, err);
+    if (s != BX_OK)
+        return s;
+    if (!c.open || !open) {
+        /* Done already (a resent form lands here too once bx-escalate closed the task). */
+        console_redirect(rep, back, "这份报告已经记录，或个案不再需要它");
+        return BX_OK;
+    }
+    char context[40];
+    snprintf(context, sizeof(context), "case=%lld", c.id);
+    page_action_form f = {.kind = PAGE_ACT_REPORT,
+                          .student_id = c.student_id,
+                          .date = console_form(req, "date"),
+                          .staff_id = req->person->staff_id,
+                          .event_id = token,
+                          .task = task,
+                          .filed_with = console_form(req, "filed_with")};
+    page_write_result res;
+    s = page_action_submit(req, &f, context, &res, err);
+    if (s != BX_OK)
+        return s;
+    char flash[256];
+    page_write_flash(&res, "已记录报告", flash, sizeof(flash));
+    console_redirect(rep, back, flash);
+    return BX_OK;
+}
