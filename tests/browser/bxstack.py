@@ -66,14 +66,16 @@ def _die_with_parent():
 
 
 class Registry:
-    """The run's registry: one school, two classes of two homeroom teachers."""
+    """The run's registry: one school, two classes of two homeroom teachers. Students, classes
+    and the school carry the run's tag: bx-score keeps students and classes in Redis by id."""
 
     def __init__(self, tag):
         self.tag = tag
         self.school = tag + "S"
-        self.teacher = tag + "T1"           # 李老师, class 1
-        self.other_teacher = tag + "T2"     # 王老师, class 2
-        self.principal = tag + "P"
+        # Staff ids need no tag (they live in the run's own database only); they show on pages.
+        self.teacher = "T1001031"           # 李老师, class 1
+        self.other_teacher = "T1001041"     # 王老师, class 2
+        self.principal = "T1001P"
         self.class1 = tag + "C1"
         self.class2 = tag + "C2"
         self.absent = tag + "S01"           # 张小明, the child who stays away
@@ -86,7 +88,6 @@ class Registry:
         self.class2_students = [(tag + "S11", "刘小雨"), (tag + "S12", "周子涵")]
 
     def write(self, folder):
-        t = self.tag
         files = {
             "counties.csv": "code,name\n520122,息烽县\n",
             "townships.csv": "code,county_code,name\n520122100,520122,永靖镇\n",
@@ -99,7 +100,7 @@ class Registry:
                          f"{self.teacher},李老师,homeroom_teacher,{self.school},,,13910000011\n"
                          f"{self.other_teacher},王老师,homeroom_teacher,{self.school},,,13910000012\n"
                          f"{self.principal},徐校长,principal,{self.school},,,13910000010\n"
-                         f"{t}W,周干事,township_officer,,520122100,,13910000020\n",
+                         "W520122100,周干事,township_officer,,520122100,,13910000020\n",
             "classes.csv": "class_id,school_id,grade,name,homeroom_staff_id\n"
                            f"{self.class1},{self.school},3,三年级1班,{self.teacher}\n"
                            f"{self.class2},{self.school},4,四年级1班,{self.other_teacher}\n",

@@ -169,17 +169,27 @@ class Phone:
                 self.statuses[p["response"]["url"]] = p["response"]["status"]
         return self.statuses.get(self.base + path)
 
-    def shot(self, name):
-        """The whole page at the phone's width (what scrolling shows), as PNG."""
+    def shot(self, name, docs=None, docs_height=HEIGHT):
+        """The whole page at the phone's width (what scrolling shows), as PNG at the phone's pixel
+        ratio. docs: also a copy for the README, 360 pixels wide and at most docs_height high, in
+        docs/ of the screenshots folder (copied to docs/screenshots/ by hand)."""
         import base64
         d = self.driver
         height = d.execute_script(
             "return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)")
-        data = d.execute_cdp_cmd("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": WIDTH, "height": max(height, HEIGHT), "scale": 1}})
-        with open(os.path.join(SCREENS, f"{name}.png"), "wb") as f:
-            f.write(base64.b64decode(data["data"]))
+        shots = [(os.path.join(SCREENS, f"{name}.png"), max(height, HEIGHT), 1)]
+        if docs:
+            os.makedirs(os.path.join(SCREENS, "docs"), exist_ok=True)
+            shots.append((os.path.join(SCREENS, "docs", f"{docs}.png"), min(height, docs_height),
+                          0.5))
+        for path, h, scale in shots:
+            data = d.execute_cdp_cmd("Page.captureScreenshot", {
+                "format": "png", "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": WIDTH, "height": h, "scale": scale}})
+            with open(path, "wb") as f:
+                f.write(base64.b64decode(data["data"]))
+        if docs:
+            shrink_png(shots[1][0])
 
     # ---- accounts ----
 
@@ -209,6 +219,18 @@ class Phone:
     def session_cookie(self):
         c = self.driver.get_cookie("bx_session")
         return c["value"] if c else None
+
+
+def shrink_png(path):
+    """64 colours are plenty for a page of text: a README copy a third the size (with Debian's
+    python3-pil when it is there; else the file stays as Chromium wrote it)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
 
 
 activated = set()
@@ -247,7 +269,7 @@ def plain_get(url, cookie):
 class TeacherPages(unittest.TestCase):
     maxDiff = None
 
-    def take_rollcall(self, phone, absent_id, shot_marked, shot_done):
+    def take_rollcall(self, phone, absent_id, shot_marked, shot_done, docs=(None, None)):
         reg = stack.reg
         phone.open("/teacher")
         phone.xpath(f"//a[@href='/rollcall/{reg.class1}']").click()
@@ -255,10 +277,10 @@ class TeacherPages(unittest.TestCase):
         self.assertEqual(phone.path(), f"/rollcall/{reg.class1}")
         # Everyone starts present: one tap marks the child absent.
         phone.find(f"input[name='m.{absent_id}'][value='a']").click()
-        phone.shot(shot_marked)
+        phone.shot(shot_marked, docs[0])
         phone.submit(phone.find("form[action='/rollcall/%s'] button.big" % reg.class1))
         self.assertIn("1 人缺勤", phone.text())
-        phone.shot(shot_done)
+        phone.shot(shot_done, docs[1])
 
     @staticmethod
     def tasks(phone, start):
@@ -278,16 +300,17 @@ class TeacherPages(unittest.TestCase):
                                 {"activate": "01-activate", "login": "02-login"})
         phone.open("/teacher")
         self.assertIn("三年级1班", phone.text())
-        phone.shot("03-teacher-home")
+        phone.shot("03-teacher-home", "teacher-home")
 
         # Day 1: the roll call, one child absent.
-        self.take_rollcall(phone, reg.absent, "04-rollcall-one-absent", "05-rollcall-submitted")
+        self.take_rollcall(phone, reg.absent, "04-rollcall-one-absent", "05-rollcall-submitted",
+                           ("teacher-rollcall", "teacher-rollcall-submitted"))
         stack.settle()
         phone.open("/tasks")
         contact = self.tasks(phone, "联系家长：张小明")
         self.assertEqual(len(contact), 1, phone.text())
         self.assertRegex(contact[0], r"截止 11-24 17:00\s+个案 #\d+ · 联系家长")
-        phone.shot("06-tasks-contact-due")
+        phone.shot("06-tasks-contact-due", "teacher-tasks")
 
         # The contact: a phone call that reached the mother.
         self.open_task(phone, "联系", "张小明")
@@ -319,7 +342,7 @@ class TeacherPages(unittest.TestCase):
         from selenium.webdriver.support.ui import Select
         Select(phone.xpath(visit + "//select[@name='reason']")).select_by_value("family")
         phone.xpath(visit + "//textarea[@name='note']").send_keys(VISIT_NOTE)
-        phone.shot("12-task-home-visit-form")
+        phone.shot("12-task-home-visit-form", "teacher-home-visit", 1200)
         phone.submit(phone.xpath(visit + "//button[@type='submit']"))
         self.assertEqual(phone.path().split("?")[0], "/tasks")
         stack.settle()
@@ -339,7 +362,7 @@ class TeacherPages(unittest.TestCase):
         self.assertIn("李老师", page)
         history = phone.find("ul.hs").text
         self.assertGreaterEqual(len(history.splitlines()), 4, history)
-        phone.shot("15-student-page")
+        phone.shot("15-student-page", "teacher-student-page", 1800)
 
         # Sign out: the session ends, and its cookie opens nothing any more.
         cookie = phone.session_cookie()
@@ -362,7 +385,7 @@ class TeacherPages(unittest.TestCase):
         phone.open(path)
         self.assertEqual(phone.status(path), 404)
         self.assertNotIn("张小明", phone.text())
-        phone.shot("21-other-teacher-404")
+        phone.shot("21-other-teacher-404", "other-class-404", 400)
         not_there = phone.text()
         nobody = f"/students/{reg.tag}NOBODY"
         phone.open(nobody)
