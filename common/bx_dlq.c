@@ -1,9 +1,12 @@
-/* bx_dlq: builds bx.dlq.v1 messages, one member after the other in the schema's order. */
+/* bx_dlq: builds bx.dlq.v1 messages, one member after the other in the schema's order; records
+ * are masked and cut so that no letter carries a phone or an id number or outgrows the topic. */
 #include "bx_dlq.h"
 
 #include "bx_json.h"
+#include "bx_log.h"
 
 #include <assert.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,34 +43,147 @@ static bx_status put_number(bx_buf *out, const char *name, long long n, long lon
                       : bx_buf_printf(out, ",\"%s\":null", name);
 }
 
-static bx_status put_record(bx_buf *out, const bx_dlq_letter *l)
+/* A masked digit: '*' in text, '0' in a JSON number (so the record stays JSON; the first digit
+ * of a run is always kept, so no number starts with a zero it did not have). */
+static void mask_run(char *run, size_t n, bool id_number, char with)
 {
-    bool fits = l->record_max == 0 || l->record_len <= l->record_max;
-    if (l->record == NULL)
+    size_t keep_head = 2, keep_tail = 2;
+    if (id_number) { /* 110101********123X, as the logs write it */
+        keep_head = 6;
+        keep_tail = 4;
+    } else if (n == 11 && run[0] == '1') { /* a mobile phone: 138****5678 */
+        keep_head = 3;
+        keep_tail = 4;
+    }
+    for (size_t k = keep_head; k + keep_tail < n; k++)
+        run[k] = with;
+}
+
+static bool is_ascii_letter(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+void bx_dlq_mask_digits(char *s, size_t len, bool json)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len;) {
+        char c = s[i];
+        if (json && in_string && c == '\\') {
+            i += 2;
+            continue;
+        }
+        if (json && c == '"') {
+            in_string = !in_string;
+            i++;
+            continue;
+        }
+        if (!is_digit(c)) {
+            i++;
+            continue;
+        }
+        size_t n = 0;
+        while (i + n < len && is_digit(s[i + n]))
+            n++;
+        bool id_x = n == 17 && i + n < len && (s[i + n] == 'X' || s[i + n] == 'x');
+        size_t run = n + (id_x ? 1 : 0);
+        /* A run glued to letters is part of a code such as a registry id (S10010301): kept. */
+        bool glued =
+            (i > 0 && is_ascii_letter(s[i - 1])) || (i + run < len && is_ascii_letter(s[i + run]));
+        if (run >= BX_DLQ_MASK_DIGITS && !glued)
+            mask_run(s + i, run, run == 18, json && !in_string ? '0' : '*');
+        i += run;
+    }
+}
+
+/* The longest prefix of s (at most max bytes) that does not end inside a UTF-8 character. */
+static size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/* text (n bytes) as a JSON string, or null when it is not valid UTF-8 without NUL. */
+static bx_status put_text(bx_buf *out, const char *text, size_t n)
+{
+    if (!bx_utf8_valid(text, n))
         return bx_buf_puts(out, "null");
+    char *copy = strndup(text, n); /* valid UTF-8 holds no NUL */
+    if (copy == NULL)
+        return BX_ENOMEM;
+    bx_status s = bx_buf_json_string(out, copy);
+    free(copy);
+    return s;
+}
+
+/* How many of the record's bytes the letter carries; fewer than record_len when it is cut. */
+static size_t record_keep(const bx_dlq_letter *l)
+{
+    size_t limit = l->record_kind == BX_DLQ_RECORD_TEXT ? BX_DLQ_TEXT_LIMIT : BX_DLQ_RECORD_LIMIT;
+    size_t max = l->record_max == 0 || l->record_max > limit ? limit : l->record_max;
+    if (l->record_len <= max)
+        return l->record_len;
+    /* a cut JSON record is written as a string */
+    return l->record_kind == BX_DLQ_RECORD_JSON && max > BX_DLQ_TEXT_LIMIT ? BX_DLQ_TEXT_LIMIT
+                                                                           : max;
+}
+
+/* The record member: rec is the record with its digit runs masked. */
+static bx_status put_record(bx_buf *out, const bx_dlq_letter *l, const char *rec)
+{
+    size_t keep = record_keep(l);
+    bool cut = keep < l->record_len;
     switch (l->record_kind) {
     case BX_DLQ_RECORD_JSON:
-        return fits ? bx_buf_append(out, l->record, l->record_len) : bx_buf_puts(out, "null");
-    case BX_DLQ_RECORD_TEXT: {
-        if (!fits || !bx_utf8_valid(l->record, l->record_len))
-            return bx_buf_puts(out, "null");
-        char *text = strndup(l->record, l->record_len); /* valid UTF-8 holds no NUL */
-        if (text == NULL)
-            return BX_ENOMEM;
-        bx_status s = bx_buf_json_string(out, text);
-        free(text);
-        return s;
-    }
+        /* A cut JSON text is no longer JSON: its head goes as a string. */
+        return cut ? put_text(out, rec, utf8_cut(rec, l->record_len, keep))
+                   : bx_buf_append(out, rec, l->record_len);
+    case BX_DLQ_RECORD_TEXT:
+        return put_text(out, rec, cut ? utf8_cut(rec, l->record_len, keep) : l->record_len);
     case BX_DLQ_RECORD_BASE64: {
-        size_t n = fits ? l->record_len : l->record_max;
         bx_status s = bx_buf_puts(out, "{\"body_base64\":\"");
-        IFOK(s, base64(out, (const unsigned char *)l->record, n));
+        IFOK(s, base64(out, (const unsigned char *)rec, keep));
         IFOK(s, bx_buf_printf(out, "\",\"body_bytes\":%zu,\"truncated\":%s}", l->record_len,
-                              fits ? "false" : "true"));
+                              cut ? "true" : "false"));
         return s;
     }
     }
     return bx_buf_puts(out, "null");
+}
+
+/* ,"record_bytes":n,"record_sha256":"<hex>","record_truncated":true for a cut record: the
+ * whole's length and digest (of the bytes as received, before masking). */
+static bx_status put_cut(bx_buf *out, const bx_dlq_letter *l)
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)l->record, l->record_len, digest);
+    char hex[2 * SHA256_DIGEST_LENGTH + 1];
+    for (size_t i = 0; i < sizeof(digest); i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    return bx_buf_printf(out,
+                         ",\"record_bytes\":%zu,\"record_sha256\":\"%s\",\"record_truncated\":true",
+                         l->record_len, hex);
+}
+
+/* The error as the letter carries it: at most BX_DLQ_ERROR_MAX bytes, whole characters, phones
+ * and id numbers masked as the logs mask them. */
+static bx_status put_error(bx_buf *out, const char *error)
+{
+    char text[BX_DLQ_ERROR_MAX + 1];
+    size_t n = utf8_cut(error, strlen(error), BX_DLQ_ERROR_MAX);
+    memcpy(text, error, n);
+    text[n] = '\0';
+    bx_log_mask(text);
+    return put_string(out, "error", text);
 }
 
 bx_status bx_dlq_build(const bx_dlq_letter *l, bx_buf *out, bx_error *err)
@@ -75,7 +191,19 @@ bx_status bx_dlq_build(const bx_dlq_letter *l, bx_buf *out, bx_error *err)
     assert(l->event_id && l->source && l->endpoint && l->reason && l->error);
     char at[40];
     bx_time_format(l->received_at, at, sizeof(at));
-    bx_status s = bx_buf_puts(out, "{\"schema\":\"bx.dlq.v1\"");
+    char *masked = NULL;
+    bx_status s = BX_OK;
+    if (l->record) {
+        masked = malloc(l->record_len + 1);
+        if (masked == NULL)
+            s = BX_ENOMEM;
+        else {
+            memcpy(masked, l->record, l->record_len);
+            masked[l->record_len] = '\0';
+            bx_dlq_mask_digits(masked, l->record_len, l->record_kind == BX_DLQ_RECORD_JSON);
+        }
+    }
+    IFOK(s, bx_buf_puts(out, "{\"schema\":\"bx.dlq.v1\""));
     IFOK(s, put_string(out, "event_id", l->event_id));
     IFOK(s, put_string(out, "source", l->source));
     IFOK(s, put_string(out, "endpoint", l->endpoint));
@@ -84,10 +212,13 @@ bx_status bx_dlq_build(const bx_dlq_letter *l, bx_buf *out, bx_error *err)
     IFOK(s, put_number(out, "line", l->line, 1));
     IFOK(s, put_string(out, "field", l->field));
     IFOK(s, put_string(out, "reason", l->reason));
-    IFOK(s, put_string(out, "error", l->error));
+    IFOK(s, put_error(out, l->error));
     IFOK(s, bx_buf_puts(out, ",\"record\":"));
-    IFOK(s, put_record(out, l));
+    IFOK(s, masked ? put_record(out, l, masked) : bx_buf_puts(out, "null"));
+    if (masked && record_keep(l) < l->record_len)
+        IFOK(s, put_cut(out, l));
     IFOK(s, bx_buf_printf(out, ",\"received_at\":\"%s\"}", at));
+    free(masked);
     if (s != BX_OK)
         return BX_ERR(err, s, "cannot build a dead letter");
     return BX_OK;

@@ -10,15 +10,29 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The most bytes of a record a letter carries (JSON embedded as it is, or base64); a longer
+ * record is cut, and the letter says so with the whole's length and SHA-256 (record_bytes,
+ * record_sha256, record_truncated). With the error and the rest, a letter stays far under Kafka's
+ * 1 MB message limit, so a record is never dropped for its size. */
+#define BX_DLQ_RECORD_LIMIT (128 * 1024)
+/* The same for a record written as a JSON string (TEXT, or the head of a cut JSON record), whose
+ * escapes may take up to six bytes a byte. */
+#define BX_DLQ_TEXT_LIMIT (32 * 1024)
+/* The longest error a letter carries (the schema's maxLength); longer ones are cut. */
+#define BX_DLQ_ERROR_MAX 1000
+/* Digit runs at least this long are masked in records (phones, id numbers, bank cards). */
+#define BX_DLQ_MASK_DIGITS 7
+
 /* How the "record" member carries the input as received. */
 typedef enum bx_dlq_record_kind {
-    /* The bytes are JSON text and are embedded as they are. */
+    /* The bytes are JSON text and are embedded as they are; cut (see record_max), the head is a
+     * JSON string. */
     BX_DLQ_RECORD_JSON = 0,
     /* The bytes are not JSON (or not known to be): a JSON string if they are valid UTF-8 without
      * NUL, else null. */
     BX_DLQ_RECORD_TEXT,
     /* Any bytes: {"body_base64":"...","body_bytes":<record_len>,"truncated":<bool>}, the base64
-     * of at most record_max bytes (all of them when record_max is 0). */
+     * of at most record_max bytes. */
     BX_DLQ_RECORD_BASE64
 } bx_dlq_record_kind;
 
@@ -36,14 +50,18 @@ typedef struct bx_dlq_letter {
     const char *record;     /* the input as received, record_len bytes; NULL: null */
     size_t record_len;
     bx_dlq_record_kind record_kind;
-    /* JSON and TEXT: a record longer than this is written as null; BASE64: only the first
-     * record_max bytes are encoded and "truncated" says so. 0: no limit. */
+    /* A record longer than this is cut to it (at a character's start for a string), and
+     * record_bytes, record_sha256 and record_truncated follow the record. 0, or more than the
+     * kind's limit (BX_DLQ_RECORD_LIMIT, BX_DLQ_TEXT_LIMIT): that limit. */
     size_t record_max;
     bx_time_ms received_at; /* written as bx_time_format writes it */
 } bx_dlq_letter;
 
-/* Appends the message for l to out (whose maximum the caller chose; BX_ENOMEM past it). On an
- * error, err says so ("cannot build a dead letter") and out holds a partial message the caller
+/* Appends the message for l to out. The record's digit runs of BX_DLQ_MASK_DIGITS or more are
+ * masked (bx_dlq_mask_digits), and the error's phones and id numbers as bx_log_mask masks them;
+ * the digest of a cut record is of the bytes as received. The letter takes at most about
+ * 200 KiB, so a buffer of 256 KiB always holds it (BX_ENOMEM past the maximum the caller chose). On
+ * an error, err says so ("cannot build a dead letter") and out holds a partial message the caller
  * discards.
  *
  * How each service's dead letter maps onto a letter (all with received_at = the time it read
@@ -62,12 +80,19 @@ typedef struct bx_dlq_letter {
  *   line = its CSV line (0 for JSON, written as null); field = the record's field (a char
  *   array, so "" stays ""); record = its raw JSON text, kind JSON, record_max 0 (NULL raw: null).
  * - bx-ingest, a body that could not be read as records: record_index, line -1, field NULL;
- *   record = the body, kind BASE64, record_max = 256 KiB. */
+ *   record = the body, kind BASE64, record_max 0 (the limit). */
 bx_status bx_dlq_build(const bx_dlq_letter *l, bx_buf *out, bx_error *err) BX_MUSTCHECK;
 
 /* "dlq:<source>:<topic>:<partition>:<offset>", or "dlq:<source>:<partition>:<offset>" when topic
  * is NULL; the topic is cut to 60 bytes. An id that does not fit size is cut (size 160 always
  * fits). */
+/* Masks in place, in s (len bytes), every run of BX_DLQ_MASK_DIGITS or more digits that is not
+ * glued to an ASCII letter (a registry code such as S10010301 is kept): an id number (17 digits
+ * and a digit or X) as 110101********123X, a mobile phone as 138****5678, any other run keeping
+ * its first two and last two digits. With json, digits of a number outside strings become 0
+ * instead of '*', so JSON text stays JSON. */
+void bx_dlq_mask_digits(char *s, size_t len, bool json);
+
 void bx_dlq_event_id(char *out, size_t size, const char *source, const char *topic, int partition,
                      long long offset);
 

@@ -158,11 +158,8 @@ static bool check_detail_value(const struct action *a, const struct detail *d, c
                                const char *v)
 {
     bx_date date;
-    if (d->type == D_DATE && bx_date_parse(v, &date) != BX_OK) {
-        records_reject(a->r, field, "invalid_value", "expected a date YYYY-MM-DD, got \"%.20s\"",
-                       v);
+    if (d->type == D_DATE && !records_read_date(a->r, field, v, &date))
         return false;
-    }
     if (d->type == D_SIGNOFF && !check_signoff(a, field, v))
         return false;
     if (d->type == D_TASK && !task_kind_valid(v)) {
@@ -261,11 +258,8 @@ static bool check_action(struct action *a)
     /* Actions happen on any day (a home visit on a Saturday), but not in the future. */
     bx_date d;
     snprintf(field, sizeof(field), "%s.date", a->path);
-    if (bx_date_parse(a->date, &d) != BX_OK) {
-        records_reject(a->r, field, "invalid_value", "expected a date YYYY-MM-DD, got \"%.20s\"",
-                       a->date);
+    if (!records_read_date(a->r, field, a->date, &d))
         return false;
-    }
     if (d > bx_time_local_date(a->ctx->now)) {
         records_reject(a->r, field, "future_date", "%s is in the future", a->date);
         return false;

@@ -146,7 +146,8 @@ bx_status ingest_parse_actions(const ingest_ctx *ctx, const char *body, size_t l
                                ingest_batch *out, bx_error *err) BX_MUSTCHECK;
 
 /* Builds a bx.dlq.v1 message for a rejected record (or, with rec NULL, for a whole request whose
- * body is attached as base64, at most 256 KiB of it). Caller frees; NULL when out of memory. */
+ * body is attached as base64, cut past BX_DLQ_RECORD_LIMIT with its length and SHA-256).
+ * Records are masked and cut as bx_dlq_build does. Caller frees; NULL when out of memory. */
 char *ingest_dlq_message(const ingest_ctx *ctx, const ingest_record *rec, const char *reason,
                          const char *error, const char *body, size_t body_len);
 

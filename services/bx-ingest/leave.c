@@ -35,11 +35,8 @@ static bool check_span(ingest_record *r, const char *path, struct leave *lv)
 {
     char field[96];
     snprintf(field, sizeof(field), "%s.last_date", path);
-    if (bx_date_parse(lv->last, &lv->d2) != BX_OK) {
-        records_reject(r, field, "invalid_value", "expected a date YYYY-MM-DD, got \"%.20s\"",
-                       lv->last);
+    if (!records_read_date(r, field, lv->last, &lv->d2))
         return false;
-    }
     if (lv->d2 < lv->d1) {
         records_reject(r, field, "invalid_value", "%s is before first_date %s", lv->last,
                        lv->first);

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DLQ_BODY_MAX (256 * 1024)
-
 char *ingest_dlq_message(const ingest_ctx *ctx, const ingest_record *rec, const char *reason,
                          const char *error, const char *body, size_t body_len)
 {
@@ -35,10 +33,10 @@ char *ingest_dlq_message(const ingest_ctx *ctx, const ingest_record *rec, const 
         l.record = body;
         l.record_len = body_len;
         l.record_kind = BX_DLQ_RECORD_BASE64;
-        l.record_max = DLQ_BODY_MAX;
     }
+    /* bx_dlq cuts a long record (the body or a record's raw JSON) to fit the topic */
     bx_buf b;
-    bx_buf_init(&b, 2 * DLQ_BODY_MAX);
+    bx_buf_init(&b, 2 * BX_DLQ_RECORD_LIMIT);
     bx_error err = {0};
     if (bx_dlq_build(&l, &b, &err) != BX_OK) {
         bx_buf_free(&b);

@@ -1,7 +1,9 @@
 /* bxvalidate records: what every record kind shares (batches, rejects, member readers, the
  * registry, calendar and scope checks, message writers). Pure: no Kafka, Redis or PostgreSQL. */
 #include "records.h"
+#include "bx_log.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
@@ -63,6 +65,9 @@ void records_reject(ingest_record *r, const char *field, const char *reason, con
     snprintf(r->error, sizeof(r->error), "%s: %s", field, msg);
     /* "%.40s" of a value, or the cut to size, may split a character: the error goes into JSON. */
     bx_utf8_repair(r->error);
+    /* The error is echoed in the reply and the dead letter: an id number or a phone typed into a
+     * field is masked as the logs mask it. */
+    bx_log_mask(r->error);
 }
 
 /* r rejected with an error message that already names its field. */
@@ -75,6 +80,7 @@ static void reject_as_is(ingest_record *r, const char *field, const char *reason
     r->reason = reason;
     snprintf(r->error, sizeof(r->error), "%.300s", msg);
     bx_utf8_repair(r->error);
+    bx_log_mask(r->error);
 }
 
 void records_reject_json(ingest_record *r, const char *path, const char *key, const bx_error *e)
@@ -254,16 +260,41 @@ const bx_reg_student *records_check_student(const ingest_ctx *ctx, ingest_record
     return st;
 }
 
+/* "YYYY-MM-DD" with a month and a day that exist, whatever the year. */
+static bool is_calendar_date(const char *s)
+{
+    static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    for (int i = 0; i < 10; i++)
+        if (i == 4 || i == 7 ? s[i] != '-' : !isdigit((unsigned char)s[i]))
+            return false;
+    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    int m = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return s[10] == '\0' && m >= 1 && m <= 12 && d >= 1 &&
+           (d <= days[m - 1] - (m == 2 && !leap ? 1 : 0));
+}
+
+bool records_read_date(ingest_record *r, const char *field, const char *text, bx_date *out)
+{
+    if (bx_date_parse(text, out) == BX_OK)
+        return true;
+    if (is_calendar_date(text))
+        records_reject(r, field, "invalid_value",
+                       "%s is out of range: dates from 1900-01-01 to 2199-12-31 are accepted",
+                       text);
+    else
+        records_reject(r, field, "invalid_value", "expected a date YYYY-MM-DD, got \"%.20s\"",
+                       text);
+    return false;
+}
+
 bool records_check_date(const ingest_ctx *ctx, ingest_record *r, const char *field,
                         const char *text, const bx_reg_school *school, int ahead_days,
                         bool school_day, bx_date *out)
 {
     bx_date d;
-    if (bx_date_parse(text, &d) != BX_OK) {
-        records_reject(r, field, "invalid_value", "expected a date YYYY-MM-DD, got \"%.20s\"",
-                       text);
+    if (!records_read_date(r, field, text, &d))
         return false;
-    }
     bx_date today = bx_time_local_date(ctx->now);
     if (d > today + ahead_days) {
         char t[11];
@@ -317,9 +348,18 @@ void records_reject_repeated_ids(ingest_batch *b, const char *prefix)
 }
 
 /* Common start of a JSON body {"records":[...]}: returns the array. */
+void records_skip_bom(const char **body, size_t *len)
+{
+    if (*len >= 3 && memcmp(*body, "\xEF\xBB\xBF", 3) == 0) {
+        *body += 3;
+        *len -= 3;
+    }
+}
+
 static bx_status records_array(const char *body, size_t len, cJSON **root, const cJSON **records,
                                bx_error *err)
 {
+    records_skip_bom(&body, &len);
     bx_status s = bx_json_parse(body, len, root, err);
     if (s != BX_OK)
         return s;

@@ -30,6 +30,8 @@ typedef bx_status(records_fn)(const ingest_ctx *ctx, ingest_record *r, const cJS
 bx_status records_parse_json(const ingest_ctx *ctx, const char *body, size_t len,
                              const char *const *keys, records_fn *fn, ingest_batch *out,
                              bx_error *err);
+/* A JSON body without its UTF-8 byte order mark, if it starts with one (as CSV bodies are read). */
+void records_skip_bom(const char **body, size_t *len);
 /* The record as received, as JSON text that parses again. Caller frees; NULL on no memory. */
 char *records_print(const cJSON *item);
 
@@ -46,6 +48,9 @@ bool records_get_bool(ingest_record *r, const cJSON *item, const char *path, con
 /* A student of the writer's scope; returns the registry entry or NULL. field is the full path. */
 const bx_reg_student *records_check_student(const ingest_ctx *ctx, ingest_record *r,
                                             const char *field, const char *id);
+/* A date "YYYY-MM-DD" at field: false (and r rejected invalid_value) when it is not one, or when
+ * it is a calendar date outside the years the calendar handles (reported as out of range). */
+bool records_read_date(ingest_record *r, const char *field, const char *text, bx_date *out);
 /* A school date: readable, at most ahead_days in the future, inside a term and, when school_day,
  * a school day of the school's calendar. */
 bool records_check_date(const ingest_ctx *ctx, ingest_record *r, const char *field,

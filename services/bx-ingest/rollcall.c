@@ -323,6 +323,7 @@ bx_status ingest_parse_rollcall(const ingest_ctx *ctx, const char *body, size_t 
 {
     cJSON *root = NULL;
     *reason = "malformed";
+    records_skip_bom(&body, &len);
     bx_status s = bx_json_parse(body, len, &root, err);
     if (s != BX_OK)
         return s;

@@ -430,3 +430,101 @@ BX_TEST(person_writes_roll_calls_and_leave_as_themselves)
     CHECK(ingest_staff_dir_new(twice, 2, &d, &err) == BX_EINVAL);
     CHECK(d == NULL);
 }
+
+/* Issue 14, defect 11: a JSON body with a byte order mark is read as a CSV one is (the BOM
+ * skipped), whatever the endpoint. */
+BX_TEST(json_body_with_bom_is_read)
+{
+    const char *body = "\xEF\xBB\xBF{\"records\":[{\"student_id\":\"S10010301\",\"date\":"
+                       "\"2026-11-26\",\"status\":\"absent\"}]}";
+    ingest_ctx ctx = context();
+    ingest_batch b;
+    ingest_batch_init(&b);
+    bx_error err = {0};
+    CHECK_INT(ingest_parse_attendance_json(&ctx, body, strlen(body), &b, &err), BX_OK);
+    CHECK_INT(b.count, 1);
+    CHECK(b.count == 1 && b.items[0].outcome == INGEST_PENDING);
+    ingest_batch_free(&b);
+    const char *rc = "\xEF\xBB\xBF{\"class_id\":\"C1001031\",\"date\":\"2026-11-26\"}";
+    const char *reason = NULL;
+    ingest_batch_init(&b);
+    CHECK_INT(ingest_parse_rollcall(&ctx, rc, strlen(rc), &b, &reason, &err), BX_OK);
+    ingest_batch_free(&b);
+}
+
+/* Issue 14, defect 11: a calendar date past the years handled is "out of range", not "expected a
+ * date"; a string that is no date at all still says what is expected. */
+BX_TEST(date_past_the_calendar_is_out_of_range)
+{
+    static const struct {
+        const char *date, *expect;
+    } rows[] = {
+        {"9999-12-31", "records[0].date: 9999-12-31 is out of range"},
+        {"1899-12-31", "records[0].date: 1899-12-31 is out of range"},
+        {"9999-02-30", "expected a date YYYY-MM-DD"},
+        {"9999-13-01", "expected a date YYYY-MM-DD"},
+        {"tomorrow", "expected a date YYYY-MM-DD"},
+    };
+    ingest_ctx ctx = context();
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body),
+                 "{\"records\":[{\"student_id\":\"S10010301\",\"date\":\"%s\",\"status\":"
+                 "\"absent\"}]}",
+                 rows[i].date);
+        ingest_batch b;
+        ingest_batch_init(&b);
+        bx_error err = {0};
+        REQUIRE(ingest_parse_attendance_json(&ctx, body, strlen(body), &b, &err) == BX_OK);
+        REQUIRE(b.count == 1);
+        if (b.items[0].outcome != INGEST_REJECTED ||
+            strstr(b.items[0].error, rows[i].expect) == NULL)
+            BX_FAIL_AT("date %s: got \"%s\", expected \"%s\"", rows[i].date, b.items[0].error,
+                       rows[i].expect);
+        ingest_batch_free(&b);
+    }
+    /* an action's date and a leave's last date alike */
+    const char *act = "{\"records\":[{\"student_id\":\"S10010301\",\"action\":\"contact_made\","
+                      "\"date\":\"9999-12-31\",\"details\":{\"channel\":\"phone\",\"reached\":"
+                      "true}}]}";
+    ingest_batch b;
+    ingest_batch_init(&b);
+    bx_error err = {0};
+    REQUIRE(ingest_parse_actions(&ctx, act, strlen(act), &b, &err) == BX_OK);
+    CHECK_CONTAINS(b.items[0].error, "records[0].date: 9999-12-31 is out of range");
+    ingest_batch_free(&b);
+}
+
+/* Issue 14, defect 7: an id number typed into student_id is echoed neither by the reply nor by
+ * the dead letter (masked as the logs mask it), and a phone in a record is masked in its dead
+ * letter. */
+BX_TEST(id_number_in_student_id_is_masked)
+{
+    const char *body = "{\"records\":[{\"student_id\":\"11010119900307123X\",\"date\":"
+                       "\"2026-11-26\",\"status\":\"absent\"},{\"student_id\":\"S10010301\","
+                       "\"date\":\"2026-11-26\",\"status\":\"absent\",\"note\":\"家长 "
+                       "13812345678\"}]}";
+    ingest_ctx ctx = context();
+    ingest_batch b;
+    ingest_batch_init(&b);
+    bx_error err = {0};
+    REQUIRE(ingest_parse_attendance_json(&ctx, body, strlen(body), &b, &err) == BX_OK);
+    REQUIRE(b.count == 2);
+    CHECK(b.items[0].outcome == INGEST_REJECTED);
+    CHECK_CONTAINS(b.items[0].error, "110101********123X");
+    bx_buf reply;
+    bx_buf_init(&reply, 0);
+    REQUIRE(ingest_reply(&b, &reply) == BX_OK);
+    CHECK(strstr(reply.data, "19900307") == NULL);
+    bx_buf_free(&reply);
+    for (size_t i = 0; i < b.count; i++) {
+        const ingest_record *r = &b.items[i];
+        char *dlq = ingest_dlq_message(&ctx, r, r->reason, r->error, NULL, 0);
+        REQUIRE(dlq != NULL);
+        CHECK(strstr(dlq, "19900307") == NULL);
+        CHECK(strstr(dlq, "13812345678") == NULL);
+        CHECK_CONTAINS(dlq, i == 0 ? "\"student_id\":\"110101********123X\"" : "138****5678");
+        free(dlq);
+    }
+    ingest_batch_free(&b);
+}
