@@ -138,8 +138,8 @@ class Phone:
     # ---- what every page must be ----
 
     def check_page(self):
-        """The viewport is the phone's and nothing is wider than it; the browser's errors (a
-        refused style or script, a failed load) are kept for test_9."""
+        """The viewport is the phone's, nothing is wider than it, the page is under 60 KB; the
+        browser's errors (a refused style or script, a failed load) are kept for test_9."""
         for entry in self.driver.get_log("browser"):
             message = entry.get("message", "")
             if entry.get("level") != "SEVERE" or "/favicon.ico" in message:
@@ -157,6 +157,9 @@ class Phone:
         if max(doc, body) > WIDTH:
             raise AssertionError(f"{self.path()} is {max(doc, body)} px wide on a {WIDTH} px "
                                  "phone (it scrolls sideways)")
+        size = len(self.driver.page_source.encode())
+        if size > 60 * 1024:
+            raise AssertionError(f"{self.path()} is {size} bytes, over 60 KB")
 
     def status(self, path):
         """The HTTP status of the last document answer for path, from Chromium's network log."""
