@@ -66,6 +66,13 @@ typedef struct console_reply {
     char flash[256];           /* plain text; after a redirect, shown on the next page */
     char message[256];         /* plain text for the error page */
     char cookie[2][256];       /* core routes only: Set-Cookie values */
+    /* A download instead of a page (an export): file_body (malloc'd; the core frees it) of
+     * file_len bytes is sent as file_type with Content-Disposition: attachment; filename=
+     * file_name (ASCII), when status is 200. */
+    char *file_body;
+    size_t file_len;
+    const char *file_type;
+    char file_name[128];
 } console_reply;
 
 typedef bx_status (*console_handler)(console_request *req, console_reply *rep, bx_error *err);

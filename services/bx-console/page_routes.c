@@ -5,6 +5,7 @@
 #include "console.h"
 #include "dedup.h"
 #include "page_common.h"
+#include "page_county.h"
 #include "page_school.h"
 #include "page_township.h"
 
@@ -36,6 +37,13 @@ const console_route console_page_routes[] = {
     {"POST", "/print/:case/:kind", page_print_post, true, true},
     {"GET", "/township/notices", page_township_notices_get, true, false},
     {"GET", "/township/children", page_township_children_get, true, false},
+    /* the county bureau's dashboard, standing lists, the duties' reports and the exports
+     * (page_county*.c); the city and province officers' rates by county (page_area.c) */
+    {"GET", "/county", page_county_get, true, false},
+    {"GET", "/county/ledger", page_county_ledger_get, true, false},
+    {"GET", "/county/reports", page_county_reports_get, true, false},
+    {"GET", "/county/export/:what", page_county_export_get, true, false},
+    {"GET", "/area", page_area_get, true, false},
 };
 const size_t console_page_nroutes = sizeof(console_page_routes) / sizeof(console_page_routes[0]);
 

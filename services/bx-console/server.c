@@ -290,6 +290,12 @@ static enum MHD_Result send_body(console_server *srv, struct MHD_Connection *con
         MHD_add_response_header(r, "Content-Type", type);
     add_common_headers(srv, r);
     if (rep) {
+        if (rep->file_name[0] && type && strcmp(type, rep->file_type ? rep->file_type : "") == 0) {
+            char disposition[192];
+            snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s\"",
+                     rep->file_name);
+            MHD_add_response_header(r, "Content-Disposition", disposition);
+        }
         if (rep->redirect[0])
             MHD_add_response_header(r, "Location", rep->redirect);
         for (int i = 0; i < 2; i++)
@@ -394,6 +400,11 @@ static enum MHD_Result answer(struct exchange *x)
                 bx_warn("flash: %s", err.msg);
         }
         return send_body(srv, x->conn, 303, "text/plain; charset=utf-8", strdup(""), 0, rep);
+    }
+    if (rep->file_body && rep->status == 200 && rep->file_type) {
+        char *body = rep->file_body;
+        rep->file_body = NULL; /* send_body frees it */
+        return send_body(srv, x->conn, 200, rep->file_type, body, rep->file_len, rep);
     }
     bx_buf page, doc;
     bx_buf_init(&page, PAGE_MAX);
@@ -642,6 +653,7 @@ static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, c
              bx_monotonic_ms() - started);
     ret = answer(x);
 out:
+    free(rep->file_body);
     tmpl_ctx_free(rep->ctx);
     free(x->form_block);
     free(x);

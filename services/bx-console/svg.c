@@ -85,11 +85,18 @@ static double max_value(const svg_chart *c)
 static bx_status frame(bx_buf *out, const svg_chart *c, double w, double top, bool bars)
 {
     double h = TOP + SVG_PLOT_HEIGHT + BOTTOM;
+    /* Up to 12 categories the chart scales to the column (a phone's 360 px); beyond, it keeps
+     * 28 units a category and the page scrolls sideways (no inline style: the CSP forbids it). */
+    char width[16];
+    if (c->ncategories <= 12)
+        snprintf(width, sizeof(width), "100%%");
+    else
+        snprintf(width, sizeof(width), "%.0f", w);
     bx_status s = bx_buf_printf(out,
                                 "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" "
-                                "viewBox=\"0 0 %.0f %.0f\" width=\"100%%\" "
-                                "style=\"max-width:%.0fpx\" role=\"img\" aria-label=\"",
-                                w, h, w * 1.6);
+                                "viewBox=\"0 0 %.0f %.0f\" width=\"%s\" role=\"img\" "
+                                "aria-label=\"",
+                                w, h, width);
     IFOK(s, text(out, c->title));
     IFOK(s, bx_buf_printf(out, "\" " FONT " font-size=\"12\"><title>"));
     IFOK(s, text(out, c->title));

@@ -4,6 +4,7 @@
 
 #include "bx_buf.h"
 #include "bx_pg.h"
+#include "store.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -247,4 +248,10 @@ int reports_history_first(const PGresult *h, long long case_id)
             hi = mid;
     }
     return lo;
+}
+
+bx_status reports_query_duty_counts(PGconn *db, const char *calendar_id, const char *first_day,
+                                    const char *last_day, PGresult **res, bx_error *err)
+{
+    return escalate_store_county_counts(db, calendar_id, first_day, last_day, res, err);
 }

@@ -113,6 +113,13 @@ enum { RH_CASE, RH_KIND, RH_STAGE, RH_ACTOR, RH_REASON, RH_LATE, RH_AT };
 bx_status reports_query_history(PGconn *db, const PGresult *ledger, PGresult **res,
                                 bx_error *err) BX_MUSTCHECK;
 
+/* The counts the duties' out-of-school report (15 school days into a term) and monthly summary
+ * send each county's bureau (duties.c), one row per county of the calendar's schools: county,
+ * suspected, dropouts, opened and returned in [first_day, last_day]. */
+bx_status reports_query_duty_counts(PGconn *db, const char *calendar_id, const char *first_day,
+                                    const char *last_day, PGresult **res,
+                                    bx_error *err) BX_MUSTCHECK;
+
 /* The first row of history for case_id (rows sorted by case id), or the row count. */
 int reports_history_first(const PGresult *history, long long case_id);
 

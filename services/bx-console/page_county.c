@@ -1,0 +1,646 @@
+/* page_county: the county bureau's dashboard (GET /county), and what the county's and the area's
+ * pages share: the period, the rates (bx-escalate's report_queries and reports, as bxctl report
+ * computes them, kept a minute per area and period), the charts and the rates tables.
+ *
+ * The dashboard: dropout rate (辍学率) and retention rate (巩固率) by school and township for the
+ * term and the month, thresholds flagged; cases opened and closed per week (12 weeks); the
+ * roll-call reporting rate per school over its last 20 school days (attendance.class_report
+ * against the school's calendar); open overdue tasks per township. Aggregates only: no name. */
+#include "bx_log.h"
+#include "bx_pg.h"
+#include "page_common.h"
+#include "page_county.h"
+#include "report_queries.h"
+#include "svg.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RATES_TTL_MS  60000 /* a minute: the counts change with cases, not by the second */
+#define RATES_ENTRIES 32
+#define ROLLCALL_DAYS 20
+#define WEEKS         12
+
+/* ---- the period ---- */
+
+static bool term_code_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > 16)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+              (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '_' || s[i] == '.' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+bx_status county_period_of(const console_request *req, const char *area, county_period *p,
+                           bx_error *err)
+{
+    memset(p, 0, sizeof(*p));
+    page_today(req, p->today);
+    const char *month = console_query(req, "month");
+    char first[11];
+    bx_date d;
+    if (month && strlen(month) == 7 && snprintf(first, sizeof(first), "%s-01", month) == 10 &&
+        bx_date_parse(first, &d) == BX_OK)
+        snprintf(p->month, sizeof(p->month), "%s", month);
+    else
+        snprintf(p->month, sizeof(p->month), "%.7s", p->today);
+    snprintf(p->month_first, sizeof(p->month_first), "%s-01", p->month);
+    const char *term = console_query(req, "term");
+    if (term && term_code_ok(term)) {
+        snprintf(p->term, sizeof(p->term), "%s", term);
+        return BX_OK;
+    }
+    /* the term of the area's calendars that holds today, else the last one begun */
+    const char *params[] = {area, p->today};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(
+        req->db,
+        "SELECT ct.code FROM registry.calendar_term ct WHERE ct.first_day <= $2::date AND "
+        "ct.calendar_id IN (SELECT s.calendar_id FROM registry.school s JOIN registry.township t "
+        "ON t.code = s.township_code WHERE t.county_code::text LIKE $1 || '%') "
+        "ORDER BY (ct.last_day >= $2::date) DESC, ct.first_day DESC, ct.code LIMIT 1",
+        2, params, &res, err);
+    if (s == BX_OK && PQntuples(res) == 1)
+        snprintf(p->term, sizeof(p->term), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return s;
+}
+
+/* ---- the rates, kept a minute ---- */
+
+typedef struct rates_entry {
+    char key[64];
+    long long at; /* req->now when computed */
+    PGresult *res;
+    reports_class_counts *classes; /* borrowing res's strings */
+    size_t n;
+} rates_entry;
+
+static pthread_mutex_t rates_lock = PTHREAD_MUTEX_INITIALIZER;
+static rates_entry rates_cache[RATES_ENTRIES];
+
+static void entry_clear(rates_entry *e)
+{
+    PQclear(e->res);
+    free(e->classes);
+    memset(e, 0, sizeof(*e));
+}
+
+/* The entry of key, fresh at now, or NULL. Called under rates_lock. */
+static rates_entry *entry_find(const char *key, long long now)
+{
+    for (size_t i = 0; i < RATES_ENTRIES; i++)
+        if (rates_cache[i].res && strcmp(rates_cache[i].key, key) == 0 &&
+            now - rates_cache[i].at < RATES_TTL_MS && now >= rates_cache[i].at)
+            return &rates_cache[i];
+    return NULL;
+}
+
+/* Keeps res and its classes under key (the oldest entry makes room). Under rates_lock. */
+static rates_entry *entry_keep(const char *key, long long now, PGresult *res,
+                               reports_class_counts *classes, size_t n)
+{
+    rates_entry *e = &rates_cache[0];
+    for (size_t i = 0; i < RATES_ENTRIES; i++) {
+        if (rates_cache[i].res && strcmp(rates_cache[i].key, key) == 0) {
+            e = &rates_cache[i];
+            break;
+        }
+        if (rates_cache[i].res == NULL || rates_cache[i].at < e->at)
+            e = &rates_cache[i];
+    }
+    entry_clear(e);
+    snprintf(e->key, sizeof(e->key), "%s", key);
+    e->at = now;
+    e->res = res;
+    e->classes = classes;
+    e->n = n;
+    return e;
+}
+
+bx_status county_rates(const console_request *req, const char *area, const county_period *p,
+                       bool month, reports_level level, reports_row **rows, size_t *n,
+                       bx_error *err)
+{
+    *rows = NULL;
+    *n = 0;
+    if (!month && !p->term[0])
+        return BX_OK;
+    char key[64];
+    snprintf(key, sizeof(key), "%s|%s|%s", area, month ? "m" : "t", month ? p->month : p->term);
+    pthread_mutex_lock(&rates_lock);
+    rates_entry *e = entry_find(key, (long long)req->now);
+    bx_status s = BX_OK;
+    if (e)
+        s = e->n ? reports_aggregate(e->classes, e->n, level, NULL, rows, n, err) : BX_OK;
+    pthread_mutex_unlock(&rates_lock);
+    if (e)
+        return s;
+    /* computed outside the lock: two requests may compute the same counts once each */
+    reports_period q = {.term = month ? NULL : p->term,
+                        .month_first_day = month ? p->month_first : NULL,
+                        .now_ms = (long long)req->now,
+                        .area = area};
+    PGresult *res = NULL;
+    s = reports_query_class_counts(req->db, &q, &res, err);
+    if (s != BX_OK)
+        return s;
+    int nres = PQntuples(res);
+    reports_class_counts *classes = calloc(nres > 0 ? (size_t)nres : 1, sizeof(*classes));
+    if (classes == NULL) {
+        PQclear(res);
+        return BX_ERR(err, BX_ENOMEM, "rates: out of memory");
+    }
+    size_t nclasses = reports_class_counts_of(res, classes);
+    pthread_mutex_lock(&rates_lock);
+    e = entry_keep(key, (long long)req->now, res, classes, nclasses);
+    s = e->n ? reports_aggregate(e->classes, e->n, level, NULL, rows, n, err) : BX_OK;
+    pthread_mutex_unlock(&rates_lock);
+    return s;
+}
+
+/* ---- charts and tables ---- */
+
+static const reports_row *row_of(const reports_row *rows, size_t n, const char *id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) { /* rows are ordered by id */
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(rows[mid].id, id);
+        if (c == 0)
+            return &rows[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+bx_status county_rate_chart(tmpl_ctx *ctx, const char *name, const char *title,
+                            const reports_row *term, size_t nterm, const reports_row *month,
+                            size_t nmonth, double threshold, county_label_fn *label, void *arg,
+                            bx_error *err)
+{
+    /* the categories: every row of the term, then any of the month's alone */
+    size_t cap = nterm + nmonth;
+    const char **cats = calloc(cap ? cap : 1, sizeof(*cats));
+    double *tv = calloc(cap ? cap : 1, sizeof(*tv)), *mv = calloc(cap ? cap : 1, sizeof(*mv));
+    bx_status s = cats && tv && mv ? BX_OK : BX_ERR(err, BX_ENOMEM, "chart: out of memory");
+    size_t nc = 0;
+    for (size_t i = 0; i < nterm + nmonth && s == BX_OK; i++) {
+        const reports_row *r = i < nterm ? &term[i] : &month[i - nterm];
+        if (i >= nterm && row_of(term, nterm, r->id))
+            continue;
+        const reports_row *t = row_of(term, nterm, r->id), *m = row_of(month, nmonth, r->id);
+        cats[nc] = label(arg, r->id);
+        tv[nc] = t && t->all.dropout_valid ? t->all.dropout_rate * 100.0 : -1;
+        mv[nc] = m && m->all.dropout_valid ? m->all.dropout_rate * 100.0 : -1;
+        nc++;
+    }
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    if (s == BX_OK) {
+        char tl[48];
+        snprintf(tl, sizeof(tl), "阈值 %g%%", threshold * 100.0);
+        svg_series series[] = {{"本学期", tv}, {"本月", mv}};
+        svg_chart c = {.title = title,
+                       .unit = "%",
+                       .categories = cats,
+                       .ncategories = nc,
+                       .series = series,
+                       .nseries = 2,
+                       .threshold = threshold * 100.0,
+                       .threshold_label = tl};
+        s = svg_bars(&c, &out);
+        if (s != BX_OK)
+            s = BX_ERR(err, s, "chart %s: cannot draw", name);
+    }
+    if (s == BX_OK)
+        tmpl_put_html(ctx, name, out.data);
+    bx_buf_free(&out);
+    free(cats);
+    free(tv);
+    free(mv);
+    return s;
+}
+
+static const char *flags_label(unsigned flags, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    static const struct {
+        unsigned bit;
+        const char *text;
+    } t[] = {{REPORTS_FLAG_PRIMARY_OVER, "小学超过1%"},
+             {REPORTS_FLAG_JUNIOR_OVER, "初中超过3%"},
+             {REPORTS_FLAG_CLASS_FAILS, "班级超过1%"},
+             {REPORTS_FLAG_SCHOOL_FAILS, "学校超过3%"}};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (flags & t[i].bit)
+            snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? "，" : "", t[i].text);
+    return buf;
+}
+
+void county_rate_rows(tmpl_ctx *ctx, const char *list, const reports_row *rows, size_t n,
+                      county_label_fn *label, void *arg)
+{
+    for (size_t i = 0; i < n; i++) {
+        const reports_row *r = &rows[i];
+        tmpl_ctx *row = tmpl_add_row(ctx, list);
+        char d[16], k[16], f[96];
+        reports_rate_text(r->all.dropout_valid, r->all.dropout_rate, d);
+        reports_rate_text(r->all.retention_valid, r->all.retention_rate, k);
+        tmpl_put(row, "name", label(arg, r->id));
+        tmpl_put_int(row, "enrolled", r->all.enrolled_start);
+        tmpl_put_int(row, "dropped", r->all.dropped_out);
+        tmpl_put(row, "dropout", d);
+        tmpl_put(row, "retention", k);
+        tmpl_put(row, "flags", flags_label(r->flags, f, sizeof(f)));
+        tmpl_put_bool(row, "over", r->flags != 0);
+    }
+}
+
+/* ---- the area's places: names of schools, townships and counties ---- */
+
+typedef struct places {
+    PGresult *res; /* kind ('s', 't', 'c'), id, name, parent, calendar, classes */
+} places;
+
+static bx_status places_load(const console_request *req, const char *area, places *pl,
+                             bx_error *err)
+{
+    const char *params[] = {area};
+    return bx_pg_query(
+        req->db,
+        "SELECT 's', s.id, s.name, s.township_code::text, s.calendar_id, (SELECT count(*) FROM "
+        "registry.class c WHERE c.school_id = s.id) FROM registry.school s JOIN registry.township "
+        "t ON t.code = s.township_code WHERE t.county_code::text LIKE $1 || '%' "
+        "UNION ALL SELECT 't', t.code::text, t.name, t.county_code::text, '', 0 FROM "
+        "registry.township t WHERE t.county_code::text LIKE $1 || '%' "
+        "UNION ALL SELECT 'c', c.code::text, c.name, c.city_code::text, '', 0 FROM registry.county "
+        "c "
+        "WHERE c.code::text LIKE $1 || '%' ORDER BY 1, 2",
+        1, params, &pl->res, err);
+}
+
+static const char *place_name(void *arg, const char *id)
+{
+    const places *pl = arg;
+    for (int i = 0; pl->res && i < PQntuples(pl->res); i++)
+        if (strcmp(PQgetvalue(pl->res, i, 1), id) == 0)
+            return PQgetvalue(pl->res, i, 2);
+    return id; /* a city or province: its code */
+}
+
+/* ---- roll calls, weekly cases, overdue tasks ---- */
+
+typedef struct rollcall_window {
+    const places *pl;
+    bx_date today;
+    bx_date *from, *to; /* per row of pl->res ('s' rows only) */
+    int *expected;      /* class-days */
+} rollcall_window;
+
+static bx_status rollcall_windows(const bx_registry *registry, const struct ingest_staff_dir *staff,
+                                  void *arg)
+{
+    rollcall_window *w = arg;
+    for (int i = 0; i < PQntuples(w->pl->res); i++) {
+        w->from[i] = w->to[i] = BX_DATE_NONE;
+        if (PQgetvalue(w->pl->res, i, 0)[0] != 's')
+            continue;
+        const bx_calendar *cal = bx_registry_calendar(registry, PQgetvalue(w->pl->res, i, 4));
+        if (cal == NULL)
+            continue;
+        bx_date to = bx_calendar_is_school_day(cal, w->today)
+                         ? w->today
+                         : bx_calendar_add_school_days(cal, w->today, -1);
+        bx_date from = to == BX_DATE_NONE
+                           ? BX_DATE_NONE
+                           : bx_calendar_add_school_days(cal, to, -(ROLLCALL_DAYS - 1));
+        if (from == BX_DATE_NONE)
+            from = to;
+        if (to == BX_DATE_NONE)
+            continue;
+        w->from[i] = from;
+        w->to[i] = to;
+        w->expected[i] = (int)strtol(PQgetvalue(w->pl->res, i, 5), NULL, 10) *
+                         bx_calendar_school_days_between(cal, from, to);
+    }
+    return BX_OK;
+}
+
+/* The reporting rate (%) per school, or per county when by_county; labels and values of the
+ * chart, allocated (caller frees both). */
+static bx_status rollcall_rates(const console_request *req, const places *pl, bool by_county,
+                                const char ***labels, double **values, size_t *n, bx_error *err)
+{
+    int np = PQntuples(pl->res);
+    size_t cap = np > 0 ? (size_t)np : 1;
+    rollcall_window w = {.pl = pl};
+    char today[11];
+    w.today = page_today(req, today);
+    w.from = calloc(cap, sizeof(bx_date));
+    w.to = calloc(cap, sizeof(bx_date));
+    w.expected = calloc(cap, sizeof(int));
+    long *reported = calloc(cap, sizeof(long)), *expected = calloc(cap, sizeof(long));
+    *labels = calloc(cap, sizeof(**labels));
+    *values = calloc(cap, sizeof(**values));
+    *n = 0;
+    bx_status s = w.from && w.to && w.expected && reported && expected && *labels && *values
+                      ? BX_OK
+                      : BX_ERR(err, BX_ENOMEM, "roll calls: out of memory");
+    console_store *store = s == BX_OK ? page_store(req, err) : NULL;
+    if (s == BX_OK && store == NULL)
+        s = BX_EFATAL;
+    IFOK(s, console_store_with_registry(store, req->db, rollcall_windows, &w, err));
+    bx_date lo = w.today, hi = w.today;
+    for (int i = 0; i < np; i++)
+        if (w.from[i] != BX_DATE_NONE && w.from[i] < lo)
+            lo = w.from[i];
+    char from[11], to[11];
+    bx_date_format(lo, from);
+    bx_date_format(hi, to);
+    const char *params[] = {"", from, to};
+    PGresult *res = NULL;
+    /* one row per school and day with how many classes reported (a whole-day or a period roll
+     * call); the schools are the area's, found through pl's ids */
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    IFOK(s, bx_buf_puts(&ids, "{"));
+    for (int i = 0, k = 0; i < np && s == BX_OK; i++)
+        if (PQgetvalue(pl->res, i, 0)[0] == 's')
+            s = bx_buf_printf(&ids, "%s\"%s\"", k++ ? "," : "", PQgetvalue(pl->res, i, 1));
+    IFOK(s, bx_buf_puts(&ids, "}"));
+    params[0] = ids.data;
+    IFOK(s, bx_pg_query(req->db,
+                        "SELECT school_id, day::text, count(DISTINCT class_id) FROM "
+                        "attendance.class_report WHERE school_id = ANY($1::text[]) AND day "
+                        "BETWEEN $2::date AND $3::date GROUP BY 1, 2 ORDER BY 1, 2",
+                        3, params, &res, err));
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
+        const char *school = PQgetvalue(res, r, 0);
+        bx_date day;
+        if (bx_date_parse(PQgetvalue(res, r, 1), &day) != BX_OK)
+            continue;
+        for (int i = 0; i < np; i++)
+            if (PQgetvalue(pl->res, i, 0)[0] == 's' &&
+                strcmp(PQgetvalue(pl->res, i, 1), school) == 0) {
+                if (w.from[i] != BX_DATE_NONE && day >= w.from[i] && day <= w.to[i])
+                    reported[i] += strtol(PQgetvalue(res, r, 2), NULL, 10);
+                break;
+            }
+    }
+    /* per school, or summed per county (a school's township code begins with its county's) */
+    for (int i = 0; s == BX_OK && i < np; i++) {
+        if (PQgetvalue(pl->res, i, 0)[0] != 's' || w.expected[i] <= 0)
+            continue;
+        char county[7];
+        const char *key = PQgetvalue(pl->res, i, 1);
+        if (by_county) {
+            snprintf(county, sizeof(county), "%.6s", PQgetvalue(pl->res, i, 3));
+            key = county;
+        }
+        const char *label = place_name((void *)pl, key);
+        size_t k = 0;
+        while (k < *n && strcmp((*labels)[k], label) != 0)
+            k++;
+        if (k == *n)
+            (*labels)[(*n)++] = label;
+        (*values)[k] += (double)reported[i]; /* class-days reported, a rate below */
+        expected[k] += w.expected[i];
+    }
+    for (size_t k = 0; s == BX_OK && k < *n; k++)
+        (*values)[k] = expected[k] > 0 ? (*values)[k] * 100.0 / (double)expected[k] : -1;
+    PQclear(res);
+    bx_buf_free(&ids);
+    free(w.from);
+    free(w.to);
+    free(w.expected);
+    free(reported);
+    free(expected);
+    return s;
+}
+
+/* Cases opened and closed per week over the last WEEKS weeks (Monday to Sunday, Asia/Shanghai). */
+static bx_status weekly_cases(const console_request *req, const char *area, tmpl_ctx *ctx,
+                              bx_error *err)
+{
+    char today[11];
+    page_today(req, today);
+    const char *params[] = {area, today};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(
+        req->db,
+        "WITH w AS (SELECT generate_series(date_trunc('week', $2::date) - interval '11 weeks', "
+        "  date_trunc('week', $2::date), interval '1 week')::date AS wk), "
+        "cs AS (SELECT c.opened_at, c.closed_at FROM cases.case c JOIN registry.school s ON "
+        "  s.id = c.school_id JOIN registry.township t ON t.code = s.township_code WHERE "
+        "  t.county_code::text LIKE $1 || '%' AND (c.opened_at >= (SELECT min(wk) FROM w)::"
+        "  timestamp AT TIME ZONE 'Asia/Shanghai' OR c.closed_at >= (SELECT min(wk) FROM w)::"
+        "  timestamp AT TIME ZONE 'Asia/Shanghai')), "
+        "x AS (SELECT date_trunc('week', opened_at AT TIME ZONE 'Asia/Shanghai')::date AS wk, 1 "
+        "  AS o, 0 AS c FROM cs UNION ALL SELECT date_trunc('week', closed_at AT TIME ZONE "
+        "  'Asia/Shanghai')::date, 0, 1 FROM cs WHERE closed_at IS NOT NULL) "
+        "SELECT to_char(w.wk, 'MM-DD'), coalesce(sum(x.o), 0), coalesce(sum(x.c), 0) FROM w "
+        "LEFT JOIN x ON x.wk = w.wk GROUP BY w.wk ORDER BY w.wk",
+        2, params, &res, err);
+    if (s != BX_OK)
+        return s;
+    int n = PQntuples(res) < WEEKS + 1 ? PQntuples(res) : WEEKS + 1;
+    const char *cats[WEEKS + 1];
+    double opened[WEEKS + 1], closed[WEEKS + 1];
+    for (int i = 0; i < n; i++) {
+        cats[i] = PQgetvalue(res, i, 0);
+        opened[i] = strtod(PQgetvalue(res, i, 1), NULL);
+        closed[i] = strtod(PQgetvalue(res, i, 2), NULL);
+        tmpl_ctx *row = tmpl_add_row(ctx, "weeks");
+        tmpl_put(row, "week", cats[i]);
+        tmpl_put(row, "opened", PQgetvalue(res, i, 1));
+        tmpl_put(row, "closed", PQgetvalue(res, i, 2));
+    }
+    svg_series series[] = {{"新立案", opened}, {"结案", closed}};
+    svg_chart c = {.title = "每周立案与结案（周一起）",
+                   .unit = "",
+                   .categories = cats,
+                   .ncategories = (size_t)n,
+                   .series = series,
+                   .nseries = 2};
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    s = svg_lines(&c, &out);
+    if (s == BX_OK)
+        tmpl_put_html(ctx, "chart_weeks", out.data);
+    else
+        s = BX_ERR(err, s, "weekly chart");
+    bx_buf_free(&out);
+    PQclear(res);
+    return s;
+}
+
+/* Open overdue tasks per township (by_county false) or per county. */
+static bx_status overdue_tasks(const console_request *req, const char *area, const places *pl,
+                               bool by_county, tmpl_ctx *ctx, bx_error *err)
+{
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", (long long)req->now);
+    const char *params[] = {area, now};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(
+        req->db,
+        by_county
+            ? "SELECT t.county_code::text, count(*) FROM cases.task k JOIN cases.case c ON c.id = "
+              "k.case_id JOIN registry.school s ON s.id = c.school_id JOIN registry.township t ON "
+              "t.code = s.township_code WHERE t.county_code::text LIKE $1 || '%' AND k.done_at IS "
+              "NULL AND (k.overdue_at IS NOT NULL OR k.due_at <= to_timestamp($2::bigint / "
+              "1000.0)) GROUP BY 1 ORDER BY 1"
+            : "SELECT s.township_code::text, count(*) FROM cases.task k JOIN cases.case c ON c.id "
+              "= k.case_id JOIN registry.school s ON s.id = c.school_id JOIN registry.township t "
+              "ON t.code = s.township_code WHERE t.county_code::text LIKE $1 || '%' AND k.done_at "
+              "IS NULL AND (k.overdue_at IS NOT NULL OR k.due_at <= to_timestamp($2::bigint / "
+              "1000.0)) GROUP BY 1 ORDER BY 1",
+        2, params, &res, err);
+    if (s != BX_OK)
+        return s;
+    int n = PQntuples(res);
+    const char **cats = calloc(n > 0 ? (size_t)n : 1, sizeof(*cats));
+    double *v = calloc(n > 0 ? (size_t)n : 1, sizeof(*v));
+    if (cats == NULL || v == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "overdue: out of memory");
+    for (int i = 0; s == BX_OK && i < n; i++) {
+        cats[i] = place_name((void *)pl, PQgetvalue(res, i, 0));
+        v[i] = strtod(PQgetvalue(res, i, 1), NULL);
+        tmpl_ctx *row = tmpl_add_row(ctx, "overdue");
+        tmpl_put(row, "name", cats[i]);
+        tmpl_put(row, "count", PQgetvalue(res, i, 1));
+    }
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    if (s == BX_OK) {
+        svg_series series[] = {{"逾期任务", v}};
+        svg_chart c = {.title = by_county ? "各县逾期未办任务" : "各乡镇逾期未办任务",
+                       .unit = "",
+                       .categories = cats,
+                       .ncategories = (size_t)n,
+                       .series = series,
+                       .nseries = 1};
+        s = svg_bars(&c, &out);
+        if (s == BX_OK)
+            tmpl_put_html(ctx, "chart_overdue", out.data);
+        else
+            s = BX_ERR(err, s, "overdue chart");
+    }
+    bx_buf_free(&out);
+    free(cats);
+    free(v);
+    PQclear(res);
+    return s;
+}
+
+static bx_status rollcall_chart(const console_request *req, const places *pl, bool by_county,
+                                tmpl_ctx *ctx, bx_error *err)
+{
+    const char **labels = NULL;
+    double *values = NULL;
+    size_t n = 0;
+    bx_status s = rollcall_rates(req, pl, by_county, &labels, &values, &n, err);
+    for (size_t i = 0; s == BX_OK && i < n; i++) {
+        tmpl_ctx *row = tmpl_add_row(ctx, "rollcalls");
+        tmpl_put(row, "name", labels[i]);
+        tmpl_putf(row, "rate", "%.1f%%", values[i] < 0 ? 0 : values[i]);
+    }
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    if (s == BX_OK) {
+        svg_series series[] = {{"点名上报率", values}};
+        svg_chart c = {.title = by_county ? "各县点名上报率（近20个上学日）"
+                                          : "各校点名上报率（近20个上学日）",
+                       .unit = "%",
+                       .categories = labels,
+                       .ncategories = n,
+                       .series = series,
+                       .nseries = 1};
+        s = svg_bars(&c, &out);
+        if (s == BX_OK)
+            tmpl_put_html(ctx, "chart_rollcall", out.data);
+        else
+            s = BX_ERR(err, s, "roll-call chart");
+    }
+    bx_buf_free(&out);
+    free(labels);
+    free(values);
+    return s;
+}
+
+/* ---- the dashboard, for a county (places by school and township) or an area (by county) ---- */
+
+bx_status county_dashboard_fill(console_request *req, const char *area, bool by_county,
+                                tmpl_ctx *ctx, bx_error *err)
+{
+    county_period p;
+    places pl = {0};
+    bx_status s = county_period_of(req, area, &p, err);
+    IFOK(s, places_load(req, area, &pl, err));
+    tmpl_put(ctx, "term", p.term[0] ? p.term : "（无）");
+    tmpl_put(ctx, "month", p.month);
+    tmpl_put(ctx, "today", p.today);
+    tmpl_put(ctx, "area_name", place_name(&pl, area));
+    tmpl_put(ctx, "area", area);
+    /* two levels: school and township for a county, county and city for an area */
+    reports_level levels[2] = {REPORTS_SCHOOL, REPORTS_TOWNSHIP};
+    if (by_county) {
+        levels[0] = REPORTS_COUNTY;
+        levels[1] = REPORTS_CITY; /* a province: its cities; a city: itself */
+    }
+    static const char *const charts[2] = {"chart_rates_1", "chart_rates_2"};
+    static const char *const tables[2] = {"rates_1", "rates_2"};
+    for (int k = 0; k < 2 && s == BX_OK; k++) {
+        reports_row *term = NULL, *month = NULL;
+        size_t nt = 0, nm = 0;
+        s = county_rates(req, area, &p, false, levels[k], &term, &nt, err);
+        IFOK(s, county_rates(req, area, &p, true, levels[k], &month, &nm, err));
+        char title[96];
+        const char *what = levels[k] == REPORTS_SCHOOL     ? "各校"
+                           : levels[k] == REPORTS_TOWNSHIP ? "各乡镇"
+                           : levels[k] == REPORTS_COUNTY   ? "各县"
+                           : levels[k] == REPORTS_CITY     ? "各市"
+                                                           : "全省";
+        snprintf(title, sizeof(title), "%s辍学率（本学期与本月）", what);
+        double threshold = levels[k] == REPORTS_SCHOOL ? 0.03 : 0;
+        IFOK(s, county_rate_chart(ctx, charts[k], title, term, nt, month, nm, threshold, place_name,
+                                  &pl, err));
+        if (s == BX_OK) {
+            county_rate_rows(ctx, tables[k], term, nt, place_name, &pl);
+            tmpl_put(ctx, k == 0 ? "level_1" : "level_2", what);
+        }
+        free(term);
+        free(month);
+    }
+    IFOK(s, weekly_cases(req, area, ctx, err));
+    IFOK(s, rollcall_chart(req, &pl, by_county, ctx, err));
+    IFOK(s, overdue_tasks(req, area, &pl, by_county, ctx, err));
+    PQclear(pl.res);
+    return s;
+}
+
+bx_status page_county_get(console_request *req, console_reply *rep, bx_error *err)
+{
+    const console_person *me = req->person;
+    console_object o = {.kind = CONSOLE_OBJ_COUNTY, .county_code = me->county_code};
+    if (me->role != CONSOLE_COUNTY_OFFICER || !console_may(me, CONSOLE_VIEW_AGGREGATE, &o)) {
+        console_not_found(rep);
+        return BX_OK;
+    }
+    bx_status s = county_dashboard_fill(req, me->county_code, false, rep->ctx, err);
+    if (s != BX_OK)
+        return s;
+    rep->template_name = "county_dashboard";
+    snprintf(rep->title, sizeof(rep->title), "县教体局 控辍保学");
+    return BX_OK;
+}

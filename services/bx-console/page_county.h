@@ -1,0 +1,60 @@
+/* page_county: the county bureau's pages (page_county.c: the dashboard; page_county_lists.c: the
+ * standing lists, the duties' reports and the exports) and the city and province officers'
+ * (page_area.c: the same rates and charts by county, no personal data). Listed in page_routes.c.
+ *
+ * Scope: /county/... answer only a county officer (console_may on their county), /area only a
+ * city or province officer (console_may on their area); anyone else gets 404, as for a page that
+ * does not exist. */
+#ifndef CONSOLE_PAGE_COUNTY_H
+#define CONSOLE_PAGE_COUNTY_H
+
+#include "console.h"
+#include "reports.h"
+
+bx_status page_county_get(console_request *req, console_reply *rep, bx_error *err);
+bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_error *err);
+bx_status page_county_reports_get(console_request *req, console_reply *rep, bx_error *err);
+bx_status page_county_export_get(console_request *req, console_reply *rep, bx_error *err);
+bx_status page_area_get(console_request *req, console_reply *rep, bx_error *err);
+
+/* ---- shared by the county and area pages (page_county.c) ---- */
+
+/* The period the pages report: the term of the area's calendars that holds today (or the last
+ * one begun), and today's month; ?term= and ?month= choose others. */
+typedef struct county_period {
+    char term[17];        /* "2026-autumn", "" when the area has no term begun */
+    char month[8];        /* "2026-11" */
+    char month_first[11]; /* "2026-11-01" */
+    char today[11];
+} county_period;
+
+bx_status county_period_of(const console_request *req, const char *area, county_period *p,
+                           bx_error *err) BX_MUSTCHECK;
+
+/* The rates of area for the term (month false) or the month, at one level; kept for a minute per
+ * area and period (the counts are a scan of the area's students and cases). *rows is the
+ * caller's to free(). No rows (n 0) when the period has not begun anywhere in the area. */
+bx_status county_rates(const console_request *req, const char *area, const county_period *p,
+                       bool month, reports_level level, reports_row **rows, size_t *n,
+                       bx_error *err) BX_MUSTCHECK;
+
+/* Puts a chart of dropout rates (term and month series, in %) of rows into ctx as name (server
+ * markup), labelled by label(row) and flagged over threshold (a share, 0: none). */
+typedef const char *county_label_fn(void *arg, const char *id);
+bx_status county_rate_chart(tmpl_ctx *ctx, const char *name, const char *title,
+                            const reports_row *term, size_t nterm, const reports_row *month,
+                            size_t nmonth, double threshold, county_label_fn *label, void *arg,
+                            bx_error *err) BX_MUSTCHECK;
+
+/* Fills ctx with the dashboard of area: rates and charts by school and township (by_county false,
+ * a county's page) or by county and city (an area's page), weekly cases, roll-call reporting and
+ * overdue tasks. Aggregates and place names only. */
+bx_status county_dashboard_fill(console_request *req, const char *area, bool by_county,
+                                tmpl_ctx *ctx, bx_error *err) BX_MUSTCHECK;
+
+/* Rows of a rates table ("rates" list in ctx: name, enrolled, dropped, dropout, retention, flags
+ * in Chinese, over true when flagged). */
+void county_rate_rows(tmpl_ctx *ctx, const char *list, const reports_row *rows, size_t n,
+                      county_label_fn *label, void *arg);
+
+#endif

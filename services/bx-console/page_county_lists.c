@@ -1,0 +1,500 @@
+/* page_county_lists: the county bureau's standing lists (台账: suspected, dropout, returned) with
+ * filters, sort and pages (GET /county/ledger), the duties' 15-day reports and monthly summaries
+ * (GET /county/reports), and the exports (GET /county/export/:what, ?format=xlsx|csv): the
+ * dropout roster (辍学生花名册), the three lists and the rates report.
+ *
+ * The rows are bx-escalate's report_queries, the ones `bxctl ledger` prints, so a page, an export
+ * and the operator's command agree. Names are shown to the county officer (console_may
+ * CONSOLE_VIEW_PERSONAL on each student), every view and every export is audited, id numbers are
+ * never read. */
+#include "bx_log.h"
+#include "bx_pg.h"
+#include "export.h"
+#include "page_common.h"
+#include "page_county.h"
+#include "report_queries.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LEDGER_PAGE  50
+#define EXPORT_MAX   50000 /* rows of one export */
+#define DUTY_REPORTS 12
+
+/* ---- the filter of a list, from the query, every value checked ---- */
+
+typedef struct ledger_query {
+    char list[12], township[10], school[BX_ID_MAX + 1], stage[64], sort[8];
+    bool overdue;
+    long page; /* 1.. */
+} ledger_query;
+
+static bool chars_ok(const char *s, size_t max, const char *extra)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+              (s[i] >= 'A' && s[i] <= 'Z') || strchr(extra, s[i])))
+            return false;
+    return true;
+}
+
+static void copy_if(char *out, size_t size, const char *v, size_t max, const char *extra)
+{
+    out[0] = '\0';
+    if (v && chars_ok(v, max, extra))
+        snprintf(out, size, "%s", v);
+}
+
+static void ledger_query_read(const console_request *req, ledger_query *q)
+{
+    memset(q, 0, sizeof(*q));
+    const char *list = console_query(req, "list");
+    if (list && (strcmp(list, "suspected") == 0 || strcmp(list, "dropout") == 0 ||
+                 strcmp(list, "returned") == 0))
+        snprintf(q->list, sizeof(q->list), "%s", list);
+    copy_if(q->township, sizeof(q->township), console_query(req, "township"), 9, "");
+    copy_if(q->school, sizeof(q->school), console_query(req, "school"), BX_ID_MAX, "_-");
+    copy_if(q->stage, sizeof(q->stage), console_query(req, "stage"), 63, "_");
+    const char *sort = console_query(req, "sort");
+    if (sort &&
+        (strcmp(sort, "opened") == 0 || strcmp(sort, "school") == 0 || strcmp(sort, "stage") == 0))
+        snprintf(q->sort, sizeof(q->sort), "%s", sort);
+    const char *overdue = console_query(req, "overdue");
+    q->overdue = overdue && strcmp(overdue, "1") == 0;
+    const char *page = console_query(req, "page");
+    q->page = page ? strtol(page, NULL, 10) : 1;
+    if (q->page < 1 || q->page > 100000)
+        q->page = 1;
+}
+
+static reports_ledger_sort sort_of(const ledger_query *q)
+{
+    return strcmp(q->sort, "opened") == 0   ? REPORTS_SORT_OPENED
+           : strcmp(q->sort, "school") == 0 ? REPORTS_SORT_SCHOOL
+           : strcmp(q->sort, "stage") == 0  ? REPORTS_SORT_STAGE
+                                            : REPORTS_SORT_LEDGER;
+}
+
+/* "list=dropout&school=X&..." of q without the page (values checked above: no escaping needed). */
+static void query_text(const ledger_query *q, char *out, size_t size)
+{
+    snprintf(out, size, "list=%s&township=%s&school=%s&stage=%s&sort=%s%s", q->list, q->township,
+             q->school, q->stage, q->sort, q->overdue ? "&overdue=1" : "");
+}
+
+/* The county officer of the request, or NULL (answer 404). */
+static const console_person *county_officer(const console_request *req)
+{
+    const console_person *me = req->person;
+    console_object o = {.kind = CONSOLE_OBJ_COUNTY, .county_code = me->county_code};
+    if (me->role != CONSOLE_COUNTY_OFFICER || !console_may(me, CONSOLE_VIEW_AGGREGATE, &o))
+        return NULL;
+    return me;
+}
+
+static bool may_see(const console_request *req, const PGresult *res, int i)
+{
+    console_object o = {.kind = CONSOLE_OBJ_STUDENT,
+                        .student_id = PQgetvalue(res, i, RL_STUDENT),
+                        .school_id = PQgetvalue(res, i, RL_SCHOOL),
+                        .township_code = PQgetvalue(res, i, RL_TOWNSHIP),
+                        .county_code = PQgetvalue(res, i, RL_COUNTY)};
+    return console_may(req->person, CONSOLE_VIEW_PERSONAL, &o);
+}
+
+static const char *list_label(const char *list)
+{
+    return strcmp(list, "suspected") == 0  ? "疑似辍学"
+           : strcmp(list, "dropout") == 0  ? "辍学"
+           : strcmp(list, "returned") == 0 ? "已复学"
+                                           : list;
+}
+
+/* The filter form's choices: the county's townships and schools. */
+static bx_status put_choices(const console_request *req, const ledger_query *q, tmpl_ctx *ctx,
+                             bx_error *err)
+{
+    const char *params[] = {req->person->county_code};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(
+        req->db,
+        "SELECT 't', t.code::text, t.name FROM registry.township t WHERE t.county_code = $1 "
+        "UNION ALL SELECT 's', s.id, s.name FROM registry.school s JOIN registry.township t ON "
+        "t.code = s.township_code WHERE t.county_code = $1 ORDER BY 1 DESC, 2",
+        1, params, &res, err);
+    for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
+        bool township = PQgetvalue(res, i, 0)[0] == 't';
+        const char *id = PQgetvalue(res, i, 1);
+        tmpl_ctx *row = tmpl_add_row(ctx, township ? "townships" : "schools");
+        tmpl_put(row, "id", id);
+        tmpl_put(row, "name", PQgetvalue(res, i, 2));
+        tmpl_put_bool(row, "selected", strcmp(id, township ? q->township : q->school) == 0);
+    }
+    PQclear(res);
+    static const char *const stages[] = {"contact_family",  "home_visit",     "school_report",
+                                         "academic_office", "dropout_roster", "township_notice",
+                                         "deadline_notice", "legal_referral"};
+    for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
+        tmpl_ctx *row = tmpl_add_row(ctx, "stages");
+        tmpl_put(row, "id", stages[i]);
+        tmpl_put(row, "name", page_label_stage(stages[i]));
+        tmpl_put_bool(row, "selected", strcmp(stages[i], q->stage) == 0);
+    }
+    static const char *const lists[] = {"suspected", "dropout", "returned"};
+    for (size_t i = 0; i < 3; i++) {
+        tmpl_ctx *row = tmpl_add_row(ctx, "lists");
+        tmpl_put(row, "id", lists[i]);
+        tmpl_put(row, "name", list_label(lists[i]));
+        tmpl_put_bool(row, "selected", strcmp(lists[i], q->list) == 0);
+    }
+    static const char *const sorts[][2] = {
+        {"", "台账顺序"}, {"opened", "立案时间"}, {"school", "学校"}, {"stage", "阶段"}};
+    for (size_t i = 0; i < 4; i++) {
+        tmpl_ctx *row = tmpl_add_row(ctx, "sorts");
+        tmpl_put(row, "id", sorts[i][0]);
+        tmpl_put(row, "name", sorts[i][1]);
+        tmpl_put_bool(row, "selected", strcmp(sorts[i][0], q->sort) == 0);
+    }
+    tmpl_put_bool(ctx, "overdue_checked", q->overdue);
+    return s;
+}
+
+static void put_history(tmpl_ctx *row, const PGresult *h, long long case_id)
+{
+    for (int j = reports_history_first(h, case_id);
+         j < PQntuples(h) && strtoll(PQgetvalue(h, j, RH_CASE), NULL, 10) == case_id; j++) {
+        tmpl_ctx *e = tmpl_add_row(row, "history");
+        char at[24];
+        page_short_time(PQgetvalue(h, j, RH_AT), at, sizeof(at));
+        const char *stage = PQgetvalue(h, j, RH_STAGE);
+        char reason[1001];
+        snprintf(reason, sizeof(reason), "%s", PQgetvalue(h, j, RH_REASON));
+        bx_log_mask(reason);
+        tmpl_put(e, "at", at);
+        tmpl_put(e, "what", page_label_event(PQgetvalue(h, j, RH_KIND)));
+        tmpl_put(e, "stage", stage[0] ? page_label_stage(stage) : "");
+        tmpl_put(e, "reason", reason);
+    }
+}
+
+bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_error *err)
+{
+    const console_person *me = county_officer(req);
+    if (me == NULL) {
+        console_not_found(rep);
+        return BX_OK;
+    }
+    ledger_query q;
+    ledger_query_read(req, &q);
+    reports_ledger_filter f = {.area = me->county_code,
+                               .list = q.list,
+                               .township = q.township,
+                               .school = q.school,
+                               .stage = q.stage,
+                               .overdue_only = q.overdue,
+                               .names = true,
+                               .now_ms = (long long)req->now,
+                               .sort = sort_of(&q),
+                               .limit = LEDGER_PAGE,
+                               .offset = (q.page - 1) * LEDGER_PAGE};
+    PGresult *res = NULL, *h = NULL;
+    bx_status s = reports_query_ledger(req->db, &f, &res, err);
+    IFOK(s, reports_query_history(req->db, res, &h, err));
+    char qs[256], detail[320];
+    query_text(&q, qs, sizeof(qs));
+    snprintf(detail, sizeof(detail), "county=%s %s page=%ld", me->county_code, qs, q.page);
+    IFOK(s, console_audit(req, "view_ledger", NULL, detail, err));
+    IFOK(s, put_choices(req, &q, rep->ctx, err));
+    long total =
+        s == BX_OK && PQntuples(res) > 0 ? strtol(PQgetvalue(res, 0, RL_TOTAL), NULL, 10) : 0;
+    for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
+        tmpl_ctx *row = tmpl_add_row(rep->ctx, "rows");
+        bool see = may_see(req, res, i);
+        const char *name = PQgetisnull(res, i, RL_NAME) ? "" : PQgetvalue(res, i, RL_NAME);
+        char opened[24], roster[24], closed[24];
+        page_short_time(PQgetvalue(res, i, RL_OPENED), opened, sizeof(opened));
+        page_short_time(PQgetvalue(res, i, RL_ROSTER), roster, sizeof(roster));
+        page_short_time(PQgetvalue(res, i, RL_CLOSED), closed, sizeof(closed));
+        tmpl_put(row, "list", list_label(PQgetvalue(res, i, RL_LIST)));
+        tmpl_put(row, "student_id", PQgetvalue(res, i, RL_STUDENT));
+        tmpl_put(row, "name", see ? (name[0] ? name : PQgetvalue(res, i, RL_STUDENT)) : "");
+        tmpl_put_bool(row, "link", see);
+        tmpl_put(row, "school", PQgetvalue(res, i, RL_SCHOOL_NAME));
+        tmpl_put(row, "township", PQgetvalue(res, i, RL_TOWNSHIP_NAME));
+        tmpl_put(row, "class_name", PQgetvalue(res, i, RL_CLASS_NAME));
+        tmpl_put(row, "stage", page_label_stage(PQgetvalue(res, i, RL_STAGE)));
+        tmpl_put(row, "opened", opened);
+        tmpl_put(row, "roster", roster);
+        tmpl_put(row, "closed", closed);
+        tmpl_put_bool(row, "overdue", PQgetvalue(res, i, RL_OVERDUE)[0] == 't');
+        const char *owner = PQgetvalue(res, i, RL_OWNER);
+        console_role role = console_role_parse(owner);
+        tmpl_put(row, "owner", role != CONSOLE_ROLE_NONE ? console_role_label(role) : owner);
+        if (see)
+            put_history(row, h, strtoll(PQgetvalue(res, i, RL_CASE), NULL, 10));
+    }
+    PQclear(res);
+    PQclear(h);
+    if (s != BX_OK)
+        return s;
+    long pages = (total + LEDGER_PAGE - 1) / LEDGER_PAGE;
+    tmpl_put_int(rep->ctx, "total", total);
+    tmpl_put_int(rep->ctx, "page", q.page);
+    tmpl_put_int(rep->ctx, "pages", pages > 0 ? pages : 1);
+    tmpl_put(rep->ctx, "qs", qs);
+    if (q.page > 1)
+        tmpl_put_int(rep->ctx, "prev", q.page - 1);
+    if (q.page < pages)
+        tmpl_put_int(rep->ctx, "next", q.page + 1);
+    rep->template_name = "county_ledger";
+    snprintf(rep->title, sizeof(rep->title), "台账");
+    return BX_OK;
+}
+
+/* ---- the duties' reports ---- */
+
+bx_status page_county_reports_get(console_request *req, console_reply *rep, bx_error *err)
+{
+    const console_person *me = county_officer(req);
+    if (me == NULL) {
+        console_not_found(rep);
+        return BX_OK;
+    }
+    char max[8];
+    snprintf(max, sizeof(max), "%d", DUTY_REPORTS);
+    const char *params[] = {me->county_code, max};
+    PGresult *res = NULL;
+    bx_status s =
+        bx_pg_query(req->db,
+                    "SELECT tm.payload->>'duty', tm.payload->>'calendar_id', tm.payload->>'term', "
+                    "tm.payload->>'first_day', tm.payload->>'last_day', " REPORTS_ISO(
+                        "tm.fired_at") " "
+                                       "FROM cases.timer tm WHERE tm.kind = 'duty' AND tm.fired_at "
+                                       "IS NOT NULL AND NOT "
+                                       "tm.cancelled AND tm.payload->>'duty' IN "
+                                       "('out_of_school_report', 'monthly_summary') AND "
+                                       "tm.payload->>'calendar_id' IN (SELECT s.calendar_id FROM "
+                                       "registry.school s JOIN "
+                                       "registry.township t ON t.code = s.township_code WHERE "
+                                       "t.county_code = $1) "
+                                       "ORDER BY tm.fired_at DESC LIMIT $2::int",
+                    2, params, &res, err);
+    for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
+        PGresult *c = NULL;
+        s = reports_query_duty_counts(req->db, PQgetvalue(res, i, 1), PQgetvalue(res, i, 3),
+                                      PQgetvalue(res, i, 4), &c, err);
+        for (int r = 0; s == BX_OK && r < PQntuples(c); r++) {
+            if (strcmp(PQgetvalue(c, r, 0), me->county_code) != 0)
+                continue;
+            tmpl_ctx *row = tmpl_add_row(rep->ctx, "reports");
+            bool monthly = strcmp(PQgetvalue(res, i, 0), "monthly_summary") == 0;
+            char at[24];
+            page_short_time(PQgetvalue(res, i, 5), at, sizeof(at));
+            tmpl_put(row, "kind", monthly ? "月度汇总" : "开学15天失学辍学报告");
+            tmpl_put(row, "term", PQgetvalue(res, i, 2));
+            tmpl_put(row, "first_day", PQgetvalue(res, i, 3));
+            tmpl_put(row, "last_day", PQgetvalue(res, i, 4));
+            tmpl_put(row, "at", at);
+            tmpl_put(row, "suspected", PQgetvalue(c, r, 1));
+            tmpl_put(row, "dropouts", PQgetvalue(c, r, 2));
+            tmpl_put(row, "opened", PQgetvalue(c, r, 3));
+            tmpl_put(row, "returned", PQgetvalue(c, r, 4));
+        }
+        PQclear(c);
+    }
+    PQclear(res);
+    if (s != BX_OK)
+        return s;
+    rep->template_name = "county_reports";
+    snprintf(rep->title, sizeof(rep->title), "报告与月度汇总");
+    return BX_OK;
+}
+
+/* ---- exports ---- */
+
+/* The export of a list: every row of the filter (at most EXPORT_MAX), each with its history. */
+static bx_status ledger_cells(const console_request *req, const reports_ledger_filter *f,
+                              bx_buf *cells, size_t *nrows, bx_error *err)
+{
+    PGresult *res = NULL, *h = NULL;
+    bx_status s = reports_query_ledger(req->db, f, &res, err);
+    IFOK(s, reports_query_history(req->db, res, &h, err));
+    *nrows = 0;
+    export_event *events = NULL;
+    size_t cap = 0;
+    for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
+        if (!may_see(req, res, i))
+            continue;
+        long long case_id = strtoll(PQgetvalue(res, i, RL_CASE), NULL, 10);
+        int first = reports_history_first(h, case_id), last = first;
+        while (last < PQntuples(h) && strtoll(PQgetvalue(h, last, RH_CASE), NULL, 10) == case_id)
+            last++;
+        size_t ne = (size_t)(last - first);
+        if (ne > cap) {
+            export_event *more = realloc(events, ne * sizeof(*events));
+            if (more == NULL) {
+                s = BX_ERR(err, BX_ENOMEM, "export: out of memory");
+                break;
+            }
+            events = more;
+            cap = ne;
+        }
+        for (size_t k = 0; k < ne; k++)
+            events[k] = (export_event){
+                PQgetvalue(h, first + (int)k, RH_AT), PQgetvalue(h, first + (int)k, RH_KIND),
+                PQgetvalue(h, first + (int)k, RH_STAGE), PQgetvalue(h, first + (int)k, RH_REASON)};
+        export_case c = {.school = PQgetvalue(res, i, RL_SCHOOL_NAME),
+                         .township = PQgetvalue(res, i, RL_TOWNSHIP_NAME),
+                         .class_name = PQgetvalue(res, i, RL_CLASS_NAME),
+                         .name = PQgetisnull(res, i, RL_NAME) ? PQgetvalue(res, i, RL_STUDENT)
+                                                              : PQgetvalue(res, i, RL_NAME),
+                         .sex = PQgetvalue(res, i, RL_SEX),
+                         .birth_date = PQgetvalue(res, i, RL_BIRTH_DATE),
+                         .first_absent = PQgetvalue(res, i, RL_FIRST_ABSENT),
+                         .stage = PQgetvalue(res, i, RL_STAGE),
+                         .reason = PQgetvalue(res, i, RL_REASON),
+                         .owner = PQgetvalue(res, i, RL_OWNER),
+                         .history = events,
+                         .nhistory = ne};
+        s = export_case_cells(&c, cells);
+        if (s == BX_OK)
+            ++*nrows;
+        else
+            s = BX_ERR(err, s, "export: out of memory");
+    }
+    free(events);
+    PQclear(res);
+    PQclear(h);
+    return s;
+}
+
+static const char *const rates_headers[] = {"学校", "乡镇", "期初在籍", "辍学人数", "辍学率",
+                                            "转出", "转入", "现在籍",   "巩固率",   "预警"};
+
+/* The rates report: one row per school for the term, with its township and flags. */
+static bx_status rates_cells(const console_request *req, const county_period *p, bx_buf *cells,
+                             size_t *nrows, bx_error *err)
+{
+    reports_row *rows = NULL;
+    size_t n = 0;
+    *nrows = 0;
+    const char *county = req->person->county_code;
+    bx_status s = county_rates(req, county, p, false, REPORTS_SCHOOL, &rows, &n, err);
+    const char *params[] = {county};
+    PGresult *names = NULL;
+    IFOK(s, bx_pg_query(req->db,
+                        "SELECT s.id, s.name, t.name FROM registry.school s JOIN "
+                        "registry.township t ON t.code = s.township_code WHERE t.county_code = $1",
+                        1, params, &names, err));
+    for (size_t i = 0; s == BX_OK && i < n; i++) {
+        const reports_row *r = &rows[i];
+        const char *school = r->id, *township = r->township;
+        for (int k = 0; k < PQntuples(names); k++)
+            if (strcmp(PQgetvalue(names, k, 0), r->id) == 0) {
+                school = PQgetvalue(names, k, 1);
+                township = PQgetvalue(names, k, 2);
+            }
+        char v[8][24];
+        snprintf(v[0], sizeof(v[0]), "%ld", r->all.enrolled_start);
+        snprintf(v[1], sizeof(v[1]), "%ld", r->all.dropped_out);
+        reports_rate_text(r->all.dropout_valid, r->all.dropout_rate, v[2]);
+        snprintf(v[3], sizeof(v[3]), "%ld", r->all.transferred_out);
+        snprintf(v[4], sizeof(v[4]), "%ld", r->all.transferred_in);
+        snprintf(v[5], sizeof(v[5]), "%ld", r->all.enrolled_now);
+        reports_rate_text(r->all.retention_valid, r->all.retention_rate, v[6]);
+        const char *flag = r->flags & REPORTS_FLAG_SCHOOL_FAILS ? "学校超过3%"
+                           : r->flags                           ? "分学段超过目标"
+                                                                : "";
+        const char *row[] = {school, township, v[0], v[1], v[2], v[3], v[4], v[5], v[6], flag};
+        for (size_t c = 0; c < 10 && s == BX_OK; c++)
+            s = bx_buf_append(cells, row[c], strlen(row[c]) + 1);
+        ++*nrows;
+    }
+    PQclear(names);
+    free(rows);
+    return s;
+}
+
+bx_status page_county_export_get(console_request *req, console_reply *rep, bx_error *err)
+{
+    const console_person *me = county_officer(req);
+    const char *what = req->params[0];
+    const char *format = console_query(req, "format");
+    bool xlsx = format == NULL || strcmp(format, "xlsx") == 0;
+    static const struct {
+        const char *what, *list, *title;
+    } kinds[] = {{"roster", "dropout", "辍学生花名册"},
+                 {"suspected", "suspected", "疑似辍学学生台账"},
+                 {"dropout", "dropout", "辍学学生台账"},
+                 {"returned", "returned", "复学学生台账"},
+                 {"rates", NULL, "辍学率与巩固率报表"}};
+    size_t k = 0;
+    while (k < sizeof(kinds) / sizeof(kinds[0]) && strcmp(kinds[k].what, what) != 0)
+        k++;
+    if (me == NULL || k == sizeof(kinds) / sizeof(kinds[0]) ||
+        (format && strcmp(format, "xlsx") != 0 && strcmp(format, "csv") != 0)) {
+        console_not_found(rep);
+        return BX_OK;
+    }
+    county_period p;
+    bx_status s = county_period_of(req, me->county_code, &p, err);
+    ledger_query q;
+    ledger_query_read(req, &q);
+    bx_buf cells, out;
+    bx_buf_init(&cells, 0);
+    bx_buf_init(&out, 0);
+    size_t nrows = 0;
+    if (s == BX_OK && kinds[k].list) {
+        reports_ledger_filter f = {.area = me->county_code,
+                                   .list = kinds[k].list,
+                                   .township = q.township,
+                                   .school = q.school,
+                                   .stage = q.stage,
+                                   .overdue_only = q.overdue,
+                                   .names = true,
+                                   .now_ms = (long long)req->now,
+                                   .sort = sort_of(&q),
+                                   .limit = EXPORT_MAX};
+        s = ledger_cells(req, &f, &cells, &nrows, err);
+    } else if (s == BX_OK)
+        s = rates_cells(req, &p, &cells, &nrows, err);
+    /* the title row: county, period, date */
+    const char *params[] = {me->county_code};
+    PGresult *county = NULL;
+    IFOK(s, bx_pg_query(req->db, "SELECT name FROM registry.county WHERE code = $1", 1, params,
+                        &county, err));
+    char title[256];
+    snprintf(title, sizeof(title), "%s %s（%s%s，%s月）导出日期 %s",
+             s == BX_OK && PQntuples(county) == 1 ? PQgetvalue(county, 0, 0) : me->county_code,
+             kinds[k].title, p.term[0] ? "学期 " : "", p.term, p.month, p.today);
+    PQclear(county);
+    export_table t = {.title = title,
+                      .sheet = kinds[k].title,
+                      .headers = kinds[k].list ? export_ledger_headers : rates_headers,
+                      .ncols = kinds[k].list ? EXPORT_LEDGER_COLS : 10,
+                      .cells = &cells,
+                      .nrows = nrows};
+    if (s == BX_OK)
+        s = xlsx ? export_xlsx(&t, &out, err) : export_csv(&t, &out);
+    char detail[320], qs[256];
+    query_text(&q, qs, sizeof(qs));
+    snprintf(detail, sizeof(detail), "export=%s format=%s rows=%zu county=%s %s", what,
+             xlsx ? "xlsx" : "csv", nrows, me->county_code, qs);
+    IFOK(s, console_audit(req, "export", NULL, detail, err));
+    bx_buf_free(&cells);
+    if (s != BX_OK) {
+        bx_buf_free(&out);
+        return s;
+    }
+    rep->file_len = out.len;
+    rep->file_body = bx_buf_steal(&out);
+    rep->file_type = xlsx ? "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+                          : "text/csv; charset=utf-8";
+    snprintf(rep->file_name, sizeof(rep->file_name), "%s-%s-%s.%s", what, me->county_code, p.today,
+             xlsx ? "xlsx" : "csv");
+    return BX_OK;
+}
