@@ -173,7 +173,7 @@ static bx_status put_rollcalls(console_request *req, console_reply *rep, bx_erro
                     "'homeroom_teacher' THEN cl.homeroom_staff_id END) "                           \
                     "WHERE c.closed_at IS NULL AND st.school_id = $1 AND t.owner_role "            \
                     "IN " SCHOOL_ROLES_SQL " ORDER BY (o.id IS NULL), o.name, o.id, "              \
-                                           "t.owner_role, t.due_at, t.id LIMIT $3::int"
+                    "t.owner_role, t.due_at, t.id LIMIT $3::int"
 
 static bx_status put_overdue(console_request *req, console_reply *rep, bx_error *err)
 {
@@ -321,7 +321,8 @@ bx_status page_school_get(console_request *req, console_reply *rep, bx_error *er
                         .school_id = me->school_id,
                         .township_code = me->township_code,
                         .county_code = me->county_code};
-    if (!console_may(me, CONSOLE_VIEW_PERSONAL, &o)) {
+    /* the school as a whole (each row below is checked for its student's personal data) */
+    if (!console_may(me, CONSOLE_VIEW_AGGREGATE, &o)) {
         console_not_found(rep);
         return BX_OK;
     }
