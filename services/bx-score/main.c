@@ -31,6 +31,11 @@ static const bx_conf_row rows[] = {
     BX_CONF_STR("BX_CONSUMER_GROUP", "bx-score", &st.sc.group, "Kafka consumer group"),
     BX_CONF_STR("BX_ATTENDANCE_TOPIC", BX_TOPIC_ATTENDANCE, &st.sc.topic,
                 "topic of attendance facts"),
+    BX_CONF_STR("BX_ANALYTICS_RISK_TOPIC", BX_TOPIC_ANALYTICS_RISK, &st.sc.analytics_risk_topic,
+                "topic of the analysts' pseudonymised assessments"),
+    BX_CONF_STR("BX_ANALYTICS_ATTENDANCE_TOPIC", BX_TOPIC_ANALYTICS_ATTENDANCE,
+                &st.sc.analytics_attendance_topic,
+                "topic of the analysts' daily attendance aggregates"),
     BX_CONF_STR(
         "BX_CONSUMER_OFFSET_RESET", "earliest", &st.sc.offset_reset,
         "where a new consumer group starts: earliest (everything) or latest (new facts only)"),

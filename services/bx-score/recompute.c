@@ -255,6 +255,8 @@ static void compute_one(const score_env *env, score_history *h, const score_stor
     history_from_entries(h, o->student_id, facts);
     o->has_facts = facts->count > 0;
     score_summarize(env->policy, st->school->calendar, h, days, as_of, &o->summary);
+    o->today_leave_kind = o->summary.today.state == SCORE_DAY_LEAVE ? score_day_leave_kind(h, as_of)
+                                                                    : SCORE_LEAVE_NONE;
     score_profile profile = {0, st->klass ? st->klass->grade : 0, BX_DATE_NONE};
     const score_profile *known = score_profiles_get(env->profiles, o->student_id);
     if (known) {

@@ -57,8 +57,9 @@ typedef struct score_outcome {
     score_assessment assessment;
     bool has_prev; /* a previous summary held "last" */
     score_last prev;
-    score_trigger trigger; /* NONE unless has_facts */
-    size_t nfields;        /* the summary to store */
+    score_trigger trigger;             /* NONE unless has_facts */
+    score_leave_kind today_leave_kind; /* the kind of leave when summary.today is a leave day */
+    size_t nfields;                    /* the summary to store */
     char names[SCORE_SUMMARY_FIELDS][SCORE_NAME_SIZE];
     char values[SCORE_SUMMARY_FIELDS][SCORE_VALUE_SIZE];
 } score_outcome;

@@ -1241,3 +1241,21 @@ score_trigger score_should_emit(const score_policy *p, const score_last *prev,
         return SCORE_TRIGGER_PERIODS;
     return SCORE_TRIGGER_NONE;
 }
+
+score_leave_kind score_day_leave_kind(const score_history *h, bx_date d)
+{
+    const score_fact *whole = score_history_find(h, d, 0);
+    if (whole && whole->status == SCORE_LEAVE)
+        return whole->leave_kind;
+    for (size_t i = 0; i < h->nleaves; i++) {
+        const score_leave *l = &h->leaves[i];
+        if (l->approved && l->first_date <= d && d <= l->last_date)
+            return l->kind;
+    }
+    for (int p = 1; p <= SCORE_PERIOD_MAX; p++) {
+        const score_fact *f = score_history_find(h, d, p);
+        if (f && f->status == SCORE_LEAVE)
+            return f->leave_kind;
+    }
+    return SCORE_LEAVE_PERSONAL;
+}

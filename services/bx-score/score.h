@@ -295,6 +295,10 @@ typedef struct score_day {
     bool late;             /* a late arrival that day (whole day or a period) */
 } score_day;
 
+/* The kind of a leave day: the whole-day leave fact's, else that of an approved leave request
+ * covering d, else a period leave fact's; SCORE_LEAVE_PERSONAL when none says. */
+score_leave_kind score_day_leave_kind(const score_history *h, bx_date d);
+
 /* Reduces one day (rules at the top). reported may be NULL: no class report is known. */
 void score_day_reduce(const bx_calendar *cal, const score_history *h,
                       const score_class_days *reported, bx_date d, score_day *out);

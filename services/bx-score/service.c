@@ -12,6 +12,7 @@
 #include "bx_redis.h"
 #include "bx_registry.h"
 #include "bx_retry.h"
+#include "daily.h"
 #include "messages.h"
 #include "recompute.h"
 #include "store.h"
@@ -33,6 +34,9 @@ static bx_metric m_changed = {"bx_score_facts_total{result=\"changed\"}",
                               "facts that changed what Redis held", "counter", 0, NULL};
 static bx_metric m_assessments = {"bx_score_assessments_total",
                                   "assessments published on bx.risk.v1", "counter", 0, NULL};
+static bx_metric m_aggregates = {"bx_score_attendance_aggregates_total",
+                                 "daily aggregates published on bx.analytics.attendance.v1",
+                                 "counter", 0, NULL};
 static bx_metric m_dlq = {"bx_score_dlq_total", "messages sent to bx.dlq.v1", "counter", 0, NULL};
 static bx_metric m_failures = {"bx_score_batch_failures_total",
                                "batches that failed and were retried", "counter", 0, NULL};
@@ -123,6 +127,7 @@ bx_status score_service_start(const score_service_conf *conf, score_service **ou
     bx_metric_register(&m_changed);
     bx_metric_register(&m_assessments);
     bx_metric_register(&m_dlq);
+    bx_metric_register(&m_aggregates);
     bx_metric_register(&m_failures);
     sv->msgs = calloc((size_t)conf->batch_max, sizeof(*sv->msgs));
     sv->items = calloc((size_t)conf->batch_max, sizeof(*sv->items));
@@ -171,6 +176,24 @@ bool score_service_healthy(void *arg, char *reason, size_t size)
     return false;
 }
 
+/* The daily attendance aggregates that are due (daily.h). */
+static void publish_daily(score_service *sv)
+{
+    if (sv->store == NULL || sv->db == NULL)
+        return;
+    score_env env = {sv->conf.policy, sv->registry, sv->profiles, sv->store};
+    score_daily_env d = {sv->db, &env, sv->producer, sv->conf.analytics_attendance_topic};
+    bx_error err = {0};
+    int published = 0;
+    if (score_daily_publish(&d, bx_clock_now(), &published, &err) != BX_OK) {
+        bx_warn("attendance aggregates: %s; tried again at the next tick", err.msg);
+        if (sv->db && PQtransactionStatus(sv->db) != PQTRANS_IDLE)
+            bx_pg_rollback(sv->db);
+    }
+    if (published > 0)
+        bx_metric_add(&m_aggregates, published);
+}
+
 void score_service_tick(score_service *sv)
 {
     bx_error err = {0};
@@ -178,7 +201,9 @@ void score_service_tick(score_service *sv)
         bx_warn("registry refresh failed: %s", err.msg);
         if (connect_pg(sv, &err) != BX_OK)
             bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+        return;
     }
+    publish_daily(sv);
 }
 
 /* ---- one batch ---- */
@@ -306,12 +331,12 @@ static bx_status publish_one(score_service *sv, const score_outcome *o, bx_time_
     bx_status s = score_risk_message(o, now, b);
     IFOK(s, send_counted(sv, BX_TOPIC_RISK, o->student_id, b->data, b->len, &slots[(*sent)++], w,
                          err));
-    char subject[SCORE_PSEUDONYM_SIZE];
-    score_pseudonym(sv->conf.pseudonym_key, o->student_id, subject);
+    char subject[BX_PSEUDONYM_SIZE];
+    bx_pseudonym(sv->conf.pseudonym_key, o->student_id, subject);
     bx_buf_reset(b);
     IFOK(s, score_analytics_message(o, sv->conf.pseudonym_key, now, b));
-    IFOK(s, send_counted(sv, BX_TOPIC_ANALYTICS_RISK, subject, b->data, b->len, &slots[(*sent)++],
-                         w, err));
+    IFOK(s, send_counted(sv, sv->conf.analytics_risk_topic, subject, b->data, b->len,
+                         &slots[(*sent)++], w, err));
     if (s == BX_OK)
         bx_info("student %s: %s, streak %d, tier %s", o->student_id, score_trigger_name(o->trigger),
                 o->summary.streak_days, score_tier_name(o->assessment.tier));
@@ -446,6 +471,9 @@ static bx_status batch_store(score_service *sv, batch *b, bx_error *err)
         IFOK(s, score_store_pg_write_facts(sv->db, b->facts, b->outcomes, b->nfacts, NULL, err));
     if (b->nreports)
         IFOK(s, score_store_pg_write_reports(sv->db, b->reports, b->nreports, NULL, err));
+    /* A late fact of a day already aggregated marks it, in the fact's own transaction. */
+    IFOK(s, score_daily_mark(sv->db, b->facts, b->nfacts, b->reports, b->nreports,
+                             bx_time_local_date(bx_clock_now()), err));
     IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
     if (s != BX_OK)
         bx_pg_rollback(sv->db);

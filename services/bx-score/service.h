@@ -14,10 +14,12 @@ typedef struct score_service_conf {
     const char *brokers;
     const char *pg_url;
     const char *redis_url;
-    const char *group;         /* consumer group */
-    const char *topic;         /* the attendance topic */
-    const char *offset_reset;  /* where a new group starts: "earliest" or "latest" */
-    const char *pseudonym_key; /* analysts' HMAC key */
+    const char *group;                      /* consumer group */
+    const char *topic;                      /* the attendance topic */
+    const char *offset_reset;               /* where a new group starts: "earliest" or "latest" */
+    const char *pseudonym_key;              /* analysts' HMAC key */
+    const char *analytics_risk_topic;       /* bx.analytics.risk.v1 */
+    const char *analytics_attendance_topic; /* bx.analytics.attendance.v1 */
     const score_policy *policy;
     int batch_max;                        /* messages in one batch */
     int batch_ms;                         /* how long a batch waits to fill once it has a message */
@@ -34,7 +36,8 @@ bx_status score_service_start(const score_service_conf *conf, score_service **ou
  * batch is retried (reconnecting) until it succeeds or *conf->running turns false, in which case
  * its offsets are not stored and the messages are redelivered later. */
 void score_service_step(score_service *sv);
-/* Periodic work: reloads the registry and the profiles when the registry revision changed. */
+/* Periodic work: reloads the registry and the profiles when the registry revision changed, and
+ * publishes the daily attendance aggregates that are due (daily.h). */
 void score_service_tick(score_service *sv);
 /* bx_health_fn over a score_service: healthy unless the last batch failed. */
 bool score_service_healthy(void *arg, char *reason, size_t size);

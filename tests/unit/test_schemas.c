@@ -402,13 +402,16 @@ BX_TEST(schemas_analytics_risk_rejects)
 BX_TEST(schemas_analytics_attendance_rejects)
 {
     static const breakage table[] = {
-        {"absent.json", "student_id", "\"stu-0001234\"", "student_id"},
-        {"absent.json", "flags", "[\"left_behind\"]", "flags"},
-        {"absent.json", "status", "\"leave\"", "leave_kind"},
-        {"leave.json", "leave_kind", "null", "leave_kind"},
-        {"absent.json", "date", "\"09.03.2026\"", "date"},
-        {"absent.json", "event_id", "\"rc-20260309-7-2:stu-0001234\"", "event_id"},
-        {"absent.json", "school_id", NULL, "school_id"},
+        {"class.json", "student_id", "\"stu-0001234\"", "student_id"},
+        {"class.json", "subject", "\"0123abcd\"", "subject"},
+        {"class.json", "absent", "-1", "absent"},
+        {"class.json", "absent", "\"3\"", "absent"},
+        {"class.json", "suppressed[0]", "\"names\"", "suppressed[0]"},
+        {"class.json", "level", "\"student\"", "level"},
+        {"county.json", "county_code", "\"44010\"", "county_code"},
+        {"county.json", "date", "\"09.03.2026\"", "date"},
+        {"county.json", "event_id", "\"rc-20260309-7-2:stu-0001234\"", "event_id"},
+        {"county.json", "enrolled", NULL, "enrolled"},
     };
     CHECK_BREAKAGES("bx.analytics.attendance.v1", table);
 }
