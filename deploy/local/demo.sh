@@ -116,6 +116,79 @@ for pid in "${PIDS[@]}"; do
     kill -0 "$pid" 2>/dev/null || { tail -n 20 "$STATE"/*.log >&2; echo "demo.sh: a service exited" >&2; exit 1; }
 done
 
+# bx-console, where the township officers sign the return reports (复学报告书) as persons: a
+# school's key cannot sign for the township. HTTPS with a certificate made for this run; each
+# officer is invited with bxctl staff invite (the code goes by SMS through bx-notify, whose file
+# provider writes it to $STATE/sms.jsonl) and activated through the console's form with a password
+# made for this run, kept in $STATE/console-accounts (mode 600) for bx-sim.
+CONSOLE="$BUILD/services/bx-console/bx-console"
+if [ ! -x "$CONSOLE" ] || [ ! -x "$NOTIFY" ]; then
+    echo "demo.sh: $CONSOLE and $NOTIFY must be built: the township officers sign off in bx-console, activated by SMS" >&2
+    exit 1
+fi
+CONSOLE_PORT="$(free_port)"
+CONSOLE_URL="https://127.0.0.1:$CONSOLE_PORT"
+CONSOLE_CA="$STATE/console-cert.pem"
+(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+    -keyout "$STATE/console-key.pem" -out "$CONSOLE_CA" 2>"$STATE/openssl.log")
+BX_CONSOLE_LISTEN="127.0.0.1:$CONSOLE_PORT" BX_TLS_CERT="$CONSOLE_CA" BX_TLS_KEY="$STATE/console-key.pem" \
+    BX_LOG_LEVEL=warn "$CONSOLE" >"$STATE/bx-console.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do
+    curl -fsS --cacert "$CONSOLE_CA" "$CONSOLE_URL/login" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fsS --cacert "$CONSOLE_CA" "$CONSOLE_URL/login" >/dev/null || { cat "$STATE/bx-console.log" >&2; exit 1; }
+
+# The activation code of an officer from the SMS bx-notify sent (phone masked as 138****1234).
+sms_code() {
+    python3 - "$STATE/sms.jsonl" "$1" <<'PY'
+import json, re, sys
+path, phone = sys.argv[1], sys.argv[2]
+masked = phone[:3] + "****" + phone[-4:]
+code = ""
+try:
+    for line in open(path, encoding="utf-8"):
+        m = json.loads(line)
+        if m.get("template") == "staff_activation" and m.get("phone") == masked:
+            found = re.search(r"激活码(\d{8})", m.get("text", ""))
+            code = found.group(1) if found else code
+except FileNotFoundError:
+    pass
+print(code)
+PY
+}
+: >"$STATE/console-accounts"
+chmod 600 "$STATE/console-accounts"
+while IFS=, read -r staff_id _ role _ _ _ phone; do
+    [ "$role" = township_officer ] || continue
+    "$BXCTL" staff invite "$staff_id" >/dev/null </dev/null
+    code=""
+    for _ in $(seq 1 300); do
+        code="$(sms_code "$phone")"
+        [ -n "$code" ] && break
+        sleep 0.2
+    done
+    [ -n "$code" ] || { echo "demo.sh: no activation SMS for $staff_id in $STATE/sms.jsonl" >&2; tail -n 5 "$STATE/bx-notify.log" >&2; exit 1; }
+    password="$(openssl rand -base64 24 | tr -d '/+=\n')"
+    jar="$STATE/console-cookies"
+    csrf="$(curl -fsS --cacert "$CONSOLE_CA" -c "$jar" "$CONSOLE_URL/activate" |
+        sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -n 1)"
+    answer="$(curl -sS --cacert "$CONSOLE_CA" -b "$jar" -o /dev/null -w '%{http_code} %{redirect_url}' \
+        --data-urlencode "csrf=$csrf" --data-urlencode "staff_id=$staff_id" --data-urlencode "code=$code" \
+        --data-urlencode "password=$password" --data-urlencode "password_again=$password" \
+        "$CONSOLE_URL/activate")"
+    rm -f "$jar"
+    case "$answer" in
+    "303 "*"/login?activated=1") ;;
+    *) echo "demo.sh: activating $staff_id in bx-console answered $answer" >&2; exit 1 ;;
+    esac
+    printf '%s %s\n' "$staff_id" "$password" >>"$STATE/console-accounts"
+done <"$STATE/registry/staff.csv"
+echo "bx-console on $CONSOLE_URL (CA $CONSOLE_CA): $(wc -l <"$STATE/console-accounts") township officers activated by SMS code, passwords in $STATE/console-accounts" >&2
+export BX_SIM_CONSOLE="$CONSOLE_URL" BX_SIM_CONSOLE_CA="$CONSOLE_CA" BX_SIM_CONSOLE_ACCOUNTS="$STATE/console-accounts"
+
 say "a term in accelerated time: each school day 08:30 leave, 08:45 late roll calls, 09:00 roll calls, 16:00 staff records, 17:30 deadlines; the pipeline settles after each step"
 if ! "$SIM" run --state "$STATE" --api "$API" --keys "$STATE/keys" --bxctl "$BXCTL" "${SIM_GROUPS[@]}" \
     ${BX_SIM_DAYS:+--days "$BX_SIM_DAYS"} "${SIZE[@]}" | tee "$STATE/summary.txt"; then

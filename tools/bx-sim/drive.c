@@ -3,6 +3,8 @@
  * pipeline settles before each step. */
 #include "simtool.h"
 
+#include "console_client.h"
+
 #include "bx_clock.h"
 #include "bx_json.h"
 #include "bx_pg.h"
@@ -32,6 +34,7 @@ typedef struct driver {
     sim_settle *settle;
     bool has_notify; /* bx-notify's tables are in the database */
     int printed;
+    sim_console *console; /* the township officers in bx-console */
 } driver;
 
 static bx_status load_keys(driver *d, bx_error *err)
@@ -203,25 +206,33 @@ static bx_status post_records(driver *d, const sim_day_plan *p, bool actions, bx
     bx_buf body;
     bx_buf_init(&body, 0);
     bx_status s = BX_OK;
+    int count = actions ? p->nactions : p->nleaves;
     for (int school = 0; school < c->nschools && s == BX_OK; school++) {
-        bx_buf_reset(&body);
-        int n = 0;
-        s = bx_buf_puts(&body, "{\"records\":[");
-        int count = actions ? p->nactions : p->nleaves;
-        for (int j = 0; j < count && s == BX_OK; j++) {
-            int student = actions ? p->actions[j].student : p->leaves[j].student;
-            if (sim_student_school(c, student) != school)
-                continue;
-            if (n++)
-                s = bx_buf_puts(&body, ",");
-            if (actions)
-                IFOK(s, sim_action_json(c, &p->actions[j], &body));
-            else
-                IFOK(s, sim_leave_json(c, &p->leaves[j], &body));
+        /* The school's records in order; a return the township signs goes through bx-console
+         * as its officer, between the school's records before and after it. */
+        for (int from = 0, j = 0; from < count && s == BX_OK; from = j + 1) {
+            bx_buf_reset(&body);
+            int n = 0;
+            s = bx_buf_puts(&body, "{\"records\":[");
+            for (j = from; j < count && s == BX_OK; j++) {
+                int student = actions ? p->actions[j].student : p->leaves[j].student;
+                if (sim_student_school(c, student) != school)
+                    continue;
+                if (actions && sim_console_signs(&p->actions[j]))
+                    break;
+                if (n++)
+                    s = bx_buf_puts(&body, ",");
+                if (actions)
+                    IFOK(s, sim_action_json(c, &p->actions[j], &body));
+                else
+                    IFOK(s, sim_leave_json(c, &p->leaves[j], &body));
+            }
+            IFOK(s, bx_buf_puts(&body, "]}"));
+            if (s == BX_OK && n > 0)
+                s = post(d, school, actions ? "/v1/actions" : "/v1/leave", &body, err);
+            if (s == BX_OK && j < count)
+                s = sim_console_signoff(d->console, c, d->conf->db, &p->actions[j], d->counts, err);
         }
-        IFOK(s, bx_buf_puts(&body, "]}"));
-        if (s == BX_OK && n > 0)
-            s = post(d, school, actions ? "/v1/actions" : "/v1/leave", &body, err);
     }
     bx_buf_free(&body);
     return s;
@@ -300,6 +311,7 @@ bx_status sim_drive(const sim_county *c, const sim_drive_conf *conf, sim_drive_c
     bx_buf_init(&d.reply, MAX_REPLY);
     sim_world *w = NULL;
     bx_status s = load_keys(&d, err);
+    IFOK(s, sim_console_new(&d.console, err));
     IFOK(s, sim_settle_new(conf->brokers, conf->groups, conf->db, &d.settle, err));
     if (s == BX_OK) {
         PGresult *res = NULL;
@@ -352,6 +364,10 @@ bx_status sim_drive(const sim_county *c, const sim_drive_conf *conf, sim_drive_c
         day = bx_calendar_add_school_days(c->cal, day, 1);
     }
     out->wall_seconds = (bx_monotonic_ms() - t0) / 1000.0;
+    if (sim_console_unsigned(d.console) > 0)
+        fprintf(stderr, "bx-sim: %lld returns signed by no one: no case was open\n",
+                sim_console_unsigned(d.console));
+    sim_console_free(d.console);
     if (d.curl)
         curl_easy_cleanup(d.curl);
     sim_world_free(w);

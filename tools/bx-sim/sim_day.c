@@ -496,12 +496,9 @@ bx_status sim_action_json(const sim_county *c, const sim_action *a, bx_buf *b)
         break;
     case SIM_RETURNED:
     case SIM_SIGNOFF:
-        if (a->signed_off)
-            IFOK(s,
-                 bx_buf_printf(b, "{\"return_date\":\"%s\",\"township_signoff_staff_id\":\"%s\"}",
-                               returned, officer));
-        else
-            IFOK(s, bx_buf_printf(b, "{\"return_date\":\"%s\"}", returned));
+        /* The school records the return; a school's key cannot sign for the township, whose
+         * officer signs the return report in bx-console (console_client.c). */
+        IFOK(s, bx_buf_printf(b, "{\"return_date\":\"%s\"}", returned));
         break;
     }
     IFOK(s, bx_buf_puts(b, "}"));
