@@ -37,8 +37,9 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- As 0006, and a digest that fell due (services/bx-notify/digest.c makes the last due one when it
--- can, flagged late on a later day): tasks collected before the last digest time, and people with
--- tasks still open from before the day before it who have had no digest since.
+-- can, flagged late on a later day): tasks collected before the last digest time, and, when that
+-- time was today, people with tasks still open from before the day before it who have had no
+-- digest since (a late digest is owed only for new tasks).
 CREATE OR REPLACE FUNCTION notify.settle_pending(now timestamptz)
 RETURNS TABLE (what text, pending bigint)
 LANGUAGE sql STABLE AS $$
@@ -64,6 +65,8 @@ LANGUAGE sql STABLE AS $$
                 ELSE st.school_id = c.school_id END))
         WHERE t.done_at IS NULL AND c.closed_at IS NULL
           AND t.created_at < notify.digest_cutoff(now) - interval '1 day'
+          AND (notify.digest_cutoff(now) AT TIME ZONE 'Asia/Shanghai')::date
+              = (now AT TIME ZONE 'Asia/Shanghai')::date
           AND NOT EXISTS (SELECT 1 FROM notify.notification d WHERE d.channel = 'digest'
                           AND d.staff_id = st.id AND d.created_at >= notify.digest_cutoff(now))
 $$;

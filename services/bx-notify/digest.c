@@ -1,5 +1,7 @@
 /* digest: staff tasks collected during the day go out as one daily digest SMS per person (in
- * parts when long), with what is still open from earlier days. */
+ * parts when long), with what is still open from earlier days. The digest due last is made
+ * whenever it has not been yet: one that fell due while bx-notify was down or busy, or that a
+ * clock jump passed over, goes out the same day or, on a later day, flagged late (补发). */
 #include "service_internal.h"
 
 #include "bx_buf.h"
@@ -34,7 +36,8 @@ static bx_status open_task_line(const template_set *ts, const notify_store_open_
 /* One person's digest as it is made. */
 typedef struct digest {
     const char *staff_id;
-    const char *day;                          /* today, "2026-11-27" */
+    const char *day;                          /* the digest's own day, "2026-11-27" */
+    const char *late;                         /* "" or the line that says it is late */
     notify_store_task tasks[DIGEST_TASKS];    /* collected, oldest first */
     notify_store_open_task open[DIGEST_OPEN]; /* still open from earlier days */
     int n, nopen;
@@ -78,7 +81,7 @@ static bx_status digest_recipient(notify_service *sv, digest *dg, bx_error *err)
 /* The lines of dg->list: the open tasks, then as many of the new ones as fit (dg->listed). */
 static bx_status digest_list(notify_service *sv, digest *dg)
 {
-    bx_status s = BX_OK;
+    bx_status s = dg->late[0] ? bx_buf_printf(&dg->list, "\n%s", dg->late) : BX_OK;
     for (int i = 0; i < dg->nopen && s == BX_OK; i++)
         s = open_task_line(sv->conf.templates, &dg->open[i], i + 1, &dg->list);
     size_t place_len = strlen(dg->place);
@@ -161,11 +164,13 @@ static bx_status digest_insert(notify_service *sv, digest *dg, bx_time_ms now, i
 /* One digest SMS for staff_id: the first of the day lists what is still open from earlier days,
  * then as many of the newly collected tasks and notices as fit; the rest go in the next part. */
 static bx_status make_digest(notify_service *sv, const char *staff_id, const char *day,
-                             bx_time_ms cutoff, bx_time_ms older, bx_time_ms now, bx_error *err)
+                             const char *late, bx_time_ms cutoff, bx_time_ms older, bx_time_ms now,
+                             bx_error *err)
 {
     static digest dg; /* the main thread's */
     dg.staff_id = staff_id;
     dg.day = day;
+    dg.late = late;
     dg.listed = 0;
     bx_status s = digest_gather(sv, &dg, cutoff, older, err);
     if (s == BX_OK && dg.n == 0 && dg.nopen == 0) {
@@ -190,41 +195,68 @@ static bx_status make_digest(notify_service *sv, const char *staff_id, const cha
         bx_metric_add(&notify_m.digests, 1);
         if (dg.reason[0])
             bx_metric_add(&notify_m.dead, 1);
-        bx_info("digest %s for %s: %d new, %d still open%s%s", did, staff_id, dg.listed, dg.nopen,
-                dg.reason[0] ? "; dead: " : "", dg.reason);
+        bx_info("digest %s for %s of %s%s: %d new, %d still open%s%s", did, staff_id, day,
+                late[0] ? " (late)" : "", dg.listed, dg.nopen, dg.reason[0] ? "; dead: " : "",
+                dg.reason);
     }
     return BX_OK;
+}
+
+/* The last digest time at or before now (today's once it has passed, else yesterday's) and the
+ * local day it belongs to. */
+static bx_time_ms last_digest_time(int digest_minute, bx_time_ms now, bx_date *day)
+{
+    bx_date today = bx_time_local_date(now);
+    *day = bx_time_local_minute(now) >= digest_minute ? today : today - 1;
+    return bx_time_from_local(*day, digest_minute / 60, digest_minute % 60);
 }
 
 void notify_digests_run(notify_service *sv)
 {
     bx_time_ms now = bx_clock_now();
-    if (bx_time_local_minute(now) < sv->conf.digest_minute)
+    /* the digest due last takes what was collected before its time (later tasks wait for the
+     * next one) and lists tasks still open from before the one before, which earlier digests
+     * announced; once a pass finds nothing left for it, nothing more comes before the next */
+    bx_date day_date;
+    bx_time_ms cutoff = last_digest_time(sv->conf.digest_minute, now, &day_date);
+    if (cutoff == sv->digests_done_for)
         return;
-    /* today's digest takes what was collected before today's digest time (later tasks wait for
-     * tomorrow's) and lists tasks still open from before yesterday's, which earlier digests
-     * announced */
-    bx_date today = bx_time_local_date(now);
-    bx_time_ms cutoff =
-        bx_time_from_local(today, sv->conf.digest_minute / 60, sv->conf.digest_minute % 60);
     bx_time_ms older = cutoff - 24LL * 3600 * 1000;
-    char day[11];
-    bx_date_format(today, day);
+    char day[11], late[96] = "";
+    bx_date_format(day_date, day);
+    if (day_date != bx_time_local_date(now)) {
+        char iso[40], when[64];
+        bx_time_format(cutoff, iso, sizeof(iso));
+        if (template_format_due(iso, when, sizeof(when)) != BX_OK)
+            snprintf(when, sizeof(when), "%s", day);
+        snprintf(late, sizeof(late), "（%s的待办提醒，补发）", when);
+    }
     static char staff[2 * DIGEST_STAFF][33];
     int n = 0, nopen = 0;
     bx_error err = {0};
+    /* a late digest is owed only to those with new tasks: what is still open was announced
+     * before and is listed again in the day's own digest */
     if (notify_store_digest_staff(sv->db, cutoff, DIGEST_STAFF, staff, &n, &err) != BX_OK ||
-        notify_store_open_task_staff(sv->db, older, cutoff, DIGEST_STAFF, staff + n, &nopen,
-                                     &err) != BX_OK) {
-        bx_warn("digests: %s", err.msg);
+        (!late[0] && notify_store_open_task_staff(sv->db, older, cutoff, DIGEST_STAFF, staff + n,
+                                                  &nopen, &err) != BX_OK)) {
+        bx_warn("digests of %s: %s", day, err.msg);
         bx_metric_add(&notify_m.failures, 1);
         return;
     }
+    if (n == 0 && nopen == 0) {
+        sv->digests_done_for = cutoff;
+        return;
+    }
     for (int i = 0; i < n + nopen && *sv->conf.running; i++) {
-        if (make_digest(sv, staff[i], day, cutoff, older, now, &err) != BX_OK) {
-            bx_warn("digest for %s: %s", staff[i], err.msg);
+        if (make_digest(sv, staff[i], day, late, cutoff, older, now, &err) != BX_OK) {
+            bx_warn("digest of %s for %s: %s", day, staff[i], err.msg);
             bx_metric_add(&notify_m.failures, 1);
             return;
         }
     }
+}
+
+bx_status notify_digests_publish(notify_service *sv, bx_error *err)
+{
+    return notify_store_digest_schedule_set(sv->db, sv->conf.digest_minute, bx_clock_now(), err);
 }

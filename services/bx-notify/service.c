@@ -127,6 +127,7 @@ bx_status notify_service_start(const notify_service_conf *conf, notify_service *
     for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
         bx_metric_register(metrics[i]);
     bx_status s = bx_pg_connect(conf->pg_url, PG_WAIT_MS, &sv->db, err);
+    IFOK(s, notify_digests_publish(sv, err));
     IFOK(s, bx_pg_connect(conf->pg_url, PG_WAIT_MS, &sv->receipt_db, err));
     IFOK(s, provider_open(&conf->provider, &sv->receipt_prov, err));
     if (s == BX_OK) {

@@ -56,6 +56,7 @@ struct notify_service {
     PGconn *receipt_db;
     provider *receipt_prov;
     const char *provider_name;
+    bx_time_ms digests_done_for; /* the digest time whose digests are all made (digest.c) */
 };
 
 /* The service's counters, registered by notify_service_start. */
@@ -86,8 +87,11 @@ void *notify_worker_main(void *arg);
 bx_status notify_receipts_start(notify_service *sv, bx_error *err) BX_MUSTCHECK;
 void notify_receipts_stop(notify_service *sv);
 
-/* digest.c: makes the staff's daily digests when due (from conf.digest_minute on). */
+/* digest.c: makes the staff's daily digests when due (from conf.digest_minute on; one that fell
+ * due unmade is made later, flagged late on a later day); notify_digests_publish writes the
+ * digest time to notify.digest_schedule, where `bxctl settle` finds it. */
 void notify_digests_run(notify_service *sv);
+bx_status notify_digests_publish(notify_service *sv, bx_error *err) BX_MUSTCHECK;
 
 /* relay.c: the outbox relay thread (until sv->stopping), and one last relay at stop; true when
  * something was sent. */

@@ -562,3 +562,17 @@ bx_status notify_store_digest_begin(PGconn *db, const char *staff_id, bx_time_ms
         bx_pg_rollback(db);
     return s;
 }
+
+bx_status notify_store_digest_schedule_set(PGconn *db, int digest_minute, bx_time_ms now,
+                                           bx_error *err)
+{
+    char minute[12], now_text[40];
+    snprintf(minute, sizeof(minute), "%d", digest_minute);
+    bx_time_format_pg(now, now_text);
+    const char *params[] = {minute, now_text};
+    return exec_params(db,
+                       "INSERT INTO notify.digest_schedule (digest_minute, updated_at) VALUES "
+                       "($1::int, $2::timestamptz) ON CONFLICT (only_row) DO UPDATE SET "
+                       "digest_minute = EXCLUDED.digest_minute, updated_at = EXCLUDED.updated_at",
+                       2, params, NULL, err);
+}

@@ -165,4 +165,9 @@ bx_status notify_store_digest_mark(PGconn *db, const notify_store_ctx *ctx,
                                    const char *digest_notification_id, const char *staff_id,
                                    bx_time_ms now, bx_error *err) BX_MUSTCHECK;
 
+/* Records the digest time (minutes after local midnight) in notify.digest_schedule, where
+ * notify.settle_pending finds it (migration 0016). */
+bx_status notify_store_digest_schedule_set(PGconn *db, int digest_minute, bx_time_ms now,
+                                           bx_error *err) BX_MUSTCHECK;
+
 #endif

@@ -607,6 +607,58 @@ BX_TEST(staff_tasks_come_as_one_daily_digest)
     svc_stop(&s);
 }
 
+/* What notify.settle_pending (bxctl settle) counts as due digests at a time. */
+static long long digests_due_at(const char *when)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql),
+             "SELECT pending FROM notify.settle_pending('%s') WHERE what = 'bx-notify: digests "
+             "due'",
+             when);
+    return count_of(sql);
+}
+
+/* Issue 14, defect 8: a digest time the clock jumps over (bx-notify down or busy at 16:30) is
+ * not skipped. `bxctl settle` counts the due digest (notify.settle_pending) until it is made; it
+ * goes out the next morning flagged late (补发), and that day's own digest comes at its time. */
+BX_TEST(a_digest_time_the_clock_jumps_over_is_caught_up_flagged_late)
+{
+    svc s;
+    svc_init(&s, 3, "2026-11-27 09:00");
+    setting(&s, "BX_NOTIFY_DIGEST_TIME=16:30");
+    svc_run(&s);
+    ask_task(&s, 1, "t1", "contact_family");
+    ask_task(&s, 2, "t2", "home_visit");
+    settle(&s);
+    CHECK_INT(file_lines(&s, NULL), 0);
+    /* what settle waits for: nothing before the digest time, both tasks once it has passed */
+    CHECK_INT(digests_due_at("2026-11-27 16:29+08"), 0);
+    CHECK_INT(digests_due_at("2026-11-28 08:00+08"), 2);
+    at("2026-11-28 08:00");
+    for (int i = 0; i < 200 && file_lines(&s, NULL) == 0; i++)
+        usleep(50 * 1000);
+    settle(&s);
+    CHECK_INT(file_lines(&s, NULL), 1);
+    CHECK_INT(file_lines(&s, "2项待办"), 1);
+    CHECK_INT(file_lines(&s, "（11月27日16:30的待办提醒，补发）"), 1);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE channel = 'digest' AND "
+                       "request_id LIKE 'digest:NT1:2026-11-27:%'"),
+              1);
+    CHECK_INT(digests_due_at("2026-11-28 08:00+08"), 0);
+    /* the morning's task waits for the day's own digest, which is not late */
+    ask_task(&s, 3, "t3", "contact_family");
+    settle(&s);
+    CHECK_INT(file_lines(&s, NULL), 1);
+    at("2026-11-28 16:30");
+    for (int i = 0; i < 200 && file_lines(&s, NULL) == 1; i++)
+        usleep(50 * 1000);
+    settle(&s);
+    CHECK_INT(file_lines(&s, NULL), 2);
+    CHECK_INT(file_lines(&s, "1项待办"), 1);
+    CHECK_INT(file_lines(&s, "补发"), 1);
+    svc_stop(&s);
+}
+
 /* The rate is counted by the project clock: with the clock standing still only the burst goes;
  * each second the clock moves lets `rate` more go, never more. */
 BX_TEST(provider_wide_rate_is_respected)
