@@ -531,7 +531,9 @@ void console_case_view_free(console_case_view *v)
 /* Every event of the student's cases, with the visit notes kept by the console, in time order. */
 static const char events_sql[] =
     "SELECT e.case_id, e.kind, coalesce(e.stage, ''), e.actor, coalesce(sf.name, ''), e.reason, "
-    "e.late, " ISO("e.occurred_at") " FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
+    "e.late, " ISO("e.occurred_at") ", coalesce(e.payload->'task'->>'kind', ''), "
+                                    "coalesce(e.payload->'task'->>'owner_role', '') "
+                                    "FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
                                     "LEFT JOIN registry.staff sf ON sf.id = e.actor "
                                     "WHERE c.student_id = $1 ORDER BY e.occurred_at, e.id";
 
@@ -539,7 +541,8 @@ static const char events_sql[] =
  * (console's migration not applied) still shows the history. */
 static const char notes_sql[] =
     "SELECT 0, 'visit_note', '', n.staff_id, coalesce(sf.name, ''), n.note, false, " ISO(
-        "n.recorded_at") " FROM console.visit_note n LEFT JOIN registry.staff sf ON sf.id = "
+        "n.recorded_at") ", '', '' FROM console.visit_note n LEFT JOIN registry.staff sf ON sf.id "
+                         "= "
                          "n.staff_id WHERE n.student_id = $1 ORDER BY n.recorded_at, n.event_id";
 
 static void event_from_row(PGresult *res, int r, console_case_event *e)
@@ -552,6 +555,8 @@ static void event_from_row(PGresult *res, int r, console_case_event *e)
     copy(e->reason, sizeof(e->reason), PQgetvalue(res, r, 5));
     e->late = PQgetvalue(res, r, 6)[0] == 't';
     copy(e->occurred_at, sizeof(e->occurred_at), PQgetvalue(res, r, 7));
+    copy(e->task_kind, sizeof(e->task_kind), PQgetvalue(res, r, 8));
+    copy(e->task_owner, sizeof(e->task_owner), PQgetvalue(res, r, 9));
 }
 
 bx_status console_store_case_view(console_store *st, PGconn *db, const char *student_id,

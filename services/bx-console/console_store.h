@@ -157,6 +157,8 @@ typedef struct console_case_event {
     char actor[72];
     char actor_name[CONSOLE_STORE_TEXT]; /* registry.staff name when actor is a staff id */
     char reason[1024];                   /* free text: shown escaped, digits masked */
+    char task_kind[CONSOLE_STORE_STAGE]; /* the task a task event is about, "" otherwise */
+    char task_owner[32];                 /* its owner role */
     bool late;
     char occurred_at[CONSOLE_STORE_TIME];
 } console_case_event;

@@ -291,8 +291,8 @@ const char *page_label_task(const char *kind)
                               {"return_report_signoff", "复学报告书签字"},
                               {"transfer_confirmation", "转学接收证明"},
                               {"suspension_paperwork", "休学手续"},
-                              {"monthly_persuasion", "每月劝返"},
-                              {"weekly_home_delivery", "每周送教上门"},
+                              {"persuasion_record", "劝返记录（每月）"},
+                              {"home_delivery_visit", "送教上门（每周）"},
                               {NULL, NULL}};
     return lookup(t, kind);
 }

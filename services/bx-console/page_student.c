@@ -101,14 +101,22 @@ bx_status page_student_get(console_request *req, console_reply *rep, bx_error *e
             tmpl_put(row, "who", "系统");
         else
             tmpl_put(row, "who", e->actor);
-        tmpl_put(row, "what", page_label_event(e->kind));
+        /* A task's events say which task in Chinese; the ladder's own wording (English, for
+         * operators) is shown only where nothing structured says more: opening, notes, closing. */
+        if (e->task_kind[0])
+            tmpl_putf(row, "what", "%s：%s", page_label_event(e->kind),
+                      page_label_task(e->task_kind));
+        else
+            tmpl_put(row, "what", page_label_event(e->kind));
         tmpl_put(row, "stage", e->stage[0] ? page_label_stage(e->stage) : "");
         tmpl_put_bool(row, "late", e->late);
-        /* Free text may hold a phone or id number: masked as bxctl case show masks it. */
-        char reason[sizeof(e->reason)];
-        snprintf(reason, sizeof(reason), "%s", e->reason);
-        bx_log_mask(reason);
-        tmpl_put(row, "reason", reason);
+        if (!e->task_kind[0] && strcmp(e->kind, "stage_entered") != 0) {
+            /* Free text may hold a phone or id number: masked as bxctl case show masks it. */
+            char reason[sizeof(e->reason)];
+            snprintf(reason, sizeof(reason), "%s", e->reason);
+            bx_log_mask(reason);
+            tmpl_put(row, "reason", reason);
+        }
     }
     console_case_view_free(&cv);
     rep->template_name = "student_page";

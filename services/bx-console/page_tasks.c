@@ -114,8 +114,8 @@ static const char *open_form(const char *kind)
 {
     if (strcmp(kind, "contact_family") == 0)
         return "open_contact";
-    if (strcmp(kind, "home_visit") == 0 || strcmp(kind, "monthly_persuasion") == 0 ||
-        strcmp(kind, "weekly_home_delivery") == 0)
+    if (strcmp(kind, "home_visit") == 0 || strcmp(kind, "persuasion_record") == 0 ||
+        strcmp(kind, "home_delivery_visit") == 0)
         return "open_visit";
     if (strstr(kind, "letter") || strstr(kind, "notice"))
         return "open_letter";

@@ -9,6 +9,7 @@
 #include "bx_metrics.h"
 #include "bx_pg.h"
 #include "bx_redis.h"
+#include "bx_tls.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -418,6 +419,7 @@ static enum MHD_Result answer(struct exchange *x)
         if (!rep->title[0])
             snprintf(rep->title, sizeof(rep->title), "%s",
                      rep->status == 404 ? "没有找到" : "出错了");
+        tmpl_put(rep->ctx, "title", rep->title);
     }
     s = tmpl_render(srv->lib, tname, rep->ctx, &page, &err);
     tmpl_ctx *layout = tmpl_ctx_new();
@@ -807,8 +809,8 @@ bx_status console_server_start(const console_server_conf *conf, bx_producer *pro
                 flags | MHD_USE_TLS, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
                 MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
                 MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
-                srv->tls_key_pem, MHD_OPTION_END);
+                MHD_OPTION_HTTPS_PRIORITIES, BX_TLS_GNUTLS_PRIORITIES, MHD_OPTION_HTTPS_MEM_CERT,
+                srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key_pem, MHD_OPTION_END);
         else
             srv->daemon =
                 MHD_start_daemon(flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
