@@ -29,6 +29,10 @@ static bx_status home(console_request *req, console_reply *rep, bx_error *err)
     snprintf(rep->title, sizeof(rep->title), "保学");
     tmpl_put(rep->ctx, "role_label", console_role_label(req->person->role));
     tmpl_put_bool(rep->ctx, "homeroom", req->person->role == CONSOLE_HOMEROOM_TEACHER);
+    tmpl_put_bool(rep->ctx, "school",
+                  req->person->role == CONSOLE_PRINCIPAL ||
+                      req->person->role == CONSOLE_ACADEMIC_OFFICE);
+    tmpl_put_bool(rep->ctx, "township", req->person->role == CONSOLE_TOWNSHIP_OFFICER);
     for (size_t i = 0; i < req->person->nclasses; i++) {
         tmpl_ctx *row = tmpl_add_row(rep->ctx, "classes");
         tmpl_put(row, "class_id", req->person->class_ids[i]);
