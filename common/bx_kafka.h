@@ -18,6 +18,7 @@
 #define BX_TOPIC_NOTIFY_STATUS        "bx.notify.status.v1"
 #define BX_TOPIC_ANALYTICS_RISK       "bx.analytics.risk.v1"
 #define BX_TOPIC_ANALYTICS_ATTENDANCE "bx.analytics.attendance.v1"
+#define BX_TOPIC_ANALYTICS_CASES      "bx.analytics.cases.v1"
 
 /* Called once per produced message from the producer's poll thread with the broker's verdict. */
 typedef void(bx_delivery_fn)(void *opaque, rd_kafka_resp_err_t err);

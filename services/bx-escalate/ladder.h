@@ -191,6 +191,8 @@ typedef struct ladder_input {
     ladder_action action;
     char letter[LADDER_NAME_SIZE];    /* letter_delivered: persuasion_letter, ... */
     char task_kind[LADDER_NAME_SIZE]; /* task_done */
+    char visit_outcome[16];           /* home_visit: will_return, refused, not_home, other */
+    char visit_reason[24];            /* home_visit: the family's reason code, "" none */
     char signoff_staff_id[33];        /* returned: township officer, "" none */
     bx_date return_date;              /* returned */
     bool paperwork;                   /* transfer_out */

@@ -34,6 +34,9 @@ static const bx_conf_row rows[] = {
                 "(deploy/policy/ladder-duties.policy; \"none\" for none)"),
     BX_CONF_STR("BX_CONSUMER_GROUP", "bx-escalate", &st.sc.group, "Kafka consumer group"),
     BX_CONF_STR("BX_RISK_TOPIC", BX_TOPIC_RISK, &st.sc.risk_topic, "topic of risk assessments"),
+    BX_CONF_PSEUDONYM_KEY(&st.sc.pseudonym_key),
+    BX_CONF_STR("BX_ANALYTICS_CASES_TOPIC", BX_TOPIC_ANALYTICS_CASES, &st.sc.analytics_cases_topic,
+                "topic of the analysts' pseudonymised case stream"),
     BX_CONF_STR("BX_ACTIONS_TOPIC", BX_TOPIC_ACTIONS, &st.sc.actions_topic,
                 "topic of case actions"),
     BX_CONF_STR(

@@ -152,8 +152,20 @@ static bx_status parse_details(const cJSON *d, messages_input *p, bx_error *err)
     }
     case LADDER_ACT_HOME_VISIT: {
         static const char *const keys[] = {"outcome", "reason", NULL};
+        static const char *const outcomes[] = {"will_return", "refused", "not_home", "other", NULL};
+        static const char *const reasons[] = {
+            "poverty",      "illness", "disability", "dislikes_school",
+            "left_to_work", "family",  "other",      NULL};
         s = bx_json_only_keys(d, path, keys, err);
         IFOK(s, bx_json_get_string(d, path, "outcome", true, 32, &v, err));
+        /* Codes only, for the analysts' case stream: anything else is left out. */
+        const cJSON *reason = cJSON_GetObjectItemCaseSensitive(d, "reason");
+        for (int i = 0; s == BX_OK && outcomes[i]; i++)
+            if (strcmp(v, outcomes[i]) == 0)
+                snprintf(in->visit_outcome, sizeof(in->visit_outcome), "%s", v);
+        for (int i = 0; s == BX_OK && cJSON_IsString(reason) && reasons[i]; i++)
+            if (strcmp(reason->valuestring, reasons[i]) == 0)
+                snprintf(in->visit_reason, sizeof(in->visit_reason), "%s", reasons[i]);
         break;
     }
     case LADDER_ACT_LETTER_DELIVERED: {

@@ -133,10 +133,18 @@ static const char *case_school(const escalate_store_case *row, const char *fallb
 
 /* Writes the step just taken (sv->before -> sv->after with sv->fx) for row. */
 static bx_status write_step(escalate_service *sv, const escalate_store_case *row,
-                            const char *school, const bx_reg_student *student, int *added,
-                            bx_error *err)
+                            const char *school, const bx_reg_student *student,
+                            const ladder_input *in, int *added, bx_error *err)
 {
-    const escalate_store_step step = {row, school, student, &sv->before, &sv->after, &sv->fx};
+    const escalate_analytics_ctx analytics = {
+        .key = sv->conf.pseudonym_key,
+        .topic = sv->conf.analytics_cases_topic,
+        .policy = sv->conf.policy,
+        .school =
+            student && student->school ? student->school : bx_registry_school(sv->registry, school),
+        .input = in};
+    const escalate_store_step step = {row,        school,  student,   &sv->before,
+                                      &sv->after, &sv->fx, &analytics};
     return escalate_store_write_step(sv->db, sv->conf.policy, &step, added, err);
 }
 
@@ -204,7 +212,7 @@ static bx_status apply_input(escalate_service *sv, messages_input *p, bx_error *
             s = BX_ERR(err, st, "student %s: %s", p->student, step_err.msg);
     }
     int added = 0;
-    IFOK(s, write_step(sv, &row, case_school(&row, p->school), student, &added, err));
+    IFOK(s, write_step(sv, &row, case_school(&row, p->school), student, &p->in, &added, err));
     if (s == BX_ECONFLICT)
         s = not_the_inputs_fault(s, err);
     IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
@@ -310,7 +318,7 @@ static bx_status duty_suspect(void *arg, const char *duty_key, const char *stude
         return BX_ERR(err, s, "duty %s: student %s: %s", duty_key, student, step_err.msg);
     int added = 0;
     s = write_step(sv, &row, case_school(&row, school_id),
-                   bx_registry_student(sv->registry, student), &added, err);
+                   bx_registry_student(sv->registry, student), in, &added, err);
     if (s == BX_OK && added)
         bx_info("duty %s: student %s: suspected dropout, case %s", duty_key, student,
                 sv->after.case_id);
@@ -389,7 +397,7 @@ static bx_status fire_timer(PGconn *db, const timers_timer *timer, void *arg, bx
     if (s != BX_OK)
         return BX_ERR(err, s, "timer %s: %s", timer->key, step_err.msg);
     int added = 0;
-    s = write_step(sv, &row, row.school, student, &added, err);
+    s = write_step(sv, &row, row.school, student, &in, &added, err);
     if (s == BX_OK)
         bx_metric_add(&m_events, added);
     return s;

@@ -14,10 +14,12 @@
 typedef struct escalate_service_conf {
     const char *brokers;
     const char *pg_url;
-    const char *group;         /* consumer group */
-    const char *risk_topic;    /* bx.risk.v1 */
-    const char *actions_topic; /* bx.actions.v1 */
-    const char *offset_reset;  /* where a new group starts: "earliest" or "latest" */
+    const char *group;                 /* consumer group */
+    const char *risk_topic;            /* bx.risk.v1 */
+    const char *actions_topic;         /* bx.actions.v1 */
+    const char *offset_reset;          /* where a new group starts: "earliest" or "latest" */
+    const char *pseudonym_key;         /* analysts' HMAC key (bx_pseudonym) */
+    const char *analytics_cases_topic; /* bx.analytics.cases.v1 */
     const ladder_policy *policy;
     const duties_policy *duties;          /* calendar duties; NULL: none scheduled or run */
     int timer_lease_ms;                   /* how long a claimed timer is held */

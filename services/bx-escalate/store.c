@@ -249,6 +249,8 @@ bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
         s = write_event(db, id, after, &ctx, &fx->events[i], &b, &added, err);
         *new_events += added;
     }
+    if (step->analytics)
+        IFOK(s, escalate_analytics_write_step(db, step->analytics, after, fx, err));
     for (int i = 0; i < fx->ntimers && s == BX_OK; i++)
         s = timers_schedule(db, fx->timers[i].key, id, fx->timers[i].due_at, err);
     for (int i = 0; i < fx->nnotes && s == BX_OK; i++) {

@@ -5,6 +5,7 @@
 #ifndef BX_ESCALATE_STORE_H
 #define BX_ESCALATE_STORE_H
 
+#include "analytics.h"
 #include "bx_registry.h"
 #include "bx_status.h"
 #include "ladder.h"
@@ -40,10 +41,12 @@ typedef struct escalate_store_step {
     const bx_reg_student *student; /* for the homeroom teacher; NULL: unknown */
     const case_state *before, *after;
     const ladder_effects *fx;
+    const escalate_analytics_ctx *analytics; /* the analysts' stream; NULL: none written */
 } escalate_store_step;
 
 /* Writes a step: the case row (inserted for a new case, else updated), its events (each with its
- * outbox row and its task change), its timers and its notification requests' outbox rows.
+ * outbox row and its task change), its timers, its notification requests' outbox rows and the
+ * analysts' messages of the step (analytics.h).
  * Replays write nothing: an old input of a closed case, or a new case whose id an earlier case of
  * the student had. *new_events receives the events that were not written before. */
 bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
