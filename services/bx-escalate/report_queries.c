@@ -164,8 +164,8 @@ static const char ledger_where[] =
     "WHERE ($2 = '' OR x.list = $2) AND (NOT $6::boolean OR x.overdue) ";
 
 static const char *const ledger_orders[] = {
-    [REPORTS_SORT_LEDGER] = "ORDER BY CASE x.list WHEN 'suspected' THEN 1 WHEN 'dropout' THEN 2 "
-                            "ELSE 3 END, x.county, x.township, x.school_id, x.student_id, x.id ",
+    [REPORTS_SORT_LEDGER] = ("ORDER BY CASE x.list WHEN 'suspected' THEN 1 WHEN 'dropout' THEN 2 "
+                             "ELSE 3 END, x.county, x.township, x.school_id, x.student_id, x.id "),
     [REPORTS_SORT_OPENED] = "ORDER BY x.opened_at DESC, x.id DESC ",
     [REPORTS_SORT_SCHOOL] = "ORDER BY x.school_id, x.student_id, x.id ",
     [REPORTS_SORT_STAGE] = "ORDER BY x.stage, x.school_id, x.student_id, x.id ",
