@@ -7,9 +7,16 @@
 #include <stdbool.h>
 
 static const char *const topics[] = {
-    "bx.attendance.v1",  "bx.actions.v1",         "bx.dlq.v1",
-    "bx.risk.v1",        "bx.analytics.risk.v1",  "bx.analytics.attendance.v1",
-    "bx.case.events.v1", "bx.notify.requests.v1", "bx.notify.status.v1",
+    "bx.attendance.v1",
+    "bx.actions.v1",
+    "bx.dlq.v1",
+    "bx.risk.v1",
+    "bx.analytics.risk.v1",
+    "bx.analytics.attendance.v1",
+    "bx.case.events.v1",
+    "bx.notify.requests.v1",
+    "bx.notify.status.v1",
+    "bx.analytics.cases.v1",
 };
 enum { TOPIC_COUNT = sizeof(topics) / sizeof(topics[0]) };
 
@@ -414,6 +421,29 @@ BX_TEST(schemas_analytics_attendance_rejects)
         {"county.json", "enrolled", NULL, "enrolled"},
     };
     CHECK_BREAKAGES("bx.analytics.attendance.v1", table);
+}
+
+BX_TEST(schemas_analytics_cases_examples)
+{
+    check_examples_of("bx.analytics.cases.v1");
+}
+
+BX_TEST(schemas_analytics_cases_rejects)
+{
+    static const breakage table[] = {
+        {"opened.json", "student_id", "\"stu-0001234\"", "student_id"},
+        {"opened.json", "subject", "\"stu-0001234\"", "subject"},
+        {"opened.json", "reason", "\"absent since Monday\"", "reason"},
+        {"opened.json", "trigger", "null", "trigger"},
+        {"opened.json", "sex", "\"F\"", "sex"},
+        {"opened.json", "grade_band", "\"grade_7\"", "grade_band"},
+        {"closed.json", "ending", "null", "ending"},
+        {"closed.json", "school_days_to_return", "-1", "school_days_to_return"},
+        {"home_visit.json", "visit_outcome", "\"he said he would come\"", "visit_outcome"},
+        {"home_visit.json", "visit_reason", "\"left_behind\"", "visit_reason"},
+        {"home_visit.json", "ending", "\"returned\"", "ending"},
+    };
+    CHECK_BREAKAGES("bx.analytics.cases.v1", table);
 }
 
 BX_TEST(schemas_case_events_rejects)

@@ -12,9 +12,16 @@ int bxctl_topics(bxctl_ctx *ctx, int argc, char **argv)
         return 2;
     }
     static const char *const topics[] = {
-        BX_TOPIC_ATTENDANCE,    BX_TOPIC_ACTIONS,        BX_TOPIC_DLQ,
-        BX_TOPIC_RISK,          BX_TOPIC_CASE_EVENTS,    BX_TOPIC_NOTIFY_REQUESTS,
-        BX_TOPIC_NOTIFY_STATUS, BX_TOPIC_ANALYTICS_RISK, BX_TOPIC_ANALYTICS_ATTENDANCE,
+        BX_TOPIC_ATTENDANCE,
+        BX_TOPIC_ACTIONS,
+        BX_TOPIC_DLQ,
+        BX_TOPIC_RISK,
+        BX_TOPIC_CASE_EVENTS,
+        BX_TOPIC_NOTIFY_REQUESTS,
+        BX_TOPIC_NOTIFY_STATUS,
+        BX_TOPIC_ANALYTICS_RISK,
+        BX_TOPIC_ANALYTICS_ATTENDANCE,
+        BX_TOPIC_ANALYTICS_CASES,
     };
     enum { N = sizeof(topics) / sizeof(topics[0]) };
     int partitions[N];
