@@ -33,6 +33,7 @@ int bxctl_settle(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_staff(bxctl_ctx *ctx, int argc, char **argv);         /* staff.c: bx-console accounts */
 int bxctl_audit(bxctl_ctx *ctx, int argc, char **argv);         /* audit.c */
 int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv); /* document.c */
+int bxctl_analyst(bxctl_ctx *ctx, int argc, char **argv);       /* analyst.c: Kafka */
 
 /* What bx-score's computations read (rebuild.c): PostgreSQL, Redis, the registry, the profiles
  * and the policy. Returns NULL after printing why; close with bxctl_score_close. */

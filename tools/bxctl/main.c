@@ -31,20 +31,23 @@ static void usage(void)
             "  case show <student_id> [--json] a student's case: stage, open tasks, history\n"
             "  case document <student_id> <kind> [--out FILE.html] [--date D] [--days N]\n"
             "                                  a formal notice of the case as printable HTML\n");
-    fprintf(stderr,
-            "  report --term CODE | --month YYYY-MM [--county CODE]\n"
-            "         [--level class|school|township|county] [--format text|csv|json]\n"
-            "                                  dropout and retention rates, thresholds flagged\n"
-            "  ledger [--county CODE] [--kind suspected|dropout|returned]\n"
-            "         [--names] [--json]\n"
-            "                                  standing lists with persuasion history\n"
-            "  settle [--group GROUP:TOPIC[,TOPIC]]... [--timeout S] [--interval MS] [--verbose]\n"
-            "                                  wait until every group has consumed its topics,\n"
-            "                                  no timer is due and the outbox is empty\n"
-            "  staff invite|reset|disable <staff_id> | staff list [--school ID]\n"
-            "                                  bx-console accounts (activation code by SMS)\n"
-            "  audit [--staff ID] [--student ID] [--since DATE]\n"
-            "                                  who saw or wrote what in bx-console\n");
+    fprintf(
+        stderr,
+        "  report --term CODE | --month YYYY-MM [--county CODE]\n"
+        "         [--level class|school|township|county] [--format text|csv|json]\n"
+        "                                  dropout and retention rates, thresholds flagged\n"
+        "  ledger [--county CODE] [--kind suspected|dropout|returned]\n"
+        "         [--names] [--json]\n"
+        "                                  standing lists with persuasion history\n"
+        "  settle [--group GROUP:TOPIC[,TOPIC]]... [--timeout S] [--interval MS] [--verbose]\n"
+        "                                  wait until every group has consumed its topics,\n"
+        "                                  no timer is due and the outbox is empty\n"
+        "  staff invite|reset|disable <staff_id> | staff list [--school ID]\n"
+        "                                  bx-console accounts (activation code by SMS)\n"
+        "  audit [--staff ID] [--student ID] [--since DATE]\n"
+        "                                  who saw or wrote what in bx-console\n"
+        "  analyst create|disable|scram <name> | analyst list\n"
+        "                                  analysts' Kafka credentials (bx.analytics.* only)\n");
 }
 
 PGconn *bxctl_db(bxctl_ctx *ctx)
@@ -127,6 +130,8 @@ int main(int argc, char **argv)
         rc = bxctl_staff(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "audit") == 0)
         rc = bxctl_audit(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "analyst") == 0)
+        rc = bxctl_analyst(&ctx, argc - 2, argv + 2);
     else {
         fprintf(stderr, "bxctl: unknown command \"%s\"\n", cmd);
         usage();
