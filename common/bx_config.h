@@ -93,6 +93,12 @@ typedef struct bx_common_conf {
     BX_CONF_REDIS_URL(&(c).redis_url), BX_CONF_LOG_LEVEL(&(c).log_level), \
     BX_CONF_CLOCK(&(c).clock), BX_CONF_METRICS_LISTEN(&(c).metrics_listen), \
     BX_CONF_PSEUDONYM_KEY(&(c).pseudonym_key)
+/* The same seven for a service's main (bx_service_run): log level, clock and metrics address go to
+ * common, which bx_service_run reads; the four the service itself uses go to the fields given. */
+#define BX_SERVICE_CONF_ROWS(common, brokers, pg_url, redis_url, pseudonym_key) \
+    BX_CONF_KAFKA_BROKERS(brokers), BX_CONF_PG_URL(pg_url), BX_CONF_REDIS_URL(redis_url), \
+    BX_CONF_LOG_LEVEL(&(common).log_level), BX_CONF_CLOCK(&(common).clock), \
+    BX_CONF_METRICS_LISTEN(&(common).metrics_listen), BX_CONF_PSEUDONYM_KEY(pseudonym_key)
 /* clang-format on */
 
 #endif

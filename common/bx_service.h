@@ -44,6 +44,25 @@ typedef struct bx_service_def {
     bx_service_ops ops;
 } bx_service_def;
 
+/* Adapters from a service's typed functions to bx_service_ops, so a main does not write them:
+ * BX_SERVICE_START(escalate_service, &st.sc) defines escalate_service_start_op over
+ * escalate_service_start(const escalate_service_conf *, escalate_service **, bx_error *), and
+ * BX_SERVICE_CALL(escalate_service, step) defines escalate_service_step_op over
+ * escalate_service_step(escalate_service *). */
+#define BX_SERVICE_START(type, conf)                                                               \
+    static bx_status type##_start_op(void **out, bx_error *err)                                    \
+    {                                                                                              \
+        type *sv = NULL;                                                                           \
+        bx_status s = type##_start((conf), &sv, err);                                              \
+        *out = sv;                                                                                 \
+        return s;                                                                                  \
+    }
+#define BX_SERVICE_CALL(type, verb)                                                                \
+    static void type##_##verb##_op(void *sv)                                                       \
+    {                                                                                              \
+        type##_##verb(sv);                                                                         \
+    }
+
 /* Runs a service from main to exit: --help (prints about and the settings, returns 0); loads the
  * settings, the log level and the clock (bx_service_start_up; 2 on a bad one); SIGINT and SIGTERM
  * clear the running flag, SIGPIPE is ignored; prepare (2 on failure); start and, when
