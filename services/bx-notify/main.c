@@ -16,13 +16,8 @@ static const char *const offset_resets[] = {"earliest", "latest", NULL};
 static const char *const provider_kinds[] = {"file", "webhook", "aliyun", NULL};
 
 static const bx_conf_row rows[] = {
-    BX_CONF_KAFKA_BROKERS(&st.sc.brokers),
-    BX_CONF_PG_URL(&st.sc.pg_url),
-    BX_CONF_REDIS_URL(&st.sc.redis_url),
-    BX_CONF_LOG_LEVEL(&st.common.log_level),
-    BX_CONF_CLOCK(&st.common.clock),
-    BX_CONF_METRICS_LISTEN(&st.common.metrics_listen),
-    BX_CONF_PSEUDONYM_KEY(&st.common.pseudonym_key),
+    BX_SERVICE_CONF_ROWS(st.common, &st.sc.brokers, &st.sc.pg_url, &st.sc.redis_url,
+                         &st.common.pseudonym_key),
     BX_CONF_STR("BX_NOTIFY_TEMPLATES", BX_DEFAULT_TEMPLATES, &st.templates_path,
                 "the message templates (deploy/policy/notify.templates)"),
     BX_CONF_STR("BX_CONSUMER_GROUP", "bx-notify", &st.sc.group, "Kafka consumer group"),
@@ -114,23 +109,10 @@ static void release(void)
     template_set_free(st.templates);
 }
 
-static bx_status start(void **service, bx_error *err)
-{
-    notify_service *sv = NULL;
-    bx_status s = notify_service_start(&st.sc, &sv, err);
-    *service = sv;
-    return s;
-}
-
-static void step(void *sv)
-{
-    notify_service_step(sv);
-}
-
-static void stop(void *sv)
-{
-    notify_service_stop(sv); /* sends in flight finish and are recorded; offsets committed */
-}
+BX_SERVICE_START(notify_service, &st.sc)
+BX_SERVICE_CALL(notify_service, step)
+/* stop: sends in flight finish and are recorded; offsets committed */
+BX_SERVICE_CALL(notify_service, stop)
 
 int main(int argc, char **argv)
 {
@@ -141,7 +123,8 @@ int main(int argc, char **argv)
         .rows = rows,
         .nrows = sizeof(rows) / sizeof(rows[0]),
         .common = &st.common,
-        .ops = {prepare, release, start, step, NULL, notify_service_healthy, stop},
+        .ops = {prepare, release, notify_service_start_op, notify_service_step_op, NULL,
+                notify_service_healthy, notify_service_stop_op},
     };
     return bx_service_run(&def, argc, argv);
 }

@@ -15,13 +15,8 @@ static struct {
 static const char *const offset_resets[] = {"earliest", "latest", NULL};
 
 static const bx_conf_row rows[] = {
-    BX_CONF_KAFKA_BROKERS(&st.sc.brokers),
-    BX_CONF_PG_URL(&st.sc.pg_url),
-    BX_CONF_REDIS_URL(&st.sc.redis_url),
-    BX_CONF_LOG_LEVEL(&st.common.log_level),
-    BX_CONF_CLOCK(&st.common.clock),
-    BX_CONF_METRICS_LISTEN(&st.common.metrics_listen),
-    BX_CONF_PSEUDONYM_KEY(&st.sc.pseudonym_key),
+    BX_SERVICE_CONF_ROWS(st.common, &st.sc.brokers, &st.sc.pg_url, &st.sc.redis_url,
+                         &st.sc.pseudonym_key),
     BX_CONF_STR("BX_SCORE_POLICY", BX_DEFAULT_SCORE_POLICY, &st.policy_path,
                 "score weights and tier bounds (deploy/policy/score.policy)"),
     BX_CONF_NUM32("BX_SCORE_BATCH", "500", 1, 100000, &st.sc.batch_max,
@@ -53,28 +48,11 @@ static bx_status prepare(bx_error *err)
     return s;
 }
 
-static bx_status start(void **service, bx_error *err)
-{
-    score_service *sv = NULL;
-    bx_status s = score_service_start(&st.sc, &sv, err);
-    *service = sv;
-    return s;
-}
-
-static void step(void *sv)
-{
-    score_service_step(sv);
-}
-
-static void tick(void *sv)
-{
-    score_service_tick(sv);
-}
-
-static void stop(void *sv)
-{
-    score_service_stop(sv); /* leaves the group, committing what was processed */
-}
+BX_SERVICE_START(score_service, &st.sc)
+BX_SERVICE_CALL(score_service, step)
+BX_SERVICE_CALL(score_service, tick)
+/* stop: leaves the group, committing what was processed */
+BX_SERVICE_CALL(score_service, stop)
 
 int main(int argc, char **argv)
 {
@@ -85,7 +63,8 @@ int main(int argc, char **argv)
         .nrows = sizeof(rows) / sizeof(rows[0]),
         .common = &st.common,
         .tick_ms = &st.refresh_ms,
-        .ops = {prepare, NULL, start, step, tick, score_service_healthy, stop},
+        .ops = {prepare, NULL, score_service_start_op, score_service_step_op, score_service_tick_op,
+                score_service_healthy, score_service_stop_op},
     };
     return bx_service_run(&def, argc, argv);
 }
