@@ -20,13 +20,8 @@ static struct {
 static const char *const offset_resets[] = {"earliest", "latest", NULL};
 
 static const bx_conf_row rows[] = {
-    BX_CONF_KAFKA_BROKERS(&st.sc.brokers),
-    BX_CONF_PG_URL(&st.sc.pg_url),
-    BX_CONF_REDIS_URL(&st.common.redis_url),
-    BX_CONF_LOG_LEVEL(&st.common.log_level),
-    BX_CONF_CLOCK(&st.common.clock),
-    BX_CONF_METRICS_LISTEN(&st.common.metrics_listen),
-    BX_CONF_PSEUDONYM_KEY(&st.common.pseudonym_key),
+    BX_SERVICE_CONF_ROWS(st.common, &st.sc.brokers, &st.sc.pg_url, &st.common.redis_url,
+                         &st.common.pseudonym_key),
     BX_CONF_STR("BX_LADDER_POLICY", BX_DEFAULT_LADDER_POLICY, &st.policy_path,
                 "the escalation ladder (deploy/policy/ladder.policy)"),
     BX_CONF_STR("BX_DUTIES_POLICY", BX_DEFAULT_DUTIES_POLICY, &st.duties_path,
@@ -76,28 +71,11 @@ static void release(void)
     free(st.policy);
 }
 
-static bx_status start(void **service, bx_error *err)
-{
-    escalate_service *sv = NULL;
-    bx_status s = escalate_service_start(&st.sc, &sv, err);
-    *service = sv;
-    return s;
-}
-
-static void step(void *sv)
-{
-    escalate_service_step(sv);
-}
-
-static void tick(void *sv)
-{
-    escalate_service_tick(sv);
-}
-
-static void stop(void *sv)
-{
-    escalate_service_stop(sv); /* releases timer claims, leaves the group committing offsets */
-}
+BX_SERVICE_START(escalate_service, &st.sc)
+BX_SERVICE_CALL(escalate_service, step)
+BX_SERVICE_CALL(escalate_service, tick)
+/* stop: releases timer claims, leaves the group committing offsets */
+BX_SERVICE_CALL(escalate_service, stop)
 
 int main(int argc, char **argv)
 {
@@ -108,7 +86,8 @@ int main(int argc, char **argv)
         .nrows = sizeof(rows) / sizeof(rows[0]),
         .common = &st.common,
         .tick_ms = &st.refresh_ms,
-        .ops = {prepare, release, start, step, tick, escalate_service_healthy, stop},
+        .ops = {prepare, release, escalate_service_start_op, escalate_service_step_op,
+                escalate_service_tick_op, escalate_service_healthy, escalate_service_stop_op},
     };
     return bx_service_run(&def, argc, argv);
 }

@@ -13,13 +13,8 @@ static struct {
 } st;
 
 static const bx_conf_row rows[] = {
-    BX_CONF_KAFKA_BROKERS(&st.common.kafka_brokers),
-    BX_CONF_PG_URL(&st.sc.pg_url),
-    BX_CONF_REDIS_URL(&st.common.redis_url),
-    BX_CONF_LOG_LEVEL(&st.common.log_level),
-    BX_CONF_CLOCK(&st.common.clock),
-    BX_CONF_METRICS_LISTEN(&st.common.metrics_listen),
-    BX_CONF_PSEUDONYM_KEY(&st.common.pseudonym_key),
+    BX_SERVICE_CONF_ROWS(st.common, &st.common.kafka_brokers, &st.sc.pg_url, &st.common.redis_url,
+                         &st.common.pseudonym_key),
     BX_CONF_STR("BX_HTTP_LISTEN", "127.0.0.1:8080", &st.sc.listen, "host:port of the API"),
     BX_CONF_STR("BX_TLS_CERT", "", &st.sc.tls_cert, "PEM certificate file for HTTPS"),
     BX_CONF_STR("BX_TLS_KEY", "", &st.sc.tls_key, "PEM private key file for HTTPS"),
