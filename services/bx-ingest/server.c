@@ -2,10 +2,12 @@
 #include "server.h"
 #include "bx_buf.h"
 #include "bx_clock.h"
+#include "bx_json.h"
 #include "bx_log.h"
 #include "bx_map.h"
 #include "bx_metrics.h"
 #include "bx_pg.h"
+#include "bx_tls.h"
 #include "dedup.h"
 #include "ingest.h"
 
@@ -23,6 +25,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +65,23 @@ struct ingest_server {
     pthread_mutex_t ready_lock;
     struct request *ready_head;
     atomic_bool stopping;
+    /* Every open connection with its deadlines; the event loop's thread only. */
+    struct client *clients;
+    long long nclients, last_sweep_ms;
+    long long unauth_logged_ms, unauth_unlogged; /* the unauthenticated log line's rate */
+};
+
+/* One connection, from accept to close, and the deadlines libmicrohttpd does not keep: its own
+ * timeout restarts on every byte, so a client sending a header byte a second would hold the
+ * connection for ever. These do not restart. */
+struct client {
+    struct client *prev, *next;
+    MHD_socket fd;
+    long long header_since; /* the header (and TLS handshake) began: at accept, or when the
+                               previous request was answered; 0 once the header is in */
+    long long body_since;   /* the body began; 0 when no body is being read */
+    long long body_bytes;   /* of the body so far */
+    bool closing;           /* shut down by a deadline, libmicrohttpd closes it */
 };
 
 enum endpoint { EP_ATTENDANCE, EP_ROLLCALL, EP_LEAVE, EP_ACTIONS };
@@ -81,7 +101,6 @@ enum phase {
 struct request {
     enum endpoint endpoint;
     bx_buf body;
-    bool too_large;
     enum phase phase;
     ingest_server *srv;
     struct MHD_Connection *conn;
@@ -91,6 +110,7 @@ struct request {
     ingest_publishing pub;
     bx_delivery_wait *wait;
     bx_status checked;
+    struct client *client; /* its connection's deadlines */
     /* PH_REJECT: the answer given once the dead letter is acknowledged */
     unsigned code;
     const char *reason;
@@ -121,6 +141,18 @@ static bx_metric m_students = {"bx_ingest_registry_students", "students in the r
 static bx_metric m_waiting = {"bx_ingest_requests_waiting",
                               "requests waiting for the duplicate check or Kafka's acknowledgement",
                               "gauge", 0, NULL};
+static bx_metric m_unauthenticated = {"bx_ingest_unauthenticated_total",
+                                      "requests refused 401 on their headers, body unread (never "
+                                      "dead-lettered)",
+                                      "counter", 0, NULL};
+static bx_metric m_connections = {"bx_ingest_connections", "open API connections", "gauge", 0,
+                                  NULL};
+static bx_metric m_refused = {"bx_ingest_connections_closed_total{why=\"limit\"}",
+                              "connections closed by bx-ingest, by why", "counter", 0, NULL};
+static bx_metric m_header_late = {"bx_ingest_connections_closed_total{why=\"header_deadline\"}",
+                                  "connections closed by bx-ingest, by why", "counter", 0, NULL};
+static bx_metric m_body_slow = {"bx_ingest_connections_closed_total{why=\"body_rate\"}",
+                                "connections closed by bx-ingest, by why", "counter", 0, NULL};
 
 static void generation_free(struct generation *g)
 {
@@ -166,7 +198,8 @@ static bx_status load_generation(PGconn *db, struct generation *g, bx_error *err
     return s;
 }
 
-/* "Bearer bxk_<id>_<secret>" -> the credential, or NULL. Caller holds the read lock. */
+/* "Bearer bxk_<id>_<secret>" -> the credential, or NULL. Caller holds the read lock. The secret is
+ * compared in constant time; which part was wrong is not told. */
 static const struct credential *authenticate(ingest_server *srv, const char *header)
 {
     if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
@@ -212,8 +245,13 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned code, co
 {
     bx_buf b;
     bx_buf_init(&b, 8192);
+    /* A value quoted in an error (an id number typed into a field) is masked as in the logs. */
+    char masked[1024];
+    snprintf(masked, sizeof(masked), "%s", message);
+    bx_utf8_repair(masked);
+    bx_log_mask(masked);
     bx_status s = bx_buf_printf(&b, "{\"error\":{\"code\":\"%s\",\"message\":", errcode);
-    IFOK(s, bx_buf_json_string(&b, message));
+    IFOK(s, bx_buf_json_string(&b, masked));
     IFOK(s, bx_buf_puts(&b, "}}\n"));
     if (s != BX_OK) {
         bx_buf_free(&b);
@@ -401,47 +439,72 @@ static bx_status parse_body(struct request *req, bool csv, const char **reason, 
     }
 }
 
-/* The whole body is in: authenticate, validate, then publish (suspended while waiting). */
+/* "charset=..." of a Content-Type, or NULL: its value (without quotes) in out. */
+static const char *content_charset(const char *header, char *out, size_t size)
+{
+    for (const char *p = header ? strchr(header, ';') : NULL; p; p = strchr(p + 1, ';')) {
+        const char *q = p + 1;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (strncasecmp(q, "charset=", 8) != 0)
+            continue;
+        q += 8;
+        bool quoted = *q == '"';
+        q += quoted;
+        size_t n = strcspn(q, quoted ? "\"" : "; \t");
+        snprintf(out, size, "%.*s", (int)(n < 64 ? n : 64), q);
+        return out;
+    }
+    return NULL;
+}
+
+/* True, with *message saying why (415), unless the Content-Type is a media type the endpoint
+ * reads (*csv tells which) in UTF-8. */
+static bool media_type_refused(struct request *req, const char *ctype, bool *csv,
+                               const char **message, char *buf, size_t size)
+{
+    *csv = content_type_is(ctype, "text/csv");
+    if ((!*csv && !content_type_is(ctype, "application/json")) ||
+        (*csv && req->endpoint != EP_ATTENDANCE)) {
+        *message = req->endpoint == EP_ATTENDANCE
+                       ? "Content-Type must be application/json or text/csv"
+                       : "Content-Type must be application/json";
+        return true;
+    }
+    char charset[80];
+    if (content_charset(ctype, charset, sizeof(charset)) && strcasecmp(charset, "utf-8") != 0 &&
+        strcasecmp(charset, "utf8") != 0) {
+        bx_utf8_repair(charset);
+        snprintf(buf, size,
+                 "Content-Type: charset \"%s\" is not supported; send the body in UTF-8 "
+                 "(charset=utf-8, or no charset)",
+                 charset);
+        *message = buf;
+        return true;
+    }
+    return false;
+}
+
+/* The whole body is in (the credential was checked on the headers): validate, then publish
+ * (suspended while waiting). */
 static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, struct request *req)
 {
     ingest_ctx *ctx = &req->ctx;
     ctx->now = bx_clock_now();
-    ctx->endpoint = endpoint_paths[req->endpoint];
-    if (req->too_large) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "body: larger than %lld bytes; split the upload",
-                 srv->conf.max_body);
-        req->body.len = 0; /* only the first part was kept; nothing to attach */
-        return reject_request(req, 413, "too_large", msg);
-    }
+    if (req->client)
+        req->client->body_since = 0; /* the body is in: no deadline while it is answered */
     ingest_batch *batch = &req->batch;
     bx_error err = {0};
     bx_status s;
     const char *reason = "malformed";
 
-    pthread_rwlock_rdlock(&srv->lock);
-    const struct credential *cred =
-        authenticate(srv, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
-    if (cred == NULL) {
-        pthread_rwlock_unlock(&srv->lock);
-        return send_error(conn, 401, "unauthorized",
-                          "a school credential is required: Authorization: Bearer bxk_...");
-    }
-    snprintf(req->school_id, sizeof(req->school_id), "%s", cred->school_id);
-    snprintf(req->credential_id, sizeof(req->credential_id), "%s", cred->id);
-    ctx->writer = INGEST_WRITER_KEY;
-    ctx->school_id = req->school_id;
-    ctx->credential_id = req->credential_id;
     const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-    bool csv = content_type_is(ctype, "text/csv");
-    if ((!csv && !content_type_is(ctype, "application/json")) ||
-        (csv && req->endpoint != EP_ATTENDANCE)) {
-        pthread_rwlock_unlock(&srv->lock);
-        return reject_request(req, 415, "unsupported_media_type",
-                              req->endpoint == EP_ATTENDANCE
-                                  ? "Content-Type must be application/json or text/csv"
-                                  : "Content-Type must be application/json");
-    }
+    bool csv = false;
+    const char *refusal = NULL;
+    char refusal_buf[256];
+    if (media_type_refused(req, ctype, &csv, &refusal, refusal_buf, sizeof(refusal_buf)))
+        return reject_request(req, 415, "unsupported_media_type", refusal);
+    pthread_rwlock_rdlock(&srv->lock);
     ctx->registry = srv->gen.registry;
     ctx->staff = srv->gen.staff;
     s = parse_body(req, csv, &reason, &err);
@@ -473,6 +536,108 @@ static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, 
     return MHD_YES;
 }
 
+/* The connection's deadlines (NULL only if libmicrohttpd did not tell it). */
+static struct client *client_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
+/* A refused credential: counted, and logged at most once a second (a flood of them is one line
+ * a second with the count), without the key or the address. Nothing reaches bx.dlq.v1. */
+static enum MHD_Result refuse_unauthenticated(ingest_server *srv, struct MHD_Connection *conn,
+                                              const char *path, bool had_header)
+{
+    bx_metric_add(&m_unauthenticated, 1);
+    long long now = bx_monotonic_ms();
+    if (now - srv->unauth_logged_ms >= 1000) {
+        bx_warn("%s: refused an unauthenticated request (%s), body unread; %lld more refused "
+                "since the previous such line",
+                path, had_header ? "a credential that is not valid" : "no credential",
+                srv->unauth_unlogged);
+        srv->unauth_logged_ms = now;
+        srv->unauth_unlogged = 0;
+    } else {
+        srv->unauth_unlogged++;
+    }
+    return send_error(conn, 401, "unauthorized",
+                      "a school credential is required: Authorization: Bearer bxk_...");
+}
+
+/* The body is too large: answered (and dead-lettered, without the body) at once; the rest of it
+ * is never read. */
+static enum MHD_Result refuse_too_large(ingest_server *srv, struct request *req)
+{
+    char msg[128];
+    snprintf(msg, sizeof(msg), "body: larger than %lld bytes; split the upload",
+             srv->conf.max_body);
+    if (req->client)
+        req->client->body_since = 0;
+    req->body.len = 0; /* only the first part was kept; nothing to attach */
+    req->ctx.now = bx_clock_now();
+    return reject_request(req, 413, "too_large", msg);
+}
+
+/* The headers are in: the path, the method and the credential decide before a byte of the body
+ * is read, so an unauthenticated upload costs no memory. */
+static enum MHD_Result begin(ingest_server *srv, struct MHD_Connection *conn, const char *url,
+                             const char *method, void **state)
+{
+    struct client *client = client_of(conn);
+    if (client)
+        client->header_since = 0;
+    int ep = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(url, endpoint_paths[i]) == 0)
+            ep = i;
+    if (strcmp(url, "/healthz") == 0 && strcmp(method, "GET") == 0) {
+        char reason[128] = "ok";
+        bool ok = ingest_server_healthy(srv, reason, sizeof(reason));
+        char *body = strdup(ok ? "ok\n" : "unhealthy\n");
+        return body ? send_text(conn, ok ? 200 : 503, "text/plain", body, strlen(body)) : MHD_NO;
+    }
+    if (ep < 0)
+        return send_error(conn, 404, "not_found",
+                          "unknown path; see /v1/attendance, /v1/rollcall, /v1/leave, "
+                          "/v1/actions");
+    if (strcmp(method, "POST") != 0)
+        return send_error(conn, 405, "method_not_allowed", "use POST");
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    pthread_rwlock_rdlock(&srv->lock);
+    const struct credential *cred = authenticate(srv, auth);
+    struct request *req = cred ? calloc(1, sizeof(*req)) : NULL;
+    if (req) {
+        snprintf(req->school_id, sizeof(req->school_id), "%s", cred->school_id);
+        snprintf(req->credential_id, sizeof(req->credential_id), "%s", cred->id);
+    }
+    pthread_rwlock_unlock(&srv->lock);
+    if (cred == NULL)
+        return refuse_unauthenticated(srv, conn, endpoint_paths[ep], auth != NULL);
+    if (req == NULL)
+        return MHD_NO;
+    req->endpoint = (enum endpoint)ep;
+    req->srv = srv;
+    req->conn = conn;
+    req->client = client;
+    ingest_ctx *ctx = &req->ctx;
+    ctx->endpoint = endpoint_paths[ep];
+    ctx->writer = INGEST_WRITER_KEY;
+    ctx->school_id = req->school_id;
+    ctx->credential_id = req->credential_id;
+    ingest_batch_init(&req->batch);
+    bx_buf_init(&req->body, (size_t)srv->conf.max_body);
+    *state = req;
+    if (client) {
+        client->body_since = bx_monotonic_ms();
+        client->body_bytes = 0;
+    }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strtoll(cl, NULL, 10) > srv->conf.max_body)
+        return refuse_too_large(srv, req);
+    return MHD_YES;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **state)
@@ -482,6 +647,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (req && req->phase != PH_UPLOAD) {
         /* resumed: what it waited for has answered */
         resumed(req);
+        *upload_size = 0; /* a refused body's rest is not read */
         switch (req->phase) {
         case PH_CHECK:
             return send_batch(req);
@@ -491,47 +657,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             return reply_rejected(req);
         }
     }
-    if (req == NULL) {
-        int ep = -1;
-        for (int i = 0; i < 4; i++)
-            if (strcmp(url, endpoint_paths[i]) == 0)
-                ep = i;
-        if (strcmp(url, "/healthz") == 0 && strcmp(method, "GET") == 0) {
-            char reason[128] = "ok";
-            bool ok = ingest_server_healthy(srv, reason, sizeof(reason));
-            char *body = strdup(ok ? "ok\n" : "unhealthy\n");
-            return body ? send_text(conn, ok ? 200 : 503, "text/plain", body, strlen(body))
-                        : MHD_NO;
-        }
-        if (ep < 0)
-            return send_error(conn, 404, "not_found",
-                              "unknown path; see /v1/attendance, /v1/rollcall, /v1/leave, "
-                              "/v1/actions");
-        if (strcmp(method, "POST") != 0)
-            return send_error(conn, 405, "method_not_allowed", "use POST");
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoll(cl, NULL, 10) > srv->conf.max_body) {
-            char msg[128];
-            snprintf(msg, sizeof(msg), "body: larger than %lld bytes; split the upload",
-                     srv->conf.max_body);
-            return send_error(conn, 413, "too_large", msg);
-        }
-        req = calloc(1, sizeof(*req));
-        if (req == NULL)
-            return MHD_NO;
-        req->endpoint = (enum endpoint)ep;
-        req->srv = srv;
-        req->conn = conn;
-        ingest_batch_init(&req->batch);
-        bx_buf_init(&req->body, (size_t)srv->conf.max_body);
-        *state = req;
-        return MHD_YES;
-    }
+    if (req == NULL)
+        return begin(srv, conn, url, method, state);
     if (*upload_size) {
-        if (!req->too_large && bx_buf_append(&req->body, upload, *upload_size) != BX_OK)
-            req->too_large = true;
+        if (req->client)
+            req->client->body_bytes += (long long)*upload_size;
+        bool fits = bx_buf_append(&req->body, upload, *upload_size) == BX_OK;
         *upload_size = 0;
-        return MHD_YES;
+        return fits ? MHD_YES : refuse_too_large(srv, req);
     }
     return process(srv, conn, req);
 }
@@ -539,6 +672,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 static void request_done(void *cls, struct MHD_Connection *conn, void **state,
                          enum MHD_RequestTerminationCode code)
 {
+    struct client *client = client_of(conn);
+    if (client) { /* the next request's header has its own deadline, from now */
+        client->header_since = bx_monotonic_ms();
+        client->body_since = 0;
+    }
     struct request *req = *state;
     if (req == NULL)
         return;
@@ -681,6 +819,84 @@ static bool is_loopback(const struct sockaddr_in *a)
     return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
 }
 
+/* libmicrohttpd opens and closes connections (on the event loop's thread): each gets its
+ * deadlines. */
+static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    ingest_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct client *c = calloc(1, sizeof(*c));
+        *socket_context = c;
+        if (c == NULL)
+            return; /* no deadlines of ours; libmicrohttpd's timeout still applies */
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = info ? info->connect_fd : MHD_INVALID_SOCKET;
+        c->header_since = bx_monotonic_ms();
+        c->next = srv->clients;
+        if (srv->clients)
+            srv->clients->prev = c;
+        srv->clients = c;
+    } else if (*socket_context) {
+        struct client *c = *socket_context;
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            srv->clients = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        free(c);
+        *socket_context = NULL;
+    } else {
+        return;
+    }
+    srv->nclients += code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1;
+    bx_metric_set(&m_connections, srv->nclients);
+}
+
+/* Past BX_HTTP_MAX_CONNECTIONS a new connection is closed at once (libmicrohttpd closes those past
+ * BX_HTTP_MAX_PER_CLIENT from one address before asking), rather than left in the kernel's
+ * backlog where a valid request would wait behind idle ones. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    ingest_server *srv = cls;
+    if (srv->nclients < srv->conf.max_connections)
+        return MHD_YES;
+    bx_metric_add(&m_refused, 1);
+    return MHD_NO;
+}
+
+/* Closes every connection past its header deadline, or whose body is slower than the minimum
+ * rate: shut down here, libmicrohttpd sees the end and closes it. Requests past their body (in
+ * validation, waiting for Kafka, or answering) have no deadline of ours. */
+static void sweep_deadlines(ingest_server *srv)
+{
+    long long now = bx_monotonic_ms();
+    if (now - srv->last_sweep_ms < 200)
+        return;
+    srv->last_sweep_ms = now;
+    const ingest_server_conf *conf = &srv->conf;
+    for (struct client *c = srv->clients; c; c = c->next) {
+        if (c->closing || c->fd == MHD_INVALID_SOCKET)
+            continue;
+        bool header_late = c->header_since && now - c->header_since > conf->header_timeout_ms;
+        bool body_slow =
+            c->body_since && now - c->body_since >
+                                 conf->body_timeout_ms + c->body_bytes * 1000 / conf->body_min_rate;
+        if (!header_late && !body_slow)
+            continue;
+        bx_metric_add(header_late ? &m_header_late : &m_body_slow, 1);
+        bx_debug("closing a connection: %s", header_late ? "its header took too long"
+                                                         : "its body came slower than the "
+                                                           "minimum rate");
+        shutdown(c->fd, SHUT_RDWR);
+        c->closing = true;
+    }
+}
+
 /* The event loop: waits on libmicrohttpd's epoll set and the wake eventfd, resumes what is
  * ready, and lets libmicrohttpd run. On stop it takes no new connections and runs until every
  * waiting request is answered (Kafka reports each message within its timeout), at most
@@ -721,13 +937,19 @@ static void *loop_main(void *arg)
             MHD_resume_connection(r->conn);
         }
         MHD_run(srv->daemon);
+        sweep_deadlines(srv);
     }
     if (atomic_load(&srv->waiting) > 0)
         bx_warn("stopping with %ld requests still waiting", atomic_load(&srv->waiting));
     return NULL;
 }
 
-/* libmicrohttpd on our own event loop's epoll set, with TLS when configured. */
+/* What one connection's headers may take in libmicrohttpd's pool (larger headers get 431): with
+ * the connection caps, the bound on what unauthenticated clients can hold, since their bodies are
+ * never read. */
+#define CONNECTION_MEMORY (32 * 1024)
+
+/* libmicrohttpd on our own event loop's epoll set, with TLS when configured (bx_tls's policy). */
 static bx_status start_daemon(ingest_server *srv, const struct sockaddr_in *addr, bool tls,
                               bx_error *err)
 {
@@ -744,20 +966,28 @@ static bx_status start_daemon(ingest_server *srv, const struct sockaddr_in *addr
          * from our thread); a request waiting for PostgreSQL or Kafka is suspended and holds
          * no thread. */
         unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-        if (tls)
-            flags |= MHD_USE_TLS;
+        /* Our own count closes connections past max_connections (accept_policy); the daemon's
+         * limit is above it so that the policy is asked. The idle timeout is libmicrohttpd's
+         * (it restarts on activity); the header and body deadlines are sweep_deadlines'. */
+        unsigned limit = (unsigned)conf->max_connections + 64;
         if (tls)
             srv->daemon = MHD_start_daemon(
-                flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, addr,
-                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections,
+                flags | MHD_USE_TLS, 0, accept_policy, srv, handle, srv, MHD_OPTION_SOCK_ADDR, addr,
+                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_NOTIFY_CONNECTION,
+                connection_notify, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                (unsigned)conf->max_per_client, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                (size_t)CONNECTION_MEMORY, MHD_OPTION_HTTPS_PRIORITIES, BX_TLS_GNUTLS_PRIORITIES,
                 MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
                 srv->tls_key_pem, MHD_OPTION_END);
         else
             srv->daemon = MHD_start_daemon(
-                flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, addr,
-                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections, MHD_OPTION_END);
+                flags, 0, accept_policy, srv, handle, srv, MHD_OPTION_SOCK_ADDR, addr,
+                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_NOTIFY_CONNECTION,
+                connection_notify, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                (unsigned)conf->max_per_client, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                (size_t)CONNECTION_MEMORY, MHD_OPTION_END);
         if (srv->daemon == NULL)
             s = BX_ERR(err, BX_EIO, "cannot listen on %s%s", conf->listen,
                        tls ? " with TLS (check the certificate and key)" : "");
@@ -800,6 +1030,11 @@ static void register_metrics(void)
     bx_metric_register(&m_revision);
     bx_metric_register(&m_students);
     bx_metric_register(&m_waiting);
+    bx_metric_register(&m_unauthenticated);
+    bx_metric_register(&m_connections);
+    bx_metric_register(&m_refused);
+    bx_metric_register(&m_header_late);
+    bx_metric_register(&m_body_slow);
     m_revision.value = -1;
 }
 
