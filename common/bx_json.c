@@ -609,92 +609,66 @@ static bx_status scan_member(struct scanner *s, struct frame *f, cJSON *obj)
     return BX_OK;
 }
 
-static bx_status scan_object(struct scanner *s, cJSON **out)
+/* Reads one element into arr: the value after a ',' (or the first). */
+static bx_status scan_element(struct scanner *s, struct frame *f, cJSON *arr)
 {
-    bx_status st = BX_OK;
-    struct frame *f = open_frame(s, false);
-    if (f == NULL)
-        return BX_EINVAL;
-    cJSON *obj = cJSON_CreateObject();
-    if (obj == NULL)
+    if (f->count > 0 && s->pos < s->len && s->text[s->pos] == ']')
+        return fail_at(s, s->pos, "trailing comma before ']'");
+    f->in_member = true;
+    cJSON *value = NULL;
+    bx_status st = scan_value(s, &value);
+    if (st != BX_OK)
+        return st;
+    if (!cJSON_AddItemToArray(arr, value)) {
+        cJSON_Delete(value);
         return out_of_memory(s);
-    if (s->pos < s->len && s->text[s->pos] == '}') {
-        s->pos++;
-        goto done;
     }
-    for (;;) {
-        skip_ws(s);
-        st = scan_member(s, f, obj);
-        if (st != BX_OK) {
-            cJSON_Delete(obj);
-            return st;
-        }
-        skip_ws(s);
-        if (s->pos < s->len && s->text[s->pos] == ',') {
-            s->pos++;
-            continue;
-        }
-        if (s->pos < s->len && s->text[s->pos] == '}') {
-            s->pos++;
-            break;
-        }
-        cJSON_Delete(obj);
-        return fail_found(s, "',' or '}'");
-    }
-done:
-    pop_keys(s, f);
-    s->depth--;
-    *out = obj;
+    f->in_member = false;
+    f->count++;
     return BX_OK;
 }
 
-static bx_status scan_array(struct scanner *s, cJSON **out)
+/* Reads an object or an array at s->pos: its members or elements separated by ',' up to the
+ * closing bracket. On failure everything built so far is freed (and the parse is over). */
+static bx_status scan_container(struct scanner *s, bool is_array, cJSON **out)
 {
-    bx_status st = BX_OK;
-    struct frame *f = open_frame(s, true);
+    const char close = is_array ? ']' : '}';
+    struct frame *f = open_frame(s, is_array);
     if (f == NULL)
         return BX_EINVAL;
-    cJSON *arr = cJSON_CreateArray();
-    if (arr == NULL)
+    cJSON *c = is_array ? cJSON_CreateArray() : cJSON_CreateObject();
+    if (c == NULL)
         return out_of_memory(s);
-    if (s->pos < s->len && s->text[s->pos] == ']') {
+    bx_status st = BX_OK;
+    if (s->pos < s->len && s->text[s->pos] == close) {
         s->pos++;
-        goto done;
-    }
-    for (;;) {
-        skip_ws(s);
-        cJSON *value = NULL;
-        if (f->count > 0 && s->pos < s->len && s->text[s->pos] == ']') {
-            st = fail_at(s, s->pos, "trailing comma before ']'");
-        } else {
-            f->in_member = true;
-            st = scan_value(s, &value);
-        }
-        if (st == BX_OK && !cJSON_AddItemToArray(arr, value)) {
-            cJSON_Delete(value);
-            st = out_of_memory(s);
-        }
-        if (st != BX_OK) {
-            cJSON_Delete(arr);
-            return st;
-        }
-        f->in_member = false;
-        f->count++;
-        skip_ws(s);
-        if (s->pos < s->len && s->text[s->pos] == ',') {
-            s->pos++;
-            continue;
-        }
-        if (s->pos < s->len && s->text[s->pos] == ']') {
-            s->pos++;
+    } else {
+        for (;;) {
+            skip_ws(s);
+            st = is_array ? scan_element(s, f, c) : scan_member(s, f, c);
+            if (st != BX_OK)
+                break;
+            skip_ws(s);
+            if (s->pos < s->len && s->text[s->pos] == ',') {
+                s->pos++;
+                continue;
+            }
+            if (s->pos < s->len && s->text[s->pos] == close) {
+                s->pos++;
+                break;
+            }
+            st = fail_found(s, is_array ? "',' or ']'" : "',' or '}'");
             break;
         }
-        cJSON_Delete(arr);
-        return fail_found(s, "',' or ']'");
     }
-done:
+    if (st != BX_OK) {
+        cJSON_Delete(c);
+        return st;
+    }
+    if (!is_array)
+        pop_keys(s, f);
     s->depth--;
-    *out = arr;
+    *out = c;
     return BX_OK;
 }
 
@@ -717,9 +691,9 @@ static bx_status scan_value(struct scanner *s, cJSON **out)
         return fail_found(s, "a value");
     switch (s->text[s->pos]) {
     case '{':
-        return scan_object(s, out);
+        return scan_container(s, false, out);
     case '[':
-        return scan_array(s, out);
+        return scan_container(s, true, out);
     case '"':
         bx_buf_reset(&s->value);
         st = scan_string(s, &s->value);
