@@ -41,6 +41,11 @@ static const bx_conf_row rows[] = {
                   "how long a claimed timer is held before another replica may take it"),
     BX_CONF_NUM("BX_REGISTRY_REFRESH_MS", "2000", 100, 3600000, &st.refresh_ms,
                 "how often the registry revision is checked"),
+    BX_CONF_NUM32("BX_ESCALATE_MAX_ATTEMPTS", "8", 1, 1000, &st.sc.max_attempts,
+                  "tries of one input (PostgreSQL reachable) before it is dead-lettered and its "
+                  "case flagged needs_attention"),
+    BX_CONF_NUM32("BX_ESCALATE_OUTBOX_KEEP_DAYS", "7", 1, 3650, &st.sc.outbox_keep_days,
+                  "days a relayed cases.outbox row is kept"),
 };
 
 static bx_status prepare(bx_error *err)

@@ -31,6 +31,7 @@
 #define RELAY_WAIT_MS      10000 /* how long a relay waits for the broker */
 #define DLQ_RECORD_MAX     65536 /* a bigger rejected message is dead-lettered without its bytes */
 #define PG_CONNECT_WAIT_MS 10000 /* how long connecting to PostgreSQL may wait for it */
+#define PRUNE_EVERY_MS     (3600 * 1000LL) /* how often relayed outbox rows are pruned */
 
 static bx_metric m_inputs = {"bx_escalate_inputs_total", "assessments and actions applied to cases",
                              "counter", 0, NULL};
@@ -44,6 +45,9 @@ static bx_metric m_dlq = {"bx_escalate_dlq_total", "messages sent to bx.dlq.v1",
 static bx_metric m_failures = {"bx_escalate_failures_total",
                                "messages or timers that failed and were retried", "counter", 0,
                                NULL};
+static bx_metric m_attention = {"bx_escalate_needs_attention_total",
+                                "cases flagged needs_attention for an input given up", "counter", 0,
+                                NULL};
 
 struct escalate_service {
     escalate_service_conf conf;
@@ -57,6 +61,7 @@ struct escalate_service {
     case_state before, after;
     long long duties_revision; /* registry revision and day the duties were last scheduled for */
     bx_date duties_day;
+    long long last_prune; /* bx_monotonic_ms of the last outbox prune */
 };
 
 /* ---- connections and the registry ---- */
@@ -85,7 +90,8 @@ static bx_status refresh_registry(escalate_service *sv, bx_error *err)
 
 /* ---- one message ---- */
 
-/* Queues the bx.dlq.v1 message for a refused input in a transaction of its own. */
+/* Queues the bx.dlq.v1 message for a refused input in a transaction of its own; an input given
+ * up (MESSAGES_UNAPPLIED) flags its student's case in the same transaction. */
 static bx_status dead_letter(escalate_service *sv, const rd_kafka_message_t *msg,
                              const messages_input *p, bx_error *err)
 {
@@ -109,17 +115,24 @@ static bx_status dead_letter(escalate_service *sv, const rd_kafka_message_t *msg
     };
     bx_buf b;
     bx_buf_init(&b, 4 * DLQ_RECORD_MAX);
-    int added = 0;
+    int added = 0, flagged = 0;
     bx_status s = bx_dlq_build(&letter, &b, err);
     if (s == BX_OK) {
         s = bx_pg_exec(sv->db, "BEGIN", err);
         IFOK(s, escalate_outbox_add(sv->db, BX_TOPIC_DLQ, p->student[0] ? p->student : "unknown",
                                     event_id, b.data, &added, err));
+        if (p->bad == MESSAGES_UNAPPLIED && p->student[0])
+            IFOK(s, escalate_store_flag_attention(sv->db, p->student, 0, event_id, p->error,
+                                                  letter.received_at, &flagged, err));
         IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
-        if (s != BX_OK)
+        if (s != BX_OK) {
             bx_pg_rollback(sv->db);
-        else if (added)
-            bx_metric_add(&m_dlq, 1);
+        } else {
+            bx_metric_add(&m_dlq, added);
+            bx_metric_add(&m_attention, flagged);
+            if (flagged)
+                bx_warn("student %s: case flagged needs_attention (%s)", p->student, event_id);
+        }
     }
     bx_buf_free(&b);
     return s;
@@ -208,8 +221,10 @@ static bx_status apply_input(escalate_service *sv, messages_input *p, bx_error *
             snprintf(p->error, sizeof(p->error), "%s", step_err.msg);
             return BX_OK;
         }
+        /* the step is a pure function of the state and the input: what fails once (a full task
+         * table, BX_ENOMEM) fails every time, so it is not retried */
         if (st != BX_OK)
-            s = BX_ERR(err, st, "student %s: %s", p->student, step_err.msg);
+            s = BX_ERR(err, BX_EINVAL, "student %s: %s", p->student, step_err.msg);
     }
     int added = 0;
     IFOK(s, write_step(sv, &row, case_school(&row, p->school), student, &p->in, &added, err));
@@ -235,12 +250,28 @@ typedef struct message_try {
     escalate_service *sv;
     const rd_kafka_message_t *msg;
     messages_input *p;
+    int failures; /* retriable failures with PostgreSQL reachable */
 } message_try;
 
+/* A retriable failure while PostgreSQL is reachable is the input's or its case's (a case state
+ * this policy cannot read, a race lost again and again): after conf.max_attempts of them it is
+ * given up as not retriable, so one input cannot hold its partition forever. PostgreSQL down is
+ * waited out however long it takes. */
+static bx_status bound_attempts(message_try *t, bx_status s, bx_error *err)
+{
+    if (s == BX_OK || !bx_status_is_retriable(s) || bx_pg_is_broken(t->sv->db))
+        return s;
+    if (++t->failures < t->sv->conf.max_attempts)
+        return s;
+    char why[sizeof(err->msg)];
+    snprintf(why, sizeof(why), "%s", err->msg);
+    return BX_ERR(err, BX_EINVAL, "given up after %d attempts: %.400s", t->failures, why);
+}
+
 /* One try: apply the input, or dead-letter it when it was refused (bad). The statuses say what a
- * retry can mend: PostgreSQL down or a lost race (BX_EIO, BX_ETRANSIENT) is waited out; a case
- * state this policy cannot read is too (the input is neither applied nor skipped until the state
- * or the policy is put right); anything else that is not retriable gives the input up. */
+ * retry can mend: PostgreSQL down is waited out; a lost race or a case state this policy cannot
+ * read is retried a bounded number of times (bound_attempts); anything else that is not
+ * retriable gives the input up. */
 static bx_status try_message(void *arg, bx_error *err)
 {
     message_try *t = arg;
@@ -251,6 +282,7 @@ static bx_status try_message(void *arg, bx_error *err)
                 (int)t->msg->partition, (long long)t->msg->offset, t->p->error);
         s = dead_letter(sv, t->msg, t->p, err);
     }
+    s = bound_attempts(t, s, err);
     atomic_store(&sv->healthy, s == BX_OK);
     if (s != BX_OK)
         bx_metric_add(&m_failures, 1);
@@ -267,8 +299,8 @@ static void recover_pg(void *arg)
 }
 
 /* Applies one message, retrying what a retry can mend; an input that cannot be applied is
- * dead-lettered. Its offset is stored once it is done; when the service stops first it is not,
- * and the message is redelivered. */
+ * dead-lettered, and one given up flags its case. Its offset is stored once it is done; when the
+ * service stops first it is not, and the message is redelivered. */
 static void handle_message(escalate_service *sv, const rd_kafka_message_t *msg)
 {
     static messages_input p;
@@ -276,18 +308,20 @@ static void handle_message(escalate_service *sv, const rd_kafka_message_t *msg)
     char what[160];
     snprintf(what, sizeof(what), "%s [%d] offset %lld", rd_kafka_topic_name(msg->rkt),
              (int)msg->partition, (long long)msg->offset);
-    message_try t = {sv, msg, &p};
+    message_try t = {sv, msg, &p, 0};
     const bx_retry_ops ops = {.attempt = try_message,
                               .recover = recover_pg,
                               .running = sv->conf.running,
                               .min_ms = 200,
                               .max_ms = 5000,
+                              .jitter = true,
                               .what = what};
     bx_error err = {0};
     bx_retry_verdict v = bx_retry_run(&ops, &t, &err);
     if (v == BX_RETRY_DEADLETTER && !p.bad) {
         p.bad = MESSAGES_UNAPPLIED;
         snprintf(p.error, sizeof(p.error), "%s", err.msg);
+        t.failures = 0;
         v = bx_retry_run(&ops, &t, &err);
     }
     if (v == BX_RETRY_DEADLETTER)
@@ -403,6 +437,33 @@ static bx_status fire_timer(PGconn *db, const timers_timer *timer, void *arg, bx
     return s;
 }
 
+/* A timer whose firing failed for good with PostgreSQL reachable (its case's state cannot be
+ * read: not retriable; or conf.max_attempts claims failed) is cancelled and its case flagged
+ * needs_attention in one transaction, instead of being claimed again after every lease for ever. */
+static void give_up_timer(escalate_service *sv, const timers_timer *timer, const char *why,
+                          bx_time_ms now)
+{
+    char flag_id[TIMERS_KEY_MAX + 8], reason[600];
+    snprintf(flag_id, sizeof(flag_id), "timer:%s", timer->key);
+    snprintf(reason, sizeof(reason), "timer %s given up after %d attempt%s: %s", timer->key,
+             timer->attempts, timer->attempts == 1 ? "" : "s", why);
+    bx_error err = {0};
+    int cancelled = 0, flagged = 0;
+    bx_status s = bx_pg_exec(sv->db, "BEGIN", &err);
+    IFOK(s, timers_cancel(sv->db, timer->key, now, &cancelled, &err));
+    if (timer->case_id > 0)
+        IFOK(s, escalate_store_flag_attention(sv->db, NULL, timer->case_id, flag_id, reason, now,
+                                              &flagged, &err));
+    IFOK(s, bx_pg_exec(sv->db, "COMMIT", &err));
+    if (s != BX_OK) {
+        bx_pg_rollback(sv->db);
+        bx_warn("timer %s: cannot be given up (%s); retried after its lease", timer->key, err.msg);
+        return;
+    }
+    bx_metric_add(&m_attention, flagged);
+    bx_warn("%s; cancelled%s", reason, flagged ? ", case flagged needs_attention" : "");
+}
+
 static void fire_due_timers(escalate_service *sv)
 {
     timers_list list = {0};
@@ -438,13 +499,34 @@ static void fire_due_timers(escalate_service *sv)
             bx_debug("timer %s fired", list.items[i].key);
         } else if (s != BX_ECONFLICT) {
             bx_metric_add(&m_failures, 1);
-            bx_warn("timer %s failed (%s); retried after its lease", list.items[i].key, ferr.msg);
+            if ((!bx_status_is_retriable(s) || list.items[i].attempts >= sv->conf.max_attempts) &&
+                !bx_pg_is_broken(sv->db))
+                give_up_timer(sv, &list.items[i], ferr.msg, now);
+            else
+                bx_warn("timer %s failed (%s); retried after its lease", list.items[i].key,
+                        ferr.msg);
         }
     }
     timers_list_free(&list);
 }
 
 /* ---- the loop ---- */
+
+/* Retention: relayed outbox rows go after conf.outbox_keep_days, checked hourly. */
+static void prune_outbox(escalate_service *sv)
+{
+    long long now = bx_monotonic_ms();
+    if (sv->last_prune && now - sv->last_prune < PRUNE_EVERY_MS)
+        return;
+    sv->last_prune = now;
+    int deleted = 0;
+    bx_error err = {0};
+    if (escalate_store_prune_outbox(sv->db, sv->conf.outbox_keep_days, &deleted, &err) != BX_OK)
+        bx_warn("outbox prune: %s", err.msg);
+    else if (deleted > 0)
+        bx_info("outbox: %d relayed rows older than %d days deleted", deleted,
+                sv->conf.outbox_keep_days);
+}
 
 static void relay(escalate_service *sv)
 {
@@ -507,6 +589,7 @@ bx_status escalate_service_start(const escalate_service_conf *conf, escalate_ser
     bx_metric_register(&m_sent);
     bx_metric_register(&m_dlq);
     bx_metric_register(&m_failures);
+    bx_metric_register(&m_attention);
     bx_status s = bx_pg_reconnect(&sv->db, conf->pg_url, PG_CONNECT_WAIT_MS, err);
     IFOK(s, load_registry(sv, err));
     IFOK(s, bx_producer_new(conf->brokers, NULL, &sv->producer, err));
@@ -562,4 +645,5 @@ void escalate_service_tick(escalate_service *sv)
         return;
     }
     schedule_duties(sv);
+    prune_outbox(sv);
 }

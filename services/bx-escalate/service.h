@@ -21,8 +21,10 @@ typedef struct escalate_service_conf {
     const char *pseudonym_key;         /* analysts' HMAC key (bx_pseudonym) */
     const char *analytics_cases_topic; /* bx.analytics.cases.v1 */
     const ladder_policy *policy;
-    const duties_policy *duties;          /* calendar duties; NULL: none scheduled or run */
-    int timer_lease_ms;                   /* how long a claimed timer is held */
+    const duties_policy *duties; /* calendar duties; NULL: none scheduled or run */
+    int timer_lease_ms;          /* how long a claimed timer is held */
+    int max_attempts;            /* tries of one input before it is given up (the connection up) */
+    int outbox_keep_days;        /* relayed cases.outbox rows are deleted after this many days */
     const volatile sig_atomic_t *running; /* a failing message is retried while *running */
 } escalate_service_conf;
 
@@ -34,13 +36,17 @@ bx_status escalate_service_start(const escalate_service_conf *conf, escalate_ser
                                  bx_error *err) BX_MUSTCHECK;
 /* One loop iteration: polls messages (up to about 100 ms for the first) and applies each, fires
  * the due timers, relays the outbox. A message refused as input (not JSON, invalid, an unknown
- * student) is dead-lettered to bx.dlq.v1. A failure a retry can mend (PostgreSQL down, a lost
- * race, a case state the policy cannot read) is retried (reconnecting, bx_retry_run) until it
- * succeeds or *conf->running turns false; then its offset is not stored and it is redelivered
- * later. Any other failure dead-letters the message (reason "other") and moves on. */
+ * student) is dead-lettered to bx.dlq.v1. PostgreSQL down is waited out (reconnecting,
+ * bx_retry_run) until it is back or *conf->running turns false; then the offset is not stored and
+ * the message is redelivered later. Another failure a retry may mend (a lost race, a case state
+ * the policy cannot read) is retried up to conf->max_attempts times; one no retry mends (a full
+ * task table, a value the database refuses) is not retried. A message given up is dead-lettered
+ * (reason "other") and its student's case flagged in cases.needs_attention in the same
+ * transaction, and the partition moves on. */
 void escalate_service_step(escalate_service *sv);
-/* Periodic work: reloads the registry when its revision changed, and schedules the calendar
- * duties of the terms not yet over when the revision or the day changed. */
+/* Periodic work: reloads the registry when its revision changed, schedules the calendar duties
+ * of the terms not yet over when the revision or the day changed, and (hourly) deletes relayed
+ * outbox rows older than conf->outbox_keep_days. */
 void escalate_service_tick(escalate_service *sv);
 /* bx_health_fn over an escalate_service: healthy unless the last attempt failed. */
 bool escalate_service_healthy(void *arg, char *reason, size_t size);

@@ -12,6 +12,8 @@
 #include "state_json.h"
 #include "timers.h"
 
+#include <inttypes.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,4 +340,45 @@ bx_status escalate_store_terms_from(PGconn *db, const char *day, PGresult **res,
                        "SELECT calendar_id, code, first_day::text, last_day::text FROM "
                        "registry.calendar_term WHERE last_day >= $1::date ORDER BY 1, 3",
                        1, (const char *[]){day}, res, err);
+}
+
+bx_status escalate_store_flag_attention(PGconn *db, const char *student_id, int64_t case_id,
+                                        const char *flag_id, const char *reason, bx_time_ms at,
+                                        int *flagged, bx_error *err)
+{
+    char at_text[40], case_text[24];
+    bx_time_format_pg(at, at_text);
+    snprintf(case_text, sizeof(case_text), "%" PRId64, case_id);
+    PGresult *res = NULL;
+    *flagged = 0;
+    bx_status s = bx_pg_query(
+        db,
+        "INSERT INTO cases.needs_attention (case_id, dlq_event_id, reason, flagged_at) "
+        "SELECT id, left($3, 200), left($4, 1000), $5::timestamptz FROM cases.case "
+        "WHERE CASE WHEN $2::bigint > 0 THEN id = $2::bigint ELSE student_id = $1 END "
+        "ORDER BY closed_at IS NULL DESC, opened_at DESC, id DESC LIMIT 1 "
+        "ON CONFLICT (dlq_event_id) DO NOTHING",
+        5, (const char *[]){student_id ? student_id : "", case_text, flag_id, reason, at_text},
+        &res, err);
+    if (s == BX_OK)
+        *flagged = (int)strtol(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return s;
+}
+
+bx_status escalate_store_prune_outbox(PGconn *db, int keep_days, int *deleted, bx_error *err)
+{
+    char days[16];
+    snprintf(days, sizeof(days), "%d", keep_days);
+    PGresult *res = NULL;
+    *deleted = 0;
+    bx_status s = bx_pg_query(db,
+                              "DELETE FROM cases.outbox WHERE id IN (SELECT id FROM cases.outbox "
+                              "WHERE sent_at < now() - make_interval(days => $1::int) LIMIT "
+                              "10000)",
+                              1, (const char *[]){days}, &res, err);
+    if (s == BX_OK)
+        *deleted = (int)strtol(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return s;
 }

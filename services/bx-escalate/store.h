@@ -75,4 +75,19 @@ bx_status escalate_store_county_counts(PGconn *db, const char *calendar_id, cons
 bx_status escalate_store_terms_from(PGconn *db, const char *day, PGresult **res,
                                     bx_error *err) BX_MUSTCHECK;
 
+/* ---- operations ---- */
+
+/* Flags a case for a person's attention: case_id's when it is > 0, else student_id's (the open
+ * one, else the latest). flag_id names what was given up and makes a repeat a no-op: the dead
+ * letter's event id for an input, "timer:<key>" for a timer (cut to 200 bytes); reason is cut to
+ * 1000. Inside the caller's transaction (the one that queues the dead letter or cancels the
+ * timer). *flagged is 1 for a new flag, 0 when there is no such case or it was flagged before. */
+bx_status escalate_store_flag_attention(PGconn *db, const char *student_id, int64_t case_id,
+                                        const char *flag_id, const char *reason, bx_time_ms at,
+                                        int *flagged, bx_error *err) BX_MUSTCHECK;
+/* Deletes up to 10000 outbox rows relayed more than keep_days ago by PostgreSQL's own clock
+ * (sent_at is its now(), not the project clock); *deleted says how many. */
+bx_status escalate_store_prune_outbox(PGconn *db, int keep_days, int *deleted,
+                                      bx_error *err) BX_MUSTCHECK;
+
 #endif

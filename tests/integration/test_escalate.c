@@ -134,6 +134,8 @@ static void wait_for_leaders(const char *topic)
     bx_producer_free(p, 1000);
 }
 
+static const char *extra_setting; /* one more setting of the case's service, or NULL */
+
 static void svc_run(svc *s)
 {
     char risk_env[160], actions_env[160], group_env[160], pg_env[600];
@@ -147,6 +149,7 @@ static void svc_run(svc *s)
                          pg_env,
                          "BX_TIMER_LEASE_MS=2000",
                          "BX_REGISTRY_REFRESH_MS=200",
+                         extra_setting,
                          NULL};
     s->pid =
         itest_service_start(itest_env("BX_ESCALATE_BIN", BX_ESCALATE_BIN), s->clock, env, &s->port);
@@ -159,11 +162,15 @@ static void svc_start(svc *s, int students, const char *local_time)
     snprintf(s->risk, sizeof(s->risk), "bx.itest.esc.risk.%s", tag);
     snprintf(s->actions, sizeof(s->actions), "bx.itest.esc.actions.%s", tag);
     snprintf(s->group, sizeof(s->group), "bx-escalate-itest-%s", tag);
-    const char *const topics[] = {s->risk, s->actions, BX_TOPIC_CASE_EVENTS,
-                                  BX_TOPIC_NOTIFY_REQUESTS, BX_TOPIC_DLQ};
-    const int partitions[] = {2, 2, 3, 3, 3};
+    const char *const topics[] = {s->risk,
+                                  s->actions,
+                                  BX_TOPIC_CASE_EVENTS,
+                                  BX_TOPIC_NOTIFY_REQUESTS,
+                                  BX_TOPIC_DLQ,
+                                  BX_TOPIC_ANALYTICS_CASES};
+    const int partitions[] = {2, 2, 3, 3, 3, 3};
     bx_error err = {0};
-    REQUIRE(bx_kafka_create_topics(brokers(), topics, partitions, 5, 15000, &err) == BX_OK);
+    REQUIRE(bx_kafka_create_topics(brokers(), topics, partitions, 6, 15000, &err) == BX_OK);
     wait_for_leaders(s->risk);
     wait_for_leaders(s->actions);
     s->clock = itest_clock_file(local_time);
@@ -242,7 +249,17 @@ static void settle(svc *s)
 
 /* ---- messages ---- */
 
+/* An assessment of student produced with key (NULL: the student id, so its own partition). */
+static void assess_keyed(svc *s, int student, const char *local_time, int streak, const char *start,
+                         const char *key);
+
 static void assess(svc *s, int student, const char *local_time, int streak, const char *start)
+{
+    assess_keyed(s, student, local_time, streak, start, NULL);
+}
+
+static void assess_keyed(svc *s, int student, const char *local_time, int streak, const char *start,
+                         const char *key)
 {
     char id[40], *v = NULL, ss[20];
     student_id(student, id);
@@ -266,7 +283,7 @@ static void assess(svc *s, int student, const char *local_time, int streak, cons
                       id, local_time, id, local_time, streak, ss, 10 * streak, local_time,
                       local_time + 11) == BX_OK);
     v = bx_buf_steal(&b);
-    produce_logged(s, s->risk, id, v);
+    produce_logged(s, s->risk, key ? key : id, v);
 }
 
 /* An action with its details object. */
@@ -510,6 +527,76 @@ BX_TEST(malformed_message_goes_to_the_dlq)
     CHECK_INT(itest_metric(s.port, "bx_escalate_dlq_total"), 2);
     bx_buf_free(&got);
     itest_mark_free(m);
+    svc_stop(&s);
+}
+
+/* ---- a poisoned message (issue 14, defect 10) ---- */
+
+/* An input whose case state the policy cannot read is retried a bounded number of times, not
+ * forever: then it goes to bx.dlq.v1 with its reason, its case is flagged needs_attention (and
+ * listed by bxctl case list --attention), and the good inputs before and after it on the same
+ * partition are applied. */
+BX_TEST(a_poisoned_message_is_dead_lettered_its_case_flagged_and_the_partition_moves_on)
+{
+    extra_setting = "BX_ESCALATE_MAX_ATTEMPTS=3";
+    svc s;
+    svc_start(&s, 3, "2026-09-28 08:00");
+    extra_setting = NULL;
+    char id1[40], id2[40], id3[40];
+    student_id(1, id1);
+    student_id(2, id2);
+    student_id(3, id3);
+    assess(&s, 2, "2026-09-28 08:30", 1, "2026-09-28");
+    settle(&s);
+    CHECK_INT(count_of("SELECT count(*) FROM cases.case WHERE student_id = $1", id2), 1);
+    char poison[200];
+    snprintf(poison, sizeof(poison),
+             "UPDATE cases.case SET state = '\"unreadable\"'::jsonb WHERE student_id = '%s'", id2);
+    itest_sql_exec(db_url, poison);
+    itest_mark *m = itest_topic_mark(BX_TOPIC_DLQ);
+    /* one key: the three on one partition, the poisoned one between the good ones */
+    assess_keyed(&s, 1, "2026-09-29 08:30", 1, "2026-09-29", "poison");
+    assess_keyed(&s, 2, "2026-09-29 08:31", 2, "2026-09-28", "poison");
+    assess_keyed(&s, 3, "2026-09-29 08:32", 1, "2026-09-29", "poison");
+    settle(&s);
+    CHECK_INT(count_of("SELECT count(*) FROM cases.case WHERE student_id = $1", id1), 1);
+    CHECK_INT(count_of("SELECT count(*) FROM cases.case WHERE student_id = $1", id3), 1);
+    CHECK_INT(count_of("SELECT count(*) FROM cases.needs_attention a JOIN cases.case c ON c.id = "
+                       "a.case_id WHERE c.student_id = $1 AND a.reason LIKE '%given up after 3 "
+                       "attempts%' AND a.dlq_event_id LIKE 'dlq:bx-escalate:%'",
+                       id2),
+              1);
+    /* its due deadline cannot fire for good either: cancelled, the same case flagged */
+    CHECK_INT(count_of("SELECT count(DISTINCT case_id) FROM cases.needs_attention", NULL), 1);
+    CHECK_INT(count_of("SELECT count(*) FROM cases.needs_attention WHERE dlq_event_id LIKE "
+                       "'dlq:%'",
+                       NULL),
+              1);
+    CHECK(count_of("SELECT count(*) FROM cases.needs_attention a JOIN cases.timer t ON "
+                   "'timer:' || t.timer_key = a.dlq_event_id WHERE t.cancelled",
+                   NULL) >= 1);
+    CHECK(itest_metric(s.port, "bx_escalate_needs_attention_total") >= 2);
+    bx_buf got;
+    bx_buf_init(&got, 0);
+    CHECK(itest_topic_collect(m, id2, 1, 20000, &got) >= 1);
+    CHECK_CONTAINS(got.data, "\"reason\":\"other\"");
+    CHECK_CONTAINS(got.data, "given up after 3 attempts");
+    bx_buf_free(&got);
+    itest_mark_free(m);
+    /* bxctl case list --attention lists the flagged case with its reason, and only it */
+    char env_url[600];
+    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
+    const char *env[] = {env_url, NULL};
+    const char *argv[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "case", "list", "--attention", NULL};
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    CHECK_INT(itest_run(argv, env, &out), 0);
+    CHECK_CONTAINS(out.data, id2);
+    CHECK_CONTAINS(out.data, "needs attention: given up after 3 attempts");
+    CHECK_CONTAINS(out.data, "1 case needing attention");
+    CHECK(strstr(out.data, id1) == NULL);
+    bx_buf_free(&out);
+    forget_log();
     svc_stop(&s);
 }
 

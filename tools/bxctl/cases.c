@@ -105,7 +105,8 @@ void bxctl_time_text(const char *iso, char out[17])
 /* ---- case list ---- */
 
 /* Open cases with where they are, their task counts and next deadline. $1 school, $2 township, $3
- * county, $4 stage ('' = any), $5 only those with an overdue open task, $6 now in ms. The name
+ * county, $4 stage ('' = any), $5 only those with an overdue open task, $6 now in ms, $7 instead
+ * the cases flagged needs_attention (open or closed) with the latest reason (column 11). The name
  * column reads registry.student_private only in the --names variant. */
 #define LIST_SQL_HEAD                                                                              \
     "SELECT c.id, c.student_id, c.school_id, coalesce(s.township_code, ''), "                      \
@@ -121,14 +122,19 @@ void bxctl_time_text(const char *iso, char out[17])
                                             " WHERE k.case_id = c.id AND k.done_at IS NULL), "     \
                                             "''), "
 #define LIST_SQL_TAIL                                                                              \
+    ", (SELECT a.reason FROM cases.needs_attention a WHERE a.case_id = c.id AND a.cleared_at IS "  \
+    "NULL ORDER BY a.id DESC LIMIT 1) AS attention"                                                \
     " FROM cases.case c CROSS JOIN (SELECT to_timestamp($6::bigint / 1000.0) AS t) now_ts "        \
     "LEFT JOIN registry.school s ON s.id = c.school_id "                                           \
     "LEFT JOIN registry.township t ON t.code = s.township_code "                                   \
-    "WHERE c.closed_at IS NULL AND ($1 = '' OR c.school_id = $1) "                                 \
+    "WHERE (c.closed_at IS NULL OR $7::boolean) AND ($1 = '' OR c.school_id = $1) "                \
     "AND ($2 = '' OR s.township_code = $2) AND ($3 = '' OR t.county_code = $3) "                   \
     "AND ($4 = '' OR c.stage = $4) AND (NOT $5::boolean OR EXISTS (SELECT 1 FROM cases.task k "    \
     " WHERE k.case_id = c.id AND k.done_at IS NULL AND "                                           \
     " (k.overdue_at IS NOT NULL OR k.due_at <= now_ts.t))) "                                       \
+    "AND (NOT $7::boolean OR EXISTS (SELECT 1 FROM cases.needs_attention a WHERE a.case_id = "     \
+    "c.id "                                                                                        \
+    " AND a.cleared_at IS NULL)) "                                                                 \
     "ORDER BY 5, 4, c.school_id, c.student_id"
 
 static const char list_sql[] = LIST_SQL_HEAD "NULL::text" LIST_SQL_TAIL;
@@ -139,7 +145,7 @@ static const char list_sql_names[] =
 static int list_usage(void)
 {
     fprintf(stderr, "usage: bxctl case list [--school ID] [--township CODE] [--county CODE] "
-                    "[--stage NAME] [--overdue] [--names] [--json]\n");
+                    "[--stage NAME] [--overdue] [--attention] [--names] [--json]\n");
     return 2;
 }
 
@@ -172,7 +178,13 @@ static const bxctl_json_field list_fields[] = {
     {"overdue_tasks", 8, BXCTL_JSON_RAW}, {"next_due", 9, BXCTL_JSON_OR_NULL}};
 static const bxctl_json_field list_name_field[] = {{"name", 10, BXCTL_JSON_NULLABLE}};
 
-static int print_list_json(PGresult *res, bool names)
+/* A flag's reason as printed: digit runs masked, as bxctl audit does. */
+static void attention_text(PGresult *res, int row, char *out, size_t size)
+{
+    bxctl_mask_digits(PQgetisnull(res, row, 11) ? "" : PQgetvalue(res, row, 11), out, size);
+}
+
+static int print_list_json(PGresult *res, bool names, bool attention)
 {
     bx_buf b;
     bx_buf_init(&b, 0);
@@ -183,6 +195,12 @@ static int print_list_json(PGresult *res, bool names)
         if (names) {
             IFOK(st, bx_buf_puts(&b, ","));
             IFOK(st, BXCTL_JSON_FIELDS(&b, res, i, list_name_field));
+        }
+        if (attention) {
+            char why[1100];
+            attention_text(res, i, why, sizeof(why));
+            IFOK(st, bx_buf_puts(&b, ",\"attention\":"));
+            IFOK(st, bx_buf_json_string(&b, why));
         }
         IFOK(st, bx_buf_puts(&b, "}"));
     }
@@ -195,7 +213,7 @@ static int print_list_json(PGresult *res, bool names)
     return st == BX_OK ? 0 : 1;
 }
 
-static void print_list_text(PGresult *res, bool names)
+static void print_list_text(PGresult *res, bool names, bool attention)
 {
     int n = PQntuples(res);
     printf("%-32s %-12s %-9s %-16s %-16s %5s %7s  %-16s%s\n", "student", "school", "township",
@@ -210,15 +228,23 @@ static void print_list_text(PGresult *res, bool names)
                PQgetvalue(res, i, 7), PQgetvalue(res, i, 8), due);
         if (names)
             printf("  %s", PQgetisnull(res, i, 10) ? "-" : PQgetvalue(res, i, 10));
+        if (attention) {
+            char why[1100];
+            attention_text(res, i, why, sizeof(why));
+            printf("\n    needs attention: %s", why);
+        }
         printf("\n");
     }
-    printf("%d open case%s\n", n, n == 1 ? "" : "s");
+    if (attention)
+        printf("%d case%s needing attention\n", n, n == 1 ? "" : "s");
+    else
+        printf("%d open case%s\n", n, n == 1 ? "" : "s");
 }
 
 static int case_list(bxctl_ctx *ctx, int argc, char **argv)
 {
     const char *school = "", *township = "", *county = "", *stage = "";
-    bool overdue = false, json = false, names = false;
+    bool overdue = false, json = false, names = false, attention = false;
     for (int i = 0; i < argc; i++) {
         bool has_value = i + 1 < argc;
         if (strcmp(argv[i], "--school") == 0 && has_value)
@@ -231,6 +257,8 @@ static int case_list(bxctl_ctx *ctx, int argc, char **argv)
             stage = argv[++i];
         else if (strcmp(argv[i], "--overdue") == 0)
             overdue = true;
+        else if (strcmp(argv[i], "--attention") == 0)
+            attention = true;
         else if (strcmp(argv[i], "--json") == 0)
             json = true;
         else if (strcmp(argv[i], "--names") == 0)
@@ -259,16 +287,22 @@ static int case_list(bxctl_ctx *ctx, int argc, char **argv)
         return 1;
     char now[32];
     bxctl_now_param(now);
-    const char *params[] = {school, township, county, stage, overdue ? "true" : "false", now};
+    const char *params[] = {school,
+                            township,
+                            county,
+                            stage,
+                            overdue ? "true" : "false",
+                            now,
+                            attention ? "true" : "false"};
     PGresult *res = NULL;
     bx_error err = {0};
     int rc = 1;
-    if (bx_pg_query(db, names ? list_sql_names : list_sql, 6, params, &res, &err) != BX_OK)
+    if (bx_pg_query(db, names ? list_sql_names : list_sql, 7, params, &res, &err) != BX_OK)
         fprintf(stderr, "bxctl case list: %s\n", err.msg);
     else if (json)
-        rc = print_list_json(res, names);
+        rc = print_list_json(res, names, attention);
     else {
-        print_list_text(res, names);
+        print_list_text(res, names, attention);
         rc = 0;
     }
     PQclear(res);
