@@ -208,6 +208,46 @@ static void parse_message(const rd_kafka_message_t *msg, request *rq)
     }
 }
 
+/* Whether the len bytes at p hold needle. */
+static bool holds(const char *p, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; n <= len && i <= len - n; i++)
+        if (memcmp(p + i, needle, n) == 0)
+            return true;
+    return false;
+}
+
+/* A request with a one-time code ({code}, an activation code) is dead-lettered with the code
+ * masked: *copy is the record to send (caller frees), NULL when it holds no "code". When even the
+ * copy cannot be made, *drop says to send the letter without its record. */
+static void record_without_code(const rd_kafka_message_t *msg, const request *rq, char **copy,
+                                bool *drop)
+{
+    *copy = NULL;
+    *drop = false;
+    if (!holds(msg->payload, msg->len, "\"code\""))
+        return;
+    *copy = malloc(msg->len + 1);
+    if (*copy == NULL) {
+        *drop = true;
+        return;
+    }
+    memcpy(*copy, msg->payload, msg->len);
+    (*copy)[msg->len] = '\0';
+    const char *code = NULL;
+    for (int i = 0; i < rq->nparams; i++)
+        if (strcmp(rq->param_names[i], "code") == 0)
+            code = rq->param_values[i];
+    size_t n = code ? strlen(code) : 0;
+    if (n == 0) {
+        template_mask_codes(*copy);
+        return;
+    }
+    for (char *p = *copy; p < *copy + msg->len && (p = strstr(p, code)) != NULL; p += n)
+        memset(p, '*', n);
+}
+
 /* Writes msg's dead letter to the outbox (in the open transaction). A letter that does not fit its
  * buffer (a record that grows past it when escaped) goes without the record rather than never. */
 static bx_status dead_letter(notify_service *sv, const rd_kafka_message_t *msg, const request *rq,
@@ -235,9 +275,17 @@ static bx_status dead_letter(notify_service *sv, const rd_kafka_message_t *msg, 
         .record_max = DLQ_RECORD_MAX,
         .received_at = now,
     };
+    char *masked = NULL;
+    bool drop = false;
+    record_without_code(msg, rq, &masked, &drop);
+    if (masked != NULL)
+        l.record = masked;
+    else if (drop)
+        l.record = NULL;
     bx_buf b;
     bx_buf_init(&b, 4 * DLQ_RECORD_MAX);
     bx_status s = bx_dlq_build(&l, &b, err);
+    free(masked);
     if (s == BX_ENOMEM) {
         bx_buf_reset(&b);
         l.record = NULL;

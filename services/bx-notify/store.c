@@ -1,6 +1,7 @@
 /* store: bx-notify's rows in PostgreSQL, each change with its status message in one
  * transaction. */
 #include "store.h"
+#include "template.h"
 
 #include "bx_clock.h"
 #include "bx_log.h"
@@ -61,6 +62,7 @@ bx_status notify_store_status_json(const notify_store_ctx *ctx, const char *requ
         char masked[512];
         snprintf(masked, sizeof(masked), "%.500s", reason);
         bx_log_mask(masked);
+        template_mask_codes(masked); /* an activation code a provider echoed */
         IFOK(s, bx_buf_json_string(out, masked));
     } else {
         IFOK(s, bx_buf_puts(out, "null"));

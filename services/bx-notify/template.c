@@ -6,6 +6,7 @@
 #include "bx_json.h"
 #include "bx_policyfile.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@
 #define SHOWN              40 /* bytes of a bad value quoted in an error */
 #define ID_DIGITS_MAX      6  /* a guardian message carries no digit run longer than this */
 #define COUNT_DIGITS_MAX   9  /* a count placeholder's value: 0 to 999999999 */
+#define CODE_DIGITS_MIN    TEMPLATE_CODE_DIGITS_MIN
+#define CODE_DIGITS_MAX    TEMPLATE_CODE_DIGITS_MAX
 
 typedef enum audience { AUDIENCE_UNSET, AUDIENCE_GUARDIAN, AUDIENCE_STAFF } audience;
 
@@ -37,6 +40,7 @@ typedef enum ph_form {
     FORM_STAGE, /* a stage -> its label */
     FORM_COUNT, /* a count of children or cases: a whole number from 0, as given */
     FORM_TERM,  /* a term code: "2026-autumn" -> 2026年秋季学期 */
+    FORM_CODE,  /* a one-time code: digits only, bounded, never quoted in an error */
 } ph_form;
 
 /* Every placeholder a template may use. budget: the characters assumed for the value when the
@@ -73,6 +77,8 @@ static const struct placeholder {
     {"dropouts", FORM_COUNT, false, 3},
     {"opened", FORM_COUNT, false, 3},
     {"returned", FORM_COUNT, false, 3},
+    /* a staff member's bx-console activation code (bxctl staff invite|reset) */
+    {"code", FORM_CODE, false, 8},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -637,6 +643,12 @@ static bx_status fill(const template_set *ts, const template_def *t, const struc
                           t->name, ph->name, SHOWN, value);
         *res = value;
         return BX_OK;
+    case FORM_CODE:
+        if (vl < CODE_DIGITS_MIN || vl > CODE_DIGITS_MAX || strspn(value, "0123456789") != vl)
+            return BX_ERR(err, BX_EINVAL, "template %s: {%s}: expected %d to %d digits", t->name,
+                          ph->name, CODE_DIGITS_MIN, CODE_DIGITS_MAX);
+        *res = value;
+        return BX_OK;
     case FORM_TERM:
         if (template_format_term(value, shown, shown_size) != BX_OK)
             return BX_ERR(err, BX_EINVAL, "template %s: {%s}: a term code of at most %zu bytes",
@@ -719,4 +731,21 @@ full:
     out[0] = '\0';
     return BX_ERR(err, BX_ENOMEM, "template %s: the message is longer than %zu bytes", t->name,
                   outsize - 1);
+}
+
+void template_mask_codes(char *s)
+{
+    for (size_t i = 0; s[i] != '\0';) {
+        size_t n = strspn(s + i, "0123456789");
+        if (n == 0) {
+            i++;
+            continue;
+        }
+        bool word =
+            (i > 0 && (isalnum((unsigned char)s[i - 1]) || s[i - 1] == '-' || s[i - 1] == '_')) ||
+            isalpha((unsigned char)s[i + n]) || s[i + n] == '_';
+        if (!word && n >= CODE_DIGITS_MIN && n <= CODE_DIGITS_MAX)
+            memset(s + i, '*', n);
+        i += n;
+    }
 }

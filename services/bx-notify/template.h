@@ -65,4 +65,12 @@ bx_status template_format_term(const char *value, char *out, size_t outsize) BX_
  * ...) found in text, or NULL. */
 const char *template_forbidden_word(const char *text);
 
+/* {code}: a one-time code (an activation code), TEMPLATE_CODE_DIGITS_MIN to _MAX digits. */
+#define TEMPLATE_CODE_DIGITS_MIN 6
+#define TEMPLATE_CODE_DIGITS_MAX 10
+/* Masks in place, with '*', every run of TEMPLATE_CODE_DIGITS_MIN to _MAX digits that is not part
+ * of an identifier (a letter, digit, '-' or '_' before it, a letter or '_' after it): what a
+ * {code} may have left in a reason or a record leaving bx-notify. */
+void template_mask_codes(char *s);
+
 #endif

@@ -50,6 +50,7 @@ static const template_var realistic[] = {
     {"task_id", "c-2026-000042:home_visit:home_visit:2026-11-28"},
     {"due_at", "2026-11-28T17:00:00+08:00"},
     {"owner_role", "homeroom_teacher"},
+    {"code", "40718263"},
 };
 #define NREAL (sizeof(realistic) / sizeof(realistic[0]))
 
@@ -556,6 +557,50 @@ BX_TEST(staff_templates_may_name_the_case)
     CHECK(!template_immediate(ts, "s")); /* collected into the digest unless it says otherwise */
     template_set_free(ts);
     unlink(path);
+}
+
+/* A staff member's activation code has a placeholder of its own (not params.task_id): digits only,
+ * 6 to 10 of them, never quoted in an error, never allowed in a parent's message; a code a
+ * reason or a record carries is masked. */
+BX_TEST(activation_code_has_its_own_bounded_placeholder)
+{
+    template_set *ts = shipped();
+    char out[512];
+    bx_error err = {0};
+    REQUIRE(template_render(ts, "staff_activation", realistic, NREAL, out, sizeof(out), &err) ==
+            BX_OK);
+    CHECK_STR(out,
+              "【保学】您的账号激活码40718263，仅能使用一次，请尽快在保学系统激活页设置密码，切"
+              "勿告诉他人。");
+    CHECK(strstr(out, "c-2026") == NULL); /* not the task id any more */
+    template_var bad[NREAL];
+    static const char *const refused[] = {
+        "12345", "12345678901", "1234567a", "１２３４５６７８", "1234 5678", "-1234567"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        memcpy(bad, realistic, sizeof(bad));
+        bad[NREAL - 1].value = refused[i];
+        CHECK_INT(template_render(ts, "staff_activation", bad, NREAL, out, sizeof(out), &err),
+                  BX_EINVAL);
+        CHECK_CONTAINS(err.msg, "{code}: expected 6 to 10 digits");
+        CHECK(strstr(err.msg, refused[i]) == NULL);
+    }
+    /* a request without a code is a hole, not a message with a blank */
+    CHECK_INT(template_render(ts, "staff_activation", realistic, NREAL - 1, out, sizeof(out), &err),
+              BX_EINVAL);
+    CHECK_CONTAINS(err.msg, "{code}");
+    /* guardians never get a code */
+    const char *path = write_temp("template.g.audience = guardian\n"
+                                  "template.g.text = {student}家长您好：{code}。{school}\n");
+    template_set *gts = NULL;
+    CHECK_INT(template_set_load(path, &gts, &err), BX_EINVAL);
+    template_set_free(gts);
+    unlink(path);
+    /* masked wherever it might leave bx-notify: a code, but not ids, dates or short numbers */
+    char text[] = "激活码40718263已发送 ntf-12345678 2026-11-27 \"code\":\"123456\" 12345 "
+                  "SMS_900001";
+    template_mask_codes(text);
+    CHECK_STR(text, "激活码********已发送 ntf-12345678 2026-11-27 \"code\":\"******\" 12345 "
+                    "SMS_900001");
 }
 
 /* Found by fuzz_template: a loader error quotes the line's name or a value cut to 40 bytes; the

@@ -91,7 +91,7 @@ static bx_status send_code(bxctl_ctx *ctx, const char *staff_id, const char *rol
                                 "\"case_id\":null,\"student_id\":null,"
                                 "\"template\":\"staff_activation\",\"recipient_role\":\"%s\","
                                 "\"recipient_staff_id\":\"%s\",\"channel\":\"sms\","
-                                "\"params\":{\"task_id\":\"%s\"},"
+                                "\"params\":{\"code\":\"%s\"},"
                                 "\"not_before\":null,\"requested_at\":\"%s\"}",
                                 request_id, role, staff_id, code, requested);
     bx_producer *p = NULL;
