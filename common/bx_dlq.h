@@ -83,9 +83,6 @@ typedef struct bx_dlq_letter {
  *   record = the body, kind BASE64, record_max 0 (the limit). */
 bx_status bx_dlq_build(const bx_dlq_letter *l, bx_buf *out, bx_error *err) BX_MUSTCHECK;
 
-/* "dlq:<source>:<topic>:<partition>:<offset>", or "dlq:<source>:<partition>:<offset>" when topic
- * is NULL; the topic is cut to 60 bytes. An id that does not fit size is cut (size 160 always
- * fits). */
 /* Masks in place, in s (len bytes), every run of BX_DLQ_MASK_DIGITS or more digits that is not
  * glued to an ASCII letter (a registry code such as S10010301 is kept): an id number (17 digits
  * and a digit or X) as 110101********123X, a mobile phone as 138****5678, any other run keeping
@@ -93,6 +90,9 @@ bx_status bx_dlq_build(const bx_dlq_letter *l, bx_buf *out, bx_error *err) BX_MU
  * instead of '*', so JSON text stays JSON. */
 void bx_dlq_mask_digits(char *s, size_t len, bool json);
 
+/* "dlq:<source>:<topic>:<partition>:<offset>", or "dlq:<source>:<partition>:<offset>" when topic
+ * is NULL; the topic is cut to 60 bytes. An id that does not fit size is cut (size 160 always
+ * fits). */
 void bx_dlq_event_id(char *out, size_t size, const char *source, const char *topic, int partition,
                      long long offset);
 
