@@ -322,8 +322,9 @@ static bx_status sign_case(sim_console *sc, officer *o, const char *path, const 
 }
 
 bx_status sim_console_signoff(sim_console *sc, const sim_county *c, PGconn *db, const sim_action *a,
-                              sim_drive_counts *counts, bx_error *err)
+                              sim_drive_counts *counts, bool *unsigned_return, bx_error *err)
 {
+    *unsigned_return = false;
     bx_status s = load(sc, err);
     if (s != BX_OK)
         return s;
@@ -341,6 +342,7 @@ bx_status sim_console_signoff(sim_console *sc, const sim_county *c, PGconn *db, 
     if (case_id == 0) {
         /* Nothing to sign: no case is open for the child (the officer finds none either). */
         sc->unsigned_returns++;
+        *unsigned_return = true;
         return BX_OK;
     }
     snprintf(path, sizeof(path), "/township/cases/%lld", case_id);

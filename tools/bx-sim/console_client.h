@@ -28,10 +28,12 @@ bool sim_console_signs(const sim_action *a);
 /* The officer of the student's township signs a's return off in bx-console, at the clock's now:
  * the student's open case (from db), its page, the form with the return date. The outcome is
  * counted in counts as bx-ingest's answers are (accepted, duplicates, rejected, failed); a return
- * without an open case has nothing to sign and is counted by sim_console_unsigned. An error when
+ * without an open case has nothing to sign: *unsigned_return is set, it is counted by
+ * sim_console_unsigned, and the caller sends it as the school's own return record. An error when
  * bx-console cannot be used or did not confirm the write. */
 bx_status sim_console_signoff(sim_console *sc, const sim_county *c, PGconn *db, const sim_action *a,
-                              sim_drive_counts *counts, bx_error *err) BX_MUSTCHECK;
+                              sim_drive_counts *counts, bool *unsigned_return,
+                              bx_error *err) BX_MUSTCHECK;
 
 /* Returns with no open case to sign so far. */
 long long sim_console_unsigned(const sim_console *sc);

@@ -230,8 +230,18 @@ static bx_status post_records(driver *d, const sim_day_plan *p, bool actions, bx
             IFOK(s, bx_buf_puts(&body, "]}"));
             if (s == BX_OK && n > 0)
                 s = post(d, school, actions ? "/v1/actions" : "/v1/leave", &body, err);
+            bool unsigned_return = false;
             if (s == BX_OK && j < count)
-                s = sim_console_signoff(d->console, c, d->conf->db, &p->actions[j], d->counts, err);
+                s = sim_console_signoff(d->console, c, d->conf->db, &p->actions[j], d->counts,
+                                        &unsigned_return, err);
+            if (s == BX_OK && unsigned_return) {
+                /* No case to sign: the school still records the child's return itself. */
+                bx_buf_reset(&body);
+                s = bx_buf_puts(&body, "{\"records\":[");
+                IFOK(s, sim_action_json(c, &p->actions[j], &body));
+                IFOK(s, bx_buf_puts(&body, "]}"));
+                IFOK(s, post(d, school, "/v1/actions", &body, err));
+            }
         }
     }
     bx_buf_free(&body);
@@ -365,7 +375,7 @@ bx_status sim_drive(const sim_county *c, const sim_drive_conf *conf, sim_drive_c
     }
     out->wall_seconds = (bx_monotonic_ms() - t0) / 1000.0;
     if (sim_console_unsigned(d.console) > 0)
-        fprintf(stderr, "bx-sim: %lld returns signed by no one: no case was open\n",
+        fprintf(stderr, "bx-sim: %lld returns with no open case, sent as the school's own\n",
                 sim_console_unsigned(d.console));
     sim_console_free(d.console);
     if (d.curl)
