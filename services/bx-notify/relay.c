@@ -1,5 +1,6 @@
 /* relay: the outbox relay thread. Status messages and dead letters written in the transactions
- * of their changes are sent to Kafka from notify.outbox; relayed rows are pruned after a day. */
+ * of their changes are sent to Kafka from notify.outbox; relayed rows are pruned after a day, and
+ * finished notifications, receipts and requests after conf.keep_days (retention). */
 #include "service_internal.h"
 
 #include "bx_clock.h"
@@ -55,6 +56,13 @@ void *notify_relay_main(void *arg)
                 bx_warn("outbox prune: %s", err.msg);
             else if (deleted > 0)
                 bx_debug("outbox: %d relayed messages pruned", deleted);
+            if (notify_store_prune_finished(sv->relay_db, bx_clock_now(), sv->conf.keep_days,
+                                            &deleted, &err) != BX_OK)
+                bx_warn("retention: %s", err.msg);
+            else if (deleted > 0)
+                bx_info("retention: %d notifications, receipts and requests older than %d days "
+                        "deleted",
+                        deleted, sv->conf.keep_days);
         }
     }
     return NULL;

@@ -34,6 +34,7 @@ typedef struct notify_service_conf {
     int digest_minute;    /* local minute of the staff's daily digest */
     const char *digest_template;
     const char *receipt_listen; /* host:port of the receipt endpoint; "" for none */
+    int keep_days; /* finished notifications, receipts and requests are deleted after this */
     const volatile sig_atomic_t *running;
 } notify_service_conf;
 

@@ -488,7 +488,7 @@ bx_status notify_store_digest_mark(PGconn *db, const notify_store_ctx *ctx,
     "    WHEN 'county_officer' THEN st.county_code = tw.county_code "                              \
     "    ELSE st.school_id = c.school_id END)) "
 #define OPEN_TASKS_WHERE                                                                           \
-    "WHERE t.done_at IS NULL AND c.closed_at IS NULL AND t.created_at < $1::timestamptz "
+    "WHERE t.outcome IS NULL AND c.closed_at IS NULL AND t.created_at < $1::timestamptz "
 
 bx_status notify_store_open_task_staff(PGconn *db, bx_time_ms older, bx_time_ms since, int max,
                                        char (*staff)[33], int *count, bx_error *err)
@@ -577,4 +577,39 @@ bx_status notify_store_digest_schedule_set(PGconn *db, int digest_minute, bx_tim
                        "($1::int, $2::timestamptz) ON CONFLICT (only_row) DO UPDATE SET "
                        "digest_minute = EXCLUDED.digest_minute, updated_at = EXCLUDED.updated_at",
                        2, params, NULL, err);
+}
+
+bx_status notify_store_prune_finished(PGconn *db, bx_time_ms now, int keep_days, int *deleted,
+                                      bx_error *err)
+{
+    char days[16], now_text[40];
+    snprintf(days, sizeof(days), "%d", keep_days);
+    bx_time_format_pg(now, now_text);
+    const char *params[] = {days, now_text};
+    int n = 0, total = 0;
+    *deleted = 0;
+    bx_status s = exec_params(
+        db,
+        "DELETE FROM notify.receipt WHERE id IN (SELECT id FROM notify.receipt WHERE received_at "
+        "< $2::timestamptz - make_interval(days => $1::int) LIMIT 10000)",
+        2, params, &n, err);
+    total += n;
+    IFOK(s, exec_params(
+                db,
+                "DELETE FROM notify.notification n WHERE n.id IN (SELECT id FROM "
+                "notify.notification WHERE state IN ('delivered', 'dead', 'digested') AND "
+                "updated_at < $2::timestamptz - make_interval(days => $1::int) LIMIT 10000) AND "
+                "NOT EXISTS (SELECT 1 FROM notify.notification t WHERE t.digest_id = n.id "
+                "AND t.updated_at >= $2::timestamptz - make_interval(days => $1::int))",
+                2, params, &n, err));
+    total += s == BX_OK ? n : 0;
+    IFOK(s,
+         exec_params(db,
+                     "DELETE FROM notify.request WHERE request_id IN (SELECT request_id FROM "
+                     "notify.request WHERE received_at < $2::timestamptz - make_interval(days => "
+                     "$1::int) LIMIT 10000)",
+                     2, params, &n, err));
+    total += s == BX_OK ? n : 0;
+    *deleted = total;
+    return s;
 }

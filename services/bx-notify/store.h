@@ -165,6 +165,14 @@ bx_status notify_store_digest_mark(PGconn *db, const notify_store_ctx *ctx,
                                    const char *digest_notification_id, const char *staff_id,
                                    bx_time_ms now, bx_error *err) BX_MUSTCHECK;
 
+/* Retention: deletes up to 10000 finished notifications (delivered, dead, digested; a digest only
+ * once no kept task points at it), receipts and taken requests older than keep_days before now
+ * (the project clock, which wrote their times); *deleted counts the rows. A request deleted is
+ * forgotten: the requests topic's retention must be shorter than keep_days, or a redelivery would
+ * be sent again. */
+bx_status notify_store_prune_finished(PGconn *db, bx_time_ms now, int keep_days, int *deleted,
+                                      bx_error *err) BX_MUSTCHECK;
+
 /* Records the digest time (minutes after local midnight) in notify.digest_schedule, where
  * notify.settle_pending finds it (migration 0016). */
 bx_status notify_store_digest_schedule_set(PGconn *db, int digest_minute, bx_time_ms now,

@@ -159,3 +159,38 @@ BX_TEST(relayed_outbox_rows_are_pruned)
     CHECK_INT(count_of(db, "SELECT count(*) FROM notify.outbox"), before - deleted);
     PQfinish(db);
 }
+
+/* Retention (issue 14, operations): finished notifications, their receipts and the requests taken
+ * are deleted once older than the kept days by the project clock; what is still to be sent stays.
+ */
+BX_TEST(finished_rows_are_deleted_after_the_retention)
+{
+    PGconn *db = connect_db();
+    queue_rows(db, "kept", 4);
+    bx_error err = {0};
+    REQUIRE(bx_pg_exec(db,
+                       "UPDATE notify.notification SET state = 'delivered' WHERE request_id IN "
+                       "('kept:0', 'kept:1');"
+                       "INSERT INTO notify.receipt (notification_id, state, received_at) VALUES "
+                       "('ntf-kept', 'delivered', to_timestamp(1795000000));"
+                       "INSERT INTO notify.request (request_id, received_at, recipients) VALUES "
+                       "('kept:0', to_timestamp(1795000000), 1) ON CONFLICT DO NOTHING",
+                       &err) == BX_OK);
+    const bx_time_ms day = 86400000LL;
+    int deleted = -1;
+    REQUIRE(notify_store_prune_finished(db, T0 + 179 * day, 180, &deleted, &err) == BX_OK);
+    CHECK_INT(deleted, 0);
+    REQUIRE(notify_store_prune_finished(db, T0 + 181 * day, 180, &deleted, &err) == BX_OK);
+    CHECK(deleted >= 4);
+    CHECK_INT(count_of(db, "SELECT count(*) FROM notify.notification WHERE request_id LIKE "
+                           "'kept:%' AND state = 'delivered'"),
+              0);
+    CHECK_INT(count_of(db, "SELECT count(*) FROM notify.notification WHERE request_id LIKE "
+                           "'kept:%' AND state = 'queued'"),
+              2);
+    CHECK_INT(count_of(db, "SELECT count(*) FROM notify.receipt WHERE notification_id = "
+                           "'ntf-kept'"),
+              0);
+    CHECK_INT(count_of(db, "SELECT count(*) FROM notify.request WHERE request_id = 'kept:0'"), 0);
+    PQfinish(db);
+}
