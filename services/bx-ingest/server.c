@@ -101,6 +101,7 @@ enum phase {
 struct request {
     enum endpoint endpoint;
     bx_buf body;
+    bool too_large; /* past BX_HTTP_MAX_BODY: what more comes is dropped, then 413 */
     enum phase phase;
     ingest_server *srv;
     struct MHD_Connection *conn;
@@ -565,8 +566,8 @@ static enum MHD_Result refuse_unauthenticated(ingest_server *srv, struct MHD_Con
                       "a school credential is required: Authorization: Bearer bxk_...");
 }
 
-/* The body is too large: answered (and dead-lettered, without the body) at once; the rest of it
- * is never read. */
+/* The body is too large: dead-lettered without it and answered 413 (on the headers when
+ * Content-Length says so, the body then unread). */
 static enum MHD_Result refuse_too_large(ingest_server *srv, struct request *req)
 {
     char msg[128];
@@ -574,7 +575,7 @@ static enum MHD_Result refuse_too_large(ingest_server *srv, struct request *req)
              srv->conf.max_body);
     if (req->client)
         req->client->body_since = 0;
-    req->body.len = 0; /* only the first part was kept; nothing to attach */
+    req->body.len = 0; /* nothing to attach */
     req->ctx.now = bx_clock_now();
     return reject_request(req, 413, "too_large", msg);
 }
@@ -647,7 +648,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (req && req->phase != PH_UPLOAD) {
         /* resumed: what it waited for has answered */
         resumed(req);
-        *upload_size = 0; /* a refused body's rest is not read */
+        *upload_size = 0;
         switch (req->phase) {
         case PH_CHECK:
             return send_batch(req);
@@ -662,10 +663,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (*upload_size) {
         if (req->client)
             req->client->body_bytes += (long long)*upload_size;
-        bool fits = bx_buf_append(&req->body, upload, *upload_size) == BX_OK;
+        /* libmicrohttpd answers only on the headers or once the body is in: a body past the
+         * limit is dropped as it comes (at the minimum rate still), its first part freed */
+        if (!req->too_large && bx_buf_append(&req->body, upload, *upload_size) != BX_OK) {
+            req->too_large = true;
+            bx_buf_free(&req->body);
+        }
         *upload_size = 0;
-        return fits ? MHD_YES : refuse_too_large(srv, req);
+        return MHD_YES;
     }
+    if (req->too_large)
+        return refuse_too_large(srv, req);
     return process(srv, conn, req);
 }
 
