@@ -1,9 +1,84 @@
-/* bxctl topics: creates every topic of architecture.md. */
+/* bxctl topics: creates every topic of architecture.md and sets each one's retention. */
 #include "bx_kafka.h"
 #include "bxctl.h"
 
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <string.h>
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+/* Every topic and how long Kafka keeps it (the README's "Operations"). What must last is in
+ * PostgreSQL; a topic keeps what a consumer may still have to read after an outage, and the
+ * analysts' streams a school year and a little more. */
+static const struct topic_retention {
+    const char *topic;
+    long long days;
+} topics[] = {
+    {BX_TOPIC_ATTENDANCE, 14},
+    {BX_TOPIC_ACTIONS, 14},
+    {BX_TOPIC_DLQ, 30},
+    {BX_TOPIC_RISK, 14},
+    {BX_TOPIC_CASE_EVENTS, 30},
+    {BX_TOPIC_NOTIFY_REQUESTS, 14},
+    {BX_TOPIC_NOTIFY_STATUS, 14},
+    {BX_TOPIC_ANALYTICS_RISK, 400},
+    {BX_TOPIC_ANALYTICS_ATTENDANCE, 400},
+    {BX_TOPIC_ANALYTICS_CASES, 400},
+};
+enum { NTOPICS = sizeof(topics) / sizeof(topics[0]) };
+
+/* Sets retention.ms of every topic (created or already there) with one AlterConfigs request. */
+static bx_status set_retention(const char *brokers, int timeout_ms, bx_error *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return BX_ERR(err, BX_EINVAL, "kafka: %s", errstr);
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return BX_ERR(err, BX_EIO, "kafka: %s", errstr);
+    }
+    rd_kafka_ConfigResource_t *res[NTOPICS];
+    for (int i = 0; i < NTOPICS; i++) {
+        char ms[24];
+        snprintf(ms, sizeof(ms), "%lld", topics[i].days * DAY_MS);
+        res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topics[i].topic);
+        rd_kafka_ConfigResource_set_config(res[i], "retention.ms", ms);
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof(errstr));
+    rd_kafka_AlterConfigs(rk, res, NTOPICS, opts, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    bx_status s = BX_OK;
+    if (ev == NULL) {
+        s = BX_ERR(err, BX_ETIMEOUT, "kafka: no answer to setting the topics' retention");
+    } else if (rd_kafka_event_error(ev)) {
+        s = BX_ERR(err, BX_EIO, "kafka: setting retention: %s", rd_kafka_event_error_string(ev));
+    } else {
+        size_t n = 0;
+        const rd_kafka_ConfigResource_t **out =
+            rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
+        for (size_t i = 0; i < n && s == BX_OK; i++) {
+            if (rd_kafka_ConfigResource_error(out[i]))
+                s = BX_ERR(err, BX_EIO, "kafka: retention of %s: %s",
+                           rd_kafka_ConfigResource_name(out[i]),
+                           rd_kafka_ConfigResource_error_string(out[i]));
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy_array(res, NTOPICS);
+    rd_kafka_destroy(rk);
+    return s;
+}
 
 int bxctl_topics(bxctl_ctx *ctx, int argc, char **argv)
 {
@@ -11,29 +86,21 @@ int bxctl_topics(bxctl_ctx *ctx, int argc, char **argv)
         fprintf(stderr, "usage: bxctl topics create\n");
         return 2;
     }
-    static const char *const topics[] = {
-        BX_TOPIC_ATTENDANCE,
-        BX_TOPIC_ACTIONS,
-        BX_TOPIC_DLQ,
-        BX_TOPIC_RISK,
-        BX_TOPIC_CASE_EVENTS,
-        BX_TOPIC_NOTIFY_REQUESTS,
-        BX_TOPIC_NOTIFY_STATUS,
-        BX_TOPIC_ANALYTICS_RISK,
-        BX_TOPIC_ANALYTICS_ATTENDANCE,
-        BX_TOPIC_ANALYTICS_CASES,
-    };
-    enum { N = sizeof(topics) / sizeof(topics[0]) };
-    int partitions[N];
-    for (int i = 0; i < N; i++)
+    const char *names[NTOPICS];
+    int partitions[NTOPICS];
+    for (int i = 0; i < NTOPICS; i++) {
+        names[i] = topics[i].topic;
         partitions[i] = (int)ctx->topic_partitions;
+    }
     bx_error err = {0};
-    if (bx_kafka_create_topics(ctx->conf.kafka_brokers, topics, partitions, N, 15000, &err) !=
-        BX_OK) {
+    if (bx_kafka_create_topics(ctx->conf.kafka_brokers, names, partitions, NTOPICS, 15000, &err) !=
+            BX_OK ||
+        set_retention(ctx->conf.kafka_brokers, 15000, &err) != BX_OK) {
         fprintf(stderr, "bxctl topics: %s\n", err.msg);
         return 1;
     }
-    for (int i = 0; i < N; i++)
-        printf("topic %s (%d partitions)\n", topics[i], partitions[i]);
+    for (int i = 0; i < NTOPICS; i++)
+        printf("topic %s (%d partitions, retention %lld days)\n", topics[i].topic, partitions[i],
+               topics[i].days);
     return 0;
 }
