@@ -32,6 +32,7 @@ int bxctl_ledger(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_settle(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_staff(bxctl_ctx *ctx, int argc, char **argv);         /* staff.c: bx-console accounts */
 int bxctl_audit(bxctl_ctx *ctx, int argc, char **argv);         /* audit.c */
+int bxctl_privacy(bxctl_ctx *ctx, int argc, char **argv);       /* privacy.c: erasure */
 int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv); /* document.c */
 int bxctl_analyst(bxctl_ctx *ctx, int argc, char **argv);       /* analyst.c: Kafka */
 

@@ -46,6 +46,7 @@ static void usage(void)
         "                                  bx-console accounts (activation code by SMS)\n"
         "  audit [--staff ID] [--student ID] [--since DATE]\n"
         "                                  who saw or wrote what in bx-console\n"
+        "  privacy erase <student_id>      a student's personal data, once the obligation ended\n"
         "  analyst create|disable|scram <name> | analyst list\n"
         "                                  analysts' Kafka credentials (bx.analytics.* only)\n");
 }
@@ -130,6 +131,8 @@ int main(int argc, char **argv)
         rc = bxctl_staff(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "audit") == 0)
         rc = bxctl_audit(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "privacy") == 0)
+        rc = bxctl_privacy(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "analyst") == 0)
         rc = bxctl_analyst(&ctx, argc - 2, argv + 2);
     else {
