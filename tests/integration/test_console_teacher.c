@@ -2,7 +2,12 @@
  * a roll call with one absent child reaches bx.attendance.v1 with the teacher as recorded_by; the
  * same form twice names the same facts; a teacher of another class gets 404 for the child; a
  * registry name holding markup is shown as text. bx-console runs as a process, signed in to over
- * HTTP as a person would. */
+ * HTTP as a person would.
+ *
+ * Each case is a process of its own and runs beside every other test (ctest -j), so nothing is
+ * shared: a database of its own (migrated by bxctl, registry imported there), and ids carrying the
+ * run's tag, so the facts it reads back from the shared topic and the state under those ids in the
+ * shared Redis are this run's only. */
 #include "bx_itest.h"
 #include "bx_test.h"
 
@@ -14,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define REQUIRE(cond)                                                                              \
@@ -30,38 +36,90 @@
     "$argon2id$v=19$m=65536,t=2,p=1$782mBQ1hjBtyj594HOWCfA$JA+onWjza4kEg9VgdiK+G2rZ+JtJOLk/"       \
     "kplECy3/G2E"
 
-/* The test's own corner of the registry, beside the shared fixture's county, township and
- * calendar (upserts, so parallel runs agree): school ITP1, classes ITPC1 (ITP01 to ITP04, ITP02
- * named with markup) and ITPC3 (ITP06, ITP07) of teacher ITPT1, class ITPC2 of teacher ITPT2
- * (ITP05). Tests that take a roll call use a class each, since they run in parallel. */
-static void registry_rows(void)
+static struct {
+    char db_url[512];
+    char tag[8]; /* "TP" and 5 hex digits of this process: the prefix of every id */
+} t;
+
+/* The id "<tag><suffix>" in a static ring (valid for a few calls). */
+static const char *id(const char *suffix)
 {
-    char *key = itest_registry_fixture(NULL); /* county 990001, township, calendar it-2026 */
-    free(key);
-    const char *url = itest_env("BX_PG_URL", "");
-    itest_sql_exec(
-        url,
-        "INSERT INTO registry.school (id, name, township_code, stage, calendar_id) VALUES "
-        "('ITP1', '页面小学', '990001100', 'primary', 'it-2026') ON CONFLICT (id) DO NOTHING;"
-        "INSERT INTO registry.staff (id, name, role, school_id) VALUES "
-        "('ITPT1', '赵老师', 'homeroom_teacher', 'ITP1'), "
-        "('ITPT2', '钱老师', 'homeroom_teacher', 'ITP1') ON CONFLICT (id) DO NOTHING;"
-        "INSERT INTO registry.class (id, school_id, grade, name, homeroom_staff_id) VALUES "
-        "('ITPC1', 'ITP1', 3, '三年级2班', 'ITPT1'), ('ITPC2', 'ITP1', 4, '四年级2班', 'ITPT2'), "
-        "('ITPC3', 'ITP1', 5, '五年级2班', 'ITPT1') "
-        "ON CONFLICT (id) DO NOTHING;"
-        "INSERT INTO registry.student (id, school_id, class_id) VALUES ('ITP01', 'ITP1', 'ITPC1'), "
-        "('ITP02', 'ITP1', 'ITPC1'), ('ITP03', 'ITP1', 'ITPC1'), ('ITP04', 'ITP1', 'ITPC1'), "
-        "('ITP05', 'ITP1', 'ITPC2'), ('ITP06', 'ITP1', 'ITPC3'), ('ITP07', 'ITP1', 'ITPC3') "
-        "ON CONFLICT (id) DO NOTHING;"
-        "INSERT INTO registry.student_private (student_id, name) VALUES ('ITP01', '孙一'), "
-        "('ITP02', '<script>alert(1)</script>'), ('ITP03', '孙三'), ('ITP04', '孙四'), "
-        "('ITP05', '孙五') ON CONFLICT (student_id) DO NOTHING;"
-        "INSERT INTO console.account (staff_id, password_hash, state, created_at, changed_at) "
-        "VALUES ('ITPT1', '" TEST_PWHASH "', 'active', now(), now()), "
-        "('ITPT2', '" TEST_PWHASH "', 'active', now(), now()) "
-        "ON CONFLICT (staff_id) DO NOTHING;"
-        "UPDATE registry.revision SET revision = revision + 1, changed_at = now();");
+    static char ring[8][40];
+    static int next;
+    char *out = ring[next++ % 8];
+    snprintf(out, sizeof(ring[0]), "%s%s", t.tag, suffix);
+    return out;
+}
+
+/* The path "<prefix><tag><suffix>" in a static ring (valid for a few calls). */
+static const char *at(const char *prefix, const char *suffix)
+{
+    static char ring[8][80];
+    static int next;
+    char *out = ring[next++ % 8];
+    snprintf(out, sizeof(ring[0]), "%s%s%s", prefix, t.tag, suffix);
+    return out;
+}
+
+static void bxctl_ok(const char *const *args, const char *clock)
+{
+    char *out = NULL;
+    int rc = itest_bxctl(t.db_url, clock, args, &out);
+    if (rc != 0)
+        fprintf(stderr, "bxctl %s: %s\n", args[0], out ? out : "");
+    REQUIRE(rc == 0);
+    free(out);
+}
+
+/* The run's registry in its own database: county 990001, township 990001100, calendar it-2026;
+ * school S with classes C1 (01 to 04, 02 named with markup) and C3 (06, 07) of teacher T1, class
+ * C2 of teacher T2 (05), every id prefixed with the run's tag. Tests that take a roll call use a
+ * class each. */
+static void registry_rows(const char *clock)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    snprintf(t.tag, sizeof(t.tag), "TP%05X",
+             (unsigned)(((unsigned)getpid() * 2654435761u) ^ (unsigned)tv.tv_usec) & 0xFFFFFu);
+    snprintf(t.db_url, sizeof(t.db_url), "%s", itest_own_database("teacher"));
+    char *dir = itest_tmpdir("teacher-registry");
+    itest_write_file(dir, "counties.csv", "code,name\n990001,测试县\n");
+    itest_write_file(dir, "townships.csv", "code,county_code,name\n990001100,990001,测试镇\n");
+    itest_write_file(dir, "calendar.csv",
+                     "calendar_id,entry,first_day,last_day,name\n"
+                     "it-2026,term,2026-09-01,2027-01-22,2026-autumn\n");
+    char csv[2048];
+    const char *g = t.tag;
+    snprintf(csv, sizeof(csv),
+             "school_id,name,township_code,stage,calendar_id\n%sS,页面小学,990001100,primary,"
+             "it-2026\n",
+             g);
+    itest_write_file(dir, "schools.csv", csv);
+    snprintf(csv, sizeof(csv),
+             "staff_id,name,role,school_id,township_code,county_code,phone\n"
+             "%sT1,赵老师,homeroom_teacher,%sS,,,\n%sT2,钱老师,homeroom_teacher,%sS,,,\n",
+             g, g, g, g);
+    itest_write_file(dir, "staff.csv", csv);
+    snprintf(csv, sizeof(csv),
+             "class_id,school_id,grade,name,homeroom_staff_id\n"
+             "%sC1,%sS,3,三年级2班,%sT1\n%sC2,%sS,4,四年级2班,%sT2\n%sC3,%sS,5,五年级2班,%sT1\n",
+             g, g, g, g, g, g, g, g, g);
+    itest_write_file(dir, "classes.csv", csv);
+    snprintf(csv, sizeof(csv),
+             "student_id,school_id,class_id,name\n"
+             "%s01,%sS,%sC1,孙一\n%s02,%sS,%sC1,<script>alert(1)</script>\n%s03,%sS,%sC1,孙三\n"
+             "%s04,%sS,%sC1,孙四\n%s05,%sS,%sC2,孙五\n%s06,%sS,%sC3,孙六\n%s07,%sS,%sC3,孙七\n",
+             g, g, g, g, g, g, g, g, g, g, g, g, g, g, g, g, g, g, g, g, g);
+    itest_write_file(dir, "students.csv", csv);
+    char holidays[512];
+    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
+             itest_env("BX_SOURCE_DIR", "."));
+    bxctl_ok((const char *[]){"import", "holidays", holidays, NULL}, clock);
+    bxctl_ok((const char *[]){"import", "--dir", dir, NULL}, clock);
+    free(dir);
+    itest_sql_exec(t.db_url, "INSERT INTO console.account (staff_id, password_hash, state, "
+                             "created_at, changed_at) SELECT id, '" TEST_PWHASH "', 'active', "
+                             "now(), now() FROM registry.staff");
 }
 
 /* ---- a tiny HTTP client that keeps cookies by hand (the session cookie is Secure) ---- */
@@ -211,10 +269,11 @@ static pid_t start_console(void)
     static pid_t pid;
     if (pid)
         return pid;
-    registry_rows();
     /* Friday 2026-11-27 08:12, a school day of calendar it-2026. */
     char *clock = itest_clock_file("2026-11-27 08:12");
-    char listen[64], bin[512], templates[512], policy[512];
+    registry_rows(clock);
+    char pg[600], listen[64], bin[512], templates[512], policy[512];
+    snprintf(pg, sizeof(pg), "BX_PG_URL=%s", t.db_url);
     console_port = free_port();
     snprintf(listen, sizeof(listen), "BX_CONSOLE_LISTEN=127.0.0.1:%d", console_port);
 #ifdef BX_CONSOLE_BIN
@@ -227,7 +286,7 @@ static pid_t start_console(void)
              itest_env("BX_SOURCE_DIR", "."));
     snprintf(policy, sizeof(policy), "BX_SCORE_POLICY=%s/deploy/policy/score.policy",
              itest_env("BX_SOURCE_DIR", "."));
-    const char *env[] = {listen, templates, policy, "BX_CONSOLE_THREADS=2", NULL};
+    const char *env[] = {pg, listen, templates, policy, "BX_CONSOLE_THREADS=2", NULL};
     int metrics = 0;
     pid = itest_service_start(bin, clock, env, &metrics);
     free(clock);
@@ -261,28 +320,28 @@ static char *rollcall_form(const char *cookie, const char *class_id, const char 
 BX_TEST(rollcall_reaches_the_topic_as_the_teacher)
 {
     start_console();
-    char *cookie = sign_in("ITPT1");
+    char *cookie = sign_in(id("T1"));
     char *token = NULL;
-    char *form = rollcall_form(cookie, "ITPC1", "ITP02", &token);
+    char *form = rollcall_form(cookie, id("C1"), id("02"), &token);
     char needle[96];
-    snprintf(needle, sizeof(needle), "\"event_id\":\"%s:ITP02\"", token);
+    snprintf(needle, sizeof(needle), "\"event_id\":\"%s:%s\"", token, id("02"));
     itest_mark *att = itest_topic_mark("bx.attendance.v1");
     http_reply r;
-    http("/rollcall/ITPC1", cookie, form, &r);
+    http(at("/rollcall/", "C1"), cookie, form, &r);
     CHECK_INT(r.status, 303);
-    CHECK_STR(r.location, "/rollcall/ITPC1");
+    CHECK_STR(r.location, at("/rollcall/", "C1"));
     bx_buf got;
     bx_buf_init(&got, 1 << 20);
     /* The absent child's fact, with the teacher as the writer. */
     CHECK_INT(itest_topic_collect(att, needle, 1, 20000, &got), 1);
     CHECK_CONTAINS(got.data, "\"status\":\"absent\"");
-    CHECK_CONTAINS(got.data, "\"recorded_by\":\"ITPT1\"");
+    CHECK_CONTAINS(got.data, at("\"recorded_by\":\"", "T1\""));
     CHECK_CONTAINS(got.data, "\"source\":\"rollcall\"");
     bx_buf_free(&got);
     bx_buf_free(&r.body);
 
     /* The next page says it was taken (the flash carries the count). */
-    http("/rollcall/ITPC1", cookie, NULL, &r);
+    http(at("/rollcall/", "C1"), cookie, NULL, &r);
     CHECK_INT(r.status, 200);
     CHECK_CONTAINS(r.body.data, "1 人缺勤");
     bx_buf_free(&r.body);
@@ -295,24 +354,24 @@ BX_TEST(rollcall_reaches_the_topic_as_the_teacher)
 BX_TEST(same_form_twice_names_the_same_facts)
 {
     start_console();
-    char *cookie = sign_in("ITPT1");
+    char *cookie = sign_in(id("T1"));
     char *token = NULL;
-    char *form = rollcall_form(cookie, "ITPC3", "ITP06", &token);
+    char *form = rollcall_form(cookie, id("C3"), id("06"), &token);
     char needle[96];
-    snprintf(needle, sizeof(needle), "\"event_id\":\"%s:ITP06\"", token);
+    snprintf(needle, sizeof(needle), "\"event_id\":\"%s:%s\"", token, id("06"));
     itest_mark *att = itest_topic_mark("bx.attendance.v1");
     http_reply r;
-    http("/rollcall/ITPC3", cookie, form, &r);
+    http(at("/rollcall/", "C3"), cookie, form, &r);
     CHECK_INT(r.status, 303);
     bx_buf_free(&r.body);
     /* Pressed again (or resent after a lost answer): a duplicate, nothing new. */
-    http("/rollcall/ITPC3", cookie, form, &r);
+    http(at("/rollcall/", "C3"), cookie, form, &r);
     CHECK_INT(r.status, 303);
     bx_buf_free(&r.body);
     bx_buf got;
     bx_buf_init(&got, 1 << 20);
     /* Every fact of the child on the topic since carries the form's one event id. */
-    int n = itest_topic_collect(att, "\"student_id\":\"ITP06\"", 2, 8000, &got);
+    int n = itest_topic_collect(att, at("\"student_id\":\"", "06\""), 2, 8000, &got);
     CHECK(n >= 1);
     for (const char *line = got.data; line && *line;) {
         size_t len = strcspn(line, "\n");
@@ -321,7 +380,7 @@ BX_TEST(same_form_twice_names_the_same_facts)
         free(one);
         line += len + (line[len] == '\n');
     }
-    http("/rollcall/ITPC3", cookie, NULL, &r);
+    http(at("/rollcall/", "C3"), cookie, NULL, &r);
     CHECK_CONTAINS(r.body.data, "已提交过");
     bx_buf_free(&r.body);
     bx_buf_free(&got);
@@ -334,22 +393,22 @@ BX_TEST(same_form_twice_names_the_same_facts)
 BX_TEST(another_class_teacher_gets_404)
 {
     start_console();
-    char *cookie = sign_in("ITPT2");
+    char *cookie = sign_in(id("T2"));
     http_reply r;
-    http("/students/ITP02", cookie, NULL, &r);
+    http(at("/students/", "02"), cookie, NULL, &r);
     CHECK_INT(r.status, 404);
     bx_buf_free(&r.body);
     http("/students/NO_SUCH_STUDENT", cookie, NULL, &r);
     CHECK_INT(r.status, 404); /* the same answer as a student out of scope */
     bx_buf_free(&r.body);
-    http("/class/ITPC1", cookie, NULL, &r);
+    http(at("/class/", "C1"), cookie, NULL, &r);
     CHECK_INT(r.status, 404);
     bx_buf_free(&r.body);
-    http("/rollcall/ITPC1", cookie, NULL, &r);
+    http(at("/rollcall/", "C1"), cookie, NULL, &r);
     CHECK_INT(r.status, 404);
     bx_buf_free(&r.body);
     /* Their own child is there. */
-    http("/students/ITP05", cookie, NULL, &r);
+    http(at("/students/", "05"), cookie, NULL, &r);
     CHECK_INT(r.status, 200);
     CHECK_CONTAINS(r.body.data, "孙五");
     bx_buf_free(&r.body);
@@ -359,8 +418,8 @@ BX_TEST(another_class_teacher_gets_404)
 BX_TEST(registry_markup_is_shown_as_text)
 {
     start_console();
-    char *cookie = sign_in("ITPT1");
-    const char *pages[] = {"/class/ITPC1", "/students/ITP02", "/rollcall/ITPC1"};
+    char *cookie = sign_in(id("T1"));
+    const char *pages[] = {at("/class/", "C1"), at("/students/", "02"), at("/rollcall/", "C1")};
     for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
         http_reply r;
         http(pages[i], cookie, NULL, &r);
@@ -373,9 +432,11 @@ BX_TEST(registry_markup_is_shown_as_text)
         bx_buf_free(&r.body);
     }
     /* The student page is a view of personal data: audited. */
-    char *rows = itest_sql_rows(itest_env("BX_PG_URL", ""),
-                                "SELECT count(*) > 0 FROM console.audit WHERE staff_id = 'ITPT1' "
-                                "AND action = 'view_student' AND student_id = 'ITP02'");
+    const char *params[] = {id("T1"), id("02")};
+    char *rows = itest_sql_rows_params(t.db_url,
+                                       "SELECT count(*) > 0 FROM console.audit WHERE staff_id = $1 "
+                                       "AND action = 'view_student' AND student_id = $2",
+                                       2, params);
     CHECK_CONTAINS(rows, "t");
     free(rows);
     free(cookie);
