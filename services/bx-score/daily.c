@@ -279,8 +279,9 @@ static bx_status first_open_day(const county_day *cd, bx_date *out, bx_error *er
         cd->env->db,
         "SELECT coalesce((SELECT (max(day) + 1)::text FROM attendance.analytics_sent WHERE "
         "level = 'county' AND place_code = $1), (SELECT min(r.day)::text FROM "
-        "attendance.class_report r JOIN registry.school s ON s.id = r.school_id JOIN "
-        "registry.township t ON t.code = s.township_code WHERE t.county_code = $1), '')",
+        "attendance.class_report r JOIN registry.class c ON c.id = r.class_id JOIN "
+        "registry.school s ON s.id = c.school_id JOIN registry.township t ON t.code = "
+        "s.township_code WHERE t.county_code = $1), '')",
         1, (const char *[]){cd->county}, &res, err);
     if (s == BX_OK && PQgetvalue(res, 0, 0)[0] != '\0' &&
         bx_date_parse(PQgetvalue(res, 0, 0), out) != BX_OK)

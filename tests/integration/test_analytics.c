@@ -1,0 +1,799 @@
+/* The analysts' streams against the real pipeline: a small simulated county driven for some
+ * school days through bx-ingest, bx-score, bx-escalate (and bx-console for the township's
+ * sign-offs), with the three analytics topics of the test's own. Every message on them matches its
+ * schema and holds no registry value (student ids, names, id numbers, phones, staff, case ids,
+ * free text); the analysts' example (examples/analyst) reads them and its figures agree with
+ * bxctl report and the registry. */
+#include "bx_itest.h"
+#include "bx_kafka.h"
+#include "bx_pg.h"
+#include "bx_schema_check.h"
+#include "bx_test.h"
+#include "sim.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define KEY "itest-analytics-pseudonym-key"
+
+/* What one run left behind. */
+typedef struct run_result {
+    const char *db_url;
+    char dir[1024];
+    char clock_path[1024];
+    char topics[3][96]; /* attendance, cases, risk */
+    char county[8];
+    bx_date first, last;
+} run_result;
+
+static char env_url[600], env_clock[600], env_redis[300];
+
+static const char *holidays(void)
+{
+    static char path[1024];
+    snprintf(path, sizeof(path), "%s/deploy/policy/cn-public-holidays-2026.csv",
+             itest_env("BX_SOURCE_DIR", "."));
+    return path;
+}
+
+static const char *id_prefix(void)
+{
+    static char prefix[9];
+    if (prefix[0] == '\0') {
+        unsigned n = (unsigned)getpid();
+        int i = 0;
+        prefix[i++] = 'a';
+        while (n && i < 8) {
+            prefix[i++] = (char)('a' + n % 26);
+            n /= 26;
+        }
+    }
+    return prefix;
+}
+
+static int run(const char *const *argv, bx_buf *out)
+{
+    const char *env[] = {env_url, env_clock, env_redis, NULL};
+    return itest_run(argv, env, out);
+}
+
+static void run_ok(const char *const *argv, bx_buf *out)
+{
+    bx_buf own;
+    bx_buf_init(&own, 1 << 24);
+    bx_buf *b = out ? out : &own;
+    int rc = run(argv, b);
+    if (rc != 0)
+        fprintf(stderr, "%s %s failed (%d): %s\n", argv[0], argv[1], rc, b->data ? b->data : "");
+    bx_buf_free(&own);
+    REQUIRE(rc == 0);
+}
+
+static void flush_redis(const char *db)
+{
+    const char *url = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
+    char host[128] = "127.0.0.1";
+    int port = 63799;
+    if (sscanf(url, "redis://%127[^:/]:%d", host, &port) < 1)
+        REQUIRE(!"BX_REDIS_URL");
+    redisContext *r = redisConnect(host, port);
+    REQUIRE(r != NULL && !r->err);
+    redisReply *rep = redisCommand(r, "SELECT %s", db);
+    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+    rep = redisCommand(r, "FLUSHDB");
+    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+    redisFree(r);
+}
+
+/* ---- bx-console for the township officers' sign-offs (as tests/integration/test_sim.c) ---- */
+
+static size_t on_page(char *p, size_t size, size_t n, void *arg)
+{
+    return bx_buf_append(arg, p, size * n) == BX_OK ? size * n : 0;
+}
+
+static size_t on_pre_cookie(char *p, size_t size, size_t n, void *arg)
+{
+    const char *name = "Set-Cookie: bx_pre=";
+    size_t len = size * n;
+    if (len > strlen(name) && strncasecmp(p, name, strlen(name)) == 0)
+        snprintf(arg, 160, "bx_pre=%.*s", (int)strcspn(p + strlen(name), ";\r\n"),
+                 p + strlen(name));
+    return len;
+}
+
+static void activate_officer(const char *base, const char *ca, const char *staff_id,
+                             const char *code, const char *password)
+{
+    char url[300], cookie[160] = "", form[600];
+    snprintf(url, sizeof(url), "%s/activate", base);
+    bx_buf page;
+    bx_buf_init(&page, 1 << 20);
+    CURL *c = curl_easy_init();
+    REQUIRE(c != NULL);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_page);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &page);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_pre_cookie);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, (void *)cookie);
+    REQUIRE(curl_easy_perform(c) == CURLE_OK);
+    const char *csrf = page.data ? strstr(page.data, "name=\"csrf\" value=\"") : NULL;
+    REQUIRE(csrf != NULL && cookie[0]);
+    csrf += strlen("name=\"csrf\" value=\"");
+    char *csrf_e = curl_easy_escape(c, csrf, (int)strcspn(csrf, "\""));
+    snprintf(form, sizeof(form), "csrf=%s&staff_id=%s&code=%s&password=%s&password_again=%s",
+             csrf_e, staff_id, code, password, password);
+    curl_free(csrf_e);
+    bx_buf_reset(&page);
+    curl_easy_setopt(c, CURLOPT_COOKIE, cookie);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+    REQUIRE(curl_easy_perform(c) == CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    CHECK_INT(status, 303);
+    curl_easy_cleanup(c);
+    bx_buf_free(&page);
+}
+
+static pid_t console_start(const char *dir, const sim_county *c)
+{
+    char cert[1100], key[1100], accounts[1100];
+    snprintf(cert, sizeof(cert), "%s/console-cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/console-key.pem", dir);
+    snprintf(accounts, sizeof(accounts), "%s/console-accounts", dir);
+    const char *mk[] = {"/usr/bin/openssl",
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:P-256",
+                        "-nodes",
+                        "-days",
+                        "30",
+                        "-subj",
+                        "/CN=127.0.0.1",
+                        "-addext",
+                        "subjectAltName=IP:127.0.0.1",
+                        "-keyout",
+                        key,
+                        "-out",
+                        cert,
+                        NULL};
+    run_ok(mk, NULL);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+            getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    char listen[64], tls_cert[1200], tls_key[1200], bin[600], base[64];
+    snprintf(listen, sizeof(listen), "BX_CONSOLE_LISTEN=127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(base, sizeof(base), "https://127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(tls_cert, sizeof(tls_cert), "BX_TLS_CERT=%s", cert);
+    snprintf(tls_key, sizeof(tls_key), "BX_TLS_KEY=%s", key);
+    snprintf(bin, sizeof(bin), "%s/services/bx-console/bx-console",
+             itest_env("BX_BUILD_DIR", "build"));
+    const char *env[] = {env_url, listen, tls_cert, tls_key, "BX_CONSOLE_THREADS=2", NULL};
+    int mport = 0;
+    pid_t pid = itest_service_start(itest_env("BX_CONSOLE_BIN", bin), env_clock + 14, env, &mport);
+    FILE *f = fopen(accounts, "w");
+    REQUIRE(f != NULL);
+    REQUIRE(chmod(accounts, 0600) == 0);
+    for (int t = 0; t < c->size.townships; t++) {
+        char officer[24], password[40], code[16] = "";
+        sim_township_officer_id(c, t, officer);
+        const char *invite[] = {
+            itest_env("BXCTL_BIN", BXCTL_BIN), "staff", "invite", officer, "--print", NULL};
+        bx_buf out;
+        bx_buf_init(&out, 0);
+        run_ok(invite, &out);
+        for (const char *p = out.data; p && *p && !code[0]; p += strcspn(p, "\n") + 1) {
+            if (strspn(p, "0123456789") == 8 && (p[8] == '\n' || p[8] == '\0'))
+                snprintf(code, sizeof(code), "%.8s", p);
+            if (p[strcspn(p, "\n")] == '\0')
+                break;
+        }
+        bx_buf_free(&out);
+        REQUIRE(code[0]);
+        unsigned char bytes[12];
+        FILE *r = fopen("/dev/urandom", "r");
+        REQUIRE(r != NULL && fread(bytes, 1, sizeof(bytes), r) == sizeof(bytes));
+        fclose(r);
+        for (size_t i = 0; i < sizeof(bytes); i++)
+            snprintf(password + 2 * i, 3, "%02x", bytes[i]);
+        activate_officer(base, cert, officer, code, password);
+        fprintf(f, "%s %s\n", officer, password);
+    }
+    fclose(f);
+    setenv("BX_SIM_CONSOLE", base, 1);
+    setenv("BX_SIM_CONSOLE_CA", cert, 1);
+    setenv("BX_SIM_CONSOLE_ACCOUNTS", accounts, 1);
+    return pid;
+}
+
+/* ---- one simulated run ---- */
+
+#define TOWNSHIPS 2
+#define SCHOOLS   2
+#define STUDENTS  300
+#define DAYS      days_of_run()
+
+/* School days driven: 8, or BX_ANALYTICS_DAYS (a longer term for the README's chart). */
+static int days_of_run(void)
+{
+    const char *v = getenv("BX_ANALYTICS_DAYS");
+    long n = v ? strtol(v, NULL, 10) : 0;
+    return n >= 8 && n <= 80 ? (int)n : 8;
+}
+
+static sim_county *county_of(uint64_t seed)
+{
+    sim_county *c = NULL;
+    bx_error err = {0};
+    sim_size z = {TOWNSHIPS, SCHOOLS, STUDENTS, id_prefix()};
+    REQUIRE(sim_county_new(seed, z, holidays(), &c, &err) == BX_OK);
+    return c;
+}
+
+/* A seed and a first day whose DAYS school days hold a child who drifts away for good (a week
+ * away: the dropout roster) and, if any seed has one, a child who comes back (a return). */
+static uint64_t pick_seed(bx_date *first)
+{
+    uint64_t fallback = 0;
+    bx_date fallback_first = BX_DATE_NONE;
+    for (uint64_t seed = 1; seed < 3000; seed++) {
+        sim_county *c = county_of(seed);
+        for (int i = 0; i < c->nstudents; i++) {
+            const sim_student *s = &c->students[i];
+            if (s->fate != SIM_DRIFTS ||
+                bx_calendar_school_days_between(c->cal, s->drift_start, c->term_last) < DAYS)
+                continue;
+            bx_date from = bx_calendar_add_school_days(c->cal, s->drift_start, -1);
+            bx_date to = bx_calendar_add_school_days(c->cal, from, DAYS - 1);
+            if (from == BX_DATE_NONE || from < c->term_first)
+                continue;
+            if (fallback == 0) {
+                fallback = seed;
+                fallback_first = from;
+            }
+            for (int j = 0; j < c->nstudents; j++) {
+                const sim_student *b = &c->students[j];
+                if (b->fate == SIM_DRIFTS_BACK && b->drift_start >= from && b->return_date <= to &&
+                    bx_calendar_school_days_between(c->cal, b->return_date, to) >= 2) {
+                    *first = from;
+                    sim_county_free(c);
+                    return seed;
+                }
+            }
+        }
+        sim_county_free(c);
+        if (seed > 400 && fallback)
+            break;
+    }
+    REQUIRE(fallback != 0);
+    *first = fallback_first;
+    return fallback;
+}
+
+static long long count_of(const char *url, const char *sql)
+{
+    char *rows = itest_sql_rows(url, sql);
+    long long n = rows ? strtoll(rows, NULL, 10) : -1;
+    free(rows);
+    return n;
+}
+
+/* Runs the county through the pipeline, then moves the clock past the last day so bx-score
+ * publishes its aggregate. */
+static void run_county(const char *tag, const char *redis_db, run_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    bx_date first = BX_DATE_NONE;
+    uint64_t seed = pick_seed(&first);
+    char seed_text[24], from[11], days_text[8], townships[8], schools[8], students[8];
+    snprintf(seed_text, sizeof(seed_text), "%llu", (unsigned long long)seed);
+    snprintf(days_text, sizeof(days_text), "%d", DAYS);
+    snprintf(townships, sizeof(townships), "%d", TOWNSHIPS);
+    snprintf(schools, sizeof(schools), "%d", SCHOOLS);
+    snprintf(students, sizeof(students), "%d", STUDENTS);
+    bx_date_format(first, from);
+    sim_county *c = county_of(seed);
+    snprintf(r->county, sizeof(r->county), "%s", c->code);
+    r->first = first;
+    r->last = bx_calendar_add_school_days(c->cal, first, DAYS - 1);
+
+    /* database, clock, Redis, the registry */
+    r->db_url = itest_own_database(tag);
+    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", r->db_url);
+    char *clock = itest_clock_file("2026-09-01 07:00");
+    snprintf(r->clock_path, sizeof(r->clock_path), "%s", clock);
+    snprintf(env_clock, sizeof(env_clock), "BX_CLOCK=file:%s", clock);
+    setenv("BX_CLOCK", env_clock + 9, 1);
+    free(clock);
+    const char *redis = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
+    const char *db_part = strchr(redis + strlen("redis://"), '/');
+    int base = db_part ? (int)(db_part - redis) : (int)strlen(redis);
+    snprintf(env_redis, sizeof(env_redis), "BX_REDIS_URL=%.*s/%s", base, redis, redis_db);
+    flush_redis(redis_db);
+    char *dir = itest_tmpdir(tag);
+    snprintf(r->dir, sizeof(r->dir), "%s", dir);
+    const char *gen[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
+                         "generate",
+                         "--out",
+                         dir,
+                         "--id-prefix",
+                         id_prefix(),
+                         "--seed",
+                         seed_text,
+                         "--townships",
+                         townships,
+                         "--schools",
+                         schools,
+                         "--students",
+                         students,
+                         NULL};
+    run_ok(gen, NULL);
+    const char *hol[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "holidays", holidays(), NULL};
+    run_ok(hol, NULL);
+    const char *imp[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "--dir", dir, NULL};
+    run_ok(imp, NULL);
+
+    /* keys */
+    char keys[1100];
+    snprintf(keys, sizeof(keys), "%s/keys", dir);
+    FILE *kf = fopen(keys, "w");
+    REQUIRE(kf != NULL);
+    for (int i = 0; i < c->nschools; i++) {
+        const char *kc[] = {
+            itest_env("BXCTL_BIN", BXCTL_BIN), "key", "create", c->schools[i].id, "itest", NULL};
+        bx_buf out;
+        bx_buf_init(&out, 0);
+        run_ok(kc, &out);
+        const char *tok = strstr(out.data, "bxk_");
+        REQUIRE(tok != NULL);
+        fprintf(kf, "%s %.*s\n", c->schools[i].id, (int)strcspn(tok, "\r\n "), tok);
+        bx_buf_free(&out);
+    }
+    fclose(kf);
+
+    /* the analytics topics of this run, and groups at the shared topics' ends */
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    static const char *const kinds[] = {"attendance", "cases", "risk"};
+    for (int i = 0; i < 3; i++)
+        snprintf(r->topics[i], sizeof(r->topics[i]), "bx.analytics.%s.v1.itest-%s-%ld%06ld",
+                 kinds[i], tag, (long)tv.tv_sec, (long)tv.tv_usec);
+    const char *const topics[] = {r->topics[0], r->topics[1], r->topics[2]};
+    const int partitions[] = {2, 2, 2};
+    bx_error err = {0};
+    REQUIRE(bx_kafka_create_topics(itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092"), topics,
+                                   partitions, 3, 15000, &err) == BX_OK);
+    char g_score[96], g_esc[96], e_score[120], e_esc[120], spec_score[160], spec_esc[160];
+    snprintf(g_score, sizeof(g_score), "bx-score-itest-%s-%ld%06ld", tag, (long)tv.tv_sec,
+             (long)tv.tv_usec);
+    snprintf(g_esc, sizeof(g_esc), "bx-escalate-itest-%s-%ld%06ld", tag, (long)tv.tv_sec,
+             (long)tv.tv_usec);
+    const char *at1[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
+                         "group-at-end",
+                         "--group",
+                         g_score,
+                         "--topics",
+                         "bx.attendance.v1",
+                         NULL};
+    const char *at2[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
+                         "group-at-end",
+                         "--group",
+                         g_esc,
+                         "--topics",
+                         "bx.risk.v1,bx.actions.v1",
+                         NULL};
+    run_ok(at1, NULL);
+    run_ok(at2, NULL);
+    snprintf(e_score, sizeof(e_score), "BX_CONSUMER_GROUP=%s", g_score);
+    snprintf(e_esc, sizeof(e_esc), "BX_CONSUMER_GROUP=%s", g_esc);
+    snprintf(spec_score, sizeof(spec_score), "%s:bx.attendance.v1", g_score);
+    snprintf(spec_esc, sizeof(spec_esc), "%s:bx.risk.v1,bx.actions.v1", g_esc);
+    char t_att[160], t_cases[160], t_risk[160];
+    snprintf(t_att, sizeof(t_att), "BX_ANALYTICS_ATTENDANCE_TOPIC=%s", r->topics[0]);
+    snprintf(t_cases, sizeof(t_cases), "BX_ANALYTICS_CASES_TOPIC=%s", r->topics[1]);
+    snprintf(t_risk, sizeof(t_risk), "BX_ANALYTICS_RISK_TOPIC=%s", r->topics[2]);
+    const char *env_ingest[] = {env_url, "BX_REGISTRY_REFRESH_MS=200", NULL};
+    const char *env_score[] = {env_url,
+                               env_redis,
+                               e_score,
+                               t_att,
+                               t_risk,
+                               "BX_PSEUDONYM_KEY=" KEY,
+                               "BX_REGISTRY_REFRESH_MS=300",
+                               NULL};
+    const char *env_esc[] = {
+        env_url, e_esc, t_cases, "BX_PSEUDONYM_KEY=" KEY, "BX_REGISTRY_REFRESH_MS=200", NULL};
+    int port = 0, mport = 0;
+    pid_t ingest = itest_ingest_start(env_clock + 14, env_ingest, &port);
+    pid_t score = itest_service_start(itest_env("BX_SCORE_BIN", BX_SCORE_BIN), env_clock + 14,
+                                      env_score, &mport);
+    pid_t esc = itest_service_start(itest_env("BX_ESCALATE_BIN", BX_ESCALATE_BIN), env_clock + 14,
+                                    env_esc, &mport);
+    pid_t console = console_start(dir, c);
+    char api[64], state[1100];
+    snprintf(api, sizeof(api), "http://127.0.0.1:%d", port);
+    snprintf(state, sizeof(state), "%s/state", dir);
+    REQUIRE(mkdir(state, 0755) == 0);
+    const char *sim_run[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
+                             "run",
+                             "--state",
+                             state,
+                             "--api",
+                             api,
+                             "--keys",
+                             keys,
+                             "--from",
+                             from,
+                             "--days",
+                             days_text,
+                             "--group",
+                             spec_score,
+                             "--group",
+                             spec_esc,
+                             "--quiet",
+                             "--seed",
+                             seed_text,
+                             "--townships",
+                             townships,
+                             "--schools",
+                             schools,
+                             "--students",
+                             students,
+                             "--id-prefix",
+                             id_prefix(),
+                             NULL};
+    bx_buf out;
+    bx_buf_init(&out, 1 << 22);
+    int rc = run(sim_run, &out);
+    if (rc != 0)
+        fprintf(stderr, "bx-sim run: %s\n", out.data ? out.data : "");
+    bx_buf_free(&out);
+
+    /* The last day ends: bx-score publishes its aggregate at its next tick. */
+    if (rc == 0) {
+        char next[11], when[32];
+        bx_date_format(r->last + 1, next);
+        snprintf(when, sizeof(when), "%s 07:00", next);
+        const char *set[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "clock", "set", when, NULL};
+        run_ok(set, NULL);
+        char last[11], sql[400];
+        bx_date_format(r->last, last);
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM attendance.analytics_sent WHERE level = 'county' AND "
+                 "day = '%s'",
+                 last);
+        long long done = 0;
+        for (int i = 0; i < 200 && done == 0; i++) {
+            done = count_of(r->db_url, sql);
+            if (done == 0)
+                usleep(100 * 1000);
+        }
+        CHECK_INT(done, 1);
+    }
+    itest_stop(console);
+    itest_stop(esc);
+    itest_stop(score);
+    itest_stop(ingest);
+    sim_county_free(c);
+    free(dir);
+    REQUIRE(rc == 0);
+}
+
+/* ---- reading a topic ---- */
+
+/* Every message of the three topics, from the beginning to the end; caller frees with
+ * cJSON_Delete: an array of {"topic": kind index, "text": payload}. */
+static cJSON *read_all(const run_result *r)
+{
+    char group[160];
+    snprintf(group, sizeof(group), "itest-analytics-reader-%d-%ld", (int)getpid(),
+             (long)time(NULL));
+    const char *const topics[] = {r->topics[0], r->topics[1], r->topics[2], NULL};
+    const char *const extra[] = {"auto.offset.reset", "earliest", "enable.partition.eof", "true",
+                                 NULL};
+    bx_consumer *c = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_consumer_new(itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092"), group, topics, extra,
+                            &c, &err) == BX_OK);
+    cJSON *all = cJSON_CreateArray();
+    int eofs = 0, idle = 0;
+    /* 3 topics of 2 partitions: done when each said EOF and nothing came for a while */
+    while (idle < 30 && !(eofs >= 6 && idle >= 5)) {
+        rd_kafka_message_t *m = bx_consumer_poll(c, 200);
+        if (m == NULL) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eofs++;
+        } else if (m->err == 0) {
+            const char *t = rd_kafka_topic_name(m->rkt);
+            int kind = strcmp(t, r->topics[0]) == 0 ? 0 : strcmp(t, r->topics[1]) == 0 ? 1 : 2;
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "topic", kind);
+            char *text = strndup(m->payload, m->len);
+            cJSON_AddStringToObject(o, "text", text);
+            char *key = strndup(m->key ? m->key : "", m->key_len);
+            cJSON_AddStringToObject(o, "key", key);
+            free(key);
+            free(text);
+            cJSON_AddItemToArray(all, o);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    bx_consumer_free(c);
+    return all;
+}
+
+/* ---- the tests ---- */
+
+BX_TEST(nothing_identifying_reaches_any_analytics_stream)
+{
+    run_result r;
+    run_county("anapii", "9", &r);
+    cJSON *all = read_all(&r);
+    static const char *const schema_names[] = {"bx.analytics.attendance.v1",
+                                               "bx.analytics.cases.v1", "bx.analytics.risk.v1"};
+    cJSON *schemas[3];
+    for (int i = 0; i < 3; i++) {
+        schemas[i] = bx_schema_load_topic(schema_names[i]);
+        REQUIRE(schemas[i] != NULL);
+    }
+    int per[3] = {0, 0, 0};
+    const cJSON *m;
+    cJSON_ArrayForEach(m, all)
+    {
+        int k = cJSON_GetObjectItem(m, "topic")->valueint;
+        const char *text = cJSON_GetObjectItem(m, "text")->valuestring;
+        per[k]++;
+        char why[400];
+        if (!bx_schema_check_text(schemas[k], text, strlen(text), why, sizeof(why)))
+            BX_FAIL_AT("%s: %s: %s", schema_names[k], why, text);
+    }
+    fprintf(stderr, "messages: attendance %d, cases %d, risk %d\n", per[0], per[1], per[2]);
+    CHECK(per[0] > 0);
+    CHECK(per[1] > 0);
+    CHECK(per[2] > 0);
+    /* Every value of the registry and the case history that could name a child. */
+    static const char *const queries[] = {
+        "SELECT id FROM registry.student",
+        "SELECT name FROM registry.student_private",
+        "SELECT national_id FROM registry.student_private WHERE national_id IS NOT NULL",
+        "SELECT to_char(birth_date, 'YYYY-MM-DD') FROM registry.student_private WHERE "
+        "birth_date IS NOT NULL AND false", /* dates are public days: not searched */
+        "SELECT name FROM registry.guardian",
+        "SELECT phone FROM registry.guardian WHERE phone IS NOT NULL",
+        "SELECT address FROM registry.guardian WHERE length(address) > 3",
+        "SELECT id FROM registry.staff",
+        "SELECT name FROM registry.staff",
+        "SELECT phone FROM registry.staff WHERE phone IS NOT NULL",
+        "SELECT DISTINCT state->>'case_id' FROM cases.case",
+        "SELECT event_id FROM cases.event",
+        "SELECT DISTINCT reason FROM cases.event WHERE length(reason) > 3",
+        "SELECT task_key FROM cases.task",
+        "SELECT DISTINCT array_to_string(flags, ',') FROM registry.student_private WHERE "
+        "cardinality(flags) > 0",
+    };
+    long long values = 0, hits = 0;
+    for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++) {
+        char *rows = itest_sql_rows(r.db_url, queries[q]);
+        REQUIRE(rows != NULL);
+        for (char *line = strtok(rows, "\n"); line; line = strtok(NULL, "\n")) {
+            if (strlen(line) < 2)
+                continue;
+            values++;
+            cJSON_ArrayForEach(m, all)
+            {
+                const char *text = cJSON_GetObjectItem(m, "text")->valuestring;
+                const char *key = cJSON_GetObjectItem(m, "key")->valuestring;
+                if (strstr(text, line) || strstr(key, line)) {
+                    hits++;
+                    BX_FAIL_AT("\"%s\" (%s) found in %s", line, queries[q], text);
+                }
+            }
+        }
+        free(rows);
+    }
+    /* Registry flag names never appear either. */
+    static const char *const flags[] = {
+        "registered_poor", "minimum_subsistence", "orphan",    "disability",
+        "left_behind",     "single_parent",       "migrant",   "learning_difficulty",
+        "wavering",        "earlier_dropout",     "monastery", "extreme_poverty"};
+    cJSON_ArrayForEach(m, all)
+    {
+        const char *text = cJSON_GetObjectItem(m, "text")->valuestring;
+        for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+            if (strstr(text, flags[i]))
+                BX_FAIL_AT("flag %s in %s", flags[i], text);
+    }
+    fprintf(stderr, "%lld registry values searched in %d messages: %lld found\n", values,
+            cJSON_GetArraySize(all), hits);
+    CHECK(values > 300);
+    CHECK_INT(hits, 0);
+    for (int i = 0; i < 3; i++)
+        cJSON_Delete(schemas[i]);
+    cJSON_Delete(all);
+}
+
+static cJSON *json_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    REQUIRE(f != NULL);
+    bx_buf b;
+    bx_buf_init(&b, 1 << 24);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        REQUIRE(bx_buf_append(&b, chunk, n) == BX_OK);
+    fclose(f);
+    cJSON *j = cJSON_ParseWithLength(b.data, b.len);
+    bx_buf_free(&b);
+    REQUIRE(j != NULL);
+    return j;
+}
+
+static long json_long(const cJSON *o, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", path);
+    const cJSON *at = o;
+    for (char *tok = strtok(buf, "."); tok && at; tok = strtok(NULL, "."))
+        at = cJSON_GetObjectItemCaseSensitive(at, tok);
+    if (!cJSON_IsNumber(at))
+        BX_FAIL_AT("%s is not a number", path);
+    return at ? (long)at->valuedouble : -1;
+}
+
+BX_TEST(analyst_example_agrees_with_bxctl_report)
+{
+    run_result r;
+    run_county("anaex", "10", &r);
+    char script[1200], summary[1200], chart[1200], group[160];
+    snprintf(script, sizeof(script), "%s/examples/analyst/analyst.py",
+             itest_env("BX_SOURCE_DIR", "."));
+    snprintf(summary, sizeof(summary), "%s/analyst.json", r.dir);
+    snprintf(chart, sizeof(chart), "%s/analyst.png", r.dir);
+    snprintf(group, sizeof(group), "analyst.itest%d.example", (int)getpid());
+    const char *py[] = {itest_env("BX_PYTHON", "/usr/bin/python3"),
+                        script,
+                        "--brokers",
+                        itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092"),
+                        "--group",
+                        group,
+                        "--attendance-topic",
+                        r.topics[0],
+                        "--cases-topic",
+                        r.topics[1],
+                        "--risk-topic",
+                        r.topics[2],
+                        "--idle-exit",
+                        "6",
+                        "--every",
+                        "1000",
+                        "--json",
+                        summary,
+                        "--chart",
+                        chart,
+                        NULL};
+    bx_buf out;
+    bx_buf_init(&out, 1 << 20);
+    int rc = run(py, &out);
+    fprintf(stderr, "analyst.py:\n%s\n", out.data ? out.data : "");
+    REQUIRE(rc == 0);
+    const char *copy = getenv("BX_ANALYST_CHART_OUT");
+    if (copy && *copy) {
+        const char *cp[] = {"/bin/cp", chart, copy, NULL};
+        run_ok(cp, NULL);
+    }
+    /* The chart is a PNG of some substance. */
+    FILE *f = fopen(chart, "rb");
+    REQUIRE(f != NULL);
+    unsigned char sig[8] = {0};
+    REQUIRE(fread(sig, 1, 8, f) == 8);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    CHECK(memcmp(sig, "\x89PNG\r\n\x1a\n", 8) == 0);
+    CHECK(size > 20000);
+
+    cJSON *ex = json_file(summary);
+    char path[256];
+    /* the county's enrolled students, as the registry lists them */
+    snprintf(path, sizeof(path), "counties.%s.enrolled", r.county);
+    long enrolled = json_long(ex, path);
+    CHECK_INT(enrolled, count_of(r.db_url, "SELECT count(*) FROM registry.student WHERE status = "
+                                           "'enrolled'"));
+    /* every school day of the run has its county aggregate */
+    char key[128];
+    snprintf(key, sizeof(key), "counties.%s.days", r.county);
+    const cJSON *days = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ex, "counties"),
+                                         r.county),
+        "days");
+    char *span = itest_sql_rows(r.db_url, "SELECT min(day), max(day), count(DISTINCT day) FROM "
+                                          "attendance.class_report");
+    fprintf(stderr, "roll calls: %s", span ? span : "?");
+    free(span);
+    /* (bx-sim posts a few roll calls before --from: those days are published too) */
+    CHECK(cJSON_GetArraySize(days) >= DAYS);
+    char first[11], last[11];
+    bx_date_format(r.first, first);
+    bx_date_format(r.last, last);
+    CHECK(cJSON_GetObjectItemCaseSensitive(days, first) != NULL);
+    CHECK(cJSON_GetObjectItemCaseSensitive(days, last) != NULL);
+
+    /* bxctl report for the term so far: enrolled now = enrolled - on the roster now, and the
+     * children who dropped out = the cases that reached the roster and did not end returned or
+     * transferred */
+    const char *rep[] = {itest_env("BXCTL_BIN", BXCTL_BIN),
+                         "report",
+                         "--term",
+                         "2026-autumn",
+                         "--county",
+                         r.county,
+                         "--level",
+                         "county",
+                         "--format",
+                         "json",
+                         NULL};
+    bx_buf rout;
+    bx_buf_init(&rout, 1 << 20);
+    REQUIRE(run(rep, &rout) == 0);
+    fprintf(stderr, "bxctl report: %s\n", rout.data);
+    const char *start = strchr(rout.data, '[') ? strchr(rout.data, '[') : rout.data;
+    cJSON *report = cJSON_Parse(start);
+    REQUIRE(report != NULL);
+    const cJSON *row = cJSON_IsArray(report)
+                           ? cJSON_GetArrayItem(report, 0)
+                           : cJSON_GetArrayItem(cJSON_GetObjectItem(report, "rows"), 0);
+    REQUIRE(row != NULL);
+    snprintf(path, sizeof(path), "counties.%s.on_roster_now", r.county);
+    long roster_now = json_long(ex, path);
+    snprintf(path, sizeof(path), "counties.%s.entered_roster", r.county);
+    long entered = json_long(ex, path);
+    CHECK(entered >= 1);
+    CHECK_INT(json_long(row, "all.enrolled_now"), enrolled - roster_now);
+    CHECK_INT(json_long(row, "all.dropped_out"), entered);
+    /* open cases by stage: as the case table says */
+    const cJSON *by_stage = cJSON_GetObjectItemCaseSensitive(ex, "open_cases_by_stage");
+    char *rows = itest_sql_rows(r.db_url, "SELECT coalesce(stage, '(none)') || '|' || count(*) "
+                                          "FROM cases.case WHERE closed_at IS NULL GROUP BY "
+                                          "coalesce(stage, '(none)') ORDER BY 1");
+    REQUIRE(rows != NULL);
+    int stages = 0;
+    for (char *line = strtok(rows, "\n"); line; line = strtok(NULL, "\n")) {
+        char *bar = strchr(line, '|');
+        REQUIRE(bar != NULL);
+        *bar = '\0';
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(by_stage, line);
+        CHECK(n != NULL && (long)n->valuedouble == strtol(bar + 1, NULL, 10));
+        stages++;
+    }
+    CHECK_INT(cJSON_GetArraySize(by_stage), stages);
+    free(rows);
+    cJSON_Delete(report);
+    cJSON_Delete(ex);
+    bx_buf_free(&rout);
+    bx_buf_free(&out);
+}
