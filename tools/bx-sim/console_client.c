@@ -354,6 +354,11 @@ bx_status sim_console_signoff(sim_console *sc, const sim_county *c, PGconn *db, 
         return s;
     if (strcmp(flash, "已签署复学报告书") == 0) {
         counts->accepted++;
+    } else if (strncmp(flash, "已签署：个案已结案", strlen("已签署：个案已结案")) == 0) {
+        /* The case closed between the look-up and the form (its return was recorded without
+         * paperwork): nothing left to sign, so the school records the return itself. */
+        sc->unsigned_returns++;
+        *unsigned_return = true;
     } else if (strncmp(flash, "已提交过", strlen("已提交过")) == 0) {
         counts->duplicates++;
     } else if (strncmp(flash, "服务器未确认", strlen("服务器未确认")) == 0) {
