@@ -616,6 +616,9 @@ static void action_tag(const ladder_input *in, char *out, size_t size)
     case LADDER_ACT_TASK_DONE:
         snprintf(out, size, "task_done");
         break;
+    case LADDER_ACT_TASK_REASSIGNED:
+        snprintf(out, size, "task_reassigned");
+        break;
     }
 }
 
@@ -664,11 +667,45 @@ static void complete_tasks(step *st)
     }
 }
 
+/* task_reassigned: the open task's owner becomes to_staff_id; a note event records who gave it to
+ * whom, and the new owner is told by staff id. A task that is not open (done, cancelled, unknown)
+ * changes nothing. */
+static void reassign_task(step *st)
+{
+    const ladder_input *in = st->in;
+    ladder_task *t = find_task(st->s, in->task_key);
+    if (t == NULL || !task_live(t) || t->rule < 0)
+        return;
+    const ladder_task_rule *r = &st->p->task_rules[t->rule];
+    ladder_event *e = add_event(st, LADDER_EV_NOTE, false, "%s reassigned to %s by %s", r->kind,
+                                in->to_staff_id, st->actor);
+    task_event(st, e, t);
+    if (e != NULL)
+        snprintf(e->owner_staff_id, sizeof(e->owner_staff_id), "%s", in->to_staff_id);
+    if (st->p->task_notice[0] == '\0')
+        return;
+    char when[32];
+    bx_time_format(t->due_at, when, sizeof(when));
+    ladder_notification *n = add_note(st, st->p->task_notice, r->owner_role, "task");
+    if (n == NULL)
+        return;
+    snprintf(n->recipient_staff_id, sizeof(n->recipient_staff_id), "%s", in->to_staff_id);
+    note_param(n, "case_id", st->s->case_id);
+    note_param(n, "task_id", t->key);
+    note_param(n, "task", r->kind);
+    note_param(n, "due_at", when);
+}
+
 static void on_action(step *st)
 {
     const ladder_input *in = st->in;
     case_state *s = st->s;
     const ladder_policy *p = st->p;
+    if (in->action == LADDER_ACT_TASK_REASSIGNED) {
+        if (s->open)
+            reassign_task(st);
+        return;
+    }
     if (!s->open) {
         /* transfers and unapproved suspensions are followed even without an absence */
         bool follow =
@@ -785,7 +822,7 @@ static bx_status check_input(const ladder_input *in, bx_error *err)
                           "assessment: streak_start must be set and not after date");
         return BX_OK;
     case LADDER_IN_ACTION:
-        if (in->action < LADDER_ACT_CONTACT_MADE || in->action > LADDER_ACT_TASK_DONE)
+        if (in->action < LADDER_ACT_CONTACT_MADE || in->action > LADDER_ACT_TASK_REASSIGNED)
             return BX_ERR(err, BX_EINVAL, "action: unknown kind %d", (int)in->action);
         if (in->date == BX_DATE_NONE)
             return BX_ERR(err, BX_EINVAL, "action: date missing");
@@ -794,6 +831,9 @@ static bx_status check_input(const ladder_input *in, bx_error *err)
             return BX_ERR(err, BX_EINVAL, "suspension: first_date..last_date is not a range");
         if (in->action == LADDER_ACT_TASK_DONE && in->task_kind[0] == '\0')
             return BX_ERR(err, BX_EINVAL, "task_done: task_kind missing");
+        if (in->action == LADDER_ACT_TASK_REASSIGNED &&
+            (in->task_key[0] == '\0' || !id_ok(in->to_staff_id, 32, false)))
+            return BX_ERR(err, BX_EINVAL, "task_reassigned: task_key and to_staff_id required");
         if (in->signoff_staff_id[0] != '\0' && !id_ok(in->signoff_staff_id, 32, false))
             return BX_ERR(err, BX_EINVAL, "signoff_staff_id: expected 1..32 of [A-Za-z0-9_-]");
         return BX_OK;

@@ -163,7 +163,13 @@ typedef enum ladder_action {
     LADDER_ACT_TRANSFER_OUT,
     LADDER_ACT_TRANSFER_CONFIRMED,
     LADDER_ACT_SUSPENSION,
-    LADDER_ACT_TASK_DONE /* a staff member confirms a task (a report filed); not in bx.actions.v1 */
+    LADDER_ACT_TASK_DONE, /* a staff member confirms a task (a report filed); not in bx.actions.v1
+                           */
+    /* task_reassigned: the principal or academic office gives an open task to another staff
+     * member of the school (task_key, to_staff_id). The task keeps its kind, role and deadline;
+     * its owner becomes to_staff_id, a note event says who gave it to whom, and the new owner is
+     * told (ladder.task_notice, to them by staff id). A task that is not open changes nothing. */
+    LADDER_ACT_TASK_REASSIGNED
 } ladder_action;
 
 typedef enum ladder_ending {
@@ -194,6 +200,8 @@ typedef struct ladder_input {
     char visit_outcome[16];           /* home_visit: will_return, refused, not_home, other */
     char visit_reason[24];            /* home_visit: the family's reason code, "" none */
     char signoff_staff_id[33];        /* returned: township officer, "" none */
+    char task_key[LADDER_KEY_SIZE];   /* task_reassigned: the task */
+    char to_staff_id[33];             /* task_reassigned: its new owner */
     bx_date return_date;              /* returned */
     bool paperwork;                   /* transfer_out */
     bool approved;                    /* suspension */
@@ -280,8 +288,9 @@ typedef struct ladder_event {
     ladder_event_kind kind;
     const char *stage; /* stage after the event (policy name, static), NULL none */
     char task_key[LADDER_KEY_SIZE];
-    const char *task_kind;  /* borrowed from the policy; NULL when no task */
-    const char *owner_role; /* likewise */
+    const char *task_kind;   /* borrowed from the policy; NULL when no task */
+    const char *owner_role;  /* likewise */
+    char owner_staff_id[33]; /* a task given to a staff member (task_reassigned); "" the role's */
     bx_time_ms due_at;
     ladder_ending ending;
     char actor[65];
@@ -298,9 +307,10 @@ typedef struct ladder_timer {
 #define LADDER_PARAMS_MAX 6
 typedef struct ladder_notification {
     char request_id[LADDER_KEY_SIZE];
-    const char *template_name;  /* borrowed from the policy */
-    const char *recipient_role; /* likewise */
-    const char *channel;        /* likewise: sms or task */
+    const char *template_name;   /* borrowed from the policy */
+    const char *recipient_role;  /* likewise */
+    const char *channel;         /* likewise: sms or task */
+    char recipient_staff_id[33]; /* a staff member by id (a reassigned task's owner); "" by role */
     int nparams;
     struct {
         const char *name; /* static */

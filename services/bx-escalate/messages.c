@@ -212,6 +212,21 @@ static bx_status parse_details(const cJSON *d, messages_input *p, bx_error *err)
                          err));
         break;
     }
+    case LADDER_ACT_TASK_REASSIGNED: { /* the principal gives the task to another staff member */
+        static const char *const keys[] = {"task_id", "to_staff_id", NULL};
+        char to[BX_ID_MAX + 1];
+        s = bx_json_only_keys(d, path, keys, err);
+        IFOK(s, bx_json_get_string(d, path, "task_id", true, 128, &v, err));
+        if (s == BX_OK && (v[0] == '\0' || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
+                                                     "rstuvwxyz0123456789._:-") != strlen(v)))
+            s = BX_ERR(err, BX_EINVAL, "%s.task_id: expected 1..128 of [A-Za-z0-9._:-]", path);
+        IFOK(s, get_id(d, path, "to_staff_id", false, to, err));
+        if (s == BX_OK) {
+            snprintf(in->task_key, sizeof(in->task_key), "%s", v);
+            snprintf(in->to_staff_id, sizeof(in->to_staff_id), "%s", to);
+        }
+        break;
+    }
     }
     return s;
 }
@@ -228,7 +243,8 @@ static bx_status parse_action(const cJSON *o, messages_input *p, bx_error *err)
                    {"returned", LADDER_ACT_RETURNED},
                    {"transfer_out", LADDER_ACT_TRANSFER_OUT},
                    {"transfer_confirmed", LADDER_ACT_TRANSFER_CONFIRMED},
-                   {"suspension", LADDER_ACT_SUSPENSION}};
+                   {"suspension", LADDER_ACT_SUSPENSION},
+                   {"task_reassigned", LADDER_ACT_TASK_REASSIGNED}};
     ladder_input *in = &p->in;
     const char *action = NULL, *recorded_by = NULL;
     char staff[BX_ID_MAX + 1];
@@ -256,6 +272,8 @@ static bx_status parse_action(const cJSON *o, messages_input *p, bx_error *err)
         return BX_ERR(err, BX_EINVAL, PATH ".action: unknown action");
     if (in->action == LADDER_ACT_TASK_DONE && staff[0] == '\0')
         return BX_ERR(err, BX_EINVAL, PATH ".staff_id: report_filed needs who filed it");
+    if (in->action == LADDER_ACT_TASK_REASSIGNED && staff[0] == '\0')
+        return BX_ERR(err, BX_EINVAL, PATH ".staff_id: task_reassigned needs who reassigned it");
     snprintf(in->actor, sizeof(in->actor), "%s", staff[0] ? staff : recorded_by);
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "details");
     if (!cJSON_IsObject(d))
@@ -346,7 +364,9 @@ static bx_status task_value(bx_buf *b, const messages_context *ctx, const ladder
     IFOK(st, bx_buf_json_string(b, e->task_key));
     IFOK(st, member(b, "kind", e->task_kind));
     IFOK(st, member(b, "owner_role", e->owner_role));
-    IFOK(st, member(b, "owner_staff_id", messages_staff_of(ctx, e->owner_role)));
+    IFOK(st,
+         member(b, "owner_staff_id",
+                e->owner_staff_id[0] ? e->owner_staff_id : messages_staff_of(ctx, e->owner_role)));
     IFOK(st, member_time(b, "due_at", e->due_at));
     IFOK(st, bx_buf_puts(b, "}"));
     return st;
@@ -379,7 +399,9 @@ bx_status messages_notify_request(const case_state *s, const messages_context *c
     IFOK(st, member(out, "template", n->template_name));
     IFOK(st, member(out, "recipient_role", n->recipient_role));
     IFOK(st, member(out, "recipient_staff_id",
-                    guardian ? NULL : messages_staff_of(ctx, n->recipient_role)));
+                    guardian                   ? NULL
+                    : n->recipient_staff_id[0] ? n->recipient_staff_id
+                                               : messages_staff_of(ctx, n->recipient_role)));
     IFOK(st, member(out, "channel", guardian ? "sms" : n->channel));
     IFOK(st, bx_buf_puts(out, ",\"params\":{"));
     for (int i = 0; i < n->nparams; i++) {

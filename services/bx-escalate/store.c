@@ -175,6 +175,13 @@ static bx_status write_task(PGconn *db, const char *id, const messages_context *
                         2, p, err);
         break;
     }
+    case LADDER_EV_NOTE: /* task_reassigned: the task's new owner */
+        if (e->owner_staff_id[0] != '\0')
+            s = exec_params(db,
+                            "UPDATE cases.task SET owner_staff_id = $2 WHERE task_key = $1 AND "
+                            "case_id = $3::bigint",
+                            3, (const char *[]){e->task_key, e->owner_staff_id, id}, err);
+        break;
     default:
         break;
     }

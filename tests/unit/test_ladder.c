@@ -385,6 +385,57 @@ BX_TEST(task_owner_is_told_of_every_task)
     CHECK_STR(sms->params[2].value, "1");
 }
 
+/* task_reassigned: the open task's owner becomes the staff member named, a note says who gave it
+ * to whom, the new owner is told by staff id; a task that is not open, or no case, changes
+ * nothing. */
+BX_TEST(reassigned_task_changes_owner_and_tells_the_new_one)
+{
+    start(policy());
+    ladder_input in = action(LADDER_ACT_TASK_REASSIGNED, "2026-09-28 08:00");
+    snprintf(in.task_key, sizeof(in.task_key), "stu-0001:20260928:contact_family:x:2026-09-28");
+    snprintf(in.to_staff_id, sizeof(in.to_staff_id), "staff-09");
+    CHECK_STR(apply(&in), ""); /* no case yet */
+    assess("2026-09-28 09:00", 1, "2026-09-28", 0);
+    const ladder_task *t = task_of("contact_family");
+    REQUIRE(t != NULL);
+    char key[LADDER_KEY_SIZE];
+    snprintf(key, sizeof(key), "%s", t->key);
+    in = action(LADDER_ACT_TASK_REASSIGNED, "2026-09-28 10:00");
+    snprintf(in.actor, sizeof(in.actor), "principal-1");
+    snprintf(in.task_key, sizeof(in.task_key), "%s", key);
+    snprintf(in.to_staff_id, sizeof(in.to_staff_id), "staff-09");
+    CHECK_STR(apply(&in), "note contact_family contact_family"); /* stage, task */
+    CHECK_INT(fx.nevents, 1);
+    const ladder_event *e = &fx.events[0];
+    CHECK_STR(e->task_key, key);
+    CHECK_STR(e->owner_role, "homeroom_teacher");
+    CHECK_STR(e->owner_staff_id, "staff-09");
+    CHECK_STR(e->actor, "principal-1");
+    CHECK_STR(e->reason, "contact_family reassigned to staff-09 by principal-1");
+    CHECK_INT(fx.ntimers, 0); /* the deadline stays */
+    CHECK_INT(fx.nnotes, 1);
+    const ladder_notification *m = &fx.notes[0];
+    CHECK_STR(m->template_name, "task_assigned");
+    CHECK_STR(m->recipient_staff_id, "staff-09");
+    CHECK_STR(m->channel, "task");
+    CHECK_STR(m->params[1].name, "task_id");
+    CHECK_STR(m->params[1].value, key);
+    REQUIRE(task_of("contact_family") != NULL); /* still open, its deadline unchanged */
+    CHECK(task_of("contact_family")->due_at == t->due_at);
+    /* Once done, a reassignment changes nothing. */
+    act(LADDER_ACT_CONTACT_MADE, "2026-09-28 11:00");
+    in = action(LADDER_ACT_TASK_REASSIGNED, "2026-09-28 12:00");
+    snprintf(in.task_key, sizeof(in.task_key), "%s", key);
+    snprintf(in.to_staff_id, sizeof(in.to_staff_id), "staff-10");
+    CHECK_STR(apply(&in), "");
+    /* Without a task or a new owner the input is refused. */
+    bx_error err = {0};
+    in = action(LADDER_ACT_TASK_REASSIGNED, "2026-09-28 12:00");
+    snprintf(in.event_id, sizeof(in.event_id), "bad-1");
+    snprintf(in.task_key, sizeof(in.task_key), "%s", key);
+    CHECK_INT(ladder_step(active, calendar(), &state, &in, &state, &fx, &err), BX_EINVAL);
+}
+
 BX_TEST(leave_pauses_the_ladder)
 {
     start(policy());
