@@ -1,14 +1,15 @@
 /* bxvalidate actions: what staff did about a student (contacts, home visits, letters, reports
- * filed, return, transfer, suspension), with whoever it names held to account: a staff member
- * must exist and work at the student's school, and a township sign-off comes only from the
- * township officer in person. */
+ * filed, return, transfer, suspension, a task reassigned), with whoever it names held to account:
+ * a staff member must exist and work at the student's school, a township sign-off comes only from
+ * the township officer in person, and only the school's principal or academic office gives a task
+ * to another staff member of the school. */
 #include "records.h"
 
 #include <stdio.h>
 #include <string.h>
 
 /* What each action's details must hold. */
-enum detail_type { D_STRING, D_BOOL, D_DATE, D_SIGNOFF, D_TASK };
+enum detail_type { D_STRING, D_BOOL, D_DATE, D_SIGNOFF, D_TASK, D_TASK_ID, D_SCHOOL_STAFF };
 struct detail {
     const char *key;
     enum detail_type type;
@@ -41,6 +42,11 @@ static const struct detail letter_details[] = {{"letter", D_STRING, true, letter
 /* report_filed: task is a ladder task kind (checked by task_kind_valid below). */
 static const struct detail report_details[] = {
     {"task", D_TASK, true, NULL}, {"filed_with", D_STRING, false, filed_with}, {NULL, 0, 0, NULL}};
+/* task_reassigned: the task's id (bx.case.events.v1's task.task_id) and its new owner, who works
+ * at the student's school. */
+static const struct detail reassign_details[] = {{"task_id", D_TASK_ID, true, NULL},
+                                                 {"to_staff_id", D_SCHOOL_STAFF, true, NULL},
+                                                 {NULL, 0, 0, NULL}};
 static const struct detail returned_details[] = {
     {"return_date", D_DATE, true, NULL},
     {"township_signoff_staff_id", D_SIGNOFF, false, NULL},
@@ -68,6 +74,7 @@ static const struct action_spec actions[] = {
     {"transfer_out", transfer_out_details},
     {"transfer_confirmed", transfer_confirmed_details},
     {"suspension", suspension_details},
+    {"task_reassigned", reassign_details},
 };
 
 /* The action being validated. */
@@ -88,6 +95,14 @@ static bool task_kind_valid(const char *v)
     if (n == 0 || n > 39 || v[0] < 'a' || v[0] > 'z')
         return false;
     return strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+/* A task's id as cases.task.task_key and the case history hold it: 1 to 128 of [A-Za-z0-9._:-]. */
+static bool task_id_valid(const char *v)
+{
+    size_t n = strlen(v);
+    return n >= 1 && n <= 128 &&
+           strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
 }
 
 /* A staff reference (at field): a registry staff id of someone who works at the student's school
@@ -144,6 +159,56 @@ static bool check_signoff(const struct action *a, const char *field, const char 
     return check_staff(a, field, id);
 }
 
+/* A school role that assigns the school's tasks: the principal or the academic office. */
+static bool assigns_tasks(const char *role)
+{
+    return role && (strcmp(role, "principal") == 0 || strcmp(role, "academic_office") == 0);
+}
+
+/* The new owner of a reassigned task: a staff member of the student's school itself (an officer
+ * over it does not take a school's task). */
+static bool check_school_staff(const struct action *a, const char *field, const char *id)
+{
+    if (!check_staff(a, field, id))
+        return false;
+    const ingest_staff *member = ingest_staff_find(a->ctx->staff, id);
+    if (strcmp(member->school_id, a->st->school->id) != 0) {
+        records_reject(a->r, field, "wrong_school",
+                       "a task of school %s goes to a staff member of the school, not to %s (%s)",
+                       a->st->school->id, id, member->role);
+        return false;
+    }
+    return true;
+}
+
+/* Who reassigns a task (staff_id, at field): the principal or academic office of the student's
+ * school. A person reassigns only as themselves; a school's key must name such a staff member. */
+static bool check_reassigner(const struct action *a, const char *field)
+{
+    const ingest_ctx *ctx = a->ctx;
+    if (!*a->staff_id) {
+        records_reject(a->r, field, "missing_field",
+                       "task_reassigned needs the principal or academic office who reassigns it");
+        return false;
+    }
+    if (ctx->writer == INGEST_WRITER_PERSON && strcmp(a->staff_id, ctx->staff_id) != 0) {
+        records_reject(a->r, field, "unauthorized",
+                       "a task is reassigned only by the signed-in person (%s), not as \"%.40s\"",
+                       ctx->staff_id, a->staff_id);
+        return false;
+    }
+    const ingest_staff *member = ingest_staff_find(ctx->staff, a->staff_id);
+    if (member == NULL || strcmp(member->school_id, a->st->school->id) != 0 ||
+        !assigns_tasks(member->role)) {
+        records_reject(a->r, field, "unauthorized",
+                       "only the principal or academic office of school %s reassigns its tasks; "
+                       "staff %s is %s",
+                       a->st->school->id, a->staff_id, member ? member->role : "unknown");
+        return false;
+    }
+    return true;
+}
+
 /* "one of a, b, c" of a detail's allowed values. */
 static void allowed_text(const char *const *values, char *out, size_t size)
 {
@@ -162,6 +227,15 @@ static bool check_detail_value(const struct action *a, const struct detail *d, c
         return false;
     if (d->type == D_SIGNOFF && !check_signoff(a, field, v))
         return false;
+    if (d->type == D_SCHOOL_STAFF && !check_school_staff(a, field, v))
+        return false;
+    if (d->type == D_TASK_ID && !task_id_valid(v)) {
+        records_reject(a->r, field, "invalid_value",
+                       "expected a task id as the case history gives it (1 to 128 of "
+                       "A-Z a-z 0-9 . _ : -), got \"%.40s\"",
+                       v);
+        return false;
+    }
     if (d->type == D_TASK && !task_kind_valid(v)) {
         records_reject(a->r, field, "invalid_value",
                        "expected a task kind of the ladder such as report_to_school or "
@@ -251,7 +325,8 @@ static bool check_action(struct action *a)
     if (a->spec == NULL) {
         records_reject(a->r, field, "invalid_value",
                        "expected contact_made, home_visit, letter_delivered, report_filed, "
-                       "returned, transfer_out, transfer_confirmed or suspension, got \"%.30s\"",
+                       "returned, transfer_out, transfer_confirmed, suspension or "
+                       "task_reassigned, got \"%.30s\"",
                        a->name);
         return false;
     }
@@ -273,6 +348,8 @@ static bool check_action(struct action *a)
                        "report_filed needs the staff member who filed it");
         return false;
     }
+    if (strcmp(a->name, "task_reassigned") == 0 && !check_reassigner(a, field))
+        return false;
     return true;
 }
 

@@ -276,6 +276,9 @@ struct accountability_case {
 #define CONTACT    "{\"channel\":\"phone\",\"reached\":true}"
 #define RETURNED   "{\"return_date\":\"2026-11-26\"}"
 #define SIGNED(id) "{\"return_date\":\"2026-11-26\",\"township_signoff_staff_id\":\"" id "\"}"
+#define REASSIGN(id)                                                                               \
+    "{\"task_id\":\"S10010301:20261123:home_visit:home_visit:2026-11-27\",\"to_staff_id\":\"" id   \
+    "\"}"
 
 static const struct accountability_case accountability[] = {
     {"forged staff id", NULL, ACT("S10010301", "contact_made", BY("NOBODY_AT_ALL"), CONTACT),
@@ -339,6 +342,40 @@ static const struct accountability_case accountability[] = {
     {"officer names another school's teacher", "W520122100",
      ACT("S10010301", "contact_made", BY("T1002011"), CONTACT), "records[0].staff_id",
      "wrong_school", "staff \"T1002011\" does not work at school 5201221001"},
+    /* task_reassigned: only the school's principal or academic office, to staff of the school */
+    {"principal reassigns a task", "P1001",
+     ACT("S10010301", "task_reassigned", BY("P1001"), REASSIGN("T1001031")), NULL, NULL,
+     "\"recorded_by\":\"P1001\",\"details\":{\"task_id\":\"S10010301:20261123:home_visit:"
+     "home_visit:2026-11-27\",\"to_staff_id\":\"T1001031\"}"},
+    {"principal reassigns as someone else", "P1001",
+     ACT("S10010301", "task_reassigned", BY("T1001031"), REASSIGN("T1001031")),
+     "records[0].staff_id", "unauthorized", "only by the signed-in person (P1001)"},
+    {"teacher reassigns", "T1001031",
+     ACT("S10010301", "task_reassigned", BY("T1001031"), REASSIGN("P1001")), "records[0].staff_id",
+     "unauthorized", "staff T1001031 is homeroom_teacher"},
+    {"task to another school's teacher", "P1001",
+     ACT("S10010301", "task_reassigned", BY("P1001"), REASSIGN("T1002011")),
+     "records[0].details.to_staff_id", "wrong_school", "does not work at school 5201221001"},
+    {"task to the township officer", "P1001",
+     ACT("S10010301", "task_reassigned", BY("P1001"), REASSIGN("W520122100")),
+     "records[0].details.to_staff_id", "wrong_school", "goes to a staff member of the school"},
+    {"task to nobody", "P1001",
+     ACT("S10010301", "task_reassigned", BY("P1001"), REASSIGN("NOBODY_AT_ALL")),
+     "records[0].details.to_staff_id", "unknown_staff", "no staff \"NOBODY_AT_ALL\""},
+    {"school key without the principal", NULL,
+     ACT("S10010301", "task_reassigned", "", REASSIGN("T1001031")), "records[0].staff_id",
+     "missing_field", "needs the principal or academic office"},
+    {"school key naming a teacher", NULL,
+     ACT("S10010301", "task_reassigned", BY("T1001031"), REASSIGN("T1001031")),
+     "records[0].staff_id", "unauthorized", "only the principal or academic office of school"},
+    {"school key naming its principal", NULL,
+     ACT("S10010301", "task_reassigned", BY("P1001"), REASSIGN("T1001031")), NULL, NULL,
+     "\"staff_id\":\"P1001\",\"recorded_at\":\"2026-11-27T10:30:00+08:00\","
+     "\"recorded_by\":\"cred-1\""},
+    {"task id that is no id", "P1001",
+     ACT("S10010301", "task_reassigned", BY("P1001"),
+         "{\"task_id\":\"a b\",\"to_staff_id\":\"T1001031\"}"),
+     "records[0].details.task_id", "invalid_value", "expected a task id"},
 };
 
 BX_TEST(actions_hold_their_writers_to_account)
