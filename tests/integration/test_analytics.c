@@ -627,6 +627,32 @@ BX_TEST(nothing_identifying_reaches_any_analytics_stream)
             if (strstr(text, flags[i]))
                 BX_FAIL_AT("flag %s in %s", flags[i], text);
     }
+    /* Every message bx-escalate queued in this run, whatever its topic, matches its schema. */
+    char *outbox = itest_sql_rows(r.db_url, "SELECT topic || '\t' || payload FROM cases.outbox "
+                                            "ORDER BY id");
+    REQUIRE(outbox != NULL);
+    int queued = 0;
+    for (char *line = strtok(outbox, "\n"); line; line = strtok(NULL, "\n")) {
+        char *tab = strchr(line, '\t');
+        REQUIRE(tab != NULL);
+        *tab = '\0';
+        char topic[96];
+        /* the run's own analytics topic is the schema's topic and a suffix */
+        snprintf(
+            topic, sizeof(topic), "%.*s",
+            (int)(strstr(line, ".itest-") ? strstr(line, ".itest-") - line : (long)strlen(line)),
+            line);
+        cJSON *schema = bx_schema_load_topic(topic);
+        REQUIRE(schema != NULL);
+        char why[400];
+        if (!bx_schema_check_text(schema, tab + 1, strlen(tab + 1), why, sizeof(why)))
+            BX_FAIL_AT("%s: %s: %s", topic, why, tab + 1);
+        cJSON_Delete(schema);
+        queued++;
+    }
+    free(outbox);
+    fprintf(stderr, "%d outbox messages of bx-escalate match their schemas\n", queued);
+    CHECK(queued > 0);
     fprintf(stderr, "%lld registry values searched in %d messages: %lld found\n", values,
             cJSON_GetArraySize(all), hits);
     CHECK(values > 300);
