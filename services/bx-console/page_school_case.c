@@ -153,7 +153,8 @@ bx_status page_school_case_get(console_request *req, console_reply *rep, bx_erro
                     "SELECT t.kind, " SCHOOL_ISO_SQL(
                         "t.due_at") ", t.overdue_at IS NOT NULL OR t.due_at <= "
                                     "to_timestamp($2::bigint / 1000.0), t.owner_role, "
-                                    "coalesce(o.name, coalesce(t.owner_staff_id, '')) FROM "
+                                    "coalesce(o.name, coalesce(t.owner_staff_id, '')), t.id, "
+                                    "coalesce(o.id, '') FROM "
                                     "cases.task t JOIN cases.case c ON c.id = t.case_id JOIN "
                                     "registry.student st ON st.id = c.student_id LEFT JOIN "
                                     "registry.class cl ON cl.id = st.class_id LEFT JOIN "
@@ -169,6 +170,7 @@ bx_status page_school_case_get(console_request *req, console_reply *rep, bx_erro
     IFOK(s, console_audit(req, "view_case", c.student_id, detail, err));
     if (s != BX_OK) {
         PQclear(res);
+        PQclear(staff);
         return s;
     }
     char today[11], token[PAGE_TOKEN_SIZE], t1[24];
