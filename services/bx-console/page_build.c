@@ -123,7 +123,7 @@ void page_rollcall_state_line(const console_rollcall_state *s, char *out, size_t
 }
 
 static const char *const action_names[] = {"contact_made", "home_visit", "letter_delivered",
-                                           "report_filed"};
+                                           "report_filed", "task_reassigned"};
 
 const char *page_action_name(page_action_kind k)
 {
@@ -133,7 +133,7 @@ const char *page_action_name(page_action_kind k)
 
 bx_status page_action_parse(const char *name, page_action_kind *out)
 {
-    for (size_t i = 0; name && i < sizeof(action_names) / sizeof(action_names[0]); i++)
+    for (size_t i = 0; name && i < PAGE_ACT_REASSIGN; i++)
         if (strcmp(name, action_names[i]) == 0) {
             *out = (page_action_kind)i;
             return BX_OK;
@@ -179,6 +179,10 @@ bx_status page_action_json(const page_action_form *f, bx_buf *out)
     case PAGE_ACT_REPORT:
         IFOK(s, optional(out, "task", f->task, &first));
         IFOK(s, optional(out, "filed_with", f->filed_with, &first));
+        break;
+    case PAGE_ACT_REASSIGN:
+        IFOK(s, optional(out, "task_id", f->task_id, &first));
+        IFOK(s, optional(out, "to_staff_id", f->to_staff_id, &first));
         break;
     }
     IFOK(s, bx_buf_puts(out, "}}]}"));

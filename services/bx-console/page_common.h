@@ -71,26 +71,30 @@ typedef enum page_action_kind {
     PAGE_ACT_CONTACT = 0, /* contact_made: channel, reached */
     PAGE_ACT_HOME_VISIT,  /* home_visit: outcome, reason (the note stays in PostgreSQL) */
     PAGE_ACT_LETTER,      /* letter_delivered: letter */
-    PAGE_ACT_REPORT       /* report_filed: task, filed_with */
+    PAGE_ACT_REPORT,      /* report_filed: task, filed_with */
+    PAGE_ACT_REASSIGN     /* task_reassigned: task_id, to_staff_id (the principal's form only) */
 } page_action_kind;
 
 /* An action form. Strings borrowed; optional ones NULL or "". */
 typedef struct page_action_form {
     page_action_kind kind;
     const char *student_id;
-    const char *date;       /* "YYYY-MM-DD" */
-    const char *staff_id;   /* the signed-in person: staff_id */
-    const char *event_id;   /* from the form's token, so a resend is a duplicate */
-    const char *channel;    /* contact: phone, visit, message */
-    bool reached;           /* contact */
-    const char *outcome;    /* home visit: will_return, refused, not_home, other */
-    const char *reason;     /* home visit, optional */
-    const char *letter;     /* letter: persuasion_letter, return_notice, deadline_notice */
-    const char *task;       /* report: the task kind it does */
-    const char *filed_with; /* report, optional */
+    const char *date;        /* "YYYY-MM-DD" */
+    const char *staff_id;    /* the signed-in person: staff_id */
+    const char *event_id;    /* from the form's token, so a resend is a duplicate */
+    const char *channel;     /* contact: phone, visit, message */
+    bool reached;            /* contact */
+    const char *outcome;     /* home visit: will_return, refused, not_home, other */
+    const char *reason;      /* home visit, optional */
+    const char *letter;      /* letter: persuasion_letter, return_notice, deadline_notice */
+    const char *task;        /* report: the task kind it does */
+    const char *filed_with;  /* report, optional */
+    const char *task_id;     /* reassign: the task's key (cases.task.task_key) */
+    const char *to_staff_id; /* reassign: its new owner */
 } page_action_form;
 
 const char *page_action_name(page_action_kind k); /* "contact_made", ... */
+/* The kind of a task form's action field: the four a task form does (never task_reassigned). */
 bx_status page_action_parse(const char *name, page_action_kind *out) BX_MUSTCHECK;
 
 /* The body of POST /v1/actions with the one record of the form. */

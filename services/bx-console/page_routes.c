@@ -33,6 +33,7 @@ const console_route console_page_routes[] = {
     {"POST", "/school/remind/:class", page_school_remind_post, true, true},
     {"GET", "/school/cases/:case", page_school_case_get, true, false},
     {"POST", "/school/cases/:case", page_school_case_post, true, true},
+    {"POST", "/school/cases/:case/reassign", page_school_reassign_post, true, true},
     {"GET", "/print/:case/:kind", page_print_get, true, false},
     {"POST", "/print/:case/:kind", page_print_post, true, true},
     {"GET", "/township/notices", page_township_notices_get, true, false},

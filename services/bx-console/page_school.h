@@ -58,6 +58,7 @@ bx_status page_school_get(console_request *req, console_reply *rep, bx_error *er
 bx_status page_school_remind_post(console_request *req, console_reply *rep, bx_error *err);
 bx_status page_school_case_get(console_request *req, console_reply *rep, bx_error *err);
 bx_status page_school_case_post(console_request *req, console_reply *rep, bx_error *err);
+bx_status page_school_reassign_post(console_request *req, console_reply *rep, bx_error *err);
 bx_status page_print_get(console_request *req, console_reply *rep, bx_error *err);
 bx_status page_print_post(console_request *req, console_reply *rep, bx_error *err);
 bx_status page_township_notices_get(console_request *req, console_reply *rep, bx_error *err);

@@ -1,5 +1,7 @@
 /* page_school_case: one case as the principal or academic office works it (/school/cases/:case):
- * the child, the stage, the open tasks with owner and deadline, a short form per written report
+ * the child, the stage, the open tasks with owner and deadline (each with a short form giving it to
+ * another staff member of the school: task_reassigned, /school/cases/:case/reassign), a short form
+ * per written report
  * the ladder asks of the school (report_to_school, report_academic_office, dropout_roster_entry,
  * county_report, dropout_report_form) that records the signed-in person's `report_filed` through
  * the teacher's task form's code (page_action_submit), and the school's notices to print. Scope:
@@ -96,11 +98,40 @@ static bx_status open_task_of(console_request *req, long long case_id, const cha
     PGresult *res = NULL;
     bx_status s = bx_pg_query(req->db,
                               "SELECT 1 FROM cases.task WHERE case_id = $1::bigint AND kind = $2 "
-                              "AND done_at IS NULL LIMIT 1",
+                              "AND outcome IS NULL LIMIT 1",
                               2, params, &res, err);
     *open = s == BX_OK && PQntuples(res) > 0;
     PQclear(res);
     return s;
+}
+
+/* The staff of the signed-in person's school, who may take one of its tasks: id, name, role. */
+static bx_status school_staff(console_request *req, PGresult **res, bx_error *err)
+{
+    const char *params[] = {req->person->school_id};
+    return bx_pg_query(req->db,
+                       "SELECT id, name, role FROM registry.staff WHERE school_id = $1 AND role "
+                       "IN " SCHOOL_ROLES_SQL " ORDER BY role <> 'homeroom_teacher', name, id",
+                       1, params, res, err);
+}
+
+/* A task row's reassign form: its id and the school's staff but its owner. */
+static void put_reassign(tmpl_ctx *row, const char *task_id, const char *owner_id,
+                         const PGresult *staff)
+{
+    int n = 0;
+    for (int k = 0; k < PQntuples(staff); k++) {
+        if (strcmp(PQgetvalue(staff, k, 0), owner_id) == 0)
+            continue;
+        tmpl_ctx *o = tmpl_add_row(row, "staff");
+        tmpl_put(o, "id", PQgetvalue(staff, k, 0));
+        tmpl_put(o, "name", PQgetvalue(staff, k, 1));
+        n++;
+    }
+    if (n > 0) {
+        tmpl_put(row, "task_id", task_id);
+        tmpl_put_bool(row, "reassign", true);
+    }
 }
 
 bx_status page_school_case_get(console_request *req, console_reply *rep, bx_error *err)
@@ -130,8 +161,10 @@ bx_status page_school_case_get(console_request *req, console_reply *rep, bx_erro
                                     "registry.staff o ON o.id = coalesce(t.owner_staff_id, CASE "
                                     "WHEN t.owner_role = 'homeroom_teacher' THEN "
                                     "cl.homeroom_staff_id END) WHERE t.case_id = $1::bigint AND "
-                                    "t.done_at IS NULL ORDER BY t.due_at, t.id",
+                                    "t.outcome IS NULL ORDER BY t.due_at, t.id",
                     2, params, &res, err);
+    PGresult *staff = NULL;
+    IFOK(s, school_staff(req, &staff, err));
     char detail[40];
     snprintf(detail, sizeof(detail), "case=%lld", c.id);
     IFOK(s, console_audit(req, "view_case", c.student_id, detail, err));
@@ -153,6 +186,8 @@ bx_status page_school_case_get(console_request *req, console_reply *rep, bx_erro
         tmpl_put_bool(row, "overdue", PQgetvalue(res, i, 2)[0] == 't');
         tmpl_put(row, "owner",
                  PQgetvalue(res, i, 4)[0] ? PQgetvalue(res, i, 4) : PQgetvalue(res, i, 3));
+        if (c.open)
+            put_reassign(row, PQgetvalue(res, i, 5), PQgetvalue(res, i, 6), staff);
         const char *filed_with = report_filed_with(kind);
         if (filed_with && c.open) {
             tmpl_ctx *r = tmpl_add_row(rep->ctx, "reports");
@@ -173,6 +208,7 @@ bx_status page_school_case_get(console_request *req, console_reply *rep, bx_erro
         }
     }
     PQclear(res);
+    PQclear(staff);
     tmpl_ctx *ctx = rep->ctx;
     tmpl_put(ctx, "case_id", id);
     tmpl_put(ctx, "student_id", c.student_id);
@@ -232,6 +268,70 @@ bx_status page_school_case_post(console_request *req, console_reply *rep, bx_err
         return s;
     char flash[256];
     page_write_flash(&res, "已记录报告", flash, sizeof(flash));
+    console_redirect(rep, back, flash);
+    return BX_OK;
+}
+
+/* POST /school/cases/:case/reassign: the open task (task, its row id) goes to staff member `to` of
+ * the school, recorded as the signed-in person's task_reassigned; bx-escalate changes the owner
+ * and tells them. */
+bx_status page_school_reassign_post(console_request *req, console_reply *rep, bx_error *err)
+{
+    school_case c;
+    bx_status s = load_case(req, &c, err);
+    if (s != BX_OK)
+        return s;
+    if (c.id == 0) {
+        console_not_found(rep);
+        return BX_OK;
+    }
+    char back[64], id[24];
+    snprintf(back, sizeof(back), "/school/cases/%lld", c.id);
+    snprintf(id, sizeof(id), "%lld", c.id);
+    const char *token = console_form(req, "token");
+    const char *task = console_form(req, "task");
+    const char *to = console_form(req, "to");
+    if (!page_token_valid(token) || task == NULL || to == NULL || !bx_id_valid(to)) {
+        console_redirect(rep, back, "表单已失效，请重新填写");
+        return BX_OK;
+    }
+    const char *params[] = {task, id, to, req->person->school_id};
+    PGresult *res = NULL;
+    s = bx_pg_query(req->db,
+                    "SELECT t.task_key, t.kind, (SELECT name FROM registry.staff WHERE id = $3 AND "
+                    "school_id = $4 AND role IN " SCHOOL_ROLES_SQL ") FROM cases.task t WHERE "
+                    "t.id::text = $1 AND t.case_id = $2::bigint AND t.outcome IS NULL",
+                    4, params, &res, err);
+    if (s != BX_OK) {
+        PQclear(res);
+        return s;
+    }
+    if (!c.open || PQntuples(res) != 1 || PQgetisnull(res, 0, 2)) {
+        PQclear(res);
+        console_redirect(rep, back, "这项任务已经结束，或所选的人不是本校教师（未改派）");
+        return BX_OK;
+    }
+    char task_key[160], name[CONSOLE_STORE_TEXT], context[64];
+    snprintf(task_key, sizeof(task_key), "%s", PQgetvalue(res, 0, 0));
+    snprintf(name, sizeof(name), "%s", PQgetvalue(res, 0, 2));
+    snprintf(context, sizeof(context), "case=%lld task=%.20s", c.id, task);
+    PQclear(res);
+    char today[11];
+    page_today(req, today);
+    page_action_form f = {.kind = PAGE_ACT_REASSIGN,
+                          .student_id = c.student_id,
+                          .date = today,
+                          .staff_id = req->person->staff_id,
+                          .event_id = token,
+                          .task_id = task_key,
+                          .to_staff_id = to};
+    page_write_result wr;
+    s = page_action_submit(req, &f, context, &wr, err);
+    if (s != BX_OK)
+        return s;
+    char done[CONSOLE_STORE_TEXT + 32], flash[320];
+    snprintf(done, sizeof(done), "已改派给%s", name);
+    page_write_flash(&wr, done, flash, sizeof(flash));
     console_redirect(rep, back, flash);
     return BX_OK;
 }

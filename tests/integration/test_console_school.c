@@ -456,6 +456,72 @@ BX_TEST(principal_files_a_report_as_themselves)
     free(cookie);
 }
 
+/* The principal gives the teacher's overdue report to another teacher of the school: a
+ * task_reassigned on bx.actions.v1 with the principal as staff_id and recorded_by, the task's id
+ * and the new owner; a staff member of another school is refused and nothing is sent; a teacher
+ * gets 404. */
+BX_TEST(principal_reassigns_a_task_to_another_teacher)
+{
+    start();
+    char *cookie = sign_in("SHP1");
+    char page[64], action[80], key[64];
+    snprintf(page, sizeof(page), "/school/cases/%s", t.case_a);
+    snprintf(action, sizeof(action), "/school/cases/%s/reassign", t.case_a);
+    snprintf(key, sizeof(key), "tk-%s-report_to_school", t.case_a);
+    const char *params[] = {key};
+    char *task =
+        itest_sql_rows_params(t.db_url, "SELECT id FROM cases.task WHERE task_key = $1", 1, params);
+    task[strcspn(task, "\n")] = '\0';
+    http_reply r;
+    http(page, cookie, NULL, &r);
+    CHECK_INT(r.status, 200);
+    check_small_and_escaped(page, &r);
+    CHECK_CONTAINS(r.body.data, action);
+    CHECK_CONTAINS(r.body.data, "<option value=\"SHT2\">孙老师</option>");
+    CHECK(strstr(r.body.data, "value=\"SHP3\"") == NULL); /* another school's principal */
+    bx_buf_free(&r.body);
+    itest_mark *m = itest_topic_mark("bx.actions.v1");
+    char fields[128];
+    snprintf(fields, sizeof(fields), "task=%s&to=SHT2", task);
+    char *token = post_page_form(cookie, page, action, fields, &r);
+    CHECK_INT(r.status, 303);
+    CHECK_STR(r.location, page);
+    bx_buf_free(&r.body);
+    char needle[96];
+    snprintf(needle, sizeof(needle), "\"event_id\":\"%s\"", token);
+    bx_buf got;
+    bx_buf_init(&got, 1 << 20);
+    CHECK_INT(itest_topic_collect(m, needle, 1, 20000, &got), 1);
+    CHECK_CONTAINS(got.data, "\"action\":\"task_reassigned\"");
+    CHECK_CONTAINS(got.data, "\"staff_id\":\"SHP1\"");
+    CHECK_CONTAINS(got.data, "\"recorded_by\":\"SHP1\"");
+    char details[160];
+    snprintf(details, sizeof(details), "\"details\":{\"task_id\":\"%s\",\"to_staff_id\":\"SHT2\"}",
+             key);
+    CHECK_CONTAINS(got.data, details);
+    bx_buf_free(&got);
+    free(token);
+    /* To another school's principal: refused with a plain message, nothing written. */
+    snprintf(fields, sizeof(fields), "task=%s&to=SHP3", task);
+    token = post_page_form(cookie, page, action, fields, &r);
+    CHECK_INT(r.status, 303);
+    bx_buf_free(&r.body);
+    char *rows = itest_sql_rows(t.db_url, "SELECT count(*) FROM console.audit WHERE staff_id = "
+                                          "'SHP1' AND action = 'task_reassigned'");
+    CHECK_STR(rows, "1\n");
+    free(rows);
+    free(token);
+    itest_mark_free(m);
+    free(cookie);
+    /* A teacher cannot reassign. */
+    cookie = sign_in("SHT1");
+    http(action, cookie, "csrf=x&token=c-0123456789abcdef0123456789abcdef&task=1&to=SHT1", &r);
+    CHECK(r.status == 404 || r.status == 403);
+    bx_buf_free(&r.body);
+    free(cookie);
+    free(task);
+}
+
 BX_TEST(principal_prints_the_persuasion_letter_and_records_it_delivered)
 {
     start();

@@ -170,6 +170,16 @@ BX_TEST(action_json)
          "{\"records\":[{\"student_id\":\"S1\",\"action\":\"report_filed\",\"date\":\"2026-11-27\","
          "\"staff_id\":\"T1\",\"event_id\":\"c-9\",\"details\":{\"task\":\"report_to_school\","
          "\"filed_with\":\"school\"}}]}"},
+        {{.kind = PAGE_ACT_REASSIGN,
+          .student_id = "S1",
+          .date = "2026-11-27",
+          .staff_id = "P1",
+          .event_id = "c-9",
+          .task_id = "S1:20261123:home_visit:home_visit:2026-11-27",
+          .to_staff_id = "T2"},
+         "{\"records\":[{\"student_id\":\"S1\",\"action\":\"task_reassigned\",\"date\":"
+         "\"2026-11-27\",\"staff_id\":\"P1\",\"event_id\":\"c-9\",\"details\":{\"task_id\":"
+         "\"S1:20261123:home_visit:home_visit:2026-11-27\",\"to_staff_id\":\"T2\"}}]}"},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         bx_buf b;
@@ -182,7 +192,8 @@ BX_TEST(action_json)
     page_action_kind k;
     CHECK(page_action_parse("home_visit", &k) == BX_OK);
     CHECK_INT(k, PAGE_ACT_HOME_VISIT);
-    CHECK(page_action_parse("returned", &k) == BX_EINVAL); /* not a teacher's form */
+    CHECK(page_action_parse("returned", &k) == BX_EINVAL);        /* not a teacher's form */
+    CHECK(page_action_parse("task_reassigned", &k) == BX_EINVAL); /* the principal's form only */
 }
 
 BX_TEST(leave_json)
