@@ -549,6 +549,33 @@ static cJSON *read_all(const run_result *r)
     return all;
 }
 
+/* Deletes the run's own topics (best effort: a topic left behind is only clutter). */
+static void delete_topics(const run_result *r)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers",
+                          itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092"), errstr,
+                          sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL)
+        return;
+    rd_kafka_DeleteTopic_t *del[3];
+    for (int i = 0; i < 3; i++)
+        del[i] = rd_kafka_DeleteTopic_new(r->topics[i]);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_DeleteTopics(rk, del, 3, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_DeleteTopic_destroy_array(del, 3);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+}
+
 /* ---- the tests ---- */
 
 BX_TEST(nothing_identifying_reaches_any_analytics_stream)
@@ -663,6 +690,7 @@ BX_TEST(nothing_identifying_reaches_any_analytics_stream)
     for (int i = 0; i < 3; i++)
         cJSON_Delete(schemas[i]);
     cJSON_Delete(all);
+    delete_topics(&r);
 }
 
 static cJSON *json_file(const char *path)
@@ -825,6 +853,7 @@ BX_TEST(analyst_example_agrees_with_bxctl_report)
     cJSON_Delete(ex);
     bx_buf_free(&rout);
     bx_buf_free(&out);
+    delete_topics(&r);
 }
 
 /* ---- a late fact ---- */
@@ -935,4 +964,5 @@ BX_TEST(a_late_fact_publishes_its_day_again)
     /* the mark is cleared once the day was published again */
     CHECK_INT(count_of(r.db_url, "SELECT count(*) FROM attendance.analytics_dirty"), 0);
     cJSON_Delete(all);
+    delete_topics(&r);
 }
