@@ -483,7 +483,7 @@ bx_status console_store_open_tasks(console_store *st, PGconn *db, const char *st
     s = db ? BX_OK : BX_ERR(err, BX_EIO, "no database connection");
     IFOK(s,
          bx_pg_query(db,
-                     "SELECT " TASK_COLUMNS "WHERE k.done_at IS NULL AND c.closed_at IS NULL AND "
+                     "SELECT " TASK_COLUMNS "WHERE k.outcome IS NULL AND c.closed_at IS NULL AND "
                      "(k.owner_staff_id = $2 OR (k.owner_staff_id IS NULL AND "
                      "k.owner_role = 'homeroom_teacher' AND st.class_id = ANY($3::text[]))) "
                      "ORDER BY 6 DESC, k.due_at, k.id LIMIT $4::bigint",
@@ -506,7 +506,7 @@ bx_status console_store_task(console_store *st, PGconn *db, long long task_id, b
     (void)st;
     bx_status s = db ? BX_OK : BX_ERR(err, BX_EIO, "no database connection");
     IFOK(s, bx_pg_query(db,
-                        "SELECT " TASK_COLUMNS "WHERE k.id = $2::bigint AND k.done_at IS NULL "
+                        "SELECT " TASK_COLUMNS "WHERE k.id = $2::bigint AND k.outcome IS NULL "
                         "AND c.closed_at IS NULL",
                         2, p, &res, err));
     if (s == BX_OK && PQntuples(res) == 0)
@@ -585,7 +585,7 @@ bx_status console_store_case_view(console_store *st, PGconn *db, const char *stu
         copy(out->ending, sizeof(out->ending), PQgetvalue(cases, 0, 4));
         const char *p2[] = {now_text, PQgetvalue(cases, 0, 0)};
         s = bx_pg_query(db,
-                        "SELECT " TASK_COLUMNS "WHERE k.case_id = $2::bigint AND k.done_at IS NULL "
+                        "SELECT " TASK_COLUMNS "WHERE k.case_id = $2::bigint AND k.outcome IS NULL "
                         "ORDER BY k.due_at, k.id",
                         2, p2, &tasks, err);
         IFOK(s, tasks_from(tasks, 1000, &out->tasks, &out->ntasks, err));

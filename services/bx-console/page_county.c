@@ -497,12 +497,12 @@ static bx_status overdue_tasks(const console_request *req, const char *area, con
         by_county
             ? "SELECT t.county_code::text, count(*) FROM cases.task k JOIN cases.case c ON c.id = "
               "k.case_id JOIN registry.school s ON s.id = c.school_id JOIN registry.township t ON "
-              "t.code = s.township_code WHERE t.county_code::text LIKE $1 || '%' AND k.done_at IS "
+              "t.code = s.township_code WHERE t.county_code::text LIKE $1 || '%' AND k.outcome IS "
               "NULL AND (k.overdue_at IS NOT NULL OR k.due_at <= to_timestamp($2::bigint / "
               "1000.0)) GROUP BY 1 ORDER BY 1"
             : "SELECT s.township_code::text, count(*) FROM cases.task k JOIN cases.case c ON c.id "
               "= k.case_id JOIN registry.school s ON s.id = c.school_id JOIN registry.township t "
-              "ON t.code = s.township_code WHERE t.county_code::text LIKE $1 || '%' AND k.done_at "
+              "ON t.code = s.township_code WHERE t.county_code::text LIKE $1 || '%' AND k.outcome "
               "IS NULL AND (k.overdue_at IS NOT NULL OR k.due_at <= to_timestamp($2::bigint / "
               "1000.0)) GROUP BY 1 ORDER BY 1",
         2, params, &res, err);

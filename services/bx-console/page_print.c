@@ -69,7 +69,7 @@ typedef struct print_case {
     "coalesce((SELECT " SCHOOL_ISO_SQL(                                                            \
         "t.due_at") " || CASE WHEN t.overdue_at IS NOT NULL OR t.due_at <= "                       \
                     "to_timestamp($3::bigint / 1000.0) THEN '!' ELSE '' END FROM cases.task t "    \
-                    "WHERE t.case_id = c.id AND t.kind = $2 AND t.done_at IS NULL ORDER BY "       \
+                    "WHERE t.case_id = c.id AND t.kind = $2 AND t.outcome IS NULL ORDER BY "       \
                     "t.due_at LIMIT 1), ''), coalesce((SELECT " SCHOOL_ISO_SQL(                    \
                         "max(t.done_at)") " FROM cases.task t WHERE t.case_id = c.id AND t.kind "  \
                                           "= $2 AND t.done_at IS NOT NULL), '') "                  \

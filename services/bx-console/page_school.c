@@ -163,7 +163,7 @@ static bx_status put_rollcalls(console_request *req, console_reply *rep, bx_erro
                     "''), coalesce(cl.name, ''), t.owner_role, "                                   \
                     "coalesce(o.id, ''), coalesce(o.name, '') "                                    \
                     "FROM cases.case c JOIN registry.student st ON st.id = c.student_id "          \
-                    "JOIN cases.task t ON t.case_id = c.id AND t.done_at IS NULL AND "             \
+                    "JOIN cases.task t ON t.case_id = c.id AND t.outcome IS NULL AND "             \
                     "(t.overdue_at IS NOT NULL "                                                   \
                     "OR t.due_at <= to_timestamp($2::bigint / 1000.0)) "                           \
                     "LEFT JOIN registry.class cl ON cl.id = st.class_id "                          \
@@ -249,7 +249,7 @@ static bx_status put_overdue(console_request *req, console_reply *rep, bx_error 
                                         "t.owner_role, t.owner_staff_id, "                         \
                                         "(t.overdue_at IS NOT NULL OR t.due_at <= "                \
                                         "to_timestamp($2::bigint / 1000.0)) AS overdue "           \
-                                        "FROM cases.task t WHERE t.case_id = c.id AND t.done_at "  \
+                                        "FROM cases.task t WHERE t.case_id = c.id AND t.outcome "  \
                                         "IS NULL ORDER BY t.due_at, t.id "                         \
                                         "LIMIT 1) nt ON true "                                     \
                                         "LEFT JOIN registry.staff o ON o.id = "                    \
@@ -259,7 +259,7 @@ static bx_status put_overdue(console_request *req, console_reply *rep, bx_error 
                                         "= '' OR c.stage = $3) AND "                               \
                                         "(NOT $4::boolean OR EXISTS (SELECT 1 FROM cases.task ot " \
                                         "WHERE ot.case_id = c.id AND "                             \
-                                        "ot.done_at IS NULL AND (ot.overdue_at IS NOT NULL OR "    \
+                                        "ot.outcome IS NULL AND (ot.overdue_at IS NOT NULL OR "    \
                                         "ot.due_at <= to_timestamp($2::bigint "                    \
                                         "/ 1000.0)))) ORDER BY "
 #define CASES_SQL_TAIL " LIMIT $5::int OFFSET $6::bigint"

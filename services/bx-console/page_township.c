@@ -64,7 +64,7 @@ typedef struct township_case {
     "LEFT JOIN registry.class cl ON cl.id = st.class_id "                                          \
     "LEFT JOIN registry.student_private sp ON sp.student_id = st.id "                              \
     "LEFT JOIN LATERAL (SELECT t.id, t.due_at, t.overdue_at FROM cases.task t WHERE t.case_id = "  \
-    "c.id AND t.kind = '" SIGNOFF_TASK "' AND t.owner_role = 'township_officer' AND t.done_at IS " \
+    "c.id AND t.kind = '" SIGNOFF_TASK "' AND t.owner_role = 'township_officer' AND t.outcome IS " \
     "NULL ORDER BY t.id DESC LIMIT 1) t ON c.closed_at IS NULL "
 
 static void copy_col(char *out, size_t size, const PGresult *res, int row, int col)

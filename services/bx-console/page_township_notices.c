@@ -46,7 +46,7 @@ static const char *const notice_orders[] = {"3 DESC, t.due_at, t.id", "sc.name, 
                     "JOIN registry.school sc ON sc.id = st.school_id "                             \
                     "LEFT JOIN registry.class cl ON cl.id = st.class_id "                          \
                     "LEFT JOIN registry.student_private sp ON sp.student_id = st.id "              \
-                    "WHERE t.done_at IS NULL AND t.kind IN ('return_notice', 'deadline_notice') "  \
+                    "WHERE t.outcome IS NULL AND t.kind IN ('return_notice', 'deadline_notice') "  \
                     "AND t.owner_role = 'township_officer' AND c.closed_at IS NULL AND "           \
                     "sc.township_code = $1 AND ($3 = '' OR c.stage = $3) AND ($4 = '' OR sc.id = " \
                     "$4) AND (NOT $5::boolean OR " OVERDUE_SQL("t", "$2") ") ORDER BY "
@@ -100,7 +100,7 @@ static bx_status put_signoffs(console_request *req, console_reply *rep, bx_error
             "t", "$2") ") FROM cases.task t JOIN cases.case c ON c.id = t.case_id JOIN "
                        "registry.student st ON st.id = c.student_id JOIN registry.school sc ON "
                        "sc.id = st.school_id WHERE t.kind = 'return_report_signoff' AND "
-                       "t.owner_role = 'township_officer' AND t.done_at IS NULL AND c.closed_at IS "
+                       "t.owner_role = 'township_officer' AND t.outcome IS NULL AND c.closed_at IS "
                        "NULL AND sc.township_code = $1 AND (t.owner_staff_id IS NULL OR "
                        "t.owner_staff_id = $3)",
         3, params, &res, err);
@@ -181,7 +181,7 @@ static const char *const child_orders[] = {
     "coalesce(c.stage, ''), " SCHOOL_ISO_SQL("c.opened_at") ", coalesce(" SCHOOL_ISO_SQL(          \
         "dc.dropped_at") ", ''), "                                                                 \
                          "EXISTS (SELECT 1 FROM cases.task t WHERE t.case_id = c.id AND "          \
-                         "t.done_at IS NULL AND " OVERDUE_SQL(                                     \
+                         "t.outcome IS NULL AND " OVERDUE_SQL(                                     \
                              "t", "$2") ") AS od, count(*) OVER () "                               \
                                         "FROM cases.case c JOIN registry.student st ON st.id = "   \
                                         "c.student_id JOIN registry.school sc ON sc.id = "         \
@@ -195,7 +195,7 @@ static const char *const child_orders[] = {
                                         "(dc.dropped_at IS NOT NULL) = ($8 = 'dropout') AND ($3 "  \
                                         "= '' OR c.stage = $3) AND ($4 = '' OR sc.id = $4) AND "   \
                                         "(NOT $5::boolean OR EXISTS (SELECT 1 FROM cases.task t "  \
-                                        "WHERE t.case_id = c.id AND t.done_at IS NULL AND "        \
+                                        "WHERE t.case_id = c.id AND t.outcome IS NULL AND "        \
                                         "" OVERDUE_SQL("t", "$2") ")) ORDER BY "
 
 /* The latest events of the listed cases but the ladder's own bookkeeping (task_created), newest

@@ -109,6 +109,14 @@ static bx_time_ms at_deadline_time(const ladder_policy *p, bx_date d)
     return bx_time_from_local(d, p->deadline_minute / 60, p->deadline_minute % 60);
 }
 
+/* d, or the next school day after it when it is none by the calendar (a date the calendar does
+ * not cover stays). */
+static bx_date school_day_on_or_after(const bx_calendar *cal, bx_date d)
+{
+    bx_date sd = bx_calendar_add_school_days(cal, d, 0);
+    return sd == BX_DATE_NONE ? d : sd;
+}
+
 bx_time_ms ladder_due(const ladder_policy *p, const bx_calendar *cal, ladder_span span,
                       bx_time_ms t)
 {
@@ -129,15 +137,15 @@ bx_time_ms ladder_due(const ladder_policy *p, const bx_calendar *cal, ladder_spa
         return due;
     }
     case LADDER_UNIT_MONTHS:
-        due = at_deadline_time(p, add_months(d, span.n));
+        due = at_deadline_time(p, school_day_on_or_after(cal, add_months(d, span.n)));
         break;
     case LADDER_UNIT_DAYS:
     default:
-        due = at_deadline_time(p, d + span.n);
+        due = at_deadline_time(p, school_day_on_or_after(cal, d + span.n));
         break;
     }
     if (due <= t)
-        due = at_deadline_time(p, bx_time_local_date(due) + 1);
+        due = at_deadline_time(p, school_day_on_or_after(cal, bx_time_local_date(due) + 1));
     return due;
 }
 
@@ -353,6 +361,16 @@ static void create_task(step *st, int rule, int stage, bool late, bx_time_ms bas
     }
 }
 
+/* The missed instances of recurring rule r end superseded by its new instance next. */
+static void supersede_missed(step *st, int r, const ladder_task *next)
+{
+    for (int i = 0; i < st->s->ntasks; i++) {
+        ladder_task *t = &st->s->tasks[i];
+        if (t != next && t->rule == r && t->state == LADDER_TASK_OVERDUE)
+            t->state = LADDER_TASK_SUPERSEDED;
+    }
+}
+
 /* Recurring tasks that apply and have no live instance get one. */
 static void ensure_recurring(step *st)
 {
@@ -363,6 +381,8 @@ static void ensure_recurring(step *st)
         if (tr->every.n == 0)
             continue;
         if (tr->recur_while == LADDER_WHILE_HOME_DELIVERED && !st->s->home_delivered)
+            continue;
+        if (tr->from_stage >= 0 && st->s->stage < tr->from_stage)
             continue;
         bool live = false;
         bx_time_ms last_due = 0;
@@ -377,7 +397,10 @@ static void ensure_recurring(step *st)
         }
         if (live)
             continue;
+        int before = st->s->ntasks;
         create_task(st, r, -1, false, last_due > 0 ? last_due : st->in->at, last_due > 0);
+        if (st->s->ntasks > before)
+            supersede_missed(st, r, &st->s->tasks[st->s->ntasks - 1]);
     }
 }
 
@@ -472,6 +495,25 @@ static void advance_by_assessment(step *st)
     }
 }
 
+/* The child was seen (no streak, no unexcused period) while the case, opened by absence, is
+ * still before ladder.presence_closes_below and follows nothing else (a transfer, a suspension,
+ * home-delivered education). */
+static bool presence_closes(const step *st)
+{
+    const ladder_input *in = st->in;
+    const case_state *s = st->s;
+    if (!s->open || in->streak_days != 0 || in->unexcused_periods != 0 || s->stage < 0 ||
+        s->stage >= st->p->presence_closes_below || s->home_delivered)
+        return false;
+    for (int i = 0; i < s->ntasks; i++) {
+        const ladder_task *t = &s->tasks[i];
+        if (task_live(t) && t->rule >= 0 &&
+            (t->rule == st->p->transfer_task || t->rule == st->p->suspension_task))
+            return false;
+    }
+    return true;
+}
+
 static void on_assessment(step *st)
 {
     const ladder_input *in = st->in;
@@ -482,6 +524,15 @@ static void on_assessment(step *st)
     s->streak_start = in->streak_days > 0 ? in->streak_start : BX_DATE_NONE;
     s->last_assessed = in->date;
     s->unexcused_periods = in->unexcused_periods;
+    if (presence_closes(st)) {
+        char day[11], why[200];
+        bx_date_format(in->date, day);
+        snprintf(why, sizeof(why),
+                 "seen at school on %s: closed at %s without a return report (before %s)", day,
+                 stage_name(st), st->p->stages[st->p->presence_closes_below].name);
+        close_case(st, LADDER_END_RETURNED, why);
+        return;
+    }
     if (!s->open) {
         bool reaches = false;
         for (int i = 0; i < st->p->nstages && !reaches; i++) {

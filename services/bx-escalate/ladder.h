@@ -27,13 +27,22 @@
  * current stage is entered, in policy order; a stage whose threshold was passed on an earlier
  * school day is entered with late = true (a bulk upload that jumps from 0 to 4 days). Stages never
  * go backwards: a later stage entered through a missed deadline skips earlier ones.
+ * Presence (ladder.presence_closes_below): a case opened by an absence that is still at a stage
+ * before that one closes as returned, with no paperwork, when an assessment of its child shows no
+ * streak and no unexcused period (the child was seen); from that stage on the formal return with
+ * the township's sign-off is required, as the seeds ask. A transfer, a suspension, or
+ * home-delivered education being followed keeps the case open.
  * An action does every open or overdue task whose done_by it matches and whose window had begun
  * by the action's date (a recurring task's window begins the day after the previous one was due,
  * and a recurring task once overdue stays missed: the next period's task is created then); a task
  * done after its deadline is done late, and one done late before its timer fired is escalated then.
  * A fired deadline of an open task marks it overdue, escalates it (the task's escalate_to role is
  * told; the seeds hold the owner accountable) and enters the stages whose open_overdue names its
- * kind. Return to school (returned) closes the case with the township's sign-off; without it, a
+ * kind. Tasks end as done, cancelled (the case closed: every open task and wait is cancelled, and
+ * the store cancels their timers in the same transaction) or superseded (a missed recurrence once
+ * the next period's task is made). A recurring task with `from` applies only once the case has
+ * reached that stage (persuasion records, 劝返记录, are for dropouts on the roster).
+ * Return to school (returned) closes the case with the township's sign-off; without it, a
  * sign-off task is created and the case stays open. A transfer out creates the transfer task (the
  * receiving school's confirmation, within the policy's limit); transfer_confirmed closes the case;
  * the transfer task missed means "treated as dropout" (the stage naming it in open_overdue,
@@ -50,7 +59,8 @@
  * done task is not done again, a fired timer of a closed task does nothing).
  *
  * Deadlines: "N hours" from the input's time; "N days" and "N months" calendar days or months
- * after the input's local date, at ladder.deadline_time; "N school days" the N-th school day after
+ * after the input's local date, at ladder.deadline_time, moved to the next school day when that
+ * date is not one by the school's calendar; "N school days" the N-th school day after
  * that date (0: that day if it is a school day, else the next), at ladder.deadline_time; a
  * deadline that would fall at or before the input's time moves to the next (school) day.
  */
@@ -91,6 +101,7 @@ typedef struct ladder_task_rule {
     char escalate_to[LADDER_NAME_SIZE]; /* role told when missed; "" for nobody */
     ladder_span every;                  /* n == 0: not recurring */
     ladder_while recur_while;
+    int from_stage; /* a recurrence applies once the case reached this stage index; -1: always */
 } ladder_task_rule;
 
 typedef struct ladder_notify_rule {
@@ -121,6 +132,9 @@ typedef struct ladder_policy {
     int return_signoff_task;               /* task rule index, -1: no sign-off needed */
     int transfer_task;                     /* task rule index, -1: a transfer needs no confirming */
     int suspension_task;                   /* task rule index, -1: none */
+    /* stage index: a case opened by absence and still before it closes as returned when the child
+     * is seen (ladder.presence_closes_below); 0: presence never closes a case */
+    int presence_closes_below;
     ladder_stage_rule stages[LADDER_STAGES_MAX];
     int nstages;
     ladder_task_rule task_rules[LADDER_TASK_RULES_MAX];
@@ -225,7 +239,8 @@ typedef enum ladder_task_state {
     LADDER_TASK_DONE,
     LADDER_TASK_OVERDUE, /* deadline fired, not done yet */
     LADDER_TASK_DONE_LATE,
-    LADDER_TASK_CANCELLED /* the case closed first */
+    LADDER_TASK_CANCELLED, /* the case closed first */
+    LADDER_TASK_SUPERSEDED /* a missed recurrence, replaced by the next period's task */
 } ladder_task_state;
 
 typedef struct ladder_task {

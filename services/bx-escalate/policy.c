@@ -153,6 +153,10 @@ typedef struct parser {
     bool task_has_owner[LADDER_TASK_RULES_MAX], task_has_due[LADDER_TASK_RULES_MAX];
     char special[3][LADDER_NAME_SIZE]; /* return_signoff, transfer, suspension */
     int special_line[3];
+    char presence_below[LADDER_NAME_SIZE]; /* ladder.presence_closes_below; "" none */
+    int presence_line;
+    char task_from[LADDER_TASK_RULES_MAX][LADDER_NAME_SIZE]; /* task.<kind>.from; "" none */
+    int task_from_line[LADDER_TASK_RULES_MAX];
 } parser;
 
 static const char *const special_names[3] = {"ladder.return_signoff_task", "ladder.transfer_task",
@@ -231,6 +235,12 @@ static bx_status set_ladder(parser *ps, const char *key, char *v, int line, bx_e
                 SHOWN, v);
         else
             snprintf(dst, LADDER_NAME_SIZE, "%s", v);
+    } else if (strcmp(key, "ladder.presence_closes_below") == 0) {
+        if (strcmp(v, "none") != 0 && !name_ok(v, false))
+            return BAD("%s:%d: %s: expected a stage name or none, got \"%.*s\"", ps->file, line,
+                       key, SHOWN, v);
+        snprintf(ps->presence_below, LADDER_NAME_SIZE, "%s", strcmp(v, "none") == 0 ? "" : v);
+        ps->presence_line = line;
     } else {
         int k = 0;
         while (k < 3 && strcmp(key, special_names[k]) != 0)
@@ -282,6 +292,12 @@ static bx_status set_task(parser *ps, const char *key, const char *kind, const c
         } else {
             r->every = span;
         }
+    } else if (strcmp(field, "from") == 0) {
+        if (!name_ok(v, false))
+            return BAD("%s:%d: %s: expected a stage name, got \"%.*s\"", ps->file, line, key, SHOWN,
+                       v);
+        snprintf(ps->task_from[i], LADDER_NAME_SIZE, "%s", v);
+        ps->task_from_line[i] = line;
     } else if (strcmp(field, "while") == 0) {
         if (strcmp(v, "open") == 0)
             r->recur_while = LADDER_WHILE_OPEN;
@@ -428,6 +444,23 @@ static bx_status resolve(parser *ps, bx_error *err)
             return BAD("%s:%d: task.%s.due: missing", ps->file, ps->task_line[i], r->kind);
         if (r->ndone_by == 0)
             return BAD("%s:%d: task.%s.done_by: missing", ps->file, ps->task_line[i], r->kind);
+        r->from_stage = -1;
+        if (ps->task_from[i][0] == '\0')
+            continue;
+        if (r->every.n == 0)
+            return BAD("%s:%d: task.%s.from: only a recurring task (every) has a first stage",
+                       ps->file, ps->task_from_line[i], r->kind);
+        r->from_stage = ladder_policy_stage(p, ps->task_from[i]);
+        if (r->from_stage < 0)
+            return BAD("%s:%d: task.%s.from: no stage.%s.* settings define \"%s\"", ps->file,
+                       ps->task_from_line[i], r->kind, ps->task_from[i], ps->task_from[i]);
+    }
+    p->presence_closes_below = 0;
+    if (ps->presence_below[0] != '\0') {
+        p->presence_closes_below = ladder_policy_stage(p, ps->presence_below);
+        if (p->presence_closes_below < 0)
+            return BAD("%s:%d: ladder.presence_closes_below: no stage.%s.* settings define \"%s\"",
+                       ps->file, ps->presence_line, ps->presence_below, ps->presence_below);
     }
     int last_streak = 0, last_streak_stage = -1;
     for (int i = 0; i < p->nstages; i++) {

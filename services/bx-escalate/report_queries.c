@@ -140,7 +140,7 @@ static const char ledger_names[] =
     "birth_date, ";
 static const char ledger_no_names[] = "NULL::text AS name, '' AS sex, '' AS birth_date, ";
 static const char ledger_tail[] =
-    "  EXISTS (SELECT 1 FROM cases.task k WHERE k.case_id = c.id AND k.done_at IS NULL AND "
+    "  EXISTS (SELECT 1 FROM cases.task k WHERE k.case_id = c.id AND k.outcome IS NULL AND "
     "    (k.overdue_at IS NOT NULL OR k.due_at <= to_timestamp($7::bigint / 1000.0))) AS overdue, "
     "  coalesce(s.name, '') AS school_name, coalesce(t.name, '') AS township_name, "
     "  coalesce(cl.name, '') AS class_name, "
@@ -150,7 +150,7 @@ static const char ledger_tail[] =
     "  coalesce((SELECT e.reason FROM cases.event e WHERE e.case_id = c.id AND e.kind = 'opened' "
     "    ORDER BY e.id LIMIT 1), '') AS reason, "
     "  coalesce((SELECT coalesce(sf.name, k.owner_role) FROM cases.task k LEFT JOIN "
-    "    registry.staff sf ON sf.id = k.owner_staff_id WHERE k.case_id = c.id AND k.done_at IS "
+    "    registry.staff sf ON sf.id = k.owner_staff_id WHERE k.case_id = c.id AND k.outcome IS "
     "    NULL ORDER BY k.due_at, k.id LIMIT 1), '') AS owner "
     "  FROM cases.case c "
     "  LEFT JOIN LATERAL (SELECT min(e.occurred_at) AS dropped_at FROM cases.event e "

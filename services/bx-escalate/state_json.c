@@ -197,7 +197,7 @@ static bx_status decode_task_numbers(const cJSON *a, ladder_task *t, bx_error *e
 {
     double v[5];
     static const double lo[5] = {0, DATE_MIN, 0, LADDER_TASK_OPEN, 0};
-    static const double hi[5] = {TIME_MAX, DATE_MAX, TIME_MAX, LADDER_TASK_CANCELLED, 1};
+    static const double hi[5] = {TIME_MAX, DATE_MAX, TIME_MAX, LADDER_TASK_SUPERSEDED, 1};
     bx_status s = BX_OK;
     for (int i = 0; i < 5; i++)
         IFOK(s, num(cJSON_GetArrayItem(a, i + 4), "tasks[]", lo[i], hi[i], &v[i], err));

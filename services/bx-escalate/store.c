@@ -220,6 +220,50 @@ static bx_status write_event(PGconn *db, int64_t row_id, const case_state *after
     return write_task(db, id, ctx, e, occurred, actor, err);
 }
 
+/* The endings a step gives tasks besides done: closing the case cancels every task of it still
+ * open and its waiting timers; a missed recurrence replaced by the next is superseded. */
+static bx_status write_task_endings(PGconn *db, int64_t row_id, const case_state *before,
+                                    const case_state *after, const ladder_effects *fx,
+                                    bx_error *err)
+{
+    if (fx->nevents == 0)
+        return BX_OK;
+    char id[24], at[40];
+    snprintf(id, sizeof(id), "%lld", (long long)row_id);
+    bx_time_format(fx->events[fx->nevents - 1].at, at, sizeof(at));
+    bx_status s = BX_OK;
+    for (int i = 0; i < after->ntasks && s == BX_OK; i++) {
+        const ladder_task *t = &after->tasks[i];
+        if (t->state != LADDER_TASK_SUPERSEDED || t->rule < 0)
+            continue;
+        bool was = false;
+        for (int k = 0; k < before->ntasks && !was; k++)
+            was = before->tasks[k].state == LADDER_TASK_SUPERSEDED &&
+                  strcmp(before->tasks[k].key, t->key) == 0;
+        if (!was)
+            s = exec_params(db,
+                            "UPDATE cases.task SET outcome = 'superseded', ended_at = $2 WHERE "
+                            "task_key = $1 AND outcome IS NULL",
+                            2, (const char *[]){t->key, at}, err);
+    }
+    bool closed = false;
+    for (int i = 0; i < fx->nevents && !closed; i++)
+        closed = fx->events[i].kind == LADDER_EV_CLOSED;
+    if (!closed || after->open)
+        return s;
+    char closed_at[40];
+    bx_time_format(after->closed_at, closed_at, sizeof(closed_at));
+    IFOK(s, exec_params(db,
+                        "UPDATE cases.task SET outcome = 'cancelled', ended_at = $2 WHERE "
+                        "case_id = $1 AND outcome IS NULL",
+                        2, (const char *[]){id, closed_at}, err));
+    IFOK(s, exec_params(db,
+                        "UPDATE cases.timer SET fired_at = $2, cancelled = true WHERE "
+                        "case_id = $1 AND fired_at IS NULL",
+                        2, (const char *[]){id, closed_at}, err));
+    return s;
+}
+
 bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
                                     const escalate_store_step *step, int *new_events, bx_error *err)
 {
@@ -258,6 +302,7 @@ bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
         s = write_event(db, id, after, &ctx, &fx->events[i], &b, &added, err);
         *new_events += added;
     }
+    IFOK(s, write_task_endings(db, id, before, after, fx, err));
     if (step->analytics)
         IFOK(s, escalate_analytics_write_step(db, step->analytics, after, fx, err));
     for (int i = 0; i < fx->ntimers && s == BX_OK; i++)

@@ -386,21 +386,20 @@ BX_TEST(scenario_across_national_day)
                           "ORDER BY t.id",
                           id);
     CHECK_STR(tasks, "contact_family|homeroom_teacher|EST1|09-28 17:00|t|f\n"
-                     "persuasion_record|homeroom_teacher|EST1|10-28 17:00|t|f\n"
-                     "persuasion_record|homeroom_teacher|EST1|11-28 17:00|f|f\n"
                      "home_visit|homeroom_teacher|EST1|09-30 17:00|t|f\n"
                      "report_to_school|homeroom_teacher|EST1|09-30 17:00|f|t\n"
                      "persuasion_letter|principal|-|10-08 17:00|t|f\n"
                      "report_academic_office|homeroom_teacher|EST1|10-09 17:00|f|t\n"
                      "dropout_roster_entry|homeroom_teacher|EST1|10-12 17:00|f|f\n"
-                     "county_report|principal|-|10-13 17:00|f|f\n");
+                     "county_report|principal|-|10-13 17:00|f|f\n"
+                     "persuasion_record|homeroom_teacher|EST1|11-10 17:00|f|f\n");
     free(tasks);
     char *open =
         rows_of("SELECT stage, closed_at IS NULL FROM cases.case WHERE student_id = $1", id);
     CHECK_STR(open, "dropout_roster|t\n");
     free(open);
-    /* notification requests, in order: 9 task_assigned and 6 others */
-    char *templates = templates_of(m, needle, 15);
+    /* notification requests, in order: 8 task_assigned and 6 others */
+    char *templates = templates_of(m, needle, 14);
     CHECK_STR(templates, "absence_same_day\nschool_report\ntask_overdue\n"
                          "academic_office_report\ntask_overdue\ndropout_reported\n");
     free(templates);

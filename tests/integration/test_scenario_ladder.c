@@ -796,9 +796,8 @@ BX_TEST(absent_monday_to_next_friday_across_national_day)
     free(stages);
     /* task, owner role, owner, deadline, done, overdue */
     char *tasks = untag(rows_of(TASKS_SQL, 1));
+    /* no monthly persuasion record: the child is not on the dropout roster */
     CHECK_STR(tasks, "contact_family|homeroom_teacher|TH|09-28 17:00|09-28 11:00|f\n"
-                     "persuasion_record|homeroom_teacher|TH|10-28 17:00|09-28 11:00|f\n"
-                     "persuasion_record|homeroom_teacher|TH|11-28 17:00|-|f\n"
                      "home_visit|homeroom_teacher|TH|09-30 17:00|09-30 15:00|f\n"
                      "report_to_school|homeroom_teacher|TH|09-30 17:00|-|t\n"
                      "persuasion_letter|principal|-|10-08 17:00|-|t\n"
@@ -812,8 +811,6 @@ BX_TEST(absent_monday_to_next_friday_across_national_day)
     char *requests = requests_of(1);
     CHECK_STR(requests, "task_assigned|homeroom_teacher|task\n" /* contact the family */
                         "absence_same_day|guardian|sms\n"
-                        "task_assigned|homeroom_teacher|task\n" /* monthly persuasion record */
-                        "task_assigned|homeroom_teacher|task\n" /* the next month's */
                         "task_assigned|homeroom_teacher|task\n" /* home visit */
                         "task_assigned|homeroom_teacher|task\n" /* report to the school */
                         "task_assigned|principal|task\n"        /* persuasion letter */
@@ -830,10 +827,7 @@ BX_TEST(absent_monday_to_next_friday_across_national_day)
     CHECK_STR(events, "opened|-\n"
                       "stage_entered|contact_family\n"
                       "task_created|contact_family\n"
-                      "task_created|contact_family\n"
                       "task_done|contact_family\n"
-                      "task_done|contact_family\n"
-                      "task_created|contact_family\n"
                       "stage_entered|home_visit\n"
                       "task_created|home_visit\n"
                       "stage_entered|school_report\n"
@@ -909,13 +903,11 @@ BX_TEST(leave_pauses_the_ladder)
         "cases.event e JOIN cases.case c ON c.id = e.case_id WHERE c.student_id = $1 "
         "GROUP BY 1 ORDER BY 1",
         1));
-    CHECK_STR(asked, "09-28|7\n09-29|3\n10-09|3\n");
+    CHECK_STR(asked, "09-28|4\n09-29|3\n10-09|3\n");
     free(asked);
     char *requests1 = requests_of(1);
     CHECK_STR(requests1, "task_assigned|homeroom_teacher|task\n"
                          "absence_same_day|guardian|sms\n"
-                         "task_assigned|homeroom_teacher|task\n"
-                         "task_assigned|homeroom_teacher|task\n"
                          "task_assigned|homeroom_teacher|task\n"
                          "task_assigned|homeroom_teacher|task\n"
                          "task_assigned|principal|task\n"
@@ -927,18 +919,19 @@ BX_TEST(leave_pauses_the_ladder)
 }
 
 /* A home visit within its deadline does the task; one recorded after it is done late, and the
- * missed deadline was escalated to the principal when it passed. */
+ * missed deadline was escalated to the principal when it passed. The first child, visited on
+ * Tuesday and back on Wednesday, has a case that closes by presence (before school_report). */
 BX_TEST(home_visit_on_time_and_late)
 {
     pipeline_start(3, "2026-09-28 07:30");
-    static const int both[] = {1, 2, 0};
+    static const int both[] = {1, 2, 0}, second[] = {2, 0};
     rollcall("2026-09-28", both, NULL);
     action(1, "2026-09-28 10:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
     action(2, "2026-09-28 10:05", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
     rollcall("2026-09-29", both, NULL);
-    rollcall("2026-09-30", NULL, NULL); /* both back on Wednesday */
-    action(1, "2026-09-30 16:00", "home_visit",
+    action(1, "2026-09-29 16:00", "home_visit",
            "{\"outcome\":\"will_return\",\"reason\":\"family\"}");
+    rollcall("2026-09-30", second, NULL); /* the first back on Wednesday, the second still away */
     action(2, "2026-10-08 16:00", "home_visit",
            "{\"outcome\":\"will_return\",\"reason\":\"family\"}");
     at("2026-10-08 18:00");
@@ -949,7 +942,7 @@ BX_TEST(home_visit_on_time_and_late)
         "t.overdue_at IS NOT NULL FROM cases.task t JOIN cases.case c ON c.id = t.case_id "
         "WHERE c.student_id = $1 AND t.kind = 'home_visit'";
     char *v1 = untag(rows_of(visit_sql, 1));
-    CHECK_STR(v1, "09-30 17:00|09-30 16:00|TH|f\n");
+    CHECK_STR(v1, "09-30 17:00|09-29 16:00|TH|f\n");
     free(v1);
     char *v2 = untag(rows_of(visit_sql, 2));
     CHECK_STR(v2, "09-30 17:00|10-08 16:00|TH|t\n");
@@ -960,7 +953,13 @@ BX_TEST(home_visit_on_time_and_late)
         "t.task_key = e.payload->'task'->>'task_id' WHERE c.student_id = $1 AND t.kind = "
         "'home_visit' ORDER BY e.id";
     char *h1 = rows_of(late_sql, 1);
-    CHECK_STR(h1, "task_created|09-29 08:30|f\ntask_done|09-30 16:00|f\n");
+    CHECK_STR(h1, "task_created|09-29 08:30|f\ntask_done|09-29 16:00|f\n");
+    char *closed1 = rows_of("SELECT c.ending, c.stage, (SELECT count(*) FROM cases.task t WHERE "
+                            "t.case_id = c.id AND t.outcome IS NULL) FROM cases.case c WHERE "
+                            "c.student_id = $1",
+                            1);
+    CHECK_STR(closed1, "returned|home_visit|0\n");
+    free(closed1);
     free(h1);
     char *h2 = rows_of(late_sql, 2);
     /* overdue and its escalation are marked late, as is the visit itself */
@@ -975,6 +974,83 @@ BX_TEST(home_visit_on_time_and_late)
     char *r2 = messages_of(&pl.requests, 2, overdue_fields);
     CHECK_CONTAINS(r2, "task_overdue|principal\n");
     free(r2);
+    validate_all_topics();
+    pipeline_stop();
+    forget_posted();
+}
+
+/* Issue 15: a one-day absence, the family phoned, the child back the next morning: the case
+ * closes as returned when the roll call shows the child, without a return report or the
+ * township's sign-off, with no task left open and no monthly persuasion record ever asked. */
+BX_TEST(one_day_absence_then_presence_closes_without_paperwork)
+{
+    pipeline_start(2, "2026-09-28 07:30");
+    rollcall("2026-09-28", first_only, NULL);
+    action(1, "2026-09-28 10:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
+    rollcall("2026-09-29", NULL, NULL);
+    at("2026-10-30 18:00"); /* a month on: nothing more */
+    char *closed = rows_of("SELECT c.ending, c.stage, to_char(c.closed_at AT TIME ZONE "
+                           "'Asia/Shanghai', 'MM-DD') FROM cases.case c WHERE c.student_id = $1",
+                           1);
+    CHECK_STR(closed, "returned|contact_family|09-29\n");
+    free(closed);
+    char *tasks = rows_of("SELECT t.kind, coalesce(t.outcome, 'open') FROM cases.task t JOIN "
+                          "cases.case c ON c.id = t.case_id WHERE c.student_id = $1 ORDER BY t.id",
+                          1);
+    CHECK_STR(tasks, "contact_family|done\n");
+    free(tasks);
+    char *reason = rows_of("SELECT e.reason FROM cases.event e JOIN cases.case c ON c.id = "
+                           "e.case_id WHERE c.student_id = $1 AND e.kind = 'closed'",
+                           1);
+    CHECK_CONTAINS(reason, "seen at school on 2026-09-29");
+    CHECK_CONTAINS(reason, "without a return report");
+    free(reason);
+    static const char *const ev_fields[] = {"event", "stage", NULL};
+    char *events = messages_of(&pl.events, 1, ev_fields);
+    CHECK_STR(events, "opened|-\n"
+                      "stage_entered|contact_family\n"
+                      "task_created|contact_family\n"
+                      "task_done|contact_family\n"
+                      "closed|contact_family\n");
+    free(events);
+    validate_all_topics();
+    pipeline_stop();
+    forget_posted();
+}
+
+/* Issue 15: the same-day contact missed (the family reached only in the evening), so the home
+ * visit is due the next day; the child is back that morning: the case closes by presence and the
+ * open home visit is cancelled with it, its timer too, so nothing falls due on a closed case. */
+BX_TEST(presence_cancels_the_open_tasks_of_a_closed_case)
+{
+    pipeline_start(2, "2026-09-28 07:30");
+    rollcall("2026-09-28", first_only, NULL);
+    at("2026-09-28 17:30"); /* the contact's deadline passed: the home visit is due 09-29 */
+    action(1, "2026-09-28 18:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
+    rollcall("2026-09-29", NULL, NULL);
+    at("2026-10-30 18:00");
+    char *tasks = rows_of("SELECT t.kind, coalesce(t.outcome, 'open'), t.overdue_at IS NOT NULL "
+                          "FROM cases.task t JOIN cases.case c ON c.id = t.case_id WHERE "
+                          "c.student_id = $1 ORDER BY t.id",
+                          1);
+    CHECK_STR(tasks, "contact_family|done|t\nhome_visit|cancelled|f\n");
+    free(tasks);
+    /* the visit's timer was cancelled with the case: it never fired, nothing escalated */
+    char *timers = rows_of("SELECT count(*) FILTER (WHERE tm.cancelled), count(*) FILTER (WHERE "
+                           "tm.fired_at IS NULL) FROM cases.timer tm JOIN cases.case c ON c.id = "
+                           "tm.case_id WHERE c.student_id = $1",
+                           1);
+    CHECK_STR(timers, "1|0\n");
+    free(timers);
+    char *overdue = rows_of("SELECT count(*) FROM cases.event e JOIN cases.case c ON c.id = "
+                            "e.case_id WHERE c.student_id = $1 AND e.kind = 'task_overdue' AND "
+                            "e.occurred_at > '2026-09-29 08:00+08'",
+                            1);
+    CHECK_STR(overdue, "0\n");
+    free(overdue);
+    char *ended = rows_of("SELECT c.ending, c.stage FROM cases.case c WHERE c.student_id = $1", 1);
+    CHECK_STR(ended, "returned|home_visit\n");
+    free(ended);
     validate_all_topics();
     pipeline_stop();
     forget_posted();
@@ -1015,6 +1091,19 @@ BX_TEST(return_to_school_closes_with_the_township_signoff)
                            1);
     CHECK_STR(closed, "returned|10-09 11:00\n");
     free(closed);
+    /* nothing is left open: the tasks not done are cancelled with the case, their timers too */
+    char *endings = rows_of("SELECT coalesce(t.outcome, 'open'), count(*) FROM cases.task t JOIN "
+                            "cases.case c ON c.id = t.case_id WHERE c.student_id = $1 GROUP BY 1 "
+                            "ORDER BY 1",
+                            1);
+    CHECK_STR(endings, "cancelled|1\ndone|4\n");
+    free(endings);
+    char *waiting_timers =
+        rows_of("SELECT count(*) FROM cases.timer tm JOIN cases.case c ON c.id = "
+                "tm.case_id WHERE c.student_id = $1 AND tm.fired_at IS NULL",
+                1);
+    CHECK_STR(waiting_timers, "0\n");
+    free(waiting_timers);
     /* a month on, the open deadlines of the closed case have not escalated anything */
     at("2026-11-30 18:00");
     char *after = rows_of("SELECT count(*) FROM cases.event e JOIN cases.case c ON c.id = "
@@ -1063,7 +1152,7 @@ BX_TEST(redelivery_of_everything_changes_nothing)
     action(1, "2026-09-28 10:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
     rollcall("2026-09-29", both, NULL);
     action(2, "2026-09-29 15:00", "home_visit", "{\"outcome\":\"not_home\",\"reason\":\"other\"}");
-    rollcall("2026-09-30", first_only, NULL);
+    rollcall("2026-09-30", both, NULL); /* three days: the return needs the township's sign-off */
     rollcall("2026-10-08", first_only, NULL);
     township_signoff(2, "2026-10-08 09:00", "2026-10-08", false);
     at("2026-10-08 18:00");

@@ -279,8 +279,17 @@ BX_TEST(deadlines_count_school_days_across_the_holiday)
         {"2026-09-24 09:00", 1, LADDER_UNIT_SCHOOL_DAYS, "2026-09-28T17:00"}, /* Mid-Autumn */
         {"2026-12-31 09:00", 1, LADDER_UNIT_SCHOOL_DAYS, "2027-01-04T17:00"}, /* New Year */
         {"2026-09-28 09:00", 24, LADDER_UNIT_HOURS, "2026-09-29T09:00"},
-        {"2026-09-28 09:00", 7, LADDER_UNIT_DAYS, "2026-10-05T17:00"},
+        /* days and months land on the next school day when they fall on none */
+        {"2026-09-28 09:00", 7, LADDER_UNIT_DAYS, "2026-10-08T17:00"}, /* 10-05 National Day */
+        {"2026-10-17 09:00", 7, LADDER_UNIT_DAYS, "2026-10-26T17:00"}, /* Saturday 10-24 */
+        {"2026-10-03 09:00", 7, LADDER_UNIT_DAYS, "2026-10-10T17:00"}, /* make-up Saturday */
+        {"2026-10-14 09:00", 1, LADDER_UNIT_DAYS, "2026-10-15T17:00"},
         {"2026-10-31 09:00", 1, LADDER_UNIT_MONTHS, "2026-11-30T17:00"},
+        {"2026-09-07 09:00", 1, LADDER_UNIT_MONTHS, "2026-10-08T17:00"}, /* 10-07 National Day */
+        {"2026-09-10 09:00", 1, LADDER_UNIT_MONTHS, "2026-10-10T17:00"}, /* a make-up day */
+        {"2026-10-15 09:00", 1, LADDER_UNIT_MONTHS, "2026-11-16T17:00"}, /* Sunday 11-15 */
+        {"2027-01-10 09:00", 1, LADDER_UNIT_MONTHS, "2027-02-10T17:00"}, /* beyond the term:
+                                                                            as counted */
     };
     for (size_t i = 0; i < COUNT(rows); i++) {
         ladder_span span = {rows[i].n, rows[i].unit};
@@ -300,20 +309,16 @@ BX_TEST(scenario_absent_across_national_day)
               "opened -\n"
               "stage_entered contact_family\n"
               "task_created contact_family contact_family homeroom_teacher 2026-09-28T17:00\n"
-              "task_created contact_family persuasion_record homeroom_teacher 2026-10-28T17:00\n"
               "notify guardian sms absence_same_day");
     CHECK_STR(state.case_id, "stu-0001:20260928");
-    CHECK_INT(fx.ntimers, 2);
+    CHECK_INT(fx.ntimers, 1);
     CHECK_STR(fx.timers[0].key, "stu-0001:20260928:contact_family:contact_family:2026-09-28");
-    CHECK_STR(fx.timers[1].key, "stu-0001:20260928:case:persuasion_record:2026-10-28");
     CHECK_STR(fx.events[0].event_id, "stu-0001:20260928:e1");
     CHECK_STR(fx.events[0].actor, "bx-escalate");
 
-    /* the homeroom teacher phones the same morning: the contact task and the month's record */
+    /* the homeroom teacher phones the same morning; no monthly record before the roster */
     CHECK_STR(act(LADDER_ACT_CONTACT_MADE, "2026-09-28 11:00"),
-              "task_done contact_family contact_family\n"
-              "task_done contact_family persuasion_record\n"
-              "task_created contact_family persuasion_record homeroom_teacher 2026-11-28T17:00");
+              "task_done contact_family contact_family");
     CHECK_STR(fx.events[0].actor, "staff-07");
     CHECK_STR(
         fire_key("stu-0001:20260928:contact_family:contact_family:2026-09-28", "2026-09-28 17:00"),
@@ -355,6 +360,7 @@ BX_TEST(scenario_absent_across_national_day)
               "task_created dropout_roster dropout_roster_entry homeroom_teacher "
               "2026-10-12T17:00\n"
               "task_created dropout_roster county_report principal 2026-10-13T17:00\n"
+              "task_created dropout_roster persuasion_record homeroom_teacher 2026-11-10T17:00\n"
               "notify county_officer task dropout_reported");
     CHECK_INT(state.stage, 4);
     for (int i = 0; i <= 4; i++)
@@ -376,7 +382,7 @@ BX_TEST(task_owner_is_told_of_every_task)
         CHECK_STR(m->params[0].name, "case_id");
         CHECK_STR(m->params[0].value, "stu-0001:20260928");
     }
-    CHECK_INT(assigned, 2);
+    CHECK_INT(assigned, 1);
     /* the guardian's SMS carries ids, dates and counts only */
     const ladder_notification *sms = &fx.notes[1];
     CHECK_STR(sms->template_name, "absence_same_day");
@@ -471,9 +477,7 @@ BX_TEST(missed_contact_and_late_home_visit_escalate)
     /* recorded late: done late, escalated once already */
     CHECK_STR(act(LADDER_ACT_HOME_VISIT, "2026-09-30 10:00"),
               "task_done! home_visit contact_family\n"
-              "task_done home_visit persuasion_record\n"
-              "task_done! home_visit home_visit\n"
-              "task_created home_visit persuasion_record homeroom_teacher 2026-11-28T17:00");
+              "task_done! home_visit home_visit");
 }
 
 BX_TEST(visit_recorded_after_its_day_escalates_before_the_timer)
@@ -520,7 +524,6 @@ BX_TEST(return_closes_with_township_signoff)
               "opened -\n"
               "stage_entered contact_family\n"
               "task_created contact_family contact_family homeroom_teacher 2026-11-02T17:00\n"
-              "task_created contact_family persuasion_record homeroom_teacher 2026-12-02T17:00\n"
               "notify guardian sms absence_same_day");
     CHECK_STR(state.case_id, "stu-0001:20261102");
 }
@@ -547,7 +550,6 @@ BX_TEST(bulk_jump_runs_every_skipped_stage_late)
               "stage_entered! school_report\n"
               "task_created! school_report report_to_school homeroom_teacher 2026-10-08T17:00\n"
               "task_created! school_report persuasion_letter principal 2026-10-09T17:00\n"
-              "task_created school_report persuasion_record homeroom_teacher 2026-11-08T17:00\n"
               "notify guardian sms absence_same_day\n"
               "notify principal task school_report");
     CHECK_CONTAINS(fx.events[1].reason, "reached 2026-09-28");
@@ -564,8 +566,7 @@ BX_TEST(transfer_without_paperwork_is_treated_as_dropout)
     in.paperwork = false;
     CHECK_STR(apply(&in), "opened -\n"
                           "task_created - transfer_confirmation academic_office 2026-10-26T17:00\n"
-                          "note -\n"
-                          "task_created - persuasion_record homeroom_teacher 2026-11-12T17:00");
+                          "note -");
     CHECK_STR(fire("transfer_confirmation"),
               "task_overdue! - transfer_confirmation\n"
               "escalated! - transfer_confirmation\n"
@@ -573,6 +574,7 @@ BX_TEST(transfer_without_paperwork_is_treated_as_dropout)
               "task_created dropout_roster dropout_roster_entry homeroom_teacher "
               "2026-10-27T17:00\n"
               "task_created dropout_roster county_report principal 2026-10-28T17:00\n"
+              "task_created dropout_roster persuasion_record homeroom_teacher 2026-11-26T17:00\n"
               "notify principal task task_overdue\n"
               "notify county_officer task dropout_reported");
 }
@@ -615,35 +617,162 @@ BX_TEST(missed_periods_open_the_case)
               "opened -\n"
               "stage_entered contact_family\n"
               "task_created contact_family contact_family homeroom_teacher 2026-09-28T17:00\n"
-              "task_created contact_family persuasion_record homeroom_teacher 2026-10-28T17:00\n"
               "notify guardian sms absence_same_day");
 }
 
-BX_TEST(monthly_persuasion_record_while_open)
+BX_TEST(monthly_persuasion_record_only_on_the_roster)
 {
     start(policy());
     assess("2026-09-28 09:00", 1, "2026-09-28", 0);
+    act(LADDER_ACT_CONTACT_MADE, "2026-09-28 10:00");
+    assess("2026-09-30 09:00", 3, "2026-09-28", 0);
+    /* a child who missed a few days gets no monthly persuasion record */
+    CHECK(task_of("persuasion_record") == NULL);
+    assess("2026-10-10 09:00", 6, "2026-09-28", 0);
     const ladder_task *t = task_of("persuasion_record");
     REQUIRE(t != NULL);
-    CHECK_STR(t->key, "stu-0001:20260928:case:persuasion_record:2026-10-28");
-    CHECK_STR(
-        fire_key("stu-0001:20260928:contact_family:contact_family:2026-09-28", "2026-09-28 17:00"),
-        "task_overdue! contact_family contact_family\n"
-        "escalated! contact_family contact_family\n"
-        "stage_entered home_visit\n"
-        "task_created home_visit home_visit homeroom_teacher 2026-09-29T17:00\n"
-        "notify principal task task_overdue");
+    /* a month after the roster, 11-10 */
+    CHECK_STR(t->key, "stu-0001:20260928:case:persuasion_record:2026-11-10");
     CHECK_STR(fire("persuasion_record"),
-              "task_overdue! home_visit persuasion_record\n"
-              "escalated! home_visit persuasion_record\n"
-              "task_created home_visit persuasion_record homeroom_teacher 2026-11-28T17:00\n"
+              "task_overdue! dropout_roster persuasion_record\n"
+              "escalated! dropout_roster persuasion_record\n"
+              "task_created dropout_roster persuasion_record homeroom_teacher 2026-12-10T17:00\n"
               "notify principal task task_overdue");
-    /* a contact in November: the missed same-day contact is done late, the month's record on
-     * time; October's record stays missed */
-    CHECK_STR(act(LADDER_ACT_CONTACT_MADE, "2026-11-10 10:00"),
-              "task_done! home_visit contact_family\n"
-              "task_done home_visit persuasion_record\n"
-              "task_created home_visit persuasion_record homeroom_teacher 2026-12-28T17:00");
+    /* the missed month's record is superseded by December's and no action does it */
+    int superseded = 0;
+    for (int i = 0; i < state.ntasks; i++)
+        superseded += state.tasks[i].state == LADDER_TASK_SUPERSEDED;
+    CHECK_INT(superseded, 1);
+    CHECK_STR(act(LADDER_ACT_CONTACT_MADE, "2026-11-20 10:00"),
+              "task_done dropout_roster persuasion_record\n"
+              "task_created dropout_roster persuasion_record homeroom_teacher 2027-01-11T17:00");
+}
+
+BX_TEST(task_endings)
+{
+    /* closing cancels every live task and wait; done and superseded tasks keep their ending */
+    start(policy());
+    assess("2026-10-12 09:00", 10, "2026-09-24", 0);
+    letter("return_notice", "2026-10-13 10:00"); /* starts the wait for deadline_notice */
+    fire("persuasion_record");
+    ladder_input in = action(LADDER_ACT_RETURNED, "2026-11-25 10:00");
+    snprintf(in.signoff_staff_id, sizeof(in.signoff_staff_id), "twp-1");
+    apply(&in);
+    CHECK(!state.open);
+    int counts[LADDER_TASK_SUPERSEDED + 1] = {0};
+    for (int i = 0; i < state.ntasks; i++)
+        counts[state.tasks[i].state]++;
+    CHECK_INT(counts[LADDER_TASK_OPEN], 0);
+    CHECK_INT(counts[LADDER_TASK_OVERDUE], 0);
+    CHECK_INT(counts[LADDER_TASK_DONE], 1);
+    CHECK_INT(counts[LADDER_TASK_SUPERSEDED], 1);
+    CHECK(counts[LADDER_TASK_CANCELLED] >= 8);
+}
+
+/* A case before ladder.presence_closes_below (school_report) closes when the child is seen; from
+ * it on, the return report is required. Rows: the streak reached, then what an assessment with
+ * the child present does. */
+BX_TEST(presence_closes_below_the_policy_stage)
+{
+    static const struct {
+        int streak;         /* days absent before the child is seen (0: periods only) */
+        int periods;        /* unexcused periods of the opening day */
+        const char *seen;   /* the assessment with the child present */
+        const char *expect; /* its trace */
+    } rows[] = {
+        {1, 0, "2026-09-29 09:00", "closed contact_family returned"},
+        {2, 0, "2026-09-30 09:00", "closed home_visit returned"},
+        {3, 0, "2026-10-08 09:00", ""},
+        {6, 0, "2026-10-12 09:00", ""},
+        {0, 4, "2026-09-29 09:00", "closed contact_family returned"},
+    };
+    for (size_t i = 0; i < COUNT(rows); i++) {
+        start(policy());
+        if (rows[i].streak > 0) {
+            static const char *const days[] = {"2026-09-28 09:00", "2026-09-29 09:00",
+                                               "2026-09-30 09:00", "2026-10-08 09:00",
+                                               "2026-10-09 09:00", "2026-10-10 09:00"};
+            assess(days[rows[i].streak - 1], rows[i].streak, "2026-09-28", 0);
+        } else {
+            assess("2026-09-28 16:00", 0, "-", rows[i].periods);
+        }
+        CHECK(state.open);
+        CHECK_STR(assess(rows[i].seen, 0, "-", 0), rows[i].expect);
+        CHECK(state.open == (rows[i].expect[0] == '\0'));
+        if (!state.open) {
+            CHECK_CONTAINS(fx.events[0].reason, "without a return report");
+            for (int k = 0; k < state.ntasks; k++)
+                CHECK(state.tasks[k].state != LADDER_TASK_OPEN &&
+                      state.tasks[k].state != LADDER_TASK_OVERDUE);
+        }
+    }
+    /* the same day's periods below the threshold do not close a case opened by them */
+    start(policy());
+    assess("2026-09-28 16:00", 0, "-", 4);
+    CHECK_STR(assess("2026-09-28 16:30", 0, "-", 5), "");
+    CHECK(state.open);
+    /* a transfer being followed is not closed by presence */
+    start(policy());
+    ladder_input in = action(LADDER_ACT_TRANSFER_OUT, "2026-10-12 10:00");
+    apply(&in);
+    CHECK_STR(assess("2026-10-13 09:00", 0, "-", 0), "");
+    CHECK(state.open);
+    /* a policy without the setting never closes on presence */
+    ladder_policy p;
+    bx_error err = {0};
+    const char *text = "stage.contact_family.open_streak = 1\n"
+                       "stage.contact_family.tasks = contact_family\n"
+                       "task.contact_family.owner = homeroom_teacher\n"
+                       "task.contact_family.due = 0 school days\n"
+                       "task.contact_family.done_by = contact_made\n";
+    REQUIRE(ladder_policy_parse(text, strlen(text), "t.policy", &p, &err) == BX_OK);
+    CHECK_INT(p.presence_closes_below, 0);
+    start(&p);
+    assess("2026-09-28 09:00", 1, "2026-09-28", 0);
+    CHECK_STR(assess("2026-09-29 09:00", 0, "-", 0), "");
+    CHECK(state.open);
+}
+
+BX_TEST(presence_and_from_settings_are_checked)
+{
+    static const struct {
+        const char *extra;
+        const char *error;
+    } rows[] = {
+        {"ladder.presence_closes_below = school_report\n",
+         "t.policy:6: ladder.presence_closes_below: no stage.school_report.* settings define"},
+        {"ladder.presence_closes_below = Bad\n", "t.policy:6: ladder.presence_closes_below: "
+                                                 "expected a stage name or none"},
+        {"task.contact_family.from = contact_family\n",
+         "t.policy:6: task.contact_family.from: only a recurring task"},
+        {"task.rec.owner = principal\ntask.rec.every = 1 month\ntask.rec.done_by = "
+         "task_done\ntask.rec.from = legal_referral\n",
+         "t.policy:9: task.rec.from: no stage.legal_referral.* settings define"},
+        {"ladder.presence_closes_below = none\n", NULL},
+    };
+    for (size_t i = 0; i < COUNT(rows); i++) {
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 "stage.contact_family.open_streak = 1\n"
+                 "stage.contact_family.tasks = contact_family\n"
+                 "task.contact_family.owner = homeroom_teacher\n"
+                 "task.contact_family.due = 0 school days\n"
+                 "task.contact_family.done_by = contact_made\n%s",
+                 rows[i].extra);
+        ladder_policy p;
+        bx_error err = {0};
+        bx_status s = ladder_policy_parse(text, strlen(text), "t.policy", &p, &err);
+        if (rows[i].error == NULL) {
+            CHECK_INT(s, BX_OK);
+            CHECK_INT(p.presence_closes_below, 0);
+        } else {
+            CHECK_INT(s, BX_EINVAL);
+            CHECK_CONTAINS(err.msg, rows[i].error);
+        }
+    }
+    CHECK_INT(policy()->presence_closes_below, ladder_policy_stage(policy(), "school_report"));
+    int pr = ladder_policy_task(policy(), "persuasion_record");
+    CHECK_INT(policy()->task_rules[pr].from_stage, ladder_policy_stage(policy(), "dropout_roster"));
 }
 
 BX_TEST(home_delivered_education_gets_weekly_visits)
@@ -654,12 +783,9 @@ BX_TEST(home_delivered_education_gets_weekly_visits)
     in.at = T("2026-09-07 09:00");
     in.date = D("2026-09-07");
     CHECK_STR(apply(&in), "opened -\n"
-                          "task_created - persuasion_record homeroom_teacher 2026-10-07T17:00\n"
                           "task_created - home_delivery_visit homeroom_teacher 2026-09-14T17:00");
     CHECK_STR(act(LADDER_ACT_HOME_VISIT, "2026-09-11 10:00"),
-              "task_done - persuasion_record\n"
               "task_done - home_delivery_visit\n"
-              "task_created - persuasion_record homeroom_teacher 2026-11-07T17:00\n"
               "task_created - home_delivery_visit homeroom_teacher 2026-09-21T17:00");
 }
 
@@ -862,8 +988,6 @@ BX_TEST(suspected_dropout_opens_a_case_from_the_first_day)
                           "stage_entered contact_family\n"
                           "task_created contact_family contact_family homeroom_teacher "
                           "2026-09-15T17:00\n"
-                          "task_created contact_family persuasion_record homeroom_teacher "
-                          "2026-10-14T17:00\n"
                           "notify guardian sms absence_same_day");
     CHECK_STR(state.case_id, "stu-0001:20260901");
     CHECK_STR(fx.events[0].reason, "疑似辍学: not seen in the first 10 school days");
@@ -886,8 +1010,7 @@ BX_TEST(suspected_dropout_without_a_stage_only_opens)
 {
     start(policy());
     ladder_input in = suspected("2026-09-14 17:00", "2026-09-01", "");
-    CHECK_STR(apply(&in), "opened -\n"
-                          "task_created - persuasion_record homeroom_teacher 2026-10-14T17:00");
+    CHECK_STR(apply(&in), "opened -");
     ladder_input bad = suspected("2026-09-14 17:00", "2026-09-01", "");
     bad.reason[0] = '\0';
     snprintf(bad.event_id, sizeof(bad.event_id), "duty:no-reason");

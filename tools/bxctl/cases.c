@@ -112,14 +112,14 @@ void bxctl_time_text(const char *iso, char out[17])
     "SELECT c.id, c.student_id, c.school_id, coalesce(s.township_code, ''), "                      \
     "coalesce(t.county_code, ''), coalesce(c.stage, ''), " BXCTL_ISO(                              \
         "c.opened_at") ", "                                                                        \
-                       "(SELECT count(*) FROM cases.task k WHERE k.case_id = c.id AND k.done_at "  \
+                       "(SELECT count(*) FROM cases.task k WHERE k.case_id = c.id AND k.outcome "  \
                        "IS NULL), "                                                                \
-                       "(SELECT count(*) FROM cases.task k WHERE k.case_id = c.id AND k.done_at "  \
+                       "(SELECT count(*) FROM cases.task k WHERE k.case_id = c.id AND k.outcome "  \
                        "IS NULL AND "                                                              \
                        " (k.overdue_at IS NOT NULL OR k.due_at <= now_ts.t)), "                    \
                        "coalesce((SELECT " BXCTL_ISO(                                              \
                            "min(k.due_at)") " FROM cases.task k "                                  \
-                                            " WHERE k.case_id = c.id AND k.done_at IS NULL), "     \
+                                            " WHERE k.case_id = c.id AND k.outcome IS NULL), "     \
                                             "''), "
 #define LIST_SQL_TAIL                                                                              \
     ", (SELECT a.reason FROM cases.needs_attention a WHERE a.case_id = c.id AND a.cleared_at IS "  \
@@ -130,7 +130,7 @@ void bxctl_time_text(const char *iso, char out[17])
     "WHERE (c.closed_at IS NULL OR $7::boolean) AND ($1 = '' OR c.school_id = $1) "                \
     "AND ($2 = '' OR s.township_code = $2) AND ($3 = '' OR t.county_code = $3) "                   \
     "AND ($4 = '' OR c.stage = $4) AND (NOT $5::boolean OR EXISTS (SELECT 1 FROM cases.task k "    \
-    " WHERE k.case_id = c.id AND k.done_at IS NULL AND "                                           \
+    " WHERE k.case_id = c.id AND k.outcome IS NULL AND "                                           \
     " (k.overdue_at IS NOT NULL OR k.due_at <= now_ts.t))) "                                       \
     "AND (NOT $7::boolean OR EXISTS (SELECT 1 FROM cases.needs_attention a WHERE a.case_id = "     \
     "c.id "                                                                                        \
@@ -330,7 +330,7 @@ static const char show_tasks_sql[] =
     "''), " BXCTL_ISO(
         "k.due_at") ", (k.overdue_at IS NOT NULL OR k.due_at <= to_timestamp($2::bigint / "
                     "1000.0)), " BXCTL_ISO("k.created_at") " FROM cases.task k "
-                                                           "WHERE k.case_id = $1 AND k.done_at IS "
+                                                           "WHERE k.case_id = $1 AND k.outcome IS "
                                                            "NULL ORDER BY k.due_at, k.id";
 
 /* Every event of every case of the student, in the order they happened. */
