@@ -35,6 +35,8 @@ int bxctl_audit(bxctl_ctx *ctx, int argc, char **argv);         /* audit.c */
 int bxctl_privacy(bxctl_ctx *ctx, int argc, char **argv);       /* privacy.c: erasure */
 int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv); /* document.c */
 int bxctl_analyst(bxctl_ctx *ctx, int argc, char **argv);       /* analyst.c: Kafka */
+int bxctl_backup(bxctl_ctx *ctx, int argc, char **argv);        /* backup.c */
+int bxctl_restore(bxctl_ctx *ctx, int argc, char **argv);       /* backup.c */
 
 /* What bx-score's computations read (rebuild.c): PostgreSQL, Redis, the registry, the profiles
  * and the policy. Returns NULL after printing why; close with bxctl_score_close. */

@@ -48,7 +48,11 @@ static void usage(void)
         "                                  who saw or wrote what in bx-console\n"
         "  privacy erase <student_id>      a student's personal data, once the obligation ended\n"
         "  analyst create|disable|scram <name> | analyst list\n"
-        "                                  analysts' Kafka credentials (bx.analytics.* only)\n");
+        "                                  analysts' Kafka credentials (bx.analytics.* only)\n"
+        "  backup <file>                   the database (pg_dump), policy files and registry\n"
+        "                                  revision in one archive (mode 600)\n"
+        "  restore <file> [--policy-to DIR]\n"
+        "                                  into an empty database; then `bxctl rebuild`\n");
 }
 
 PGconn *bxctl_db(bxctl_ctx *ctx)
@@ -135,6 +139,10 @@ int main(int argc, char **argv)
         rc = bxctl_privacy(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "analyst") == 0)
         rc = bxctl_analyst(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "backup") == 0)
+        rc = bxctl_backup(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "restore") == 0)
+        rc = bxctl_restore(&ctx, argc - 2, argv + 2);
     else {
         fprintf(stderr, "bxctl: unknown command \"%s\"\n", cmd);
         usage();
