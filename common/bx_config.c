@@ -173,3 +173,32 @@ void bx_conf_usage(const bx_conf_row *rows, size_t nrows)
         fprintf(stderr, "  %-24s %s (default: %s)\n", rows[i].name, rows[i].help,
                 rows[i].def ? (*rows[i].def ? rows[i].def : "empty") : "required");
 }
+
+bx_status bx_conf_secret(const char *name, char **out, bx_error *err)
+{
+    *out = NULL;
+    const char *value = getenv(name);
+    if (value && *value) {
+        *out = strdup(value);
+        return *out ? BX_OK : BX_ERR(err, BX_ENOMEM, "%s: out of memory", name);
+    }
+    char file_var[128];
+    snprintf(file_var, sizeof(file_var), "%s_FILE", name);
+    const char *path = getenv(file_var);
+    if (path == NULL || *path == '\0')
+        return BX_OK;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return BX_ERR(err, BX_EINVAL, "%s: cannot read \"%s\"", file_var, path);
+    char line[1024];
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    size_t len = got ? strlen(line) : 0;
+    while (len && isspace((unsigned char)line[len - 1]))
+        line[--len] = '\0';
+    if (len == 0)
+        return BX_ERR(err, BX_EINVAL, "%s: \"%s\" is empty", file_var, path);
+    *out = strdup(line);
+    explicit_bzero(line, sizeof(line));
+    return *out ? BX_OK : BX_ERR(err, BX_ENOMEM, "%s: out of memory", name);
+}

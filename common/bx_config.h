@@ -37,6 +37,14 @@ void bx_conf_free(const bx_conf_row *rows, size_t nrows);
  * "BX_CONSUMER_OFFSET_RESET: expected one of earliest, latest, got \"x\"". */
 bx_status bx_conf_check_choice(const char *variable, const char *value, const char *const *choices,
                                bx_error *err) BX_MUSTCHECK;
+/* A secret from the environment: the value of `name`, else the first line of the file named by
+ * `name`_FILE (trailing spaces and newline dropped), else *out = NULL with BX_OK (not configured).
+ * The caller frees *out. Errors name the variable and the file, never the secret:
+ * "BX_KAFKA_PASSWORD_FILE: cannot read \"/run/secrets/kafka\"". The connectors read their
+ * credentials this way (as libpq reads PGUSER and PGPASSFILE), so every process, service, tool or
+ * test, uses the ones its environment carries: BX_KAFKA_USERNAME and BX_KAFKA_PASSWORD[_FILE]
+ * (bx_kafka), BX_REDIS_USERNAME and BX_REDIS_PASSWORD[_FILE] (bx_redis). */
+bx_status bx_conf_secret(const char *name, char **out, bx_error *err) BX_MUSTCHECK;
 /* Prints the table (name, default, help) for --help. */
 void bx_conf_usage(const bx_conf_row *rows, size_t nrows);
 

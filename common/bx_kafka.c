@@ -1,5 +1,6 @@
 /* bx_kafka: producer with a delivery-report thread, consumer with manual offset storing, topics. */
 #include "bx_kafka.h"
+#include "bx_config.h"
 #include "bx_log.h"
 
 #include <pthread.h>
@@ -27,6 +28,36 @@ static bx_status set_conf(rd_kafka_conf_t *conf, const char *name, const char *v
     if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
         return BX_ERR(err, BX_EINVAL, "kafka setting %s=%s: %s", name, value, errstr);
     return BX_OK;
+}
+
+bx_status bx_kafka_conf_credentials(rd_kafka_conf_t *conf, bx_error *err)
+{
+    const char *user = getenv("BX_KAFKA_USERNAME");
+    if (user == NULL || *user == '\0')
+        return BX_OK;
+    char *password = NULL;
+    bx_status s = bx_conf_secret("BX_KAFKA_PASSWORD", &password, err);
+    if (s == BX_OK && password == NULL)
+        s = BX_ERR(err, BX_EINVAL,
+                   "BX_KAFKA_USERNAME is set without BX_KAFKA_PASSWORD or BX_KAFKA_PASSWORD_FILE");
+    const char *protocol = getenv("BX_KAFKA_SECURITY_PROTOCOL");
+    const char *mechanism = getenv("BX_KAFKA_SASL_MECHANISM");
+    IFOK(s, set_conf(conf, "security.protocol", protocol && *protocol ? protocol : "SASL_PLAINTEXT",
+                     err));
+    IFOK(s, set_conf(conf, "sasl.mechanisms", mechanism && *mechanism ? mechanism : "SCRAM-SHA-256",
+                     err));
+    IFOK(s, set_conf(conf, "sasl.username", user, err));
+    if (s == BX_OK) {
+        char errstr[256];
+        if (rd_kafka_conf_set(conf, "sasl.password", password, errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK)
+            s = BX_ERR(err, BX_EINVAL, "kafka setting sasl.password: %s", errstr);
+    }
+    if (password) {
+        explicit_bzero(password, strlen(password));
+        free(password);
+    }
+    return s;
 }
 
 static bx_status set_extra(rd_kafka_conf_t *conf, const char *const *extra, bx_error *err)
@@ -100,6 +131,7 @@ static bx_status new_handle(rd_kafka_type_t type, const char *brokers, const cha
     bool producer = type == RD_KAFKA_PRODUCER;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     bx_status s = set_conf(conf, "bootstrap.servers", brokers, err);
+    IFOK(s, bx_kafka_conf_credentials(conf, err));
     for (size_t i = 0; s == BX_OK && settings[i]; i += 2)
         s = set_conf(conf, settings[i], settings[i + 1], err);
     IFOK(s, set_extra(conf, extra, err));
@@ -333,6 +365,7 @@ bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     bx_status s = set_conf(conf, "bootstrap.servers", brokers, err);
+    IFOK(s, bx_kafka_conf_credentials(conf, err));
     if (s != BX_OK) {
         rd_kafka_conf_destroy(conf);
         return s;

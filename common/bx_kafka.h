@@ -20,6 +20,14 @@
 #define BX_TOPIC_ANALYTICS_ATTENDANCE "bx.analytics.attendance.v1"
 #define BX_TOPIC_ANALYTICS_CASES      "bx.analytics.cases.v1"
 
+/* Applies the Kafka credentials of the environment to conf: with BX_KAFKA_USERNAME set,
+ * security.protocol SASL_PLAINTEXT (or BX_KAFKA_SECURITY_PROTOCOL, e.g. SASL_SSL), sasl.mechanisms
+ * SCRAM-SHA-256 (or BX_KAFKA_SASL_MECHANISM) and the password of BX_KAFKA_PASSWORD or the file
+ * BX_KAFKA_PASSWORD_FILE (bx_conf_secret); a user without a password is an error. Without
+ * BX_KAFKA_USERNAME nothing is set. Every handle this module makes calls it; code that builds its
+ * own rd_kafka_conf_t (tools, tests) calls it too. Errors never contain the password. */
+bx_status bx_kafka_conf_credentials(rd_kafka_conf_t *conf, bx_error *err) BX_MUSTCHECK;
+
 /* Called once per produced message from the producer's poll thread with the broker's verdict. */
 typedef void(bx_delivery_fn)(void *opaque, rd_kafka_resp_err_t err);
 

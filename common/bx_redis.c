@@ -1,7 +1,9 @@
 /* bx_redis: URL parsing and connect with retry. */
 #include "bx_redis.h"
+#include "bx_config.h"
 #include "bx_log.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,32 @@ static bx_status parse_url(const char *url, char *host, size_t hostlen, int *por
     return BX_OK;
 }
 
+bx_status bx_redis_auth(redisContext *c, bx_error *err)
+{
+    const char *user = getenv("BX_REDIS_USERNAME");
+    char *password = NULL;
+    bx_status s = bx_conf_secret("BX_REDIS_PASSWORD", &password, err);
+    if (s != BX_OK)
+        return s;
+    if (password == NULL)
+        return user && *user ? BX_ERR(err, BX_EINVAL,
+                                      "BX_REDIS_USERNAME is set without BX_REDIS_PASSWORD or "
+                                      "BX_REDIS_PASSWORD_FILE")
+                             : BX_OK;
+    redisReply *r = user && *user ? redisCommand(c, "AUTH %s %s", user, password)
+                                  : redisCommand(c, "AUTH %s", password);
+    explicit_bzero(password, strlen(password));
+    free(password);
+    if (r == NULL)
+        return BX_ERR(err, BX_ETRANSIENT, "redis AUTH: %s", c->errstr);
+    bool ok = r->type != REDIS_REPLY_ERROR;
+    if (!ok) /* WRONGPASS names no secret */
+        s = BX_ERR(err, BX_EFATAL, "redis AUTH as %s: %s", user && *user ? user : "default",
+                   r->str ? r->str : "refused");
+    freeReplyObject(r);
+    return s;
+}
+
 bx_status bx_redis_connect(const char *url, int wait_ms, redisContext **out, bx_error *err)
 {
     char host[256];
@@ -50,6 +78,11 @@ bx_status bx_redis_connect(const char *url, int wait_ms, redisContext **out, bx_
     for (;;) {
         redisContext *c = redisConnect(host, port);
         if (c && !c->err) {
+            s = bx_redis_auth(c, err);
+            if (s != BX_OK) {
+                redisFree(c);
+                return s;
+            }
             if (db) {
                 redisReply *r = redisCommand(c, "SELECT %d", db);
                 int ok = r && r->type != REDIS_REPLY_ERROR;

@@ -1,5 +1,6 @@
 /* bx_settle: one decision of "the pipeline has settled", for bxctl settle and bx-sim alike. */
 #include "bx_settle.h"
+#include "bx_kafka.h"
 
 #include "bx_buf.h"
 #include "bx_clock.h"
@@ -99,6 +100,11 @@ bx_status bx_settle_group_handle(const char *brokers, const char *group, rd_kafk
         rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr))) {
         rd_kafka_conf_destroy(conf);
         return BX_ERR(err, BX_EINVAL, "kafka settings: %s", errstr);
+    }
+    bx_status s = bx_kafka_conf_credentials(conf, err);
+    if (s != BX_OK) {
+        rd_kafka_conf_destroy(conf);
+        return s;
     }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {

@@ -231,6 +231,43 @@ static long get_status(const char *url)
 }
 
 /* Services a test started: stopped when the test exits, even through REQUIRE. */
+/* The credentials bx-infra made for one service (the binary's name): the NAME=value lines of
+ * $BX_RUN_DIR/secrets/<service>.env ("export " allowed), appended to env[*n..max-1]. They name
+ * files and users, never hold a password. Without the file (an infrastructure without
+ * credentials) nothing is added. A service that pseudonymises gets a key made for this test
+ * process when the environment has none (there is no default key). */
+static void service_credentials(const char *binary, const char **env, size_t *n, size_t max)
+{
+    const char *name = strrchr(binary, '/');
+    name = name ? name + 1 : binary;
+    char path[600];
+    snprintf(path, sizeof(path), "%s/secrets/%s.env", itest_env("BX_RUN_DIR", ".run"), name);
+    FILE *f = fopen(path, "r");
+    char line[600];
+    while (f && fgets(line, sizeof(line), f) && *n + 1 < max) {
+        line[strcspn(line, "\r\n")] = '\0';
+        const char *p = strncmp(line, "export ", 7) == 0 ? line + 7 : line;
+        if (*p == '\0' || *p == '#' || strchr(p, '=') == NULL)
+            continue;
+        env[(*n)++] = strdup(p); /* kept until the test exits */
+    }
+    if (f)
+        fclose(f);
+    static char key[80];
+    if (getenv("BX_PSEUDONYM_KEY") == NULL && *n + 1 < max) {
+        if (key[0] == '\0') {
+            unsigned char raw[24] = {0};
+            FILE *r = fopen("/dev/urandom", "rb");
+            REQUIRE(r != NULL && fread(raw, 1, sizeof(raw), r) == sizeof(raw));
+            fclose(r);
+            int k = snprintf(key, sizeof(key), "BX_PSEUDONYM_KEY=");
+            for (size_t i = 0; i < sizeof(raw); i++)
+                k += snprintf(key + k, sizeof(key) - (size_t)k, "%02x", raw[i]);
+        }
+        env[(*n)++] = key;
+    }
+}
+
 static pid_t started[16];
 static int started_count;
 
@@ -247,13 +284,15 @@ pid_t itest_ingest_start(const char *clock_file, const char *const *extra_env, i
     char listen[64], clock_env[600];
     snprintf(listen, sizeof(listen), "BX_HTTP_LISTEN=127.0.0.1:%d", *port);
     snprintf(clock_env, sizeof(clock_env), "BX_CLOCK=file:%s", clock_file);
-    const char *env[32] = {listen, clock_env, "BX_REGISTRY_REFRESH_MS=200"};
+    const char *env[64] = {listen, clock_env, "BX_REGISTRY_REFRESH_MS=200"};
     size_t n = 3;
     bool tls = false;
-    for (size_t i = 0; extra_env && extra_env[i] && n < 31; i++) {
+    for (size_t i = 0; extra_env && extra_env[i] && n < 63; i++) {
         env[n++] = extra_env[i];
         tls = tls || strncmp(extra_env[i], "BX_TLS_CERT=", 12) == 0;
     }
+    /* after the test's own settings, which come first in the environment and so win */
+    service_credentials(itest_env("BX_INGEST_BIN", BX_INGEST_BIN), env, &n, 63);
     env[n] = NULL;
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -325,10 +364,11 @@ pid_t itest_service_start(const char *binary, const char *clock_file, const char
     char listen[64], clock_env[600];
     snprintf(listen, sizeof(listen), "BX_METRICS_LISTEN=127.0.0.1:%d", *port);
     snprintf(clock_env, sizeof(clock_env), "BX_CLOCK=file:%s", clock_file);
-    const char *env[32] = {listen, clock_env};
+    const char *env[64] = {listen, clock_env};
     size_t n = 2;
-    for (size_t i = 0; extra_env && extra_env[i] && n < 31; i++)
+    for (size_t i = 0; extra_env && extra_env[i] && n < 63; i++)
         env[n++] = extra_env[i];
+    service_credentials(binary, env, &n, 63); /* after the test's own settings, which win */
     env[n] = NULL;
     pid_t pid = fork();
     REQUIRE(pid >= 0);
