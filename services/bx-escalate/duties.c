@@ -31,7 +31,12 @@ static const char *const settings[] = {"duties.time",
                                        "out_of_school_report.after",
                                        "out_of_school_report.notify",
                                        "monthly_summary.notify",
+                                       "rollcall.remind_time",
+                                       "rollcall.remind",
+                                       "rollcall.end_of_day",
+                                       "rollcall.two_days",
                                        NULL};
+#define FIRST_OPTIONAL 10 /* settings from here on may be left out */
 
 const char *duty_kind_name(duty_kind k)
 {
@@ -44,13 +49,17 @@ const char *duty_kind_name(duty_kind k)
         return "out_of_school_report";
     case DUTY_MONTHLY_SUMMARY:
         return "monthly_summary";
+    case DUTY_ROLLCALL_MORNING:
+        return "rollcall_morning";
+    case DUTY_ROLLCALL_END:
+        return "rollcall_end";
     }
     return NULL;
 }
 
 duty_kind duty_kind_parse(const char *name)
 {
-    for (int k = DUTY_TERM_START; k <= DUTY_MONTHLY_SUMMARY; k++)
+    for (int k = DUTY_TERM_START; k <= DUTY_ROLLCALL_END; k++)
         if (strcmp(duty_kind_name((duty_kind)k), name) == 0)
             return (duty_kind)k;
     return 0;
@@ -129,13 +138,22 @@ static bx_status set_one(duties_policy *p, const char *name, int line, const cha
 {
     bool ok = false;
     const char *want = "";
-    if (strcmp(key, "duties.time") == 0) {
+    if (strcmp(key, "duties.time") == 0 || strcmp(key, "rollcall.remind_time") == 0) {
         int h = 0, m = 0;
         char extra;
         ok = sscanf(v, "%2d:%2d%c", &h, &m, &extra) == 2 && strlen(v) == 5 && h >= 0 && h < 24 &&
              m >= 0 && m < 60;
-        p->minute = h * 60 + m;
+        *(key[0] == 'd' ? &p->minute : &p->remind_minute) = h * 60 + m;
         want = "a time HH:MM";
+    } else if (strcmp(key, "rollcall.remind") == 0) {
+        ok = notify_ok(v, p->remind_role, p->remind_template);
+        want = "\"<staff role> <template>\"";
+    } else if (strcmp(key, "rollcall.end_of_day") == 0) {
+        ok = notify_ok(v, p->eod_role, p->eod_template);
+        want = "\"<staff role> <template>\"";
+    } else if (strcmp(key, "rollcall.two_days") == 0) {
+        ok = notify_ok(v, p->two_days_role, p->two_days_template);
+        want = "\"<staff role> <template>\"";
     } else if (strcmp(key, "term_start.check_after") == 0) {
         ok = days_ok(v, &p->term_start_days);
         want = "1..60 school days";
@@ -196,11 +214,23 @@ static bx_status on_setting(void *arg, const char *file, int line, char *key, ch
 static bx_status finish(bx_status s, const reading *rd, const char *name, duties_policy *out,
                         bx_error *err)
 {
-    for (int i = 0; s == BX_OK && settings[i]; i++)
+    for (int i = 0; s == BX_OK && i < FIRST_OPTIONAL; i++)
         if (!rd->seen[i])
             s = BX_ERR(err, BX_EINVAL, "%s: %s is missing", name, settings[i]);
-    if (s == BX_OK)
+    /* the roll-call checks come all together or not at all */
+    int optional = 0;
+    for (int i = FIRST_OPTIONAL; settings[i]; i++)
+        optional += rd->seen[i];
+    if (s == BX_OK && optional > 0 && optional < 4)
+        s = BX_ERR(err, BX_EINVAL,
+                   "%s: rollcall.remind_time, rollcall.remind, rollcall.end_of_day and "
+                   "rollcall.two_days go together",
+                   name);
+    if (s == BX_OK) {
         *out = rd->p;
+        if (optional == 0)
+            out->remind_minute = -1;
+    }
     return s;
 }
 
@@ -298,6 +328,22 @@ int duties_plan(const duties_policy *p, const bx_calendar *cal, const char *cale
         y = ny;
         m = nm;
     }
+    return count;
+}
+
+int duties_plan_day(const duties_policy *p, const bx_calendar *cal, const char *calendar_id,
+                    const char *term_code, bx_date first, bx_date last, bx_date day, duty *out,
+                    int max)
+{
+    int count = 0;
+    if (p->remind_minute < 0 || day == BX_DATE_NONE || day < first || day > last ||
+        !bx_calendar_is_school_day(cal, day))
+        return 0;
+    char ymd[11];
+    bx_date_format(day, ymd);
+    add(out, max, &count, DUTY_ROLLCALL_MORNING, calendar_id, term_code, ymd, day, day,
+        p->remind_minute);
+    add(out, max, &count, DUTY_ROLLCALL_END, calendar_id, term_code, ymd, day, day, p->minute);
     return count;
 }
 
@@ -427,6 +473,83 @@ static bx_status report(const duties_env *env, const timers_timer *timer, duty_k
     return s;
 }
 
+/* One roll-call request: about class (its registry name, a label), to role (or staff_id). */
+static bx_status rollcall_request(const duties_env *env, const timers_timer *timer,
+                                  const char *what, const char *role, const char *staff_id,
+                                  const char *tmpl, PGresult *res, int r, const char *since,
+                                  bx_buf *b, bx_error *err)
+{
+    const char *class_id = PQgetvalue(res, r, 0), *school = PQgetvalue(res, r, 2);
+    char request_id[200], at[40];
+    snprintf(request_id, sizeof(request_id), "%.120s:%s:%s", timer->key, what, class_id);
+    bx_time_format(timer->due_at, at, sizeof(at));
+    bx_buf_reset(b);
+    bx_status s = bx_buf_puts(b, "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":");
+    IFOK(s, bx_buf_json_string(b, request_id));
+    IFOK(s, bx_buf_printf(b,
+                          ",\"case_id\":null,\"student_id\":null,\"template\":\"%s\","
+                          "\"recipient_role\":\"%s\",\"recipient_staff_id\":",
+                          tmpl, role));
+    IFOK(s, staff_id ? bx_buf_json_string(b, staff_id) : bx_buf_puts(b, "null"));
+    IFOK(s, bx_buf_puts(b, ",\"channel\":\"sms\",\"params\":{\"school_id\":"));
+    IFOK(s, bx_buf_json_string(b, school));
+    IFOK(s, bx_buf_puts(b, ",\"class\":"));
+    IFOK(s, bx_buf_json_string(b, PQgetvalue(res, r, 1)));
+    if (since)
+        IFOK(s, bx_buf_printf(b, ",\"first_day\":\"%s\"", since));
+    IFOK(s, bx_buf_printf(b, "},\"not_before\":null,\"requested_at\":\"%s\"}", at));
+    IFOK(s, escalate_outbox_add(env->db, BX_TOPIC_NOTIFY_REQUESTS, school, request_id, b->data,
+                                NULL, err));
+    return s;
+}
+
+/* The classes of the calendar without a roll call on day: in the morning their homeroom teacher
+ * is reminded; at the day's end the principal is told, and the academic office too when the
+ * school day before had none either (their absence figures cannot be trusted). */
+static bx_status rollcall(const duties_env *env, const timers_timer *timer, duty_kind kind,
+                          const char *calendar, const char *day, bx_error *err)
+{
+    const duties_policy *dp = env->policy;
+    const bx_calendar *cal = env->registry ? bx_registry_calendar(env->registry, calendar) : NULL;
+    bx_date d = BX_DATE_NONE;
+    if (bx_date_parse(day, &d) != BX_OK)
+        return BX_ERR(err, BX_EINVAL, "duty %s: day \"%s\"", timer->key, day);
+    char prev[11] = "";
+    bx_date before = cal ? bx_calendar_add_school_days(cal, d, -1) : BX_DATE_NONE;
+    if (before != BX_DATE_NONE)
+        bx_date_format(before, prev);
+    PGresult *res = NULL;
+    bx_status s = escalate_store_unreported_classes(env->db, calendar, day, prev, &res, err);
+    bx_buf b;
+    bx_buf_init(&b, 1 << 14);
+    int told = 0, two_days = 0;
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
+        if (kind == DUTY_ROLLCALL_MORNING) {
+            const char *staff = PQgetvalue(res, r, 3);
+            if (staff[0] == '\0')
+                continue; /* no homeroom teacher: the principal hears at the day's end */
+            s = rollcall_request(env, timer, "remind", dp->remind_role, staff, dp->remind_template,
+                                 res, r, NULL, &b, err);
+            told++;
+            continue;
+        }
+        s = rollcall_request(env, timer, "end", dp->eod_role, NULL, dp->eod_template, res, r, NULL,
+                             &b, err);
+        told++;
+        if (s == BX_OK && PQgetvalue(res, r, 4)[0] == 't') {
+            s = rollcall_request(env, timer, "two_days", dp->two_days_role, NULL,
+                                 dp->two_days_template, res, r, prev, &b, err);
+            two_days++;
+        }
+    }
+    if (s == BX_OK && PQntuples(res) > 0)
+        bx_info("duty %s: %d classes without a roll call, %d told, %d two days in a row",
+                timer->key, PQntuples(res), told, two_days);
+    bx_buf_free(&b);
+    PQclear(res);
+    return s;
+}
+
 bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error *err)
 {
     cJSON *p = cJSON_Parse(timer->payload ? timer->payload : "{}");
@@ -443,6 +566,8 @@ bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error
                 timer->key);
     else if (kind == DUTY_TERM_START || kind == DUTY_TRANSITION)
         s = check(env, timer, kind, v[1], v[2], v[3], v[4], err);
+    else if (kind == DUTY_ROLLCALL_MORNING || kind == DUTY_ROLLCALL_END)
+        s = rollcall(env, timer, kind, v[1], v[4], err);
     else
         s = report(env, timer, kind, v[1], v[2], v[3], v[4], err);
     cJSON_Delete(p);
@@ -451,7 +576,7 @@ bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error
 
 /* Schedules the duties of one term of a calendar (a row: calendar, term, first day, last day). */
 static bx_status schedule_term(PGconn *db, const duties_policy *dp, const bx_registry *registry,
-                               PGresult *res, int r, int *created, bx_error *err)
+                               PGresult *res, int r, bx_date today, int *created, bx_error *err)
 {
     const char *cal_id = PQgetvalue(res, r, 0), *term = PQgetvalue(res, r, 1);
     const bx_calendar *cal = bx_registry_calendar(registry, cal_id);
@@ -459,8 +584,9 @@ static bx_status schedule_term(PGconn *db, const duties_policy *dp, const bx_reg
     if (cal == NULL || bx_date_parse(PQgetvalue(res, r, 2), &first) != BX_OK ||
         bx_date_parse(PQgetvalue(res, r, 3), &last) != BX_OK)
         return BX_OK;
-    duty plan[DUTIES_PER_TERM];
+    duty plan[DUTIES_PER_TERM + DUTIES_PER_DAY];
     int n = duties_plan(dp, cal, cal_id, term, first, last, plan, DUTIES_PER_TERM);
+    n += duties_plan_day(dp, cal, cal_id, term, first, last, today, plan + n, DUTIES_PER_DAY);
     bx_status s = BX_OK;
     for (int i = 0; i < n && s == BX_OK; i++) {
         char payload[512];
@@ -484,7 +610,7 @@ bx_status duties_schedule(PGconn *db, const duties_policy *p, const bx_registry 
     PGresult *res = NULL;
     bx_status s = escalate_store_terms_from(db, day, &res, err);
     for (int r = 0; s == BX_OK && r < PQntuples(res); r++)
-        s = schedule_term(db, p, registry, res, r, created, err);
+        s = schedule_term(db, p, registry, res, r, today, created, err);
     PQclear(res);
     return s;
 }

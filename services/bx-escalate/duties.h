@@ -21,6 +21,7 @@
 #define DUTIES_GRADES_MAX  4
 #define DUTIES_KEY_SIZE    201 /* cases.timer.timer_key: 1..200 */
 #define DUTIES_PER_TERM    16  /* the term's four duties and up to 12 months */
+#define DUTIES_PER_DAY     2   /* the day's roll-call checks: morning and end of day */
 #define DUTIES_TERM_CODE   17  /* registry.calendar_term.code: 1..16 */
 #define DUTIES_CALENDAR_ID 33
 
@@ -41,6 +42,12 @@
  *   out_of_school_report.after       school days from term start to the report (15)
  *   out_of_school_report.notify      "<role> <template>" asked of bx-notify per county
  *   monthly_summary.notify           "<role> <template>", on the last school day of each month
+ * Optional (absent: no roll-call checks), classes that sent no roll call on a school day:
+ *   rollcall.remind_time             HH:MM: the homeroom teacher is reminded (10:00)
+ *   rollcall.remind                  "<role> <template>" at remind_time (homeroom_teacher)
+ *   rollcall.end_of_day              "<role> <template>" at duties.time (principal)
+ *   rollcall.two_days                "<role> <template>" at duties.time when the school day
+ *                                    before was not reported either (academic_office)
  */
 typedef struct duties_policy {
     int minute; /* duties.time as minutes after midnight */
@@ -53,6 +60,10 @@ typedef struct duties_policy {
     int report_days;
     char report_role[DUTIES_NAME_SIZE], report_template[DUTIES_NAME_SIZE];
     char monthly_role[DUTIES_NAME_SIZE], monthly_template[DUTIES_NAME_SIZE];
+    int remind_minute; /* rollcall.remind_time; -1: no roll-call checks */
+    char remind_role[DUTIES_NAME_SIZE], remind_template[DUTIES_NAME_SIZE];
+    char eod_role[DUTIES_NAME_SIZE], eod_template[DUTIES_NAME_SIZE];
+    char two_days_role[DUTIES_NAME_SIZE], two_days_template[DUTIES_NAME_SIZE];
 } duties_policy;
 
 /* Parses a policy (name stands for the file in messages: "ladder-duties.policy:4:
@@ -66,7 +77,9 @@ typedef enum duty_kind {
     DUTY_TERM_START = 1,
     DUTY_TRANSITION,
     DUTY_OUT_OF_SCHOOL_REPORT,
-    DUTY_MONTHLY_SUMMARY
+    DUTY_MONTHLY_SUMMARY,
+    DUTY_ROLLCALL_MORNING, /* a school day's classes without a roll call by remind_time */
+    DUTY_ROLLCALL_END      /* the same at the day's end, and two days in a row */
 } duty_kind;
 /* "term_start", "transition", "out_of_school_report", "monthly_summary"; NULL when unknown. */
 const char *duty_kind_name(duty_kind k);
@@ -90,6 +103,14 @@ typedef struct duty {
  * day; a duty with no school day is left out. Returns the count written to out (at most max). */
 int duties_plan(const duties_policy *p, const bx_calendar *cal, const char *calendar_id,
                 const char *term_code, bx_date first, bx_date last, duty *out, int max);
+
+/* The roll-call checks of one school day (day inside the term first..last, a school day of the
+ * calendar; else none): "duty:rollcall_morning:<calendar>:<term>:<YYYY-MM-DD>" at
+ * rollcall.remind_time and "duty:rollcall_end:..." at duties.time, each looking at day only
+ * (first_day = last_day = day). Returns the count written to out (0..DUTIES_PER_DAY). */
+int duties_plan_day(const duties_policy *p, const bx_calendar *cal, const char *calendar_id,
+                    const char *term_code, bx_date first, bx_date last, bx_date day, duty *out,
+                    int max);
 
 /* The JSON payload of a duty's timer: {"duty":..,"calendar_id":..,"term":..,"first_day":..,
  * "last_day":..}, into out (size bytes; BX_ENOMEM when short). */

@@ -386,6 +386,22 @@ bx_status escalate_store_county_counts(PGconn *db, const char *calendar_id, cons
                        (const char *[]){calendar_id, first_day, last_day}, res, err);
 }
 
+bx_status escalate_store_unreported_classes(PGconn *db, const char *calendar_id, const char *day,
+                                            const char *prev_day, PGresult **res, bx_error *err)
+{
+    return bx_pg_query(
+        db,
+        "SELECT cl.id, cl.name, cl.school_id, coalesce(cl.homeroom_staff_id, ''), "
+        "$3 <> '' AND NOT EXISTS (SELECT 1 FROM attendance.class_report r WHERE r.class_id = "
+        "cl.id AND r.day = nullif($3, '')::date) "
+        "FROM registry.class cl JOIN registry.school sc ON sc.id = cl.school_id "
+        "WHERE sc.calendar_id = $1 AND EXISTS (SELECT 1 FROM registry.student st WHERE "
+        "st.class_id = cl.id AND st.status = 'enrolled') AND NOT EXISTS (SELECT 1 FROM "
+        "attendance.class_report r WHERE r.class_id = cl.id AND r.day = $2::date) "
+        "ORDER BY cl.school_id, cl.id",
+        3, (const char *[]){calendar_id, day, prev_day}, res, err);
+}
+
 bx_status escalate_store_terms_from(PGconn *db, const char *day, PGresult **res, bx_error *err)
 {
     return bx_pg_query(db,

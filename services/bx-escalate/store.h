@@ -70,6 +70,12 @@ bx_status escalate_store_transition_losses(PGconn *db, const char *calendar_id, 
 bx_status escalate_store_county_counts(PGconn *db, const char *calendar_id, const char *first_day,
                                        const char *last_day, PGresult **res,
                                        bx_error *err) BX_MUSTCHECK;
+/* Classes of the calendar's schools with an enrolled student and no roll call on day
+ * ("YYYY-MM-DD"); prev_day ("" none) is the school day before. Rows: class id, class name, school
+ * id, homeroom staff id ("" none), "t" when prev_day had no roll call either. */
+bx_status escalate_store_unreported_classes(PGconn *db, const char *calendar_id, const char *day,
+                                            const char *prev_day, PGresult **res,
+                                            bx_error *err) BX_MUSTCHECK;
 /* The terms of every calendar that end on or after day. Rows: calendar id, term code, first day,
  * last day. */
 bx_status escalate_store_terms_from(PGconn *db, const char *day, PGresult **res,

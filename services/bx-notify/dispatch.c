@@ -111,6 +111,21 @@ bx_time_ms dispatch_next_day(bx_time_ms now)
     return bx_time_from_local(bx_time_local_date(now) + 1, 0, 0);
 }
 
+bx_time_ms dispatch_next_digest(int digest_minute, bx_time_ms now)
+{
+    bx_date today = bx_time_local_date(now);
+    bx_time_ms t = bx_time_from_local(today, digest_minute / 60, digest_minute % 60);
+    return t > now ? t : bx_time_from_local(today + 1, digest_minute / 60, digest_minute % 60);
+}
+
+bool dispatch_task_timely(int digest_minute, bx_time_ms now, bx_time_ms due_at)
+{
+    if (due_at <= 0)
+        return false;
+    bx_time_ms next = dispatch_next_digest(digest_minute, now);
+    return due_at <= next || bx_time_local_date(due_at) <= bx_time_local_date(next);
+}
+
 static void set_reason(dispatch_output *out, const char *prefix, const char *detail)
 {
     snprintf(out->reason, sizeof(out->reason), "%s%s", prefix,

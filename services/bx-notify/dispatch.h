@@ -63,6 +63,14 @@ bx_time_ms dispatch_quiet_until(const dispatch_policy *p, bx_time_ms now);
 int64_t dispatch_backoff_ms(const dispatch_policy *p, int attempt, uint32_t random);
 /* The start of the next local day (00:00 Asia/Shanghai after now). */
 bx_time_ms dispatch_next_day(bx_time_ms now);
+/* The next daily digest after now: today's at digest_minute (local) if now is before it, else
+ * tomorrow's. */
+bx_time_ms dispatch_next_digest(int digest_minute, bx_time_ms now);
+/* A staff task that is timely goes to its owner at once as its own SMS (the daily cap applies)
+ * instead of waiting for the digest: it falls due before the next digest, or on that digest's
+ * day, when the list would leave no working time to do it (a same-day contact due at 17:00
+ * against a 16:30 digest). due_at 0 (unknown): never timely. */
+bool dispatch_task_timely(int digest_minute, bx_time_ms now, bx_time_ms due_at);
 
 /* What happens to a notification. */
 typedef enum dispatch_event {

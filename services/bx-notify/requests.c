@@ -417,6 +417,19 @@ static bx_status place_of_request(notify_service *sv, request *rq, recipients_co
     return BX_OK;
 }
 
+/* The request's parameter name as a time ("2026-09-28T17:00:00+08:00"); 0 when absent or not
+ * a time. */
+static bx_time_ms param_time(const request *rq, const char *name)
+{
+    for (int i = 0; i < rq->nparams; i++) {
+        bx_time_ms t = 0;
+        if (strcmp(rq->param_names[i], name) == 0 &&
+            bx_time_parse(rq->param_values[i], &t) == BX_OK)
+            return t;
+    }
+    return 0;
+}
+
 /* What every notification of one request shares. */
 typedef struct taking {
     recipients_context ctx;
@@ -547,8 +560,10 @@ static bx_status take_request(notify_service *sv, request *rq, bx_time_ms now, i
     if (s != BX_OK)
         return s;
     /* a task is collected for the daily digest, unless its template is delivered at once (a
-     * county's report is read, not done: it does not wait for tomorrow's list) */
-    tk.collect = strcmp(rq->channel, "task") == 0 && !template_immediate(ts, rq->template_name);
+     * county's report is read, not done: it does not wait for tomorrow's list) or the task is due
+     * before the digest could tell its owner in time (issue 15: it goes now as its own SMS) */
+    tk.collect = strcmp(rq->channel, "task") == 0 && !template_immediate(ts, rq->template_name) &&
+                 !dispatch_task_timely(sv->conf.digest_minute, now, param_time(rq, "due_at"));
     tk.sign = tk.ctx.school[0] ? tk.ctx.school : tk.ctx.county;
     tk.due = rq->not_before > now ? rq->not_before : now;
     vars vs;

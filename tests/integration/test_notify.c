@@ -278,7 +278,8 @@ static void ask_guardian(svc *s, int student, const char *suffix)
 }
 
 /* A task for the homeroom teacher (channel task: the daily digest). */
-static void ask_task(svc *s, int student, const char *suffix, const char *kind)
+static void ask_task_due(svc *s, int student, const char *suffix, const char *kind,
+                         const char *due_at)
 {
     char v[1024], key[16];
     snprintf(key, sizeof(key), "N%02d", student);
@@ -288,10 +289,16 @@ static void ask_task(svc *s, int student, const char *suffix, const char *kind)
              "\"task_assigned\",\"recipient_role\":\"homeroom_teacher\",\"recipient_staff_id\":"
              "\"NT1\",\"channel\":\"task\",\"params\":{\"case_id\":\"N%02d:20261127\",\"task_id\":"
              "\"N%02d:20261127:contact_family:%s:2026-11-27\",\"task\":\"%s\",\"due_at\":"
-             "\"2026-11-27T18:00:00+08:00\"},\"not_before\":null,\"requested_at\":"
+             "\"%s\"},\"not_before\":null,\"requested_at\":"
              "\"2026-11-27T09:00:00+08:00\"}",
-             tag, suffix, student, student, student, student, kind, kind);
+             tag, suffix, student, student, student, student, kind, kind, due_at);
     produce(s, key, v);
+}
+
+/* A task due well after the next digest: it is collected for the digest. */
+static void ask_task(svc *s, int student, const char *suffix, const char *kind)
+{
+    ask_task_due(s, student, suffix, kind, "2026-12-31T17:00:00+08:00");
 }
 
 static long long metric(svc *s, const char *name)
@@ -604,6 +611,35 @@ BX_TEST(staff_tasks_come_as_one_daily_digest)
     }
     CHECK_INT(file_lines(&s, NULL), 2);
     CHECK_INT(file_lines(&s, "1项待办"), 1);
+    svc_stop(&s);
+}
+
+/* Issue 15: a task due before the digest could tell its owner in time (a same-day contact due at
+ * 17:00 against the 16:30 digest) goes at once as its own SMS, under the daily cap; a task due
+ * later waits for the digest. */
+BX_TEST(a_task_due_before_the_digest_goes_at_once_under_the_cap)
+{
+    svc s;
+    svc_init(&s, 3, "2026-11-27 09:00");
+    setting(&s, "BX_NOTIFY_DIGEST_TIME=16:30");
+    setting(&s, "BX_NOTIFY_DAILY_CAP=1");
+    svc_run(&s);
+    ask_task_due(&s, 1, "now1", "contact_family", "2026-11-27T17:00:00+08:00");
+    ask_task(&s, 2, "later", "home_visit");
+    settle(&s);
+    CHECK_INT(file_lines(&s, "139****0001"), 1);
+    CHECK_INT(file_lines(&s, "【待办】"), 1);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE channel = 'sms' AND "
+                       "template = 'task_assigned' AND state IN ('sent', 'delivered')"),
+              1);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'collected'"), 1);
+    /* a second timely task the same day is held by the teacher's daily cap */
+    ask_task_due(&s, 3, "now2", "contact_family", "2026-11-27T17:00:00+08:00");
+    settle(&s);
+    CHECK_INT(file_lines(&s, "139****0001"), 1);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'queued' AND "
+                       "reason LIKE 'rate_limited: daily cap of 1%'"),
+              1);
     svc_stop(&s);
 }
 
@@ -1106,8 +1142,10 @@ BX_TEST(every_message_the_default_ladder_asks_for_is_sent)
     CHECK_INT(metric(&s, "bx_notify_requests_total"), 9);
     CHECK_INT(file_lines(&s, "138****0005"), 1); /* the parent at once */
     CHECK_INT(file_lines(&s, "学生5家长您好"), 1);
-    /* staff tasks: one digest each at 16:30; the principal's lists two, the county officer has no
-     * phone (dead with the reason, the tasks listed in it) */
+    /* the same-day contact due at 17:00 goes to the homeroom teacher at once (issue 15) */
+    CHECK_INT(file_lines(&s, "【待办】"), 1);
+    /* other staff tasks: one digest each at 16:30; the principal's lists two, the county officer
+     * has no phone (dead with the reason, the tasks listed in it) */
     at("2026-11-27 16:30");
     for (int i = 0; i < 200 && count_of("SELECT count(*) FROM notify.notification WHERE state = "
                                         "'collected'") > 0;
@@ -1119,12 +1157,11 @@ BX_TEST(every_message_the_default_ladder_asks_for_is_sent)
                             "notify.notification WHERE channel = 'digest' ORDER BY staff_id");
     CHECK_STR(digests, "NCO1|dead|staff NCO1 has no mobile number\n"
                        "NP1|sent|-\n"
-                       "NT1|sent|-\n"
                        "NTO1|sent|-\n");
     free(digests);
     CHECK_INT(file_lines(&s, "139****0002"), 1);
     CHECK_INT(file_lines(&s, "2项待办"), 1); /* the principal: the school report and the overdue */
-    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'digested'"), 7);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'digested'"), 6);
     /* the school has no academic office in the registry: recorded dead with the reason */
     char *none = rows_of("SELECT recipient, state, reason FROM notify.notification WHERE "
                          "template = 'academic_office_report'");

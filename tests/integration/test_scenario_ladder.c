@@ -1056,6 +1056,39 @@ BX_TEST(presence_cancels_the_open_tasks_of_a_closed_case)
     forget_posted();
 }
 
+/* Issue 15: a class that sends no roll call. Monday reported; Tuesday none: the homeroom teacher
+ * is reminded at 10:00 and the principal told at the day's end; Wednesday none again: the
+ * academic office hears of two school days in a row. The requests name the school and the
+ * class's registry label, never a child. */
+BX_TEST(a_class_without_roll_calls_reaches_the_principal_and_the_academic_office)
+{
+    pipeline_start(2, "2026-09-28 07:30");
+    rollcall("2026-09-28", NULL, NULL);
+    at("2026-09-29 09:59");
+    at("2026-09-29 10:00");
+    at("2026-09-29 18:00");
+    at("2026-09-30 18:00");
+    char *asked = untag(rows_of(
+        "SELECT split_part(o.event_id, ':', 5) || '|' || split_part(o.event_id, ':', 6) || '|' || "
+        "(o.payload::jsonb->>'template') || '|' || (o.payload::jsonb->>'recipient_role') || '|' "
+        "|| coalesce(o.payload::jsonb->>'recipient_staff_id', '-') || '|' || "
+        "(o.payload::jsonb->'params'->>'class') || '|' || coalesce(o.payload::jsonb->'params'->>"
+        "'first_day', '-') FROM cases.outbox o WHERE o.event_id LIKE 'duty:rollcall%' AND "
+        "o.event_id LIKE '%' || split_part($1::text, '-', 1) || '%' ORDER BY o.id",
+        1));
+    CHECK_STR(asked, "2026-09-29|remind|rollcall_reminder|homeroom_teacher|TH|三年级1班|-\n"
+                     "2026-09-29|end|rollcall_missing|principal|-|三年级1班|-\n"
+                     "2026-09-30|remind|rollcall_reminder|homeroom_teacher|TH|三年级1班|-\n"
+                     "2026-09-30|end|rollcall_missing|principal|-|三年级1班|-\n"
+                     "2026-09-30|two_days|rollcall_missing_two_days|academic_office|-|三年级1班|"
+                     "2026-09-29\n");
+    free(asked);
+    topic_sync(&pl.requests); /* they match bx.notify.requests.v1 */
+    CHECK(pl.requests.validated >= 5);
+    pipeline_stop();
+    forget_posted();
+}
+
 /* Back on Thursday after three days: the teacher records the return, the case waits for the
  * township's sign-off of the return report (复学报告书), and the officer's signed return closes it.
  * Nothing more is asked for the child afterwards. */

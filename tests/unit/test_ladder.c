@@ -1108,6 +1108,71 @@ BX_TEST(duties_of_the_autumn_term)
               2);
 }
 
+/* Issue 15: a school day's roll-call checks, at 10:00 (the homeroom teacher) and at the day's end
+ * (the principal, and the academic office for two days in a row); none on a day without school
+ * or outside the term, nor when the policy leaves them out. */
+BX_TEST(duties_rollcall_checks_of_a_school_day)
+{
+    const duties_policy *p = duties();
+    CHECK_INT(p->remind_minute, 10 * 60);
+    CHECK_STR(p->remind_role, "homeroom_teacher");
+    CHECK_STR(p->remind_template, "rollcall_reminder");
+    CHECK_STR(p->eod_role, "principal");
+    CHECK_STR(p->two_days_role, "academic_office");
+    static const struct {
+        const char *day;
+        int n;
+    } rows[] = {
+        {"2026-09-28", 2}, /* a Monday */
+        {"2026-10-10", 2}, /* the make-up Saturday */
+        {"2026-10-03", 0}, /* National Day */
+        {"2026-09-27", 0}, /* a Sunday */
+        {"2026-08-31", 0}, /* before the term */
+    };
+    for (size_t i = 0; i < COUNT(rows); i++) {
+        duty d[DUTIES_PER_DAY];
+        int n = duties_plan_day(p, calendar(), "it-2026", "2026-autumn", D("2026-09-01"),
+                                D("2027-01-22"), D(rows[i].day), d, DUTIES_PER_DAY);
+        CHECK_INT(n, rows[i].n);
+        if (n != 2)
+            continue;
+        char key[120], due[32];
+        snprintf(key, sizeof(key), "duty:rollcall_morning:it-2026:2026-autumn:%s", rows[i].day);
+        CHECK_STR(d[0].key, key);
+        fmt_time(d[0].due_at, due);
+        CHECK(strncmp(due + 11, "10:00", 5) == 0);
+        CHECK_INT(d[0].first_day, D(rows[i].day));
+        CHECK_INT(d[0].last_day, D(rows[i].day));
+        snprintf(key, sizeof(key), "duty:rollcall_end:it-2026:2026-autumn:%s", rows[i].day);
+        CHECK_STR(d[1].key, key);
+        fmt_time(d[1].due_at, due);
+        CHECK(strncmp(due + 11, "17:00", 5) == 0);
+        CHECK_INT(duty_kind_parse("rollcall_end"), DUTY_ROLLCALL_END);
+    }
+    /* left out: none; given in part: refused */
+    const char *base = "duties.time = 17:00\nterm_start.check_after = 10 school days\n"
+                       "term_start.stage = none\ntransition.terms = autumn\n"
+                       "transition.check_after = 10 school days\ntransition.from_grades = 6\n"
+                       "transition.into_grades = 1\nout_of_school_report.after = 15 school days\n"
+                       "out_of_school_report.notify = county_officer out_of_school_report\n"
+                       "monthly_summary.notify = county_officer monthly_summary\n";
+    duties_policy q;
+    bx_error err = {0};
+    REQUIRE(duties_policy_parse(base, strlen(base), "d.policy", &q, &err) == BX_OK);
+    CHECK_INT(q.remind_minute, -1);
+    duty d[DUTIES_PER_DAY];
+    CHECK_INT(duties_plan_day(&q, calendar(), "it-2026", "2026-autumn", D("2026-09-01"),
+                              D("2027-01-22"), D("2026-09-28"), d, DUTIES_PER_DAY),
+              0);
+    char part[1024];
+    snprintf(part, sizeof(part), "%srollcall.remind_time = 10:00\n", base);
+    CHECK_INT(duties_policy_parse(part, strlen(part), "d.policy", &q, &err), BX_EINVAL);
+    CHECK_CONTAINS(err.msg, "go together");
+    snprintf(part, sizeof(part), "%srollcall.remind = mayor rollcall_reminder\n", base);
+    CHECK_INT(duties_policy_parse(part, strlen(part), "d.policy", &q, &err), BX_EINVAL);
+    CHECK_CONTAINS(err.msg, "d.policy:11: rollcall.remind: expected");
+}
+
 BX_TEST(duties_policy_errors_name_file_line_and_setting)
 {
     static const struct {

@@ -367,3 +367,36 @@ BX_TEST(state_names_round_trip)
     dispatch_state x;
     CHECK(dispatch_state_parse("failed", &x) == BX_EINVAL);
 }
+
+/* Issue 15: a staff task due before the digest could tell its owner in time goes at once as its
+ * own SMS; the rest wait for the digest (16:30 here). */
+BX_TEST(timely_tasks_table)
+{
+    static const struct {
+        const char *now, *due; /* due NULL: no deadline known */
+        const char *next_digest;
+        bool timely;
+    } rows[] = {
+        /* the same-day contact opened in the morning, due 17:00: the 16:30 list is too late */
+        {"2026-09-28 08:30", "2026-09-28 17:00", "2026-09-28 16:30", true},
+        /* due before the digest itself */
+        {"2026-09-28 08:30", "2026-09-28 12:00", "2026-09-28 16:30", true},
+        /* due tomorrow: today's digest tells the owner a day ahead */
+        {"2026-09-28 08:30", "2026-09-29 17:00", "2026-09-28 16:30", false},
+        /* made after today's digest, due tomorrow: tomorrow's 16:30 list is too late */
+        {"2026-09-28 17:00", "2026-09-29 17:00", "2026-09-29 16:30", true},
+        {"2026-09-28 16:30", "2026-09-29 17:00", "2026-09-29 16:30", true},
+        /* due the day after tomorrow: tomorrow's digest is in time */
+        {"2026-09-28 17:00", "2026-09-30 17:00", "2026-09-29 16:30", false},
+        /* a monthly record */
+        {"2026-10-10 09:00", "2026-11-10 17:00", "2026-10-10 16:30", false},
+        {"2026-09-28 08:30", NULL, "2026-09-28 16:30", false},
+    };
+    int digest = 16 * 60 + 30;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        bx_time_ms now = t(rows[i].now);
+        CHECK_INT(dispatch_next_digest(digest, now), t(rows[i].next_digest));
+        CHECK_INT(dispatch_task_timely(digest, now, rows[i].due ? t(rows[i].due) : 0),
+                  rows[i].timely);
+    }
+}
