@@ -33,6 +33,10 @@ static bx_status home(console_request *req, console_reply *rep, bx_error *err)
                   req->person->role == CONSOLE_PRINCIPAL ||
                       req->person->role == CONSOLE_ACADEMIC_OFFICE);
     tmpl_put_bool(rep->ctx, "township", req->person->role == CONSOLE_TOWNSHIP_OFFICER);
+    tmpl_put_bool(rep->ctx, "county", req->person->role == CONSOLE_COUNTY_OFFICER);
+    tmpl_put_bool(rep->ctx, "area",
+                  req->person->role == CONSOLE_CITY_OFFICER ||
+                      req->person->role == CONSOLE_PROVINCE_OFFICER);
     for (size_t i = 0; i < req->person->nclasses; i++) {
         tmpl_ctx *row = tmpl_add_row(rep->ctx, "classes");
         tmpl_put(row, "class_id", req->person->class_ids[i]);
