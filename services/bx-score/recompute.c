@@ -5,6 +5,7 @@
 #include "bx_pg.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +181,41 @@ static const char *date_text(bx_date d, char out[11])
     return out;
 }
 
+/* Copies text into a field of size bytes, cut as snprintf would. */
+static void copy_cut(char *out, size_t size, const char *text)
+{
+    size_t n = strlen(text);
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, text, n);
+    out[n] = '\0';
+}
+
+/* name = text, without formatting (most of a summary's fields). */
+static void put_text(score_outcome *o, const char *name, const char *text)
+{
+    if (o->nfields >= SCORE_SUMMARY_FIELDS)
+        return;
+    copy_cut(o->names[o->nfields], SCORE_NAME_SIZE, name);
+    copy_cut(o->values[o->nfields], SCORE_VALUE_SIZE, text);
+    o->nfields++;
+}
+
+/* name = v in decimal, as "%d" writes it. */
+static void put_int(score_outcome *o, const char *name, int v)
+{
+    char text[16], *p = text + sizeof(text);
+    unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    put_text(o, name, p);
+}
+
 static void put_field(score_outcome *o, const char *name, const char *fmt, ...) BX_PRINTF(3, 4);
 
 static void put_field(score_outcome *o, const char *name, const char *fmt, ...)
@@ -196,14 +232,22 @@ static void put_field(score_outcome *o, const char *name, const char *fmt, ...)
 
 static void put_counts(score_outcome *o, const char *prefix, const score_counts *c)
 {
-    char name[SCORE_NAME_SIZE];
     static const char *const names[] = {"school_days", "attended",     "late",     "absent",
                                         "leave",       "not_reported", "no_record"};
     const int values[] = {c->school_days, c->attended_days,     c->late_days,     c->absent_days,
                           c->leave_days,  c->not_reported_days, c->no_record_days};
+    char name[SCORE_NAME_SIZE];
+    size_t plen = strlen(prefix);
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-        snprintf(name, sizeof(name), "%s.%s", prefix, names[i]);
-        put_field(o, name, "%d", values[i]);
+        size_t nlen = strlen(names[i]);
+        if (plen + 1 + nlen < sizeof(name)) {
+            memcpy(name, prefix, plen);
+            name[plen] = '.';
+            memcpy(name + plen + 1, names[i], nlen + 1);
+        } else {
+            snprintf(name, sizeof(name), "%s.%s", prefix, names[i]);
+        }
+        put_int(o, name, values[i]);
     }
 }
 
@@ -214,25 +258,25 @@ static void encode_summary(score_outcome *o)
     const score_assessment *a = &o->assessment;
     char d1[11], rate[16];
     o->nfields = 0;
-    put_field(o, "as_of", "%s", date_text(s->as_of, d1));
-    put_field(o, "last_school_day", "%s", date_text(s->last_school_day, d1));
-    put_field(o, "today", "%s", score_day_state_name(s->today.state));
-    put_field(o, "today.unexcused_periods", "%d", s->unexcused_periods);
-    put_field(o, "streak_days", "%d", s->streak_days);
-    put_field(o, "streak_start", "%s", date_text(s->streak_start, d1));
-    put_field(o, "streak_last", "%s", date_text(s->streak_last, d1));
-    put_field(o, "window.first", "%s", date_text(s->window_first, d1));
+    put_text(o, "as_of", date_text(s->as_of, d1));
+    put_text(o, "last_school_day", date_text(s->last_school_day, d1));
+    put_text(o, "today", score_day_state_name(s->today.state));
+    put_int(o, "today.unexcused_periods", s->unexcused_periods);
+    put_int(o, "streak_days", s->streak_days);
+    put_text(o, "streak_start", date_text(s->streak_start, d1));
+    put_text(o, "streak_last", date_text(s->streak_last, d1));
+    put_text(o, "window.first", date_text(s->window_first, d1));
     put_counts(o, "window", &s->window);
-    put_field(o, "term", "%s", s->term[0] ? s->term : "-");
-    put_field(o, "term.first", "%s", date_text(s->term_first, d1));
+    put_text(o, "term", s->term[0] ? s->term : "-");
+    put_text(o, "term.first", date_text(s->term_first, d1));
     put_counts(o, "term", &s->term_counts);
     score_rate_format(s->attendance_rate_20d, rate);
-    put_field(o, "attendance_rate_20d", "%s", rate);
+    put_text(o, "attendance_rate_20d", rate);
     score_rate_format(s->attendance_rate_term, rate);
-    put_field(o, "attendance_rate_term", "%s", rate);
-    put_field(o, "chronic_absence", "%d", s->chronic_absence ? 1 : 0);
-    put_field(o, "score", "%d", a->score);
-    put_field(o, "tier", "%s", score_tier_name(a->tier));
+    put_text(o, "attendance_rate_term", rate);
+    put_int(o, "chronic_absence", s->chronic_absence ? 1 : 0);
+    put_int(o, "score", a->score);
+    put_text(o, "tier", score_tier_name(a->tier));
     for (int i = 0; i < a->nfactors; i++) {
         char name[SCORE_NAME_SIZE];
         snprintf(name, sizeof(name), "factor.%s", a->factors[i].factor);
@@ -244,7 +288,36 @@ static void encode_summary(score_outcome *o)
     char text[SCORE_LAST_SIZE];
     score_last_from(s, a, &last);
     score_last_encode(&last, text);
-    put_field(o, "last", "%s", text);
+    put_text(o, "last", text);
+}
+
+/* Whether storing the summary o would change nothing, as the summary script decides: as many
+ * stored names as names to store, and each name to store held with the same value. stored is
+ * sorted by name (score_store_entries). */
+static bool summary_equal(const score_outcome *o, const score_store_entries *stored)
+{
+    size_t count = o->has_facts ? o->nfields : 0;
+    if (stored->count != count)
+        return false;
+    for (size_t f = 0; f < count; f++) {
+        size_t lo = 0, hi = stored->count;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = strcmp(stored->items[mid].field, o->names[f]);
+            if (c == 0) {
+                lo = mid;
+                break;
+            }
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo >= stored->count || strcmp(stored->items[lo].field, o->names[f]) != 0 ||
+            strcmp(stored->items[lo].value, o->values[f]) != 0)
+            return false;
+    }
+    return true;
 }
 
 static void compute_one(const score_env *env, score_history *h, const score_store_entries *facts,
@@ -277,6 +350,8 @@ static void compute_one(const score_env *env, score_history *h, const score_stor
                                                   &o->summary, &o->assessment)
                               : SCORE_TRIGGER_NONE;
     encode_summary(o);
+    o->computed = true;
+    o->summary_same = summary_equal(o, summary);
 }
 
 static void free_entries(score_store_entries *e, size_t n)
@@ -288,6 +363,13 @@ static void free_entries(score_store_entries *e, size_t n)
 
 bx_status score_recompute(const score_env *env, const char *const *student_ids, size_t n,
                           bx_date as_of, score_outcome *out, bx_error *err)
+{
+    return score_recompute_batch(env, student_ids, n, as_of, false, out, err);
+}
+
+bx_status score_recompute_batch(const score_env *env, const char *const *student_ids, size_t n,
+                                bx_date as_of, bool skip_without_facts, score_outcome *out,
+                                bx_error *err)
 {
     if (n == 0)
         return BX_OK;
@@ -302,7 +384,9 @@ bx_status score_recompute(const score_env *env, const char *const *student_ids, 
     if (facts == NULL || sums == NULL || class_ids == NULL || class_of == NULL || h == NULL)
         s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
     for (size_t i = 0; i < n && s == BX_OK; i++) {
-        memset(&out[i], 0, sizeof(out[i]));
+        /* The names and values are written as far as nfields says; clearing them is most of
+         * the outcome's size. */
+        memset(&out[i], 0, offsetof(score_outcome, names));
         snprintf(out[i].student_id, sizeof(out[i].student_id), "%s", student_ids[i]);
         out[i].student = bx_registry_student(env->registry, student_ids[i]);
         class_of[i] = SIZE_MAX;
@@ -321,10 +405,11 @@ bx_status score_recompute(const score_env *env, const char *const *student_ids, 
         if (reports == NULL)
             s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
     }
-    IFOK(s, score_store_load_facts(env->store, student_ids, n, facts, err));
-    IFOK(s, score_store_load_summaries(env->store, student_ids, n, sums, err));
-    if (nclasses > 0)
-        IFOK(s, score_store_load_reports(env->store, class_ids, nclasses, reports, err));
+    /* Facts, summaries and class roll calls in one pipeline. */
+    const score_store_load loads[] = {{SCORE_STORE_HASH_FACTS, student_ids, n, facts},
+                                      {SCORE_STORE_HASH_SUMMARY, student_ids, n, sums},
+                                      {SCORE_STORE_HASH_REPORTED, class_ids, nclasses, reports}};
+    IFOK(s, score_store_load_many(env->store, loads, nclasses > 0 ? 3 : 2, err));
     /* The class days of each class, decoded once. */
     bx_date **dates = s == BX_OK ? calloc(nclasses + 1, sizeof(*dates)) : NULL;
     uint16_t **periods = s == BX_OK ? calloc(nclasses + 1, sizeof(*periods)) : NULL;
@@ -337,6 +422,10 @@ bx_status score_recompute(const score_env *env, const char *const *student_ids, 
         if (out[i].student == NULL || class_of[i] == SIZE_MAX) {
             out[i].student = NULL;
             out[i].has_facts = facts[i].count > 0;
+            continue;
+        }
+        if (skip_without_facts && facts[i].count == 0) {
+            out[i].summary_same = sums[i].count == 0;
             continue;
         }
         size_t j = class_of[i];
@@ -373,7 +462,7 @@ bx_status score_recompute_store(const score_env *env, const score_outcome *out, 
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (out[i].student == NULL)
+        if (out[i].student == NULL || out[i].summary_same)
             continue;
         size_t count = out[i].has_facts ? out[i].nfields : 0;
         const char **nm = names + i * SCORE_SUMMARY_FIELDS;

@@ -60,6 +60,9 @@ typedef struct score_outcome {
     score_trigger trigger;             /* NONE unless has_facts */
     score_leave_kind today_leave_kind; /* the kind of leave when summary.today is a leave day */
     size_t nfields;                    /* the summary to store */
+    bool computed;     /* false: the student was not computed (see score_recompute_batch) */
+    bool summary_same; /* the stored summary equals this one: storing it would change nothing */
+    /* Only the first nfields names and values are set (the rest is not cleared). */
     char names[SCORE_SUMMARY_FIELDS][SCORE_NAME_SIZE];
     char values[SCORE_SUMMARY_FIELDS][SCORE_VALUE_SIZE];
 } score_outcome;
@@ -69,9 +72,18 @@ typedef struct score_outcome {
  * with a warning (it cannot be fixed by retrying). BX_EIO when Redis failed. */
 bx_status score_recompute(const score_env *env, const char *const *student_ids, size_t n,
                           bx_date as_of, score_outcome *out, bx_error *err) BX_MUSTCHECK;
+/* score_recompute for bx-score's batches: with skip_without_facts, a student with no stored fact
+ * is not computed (computed false, has_facts false, no summary fields, trigger NONE): what is
+ * stored and published for it is the same (nothing to say), without the cost. Its summary,
+ * attendance counts and assessment are not filled in, so callers that show them (bxctl, the
+ * console, the daily aggregates) use score_recompute. */
+bx_status score_recompute_batch(const score_env *env, const char *const *student_ids, size_t n,
+                                bx_date as_of, bool skip_without_facts, score_outcome *out,
+                                bx_error *err) BX_MUSTCHECK;
 
 /* Stores the summaries of n outcomes (a student without facts: deleted; one the registry does not
- * know: left alone), pipelined. */
+ * know: left alone; one whose summary_same is set: left alone, as storing it changes nothing),
+ * pipelined. */
 bx_status score_recompute_store(const score_env *env, const score_outcome *out, size_t n,
                                 bx_error *err) BX_MUSTCHECK;
 

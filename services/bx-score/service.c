@@ -59,6 +59,7 @@ struct score_service {
     atomic_bool healthy;
     rd_kafka_message_t **msgs;
     item *items;
+    score_outcome *out; /* RECOMPUTE_CHUNK of them, for every batch */
 };
 
 /* ---- connections ---- */
@@ -131,7 +132,9 @@ bx_status score_service_start(const score_service_conf *conf, score_service **ou
     bx_metric_register(&m_failures);
     sv->msgs = calloc((size_t)conf->batch_max, sizeof(*sv->msgs));
     sv->items = calloc((size_t)conf->batch_max, sizeof(*sv->items));
-    bx_status s = sv->msgs && sv->items ? BX_OK : BX_ERR(err, BX_ENOMEM, "service: out of memory");
+    sv->out = calloc(RECOMPUTE_CHUNK, sizeof(*sv->out));
+    bx_status s =
+        sv->msgs && sv->items && sv->out ? BX_OK : BX_ERR(err, BX_ENOMEM, "service: out of memory");
     IFOK(s, connect_pg(sv, err));
     IFOK(s, load_registry(sv, err));
     IFOK(s, connect_redis(sv, err));
@@ -164,6 +167,7 @@ void score_service_stop(score_service *sv)
     bx_registry_free(sv->registry);
     free(sv->msgs);
     free(sv->items);
+    free(sv->out);
     free(sv);
 }
 
@@ -283,118 +287,28 @@ static bool is_fact(const item *it)
     return it->m.kind == SCORE_MESSAGE_FACT || it->m.kind == SCORE_MESSAGE_LEAVE;
 }
 
-/* The students whose state a batch may change: every fact's and leave's student, and every
- * student of a class whose roll call arrived (an implied presence makes their day present).
- * Sorted, unique; the strings are borrowed from items and the registry. */
-static bx_status affected_students(score_service *sv, const item *items, size_t n,
-                                   const char ***out, size_t *count, bx_error *err)
-{
-    size_t cap = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (is_fact(&items[i]))
-            cap++;
-        else if (items[i].m.kind == SCORE_MESSAGE_REPORT) {
-            const bx_reg_class *k = bx_registry_class(sv->registry, items[i].m.klass);
-            cap += k ? (size_t)k->student_count : 0;
-        }
-    }
-    const char **ids = calloc(cap ? cap : 1, sizeof(*ids));
-    if (ids == NULL)
-        return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (is_fact(&items[i])) {
-            ids[k++] = items[i].m.student;
-        } else if (items[i].m.kind == SCORE_MESSAGE_REPORT) {
-            const bx_reg_class *c = bx_registry_class(sv->registry, items[i].m.klass);
-            for (int j = 0; c && j < c->student_count && k < cap; j++)
-                ids[k++] = c->students[j]->id;
-        }
-    }
-    qsort(ids, k, sizeof(*ids), compare_ids);
-    size_t u = 0;
-    for (size_t i = 0; i < k; i++)
-        if (u == 0 || strcmp(ids[u - 1], ids[i]) != 0)
-            ids[u++] = ids[i];
-    *out = ids;
-    *count = u;
-    return BX_OK;
-}
-
-/* Queues the assessment of one recomputed student on bx.risk.v1 and its pseudonymised copy on
- * bx.analytics.risk.v1, two slots from *sent on. */
-static bx_status publish_one(score_service *sv, const score_outcome *o, bx_time_ms now, bx_buf *b,
-                             bx_delivery_slot *slots, size_t *sent, bx_delivery_wait *w,
-                             bx_error *err)
-{
-    bx_buf_reset(b);
-    bx_status s = score_risk_message(o, now, b);
-    IFOK(s, send_counted(sv, BX_TOPIC_RISK, o->student_id, b->data, b->len, &slots[(*sent)++], w,
-                         err));
-    char subject[BX_PSEUDONYM_SIZE];
-    bx_pseudonym(sv->conf.pseudonym_key, o->student_id, subject);
-    bx_buf_reset(b);
-    IFOK(s, score_analytics_message(o, sv->conf.pseudonym_key, now, b));
-    IFOK(s, send_counted(sv, sv->conf.analytics_risk_topic, subject, b->data, b->len,
-                         &slots[(*sent)++], w, err));
-    if (s == BX_OK)
-        bx_info("student %s: %s, streak %d, tier %s", o->student_id, score_trigger_name(o->trigger),
-                o->summary.streak_days, score_tier_name(o->assessment.tier));
-    return s;
-}
-
-/* Recomputes students, publishes what should be published, waits for the broker, then stores
- * the summaries (so a crash before the store publishes again, with the same event ids). */
-static bx_status recompute_and_publish(score_service *sv, const char *const *ids, size_t n,
-                                       score_outcome *out, bx_delivery_wait *w, bx_error *err)
-{
-    score_env env = {sv->conf.policy, sv->registry, sv->profiles, sv->store};
-    bx_date as_of = bx_time_local_date(bx_clock_now());
-    bx_status s = score_recompute(&env, ids, n, as_of, out, err);
-    if (s != BX_OK)
-        return s;
-    bx_delivery_slot *slots = calloc(2 * n + 1, sizeof(*slots));
-    if (slots == NULL)
-        return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
-    bx_time_ms now = bx_clock_now();
-    size_t sent = 0, published = 0;
-    bx_buf b;
-    bx_buf_init(&b, 1 << 20);
-    for (size_t i = 0; i < n && s == BX_OK; i++) {
-        if (out[i].student == NULL) {
-            if (out[i].has_facts)
-                bx_warn("student %s is not in the registry: facts kept, nothing computed",
-                        out[i].student_id);
-            continue;
-        }
-        if (out[i].trigger == SCORE_TRIGGER_NONE)
-            continue;
-        s = publish_one(sv, &out[i], now, &b, slots, &sent, w, err);
-        published += s == BX_OK;
-    }
-    bx_buf_free(&b);
-    s = settle_deliveries(s, w, slots, sent, "assessments", err);
-    free(slots);
-    IFOK(s, score_recompute_store(&env, out, n, err));
-    if (s == BX_OK)
-        bx_metric_add(&m_assessments, (long long)published);
-    return s;
-}
-
 /* What one try of a batch works with; everything but items is its own. */
 typedef struct batch {
     const item *items;
     size_t n;
     size_t nfacts, nreports, nbad;
     score_store_fact *facts;
-    score_store_outcome *outcomes;
+    score_store_outcome *outcomes; /* of facts */
     score_store_report *reports;
+    score_store_outcome *routcomes; /* of reports */
     bx_delivery_slot *dlq;
     size_t sent; /* dead letters queued */
     size_t stored, rstored;
     const char **ids; /* affected students */
     size_t nids;
-    score_outcome *out; /* RECOMPUTE_CHUNK of them */
+    bx_delivery_slot *slots; /* assessments: two per published student, up to 2 * nids */
+    size_t published, npublished;
+    /* Summaries to store once the assessments are acknowledged: per student its id, then its
+     * name and value pairs, each NUL-terminated; sumsat holds per summary the offset of its id
+     * and its pair count. */
+    bx_buf sums;
+    size_t *sumsat;
+    size_t nsums, sumscap;
     bx_delivery_wait *w;
 } batch;
 
@@ -403,9 +317,12 @@ static void batch_free(batch *b)
     free(b->facts);
     free(b->outcomes);
     free(b->reports);
+    free(b->routcomes);
     free(b->dlq);
     free(b->ids);
-    free(b->out);
+    free(b->slots);
+    free(b->sumsat);
+    bx_buf_free(&b->sums);
     bx_delivery_wait_free(b->w);
 }
 
@@ -423,9 +340,10 @@ static bx_status batch_init(batch *b, const item *items, size_t n, bx_error *err
     b->facts = calloc(b->nfacts + 1, sizeof(*b->facts));
     b->outcomes = calloc(b->nfacts + 1, sizeof(*b->outcomes));
     b->reports = calloc(b->nreports + 1, sizeof(*b->reports));
+    b->routcomes = calloc(b->nreports + 1, sizeof(*b->routcomes));
     b->dlq = calloc(b->nbad + 1, sizeof(*b->dlq));
-    b->out = calloc(RECOMPUTE_CHUNK, sizeof(*b->out));
-    if (!b->w || !b->facts || !b->outcomes || !b->reports || !b->dlq || !b->out)
+    bx_buf_init(&b->sums, 0);
+    if (!b->w || !b->facts || !b->outcomes || !b->reports || !b->routcomes || !b->dlq)
         return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
     return BX_OK;
 }
@@ -463,7 +381,8 @@ static bx_status batch_store(score_service *sv, batch *b, bx_error *err)
     if (b->nfacts)
         s = score_store_apply_facts(sv->store, b->facts, b->nfacts, b->outcomes, &b->stored, err);
     if (s == BX_OK && b->nreports)
-        s = score_store_apply_reports(sv->store, b->reports, b->nreports, NULL, &b->rstored, err);
+        s = score_store_apply_reports(sv->store, b->reports, b->nreports, b->routcomes, &b->rstored,
+                                      err);
     if (s != BX_OK || (b->nfacts == 0 && b->nreports == 0))
         return s;
     s = bx_pg_exec(sv->db, "BEGIN", err);
@@ -480,11 +399,60 @@ static bx_status batch_store(score_service *sv, batch *b, bx_error *err)
     return s;
 }
 
+/* Whether a compare-and-set outcome asks for a recompute: the fact or roll call changed what
+ * Redis held (STORED), or was held already (CURRENT: a batch tried again after a failure may have
+ * stored it without recomputing, so it is recomputed again). SUPERSEDED and IMPLIED changed
+ * nothing, and whatever stored the state they met recomputed it: skipped. */
+static bool needs_recompute(score_store_outcome o)
+{
+    return o == SCORE_STORE_STORED || o == SCORE_STORE_CURRENT;
+}
+
+/* The students whose state a batch may change: the student of every fact and leave that changed
+ * (or may have) what Redis held, and every student of a class whose roll call did (an implied
+ * presence makes their day present). Sorted, unique; the strings are borrowed from the batch's
+ * messages and the registry. */
+static bx_status affected_students(score_service *sv, const batch *b, const char ***out,
+                                   size_t *count, bx_error *err)
+{
+    size_t cap = 0;
+    for (size_t i = 0; i < b->nfacts; i++)
+        cap += needs_recompute(b->outcomes[i]);
+    for (size_t i = 0; i < b->nreports; i++) {
+        const bx_reg_class *k = needs_recompute(b->routcomes[i])
+                                    ? bx_registry_class(sv->registry, b->reports[i].class_id)
+                                    : NULL;
+        cap += k ? (size_t)k->student_count : 0;
+    }
+    const char **ids = calloc(cap ? cap : 1, sizeof(*ids));
+    if (ids == NULL)
+        return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < b->nfacts; i++)
+        if (needs_recompute(b->outcomes[i]))
+            ids[k++] = b->facts[i].student_id;
+    for (size_t i = 0; i < b->nreports; i++) {
+        const bx_reg_class *c = needs_recompute(b->routcomes[i])
+                                    ? bx_registry_class(sv->registry, b->reports[i].class_id)
+                                    : NULL;
+        for (int j = 0; c && j < c->student_count && k < cap; j++)
+            ids[k++] = c->students[j]->id;
+    }
+    qsort(ids, k, sizeof(*ids), compare_ids);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || strcmp(ids[u - 1], ids[i]) != 0)
+            ids[u++] = ids[i];
+    *out = ids;
+    *count = u;
+    return BX_OK;
+}
+
 /* The affected students; a student the registry does not know yet may be one added since the
  * last refresh, so the registry is refreshed once and the students taken again. */
 static bx_status batch_students(score_service *sv, batch *b, bx_error *err)
 {
-    bx_status s = affected_students(sv, b->items, b->n, &b->ids, &b->nids, err);
+    bx_status s = affected_students(sv, b, &b->ids, &b->nids, err);
     for (size_t i = 0; i < b->nids && s == BX_OK; i++) {
         if (bx_registry_student(sv->registry, b->ids[i]) == NULL) {
             bool reloaded = false;
@@ -492,11 +460,132 @@ static bx_status batch_students(score_service *sv, batch *b, bx_error *err)
             if (s == BX_OK && reloaded) {
                 free(b->ids);
                 b->ids = NULL;
-                s = affected_students(sv, b->items, b->n, &b->ids, &b->nids, err);
+                s = affected_students(sv, b, &b->ids, &b->nids, err);
             }
             break;
         }
     }
+    return s;
+}
+
+/* Queues the assessment of one recomputed student on bx.risk.v1 and its pseudonymised copy on
+ * bx.analytics.risk.v1, two slots from *sent on. */
+static bx_status publish_one(score_service *sv, const score_outcome *o, bx_time_ms now, bx_buf *b,
+                             bx_delivery_slot *slots, size_t *sent, bx_delivery_wait *w,
+                             bx_error *err)
+{
+    bx_buf_reset(b);
+    bx_status s = score_risk_message(o, now, b);
+    IFOK(s, send_counted(sv, BX_TOPIC_RISK, o->student_id, b->data, b->len, &slots[(*sent)++], w,
+                         err));
+    char subject[BX_PSEUDONYM_SIZE];
+    bx_pseudonym(sv->conf.pseudonym_key, o->student_id, subject);
+    bx_buf_reset(b);
+    IFOK(s, score_analytics_message(o, sv->conf.pseudonym_key, now, b));
+    IFOK(s, send_counted(sv, sv->conf.analytics_risk_topic, subject, b->data, b->len,
+                         &slots[(*sent)++], w, err));
+    if (s == BX_OK)
+        bx_info("student %s: %s, streak %d, tier %s", o->student_id, score_trigger_name(o->trigger),
+                o->summary.streak_days, score_tier_name(o->assessment.tier));
+    return s;
+}
+
+/* Keeps o's summary in the batch, to be stored once the assessments are acknowledged. */
+static bx_status keep_summary(batch *b, const score_outcome *o, bx_error *err)
+{
+    if (b->nsums == b->sumscap) {
+        size_t cap = b->sumscap ? 2 * b->sumscap : 64;
+        size_t *p = realloc(b->sumsat, 2 * cap * sizeof(*p));
+        if (p == NULL)
+            return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
+        b->sumsat = p;
+        b->sumscap = cap;
+    }
+    size_t count = o->has_facts ? o->nfields : 0;
+    b->sumsat[2 * b->nsums] = b->sums.len;
+    b->sumsat[2 * b->nsums + 1] = count;
+    bx_status s = bx_buf_append(&b->sums, o->student_id, strlen(o->student_id) + 1);
+    for (size_t f = 0; f < count && s == BX_OK; f++) {
+        s = bx_buf_append(&b->sums, o->names[f], strlen(o->names[f]) + 1);
+        IFOK(s, bx_buf_append(&b->sums, o->values[f], strlen(o->values[f]) + 1));
+    }
+    if (s != BX_OK)
+        return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
+    b->nsums++;
+    return BX_OK;
+}
+
+/* Recomputes n students of the batch (RECOMPUTE_CHUNK at most), queues what should be published
+ * and keeps the summaries that changed, for batch_recompute to store. */
+static bx_status recompute_and_publish(score_service *sv, batch *b, const char *const *ids,
+                                       size_t n, bx_error *err)
+{
+    score_env env = {sv->conf.policy, sv->registry, sv->profiles, sv->store};
+    bx_date as_of = bx_time_local_date(bx_clock_now());
+    score_outcome *out = sv->out;
+    bx_status s = score_recompute_batch(&env, ids, n, as_of, true, out, err);
+    if (s != BX_OK)
+        return s;
+    bx_time_ms now = bx_clock_now();
+    bx_buf msg;
+    bx_buf_init(&msg, 1 << 20);
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        if (out[i].student == NULL) {
+            if (out[i].has_facts)
+                bx_warn("student %s is not in the registry: facts kept, nothing computed",
+                        out[i].student_id);
+            continue;
+        }
+        if (out[i].trigger != SCORE_TRIGGER_NONE) {
+            s = publish_one(sv, &out[i], now, &msg, b->slots, &b->published, b->w, err);
+            b->npublished += s == BX_OK;
+        }
+        if (s == BX_OK && !out[i].summary_same)
+            s = keep_summary(b, &out[i], err);
+    }
+    bx_buf_free(&msg);
+    return s;
+}
+
+/* Every affected student recomputed and its assessment queued, chunk by chunk; then one wait for
+ * the broker, and only then the summaries that changed stored (so a crash before the store
+ * publishes again, with the same event ids). */
+static bx_status batch_recompute(score_service *sv, batch *b, bx_error *err)
+{
+    b->slots = calloc(2 * b->nids + 1, sizeof(*b->slots));
+    if (b->slots == NULL)
+        return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
+    bx_status s = BX_OK;
+    for (size_t i = 0; i < b->nids && s == BX_OK; i += RECOMPUTE_CHUNK) {
+        size_t k = b->nids - i < RECOMPUTE_CHUNK ? b->nids - i : RECOMPUTE_CHUNK;
+        s = recompute_and_publish(sv, b, b->ids + i, k, err);
+    }
+    s = settle_deliveries(s, b->w, b->slots, b->published, "assessments", err);
+    if (s != BX_OK || b->nsums == 0)
+        return s;
+    score_store_summary *sums = calloc(b->nsums, sizeof(*sums));
+    const char **names = calloc(b->nsums * SCORE_SUMMARY_FIELDS + 1, sizeof(*names));
+    const char **values = calloc(b->nsums * SCORE_SUMMARY_FIELDS + 1, sizeof(*values));
+    if (sums == NULL || names == NULL || values == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "batch: out of memory");
+    for (size_t i = 0; i < b->nsums && s == BX_OK; i++) {
+        const char *p = b->sums.data + b->sumsat[2 * i];
+        size_t count = b->sumsat[2 * i + 1];
+        const char **nm = names + i * SCORE_SUMMARY_FIELDS;
+        const char **vl = values + i * SCORE_SUMMARY_FIELDS;
+        sums[i] = (score_store_summary){p, nm, vl, count};
+        p += strlen(p) + 1;
+        for (size_t f = 0; f < count; f++) {
+            nm[f] = p;
+            p += strlen(p) + 1;
+            vl[f] = p;
+            p += strlen(p) + 1;
+        }
+    }
+    IFOK(s, score_store_put_summaries(sv->store, sums, b->nsums, NULL, err));
+    free(sums);
+    free(names);
+    free(values);
     return s;
 }
 
@@ -509,19 +598,17 @@ static bx_status process(score_service *sv, const item *items, size_t n, bx_erro
     IFOK(s, batch_stage(sv, &b, err));
     IFOK(s, batch_store(sv, &b, err));
     IFOK(s, batch_students(sv, &b, err));
-    for (size_t i = 0; i < b.nids && s == BX_OK; i += RECOMPUTE_CHUNK) {
-        size_t k = b.nids - i < RECOMPUTE_CHUNK ? b.nids - i : RECOMPUTE_CHUNK;
-        s = recompute_and_publish(sv, b.ids + i, k, b.out, b.w, err);
-    }
+    IFOK(s, batch_recompute(sv, &b, err));
     if (b.w)
         s = settle_deliveries(s, b.w, b.dlq, b.sent, "dead letters", err);
     if (s == BX_OK) {
         bx_metric_add(&m_facts, (long long)(b.nfacts + b.nreports));
         bx_metric_add(&m_changed, (long long)(b.stored + b.rstored));
         bx_metric_add(&m_dlq, (long long)b.sent);
+        bx_metric_add(&m_assessments, (long long)b.npublished);
         bx_debug("batch: %zu messages, %zu facts (%zu changed), %zu roll calls, %zu students, "
-                 "%zu dead letters",
-                 n, b.nfacts, b.stored, b.nreports, b.nids, b.sent);
+                 "%zu summaries changed, %zu dead letters",
+                 n, b.nfacts, b.stored, b.nreports, b.nids, b.nsums, b.sent);
     }
     batch_free(&b);
     return s;

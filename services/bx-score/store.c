@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Script calls per pipelined window, and facts of one student per call. */
+/* Script calls per pipelined window, hash reads per window, and facts of one student per call. */
 #define WINDOW_CALLS 256
+#define LOAD_WINDOW  1024
 #define GROUP_FACTS  64
 #define CALL_ARGS    (4 + 4 * GROUP_FACTS)
 /* Rows per PostgreSQL statement, rows per cursor fetch, items per rebuild round trip. */
@@ -89,16 +90,18 @@ typedef struct call {
     const char **argv;
     size_t *argvlen;
     size_t first, count;
-    bool retry; /* answered NOSCRIPT: send again with EVAL */
+    bool retry;                /* answered NOSCRIPT: send again with EVAL */
+    score_store_entries *dest; /* a hash read: where its entries go */
+    bool with_order;           /* a hash read: values are "order_key\tvalue" */
 } call;
 
 struct score_store_redis {
     redisContext *redis; /* borrowed */
     char sha[SCRIPT_COUNT][41];
-    call calls[WINDOW_CALLS];
-    const char **argv; /* WINDOW_CALLS * CALL_ARGS */
+    call calls[LOAD_WINDOW]; /* a window of WINDOW_CALLS script calls or LOAD_WINDOW reads */
+    const char **argv;       /* WINDOW_CALLS * CALL_ARGS */
     size_t *argvlen;
-    char (*keys)[SCORE_STORE_KEY_MAX];
+    char (*keys)[SCORE_STORE_KEY_MAX]; /* LOAD_WINDOW */
 };
 
 /* --- Validation and names --------------------------------------------------------------------- */
@@ -410,7 +413,7 @@ bx_status score_store_redis_new(redisContext *redis, score_store_redis **out, bx
     st->redis = redis;
     st->argv = calloc((size_t)WINDOW_CALLS * CALL_ARGS, sizeof(st->argv[0]));
     st->argvlen = calloc((size_t)WINDOW_CALLS * CALL_ARGS, sizeof(st->argvlen[0]));
-    st->keys = calloc(WINDOW_CALLS, sizeof(st->keys[0]));
+    st->keys = calloc(LOAD_WINDOW, sizeof(st->keys[0]));
     if (st->argv == NULL || st->argvlen == NULL || st->keys == NULL) {
         score_store_redis_free(st);
         return BX_ERR(err, BX_ENOMEM, "out of memory");
@@ -640,65 +643,91 @@ bx_status score_store_apply_reports(score_store_redis *st, const score_store_rep
                        err);
 }
 
-typedef struct load_ctx {
-    score_store_entries *out;
-    bool with_order;
-} load_ctx;
-
 static bx_status load_reply(void *arg, const call *c, const redisReply *r, bx_error *err)
 {
-    load_ctx *ctx = arg;
+    (void)arg;
     if (r->type == REDIS_REPLY_ERROR)
         return BX_ERR(err, BX_EIO, "redis: HGETALL %s: %s", c->argv[1], r->str);
-    return entries_from_reply(r, ctx->with_order, c->argv[1], &ctx->out[c->first], err);
+    return entries_from_reply(r, c->with_order, c->argv[1], c->dest, err);
 }
 
-static bx_status load_hashes(score_store_redis *st, const char *const *ids, size_t n, key_fn *key,
-                             bool with_order, score_store_entries *out, bx_error *err)
+static void loads_free(const score_store_load *loads, size_t nloads)
 {
-    for (size_t i = 0; i < n; i++)
-        memset(&out[i], 0, sizeof(out[i]));
-    for (size_t i = 0; i < n; i++)
-        if (!id_valid(ids[i]))
-            return BX_ERR(err, BX_EINVAL, "ids[%zu]: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
-    load_ctx ctx = {out, with_order};
+    for (size_t l = 0; l < nloads; l++)
+        for (size_t i = 0; i < loads[l].n; i++)
+            score_store_entries_free(&loads[l].out[i]);
+}
+
+bx_status score_store_load_many(score_store_redis *st, const score_store_load *loads, size_t nloads,
+                                bx_error *err)
+{
+    static key_fn *const keys[] = {score_store_key_facts, score_store_key_summary,
+                                   score_store_key_reported};
+    for (size_t l = 0; l < nloads; l++)
+        for (size_t i = 0; i < loads[l].n; i++)
+            memset(&loads[l].out[i], 0, sizeof(loads[l].out[i]));
+    for (size_t l = 0; l < nloads; l++) {
+        if ((unsigned)loads[l].hash > SCORE_STORE_HASH_REPORTED)
+            return BX_ERR(err, BX_EINVAL, "loads[%zu].hash: not a hash kind", l);
+        for (size_t i = 0; i < loads[l].n; i++)
+            if (!id_valid(loads[l].ids[i]))
+                return BX_ERR(err, BX_EINVAL, "ids[%zu]: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
+    }
     bx_status s = BX_OK;
-    for (size_t i = 0; i < n && s == BX_OK;) {
+    size_t l = 0, i = 0;
+    while (l < nloads && s == BX_OK) {
         size_t ncalls = 0;
-        for (; i < n && ncalls < WINDOW_CALLS; i++, ncalls++) {
-            call *c = window_call(st, ncalls);
-            bx_status ks = key(ids[i], st->keys[ncalls], sizeof(st->keys[0]));
-            assert(ks == BX_OK); /* the ids were checked above */
-            (void)ks;
-            call_arg(c, "HGETALL", 7);
-            call_arg(c, st->keys[ncalls], strlen(st->keys[ncalls]));
-            c->first = i;
-            c->count = 1;
+        for (; l < nloads && ncalls < LOAD_WINDOW; l++, i = 0) {
+            const score_store_load *ld = &loads[l];
+            for (; i < ld->n && ncalls < LOAD_WINDOW; i++, ncalls++) {
+                call *c = &st->calls[ncalls];
+                c->argc = 0;
+                c->argv = st->argv + 2 * ncalls;
+                c->argvlen = st->argvlen + 2 * ncalls;
+                bx_status ks = keys[ld->hash](ld->ids[i], st->keys[ncalls], sizeof(st->keys[0]));
+                assert(ks == BX_OK); /* the ids were checked above */
+                (void)ks;
+                call_arg(c, "HGETALL", 7);
+                call_arg(c, st->keys[ncalls], strlen(st->keys[ncalls]));
+                c->first = i;
+                c->count = 1;
+                c->dest = &ld->out[i];
+                c->with_order = ld->hash != SCORE_STORE_HASH_SUMMARY;
+            }
+            if (i < ld->n)
+                break; /* the window is full: this list goes on in the next */
         }
-        s = run_calls(st, st->calls, ncalls, -1, load_reply, &ctx, err);
+        if (ncalls > 0)
+            s = run_calls(st, st->calls, ncalls, -1, load_reply, NULL, err);
     }
     if (s != BX_OK)
-        for (size_t i = 0; i < n; i++)
-            score_store_entries_free(&out[i]);
+        loads_free(loads, nloads);
     return s;
+}
+
+static bx_status load_one(score_store_redis *st, score_store_hash hash, const char *const *ids,
+                          size_t n, score_store_entries *out, bx_error *err)
+{
+    const score_store_load load = {hash, ids, n, out};
+    return score_store_load_many(st, &load, 1, err);
 }
 
 bx_status score_store_load_facts(score_store_redis *st, const char *const *student_ids, size_t n,
                                  score_store_entries *out, bx_error *err)
 {
-    return load_hashes(st, student_ids, n, score_store_key_facts, true, out, err);
+    return load_one(st, SCORE_STORE_HASH_FACTS, student_ids, n, out, err);
 }
 
 bx_status score_store_load_reports(score_store_redis *st, const char *const *class_ids, size_t n,
                                    score_store_entries *out, bx_error *err)
 {
-    return load_hashes(st, class_ids, n, score_store_key_reported, true, out, err);
+    return load_one(st, SCORE_STORE_HASH_REPORTED, class_ids, n, out, err);
 }
 
 bx_status score_store_load_summaries(score_store_redis *st, const char *const *student_ids,
                                      size_t n, score_store_entries *out, bx_error *err)
 {
-    return load_hashes(st, student_ids, n, score_store_key_summary, false, out, err);
+    return load_one(st, SCORE_STORE_HASH_SUMMARY, student_ids, n, out, err);
 }
 
 static bx_status summary_reply(void *arg, const call *c, const redisReply *r, bx_error *err)

@@ -181,6 +181,26 @@ bx_status score_store_load_reports(score_store_redis *st, const char *const *cla
 bx_status score_store_load_summaries(score_store_redis *st, const char *const *student_ids,
                                      size_t n, score_store_entries *out,
                                      bx_error *err) BX_MUSTCHECK;
+/* Which hashes score_store_load_many reads. */
+typedef enum score_store_hash {
+    SCORE_STORE_HASH_FACTS,    /* as score_store_load_facts: ids are student ids */
+    SCORE_STORE_HASH_SUMMARY,  /* as score_store_load_summaries */
+    SCORE_STORE_HASH_REPORTED, /* as score_store_load_reports: ids are class ids */
+} score_store_hash;
+
+/* One list of hashes to read: n ids, out (n entries) as the function named above fills it. */
+typedef struct score_store_load {
+    score_store_hash hash;
+    const char *const *ids;
+    size_t n;
+    score_store_entries *out;
+} score_store_load;
+
+/* Reads several lists of hashes in one pipeline (a round trip per thousand hashes instead of one
+ * per list and window), each out as its own load function would fill it. On failure every out of
+ * every list is empty. */
+bx_status score_store_load_many(score_store_redis *st, const score_store_load *loads, size_t nloads,
+                                bx_error *err) BX_MUSTCHECK;
 /* Replaces n students' summaries, each atomically (the old names gone, the new ones set),
  * pipelined. changed (n entries, may be NULL): whether the stored summary differed. */
 bx_status score_store_put_summaries(score_store_redis *st, const score_store_summary *summaries,
