@@ -73,6 +73,9 @@ typedef struct bx_common_conf {
     char *clock;
     char *metrics_listen;
     char *pseudonym_key;
+    /* How a service's consumers join their group (bx_service hands them to bx_kafka). */
+    char *kafka_instance_id; /* "auto", "" (dynamic membership) or the id itself */
+    int kafka_replica, kafka_session_ms, kafka_heartbeat_ms;
 } bx_common_conf;
 
 /* clang-format off */
@@ -95,6 +98,22 @@ typedef struct bx_common_conf {
 #define BX_CONF_PSEUDONYM_KEY(field) \
     BX_CONF_STR("BX_PSEUDONYM_KEY", "baoxue-local-development-key", field, \
                 "secret for analysts' pseudonyms (set it in production)")
+/* A consumer's group membership (issue 14, defect 9): a static member (group.instance.id) that
+ * comes back within the session timeout gets its partitions back without a rebalance, and the
+ * cooperative-sticky assignor moves only the partitions that change owner, so a killed replica no
+ * longer stalls its group. Each replica of a group needs its own id: "auto" is
+ * <host name>-<BX_KAFKA_REPLICA>, so two replicas on one host set BX_KAFKA_REPLICA 1 and 2 (in
+ * compose each container has a host name of its own); an empty id is dynamic membership. */
+#define BX_CONF_KAFKA_MEMBERSHIP(c) \
+    BX_CONF_STR("BX_KAFKA_INSTANCE_ID", "auto", &(c).kafka_instance_id, \
+                "group.instance.id of this replica: auto (<host>-<BX_KAFKA_REPLICA>), " \
+                "empty for dynamic membership, or the id"), \
+    BX_CONF_NUM32("BX_KAFKA_REPLICA", "1", 1, 9999, &(c).kafka_replica, \
+                  "this replica's number among its group's replicas on one host"), \
+    BX_CONF_NUM32("BX_KAFKA_SESSION_TIMEOUT_MS", "10000", 6000, 300000, &(c).kafka_session_ms, \
+                  "how long the group waits for a silent replica before moving its partitions"), \
+    BX_CONF_NUM32("BX_KAFKA_HEARTBEAT_MS", "3000", 500, 100000, &(c).kafka_heartbeat_ms, \
+                  "heartbeat interval, under a third of the session timeout")
 /* All of them, filling a bx_common_conf c (tools use it). */
 #define BX_COMMON_CONF_ROWS(c) \
     BX_CONF_KAFKA_BROKERS(&(c).kafka_brokers), BX_CONF_PG_URL(&(c).pg_url), \
@@ -104,7 +123,8 @@ typedef struct bx_common_conf {
 /* The same seven for a service's main (bx_service_run): log level, clock and metrics address go to
  * common, which bx_service_run reads; the four the service itself uses go to the fields given. */
 #define BX_SERVICE_CONF_ROWS(common, brokers, pg_url, redis_url, pseudonym_key) \
-    BX_CONF_KAFKA_BROKERS(brokers), BX_CONF_PG_URL(pg_url), BX_CONF_REDIS_URL(redis_url), \
+    BX_CONF_KAFKA_BROKERS(brokers), BX_CONF_KAFKA_MEMBERSHIP(common), \
+    BX_CONF_PG_URL(pg_url), BX_CONF_REDIS_URL(redis_url), \
     BX_CONF_LOG_LEVEL(&(common).log_level), BX_CONF_CLOCK(&(common).clock), \
     BX_CONF_METRICS_LISTEN(&(common).metrics_listen), BX_CONF_PSEUDONYM_KEY(pseudonym_key)
 /* clang-format on */

@@ -83,8 +83,13 @@ static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     rd_kafka_resp_err_t e = (rd_kafka_resp_err_t)code;
     if (e == RD_KAFKA_RESP_ERR__FATAL) {
         char fatal[256];
-        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-        bx_log_error("kafka fatal error: %s", fatal);
+        rd_kafka_resp_err_t cause = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        if (cause == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+            bx_log_error("kafka fatal error: another replica joined the group as %s: give each "
+                         "replica its own BX_KAFKA_REPLICA or BX_KAFKA_INSTANCE_ID (%s)",
+                         bx_kafka_instance_id(), fatal);
+        else
+            bx_log_error("kafka fatal error: %s", fatal);
     } else if (e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || e == RD_KAFKA_RESP_ERR__TRANSPORT) {
         bx_log_debug("kafka: %s", reason);
     } else {
@@ -416,6 +421,50 @@ struct bx_consumer {
     rd_kafka_t *rk;
 };
 
+/* The membership of this process's consumers (bx_kafka_membership_set). */
+static struct {
+    char instance_id[250]; /* Kafka's bound on a group.instance.id is 249 characters */
+    char session_ms[16], heartbeat_ms[16];
+} membership = {"", "10000", "3000"};
+
+bx_status bx_kafka_membership_set(const char *instance_id, int replica, int session_ms,
+                                  int heartbeat_ms, bx_error *err)
+{
+    session_ms = session_ms > 0 ? session_ms : 10000;
+    heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : 3000;
+    if (heartbeat_ms * 3 > session_ms)
+        return BX_ERR(err, BX_EINVAL,
+                      "BX_KAFKA_HEARTBEAT_MS: %d is not under a third of "
+                      "BX_KAFKA_SESSION_TIMEOUT_MS (%d)",
+                      heartbeat_ms, session_ms);
+    char id[sizeof(membership.instance_id)] = "";
+    if (instance_id && strcmp(instance_id, "auto") == 0) {
+        char host[128] = "";
+        if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+            snprintf(host, sizeof(host), "localhost");
+        snprintf(id, sizeof(id), "%s-%d", host, replica);
+    } else if (instance_id) {
+        if (strlen(instance_id) >= sizeof(id))
+            return BX_ERR(err, BX_EINVAL, "BX_KAFKA_INSTANCE_ID: longer than %zu characters",
+                          sizeof(id) - 1);
+        snprintf(id, sizeof(id), "%s", instance_id);
+    }
+    /* The broker takes the characters of a topic name only. */
+    for (char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-'))
+            *p = '_';
+    snprintf(membership.instance_id, sizeof(membership.instance_id), "%s", id);
+    snprintf(membership.session_ms, sizeof(membership.session_ms), "%d", session_ms);
+    snprintf(membership.heartbeat_ms, sizeof(membership.heartbeat_ms), "%d", heartbeat_ms);
+    return BX_OK;
+}
+
+const char *bx_kafka_instance_id(void)
+{
+    return membership.instance_id;
+}
+
 /* How long a commit is waited for. librdkafka's own synchronous commit has no bound: with no
  * group coordinator it waits until one is found, and a consumer stuck there stops polling, is
  * thrown out of its group and stalls its partitions. A commit not answered in time still goes
@@ -441,20 +490,40 @@ static rd_kafka_resp_err_t commit_bounded(rd_kafka_t *rk, int timeout_ms)
     return e;
 }
 
+/* With the cooperative protocol a rebalance adds or takes only the partitions that change owner
+ * (rd_kafka_incremental_assign and _unassign) while the rest go on being consumed; the eager one
+ * (a group that still runs another assignor) replaces the whole assignment. */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        bx_log_info("kafka: assigned %d partitions", parts->cnt);
-        rd_kafka_assign(rk, parts);
+        bx_log_info("kafka: assigned %d partitions%s", parts->cnt,
+                    cooperative ? " (incremental)" : "");
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
     } else {
         /* Commit what was processed before giving the partitions away, so the next owner
-         * starts right after it. */
-        rd_kafka_resp_err_t ce = commit_bounded(rk, COMMIT_WAIT_MS);
-        if (ce != RD_KAFKA_RESP_ERR_NO_ERROR && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            bx_log_warn("kafka: commit before giving partitions away: %s", rd_kafka_err2str(ce));
-        bx_log_info("kafka: revoked %d partitions", parts->cnt);
-        rd_kafka_assign(rk, NULL);
+         * starts right after it; partitions already lost (our session ended) cannot commit. */
+        if (!rd_kafka_assignment_lost(rk)) {
+            rd_kafka_resp_err_t ce = commit_bounded(rk, COMMIT_WAIT_MS);
+            if (ce != RD_KAFKA_RESP_ERR_NO_ERROR && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                bx_log_warn("kafka: commit before giving partitions away: %s",
+                            rd_kafka_err2str(ce));
+        }
+        bx_log_info("kafka: revoked %d partitions%s", parts->cnt,
+                    cooperative ? " (incremental)" : "");
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        bx_log_error("kafka: rebalance: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
     }
 }
 
@@ -469,6 +538,10 @@ bx_status bx_consumer_new(const char *brokers, const char *group, const char *co
         "auto.commit.interval.ms", "1000",
         "auto.offset.reset", "earliest",
         "enable.partition.eof", "false",
+        "partition.assignment.strategy", "cooperative-sticky",
+        "session.timeout.ms", membership.session_ms,
+        "heartbeat.interval.ms", membership.heartbeat_ms,
+        membership.instance_id[0] ? "group.instance.id" : NULL, membership.instance_id,
         NULL};
     /* clang-format on */
     rd_kafka_t *rk = NULL;

@@ -83,6 +83,17 @@ bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
 
 typedef struct bx_consumer bx_consumer;
 
+/* How this process's consumers join their groups from now on: group.instance.id (static
+ * membership; NULL or "" for dynamic, "auto" for <host name>-<replica>), session.timeout.ms and
+ * heartbeat.interval.ms (0: 10000 and 3000). Every consumer uses the cooperative-sticky assignor.
+ * bx_service calls it with the service's settings (BX_CONF_KAFKA_MEMBERSHIP) before start; other
+ * processes (tools, tests) keep dynamic membership. Not thread-safe: call before consumers are
+ * made. BX_EINVAL when the heartbeat is not under a third of the session, naming the settings. */
+bx_status bx_kafka_membership_set(const char *instance_id, int replica, int session_ms,
+                                  int heartbeat_ms, bx_error *err) BX_MUSTCHECK;
+/* The group.instance.id in use ("" for dynamic membership); borrowed, static storage. */
+const char *bx_kafka_instance_id(void);
+
 /* A consumer in `group` subscribed to `topics` (NULL-ended). Offsets are committed only for
  * messages passed to bx_consumer_done, so a crash redelivers what was not processed. */
 bx_status bx_consumer_new(const char *brokers, const char *group, const char *const *topics,

@@ -1,6 +1,7 @@
 /* bx_service: shared start-up, loop and stop of the service binaries. */
 #include "bx_service.h"
 #include "bx_clock.h"
+#include "bx_kafka.h"
 #include "bx_log.h"
 
 #include <stdio.h>
@@ -41,7 +42,10 @@ int bx_service_start_up(const char *name, const char *about, const bx_conf_row *
         return 2;
     }
     bx_log_init(name, level);
-    if (bx_clock_init(common->clock, &err) != BX_OK) {
+    if (bx_clock_init(common->clock, &err) != BX_OK ||
+        bx_kafka_membership_set(common->kafka_instance_id, common->kafka_replica,
+                                common->kafka_session_ms, common->kafka_heartbeat_ms,
+                                &err) != BX_OK) {
         fprintf(stderr, "%s: %s\n", name, err.msg);
         bx_conf_free(rows, nrows);
         return 2;

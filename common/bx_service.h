@@ -38,7 +38,8 @@ typedef struct bx_service_def {
     const char *about; /* one line for --help */
     const bx_conf_row *rows;
     size_t nrows;
-    /* Where the rows put BX_LOG_LEVEL, BX_CLOCK and BX_METRICS_LISTEN (only those are read). */
+    /* Where the rows put BX_LOG_LEVEL, BX_CLOCK, BX_METRICS_LISTEN and the Kafka membership
+     * (BX_CONF_KAFKA_MEMBERSHIP, for bx_kafka_membership_set); only those are read. */
     const bx_common_conf *common;
     const long long *tick_ms; /* where the rows put tick's period; NULL with no tick */
     bx_service_ops ops;
