@@ -59,6 +59,37 @@ def url_with_db(url, name):
     return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
 
 
+def service_credentials(name):
+    """A service's own credentials as deploy/local/bx-infra wrote them
+    ($BX_RUN_DIR/secrets/<name>.env: its PostgreSQL login and Redis user, files not passwords);
+    empty for an infrastructure made without credentials."""
+    path = os.path.join(os.environ.get("BX_RUN_DIR", ""), "secrets", name + ".env")
+    creds = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("export "):
+                    line = line[len("export "):]
+                if line and not line.startswith("#") and "=" in line:
+                    key, value = line.split("=", 1)
+                    creds[key] = value
+    return creds
+
+
+def redis_cli_admin():
+    """redis-cli as the administrator of $BX_RUN_DIR/env: argv prefix and environment (the
+    password through REDISCLI_AUTH, never on the command line)."""
+    env = dict(os.environ)
+    argv = ["redis-cli"]
+    user, pwfile = os.environ.get("BX_REDIS_USERNAME"), os.environ.get("BX_REDIS_PASSWORD_FILE")
+    if user and pwfile:
+        with open(pwfile) as f:
+            env["REDISCLI_AUTH"] = f.read().strip()
+        argv += ["--no-auth-warning", "--user", user]
+    return argv, env
+
+
 def _die_with_parent():
     """Runs in the child before exec: SIGTERM when the test process goes away."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -150,13 +181,17 @@ class Stack:
         self.db_made = False
         self.local_time = local_time
         self.console_url = None
+        self.ingest_url = None
         self.sms_file = os.path.join(out_dir, "sms.jsonl")
+        # bx-escalate and bx-score need the analysts' pseudonym key; a run's own when none is set
+        self.pseudonym_key = os.environ.get("BX_PSEUDONYM_KEY") or os.urandom(24).hex()
 
     # ---- environment and tools ----
 
     def env(self, **extra):
         e = dict(os.environ)
-        e.update(BX_PG_URL=self.pg_url, BX_REDIS_URL=self.redis_url, BX_CLOCK="file:" + self.clock)
+        e.update(BX_PG_URL=self.pg_url, BX_REDIS_URL=self.redis_url, BX_CLOCK="file:" + self.clock,
+                 BX_PSEUDONYM_KEY=self.pseudonym_key)
         e.update({k: str(v) for k, v in extra.items()})
         return e
 
@@ -215,8 +250,10 @@ class Stack:
             self.run(BINS["bx-sim"], "group-at-end", "--group", group, "--topics", topics)
         self.make_certificate()
         policy = os.path.join(SOURCE_DIR, "deploy/policy")
-        self.service("bx-ingest", BX_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
+        ingest_port = free_port()
+        self.service("bx-ingest", BX_HTTP_LISTEN=f"127.0.0.1:{ingest_port}",
                      BX_REGISTRY_REFRESH_MS=200)
+        self.ingest_url = f"http://127.0.0.1:{ingest_port}"
         self.service("bx-score", BX_CONSUMER_GROUP=self.groups["score"][0],
                      BX_REGISTRY_REFRESH_MS=200, BX_SCORE_BATCH_MS=10,
                      BX_SCORE_POLICY=os.path.join(policy, "score.policy"))
@@ -248,7 +285,7 @@ class Stack:
         metrics = free_port()
         log = open(os.path.join(self.out_dir, name + ".log"), "w")
         p = subprocess.Popen([BINS[name]], env=self.env(BX_METRICS_LISTEN=f"127.0.0.1:{metrics}",
-                                                        **extra),
+                                                        **{**service_credentials(name), **extra}),
                              stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         log.close()
         self.procs.append((name, p))
@@ -307,12 +344,13 @@ class Stack:
 
     def forget_redis_keys(self):
         """Deletes bx-score's keys of this run's students and classes (they carry the tag)."""
-        base = ["redis-cli", "-h", self.redis_host, "-p", str(self.redis_port), "-n", str(REDIS_DB)]
+        cli, cli_env = redis_cli_admin()
+        base = cli + ["-h", self.redis_host, "-p", str(self.redis_port), "-n", str(REDIS_DB)]
         try:
-            keys = subprocess.run(base + ["--scan", "--pattern", f"*{self.tag}*"], check=True,
+            keys = subprocess.run(base + ["--scan", "--pattern", f"*{self.tag}*"], check=True, env=cli_env,
                                   stdout=subprocess.PIPE, text=True, timeout=30).stdout.split()
             for i in range(0, len(keys), 200):
-                subprocess.run(base + ["DEL"] + keys[i:i + 200], check=True,
+                subprocess.run(base + ["DEL"] + keys[i:i + 200], check=True, env=cli_env,
                                stdout=subprocess.DEVNULL, timeout=30)
         except (OSError, subprocess.SubprocessError):
             pass  # leftovers are harmless: the next run's ids are different
