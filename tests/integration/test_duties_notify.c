@@ -145,15 +145,34 @@ static void setup(void)
 
 static char risk[96], actions[96], esc_group[96], settle_spec[300];
 
+/* The default duties without the day's roll-call checks (the scenario suite tests those): this
+ * county sends no roll calls, and only its reports are forwarded here. */
+static void duties_without_rollcalls(char *path, size_t size)
+{
+    char src[1024], line[1024];
+    snprintf(src, sizeof(src), "%s/deploy/policy/ladder-duties.policy",
+             itest_env("BX_SOURCE_DIR", "."));
+    snprintf(path, size, "/tmp/%s-duties.policy", tag);
+    FILE *in = fopen(src, "r"), *out = fopen(path, "w");
+    REQUIRE(in != NULL && out != NULL);
+    while (fgets(line, sizeof(line), in) != NULL)
+        if (strncmp(line, "rollcall.", 9) != 0)
+            fputs(line, out);
+    fclose(in);
+    REQUIRE(fclose(out) == 0);
+}
+
 static pid_t start_escalate(void)
 {
-    char risk_env[160], actions_env[160], group_env[160], pg_env[600];
+    char risk_env[160], actions_env[160], group_env[160], pg_env[600], duties[200], duties_env[240];
+    duties_without_rollcalls(duties, sizeof(duties));
+    snprintf(duties_env, sizeof(duties_env), "BX_DUTIES_POLICY=%s", duties);
     snprintf(risk_env, sizeof(risk_env), "BX_RISK_TOPIC=%s", risk);
     snprintf(actions_env, sizeof(actions_env), "BX_ACTIONS_TOPIC=%s", actions);
     snprintf(group_env, sizeof(group_env), "BX_CONSUMER_GROUP=%s", esc_group);
     snprintf(pg_env, sizeof(pg_env), "BX_PG_URL=%s", db_url);
-    const char *env[] = {risk_env, actions_env, group_env, pg_env, "BX_REGISTRY_REFRESH_MS=200",
-                         NULL};
+    const char *env[] = {risk_env,   actions_env, group_env, pg_env, "BX_REGISTRY_REFRESH_MS=200",
+                         duties_env, NULL};
     int port = 0;
     return itest_service_start(itest_env("BX_ESCALATE_BIN", BX_ESCALATE_BIN), clock_path, env,
                                &port);
