@@ -13,7 +13,8 @@
 # Needs the local infrastructure: bash deploy/local/bx-infra up
 # Knobs (environment): BENCH_COUNTY_STUDENTS (50000), BENCH_PROVINCE_STUDENTS (1000000),
 # BENCH_DAY (2026-10-08, the day after National Day), BENCH_CONNECTIONS (32), BENCH_REDIS_DB (6,
-# emptied), BENCH_SKIP_BUILD=1, BENCH_KEEP=1 (keep the databases).
+# emptied), BENCH_SKIP_BUILD=1, BENCH_KEEP=1 (keep the databases), BENCH_SCORE_BIN (another
+# bx-score build, for an A/B of bx-score alone).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -25,6 +26,8 @@ die() { printf 'bench/e2e: error: %s\n' "$*" >&2; exit 1; }
 # shellcheck disable=SC1091
 source "$RUN_DIR/env"
 
+# The services need the analysts' pseudonym key; a bench that has none uses one of its own.
+export BX_PSEUDONYM_KEY="${BX_PSEUDONYM_KEY:-$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')}"
 BUILD="${BX_BUILD_DIR:-$REPO/build}"
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     say "building in $BUILD (RelWithDebInfo)"
@@ -36,7 +39,7 @@ SIM="$BUILD/tools/bx-sim/bx-sim"
 BENCH="$BUILD/bench/e2e/bench-e2e"
 SCORE_BENCH="$BUILD/bench/score/bench-score"
 INGEST="$BUILD/services/bx-ingest/bx-ingest"
-SCORE="$BUILD/services/bx-score/bx-score"
+SCORE="${BENCH_SCORE_BIN:-$BUILD/services/bx-score/bx-score}"
 ESCALATE="$BUILD/services/bx-escalate/bx-escalate"
 for b in "$BXCTL" "$SIM" "$BENCH" "$SCORE_BENCH" "$INGEST" "$SCORE" "$ESCALATE"; do
     [ -x "$b" ] || die "$b not built"

@@ -23,6 +23,8 @@ die() { printf 'bench/score: error: %s\n' "$*" >&2; exit 1; }
 [ -f "$RUN_DIR/env" ] || die "$RUN_DIR/env not found; start the infrastructure: bash deploy/local/bx-infra up"
 # shellcheck disable=SC1091
 source "$RUN_DIR/env"
+# bx-score needs the analysts' pseudonym key; a bench that has none uses one of its own.
+export BX_PSEUDONYM_KEY="${BX_PSEUDONYM_KEY:-$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')}"
 
 BUILD="$REPO/build"
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
