@@ -24,7 +24,20 @@ LINE = re.compile(r'^\d+\.\d+ \[(\d+) ([^\]]+)\] (.*)$')
 ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
+def bench_clients(path):
+    """The client addresses that touched the bench's keys ({BSC...}): the capture is server-wide
+    and other work on the same Redis is not counted."""
+    clients = set()
+    with open(path, encoding='utf-8', errors='replace') as f:
+        for line in f:
+            m = LINE.match(line.rstrip('\n'))
+            if m and m.group(2) != 'lua' and '{BSC' in m.group(3):
+                clients.add(m.group(2))
+    return clients
+
+
 def classify(path, events, sha_apply, sha_summary):
+    clients = bench_clients(path)
     counts = {}
     quads = 0
     pending = None  # the top-level script call whose inner commands follow
@@ -56,6 +69,8 @@ def classify(path, events, sha_apply, sha_summary):
                     pending = (pending[0], True)
                 continue
             close()
+            if who not in clients:
+                continue
             key = args[3] if len(args) > 3 else (args[1] if len(args) > 1 else '')
             if name == 'EVALSHA' and len(args) > 3 and args[1] == sha_apply:
                 if key.endswith(':facts'):

@@ -26,7 +26,7 @@ source "$RUN_DIR/env"
 # bx-score needs the analysts' pseudonym key; a bench that has none uses one of its own.
 export BX_PSEUDONYM_KEY="${BX_PSEUDONYM_KEY:-$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')}"
 
-BUILD="$REPO/build"
+BUILD="${BX_BUILD_DIR:-$REPO/build}"
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     say "building in $BUILD (RelWithDebInfo)"
     cmake -S "$REPO" -B "$BUILD" -G Ninja >/dev/null
