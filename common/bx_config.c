@@ -125,14 +125,22 @@ bx_status bx_conf_load(const bx_conf_row *rows, size_t nrows, bx_error *err)
     }
     for (size_t i = 0; i < nrows; i++) {
         const char *text = getenv(rows[i].name);
+        char *from_file = NULL; /* NAME_FILE: the value in a file (docker secrets) */
+        if (text == NULL) {
+            bx_status s = bx_conf_secret(rows[i].name, &from_file, err);
+            if (s != BX_OK)
+                return s;
+            text = from_file;
+        }
         for (size_t j = 0; text == NULL && j < nvals; j++)
             if (strcmp(vals[j].name, rows[i].name) == 0)
                 text = vals[j].value;
-        if (text == NULL)
-            text = rows[i].def;
+        if (text == NULL || (*text == '\0' && rows[i].def == NULL))
+            text = rows[i].def; /* a required setting set to nothing is not set */
         if (text == NULL)
             return BX_ERR(err, BX_EINVAL, "%s: is required (%s)", rows[i].name, rows[i].help);
         bx_status s = apply(&rows[i], text, err);
+        free(from_file);
         if (s != BX_OK)
             return s;
     }

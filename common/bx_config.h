@@ -27,9 +27,12 @@ typedef struct bx_conf_row {
     const char *help;
 } bx_conf_row;
 
-/* Fills every row's target. Precedence: environment, then the file named by BX_CONFIG_FILE
- * (lines NAME=value, # comments), then the default. Errors: "BX_HTTP_MAX_BODY: expected an integer
- * from 1024 to 67108864, got \"abc\"", "/etc/bx.conf:3: unknown setting BX_FOO". */
+/* Fills every row's target. Precedence: environment (NAME, or NAME_FILE naming a file whose first
+ * line is the value, for secrets mounted as files), then the file named by BX_CONFIG_FILE
+ * (lines NAME=value, # comments), then the default; a row without a default is required, and
+ * empty counts as unset for it ("BX_PSEUDONYM_KEY: is required (...)"). Errors: "BX_HTTP_MAX_BODY:
+ * expected an integer from 1024 to 67108864, got \"abc\"", "/etc/bx.conf:3: unknown setting
+ * BX_FOO". */
 bx_status bx_conf_load(const bx_conf_row *rows, size_t nrows, bx_error *err) BX_MUSTCHECK;
 /* Frees the strings bx_conf_load allocated into the rows' targets. */
 void bx_conf_free(const bx_conf_row *rows, size_t nrows);

@@ -1,26 +1,39 @@
 /* bx_pg: libpq connection with retry and error texts. */
 #include "bx_pg.h"
+#include "bx_config.h"
 #include "bx_log.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 bx_status bx_pg_connect(const char *url, int wait_ms, PGconn **out, bx_error *err)
 {
+    /* The password, when not in the URL or libpq's PGPASSFILE: BX_PG_PASSWORD[_FILE]. */
+    char *password = NULL;
+    bx_status s = bx_conf_secret("BX_PG_PASSWORD", &password, err);
+    if (s != BX_OK)
+        return s;
+    const char *keys[] = {"dbname", password ? "password" : NULL, NULL};
+    const char *values[] = {url, password, NULL};
     int waited = 0, delay = 100;
     for (;;) {
-        PGconn *db = PQconnectdb(url);
+        PGconn *db = PQconnectdbParams(keys, values, 1);
         if (PQstatus(db) == CONNECTION_OK) {
             PQsetNoticeProcessor(db, NULL, NULL);
             *out = db;
+            free(password);
             return BX_OK;
         }
         char msg[256];
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(db));
         msg[strcspn(msg, "\n")] = '\0';
         PQfinish(db);
-        if (waited >= wait_ms)
+        if (waited >= wait_ms) {
+            free(password);
             return BX_ERR(err, BX_ETRANSIENT, "postgresql: %s", msg);
+        }
         bx_log_debug("postgresql not ready (%s), retrying in %d ms", msg, delay);
         usleep((useconds_t)delay * 1000);
         waited += delay;

@@ -7,7 +7,9 @@
 #include <libpq-fe.h>
 
 /* Connects to url, retrying with backoff (100 ms doubling up to 2 s) for up to wait_ms.
- * On success *out is the connection (caller closes with PQfinish). */
+ * On success *out is the connection (caller closes with PQfinish). The password comes from the
+ * URL, libpq's PGPASSFILE (deploy/local/bx-infra), or BX_PG_PASSWORD or the file
+ * BX_PG_PASSWORD_FILE (docker-compose's secrets); the user from the URL or PGUSER. */
 bx_status bx_pg_connect(const char *url, int wait_ms, PGconn **out, bx_error *err) BX_MUSTCHECK;
 /* Keeps *db connected: does nothing while *db is open and not broken; else closes it (if any) and
  * connects to url as bx_pg_connect does (*db is NULL when that fails). For a service's one

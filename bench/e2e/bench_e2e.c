@@ -334,7 +334,12 @@ static int cmd_raw_kafka(const char *mark, const char *topic)
         rd_kafka_conf_set(kc, "group.id", "bench-e2e-raw", errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(kc, "enable.auto.commit", "false", errstr, sizeof(errstr)))
         die(errstr);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
+    bx_error cred_err = {0};
+    rd_kafka_t *rk = NULL;
+    if (bx_kafka_conf_credentials(kc, &cred_err) == BX_OK)
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
+    else
+        snprintf(errstr, sizeof(errstr), "%s", cred_err.msg);
     if (rk == NULL)
         die(errstr);
     rd_kafka_poll_set_consumer(rk);

@@ -401,7 +401,12 @@ static int cmd_drop(const conf *c, char **topics, int n)
         rd_kafka_conf_destroy(kc);
         return 1;
     }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
+    bx_error cred_err = {0};
+    rd_kafka_t *rk = NULL;
+    if (bx_kafka_conf_credentials(kc, &cred_err) == BX_OK)
+        rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
+    else
+        snprintf(errstr, sizeof(errstr), "%s", cred_err.msg);
     if (rk == NULL) {
         fprintf(stderr, "bench-score drop: %s\n", errstr);
         return 1;

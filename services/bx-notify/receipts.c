@@ -1,10 +1,14 @@
 /* receipts: the provider's delivery receipts, posted to /v1/receipts (one request at a time, on
  * a connection and adapter of their own): each recorded and applied to its notification in one
- * transaction. */
+ * transaction. Only signed receipts (the webhook's HMAC) or, for a provider that cannot sign
+ * (aliyun, file), receipts posted to the unguessable path /v1/receipts/<BX_NOTIFY_RECEIPT_TOKEN>
+ * (issue 14, defect 5): with a token set, only that path is served; without one, an unsigned
+ * provider's receipts are refused. */
 #include "service_internal.h"
 
 #include "bx_buf.h"
 #include "bx_clock.h"
+#include "bx_config.h"
 #include "bx_log.h"
 #include "bx_pg.h"
 
@@ -117,6 +121,21 @@ static bx_status apply_receipt(notify_service *sv, const receipt_item *it, int *
     return s;
 }
 
+/* The path receipts are posted to ("/v1/receipts" or "/v1/receipts/<token>"), and whether the
+ * provider signs them; one receipt endpoint per process. */
+static char receipt_path[160] = "/v1/receipts";
+static bool receipts_signed;
+
+/* strcmp in time that does not depend on where the strings differ (the token is a secret). */
+static bool same_path(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = la != lb;
+    for (size_t i = 0; i < la && i < lb; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned code, const char *body)
 {
     struct MHD_Response *r =
@@ -186,8 +205,12 @@ static enum MHD_Result handle_http(void *cls, struct MHD_Connection *conn, const
     if (body == NULL) {
         if (strcmp(url, "/healthz") == 0 && strcmp(method, "GET") == 0)
             return respond(conn, 200, "{\"status\":\"ok\"}");
-        if (strcmp(url, "/v1/receipts") != 0)
+        if (!same_path(url, receipt_path))
             return respond(conn, 404, "{\"error\":\"not found\"}");
+        if (!receipts_signed && strcmp(receipt_path, "/v1/receipts") == 0)
+            return respond(conn, 401,
+                           "{\"error\":\"this provider does not sign its receipts: they are "
+                           "taken only at the path of BX_NOTIFY_RECEIPT_TOKEN\"}");
         if (strcmp(method, "POST") != 0)
             return respond(conn, 405, "{\"error\":\"POST only\"}");
         body = calloc(1, sizeof(*body));
@@ -228,6 +251,22 @@ bx_status notify_receipts_start(notify_service *sv, bx_error *err)
     bx_status s = bx_parse_listen(listen, &addr, err);
     if (s != BX_OK)
         return s;
+    char *token = NULL;
+    s = bx_conf_secret("BX_NOTIFY_RECEIPT_TOKEN", &token, err);
+    if (s != BX_OK)
+        return s;
+    if (token && strlen(token) < 24) {
+        free(token);
+        return BX_ERR(err, BX_EINVAL, "BX_NOTIFY_RECEIPT_TOKEN: at least 24 characters");
+    }
+    if (token)
+        snprintf(receipt_path, sizeof(receipt_path), "/v1/receipts/%.120s", token);
+    free(token);
+    receipts_signed = strcmp(sv->conf.provider.kind, "webhook") == 0;
+    if (!receipts_signed && strcmp(receipt_path, "/v1/receipts") == 0)
+        bx_warn("receipt endpoint: the %s provider does not sign its receipts and "
+                "BX_NOTIFY_RECEIPT_TOKEN is not set: receipts are refused",
+                sv->conf.provider.kind);
     sv->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle_http, sv,
         MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, http_done, sv,

@@ -130,6 +130,7 @@ static void group_at_end(const char *group, const char *topic)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", brokers(), errstr, sizeof(errstr)) == 0);
     REQUIRE(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) == 0);
+    REQUIRE(bx_kafka_conf_credentials(conf, &(bx_error){0}) == BX_OK);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     REQUIRE(rk != NULL);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);

@@ -132,8 +132,10 @@ static void setup(void)
     snprintf(table, sizeof(table), SCHEMA ".outbox_%d_%lld", (int)getpid(), run);
     snprintf(topic, sizeof(topic), "bx.itest.outbox.%d.%lld", (int)getpid(), run);
     lock_key = 7426000000000LL + getpid(); /* apart from the services' keys and other runs' */
-    atexit(drop_scratch);
+    /* connected before drop_scratch is registered: a SCRAM login initialises OpenSSL, whose own
+     * exit handler must run after drop_scratch's connection, not before it */
     PGconn *db = pg();
+    atexit(drop_scratch);
     char sql[512];
     snprintf(sql, sizeof(sql),
              "BEGIN; CREATE SCHEMA IF NOT EXISTS " SCHEMA "; "
@@ -203,6 +205,7 @@ static long long topic_count(void)
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", brokers(), errstr, sizeof(errstr));
+    REQUIRE(bx_kafka_conf_credentials(conf, &(bx_error){0}) == BX_OK);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     REQUIRE(rk != NULL);
     int64_t lo = 0, hi = -1;
@@ -225,6 +228,7 @@ static int read_topic(message *out, int want)
     rd_kafka_conf_set(conf, "bootstrap.servers", brokers(), errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "group.id", "bx-itest-outbox", errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    REQUIRE(bx_kafka_conf_credentials(conf, &(bx_error){0}) == BX_OK);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     REQUIRE(rk != NULL);
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);

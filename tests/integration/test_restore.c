@@ -4,6 +4,7 @@
  * rebuild` run: the case tables (cases.case, cases.event, cases.task) and `bxctl report` are the
  * same as before, a restore into a database with tables is refused, and one more school day flows
  * through the restored pipeline. */
+#include "bx_redis.h"
 #include "bx_itest.h"
 #include "bx_kafka.h"
 #include "bx_pg.h"
@@ -77,6 +78,7 @@ static void flush_redis(const char *db)
         REQUIRE(!"BX_REDIS_URL");
     redisContext *r = redisConnect(host, port);
     REQUIRE(r != NULL && !r->err);
+    REQUIRE(bx_redis_auth(r, &(bx_error){0}) == BX_OK); /* the administrator of $BX_RUN_DIR/env */
     redisReply *rep = redisCommand(r, "SELECT %s", db);
     REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
     freeReplyObject(rep);

@@ -180,6 +180,7 @@ static rd_kafka_t *group_handle(const char *group)
     REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", brokers(), errstr, sizeof(errstr)) == 0);
     REQUIRE(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) == 0);
     REQUIRE(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) == 0);
+    REQUIRE(bx_kafka_conf_credentials(conf, &(bx_error){0}) == BX_OK);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     REQUIRE(rk != NULL);
     return rk;

@@ -61,6 +61,7 @@ static void add_partitions(const char *topic, int total)
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", brokers(), errstr, sizeof(errstr)) == 0);
+    REQUIRE(bx_kafka_conf_credentials(conf, &(bx_error){0}) == BX_OK);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     REQUIRE(rk != NULL);
     rd_kafka_NewPartitions_t *np =
@@ -98,6 +99,7 @@ static void produce_to(const char *topic, int partition, int count)
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", brokers(), errstr, sizeof(errstr)) == 0);
+    REQUIRE(bx_kafka_conf_credentials(conf, &(bx_error){0}) == BX_OK);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     REQUIRE(rk != NULL);
     int64_t lo = 0, before = 0, after = 0;

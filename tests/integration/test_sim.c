@@ -1,6 +1,7 @@
 /* bx-sim against the real pipeline: the generated registry imports cleanly with bxctl, and a small
  * county driven for a few school days through bx-ingest, bx-score and bx-escalate gives a summary
  * whose counts match what the generator planned and the ground truth, in a database of its own. */
+#include "bx_redis.h"
 #include "bx_itest.h"
 #include "bx_pg.h"
 #include "bx_test.h"
@@ -185,6 +186,7 @@ static void flush_redis(void)
         REQUIRE(!"BX_REDIS_URL");
     redisContext *r = redisConnect(host, port);
     REQUIRE(r != NULL && !r->err);
+    REQUIRE(bx_redis_auth(r, &(bx_error){0}) == BX_OK); /* the administrator of $BX_RUN_DIR/env */
     redisReply *rep = redisCommand(r, "SELECT " REDIS_DB);
     REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
     freeReplyObject(rep);

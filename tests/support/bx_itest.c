@@ -1,4 +1,5 @@
 /* bx_itest: integration test helpers (processes, HTTP, Kafka reading). */
+#include "bx_kafka.h"
 #include "bx_itest.h"
 #include "bx_pg.h"
 #include "bx_test.h"
@@ -527,6 +528,7 @@ itest_mark *itest_topic_mark(const char *topic)
     rd_kafka_conf_set(conf, "group.id", "bx-itest-reader", errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, sizeof(errstr));
+    REQUIRE(bx_kafka_conf_credentials(conf, &(bx_error){0}) == BX_OK);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     REQUIRE(rk != NULL);
     const rd_kafka_metadata_t *md = NULL;

@@ -20,6 +20,9 @@ static long long now_ms(void)
 
 static rd_kafka_t *mock_cluster(rd_kafka_mock_cluster_t **cluster)
 {
+    /* librdkafka's mock cluster speaks PLAINTEXT: the local broker's credentials in the
+     * environment (bx_kafka_conf_credentials) are not for it */
+    unsetenv("BX_KAFKA_USERNAME");
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     REQUIRE(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", errstr, sizeof(errstr)) ==

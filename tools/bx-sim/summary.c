@@ -1,6 +1,7 @@
 /* summary.c: what the pipeline made of the simulated term, from PostgreSQL (cases, tasks, the
  * outbox, attendance), bx.risk.v1 (the early warning) and the ground truth. Only deterministic
  * state goes into it, so a seed always prints the same summary. */
+#include "bx_kafka.h"
 #include "simtool.h"
 
 #include "bx_map.h"
@@ -189,7 +190,12 @@ static bx_status read_flags(const sim_county *c, const sim_summary_conf *conf, b
         rd_kafka_conf_destroy(kc);
         return BX_ERR(err, BX_EINVAL, "kafka: %s", errstr);
     }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
+    bx_error cred_err = {0};
+    rd_kafka_t *rk = NULL;
+    if (bx_kafka_conf_credentials(kc, &cred_err) == BX_OK)
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
+    else
+        snprintf(errstr, sizeof(errstr), "%s", cred_err.msg);
     if (rk == NULL) {
         fclose(f);
         rd_kafka_conf_destroy(kc);

@@ -38,7 +38,12 @@ static bx_status set_retention(const char *brokers, int timeout_ms, bx_error *er
         rd_kafka_conf_destroy(conf);
         return BX_ERR(err, BX_EINVAL, "kafka: %s", errstr);
     }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    bx_error cred_err = {0};
+    rd_kafka_t *rk = NULL;
+    if (bx_kafka_conf_credentials(conf, &cred_err) == BX_OK)
+        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    else
+        snprintf(errstr, sizeof(errstr), "%s", cred_err.msg);
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf);
         return BX_ERR(err, BX_EIO, "kafka: %s", errstr);
