@@ -483,7 +483,9 @@ BX_TEST(redelivery_changes_nothing)
     assess(&s, 1, "2026-09-29 09:00", 2, "2026-09-28");
     assess(&s, 1, "2026-09-30 09:00", 3, "2026-09-28");
     act(&s, 1, "2026-10-08 09:00", "home_visit", "{\"outcome\":\"other\",\"reason\":\"other\"}");
-    act(&s, 1, "2026-10-08 10:00", "returned",
+    /* before 10:00: the day's roll-call check is scheduled by a tick and could fall due between
+     * the two snapshots */
+    act(&s, 1, "2026-10-08 09:30", "returned",
         "{\"return_date\":\"2026-10-08\",\"township_signoff_staff_id\":\"TWN1\"}");
     settle(&s);
     char *before = rows_of(SNAPSHOT, NULL);
