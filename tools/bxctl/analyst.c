@@ -172,7 +172,7 @@ static int analyst_scram(PGconn *db, const char *name)
         fprintf(stderr, "bxctl analyst scram: %s\n", err.msg);
         return 1;
     }
-    char salt[128], salted[160];
+    char salt[128] = "", salted[160] = "";
     /* encode(..., 'base64') wraps long lines: keep the characters only */
     const char *in[] = {PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3)};
     char *out[] = {salt, salted};
