@@ -98,9 +98,16 @@ typedef struct bx_common_conf {
     BX_CONF_STR("BX_CLOCK", "system", field, "system, or file:<path> for a driven clock")
 #define BX_CONF_METRICS_LISTEN(field) \
     BX_CONF_STR("BX_METRICS_LISTEN", "", field, "host:port for /healthz and /metrics (empty: off)")
+/* No default: a key in the source would make every installation's pseudonyms reversible. The
+ * services that pseudonymise (bx-score, bx-escalate) read it with the required row and refuse to
+ * start without it; the shared rows below read it as optional for the others. */
 #define BX_CONF_PSEUDONYM_KEY(field) \
-    BX_CONF_STR("BX_PSEUDONYM_KEY", "baoxue-local-development-key", field, \
-                "secret for analysts' pseudonyms (set it in production)")
+    BX_CONF_STR("BX_PSEUDONYM_KEY", NULL, field, \
+                "secret key of the analysts' pseudonyms, one per installation " \
+                "(deploy/local/bx-infra generates it); no default")
+#define BX_CONF_PSEUDONYM_KEY_OPTIONAL(field) \
+    BX_CONF_STR("BX_PSEUDONYM_KEY", "", field, \
+                "secret key of the analysts' pseudonyms (required by bx-score and bx-escalate)")
 /* A consumer's group membership (issue 14, defect 9): a static member (group.instance.id) that
  * comes back within the session timeout gets its partitions back without a rebalance, and the
  * cooperative-sticky assignor moves only the partitions that change owner, so a killed replica no
@@ -122,14 +129,15 @@ typedef struct bx_common_conf {
     BX_CONF_KAFKA_BROKERS(&(c).kafka_brokers), BX_CONF_PG_URL(&(c).pg_url), \
     BX_CONF_REDIS_URL(&(c).redis_url), BX_CONF_LOG_LEVEL(&(c).log_level), \
     BX_CONF_CLOCK(&(c).clock), BX_CONF_METRICS_LISTEN(&(c).metrics_listen), \
-    BX_CONF_PSEUDONYM_KEY(&(c).pseudonym_key)
+    BX_CONF_PSEUDONYM_KEY_OPTIONAL(&(c).pseudonym_key)
 /* The same seven for a service's main (bx_service_run): log level, clock and metrics address go to
- * common, which bx_service_run reads; the four the service itself uses go to the fields given. */
+ * common, which bx_service_run reads; the four the service itself uses go to the fields given. The
+ * pseudonym key is optional here: a service that pseudonymises adds BX_CONF_PSEUDONYM_KEY. */
 #define BX_SERVICE_CONF_ROWS(common, brokers, pg_url, redis_url, pseudonym_key) \
     BX_CONF_KAFKA_BROKERS(brokers), BX_CONF_KAFKA_MEMBERSHIP(common), \
     BX_CONF_PG_URL(pg_url), BX_CONF_REDIS_URL(redis_url), \
     BX_CONF_LOG_LEVEL(&(common).log_level), BX_CONF_CLOCK(&(common).clock), \
-    BX_CONF_METRICS_LISTEN(&(common).metrics_listen), BX_CONF_PSEUDONYM_KEY(pseudonym_key)
+    BX_CONF_METRICS_LISTEN(&(common).metrics_listen), BX_CONF_PSEUDONYM_KEY_OPTIONAL(pseudonym_key)
 /* clang-format on */
 
 #endif

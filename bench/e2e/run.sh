@@ -25,6 +25,8 @@ die() { printf 'bench/e2e: error: %s\n' "$*" >&2; exit 1; }
 [ -f "$RUN_DIR/env" ] || die "$RUN_DIR/env not found; start the infrastructure: bash deploy/local/bx-infra up"
 # shellcheck disable=SC1091
 source "$RUN_DIR/env"
+# shellcheck source=deploy/local/creds.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/local/creds.sh"   # rcli: redis-cli as the administrator
 
 # The services need the analysts' pseudonym key; a bench that has none uses one of its own.
 export BX_PSEUDONYM_KEY="${BX_PSEUDONYM_KEY:-$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')}"
@@ -56,7 +58,7 @@ REDIS_DB="${BENCH_REDIS_DB:-6}"
 REDIS_HOST="$(sed -E 's#^redis://([^:/]+).*#\1#' <<<"$BX_REDIS_URL")"
 REDIS_PORT="$(sed -E 's#^redis://[^:/]+:([0-9]+).*#\1#' <<<"$BX_REDIS_URL")"
 REDIS_BASE="redis://$REDIS_HOST:$REDIS_PORT"
-RCLI=(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$REDIS_DB")
+RCLI=(rcli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$REDIS_DB")
 BASE_PG_URL="$BX_PG_URL"
 
 url_with_db() {

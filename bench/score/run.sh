@@ -23,6 +23,8 @@ die() { printf 'bench/score: error: %s\n' "$*" >&2; exit 1; }
 [ -f "$RUN_DIR/env" ] || die "$RUN_DIR/env not found; start the infrastructure: bash deploy/local/bx-infra up"
 # shellcheck disable=SC1091
 source "$RUN_DIR/env"
+# shellcheck source=deploy/local/creds.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/local/creds.sh"   # rcli: redis-cli as the administrator
 # bx-score needs the analysts' pseudonym key; a bench that has none uses one of its own.
 export BX_PSEUDONYM_KEY="${BX_PSEUDONYM_KEY:-$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')}"
 
@@ -43,7 +45,7 @@ command -v psql >/dev/null || die "psql not found"
 
 REDIS_HOST="$(sed -E 's#^redis://([^:/]+).*#\1#' <<<"$BX_REDIS_URL")"
 REDIS_PORT="$(sed -E 's#^redis://[^:/]+:([0-9]+).*#\1#' <<<"$BX_REDIS_URL")"
-RCLI=(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT")
+RCLI=(rcli -h "$REDIS_HOST" -p "$REDIS_PORT")
 
 STATE="$RUN_DIR/bench-score"
 mkdir -p "$STATE"

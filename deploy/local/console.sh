@@ -31,6 +31,8 @@ cd "$REPO"
 RUN="${BX_RUN_DIR:-$REPO/.run}"
 # shellcheck disable=SC1091
 source "$RUN/env"
+# shellcheck source=deploy/local/creds.sh
+source "$REPO/deploy/local/creds.sh"
 BUILD="${BX_BUILD_DIR:-$REPO/build}"
 BXCTL="$BUILD/tools/bxctl/bxctl"
 SIM="$BUILD/tools/bx-sim/bx-sim"
@@ -117,7 +119,7 @@ start() {
     local name="$1" bin="$2" metrics
     shift 2
     metrics="$(free_port)"
-    env BX_LOG_LEVEL=warn BX_METRICS_LISTEN="127.0.0.1:$metrics" "$@" "$bin" \
+    BX_LOG_LEVEL=warn BX_METRICS_LISTEN="127.0.0.1:$metrics" svc "$name" env "$@" "$bin" \
         >"$STATE/$name.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 1 150); do

@@ -16,6 +16,8 @@ cd "$REPO"
 RUN="${BX_RUN_DIR:-$REPO/.run}"
 # shellcheck disable=SC1091
 source "$RUN/env"
+# shellcheck source=deploy/local/creds.sh
+source "$REPO/deploy/local/creds.sh"
 BUILD="${BX_BUILD_DIR:-$REPO/build}"
 BXCTL="$BUILD/tools/bxctl/bxctl"
 SIM="$BUILD/tools/bx-sim/bx-sim"
@@ -56,7 +58,7 @@ REDIS_BASE="${BX_REDIS_URL%/*}"
 export BX_REDIS_URL="$REDIS_BASE/$REDIS_DB"
 REDIS_HOST="$(sed -E 's#^redis://([^:/]+).*#\1#' <<<"$BX_REDIS_URL")"
 REDIS_PORT="$(sed -E 's#^redis://[^:/]+:([0-9]+).*#\1#' <<<"$BX_REDIS_URL")"
-redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$REDIS_DB" FLUSHDB >/dev/null
+rcli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$REDIS_DB" FLUSHDB >/dev/null
 "$BXCTL" migrate >/dev/null
 "$BXCTL" topics create >/dev/null
 
@@ -93,18 +95,18 @@ trap stop_all EXIT
 PORT="$(free_port)"
 API="http://127.0.0.1:$PORT"
 say "services: bx-ingest on $API, bx-score, bx-escalate$([ -x "$NOTIFY" ] && echo ", bx-notify (SMS to $STATE/sms.jsonl)"); logs in $STATE"
-BX_HTTP_LISTEN="127.0.0.1:$PORT" BX_LOG_LEVEL=warn "$INGEST" >"$STATE/bx-ingest.log" 2>&1 &
+BX_HTTP_LISTEN="127.0.0.1:$PORT" BX_LOG_LEVEL=warn svc bx-ingest "$INGEST" >"$STATE/bx-ingest.log" 2>&1 &
 PIDS+=($!)
-BX_CONSUMER_GROUP="$G_SCORE" BX_LOG_LEVEL=warn "$SCORE" >"$STATE/bx-score.log" 2>&1 &
+BX_CONSUMER_GROUP="$G_SCORE" BX_LOG_LEVEL=warn svc bx-score "$SCORE" >"$STATE/bx-score.log" 2>&1 &
 PIDS+=($!)
-BX_CONSUMER_GROUP="$G_ESC" BX_LOG_LEVEL=warn "$ESCALATE" >"$STATE/bx-escalate.log" 2>&1 &
+BX_CONSUMER_GROUP="$G_ESC" BX_LOG_LEVEL=warn svc bx-escalate "$ESCALATE" >"$STATE/bx-escalate.log" 2>&1 &
 PIDS+=($!)
 if [ -x "$NOTIFY" ]; then
     "$SIM" group-at-end --group "$G_NOTIFY" --topics bx.notify.requests.v1
     SIM_GROUPS+=(--group "$G_NOTIFY:bx.notify.requests.v1")
     BX_CONSUMER_GROUP="$G_NOTIFY" BX_LOG_LEVEL=warn BX_NOTIFY_PROVIDER=file \
         BX_NOTIFY_PROVIDER_FILE="$STATE/sms.jsonl" BX_NOTIFY_RECEIPT_LISTEN="127.0.0.1:$(free_port)" \
-        "$NOTIFY" >"$STATE/bx-notify.log" 2>&1 &
+        svc bx-notify "$NOTIFY" >"$STATE/bx-notify.log" 2>&1 &
     PIDS+=($!)
 fi
 for _ in $(seq 1 100); do
@@ -133,7 +135,7 @@ CONSOLE_CA="$STATE/console-cert.pem"
     -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
     -keyout "$STATE/console-key.pem" -out "$CONSOLE_CA" 2>"$STATE/openssl.log")
 BX_CONSOLE_LISTEN="127.0.0.1:$CONSOLE_PORT" BX_TLS_CERT="$CONSOLE_CA" BX_TLS_KEY="$STATE/console-key.pem" \
-    BX_LOG_LEVEL=warn "$CONSOLE" >"$STATE/bx-console.log" 2>&1 &
+    BX_LOG_LEVEL=warn svc bx-console "$CONSOLE" >"$STATE/bx-console.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do
     curl -fsS --cacert "$CONSOLE_CA" "$CONSOLE_URL/login" >/dev/null 2>&1 && break

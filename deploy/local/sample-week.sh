@@ -9,6 +9,8 @@ cd "$REPO"
 RUN="${BX_RUN_DIR:-$REPO/.run}"
 # shellcheck disable=SC1091
 source "$RUN/env"
+# shellcheck source=deploy/local/creds.sh
+source "$REPO/deploy/local/creds.sh"
 BXCTL=build/tools/bxctl/bxctl
 INGEST=build/services/bx-ingest/bx-ingest
 SCORE=build/services/bx-score/bx-score
@@ -43,7 +45,7 @@ if [ -f "$RUN/demo/ingest.pid" ] && kill -0 "$(cat "$RUN/demo/ingest.pid")" 2>/d
     kill "$(cat "$RUN/demo/ingest.pid")"
     sleep 1
 fi
-BX_HTTP_LISTEN="127.0.0.1:$PORT" BX_LOG_LEVEL=info "$INGEST" >"$RUN/log/demo-ingest.log" 2>&1 &
+BX_HTTP_LISTEN="127.0.0.1:$PORT" BX_LOG_LEVEL=info svc bx-ingest "$INGEST" >"$RUN/log/demo-ingest.log" 2>&1 &
 echo $! >"$RUN/demo/ingest.pid"
 for _ in $(seq 1 100); do
     curl -fsS "$API/healthz" >/dev/null 2>&1 && break
@@ -57,7 +59,7 @@ if [ -f "$RUN/demo/score.pid" ] && kill -0 "$(cat "$RUN/demo/score.pid")" 2>/dev
     sleep 1
 fi
 BX_CONSUMER_GROUP="bx-score-demo-$(date +%s)" BX_CONSUMER_OFFSET_RESET=latest BX_LOG_LEVEL=info \
-    "$SCORE" >"$RUN/log/demo-score.log" 2>&1 &
+    svc bx-score "$SCORE" >"$RUN/log/demo-score.log" 2>&1 &
 echo $! >"$RUN/demo/score.pid"
 trap 'kill "$(cat "$RUN/demo/ingest.pid")" "$(cat "$RUN/demo/score.pid")" 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do

@@ -16,7 +16,8 @@ static const char *const offset_resets[] = {"earliest", "latest", NULL};
 
 static const bx_conf_row rows[] = {
     BX_SERVICE_CONF_ROWS(st.common, &st.sc.brokers, &st.sc.pg_url, &st.sc.redis_url,
-                         &st.sc.pseudonym_key),
+                         &st.common.pseudonym_key),
+    BX_CONF_PSEUDONYM_KEY(&st.sc.pseudonym_key),
     BX_CONF_STR("BX_SCORE_POLICY", BX_DEFAULT_SCORE_POLICY, &st.policy_path,
                 "score weights and tier bounds (deploy/policy/score.policy)"),
     BX_CONF_NUM32("BX_SCORE_BATCH", "500", 1, 100000, &st.sc.batch_max,
