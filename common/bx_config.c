@@ -113,6 +113,17 @@ static bx_status apply(const bx_conf_row *row, const char *text, bx_error *err)
     return BX_ERR(err, BX_EINVAL, "%s: unknown type", row->name);
 }
 
+/* Whether NAME_FILE is a setting of its own in the table (BX_NOTIFY_PROVIDER_FILE beside
+ * BX_NOTIFY_PROVIDER): then NAME_FILE is not NAME's value in a file. */
+static bool file_row_exists(const bx_conf_row *rows, size_t nrows, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < nrows; i++)
+        if (strncmp(rows[i].name, name, len) == 0 && strcmp(rows[i].name + len, "_FILE") == 0)
+            return true;
+    return false;
+}
+
 bx_status bx_conf_load(const bx_conf_row *rows, size_t nrows, bx_error *err)
 {
     static struct file_value vals[MAX_FILE_ROWS];
@@ -126,7 +137,7 @@ bx_status bx_conf_load(const bx_conf_row *rows, size_t nrows, bx_error *err)
     for (size_t i = 0; i < nrows; i++) {
         const char *text = getenv(rows[i].name);
         char *from_file = NULL; /* NAME_FILE: the value in a file (docker secrets) */
-        if (text == NULL) {
+        if (text == NULL && !file_row_exists(rows, nrows, rows[i].name)) {
             bx_status s = bx_conf_secret(rows[i].name, &from_file, err);
             if (s != BX_OK)
                 return s;

@@ -28,7 +28,8 @@ typedef struct bx_conf_row {
 } bx_conf_row;
 
 /* Fills every row's target. Precedence: environment (NAME, or NAME_FILE naming a file whose first
- * line is the value, for secrets mounted as files), then the file named by BX_CONFIG_FILE
+ * line is the value, for secrets mounted as files, unless NAME_FILE is a row of its own, as
+ * BX_NOTIFY_PROVIDER_FILE is), then the file named by BX_CONFIG_FILE
  * (lines NAME=value, # comments), then the default; a row without a default is required, and
  * empty counts as unset for it ("BX_PSEUDONYM_KEY: is required (...)"). Errors: "BX_HTTP_MAX_BODY:
  * expected an integer from 1024 to 67108864, got \"abc\"", "/etc/bx.conf:3: unknown setting

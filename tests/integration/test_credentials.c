@@ -468,8 +468,9 @@ static int notify_start(const char *token, pid_t *pid)
         env_req, env_status, env_listen, env_token, env_group, env_file, "BX_NOTIFY_PROVIDER=file",
         NULL};
     int metrics = 0;
-    *pid = itest_service_start(itest_env("BX_NOTIFY_BIN", BX_NOTIFY_BIN),
-                               itest_clock_file("2026-11-27 10:00"), env, &metrics);
+    char *clock = itest_clock_file("2026-11-27 10:00");
+    *pid = itest_service_start(itest_env("BX_NOTIFY_BIN", BX_NOTIFY_BIN), clock, env, &metrics);
+    free(clock);
     return port;
 }
 

@@ -244,13 +244,17 @@ static void service_credentials(const char *binary, const char **env, size_t *n,
     char path[600];
     snprintf(path, sizeof(path), "%s/secrets/%s.env", itest_env("BX_RUN_DIR", ".run"), name);
     FILE *f = fopen(path, "r");
+    /* static: the child started next copies them; the next start may overwrite them */
+    static char lines[16][600];
     char line[600];
-    while (f && fgets(line, sizeof(line), f) && *n + 1 < max) {
+    size_t used = 0;
+    while (f && used < 16 && fgets(line, sizeof(line), f) && *n + 1 < max) {
         line[strcspn(line, "\r\n")] = '\0';
         const char *p = strncmp(line, "export ", 7) == 0 ? line + 7 : line;
         if (*p == '\0' || *p == '#' || strchr(p, '=') == NULL)
             continue;
-        env[(*n)++] = strdup(p); /* kept until the test exits */
+        snprintf(lines[used], sizeof(lines[used]), "%s", p);
+        env[(*n)++] = lines[used++];
     }
     if (f)
         fclose(f);
