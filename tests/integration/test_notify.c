@@ -922,10 +922,11 @@ BX_TEST(killed_mid_batch_sends_nothing_twice_and_loses_nothing)
         ask_guardian(&s, i, suffix);
     }
     /* kill it once some are sent and some are not, with sends in flight: each takes 150 ms, so
-     * two of them rarely both finish in the moment between this check and the kill */
-    for (int i = 0; i < 400 && (stat_of(fake, "sends_accepted") < 8 ||
-                                count_of("SELECT count(*) FROM notify.notification WHERE state = "
-                                         "'sending'") < 2);
+     * two of them rarely both finish in the moment between this check and the kill (up to 30 s:
+     * under ASan on a loaded machine the first sends start late) */
+    for (int i = 0; i < 3000 && (stat_of(fake, "sends_accepted") < 8 ||
+                                 count_of("SELECT count(*) FROM notify.notification WHERE state = "
+                                          "'sending'") < 2);
          i++)
         usleep(10 * 1000);
     kill(s.pid, SIGKILL);
