@@ -33,14 +33,6 @@ void bx_log_write(bx_log_level level, const char *fmt, ...) BX_PRINTF(2, 3);
 #define bx_log_warn(...)  BX_LOG(BX_LOG_WARN, __VA_ARGS__)
 #define bx_log_error(...) BX_LOG(BX_LOG_ERROR, __VA_ARGS__)
 
-/* The old names, kept only until every file uses the ones above (they are removed by one rename
- * across the tree): bx_error(...) as a macro collided with the struct bx_error. Write new code
- * with bx_log_*. */
-#define bx_debug(...) bx_log_debug(__VA_ARGS__)
-#define bx_info(...)  bx_log_info(__VA_ARGS__)
-#define bx_warn(...)  bx_log_warn(__VA_ARGS__)
-#define bx_error(...) bx_log_error(__VA_ARGS__)
-
 /* Masks, in place, every run of 11 digits starting with 1 (mainland mobile: 138****1234) and every
  * 18-character id number (17 digits and a digit or X: 110101********123X) in s. */
 void bx_log_mask(char *s);

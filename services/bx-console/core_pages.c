@@ -89,7 +89,7 @@ static bx_status login_post(console_request *req, console_reply *rep, bx_error *
         rep->status = 429;
         login_page(req, rep, text);
         tmpl_put(rep->ctx, "locked_until", until);
-        bx_info("sign-in locked until %s (from %s)", until, req->client_addr);
+        bx_log_info("sign-in locked until %s (from %s)", until, req->client_addr);
         return BX_OK;
     }
     if (r.outcome != IDENTITY_OK) {
@@ -97,7 +97,7 @@ static bx_status login_post(console_request *req, console_reply *rep, bx_error *
         login_page(req, rep, "工号（或手机号）或密码不正确。");
         return BX_OK;
     }
-    bx_info("%s signed in (from %s)", r.staff_id, req->client_addr);
+    bx_log_info("%s signed in (from %s)", r.staff_id, req->client_addr);
     snprintf(rep->cookie[0], sizeof(rep->cookie[0]), "bx_session=%s" SESSION_COOKIE_ATTRS, r.token);
     snprintf(rep->cookie[1], sizeof(rep->cookie[1]), "bx_pre=; Max-Age=0" SESSION_COOKIE_ATTRS);
     console_redirect(rep, "/", NULL);
@@ -164,7 +164,7 @@ static bx_status activate_post(console_request *req, console_reply *rep, bx_erro
         return s;
     switch (r.outcome) {
     case IDENTITY_OK:
-        bx_info("%s activated the account (from %s)", r.staff_id, req->client_addr);
+        bx_log_info("%s activated the account (from %s)", r.staff_id, req->client_addr);
         console_redirect(rep, "/login?activated=1", NULL);
         return BX_OK;
     case IDENTITY_WEAK:

@@ -150,7 +150,7 @@ bx_status identity_session_load(PGconn *db, const char *token, bx_time_ms now,
         s = revoke(db, id, why, now, err);
         if (s != BX_OK)
             return s;
-        bx_info("session %lld of %s ended: %s", id, staff_id, why);
+        bx_log_info("session %lld of %s ended: %s", id, staff_id, why);
         return BX_ERR(err, BX_ENOTFOUND, "no session");
     }
     s = identity_person_load(db, staff_id, person, err);

@@ -90,7 +90,7 @@ int main(int argc, char **argv)
         s = bx_metrics_server_start(common.metrics_listen, console_server_healthy, server, &metrics,
                                     &err);
     if (s != BX_OK) {
-        bx_error("cannot start: %s", err.msg);
+        bx_log_error("cannot start: %s", err.msg);
         console_server_stop(server);
         bx_producer_free(producer, 1000);
         bx_conf_free(rows, nrows);
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     while (running)
         usleep(100 * 1000);
-    bx_info("stopping");
+    bx_log_info("stopping");
     bx_metrics_server_stop(metrics);
     console_server_stop(server);
     bx_producer_free(producer, 10000);

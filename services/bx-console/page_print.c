@@ -202,7 +202,7 @@ bx_status page_print_get(console_request *req, console_reply *rep, bx_error *err
     }
     if (a.rendered != BX_OK) {
         /* A name the notice cannot hold, or a deadline past the calendar: said plainly. */
-        bx_warn("case %lld: %s not rendered: %s", c.id, pk->name, derr.msg);
+        bx_log_warn("case %lld: %s not rendered: %s", c.id, pk->name, derr.msg);
         bx_buf_free(&doc);
         console_fail(rep, 422, "这份文书现在无法生成（学籍信息或校历不完整），请联系管理员");
         return BX_OK;

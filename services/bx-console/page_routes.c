@@ -64,7 +64,7 @@ bx_status console_pages_new(const console_pages_conf *conf, void **out, bx_error
      * event id, so the pages run on. */
     bx_error derr = {0};
     if (conf->pg_url && *conf->pg_url && dedup_new(conf->pg_url, &ps->dedup, &derr) != BX_OK) {
-        bx_warn("pages: duplicate check unavailable: %s", derr.msg);
+        bx_log_warn("pages: duplicate check unavailable: %s", derr.msg);
         ps->dedup = NULL;
     }
     *out = ps;

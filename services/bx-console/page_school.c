@@ -472,8 +472,8 @@ bx_status page_school_remind_post(console_request *req, console_reply *rep, bx_e
     IFOK(s, send_acked(req, BX_TOPIC_NOTIFY_REQUESTS, staff_id, &msg, err));
     bx_buf_free(&msg);
     if (s != BX_OK) {
-        bx_warn("staff %s: roll-call reminder for class %s not sent: %s", me->staff_id, class_id,
-                err->msg);
+        bx_log_warn("staff %s: roll-call reminder for class %s not sent: %s", me->staff_id,
+                    class_id, err->msg);
         console_redirect(rep, "/school", "提醒没有发出，请稍后再试（重复提交是安全的）");
         return BX_OK;
     }

@@ -205,8 +205,8 @@ bx_status page_task_post(console_request *req, console_reply *rep, bx_error *err
         if (store == NULL ||
             console_store_visit_note(store, req->db, res.first_event_id, t.student_id,
                                      req->person->staff_id, note, req->now, &nerr) != BX_OK) {
-            bx_error("staff %s: visit note of event %s not kept: %s", req->person->staff_id,
-                     res.first_event_id, nerr.msg);
+            bx_log_error("staff %s: visit note of event %s not kept: %s", req->person->staff_id,
+                         res.first_event_id, nerr.msg);
             console_redirect(rep, back, "家访已记录，但家访记录文字没有保存，请稍后再提交一次");
             return BX_OK;
         }

@@ -340,7 +340,7 @@ bx_status page_township_case_post(console_request *req, console_reply *rep, bx_e
     if (s != BX_OK)
         return s;
     if (kept)
-        bx_info("staff %s signed off the return of case %lld (event %s)", me, c.case_id, token);
+        bx_log_info("staff %s signed off the return of case %lld (event %s)", me, c.case_id, token);
     char flash[256];
     page_write_flash(&res, "已签署复学报告书", flash, sizeof(flash));
     console_redirect(rep, back, flash);

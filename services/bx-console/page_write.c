@@ -67,7 +67,7 @@ static void remember_accepted(void *arg, const ingest_ctx *ctx, const char *cons
     dedup_batcher *dedup = arg;
     const char *school = ctx->school_id ? ctx->school_id : "";
     if (dedup_remember(dedup, school, keys, n, ctx->endpoint) != BX_OK)
-        bx_warn("staff %s %s: accepted ids not remembered", ctx->staff_id, ctx->endpoint);
+        bx_log_warn("staff %s %s: accepted ids not remembered", ctx->staff_id, ctx->endpoint);
 }
 
 typedef struct parse_arg {
@@ -121,8 +121,8 @@ static void dead_letter_request(const console_request *req, const ingest_ctx *ct
         sent = answered && slot->err == RD_KAFKA_RESP_ERR_NO_ERROR;
     }
     if (!sent)
-        bx_error("staff %s %s: a refused request could not be dead-lettered", ctx->credential_id,
-                 ctx->endpoint);
+        bx_log_error("staff %s %s: a refused request could not be dead-lettered",
+                     ctx->credential_id, ctx->endpoint);
     if (answered) {
         bx_delivery_wait_free(wait);
         free(slot);
@@ -194,8 +194,8 @@ bx_status page_write(const console_request *req, page_endpoint ep, const char *b
     } else {
         /* Not expected (see PAGE_ACK_TIMEOUT_MS): the slots and the wait are left to the
          * callbacks still to come, and the records count as failed (sending again is safe). */
-        bx_error("staff %s %s: Kafka gave no verdict in %d ms", ctx.staff_id, ctx.endpoint,
-                 PAGE_ACK_TIMEOUT_MS);
+        bx_log_error("staff %s %s: Kafka gave no verdict in %d ms", ctx.staff_id, ctx.endpoint,
+                     PAGE_ACK_TIMEOUT_MS);
         for (size_t i = 0; i < batch.count; i++)
             if (batch.items[i].outcome == INGEST_PENDING)
                 batch.items[i].outcome = INGEST_FAILED;

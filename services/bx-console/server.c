@@ -97,7 +97,7 @@ static struct worker *worker_of(console_server *srv)
         w->db = NULL;
     }
     if (w->db == NULL && bx_pg_connect(srv->conf.pg_url, 2000, &w->db, &err) != BX_OK) {
-        bx_warn("PostgreSQL: %s", err.msg);
+        bx_log_warn("PostgreSQL: %s", err.msg);
         w->db = NULL;
     }
     if (w->redis && w->redis->err) {
@@ -107,7 +107,7 @@ static struct worker *worker_of(console_server *srv)
     long long now = bx_monotonic_ms();
     if (w->redis == NULL && now >= w->redis_retry_at) {
         if (bx_redis_connect(srv->conf.redis_url, 300, &w->redis, &err) != BX_OK) {
-            bx_warn("Redis: %s", err.msg);
+            bx_log_warn("Redis: %s", err.msg);
             w->redis = NULL;
             w->redis_retry_at = now + 5000;
         }
@@ -398,7 +398,7 @@ static enum MHD_Result answer(struct exchange *x)
         if (rep->flash[0] && x->has_session) {
             bx_error err = {0};
             if (identity_flash(x->req.db, x->session.id, rep->flash, &err) != BX_OK)
-                bx_warn("flash: %s", err.msg);
+                bx_log_warn("flash: %s", err.msg);
         }
         return send_body(srv, x->conn, 303, "text/plain; charset=utf-8", strdup(""), 0, rep);
     }
@@ -441,12 +441,12 @@ static enum MHD_Result answer(struct exchange *x)
     tmpl_ctx_free(layout);
     bx_buf_free(&page);
     if (s != BX_OK) {
-        bx_error("render %s: %s", tname, err.msg);
+        bx_log_error("render %s: %s", tname, err.msg);
         bx_buf_free(&doc);
         return send_plain(srv, x->conn, 500, status_message(500));
     }
     if (doc.len > PAGE_WARN)
-        bx_warn("page %s is %zu bytes (more than 60 KB)", tname, doc.len);
+        bx_log_warn("page %s is %zu bytes (more than 60 KB)", tname, doc.len);
     size_t len = doc.len;
     char *body = bx_buf_steal(&doc);
     return send_body(srv, x->conn, rep->status, "text/html; charset=utf-8", body, len, rep);
@@ -553,7 +553,7 @@ static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, c
         if (console_form_parse(up->body.data, up->body.len, x->fields + x->nquery,
                                CONSOLE_MAX_FIELDS - x->nquery, &nform, &x->form_block,
                                &err) != BX_OK) {
-            bx_info("%s %s: 400: %s", method, url, err.msg);
+            bx_log_info("%s %s: 400: %s", method, url, err.msg);
             ret = send_plain(srv, conn, 400, status_message(400));
             goto out;
         }
@@ -586,7 +586,7 @@ static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, c
             req->person = &x->person;
             req->csrf_token = x->session.csrf;
         } else if (s != BX_ENOTFOUND) {
-            bx_error("session: %s", err.msg);
+            bx_log_error("session: %s", err.msg);
             ret = send_plain(srv, conn, 503, status_message(503));
             goto out;
         }
@@ -623,8 +623,8 @@ static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, c
     }
     if (strcmp(method, "POST") == 0 && !req->csrf_ok) { /* every POST: check_routes */
         bx_metric_add(&m_refused, 1);
-        bx_warn("POST %s refused: missing or wrong CSRF token (%s)", url,
-                req->person ? req->person->staff_id : "nobody signed in");
+        bx_log_warn("POST %s refused: missing or wrong CSRF token (%s)", url,
+                    req->person ? req->person->staff_id : "nobody signed in");
         rep->status = 403;
         ret = answer(x);
         goto out;
@@ -640,8 +640,8 @@ static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, c
     if (PQtransactionStatus(w->db) != PQTRANS_IDLE)
         bx_pg_rollback(w->db);
     if (s != BX_OK) {
-        bx_error("%s %s (%s): %s", method, route->pattern,
-                 req->person ? req->person->staff_id : "-", err.msg);
+        bx_log_error("%s %s (%s): %s", method, route->pattern,
+                     req->person ? req->person->staff_id : "-", err.msg);
         rep->status = s == BX_EIO || s == BX_ETRANSIENT ? 503 : 500;
         rep->template_name = NULL;
         rep->redirect[0] = '\0';
@@ -649,10 +649,10 @@ static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, c
     } else if (strcmp(method, "POST") == 0 && rep->status == 200 && !rep->redirect[0] &&
                rep->template_name == NULL) {
         rep->status = 500;
-        bx_error("POST %s answered neither a page nor a redirect", route->pattern);
+        bx_log_error("POST %s answered neither a page nor a redirect", route->pattern);
     }
-    bx_debug("%s %s %u %lld ms", method, route->pattern, rep->redirect[0] ? 303 : rep->status,
-             bx_monotonic_ms() - started);
+    bx_log_debug("%s %s %u %lld ms", method, route->pattern, rep->redirect[0] ? 303 : rep->status,
+                 bx_monotonic_ms() - started);
     ret = answer(x);
 out:
     free(rep->file_body);
@@ -825,7 +825,7 @@ bx_status console_server_start(const console_server_conf *conf, bx_producer *pro
         console_server_stop(srv);
         return s;
     }
-    bx_info("listening on %s://%s", tls ? "https" : "http", conf->listen);
+    bx_log_info("listening on %s://%s", tls ? "https" : "http", conf->listen);
     *out = srv;
     return BX_OK;
 }

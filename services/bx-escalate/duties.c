@@ -465,8 +465,8 @@ static bx_status report(const duties_env *env, const timers_timer *timer, duty_k
         IFOK(s, escalate_outbox_add(env->db, BX_TOPIC_NOTIFY_REQUESTS, county, request_id, b.data,
                                     NULL, err));
         if (s == BX_OK)
-            bx_info("duty %s: county %s: %s %s suspected, %s on the roster", timer->key, county,
-                    duty_kind_name(kind), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2));
+            bx_log_info("duty %s: county %s: %s %s suspected, %s on the roster", timer->key, county,
+                        duty_kind_name(kind), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2));
     }
     bx_buf_free(&b);
     PQclear(res);
@@ -543,8 +543,8 @@ static bx_status rollcall(const duties_env *env, const timers_timer *timer, duty
         }
     }
     if (s == BX_OK && PQntuples(res) > 0)
-        bx_info("duty %s: %d classes without a roll call, %d told, %d two days in a row",
-                timer->key, PQntuples(res), told, two_days);
+        bx_log_info("duty %s: %d classes without a roll call, %d told, %d two days in a row",
+                    timer->key, PQntuples(res), told, two_days);
     bx_buf_free(&b);
     PQclear(res);
     return s;
@@ -562,8 +562,8 @@ bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error
     duty_kind kind = v[0] ? duty_kind_parse(v[0]) : 0;
     bx_status s = BX_OK;
     if (kind == 0 || !v[1] || !v[2] || !v[3] || !v[4] || env->policy == NULL)
-        bx_warn("duty %s: unreadable payload or no duties policy; fired without effect",
-                timer->key);
+        bx_log_warn("duty %s: unreadable payload or no duties policy; fired without effect",
+                    timer->key);
     else if (kind == DUTY_TERM_START || kind == DUTY_TRANSITION)
         s = check(env, timer, kind, v[1], v[2], v[3], v[4], err);
     else if (kind == DUTY_ROLLCALL_MORNING || kind == DUTY_ROLLCALL_END)

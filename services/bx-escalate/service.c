@@ -74,8 +74,8 @@ static bx_status load_registry(escalate_service *sv, bx_error *err)
         return s;
     bx_registry_free(sv->registry);
     sv->registry = r;
-    bx_info("registry revision %lld loaded: %zu students", bx_registry_loaded_revision(r),
-            bx_registry_student_count(r));
+    bx_log_info("registry revision %lld loaded: %zu students", bx_registry_loaded_revision(r),
+                bx_registry_student_count(r));
     return BX_OK;
 }
 
@@ -131,7 +131,7 @@ static bx_status dead_letter(escalate_service *sv, const rd_kafka_message_t *msg
             bx_metric_add(&m_dlq, added);
             bx_metric_add(&m_attention, flagged);
             if (flagged)
-                bx_warn("student %s: case flagged needs_attention (%s)", p->student, event_id);
+                bx_log_warn("student %s: case flagged needs_attention (%s)", p->student, event_id);
         }
     }
     bx_buf_free(&b);
@@ -239,9 +239,9 @@ static bx_status apply_input(escalate_service *sv, messages_input *p, bx_error *
     bx_metric_add(&m_events, added);
     const char *stage = ladder_stage_name(sv->conf.policy, sv->after.stage);
     if (added)
-        bx_info("case %s: %s %s: %d new events, stage %s", sv->after.case_id,
-                p->in.kind == LADDER_IN_ASSESSMENT ? "assessment" : "action", p->in.event_id, added,
-                stage ? stage : "-");
+        bx_log_info("case %s: %s %s: %d new events, stage %s", sv->after.case_id,
+                    p->in.kind == LADDER_IN_ASSESSMENT ? "assessment" : "action", p->in.event_id,
+                    added, stage ? stage : "-");
     return BX_OK;
 }
 
@@ -278,8 +278,8 @@ static bx_status try_message(void *arg, bx_error *err)
     escalate_service *sv = t->sv;
     bx_status s = t->p->bad ? BX_OK : apply_input(sv, t->p, err);
     if (s == BX_OK && t->p->bad) {
-        bx_warn("%s [%d] offset %lld: dead-lettered: %s", rd_kafka_topic_name(t->msg->rkt),
-                (int)t->msg->partition, (long long)t->msg->offset, t->p->error);
+        bx_log_warn("%s [%d] offset %lld: dead-lettered: %s", rd_kafka_topic_name(t->msg->rkt),
+                    (int)t->msg->partition, (long long)t->msg->offset, t->p->error);
         s = dead_letter(sv, t->msg, t->p, err);
     }
     s = bound_attempts(t, s, err);
@@ -295,7 +295,7 @@ static void recover_pg(void *arg)
     message_try *t = arg;
     bx_error err = {0};
     if (bx_pg_reconnect(&t->sv->db, t->sv->conf.pg_url, PG_CONNECT_WAIT_MS, &err) != BX_OK)
-        bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+        bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
 }
 
 /* Applies one message, retrying what a retry can mend; an input that cannot be applied is
@@ -325,7 +325,7 @@ static void handle_message(escalate_service *sv, const rd_kafka_message_t *msg)
         v = bx_retry_run(&ops, &t, &err);
     }
     if (v == BX_RETRY_DEADLETTER)
-        bx_error("%s: cannot be dead-lettered (%s); skipped", what, err.msg);
+        bx_log_error("%s: cannot be dead-lettered (%s); skipped", what, err.msg);
     if (v != BX_RETRY_STOPPED)
         bx_consumer_done(sv->consumer, msg);
 }
@@ -354,8 +354,8 @@ static bx_status duty_suspect(void *arg, const char *duty_key, const char *stude
     s = write_step(sv, &row, case_school(&row, school_id),
                    bx_registry_student(sv->registry, student), in, &added, err);
     if (s == BX_OK && added)
-        bx_info("duty %s: student %s: suspected dropout, case %s", duty_key, student,
-                sv->after.case_id);
+        bx_log_info("duty %s: student %s: suspected dropout, case %s", duty_key, student,
+                    sv->after.case_id);
     bx_metric_add(&m_events, added);
     return s;
 }
@@ -373,11 +373,11 @@ static void schedule_duties(escalate_service *sv)
     bx_error err = {0};
     int created = 0;
     if (duties_schedule(sv->db, sv->conf.duties, sv->registry, today, &created, &err) != BX_OK) {
-        bx_warn("scheduling calendar duties failed: %s", err.msg);
+        bx_log_warn("scheduling calendar duties failed: %s", err.msg);
         return;
     }
     if (created)
-        bx_info("%d calendar duties scheduled", created);
+        bx_log_info("%d calendar duties scheduled", created);
     sv->duties_revision = rev;
     sv->duties_day = today;
 }
@@ -425,7 +425,7 @@ static bx_status fire_timer(PGconn *db, const timers_timer *timer, void *arg, bx
     s = ladder_step(sv->conf.policy, sch->calendar, &sv->before, &in, &sv->after, &sv->fx,
                     &step_err);
     if (s == BX_EINVAL) {
-        bx_warn("timer %s: %s; fired without effect", timer->key, step_err.msg);
+        bx_log_warn("timer %s: %s; fired without effect", timer->key, step_err.msg);
         return BX_OK;
     }
     if (s != BX_OK)
@@ -457,11 +457,12 @@ static void give_up_timer(escalate_service *sv, const timers_timer *timer, const
     IFOK(s, bx_pg_exec(sv->db, "COMMIT", &err));
     if (s != BX_OK) {
         bx_pg_rollback(sv->db);
-        bx_warn("timer %s: cannot be given up (%s); retried after its lease", timer->key, err.msg);
+        bx_log_warn("timer %s: cannot be given up (%s); retried after its lease", timer->key,
+                    err.msg);
         return;
     }
     bx_metric_add(&m_attention, flagged);
-    bx_warn("%s; cancelled%s", reason, flagged ? ", case flagged needs_attention" : "");
+    bx_log_warn("%s; cancelled%s", reason, flagged ? ", case flagged needs_attention" : "");
 }
 
 static void fire_due_timers(escalate_service *sv)
@@ -471,9 +472,9 @@ static void fire_due_timers(escalate_service *sv)
     bx_time_ms now = bx_clock_now();
     if (timers_claim(sv->db, sv->owner, now, sv->conf.timer_lease_ms, TIMERS_MAX, &list, &err) !=
         BX_OK) {
-        bx_warn("timer claim failed: %s", err.msg);
+        bx_log_warn("timer claim failed: %s", err.msg);
         if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_CONNECT_WAIT_MS, &err) != BX_OK)
-            bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+            bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
         return;
     }
     /* The whole claim in one transaction; if any firing fails, one by one so the others go on. */
@@ -481,13 +482,14 @@ static void fire_due_timers(escalate_service *sv)
     bx_error berr = {0};
     if (timers_fire_batch(sv->db, &list, sv->owner, now, fire_timer, sv, &fired, &berr) == BX_OK) {
         bx_metric_add(&m_timers, fired);
-        bx_debug("%d timers fired in one transaction", fired);
+        bx_log_debug("%d timers fired in one transaction", fired);
         timers_list_free(&list);
         return;
     }
-    bx_warn("firing %d timers together failed (%s); firing them one by one", list.count, berr.msg);
+    bx_log_warn("firing %d timers together failed (%s); firing them one by one", list.count,
+                berr.msg);
     if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_CONNECT_WAIT_MS, &berr) != BX_OK) {
-        bx_warn("cannot reconnect to PostgreSQL: %s", berr.msg);
+        bx_log_warn("cannot reconnect to PostgreSQL: %s", berr.msg);
         timers_list_free(&list);
         return;
     }
@@ -496,15 +498,15 @@ static void fire_due_timers(escalate_service *sv)
         bx_status s = timers_fire(sv->db, &list.items[i], sv->owner, now, fire_timer, sv, &ferr);
         if (s == BX_OK) {
             bx_metric_add(&m_timers, 1);
-            bx_debug("timer %s fired", list.items[i].key);
+            bx_log_debug("timer %s fired", list.items[i].key);
         } else if (s != BX_ECONFLICT) {
             bx_metric_add(&m_failures, 1);
             if ((!bx_status_is_retriable(s) || list.items[i].attempts >= sv->conf.max_attempts) &&
                 !bx_pg_is_broken(sv->db))
                 give_up_timer(sv, &list.items[i], ferr.msg, now);
             else
-                bx_warn("timer %s failed (%s); retried after its lease", list.items[i].key,
-                        ferr.msg);
+                bx_log_warn("timer %s failed (%s); retried after its lease", list.items[i].key,
+                            ferr.msg);
         }
     }
     timers_list_free(&list);
@@ -522,10 +524,10 @@ static void prune_outbox(escalate_service *sv)
     int deleted = 0;
     bx_error err = {0};
     if (escalate_store_prune_outbox(sv->db, sv->conf.outbox_keep_days, &deleted, &err) != BX_OK)
-        bx_warn("outbox prune: %s", err.msg);
+        bx_log_warn("outbox prune: %s", err.msg);
     else if (deleted > 0)
-        bx_info("outbox: %d relayed rows older than %d days deleted", deleted,
-                sv->conf.outbox_keep_days);
+        bx_log_info("outbox: %d relayed rows older than %d days deleted", deleted,
+                    sv->conf.outbox_keep_days);
 }
 
 static void relay(escalate_service *sv)
@@ -537,9 +539,9 @@ static void relay(escalate_service *sv)
             escalate_outbox_relay(sv->db, sv->producer, RELAY_MAX, RELAY_WAIT_MS, &sent, &err);
         bx_metric_add(&m_sent, sent);
         if (s != BX_OK) {
-            bx_warn("outbox relay: %s", err.msg);
+            bx_log_warn("outbox relay: %s", err.msg);
             if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_CONNECT_WAIT_MS, &err) != BX_OK)
-                bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+                bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
             return;
         }
         if (sent < RELAY_MAX)
@@ -555,7 +557,7 @@ void escalate_service_step(escalate_service *sv)
         if (msg == NULL)
             break;
         if (msg->err) {
-            bx_warn("consumer: %s", rd_kafka_message_errstr(msg));
+            bx_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
             rd_kafka_message_destroy(msg);
             continue;
         }
@@ -564,7 +566,7 @@ void escalate_service_step(escalate_service *sv)
         handled++;
     }
     if (handled && bx_consumer_commit(sv->consumer) != BX_OK)
-        bx_warn("offset commit failed; the next commit carries them");
+        bx_log_warn("offset commit failed; the next commit carries them");
     fire_due_timers(sv);
     relay(sv);
 }
@@ -601,8 +603,8 @@ bx_status escalate_service_start(const escalate_service_conf *conf, escalate_ser
         escalate_service_stop(sv);
         return s;
     }
-    bx_info("consuming %s and %s as group %s; timers claimed as %s", conf->risk_topic,
-            conf->actions_topic, conf->group, sv->owner);
+    bx_log_info("consuming %s and %s as group %s; timers claimed as %s", conf->risk_topic,
+                conf->actions_topic, conf->group, sv->owner);
     schedule_duties(sv);
     *out = sv;
     return BX_OK;
@@ -616,7 +618,7 @@ void escalate_service_stop(escalate_service *sv)
         bx_error err = {0};
         int released = 0;
         if (timers_release(sv->db, sv->owner, &released, &err) != BX_OK)
-            bx_warn("cannot release timer claims: %s", err.msg);
+            bx_log_warn("cannot release timer claims: %s", err.msg);
     }
     bx_consumer_free(sv->consumer);
     bx_producer_free(sv->producer, 10000);
@@ -639,9 +641,9 @@ void escalate_service_tick(escalate_service *sv)
 {
     bx_error err = {0};
     if (refresh_registry(sv, &err) != BX_OK) {
-        bx_warn("registry refresh failed: %s", err.msg);
+        bx_log_warn("registry refresh failed: %s", err.msg);
         if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_CONNECT_WAIT_MS, &err) != BX_OK)
-            bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+            bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
         return;
     }
     schedule_duties(sv);

@@ -57,7 +57,7 @@ static bx_status load_case(PGconn *db, const ladder_policy *policy, const char *
             char why[sizeof(err->msg)];
             snprintf(why, sizeof(why), "%s", err->msg);
             s = BX_ERR(err, s, "case row %lld: %s", (long long)row->row_id, why);
-            bx_error("%s", err->msg);
+            bx_log_error("%s", err->msg);
         }
     }
     PQclear(res);

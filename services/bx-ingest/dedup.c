@@ -67,7 +67,7 @@ static void run_batch(dedup_batcher *d, struct job *jobs)
             /* Remembered ids need not survive a database crash: a repeat published again is
              * dropped by its consumers, which deduplicate by event id. Waiting for the WAL flush
              * on every batch would put a disk sync into every request's latency. */
-            bx_warn("duplicate checks: %s", err.msg);
+            bx_log_warn("duplicate checks: %s", err.msg);
         }
     }
     bx_status s = d->db ? BX_OK : BX_ETRANSIENT;
@@ -117,7 +117,7 @@ static void run_batch(dedup_batcher *d, struct job *jobs)
     for (int i = 0; i < 5; i++)
         bx_buf_free(&arrays[i]);
     if (s != BX_OK)
-        bx_warn("duplicate checks: %s", err.msg);
+        bx_log_warn("duplicate checks: %s", err.msg);
     for (struct job *j = jobs; j; j = j->next)
         j->status = s;
 }
@@ -158,7 +158,7 @@ static void *dedup_main(void *arg)
             if (j->answer)
                 j->answer(j->arg, j->status);
             else if (j->status != BX_OK)
-                bx_warn("school %s: %zu accepted event ids not remembered", j->school, j->n);
+                bx_log_warn("school %s: %zu accepted event ids not remembered", j->school, j->n);
             free(j);
         }
         pthread_mutex_lock(&d->lock);

@@ -95,7 +95,7 @@ void ingest_publish_mark(const ingest_ctx *ctx, ingest_batch *batch, ingest_publ
                          bx_status checked)
 {
     if (checked != BX_OK) {
-        bx_warn("school %s: duplicate check skipped (database unavailable)", writer_label(ctx));
+        bx_log_warn("school %s: duplicate check skipped (database unavailable)", writer_label(ctx));
         return;
     }
     for (size_t k = 0; k < pub->nkeys; k++)
@@ -169,8 +169,8 @@ void ingest_publish_end(const ingest_ctx *ctx, ingest_batch *batch, ingest_publi
             dlq_failed++;
     }
     if (dlq_failed)
-        bx_error("school %s: %zu rejected records could not be dead-lettered", writer_label(ctx),
-                 dlq_failed);
+        bx_log_error("school %s: %zu rejected records could not be dead-lettered",
+                     writer_label(ctx), dlq_failed);
     ingest_publish_free(pub);
     if (remember)
         remember_accepted(ctx, batch, remember, arg);

@@ -307,7 +307,7 @@ static void resume(void *arg)
     pthread_mutex_unlock(&srv->ready_lock);
     uint64_t one = 1;
     if (write(srv->wake_fd, &one, sizeof(one)) != sizeof(one))
-        bx_error("cannot wake the event loop: %s", strerror(errno));
+        bx_log_error("cannot wake the event loop: %s", strerror(errno));
 }
 
 static void check_answered(void *arg, bx_status status)
@@ -331,8 +331,8 @@ static enum MHD_Result reject_request(struct request *req, unsigned code, const 
     req->wait = dlq && req->message ? bx_delivery_wait_notify_new(resume, req) : NULL;
     if (req->wait == NULL) {
         free(dlq);
-        bx_error("school %s %s: no memory to dead-letter a rejected request",
-                 ctx->school_id ? ctx->school_id : "-", ctx->endpoint);
+        bx_log_error("school %s %s: no memory to dead-letter a rejected request",
+                     ctx->school_id ? ctx->school_id : "-", ctx->endpoint);
         bx_metric_add(&m_rejected, 1);
         return send_error(req->conn, code, reason, message);
     }
@@ -352,12 +352,12 @@ static enum MHD_Result reply_rejected(struct request *req)
 {
     const ingest_ctx *ctx = &req->ctx;
     if (req->dlq_slot.err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        bx_error("school %s %s: the rejected request's dead letter was not acknowledged: %s",
-                 ctx->school_id ? ctx->school_id : "-", ctx->endpoint,
-                 rd_kafka_err2str(req->dlq_slot.err));
+        bx_log_error("school %s %s: the rejected request's dead letter was not acknowledged: %s",
+                     ctx->school_id ? ctx->school_id : "-", ctx->endpoint,
+                     rd_kafka_err2str(req->dlq_slot.err));
     bx_metric_add(&m_rejected, 1);
-    bx_info("school %s %s: %u %s", ctx->school_id ? ctx->school_id : "-", ctx->endpoint, req->code,
-            req->reason);
+    bx_log_info("school %s %s: %u %s", ctx->school_id ? ctx->school_id : "-", ctx->endpoint,
+                req->code, req->reason);
     return send_error(req->conn, req->code, req->reason, req->message);
 }
 
@@ -387,7 +387,7 @@ static void remember_accepted(void *arg, const ingest_ctx *ctx, const char *cons
 {
     dedup_batcher *dedup = arg;
     if (dedup_remember(dedup, ctx->school_id, keys, n, ctx->endpoint) != BX_OK)
-        bx_warn("school %s: accepted event ids not remembered", ctx->school_id);
+        bx_log_warn("school %s: accepted event ids not remembered", ctx->school_id);
 }
 
 /* Every record has Kafka's verdict: the reply. */
@@ -404,9 +404,9 @@ static enum MHD_Result reply_published(struct request *req)
     bx_metric_add(&m_duplicate, counts[INGEST_DUPLICATE]);
     bx_metric_add(&m_rejected, counts[INGEST_REJECTED]);
     bx_metric_add(&m_failed, counts[INGEST_FAILED]);
-    bx_debug("school %s %s: %lld accepted, %lld duplicate, %lld rejected, %lld failed",
-             req->school_id, req->ctx.endpoint, counts[INGEST_ACCEPTED], counts[INGEST_DUPLICATE],
-             counts[INGEST_REJECTED], counts[INGEST_FAILED]);
+    bx_log_debug("school %s %s: %lld accepted, %lld duplicate, %lld rejected, %lld failed",
+                 req->school_id, req->ctx.endpoint, counts[INGEST_ACCEPTED],
+                 counts[INGEST_DUPLICATE], counts[INGEST_REJECTED], counts[INGEST_FAILED]);
     bx_buf reply;
     bx_buf_init(&reply, 64 << 20);
     bx_status s = ingest_reply(batch, &reply);
@@ -553,10 +553,10 @@ static enum MHD_Result refuse_unauthenticated(ingest_server *srv, struct MHD_Con
     bx_metric_add(&m_unauthenticated, 1);
     long long now = bx_monotonic_ms();
     if (now - srv->unauth_logged_ms >= 1000) {
-        bx_warn("%s: refused an unauthenticated request (%s), body unread; %lld more refused "
-                "since the previous such line",
-                path, had_header ? "a credential that is not valid" : "no credential",
-                srv->unauth_unlogged);
+        bx_log_warn("%s: refused an unauthenticated request (%s), body unread; %lld more refused "
+                    "since the previous such line",
+                    path, had_header ? "a credential that is not valid" : "no credential",
+                    srv->unauth_unlogged);
         srv->unauth_logged_ms = now;
         srv->unauth_unlogged = 0;
     } else {
@@ -751,10 +751,10 @@ static void expire_seen_events(ingest_server *srv)
                     "DELETE FROM ingest.seen_event WHERE accepted_at < now() - "
                     "make_interval(days => $1::int)",
                     1, params, &res, &err) != BX_OK)
-        bx_warn("expiring remembered event ids: %s", err.msg);
+        bx_log_warn("expiring remembered event ids: %s", err.msg);
     else if (strcmp(PQcmdTuples(res), "0") != 0)
-        bx_info("forgot %s event ids older than %lld days", PQcmdTuples(res),
-                srv->conf.dedup_retention_days);
+        bx_log_info("forgot %s event ids older than %lld days", PQcmdTuples(res),
+                    srv->conf.dedup_retention_days);
     PQclear(res);
 }
 
@@ -771,14 +771,14 @@ void ingest_server_watch(ingest_server *srv)
     for (struct request *r = srv->waiting_head; r; r = r->wnext) {
         long long waited = now - r->since_ms, answered = atomic_load(&r->answered_ms);
         if (answered && now - answered > RESUME_SLOW_MS) {
-            bx_warn("school %s %s: answered %lld ms ago in phase %s but not run again yet",
-                    r->school_id[0] ? r->school_id : "-", r->ctx.endpoint, now - answered,
-                    phases[r->phase]);
+            bx_log_warn("school %s %s: answered %lld ms ago in phase %s but not run again yet",
+                        r->school_id[0] ? r->school_id : "-", r->ctx.endpoint, now - answered,
+                        phases[r->phase]);
             atomic_store(&r->answered_ms, now);
         } else if (!answered && waited > srv->conf.ack_timeout_ms + 5000) {
-            bx_warn("school %s %s: waiting %lld ms for its %s",
-                    r->school_id[0] ? r->school_id : "-", r->ctx.endpoint, waited,
-                    phases[r->phase]);
+            bx_log_warn("school %s %s: waiting %lld ms for its %s",
+                        r->school_id[0] ? r->school_id : "-", r->ctx.endpoint, waited,
+                        phases[r->phase]);
             r->since_ms = now;
         }
     }
@@ -793,7 +793,7 @@ void ingest_server_tick(ingest_server *srv)
             PQfinish(srv->admin_db);
         srv->admin_db = NULL;
         if (bx_pg_connect(srv->conf.pg_url, 0, &srv->admin_db, &err) != BX_OK) {
-            bx_warn("registry refresh: %s", err.msg);
+            bx_log_warn("registry refresh: %s", err.msg);
             srv->admin_db = NULL;
             return;
         }
@@ -801,14 +801,14 @@ void ingest_server_tick(ingest_server *srv)
     expire_seen_events(srv);
     long long rev = 0;
     if (bx_registry_current_revision(srv->admin_db, &rev, &err) != BX_OK) {
-        bx_warn("registry refresh: %s", err.msg);
+        bx_log_warn("registry refresh: %s", err.msg);
         return;
     }
     if (rev == m_revision.value)
         return;
     struct generation next;
     if (load_generation(srv->admin_db, &next, &err) != BX_OK) {
-        bx_warn("registry reload: %s", err.msg);
+        bx_log_warn("registry reload: %s", err.msg);
         return;
     }
     pthread_rwlock_wrlock(&srv->lock);
@@ -818,8 +818,9 @@ void ingest_server_tick(ingest_server *srv)
     generation_free(&old);
     bx_metric_set(&m_revision, bx_registry_loaded_revision(next.registry));
     bx_metric_set(&m_students, (long long)bx_registry_student_count(next.registry));
-    bx_info("registry revision %lld loaded: %zu students",
-            bx_registry_loaded_revision(next.registry), bx_registry_student_count(next.registry));
+    bx_log_info("registry revision %lld loaded: %zu students",
+                bx_registry_loaded_revision(next.registry),
+                bx_registry_student_count(next.registry));
 }
 
 static bool is_loopback(const struct sockaddr_in *a)
@@ -897,9 +898,9 @@ static void sweep_deadlines(ingest_server *srv)
         if (!header_late && !body_slow)
             continue;
         bx_metric_add(header_late ? &m_header_late : &m_body_slow, 1);
-        bx_debug("closing a connection: %s", header_late ? "its header took too long"
-                                                         : "its body came slower than the "
-                                                           "minimum rate");
+        bx_log_debug("closing a connection: %s", header_late ? "its header took too long"
+                                                             : "its body came slower than the "
+                                                               "minimum rate");
         shutdown(c->fd, SHUT_RDWR);
         c->closing = true;
     }
@@ -932,10 +933,10 @@ static void *loop_main(void *arg)
         struct epoll_event events[2];
         int n = epoll_wait(srv->epoll_fd, events, 2, timeout);
         if (n < 0 && errno != EINTR)
-            bx_error("event loop: epoll_wait: %s", strerror(errno));
+            bx_log_error("event loop: epoll_wait: %s", strerror(errno));
         uint64_t count;
         if (read(srv->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-            bx_error("event loop: reading the wake eventfd: %s", strerror(errno));
+            bx_log_error("event loop: reading the wake eventfd: %s", strerror(errno));
         pthread_mutex_lock(&srv->ready_lock);
         struct request *ready = srv->ready_head;
         srv->ready_head = NULL;
@@ -948,7 +949,7 @@ static void *loop_main(void *arg)
         sweep_deadlines(srv);
     }
     if (atomic_load(&srv->waiting) > 0)
-        bx_warn("stopping with %ld requests still waiting", atomic_load(&srv->waiting));
+        bx_log_warn("stopping with %ld requests still waiting", atomic_load(&srv->waiting));
     return NULL;
 }
 
@@ -1083,7 +1084,7 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
         ingest_server_stop(srv);
         return s;
     }
-    bx_info("listening on %s://%s", tls ? "https" : "http", conf->listen);
+    bx_log_info("listening on %s://%s", tls ? "https" : "http", conf->listen);
     *out = srv;
     return BX_OK;
 }
@@ -1097,7 +1098,7 @@ void ingest_server_stop(ingest_server *srv)
         atomic_store(&srv->stopping, true);
         uint64_t one = 1;
         if (write(srv->wake_fd, &one, sizeof(one)) != sizeof(one))
-            bx_warn("cannot wake the event loop to stop it");
+            bx_log_warn("cannot wake the event loop to stop it");
         pthread_join(srv->loop, NULL);
     }
     if (srv->daemon)

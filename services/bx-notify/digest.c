@@ -195,9 +195,9 @@ static bx_status make_digest(notify_service *sv, const char *staff_id, const cha
         bx_metric_add(&notify_m.digests, 1);
         if (dg.reason[0])
             bx_metric_add(&notify_m.dead, 1);
-        bx_info("digest %s for %s of %s%s: %d new, %d still open%s%s", did, staff_id, day,
-                late[0] ? " (late)" : "", dg.listed, dg.nopen, dg.reason[0] ? "; dead: " : "",
-                dg.reason);
+        bx_log_info("digest %s for %s of %s%s: %d new, %d still open%s%s", did, staff_id, day,
+                    late[0] ? " (late)" : "", dg.listed, dg.nopen, dg.reason[0] ? "; dead: " : "",
+                    dg.reason);
     }
     return BX_OK;
 }
@@ -239,7 +239,7 @@ void notify_digests_run(notify_service *sv)
     if (notify_store_digest_staff(sv->db, cutoff, DIGEST_STAFF, staff, &n, &err) != BX_OK ||
         (!late[0] && notify_store_open_task_staff(sv->db, older, cutoff, DIGEST_STAFF, staff + n,
                                                   &nopen, &err) != BX_OK)) {
-        bx_warn("digests of %s: %s", day, err.msg);
+        bx_log_warn("digests of %s: %s", day, err.msg);
         bx_metric_add(&notify_m.failures, 1);
         return;
     }
@@ -249,7 +249,7 @@ void notify_digests_run(notify_service *sv)
     }
     for (int i = 0; i < n + nopen && *sv->conf.running; i++) {
         if (make_digest(sv, staff[i], day, late, cutoff, older, now, &err) != BX_OK) {
-            bx_warn("digest of %s for %s: %s", day, staff[i], err.msg);
+            bx_log_warn("digest of %s for %s: %s", day, staff[i], err.msg);
             bx_metric_add(&notify_m.failures, 1);
             return;
         }

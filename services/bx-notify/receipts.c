@@ -84,7 +84,7 @@ static bx_status apply_receipt(notify_service *sv, const receipt_item *it, int *
     notify_store_row row;
     IFOK(s, notify_store_lock_row(db, it->notification_id, &row, err));
     if (s == BX_ENOTFOUND) {
-        bx_warn("receipt for unknown notification %.40s recorded", it->notification_id);
+        bx_log_warn("receipt for unknown notification %.40s recorded", it->notification_id);
         s = bx_pg_exec(db, "COMMIT", err);
         if (s != BX_OK)
             bx_pg_rollback(db);
@@ -173,15 +173,15 @@ static enum MHD_Result handle_receipts(notify_service *sv, struct MHD_Connection
         else
             snprintf(reply, sizeof(reply), "{\"error\":\"bad receipt\"}");
         bx_buf_free(&b);
-        bx_warn("receipt endpoint: %s", err.msg);
+        bx_log_warn("receipt endpoint: %s", err.msg);
     } else {
         int changed = 0, i = 0;
         for (; i < batch.count; i++) {
             bx_error rerr = {0};
             if (bx_pg_reconnect(&sv->receipt_db, sv->conf.pg_url, PG_WAIT_MS, &rerr) != BX_OK ||
                 apply_receipt(sv, &batch.items[i], &changed, &rerr) != BX_OK) {
-                bx_warn("receipt for %.40s not recorded: %s", batch.items[i].notification_id,
-                        rerr.msg);
+                bx_log_warn("receipt for %.40s not recorded: %s", batch.items[i].notification_id,
+                            rerr.msg);
                 bx_metric_add(&notify_m.failures, 1);
                 code = 503; /* the provider sends it again */
                 break;
@@ -264,9 +264,9 @@ bx_status notify_receipts_start(notify_service *sv, bx_error *err)
     free(token);
     receipts_signed = strcmp(sv->conf.provider.kind, "webhook") == 0;
     if (!receipts_signed && strcmp(receipt_path, "/v1/receipts") == 0)
-        bx_warn("receipt endpoint: the %s provider does not sign its receipts and "
-                "BX_NOTIFY_RECEIPT_TOKEN is not set: receipts are refused",
-                sv->conf.provider.kind);
+        bx_log_warn("receipt endpoint: the %s provider does not sign its receipts and "
+                    "BX_NOTIFY_RECEIPT_TOKEN is not set: receipts are refused",
+                    sv->conf.provider.kind);
     sv->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle_http, sv,
         MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, http_done, sv,

@@ -23,7 +23,7 @@ bool notify_relay_flush(notify_service *sv)
         int sent = 0;
         bx_error err = {0};
         if (bx_pg_reconnect(&sv->relay_db, sv->conf.pg_url, PG_WAIT_MS, &err) != BX_OK) {
-            bx_warn("outbox relay: cannot connect to PostgreSQL: %s", err.msg);
+            bx_log_warn("outbox relay: cannot connect to PostgreSQL: %s", err.msg);
             return any;
         }
         bx_status s =
@@ -31,7 +31,7 @@ bool notify_relay_flush(notify_service *sv)
         bx_metric_add(&notify_m.status, sent);
         any = any || sent > 0;
         if (s != BX_OK) {
-            bx_warn("outbox relay: %s", err.msg);
+            bx_log_warn("outbox relay: %s", err.msg);
             bx_metric_add(&notify_m.failures, 1);
             return any;
         }
@@ -53,16 +53,16 @@ void *notify_relay_main(void *arg)
             bx_error err = {0};
             if (notify_outbox_prune(sv->relay_db, bx_clock_now() - PRUNE_AGE_MS, &deleted, &err) !=
                 BX_OK)
-                bx_warn("outbox prune: %s", err.msg);
+                bx_log_warn("outbox prune: %s", err.msg);
             else if (deleted > 0)
-                bx_debug("outbox: %d relayed messages pruned", deleted);
+                bx_log_debug("outbox: %d relayed messages pruned", deleted);
             if (notify_store_prune_finished(sv->relay_db, bx_clock_now(), sv->conf.keep_days,
                                             &deleted, &err) != BX_OK)
-                bx_warn("retention: %s", err.msg);
+                bx_log_warn("retention: %s", err.msg);
             else if (deleted > 0)
-                bx_info("retention: %d notifications, receipts and requests older than %d days "
-                        "deleted",
-                        deleted, sv->conf.keep_days);
+                bx_log_info("retention: %d notifications, receipts and requests older than %d days "
+                            "deleted",
+                            deleted, sv->conf.keep_days);
         }
     }
     return NULL;

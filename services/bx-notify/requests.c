@@ -597,8 +597,8 @@ static bx_status apply_message(notify_service *sv, const rd_kafka_message_t *msg
         }
     }
     if (s == BX_OK && rq->bad != BAD_NONE) {
-        bx_warn("%s [%d] offset %lld: dead-lettered: %s", rd_kafka_topic_name(msg->rkt),
-                (int)msg->partition, (long long)msg->offset, rq->error);
+        bx_log_warn("%s [%d] offset %lld: dead-lettered: %s", rd_kafka_topic_name(msg->rkt),
+                    (int)msg->partition, (long long)msg->offset, rq->error);
         s = dead_letter(sv, msg, rq, err);
     }
     IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
@@ -608,10 +608,10 @@ static bx_status apply_message(notify_service *sv, const rd_kafka_message_t *msg
     }
     if (rq->bad == BAD_NONE && fresh) {
         bx_metric_add(&notify_m.requests, 1);
-        bx_debug("request %s: %d notifications", rq->request_id, count);
+        bx_log_debug("request %s: %d notifications", rq->request_id, count);
     } else if (rq->bad == BAD_NONE) {
         bx_metric_add(&notify_m.redelivered, 1);
-        bx_info("request %s seen before: nothing sent", rq->request_id);
+        bx_log_info("request %s seen before: nothing sent", rq->request_id);
     }
     return BX_OK;
 }
@@ -665,7 +665,7 @@ static void reconnect_db(void *arg)
     message_try *t = arg;
     bx_error err = {0};
     if (bx_pg_reconnect(&t->sv->db, t->sv->conf.pg_url, PG_WAIT_MS, &err) != BX_OK)
-        bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+        bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
 }
 
 void notify_requests_handle(notify_service *sv, const rd_kafka_message_t *msg)
@@ -681,7 +681,7 @@ void notify_requests_handle(notify_service *sv, const rd_kafka_message_t *msg)
     bx_retry_verdict v = bx_retry_run(&ops, &t, &err);
     if (v == BX_RETRY_DEADLETTER) {
         refuse(&rq, t.last == BX_EINVAL ? BAD_INVALID : BAD_OTHER, "", "%s", err.msg);
-        bx_warn("%s: dead-lettered: %s", what, rq.error);
+        bx_log_warn("%s: dead-lettered: %s", what, rq.error);
         ops.attempt = try_dead_letter;
         v = bx_retry_run(&ops, &t, &err);
     }

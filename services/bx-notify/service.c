@@ -61,12 +61,12 @@ void notify_outcome_count(const dispatch_output *out)
 void notify_outcome_log(const notify_store_row *row, const dispatch_output *out)
 {
     if (out->state == DISPATCH_DEAD)
-        bx_warn("%s (%s) to %s: dead after %d attempts: %s", row->notification_id, row->request_id,
-                row->recipient_masked, out->attempt, out->reason);
+        bx_log_warn("%s (%s) to %s: dead after %d attempts: %s", row->notification_id,
+                    row->request_id, row->recipient_masked, out->attempt, out->reason);
     else if (out->status != DISPATCH_ST_NONE)
-        bx_debug("%s (%s) to %s: %s%s%s", row->notification_id, row->request_id,
-                 row->recipient_masked, dispatch_state_name(out->state), out->reason[0] ? ": " : "",
-                 out->reason);
+        bx_log_debug("%s (%s) to %s: %s%s%s", row->notification_id, row->request_id,
+                     row->recipient_masked, dispatch_state_name(out->state),
+                     out->reason[0] ? ": " : "", out->reason);
 }
 
 #define STEP_SLOW_MS 30000
@@ -76,7 +76,7 @@ void notify_service_step(notify_service *sv)
     bx_error err = {0};
     if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_WAIT_MS, &err) != BX_OK) {
         atomic_store(&sv->healthy, false);
-        bx_warn("cannot connect to PostgreSQL: %s", err.msg);
+        bx_log_warn("cannot connect to PostgreSQL: %s", err.msg);
         sleep(1);
         return;
     }
@@ -87,7 +87,7 @@ void notify_service_step(notify_service *sv)
         if (msg == NULL)
             break;
         if (msg->err) {
-            bx_warn("consumer: %s", rd_kafka_message_errstr(msg));
+            bx_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
             rd_kafka_message_destroy(msg);
             continue;
         }
@@ -97,16 +97,17 @@ void notify_service_step(notify_service *sv)
     }
     long long t1 = bx_monotonic_ms();
     if (handled && bx_consumer_commit(sv->consumer) != BX_OK)
-        bx_warn("offset commit failed; the next commit carries them");
+        bx_log_warn("offset commit failed; the next commit carries them");
     long long t2 = bx_monotonic_ms();
     notify_digests_run(sv);
     long long t3 = bx_monotonic_ms();
     /* A step longer than this keeps the consumer from polling: say where the time went before
      * Kafka's max.poll.interval.ms throws it out of the group. */
     if (t3 - t0 > STEP_SLOW_MS)
-        bx_warn("consumer step took %lld ms: %d requests %lld ms, offset commit %lld ms, digests "
-                "%lld ms",
-                t3 - t0, handled, t1 - t0, t2 - t1, t3 - t2);
+        bx_log_warn(
+            "consumer step took %lld ms: %d requests %lld ms, offset commit %lld ms, digests "
+            "%lld ms",
+            t3 - t0, handled, t1 - t0, t2 - t1, t3 - t2);
 }
 
 bx_status notify_service_start(const notify_service_conf *conf, notify_service **out, bx_error *err)
@@ -164,9 +165,9 @@ bx_status notify_service_start(const notify_service_conf *conf, notify_service *
         notify_service_stop(sv);
         return s;
     }
-    bx_info("consuming %s as group %s; %d workers sending through %s; receipts on %s",
-            conf->requests_topic, conf->group, conf->workers, sv->provider_name,
-            conf->receipt_listen && conf->receipt_listen[0] ? conf->receipt_listen : "(off)");
+    bx_log_info("consuming %s as group %s; %d workers sending through %s; receipts on %s",
+                conf->requests_topic, conf->group, conf->workers, sv->provider_name,
+                conf->receipt_listen && conf->receipt_listen[0] ? conf->receipt_listen : "(off)");
     *out = sv;
     return BX_OK;
 }

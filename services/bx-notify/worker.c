@@ -43,7 +43,7 @@ static void rate_gate(notify_worker *w, const notify_store_row *row, bx_time_ms 
     int64_t wait_ms = 0;
     bx_error rerr = {0};
     if (limits_rate_take(w->rate, now, &wait_ms, &rerr) != BX_OK) {
-        bx_warn("worker %d: %s; sends wait", w->index, rerr.msg);
+        bx_log_warn("worker %d: %s; sends wait", w->index, rerr.msg);
         bx_metric_add(&notify_m.failures, 1);
         wait_ms = 1000;
     }
@@ -135,8 +135,8 @@ static bx_status send_row(notify_worker *w, notify_store_row *row, bx_time_ms no
         if (s == BX_OK && applied)
             notify_outcome_count(&out);
         if (s == BX_OK && applied && out.status == DISPATCH_ST_QUEUED)
-            bx_info("%s (%s) to %s waits: %s", row->notification_id, row->request_id,
-                    row->recipient_masked, out.reason);
+            bx_log_info("%s (%s) to %s waits: %s", row->notification_id, row->request_id,
+                        row->recipient_masked, out.reason);
         return s;
     }
     /* The intent is committed: state sending, attempt n. Only now the provider is called. */
@@ -187,7 +187,7 @@ static bx_status query_row(notify_worker *w, notify_store_row *row, bx_time_ms n
     } else if (qs != BX_OK) {
         /* no answer: ask again after a while (the outcome stays unknown) */
         in.event = DISPATCH_EV_NO_QUERY;
-        bx_debug("%s: query failed: %s", row->notification_id, qerr.msg);
+        bx_log_debug("%s: query failed: %s", row->notification_id, qerr.msg);
     } else {
         in.event = DISPATCH_EV_QUERY;
         in.answer = notify_answer_of_state(res.state);
@@ -222,7 +222,7 @@ void *notify_worker_main(void *arg)
     while (!atomic_load(&sv->stopping)) {
         bx_error err = {0};
         if (bx_pg_reconnect(&w->db, sv->conf.pg_url, PG_WAIT_MS, &err) != BX_OK) {
-            bx_warn("worker %d: cannot connect to PostgreSQL: %s", w->index, err.msg);
+            bx_log_warn("worker %d: cannot connect to PostgreSQL: %s", w->index, err.msg);
             sleep(1);
             continue;
         }
@@ -231,7 +231,7 @@ void *notify_worker_main(void *arg)
         bx_time_ms now = bx_clock_now();
         if (notify_store_claim(w->db, w->owner, now, sv->conf.policy.lease_ms, sv->conf.batch,
                                &rows, &n, &err) != BX_OK) {
-            bx_warn("worker %d: claim failed: %s", w->index, err.msg);
+            bx_log_warn("worker %d: claim failed: %s", w->index, err.msg);
             bx_metric_add(&notify_m.failures, 1);
             usleep(500000);
             continue;
@@ -240,7 +240,7 @@ void *notify_worker_main(void *arg)
             bx_error perr = {0};
             if (process_row(w, &rows[i], &perr) != BX_OK) {
                 bx_metric_add(&notify_m.failures, 1);
-                bx_warn("%s: %s; retried after its lease", rows[i].notification_id, perr.msg);
+                bx_log_warn("%s: %s; retried after its lease", rows[i].notification_id, perr.msg);
                 if (bx_pg_reconnect(&w->db, sv->conf.pg_url, PG_WAIT_MS, &perr) != BX_OK)
                     break;
             }

@@ -255,7 +255,7 @@ static bx_status publish_day(county_day *cd, bx_time_ms now, int *published, bx_
     if (s == BX_OK && queued > 0) {
         char d[11];
         day_param(cd->day, d);
-        bx_info("county %s, %s: %zu attendance aggregates published", cd->county, d, queued);
+        bx_log_info("county %s, %s: %zu attendance aggregates published", cd->county, d, queued);
         *published += (int)queued;
     }
     bx_delivery_wait_free(w);

@@ -138,7 +138,7 @@ static void history_from_entries(score_history *h, const char *student_id,
             IFOK(s, score_history_apply_fact(h, &f, NULL, &err));
         }
         if (s != BX_OK)
-            bx_warn("student %s: stored fact %s skipped: %s", student_id, e->field, err.msg);
+            bx_log_warn("student %s: stored fact %s skipped: %s", student_id, e->field, err.msg);
     }
 }
 
@@ -343,7 +343,8 @@ static void compute_one(const score_env *env, score_history *h, const score_stor
             bx_error err = {0};
             o->has_prev = score_last_decode(summary->items[i].value, &o->prev, &err) == BX_OK;
             if (!o->has_prev)
-                bx_warn("student %s: stored summary \"last\" skipped: %s", o->student_id, err.msg);
+                bx_log_warn("student %s: stored summary \"last\" skipped: %s", o->student_id,
+                            err.msg);
         }
     }
     o->trigger = o->has_facts ? score_should_emit(env->policy, o->has_prev ? &o->prev : NULL,

@@ -96,8 +96,8 @@ static bx_status load_registry(score_service *sv, bx_error *err)
     score_profiles_free(sv->profiles);
     sv->registry = r;
     sv->profiles = p;
-    bx_info("registry revision %lld loaded: %zu students", bx_registry_loaded_revision(r),
-            bx_registry_student_count(r));
+    bx_log_info("registry revision %lld loaded: %zu students", bx_registry_loaded_revision(r),
+                bx_registry_student_count(r));
     return BX_OK;
 }
 
@@ -147,7 +147,7 @@ bx_status score_service_start(const score_service_conf *conf, score_service **ou
         score_service_stop(sv);
         return s;
     }
-    bx_info("consuming %s as group %s", conf->topic, conf->group);
+    bx_log_info("consuming %s as group %s", conf->topic, conf->group);
     *out = sv;
     return BX_OK;
 }
@@ -190,7 +190,7 @@ static void publish_daily(score_service *sv)
     bx_error err = {0};
     int published = 0;
     if (score_daily_publish(&d, bx_clock_now(), &published, &err) != BX_OK) {
-        bx_warn("attendance aggregates: %s; tried again at the next tick", err.msg);
+        bx_log_warn("attendance aggregates: %s; tried again at the next tick", err.msg);
         if (sv->db && PQtransactionStatus(sv->db) != PQTRANS_IDLE)
             bx_pg_rollback(sv->db);
     }
@@ -202,9 +202,9 @@ void score_service_tick(score_service *sv)
 {
     bx_error err = {0};
     if (refresh_registry(sv, NULL, &err) != BX_OK) {
-        bx_warn("registry refresh failed: %s", err.msg);
+        bx_log_warn("registry refresh failed: %s", err.msg);
         if (connect_pg(sv, &err) != BX_OK)
-            bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+            bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
         return;
     }
     publish_daily(sv);
@@ -240,7 +240,7 @@ static bx_status settle_deliveries(bx_status s, bx_delivery_wait *w, const bx_de
             s = BX_ERR(err, BX_EIO, "%s: one was not delivered: %s", what,
                        rd_kafka_err2str(slots[i].err));
     if (s != BX_OK && bx_delivery_wait_all(w, DELIVERY_MS) != BX_OK)
-        bx_error("deliveries still outstanding after a failure");
+        bx_log_error("deliveries still outstanding after a failure");
     return s;
 }
 
@@ -363,8 +363,8 @@ static bx_status batch_stage(score_service *sv, batch *b, bx_error *err)
             b->reports[r++] =
                 (score_store_report){m->klass, m->school, m->field, m->order_key, m->value};
         } else {
-            bx_warn("%s [%d] offset %lld: dead-lettered: %s", sv->conf.topic,
-                    (int)it->msg->partition, (long long)it->msg->offset, m->error);
+            bx_log_warn("%s [%d] offset %lld: dead-lettered: %s", sv->conf.topic,
+                        (int)it->msg->partition, (long long)it->msg->offset, m->error);
             s = send_dead_letter(sv, it, &b->dlq[b->sent++], b->w, err);
         }
     }
@@ -485,8 +485,9 @@ static bx_status publish_one(score_service *sv, const score_outcome *o, bx_time_
     IFOK(s, send_counted(sv, sv->conf.analytics_risk_topic, subject, b->data, b->len,
                          &slots[(*sent)++], w, err));
     if (s == BX_OK)
-        bx_info("student %s: %s, streak %d, tier %s", o->student_id, score_trigger_name(o->trigger),
-                o->summary.streak_days, score_tier_name(o->assessment.tier));
+        bx_log_info("student %s: %s, streak %d, tier %s", o->student_id,
+                    score_trigger_name(o->trigger), o->summary.streak_days,
+                    score_tier_name(o->assessment.tier));
     return s;
 }
 
@@ -532,8 +533,8 @@ static bx_status recompute_and_publish(score_service *sv, batch *b, const char *
     for (size_t i = 0; i < n && s == BX_OK; i++) {
         if (out[i].student == NULL) {
             if (out[i].has_facts)
-                bx_warn("student %s is not in the registry: facts kept, nothing computed",
-                        out[i].student_id);
+                bx_log_warn("student %s is not in the registry: facts kept, nothing computed",
+                            out[i].student_id);
             continue;
         }
         if (out[i].trigger != SCORE_TRIGGER_NONE) {
@@ -606,9 +607,9 @@ static bx_status process(score_service *sv, const item *items, size_t n, bx_erro
         bx_metric_add(&m_changed, (long long)(b.stored + b.rstored));
         bx_metric_add(&m_dlq, (long long)b.sent);
         bx_metric_add(&m_assessments, (long long)b.npublished);
-        bx_debug("batch: %zu messages, %zu facts (%zu changed), %zu roll calls, %zu students, "
-                 "%zu summaries changed, %zu dead letters",
-                 n, b.nfacts, b.stored, b.nreports, b.nids, b.nsums, b.sent);
+        bx_log_debug("batch: %zu messages, %zu facts (%zu changed), %zu roll calls, %zu students, "
+                     "%zu summaries changed, %zu dead letters",
+                     n, b.nfacts, b.stored, b.nreports, b.nids, b.nsums, b.sent);
     }
     batch_free(&b);
     return s;
@@ -645,9 +646,9 @@ static void recover_connections(void *arg)
     score_service *sv = ((batch_try *)arg)->sv;
     bx_error err = {0};
     if ((sv->redis == NULL || sv->redis->err) && connect_redis(sv, &err) != BX_OK)
-        bx_warn("cannot reconnect to Redis: %s", err.msg);
+        bx_log_warn("cannot reconnect to Redis: %s", err.msg);
     if (connect_pg(sv, &err) != BX_OK)
-        bx_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+        bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
 }
 
 static bx_retry_verdict run_batch(score_service *sv, item *items, size_t n, const char *what,
@@ -678,7 +679,7 @@ static bool handle_alone(score_service *sv, item *it)
         v = run_batch(sv, it, 1, what, &err);
     }
     if (v == BX_RETRY_DEADLETTER)
-        bx_error("%s: cannot be dead-lettered (%s); skipped", what, err.msg);
+        bx_log_error("%s: cannot be dead-lettered (%s); skipped", what, err.msg);
     return v != BX_RETRY_STOPPED;
 }
 
@@ -696,12 +697,12 @@ static size_t handle_items(score_service *sv, item *items, size_t n)
     if (v == BX_RETRY_STOPPED) {
         if (*sv->conf.running) {
             /* A fatal failure: the batch is neither done nor skipped, so nothing may follow it. */
-            bx_error("%s: %s; stopping", what, err.msg);
+            bx_log_error("%s: %s; stopping", what, err.msg);
             raise(SIGTERM);
         }
         return 0;
     }
-    bx_warn("%s failed (%s): taking its messages one by one", what, err.msg);
+    bx_log_warn("%s failed (%s): taking its messages one by one", what, err.msg);
     size_t done = 0;
     while (done < n && handle_alone(sv, &items[done]))
         done++;
@@ -731,7 +732,7 @@ static size_t poll_batch(score_service *sv)
             continue;
         }
         if (msg->err) {
-            bx_warn("consumer: %s", rd_kafka_message_errstr(msg));
+            bx_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
             rd_kafka_message_destroy(msg);
             continue;
         }
@@ -755,7 +756,7 @@ void score_service_step(score_service *sv)
     for (size_t i = 0; i < done; i++)
         bx_consumer_done(sv->consumer, sv->msgs[i]);
     if (done > 0 && bx_consumer_commit(sv->consumer) != BX_OK)
-        bx_warn("offset commit failed; the next commit carries them");
+        bx_log_warn("offset commit failed; the next commit carries them");
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_destroy(sv->msgs[i]);
         sv->msgs[i] = NULL;

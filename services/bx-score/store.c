@@ -485,7 +485,7 @@ static bx_status run_calls(score_store_redis *st, call *calls, size_t ncalls, in
     }
     if (retries == 0)
         return s;
-    bx_info("redis: script cache was empty, sending %zu calls with EVAL", retries);
+    bx_log_info("redis: script cache was empty, sending %zu calls with EVAL", retries);
     for (size_t i = 0; i < ncalls; i++) {
         if (!calls[i].retry)
             continue;
@@ -1225,8 +1225,8 @@ bx_status score_store_rebuild(PGconn *db, score_store_redis *st, const score_sto
     if (stats)
         *stats = rb.stats;
     if (s == BX_OK)
-        bx_info("rebuild: %zu reports of %zu classes, %zu facts of %zu students", rb.stats.reports,
-                rb.stats.classes, rb.stats.facts, rb.stats.students);
+        bx_log_info("rebuild: %zu reports of %zu classes, %zu facts of %zu students",
+                    rb.stats.reports, rb.stats.classes, rb.stats.facts, rb.stats.students);
     free(rb.items);
     free(rb.owners);
     bx_buf_free(&rb.text);
