@@ -1325,6 +1325,10 @@ BX_TEST(bad_input_is_refused_before_anything_is_sent)
  * flushed without disturbing the shared one. */
 static pid_t private_redis(int *port)
 {
+    /* a Redis of its own, without users: the shared one's credentials are not for it */
+    unsetenv("BX_REDIS_USERNAME");
+    unsetenv("BX_REDIS_PASSWORD");
+    unsetenv("BX_REDIS_PASSWORD_FILE");
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd >= 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
