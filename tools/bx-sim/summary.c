@@ -415,7 +415,7 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
                            "notify.notification WHERE audience = 'guardian' AND channel = 'sms' "
                            "GROUP BY 1 ORDER BY 1",
                            "  ", err));
-        label("  ", "SMS sent in all (guardians, officers' reports)");
+        label("  ", "SMS sent in all (guardians, staff, officers)");
         printf(" %8lld\n", sent);
     }
 
