@@ -54,6 +54,18 @@ static void value_text(double v, const char *unit, char *buf, size_t size)
         snprintf(buf, size, "%.1f", v);
 }
 
+/* What a bar or point stands for, for a program reading the chart (tests, a screen reader's
+ * scripts): data-category, data-series and the value itself (not rounded as its label). */
+static bx_status data_attributes(bx_buf *out, const svg_chart *c, size_t k, size_t i)
+{
+    bx_status s = bx_buf_puts(out, " data-category=\"");
+    IFOK(s, text(out, c->categories[i]));
+    IFOK(s, bx_buf_puts(out, "\" data-series=\""));
+    IFOK(s, text(out, c->series[k].name));
+    IFOK(s, bx_buf_printf(out, "\" data-value=\"%.6g\"", c->series[k].values[i]));
+    return s;
+}
+
 static bx_status check(const svg_chart *c)
 {
     if (c == NULL || c->nseries < 1 || c->nseries > SVG_MAX_SERIES || c->series == NULL ||
@@ -187,9 +199,11 @@ bx_status svg_bars(const svg_chart *c, bx_buf *out)
             value_text(v, c->unit, label, sizeof(label));
             s = bx_buf_printf(out,
                               "<rect class=\"bar%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-                              "height=\"%.1f\" fill=\"%s\"><title>",
+                              "height=\"%.1f\" fill=\"%s\"",
                               over ? " over" : "", x, TOP + SVG_PLOT_HEIGHT - h, bw, h,
                               over ? "#c53030" : colors[k]);
+            IFOK(s, data_attributes(out, c, k, i));
+            IFOK(s, bx_buf_puts(out, "><title>"));
             IFOK(s, text(out, c->categories[i]));
             IFOK(s, bx_buf_puts(out, " "));
             IFOK(s, text(out, c->series[k].name));
@@ -229,9 +243,11 @@ bx_status svg_lines(const svg_chart *c, bx_buf *out)
             value_text(v, c->unit, label, sizeof(label));
             s = bx_buf_printf(out,
                               "<circle class=\"point\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" "
-                              "fill=\"%s\"><title>",
+                              "fill=\"%s\"",
                               LEFT + PER_CAT * ((double)i + 0.5),
                               TOP + SVG_PLOT_HEIGHT - svg_bar_height(v, top), colors[k]);
+            IFOK(s, data_attributes(out, c, k, i));
+            IFOK(s, bx_buf_puts(out, "><title>"));
             IFOK(s, text(out, c->categories[i]));
             IFOK(s, bx_buf_puts(out, " "));
             IFOK(s, text(out, c->series[k].name));

@@ -7,7 +7,9 @@
  * beyond 10 so that many schools stay readable (the page scrolls the chart sideways); width="100%"
  * scales it to the column, and print CSS keeps it within the page. Bars are vertical, grouped by
  * category, one colour per series, and a bar over the chart's threshold is drawn class "bar over"
- * (red) beside a dashed threshold line. Tests count <rect class="bar..."> and read their heights.
+ * (red) beside a dashed threshold line. Each bar and point carries data-category, data-series and
+ * data-value (the value unrounded, "%.6g"), so a program reads the chart without its geometry;
+ * tests count <rect class="bar..."> and compare heights and values.
  */
 #ifndef CONSOLE_SVG_H
 #define CONSOLE_SVG_H

@@ -1,6 +1,6 @@
 /* bx-console's charts (svg.c): a known data set gives the expected bars (how many <rect
- * class="bar"> and their heights), thresholds flag bars, every text is escaped, lines have a
- * point per value. */
+ * class="bar">, their heights and data attributes), thresholds flag bars, every text is escaped,
+ * lines have a point per value. */
 #include "bx_test.h"
 #include "svg.h"
 
@@ -65,6 +65,12 @@ BX_TEST(svg_bars_known_data)
     CHECK(fabs(h[0] - 40.0) < 0.05); /* 1/5 of 200 */
     CHECK(fabs(h[1] - 0.0) < 0.05);
     CHECK(fabs(h[2] - 160.0) < 0.05); /* 4/5 of 200 */
+    /* each bar says what it stands for: category, series and the unrounded value */
+    CHECK_CONTAINS(out.data, "<rect class=\"bar over\" x=\"107.0\" y=\"96.0\" width=\"22.0\" "
+                             "height=\"160.0\" fill=\"#c53030\" data-category=\"三中\" "
+                             "data-series=\"辍学率\" data-value=\"4\"><title>三中 辍学率: "
+                             "4.00%（超过阈值）</title></rect>");
+    CHECK_CONTAINS(out.data, "data-category=\"二小\" data-series=\"辍学率\" data-value=\"0\">");
     CHECK_CONTAINS(out.data, "class=\"threshold\"");
     CHECK_CONTAINS(out.data, "阈值 3%");
     CHECK_CONTAINS(out.data, "各校辍学率");
@@ -111,6 +117,8 @@ BX_TEST(svg_escapes_every_text)
     CHECK_INT(svg_lines(&c, &out), BX_OK);
     CHECK(strstr(out.data, "<script") == NULL);
     CHECK_INT(count(out.data, "<circle class=\"point\""), 2);
+    CHECK_CONTAINS(out.data, "data-category=\"&lt;script&gt;alert(1)&lt;/script&gt;\" "
+                             "data-series=\"&lt;b&gt;series&lt;/b&gt;\" data-value=\"1\">");
     CHECK_INT(count(out.data, "<polyline"), 1);
     bx_buf_free(&out);
 }
@@ -131,6 +139,8 @@ BX_TEST(svg_lines_and_bounds)
     CHECK_INT(svg_lines(&c, &out), BX_OK);
     CHECK_INT(count(out.data, "<polyline"), 2);
     CHECK_INT(count(out.data, "<circle class=\"point\""), 7);
+    CHECK_INT(count(out.data, "data-series=\"结案\""), 3); /* no point for "no data" */
+    CHECK_CONTAINS(out.data, "data-category=\"10-26\" data-series=\"新立案\" data-value=\"5\">");
     CHECK_CONTAINS(out.data, "viewBox=\"0 0 360 ");
     /* no series, or too many: refused */
     c.nseries = 0;
