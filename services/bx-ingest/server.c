@@ -2,6 +2,7 @@
 #include "server.h"
 #include "bx_buf.h"
 #include "bx_clock.h"
+#include "bx_http_guard.h"
 #include "bx_json.h"
 #include "bx_log.h"
 #include "bx_map.h"
@@ -65,23 +66,8 @@ struct ingest_server {
     pthread_mutex_t ready_lock;
     struct request *ready_head;
     atomic_bool stopping;
-    /* Every open connection with its deadlines; the event loop's thread only. */
-    struct client *clients;
-    long long nclients, last_sweep_ms;
+    bx_http_guard *guard;                        /* header and body deadlines, connection caps */
     long long unauth_logged_ms, unauth_unlogged; /* the unauthenticated log line's rate */
-};
-
-/* One connection, from accept to close, and the deadlines libmicrohttpd does not keep: its own
- * timeout restarts on every byte, so a client sending a header byte a second would hold the
- * connection for ever. These do not restart. */
-struct client {
-    struct client *prev, *next;
-    MHD_socket fd;
-    long long header_since; /* the header (and TLS handshake) began: at accept, or when the
-                               previous request was answered; 0 once the header is in */
-    long long body_since;   /* the body began; 0 when no body is being read */
-    long long body_bytes;   /* of the body so far */
-    bool closing;           /* shut down by a deadline, libmicrohttpd closes it */
 };
 
 enum endpoint { EP_ATTENDANCE, EP_ROLLCALL, EP_LEAVE, EP_ACTIONS };
@@ -111,7 +97,6 @@ struct request {
     ingest_publishing pub;
     bx_delivery_wait *wait;
     bx_status checked;
-    struct client *client; /* its connection's deadlines */
     /* PH_REJECT: the answer given once the dead letter is acknowledged */
     unsigned code;
     const char *reason;
@@ -146,15 +131,6 @@ static bx_metric m_unauthenticated = {"bx_ingest_unauthenticated_total",
                                       "requests refused 401 on their headers, body unread (never "
                                       "dead-lettered)",
                                       "counter", 0, NULL};
-static bx_metric m_connections = {"bx_ingest_connections", "open API connections", "gauge", 0,
-                                  NULL};
-static bx_metric m_refused = {"bx_ingest_connections_closed_total{why=\"limit\"}",
-                              "connections closed by bx-ingest, by why", "counter", 0, NULL};
-static bx_metric m_header_late = {"bx_ingest_connections_closed_total{why=\"header_deadline\"}",
-                                  "connections closed by bx-ingest, by why", "counter", 0, NULL};
-static bx_metric m_body_slow = {"bx_ingest_connections_closed_total{why=\"body_rate\"}",
-                                "connections closed by bx-ingest, by why", "counter", 0, NULL};
-
 static void generation_free(struct generation *g)
 {
     bx_registry_free(g->registry);
@@ -492,8 +468,7 @@ static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, 
 {
     ingest_ctx *ctx = &req->ctx;
     ctx->now = bx_clock_now();
-    if (req->client)
-        req->client->body_since = 0; /* the body is in: no deadline while it is answered */
+    bx_http_guard_body_end(conn); /* the body is in: no deadline while it is answered */
     ingest_batch *batch = &req->batch;
     bx_error err = {0};
     bx_status s;
@@ -537,14 +512,6 @@ static enum MHD_Result process(ingest_server *srv, struct MHD_Connection *conn, 
     return MHD_YES;
 }
 
-/* The connection's deadlines (NULL only if libmicrohttpd did not tell it). */
-static struct client *client_of(struct MHD_Connection *conn)
-{
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return info ? info->socket_context : NULL;
-}
-
 /* A refused credential: counted, and logged at most once a second (a flood of them is one line
  * a second with the count), without the key or the address. Nothing reaches bx.dlq.v1. */
 static enum MHD_Result refuse_unauthenticated(ingest_server *srv, struct MHD_Connection *conn,
@@ -573,8 +540,7 @@ static enum MHD_Result refuse_too_large(ingest_server *srv, struct request *req)
     char msg[128];
     snprintf(msg, sizeof(msg), "body: larger than %lld bytes; split the upload",
              srv->conf.max_body);
-    if (req->client)
-        req->client->body_since = 0;
+    bx_http_guard_body_end(req->conn);
     req->body.len = 0; /* nothing to attach */
     req->ctx.now = bx_clock_now();
     return reject_request(req, 413, "too_large", msg);
@@ -585,9 +551,7 @@ static enum MHD_Result refuse_too_large(ingest_server *srv, struct request *req)
 static enum MHD_Result begin(ingest_server *srv, struct MHD_Connection *conn, const char *url,
                              const char *method, void **state)
 {
-    struct client *client = client_of(conn);
-    if (client)
-        client->header_since = 0;
+    bx_http_guard_headers_in(conn);
     int ep = -1;
     for (int i = 0; i < 4; i++)
         if (strcmp(url, endpoint_paths[i]) == 0)
@@ -620,7 +584,6 @@ static enum MHD_Result begin(ingest_server *srv, struct MHD_Connection *conn, co
     req->endpoint = (enum endpoint)ep;
     req->srv = srv;
     req->conn = conn;
-    req->client = client;
     ingest_ctx *ctx = &req->ctx;
     ctx->endpoint = endpoint_paths[ep];
     ctx->writer = INGEST_WRITER_KEY;
@@ -629,10 +592,7 @@ static enum MHD_Result begin(ingest_server *srv, struct MHD_Connection *conn, co
     ingest_batch_init(&req->batch);
     bx_buf_init(&req->body, (size_t)srv->conf.max_body);
     *state = req;
-    if (client) {
-        client->body_since = bx_monotonic_ms();
-        client->body_bytes = 0;
-    }
+    bx_http_guard_body_begin(conn);
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (cl && strtoll(cl, NULL, 10) > srv->conf.max_body)
         return refuse_too_large(srv, req);
@@ -661,8 +621,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (req == NULL)
         return begin(srv, conn, url, method, state);
     if (*upload_size) {
-        if (req->client)
-            req->client->body_bytes += (long long)*upload_size;
+        bx_http_guard_body_bytes(conn, *upload_size);
         /* libmicrohttpd answers only on the headers or once the body is in: a body past the
          * limit is dropped as it comes (at the minimum rate still), its first part freed */
         if (!req->too_large && bx_buf_append(&req->body, upload, *upload_size) != BX_OK) {
@@ -680,11 +639,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 static void request_done(void *cls, struct MHD_Connection *conn, void **state,
                          enum MHD_RequestTerminationCode code)
 {
-    struct client *client = client_of(conn);
-    if (client) { /* the next request's header has its own deadline, from now */
-        client->header_since = bx_monotonic_ms();
-        client->body_since = 0;
-    }
+    (void)cls;
+    (void)code;
+    bx_http_guard_request_done(conn); /* the next request's header has its deadline from now */
     struct request *req = *state;
     if (req == NULL)
         return;
@@ -828,84 +785,6 @@ static bool is_loopback(const struct sockaddr_in *a)
     return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
 }
 
-/* libmicrohttpd opens and closes connections (on the event loop's thread): each gets its
- * deadlines. */
-static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
-                              enum MHD_ConnectionNotificationCode code)
-{
-    ingest_server *srv = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        struct client *c = calloc(1, sizeof(*c));
-        *socket_context = c;
-        if (c == NULL)
-            return; /* no deadlines of ours; libmicrohttpd's timeout still applies */
-        const union MHD_ConnectionInfo *info =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        c->fd = info ? info->connect_fd : MHD_INVALID_SOCKET;
-        c->header_since = bx_monotonic_ms();
-        c->next = srv->clients;
-        if (srv->clients)
-            srv->clients->prev = c;
-        srv->clients = c;
-    } else if (*socket_context) {
-        struct client *c = *socket_context;
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            srv->clients = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        free(c);
-        *socket_context = NULL;
-    } else {
-        return;
-    }
-    srv->nclients += code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1;
-    bx_metric_set(&m_connections, srv->nclients);
-}
-
-/* Past BX_HTTP_MAX_CONNECTIONS a new connection is closed at once (libmicrohttpd closes those past
- * BX_HTTP_MAX_PER_CLIENT from one address before asking), rather than left in the kernel's
- * backlog where a valid request would wait behind idle ones. */
-static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
-{
-    (void)addr;
-    (void)addrlen;
-    ingest_server *srv = cls;
-    if (srv->nclients < srv->conf.max_connections)
-        return MHD_YES;
-    bx_metric_add(&m_refused, 1);
-    return MHD_NO;
-}
-
-/* Closes every connection past its header deadline, or whose body is slower than the minimum
- * rate: shut down here, libmicrohttpd sees the end and closes it. Requests past their body (in
- * validation, waiting for Kafka, or answering) have no deadline of ours. */
-static void sweep_deadlines(ingest_server *srv)
-{
-    long long now = bx_monotonic_ms();
-    if (now - srv->last_sweep_ms < 200)
-        return;
-    srv->last_sweep_ms = now;
-    const ingest_server_conf *conf = &srv->conf;
-    for (struct client *c = srv->clients; c; c = c->next) {
-        if (c->closing || c->fd == MHD_INVALID_SOCKET)
-            continue;
-        bool header_late = c->header_since && now - c->header_since > conf->header_timeout_ms;
-        bool body_slow =
-            c->body_since && now - c->body_since >
-                                 conf->body_timeout_ms + c->body_bytes * 1000 / conf->body_min_rate;
-        if (!header_late && !body_slow)
-            continue;
-        bx_metric_add(header_late ? &m_header_late : &m_body_slow, 1);
-        bx_log_debug("closing a connection: %s", header_late ? "its header took too long"
-                                                             : "its body came slower than the "
-                                                               "minimum rate");
-        shutdown(c->fd, SHUT_RDWR);
-        c->closing = true;
-    }
-}
-
 /* The event loop: waits on libmicrohttpd's epoll set and the wake eventfd, resumes what is
  * ready, and lets libmicrohttpd run. On stop it takes no new connections and runs until every
  * waiting request is answered (Kafka reports each message within its timeout), at most
@@ -946,17 +825,11 @@ static void *loop_main(void *arg)
             MHD_resume_connection(r->conn);
         }
         MHD_run(srv->daemon);
-        sweep_deadlines(srv);
     }
     if (atomic_load(&srv->waiting) > 0)
         bx_log_warn("stopping with %ld requests still waiting", atomic_load(&srv->waiting));
     return NULL;
 }
-
-/* What one connection's headers may take in libmicrohttpd's pool (larger headers get 431): with
- * the connection caps, the bound on what unauthenticated clients can hold, since their bodies are
- * never read. */
-#define CONNECTION_MEMORY (32 * 1024)
 
 /* libmicrohttpd on our own event loop's epoll set, with TLS when configured (bx_tls's policy). */
 static bx_status start_daemon(ingest_server *srv, const struct sockaddr_in *addr, bool tls,
@@ -975,28 +848,20 @@ static bx_status start_daemon(ingest_server *srv, const struct sockaddr_in *addr
          * from our thread); a request waiting for PostgreSQL or Kafka is suspended and holds
          * no thread. */
         unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-        /* Our own count closes connections past max_connections (accept_policy); the daemon's
-         * limit is above it so that the policy is asked. The idle timeout is libmicrohttpd's
-         * (it restarts on activity); the header and body deadlines are sweep_deadlines'. */
-        unsigned limit = (unsigned)conf->max_connections + 64;
+        /* The guard closes connections past its caps and deadlines (bx_http_guard.h). */
+        struct MHD_OptionItem *guarded = bx_http_guard_options(srv->guard);
         if (tls)
             srv->daemon = MHD_start_daemon(
-                flags | MHD_USE_TLS, 0, accept_policy, srv, handle, srv, MHD_OPTION_SOCK_ADDR, addr,
-                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_NOTIFY_CONNECTION,
-                connection_notify, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                (unsigned)conf->max_per_client, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                (size_t)CONNECTION_MEMORY, MHD_OPTION_HTTPS_PRIORITIES, BX_TLS_GNUTLS_PRIORITIES,
+                flags | MHD_USE_TLS, 0, bx_http_guard_accept, srv->guard, handle, srv,
+                MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED, request_done, srv,
+                MHD_OPTION_ARRAY, guarded, MHD_OPTION_HTTPS_PRIORITIES, BX_TLS_GNUTLS_PRIORITIES,
                 MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
                 srv->tls_key_pem, MHD_OPTION_END);
         else
-            srv->daemon = MHD_start_daemon(
-                flags, 0, accept_policy, srv, handle, srv, MHD_OPTION_SOCK_ADDR, addr,
-                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_NOTIFY_CONNECTION,
-                connection_notify, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                (unsigned)conf->max_per_client, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                (size_t)CONNECTION_MEMORY, MHD_OPTION_END);
+            srv->daemon =
+                MHD_start_daemon(flags, 0, bx_http_guard_accept, srv->guard, handle, srv,
+                                 MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED,
+                                 request_done, srv, MHD_OPTION_ARRAY, guarded, MHD_OPTION_END);
         if (srv->daemon == NULL)
             s = BX_ERR(err, BX_EIO, "cannot listen on %s%s", conf->listen,
                        tls ? " with TLS (check the certificate and key)" : "");
@@ -1040,10 +905,6 @@ static void register_metrics(void)
     bx_metric_register(&m_students);
     bx_metric_register(&m_waiting);
     bx_metric_register(&m_unauthenticated);
-    bx_metric_register(&m_connections);
-    bx_metric_register(&m_refused);
-    bx_metric_register(&m_header_late);
-    bx_metric_register(&m_body_slow);
     m_revision.value = -1;
 }
 
@@ -1078,6 +939,8 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
         if (srv->gen.registry == NULL)
             s = BX_ERR(err, BX_EIO, "the registry could not be loaded (run bxctl migrate)");
     }
+    srv->conf.guard.threads = 1; /* one event loop */
+    IFOK(s, bx_http_guard_new(&srv->conf.guard, "bx_ingest", &srv->guard, err));
     IFOK(s, start_daemon(srv, &addr, tls, err));
     IFOK(s, start_loop(srv, err));
     if (s != BX_OK) {
@@ -1103,6 +966,7 @@ void ingest_server_stop(ingest_server *srv)
     }
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
+    bx_http_guard_free(srv->guard); /* after the daemon, whose callbacks use it */
     if (srv->wake_fd >= 0)
         close(srv->wake_fd);
     if (srv->epoll_fd >= 0)

@@ -2,6 +2,7 @@
 #ifndef BX_INGEST_SERVER_H
 #define BX_INGEST_SERVER_H
 
+#include "bx_http_guard.h"
 #include "bx_kafka.h"
 #include "bx_status.h"
 
@@ -13,13 +14,8 @@ typedef struct ingest_server_conf {
     const char *tls_key;
     bool insecure; /* allow plain HTTP on a non-loopback address */
     const char *pg_url;
-    long long max_body;          /* bytes */
-    long long max_connections;   /* open at once; more are closed at once */
-    long long max_per_client;    /* open at once from one client address; more are closed at once */
-    long long header_timeout_ms; /* a request's whole header (and TLS handshake), from the
-                                    connection or the previous answer: not restarted by a byte */
-    long long body_timeout_ms;   /* a body's time before its minimum rate counts */
-    long long body_min_rate;     /* bytes a second a body must average after body_timeout_ms */
+    long long max_body;       /* bytes */
+    bx_http_guard_conf guard; /* deadlines and connection caps (bx_http_guard.h) */
     long long ack_timeout_ms;
     long long refresh_ms;           /* registry revision poll */
     long long dedup_retention_days; /* how long accepted client event ids are remembered */

@@ -1,0 +1,82 @@
+/* bx_http_guard: what libmicrohttpd does not keep for an HTTP(S) service facing the outside:
+ * deadlines a trickle cannot move, caps that close at once, bounded connection memory. */
+#ifndef BX_HTTP_GUARD_H
+#define BX_HTTP_GUARD_H
+
+#include "bx_config.h"
+#include "bx_status.h"
+
+#include <microhttpd.h>
+#include <stddef.h>
+
+/* libmicrohttpd's own timeout restarts on every byte, so a client sending a header byte a second
+ * holds its connection for ever, and past its connection limit it stops accepting, leaving new
+ * connections (valid requests among them) in the kernel's backlog behind idle ones. The guard
+ * keeps, for every connection:
+ * - a deadline for the whole header, TLS handshake included, from the connection or from the
+ *   previous answer on a kept-alive connection;
+ * - a body minimum rate: the body must be in within body_timeout_ms plus one second per
+ *   body_min_rate bytes received;
+ * neither restarted by a byte; past either, the connection is shut down (libmicrohttpd then
+ * closes it). Past max_connections open at once a new connection is closed at once, and past
+ * max_per_client from one address too (libmicrohttpd's count, global across a thread pool). */
+typedef struct bx_http_guard_conf {
+    long long max_connections;
+    long long max_per_client;
+    long long header_timeout_ms;
+    long long body_timeout_ms;
+    long long body_min_rate; /* bytes a second */
+    long long threads;       /* libmicrohttpd's thread pool size (1 without a pool) */
+} bx_http_guard_conf;
+
+/* The settings every guarded service reads (its own BX_..._MAX_CONNECTIONS stays its own):
+ * rows for its bx_conf table, targets in the bx_http_guard_conf `conf`. */
+#define BX_HTTP_GUARD_CONF_ROWS(conf, per_client_default)                                          \
+    BX_CONF_NUM("BX_HTTP_MAX_PER_CLIENT", per_client_default, 1, 10000, &(conf).max_per_client,    \
+                "open connections from one client address; more are closed at once (behind a "     \
+                "proxy every client has the proxy's address)"),                                    \
+        BX_CONF_NUM("BX_HTTP_HEADER_TIMEOUT_MS", "10000", 100, 600000, &(conf).header_timeout_ms,  \
+                    "time for a request's whole header (and TLS handshake), however it trickles"), \
+        BX_CONF_NUM("BX_HTTP_BODY_TIMEOUT_MS", "20000", 100, 600000, &(conf).body_timeout_ms,      \
+                    "time for a body, extended by one second per BX_HTTP_BODY_MIN_RATE bytes"),    \
+        BX_CONF_NUM("BX_HTTP_BODY_MIN_RATE", "16384", 1, 1073741824, &(conf).body_min_rate,        \
+                    "bytes a second a body must average past BX_HTTP_BODY_TIMEOUT_MS")
+
+/* What one connection's headers may take in libmicrohttpd's pool (larger headers get 431): with
+ * the caps, the bound on what a client that never authenticates can hold. */
+#define BX_HTTP_GUARD_CONNECTION_MEMORY (32 * 1024)
+
+typedef struct bx_http_guard bx_http_guard;
+
+/* A guard with its sweeper thread. metric_prefix names its metrics ("bx_ingest":
+ * bx_ingest_connections, bx_ingest_connections_closed_total{why="limit|header_deadline|
+ * body_rate"}), registered once per prefix for the process's life. conf is copied. */
+bx_status bx_http_guard_new(const bx_http_guard_conf *conf, const char *metric_prefix,
+                            bx_http_guard **out, bx_error *err) BX_MUSTCHECK;
+/* Stops the sweeper and frees the guard. Call after MHD_stop_daemon: the daemon's callbacks use
+ * it until then. NULL does nothing. */
+void bx_http_guard_free(bx_http_guard *g);
+
+/* For MHD_start_daemon: bx_http_guard_accept with g as the accept policy (its 3rd and 4th
+ * arguments), and MHD_OPTION_ARRAY, bx_http_guard_options(g) among the options. The array
+ * (connection notifications, the per-address limit, a daemon limit above the guard's own so that
+ * the policy is asked, the connection memory and libmicrohttpd's idle timeout of 60 s) lives
+ * in g. */
+enum MHD_Result bx_http_guard_accept(void *g, const struct sockaddr *addr, socklen_t addrlen);
+struct MHD_OptionItem *bx_http_guard_options(bx_http_guard *g);
+
+/* A request's steps, from the access handler (any thread libmicrohttpd calls it on): */
+/* its headers are in: the header deadline stops (call on the handler's first call) */
+void bx_http_guard_headers_in(struct MHD_Connection *conn);
+/* its body is being read: the minimum rate counts from now */
+void bx_http_guard_body_begin(struct MHD_Connection *conn);
+void bx_http_guard_body_bytes(struct MHD_Connection *conn, size_t n);
+/* the body is in (or refused): no deadline of the guard's while it is answered */
+void bx_http_guard_body_end(struct MHD_Connection *conn);
+/* from MHD_OPTION_NOTIFY_COMPLETED: the next request's header deadline runs from now */
+void bx_http_guard_request_done(struct MHD_Connection *conn);
+
+/* Open connections now (for tests and health). */
+long long bx_http_guard_connections(bx_http_guard *g);
+
+#endif
