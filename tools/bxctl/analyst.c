@@ -1,10 +1,12 @@
-/* bxctl analyst: analysts' Kafka credentials. An analyst reads the pseudonymised streams
+/* bxctl analyst: analysts' Kafka principals. An analyst reads the pseudonymised streams
  * bx.analytics.* and nothing else, as the Kafka principal "analyst.<name>", in consumer groups
- * named "analyst.<name>.<purpose>". The password is made here, shown once and never stored: what
- * is kept (analytics.analyst, migration 0017) is the SCRAM-SHA-512 credential as the broker keeps
- * it (salt, iterations, salted password), so the broker can be given it (again) without the
- * password: `bxctl analyst scram <name>` prints it in the form kafka-storage's --add-scram and
- * the AlterUserScramCredentials API take. */
+ * named "analyst.<name>.<purpose>". `create` gives the broker the SCRAM-SHA-512 credential and
+ * the prefixed ACLs (analyst_broker) and returns once the analyst can sign in; `disable` takes
+ * both away. The password is made here, shown once and never stored: what is kept
+ * (analytics.analyst, migration 0017) is the SCRAM-SHA-512 credential as the broker keeps it
+ * (salt, iterations, salted password), which `bxctl analyst scram <name>` prints in the form of
+ * kafka-storage's --add-scram, to load the analysts into a new installation's first format. */
+#include "analyst_broker.h"
 #include "bx_pg.h"
 #include "bxctl.h"
 
@@ -43,7 +45,46 @@ static void hex(const unsigned char *in, size_t n, char *out)
         snprintf(out + 2 * i, 3, "%02x", in[i]);
 }
 
-static int analyst_create(PGconn *db, const char *name)
+/* A statement whose rows are not needed. */
+static bx_status run(PGconn *db, const char *sql, int nparams, const char *const *params,
+                     bx_error *err)
+{
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db, sql, nparams, params, &res, err);
+    PQclear(res);
+    return s;
+}
+
+/* console.audit's row of an analyst command (bxctl's own actor, as privacy erase has it). */
+static bx_status audit(PGconn *db, const char *action, const char *name, const char *detail,
+                       bx_error *err)
+{
+    char now[32], text[300];
+    bxctl_now_param(now);
+    snprintf(text, sizeof(text), "analyst %s: %s", name, detail);
+    const char *params[] = {now, action, text};
+    return run(db,
+               "INSERT INTO console.audit (at, staff_id, action, detail, client_addr) "
+               "VALUES (to_timestamp($1::bigint / 1000.0), 'bxctl', $2, $3, 'bxctl')",
+               3, params, err);
+}
+
+/* Takes back what the broker was given for principal by a create that failed later. */
+static void broker_undo(const analyst_broker *broker, const char *principal, bool scram, bool acls)
+{
+    bx_error ignored = {0};
+    if (acls && analyst_broker_acls_delete(broker, principal, NULL, &ignored) != BX_OK)
+        fprintf(stderr, "bxctl analyst create: undo: %s\n", ignored.msg);
+    if (scram && analyst_broker_scram_delete(broker, principal, &ignored) != BX_OK)
+        fprintf(stderr, "bxctl analyst create: undo: %s\n", ignored.msg);
+}
+
+/* In one transaction: the row (a taken name is refused before the broker is touched), the
+ * broker's credential and ACLs, a sign-in as the analyst, applied_at and the audit row. A broker
+ * failure rolls the row back and takes back what the broker got, so the name can be tried
+ * again; the password is then never shown. */
+static int analyst_create(bxctl_ctx *ctx, PGconn *db, const analyst_broker *broker,
+                          const char *name)
 {
     if (!name_valid(name)) {
         fprintf(stderr,
@@ -51,6 +92,11 @@ static int analyst_create(PGconn *db, const char *name)
                 "with a letter\n",
                 name);
         return 2;
+    }
+    bx_error err = {0};
+    if (analyst_broker_ready(broker, &err) != BX_OK) {
+        fprintf(stderr, "bxctl analyst create: %s\n", err.msg);
+        return 1;
     }
     unsigned char secret[SECRET_BYTES], salt[SALT_BYTES], salted[SALTED_BYTES];
     char password[SECRET_BYTES * 2], salt_hex[2 * SALT_BYTES + 4], salted_hex[2 * SALTED_BYTES + 4];
@@ -60,11 +106,13 @@ static int analyst_create(PGconn *db, const char *name)
     }
     /* URL-safe text of the secret, so it pastes into any client configuration. */
     base64(secret, sizeof(secret), password);
+    explicit_bzero(secret, sizeof(secret));
     for (char *p = password; *p; p++)
         *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
     /* SCRAM's SaltedPassword = Hi(password, salt, i): PBKDF2 with HMAC-SHA-512 (RFC 5802, 7677). */
     if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, sizeof(salt), SCRAM_ITERATIONS,
                           EVP_sha512(), sizeof(salted), salted) != 1) {
+        explicit_bzero(password, sizeof(password));
         fprintf(stderr, "bxctl analyst create: cannot derive the SCRAM credential\n");
         return 1;
     }
@@ -72,42 +120,67 @@ static int analyst_create(PGconn *db, const char *name)
     hex(salt, sizeof(salt), salt_hex + 2);
     snprintf(salted_hex, 3, "\\x");
     hex(salted, sizeof(salted), salted_hex + 2);
+    explicit_bzero(salted, sizeof(salted));
     char principal[48], prefix[48], iterations[16];
     snprintf(principal, sizeof(principal), "analyst.%s", name);
     snprintf(prefix, sizeof(prefix), "analyst.%s.", name);
     snprintf(iterations, sizeof(iterations), "%d", SCRAM_ITERATIONS);
     const char *params[] = {name, principal, prefix, iterations, salt_hex, salted_hex};
     PGresult *res = NULL;
-    bx_error err = {0};
-    bx_status s = bx_pg_query(db,
-                              "INSERT INTO analytics.analyst (name, principal, group_prefix, "
-                              "iterations, salt, salted_password) VALUES ($1, $2, $3, $4::int, "
-                              "$5::bytea, $6::bytea) ON CONFLICT (name) DO NOTHING RETURNING name",
-                              6, params, &res, &err);
+    bool scram_given = false, acls_given = false;
+    bx_status s = bx_pg_exec(db, "BEGIN", &err);
+    IFOK(s, bx_pg_query(db,
+                        "INSERT INTO analytics.analyst (name, principal, group_prefix, "
+                        "iterations, salt, salted_password) VALUES ($1, $2, $3, $4::int, "
+                        "$5::bytea, $6::bytea) ON CONFLICT (name) DO NOTHING RETURNING name",
+                        6, params, &res, &err));
+    explicit_bzero(salted_hex, sizeof(salted_hex));
     if (s == BX_OK && PQntuples(res) == 0)
         s = BX_ERR(&err, BX_ECONFLICT,
-                   "analyst \"%s\" exists (bxctl analyst disable, then a new "
-                   "name)",
-                   name);
+                   "analyst \"%s\" exists (disabled ones too: choose a new name)", name);
     PQclear(res);
+    if (s == BX_OK)
+        fprintf(stderr, "bxctl analyst create: giving the broker User:%s (%s, ACLs)...\n",
+                principal, ANALYST_MECHANISM);
+    IFOK(s, analyst_broker_scram_set(broker, principal, password, SCRAM_ITERATIONS, &err));
+    scram_given = s == BX_OK;
+    /* ACLs are asked for even when CreateAcls fails half-way: the undo removes all of them */
+    acls_given = s == BX_OK;
+    IFOK(s, analyst_broker_acls_create(broker, principal, prefix, &err));
+    IFOK(s, analyst_broker_wait_usable(broker, principal, password, 20000, &err));
+    IFOK(s, run(db, "UPDATE analytics.analyst SET applied_at = now() WHERE name = $1", 1,
+                (const char *[]){name}, &err));
+    char detail[200];
+    snprintf(detail, sizeof(detail),
+             "created: Kafka principal User:%s, reads " ANALYST_TOPIC_PREFIX "* in groups %s*",
+             principal, prefix);
+    IFOK(s, audit(db, "analyst_create", name, detail, &err));
+    IFOK(s, bx_pg_exec(db, "COMMIT", &err));
     if (s != BX_OK) {
+        explicit_bzero(password, sizeof(password));
+        bx_pg_rollback(db);
+        broker_undo(broker, principal, scram_given, acls_given);
         fprintf(stderr, "bxctl analyst create: %s\n", err.msg);
         return 1;
     }
-    /* The only time the password is shown: a client configuration (librdkafka properties). */
+    /* The only time the password is shown: a client configuration (librdkafka properties, as
+     * confluent-kafka and kcat -F read them), for the listener this installation uses. */
     printf("# baoxue analyst %s: Kafka client settings; the password is not shown again\n"
-           "security.protocol=SASL_SSL\n"
-           "sasl.mechanism=SCRAM-SHA-512\n"
+           "bootstrap.servers=%s\n"
+           "security.protocol=%s\n"
+           "sasl.mechanism=%s\n"
            "sasl.username=%s\n"
            "sasl.password=%s\n"
            "# consumer groups: %s<purpose>, for example group.id=%sdashboard\n"
            "# topics (read only): bx.analytics.risk.v1 bx.analytics.attendance.v1 "
            "bx.analytics.cases.v1\n",
-           name, principal, password, prefix, prefix);
+           name, ctx->conf.kafka_brokers, analyst_broker_protocol(), ANALYST_MECHANISM, principal,
+           password, prefix, prefix);
+    explicit_bzero(password, sizeof(password));
     fprintf(stderr,
-            "analyst %s created as Kafka principal User:%s (groups %s*); the broker accepts it "
-            "once SASL/SCRAM is on and it was given the credential (bxctl analyst scram %s)\n",
-            name, principal, prefix, name);
+            "analyst %s created: Kafka principal User:%s signs in (%s) and may read topics %s* "
+            "in consumer groups %s*\n",
+            name, principal, ANALYST_MECHANISM, ANALYST_TOPIC_PREFIX, prefix);
     return 0;
 }
 
@@ -135,23 +208,49 @@ static int analyst_list(PGconn *db)
     return 0;
 }
 
-static int analyst_disable(PGconn *db, const char *name)
+/* The broker first (ACLs, which cut off even a connection already signed in, then the
+ * credential), then the row: a broker failure leaves the analyst active, to be disabled again. */
+static int analyst_disable(PGconn *db, const analyst_broker *broker, const char *name)
 {
     PGresult *res = NULL;
     bx_error err = {0};
-    bx_status s = bx_pg_query(db,
-                              "UPDATE analytics.analyst SET disabled_at = now() WHERE name = $1 "
-                              "AND disabled_at IS NULL RETURNING principal",
-                              1, (const char *[]){name}, &res, &err);
+    char principal[64] = "";
+    int removed = 0;
+    bool had_credential = true;
+    bx_status s = analyst_broker_ready(broker, &err);
+    IFOK(s, bx_pg_exec(db, "BEGIN", &err));
+    IFOK(s, bx_pg_query(db,
+                        "SELECT principal FROM analytics.analyst WHERE name = $1 AND "
+                        "disabled_at IS NULL FOR UPDATE",
+                        1, (const char *[]){name}, &res, &err));
     if (s == BX_OK && PQntuples(res) == 0)
         s = BX_ERR(&err, BX_ENOTFOUND, "no active analyst \"%s\"", name);
+    if (s == BX_OK)
+        snprintf(principal, sizeof(principal), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    IFOK(s, analyst_broker_acls_delete(broker, principal, &removed, &err));
+    if (s == BX_OK) {
+        s = analyst_broker_scram_delete(broker, principal, &err);
+        if (s == BX_ENOTFOUND) { /* made before bxctl gave the broker credentials */
+            had_credential = false;
+            s = BX_OK;
+        }
+    }
+    IFOK(s, run(db, "UPDATE analytics.analyst SET disabled_at = now() WHERE name = $1", 1,
+                (const char *[]){name}, &err));
+    char detail[160];
+    snprintf(detail, sizeof(detail), "broker credential %s, %d ACLs removed",
+             had_credential ? "removed" : "absent", removed);
+    IFOK(s, audit(db, "analyst_disable", name, detail, &err));
+    IFOK(s, bx_pg_exec(db, "COMMIT", &err));
     if (s != BX_OK) {
-        PQclear(res);
+        bx_pg_rollback(db);
         fprintf(stderr, "bxctl analyst disable: %s\n", err.msg);
         return 1;
     }
-    printf("disabled %s: delete the broker's credential of User:%s\n", name, PQgetvalue(res, 0, 0));
-    PQclear(res);
+    printf("disabled %s: User:%s can no longer sign in (its %s credential %s) and %d ACLs of it "
+           "were removed\n",
+           name, principal, ANALYST_MECHANISM, had_credential ? "removed" : "was absent", removed);
     return 0;
 }
 
@@ -202,11 +301,12 @@ int bxctl_analyst(bxctl_ctx *ctx, int argc, char **argv)
     PGconn *db = bxctl_db(ctx);
     if (db == NULL)
         return 1;
+    analyst_broker broker = {.brokers = ctx->conf.kafka_brokers, .kafka_home = ctx->kafka_home};
     int rc;
     if (strcmp(sub, "create") == 0)
-        rc = analyst_create(db, argv[1]);
+        rc = analyst_create(ctx, db, &broker, argv[1]);
     else if (strcmp(sub, "disable") == 0)
-        rc = analyst_disable(db, argv[1]);
+        rc = analyst_disable(db, &broker, argv[1]);
     else if (strcmp(sub, "scram") == 0)
         rc = analyst_scram(db, argv[1]);
     else

@@ -16,6 +16,7 @@ typedef struct bxctl_ctx {
     long long topic_partitions;
     char *score_policy;
     char *settle_groups; /* BX_SETTLE_GROUPS: "group:topic,topic ..." that settle waits for */
+    char *kafka_home;    /* BX_KAFKA_HOME: a Kafka installation (libs/), for bxctl analyst */
 } bxctl_ctx;
 
 /* Each command returns the process exit code: 0 done, 1 failed, 2 usage. */

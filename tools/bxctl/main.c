@@ -48,7 +48,8 @@ static void usage(void)
         "                                  who saw or wrote what in bx-console\n"
         "  privacy erase <student_id>      a student's personal data, once the obligation ended\n"
         "  analyst create|disable|scram <name> | analyst list\n"
-        "                                  analysts' Kafka credentials (bx.analytics.* only)\n"
+        "                                  analysts' Kafka principals: the broker's SCRAM user\n"
+        "                                  and ACLs (bx.analytics.*; groups analyst.<name>.*)\n"
         "  backup <file>                   the database (pg_dump), policy files and registry\n"
         "                                  revision in one archive (mode 600)\n"
         "  restore <file> [--policy-to DIR]\n"
@@ -82,6 +83,9 @@ int main(int argc, char **argv)
          "bx-notify:bx.notify.requests.v1",
          0, 0, &ctx.settle_groups,
          "consumer groups and their topics that `bxctl settle` waits for (GROUP:TOPIC,TOPIC ...)"},
+        {"BX_KAFKA_HOME", BX_CONF_STRING, BX_DEFAULT_KAFKA_HOME, 0, 0, &ctx.kafka_home,
+         "a Kafka installation (its libs/ jars and a Java runtime), whose ConfigCommand gives "
+         "the broker `bxctl analyst`'s SCRAM credentials"},
     };
     size_t nrows = sizeof(rows) / sizeof(rows[0]);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
