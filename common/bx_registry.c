@@ -283,6 +283,31 @@ bx_status bx_registry_load(PGconn *db, bx_registry **out, bx_error *err)
     return BX_OK;
 }
 
+bx_status bx_registry_load_calendars(PGconn *db, bx_registry **out, bx_error *err)
+{
+    bx_registry *r = NULL;
+    bx_status s = registry_new(&r, err);
+    if (s != BX_OK)
+        return s;
+    bool own = PQtransactionStatus(db) == PQTRANS_IDLE;
+    if (own)
+        IFOK(s, bx_pg_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err));
+    IFOK(s, bx_registry_current_revision(db, &r->revision, err));
+    IFOK(s, load_calendars(db, r, err));
+    IFOK(s, alloc_lists(r, 0, 0, 0, err));
+    if (own) {
+        bx_status end = bx_pg_exec(db, s == BX_OK ? "COMMIT" : "ROLLBACK", NULL);
+        if (s == BX_OK)
+            s = end;
+    }
+    if (s != BX_OK) {
+        bx_registry_free(r);
+        return s;
+    }
+    *out = r;
+    return BX_OK;
+}
+
 /* ---- a registry from a definition in memory ---- */
 
 /* Checks that id is a registry id not yet in map; what names the kind of entry for errors. */

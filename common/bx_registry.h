@@ -43,6 +43,10 @@ typedef struct bx_registry bx_registry;
 /* Loads the whole registry in one REPEATABLE READ transaction. Caller frees. */
 bx_status bx_registry_load(PGconn *db, bx_registry **out, bx_error *err) BX_MUSTCHECK;
 void bx_registry_free(bx_registry *r);
+/* A registry holding the school calendars alone (no schools, classes or students), for tools that
+ * need only school days (bxctl report's roll-call rate): bx_registry_calendar finds them. Runs in
+ * the caller's transaction when one is open, else in its own. Caller frees. */
+bx_status bx_registry_load_calendars(PGconn *db, bx_registry **out, bx_error *err) BX_MUSTCHECK;
 /* The registry's revision as loaded, and the current one in the database. */
 long long bx_registry_loaded_revision(const bx_registry *r);
 bx_status bx_registry_current_revision(PGconn *db, long long *out, bx_error *err) BX_MUSTCHECK;

@@ -3,6 +3,7 @@
 #include "report_queries.h"
 
 #include "bx_buf.h"
+#include "bx_map.h"
 #include "bx_pg.h"
 #include "store.h"
 
@@ -11,23 +12,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* $1 'term' or 'month', $2 term code, $3 first day of the month, $4 now in ms, $5 area ('' all:
- * a county code, or a city or province prefix). One row per class: place, grade, the five counts,
- * the students left out, those without enrolled_on, whether the class has the period, and whether
- * it has begun. */
+/* $1 'term', 'month' or 'range', $2 term code, $3 first day of the month or of the range, $4 now
+ * in ms, $5 area ('' all: a county code, or a city or province prefix), $6 a calendar ('' any),
+ * $7 the range's last day. One row per class: place, grade, the five counts, the students left
+ * out, those without enrolled_on, whether the class has the period, whether it has begun, and
+ * (for the roll calls) its calendar, its period's first and last day and whether it has enrolled
+ * students. */
 static const char counts_sql[] =
     "WITH now_ts AS (SELECT to_timestamp($4::bigint / 1000.0) AS t), "
     "cls AS (SELECT c.id AS class_id, c.grade, c.school_id, s.township_code::text AS township, "
     "  tw.county_code::text AS county, "
     "  CASE WHEN $1 = 'term' THEN ct.first_day ELSE NULLIF($3, '')::date END AS first_day, "
-    "  CASE WHEN $1 = 'term' THEN ct.last_day "
+    "  CASE WHEN $1 = 'term' THEN ct.last_day WHEN $1 = 'range' THEN NULLIF($7, '')::date "
     "       ELSE (NULLIF($3, '')::date + interval '1 month' - interval '1 day')::date END "
-    "    AS last_day "
+    "    AS last_day, s.calendar_id "
     "  FROM registry.class c JOIN registry.school s ON s.id = c.school_id "
     "  JOIN registry.township tw ON tw.code = s.township_code "
     "  LEFT JOIN registry.calendar_term ct ON $1 = 'term' AND ct.calendar_id = s.calendar_id "
     "    AND ct.code = $2 "
-    "  WHERE $5 = '' OR tw.county_code::text LIKE $5 || '%'), "
+    "  WHERE ($5 = '' OR tw.county_code::text LIKE $5 || '%') "
+    "    AND ($6 = '' OR s.calendar_id = $6)), "
     "b AS (SELECT cls.*, (first_day::timestamp AT TIME ZONE 'Asia/Shanghai') AS ps, "
     "  least(((last_day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'), (SELECT t FROM now_ts)) "
     "    AS pe FROM cls), "
@@ -77,9 +81,13 @@ static const char counts_sql[] =
     "    AND NOT f.gone_end), "
     "  count(f.id) FILTER (WHERE f.undated), "
     "  count(f.id) FILTER (WHERE f.enrolled_on IS NULL), "
-    "  b.first_day IS NOT NULL, coalesce(b.pe > b.ps, false) "
+    "  b.first_day IS NOT NULL, coalesce(b.pe > b.ps, false), b.calendar_id, "
+    "  coalesce(b.first_day::text, ''), coalesce(b.last_day::text, ''), "
+    "  EXISTS (SELECT 1 FROM registry.student es WHERE es.class_id = b.class_id "
+    "    AND es.status = 'enrolled') "
     "FROM b LEFT JOIN f ON f.class_id = b.class_id "
-    "GROUP BY b.county, b.township, b.school_id, b.class_id, b.grade, b.first_day, b.ps, b.pe "
+    "GROUP BY b.county, b.township, b.school_id, b.class_id, b.grade, b.first_day, b.last_day, "
+    "  b.calendar_id, b.ps, b.pe "
     "ORDER BY b.class_id";
 
 bx_status reports_query_class_counts(PGconn *db, const reports_period *p, PGresult **res,
@@ -87,10 +95,16 @@ bx_status reports_query_class_counts(PGconn *db, const reports_period *p, PGresu
 {
     char now[32];
     snprintf(now, sizeof(now), "%lld", p->now_ms);
-    const char *params[] = {p->term ? "term" : "month", p->term ? p->term : "",
-                            p->month_first_day ? p->month_first_day : "", now,
-                            p->area ? p->area : ""};
-    return bx_pg_query(db, counts_sql, 5, params, res, err);
+    const char *kind = p->term ? "term" : p->month_first_day ? "month" : "range";
+    const char *first = p->month_first_day ? p->month_first_day : p->first_day;
+    const char *params[] = {kind,
+                            p->term ? p->term : "",
+                            first ? first : "",
+                            now,
+                            p->area ? p->area : "",
+                            p->calendar_id ? p->calendar_id : "",
+                            p->last_day ? p->last_day : ""};
+    return bx_pg_query(db, counts_sql, 7, params, res, err);
 }
 
 static long count_at(const PGresult *res, int row, int col)
@@ -117,6 +131,125 @@ size_t reports_class_counts_of(const PGresult *res, reports_class_counts *classe
         c->enrolled_now = (int)count_at(res, i, RQ_NOW);
     }
     return n;
+}
+
+static bool class_counted(const PGresult *res, int i)
+{
+    return PQgetvalue(res, i, RQ_HAS_PERIOD)[0] == 't' && PQgetvalue(res, i, RQ_BEGUN)[0] == 't';
+}
+
+/* The days with a roll call of the classes $1 (a text[]) from $2 to $3, as days since
+ * 1970-01-01 (bx_date), one row per class that has any. */
+static const char rollcall_sql[] =
+    "SELECT class_id, string_agg(DISTINCT (day - date '1970-01-01')::text, ',') "
+    "FROM attendance.class_report WHERE class_id = ANY ($1::text[]) "
+    "AND day BETWEEN $2::date AND $3::date GROUP BY class_id";
+
+bx_status reports_query_rollcall(PGconn *db, const PGresult *res, const bx_registry *calendars,
+                                 bx_date today, reports_class_counts *classes, size_t n,
+                                 bx_error *err)
+{
+    /* the classes to look up, and the span of their periods */
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    bx_status s = bx_buf_puts(&ids, "{");
+    bx_date lo = BX_DATE_NONE, hi = BX_DATE_NONE;
+    size_t j = 0, asked = 0;
+    for (int i = 0; i < PQntuples(res) && s == BX_OK && j < n; i++) {
+        if (!class_counted(res, i))
+            continue;
+        reports_class_counts *c = &classes[j++];
+        c->rollcall_due = c->rollcall_reported = 0;
+        bx_date first, last;
+        if (PQgetvalue(res, i, RQ_HAS_ENROLLED)[0] != 't' ||
+            bx_date_parse(PQgetvalue(res, i, RQ_FIRST_DAY), &first) != BX_OK ||
+            bx_date_parse(PQgetvalue(res, i, RQ_LAST_DAY), &last) != BX_OK)
+            continue;
+        lo = lo == BX_DATE_NONE || first < lo ? first : lo;
+        hi = hi == BX_DATE_NONE || last > hi ? last : hi;
+        s = bx_buf_printf(&ids, "%s\"%s\"", asked++ ? "," : "", PQgetvalue(res, i, RQ_CLASS));
+    }
+    IFOK(s, bx_buf_puts(&ids, "}"));
+    if (s != BX_OK) {
+        bx_buf_free(&ids);
+        return BX_ERR(err, s, "roll calls: out of memory");
+    }
+    PGresult *days = NULL;
+    bx_map *by_class = NULL;
+    if (asked > 0) {
+        char from[11], to[11];
+        bx_date_format(lo, from);
+        bx_date_format(hi, to);
+        s = bx_pg_query(db, rollcall_sql, 3, (const char *[]){ids.data, from, to}, &days, err);
+        if (s == BX_OK && (by_class = bx_map_new()) == NULL)
+            s = BX_ERR(err, BX_ENOMEM, "roll calls: out of memory");
+        for (int r = 0; s == BX_OK && r < PQntuples(days); r++)
+            s = bx_map_put(by_class, PQgetvalue(days, r, 0), PQgetvalue(days, r, 1));
+    }
+    bx_buf_free(&ids);
+    bx_date *list = NULL;
+    size_t cap = 0;
+    j = 0;
+    for (int i = 0; s == BX_OK && asked > 0 && i < PQntuples(res) && j < n; i++) {
+        if (!class_counted(res, i))
+            continue;
+        reports_class_counts *c = &classes[j++];
+        bx_date first, last;
+        const bx_calendar *cal = bx_registry_calendar(calendars, PQgetvalue(res, i, RQ_CALENDAR));
+        if (cal == NULL || PQgetvalue(res, i, RQ_HAS_ENROLLED)[0] != 't' ||
+            bx_date_parse(PQgetvalue(res, i, RQ_FIRST_DAY), &first) != BX_OK ||
+            bx_date_parse(PQgetvalue(res, i, RQ_LAST_DAY), &last) != BX_OK)
+            continue;
+        const char *text = bx_map_get(by_class, PQgetvalue(res, i, RQ_CLASS));
+        size_t count = 0;
+        for (const char *p = text; p && *p;) {
+            if (count == cap) {
+                size_t ncap = cap ? cap * 2 : 256;
+                bx_date *grown = realloc(list, ncap * sizeof(*list));
+                if (grown == NULL) {
+                    s = BX_ERR(err, BX_ENOMEM, "roll calls: out of memory");
+                    break;
+                }
+                list = grown;
+                cap = ncap;
+            }
+            char *end;
+            list[count++] = (bx_date)strtol(p, &end, 10);
+            p = *end == ',' ? end + 1 : end;
+        }
+        int due = 0, got = 0;
+        reports_rollcall_days(cal, first, last, today, list, count, &due, &got);
+        c->rollcall_due = due;
+        c->rollcall_reported = got;
+    }
+    free(list);
+    bx_map_free(by_class);
+    PQclear(days);
+    return s;
+}
+
+/* $1 level, $2 area prefix, $3 calendar, $4 and $5 the period's first and last day. */
+static const char area_cases_sql[] =
+    "SELECT CASE $1 WHEN 'school' THEN sc.id WHEN 'township' THEN t.code::text "
+    "  WHEN 'county' THEN t.county_code::text WHEN 'city' THEN substr(t.county_code, 1, 4) "
+    "  WHEN 'province' THEN substr(t.county_code, 1, 2) ELSE '' END AS key, "
+    "  count(c.id) FILTER (WHERE c.closed_at IS NULL AND NOT cases.on_roster(c.stage)), "
+    "  count(c.id) FILTER (WHERE c.closed_at IS NULL AND cases.on_roster(c.stage)), "
+    "  count(c.id) FILTER (WHERE c.ending = 'returned'), "
+    "  count(c.id) FILTER (WHERE c.ending = 'returned' AND (c.closed_at AT TIME ZONE "
+    "    'Asia/Shanghai')::date BETWEEN $4::date AND $5::date) "
+    "FROM registry.school sc JOIN registry.township t ON t.code = sc.township_code "
+    "LEFT JOIN cases.case c ON c.school_id = sc.id "
+    "WHERE ($2 = '' OR t.county_code::text LIKE $2 || '%') AND ($3 = '' OR sc.calendar_id = $3) "
+    "GROUP BY 1 ORDER BY 1";
+
+bx_status reports_query_area_cases(PGconn *db, reports_level level, const char *area,
+                                   const char *calendar_id, const char *first_day,
+                                   const char *last_day, PGresult **res, bx_error *err)
+{
+    const char *params[] = {reports_level_name(level), area ? area : "",
+                            calendar_id ? calendar_id : "", first_day, last_day};
+    return bx_pg_query(db, area_cases_sql, 5, params, res, err);
 }
 
 /* ---- the standing lists ----

@@ -5,6 +5,7 @@
 #ifndef BX_ESCALATE_REPORT_QUERIES_H
 #define BX_ESCALATE_REPORT_QUERIES_H
 
+#include "bx_registry.h"
 #include "bx_status.h"
 #include "reports.h"
 
@@ -33,15 +34,21 @@ enum {
     RQ_UNDATED,
     RQ_NO_DATE,
     RQ_HAS_PERIOD,
-    RQ_BEGUN
+    RQ_BEGUN,
+    RQ_CALENDAR,  /* the school's calendar id */
+    RQ_FIRST_DAY, /* the class's period: its first and last day, "YYYY-MM-DD" or "" */
+    RQ_LAST_DAY,
+    RQ_HAS_ENROLLED /* 't' when the registry lists an enrolled student in the class */
 };
 
-/* The period and the area. Exactly one of term and month_first_day is set. */
+/* The period and the area. Exactly one of term, month_first_day and first_day is set. */
 typedef struct reports_period {
     const char *term;            /* each school's own term of this code, or NULL */
     const char *month_first_day; /* "YYYY-MM-01": that calendar month, or NULL */
     long long now_ms;            /* the period is cut at now */
     const char *area;            /* a county code, or a city (4) or province (2) prefix; "" all */
+    const char *first_day, *last_day; /* "YYYY-MM-DD": the days from first to last, or NULL */
+    const char *calendar_id;          /* only the schools of this calendar; NULL or "" any */
 } reports_period;
 
 /* One row per class of the area (counted as bxctl report's header comment explains). */
@@ -51,6 +58,28 @@ bx_status reports_query_class_counts(PGconn *db, const reports_period *p, PGresu
 /* The counts of the classes whose period exists and has begun, borrowing res's strings; classes
  * has room for every row of res. Returns how many it filled. */
 size_t reports_class_counts_of(const PGresult *res, reports_class_counts *classes);
+
+/* The roll calls of those classes (classes and n as reports_class_counts_of filled them from
+ * res): for each class with an enrolled student, the school days of its period by its school's
+ * calendar (found in calendars, a registry; a class whose calendar it lacks gets none) that are
+ * over by today, plus today once reported, and those with a roll call stored by bx-score
+ * (attendance.class_report, any period of the day). Sets rollcall_due and rollcall_reported. */
+bx_status reports_query_rollcall(PGconn *db, const PGresult *res, const bx_registry *calendars,
+                                 bx_date today, reports_class_counts *classes, size_t n,
+                                 bx_error *err) BX_MUSTCHECK;
+
+/* Columns of reports_query_area_cases' rows. */
+enum { RA_KEY, RA_SUSPECTED, RA_DROPOUT, RA_RETURNED, RA_RETURNS };
+
+/* The standing lists per place of a level (school id, county code, city or province prefix; the
+ * level by its reports_level_name) for the upward reports: open cases off the dropout roster,
+ * open cases on it, cases closed as returned, and those closed as returned from first_day to
+ * last_day (local dates). Only the schools in area (a code prefix, "" all) and of calendar_id
+ * ("" any). */
+bx_status reports_query_area_cases(PGconn *db, reports_level level, const char *area,
+                                   const char *calendar_id, const char *first_day,
+                                   const char *last_day, PGresult **res,
+                                   bx_error *err) BX_MUSTCHECK;
 
 /* ---- the standing lists ---- */
 

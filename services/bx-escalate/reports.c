@@ -1,6 +1,8 @@
-/* reports: 辍学率 and 巩固率 by class, school, township and county, with the seeds' thresholds. */
+/* reports: 辍学率 and 巩固率 by class, school, township and county, with the seeds' thresholds, and
+ * the roll-call reporting rate. */
 #include "reports.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@ void reports_thresholds_default(reports_thresholds *t)
     t->junior_target = 0.03;
     t->class_fail = 0.01;
     t->school_fail = 0.03;
+    t->rollcall_min = 0.90;
 }
 
 const char *reports_level_name(reports_level level)
@@ -73,6 +76,12 @@ static bx_status validate(const reports_class_counts *c, size_t i, bx_error *err
     if (!count_ok(c->enrolled_start) || !count_ok(c->enrolled_now) || !count_ok(c->dropped_out) ||
         !count_ok(c->transferred_out) || !count_ok(c->transferred_in))
         return BX_ERR(err, BX_EINVAL, "class %s: counts must be 0 to %d", name, COUNT_MAX);
+    if (!count_ok(c->rollcall_due) || !count_ok(c->rollcall_reported) ||
+        c->rollcall_reported > c->rollcall_due)
+        return BX_ERR(err, BX_EINVAL,
+                      "class %s: rollcall_reported %d of rollcall_due %d: expected 0 <= reported "
+                      "<= due",
+                      name, c->rollcall_reported, c->rollcall_due);
     return BX_OK;
 }
 
@@ -94,6 +103,43 @@ static const char *key_of(const reports_class_counts *c, reports_level level, ch
         return buf;
     }
     return "";
+}
+
+/* ---- roll calls ---- */
+
+void reports_rollcall_days(const bx_calendar *cal, bx_date first, bx_date last, bx_date today,
+                           const bx_date *reported, size_t n, int *due, int *got)
+{
+    *due = *got = 0;
+    if (cal == NULL || first == BX_DATE_NONE || last == BX_DATE_NONE || last < first ||
+        today == BX_DATE_NONE || today < first)
+        return;
+    bx_date over = today - 1 < last ? today - 1 : last; /* the last day that is over */
+    *due = bx_calendar_school_days_between(cal, first, over);
+    bool today_in = today <= last && bx_calendar_is_school_day(cal, today);
+    /* counted once each: the list may repeat a day (one roll call per period) */
+    bool seen_today = false;
+    for (size_t i = 0; i < n; i++) {
+        bx_date d = reported[i];
+        if (d < first || d > last || d > today || !bx_calendar_is_school_day(cal, d))
+            continue;
+        bool repeat = false;
+        for (size_t k = 0; k < i && !repeat; k++)
+            repeat = reported[k] == d;
+        if (repeat)
+            continue;
+        if (d == today)
+            seen_today = true;
+        ++*got;
+    }
+    if (today_in && seen_today)
+        ++*due;
+}
+
+bool reports_rollcall_incomplete(long due, long got, double min_share)
+{
+    long permille = lround(min_share * 1000.0);
+    return due > 0 && got * 1000 < permille * due;
 }
 
 static void add_counts(reports_counts *sum, const reports_class_counts *c)
@@ -124,6 +170,11 @@ static void flag_row(reports_row *r, const reports_thresholds *t)
         r->flags |= REPORTS_FLAG_CLASS_FAILS;
     if (r->level == REPORTS_SCHOOL && r->all.dropout_valid && r->all.dropout_rate > t->school_fail)
         r->flags |= REPORTS_FLAG_SCHOOL_FAILS;
+    r->rollcall_valid = r->rollcall_due > 0;
+    r->rollcall_rate =
+        r->rollcall_valid ? (double)r->rollcall_reported / (double)r->rollcall_due : 0;
+    if (r->level == REPORTS_CLASS && r->rollcall_incomplete > 0)
+        r->flags |= REPORTS_FLAG_ROLLCALL_INCOMPLETE;
 }
 
 bx_status reports_aggregate(const reports_class_counts *classes, size_t n, reports_level level,
@@ -177,6 +228,10 @@ bx_status reports_aggregate(const reports_class_counts *classes, size_t n, repor
             return BX_ERR(err, BX_EINVAL, "class %s is given twice", key);
         }
         r->classes++;
+        r->rollcall_due += c->rollcall_due;
+        r->rollcall_reported += c->rollcall_reported;
+        r->rollcall_incomplete +=
+            reports_rollcall_incomplete(c->rollcall_due, c->rollcall_reported, t->rollcall_min);
         add_counts(&r->all, c);
         add_counts(c->grade <= 6 ? &r->primary : &r->junior, c);
     }
@@ -196,6 +251,7 @@ static const struct {
     {REPORTS_FLAG_JUNIOR_OVER, "junior_over_target"},
     {REPORTS_FLAG_CLASS_FAILS, "class_fails"},
     {REPORTS_FLAG_SCHOOL_FAILS, "school_fails"},
+    {REPORTS_FLAG_ROLLCALL_INCOMPLETE, "rollcall_incomplete"},
 };
 
 /* The flags as "a b" (sep " ") or "a;b"; "" when none. */
@@ -214,19 +270,21 @@ static void flags_text(unsigned flags, const char *sep, char *out, size_t size)
 
 bx_status reports_write_text(bx_buf *out, const reports_row *rows, size_t count)
 {
-    bx_status s = bx_buf_printf(out, "%-8s %-32s %7s %9s %7s %8s %7s %7s %9s %9s  %s\n", "level",
-                                "id", "classes", "enrolled", "dropped", "dropout", "out", "in",
-                                "now", "retention", "flags");
+    bx_status s = bx_buf_printf(out, "%-8s %-32s %7s %9s %7s %8s %7s %7s %9s %9s %9s %7s  %s\n",
+                                "level", "id", "classes", "enrolled", "dropped", "dropout", "out",
+                                "in", "now", "retention", "rollcall", "incompl", "flags");
     for (size_t i = 0; i < count && s == BX_OK; i++) {
         const reports_row *r = &rows[i];
-        char dropout[16], retention[16], flags[128];
+        char dropout[16], retention[16], rollcall[16], flags[160];
         reports_rate_text(r->all.dropout_valid, r->all.dropout_rate, dropout);
         reports_rate_text(r->all.retention_valid, r->all.retention_rate, retention);
+        reports_rate_text(r->rollcall_valid, r->rollcall_rate, rollcall);
         flags_text(r->flags, " ", flags, sizeof(flags));
-        s = bx_buf_printf(out, "%-8s %-32s %7d %9ld %7ld %8s %7ld %7ld %9ld %9s  %s\n",
+        s = bx_buf_printf(out, "%-8s %-32s %7d %9ld %7ld %8s %7ld %7ld %9ld %9s %9s %7d  %s\n",
                           reports_level_name(r->level), r->id, r->classes, r->all.enrolled_start,
                           r->all.dropped_out, dropout, r->all.transferred_out,
-                          r->all.transferred_in, r->all.enrolled_now, retention, flags);
+                          r->all.transferred_in, r->all.enrolled_now, retention, rollcall,
+                          r->rollcall_incomplete, flags);
     }
     return s;
 }
@@ -253,17 +311,20 @@ bx_status reports_write_csv(bx_buf *out, const reports_row *rows, size_t count)
                           stages[k], stages[k], stages[k], stages[k], stages[k], stages[k],
                           stages[k]);
     if (s == BX_OK)
-        s = bx_buf_puts(out, ",flags\r\n");
+        s = bx_buf_puts(out, ",rollcall_days_due,rollcall_days_reported,rollcall_rate,"
+                             "rollcall_incomplete_classes,flags\r\n");
     for (size_t i = 0; i < count && s == BX_OK; i++) {
         const reports_row *r = &rows[i];
-        char flags[128];
+        char flags[160], rollcall[16];
+        reports_rate_text(r->rollcall_valid, r->rollcall_rate, rollcall);
         flags_text(r->flags, ";", flags, sizeof(flags));
         s = bx_buf_printf(out, "%s,%s,%s,%s,%s,%d", reports_level_name(r->level), r->id, r->school,
                           r->township, r->county, r->classes);
         IFOK(s, csv_stage(out, &r->all));
         IFOK(s, csv_stage(out, &r->primary));
         IFOK(s, csv_stage(out, &r->junior));
-        IFOK(s, bx_buf_printf(out, ",%s\r\n", flags));
+        IFOK(s, bx_buf_printf(out, ",%ld,%ld,%s,%d,%s\r\n", r->rollcall_due, r->rollcall_reported,
+                              rollcall, r->rollcall_incomplete, flags));
     }
     return s;
 }
@@ -289,6 +350,38 @@ static bx_status json_stage(bx_buf *out, const char *name, const reports_counts 
     return s;
 }
 
+/* ,"rollcall":{"days_due":..,"days_reported":..,"rate_pct":..,"incomplete_classes":..} */
+static bx_status json_rollcall(bx_buf *out, const reports_row *r)
+{
+    bx_status s = bx_buf_printf(out, ",\"rollcall\":{\"days_due\":%ld,\"days_reported\":%ld",
+                                r ? r->rollcall_due : 0, r ? r->rollcall_reported : 0);
+    IFOK(s, json_rate(out, "rate_pct", r && r->rollcall_valid, r ? r->rollcall_rate : 0));
+    IFOK(s, bx_buf_printf(out, ",\"incomplete_classes\":%d}", r ? r->rollcall_incomplete : 0));
+    return s;
+}
+
+bx_status reports_write_figures_json(bx_buf *out, const reports_row *r,
+                                     const reports_area_cases *cases)
+{
+    reports_counts none = {0};
+    const reports_counts *c = r ? &r->all : &none;
+    bx_status s = bx_buf_printf(out,
+                                "{\"classes\":%d,\"enrolled_start\":%ld,\"enrolled_now\":%ld,"
+                                "\"dropped_out\":%ld,\"transferred_out\":%ld,"
+                                "\"transferred_in\":%ld",
+                                r ? r->classes : 0, c->enrolled_start, c->enrolled_now,
+                                c->dropped_out, c->transferred_out, c->transferred_in);
+    IFOK(s, json_rate(out, "dropout_rate_pct", c->dropout_valid, c->dropout_rate));
+    IFOK(s, json_rate(out, "retention_rate_pct", c->retention_valid, c->retention_rate));
+    IFOK(s, bx_buf_printf(out,
+                          ",\"ledger\":{\"suspected\":%ld,\"dropout\":%ld,\"returned\":%ld},"
+                          "\"returns\":%ld",
+                          cases->suspected, cases->dropout, cases->returned, cases->returns));
+    IFOK(s, json_rollcall(out, r));
+    IFOK(s, bx_buf_puts(out, "}"));
+    return s;
+}
+
 bx_status reports_write_json(bx_buf *out, const reports_row *rows, size_t count)
 {
     bx_status s = bx_buf_puts(out, "[");
@@ -310,6 +403,7 @@ bx_status reports_write_json(bx_buf *out, const reports_row *rows, size_t count)
         IFOK(s, json_stage(out, "all", &r->all));
         IFOK(s, json_stage(out, "primary", &r->primary));
         IFOK(s, json_stage(out, "junior", &r->junior));
+        IFOK(s, json_rollcall(out, r));
         IFOK(s, bx_buf_puts(out, ",\"flags\":["));
         int first = 1;
         for (size_t k = 0; k < sizeof(flag_names) / sizeof(flag_names[0]) && s == BX_OK; k++)

@@ -499,6 +499,87 @@ BX_TEST(report_month_and_missing_data)
     free(o);
 }
 
+/* Roll calls of a class on every school day of the autumn term's calendar from 09-01 to 11-27
+ * (the clock's today) but the days in skip (a SQL list of dates), by the national holidays and
+ * make-up days, plus a Saturday that counts nothing. */
+static void rollcalls(PGconn *db, const char *klass, const char *school, const char *skip)
+{
+    char sql[1400];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO attendance.class_report (class_id, day, period, school_id, order_key, "
+             "value) SELECT '%s', d::date, 0, '%s', 'k', '1' FROM generate_series(date "
+             "'2026-09-01', date '2026-11-27', interval '1 day') d WHERE ((extract(isodow FROM d) "
+             "< 6 AND d::date NOT IN (SELECT day FROM registry.calendar_day WHERE kind = "
+             "'holiday')) OR d::date IN (SELECT day FROM registry.calendar_day WHERE kind = "
+             "'makeup_workday')) AND d::date NOT IN (%s); INSERT INTO attendance.class_report "
+             "VALUES ('%s', '2026-11-07', 0, '%s', 'k', '1')",
+             klass, school, skip, klass, school);
+    exec_ok(db, sql);
+}
+
+/* The roll-call reporting rate (issue 15): the school days of the period by the school's
+ * calendar that are over (and today once reported), those with a roll call; a class under 90% is
+ * flagged and named in a note. 60 school days from 09-01 to 11-27: September 22 (make-up Sunday
+ * 09-20, Mid-Autumn 09-25), October 18 (National Day, make-up Saturday 10-10), November 20. */
+BX_TEST(report_rollcall_rate)
+{
+    setup();
+    PGconn *db = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(db_url, 5000, &db, &err) == BX_OK);
+    rollcalls(db, "CTA", "CT01", "date '2000-01-01'");
+    /* two school weeks without a roll call, 10-12 to 10-23: 50 of 60 */
+    rollcalls(db, "CTB", "CT01",
+              "SELECT generate_series(date '2026-10-12', date '2026-10-23', interval '1 day')");
+    /* two days of November: 58 of 60, and 18 of November's 20 (90%: not flagged) */
+    rollcalls(db, "CTC", "CT02", "date '2026-11-10', date '2026-11-11'");
+    PQfinish(db);
+
+    char *out = bxctl_ok((const char *[]){"report", "--term", "2026-autumn", NULL});
+    CHECK(has(out, "roll calls 90% of the school days"));
+    char *cta = line_starting(out, "class    CTA ");
+    CHECK(cta != NULL && has(cta, " 100.00% ") && !has(cta, "rollcall_incomplete"));
+    free(cta);
+    char *ctb = line_starting(out, "class    CTB ");
+    CHECK(ctb != NULL && has(ctb, " 83.33% ") && has(ctb, "rollcall_incomplete"));
+    free(ctb);
+    char *ctc = line_starting(out, "class    CTC ");
+    CHECK(ctc != NULL && has(ctc, " 96.67% ") && !has(ctc, "rollcall_incomplete"));
+    free(ctc);
+    CHECK(has(out, "note: class CTB (school CT01): roll calls on 50 of 60 school days (83.33%), "
+                   "under 90%: its absence figures cannot be trusted"));
+    CHECK(!has(out, "note: class CTA") && !has(out, "note: class CTC (school CT02): roll calls"));
+    free(out);
+
+    /* by school, CSV: CT01 has 110 of 120 class-days and one class under 90% */
+    out = bxctl_ok((const char *[]){"report", "--term", "2026-autumn", "--level", "school",
+                                    "--format", "csv", NULL});
+    CHECK(has(out, ",rollcall_days_due,rollcall_days_reported,rollcall_rate,"
+                   "rollcall_incomplete_classes,flags\r\n"));
+    char *ct01 = line_starting(out, "school,CT01,");
+    CHECK(ct01 != NULL && has(ct01, ",120,110,91.67%,1,"));
+    free(ct01);
+    char *ct02 = line_starting(out, "school,CT02,");
+    CHECK(ct02 != NULL && has(ct02, ",60,58,96.67%,0,"));
+    free(ct02);
+    free(out);
+
+    /* November alone, JSON: CTC's 18 of 20 is exactly 90%, not flagged */
+    out = bxctl_ok((const char *[]){"report", "--month", "2026-11", "--format", "json", NULL});
+    CHECK(has(out, "\"rollcall\":{\"days_due\":20,\"days_reported\":18,\"rate_pct\":90.00,"
+                   "\"incomplete_classes\":0},\"flags\":[]}"));
+    CHECK(has(out, "\"rollcall\":{\"days_due\":20,\"days_reported\":20,\"rate_pct\":100.00,"));
+    free(out);
+
+    /* by county: the province's figure is the sum of the class-days */
+    out = bxctl_ok((const char *[]){"report", "--term", "2026-autumn", "--level", "province",
+                                    "--format", "json", NULL});
+    CHECK(has(out, "\"level\":\"province\",\"id\":\"99\""));
+    CHECK(has(out, "\"rollcall\":{\"days_due\":180,\"days_reported\":168,\"rate_pct\":93.33,"
+                   "\"incomplete_classes\":1}"));
+    free(out);
+}
+
 /* ---- ledger ---- */
 
 BX_TEST(ledger_lists)

@@ -31,7 +31,15 @@
  * A dropout who returns in the period after dropping out in an earlier one counts in "now" but not
  * at the start, so a retention rate may pass 100%.
  * Thresholds are the seeds' (primary 1%, junior 3%, class 1%, school 3%), which are annual targets,
- * applied as they are to a term or a month. */
+ * applied as they are to a term or a month.
+ *
+ * The roll-call reporting rate (issue 15): for each class with an enrolled student, the school
+ * days of its period by its school's calendar that are over (before the clock's today, plus today
+ * once its roll call came), and those with a roll call stored by bx-score
+ * (attendance.class_report); a row's rate is its class-days reported over those due. A class with
+ * roll calls on fewer than 90% of its days is flagged rollcall_incomplete and named in a note:
+ * its children are neither present nor absent on the other days, so its absence figures cannot
+ * be trusted. Rows above a class count such classes ("incompl"). */
 #include "bx_buf.h"
 #include "bx_calendar.h"
 #include "bx_clock.h"
@@ -130,6 +138,29 @@ static bx_status collect_notes(PGresult *res, const char *period, bx_buf *notes,
                            "%ld students in %ld classes have no enrolled_on: taken as enrolled "
                            "before the period\n",
                            no_date, no_date_classes);
+        ++*nnotes;
+    }
+    return st;
+}
+
+/* A note for each class whose roll calls are under the threshold. */
+static bx_status rollcall_notes(const reports_class_counts *classes, size_t n, bx_buf *notes,
+                                int *nnotes)
+{
+    reports_thresholds t;
+    reports_thresholds_default(&t);
+    bx_status st = BX_OK;
+    for (size_t i = 0; i < n && st == BX_OK; i++) {
+        const reports_class_counts *c = &classes[i];
+        if (!reports_rollcall_incomplete(c->rollcall_due, c->rollcall_reported, t.rollcall_min))
+            continue;
+        char rate[16];
+        reports_rate_text(true, (double)c->rollcall_reported / (double)c->rollcall_due, rate);
+        st = bx_buf_printf(notes,
+                           "class %s (school %s): roll calls on %d of %d school days (%s), under "
+                           "%.0f%%: its absence figures cannot be trusted\n",
+                           c->class_id, c->school, c->rollcall_reported, c->rollcall_due, rate,
+                           t.rollcall_min * 100.0);
         ++*nnotes;
     }
     return st;
@@ -255,7 +286,8 @@ static bx_status write_text(bx_buf *out, const report_args *a, const char *as_of
 {
     bx_status st = bx_buf_printf(out,
                                  "report of %s%s%s by %s, as of %s (thresholds: primary 1%%, "
-                                 "junior 3%%, class 1%%, school 3%%)\n",
+                                 "junior 3%%, class 1%%, school 3%%; roll calls 90%% of the "
+                                 "school days)\n",
                                  a->period, a->county[0] ? " in county " : "", a->county,
                                  reports_level_name(a->level), as_of);
     IFOK(st, reports_write_text(out, rows, nrows));
@@ -325,6 +357,22 @@ static int run_report(PGconn *db, const report_args *a)
         goto out;
     }
     nclasses = reports_class_counts_of(res, classes);
+    if (nclasses > 0) {
+        bx_registry *calendars = NULL;
+        bx_status st = bx_registry_load_calendars(db, &calendars, &err);
+        IFOK(st, reports_query_rollcall(db, res, calendars,
+                                        bx_time_local_date((bx_time_ms)period.now_ms), classes,
+                                        nclasses, &err));
+        bx_registry_free(calendars);
+        if (st != BX_OK) {
+            fprintf(stderr, "bxctl report: roll calls: %s\n", err.msg);
+            goto out;
+        }
+        if (rollcall_notes(classes, nclasses, &notes, &nnotes) != BX_OK) {
+            fprintf(stderr, "bxctl report: out of memory\n");
+            goto out;
+        }
+    }
     if (nclasses == 0) {
         fprintf(stderr, "bxctl report: no class has %s%s%s\n%s", a->period,
                 a->county[0] ? " in county " : "", a->county, notes.data ? notes.data : "");
