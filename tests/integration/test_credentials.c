@@ -149,6 +149,102 @@ BX_TEST(bx_ingest_cannot_read_cases_or_write_the_registry)
     PQfinish(db);
 }
 
+/* Runs sql as db's login: true when PostgreSQL refuses it for want of a privilege. */
+static bool pg_refused(PGconn *db, const char *sql)
+{
+    char *error = NULL;
+    char *v = pg_one(db, sql, &error);
+    bool refused = v == NULL && error != NULL && strstr(error, "permission denied") != NULL;
+    if (!refused)
+        fprintf(stderr, "%s: not refused (%s)\n", sql, v ? "answered" : error ? error : "?");
+    free(v);
+    free(error);
+    return refused;
+}
+
+/* Runs sql as db's login: true when it answers (a column the service's code reads). */
+static bool pg_allowed(PGconn *db, const char *sql)
+{
+    char *error = NULL;
+    char *v = pg_one(db, sql, &error);
+    if (v == NULL)
+        fprintf(stderr, "%s: %s\n", sql, error ? error : "no row");
+    bool ok = v != NULL;
+    free(v);
+    free(error);
+    return ok;
+}
+
+/* Migration 0020: the columns each service's SQL reads, and no others. */
+BX_TEST(bx_notify_reads_guardians_phones_and_not_their_addresses)
+{
+    require_credentials("postgres");
+    PGconn *db = pg_service("bx-notify", "bx_notify_svc");
+    /* recipients.c: the guardians' mobile numbers, the primary one first */
+    CHECK(pg_allowed(db, "SELECT count(phone) + count(*) FILTER (WHERE is_primary) FROM "
+                         "registry.guardian WHERE student_id IS NOT NULL"));
+    CHECK(pg_refused(db, "SELECT address FROM registry.guardian LIMIT 1"));
+    CHECK(pg_refused(db, "SELECT name FROM registry.guardian LIMIT 1"));
+    CHECK(pg_refused(db, "SELECT count(*) FROM registry.guardian WHERE address IS NOT NULL"));
+    CHECK(pg_refused(db, "SELECT * FROM registry.guardian LIMIT 1"));
+    /* staff: it texts them and names them */
+    CHECK(pg_allowed(db, "SELECT count(phone) + count(name) FROM registry.staff"));
+    CHECK(pg_refused(db, "SELECT national_id FROM registry.student_private LIMIT 1"));
+    CHECK(pg_refused(db, "SELECT flags FROM registry.student_private LIMIT 1"));
+    PQfinish(db);
+}
+
+BX_TEST(bx_escalate_reads_no_staff_phone_and_no_guardian)
+{
+    require_credentials("postgres");
+    PGconn *db = pg_service("bx-escalate", "bx_escalate_svc");
+    CHECK(pg_refused(db, "SELECT phone FROM registry.staff LIMIT 1"));
+    CHECK(pg_refused(db, "SELECT count(*) FROM registry.staff WHERE phone IS NOT NULL"));
+    CHECK(pg_refused(db, "SELECT * FROM registry.staff LIMIT 1"));
+    /* the ledger's task owner (report_queries.c) */
+    CHECK(pg_allowed(db, "SELECT count(name) + count(role) + count(school_id) + "
+                         "count(township_code) + count(county_code) FROM registry.staff"));
+    CHECK(pg_refused(db, "SELECT count(*) FROM registry.guardian"));
+    CHECK(pg_refused(db, "SELECT name FROM registry.student_private LIMIT 1"));
+    PQfinish(db);
+}
+
+BX_TEST(bx_console_reads_no_guardian_contact_id_number_or_flags)
+{
+    require_credentials("postgres");
+    PGconn *db = pg_service("bx-console", "bx_console_svc");
+    /* the printed notice names the primary guardian; lists and the ledger name students */
+    CHECK(pg_allowed(db, "SELECT count(name) + count(relation) + count(*) FILTER (WHERE "
+                         "is_primary) FROM registry.guardian"));
+    CHECK(pg_allowed(db, "SELECT count(name) + count(sex) + count(birth_date) FROM "
+                         "registry.student_private"));
+    CHECK(pg_refused(db, "SELECT phone FROM registry.guardian LIMIT 1"));
+    CHECK(pg_refused(db, "SELECT address FROM registry.guardian LIMIT 1"));
+    CHECK(pg_refused(db, "SELECT national_id FROM registry.student_private LIMIT 1"));
+    CHECK(pg_refused(db, "SELECT flags FROM registry.student_private LIMIT 1"));
+    /* staff sign in with their mobile number */
+    CHECK(pg_allowed(db, "SELECT count(phone) FROM registry.staff"));
+    PQfinish(db);
+}
+
+BX_TEST(bx_score_and_bx_ingest_read_no_staff_phone)
+{
+    require_credentials("postgres");
+    PGconn *db = pg_service("bx-score", "bx_score_svc");
+    CHECK(pg_refused(db, "SELECT count(*) FROM registry.staff"));
+    CHECK(pg_allowed(db, "SELECT count(flags) + count(birth_date) FROM "
+                         "registry.student_private"));
+    CHECK(pg_refused(db, "SELECT national_id FROM registry.student_private LIMIT 1"));
+    PQfinish(db);
+    db = pg_service("bx-ingest", "bx_ingest_svc");
+    CHECK(pg_refused(db, "SELECT phone FROM registry.staff LIMIT 1"));
+    CHECK(pg_refused(db, "SELECT name FROM registry.staff LIMIT 1"));
+    CHECK(pg_allowed(db, "SELECT count(role) FROM registry.staff"));
+    CHECK(pg_refused(db, "SELECT count(*) FROM registry.guardian"));
+    CHECK(pg_refused(db, "SELECT count(*) FROM registry.student_private"));
+    PQfinish(db);
+}
+
 static redisContext *redis_plain(void)
 {
     char host[256] = "127.0.0.1";
