@@ -28,6 +28,7 @@ typedef enum {
     V_GRADE,
     V_PHONE,
     V_NATIONAL_ID,
+    V_STUDENT_NUMBER, /* 学籍号: G or L and an 18-character id number */
     V_FLAGS,
     V_BOOL,
     V_TERM_CODE
@@ -125,6 +126,7 @@ static const struct column student_cols[] = {{"student_id", true, V_ID, NULL, 32
                                              {"status", false, V_ENUM, statuses, 16},
                                              {"enrolled_on", false, V_DATE, NULL, 10},
                                              {"flags", false, V_FLAGS, flags, 400},
+                                             {"student_number", false, V_STUDENT_NUMBER, NULL, 19},
                                              {NULL, 0, 0, NULL, 0}};
 static const struct column guardian_cols[] = {{"student_id", true, V_ID, NULL, 32},
                                               {"name", true, V_PRIVATE_TEXT, NULL, 64},
@@ -133,6 +135,16 @@ static const struct column guardian_cols[] = {{"student_id", true, V_ID, NULL, 3
                                               {"address", false, V_PRIVATE_TEXT, NULL, 200},
                                               {"is_primary", false, V_BOOL, NULL, 5},
                                               {NULL, 0, 0, NULL, 0}};
+
+/* The household register's school-age children (四查三比对), and the children of registered-poor
+ * households: private lists of a county, a file replacing the lists of the counties it names. */
+static const struct column household_cols[] = {
+    {"national_id", true, V_NATIONAL_ID, NULL, 18}, {"name", true, V_PRIVATE_TEXT, NULL, 64},
+    {"birth_date", true, V_DATE, NULL, 10},         {"township_code", true, V_CODE9, NULL, 9},
+    {"address", false, V_PRIVATE_TEXT, NULL, 200},  {NULL, 0, 0, NULL, 0}};
+static const struct column poverty_cols[] = {{"county_code", true, V_CODE6, NULL, 6},
+                                             {"national_id", true, V_NATIONAL_ID, NULL, 18},
+                                             {NULL, 0, 0, NULL, 0}};
 
 static const struct ref no_refs[] = {{NULL, NULL, NULL}};
 static const struct ref township_refs[] = {
@@ -157,6 +169,12 @@ static const struct ref student_refs[] = {
     {NULL, NULL, NULL}};
 static const struct ref guardian_refs[] = {
     {"student_id", "registry.student t WHERE t.id = r.student_id", "student"}, {NULL, NULL, NULL}};
+static const struct ref household_refs[] = {
+    {"township_code", "registry.township t WHERE t.code = r.township_code", "township"},
+    {NULL, NULL, NULL}};
+static const struct ref poverty_refs[] = {
+    {"county_code", "registry.county t WHERE t.code = r.county_code", "county"},
+    {NULL, NULL, NULL}};
 
 static const char *const no_checks[] = {NULL};
 static const char *const class_checks[] = {
@@ -225,16 +243,34 @@ static const struct kind kinds[] = {
      "school_id = EXCLUDED.school_id, class_id = EXCLUDED.class_id, status = EXCLUDED.status, "
      "enrolled_on = EXCLUDED.enrolled_on;"
      "INSERT INTO registry.student_private (student_id, name, sex, birth_date, national_id, "
-     "flags) SELECT student_id, name, NULLIF(sex, ''), NULLIF(birth_date, '')::date, "
-     "NULLIF(national_id, ''), CASE WHEN flags = '' THEN '{}'::text[] ELSE "
-     "string_to_array(flags, ';') END FROM import_rows ON CONFLICT (student_id) DO UPDATE SET "
-     "name = EXCLUDED.name, sex = EXCLUDED.sex, birth_date = EXCLUDED.birth_date, "
-     "national_id = EXCLUDED.national_id, flags = EXCLUDED.flags"},
+     "flags, student_number) SELECT student_id, name, NULLIF(sex, ''), NULLIF(birth_date, "
+     "'')::date, NULLIF(national_id, ''), CASE WHEN flags = '' THEN '{}'::text[] ELSE "
+     "string_to_array(flags, ';') END, NULLIF(student_number, '') FROM import_rows "
+     "ON CONFLICT (student_id) DO UPDATE SET name = EXCLUDED.name, sex = EXCLUDED.sex, "
+     "birth_date = EXCLUDED.birth_date, national_id = EXCLUDED.national_id, "
+     "flags = EXCLUDED.flags, student_number = EXCLUDED.student_number"},
     {"guardians", "guardians.csv", guardian_cols, NULL, guardian_refs, no_checks,
      "DELETE FROM registry.guardian WHERE student_id IN (SELECT student_id FROM import_rows);"
      "INSERT INTO registry.guardian (student_id, name, relation, phone, address, is_primary) "
      "SELECT student_id, name, relation, NULLIF(phone, ''), NULLIF(address, ''), "
      "coalesce(NULLIF(is_primary, '')::boolean, false) FROM import_rows ORDER BY line"},
+    /* a child keeps its key (hh-<county>-<n>, the subject of its cases) while its id number
+     * stays in the county's list */
+    {"household", "household.csv", household_cols, "national_id", household_refs, no_checks,
+     "DELETE FROM registry.household_child h WHERE h.county_code IN (SELECT DISTINCT "
+     "substr(township_code, 1, 6) FROM import_rows) AND NOT EXISTS (SELECT 1 FROM import_rows r "
+     "WHERE r.national_id = h.national_id AND substr(r.township_code, 1, 6) = h.county_code);"
+     "INSERT INTO registry.household_child (county_code, township_code, national_id, name, "
+     "birth_date, address) SELECT substr(township_code, 1, 6), township_code, national_id, name, "
+     "birth_date::date, NULLIF(address, '') FROM import_rows ORDER BY line ON CONFLICT "
+     "(county_code, national_id) DO UPDATE SET township_code = EXCLUDED.township_code, "
+     "name = EXCLUDED.name, birth_date = EXCLUDED.birth_date, address = EXCLUDED.address, "
+     "imported_at = now()"},
+    {"poverty", "poverty.csv", poverty_cols, "national_id", poverty_refs, no_checks,
+     "DELETE FROM registry.poverty_child WHERE county_code IN (SELECT DISTINCT county_code FROM "
+     "import_rows);"
+     "INSERT INTO registry.poverty_child (county_code, national_id) SELECT county_code, "
+     "national_id FROM import_rows ON CONFLICT DO NOTHING"},
 };
 #define KIND_COUNT (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -395,6 +431,15 @@ static bool check_value(const struct column *c, const char *v, char *msg, size_t
             return false;
         }
         return true;
+    case V_STUDENT_NUMBER:
+        if (len != 19 || (v[0] != 'G' && v[0] != 'L') || !national_id_valid(v + 1)) {
+            snprintf(msg, size,
+                     "%s: not a national student number (学籍号: G or L, then an 18-character id "
+                     "number with its check digit)",
+                     c->name);
+            return false;
+        }
+        return true;
     case V_FLAGS:
         return check_flags(c, v, msg, size);
     case V_BOOL:
@@ -432,6 +477,22 @@ static void check_row(const struct kind *k, const char **vals, long line, struct
                         "name: a term needs a code of 1 to 16 of A-Z a-z 0-9 _ . - "
                         "(for example 2026-autumn)");
         }
+    }
+    if (strcmp(k->name, "students") == 0) {
+        if (strncmp(vals[0], "hh-", 3) == 0)
+            bad_row(rep, line,
+                    "student_id: ids starting hh- name children of the household register "
+                    "(bxctl match); choose another");
+        /* a G number is the id number itself: the two must agree (an L number is temporary) */
+        if (vals[10][0] == 'G' && vals[6][0] && strcmp(vals[10] + 1, vals[6]) != 0)
+            bad_row(rep, line, "student_number: its id part is not the row's national_id");
+    }
+    if (strcmp(k->name, "household") == 0) {
+        /* characters 7-14 of the id number are the birth date */
+        char born[11];
+        snprintf(born, sizeof(born), "%.4s-%.2s-%.2s", vals[0] + 6, vals[0] + 10, vals[0] + 12);
+        if (strcmp(born, vals[2]) != 0)
+            bad_row(rep, line, "birth_date: not the birth date in national_id");
     }
     if (strcmp(k->name, "staff") == 0) {
         const char *role = vals[2];
@@ -578,7 +639,10 @@ static bx_status take_row(struct import *im, char **fields, size_t nfields, long
     if (im->k->key) {
         const char *key = vals[im->key_col];
         long first = (long)(intptr_t)bx_map_get(im->keys, key);
-        if (first)
+        bool personal = im->k->cols[im->key_col].type == V_NATIONAL_ID;
+        if (first && personal) /* an id number is never repeated in a message */
+            bad_row(&im->rep, line, "%s: appears again (first on line %ld)", im->k->key, first);
+        else if (first)
             bad_row(&im->rep, line, "%s: \"%s\" appears again (first on line %ld)", im->k->key, key,
                     first);
         else if (bx_map_put(im->keys, key, (void *)(intptr_t)line) != BX_OK)
