@@ -802,9 +802,15 @@ static void on_action(step *st)
                       "transfer out without complete papers: treated as dropout unless the "
                       "receiving school confirms in time");
         break;
-    case LADDER_ACT_TRANSFER_CONFIRMED:
-        close_case(st, LADDER_END_TRANSFERRED, "transfer confirmed by the receiving school");
+    case LADDER_ACT_TRANSFER_CONFIRMED: {
+        char why[240];
+        if (in->receiving_school[0] != '\0')
+            snprintf(why, sizeof(why), "transfer confirmed: enrolled at %s", in->receiving_school);
+        else
+            snprintf(why, sizeof(why), "transfer confirmed by the receiving school");
+        close_case(st, LADDER_END_TRANSFERRED, why);
         return;
+    }
     case LADDER_ACT_SUSPENSION:
         if (in->approved) {
             s->suspended_until = in->last_date;
@@ -832,12 +838,45 @@ static void on_home_delivery(step *st)
     ensure_recurring(st);
 }
 
+/* The live tasks of a kind in the case. */
+static int live_tasks_of(const step *st, const char *kind)
+{
+    int n = 0;
+    for (int i = 0; i < st->s->ntasks; i++) {
+        const ladder_task *t = &st->s->tasks[i];
+        n += task_live(t) && t->rule >= 0 && strcmp(st->p->task_rules[t->rule].kind, kind) == 0;
+    }
+    return n;
+}
+
 static void on_end(step *st)
 {
+    const ladder_input *in = st->in;
     if (!st->s->open)
         return;
-    close_case(st, st->in->ending,
-               st->in->ending == LADDER_END_GRADUATED ? "graduated" : "compulsory education ended");
+    if (in->ending == LADDER_END_RETURNED) {
+        /* a data match found the child enrolled: only a case still waiting for that closes */
+        if (live_tasks_of(st, in->task_kind) == 0)
+            return;
+        char day[11];
+        bx_date_format(in->date, day);
+        for (int i = 0; i < st->s->ntasks; i++) {
+            ladder_task *t = &st->s->tasks[i];
+            if (!task_live(t) || t->rule < 0 ||
+                strcmp(st->p->task_rules[t->rule].kind, in->task_kind) != 0)
+                continue;
+            bool late = t->state == LADDER_TASK_OVERDUE;
+            t->state = late ? LADDER_TASK_DONE_LATE : LADDER_TASK_DONE;
+            task_event(st,
+                       add_event(st, LADDER_EV_TASK_DONE, late, "%s: found enrolled on %s%s",
+                                 in->task_kind, day, late ? ", after its deadline" : ""),
+                       t);
+        }
+        close_case(st, LADDER_END_RETURNED, in->reason);
+        return;
+    }
+    close_case(st, in->ending,
+               in->ending == LADDER_END_GRADUATED ? "graduated" : "compulsory education ended");
 }
 
 /* A suspected dropout found by a calendar duty: followed like an absence from its first day, unless
@@ -850,6 +889,9 @@ static void on_suspected(step *st)
     int i = st->in->stage_name[0] ? ladder_policy_stage(st->p, st->in->stage_name) : -1;
     if (i >= 0)
         enter_stage(st, i, false, "%s", st->in->reason);
+    int t = st->in->task_kind[0] ? ladder_policy_task(st->p, st->in->task_kind) : -1;
+    if (t >= 0)
+        create_task(st, t, -1, false, st->in->at, false);
 }
 
 static bx_status check_input(const ladder_input *in, bx_error *err)
@@ -897,8 +939,13 @@ static bx_status check_input(const ladder_input *in, bx_error *err)
             return BX_ERR(err, BX_EINVAL, "home_delivery: date missing");
         return BX_OK;
     case LADDER_IN_END:
-        if (in->ending != LADDER_END_GRADUATED && in->ending != LADDER_END_OBLIGATION_ENDED)
-            return BX_ERR(err, BX_EINVAL, "end: ending must be graduated or obligation_ended");
+        if (in->ending == LADDER_END_RETURNED &&
+            (in->task_kind[0] == '\0' || in->reason[0] == '\0' || in->date == BX_DATE_NONE))
+            return BX_ERR(err, BX_EINVAL, "end: returned needs the task kind, a reason and a date");
+        if (in->ending != LADDER_END_GRADUATED && in->ending != LADDER_END_OBLIGATION_ENDED &&
+            in->ending != LADDER_END_RETURNED)
+            return BX_ERR(err, BX_EINVAL,
+                          "end: ending must be graduated, obligation_ended or returned");
         return BX_OK;
     case LADDER_IN_SUSPECTED:
         if (in->date == BX_DATE_NONE || in->reason[0] == '\0')

@@ -132,6 +132,8 @@ typedef struct ladder_policy {
     int return_signoff_task;               /* task rule index, -1: no sign-off needed */
     int transfer_task;                     /* task rule index, -1: a transfer needs no confirming */
     int suspension_task;                   /* task rule index, -1: none */
+    int enrol_task; /* ladder.enrol_task: the township's task to find and enrol a child a data
+                       match found out of school (transfers.h); -1: none */
     /* stage index: a case opened by absence and still before it closes as returned when the child
      * is seen (ladder.presence_closes_below); 0: presence never closes a case */
     int presence_closes_below;
@@ -163,10 +165,14 @@ typedef enum ladder_input_kind {
     LADDER_IN_ACTION,         /* bx.actions.v1, or a task confirmation */
     LADDER_IN_DEADLINE,       /* a timer this module asked for fired */
     LADDER_IN_HOME_DELIVERY,  /* the registry says the child has home-delivered education */
-    LADDER_IN_END,            /* graduated or the obligation ended (registry) */
+    LADDER_IN_END,            /* graduated or the obligation ended (registry); or, with task_kind,
+                                 returned: a data match found the child enrolled, closing a case
+                                 that still has a live task of that kind (transfers.h) */
     LADDER_IN_SUSPECTED /* a calendar duty found a suspected dropout (疑似辍学): a term-start
-                           no-show or a child lost at a transition; opens a case unless one
-                           is open, entering stage_name ("" none) */
+                           no-show or a child lost at a transition; or a data match (四查三比对)
+                           found a child out of school. Opens a case unless one is open,
+                           entering stage_name ("" none) and creating the case-level task
+                           task_kind ("" none) */
 } ladder_input_kind;
 
 typedef enum ladder_action {
@@ -210,7 +216,7 @@ typedef struct ladder_input {
     /* action */
     ladder_action action;
     char letter[LADDER_NAME_SIZE];    /* letter_delivered: persuasion_letter, ... */
-    char task_kind[LADDER_NAME_SIZE]; /* task_done */
+    char task_kind[LADDER_NAME_SIZE]; /* task_done; suspected and end: the case-level task */
     char visit_outcome[16];           /* home_visit: will_return, refused, not_home, other */
     char visit_reason[24];            /* home_visit: the family's reason code, "" none */
     char signoff_staff_id[33];        /* returned: township officer, "" none */
@@ -218,6 +224,8 @@ typedef struct ladder_input {
     char to_staff_id[33];             /* task_reassigned: its new owner */
     bx_date return_date;              /* returned */
     bool paperwork;                   /* transfer_out */
+    char receiving_school[160];       /* transfer_confirmed: the school that enrolled the child
+                                         ("" unnamed), for the case's history */
     bool approved;                    /* suspension */
     bx_date first_date, last_date;    /* suspension */
     /* deadline */

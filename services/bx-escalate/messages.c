@@ -195,6 +195,18 @@ static bx_status parse_details(const cJSON *d, messages_input *p, bx_error *err)
         static const char *const keys[] = {"receiving_school", "confirmation_no", NULL};
         s = bx_json_only_keys(d, path, keys, err);
         IFOK(s, bx_json_get_string(d, path, "confirmation_no", true, 64, &v, err));
+        /* the school's name for the case's history, cut at a whole UTF-8 character */
+        const cJSON *school = cJSON_GetObjectItemCaseSensitive(d, "receiving_school");
+        if (s == BX_OK && cJSON_IsString(school)) {
+            size_t n = strlen(school->valuestring);
+            if (n >= sizeof(in->receiving_school)) {
+                n = sizeof(in->receiving_school) - 1;
+                while (n > 0 && ((unsigned char)school->valuestring[n] & 0xC0) == 0x80)
+                    n--;
+            }
+            snprintf(in->receiving_school, sizeof(in->receiving_school), "%.*s", (int)n,
+                     school->valuestring);
+        }
         break;
     }
     case LADDER_ACT_SUSPENSION: {
@@ -391,11 +403,22 @@ bx_status messages_case_event(const case_state *s, const messages_context *ctx,
     return st;
 }
 
+bool messages_household_subject(const char *student_id)
+{
+    return strncmp(student_id, MESSAGES_HOUSEHOLD_PREFIX, strlen(MESSAGES_HOUSEHOLD_PREFIX)) == 0;
+}
+
 bx_status messages_notify_request(const case_state *s, const messages_context *ctx,
                                   const ladder_notification *n, bx_buf *out)
 {
     bool guardian = strcmp(n->recipient_role, "guardian") == 0;
-    bx_status st = head(out, "bx.notify.requests.v1", "request_id", n->request_id, s);
+    /* a child of the household register is no registry student: bx-notify finds the staff by the
+     * case's school instead */
+    bool household = !guardian && messages_household_subject(s->student_id);
+    bx_status st = bx_buf_puts(out, "{\"schema\":\"bx.notify.requests.v1\"");
+    IFOK(st, member(out, "request_id", n->request_id));
+    IFOK(st, member(out, "case_id", s->case_id));
+    IFOK(st, member(out, "student_id", household ? NULL : s->student_id));
     IFOK(st, member(out, "template", n->template_name));
     IFOK(st, member(out, "recipient_role", n->recipient_role));
     IFOK(st, member(out, "recipient_staff_id",
@@ -409,6 +432,10 @@ bx_status messages_notify_request(const case_state *s, const messages_context *c
         IFOK(st, bx_buf_json_string(out, n->params[i].name));
         IFOK(st, bx_buf_puts(out, ":"));
         IFOK(st, bx_buf_json_string(out, n->params[i].value));
+    }
+    if (household && ctx->school_id && ctx->school_id[0]) {
+        IFOK(st, bx_buf_puts(out, n->nparams ? ",\"school_id\":" : "\"school_id\":"));
+        IFOK(st, bx_buf_json_string(out, ctx->school_id));
     }
     IFOK(st, bx_buf_puts(out, "}"));
     IFOK(st, member(out, "not_before", NULL));

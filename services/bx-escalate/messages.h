@@ -9,6 +9,7 @@
 #include "bx_status.h"
 #include "ladder.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* ---- decoding ---- */
@@ -56,7 +57,14 @@ typedef struct messages_context {
 /* Appends one bx.case.events.v1 message for event e of case s to out. */
 bx_status messages_case_event(const case_state *s, const messages_context *ctx,
                               const ladder_event *e, bx_buf *out) BX_MUSTCHECK;
-/* Appends one bx.notify.requests.v1 message for n of case s to out. */
+/* Case subjects from the household register (四查三比对, transfers.h) are "hh-<county>-<n>": no
+ * registry student has such an id. */
+#define MESSAGES_HOUSEHOLD_PREFIX "hh-"
+bool messages_household_subject(const char *student_id);
+
+/* Appends one bx.notify.requests.v1 message for n of case s to out. A household subject's request
+ * to staff names no student but the case's school (params.school_id), where bx-notify finds them.
+ */
 bx_status messages_notify_request(const case_state *s, const messages_context *ctx,
                                   const ladder_notification *n, bx_buf *out) BX_MUSTCHECK;
 /* The staff id of a role for this student when the registry knows it (homeroom teacher), else

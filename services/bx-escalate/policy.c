@@ -151,16 +151,16 @@ typedef struct parser {
     int stage_line[LADDER_STAGES_MAX];
     int task_line[LADDER_TASK_RULES_MAX];
     bool task_has_owner[LADDER_TASK_RULES_MAX], task_has_due[LADDER_TASK_RULES_MAX];
-    char special[3][LADDER_NAME_SIZE]; /* return_signoff, transfer, suspension */
-    int special_line[3];
+    char special[4][LADDER_NAME_SIZE]; /* return_signoff, transfer, suspension, enrol */
+    int special_line[4];
     char presence_below[LADDER_NAME_SIZE]; /* ladder.presence_closes_below; "" none */
     int presence_line;
     char task_from[LADDER_TASK_RULES_MAX][LADDER_NAME_SIZE]; /* task.<kind>.from; "" none */
     int task_from_line[LADDER_TASK_RULES_MAX];
 } parser;
 
-static const char *const special_names[3] = {"ladder.return_signoff_task", "ladder.transfer_task",
-                                             "ladder.suspension_task"};
+static const char *const special_names[4] = {"ladder.return_signoff_task", "ladder.transfer_task",
+                                             "ladder.suspension_task", "ladder.enrol_task"};
 
 static int stage_index(parser *ps, const char *name, int line, bx_error *err, bx_status *s)
 {
@@ -243,9 +243,9 @@ static bx_status set_ladder(parser *ps, const char *key, char *v, int line, bx_e
         ps->presence_line = line;
     } else {
         int k = 0;
-        while (k < 3 && strcmp(key, special_names[k]) != 0)
+        while (k < 4 && strcmp(key, special_names[k]) != 0)
             k++;
-        if (k == 3)
+        if (k == 4)
             return BAD("%s:%d: unknown setting %.*s", ps->file, line, SHOWN, key);
         if (strcmp(v, "none") != 0 && !name_ok(v, false))
             return BAD("%s:%d: %s: expected a task kind or none, got \"%.*s\"", ps->file, line, key,
@@ -496,8 +496,9 @@ static bx_status resolve(parser *ps, bx_error *err)
             return BAD("%s:%d: stage.%s.open_after: unknown task kind \"%s\"", ps->file,
                        ps->stage_line[i], sr->name, sr->open_after);
     }
-    int *special_idx[3] = {&p->return_signoff_task, &p->transfer_task, &p->suspension_task};
-    for (int k = 0; k < 3; k++) {
+    int *special_idx[4] = {&p->return_signoff_task, &p->transfer_task, &p->suspension_task,
+                           &p->enrol_task};
+    for (int k = 0; k < 4; k++) {
         *special_idx[k] = -1;
         if (ps->special[k][0] == '\0')
             continue;
@@ -529,6 +530,7 @@ static parser *parser_new(const char *name)
     snprintf(ps->p.name, sizeof(ps->p.name), "default");
     ps->p.deadline_minute = 17 * 60;
     ps->p.return_signoff_task = ps->p.transfer_task = ps->p.suspension_task = -1;
+    ps->p.enrol_task = -1;
     return ps;
 }
 

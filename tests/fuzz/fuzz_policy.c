@@ -68,7 +68,7 @@ static void check_loaded(const policy *p)
         INVARIANT(t->ndone_by >= 0 && t->ndone_by <= LADDER_DONE_BY_MAX);
         INVARIANT(t->due.n >= 0 && t->every.n >= 0);
     }
-    int specials[] = {p->return_signoff_task, p->transfer_task, p->suspension_task};
+    int specials[] = {p->return_signoff_task, p->transfer_task, p->suspension_task, p->enrol_task};
     for (size_t i = 0; i < sizeof(specials) / sizeof(specials[0]); i++)
         INVARIANT(specials[i] >= -1 && specials[i] < p->ntask_rules);
 #endif
