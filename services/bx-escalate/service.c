@@ -18,6 +18,7 @@
 #include "state_json.h"
 #include "store.h"
 #include "timers.h"
+#include "transfers.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@
 #define DLQ_RECORD_MAX     65536 /* a bigger rejected message is dead-lettered without its bytes */
 #define PG_CONNECT_WAIT_MS 10000 /* how long connecting to PostgreSQL may wait for it */
 #define PRUNE_EVERY_MS     (3600 * 1000LL) /* how often relayed outbox rows are pruned */
+#define FINDINGS_MAX       500             /* matching findings applied per tick */
 
 static bx_metric m_inputs = {"bx_escalate_inputs_total", "assessments and actions applied to cases",
                              "counter", 0, NULL};
@@ -360,6 +362,50 @@ static bx_status duty_suspect(void *arg, const char *duty_key, const char *stude
     return s;
 }
 
+/* ---- transfers matched and matching findings (transfers.h) ---- */
+
+/* duties_suspect_fn for transfers.h: one input of the transfer check or a matching finding
+ * applied to its student's case, inside the caller's transaction. */
+static bx_status match_apply(void *arg, const char *what, const char *student,
+                             const char *school_id, const ladder_input *in, bx_error *err)
+{
+    escalate_service *sv = arg;
+    const bx_reg_school *sch = bx_registry_school(sv->registry, school_id);
+    if (sch == NULL || sch->calendar == NULL)
+        return BX_ERR(err, BX_ENOTFOUND, "%s: school %s not in the registry", what, school_id);
+    escalate_store_case row = {0};
+    bx_status s = load_student_case(sv, student, &row, err);
+    if (s != BX_OK)
+        return s;
+    bx_error step_err = {0};
+    s = ladder_step(sv->conf.policy, sch->calendar, &sv->before, in, &sv->after, &sv->fx,
+                    &step_err);
+    if (s != BX_OK)
+        return BX_ERR(err, s, "%s: student %s: %s", what, student, step_err.msg);
+    int added = 0;
+    s = write_step(sv, &row, case_school(&row, school_id),
+                   bx_registry_student(sv->registry, student), in, &added, err);
+    bx_metric_add(&m_events, added);
+    return s;
+}
+
+/* The children `bxctl match` found, then the transfer check (each quick when there is nothing new:
+ * one query). */
+static void match_work(escalate_service *sv)
+{
+    if (sv->registry == NULL)
+        return;
+    const transfers_env env = {sv->db, sv->conf.policy, sv->registry, match_apply, sv};
+    bx_error err = {0};
+    int applied = 0, confirmed = 0;
+    if (transfers_apply_findings(&env, FINDINGS_MAX, &applied, &err) != BX_OK)
+        bx_log_warn("matching findings: %s", err.msg);
+    else if (transfers_check(&env, &confirmed, &err) != BX_OK)
+        bx_log_warn("transfer check: %s", err.msg);
+    if (applied || confirmed)
+        bx_log_info("%d matching findings applied, %d transfers confirmed", applied, confirmed);
+}
+
 /* Schedules the duties of every term not yet over (idempotent: one timer per key). Runs when the
  * registry revision or the day changed. */
 static void schedule_duties(escalate_service *sv)
@@ -647,5 +693,6 @@ void escalate_service_tick(escalate_service *sv)
         return;
     }
     schedule_duties(sv);
+    match_work(sv);
     prune_outbox(sv);
 }
