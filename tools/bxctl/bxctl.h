@@ -38,6 +38,11 @@ int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv); /* document.c */
 int bxctl_analyst(bxctl_ctx *ctx, int argc, char **argv);       /* analyst.c: Kafka */
 int bxctl_backup(bxctl_ctx *ctx, int argc, char **argv);        /* backup.c */
 int bxctl_restore(bxctl_ctx *ctx, int argc, char **argv);       /* backup.c */
+int bxctl_match(bxctl_ctx *ctx, int argc, char **argv);         /* match.c: 四查三比对 */
+/* The enrolment rate (入学率) of each county under area (a code prefix, "" all) from its latest
+ * match, one line each appended to notes (for bxctl report); nothing without a match. */
+bx_status bxctl_match_report_notes(PGconn *db, const char *area, bx_buf *notes,
+                                   int *nnotes) BX_MUSTCHECK;
 
 /* What bx-score's computations read (rebuild.c): PostgreSQL, Redis, the registry, the profiles
  * and the policy. Returns NULL after printing why; close with bxctl_score_close. */

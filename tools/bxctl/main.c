@@ -16,7 +16,8 @@ static void usage(void)
             "  topics create                   create the Kafka topics\n"
             "  import <kind> <file.csv>        import one registry file (kinds: counties,\n"
             "                                  townships, calendar, holidays, schools, staff,\n"
-            "                                  classes, students, guardians)\n"
+            "                                  classes, students, guardians, household,\n"
+            "                                  poverty)\n"
             "  import --dir <folder>           import every known file found in a folder\n"
             "  key create <school_id> [label]  make a school's credential (shown once)\n"
             "  key list [school_id]            list credentials (never the secret)\n"
@@ -39,6 +40,9 @@ static void usage(void)
         "  ledger [--county CODE] [--kind suspected|dropout|returned]\n"
         "         [--names] [--json]\n"
         "                                  standing lists with persuasion history\n"
+        "  match --county CODE [--ledger school_age|suspected|dropout] [--names] [--json]\n"
+        "                                  四查三比对: the household register against the\n"
+        "                                  registry; the three ledgers; suspected cases\n"
         "  settle [--group GROUP:TOPIC[,TOPIC]]... [--timeout S] [--interval MS] [--verbose]\n"
         "                                  wait until every group has consumed its topics,\n"
         "                                  no timer is due and the outbox is empty\n"
@@ -133,6 +137,8 @@ int main(int argc, char **argv)
         rc = bxctl_report(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "ledger") == 0)
         rc = bxctl_ledger(&ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "match") == 0)
+        rc = bxctl_match(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "settle") == 0)
         rc = bxctl_settle(&ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "staff") == 0)
