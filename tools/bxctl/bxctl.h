@@ -43,6 +43,9 @@ int bxctl_match(bxctl_ctx *ctx, int argc, char **argv);         /* match.c: å››æ
  * match, one line each appended to notes (for bxctl report); nothing without a match. */
 bx_status bxctl_match_report_notes(PGconn *db, const char *area, bx_buf *notes,
                                    int *nnotes) BX_MUSTCHECK;
+/* The student's transfers matched by bx-escalate (cases.transfer_match), out or in: printed as
+ * lines when json is NULL, else appended as ,"transfers":[...] (for bxctl case show). */
+bx_status bxctl_match_transfers(PGconn *db, const char *student, bx_buf *json) BX_MUSTCHECK;
 
 /* What bx-score's computations read (rebuild.c): PostgreSQL, Redis, the registry, the profiles
  * and the policy. Returns NULL after printing why; close with bxctl_score_close. */

@@ -376,8 +376,8 @@ static bx_status json_rows(bx_buf *b, const char *name, PGresult *res, int first
 #define JSON_ROWS(b, name, res, first, fields)                                                     \
     json_rows(b, name, res, first, fields, sizeof(fields) / sizeof(fields[0]))
 
-static bx_status show_json(bx_buf *b, const char *student, PGresult *cases, PGresult *tasks,
-                           PGresult *events)
+static bx_status show_json(PGconn *db, bx_buf *b, const char *student, PGresult *cases,
+                           PGresult *tasks, PGresult *events)
 {
     bx_status st = bx_buf_puts(b, "{\"student_id\":");
     IFOK(st, bx_buf_json_string(b, student));
@@ -390,6 +390,7 @@ static bx_status show_json(bx_buf *b, const char *student, PGresult *cases, PGre
     IFOK(st, JSON_ROWS(b, "earlier_cases", cases, 1, earlier_fields));
     IFOK(st, bx_buf_puts(b, ","));
     IFOK(st, JSON_ROWS(b, "history", events, 0, event_fields));
+    IFOK(st, bxctl_match_transfers(db, student, b));
     IFOK(st, bx_buf_puts(b, "}\n"));
     return st;
 }
@@ -474,11 +475,18 @@ static int case_show(bxctl_ctx *ctx, int argc, char **argv)
                     student);
         } else {
             rc = 0;
-            if (json)
-                printf("{\"student_id\":\"%s\",\"case_id\":null}\n", student);
-            else
+            bx_buf b;
+            bx_buf_init(&b, 0);
+            if (json &&
+                bx_buf_printf(&b, "{\"student_id\":\"%s\",\"case_id\":null", student) == BX_OK &&
+                bxctl_match_transfers(db, student, &b) == BX_OK)
+                printf("%s}\n", b.data);
+            if (!json) {
                 printf("student %s (school %s, class %s, registry status %s): no case\n", student,
                        PQgetvalue(reg, 0, 0), PQgetvalue(reg, 0, 1), PQgetvalue(reg, 0, 2));
+                rc = bxctl_match_transfers(db, student, NULL) == BX_OK ? 0 : 1;
+            }
+            bx_buf_free(&b);
         }
         PQclear(reg);
         goto out;
@@ -490,7 +498,7 @@ static int case_show(bxctl_ctx *ctx, int argc, char **argv)
     if (json) {
         bx_buf b;
         bx_buf_init(&b, 0);
-        if (show_json(&b, student, cases, tasks, events) == BX_OK) {
+        if (show_json(db, &b, student, cases, tasks, events) == BX_OK) {
             fputs(b.data, stdout);
             rc = 0;
         } else {
@@ -499,7 +507,7 @@ static int case_show(bxctl_ctx *ctx, int argc, char **argv)
         bx_buf_free(&b);
     } else {
         show_text(student, cases, tasks, events);
-        rc = 0;
+        rc = bxctl_match_transfers(db, student, NULL) == BX_OK ? 0 : 1;
     }
 out:
     if (err.msg[0])

@@ -688,3 +688,58 @@ bx_status bxctl_match_report_notes(PGconn *db, const char *area, bx_buf *notes, 
     PQclear(res);
     return s;
 }
+
+/* ---- transfers matched, in bxctl case show ---- */
+
+bx_status bxctl_match_transfers(PGconn *db, const char *student, bx_buf *json)
+{
+    PGresult *res = NULL;
+    bx_error err = {0};
+    bx_status s = bx_pg_query(
+        db,
+        "SELECT CASE WHEN m.student_id = $1 THEN 'out' ELSE 'in' END, m.outcome, m.case_id, "
+        "m.student_id, m.from_school, coalesce(m.to_student_id, ''), coalesce(m.to_school, ''), "
+        "coalesce(m.matched_by, ''), " BXCTL_ISO(
+            "m.decided_at") ", m.detail FROM "
+                            "cases.transfer_match m WHERE m.student_id = $1 OR m.to_student_id = "
+                            "$1 ORDER BY "
+                            "m.decided_at, m.id",
+        1, (const char *[]){student}, &res, &err);
+    if (s != BX_OK) /* a database without migration 0023 */
+        return json ? bx_buf_puts(json, ",\"transfers\":[]") : BX_OK;
+    static const bxctl_json_field fields[] = {
+        {"direction", 0, BXCTL_JSON_STRING},   {"outcome", 1, BXCTL_JSON_STRING},
+        {"case_id", 2, BXCTL_JSON_RAW},        {"student_id", 3, BXCTL_JSON_STRING},
+        {"from_school", 4, BXCTL_JSON_STRING}, {"to_student_id", 5, BXCTL_JSON_OR_NULL},
+        {"to_school", 6, BXCTL_JSON_OR_NULL},  {"matched_by", 7, BXCTL_JSON_OR_NULL},
+        {"decided_at", 8, BXCTL_JSON_STRING},  {"detail", 9, BXCTL_JSON_STRING}};
+    if (json)
+        s = bx_buf_puts(json, ",\"transfers\":[");
+    for (int i = 0; i < PQntuples(res) && s == BX_OK; i++) {
+        if (json) {
+            s = bx_buf_puts(json, i ? ",{" : "{");
+            IFOK(s, BXCTL_JSON_FIELDS(json, res, i, fields));
+            IFOK(s, bx_buf_puts(json, "}"));
+            continue;
+        }
+        char at[17];
+        bxctl_time_text(PQgetvalue(res, i, 8), at);
+        if (PQgetvalue(res, i, 1)[0] == 'r')
+            printf("transfer out (case %s): not confirmed automatically on %s: %s\n",
+                   PQgetvalue(res, i, 2), at, PQgetvalue(res, i, 9));
+        else if (PQgetvalue(res, i, 0)[0] == 'o')
+            printf("transfer out (case %s): confirmed on %s: enrolled as %s at school %s "
+                   "(matched by %s)\n",
+                   PQgetvalue(res, i, 2), at, PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
+                   PQgetvalue(res, i, 7));
+        else
+            printf("transfer in: from school %s (student %s, case %s), confirmed on %s "
+                   "(matched by %s)\n",
+                   PQgetvalue(res, i, 4), PQgetvalue(res, i, 3), PQgetvalue(res, i, 2), at,
+                   PQgetvalue(res, i, 7));
+    }
+    if (json)
+        IFOK(s, bx_buf_puts(json, "]"));
+    PQclear(res);
+    return s;
+}

@@ -352,7 +352,8 @@ static int run_report(PGconn *db, const report_args *a)
     }
     int n = PQntuples(res);
     classes = calloc(n > 0 ? (size_t)n : 1, sizeof(*classes));
-    if (classes == NULL || collect_notes(res, a->period, &notes, &nnotes) != BX_OK) {
+    if (classes == NULL || collect_notes(res, a->period, &notes, &nnotes) != BX_OK ||
+        bxctl_match_report_notes(db, a->county, &notes, &nnotes) != BX_OK) { /* 入学率, match.c */
         fprintf(stderr, "bxctl report: out of memory\n");
         goto out;
     }
