@@ -265,9 +265,8 @@ bx_status notify_worker_open(notify_service *sv, notify_worker *w, int index, bx
     clock_gettime(CLOCK_REALTIME, &ts);
     w->random = (uint32_t)(ts.tv_nsec ^ (getpid() << 8) ^ (index * 2654435761u)) | 1u;
     bx_status s = bx_pg_connect(sv->conf.pg_url, PG_WAIT_MS, &w->db, err);
-    IFOK(s, bx_redis_connect(sv->conf.redis_url, 10000, &w->redis, err));
-    IFOK(s, limits_rate_new(w->redis, sv->conf.rate_key, sv->conf.rate_per_second,
-                            sv->conf.rate_burst, &w->rate, err));
+    IFOK(s, limits_rate_open(sv->conf.redis_url, sv->conf.rate_key, sv->conf.rate_per_second,
+                             sv->conf.rate_burst, &w->rate, err));
     IFOK(s, provider_open(&sv->conf.provider, &w->prov, err));
     return s;
 }
@@ -276,8 +275,6 @@ void notify_worker_close(notify_worker *w)
 {
     provider_close(w->prov);
     limits_rate_free(w->rate);
-    if (w->redis)
-        redisFree(w->redis);
     if (w->db)
         PQfinish(w->db);
 }

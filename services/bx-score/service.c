@@ -52,7 +52,7 @@ struct score_service {
     bx_consumer *consumer;
     bx_producer *producer;
     PGconn *db;
-    redisContext *redis;
+    bx_redis *redis; /* one server or a Redis Cluster (BX_REDIS_URL) */
     score_store_redis *store;
     bx_registry *registry;
     score_profiles *profiles;
@@ -68,11 +68,10 @@ static bx_status connect_redis(score_service *sv, bx_error *err)
 {
     score_store_redis_free(sv->store);
     sv->store = NULL;
-    if (sv->redis)
-        redisFree(sv->redis);
+    bx_redis_close(sv->redis);
     sv->redis = NULL;
-    bx_status s = bx_redis_connect(sv->conf.redis_url, 10000, &sv->redis, err);
-    IFOK(s, score_store_redis_new(sv->redis, &sv->store, err));
+    bx_status s = bx_redis_open(sv->conf.redis_url, 10000, &sv->redis, err);
+    IFOK(s, score_store_redis_open(sv->redis, &sv->store, err));
     return s;
 }
 
@@ -159,8 +158,7 @@ void score_service_stop(score_service *sv)
     bx_consumer_free(sv->consumer);
     bx_producer_free(sv->producer, 10000);
     score_store_redis_free(sv->store);
-    if (sv->redis)
-        redisFree(sv->redis);
+    bx_redis_close(sv->redis);
     if (sv->db)
         PQfinish(sv->db);
     score_profiles_free(sv->profiles);
@@ -645,7 +643,8 @@ static void recover_connections(void *arg)
 {
     score_service *sv = ((batch_try *)arg)->sv;
     bx_error err = {0};
-    if ((sv->redis == NULL || sv->redis->err) && connect_redis(sv, &err) != BX_OK)
+    if ((sv->redis == NULL || sv->store == NULL || bx_redis_broken(sv->redis)) &&
+        connect_redis(sv, &err) != BX_OK)
         bx_log_warn("cannot reconnect to Redis: %s", err.msg);
     if (connect_pg(sv, &err) != BX_OK)
         bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);

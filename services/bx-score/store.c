@@ -96,7 +96,8 @@ typedef struct call {
 } call;
 
 struct score_store_redis {
-    redisContext *redis; /* borrowed */
+    bx_redis *redis; /* borrowed, or own_handle: a wrapper of the caller's redisContext */
+    bool own_handle;
     char sha[SCRIPT_COUNT][41];
     call calls[LOAD_WINDOW]; /* a window of WINDOW_CALLS script calls or LOAD_WINDOW reads */
     const char **argv;       /* WINDOW_CALLS * CALL_ARGS */
@@ -398,14 +399,28 @@ static bx_status entries_from_reply(const redisReply *r, bool with_order, const 
 
 /* --- Redis pipelines -------------------------------------------------------------------------- */
 
-static bx_status redis_failed(score_store_redis *st, const char *what, bx_error *err)
+/* SCRIPT LOAD of one script on every master; the sha into st->sha[script]. */
+static bx_status load_script(score_store_redis *st, int script, bx_error *err)
 {
-    redisContext *c = st->redis;
-    return BX_ERR(err, c->err == REDIS_ERR_IO || c->err == REDIS_ERR_EOF ? BX_ETRANSIENT : BX_EIO,
-                  "redis: %s: %s", what, c->errstr[0] ? c->errstr : "connection failed");
+    const char *argv[] = {"SCRIPT", "LOAD", script_source[script]};
+    const size_t len[] = {6, 4, strlen(script_source[script])};
+    redisReply **r = NULL;
+    size_t n = 0;
+    bx_status s = bx_redis_call_masters(st->redis, 3, argv, len, &r, &n, err);
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        if (r[i]->type != REDIS_REPLY_STRING || r[i]->len != 40)
+            s = BX_ERR(err, BX_EIO, "redis: SCRIPT LOAD: %s",
+                       r[i]->type == REDIS_REPLY_ERROR ? r[i]->str : "unexpected answer");
+        else
+            memcpy(st->sha[script], r[i]->str, 41);
+    }
+    if (s == BX_OK && n == 0)
+        s = BX_ERR(err, BX_ETRANSIENT, "redis: SCRIPT LOAD: no master to load it on");
+    bx_redis_replies_free(r, n);
+    return s;
 }
 
-bx_status score_store_redis_new(redisContext *redis, score_store_redis **out, bx_error *err)
+bx_status score_store_redis_open(bx_redis *redis, score_store_redis **out, bx_error *err)
 {
     score_store_redis *st = calloc(1, sizeof(*st));
     if (st == NULL)
@@ -419,16 +434,7 @@ bx_status score_store_redis_new(redisContext *redis, score_store_redis **out, bx
         return BX_ERR(err, BX_ENOMEM, "out of memory");
     }
     for (int i = 0; i < SCRIPT_COUNT; i++) {
-        redisReply *r = redisCommand(redis, "SCRIPT LOAD %s", script_source[i]);
-        bx_status s = BX_OK;
-        if (r == NULL)
-            s = redis_failed(st, "SCRIPT LOAD", err);
-        else if (r->type != REDIS_REPLY_STRING || r->len != 40)
-            s = BX_ERR(err, BX_EIO, "redis: SCRIPT LOAD: %s",
-                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected answer");
-        else
-            memcpy(st->sha[i], r->str, 41);
-        freeReplyObject(r);
+        bx_status s = load_script(st, i, err);
         if (s != BX_OK) {
             score_store_redis_free(st);
             return s;
@@ -438,10 +444,26 @@ bx_status score_store_redis_new(redisContext *redis, score_store_redis **out, bx
     return BX_OK;
 }
 
+bx_status score_store_redis_new(redisContext *redis, score_store_redis **out, bx_error *err)
+{
+    bx_redis *h = bx_redis_wrap(redis);
+    if (h == NULL)
+        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    bx_status s = score_store_redis_open(h, out, err);
+    if (s != BX_OK) {
+        bx_redis_close(h);
+        return s;
+    }
+    (*out)->own_handle = true;
+    return BX_OK;
+}
+
 void score_store_redis_free(score_store_redis *st)
 {
     if (st == NULL)
         return;
+    if (st->own_handle)
+        bx_redis_close(st->redis); /* the wrapper only: the connection is the caller's */
     free(st->argv);
     free(st->argvlen);
     free(st->keys);
@@ -462,26 +484,27 @@ static bool is_noscript(const redisReply *r)
 static bx_status run_calls(score_store_redis *st, call *calls, size_t ncalls, int script,
                            reply_fn *fn, void *ctx, bx_error *err)
 {
-    redisContext *c = st->redis;
+    bx_redis *c = st->redis;
     for (size_t i = 0; i < ncalls; i++) {
         calls[i].retry = false;
-        if (redisAppendCommandArgv(c, calls[i].argc, calls[i].argv, calls[i].argvlen) != REDIS_OK)
-            return redis_failed(st, "send", err);
+        bx_status s = bx_redis_append(c, calls[i].argc, calls[i].argv, calls[i].argvlen, err);
+        if (s != BX_OK)
+            return s;
     }
     bx_status s = BX_OK;
     size_t retries = 0;
     for (size_t i = 0; i < ncalls; i++) {
-        void *reply = NULL;
-        if (redisGetReply(c, &reply) != REDIS_OK || reply == NULL)
-            return redis_failed(st, "read", err);
-        const redisReply *r = reply;
+        redisReply *r = NULL;
+        bx_status rs = bx_redis_read(c, &r, err);
+        if (rs != BX_OK)
+            return rs;
         if (script >= 0 && is_noscript(r)) {
             calls[i].retry = true;
             retries++;
         } else if (s == BX_OK) {
             s = fn(ctx, &calls[i], r, err);
         }
-        freeReplyObject(reply);
+        freeReplyObject(r);
     }
     if (retries == 0)
         return s;
@@ -493,24 +516,24 @@ static bx_status run_calls(score_store_redis *st, call *calls, size_t ncalls, in
         calls[i].argvlen[0] = 4;
         calls[i].argv[1] = script_source[script];
         calls[i].argvlen[1] = strlen(script_source[script]);
-        if (redisAppendCommandArgv(c, calls[i].argc, calls[i].argv, calls[i].argvlen) != REDIS_OK)
-            return redis_failed(st, "send", err);
+        bx_status as = bx_redis_append(c, calls[i].argc, calls[i].argv, calls[i].argvlen, err);
+        if (as != BX_OK)
+            return as;
     }
     for (size_t i = 0; i < ncalls; i++) {
         if (!calls[i].retry)
             continue;
-        void *reply = NULL;
-        if (redisGetReply(c, &reply) != REDIS_OK || reply == NULL)
-            return redis_failed(st, "read", err);
+        redisReply *r = NULL;
+        bx_status rs = bx_redis_read(c, &r, err);
+        if (rs != BX_OK)
+            return rs;
         if (s == BX_OK)
-            s = fn(ctx, &calls[i], reply, err);
-        freeReplyObject(reply);
+            s = fn(ctx, &calls[i], r, err);
+        freeReplyObject(r);
     }
-    /* Load the script again so the next window goes back to EVALSHA. */
-    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", script_source[script]);
-    if (r == NULL)
-        return redis_failed(st, "SCRIPT LOAD", err);
-    freeReplyObject(r);
+    /* Load the script again (on every master) so the next window goes back to EVALSHA. */
+    if (s == BX_OK)
+        s = load_script(st, script, err);
     return s;
 }
 

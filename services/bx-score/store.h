@@ -57,6 +57,7 @@
 #define BX_SCORE_STORE_H
 
 #include "bx_calendar.h"
+#include "bx_redis.h"
 #include "bx_status.h"
 
 #include <hiredis/hiredis.h>
@@ -155,6 +156,11 @@ typedef struct score_store_redis score_store_redis;
  * flushed its script cache) is answered by EVAL with the source, so the caller never sees it. */
 bx_status score_store_redis_new(redisContext *redis, score_store_redis **out,
                                 bx_error *err) BX_MUSTCHECK;
+/* The same over a bx_redis handle (one server or a Redis Cluster: scripts are loaded on every
+ * master), borrowed likewise. After BX_ETRANSIENT the handle is broken (bx_redis_broken): close
+ * it, open another and make a new score_store_redis. */
+bx_status score_store_redis_open(bx_redis *redis, score_store_redis **out,
+                                 bx_error *err) BX_MUSTCHECK;
 void score_store_redis_free(score_store_redis *st);
 
 /* Applies n facts by compare-and-set, pipelined: one script call per run of consecutive facts of

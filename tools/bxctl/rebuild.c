@@ -13,7 +13,7 @@
 
 struct bxctl_score {
     PGconn *db;
-    redisContext *redis;
+    bx_redis *redis; /* one server or a Redis Cluster (BX_REDIS_URL) */
     score_store_redis *store;
     bx_registry *registry;
     score_profiles *profiles;
@@ -26,8 +26,7 @@ void bxctl_score_close(bxctl_score *s)
     if (s == NULL)
         return;
     score_store_redis_free(s->store);
-    if (s->redis)
-        redisFree(s->redis);
+    bx_redis_close(s->redis);
     score_profiles_free(s->profiles);
     bx_registry_free(s->registry);
     if (s->db)
@@ -47,8 +46,8 @@ bxctl_score *bxctl_score_open(bxctl_ctx *ctx)
     IFOK(st, bx_pg_connect(ctx->conf.pg_url, 10000, &s->db, &err));
     IFOK(st, bx_registry_load(s->db, &s->registry, &err));
     IFOK(st, score_profiles_load(s->db, s->registry, &s->profiles, &err));
-    IFOK(st, bx_redis_connect(ctx->conf.redis_url, 10000, &s->redis, &err));
-    IFOK(st, score_store_redis_new(s->redis, &s->store, &err));
+    IFOK(st, bx_redis_open(ctx->conf.redis_url, 10000, &s->redis, &err));
+    IFOK(st, score_store_redis_open(s->redis, &s->store, &err));
     if (st != BX_OK) {
         fprintf(stderr, "bxctl: %s\n", err.msg);
         bxctl_score_close(s);
