@@ -365,11 +365,40 @@ bx_status bx_delivery_wait_all(bx_delivery_wait *w, int timeout_ms)
     return s;
 }
 
+bx_status bx_kafka_replication(int *replication, const char **min_insync, bx_error *err)
+{
+    *replication = 1;
+    *min_insync = NULL;
+    const char *rf = getenv("BX_KAFKA_REPLICATION"), *isr = getenv("BX_KAFKA_MIN_INSYNC");
+    if (rf && *rf) {
+        char *end;
+        long v = strtol(rf, &end, 10);
+        if (v < 1 || v > 16 || *end)
+            return BX_ERR(err, BX_EINVAL, "BX_KAFKA_REPLICATION: \"%.20s\" is not 1 to 16", rf);
+        *replication = (int)v;
+    }
+    if (isr && *isr) {
+        char *end;
+        long v = strtol(isr, &end, 10);
+        if (v < 1 || v > *replication || *end)
+            return BX_ERR(err, BX_EINVAL,
+                          "BX_KAFKA_MIN_INSYNC: \"%.20s\" is not 1 to the replication (%d)", isr,
+                          *replication);
+        *min_insync = isr;
+    }
+    return BX_OK;
+}
+
 bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
                                  const int *partitions, int count, int timeout_ms, bx_error *err)
 {
+    int replication = 1;
+    const char *min_insync = NULL;
+    bx_status s = bx_kafka_replication(&replication, &min_insync, err);
+    if (s != BX_OK)
+        return s;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    bx_status s = set_conf(conf, "bootstrap.servers", brokers, err);
+    s = set_conf(conf, "bootstrap.servers", brokers, err);
     IFOK(s, bx_kafka_conf_credentials(conf, err));
     if (s != BX_OK) {
         rd_kafka_conf_destroy(conf);
@@ -383,8 +412,12 @@ bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
         return BX_ERR(err, BX_EFATAL, "kafka admin: %s", errstr);
     }
     rd_kafka_NewTopic_t **nt = calloc((size_t)count, sizeof(*nt));
-    for (int i = 0; i < count; i++)
-        nt[i] = rd_kafka_NewTopic_new(topics[i], partitions[i], 1, errstr, sizeof(errstr));
+    for (int i = 0; i < count; i++) {
+        nt[i] =
+            rd_kafka_NewTopic_new(topics[i], partitions[i], replication, errstr, sizeof(errstr));
+        if (nt[i] && min_insync)
+            rd_kafka_NewTopic_set_config(nt[i], "min.insync.replicas", min_insync);
+    }
     rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof(errstr));
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);

@@ -76,10 +76,16 @@ bx_status bx_delivery_wait_all(bx_delivery_wait *w, int timeout_ms) BX_MUSTCHECK
 bx_delivery_wait *bx_delivery_wait_notify_new(void (*notify)(void *arg), void *arg);
 void bx_delivery_wait_seal(bx_delivery_wait *w);
 
-/* Creates the topics (idempotent: existing topics are fine). */
+/* Creates the topics (idempotent: existing topics are fine), each replicated BX_KAFKA_REPLICATION
+ * times (1 to 16; unset: 1) and, when BX_KAFKA_MIN_INSYNC is set (1 to the replication), with
+ * that min.insync.replicas: a cluster's 3 and 2 (bx-infra up --cluster). */
 bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
                                  const int *partitions, int count, int timeout_ms,
                                  bx_error *err) BX_MUSTCHECK;
+/* BX_KAFKA_REPLICATION and BX_KAFKA_MIN_INSYNC as above: *replication 1 and *min_insync NULL when
+ * unset; BX_EINVAL naming the setting and its value when out of range. */
+bx_status bx_kafka_replication(int *replication, const char **min_insync,
+                               bx_error *err) BX_MUSTCHECK;
 
 typedef struct bx_consumer bx_consumer;
 

@@ -48,12 +48,21 @@ static bx_status set_retention(const char *brokers, int timeout_ms, bx_error *er
         rd_kafka_conf_destroy(conf);
         return BX_ERR(err, BX_EIO, "kafka: %s", errstr);
     }
+    /* AlterConfigs replaces a topic's settings: min.insync.replicas goes again with retention. */
+    int replication = 1;
+    const char *min_insync = NULL;
+    if (bx_kafka_replication(&replication, &min_insync, err) != BX_OK) {
+        rd_kafka_destroy(rk);
+        return err->status;
+    }
     rd_kafka_ConfigResource_t *res[NTOPICS];
     for (int i = 0; i < NTOPICS; i++) {
         char ms[24];
         snprintf(ms, sizeof(ms), "%lld", topics[i].days * DAY_MS);
         res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topics[i].topic);
         rd_kafka_ConfigResource_set_config(res[i], "retention.ms", ms);
+        if (min_insync)
+            rd_kafka_ConfigResource_set_config(res[i], "min.insync.replicas", min_insync);
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
@@ -104,8 +113,14 @@ int bxctl_topics(bxctl_ctx *ctx, int argc, char **argv)
         fprintf(stderr, "bxctl topics: %s\n", err.msg);
         return 1;
     }
+    int replication = 1;
+    const char *min_insync = NULL;
+    if (bx_kafka_replication(&replication, &min_insync, &err) != BX_OK)
+        return 1; /* cannot happen: bx_kafka_create_topics checked them */
     for (int i = 0; i < NTOPICS; i++)
-        printf("topic %s (%d partitions, retention %lld days)\n", topics[i].topic, partitions[i],
+        printf("topic %s (%d partitions, %d replicas, min.insync.replicas %s, retention %lld "
+               "days)\n",
+               topics[i].topic, partitions[i], replication, min_insync ? min_insync : "default",
                topics[i].days);
     return 0;
 }
