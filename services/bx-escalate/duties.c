@@ -6,8 +6,12 @@
 #include "bx_json.h"
 #include "bx_kafka.h"
 #include "bx_log.h"
+#include "bx_clock.h"
+#include "bx_pg.h"
 #include "bx_policyfile.h"
 #include "outbox.h"
+#include "report_queries.h"
+#include "reports.h"
 #include "store.h"
 
 #include <errno.h>
@@ -35,8 +39,18 @@ static const char *const settings[] = {"duties.time",
                                        "rollcall.remind",
                                        "rollcall.end_of_day",
                                        "rollcall.two_days",
+                                       "upward.school_monthly",
+                                       "upward.county_quarterly",
+                                       "upward.city_term",
+                                       "upward.province_yearly",
+                                       "upward.year_ends",
                                        NULL};
 #define FIRST_OPTIONAL 10 /* settings from here on may be left out */
+#define FIRST_UPWARD   14 /* the reports upward: all five or none */
+#define SETTINGS_MAX   32
+/* A quarter ending this many days after a term's last day at most (in its vacation) is reported
+ * on the term's last school day; one ending later belongs to the next term. */
+#define QUARTER_AFTER_TERM 31
 
 const char *duty_kind_name(duty_kind k)
 {
@@ -53,13 +67,21 @@ const char *duty_kind_name(duty_kind k)
         return "rollcall_morning";
     case DUTY_ROLLCALL_END:
         return "rollcall_end";
+    case DUTY_SCHOOL_MONTHLY:
+        return "school_monthly_report";
+    case DUTY_COUNTY_QUARTERLY:
+        return "county_quarterly_report";
+    case DUTY_CITY_TERM:
+        return "city_term_report";
+    case DUTY_PROVINCE_YEARLY:
+        return "province_yearly_report";
     }
     return NULL;
 }
 
 duty_kind duty_kind_parse(const char *name)
 {
-    for (int k = DUTY_TERM_START; k <= DUTY_ROLLCALL_END; k++)
+    for (int k = DUTY_TERM_START; k <= DUTY_PROVINCE_YEARLY; k++)
         if (strcmp(duty_kind_name((duty_kind)k), name) == 0)
             return (duty_kind)k;
     return 0;
@@ -133,12 +155,49 @@ static bool notify_ok(char *v, char *role, char *tmpl)
     return true;
 }
 
+/* "<role> <template|none>" of a report upward (k: duty kind - DUTY_SCHOOL_MONTHLY). City and
+ * province officers are not in the registry's staff: bx-notify cannot reach them, so none. */
+static bool upward_ok(char *v, duties_policy *p, int k)
+{
+    static const char *const up_roles[] = {"academic_office", "principal",        "county_officer",
+                                           "city_officer",    "province_officer", NULL};
+    char *sp = strchr(v, ' ');
+    if (sp == NULL)
+        return false;
+    *sp = '\0';
+    char *r = trim(v), *t = trim(sp + 1);
+    bool known = false;
+    for (int i = 0; up_roles[i]; i++)
+        known = known || strcmp(up_roles[i], r) == 0;
+    bool none = strcmp(t, "none") == 0;
+    bool reachable = strcmp(r, "city_officer") != 0 && strcmp(r, "province_officer") != 0;
+    if (!known || (!none && (!name_ok(t) || !reachable)))
+        return false;
+    snprintf(p->up_role[k], DUTIES_NAME_SIZE, "%s", r);
+    snprintf(p->up_template[k], DUTIES_NAME_SIZE, "%s", none ? "" : t);
+    return true;
+}
+
 static bx_status set_one(duties_policy *p, const char *name, int line, const char *key, char *v,
                          bx_error *err)
 {
     bool ok = false;
     const char *want = "";
-    if (strcmp(key, "duties.time") == 0 || strcmp(key, "rollcall.remind_time") == 0) {
+    static const char *const upward_keys[] = {"upward.school_monthly", "upward.county_quarterly",
+                                              "upward.city_term", "upward.province_yearly"};
+    int up = -1;
+    for (int k = 0; k < 4; k++)
+        if (strcmp(key, upward_keys[k]) == 0)
+            up = k;
+    if (up >= 0) {
+        ok = upward_ok(v, p, up);
+        want = "\"<role> <template|none>\" (academic_office, principal, county_officer; "
+               "city_officer and province_officer only with none)";
+    } else if (strcmp(key, "upward.year_ends") == 0) {
+        ok = name_ok(v);
+        snprintf(p->year_ends, sizeof(p->year_ends), "%s", v);
+        want = "a term code suffix such as spring";
+    } else if (strcmp(key, "duties.time") == 0 || strcmp(key, "rollcall.remind_time") == 0) {
         int h = 0, m = 0;
         char extra;
         ok = sscanf(v, "%2d:%2d%c", &h, &m, &extra) == 2 && strlen(v) == 5 && h >= 0 && h < 24 &&
@@ -193,7 +252,7 @@ static bx_status set_one(duties_policy *p, const char *name, int line, const cha
 /* The duties policy being read: a bx_policyfile callback's state. */
 typedef struct reading {
     duties_policy p;
-    bool seen[16];
+    bool seen[SETTINGS_MAX];
 } reading;
 
 static bx_status on_setting(void *arg, const char *file, int line, char *key, char *v,
@@ -217,19 +276,27 @@ static bx_status finish(bx_status s, const reading *rd, const char *name, duties
     for (int i = 0; s == BX_OK && i < FIRST_OPTIONAL; i++)
         if (!rd->seen[i])
             s = BX_ERR(err, BX_EINVAL, "%s: %s is missing", name, settings[i]);
-    /* the roll-call checks come all together or not at all */
-    int optional = 0;
-    for (int i = FIRST_OPTIONAL; settings[i]; i++)
+    /* the roll-call checks come all together or not at all, and so do the reports upward */
+    int optional = 0, upward = 0;
+    for (int i = FIRST_OPTIONAL; i < FIRST_UPWARD; i++)
         optional += rd->seen[i];
+    for (int i = FIRST_UPWARD; settings[i]; i++)
+        upward += rd->seen[i];
     if (s == BX_OK && optional > 0 && optional < 4)
         s = BX_ERR(err, BX_EINVAL,
                    "%s: rollcall.remind_time, rollcall.remind, rollcall.end_of_day and "
                    "rollcall.two_days go together",
                    name);
+    if (s == BX_OK && upward > 0 && upward < 5)
+        s = BX_ERR(err, BX_EINVAL,
+                   "%s: upward.school_monthly, upward.county_quarterly, upward.city_term, "
+                   "upward.province_yearly and upward.year_ends go together",
+                   name);
     if (s == BX_OK) {
         *out = rd->p;
         if (optional == 0)
             out->remind_minute = -1;
+        out->upward = upward == 5;
     }
     return s;
 }
@@ -289,6 +356,67 @@ static void add(duty *out, int max, int *count, duty_kind kind, const char *cale
     d->first_day = first;
     d->last_day = check;
     d->due_at = bx_time_from_local(check, minute / 60, minute % 60);
+    if (kind >= DUTY_SCHOOL_MONTHLY)
+        snprintf(d->period, sizeof(d->period), "%s", month ? month : term);
+}
+
+/* The reports upward of a term (duties_plan). */
+static void plan_upward(const duties_policy *p, const bx_calendar *cal, const char *calendar_id,
+                        const char *term_code, bx_date first, bx_date last, duty *out, int max,
+                        int *count)
+{
+    int y, m, dd;
+    /* each month's school report, on its last school day in the term */
+    bx_date_to_ymd(first, &y, &m, &dd);
+    for (bx_date month_first = bx_date_from_ymd(y, m, 1); month_first <= last && *count < max;) {
+        bx_date_to_ymd(month_first, &y, &m, &dd);
+        bx_date next = bx_date_from_ymd(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1);
+        bx_date from = month_first > first ? month_first : first;
+        bx_date to = next - 1 < last ? next - 1 : last;
+        char month[8];
+        snprintf(month, sizeof(month), "%04d-%02d", y, m);
+        add(out, max, count, DUTY_SCHOOL_MONTHLY, calendar_id, term_code, month, from,
+            last_school_day(cal, from, to), p->minute);
+        month_first = next;
+    }
+    /* each quarter that ends in this term, or within a month after it (a vacation), on its
+     * last school day in the term */
+    bx_date_to_ymd(first, &y, &m, &dd);
+    for (bx_date q_first = bx_date_from_ymd(y, (m - 1) / 3 * 3 + 1, 1);
+         q_first <= last && *count < max;) {
+        bx_date_to_ymd(q_first, &y, &m, &dd);
+        bx_date next = bx_date_from_ymd(m >= 10 ? y + 1 : y, m >= 10 ? 1 : m + 3, 1);
+        bx_date q_last = next - 1;
+        char quarter[8];
+        snprintf(quarter, sizeof(quarter), "%04d-Q%d", y, (m - 1) / 3 + 1);
+        if (q_last >= first && q_last <= last + QUARTER_AFTER_TERM)
+            add(out, max, count, DUTY_COUNTY_QUARTERLY, calendar_id, term_code, quarter, q_first,
+                last_school_day(cal, q_first > first ? q_first : first,
+                                q_last < last ? q_last : last),
+                p->minute);
+        q_first = next;
+    }
+    /* the term's city report, on its last school day */
+    bx_date end = last_school_day(cal, first, last);
+    add(out, max, count, DUTY_CITY_TERM, calendar_id, term_code, NULL, first, end, p->minute);
+    /* the school year's province report, when this term ends it */
+    size_t tl = strlen(term_code), sl = strlen(p->year_ends);
+    if (end == BX_DATE_NONE || sl == 0 || tl <= sl ||
+        strcmp(term_code + tl - sl, p->year_ends) != 0 || term_code[tl - sl - 1] != '-')
+        return;
+    bx_date year_first = first;
+    for (bx_date d = first - 1; d >= first - 250; d--) {
+        const bx_term *t = bx_calendar_term_of(cal, d);
+        if (t != NULL) {
+            year_first = t->first;
+            break;
+        }
+    }
+    bx_date_to_ymd(end, &y, &m, &dd);
+    char year[16];
+    snprintf(year, sizeof(year), "%04d-%04d", y - 1, y);
+    add(out, max, count, DUTY_PROVINCE_YEARLY, calendar_id, term_code, year, year_first, end,
+        p->minute);
 }
 
 int duties_plan(const duties_policy *p, const bx_calendar *cal, const char *calendar_id,
@@ -328,6 +456,8 @@ int duties_plan(const duties_policy *p, const bx_calendar *cal, const char *cale
         y = ny;
         m = nm;
     }
+    if (p->upward)
+        plan_upward(p, cal, calendar_id, term_code, first, last, out, max, &count);
     return count;
 }
 
@@ -355,8 +485,9 @@ bx_status duty_payload(const duty *d, const char *calendar_id, const char *term_
     bx_date_format(d->last_day, l);
     int n = snprintf(out, size,
                      "{\"duty\":\"%s\",\"calendar_id\":\"%s\",\"term\":\"%s\",\"first_day\":\"%s\","
-                     "\"last_day\":\"%s\"}",
-                     duty_kind_name(d->kind), calendar_id, term_code, f, l);
+                     "\"last_day\":\"%s\"%s%s%s}",
+                     duty_kind_name(d->kind), calendar_id, term_code, f, l,
+                     d->period[0] ? ",\"period\":\"" : "", d->period, d->period[0] ? "\"" : "");
     return n > 0 && (size_t)n < size ? BX_OK : BX_ENOMEM;
 }
 
@@ -429,6 +560,51 @@ static bx_status check(const duties_env *env, const timers_timer *timer, duty_ki
     return s;
 }
 
+/* The classes of a period (rp) with their roll calls by the registry's calendars, summed at level:
+ * *rows (caller frees with free()), ordered by id. */
+static bx_status period_rows(const duties_env *env, const reports_period *rp, reports_level level,
+                             reports_row **rows, size_t *n, bx_error *err)
+{
+    *rows = NULL;
+    *n = 0;
+    PGresult *res = NULL;
+    bx_status s = reports_query_class_counts(env->db, rp, &res, err);
+    if (s != BX_OK)
+        return s;
+    int nres = PQntuples(res);
+    reports_class_counts *classes = calloc(nres > 0 ? (size_t)nres : 1, sizeof(*classes));
+    if (classes == NULL) {
+        PQclear(res);
+        return BX_ERR(err, BX_ENOMEM, "report: out of memory for %d classes", nres);
+    }
+    size_t nclasses = reports_class_counts_of(res, classes);
+    if (env->registry != NULL)
+        s = reports_query_rollcall(env->db, res, env->registry,
+                                   bx_time_local_date((bx_time_ms)rp->now_ms), classes, nclasses,
+                                   err);
+    IFOK(s, reports_aggregate(classes, nclasses, level, NULL, rows, n, err));
+    free(classes);
+    PQclear(res);
+    return s;
+}
+
+/* The row of id among rows (ordered by id), or NULL. */
+static const reports_row *row_of(const reports_row *rows, size_t n, const char *id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(rows[mid].id, id);
+        if (c == 0)
+            return &rows[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
 /* The out-of-school report and the monthly summary: one request to each county's bureau. */
 static bx_status report(const duties_env *env, const timers_timer *timer, duty_kind kind,
                         const char *calendar, const char *term, const char *first, const char *last,
@@ -439,6 +615,15 @@ static bx_status report(const duties_env *env, const timers_timer *timer, duty_k
     const char *tmpl = kind == DUTY_MONTHLY_SUMMARY ? dp->monthly_template : dp->report_template;
     PGresult *res = NULL;
     bx_status s = escalate_store_county_counts(env->db, calendar, first, last, &res, err);
+    /* the summary carries each county's roll-call reporting rate over the month's days */
+    reports_row *rates = NULL;
+    size_t nrates = 0;
+    reports_period rp = {.now_ms = (long long)timer->due_at,
+                         .first_day = first,
+                         .last_day = last,
+                         .calendar_id = calendar};
+    if (s == BX_OK && kind == DUTY_MONTHLY_SUMMARY)
+        s = period_rows(env, &rp, REPORTS_COUNTY, &rates, &nrates, err);
     char at[40];
     bx_time_format(timer->due_at, at, sizeof(at));
     bx_buf b;
@@ -446,6 +631,10 @@ static bx_status report(const duties_env *env, const timers_timer *timer, duty_k
     for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
         /* No staff id: bx-notify reaches every officer of the role in the county. */
         const char *county = PQgetvalue(res, r, 0);
+        char rate[16] = "";
+        const reports_row *cr = row_of(rates, nrates, county);
+        if (kind == DUTY_MONTHLY_SUMMARY)
+            reports_rate_text(cr && cr->rollcall_valid, cr ? cr->rollcall_rate : 0, rate);
         char request_id[200];
         snprintf(request_id, sizeof(request_id), "%.120s:%s", timer->key, county);
         bx_buf_reset(&b);
@@ -454,14 +643,16 @@ static bx_status report(const duties_env *env, const timers_timer *timer, duty_k
                           "\"case_id\":null,\"student_id\":null,\"template\":\"%s\","
                           "\"recipient_role\":\"%s\",\"recipient_staff_id\":null",
                           request_id, tmpl, role);
-        IFOK(s,
-             bx_buf_printf(&b,
-                           ",\"channel\":\"task\",\"params\":{\"county_code\":\"%s\","
-                           "\"term\":\"%s\",\"first_day\":\"%s\",\"last_day\":\"%s\","
-                           "\"suspected\":%s,\"dropouts\":%s,\"opened\":%s,\"returned\":%s},"
-                           "\"not_before\":null,\"requested_at\":\"%s\"}",
-                           county, term, first, last, PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
-                           PQgetvalue(res, r, 3), PQgetvalue(res, r, 4), at));
+        IFOK(s, bx_buf_printf(&b,
+                              ",\"channel\":\"task\",\"params\":{\"county_code\":\"%s\","
+                              "\"term\":\"%s\",\"first_day\":\"%s\",\"last_day\":\"%s\","
+                              "\"suspected\":%s,\"dropouts\":%s,\"opened\":%s,\"returned\":%s",
+                              county, term, first, last, PQgetvalue(res, r, 1),
+                              PQgetvalue(res, r, 2), PQgetvalue(res, r, 3), PQgetvalue(res, r, 4)));
+        if (kind == DUTY_MONTHLY_SUMMARY)
+            IFOK(s, bx_buf_printf(&b, ",\"reporting_rate\":\"%s\",\"incomplete_classes\":%d", rate,
+                                  cr ? cr->rollcall_incomplete : 0));
+        IFOK(s, bx_buf_printf(&b, "},\"not_before\":null,\"requested_at\":\"%s\"}", at));
         IFOK(s, escalate_outbox_add(env->db, BX_TOPIC_NOTIFY_REQUESTS, county, request_id, b.data,
                                     NULL, err));
         if (s == BX_OK)
@@ -469,7 +660,204 @@ static bx_status report(const duties_env *env, const timers_timer *timer, duty_k
                         duty_kind_name(kind), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2));
     }
     bx_buf_free(&b);
+    free(rates);
     PQclear(res);
+    return s;
+}
+
+/* ---- the reports upward (四个一) ---- */
+
+static const reports_level upward_levels[4] = {REPORTS_SCHOOL, REPORTS_COUNTY, REPORTS_CITY,
+                                               REPORTS_PROVINCE};
+
+/* What one report upward works with. */
+typedef struct upward_job {
+    const duties_env *env;
+    const timers_timer *timer;
+    duty_kind kind;
+    int k; /* kind - DUTY_SCHOOL_MONTHLY */
+    const char *calendar, *term, *first, *last, *period;
+    bx_buf *b;
+} upward_job;
+
+/* The period of a report of area (a prefix; "" with the calendar for the schools' reports). */
+static reports_period upward_period(const upward_job *j, const char *area)
+{
+    reports_period rp = {.now_ms = (long long)j->timer->due_at, .area = area};
+    if (j->kind == DUTY_CITY_TERM) {
+        rp.term = j->term; /* each school's own term of the code */
+    } else {
+        rp.first_day = j->first;
+        rp.last_day = j->last;
+    }
+    if (j->kind == DUTY_SCHOOL_MONTHLY)
+        rp.calendar_id = j->calendar;
+    return rp;
+}
+
+/* The request asking the office for report id (the row written) of place. */
+static bx_status upward_request(const upward_job *j, const char *place, const char *county,
+                                const reports_row *r, const PGresult *cases, int cr, bx_error *err)
+{
+    const duties_policy *dp = j->env->policy;
+    char request_id[200], at[40], dropout[16], retention[16], rate[16];
+    snprintf(request_id, sizeof(request_id), "%.120s:%s", j->timer->key, place);
+    bx_time_format(j->timer->due_at, at, sizeof(at));
+    reports_rate_text(r && r->all.dropout_valid, r ? r->all.dropout_rate : 0, dropout);
+    reports_rate_text(r && r->all.retention_valid, r ? r->all.retention_rate : 0, retention);
+    reports_rate_text(r && r->rollcall_valid, r ? r->rollcall_rate : 0, rate);
+    bx_buf *b = j->b;
+    bx_buf_reset(b);
+    bx_status s = bx_buf_printf(b,
+                                "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s\","
+                                "\"case_id\":null,\"student_id\":null,\"template\":\"%s\","
+                                "\"recipient_role\":\"%s\",\"recipient_staff_id\":null,"
+                                "\"channel\":\"task\",\"params\":{",
+                                request_id, dp->up_template[j->k], dp->up_role[j->k]);
+    if (j->kind == DUTY_SCHOOL_MONTHLY)
+        IFOK(s, bx_buf_printf(b, "\"school_id\":\"%s\",", place));
+    IFOK(s, bx_buf_printf(b,
+                          "\"county_code\":\"%s\",\"term\":\"%s\",\"period\":\"%s\","
+                          "\"first_day\":\"%s\",\"last_day\":\"%s\",\"dropout_rate\":\"%s\","
+                          "\"retention_rate\":\"%s\",\"suspected\":%s,\"dropouts\":%s,"
+                          "\"returned\":%s,\"reporting_rate\":\"%s\",\"incomplete_classes\":%d},"
+                          "\"not_before\":null,\"requested_at\":\"%s\"}",
+                          county, j->term, j->period, j->first, j->last, dropout, retention,
+                          PQgetvalue(cases, cr, RA_SUSPECTED), PQgetvalue(cases, cr, RA_DROPOUT),
+                          PQgetvalue(cases, cr, RA_RETURNS), rate, r ? r->rollcall_incomplete : 0,
+                          at));
+    if (s != BX_OK)
+        return BX_ERR(err, s, "duty %s: request for %s: out of memory", j->timer->key, place);
+    return escalate_outbox_add(j->env->db, BX_TOPIC_NOTIFY_REQUESTS, place, request_id, b->data,
+                               NULL, err);
+}
+
+/* Writes the report of place (row r of the figures, row cr of the cases; r NULL: no classes)
+ * unless it exists; *written is 1 when it is new. */
+static bx_status upward_write(const upward_job *j, const char *place, const char *county,
+                              const reports_row *r, const PGresult *cases, int cr, int *written,
+                              bx_error *err)
+{
+    const duties_policy *dp = j->env->policy;
+    reports_area_cases ac = {
+        .suspected = strtol(PQgetvalue(cases, cr, RA_SUSPECTED), NULL, 10),
+        .dropout = strtol(PQgetvalue(cases, cr, RA_DROPOUT), NULL, 10),
+        .returned = strtol(PQgetvalue(cases, cr, RA_RETURNED), NULL, 10),
+        .returns = strtol(PQgetvalue(cases, cr, RA_RETURNS), NULL, 10),
+    };
+    bx_buf figures;
+    bx_buf_init(&figures, 0);
+    bx_status s = reports_write_figures_json(&figures, r, &ac);
+    if (s != BX_OK) {
+        bx_buf_free(&figures);
+        return BX_ERR(err, s, "duty %s: figures of %s: out of memory", j->timer->key, place);
+    }
+    char report_day[11], generated[40], request_id[200];
+    bx_date_format(bx_time_local_date(j->timer->due_at), report_day);
+    bx_time_format(bx_clock_now(), generated, sizeof(generated));
+    snprintf(request_id, sizeof(request_id), "%.120s:%s", j->timer->key, place);
+    bool ask = dp->up_template[j->k][0] != '\0';
+    const char *params[] = {duty_kind_name(j->kind),
+                            place,
+                            j->period,
+                            j->first,
+                            j->last,
+                            report_day,
+                            county[0] ? county : NULL,
+                            dp->up_role[j->k],
+                            figures.data,
+                            j->timer->key,
+                            ask ? request_id : NULL,
+                            generated,
+                            j->term};
+    PGresult *res = NULL;
+    s = bx_pg_query(
+        j->env->db,
+        "INSERT INTO cases.upward_report (kind, area, period, first_day, last_day, report_day, "
+        "county_code, owner_role, figures, duty_key, request_id, generated_at, term) VALUES ($1, "
+        "$2, $3, $4::date, $5::date, $6::date, $7, $8, $9::jsonb, $10, $11, $12::timestamptz, "
+        "$13) ON CONFLICT (kind, area, period) DO NOTHING RETURNING id",
+        13, params, &res, err);
+    *written = s == BX_OK && PQntuples(res) == 1;
+    PQclear(res);
+    bx_buf_free(&figures);
+    if (s == BX_OK && *written && ask)
+        s = upward_request(j, place, county, r, cases, cr, err);
+    return s;
+}
+
+/* The places of the calendar's schools at the report's level, each with its standing lists: for a
+ * school, counted over its own cases; for a county, city or province, over every school there
+ * (whatever its calendar). */
+static bx_status upward(const duties_env *env, const timers_timer *timer, duty_kind kind,
+                        const char *calendar, const char *term, const char *first, const char *last,
+                        const char *period, bx_error *err)
+{
+    int k = (int)kind - (int)DUTY_SCHOOL_MONTHLY;
+    reports_level level = upward_levels[k];
+    bx_buf b;
+    bx_buf_init(&b, 1 << 14);
+    upward_job j = {env, timer, kind, k, calendar, term, first, last, period, &b};
+    PGresult *places = NULL;
+    reports_row *rows = NULL;
+    size_t nrows = 0;
+    int made = 0, had = 0;
+    bx_status s = reports_query_area_cases(env->db, level, "", calendar, first, last, &places, err);
+    if (s == BX_OK && kind == DUTY_SCHOOL_MONTHLY) {
+        reports_period rp = upward_period(&j, "");
+        s = period_rows(env, &rp, REPORTS_SCHOOL, &rows, &nrows, err);
+    }
+    for (int i = 0; s == BX_OK && i < PQntuples(places); i++) {
+        const char *place = PQgetvalue(places, i, RA_KEY);
+        char county[8] = "";
+        if (kind == DUTY_COUNTY_QUARTERLY)
+            snprintf(county, sizeof(county), "%s", place);
+        int written = 0;
+        if (kind == DUTY_SCHOOL_MONTHLY) {
+            const bx_reg_school *sc =
+                env->registry ? bx_registry_school(env->registry, place) : NULL;
+            if (sc)
+                snprintf(county, sizeof(county), "%s", sc->county_code);
+            s = upward_write(&j, place, county, row_of(rows, nrows, place), places, i, &written,
+                             err);
+        } else {
+            /* A place reported already (by another calendar's duty) is left as it is. */
+            PGresult *seen = NULL;
+            s = bx_pg_query(env->db,
+                            "SELECT 1 FROM cases.upward_report WHERE kind = $1 AND area = $2 AND "
+                            "period = $3",
+                            3, (const char *[]){duty_kind_name(kind), place, period}, &seen, err);
+            bool exists = s == BX_OK && PQntuples(seen) > 0;
+            PQclear(seen);
+            if (s != BX_OK || exists) {
+                had += exists;
+                continue;
+            }
+            PGresult *cases = NULL;
+            reports_row *one = NULL;
+            size_t none = 0;
+            reports_period rp = upward_period(&j, place);
+            s = reports_query_area_cases(env->db, level, place, "", first, last, &cases, err);
+            IFOK(s, period_rows(env, &rp, level, &one, &none, err));
+            int cr = -1;
+            for (int c = 0; s == BX_OK && c < PQntuples(cases); c++)
+                if (strcmp(PQgetvalue(cases, c, RA_KEY), place) == 0)
+                    cr = c;
+            if (s == BX_OK && cr >= 0)
+                s = upward_write(&j, place, county, row_of(one, none, place), cases, cr, &written,
+                                 err);
+            free(one);
+            PQclear(cases);
+        }
+        made += written;
+        had += s == BX_OK && !written;
+    }
+    if (s == BX_OK)
+        bx_log_info("duty %s: %d %s reports of %s written, %d there already", timer->key, made,
+                    reports_level_name(level), period, had);
+    free(rows);
+    PQclear(places);
+    bx_buf_free(&b);
     return s;
 }
 
@@ -553,9 +941,9 @@ static bx_status rollcall(const duties_env *env, const timers_timer *timer, duty
 bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error *err)
 {
     cJSON *p = cJSON_Parse(timer->payload ? timer->payload : "{}");
-    const char *names[] = {"duty", "calendar_id", "term", "first_day", "last_day"};
-    const char *v[5] = {NULL};
-    for (int i = 0; i < 5; i++) {
+    const char *names[] = {"duty", "calendar_id", "term", "first_day", "last_day", "period"};
+    const char *v[6] = {NULL};
+    for (int i = 0; i < 6; i++) {
         const cJSON *item = cJSON_GetObjectItemCaseSensitive(p, names[i]);
         v[i] = cJSON_IsString(item) ? item->valuestring : NULL;
     }
@@ -568,6 +956,11 @@ bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error
         s = check(env, timer, kind, v[1], v[2], v[3], v[4], err);
     else if (kind == DUTY_ROLLCALL_MORNING || kind == DUTY_ROLLCALL_END)
         s = rollcall(env, timer, kind, v[1], v[4], err);
+    else if (kind >= DUTY_SCHOOL_MONTHLY && (!v[5] || !env->policy->upward))
+        bx_log_warn("duty %s: no period or no upward.* in the duties policy; fired without effect",
+                    timer->key);
+    else if (kind >= DUTY_SCHOOL_MONTHLY)
+        s = upward(env, timer, kind, v[1], v[2], v[3], v[4], v[5], err);
     else
         s = report(env, timer, kind, v[1], v[2], v[3], v[4], err);
     cJSON_Delete(p);

@@ -17,12 +17,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define DUTIES_NAME_SIZE   40
-#define DUTIES_GRADES_MAX  4
-#define DUTIES_KEY_SIZE    201 /* cases.timer.timer_key: 1..200 */
-#define DUTIES_PER_TERM    16  /* the term's four duties and up to 12 months */
-#define DUTIES_PER_DAY     2   /* the day's roll-call checks: morning and end of day */
-#define DUTIES_TERM_CODE   17  /* registry.calendar_term.code: 1..16 */
+#define DUTIES_NAME_SIZE  40
+#define DUTIES_GRADES_MAX 4
+#define DUTIES_KEY_SIZE   201 /* cases.timer.timer_key: 1..200 */
+#define DUTIES_PER_TERM                                                                            \
+    48                        /* the term's duties, its months (summaries, school reports) and     \
+                                 quarters */
+#define DUTIES_PER_DAY     2  /* the day's roll-call checks: morning and end of day */
+#define DUTIES_TERM_CODE   17 /* registry.calendar_term.code: 1..16 */
 #define DUTIES_CALENDAR_ID 33
 
 /* The file deploy/policy/ladder-duties.policy ("name = value" lines, "#" comments):
@@ -48,6 +50,19 @@
  *   rollcall.end_of_day              "<role> <template>" at duties.time (principal)
  *   rollcall.two_days                "<role> <template>" at duties.time when the school day
  *                                    before was not reported either (academic_office)
+ * Optional (absent: no reports upward), the 四个一 reports, each at duties.time on its school day,
+ * "<role> <template|none>" (the office that makes it; none: no message, the report is kept for
+ * bx-console and bxctl only; city and province officers are not in the registry's staff, so
+ * bx-notify cannot reach them and their template must be none):
+ *   upward.school_monthly            each school's report of the month to the county, on the
+ *                                    month's last school day in the term (academic_office)
+ *   upward.county_quarterly          each county's report of the quarter, on the calendar's last
+ *                                    school day of the quarter (county_officer)
+ *   upward.city_term                 each city's report of the term, on its last school day
+ *   upward.province_yearly           each province's report of the school year, on the last
+ *                                    school day of the term that ends it
+ *   upward.year_ends                 the term code suffix of the term ending a school year
+ *                                    (spring); the year runs from the term before it
  */
 typedef struct duties_policy {
     int minute; /* duties.time as minutes after midnight */
@@ -64,6 +79,11 @@ typedef struct duties_policy {
     char remind_role[DUTIES_NAME_SIZE], remind_template[DUTIES_NAME_SIZE];
     char eod_role[DUTIES_NAME_SIZE], eod_template[DUTIES_NAME_SIZE];
     char two_days_role[DUTIES_NAME_SIZE], two_days_template[DUTIES_NAME_SIZE];
+    /* upward.*: the four reports, by duty_kind - DUTY_SCHOOL_MONTHLY; role "" when not set up;
+     * template "" for none */
+    bool upward;
+    char up_role[4][DUTIES_NAME_SIZE], up_template[4][DUTIES_NAME_SIZE];
+    char year_ends[DUTIES_NAME_SIZE];
 } duties_policy;
 
 /* Parses a policy (name stands for the file in messages: "ladder-duties.policy:4:
@@ -79,9 +99,16 @@ typedef enum duty_kind {
     DUTY_OUT_OF_SCHOOL_REPORT,
     DUTY_MONTHLY_SUMMARY,
     DUTY_ROLLCALL_MORNING, /* a school day's classes without a roll call by remind_time */
-    DUTY_ROLLCALL_END      /* the same at the day's end, and two days in a row */
+    DUTY_ROLLCALL_END,     /* the same at the day's end, and two days in a row */
+    /* 四个一: the reports upward, one per place and period (cases.upward_report, 0022) */
+    DUTY_SCHOOL_MONTHLY,   /* each school of the calendar: the month */
+    DUTY_COUNTY_QUARTERLY, /* each county of the calendar's schools: the quarter */
+    DUTY_CITY_TERM,        /* each city: the term */
+    DUTY_PROVINCE_YEARLY   /* each province: the school year */
 } duty_kind;
-/* "term_start", "transition", "out_of_school_report", "monthly_summary"; NULL when unknown. */
+/* "term_start", "transition", "out_of_school_report", "monthly_summary", "rollcall_morning",
+ * "rollcall_end", "school_monthly_report", "county_quarterly_report", "city_term_report",
+ * "province_yearly_report"; NULL when unknown. */
 const char *duty_kind_name(duty_kind k);
 /* The kind named so, 0 when none. */
 duty_kind duty_kind_parse(const char *name);
@@ -90,17 +117,26 @@ duty_kind duty_kind_parse(const char *name);
  * scheduling it twice is a no-op and it fires once. */
 typedef struct duty {
     duty_kind kind;
-    char key[DUTIES_KEY_SIZE]; /* "duty:<kind>:<calendar>:<term>[:<YYYY-MM>]" */
+    char key[DUTIES_KEY_SIZE]; /* "duty:<kind>:<calendar>:<term>[:<period>]" */
     bx_time_ms due_at;
-    bx_date first_day, last_day; /* the days it looks at: term start to the check day, or the
-                                    month's days of the term */
+    bx_date first_day, last_day; /* the days it looks at: term start to the check day, the
+                                    month's days of the term, a report's period up to its day */
+    char period[24];             /* a report upward's period: "2026-09", "2026-Q3", the term's code,
+                                    "2026-2027"; "" for the other duties */
 } duty;
 
 /* The duties of a term (calendar_id, term_code from first to last) by the policy and the calendar:
  * the term-start check at the end of the check_after-th school day, the transition check (terms
  * whose code ends with transition.terms), the out-of-school report, and one summary a month on the
  * month's last school day in the term. A check day past the term's end moves to its last school
- * day; a duty with no school day is left out. Returns the count written to out (at most max). */
+ * day; a duty with no school day is left out. With upward.*: the schools' report of each month on
+ * the month's last school day in the term (the month's days of the term); the counties' report of
+ * each calendar quarter that ends in the term, or in the month after its last day (a vacation),
+ * on its last school day in the term (the quarter from its first day: a quarter ending later
+ * belongs to the next term); the cities' report of the term on its last school day; and, for a
+ * term ending a school year, the provinces' report of the year on its last school day (from the
+ * first day of the calendar's term before it, within 250 days, else of this term). Returns the
+ * count written to out (at most max). */
 int duties_plan(const duties_policy *p, const bx_calendar *cal, const char *calendar_id,
                 const char *term_code, bx_date first, bx_date last, duty *out, int max);
 
@@ -113,7 +149,7 @@ int duties_plan_day(const duties_policy *p, const bx_calendar *cal, const char *
                     int max);
 
 /* The JSON payload of a duty's timer: {"duty":..,"calendar_id":..,"term":..,"first_day":..,
- * "last_day":..}, into out (size bytes; BX_ENOMEM when short). */
+ * "last_day":..[,"period":..]}, into out (size bytes; BX_ENOMEM when short). */
 bx_status duty_payload(const duty *d, const char *calendar_id, const char *term_code, char *out,
                        size_t size) BX_MUSTCHECK;
 
@@ -136,8 +172,13 @@ typedef struct duties_env {
 
 /* Fires a duty timer (kind "duty") inside its transaction: what its payload names, over the
  * schools of its calendar: the checks open a suspected dropout per child found (env->suspect), the
- * report and the summary ask bx-notify (an outbox row) once per county. A payload that cannot be
- * read, or no policy, fires without effect (and says so). */
+ * report and the summary ask bx-notify (an outbox row) once per county (the summary with the
+ * county's roll-call reporting rate). A report upward is written once per place and period into
+ * cases.upward_report with its figures (reports_write_figures_json: dropout and retention rates,
+ * the ledgers' counts, returns, the reporting rate), counted as of the timer's due time, and its
+ * office asked for it as a task (an outbox row) when the policy names a template; a place and
+ * period reported already (a county with schools on two calendars) is left as it is. A payload
+ * that cannot be read, or no policy, fires without effect (and says so). */
 bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error *err) BX_MUSTCHECK;
 
 /* Schedules the duties of every term of the registry's calendars not over by today (one timer per

@@ -77,6 +77,12 @@ static const struct placeholder {
     {"dropouts", FORM_COUNT, false, 3},
     {"opened", FORM_COUNT, false, 3},
     {"returned", FORM_COUNT, false, 3},
+    /* the reports upward and the monthly summary (四个一): rates as bx-escalate writes them
+     * ("1.23%" or "n/a") and the classes whose roll calls were under 90% of their days */
+    {"dropout_rate", FORM_TEXT, false, 6},
+    {"retention_rate", FORM_TEXT, false, 7},
+    {"reporting_rate", FORM_TEXT, false, 7},
+    {"incomplete_classes", FORM_COUNT, false, 3},
     /* a staff member's bx-console activation code (bxctl staff invite|reset) */
     {"code", FORM_CODE, false, 8},
 };

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,7 +96,15 @@ static void attendance(const char *klass, const char *school, const char *studen
  *     graduated (left after grade 6); class <T>C4 (grade 4), which never did a roll call: <T>-07
  *   junior school <T>J: class <T>C7 (grade 7): <T>-06 absent every day (a transition loss)
  *   county officer <T>K. */
+static void setup_with(bool spring_2027);
+
 static void setup(void)
+{
+    setup_with(false);
+}
+
+/* spring_2027: the calendar has the next spring term too (2027-02-22..2027-07-02). */
+static void setup_with(bool spring_2027)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -107,10 +116,13 @@ static void setup(void)
     char buf[2048];
     itest_write_file(dir, "counties.csv", "code,name\n990001,测试县\n");
     itest_write_file(dir, "townships.csv", "code,county_code,name\n990001100,990001,测试镇\n");
-    snprintf(buf, sizeof(buf),
-             "calendar_id,entry,first_day,last_day,name\n%s,term,2026-03-02,2026-07-10,"
-             "2026-spring\n%s,term,2026-09-01,2027-01-22,2026-autumn\n",
-             cal, cal);
+    int used = snprintf(buf, sizeof(buf),
+                        "calendar_id,entry,first_day,last_day,name\n%s,term,2026-03-02,2026-07-10,"
+                        "2026-spring\n%s,term,2026-09-01,2027-01-22,2026-autumn\n",
+                        cal, cal);
+    if (spring_2027)
+        snprintf(buf + used, sizeof(buf) - (size_t)used,
+                 "%s,term,2027-02-22,2027-07-02,2027-spring\n", cal);
     itest_write_file(dir, "calendar.csv", buf);
     snprintf(buf, sizeof(buf),
              "school_id,name,township_code,stage,calendar_id\n%sP,职责测试小学,990001100,primary,"
@@ -193,7 +205,7 @@ static void at(const char *local_time)
 #define DUTY_TIMERS                                                                                \
     "SELECT timer_key, to_char(due_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI'), "       \
     "fired_at IS NOT NULL, attempts FROM cases.timer WHERE kind = 'duty' AND timer_key NOT LIKE "  \
-    "'duty:rollcall%' ORDER BY due_at, timer_key"
+    "'duty:rollcall%' AND payload->>'period' IS NULL ORDER BY due_at, timer_key"
 
 BX_TEST(duties_scheduled_once_and_term_start_check)
 {
@@ -253,9 +265,10 @@ BX_TEST(duties_scheduled_once_and_term_start_check)
     itest_stop(escalate);
     start_escalate();
     at("2026-09-15 08:00");
-    /* (the day's roll-call checks, scheduled day by day, are counted apart) */
+    /* (the day's roll-call checks, scheduled day by day, and the reports upward are counted
+     * apart) */
     char *counts = rows_of("SELECT (SELECT count(*) FROM cases.timer WHERE kind = 'duty' AND "
-                           "timer_key NOT LIKE 'duty:rollcall%'), "
+                           "timer_key NOT LIKE 'duty:rollcall%' AND payload->>'period' IS NULL), "
                            "(SELECT count(*) FROM cases.case), (SELECT count(*) FROM cases.event "
                            "WHERE kind = 'opened'), (SELECT max(attempts) FROM cases.timer WHERE "
                            "kind = 'duty' AND fired_at IS NOT NULL)");
@@ -298,6 +311,127 @@ BX_TEST(duties_scheduled_once_and_term_start_check)
                              "\"2026-09-30\",\"suspected\":3,\"dropouts\":0,"
                              "\"opened\":3,\"returned\":0");
     bx_buf_free(&got);
+    cJSON_Delete(schema);
+    itest_mark_free(requests);
+    itest_stop(escalate);
+    free(clock_path);
+}
+
+/* The reports upward (四个一, issue 15 item 7) on the driven clock: on 09-30, September's report of
+ * each school and the county's third quarter, each once with its figures (the roll calls of
+ * classes C3 and C7 on ten school days, class C4 none), the school's academic office and the
+ * county's officer asked for them as tasks; bx-escalate killed (SIGKILL) as they fall due makes
+ * none twice after its restart; a jump of the clock to the spring term's last day makes every
+ * report since once, each dated on its own school day; the city's and the province's are kept
+ * for bx-console and bxctl, with no message. */
+BX_TEST(reports_upward_once_each_on_their_school_day)
+{
+    setup_with(true);
+    start_escalate();
+    settle();
+    itest_mark *requests = itest_topic_mark(BX_TOPIC_NOTIFY_REQUESTS);
+    at("2026-09-30 16:59");
+    char *none = rows_of("SELECT count(*) FROM cases.upward_report");
+    CHECK_STR(none, "0\n");
+    free(none);
+    /* killed as the reports fall due, then restarted */
+    bxctl_ok((const char *[]){"clock", "set", "2026-09-30 17:30", NULL});
+    usleep(300 * 1000);
+    kill(escalate, SIGKILL);
+    itest_wait_exit(escalate, 10000);
+    start_escalate();
+    settle();
+    char *rows = untag(rows_of(
+        "SELECT kind, area, period, first_day, last_day, report_day, coalesce(county_code, '-'), "
+        "owner_role, request_id IS NOT NULL FROM cases.upward_report ORDER BY kind, area"));
+    CHECK_STR(rows, "county_quarterly_report|990001|2026-Q3|2026-07-01|2026-09-30|2026-09-30|"
+                    "990001|county_officer|t\n"
+                    "school_monthly_report|TJ|2026-09|2026-09-01|2026-09-30|2026-09-30|990001|"
+                    "academic_office|t\n"
+                    "school_monthly_report|TP|2026-09|2026-09-01|2026-09-30|2026-09-30|990001|"
+                    "academic_office|t\n");
+    free(rows);
+    /* the figures: the term-start check's suspected children (T-01 and T-05 at TP, T-06 at TJ);
+     * roll calls on 10 of the 21 school days over (09-30 not reported: not due yet) for C3 and
+     * C7, none for C4; C6 has no enrolled child. The quarter holds the spring term's last 8
+     * school days of July too. */
+    char *figures = untag(
+        rows_of("SELECT area, figures->'ledger'->>'suspected', figures->'ledger'->>'dropout', "
+                "figures->'rollcall'->>'days_due', figures->'rollcall'->>'days_reported', "
+                "figures->'rollcall'->>'rate_pct', figures->'rollcall'->>'incomplete_classes', "
+                "figures ? 'dropout_rate_pct', figures ? 'retention_rate_pct', figures ? 'returns' "
+                "FROM cases.upward_report ORDER BY kind, area"));
+    CHECK_STR(figures, "990001|3|0|87|20|22.99|3|t|t|t\n"
+                       "TJ|1|0|21|10|47.62|1|t|t|t\n"
+                       "TP|2|0|42|10|23.81|2|t|t|t\n");
+    free(figures);
+    /* each office's task once (the outbox holds one row per request: relayed at least once, a
+     * redelivery after the kill carries the same request_id), valid by the schema */
+    cJSON *schema = bx_schema_load_topic(BX_TOPIC_NOTIFY_REQUESTS);
+    REQUIRE(schema != NULL);
+    char *asked = rows_of("SELECT payload FROM cases.outbox WHERE payload::jsonb->>'template' IN "
+                          "('school_monthly_report', 'county_quarterly_report', "
+                          "'monthly_summary') ORDER BY event_id");
+    int lines = 0;
+    for (const char *line = asked; *line; lines++) {
+        size_t len = strcspn(line, "\n");
+        char err[300] = "";
+        if (!bx_schema_check_text(schema, line, len, err, sizeof(err)))
+            BX_FAIL_AT("%.*s: %s", (int)len, line, err);
+        line += len + (line[len] == '\n');
+    }
+    CHECK_INT(lines, 4);
+    char *text = untag(asked);
+    CHECK_CONTAINS(text, "\"template\":\"school_monthly_report\",\"recipient_role\":"
+                         "\"academic_office\",\"recipient_staff_id\":null,\"channel\":\"task\","
+                         "\"params\":{\"school_id\":\"TP\",\"county_code\":\"990001\"");
+    CHECK_CONTAINS(text, "\"reporting_rate\":\"23.81%\",\"incomplete_classes\":2");
+    CHECK_CONTAINS(text, "\"template\":\"county_quarterly_report\",\"recipient_role\":"
+                         "\"county_officer\"");
+    /* the month's summary to the county carries its reporting rate: the calendar's classes over
+     * September's days */
+    CHECK_CONTAINS(text, "\"template\":\"monthly_summary\"");
+    CHECK_CONTAINS(text, "\"reporting_rate\":\"31.75%\",\"incomplete_classes\":3");
+    free(asked);
+    /* and it reaches Kafka */
+    bx_buf got;
+    bx_buf_init(&got, 0);
+    CHECK(itest_topic_collect(requests, "\"county_quarterly_report\"", 1, 5000, &got) >= 1);
+    bx_buf_free(&got);
+
+    /* the clock jumps to the spring term's last day: every report since, once, on its day */
+    itest_stop(escalate);
+    start_escalate();
+    at("2027-07-02 17:30");
+    char *made =
+        untag(rows_of("SELECT kind, count(*), string_agg(DISTINCT period, ',' ORDER BY period), "
+                      "string_agg(DISTINCT report_day::text, ',' ORDER BY report_day::text) FROM "
+                      "cases.upward_report GROUP BY kind ORDER BY kind"));
+    CHECK_STR(made, "city_term_report|2|2026-autumn,2027-spring|2027-01-22,2027-07-02\n"
+                    "county_quarterly_report|4|2026-Q3,2026-Q4,2027-Q1,2027-Q2|2026-09-30,"
+                    "2026-12-31,2027-03-31,2027-06-30\n"
+                    "province_yearly_report|1|2026-2027|2027-07-02\n"
+                    "school_monthly_report|22|2026-09,2026-10,2026-11,2026-12,2027-01,2027-02,"
+                    "2027-03,2027-04,2027-05,2027-06,2027-07|2026-09-30,2026-10-30,2026-11-30,"
+                    "2026-12-31,2027-01-22,2027-02-26,2027-03-31,2027-04-30,2027-05-31,"
+                    "2027-06-30,2027-07-02\n");
+    free(made);
+    char *upper = untag(rows_of("SELECT kind, area, first_day, owner_role, request_id IS NULL, "
+                                "figures->'ledger'->>'suspected' FROM cases.upward_report WHERE "
+                                "kind IN ('city_term_report', 'province_yearly_report') ORDER "
+                                "BY kind, period"));
+    CHECK_STR(upper, "city_term_report|9900|2026-09-01|city_officer|t|3\n"
+                     "city_term_report|9900|2027-02-22|city_officer|t|3\n"
+                     "province_yearly_report|99|2026-09-01|province_officer|t|3\n");
+    free(upper);
+    /* no report twice, one request per school and county report */
+    char *counts = rows_of("SELECT (SELECT count(*) FROM cases.upward_report), (SELECT count(*) "
+                           "FROM cases.outbox WHERE payload::jsonb->>'template' IN "
+                           "('school_monthly_report', 'county_quarterly_report')), (SELECT "
+                           "count(*) FROM cases.timer WHERE kind = 'duty' AND payload ? "
+                           "'period' AND fired_at IS NULL AND due_at <= '2027-07-02 17:30+08')");
+    CHECK_STR(counts, "29|26|0\n");
+    free(counts);
     cJSON_Delete(schema);
     itest_mark_free(requests);
     itest_stop(escalate);

@@ -1062,7 +1062,7 @@ BX_TEST(duties_of_the_autumn_term)
     duty plan[DUTIES_PER_TERM];
     int n = duties_plan(duties(), calendar(), "it-2026", "2026-autumn", D("2026-09-01"),
                         D("2027-01-22"), plan, DUTIES_PER_TERM);
-    char text[2048] = "";
+    char text[4096] = "";
     size_t used = 0;
     for (int i = 0; i < n; i++) {
         char due[32], first[11], last[11];
@@ -1087,7 +1087,24 @@ BX_TEST(duties_of_the_autumn_term)
                     "duty:monthly_summary:it-2026:2026-autumn:2026-12 2026-12-31T17:00 "
                     "2026-12-01..2026-12-31\n"
                     "duty:monthly_summary:it-2026:2026-autumn:2027-01 2027-01-22T17:00 "
-                    "2027-01-01..2027-01-22\n");
+                    "2027-01-01..2027-01-22\n"
+                    /* the reports upward */
+                    "duty:school_monthly_report:it-2026:2026-autumn:2026-09 2026-09-30T17:00 "
+                    "2026-09-01..2026-09-30\n"
+                    "duty:school_monthly_report:it-2026:2026-autumn:2026-10 2026-10-30T17:00 "
+                    "2026-10-01..2026-10-30\n"
+                    "duty:school_monthly_report:it-2026:2026-autumn:2026-11 2026-11-30T17:00 "
+                    "2026-11-01..2026-11-30\n"
+                    "duty:school_monthly_report:it-2026:2026-autumn:2026-12 2026-12-31T17:00 "
+                    "2026-12-01..2026-12-31\n"
+                    "duty:school_monthly_report:it-2026:2026-autumn:2027-01 2027-01-22T17:00 "
+                    "2027-01-01..2027-01-22\n"
+                    "duty:county_quarterly_report:it-2026:2026-autumn:2026-Q3 2026-09-30T17:00 "
+                    "2026-07-01..2026-09-30\n"
+                    "duty:county_quarterly_report:it-2026:2026-autumn:2026-Q4 2026-12-31T17:00 "
+                    "2026-10-01..2026-12-31\n"
+                    "duty:city_term_report:it-2026:2026-autumn 2027-01-22T17:00 "
+                    "2026-09-01..2027-01-22\n");
     char payload[512];
     REQUIRE(duty_payload(&plan[0], "it-2026", "2026-autumn", payload, sizeof(payload)) == BX_OK);
     CHECK_STR(payload, "{\"duty\":\"term_start\",\"calendar_id\":\"it-2026\",\"term\":"
@@ -1097,15 +1114,135 @@ BX_TEST(duties_of_the_autumn_term)
      * on its last school day */
     n = duties_plan(duties(), calendar(), "it-2026", "2026-winter", D("2026-09-01"),
                     D("2026-09-08"), plan, DUTIES_PER_TERM);
-    CHECK_INT(n, 3);
+    /* and the school's report of September, the county's of the third quarter (it ends within
+     * a month of the term) and the city's of the term */
+    CHECK_INT(n, 6);
     CHECK_STR(plan[0].key, "duty:term_start:it-2026:2026-winter");
     CHECK_INT(plan[0].last_day, D("2026-09-08"));
     CHECK_STR(plan[1].key, "duty:out_of_school_report:it-2026:2026-winter");
     CHECK_STR(plan[2].key, "duty:monthly_summary:it-2026:2026-winter:2026-09");
+    CHECK_STR(plan[3].key, "duty:school_monthly_report:it-2026:2026-winter:2026-09");
+    CHECK_STR(plan[4].key, "duty:county_quarterly_report:it-2026:2026-winter:2026-Q3");
+    CHECK_INT(plan[4].last_day, D("2026-09-08"));
+    CHECK_STR(plan[5].key, "duty:city_term_report:it-2026:2026-winter");
     /* the plan is bounded by max */
     CHECK_INT(duties_plan(duties(), calendar(), "it-2026", "2026-autumn", D("2026-09-01"),
                           D("2027-01-22"), plan, 2),
               2);
+}
+
+/* Issue 15, item 7: the reports upward (四个一) of a school year's two terms: the schools' month
+ * on its last school day in the term, the counties' quarter on the calendar's last school day of
+ * the quarter, planned by the term that holds it, the cities' term on its last school day, the
+ * provinces' school year on the last school day of the spring term, from the autumn term's first
+ * day. Rows: the term, then each report planned as "<key> <due> <first>..<last> <period>". */
+BX_TEST(duties_reports_upward_of_a_school_year)
+{
+    bx_calendar *cal = bx_calendar_new();
+    REQUIRE(cal != NULL);
+    bx_error err = {0};
+    REQUIRE(bx_calendar_add_term(cal, "2026-autumn", D("2026-09-01"), D("2027-01-22"), &err) ==
+            BX_OK);
+    REQUIRE(bx_calendar_add_term(cal, "2027-spring", D("2027-02-22"), D("2027-07-02"), &err) ==
+            BX_OK);
+    /* the spring term ends on a Friday; June's end is a school day; 2027-04-05 清明 is not */
+    REQUIRE(bx_calendar_set_day(cal, D("2027-04-05"), BX_DAY_HOLIDAY) == BX_OK);
+    static const struct {
+        const char *term, *first, *last;
+        int months;
+        const char *want;
+    } rows[] = {
+        {"2026-autumn", "2026-09-01", "2027-01-22", 5,
+         "duty:county_quarterly_report:it:2026-autumn:2026-Q3 2026-09-30T17:00 "
+         "2026-07-01..2026-09-30 2026-Q3\n"
+         "duty:county_quarterly_report:it:2026-autumn:2026-Q4 2026-12-31T17:00 "
+         "2026-10-01..2026-12-31 2026-Q4\n"
+         "duty:city_term_report:it:2026-autumn 2027-01-22T17:00 2026-09-01..2027-01-22 "
+         "2026-autumn\n"},
+        /* the first quarter ends in spring (03-31), the second too (06-30); the third ends in
+         * the next autumn term, not this one; the year runs from the autumn term's first day */
+        {"2027-spring", "2027-02-22", "2027-07-02", 6,
+         "duty:county_quarterly_report:it:2027-spring:2027-Q1 2027-03-31T17:00 "
+         "2027-01-01..2027-03-31 2027-Q1\n"
+         "duty:county_quarterly_report:it:2027-spring:2027-Q2 2027-06-30T17:00 "
+         "2027-04-01..2027-06-30 2027-Q2\n"
+         "duty:city_term_report:it:2027-spring 2027-07-02T17:00 2027-02-22..2027-07-02 "
+         "2027-spring\n"
+         "duty:province_yearly_report:it:2027-spring:2026-2027 2027-07-02T17:00 "
+         "2026-09-01..2027-07-02 2026-2027\n"},
+    };
+    for (size_t i = 0; i < COUNT(rows); i++) {
+        duty plan[DUTIES_PER_TERM];
+        int n = duties_plan(duties(), cal, "it", rows[i].term, D(rows[i].first), D(rows[i].last),
+                            plan, DUTIES_PER_TERM);
+        char text[2048] = "";
+        size_t used = 0;
+        int months = 0;
+        for (int k = 0; k < n; k++) {
+            months += plan[k].kind == DUTY_SCHOOL_MONTHLY;
+            if (plan[k].kind < DUTY_COUNTY_QUARTERLY)
+                continue;
+            char due[32], first[11], last[11];
+            fmt_time(plan[k].due_at, due);
+            bx_date_format(plan[k].first_day, first);
+            bx_date_format(plan[k].last_day, last);
+            used += (size_t)snprintf(text + used, sizeof(text) - used, "%s %s %s..%s %s\n",
+                                     plan[k].key, due, first, last, plan[k].period);
+        }
+        CHECK_STR(text, rows[i].want);
+        CHECK_INT(months, rows[i].months); /* Sep..Jan; Feb..Jul */
+    }
+    /* the spring term's school report of July covers 07-01..07-02 */
+    duty plan[DUTIES_PER_TERM];
+    int n = duties_plan(duties(), cal, "it", "2027-spring", D("2027-02-22"), D("2027-07-02"), plan,
+                        DUTIES_PER_TERM);
+    char payload[512] = "";
+    for (int k = 0; k < n; k++)
+        if (strcmp(plan[k].key, "duty:school_monthly_report:it:2027-spring:2027-07") == 0)
+            REQUIRE(duty_payload(&plan[k], "it", "2027-spring", payload, sizeof(payload)) == BX_OK);
+    CHECK_STR(payload, "{\"duty\":\"school_monthly_report\",\"calendar_id\":\"it\",\"term\":"
+                       "\"2027-spring\",\"first_day\":\"2027-07-01\",\"last_day\":\"2027-07-02\","
+                       "\"period\":\"2027-07\"}");
+    CHECK_INT(duty_kind_parse("province_yearly_report"), DUTY_PROVINCE_YEARLY);
+    bx_calendar_free(cal);
+
+    /* the settings: the default names the offices; all five or none; bad values named */
+    const duties_policy *p = duties();
+    CHECK(p->upward);
+    CHECK_STR(p->up_role[0], "academic_office");
+    CHECK_STR(p->up_template[0], "school_monthly_report");
+    CHECK_STR(p->up_role[1], "county_officer");
+    CHECK_STR(p->up_role[2], "city_officer");
+    CHECK_STR(p->up_template[2], "");
+    CHECK_STR(p->year_ends, "spring");
+    const char *base = "duties.time = 17:00\nterm_start.check_after = 10 school days\n"
+                       "term_start.stage = none\ntransition.terms = autumn\n"
+                       "transition.check_after = 10 school days\ntransition.from_grades = 6\n"
+                       "transition.into_grades = 1\nout_of_school_report.after = 15 school days\n"
+                       "out_of_school_report.notify = county_officer out_of_school_report\n"
+                       "monthly_summary.notify = county_officer monthly_summary\n";
+    duties_policy q;
+    REQUIRE(duties_policy_parse(base, strlen(base), "d.policy", &q, &err) == BX_OK);
+    CHECK(!q.upward);
+    CHECK_INT(duties_plan(&q, calendar(), "it-2026", "2026-autumn", D("2026-09-01"),
+                          D("2027-01-22"), plan, DUTIES_PER_TERM),
+              8);
+    static const struct {
+        const char *line, *error;
+    } bad[] = {
+        {"upward.year_ends = spring\n", "go together"},
+        {"upward.city_term = city_officer city_report\n",
+         "d.policy:11: upward.city_term: expected \"<role> <template|none>\""},
+        {"upward.school_monthly = mayor none\n", "d.policy:11: upward.school_monthly: expected"},
+        {"upward.county_quarterly = county_officer\n",
+         "d.policy:11: upward.county_quarterly: expected"},
+    };
+    for (size_t i = 0; i < COUNT(bad); i++) {
+        char text[1024];
+        snprintf(text, sizeof(text), "%s%s", base, bad[i].line);
+        CHECK_INT(duties_policy_parse(text, strlen(text), "d.policy", &q, &err), BX_EINVAL);
+        CHECK_CONTAINS(err.msg, bad[i].error);
+    }
 }
 
 /* Issue 15: a school day's roll-call checks, at 10:00 (the homeroom teacher) and at the day's end

@@ -175,14 +175,27 @@ BX_TEST(staff_messages_show_labels_and_chinese_due_times)
 /* A county's reports as bx-escalate's calendar duties ask for them (params county_code, term,
  * first_day, last_day and the four counts) with the county's name bx-notify looks up. */
 static const template_var report_values[] = {
-    {"county", "开阳县"},        {"county_code", "520121"},  {"term", "2026-autumn"},
-    {"first_day", "2026-09-01"}, {"last_day", "2026-09-21"}, {"suspected", "12"},
-    {"dropouts", "3"},           {"opened", "17"},           {"returned", "5"},
+    {"county", "开阳县"},
+    {"county_code", "520121"},
+    {"term", "2026-autumn"},
+    {"first_day", "2026-09-01"},
+    {"last_day", "2026-09-21"},
+    {"suspected", "12"},
+    {"dropouts", "3"},
+    {"opened", "17"},
+    {"returned", "5"},
     {"date", "2026-09-21"},
+    /* the monthly summary's roll calls, and the reports upward's rates and school */
+    {"reporting_rate", "93.18%"},
+    {"incomplete_classes", "2"},
+    {"dropout_rate", "0.25%"},
+    {"retention_rate", "99.50%"},
+    {"school", "开阳县第一小学"},
 };
 #define NREPORT (sizeof(report_values) / sizeof(report_values[0]))
 
-/* The templates ladder-duties.policy asks for ("<name>.notify = <role> <template>"). */
+/* The templates ladder-duties.policy asks for ("<name>.notify = <role> <template>", and the
+ * reports upward's "upward.<report> = <role> <template|none>"). */
 static int duty_templates(char names[][64], int max)
 {
     char path[1024], line[1024];
@@ -192,8 +205,10 @@ static int duty_templates(char names[][64], int max)
     int n = 0;
     while (fgets(line, sizeof(line), f) != NULL) {
         char role[64], name[64];
-        if (line[0] != '#' && strstr(line, ".notify") != NULL &&
-            sscanf(strchr(line, '=') ? strchr(line, '=') + 1 : "", "%63s %63s", role, name) == 2) {
+        if (line[0] != '#' &&
+            (strstr(line, ".notify") != NULL || strncmp(line, "upward.", 7) == 0) &&
+            sscanf(strchr(line, '=') ? strchr(line, '=') + 1 : "", "%63s %63s", role, name) == 2 &&
+            strcmp(name, "none") != 0) {
             REQUIRE(n < max);
             snprintf(names[n++], 64, "%s", name);
         }
@@ -207,7 +222,9 @@ BX_TEST(every_template_the_duties_ask_for_is_a_report_sent_at_once)
     template_set *ts = shipped();
     char names[8][64];
     int n = duty_templates(names, 8);
-    CHECK_INT(n, 2); /* the out-of-school report and the monthly summary */
+    /* the out-of-school report, the monthly summary, the schools' and the counties' reports
+     * upward (the cities' and provinces' go to nobody bx-notify can reach) */
+    CHECK_INT(n, 4);
     for (int i = 0; i < n; i++) {
         if (!template_exists(ts, names[i])) {
             BX_FAIL_AT("ladder-duties.policy asks for template %s, notify.templates has none",
@@ -249,14 +266,26 @@ BX_TEST(county_reports_read_as_designed)
                             &err) == BX_OK);
     CHECK_STR(out,
               "【月报】开阳县2026年秋季学期辍学情况汇总（9月1日至9月21日）：在册辍学3人，疑似失"
-              "学辍学12人；本月新增跟进17人，复学5人。名单请查看控辍保学台账。");
+              "学辍学12人；本月新增跟进17人，复学5人；点名上报率93.18%，2个班不足九成（缺勤数据"
+              "不可信）。名单请查看控辍保学台账。");
+    REQUIRE(template_render(ts, "school_monthly_report", report_values, NREPORT, out, sizeof(out),
+                            &err) == BX_OK);
+    CHECK_STR(out, "【学校月报】开阳县第一小学控辍保学月报（9月1日至9月21日）：辍学率0.25%，巩固率"
+                   "99.50%；疑似失学辍学12人，在册辍学3人，本月复学5人；点名上报率93.18%，2个班不"
+                   "足九成。请核对后报县教体局。");
+    REQUIRE(template_render(ts, "county_quarterly_report", report_values, NREPORT, out, sizeof(out),
+                            &err) == BX_OK);
+    CHECK_STR(out,
+              "【县季报】开阳县本季度（9月1日至9月21日）控辍保学情况：辍学率0.25%，巩固率99.50%"
+              "；疑似失学辍学12人，在册辍学3人，本季复学5人；点名上报率93.18%，2个班不足九成"
+              "。请核对后报市教育局。");
     /* zero is a count too */
     template_var zeros[NREPORT];
     memcpy(zeros, report_values, sizeof(zeros));
     zeros[5].value = zeros[6].value = zeros[7].value = zeros[8].value = "0";
     REQUIRE(template_render(ts, "monthly_summary", zeros, NREPORT, out, sizeof(out), &err) ==
             BX_OK);
-    CHECK_CONTAINS(out, "在册辍学0人，疑似失学辍学0人；本月新增跟进0人，复学0人。");
+    CHECK_CONTAINS(out, "在册辍学0人，疑似失学辍学0人；本月新增跟进0人，复学0人；");
 }
 
 BX_TEST(county_reports_refuse_bad_counts_dates_and_holes)
