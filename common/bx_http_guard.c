@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,7 +44,7 @@ struct bx_http_guard {
     pthread_mutex_t lock; /* the list, and each client's closing */
     struct client *clients;
     atomic_llong nclients;
-    struct MHD_OptionItem options[7];
+    struct MHD_OptionItem options[8];
     pthread_t sweeper;
     bool sweeper_started;
     pthread_mutex_t stop_lock;
@@ -84,6 +85,20 @@ static struct guard_metrics *metrics_for(const char *prefix)
     }
     pthread_mutex_unlock(&registered_lock);
     return found;
+}
+
+/* libmicrohttpd's own error lines ("Connection was closed by remote side with incomplete
+ * request.", one per connection a deadline closes) are debug lines of ours: under attack they
+ * would be thousands a minute. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    if (bx_log_min_level > BX_LOG_DEBUG)
+        return;
+    const bx_http_guard *g = cls;
+    char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    line[strcspn(line, "\r\n")] = '\0';
+    bx_log_debug("%s: libmicrohttpd: %s", g->metrics->prefix, line);
 }
 
 static struct client *client_of(struct MHD_Connection *conn)
@@ -231,6 +246,7 @@ bx_status bx_http_guard_new(const bx_http_guard_conf *conf, const char *metric_p
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)conf->max_per_client, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)BX_HTTP_GUARD_CONNECTION_MEMORY, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, g},
         {MHD_OPTION_END, 0, NULL},
     };
     _Static_assert(sizeof(options) <= sizeof(g->options), "room for the options");

@@ -60,8 +60,8 @@ void bx_http_guard_free(bx_http_guard *g);
 /* For MHD_start_daemon: bx_http_guard_accept with g as the accept policy (its 3rd and 4th
  * arguments), and MHD_OPTION_ARRAY, bx_http_guard_options(g) among the options. The array
  * (connection notifications, the per-address limit, a daemon limit above the guard's own so that
- * the policy is asked, the connection memory and libmicrohttpd's idle timeout of 60 s) lives
- * in g. */
+ * the policy is asked, the connection memory, libmicrohttpd's idle timeout of 60 s and its error
+ * lines as debug lines) lives in g. */
 enum MHD_Result bx_http_guard_accept(void *g, const struct sockaddr *addr, socklen_t addrlen);
 struct MHD_OptionItem *bx_http_guard_options(bx_http_guard *g);
 

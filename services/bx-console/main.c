@@ -26,7 +26,8 @@ int main(int argc, char **argv)
     bx_common_conf common = {0};
     char *listen = NULL, *tls_cert = NULL, *tls_key = NULL, *templates = NULL, *policy = NULL;
     bool insecure = false;
-    long long threads = 0, max_connections = 0, idle = 0, absolute = 0;
+    long long threads = 0, idle = 0, absolute = 0;
+    bx_http_guard_conf guard = {0};
     long long acc_free = 0, acc_base = 0, acc_max = 0, addr_free = 0, window = 0;
     bx_conf_row rows[] = {
         BX_COMMON_CONF_ROWS(common),
@@ -42,8 +43,9 @@ int main(int argc, char **argv)
          "bx-score's policy, to explain risk scores (empty: the built-in default)"},
         {"BX_CONSOLE_THREADS", BX_CONF_INT, "4", 1, 256, &threads,
          "worker threads, each with its own PostgreSQL and Redis connection"},
-        {"BX_CONSOLE_MAX_CONNECTIONS", BX_CONF_INT, "256", 1, 10000, &max_connections,
-         "open connections"},
+        {"BX_CONSOLE_MAX_CONNECTIONS", BX_CONF_INT, "256", 1, 10000, &guard.max_connections,
+         "open connections; more are closed at once"},
+        BX_HTTP_GUARD_CONF_ROWS(guard, "64"),
         {"BX_SESSION_IDLE_S", BX_CONF_INT, "1800", 60, 86400, &idle,
          "a session unused this many seconds ends"},
         {"BX_SESSION_ABSOLUTE_S", BX_CONF_INT, "43200", 300, 604800, &absolute,
@@ -78,7 +80,7 @@ int main(int argc, char **argv)
         .templates = templates,
         .score_policy = policy,
         .threads = threads,
-        .max_connections = max_connections,
+        .guard = guard,
         .identity = {.idle_s = idle,
                      .absolute_s = absolute,
                      .account = {acc_free, acc_base, acc_max, window},

@@ -4,6 +4,7 @@
 #include "server.h"
 #include "bx_buf.h"
 #include "bx_clock.h"
+#include "bx_http_guard.h"
 #include "bx_json.h"
 #include "bx_log.h"
 #include "bx_metrics.h"
@@ -27,11 +28,15 @@
 #define PAGE_WARN      (60 * 1024)
 #define CSS_MAX        (64 * 1024)
 #define PATH_MAX_LEN   512
+/* What a POST before sign-in may send (the sign-in and activation forms): an unauthenticated
+ * connection holds at most this and its headers (BX_HTTP_GUARD_CONNECTION_MEMORY). */
+#define PUBLIC_FORM_MAX (8 * 1024)
 
 struct console_server {
     console_server_conf conf;
     bx_producer *producer;
     struct MHD_Daemon *daemon;
+    bx_http_guard *guard; /* header and body deadlines, connection caps */
     tmpl_lib *lib;
     char *css;
     size_t css_len;
@@ -50,12 +55,6 @@ struct worker {
     long long redis_retry_at;
 };
 
-/* One request's upload. */
-struct upload {
-    bx_buf body;
-    bool too_large;
-};
-
 static bx_metric m_requests = {"bx_console_requests_total", "HTTP requests answered", "counter", 0,
                                NULL};
 static bx_metric m_refused = {"bx_console_csrf_refused_total",
@@ -63,6 +62,10 @@ static bx_metric m_refused = {"bx_console_csrf_refused_total",
                               0, NULL};
 static bx_metric m_errors = {"bx_console_errors_total", "requests answered 500 or 503", "counter",
                              0, NULL};
+static bx_metric m_unauthenticated = {"bx_console_unauthenticated_total",
+                                      "POST requests refused on their headers for want of a "
+                                      "session, body unread",
+                                      "counter", 0, NULL};
 
 const identity_conf *console_server_identity(const console_server *srv)
 {
@@ -344,7 +347,8 @@ static const char *status_message(unsigned status)
     }
 }
 
-/* Everything the core knows about the request while it is answered. */
+/* Everything the core knows about one request: made when its headers are in (begin), freed when
+ * it ends (request_done). */
 struct exchange {
     console_server *srv;
     struct MHD_Connection *conn;
@@ -362,6 +366,12 @@ struct exchange {
     char *form_block;
     char param_storage[4 * 68];
     bool query_bad;
+    const console_route *route;
+    /* The body: at most body_max bytes are kept (a form signed in, a smaller one before sign-in,
+     * nothing of a GET); past it the rest is dropped as it comes and the answer is 413. */
+    bx_buf body;
+    size_t body_max;
+    bool too_large;
 };
 
 static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -489,8 +499,12 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t size)
                   (socklen_t)size);
 }
 
-static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, const char *url,
-                             const char *method, struct upload *up)
+/* The headers are in. What needs no body is decided now, before a byte of it is read: the path,
+ * the method, the session; a POST that needs a person and has no session is refused 403, a POST
+ * before sign-in without the pre-session cookie its CSRF token must match is refused 403, and a
+ * Content-Length over what may be kept 413. Answered here, the body is never read. */
+static enum MHD_Result begin(console_server *srv, struct MHD_Connection *conn, const char *url,
+                             const char *method, void **state)
 {
     if (strcmp(method, "HEAD") == 0)
         method = "GET";
@@ -508,12 +522,11 @@ static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, c
         memcpy(css, srv->css, srv->css_len + 1);
         return send_body(srv, conn, 200, "text/css; charset=utf-8", css, srv->css_len, NULL);
     }
-    if (up->too_large)
-        return send_plain(srv, conn, 413, status_message(413));
 
     struct exchange *x = calloc(1, sizeof(*x));
     if (x == NULL)
         return MHD_NO;
+    *state = x; /* request_done frees it */
     x->srv = srv;
     x->conn = conn;
     console_request *req = &x->req;
@@ -530,53 +543,28 @@ static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, c
     req->session_id = "";
     rep->status = 200;
     rep->ctx = tmpl_ctx_new();
-    enum MHD_Result ret = MHD_NO;
+    bx_buf_init(&x->body, CONSOLE_MAX_FORM);
     bx_error err = {0};
-    bool path_known = false;
-    const console_route *route = NULL;
-    struct worker *w = NULL;
+    bool post = strcmp(method, "POST") == 0, path_known = false;
 
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, x);
-    if (x->query_bad || rep->ctx == NULL) {
-        ret = send_plain(srv, conn, 400, status_message(400));
-        goto out;
-    }
+    if (x->query_bad || rep->ctx == NULL)
+        return send_plain(srv, conn, 400, status_message(400));
     req->query = x->fields;
     req->nquery = x->nquery;
-    if (strcmp(method, "POST") == 0 && up->body.len > 0) {
-        const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-        if (type == NULL || strncasecmp(type, "application/x-www-form-urlencoded", 33) != 0) {
-            ret = send_plain(srv, conn, 415, "只接受表单提交。");
-            goto out;
-        }
-        size_t nform = 0;
-        if (console_form_parse(up->body.data, up->body.len, x->fields + x->nquery,
-                               CONSOLE_MAX_FIELDS - x->nquery, &nform, &x->form_block,
-                               &err) != BX_OK) {
-            bx_log_info("%s %s: 400: %s", method, url, err.msg);
-            ret = send_plain(srv, conn, 400, status_message(400));
-            goto out;
-        }
-        req->form = x->fields + x->nquery;
-        req->nform = nform;
-    }
-    route = find_route(method, url, req->params, &req->nparams, x->param_storage,
-                       sizeof(x->param_storage), &path_known);
-    if (route == NULL) {
+    x->route = find_route(method, url, req->params, &req->nparams, x->param_storage,
+                          sizeof(x->param_storage), &path_known);
+    if (x->route == NULL) {
         rep->status = path_known ? 405 : 404;
-        ret = answer(x);
-        goto out;
+        return answer(x);
     }
-    w = worker_of(srv);
+    struct worker *w = worker_of(srv);
     if (w == NULL || w->db == NULL) {
         atomic_fetch_add(&srv->db_failures, 1);
-        ret = send_plain(srv, conn, 503, status_message(503));
-        goto out;
+        return send_plain(srv, conn, 503, status_message(503));
     }
-    req->db = w->db;
-    req->redis = w->redis;
 
-    /* the session, if the cookie names one in force */
+    /* the session, if the cookie names one in force (loaded once: it hands over the flash) */
     const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, SESSION_COOKIE);
     if (cookie) {
         bx_status s = identity_session_load(w->db, cookie, req->now, &srv->conf.identity,
@@ -587,15 +575,10 @@ static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, c
             req->csrf_token = x->session.csrf;
         } else if (s != BX_ENOTFOUND) {
             bx_log_error("session: %s", err.msg);
-            ret = send_plain(srv, conn, 503, status_message(503));
-            goto out;
+            return send_plain(srv, conn, 503, status_message(503));
         }
     }
-    char session_id_text[24] = "";
-    if (x->has_session) {
-        snprintf(session_id_text, sizeof(session_id_text), "%lld", x->session.id);
-        req->session_id = session_id_text;
-    } else {
+    if (!x->has_session) {
         const char *pre = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, PRE_COOKIE);
         if (console_token_valid(pre)) {
             snprintf(x->pre_token, sizeof(x->pre_token), "%s", pre);
@@ -605,12 +588,67 @@ static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, c
         }
         req->csrf_token = x->pre_token;
     }
+    if (post && x->route->needs_person && req->person == NULL) {
+        bx_metric_add(&m_unauthenticated, 1);
+        rep->status = 403;
+        return answer(x);
+    }
+    if (post && x->set_pre) { /* a fresh pre-session token was never in any form */
+        bx_metric_add(&m_refused, 1);
+        bx_log_warn("POST %s refused: missing or wrong CSRF token (nobody signed in)", url);
+        rep->status = 403;
+        return answer(x);
+    }
+    x->body_max = !post ? 0 : req->person ? CONSOLE_MAX_FORM : PUBLIC_FORM_MAX;
+    const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (length && strtoll(length, NULL, 10) > (long long)x->body_max && post)
+        return send_plain(srv, conn, 413, status_message(413));
+    bx_http_guard_body_begin(conn);
+    return MHD_YES;
+}
+
+/* The body is in: the form, the CSRF token, the handler, the answer. */
+static enum MHD_Result serve(struct exchange *x)
+{
+    console_server *srv = x->srv;
+    struct MHD_Connection *conn = x->conn;
+    console_request *req = &x->req;
+    console_reply *rep = &x->rep;
+    const char *method = req->method, *url = req->path;
+    const console_route *route = x->route;
+    bx_error err = {0};
+    if (x->too_large)
+        return send_plain(srv, conn, 413, status_message(413));
+    if (strcmp(method, "POST") == 0 && x->body.len > 0) {
+        const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+        if (type == NULL || strncasecmp(type, "application/x-www-form-urlencoded", 33) != 0)
+            return send_plain(srv, conn, 415, "只接受表单提交。");
+        size_t nform = 0;
+        if (console_form_parse(x->body.data, x->body.len, x->fields + x->nquery,
+                               CONSOLE_MAX_FIELDS - x->nquery, &nform, &x->form_block,
+                               &err) != BX_OK) {
+            bx_log_info("%s %s: 400: %s", method, url, err.msg);
+            return send_plain(srv, conn, 400, status_message(400));
+        }
+        req->form = x->fields + x->nquery;
+        req->nform = nform;
+    }
+    /* this thread's connections again: another request on it may have made new ones */
+    struct worker *w = worker_of(srv);
+    if (w == NULL || w->db == NULL) {
+        atomic_fetch_add(&srv->db_failures, 1);
+        return send_plain(srv, conn, 503, status_message(503));
+    }
+    req->db = w->db;
+    req->redis = w->redis;
+    char session_id_text[24] = "";
+    if (x->has_session) {
+        snprintf(session_id_text, sizeof(session_id_text), "%lld", x->session.id);
+        req->session_id = session_id_text;
+    }
     if (strcmp(method, "POST") == 0) {
         const char *sent = console_form(req, "csrf");
-        if (x->set_pre) /* a fresh pre-session token was never in any form */
-            req->csrf_ok = false;
-        else
-            req->csrf_ok = console_token_equal(sent, req->csrf_token);
+        req->csrf_ok = !x->set_pre && console_token_equal(sent, req->csrf_token);
     }
     if (route->needs_person && req->person == NULL) {
         if (strcmp(method, "GET") == 0) {
@@ -618,16 +656,14 @@ static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, c
         } else {
             rep->status = 403;
         }
-        ret = answer(x);
-        goto out;
+        return answer(x);
     }
     if (strcmp(method, "POST") == 0 && !req->csrf_ok) { /* every POST: check_routes */
         bx_metric_add(&m_refused, 1);
         bx_log_warn("POST %s refused: missing or wrong CSRF token (%s)", url,
                     req->person ? req->person->staff_id : "nobody signed in");
         rep->status = 403;
-        ret = answer(x);
-        goto out;
+        return answer(x);
     }
     tmpl_put(rep->ctx, "csrf", req->csrf_token);
     if (req->person) {
@@ -653,12 +689,8 @@ static enum MHD_Result serve(console_server *srv, struct MHD_Connection *conn, c
     }
     bx_log_debug("%s %s %u %lld ms", method, route->pattern, rep->redirect[0] ? 303 : rep->status,
                  bx_monotonic_ms() - started);
-    ret = answer(x);
-out:
-    free(rep->file_body);
-    tmpl_ctx_free(rep->ctx);
-    free(x->form_block);
-    free(x);
+    enum MHD_Result ret = answer(x);
+    req->session_id = ""; /* session_id_text ends here */
     return ret;
 }
 
@@ -667,31 +699,39 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                               size_t *upload_data_size, void **con_cls)
 {
     console_server *srv = cls;
-    struct upload *up = *con_cls;
-    if (up == NULL) {
-        up = calloc(1, sizeof(*up));
-        if (up == NULL)
-            return MHD_NO;
-        bx_buf_init(&up->body, CONSOLE_MAX_FORM);
-        *con_cls = up;
-        return MHD_YES;
+    struct exchange *x = *con_cls;
+    if (x == NULL) {
+        bx_http_guard_headers_in(conn);
+        return begin(srv, conn, url, method, con_cls);
     }
     if (*upload_data_size > 0) {
-        if (!up->too_large && bx_buf_append(&up->body, upload_data, *upload_data_size) != BX_OK)
-            up->too_large = true;
+        size_t n = *upload_data_size;
+        bx_http_guard_body_bytes(conn, n);
+        /* past what may be kept, the rest is dropped as it comes (at the minimum rate still):
+         * libmicrohttpd answers only on the headers or once the body is in */
+        if (x->body_max > 0 && !x->too_large && /* a GET's body is dropped */
+            (x->body.len + n > x->body_max || bx_buf_append(&x->body, upload_data, n) != BX_OK)) {
+            x->too_large = true;
+            bx_buf_free(&x->body);
+        }
         *upload_data_size = 0;
         return MHD_YES;
     }
-    return serve(srv, conn, url, method, up);
+    bx_http_guard_body_end(conn);
+    return serve(x);
 }
 
 static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    struct upload *up = *con_cls;
-    if (up) {
-        bx_buf_free(&up->body);
-        free(up);
+    bx_http_guard_request_done(conn); /* the next request's header has its deadline from now */
+    struct exchange *x = *con_cls;
+    if (x) {
+        free(x->rep.file_body);
+        tmpl_ctx_free(x->rep.ctx);
+        free(x->form_block);
+        bx_buf_free(&x->body);
+        free(x);
         *con_cls = NULL;
     }
 }
@@ -775,6 +815,7 @@ bx_status console_server_start(const console_server_conf *conf, bx_producer *pro
     bx_metric_register(&m_requests);
     bx_metric_register(&m_refused);
     bx_metric_register(&m_errors);
+    bx_metric_register(&m_unauthenticated);
     if (pthread_key_create(&srv->worker_key, worker_free) != 0)
         s = BX_ERR(err, BX_EFATAL, "pthread_key_create failed");
     else
@@ -801,22 +842,27 @@ bx_status console_server_start(const console_server_conf *conf, bx_producer *pro
         s = console_pages_new(&pc, &srv->pages, err);
     }
     if (s == BX_OK) {
+        bx_http_guard_conf guard = conf->guard;
+        guard.threads = conf->threads;
+        s = bx_http_guard_new(&guard, "bx_console", &srv->guard, err);
+    }
+    if (s == BX_OK) {
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
         unsigned threads = (unsigned)conf->threads;
-        unsigned limit = (unsigned)conf->max_connections;
+        /* The guard closes connections past its caps and deadlines (bx_http_guard.h). */
+        struct MHD_OptionItem *guarded = bx_http_guard_options(srv->guard);
         if (tls)
             srv->daemon = MHD_start_daemon(
-                flags | MHD_USE_TLS, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
-                MHD_OPTION_NOTIFY_COMPLETED, request_done, srv, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                flags | MHD_USE_TLS, 0, bx_http_guard_accept, srv->guard, handle, srv,
+                MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, request_done, srv,
+                MHD_OPTION_ARRAY, guarded, MHD_OPTION_THREAD_POOL_SIZE, threads,
                 MHD_OPTION_HTTPS_PRIORITIES, BX_TLS_GNUTLS_PRIORITIES, MHD_OPTION_HTTPS_MEM_CERT,
                 srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key_pem, MHD_OPTION_END);
         else
-            srv->daemon =
-                MHD_start_daemon(flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, &addr,
-                                 MHD_OPTION_NOTIFY_COMPLETED, request_done, srv,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_CONNECTION_LIMIT,
-                                 limit, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_END);
+            srv->daemon = MHD_start_daemon(flags, 0, bx_http_guard_accept, srv->guard, handle, srv,
+                                           MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED,
+                                           request_done, srv, MHD_OPTION_ARRAY, guarded,
+                                           MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_END);
         if (srv->daemon == NULL)
             s = BX_ERR(err, BX_EIO, "cannot listen on %s%s", conf->listen,
                        tls ? " with TLS (check the certificate and key)" : "");
@@ -836,6 +882,7 @@ void console_server_stop(console_server *srv)
         return;
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon); /* joins the pool: each thread's connections close */
+    bx_http_guard_free(srv->guard);   /* after the daemon, whose callbacks use it */
     console_pages_free(srv->pages);
     tmpl_lib_free(srv->lib);
     free(srv->css);

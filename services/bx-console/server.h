@@ -3,6 +3,7 @@
 #ifndef CONSOLE_SERVER_H
 #define CONSOLE_SERVER_H
 
+#include "bx_http_guard.h"
 #include "bx_kafka.h"
 #include "bx_status.h"
 #include "console.h"
@@ -21,7 +22,7 @@ typedef struct console_server_conf {
     const char *templates; /* folder of *.html and console.css */
     const char *score_policy;
     long long threads;
-    long long max_connections;
+    bx_http_guard_conf guard; /* caps and deadlines; its threads are `threads` */
     identity_conf identity;
 } console_server_conf;
 
