@@ -2,6 +2,7 @@
  * letters that fit the topic and carry no personal data, charsets and byte order marks, and the
  * TLS versions bx-ingest and bx-console accept. Loopback only; every test is bounded in time. */
 #include "bx_itest.h"
+#include "bx_itest_attack.h"
 #include "bx_test.h"
 
 #include <arpa/inet.h>
@@ -10,11 +11,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,163 +110,85 @@ static long post(const struct ingest *in, const char *path, const char *key, con
     return status;
 }
 
-/* A non-blocking TCP connection to port from the loopback address `from` (127.0.0.x), or -1. */
-static int connect_from(const char *from, int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in src = {.sin_family = AF_INET};
-    inet_pton(AF_INET, from, &src.sin_addr);
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-    if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0 ||
-        (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) != 0 && errno != EINPROGRESS)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static void raise_fd_limit(void)
-{
-    struct rlimit r;
-    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < 4096) {
-        r.rlim_cur = r.rlim_max < 4096 ? r.rlim_max : 4096;
-        setrlimit(RLIMIT_NOFILE, &r);
-    }
-}
-
 /* ---- defect 1: slow and idle clients ---- */
 
 #define SLOW_HEADERS 600
 #define IDLE         300
-#define HOLD_MS      25000 /* the issue asks 60 s; 25 s keeps the test under a minute */
+#define ADDRESSES    30    /* 20 slow and 10 idle from each, under BX_HTTP_MAX_PER_CLIENT (32) */
+#define HOLD_MS      60000 /* as the issue asks */
 #define HEADER_MS    3000  /* the test's BX_HTTP_HEADER_TIMEOUT_MS */
-
-struct attacker {
-    int port;
-    volatile bool stop;
-    int fds[SLOW_HEADERS + IDLE];
-    long long opened[SLOW_HEADERS + IDLE], reopen[SLOW_HEADERS + IDLE];
-    size_t sent[SLOW_HEADERS + IDLE];
-    long long closed_by_server, longest_slow_ms, still_open_at_end_ms;
-};
 
 static const char slow_header[] = "POST /v1/attendance HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
                                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
-/* Holds 600 connections that send their header a byte a second and 300 that send nothing, from
- * 127.0.0.2, reopening each one a second after the server closes it. */
-static void *attack(void *arg)
-{
-    struct attacker *a = arg;
-    enum { N = SLOW_HEADERS + IDLE };
-    static struct pollfd pfd[N];
-    for (int i = 0; i < N; i++)
-        a->fds[i] = -1;
-    long long last_byte = 0;
-    while (!a->stop) {
-        long long now = now_ms();
-        for (int i = 0; i < N; i++)
-            if (a->fds[i] < 0 && now >= a->reopen[i]) {
-                a->fds[i] = connect_from("127.0.0.2", a->port);
-                a->opened[i] = now;
-                a->sent[i] = 0;
-                a->reopen[i] = now + 1000;
-            }
-        bool byte_due = now - last_byte >= 1000;
-        if (byte_due)
-            last_byte = now;
-        for (int i = 0; i < N; i++) {
-            pfd[i].fd = a->fds[i];
-            pfd[i].events = POLLIN;
-            pfd[i].revents = 0;
-            if (byte_due && i < SLOW_HEADERS && a->fds[i] >= 0 &&
-                a->sent[i] < sizeof(slow_header) - 1 &&
-                send(a->fds[i], slow_header + a->sent[i], 1, MSG_NOSIGNAL) == 1)
-                a->sent[i]++;
-        }
-        if (poll(pfd, N, 100) <= 0)
-            continue;
-        now = now_ms();
-        for (int i = 0; i < N; i++) {
-            if (a->fds[i] < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            char buf[512];
-            ssize_t got = recv(a->fds[i], buf, sizeof(buf), 0);
-            if (got > 0 || (got < 0 && errno == EAGAIN))
-                continue; /* an answer (408/400) before the close */
-            a->closed_by_server++;
-            if (i < SLOW_HEADERS && now - a->opened[i] > a->longest_slow_ms)
-                a->longest_slow_ms = now - a->opened[i];
-            close(a->fds[i]);
-            a->fds[i] = -1;
-            a->reopen[i] = now + 1000;
-        }
-    }
-    long long now = now_ms();
-    for (int i = 0; i < N; i++)
-        if (a->fds[i] >= 0) {
-            if (i < SLOW_HEADERS && now - a->opened[i] > a->still_open_at_end_ms)
-                a->still_open_at_end_ms = now - a->opened[i];
-            close(a->fds[i]);
-        }
-    return NULL;
-}
-
-/* Issue 14, defect 1: 515 slow-header connections made every valid request time out. Now the
- * header has a deadline that a byte a second does not move, one address holds at most
- * BX_HTTP_MAX_PER_CLIENT connections (more are closed at once), and valid requests from another
- * address keep getting 200 within 1 s (p99) while 600 slow and 300 idle connections are held. */
+/* Issue 14, defect 1: 515 connections sending their header a byte a second made every valid
+ * request time out, and 2,000 idle ones caused an outage. Now the header has a deadline that a
+ * byte a second does not move. 600 slow-header and 300 idle connections, from 30 addresses so
+ * that the per-address cap lets every one of them in, are held for 60 s (each one the server
+ * closes is opened again a second later), and valid requests from another address keep getting
+ * 200, with a p99 under 1 s. BX_HTTP_MAX_CONNECTIONS is above the attack: at most that many are
+ * open at once, past it a new connection (a valid one too) is closed at once. Labelled slow. */
 BX_TEST(slow_and_idle_clients_do_not_take_the_api_down)
 {
-    raise_fd_limit();
-    const char *env[] = {"BX_HTTP_HEADER_TIMEOUT_MS=3000", NULL};
+    /* this process holds the 900 connections and bx-ingest, which inherits the limit, their
+     * other ends */
+    itest_fd_limit(4096);
+    const char *env[] = {"BX_HTTP_HEADER_TIMEOUT_MS=3000", "BX_HTTP_MAX_CONNECTIONS=2000", NULL};
     struct ingest in;
     start(&in, env);
+    long server_files = itest_fd_limit_of(in.pid);
+    if (server_files < SLOW_HEADERS + IDLE + 256)
+        BX_FAIL_AT("bx-ingest may open %ld files: too few to hold the attack", server_files);
     char body[512];
     snprintf(body, sizeof(body),
              "{\"records\":[{\"student_id\":\"ITS01\",\"date\":\"2026-11-26\",\"status\":"
              "\"present\",\"event_id\":\"slow-p%d-t%ld\"}]}",
              getpid(), (long)time(NULL));
-    static struct attacker a;
-    a.port = in.port;
-    pthread_t t;
-    REQUIRE(pthread_create(&t, NULL, attack, &a) == 0);
-    usleep(1000 * 1000); /* the attack is under way */
-    int requests = 0, failed = 0;
-    long long slowest = 0, start_ms = now_ms();
-    while (now_ms() - start_ms < HOLD_MS) {
+    itest_attack_conf ac = {in.port, SLOW_HEADERS, IDLE, ADDRESSES, 2, slow_header};
+    itest_attack *attack = itest_attack_start(&ac);
+    usleep(2000 * 1000); /* the attack is under way */
+    static long long took[2 * HOLD_MS / 100];
+    int requests = 0, not_200 = 0;
+    long long start_ms = now_ms();
+    while (now_ms() - start_ms < HOLD_MS && requests < (int)(sizeof(took) / sizeof(took[0]))) {
         bx_buf reply;
         bx_buf_init(&reply, 0);
         long long t0 = now_ms();
         long status = post(&in, "/v1/attendance", in.key, JSON, body, &reply);
-        long long took = now_ms() - t0;
-        requests++;
-        if (status != 200 || took > 1000) {
-            failed++;
-            fprintf(stderr, "request %d: %ld after %lld ms\n", requests, status, took);
+        took[requests] = now_ms() - t0;
+        if (status != 200) {
+            not_200++;
+            fprintf(stderr, "request %d: %ld after %lld ms\n", requests + 1, status,
+                    took[requests]);
         }
-        if (took > slowest)
-            slowest = took;
+        requests++;
         bx_buf_free(&reply);
         usleep(100 * 1000);
     }
-    a.stop = true;
-    pthread_join(t, NULL);
+    long long header_closed =
+        itest_metric(in.metrics, "bx_ingest_connections_closed_total{why=\"header_deadline\"}");
+    itest_attack_result ar;
+    itest_attack_stop(attack, &ar);
+    long long p50 = itest_percentile(took, requests, 50),
+              p99 = itest_percentile(took, requests, 99);
     fprintf(stderr,
-            "%d valid requests, %d failed or over 1 s (slowest %lld ms); %lld attacking "
-            "connections closed by bx-ingest, the longest slow header lasted %lld ms\n",
-            requests, failed, slowest, a.closed_by_server, a.longest_slow_ms);
-    CHECK(requests >= 50);
-    CHECK(failed * 100 <= requests); /* p99 under 1 s */
-    CHECK(a.closed_by_server > SLOW_HEADERS + IDLE);
+            "%d valid requests in %d s, %d not 200; latency p50 %lld ms, p99 %lld ms, max %lld "
+            "ms\nattack: %lld connections open on average, %lld at most; %lld closed by "
+            "bx-ingest (%lld at the header deadline); the longest slow header lasted %lld ms\n",
+            requests, HOLD_MS / 1000, not_200, p50, p99, took[requests - 1], ar.open_average,
+            ar.open_max, ar.closed_by_server, header_closed, ar.longest_slow_ms);
+    CHECK(requests >= 300);
+    CHECK_INT(not_200, 0);
+    CHECK(p99 < 1000);
+    /* the attack was held: most of its connections open at any moment (each is closed at its
+     * deadline and opened again a second later) */
+    CHECK(ar.open_average >= (SLOW_HEADERS + IDLE) / 2);
+    CHECK(ar.open_max >= (SLOW_HEADERS + IDLE) * 9 / 10);
+    CHECK(ar.closed_by_server > (SLOW_HEADERS + IDLE) * 5);
     /* A header trickling a byte a second is closed at its deadline, however long it goes on. */
-    CHECK(a.longest_slow_ms <= HEADER_MS + 2500);
-    CHECK(a.still_open_at_end_ms <= HEADER_MS + 2500);
-    CHECK(itest_metric(in.metrics, "bx_ingest_connections_closed_total{why=\"header_deadline\"}") >
-          0);
+    CHECK(ar.longest_slow_ms <= HEADER_MS + 2500);
+    CHECK(ar.still_open_at_end_ms <= HEADER_MS + 2500);
+    CHECK(header_closed > (SLOW_HEADERS + IDLE) * 5);
     stop(&in);
 }
 
@@ -285,8 +206,8 @@ BX_TEST(header_and_body_deadlines_do_not_restart)
              "POST /v1/attendance HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
              "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
              in.key);
-    int slow_head = connect_from("127.0.0.3", in.port);
-    int slow_body = connect_from("127.0.0.3", in.port);
+    int slow_head = itest_connect_from("127.0.0.3", in.port);
+    int slow_body = itest_connect_from("127.0.0.3", in.port);
     REQUIRE(slow_head >= 0 && slow_body >= 0);
     usleep(100 * 1000);
     REQUIRE(send(slow_body, head, strlen(head), MSG_NOSIGNAL) == (ssize_t)strlen(head));
@@ -326,7 +247,7 @@ BX_TEST(connection_caps_close_at_once)
     start(&in, env);
     int fds[8];
     for (int i = 0; i < 8; i++) {
-        fds[i] = connect_from(i < 5 ? "127.0.0.4" : "127.0.0.5", in.port);
+        fds[i] = itest_connect_from(i < 5 ? "127.0.0.4" : "127.0.0.5", in.port);
         REQUIRE(fds[i] >= 0);
         usleep(50 * 1000);
     }
@@ -351,20 +272,6 @@ BX_TEST(connection_caps_close_at_once)
 
 /* ---- defect 2: the credential before the body ---- */
 
-static long long rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    REQUIRE(f != NULL);
-    long long kb = -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %lld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
 #define UPLOADS     200
 #define UPLOAD_SIZE (4 * 1024 * 1024)
 
@@ -373,11 +280,11 @@ static long long rss_kb(pid_t pid)
  * read: 200 such uploads add less than 100 MB, and every one is answered 401. */
 BX_TEST(unauthenticated_uploads_hold_no_memory)
 {
-    raise_fd_limit();
+    itest_fd_limit(1024);
     const char *env[] = {"BX_HTTP_MAX_PER_CLIENT=1000", NULL};
     struct ingest in;
     start(&in, env);
-    long long before = rss_kb(in.pid);
+    long long before = itest_rss_kb(in.pid);
     char head[512];
     snprintf(head, sizeof(head),
              "POST /v1/attendance HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
@@ -390,7 +297,7 @@ BX_TEST(unauthenticated_uploads_hold_no_memory)
     size_t sent[UPLOADS];
     bool done[UPLOADS];
     for (int i = 0; i < UPLOADS; i++) {
-        fds[i] = connect_from("127.0.0.6", in.port);
+        fds[i] = itest_connect_from("127.0.0.6", in.port);
         REQUIRE(fds[i] >= 0);
         sent[i] = 0;
         done[i] = false;
@@ -435,7 +342,7 @@ BX_TEST(unauthenticated_uploads_hold_no_memory)
         usleep(1000);
     }
     usleep(1000 * 1000);
-    long long after = rss_kb(in.pid);
+    long long after = itest_rss_kb(in.pid);
     for (int i = 0; i < UPLOADS; i++)
         close(fds[i]);
     fprintf(stderr, "RSS %lld kB before, %lld kB with %d stalled uploads; %d answered 401\n",
@@ -447,39 +354,6 @@ BX_TEST(unauthenticated_uploads_hold_no_memory)
 }
 
 /* ---- defect 3: dead letters ---- */
-
-/* A raw HTTP exchange: sends request (len bytes), returns the reply's first line. An answer that
- * comes on the headers is read before the body is sent (a server closing with body bytes unread
- * may reset the connection, dropping its answer). */
-static void exchange(int port, const char *request, size_t len, char *status_line, size_t size)
-{
-    int fd = connect_from("127.0.0.1", port);
-    REQUIRE(fd >= 0);
-    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-    REQUIRE(poll(&pfd, 1, 5000) == 1);
-    int flags = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    struct timeval tv = {.tv_sec = 10};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    const char *end = strstr(request, "\r\n\r\n");
-    size_t off = end ? (size_t)(end + 4 - request) : len;
-    REQUIRE(send(fd, request, off, MSG_NOSIGNAL) == (ssize_t)off);
-    pfd.events = POLLIN;
-    if (poll(&pfd, 1, 2000) == 1)
-        off = len; /* answered on the headers */
-    while (off < len) {
-        ssize_t n = send(fd, request + off, len - off, MSG_NOSIGNAL);
-        if (n <= 0)
-            break; /* answered early and closed */
-        off += (size_t)n;
-    }
-    char buf[1024] = "";
-    ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
-    buf[n > 0 ? n : 0] = '\0';
-    snprintf(status_line, size, "%.*s", (int)strcspn(buf, "\r\n"), buf);
-    close(fd);
-}
 
 /* Issue 14, defect 3: nothing unauthenticated reaches bx.dlq.v1 (an oversize chunked body with no
  * Authorization did); a Content-Length over the limit gets 413 and, with a valid key, is
@@ -505,7 +379,7 @@ BX_TEST(dead_letters_only_authenticated_and_always_fitting)
     }
     REQUIRE(bx_buf_puts(&req, "0\r\n\r\n") == BX_OK);
     char status[256];
-    exchange(in.port, req.data, req.len, status, sizeof(status));
+    itest_raw_exchange(in.port, req.data, req.len, status, sizeof(status));
     CHECK(strncmp(status, "HTTP/1.1 401", 12) == 0);
     bx_buf_free(&req);
 
@@ -515,7 +389,7 @@ BX_TEST(dead_letters_only_authenticated_and_always_fitting)
              "POST /v1/actions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
              "Content-Type: application/json\r\nContent-Length: 99999999\r\n\r\n",
              in.key);
-    exchange(in.port, head, strlen(head), status, sizeof(status));
+    itest_raw_exchange(in.port, head, strlen(head), status, sizeof(status));
     CHECK(strncmp(status, "HTTP/1.1 413", 12) == 0);
 
     /* A record of 1 MB, rejected (unknown field): its dead letter is cut, not lost. */
