@@ -78,6 +78,14 @@ echo "$(wc -l <"$STATE/keys") school credentials in $STATE/keys" >&2
 export BX_CLOCK="file:$STATE/clock"
 "$BXCTL" clock set "2026-09-01 07:00" >/dev/null
 
+# 四查三比对 before the term: the county's household register of school-age children and its
+# registered-poor list, matched against the registry. The three ledgers go to $STATE/match.txt; each
+# child in no school becomes a suspected case with the township's task once bx-escalate runs.
+"$BXCTL" import household "$STATE/registry/household/household.csv"
+"$BXCTL" import poverty "$STATE/registry/household/poverty.csv"
+"$BXCTL" match --county 520121 >"$STATE/match.txt"
+sed -n '1,/^ledger:/p' "$STATE/match.txt" | sed '$d' >&2
+
 # Consumer groups of this run, starting at the topics' current ends: earlier messages on the
 # shared topics (other runs, tests, benchmarks) are not this county's.
 RUNID="$(date +%Y%m%d%H%M%S)"

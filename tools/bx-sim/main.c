@@ -28,7 +28,8 @@ static void usage(void)
 {
     fprintf(
         stderr,
-        "usage: bx-sim generate --out DIR [size]         registry CSVs, truth.csv, schools.txt\n"
+        "usage: bx-sim generate --out DIR [size]         registry CSVs, truth.csv, schools.txt,\n"
+        "                                                household/{household,poverty}.csv\n"
         "       bx-sim run --state DIR --api URL --keys FILE [--from DATE] [--days N]\n"
         "                  [--group GROUP:TOPIC[,TOPIC]]...\n"
         "                  [--bxctl PATH] [--quiet] [--no-summary] [size]\n"
@@ -177,6 +178,20 @@ static int cmd_generate(const sim_county *c, const options *o)
         rc = bx_buf_printf(&b, "%s\n", c->schools[i].id) == BX_OK ? 0 : -1;
     if (rc == 0)
         rc = write_file(o->dir, "schools.txt", &b);
+    /* 四查三比对's lists come from the household register and the poverty office, not from the
+     * schools: a folder of their own, which bxctl import --dir of the registry leaves alone */
+    char household[1024];
+    snprintf(household, sizeof(household), "%s/household", o->dir);
+    if (rc == 0 && mkdir(household, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "bx-sim: cannot create %s: %s\n", household, strerror(errno));
+        rc = -1;
+    }
+    bx_buf_reset(&b);
+    if (rc == 0)
+        rc = sim_household_csv(c, &b) == BX_OK ? write_file(household, "household.csv", &b) : -1;
+    bx_buf_reset(&b);
+    if (rc == 0)
+        rc = sim_poverty_csv(c, &b) == BX_OK ? write_file(household, "poverty.csv", &b) : -1;
     bx_buf_free(&b);
     if (rc != 0)
         return 1;
@@ -217,10 +232,10 @@ static int write_drive(const char *dir, const sim_drive_counts *k)
         &b,
         "rollcalls %lld\nrollcalls_late %lld\nrollcalls_forgotten %lld\nleaves %lld\n"
         "leaves_phoned %lld\nactions %lld\nactions_late %lld\naccepted %lld\nduplicates %lld\n"
-        "rejected %lld\nfailed %lld\nschool_days %d\nlast_day %d\n",
+        "rejected %lld\nfailed %lld\nschool_days %d\nlast_day %d\ntransfers %lld\n",
         k->rollcalls, k->rollcalls_late, k->rollcalls_forgotten, k->leaves, k->leaves_phoned,
         k->actions, k->actions_late, k->accepted, k->duplicates, k->rejected, k->failed,
-        k->school_days, (int)k->last_day);
+        k->school_days, (int)k->last_day, k->transfers);
     int rc = s == BX_OK ? write_file(dir, "drive.txt", &b) : -1;
     bx_buf_free(&b);
     return rc;
@@ -264,7 +279,8 @@ static int cmd_run(const sim_county *c, const options *o, PGconn *db)
                          .progress = !o->quiet,
                          .brokers = brokers,
                          .groups = o->ngroups ? o->groups : default_groups,
-                         .db = db};
+                         .db = db,
+                         .bxctl = o->bxctl};
     sim_drive_counts k;
     bx_status s = sim_drive(c, &dc, &k, &err);
     if (write_drive(o->dir, &k) != 0)

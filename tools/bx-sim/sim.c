@@ -3,6 +3,9 @@
  * bxctl import reads. */
 #include "sim.h"
 
+#include "bx_map.h"
+
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,7 +111,7 @@ int sim_flag_rate_permille(int i)
 }
 
 /* Purposes of the random streams: one each, so adding a draw to one changes no other. */
-enum { P_SCHOOL = 1, P_CLASS, P_STUDENT, P_FLAGS, P_FATE, P_GUARDIAN };
+enum { P_SCHOOL = 1, P_CLASS, P_STUDENT, P_FLAGS, P_FATE, P_GUARDIAN, P_TRANSFER, P_HOUSEHOLD };
 
 static const char *const surnames[] = {"王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周",
                                        "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "罗",
@@ -286,6 +289,104 @@ static void make_student(sim_county *c, int i, int klass, int seat)
     decide_fate(c, i);
 }
 
+/* An id number of the county for a birth date and a sequence (odd for boys). */
+static void make_national_id(const sim_county *c, bx_date birth, int seq, char out[19])
+{
+    int y, m, d;
+    bx_date_to_ymd(birth, &y, &m, &d);
+    char id17[18];
+    snprintf(id17, sizeof(id17), "%s%04d%02d%02d%03d", c->code, y, m, d, seq % 1000);
+    snprintf(out, 19, "%s%c", id17, check_char(id17));
+}
+
+/* Id numbers are one per child: a student whose number another has (same birth date and sequence)
+ * takes the next free sequence of the same parity. The students' numbers first, then the children
+ * who never enrolled. */
+static bx_status unique_ids(sim_county *c, bx_error *err)
+{
+    bx_map *seen = bx_map_new();
+    bx_status s = seen ? BX_OK : BX_ERR(err, BX_ENOMEM, "ids: out of memory");
+    for (int i = 0; i < c->nstudents + c->nunenrolled && s == BX_OK; i++) {
+        char *id = i < c->nstudents ? c->students[i].national_id
+                                    : c->unenrolled[i - c->nstudents].national_id;
+        bx_date birth =
+            i < c->nstudents ? c->students[i].birth : c->unenrolled[i - c->nstudents].birth;
+        int seq = (id[14] - '0') * 100 + (id[15] - '0') * 10 + (id[16] - '0');
+        for (int k = 0; k < 500 && bx_map_get(seen, id); k++) {
+            seq = (seq + 2) % 1000;
+            make_national_id(c, birth, seq, id);
+        }
+        s = bx_map_put(seen, id, (void *)1);
+    }
+    bx_map_free(seen);
+    return s;
+}
+
+/* The children who change school in the term: children who stay, each to a class of the same
+ * grade at another school, on a school day between the 20th and the 20th before the last. */
+static bx_status plan_transfers(sim_county *c, bx_error *err)
+{
+    int want = c->nstudents / 500 < 2 ? 2 : c->nstudents / 500;
+    c->transfers = calloc((size_t)want, sizeof(*c->transfers));
+    if (c->transfers == NULL)
+        return BX_ERR(err, BX_ENOMEM, "transfers: out of memory");
+    int total = bx_calendar_school_days_between(c->cal, c->term_first, c->term_last);
+    sim_rng r;
+    sim_rng_for(&r, c->seed, P_TRANSFER, 0, 0);
+    for (int tries = 0; c->ntransfers < want && tries < 10000 && total > 45; tries++) {
+        int i = sim_rng_below(&r, c->nstudents);
+        int pick = sim_rng_below(&r, 1000), when = sim_rng_below(&r, total - 40);
+        int offset = sim_rng_below(&r, 5) - 1;
+        sim_student *st = &c->students[i];
+        if (st->fate != SIM_STAYS || st->transfer)
+            continue;
+        const sim_class *from = &c->classes[st->klass];
+        int candidates = 0, to = -1;
+        for (int k = 0; k < c->nclasses; k++)
+            candidates +=
+                c->classes[k].grade == from->grade && c->classes[k].school != from->school;
+        for (int k = 0, n = 0; k < c->nclasses && candidates > 0; k++)
+            if (c->classes[k].grade == from->grade && c->classes[k].school != from->school &&
+                n++ == pick % candidates)
+                to = k;
+        if (to < 0)
+            continue;
+        sim_transfer *t = &c->transfers[c->ntransfers];
+        t->student = i;
+        t->to_class = to;
+        t->day = term_day(c, 20 + when);
+        t->arrival = offset == 0 ? t->day : bx_calendar_add_school_days(c->cal, t->day, offset);
+        const sim_class *k = &c->classes[to];
+        snprintf(t->new_id, sizeof(t->new_id), "%sS%03d%d%02d%02d", c->prefix, k->school, k->grade,
+                 k->number, 90 + c->ntransfers % 10);
+        st->transfer = ++c->ntransfers;
+    }
+    return BX_OK;
+}
+
+/* School-age children of the register who are in no school: of ages for grades 1 to 9. */
+static bx_status plan_unenrolled(sim_county *c, bx_error *err)
+{
+    int want = c->nstudents / 400 < 2 ? 2 : c->nstudents / 400;
+    c->unenrolled = calloc((size_t)want, sizeof(*c->unenrolled));
+    if (c->unenrolled == NULL)
+        return BX_ERR(err, BX_ENOMEM, "household: out of memory");
+    for (int i = 0; i < want; i++) {
+        sim_unenrolled *u = &c->unenrolled[i];
+        sim_rng r;
+        sim_rng_for(&r, c->seed, P_HOUSEHOLD, (uint64_t)i, 0);
+        random_name(&r, u->name, sizeof(u->name));
+        int grade = 1 + sim_rng_below(&r, 9);
+        u->birth = bx_date_from_ymd(2020 - grade, 9, 1) + sim_rng_below(&r, 365);
+        u->township = sim_rng_below(&r, c->size.townships);
+        u->poor = i % 2 == 0;
+        make_national_id(c, u->birth, 2 * sim_rng_below(&r, 500) + (sim_rng_unit(&r) < 0.52),
+                         u->national_id);
+    }
+    c->nunenrolled = want;
+    return BX_OK;
+}
+
 bx_status sim_county_new(uint64_t seed, sim_size size, const char *holidays_csv, sim_county **out,
                          bx_error *err)
 {
@@ -367,6 +468,9 @@ bx_status sim_county_new(uint64_t seed, sim_size size, const char *holidays_csv,
                 sc->nclasses++;
             }
     }
+    IFOK(s, plan_transfers(c, err));
+    IFOK(s, plan_unenrolled(c, err));
+    IFOK(s, unique_ids(c, err));
     if (s != BX_OK) {
         sim_county_free(c);
         return s;
@@ -383,6 +487,8 @@ void sim_county_free(sim_county *c)
     free(c->schools);
     free(c->classes);
     free(c->students);
+    free(c->transfers);
+    free(c->unenrolled);
     free(c);
 }
 
@@ -446,7 +552,7 @@ static bx_status students_csv(const sim_county *c, bx_buf *b)
 {
     bx_status s = bx_buf_puts(
         b, "student_id,school_id,class_id,name,sex,birth_date,national_id,status,enrolled_on,"
-           "flags\n");
+           "flags,student_number\n");
     for (int i = 0; i < c->nstudents && s == BX_OK; i++) {
         const sim_student *st = &c->students[i];
         const sim_class *k = &c->classes[st->klass];
@@ -461,8 +567,101 @@ static bx_status students_csv(const sim_county *c, bx_buf *b)
                 s = bx_buf_printf(b, "%s%s", first ? "" : ";", flag_table[f].name);
                 first = false;
             }
-        IFOK(s, bx_buf_puts(b, "\n"));
+        IFOK(s, bx_buf_printf(b, ",G%s\n", st->national_id)); /* 学籍号: G and the id number */
     }
+    return s;
+}
+
+/* One students.csv row of student i at class klass (its own, or a receiving one as new_id). */
+static bx_status student_row(const sim_county *c, int i, int klass, const char *id,
+                             const char *status, bx_date enrolled_on, bx_buf *b)
+{
+    const sim_student *st = &c->students[i];
+    char birth[11], on[11];
+    bx_date_format(st->birth, birth);
+    bx_date_format(enrolled_on, on);
+    bx_status s =
+        bx_buf_printf(b, "%s,%s,%s,%s,%c,%s,%s,%s,%s,", id, c->schools[c->classes[klass].school].id,
+                      c->classes[klass].id, st->name, st->sex, birth, st->national_id, status, on);
+    bool first = true;
+    for (int f = 0; f < SIM_NFLAGS && s == BX_OK; f++)
+        if (st->flags & (1u << f)) {
+            s = bx_buf_printf(b, "%s%s", first ? "" : ";", flag_table[f].name);
+            first = false;
+        }
+    IFOK(s, bx_buf_printf(b, ",G%s\n", st->national_id));
+    return s;
+}
+
+bx_status sim_transfer_csv(const sim_county *c, bx_date day, bx_buf *b, int *rows)
+{
+    *rows = 0;
+    bx_status s = bx_buf_puts(b, "student_id,school_id,class_id,name,sex,birth_date,national_id,"
+                                 "status,enrolled_on,flags,student_number\n");
+    for (int k = 0; k < c->ntransfers && s == BX_OK; k++) {
+        const sim_transfer *t = &c->transfers[k];
+        const sim_student *st = &c->students[t->student];
+        if (t->day == day) {
+            s = student_row(c, t->student, st->klass, st->id, "transferred_out", c->term_first, b);
+            ++*rows;
+        }
+        if (s == BX_OK && t->arrival == day) {
+            s = student_row(c, t->student, t->to_class, t->new_id, "enrolled", day, b);
+            ++*rows;
+        }
+    }
+    return s;
+}
+
+bx_status sim_transfer_json(const sim_county *c, const sim_transfer *t, bx_buf *b)
+{
+    const sim_student *st = &c->students[t->student];
+    char date[11];
+    bx_date_format(t->day, date);
+    return bx_buf_printf(b,
+                         "{\"student_id\":\"%s\",\"action\":\"transfer_out\",\"date\":\"%s\","
+                         "\"staff_id\":\"%sA%03d\",\"event_id\":\"sim-transfer-%s-%s\","
+                         "\"details\":{\"destination\":\"in_province\",\"receiving_school\":"
+                         "\"%s\",\"paperwork\":true}}",
+                         st->id, date, c->prefix, c->classes[st->klass].school, st->id, date,
+                         c->schools[c->classes[t->to_class].school].name);
+}
+
+bx_status sim_household_csv(const sim_county *c, bx_buf *b)
+{
+    bx_status s = bx_buf_puts(b, "national_id,name,birth_date,township_code,address\n");
+    char code[16], birth[11];
+    for (int i = 0; i < c->nstudents && s == BX_OK; i++) {
+        const sim_student *st = &c->students[i];
+        if (st->flags & SIM_F_MIGRANT)
+            continue; /* registered where the family comes from */
+        int township = c->schools[c->classes[st->klass].school].township;
+        sim_township_code(c, township, code);
+        bx_date_format(st->birth, birth);
+        s = bx_buf_printf(b, "%s,%s,%s,%s,%s某村\n", st->national_id, st->name, birth, code,
+                          township_names[township]);
+    }
+    for (int i = 0; i < c->nunenrolled && s == BX_OK; i++) {
+        const sim_unenrolled *u = &c->unenrolled[i];
+        sim_township_code(c, u->township, code);
+        bx_date_format(u->birth, birth);
+        s = bx_buf_printf(b, "%s,%s,%s,%s,%s某村\n", u->national_id, u->name, birth, code,
+                          township_names[u->township]);
+    }
+    return s;
+}
+
+bx_status sim_poverty_csv(const sim_county *c, bx_buf *b)
+{
+    bx_status s = bx_buf_puts(b, "county_code,national_id\n");
+    for (int i = 0; i < c->nstudents && s == BX_OK; i++) {
+        const sim_student *st = &c->students[i];
+        if ((st->flags & SIM_F_REGISTERED_POOR) && !(st->flags & SIM_F_MIGRANT))
+            s = bx_buf_printf(b, "%s,%s\n", c->code, st->national_id);
+    }
+    for (int i = 0; i < c->nunenrolled && s == BX_OK; i++)
+        if (c->unenrolled[i].poor)
+            s = bx_buf_printf(b, "%s,%s\n", c->code, c->unenrolled[i].national_id);
     return s;
 }
 

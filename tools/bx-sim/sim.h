@@ -102,10 +102,33 @@ typedef struct sim_student {
     unsigned flags;
     bool over_age;
     /* ground truth, never imported */
+    int transfer; /* 1 + index into the county's transfers when the child changes school in the
+                     term; 0 none */
     sim_fate fate;
     bx_date drift_start;
     bx_date return_date; /* SIM_DRIFTS_BACK only */
 } sim_student;
+
+/* A child who changes school within the county during the term (the truth the transfer match is
+ * checked against): school day `day` is the last at the old school, whose academic office records
+ * the transfer out at 16:00 and marks the registry row transferred_out; the receiving school
+ * imports the child (a new registry id, the same id number and student number) on `arrival`, up to
+ * a school day before or three after. */
+typedef struct sim_transfer {
+    int student;  /* the leaver */
+    int to_class; /* the receiving class: the same grade at another school */
+    bx_date day, arrival;
+    char new_id[20];
+} sim_transfer;
+
+/* A school-age child of the household register who never enrolled (四查三比对's truth). */
+typedef struct sim_unenrolled {
+    char name[16];
+    char national_id[19];
+    bx_date birth;
+    int township;
+    bool poor; /* on the registered-poor list */
+} sim_unenrolled;
 
 typedef struct sim_county {
     uint64_t seed;
@@ -121,6 +144,10 @@ typedef struct sim_county {
     int nclasses;
     sim_student *students;
     int nstudents;
+    sim_transfer *transfers; /* about one per 500 students, at least 2 */
+    int ntransfers;
+    sim_unenrolled *unenrolled; /* about one per 400 students, at least 2 */
+    int nunenrolled;
 } sim_county;
 
 /* Generates the county for seed and size; holidays_csv is the national list
@@ -136,6 +163,21 @@ const char *sim_file_name(int i);
 bx_status sim_county_csv(const sim_county *c, int file, bx_buf *out) BX_MUSTCHECK;
 /* The ground truth, one row per child who drifts: student_id,fate,drift_start,return_date. */
 bx_status sim_truth_csv(const sim_county *c, bx_buf *out) BX_MUSTCHECK;
+
+/* 四查三比对's lists, as bxctl import household and poverty read them (not school registry files:
+ * bx-sim generate writes them into household/ beside the registry): every school-age child of the
+ * county's household register (its students but the migrant children, whose register is
+ * elsewhere, and the children who never enrolled), and the children of registered-poor
+ * households among them. */
+bx_status sim_household_csv(const sim_county *c, bx_buf *out) BX_MUSTCHECK;
+bx_status sim_poverty_csv(const sim_county *c, bx_buf *out) BX_MUSTCHECK;
+/* The students.csv rows a school day's transfers change (the leavers marked transferred_out, the
+ * receiving schools' new rows), for bxctl import students; *rows their count (0: no file needed).
+ */
+bx_status sim_transfer_csv(const sim_county *c, bx_date day, bx_buf *out, int *rows) BX_MUSTCHECK;
+/* The transfer_out action of a transfer, recorded by the old school's academic office, as a
+ * bx-ingest record (JSON, appended). */
+bx_status sim_transfer_json(const sim_county *c, const sim_transfer *t, bx_buf *out) BX_MUSTCHECK;
 
 /* Staff ids of a class's homeroom teacher, a school's principal and a township's officer. */
 void sim_homeroom_id(const sim_county *c, int klass, char out[24]);

@@ -54,6 +54,10 @@ sim_status sim_student_status(const sim_county *c, int student, bx_date d)
     const sim_student *st = &c->students[student];
     if (!bx_calendar_is_school_day(c->cal, d))
         return SIM_PRESENT;
+    /* A child changing school is at school on the last day and the old school's roll calls no
+     * longer list them after it; the new school's never list them (present). */
+    if (st->transfer && d >= c->transfers[st->transfer - 1].day)
+        return SIM_PRESENT;
     if (st->fate != SIM_STAYS && d >= st->drift_start &&
         (st->fate == SIM_DRIFTS || d < st->return_date))
         return SIM_ABSENT;

@@ -46,11 +46,14 @@ typedef struct sim_drive_conf {
     const char *brokers;
     const char *const *groups; /* for settle */
     PGconn *db;
+    /* bxctl, for the registry's changes in the term (transfers between schools: bxctl import
+     * students); NULL: no transfers are driven */
+    const char *bxctl;
 } sim_drive_conf;
 
 typedef struct sim_drive_counts {
     long long rollcalls, rollcalls_late, rollcalls_forgotten, leaves, leaves_phoned, actions,
-        actions_late, accepted, duplicates, rejected, failed;
+        actions_late, accepted, duplicates, rejected, failed, transfers;
     int school_days;
     bx_date last_day;
     double wall_seconds, settle_seconds, post_seconds;

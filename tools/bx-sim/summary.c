@@ -301,6 +301,111 @@ static void run_report(const sim_county *c, const char *bxctl)
         printf("  (bxctl report did not run: %s)\n", bxctl);
 }
 
+/* ---- transfers matched and 四查三比对, against the truth (issue 15, items 5 and 6) ---- */
+
+/* Whether the latest confirmed transfer match of the leaver names the receiving record the truth
+ * has. */
+static bool transfer_as_truth(PGresult *res, const sim_county *c, const sim_transfer *t)
+{
+    for (int i = 0; i < PQntuples(res); i++)
+        if (strcmp(PQgetvalue(res, i, 0), c->students[t->student].id) == 0 &&
+            strcmp(PQgetvalue(res, i, 1), t->new_id) == 0)
+            return true;
+    return false;
+}
+
+static bx_status matching_block(const sim_county *c, const sim_summary_conf *conf, bx_date through,
+                                bx_error *err)
+{
+    PGconn *db = conf->db;
+    char sql[1024];
+    printf("\nTransfers matched and 四查三比对 (the truth against the pipeline)\n");
+    int due = 0;
+    for (int k = 0; k < c->ntransfers; k++)
+        due += c->transfers[k].day <= through && c->transfers[k].arrival <= through;
+    label("  ", "transfers between the county's schools (truth)");
+    printf(" %8d\n", due);
+    PGresult *res = NULL;
+    snprintf(sql, sizeof(sql),
+             "SELECT student_id, coalesce(to_student_id, ''), outcome FROM cases.transfer_match "
+             "WHERE student_id LIKE '%sS%%' ORDER BY id",
+             c->prefix);
+    bx_status s = query(db, sql, &res, err);
+    if (s != BX_OK)
+        return s;
+    int confirmed = 0, refused = 0, as_truth = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        bool ok = strcmp(PQgetvalue(res, i, 2), "confirmed") == 0;
+        confirmed += ok;
+        refused += !ok;
+    }
+    for (int k = 0; k < c->ntransfers; k++)
+        as_truth += transfer_as_truth(res, c, &c->transfers[k]);
+    PQclear(res);
+    if (drive_value(conf->state_dir, "transfers") <= 0 && due > 0) {
+        printf("  (not driven: bx-sim run without --bxctl imports no registry changes)\n");
+    } else {
+        label("  ", "transfers matched (closed as transferred by bx-escalate)");
+        printf(" %8d\n", confirmed);
+        label("  ", "  to the receiving record the truth has");
+        printf(" %8d\n", as_truth);
+        label("  ", "  refused as ambiguous or conflicting");
+        printf(" %8d\n", refused);
+    }
+    int poor_truth = 0, household = c->nunenrolled;
+    for (int i = 0; i < c->nunenrolled; i++)
+        poor_truth += c->unenrolled[i].poor;
+    for (int i = 0; i < c->nstudents; i++)
+        household += !(c->students[i].flags & SIM_F_MIGRANT);
+    label("  ", "children of the household register never enrolled (truth)");
+    printf(" %8d\n", c->nunenrolled);
+    label("  ", "  of them registered-poor (truth)");
+    printf(" %8d\n", poor_truth);
+    snprintf(sql, sizeof(sql),
+             "SELECT h.national_id, EXISTS (SELECT 1 FROM matching.entry e WHERE e.ledger = "
+             "'suspected' AND e.child_key = h.child_key AND e.registered_poor) FROM cases.case k "
+             "JOIN registry.household_child h ON h.child_key = k.student_id WHERE "
+             "h.county_code = '%s' ORDER BY h.id",
+             c->code);
+    IFOK(s, query(db, sql, &res, err));
+    if (s != BX_OK)
+        return s;
+    int found = 0, found_truth = 0, poor_marked = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        found++;
+        poor_marked += PQgetvalue(res, i, 1)[0] == 't';
+        for (int k = 0; k < c->nunenrolled; k++)
+            found_truth += strcmp(PQgetvalue(res, i, 0), c->unenrolled[k].national_id) == 0;
+    }
+    PQclear(res);
+    snprintf(sql, sizeof(sql),
+             "SELECT in_school, school_age FROM matching.run WHERE county_code = '%s' ORDER BY "
+             "id DESC LIMIT 1",
+             c->code);
+    IFOK(s, query(db, sql, &res, err));
+    if (s != BX_OK)
+        return s;
+    if (PQntuples(res) == 0) {
+        printf("  (no 四查三比对 run: bxctl import household and poverty, then bxctl match)\n");
+    } else {
+        label("  ", "children found by matching (suspected cases opened)");
+        printf(" %8d\n", found);
+        label("  ", "  never enrolled by the truth");
+        printf(" %8d\n", found_truth);
+        label("  ", "  registered-poor, marked");
+        printf(" %8d\n", poor_marked);
+        long in = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+        long all = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+        label("  ", "enrolment rate (入学率) at the last match");
+        printf(" %7.2f%%\n", all > 0 ? 100.0 * in / all : 0.0);
+        label("  ", "  by the truth");
+        printf(" %7.2f%%\n",
+               household > 0 ? 100.0 * (household - c->nunenrolled) / household : 0.0);
+    }
+    PQclear(res);
+    return BX_OK;
+}
+
 static const char *pct(double v, char out[16])
 {
     if (v < 0)
@@ -440,6 +545,7 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
                                 err, &s);
     label("  ", "children entered on the dropout roster by bx-escalate");
     printf(" %8lld\n", rostered);
+    IFOK(s, matching_block(c, conf, through, err));
 
     bx_date *flagged = calloc((size_t)c->nstudents, sizeof(*flagged));
     long long assessments = 0;
