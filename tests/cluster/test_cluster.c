@@ -2,7 +2,8 @@
  * bx-ingest and two replicas each of bx-score, bx-escalate and bx-notify (file provider) on a
  * 3-broker Kafka (replication 3, min.insync.replicas 2) and a Redis Cluster of 3 masters with a
  * replica each (deploy/local/bx-infra up --cluster, started here when it is not running and then
- * stopped again), while a steady flow of facts of the fixture's students goes to Kafka beside it.
+ * stopped again), while a steady flow of facts of the fixture's students goes beside it, on a
+ * topic of its own to a pair of bx-score of its own (the county's days settle between days).
  * Mid-run one broker is killed (SIGKILL) and started again 15 s later, then one Redis master is
  * killed so that its replica takes over (and it is started again, a replica now). Afterwards:
  *   - nothing lost: every fact Kafka acknowledged is stored, and bx-ingest accepted every record
@@ -34,7 +35,7 @@
 #define STUDENTS       300
 #define DAYS           "2"
 #define FROM           "2026-11-02"
-#define RATE           15     /* steady facts a second */
+#define RATE           12     /* steady facts a second */
 #define FLOW_MIN_MS    100000 /* the steady flow lasts at least this long */
 #define BROKER_KILL_MS 15000
 #define BROKER_BACK_MS 30000
@@ -232,6 +233,7 @@ static void restart_start(restart *r)
 /* ---- the steady flow: facts of the fixture's students straight to Kafka ---- */
 
 typedef struct flow {
+    char topic[128];
     bx_producer *producer;
     atomic_llong produced; /* acknowledged by the brokers */
     atomic_bool stop, failed;
@@ -289,8 +291,8 @@ static void *flow_main(void *arg)
                  : n <= 15 ? "ITC2"
                            : "ITC3",
                  days[day], period, days[day]);
-        if (bx_producer_send(f->producer, BX_TOPIC_ATTENDANCE, id, strlen(id), msg, strlen(msg),
-                             delivered, f) != BX_OK)
+        if (bx_producer_send(f->producer, f->topic, id, strlen(id), msg, strlen(msg), delivered,
+                             f) != BX_OK)
             atomic_store(&f->failed, true);
     }
     return NULL;
@@ -299,6 +301,59 @@ static void *flow_main(void *arg)
 static long long steady_stored(void)
 {
     return count_of("SELECT count(*) FROM attendance.fact WHERE student_id LIKE 'ITS%'");
+}
+
+/* ---- CPU per stage ---- */
+
+/* CPU seconds (user + system) a live process has used, from /proc/<pid>/stat; -1 when gone. */
+static double cpu_seconds(pid_t pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The CPU seconds of the cluster's processes whose pid files are named prefix1..prefixN, since
+ * cpu_mark: a node started again since counts its new life only (a lower bound). */
+typedef struct cpu_mark {
+    pid_t pid[8];
+    double cpu[8];
+} cpu_mark;
+
+static void cluster_cpu_mark(const char *prefix, int n, cpu_mark *m)
+{
+    for (int i = 1; i <= n && i <= 8; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "%s%d", prefix, i);
+        m->pid[i - 1] = pid_in(name);
+        m->cpu[i - 1] = m->pid[i - 1] > 0 ? cpu_seconds(m->pid[i - 1]) : 0;
+    }
+}
+
+static double cluster_cpu_since(const char *prefix, int n, const cpu_mark *m)
+{
+    double sum = 0;
+    for (int i = 1; i <= n && i <= 8; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "%s%d", prefix, i);
+        pid_t pid = pid_in(name);
+        double c = pid > 0 ? cpu_seconds(pid) : -1;
+        if (c < 0)
+            continue;
+        sum += pid == m->pid[i - 1] ? c - m->cpu[i - 1] : c;
+    }
+    return sum;
 }
 
 /* ---- the county ---- */
@@ -460,6 +515,33 @@ BX_TEST(county_days_survive_a_broker_and_a_redis_master)
             &mport);
     }
 
+    /* The steady flow's own topics (replicated as the cluster's) and bx-score pair: the county's
+     * days settle on their groups between days, which a flow on their topic would never let. */
+    char t_att[128], t_arisk[128], t_aatt[128], e_att[160], e_arisk[160], e_aatt[160],
+        e_sgroup[160];
+    snprintf(t_att, sizeof(t_att), "bx.itest.cluster.%s", tag);
+    snprintf(t_arisk, sizeof(t_arisk), "bx.itest.cluster-arisk.%s", tag);
+    snprintf(t_aatt, sizeof(t_aatt), "bx.itest.cluster-aatt.%s", tag);
+    {
+        const char *const steady_topics[] = {t_att, t_arisk, t_aatt};
+        const int partitions[] = {6, 1, 1};
+        bx_error terr = {0};
+        REQUIRE(bx_kafka_create_topics(itest_env("BX_KAFKA_BROKERS", ""), steady_topics, partitions,
+                                       3, 15000, &terr) == BX_OK);
+    }
+    snprintf(e_att, sizeof(e_att), "BX_ATTENDANCE_TOPIC=%s", t_att);
+    snprintf(e_arisk, sizeof(e_arisk), "BX_ANALYTICS_RISK_TOPIC=%s", t_arisk);
+    snprintf(e_aatt, sizeof(e_aatt), "BX_ANALYTICS_ATTENDANCE_TOPIC=%s", t_aatt);
+    snprintf(e_sgroup, sizeof(e_sgroup), "BX_CONSUMER_GROUP=bx-score-itest-steady-%s", tag);
+    pid_t steady[2];
+    for (int r = 0; r < 2; r++)
+        steady[r] = itest_service_start(
+            itest_env("BX_SCORE_BIN", BX_SCORE_BIN), clock,
+            (const char *[]){env_url, e_att, e_arisk, e_aatt, e_sgroup,
+                             r == 0 ? "BX_KAFKA_REPLICA=3" : "BX_KAFKA_REPLICA=4",
+                             "BX_SCORE_BATCH_MS=20", NULL},
+            &mport);
+
     /* The county's days and the steady flow; the faults on their schedule. */
     char api[64], state[1100], spec_score[160], spec_esc[160], spec_notify[160];
     snprintf(api, sizeof(api), "http://127.0.0.1:%d", port);
@@ -480,8 +562,12 @@ BX_TEST(county_days_survive_a_broker_and_a_redis_master)
     bx_buf_init(&sim.out, 1 << 22);
     atomic_store(&sim.rc, -1);
 
+    cpu_mark kafka_cpu0, redis_cpu0;
+    cluster_cpu_mark("kafka", 3, &kafka_cpu0);
+    cluster_cpu_mark("redis", 6, &redis_cpu0);
     flow f = {0};
     snprintf(f.tag, sizeof(f.tag), "%s", tag);
+    snprintf(f.topic, sizeof(f.topic), "%s", t_att);
     bx_error err = {0};
     REQUIRE(bx_producer_new(itest_env("BX_KAFKA_BROKERS", ""), NULL, &f.producer, &err) == BX_OK);
     pthread_t producer, simt;
@@ -572,8 +658,36 @@ BX_TEST(county_days_survive_a_broker_and_a_redis_master)
                               "AND state IN ('sent', 'delivered')");
     long long dupes = 0, lines = sms_lines(sms_file, &dupes);
 
+    /* CPU per record of each stage: every record the county's days and the steady flow put on
+     * bx.attendance.v1 (the brokers and Redis nodes restarted during the run lost their first
+     * lives' CPU: those are lower bounds). */
+    long long county_records = 0; /* the summary's line: "records accepted" and the count */
+    for (const char *acc = sim.out.data; acc && (acc = strstr(acc, "records accepted")) != NULL;) {
+        acc += strlen("records accepted");
+        if (*acc == ' ' && acc[strspn(acc, " ")] >= '0' && acc[strspn(acc, " ")] <= '9')
+            county_records = strtoll(acc, NULL, 10);
+    }
+    double records = (double)(county_records + produced);
+    double cpu_ingest = cpu_seconds(ingest), cpu_score = 0, cpu_esc = 0, cpu_notify = 0;
+    for (int r = 0; r < 2; r++) {
+        cpu_score += cpu_seconds(svc[r]) + cpu_seconds(steady[r]);
+        cpu_esc += cpu_seconds(svc[2 + r]);
+        cpu_notify += cpu_seconds(svc[4 + r]);
+    }
+    double cpu_kafka = cluster_cpu_since("kafka", 3, &kafka_cpu0),
+           cpu_redis = cluster_cpu_since("redis", 6, &redis_cpu0);
+    fprintf(stderr,
+            "CPU microseconds per record (%lld county records + %lld steady facts; bx-ingest: per "
+            "county record): bx-ingest %.0f, "
+            "bx-score %.0f, bx-escalate %.0f, bx-notify %.0f (both replicas of each), Kafka %.0f "
+            "(3 brokers), Redis %.0f (6 nodes)\n",
+            county_records, produced, cpu_ingest * 1e6 / records, cpu_score * 1e6 / records,
+            cpu_esc * 1e6 / records, cpu_notify * 1e6 / records, cpu_kafka * 1e6 / records,
+            cpu_redis * 1e6 / records);
     for (int i = 0; i < 6; i++)
         itest_stop(svc[i]);
+    itest_stop(steady[0]);
+    itest_stop(steady[1]);
     itest_stop(ingest);
 
     for (int k = 0; k < FAULTS; k++)
