@@ -195,7 +195,8 @@ CREATE TABLE cases.transfer_match (
 CREATE INDEX transfer_match_to ON cases.transfer_match (to_school);
 CREATE INDEX transfer_match_to_student ON cases.transfer_match (to_student_id);
 
--- What the last transfer check looked at: the registry revision and the newest transfer task.
+-- What the last transfer check looked at: the registry revision and the newest open transfer task
+-- (open ones only: the partial index on open tasks finds them at province scale).
 CREATE TABLE cases.transfer_check (
     only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     revision   bigint NOT NULL,
@@ -231,5 +232,6 @@ LANGUAGE sql STABLE AS $$
           AND NOT EXISTS (SELECT 1 FROM cases.transfer_check k
                           WHERE k.revision >= (SELECT revision FROM registry.revision)
                             AND k.task_id >= (SELECT coalesce(max(t.id), 0) FROM cases.task t
-                                              WHERE t.kind = 'transfer_confirmation'))
+                                              WHERE t.kind = 'transfer_confirmation'
+                                                AND t.outcome IS NULL))
 $$;

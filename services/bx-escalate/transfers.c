@@ -103,8 +103,8 @@ static bx_status case_after(PGconn *db, const char *student, int64_t *row, bool 
 
 /* ---- the transfer check ---- */
 
-/* What the check compares with cases.transfer_check: the registry's revision and the newest
- * transfer task. */
+/* What the check compares with cases.transfer_check: the registry's revision and the newest open
+ * transfer task (a new one has a higher id than any before; the open ones are few). */
 typedef struct check_mark {
     char revision[24], task_id[24];
     bool behind;
@@ -116,9 +116,10 @@ static bx_status read_mark(PGconn *db, const char *kind, check_mark *m, bx_error
     bx_status s = bx_pg_query(
         db,
         "SELECT (SELECT revision FROM registry.revision), (SELECT coalesce(max(id), 0) FROM "
-        "cases.task WHERE kind = $1), NOT EXISTS (SELECT 1 FROM cases.transfer_check k WHERE "
-        "k.revision >= (SELECT revision FROM registry.revision) AND k.task_id >= (SELECT "
-        "coalesce(max(id), 0) FROM cases.task WHERE kind = $1))",
+        "cases.task WHERE kind = $1 AND outcome IS NULL), NOT EXISTS (SELECT 1 FROM "
+        "cases.transfer_check k WHERE k.revision >= (SELECT revision FROM registry.revision) AND "
+        "k.task_id >= (SELECT coalesce(max(id), 0) FROM cases.task WHERE kind = $1 AND outcome "
+        "IS NULL))",
         1, (const char *[]){kind}, &res, err);
     if (s == BX_OK && PQntuples(res) == 1) {
         snprintf(m->revision, sizeof(m->revision), "%s", PQgetvalue(res, 0, 0));
