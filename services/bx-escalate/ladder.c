@@ -406,9 +406,24 @@ static void ensure_recurring(step *st)
 
 /* ---- stages ---- */
 
-static void enter_stage(step *st, int i, bool late, const char *fmt, ...) BX_PRINTF(4, 5);
+/* Leaving the stages before `to`: their live tasks end cancelled, unless their rule carries over
+ * (the store cancels the tasks' timers in the step's transaction). Waits stay: they lead on. */
+static void leave_stages(step *st, int to)
+{
+    for (int k = 0; k < st->s->ntasks; k++) {
+        ladder_task *t = &st->s->tasks[k];
+        if (task_live(t) && t->rule >= 0 && t->stage >= 0 && t->stage < to &&
+            !st->p->task_rules[t->rule].carries_over)
+            t->state = LADDER_TASK_CANCELLED;
+    }
+}
 
-static void enter_stage(step *st, int i, bool late, const char *fmt, ...)
+static void enter_stage_passing(step *st, int i, bool late, bool passing, const char *fmt, ...)
+    BX_PRINTF(5, 6);
+
+/* Enters stage i; passing: the same step goes on to a later stage, so only the tasks that carry
+ * over are made. */
+static void enter_stage_passing(step *st, int i, bool late, bool passing, const char *fmt, ...)
 {
     const ladder_stage_rule *sr = &st->p->stages[i];
     char why[256];
@@ -416,12 +431,14 @@ static void enter_stage(step *st, int i, bool late, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
+    leave_stages(st, i);
     st->s->stage = i;
     st->s->stages[i].entered_at = st->in->at;
     st->s->stages[i].late = late;
     add_event(st, LADDER_EV_STAGE_ENTERED, late, "%s", why);
     for (int k = 0; k < sr->ntasks; k++)
-        create_task(st, sr->tasks[k], i, late, st->in->at, false);
+        if (!passing || st->p->task_rules[sr->tasks[k]].carries_over)
+            create_task(st, sr->tasks[k], i, late, st->in->at, false);
     for (int k = 0; k < sr->nnotify; k++) {
         const ladder_notify_rule *nr = &sr->notify[k];
         ladder_notification *n = add_note(st, nr->template_name, nr->recipient_role, nr->channel);
@@ -466,15 +483,26 @@ static void close_case(step *st, ladder_ending ending, const char *why)
 }
 
 /* The stages an assessment reaches, beyond the current one, in policy order. */
+static bool reached_by(const ladder_stage_rule *sr, const ladder_input *in, bool *by_streak)
+{
+    *by_streak = sr->open_streak > 0 && in->streak_days >= sr->open_streak;
+    bool by_periods = sr->open_periods > 0 && in->unexcused_periods >= sr->open_periods;
+    return *by_streak || by_periods;
+}
+
 static void advance_by_assessment(step *st)
 {
     const ladder_input *in = st->in;
+    int last = -1; /* the furthest stage reached: the ones before it are passed */
+    bool by_streak;
+    for (int i = st->s->stage + 1; i < st->p->nstages; i++)
+        if (reached_by(&st->p->stages[i], in, &by_streak))
+            last = i;
     for (int i = st->s->stage + 1; i < st->p->nstages; i++) {
         const ladder_stage_rule *sr = &st->p->stages[i];
-        bool by_streak = sr->open_streak > 0 && in->streak_days >= sr->open_streak;
-        bool by_periods = sr->open_periods > 0 && in->unexcused_periods >= sr->open_periods;
-        if (!by_streak && !by_periods)
+        if (!reached_by(sr, in, &by_streak))
             continue;
+        bool passing = i < last;
         if (by_streak) {
             bool late = in->streak_days > sr->open_streak;
             char reached[11] = "";
@@ -483,14 +511,16 @@ static void advance_by_assessment(step *st)
                     bx_calendar_add_school_days(st->cal, in->streak_start, sr->open_streak - 1),
                     reached);
             if (late)
-                enter_stage(st, i, true,
-                            "absent %d school days without leave (stage opens at %d, reached "
-                            "%s)",
-                            in->streak_days, sr->open_streak, reached);
+                enter_stage_passing(st, i, true, passing,
+                                    "absent %d school days without leave (stage opens at %d, "
+                                    "reached %s)",
+                                    in->streak_days, sr->open_streak, reached);
             else
-                enter_stage(st, i, false, "absent %d school days without leave", in->streak_days);
+                enter_stage_passing(st, i, false, passing, "absent %d school days without leave",
+                                    in->streak_days);
         } else {
-            enter_stage(st, i, false, "%d unexcused periods on one day", in->unexcused_periods);
+            enter_stage_passing(st, i, false, passing, "%d unexcused periods on one day",
+                                in->unexcused_periods);
         }
     }
 }
@@ -580,7 +610,7 @@ static void enter_overdue_stages(step *st, const char *kind)
         const ladder_stage_rule *sr = &st->p->stages[i];
         for (int k = 0; k < sr->nopen_overdue; k++) {
             if (strcmp(sr->open_overdue[k], kind) == 0) {
-                enter_stage(st, i, false, "%s missed its deadline", kind);
+                enter_stage_passing(st, i, false, false, "%s missed its deadline", kind);
                 return;
             }
         }
@@ -624,8 +654,9 @@ static void on_deadline(step *st)
         t->state = LADDER_TASK_DONE;
         int stage = t->wait_stage;
         if (stage > s->stage)
-            enter_stage(st, stage, false, "the child has not returned within the time after %s",
-                        st->p->stages[stage].open_after);
+            enter_stage_passing(st, stage, false, false,
+                                "the child has not returned within the time after %s",
+                                st->p->stages[stage].open_after);
         ensure_recurring(st);
         return;
     }
@@ -888,7 +919,7 @@ static void on_suspected(step *st)
     open_case(st, st->in->date, st->in->reason);
     int i = st->in->stage_name[0] ? ladder_policy_stage(st->p, st->in->stage_name) : -1;
     if (i >= 0)
-        enter_stage(st, i, false, "%s", st->in->reason);
+        enter_stage_passing(st, i, false, false, "%s", st->in->reason);
     int t = st->in->task_kind[0] ? ladder_policy_task(st->p, st->in->task_kind) : -1;
     if (t >= 0)
         create_task(st, t, -1, false, st->in->at, false);

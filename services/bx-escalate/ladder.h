@@ -39,8 +39,11 @@
  * A fired deadline of an open task marks it overdue, escalates it (the task's escalate_to role is
  * told; the seeds hold the owner accountable) and enters the stages whose open_overdue names its
  * kind. Tasks end as done, cancelled (the case closed: every open task and wait is cancelled, and
- * the store cancels their timers in the same transaction) or superseded (a missed recurrence once
- * the next period's task is made). A recurring task with `from` applies only once the case has
+ * the store cancels their timers in the same transaction; or the case moved past the stage that
+ * made the task, unless its rule carries_over: the same) or superseded (a missed recurrence once
+ * the next period's task is made). Stages an input passes on its way to a later one in the same
+ * step (a bulk upload) create only their tasks that carry over: the others would be cancelled as
+ * they are made. A recurring task with `from` applies only once the case has
  * reached that stage (persuasion records, 劝返记录, are for dropouts on the roster).
  * Return to school (returned) closes the case with the township's sign-off; without it, a
  * sign-off task is created and the case stays open. A transfer out creates the transfer task (the
@@ -101,7 +104,9 @@ typedef struct ladder_task_rule {
     char escalate_to[LADDER_NAME_SIZE]; /* role told when missed; "" for nobody */
     ladder_span every;                  /* n == 0: not recurring */
     ladder_while recur_while;
-    int from_stage; /* a recurrence applies once the case reached this stage index; -1: always */
+    int from_stage;    /* a recurrence applies once the case reached this stage index; -1: always */
+    bool carries_over; /* task.<kind>.carries_over = yes: stays open when the case moves past the
+                          stage that made it (default no: leaving the stage cancels it) */
 } ladder_task_rule;
 
 typedef struct ladder_notify_rule {

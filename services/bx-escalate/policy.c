@@ -298,6 +298,14 @@ static bx_status set_task(parser *ps, const char *key, const char *kind, const c
                        v);
         snprintf(ps->task_from[i], LADDER_NAME_SIZE, "%s", v);
         ps->task_from_line[i] = line;
+    } else if (strcmp(field, "carries_over") == 0) {
+        if (strcmp(v, "yes") == 0)
+            r->carries_over = true;
+        else if (strcmp(v, "no") == 0)
+            r->carries_over = false;
+        else
+            return BAD("%s:%d: %s: expected yes or no, got \"%.*s\"", ps->file, line, key, SHOWN,
+                       v);
     } else if (strcmp(field, "while") == 0) {
         if (strcmp(v, "open") == 0)
             r->recur_while = LADDER_WHILE_OPEN;

@@ -220,8 +220,20 @@ static bx_status write_event(PGconn *db, int64_t row_id, const case_state *after
     return write_task(db, id, ctx, e, occurred, actor, err);
 }
 
+/* Was the task of key live (open or overdue) in state s? */
+static bool live_before(const case_state *s, const char *key)
+{
+    for (int k = 0; k < s->ntasks; k++)
+        if (strcmp(s->tasks[k].key, key) == 0)
+            return s->tasks[k].state == LADDER_TASK_OPEN ||
+                   s->tasks[k].state == LADDER_TASK_OVERDUE;
+    return false;
+}
+
 /* The endings a step gives tasks besides done: closing the case cancels every task of it still
- * open and its waiting timers; a missed recurrence replaced by the next is superseded. */
+ * open and its waiting timers; moving past a stage cancels that stage's tasks that do not carry
+ * over, with their timers; a missed recurrence replaced by the next is superseded. Written after
+ * the step's timers, so a timer of a task the step both made and ended is cancelled too. */
 static bx_status write_task_endings(PGconn *db, int64_t row_id, const case_state *before,
                                     const case_state *after, const ladder_effects *fx,
                                     bx_error *err)
@@ -249,8 +261,27 @@ static bx_status write_task_endings(PGconn *db, int64_t row_id, const case_state
     bool closed = false;
     for (int i = 0; i < fx->nevents && !closed; i++)
         closed = fx->events[i].kind == LADDER_EV_CLOSED;
-    if (!closed || after->open)
+    if (!closed || after->open) {
+        /* the stages left: their tasks cancelled in this step */
+        for (int i = 0; i < after->ntasks && s == BX_OK; i++) {
+            const ladder_task *t = &after->tasks[i];
+            if (t->state != LADDER_TASK_CANCELLED || t->rule < 0 || !live_before(before, t->key))
+                continue;
+            s = exec_params(db,
+                            "UPDATE cases.task SET outcome = 'cancelled', ended_at = $2 WHERE "
+                            "task_key = $1 AND outcome IS NULL",
+                            2, (const char *[]){t->key, at}, err);
+            /* a task whose deadline fired in this step (it went overdue, then its stage was
+             * left) has its timer firing now: that one is fired, not cancelled */
+            bool fired_now = false;
+            for (int e = 0; e < fx->nevents && !fired_now; e++)
+                fired_now = fx->events[e].kind == LADDER_EV_TASK_OVERDUE &&
+                            strcmp(fx->events[e].task_key, t->key) == 0;
+            if (!fired_now)
+                IFOK(s, timers_cancel(db, t->key, fx->events[fx->nevents - 1].at, NULL, err));
+        }
         return s;
+    }
     char closed_at[40];
     bx_time_format(after->closed_at, closed_at, sizeof(closed_at));
     IFOK(s, exec_params(db,
@@ -302,11 +333,11 @@ bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
         s = write_event(db, id, after, &ctx, &fx->events[i], &b, &added, err);
         *new_events += added;
     }
-    IFOK(s, write_task_endings(db, id, before, after, fx, err));
     if (step->analytics)
         IFOK(s, escalate_analytics_write_step(db, step->analytics, after, fx, err));
     for (int i = 0; i < fx->ntimers && s == BX_OK; i++)
         s = timers_schedule(db, fx->timers[i].key, id, fx->timers[i].due_at, err);
+    IFOK(s, write_task_endings(db, id, before, after, fx, err));
     for (int i = 0; i < fx->nnotes && s == BX_OK; i++) {
         bx_buf_reset(&b);
         s = messages_notify_request(after, &ctx, &fx->notes[i], &b);

@@ -348,12 +348,10 @@ static void post(const char *path, const char *body, const char *expect)
     posted[nposted++].body = strdup(body);
 }
 
-/* The class's roll call for date (YYYY-MM-DD) at 08:30: students absent and on leave by number
- * (0-terminated lists). */
-static void rollcall(const char *date, const int *absent, const int *leave)
+/* The class's roll call for date (YYYY-MM-DD) sent at `when` (local time): students absent and
+ * on leave by number (0-terminated lists). */
+static void rollcall_sent(const char *date, const char *when, const int *absent, const int *leave)
 {
-    char when[20];
-    snprintf(when, sizeof(when), "%s 08:30", date);
     at(when);
     bx_buf b;
     bx_buf_init(&b, 0);
@@ -371,6 +369,14 @@ static void rollcall(const char *date, const int *absent, const int *leave)
     post("/v1/rollcall", b.data, "\"rejected\":0");
     bx_buf_free(&b);
     settle();
+}
+
+/* The class's roll call for date at 08:30 that day. */
+static void rollcall(const char *date, const int *absent, const int *leave)
+{
+    char when[20];
+    snprintf(when, sizeof(when), "%s 08:30", date);
+    rollcall_sent(date, when, absent, leave);
 }
 
 /* A case action recorded by the homeroom teacher at local_time ("2026-09-28 11:00"). */
@@ -1034,7 +1040,9 @@ BX_TEST(presence_cancels_the_open_tasks_of_a_closed_case)
                           "FROM cases.task t JOIN cases.case c ON c.id = t.case_id WHERE "
                           "c.student_id = $1 ORDER BY t.id",
                           1);
-    CHECK_STR(tasks, "contact_family|done|t\nhome_visit|cancelled|f\n");
+    /* the missed contact ended cancelled at 17:00, when the home visit took its place (it does
+     * not carry over), so the evening's call does no task */
+    CHECK_STR(tasks, "contact_family|cancelled|t\nhome_visit|cancelled|f\n");
     free(tasks);
     /* the visit's timer was cancelled with the case: it never fired, nothing escalated */
     char *timers = rows_of("SELECT count(*) FILTER (WHERE tm.cancelled), count(*) FILTER (WHERE "
@@ -1053,6 +1061,67 @@ BX_TEST(presence_cancels_the_open_tasks_of_a_closed_case)
     CHECK_STR(ended, "returned|home_visit\n");
     free(ended);
     validate_all_topics();
+    pipeline_stop();
+    forget_posted();
+}
+
+/* Issue 15: moving past a stage cancels its open tasks in the step's transaction, unless the
+ * ladder says they carry over. Monday's roll call is sent late, on Tuesday at 08:15 (the same-day
+ * contact is then due Tuesday 17:00); Tuesday's at 08:30 makes it two days: the home visit takes
+ * the contact's place, which ends cancelled with its timer before it ever fell due. On Friday, five
+ * days, the academic office stage cancels the overdue report to the school; the home visit, the
+ * persuasion letter and the report to the academic office stay open (they carry over, or are the
+ * stage's own). */
+BX_TEST(moving_past_a_stage_cancels_its_tasks_unless_they_carry_over)
+{
+    pipeline_start(2, "2026-09-28 07:30");
+    rollcall_sent("2026-09-28", "2026-09-29 08:15", first_only, NULL);
+    rollcall("2026-09-29", first_only, NULL);
+    char *tasks = untag(rows_of(
+        "SELECT t.kind, coalesce(t.outcome, 'open'), coalesce(to_char(t.ended_at AT TIME ZONE "
+        "'Asia/Shanghai', 'MM-DD HH24:MI'), '-'), t.overdue_at IS NOT NULL FROM cases.task t JOIN "
+        "cases.case c ON c.id = t.case_id WHERE c.student_id = $1 ORDER BY t.id",
+        1));
+    CHECK_STR(tasks, "contact_family|cancelled|09-29 08:30|f\nhome_visit|open|-|f\n");
+    free(tasks);
+    /* its timer was cancelled in the same transaction: nothing falls due at 17:00 */
+    char *timers = rows_of("SELECT tm.cancelled, tm.fired_at IS NOT NULL FROM cases.timer tm JOIN "
+                           "cases.task t ON t.task_key = tm.timer_key WHERE t.kind = "
+                           "'contact_family' AND t.case_id = (SELECT id FROM cases.case WHERE "
+                           "student_id = $1)",
+                           1);
+    CHECK_STR(timers, "t|t\n");
+    free(timers);
+    rollcall("2026-09-30", first_only, NULL);
+    rollcall("2026-10-08", first_only, NULL);
+    rollcall("2026-10-09", first_only, NULL);
+    at("2026-10-09 18:00");
+    tasks = untag(rows_of(
+        "SELECT t.kind, coalesce(t.outcome, 'open'), coalesce(to_char(t.ended_at AT TIME ZONE "
+        "'Asia/Shanghai', 'MM-DD HH24:MI'), '-'), t.overdue_at IS NOT NULL FROM cases.task t JOIN "
+        "cases.case c ON c.id = t.case_id WHERE c.student_id = $1 ORDER BY t.id",
+        1));
+    CHECK_STR(tasks, "contact_family|cancelled|09-29 08:30|f\n"
+                     "home_visit|open|-|t\n"
+                     "report_to_school|cancelled|10-09 08:30|t\n"
+                     "persuasion_letter|open|-|t\n"
+                     "report_academic_office|open|-|t\n");
+    free(tasks);
+    /* the cancelled contact never escalated; the overdue report did, before it was cancelled */
+    char *escalated = untag(rows_of(
+        "SELECT t.kind, count(*) FROM cases.event e JOIN cases.case c ON c.id = e.case_id JOIN "
+        "cases.task t ON t.task_key = e.payload->'task'->>'task_id' WHERE c.student_id = $1 AND "
+        "e.kind = 'escalated' GROUP BY t.kind ORDER BY t.kind",
+        1));
+    CHECK_STR(escalated, "home_visit|1\npersuasion_letter|1\nreport_academic_office|1\n"
+                         "report_to_school|1\n");
+    free(escalated);
+    /* every message valid by its schema (no action was posted in this run) */
+    topic_log *logs[] = {&pl.attendance, &pl.risk, &pl.events, &pl.requests};
+    for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
+        topic_sync(logs[i]);
+        CHECK(logs[i]->validated > 0);
+    }
     pipeline_stop();
     forget_posted();
 }
