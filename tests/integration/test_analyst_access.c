@@ -151,6 +151,45 @@ static rd_kafka_resp_err_t consume(const analyst_client *a, const char *group,
     return result;
 }
 
+/* A consumer as the analyst in group on topic, from its beginning, kept open by the caller
+ * (rd_kafka_consumer_close and rd_kafka_destroy). */
+static rd_kafka_t *open_consumer(const analyst_client *a, const char *group, const char *topic)
+{
+    rd_kafka_conf_t *conf = conf_as(a);
+    char errstr[256];
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    REQUIRE(rk != NULL);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA);
+    REQUIRE(rd_kafka_subscribe(rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(list);
+    return rk;
+}
+
+/* Polls rk for up to timeout_ms: the first error it meets, RD_KAFKA_RESP_ERR_NO_ERROR when a
+ * message containing want came, or RD_KAFKA_RESP_ERR__TIMED_OUT. */
+static rd_kafka_resp_err_t poll_for(rd_kafka_t *rk, const char *want, int timeout_ms)
+{
+    for (long long deadline = now_ms() + timeout_ms; now_ms() < deadline;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+        if (m == NULL)
+            continue;
+        rd_kafka_resp_err_t e = m->err;
+        bool found = e == RD_KAFKA_RESP_ERR_NO_ERROR && contains(m->payload, m->len, want);
+        rd_kafka_message_destroy(m);
+        if (found)
+            return RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__PARTITION_EOF &&
+            e != RD_KAFKA_RESP_ERR__TRANSPORT)
+            return e;
+    }
+    return RD_KAFKA_RESP_ERR__TIMED_OUT;
+}
+
 static rd_kafka_resp_err_t delivered;
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -339,7 +378,10 @@ BX_TEST(an_analyst_reads_the_analytics_streams_only_until_disabled)
     CHECK(strstr(out, "sasl.password") == NULL);
     free(out);
 
-    /* Disabled: the broker refuses the password, and the ACLs are gone. */
+    /* Disabled: the ACLs go first, so even a consumer signed in before is cut off; then the
+     * broker refuses the password. */
+    rd_kafka_t *live = open_consumer(&a, group, scratch);
+    CHECK_INT(poll_for(live, value, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
     rc = itest_bxctl(db_url(), NULL, (const char *[]){"analyst", "disable", name, NULL}, &out);
     if (rc != 0)
         fprintf(stderr, "bxctl analyst disable: %s\n", out);
@@ -347,6 +389,12 @@ BX_TEST(an_analyst_reads_the_analytics_streams_only_until_disabled)
     CHECK_CONTAINS(out, "3 ACLs");
     CHECK(strstr(out, a.password) == NULL);
     free(out);
+    char later[128];
+    snprintf(later, sizeof(later), "{\"access\":\"%s after\"}", name);
+    CHECK_INT(produce(admin_conf(), scratch, later), RD_KAFKA_RESP_ERR_NO_ERROR);
+    CHECK_INT(poll_for(live, later, 30000), RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    rd_kafka_consumer_close(live);
+    rd_kafka_destroy(live);
     CHECK_INT(sign_in(&a), RD_KAFKA_RESP_ERR__AUTHENTICATION);
     row = itest_sql_rows_params(db_url(),
                                 "SELECT disabled_at IS NOT NULL FROM analytics.analyst WHERE "
