@@ -44,9 +44,12 @@ static const char *const settings[] = {"duties.time",
                                        "upward.city_term",
                                        "upward.province_yearly",
                                        "upward.year_ends",
+                                       "rollcall.missed_day",
+                                       "rollcall.missed_two_days",
                                        NULL};
 #define FIRST_OPTIONAL 10 /* settings from here on may be left out */
 #define FIRST_UPWARD   14 /* the reports upward: all five or none */
+#define FIRST_MISSED   19 /* the roll-call checks of days gone by: with rollcall.*, optional */
 #define SETTINGS_MAX   32
 /* A quarter ending this many days after a term's last day at most (in its vacation) is reported
  * on the term's last school day; one ending later belongs to the next term. */
@@ -213,6 +216,12 @@ static bx_status set_one(duties_policy *p, const char *name, int line, const cha
     } else if (strcmp(key, "rollcall.two_days") == 0) {
         ok = notify_ok(v, p->two_days_role, p->two_days_template);
         want = "\"<staff role> <template>\"";
+    } else if (strcmp(key, "rollcall.missed_day") == 0) {
+        ok = notify_ok(v, p->missed_role, p->missed_template);
+        want = "\"<staff role> <template>\"";
+    } else if (strcmp(key, "rollcall.missed_two_days") == 0) {
+        ok = notify_ok(v, p->missed_two_role, p->missed_two_template);
+        want = "\"<staff role> <template>\"";
     } else if (strcmp(key, "term_start.check_after") == 0) {
         ok = days_ok(v, &p->term_start_days);
         want = "1..60 school days";
@@ -280,8 +289,16 @@ static bx_status finish(bx_status s, const reading *rd, const char *name, duties
     int optional = 0, upward = 0;
     for (int i = FIRST_OPTIONAL; i < FIRST_UPWARD; i++)
         optional += rd->seen[i];
-    for (int i = FIRST_UPWARD; settings[i]; i++)
+    for (int i = FIRST_UPWARD; i < FIRST_MISSED; i++)
         upward += rd->seen[i];
+    int missed = 0;
+    for (int i = FIRST_MISSED; settings[i]; i++)
+        missed += rd->seen[i];
+    if (s == BX_OK && missed > 0 && optional == 0)
+        s = BX_ERR(err, BX_EINVAL,
+                   "%s: rollcall.missed_day and rollcall.missed_two_days need the rollcall.* "
+                   "checks",
+                   name);
     if (s == BX_OK && optional > 0 && optional < 4)
         s = BX_ERR(err, BX_EINVAL,
                    "%s: rollcall.remind_time, rollcall.remind, rollcall.end_of_day and "
@@ -475,6 +492,32 @@ int duties_plan_day(const duties_policy *p, const bx_calendar *cal, const char *
         p->remind_minute);
     add(out, max, &count, DUTY_ROLLCALL_END, calendar_id, term_code, ymd, day, day, p->minute);
     return count;
+}
+
+int duties_catch_up_days(const bx_calendar *cal, bx_date first, bx_date last,
+                         bx_date last_scheduled, bx_date today, bx_date *out, int max, int *skipped)
+{
+    *skipped = 0;
+    if (last_scheduled == BX_DATE_NONE || today == BX_DATE_NONE || max <= 0)
+        return 0;
+    /* the school days strictly between, latest first, then turned oldest first */
+    int n = 0;
+    for (bx_date d = bx_calendar_add_school_days(cal, today, -1);
+         d != BX_DATE_NONE && d > last_scheduled && d >= first;
+         d = bx_calendar_add_school_days(cal, d, -1)) {
+        if (d > last)
+            continue;
+        if (n < max)
+            out[n++] = d;
+        else
+            ++*skipped;
+    }
+    for (int i = 0; i < n / 2; i++) {
+        bx_date t = out[i];
+        out[i] = out[n - 1 - i];
+        out[n - 1 - i] = t;
+    }
+    return n;
 }
 
 bx_status duty_payload(const duty *d, const char *calendar_id, const char *term_code, char *out,
@@ -864,8 +907,8 @@ static bx_status upward(const duties_env *env, const timers_timer *timer, duty_k
 /* One roll-call request: about class (its registry name, a label), to role (or staff_id). */
 static bx_status rollcall_request(const duties_env *env, const timers_timer *timer,
                                   const char *what, const char *role, const char *staff_id,
-                                  const char *tmpl, PGresult *res, int r, const char *since,
-                                  bx_buf *b, bx_error *err)
+                                  const char *tmpl, const char *channel, PGresult *res, int r,
+                                  const char *since, bx_buf *b, bx_error *err)
 {
     const char *class_id = PQgetvalue(res, r, 0), *school = PQgetvalue(res, r, 2);
     char request_id[200], at[40];
@@ -879,7 +922,7 @@ static bx_status rollcall_request(const duties_env *env, const timers_timer *tim
                           "\"recipient_role\":\"%s\",\"recipient_staff_id\":",
                           tmpl, role));
     IFOK(s, staff_id ? bx_buf_json_string(b, staff_id) : bx_buf_puts(b, "null"));
-    IFOK(s, bx_buf_puts(b, ",\"channel\":\"sms\",\"params\":{\"school_id\":"));
+    IFOK(s, bx_buf_printf(b, ",\"channel\":\"%s\",\"params\":{\"school_id\":", channel));
     IFOK(s, bx_buf_json_string(b, school));
     IFOK(s, bx_buf_puts(b, ",\"class\":"));
     IFOK(s, bx_buf_json_string(b, PQgetvalue(res, r, 1)));
@@ -893,7 +936,9 @@ static bx_status rollcall_request(const duties_env *env, const timers_timer *tim
 
 /* The classes of the calendar without a roll call on day: in the morning their homeroom teacher
  * is reminded; at the day's end the principal is told, and the academic office too when the
- * school day before had none either (their absence figures cannot be trusted). */
+ * school day before had none either (their absence figures cannot be trusted). A day already
+ * over when its checks fire (caught up after a clock jump or a stop) reminds nobody; its end of
+ * day asks the rollcall.missed_* roles as tasks for their digest, or only logs without them. */
 static bx_status rollcall(const duties_env *env, const timers_timer *timer, duty_kind kind,
                           const char *calendar, const char *day, bx_error *err)
 {
@@ -906,6 +951,17 @@ static bx_status rollcall(const duties_env *env, const timers_timer *timer, duty
     bx_date before = cal ? bx_calendar_add_school_days(cal, d, -1) : BX_DATE_NONE;
     if (before != BX_DATE_NONE)
         bx_date_format(before, prev);
+    bool over = d < bx_time_local_date(bx_clock_now());
+    if (over && kind == DUTY_ROLLCALL_MORNING) {
+        bx_log_info("duty %s: %s is over: no reminder", timer->key, day);
+        return BX_OK;
+    }
+    /* a day gone by: its own template, as a task for the digest, only the day named */
+    const char *eod_role = over ? dp->missed_role : dp->eod_role;
+    const char *eod_tmpl = over ? dp->missed_template : dp->eod_template;
+    const char *two_role = over ? dp->missed_two_role : dp->two_days_role;
+    const char *two_tmpl = over ? dp->missed_two_template : dp->two_days_template;
+    const char *channel = over ? "task" : "sms";
     PGresult *res = NULL;
     bx_status s = escalate_store_unreported_classes(env->db, calendar, day, prev, &res, err);
     bx_buf b;
@@ -917,22 +973,25 @@ static bx_status rollcall(const duties_env *env, const timers_timer *timer, duty
             if (staff[0] == '\0')
                 continue; /* no homeroom teacher: the principal hears at the day's end */
             s = rollcall_request(env, timer, "remind", dp->remind_role, staff, dp->remind_template,
-                                 res, r, NULL, &b, err);
+                                 channel, res, r, NULL, &b, err);
             told++;
             continue;
         }
-        s = rollcall_request(env, timer, "end", dp->eod_role, NULL, dp->eod_template, res, r, NULL,
-                             &b, err);
-        told++;
-        if (s == BX_OK && PQgetvalue(res, r, 4)[0] == 't') {
-            s = rollcall_request(env, timer, "two_days", dp->two_days_role, NULL,
-                                 dp->two_days_template, res, r, prev, &b, err);
+        if (eod_role[0] != '\0') {
+            s = rollcall_request(env, timer, "end", eod_role, NULL, eod_tmpl, channel, res, r,
+                                 over ? day : NULL, &b, err);
+            told++;
+        }
+        if (s == BX_OK && PQgetvalue(res, r, 4)[0] == 't' && two_role[0] != '\0') {
+            s = rollcall_request(env, timer, "two_days", two_role, NULL, two_tmpl, channel, res, r,
+                                 prev, &b, err);
             two_days++;
         }
     }
     if (s == BX_OK && PQntuples(res) > 0)
-        bx_log_info("duty %s: %d classes without a roll call, %d told, %d two days in a row",
-                    timer->key, PQntuples(res), told, two_days);
+        bx_log_info("duty %s: %d classes without a roll call, %d told, %d two days in a row%s",
+                    timer->key, PQntuples(res), told, two_days,
+                    over ? " (the day was over: told as tasks for the digest)" : "");
     bx_buf_free(&b);
     PQclear(res);
     return s;
@@ -967,6 +1026,28 @@ bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error
     return s;
 }
 
+/* The last school day of the calendar's term whose roll-call checks were scheduled, or
+ * BX_DATE_NONE (the day is the end of the key: "duty:rollcall_end:<calendar>:<term>:<day>"). */
+static bx_status last_rollcall_day(PGconn *db, const char *cal_id, const char *term, bx_date *out,
+                                   bx_error *err)
+{
+    char prefix[DUTIES_KEY_SIZE];
+    snprintf(prefix, sizeof(prefix), "duty:%s:%s:%s:", duty_kind_name(DUTY_ROLLCALL_END), cal_id,
+             term);
+    PGresult *res = NULL;
+    /* a range on the key's index ('~' sorts after the day's digits) */
+    bx_status s = bx_pg_query(db,
+                              "SELECT right(max(timer_key), 10) FROM cases.timer WHERE timer_key "
+                              "> $1 AND timer_key < $1 || '~'",
+                              1, (const char *[]){prefix}, &res, err);
+    *out = BX_DATE_NONE;
+    if (s == BX_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+        bx_date_parse(PQgetvalue(res, 0, 0), out) != BX_OK)
+        *out = BX_DATE_NONE;
+    PQclear(res);
+    return s;
+}
+
 /* Schedules the duties of one term of a calendar (a row: calendar, term, first day, last day). */
 static bx_status schedule_term(PGconn *db, const duties_policy *dp, const bx_registry *registry,
                                PGresult *res, int r, bx_date today, int *created, bx_error *err)
@@ -977,10 +1058,31 @@ static bx_status schedule_term(PGconn *db, const duties_policy *dp, const bx_reg
     if (cal == NULL || bx_date_parse(PQgetvalue(res, r, 2), &first) != BX_OK ||
         bx_date_parse(PQgetvalue(res, r, 3), &last) != BX_OK)
         return BX_OK;
-    duty plan[DUTIES_PER_TERM + DUTIES_PER_DAY];
+    duty plan[DUTIES_PER_TERM + DUTIES_PER_DAY * (DUTIES_CATCH_UP + 1)];
     int n = duties_plan(dp, cal, cal_id, term, first, last, plan, DUTIES_PER_TERM);
-    n += duties_plan_day(dp, cal, cal_id, term, first, last, today, plan + n, DUTIES_PER_DAY);
     bx_status s = BX_OK;
+    if (dp->remind_minute >= 0) {
+        /* the school days gone by since the last one that had its checks */
+        bx_date last_day = BX_DATE_NONE, missed[DUTIES_CATCH_UP];
+        s = last_rollcall_day(db, cal_id, term, &last_day, err);
+        int skipped = 0;
+        int m = s == BX_OK ? duties_catch_up_days(cal, first, last, last_day, today, missed,
+                                                  DUTIES_CATCH_UP, &skipped)
+                           : 0;
+        for (int i = 0; i < m; i++)
+            n += duties_plan_day(dp, cal, cal_id, term, first, last, missed[i], plan + n,
+                                 DUTIES_PER_DAY);
+        if (m > 0)
+            bx_log_info("calendar %s term %s: the roll-call checks of %d school days gone by "
+                        "caught up",
+                        cal_id, term, m);
+        if (skipped > 0)
+            bx_log_warn("calendar %s term %s: the roll-call checks of %d earlier school days are "
+                        "not caught up (only the last %d are); bxctl report's reporting rate "
+                        "counts them",
+                        cal_id, term, skipped, DUTIES_CATCH_UP);
+    }
+    n += duties_plan_day(dp, cal, cal_id, term, first, last, today, plan + n, DUTIES_PER_DAY);
     for (int i = 0; i < n && s == BX_OK; i++) {
         char payload[512];
         int one = 0;

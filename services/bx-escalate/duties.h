@@ -24,6 +24,7 @@
     48                        /* the term's duties, its months (summaries, school reports) and     \
                                  quarters */
 #define DUTIES_PER_DAY     2  /* the day's roll-call checks: morning and end of day */
+#define DUTIES_CATCH_UP    5  /* school days gone by whose roll-call checks are caught up */
 #define DUTIES_TERM_CODE   17 /* registry.calendar_term.code: 1..16 */
 #define DUTIES_CALENDAR_ID 33
 
@@ -50,6 +51,11 @@
  *   rollcall.end_of_day              "<role> <template>" at duties.time (principal)
  *   rollcall.two_days                "<role> <template>" at duties.time when the school day
  *                                    before was not reported either (academic_office)
+ *   rollcall.missed_day              optional, with the above: "<role> <template>" for a school
+ *                                    day whose checks ran only after it was over (the clock or
+ *                                    the service passed it), asked as a task for the digest, not
+ *                                    an SMS (principal); without it such a day is only logged
+ *   rollcall.missed_two_days         the same for two days in a row (academic_office)
  * Optional (absent: no reports upward), the 四个一 reports, each at duties.time on its school day,
  * "<role> <template|none>" (the office that makes it; none: no message, the report is kept for
  * bx-console and bxctl only; city and province officers are not in the registry's staff, so
@@ -79,6 +85,9 @@ typedef struct duties_policy {
     char remind_role[DUTIES_NAME_SIZE], remind_template[DUTIES_NAME_SIZE];
     char eod_role[DUTIES_NAME_SIZE], eod_template[DUTIES_NAME_SIZE];
     char two_days_role[DUTIES_NAME_SIZE], two_days_template[DUTIES_NAME_SIZE];
+    /* rollcall.missed_*: role "" when not set */
+    char missed_role[DUTIES_NAME_SIZE], missed_template[DUTIES_NAME_SIZE];
+    char missed_two_role[DUTIES_NAME_SIZE], missed_two_template[DUTIES_NAME_SIZE];
     /* upward.*: the four reports, by duty_kind - DUTY_SCHOOL_MONTHLY; role "" when not set up;
      * template "" for none */
     bool upward;
@@ -148,6 +157,15 @@ int duties_plan_day(const duties_policy *p, const bx_calendar *cal, const char *
                     const char *term_code, bx_date first, bx_date last, bx_date day, duty *out,
                     int max);
 
+/* The school days gone by whose roll-call checks were never scheduled (the clock jumped over
+ * them, or bx-escalate was down): those after last_scheduled (the last day that has them;
+ * BX_DATE_NONE: none ever, so nothing was missed) and before today, inside the term first..last,
+ * the latest max of them, oldest first, into out. *skipped receives how many earlier ones are left
+ * out (their coverage stays in the reporting rate of bxctl report). Returns the count. */
+int duties_catch_up_days(const bx_calendar *cal, bx_date first, bx_date last,
+                         bx_date last_scheduled, bx_date today, bx_date *out, int max,
+                         int *skipped);
+
 /* The JSON payload of a duty's timer: {"duty":..,"calendar_id":..,"term":..,"first_day":..,
  * "last_day":..[,"period":..]}, into out (size bytes; BX_ENOMEM when short). */
 bx_status duty_payload(const duty *d, const char *calendar_id, const char *term_code, char *out,
@@ -182,7 +200,10 @@ typedef struct duties_env {
 bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error *err) BX_MUSTCHECK;
 
 /* Schedules the duties of every term of the registry's calendars not over by today (one timer per
- * duty key, so scheduling again changes nothing). *created receives the timers new now. */
+ * duty key, so scheduling again changes nothing), with today's roll-call checks and those of the
+ * school days gone by since the last day that had them (duties_catch_up_days). A day's checks
+ * that fire after the day is over send no reminder and ask the rollcall.missed_* roles as tasks
+ * for their digest instead of an SMS. *created receives the timers new now. */
 bx_status duties_schedule(PGconn *db, const duties_policy *p, const bx_registry *registry,
                           bx_date today, int *created, bx_error *err) BX_MUSTCHECK;
 

@@ -1159,6 +1159,55 @@ BX_TEST(a_class_without_roll_calls_reaches_the_principal_and_the_academic_office
     forget_posted();
 }
 
+/* Issue 15: the roll-call checks of school days a clock jump passed over are caught up. Monday
+ * 09-28 is reported; the clock then jumps to Friday 10-09 18:00 across National Day: Tuesday,
+ * Wednesday and Thursday 10-08 had no roll call and their checks never ran. They run now: no
+ * reminder for a day that is over; the principal gets each of those days, and the academic office
+ * each second day in a row, as tasks for the digest naming the day; Friday's own checks go as SMS
+ * as on any day. */
+BX_TEST(roll_call_checks_catch_up_the_days_a_clock_jump_passed)
+{
+    pipeline_start(2, "2026-09-28 07:30");
+    rollcall("2026-09-28", NULL, NULL);
+    at("2026-09-28 18:00");
+    at("2026-10-09 18:00");
+    settle();
+    char *asked = untag(rows_of(
+        "SELECT split_part(o.event_id, ':', 5) || '|' || split_part(o.event_id, ':', 6) || '|' || "
+        "(o.payload::jsonb->>'template') || '|' || (o.payload::jsonb->>'recipient_role') || '|' "
+        "|| coalesce(o.payload::jsonb->>'recipient_staff_id', '-') || '|' || "
+        "(o.payload::jsonb->'params'->>'class') || '|' || coalesce(o.payload::jsonb->'params'->>"
+        "'first_day', '-') || '|' || (o.payload::jsonb->>'channel') FROM cases.outbox o WHERE "
+        "o.event_id LIKE 'duty:rollcall%' AND o.event_id LIKE '%' || split_part($1::text, '-', 1) "
+        "|| '%' ORDER BY split_part(o.event_id, ':', 5), split_part(o.event_id, ':', 6)",
+        1));
+    CHECK_STR(asked,
+              "2026-09-29|end|rollcall_missed|principal|-|三年级1班|2026-09-29|task\n"
+              "2026-09-30|end|rollcall_missed|principal|-|三年级1班|2026-09-30|task\n"
+              "2026-09-30|two_days|rollcall_missed_two_days|academic_office|-|三年级1班|2026-09-29|"
+              "task\n"
+              "2026-10-08|end|rollcall_missed|principal|-|三年级1班|2026-10-08|task\n"
+              "2026-10-08|two_days|rollcall_missed_two_days|academic_office|-|三年级1班|2026-09-30|"
+              "task\n"
+              "2026-10-09|end|rollcall_missing|principal|-|三年级1班|-|sms\n"
+              "2026-10-09|remind|rollcall_reminder|homeroom_teacher|TH|三年级1班|-|sms\n"
+              "2026-10-09|two_days|rollcall_missing_two_days|academic_office|-|三年级1班|"
+              "2026-10-08|sms\n");
+    free(asked);
+    /* each day's checks once: a timer per day and check, all fired */
+    char *timers =
+        rows_of("SELECT count(*), count(*) FILTER (WHERE fired_at IS NULL) FROM "
+                "cases.timer WHERE timer_key LIKE 'duty:rollcall%' AND right(timer_key, 10) "
+                "BETWEEN '2026-09-28' AND '2026-10-09' AND $1::text <> ''",
+                1);
+    CHECK_STR(timers, "10|0\n"); /* morning and end of 09-28, 09-29, 09-30, 10-08, 10-09 */
+    free(timers);
+    topic_sync(&pl.requests); /* they match bx.notify.requests.v1 */
+    CHECK(pl.requests.validated >= 8);
+    pipeline_stop();
+    forget_posted();
+}
+
 /* Back on Thursday after three days: the teacher records the return, the case waits for the
  * township's sign-off of the return report (复学报告书), and the officer's signed return closes it.
  * Nothing more is asked for the child afterwards. */

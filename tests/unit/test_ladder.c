@@ -1385,6 +1385,62 @@ BX_TEST(duties_rollcall_checks_of_a_school_day)
     CHECK_CONTAINS(err.msg, "d.policy:11: rollcall.remind: expected");
 }
 
+/* Issue 15: the roll-call checks of school days a clock jump (or a stopped bx-escalate) passed
+ * are caught up, the last DUTIES_CATCH_UP of them, inside the term; none when no day ever had
+ * them. Rows: the last day that had its checks, today, the days caught up and those left out. */
+BX_TEST(duties_rollcall_checks_catch_up_missed_days)
+{
+    static const struct {
+        const char *last_scheduled, *today, *want;
+        int skipped;
+    } rows[] = {
+        {"2026-09-28", "2026-09-29", "", 0},                  /* the next day: none */
+        {"2026-09-28", "2026-09-28", "", 0},                  /* a restart the same day */
+        {"2026-09-28", "2026-10-09", "09-29 09-30 10-08", 0}, /* across National Day */
+        {"2026-09-28", "2026-10-12", "09-29 09-30 10-08 10-09 10-10", 0},  /* make-up Saturday */
+        {"2026-09-14", "2026-10-12", "09-29 09-30 10-08 10-09 10-10", 10}, /* 5 at most */
+        {"2026-09-28", "2026-10-11", "09-29 09-30 10-08 10-09 10-10", 0},  /* today a Sunday */
+        {"-", "2026-10-12", "", 0},                     /* nothing was ever scheduled */
+        {"2026-08-20", "2026-09-03", "09-01 09-02", 0}, /* not before the term */
+    };
+    for (size_t i = 0; i < COUNT(rows); i++) {
+        bx_date days[DUTIES_CATCH_UP];
+        int skipped = -1;
+        bx_date last = rows[i].last_scheduled[0] == '-' ? BX_DATE_NONE : D(rows[i].last_scheduled);
+        int n = duties_catch_up_days(calendar(), D("2026-09-01"), D("2027-01-22"), last,
+                                     D(rows[i].today), days, DUTIES_CATCH_UP, &skipped);
+        char got[128] = "";
+        size_t used = 0;
+        for (int k = 0; k < n; k++) {
+            char ymd[11];
+            bx_date_format(days[k], ymd);
+            used += (size_t)snprintf(got + used, sizeof(got) - used, "%s%s", k ? " " : "", ymd + 5);
+        }
+        if (strcmp(got, rows[i].want) != 0 || skipped != rows[i].skipped)
+            BX_FAIL_AT("%s..%s: got \"%s\" (%d left out), expected \"%s\" (%d)",
+                       rows[i].last_scheduled, rows[i].today, got, skipped, rows[i].want,
+                       rows[i].skipped);
+    }
+    /* the settings: the default asks the principal and the academic office; they need rollcall.* */
+    const duties_policy *p = duties();
+    CHECK_STR(p->missed_role, "principal");
+    CHECK_STR(p->missed_template, "rollcall_missed");
+    CHECK_STR(p->missed_two_role, "academic_office");
+    CHECK_STR(p->missed_two_template, "rollcall_missed_two_days");
+    const char *base = "duties.time = 17:00\nterm_start.check_after = 10 school days\n"
+                       "term_start.stage = none\ntransition.terms = autumn\n"
+                       "transition.check_after = 10 school days\ntransition.from_grades = 6\n"
+                       "transition.into_grades = 1\nout_of_school_report.after = 15 school days\n"
+                       "out_of_school_report.notify = county_officer out_of_school_report\n"
+                       "monthly_summary.notify = county_officer monthly_summary\n";
+    char text[1024];
+    snprintf(text, sizeof(text), "%srollcall.missed_day = principal rollcall_missed\n", base);
+    duties_policy q;
+    bx_error err = {0};
+    CHECK_INT(duties_policy_parse(text, strlen(text), "d.policy", &q, &err), BX_EINVAL);
+    CHECK_CONTAINS(err.msg, "need the rollcall.* checks");
+}
+
 BX_TEST(duties_policy_errors_name_file_line_and_setting)
 {
     static const struct {

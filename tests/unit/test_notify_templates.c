@@ -252,6 +252,29 @@ BX_TEST(every_template_the_duties_ask_for_is_a_report_sent_at_once)
     CHECK(!template_immediate(ts, "no_such_template"));
 }
 
+/* The roll-call checks of a day gone by (ladder-duties.policy rollcall.missed_*): a line of the
+ * digest naming the day, not an SMS of its own; the day's own checks go at once. */
+BX_TEST(rollcall_checks_of_a_day_gone_by_go_to_the_digest)
+{
+    template_set *ts = shipped();
+    CHECK(template_immediate(ts, "rollcall_missing"));
+    CHECK(!template_immediate(ts, "rollcall_missed"));
+    CHECK(!template_immediate(ts, "rollcall_missed_two_days"));
+    static const template_var vars[] = {{"class", "三年级1班"},
+                                        {"school", "开阳县第一小学"},
+                                        {"first_day", "2026-09-29"},
+                                        {"date", "2026-10-09"}};
+    char out[512];
+    bx_error err = {0};
+    REQUIRE(template_render(ts, "rollcall_missed", vars, 4, out, sizeof(out), &err) == BX_OK);
+    CHECK_STR(out,
+              "【点名未交】三年级1班9月29日没有提交点名，该班学生当天是否到校无从知晓，请督促补"
+              "报。开阳县第一小学");
+    REQUIRE(template_render(ts, "rollcall_missed_two_days", vars, 4, out, sizeof(out), &err) ==
+            BX_OK);
+    CHECK_CONTAINS(out, "自9月29日起连续两个上课日");
+}
+
 BX_TEST(county_reports_read_as_designed)
 {
     template_set *ts = shipped();
