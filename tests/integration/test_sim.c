@@ -519,6 +519,32 @@ BX_TEST(small_county_through_the_pipeline_matches_the_truth)
     CHECK_CONTAINS(summary, line);
     snprintf(line, sizeof(line), "%-56s %8s\n", "recall of the high tier", "100.0%");
     CHECK_CONTAINS(summary, line);
+    /* The reporting rate of bxctl report agrees with the truth of the forgotten roll calls. */
+    const char *sim_summary[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
+                                 "summary",
+                                 "--state",
+                                 state,
+                                 "--bxctl",
+                                 itest_env("BXCTL_BIN", BXCTL_BIN),
+                                 "--seed",
+                                 seed_text,
+                                 "--townships",
+                                 "1",
+                                 "--schools",
+                                 "2",
+                                 "--students",
+                                 "300",
+                                 "--id-prefix",
+                                 id_prefix(),
+                                 NULL};
+    bx_buf sout;
+    bx_buf_init(&sout, 1 << 20);
+    CHECK_INT(run(sim_summary, &sout), 0);
+    snprintf(line, sizeof(line), "%-56s %8s\n", "bxctl report agrees with the truth", "yes");
+    if (sout.data == NULL || strstr(sout.data, line) == NULL)
+        fprintf(stderr, "bx-sim summary: %s\n", sout.data ? sout.data : "");
+    CHECK_CONTAINS(sout.data, line);
+    bx_buf_free(&sout);
     free(dir);
     bx_buf_free(&out);
     sim_county_free(c);

@@ -1,6 +1,7 @@
 /* summary.c: what the pipeline made of the simulated term, from PostgreSQL (cases, tasks, the
  * outbox, attendance), bx.risk.v1 (the early warning) and the ground truth. Only deterministic
  * state goes into it, so a seed always prints the same summary. */
+#include "bx_clock.h"
 #include "bx_kafka.h"
 #include "simtool.h"
 
@@ -406,6 +407,120 @@ static bx_status matching_block(const sim_county *c, const sim_summary_conf *con
     return BX_OK;
 }
 
+/* ---- roll calls: the reporting rate of bxctl report against the truth (issue 15, item 4) ---- */
+
+/* bxctl report's JSON for the county by county (its stdout into out); false when it did not run. */
+static bool report_json(const sim_county *c, const char *bxctl, bx_buf *out)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return false;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], STDOUT_FILENO);
+        close(fd[0]);
+        close(fd[1]);
+        char *const argv[] = {(char *)bxctl, "report",        "--term",  "2026-autumn",
+                              "--county",    (char *)c->code, "--level", "county",
+                              "--format",    "json",          NULL};
+        execv(bxctl, argv);
+        _exit(127);
+    }
+    close(fd[1]);
+    char chunk[4096];
+    ssize_t n;
+    while (pid > 0 && (n = read(fd[0], chunk, sizeof(chunk))) > 0)
+        if (bx_buf_append(out, chunk, (size_t)n) != BX_OK)
+            break;
+    close(fd[0]);
+    int status = 0;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    return pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && out->data != NULL;
+}
+
+/* The truth: a class's roll call of a school day is missing when the class forgot it and did not
+ * send it the next school day within the run, or when the run began after that day (a run from
+ * the middle of the term sent nothing before). Counted as bxctl report counts (the days over,
+ * and today once reported), so the two agree when nothing was lost. */
+static void rollcall_truth(const sim_county *c, const sim_summary_conf *conf, bx_date through,
+                           long *due, long *got, int *incomplete)
+{
+    long long ran = drive_value(conf->state_dir, "school_days");
+    bx_date first_run =
+        ran > 0 ? bx_calendar_add_school_days(c->cal, through, -(int)(ran - 1)) : c->term_first;
+    *due = *got = 0;
+    *incomplete = 0;
+    bx_date today = bx_time_local_date(bx_clock_now());
+    for (int k = 0; k < c->nclasses; k++) {
+        if (c->classes[k].nstudents == 0)
+            continue;
+        long kdue = 0, kgot = 0;
+        for (bx_date d = bx_calendar_add_school_days(c->cal, c->term_first, 0);
+             d != BX_DATE_NONE && d <= through && d <= today;
+             d = bx_calendar_add_school_days(c->cal, d, 1)) {
+            bool late = false;
+            bx_date next = bx_calendar_add_school_days(c->cal, d, 1);
+            bool sent = d >= first_run &&
+                        (!sim_class_forgets(c, k, d, &late) ||
+                         (late && next != BX_DATE_NONE && next <= through && next <= today));
+            if (d == today && !sent)
+                continue; /* not over, not reported: not due yet */
+            kdue++;
+            kgot += sent;
+        }
+        *due += kdue;
+        *got += kgot;
+        *incomplete += kdue > 0 && kgot * 1000 < 900 * kdue; /* under 90% */
+    }
+}
+
+static bx_status rollcall_block(const sim_county *c, const sim_summary_conf *conf, bx_date through)
+{
+    printf("\nRoll calls: the reporting rate of bxctl report against the truth\n");
+    long due = 0, got = 0;
+    int incomplete = 0;
+    rollcall_truth(c, conf, through, &due, &got, &incomplete);
+    label("  ", "class-days due (classes with students x school days)");
+    printf(" %8ld\n", due);
+    label("  ", "  not reported: forgotten and never sent (truth)");
+    printf(" %8ld\n", due - got);
+    label("  ", "reporting rate by the truth");
+    printf(" %7.2f%%\n", due > 0 ? 100.0 * (double)got / (double)due : 0.0);
+    label("  ", "classes under 90% by the truth");
+    printf(" %8d\n", incomplete);
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    cJSON *doc = NULL;
+    if (conf->bxctl && report_json(c, conf->bxctl, &out))
+        doc = cJSON_Parse(out.data);
+    const cJSON *rc = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "rows"), 0), "rollcall");
+    const cJSON *rdue = cJSON_GetObjectItemCaseSensitive(rc, "days_due");
+    const cJSON *rgot = cJSON_GetObjectItemCaseSensitive(rc, "days_reported");
+    const cJSON *rinc = cJSON_GetObjectItemCaseSensitive(rc, "incomplete_classes");
+    if (conf->bxctl == NULL) {
+        printf("  (no --bxctl: bxctl report's rate is not compared)\n");
+    } else if (!cJSON_IsNumber(rdue) || !cJSON_IsNumber(rgot) || !cJSON_IsNumber(rinc)) {
+        printf("  (bxctl report did not give the county's roll calls)\n");
+    } else {
+        long pdue = (long)rdue->valuedouble, pgot = (long)rgot->valuedouble;
+        label("  ", "class-days reported, bxctl report");
+        printf(" %8ld of %ld\n", pgot, pdue);
+        label("  ", "reporting rate, bxctl report");
+        printf(" %7.2f%%\n", pdue > 0 ? 100.0 * (double)pgot / (double)pdue : 0.0);
+        label("  ", "classes under 90% (rollcall_incomplete), bxctl report");
+        printf(" %8d\n", (int)rinc->valuedouble);
+        label("  ", "bxctl report agrees with the truth");
+        printf(" %8s\n",
+               pdue == due && pgot == got && (int)rinc->valuedouble == incomplete ? "yes" : "NO");
+    }
+    cJSON_Delete(doc);
+    bx_buf_free(&out);
+    return BX_OK;
+}
+
 static const char *pct(double v, char out[16])
 {
     if (v < 0)
@@ -546,6 +661,7 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
     label("  ", "children entered on the dropout roster by bx-escalate");
     printf(" %8lld\n", rostered);
     IFOK(s, matching_block(c, conf, through, err));
+    IFOK(s, rollcall_block(c, conf, through));
 
     bx_date *flagged = calloc((size_t)c->nstudents, sizeof(*flagged));
     long long assessments = 0;
