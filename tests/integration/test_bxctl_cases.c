@@ -571,7 +571,13 @@ BX_TEST(report_rollcall_rate)
     CHECK(has(out, "\"rollcall\":{\"days_due\":20,\"days_reported\":20,\"rate_pct\":100.00,"));
     free(out);
 
-    /* by county: the province's figure is the sum of the class-days */
+    /* the city (the county code's first 4 digits) sums its counties */
+    out = bxctl_ok((const char *[]){"report", "--term", "2026-autumn", "--level", "city", NULL});
+    char *city = line_starting(out, "city     9900 ");
+    CHECK(city != NULL && has(city, " 93.33% "));
+    free(city);
+    free(out);
+    /* the province's figure is the sum of the class-days */
     out = bxctl_ok((const char *[]){"report", "--term", "2026-autumn", "--level", "province",
                                     "--format", "json", NULL});
     CHECK(has(out, "\"level\":\"province\",\"id\":\"99\""));

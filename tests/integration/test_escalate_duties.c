@@ -432,6 +432,34 @@ BX_TEST(reports_upward_once_each_on_their_school_day)
                            "'period' AND fired_at IS NULL AND due_at <= '2027-07-02 17:30+08')");
     CHECK_STR(counts, "29|26|0\n");
     free(counts);
+    /* bxctl report --upward lists them, the county's and its places', with their figures */
+    char *out = NULL;
+    CHECK_INT(bxctl((const char *[]){"report", "--upward", "--county", "990001", "--kind",
+                                     "county_quarterly_report", NULL},
+                    &out),
+              0);
+    char *listed = untag(out);
+    CHECK_CONTAINS(listed, "county_quarterly_report  990001     2026-Q3      07-01..09-30");
+    CHECK_CONTAINS(listed, "county_officer");
+    CHECK_CONTAINS(listed, "22.99%");
+    CHECK_CONTAINS(listed, "asked");
+    free(out);
+    CHECK_INT(
+        bxctl((const char *[]){"report", "--upward", "--county", "99", "--format", "json", NULL},
+              &out),
+        0);
+    cJSON *doc = cJSON_Parse(out);
+    REQUIRE(doc != NULL);
+    const cJSON *list = cJSON_GetObjectItem(doc, "reports");
+    CHECK_INT(cJSON_GetArraySize(list), 29);
+    const cJSON *last = cJSON_GetArrayItem(list, 28);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(last, "kind")), "province_yearly_report");
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(last, "task_request_id")));
+    CHECK(cJSON_IsObject(cJSON_GetObjectItem(cJSON_GetObjectItem(last, "figures"), "rollcall")));
+    cJSON_Delete(doc);
+    free(out);
+    CHECK_INT(bxctl((const char *[]){"report", "--upward", "--kind", "weekly", NULL}, &out), 2);
+    free(out);
     cJSON_Delete(schema);
     itest_mark_free(requests);
     itest_stop(escalate);

@@ -29,6 +29,7 @@ int bxctl_rebuild(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_student(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_case(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_report(bxctl_ctx *ctx, int argc, char **argv);
+int bxctl_report_upward(bxctl_ctx *ctx, int argc, char **argv); /* report_upward.c: 四个一 */
 int bxctl_ledger(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_settle(bxctl_ctx *ctx, int argc, char **argv);
 int bxctl_staff(bxctl_ctx *ctx, int argc, char **argv);         /* staff.c: bx-console accounts */

@@ -35,8 +35,11 @@ static void usage(void)
     fprintf(
         stderr,
         "  report --term CODE | --month YYYY-MM [--county CODE]\n"
-        "         [--level class|school|township|county] [--format text|csv|json]\n"
-        "                                  dropout and retention rates, thresholds flagged\n"
+        "         [--level class|school|township|county|city|province] [--format text|csv|json]\n"
+        "                                  dropout and retention rates, thresholds flagged,\n"
+        "                                  roll-call reporting rate (classes under 90%% flagged)\n"
+        "  report --upward [--county CODE] [--kind KIND] [--format text|json]\n"
+        "                                  the reports upward (四个一) the duties made\n"
         "  ledger [--county CODE] [--kind suspected|dropout|returned]\n"
         "         [--names] [--json]\n"
         "                                  standing lists with persuasion history\n"

@@ -72,7 +72,9 @@ static int usage(void)
 {
     fprintf(stderr, "usage: bxctl report --term CODE | --month YYYY-MM [--county CODE]\n"
                     "                    [--level class|school|township|county|city|province] "
-                    "[--format text|csv|json]\n");
+                    "[--format text|csv|json]\n"
+                    "       bxctl report --upward [--county CODE] [--kind KIND] "
+                    "[--format text|json]\n");
     return 2;
 }
 
@@ -403,6 +405,8 @@ out:
 
 int bxctl_report(bxctl_ctx *ctx, int argc, char **argv)
 {
+    if (argc > 0 && strcmp(argv[0], "--upward") == 0) /* the reports upward: report_upward.c */
+        return bxctl_report_upward(ctx, argc - 1, argv + 1);
     report_args a = {.county = "", .level = REPORTS_CLASS, .format = FORMAT_TEXT};
     int rc = read_options(argc, argv, &a);
     if (rc == 0)
