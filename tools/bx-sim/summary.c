@@ -358,7 +358,7 @@ static bx_status matching_block(const sim_county *c, const sim_summary_conf *con
         poor_truth += c->unenrolled[i].poor;
     for (int i = 0; i < c->nstudents; i++)
         household += !(c->students[i].flags & SIM_F_MIGRANT);
-    label("  ", "children of the household register never enrolled (truth)");
+    label("  ", "household children never enrolled (truth)");
     printf(" %8d\n", c->nunenrolled);
     label("  ", "  of them registered-poor (truth)");
     printf(" %8d\n", poor_truth);
