@@ -1,14 +1,28 @@
-/* A killed consumer does not stall its group (issue 14, defect 9): two replicas of bx-score in one
- * group on a topic of the test's own while facts flow at a steady rate; every 10 s one of them is
- * killed with SIGKILL and started again a second later, as a supervisor would. Every fact produced
- * before a kill is stored within 20 s of it (with a dynamic member and a 45 s session the group
- * waited for the dead member and stopped for about 45 s), and at the end the facts stored are
- * exactly the facts produced: nothing lost, nothing stored twice. Its own database and Redis db. */
+/* Killed consumers do not stall the pipeline (issue 14, defect 9): a simulated county's school day
+ * flows through bx-ingest for two minutes, its roll calls paced evenly, into two replicas each of
+ * bx-score, bx-escalate and bx-notify (the file provider). Every 10 s one replica of each of the
+ * three is killed with SIGKILL and started again a second later, as a supervisor would. Whatever
+ * was on a group's topics when its replica was killed is consumed within 20 s (with dynamic
+ * members and a 45 s session the group waited for the dead member for about 45 s). At the end
+ * nothing is lost: bx-ingest accepted every record of the day's plan, and bx-score stored every
+ * one it must (each class report and each absence, leave and late arrival; the presences a class
+ * report implies are not stored rows, by design); every SMS bx-escalate asked for reached
+ * bx-notify and was sent, and none twice. Its own database, Redis databases 9 (bx-score) and 10
+ * (bx-notify's rate), consumer groups that start at the shared topics' ends; counts are of the
+ * county's own ids. Labelled slow. */
+#include "bx_clock.h"
 #include "bx_itest.h"
+#include "bx_json.h"
 #include "bx_kafka.h"
+#include "bx_map.h"
 #include "bx_pg.h"
+#include "bx_redis.h"
+#include "bx_settle.h"
 #include "bx_test.h"
+#include "sim.h"
 
+#include <curl/curl.h>
+#include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -16,17 +30,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define REDIS_DB     "15"
-#define RUN_MS       60000 /* facts flow this long */
-#define KILL_EVERY   10000
-#define RESTART_MS   1000  /* the supervisor's delay before starting a killed replica again */
-#define DRAIN_MAX_MS 20000 /* the bound a kill's backlog drains within */
-#define RATE         40    /* facts a second */
-#define STUDENTS     16
+#define REDIS_DB_SCORE  "9"
+#define REDIS_DB_NOTIFY "10"
+#define DAY             "2026-10-08" /* a Thursday after National Day, as bench/e2e's */
+#define SEED            42
+#define TOWNSHIPS       4
+#define SCHOOLS         40
+#define STUDENTS        30000
+#define FLOW_MS         120000 /* the day's roll calls are posted over this long */
+#define KILL_EVERY      10000
+#define ROUNDS          (FLOW_MS / KILL_EVERY) /* kills at 10, 20, ... 120 s */
+#define RESTART_MS      1000  /* the supervisor's delay before starting a killed replica again */
+#define DRAIN_MAX_MS    20000 /* the bound a kill's backlog drains within */
 
 static long long now_ms(void)
 {
@@ -40,204 +58,543 @@ static const char *brokers(void)
     return itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092");
 }
 
-/* The fixture's students (itest_registry_fixture): ITS01..ITS15 in IT01, ITS20 in IT02. */
-static void student_of(int i, char *id, char *klass, char *school)
+static const char *holidays(void)
 {
-    int n = i < 15 ? i + 1 : 20;
-    sprintf(id, "ITS%02d", n);
-    strcpy(klass, n <= 10 ? "ITC1" : n <= 15 ? "ITC2" : "ITC3");
-    strcpy(school, n <= 15 ? "IT01" : "IT02");
+    static char path[1024];
+    snprintf(path, sizeof(path), "%s/deploy/policy/cn-public-holidays-2026.csv",
+             itest_env("BX_SOURCE_DIR", "."));
+    return path;
 }
 
-/* The school days facts are written for: weekdays of November and December 2026 but the
- * fixture's closure on 2026-11-20. */
-static int school_days(char days[][11], int max)
+/* Ids of this process's own ("g" and the pid in letters): another county simulated at the same
+ * time on the shared topics never shares a student, class or staff id. */
+static const char *id_prefix(void)
 {
-    int n = 0;
-    for (int month = 11; month <= 12; month++)
-        for (int d = 1; d <= (month == 11 ? 30 : 31) && n < max; d++) {
-            struct tm tm = {.tm_year = 126, .tm_mon = month - 1, .tm_mday = d, .tm_hour = 12};
-            mktime(&tm);
-            if (tm.tm_wday == 0 || tm.tm_wday == 6 || (month == 11 && d == 20))
-                continue;
-            snprintf(days[n++], 11, "2026-%02d-%02d", month, d);
+    static char prefix[9];
+    if (prefix[0] == '\0') {
+        unsigned n = (unsigned)getpid();
+        int i = 0;
+        prefix[i++] = 'g';
+        while (n && i < 8) {
+            prefix[i++] = (char)('a' + n % 26);
+            n /= 26;
         }
-    return n;
-}
-
-typedef struct flow {
-    char topic[128];
-    char tag[40];
-    bx_producer *producer;
-    atomic_llong produced; /* acknowledged by the broker */
-    atomic_bool stop;
-    atomic_bool failed;
-} flow;
-
-static void delivered(void *opaque, rd_kafka_resp_err_t err)
-{
-    flow *f = opaque;
-    if (err)
-        atomic_store(&f->failed, true);
-    else
-        atomic_fetch_add(&f->produced, 1);
-}
-
-/* Facts at RATE a second, each one a different (student, day, period): one row each in
- * attendance.fact. */
-static void *produce_main(void *arg)
-{
-    flow *f = arg;
-    static char days[60][11];
-    int ndays = school_days(days, 60);
-    long long start = now_ms();
-    for (long long i = 0; !atomic_load(&f->stop); i++) {
-        long long due = start + i * 1000 / RATE;
-        long long wait = due - now_ms();
-        if (wait > 0)
-            usleep((useconds_t)wait * 1000);
-        int student = (int)(i % STUDENTS), slot = (int)(i / STUDENTS);
-        int period = slot % 8 + 1, day = slot / 8;
-        if (day >= ndays)
-            break;
-        char id[8], klass[8], school[8], msg[1024];
-        student_of(student, id, klass, school);
-        snprintf(msg, sizeof(msg),
-                 "{\"schema\":\"bx.attendance.v1\",\"type\":\"attendance\",\"event_id\":"
-                 "\"%s-%lld\",\"student_id\":\"%s\",\"school_id\":\"%s\",\"class_id\":\"%s\","
-                 "\"date\":\"%s\",\"period\":%d,\"status\":\"present\",\"leave_kind\":null,"
-                 "\"source\":\"attendance\",\"rollcall_id\":null,\"recorded_at\":"
-                 "\"%sT08:10:00+08:00\",\"recorded_by\":\"itest\"}",
-                 f->tag, i, id, school, klass, days[day], period, days[day]);
-        if (bx_producer_send(f->producer, f->topic, id, strlen(id), msg, strlen(msg), delivered,
-                             f) != BX_OK)
-            atomic_store(&f->failed, true);
     }
-    return NULL;
+    return prefix;
 }
 
-static long long stored(const char *url)
+static void run_ok(const char *const *argv, bx_buf *out)
 {
-    char *rows = itest_sql_rows(url, "SELECT count(*) FROM attendance.fact");
+    bx_buf own;
+    bx_buf_init(&own, 1 << 24);
+    bx_buf *b = out ? out : &own;
+    int rc = itest_run(argv, NULL, b);
+    if (rc != 0)
+        fprintf(stderr, "%s %s failed (%d): %s\n", argv[0], argv[1], rc, b->data ? b->data : "");
+    bx_buf_free(&own);
+    REQUIRE(rc == 0);
+}
+
+static long long count_of(const char *url, const char *sql)
+{
+    char *rows = itest_sql_rows(url, sql);
     long long n = rows ? strtoll(rows, NULL, 10) : -1;
     free(rows);
     return n;
 }
 
-typedef struct replica {
-    pid_t pid;
-    int port;
-    char env_replica[32];
-} replica;
+static void flush_redis(const char *db)
+{
+    const char *url = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
+    char host[128] = "127.0.0.1";
+    int port = 63799;
+    if (sscanf(url, "redis://%127[^:/]:%d", host, &port) < 1)
+        REQUIRE(!"BX_REDIS_URL");
+    redisContext *r = redisConnect(host, port);
+    REQUIRE(r != NULL && !r->err);
+    REQUIRE(bx_redis_auth(r, &(bx_error){0}) == BX_OK); /* the administrator of $BX_RUN_DIR/env */
+    redisReply *rep = redisCommand(r, "SELECT %s", db);
+    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+    rep = redisCommand(r, "FLUSHDB");
+    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+    redisFree(r);
+}
+
+/* ---- the consumer groups: what is on their topics and what they have committed ---- */
+
+enum { SCORE, ESCALATE, NOTIFY, SERVICES };
+static const char *const service_names[SERVICES] = {"bx-score", "bx-escalate", "bx-notify"};
+
+typedef struct service {
+    const char *bin;
+    char group[96];
+    char spec[200]; /* GROUP:TOPIC[,TOPIC] for bx-sim group-at-end and bxctl settle */
+    const char *env[16];
+    char env_group[128], env_replica[2][32];
+    pid_t pid[2];
+    rd_kafka_t *rk; /* a handle with the group's id that never joins it */
+    rd_kafka_topic_partition_list_t *parts;
+} service;
+
+/* The group's handle and every partition of its topics. */
+static void watch(service *sv, const char *const *topics, int ntopics)
+{
+    bx_error err = {0};
+    REQUIRE(bx_settle_group_handle(brokers(), sv->group, &sv->rk, &err) == BX_OK);
+    sv->parts = rd_kafka_topic_partition_list_new(16);
+    for (int i = 0; i < ntopics; i++)
+        REQUIRE(bx_settle_partitions_add(sv->rk, topics[i], 10000, sv->parts, &err) == BX_OK);
+    REQUIRE(sv->parts->cnt <= 64);
+}
+
+/* The end offset of each partition (in parts' order). */
+static void ends(service *sv, int64_t *hi)
+{
+    for (int i = 0; i < sv->parts->cnt; i++) {
+        int64_t lo = 0;
+        rd_kafka_topic_partition_t *p = &sv->parts->elems[i];
+        if (rd_kafka_query_watermark_offsets(sv->rk, p->topic, p->partition, &lo, &hi[i], 5000) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            hi[i] = INT64_MAX; /* unknown: never counted as drained */
+    }
+}
+
+/* True when the group has committed at least mark on every partition. */
+static bool reached(service *sv, const int64_t *mark)
+{
+    rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(sv->parts);
+    bool ok = rd_kafka_committed(sv->rk, c, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; ok && i < c->cnt; i++)
+        ok = c->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && c->elems[i].offset >= mark[i];
+    rd_kafka_topic_partition_list_destroy(c);
+    return ok;
+}
+
+static void start_replica(service *sv, int r, const char *clock)
+{
+    const char *env[20];
+    size_t n = 0;
+    for (; sv->env[n] && n < 16; n++)
+        env[n] = sv->env[n];
+    env[n++] = sv->env_group;
+    env[n++] = sv->env_replica[r];
+    env[n] = NULL;
+    sv->pid[r] = itest_service_start(sv->bin, clock, env, &(int){0});
+}
+
+/* ---- the day's roll calls, paced through bx-ingest ---- */
+
+typedef struct flow {
+    const sim_county *c;
+    const sim_day_plan *p;
+    char (*tokens)[160]; /* each school's credential */
+    char api[64];
+    atomic_llong accepted, rejected, posted;
+    atomic_int failed; /* roll calls not answered 200 */
+    atomic_bool done;
+} flow;
+
+static size_t collect(char *p, size_t size, size_t n, void *arg)
+{
+    return bx_buf_append(arg, p, size * n) == BX_OK ? size * n : 0;
+}
+
+/* Roll call j at start + j * FLOW_MS / n, one keep-alive connection. */
+static void *flow_main(void *arg)
+{
+    flow *f = arg;
+    CURL *h = curl_easy_init();
+    REQUIRE(h != NULL);
+    bx_buf body, reply;
+    bx_buf_init(&body, 0);
+    bx_buf_init(&reply, 1 << 20);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/rollcall", f->api);
+    long long start = now_ms();
+    for (int j = 0; j < f->p->nrollcalls; j++) {
+        long long wait = start + (long long)j * FLOW_MS / f->p->nrollcalls - now_ms();
+        if (wait > 0)
+            usleep((useconds_t)wait * 1000);
+        const sim_rollcall *rc = &f->p->rollcalls[j];
+        bx_buf_reset(&body);
+        bx_buf_reset(&reply);
+        REQUIRE(sim_rollcall_json(f->c, rc, &body) == BX_OK);
+        char auth[200];
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+                 f->tokens[f->c->classes[rc->klass].school]);
+        struct curl_slist *hdrs = curl_slist_append(NULL, auth);
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body.len);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
+        long status = 0;
+        CURLcode rc_curl = curl_easy_perform(h);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        curl_slist_free_all(hdrs);
+        cJSON *r = NULL;
+        if (rc_curl != CURLE_OK || status != 200 ||
+            bx_json_parse(reply.data ? reply.data : "", reply.len, &r, NULL) != BX_OK) {
+            fprintf(stderr, "roll call %d: HTTP %ld %s: %.300s\n", j, status,
+                    curl_easy_strerror(rc_curl), reply.data ? reply.data : "");
+            atomic_fetch_add(&f->failed, 1);
+            continue;
+        }
+        const cJSON *acc = cJSON_GetObjectItemCaseSensitive(r, "accepted");
+        const cJSON *rej = cJSON_GetObjectItemCaseSensitive(r, "rejected");
+        atomic_fetch_add(&f->accepted, cJSON_IsNumber(acc) ? (long long)acc->valuedouble : 0);
+        atomic_fetch_add(&f->rejected, cJSON_IsNumber(rej) ? (long long)rej->valuedouble : 0);
+        atomic_fetch_add(&f->posted, 1);
+        cJSON_Delete(r);
+    }
+    bx_buf_free(&body);
+    bx_buf_free(&reply);
+    curl_easy_cleanup(h);
+    atomic_store(&f->done, true);
+    return NULL;
+}
+
+/* Each school's credential (bxctl key create), by school index. */
+static char (*make_keys(const sim_county *c))[160]
+{
+    char(*tokens)[160] = calloc((size_t)c->nschools, sizeof(*tokens));
+    REQUIRE(tokens != NULL);
+    for (int i = 0; i < c->nschools; i++) {
+        const char *kc[] = {
+            itest_env("BXCTL_BIN", BXCTL_BIN), "key", "create", c->schools[i].id, "itest", NULL};
+        bx_buf out;
+        bx_buf_init(&out, 0);
+        run_ok(kc, &out);
+        const char *tok = strstr(out.data, "bxk_");
+        REQUIRE(tok != NULL);
+        snprintf(tokens[i], sizeof(tokens[i]), "%.*s", (int)strcspn(tok, "\r\n "), tok);
+        bx_buf_free(&out);
+    }
+    return tokens;
+}
 
 BX_TEST(killed_replicas_do_not_stall_the_group)
 {
     const char *url = itest_own_database("gkill");
-    setenv("BX_PG_URL", url, 1); /* the fixture is imported there */
-    free(itest_registry_fixture(NULL));
+    setenv("BX_PG_URL", url, 1); /* bx-sim, bxctl and every service work there */
+    char *clock = itest_clock_file(DAY " 09:00");
+    char clock_env[600];
+    snprintf(clock_env, sizeof(clock_env), "file:%s", clock);
+    setenv("BX_CLOCK", clock_env, 1);
+    bx_error err = {0};
+    REQUIRE(bx_clock_init(clock_env, &err) == BX_OK);
+    /* the day's clock runs as a real one from 09:00 (leases, retries and receipt checks come due
+     * as they would) */
+    bx_time_ms day_start = bx_clock_now();
+    flush_redis(REDIS_DB_SCORE);
+    flush_redis(REDIS_DB_NOTIFY);
 
-    flow f = {0};
+    /* the county: generated, imported, planned for the day */
+    long long t_setup = now_ms();
+    char *dir = itest_tmpdir("gkill");
+    char seed[16], townships[8], schools[8], students[16];
+    snprintf(seed, sizeof(seed), "%d", SEED);
+    snprintf(townships, sizeof(townships), "%d", TOWNSHIPS);
+    snprintf(schools, sizeof(schools), "%d", SCHOOLS);
+    snprintf(students, sizeof(students), "%d", STUDENTS);
+    const char *bxctl = itest_env("BXCTL_BIN", BXCTL_BIN),
+               *bxsim = itest_env("BX_SIM_BIN", BX_SIM_BIN);
+    const char *gen[] = {bxsim,       "generate", "--out",      dir,           "--id-prefix",
+                         id_prefix(), "--seed",   seed,         "--townships", townships,
+                         "--schools", schools,    "--students", students,      NULL};
+    run_ok(gen, NULL);
+    const char *hol[] = {bxctl, "import", "holidays", holidays(), NULL};
+    run_ok(hol, NULL);
+    const char *imp[] = {bxctl, "import", "--dir", dir, NULL};
+    run_ok(imp, NULL);
+    sim_county *c = NULL;
+    sim_world *w = NULL;
+    sim_day_plan plan;
+    bx_date day;
+    REQUIRE(bx_date_parse(DAY, &day) == BX_OK);
+    sim_size size = {TOWNSHIPS, SCHOOLS, STUDENTS, id_prefix()};
+    REQUIRE(sim_county_new(SEED, size, holidays(), &c, &err) == BX_OK);
+    REQUIRE(sim_world_new(c, &w) == BX_OK);
+    REQUIRE(sim_plan_day(c, w, day, &plan) == BX_OK);
+    /* What bx-ingest must accept (every student of each class, and the class report) and what
+     * bx-score must store of it: the class report and every exception (absent, on leave, late);
+     * the presences a roll call implies are not stored, by design (bx-score's store.h). */
+    long long absent = 0, want_accepted = 0, want_stored = 0;
+    for (int j = 0; j < plan.nrollcalls; j++) {
+        const sim_rollcall *rc = &plan.rollcalls[j];
+        absent += rc->nabsent;
+        want_accepted += c->classes[rc->klass].nstudents + 1;
+        want_stored += rc->nabsent + rc->nleave + rc->nlate + 1;
+    }
+    flow f = {.c = c, .p = &plan, .tokens = make_keys(c)};
+
+    /* the services: their own consumer groups, at the shared topics' ends */
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    snprintf(f.tag, sizeof(f.tag), "gk%d-%ld", (int)getpid(), (long)tv.tv_sec % 100000);
-    char t_att[96], t_arisk[96], t_aatt[96];
-    snprintf(t_att, sizeof(t_att), "bx.itest.gkill.%s", f.tag);
-    snprintf(t_arisk, sizeof(t_arisk), "bx.itest.gkill-arisk.%s", f.tag);
-    snprintf(t_aatt, sizeof(t_aatt), "bx.itest.gkill-aatt.%s", f.tag);
-    snprintf(f.topic, sizeof(f.topic), "%s", t_att);
-    const char *const topics[] = {t_att, t_arisk, t_aatt};
-    const int partitions[] = {6, 1, 1};
-    bx_error err = {0};
-    REQUIRE(bx_kafka_create_topics(brokers(), topics, partitions, 3, 15000, &err) == BX_OK);
-
-    char *clock = itest_clock_file("2027-01-20 18:00");
+    service sv[SERVICES] = {0};
+    static const char *const score_topics[] = {BX_TOPIC_ATTENDANCE};
+    static const char *const esc_topics[] = {BX_TOPIC_RISK, BX_TOPIC_ACTIONS};
+    static const char *const notify_topics[] = {BX_TOPIC_NOTIFY_REQUESTS};
+    const char *const *topics[SERVICES] = {score_topics, esc_topics, notify_topics};
+    const int ntopics[SERVICES] = {1, 2, 1};
+    char env_url[600], env_score_redis[300], env_notify_redis[300], env_sms[700], env_rate[96];
     const char *redis = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
     const char *db_part = strchr(redis + strlen("redis://"), '/');
     int base = db_part ? (int)(db_part - redis) : (int)strlen(redis);
-    char env_url[600], env_redis[300], env_topic[160], env_group[160], env_arisk[160],
-        env_aatt[160];
     snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", url);
-    snprintf(env_redis, sizeof(env_redis), "BX_REDIS_URL=%.*s/" REDIS_DB, base, redis);
-    snprintf(env_topic, sizeof(env_topic), "BX_ATTENDANCE_TOPIC=%s", t_att);
-    snprintf(env_group, sizeof(env_group), "BX_CONSUMER_GROUP=bx-score-itest-%s", f.tag);
-    snprintf(env_arisk, sizeof(env_arisk), "BX_ANALYTICS_RISK_TOPIC=%s", t_arisk);
-    snprintf(env_aatt, sizeof(env_aatt), "BX_ANALYTICS_ATTENDANCE_TOPIC=%s", t_aatt);
-
-    replica r[2] = {0};
-    for (int i = 0; i < 2; i++)
-        snprintf(r[i].env_replica, sizeof(r[i].env_replica), "BX_KAFKA_REPLICA=%d", i + 1);
-    const char *bin = itest_env("BX_SCORE_BIN", BX_SCORE_BIN);
-#define START(i)                                                                                   \
-    r[i].pid = itest_service_start(                                                                \
-        bin, clock,                                                                                \
-        (const char *[]){env_url, env_redis, env_topic, env_group, env_arisk, env_aatt,            \
-                         r[i].env_replica, "BX_PSEUDONYM_KEY=itest-gkill", "BX_SCORE_BATCH_MS=20", \
-                         "BX_LOG_LEVEL=warn", NULL},                                               \
-        &r[i].port)
-    START(0);
-    START(1);
-
-    REQUIRE(bx_producer_new(brokers(), NULL, &f.producer, &err) == BX_OK);
-    pthread_t producer;
-    REQUIRE(pthread_create(&producer, NULL, produce_main, &f) == 0);
-
-    /* Kills at 10, 20, ... 50 s, alternating replicas; each one's mark is what had been produced
-     * when it came, and its drain time how long until that much was stored. */
-    enum { KILLS = RUN_MS / KILL_EVERY - 1 };
-    long long kill_at[KILLS], mark[KILLS], drained[KILLS], restart_at = 0;
-    int kills = 0, down = -1;
-    long long start = now_ms(), last_stored = 0;
-    while (now_ms() - start < RUN_MS || (kills > 0 && drained[kills - 1] < 0)) {
-        long long t = now_ms();
-        if (t - start >= RUN_MS)
-            atomic_store(&f.stop, true);
-        if (kills < KILLS && t - start >= (long long)(kills + 1) * KILL_EVERY && down < 0) {
-            down = kills % 2;
-            kill(r[down].pid, SIGKILL);
-            itest_stop(r[down].pid); /* reaps it */
-            kill_at[kills] = t;
-            mark[kills] = atomic_load(&f.produced);
-            drained[kills] = -1;
-            restart_at = t + RESTART_MS;
-            kills++;
+    snprintf(env_score_redis, sizeof(env_score_redis), "BX_REDIS_URL=%.*s/" REDIS_DB_SCORE, base,
+             redis);
+    snprintf(env_notify_redis, sizeof(env_notify_redis), "BX_REDIS_URL=%.*s/" REDIS_DB_NOTIFY, base,
+             redis);
+    char sms_file[600];
+    snprintf(sms_file, sizeof(sms_file), "%s/sms.jsonl", dir);
+    snprintf(env_sms, sizeof(env_sms), "BX_NOTIFY_PROVIDER_FILE=%s", sms_file);
+    snprintf(env_rate, sizeof(env_rate), "BX_NOTIFY_RATE_KEY=bx:itest:%s:notify:rate", id_prefix());
+    const char *const common_env[] = {env_url, "BX_PSEUDONYM_KEY=itest-gkill",
+                                      "BX_REGISTRY_REFRESH_MS=500", "BX_LOG_LEVEL=error"};
+    const char *bins[SERVICES] = {itest_env("BX_SCORE_BIN", BX_SCORE_BIN),
+                                  itest_env("BX_ESCALATE_BIN", BX_ESCALATE_BIN),
+                                  itest_env("BX_NOTIFY_BIN", BX_NOTIFY_BIN)};
+    for (int s = 0; s < SERVICES; s++) {
+        sv[s].bin = bins[s];
+        snprintf(sv[s].group, sizeof(sv[s].group), "%s-itest-gkill-%ld%06ld", service_names[s],
+                 (long)tv.tv_sec, (long)tv.tv_usec);
+        snprintf(sv[s].env_group, sizeof(sv[s].env_group), "BX_CONSUMER_GROUP=%s", sv[s].group);
+        for (int r = 0; r < 2; r++)
+            snprintf(sv[s].env_replica[r], sizeof(sv[s].env_replica[r]), "BX_KAFKA_REPLICA=%d",
+                     r + 1);
+        int n = snprintf(sv[s].spec, sizeof(sv[s].spec), "%s:", sv[s].group);
+        for (int t = 0; t < ntopics[s]; t++)
+            n += snprintf(sv[s].spec + n, sizeof(sv[s].spec) - (size_t)n, "%s%s", t ? "," : "",
+                          topics[s][t]);
+        char topic_list[160];
+        snprintf(topic_list, sizeof(topic_list), "%s", strchr(sv[s].spec, ':') + 1);
+        const char *at_end[] = {bxsim,      "group-at-end", "--group", sv[s].group,
+                                "--topics", topic_list,     NULL};
+        run_ok(at_end, NULL);
+        watch(&sv[s], topics[s], ntopics[s]);
+        size_t e = 0;
+        for (size_t i = 0; i < sizeof(common_env) / sizeof(common_env[0]); i++)
+            sv[s].env[e++] = common_env[i];
+        if (s == SCORE) {
+            sv[s].env[e++] = env_score_redis;
+        } else if (s == NOTIFY) {
+            sv[s].env[e++] = env_notify_redis;
+            sv[s].env[e++] = "BX_NOTIFY_PROVIDER=file";
+            sv[s].env[e++] = env_sms;
+            sv[s].env[e++] = env_rate;
+            sv[s].env[e++] = "BX_NOTIFY_RECEIPT_LISTEN="; /* the file provider sends none */
         }
-        if (down >= 0 && t >= restart_at) {
-            START(down);
+        sv[s].env[e] = NULL;
+        for (int r = 0; r < 2; r++)
+            start_replica(&sv[s], r, clock);
+    }
+    int port = 0;
+    const char *ingest_env[] = {env_url, "BX_REGISTRY_REFRESH_MS=500", NULL};
+    pid_t ingest = itest_ingest_start(clock, ingest_env, &port);
+    snprintf(f.api, sizeof(f.api), "http://127.0.0.1:%d", port);
+    fprintf(stderr,
+            "%d students in %d classes, %d roll calls (%lld absent) over %d s; set up in %lld "
+            "ms\n",
+            c->nstudents, c->nclasses, plan.nrollcalls, absent, FLOW_MS / 1000, now_ms() - t_setup);
+
+    pthread_t poster;
+    REQUIRE(pthread_create(&poster, NULL, flow_main, &f) == 0);
+
+    /* Round k, at (k + 1) * 10 s: the end offsets of each group's topics, then replica k % 2 of
+     * every service killed; a second later started again. Each group's drain time is how long
+     * until it committed those ends. */
+    static int64_t mark[ROUNDS][SERVICES][64];
+    long long kill_at[ROUNDS], drained[ROUNDS][SERVICES], restart_at = 0;
+    int rounds = 0, down = -1;
+    long long start = now_ms();
+    for (;;) {
+        long long t = now_ms();
+        REQUIRE(bx_clock_set(day_start + (t - start)) == BX_OK);
+        if (rounds < ROUNDS && t - start >= (long long)(rounds + 1) * KILL_EVERY && down < 0) {
+            down = rounds % 2;
+            for (int s = 0; s < SERVICES; s++)
+                ends(&sv[s], mark[rounds][s]);
+            for (int s = 0; s < SERVICES; s++) {
+                kill(sv[s].pid[down], SIGKILL);
+                itest_stop(sv[s].pid[down]); /* reaps it */
+                drained[rounds][s] = -1;
+            }
+            kill_at[rounds] = now_ms();
+            restart_at = kill_at[rounds] + RESTART_MS;
+            rounds++;
+        }
+        if (down >= 0 && now_ms() >= restart_at) {
+            for (int s = 0; s < SERVICES; s++)
+                start_replica(&sv[s], down, clock);
             down = -1;
         }
-        last_stored = stored(url);
-        for (int k = 0; k < kills; k++)
-            if (drained[k] < 0 && last_stored >= mark[k])
-                drained[k] = now_ms() - kill_at[k];
-        for (int k = 0; k < kills; k++)
-            if (drained[k] < 0 && now_ms() - kill_at[k] > 3 * DRAIN_MAX_MS)
-                drained[k] = 3 * DRAIN_MAX_MS; /* give up waiting; the check below fails */
-        usleep(100 * 1000);
+        bool pending = false;
+        for (int k = 0; k < rounds; k++)
+            for (int s = 0; s < SERVICES; s++) {
+                if (drained[k][s] >= 0)
+                    continue;
+                if (reached(&sv[s], mark[k][s]))
+                    drained[k][s] = now_ms() - kill_at[k];
+                else if (now_ms() - kill_at[k] > 3 * DRAIN_MAX_MS)
+                    drained[k][s] = 3 * DRAIN_MAX_MS; /* give up waiting; the check below fails */
+                pending = pending || drained[k][s] < 0;
+            }
+        if (rounds == ROUNDS && down < 0 && !pending && atomic_load(&f.done))
+            break;
+        usleep(200 * 1000);
     }
-    atomic_store(&f.stop, true);
-    pthread_join(producer, NULL);
-    REQUIRE(bx_producer_flush(f.producer, 15000) == BX_OK);
-    bx_producer_free(f.producer, 5000);
-    long long produced = atomic_load(&f.produced);
+    pthread_join(poster, NULL);
 
-    /* Everything produced is stored, once. */
-    for (int i = 0; i < 300 && (last_stored = stored(url)) < produced; i++)
-        usleep(100 * 1000);
-    long long worst = 0;
-    for (int k = 0; k < kills; k++) {
-        fprintf(stderr,
-                "kill %d (replica %d): %lld facts produced before it stored after %lld ms\n", k + 1,
-                k % 2 + 1, mark[k], drained[k]);
-        worst = drained[k] > worst ? drained[k] : worst;
+    /* Then the pipeline settles, five minutes later by the day's clock (bx-notify asks the file
+     * provider how each SMS went two minutes after sending it): every group at its topics' ends,
+     * bx-escalate's timers fired and outbox relayed, bx-notify's due work done. */
+    REQUIRE(bx_clock_set(day_start + (now_ms() - start) + 5 * 60 * 1000) == BX_OK);
+    char *settled = NULL;
+    const char *settle[] = {
+        "settle",  "--group",       sv[SCORE].spec, "--group", sv[ESCALATE].spec,
+        "--group", sv[NOTIFY].spec, "--timeout",    "180",     NULL};
+    int settle_rc = itest_bxctl(url, clock, settle, &settled);
+    if (settle_rc != 0)
+        fprintf(stderr, "bxctl settle: %s\n", settled ? settled : "");
+    free(settled);
+
+    long long worst[SERVICES] = {0};
+    for (int k = 0; k < rounds; k++) {
+        fprintf(stderr, "kill %2d (replica %d of each):", k + 1, k % 2 + 1);
+        for (int s = 0; s < SERVICES; s++) {
+            fprintf(stderr, " %s drained after %lld ms%s", service_names[s], drained[k][s],
+                    s + 1 < SERVICES ? "," : "\n");
+            worst[s] = drained[k][s] > worst[s] ? drained[k][s] : worst[s];
+        }
     }
-    fprintf(stderr, "%lld facts produced, %lld stored; the worst drain %lld ms\n", produced,
-            last_stored, worst);
-    CHECK(!atomic_load(&f.failed));
-    CHECK_INT(kills, KILLS);
-    CHECK(produced > RATE * RUN_MS / 1000 * 9 / 10);
-    CHECK_INT(last_stored, produced);
-    CHECK(worst < DRAIN_MAX_MS);
-    for (int i = 0; i < 2; i++)
-        itest_stop(r[i].pid);
+
+    /* What was stored and sent, of the county's own ids. */
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT (SELECT count(*) FROM attendance.fact WHERE student_id LIKE '%s%%') + "
+             "(SELECT count(*) FROM attendance.class_report WHERE class_id LIKE '%s%%')",
+             id_prefix(), id_prefix());
+    long long stored = count_of(url, sql);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM cases.outbox WHERE topic = 'bx.notify.requests.v1' AND "
+             "msg_key LIKE '%s%%'",
+             id_prefix());
+    long long asked = count_of(url, sql);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM cases.outbox o WHERE topic = 'bx.notify.requests.v1' AND "
+             "msg_key LIKE '%s%%' AND NOT EXISTS (SELECT 1 FROM notify.request r WHERE "
+             "r.request_id = o.event_id)",
+             id_prefix());
+    long long not_received = count_of(url, sql);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM cases.case WHERE student_id LIKE '%s%%'",
+             id_prefix());
+    long long cases = count_of(url, sql);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM notify.notification WHERE channel = 'sms' AND student_id LIKE "
+             "'%s%%' AND state = 'delivered'",
+             id_prefix());
+    long long delivered = count_of(url, sql);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM notify.notification WHERE channel = 'sms' AND student_id LIKE "
+             "'%s%%' AND state NOT IN ('delivered', 'dead')",
+             id_prefix());
+    long long unfinished = count_of(url, sql);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM notify.notification WHERE channel = 'sms' AND student_id LIKE "
+             "'%s%%' AND state = 'dead'",
+             id_prefix());
+    long long dead = count_of(url, sql);
+
+    /* The provider's file: one line per SMS sent; an id twice is an SMS sent twice. */
+    long long lines = 0, twice = 0;
+    bx_map *seen = bx_map_new();
+    FILE *fp = fopen(sms_file, "r");
+    char line[20000];
+    while (fp && fgets(line, sizeof(line), fp)) {
+        const char *id = strstr(line, "\"id\":\"");
+        if (id == NULL)
+            continue;
+        id += 6;
+        char key[64];
+        snprintf(key, sizeof(key), "%.*s", (int)strcspn(id, "\""), id);
+        lines++;
+        if (bx_map_get(seen, key))
+            twice++;
+        else
+            REQUIRE(bx_map_put(seen, key, (void *)1) == BX_OK);
+    }
+    if (fp)
+        fclose(fp);
+
+    /* Every SMS bx-notify delivered (the guardians', and the staff's tasks that go at once) is in
+     * the file once, and nothing else is. */
+    char *ids = itest_sql_rows(
+        url, "SELECT notification_id FROM notify.notification WHERE state = 'delivered'");
+    long long delivered_all = 0, not_in_file = 0;
+    for (char *line_p = ids; line_p && *line_p;) {
+        char *nl = strchr(line_p, '\n');
+        if (nl)
+            *nl = '\0';
+        delivered_all++;
+        not_in_file += bx_map_get(seen, line_p) == NULL;
+        line_p = nl ? nl + 1 : line_p + strlen(line_p);
+    }
+    free(ids);
+
+    long long accepted = atomic_load(&f.accepted);
+    fprintf(stderr,
+            "%lld records accepted (%lld planned) in %lld roll calls (%d failed, %lld rejected), "
+            "%lld stored (%lld planned); "
+            "%lld cases, %lld SMS asked for, %lld not received by bx-notify; %lld SMS delivered, "
+            "%lld dead, %lld unfinished; the provider's file has %lld, %lld of them twice (%lld "
+            "SMS delivered in all, %lld of them not in the file); the "
+            "worst drains: bx-score %lld ms, bx-escalate %lld ms, bx-notify %lld ms\n",
+            accepted, want_accepted, atomic_load(&f.posted), atomic_load(&f.failed),
+            atomic_load(&f.rejected), stored, want_stored, cases, asked, not_received, delivered,
+            dead, unfinished, lines, twice, delivered_all, not_in_file, worst[SCORE],
+            worst[ESCALATE], worst[NOTIFY]);
+    CHECK_INT(settle_rc, 0);
+    CHECK_INT(rounds, ROUNDS);
+    CHECK_INT(atomic_load(&f.failed), 0);
+    CHECK_INT(atomic_load(&f.rejected), 0);
+    CHECK_INT(atomic_load(&f.posted), plan.nrollcalls);
+    /* nothing lost */
+    CHECK_INT(accepted, want_accepted);
+    CHECK_INT(stored, want_stored);
+    CHECK(cases > 0);
+    CHECK(asked >= cases); /* every case asks for its guardians' same-day SMS */
+    CHECK_INT(not_received, 0);
+    CHECK(delivered > 0);
+    CHECK_INT(unfinished, 0);
+    CHECK_INT(dead, 0);
+    /* nothing sent twice */
+    CHECK_INT(twice, 0);
+    CHECK_INT(lines, delivered_all);
+    CHECK_INT(not_in_file, 0);
+    /* the pipeline kept going: every kill's backlog consumed within 20 s */
+    for (int s = 0; s < SERVICES; s++)
+        if (worst[s] >= DRAIN_MAX_MS)
+            BX_FAIL_AT("%s: a kill's backlog took %lld ms to drain (bound %d ms)", service_names[s],
+                       worst[s], DRAIN_MAX_MS);
+
+    itest_stop(ingest);
+    for (int s = 0; s < SERVICES; s++) {
+        for (int r = 0; r < 2; r++)
+            itest_stop(sv[s].pid[r]);
+        rd_kafka_topic_partition_list_destroy(sv[s].parts);
+        rd_kafka_destroy(sv[s].rk);
+    }
+    bx_map_free(seen);
+    free(f.tokens);
+    sim_day_plan_free(&plan);
+    sim_world_free(w);
+    sim_county_free(c);
+    free(dir);
     free(clock);
 }
