@@ -11,7 +11,10 @@
 # Knobs (environment): BENCH_CAP (sends per second with the cap on, default 50),
 # BENCH_CAP_REQUESTS (default 60 x the cap), BENCH_NOCAP_REQUESTS (default 10000),
 # BENCH_WORKERS (bx-notify's BX_NOTIFY_WORKERS, default 4), BENCH_BUILD (default build/),
-# BENCH_SKIP_BUILD=1, BENCH_KEEP_DB=1.
+# BENCH_TAKE_RATE (requests a second bx-notify is assumed to take at least: the requests fall due
+# 10 s + requests / this after they are produced, default 150), BENCH_NOTIFY_BIN (another
+# bx-notify build, for an A/B of bx-notify alone), BENCH_LOG_LEVEL (bx-notify's, default warn; its
+# logs are in .run/bench-notify), BENCH_SKIP_BUILD=1, BENCH_KEEP_DB=1.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -36,7 +39,7 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     ninja -C "$BUILD" bxctl bx-notify bx-fakesms bench-notify >/dev/null
 fi
 BXCTL="$BUILD/tools/bxctl/bxctl"
-NOTIFY="$BUILD/services/bx-notify/bx-notify"
+NOTIFY="${BENCH_NOTIFY_BIN:-$BUILD/services/bx-notify/bx-notify}"
 FAKE="$BUILD/tools/bx-fakesms/bx-fakesms"
 BENCH="$BUILD/bench/notify/bench-notify"
 for b in "$BXCTL" "$NOTIFY" "$FAKE" "$BENCH"; do [ -x "$b" ] || die "$b not built"; done
@@ -112,7 +115,7 @@ round() {
     metrics_port="$(free_port)"
     topic="bx.bench.notify.$label.$$"
     log="$WORK/bx-notify-$label.log"
-    BX_PG_URL="$DB_URL" BX_METRICS_LISTEN="127.0.0.1:$metrics_port" BX_LOG_LEVEL=warn \
+    BX_PG_URL="$DB_URL" BX_METRICS_LISTEN="127.0.0.1:$metrics_port" BX_LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}" \
     BX_CONSUMER_GROUP="bx-notify-bench-$label-$$" BX_NOTIFY_REQUESTS_TOPIC="$topic" \
     BX_NOTIFY_STATUS_TOPIC="bx.bench.notify.status.$$" BX_NOTIFY_PROVIDER=webhook \
     BX_NOTIFY_PROVIDER_URL="http://127.0.0.1:$FAKE_PORT/webhook/send" \
@@ -127,6 +130,7 @@ round() {
     "$BENCH" --brokers "$BX_KAFKA_BROKERS" --topic "$topic" --status-topic "bx.bench.notify.status.$$" \
         --metrics-port "$metrics_port" \
         --fake-port "$FAKE_PORT" --students "$STUDENTS" --requests "$requests" --label "$label" \
+        --take-rate "${BENCH_TAKE_RATE:-150}" \
         $( [ "$rate" != 0 ] && echo --cap "$rate" ) || rc=$?
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true

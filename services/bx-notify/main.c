@@ -79,6 +79,8 @@ static const bx_conf_row rows[] = {
                   "days finished notifications, their receipts and the requests taken are kept"),
     BX_CONF_NUM32("BX_NOTIFY_BATCH", "20", 1, 1000, &st.sc.batch,
                   "notifications a worker claims at once"),
+    BX_CONF_NUM32("BX_NOTIFY_INTAKE_BATCH", "500", 1, 1000, &st.sc.intake_batch,
+                  "requests taken from Kafka in one transaction (one poll)"),
     BX_CONF_STR("BX_NOTIFY_DIGEST_TIME", "16:30", &st.digest_time,
                 "HH:MM (Asia/Shanghai) of the staff's daily digest of tasks"),
     BX_CONF_STR("BX_NOTIFY_DIGEST_TEMPLATE", "task_digest", &st.sc.digest_template,

@@ -76,4 +76,43 @@ bx_status recipients_staff(PGconn *db, const recipients_context *ctx, const char
 bx_status recipients_staff_by_id(PGconn *db, const char *staff_id, recipient *out, char *place_name,
                                  size_t place_size, bx_error *err) BX_MUSTCHECK;
 
+/* ---- a poll's requests looked up together (requests.c) ---- */
+
+/* A student as one lookup of many returns it: what recipients_context_load and, when asked for,
+ * recipients_guardians give. */
+typedef struct recipients_student {
+    recipients_context ctx;
+    recipient guardians[RECIPIENTS_MAX];
+    int nguardians;
+} recipients_student;
+
+/* recipients_context_load (and recipients_guardians for those with want_guardians[i]) for n
+ * distinct student ids in one query: found[i] is false for a student not in the registry (out[i]
+ * is then zeroed). The guardians' phones, the names and the days missed are read afresh every
+ * time (a name erased or a guardian deleted is never sent to from memory). ids, want_guardians,
+ * out and found have n entries; all borrowed for the call. */
+bx_status recipients_students_load(PGconn *db, const char *const *ids, const bool *want_guardians,
+                                   int n, bx_date today, recipients_student *out, bool *found,
+                                   bx_error *err) BX_MUSTCHECK;
+
+/* The registry's places (schools, townships, counties) and staff as requests look them up, held
+ * in memory for as long as registry.revision stays where it was (every import moves it): a place
+ * or staff list is read from PostgreSQL the first time it is asked for after a change, and then
+ * from memory. Holds no student's or guardian's data. One thread at a time. */
+typedef struct recipients_cache recipients_cache;
+
+/* Caller frees with recipients_cache_free (NULL does nothing). */
+bx_status recipients_cache_new(recipients_cache **out, bx_error *err) BX_MUSTCHECK;
+void recipients_cache_free(recipients_cache *c);
+/* Reads registry.revision and forgets everything held when it moved (or when more than a limit
+ * of entries are held). Called once per poll, before the lookups. */
+bx_status recipients_cache_check(recipients_cache *c, PGconn *db, bx_error *err) BX_MUSTCHECK;
+/* recipients_place_load and recipients_staff, answered from memory when held. */
+bx_status recipients_cache_place(recipients_cache *c, PGconn *db, recipients_place kind,
+                                 const char *key, recipients_context *ctx,
+                                 bx_error *err) BX_MUSTCHECK;
+bx_status recipients_cache_staff(recipients_cache *c, PGconn *db, const recipients_context *ctx,
+                                 const char *role, const char *staff_id, recipient *out, int max,
+                                 int *count, bx_error *err) BX_MUSTCHECK;
+
 #endif

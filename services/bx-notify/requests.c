@@ -248,8 +248,9 @@ static void record_without_code(const rd_kafka_message_t *msg, const request *rq
         memset(p, '*', n);
 }
 
-/* Writes msg's dead letter to the outbox (in the open transaction). A letter that does not fit its
- * buffer (a record that grows past it when escaped) goes without the record rather than never. */
+/* Writes msg's dead letter to the outbox (in the open transaction; the caller counts it once
+ * committed). A letter that does not fit its buffer (a record that grows past it when escaped)
+ * goes without the record rather than never. */
 static bx_status dead_letter(notify_service *sv, const rd_kafka_message_t *msg, const request *rq,
                              bx_error *err)
 {
@@ -293,8 +294,6 @@ static bx_status dead_letter(notify_service *sv, const rd_kafka_message_t *msg, 
     }
     IFOK(s, notify_outbox_add(sv->db, BX_TOPIC_DLQ, rq->student_id[0] ? rq->student_id : "unknown",
                               b.data, now, err));
-    if (s == BX_OK)
-        bx_metric_add(&notify_m.dlq, 1);
     bx_buf_free(&b);
     return s;
 }
@@ -362,6 +361,8 @@ static bool render(notify_service *sv, request *rq, const vars *vs, char *text)
     return false;
 }
 
+static recipients_cache *intake_cache(const notify_service *sv);
+
 /* A request without a student names its place in params: the school, township or county whose
  * staff it is for (a county's reports name the county) and whose names its template shows. The
  * most specific one given is looked up and a broader one beside it must agree. An unknown place,
@@ -378,9 +379,9 @@ static bx_status place_of_request(notify_service *sv, request *rq, recipients_co
             if (strcmp(rq->param_names[i], fields[f]) == 0)
                 given[f] = rq->param_values[i];
     int most = given[0] ? 0 : given[1] ? 1 : given[2] ? 2 : -1;
-    bx_status s = most >= 0
-                      ? recipients_place_load(sv->db, (recipients_place)most, given[most], ctx, err)
-                      : BX_OK;
+    bx_status s = most >= 0 ? recipients_cache_place(intake_cache(sv), sv->db,
+                                                     (recipients_place)most, given[most], ctx, err)
+                            : BX_OK;
     if (s == BX_ENOTFOUND) {
         char field[32];
         snprintf(field, sizeof(field), "params.%s", fields[most]);
@@ -441,23 +442,6 @@ typedef struct taking {
     char text[TEXT_MAX];
 } taking;
 
-/* Looks up the student (its school, class and names) or the place the request names. An unknown
- * student or place makes the request bad. */
-static bx_status load_context(notify_service *sv, request *rq, taking *tk, bx_error *err)
-{
-    memset(&tk->ctx, 0, sizeof(tk->ctx));
-    if (rq->student_id[0] == '\0')
-        return place_of_request(sv, rq, &tk->ctx, err);
-    bx_status s =
-        recipients_context_load(sv->db, rq->student_id, bx_time_local_date(tk->now), &tk->ctx, err);
-    if (s == BX_ENOTFOUND) {
-        refuse(rq, BAD_UNKNOWN_STUDENT, "student_id", PATH ".student_id: %s is not in the registry",
-               rq->student_id);
-        return BX_OK;
-    }
-    return s;
-}
-
 /* What every notification of the request carries: queued for its send time by SMS. */
 static notify_store_new notification_of(const request *rq, const taking *tk)
 {
@@ -498,129 +482,270 @@ static notify_store_new notification_for(const request *rq, const taking *tk, co
     return nw;
 }
 
-/* Nobody to reach is an outcome too: one notification to "none", recorded and published, dead
- * with the reason. */
-static bx_status insert_nobody(notify_service *sv, const request *rq, const taking *tk,
+/* ---- a poll's requests, taken in one transaction ---- */
+
+/* One message of a poll as it is taken. */
+typedef struct intake_item {
+    const rd_kafka_message_t *msg; /* borrowed for the poll */
+    request rq;
+    bool parsed; /* the message is a well-formed request (rq.bad may still be set by a lookup) */
+    int student; /* its student among the poll's (-1: none) */
+    taking tk;
+    recipient people[RECIPIENTS_MAX];
+    notify_store_new nw[RECIPIENTS_MAX];
+    char reasons[RECIPIENTS_MAX][96];
+    int count;  /* notifications to write (>= 1 for a good request) */
+    bool again; /* taken before, or earlier in this poll: nothing is written */
+    bool fresh; /* taken now */
+    int dead;   /* notifications written dead */
+} intake_item;
+
+typedef struct notify_intake {
+    int max; /* messages per poll */
+    intake_item *items;
+    const char **student_ids;
+    bool *want_guardians, *found;
+    recipients_student *students;
+    int nstudents;
+    notify_store_take *takes;
+    const char **seen_ids;
+    bool *seen;
+    recipients_cache *cache;
+} notify_intake;
+
+static recipients_cache *intake_cache(const notify_service *sv)
+{
+    return sv->intake->cache;
+}
+
+bx_status notify_requests_open(notify_service *sv, bx_error *err)
+{
+    int max = sv->conf.intake_batch > 0 ? sv->conf.intake_batch : 1;
+    notify_intake *in = calloc(1, sizeof(*in));
+    if (in == NULL)
+        return BX_ERR(err, BX_ENOMEM, "requests: out of memory");
+    sv->intake = in;
+    in->max = max;
+    in->items = calloc((size_t)max, sizeof(*in->items));
+    in->student_ids = calloc((size_t)max, sizeof(*in->student_ids));
+    in->want_guardians = calloc((size_t)max, sizeof(*in->want_guardians));
+    in->found = calloc((size_t)max, sizeof(*in->found));
+    in->students = calloc((size_t)max, sizeof(*in->students));
+    in->takes = calloc((size_t)max, sizeof(*in->takes));
+    in->seen_ids = calloc((size_t)max, sizeof(*in->seen_ids));
+    in->seen = calloc((size_t)max, sizeof(*in->seen));
+    if (!in->items || !in->student_ids || !in->want_guardians || !in->found || !in->students ||
+        !in->takes || !in->seen_ids || !in->seen)
+        return BX_ERR(err, BX_ENOMEM, "requests: out of memory for %d requests a poll", max);
+    return recipients_cache_new(&in->cache, err);
+}
+
+void notify_requests_close(notify_service *sv)
+{
+    notify_intake *in = sv->intake;
+    if (in == NULL)
+        return;
+    recipients_cache_free(in->cache);
+    free(in->items);
+    free(in->student_ids);
+    free(in->want_guardians);
+    free(in->found);
+    free(in->students);
+    free(in->takes);
+    free(in->seen_ids);
+    free(in->seen);
+    free(in);
+    sv->intake = NULL;
+}
+
+/* The poll's students, looked up in one query: each good request with a student points at its
+ * entry (it->student), and guardians are read for those a guardian request names. */
+static bx_status load_students(notify_service *sv, intake_item *it, int n, bx_time_ms now,
                                bx_error *err)
 {
-    notify_store_new nw = notification_of(rq, tk);
-    nw.recipient = nw.recipient_masked = "none";
-    nw.channel = tk->collect ? "task" : "sms";
-    nw.state = DISPATCH_DEAD;
-    nw.due_at = 0;
-    nw.reason =
-        tk->guardian ? "no guardian with a mobile number" : "no staff member of the role found";
-    int64_t id = 0;
-    bx_status s = notify_store_insert(sv->db, &sv->ctx, &nw, tk->now, &id, err);
-    if (s == BX_OK && id)
-        bx_metric_add(&notify_m.dead, 1);
-    return s;
-}
-
-static bx_status insert_recipients(notify_service *sv, const request *rq, const taking *tk,
-                                   const recipient *people, int n, bx_error *err)
-{
-    bx_status s = BX_OK;
-    for (int i = 0; i < n && s == BX_OK; i++) {
-        char reason[96] = "";
-        notify_store_new nw = notification_for(rq, tk, &people[i], reason, sizeof(reason));
-        int64_t id = 0;
-        s = notify_store_insert(sv->db, &sv->ctx, &nw, tk->now, &id, err);
-        if (s == BX_OK && id && nw.state == DISPATCH_DEAD)
-            bx_metric_add(&notify_m.dead, 1);
+    notify_intake *in = sv->intake;
+    in->nstudents = 0;
+    for (int i = 0; i < n; i++) {
+        it[i].student = -1;
+        if (it[i].rq.bad != BAD_NONE || it[i].rq.student_id[0] == '\0')
+            continue;
+        bool guardian = strcmp(it[i].rq.role, "guardian") == 0;
+        int k = 0;
+        while (k < in->nstudents && strcmp(in->student_ids[k], it[i].rq.student_id) != 0)
+            k++;
+        if (k == in->nstudents) {
+            in->student_ids[k] = it[i].rq.student_id;
+            in->want_guardians[k] = false;
+            in->nstudents++;
+        }
+        in->want_guardians[k] = in->want_guardians[k] || guardian;
+        it[i].student = k;
     }
-    return s;
+    return recipients_students_load(sv->db, in->student_ids, in->want_guardians, in->nstudents,
+                                    bx_time_local_date(now), in->students, in->found, err);
 }
 
-/* Writes one request's notifications (*count of them) in the open transaction. On a bad request
- * rq->bad is set and the caller rolls back. */
-static bx_status take_request(notify_service *sv, request *rq, bx_time_ms now, int *count,
-                              bx_error *err)
+/* Works out one good request's notifications (it->count of them in it->nw) from the lookups, or
+ * marks it bad (it->rq.bad) for its dead letter. Errors are the cache's reads of PostgreSQL. */
+static bx_status resolve(notify_service *sv, intake_item *it, bx_time_ms now, bx_error *err)
 {
-    static taking tk; /* the main thread's */
-    tk.now = now;
-    tk.guardian = strcmp(rq->role, "guardian") == 0;
-    bx_status s = load_context(sv, rq, &tk, err);
+    request *rq = &it->rq;
+    taking *tk = &it->tk;
+    const template_set *ts = sv->conf.templates;
+    tk->now = now;
+    tk->guardian = strcmp(rq->role, "guardian") == 0;
+    memset(&tk->ctx, 0, sizeof(tk->ctx));
+    bx_status s = BX_OK;
+    if (rq->student_id[0] == '\0') {
+        s = place_of_request(sv, rq, &tk->ctx, err);
+    } else if (!sv->intake->found[it->student]) {
+        refuse(rq, BAD_UNKNOWN_STUDENT, "student_id", PATH ".student_id: %s is not in the registry",
+               rq->student_id);
+    } else {
+        tk->ctx = sv->intake->students[it->student].ctx;
+    }
     if (s != BX_OK || rq->bad != BAD_NONE)
         return s;
-    const template_set *ts = sv->conf.templates;
-    if (tk.guardian != template_for_guardian(ts, rq->template_name) &&
+    if (tk->guardian != template_for_guardian(ts, rq->template_name) &&
         template_exists(ts, rq->template_name)) {
         refuse(rq, BAD_INVALID, "template", PATH ".template: %s is not meant for %s",
-               rq->template_name, tk.guardian ? "guardians" : "staff");
+               rq->template_name, tk->guardian ? "guardians" : "staff");
         return BX_OK;
     }
-    recipient people[RECIPIENTS_MAX];
     int n = 0;
-    if (tk.guardian)
-        s = recipients_guardians(sv->db, &tk.ctx, people, RECIPIENTS_MAX, &n, err);
-    else
-        s = recipients_staff(sv->db, &tk.ctx, rq->role, rq->staff_id, people, RECIPIENTS_MAX, &n,
-                             err);
-    if (s != BX_OK)
-        return s;
+    if (tk->guardian) {
+        const recipients_student *st = &sv->intake->students[it->student];
+        for (n = 0; n < st->nguardians; n++)
+            it->people[n] = st->guardians[n];
+    } else {
+        s = recipients_cache_staff(sv->intake->cache, sv->db, &tk->ctx, rq->role, rq->staff_id,
+                                   it->people, RECIPIENTS_MAX, &n, err);
+        if (s != BX_OK)
+            return s;
+    }
     /* a task is collected for the daily digest, unless its template is delivered at once (a
      * county's report is read, not done: it does not wait for tomorrow's list) or the task is due
      * before the digest could tell its owner in time (issue 15: it goes now as its own SMS) */
-    tk.collect = strcmp(rq->channel, "task") == 0 && !template_immediate(ts, rq->template_name) &&
-                 !dispatch_task_timely(sv->conf.digest_minute, now, param_time(rq, "due_at"));
-    tk.sign = tk.ctx.school[0] ? tk.ctx.school : tk.ctx.county;
-    tk.due = rq->not_before > now ? rq->not_before : now;
+    tk->collect = strcmp(rq->channel, "task") == 0 && !template_immediate(ts, rq->template_name) &&
+                  !dispatch_task_timely(sv->conf.digest_minute, now, param_time(rq, "due_at"));
+    tk->sign = tk->ctx.school[0] ? tk->ctx.school : tk->ctx.county;
+    tk->due = rq->not_before > now ? rq->not_before : now;
     vars vs;
-    vars_fill(&vs, &tk.ctx, rq, now, tk.guardian);
-    if (!render(sv, rq, &vs, tk.text))
+    vars_fill(&vs, &tk->ctx, rq, now, tk->guardian);
+    if (!render(sv, rq, &vs, tk->text))
         return BX_OK; /* the same text for every recipient */
-    *count = n > 0 ? n : 1;
-    if (n == 0)
-        return insert_nobody(sv, rq, &tk, err);
-    return insert_recipients(sv, rq, &tk, people, n, err);
+    if (n == 0) {
+        /* Nobody to reach is an outcome too: one notification to "none", recorded and
+         * published, dead with the reason. */
+        notify_store_new *nw = &it->nw[0];
+        *nw = notification_of(rq, tk);
+        nw->recipient = nw->recipient_masked = "none";
+        nw->channel = tk->collect ? "task" : "sms";
+        nw->state = DISPATCH_DEAD;
+        nw->due_at = 0;
+        nw->reason =
+            tk->guardian ? "no guardian with a mobile number" : "no staff member of the role found";
+        it->count = 1;
+        return BX_OK;
+    }
+    for (int i = 0; i < n; i++)
+        it->nw[i] =
+            notification_for(rq, tk, &it->people[i], it->reasons[i], sizeof(it->reasons[i]));
+    it->count = n;
+    return BX_OK;
 }
 
-/* One message in one transaction: a bad one dead-lettered, a redelivered one left alone. */
-static bx_status apply_message(notify_service *sv, const rd_kafka_message_t *msg, request *rq,
-                               bx_error *err)
+/* Whether an earlier good request of the poll has the same request id. */
+static bool taken_earlier(const intake_item *it, int i)
 {
+    for (int j = 0; j < i; j++)
+        if (it[j].rq.bad == BAD_NONE && strcmp(it[j].rq.request_id, it[i].rq.request_id) == 0)
+            return true;
+    return false;
+}
+
+/* Takes n messages in one transaction: every good request's notifications and status messages,
+ * every bad one's dead letter; a request taken before (a redelivery, also within the poll) writes
+ * nothing, and neither does one whose lookups made it bad when it was taken before. On failure
+ * everything is rolled back. */
+static bx_status take_poll(notify_service *sv, intake_item *it, int n, bx_error *err)
+{
+    notify_intake *in = sv->intake;
     bx_time_ms now = bx_clock_now();
-    bool fresh = false;
-    int count = 0;
-    bx_status s = bx_pg_exec(sv->db, "BEGIN", err);
-    if (s == BX_OK && rq->bad == BAD_NONE) {
-        s = notify_store_request_take(sv->db, rq->request_id, now, &fresh, err);
-        if (s == BX_OK && fresh)
-            s = take_request(sv, rq, now, &count, err);
-        if (s == BX_OK && rq->bad != BAD_NONE) {
-            /* nothing of a bad request stays but its dead letter */
-            bx_pg_rollback(sv->db);
-            s = bx_pg_exec(sv->db, "BEGIN", err);
-        } else if (s == BX_OK && fresh) {
-            s = notify_store_request_count(sv->db, rq->request_id, count, err);
+    for (int i = 0; i < n; i++) {
+        parse_message(it[i].msg, &it[i].rq);
+        it[i].parsed = it[i].rq.bad == BAD_NONE;
+        it[i].count = it[i].dead = 0;
+        it[i].again = it[i].fresh = false;
+    }
+    long long t0 = bx_monotonic_ms();
+    bx_status s = recipients_cache_check(in->cache, sv->db, err);
+    IFOK(s, load_students(sv, it, n, now, err));
+    long long t1 = bx_monotonic_ms();
+    for (int i = 0; i < n && s == BX_OK; i++)
+        if (it[i].parsed)
+            s = resolve(sv, &it[i], now, err);
+    if (s != BX_OK)
+        return s;
+    long long t2 = bx_monotonic_ms();
+    /* a request its lookups made bad is left alone when it was taken before: a redelivery */
+    int nseen = 0;
+    for (int i = 0; i < n; i++)
+        if (it[i].parsed && it[i].rq.bad != BAD_NONE)
+            in->seen_ids[nseen++] = it[i].rq.request_id;
+    s = bx_pg_exec(sv->db, "BEGIN", err);
+    if (nseen > 0)
+        IFOK(s, notify_store_requests_seen(sv->db, in->seen_ids, nseen, in->seen, err));
+    int ntakes = 0, k = 0;
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        if (it[i].parsed && it[i].rq.bad != BAD_NONE)
+            it[i].again = in->seen[k++] || taken_earlier(it, i);
+        else if (it[i].rq.bad == BAD_NONE && (it[i].again = taken_earlier(it, i)) == false)
+            in->takes[ntakes++] = (notify_store_take){
+                .request_id = it[i].rq.request_id, .notifications = it[i].nw, .count = it[i].count};
+    }
+    IFOK(s, notify_store_take_batch(sv->db, &sv->ctx, in->takes, ntakes, now, err));
+    k = 0;
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        if (it[i].rq.bad == BAD_NONE && !it[i].again) {
+            it[i].fresh = in->takes[k].fresh;
+            it[i].dead = in->takes[k++].dead;
+        } else if (it[i].rq.bad != BAD_NONE && !it[i].again) {
+            s = dead_letter(sv, it[i].msg, &it[i].rq, err);
         }
     }
-    if (s == BX_OK && rq->bad != BAD_NONE) {
-        bx_log_warn("%s [%d] offset %lld: dead-lettered: %s", rd_kafka_topic_name(msg->rkt),
-                    (int)msg->partition, (long long)msg->offset, rq->error);
-        s = dead_letter(sv, msg, rq, err);
-    }
+    long long t3 = bx_monotonic_ms();
     IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
     if (s != BX_OK) {
         bx_pg_rollback(sv->db);
         return s;
     }
-    if (rq->bad == BAD_NONE && fresh) {
-        bx_metric_add(&notify_m.requests, 1);
-        bx_log_debug("request %s: %d notifications", rq->request_id, count);
-    } else if (rq->bad == BAD_NONE) {
-        bx_metric_add(&notify_m.redelivered, 1);
-        bx_log_info("request %s seen before: nothing sent", rq->request_id);
+    bx_log_debug("%d requests taken together: lookups %lld ms, rendering %lld ms, writing %lld ms, "
+                 "commit %lld ms",
+                 n, t1 - t0, t2 - t1, t3 - t2, bx_monotonic_ms() - t3);
+    for (int i = 0; i < n; i++) {
+        const request *rq = &it[i].rq;
+        if (rq->bad != BAD_NONE && !it[i].again) {
+            bx_metric_add(&notify_m.dlq, 1);
+            bx_log_warn("%s [%d] offset %lld: dead-lettered: %s",
+                        rd_kafka_topic_name(it[i].msg->rkt), (int)it[i].msg->partition,
+                        (long long)it[i].msg->offset, rq->error);
+        } else if (it[i].fresh) {
+            bx_metric_add(&notify_m.requests, 1);
+            bx_metric_add(&notify_m.dead, it[i].dead);
+            bx_log_debug("request %s: %d notifications", rq->request_id, it[i].count);
+        } else {
+            bx_metric_add(&notify_m.redelivered, 1);
+            bx_log_info("request %s seen before: nothing sent", rq->request_id);
+        }
     }
     return BX_OK;
 }
 
-/* bx_retry_run's view of one message. */
+/* bx_retry_run's view of one message taken on its own. */
 typedef struct message_try {
     notify_service *sv;
-    const rd_kafka_message_t *msg;
-    request *rq;
+    intake_item *it;
     bx_status last; /* the last try's status */
 } message_try;
 
@@ -642,21 +767,22 @@ static bx_status try_message(void *arg, bx_error *err)
     message_try *t = arg;
     if (t->sv->db == NULL)
         return note_try(t, BX_ERR(err, BX_ETRANSIENT, "no connection to PostgreSQL"));
-    parse_message(t->msg, t->rq);
-    return note_try(t, apply_message(t->sv, t->msg, t->rq, err));
+    return note_try(t, take_poll(t->sv, t->it, 1, err));
 }
 
-/* The dead letter of a message that failed for good (t->rq says why), on its own. */
+/* The dead letter of a message that failed for good (t->it->rq says why), on its own. */
 static bx_status try_dead_letter(void *arg, bx_error *err)
 {
     message_try *t = arg;
     if (t->sv->db == NULL)
         return note_try(t, BX_ERR(err, BX_ETRANSIENT, "no connection to PostgreSQL"));
     bx_status s = bx_pg_exec(t->sv->db, "BEGIN", err);
-    IFOK(s, dead_letter(t->sv, t->msg, t->rq, err));
+    IFOK(s, dead_letter(t->sv, t->it->msg, &t->it->rq, err));
     IFOK(s, bx_pg_exec(t->sv->db, "COMMIT", err));
     if (s != BX_OK)
         bx_pg_rollback(t->sv->db);
+    else
+        bx_metric_add(&notify_m.dlq, 1);
     return note_try(t, s);
 }
 
@@ -668,20 +794,21 @@ static void reconnect_db(void *arg)
         bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
 }
 
-void notify_requests_handle(notify_service *sv, const rd_kafka_message_t *msg)
+/* One message on its own, retried until it is taken or dead-lettered, or the service stops. */
+static void take_one(notify_service *sv, intake_item *it)
 {
-    static request rq; /* the main thread's */
+    const rd_kafka_message_t *msg = it->msg;
     char what[320];
     snprintf(what, sizeof(what), "%s [%d] offset %lld", rd_kafka_topic_name(msg->rkt),
              (int)msg->partition, (long long)msg->offset);
-    message_try t = {sv, msg, &rq, BX_OK};
+    message_try t = {sv, it, BX_OK};
     bx_retry_ops ops = {
         .attempt = try_message, .recover = reconnect_db, .running = sv->conf.running, .what = what};
     bx_error err = {0};
     bx_retry_verdict v = bx_retry_run(&ops, &t, &err);
     if (v == BX_RETRY_DEADLETTER) {
-        refuse(&rq, t.last == BX_EINVAL ? BAD_INVALID : BAD_OTHER, "", "%s", err.msg);
-        bx_log_warn("%s: dead-lettered: %s", what, rq.error);
+        refuse(&it->rq, t.last == BX_EINVAL ? BAD_INVALID : BAD_OTHER, "", "%s", err.msg);
+        bx_log_warn("%s: dead-lettered: %s", what, it->rq.error);
         ops.attempt = try_dead_letter;
         v = bx_retry_run(&ops, &t, &err);
     }
@@ -690,4 +817,30 @@ void notify_requests_handle(notify_service *sv, const rd_kafka_message_t *msg)
     /* BX_RETRY_STOPPED: the service stops and the message comes again to whoever takes over */
     if (v != BX_RETRY_STOPPED)
         bx_consumer_done(sv->consumer, msg);
+}
+
+void notify_requests_take(notify_service *sv, rd_kafka_message_t *const *msgs, int n)
+{
+    intake_item *it = sv->intake->items;
+    if (n > sv->intake->max)
+        n = sv->intake->max; /* the caller polls at most that many */
+    for (int i = 0; i < n; i++)
+        it[i].msg = msgs[i];
+    if (n > 1 && sv->db != NULL) {
+        bx_error err = {0};
+        bx_status s = take_poll(sv, it, n, &err);
+        if (s == BX_OK) {
+            atomic_store(&sv->healthy, true);
+            bx_metric_add(&notify_m.intake_polls, 1);
+            for (int i = 0; i < n; i++)
+                bx_consumer_done(sv->consumer, msgs[i]);
+            return;
+        }
+        /* one by one, so a request the database refuses is dead-lettered on its own and an
+         * outage is waited out */
+        bx_metric_add(&notify_m.failures, 1);
+        bx_log_warn("taking %d requests together failed (%s); taking them one by one", n, err.msg);
+    }
+    for (int i = 0; i < n; i++)
+        take_one(sv, &it[i]);
 }

@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define POLL_MAX 200 /* requests handled per loop iteration */
+#define POLL_MAX                                                                                   \
+    1000 /* the most requests a loop iteration takes (BX_NOTIFY_INTAKE_BATCH's bound) */
 
 notify_metrics notify_m = {
     .requests = {"bx_notify_requests_total", "requests taken (redeliveries not counted)", "counter",
@@ -33,6 +34,8 @@ notify_metrics notify_m = {
                "status messages and dead letters acknowledged by Kafka", "counter", 0, NULL},
     .failures = {"bx_notify_failures_total", "database, Redis or Kafka failures (retried)",
                  "counter", 0, NULL},
+    .intake_polls = {"bx_notify_intake_polls_total",
+                     "polls of more than one request taken in one transaction", "counter", 0, NULL},
 };
 
 dispatch_answer notify_answer_of_state(provider_state st)
@@ -81,8 +84,11 @@ void notify_service_step(notify_service *sv)
         return;
     }
     long long t0 = bx_monotonic_ms();
-    int handled = 0;
-    while (handled < POLL_MAX && *sv->conf.running) {
+    int handled = 0, max = sv->conf.intake_batch < 1          ? 1
+                           : sv->conf.intake_batch > POLL_MAX ? POLL_MAX
+                                                              : sv->conf.intake_batch;
+    rd_kafka_message_t *msgs[POLL_MAX];
+    while (handled < max && *sv->conf.running) {
         rd_kafka_message_t *msg = bx_consumer_poll(sv->consumer, handled ? 0 : 100);
         if (msg == NULL)
             break;
@@ -91,10 +97,12 @@ void notify_service_step(notify_service *sv)
             rd_kafka_message_destroy(msg);
             continue;
         }
-        notify_requests_handle(sv, msg);
-        rd_kafka_message_destroy(msg);
-        handled++;
+        msgs[handled++] = msg;
     }
+    if (handled)
+        notify_requests_take(sv, msgs, handled);
+    for (int i = 0; i < handled; i++)
+        rd_kafka_message_destroy(msgs[i]);
     long long t1 = bx_monotonic_ms();
     if (handled && bx_consumer_commit(sv->consumer) != BX_OK)
         bx_log_warn("offset commit failed; the next commit carries them");
@@ -124,10 +132,11 @@ bx_status notify_service_start(const notify_service_conf *conf, notify_service *
                             &notify_m.sends,      &notify_m.accepted,    &notify_m.delivered,
                             &notify_m.dead,       &notify_m.queries,     &notify_m.receipts,
                             &notify_m.rate_waits, &notify_m.digests,     &notify_m.status,
-                            &notify_m.failures};
+                            &notify_m.failures,   &notify_m.intake_polls};
     for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
         bx_metric_register(metrics[i]);
-    bx_status s = bx_pg_connect(conf->pg_url, PG_WAIT_MS, &sv->db, err);
+    bx_status s = notify_requests_open(sv, err);
+    IFOK(s, bx_pg_connect(conf->pg_url, PG_WAIT_MS, &sv->db, err));
     IFOK(s, notify_digests_publish(sv, err));
     IFOK(s, bx_pg_connect(conf->pg_url, PG_WAIT_MS, &sv->receipt_db, err));
     IFOK(s, provider_open(&conf->provider, &sv->receipt_prov, err));
@@ -197,6 +206,7 @@ void notify_service_stop(notify_service *sv)
         PQfinish(sv->relay_db);
     if (sv->db)
         PQfinish(sv->db);
+    notify_requests_close(sv);
     pthread_mutex_destroy(&sv->receipt_lock);
     free(sv);
 }

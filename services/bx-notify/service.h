@@ -31,6 +31,7 @@ typedef struct notify_service_conf {
     const char *rate_key; /* the Redis key of the shared rate */
     int workers;          /* sending threads */
     int batch;            /* notifications a worker claims at once */
+    int intake_batch;     /* requests taken in one transaction (one poll) */
     int digest_minute;    /* local minute of the staff's daily digest */
     const char *digest_template;
     const char *receipt_listen; /* host:port of the receipt endpoint; "" for none */
@@ -44,8 +45,9 @@ typedef struct notify_service notify_service;
  * borrowed until notify_service_stop. */
 bx_status notify_service_start(const notify_service_conf *conf, notify_service **out,
                                bx_error *err) BX_MUSTCHECK;
-/* One loop iteration of the main thread: requests (up to about 100 ms for the first) and the
- * daily digests when due. Sending, receipts and the outbox relay run in threads of their own. */
+/* One loop iteration of the main thread: a poll of up to conf.intake_batch requests (waiting up to
+ * about 100 ms for the first), taken together, and the daily digests when due. Sending, receipts
+ * and the outbox relay run in threads of their own. */
 void notify_service_step(notify_service *sv);
 /* bx_health_fn over a notify_service. */
 bool notify_service_healthy(void *arg, char *reason, size_t size);

@@ -42,7 +42,8 @@ struct notify_service {
     notify_store_ctx ctx;
     bx_consumer *consumer;
     bx_producer *producer;
-    PGconn *db; /* the main thread's: requests and digests */
+    PGconn *db;                   /* the main thread's: requests and digests */
+    struct notify_intake *intake; /* requests.c's: a poll's requests, the places and staff held */
     notify_worker *workers;
     atomic_bool healthy;
     atomic_bool stopping;
@@ -62,7 +63,7 @@ struct notify_service {
 /* The service's counters, registered by notify_service_start. */
 typedef struct notify_metrics {
     bx_metric requests, redelivered, dlq, sends, accepted, delivered, dead, queries, receipts,
-        rate_waits, digests, status, failures;
+        rate_waits, digests, status, failures, intake_polls;
 } notify_metrics;
 extern notify_metrics notify_m;
 
@@ -71,9 +72,14 @@ dispatch_answer notify_answer_of_state(provider_state st);
 void notify_outcome_count(const dispatch_output *out);
 void notify_outcome_log(const notify_store_row *row, const dispatch_output *out);
 
-/* requests.c: one bx.notify.requests.v1 message, taken in one transaction (a bad one
- * dead-lettered), retried until it is or the service stops; its offset is stored when done. */
-void notify_requests_handle(notify_service *sv, const rd_kafka_message_t *msg);
+/* requests.c: a poll of bx.notify.requests.v1 messages (at most conf.intake_batch), taken in one
+ * transaction (bad ones dead-lettered, redeliveries left alone); when that fails, each on its own,
+ * retried until it is taken or dead-lettered or the service stops. Each offset is stored when its
+ * message is done. notify_requests_open makes what a poll needs (sv->intake, with the cache of
+ * places and staff), notify_requests_close frees it. The messages stay the caller's. */
+bx_status notify_requests_open(notify_service *sv, bx_error *err) BX_MUSTCHECK;
+void notify_requests_close(notify_service *sv);
+void notify_requests_take(notify_service *sv, rd_kafka_message_t *const *msgs, int n);
 
 /* worker.c: opens w's connections and adapter (closed by notify_worker_close, also after a
  * failed open); notify_worker_main is the thread that claims and sends until sv->stopping. */

@@ -5,10 +5,12 @@
 
 #include "bx_clock.h"
 #include "bx_log.h"
+#include "bx_map.h"
 #include "bx_outbox.h"
 #include "bx_pg.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,6 +174,255 @@ bx_status notify_store_insert(PGconn *db, const notify_store_ctx *ctx, const not
     return s;
 }
 
+/* ---- a batch of requests in three statements ---- */
+
+/* Appends v to the text[] literal in b ("{" first, NULL unquoted, others quoted with \ and "
+ * escaped); array_end closes it. */
+static bx_status array_add(bx_buf *b, const char *v)
+{
+    bx_status s = bx_buf_puts(b, b->len == 0 ? "{" : ",");
+    if (v == NULL)
+        return s == BX_OK ? bx_buf_puts(b, "NULL") : s;
+    IFOK(s, bx_buf_puts(b, "\""));
+    while (s == BX_OK && *v) {
+        size_t plain = strcspn(v, "\"\\");
+        s = bx_buf_append(b, v, plain);
+        v += plain;
+        if (s == BX_OK && *v) {
+            char esc[2] = {'\\', *v++};
+            s = bx_buf_append(b, esc, 2);
+        }
+    }
+    IFOK(s, bx_buf_puts(b, "\""));
+    return s;
+}
+
+static bx_status array_end(bx_buf *b)
+{
+    return bx_buf_puts(b, b->len == 0 ? "{}" : "}");
+}
+
+/* The notification columns a batch writes, in the order of their arrays ($4 on). */
+enum {
+    NC_REQUEST,
+    NC_RECIPIENT,
+    NC_MASKED,
+    NC_AUDIENCE,
+    NC_CHANNEL,
+    NC_STAFF,
+    NC_STUDENT,
+    NC_CASE,
+    NC_TEMPLATE,
+    NC_SIGN,
+    NC_BODY,
+    NC_STATE,
+    NC_DUE,
+    NC_REASON,
+    NC_COUNT
+};
+
+/* The request rows ($1 ids, $2 counts, $3 now) where there are none, then the notifications of
+ * those inserted, in the arrays' order; returns ('r', request id, '', 0) per request inserted and
+ * ('n', request id, recipient, id) per notification inserted. */
+#define TAKE_BATCH_SQL                                                                             \
+    "WITH req AS (INSERT INTO notify.request (request_id, received_at, recipients) "               \
+    "  SELECT r, $3::timestamptz, c FROM unnest($1::text[], $2::int[]) AS u(r, c) "                \
+    "  ON CONFLICT DO NOTHING RETURNING request_id), "                                             \
+    "ntf AS (INSERT INTO notify.notification (request_id, recipient, recipient_masked, audience, " \
+    "  channel, staff_id, student_id, case_id, template, sign_name, body, state, due_at, reason, " \
+    "  created_at, updated_at) "                                                                   \
+    "  SELECT u.rq, u.rc, u.ma, u.au, u.ch, u.st, u.su, u.ca, u.te, u.si, u.bo, u.sa, u.du, "      \
+    "    u.re, $3::timestamptz, $3::timestamptz "                                                  \
+    "  FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], "       \
+    "    $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], "           \
+    "    $16::timestamptz[], $17::text[]) WITH ORDINALITY "                                        \
+    "    AS u(rq, rc, ma, au, ch, st, su, ca, te, si, bo, sa, du, re, o) "                         \
+    "  WHERE u.rq IN (SELECT request_id FROM req) ORDER BY u.o "                                   \
+    "  ON CONFLICT (request_id, recipient) DO NOTHING RETURNING id, request_id, recipient) "       \
+    "SELECT 'r', request_id, '', 0 FROM req UNION ALL SELECT 'n', request_id, recipient, id FROM " \
+    "ntf"
+
+/* Adds the columns of one new notification to the arrays. */
+static bx_status add_notification(bx_buf *cols, const notify_store_new *nw)
+{
+    char due_text[40];
+    bx_time_format_pg(nw->due_at, due_text);
+    const char *v[NC_COUNT] = {
+        [NC_REQUEST] = nw->request_id,
+        [NC_RECIPIENT] = nw->recipient,
+        [NC_MASKED] = nw->recipient_masked,
+        [NC_AUDIENCE] = nw->to_guardian ? "guardian" : "staff",
+        [NC_CHANNEL] = nw->channel,
+        [NC_STAFF] = nw->staff_id,
+        [NC_STUDENT] = nw->student_id,
+        [NC_CASE] = nw->case_id,
+        [NC_TEMPLATE] = nw->template_name,
+        [NC_SIGN] = nw->sign_name ? nw->sign_name : "",
+        [NC_BODY] = nw->body ? nw->body : "",
+        [NC_STATE] = dispatch_state_name(nw->state),
+        [NC_DUE] = nw->state == DISPATCH_QUEUED ? due_text : NULL,
+        [NC_REASON] = nw->reason && nw->reason[0] ? nw->reason : NULL,
+    };
+    bx_status s = BX_OK;
+    for (int c = 0; c < NC_COUNT && s == BX_OK; c++)
+        s = array_add(&cols[c], v[c]);
+    return s;
+}
+
+/* The first status message of new notification nw (as notify_store_insert adds it) onto the
+ * outbox arrays: topics, keys, payloads. */
+static bx_status add_first_status(bx_buf *out, const notify_store_ctx *ctx,
+                                  const notify_store_new *nw, const char *notification_id,
+                                  bx_time_ms now, bx_buf *scratch)
+{
+    dispatch_status st = nw->state == DISPATCH_DEAD ? DISPATCH_ST_DEAD : DISPATCH_ST_QUEUED;
+    const char *reason =
+        nw->state == DISPATCH_COLLECTED ? "collected for the daily digest" : nw->reason;
+    bx_buf_reset(scratch);
+    bx_status s =
+        notify_store_status_json(ctx, nw->request_id, notification_id, dispatch_status_name(st),
+                                 nw->state == DISPATCH_COLLECTED ? "task" : ctx->provider, NULL, 0,
+                                 reason, nw->recipient_masked, now, scratch);
+    if (s != BX_OK)
+        return s;
+    s = array_add(&out[0], ctx->status_topic);
+    IFOK(s, array_add(&out[1], nw->request_id));
+    IFOK(s, array_add(&out[2], scratch->data));
+    return s;
+}
+
+bx_status notify_store_take_batch(PGconn *db, const notify_store_ctx *ctx, notify_store_take *takes,
+                                  int n, bx_time_ms now, bx_error *err)
+{
+    for (int i = 0; i < n; i++) {
+        takes[i].fresh = false;
+        takes[i].dead = 0;
+    }
+    if (n == 0)
+        return BX_OK;
+    char now_text[40];
+    bx_time_format_pg(now, now_text);
+    bx_buf ids, counts, cols[NC_COUNT], out[3], scratch;
+    bx_buf_init(&ids, 0);
+    bx_buf_init(&counts, 0);
+    for (int c = 0; c < NC_COUNT; c++)
+        bx_buf_init(&cols[c], 0);
+    for (int c = 0; c < 3; c++)
+        bx_buf_init(&out[c], 0);
+    bx_buf_init(&scratch, 16384);
+    bx_map *inserted = bx_map_new(); /* request \x1f recipient -> id; request -> 1 */
+    PGresult *res = NULL;
+    bx_status s = inserted ? BX_OK : BX_ENOMEM;
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        char count[16];
+        snprintf(count, sizeof(count), "%d", takes[i].count);
+        s = array_add(&ids, takes[i].request_id);
+        IFOK(s, array_add(&counts, count));
+        for (int k = 0; k < takes[i].count && s == BX_OK; k++)
+            s = add_notification(cols, &takes[i].notifications[k]);
+    }
+    IFOK(s, array_end(&ids));
+    IFOK(s, array_end(&counts));
+    for (int c = 0; c < NC_COUNT && s == BX_OK; c++)
+        s = array_end(&cols[c]);
+    if (s != BX_OK) {
+        s = BX_ERR(err, BX_ENOMEM, "a batch of %d requests does not fit in memory", n);
+        goto out;
+    }
+    const char *params[3 + NC_COUNT] = {ids.data, counts.data, now_text};
+    for (int c = 0; c < NC_COUNT; c++)
+        params[3 + c] = cols[c].data;
+    s = bx_pg_query(db, TAKE_BATCH_SQL, 3 + NC_COUNT, params, &res, err);
+    if (s != BX_OK)
+        goto out;
+    char key[200];
+    for (int r = 0; r < PQntuples(res) && s == BX_OK; r++) {
+        bool notification = PQgetvalue(res, r, 0)[0] == 'n';
+        if (notification)
+            snprintf(key, sizeof(key), "%s\x1f%s", PQgetvalue(res, r, 1), PQgetvalue(res, r, 2));
+        else
+            snprintf(key, sizeof(key), "%s", PQgetvalue(res, r, 1));
+        s = bx_map_put(
+            inserted, key,
+            (void *)(intptr_t)(notification ? strtoll(PQgetvalue(res, r, 3), NULL, 10) : 1));
+    }
+    /* the first status messages, in the order of the requests and their recipients */
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        takes[i].fresh = bx_map_get(inserted, takes[i].request_id) != NULL;
+        for (int k = 0; takes[i].fresh && k < takes[i].count && s == BX_OK; k++) {
+            const notify_store_new *nw = &takes[i].notifications[k];
+            snprintf(key, sizeof(key), "%s\x1f%s", nw->request_id, nw->recipient);
+            intptr_t id = (intptr_t)bx_map_get(inserted, key);
+            if (id == 0)
+                continue; /* (request, recipient) written before: cannot be for a new request */
+            char notification_id[32];
+            snprintf(notification_id, sizeof(notification_id), "ntf-%lld", (long long)id);
+            s = add_first_status(out, ctx, nw, notification_id, now, &scratch);
+            if (s != BX_OK)
+                s = BX_ERR(err, s, "%s: cannot build its status message", notification_id);
+            takes[i].dead += nw->state == DISPATCH_DEAD;
+        }
+    }
+    if (s == BX_OK && out[0].len > 0) {
+        for (int c = 0; c < 3 && s == BX_OK; c++)
+            s = array_end(&out[c]);
+        const char *outbox[] = {out[0].data, out[1].data, out[2].data, now_text};
+        PGresult *ores = NULL;
+        IFOK(s, bx_pg_query(db,
+                            "INSERT INTO notify.outbox (topic, msg_key, payload, created_at) "
+                            "SELECT t, k, p, $4::timestamptz FROM unnest($1::text[], $2::text[], "
+                            "$3::text[]) WITH ORDINALITY AS u(t, k, p, o) ORDER BY o",
+                            4, outbox, &ores, err));
+        PQclear(ores);
+    }
+out:
+    PQclear(res);
+    bx_map_free(inserted);
+    bx_buf_free(&ids);
+    bx_buf_free(&counts);
+    for (int c = 0; c < NC_COUNT; c++)
+        bx_buf_free(&cols[c]);
+    for (int c = 0; c < 3; c++)
+        bx_buf_free(&out[c]);
+    bx_buf_free(&scratch);
+    if (s != BX_OK)
+        for (int i = 0; i < n; i++) {
+            takes[i].fresh = false;
+            takes[i].dead = 0;
+        }
+    return s;
+}
+
+bx_status notify_store_requests_seen(PGconn *db, const char *const *request_ids, int n, bool *seen,
+                                     bx_error *err)
+{
+    for (int i = 0; i < n; i++)
+        seen[i] = false;
+    if (n == 0)
+        return BX_OK;
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    bx_status s = BX_OK;
+    for (int i = 0; i < n && s == BX_OK; i++)
+        s = array_add(&ids, request_ids[i]);
+    IFOK(s, array_end(&ids));
+    if (s != BX_OK) {
+        bx_buf_free(&ids);
+        return BX_ERR(err, BX_ENOMEM, "out of memory for %d request ids", n);
+    }
+    const char *params[] = {ids.data};
+    PGresult *res = NULL;
+    s = bx_pg_query(db, "SELECT request_id FROM notify.request WHERE request_id = ANY($1::text[])",
+                    1, params, &res, err);
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++)
+        for (int i = 0; i < n; i++)
+            if (strcmp(request_ids[i], PQgetvalue(res, r, 0)) == 0)
+                seen[i] = true;
+    PQclear(res);
+    bx_buf_free(&ids);
+    return s;
+}
+
 #define ROW_COLUMNS                                                                                \
     "n.id, n.notification_id, n.request_id, n.recipient, n.recipient_masked, n.audience, "         \
     "n.channel, n.template, n.sign_name, n.body, n.state, n.attempt, "                             \
@@ -238,21 +489,18 @@ bx_status notify_store_claim(PGconn *db, const char *owner, bx_time_ms now, int6
     return BX_OK;
 }
 
-bx_status notify_store_begin_send(PGconn *db, const notify_store_row *row, bx_time_ms now,
-                                  bool count, int *sent_today, bx_error *err)
+bx_status notify_store_sent_today(PGconn *db, const notify_store_row *row, bx_time_ms now,
+                                  int *sent_today, bx_error *err)
 {
     *sent_today = 0;
-    if (!count)
-        return bx_pg_exec(db, "BEGIN", err);
     char day[11], id[24];
     bx_date_format(bx_time_local_date(now), day);
     snprintf(id, sizeof(id), "%" PRId64, row->id);
     const char *lock_params[] = {row->recipient};
     const char *params[] = {row->recipient, day, id};
     PGresult *res = NULL;
-    bx_status s = bx_pg_exec(db, "BEGIN", err);
-    IFOK(s, exec_params(db, "SELECT pg_advisory_xact_lock(hashtext('bx-notify:' || $1))", 1,
-                        lock_params, NULL, err));
+    bx_status s = exec_params(db, "SELECT pg_advisory_xact_lock(hashtext('bx-notify:' || $1))", 1,
+                              lock_params, NULL, err);
     IFOK(s, bx_pg_query(db,
                         "SELECT count(*) FROM notify.notification WHERE recipient = $1 "
                         "AND send_day = $2::date AND id <> $3::bigint "
@@ -263,15 +511,25 @@ bx_status notify_store_begin_send(PGconn *db, const notify_store_row *row, bx_ti
     if (s == BX_OK)
         *sent_today = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
+    return s;
+}
+
+bx_status notify_store_begin_send(PGconn *db, const notify_store_row *row, bx_time_ms now,
+                                  bool count, int *sent_today, bx_error *err)
+{
+    *sent_today = 0;
+    bx_status s = bx_pg_exec(db, "BEGIN", err);
+    if (count)
+        IFOK(s, notify_store_sent_today(db, row, now, sent_today, err));
     if (s != BX_OK)
         bx_pg_rollback(db);
     return s;
 }
 
-bx_status notify_store_apply(PGconn *db, const notify_store_ctx *ctx, const notify_store_row *row,
-                             const char *owner, const dispatch_output *out,
-                             const char *provider_message_id, bx_time_ms now, bool in_tx,
-                             bool *applied, bx_error *err)
+bx_status notify_store_change(PGconn *db, const notify_store_ctx *ctx, const notify_store_row *row,
+                              const char *owner, const dispatch_output *out,
+                              const char *provider_message_id, bx_time_ms now, bool *applied,
+                              bx_error *err)
 {
     *applied = false;
     char id[24], attempt[16], new_attempt[16], now_text[40], due_text[40], day[11];
@@ -299,33 +557,69 @@ bx_status notify_store_apply(PGconn *db, const notify_store_ctx *ctx, const noti
                             sending ? day : NULL,
                             owner,
                             ctx->provider};
-    bx_status s = in_tx ? BX_OK : bx_pg_exec(db, "BEGIN", err);
     int affected = 0;
     /* A row being sent keeps its claim (its lease is the takeover time); any other change
      * releases it. */
-    IFOK(s, exec_params(db,
-                        "UPDATE notify.notification SET state = $4, attempt = $5::int, "
-                        "due_at = $6::timestamptz, reason = $7, "
-                        "provider_message_id = coalesce($8, provider_message_id), "
-                        "updated_at = $9::timestamptz, send_day = coalesce($10::date, send_day), "
-                        "first_sent_at = CASE WHEN $10::date IS NULL THEN first_sent_at "
-                        "  ELSE $9::timestamptz END, provider = $12, "
-                        "claimed_by = CASE WHEN $4 = 'sending' THEN claimed_by END, "
-                        "lease_until = CASE WHEN $4 = 'sending' THEN lease_until END "
-                        "WHERE id = $1::bigint AND state = $2 AND attempt = $3::int "
-                        "AND ($11::text IS NULL OR claimed_by = $11)",
-                        12, params, &affected, err));
+    bx_status s = exec_params(db,
+                              "UPDATE notify.notification SET state = $4, attempt = $5::int, "
+                              "due_at = $6::timestamptz, reason = $7, "
+                              "provider_message_id = coalesce($8, provider_message_id), "
+                              "updated_at = $9::timestamptz, send_day = coalesce($10::date, "
+                              "send_day), first_sent_at = CASE WHEN $10::date IS NULL THEN "
+                              "first_sent_at ELSE $9::timestamptz END, provider = $12, "
+                              "claimed_by = CASE WHEN $4 = 'sending' THEN claimed_by END, "
+                              "lease_until = CASE WHEN $4 = 'sending' THEN lease_until END "
+                              "WHERE id = $1::bigint AND state = $2 AND attempt = $3::int "
+                              "AND ($11::text IS NULL OR claimed_by = $11)",
+                              12, params, &affected, err);
     if (s == BX_OK && affected == 1)
         s = add_status(db, ctx, row->request_id, row->notification_id, out->status, ctx->provider,
                        provider_message_id && provider_message_id[0] ? provider_message_id
                                                                      : row->provider_message_id,
                        out->attempt, reason, row->recipient_masked, now, err);
+    if (s == BX_OK)
+        *applied = affected == 1;
+    return s;
+}
+
+bx_status notify_store_unsend(PGconn *db, const notify_store_row *row, const char *owner,
+                              int attempt_before, bx_time_ms now, bool *undone, bx_error *err)
+{
+    *undone = false;
+    char id[24], attempt[16], before[16], now_text[40];
+    snprintf(id, sizeof(id), "%" PRId64, row->id);
+    snprintf(attempt, sizeof(attempt), "%d", row->attempt);
+    snprintf(before, sizeof(before), "%d", attempt_before);
+    bx_time_format_pg(now, now_text);
+    const char *params[] = {id, attempt, owner, before, now_text};
+    int affected = 0;
+    bx_status s = exec_params(db,
+                              "UPDATE notify.notification SET state = 'queued', attempt = $4::int, "
+                              "due_at = $5::timestamptz, reason = NULL, updated_at = "
+                              "$5::timestamptz, claimed_by = NULL, lease_until = NULL "
+                              "WHERE id = $1::bigint AND state = 'sending' AND attempt = $2::int "
+                              "AND claimed_by = $3",
+                              5, params, &affected, err);
+    if (s == BX_OK)
+        *undone = affected == 1;
+    return s;
+}
+
+bx_status notify_store_apply(PGconn *db, const notify_store_ctx *ctx, const notify_store_row *row,
+                             const char *owner, const dispatch_output *out,
+                             const char *provider_message_id, bx_time_ms now, bool in_tx,
+                             bool *applied, bx_error *err)
+{
+    *applied = false;
+    bool done = false;
+    bx_status s = in_tx ? BX_OK : bx_pg_exec(db, "BEGIN", err);
+    IFOK(s, notify_store_change(db, ctx, row, owner, out, provider_message_id, now, &done, err));
     IFOK(s, bx_pg_exec(db, "COMMIT", err));
     if (s != BX_OK) {
         bx_pg_rollback(db);
         return s;
     }
-    *applied = affected == 1;
+    *applied = done;
     return BX_OK;
 }
 

@@ -69,6 +69,27 @@ bx_status notify_store_request_count(PGconn *db, const char *request_id, int rec
 bx_status notify_store_insert(PGconn *db, const notify_store_ctx *ctx, const notify_store_new *n,
                               bx_time_ms now, int64_t *id, bx_error *err) BX_MUSTCHECK;
 
+/* One request of a batch taken together (notify_store_take_batch): its id (distinct within the
+ * batch) and its notifications (count of them, at least one: "none" when nobody is reached);
+ * fresh and dead are set by the call. Borrowed for the call. */
+typedef struct notify_store_take {
+    const char *request_id;
+    const notify_store_new *notifications;
+    int count;
+    bool fresh; /* out: the request had not been taken before; its notifications are written */
+    int dead;   /* out: of those, written dead */
+} notify_store_take;
+
+/* Takes n requests in the caller's transaction, in three statements whatever n: the request rows
+ * (recipients = count) where there are none yet, the notifications of those that were new (as
+ * notify_store_insert writes them, in order) and their first status messages, in order, on the
+ * outbox. A request taken before (a redelivery) writes nothing and has fresh false. */
+bx_status notify_store_take_batch(PGconn *db, const notify_store_ctx *ctx, notify_store_take *takes,
+                                  int n, bx_time_ms now, bx_error *err) BX_MUSTCHECK;
+/* Which of n request ids were taken before: seen[i] true for those with a row. */
+bx_status notify_store_requests_seen(PGconn *db, const char *const *request_ids, int n, bool *seen,
+                                     bx_error *err) BX_MUSTCHECK;
+
 /* Claims up to max due notifications (queued, sending, unknown or sent with due_at <= now and no
  * live lease) for owner until now + lease_ms, skipping rows another claimer holds. Caller frees
  * *rows with free(). */
@@ -83,6 +104,25 @@ bx_status notify_store_claim(PGconn *db, const char *owner, bx_time_ms now, int6
  * with notify_store_apply (which commits either way). */
 bx_status notify_store_begin_send(PGconn *db, const notify_store_row *row, bx_time_ms now,
                                   bool count, int *sent_today, bx_error *err) BX_MUSTCHECK;
+
+/* notify_store_begin_send's count inside the caller's open transaction (the recipient's lock is
+ * held until it ends). */
+bx_status notify_store_sent_today(PGconn *db, const notify_store_row *row, bx_time_ms now,
+                                  int *sent_today, bx_error *err) BX_MUSTCHECK;
+/* notify_store_apply's change inside the caller's open transaction, which it neither commits nor
+ * rolls back. */
+bx_status notify_store_change(PGconn *db, const notify_store_ctx *ctx, const notify_store_row *row,
+                              const char *owner, const dispatch_output *out,
+                              const char *provider_message_id, bx_time_ms now, bool *applied,
+                              bx_error *err) BX_MUSTCHECK;
+
+/* Takes back the intent of a send that was never made: row (state sending with row->attempt,
+ * claimed by owner) is queued again at now with attempt_before, its claim released, so it is
+ * sent as if the intent had not been recorded (no status message: the intent had none). *undone
+ * is false when the row had moved on. Autocommit, or in the caller's transaction. */
+bx_status notify_store_unsend(PGconn *db, const notify_store_row *row, const char *owner,
+                              int attempt_before, bx_time_ms now, bool *undone,
+                              bx_error *err) BX_MUSTCHECK;
 
 /* Applies a decision to row (expected in row->state with row->attempt, and when owner is not
  * NULL, still claimed by owner): state, attempt, due time, reason, provider message id, the send

@@ -1,6 +1,7 @@
-/* worker: the sending threads. Each claims due notifications, records the intent of a send
- * (state sending, attempt n) before it calls the provider and the outcome after, and asks the
- * provider about a send whose outcome is not known yet. */
+/* worker: the sending threads. Each claims due notifications, records the intents of the claim's
+ * sends (state sending, attempt n) in one transaction before it calls the provider, and their
+ * outcomes after, committed together every few tens of milliseconds; and asks the provider about a
+ * send whose outcome is not known yet. */
 #include "service_internal.h"
 
 #include "bx_clock.h"
@@ -57,8 +58,8 @@ static void rate_gate(notify_worker *w, const notify_store_row *row, bx_time_ms 
     }
 }
 
-/* Opens the send's transaction (counting the day's sends to the phone under its lock when there
- * is a daily cap) and decides what a due row does now. */
+/* What a due row does now (in the intents' open transaction: the day's sends to the phone are
+ * counted under its lock when there is a daily cap). */
 static bx_status decide_send(notify_worker *w, const notify_store_row *row, bx_time_ms now,
                              dispatch_output *out, bx_error *err)
 {
@@ -73,10 +74,11 @@ static bx_status decide_send(notify_worker *w, const notify_store_row *row, bx_t
     in.last_send_at = row->last_send_at;
     in.random = next_random(&w->random);
     int sent_today = 0;
-    bool capped = p->daily_cap > 0 && in.is_sms;
-    bx_status s = notify_store_begin_send(w->db, row, now, capped, &sent_today, err);
-    if (s != BX_OK)
-        return s;
+    if (p->daily_cap > 0 && in.is_sms) {
+        bx_status s = notify_store_sent_today(w->db, row, now, &sent_today, err);
+        if (s != BX_OK)
+            return s;
+    }
     in.sent_today = sent_today;
     dispatch_next(p, &in, out);
     if (out->action == DISPATCH_DO_SEND)
@@ -84,66 +86,209 @@ static bx_status decide_send(notify_worker *w, const notify_store_row *row, bx_t
     return BX_OK;
 }
 
-/* Calls the provider for a row whose intent (state sending, attempt n) is committed, and records
- * the outcome. */
-static bx_status call_provider(notify_worker *w, notify_store_row *row, bx_time_ms sent_at,
-                               bx_error *err)
+/* The provider's answer to a send of row (intent committed at sent_at) as a decision. */
+static void call_provider(notify_worker *w, notify_store_row *row, bx_time_ms sent_at,
+                          provider_result *res, dispatch_output *out)
 {
     provider_message m = {row->notification_id, row->recipient, row->body, row->template_name,
                           row->sign_name};
-    provider_result res;
-    memset(&res, 0, sizeof(res));
+    memset(res, 0, sizeof(*res));
     bx_metric_add(&notify_m.sends, 1);
     bx_error perr = {0};
-    if (provider_send(w->prov, &m, &res, &perr) != BX_OK) {
+    if (provider_send(w->prov, &m, res, &perr) != BX_OK) {
         /* misuse (a bad phone or text): it was not sent and never will be */
-        res.outcome = PROVIDER_PERMANENT;
-        snprintf(res.reason, sizeof(res.reason), "%s", perr.msg);
+        res->outcome = PROVIDER_PERMANENT;
+        snprintf(res->reason, sizeof(res->reason), "%s", perr.msg);
     }
-    if (res.outcome == PROVIDER_ACCEPTED)
+    if (res->outcome == PROVIDER_ACCEPTED)
         bx_metric_add(&notify_m.accepted, 1);
     dispatch_input in = {0};
     in.state = DISPATCH_SENDING;
     in.event = DISPATCH_EV_SEND;
-    in.answer = answer_of_outcome(res.outcome);
+    in.answer = answer_of_outcome(res->outcome);
     in.attempt = row->attempt;
     in.now = bx_clock_now();
     in.last_send_at = sent_at;
     in.random = next_random(&w->random);
-    in.detail = res.reason;
-    dispatch_output out;
-    dispatch_next(&w->sv->conf.policy, &in, &out);
-    bool applied = false;
-    bx_status s = notify_store_apply(w->db, &w->sv->ctx, row, w->owner, &out, res.message_id,
-                                     in.now, false, &applied, err);
-    if (s == BX_OK && applied) {
-        notify_outcome_count(&out);
-        notify_outcome_log(row, &out);
-    }
-    return s;
+    in.detail = res->reason;
+    dispatch_next(&w->sv->conf.policy, &in, out);
 }
 
-static bx_status send_row(notify_worker *w, notify_store_row *row, bx_time_ms now, bx_error *err)
+/* Outcomes recorded in one transaction, committed when it has been open this long (and at the end
+ * of a batch): a receipt for a row waits for its outcome at most about this long. */
+#define OUTCOME_COMMIT_MS 50
+
+/* A claimed queued row on its way through send_batch. */
+typedef struct send_item {
+    notify_store_row *row;
+    int attempt_before;
+    bx_time_ms decided_at;
+    dispatch_output due;     /* the decision when it came due */
+    bool applied;            /* the decision is committed */
+    dispatch_output outcome; /* after the call */
+    bool called, recorded;
+} send_item;
+
+/* Orders send items by recipient: the daily cap's locks are taken in one order by every worker. */
+static int by_recipient(const void *a, const void *b)
 {
-    dispatch_output out;
-    bx_status s = decide_send(w, row, now, &out, err);
-    if (s != BX_OK)
-        return s;
-    bool applied = false;
-    s = notify_store_apply(w->db, &w->sv->ctx, row, w->owner, &out, NULL, now, true, &applied, err);
-    if (s != BX_OK || !applied || out.action != DISPATCH_DO_SEND) {
-        if (s == BX_OK && applied)
-            notify_outcome_count(&out);
-        if (s == BX_OK && applied && out.status == DISPATCH_ST_QUEUED)
-            bx_log_info("%s (%s) to %s waits: %s", row->notification_id, row->request_id,
-                        row->recipient_masked, out.reason);
+    const send_item *x = a, *y = b;
+    int c = strcmp(x->row->recipient, y->row->recipient);
+    return c ? c : (x->row->id < y->row->id ? -1 : x->row->id > y->row->id);
+}
+
+static int by_claim(const void *a, const void *b)
+{
+    const send_item *x = a, *y = b;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* Step 1: every due decision of the batch in one transaction: the intents (state sending, attempt
+ * n) of the sends, the waits (quiet hours, the caps) and the deaths. */
+static bx_status record_intents(notify_worker *w, send_item *items, int n, bx_error *err)
+{
+    bool capped = w->sv->conf.policy.daily_cap > 0;
+    if (capped)
+        qsort(items, (size_t)n, sizeof(*items), by_recipient);
+    bx_status s = bx_pg_exec(w->db, "BEGIN", err);
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        send_item *it = &items[i];
+        it->attempt_before = it->row->attempt;
+        /* the clock as each is decided: the provider-wide rate is taken at the time it grants */
+        it->decided_at = bx_clock_now();
+        s = decide_send(w, it->row, it->decided_at, &it->due, err);
+        IFOK(s, notify_store_change(w->db, &w->sv->ctx, it->row, w->owner, &it->due, NULL,
+                                    it->decided_at, &it->applied, err));
+    }
+    IFOK(s, bx_pg_exec(w->db, "COMMIT", err));
+    if (capped)
+        qsort(items, (size_t)n, sizeof(*items), by_claim);
+    if (s != BX_OK) {
+        bx_pg_rollback(w->db);
+        for (int i = 0; i < n; i++)
+            items[i].applied = false;
         return s;
     }
-    /* The intent is committed: state sending, attempt n. Only now the provider is called. */
-    row->state = DISPATCH_SENDING;
-    row->attempt = out.attempt;
-    row->last_send_at = now;
-    return call_provider(w, row, now, err);
+    for (int i = 0; i < n; i++) {
+        send_item *it = &items[i];
+        if (!it->applied)
+            continue;
+        if (it->due.action == DISPATCH_DO_SEND) {
+            /* The intent is committed: state sending, attempt n. Only now the provider is called.
+             */
+            it->row->state = DISPATCH_SENDING;
+            it->row->attempt = it->due.attempt;
+            it->row->last_send_at = it->decided_at;
+            continue;
+        }
+        notify_outcome_count(&it->due);
+        if (it->due.status == DISPATCH_ST_QUEUED)
+            bx_log_info("%s (%s) to %s waits: %s", it->row->notification_id, it->row->request_id,
+                        it->row->recipient_masked, it->due.reason);
+    }
+    return BX_OK;
+}
+
+/* Ends the outcomes' transaction, counting and logging what it recorded once committed. */
+static void commit_outcomes(notify_worker *w, send_item *items, int from, int to)
+{
+    bx_error err = {0};
+    if (bx_pg_exec(w->db, "COMMIT", &err) != BX_OK) {
+        bx_pg_rollback(w->db);
+        bx_metric_add(&notify_m.failures, 1);
+        bx_log_warn("worker %d: outcomes of %d sends not recorded (%s); each is asked about after "
+                    "its lease",
+                    w->index, to - from, err.msg);
+        return;
+    }
+    for (int i = from; i < to; i++)
+        if (items[i].recorded) {
+            notify_outcome_count(&items[i].outcome);
+            notify_outcome_log(items[i].row, &items[i].outcome);
+        }
+}
+
+/* Step 2: each committed intent's send, and its outcome recorded: outcomes are committed together
+ * every OUTCOME_COMMIT_MS and at the end. A send that could not end before its claim's lease
+ * (lease_until, the project clock) is not made, nor one after the service was told to stop: its
+ * intent is taken back, so it is sent as if never claimed. */
+static void make_sends(notify_worker *w, send_item *items, int n, bx_time_ms lease_until)
+{
+    int open_from = -1; /* the first item whose outcome is in the open transaction */
+    long long opened_at = 0;
+    int64_t call_ms = w->sv->conf.provider.timeout_ms;
+    for (int i = 0; i < n; i++) {
+        send_item *it = &items[i];
+        if (!it->applied || it->due.action != DISPATCH_DO_SEND)
+            continue;
+        if (w->db == NULL)
+            break; /* PostgreSQL is gone: the intents left are asked about after their lease */
+        bx_error err = {0};
+        if (atomic_load(&w->sv->stopping) || bx_clock_now() + call_ms >= lease_until) {
+            bool undone = false;
+            if (notify_store_unsend(w->db, it->row, w->owner, it->attempt_before, bx_clock_now(),
+                                    &undone, &err) != BX_OK)
+                bx_log_warn("%s: intent not taken back (%s); asked about after its lease",
+                            it->row->notification_id, err.msg);
+            continue;
+        }
+        provider_result res;
+        call_provider(w, it->row, it->decided_at, &res, &it->outcome);
+        it->called = true;
+        bx_status s = BX_OK;
+        if (open_from < 0) {
+            s = bx_pg_exec(w->db, "BEGIN", &err);
+            open_from = i;
+            opened_at = bx_monotonic_ms();
+        }
+        IFOK(s, notify_store_change(w->db, &w->sv->ctx, it->row, w->owner, &it->outcome,
+                                    res.message_id, bx_clock_now(), &it->recorded, &err));
+        if (s != BX_OK) {
+            bx_pg_rollback(w->db);
+            bx_metric_add(&notify_m.failures, 1);
+            bx_log_warn("worker %d: outcome of %s not recorded (%s); asked about after its lease",
+                        w->index, it->row->notification_id, err.msg);
+            for (int k = open_from; k <= i; k++)
+                items[k].recorded = false;
+            open_from = -1;
+            if (bx_pg_reconnect(&w->db, w->sv->conf.pg_url, PG_WAIT_MS, &err) != BX_OK)
+                bx_log_warn("worker %d: cannot reconnect to PostgreSQL: %s", w->index, err.msg);
+            continue;
+        }
+        if (bx_monotonic_ms() - opened_at >= OUTCOME_COMMIT_MS) {
+            commit_outcomes(w, items, open_from, i + 1);
+            open_from = -1;
+        }
+    }
+    if (open_from >= 0)
+        commit_outcomes(w, items, open_from, n);
+}
+
+/* The claimed rows that are queued: their due decisions in one transaction, then their sends. */
+static void send_batch(notify_worker *w, notify_store_row *rows, int n, bx_time_ms lease_until)
+{
+    send_item *items = calloc((size_t)n, sizeof(*items));
+    if (items == NULL) {
+        bx_log_warn("worker %d: out of memory for %d sends; retried after their lease", w->index,
+                    n);
+        return;
+    }
+    int count = 0;
+    for (int i = 0; i < n; i++)
+        if (rows[i].state == DISPATCH_QUEUED)
+            items[count++].row = &rows[i];
+    bx_error err = {0};
+    if (count > 0 && record_intents(w, items, count, &err) != BX_OK) {
+        bx_metric_add(&notify_m.failures, 1);
+        bx_log_warn("worker %d: %d due notifications not decided (%s); retried after their lease",
+                    w->index, count, err.msg);
+        bx_error rerr = {0};
+        if (bx_pg_reconnect(&w->db, w->sv->conf.pg_url, PG_WAIT_MS, &rerr) != BX_OK)
+            bx_log_warn("worker %d: cannot reconnect to PostgreSQL: %s", w->index, rerr.msg);
+    } else if (count > 0) {
+        make_sends(w, items, count, lease_until);
+    }
+    free(items);
 }
 
 static void send_day_text(bx_date d, char out[9])
@@ -207,14 +352,6 @@ static bx_status query_row(notify_worker *w, notify_store_row *row, bx_time_ms n
     return s;
 }
 
-static bx_status process_row(notify_worker *w, notify_store_row *row, bx_error *err)
-{
-    bx_time_ms now = bx_clock_now();
-    if (row->state == DISPATCH_QUEUED)
-        return send_row(w, row, now, err);
-    return query_row(w, row, now, err);
-}
-
 void *notify_worker_main(void *arg)
 {
     notify_worker *w = arg;
@@ -236,15 +373,20 @@ void *notify_worker_main(void *arg)
             usleep(500000);
             continue;
         }
+        /* each one whose last send has no answer yet, asked about; then the queued ones, their
+         * decisions in one transaction and their sends */
         for (int i = 0; i < n && !atomic_load(&sv->stopping); i++) {
             bx_error perr = {0};
-            if (process_row(w, &rows[i], &perr) != BX_OK) {
+            if (rows[i].state != DISPATCH_QUEUED &&
+                query_row(w, &rows[i], bx_clock_now(), &perr) != BX_OK) {
                 bx_metric_add(&notify_m.failures, 1);
                 bx_log_warn("%s: %s; retried after its lease", rows[i].notification_id, perr.msg);
                 if (bx_pg_reconnect(&w->db, sv->conf.pg_url, PG_WAIT_MS, &perr) != BX_OK)
                     break;
             }
         }
+        if (!atomic_load(&sv->stopping) && w->db != NULL)
+            send_batch(w, rows, n, now + sv->conf.policy.lease_ms);
         free(rows);
         if (n == 0)
             usleep(IDLE_SLEEP_US);

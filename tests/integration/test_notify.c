@@ -1298,3 +1298,97 @@ BX_TEST(a_request_the_database_refuses_is_dead_lettered_and_the_next_one_sent)
     itest_mark_free(dlq);
     svc_stop(&s);
 }
+
+/* A burst of requests waiting when bx-notify starts is taken in a few polls of one transaction
+ * each (bx_notify_intake_polls_total), with the same outcome as one by one: each request's
+ * notifications and first status messages, a repeated request id taken once, bad ones
+ * dead-lettered, nobody to reach recorded dead. Then a request the database refuses is
+ * dead-lettered alone (a poll it is in falls back to one by one), the requests beside it are
+ * taken and the first burst's requests, redelivered, send nothing. */
+BX_TEST(a_burst_is_taken_together_as_one_by_one_would_take_it)
+{
+    enum { STUDENTS = 24 };
+    svc s;
+    svc_init(&s, STUDENTS, "2026-11-27 09:00");
+    setting(&s, "BX_NOTIFY_DIGEST_TIME=16:30");
+    setting(&s, "BX_NOTIFY_RATE=0"); /* the clock stands still: no per-second budget */
+    itest_sql_exec(db_url, "INSERT INTO registry.staff (id, name, role, school_id, phone) "
+                           "VALUES ('13912345678', '王芳', 'academic_office', 'NS1', "
+                           "'13900000009')");
+    itest_mark *dlq = itest_topic_mark(BX_TOPIC_DLQ);
+    for (int i = 1; i <= STUDENTS; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof(suffix), "b%d", i);
+        ask_guardian(&s, i, suffix);
+    }
+    ask_guardian(&s, 3, "b3");           /* the same request again, in the same poll */
+    ask_guardian(&s, 99, "b99");         /* nobody with a phone */
+    ask_task(&s, 4, "t4", "home_visit"); /* collected for the digest */
+    produce(&s, "x", "{not json");
+    char v[1024];
+    snprintf(v, sizeof(v),
+             "{\"schema\":\"bx.notify.requests.v1\",\"request_id\":\"%s:nope\",\"case_id\":null,"
+             "\"student_id\":\"NOPE\",\"template\":\"absence_same_day\",\"recipient_role\":"
+             "\"guardian\",\"recipient_staff_id\":null,\"channel\":\"sms\",\"params\":{},"
+             "\"not_before\":null,\"requested_at\":\"2026-11-27T09:00:00+08:00\"}",
+             tag);
+    produce(&s, "NOPE", v);
+    svc_run(&s);
+    settle(&s);
+    CHECK(metric(&s, "bx_notify_intake_polls_total") >= 1);
+    CHECK_INT(metric(&s, "bx_notify_failures_total"), 0); /* no poll fell back */
+    CHECK_INT(metric(&s, "bx_notify_requests_total"), STUDENTS + 2);
+    CHECK_INT(metric(&s, "bx_notify_requests_redelivered_total"), 1);
+    CHECK_INT(metric(&s, "bx_notify_dlq_total"), 2);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.request"), STUDENTS + 2);
+    /* N01 has two guardians; N99 nobody: one dead notification to "none" */
+    CHECK_INT(count_of("SELECT sum(recipients) FROM notify.request"), STUDENTS + 3);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification"), STUDENTS + 3);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'collected'"), 1);
+    char *dead = rows_of("SELECT recipient, reason FROM notify.notification WHERE state = 'dead'");
+    CHECK_STR(dead, "none|no guardian with a mobile number\n");
+    free(dead);
+    CHECK_INT(file_lines(&s, NULL), STUDENTS + 1);
+    CHECK_INT(file_lines(&s, "学生2家长您好"), 1);
+    CHECK_INT(file_lines(&s, "班主任周明老师"), STUDENTS + 1);
+    /* one first status message per notification, in the order of the notifications */
+    CHECK_INT(count_of("SELECT count(*) FROM notify.outbox WHERE topic <> 'bx.dlq.v1' AND "
+                       "payload::jsonb->>'status' IN ('queued', 'dead') AND "
+                       "(payload::jsonb->>'attempt')::int = 0"),
+              STUDENTS + 3);
+    CHECK_INT(count_of("SELECT count(*) FROM (SELECT o.id, n.id AS nid, lag(n.id) OVER "
+                       "(ORDER BY o.id) AS before FROM notify.outbox o JOIN "
+                       "notify.notification n ON n.notification_id = "
+                       "o.payload::jsonb->>'notification_id' WHERE o.topic <> 'bx.dlq.v1' AND "
+                       "(o.payload::jsonb->>'attempt')::int = 0) x WHERE nid < before"),
+              0);
+    /* the second burst: a request the database refuses, good ones, redeliveries */
+    long long polls = metric(&s, "bx_notify_intake_polls_total");
+    char p[512];
+    stage_params(p, sizeof(p), "academic_office", "5");
+    ask_escalate(&s, "refused", "academic_office_report", "academic_office", "13912345678", p);
+    ask_guardian(&s, 1, "b1");
+    ask_guardian(&s, 2, "b2");
+    ask_guardian(&s, 5, "c5");
+    settle(&s);
+    CHECK_INT(metric(&s, "bx_notify_dlq_total"), 3);
+    CHECK_INT(metric(&s, "bx_notify_requests_total"), STUDENTS + 3);
+    CHECK_INT(metric(&s, "bx_notify_requests_redelivered_total"), 3);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE recipient_masked = "
+                       "'13912345678'"),
+              0);
+    CHECK(metric(&s, "bx_notify_intake_polls_total") >= polls);
+    CHECK_INT(file_lines(&s, NULL), STUDENTS + 2);
+    char needle[160];
+    snprintf(needle, sizeof(needle), "\"endpoint\":\"%s\"", s.requests);
+    bx_buf got;
+    bx_buf_init(&got, 0);
+    CHECK_INT(itest_topic_collect(dlq, needle, 3, 20000, &got), 3);
+    check_schema(BX_TOPIC_DLQ, got.data);
+    CHECK(got.data && strstr(got.data, "\"reason\":\"malformed\"") != NULL);
+    CHECK(got.data && strstr(got.data, "\"reason\":\"unknown_student\"") != NULL);
+    CHECK(got.data && strstr(got.data, ":refused\"") != NULL);
+    bx_buf_free(&got);
+    itest_mark_free(dlq);
+    svc_stop(&s);
+}
