@@ -27,6 +27,8 @@ die() { printf 'bench/e2e: error: %s\n' "$*" >&2; exit 1; }
 source "$RUN_DIR/env"
 # shellcheck source=deploy/local/creds.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/local/creds.sh"   # rcli: redis-cli as the administrator
+# shellcheck source=bench/redis-bench-user.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../redis-bench-user.sh"   # redis-benchmark's own user
 
 # The services need the analysts' pseudonym key; a bench that has none uses one of its own.
 export BX_PSEUDONYM_KEY="${BX_PSEUDONYM_KEY:-$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')}"
@@ -80,6 +82,7 @@ stop_services() {
 }
 finish() {
     stop_services
+    rbench_user_end
     "${RCLI[@]}" FLUSHDB >/dev/null 2>&1 || true
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
         for db in "${DBS[@]}"; do
@@ -150,10 +153,13 @@ scale_run() {
     say "$name: raw Redis: bx-score's per-fact script, redis-benchmark -c 1 -P 256"
     local sha rate
     sha="$("$SCORE_BENCH" lua apply | "${RCLI[@]}" -x SCRIPT LOAD)"
-    rate="$(redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" --dbnum "$REDIS_DB" -c 1 -P 256 \
-        -n 300000 -r 100000 -q EVALSHA "$sha" 1 'bx:s:{E__rand_int__}:facts' '2026-10-08|0' \
+    rbench_user_begin "$REDIS_HOST" "$REDIS_PORT" 'bx:s:{E*'
+    rate="$(redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" "${RBENCH_AUTH[@]}" \
+        --dbnum "$REDIS_DB" -c 1 -P 256 -n 300000 -r 100000 -q \
+        EVALSHA "$sha" 1 'bx:s:{E__rand_int__}:facts' '2026-10-08|0' \
         '1791000000000|rc-__rand_int__' a 0 2>&1 | tr '\r' '\n' \
         | grep -oE '[0-9.]+ requests per second' | tail -n 1 | cut -d' ' -f1)"
+    rbench_user_end
     [ -n "$rate" ] || die "redis-benchmark gave no rate"
     echo "raw_redis_per_s=$rate" >>"$STATE/$name.out"
     "${RCLI[@]}" FLUSHDB >/dev/null

@@ -25,6 +25,8 @@ die() { printf 'bench/score: error: %s\n' "$*" >&2; exit 1; }
 source "$RUN_DIR/env"
 # shellcheck source=deploy/local/creds.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/local/creds.sh"   # rcli: redis-cli as the administrator
+# shellcheck source=bench/redis-bench-user.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../redis-bench-user.sh"   # redis-benchmark's own user
 # bx-score needs the analysts' pseudonym key; a bench that has none uses one of its own.
 export BX_PSEUDONYM_KEY="${BX_PSEUDONYM_KEY:-$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')}"
 
@@ -66,7 +68,11 @@ TOPIC="bx.bench.score.$RUN_ID"
 
 # Bench state in Redis (BSC* ids, BSCRB* for redis-benchmark's keys) and PostgreSQL.
 clean_state() {
-    "${RCLI[@]}" --scan --pattern 'bx:[sc]:{BSC*' | xargs -r -n 1000 "${RCLI[@]}" UNLINK >/dev/null
+    # rcli is a shell function (it signs in), which xargs cannot run: batches of 1000 by hand
+    local keys=()
+    while mapfile -t -n 1000 keys && [ "${#keys[@]}" -gt 0 ]; do
+        "${RCLI[@]}" UNLINK "${keys[@]}" >/dev/null
+    done < <("${RCLI[@]}" --scan --pattern 'bx:[sc]:{BSC*')
     psql -q "$BX_PG_URL" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 DELETE FROM attendance.fact WHERE student_id LIKE 'BSC%';
 DELETE FROM attendance.class_report WHERE class_id LIKE 'BSC%';
@@ -84,6 +90,7 @@ stop_score() {
 }
 finish() {
     stop_score
+    rbench_user_end
     if [ -n "$MON_PID" ] && kill -0 "$MON_PID" 2>/dev/null; then kill "$MON_PID" 2>/dev/null || true; fi
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
         say "cleaning up: bench topics, BSC* Redis keys and attendance rows"
@@ -173,7 +180,8 @@ rb() { # kind depth n keyspace command...
     local kind="$1" depth="$2" n="$3" keys="$4"
     shift 4
     local rate
-    rate="$(redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" -c 1 -P "$depth" -n "$n" -r "$keys" -q "$@" 2>&1 \
+    rate="$(redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" "${RBENCH_AUTH[@]}" -c 1 -P "$depth" \
+        -n "$n" -r "$keys" -q "$@" 2>&1 \
         | tr '\r' '\n' | grep -oE '[0-9.]+ requests per second' | tail -n 1 | cut -d' ' -f1)"
     [ -n "$rate" ] || die "redis-benchmark $kind gave no rate"
     printf '%s %s\n' "$kind" "$rate"
@@ -193,8 +201,10 @@ rb_all() { # depth n
     rb hgetall_reported "$d" "$n" 1000 HGETALL 'bx:c:{BSC01-C01}:reported'
 }
 say "redis-benchmark: the same mix, -c 1, -P $DEPTH (-n $RB_N per kind) and -P 1 (-n $RB_N1)"
+rbench_user_begin "$REDIS_HOST" "$REDIS_PORT" 'bx:s:{BSC*' 'bx:c:{BSC*'
 rb_all "$DEPTH" "$RB_N" >"$STATE/rates.pipelined"
 rb_all 1 "$RB_N1" >"$STATE/rates.unpipelined"
+rbench_user_end
 read -r P_EVENTS P_OPS CALLS < <(python3 "$MIX" events "$STATE/mix" "$STATE/rates.pipelined")
 read -r U_EVENTS U_OPS _ < <(python3 "$MIX" events "$STATE/mix" "$STATE/rates.unpipelined")
 
