@@ -33,11 +33,17 @@ typedef struct snapshot {
     int refs; /* under console_store.lock; the store's own reference counts one */
 } snapshot;
 
+/* A snapshot slot: the whole registry with profiles and staff, or the calendars alone (the county
+ * and area pages need school days only, not a province's students). */
+typedef struct slot {
+    snapshot *current;
+    long long revision_checked_ms; /* monotonic */
+} slot;
+
 struct console_store {
     pthread_mutex_t lock;
     score_policy policy;
-    snapshot *current;
-    long long revision_checked_ms; /* monotonic */
+    slot whole, calendars;
 };
 
 static void snapshot_free(snapshot *sn)
@@ -59,14 +65,17 @@ static void snapshot_release(console_store *st, snapshot *sn)
         snapshot_free(sn);
 }
 
-static bx_status snapshot_load(PGconn *db, snapshot **out, bx_error *err)
+static bx_status snapshot_load(PGconn *db, bool calendars_only, snapshot **out, bx_error *err)
 {
     snapshot *sn = calloc(1, sizeof(*sn));
     if (sn == NULL)
         return BX_ERR(err, BX_ENOMEM, "registry: out of memory");
-    bx_status s = bx_registry_load(db, &sn->registry, err);
-    IFOK(s, score_profiles_load(db, sn->registry, &sn->profiles, err));
-    IFOK(s, ingest_staff_load(db, &sn->staff, err));
+    bx_status s = calendars_only ? bx_registry_load_calendars(db, &sn->registry, err)
+                                 : bx_registry_load(db, &sn->registry, err);
+    if (!calendars_only) {
+        IFOK(s, score_profiles_load(db, sn->registry, &sn->profiles, err));
+        IFOK(s, ingest_staff_load(db, &sn->staff, err));
+    }
     if (s != BX_OK) {
         snapshot_free(sn);
         return s;
@@ -76,38 +85,45 @@ static bx_status snapshot_load(PGconn *db, snapshot **out, bx_error *err)
     return BX_OK;
 }
 
-/* The current snapshot, reloaded first when registry.revision moved; release it after use. A
- * reload runs under the lock, so the requests of that moment wait for it once. */
-static bx_status acquire(console_store *st, PGconn *db, snapshot **out, bx_error *err)
+/* The current snapshot of a slot, reloaded first when registry.revision moved; release it after
+ * use. A reload runs under the lock, so the requests of that moment wait for it once. */
+static bx_status acquire_slot(console_store *st, PGconn *db, bool calendars_only, snapshot **out,
+                              bx_error *err)
 {
     *out = NULL;
     if (db == NULL)
         return BX_ERR(err, BX_EIO, "no database connection");
+    slot *sl = calendars_only ? &st->calendars : &st->whole;
     bx_status s = BX_OK;
     long long now = bx_monotonic_ms();
     pthread_mutex_lock(&st->lock);
-    bool stale = st->current == NULL;
-    if (!stale && now - st->revision_checked_ms >= CONSOLE_STORE_REFRESH_MS) {
+    bool stale = sl->current == NULL;
+    if (!stale && now - sl->revision_checked_ms >= CONSOLE_STORE_REFRESH_MS) {
         long long rev = 0;
         s = bx_registry_current_revision(db, &rev, err);
-        stale = s == BX_OK && rev != bx_registry_loaded_revision(st->current->registry);
+        stale = s == BX_OK && rev != bx_registry_loaded_revision(sl->current->registry);
         if (s == BX_OK && !stale)
-            st->revision_checked_ms = now;
+            sl->revision_checked_ms = now;
     }
     snapshot *fresh = NULL;
-    if (s == BX_OK && stale && (s = snapshot_load(db, &fresh, err)) == BX_OK) {
-        snapshot *old = st->current;
-        st->current = fresh;
-        st->revision_checked_ms = now;
+    if (s == BX_OK && stale && (s = snapshot_load(db, calendars_only, &fresh, err)) == BX_OK) {
+        snapshot *old = sl->current;
+        sl->current = fresh;
+        sl->revision_checked_ms = now;
         if (old && --old->refs == 0)
             snapshot_free(old);
     }
     if (s == BX_OK) {
-        st->current->refs++;
-        *out = st->current;
+        sl->current->refs++;
+        *out = sl->current;
     }
     pthread_mutex_unlock(&st->lock);
     return s;
+}
+
+static bx_status acquire(console_store *st, PGconn *db, snapshot **out, bx_error *err)
+{
+    return acquire_slot(st, db, false, out, err);
 }
 
 /* bx-score's store over the request's Redis connection. Its scripts are loaded once per
@@ -157,8 +173,10 @@ void console_store_free(console_store *st)
 {
     if (st == NULL)
         return;
-    if (st->current)
-        snapshot_free(st->current);
+    if (st->whole.current)
+        snapshot_free(st->whole.current);
+    if (st->calendars.current)
+        snapshot_free(st->calendars.current);
     pthread_mutex_destroy(&st->lock);
     free(st);
 }
@@ -169,6 +187,16 @@ bx_status console_store_with_registry(console_store *st, PGconn *db, console_sto
     snapshot *sn = NULL;
     bx_status s = acquire(st, db, &sn, err);
     IFOK(s, fn(sn->registry, sn->staff, arg));
+    snapshot_release(st, sn);
+    return s;
+}
+
+bx_status console_store_with_calendars(console_store *st, PGconn *db,
+                                       console_store_calendars_fn *fn, void *arg, bx_error *err)
+{
+    snapshot *sn = NULL;
+    bx_status s = acquire_slot(st, db, true, &sn, err);
+    IFOK(s, fn(sn->registry, arg));
     snapshot_release(st, sn);
     return s;
 }

@@ -49,6 +49,14 @@ typedef bx_status console_store_registry_fn(const bx_registry *registry,
 bx_status console_store_with_registry(console_store *st, PGconn *db, console_store_registry_fn *fn,
                                       void *arg, bx_error *err) BX_MUSTCHECK;
 
+/* Runs fn with a registry holding the school calendars alone (bx_registry_load_calendars: no
+ * schools, classes or students), refreshed as the whole one is. For pages that need school days
+ * only (the county and area dashboards), so they never load a province's students. */
+typedef bx_status console_store_calendars_fn(const bx_registry *calendars, void *arg);
+bx_status console_store_with_calendars(console_store *st, PGconn *db,
+                                       console_store_calendars_fn *fn, void *arg,
+                                       bx_error *err) BX_MUSTCHECK;
+
 /* ---- classes and students ---- */
 
 typedef struct console_class_info {
