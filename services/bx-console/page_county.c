@@ -1,11 +1,15 @@
 /* page_county: the county bureau's dashboard (GET /county), and what the county's and the area's
- * pages share: the period, the rates (bx-escalate's report_queries and reports, as bxctl report
- * computes them, kept a minute per area and period), the charts and the rates tables.
+ * pages share: the period, the rates (the per-class counts of bx-escalate's report_queries, as
+ * bxctl report computes them, read from migration 0021's summary, which recomputes the classes
+ * changed since; aggregated by bx-escalate's reports; kept a minute per area and period), the
+ * charts and the rates tables.
  *
  * The dashboard: dropout rate (辍学率) and retention rate (巩固率) by school and township for the
  * term and the month, thresholds flagged; cases opened and closed per week (12 weeks); the
  * roll-call reporting rate per school over its last 20 school days (attendance.class_report
- * against the school's calendar); open overdue tasks per township. Aggregates only: no name. */
+ * against the school's calendar); open overdue tasks per township. Aggregates only: no name.
+ * Cases and tasks are counted from the case summary (migration 0021), kept by triggers in the
+ * transaction of every change, so no page reads a province's tasks or students. */
 #include "bx_log.h"
 #include "bx_pg.h"
 #include "page_common.h"
@@ -142,13 +146,17 @@ bx_status county_rates(const console_request *req, const char *area, const count
     pthread_mutex_unlock(&rates_lock);
     if (e)
         return s;
-    /* computed outside the lock: two requests may compute the same counts once each */
-    reports_period q = {.term = month ? NULL : p->term,
-                        .month_first_day = month ? p->month_first : NULL,
-                        .now_ms = (long long)req->now,
-                        .area = area};
+    /* read outside the lock: two requests may read the same counts once each. The per-class
+     * counts of reports_query_class_counts (bxctl report's), from migration 0021's summary: the
+     * classes changed since their row was computed are recomputed first, so they are the counts
+     * of now */
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", (long long)req->now);
+    const char *params[] = {month ? "month" : "term", month ? "" : p->term,
+                            month ? p->month_first : "", now, area};
     PGresult *res = NULL;
-    s = reports_query_class_counts(req->db, &q, &res, err);
+    s = bx_pg_query(req->db, "SELECT * FROM console.class_counts_of($1, $2, $3, $4::bigint, $5)", 5,
+                    params, &res, err);
     if (s != BX_OK)
         return s;
     int nres = PQntuples(res);
@@ -307,8 +315,7 @@ typedef struct rollcall_window {
     int *expected;      /* class-days */
 } rollcall_window;
 
-static bx_status rollcall_windows(const bx_registry *registry, const struct ingest_staff_dir *staff,
-                                  void *arg)
+static bx_status rollcall_windows(const bx_registry *registry, void *arg)
 {
     rollcall_window *w = arg;
     for (int i = 0; i < PQntuples(w->pl->res); i++) {
@@ -359,7 +366,7 @@ static bx_status rollcall_rates(const console_request *req, const places *pl, bo
     console_store *store = s == BX_OK ? page_store(req, err) : NULL;
     if (s == BX_OK && store == NULL)
         s = BX_EFATAL;
-    IFOK(s, console_store_with_registry(store, req->db, rollcall_windows, &w, err));
+    IFOK(s, console_store_with_calendars(store, req->db, rollcall_windows, &w, err));
     bx_date lo = w.today, hi = w.today;
     for (int i = 0; i < np; i++)
         if (w.from[i] != BX_DATE_NONE && w.from[i] < lo)
@@ -428,29 +435,35 @@ static bx_status rollcall_rates(const console_request *req, const places *pl, bo
     return s;
 }
 
-/* Cases opened and closed per week over the last WEEKS weeks (Monday to Sunday, Asia/Shanghai). */
+/* Cases opened and closed per week over the last WEEKS weeks (Monday to Sunday, Asia/Shanghai),
+ * counted from migration 0021's case summary (a case's school placed in its county). */
+bx_status county_weekly_counts(PGconn *db, const char *area, const char *today, PGresult **res,
+                               bx_error *err)
+{
+    const char *params[] = {area, today};
+    return bx_pg_query(
+        db,
+        "WITH w AS (SELECT generate_series(date_trunc('week', $2::date) - interval '11 weeks', "
+        "  date_trunc('week', $2::date), interval '1 week')::date AS wk), "
+        "lo AS (SELECT (min(wk)::timestamp AT TIME ZONE 'Asia/Shanghai') AS t FROM w), "
+        "x AS (SELECT wk, sum(o) AS o, sum(c) AS c FROM (SELECT date_trunc('week', opened_at AT "
+        "  TIME ZONE 'Asia/Shanghai')::date AS wk, 1 AS o, 0 AS c FROM console.case_summary WHERE "
+        "  county LIKE $1 || '%' AND opened_at >= (SELECT t FROM lo) UNION ALL SELECT "
+        "  date_trunc('week', closed_at AT TIME ZONE 'Asia/Shanghai')::date, 0, 1 FROM "
+        "  console.case_summary WHERE county LIKE $1 || '%' AND closed_at >= (SELECT t FROM lo)) u "
+        "  GROUP BY wk) "
+        "SELECT to_char(w.wk, 'MM-DD'), coalesce(x.o, 0), coalesce(x.c, 0) FROM w "
+        "LEFT JOIN x ON x.wk = w.wk ORDER BY w.wk",
+        2, params, res, err);
+}
+
 static bx_status weekly_cases(const console_request *req, const char *area, tmpl_ctx *ctx,
                               bx_error *err)
 {
     char today[11];
     page_today(req, today);
-    const char *params[] = {area, today};
     PGresult *res = NULL;
-    bx_status s = bx_pg_query(
-        req->db,
-        "WITH w AS (SELECT generate_series(date_trunc('week', $2::date) - interval '11 weeks', "
-        "  date_trunc('week', $2::date), interval '1 week')::date AS wk), "
-        "cs AS (SELECT c.opened_at, c.closed_at FROM cases.case c JOIN registry.school s ON "
-        "  s.id = c.school_id JOIN registry.township t ON t.code = s.township_code WHERE "
-        "  t.county_code::text LIKE $1 || '%' AND (c.opened_at >= (SELECT min(wk) FROM w)::"
-        "  timestamp AT TIME ZONE 'Asia/Shanghai' OR c.closed_at >= (SELECT min(wk) FROM w)::"
-        "  timestamp AT TIME ZONE 'Asia/Shanghai')), "
-        "x AS (SELECT date_trunc('week', opened_at AT TIME ZONE 'Asia/Shanghai')::date AS wk, 1 "
-        "  AS o, 0 AS c FROM cs UNION ALL SELECT date_trunc('week', closed_at AT TIME ZONE "
-        "  'Asia/Shanghai')::date, 0, 1 FROM cs WHERE closed_at IS NOT NULL) "
-        "SELECT to_char(w.wk, 'MM-DD'), coalesce(sum(x.o), 0), coalesce(sum(x.c), 0) FROM w "
-        "LEFT JOIN x ON x.wk = w.wk GROUP BY w.wk ORDER BY w.wk",
-        2, params, &res, err);
+    bx_status s = county_weekly_counts(req->db, area, today, &res, err);
     if (s != BX_OK)
         return s;
     int n = PQntuples(res) < WEEKS + 1 ? PQntuples(res) : WEEKS + 1;
@@ -484,28 +497,34 @@ static bx_status weekly_cases(const console_request *req, const char *area, tmpl
     return s;
 }
 
-/* Open overdue tasks per township (by_county false) or per county. */
+/* Open overdue tasks per township (by_county false) or per county: the tasks not ended (outcome
+ * NULL) marked overdue or past their deadline, from the case summary's open tasks. */
+bx_status county_overdue_counts(PGconn *db, const char *area, long long now_ms, bool by_county,
+                                PGresult **res, bx_error *err)
+{
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", now_ms);
+    const char *params[] = {area, now};
+    return bx_pg_query(
+        db,
+        by_county ? "SELECT county, sum(console.case_overdue_tasks(open_marked, open_dues, "
+                    "to_timestamp($2::bigint / 1000.0))) FROM console.case_summary WHERE county "
+                    "LIKE $1 || '%' AND (open_marked > 0 OR open_dues IS NOT NULL) GROUP BY 1 "
+                    "HAVING sum(console.case_overdue_tasks(open_marked, open_dues, "
+                    "to_timestamp($2::bigint / 1000.0))) > 0 ORDER BY 1"
+                  : "SELECT township, sum(console.case_overdue_tasks(open_marked, open_dues, "
+                    "to_timestamp($2::bigint / 1000.0))) FROM console.case_summary WHERE county "
+                    "LIKE $1 || '%' AND (open_marked > 0 OR open_dues IS NOT NULL) GROUP BY 1 "
+                    "HAVING sum(console.case_overdue_tasks(open_marked, open_dues, "
+                    "to_timestamp($2::bigint / 1000.0))) > 0 ORDER BY 1",
+        2, params, res, err);
+}
+
 static bx_status overdue_tasks(const console_request *req, const char *area, const places *pl,
                                bool by_county, tmpl_ctx *ctx, bx_error *err)
 {
-    char now[24];
-    snprintf(now, sizeof(now), "%lld", (long long)req->now);
-    const char *params[] = {area, now};
     PGresult *res = NULL;
-    bx_status s = bx_pg_query(
-        req->db,
-        by_county
-            ? "SELECT t.county_code::text, count(*) FROM cases.task k JOIN cases.case c ON c.id = "
-              "k.case_id JOIN registry.school s ON s.id = c.school_id JOIN registry.township t ON "
-              "t.code = s.township_code WHERE t.county_code::text LIKE $1 || '%' AND k.outcome IS "
-              "NULL AND (k.overdue_at IS NOT NULL OR k.due_at <= to_timestamp($2::bigint / "
-              "1000.0)) GROUP BY 1 ORDER BY 1"
-            : "SELECT s.township_code::text, count(*) FROM cases.task k JOIN cases.case c ON c.id "
-              "= k.case_id JOIN registry.school s ON s.id = c.school_id JOIN registry.township t "
-              "ON t.code = s.township_code WHERE t.county_code::text LIKE $1 || '%' AND k.outcome "
-              "IS NULL AND (k.overdue_at IS NOT NULL OR k.due_at <= to_timestamp($2::bigint / "
-              "1000.0)) GROUP BY 1 ORDER BY 1",
-        2, params, &res, err);
+    bx_status s = county_overdue_counts(req->db, area, (long long)req->now, by_county, &res, err);
     if (s != BX_OK)
         return s;
     int n = PQntuples(res);

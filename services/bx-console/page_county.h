@@ -9,13 +9,32 @@
 #define CONSOLE_PAGE_COUNTY_H
 
 #include "console.h"
+#include "report_queries.h"
 #include "reports.h"
+
+#include <libpq-fe.h>
 
 bx_status page_county_get(console_request *req, console_reply *rep, bx_error *err);
 bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_error *err);
 bx_status page_county_reports_get(console_request *req, console_reply *rep, bx_error *err);
 bx_status page_county_export_get(console_request *req, console_reply *rep, bx_error *err);
 bx_status page_area_get(console_request *req, console_reply *rep, bx_error *err);
+
+/* The county's standing lists (page_county_lists.c): the rows and columns of bx-escalate's
+ * reports_query_ledger (bxctl ledger's) for f->area, a county code, read page first from migration
+ * 0021's case summary (f->limit rows from f->offset in f->sort's order; RL_TOTAL counts every row
+ * of the filter). Caller PQclear()s *res. */
+bx_status county_ledger_query(PGconn *db, const reports_ledger_filter *f, PGresult **res,
+                              bx_error *err) BX_MUSTCHECK;
+
+/* The dashboard's counts from the case summary (page_county.c): cases opened and closed per
+ * week over the 12 weeks to today's (Monday first, Asia/Shanghai; rows week "MM-DD", opened,
+ * closed), and open tasks overdue at now per township of area (by_county: per county; rows
+ * place, count; places with none left out). Caller PQclear()s *res. */
+bx_status county_weekly_counts(PGconn *db, const char *area, const char *today, PGresult **res,
+                               bx_error *err) BX_MUSTCHECK;
+bx_status county_overdue_counts(PGconn *db, const char *area, long long now_ms, bool by_county,
+                                PGresult **res, bx_error *err) BX_MUSTCHECK;
 
 /* ---- shared by the county and area pages (page_county.c) ---- */
 
@@ -32,8 +51,8 @@ bx_status county_period_of(const console_request *req, const char *area, county_
                            bx_error *err) BX_MUSTCHECK;
 
 /* The rates of area for the term (month false) or the month, at one level; kept for a minute per
- * area and period (the counts are a scan of the area's students and cases). *rows is the
- * caller's to free(). No rows (n 0) when the period has not begun anywhere in the area. */
+ * area and period (the per-class counts are console.class_counts_of's, migration 0021). *rows is
+ * the caller's to free(). No rows (n 0) when the period has not begun anywhere in the area. */
 bx_status county_rates(const console_request *req, const char *area, const county_period *p,
                        bool month, reports_level level, reports_row **rows, size_t *n,
                        bx_error *err) BX_MUSTCHECK;
