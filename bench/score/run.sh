@@ -123,7 +123,8 @@ say "$WARM_N warm-up events, $N timed events"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # Starts bx-score on topic $1 as group $2 and waits for $3 events applied; prints bench-score
-# wait's line (events seconds events/s machine-cpu-s).
+# wait's line (events seconds events/s machine-cpu-s). It runs in a command substitution, whose
+# SCORE_PID the EXIT trap does not see: it stops its bx-score itself, on failure too.
 run_score() {
     local topic="$1" group="$2" count="$3" log="$4" port
     port="$(free_port)"
@@ -134,7 +135,7 @@ run_score() {
     SCORE_PID=$!
     local line
     line="$("$BENCH" wait --url "http://127.0.0.1:$port" --count "$count" --timeout 900)" \
-        || { tail -n 5 "$log" >&2; die "bx-score did not apply $count events"; }
+        || { tail -n 5 "$log" >&2; stop_score; die "bx-score did not apply $count events"; }
     stop_score
     printf '%s\n' "$line"
 }
