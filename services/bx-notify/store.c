@@ -582,6 +582,167 @@ bx_status notify_store_change(PGconn *db, const notify_store_ctx *ctx, const not
     return s;
 }
 
+/* The decisions' columns as arrays, $1 on (notify_store_change's parameters, one per row). */
+enum {
+    DC_ID,
+    DC_OLD_STATE,
+    DC_OLD_ATTEMPT,
+    DC_STATE,
+    DC_ATTEMPT,
+    DC_DUE,
+    DC_REASON,
+    DC_MESSAGE_ID,
+    DC_AT,
+    DC_DAY,
+    DC_STATUS,
+    DC_COUNT
+};
+
+bx_status notify_store_changes(PGconn *db, const notify_store_ctx *ctx, const char *owner,
+                               notify_store_decision *decisions, int n, bx_error *err)
+{
+    for (int i = 0; i < n; i++)
+        decisions[i].applied = false;
+    if (n == 0)
+        return BX_OK;
+    bx_buf cols[DC_COUNT], status;
+    for (int c = 0; c < DC_COUNT; c++)
+        bx_buf_init(&cols[c], 0);
+    bx_buf_init(&status, 16384);
+    bx_status s = BX_OK;
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        const notify_store_row *row = decisions[i].row;
+        const dispatch_output *out = decisions[i].out;
+        const char *pmid = decisions[i].provider_message_id;
+        char id[24], attempt[16], new_attempt[16], at_text[40], due_text[40], day[11];
+        snprintf(id, sizeof(id), "%" PRId64, row->id);
+        snprintf(attempt, sizeof(attempt), "%d", row->attempt);
+        snprintf(new_attempt, sizeof(new_attempt), "%d", out->attempt);
+        bx_time_format_pg(decisions[i].at, at_text);
+        bx_time_format_pg(out->due_at, due_text);
+        bx_date_format(bx_time_local_date(decisions[i].at), day);
+        bool sending = out->state == DISPATCH_SENDING && row->state != DISPATCH_SENDING;
+        char reason[sizeof(out->reason)];
+        snprintf(reason, sizeof(reason), "%s", out->reason);
+        bx_log_mask(reason);
+        bx_buf_reset(&status);
+        bool has_status = out->status != DISPATCH_ST_NONE;
+        if (has_status) {
+            s = notify_store_status_json(
+                ctx, row->request_id, row->notification_id, dispatch_status_name(out->status),
+                ctx->provider, pmid && pmid[0] ? pmid : row->provider_message_id, out->attempt,
+                reason, row->recipient_masked, decisions[i].at, &status);
+            if (s != BX_OK) {
+                s = BX_ERR(err, s, "%s: cannot build its status message", row->notification_id);
+                break;
+            }
+        }
+        const char *v[DC_COUNT] = {
+            [DC_ID] = id,
+            [DC_OLD_STATE] = dispatch_state_name(row->state),
+            [DC_OLD_ATTEMPT] = attempt,
+            [DC_STATE] = dispatch_state_name(out->state),
+            [DC_ATTEMPT] = new_attempt,
+            [DC_DUE] = out->due_at > 0 ? due_text : NULL,
+            [DC_REASON] = reason[0] ? reason : NULL,
+            [DC_MESSAGE_ID] = pmid && pmid[0] ? pmid : NULL,
+            [DC_AT] = at_text,
+            [DC_DAY] = sending ? day : NULL,
+            [DC_STATUS] = has_status ? status.data : NULL,
+        };
+        for (int c = 0; c < DC_COUNT && s == BX_OK; c++)
+            s = array_add(&cols[c], v[c]);
+    }
+    for (int c = 0; c < DC_COUNT && s == BX_OK; c++)
+        s = array_end(&cols[c]);
+    PGresult *res = NULL;
+    if (s == BX_OK) {
+        const char *params[DC_COUNT + 3];
+        for (int c = 0; c < DC_COUNT; c++)
+            params[c] = cols[c].data;
+        params[DC_COUNT] = owner;
+        params[DC_COUNT + 1] = ctx->provider;
+        params[DC_COUNT + 2] = ctx->status_topic;
+        /* notify_store_change's UPDATE for every row at once; the status messages of the rows
+         * changed, in the decisions' order */
+        s = bx_pg_query(
+            db,
+            "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], "
+            "  $5::int[], $6::timestamptz[], $7::text[], $8::text[], $9::timestamptz[], "
+            "  $10::date[], $11::text[]) WITH ORDINALITY AS v(id, old_state, old_attempt, state, "
+            "  attempt, due, reason, pmid, at, day, status, o)), "
+            "u AS (UPDATE notify.notification n SET state = v.state, attempt = v.attempt, "
+            "  due_at = v.due, reason = v.reason, "
+            "  provider_message_id = coalesce(v.pmid, n.provider_message_id), updated_at = v.at, "
+            "  send_day = coalesce(v.day, n.send_day), first_sent_at = CASE WHEN v.day IS NULL "
+            "  THEN n.first_sent_at ELSE v.at END, provider = $13, "
+            "  claimed_by = CASE WHEN v.state = 'sending' THEN n.claimed_by END, "
+            "  lease_until = CASE WHEN v.state = 'sending' THEN n.lease_until END "
+            "  FROM v WHERE n.id = v.id AND n.state = v.old_state AND n.attempt = v.old_attempt "
+            "  AND ($12::text IS NULL OR n.claimed_by = $12) "
+            "  RETURNING v.o, v.status, v.at, n.request_id), "
+            "st AS (INSERT INTO notify.outbox (topic, msg_key, payload, created_at) "
+            "  SELECT $14, request_id, status, at FROM u WHERE status IS NOT NULL ORDER BY o) "
+            "SELECT o FROM u",
+            DC_COUNT + 3, params, &res, err);
+    }
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
+        long long o = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        if (o >= 1 && o <= n)
+            decisions[o - 1].applied = true;
+    }
+    PQclear(res);
+    for (int c = 0; c < DC_COUNT; c++)
+        bx_buf_free(&cols[c]);
+    bx_buf_free(&status);
+    if (s != BX_OK)
+        for (int i = 0; i < n; i++)
+            decisions[i].applied = false;
+    return s;
+}
+
+bx_status notify_store_sent_today_many(PGconn *db, const char *const *recipients, int n,
+                                       bx_time_ms now, int *sent_today, bx_error *err)
+{
+    for (int i = 0; i < n; i++)
+        sent_today[i] = 0;
+    if (n == 0)
+        return BX_OK;
+    bx_buf list;
+    bx_buf_init(&list, 0);
+    bx_status s = BX_OK;
+    for (int i = 0; i < n && s == BX_OK; i++)
+        s = array_add(&list, recipients[i]);
+    IFOK(s, array_end(&list));
+    if (s != BX_OK) {
+        bx_buf_free(&list);
+        return BX_ERR(err, BX_ENOMEM, "out of memory for %d recipients", n);
+    }
+    char day[11];
+    bx_date_format(bx_time_local_date(now), day);
+    const char *params[] = {list.data, day};
+    PGresult *res = NULL;
+    /* the subquery's order is the order the locks are taken in */
+    s = exec_params(db,
+                    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT "
+                    "hashtext('bx-notify:' || r) AS k FROM unnest($1::text[]) AS r ORDER BY 1) l",
+                    1, params, NULL, err);
+    IFOK(s, bx_pg_query(db,
+                        "SELECT recipient, count(*) FROM notify.notification "
+                        "WHERE recipient = ANY($1::text[]) AND send_day = $2::date "
+                        "AND (state IN ('sending', 'unknown', 'sent', 'delivered') "
+                        "  OR (state = 'dead' AND (provider_message_id IS NOT NULL "
+                        "    OR reason LIKE 'outcome unknown%'))) GROUP BY recipient",
+                        2, params, &res, err));
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++)
+        for (int i = 0; i < n; i++)
+            if (strcmp(recipients[i], PQgetvalue(res, r, 0)) == 0)
+                sent_today[i] = (int)strtol(PQgetvalue(res, r, 1), NULL, 10);
+    PQclear(res);
+    bx_buf_free(&list);
+    return s;
+}
+
 bx_status notify_store_unsend(PGconn *db, const notify_store_row *row, const char *owner,
                               int attempt_before, bx_time_ms now, bool *undone, bx_error *err)
 {

@@ -116,6 +116,29 @@ bx_status notify_store_change(PGconn *db, const notify_store_ctx *ctx, const not
                               const char *provider_message_id, bx_time_ms now, bool *applied,
                               bx_error *err) BX_MUSTCHECK;
 
+/* One decision of a batch for notify_store_changes: what notify_store_change is given for one
+ * row. Borrowed for the call. */
+typedef struct notify_store_decision {
+    const notify_store_row *row;
+    const dispatch_output *out;
+    const char *provider_message_id; /* may be NULL */
+    bx_time_ms at;                   /* when it was decided */
+    bool applied;                    /* out */
+} notify_store_decision;
+
+/* notify_store_change for n rows in ONE statement (autocommit, or in the caller's transaction):
+ * each row changed as notify_store_change would change it (expected state and attempt, claimed
+ * by owner when owner is not NULL), and the status messages of those changed written to the
+ * outbox in the order of the decisions. The rows must be distinct. */
+bx_status notify_store_changes(PGconn *db, const notify_store_ctx *ctx, const char *owner,
+                               notify_store_decision *decisions, int n, bx_error *err) BX_MUSTCHECK;
+/* notify_store_sent_today for several recipients at once, in the caller's open transaction: each
+ * distinct recipient's lock taken in one order (the locks' keys ascending, as every caller takes
+ * them, so two batches cannot wait for each other), then sent_today[i] = the day's sends to
+ * recipients[i] as notify_store_sent_today counts them (rows still queued are not counted). */
+bx_status notify_store_sent_today_many(PGconn *db, const char *const *recipients, int n,
+                                       bx_time_ms now, int *sent_today, bx_error *err) BX_MUSTCHECK;
+
 /* Takes back the intent of a send that was never made: row (state sending with row->attempt,
  * claimed by owner) is queued again at now with attempt_before, its claim released, so it is
  * sent as if the intent had not been recorded (no status message: the intent had none). *undone

@@ -58,10 +58,9 @@ static void rate_gate(notify_worker *w, const notify_store_row *row, bx_time_ms 
     }
 }
 
-/* What a due row does now (in the intents' open transaction: the day's sends to the phone are
- * counted under its lock when there is a daily cap). */
-static bx_status decide_send(notify_worker *w, const notify_store_row *row, bx_time_ms now,
-                             dispatch_output *out, bx_error *err)
+/* What a due row does now, sent_today being the day's sends to its phone (daily cap). */
+static void decide_send(notify_worker *w, const notify_store_row *row, bx_time_ms now,
+                        int sent_today, dispatch_output *out)
 {
     const dispatch_policy *p = &w->sv->conf.policy;
     dispatch_input in = {0};
@@ -73,17 +72,10 @@ static bx_status decide_send(notify_worker *w, const notify_store_row *row, bx_t
     in.now = now;
     in.last_send_at = row->last_send_at;
     in.random = next_random(&w->random);
-    int sent_today = 0;
-    if (p->daily_cap > 0 && in.is_sms) {
-        bx_status s = notify_store_sent_today(w->db, row, now, &sent_today, err);
-        if (s != BX_OK)
-            return s;
-    }
     in.sent_today = sent_today;
     dispatch_next(p, &in, out);
     if (out->action == DISPATCH_DO_SEND)
         rate_gate(w, row, now, out);
-    return BX_OK;
 }
 
 /* The provider's answer to a send of row (intent committed at sent_at) as a decision. */
@@ -114,9 +106,9 @@ static void call_provider(notify_worker *w, notify_store_row *row, bx_time_ms se
     dispatch_next(&w->sv->conf.policy, &in, out);
 }
 
-/* Outcomes recorded in one transaction, committed when it has been open this long (and at the end
- * of a batch): a receipt for a row waits for its outcome at most about this long. */
-#define OUTCOME_COMMIT_MS 50
+/* Outcomes are recorded together (one statement) once the first of them has waited this long, and
+ * at the end of a batch: a receipt for a row waits for its outcome at most about this long. */
+#define OUTCOME_WAIT_MS 50
 
 /* A claimed queued row on its way through send_batch. */
 typedef struct send_item {
@@ -126,49 +118,62 @@ typedef struct send_item {
     dispatch_output due;     /* the decision when it came due */
     bool applied;            /* the decision is committed */
     dispatch_output outcome; /* after the call */
-    bool called, recorded;
+    provider_result result;
 } send_item;
 
-/* Orders send items by recipient: the daily cap's locks are taken in one order by every worker. */
-static int by_recipient(const void *a, const void *b)
-{
-    const send_item *x = a, *y = b;
-    int c = strcmp(x->row->recipient, y->row->recipient);
-    return c ? c : (x->row->id < y->row->id ? -1 : x->row->id > y->row->id);
-}
-
-static int by_claim(const void *a, const void *b)
-{
-    const send_item *x = a, *y = b;
-    return x->row < y->row ? -1 : x->row > y->row;
-}
-
-/* Step 1: every due decision of the batch in one transaction: the intents (state sending, attempt
- * n) of the sends, the waits (quiet hours, the caps) and the deaths. */
+/* Step 1: every due decision of the batch in one statement (with a daily cap, in one transaction
+ * with the recipients' locks and the day's counts): the intents (state sending, attempt n) of the
+ * sends, the waits (quiet hours, the caps) and the deaths. */
 static bx_status record_intents(notify_worker *w, send_item *items, int n, bx_error *err)
 {
-    bool capped = w->sv->conf.policy.daily_cap > 0;
+    const dispatch_policy *p = &w->sv->conf.policy;
+    const char **phones = calloc((size_t)n, sizeof(*phones));
+    int *sent = calloc((size_t)n, sizeof(*sent));
+    notify_store_decision *d = calloc((size_t)n, sizeof(*d));
+    if (phones == NULL || sent == NULL || d == NULL) {
+        free(phones);
+        free(sent);
+        free(d);
+        return BX_ERR(err, BX_ENOMEM, "out of memory for %d decisions", n);
+    }
+    int nphones = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(items[i].row->channel, "task") != 0)
+            phones[nphones++] = items[i].row->recipient;
+    bool capped = p->daily_cap > 0 && nphones > 0;
+    bx_status s = capped ? bx_pg_exec(w->db, "BEGIN", err) : BX_OK;
     if (capped)
-        qsort(items, (size_t)n, sizeof(*items), by_recipient);
-    bx_status s = bx_pg_exec(w->db, "BEGIN", err);
-    for (int i = 0; i < n && s == BX_OK; i++) {
+        IFOK(s, notify_store_sent_today_many(w->db, phones, nphones, bx_clock_now(), sent, err));
+    for (int i = 0, k = 0; i < n && s == BX_OK; i++) {
         send_item *it = &items[i];
+        bool sms = strcmp(it->row->channel, "task") != 0;
+        int today = 0;
+        if (capped && sms) {
+            /* the day's sends counted before the batch, and this batch's to the same phone */
+            today = sent[k++];
+            for (int j = 0; j < i; j++)
+                today += items[j].due.action == DISPATCH_DO_SEND &&
+                         strcmp(items[j].row->recipient, it->row->recipient) == 0;
+        }
         it->attempt_before = it->row->attempt;
         /* the clock as each is decided: the provider-wide rate is taken at the time it grants */
         it->decided_at = bx_clock_now();
-        s = decide_send(w, it->row, it->decided_at, &it->due, err);
-        IFOK(s, notify_store_change(w->db, &w->sv->ctx, it->row, w->owner, &it->due, NULL,
-                                    it->decided_at, &it->applied, err));
+        decide_send(w, it->row, it->decided_at, today, &it->due);
+        d[i] = (notify_store_decision){
+            .row = it->row, .out = &it->due, .provider_message_id = NULL, .at = it->decided_at};
     }
-    IFOK(s, bx_pg_exec(w->db, "COMMIT", err));
+    IFOK(s, notify_store_changes(w->db, &w->sv->ctx, w->owner, d, n, err));
     if (capped)
-        qsort(items, (size_t)n, sizeof(*items), by_claim);
-    if (s != BX_OK) {
+        IFOK(s, bx_pg_exec(w->db, "COMMIT", err));
+    if (s != BX_OK && capped)
         bx_pg_rollback(w->db);
-        for (int i = 0; i < n; i++)
-            items[i].applied = false;
+    for (int i = 0; i < n; i++)
+        items[i].applied = s == BX_OK && d[i].applied;
+    free(phones);
+    free(sent);
+    free(d);
+    if (s != BX_OK)
         return s;
-    }
     for (int i = 0; i < n; i++) {
         send_item *it = &items[i];
         if (!it->applied)
@@ -189,33 +194,43 @@ static bx_status record_intents(notify_worker *w, send_item *items, int n, bx_er
     return BX_OK;
 }
 
-/* Ends the outcomes' transaction, counting and logging what it recorded once committed. */
-static void commit_outcomes(notify_worker *w, send_item *items, int from, int to)
+/* Records the outcomes of n sends (their decisions in d) in one statement, counting and logging
+ * those recorded. */
+static void record_outcomes(notify_worker *w, notify_store_decision *d, int n)
 {
+    if (n == 0)
+        return;
     bx_error err = {0};
-    if (bx_pg_exec(w->db, "COMMIT", &err) != BX_OK) {
-        bx_pg_rollback(w->db);
+    if (notify_store_changes(w->db, &w->sv->ctx, w->owner, d, n, &err) != BX_OK) {
         bx_metric_add(&notify_m.failures, 1);
         bx_log_warn("worker %d: outcomes of %d sends not recorded (%s); each is asked about after "
                     "its lease",
-                    w->index, to - from, err.msg);
+                    w->index, n, err.msg);
+        if (bx_pg_reconnect(&w->db, w->sv->conf.pg_url, PG_WAIT_MS, &err) != BX_OK)
+            bx_log_warn("worker %d: cannot reconnect to PostgreSQL: %s", w->index, err.msg);
         return;
     }
-    for (int i = from; i < to; i++)
-        if (items[i].recorded) {
-            notify_outcome_count(&items[i].outcome);
-            notify_outcome_log(items[i].row, &items[i].outcome);
+    for (int i = 0; i < n; i++)
+        if (d[i].applied) {
+            notify_outcome_count(d[i].out);
+            notify_outcome_log(d[i].row, d[i].out);
         }
 }
 
-/* Step 2: each committed intent's send, and its outcome recorded: outcomes are committed together
- * every OUTCOME_COMMIT_MS and at the end. A send that could not end before its claim's lease
- * (lease_until, the project clock) is not made, nor one after the service was told to stop: its
- * intent is taken back, so it is sent as if never claimed. */
+/* Step 2: each committed intent's send; the outcomes recorded together every OUTCOME_WAIT_MS and
+ * at the end. A send that could not end before its claim's lease (lease_until, the project
+ * clock) is not made, nor one after the service was told to stop: its intent is taken back, so
+ * it is sent as if never claimed. */
 static void make_sends(notify_worker *w, send_item *items, int n, bx_time_ms lease_until)
 {
-    int open_from = -1; /* the first item whose outcome is in the open transaction */
-    long long opened_at = 0;
+    notify_store_decision *d = calloc((size_t)n, sizeof(*d));
+    if (d == NULL) {
+        bx_log_warn("worker %d: out of memory for %d outcomes; the sends wait for their lease",
+                    w->index, n);
+        return;
+    }
+    int pending = 0;
+    long long first_at = 0;
     int64_t call_ms = w->sv->conf.provider.timeout_ms;
     for (int i = 0; i < n; i++) {
         send_item *it = &items[i];
@@ -223,8 +238,8 @@ static void make_sends(notify_worker *w, send_item *items, int n, bx_time_ms lea
             continue;
         if (w->db == NULL)
             break; /* PostgreSQL is gone: the intents left are asked about after their lease */
-        bx_error err = {0};
         if (atomic_load(&w->sv->stopping) || bx_clock_now() + call_ms >= lease_until) {
+            bx_error err = {0};
             bool undone = false;
             if (notify_store_unsend(w->db, it->row, w->owner, it->attempt_before, bx_clock_now(),
                                     &undone, &err) != BX_OK)
@@ -232,36 +247,21 @@ static void make_sends(notify_worker *w, send_item *items, int n, bx_time_ms lea
                             it->row->notification_id, err.msg);
             continue;
         }
-        provider_result res;
-        call_provider(w, it->row, it->decided_at, &res, &it->outcome);
-        it->called = true;
-        bx_status s = BX_OK;
-        if (open_from < 0) {
-            s = bx_pg_exec(w->db, "BEGIN", &err);
-            open_from = i;
-            opened_at = bx_monotonic_ms();
-        }
-        IFOK(s, notify_store_change(w->db, &w->sv->ctx, it->row, w->owner, &it->outcome,
-                                    res.message_id, bx_clock_now(), &it->recorded, &err));
-        if (s != BX_OK) {
-            bx_pg_rollback(w->db);
-            bx_metric_add(&notify_m.failures, 1);
-            bx_log_warn("worker %d: outcome of %s not recorded (%s); asked about after its lease",
-                        w->index, it->row->notification_id, err.msg);
-            for (int k = open_from; k <= i; k++)
-                items[k].recorded = false;
-            open_from = -1;
-            if (bx_pg_reconnect(&w->db, w->sv->conf.pg_url, PG_WAIT_MS, &err) != BX_OK)
-                bx_log_warn("worker %d: cannot reconnect to PostgreSQL: %s", w->index, err.msg);
-            continue;
-        }
-        if (bx_monotonic_ms() - opened_at >= OUTCOME_COMMIT_MS) {
-            commit_outcomes(w, items, open_from, i + 1);
-            open_from = -1;
+        call_provider(w, it->row, it->decided_at, &it->result, &it->outcome);
+        if (pending == 0)
+            first_at = bx_monotonic_ms();
+        d[pending++] = (notify_store_decision){.row = it->row,
+                                               .out = &it->outcome,
+                                               .provider_message_id = it->result.message_id,
+                                               .at = bx_clock_now()};
+        if (bx_monotonic_ms() - first_at >= OUTCOME_WAIT_MS) {
+            record_outcomes(w, d, pending);
+            pending = 0;
         }
     }
-    if (open_from >= 0)
-        commit_outcomes(w, items, open_from, n);
+    if (pending > 0 && w->db != NULL)
+        record_outcomes(w, d, pending);
+    free(d);
 }
 
 /* The claimed rows that are queued: their due decisions in one transaction, then their sends. */
