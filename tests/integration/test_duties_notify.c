@@ -473,7 +473,13 @@ BX_TEST(county_officer_gets_the_15_day_report_once_the_same_day)
     notify_settle(&nt);
     CHECK_INT(file_lines(&nt, NULL), 4);
     CHECK_INT(file_lines(&nt, "【月报】测试县2026年秋季学期辍学情况汇总（9月1日至9月30日）：在册"
-                              "辍学0人，疑似失学辍学2人；本月新增跟进2人，复学0人。"),
+                              "辍学0人，疑似失学辍学2人；本月新增跟进2人，复学0人；点名上报率"),
+              2);
+    /* with the month's roll-call reporting rate: the one class's roll calls on 10 of the 21
+     * school days over (09-30 not yet reported), under 90% */
+    CHECK_INT(file_lines(&nt,
+                         "复学0人；点名上报率47.62%，1个班不足九成（缺勤数据不可信）。名单请查看"
+                         "控辍保学台账。"),
               2);
     CHECK_INT(file_lines(&nt, "\"at\":\"2026-09-30T17:30"), 2);
 
