@@ -2,10 +2,11 @@
 -- (bench/console: 1,000,000 students, 50,000 cases, 200,000 tasks). Two summaries, both exact:
 --
 -- console.case_summary: one row per case with what the standing lists (台账) filter, sort and count
---   by (county, township, school, list, stage, opening time, roster entry, open tasks), kept by
---   triggers in the transaction of every change of a case, its roster entry or its tasks. The
---   county's ledger pages a key of its indexes first and reads names, reasons and owners for that
---   page only; cases opened and closed per week and overdue tasks per township count its rows.
+--   by (county, township, school, list, stage, opening time, roster entry, open tasks) and shows
+--   (reason, first day absent, responsible staff), kept by triggers in the transaction of every
+--   change of a case, its events or its tasks. The county's ledger pages a key of its indexes
+--   first and reads names and classes for that page only; cases opened and closed per week and
+--   overdue tasks per township count its rows.
 --
 -- console.class_counts: the rates' per-class counts (services/bx-escalate/report_queries.c's
 --   counts_sql, computed by console.class_counts_compute below in one pass instead of per
@@ -16,11 +17,12 @@
 --   transaction, and a class's row is stale when a mark's transaction is not visible in the
 --   snapshot the row was computed in. Time alone changes a class's counts only when a date of its
 --   data falls between the computation and now (an enrolment date or a case's time still ahead,
---   the period not begun): each row keeps that as valid_until. console.class_counts_of() brings
---   the stale rows of an area up to date and returns them, so a page shows the counts of now.
+--   the period not begun): each row keeps that as valid_until. console.class_counts_refresh
+--   brings the stale rows of an area up to date, a county at a time, and class_counts_read
+--   returns them, so a page shows the counts of now.
 --
 -- The triggers' functions run as the migration's owner (SECURITY DEFINER), so the writers need no
--- grant on the console schema; bx-console reads both summaries and calls class_counts_of.
+-- grant on the console schema; bx-console reads both summaries and refreshes the counts.
 
 -- ---- the standing lists ----
 
@@ -37,22 +39,38 @@ CREATE TABLE console.case_summary (
     closed_at   timestamptz,
     ending      text,
     roster_at   timestamptz, -- the first stage_entered into a roster stage
+    -- the first day absent of the case's streak (state's streak_start), YYYY-MM-DD or ''
+    first_absent text NOT NULL DEFAULT '',
+    reason      text, -- the reason of its first opened event, and that event's id
+    reason_event bigint,
     open_marked integer NOT NULL DEFAULT 0, -- open tasks marked overdue (overdue_at set)
     open_dues   timestamptz[], -- due_at of the other open tasks, ascending; NULL when none
+    -- the responsible staff: the owner of the open task due first (due_at, id); NULL when none
+    owner_role  text,
+    owner_staff_id text,
+    -- overdue from this time on (case_overdue below): at once when a task is marked overdue,
+    -- else when the first open task falls due; NULL without open tasks
+    overdue_from timestamptz GENERATED ALWAYS AS (
+        CASE WHEN open_marked > 0 THEN '-infinity'::timestamptz ELSE open_dues[1] END) STORED,
     -- 1 suspected, 2 dropout, 3 returned; NULL: not on the lists (closed otherwise)
     list_rank   smallint GENERATED ALWAYS AS (
         CASE WHEN closed_at IS NOT NULL THEN CASE WHEN ending = 'returned' THEN 3 END
              WHEN roster_at IS NULL THEN 1 ELSE 2 END) STORED
 );
--- The ledger's four orders (report_queries.c's ledger_orders), a county at a time.
+-- The ledger's four orders (report_queries.c's ledger_orders), a county at a time, with what its
+-- filters and count read (so a count is an index-only scan).
 CREATE INDEX case_summary_ledger ON console.case_summary
-    (county, list_rank, township, school_id, student_id, case_id) WHERE list_rank IS NOT NULL;
+    (county, list_rank, township, school_id, student_id, case_id) INCLUDE (stage, overdue_from)
+    WHERE list_rank IS NOT NULL;
 CREATE INDEX case_summary_opened ON console.case_summary
-    (county, opened_at DESC, case_id DESC) WHERE list_rank IS NOT NULL;
+    (county, opened_at DESC, case_id DESC) INCLUDE (list_rank, overdue_from)
+    WHERE list_rank IS NOT NULL;
 CREATE INDEX case_summary_school ON console.case_summary
-    (county, school_id, student_id, case_id) WHERE list_rank IS NOT NULL;
+    (county, school_id, student_id, case_id) INCLUDE (list_rank, overdue_from)
+    WHERE list_rank IS NOT NULL;
 CREATE INDEX case_summary_stage ON console.case_summary
-    (county, stage, school_id, student_id, case_id) WHERE list_rank IS NOT NULL;
+    (county, stage, school_id, student_id, case_id) INCLUDE (list_rank, overdue_from)
+    WHERE list_rank IS NOT NULL;
 -- Cases opened and closed per week; open tasks per township.
 CREATE INDEX case_summary_county_opened ON console.case_summary (county, opened_at);
 CREATE INDEX case_summary_county_closed ON console.case_summary (county, closed_at)
@@ -61,10 +79,18 @@ CREATE INDEX case_summary_open_tasks ON console.case_summary (county, township)
     WHERE open_marked > 0 OR open_dues IS NOT NULL;
 CREATE INDEX case_summary_school_id ON console.case_summary (school_id);
 
--- Whether a case is overdue at now: an open task marked overdue, or one past its deadline.
-CREATE FUNCTION console.case_overdue(marked integer, dues timestamptz[], now timestamptz)
+-- The first day absent of a case's streak, from its state (bx-escalate's days since 1970).
+CREATE FUNCTION console.first_absent(state jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN (state->>'streak_start') ~ '^[0-9]{1,6}$'
+                THEN (date '1970-01-01' + (state->>'streak_start')::int)::text ELSE '' END
+$$;
+
+-- Whether a case is overdue at now (its overdue_from): an open task marked overdue, or one past
+-- its deadline.
+CREATE FUNCTION console.case_overdue(overdue_from timestamptz, now timestamptz)
 RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT marked > 0 OR coalesce(dues[1] <= now, false)
+    SELECT coalesce(overdue_from <= now, false)
 $$;
 -- How many open tasks of a case are overdue at now (dues ascending: width_bucket counts those at
 -- or before now by a binary search).
@@ -80,18 +106,23 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM 1 FROM console.case_summary WHERE case_id = p_case FOR UPDATE;
     UPDATE console.case_summary x
-       SET open_marked = t.marked, open_dues = t.dues
+       SET open_marked = t.marked, open_dues = t.dues, owner_role = o.owner_role,
+           owner_staff_id = o.owner_staff_id
       FROM (SELECT count(*) FILTER (WHERE k.overdue_at IS NOT NULL)::integer AS marked,
                    array_agg(k.due_at ORDER BY k.due_at) FILTER (WHERE k.overdue_at IS NULL) AS dues
               FROM cases.task k WHERE k.case_id = p_case AND k.outcome IS NULL) t
+      LEFT JOIN LATERAL (SELECT k.owner_role, k.owner_staff_id FROM cases.task k
+                          WHERE k.case_id = p_case AND k.outcome IS NULL
+                          ORDER BY k.due_at, k.id LIMIT 1) o ON true
      WHERE x.case_id = p_case
-       AND (x.open_marked, x.open_dues) IS DISTINCT FROM (t.marked, t.dues);
+       AND (x.open_marked, x.open_dues, x.owner_role, x.owner_staff_id)
+           IS DISTINCT FROM (t.marked, t.dues, o.owner_role, o.owner_staff_id);
 END $$;
 
 -- ---- the rates' per-class counts ----
 
 -- A write that may change a class's counts, by the writing transaction (several a class while
--- their snapshots differ; pruned by class_counts_of).
+-- their snapshots differ; pruned when the class's rows are recomputed).
 CREATE TABLE console.class_dirty (
     class_id text NOT NULL,
     xid      xid8 NOT NULL,
@@ -235,76 +266,110 @@ SELECT b.county, b.township, b.school_id, b.class_id, b.grade,
 FROM b LEFT JOIN a ON a.class_id = b.class_id
 $$;
 
--- The per-class counts of an area (a county code, a city or province prefix, '' every county)
--- for a period at now, as counts_sql returns them (county, township, school, class, grade, the
--- five counts, undated, no date, has the period, begun), ordered by class. Stale rows of the
--- area are recomputed first, under a lock per period so two pages compute a class once.
-CREATE FUNCTION console.class_counts_of(p_kind text, p_term text, p_month text, p_now_ms bigint,
-                                        p_area text)
+-- The classes of an area (a county code, a city or province prefix, '' every county) whose row of
+-- a period is missing or stale at now, with their county.
+CREATE FUNCTION console.class_counts_stale(p_kind text, p_period text, p_now timestamptz,
+                                           p_area text)
+RETURNS TABLE (class_id text, county text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+    SELECT c.id, tw.county_code::text
+      FROM registry.class c JOIN registry.school s ON s.id = c.school_id
+      JOIN registry.township tw ON tw.code = s.township_code
+      LEFT JOIN console.class_counts r ON r.kind = p_kind AND r.period = p_period
+        AND r.class_id = c.id
+     WHERE (p_area = '' OR tw.county_code::text LIKE p_area || '%')
+       AND (r.class_id IS NULL OR p_now < r.computed_at OR p_now >= r.valid_until
+            OR r.county <> tw.county_code::text OR r.township <> s.township_code::text
+            OR r.school_id <> c.school_id
+            OR EXISTS (SELECT 1 FROM console.class_dirty d WHERE d.class_id = c.id
+                         AND NOT pg_visible_in_snapshot(d.xid, r.snap)))
+$$;
+
+-- Recomputes the stale rows of a county's classes (p_classes, found stale under the county's
+-- lock) for a period, in one statement whose snapshot the rows record; then drops the other
+-- periods' rows of those classes that a mark makes stale (they would be recomputed when read) and
+-- the marks every remaining row has seen.
+CREATE FUNCTION console.class_counts_recompute(p_kind text, p_term text, p_month text,
+                                               p_now_ms bigint, p_classes text[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
+    v_period text := CASE WHEN p_kind = 'term' THEN p_term ELSE p_month END;
+BEGIN
+    DELETE FROM console.class_counts r WHERE r.kind = p_kind AND r.period = v_period
+       AND r.class_id = ANY (p_classes);
+    INSERT INTO console.class_counts
+    SELECT p_kind, v_period, x.class_id, x.county, x.township, x.school_id, x.grade,
+           x.enrolled_start, x.dropped_out, x.moved_out, x.moved_in, x.enrolled_now, x.undated,
+           x.no_date, x.has_period, x.begun, to_timestamp(p_now_ms / 1000.0), x.valid_until,
+           pg_current_snapshot()
+      FROM console.class_counts_compute(p_kind, p_term, p_month, p_now_ms, p_classes) x;
+    DELETE FROM console.class_counts r WHERE r.class_id = ANY (p_classes)
+       AND EXISTS (SELECT 1 FROM console.class_dirty d WHERE d.class_id = r.class_id
+                     AND NOT pg_visible_in_snapshot(d.xid, r.snap));
+    DELETE FROM console.class_dirty d WHERE d.class_id = ANY (p_classes)
+       AND NOT EXISTS (SELECT 1 FROM console.class_counts r WHERE r.class_id = d.class_id
+                         AND NOT pg_visible_in_snapshot(d.xid, r.snap));
+    -- a period computed for many classes at once (its first page): later reads plan with the
+    -- table's new size
+    IF cardinality(p_classes) >= 1000 THEN
+        ANALYZE console.class_counts;
+    END IF;
+END $$;
+
+-- Brings an area's rows of a period up to date at now (kind, term or month's first day and now in
+-- ms as counts_sql's $1..$4), a county at a time: each county's stale classes are looked for again
+-- under the county's lock and recomputed, then committed, so a page of one county waits at most
+-- for its own county's computation, and a second page finds it done. Called before
+-- class_counts_read (a procedure: it commits, so it is CALLed outside a transaction).
+CREATE PROCEDURE console.class_counts_refresh(p_kind text, p_term text, p_month text,
+                                              p_now_ms bigint, p_area text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_period text := CASE WHEN p_kind = 'term' THEN p_term ELSE p_month END;
+    v_now timestamptz := to_timestamp(p_now_ms / 1000.0);
+    v_counties text[];
+    v_county text;
+    v_stale text[];
+BEGIN
+    IF p_kind NOT IN ('term', 'month') OR v_period IS NULL OR p_area IS NULL THEN
+        RAISE EXCEPTION 'class_counts_refresh: kind % period % area %', p_kind, v_period, p_area;
+    END IF;
+    SELECT array_agg(DISTINCT x.county ORDER BY x.county) INTO v_counties
+      FROM console.class_counts_stale(p_kind, v_period, v_now, p_area) x;
+    COMMIT;
+    IF v_counties IS NULL THEN
+        RETURN;
+    END IF;
+    FOREACH v_county IN ARRAY v_counties LOOP
+        PERFORM pg_advisory_xact_lock(hashtext('console.class_counts'), hashtext(v_county));
+        SELECT array_agg(x.class_id) INTO v_stale
+          FROM console.class_counts_stale(p_kind, v_period, v_now, v_county) x;
+        IF v_stale IS NOT NULL THEN
+            PERFORM console.class_counts_recompute(p_kind, p_term, p_month, p_now_ms, v_stale);
+        END IF;
+        COMMIT;
+    END LOOP;
+END $$;
+
+-- The per-class counts of an area for a period, as counts_sql returns them (county, township,
+-- school, class, grade, the five counts, undated, no date, has the period, begun), ordered by
+-- class; after class_counts_refresh they are the counts of now.
+CREATE FUNCTION console.class_counts_read(p_kind text, p_period text, p_area text)
 RETURNS TABLE (county text, township text, school_id text, class_id text, grade smallint,
                enrolled_start bigint, dropped_out bigint, moved_out bigint, moved_in bigint,
                enrolled_now bigint, undated bigint, no_date bigint, has_period boolean,
                begun boolean)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
-DECLARE
-    v_period text := CASE WHEN p_kind = 'term' THEN p_term ELSE p_month END;
-    v_now timestamptz := to_timestamp(p_now_ms / 1000.0);
-    v_stale text[];
-BEGIN
-    IF p_kind NOT IN ('term', 'month') OR v_period IS NULL THEN
-        RAISE EXCEPTION 'class_counts_of: kind % period %', p_kind, v_period;
-    END IF;
-    -- the area's classes whose row is missing or stale; looked for again under the lock (one
-    -- computation at a time: a second page waits and finds them computed)
-    FOR pass IN 1..2 LOOP
-        SELECT array_agg(c.id) INTO v_stale
-          FROM registry.class c JOIN registry.school s ON s.id = c.school_id
-          JOIN registry.township tw ON tw.code = s.township_code
-          LEFT JOIN console.class_counts r ON r.kind = p_kind AND r.period = v_period
-            AND r.class_id = c.id
-         WHERE (p_area = '' OR tw.county_code::text LIKE p_area || '%')
-           AND (r.class_id IS NULL OR v_now < r.computed_at OR v_now >= r.valid_until
-                OR r.county <> tw.county_code::text OR r.township <> s.township_code::text
-                OR r.school_id <> c.school_id
-                OR EXISTS (SELECT 1 FROM console.class_dirty d WHERE d.class_id = c.id
-                             AND NOT pg_visible_in_snapshot(d.xid, r.snap)));
-        EXIT WHEN v_stale IS NULL OR pass = 2;
-        PERFORM pg_advisory_xact_lock(hashtext('console.class_counts'));
-    END LOOP;
-    IF v_stale IS NOT NULL THEN
-        -- computed in one statement, with the snapshot it records
-        DELETE FROM console.class_counts r WHERE r.kind = p_kind AND r.period = v_period
-           AND r.class_id = ANY (v_stale);
-        INSERT INTO console.class_counts
-        SELECT p_kind, v_period, x.class_id, x.county, x.township, x.school_id, x.grade,
-               x.enrolled_start, x.dropped_out, x.moved_out, x.moved_in, x.enrolled_now,
-               x.undated, x.no_date, x.has_period, x.begun, v_now, x.valid_until,
-               pg_current_snapshot()
-          FROM console.class_counts_compute(p_kind, p_term, p_month, p_now_ms, v_stale) x;
-        -- other periods' rows of these classes that a mark makes stale go (they would be
-        -- recomputed when read), then the marks every remaining row has seen
-        DELETE FROM console.class_counts r WHERE r.class_id = ANY (v_stale)
-           AND EXISTS (SELECT 1 FROM console.class_dirty d WHERE d.class_id = r.class_id
-                         AND NOT pg_visible_in_snapshot(d.xid, r.snap));
-        DELETE FROM console.class_dirty d WHERE d.class_id = ANY (v_stale)
-           AND NOT EXISTS (SELECT 1 FROM console.class_counts r WHERE r.class_id = d.class_id
-                             AND NOT pg_visible_in_snapshot(d.xid, r.snap));
-        -- a period computed for many classes at once (its first page): the reads that follow
-        -- plan with the table's new size
-        IF cardinality(v_stale) >= 1000 THEN
-            ANALYZE console.class_counts;
-        END IF;
-    END IF;
-    RETURN QUERY
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
     SELECT r.county, r.township, r.school_id, r.class_id, r.grade, r.enrolled_start,
            r.dropped_out, r.moved_out, r.moved_in, r.enrolled_now, r.undated, r.no_date,
            r.has_period, r.begun
       FROM registry.class c JOIN registry.school s ON s.id = c.school_id
       JOIN registry.township tw ON tw.code = s.township_code
-      JOIN console.class_counts r ON r.kind = p_kind AND r.period = v_period AND r.class_id = c.id
+      JOIN console.class_counts r ON r.kind = p_kind AND r.period = p_period AND r.class_id = c.id
      WHERE (p_area = '' OR tw.county_code::text LIKE p_area || '%')
-     ORDER BY r.class_id;
-END $$;
+     ORDER BY r.class_id
+$$;
 
 -- ---- the triggers ----
 
@@ -312,16 +377,16 @@ CREATE FUNCTION console.on_case() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO console.case_summary AS x (case_id, school_id, township, county, student_id,
-                                           stage, opened_at, closed_at, ending)
+                                           stage, opened_at, closed_at, ending, first_absent)
     SELECT NEW.id, NEW.school_id, coalesce(s.township_code::text, ''),
            coalesce(t.county_code::text, ''), NEW.student_id, coalesce(NEW.stage, ''),
-           NEW.opened_at, NEW.closed_at, NEW.ending
+           NEW.opened_at, NEW.closed_at, NEW.ending, console.first_absent(NEW.state)
       FROM (SELECT 1) one LEFT JOIN registry.school s ON s.id = NEW.school_id COLLATE "default"
       LEFT JOIN registry.township t ON t.code = s.township_code
     ON CONFLICT (case_id) DO UPDATE SET school_id = EXCLUDED.school_id,
         township = EXCLUDED.township, county = EXCLUDED.county, student_id = EXCLUDED.student_id,
         stage = EXCLUDED.stage, opened_at = EXCLUDED.opened_at, closed_at = EXCLUDED.closed_at,
-        ending = EXCLUDED.ending;
+        ending = EXCLUDED.ending, first_absent = EXCLUDED.first_absent;
     -- the rates: a case's ending and closing time count; an open case without a roster entry
     -- does not
     IF TG_OP = 'INSERT' AND NEW.ending IS NOT NULL THEN
@@ -341,13 +406,17 @@ CREATE TRIGGER console_case_upd AFTER UPDATE ON cases.case
                        OR OLD.stage IS DISTINCT FROM NEW.stage
                        OR OLD.opened_at IS DISTINCT FROM NEW.opened_at
                        OR OLD.closed_at IS DISTINCT FROM NEW.closed_at
-                       OR OLD.ending IS DISTINCT FROM NEW.ending)
+                       OR OLD.ending IS DISTINCT FROM NEW.ending
+                       OR OLD.state->'streak_start' IS DISTINCT FROM NEW.state->'streak_start')
     EXECUTE FUNCTION console.on_case();
 
 CREATE FUNCTION console.on_roster_entry() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF cases.on_roster(NEW.stage) THEN
+    IF NEW.kind = 'opened' THEN
+        UPDATE console.case_summary SET reason = NEW.reason, reason_event = NEW.id
+         WHERE case_id = NEW.case_id AND (reason_event IS NULL OR reason_event > NEW.id);
+    ELSIF cases.on_roster(NEW.stage) THEN
         UPDATE console.case_summary SET roster_at = least(roster_at, NEW.occurred_at)
          WHERE case_id = NEW.case_id;
         PERFORM console.mark_students(ARRAY(SELECT c.student_id FROM cases.case c
@@ -356,7 +425,8 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE TRIGGER console_event_roster AFTER INSERT ON cases.event
-    FOR EACH ROW WHEN (NEW.kind = 'stage_entered') EXECUTE FUNCTION console.on_roster_entry();
+    FOR EACH ROW WHEN (NEW.kind IN ('stage_entered', 'opened'))
+    EXECUTE FUNCTION console.on_roster_entry();
 
 CREATE FUNCTION console.on_task() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -375,7 +445,9 @@ CREATE TRIGGER console_task_upd AFTER UPDATE ON cases.task
     FOR EACH ROW WHEN (OLD.outcome IS DISTINCT FROM NEW.outcome
                        OR OLD.due_at IS DISTINCT FROM NEW.due_at
                        OR OLD.overdue_at IS DISTINCT FROM NEW.overdue_at
-                       OR OLD.case_id IS DISTINCT FROM NEW.case_id)
+                       OR OLD.case_id IS DISTINCT FROM NEW.case_id
+                       OR OLD.owner_staff_id IS DISTINCT FROM NEW.owner_staff_id
+                       OR OLD.owner_role IS DISTINCT FROM NEW.owner_role)
     EXECUTE FUNCTION console.on_task();
 
 -- The registry: students (insert, update, delete: the old and the new class), classes, a
@@ -502,17 +574,25 @@ CREATE TRIGGER console_term_del AFTER DELETE ON registry.calendar_term
 -- ---- the cases already written ----
 
 INSERT INTO console.case_summary (case_id, school_id, township, county, student_id, stage,
-                                  opened_at, closed_at, ending, roster_at, open_marked, open_dues)
+                                  opened_at, closed_at, ending, roster_at, first_absent, reason,
+                                  reason_event, open_marked, open_dues, owner_role,
+                                  owner_staff_id)
 SELECT c.id, c.school_id, coalesce(s.township_code::text, ''), coalesce(t.county_code::text, ''),
        c.student_id, coalesce(c.stage, ''), c.opened_at, c.closed_at, c.ending,
        (SELECT min(e.occurred_at) FROM cases.event e WHERE e.case_id = c.id
           AND e.kind = 'stage_entered' AND cases.on_roster(e.stage)),
-       coalesce(k.marked, 0), k.dues
-  FROM cases.case c LEFT JOIN registry.school s ON s.id = c.school_id
+       console.first_absent(c.state), o.reason, o.id, coalesce(k.marked, 0), k.dues,
+       w.owner_role, w.owner_staff_id
+  FROM cases.case c LEFT JOIN registry.school s ON s.id = c.school_id COLLATE "default"
   LEFT JOIN registry.township t ON t.code = s.township_code
   LEFT JOIN (SELECT case_id, count(*) FILTER (WHERE overdue_at IS NOT NULL)::integer AS marked,
                     array_agg(due_at ORDER BY due_at) FILTER (WHERE overdue_at IS NULL) AS dues
-               FROM cases.task WHERE outcome IS NULL GROUP BY case_id) k ON k.case_id = c.id;
+               FROM cases.task WHERE outcome IS NULL GROUP BY case_id) k ON k.case_id = c.id
+  LEFT JOIN LATERAL (SELECT e.id, e.reason FROM cases.event e WHERE e.case_id = c.id
+                      AND e.kind = 'opened' ORDER BY e.id LIMIT 1) o ON true
+  LEFT JOIN LATERAL (SELECT k.owner_role, k.owner_staff_id FROM cases.task k
+                      WHERE k.case_id = c.id AND k.outcome IS NULL
+                      ORDER BY k.due_at, k.id LIMIT 1) w ON true;
 
 -- ---- roll calls ----
 
@@ -524,10 +604,15 @@ DROP INDEX attendance.class_report_school_day;
 -- ---- bx-console ----
 
 GRANT SELECT ON console.case_summary, console.class_counts TO bx_console;
-REVOKE ALL ON FUNCTION console.class_counts_of(text, text, text, bigint, text),
+REVOKE ALL ON FUNCTION console.class_counts_stale(text, text, timestamptz, text),
+    console.class_counts_recompute(text, text, text, bigint, text[]),
+    console.class_counts_read(text, text, text),
     console.class_counts_compute(text, text, text, bigint, text[]),
     console.mark_classes(text[]), console.mark_students(text[]),
     console.case_summary_tasks_of(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION console.class_counts_of(text, text, text, bigint, text),
-    console.case_overdue(integer, timestamptz[], timestamptz),
-    console.case_overdue_tasks(integer, timestamptz[], timestamptz) TO bx_console;
+REVOKE ALL ON PROCEDURE console.class_counts_refresh(text, text, text, bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION console.class_counts_stale(text, text, timestamptz, text),
+    console.class_counts_recompute(text, text, text, bigint, text[]),
+    console.class_counts_read(text, text, text) TO bx_console;
+GRANT EXECUTE ON PROCEDURE console.class_counts_refresh(text, text, text, bigint, text)
+    TO bx_console;

@@ -11,6 +11,7 @@
  * Cases and tasks are counted from the case summary (migration 0021), kept by triggers in the
  * transaction of every change, so no page reads a province's tasks or students. */
 #include "bx_log.h"
+#include "bx_map.h"
 #include "bx_pg.h"
 #include "page_common.h"
 #include "page_county.h"
@@ -18,6 +19,7 @@
 #include "svg.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,21 @@
 #define RATES_ENTRIES 32
 #define ROLLCALL_DAYS 20
 #define WEEKS         12
+
+/* ---- the connection ---- */
+
+bx_status county_session(PGconn *db, bx_error *err)
+{
+    /* once per connection of the worker thread (a reconnection is a new backend) */
+    static _Thread_local int done_for_pid;
+    int pid = db ? PQbackendPID(db) : 0;
+    if (pid == 0 || pid == done_for_pid)
+        return BX_OK;
+    bx_status s = bx_pg_exec(db, "SET jit = off", err);
+    if (s == BX_OK)
+        done_for_pid = pid;
+    return s;
+}
 
 /* ---- the period ---- */
 
@@ -128,12 +145,32 @@ static rates_entry *entry_keep(const char *key, long long now, PGresult *res,
     return e;
 }
 
-bx_status county_rates(const console_request *req, const char *area, const county_period *p,
-                       bool month, reports_level level, reports_row **rows, size_t *n,
-                       bx_error *err)
+bx_status county_class_counts(PGconn *db, const char *term, const char *month_first,
+                              long long now_ms, const char *area, PGresult **res, bx_error *err)
+{
+    *res = NULL;
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", now_ms);
+    const char *kind = term ? "term" : "month";
+    const char *params[] = {kind, term ? term : "", month_first ? month_first : "", now, area};
+    PGresult *done = NULL;
+    bx_status s = bx_pg_query(db, "CALL console.class_counts_refresh($1, $2, $3, $4::bigint, $5)",
+                              5, params, &done, err);
+    PQclear(done);
+    const char *read[] = {kind, term ? term : month_first ? month_first : "", area};
+    IFOK(s,
+         bx_pg_query(db, "SELECT * FROM console.class_counts_read($1, $2, $3)", 3, read, res, err));
+    return s;
+}
+
+/* county_rates, and when the counts were read (*at, the request's now of then). */
+static bx_status rates_at(const console_request *req, const char *area, const county_period *p,
+                          bool month, reports_level level, reports_row **rows, size_t *n,
+                          long long *at, bx_error *err)
 {
     *rows = NULL;
     *n = 0;
+    *at = (long long)req->now;
     if (!month && !p->term[0])
         return BX_OK;
     char key[64];
@@ -141,22 +178,17 @@ bx_status county_rates(const console_request *req, const char *area, const count
     pthread_mutex_lock(&rates_lock);
     rates_entry *e = entry_find(key, (long long)req->now);
     bx_status s = BX_OK;
-    if (e)
+    if (e) {
         s = e->n ? reports_aggregate(e->classes, e->n, level, NULL, rows, n, err) : BX_OK;
+        *at = e->at;
+    }
     pthread_mutex_unlock(&rates_lock);
     if (e)
         return s;
-    /* read outside the lock: two requests may read the same counts once each. The per-class
-     * counts of reports_query_class_counts (bxctl report's), from migration 0021's summary: the
-     * classes changed since their row was computed are recomputed first, so they are the counts
-     * of now */
-    char now[24];
-    snprintf(now, sizeof(now), "%lld", (long long)req->now);
-    const char *params[] = {month ? "month" : "term", month ? "" : p->term,
-                            month ? p->month_first : "", now, area};
+    /* read outside the lock: two requests may read the same counts once each */
     PGresult *res = NULL;
-    s = bx_pg_query(req->db, "SELECT * FROM console.class_counts_of($1, $2, $3, $4::bigint, $5)", 5,
-                    params, &res, err);
+    s = county_class_counts(req->db, month ? NULL : p->term, month ? p->month_first : NULL,
+                            (long long)req->now, area, &res, err);
     if (s != BX_OK)
         return s;
     int nres = PQntuples(res);
@@ -171,6 +203,14 @@ bx_status county_rates(const console_request *req, const char *area, const count
     s = e->n ? reports_aggregate(e->classes, e->n, level, NULL, rows, n, err) : BX_OK;
     pthread_mutex_unlock(&rates_lock);
     return s;
+}
+
+bx_status county_rates(const console_request *req, const char *area, const county_period *p,
+                       bool month, reports_level level, reports_row **rows, size_t *n,
+                       bx_error *err)
+{
+    long long at;
+    return rates_at(req, area, p, month, level, rows, n, &at, err);
 }
 
 /* ---- charts and tables ---- */
@@ -277,14 +317,24 @@ void county_rate_rows(tmpl_ctx *ctx, const char *list, const reports_row *rows, 
 /* ---- the area's places: names of schools, townships and counties ---- */
 
 typedef struct places {
-    PGresult *res; /* kind ('s', 't', 'c'), id, name, parent, calendar, classes */
+    PGresult *res;   /* kind ('s', 't', 'c'), id, name, parent, calendar, classes */
+    bx_map *by_id;   /* id -> row + 1, the first row of an id (as the rows are ordered) */
+    bx_map *schools; /* school id -> row + 1 */
 } places;
+
+static void places_free(places *pl)
+{
+    PQclear(pl->res);
+    bx_map_free(pl->by_id);
+    bx_map_free(pl->schools);
+    memset(pl, 0, sizeof(*pl));
+}
 
 static bx_status places_load(const console_request *req, const char *area, places *pl,
                              bx_error *err)
 {
     const char *params[] = {area};
-    return bx_pg_query(
+    bx_status s = bx_pg_query(
         req->db,
         "SELECT 's', s.id, s.name, s.township_code::text, s.calendar_id, (SELECT count(*) FROM "
         "registry.class c WHERE c.school_id = s.id) FROM registry.school s JOIN registry.township "
@@ -295,15 +345,31 @@ static bx_status places_load(const console_request *req, const char *area, place
         "c "
         "WHERE c.code::text LIKE $1 || '%' ORDER BY 1, 2",
         1, params, &pl->res, err);
+    if (s != BX_OK)
+        return s;
+    /* a province has a thousand schools: names and rows by id through maps */
+    pl->by_id = bx_map_new();
+    pl->schools = bx_map_new();
+    if (pl->by_id == NULL || pl->schools == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "places: out of memory");
+    for (int i = 0; s == BX_OK && i < PQntuples(pl->res); i++) {
+        const char *id = PQgetvalue(pl->res, i, 1);
+        void *row = (void *)(intptr_t)(i + 1);
+        if (bx_map_get(pl->by_id, id) == NULL)
+            s = bx_map_put(pl->by_id, id, row);
+        if (s == BX_OK && PQgetvalue(pl->res, i, 0)[0] == 's')
+            s = bx_map_put(pl->schools, id, row);
+        if (s != BX_OK)
+            s = BX_ERR(err, s, "places: out of memory");
+    }
+    return s;
 }
 
 static const char *place_name(void *arg, const char *id)
 {
     const places *pl = arg;
-    for (int i = 0; pl->res && i < PQntuples(pl->res); i++)
-        if (strcmp(PQgetvalue(pl->res, i, 1), id) == 0)
-            return PQgetvalue(pl->res, i, 2);
-    return id; /* a city or province: its code */
+    intptr_t row = pl->by_id ? (intptr_t)bx_map_get(pl->by_id, id) : 0;
+    return row > 0 ? PQgetvalue(pl->res, (int)row - 1, 2) : id; /* a city or province: its code */
 }
 
 /* ---- roll calls, weekly cases, overdue tasks ---- */
@@ -396,13 +462,10 @@ static bx_status rollcall_rates(const console_request *req, const places *pl, bo
         bx_date day;
         if (bx_date_parse(PQgetvalue(res, r, 1), &day) != BX_OK)
             continue;
-        for (int i = 0; i < np; i++)
-            if (PQgetvalue(pl->res, i, 0)[0] == 's' &&
-                strcmp(PQgetvalue(pl->res, i, 1), school) == 0) {
-                if (w.from[i] != BX_DATE_NONE && day >= w.from[i] && day <= w.to[i])
-                    reported[i] += strtol(PQgetvalue(res, r, 2), NULL, 10);
-                break;
-            }
+        intptr_t row = (intptr_t)bx_map_get(pl->schools, school);
+        int i = (int)row - 1;
+        if (row > 0 && w.from[i] != BX_DATE_NONE && day >= w.from[i] && day <= w.to[i])
+            reported[i] += strtol(PQgetvalue(res, r, 2), NULL, 10);
     }
     /* per school, or summed per county (a school's township code begins with its county's) */
     for (int i = 0; s == BX_OK && i < np; i++) {
@@ -599,18 +662,19 @@ static bx_status rollcall_chart(const console_request *req, const places *pl, bo
 
 /* ---- the dashboard, for a county (places by school and township) or an area (by county) ---- */
 
-bx_status county_dashboard_fill(console_request *req, const char *area, bool by_county,
-                                tmpl_ctx *ctx, bx_error *err)
+/* Builds the dashboard into ctx; *as_of is when its oldest figures were read. */
+static bx_status dashboard_build(console_request *req, const char *area, bool by_county,
+                                 const county_period *p, tmpl_ctx *ctx, long long *as_of,
+                                 bx_error *err)
 {
-    county_period p;
     places pl = {0};
-    bx_status s = county_period_of(req, area, &p, err);
-    IFOK(s, places_load(req, area, &pl, err));
-    tmpl_put(ctx, "term", p.term[0] ? p.term : "（无）");
-    tmpl_put(ctx, "month", p.month);
-    tmpl_put(ctx, "today", p.today);
+    bx_status s = places_load(req, area, &pl, err);
+    tmpl_put(ctx, "term", p->term[0] ? p->term : "（无）");
+    tmpl_put(ctx, "month", p->month);
+    tmpl_put(ctx, "today", p->today);
     tmpl_put(ctx, "area_name", place_name(&pl, area));
     tmpl_put(ctx, "area", area);
+    *as_of = (long long)req->now;
     /* two levels: school and township for a county, county and city for an area */
     reports_level levels[2] = {REPORTS_SCHOOL, REPORTS_TOWNSHIP};
     if (by_county) {
@@ -622,8 +686,13 @@ bx_status county_dashboard_fill(console_request *req, const char *area, bool by_
     for (int k = 0; k < 2 && s == BX_OK; k++) {
         reports_row *term = NULL, *month = NULL;
         size_t nt = 0, nm = 0;
-        s = county_rates(req, area, &p, false, levels[k], &term, &nt, err);
-        IFOK(s, county_rates(req, area, &p, true, levels[k], &month, &nm, err));
+        long long term_at = 0, month_at = 0;
+        s = rates_at(req, area, p, false, levels[k], &term, &nt, &term_at, err);
+        IFOK(s, rates_at(req, area, p, true, levels[k], &month, &nm, &month_at, err));
+        if (s == BX_OK) {
+            *as_of = term_at < *as_of ? term_at : *as_of;
+            *as_of = month_at < *as_of ? month_at : *as_of;
+        }
         char title[96];
         const char *what = levels[k] == REPORTS_SCHOOL     ? "各校"
                            : levels[k] == REPORTS_TOWNSHIP ? "各乡镇"
@@ -644,7 +713,80 @@ bx_status county_dashboard_fill(console_request *req, const char *area, bool by_
     IFOK(s, weekly_cases(req, area, ctx, err));
     IFOK(s, rollcall_chart(req, &pl, by_county, ctx, err));
     IFOK(s, overdue_tasks(req, area, &pl, by_county, ctx, err));
-    PQclear(pl.res);
+    if (s == BX_OK && tmpl_failed(ctx))
+        s = BX_ERR(err, BX_ENOMEM, "dashboard: out of memory");
+    places_free(&pl);
+    return s;
+}
+
+/* Dashboards built in the last minute, per area, level and period: aggregates only, the same for
+ * everyone who may see the area, so a province's dashboard is built once a minute, not per
+ * visit. Each is shown with the time of its figures. */
+#define DASH_ENTRIES 32
+
+typedef struct dash_entry {
+    char key[96];
+    long long at;    /* req->now when built */
+    long long as_of; /* its oldest figures' time */
+    tmpl_ctx *ctx;
+} dash_entry;
+
+static pthread_mutex_t dash_lock = PTHREAD_MUTEX_INITIALIZER;
+static dash_entry dash_cache[DASH_ENTRIES];
+
+bx_status county_dashboard_fill(console_request *req, const char *area, bool by_county,
+                                tmpl_ctx *ctx, bx_error *err)
+{
+    county_period p;
+    bx_status s = county_session(req->db, err);
+    IFOK(s, county_period_of(req, area, &p, err));
+    if (s != BX_OK)
+        return s;
+    char key[96];
+    snprintf(key, sizeof(key), "%s|%d|%s|%s|%s", area, by_county, p.term, p.month, p.today);
+    long long now = (long long)req->now, as_of = now;
+    bool hit = false;
+    pthread_mutex_lock(&dash_lock);
+    for (size_t i = 0; i < DASH_ENTRIES && !hit; i++) {
+        dash_entry *e = &dash_cache[i];
+        if (e->ctx && strcmp(e->key, key) == 0 && now >= e->at && now - e->at < RATES_TTL_MS) {
+            tmpl_put_all(ctx, e->ctx);
+            as_of = e->as_of;
+            hit = true;
+        }
+    }
+    pthread_mutex_unlock(&dash_lock);
+    if (!hit) {
+        /* built outside the lock: two requests may build the same dashboard once each */
+        tmpl_ctx *built = tmpl_ctx_new();
+        s = built ? dashboard_build(req, area, by_county, &p, built, &as_of, err)
+                  : BX_ERR(err, BX_ENOMEM, "dashboard: out of memory");
+        if (s == BX_OK) {
+            pthread_mutex_lock(&dash_lock);
+            dash_entry *e = &dash_cache[0];
+            for (size_t i = 0; i < DASH_ENTRIES; i++) {
+                if (dash_cache[i].ctx && strcmp(dash_cache[i].key, key) == 0) {
+                    e = &dash_cache[i];
+                    break;
+                }
+                if (dash_cache[i].ctx == NULL || dash_cache[i].at < e->at)
+                    e = &dash_cache[i];
+            }
+            tmpl_ctx_free(e->ctx);
+            snprintf(e->key, sizeof(e->key), "%s", key);
+            e->at = now;
+            e->as_of = as_of;
+            e->ctx = built;
+            tmpl_put_all(ctx, built);
+            pthread_mutex_unlock(&dash_lock);
+        } else
+            tmpl_ctx_free(built);
+    }
+    if (s == BX_OK) {
+        char at[40];
+        bx_time_format((bx_time_ms)as_of, at, sizeof(at));
+        tmpl_putf(ctx, "as_of", "%.8s", at + 11); /* HH:MM:SS, Asia/Shanghai */
+    }
     return s;
 }
 

@@ -38,6 +38,11 @@ bx_status county_overdue_counts(PGconn *db, const char *area, long long now_ms, 
 
 /* ---- shared by the county and area pages (page_county.c) ---- */
 
+/* Readies the request's connection for the county and area pages, once per connection: no JIT
+ * compilation (PostgreSQL's default compiles any plan it costs above 100,000, which the ledger's
+ * and an export's plans are: 1.3 s of compiling for a 10,000-row export that runs in 0.4 s). */
+bx_status county_session(PGconn *db, bx_error *err) BX_MUSTCHECK;
+
 /* The period the pages report: the term of the area's calendars that holds today (or the last
  * one begun), and today's month; ?term= and ?month= choose others. */
 typedef struct county_period {
@@ -50,8 +55,17 @@ typedef struct county_period {
 bx_status county_period_of(const console_request *req, const char *area, county_period *p,
                            bx_error *err) BX_MUSTCHECK;
 
+/* The per-class counts of bxctl report (reports_query_class_counts' first columns, RQ_COUNTY to
+ * RQ_BEGUN, one row per class of area ordered by class) for a term (its code) or a month (its
+ * first day) at now, from migration 0021's summary: the classes changed since their row was
+ * computed are recomputed first (console.class_counts_refresh, outside any transaction), so they
+ * are the counts of now. Caller PQclear()s *res. */
+bx_status county_class_counts(PGconn *db, const char *term, const char *month_first,
+                              long long now_ms, const char *area, PGresult **res,
+                              bx_error *err) BX_MUSTCHECK;
+
 /* The rates of area for the term (month false) or the month, at one level; kept for a minute per
- * area and period (the per-class counts are console.class_counts_of's, migration 0021). *rows is
+ * area and period (the per-class counts are county_class_counts'). *rows is
  * the caller's to free(). No rows (n 0) when the period has not begun anywhere in the area. */
 bx_status county_rates(const console_request *req, const char *area, const county_period *p,
                        bool month, reports_level level, reports_row **rows, size_t *n,
@@ -67,7 +81,8 @@ bx_status county_rate_chart(tmpl_ctx *ctx, const char *name, const char *title,
 
 /* Fills ctx with the dashboard of area: rates and charts by school and township (by_county false,
  * a county's page) or by county and city (an area's page), weekly cases, roll-call reporting and
- * overdue tasks. Aggregates and place names only. */
+ * overdue tasks. Aggregates and place names only: built once a minute per area, level and period
+ * and shown with the time of its figures ("as_of", HH:MM:SS). */
 bx_status county_dashboard_fill(console_request *req, const char *area, bool by_county,
                                 tmpl_ctx *ctx, bx_error *err) BX_MUSTCHECK;
 

@@ -117,16 +117,15 @@ static const char *list_label(const char *list)
 /* ---- the ledger, page first ----
  * The rows of reports_query_ledger (bxctl ledger's), in its columns and orders, for one county:
  * migration 0021's case summary gives the page's keys through an index of the order, and the
- * count through the same filter; names, places, reasons and owners are read for the page's rows
- * only. $1 county, $2 list, $3 township, $4 school, $5 stage, $6 overdue only, $7 now (ms),
- * $8 limit, $9 offset. */
+ * count through the same filter; the reason, the first day absent and the owner are the
+ * summary's; names, classes and places are read for the page's rows only. $1 county, $2 list, $3
+ * township, $4 school, $5 stage, $6 overdue only, $7 now (ms), $8 limit, $9 offset. */
 
 #define LEDGER_FILTER                                                                              \
     "x.county = $1 AND x.list_rank IS NOT NULL AND ($2 = '' OR x.list_rank = CASE $2 WHEN "        \
     "'suspected' THEN 1 WHEN 'dropout' THEN 2 WHEN 'returned' THEN 3 END) AND ($3 = '' OR "        \
     "x.township = $3) AND ($4 = '' OR x.school_id = $4) AND ($5 = '' OR x.stage = $5) AND (NOT "   \
-    "$6::boolean OR console.case_overdue(x.open_marked, x.open_dues, to_timestamp($7::bigint / "   \
-    "1000.0))) "
+    "$6::boolean OR console.case_overdue(x.overdue_from, to_timestamp($7::bigint / 1000.0))) "
 
 /* The orders of report_queries.c's ledger_orders, of the summary's rows x and of the page p. */
 static const char *const ledger_keys[][2] = {
@@ -151,24 +150,19 @@ static const char ledger_select[] =
     "  coalesce(" REPORTS_ISO("p.closed_at") ", ''), ";
 /* clang-format on */
 static const char ledger_names_sql[] =
-    "pr.name, console.case_overdue(p.open_marked, p.open_dues, to_timestamp($7::bigint / "
-    "1000.0)), (SELECT count(*) FROM console.case_summary x WHERE " LEDGER_FILTER "), "
+    "pr.name, console.case_overdue(p.overdue_from, to_timestamp($7::bigint / 1000.0)), (SELECT "
+    "count(*) FROM console.case_summary x WHERE " LEDGER_FILTER "), "
     "coalesce(s.name, ''), coalesce(t.name, ''), coalesce(cl.name, ''), "
     "coalesce(pr.sex::text, ''), coalesce(pr.birth_date::text, ''), ";
 static const char ledger_no_names_sql[] =
-    "NULL::text, console.case_overdue(p.open_marked, p.open_dues, to_timestamp($7::bigint / "
-    "1000.0)), (SELECT count(*) FROM console.case_summary x WHERE " LEDGER_FILTER "), "
+    "NULL::text, console.case_overdue(p.overdue_from, to_timestamp($7::bigint / 1000.0)), (SELECT "
+    "count(*) FROM console.case_summary x WHERE " LEDGER_FILTER "), "
     "coalesce(s.name, ''), coalesce(t.name, ''), coalesce(cl.name, ''), '', '', ";
 static const char ledger_rest[] =
-    "  CASE WHEN (c.state->>'streak_start') ~ '^[0-9]{1,6}$' "
-    "    THEN (date '1970-01-01' + (c.state->>'streak_start')::int)::text ELSE '' END, "
-    "  coalesce((SELECT e.reason FROM cases.event e WHERE e.case_id = c.id AND e.kind = 'opened' "
-    "    ORDER BY e.id LIMIT 1), ''), "
-    "  coalesce((SELECT coalesce((SELECT sf.name FROM registry.staff sf WHERE sf.id = "
-    "    k.owner_staff_id), k.owner_role) FROM cases.task k WHERE k.case_id = c.id AND k.outcome "
-    "    IS NULL ORDER BY k.due_at, k.id LIMIT 1), '') "
-    "FROM p JOIN cases.case c ON c.id = p.case_id "
-    "LEFT JOIN registry.school s ON s.id = p.school_id COLLATE \"default\" "
+    "  p.first_absent, coalesce(p.reason, ''), "
+    "  coalesce((SELECT sf.name FROM registry.staff sf WHERE sf.id = p.owner_staff_id), "
+    "    p.owner_role, '') "
+    "FROM p LEFT JOIN registry.school s ON s.id = p.school_id COLLATE \"default\" "
     "LEFT JOIN registry.township t ON t.code = s.township_code "
     /* a student's class and name one row each, through their keys' indexes, however many rows
      * the page has (an export's 10,000 would otherwise be planned as scans of a province's
@@ -308,7 +302,8 @@ bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_er
                                .limit = LEDGER_PAGE,
                                .offset = (q.page - 1) * LEDGER_PAGE};
     PGresult *res = NULL, *h = NULL;
-    bx_status s = county_ledger_query(req->db, &f, &res, err);
+    bx_status s = county_session(req->db, err);
+    IFOK(s, county_ledger_query(req->db, &f, &res, err));
     IFOK(s, reports_query_history(req->db, res, &h, err));
     char qs[256], detail[320];
     query_text(&q, qs, sizeof(qs));
@@ -374,21 +369,22 @@ bx_status page_county_reports_get(console_request *req, console_reply *rep, bx_e
     snprintf(max, sizeof(max), "%d", DUTY_REPORTS);
     const char *params[] = {me->county_code, max};
     PGresult *res = NULL;
-    bx_status s =
-        bx_pg_query(req->db,
-                    "SELECT tm.payload->>'duty', tm.payload->>'calendar_id', tm.payload->>'term', "
-                    "tm.payload->>'first_day', tm.payload->>'last_day', " REPORTS_ISO(
-                        "tm.fired_at") " "
-                                       "FROM cases.timer tm WHERE tm.kind = 'duty' AND tm.fired_at "
-                                       "IS NOT NULL AND NOT "
-                                       "tm.cancelled AND tm.payload->>'duty' IN "
-                                       "('out_of_school_report', 'monthly_summary') AND "
-                                       "tm.payload->>'calendar_id' IN (SELECT s.calendar_id FROM "
-                                       "registry.school s JOIN "
-                                       "registry.township t ON t.code = s.township_code WHERE "
-                                       "t.county_code = $1) "
-                                       "ORDER BY tm.fired_at DESC LIMIT $2::int",
-                    2, params, &res, err);
+    bx_status s = county_session(req->db, err);
+    IFOK(s, bx_pg_query(
+                req->db,
+                "SELECT tm.payload->>'duty', tm.payload->>'calendar_id', tm.payload->>'term', "
+                "tm.payload->>'first_day', tm.payload->>'last_day', " REPORTS_ISO(
+                    "tm.fired_at") " "
+                                   "FROM cases.timer tm WHERE tm.kind = 'duty' AND tm.fired_at "
+                                   "IS NOT NULL AND NOT "
+                                   "tm.cancelled AND tm.payload->>'duty' IN "
+                                   "('out_of_school_report', 'monthly_summary') AND "
+                                   "tm.payload->>'calendar_id' IN (SELECT s.calendar_id FROM "
+                                   "registry.school s JOIN "
+                                   "registry.township t ON t.code = s.township_code WHERE "
+                                   "t.county_code = $1) "
+                                   "ORDER BY tm.fired_at DESC LIMIT $2::int",
+                2, params, &res, err));
     for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
         PGresult *c = NULL;
         s = reports_query_duty_counts(req->db, PQgetvalue(res, i, 1), PQgetvalue(res, i, 3),
@@ -427,7 +423,8 @@ static bx_status ledger_cells(const console_request *req, const reports_ledger_f
                               bx_buf *cells, size_t *nrows, bx_error *err)
 {
     PGresult *res = NULL, *h = NULL;
-    bx_status s = county_ledger_query(req->db, f, &res, err);
+    bx_status s = county_session(req->db, err);
+    IFOK(s, county_ledger_query(req->db, f, &res, err));
     IFOK(s, reports_query_history(req->db, res, &h, err));
     *nrows = 0;
     export_event *events = NULL;

@@ -220,6 +220,32 @@ tmpl_ctx *tmpl_add_row(tmpl_ctx *c, const char *list)
     return row;
 }
 
+void tmpl_put_all(tmpl_ctx *c, const tmpl_ctx *from)
+{
+    if (c == NULL || from == NULL)
+        return;
+    if (from->failed)
+        fail(c);
+    for (size_t i = 0; i < from->n; i++) {
+        const struct value *v = &from->values[i];
+        switch (v->kind) {
+        case V_TEXT:
+            tmpl_put(c, v->name, v->text);
+            break;
+        case V_HTML:
+            tmpl_put_html(c, v->name, v->text);
+            break;
+        case V_BOOL:
+            tmpl_put_bool(c, v->name, v->flag);
+            break;
+        case V_LIST:
+            for (size_t r = 0; r < v->nrows; r++)
+                tmpl_put_all(tmpl_add_row(c, v->name), v->rows[r]);
+            break;
+        }
+    }
+}
+
 const char *tmpl_get(const tmpl_ctx *c, const char *name)
 {
     if (c == NULL)

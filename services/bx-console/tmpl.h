@@ -37,6 +37,9 @@ void tmpl_put_html(tmpl_ctx *c, const char *name, const char *html);
  * from c until tmpl_ctx_free(c); NULL after an allocation failure (later puts on it do nothing,
  * the failure is remembered). */
 tmpl_ctx *tmpl_add_row(tmpl_ctx *c, const char *list);
+/* Puts a copy of every value of from (texts, flags, markup, lists with their rows) into c, as
+ * the put functions would: a page keeps a context it built and fills requests from it. */
+void tmpl_put_all(tmpl_ctx *c, const tmpl_ctx *from);
 /* The text of name in c itself (not parents), or NULL: for tests and the core. */
 const char *tmpl_get(const tmpl_ctx *c, const char *name);
 bool tmpl_failed(const tmpl_ctx *c);

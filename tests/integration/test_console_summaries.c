@@ -1,5 +1,5 @@
 /* Integration tests of migration 0021's summaries against the queries they replace, on a database
- * of the test's own: the per-class counts bx-console reads (console.class_counts_of) are the ones
+ * of the test's own: the per-class counts bx-console reads (county_class_counts) are the ones
  * of bxctl report (reports_query_class_counts) for terms and months at many times, before and
  * after every kind of write that changes them, and while a write is still uncommitted; the county
  * ledger read page first (county_ledger_query) is bxctl ledger's (reports_query_ledger) for every
@@ -159,14 +159,9 @@ static void counts_agree(const char *term, const char *month, const char *area, 
     PGresult *want = NULL, *got = NULL;
     bx_error err = {0};
     REQUIRE(reports_query_class_counts(db, &p, &want, &err) == BX_OK);
-    char now_text[24];
-    snprintf(now_text, sizeof(now_text), "%lld", now);
-    const char *params[] = {term ? "term" : "month", term ? term : "", month ? month : "", now_text,
-                            area};
-    bx_status s = bx_pg_query(db, "SELECT * FROM console.class_counts_of($1, $2, $3, $4, $5)", 5,
-                              params, &got, &err);
+    bx_status s = county_class_counts(db, term, month, now, area, &got, &err);
     if (s != BX_OK)
-        BX_FAIL_AT("class_counts_of: %s", err.msg);
+        BX_FAIL_AT("county_class_counts: %s", err.msg);
     else {
         char what[128];
         snprintf(what, sizeof(what), "counts of %s at %s in '%s'", term ? term : month, at, area);
@@ -415,7 +410,13 @@ BX_TEST(ledger_and_dashboard_counts_are_the_queries_they_replace)
         "'2026-11-26 17:00+08')",
         "UPDATE registry.school SET township_code = '990081100' WHERE id = 'SA2'",
         "INSERT INTO cases.case (id, student_id, school_id, opened_at, stage, updated_at) VALUES "
-        "(4002, 'SU008', 'SA1', '2026-11-26 17:00+08', 'contact_family', now())"};
+        "(4002, 'SU008', 'SA1', '2026-11-26 17:00+08', 'contact_family', now())",
+        /* the responsible staff reassigned; a later opened event (the first one's reason stays);
+         * the streak's first day */
+        "UPDATE cases.task SET owner_staff_id = 'SST1' WHERE task_key = 't-1033-1'",
+        "INSERT INTO cases.event (case_id, event_id, kind, stage, actor, reason, occurred_at) "
+        "VALUES (1033, 'w-o1', 'opened', NULL, 'bx-escalate', '又一次', '2026-11-26 17:00+08')",
+        "UPDATE cases.case SET state = '{\"streak_start\": 20770}' WHERE id = 1035"};
     for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
         itest_sql_exec(db_url, writes[i]);
         ledgers_agree("2026-11-27 08:12", false);
