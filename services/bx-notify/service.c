@@ -99,6 +99,7 @@ void notify_service_step(notify_service *sv)
         }
         msgs[handled++] = msg;
     }
+    long long tp = bx_monotonic_ms();
     if (handled)
         notify_requests_take(sv, msgs, handled);
     for (int i = 0; i < handled; i++)
@@ -109,6 +110,9 @@ void notify_service_step(notify_service *sv)
     long long t2 = bx_monotonic_ms();
     notify_digests_run(sv);
     long long t3 = bx_monotonic_ms();
+    if (handled)
+        bx_log_debug("step: %d requests %lld ms (polled in %lld ms), offset commit %lld ms",
+                     handled, t1 - t0, tp - t0, t2 - t1);
     /* A step longer than this keeps the consumer from polling: say where the time went before
      * Kafka's max.poll.interval.ms throws it out of the group. */
     if (t3 - t0 > STEP_SLOW_MS)
