@@ -202,7 +202,301 @@ static bx_status parse_report(const cJSON *o, score_message *m, bx_error *err)
     return BX_OK;
 }
 
+/* ---- the fast path ----
+ *
+ * bx-ingest writes every message as one flat object of ASCII strings, small integers, null and
+ * booleans, without escapes. For exactly such a message the fast path below reads the members in
+ * place (no tree, no copies) and decodes them by the same steps and checks as the general path;
+ * anything else (an escape, a byte outside printable ASCII, a nested value, a number that is not
+ * plain digits, a repeated or unknown member, any check that fails) sends the message to the
+ * general path, which decodes it or says what is wrong with it, so the fast path changes no
+ * outcome and no error message. score_message_decode_general is that path alone (for tests). */
+
+enum { FV_STRING, FV_NUMBER, FV_NULL, FV_TRUE, FV_FALSE };
+
+typedef struct fmember {
+    int type; /* 0: absent */
+    const char *at;
+    size_t len;
+} fmember;
+
+#define NKEYS (sizeof(message_keys) / sizeof(message_keys[0]) - 1)
+
+static size_t skip_ws(const char *p, size_t i, size_t len)
+{
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* A string of printable ASCII without escapes from p[i] (the quote); its end past the closing
+ * quote, or 0. */
+static size_t fast_string(const char *p, size_t i, size_t len, const char **at, size_t *n)
+{
+    size_t j = i + 1;
+    while (j < len && p[j] != '"') {
+        unsigned char c = (unsigned char)p[j];
+        if (c < 0x20 || c > 0x7e || c == '\\')
+            return 0;
+        j++;
+    }
+    if (j >= len)
+        return 0;
+    *at = p + i + 1;
+    *n = j - i - 1;
+    return j + 1;
+}
+
+static int key_index(const char *k, size_t n)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strlen(message_keys[i]) == n && memcmp(message_keys[i], k, n) == 0)
+            return (int)i;
+    return -1;
+}
+
+static bool fast_parse(const char *p, size_t len, fmember *mem)
+{
+    memset(mem, 0, NKEYS * sizeof(*mem));
+    size_t i = skip_ws(p, 0, len);
+    if (i >= len || p[i] != '{')
+        return false;
+    i = skip_ws(p, i + 1, len);
+    if (i < len && p[i] == '}')
+        return false; /* empty: the general path says what is missing */
+    for (;;) {
+        const char *k;
+        size_t kn;
+        if (i >= len || p[i] != '"' || (i = fast_string(p, i, len, &k, &kn)) == 0)
+            return false;
+        int ki = key_index(k, kn);
+        if (ki < 0 || mem[ki].type != 0)
+            return false;
+        i = skip_ws(p, i, len);
+        if (i >= len || p[i] != ':')
+            return false;
+        i = skip_ws(p, i + 1, len);
+        if (i >= len)
+            return false;
+        fmember *m = &mem[ki];
+        if (p[i] == '"') {
+            m->type = FV_STRING;
+            if ((i = fast_string(p, i, len, &m->at, &m->len)) == 0)
+                return false;
+        } else if (p[i] >= '0' && p[i] <= '9') {
+            size_t j = i;
+            while (j < len && p[j] >= '0' && p[j] <= '9')
+                j++;
+            if ((p[i] == '0' && j - i > 1) || j - i > 9)
+                return false;
+            m->type = FV_NUMBER;
+            m->at = p + i;
+            m->len = j - i;
+            i = j;
+        } else if (len - i >= 4 && memcmp(p + i, "null", 4) == 0) {
+            m->type = FV_NULL;
+            i += 4;
+        } else if (len - i >= 4 && memcmp(p + i, "true", 4) == 0) {
+            m->type = FV_TRUE;
+            i += 4;
+        } else if (len - i >= 5 && memcmp(p + i, "false", 5) == 0) {
+            m->type = FV_FALSE;
+            i += 5;
+        } else {
+            return false;
+        }
+        i = skip_ws(p, i, len);
+        if (i < len && p[i] == ',') {
+            i = skip_ws(p, i + 1, len);
+            continue;
+        }
+        if (i < len && p[i] == '}')
+            return skip_ws(p, i + 1, len) == len;
+        return false;
+    }
+}
+
+static const fmember *fget(const fmember *mem, const char *key)
+{
+    int k = key_index(key, strlen(key));
+    return k >= 0 && mem[k].type != 0 ? &mem[k] : NULL;
+}
+
+/* A string member of at most max bytes into out (max + 1 bytes), as bx_json_get_string allows. */
+static bool fstr(const fmember *mem, const char *key, size_t max, char *out)
+{
+    const fmember *m = fget(mem, key);
+    if (m == NULL || m->type != FV_STRING || m->len > max)
+        return false;
+    memcpy(out, m->at, m->len);
+    out[m->len] = '\0';
+    return true;
+}
+
+static bool fid(const fmember *mem, const char *key, char out[BX_ID_MAX + 1])
+{
+    return fstr(mem, key, BX_ID_MAX, out) && bx_id_valid(out);
+}
+
+static bool fint(const fmember *mem, const char *key, long long min, long long max, long long *out)
+{
+    const fmember *m = fget(mem, key);
+    if (m == NULL || m->type != FV_NUMBER)
+        return false;
+    long long v = 0;
+    for (size_t i = 0; i < m->len; i++)
+        v = v * 10 + (m->at[i] - '0');
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool fperiod(const fmember *mem, const char *key, int *out)
+{
+    const fmember *m = fget(mem, key);
+    long long v = 0;
+    if (m && m->type == FV_NULL) {
+        *out = 0;
+        return true;
+    }
+    if (!fint(mem, key, 1, SCORE_PERIOD_MAX, &v))
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+static bool fdate(const fmember *mem, const char *key, bx_date *out)
+{
+    char text[11];
+    return fstr(mem, key, 10, text) && bx_date_parse(text, out) == BX_OK;
+}
+
+static bool ftime(const fmember *mem, const char *key, bx_time_ms *out)
+{
+    char text[65];
+    return fstr(mem, key, 64, text) && bx_time_parse(text, out) == BX_OK;
+}
+
+static bool fleave_kind(const fmember *mem, bool required, score_leave_kind *out)
+{
+    const fmember *m = fget(mem, "leave_kind");
+    *out = SCORE_LEAVE_NONE;
+    if (m == NULL)
+        return false;
+    if (!required)
+        return m->type == FV_NULL;
+    if (m->type == FV_STRING && m->len == 4 && memcmp(m->at, "sick", 4) == 0)
+        *out = SCORE_LEAVE_SICK;
+    else if (m->type == FV_STRING && m->len == 8 && memcmp(m->at, "personal", 8) == 0)
+        *out = SCORE_LEAVE_PERSONAL;
+    else
+        return false;
+    return true;
+}
+
+/* Copies text (shorter than size) into out. */
+static void put_text(char *out, size_t size, const char *text)
+{
+    size_t n = strlen(text);
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, text, n);
+    out[n] = '\0';
+}
+
+static bool fast_attendance(const fmember *mem, score_message *m)
+{
+    score_fact f;
+    memset(&f, 0, sizeof(f));
+    char status[17], source[17];
+    bx_error err = {0};
+    if (!fstr(mem, "event_id", SCORE_EVENT_ID_MAX, f.event_id) ||
+        !fid(mem, "student_id", m->student) || !fid(mem, "school_id", m->school) ||
+        !fid(mem, "class_id", m->klass) || !fdate(mem, "date", &f.date) ||
+        !fperiod(mem, "period", &f.period) || !fstr(mem, "status", 16, status) ||
+        !fstr(mem, "source", 16, source) || !ftime(mem, "recorded_at", &f.recorded_at))
+        return false;
+    static const struct {
+        const char *name;
+        score_status status;
+    } statuses[] = {{"present", SCORE_PRESENT},
+                    {"absent", SCORE_ABSENT},
+                    {"late", SCORE_LATE},
+                    {"leave", SCORE_LEAVE},
+                    {"early_leave", SCORE_EARLY_LEAVE}};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        if (strcmp(status, statuses[i].name) == 0)
+            f.status = statuses[i].status;
+    if (f.status == 0)
+        return false;
+    if (strcmp(source, "rollcall") != 0 && strcmp(source, "attendance") != 0)
+        return false;
+    if (!fleave_kind(mem, f.status == SCORE_LEAVE, &f.leave_kind) ||
+        score_fact_check(&f, &err) != BX_OK ||
+        score_store_field_day(f.date, f.period, m->field, sizeof(m->field)) != BX_OK ||
+        score_store_order_key(f.recorded_at, f.event_id, m->order_key, sizeof(m->order_key)) !=
+            BX_OK)
+        return false;
+    put_text(m->value, sizeof(m->value), score_status_code(f.status, f.leave_kind));
+    m->implied = strcmp(source, "rollcall") == 0 && f.status == SCORE_PRESENT;
+    m->kind = SCORE_MESSAGE_FACT;
+    return true;
+}
+
+static bool fast_report(const fmember *mem, score_message *m)
+{
+    char event_id[SCORE_EVENT_ID_MAX + 1];
+    bx_date date = BX_DATE_NONE;
+    int period = 0;
+    bx_time_ms at = 0;
+    static const char *const counts[] = {"enrolled", "absent",      "leave",
+                                         "late",     "early_leave", "present"};
+    long long n[6] = {0};
+    if (!fstr(mem, "event_id", SCORE_EVENT_ID_MAX, event_id) || !fid(mem, "school_id", m->school) ||
+        !fid(mem, "class_id", m->klass) || !fdate(mem, "date", &date) ||
+        !fperiod(mem, "period", &period) || !ftime(mem, "recorded_at", &at))
+        return false;
+    for (int i = 0; i < 6; i++)
+        if (!fint(mem, counts[i], 0, 1000000, &n[i]))
+            return false;
+    if (score_store_field_day(date, period, m->field, sizeof(m->field)) != BX_OK ||
+        score_store_order_key(at, event_id, m->order_key, sizeof(m->order_key)) != BX_OK)
+        return false;
+    snprintf(m->value, sizeof(m->value), "%lld,%lld,%lld,%lld,%lld,%lld", n[0], n[1], n[2], n[3],
+             n[4], n[5]);
+    m->kind = SCORE_MESSAGE_REPORT;
+    return true;
+}
+
+/* True when the fast path decoded the message (else m is to be decoded by the general path). */
+static bool decode_fast(const char *payload, size_t len, score_message *m)
+{
+    fmember mem[NKEYS];
+    char schema[33], type[17];
+    if (payload == NULL || !fast_parse(payload, len, mem) || !fstr(mem, "schema", 32, schema) ||
+        strcmp(schema, "bx.attendance.v1") != 0 || !fstr(mem, "type", 16, type))
+        return false;
+    bool ok = false;
+    if (strcmp(type, "attendance") == 0)
+        ok = fast_attendance(mem, m);
+    else if (strcmp(type, "class_report") == 0)
+        ok = fast_report(mem, m);
+    /* leave requests are few: the general path */
+    if (ok)
+        m->json_ok = true;
+    return ok;
+}
+
 void score_message_decode(const char *payload, size_t len, score_message *m)
+{
+    memset(m, 0, sizeof(*m));
+    if (decode_fast(payload, len, m))
+        return;
+    score_message_decode_general(payload, len, m);
+}
+
+void score_message_decode_general(const char *payload, size_t len, score_message *m)
 {
     memset(m, 0, sizeof(*m));
     bx_error err = {0};

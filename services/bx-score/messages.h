@@ -41,5 +41,8 @@ typedef struct score_message {
  * is overwritten whole. Never fails: a message that is not a valid bx.attendance.v1 instance ends
  * as SCORE_MESSAGE_BAD with out->error set. payload is borrowed for the call. */
 void score_message_decode(const char *payload, size_t len, score_message *out);
+/* The general path of score_message_decode alone (a tree of the JSON; messages.c says why there
+ * are two): what score_message_decode gives for every message, more slowly. For tests. */
+void score_message_decode_general(const char *payload, size_t len, score_message *out);
 
 #endif

@@ -5,7 +5,8 @@
  * - what the topic's schema allows, bx-score takes: a message of strict JSON that validates
  *   against schemas/topics/bx.attendance.v1 (dates of the years the calendar handles) is never
  *   refused for a member, only by a rule across members the schema cannot say;
- * - a decoded one has its storage field, order key and value, and the ids of the registry. */
+ * - a decoded one has its storage field, order key and value, and the ids of the registry;
+ * - the fast path (bx-ingest's flat shape) decodes exactly as the general path. */
 #include "messages.h"
 
 #include "bx_schema_check.h"
@@ -65,6 +66,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static score_message it;
     memset(&it, 0x7E, sizeof(it));
     score_message_decode(size ? payload : NULL, size, &it);
+    /* The fast path for bx-ingest's own shape decodes exactly as the general path does. */
+    static score_message general;
+    memset(&general, 0x5A, sizeof(general));
+    score_message_decode_general(size ? payload : NULL, size, &general);
+    INVARIANT(memcmp(&it, &general, sizeof(it)) == 0);
     char why[512] = "";
     /* Valid: strict JSON (cJSON alone would take leading zeros) and the schema's instance. */
     cJSON *tree = NULL;

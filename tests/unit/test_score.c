@@ -2,6 +2,7 @@
  * encodings, the policy file, risk assessments and when to publish. */
 #include "score.h"
 #include "bx_test.h"
+#include "messages.h"
 
 #include <stdint.h>
 
@@ -1806,4 +1807,86 @@ BX_TEST(week_of_absence_end_to_end)
                    "2026-11-27 streak_changed 3 critical 80; "
                    "2026-11-27 streak_changed 4 critical 95; ");
     score_history_free(h);
+}
+
+/* ---- messages: the fast path decodes as the general one ---- */
+
+/* Decodes text both ways; the two outcomes must be the same bytes. Returns the kind. */
+static int decode_both(const char *text, size_t len)
+{
+    score_message *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+    REQUIRE(a != NULL && b != NULL);
+    memset(a, 0x5a, sizeof(*a));
+    memset(b, 0xa5, sizeof(*b));
+    score_message_decode(text, len, a);
+    score_message_decode_general(text, len, b);
+    if (memcmp(a, b, sizeof(*a)) != 0)
+        BX_FAIL_AT("fast and general decoding differ for %.*s: kind %d/%d, error \"%s\"/\"%s\"",
+                   (int)len, text, a->kind, b->kind, a->error, b->error);
+    int kind = (int)a->kind;
+    free(a);
+    free(b);
+    return kind;
+}
+
+BX_TEST(message_fast_path_decodes_as_the_general_one)
+{
+    static const char *const base[] = {
+        /* bx-ingest's shapes: an implied presence, an absence, sick leave, a period, a report */
+        "{\"schema\":\"bx.attendance.v1\",\"type\":\"attendance\",\"event_id\":\"C01-2026-10-08:"
+        "S01\",\"student_id\":\"S01\",\"school_id\":\"K1\",\"class_id\":\"C01\",\"date\":"
+        "\"2026-10-08\",\"period\":null,\"status\":\"present\",\"leave_kind\":null,\"source\":"
+        "\"rollcall\",\"rollcall_id\":\"C01-2026-10-08\",\"recorded_at\":"
+        "\"2026-10-08T08:05:00.123+08:00\",\"recorded_by\":\"T1\"}",
+        "{\"schema\":\"bx.attendance.v1\",\"type\":\"attendance\",\"event_id\":\"e-2\","
+        "\"student_id\":\"S02\",\"school_id\":\"K1\",\"class_id\":\"C01\",\"date\":\"2026-10-08\","
+        "\"period\":3,\"status\":\"absent\",\"leave_kind\":null,\"source\":\"attendance\","
+        "\"recorded_at\":\"2026-10-08T09:05:00+08:00\"}",
+        "{ \"schema\" : \"bx.attendance.v1\" , \"type\":\"attendance\",\"event_id\":\"e.3\","
+        "\"student_id\":\"S03\",\"school_id\":\"K1\",\"class_id\":\"C01\",\"date\":\"2026-10-08\","
+        "\"period\":null,\"status\":\"leave\",\"leave_kind\":\"sick\",\"source\":\"rollcall\","
+        "\"recorded_at\":\"2026-10-08T00:05:00Z\"}\n",
+        "{\"schema\":\"bx.attendance.v1\",\"type\":\"attendance\",\"event_id\":\"e4\","
+        "\"student_id\":\"S04\",\"school_id\":\"K1\",\"class_id\":\"C01\",\"date\":\"2026-10-08\","
+        "\"period\":12,\"status\":\"late\",\"leave_kind\":null,\"source\":\"rollcall\","
+        "\"recorded_at\":\"2026-10-08T08:05:00+08:00\"}",
+        "{\"schema\":\"bx.attendance.v1\",\"type\":\"class_report\",\"event_id\":\"C01-2026-10-08:"
+        "class\",\"school_id\":\"K1\",\"class_id\":\"C01\",\"date\":\"2026-10-08\",\"period\":null,"
+        "\"rollcall_id\":\"C01-2026-10-08\",\"enrolled\":40,\"absent\":2,\"leave\":1,\"late\":1,"
+        "\"early_leave\":0,\"present\":36,\"recorded_at\":\"2026-10-08T08:05:00+08:00\","
+        "\"recorded_by\":\"T1\"}",
+        "{\"schema\":\"bx.attendance.v1\",\"type\":\"leave\",\"event_id\":\"L1\",\"student_id\":"
+        "\"S05\",\"school_id\":\"K1\",\"class_id\":\"C01\",\"first_date\":\"2026-10-08\","
+        "\"last_date\":\"2026-10-09\",\"first_period\":null,\"last_period\":null,\"leave_kind\":"
+        "\"personal\",\"approved\":true,\"recorded_at\":\"2026-10-07T18:00:00+08:00\"}",
+    };
+    /* Each message, then every message with one byte deleted, replaced or inserted. */
+    static const char subst[] = {'"', '\\', '1', '0', ' ',    'x',  '{', '}', ',',
+                                 ':', 'n',  '-', '[', '\x80', '\t', 'e', '.'};
+    int decoded = 0, bad = 0;
+    char buf[1024];
+    for (size_t m = 0; m < COUNT(base); m++) {
+        size_t len = strlen(base[m]);
+        REQUIRE(len + 2 < sizeof(buf));
+        CHECK_INT(decode_both(base[m], len) != SCORE_MESSAGE_BAD, 1);
+        for (size_t i = 0; i < len; i++) {
+            memcpy(buf, base[m], i);
+            memcpy(buf + i, base[m] + i + 1, len - i - 1);
+            decode_both(buf, len - 1) == SCORE_MESSAGE_BAD ? bad++ : decoded++;
+            for (size_t k = 0; k < COUNT(subst); k++) {
+                memcpy(buf, base[m], len);
+                buf[i] = subst[k];
+                decode_both(buf, len) == SCORE_MESSAGE_BAD ? bad++ : decoded++;
+                memcpy(buf, base[m], i);
+                buf[i] = subst[k];
+                memcpy(buf + i + 1, base[m] + i, len - i);
+                decode_both(buf, len + 1) == SCORE_MESSAGE_BAD ? bad++ : decoded++;
+            }
+        }
+    }
+    /* Both outcomes were met many times. */
+    CHECK(decoded > 1000);
+    CHECK(bad > 1000);
+    CHECK_INT(decode_both(NULL, 0), SCORE_MESSAGE_BAD);
+    CHECK_INT(decode_both("", 0), SCORE_MESSAGE_BAD);
 }
