@@ -11,8 +11,8 @@
 #include <string.h>
 
 #define DELIVERY_MS 30000
-#define CHUNK       256 /* students recomputed at once */
-#define MAX_DAYS    400 /* days one county closes in one call */
+#define CHUNK       1024 /* students whose day is read at once */
+#define MAX_DAYS    400  /* days one county closes in one call */
 
 static void day_param(bx_date d, char out[11])
 {
@@ -112,8 +112,12 @@ static bx_status student_days(const county_day *cd, score_att_student **out, siz
             n += (size_t)cd->classes[i]->student_count;
     score_att_student *rows = calloc(n + 1, sizeof(*rows));
     const char **ids = calloc(n + 1, sizeof(*ids));
-    score_outcome *outs = calloc(CHUNK, sizeof(*outs));
-    bx_status s = rows && ids && outs ? BX_OK : BX_ERR(err, BX_ENOMEM, "daily: out of memory");
+    score_day *day = calloc(CHUNK, sizeof(*day));
+    score_leave_kind *kinds = calloc(CHUNK, sizeof(*kinds));
+    bool *known = calloc(CHUNK, sizeof(*known));
+    bx_status s = rows && ids && day && kinds && known
+                      ? BX_OK
+                      : BX_ERR(err, BX_ENOMEM, "daily: out of memory");
     size_t k = 0;
     for (size_t i = 0; i < cd->nclasses && s == BX_OK; i++) {
         const bx_reg_class *c = cd->classes[i];
@@ -130,19 +134,21 @@ static bx_status student_days(const county_day *cd, score_att_student **out, siz
                                             0};
         }
     }
+    /* Only the day's state of each student: what score_recompute's summary.today would say. */
     for (size_t i = 0; i < k && s == BX_OK; i += CHUNK) {
         size_t m = k - i < CHUNK ? k - i : CHUNK;
-        s = score_recompute(cd->env->score, ids + i, m, cd->day, outs, err);
+        s = score_recompute_days(cd->env->score, ids + i, m, cd->day, day, kinds, known, err);
         for (size_t j = 0; j < m && s == BX_OK; j++) {
-            if (outs[j].student == NULL)
+            if (!known[j])
                 continue;
-            rows[i + j].state =
-                score_att_state_of(&outs[j].summary.today, outs[j].today_leave_kind);
-            rows[i + j].unexcused_periods = outs[j].summary.unexcused_periods;
+            rows[i + j].state = score_att_state_of(&day[j], kinds[j]);
+            rows[i + j].unexcused_periods = day[j].unexcused_periods;
         }
     }
     free(ids);
-    free(outs);
+    free(day);
+    free(kinds);
+    free(known);
     if (s != BX_OK) {
         free(rows);
         return s;
@@ -298,9 +304,10 @@ static bool any_school_day(const county_day *cd)
     return false;
 }
 
-/* Closes the county's days before today, then aggregates again its marked days up to the last
- * closed one. */
-static bx_status county_due(county_day *cd, bx_date today, int *published, bx_error *err)
+/* Closes the county's days before today, then (when marked) aggregates again its marked days up
+ * to the last closed one. */
+static bx_status county_due(county_day *cd, bx_date today, bool marked, int *published,
+                            bx_error *err)
 {
     bx_date first = BX_DATE_NONE;
     bx_status s = county_classes(cd, err);
@@ -313,6 +320,12 @@ static bx_status county_due(county_day *cd, bx_date today, int *published, bx_er
             s = publish_day(cd, bx_clock_now(), published, err);
     }
     PGresult *res = NULL;
+    if (s == BX_OK && !marked) {
+        free(cd->classes);
+        cd->classes = NULL;
+        cd->nclasses = 0;
+        return s;
+    }
     IFOK(s, bx_pg_query(cd->env->db,
                         "SELECT DISTINCT d.day::text FROM attendance.analytics_dirty d JOIN "
                         "registry.school s ON s.id = d.school_id JOIN registry.township t ON "
@@ -332,8 +345,8 @@ static bx_status county_due(county_day *cd, bx_date today, int *published, bx_er
     return s;
 }
 
-bx_status score_daily_publish(const score_daily_env *env, bx_time_ms now, int *published,
-                              bx_error *err)
+bx_status score_daily_publish(const score_daily_env *env, bx_time_ms now, bool marked,
+                              int *published, bx_error *err)
 {
     int count = 0;
     bx_date today = bx_time_local_date(now);
@@ -342,7 +355,7 @@ bx_status score_daily_publish(const score_daily_env *env, bx_time_ms now, int *p
         bx_pg_query(env->db, "SELECT code FROM registry.county ORDER BY code", 0, NULL, &res, err);
     for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
         county_day cd = {env, PQgetvalue(res, i, 0), BX_DATE_NONE, NULL, 0};
-        s = county_due(&cd, today, &count, err);
+        s = county_due(&cd, today, marked, &count, err);
     }
     PQclear(res);
     if (published)

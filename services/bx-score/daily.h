@@ -31,9 +31,11 @@ bx_status score_daily_mark(PGconn *db, const score_store_fact *facts, size_t n,
                            const score_store_report *reports, size_t m, bx_date today,
                            bx_error *err) BX_MUSTCHECK;
 
-/* Publishes what is due at now: every closed school day of every county not published yet, then
- * the marked days. *published (may be NULL) counts the messages sent. */
-bx_status score_daily_publish(const score_daily_env *env, bx_time_ms now, int *published,
-                              bx_error *err) BX_MUSTCHECK;
+/* Publishes what is due at now: every closed school day of every county not published yet, then,
+ * when marked, the marked days (each a whole county's day aggregated again: bx-score asks for
+ * them when it is idle, or once a minute while it works through a backlog, not at every tick).
+ * *published (may be NULL) counts the messages sent. */
+bx_status score_daily_publish(const score_daily_env *env, bx_time_ms now, bool marked,
+                              int *published, bx_error *err) BX_MUSTCHECK;
 
 #endif

@@ -355,6 +355,104 @@ static void compute_one(const score_env *env, score_history *h, const score_stor
     o->summary_same = summary_equal(o, summary);
 }
 
+/* The class days of reported, decoded once per distinct hash (students of one class share it). */
+typedef struct class_days_cache {
+    const score_store_entries **keys;
+    bx_date **dates;
+    uint16_t **periods;
+    size_t *counts;
+    size_t n;
+} class_days_cache;
+
+static void cache_free(class_days_cache *c)
+{
+    for (size_t j = 0; j < c->n; j++) {
+        free(c->dates[j]);
+        free(c->periods[j]);
+    }
+    free(c->keys);
+    free(c->dates);
+    free(c->periods);
+    free(c->counts);
+}
+
+static bx_status cache_get(class_days_cache *c, const score_store_entries *reported,
+                           score_class_days *out, bx_error *err)
+{
+    size_t j = c->n;
+    if (c->n > 0 && c->keys[c->n - 1] == reported)
+        j = c->n - 1;
+    else
+        for (j = 0; j < c->n && c->keys[j] != reported; j++)
+            ;
+    if (j == c->n) {
+        bx_status s =
+            class_days_from_entries(reported, &c->dates[j], &c->periods[j], &c->counts[j], err);
+        if (s != BX_OK)
+            return s;
+        c->keys[j] = reported;
+        c->n++;
+        /* the most recent last, so the next student of the class finds it first */
+    } else if (j != c->n - 1) {
+        const score_store_entries *k = c->keys[j];
+        bx_date *d = c->dates[j];
+        uint16_t *p = c->periods[j];
+        size_t n = c->counts[j];
+        c->keys[j] = c->keys[c->n - 1];
+        c->dates[j] = c->dates[c->n - 1];
+        c->periods[j] = c->periods[c->n - 1];
+        c->counts[j] = c->counts[c->n - 1];
+        c->keys[c->n - 1] = k;
+        c->dates[c->n - 1] = d;
+        c->periods[c->n - 1] = p;
+        c->counts[c->n - 1] = n;
+        j = c->n - 1;
+    }
+    *out = (score_class_days){c->dates[j], c->periods[j], c->counts[j], true};
+    return BX_OK;
+}
+
+bx_status score_recompute_loaded(const score_env *env, const char *const *student_ids, size_t n,
+                                 const score_store_entries *facts, const score_store_entries *sums,
+                                 const score_store_entries *const *reported, bx_date as_of,
+                                 bool skip_without_facts, score_outcome *out, bx_error *err)
+{
+    if (n == 0)
+        return BX_OK;
+    class_days_cache cache = {calloc(n, sizeof(*cache.keys)), calloc(n, sizeof(*cache.dates)),
+                              calloc(n, sizeof(*cache.periods)), calloc(n, sizeof(*cache.counts)),
+                              0};
+    score_history *h = score_history_new();
+    bx_status s = BX_OK;
+    if (cache.keys == NULL || cache.dates == NULL || cache.periods == NULL ||
+        cache.counts == NULL || h == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        /* The names and values are written as far as nfields says; clearing them is most of
+         * the outcome's size. */
+        memset(&out[i], 0, offsetof(score_outcome, names));
+        copy_cut(out[i].student_id, sizeof(out[i].student_id), student_ids[i]);
+        out[i].student = bx_registry_student(env->registry, student_ids[i]);
+        const bx_reg_class *k = out[i].student ? out[i].student->klass : NULL;
+        if (k == NULL || reported[i] == NULL) {
+            out[i].student = NULL;
+            out[i].has_facts = facts[i].count > 0;
+            continue;
+        }
+        if (skip_without_facts && facts[i].count == 0) {
+            out[i].summary_same = sums[i].count == 0;
+            continue;
+        }
+        score_class_days days;
+        s = cache_get(&cache, reported[i], &days, err);
+        if (s == BX_OK)
+            compute_one(env, h, &facts[i], &sums[i], &days, as_of, &out[i]);
+    }
+    cache_free(&cache);
+    score_history_free(h);
+    return s;
+}
+
 static void free_entries(score_store_entries *e, size_t n)
 {
     for (size_t i = 0; e && i < n; i++)
@@ -368,6 +466,31 @@ bx_status score_recompute(const score_env *env, const char *const *student_ids, 
     return score_recompute_batch(env, student_ids, n, as_of, false, out, err);
 }
 
+/* The classes of n students (class_ids, *nclasses of them; class_of[i] the index of student i's,
+ * SIZE_MAX when the registry knows no class of it). */
+static void classes_of(const score_env *env, const char *const *student_ids, size_t n,
+                       const char **class_ids, size_t *class_of, size_t *nclasses)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const bx_reg_student *st = bx_registry_student(env->registry, student_ids[i]);
+        const bx_reg_class *k = st ? st->klass : NULL;
+        class_of[i] = SIZE_MAX;
+        if (k == NULL)
+            continue;
+        size_t j = m;
+        if (m > 0 && class_ids[m - 1] == k->id)
+            j = m - 1;
+        else
+            for (j = 0; j < m && strcmp(class_ids[j], k->id) != 0; j++)
+                ;
+        if (j == m)
+            class_ids[m++] = k->id;
+        class_of[i] = j;
+    }
+    *nclasses = m;
+}
+
 bx_status score_recompute_batch(const score_env *env, const char *const *student_ids, size_t n,
                                 bx_date as_of, bool skip_without_facts, score_outcome *out,
                                 bx_error *err)
@@ -376,76 +499,81 @@ bx_status score_recompute_batch(const score_env *env, const char *const *student
         return BX_OK;
     score_store_entries *facts = calloc(n, sizeof(*facts));
     score_store_entries *sums = calloc(n, sizeof(*sums));
-    score_store_entries *reports = NULL;
+    score_store_entries *reports = calloc(n, sizeof(*reports));
+    const score_store_entries **reported = calloc(n, sizeof(*reported));
     const char **class_ids = calloc(n, sizeof(*class_ids));
     size_t *class_of = calloc(n, sizeof(*class_of));
-    score_history *h = score_history_new();
     size_t nclasses = 0;
     bx_status s = BX_OK;
-    if (facts == NULL || sums == NULL || class_ids == NULL || class_of == NULL || h == NULL)
+    if (facts == NULL || sums == NULL || reports == NULL || reported == NULL || class_ids == NULL ||
+        class_of == NULL)
         s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
-    for (size_t i = 0; i < n && s == BX_OK; i++) {
-        /* The names and values are written as far as nfields says; clearing them is most of
-         * the outcome's size. */
-        memset(&out[i], 0, offsetof(score_outcome, names));
-        snprintf(out[i].student_id, sizeof(out[i].student_id), "%s", student_ids[i]);
-        out[i].student = bx_registry_student(env->registry, student_ids[i]);
-        class_of[i] = SIZE_MAX;
-        const bx_reg_class *k = out[i].student ? out[i].student->klass : NULL;
-        if (k == NULL)
-            continue;
-        size_t j = 0;
-        while (j < nclasses && strcmp(class_ids[j], k->id) != 0)
-            j++;
-        if (j == nclasses)
-            class_ids[nclasses++] = k->id;
-        class_of[i] = j;
-    }
-    if (s == BX_OK && nclasses > 0) {
-        reports = calloc(nclasses, sizeof(*reports));
-        if (reports == NULL)
-            s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
-    }
+    if (s == BX_OK)
+        classes_of(env, student_ids, n, class_ids, class_of, &nclasses);
     /* Facts, summaries and class roll calls in one pipeline. */
     const score_store_load loads[] = {{SCORE_STORE_HASH_FACTS, student_ids, n, facts},
                                       {SCORE_STORE_HASH_SUMMARY, student_ids, n, sums},
                                       {SCORE_STORE_HASH_REPORTED, class_ids, nclasses, reports}};
     IFOK(s, score_store_load_many(env->store, loads, nclasses > 0 ? 3 : 2, err));
-    /* The class days of each class, decoded once. */
-    bx_date **dates = s == BX_OK ? calloc(nclasses + 1, sizeof(*dates)) : NULL;
-    uint16_t **periods = s == BX_OK ? calloc(nclasses + 1, sizeof(*periods)) : NULL;
-    size_t *counts = s == BX_OK ? calloc(nclasses + 1, sizeof(*counts)) : NULL;
-    if (s == BX_OK && (dates == NULL || periods == NULL || counts == NULL))
-        s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
-    for (size_t j = 0; j < nclasses && s == BX_OK; j++)
-        s = class_days_from_entries(&reports[j], &dates[j], &periods[j], &counts[j], err);
-    for (size_t i = 0; i < n && s == BX_OK; i++) {
-        if (out[i].student == NULL || class_of[i] == SIZE_MAX) {
-            out[i].student = NULL;
-            out[i].has_facts = facts[i].count > 0;
-            continue;
-        }
-        if (skip_without_facts && facts[i].count == 0) {
-            out[i].summary_same = sums[i].count == 0;
-            continue;
-        }
-        size_t j = class_of[i];
-        score_class_days days = {dates[j], periods[j], counts[j], true};
-        compute_one(env, h, &facts[i], &sums[i], &days, as_of, &out[i]);
-    }
-    for (size_t j = 0; j < nclasses && dates; j++) {
-        free(dates[j]);
-        free(periods[j]);
-    }
-    free(dates);
-    free(periods);
-    free(counts);
+    for (size_t i = 0; i < n && s == BX_OK; i++)
+        reported[i] = class_of[i] == SIZE_MAX ? NULL : &reports[class_of[i]];
+    IFOK(s, score_recompute_loaded(env, student_ids, n, facts, sums, reported, as_of,
+                                   skip_without_facts, out, err));
     free_entries(facts, facts ? n : 0);
     free_entries(sums, sums ? n : 0);
     free_entries(reports, reports ? nclasses : 0);
+    free(reported);
     free(class_ids);
     free(class_of);
+    return s;
+}
+
+bx_status score_recompute_days(const score_env *env, const char *const *student_ids, size_t n,
+                               bx_date day, score_day *days, score_leave_kind *leave_kinds,
+                               bool *known, bx_error *err)
+{
+    if (n == 0)
+        return BX_OK;
+    score_store_entries *facts = calloc(n, sizeof(*facts));
+    score_store_entries *reports = calloc(n, sizeof(*reports));
+    const char **class_ids = calloc(n, sizeof(*class_ids));
+    size_t *class_of = calloc(n, sizeof(*class_of));
+    score_history *h = score_history_new();
+    class_days_cache cache = {calloc(n, sizeof(*cache.keys)), calloc(n, sizeof(*cache.dates)),
+                              calloc(n, sizeof(*cache.periods)), calloc(n, sizeof(*cache.counts)),
+                              0};
+    size_t nclasses = 0;
+    bx_status s = BX_OK;
+    if (facts == NULL || reports == NULL || class_ids == NULL || class_of == NULL || h == NULL ||
+        cache.keys == NULL || cache.dates == NULL || cache.periods == NULL || cache.counts == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
+    if (s == BX_OK)
+        classes_of(env, student_ids, n, class_ids, class_of, &nclasses);
+    const score_store_load loads[] = {{SCORE_STORE_HASH_FACTS, student_ids, n, facts},
+                                      {SCORE_STORE_HASH_REPORTED, class_ids, nclasses, reports}};
+    IFOK(s, score_store_load_many(env->store, loads, nclasses > 0 ? 2 : 1, err));
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        known[i] = false;
+        const bx_reg_student *st = bx_registry_student(env->registry, student_ids[i]);
+        if (st == NULL || class_of[i] == SIZE_MAX)
+            continue;
+        score_class_days cd;
+        s = cache_get(&cache, &reports[class_of[i]], &cd, err);
+        if (s != BX_OK)
+            break;
+        /* As score_summarize and compute_one reduce as_of: today's state and leave kind. */
+        history_from_entries(h, student_ids[i], &facts[i]);
+        score_day_reduce(st->school->calendar, h, &cd, day, &days[i]);
+        leave_kinds[i] =
+            days[i].state == SCORE_DAY_LEAVE ? score_day_leave_kind(h, day) : SCORE_LEAVE_NONE;
+        known[i] = true;
+    }
+    cache_free(&cache);
     score_history_free(h);
+    free_entries(facts, facts ? n : 0);
+    free_entries(reports, reports ? nclasses : 0);
+    free(class_ids);
+    free(class_of);
     return s;
 }
 

@@ -81,6 +81,23 @@ bx_status score_recompute_batch(const score_env *env, const char *const *student
                                 bx_date as_of, bool skip_without_facts, score_outcome *out,
                                 bx_error *err) BX_MUSTCHECK;
 
+/* score_recompute_batch over hashes the caller read already (bx-score reads them in the
+ * pipeline of its batch's writes): facts[i] and sums[i] student i's facts and summary,
+ * reported[i] the roll calls of its class (NULL when the registry knows no class of it; students
+ * of one class may share one pointer, decoded once). Reads nothing from Redis. */
+bx_status score_recompute_loaded(const score_env *env, const char *const *student_ids, size_t n,
+                                 const score_store_entries *facts, const score_store_entries *sums,
+                                 const score_store_entries *const *reported, bx_date as_of,
+                                 bool skip_without_facts, score_outcome *out,
+                                 bx_error *err) BX_MUSTCHECK;
+
+/* One day's state of n students, as score_recompute's summary.today and today_leave_kind would be
+ * as of that day, reading only their facts and their classes' roll calls (the daily aggregates
+ * need no more). known[i] false: the registry does not know the student or its class. */
+bx_status score_recompute_days(const score_env *env, const char *const *student_ids, size_t n,
+                               bx_date day, score_day *days, score_leave_kind *leave_kinds,
+                               bool *known, bx_error *err) BX_MUSTCHECK;
+
 /* Stores the summaries of n outcomes (a student without facts: deleted; one the registry does not
  * know: left alone; one whose summary_same is set: left alone, as storing it changes nothing),
  * pipelined. */

@@ -17,6 +17,7 @@
 #include "recompute.h"
 #include "store.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #define RECOMPUTE_CHUNK 256 /* students computed (and held in memory) at once */
 #define DELIVERY_MS     30000
 #define DLQ_RECORD_MAX  65536 /* a bigger rejected message is dead-lettered without its bytes */
+#define MARKED_EVERY_MS 60000 /* marked days aggregated again at least this often while busy */
 
 static bx_metric m_facts = {"bx_score_facts_total{result=\"applied\"}",
                             "facts, leave requests and roll calls applied to Redis", "counter", 0,
@@ -57,10 +59,54 @@ struct score_service {
     bx_registry *registry;
     score_profiles *profiles;
     atomic_bool healthy;
-    rd_kafka_message_t **msgs;
-    item *items;
-    score_outcome *out; /* RECOMPUTE_CHUNK of them, for every batch */
+    bool idle;           /* the last poll brought nothing */
+    long long marked_ms; /* when the marked days were last aggregated again (monotonic) */
+    score_outcome *out;  /* RECOMPUTE_CHUNK of them, for every batch */
+    score_store_pipe *pipe;
+    score_store_entries *facts, *sums; /* RECOMPUTE_CHUNK: shallow copies of a batch's reads */
+    const score_store_entries **reported;
+    /* The pipeline (see "the loop body"): two flights, the one polled and prepared by this
+     * thread and the one in the worker's hands; the worker's own Redis for the summaries. */
+    struct flight *flights;
+    int cur;                 /* the flight this thread fills next */
+    struct flight *inflight; /* handed to the worker, not drained yet */
+    pthread_t worker;
+    bool worker_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct flight *todo; /* for the worker; NULL when it is idle */
+    bool quit;
+    bx_redis *wredis;
+    score_store_redis *wstore;
+    /* The summaries the worker's last batch stored, while the next one may have read them
+     * before they were (patched in: see flight_finish). */
+    bx_buf prev_text;
+    struct prev_sum *prev; /* sorted by id, pointing into prev_text */
+    size_t nprev;
 };
+
+/* One summary a batch stored: count pairs of name and value, NUL-terminated, from pairs on. */
+typedef struct prev_sum {
+    const char *id, *pairs;
+    size_t count;
+} prev_sum;
+
+static void *worker_main(void *arg);
+static bool drain(score_service *sv);
+static void forget_prev(score_service *sv);
+static bool flights_new(score_service *sv);
+static void flights_free(score_service *sv);
+
+/* Waits until the worker holds no batch (the one it finished stays to be drained). */
+static void quiesce(score_service *sv)
+{
+    if (!sv->worker_started)
+        return;
+    pthread_mutex_lock(&sv->lock);
+    while (sv->todo != NULL)
+        pthread_cond_wait(&sv->cond, &sv->lock);
+    pthread_mutex_unlock(&sv->lock);
+}
 
 /* ---- connections ---- */
 
@@ -108,6 +154,7 @@ static bx_status refresh_registry(score_service *sv, bool *reloaded, bx_error *e
         *reloaded = false;
     bx_status s = bx_registry_current_revision(sv->db, &rev, err);
     if (s == BX_OK && rev != bx_registry_loaded_revision(sv->registry)) {
+        quiesce(sv); /* the worker reads the registry that is freed */
         s = load_registry(sv, err);
         if (reloaded)
             *reloaded = s == BX_OK;
@@ -123,17 +170,23 @@ bx_status score_service_start(const score_service_conf *conf, score_service **ou
         return BX_ERR(err, BX_ENOMEM, "service: out of memory");
     sv->conf = *conf;
     atomic_init(&sv->healthy, true);
+    sv->marked_ms = bx_monotonic_ms();
     bx_metric_register(&m_facts);
     bx_metric_register(&m_changed);
     bx_metric_register(&m_assessments);
     bx_metric_register(&m_dlq);
     bx_metric_register(&m_aggregates);
     bx_metric_register(&m_failures);
-    sv->msgs = calloc((size_t)conf->batch_max, sizeof(*sv->msgs));
-    sv->items = calloc((size_t)conf->batch_max, sizeof(*sv->items));
     sv->out = calloc(RECOMPUTE_CHUNK, sizeof(*sv->out));
-    bx_status s =
-        sv->msgs && sv->items && sv->out ? BX_OK : BX_ERR(err, BX_ENOMEM, "service: out of memory");
+    sv->facts = calloc(RECOMPUTE_CHUNK, sizeof(*sv->facts));
+    sv->sums = calloc(RECOMPUTE_CHUNK, sizeof(*sv->sums));
+    sv->reported = calloc(RECOMPUTE_CHUNK, sizeof(*sv->reported));
+    bx_buf_init(&sv->prev_text, 0);
+    pthread_mutex_init(&sv->lock, NULL);
+    pthread_cond_init(&sv->cond, NULL);
+    bool ok = sv->out && sv->facts && sv->sums && sv->reported && flights_new(sv);
+    bx_status s = ok ? BX_OK : BX_ERR(err, BX_ENOMEM, "service: out of memory");
+    IFOK(s, score_store_pipe_new(&sv->pipe, err));
     IFOK(s, connect_pg(sv, err));
     IFOK(s, load_registry(sv, err));
     IFOK(s, connect_redis(sv, err));
@@ -142,6 +195,11 @@ bx_status score_service_start(const score_service_conf *conf, score_service **ou
     const char *const extra[] = {"auto.offset.reset",
                                  conf->offset_reset ? conf->offset_reset : "earliest", NULL};
     IFOK(s, bx_consumer_new(conf->brokers, conf->group, topics, extra, &sv->consumer, err));
+    if (s == BX_OK) {
+        if (pthread_create(&sv->worker, NULL, worker_main, sv) != 0)
+            s = BX_ERR(err, BX_ENOMEM, "service: cannot start the worker thread");
+        sv->worker_started = s == BX_OK;
+    }
     if (s != BX_OK) {
         score_service_stop(sv);
         return s;
@@ -155,6 +213,14 @@ void score_service_stop(score_service *sv)
 {
     if (sv == NULL)
         return;
+    if (sv->worker_started) {
+        drain(sv);
+        pthread_mutex_lock(&sv->lock);
+        sv->quit = true;
+        pthread_cond_broadcast(&sv->cond);
+        pthread_mutex_unlock(&sv->lock);
+        pthread_join(sv->worker, NULL);
+    }
     bx_consumer_free(sv->consumer);
     bx_producer_free(sv->producer, 10000);
     score_store_redis_free(sv->store);
@@ -163,9 +229,18 @@ void score_service_stop(score_service *sv)
         PQfinish(sv->db);
     score_profiles_free(sv->profiles);
     bx_registry_free(sv->registry);
-    free(sv->msgs);
-    free(sv->items);
+    flights_free(sv);
+    score_store_redis_free(sv->wstore);
+    bx_redis_close(sv->wredis);
+    forget_prev(sv);
+    bx_buf_free(&sv->prev_text);
+    pthread_mutex_destroy(&sv->lock);
+    pthread_cond_destroy(&sv->cond);
     free(sv->out);
+    free(sv->facts);
+    free(sv->sums);
+    free(sv->reported);
+    score_store_pipe_free(sv->pipe);
     free(sv);
 }
 
@@ -187,7 +262,13 @@ static void publish_daily(score_service *sv)
     score_daily_env d = {sv->db, &env, sv->producer, sv->conf.analytics_attendance_topic};
     bx_error err = {0};
     int published = 0;
-    if (score_daily_publish(&d, bx_clock_now(), &published, &err) != BX_OK) {
+    /* Marked days (late facts) are aggregated again when no batch came at the last poll, or once
+     * a minute while a backlog keeps bx-score busy: each is a whole county's day. */
+    long long mono = bx_monotonic_ms();
+    bool marked = sv->idle || mono - sv->marked_ms >= MARKED_EVERY_MS;
+    if (marked)
+        sv->marked_ms = mono;
+    if (score_daily_publish(&d, bx_clock_now(), marked, &published, &err) != BX_OK) {
         bx_log_warn("attendance aggregates: %s; tried again at the next tick", err.msg);
         if (sv->db && PQtransactionStatus(sv->db) != PQTRANS_IDLE)
             bx_pg_rollback(sv->db);
@@ -285,6 +366,24 @@ static bool is_fact(const item *it)
     return it->m.kind == SCORE_MESSAGE_FACT || it->m.kind == SCORE_MESSAGE_LEAVE;
 }
 
+/* A student the batch may recompute, and its hashes once read after the batch's writes. */
+typedef struct cand {
+    const char *id; /* borrowed from the batch's facts or the registry */
+    const bx_reg_student *reg;
+    size_t first, nfacts; /* its facts in the batch (sorted by student); nfacts 0: none */
+    bool explicit_fact;   /* one of them is not implied */
+    bool loaded;          /* facts and sum read after the batch's writes to them */
+    score_store_entries facts, sum;
+} cand;
+
+/* A class of the batch: one with a roll call in it, or of one of its students. */
+typedef struct kclass {
+    const char *id;
+    bool reported_here; /* a roll call of this batch */
+    bool loaded;
+    score_store_entries reported;
+} kclass;
+
 /* What one try of a batch works with; everything but items is its own. */
 typedef struct batch {
     const item *items;
@@ -308,10 +407,38 @@ typedef struct batch {
     size_t *sumsat;
     size_t nsums, sumscap;
     bx_delivery_wait *w;
+    /* What the batch read of Redis in the pipeline of its writes (read after them), for the
+     * recompute: the students it may recompute (of its facts and of its classes' roll calls) and
+     * their classes, each sorted by id. */
+    cand *cands;
+    size_t ncands;
+    kclass *classes;
+    size_t nclasses;
+    bool *present; /* per fact: its field held already (an implied one's check) */
+    const char **fields;
+    size_t corrections; /* implied facts that met a stored fact of their field */
 } batch;
+
+static void tables_free(batch *b)
+{
+    for (size_t i = 0; i < b->ncands; i++) {
+        score_store_entries_free(&b->cands[i].facts);
+        score_store_entries_free(&b->cands[i].sum);
+    }
+    for (size_t i = 0; i < b->nclasses; i++)
+        score_store_entries_free(&b->classes[i].reported);
+    free(b->cands);
+    free(b->classes);
+    b->cands = NULL;
+    b->classes = NULL;
+    b->ncands = b->nclasses = 0;
+}
 
 static void batch_free(batch *b)
 {
+    tables_free(b);
+    free(b->present);
+    free(b->fields);
     free(b->facts);
     free(b->outcomes);
     free(b->reports);
@@ -340,8 +467,11 @@ static bx_status batch_init(batch *b, const item *items, size_t n, bx_error *err
     b->reports = calloc(b->nreports + 1, sizeof(*b->reports));
     b->routcomes = calloc(b->nreports + 1, sizeof(*b->routcomes));
     b->dlq = calloc(b->nbad + 1, sizeof(*b->dlq));
+    b->present = calloc(b->nfacts + 1, sizeof(*b->present));
+    b->fields = calloc(b->nfacts + 1, sizeof(*b->fields));
     bx_buf_init(&b->sums, 0);
-    if (!b->w || !b->facts || !b->outcomes || !b->reports || !b->routcomes || !b->dlq)
+    if (!b->w || !b->facts || !b->outcomes || !b->reports || !b->routcomes || !b->dlq ||
+        !b->present || !b->fields)
         return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
     return BX_OK;
 }
@@ -372,16 +502,225 @@ static bx_status batch_stage(score_service *sv, batch *b, bx_error *err)
     return s;
 }
 
+/* Whether a compare-and-set outcome asks for a recompute: the fact or roll call changed what
+ * Redis held (STORED), or was held already (CURRENT: a batch tried again after a failure may have
+ * stored it without recomputing, so it is recomputed again). SUPERSEDED and IMPLIED changed
+ * nothing, and whatever stored the state they met recomputed it: skipped. */
+static bool needs_recompute(score_store_outcome o)
+{
+    return o == SCORE_STORE_STORED || o == SCORE_STORE_CURRENT;
+}
+
+static int compare_cand(const void *a, const void *b)
+{
+    return strcmp(((const cand *)a)->id, ((const cand *)b)->id);
+}
+
+static int compare_kclass(const void *a, const void *b)
+{
+    return strcmp(((const kclass *)a)->id, ((const kclass *)b)->id);
+}
+
+static cand *cand_find(const batch *b, const char *id)
+{
+    cand key = {.id = id};
+    return b->ncands ? bsearch(&key, b->cands, b->ncands, sizeof(cand), compare_cand) : NULL;
+}
+
+static kclass *class_find(const batch *b, const char *id)
+{
+    kclass key = {.id = id};
+    return b->nclasses ? bsearch(&key, b->classes, b->nclasses, sizeof(kclass), compare_kclass)
+                       : NULL;
+}
+
+/* The tables of students and classes the batch may recompute (nothing read yet): the students of
+ * its facts and of the classes whose roll calls it holds, and their classes. */
+static bx_status tables_build(score_service *sv, batch *b, bx_error *err)
+{
+    tables_free(b);
+    size_t ncand = b->nfacts, ncls = b->nreports + b->nfacts;
+    for (size_t i = 0; i < b->nreports; i++) {
+        const bx_reg_class *k = bx_registry_class(sv->registry, b->reports[i].class_id);
+        ncand += k ? (size_t)k->student_count : 0;
+    }
+    b->cands = calloc(ncand + 1, sizeof(*b->cands));
+    b->classes = calloc(ncls + 1, sizeof(*b->classes));
+    if (b->cands == NULL || b->classes == NULL)
+        return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
+    size_t nc = 0, nk = 0;
+    /* The facts are sorted by student: one candidate per run. */
+    for (size_t i = 0; i < b->nfacts;) {
+        size_t j = i;
+        bool explicit_fact = false;
+        while (j < b->nfacts && strcmp(b->facts[j].student_id, b->facts[i].student_id) == 0)
+            explicit_fact |= !b->facts[j++].implied;
+        const bx_reg_student *st = bx_registry_student(sv->registry, b->facts[i].student_id);
+        b->cands[nc++] = (cand){.id = b->facts[i].student_id,
+                                .reg = st,
+                                .first = i,
+                                .nfacts = j - i,
+                                .explicit_fact = explicit_fact};
+        if (st && st->klass)
+            b->classes[nk++] = (kclass){.id = st->klass->id};
+        i = j;
+    }
+    for (size_t i = 0; i < b->nreports; i++) {
+        const bx_reg_class *k = bx_registry_class(sv->registry, b->reports[i].class_id);
+        b->classes[nk++] = (kclass){.id = b->reports[i].class_id, .reported_here = true};
+        for (int j = 0; k && j < k->student_count; j++)
+            b->cands[nc++] = (cand){.id = k->students[j]->id, .reg = k->students[j]};
+    }
+    /* Sorted, one entry per id: a student of the facts keeps its run, a class its report. */
+    qsort(b->cands, nc, sizeof(*b->cands), compare_cand);
+    size_t u = 0;
+    for (size_t i = 0; i < nc; i++) {
+        if (u > 0 && strcmp(b->cands[u - 1].id, b->cands[i].id) == 0) {
+            if (b->cands[i].nfacts > 0)
+                b->cands[u - 1] = b->cands[i];
+            continue;
+        }
+        b->cands[u++] = b->cands[i];
+    }
+    b->ncands = u;
+    qsort(b->classes, nk, sizeof(*b->classes), compare_kclass);
+    u = 0;
+    for (size_t i = 0; i < nk; i++) {
+        if (u > 0 && strcmp(b->classes[u - 1].id, b->classes[i].id) == 0) {
+            b->classes[u - 1].reported_here |= b->classes[i].reported_here;
+            continue;
+        }
+        b->classes[u++] = b->classes[i];
+    }
+    b->nclasses = u;
+    return BX_OK;
+}
+
+/* Queues the reads of a candidate (facts and summary) and of its class, unless read already. */
+static bx_status queue_loads(batch *b, score_store_pipe *p, cand *c, bx_error *err)
+{
+    bx_status s = BX_OK;
+    if (!c->loaded) {
+        s = score_store_pipe_load(p, SCORE_STORE_HASH_FACTS, c->id, &c->facts, err);
+        IFOK(s, score_store_pipe_load(p, SCORE_STORE_HASH_SUMMARY, c->id, &c->sum, err));
+        c->loaded = s == BX_OK;
+    }
+    kclass *k = c->reg && c->reg->klass ? class_find(b, c->reg->klass->id) : NULL;
+    if (s == BX_OK && k && !k->loaded) {
+        s = score_store_pipe_load(p, SCORE_STORE_HASH_REPORTED, k->id, &k->reported, err);
+        k->loaded = s == BX_OK;
+    }
+    return s;
+}
+
+/* Whether the facts hash read (sorted by field) holds field. */
+static bool entries_have(const score_store_entries *e, const char *field)
+{
+    size_t lo = 0, hi = e->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(e->items[mid].field, field);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* Redis in one round trip, in this order: the roll calls' compare-and-set, then each student's
+ * facts that say something (an explicit one among them) by compare-and-set, and the reads the
+ * recompute will need, after those writes: the facts and summary of every student of the batch's
+ * roll calls and of its explicit facts, and their classes' roll calls. A student with implied
+ * presences only needs no script: the script would drop them unless their field holds a fact
+ * already (a correction), which its facts read (or, when its class has no roll call in the batch
+ * and it will not be recomputed, an HMGET of the fields) tells; only such a student is applied,
+ * and read again, in a second round trip. The outcomes are the script's in every case. */
+static bx_status batch_redis(score_service *sv, batch *b, bx_error *err)
+{
+    score_store_pipe *p = sv->pipe;
+    score_store_pipe_clear(p);
+    /* Nothing is sent when one of them is wrong (the batch is then taken one by one). */
+    bx_status s = score_store_check(b->facts, b->nfacts, b->reports, b->nreports, err);
+    IFOK(s, tables_build(sv, b, err));
+    for (size_t i = 0; i < b->nreports && s == BX_OK;) {
+        size_t j = i;
+        while (j < b->nreports && strcmp(b->reports[j].class_id, b->reports[i].class_id) == 0)
+            j++;
+        s = score_store_pipe_apply_reports(p, b->reports + i, j - i, b->routcomes + i, err);
+        i = j;
+    }
+    score_store_pipe_barrier(p);
+    for (size_t i = 0; i < b->ncands && s == BX_OK; i++) {
+        cand *c = &b->cands[i];
+        if (c->nfacts == 0)
+            continue;
+        if (c->explicit_fact) {
+            s = score_store_pipe_apply_facts(p, b->facts + c->first, c->nfacts,
+                                             b->outcomes + c->first, err);
+            continue;
+        }
+        kclass *k = c->reg && c->reg->klass ? class_find(b, c->reg->klass->id) : NULL;
+        if (k && k->reported_here)
+            continue; /* its facts are read below, and tell */
+        for (size_t f = 0; f < c->nfacts; f++)
+            b->fields[c->first + f] = b->facts[c->first + f].field;
+        s = score_store_pipe_has_fields(p, c->id, b->fields + c->first, c->nfacts,
+                                        b->present + c->first, err);
+    }
+    for (size_t i = 0; i < b->ncands && s == BX_OK; i++) {
+        cand *c = &b->cands[i];
+        kclass *k = c->reg && c->reg->klass ? class_find(b, c->reg->klass->id) : NULL;
+        if (c->explicit_fact || (k && k->reported_here))
+            s = queue_loads(b, p, c, err);
+    }
+    IFOK(s, score_store_pipe_run(sv->store, p, NULL, err));
+    /* The implied presences: dropped, as the script would, unless their field is held. */
+    score_store_pipe_clear(p);
+    for (size_t i = 0; i < b->ncands && s == BX_OK; i++) {
+        cand *c = &b->cands[i];
+        if (c->nfacts == 0 || c->explicit_fact)
+            continue;
+        bool held = false;
+        for (size_t f = 0; f < c->nfacts; f++) {
+            size_t x = c->first + f;
+            if (c->loaded)
+                b->present[x] = entries_have(&c->facts, b->facts[x].field);
+            held |= b->present[x];
+        }
+        if (!held) {
+            for (size_t f = 0; f < c->nfacts; f++)
+                b->outcomes[c->first + f] = SCORE_STORE_IMPLIED;
+            continue;
+        }
+        b->corrections++;
+        s = score_store_pipe_apply_facts(p, b->facts + c->first, c->nfacts, b->outcomes + c->first,
+                                         err);
+        if (c->loaded) { /* read again, after the write */
+            score_store_entries_free(&c->facts);
+            score_store_entries_free(&c->sum);
+            c->loaded = false;
+        }
+        IFOK(s, queue_loads(b, p, c, err));
+    }
+    if (s == BX_OK && score_store_pipe_count(p) > 0)
+        s = score_store_pipe_run(sv->store, p, NULL, err);
+    for (size_t i = 0; i < b->nfacts && s == BX_OK; i++)
+        b->stored += b->outcomes[i] == SCORE_STORE_STORED;
+    for (size_t i = 0; i < b->nreports && s == BX_OK; i++)
+        b->rstored += b->routcomes[i] == SCORE_STORE_STORED;
+    return s;
+}
+
 /* Redis first (it decides), then the durable record in PostgreSQL, before any offset is stored. */
 static bx_status batch_store(score_service *sv, batch *b, bx_error *err)
 {
-    bx_status s = BX_OK;
-    if (b->nfacts)
-        s = score_store_apply_facts(sv->store, b->facts, b->nfacts, b->outcomes, &b->stored, err);
-    if (s == BX_OK && b->nreports)
-        s = score_store_apply_reports(sv->store, b->reports, b->nreports, b->routcomes, &b->rstored,
-                                      err);
-    if (s != BX_OK || (b->nfacts == 0 && b->nreports == 0))
+    if (b->nfacts == 0 && b->nreports == 0)
+        return BX_OK;
+    bx_status s = batch_redis(sv, b, err);
+    if (s != BX_OK)
         return s;
     s = bx_pg_exec(sv->db, "BEGIN", err);
     if (b->nfacts)
@@ -395,15 +734,6 @@ static bx_status batch_store(score_service *sv, batch *b, bx_error *err)
     if (s != BX_OK)
         bx_pg_rollback(sv->db);
     return s;
-}
-
-/* Whether a compare-and-set outcome asks for a recompute: the fact or roll call changed what
- * Redis held (STORED), or was held already (CURRENT: a batch tried again after a failure may have
- * stored it without recomputing, so it is recomputed again). SUPERSEDED and IMPLIED changed
- * nothing, and whatever stored the state they met recomputed it: skipped. */
-static bool needs_recompute(score_store_outcome o)
-{
-    return o == SCORE_STORE_STORED || o == SCORE_STORE_CURRENT;
 }
 
 /* The students whose state a batch may change: the student of every fact and leave that changed
@@ -459,6 +789,8 @@ static bx_status batch_students(score_service *sv, batch *b, bx_error *err)
                 free(b->ids);
                 b->ids = NULL;
                 s = affected_students(sv, b, &b->ids, &b->nids, err);
+                /* The tables borrowed from the registry that was: made again, read again. */
+                IFOK(s, tables_build(sv, b, err));
             }
             break;
         }
@@ -514,15 +846,24 @@ static bx_status keep_summary(batch *b, const score_outcome *o, bx_error *err)
     return BX_OK;
 }
 
-/* Recomputes n students of the batch (RECOMPUTE_CHUNK at most), queues what should be published
- * and keeps the summaries that changed, for batch_recompute to store. */
+/* Recomputes n students of the batch (RECOMPUTE_CHUNK at most) from what the batch read, queues
+ * what should be published and keeps the summaries that changed, for batch_recompute to store. */
 static bx_status recompute_and_publish(score_service *sv, batch *b, const char *const *ids,
                                        size_t n, bx_error *err)
 {
     score_env env = {sv->conf.policy, sv->registry, sv->profiles, sv->store};
     bx_date as_of = bx_time_local_date(bx_clock_now());
     score_outcome *out = sv->out;
-    bx_status s = score_recompute_batch(&env, ids, n, as_of, true, out, err);
+    static const score_store_entries none = {0};
+    for (size_t i = 0; i < n; i++) {
+        const cand *c = cand_find(b, ids[i]);
+        const kclass *k = c && c->reg && c->reg->klass ? class_find(b, c->reg->klass->id) : NULL;
+        sv->facts[i] = c ? c->facts : none;
+        sv->sums[i] = c ? c->sum : none;
+        sv->reported[i] = k && k->loaded ? &k->reported : NULL;
+    }
+    bx_status s = score_recompute_loaded(&env, ids, n, sv->facts, sv->sums, sv->reported, as_of,
+                                         true, out, err);
     if (s != BX_OK)
         return s;
     bx_time_ms now = bx_clock_now();
@@ -546,10 +887,31 @@ static bx_status recompute_and_publish(score_service *sv, batch *b, const char *
     return s;
 }
 
+/* Reads what the recompute of the affected students needs and the batch's pipeline did not read
+ * (a student whose roll call or class the registry did not know then, say): one round trip, and
+ * none when there is nothing left. */
+static bx_status batch_loads(score_service *sv, batch *b, bx_error *err)
+{
+    score_store_pipe *p = sv->pipe;
+    score_store_pipe_clear(p);
+    bx_status s = BX_OK;
+    for (size_t i = 0; i < b->nids && s == BX_OK; i++) {
+        cand *c = cand_find(b, b->ids[i]);
+        if (c == NULL)
+            return BX_ERR(err, BX_EINVAL, "batch: student %s affected but not a candidate",
+                          b->ids[i]);
+        s = queue_loads(b, p, c, err);
+    }
+    if (s == BX_OK && score_store_pipe_count(p) > 0)
+        s = score_store_pipe_run(sv->store, p, NULL, err);
+    return s;
+}
+
 /* Every affected student recomputed and its assessment queued, chunk by chunk; then one wait for
  * the broker, and only then the summaries that changed stored (so a crash before the store
  * publishes again, with the same event ids). */
-static bx_status batch_recompute(score_service *sv, batch *b, bx_error *err)
+static bx_status batch_recompute(score_service *sv, batch *b, score_store_redis *store,
+                                 bx_error *err)
 {
     b->slots = calloc(2 * b->nids + 1, sizeof(*b->slots));
     if (b->slots == NULL)
@@ -581,7 +943,7 @@ static bx_status batch_recompute(score_service *sv, batch *b, bx_error *err)
             p += strlen(p) + 1;
         }
     }
-    IFOK(s, score_store_put_summaries(sv->store, sums, b->nsums, NULL, err));
+    IFOK(s, score_store_put_summaries(store, sums, b->nsums, NULL, err));
     free(sums);
     free(names);
     free(values);
@@ -597,7 +959,8 @@ static bx_status process(score_service *sv, const item *items, size_t n, bx_erro
     IFOK(s, batch_stage(sv, &b, err));
     IFOK(s, batch_store(sv, &b, err));
     IFOK(s, batch_students(sv, &b, err));
-    IFOK(s, batch_recompute(sv, &b, err));
+    IFOK(s, batch_loads(sv, &b, err));
+    IFOK(s, batch_recompute(sv, &b, sv->store, err));
     if (b.w)
         s = settle_deliveries(s, b.w, b.dlq, b.sent, "dead letters", err);
     if (s == BX_OK) {
@@ -708,11 +1071,59 @@ static size_t handle_items(score_service *sv, item *items, size_t n)
     return done;
 }
 
-/* ---- the loop body ---- */
+/* ---- the loop body ----
+ *
+ * A batch goes through two stages: this thread polls it, stages it and makes its writes (Redis,
+ * then PostgreSQL) with the reads its recompute needs (flight_prepare); the worker thread
+ * recomputes, publishes, waits for the broker and stores the changed summaries (flight_finish).
+ * While the worker finishes batch N, this thread polls and prepares batch N+1, so bx-score's
+ * computing overlaps Redis and PostgreSQL working on the next batch. Offsets are committed here,
+ * in order, once a batch is finished (drain). What is kept as it was without the pipeline:
+ *   - Each batch's reads follow its own writes, and batch N+1's writes follow batch N's.
+ *   - Batch N+1 may have read a summary before batch N stored it: the worker keeps the summaries
+ *     N stored and uses them in place of what N+1 read for those students, which is what N+1
+ *     would have read after N, so its triggers and its summaries are the same as one at a time.
+ *   - A batch the worker fails is done again here, whole (every write is idempotent), with
+ *     retries as before, and the batch prepared meanwhile is dropped and done again after it.
+ *   - The registry is reloaded only while the worker holds no batch (quiesce). */
 
-/* Polls up to batch_max messages: waits up to 100 ms for the first, then batch_ms for the rest.
- * Returns how many. */
-static size_t poll_batch(score_service *sv)
+typedef struct flight {
+    rd_kafka_message_t **msgs;
+    item *items;
+    size_t n;
+    batch b;
+    bool prepared;
+    bool overlapped; /* prepared while the batch before it was in the worker's hands */
+    bx_status result;
+    bx_error err;
+} flight;
+
+static bool flights_new(score_service *sv)
+{
+    sv->flights = calloc(2, sizeof(*sv->flights));
+    bool ok = sv->flights != NULL;
+    for (int i = 0; i < 2 && ok; i++) {
+        flight *f = &sv->flights[i];
+        f->msgs = calloc((size_t)sv->conf.batch_max, sizeof(*f->msgs));
+        f->items = calloc((size_t)sv->conf.batch_max, sizeof(*f->items));
+        ok = f->msgs && f->items;
+    }
+    return ok;
+}
+
+static void flights_free(score_service *sv)
+{
+    for (int i = 0; sv->flights && i < 2; i++) {
+        free(sv->flights[i].msgs);
+        free(sv->flights[i].items);
+    }
+    free(sv->flights);
+    sv->flights = NULL;
+}
+
+/* Polls up to batch_max messages into msgs: waits up to 100 ms for the first, then batch_ms for
+ * the rest. Returns how many. */
+static size_t poll_batch(score_service *sv, rd_kafka_message_t **msgs)
 {
     size_t n = 0;
     long long first = 0;
@@ -737,27 +1148,279 @@ static size_t poll_batch(score_service *sv)
         }
         if (n == 0)
             first = bx_monotonic_ms();
-        sv->msgs[n++] = msg;
+        msgs[n++] = msg;
     }
     return n;
 }
 
-void score_service_step(score_service *sv)
+/* Drops what a prepared batch holds (its dead letters acknowledged first: their slots are its). */
+static void flight_unprepare(flight *f)
 {
-    size_t n = poll_batch(sv);
-    if (n == 0)
+    if (!f->prepared)
         return;
-    for (size_t i = 0; i < n; i++) {
-        sv->items[i].msg = sv->msgs[i];
-        score_message_decode(sv->msgs[i]->payload, sv->msgs[i]->len, &sv->items[i].m);
+    bx_error e = {0};
+    if (f->b.w)
+        (void)settle_deliveries(BX_OK, f->b.w, f->b.dlq, f->b.sent, "dead letters", &e);
+    batch_free(&f->b);
+    f->prepared = false;
+}
+
+/* The first stage of a batch: staged, written, its affected students read. */
+static bx_status prepare_try(void *arg, bx_error *err)
+{
+    flight *f = ((void **)arg)[1];
+    score_service *sv = ((void **)arg)[0];
+    flight_unprepare(f);
+    bx_status s = BX_OK;
+    if (sv->store == NULL)
+        s = BX_ERR(err, BX_ETRANSIENT, "redis: not connected");
+    else if (sv->db == NULL)
+        s = BX_ERR(err, BX_ETRANSIENT, "postgresql: not connected");
+    if (s == BX_OK) {
+        f->prepared = true;
+        s = batch_init(&f->b, f->items, f->n, err);
+        IFOK(s, batch_stage(sv, &f->b, err));
+        IFOK(s, batch_store(sv, &f->b, err));
+        IFOK(s, batch_students(sv, &f->b, err));
+        IFOK(s, batch_loads(sv, &f->b, err));
+        if (s != BX_OK)
+            flight_unprepare(f);
     }
-    size_t done = handle_items(sv, sv->items, n);
+    atomic_store(&sv->healthy, s == BX_OK);
+    if (s != BX_OK)
+        bx_metric_add(&m_failures, 1);
+    return s;
+}
+
+static void prepare_recover(void *arg)
+{
+    score_service *sv = ((void **)arg)[0];
+    bx_error err = {0};
+    if ((sv->redis == NULL || sv->store == NULL || bx_redis_broken(sv->redis)) &&
+        connect_redis(sv, &err) != BX_OK)
+        bx_log_warn("cannot reconnect to Redis: %s", err.msg);
+    if (connect_pg(sv, &err) != BX_OK)
+        bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
+}
+
+static bx_retry_verdict flight_prepare(score_service *sv, flight *f, bx_error *err)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "batch of %zu messages", f->n);
+    void *arg[2] = {sv, f};
+    bx_retry_ops ops = {.attempt = prepare_try,
+                        .recover = prepare_recover,
+                        .running = sv->conf.running,
+                        .min_ms = 200,
+                        .max_ms = 5000,
+                        .what = what};
+    return bx_retry_run(&ops, arg, err);
+}
+
+static int compare_prev(const void *a, const void *b)
+{
+    return strcmp(((const prev_sum *)a)->id, ((const prev_sum *)b)->id);
+}
+
+/* The summaries of a finished batch, kept for the next one (sorted by student id). */
+static void keep_prev(score_service *sv, batch *b)
+{
+    forget_prev(sv);
+    sv->prev_text = b->sums;
+    bx_buf_init(&b->sums, 0);
+    sv->prev = calloc(b->nsums + 1, sizeof(*sv->prev));
+    if (sv->prev == NULL) { /* nothing to patch the next batch with: it reads what is stored */
+        bx_log_warn("out of memory keeping a batch's summaries");
+        forget_prev(sv);
+    }
+    for (size_t i = 0; sv->prev && i < b->nsums; i++) {
+        const char *id = sv->prev_text.data + b->sumsat[2 * i];
+        sv->prev[i] = (prev_sum){id, id + strlen(id) + 1, b->sumsat[2 * i + 1]};
+    }
+    sv->nprev = sv->prev ? b->nsums : 0;
+    if (sv->nprev > 1)
+        qsort(sv->prev, sv->nprev, sizeof(*sv->prev), compare_prev);
+}
+
+static void forget_prev(score_service *sv)
+{
+    bx_buf_free(&sv->prev_text);
+    bx_buf_init(&sv->prev_text, 0);
+    free(sv->prev);
+    sv->prev = NULL;
+    sv->nprev = 0;
+}
+
+static int compare_entry_field(const void *a, const void *b)
+{
+    return strcmp(((const score_store_entry *)a)->field, ((const score_store_entry *)b)->field);
+}
+
+/* The previous batch's summary of id in place of what this batch read (a copy: count pairs of
+ * NUL-terminated name and value at p). */
+static bx_status patch_sum(cand *c, const char *p, size_t count, bx_error *err)
+{
+    const char *start = p;
+    for (size_t f = 0; f < 2 * count; f++)
+        p += strlen(p) + 1;
+    score_store_entries e = {calloc(count + 1, sizeof(score_store_entry)), count,
+                             malloc((size_t)(p - start) + 1)};
+    if (e.items == NULL || e.text == NULL) {
+        score_store_entries_free(&e);
+        return BX_ERR(err, BX_ENOMEM, "batch: out of memory");
+    }
+    memcpy(e.text, start, (size_t)(p - start));
+    const char *q = e.text;
+    for (size_t f = 0; f < count; f++) {
+        e.items[f].field = q;
+        q += strlen(q) + 1;
+        e.items[f].order_key = "";
+        e.items[f].value = q;
+        q += strlen(q) + 1;
+    }
+    qsort(e.items, count, sizeof(e.items[0]), compare_entry_field);
+    score_store_entries_free(&c->sum);
+    c->sum = e;
+    return BX_OK;
+}
+
+static bx_status apply_prev(score_service *sv, batch *b, bx_error *err)
+{
+    bx_status s = BX_OK;
+    for (size_t i = 0; i < sv->nprev && s == BX_OK; i++) {
+        cand *c = cand_find(b, sv->prev[i].id);
+        if (c && c->loaded)
+            s = patch_sum(c, sv->prev[i].pairs, sv->prev[i].count, err);
+    }
+    return s;
+}
+
+/* The second stage, on the worker: recompute, publish, store the summaries, dead letters. */
+static bx_status flight_finish(score_service *sv, flight *f, bx_error *err)
+{
+    batch *b = &f->b;
+    bx_status s = BX_OK;
+    if (sv->wstore == NULL || sv->wredis == NULL || bx_redis_broken(sv->wredis)) {
+        score_store_redis_free(sv->wstore);
+        sv->wstore = NULL;
+        bx_redis_close(sv->wredis);
+        sv->wredis = NULL;
+        s = bx_redis_open(sv->conf.redis_url, 2000, &sv->wredis, err);
+        IFOK(s, score_store_redis_open(sv->wredis, &sv->wstore, err));
+    }
+    if (s == BX_OK && f->overlapped)
+        s = apply_prev(sv, b, err);
+    IFOK(s, batch_recompute(sv, b, sv->wstore, err));
+    if (b->w)
+        s = settle_deliveries(s, b->w, b->dlq, b->sent, "dead letters", err);
+    if (s == BX_OK) {
+        bx_metric_add(&m_facts, (long long)(b->nfacts + b->nreports));
+        bx_metric_add(&m_changed, (long long)(b->stored + b->rstored));
+        bx_metric_add(&m_dlq, (long long)b->sent);
+        bx_metric_add(&m_assessments, (long long)b->npublished);
+        bx_log_debug("batch: %zu messages, %zu facts (%zu changed, %zu corrections), %zu roll "
+                     "calls, %zu students, %zu summaries changed, %zu dead letters",
+                     f->n, b->nfacts, b->stored, b->corrections, b->nreports, b->nids, b->nsums,
+                     b->sent);
+        keep_prev(sv, b);
+    } else {
+        forget_prev(sv);
+    }
+    batch_free(b);
+    f->prepared = false;
+    return s;
+}
+
+static void *worker_main(void *arg)
+{
+    score_service *sv = arg;
+    pthread_mutex_lock(&sv->lock);
+    for (;;) {
+        while (sv->todo == NULL && !sv->quit)
+            pthread_cond_wait(&sv->cond, &sv->lock);
+        if (sv->todo == NULL)
+            break;
+        flight *f = sv->todo;
+        pthread_mutex_unlock(&sv->lock);
+        bx_error err = {0};
+        bx_status s = flight_finish(sv, f, &err);
+        pthread_mutex_lock(&sv->lock);
+        f->result = s;
+        f->err = err;
+        sv->todo = NULL;
+        pthread_cond_broadcast(&sv->cond);
+    }
+    pthread_mutex_unlock(&sv->lock);
+    return NULL;
+}
+
+/* Marks the first done messages processed, commits, and lets all n go. */
+static void flight_commit(score_service *sv, flight *f, size_t done)
+{
     for (size_t i = 0; i < done; i++)
-        bx_consumer_done(sv->consumer, sv->msgs[i]);
+        bx_consumer_done(sv->consumer, f->msgs[i]);
     if (done > 0 && bx_consumer_commit(sv->consumer) != BX_OK)
         bx_log_warn("offset commit failed; the next commit carries them");
-    for (size_t i = 0; i < n; i++) {
-        rd_kafka_message_destroy(sv->msgs[i]);
-        sv->msgs[i] = NULL;
+    for (size_t i = 0; i < f->n; i++) {
+        rd_kafka_message_destroy(f->msgs[i]);
+        f->msgs[i] = NULL;
     }
+    f->n = 0;
+}
+
+/* Waits for the batch in the worker's hands and commits it; one the worker failed is done again
+ * here, whole. False when it was done again (what was prepared meanwhile read too early). */
+static bool drain(score_service *sv)
+{
+    flight *f = sv->inflight;
+    if (f == NULL)
+        return true;
+    quiesce(sv);
+    sv->inflight = NULL;
+    size_t done = f->n;
+    bool ok = f->result == BX_OK;
+    atomic_store(&sv->healthy, ok);
+    if (!ok) {
+        bx_metric_add(&m_failures, 1);
+        bx_log_warn("batch of %zu messages failed (%s): done again", f->n, f->err.msg);
+        done = handle_items(sv, f->items, f->n);
+    }
+    flight_commit(sv, f, done);
+    return ok;
+}
+
+void score_service_step(score_service *sv)
+{
+    flight *f = &sv->flights[sv->cur];
+    f->n = poll_batch(sv, f->msgs);
+    sv->idle = f->n == 0;
+    if (f->n == 0) {
+        drain(sv);
+        return;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        f->items[i].msg = f->msgs[i];
+        score_message_decode(f->msgs[i]->payload, f->msgs[i]->len, &f->items[i].m);
+    }
+    f->overlapped = sv->inflight != NULL;
+    bx_error err = {0};
+    bx_retry_verdict v = flight_prepare(sv, f, &err);
+    bool before_ok = drain(sv);
+    if (v == BX_RETRY_DONE && before_ok && f->prepared) {
+        pthread_mutex_lock(&sv->lock);
+        sv->todo = f;
+        pthread_cond_broadcast(&sv->cond);
+        pthread_mutex_unlock(&sv->lock);
+        sv->inflight = f;
+        sv->cur ^= 1;
+        return;
+    }
+    flight_unprepare(f);
+    if (v == BX_RETRY_STOPPED && !*sv->conf.running) {
+        flight_commit(sv, f, 0);
+        return;
+    }
+    /* As before the pipeline: the batch whole with retries, else each message alone. */
+    forget_prev(sv);
+    flight_commit(sv, f, handle_items(sv, f->items, f->n));
 }

@@ -753,6 +753,334 @@ bx_status score_store_load_summaries(score_store_redis *st, const char *const *s
     return load_one(st, SCORE_STORE_HASH_SUMMARY, student_ids, n, out, err);
 }
 
+/* --- Pipes ------------------------------------------------------------------------------------ */
+
+enum { OP_APPLY, OP_LOAD, OP_HAS, OP_BARRIER };
+
+typedef struct pipe_op {
+    int kind;
+    char key[SCORE_STORE_KEY_MAX];
+    /* OP_APPLY: count items of facts or reports (one owner), outcomes */
+    const score_store_fact *facts;
+    const score_store_report *reports;
+    size_t count;
+    score_store_outcome *outcomes;
+    /* OP_LOAD */
+    score_store_entries *dest;
+    bool with_order;
+    /* OP_HAS: count fields */
+    const char *const *fields;
+    bool *present;
+    bool retry; /* answered NOSCRIPT */
+} pipe_op;
+
+struct score_store_pipe {
+    pipe_op *ops;
+    size_t n, cap;
+    size_t stored;
+};
+
+bx_status score_store_check(const score_store_fact *facts, size_t n,
+                            const score_store_report *reports, size_t m, bx_error *err)
+{
+    bx_status s = check_facts(facts, n, false, err);
+    IFOK(s, check_reports(reports, m, false, err));
+    return s;
+}
+
+bx_status score_store_pipe_new(score_store_pipe **out, bx_error *err)
+{
+    *out = calloc(1, sizeof(**out));
+    return *out ? BX_OK : BX_ERR(err, BX_ENOMEM, "out of memory");
+}
+
+void score_store_pipe_free(score_store_pipe *p)
+{
+    if (p == NULL)
+        return;
+    free(p->ops);
+    free(p);
+}
+
+void score_store_pipe_clear(score_store_pipe *p)
+{
+    p->n = 0;
+}
+
+size_t score_store_pipe_count(const score_store_pipe *p)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < p->n; i++)
+        k += p->ops[i].kind != OP_BARRIER;
+    return k;
+}
+
+static pipe_op *pipe_add(score_store_pipe *p, int kind, bx_error *err)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 1024;
+        pipe_op *o = realloc(p->ops, cap * sizeof(*o));
+        if (o == NULL) {
+            BX_ERR(err, BX_ENOMEM, "out of memory");
+            return NULL;
+        }
+        p->ops = o;
+        p->cap = cap;
+    }
+    pipe_op *op = &p->ops[p->n++];
+    *op = (pipe_op){.kind = kind};
+    return op;
+}
+
+bx_status score_store_pipe_apply_facts(score_store_pipe *p, const score_store_fact *facts, size_t n,
+                                       score_store_outcome *outcomes, bx_error *err)
+{
+    bx_status s = check_facts(facts, n, false, err);
+    for (size_t i = 1; i < n && s == BX_OK; i++)
+        if (strcmp(facts[i].student_id, facts[0].student_id) != 0)
+            s = BX_ERR(err, BX_EINVAL, "facts[%zu].student_id: not the student of facts[0]", i);
+    for (size_t i = 0; i < n && s == BX_OK; i += GROUP_FACTS) {
+        pipe_op *op = pipe_add(p, OP_APPLY, err);
+        if (op == NULL)
+            return BX_ENOMEM;
+        bx_status ks = score_store_key_facts(facts[0].student_id, op->key, sizeof(op->key));
+        assert(ks == BX_OK); /* checked above */
+        (void)ks;
+        op->facts = facts + i;
+        op->count = n - i < GROUP_FACTS ? n - i : GROUP_FACTS;
+        op->outcomes = outcomes + i;
+    }
+    return s;
+}
+
+bx_status score_store_pipe_apply_reports(score_store_pipe *p, const score_store_report *reports,
+                                         size_t n, score_store_outcome *outcomes, bx_error *err)
+{
+    bx_status s = check_reports(reports, n, false, err);
+    for (size_t i = 1; i < n && s == BX_OK; i++)
+        if (strcmp(reports[i].class_id, reports[0].class_id) != 0)
+            s = BX_ERR(err, BX_EINVAL, "reports[%zu].class_id: not the class of reports[0]", i);
+    for (size_t i = 0; i < n && s == BX_OK; i += GROUP_FACTS) {
+        pipe_op *op = pipe_add(p, OP_APPLY, err);
+        if (op == NULL)
+            return BX_ENOMEM;
+        bx_status ks = score_store_key_reported(reports[0].class_id, op->key, sizeof(op->key));
+        assert(ks == BX_OK);
+        (void)ks;
+        op->reports = reports + i;
+        op->count = n - i < GROUP_FACTS ? n - i : GROUP_FACTS;
+        op->outcomes = outcomes + i;
+    }
+    return s;
+}
+
+bx_status score_store_pipe_load(score_store_pipe *p, score_store_hash hash, const char *id,
+                                score_store_entries *out, bx_error *err)
+{
+    static key_fn *const keys[] = {score_store_key_facts, score_store_key_summary,
+                                   score_store_key_reported};
+    if ((unsigned)hash > SCORE_STORE_HASH_REPORTED)
+        return BX_ERR(err, BX_EINVAL, "hash: not a hash kind");
+    if (!id_valid(id))
+        return BX_ERR(err, BX_EINVAL, "id \"%.40s\": expected 1 to 32 of A-Z a-z 0-9 _ -",
+                      id ? id : "(null)");
+    memset(out, 0, sizeof(*out));
+    pipe_op *op = pipe_add(p, OP_LOAD, err);
+    if (op == NULL)
+        return BX_ENOMEM;
+    bx_status ks = keys[hash](id, op->key, sizeof(op->key));
+    assert(ks == BX_OK);
+    (void)ks;
+    op->dest = out;
+    op->with_order = hash != SCORE_STORE_HASH_SUMMARY;
+    return BX_OK;
+}
+
+bx_status score_store_pipe_has_fields(score_store_pipe *p, const char *student_id,
+                                      const char *const *fields, size_t n, bool *present,
+                                      bx_error *err)
+{
+    if (!id_valid(student_id))
+        return BX_ERR(err, BX_EINVAL, "student_id: expected 1 to 32 of A-Z a-z 0-9 _ -");
+    for (size_t i = 0; i < n; i += GROUP_FACTS) {
+        pipe_op *op = pipe_add(p, OP_HAS, err);
+        if (op == NULL)
+            return BX_ENOMEM;
+        bx_status ks = score_store_key_facts(student_id, op->key, sizeof(op->key));
+        assert(ks == BX_OK);
+        (void)ks;
+        op->fields = fields + i;
+        op->count = n - i < GROUP_FACTS ? n - i : GROUP_FACTS;
+        op->present = present + i;
+        for (size_t j = 0; j < op->count; j++)
+            op->present[j] = false;
+    }
+    return BX_OK;
+}
+
+void score_store_pipe_barrier(score_store_pipe *p)
+{
+    if (p->n > 0 && p->ops[p->n - 1].kind != OP_BARRIER)
+        (void)pipe_add(p, OP_BARRIER, NULL);
+}
+
+/* The arguments of op into argv/argvlen (at most CALL_ARGS); returns how many. */
+static int pipe_args(const score_store_redis *st, const pipe_op *op, bool eval, const char **argv,
+                     size_t *argvlen)
+{
+    int k = 0;
+#define ARG(s, l) (argv[k] = (s), argvlen[k] = (l), k++)
+    if (op->kind == OP_APPLY) {
+        if (eval) {
+            ARG("EVAL", 4);
+            ARG(lua_apply, sizeof(lua_apply) - 1);
+        } else {
+            ARG("EVALSHA", 7);
+            ARG(st->sha[SCRIPT_APPLY], 40);
+        }
+        ARG("1", 1);
+        ARG(op->key, strlen(op->key));
+        for (size_t i = 0; i < op->count; i++) {
+            cas_item it;
+            if (op->facts)
+                fact_item(op->facts, i, &it);
+            else
+                report_item(op->reports, i, &it);
+            ARG(it.field, strlen(it.field));
+            ARG(it.order_key, strlen(it.order_key));
+            ARG(it.value, strlen(it.value));
+            ARG(it.implied ? "1" : "0", 1);
+        }
+    } else if (op->kind == OP_LOAD) {
+        ARG("HGETALL", 7);
+        ARG(op->key, strlen(op->key));
+    } else {
+        ARG("HMGET", 5);
+        ARG(op->key, strlen(op->key));
+        for (size_t i = 0; i < op->count; i++)
+            ARG(op->fields[i], strlen(op->fields[i]));
+    }
+#undef ARG
+    return k;
+}
+
+/* The answer to one call of a pipe. */
+static bx_status pipe_reply(score_store_pipe *p, pipe_op *op, const redisReply *r, bx_error *err)
+{
+    if (r->type == REDIS_REPLY_ERROR)
+        return BX_ERR(err, BX_EIO, "redis: %s: %s", op->key, r->str);
+    if (op->kind == OP_APPLY) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != op->count)
+            return BX_ERR(err, BX_EIO, "redis: %s: unexpected answer to the apply script", op->key);
+        for (size_t i = 0; i < op->count; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_INTEGER || e->integer < 0 || e->integer > 3)
+                return BX_ERR(err, BX_EIO, "redis: %s: unexpected outcome", op->key);
+            if (e->integer == SCORE_STORE_STORED)
+                p->stored++;
+            if (op->outcomes)
+                op->outcomes[i] = (score_store_outcome)e->integer;
+        }
+        return BX_OK;
+    }
+    if (op->kind == OP_LOAD) {
+        score_store_entries_free(op->dest);
+        return entries_from_reply(r, op->with_order, op->key, op->dest, err);
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != op->count)
+        return BX_ERR(err, BX_EIO, "redis: HMGET %s: unexpected answer", op->key);
+    for (size_t i = 0; i < op->count; i++)
+        op->present[i] = r->element[i]->type == REDIS_REPLY_STRING;
+    return BX_OK;
+}
+
+#define PIPE_WINDOW 1024
+
+/* Sends ops [from, to) (those with retry set only, when only_retried) and reads their answers.
+ * Reads every answer even after a failure, so the connection stays in step. *noscript counts the
+ * applies answered NOSCRIPT (their retry set). */
+static bx_status pipe_window(score_store_redis *st, score_store_pipe *p, size_t from, size_t to,
+                             bool only_retried, bool eval, size_t *noscript, bx_error *err)
+{
+    bx_redis *c = st->redis;
+    size_t sent = 0;
+    for (size_t i = from; i < to; i++) {
+        pipe_op *op = &p->ops[i];
+        if (op->kind == OP_BARRIER || (only_retried && !op->retry))
+            continue;
+        int argc = pipe_args(st, op, eval && op->kind == OP_APPLY, st->argv, st->argvlen);
+        bx_status s = bx_redis_append(c, argc, st->argv, st->argvlen, err);
+        if (s != BX_OK)
+            return s;
+        sent++;
+    }
+    bx_status s = BX_OK;
+    for (size_t i = from; i < to && sent > 0; i++) {
+        pipe_op *op = &p->ops[i];
+        if (op->kind == OP_BARRIER || (only_retried && !op->retry))
+            continue;
+        redisReply *r = NULL;
+        bx_status rs = bx_redis_read(c, &r, err);
+        if (rs != BX_OK)
+            return rs;
+        sent--;
+        op->retry = false;
+        if (op->kind == OP_APPLY && is_noscript(r)) {
+            op->retry = true;
+            (*noscript)++;
+        } else if (s == BX_OK) {
+            s = pipe_reply(p, op, r, err);
+        }
+        freeReplyObject(r);
+    }
+    return s;
+}
+
+bx_status score_store_pipe_run(score_store_redis *st, score_store_pipe *p, size_t *stored,
+                               bx_error *err)
+{
+    bool cluster = bx_redis_is_cluster(st->redis);
+    bx_status s = BX_OK;
+    p->stored = 0;
+    size_t i = 0;
+    while (i < p->n && s == BX_OK) {
+        /* A window: up to PIPE_WINDOW calls, ending at a barrier when the store is a cluster. */
+        size_t from = i, calls = 0;
+        while (i < p->n && calls < PIPE_WINDOW) {
+            if (p->ops[i].kind == OP_BARRIER) {
+                i++;
+                if (cluster)
+                    break;
+                continue;
+            }
+            calls++;
+            i++;
+        }
+        size_t noscript = 0;
+        s = pipe_window(st, p, from, i, false, false, &noscript, err);
+        if (s != BX_OK || noscript == 0)
+            continue;
+        /* The script cache was empty: the applies again with EVAL, then every read of the window
+         * again (a read queued after an apply must see its write). */
+        bx_log_info("redis: script cache was empty, sending %zu calls with EVAL", noscript);
+        for (size_t j = from; j < i; j++)
+            if (p->ops[j].kind == OP_LOAD || p->ops[j].kind == OP_HAS)
+                p->ops[j].retry = true;
+        size_t again = 0;
+        s = pipe_window(st, p, from, i, true, true, &again, err);
+        if (s == BX_OK && again > 0)
+            s = BX_ERR(err, BX_EIO, "redis: NOSCRIPT answered to EVAL");
+        IFOK(s, load_script(st, SCRIPT_APPLY, err));
+    }
+    if (s != BX_OK)
+        for (size_t j = 0; j < p->n; j++)
+            if (p->ops[j].kind == OP_LOAD)
+                score_store_entries_free(p->ops[j].dest);
+    if (stored)
+        *stored = p->stored;
+    return s;
+}
+
 static bx_status summary_reply(void *arg, const call *c, const redisReply *r, bx_error *err)
 {
     bool *changed = arg;

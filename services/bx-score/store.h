@@ -207,6 +207,54 @@ typedef struct score_store_load {
  * every list is empty. */
 bx_status score_store_load_many(score_store_redis *st, const score_store_load *loads, size_t nloads,
                                 bx_error *err) BX_MUSTCHECK;
+/* --- One round trip of mixed calls (bx-score's batches) ----------------------------------------
+ *
+ * A pipe queues compare-and-set calls and hash reads and runs them in one pipeline (windows of
+ * about a thousand calls), so that a batch's writes and the reads its recompute needs cost one
+ * round trip instead of one per kind. Calls on one key run in the order queued (on one server
+ * every call does); score_store_pipe_barrier makes the calls queued after it wait for the answers
+ * to those before it when the store speaks to a Redis Cluster, whose nodes run their parts in
+ * parallel (on one server it costs nothing). Every pointer handed to a queue function is borrowed
+ * until score_store_pipe_run returns; out, outcomes and present are filled by it. A pipe is
+ * reused after score_store_pipe_clear. Not thread-safe; one per thread. */
+typedef struct score_store_pipe score_store_pipe;
+
+/* The checks score_store_apply_facts and score_store_apply_reports make before sending anything,
+ * facts first, with the same messages: for a batch whose calls are queued one student at a time. */
+bx_status score_store_check(const score_store_fact *facts, size_t n,
+                            const score_store_report *reports, size_t m,
+                            bx_error *err) BX_MUSTCHECK;
+
+bx_status score_store_pipe_new(score_store_pipe **out, bx_error *err) BX_MUSTCHECK;
+void score_store_pipe_free(score_store_pipe *p);
+/* Forgets the queued calls (what run filled stays the caller's). */
+void score_store_pipe_clear(score_store_pipe *p);
+/* How many calls are queued. */
+size_t score_store_pipe_count(const score_store_pipe *p);
+
+/* Compare-and-set of n facts, all of one student (as score_store_apply_facts: one script call per
+ * GROUP of facts); outcomes (n entries) filled by the run. BX_EINVAL names the fact and member. */
+bx_status score_store_pipe_apply_facts(score_store_pipe *p, const score_store_fact *facts, size_t n,
+                                       score_store_outcome *outcomes, bx_error *err) BX_MUSTCHECK;
+/* The same for n reports, all of one class. */
+bx_status score_store_pipe_apply_reports(score_store_pipe *p, const score_store_report *reports,
+                                         size_t n, score_store_outcome *outcomes,
+                                         bx_error *err) BX_MUSTCHECK;
+/* Reads one hash (as score_store_load_many would) into *out; *out is emptied first. */
+bx_status score_store_pipe_load(score_store_pipe *p, score_store_hash hash, const char *id,
+                                score_store_entries *out, bx_error *err) BX_MUSTCHECK;
+/* Whether the student's facts hash holds each of n fields (HMGET): present[i]. */
+bx_status score_store_pipe_has_fields(score_store_pipe *p, const char *student_id,
+                                      const char *const *fields, size_t n, bool *present,
+                                      bx_error *err) BX_MUSTCHECK;
+void score_store_pipe_barrier(score_store_pipe *p);
+/* Runs every queued call and fills what they fill; *stored (may be NULL) gets the count of
+ * SCORE_STORE_STORED outcomes. A call answered NOSCRIPT is sent again with the script (and the
+ * reads queued after it in its window read again). On failure every out of a read is empty and
+ * the caller redoes the whole batch (every write is idempotent). The queue stays as it was. */
+bx_status score_store_pipe_run(score_store_redis *st, score_store_pipe *p, size_t *stored,
+                               bx_error *err) BX_MUSTCHECK;
+
 /* Replaces n students' summaries, each atomically (the old names gone, the new ones set),
  * pipelined. changed (n entries, may be NULL): whether the stored summary differed. */
 bx_status score_store_put_summaries(score_store_redis *st, const score_store_summary *summaries,
