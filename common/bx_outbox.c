@@ -99,11 +99,10 @@ bx_status bx_outbox_add(PGconn *db, const char *table, const bx_outbox_message *
                        has_id ? " ON CONFLICT (event_id) DO NOTHING" : "");
     assert(len > 0 && (size_t)len < sizeof(sql));
     (void)len;
-    PGresult *res = NULL;
-    s = bx_pg_query(db, sql, n, params, &res, err);
+    long long rows = 0;
+    s = bx_pg_command(db, sql, n, params, &rows, err);
     if (s == BX_OK && added)
-        *added = strtol(PQcmdTuples(res), NULL, 10) > 0;
-    PQclear(res);
+        *added = rows > 0;
     return s;
 }
 

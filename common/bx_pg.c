@@ -81,6 +81,26 @@ bx_status bx_pg_query(PGconn *db, const char *sql, int nparams, const char *cons
     return BX_OK;
 }
 
+bx_status bx_pg_command(PGconn *db, const char *sql, int nparams, const char *const *params,
+                        long long *rows, bx_error *err)
+{
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db, sql, nparams, params, &res, err);
+    if (s == BX_OK && rows)
+        *rows = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return s;
+}
+
+bx_status bx_pg_end(PGconn *db, bx_status s, bx_error *err)
+{
+    if (s == BX_OK)
+        s = bx_pg_exec(db, "COMMIT", err);
+    if (s != BX_OK)
+        bx_pg_rollback(db);
+    return s;
+}
+
 bx_status bx_pg_reconnect(PGconn **db, const char *url, int wait_ms, bx_error *err)
 {
     if (*db && !bx_pg_is_broken(*db))

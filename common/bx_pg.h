@@ -20,6 +20,15 @@ bx_status bx_pg_exec(PGconn *db, const char *sql, bx_error *err) BX_MUSTCHECK;
 /* Runs a parameterised statement; on success *out is the result (caller PQclear). */
 bx_status bx_pg_query(PGconn *db, const char *sql, int nparams, const char *const *params,
                       PGresult **out, bx_error *err) BX_MUSTCHECK;
+/* Runs a parameterised statement whose rows are not wanted (an INSERT, UPDATE or DELETE); *rows,
+ * when rows is not NULL, is how many rows it touched (PQcmdTuples; 0 when it does not say). The
+ * result is cleared here. */
+bx_status bx_pg_command(PGconn *db, const char *sql, int nparams, const char *const *params,
+                        long long *rows, bx_error *err) BX_MUSTCHECK;
+/* Ends the transaction the caller began with s, the status of its work: COMMIT when s is BX_OK,
+ * else ROLLBACK. Returns s, or when COMMIT fails its error (the transaction is rolled back then),
+ * so `s = bx_pg_end(db, s, err)` ends every path of a transaction. */
+bx_status bx_pg_end(PGconn *db, bx_status s, bx_error *err) BX_MUSTCHECK;
 /* Rolls back the open transaction, ignoring errors (the caller is already failing). */
 void bx_pg_rollback(PGconn *db);
 /* True when the connection broke, so the caller should reconnect. */

@@ -262,19 +262,22 @@ bx_status bx_registry_current_revision(PGconn *db, long long *out, bx_error *err
     return s;
 }
 
-bx_status bx_registry_load(PGconn *db, bx_registry **out, bx_error *err)
+/* The registry, with its schools, classes and students (people) or its calendars alone, read in
+ * one snapshot: the caller's transaction when one is open, else a read-only one of its own. */
+static bx_status load(PGconn *db, bool people, bx_registry **out, bx_error *err)
 {
     bx_registry *r = NULL;
     bx_status s = registry_new(&r, err);
     if (s != BX_OK)
         return s;
-    IFOK(s, bx_pg_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err));
+    bool own = PQtransactionStatus(db) == PQTRANS_IDLE;
+    if (own)
+        s = bx_pg_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
     IFOK(s, bx_registry_current_revision(db, &r->revision, err));
     IFOK(s, load_calendars(db, r, err));
-    IFOK(s, load_people(db, r, err));
-    bx_status end = bx_pg_exec(db, s == BX_OK ? "COMMIT" : "ROLLBACK", NULL);
-    if (s == BX_OK)
-        s = end;
+    IFOK(s, people ? load_people(db, r, err) : alloc_lists(r, 0, 0, 0, err));
+    if (own)
+        s = bx_pg_end(db, s, err);
     if (s != BX_OK) {
         bx_registry_free(r);
         return s;
@@ -283,29 +286,14 @@ bx_status bx_registry_load(PGconn *db, bx_registry **out, bx_error *err)
     return BX_OK;
 }
 
+bx_status bx_registry_load(PGconn *db, bx_registry **out, bx_error *err)
+{
+    return load(db, true, out, err);
+}
+
 bx_status bx_registry_load_calendars(PGconn *db, bx_registry **out, bx_error *err)
 {
-    bx_registry *r = NULL;
-    bx_status s = registry_new(&r, err);
-    if (s != BX_OK)
-        return s;
-    bool own = PQtransactionStatus(db) == PQTRANS_IDLE;
-    if (own)
-        IFOK(s, bx_pg_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err));
-    IFOK(s, bx_registry_current_revision(db, &r->revision, err));
-    IFOK(s, load_calendars(db, r, err));
-    IFOK(s, alloc_lists(r, 0, 0, 0, err));
-    if (own) {
-        bx_status end = bx_pg_exec(db, s == BX_OK ? "COMMIT" : "ROLLBACK", NULL);
-        if (s == BX_OK)
-            s = end;
-    }
-    if (s != BX_OK) {
-        bx_registry_free(r);
-        return s;
-    }
-    *out = r;
-    return BX_OK;
+    return load(db, false, out, err);
 }
 
 /* ---- a registry from a definition in memory ---- */

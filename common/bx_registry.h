@@ -40,7 +40,8 @@ struct bx_reg_student {
 
 typedef struct bx_registry bx_registry;
 
-/* Loads the whole registry in one REPEATABLE READ transaction. Caller frees. */
+/* Loads the whole registry in one snapshot: the caller's transaction when one is open, else a
+ * REPEATABLE READ one of its own. Caller frees. */
 bx_status bx_registry_load(PGconn *db, bx_registry **out, bx_error *err) BX_MUSTCHECK;
 void bx_registry_free(bx_registry *r);
 /* A registry holding the school calendars alone (no schools, classes or students), for tools that

@@ -702,17 +702,16 @@ static void expire_seen_events(ingest_server *srv)
     char days[24];
     snprintf(days, sizeof(days), "%lld", srv->conf.dedup_retention_days);
     const char *params[] = {days};
-    PGresult *res = NULL;
+    long long forgotten = 0;
     bx_error err = {0};
-    if (bx_pg_query(srv->admin_db,
-                    "DELETE FROM ingest.seen_event WHERE accepted_at < now() - "
-                    "make_interval(days => $1::int)",
-                    1, params, &res, &err) != BX_OK)
+    if (bx_pg_command(srv->admin_db,
+                      "DELETE FROM ingest.seen_event WHERE accepted_at < now() - "
+                      "make_interval(days => $1::int)",
+                      1, params, &forgotten, &err) != BX_OK)
         bx_log_warn("expiring remembered event ids: %s", err.msg);
-    else if (strcmp(PQcmdTuples(res), "0") != 0)
-        bx_log_info("forgot %s event ids older than %lld days", PQcmdTuples(res),
+    else if (forgotten > 0)
+        bx_log_info("forgot %lld event ids older than %lld days", forgotten,
                     srv->conf.dedup_retention_days);
-    PQclear(res);
 }
 
 /* How long an answered request may wait for the event loop to run it again before it is

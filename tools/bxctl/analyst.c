@@ -45,16 +45,6 @@ static void hex(const unsigned char *in, size_t n, char *out)
         snprintf(out + 2 * i, 3, "%02x", in[i]);
 }
 
-/* A statement whose rows are not needed. */
-static bx_status run(PGconn *db, const char *sql, int nparams, const char *const *params,
-                     bx_error *err)
-{
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db, sql, nparams, params, &res, err);
-    PQclear(res);
-    return s;
-}
-
 /* console.audit's row of an analyst command (bxctl's own actor, as privacy erase has it). */
 static bx_status audit(PGconn *db, const char *action, const char *name, const char *detail,
                        bx_error *err)
@@ -63,10 +53,10 @@ static bx_status audit(PGconn *db, const char *action, const char *name, const c
     bxctl_now_param(now);
     snprintf(text, sizeof(text), "analyst %s: %s", name, detail);
     const char *params[] = {now, action, text};
-    return run(db,
-               "INSERT INTO console.audit (at, staff_id, action, detail, client_addr) "
-               "VALUES (to_timestamp($1::bigint / 1000.0), 'bxctl', $2, $3, 'bxctl')",
-               3, params, err);
+    return bx_pg_command(db,
+                         "INSERT INTO console.audit (at, staff_id, action, detail, client_addr) "
+                         "VALUES (to_timestamp($1::bigint / 1000.0), 'bxctl', $2, $3, 'bxctl')",
+                         3, params, NULL, err);
 }
 
 /* Takes back what the broker was given for principal by a create that failed later. */
@@ -126,19 +116,18 @@ static int analyst_create(bxctl_ctx *ctx, PGconn *db, const analyst_broker *brok
     snprintf(prefix, sizeof(prefix), "analyst.%s.", name);
     snprintf(iterations, sizeof(iterations), "%d", SCRAM_ITERATIONS);
     const char *params[] = {name, principal, prefix, iterations, salt_hex, salted_hex};
-    PGresult *res = NULL;
+    long long added = 0;
     bool scram_given = false, acls_given = false;
     bx_status s = bx_pg_exec(db, "BEGIN", &err);
-    IFOK(s, bx_pg_query(db,
-                        "INSERT INTO analytics.analyst (name, principal, group_prefix, "
-                        "iterations, salt, salted_password) VALUES ($1, $2, $3, $4::int, "
-                        "$5::bytea, $6::bytea) ON CONFLICT (name) DO NOTHING RETURNING name",
-                        6, params, &res, &err));
+    IFOK(s, bx_pg_command(db,
+                          "INSERT INTO analytics.analyst (name, principal, group_prefix, "
+                          "iterations, salt, salted_password) VALUES ($1, $2, $3, $4::int, "
+                          "$5::bytea, $6::bytea) ON CONFLICT (name) DO NOTHING",
+                          6, params, &added, &err));
     explicit_bzero(salted_hex, sizeof(salted_hex));
-    if (s == BX_OK && PQntuples(res) == 0)
+    if (s == BX_OK && added == 0)
         s = BX_ERR(&err, BX_ECONFLICT,
                    "analyst \"%s\" exists (disabled ones too: choose a new name)", name);
-    PQclear(res);
     if (s == BX_OK)
         fprintf(stderr, "bxctl analyst create: giving the broker User:%s (%s, ACLs)...\n",
                 principal, ANALYST_MECHANISM);
@@ -148,17 +137,16 @@ static int analyst_create(bxctl_ctx *ctx, PGconn *db, const analyst_broker *brok
     acls_given = s == BX_OK;
     IFOK(s, analyst_broker_acls_create(broker, principal, prefix, &err));
     IFOK(s, analyst_broker_wait_usable(broker, principal, password, 20000, &err));
-    IFOK(s, run(db, "UPDATE analytics.analyst SET applied_at = now() WHERE name = $1", 1,
-                (const char *[]){name}, &err));
+    IFOK(s, bx_pg_command(db, "UPDATE analytics.analyst SET applied_at = now() WHERE name = $1", 1,
+                          (const char *[]){name}, NULL, &err));
     char detail[200];
     snprintf(detail, sizeof(detail),
              "created: Kafka principal User:%s, reads " ANALYST_TOPIC_PREFIX "* in groups %s*",
              principal, prefix);
     IFOK(s, audit(db, "analyst_create", name, detail, &err));
-    IFOK(s, bx_pg_exec(db, "COMMIT", &err));
+    s = bx_pg_end(db, s, &err);
     if (s != BX_OK) {
         explicit_bzero(password, sizeof(password));
-        bx_pg_rollback(db);
         broker_undo(broker, principal, scram_given, acls_given);
         fprintf(stderr, "bxctl analyst create: %s\n", err.msg);
         return 1;
@@ -236,15 +224,14 @@ static int analyst_disable(PGconn *db, const analyst_broker *broker, const char 
             s = BX_OK;
         }
     }
-    IFOK(s, run(db, "UPDATE analytics.analyst SET disabled_at = now() WHERE name = $1", 1,
-                (const char *[]){name}, &err));
+    IFOK(s, bx_pg_command(db, "UPDATE analytics.analyst SET disabled_at = now() WHERE name = $1", 1,
+                          (const char *[]){name}, NULL, &err));
     char detail[160];
     snprintf(detail, sizeof(detail), "broker credential %s, %d ACLs removed",
              had_credential ? "removed" : "absent", removed);
     IFOK(s, audit(db, "analyst_disable", name, detail, &err));
-    IFOK(s, bx_pg_exec(db, "COMMIT", &err));
+    s = bx_pg_end(db, s, &err);
     if (s != BX_OK) {
-        bx_pg_rollback(db);
         fprintf(stderr, "bxctl analyst disable: %s\n", err.msg);
         return 1;
     }

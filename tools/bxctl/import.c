@@ -729,10 +729,11 @@ static void apply_rows(PGconn *db, struct import *im)
                            "UPDATE registry.revision SET revision = revision + 1, "
                            "changed_at = now()",
                            &err));
-        IFOK(s, bx_pg_exec(db, "COMMIT", &err));
     }
-    if (s != BX_OK || im->rep.errors)
-        bx_pg_rollback(db);
+    if (s == BX_OK && im->rep.errors)
+        bx_pg_rollback(db); /* a bad row: nothing of the file is imported */
+    else
+        s = bx_pg_end(db, s, &err);
     if (s != BX_OK)
         bad_row(&im->rep, 0, "%s", err.msg);
 }

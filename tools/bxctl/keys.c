@@ -32,16 +32,15 @@ static int key_create(PGconn *db, const char *school, const char *label)
     hex(digest, sizeof(digest), hash_hex);
     snprintf(hash_param, sizeof(hash_param), "\\x%s", hash_hex);
     const char *params[] = {id, school, hash_param, label};
-    PGresult *res = NULL;
+    long long added = 0;
     bx_error err = {0};
-    bx_status s = bx_pg_query(db,
-                              "INSERT INTO registry.credential (id, school_id, secret_hash, label) "
-                              "SELECT $1, $2, $3::bytea, $4 WHERE EXISTS "
-                              "(SELECT 1 FROM registry.school WHERE id = $2) RETURNING id",
-                              4, params, &res, &err);
-    if (s == BX_OK && PQntuples(res) == 0)
+    bx_status s = bx_pg_command(db,
+                                "INSERT INTO registry.credential (id, school_id, secret_hash, "
+                                "label) SELECT $1, $2, $3::bytea, $4 WHERE EXISTS "
+                                "(SELECT 1 FROM registry.school WHERE id = $2)",
+                                4, params, &added, &err);
+    if (s == BX_OK && added == 0)
         s = BX_ERR(&err, BX_ENOTFOUND, "no school \"%s\" in the registry", school);
-    PQclear(res);
     /* Services holding credentials in memory reload on a new revision. */
     IFOK(s,
          bx_pg_exec(db, "UPDATE registry.revision SET revision = revision + 1, changed_at = now()",
@@ -85,22 +84,17 @@ static int key_list(PGconn *db, const char *school)
 static int key_revoke(PGconn *db, const char *id)
 {
     const char *params[] = {id};
-    PGresult *res = NULL;
+    long long revoked = 0;
     bx_error err = {0};
-    bx_status s = bx_pg_query(db,
-                              "UPDATE registry.credential SET revoked_at = now() "
-                              "WHERE id = $1 AND revoked_at IS NULL RETURNING id",
-                              1, params, &res, &err);
-    if (s == BX_OK && PQntuples(res) == 0)
+    bx_status s = bx_pg_command(db,
+                                "UPDATE registry.credential SET revoked_at = now() "
+                                "WHERE id = $1 AND revoked_at IS NULL",
+                                1, params, &revoked, &err);
+    if (s == BX_OK && revoked == 0)
         s = BX_ERR(&err, BX_ENOTFOUND, "no active credential \"%s\"", id);
-    PQclear(res);
-    if (s == BX_OK) {
-        PGresult *r2 = NULL;
-        s = bx_pg_query(db,
-                        "UPDATE registry.revision SET revision = revision + 1, changed_at = now()",
-                        0, NULL, &r2, &err);
-        PQclear(r2);
-    }
+    IFOK(s,
+         bx_pg_exec(db, "UPDATE registry.revision SET revision = revision + 1, changed_at = now()",
+                    &err));
     if (s != BX_OK) {
         fprintf(stderr, "bxctl key revoke: %s\n", err.msg);
         return 1;

@@ -255,14 +255,11 @@ static bx_status add_finding(run *r, const char *kind, const char *subject, cons
                              const char *township, const char *reason, bx_error *err)
 {
     const char *params[] = {r->run_id, kind, subject, school, township, r->today, r->now, reason};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(r->db,
-                              "INSERT INTO matching.finding (run_id, kind, student_id, school_id, "
-                              "township_code, found_on, found_at, reason) VALUES ($1::bigint, $2, "
-                              "$3, $4, $5, $6::date, to_timestamp($7::bigint / 1000.0), $8)",
-                              8, params, &res, err);
-    PQclear(res);
-    return s;
+    return bx_pg_command(r->db,
+                         "INSERT INTO matching.finding (run_id, kind, student_id, school_id, "
+                         "township_code, found_on, found_at, reason) VALUES ($1::bigint, $2, "
+                         "$3, $4, $5, $6::date, to_timestamp($7::bigint / 1000.0), $8)",
+                         8, params, NULL, err);
 }
 
 static bx_status add_entry(run *r, const char *ledger, const char *key, const char *student,
@@ -271,16 +268,12 @@ static bx_status add_entry(run *r, const char *ledger, const char *key, const ch
 {
     const char *params[] = {r->run_id,        ledger,           key,     student, school, township,
                             statuses[status], poor ? "t" : "f", subject, detail};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(r->db,
-                              "INSERT INTO matching.entry (run_id, ledger, child_key, student_id, "
-                              "school_id, township_code, status, registered_poor, case_subject, "
-                              "detail) VALUES ($1::bigint, $2, NULLIF($3, ''), NULLIF($4, ''), "
-                              "NULLIF($5, ''), NULLIF($6, ''), $7, $8::boolean, NULLIF($9, ''), "
-                              "$10)",
-                              10, params, &res, err);
-    PQclear(res);
-    return s;
+    return bx_pg_command(r->db,
+                         "INSERT INTO matching.entry (run_id, ledger, child_key, student_id, "
+                         "school_id, township_code, status, registered_poor, case_subject, "
+                         "detail) VALUES ($1::bigint, $2, NULLIF($3, ''), NULLIF($4, ''), "
+                         "NULLIF($5, ''), NULLIF($6, ''), $7, $8::boolean, NULLIF($9, ''), $10)",
+                         10, params, NULL, err);
 }
 
 /* The child's suspected case: its subject and school, and a finding unless a case is open or a
@@ -410,12 +403,11 @@ static bx_status write_run(run *r, bx_error *err)
     snprintf(counts[6], 16, "%d", r->poor_out);
     const char *params[] = {r->run_id, counts[0], counts[1], counts[2],
                             counts[3], counts[4], counts[5], counts[6]};
-    IFOK(s, bx_pg_query(r->db,
-                        "UPDATE matching.run SET school_age = $2::int, in_school = $3::int, "
-                        "never_enrolled = $4::int, out_of_school = $5::int, dropouts = $6::int, "
-                        "ambiguous = $7::int, poor_out = $8::int WHERE id = $1::bigint",
-                        8, params, &res, err));
-    PQclear(res);
+    IFOK(s, bx_pg_command(r->db,
+                          "UPDATE matching.run SET school_age = $2::int, in_school = $3::int, "
+                          "never_enrolled = $4::int, out_of_school = $5::int, dropouts = $6::int, "
+                          "ambiguous = $7::int, poor_out = $8::int WHERE id = $1::bigint",
+                          8, params, NULL, err));
     return s;
 }
 
@@ -590,9 +582,8 @@ static int match_county(run *r)
         r->poor_out += c->poor && out_of_school(c->status);
     }
     IFOK(s, write_run(r, &err));
-    IFOK(s, bx_pg_exec(r->db, "COMMIT", &err));
+    s = bx_pg_end(r->db, s, &err);
     if (s != BX_OK) {
-        bx_pg_rollback(r->db);
         fprintf(stderr, "bxctl match: %s\n", err.msg);
         return 1;
     }

@@ -108,17 +108,14 @@ int bxctl_migrate(bxctl_ctx *ctx, int argc, char **argv)
             const char *ins[] = {version, names[i], sum};
             IFOK(s, bx_pg_exec(db, "BEGIN", &err));
             IFOK(s, bx_pg_exec(db, sql.data ? sql.data : "", &err));
-            PGresult *r2 = NULL;
-            IFOK(s, bx_pg_query(db,
-                                "INSERT INTO public.bx_migration (version, name, sha256) "
-                                "VALUES ($1::int, $2, $3)",
-                                3, ins, &r2, &err));
-            PQclear(r2);
-            IFOK(s, bx_pg_exec(db, "COMMIT", &err));
+            IFOK(s, bx_pg_command(db,
+                                  "INSERT INTO public.bx_migration (version, name, sha256) "
+                                  "VALUES ($1::int, $2, $3)",
+                                  3, ins, NULL, &err));
+            s = bx_pg_end(db, s, &err);
             if (s != BX_OK) {
                 char msg[sizeof(err.msg)];
                 snprintf(msg, sizeof(msg), "%s", err.msg);
-                bx_pg_rollback(db);
                 BX_ERR(&err, s, "%s: %s", names[i], msg);
             } else {
                 printf("applied  %s\n", names[i]);

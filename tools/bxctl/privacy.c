@@ -17,18 +17,6 @@ static int usage(void)
     return 2;
 }
 
-/* Runs sql with params and leaves the number of rows it touched in *rows (may be NULL). */
-static bx_status run(PGconn *db, const char *sql, int n, const char *const *params, long long *rows,
-                     bx_error *err)
-{
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db, sql, n, params, &res, err);
-    if (s == BX_OK && rows)
-        *rows = strtoll(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    return s;
-}
-
 /* Why the student may not be erased now, or "" when they may: unknown, a case open, or the
  * obligation not ended (registry status graduated, or a case closed as graduated or
  * obligation_ended). The student's row is locked until the transaction ends. */
@@ -67,24 +55,26 @@ typedef struct erased {
 static bx_status erase(PGconn *db, const char *student, erased *e, bx_error *err)
 {
     const char *p[] = {student};
-    bx_status s = run(db,
-                      "UPDATE registry.student_private SET name = '" ERASED_NAME
-                      "', birth_date = NULL, national_id = NULL, flags = '{}' "
-                      "WHERE student_id = $1",
-                      1, p, &e->private_rows, err);
-    IFOK(s,
-         run(db, "DELETE FROM registry.guardian WHERE student_id = $1", 1, p, &e->guardians, err));
-    IFOK(s, run(db, "DELETE FROM console.visit_note WHERE student_id = $1", 1, p, &e->notes, err));
+    bx_status s = bx_pg_command(db,
+                                "UPDATE registry.student_private SET name = '" ERASED_NAME
+                                "', birth_date = NULL, national_id = NULL, flags = '{}' "
+                                "WHERE student_id = $1",
+                                1, p, &e->private_rows, err);
+    IFOK(s, bx_pg_command(db, "DELETE FROM registry.guardian WHERE student_id = $1", 1, p,
+                          &e->guardians, err));
+    IFOK(s, bx_pg_command(db, "DELETE FROM console.visit_note WHERE student_id = $1", 1, p,
+                          &e->notes, err));
     /* the digests that listed the student's tasks carry the name in their text */
-    IFOK(s, run(db,
+    IFOK(s, bx_pg_command(
+                db,
                 "UPDATE notify.notification SET body = '' WHERE body <> '' AND id IN (SELECT "
                 "digest_id FROM notify.notification WHERE student_id = $1 AND digest_id IS NOT "
                 "NULL)",
                 1, p, &e->digests, err));
-    IFOK(s, run(db,
-                "UPDATE notify.notification SET recipient = 'erased-' || id::text, "
-                "recipient_masked = 'erased', body = '' WHERE student_id = $1",
-                1, p, &e->notifications, err));
+    IFOK(s, bx_pg_command(db,
+                          "UPDATE notify.notification SET recipient = 'erased-' || id::text, "
+                          "recipient_masked = 'erased', body = '' WHERE student_id = $1",
+                          1, p, &e->notifications, err));
     return s;
 }
 
@@ -97,11 +87,12 @@ static bx_status audit(PGconn *db, const char *student, const erased *e, bx_erro
              "digests %lld",
              e->private_rows, e->guardians, e->notes, e->notifications, e->digests);
     const char *params[] = {now, student, detail};
-    return run(db,
-               "INSERT INTO console.audit (at, staff_id, action, student_id, detail, client_addr) "
-               "VALUES (to_timestamp($1::bigint / 1000.0), 'bxctl', 'privacy_erase', $2, $3, "
-               "'bxctl')",
-               3, params, NULL, err);
+    return bx_pg_command(
+        db,
+        "INSERT INTO console.audit (at, staff_id, action, student_id, detail, client_addr) "
+        "VALUES (to_timestamp($1::bigint / 1000.0), 'bxctl', 'privacy_erase', $2, $3, "
+        "'bxctl')",
+        3, params, NULL, err);
 }
 
 static int privacy_erase(bxctl_ctx *ctx, const char *student)
@@ -121,10 +112,11 @@ static int privacy_erase(bxctl_ctx *ctx, const char *student)
     if (s == BX_OK && why[0] == '\0') {
         IFOK(s, erase(db, student, &e, &err));
         IFOK(s, audit(db, student, &e, &err));
-        IFOK(s, bx_pg_exec(db, "COMMIT", &err));
     }
-    if (s != BX_OK || why[0])
-        bx_pg_rollback(db);
+    if (why[0])
+        bx_pg_rollback(db); /* refused: nothing was changed */
+    else
+        s = bx_pg_end(db, s, &err);
     PQfinish(db);
     if (s != BX_OK) {
         fprintf(stderr, "bxctl privacy erase: %s\n", err.msg);

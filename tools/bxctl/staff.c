@@ -61,18 +61,6 @@ static void code_hash_param(const char *staff_id, const char *code, char out[68]
         snprintf(out + 2 + 2 * i, 3, "%02x", digest[i]);
 }
 
-static bx_status q(PGconn *db, const char *sql, int n, const char *const *params, PGresult **out,
-                   bx_error *err)
-{
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db, sql, n, params, &res, err);
-    if (out)
-        *out = res;
-    else
-        PQclear(res);
-    return s;
-}
-
 static void on_delivery(void *opaque, rd_kafka_resp_err_t e)
 {
     *(rd_kafka_resp_err_t *)opaque = e;
@@ -115,20 +103,20 @@ static bx_status end_sessions(PGconn *db, const char *staff_id, const char *why,
                               const char *now_param, bx_error *err)
 {
     const char *params[] = {staff_id, now_param, why};
-    return q(db,
-             "UPDATE console.session SET revoked_at = to_timestamp($2::bigint / 1000.0), "
-             "revoked_why = $3 WHERE staff_id = $1 AND revoked_at IS NULL",
-             3, params, NULL, err);
+    return bx_pg_command(db,
+                         "UPDATE console.session SET revoked_at = to_timestamp($2::bigint / "
+                         "1000.0), revoked_why = $3 WHERE staff_id = $1 AND revoked_at IS NULL",
+                         3, params, NULL, err);
 }
 
 static bx_status revoke_codes(PGconn *db, const char *staff_id, const char *now_param,
                               bx_error *err)
 {
     const char *params[] = {staff_id, now_param};
-    return q(db,
-             "UPDATE console.activation SET revoked_at = to_timestamp($2::bigint / 1000.0) "
-             "WHERE staff_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
-             2, params, NULL, err);
+    return bx_pg_command(db,
+                         "UPDATE console.activation SET revoked_at = to_timestamp($2::bigint / "
+                         "1000.0) WHERE staff_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+                         2, params, NULL, err);
 }
 
 static bx_status audit(PGconn *db, const char *action, const char *staff_id, const char *now_param,
@@ -137,10 +125,10 @@ static bx_status audit(PGconn *db, const char *action, const char *staff_id, con
     char detail[64];
     snprintf(detail, sizeof(detail), "staff %s", staff_id);
     const char *params[] = {now_param, action, detail};
-    return q(db,
-             "INSERT INTO console.audit (at, staff_id, action, detail, client_addr) "
-             "VALUES (to_timestamp($1::bigint / 1000.0), 'bxctl', $2, $3, 'bxctl')",
-             3, params, NULL, err);
+    return bx_pg_command(db,
+                         "INSERT INTO console.audit (at, staff_id, action, detail, client_addr) "
+                         "VALUES (to_timestamp($1::bigint / 1000.0), 'bxctl', $2, $3, 'bxctl')",
+                         3, params, NULL, err);
 }
 
 /* invite and reset: a new code (older ones revoked), then the SMS or --print. */
@@ -157,11 +145,11 @@ static int invite(bxctl_ctx *ctx, PGconn *db, const char *staff_id, bool reset, 
     bxctl_now_param(now);
     PGresult *res = NULL;
     const char *id_param[] = {staff_id};
-    bx_status s = q(db,
-                    "SELECT st.role, coalesce(st.phone, ''), coalesce(a.state, '') "
-                    "FROM registry.staff st LEFT JOIN console.account a ON a.staff_id = st.id "
-                    "WHERE st.id = $1",
-                    1, id_param, &res, &err);
+    bx_status s = bx_pg_query(db,
+                              "SELECT st.role, coalesce(st.phone, ''), coalesce(a.state, '') "
+                              "FROM registry.staff st LEFT JOIN console.account a ON "
+                              "a.staff_id = st.id WHERE st.id = $1",
+                              1, id_param, &res, &err);
     if (s != BX_OK) {
         fprintf(stderr, "bxctl staff %s: %s\n", cmd, err.msg);
         return 1;
@@ -213,25 +201,25 @@ static int invite(bxctl_ctx *ctx, PGconn *db, const char *staff_id, bool reset, 
     snprintf(hours_text, sizeof(hours_text), "%lld", hours);
     s = bx_pg_exec(db, "BEGIN", &err);
     const char *acc[] = {staff_id, now};
-    IFOK(s, q(db,
-              "INSERT INTO console.account (staff_id, state, created_at, changed_at) VALUES ($1, "
-              "'invited', to_timestamp($2::bigint / 1000.0), to_timestamp($2::bigint / 1000.0)) "
-              "ON CONFLICT (staff_id) DO UPDATE SET state = 'invited', password_hash = NULL, "
-              "changed_at = EXCLUDED.changed_at",
-              2, acc, NULL, &err));
+    IFOK(s, bx_pg_command(db,
+                          "INSERT INTO console.account (staff_id, state, created_at, changed_at) "
+                          "VALUES ($1, 'invited', to_timestamp($2::bigint / 1000.0), "
+                          "to_timestamp($2::bigint / 1000.0)) ON CONFLICT (staff_id) DO UPDATE "
+                          "SET state = 'invited', password_hash = NULL, changed_at = "
+                          "EXCLUDED.changed_at",
+                          2, acc, NULL, &err));
     if (reset)
         IFOK(s, end_sessions(db, staff_id, "reset", now, &err));
     IFOK(s, revoke_codes(db, staff_id, now, &err));
     const char *ins[] = {staff_id, hash, now, hours_text};
-    IFOK(s, q(db,
-              "INSERT INTO console.activation (staff_id, code_hash, created_at, expires_at) "
-              "VALUES ($1, $2::bytea, to_timestamp($3::bigint / 1000.0), "
-              "to_timestamp($3::bigint / 1000.0) + make_interval(hours => $4::int))",
-              4, ins, NULL, &err));
+    IFOK(s, bx_pg_command(db,
+                          "INSERT INTO console.activation (staff_id, code_hash, created_at, "
+                          "expires_at) VALUES ($1, $2::bytea, to_timestamp($3::bigint / 1000.0), "
+                          "to_timestamp($3::bigint / 1000.0) + make_interval(hours => $4::int))",
+                          4, ins, NULL, &err));
     IFOK(s, audit(db, reset ? "staff_reset" : "staff_invite", staff_id, now, &err));
-    IFOK(s, bx_pg_exec(db, "COMMIT", &err));
+    s = bx_pg_end(db, s, &err);
     if (s != BX_OK) {
-        bx_pg_rollback(db);
         fprintf(stderr, "bxctl staff %s: %s\n", cmd, err.msg);
         return 1;
     }
@@ -260,22 +248,20 @@ static int disable(PGconn *db, const char *staff_id)
     bx_error err = {0};
     char now[32];
     bxctl_now_param(now);
-    PGresult *res = NULL;
+    long long accounts = 0;
     const char *params[] = {staff_id, now};
     bx_status s = bx_pg_exec(db, "BEGIN", &err);
-    IFOK(s, q(db,
-              "UPDATE console.account SET state = 'disabled', changed_at = "
-              "to_timestamp($2::bigint / 1000.0) WHERE staff_id = $1 RETURNING staff_id",
-              2, params, &res, &err));
-    if (s == BX_OK && PQntuples(res) != 1)
+    IFOK(s, bx_pg_command(db,
+                          "UPDATE console.account SET state = 'disabled', changed_at = "
+                          "to_timestamp($2::bigint / 1000.0) WHERE staff_id = $1",
+                          2, params, &accounts, &err));
+    if (s == BX_OK && accounts != 1)
         s = BX_ERR(&err, BX_ENOTFOUND, "%s has no account", staff_id);
-    PQclear(res);
     IFOK(s, end_sessions(db, staff_id, "disabled", now, &err));
     IFOK(s, revoke_codes(db, staff_id, now, &err));
     IFOK(s, audit(db, "staff_disable", staff_id, now, &err));
-    IFOK(s, bx_pg_exec(db, "COMMIT", &err));
+    s = bx_pg_end(db, s, &err);
     if (s != BX_OK) {
-        bx_pg_rollback(db);
         fprintf(stderr, "bxctl staff disable: %s\n", err.msg);
         return 1;
     }
@@ -288,22 +274,22 @@ static int list(PGconn *db, const char *school)
     bx_error err = {0};
     PGresult *res = NULL;
     const char *params[] = {school};
-    bx_status s =
-        q(db,
-          "SELECT st.id, st.role, coalesce(st.school_id, st.township_code, "
-          "st.county_code, st.area_code, ''), coalesce(a.state, 'none'), "
-          "coalesce(" BXCTL_ISO(
-              "a.changed_at") ", ''), "
-                              "(SELECT count(*) FROM console.session se WHERE se.staff_id = st.id "
-                              "AND se.revoked_at IS NULL AND se.absolute_expires_at > now()), "
-                              "coalesce((SELECT " BXCTL_ISO(
-                                  "max(se.created_at)") " FROM console.session se "
-                                                        "WHERE se.staff_id = st.id), '') "
-                                                        "FROM registry.staff st LEFT JOIN "
-                                                        "console.account a ON a.staff_id = st.id "
-                                                        "WHERE $1::text IS NULL OR st.school_id = "
-                                                        "$1 ORDER BY st.id",
-          1, params, &res, &err);
+    bx_status s = bx_pg_query(
+        db,
+        "SELECT st.id, st.role, coalesce(st.school_id, st.township_code, "
+        "st.county_code, st.area_code, ''), coalesce(a.state, 'none'), "
+        "coalesce(" BXCTL_ISO(
+            "a.changed_at") ", ''), "
+                            "(SELECT count(*) FROM console.session se WHERE se.staff_id = st.id "
+                            "AND se.revoked_at IS NULL AND se.absolute_expires_at > now()), "
+                            "coalesce((SELECT " BXCTL_ISO(
+                                "max(se.created_at)") " FROM console.session se "
+                                                      "WHERE se.staff_id = st.id), '') "
+                                                      "FROM registry.staff st LEFT JOIN "
+                                                      "console.account a ON a.staff_id = st.id "
+                                                      "WHERE $1::text IS NULL OR st.school_id = "
+                                                      "$1 ORDER BY st.id",
+        1, params, &res, &err);
     if (s != BX_OK) {
         fprintf(stderr, "bxctl staff list: %s\n", err.msg);
         return 1;
