@@ -262,6 +262,12 @@ bx_status bx_registry_current_revision(PGconn *db, long long *out, bx_error *err
     return s;
 }
 
+bx_status bx_registry_revision_bump(PGconn *db, bx_error *err)
+{
+    return bx_pg_exec(
+        db, "UPDATE registry.revision SET revision = revision + 1, changed_at = now()", err);
+}
+
 /* The registry, with its schools, classes and students (people) or its calendars alone, read in
  * one snapshot: the caller's transaction when one is open, else a read-only one of its own. */
 static bx_status load(PGconn *db, bool people, bx_registry **out, bx_error *err)

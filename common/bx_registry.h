@@ -51,6 +51,9 @@ bx_status bx_registry_load_calendars(PGconn *db, bx_registry **out, bx_error *er
 /* The registry's revision as loaded, and the current one in the database. */
 long long bx_registry_loaded_revision(const bx_registry *r);
 bx_status bx_registry_current_revision(PGconn *db, long long *out, bx_error *err) BX_MUSTCHECK;
+/* Marks the registry changed (registry.revision + 1), in the caller's transaction when one is
+ * open: every service holding it in memory (or its credentials or staff) loads it again. */
+bx_status bx_registry_revision_bump(PGconn *db, bx_error *err) BX_MUSTCHECK;
 
 /* Lookups; NULL when unknown. Results are borrowed until bx_registry_free. */
 const bx_reg_school *bx_registry_school(const bx_registry *r, const char *id);

@@ -725,10 +725,7 @@ static void apply_rows(PGconn *db, struct import *im)
     IFOK(s, stage_rows(db, im, &err));
     if (s == BX_OK && im->rep.errors == 0) {
         s = bx_pg_exec(db, im->k->apply, &err);
-        IFOK(s, bx_pg_exec(db,
-                           "UPDATE registry.revision SET revision = revision + 1, "
-                           "changed_at = now()",
-                           &err));
+        IFOK(s, bx_registry_revision_bump(db, &err));
     }
     if (s == BX_OK && im->rep.errors)
         bx_pg_rollback(db); /* a bad row: nothing of the file is imported */

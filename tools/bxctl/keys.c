@@ -41,10 +41,7 @@ static int key_create(PGconn *db, const char *school, const char *label)
                                 4, params, &added, &err);
     if (s == BX_OK && added == 0)
         s = BX_ERR(&err, BX_ENOTFOUND, "no school \"%s\" in the registry", school);
-    /* Services holding credentials in memory reload on a new revision. */
-    IFOK(s,
-         bx_pg_exec(db, "UPDATE registry.revision SET revision = revision + 1, changed_at = now()",
-                    &err));
+    IFOK(s, bx_registry_revision_bump(db, &err));
     if (s != BX_OK) {
         fprintf(stderr, "bxctl key create: %s\n", err.msg);
         return 1;
@@ -92,9 +89,7 @@ static int key_revoke(PGconn *db, const char *id)
                                 1, params, &revoked, &err);
     if (s == BX_OK && revoked == 0)
         s = BX_ERR(&err, BX_ENOTFOUND, "no active credential \"%s\"", id);
-    IFOK(s,
-         bx_pg_exec(db, "UPDATE registry.revision SET revision = revision + 1, changed_at = now()",
-                    &err));
+    IFOK(s, bx_registry_revision_bump(db, &err));
     if (s != BX_OK) {
         fprintf(stderr, "bxctl key revoke: %s\n", err.msg);
         return 1;
