@@ -212,10 +212,10 @@ static bx_status parse_report(const cJSON *o, score_message *m, bx_error *err)
  * general path, which decodes it or says what is wrong with it, so the fast path changes no
  * outcome and no error message. score_message_decode_general is that path alone (for tests). */
 
-enum { FV_STRING, FV_NUMBER, FV_NULL, FV_TRUE, FV_FALSE };
+enum { FV_ABSENT, FV_STRING, FV_NUMBER, FV_NULL, FV_TRUE, FV_FALSE };
 
 typedef struct fmember {
-    int type; /* 0: absent */
+    int type;
     const char *at;
     size_t len;
 } fmember;
@@ -270,7 +270,7 @@ static bool fast_parse(const char *p, size_t len, fmember *mem)
         if (i >= len || p[i] != '"' || (i = fast_string(p, i, len, &k, &kn)) == 0)
             return false;
         int ki = key_index(k, kn);
-        if (ki < 0 || mem[ki].type != 0)
+        if (ki < 0 || mem[ki].type != FV_ABSENT)
             return false;
         i = skip_ws(p, i, len);
         if (i >= len || p[i] != ':')
@@ -319,7 +319,7 @@ static bool fast_parse(const char *p, size_t len, fmember *mem)
 static const fmember *fget(const fmember *mem, const char *key)
 {
     int k = key_index(key, strlen(key));
-    return k >= 0 && mem[k].type != 0 ? &mem[k] : NULL;
+    return k >= 0 && mem[k].type != FV_ABSENT ? &mem[k] : NULL;
 }
 
 /* A string member of at most max bytes into out (max + 1 bytes), as bx_json_get_string allows. */
@@ -469,9 +469,9 @@ static bool fast_report(const fmember *mem, score_message *m)
     return true;
 }
 
-/* True when the fast path decoded the message (else m is to be decoded by the general path). */
-static bool decode_fast(const char *payload, size_t len, score_message *m)
+bool score_message_decode_fast(const char *payload, size_t len, score_message *m)
 {
+    memset(m, 0, sizeof(*m));
     fmember mem[NKEYS];
     char schema[33], type[17];
     if (payload == NULL || !fast_parse(payload, len, mem) || !fstr(mem, "schema", 32, schema) ||
@@ -490,8 +490,7 @@ static bool decode_fast(const char *payload, size_t len, score_message *m)
 
 void score_message_decode(const char *payload, size_t len, score_message *m)
 {
-    memset(m, 0, sizeof(*m));
-    if (decode_fast(payload, len, m))
+    if (score_message_decode_fast(payload, len, m))
         return;
     score_message_decode_general(payload, len, m);
 }

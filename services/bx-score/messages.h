@@ -44,5 +44,8 @@ void score_message_decode(const char *payload, size_t len, score_message *out);
 /* The general path of score_message_decode alone (a tree of the JSON; messages.c says why there
  * are two): what score_message_decode gives for every message, more slowly. For tests. */
 void score_message_decode_general(const char *payload, size_t len, score_message *out);
+/* The fast path alone: true when it decoded the message into *out (as the general path would);
+ * false when the message is not of its shape (out is then not to be used). For tests. */
+bool score_message_decode_fast(const char *payload, size_t len, score_message *out);
 
 #endif
