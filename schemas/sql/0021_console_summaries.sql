@@ -160,10 +160,12 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT DISTINCT c, pg_current_xact_id() FROM unnest(p_classes) c WHERE c IS NOT NULL
     ON CONFLICT DO NOTHING
 $$;
+-- (Case ids are C-collated and an argument's collation is the parameter's: the ids are compared in
+-- the registry's own collation, so its primary key is used.)
 CREATE FUNCTION console.mark_students(p_students text[]) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT console.mark_classes(array_agg(DISTINCT s.class_id))
-      FROM registry.student s WHERE s.id = ANY (p_students)
+      FROM registry.student s WHERE s.id = ANY (p_students COLLATE "default")
 $$;
 
 -- The counts of report_queries.c's counts_sql for the classes p_classes, one row per class, with
