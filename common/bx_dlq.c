@@ -2,11 +2,11 @@
  * are masked and cut so that no letter carries a phone or an id number or outgrows the topic. */
 #include "bx_dlq.h"
 
+#include "bx_hex.h"
 #include "bx_json.h"
 #include "bx_log.h"
 
 #include <assert.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,11 +164,8 @@ static bx_status put_record(bx_buf *out, const bx_dlq_letter *l, const char *rec
  * whole's length and digest (of the bytes as received, before masking). */
 static bx_status put_cut(bx_buf *out, const bx_dlq_letter *l)
 {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)l->record, l->record_len, digest);
-    char hex[2 * SHA256_DIGEST_LENGTH + 1];
-    for (size_t i = 0; i < sizeof(digest); i++)
-        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    char hex[BX_SHA256_HEX_LEN + 1];
+    bx_sha256_hex(l->record, l->record_len, hex);
     return bx_buf_printf(out,
                          ",\"record_bytes\":%zu,\"record_sha256\":\"%s\",\"record_truncated\":true",
                          l->record_len, hex);

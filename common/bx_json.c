@@ -2,6 +2,7 @@
 #include "bx_json.h"
 
 #include "bx_buf.h"
+#include "bx_hex.h"
 
 #include <assert.h>
 #include <math.h>
@@ -269,17 +270,6 @@ static void skip_ws(struct scanner *s)
     }
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Reads the 4 hex digits of a \u escape whose backslash is at pos; -1 when they are not there. */
 static long read_u_escape(const struct scanner *s, size_t pos)
 {
@@ -287,7 +277,7 @@ static long read_u_escape(const struct scanner *s, size_t pos)
         return -1;
     long v = 0;
     for (size_t i = pos + 2; i < pos + 6; i++) {
-        int h = hex_value(s->text[i]);
+        int h = bx_hex_digit((unsigned char)s->text[i]);
         if (h < 0)
             return -1;
         v = v * 16 + h;

@@ -17,6 +17,7 @@
  * Endpoints: POST /webhook/send, GET /webhook/status?id=, POST / (Aliyun RPC, form body),
  * GET /healthz, GET /_stats, GET /_messages, POST /_control, POST /_reset. */
 #include "bx_buf.h"
+#include "bx_hex.h"
 #include "bx_json.h"
 #include "bx_log.h"
 
@@ -457,16 +458,6 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned code, co
     return reply(conn, code, "application/json", &b);
 }
 
-static void hex_of(const unsigned char *p, unsigned n, char *out)
-{
-    static const char hexd[] = "0123456789abcdef";
-    for (unsigned i = 0; i < n; i++) {
-        out[2 * i] = hexd[p[i] >> 4];
-        out[2 * i + 1] = hexd[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* hex HMAC-SHA256(key, a "." b) */
 static void hmac256_dot(const char *key, const char *a, const char *b, size_t blen, char hex[65])
 {
@@ -483,7 +474,7 @@ static void hmac256_dot(const char *key, const char *a, const char *b, size_t bl
     memcpy(msg + al + 1, b, blen);
     HMAC(EVP_sha256(), key, (int)strlen(key), msg, al + 1 + blen, mac, &n);
     free(msg);
-    hex_of(mac, n, hex);
+    bx_hex_encode(mac, n, hex);
 }
 
 static bool webhook_signed(struct MHD_Connection *conn, const char *signed_text, size_t len)
@@ -640,17 +631,6 @@ typedef struct param {
     char *key, *value;
 } param;
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes application/x-www-form-urlencoded text of n bytes into a new string. */
 static char *form_decode(const char *s, size_t n)
 {
@@ -661,8 +641,9 @@ static char *form_decode(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '+') {
             out[o++] = ' ';
-        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        } else if (s[i] == '%' && i + 2 < n && bx_hex_digit(s[i + 1]) >= 0 &&
+                   bx_hex_digit(s[i + 2]) >= 0) {
+            out[o++] = (char)(bx_hex_digit(s[i + 1]) * 16 + bx_hex_digit(s[i + 2]));
             i += 2;
         } else {
             out[o++] = s[i];

@@ -7,6 +7,7 @@
  * (salt, iterations, salted password), which `bxctl analyst scram <name>` prints in the form of
  * kafka-storage's --add-scram, to load the analysts into a new installation's first format. */
 #include "analyst_broker.h"
+#include "bx_hex.h"
 #include "bx_pg.h"
 #include "bxctl.h"
 
@@ -37,12 +38,6 @@ static bool name_valid(const char *s)
 static void base64(const unsigned char *in, int n, char *out)
 {
     EVP_EncodeBlock((unsigned char *)out, in, n);
-}
-
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", in[i]);
 }
 
 /* console.audit's row of an analyst command (bxctl's own actor, as privacy erase has it). */
@@ -107,9 +102,9 @@ static int analyst_create(bxctl_ctx *ctx, PGconn *db, const analyst_broker *brok
         return 1;
     }
     snprintf(salt_hex, 3, "\\x");
-    hex(salt, sizeof(salt), salt_hex + 2);
+    bx_hex_encode(salt, sizeof(salt), salt_hex + 2);
     snprintf(salted_hex, 3, "\\x");
-    hex(salted, sizeof(salted), salted_hex + 2);
+    bx_hex_encode(salted, sizeof(salted), salted_hex + 2);
     explicit_bzero(salted, sizeof(salted));
     char principal[48], prefix[48], iterations[16];
     snprintf(principal, sizeof(principal), "analyst.%s", name);

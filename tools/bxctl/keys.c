@@ -1,18 +1,12 @@
 /* bxctl key: a school's credential for bx-ingest, stored as a SHA-256 hash and shown once. */
+#include "bx_hex.h"
 #include "bx_pg.h"
 #include "bx_registry.h"
 #include "bxctl.h"
 
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
-
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", in[i]);
-}
 
 static int key_create(PGconn *db, const char *school, const char *label)
 {
@@ -20,17 +14,15 @@ static int key_create(PGconn *db, const char *school, const char *label)
         fprintf(stderr, "bxctl key create: school_id \"%s\" is not a registry id\n", school);
         return 1;
     }
-    unsigned char id_bytes[8], secret[32], digest[SHA256_DIGEST_LENGTH];
+    unsigned char id_bytes[8], secret[32];
     if (RAND_bytes(id_bytes, sizeof(id_bytes)) != 1 || RAND_bytes(secret, sizeof(secret)) != 1) {
         fprintf(stderr, "bxctl key create: no randomness available\n");
         return 1;
     }
-    char id[17], secret_hex[65], hash_hex[65], hash_param[68];
-    hex(id_bytes, sizeof(id_bytes), id);
-    hex(secret, sizeof(secret), secret_hex);
-    SHA256((const unsigned char *)secret_hex, 64, digest);
-    hex(digest, sizeof(digest), hash_hex);
-    snprintf(hash_param, sizeof(hash_param), "\\x%s", hash_hex);
+    char id[17], secret_hex[65], hash_param[2 + BX_SHA256_HEX_LEN + 1] = "\\x";
+    bx_hex_encode(id_bytes, sizeof(id_bytes), id);
+    bx_hex_encode(secret, sizeof(secret), secret_hex);
+    bx_sha256_hex(secret_hex, 64, hash_param + 2);
     const char *params[] = {id, school, hash_param, label};
     long long added = 0;
     bx_error err = {0};

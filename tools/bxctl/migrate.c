@@ -1,10 +1,10 @@
 /* bxctl migrate: applies schemas/sql/NNNN_name.sql in order, once each, refusing edited ones. */
 #include "bxctl.h"
 #include "bx_buf.h"
+#include "bx_hex.h"
 #include "bx_pg.h"
 
 #include <dirent.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +36,6 @@ static bx_status read_file(const char *path, bx_buf *out, bx_error *err)
         s = bx_buf_append(out, chunk, n);
     fclose(f);
     return s == BX_OK ? BX_OK : BX_ERR(err, s, "%s: too large", path);
-}
-
-static void sha256_hex(const char *data, size_t len, char out[65])
-{
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)data, len, digest);
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-        snprintf(out + 2 * i, 3, "%02x", digest[i]);
 }
 
 int bxctl_migrate(bxctl_ctx *ctx, int argc, char **argv)
@@ -88,7 +80,7 @@ int bxctl_migrate(bxctl_ctx *ctx, int argc, char **argv)
             bx_buf_free(&sql);
             break;
         }
-        sha256_hex(sql.data ? sql.data : "", sql.len, sum);
+        bx_sha256_hex(sql.data ? sql.data : "", sql.len, sum);
         PGresult *res = NULL;
         const char *params[] = {version};
         s = bx_pg_query(db, "SELECT sha256 FROM public.bx_migration WHERE version = $1::int", 1,

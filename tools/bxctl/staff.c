@@ -2,13 +2,13 @@
  * bx-notify), reset, disable, list. Codes are kept only as SHA-256 and never logged. */
 #include "bx_buf.h"
 #include "bx_clock.h"
+#include "bx_hex.h"
 #include "bx_kafka.h"
 #include "bx_pg.h"
 #include "bx_registry.h"
 #include "bxctl.h"
 
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,12 +53,9 @@ static void code_hash_param(const char *staff_id, const char *code, char out[68]
 {
     char text[80];
     snprintf(text, sizeof(text), "%s:%s", staff_id, code);
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)text, strlen(text), digest);
     out[0] = '\\';
     out[1] = 'x';
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-        snprintf(out + 2 + 2 * i, 3, "%02x", digest[i]);
+    bx_sha256_hex(text, strlen(text), out + 2);
 }
 
 static void on_delivery(void *opaque, rd_kafka_resp_err_t e)
