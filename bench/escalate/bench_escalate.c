@@ -25,8 +25,8 @@
 #define MINUTE     ((bx_time_ms)60000)
 #define MAX_ROUNDS 16
 
-typedef enum variant { V_PLAIN, V_ASYNC, V_BATCH } variant;
-static const char *const variant_names[] = {"", "async", "batch"};
+typedef enum variant { V_PLAIN, V_ASYNC, V_BATCH, V_DUE, V_SET } variant;
+static const char *const variant_names[] = {"", "async", "batch", "due", "set"};
 
 typedef struct round_spec {
     int workers;
@@ -277,13 +277,20 @@ static void event_rows(mem *m)
 
 /* ---- firing ---- */
 
+/* A batch's rows as the set variant queues them (one statement per table at the flush). */
+typedef struct queued {
+    mem case_ids, event_ids, payloads, task_keys;
+    int count;
+} queued;
+
 typedef struct worker {
     pthread_t thread;
     int round, index;
     variant v;
     char owner[64];
-    long long fired, conflicts, failures, claims;
+    long long fired, conflicts, failures, claims, seq;
     double claim_s;
+    queued q;
     char error[600];
 } worker;
 
@@ -298,7 +305,7 @@ static bx_status fire_overdue(PGconn *db, const timers_timer *timer, void *arg, 
     char case_id[24], event_id[96], occurred[40], payload[1024], task_key[48], student[16];
     snprintf(case_id, sizeof(case_id), "%" PRId64, timer->case_id);
     snprintf(event_id, sizeof(event_id), "r%d.w%d.%lld.timer-%" PRId64, w->round, w->index,
-             w->fired, timer->id);
+             w->seq++, timer->id);
     snprintf(task_key, sizeof(task_key), TASK_FMT, (long long)timer->case_id);
     snprintf(student, sizeof(student), STUDENT_FMT, (long long)timer->case_id);
     ts_text(T_NOW, occurred);
@@ -321,6 +328,74 @@ static bx_status fire_overdue(PGconn *db, const timers_timer *timer, void *arg, 
                         "overdue_at IS NULL",
                         2, tp, &res, err));
     PQclear(res);
+    return s;
+}
+
+/* Appends v to the text[] literal in m (quoted, \ and " escaped). */
+static void array_add(mem *m, const char *v)
+{
+    mem_printf(m, "%s\"", m->len ? "," : "{");
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            mem_printf(m, "\\");
+        mem_printf(m, "%c", *p);
+    }
+    mem_printf(m, "\"");
+}
+
+static const char *array_text(mem *m)
+{
+    mem_printf(m, m->len ? "}" : "{}");
+    return m->data;
+}
+
+/* The set variant's fire_fn: the same rows as fire_overdue, queued for the batch's flush. */
+static bx_status queue_overdue(PGconn *db, const timers_timer *timer, void *arg, bx_error *err)
+{
+    (void)db;
+    (void)err;
+    worker *w = arg;
+    char case_id[24], event_id[96], occurred[40], payload[1024], task_key[48];
+    snprintf(case_id, sizeof(case_id), "%" PRId64, timer->case_id);
+    snprintf(event_id, sizeof(event_id), "r%d.w%d.%lld.timer-%" PRId64, w->round, w->index,
+             w->seq++, timer->id);
+    snprintf(task_key, sizeof(task_key), TASK_FMT, (long long)timer->case_id);
+    ts_text(T_NOW, occurred);
+    event_payload(payload, sizeof(payload), timer->case_id, event_id, occurred);
+    array_add(&w->q.case_ids, case_id);
+    array_add(&w->q.event_ids, event_id);
+    array_add(&w->q.payloads, payload);
+    array_add(&w->q.task_keys, task_key);
+    w->q.count++;
+    return BX_OK;
+}
+
+/* The set variant's flush: the batch's events, outbox rows and task marks, one statement each. */
+static bx_status flush_overdue(PGconn *db, void *arg, bx_error *err)
+{
+    worker *w = arg;
+    char occurred[40];
+    ts_text(T_NOW, occurred);
+    const char *params[] = {array_text(&w->q.case_ids), array_text(&w->q.event_ids),
+                            array_text(&w->q.payloads), occurred, array_text(&w->q.task_keys)};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(
+        db,
+        "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY "
+        "  AS u(case_id, event_id, payload, o)), "
+        "e AS (INSERT INTO cases.event (case_id, event_id, kind, stage, actor, reason, late, "
+        "  occurred_at, payload) SELECT case_id, event_id, 'task_overdue', 'home_visit', "
+        "  'bx-escalate', 'home visit not done by its deadline', false, $4::timestamptz, "
+        "  payload::jsonb FROM u ORDER BY o ON CONFLICT (event_id) DO NOTHING), "
+        "x AS (INSERT INTO cases.outbox (topic, msg_key, payload, event_id) "
+        "  SELECT 'bx.case.events.v1', 'BE' || lpad(case_id::text, 7, '0'), payload, event_id "
+        "  FROM u ORDER BY o ON CONFLICT (event_id) DO NOTHING) "
+        "UPDATE cases.task SET overdue_at = $4::timestamptz WHERE task_key = ANY($5::text[]) "
+        "AND overdue_at IS NULL",
+        5, params, &res, err);
+    PQclear(res);
+    w->q.case_ids.len = w->q.event_ids.len = w->q.payloads.len = w->q.task_keys.len = 0;
+    w->q.count = 0;
     return s;
 }
 
@@ -379,7 +454,29 @@ static void *work(void *arg)
     if (w->v == V_ASYNC && bx_pg_exec(db, "SET synchronous_commit = off", &err) != BX_OK)
         die("SET synchronous_commit", err.msg);
     pthread_barrier_wait(&start_barrier);
-    for (;;) {
+    /* timers.c's timers_fire_due: no claim, the due timers selected FOR UPDATE SKIP LOCKED and
+     * fired in one transaction (set: their rows queued and written one statement per table) */
+    while (w->v == V_DUE || w->v == V_SET) {
+        int fired = 0;
+        timers_list failed = {0};
+        double t0 = now_s();
+        bx_status s = timers_fire_due(db, w->owner, T_NOW, cf.batch,
+                                      w->v == V_SET ? queue_overdue : fire_overdue,
+                                      w->v == V_SET ? flush_overdue : NULL, w, &fired, &failed,
+                                      &err);
+        w->claim_s += now_s() - t0;
+        if (s != BX_OK) {
+            w->failures += failed.count;
+            timers_list_free(&failed);
+            snprintf(w->error, sizeof(w->error), "fire_due: %s", err.msg);
+            break;
+        }
+        if (fired == 0)
+            break;
+        w->claims++;
+        w->fired += fired;
+    }
+    for (; w->v != V_DUE && w->v != V_SET;) {
         timers_list list = {0};
         double t0 = now_s();
         if (timers_claim(db, w->owner, T_NOW, cf.lease_ms, cf.batch, &list, &err) != BX_OK) {
@@ -415,6 +512,10 @@ static void *work(void *arg)
         if (w->error[0])
             break;
     }
+    free(w->q.case_ids.data);
+    free(w->q.event_ids.data);
+    free(w->q.payloads.data);
+    free(w->q.task_keys.data);
     PQfinish(db);
     return NULL;
 }
@@ -580,10 +681,14 @@ static void parse_rounds(const char *spec)
                 r->v = V_ASYNC;
             else if (strcmp(end + 1, "batch") == 0)
                 r->v = V_BATCH;
+            else if (strcmp(end + 1, "due") == 0)
+                r->v = V_DUE;
+            else if (strcmp(end + 1, "set") == 0)
+                r->v = V_SET;
             else
-                die("--rounds", "variant must be async or batch");
+                die("--rounds", "variant must be async, batch, due or set");
         } else if (*end != '\0') {
-            die("--rounds", "items are N, N:async or N:batch");
+            die("--rounds", "items are N, N:async, N:batch, N:due or N:set");
         }
     }
     free(copy);
@@ -695,12 +800,16 @@ int main(int argc, char **argv)
            copy_event_s, copy_event_rate, (double)event_bytes / 1e6 / copy_event_s);
     printf("\n%-34s %8s %10s %10s %10s %9s %9s %11s %s\n", "firing", "seconds", "timers/s",
            "events/s", "/COPY tmr", "claim ms", "cpu s", "cpu us/tmr", "load before");
+    /* claim ms: one timers_claim of up to --batch; for the timers_fire_due rows one whole batch
+     * (select, firing, marks, commit) */
     for (int r = 0; r < cf.nrounds; r++) {
         const result *x = &res[r];
         char label[64];
         snprintf(label, sizeof(label), "%d workers%s", x->workers,
                  x->v == V_ASYNC   ? ", synchronous_commit=off"
                  : x->v == V_BATCH ? ", batch in 1 tx (bench)"
+                 : x->v == V_DUE   ? ", timers_fire_due"
+                 : x->v == V_SET   ? ", timers_fire_due, set writes"
                                    : "");
         printf("%-34s %8.2f %10.0f %10.0f %10.4f %9.1f %9.1f %11.1f %s\n", label, x->secs,
                (double)x->fired / x->secs, (double)x->events / x->secs,

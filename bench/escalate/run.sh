@@ -7,7 +7,8 @@
 #   bash bench/escalate/run.sh [bench-escalate options, e.g. --due 50000 --rounds 2,4 --explain]
 #
 # Needs the local PostgreSQL: bash deploy/local/bx-infra up
-# Knobs (environment): BENCH_SKIP_BUILD=1, BENCH_KEEP_DB=1 (keep the scratch database).
+# Knobs (environment): BENCH_BUILD (build directory, default build/), BENCH_SKIP_BUILD=1,
+# BENCH_KEEP_DB=1 (keep the scratch database).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -19,7 +20,7 @@ die() { printf 'bench/escalate: error: %s\n' "$*" >&2; exit 1; }
 # shellcheck disable=SC1091
 source "$RUN_DIR/env"
 
-BUILD="$REPO/build"
+BUILD="${BENCH_BUILD:-$REPO/build}"
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     say "building in $BUILD (RelWithDebInfo)"
     cmake -S "$REPO" -B "$BUILD" -G Ninja >/dev/null

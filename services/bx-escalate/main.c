@@ -46,6 +46,11 @@ static const bx_conf_row rows[] = {
                   "case flagged needs_attention"),
     BX_CONF_NUM32("BX_ESCALATE_OUTBOX_KEEP_DAYS", "7", 1, 3650, &st.sc.outbox_keep_days,
                   "days a relayed cases.outbox row is kept"),
+    BX_CONF_NUM32("BX_ESCALATE_INPUT_BATCH", "200", 1, 200, &st.sc.input_batch,
+                  "assessments and actions of a poll (up to 200) applied in one transaction (1: "
+                  "each in its own)"),
+    BX_CONF_NUM32("BX_ESCALATE_TIMER_BATCH", "100", 1, 10000, &st.sc.timer_batch,
+                  "due timers fired in one transaction"),
 };
 
 static bx_status prepare(bx_error *err)

@@ -1,7 +1,7 @@
-/* service: bx-escalate's loop body. Each message is applied to its student's case in one
- * PostgreSQL transaction (case state, events, tasks, timers and outbox rows together), and only
- * then is its offset stored; due timers fire in transactions of their own; the outbox is relayed.
- */
+/* service: bx-escalate's loop body. A poll's messages are applied to their students' cases in one
+ * PostgreSQL transaction (case states, events, tasks, timers and outbox rows together; one by one,
+ * each in its own, when that fails), and only then are their offsets stored; due timers fire in
+ * transactions of their own; the outbox is relayed. */
 #include "service.h"
 #include "bx_buf.h"
 #include "bx_clock.h"
@@ -26,9 +26,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define POLL_MAX           200   /* messages handled per loop iteration */
-#define TIMERS_MAX         100   /* timers claimed per loop iteration */
-#define RELAY_MAX          1000  /* outbox rows relayed per loop iteration */
+#define POLL_MAX           500  /* the most messages a loop iteration polls (input_batch's bound) */
+#define TIMERS_DEFAULT     100  /* timers fired per loop iteration without conf.timer_batch */
+#define RELAY_MAX          1000 /* outbox rows relayed per loop iteration */
 #define RELAY_WAIT_MS      10000 /* how long a relay waits for the broker */
 #define DLQ_RECORD_MAX     65536 /* a bigger rejected message is dead-lettered without its bytes */
 #define PG_CONNECT_WAIT_MS 10000 /* how long connecting to PostgreSQL may wait for it */
@@ -47,6 +47,9 @@ static bx_metric m_dlq = {"bx_escalate_dlq_total", "messages sent to bx.dlq.v1",
 static bx_metric m_failures = {"bx_escalate_failures_total",
                                "messages or timers that failed and were retried", "counter", 0,
                                NULL};
+static bx_metric m_polls = {"bx_escalate_input_polls_total",
+                            "polls of more than one input applied in one transaction", "counter", 0,
+                            NULL};
 static bx_metric m_attention = {"bx_escalate_needs_attention_total",
                                 "cases flagged needs_attention for an input given up", "counter", 0,
                                 NULL};
@@ -198,6 +201,60 @@ static bx_status not_the_inputs_fault(bx_status s, bx_error *err)
     return BX_ETRANSIENT;
 }
 
+/* Applies one parsed input of a known student inside the open transaction. p->bad set on return
+ * means the ladder refused it ("dead-letter it"; the caller rolls back). On success *added holds
+ * the new events and sv->after the case as the step left it. */
+static bx_status apply_in_tx(escalate_service *sv, messages_input *p, const bx_reg_student *student,
+                             int *added, bx_error *err)
+{
+    *added = 0;
+    escalate_store_case row = {0};
+    bx_status s = not_the_inputs_fault(load_student_case(sv, p->student, &row, err), err);
+    if (s != BX_OK)
+        return s;
+    bx_error step_err = {0};
+    bx_status st = ladder_step(sv->conf.policy, student->school->calendar, &sv->before, &p->in,
+                               &sv->after, &sv->fx, &step_err);
+    if (st == BX_EINVAL) {
+        p->bad = MESSAGES_INVALID;
+        snprintf(p->error, sizeof(p->error), "%s", step_err.msg);
+        return BX_OK;
+    }
+    /* the step is a pure function of the state and the input: what fails once (a full task
+     * table, BX_ENOMEM) fails every time, so it is not retried */
+    if (st != BX_OK)
+        return BX_ERR(err, BX_EINVAL, "student %s: %s", p->student, step_err.msg);
+    s = write_step(sv, &row, case_school(&row, p->school), student, &p->in, added, err);
+    if (s == BX_ECONFLICT)
+        s = not_the_inputs_fault(s, err);
+    return s;
+}
+
+/* What an applied input leaves for its log line once its transaction committed. */
+typedef struct applied_input {
+    char case_id[LADDER_KEY_SIZE];
+    const char *stage;
+    int added;
+} applied_input;
+
+static void note_applied(escalate_service *sv, int added, applied_input *out)
+{
+    snprintf(out->case_id, sizeof(out->case_id), "%s", sv->after.case_id);
+    out->stage = ladder_stage_name(sv->conf.policy, sv->after.stage);
+    out->added = added;
+}
+
+/* Counts and logs an input whose transaction committed. */
+static void log_applied(const messages_input *p, const applied_input *a)
+{
+    bx_metric_add(&m_inputs, 1);
+    bx_metric_add(&m_events, a->added);
+    if (a->added)
+        bx_log_info("case %s: %s %s: %d new events, stage %s", a->case_id,
+                    p->in.kind == LADDER_IN_ASSESSMENT ? "assessment" : "action", p->in.event_id,
+                    a->added, a->stage ? a->stage : "-");
+}
+
 /* Applies one parsed input in one transaction. p->bad set on return means "dead-letter it". */
 static bx_status apply_input(escalate_service *sv, messages_input *p, bx_error *err)
 {
@@ -210,40 +267,21 @@ static bx_status apply_input(escalate_service *sv, messages_input *p, bx_error *
         snprintf(p->error, sizeof(p->error), "message.student_id: not in the registry");
         return BX_OK;
     }
-    escalate_store_case row = {0};
-    s = bx_pg_exec(sv->db, "BEGIN", err);
-    IFOK(s, not_the_inputs_fault(load_student_case(sv, p->student, &row, err), err));
-    if (s == BX_OK) {
-        bx_error step_err = {0};
-        bx_status st = ladder_step(sv->conf.policy, student->school->calendar, &sv->before, &p->in,
-                                   &sv->after, &sv->fx, &step_err);
-        if (st == BX_EINVAL) {
-            bx_pg_rollback(sv->db);
-            p->bad = MESSAGES_INVALID;
-            snprintf(p->error, sizeof(p->error), "%s", step_err.msg);
-            return BX_OK;
-        }
-        /* the step is a pure function of the state and the input: what fails once (a full task
-         * table, BX_ENOMEM) fails every time, so it is not retried */
-        if (st != BX_OK)
-            s = BX_ERR(err, BX_EINVAL, "student %s: %s", p->student, step_err.msg);
-    }
     int added = 0;
-    IFOK(s, write_step(sv, &row, case_school(&row, p->school), student, &p->in, &added, err));
-    if (s == BX_ECONFLICT)
-        s = not_the_inputs_fault(s, err);
+    s = bx_pg_exec(sv->db, "BEGIN", err);
+    IFOK(s, apply_in_tx(sv, p, student, &added, err));
+    if (s == BX_OK && p->bad) {
+        bx_pg_rollback(sv->db);
+        return BX_OK;
+    }
+    applied_input a;
+    note_applied(sv, added, &a);
     IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
     if (s != BX_OK) {
         bx_pg_rollback(sv->db);
         return s;
     }
-    bx_metric_add(&m_inputs, 1);
-    bx_metric_add(&m_events, added);
-    const char *stage = ladder_stage_name(sv->conf.policy, sv->after.stage);
-    if (added)
-        bx_log_info("case %s: %s %s: %d new events, stage %s", sv->after.case_id,
-                    p->in.kind == LADDER_IN_ASSESSMENT ? "assessment" : "action", p->in.event_id,
-                    added, stage ? stage : "-");
+    log_applied(p, &a);
     return BX_OK;
 }
 
@@ -330,6 +368,93 @@ static void handle_message(escalate_service *sv, const rd_kafka_message_t *msg)
         bx_log_error("%s: cannot be dead-lettered (%s); skipped", what, err.msg);
     if (v != BX_RETRY_STOPPED)
         bx_consumer_done(sv->consumer, msg);
+}
+
+/* ---- a poll's inputs in one transaction ---- */
+
+/* One message of a poll. */
+typedef struct poll_item {
+    const rd_kafka_message_t *msg;
+    messages_input p;
+    const bx_reg_student *student; /* NULL: not in the registry (as loaded) */
+    applied_input applied;
+} poll_item;
+
+/* Whether the item can go into a poll's transaction: it decoded and its student is known. */
+static bool ready(escalate_service *sv, poll_item *it)
+{
+    it->student = it->p.bad ? NULL : bx_registry_student(sv->registry, it->p.student);
+    return it->student && it->student->school && it->student->school->calendar;
+}
+
+/* Applies items[0..n) in ONE transaction and stores their offsets; false (nothing written, nothing
+ * stored) when any fails or is refused, so the caller takes them one by one. */
+static bool apply_together(escalate_service *sv, poll_item *items, int n)
+{
+    bx_error err = {0};
+    bx_status s = bx_pg_exec(sv->db, "BEGIN", &err);
+    int i = 0;
+    for (; i < n && s == BX_OK && !items[i].p.bad; i++) {
+        int added = 0;
+        s = apply_in_tx(sv, &items[i].p, items[i].student, &added, &err);
+        if (s == BX_OK && !items[i].p.bad)
+            note_applied(sv, added, &items[i].applied);
+    }
+    bool refused = i > 0 && items[i - 1].p.bad, applied = s == BX_OK && !refused;
+    if (applied)
+        s = bx_pg_exec(sv->db, "COMMIT", &err);
+    if (s != BX_OK || refused) {
+        bx_pg_rollback(sv->db);
+        const rd_kafka_message_t *at = items[i > 0 ? i - 1 : 0].msg;
+        bx_log_info("%d inputs applied together failed %s %s [%d] offset %lld (%s); applying them "
+                    "one by one",
+                    n, applied ? "committing after" : "at", rd_kafka_topic_name(at->rkt),
+                    (int)at->partition, (long long)at->offset,
+                    refused ? items[i - 1].p.error : err.msg);
+        return false;
+    }
+    atomic_store(&sv->healthy, true);
+    bx_metric_add(&m_polls, 1);
+    for (int k = 0; k < n; k++) {
+        log_applied(&items[k].p, &items[k].applied);
+        bx_consumer_done(sv->consumer, items[k].msg);
+    }
+    bx_log_debug("%d inputs applied in one transaction", n);
+    return true;
+}
+
+/* A poll's messages, in order: runs of inputs whose students are known (at most
+ * conf.input_batch) applied in one transaction each; a message that is refused (undecodable, an
+ * unknown student) and every message of a run that fails go one by one through handle_message
+ * (retries, dead letters, given up inputs), each in its own transaction as before. */
+static void handle_poll(escalate_service *sv, rd_kafka_message_t *const *msgs, int n)
+{
+    static poll_item items[POLL_MAX];
+    bool unknown = false;
+    for (int i = 0; i < n; i++) {
+        items[i].msg = msgs[i];
+        messages_decode(msgs[i]->payload, msgs[i]->len, &items[i].p);
+        unknown = unknown || (!items[i].p.bad && !ready(sv, &items[i]));
+    }
+    /* a student not in the registry as loaded: the registry is read again once for the poll */
+    bx_error err = {0};
+    if (unknown && refresh_registry(sv, &err) != BX_OK)
+        bx_log_warn("registry refresh failed: %s", err.msg);
+    int most = sv->conf.input_batch < 1 ? POLL_MAX : sv->conf.input_batch;
+    for (int i = 0; i < n && *sv->conf.running;) {
+        /* students are looked up again for each run: a message taken alone may have reloaded
+         * the registry */
+        int end = i;
+        while (end < n && end - i < most && ready(sv, &items[end]))
+            end++;
+        if (end - i >= 2 && sv->db != NULL && apply_together(sv, &items[i], end - i)) {
+            i = end;
+            continue;
+        }
+        int stop = end > i ? end : i + 1;
+        for (; i < stop && *sv->conf.running; i++)
+            handle_message(sv, msgs[i]);
+    }
 }
 
 /* ---- calendar duties (duties.h) ---- */
@@ -516,27 +641,29 @@ static void fire_due_timers(escalate_service *sv)
     timers_list list = {0};
     bx_error err = {0};
     bx_time_ms now = bx_clock_now();
-    if (timers_claim(sv->db, sv->owner, now, sv->conf.timer_lease_ms, TIMERS_MAX, &list, &err) !=
-        BX_OK) {
-        bx_log_warn("timer claim failed: %s", err.msg);
-        if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_CONNECT_WAIT_MS, &err) != BX_OK)
-            bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
-        return;
-    }
-    /* The whole claim in one transaction; if any firing fails, one by one so the others go on. */
+    int max = sv->conf.timer_batch > 0 ? sv->conf.timer_batch : TIMERS_DEFAULT;
+    /* The due timers in one transaction, selected FOR UPDATE SKIP LOCKED (no claim first); if
+     * any firing fails, they are claimed and fired one by one so the others go on. */
     int fired = 0;
     bx_error berr = {0};
-    if (timers_fire_batch(sv->db, &list, sv->owner, now, fire_timer, sv, &fired, &berr) == BX_OK) {
+    if (timers_fire_due(sv->db, sv->owner, now, max, fire_timer, NULL, sv, &fired, &list, &berr) ==
+        BX_OK) {
         bx_metric_add(&m_timers, fired);
-        bx_log_debug("%d timers fired in one transaction", fired);
-        timers_list_free(&list);
+        if (fired)
+            bx_log_debug("%d timers fired in one transaction", fired);
         return;
     }
     bx_log_warn("firing %d timers together failed (%s); firing them one by one", list.count,
                 berr.msg);
+    timers_list_free(&list);
     if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_CONNECT_WAIT_MS, &berr) != BX_OK) {
         bx_log_warn("cannot reconnect to PostgreSQL: %s", berr.msg);
-        timers_list_free(&list);
+        return;
+    }
+    if (timers_claim(sv->db, sv->owner, now, sv->conf.timer_lease_ms, max, &list, &err) != BX_OK) {
+        bx_log_warn("timer claim failed: %s", err.msg);
+        if (bx_pg_reconnect(&sv->db, sv->conf.pg_url, PG_CONNECT_WAIT_MS, &err) != BX_OK)
+            bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
         return;
     }
     for (int i = 0; i < list.count && *sv->conf.running; i++) {
@@ -598,6 +725,7 @@ static void relay(escalate_service *sv)
 void escalate_service_step(escalate_service *sv)
 {
     int handled = 0;
+    rd_kafka_message_t *msgs[POLL_MAX];
     while (handled < POLL_MAX && *sv->conf.running) {
         rd_kafka_message_t *msg = bx_consumer_poll(sv->consumer, handled ? 0 : 100);
         if (msg == NULL)
@@ -607,10 +735,12 @@ void escalate_service_step(escalate_service *sv)
             rd_kafka_message_destroy(msg);
             continue;
         }
-        handle_message(sv, msg);
-        rd_kafka_message_destroy(msg);
-        handled++;
+        msgs[handled++] = msg;
     }
+    if (handled)
+        handle_poll(sv, msgs, handled);
+    for (int i = 0; i < handled; i++)
+        rd_kafka_message_destroy(msgs[i]);
     if (handled && bx_consumer_commit(sv->consumer) != BX_OK)
         bx_log_warn("offset commit failed; the next commit carries them");
     fire_due_timers(sv);
@@ -638,6 +768,7 @@ bx_status escalate_service_start(const escalate_service_conf *conf, escalate_ser
     bx_metric_register(&m_dlq);
     bx_metric_register(&m_failures);
     bx_metric_register(&m_attention);
+    bx_metric_register(&m_polls);
     bx_status s = bx_pg_reconnect(&sv->db, conf->pg_url, PG_CONNECT_WAIT_MS, err);
     IFOK(s, load_registry(sv, err));
     IFOK(s, bx_producer_new(conf->brokers, NULL, &sv->producer, err));

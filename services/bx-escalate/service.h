@@ -1,5 +1,6 @@
-/* service: bx-escalate's loop body: assessments and actions applied to cases in one PostgreSQL
- * transaction each, due timers fired, the outbox relayed to Kafka. */
+/* service: bx-escalate's loop body: assessments and actions applied to cases, a poll's in one
+ * PostgreSQL transaction, due timers fired in batches of one transaction, the outbox relayed to
+ * Kafka. */
 #ifndef BX_ESCALATE_SERVICE_H
 #define BX_ESCALATE_SERVICE_H
 
@@ -25,6 +26,8 @@ typedef struct escalate_service_conf {
     int timer_lease_ms;          /* how long a claimed timer is held */
     int max_attempts;            /* tries of one input before it is given up (the connection up) */
     int outbox_keep_days;        /* relayed cases.outbox rows are deleted after this many days */
+    int input_batch;             /* inputs of a poll applied in one transaction (at most 200) */
+    int timer_batch;             /* due timers fired in one transaction */
     const volatile sig_atomic_t *running; /* a failing message is retried while *running */
 } escalate_service_conf;
 
@@ -34,15 +37,16 @@ typedef struct escalate_service escalate_service;
  * borrowed until escalate_service_stop. */
 bx_status escalate_service_start(const escalate_service_conf *conf, escalate_service **out,
                                  bx_error *err) BX_MUSTCHECK;
-/* One loop iteration: polls messages (up to about 100 ms for the first) and applies each, fires
- * the due timers, relays the outbox. A message refused as input (not JSON, invalid, an unknown
- * student) is dead-lettered to bx.dlq.v1. PostgreSQL down is waited out (reconnecting,
- * bx_retry_run) until it is back or *conf->running turns false; then the offset is not stored and
- * the message is redelivered later. Another failure a retry may mend (a lost race, a case state
- * the policy cannot read) is retried up to conf->max_attempts times; one no retry mends (a full
- * task table, a value the database refuses) is not retried. A message given up is dead-lettered
- * (reason "other") and its student's case flagged in cases.needs_attention in the same
- * transaction, and the partition moves on. */
+/* One loop iteration: polls up to 200 messages (up to about 100 ms for the first) and applies
+ * them, conf->input_batch at a time in one transaction (each in its own when that fails), fires
+ * up to conf->timer_batch due timers in one transaction, relays the outbox. A message refused as
+ * input (not JSON, invalid, an unknown student) is dead-lettered to bx.dlq.v1. PostgreSQL down is
+ * waited out (reconnecting, bx_retry_run) until it is back or *conf->running turns false; then the
+ * offset is not stored and the message is redelivered later. Another failure a retry may mend (a
+ * lost race, a case state the policy cannot read) is retried up to conf->max_attempts times; one no
+ * retry mends (a full task table, a value the database refuses) is not retried. A message given up
+ * is dead-lettered (reason "other") and its student's case flagged in cases.needs_attention in the
+ * same transaction, and the partition moves on. */
 void escalate_service_step(escalate_service *sv);
 /* Periodic work: reloads the registry when its revision changed, schedules the calendar duties
  * of the terms not yet over when the revision or the day changed, and (hourly) deletes relayed

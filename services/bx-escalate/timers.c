@@ -288,6 +288,107 @@ bx_status timers_fire_batch(PGconn *db, const timers_list *list, const char *own
     return s;
 }
 
+/* The columns a claim or a firing reads, into t. */
+#define TIMER_COLUMNS                                                                              \
+    "t.id, t.timer_key, coalesce(t.case_id, 0), t.kind, t.payload::text, "                         \
+    "(extract(epoch FROM t.due_at) * 1000)::bigint, "                                              \
+    "coalesce((extract(epoch FROM t.lease_until) * 1000)::bigint, 0), t.attempts"
+
+static bx_status read_timers(PGresult *res, timers_list *out, bx_error *err)
+{
+    int n = PQntuples(res);
+    out->items = n > 0 ? calloc((size_t)n, sizeof(*out->items)) : NULL;
+    out->count = 0;
+    if (n > 0 && out->items == NULL)
+        return BX_ERR(err, BX_ENOMEM, "no memory for %d timers", n);
+    for (int i = 0; i < n; i++) {
+        timers_timer *t = &out->items[i];
+        t->id = parse_i64(PQgetvalue(res, i, 0));
+        snprintf(t->key, sizeof(t->key), "%s", PQgetvalue(res, i, 1));
+        t->case_id = parse_i64(PQgetvalue(res, i, 2));
+        snprintf(t->kind, sizeof(t->kind), "%s", PQgetvalue(res, i, 3));
+        t->payload = strdup(PQgetvalue(res, i, 4));
+        t->due_at = parse_i64(PQgetvalue(res, i, 5));
+        t->lease_until = parse_i64(PQgetvalue(res, i, 6));
+        t->attempts = (int)parse_i64(PQgetvalue(res, i, 7));
+        out->count = i + 1;
+        if (t->payload == NULL) {
+            timers_list_free(out);
+            return BX_ERR(err, BX_ENOMEM, "no memory for a timer's payload");
+        }
+    }
+    return BX_OK;
+}
+
+bx_status timers_fire_due(PGconn *db, const char *owner_id, bx_time_ms now, int max,
+                          timers_fire_fn *fire_fn, timers_flush_fn *flush_fn, void *arg, int *fired,
+                          timers_list *failed, bx_error *err)
+{
+    *fired = 0;
+    if (failed) {
+        failed->items = NULL;
+        failed->count = 0;
+    }
+    bx_status s = check_owner(owner_id, err);
+    if (s != BX_OK)
+        return s;
+    if (max < 1 || max > MAX_CLAIM)
+        return BX_ERR(err, BX_EINVAL, "timers to fire must be 1 to %d, not %d", MAX_CLAIM, max);
+    char now_text[40], max_text[16];
+    bx_time_format_pg(now, now_text);
+    snprintf(max_text, sizeof(max_text), "%d", max);
+    const char *params[] = {now_text, max_text};
+    PGresult *res = NULL;
+    timers_list list = {0};
+    s = bx_pg_exec(db, "BEGIN", err);
+    /* The row locks make the firing and any other claim or firing of these timers one decision;
+     * rows locked by another replica are skipped, not waited for. A timer whose lease runs is
+     * being fired one by one by its claimer: left to it. */
+    IFOK(s, bx_pg_query(db,
+                        "SELECT " TIMER_COLUMNS " FROM cases.timer t "
+                        "WHERE t.fired_at IS NULL AND t.due_at <= $1::timestamptz "
+                        "AND (t.lease_until IS NULL OR t.lease_until < $1::timestamptz) "
+                        "ORDER BY t.due_at, t.id FOR UPDATE SKIP LOCKED LIMIT $2::int",
+                        2, params, &res, err));
+    IFOK(s, read_timers(res, &list, err));
+    PQclear(res);
+    res = NULL;
+    for (int i = 0; i < list.count && s == BX_OK; i++)
+        s = fire_fn(db, &list.items[i], arg, err);
+    if (s == BX_OK && flush_fn && list.count > 0)
+        s = flush_fn(db, arg, err);
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    if (s == BX_OK && list.count > 0) {
+        s = bx_buf_puts(&ids, "{");
+        for (int i = 0; i < list.count && s == BX_OK; i++)
+            s = bx_buf_printf(&ids, "%s%" PRId64, i ? "," : "", list.items[i].id);
+        IFOK(s, bx_buf_puts(&ids, "}"));
+        if (s != BX_OK)
+            s = BX_ERR(err, BX_ENOMEM, "timers: out of memory");
+        const char *mark[] = {ids.data, now_text, owner_id};
+        IFOK(s, bx_pg_query(db,
+                            "UPDATE cases.timer SET fired_at = $2::timestamptz, claimed_by = $3, "
+                            "lease_until = NULL, attempts = attempts + 1 "
+                            "WHERE id = ANY($1::bigint[])",
+                            3, mark, &res, err));
+        PQclear(res);
+    }
+    bx_buf_free(&ids);
+    IFOK(s, bx_pg_exec(db, "COMMIT", err));
+    if (s != BX_OK) {
+        bx_pg_rollback(db);
+        if (failed)
+            *failed = list;
+        else
+            timers_list_free(&list);
+        return s;
+    }
+    *fired = list.count;
+    timers_list_free(&list);
+    return BX_OK;
+}
+
 bx_status timers_release(PGconn *db, const char *owner_id, int *released, bx_error *err)
 {
     if (released)

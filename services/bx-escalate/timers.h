@@ -80,6 +80,25 @@ bx_status timers_fire_batch(PGconn *db, const timers_list *list, const char *own
                             bx_time_ms now, timers_fire_fn *fire_fn, void *arg, int *fired,
                             bx_error *err) BX_MUSTCHECK;
 
+/* Called once after a batch's fire_fn calls, in the same transaction, before the fired marks: for
+ * a fire_fn that queues its writes and writes them for the whole batch at once. An error rolls the
+ * batch back, as a fire_fn's would. */
+typedef bx_status(timers_flush_fn)(PGconn *db, void *arg, bx_error *err);
+
+/* Fires up to max due timers (due at `now`, unfired, nobody's lease running) in ONE transaction
+ * without claiming them first: selects them earliest first FOR UPDATE SKIP LOCKED (rows another
+ * replica is claiming or firing are skipped, so replicas fire disjoint sets), calls fire_fn for
+ * each in due order, flush_fn (may be NULL) once, marks them fired at now (attempts + 1,
+ * claimed_by owner_id) and commits: the fired marks and the effects commit together, so each
+ * fires exactly once. *fired receives the count fired (0: none due). When fire_fn, flush_fn or
+ * the commit fails, everything is rolled back, the error returned and *failed (may be NULL) holds
+ * the batch's timers (caller frees with timers_list_free): the caller then claims and fires them
+ * one by one (timers_claim, timers_fire), so one bad timer does not hold back the others and
+ * attempts count its failures. Must be called outside a transaction. */
+bx_status timers_fire_due(PGconn *db, const char *owner_id, bx_time_ms now, int max,
+                          timers_fire_fn *fire_fn, timers_flush_fn *flush_fn, void *arg, int *fired,
+                          timers_list *failed, bx_error *err) BX_MUSTCHECK;
+
 /* Gives back owner_id's unfired claims (orderly shutdown), so another replica takes them at once.
  * *released (may be NULL) receives the count. */
 bx_status timers_release(PGconn *db, const char *owner_id, int *released,

@@ -645,3 +645,113 @@ BX_TEST(killed_replica_loses_no_timer_fires_none_twice)
     svc_stop(&s);
     forget_log();
 }
+
+/* ---- a burst of inputs applied together ---- */
+
+/* An assessment as assess_keyed writes it (caller frees). */
+static char *risk_json(const char *id, const char *local_time, int streak, const char *start)
+{
+    char ss[20];
+    if (streak > 0)
+        snprintf(ss, sizeof(ss), "\"%s\"", start);
+    else
+        snprintf(ss, sizeof(ss), "null");
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    REQUIRE(
+        bx_buf_printf(&b,
+                      "{\"schema\":\"bx.risk.v1\",\"event_id\":\"risk:%s:%.10s\","
+                      "\"student_id\":\"%s\",\"school_id\":\"ES1\",\"class_id\":\"EC1\","
+                      "\"date\":\"%.10s\",\"streak_days\":%d,\"streak_start\":%s,"
+                      "\"unexcused_periods_today\":0,\"attendance_rate_20d\":0.8,"
+                      "\"attendance_rate_term\":0.9,\"chronic_absence\":false,\"score\":%d,"
+                      "\"tier\":\"medium\",\"previous_tier\":null,\"trigger\":"
+                      "\"streak_changed\",\"factors\":[],\"assessed_at\":\"%.10sT%s:00+08:00\"}",
+                      id, local_time, id, local_time, streak, ss, 10 * streak, local_time,
+                      local_time + 11) == BX_OK);
+    return bx_buf_steal(&b);
+}
+
+/* What a student's inputs made, without ids: the events, tasks, timers and outbox messages in
+ * order and the case's stage (caller frees). */
+static char *case_signature(const char *student)
+{
+    return rows_of(
+        "SELECT concat_ws(' | ', "
+        "(SELECT string_agg(e.kind || '/' || coalesce(e.stage, '') || '/' || e.late::text, ',' "
+        "  ORDER BY e.id) FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
+        "  WHERE c.student_id = $1), "
+        "(SELECT string_agg(t.kind || '/' || t.stage || '/' || t.owner_role || '/' || "
+        "  t.due_at::text || '/' || (t.overdue_at IS NOT NULL)::text, ',' ORDER BY t.id) "
+        "  FROM cases.task t JOIN cases.case c ON c.id = t.case_id WHERE c.student_id = $1), "
+        "(SELECT string_agg(replace(m.timer_key, $1, '') || '@' || "
+        "  m.due_at::text || '/' || (m.fired_at IS NOT NULL)::text, ',' ORDER BY m.id) "
+        "  FROM cases.timer m JOIN cases.case c ON c.id = m.case_id WHERE c.student_id = $1), "
+        "(SELECT string_agg(o.topic || ':' || coalesce(o.payload::jsonb->>'template', "
+        "  o.payload::jsonb->>'kind', ''), ',' ORDER BY o.id) FROM cases.outbox o "
+        "  WHERE o.msg_key = $1), "
+        "(SELECT c.stage || '/' || (c.closed_at IS NULL)::text FROM cases.case c "
+        "  WHERE c.student_id = $1 ORDER BY c.id DESC LIMIT 1))",
+        student);
+}
+
+/* A burst of inputs waiting when bx-escalate starts is applied in polls of one transaction each
+ * (bx_escalate_input_polls_total), and leaves the same cases, events, tasks, timers and outbox
+ * messages as the same burst for other students applied one by one, each in its own transaction
+ * (BX_ESCALATE_INPUT_BATCH=1): two
+ * inputs of one student in one poll, a malformed message and an unknown student among them
+ * (dead-lettered alone, the inputs around them applied). */
+BX_TEST(a_burst_of_inputs_applied_together_as_one_by_one)
+{
+    enum { PER_RUN = 6 };
+    svc s;
+    svc_start(&s, 2 * PER_RUN, "2026-09-28 08:00");
+    settle(&s);
+    for (int run = 0; run < 2; run++) {
+        itest_stop(s.pid);
+        s.base = s.produced;
+        at("2026-09-29 09:00");
+        for (int k = 1; k <= PER_RUN; k++) {
+            char id[40];
+            student_id(run * PER_RUN + k, id);
+            /* one key: the burst on one partition, in this order */
+            produce(&s, s.risk, "burst", risk_json(id, "2026-09-28 08:30", 1, "2026-09-28"));
+            if (k == 2)
+                produce(&s, s.risk, "burst", "{not json");
+            if (k == 4) {
+                char unknown[40];
+                student_id(90 + run, unknown);
+                produce(&s, s.risk, "burst",
+                        risk_json(unknown, "2026-09-28 08:30", 1, "2026-09-28"));
+            }
+        }
+        for (int k = 1; k <= 3; k++) {
+            char id[40];
+            student_id(run * PER_RUN + k, id);
+            produce(&s, s.risk, "burst", risk_json(id, "2026-09-29 08:30", 2, "2026-09-28"));
+        }
+        extra_setting = run == 0 ? "BX_ESCALATE_INPUT_BATCH=1" : NULL;
+        svc_run(&s);
+        extra_setting = NULL;
+        settle(&s);
+        CHECK_INT(itest_metric(s.port, "bx_escalate_dlq_total"), 2);
+        CHECK_INT(itest_metric(s.port, "bx_escalate_inputs_total"), PER_RUN + 3);
+        if (run == 0)
+            CHECK_INT(itest_metric(s.port, "bx_escalate_input_polls_total"), 0);
+        else
+            CHECK(itest_metric(s.port, "bx_escalate_input_polls_total") >= 1);
+    }
+    for (int k = 1; k <= PER_RUN; k++) {
+        char one[40], together[40];
+        student_id(k, one);
+        student_id(PER_RUN + k, together);
+        char *a = case_signature(one), *b = case_signature(together);
+        CHECK(strlen(a) > 20);
+        if (strcmp(a, b) != 0)
+            fprintf(stderr, "one by one: %s\ntogether:   %s\n", a, b);
+        CHECK_STR(b, a);
+        free(a);
+        free(b);
+    }
+    svc_stop(&s);
+}
