@@ -5,9 +5,12 @@
 
 Every client signs in (GET /login for the CSRF token and pre-session cookie, POST the form), then
 requests each page of the county bureau's (or the area officer's) in turn, on one keep-alive
-connection; times are measured around each request on the client (loopback), so they are the
-server's time plus the client's few hundred microseconds. The export is timed separately, once per
-client, for the county with the 10,000-row dropout list.
+connection: --warmup passes first, unmeasured (their slowest time is printed: the first visit of a
+period computes its per-class counts), then the measured rounds; times are measured around each
+request on the client (loopback), so they are the server's time plus the client's few hundred
+microseconds. A failed request (status, timeout, closed connection) is counted and the client
+signs in again. The export is timed apart, --exports times in each format one at a time, for the
+county with the 10,000-row dropout list.
 """
 import argparse
 import http.client
@@ -47,19 +50,35 @@ def sign_in(port, staff):
     return c, "bx_session=" + m.group(1)
 
 
-def run_client(port, staff, pages, rounds, times, errors, lock):
+def run_client(port, staff, pages, rounds, warmup, times, cold, errors, lock, start, measured):
+    """warmup unmeasured passes over the pages first (their times go to cold), then, once every
+    client has done its own, rounds measured ones; a request that fails (status, timeout, closed
+    connection) is an error, and the client signs in again on a new connection."""
     c, cookie = sign_in(port, staff)
-    for _ in range(rounds):
+    start.wait()
+    for n in range(warmup + rounds):
+        if n == warmup:
+            try:
+                measured.wait(timeout=900)
+            except threading.BrokenBarrierError:
+                pass
         for p in pages:
             t0 = time.perf_counter()
-            c.request("GET", p, headers={"Cookie": cookie})
-            r = c.getresponse()
-            r.read()
+            try:
+                c.request("GET", p, headers={"Cookie": cookie})
+                r = c.getresponse()
+                r.read()
+                status = r.status
+            except (OSError, http.client.HTTPException) as e:
+                status = type(e).__name__
             dt = (time.perf_counter() - t0) * 1000.0
             with lock:
-                if r.status != 200:
-                    errors.append((p, r.status))
-                times.setdefault(p.split("?")[0] + ("?" + p.split("?")[1] if "?" in p else ""), []).append(dt)
+                if status != 200:
+                    errors.append((p, status, n < warmup))
+                (cold if n < warmup else times).setdefault(p, []).append(dt)
+            if status != 200 and not isinstance(status, int):
+                c.close()
+                c, cookie = sign_in(port, staff)
     c.close()
 
 
@@ -77,30 +96,48 @@ def main():
     ap.add_argument("--area", default="BCITY,BPROV", help="city and province officers")
     ap.add_argument("--export-staff", default="BK970101")
     ap.add_argument("--exports", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="unmeasured passes over the pages before the measured rounds")
     a = ap.parse_args()
     staff = a.staff.split(",")
     area = a.area.split(",")
-    times, errors, lock = {}, [], threading.Lock()
+    times, cold, errors, lock = {}, {}, [], threading.Lock()
+    start = threading.Barrier(a.clients + 1)
+    measured = threading.Barrier(a.clients + 1)
     threads = []
     for i in range(a.clients):
         if i % 8 == 7:  # one client in eight is a city or province officer
-            t = threading.Thread(target=run_client, args=(a.port, area[i % len(area)], AREA_PAGES,
-                                                          a.rounds * 3, times, errors, lock))
+            t = threading.Thread(target=run_client, args=(
+                a.port, area[i % len(area)], AREA_PAGES, a.rounds * 3, a.warmup, times, cold,
+                errors, lock, start, measured))
         else:
-            t = threading.Thread(target=run_client, args=(a.port, staff[i % len(staff)],
-                                                          COUNTY_PAGES, a.rounds, times, errors, lock))
+            t = threading.Thread(target=run_client, args=(
+                a.port, staff[i % len(staff)], COUNTY_PAGES, a.rounds, a.warmup, times, cold,
+                errors, lock, start, measured))
         threads.append(t)
-    t0 = time.perf_counter()
     for t in threads:
         t.start()
+    start.wait()  # every client signed in
+    t0 = time.perf_counter()
+    try:
+        measured.wait(timeout=900)  # every client through its warm-up
+    except threading.BrokenBarrierError:
+        pass
+    t1 = time.perf_counter()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
-    print("bench/console: %d clients, %.1f s, %d requests, %d not 200" % (
-        a.clients, wall, sum(len(v) for v in times.values()), len(errors)))
-    print("%-48s %6s %9s %9s %9s" % ("page", "n", "p50 ms", "p95 ms", "max ms"))
+    wall = time.perf_counter() - t1
+    nwarm = sum(len(v) for v in cold.values())
+    print("bench/console: %d clients; warm-up: %d requests in %.1f s; measured: %d requests in "
+          "%.1f s; %d failed (%d of them in the warm-up)" % (
+              a.clients, nwarm, t1 - t0, sum(len(v) for v in times.values()), wall,
+              len(errors), sum(1 for e in errors if e[2])))
+    print("%-48s %6s %9s %9s %9s   %s" % ("page", "n", "p50 ms", "p95 ms", "max ms",
+                                          "warm-up max ms"))
     for p, xs in sorted(times.items()):
-        print("%-48s %6d %9.1f %9.1f %9.1f" % (p, len(xs), statistics.median(xs), pct(xs, 0.95), max(xs)))
+        print("%-48s %6d %9.1f %9.1f %9.1f   %9.1f" % (
+            p, len(xs), statistics.median(xs), pct(xs, 0.95), max(xs),
+            max(cold.get(p, [0.0]))))
     # the export of the 10,000-row dropout list, one at a time
     c, cookie = sign_in(a.port, a.export_staff)
     ex = []
@@ -123,7 +160,7 @@ def main():
             fmt, rows, ", %d bytes" % size if fmt == "xlsx" else "", statistics.median(xs), max(xs),
             ", %d not 200" % len(bad) if bad else ""))
     if errors:
-        print("errors (first 5):", errors[:5])
+        print("failed (first 5):", errors[:5])
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@
 #   bash bench/console/run.sh
 #   BENCH_STUDENTS=200000 BENCH_CASES=10000 BENCH_TASKS=40000 bash bench/console/run.sh
 #
-# Knobs: BENCH_ROUNDS (10 rounds of every page a client), BENCH_KEEP=1 (keep the database),
-# BENCH_SKIP_LOAD=1 with BENCH_DB=<name> (reuse a kept one), BX_BUILD_DIR (build).
+# Knobs: BENCH_ROUNDS (10 rounds of every page a client), BENCH_WARMUP (1 unmeasured pass first,
+# its slowest time printed apart: the first visit of a period computes its counts), BENCH_KEEP=1
+# (keep the database), BENCH_SKIP_LOAD=1 with BENCH_DB=<name> (reuse a kept one), BX_BUILD_DIR
+# (build).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN_DIR="${BX_RUN_DIR:-$REPO/.run}"
@@ -65,5 +67,7 @@ for _ in $(seq 100); do
 done
 curl -fs "http://127.0.0.1:$MPORT/healthz" >/dev/null || { cat "$WORK/console.log" >&2; die "bx-console did not start"; }
 STAFF=$(psql -Atq "$URL" -c "SELECT string_agg(id, ',' ORDER BY id) FROM registry.staff WHERE role = 'county_officer' AND id LIKE 'BK%'")
+say "load before: $(uptime | sed 's/.*load/load/')"
 python3 "$REPO/bench/console/client.py" --port "$PORT" --clients "${BENCH_CLIENTS:-32}" \
-    --rounds "${BENCH_ROUNDS:-10}" --staff "$STAFF"
+    --rounds "${BENCH_ROUNDS:-10}" --warmup "${BENCH_WARMUP:-1}" --staff "$STAFF"
+say "load after: $(uptime | sed 's/.*load/load/')"
