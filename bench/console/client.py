@@ -62,6 +62,10 @@ def run_client(port, staff, pages, rounds, warmup, times, cold, errors, lock, st
                 measured.wait(timeout=900)
             except threading.BrokenBarrierError:
                 pass
+            # a new connection, the same session: the kept-alive one idled at the barrier past the
+            # server's header deadline (BX_HTTP_HEADER_TIMEOUT_MS), which closes it
+            c.close()
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         for p in pages:
             t0 = time.perf_counter()
             try:
