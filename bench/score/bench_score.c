@@ -4,7 +4,9 @@
  * redis-benchmark, and drops the bench topics. */
 #include "bx_buf.h"
 #include "bx_kafka.h"
+#include "bx_pg.h"
 #include "bx_redis.h"
+#include "recompute.h"
 #include "store.h"
 
 #include <curl/curl.h>
@@ -36,6 +38,8 @@ typedef struct conf {
     long long count; /* wait: events to wait for */
     double timeout;
     const char *brokers, *topic, *run_id, *url, *redis_url;
+    const char *pids;    /* wait: processes whose CPU over the timed window is printed */
+    bool uuid_rollcalls; /* term: roll call ids of 36 characters */
 } conf;
 
 static double now_seconds(void)
@@ -58,6 +62,25 @@ static double machine_cpu_seconds(void)
     if (n != 8)
         return 0;
     return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds (user + system) of process pid so far, from /proc/<pid>/stat; 0 when gone. */
+static double process_cpu_seconds(int pid)
+{
+    char path[64], text[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    const char *p = strrchr(text, ')'); /* the command may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static void school_id(char *out, size_t size, int s)
@@ -327,6 +350,13 @@ static int cmd_wait(const conf *c)
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L);
     double start = now_seconds(), t0 = 0, cpu0 = 0;
     long long base = -1, v = 0, last = -1;
+    int pids[16], npids = 0;
+    double pcpu0[16] = {0};
+    for (const char *p = c->pids; p && *p && npids < 16;) {
+        pids[npids++] = atoi(p);
+        p = strchr(p, ',');
+        p = p ? p + 1 : NULL;
+    }
     int rc = 1;
     while (now_seconds() - start < c->timeout) {
         v = applied(h, &b);
@@ -335,6 +365,8 @@ static int cmd_wait(const conf *c)
             base = v;
             t0 = t;
             cpu0 = machine_cpu_seconds();
+            for (int k = 0; k < npids; k++)
+                pcpu0[k] = process_cpu_seconds(pids[k]);
         }
         if (v >= c->count && base >= 0) {
             double secs = t - t0, cpu = machine_cpu_seconds() - cpu0;
@@ -343,7 +375,10 @@ static int cmd_wait(const conf *c)
                 fprintf(stderr, "bench-score wait: everything applied before the first poll\n");
                 break;
             }
-            printf("%lld %.3f %.0f %.2f\n", events, secs, (double)events / secs, cpu);
+            printf("%lld %.3f %.0f %.2f", events, secs, (double)events / secs, cpu);
+            for (int k = 0; k < npids; k++)
+                printf(" %.2f", process_cpu_seconds(pids[k]) - pcpu0[k]);
+            printf("\n");
             rc = 0;
             break;
         }
@@ -445,23 +480,272 @@ static int cmd_drop(const conf *c, char **topics, int n)
     return rc;
 }
 
+/* ---------------------------------------------------------------------------------- term */
+
+/* The day's status of a student in the term written by cmd_term, drawn from a hash of the student
+ * and the day with bx-sim's daily chances outside its clusters (sim_day.c): absent 0.3 %, sick
+ * leave 1.2 %, personal leave 0.3 %, late 1 %; present otherwise. */
+static score_status term_status(unsigned student, bx_date d, score_leave_kind *kind)
+{
+    uint64_t h = ((uint64_t)student * 0x9E3779B97F4A7C15ull) ^
+                 ((uint64_t)(uint32_t)d * 0xC2B2AE3D27D4EB4Full);
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    unsigned u = (unsigned)(h % 100000);
+    *kind = SCORE_LEAVE_NONE;
+    if (u < 300)
+        return SCORE_ABSENT;
+    if (u < 1500) {
+        *kind = SCORE_LEAVE_SICK;
+        return SCORE_LEAVE;
+    }
+    if (u < 1800) {
+        *kind = SCORE_LEAVE_PERSONAL;
+        return SCORE_LEAVE;
+    }
+    if (u < 2800)
+        return SCORE_LATE;
+    return SCORE_PRESENT;
+}
+
+typedef struct term_fact {
+    char student[40], school[40], klass[40], field[16], order_key[SCORE_STORE_ORDER_KEY_MAX + 1];
+    char value[64];
+} term_fact;
+
+/* Sums MEMORY USAGE (SAMPLES 0) of n keys and counts their encodings ("listpack" and others). */
+static bx_status key_memory(bx_redis *r, char (*keys)[SCORE_STORE_KEY_MAX], size_t n,
+                            long long *bytes, long long *present, long long *listpack,
+                            bx_error *err)
+{
+    bx_status s = BX_OK;
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        const char *mu[] = {"MEMORY", "USAGE", keys[i], "SAMPLES", "0"};
+        const char *oe[] = {"OBJECT", "ENCODING", keys[i]};
+        size_t mul[] = {6, 5, strlen(keys[i]), 7, 1}, oel[] = {6, 8, strlen(keys[i])};
+        s = bx_redis_append(r, 5, mu, mul, err);
+        IFOK(s, bx_redis_append(r, 3, oe, oel, err));
+    }
+    for (size_t i = 0; i < n && s == BX_OK; i++) {
+        redisReply *a = NULL, *b = NULL;
+        s = bx_redis_read(r, &a, err);
+        IFOK(s, bx_redis_read(r, &b, err));
+        if (s == BX_OK && a->type == REDIS_REPLY_INTEGER) {
+            *bytes += a->integer;
+            (*present)++;
+            if (b->type == REDIS_REPLY_STRING && strcmp(b->str, "listpack") == 0)
+                (*listpack)++;
+        }
+        freeReplyObject(a);
+        freeReplyObject(b);
+    }
+    return s;
+}
+
+/* A term of roll calls written straight into Redis through bx-score's store (compare-and-set of
+ * each class's report and each student's explicit facts, as bx-score stores them), every summary
+ * computed as of the term's last school day and stored as bx-score stores it, then Redis's
+ * MEMORY USAGE of every key per student. */
+static int cmd_term(const conf *c, const char *last_text)
+{
+    bx_error err = {0};
+    PGconn *db = NULL;
+    bx_registry *reg = NULL;
+    score_profiles *prof = NULL;
+    bx_redis *r = NULL;
+    score_store_redis *st = NULL;
+    bx_date last = BX_DATE_NONE;
+    score_policy policy;
+    score_policy_default(&policy);
+    bx_status s = bx_date_parse(last_text, &last) == BX_OK
+                      ? BX_OK
+                      : BX_ERR(&err, BX_EINVAL, "--last-day: not a date");
+    IFOK(s, bx_pg_connect(getenv("BX_PG_URL") ? getenv("BX_PG_URL") : "", 10000, &db, &err));
+    IFOK(s, bx_registry_load(db, &reg, &err));
+    IFOK(s, score_profiles_load(db, reg, &prof, &err));
+    IFOK(s, bx_redis_open(c->redis_url, 10000, &r, &err));
+    IFOK(s, score_store_redis_open(r, &st, &err));
+    char sid[40], cid[40], stid[40];
+    school_id(sid, sizeof(sid), 0);
+    const bx_reg_school *school = NULL;
+    if (s == BX_OK) {
+        class_id(cid, sizeof(cid), 0, 0);
+        const bx_reg_class *k = bx_registry_class(reg, cid);
+        school = k ? k->school : NULL;
+        if (school == NULL || school->calendar == NULL)
+            s = BX_ERR(&err, BX_ENOTFOUND, "the bench registry is not imported (%s)", cid);
+    }
+    const bx_term *term = s == BX_OK ? bx_calendar_term_of(school->calendar, last) : NULL;
+    if (s == BX_OK && term == NULL)
+        s = BX_ERR(&err, BX_EINVAL, "--last-day %s is in no term", last_text);
+    size_t nstudents = (size_t)c->schools * (size_t)c->classes * (size_t)c->students;
+    size_t nclasses = (size_t)c->schools * (size_t)c->classes;
+    term_fact *facts = calloc(nstudents + 1, sizeof(*facts));
+    score_store_fact *sf = calloc(nstudents + 1, sizeof(*sf));
+    term_fact *reps = calloc(nclasses + 1, sizeof(*reps));
+    score_store_report *sr = calloc(nclasses + 1, sizeof(*sr));
+    if (s == BX_OK && (!facts || !sf || !reps || !sr))
+        s = BX_ERR(&err, BX_ENOMEM, "out of memory");
+    long long nfacts = 0, ndays = 0;
+    for (bx_date d = term ? term->first : last; s == BX_OK && d <= last; d++) {
+        if (!bx_calendar_is_school_day(school->calendar, d))
+            continue;
+        ndays++;
+        char date[11];
+        bx_date_format(d, date);
+        bx_time_ms at = ((bx_time_ms)d * 86400 + 5 * 60) * 1000; /* 08:05 +08:00 = 00:05 UTC */
+        size_t nf = 0, nr = 0;
+        for (int i = 0; i < c->schools; i++)
+            for (int k = 0; k < c->classes; k++) {
+                school_id(sid, sizeof(sid), i);
+                class_id(cid, sizeof(cid), i, k);
+                int tally[3] = {0};
+                /* The roll call's id as bx-sim makes it ("<class>-<date>"), or a UUID's 36
+                 * characters as a school's software may send (--uuid-rollcalls). */
+                char rollcall[64];
+                if (c->uuid_rollcalls)
+                    snprintf(rollcall, sizeof(rollcall), "%08x-%04x-4%03x-8%03x-%012llx",
+                             (unsigned)(i * 131 + k), (unsigned)(d & 0xffff), (unsigned)(k & 0xfff),
+                             (unsigned)(i & 0xfff), (unsigned long long)d * 7919ull);
+                else
+                    snprintf(rollcall, sizeof(rollcall), "%s-%s", cid, date);
+                for (int n = 0; n < c->students && s == BX_OK; n++) {
+                    unsigned who = (unsigned)((i * MAX_CLASSES + k) * MAX_STUDENTS + n);
+                    score_leave_kind kind;
+                    score_status status = term_status(who, d, &kind);
+                    if (status == SCORE_PRESENT)
+                        continue;
+                    tally[status == SCORE_ABSENT ? 0 : status == SCORE_LEAVE ? 1 : 2]++;
+                    student_id(stid, sizeof(stid), i, k, n);
+                    term_fact *f = &facts[nf];
+                    snprintf(f->student, sizeof(f->student), "%s", stid);
+                    snprintf(f->school, sizeof(f->school), "%s", sid);
+                    snprintf(f->klass, sizeof(f->klass), "%s", cid);
+                    char ev[128];
+                    snprintf(ev, sizeof(ev), "%s:%s", rollcall, stid);
+                    if (score_store_field_day(d, 0, f->field, sizeof(f->field)) != BX_OK ||
+                        score_store_order_key(at, ev, f->order_key, sizeof(f->order_key)) != BX_OK)
+                        s = BX_ERR(&err, BX_EINVAL, "cannot name a fact");
+                    snprintf(f->value, sizeof(f->value), "%s", score_status_code(status, kind));
+                    sf[nf] = (score_store_fact){f->student,   f->school, f->klass, f->field,
+                                                f->order_key, f->value,  false};
+                    nf++;
+                }
+                term_fact *rp = &reps[nr];
+                snprintf(rp->klass, sizeof(rp->klass), "%s", cid);
+                snprintf(rp->school, sizeof(rp->school), "%s", sid);
+                char ev[128];
+                snprintf(ev, sizeof(ev), "%s:class", rollcall);
+                if (score_store_field_day(d, 0, rp->field, sizeof(rp->field)) != BX_OK ||
+                    score_store_order_key(at, ev, rp->order_key, sizeof(rp->order_key)) != BX_OK)
+                    s = BX_ERR(&err, BX_EINVAL, "cannot name a roll call");
+                snprintf(rp->value, sizeof(rp->value), "%d,%d,%d,%d,0,%d", c->students, tally[0],
+                         tally[1], tally[2], c->students - tally[0] - tally[1] - tally[2]);
+                sr[nr] = (score_store_report){rp->klass, rp->school, rp->field, rp->order_key,
+                                              rp->value};
+                nr++;
+            }
+        IFOK(s, score_store_apply_reports(st, sr, nr, NULL, NULL, &err));
+        IFOK(s, score_store_apply_facts(st, sf, nf, NULL, NULL, &err));
+        nfacts += (long long)nf;
+    }
+    /* Every student's summary as bx-score stores it (none for a student without facts). */
+    enum { CHUNK = 256 };
+    score_outcome *out = calloc(CHUNK, sizeof(*out));
+    const char **ids = calloc(nstudents + 1, sizeof(*ids));
+    char(*idtext)[40] = calloc(nstudents + 1, sizeof(*idtext));
+    if (s == BX_OK && (!out || !ids || !idtext))
+        s = BX_ERR(&err, BX_ENOMEM, "out of memory");
+    size_t k = 0;
+    for (int i = 0; s == BX_OK && i < c->schools; i++)
+        for (int j = 0; j < c->classes; j++)
+            for (int n = 0; n < c->students; n++, k++) {
+                student_id(idtext[k], sizeof(idtext[k]), i, j, n);
+                ids[k] = idtext[k];
+            }
+    score_env env = {&policy, reg, prof, st};
+    for (size_t i = 0; s == BX_OK && i < nstudents; i += CHUNK) {
+        size_t m = nstudents - i < CHUNK ? nstudents - i : CHUNK;
+        s = score_recompute_batch(&env, ids + i, m, last, true, out, &err);
+        IFOK(s, score_recompute_store(&env, out, m, &err));
+    }
+    /* Redis's own count of the bytes of each key. */
+    char(*keys)[SCORE_STORE_KEY_MAX] = calloc(1024, sizeof(*keys));
+    long long fb = 0, fk = 0, flp = 0, sb = 0, sk = 0, slp = 0, cb = 0, ck = 0, clp = 0;
+    if (s == BX_OK && keys == NULL)
+        s = BX_ERR(&err, BX_ENOMEM, "out of memory");
+    for (size_t i = 0; s == BX_OK && i < nstudents; i += 512) {
+        size_t m = nstudents - i < 512 ? nstudents - i : 512;
+        for (size_t j = 0; j < m; j++)
+            if (score_store_key_facts(ids[i + j], keys[j], sizeof(keys[j])) != BX_OK ||
+                score_store_key_summary(ids[i + j], keys[512 + j], sizeof(keys[0])) != BX_OK)
+                s = BX_ERR(&err, BX_EINVAL, "bad id");
+        IFOK(s, key_memory(r, keys, m, &fb, &fk, &flp, &err));
+        IFOK(s, key_memory(r, keys + 512, m, &sb, &sk, &slp, &err));
+    }
+    for (size_t i = 0; s == BX_OK && i < nclasses; i += 512) {
+        size_t m = nclasses - i < 512 ? nclasses - i : 512;
+        for (size_t j = 0; j < m; j++) {
+            class_id(cid, sizeof(cid), (int)((i + j) / (size_t)c->classes),
+                     (int)((i + j) % (size_t)c->classes));
+            if (score_store_key_reported(cid, keys[j], sizeof(keys[j])) != BX_OK)
+                s = BX_ERR(&err, BX_EINVAL, "bad id");
+        }
+        IFOK(s, key_memory(r, keys, m, &cb, &ck, &clp, &err));
+    }
+    if (s == BX_OK) {
+        double n = (double)nstudents;
+        printf("term_students=%zu term_school_days=%lld term_facts=%lld facts_per_student=%.2f\n",
+               nstudents, ndays, nfacts, (double)nfacts / n);
+        printf("facts_keys=%lld facts_listpack=%lld facts_bytes_per_student=%.0f\n", fk, flp,
+               (double)fb / n);
+        printf("sum_keys=%lld sum_listpack=%lld sum_bytes_per_student=%.0f\n", sk, slp,
+               (double)sb / n);
+        printf("reported_keys=%lld reported_listpack=%lld reported_bytes_per_student=%.0f\n", ck,
+               clp, (double)cb / n);
+        printf("bytes_per_student=%.0f\n", (double)(fb + sb + cb) / n);
+    } else {
+        fprintf(stderr, "bench-score term: %s\n", err.msg);
+    }
+    free(keys);
+    free(out);
+    free(ids);
+    free(idtext);
+    free(facts);
+    free(sf);
+    free(reps);
+    free(sr);
+    score_store_redis_free(st);
+    bx_redis_close(r);
+    score_profiles_free(prof);
+    bx_registry_free(reg);
+    if (db)
+        PQfinish(db);
+    return s == BX_OK ? 0 : 1;
+}
+
 /* ---------------------------------------------------------------------------------- main */
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench-score gen DIR [--schools N --classes N --students N]\n"
-                    "       bench-score produce --topic T [--partitions N --first-day D --days N "
-                    "--run-id ID --schools ...]\n"
-                    "       bench-score wait --url http://HOST:PORT --count N [--timeout S]\n"
-                    "       bench-score lua apply|summary\n"
-                    "       bench-score summary STUDENT_ID\n"
-                    "       bench-score drop TOPIC...\n"
-                    "environment: BX_KAFKA_BROKERS, BX_REDIS_URL\n");
+    fprintf(stderr,
+            "usage: bench-score gen DIR [--schools N --classes N --students N]\n"
+            "       bench-score produce --topic T [--partitions N --first-day D --days N "
+            "--run-id ID --schools ...]\n"
+            "       bench-score wait --url http://HOST:PORT --count N [--timeout S] "
+            "[--pids P1,P2,...]\n"
+            "       bench-score lua apply|summary\n"
+            "       bench-score summary STUDENT_ID\n"
+            "       bench-score term LAST_DAY [--uuid-rollcalls 0|1 --schools ...]  (Redis bytes "
+            "per student)\n"
+            "       bench-score drop TOPIC...\n"
+            "environment: BX_KAFKA_BROKERS, BX_REDIS_URL, BX_PG_URL (term)\n");
 }
 
 int main(int argc, char **argv)
 {
-    conf c = {20, 25, 40, 1, 8, 4, 0, 600, NULL, NULL, "0", NULL, NULL};
+    conf c = {20, 25, 40, 1, 8, 4, 0, 600, NULL, NULL, "0", NULL, NULL, NULL, false};
     c.brokers = getenv("BX_KAFKA_BROKERS") ? getenv("BX_KAFKA_BROKERS") : "127.0.0.1:19092";
     c.redis_url = getenv("BX_REDIS_URL") ? getenv("BX_REDIS_URL") : "redis://127.0.0.1:63799";
     if (argc < 2) {
@@ -500,6 +784,10 @@ int main(int argc, char **argv)
             c.run_id = v;
         else if (strcmp(a, "--url") == 0)
             c.url = v;
+        else if (strcmp(a, "--pids") == 0)
+            c.pids = v;
+        else if (strcmp(a, "--uuid-rollcalls") == 0)
+            c.uuid_rollcalls = strcmp(v, "1") == 0;
         else if (opt) {
             usage();
             return 2;
@@ -532,6 +820,8 @@ int main(int argc, char **argv)
             return 2;
         return 0;
     }
+    if (strcmp(cmd, "term") == 0 && npos == 1)
+        return cmd_term(&c, pos[0]);
     if (strcmp(cmd, "summary") == 0 && npos == 1)
         return cmd_summary(&c, pos[0]);
     if (strcmp(cmd, "drop") == 0 && npos >= 1)

@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
-"""bench/score/mix.py: the Redis command mix bx-score sends per event, from a `redis-cli MONITOR`
-capture of a bx-score run, and the arithmetic that turns redis-benchmark rates into events/s.
+"""bench/score/mix.py: the Redis command mix bx-score sends per event, and the arithmetic that turns
+redis-benchmark rates into events/s.
 
-    mix.py classify MONITOR_FILE EVENTS SHA_APPLY SHA_SUMMARY   > mix   (one "kind calls" a line)
+    mix.py calls CALLS_FILE EVENTS                                      > mix   (one "kind calls per-event" a line)
+    mix.py classify MONITOR_FILE EVENTS SHA_APPLY SHA_SUMMARY           > mix   (from a redis-cli MONITOR capture)
     mix.py events MIX RATES                                             (events/s of a mix)
 
-Kinds (top-level commands of bx-score's connection; commands run inside a script are shown by
-MONITOR as "[0 lua]" and only decide the variant):
+bench/score/run.sh uses `calls`: bx-score counts its own Redis calls by kind
+(bx_score_redis_calls_total, services/bx-score/store.c), which sees what MONITOR cannot (whether a
+read found the hash) and nothing of other work on the same server. Kinds:
     apply_fact_write   EVALSHA apply on bx:s:{S}:facts that stored (an HSET inside)
-    apply_fact_nowrite EVALSHA apply on bx:s:{S}:facts that stored nothing (implied presences)
+    apply_fact_nowrite EVALSHA apply on bx:s:{S}:facts that stored nothing
     apply_report       EVALSHA apply on bx:c:{C}:reported
-    hgetall_facts      HGETALL bx:s:{S}:facts        (recompute)
-    hgetall_sum        HGETALL bx:s:{S}:sum          (recompute: the previous summary)
-    hgetall_reported   HGETALL bx:c:{C}:reported     (recompute: the class's roll calls)
-    summary_write      EVALSHA summary that replaced the hash (DEL + HSET inside)
-    summary_same       EVALSHA summary that found it equal
-    other:<NAME>       anything else (SCRIPT LOAD at start, ...)
+    hgetall_facts      HGETALL bx:s:{S}:facts that found the hash
+    hgetall_sum        HGETALL bx:s:{S}:sum that found the hash (the previous summary)
+    hgetall_reported   HGETALL bx:c:{C}:reported that found the hash
+    hgetall_empty      HGETALL of a hash that does not exist (most students have no facts)
+    hmget              HMGET bx:s:{S}:facts of the fields of implied presences (is one held?)
+    summary_write      EVALSHA summary (bx-score sends only summaries that changed)
+`classify` (MONITOR; top-level commands of the bench's connections, commands inside a script shown
+as "[0 lua]" decide the variant) is the earlier way, kept for captures of older builds; it cannot
+tell hgetall_empty from the others.
 """
 import re
 import sys
@@ -115,9 +120,23 @@ def events(mix_path, rates_path):
     print(f'{1 / secs:.0f} {calls * (1 / secs):.0f} {calls:.3f}')
 
 
+def calls(calls_path, events):
+    """The mix from bx-score's own counters (bx_score_redis_calls_total, one "kind count" a line)."""
+    counts = {}
+    with open(calls_path) as f:
+        for line in f:
+            kind, count = line.split()
+            counts[kind] = int(count)
+    for kind in sorted(counts):
+        if counts[kind]:
+            print(f'{kind} {counts[kind]} {counts[kind] / events:.4f}')
+
+
 if __name__ == '__main__':
     if len(sys.argv) == 6 and sys.argv[1] == 'classify':
         classify(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+    elif len(sys.argv) == 4 and sys.argv[1] == 'calls':
+        calls(sys.argv[2], int(sys.argv[3]))
     elif len(sys.argv) == 4 and sys.argv[1] == 'events':
         events(sys.argv[2], sys.argv[3])
     else:

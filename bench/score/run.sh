@@ -12,7 +12,9 @@
 # (redis-benchmark -P, default 256 = bx-score's pipelined window, WINDOW_CALLS in store.c),
 # BENCH_RB_N / BENCH_RB_N1 (redis-benchmark requests per kind, pipelined / unpipelined),
 # BENCH_SKIP_BUILD=1, BENCH_SCORE_BIN (another bx-score build), BENCH_SCORE_ENV (extra environment
-# for bx-score, e.g. "BX_SCORE_BATCH=1000"), BENCH_KEEP=1 (leave keys, rows and topics).
+# for bx-score, e.g. "BX_SCORE_BATCH=1000"), BENCH_KEEP=1 (leave keys, rows and topics),
+# BENCH_QUICK=1 (bx-score's rate and CPU only: no redis-benchmark, no memory), BENCH_MEMORY=0 (no
+# Redis bytes per student after a term).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -80,7 +82,6 @@ SQL
 }
 
 SCORE_PID=""
-MON_PID=""
 stop_score() {
     if [ -n "$SCORE_PID" ] && kill -0 "$SCORE_PID" 2>/dev/null; then
         kill -TERM "$SCORE_PID"
@@ -91,7 +92,6 @@ stop_score() {
 finish() {
     stop_score
     rbench_user_end
-    if [ -n "$MON_PID" ] && kill -0 "$MON_PID" 2>/dev/null; then kill "$MON_PID" 2>/dev/null || true; fi
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
         say "cleaning up: bench topics, BSC* Redis keys and attendance rows"
         "$BENCH" drop "$WARM_TOPIC" "$TOPIC" 2>/dev/null || say "could not drop the bench topics"
@@ -134,41 +134,62 @@ run_score() {
         BX_METRICS_LISTEN="127.0.0.1:$port" ${BENCH_SCORE_ENV:-} "$SCORE" >"$log" 2>&1 &
     SCORE_PID=$!
     local line
-    line="$("$BENCH" wait --url "http://127.0.0.1:$port" --count "$count" --timeout 900)" \
+    line="$("$BENCH" wait --url "http://127.0.0.1:$port" --count "$count" --timeout 900 \
+        --pids "$SCORE_PID,$REDIS_PID")" \
         || { tail -n 5 "$log" >&2; stop_score; die "bx-score did not apply $count events"; }
+    # bx-score's own count of its Redis calls by kind (store.c), for the command mix
+    curl -sf "http://127.0.0.1:$port/metrics" |
+        sed -nE 's/^bx_score_redis_calls_total\{kind="([a-z_]+)"\} ([0-9]+)$/\1 \2/p' >"$log.calls"
     stop_score
     printf '%s\n' "$line"
 }
 
+# redis-server's process, for its CPU over the timed window (when it runs on this machine).
+REDIS_PID="$(cat "$RUN_DIR/redis.pid" 2>/dev/null || echo 0)"
+
 cmdstat() { "${RCLI[@]}" INFO commandstats | tr -d '\r' | sed -nE "s/^cmdstat_$1:calls=([0-9]+),.*/\1/p"; }
 
-# 1. Warm-up: one school day through bx-score, untimed, with MONITOR capturing the command mix.
-say "warm-up: bx-score on $WARM_TOPIC with redis-cli MONITOR (command mix)"
-"${RCLI[@]}" MONITOR >"$STATE/monitor" &
-MON_PID=$!
-sleep 0.5
+# 1. Warm-up: one school day through bx-score, untimed.
+QUICK="${BENCH_QUICK:-0}"
+say "warm-up: bx-score on $WARM_TOPIC"
 WARM="$(run_score "$WARM_TOPIC" "bench-score-$RUN_ID-warmup" "$WARM_N" "$STATE/bx-score-warmup.log")"
-kill "$MON_PID" 2>/dev/null || true
-wait "$MON_PID" 2>/dev/null || true
-MON_PID=""
 SHA_APPLY="$("$BENCH" lua apply | "${RCLI[@]}" -x SCRIPT LOAD)"
 SHA_SUM="$("$BENCH" lua summary | "${RCLI[@]}" -x SCRIPT LOAD)"
-# MONITOR starts while bx-score connects, so the whole warm-up day is in it.
-python3 "$MIX" classify "$STATE/monitor" "$WARM_N" "$SHA_APPLY" "$SHA_SUM" >"$STATE/mix"
-rm -f "$STATE/monitor"
 
 # 2. Timed: the pre-produced days through a fresh bx-score (new group), from the first event it
-# applied to the last.
+# applied to the last; its Redis calls by kind (its own counters) are the command mix.
 say "timed: bx-score on $TOPIC ($N events; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg))"
-EV0="$(cmdstat evalsha)" HG0="$(cmdstat hgetall)"
-read -r S_EVENTS S_SECS S_RATE S_CPU < <(run_score "$TOPIC" "bench-score-$RUN_ID" "$N" "$STATE/bx-score.log")
-EV1="$(cmdstat evalsha)" HG1="$(cmdstat hgetall)"
+EV0="$(cmdstat evalsha)" HG0="$(cmdstat hgetall)" HM0="$(cmdstat hmget)"
+read -r S_EVENTS S_SECS S_RATE S_CPU S_CPU_SCORE S_CPU_REDIS < <(run_score "$TOPIC" "bench-score-$RUN_ID" "$N" "$STATE/bx-score.log")
+EV1="$(cmdstat evalsha)" HG1="$(cmdstat hgetall)" HM1="$(cmdstat hmget)"
+python3 "$MIX" calls "$STATE/bx-score.log.calls" "$N" >"$STATE/mix"
+if [ ! -s "$STATE/mix" ] && [ "$QUICK" != 1 ]; then
+    say "this bx-score does not count its Redis calls (a build before them): no same-mix rates"
+    QUICK=1
+fi
 FACT_ROWS="$(psql -tA "$BX_PG_URL" -c "SELECT count(*) FROM attendance.fact WHERE student_id LIKE 'BSC%'")"
+if [ "$QUICK" = 1 ]; then
+    read -r W_EVENTS W_SECS W_RATE _ <<<"$WARM"
+    echo "bx-score: $S_EVENTS events in $S_SECS s ($S_RATE events/s), machine CPU $S_CPU s" \
+        "($(python3 -c "print(f'{$S_CPU * 1e6 / $S_EVENTS:.1f}')") us per event; bx-score" \
+        "$(python3 -c "print(f'{$S_CPU_SCORE * 1e6 / $S_EVENTS:.1f}')"), redis-server" \
+        "$(python3 -c "print(f'{$S_CPU_REDIS * 1e6 / $S_EVENTS:.1f}')"));" \
+        "per 1000 events: EVALSHA $(((EV1 - EV0) * 1000 / N)), HGETALL $(((HG1 - HG0) * 1000 / N))," \
+        "HMGET $(((${HM1:-0} - ${HM0:-0}) * 1000 / N));" \
+        "warm-up $W_EVENTS events in $W_SECS s"
+    exit 0
+fi
 
 # 3. redis-benchmark, same Redis, same command mix (kinds of mix.py), one connection like bx-score.
 ORDER="1794998765000|BSC-$RUN_ID-2026-11-27-BSC01-C01:BSC01-C01-S01"
-mapfile -d '' SUMARGS < <("$BENCH" summary BSC01-C01-S01)
-[ "${#SUMARGS[@]}" -ge 2 ] || die "no summary of BSC01-C01-S01 to copy"
+# The summary of the median size among 101 bench students' (one with a factor's long detail is
+# stored as a hashtable and costs Redis several times a short one's: not the common case).
+SUM_OF="$(for k in $("${RCLI[@]}" --scan --pattern 'bx:s:{BSC*}:sum' | head -n 101 || true); do
+    printf '%s %s\n' "$("${RCLI[@]}" MEMORY USAGE "$k")" "$k"
+done | sort -n | awk '{a[NR] = $2} END {print a[int((NR + 1) / 2)]}' | sed -E 's/^bx:s:\{(.*)\}:sum$/\1/')"
+[ -n "$SUM_OF" ] || die "no summary of a bench student to copy"
+mapfile -d '' SUMARGS < <("$BENCH" summary "$SUM_OF")
+[ "${#SUMARGS[@]}" -ge 2 ] || die "no summary of $SUM_OF to copy"
 SUMRAND=("${SUMARGS[@]}")
 for ((i = 0; i < ${#SUMRAND[@]}; i += 2)); do
     [ "${SUMRAND[i]}" = as_of ] && SUMRAND[i + 1]="__rand_int__"
@@ -200,6 +221,8 @@ rb_all() { # depth n
     rb apply_report "$d" "$n" 1000 EVALSHA "$SHA_APPLY" 1 'bx:c:{BSCRB__rand_int__}:reported' \
         '2026-__rand_int__|0' "$ORDER" 40,2,1,1,0,36 0
     rb hgetall_reported "$d" "$n" 1000 HGETALL 'bx:c:{BSC01-C01}:reported'
+    rb hgetall_empty "$d" "$n" "$NSTUDENTS" HGETALL 'bx:s:{BSCRE__rand_int__}:facts'
+    rb hmget "$d" "$n" "$FACT_KEYS" HMGET 'bx:s:{BSCRB__rand_int__}:facts' '2026-11-27|0'
 }
 say "redis-benchmark: the same mix, -c 1, -P $DEPTH (-n $RB_N per kind) and -P 1 (-n $RB_N1)"
 rbench_user_begin "$REDIS_HOST" "$REDIS_PORT" 'bx:s:{BSC*' 'bx:c:{BSC*'
@@ -214,7 +237,7 @@ echo
 echo "bx-score: $N events ($DAYS school days x $((SCHOOLS * CLASSES)) classes x ($STUDENTS facts + 1 class report)),"
 echo "topic $TOPIC ($PARTS partitions), BX_SCORE_BATCH default 500 unless BENCH_SCORE_ENV says; $(nproc) cores"
 echo
-echo "Redis calls per event (warm-up day, from MONITOR; kinds of bench/score/mix.py):"
+echo "Redis calls per event (the timed run, bx-score's bx_score_redis_calls_total by kind):"
 printf '  %-20s %10s %10s %14s %14s\n' kind calls per-event "rb -P $DEPTH/s" "rb -P 1/s"
 while read -r kind calls per; do
     [ "${kind:0:1}" = "#" ] && { echo "  ${kind} ${calls} ${per}"; continue; }
@@ -222,11 +245,11 @@ while read -r kind calls per; do
     u="$(awk -v k="$kind" '$1 == k {print $2}' "$STATE/rates.unpipelined")"
     printf '  %-20s %10s %10s %14s %14s\n' "$kind" "$calls" "$per" "${p:--}" "${u:--}"
 done <"$STATE/mix"
-python3 - "$EV0" "$EV1" "$HG0" "$HG1" "$N" <<'PY'
+python3 - "$EV0" "$EV1" "$HG0" "$HG1" "$HM0" "$HM1" "$N" <<'PY'
 import sys
-ev0, ev1, hg0, hg1, n = map(int, sys.argv[1:])
-print(f"  timed run, from INFO commandstats: EVALSHA {(ev1 - ev0) / n:.3f} and HGETALL "
-      f"{(hg1 - hg0) / n:.3f} per event (HGETALL includes the one inside the summary script)")
+ev0, ev1, hg0, hg1, hm0, hm1, n = map(int, sys.argv[1:])
+print(f"  check, INFO commandstats over the timed run (the whole server): EVALSHA "
+      f"{(ev1 - ev0) / n:.3f}, HGETALL {(hg1 - hg0) / n:.3f}, HMGET {(hm1 - hm0) / n:.3f} per event")
 PY
 echo
 printf '%-44s %12s %12s\n' "" "events/s" "Redis ops/s"
@@ -235,9 +258,11 @@ printf '%-44s %12.0f %12s\n' "bx-score (Kafka -> Redis + PostgreSQL)" "$S_RATE" 
 printf '%-44s %12s %12s\n' "redis-benchmark same mix, -P $DEPTH" "$P_EVENTS" "$P_OPS"
 printf '%-44s %12s %12s\n' "redis-benchmark same mix, -P 1" "$U_EVENTS" "$U_OPS"
 echo
-echo "bx-score: $S_EVENTS events in $S_SECS s, machine CPU $S_CPU s ($(python3 -c "print(f'{$S_CPU * 1e6 / $S_EVENTS:.1f}')") us per event)"
+echo "bx-score: $S_EVENTS events in $S_SECS s, machine CPU $S_CPU s ($(python3 -c "print(f'{$S_CPU * 1e6 / $S_EVENTS:.1f}')") us per event;" \
+    "of which bx-score $(python3 -c "print(f'{$S_CPU_SCORE * 1e6 / $S_EVENTS:.1f}')")," \
+    "redis-server $(python3 -c "print(f'{$S_CPU_REDIS * 1e6 / $S_EVENTS:.1f}')"))"
 read -r W_EVENTS W_SECS W_RATE _ <<<"$WARM"
-echo "warm-up (untimed, MONITOR on): $W_EVENTS events in $W_SECS s ($W_RATE events/s)"
+echo "warm-up (untimed): $W_EVENTS events in $W_SECS s ($W_RATE events/s)"
 python3 - "$S_RATE" "$P_EVENTS" "$U_EVENTS" "$DEPTH" <<'PY'
 import sys
 s, p, u, depth = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
@@ -245,3 +270,32 @@ r1, r2 = s / p, s / u
 print(f"bx-score / redis-benchmark -P {depth}: {r1:.2f}  (target >= 0.50: {'met' if r1 >= 0.5 else 'not met'})")
 print(f"bx-score / redis-benchmark -P 1:  {r2:.2f}  (target >= 3.00: {'met' if r2 >= 3 else 'not met'})")
 PY
+
+# 5. Redis bytes per student after a term (bench-score term): a term of roll calls of the bench's
+# registry written by bx-score's store with bx-sim's daily chances, every summary computed and
+# stored as bx-score does, MEMORY USAGE of every key. Once with roll call ids as bx-sim makes
+# them, once with 36-character ones (a UUID, as a school's software may send).
+if [ "${BENCH_MEMORY:-1}" = 1 ]; then
+    echo
+    echo "Redis memory after a term (2026-09-01..2027-01-22), $NSTUDENTS students, this server's settings"
+    echo "(hash-max-listpack-entries $("${RCLI[@]}" CONFIG GET hash-max-listpack-entries | tail -n 1)," \
+        "hash-max-listpack-value $("${RCLI[@]}" CONFIG GET hash-max-listpack-value | tail -n 1)):"
+    for uuid in 0 1; do
+        clean_state
+        "$BENCH" term 2027-01-22 --uuid-rollcalls "$uuid" "${SIZE[@]}" >"$STATE/term.$uuid"
+        python3 - "$STATE/term.$uuid" "$uuid" <<'PY'
+import sys
+kv = {}
+for line in open(sys.argv[1]):
+    for item in line.split():
+        k, _, v = item.partition("=")
+        kv[k] = v
+ids = "36-character roll call ids" if sys.argv[2] == "1" else "bx-sim's roll call ids"
+print(f"  {ids}: {kv['bytes_per_student']} bytes per student (facts {kv['facts_bytes_per_student']}, "
+      f"summary {kv['sum_bytes_per_student']}, class roll calls {kv['reported_bytes_per_student']}); "
+      f"{kv['facts_per_student']} facts per student over {kv['term_school_days']} school days; "
+      f"listpack encoded: facts {kv['facts_listpack']}/{kv['facts_keys']}, "
+      f"summaries {kv['sum_listpack']}/{kv['sum_keys']}, roll calls {kv['reported_listpack']}/{kv['reported_keys']}")
+PY
+    done
+fi

@@ -4,6 +4,7 @@
 #include "bx_buf.h"
 #include "bx_json.h"
 #include "bx_log.h"
+#include "bx_metrics.h"
 #include "bx_pg.h"
 
 #include <assert.h>
@@ -71,6 +72,48 @@ static const char lua_summary[] =
     "return 1\n";
 
 enum { SCRIPT_APPLY, SCRIPT_SUMMARY, SCRIPT_COUNT };
+
+/* Redis calls by kind (bench/score's and bench/e2e's "same mix" weighs redis-benchmark's rate of
+ * each kind by these). */
+enum {
+    CALL_APPLY_FACT_WRITE, /* a facts hash's compare-and-set that stored */
+    CALL_APPLY_FACT_NOWRITE,
+    CALL_APPLY_REPORT,
+    CALL_HGETALL_FACTS, /* a read that found the hash */
+    CALL_HGETALL_SUM,
+    CALL_HGETALL_REPORTED,
+    CALL_HGETALL_EMPTY, /* a read of a hash that does not exist */
+    CALL_HMGET,
+    CALL_SUMMARY,
+    CALL_KINDS
+};
+#define CALL_METRIC(kind)                                                                          \
+    {                                                                                              \
+        "bx_score_redis_calls_total{kind=\"" kind "\"}", "Redis calls of the store, by kind",      \
+            "counter", 0, NULL                                                                     \
+    }
+static bx_metric m_calls[CALL_KINDS] = {
+    CALL_METRIC("apply_fact_write"), CALL_METRIC("apply_fact_nowrite"),
+    CALL_METRIC("apply_report"),     CALL_METRIC("hgetall_facts"),
+    CALL_METRIC("hgetall_sum"),      CALL_METRIC("hgetall_reported"),
+    CALL_METRIC("hgetall_empty"),    CALL_METRIC("hmget"),
+    CALL_METRIC("summary_write")};
+
+static void count_call(int kind)
+{
+    bx_metric_add(&m_calls[kind], 1);
+}
+
+/* The kind of a read of key that answered count entries. */
+static int read_kind(const char *key, size_t count)
+{
+    size_t n = strlen(key);
+    if (count == 0)
+        return CALL_HGETALL_EMPTY;
+    if (n > 4 && strcmp(key + n - 4, ":sum") == 0)
+        return CALL_HGETALL_SUM;
+    return strncmp(key, "bx:c:", 5) == 0 ? CALL_HGETALL_REPORTED : CALL_HGETALL_FACTS;
+}
 
 static const char *const script_source[SCRIPT_COUNT] = {lua_apply, lua_summary};
 
@@ -426,6 +469,8 @@ bx_status score_store_redis_open(bx_redis *redis, score_store_redis **out, bx_er
     if (st == NULL)
         return BX_ERR(err, BX_ENOMEM, "out of memory");
     st->redis = redis;
+    for (int k = 0; k < CALL_KINDS; k++)
+        bx_metric_register(&m_calls[k]);
     st->argv = calloc((size_t)WINDOW_CALLS * CALL_ARGS, sizeof(st->argv[0]));
     st->argvlen = calloc((size_t)WINDOW_CALLS * CALL_ARGS, sizeof(st->argvlen[0]));
     st->keys = calloc(LOAD_WINDOW, sizeof(st->keys[0]));
@@ -671,6 +716,8 @@ static bx_status load_reply(void *arg, const call *c, const redisReply *r, bx_er
     (void)arg;
     if (r->type == REDIS_REPLY_ERROR)
         return BX_ERR(err, BX_EIO, "redis: HGETALL %s: %s", c->argv[1], r->str);
+    if (r->type == REDIS_REPLY_ARRAY)
+        count_call(read_kind(c->argv[1], r->elements));
     return entries_from_reply(r, c->with_order, c->argv[1], c->dest, err);
 }
 
@@ -972,21 +1019,29 @@ static bx_status pipe_reply(score_store_pipe *p, pipe_op *op, const redisReply *
     if (op->kind == OP_APPLY) {
         if (r->type != REDIS_REPLY_ARRAY || r->elements != op->count)
             return BX_ERR(err, BX_EIO, "redis: %s: unexpected answer to the apply script", op->key);
+        bool wrote = false;
         for (size_t i = 0; i < op->count; i++) {
             const redisReply *e = r->element[i];
             if (e->type != REDIS_REPLY_INTEGER || e->integer < 0 || e->integer > 3)
                 return BX_ERR(err, BX_EIO, "redis: %s: unexpected outcome", op->key);
             if (e->integer == SCORE_STORE_STORED)
                 p->stored++;
+            wrote |= e->integer == SCORE_STORE_STORED;
             if (op->outcomes)
                 op->outcomes[i] = (score_store_outcome)e->integer;
         }
+        count_call(op->reports ? CALL_APPLY_REPORT
+                   : wrote     ? CALL_APPLY_FACT_WRITE
+                               : CALL_APPLY_FACT_NOWRITE);
         return BX_OK;
     }
     if (op->kind == OP_LOAD) {
         score_store_entries_free(op->dest);
+        if (r->type == REDIS_REPLY_ARRAY)
+            count_call(read_kind(op->key, r->elements));
         return entries_from_reply(r, op->with_order, op->key, op->dest, err);
     }
+    count_call(CALL_HMGET);
     if (r->type != REDIS_REPLY_ARRAY || r->elements != op->count)
         return BX_ERR(err, BX_EIO, "redis: HMGET %s: unexpected answer", op->key);
     for (size_t i = 0; i < op->count; i++)
@@ -1091,6 +1146,7 @@ static bx_status summary_reply(void *arg, const call *c, const redisReply *r, bx
                       c->argv[3]);
     if (changed)
         changed[c->first] = r->integer == 1;
+    count_call(CALL_SUMMARY);
     return BX_OK;
 }
 
