@@ -78,10 +78,82 @@ static long long pct(const long long *v, size_t n, double p)
     return v[i < n ? i : n - 1];
 }
 
+/* Processes whose CPU the run reports per record: a name and up to 16 pids. */
+#define MAX_CPU 16
+typedef struct cpu_stage {
+    const char *name;
+    int pids[16];
+    int npids;
+    double at0[16];
+} cpu_stage;
+
+/* CPU seconds (user + system) of process pid so far, from /proc/<pid>/stat; -1 when gone. */
+static double process_cpu_seconds(int pid)
+{
+    char path[64], text[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    const char *p = strrchr(text, ')'); /* the command may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* "NAME=PID[+PID...]" into st. */
+static bool cpu_stage_parse(const char *spec, cpu_stage *st)
+{
+    const char *eq = strchr(spec, '=');
+    if (eq == NULL || eq == spec)
+        return false;
+    char *name = strndup(spec, (size_t)(eq - spec));
+    if (name == NULL)
+        return false;
+    st->name = name;
+    st->npids = 0;
+    for (const char *p = eq + 1; *p && st->npids < 16;) {
+        int pid = atoi(p);
+        if (pid > 0)
+            st->pids[st->npids++] = pid;
+        p = strchr(p, '+');
+        if (p == NULL)
+            break;
+        p++;
+    }
+    return true;
+}
+
+static void cpu_start(cpu_stage *st, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < st[i].npids; k++)
+            st[i].at0[k] = process_cpu_seconds(st[i].pids[k]);
+}
+
+/* CPU seconds of the stage's processes since cpu_start (a process gone meanwhile counts 0). */
+static double cpu_since(const cpu_stage *st)
+{
+    double sum = 0;
+    for (int k = 0; k < st->npids; k++) {
+        double now = process_cpu_seconds(st->pids[k]);
+        if (now >= 0 && st->at0[k] >= 0)
+            sum += now - st->at0[k];
+    }
+    return sum;
+}
+
 typedef struct run_conf {
     const char *api, *keys, *state;
     const char *groups[MAX_GROUPS + 1];
     int ngroups, connections;
+    cpu_stage cpu[MAX_CPU];
+    int ncpu;
     bx_date day;
     sim_size size;
     uint64_t seed;
@@ -197,7 +269,7 @@ static long long post_all(const run_conf *rc, const sim_county *c, const sim_day
     return accepted;
 }
 
-static int cmd_run(const run_conf *rc)
+static int cmd_run(run_conf *rc)
 {
     bx_error err = {0};
     sim_county *c = NULL;
@@ -229,6 +301,8 @@ static int cmd_run(const run_conf *rc)
     long long *accepted_ms = calloc((size_t)p.nrollcalls + 1, sizeof(long long));
     if (accepted_ms == NULL)
         die("out of memory");
+    cpu_stage *cpu = rc->cpu;
+    cpu_start(cpu, rc->ncpu);
     double t0 = mono_s();
     long long accepted = post_all(rc, c, &p, accepted_ms);
     double t_ingest = mono_s() - t0;
@@ -254,6 +328,10 @@ static int cmd_run(const run_conf *rc)
             die("the pipeline did not settle within an hour");
         usleep(10 * 1000);
     }
+
+    double cpu_used[MAX_CPU];
+    for (int i = 0; i < rc->ncpu; i++)
+        cpu_used[i] = cpu_since(&cpu[i]);
 
     /* Latency: the roll call's acceptance to the guardian's request on bx.notify.requests.v1
      * (the outbox row's relay), and to its creation in bx-escalate's transaction. */
@@ -296,6 +374,13 @@ static int cmd_run(const run_conf *rc)
            "created_p50_ms=%lld created_p99_ms=%lld\n",
            m, pct(sent, m, 0.5), pct(sent, m, 0.99), m ? sent[m - 1] : -1, pct(made, m, 0.5),
            pct(made, m, 0.99));
+    /* CPU microseconds per record accepted, each stage's processes from the first request until
+     * the pipeline was quiet. */
+    for (int i = 0; i < rc->ncpu; i++)
+        printf("%scpu_%s_us=%.1f", i ? " " : "", cpu[i].name,
+               accepted > 0 ? cpu_used[i] * 1e6 / (double)accepted : 0.0);
+    if (rc->ncpu > 0)
+        printf("\n");
     free(sent);
     free(made);
     bx_map_free(when);
@@ -424,6 +509,85 @@ static int cmd_raw_kafka(const char *mark, const char *topic)
     return 0;
 }
 
+/* ---- copy: the run's attendance messages into a topic of their own ---- */
+
+/* Streams bx.attendance.v1 from the mark to its end now into topic (as many partitions, the same
+ * keys), for bx-score to drain alone; prints how many. */
+static int cmd_copy(const char *mark, const char *topic)
+{
+    const char *brokers = env_or("BX_KAFKA_BROKERS", "127.0.0.1:19092");
+    char errstr[256];
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(kc, "bootstrap.servers", brokers, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(kc, "group.id", "bench-e2e-copy", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(kc, "enable.auto.commit", "false", errstr, sizeof(errstr)))
+        die(errstr);
+    bx_error err = {0};
+    rd_kafka_t *rk = NULL;
+    if (bx_kafka_conf_credentials(kc, &err) == BX_OK)
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
+    else
+        snprintf(errstr, sizeof(errstr), "%s", err.msg);
+    if (rk == NULL)
+        die(errstr);
+    rd_kafka_poll_set_consumer(rk);
+    FILE *f = fopen(mark, "r");
+    if (f == NULL)
+        die("cannot read the attendance mark");
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
+    int partition, nparts = 0, pending = 0;
+    long long offset;
+    int64_t ends[256] = {0};
+    while (fscanf(f, "%d %lld", &partition, &offset) == 2 && partition >= 0 && partition < 256) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(rk, "bx.attendance.v1", partition, &lo, &hi, 10000))
+            die("no offsets of bx.attendance.v1");
+        ends[partition] = hi;
+        nparts = partition + 1 > nparts ? partition + 1 : nparts;
+        if (hi > offset) {
+            rd_kafka_topic_partition_list_add(parts, "bx.attendance.v1", partition)->offset =
+                offset;
+            pending++;
+        }
+    }
+    fclose(f);
+    const char *const topics[] = {topic};
+    const int partitions[] = {nparts > 0 ? nparts : 4};
+    if (bx_kafka_create_topics(brokers, topics, partitions, 1, 15000, &err) != BX_OK)
+        die(err.msg);
+    bx_producer *p = NULL;
+    static const char *const extra[] = {"linger.ms", "20", "compression.type", "lz4", NULL};
+    if (bx_producer_new(brokers, extra, &p, &err) != BX_OK)
+        die(err.msg);
+    if (pending && rd_kafka_assign(rk, parts))
+        die("cannot read bx.attendance.v1");
+    raw_count count = {0};
+    long long n = 0;
+    while (pending > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 5000);
+        if (m == NULL)
+            die("bx.attendance.v1 ended early");
+        if (!m->err && m->offset < ends[m->partition]) {
+            /* keyed as bx-ingest keyed it (the same partitioner): each key's order is kept */
+            if (bx_producer_send(p, topic, m->key, m->key_len, m->payload, m->len, raw_done,
+                                 &count) != BX_OK)
+                die("produce failed");
+            n++;
+            if (m->offset + 1 == ends[m->partition])
+                pending--;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (bx_producer_flush(p, 300000) != BX_OK || count.failed)
+        die("the copy was not acknowledged");
+    bx_producer_free(p, 5000);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    printf("%lld\n", n);
+    return 0;
+}
+
 /* ---- raw-copy: PostgreSQL COPY of rows shaped like bx-score's attendance rows ---- */
 
 static int cmd_raw_copy(long rows)
@@ -478,9 +642,11 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench-e2e run --api URL --keys FILE --state DIR --day YYYY-MM-DD\n"
-            "                     [--connections N] [--group GROUP:TOPIC[,TOPIC]]... [size]\n"
+            "                     [--connections N] [--group GROUP:TOPIC[,TOPIC]]... "
+            "[--cpu NAME=PID[+PID]]... [size]\n"
             "       bench-e2e raw-kafka --mark FILE --topic TOPIC\n"
             "       bench-e2e raw-copy --rows N\n"
+            "       bench-e2e copy --mark FILE --topic TOPIC\n"
             "size (as bx-sim): --seed N --townships N --schools N --students N --id-prefix P\n"
             "environment: BX_PG_URL, BX_KAFKA_BROKERS, BX_CLOCK=file:<path>\n");
 }
@@ -529,6 +695,9 @@ int main(int argc, char **argv)
             topic = v;
         else if (strcmp(a, "--rows") == 0 && n > 0 && n <= 100000000)
             rows = (long)n;
+        else if (strcmp(a, "--cpu") == 0 && rc.ncpu < MAX_CPU &&
+                 cpu_stage_parse(v, &rc.cpu[rc.ncpu]))
+            rc.ncpu++;
         else {
             fprintf(stderr, "bench-e2e: bad option %s %s\n", a, v);
             usage();
@@ -552,6 +721,8 @@ int main(int argc, char **argv)
         return cmd_raw_kafka(mark, topic);
     if (strcmp(argv[1], "raw-copy") == 0)
         return cmd_raw_copy(rows);
+    if (strcmp(argv[1], "copy") == 0 && mark && topic)
+        return cmd_copy(mark, topic);
     usage();
     return 2;
 }

@@ -7,14 +7,21 @@
 # the run's own attendance messages produced again by a bare producer (Kafka), bx-score's
 # per-fact Redis script pipelined by redis-benchmark (Redis), COPY of attendance rows (PostgreSQL).
 #
+# Then bx-score alone drains the same day's messages (copied to a topic of their own) on an empty
+# Redis, timed as bench/score times it, beside redis-benchmark running the same Redis command mix
+# (its calls per record by kind from bx-score's own counters), and each stage's CPU per record.
+#
 #   bash bench/e2e/run.sh                 # both scales
 #   bash bench/e2e/run.sh county          # one: county | province
+#   BENCH_CLUSTER=1 bash bench/e2e/run.sh # on bx-infra's cluster layout (3 brokers, Redis Cluster)
 #
-# Needs the local infrastructure: bash deploy/local/bx-infra up
+# Needs the local infrastructure: bash deploy/local/bx-infra up (and up --cluster for
+# BENCH_CLUSTER=1: Kafka and Redis are then the cluster's, PostgreSQL the single one).
 # Knobs (environment): BENCH_COUNTY_STUDENTS (50000), BENCH_PROVINCE_STUDENTS (1000000),
 # BENCH_DAY (2026-10-08, the day after National Day), BENCH_CONNECTIONS (32), BENCH_REDIS_DB (6,
-# emptied), BENCH_SKIP_BUILD=1, BENCH_KEEP=1 (keep the databases), BENCH_SCORE_BIN (another
-# bx-score build, for an A/B of bx-score alone).
+# emptied; a Redis Cluster has no databases: the bench's own keys, bx:[sc]:{E*, are deleted
+# instead), BENCH_SKIP_BUILD=1, BENCH_KEEP=1 (keep the databases), BENCH_SCORE_BIN (another
+# bx-score build, for an A/B of bx-score alone), BENCH_DRAIN=0 (no drain, no same-mix rates).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -29,6 +36,13 @@ source "$RUN_DIR/env"
 source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/local/creds.sh"   # rcli: redis-cli as the administrator
 # shellcheck source=bench/redis-bench-user.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../redis-bench-user.sh"   # redis-benchmark's own user
+
+CLUSTER="${BENCH_CLUSTER:-0}"
+if [ "$CLUSTER" = 1 ]; then
+    [ -f "$RUN_DIR/cluster/env" ] || die "$RUN_DIR/cluster/env not found; start the cluster: bash deploy/local/bx-infra up --cluster"
+    # shellcheck disable=SC1091
+    source "$RUN_DIR/cluster/env" # the brokers and the Redis Cluster; PostgreSQL as before
+fi
 
 # The services need the analysts' pseudonym key; a bench that has none uses one of its own.
 export BX_PSEUDONYM_KEY="${BX_PSEUDONYM_KEY:-$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')}"
@@ -57,11 +71,98 @@ flock -n 9 || die "another bench/e2e/run.sh is running (lock $STATE/lock)"
 DAY="${BENCH_DAY:-2026-10-08}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 REDIS_DB="${BENCH_REDIS_DB:-6}"
-REDIS_HOST="$(sed -E 's#^redis://([^:/]+).*#\1#' <<<"$BX_REDIS_URL")"
-REDIS_PORT="$(sed -E 's#^redis://[^:/]+:([0-9]+).*#\1#' <<<"$BX_REDIS_URL")"
-REDIS_BASE="redis://$REDIS_HOST:$REDIS_PORT"
-RCLI=(rcli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$REDIS_DB")
+if [ "$CLUSTER" = 1 ]; then
+    # The seeds of redis+cluster://h1:p1,h2:p2,...; the masters from the first that answers.
+    SEED="$(sed -E 's#^redis\+cluster://([^,/]+).*#\1#' <<<"$BX_REDIS_URL")"
+    REDIS_HOST="${SEED%:*}" REDIS_PORT="${SEED##*:}"
+    REDIS_URL_RUN="$BX_REDIS_URL"
+    RCLI=(rcli -c -h "$REDIS_HOST" -p "$REDIS_PORT")
+    mapfile -t MASTERS < <(rcli -h "$REDIS_HOST" -p "$REDIS_PORT" CLUSTER NODES |
+        awk '$3 ~ /master/ && $3 !~ /fail/ {split($2, a, "@"); print a[1]}')
+    [ "${#MASTERS[@]}" -gt 0 ] || die "no Redis Cluster master answers at $SEED"
+    REDIS_PIDS="$(cat "$RUN_DIR"/cluster/redis[0-9].pid 2>/dev/null | paste -sd+)"
+    KAFKA_PIDS="$(cat "$RUN_DIR"/cluster/kafka[0-9].pid 2>/dev/null | paste -sd+)"
+else
+    REDIS_HOST="$(sed -E 's#^redis://([^:/]+).*#\1#' <<<"$BX_REDIS_URL")"
+    REDIS_PORT="$(sed -E 's#^redis://[^:/]+:([0-9]+).*#\1#' <<<"$BX_REDIS_URL")"
+    REDIS_URL_RUN="redis://$REDIS_HOST:$REDIS_PORT/$REDIS_DB"
+    RCLI=(rcli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$REDIS_DB")
+    MASTERS=("$REDIS_HOST:$REDIS_PORT")
+    REDIS_PIDS="$(cat "$RUN_DIR/redis.pid" 2>/dev/null || true)"
+    KAFKA_PIDS="$(cat "$RUN_DIR/kafka.pid" 2>/dev/null || true)"
+fi
 BASE_PG_URL="$BX_PG_URL"
+
+# The bench's Redis keys gone: its own database emptied, or on a cluster every key of its ids
+# (bx:s:{E...}, bx:c:{E...}, redis-benchmark's {E...} too) deleted on the master that holds it.
+flush_bench() {
+    if [ "$CLUSTER" != 1 ]; then
+        "${RCLI[@]}" FLUSHDB >/dev/null
+        return
+    fi
+    local node
+    for node in "${MASTERS[@]}"; do
+        rcli -h "${node%:*}" -p "${node##*:}" --scan --pattern 'bx:[sc]:{E*' |
+            sed 's/^/UNLINK /' | rcli -h "${node%:*}" -p "${node##*:}" >/dev/null
+    done
+}
+
+# redis-benchmark's own user (bench/redis-bench-user.sh) on one server; on a cluster one of the
+# same kind on every master (each node has its own users), dropped at the end.
+CL_USER=""
+bench_user_begin() {
+    if [ "$CLUSTER" != 1 ]; then
+        rbench_user_begin "$REDIS_HOST" "$REDIS_PORT" 'bx:s:{E*' 'bx:c:{E*'
+        return
+    fi
+    RBENCH_AUTH=()
+    [ -n "${BX_REDIS_USERNAME:-}" ] || return 0
+    local pass node
+    CL_USER="bench-$(hostname -s)-$$"
+    pass="$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
+    for node in "${MASTERS[@]}"; do
+        printf '>%s' "$pass" | rcli -h "${node%:*}" -p "${node##*:}" -x ACL SETUSER "$CL_USER" \
+            reset on '~bx:s:{E*' '~bx:c:{E*' +@all -@dangerous +cluster >/dev/null ||
+            die "could not make Redis user $CL_USER on $node"
+    done
+    RBENCH_AUTH=(--user "$CL_USER" -a "$pass")
+}
+bench_user_end() {
+    if [ "$CLUSTER" != 1 ]; then
+        rbench_user_end
+        return
+    fi
+    [ -n "$CL_USER" ] || return 0
+    local node
+    for node in "${MASTERS[@]}"; do
+        rcli -h "${node%:*}" -p "${node##*:}" ACL DELUSER "$CL_USER" >/dev/null 2>&1 || true
+    done
+    CL_USER=""
+    RBENCH_AUTH=()
+}
+
+# A script's sha, loaded on every master (redis-benchmark sends EVALSHA where the key lives).
+load_script() {
+    local node sha=""
+    for node in "${MASTERS[@]}"; do
+        sha="$("$SCORE_BENCH" lua "$1" | rcli -h "${node%:*}" -p "${node##*:}" -x SCRIPT LOAD)"
+    done
+    printf '%s\n' "$sha"
+}
+
+# rb KIND N KEYSPACE COMMAND...: redis-benchmark's requests per second of one kind, pipelined as
+# deep as bx-score (-P 256), one connection per master (bx-score has one handle).
+rb() {
+    local kind="$1" n="$2" keys="$3" rate
+    shift 3
+    local where=(--dbnum "$REDIS_DB" -c 1)
+    [ "$CLUSTER" = 1 ] && where=(--cluster -c "${#MASTERS[@]}")
+    rate="$(redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" "${RBENCH_AUTH[@]}" "${where[@]}" \
+        -P 256 -n "$n" -r "$keys" -q "$@" 2>&1 | tr '\r' '\n' |
+        grep -oE '[0-9.]+ requests per second' | tail -n 1 | cut -d' ' -f1)"
+    [ -n "$rate" ] || die "redis-benchmark $kind gave no rate"
+    printf '%s %s\n' "$kind" "$rate"
+}
 
 url_with_db() {
     python3 - "$1" "$2" <<'PY'
@@ -80,10 +181,12 @@ stop_services() {
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     PIDS=()
 }
+DROP_TOPICS=()
 finish() {
     stop_services
-    rbench_user_end
-    "${RCLI[@]}" FLUSHDB >/dev/null 2>&1 || true
+    bench_user_end
+    flush_bench 2>/dev/null || true
+    [ "${#DROP_TOPICS[@]}" -eq 0 ] || "$SCORE_BENCH" drop "${DROP_TOPICS[@]}" 2>/dev/null || true
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
         for db in "${DBS[@]}"; do
             PGOPTIONS="-c client_min_messages=warning" psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
@@ -105,8 +208,8 @@ scale_run() {
     PGOPTIONS="-c client_min_messages=warning" psql -q "$ADMIN_URL" -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" >/dev/null
     export BX_PG_URL
     BX_PG_URL="$(url_with_db "$BASE_PG_URL" "$db")"
-    export BX_REDIS_URL="$REDIS_BASE/$REDIS_DB"
-    "${RCLI[@]}" FLUSHDB >/dev/null
+    export BX_REDIS_URL="$REDIS_URL_RUN"
+    flush_bench
     "$BXCTL" migrate >/dev/null
     "$BXCTL" topics create >/dev/null
     "$SIM" generate --out "$dir/registry" "${size[@]}"
@@ -139,30 +242,117 @@ scale_run() {
     done
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || die "bx-ingest did not become healthy"
     sleep 2 # bx-score and bx-escalate join their groups
+    # CPU per record of each stage: the services, the brokers, the Redis servers, and the
+    # PostgreSQL backends of this database (the services' connections, made by now).
+    local pg_pids
+    pg_pids="$(psql -tA "$BX_PG_URL" -c "SELECT string_agg(pid::text, '+') FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")"
+    local cpu=(--cpu "ingest=${PIDS[0]}" --cpu "score=${PIDS[1]}" --cpu "escalate=${PIDS[2]}"
+        --cpu "kafka=$KAFKA_PIDS" --cpu "redis=$REDIS_PIDS" --cpu "pg=$pg_pids")
     say "$name: the day's roll calls through the pipeline ($(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg))"
     "$BENCH" run --api "http://127.0.0.1:$port" --keys "$dir/keys" --state "$dir" --day "$DAY" \
         --connections "$CONNECTIONS" --group "$g_score:bx.attendance.v1" \
-        --group "$g_esc:bx.risk.v1,bx.actions.v1" "${size[@]}" >"$STATE/$name.out"
+        --group "$g_esc:bx.risk.v1,bx.actions.v1" "${cpu[@]}" "${size[@]}" >"$STATE/$name.out"
     stop_services
+    [ "${BENCH_DRAIN:-1}" = 1 ] && drain_run "$name" "$dir" "$runid"
     local records
     records="$(sed -nE 's/.*records=([0-9]+).*/\1/p' "$STATE/$name.out" | head -n 1)"
     say "$name: raw Kafka: the run's attendance messages again through a bare producer"
     "$BENCH" raw-kafka --mark "$dir/attendance.mark" --topic "bx.bench.e2e.raw" >>"$STATE/$name.out"
     say "$name: raw PostgreSQL: COPY of $records attendance rows"
     "$BENCH" raw-copy --rows "$records" >>"$STATE/$name.out"
-    say "$name: raw Redis: bx-score's per-fact script, redis-benchmark -c 1 -P 256"
-    local sha rate
-    sha="$("$SCORE_BENCH" lua apply | "${RCLI[@]}" -x SCRIPT LOAD)"
-    rbench_user_begin "$REDIS_HOST" "$REDIS_PORT" 'bx:s:{E*'
-    rate="$(redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" "${RBENCH_AUTH[@]}" \
-        --dbnum "$REDIS_DB" -c 1 -P 256 -n 300000 -r 100000 -q \
-        EVALSHA "$sha" 1 'bx:s:{E__rand_int__}:facts' '2026-10-08|0' \
-        '1791000000000|rc-__rand_int__' a 0 2>&1 | tr '\r' '\n' \
-        | grep -oE '[0-9.]+ requests per second' | tail -n 1 | cut -d' ' -f1)"
-    rbench_user_end
-    [ -n "$rate" ] || die "redis-benchmark gave no rate"
-    echo "raw_redis_per_s=$rate" >>"$STATE/$name.out"
-    "${RCLI[@]}" FLUSHDB >/dev/null
+    say "$name: raw Redis: bx-score's per-fact script, redis-benchmark -P 256"
+    local sha
+    sha="$(load_script apply)"
+    bench_user_begin
+    rb apply 300000 100000 EVALSHA "$sha" 1 'bx:s:{E__rand_int__}:facts' '2026-10-08|0' \
+        '1791000000000|rc-__rand_int__' a 0 | sed -E 's/^apply /raw_redis_per_s=/' >>"$STATE/$name.out"
+    [ "${BENCH_DRAIN:-1}" = 1 ] && same_mix "$name"
+    bench_user_end
+    flush_bench
+}
+
+# drain_run NAME DIR RUNID: bx-score alone on the day's messages (copied from bx.attendance.v1 to
+# a topic of their own), on an empty Redis and empty attendance tables, a fresh group from the
+# topic's start; timed by bench-score wait (its applied counter, from the first batch it sees to
+# the last), with bx-score's and the Redis servers' CPU and bx-score's Redis calls by kind.
+drain_run() {
+    local name="$1" dir="$2" runid="$3" topic="bx.bench.e2e.drain.$runid" n port pid line
+    say "$name: bx-score alone on the day's messages (copied to $topic)"
+    DROP_TOPICS+=("$topic")
+    n="$("$BENCH" copy --mark "$dir/attendance.mark" --topic "$topic")"
+    flush_bench
+    psql -q "$BX_PG_URL" -v ON_ERROR_STOP=1 -c "TRUNCATE attendance.fact, attendance.class_report, attendance.analytics_dirty" >/dev/null
+    port="$(free_port)"
+    BX_ATTENDANCE_TOPIC="$topic" BX_CONSUMER_GROUP="bench-e2e-drain-$runid" \
+        BX_CONSUMER_OFFSET_RESET=earliest BX_METRICS_LISTEN="127.0.0.1:$port" BX_LOG_LEVEL=warn \
+        "$SCORE" >"$dir/bx-score-drain.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    line="$("$SCORE_BENCH" wait --url "http://127.0.0.1:$port" --count "$n" --timeout 3600 \
+        --pids "$pid,${REDIS_PIDS//+/,}")" || { tail -n 5 "$dir/bx-score-drain.log" >&2; die "bx-score did not drain $n messages"; }
+    curl -sf "http://127.0.0.1:$port/metrics" | sed -nE 's/^bx_score_redis_calls_total\{kind="([a-z_]+)"\} ([0-9]+)$/\1 \2/p' >"$dir/calls"
+    stop_services
+    python3 - "$line" "$n" "$dir/calls" >>"$STATE/$name.out" <<'PY'
+import sys
+f = sys.argv[1].split()
+events, secs, rate = int(f[0]), float(f[1]), float(f[2])
+score_cpu, redis_cpu = float(f[4]), sum(float(x) for x in f[5:])
+n = int(sys.argv[2])
+print(f"drain_messages={n} drain_s={secs:.3f} drain_per_s={rate:.0f} "
+      f"drain_cpu_score_us={score_cpu * 1e6 / events:.1f} drain_cpu_redis_us={redis_cpu * 1e6 / events:.1f}")
+calls = {}
+for line in open(sys.argv[3]):
+    k, v = line.split()
+    calls[k] = int(v) / n
+print(" ".join(f"calls_{k}={v:.4f}" for k, v in sorted(calls.items())))
+PY
+}
+
+# same_mix NAME: redis-benchmark's rate of each kind bx-score called in the drain, on keys of the
+# same shapes (a summary copied from a student of the run), and the records per second Redis
+# could serve with that mix alone: 1 / sum over kinds of (calls per record / rate of the kind).
+same_mix() {
+    local name="$1" dir="$STATE/$1" sha_apply sha_sum key
+    say "$name: raw Redis: bx-score's command mix, redis-benchmark -P 256 by kind"
+    sha_apply="$(load_script apply)"
+    sha_sum="$(load_script summary)"
+    key="$("${RCLI[@]}" --scan --pattern 'bx:s:{E*}:sum' | head -n 1 || true)" # head ends the scan
+    local sum=() rsum=()
+    [ -n "$key" ] && mapfile -t sum < <("${RCLI[@]}" --raw HGETALL "$key")
+    [ "${#sum[@]}" -ge 2 ] || sum=(as_of 2026-10-08 today absent)
+    rsum=("${sum[@]}")
+    local i
+    for ((i = 0; i < ${#rsum[@]}; i += 2)); do [ "${rsum[i]}" = as_of ] && rsum[i + 1]="__rand_int__"; done
+    local order='1791500000000|E520121-001-01-2026-10-08:E5201210010101'
+    {
+        rb apply_fact_write 200000 100000 EVALSHA "$sha_apply" 1 'bx:s:{ERB__rand_int__}:facts' \
+            '2026-__rand_int__|0' "$order" a 0
+        rb apply_fact_nowrite 200000 100000 EVALSHA "$sha_apply" 1 'bx:s:{ERN__rand_int__}:facts' \
+            '2026-10-08|0' "$order" p 1
+        rb apply_report 100000 100000 EVALSHA "$sha_apply" 1 'bx:c:{ERB__rand_int__}:reported' \
+            '2026-__rand_int__|0' "$order" 40,2,1,1,0,36 0
+        rb hgetall_facts 200000 100000 HGETALL 'bx:s:{ERB__rand_int__}:facts'
+        rb hgetall_reported 100000 100000 HGETALL 'bx:c:{ERB__rand_int__}:reported'
+        rb hgetall_empty 200000 100000 HGETALL 'bx:s:{ERE__rand_int__}:facts'
+        rb hmget 200000 100000 HMGET 'bx:s:{ERB__rand_int__}:facts' '2026-10-08|0'
+        rb summary_write 100000 100000 EVALSHA "$sha_sum" 1 'bx:s:{ERB__rand_int__}:sum' "${rsum[@]}"
+        rb hgetall_sum 200000 100000 HGETALL 'bx:s:{ERB__rand_int__}:sum'
+    } >"$dir/rates"
+    python3 - "$STATE/$name.out" "$dir/rates" >>"$STATE/$name.out" <<'PY'
+import sys
+kv = {}
+for line in open(sys.argv[1]):
+    for item in line.split():
+        k, _, v = item.partition("=")
+        kv[k] = v
+rates = dict((k, float(v)) for k, v in (l.split() for l in open(sys.argv[2])))
+secs = 0.0
+for k, v in kv.items():
+    if k.startswith("calls_") and float(v) > 0:
+        secs += float(v) / rates[k[6:]]
+if secs > 0:  # an older bx-score counts no calls: no mix
+    print(f"same_mix_per_s={1 / secs:.0f} " + " ".join(f"rb_{k}={v:.0f}" for k, v in rates.items()))
+PY
 }
 
 SCALES=("${@:-county province}")
@@ -209,6 +399,23 @@ ratio = lambda k: (lambda r: f"{float(r['e2e_records_per_s']) / float(r[k]):.3f}
 row("e2e / raw Kafka", ratio("raw_kafka_per_s"))
 row("e2e / raw Redis", ratio("raw_redis_per_s"))
 row("e2e / raw COPY", ratio("raw_copy_per_s"))
+score_rate = lambda r: float(r["records"]) / float(r["caught_up_0_s"])
+row("records / bx-score caught up, /s", lambda r: f"{score_rate(r):.0f}")
+row("  / raw Redis script calls", lambda r: f"{score_rate(r) / float(r['raw_redis_per_s']):.3f}")
+for k, label in (("ingest", "bx-ingest"), ("score", "bx-score"), ("escalate", "bx-escalate"),
+                 ("kafka", "Kafka broker(s)"), ("redis", "Redis server(s)"),
+                 ("pg", "PostgreSQL backends")):
+    row(f"CPU us/record {label}", f(f"cpu_{k}_us"))
+if all("drain_per_s" in rows[s] for s in scales):
+    row("bx-score alone (drain) records/s", f("drain_per_s"))
+    row("  its CPU us/record: bx-score", f("drain_cpu_score_us"))
+    row("  its CPU us/record: Redis", f("drain_cpu_redis_us"))
+    calls = lambda r: sum(float(v) for k, v in r.items() if k.startswith("calls_"))
+    row("  its Redis calls per record", lambda r: f"{calls(r):.3f}")
+    row("raw Redis, the same mix, records/s", f("same_mix_per_s"))
+    div = lambda a, b: (lambda r: f"{float(r[a]) / float(r[b]):.3f}" if a in r and b in r else "-")
+    row("drain / raw same mix", div("drain_per_s", "same_mix_per_s"))
+    row("drain / raw script calls", div("drain_per_s", "raw_redis_per_s"))
 for s in scales:
     r = rows[s]
     stages = [("bx-ingest (all posted)", float(r["ingest_s"])),
