@@ -1,6 +1,8 @@
 /* bx_buf: growable buffer with a maximum. */
 #include "bx_buf.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,4 +136,44 @@ char *bx_buf_steal(bx_buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
     return p;
+}
+
+bx_status bx_buf_read_file(bx_buf *b, const char *path, bx_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return BX_ERR(err, errno == ENOENT ? BX_ENOTFOUND : BX_EIO, "%s: cannot open: %s", path,
+                      strerror(errno));
+    size_t start = b->len;
+    char chunk[65536];
+    size_t n;
+    bx_status s = BX_OK;
+    while (s == BX_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (n > b->max - b->len)
+            s = BX_ERR(err, BX_EINVAL, "%s: larger than %zu bytes", path, b->max - start);
+        else if (bx_buf_append(b, chunk, n) != BX_OK)
+            s = BX_ERR(err, BX_ENOMEM, "%s: out of memory", path);
+    }
+    if (s == BX_OK && ferror(f))
+        s = BX_ERR(err, BX_EIO, "%s: read error", path);
+    fclose(f);
+    if (s != BX_OK && b->data) {
+        b->len = start;
+        b->data[start] = '\0';
+    }
+    return s;
+}
+
+bx_status bx_buf_write_file(const bx_buf *b, const char *path, bx_error *err)
+{
+    FILE *f = fopen(path, "wb");
+    bool written = f && fwrite(b->data ? b->data : "", 1, b->len, f) == b->len;
+    int why = errno;
+    if (f && fclose(f) != 0 && written) {
+        written = false;
+        why = errno;
+    }
+    if (!written)
+        return BX_ERR(err, BX_EIO, "%s: cannot write: %s", path, strerror(why));
+    return BX_OK;
 }

@@ -23,6 +23,14 @@ bx_status bx_buf_printf(bx_buf *b, const char *fmt, ...) BX_PRINTF(2, 3) BX_MUST
 bx_status bx_buf_vprintf(bx_buf *b, const char *fmt, va_list ap) BX_PRINTF(2, 0) BX_MUSTCHECK;
 /* Appends s as a JSON string literal (quotes included), escaping as RFC 8259 requires. */
 bx_status bx_buf_json_string(bx_buf *b, const char *s) BX_MUSTCHECK;
+/* Appends the whole file at path. Errors name the path: BX_ENOTFOUND when there is no such file
+ * and BX_EIO when it cannot be opened ("<path>: cannot open: <why>") or read, BX_EINVAL when the
+ * buffer's maximum would be passed ("<path>: larger than <max> bytes"), BX_ENOMEM when memory
+ * runs out; nothing of the file is kept after an error. */
+bx_status bx_buf_read_file(bx_buf *b, const char *path, bx_error *err) BX_MUSTCHECK;
+/* Writes the buffer's bytes to path, made or emptied first (mode 0666 less the umask). BX_EIO
+ * "<path>: cannot write: <why>" when it cannot be opened, written or closed. */
+bx_status bx_buf_write_file(const bx_buf *b, const char *path, bx_error *err) BX_MUSTCHECK;
 /* Hands the data to the caller (caller frees with free()); the buffer is left empty. */
 char *bx_buf_steal(bx_buf *b);
 

@@ -2,10 +2,10 @@
  * shares (size, lines, UTF-8, repeats) before a loader sees a value. */
 #include "bx_policyfile.h"
 
+#include "bx_buf.h"
 #include "bx_json.h"
 #include "bx_map.h"
 
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,25 +124,10 @@ out:
 bx_status bx_policyfile_load(const char *path, const bx_policyfile_opts *opts, bx_policyfile_fn fn,
                              void *arg, bx_error *err)
 {
-    size_t file_max = opts && opts->file_max ? opts->file_max : DEFAULT_FILE_MAX;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return BX_ERR(err, errno == ENOENT ? BX_ENOTFOUND : BX_EIO, "%s: cannot open: %s", path,
-                      strerror(errno));
-    bx_status s;
-    char *text = malloc(file_max + 1);
-    if (text == NULL) {
-        s = BX_ERR(err, BX_ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    size_t len = fread(text, 1, file_max + 1, f);
-    if (ferror(f)) {
-        s = BX_ERR(err, BX_EIO, "%s: read error", path);
-        goto out;
-    }
-    s = bx_policyfile_parse(text, len, path, opts, fn, arg, err);
-out:
-    free(text);
-    fclose(f);
+    bx_buf text;
+    bx_buf_init(&text, opts && opts->file_max ? opts->file_max : DEFAULT_FILE_MAX);
+    bx_status s = bx_buf_read_file(&text, path, err);
+    IFOK(s, bx_policyfile_parse(text.data ? text.data : "", text.len, path, opts, fn, arg, err));
+    bx_buf_free(&text);
     return s;
 }

@@ -658,22 +658,13 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **state,
 
 static char *read_pem(const char *path, bx_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        BX_ERR(err, BX_EINVAL, "cannot read \"%s\"", path);
-        return NULL;
-    }
     bx_buf b;
     bx_buf_init(&b, 1 << 20);
-    char chunk[4096];
-    size_t n;
-    bx_status s = BX_OK;
-    while (s == BX_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        s = bx_buf_append(&b, chunk, n);
-    fclose(f);
-    if (s != BX_OK || b.len == 0) {
+    bx_status s = bx_buf_read_file(&b, path, err);
+    if (s == BX_OK && b.len == 0)
+        s = BX_ERR(err, BX_EINVAL, "%s: empty", path);
+    if (s != BX_OK) {
         bx_buf_free(&b);
-        BX_ERR(err, BX_EINVAL, "\"%s\" is empty or too large", path);
         return NULL;
     }
     return bx_buf_steal(&b);

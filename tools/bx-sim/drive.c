@@ -319,11 +319,7 @@ static bx_status drive_transfers(driver *d, bx_date day, bx_error *err)
         char path[1024], date[11];
         bx_date_format(day, date);
         snprintf(path, sizeof(path), "%s/transfers-%s.csv", d->conf->state_dir, date);
-        FILE *f = fopen(path, "w");
-        if (f == NULL || fwrite(body.data, 1, body.len, f) != body.len)
-            s = BX_ERR(err, BX_EIO, "cannot write %s", path);
-        if (f && fclose(f) != 0 && s == BX_OK)
-            s = BX_ERR(err, BX_EIO, "cannot write %s", path);
+        s = bx_buf_write_file(&body, path, err);
         IFOK(s, import_students(d->conf->bxctl, path, err));
     }
     bx_buf_free(&body);

@@ -136,15 +136,9 @@ static int write_file(const char *dir, const char *name, const bx_buf *b)
 {
     char path[1024];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (f == NULL || fwrite(b->data ? b->data : "", 1, b->len, f) != b->len) {
-        fprintf(stderr, "bx-sim: cannot write %s: %s\n", path, strerror(errno));
-        if (f)
-            fclose(f);
-        return -1;
-    }
-    if (fclose(f) != 0) {
-        fprintf(stderr, "bx-sim: cannot write %s: %s\n", path, strerror(errno));
+    bx_error err = {0};
+    if (bx_buf_write_file(b, path, &err) != BX_OK) {
+        fprintf(stderr, "bx-sim: %s\n", err.msg);
         return -1;
     }
     return 0;

@@ -6,7 +6,6 @@
 #include "bxctl.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -128,48 +127,19 @@ static int work_dir(char *out, size_t size)
     return 0;
 }
 
-/* Copies the file from into to (created with mode 600); reads at most MAX_POLICY_FILE bytes. */
+/* Copies the file from (at most MAX_POLICY_FILE bytes: a policy file) into to, which the caller's
+ * umask (077 here) keeps to its owner. */
 static int copy_file(const char *from, const char *to)
 {
-    FILE *in = fopen(from, "rb");
-    if (in == NULL) {
-        fprintf(stderr, "bxctl: cannot read %s: %s\n", from, strerror(errno));
-        return -1;
-    }
-    int fd = open(to, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (out == NULL) {
-        fprintf(stderr, "bxctl: cannot write %s: %s\n", to, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        fclose(in);
-        return -1;
-    }
-    char buf[65536];
-    size_t n;
-    long total = 0;
-    int rc = 0;
-    while (rc == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0) {
-        total += (long)n;
-        if (total > MAX_POLICY_FILE) {
-            fprintf(stderr, "bxctl: %s is larger than %ld bytes: not a policy file\n", from,
-                    MAX_POLICY_FILE);
-            rc = -1;
-        } else if (fwrite(buf, 1, n, out) != n) {
-            fprintf(stderr, "bxctl: cannot write %s: %s\n", to, strerror(errno));
-            rc = -1;
-        }
-    }
-    if (rc == 0 && ferror(in)) {
-        fprintf(stderr, "bxctl: cannot read %s\n", from);
-        rc = -1;
-    }
-    fclose(in);
-    if (fclose(out) != 0 && rc == 0) {
-        fprintf(stderr, "bxctl: cannot write %s: %s\n", to, strerror(errno));
-        rc = -1;
-    }
-    return rc;
+    bx_buf text;
+    bx_buf_init(&text, MAX_POLICY_FILE);
+    bx_error err = {0};
+    bx_status s = bx_buf_read_file(&text, from, &err);
+    IFOK(s, bx_buf_write_file(&text, to, &err));
+    bx_buf_free(&text);
+    if (s != BX_OK)
+        fprintf(stderr, "bxctl: %s\n", err.msg);
+    return s == BX_OK ? 0 : -1;
 }
 
 /* 1 when the two files have the same bytes, 0 when not, -1 when one cannot be read. */

@@ -64,14 +64,9 @@ static int write_out(const char *path, const bx_buf *page)
         fwrite(page->data, 1, page->len, stdout);
         return 0;
     }
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        fprintf(stderr, "bxctl case document: cannot write %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    size_t n = fwrite(page->data, 1, page->len, f);
-    if (fclose(f) != 0 || n != page->len) {
-        fprintf(stderr, "bxctl case document: cannot write %s\n", path);
+    bx_error err = {0};
+    if (bx_buf_write_file(page, path, &err) != BX_OK) {
+        fprintf(stderr, "bxctl case document: %s\n", err.msg);
         return 1;
     }
     printf("%s\n", path);

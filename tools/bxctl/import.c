@@ -562,25 +562,6 @@ static bx_status report_query(PGconn *db, const char *sql, struct report *rep, b
     return BX_OK;
 }
 
-/* The whole file into data (at most MAX_FILE_BYTES). */
-static bx_status read_file(const char *path, bx_buf *data)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "%s: cannot open\n", path);
-        return BX_EIO;
-    }
-    char chunk[65536];
-    size_t n;
-    bx_status s = BX_OK;
-    while (s == BX_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        s = bx_buf_append(data, chunk, n);
-    fclose(f);
-    if (s != BX_OK)
-        fprintf(stderr, "%s: larger than %zu MiB\n", path, MAX_FILE_BYTES >> 20);
-    return s;
-}
-
 /* A file being read: its kind, the header, the keys seen, and the checked rows in COPY text
  * format (line, then one column each). */
 struct import {
@@ -744,7 +725,9 @@ static int import_file(PGconn *db, const struct kind *k, const char *path)
         im.key_col++;
     bx_buf data;
     bx_buf_init(&data, MAX_FILE_BYTES);
-    if (read_file(path, &data) != BX_OK) {
+    bx_error err = {0};
+    if (bx_buf_read_file(&data, path, &err) != BX_OK) {
+        fprintf(stderr, "%s\n", err.msg);
         bx_buf_free(&data);
         return 1;
     }

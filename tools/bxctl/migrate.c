@@ -24,20 +24,6 @@ static int is_migration_name(const char *n)
            strcmp(n + len - 4, ".sql") == 0;
 }
 
-static bx_status read_file(const char *path, bx_buf *out, bx_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return BX_ERR(err, BX_EIO, "cannot read %s", path);
-    char chunk[8192];
-    size_t n;
-    bx_status s = BX_OK;
-    while (s == BX_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        s = bx_buf_append(out, chunk, n);
-    fclose(f);
-    return s == BX_OK ? BX_OK : BX_ERR(err, s, "%s: too large", path);
-}
-
 int bxctl_migrate(bxctl_ctx *ctx, int argc, char **argv)
 {
     int status_only = argc > 0 && strcmp(argv[0], "--status") == 0;
@@ -75,7 +61,7 @@ int bxctl_migrate(bxctl_ctx *ctx, int argc, char **argv)
         version[4] = '\0';
         bx_buf sql;
         bx_buf_init(&sql, 16 << 20);
-        s = read_file(path, &sql, &err);
+        s = bx_buf_read_file(&sql, path, &err);
         if (s != BX_OK) {
             bx_buf_free(&sql);
             break;
