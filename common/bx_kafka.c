@@ -130,34 +130,53 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 /* A producer or consumer handle: bootstrap.servers, then settings and extra (name, value pairs,
  * NULL-ended; extra may be NULL), with the log and error callbacks, and the producer's delivery or
  * the consumer's rebalance callback. */
-static bx_status new_handle(rd_kafka_type_t type, const char *brokers, const char *const *settings,
-                            const char *const *extra, rd_kafka_t **out, bx_error *err)
+/* A configuration of bootstrap.servers, the environment's credentials, then settings and extra
+ * (NULL-ended name, value pairs; either may be NULL), with the log through bx_log. */
+static bx_status conf_new(const char *brokers, const char *const *settings,
+                          const char *const *extra, rd_kafka_conf_t **out, bx_error *err)
 {
-    bool producer = type == RD_KAFKA_PRODUCER;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     bx_status s = set_conf(conf, "bootstrap.servers", brokers, err);
     IFOK(s, bx_kafka_conf_credentials(conf, err));
-    for (size_t i = 0; s == BX_OK && settings[i]; i += 2)
-        s = set_conf(conf, settings[i], settings[i + 1], err);
+    IFOK(s, set_extra(conf, settings, err));
     IFOK(s, set_extra(conf, extra, err));
     if (s != BX_OK) {
         rd_kafka_conf_destroy(conf);
         return s;
     }
-    if (producer)
-        rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    else
-        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
+    *out = conf;
+    return BX_OK;
+}
+
+/* The handle of conf, which it takes in every case; what names it in an error. */
+static bx_status handle_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                            rd_kafka_t **out, bx_error *err)
+{
     char errstr[256];
     rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf);
-        return BX_ERR(err, BX_EFATAL, "kafka %s: %s", producer ? "producer" : "consumer", errstr);
+        return BX_ERR(err, BX_EFATAL, "kafka %s: %s", what, errstr);
     }
     *out = rk; /* rd_kafka_new took ownership of conf */
     return BX_OK;
+}
+
+static bx_status new_handle(rd_kafka_type_t type, const char *brokers, const char *const *settings,
+                            const char *const *extra, rd_kafka_t **out, bx_error *err)
+{
+    bool producer = type == RD_KAFKA_PRODUCER;
+    rd_kafka_conf_t *conf = NULL;
+    bx_status s = conf_new(brokers, settings, extra, &conf, err);
+    if (s != BX_OK)
+        return s;
+    if (producer)
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    else
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    return handle_new(type, conf, producer ? "producer" : "consumer", out, err);
 }
 
 bx_status bx_producer_new(const char *brokers, const char *const *extra, bx_producer **out,
@@ -389,6 +408,54 @@ bx_status bx_kafka_replication(int *replication, const char **min_insync, bx_err
     return BX_OK;
 }
 
+bx_status bx_kafka_client_new(rd_kafka_type_t type, const char *brokers,
+                              const char *const *settings, rd_kafka_t **out, bx_error *err)
+{
+    rd_kafka_conf_t *conf = NULL;
+    bx_status s = conf_new(brokers, settings, NULL, &conf, err);
+    if (s != BX_OK)
+        return s;
+    return handle_new(type, conf, "client", out, err);
+}
+
+bx_status bx_kafka_admin_begin(bx_kafka_admin *a, const char *brokers, const char *const *settings,
+                               rd_kafka_admin_op_t op, bx_error *err)
+{
+    *a = (bx_kafka_admin){0};
+    bx_status s = bx_kafka_client_new(RD_KAFKA_PRODUCER, brokers, settings, &a->rk, err);
+    if (s != BX_OK)
+        return s;
+    a->opts = rd_kafka_AdminOptions_new(a->rk, op);
+    a->q = rd_kafka_queue_new(a->rk);
+    if (a->opts == NULL || a->q == NULL)
+        return BX_ERR(err, BX_ENOMEM, "kafka admin: out of memory");
+    return BX_OK;
+}
+
+bx_status bx_kafka_admin_wait(bx_kafka_admin *a, const char *brokers, int wait_ms, const char *what,
+                              bx_error *err)
+{
+    a->answer = rd_kafka_queue_poll(a->q, wait_ms);
+    if (a->answer == NULL)
+        return BX_ERR(err, BX_ETIMEOUT, "%s: no answer from %s", what, brokers);
+    if (rd_kafka_event_error(a->answer))
+        return BX_ERR(err, BX_EIO, "%s: %s", what, rd_kafka_event_error_string(a->answer));
+    return BX_OK;
+}
+
+void bx_kafka_admin_end(bx_kafka_admin *a)
+{
+    if (a->answer)
+        rd_kafka_event_destroy(a->answer);
+    if (a->q)
+        rd_kafka_queue_destroy(a->q);
+    if (a->opts)
+        rd_kafka_AdminOptions_destroy(a->opts);
+    if (a->rk)
+        rd_kafka_destroy(a->rk);
+    *a = (bx_kafka_admin){0};
+}
+
 bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
                                  const int *partitions, int count, int timeout_ms, bx_error *err)
 {
@@ -397,40 +464,27 @@ bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
     bx_status s = bx_kafka_replication(&replication, &min_insync, err);
     if (s != BX_OK)
         return s;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    s = set_conf(conf, "bootstrap.servers", brokers, err);
-    IFOK(s, bx_kafka_conf_credentials(conf, err));
-    if (s != BX_OK) {
-        rd_kafka_conf_destroy(conf);
-        return s;
-    }
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    char errstr[256];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return BX_ERR(err, BX_EFATAL, "kafka admin: %s", errstr);
-    }
+    bx_kafka_admin a;
+    s = bx_kafka_admin_begin(&a, brokers, NULL, RD_KAFKA_ADMIN_OP_CREATETOPICS, err);
     rd_kafka_NewTopic_t **nt = calloc((size_t)count, sizeof(*nt));
-    for (int i = 0; i < count; i++) {
+    if (s == BX_OK && nt == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "kafka admin: out of memory");
+    char errstr[256];
+    for (int i = 0; s == BX_OK && i < count; i++) {
         nt[i] =
             rd_kafka_NewTopic_new(topics[i], partitions[i], replication, errstr, sizeof(errstr));
         if (nt[i] && min_insync)
             rd_kafka_NewTopic_set_config(nt[i], "min.insync.replicas", min_insync);
     }
-    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof(errstr));
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, nt, (size_t)count, opts, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 5000);
-    if (ev == NULL) {
-        s = BX_ERR(err, BX_ETIMEOUT, "kafka admin: no answer from %s", brokers);
-    } else if (rd_kafka_event_error(ev)) {
-        s = BX_ERR(err, BX_EIO, "kafka admin: %s", rd_kafka_event_error_string(ev));
-    } else {
+    if (s == BX_OK) {
+        rd_kafka_AdminOptions_set_operation_timeout(a.opts, timeout_ms, errstr, sizeof(errstr));
+        rd_kafka_CreateTopics(a.rk, nt, (size_t)count, a.opts, a.q);
+        s = bx_kafka_admin_wait(&a, brokers, timeout_ms + 5000, "kafka admin", err);
+    }
+    if (s == BX_OK) {
         size_t n = 0;
         const rd_kafka_topic_result_t **res =
-            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(a.answer), &n);
         for (size_t i = 0; i < n && s == BX_OK; i++) {
             rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
             if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
@@ -439,14 +493,11 @@ bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
                            rd_kafka_topic_result_error_string(res[i]));
         }
     }
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_AdminOptions_destroy(opts);
-    for (int i = 0; i < count; i++)
-        rd_kafka_NewTopic_destroy(nt[i]);
+    for (int i = 0; nt && i < count; i++)
+        if (nt[i])
+            rd_kafka_NewTopic_destroy(nt[i]);
     free(nt);
-    rd_kafka_destroy(rk);
+    bx_kafka_admin_end(&a);
     return s;
 }
 

@@ -76,6 +76,37 @@ bx_status bx_delivery_wait_all(bx_delivery_wait *w, int timeout_ms) BX_MUSTCHECK
 bx_delivery_wait *bx_delivery_wait_notify_new(void (*notify)(void *arg), void *arg);
 void bx_delivery_wait_seal(bx_delivery_wait *w);
 
+/* A client handle of a tool's own: a producer for admin requests and metadata, or a consumer that
+ * never subscribes (to read or commit a group's offsets, or read partitions it assigns). It has
+ * bootstrap.servers = brokers, the environment's credentials (bx_kafka_conf_credentials), its log
+ * through bx_log, and settings (NULL, or NULL-ended "name", "value" pairs: "group.id", ...). On
+ * success *out is the handle (caller destroys with rd_kafka_destroy). BX_EINVAL naming a setting
+ * the library refuses. */
+bx_status bx_kafka_client_new(rd_kafka_type_t type, const char *brokers,
+                              const char *const *settings, rd_kafka_t **out,
+                              bx_error *err) BX_MUSTCHECK;
+
+/* One admin request (CreateTopics, AlterConfigs, CreateAcls, ...) on a client of its own:
+ * bx_kafka_admin_begin makes the client, its options for op (the caller sets their timeouts) and
+ * the queue the answer comes to; the caller sends the request with a.rk, a.opts and a.q;
+ * bx_kafka_admin_wait waits for the answer; bx_kafka_admin_end frees all of it, whatever
+ * happened (also after a failed begin). */
+typedef struct bx_kafka_admin {
+    rd_kafka_t *rk;
+    rd_kafka_AdminOptions_t *opts;
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *answer; /* set by bx_kafka_admin_wait; borrowed until bx_kafka_admin_end */
+} bx_kafka_admin;
+/* settings as bx_kafka_client_new's. */
+bx_status bx_kafka_admin_begin(bx_kafka_admin *a, const char *brokers, const char *const *settings,
+                               rd_kafka_admin_op_t op, bx_error *err) BX_MUSTCHECK;
+/* Waits up to wait_ms for the answer: BX_ETIMEOUT "<what>: no answer from <brokers>" when none
+ * came, BX_EIO "<what>: <the broker's error>" when the request as a whole failed; on BX_OK
+ * a->answer holds the results of its parts, which the caller checks. */
+bx_status bx_kafka_admin_wait(bx_kafka_admin *a, const char *brokers, int wait_ms, const char *what,
+                              bx_error *err) BX_MUSTCHECK;
+void bx_kafka_admin_end(bx_kafka_admin *a);
+
 /* Creates the topics (idempotent: existing topics are fine), each replicated BX_KAFKA_REPLICATION
  * times (1 to 16; unset: 1) and, when BX_KAFKA_MIN_INSYNC is set (1 to the replication), with
  * that min.insync.replicas: a cluster's 3 and 2 (bx-infra up --cluster). */

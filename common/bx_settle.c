@@ -92,27 +92,9 @@ int64_t bx_settle_behind(bool committed_ok, int64_t committed, int64_t lo, int64
 bx_status bx_settle_group_handle(const char *brokers, const char *group, rd_kafka_t **out,
                                  bx_error *err)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr))) {
-        rd_kafka_conf_destroy(conf);
-        return BX_ERR(err, BX_EINVAL, "kafka settings: %s", errstr);
-    }
-    bx_status s = bx_kafka_conf_credentials(conf, err);
-    if (s != BX_OK) {
-        rd_kafka_conf_destroy(conf);
-        return s;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return BX_ERR(err, BX_EIO, "kafka: %s", errstr);
-    }
-    *out = rk;
-    return BX_OK;
+    const char *const settings[] = {"group.id", group, "enable.auto.commit", "false", "log_level",
+                                    "3",        NULL};
+    return bx_kafka_client_new(RD_KAFKA_CONSUMER, brokers, settings, out, err);
 }
 
 bx_status bx_settle_partitions_add(rd_kafka_t *rk, const char *topic, int timeout_ms,

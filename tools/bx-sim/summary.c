@@ -181,26 +181,14 @@ static bx_status read_flags(const sim_county *c, const sim_summary_conf *conf, b
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return BX_ERR(err, BX_ENOTFOUND, "%s: no mark of bx.risk.v1 (run bx-sim run first)", path);
-    char errstr[256];
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(kc, "bootstrap.servers", conf->brokers, errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(kc, "group.id", "bx-sim-summary", errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(kc, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(kc, "enable.partition.eof", "true", errstr, sizeof(errstr))) {
-        fclose(f);
-        rd_kafka_conf_destroy(kc);
-        return BX_ERR(err, BX_EINVAL, "kafka: %s", errstr);
-    }
-    bx_error cred_err = {0};
+    static const char *const settings[] = {"group.id", "bx-sim-summary",       "enable.auto.commit",
+                                           "false",    "enable.partition.eof", "true",
+                                           NULL};
     rd_kafka_t *rk = NULL;
-    if (bx_kafka_conf_credentials(kc, &cred_err) == BX_OK)
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
-    else
-        snprintf(errstr, sizeof(errstr), "%s", cred_err.msg);
-    if (rk == NULL) {
+    bx_status s = bx_kafka_client_new(RD_KAFKA_CONSUMER, conf->brokers, settings, &rk, err);
+    if (s != BX_OK) {
         fclose(f);
-        rd_kafka_conf_destroy(kc);
-        return BX_ERR(err, BX_EIO, "kafka: %s", errstr);
+        return s;
     }
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
@@ -208,7 +196,6 @@ static bx_status read_flags(const sim_county *c, const sim_summary_conf *conf, b
     long long offset = 0;
     long long ends[256] = {0};
     bool done[256] = {false};
-    bx_status s = BX_OK;
     while (fscanf(f, "%d %lld", &partition, &offset) == 2 && s == BX_OK) {
         int64_t lo = 0, hi = 0;
         if (partition < 0 || partition >= 256 ||

@@ -1,6 +1,7 @@
 /* analyst_broker: an analyst's SCRAM credential (Kafka's ConfigCommand) and ACLs (librdkafka). */
 #include "analyst_broker.h"
 #include "bx_buf.h"
+#include "bx_clock.h"
 #include "bx_config.h"
 #include "bx_kafka.h"
 
@@ -15,7 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ConfigCommand's main class up to Kafka 3.9, and from 4.0 on. */
@@ -48,13 +48,6 @@ bx_status analyst_broker_ready(const analyst_broker *b, bx_error *err)
     if (b->brokers == NULL || *b->brokers == '\0')
         return BX_ERR(err, BX_EINVAL, "BX_KAFKA_BROKERS: not set");
     return BX_OK;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- Kafka's ConfigCommand ---- */
@@ -192,10 +185,10 @@ static bx_status run_java(const analyst_broker *b, const char *argfile, bx_buf *
         _exit(127);
     }
     close(fds[1]);
-    long long deadline = now_ms() + TOOL_TIMEOUT_MS;
+    long long deadline = bx_monotonic_ms() + TOOL_TIMEOUT_MS;
     bool killed = false;
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - bx_monotonic_ms();
         if (left <= 0) {
             kill(pid, SIGKILL);
             killed = true;
@@ -393,35 +386,28 @@ static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const ch
     (void)buf;
 }
 
-/* A client as bxctl's administrator (bx_kafka_conf_credentials). */
-static bx_status admin_new(const analyst_broker *b, rd_kafka_t **out, bx_error *err)
+/* bxctl's administrator's clients log nothing: the caller says what failed. */
+static const char *const quiet_settings[] = {"log_level", "0", NULL};
+
+/* An admin request as bxctl's administrator (bx_kafka_conf_credentials), its client's log quiet:
+ * the caller says what failed. */
+static bx_status admin_begin(const analyst_broker *b, rd_kafka_admin_op_t op, bx_kafka_admin *a,
+                             bx_error *err)
 {
+    bx_status s = bx_kafka_admin_begin(a, b->brokers, quiet_settings, op, err);
     char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    bx_status s = BX_OK;
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", b->brokers, errstr, sizeof(errstr)) !=
-        RD_KAFKA_CONF_OK)
-        s = BX_ERR(err, BX_EINVAL, "BX_KAFKA_BROKERS: %s", errstr);
-    IFOK(s, bx_kafka_conf_credentials(conf, err));
-    if (s != BX_OK) {
-        rd_kafka_conf_destroy(conf);
-        return s;
-    }
-    rd_kafka_conf_set_log_cb(conf, quiet_log);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return BX_ERR(err, BX_EFATAL, "kafka admin: %s", errstr);
-    }
-    *out = rk; /* rd_kafka_new took ownership of conf */
-    return BX_OK;
+    if (s == BX_OK)
+        rd_kafka_AdminOptions_set_request_timeout(a->opts, ADMIN_TIMEOUT_MS, errstr,
+                                                  sizeof(errstr));
+    return s;
 }
 
 bx_status analyst_broker_acls_create(const analyst_broker *b, const char *principal,
                                      const char *group_prefix, bx_error *err)
 {
-    char user[160], errstr[256];
+    char user[160], errstr[256], what[200];
     snprintf(user, sizeof(user), "User:%s", principal);
+    snprintf(what, sizeof(what), "ACLs of %s", user);
     const struct {
         rd_kafka_ResourceType_t type;
         const char *name;
@@ -432,10 +418,8 @@ bx_status analyst_broker_acls_create(const analyst_broker *b, const char *princi
         {RD_KAFKA_RESOURCE_GROUP, group_prefix, RD_KAFKA_ACL_OPERATION_READ},
     };
     enum { N = sizeof(want) / sizeof(want[0]) };
-    rd_kafka_t *rk = NULL;
-    bx_status s = admin_new(b, &rk, err);
-    if (s != BX_OK)
-        return s;
+    bx_kafka_admin a;
+    bx_status s = admin_begin(b, RD_KAFKA_ADMIN_OP_CREATEACLS, &a, err);
     rd_kafka_AclBinding_t *bindings[N] = {0};
     for (size_t i = 0; s == BX_OK && i < N; i++) {
         bindings[i] = rd_kafka_AclBinding_new(
@@ -444,22 +428,14 @@ bx_status analyst_broker_acls_create(const analyst_broker *b, const char *princi
         if (bindings[i] == NULL)
             s = BX_ERR(err, BX_EINVAL, "ACL of %s on %s: %s", user, want[i].name, errstr);
     }
-    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATEACLS);
-    rd_kafka_AdminOptions_set_request_timeout(opts, ADMIN_TIMEOUT_MS, errstr, sizeof(errstr));
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_event_t *ev = NULL;
     if (s == BX_OK) {
-        rd_kafka_CreateAcls(rk, bindings, N, opts, q);
-        ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 5000);
-        if (ev == NULL)
-            s = BX_ERR(err, BX_ETIMEOUT, "ACLs of %s: no answer from %s", user, b->brokers);
-        else if (rd_kafka_event_error(ev))
-            s = BX_ERR(err, BX_EIO, "ACLs of %s: %s", user, rd_kafka_event_error_string(ev));
+        rd_kafka_CreateAcls(a.rk, bindings, N, a.opts, a.q);
+        s = bx_kafka_admin_wait(&a, b->brokers, ADMIN_TIMEOUT_MS + 5000, what, err);
     }
     if (s == BX_OK) {
         size_t n = 0;
         const rd_kafka_acl_result_t **results =
-            rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(ev), &n);
+            rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(a.answer), &n);
         for (size_t i = 0; i < n && s == BX_OK; i++) {
             const rd_kafka_error_t *e = rd_kafka_acl_result_error(results[i]);
             if (e)
@@ -467,22 +443,19 @@ bx_status analyst_broker_acls_create(const analyst_broker *b, const char *princi
                            rd_kafka_error_string(e));
         }
     }
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_AdminOptions_destroy(opts);
     for (size_t i = 0; i < N; i++)
         if (bindings[i])
             rd_kafka_AclBinding_destroy(bindings[i]);
-    rd_kafka_destroy(rk);
+    bx_kafka_admin_end(&a);
     return s;
 }
 
 bx_status analyst_broker_acls_delete(const analyst_broker *b, const char *principal, int *removed,
                                      bx_error *err)
 {
-    char user[160], errstr[256];
+    char user[160], errstr[256], what[200];
     snprintf(user, sizeof(user), "User:%s", principal);
+    snprintf(what, sizeof(what), "removing the ACLs of %s", user);
     if (removed)
         *removed = 0;
     rd_kafka_AclBindingFilter_t *filter = rd_kafka_AclBindingFilter_new(
@@ -490,45 +463,29 @@ bx_status analyst_broker_acls_delete(const analyst_broker *b, const char *princi
         RD_KAFKA_ACL_OPERATION_ANY, RD_KAFKA_ACL_PERMISSION_TYPE_ANY, errstr, sizeof(errstr));
     if (filter == NULL)
         return BX_ERR(err, BX_EINVAL, "ACLs of %s: %s", user, errstr);
-    rd_kafka_t *rk = NULL;
-    bx_status s = admin_new(b, &rk, err);
-    if (s != BX_OK) {
-        rd_kafka_AclBinding_destroy(filter);
-        return s;
+    bx_kafka_admin a;
+    bx_status s = admin_begin(b, RD_KAFKA_ADMIN_OP_DELETEACLS, &a, err);
+    if (s == BX_OK) {
+        rd_kafka_DeleteAcls(a.rk, &filter, 1, a.opts, a.q);
+        s = bx_kafka_admin_wait(&a, b->brokers, ADMIN_TIMEOUT_MS + 5000, what, err);
     }
-    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DELETEACLS);
-    rd_kafka_AdminOptions_set_request_timeout(opts, ADMIN_TIMEOUT_MS, errstr, sizeof(errstr));
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_DeleteAcls(rk, &filter, 1, opts, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 5000);
-    if (ev == NULL)
-        s = BX_ERR(err, BX_ETIMEOUT, "removing the ACLs of %s: no answer from %s", user,
-                   b->brokers);
-    else if (rd_kafka_event_error(ev))
-        s = BX_ERR(err, BX_EIO, "removing the ACLs of %s: %s", user,
-                   rd_kafka_event_error_string(ev));
     if (s == BX_OK) {
         size_t n = 0;
         const rd_kafka_DeleteAcls_result_response_t **responses =
-            rd_kafka_DeleteAcls_result_responses(rd_kafka_event_DeleteAcls_result(ev), &n);
+            rd_kafka_DeleteAcls_result_responses(rd_kafka_event_DeleteAcls_result(a.answer), &n);
         for (size_t i = 0; i < n && s == BX_OK; i++) {
             const rd_kafka_error_t *e = rd_kafka_DeleteAcls_result_response_error(responses[i]);
             size_t matched = 0;
             if (e)
-                s = BX_ERR(err, BX_EIO, "removing the ACLs of %s: %s", user,
-                           rd_kafka_error_string(e));
+                s = BX_ERR(err, BX_EIO, "%s: %s", what, rd_kafka_error_string(e));
             else
                 (void)rd_kafka_DeleteAcls_result_response_matching_acls(responses[i], &matched);
             if (removed)
                 *removed += (int)matched;
         }
     }
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_AclBinding_destroy(filter);
-    rd_kafka_destroy(rk);
+    bx_kafka_admin_end(&a);
     return s;
 }
 
@@ -562,7 +519,7 @@ bx_status analyst_broker_wait_usable(const analyst_broker *b, const char *user,
                                      const char *password, int timeout_ms, bx_error *err)
 {
     rd_kafka_t *admin = NULL;
-    bx_status s = admin_new(b, &admin, err);
+    bx_status s = bx_kafka_client_new(RD_KAFKA_PRODUCER, b->brokers, quiet_settings, &admin, err);
     if (s != BX_OK)
         return s;
     const struct rd_kafka_metadata *md = NULL;
@@ -599,7 +556,7 @@ bx_status analyst_broker_wait_usable(const analyst_broker *b, const char *user,
         rd_kafka_conf_destroy(conf);
         return BX_ERR(err, BX_EFATAL, "%s's client: %s", user, errstr);
     }
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = bx_monotonic_ms() + timeout_ms;
     int seen = -1;
     for (;;) {
         md = NULL;
@@ -609,7 +566,7 @@ bx_status analyst_broker_wait_usable(const analyst_broker *b, const char *user,
             if (want == 0 || seen > 0)
                 break;
         }
-        if (now_ms() >= deadline) {
+        if (bx_monotonic_ms() >= deadline) {
             if (seen >= 0)
                 s = BX_ERR(err, BX_ETIMEOUT,
                            "User:%s signs in but sees none of the %d " ANALYST_TOPIC_PREFIX

@@ -31,30 +31,14 @@ enum { NTOPICS = sizeof(topics) / sizeof(topics[0]) };
 /* Sets retention.ms of every topic (created or already there) with one AlterConfigs request. */
 static bx_status set_retention(const char *brokers, int timeout_ms, bx_error *err)
 {
-    char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) !=
-        RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        return BX_ERR(err, BX_EINVAL, "kafka: %s", errstr);
-    }
-    bx_error cred_err = {0};
-    rd_kafka_t *rk = NULL;
-    if (bx_kafka_conf_credentials(conf, &cred_err) == BX_OK)
-        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    else
-        snprintf(errstr, sizeof(errstr), "%s", cred_err.msg);
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return BX_ERR(err, BX_EIO, "kafka: %s", errstr);
-    }
     /* AlterConfigs replaces a topic's settings: min.insync.replicas goes again with retention. */
     int replication = 1;
     const char *min_insync = NULL;
-    if (bx_kafka_replication(&replication, &min_insync, err) != BX_OK) {
-        rd_kafka_destroy(rk);
-        return err->status;
-    }
+    bx_status s = bx_kafka_replication(&replication, &min_insync, err);
+    if (s != BX_OK)
+        return s;
+    bx_kafka_admin a;
+    s = bx_kafka_admin_begin(&a, brokers, NULL, RD_KAFKA_ADMIN_OP_ALTERCONFIGS, err);
     rd_kafka_ConfigResource_t *res[NTOPICS];
     for (int i = 0; i < NTOPICS; i++) {
         char ms[24];
@@ -64,20 +48,16 @@ static bx_status set_retention(const char *brokers, int timeout_ms, bx_error *er
         if (min_insync)
             rd_kafka_ConfigResource_set_config(res[i], "min.insync.replicas", min_insync);
     }
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
-    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof(errstr));
-    rd_kafka_AlterConfigs(rk, res, NTOPICS, opts, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
-    bx_status s = BX_OK;
-    if (ev == NULL) {
-        s = BX_ERR(err, BX_ETIMEOUT, "kafka: no answer to setting the topics' retention");
-    } else if (rd_kafka_event_error(ev)) {
-        s = BX_ERR(err, BX_EIO, "kafka: setting retention: %s", rd_kafka_event_error_string(ev));
-    } else {
+    if (s == BX_OK) {
+        char errstr[512];
+        rd_kafka_AdminOptions_set_request_timeout(a.opts, timeout_ms, errstr, sizeof(errstr));
+        rd_kafka_AlterConfigs(a.rk, res, NTOPICS, a.opts, a.q);
+        s = bx_kafka_admin_wait(&a, brokers, timeout_ms + 1000, "kafka: setting retention", err);
+    }
+    if (s == BX_OK) {
         size_t n = 0;
-        const rd_kafka_ConfigResource_t **out =
-            rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
+        const rd_kafka_ConfigResource_t **out = rd_kafka_AlterConfigs_result_resources(
+            rd_kafka_event_AlterConfigs_result(a.answer), &n);
         for (size_t i = 0; i < n && s == BX_OK; i++) {
             if (rd_kafka_ConfigResource_error(out[i]))
                 s = BX_ERR(err, BX_EIO, "kafka: retention of %s: %s",
@@ -85,12 +65,8 @@ static bx_status set_retention(const char *brokers, int timeout_ms, bx_error *er
                            rd_kafka_ConfigResource_error_string(out[i]));
         }
     }
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    rd_kafka_AdminOptions_destroy(opts);
-    rd_kafka_queue_destroy(q);
     rd_kafka_ConfigResource_destroy_array(res, NTOPICS);
-    rd_kafka_destroy(rk);
+    bx_kafka_admin_end(&a);
     return s;
 }
 
