@@ -90,7 +90,7 @@ static struct guard_metrics *metrics_for(const char *prefix)
 /* libmicrohttpd's own error lines ("Connection was closed by remote side with incomplete
  * request.", one per connection a deadline closes) are debug lines of ours: under attack they
  * would be thousands a minute. */
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+BX_PRINTF(2, 0) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     if (bx_log_min_level > BX_LOG_DEBUG)
         return;
