@@ -460,10 +460,9 @@ static void *work(void *arg)
         int fired = 0;
         timers_list failed = {0};
         double t0 = now_s();
-        bx_status s = timers_fire_due(db, w->owner, T_NOW, cf.batch,
-                                      w->v == V_SET ? queue_overdue : fire_overdue,
-                                      w->v == V_SET ? flush_overdue : NULL, w, &fired, &failed,
-                                      &err);
+        bx_status s = timers_fire_due(
+            db, w->owner, T_NOW, cf.batch, w->v == V_SET ? queue_overdue : fire_overdue,
+            w->v == V_SET ? flush_overdue : NULL, w, &fired, &failed, &err);
         w->claim_s += now_s() - t0;
         if (s != BX_OK) {
             w->failures += failed.count;

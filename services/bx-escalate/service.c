@@ -274,7 +274,7 @@ static bx_status apply_input(escalate_service *sv, messages_input *p, bx_error *
         bx_pg_rollback(sv->db);
         return BX_OK;
     }
-    applied_input a;
+    applied_input a = {0};
     note_applied(sv, added, &a);
     IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
     if (s != BX_OK) {
