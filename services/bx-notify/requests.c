@@ -13,6 +13,7 @@
 #include "recipients.h"
 #include "template.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,7 +252,7 @@ static void record_without_code(const rd_kafka_message_t *msg, const request *rq
 /* Writes msg's dead letter to the outbox (in the open transaction; the caller counts it once
  * committed). A letter that does not fit its buffer (a record that grows past it when escaped)
  * goes without the record rather than never. */
-static bx_status dead_letter(notify_service *sv, const rd_kafka_message_t *msg, const request *rq,
+static bx_status dead_letter(PGconn *db, const rd_kafka_message_t *msg, const request *rq,
                              bx_error *err)
 {
     static const char *const reasons[] = {"other",           "malformed",     "invalid_value",
@@ -292,7 +293,7 @@ static bx_status dead_letter(notify_service *sv, const rd_kafka_message_t *msg, 
         l.record = NULL;
         s = bx_dlq_build(&l, &b, err);
     }
-    IFOK(s, notify_outbox_add(sv->db, BX_TOPIC_DLQ, rq->student_id[0] ? rq->student_id : "unknown",
+    IFOK(s, notify_outbox_add(db, BX_TOPIC_DLQ, rq->student_id[0] ? rq->student_id : "unknown",
                               b.data, now, err));
     bx_buf_free(&b);
     return s;
@@ -500,23 +501,71 @@ typedef struct intake_item {
     int dead;   /* notifications written dead */
 } intake_item;
 
+/* A poll's messages and what is written for them. */
+typedef struct intake_poll {
+    rd_kafka_message_t **msgs; /* owned while the poll is in flight */
+    intake_item *items;
+    int n;
+    bx_time_ms now;
+    notify_store_take *takes;
+    const char **seen_ids;
+    bool *seen;
+    bx_status status; /* of its transaction */
+    char error[512];
+} intake_poll;
+
+/* What taking requests needs: the main thread prepares a poll (parsed, looked up, rendered) while
+ * the writer thread writes the one before on a connection of its own. */
 typedef struct notify_intake {
     int max; /* messages per poll */
-    intake_item *items;
+    /* the main thread's, for the poll it prepares */
     const char **student_ids;
     bool *want_guardians, *found;
     recipients_student *students;
     int nstudents;
-    notify_store_take *takes;
-    const char **seen_ids;
-    bool *seen;
     recipients_cache *cache;
+    /* two polls: one prepared while the other is written */
+    intake_poll polls[2];
+    intake_poll *writing; /* handed to the writer and not yet finished by the main thread */
+    intake_poll *single;  /* one message taken on its own (one by one) */
+    pthread_t writer;
+    bool writer_started;
+    PGconn *writer_db;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool queued;   /* writing is the writer's to write */
+    bool stopping; /* the writer ends once nothing is queued */
 } notify_intake;
 
 static recipients_cache *intake_cache(const notify_service *sv)
 {
     return sv->intake->cache;
 }
+
+static bx_status poll_new(intake_poll *p, int max, bx_error *err)
+{
+    p->msgs = calloc((size_t)max, sizeof(*p->msgs));
+    p->items = calloc((size_t)max, sizeof(*p->items));
+    p->takes = calloc((size_t)max, sizeof(*p->takes));
+    p->seen_ids = calloc((size_t)max, sizeof(*p->seen_ids));
+    p->seen = calloc((size_t)max, sizeof(*p->seen));
+    if (!p->msgs || !p->items || !p->takes || !p->seen_ids || !p->seen)
+        return BX_ERR(err, BX_ENOMEM, "requests: out of memory for %d requests a poll", max);
+    return BX_OK;
+}
+
+static void poll_free(intake_poll *p)
+{
+    for (int i = 0; p->msgs && i < p->n; i++)
+        rd_kafka_message_destroy(p->msgs[i]);
+    free(p->msgs);
+    free(p->items);
+    free(p->takes);
+    free(p->seen_ids);
+    free(p->seen);
+}
+
+static void *writer_main(void *arg);
 
 bx_status notify_requests_open(notify_service *sv, bx_error *err)
 {
@@ -526,18 +575,27 @@ bx_status notify_requests_open(notify_service *sv, bx_error *err)
         return BX_ERR(err, BX_ENOMEM, "requests: out of memory");
     sv->intake = in;
     in->max = max;
-    in->items = calloc((size_t)max, sizeof(*in->items));
+    pthread_mutex_init(&in->lock, NULL);
+    pthread_cond_init(&in->wake, NULL);
     in->student_ids = calloc((size_t)max, sizeof(*in->student_ids));
     in->want_guardians = calloc((size_t)max, sizeof(*in->want_guardians));
     in->found = calloc((size_t)max, sizeof(*in->found));
     in->students = calloc((size_t)max, sizeof(*in->students));
-    in->takes = calloc((size_t)max, sizeof(*in->takes));
-    in->seen_ids = calloc((size_t)max, sizeof(*in->seen_ids));
-    in->seen = calloc((size_t)max, sizeof(*in->seen));
-    if (!in->items || !in->student_ids || !in->want_guardians || !in->found || !in->students ||
-        !in->takes || !in->seen_ids || !in->seen)
+    in->single = calloc(1, sizeof(*in->single));
+    if (!in->student_ids || !in->want_guardians || !in->found || !in->students || !in->single)
         return BX_ERR(err, BX_ENOMEM, "requests: out of memory for %d requests a poll", max);
-    return recipients_cache_new(&in->cache, err);
+    bx_status s = poll_new(&in->polls[0], max, err);
+    IFOK(s, poll_new(&in->polls[1], max, err));
+    IFOK(s, poll_new(in->single, 1, err));
+    IFOK(s, recipients_cache_new(&in->cache, err));
+    IFOK(s, bx_pg_connect(sv->conf.pg_url, PG_WAIT_MS, &in->writer_db, err));
+    if (s == BX_OK) {
+        if (pthread_create(&in->writer, NULL, writer_main, sv) != 0)
+            s = BX_ERR(err, BX_EIO, "requests: cannot start the writer thread");
+        else
+            in->writer_started = true;
+    }
+    return s;
 }
 
 void notify_requests_close(notify_service *sv)
@@ -545,15 +603,30 @@ void notify_requests_close(notify_service *sv)
     notify_intake *in = sv->intake;
     if (in == NULL)
         return;
+    if (in->writer_started) {
+        pthread_mutex_lock(&in->lock);
+        in->stopping = true;
+        pthread_cond_broadcast(&in->wake);
+        pthread_mutex_unlock(&in->lock);
+        pthread_join(in->writer, NULL);
+    }
+    /* a poll still in flight: its offsets were stored if it was written, else it comes again */
     recipients_cache_free(in->cache);
-    free(in->items);
     free(in->student_ids);
     free(in->want_guardians);
     free(in->found);
     free(in->students);
-    free(in->takes);
-    free(in->seen_ids);
-    free(in->seen);
+    poll_free(&in->polls[0]);
+    poll_free(&in->polls[1]);
+    if (in->single) {
+        in->single->n = 0; /* its message is the caller's */
+        poll_free(in->single);
+        free(in->single);
+    }
+    if (in->writer_db)
+        PQfinish(in->writer_db);
+    pthread_cond_destroy(&in->wake);
+    pthread_mutex_destroy(&in->lock);
     free(in);
     sv->intake = NULL;
 }
@@ -664,65 +737,77 @@ static bool taken_earlier(const intake_item *it, int i)
     return false;
 }
 
-/* Takes n messages in one transaction: every good request's notifications and status messages,
- * every bad one's dead letter; a request taken before (a redelivery, also within the poll) writes
- * nothing, and neither does one whose lookups made it bad when it was taken before. On failure
- * everything is rolled back. */
-static bx_status take_poll(notify_service *sv, intake_item *it, int n, bx_error *err)
+/* Prepares a poll on the main thread's connection: parses its messages, looks up their students
+ * (one query), places and staff (held in memory) and renders every good request's notifications
+ * or marks it bad. Nothing is written. */
+static bx_status prepare_poll(notify_service *sv, intake_poll *p, bx_error *err)
 {
-    notify_intake *in = sv->intake;
-    bx_time_ms now = bx_clock_now();
-    for (int i = 0; i < n; i++) {
+    intake_item *it = p->items;
+    p->now = bx_clock_now();
+    for (int i = 0; i < p->n; i++) {
+        it[i].msg = p->msgs[i];
         parse_message(it[i].msg, &it[i].rq);
         it[i].parsed = it[i].rq.bad == BAD_NONE;
         it[i].count = it[i].dead = 0;
         it[i].again = it[i].fresh = false;
     }
     long long t0 = bx_monotonic_ms();
-    bx_status s = recipients_cache_check(in->cache, sv->db, err);
-    IFOK(s, load_students(sv, it, n, now, err));
+    bx_status s = recipients_cache_check(sv->intake->cache, sv->db, err);
+    IFOK(s, load_students(sv, it, p->n, p->now, err));
     long long t1 = bx_monotonic_ms();
-    for (int i = 0; i < n && s == BX_OK; i++)
+    for (int i = 0; i < p->n && s == BX_OK; i++)
         if (it[i].parsed)
-            s = resolve(sv, &it[i], now, err);
-    if (s != BX_OK)
-        return s;
-    long long t2 = bx_monotonic_ms();
+            s = resolve(sv, &it[i], p->now, err);
+    if (s == BX_OK)
+        bx_log_debug("%d requests prepared: lookups %lld ms, rendering %lld ms", p->n, t1 - t0,
+                     bx_monotonic_ms() - t1);
+    return s;
+}
+
+/* Writes a prepared poll in one transaction on db: every good request's notifications and status
+ * messages, every bad one's dead letter; a request taken before (a redelivery, also within the
+ * poll) writes nothing, and neither does one whose lookups made it bad when it was taken before.
+ * On failure everything is rolled back; on success the messages are counted and logged. */
+static bx_status write_poll(notify_service *sv, PGconn *db, intake_poll *p, bx_error *err)
+{
+    intake_item *it = p->items;
+    int n = p->n;
+    long long t0 = bx_monotonic_ms();
     /* a request its lookups made bad is left alone when it was taken before: a redelivery */
     int nseen = 0;
     for (int i = 0; i < n; i++)
         if (it[i].parsed && it[i].rq.bad != BAD_NONE)
-            in->seen_ids[nseen++] = it[i].rq.request_id;
-    s = bx_pg_exec(sv->db, "BEGIN", err);
+            p->seen_ids[nseen++] = it[i].rq.request_id;
+    bx_status s = bx_pg_exec(db, "BEGIN", err);
     if (nseen > 0)
-        IFOK(s, notify_store_requests_seen(sv->db, in->seen_ids, nseen, in->seen, err));
+        IFOK(s, notify_store_requests_seen(db, p->seen_ids, nseen, p->seen, err));
     int ntakes = 0, k = 0;
     for (int i = 0; i < n && s == BX_OK; i++) {
+        it[i].again = false;
         if (it[i].parsed && it[i].rq.bad != BAD_NONE)
-            it[i].again = in->seen[k++] || taken_earlier(it, i);
+            it[i].again = p->seen[k++] || taken_earlier(it, i);
         else if (it[i].rq.bad == BAD_NONE && (it[i].again = taken_earlier(it, i)) == false)
-            in->takes[ntakes++] = (notify_store_take){
+            p->takes[ntakes++] = (notify_store_take){
                 .request_id = it[i].rq.request_id, .notifications = it[i].nw, .count = it[i].count};
     }
-    IFOK(s, notify_store_take_batch(sv->db, &sv->ctx, in->takes, ntakes, now, err));
+    IFOK(s, notify_store_take_batch(db, &sv->ctx, p->takes, ntakes, p->now, err));
     k = 0;
     for (int i = 0; i < n && s == BX_OK; i++) {
         if (it[i].rq.bad == BAD_NONE && !it[i].again) {
-            it[i].fresh = in->takes[k].fresh;
-            it[i].dead = in->takes[k++].dead;
+            it[i].fresh = p->takes[k].fresh;
+            it[i].dead = p->takes[k++].dead;
         } else if (it[i].rq.bad != BAD_NONE && !it[i].again) {
-            s = dead_letter(sv, it[i].msg, &it[i].rq, err);
+            s = dead_letter(db, it[i].msg, &it[i].rq, err);
         }
     }
-    long long t3 = bx_monotonic_ms();
-    IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
+    long long t1 = bx_monotonic_ms();
+    IFOK(s, bx_pg_exec(db, "COMMIT", err));
     if (s != BX_OK) {
-        bx_pg_rollback(sv->db);
+        bx_pg_rollback(db);
         return s;
     }
-    bx_log_debug("%d requests taken together: lookups %lld ms, rendering %lld ms, writing %lld ms, "
-                 "commit %lld ms",
-                 n, t1 - t0, t2 - t1, t3 - t2, bx_monotonic_ms() - t3);
+    bx_log_debug("%d requests written together: writing %lld ms, commit %lld ms", n, t1 - t0,
+                 bx_monotonic_ms() - t1);
     for (int i = 0; i < n; i++) {
         const request *rq = &it[i].rq;
         if (rq->bad != BAD_NONE && !it[i].again) {
@@ -745,7 +830,7 @@ static bx_status take_poll(notify_service *sv, intake_item *it, int n, bx_error 
 /* bx_retry_run's view of one message taken on its own. */
 typedef struct message_try {
     notify_service *sv;
-    intake_item *it;
+    intake_poll *p; /* sv->intake->single, holding the message */
     bx_status last; /* the last try's status */
 } message_try;
 
@@ -767,17 +852,19 @@ static bx_status try_message(void *arg, bx_error *err)
     message_try *t = arg;
     if (t->sv->db == NULL)
         return note_try(t, BX_ERR(err, BX_ETRANSIENT, "no connection to PostgreSQL"));
-    return note_try(t, take_poll(t->sv, t->it, 1, err));
+    bx_status s = prepare_poll(t->sv, t->p, err);
+    IFOK(s, write_poll(t->sv, t->sv->db, t->p, err));
+    return note_try(t, s);
 }
 
-/* The dead letter of a message that failed for good (t->it->rq says why), on its own. */
+/* The dead letter of a message that failed for good (t->p's item says why), on its own. */
 static bx_status try_dead_letter(void *arg, bx_error *err)
 {
     message_try *t = arg;
     if (t->sv->db == NULL)
         return note_try(t, BX_ERR(err, BX_ETRANSIENT, "no connection to PostgreSQL"));
     bx_status s = bx_pg_exec(t->sv->db, "BEGIN", err);
-    IFOK(s, dead_letter(t->sv, t->it->msg, &t->it->rq, err));
+    IFOK(s, dead_letter(t->sv->db, t->p->msgs[0], &t->p->items[0].rq, err));
     IFOK(s, bx_pg_exec(t->sv->db, "COMMIT", err));
     if (s != BX_OK)
         bx_pg_rollback(t->sv->db);
@@ -794,21 +881,24 @@ static void reconnect_db(void *arg)
         bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
 }
 
-/* One message on its own, retried until it is taken or dead-lettered, or the service stops. */
-static void take_one(notify_service *sv, intake_item *it)
+/* One message on its own, on the main thread's connection, retried until it is taken or
+ * dead-lettered, or the service stops. The message stays the caller's. */
+static void take_one(notify_service *sv, rd_kafka_message_t *msg)
 {
-    const rd_kafka_message_t *msg = it->msg;
+    intake_poll *p = sv->intake->single;
+    p->msgs[0] = msg;
+    p->n = 1;
     char what[320];
     snprintf(what, sizeof(what), "%s [%d] offset %lld", rd_kafka_topic_name(msg->rkt),
              (int)msg->partition, (long long)msg->offset);
-    message_try t = {sv, it, BX_OK};
+    message_try t = {sv, p, BX_OK};
     bx_retry_ops ops = {
         .attempt = try_message, .recover = reconnect_db, .running = sv->conf.running, .what = what};
     bx_error err = {0};
     bx_retry_verdict v = bx_retry_run(&ops, &t, &err);
     if (v == BX_RETRY_DEADLETTER) {
-        refuse(&it->rq, t.last == BX_EINVAL ? BAD_INVALID : BAD_OTHER, "", "%s", err.msg);
-        bx_log_warn("%s: dead-lettered: %s", what, it->rq.error);
+        refuse(&p->items[0].rq, t.last == BX_EINVAL ? BAD_INVALID : BAD_OTHER, "", "%s", err.msg);
+        bx_log_warn("%s: dead-lettered: %s", what, p->items[0].rq.error);
         ops.attempt = try_dead_letter;
         v = bx_retry_run(&ops, &t, &err);
     }
@@ -817,30 +907,103 @@ static void take_one(notify_service *sv, intake_item *it)
     /* BX_RETRY_STOPPED: the service stops and the message comes again to whoever takes over */
     if (v != BX_RETRY_STOPPED)
         bx_consumer_done(sv->consumer, msg);
+    p->n = 0;
+}
+
+/* The writer thread: writes each poll handed to it on its own connection; on success the poll's
+ * offsets are stored. */
+static void *writer_main(void *arg)
+{
+    notify_service *sv = arg;
+    notify_intake *in = sv->intake;
+    for (;;) {
+        pthread_mutex_lock(&in->lock);
+        while (!in->queued && !in->stopping)
+            pthread_cond_wait(&in->wake, &in->lock);
+        if (!in->queued) {
+            pthread_mutex_unlock(&in->lock);
+            return NULL;
+        }
+        intake_poll *p = in->writing;
+        pthread_mutex_unlock(&in->lock);
+        bx_error err = {0};
+        bx_status s = bx_pg_reconnect(&in->writer_db, sv->conf.pg_url, PG_WAIT_MS, &err);
+        IFOK(s, write_poll(sv, in->writer_db, p, &err));
+        if (s == BX_OK) {
+            atomic_store(&sv->healthy, true);
+            bx_metric_add(&notify_m.intake_polls, 1);
+            for (int i = 0; i < p->n; i++)
+                bx_consumer_done(sv->consumer, p->msgs[i]);
+        }
+        p->status = s;
+        snprintf(p->error, sizeof(p->error), "%s", err.msg);
+        pthread_mutex_lock(&in->lock);
+        in->queued = false;
+        pthread_cond_broadcast(&in->wake);
+        pthread_mutex_unlock(&in->lock);
+    }
+}
+
+/* Waits for the poll in the writer's hands; when it failed, takes its messages one by one (a
+ * request the database refuses is dead-lettered on its own, an outage waited out). Then its
+ * messages are destroyed. */
+static void finish_writing(notify_service *sv)
+{
+    notify_intake *in = sv->intake;
+    intake_poll *p = in->writing;
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&in->lock);
+    while (in->queued)
+        pthread_cond_wait(&in->wake, &in->lock);
+    pthread_mutex_unlock(&in->lock);
+    if (p->status != BX_OK) {
+        bx_metric_add(&notify_m.failures, 1);
+        bx_log_warn("taking %d requests together failed (%s); taking them one by one", p->n,
+                    p->error);
+        for (int i = 0; i < p->n && *sv->conf.running; i++)
+            take_one(sv, p->msgs[i]);
+    }
+    for (int i = 0; i < p->n; i++)
+        rd_kafka_message_destroy(p->msgs[i]);
+    p->n = 0;
+    in->writing = NULL;
 }
 
 void notify_requests_take(notify_service *sv, rd_kafka_message_t *const *msgs, int n)
 {
-    intake_item *it = sv->intake->items;
-    if (n > sv->intake->max)
-        n = sv->intake->max; /* the caller polls at most that many */
-    for (int i = 0; i < n; i++)
-        it[i].msg = msgs[i];
-    if (n > 1 && sv->db != NULL) {
-        bx_error err = {0};
-        bx_status s = take_poll(sv, it, n, &err);
-        if (s == BX_OK) {
-            atomic_store(&sv->healthy, true);
-            bx_metric_add(&notify_m.intake_polls, 1);
-            for (int i = 0; i < n; i++)
-                bx_consumer_done(sv->consumer, msgs[i]);
-            return;
-        }
-        /* one by one, so a request the database refuses is dead-lettered on its own and an
-         * outage is waited out */
-        bx_metric_add(&notify_m.failures, 1);
-        bx_log_warn("taking %d requests together failed (%s); taking them one by one", n, err.msg);
+    notify_intake *in = sv->intake;
+    intake_poll *p = in->writing == &in->polls[0] ? &in->polls[1] : &in->polls[0];
+    bx_error err = {0};
+    bx_status s = BX_ETRANSIENT;
+    p->n = n < in->max ? n : in->max; /* the caller polls at most that many */
+    for (int i = 0; i < p->n; i++)
+        p->msgs[i] = msgs[i];
+    for (int i = p->n; i < n; i++)
+        rd_kafka_message_destroy(msgs[i]); /* not taken: they come again */
+    /* this poll is prepared while the one before is written */
+    if (p->n > 1 && sv->db != NULL)
+        s = prepare_poll(sv, p, &err);
+    finish_writing(sv);
+    if (s != BX_OK) {
+        if (p->n > 1 && sv->db != NULL)
+            bx_log_warn("preparing %d requests failed (%s); taking them one by one", p->n, err.msg);
+        for (int i = 0; i < p->n && *sv->conf.running; i++)
+            take_one(sv, p->msgs[i]);
+        for (int i = 0; i < p->n; i++)
+            rd_kafka_message_destroy(p->msgs[i]);
+        p->n = 0;
+        return;
     }
-    for (int i = 0; i < n; i++)
-        take_one(sv, &it[i]);
+    pthread_mutex_lock(&in->lock);
+    in->writing = p;
+    in->queued = true;
+    pthread_cond_broadcast(&in->wake);
+    pthread_mutex_unlock(&in->lock);
+}
+
+void notify_requests_flush(notify_service *sv)
+{
+    if (sv->intake)
+        finish_writing(sv);
 }

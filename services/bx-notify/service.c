@@ -101,9 +101,9 @@ void notify_service_step(notify_service *sv)
     }
     long long tp = bx_monotonic_ms();
     if (handled)
-        notify_requests_take(sv, msgs, handled);
-    for (int i = 0; i < handled; i++)
-        rd_kafka_message_destroy(msgs[i]);
+        notify_requests_take(sv, msgs, handled); /* takes the messages */
+    else
+        notify_requests_flush(sv); /* nothing new: the poll being written is finished */
     long long t1 = bx_monotonic_ms();
     if (handled && bx_consumer_commit(sv->consumer) != BX_OK)
         bx_log_warn("offset commit failed; the next commit carries them");
@@ -189,6 +189,7 @@ void notify_service_stop(notify_service *sv)
 {
     if (sv == NULL)
         return;
+    notify_requests_flush(sv); /* before the consumer commits what was done */
     atomic_store(&sv->stopping, true);
     for (int i = 0; sv->workers && i < sv->conf.workers; i++)
         if (sv->workers[i].started)

@@ -72,14 +72,20 @@ dispatch_answer notify_answer_of_state(provider_state st);
 void notify_outcome_count(const dispatch_output *out);
 void notify_outcome_log(const notify_store_row *row, const dispatch_output *out);
 
-/* requests.c: a poll of bx.notify.requests.v1 messages (at most conf.intake_batch), taken in one
- * transaction (bad ones dead-lettered, redeliveries left alone); when that fails, each on its own,
- * retried until it is taken or dead-lettered or the service stops. Each offset is stored when its
- * message is done. notify_requests_open makes what a poll needs (sv->intake, with the cache of
- * places and staff), notify_requests_close frees it. The messages stay the caller's. */
+/* requests.c: a poll of bx.notify.requests.v1 messages (at most conf.intake_batch), prepared on
+ * the main thread (parsed, looked up, rendered) and written in one transaction by a writer thread
+ * on a connection of its own while the next poll is prepared (bad ones dead-lettered,
+ * redeliveries left alone); when that fails, each on its own, retried until it is taken or
+ * dead-lettered or the service stops. Each offset is stored when its message is done.
+ * notify_requests_take takes ownership of the messages (destroyed once done);
+ * notify_requests_flush waits for the poll being written (and takes it one by one if that
+ * failed): when a poll brings nothing and before the consumer is closed. notify_requests_open
+ * makes what polls need (sv->intake, with the cache of places and staff, the writer and its
+ * connection), notify_requests_close stops the writer and frees it. */
 bx_status notify_requests_open(notify_service *sv, bx_error *err) BX_MUSTCHECK;
 void notify_requests_close(notify_service *sv);
 void notify_requests_take(notify_service *sv, rd_kafka_message_t *const *msgs, int n);
+void notify_requests_flush(notify_service *sv);
 
 /* worker.c: opens w's connections and adapter (closed by notify_worker_close, also after a
  * failed open); notify_worker_main is the thread that claims and sends until sv->stopping. */

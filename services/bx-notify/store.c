@@ -332,7 +332,9 @@ bx_status notify_store_take_batch(PGconn *db, const notify_store_ctx *ctx, notif
     const char *params[3 + NC_COUNT] = {ids.data, counts.data, now_text};
     for (int c = 0; c < NC_COUNT; c++)
         params[3 + c] = cols[c].data;
+    long long t0 = bx_monotonic_ms();
     s = bx_pg_query(db, TAKE_BATCH_SQL, 3 + NC_COUNT, params, &res, err);
+    long long t1 = bx_monotonic_ms();
     if (s != BX_OK)
         goto out;
     char key[200];
@@ -375,6 +377,8 @@ bx_status notify_store_take_batch(PGconn *db, const notify_store_ctx *ctx, notif
                             4, outbox, &ores, err));
         PQclear(ores);
     }
+    bx_log_debug("take batch: %d requests, rows %lld ms, status messages %lld ms", n, t1 - t0,
+                 bx_monotonic_ms() - t1);
 out:
     PQclear(res);
     bx_map_free(inserted);
