@@ -20,7 +20,7 @@ static const bx_conf_row rows[] = {
     BX_CONF_PSEUDONYM_KEY(&st.sc.pseudonym_key),
     BX_CONF_STR("BX_SCORE_POLICY", BX_DEFAULT_SCORE_POLICY, &st.policy_path,
                 "score weights and tier bounds (deploy/policy/score.policy)"),
-    BX_CONF_NUM32("BX_SCORE_BATCH", "500", 1, 100000, &st.sc.batch_max,
+    BX_CONF_NUM32("BX_SCORE_BATCH", "2000", 1, 100000, &st.sc.batch_max,
                   "messages processed together (one Redis pipeline, one PostgreSQL write)"),
     BX_CONF_NUM32("BX_SCORE_BATCH_MS", "50", 1, 10000, &st.sc.batch_ms,
                   "how long a batch waits to fill once it has a message"),
