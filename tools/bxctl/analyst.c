@@ -181,12 +181,16 @@ static int analyst_list(PGconn *db)
         fprintf(stderr, "bxctl analyst list: %s\n", err.msg);
         return 1;
     }
-    printf("%-20s  %-28s  %-25s  %-25s  %s\n", "name", "principal", "created_at", "applied_at",
-           "state");
+    static const bxctl_column cols[] = {{"name", 20, false},
+                                        {"principal", 28, false},
+                                        {"created_at", 25, false},
+                                        {"applied_at", 25, false},
+                                        {"state", 0, false}};
+    BXCTL_TABLE_HEADINGS(cols, "  ");
     for (int i = 0; i < PQntuples(res); i++)
-        printf("%-20s  %-28s  %-25s  %-25s  %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-               PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
-               PQgetvalue(res, i, 5)[0] == 't' ? "disabled" : "active");
+        BXCTL_TABLE_ROW(cols, "  ", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                        PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+                        PQgetvalue(res, i, 5)[0] == 't' ? "disabled" : "active");
     PQclear(res);
     return 0;
 }

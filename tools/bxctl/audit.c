@@ -10,30 +10,21 @@
 int bxctl_audit(bxctl_ctx *ctx, int argc, char **argv)
 {
     const char *staff = NULL, *student = NULL, *since = NULL, *limit = "1000";
-    for (int i = 0; i < argc; i++) {
-        const char **target = strcmp(argv[i], "--staff") == 0     ? &staff
-                              : strcmp(argv[i], "--student") == 0 ? &student
-                              : strcmp(argv[i], "--since") == 0   ? &since
-                              : strcmp(argv[i], "--limit") == 0   ? &limit
-                                                                  : NULL;
-        if (target == NULL || i + 1 >= argc) {
-            fprintf(stderr, "usage: bxctl audit [--staff ID] [--student ID] [--since YYYY-MM-DD] "
-                            "[--limit N]\n");
-            return 2;
-        }
-        *target = argv[++i];
+    const bxctl_option opts[] = {BXCTL_VALUE("--staff", &staff), BXCTL_VALUE("--student", &student),
+                                 BXCTL_VALUE("--since", &since), BXCTL_VALUE("--limit", &limit)};
+    if (!BXCTL_OPTIONS(argc, argv, opts)) {
+        fprintf(stderr, "usage: bxctl audit [--staff ID] [--student ID] [--since YYYY-MM-DD] "
+                        "[--limit N]\n");
+        return 2;
     }
     bx_date d;
     if (since && bx_date_parse(since, &d) != BX_OK) {
         fprintf(stderr, "bxctl audit: --since: expected a date YYYY-MM-DD, got \"%s\"\n", since);
         return 2;
     }
-    char *end = NULL;
-    long long n = strtoll(limit, &end, 10);
-    if (*end || n < 1 || n > 1000000) {
-        fprintf(stderr, "bxctl audit: --limit: expected 1 to 1000000, got \"%s\"\n", limit);
+    long long n = 0;
+    if (!bxctl_number("bxctl audit", "--limit", limit, 1, 1000000, NULL, &n))
         return 2;
-    }
     PGconn *db = bxctl_db(ctx);
     if (db == NULL)
         return 1;
@@ -55,13 +46,16 @@ int bxctl_audit(bxctl_ctx *ctx, int argc, char **argv)
         PQfinish(db);
         return 1;
     }
-    printf("%-25s %-20s %-16s %-20s %-15s %s\n", "at", "staff", "action", "student", "from",
-           "detail");
+    static const bxctl_column cols[] = {{"at", 25, false},     {"staff", 20, false},
+                                        {"action", 16, false}, {"student", 20, false},
+                                        {"from", 15, false},   {"detail", 0, false}};
+    BXCTL_TABLE_HEADINGS(cols, " ");
     for (int i = 0; i < PQntuples(res); i++) {
         char detail[512];
         bxctl_mask_digits(PQgetvalue(res, i, 4), detail, sizeof(detail));
-        printf("%-25s %-20s %-16s %-20s %-15s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-               PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 5), detail);
+        BXCTL_TABLE_ROW(cols, " ", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                        PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 5),
+                        detail);
     }
     PQclear(res);
     PQfinish(db);

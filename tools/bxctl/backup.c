@@ -429,16 +429,8 @@ int bxctl_backup(bxctl_ctx *ctx, int argc, char **argv)
 int bxctl_restore(bxctl_ctx *ctx, int argc, char **argv)
 {
     const char *file = NULL, *policy_to = NULL;
-    bool bad = false;
-    for (int i = 0; i < argc && !bad; i++) {
-        if (strcmp(argv[i], "--policy-to") == 0 && i + 1 < argc)
-            policy_to = argv[++i];
-        else if (file == NULL && argv[i][0] != '-')
-            file = argv[i];
-        else
-            bad = true;
-    }
-    if (file == NULL || bad) {
+    const bxctl_option opts[] = {BXCTL_VALUE("--policy-to", &policy_to)};
+    if (!bxctl_options(argc, argv, opts, 1, &file, 1) || file == NULL) {
         fprintf(stderr, "usage: bxctl restore <file> [--policy-to DIR]\n");
         return 2;
     }

@@ -94,6 +94,53 @@ void bxctl_time_text(const char *iso, char out[17]);
 /* s is exactly len decimal digits (county 6, township 9). */
 bool bxctl_code_valid(const char *s, size_t len);
 
+/* ---- the command line (cli.c) ---- */
+
+/* An option of a command: "--name VALUE" sets *value to the next argument; an option without a
+ * value pointer is a flag and sets *flag. */
+typedef struct bxctl_option {
+    const char *name;
+    const char **value;
+    bool *flag;
+} bxctl_option;
+#define BXCTL_VALUE(option, target)                                                                \
+    {                                                                                              \
+        .name = (option), .value = (target)                                                        \
+    }
+#define BXCTL_FLAG(option, target)                                                                 \
+    {                                                                                              \
+        .name = (option), .flag = (target)                                                         \
+    }
+/* Reads the argc words of argv as the n options opts names, in any order (the last of a repeated
+ * one wins); a word that is no option and does not start with '-' is the next of at most
+ * npositional positional arguments (positional[0], ...). false, for the caller to print its
+ * usage, on an unknown option, a value missing, or a positional argument too many. */
+bool bxctl_options(int argc, char **argv, const bxctl_option *opts, size_t n,
+                   const char **positional, int npositional);
+#define BXCTL_OPTIONS(argc, argv, opts)                                                            \
+    bxctl_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), NULL, 0)
+/* text as a whole number from min to max into *out; else prints "<cmd>: <option>: expected
+ * [<unit> from ]<min> to <max>, got "<text>"" and returns false. unit may be NULL. */
+bool bxctl_number(const char *cmd, const char *option, const char *text, long long min,
+                  long long max, const char *unit, long long *out);
+/* A command's output: out to stdout when st is BX_OK, else "<cmd>: out of memory" on stderr.
+ * Frees out; returns the exit code (0 or 1). */
+int bxctl_print(bx_buf *out, bx_status st, const char *cmd);
+/* A column of a text table: its heading and width (cells are padded to it; the last column is
+ * not), and whether a longer cell is cut to the width (headings never are). */
+typedef struct bxctl_column {
+    const char *heading;
+    int width;
+    bool cut;
+} bxctl_column;
+/* Prints one row of cells (one for each of the n columns), or the headings when cells is NULL,
+ * with gap between columns and a newline. */
+void bxctl_table_row(const bxctl_column *cols, size_t n, const char *gap, const char *const *cells);
+#define BXCTL_TABLE_ROW(cols, gap, ...)                                                            \
+    bxctl_table_row(cols, sizeof(cols) / sizeof(cols[0]), gap, (const char *const[]){__VA_ARGS__})
+#define BXCTL_TABLE_HEADINGS(cols, gap)                                                            \
+    bxctl_table_row(cols, sizeof(cols) / sizeof(cols[0]), gap, NULL)
+
 /* Connects to the configured database or prints why not. */
 PGconn *bxctl_db(bxctl_ctx *ctx);
 

@@ -205,12 +205,7 @@ static int print_list_json(PGresult *res, bool names, bool attention)
         IFOK(st, bx_buf_puts(&b, "}"));
     }
     IFOK(st, bx_buf_puts(&b, "]\n"));
-    if (st == BX_OK)
-        fputs(b.data, stdout);
-    else
-        fprintf(stderr, "bxctl case list: out of memory\n");
-    bx_buf_free(&b);
-    return st == BX_OK ? 0 : 1;
+    return bxctl_print(&b, st, "bxctl case list");
 }
 
 static void print_list_text(PGresult *res, bool names, bool attention)
@@ -245,27 +240,13 @@ static int case_list(bxctl_ctx *ctx, int argc, char **argv)
 {
     const char *school = "", *township = "", *county = "", *stage = "";
     bool overdue = false, json = false, names = false, attention = false;
-    for (int i = 0; i < argc; i++) {
-        bool has_value = i + 1 < argc;
-        if (strcmp(argv[i], "--school") == 0 && has_value)
-            school = argv[++i];
-        else if (strcmp(argv[i], "--township") == 0 && has_value)
-            township = argv[++i];
-        else if (strcmp(argv[i], "--county") == 0 && has_value)
-            county = argv[++i];
-        else if (strcmp(argv[i], "--stage") == 0 && has_value)
-            stage = argv[++i];
-        else if (strcmp(argv[i], "--overdue") == 0)
-            overdue = true;
-        else if (strcmp(argv[i], "--attention") == 0)
-            attention = true;
-        else if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (strcmp(argv[i], "--names") == 0)
-            names = true;
-        else
-            return list_usage();
-    }
+    const bxctl_option opts[] = {
+        BXCTL_VALUE("--school", &school),  BXCTL_VALUE("--township", &township),
+        BXCTL_VALUE("--county", &county),  BXCTL_VALUE("--stage", &stage),
+        BXCTL_FLAG("--overdue", &overdue), BXCTL_FLAG("--attention", &attention),
+        BXCTL_FLAG("--json", &json),       BXCTL_FLAG("--names", &names)};
+    if (!BXCTL_OPTIONS(argc, argv, opts))
+        return list_usage();
     if (school[0] && !bx_id_valid(school)) {
         fprintf(stderr, "bxctl case list: --school \"%s\" is not a registry id\n", school);
         return 2;
@@ -498,13 +479,7 @@ static int case_show(bxctl_ctx *ctx, int argc, char **argv)
     if (json) {
         bx_buf b;
         bx_buf_init(&b, 0);
-        if (show_json(db, &b, student, cases, tasks, events) == BX_OK) {
-            fputs(b.data, stdout);
-            rc = 0;
-        } else {
-            fprintf(stderr, "bxctl case show: out of memory\n");
-        }
-        bx_buf_free(&b);
+        rc = bxctl_print(&b, show_json(db, &b, student, cases, tasks, events), "bxctl case show");
     } else {
         show_text(student, cases, tasks, events);
         rc = bxctl_match_transfers(db, student, NULL) == BX_OK ? 0 : 1;

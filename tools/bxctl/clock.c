@@ -3,7 +3,6 @@
 #include "bx_clock.h"
 #include "bxctl.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +31,9 @@ int bxctl_clock(bxctl_ctx *ctx, int argc, char **argv)
             return 2;
         }
     } else if (strcmp(sub, "advance") == 0 && argc == 2) {
-        char *end;
-        errno = 0;
-        long long minutes = strtoll(argv[1], &end, 10);
-        if (errno || *end || minutes < 0 || minutes > 525600) {
-            fprintf(stderr, "bxctl clock advance: minutes must be 0 to 525600\n");
+        long long minutes = 0;
+        if (!bxctl_number("bxctl clock advance", "minutes", argv[1], 0, 525600, NULL, &minutes))
             return 2;
-        }
         t = bx_clock_now() + minutes * 60000;
     } else {
         fprintf(stderr, "usage: bxctl clock show | set <time> | advance <minutes>\n");

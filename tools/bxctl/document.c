@@ -11,7 +11,6 @@
 #include "bxctl.h"
 #include "documents.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,30 +90,21 @@ int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv)
         return 2;
     }
     bx_date issue = bx_time_local_date(bx_clock_now());
-    long days = 0;
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
-            out_path = argv[++i];
-        } else if (strcmp(argv[i], "--date") == 0 && i + 1 < argc) {
-            if (bx_date_parse(argv[++i], &issue) != BX_OK) {
-                fprintf(stderr, "bxctl case document: --date: expected YYYY-MM-DD, got \"%.20s\"\n",
-                        argv[i]);
-                return 2;
-            }
-        } else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
-            char *end;
-            errno = 0;
-            days = strtol(argv[++i], &end, 10);
-            if (errno || *end || end == argv[i] || days < 1 || days > 60) {
-                fprintf(stderr, "bxctl case document: --days: expected 1 to 60, got \"%.20s\"\n",
-                        argv[i]);
-                return 2;
-            }
-        } else {
-            usage();
-            return 2;
-        }
+    long long days = 0;
+    const char *date_text = NULL, *days_text = NULL;
+    const bxctl_option opts[] = {BXCTL_VALUE("--out", &out_path), BXCTL_VALUE("--date", &date_text),
+                                 BXCTL_VALUE("--days", &days_text)};
+    if (!BXCTL_OPTIONS(argc - 2, argv + 2, opts)) {
+        usage();
+        return 2;
     }
+    if (date_text && bx_date_parse(date_text, &issue) != BX_OK) {
+        fprintf(stderr, "bxctl case document: --date: expected YYYY-MM-DD, got \"%.20s\"\n",
+                date_text);
+        return 2;
+    }
+    if (days_text && !bxctl_number("bxctl case document", "--days", days_text, 1, 60, NULL, &days))
+        return 2;
 
     PGconn *db = bxctl_db(ctx);
     if (db == NULL)

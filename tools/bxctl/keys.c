@@ -60,12 +60,16 @@ static int key_list(PGconn *db, const char *school)
         fprintf(stderr, "bxctl key list: %s\n", err.msg);
         return 1;
     }
-    printf("%-16s  %-12s  %-25s  %-10s  %s\n", "key_id", "school_id", "created_at", "state",
-           "label");
+    static const bxctl_column cols[] = {{"key_id", 16, false},
+                                        {"school_id", 12, false},
+                                        {"created_at", 25, true},
+                                        {"state", 10, false},
+                                        {"label", 0, false}};
+    BXCTL_TABLE_HEADINGS(cols, "  ");
     for (int i = 0; i < PQntuples(res); i++)
-        printf("%-16s  %-12s  %-25.25s  %-10s  %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-               PQgetvalue(res, i, 3), *PQgetvalue(res, i, 4) ? "revoked" : "active",
-               PQgetvalue(res, i, 2));
+        BXCTL_TABLE_ROW(cols, "  ", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                        PQgetvalue(res, i, 3), *PQgetvalue(res, i, 4) ? "revoked" : "active",
+                        PQgetvalue(res, i, 2));
     PQclear(res);
     return 0;
 }

@@ -25,30 +25,7 @@
 #include <string.h>
 
 /* The rows and their history come from reports_query_ledger and reports_query_history
- * (report_queries.h, shared with bx-console's ledgers and exports). */
-enum {
-    L_LIST = RL_LIST,
-    L_CASE = RL_CASE,
-    L_STUDENT = RL_STUDENT,
-    L_SCHOOL = RL_SCHOOL,
-    L_TOWNSHIP = RL_TOWNSHIP,
-    L_COUNTY = RL_COUNTY,
-    L_STAGE = RL_STAGE,
-    L_OPENED = RL_OPENED,
-    L_ROSTER = RL_ROSTER,
-    L_CLOSED = RL_CLOSED,
-    L_NAME = RL_NAME
-};
-enum {
-    H_CASE = RH_CASE,
-    H_KIND = RH_KIND,
-    H_STAGE = RH_STAGE,
-    H_ACTOR = RH_ACTOR,
-    H_REASON = RH_REASON,
-    H_LATE = RH_LATE,
-    H_AT = RH_AT
-};
-
+ * (report_queries.h, shared with bx-console's ledgers and exports): columns RL_* and RH_*. */
 static const struct {
     const char *list;
     const char *title;
@@ -70,48 +47,48 @@ static bx_status write_text(bx_buf *b, PGresult *res, PGresult *h, const char *c
             continue;
         int n = 0;
         for (int i = 0; i < PQntuples(res); i++)
-            n += strcmp(PQgetvalue(res, i, L_LIST), lists[k].list) == 0;
+            n += strcmp(PQgetvalue(res, i, RL_LIST), lists[k].list) == 0;
         IFOK(st, bx_buf_printf(b, "%s: %d\n", lists[k].title, n));
         for (int i = 0; i < PQntuples(res) && st == BX_OK; i++) {
-            if (strcmp(PQgetvalue(res, i, L_LIST), lists[k].list) != 0)
+            if (strcmp(PQgetvalue(res, i, RL_LIST), lists[k].list) != 0)
                 continue;
             char opened[17], roster[17], closed[17];
-            bxctl_time_text(PQgetvalue(res, i, L_OPENED), opened);
-            bxctl_time_text(PQgetvalue(res, i, L_ROSTER), roster);
-            bxctl_time_text(PQgetvalue(res, i, L_CLOSED), closed);
-            const char *stage = PQgetvalue(res, i, L_STAGE);
+            bxctl_time_text(PQgetvalue(res, i, RL_OPENED), opened);
+            bxctl_time_text(PQgetvalue(res, i, RL_ROSTER), roster);
+            bxctl_time_text(PQgetvalue(res, i, RL_CLOSED), closed);
+            const char *stage = PQgetvalue(res, i, RL_STAGE);
             IFOK(st, bx_buf_printf(
                          b, "  %s  school %s  township %s  stage %s  opened %s",
-                         PQgetvalue(res, i, L_STUDENT), PQgetvalue(res, i, L_SCHOOL),
-                         PQgetvalue(res, i, L_TOWNSHIP)[0] ? PQgetvalue(res, i, L_TOWNSHIP) : "-",
+                         PQgetvalue(res, i, RL_STUDENT), PQgetvalue(res, i, RL_SCHOOL),
+                         PQgetvalue(res, i, RL_TOWNSHIP)[0] ? PQgetvalue(res, i, RL_TOWNSHIP) : "-",
                          stage[0] ? stage : "-", opened));
-            if (PQgetvalue(res, i, L_ROSTER)[0])
+            if (PQgetvalue(res, i, RL_ROSTER)[0])
                 IFOK(st, bx_buf_printf(b, "  on roster %s", roster));
-            if (PQgetvalue(res, i, L_CLOSED)[0])
+            if (PQgetvalue(res, i, RL_CLOSED)[0])
                 IFOK(st, bx_buf_printf(b, "  returned %s", closed));
             if (names)
-                IFOK(st,
-                     bx_buf_printf(b, "  %s",
-                                   PQgetisnull(res, i, L_NAME) ? "-" : PQgetvalue(res, i, L_NAME)));
+                IFOK(st, bx_buf_printf(b, "  %s",
+                                       PQgetisnull(res, i, RL_NAME) ? "-"
+                                                                    : PQgetvalue(res, i, RL_NAME)));
             IFOK(st, bx_buf_puts(b, "\n"));
-            long long case_id = strtoll(PQgetvalue(res, i, L_CASE), NULL, 10);
+            long long case_id = strtoll(PQgetvalue(res, i, RL_CASE), NULL, 10);
             for (int j = reports_history_first(h, case_id);
-                 j < PQntuples(h) && strtoll(PQgetvalue(h, j, H_CASE), NULL, 10) == case_id &&
+                 j < PQntuples(h) && strtoll(PQgetvalue(h, j, RH_CASE), NULL, 10) == case_id &&
                  st == BX_OK;
                  j++) {
                 char at[17];
-                bxctl_time_text(PQgetvalue(h, j, H_AT), at);
-                const char *reason = PQgetvalue(h, j, H_REASON);
+                bxctl_time_text(PQgetvalue(h, j, RH_AT), at);
+                const char *reason = PQgetvalue(h, j, RH_REASON);
                 size_t len = strlen(reason) + 1;
                 char *masked = malloc(len);
                 if (masked == NULL)
                     return BX_ENOMEM;
                 bxctl_mask_digits(reason, masked, len);
                 IFOK(st, bx_buf_printf(
-                             b, "      %s  %-14s %-16s %-20s%s %s\n", at, PQgetvalue(h, j, H_KIND),
-                             PQgetvalue(h, j, H_STAGE)[0] ? PQgetvalue(h, j, H_STAGE) : "-",
-                             PQgetvalue(h, j, H_ACTOR),
-                             PQgetvalue(h, j, H_LATE)[0] == 't' ? " LATE" : "", masked));
+                             b, "      %s  %-14s %-16s %-20s%s %s\n", at, PQgetvalue(h, j, RH_KIND),
+                             PQgetvalue(h, j, RH_STAGE)[0] ? PQgetvalue(h, j, RH_STAGE) : "-",
+                             PQgetvalue(h, j, RH_ACTOR),
+                             PQgetvalue(h, j, RH_LATE)[0] == 't' ? " LATE" : "", masked));
                 free(masked);
             }
         }
@@ -120,16 +97,16 @@ static bx_status write_text(bx_buf *b, PGresult *res, PGresult *h, const char *c
 }
 
 static const bxctl_json_field entry_fields[] = {
-    {"case_id", L_CASE, BXCTL_JSON_RAW},          {"student_id", L_STUDENT, BXCTL_JSON_STRING},
-    {"school_id", L_SCHOOL, BXCTL_JSON_STRING},   {"township", L_TOWNSHIP, BXCTL_JSON_OR_NULL},
-    {"county", L_COUNTY, BXCTL_JSON_OR_NULL},     {"stage", L_STAGE, BXCTL_JSON_OR_NULL},
-    {"opened_at", L_OPENED, BXCTL_JSON_STRING},   {"on_roster_at", L_ROSTER, BXCTL_JSON_OR_NULL},
-    {"returned_at", L_CLOSED, BXCTL_JSON_OR_NULL}};
-static const bxctl_json_field entry_name_field[] = {{"name", L_NAME, BXCTL_JSON_NULLABLE}};
+    {"case_id", RL_CASE, BXCTL_JSON_RAW},          {"student_id", RL_STUDENT, BXCTL_JSON_STRING},
+    {"school_id", RL_SCHOOL, BXCTL_JSON_STRING},   {"township", RL_TOWNSHIP, BXCTL_JSON_OR_NULL},
+    {"county", RL_COUNTY, BXCTL_JSON_OR_NULL},     {"stage", RL_STAGE, BXCTL_JSON_OR_NULL},
+    {"opened_at", RL_OPENED, BXCTL_JSON_STRING},   {"on_roster_at", RL_ROSTER, BXCTL_JSON_OR_NULL},
+    {"returned_at", RL_CLOSED, BXCTL_JSON_OR_NULL}};
+static const bxctl_json_field entry_name_field[] = {{"name", RL_NAME, BXCTL_JSON_NULLABLE}};
 static const bxctl_json_field history_fields[] = {
-    {"kind", H_KIND, BXCTL_JSON_STRING},   {"stage", H_STAGE, BXCTL_JSON_OR_NULL},
-    {"actor", H_ACTOR, BXCTL_JSON_STRING}, {"reason", H_REASON, BXCTL_JSON_MASKED},
-    {"late", H_LATE, BXCTL_JSON_BOOL},     {"occurred_at", H_AT, BXCTL_JSON_STRING}};
+    {"kind", RH_KIND, BXCTL_JSON_STRING},   {"stage", RH_STAGE, BXCTL_JSON_OR_NULL},
+    {"actor", RH_ACTOR, BXCTL_JSON_STRING}, {"reason", RH_REASON, BXCTL_JSON_MASKED},
+    {"late", RH_LATE, BXCTL_JSON_BOOL},     {"occurred_at", RH_AT, BXCTL_JSON_STRING}};
 
 static bx_status write_json_entry(bx_buf *b, PGresult *res, int i, PGresult *h, bool names)
 {
@@ -140,10 +117,10 @@ static bx_status write_json_entry(bx_buf *b, PGresult *res, int i, PGresult *h, 
         IFOK(st, BXCTL_JSON_FIELDS(b, res, i, entry_name_field));
     }
     IFOK(st, bx_buf_puts(b, ",\"history\":["));
-    long long case_id = strtoll(PQgetvalue(res, i, L_CASE), NULL, 10);
+    long long case_id = strtoll(PQgetvalue(res, i, RL_CASE), NULL, 10);
     int first = reports_history_first(h, case_id);
     for (int j = first;
-         j < PQntuples(h) && strtoll(PQgetvalue(h, j, H_CASE), NULL, 10) == case_id && st == BX_OK;
+         j < PQntuples(h) && strtoll(PQgetvalue(h, j, RH_CASE), NULL, 10) == case_id && st == BX_OK;
          j++) {
         IFOK(st, bx_buf_puts(b, j > first ? ",{" : "{"));
         IFOK(st, BXCTL_JSON_FIELDS(b, h, j, history_fields));
@@ -166,7 +143,7 @@ static bx_status write_json(bx_buf *b, PGresult *res, PGresult *h, const char *c
         IFOK(st, bx_buf_printf(b, ",\"%s\":[", lists[k].list));
         bool first = true;
         for (int i = 0; i < PQntuples(res) && st == BX_OK; i++) {
-            if (strcmp(PQgetvalue(res, i, L_LIST), lists[k].list) != 0)
+            if (strcmp(PQgetvalue(res, i, RL_LIST), lists[k].list) != 0)
                 continue;
             IFOK(st, bx_buf_puts(b, first ? "" : ","));
             IFOK(st, write_json_entry(b, res, i, h, names));
@@ -182,21 +159,12 @@ int bxctl_ledger(bxctl_ctx *ctx, int argc, char **argv)
 {
     const char *county = "", *kind = "";
     bool json = false, names = false;
-    for (int i = 0; i < argc; i++) {
-        bool has_value = i + 1 < argc;
-        if (strcmp(argv[i], "--county") == 0 && has_value)
-            county = argv[++i];
-        else if (strcmp(argv[i], "--kind") == 0 && has_value)
-            kind = argv[++i];
-        else if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (strcmp(argv[i], "--names") == 0)
-            names = true;
-        else {
-            fprintf(stderr, "usage: bxctl ledger [--county CODE] "
-                            "[--kind suspected|dropout|returned] [--names] [--json]\n");
-            return 2;
-        }
+    const bxctl_option opts[] = {BXCTL_VALUE("--county", &county), BXCTL_VALUE("--kind", &kind),
+                                 BXCTL_FLAG("--json", &json), BXCTL_FLAG("--names", &names)};
+    if (!BXCTL_OPTIONS(argc, argv, opts)) {
+        fprintf(stderr, "usage: bxctl ledger [--county CODE] "
+                        "[--kind suspected|dropout|returned] [--names] [--json]\n");
+        return 2;
     }
     if (county[0] && !bxctl_code_valid(county, 6)) {
         fprintf(stderr, "bxctl ledger: --county \"%s\" is not a 6-digit code\n", county);
@@ -223,12 +191,7 @@ int bxctl_ledger(bxctl_ctx *ctx, int argc, char **argv)
         goto out;
     bx_status st = json ? write_json(&out, res, h, county, kind, names)
                         : write_text(&out, res, h, county, kind, names);
-    if (st != BX_OK) {
-        fprintf(stderr, "bxctl ledger: out of memory\n");
-        goto out;
-    }
-    fputs(out.data, stdout);
-    rc = 0;
+    rc = bxctl_print(&out, st, "bxctl ledger");
 out:
     if (err.msg[0])
         fprintf(stderr, "bxctl ledger: %s\n", err.msg);

@@ -485,7 +485,7 @@ static void print_text(const run *r)
                    r->children[i].detail);
 }
 
-static bx_status print_json(const run *r)
+static int print_json(const run *r)
 {
     int in =
         r->count[ST_ENROLLED] + r->count[ST_SUSPENDED] + r->count[ST_HOME] + r->count[ST_AMBIGUOUS];
@@ -524,10 +524,7 @@ static bx_status print_json(const run *r)
         IFOK(s, bx_buf_puts(&b, "}"));
     }
     IFOK(s, bx_buf_puts(&b, "]}\n"));
-    if (s == BX_OK)
-        fputs(b.data, stdout);
-    bx_buf_free(&b);
-    return s;
+    return bxctl_print(&b, s, "bxctl match");
 }
 
 /* ---- the command ---- */
@@ -587,33 +584,19 @@ static int match_county(run *r)
         fprintf(stderr, "bxctl match: %s\n", err.msg);
         return 1;
     }
-    if (r->json) {
-        if (print_json(r) != BX_OK) {
-            fprintf(stderr, "bxctl match: out of memory\n");
-            return 1;
-        }
-    } else {
-        print_text(r);
-    }
+    if (r->json)
+        return print_json(r);
+    print_text(r);
     return 0;
 }
 
 int bxctl_match(bxctl_ctx *ctx, int argc, char **argv)
 {
     run r = {0};
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--names") == 0)
-            r.names = true;
-        else if (strcmp(argv[i], "--json") == 0)
-            r.json = true;
-        else if (strcmp(argv[i], "--county") == 0 && i + 1 < argc)
-            r.county = argv[++i];
-        else if (strcmp(argv[i], "--ledger") == 0 && i + 1 < argc)
-            r.ledger = argv[++i];
-        else
-            return usage();
-    }
-    if (r.county == NULL)
+    const bxctl_option opts[] = {BXCTL_FLAG("--names", &r.names), BXCTL_FLAG("--json", &r.json),
+                                 BXCTL_VALUE("--county", &r.county),
+                                 BXCTL_VALUE("--ledger", &r.ledger)};
+    if (!BXCTL_OPTIONS(argc, argv, opts) || r.county == NULL)
         return usage();
     if (!bxctl_code_valid(r.county, 6)) {
         fprintf(stderr, "bxctl match: --county \"%s\" is not a 6-digit code\n", r.county);

@@ -92,13 +92,10 @@ static bx_status recompute_one(const char *student_id, void *arg)
 int bxctl_rebuild(bxctl_ctx *ctx, int argc, char **argv)
 {
     const char *school = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--school") == 0 && i + 1 < argc && bx_id_valid(argv[i + 1])) {
-            school = argv[++i];
-        } else {
-            fprintf(stderr, "usage: bxctl rebuild [--school ID]\n");
-            return 2;
-        }
+    const bxctl_option opts[] = {BXCTL_VALUE("--school", &school)};
+    if (!BXCTL_OPTIONS(argc, argv, opts) || (school && !bx_id_valid(school))) {
+        fprintf(stderr, "usage: bxctl rebuild [--school ID]\n");
+        return 2;
     }
     bxctl_score *sc = bxctl_score_open(ctx);
     if (sc == NULL)

@@ -7,7 +7,6 @@
 #include "bx_settle.h"
 #include "bxctl.h"
 
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,17 +48,6 @@ static bool specs_parse(settle_args *a, const char *list, const char *origin)
     return true;
 }
 
-static bool parse_number(const char *text, long long min, long long max, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 static void print_waiting(void *arg, const char *waiting)
 {
     (void)arg;
@@ -88,21 +76,12 @@ int bxctl_settle(bxctl_ctx *ctx, int argc, char **argv)
                 return 2;
             i++;
         } else if (strcmp(arg, "--timeout") == 0 && i + 1 < argc) {
-            if (!parse_number(argv[++i], 1, 86400, &timeout_s)) {
-                fprintf(stderr,
-                        "bxctl settle: --timeout: expected seconds from 1 to 86400, "
-                        "got \"%s\"\n",
-                        argv[i]);
+            if (!bxctl_number("bxctl settle", arg, argv[++i], 1, 86400, "seconds", &timeout_s))
                 return 2;
-            }
         } else if (strcmp(arg, "--interval") == 0 && i + 1 < argc) {
-            if (!parse_number(argv[++i], 10, 60000, &interval_ms)) {
-                fprintf(stderr,
-                        "bxctl settle: --interval: expected milliseconds from 10 to "
-                        "60000, got \"%s\"\n",
-                        argv[i]);
+            if (!bxctl_number("bxctl settle", arg, argv[++i], 10, 60000, "milliseconds",
+                              &interval_ms))
                 return 2;
-            }
         } else {
             usage();
             return 2;

@@ -291,15 +291,18 @@ static int list(PGconn *db, const char *school)
         fprintf(stderr, "bxctl staff list: %s\n", err.msg);
         return 1;
     }
-    printf("%-20s %-17s %-12s %-9s %-16s %-8s %s\n", "staff_id", "role", "place", "account",
-           "changed", "sessions", "last sign-in");
+    static const bxctl_column cols[] = {{"staff_id", 20, false},   {"role", 17, false},
+                                        {"place", 12, false},      {"account", 9, false},
+                                        {"changed", 16, false},    {"sessions", 8, false},
+                                        {"last sign-in", 0, false}};
+    BXCTL_TABLE_HEADINGS(cols, " ");
     for (int i = 0; i < PQntuples(res); i++) {
         char changed[17], last[17];
         bxctl_time_text(PQgetvalue(res, i, 4), changed);
         bxctl_time_text(PQgetvalue(res, i, 6), last);
-        printf("%-20s %-17s %-12s %-9s %-16s %-8s %s\n", PQgetvalue(res, i, 0),
-               PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), changed,
-               PQgetvalue(res, i, 5), last);
+        BXCTL_TABLE_ROW(cols, " ", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                        PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), changed,
+                        PQgetvalue(res, i, 5), last);
     }
     PQclear(res);
     return 0;
@@ -312,28 +315,17 @@ int bxctl_staff(bxctl_ctx *ctx, int argc, char **argv)
         return 2;
     }
     const char *sub = argv[0];
-    const char *id = NULL, *school = NULL;
+    const char *id = NULL, *school = NULL, *hours_text = NULL;
     long long hours = 24;
     bool print = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--print") == 0) {
-            print = true;
-        } else if (strcmp(argv[i], "--hours") == 0 && i + 1 < argc) {
-            char *end = NULL;
-            hours = strtoll(argv[++i], &end, 10);
-            if (*end || hours < 1 || hours > 168) {
-                fprintf(stderr, "bxctl staff: --hours: expected 1 to 168, got \"%s\"\n", argv[i]);
-                return 2;
-            }
-        } else if (strcmp(argv[i], "--school") == 0 && i + 1 < argc) {
-            school = argv[++i];
-        } else if (argv[i][0] != '-' && id == NULL) {
-            id = argv[i];
-        } else {
-            usage();
-            return 2;
-        }
+    const bxctl_option opts[] = {BXCTL_FLAG("--print", &print), BXCTL_VALUE("--hours", &hours_text),
+                                 BXCTL_VALUE("--school", &school)};
+    if (!bxctl_options(argc - 1, argv + 1, opts, sizeof(opts) / sizeof(opts[0]), &id, 1)) {
+        usage();
+        return 2;
     }
+    if (hours_text && !bxctl_number("bxctl staff", "--hours", hours_text, 1, 168, NULL, &hours))
+        return 2;
     bool needs_id = strcmp(sub, "list") != 0;
     if ((needs_id && id == NULL) || (!needs_id && id != NULL)) {
         usage();

@@ -75,12 +75,7 @@ static int print_json(const score_outcome *o)
         IFOK(st, bx_buf_puts(&b, "}"));
     }
     IFOK(st, bx_buf_puts(&b, "]}\n"));
-    if (st == BX_OK)
-        fputs(b.data, stdout);
-    else
-        fprintf(stderr, "bxctl student show: out of memory\n");
-    bx_buf_free(&b);
-    return st == BX_OK ? 0 : 1;
+    return bxctl_print(&b, st, "bxctl student show");
 }
 
 static void print_rate(const char *label, double rate, const score_counts *c)
