@@ -21,7 +21,8 @@
 # BENCH_DAY (2026-10-08, the day after National Day), BENCH_CONNECTIONS (32), BENCH_REDIS_DB (6,
 # emptied; a Redis Cluster has no databases: the bench's own keys, bx:[sc]:{E*, are deleted
 # instead), BENCH_SKIP_BUILD=1, BENCH_KEEP=1 (keep the databases), BENCH_SCORE_BIN (another
-# bx-score build, for an A/B of bx-score alone), BENCH_DRAIN=0 (no drain, no same-mix rates).
+# bx-score build, for an A/B of bx-score alone), BENCH_SCORE_ENV (extra environment for bx-score,
+# e.g. "BX_SCORE_BATCH=2000"), BENCH_DRAIN=0 (no drain, no same-mix rates).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -79,7 +80,11 @@ if [ "$CLUSTER" = 1 ]; then
     RCLI=(rcli -c -h "$REDIS_HOST" -p "$REDIS_PORT")
     mapfile -t MASTERS < <(rcli -h "$REDIS_HOST" -p "$REDIS_PORT" CLUSTER NODES |
         awk '$3 ~ /master/ && $3 !~ /fail/ {split($2, a, "@"); print a[1]}')
+    mapfile -t NODES < <(rcli -h "$REDIS_HOST" -p "$REDIS_PORT" CLUSTER NODES |
+        awk '$3 !~ /fail/ {split($2, a, "@"); print a[1]}')
     [ "${#MASTERS[@]}" -gt 0 ] || die "no Redis Cluster master answers at $SEED"
+    # redis-benchmark asks a master for the map (a replica would do, but needs the user too)
+    REDIS_HOST="${MASTERS[0]%:*}" REDIS_PORT="${MASTERS[0]##*:}"
     REDIS_PIDS="$(cat "$RUN_DIR"/cluster/redis[0-9].pid 2>/dev/null | paste -sd+)"
     KAFKA_PIDS="$(cat "$RUN_DIR"/cluster/kafka[0-9].pid 2>/dev/null | paste -sd+)"
 else
@@ -88,6 +93,7 @@ else
     REDIS_URL_RUN="redis://$REDIS_HOST:$REDIS_PORT/$REDIS_DB"
     RCLI=(rcli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$REDIS_DB")
     MASTERS=("$REDIS_HOST:$REDIS_PORT")
+    NODES=("${MASTERS[@]}")
     REDIS_PIDS="$(cat "$RUN_DIR/redis.pid" 2>/dev/null || true)"
     KAFKA_PIDS="$(cat "$RUN_DIR/kafka.pid" 2>/dev/null || true)"
 fi
@@ -100,15 +106,17 @@ flush_bench() {
         "${RCLI[@]}" FLUSHDB >/dev/null
         return
     fi
-    local node
+    local node pattern
     for node in "${MASTERS[@]}"; do
-        rcli -h "${node%:*}" -p "${node##*:}" --scan --pattern 'bx:[sc]:{E*' |
-            sed 's/^/UNLINK /' | rcli -h "${node%:*}" -p "${node##*:}" >/dev/null
+        for pattern in 'bx:[sc]:{E*' 'bx:[sc]:E{*'; do
+            rcli -h "${node%:*}" -p "${node##*:}" --scan --pattern "$pattern" |
+                sed 's/^/UNLINK /' | rcli -h "${node%:*}" -p "${node##*:}" >/dev/null
+        done
     done
 }
 
 # redis-benchmark's own user (bench/redis-bench-user.sh) on one server; on a cluster one of the
-# same kind on every master (each node has its own users), dropped at the end.
+# same kind on every node (each has its own users), dropped at the end.
 CL_USER=""
 bench_user_begin() {
     if [ "$CLUSTER" != 1 ]; then
@@ -120,9 +128,10 @@ bench_user_begin() {
     local pass node
     CL_USER="bench-$(hostname -s)-$$"
     pass="$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
-    for node in "${MASTERS[@]}"; do
+    for node in "${NODES[@]}"; do
         printf '>%s' "$pass" | rcli -h "${node%:*}" -p "${node##*:}" -x ACL SETUSER "$CL_USER" \
-            reset on '~bx:s:{E*' '~bx:c:{E*' +@all -@dangerous +cluster >/dev/null ||
+            reset on '~bx:s:{E*' '~bx:c:{E*' '~bx:s:E{*' '~bx:c:E{*' +@all -@dangerous +cluster \
+            >/dev/null ||
             die "could not make Redis user $CL_USER on $node"
     done
     RBENCH_AUTH=(--user "$CL_USER" -a "$pass")
@@ -134,7 +143,7 @@ bench_user_end() {
     fi
     [ -n "$CL_USER" ] || return 0
     local node
-    for node in "${MASTERS[@]}"; do
+    for node in "${NODES[@]}"; do
         rcli -h "${node%:*}" -p "${node##*:}" ACL DELUSER "$CL_USER" >/dev/null 2>&1 || true
     done
     CL_USER=""
@@ -152,13 +161,22 @@ load_script() {
 
 # rb KIND N KEYSPACE COMMAND...: redis-benchmark's requests per second of one kind, pipelined as
 # deep as bx-score (-P 256), one connection per master (bx-score has one handle).
+# On a cluster, redis-benchmark sends each node keys whose hash tag it makes itself from a literal
+# "{tag}": bx:s:{ERB__rand_int__}:facts becomes bx:s:ERB{tag}__rand_int__:facts (still the bench's:
+# flush_bench deletes bx:[sc]:E{* too).
 rb() {
     local kind="$1" n="$2" keys="$3" rate
     shift 3
-    local where=(--dbnum "$REDIS_DB" -c 1)
-    [ "$CLUSTER" = 1 ] && where=(--cluster -c "${#MASTERS[@]}")
+    local where=(--dbnum "$REDIS_DB" -c 1) args=("$@") i
+    if [ "$CLUSTER" = 1 ]; then
+        where=(--cluster -c "${#MASTERS[@]}")
+        for i in "${!args[@]}"; do
+            [[ "${args[i]}" =~ ^(bx:[sc]:)\{(E[^}]*)\}(.*)$ ]] &&
+                args[i]="${BASH_REMATCH[1]}E{tag}${BASH_REMATCH[2]#E}${BASH_REMATCH[3]}"
+        done
+    fi
     rate="$(redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" "${RBENCH_AUTH[@]}" "${where[@]}" \
-        -P 256 -n "$n" -r "$keys" -q "$@" 2>&1 | tr '\r' '\n' |
+        -P 256 -n "$n" -r "$keys" -q "${args[@]}" 2>&1 | tr '\r' '\n' |
         grep -oE '[0-9.]+ requests per second' | tail -n 1 | cut -d' ' -f1)"
     [ -n "$rate" ] || die "redis-benchmark $kind gave no rate"
     printf '%s %s\n' "$kind" "$rate"
@@ -232,7 +250,8 @@ scale_run() {
     port="$(free_port)"
     BX_HTTP_LISTEN="127.0.0.1:$port" BX_LOG_LEVEL=warn "$INGEST" >"$dir/bx-ingest.log" 2>&1 &
     PIDS+=($!)
-    BX_CONSUMER_GROUP="$g_score" BX_LOG_LEVEL=warn "$SCORE" >"$dir/bx-score.log" 2>&1 &
+    # shellcheck disable=SC2086
+    env BX_CONSUMER_GROUP="$g_score" BX_LOG_LEVEL=warn ${BENCH_SCORE_ENV:-} "$SCORE" >"$dir/bx-score.log" 2>&1 &
     PIDS+=($!)
     BX_CONSUMER_GROUP="$g_esc" BX_LOG_LEVEL=warn "$ESCALATE" >"$dir/bx-escalate.log" 2>&1 &
     PIDS+=($!)
@@ -257,7 +276,9 @@ scale_run() {
     local records
     records="$(sed -nE 's/.*records=([0-9]+).*/\1/p' "$STATE/$name.out" | head -n 1)"
     say "$name: raw Kafka: the run's attendance messages again through a bare producer"
-    "$BENCH" raw-kafka --mark "$dir/attendance.mark" --topic "bx.bench.e2e.raw" >>"$STATE/$name.out"
+    # (a cluster's brokers may still be loading their coordinators: one more try)
+    "$BENCH" raw-kafka --mark "$dir/attendance.mark" --topic "bx.bench.e2e.raw" >>"$STATE/$name.out" ||
+        "$BENCH" raw-kafka --mark "$dir/attendance.mark" --topic "bx.bench.e2e.raw" >>"$STATE/$name.out"
     say "$name: raw PostgreSQL: COPY of $records attendance rows"
     "$BENCH" raw-copy --rows "$records" >>"$STATE/$name.out"
     say "$name: raw Redis: bx-score's per-fact script, redis-benchmark -P 256"
@@ -283,9 +304,10 @@ drain_run() {
     flush_bench
     psql -q "$BX_PG_URL" -v ON_ERROR_STOP=1 -c "TRUNCATE attendance.fact, attendance.class_report, attendance.analytics_dirty" >/dev/null
     port="$(free_port)"
-    BX_ATTENDANCE_TOPIC="$topic" BX_CONSUMER_GROUP="bench-e2e-drain-$runid" \
+    # shellcheck disable=SC2086
+    env BX_ATTENDANCE_TOPIC="$topic" BX_CONSUMER_GROUP="bench-e2e-drain-$runid" \
         BX_CONSUMER_OFFSET_RESET=earliest BX_METRICS_LISTEN="127.0.0.1:$port" BX_LOG_LEVEL=warn \
-        "$SCORE" >"$dir/bx-score-drain.log" 2>&1 &
+        ${BENCH_SCORE_ENV:-} "$SCORE" >"$dir/bx-score-drain.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     line="$("$SCORE_BENCH" wait --url "http://127.0.0.1:$port" --count "$n" --timeout 3600 \
@@ -402,10 +424,21 @@ row("e2e / raw COPY", ratio("raw_copy_per_s"))
 score_rate = lambda r: float(r["records"]) / float(r["caught_up_0_s"])
 row("records / bx-score caught up, /s", lambda r: f"{score_rate(r):.0f}")
 row("  / raw Redis script calls", lambda r: f"{score_rate(r) / float(r['raw_redis_per_s']):.3f}")
+# CPU per record of each stage, and the same less what the stage burns idle (measured for 5 s
+# before the run, as cores busy) over the run's length: its cost per record under load.
+def net(k):
+    def fn(r):
+        if f"cpu_{k}_us" not in r:
+            return "-"
+        total = float(r[f"cpu_{k}_us"])
+        idle = float(r.get(f"cpu_{k}_idle", 0)) * float(r["quiet_s"]) * 1e6 / float(r["records"])
+        return f"{total:.1f} / {max(0.0, total - idle):.1f}"
+    return fn
 for k, label in (("ingest", "bx-ingest"), ("score", "bx-score"), ("escalate", "bx-escalate"),
                  ("kafka", "Kafka broker(s)"), ("redis", "Redis server(s)"),
                  ("pg", "PostgreSQL backends")):
-    row(f"CPU us/record {label}", f(f"cpu_{k}_us"))
+    row(f"CPU us/record {label} (all/less idle)", net(k))
+    row(f"  idle, cores busy", f(f"cpu_{k}_idle"))
 if all("drain_per_s" in rows[s] for s in scales):
     row("bx-score alone (drain) records/s", f("drain_per_s"))
     row("  its CPU us/record: bx-score", f("drain_cpu_score_us"))
