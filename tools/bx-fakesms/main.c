@@ -306,6 +306,53 @@ static message *accept_message(const char *id, const char *phone, const char *te
     return m;
 }
 
+/* What became of a send request, decided alike for both protocols; each answers it its own way. */
+typedef enum send_outcome {
+    SEND_ACCEPTED,
+    SEND_NO_MEMORY,
+    SEND_RATE_LIMITED,
+    SEND_REJECTED_NUMBER,
+    SEND_UNAVAILABLE
+} send_outcome;
+
+/* Decides a request to send text to phone for notification id (takes the lock): over the rate
+ * limit, a number refused for good, a 5xx fault drawn for this attempt, else accepted and recorded
+ * (*message_id, 64 bytes, the provider's id) with *slow_ms the delay drawn before the answer (0:
+ * none). text NULL (its copy failed) is out of memory. */
+static send_outcome send_decide(const char *id, const char *phone, const char *text,
+                                const char *sign_name, const char *template_name, api via,
+                                char *message_id, long *slow_ms)
+{
+    *slow_ms = 0;
+    pthread_mutex_lock(&F.lock);
+    id_entry *e = id_lookup(id, true);
+    int attempt = e ? e->attempts++ : 0;
+    send_outcome o = SEND_ACCEPTED;
+    message *m = NULL;
+    if (e == NULL || text == NULL) {
+        o = SEND_NO_MEMORY;
+    } else if (over_rate()) {
+        F.refused_429++;
+        o = SEND_RATE_LIMITED;
+    } else if (rejected_number(phone)) {
+        F.rejected_permanent++;
+        o = SEND_REJECTED_NUMBER;
+    } else if (draw(F.set.fail_5xx, "fail_5xx", id, attempt)) {
+        F.refused_5xx++;
+        o = SEND_UNAVAILABLE;
+    } else if ((m = accept_message(id, phone, text, sign_name, template_name, via, e)) == NULL) {
+        o = SEND_NO_MEMORY;
+    } else {
+        snprintf(message_id, 64, "%s", m->message_id);
+        if (draw(F.set.slow_accept, "slow_accept", id, attempt)) {
+            F.slow_accepts++;
+            *slow_ms = F.set.slow_ms;
+        }
+    }
+    pthread_mutex_unlock(&F.lock);
+    return o;
+}
+
 /* ---- settings ---- */
 
 static bx_status parse_share(const char *name, const char *v, double *out, bx_error *err)
@@ -528,46 +575,22 @@ static enum MHD_Result webhook_send(struct MHD_Connection *conn, request *req)
         cJSON_Delete(root);
         return reply_json(conn, 400, "{\"error\":\"bad_request\"}");
     }
-    pthread_mutex_lock(&F.lock);
-    id_entry *e = id_lookup(id, true);
-    int attempt = e ? e->attempts++ : 0;
-    unsigned code = 200;
-    const char *answer = NULL;
-    bool slow = false;
+    /* the answers to each outcome, in send_outcome's order */
+    static const struct {
+        unsigned code;
+        const char *error;
+    } answers[] = {{200, NULL},
+                   {500, "out_of_memory"},
+                   {429, "rate_limited"},
+                   {400, "invalid_number"},
+                   {503, "unavailable"}};
     char mid[64] = "";
-    if (e == NULL) {
-        code = 500;
-        answer = "{\"error\":\"out_of_memory\"}";
-    } else if (over_rate()) {
-        F.refused_429++;
-        code = 429;
-        answer = "{\"error\":\"rate_limited\"}";
-    } else if (rejected_number(phone)) {
-        F.rejected_permanent++;
-        code = 400;
-        answer = "{\"error\":\"invalid_number\"}";
-    } else if (draw(F.set.fail_5xx, "fail_5xx", id, attempt)) {
-        F.refused_5xx++;
-        code = 503;
-        answer = "{\"error\":\"unavailable\"}";
-    } else {
-        message *m = accept_message(id, phone, text, sign, tmpl, API_WEBHOOK, e);
-        if (m == NULL) {
-            code = 500;
-            answer = "{\"error\":\"out_of_memory\"}";
-        } else {
-            snprintf(mid, sizeof(mid), "%s", m->message_id);
-            slow = draw(F.set.slow_accept, "slow_accept", id, attempt);
-            if (slow)
-                F.slow_accepts++;
-        }
-    }
-    long slow_ms = F.set.slow_ms;
-    pthread_mutex_unlock(&F.lock);
+    long slow_ms = 0;
+    send_outcome o = send_decide(id, phone, text, sign, tmpl, API_WEBHOOK, mid, &slow_ms);
     cJSON_Delete(root);
-    if (answer != NULL)
-        return reply_json(conn, code, "%s", answer);
-    if (slow)
+    if (o != SEND_ACCEPTED)
+        return reply_json(conn, answers[o].code, "{\"error\":\"%s\"}", answers[o].error);
+    if (slow_ms)
         usleep((useconds_t)slow_ms * 1000);
     return reply_json(conn, 200, "{\"message_id\":\"%s\"}", mid);
 }
@@ -853,46 +876,25 @@ static enum MHD_Result aliyun_send(struct MHD_Connection *conn, param *p, size_t
     if (text == NULL)
         text = strdup(tparam ? tparam : "");
     const char *id = outid && outid[0] ? outid : "(no OutId)";
+    /* the answers to each outcome, in send_outcome's order */
+    static const struct {
+        unsigned http;
+        const char *code;
+    } answers[] = {{200, NULL},
+                   {500, "InternalError"},
+                   {400, "Throttling.User"},
+                   {200, "isv.MOBILE_NUMBER_ILLEGAL"},
+                   {503, "ServiceUnavailable"}};
     pthread_mutex_lock(&F.lock);
     F.requests++;
-    id_entry *e = id_lookup(id, true);
-    int attempt = e ? e->attempts++ : 0;
-    const char *fail = NULL;
-    unsigned http = 200;
-    bool slow = false;
-    char biz[64] = "";
-    if (e == NULL || text == NULL) {
-        fail = "InternalError";
-        http = 500;
-    } else if (over_rate()) {
-        F.refused_429++;
-        fail = "Throttling.User";
-        http = 400;
-    } else if (rejected_number(phone)) {
-        F.rejected_permanent++;
-        fail = "isv.MOBILE_NUMBER_ILLEGAL";
-    } else if (draw(F.set.fail_5xx, "fail_5xx", id, attempt)) {
-        F.refused_5xx++;
-        fail = "ServiceUnavailable";
-        http = 503;
-    } else {
-        message *m = accept_message(id, phone, text, sign, code, API_ALIYUN, e);
-        if (m == NULL) {
-            fail = "InternalError";
-            http = 500;
-        } else {
-            snprintf(biz, sizeof(biz), "%s", m->message_id);
-            slow = draw(F.set.slow_accept, "slow_accept", id, attempt);
-            if (slow)
-                F.slow_accepts++;
-        }
-    }
-    long slow_ms = F.set.slow_ms;
     pthread_mutex_unlock(&F.lock);
+    char biz[64] = "";
+    long slow_ms = 0;
+    send_outcome o = send_decide(id, phone, text, sign, code, API_ALIYUN, biz, &slow_ms);
     free(text);
-    if (fail != NULL)
-        return aliyun_error(conn, http, fail);
-    if (slow)
+    if (o != SEND_ACCEPTED)
+        return aliyun_error(conn, answers[o].http, answers[o].code);
+    if (slow_ms)
         usleep((useconds_t)slow_ms * 1000);
     return reply_json(conn, 200,
                       "{\"RequestId\":\"%016llx\",\"Code\":\"OK\",\"Message\":\"OK\",\"BizId\":"
@@ -1342,10 +1344,11 @@ static void usage(void)
     fprintf(stderr, "\n(flags may use - for _; each also from BX_FAKESMS_<NAME>)\n");
 }
 
-int main(int argc, char **argv)
+/* The settings: defaults, then BX_FAKESMS_<NAME>, then --name value flags. -1 to go on, else the
+ * exit code (0 after --help, 2 after a bad setting, said on stderr). */
+static int settings_load(settings *s, int argc, char **argv)
 {
     bx_error err = {0};
-    settings *s = &F.set;
     snprintf(s->listen, sizeof(s->listen), "127.0.0.1:18090");
     snprintf(s->secret, sizeof(s->secret), "fakesms-webhook-secret");
     snprintf(s->access_key_id, sizeof(s->access_key_id), "testId");
@@ -1382,23 +1385,39 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    return -1;
+}
+
+/* listen ("host:port") as an IPv4 address into *addr; false after saying why. */
+static bool listen_address(const char *listen, struct sockaddr_in *addr)
+{
     char host[64];
     int port = 0;
-    const char *colon = strrchr(s->listen, ':');
-    if (colon == NULL || (size_t)(colon - s->listen) >= sizeof(host) ||
+    const char *colon = strrchr(listen, ':');
+    if (colon == NULL || (size_t)(colon - listen) >= sizeof(host) ||
         sscanf(colon + 1, "%d", &port) != 1 || port <= 0 || port > 65535) {
-        fprintf(stderr, "bx-fakesms: listen: expected host:port, got \"%s\"\n", s->listen);
-        return 2;
+        fprintf(stderr, "bx-fakesms: listen: expected host:port, got \"%s\"\n", listen);
+        return false;
     }
-    memcpy(host, s->listen, (size_t)(colon - s->listen));
-    host[colon - s->listen] = '\0';
-    struct sockaddr_in addr = {0};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    *addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &addr->sin_addr) != 1) {
         fprintf(stderr, "bx-fakesms: listen: \"%s\" is not an IPv4 address\n", host);
-        return 2;
+        return false;
     }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    settings *s = &F.set;
+    int rc = settings_load(s, argc, argv);
+    if (rc >= 0)
+        return rc;
+    struct sockaddr_in addr;
+    if (!listen_address(s->listen, &addr))
+        return 2;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_mutex_init(&F.lock, NULL);
     pthread_cond_init(&F.wake, NULL);
