@@ -672,6 +672,13 @@ static char *risk_json(const char *id, const char *local_time, int streak, const
     return bx_buf_steal(&b);
 }
 
+/* Produces a message made for it and frees it. */
+static void produce_owned(svc *s, const char *topic, const char *key, char *value)
+{
+    produce(s, topic, key, value);
+    free(value);
+}
+
 /* What a student's inputs made, without ids: the events, tasks, timers and outbox messages in
  * order and the case's stage (caller frees). */
 static char *case_signature(const char *student)
@@ -715,20 +722,20 @@ BX_TEST(a_burst_of_inputs_applied_together_as_one_by_one)
             char id[40];
             student_id(run * PER_RUN + k, id);
             /* one key: the burst on one partition, in this order */
-            produce(&s, s.risk, "burst", risk_json(id, "2026-09-28 08:30", 1, "2026-09-28"));
+            produce_owned(&s, s.risk, "burst", risk_json(id, "2026-09-28 08:30", 1, "2026-09-28"));
             if (k == 2)
                 produce(&s, s.risk, "burst", "{not json");
             if (k == 4) {
                 char unknown[40];
                 student_id(90 + run, unknown);
-                produce(&s, s.risk, "burst",
-                        risk_json(unknown, "2026-09-28 08:30", 1, "2026-09-28"));
+                produce_owned(&s, s.risk, "burst",
+                              risk_json(unknown, "2026-09-28 08:30", 1, "2026-09-28"));
             }
         }
         for (int k = 1; k <= 3; k++) {
             char id[40];
             student_id(run * PER_RUN + k, id);
-            produce(&s, s.risk, "burst", risk_json(id, "2026-09-29 08:30", 2, "2026-09-28"));
+            produce_owned(&s, s.risk, "burst", risk_json(id, "2026-09-29 08:30", 2, "2026-09-28"));
         }
         extra_setting = run == 0 ? "BX_ESCALATE_INPUT_BATCH=1" : NULL;
         svc_run(&s);
