@@ -81,6 +81,17 @@ bx_status bx_settle_spec_parse(const char *text, size_t len, bx_settle_spec *out
     return BX_OK;
 }
 
+bx_status bx_settle_spec_add(bx_settle_spec specs[BX_SETTLE_MAX_GROUPS], int *nspecs,
+                             const char *text, size_t len, bx_error *err)
+{
+    if (*nspecs >= BX_SETTLE_MAX_GROUPS)
+        return BX_ERR(err, BX_EINVAL, "more than %d groups", BX_SETTLE_MAX_GROUPS);
+    bx_status s = bx_settle_spec_parse(text, len, &specs[*nspecs], err);
+    if (s == BX_OK)
+        (*nspecs)++;
+    return s;
+}
+
 int64_t bx_settle_behind(bool committed_ok, int64_t committed, int64_t lo, int64_t hi)
 {
     int64_t from = committed_ok && committed >= 0 && committed >= lo ? committed : lo;

@@ -31,6 +31,10 @@ typedef struct bx_settle_spec {
  * (GROUP:TOPIC[,TOPIC])", "... bad topic ...") for anything else. */
 bx_status bx_settle_spec_parse(const char *text, size_t len, bx_settle_spec *out,
                                bx_error *err) BX_MUSTCHECK;
+/* Parses text (len bytes) as bx_settle_spec_parse does into specs[*nspecs] and counts it in
+ * *nspecs; BX_EINVAL "more than BX_SETTLE_MAX_GROUPS groups" when specs is full. */
+bx_status bx_settle_spec_add(bx_settle_spec specs[BX_SETTLE_MAX_GROUPS], int *nspecs,
+                             const char *text, size_t len, bx_error *err) BX_MUSTCHECK;
 
 /* How many messages of one partition a group has still to consume: from its committed offset, or
  * from the log start when nothing is committed (committed_ok false, or a negative offset) or what

@@ -15,48 +15,32 @@
 #define QUIET_INTERVAL_MS 5
 #define BUSY_INTERVAL_MS  20
 
-struct sim_settle {
-    bx_settle *settle;
-};
-
 bx_status sim_settle_new(const char *brokers, const char *const *groups, PGconn *db,
                          sim_settle **out, bx_error *err)
 {
     bx_settle_spec *specs = calloc(BX_SETTLE_MAX_GROUPS, sizeof(*specs));
-    sim_settle *s = calloc(1, sizeof(*s));
-    bx_status st = specs && s ? BX_OK : BX_ERR(err, BX_ENOMEM, "settle: out of memory");
+    bx_status st = specs ? BX_OK : BX_ERR(err, BX_ENOMEM, "settle: out of memory");
     bx_error inner = {0};
     int n = 0;
-    for (; st == BX_OK && groups[n]; n++) {
-        if (n == BX_SETTLE_MAX_GROUPS)
-            st = BX_ERR(err, BX_EINVAL, "settle: more than %d groups", BX_SETTLE_MAX_GROUPS);
-        else if (bx_settle_spec_parse(groups[n], strlen(groups[n]), &specs[n], &inner) != BX_OK)
+    for (size_t i = 0; st == BX_OK && groups[i]; i++)
+        if (bx_settle_spec_add(specs, &n, groups[i], strlen(groups[i]), &inner) != BX_OK)
             st = BX_ERR(err, BX_EINVAL, "settle: %s", inner.msg);
-    }
-    if (st == BX_OK && bx_settle_new(brokers, specs, n, db, &s->settle, &inner) != BX_OK)
+    if (st == BX_OK && bx_settle_new(brokers, specs, n, db, out, &inner) != BX_OK)
         st = BX_ERR(err, inner.status, "settle: %s", inner.msg);
     free(specs);
-    if (st != BX_OK) {
-        sim_settle_free(s);
-        return st;
-    }
-    *out = s;
-    return BX_OK;
+    return st;
 }
 
 void sim_settle_free(sim_settle *s)
 {
-    if (s == NULL)
-        return;
-    bx_settle_free(s->settle);
-    free(s);
+    bx_settle_free(s);
 }
 
 int sim_settle_check(sim_settle *s, const char **what, long long *left)
 {
     bx_settle_result r;
     bx_error err = {0};
-    if (bx_settle_check(s->settle, &r, &err) != BX_OK) {
+    if (bx_settle_check(s, &r, &err) != BX_OK) {
         *what = "settle: out of memory";
         *left = -1;
         return 0;
@@ -74,7 +58,7 @@ bx_status sim_settle_wait(sim_settle *s, int timeout_ms, bx_error *err)
     bx_settle_result last;
     int checks = 0;
     bx_error inner = {0};
-    bx_status st = bx_settle_wait(s->settle, &opts, &last, &checks, &inner);
+    bx_status st = bx_settle_wait(s, &opts, &last, &checks, &inner);
     return st == BX_OK ? BX_OK : BX_ERR(err, st, "settle: %s", inner.msg);
 }
 

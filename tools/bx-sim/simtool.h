@@ -10,8 +10,8 @@
 
 /* ---- settle: every consumer group has no lag, due timers fired, the outbox relayed ---- */
 
-/* bx-sim's use of common/bx_settle, the check bxctl settle makes. */
-typedef struct sim_settle sim_settle;
+/* bx-sim's use of common/bx_settle, the check bxctl settle makes: a bx_settle. */
+typedef struct bx_settle sim_settle;
 /* groups: NULL-ended "GROUP:TOPIC[,TOPIC]" specs (as bxctl settle takes them), in pipeline order
  * (bx-score first). db is borrowed for the life of the settle (and reset when a check finds it
  * broken). */

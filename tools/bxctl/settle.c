@@ -21,15 +21,10 @@ typedef struct settle_args {
 static bool spec_add(settle_args *a, const char *text, size_t len, const char *origin)
 {
     bx_error err = {0};
-    if (a->nspecs == BX_SETTLE_MAX_GROUPS) {
-        fprintf(stderr, "bxctl settle: %s: more than %d groups\n", origin, BX_SETTLE_MAX_GROUPS);
-        return false;
-    }
-    if (bx_settle_spec_parse(text, len, &a->specs[a->nspecs], &err) != BX_OK) {
+    if (bx_settle_spec_add(a->specs, &a->nspecs, text, len, &err) != BX_OK) {
         fprintf(stderr, "bxctl settle: %s: %s\n", origin, err.msg);
         return false;
     }
-    a->nspecs++;
     return true;
 }
 
