@@ -96,6 +96,26 @@ static void label(const char *indent, const char *text)
         putchar(' ');
 }
 
+/* One figure of the summary: its label as label() prints it, then the value in 8 columns. */
+static void figure(const char *indent, const char *text, long long value)
+{
+    label(indent, text);
+    printf(" %8lld\n", value);
+}
+
+static void figure_text(const char *indent, const char *text, const char *value)
+{
+    label(indent, text);
+    printf(" %8s\n", value);
+}
+
+/* A percentage with two decimals, in 8 columns with its sign. */
+static void figure_percent(const char *indent, const char *text, double percent)
+{
+    label(indent, text);
+    printf(" %7.2f%%\n", percent);
+}
+
 /* Prints every row of a query as aligned columns after an indent. */
 static bx_status print_rows(PGconn *db, const char *sql, const char *indent, bx_error *err)
 {
@@ -169,6 +189,103 @@ static void flag_day(bx_date *flagged, int i, bx_date day, bool high)
         flagged[i] = day;
 }
 
+/* What of bx.risk.v1 the summary reads: from the run's mark (a "partition offset" line each) to
+ * the end the run marked when it was done, and the partitions not yet read to that end. */
+typedef struct risk_window {
+    long long ends[256];
+    bool done[256];
+    int pending;
+} risk_window;
+
+/* Assigns rk the partitions of the mark file f from their marked offsets, up to w's ends. */
+static bx_status risk_assign(rd_kafka_t *rk, FILE *f, const char *state_dir, risk_window *w,
+                             bx_error *err)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
+    int partition = 0;
+    long long offset = 0;
+    bx_status s = BX_OK;
+    while (s == BX_OK && fscanf(f, "%d %lld", &partition, &offset) == 2) {
+        int64_t lo = 0, hi = 0;
+        if (partition < 0 || partition >= 256 ||
+            rd_kafka_query_watermark_offsets(rk, "bx.risk.v1", partition, &lo, &hi, 10000)) {
+            s = BX_ERR(err, BX_EIO, "kafka: no offsets of bx.risk.v1 [%d]", partition);
+            break;
+        }
+        /* Up to the end the run marked when it was done, so later messages do not count. */
+        long long end = run_end(state_dir, partition);
+        w->ends[partition] = end >= 0 && end < hi ? end : hi;
+        if (w->ends[partition] > offset) {
+            rd_kafka_topic_partition_list_add(parts, "bx.risk.v1", partition)->offset = offset;
+            w->pending++;
+        }
+    }
+    if (s == BX_OK && w->pending && rd_kafka_assign(rk, parts))
+        s = BX_ERR(err, BX_EIO, "kafka: cannot read bx.risk.v1");
+    rd_kafka_topic_partition_list_destroy(parts);
+    return s;
+}
+
+/* Each student's last assessed day and whether its tier was high, while reading. */
+typedef struct risk_days {
+    bx_map *index; /* student id -> its index + 1 */
+    bx_date *last_day;
+    bool *last_high;
+} risk_days;
+
+/* One message of bx.risk.v1 within the window: an assessment of a student of this county. */
+static void risk_take(const rd_kafka_message_t *m, risk_days *r, bx_date *flagged,
+                      long long *assessments)
+{
+    cJSON *j = cJSON_ParseWithLength(m->payload, m->len);
+    const cJSON *sid = cJSON_GetObjectItemCaseSensitive(j, "student_id");
+    const cJSON *tier = cJSON_GetObjectItemCaseSensitive(j, "tier");
+    const cJSON *date = cJSON_GetObjectItemCaseSensitive(j, "date");
+    intptr_t at = cJSON_IsString(sid) ? (intptr_t)bx_map_get(r->index, sid->valuestring) : 0;
+    bx_date d = BX_DATE_NONE;
+    if (at > 0 && cJSON_IsString(date) && bx_date_parse(date->valuestring, &d) == BX_OK) {
+        (*assessments)++;
+        int i = (int)at - 1;
+        if (r->last_day[i] != BX_DATE_NONE && r->last_day[i] != d)
+            flag_day(flagged, i, r->last_day[i], r->last_high[i]);
+        r->last_day[i] = d;
+        r->last_high[i] = cJSON_IsString(tier) && (strcmp(tier->valuestring, "high") == 0 ||
+                                                   strcmp(tier->valuestring, "critical") == 0);
+    }
+    cJSON_Delete(j);
+}
+
+/* Reads the assigned partitions to w's ends (giving up after 10 s without a message). */
+static bx_status risk_read(rd_kafka_t *rk, risk_window *w, risk_days *r, bx_date *flagged,
+                           long long *assessments, bx_error *err)
+{
+    int idle = 0;
+    while (w->pending > 0 && idle < 100) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m == NULL) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        bool known = m->partition >= 0 && m->partition < 256;
+        if (known &&
+            (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
+             (!m->err && m->offset + 1 >= w->ends[m->partition])) &&
+            !w->done[m->partition]) {
+            /* A partition is read once its end (as marked now) was reached, counted once. */
+            w->done[m->partition] = true;
+            w->pending--;
+        }
+        if (known && !m->err && m->offset < w->ends[m->partition])
+            risk_take(m, r, flagged, assessments);
+        rd_kafka_message_destroy(m);
+    }
+    if (w->pending > 0)
+        return BX_ERR(err, BX_ETIMEOUT, "bx.risk.v1: %d partitions not read to the end",
+                      w->pending);
+    return BX_OK;
+}
+
 /* The first date each student reached the high tier, from bx.risk.v1 since the run's mark. */
 static bx_status read_flags(const sim_county *c, const sim_summary_conf *conf, bx_date *flagged,
                             long long *assessments, bx_error *err)
@@ -191,82 +308,23 @@ static bx_status read_flags(const sim_county *c, const sim_summary_conf *conf, b
         return s;
     }
     rd_kafka_poll_set_consumer(rk);
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
-    int partition = 0, pending = 0;
-    long long offset = 0;
-    long long ends[256] = {0};
-    bool done[256] = {false};
-    while (fscanf(f, "%d %lld", &partition, &offset) == 2 && s == BX_OK) {
-        int64_t lo = 0, hi = 0;
-        if (partition < 0 || partition >= 256 ||
-            rd_kafka_query_watermark_offsets(rk, "bx.risk.v1", partition, &lo, &hi, 10000)) {
-            s = BX_ERR(err, BX_EIO, "kafka: no offsets of bx.risk.v1 [%d]", partition);
-            break;
-        }
-        /* Up to the end the run marked when it was done, so later messages do not count. */
-        long long end = run_end(conf->state_dir, partition);
-        ends[partition] = end >= 0 && end < hi ? end : hi;
-        if (ends[partition] > offset) {
-            rd_kafka_topic_partition_list_add(parts, "bx.risk.v1", partition)->offset = offset;
-            pending++;
-        }
-    }
+    risk_window w = {.pending = 0};
+    s = risk_assign(rk, f, conf->state_dir, &w, err);
     fclose(f);
-    bx_map *index = s == BX_OK ? student_index(c) : NULL;
-    bx_date *last_day = calloc((size_t)c->nstudents + 1, sizeof(*last_day));
-    bool *last_high = calloc((size_t)c->nstudents + 1, sizeof(*last_high));
-    for (int i = 0; last_day && i < c->nstudents; i++)
-        last_day[i] = BX_DATE_NONE;
-    if (s == BX_OK && (index == NULL || last_day == NULL || last_high == NULL))
+    risk_days r = {.index = s == BX_OK ? student_index(c) : NULL,
+                   .last_day = calloc((size_t)c->nstudents + 1, sizeof(*r.last_day)),
+                   .last_high = calloc((size_t)c->nstudents + 1, sizeof(*r.last_high))};
+    for (int i = 0; r.last_day && i < c->nstudents; i++)
+        r.last_day[i] = BX_DATE_NONE;
+    if (s == BX_OK && (r.index == NULL || r.last_day == NULL || r.last_high == NULL))
         s = BX_ERR(err, BX_ENOMEM, "out of memory");
-    if (s == BX_OK && pending && rd_kafka_assign(rk, parts))
-        s = BX_ERR(err, BX_EIO, "kafka: cannot read bx.risk.v1");
-    int idle = 0;
-    while (s == BX_OK && pending > 0 && idle < 100) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        if (m == NULL) {
-            idle++;
-            continue;
-        }
-        idle = 0;
-        bool known = m->partition >= 0 && m->partition < 256;
-        if (known &&
-            (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
-             (!m->err && m->offset + 1 >= ends[m->partition])) &&
-            !done[m->partition]) {
-            /* A partition is read once its end (as marked now) was reached, counted once. */
-            done[m->partition] = true;
-            pending--;
-        }
-        if (known && !m->err && m->offset < ends[m->partition]) {
-            cJSON *j = cJSON_ParseWithLength(m->payload, m->len);
-            const cJSON *sid = cJSON_GetObjectItemCaseSensitive(j, "student_id");
-            const cJSON *tier = cJSON_GetObjectItemCaseSensitive(j, "tier");
-            const cJSON *date = cJSON_GetObjectItemCaseSensitive(j, "date");
-            intptr_t at = cJSON_IsString(sid) ? (intptr_t)bx_map_get(index, sid->valuestring) : 0;
-            bx_date d = BX_DATE_NONE;
-            if (at > 0 && cJSON_IsString(date) && bx_date_parse(date->valuestring, &d) == BX_OK) {
-                (*assessments)++;
-                int i = (int)at - 1;
-                if (last_day[i] != BX_DATE_NONE && last_day[i] != d)
-                    flag_day(flagged, i, last_day[i], last_high[i]);
-                last_day[i] = d;
-                last_high[i] = cJSON_IsString(tier) && (strcmp(tier->valuestring, "high") == 0 ||
-                                                        strcmp(tier->valuestring, "critical") == 0);
-            }
-            cJSON_Delete(j);
-        }
-        rd_kafka_message_destroy(m);
-    }
-    if (s == BX_OK && pending > 0)
-        s = BX_ERR(err, BX_ETIMEOUT, "bx.risk.v1: %d partitions not read to the end", pending);
+    IFOK(s, risk_read(rk, &w, &r, flagged, assessments, err));
     for (int i = 0; s == BX_OK && i < c->nstudents; i++)
-        if (last_day[i] != BX_DATE_NONE)
-            flag_day(flagged, i, last_day[i], last_high[i]);
-    free(last_day);
-    free(last_high);
-    bx_map_free(index);
-    rd_kafka_topic_partition_list_destroy(parts);
+        if (r.last_day[i] != BX_DATE_NONE)
+            flag_day(flagged, i, r.last_day[i], r.last_high[i]);
+    free(r.last_day);
+    free(r.last_high);
+    bx_map_free(r.index);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return s;
@@ -302,23 +360,21 @@ static bool transfer_as_truth(PGresult *res, const sim_county *c, const sim_tran
     return false;
 }
 
-static bx_status matching_block(const sim_county *c, const sim_summary_conf *conf, bx_date through,
-                                bx_error *err)
+/* The transfers between the county's schools the truth has, against those bx-escalate matched. */
+static bx_status transfers_block(const sim_county *c, const sim_summary_conf *conf, bx_date through,
+                                 bx_error *err)
 {
-    PGconn *db = conf->db;
-    char sql[1024];
-    printf("\nTransfers matched and 四查三比对 (the truth against the pipeline)\n");
     int due = 0;
     for (int k = 0; k < c->ntransfers; k++)
         due += c->transfers[k].day <= through && c->transfers[k].arrival <= through;
-    label("  ", "transfers between the county's schools (truth)");
-    printf(" %8d\n", due);
-    PGresult *res = NULL;
+    figure("  ", "transfers between the county's schools (truth)", due);
+    char sql[1024];
     snprintf(sql, sizeof(sql),
              "SELECT student_id, coalesce(to_student_id, ''), outcome FROM cases.transfer_match "
              "WHERE student_id LIKE '%sS%%' ORDER BY id",
              c->prefix);
-    bx_status s = query(db, sql, &res, err);
+    PGresult *res = NULL;
+    bx_status s = query(conf->db, sql, &res, err);
     if (s != BX_OK)
         return s;
     int confirmed = 0, refused = 0, as_truth = 0;
@@ -333,29 +389,32 @@ static bx_status matching_block(const sim_county *c, const sim_summary_conf *con
     if (drive_value(conf->state_dir, "transfers") <= 0 && due > 0) {
         printf("  (not driven: bx-sim run without --bxctl imports no registry changes)\n");
     } else {
-        label("  ", "transfers matched (closed as transferred by bx-escalate)");
-        printf(" %8d\n", confirmed);
-        label("  ", "  to the receiving record the truth has");
-        printf(" %8d\n", as_truth);
-        label("  ", "  refused as ambiguous or conflicting");
-        printf(" %8d\n", refused);
+        figure("  ", "transfers matched (closed as transferred by bx-escalate)", confirmed);
+        figure("  ", "  to the receiving record the truth has", as_truth);
+        figure("  ", "  refused as ambiguous or conflicting", refused);
     }
+    return BX_OK;
+}
+
+/* The household list's children in no school the truth has, against what 四查三比对 found. */
+static bx_status household_block(const sim_county *c, PGconn *db, bx_error *err)
+{
     int poor_truth = 0, household = c->nunenrolled;
     for (int i = 0; i < c->nunenrolled; i++)
         poor_truth += c->unenrolled[i].poor;
     for (int i = 0; i < c->nstudents; i++)
         household += !(c->students[i].flags & SIM_F_MIGRANT);
-    label("  ", "household children never enrolled (truth)");
-    printf(" %8d\n", c->nunenrolled);
-    label("  ", "  of them registered-poor (truth)");
-    printf(" %8d\n", poor_truth);
+    figure("  ", "household children never enrolled (truth)", c->nunenrolled);
+    figure("  ", "  of them registered-poor (truth)", poor_truth);
+    char sql[1024];
     snprintf(sql, sizeof(sql),
              "SELECT h.national_id, EXISTS (SELECT 1 FROM matching.entry e WHERE e.ledger = "
              "'suspected' AND e.child_key = h.child_key AND e.registered_poor) FROM cases.case k "
              "JOIN registry.household_child h ON h.child_key = k.student_id WHERE "
              "h.county_code = '%s' ORDER BY h.id",
              c->code);
-    IFOK(s, query(db, sql, &res, err));
+    PGresult *res = NULL;
+    bx_status s = query(db, sql, &res, err);
     if (s != BX_OK)
         return s;
     int found = 0, found_truth = 0, poor_marked = 0;
@@ -370,28 +429,33 @@ static bx_status matching_block(const sim_county *c, const sim_summary_conf *con
              "SELECT in_school, school_age FROM matching.run WHERE county_code = '%s' ORDER BY "
              "id DESC LIMIT 1",
              c->code);
-    IFOK(s, query(db, sql, &res, err));
+    s = query(db, sql, &res, err);
     if (s != BX_OK)
         return s;
     if (PQntuples(res) == 0) {
         printf("  (no 四查三比对 run: bxctl import household and poverty, then bxctl match)\n");
     } else {
-        label("  ", "children found by matching (suspected cases opened)");
-        printf(" %8d\n", found);
-        label("  ", "  never enrolled by the truth");
-        printf(" %8d\n", found_truth);
-        label("  ", "  registered-poor, marked");
-        printf(" %8d\n", poor_marked);
+        figure("  ", "children found by matching (suspected cases opened)", found);
+        figure("  ", "  never enrolled by the truth", found_truth);
+        figure("  ", "  registered-poor, marked", poor_marked);
         long in = strtol(PQgetvalue(res, 0, 0), NULL, 10);
         long all = strtol(PQgetvalue(res, 0, 1), NULL, 10);
-        label("  ", "enrolment rate (入学率) at the last match");
-        printf(" %7.2f%%\n", all > 0 ? 100.0 * in / all : 0.0);
-        label("  ", "  by the truth");
-        printf(" %7.2f%%\n",
-               household > 0 ? 100.0 * (household - c->nunenrolled) / household : 0.0);
+        figure_percent("  ", "enrolment rate (入学率) at the last match",
+                       all > 0 ? 100.0 * in / all : 0.0);
+        figure_percent("  ", "  by the truth",
+                       household > 0 ? 100.0 * (household - c->nunenrolled) / household : 0.0);
     }
     PQclear(res);
     return BX_OK;
+}
+
+static bx_status matching_block(const sim_county *c, const sim_summary_conf *conf, bx_date through,
+                                bx_error *err)
+{
+    printf("\nTransfers matched and 四查三比对 (the truth against the pipeline)\n");
+    bx_status s = transfers_block(c, conf, through, err);
+    IFOK(s, household_block(c, conf->db, err));
+    return s;
 }
 
 /* ---- roll calls: the reporting rate of bxctl report against the truth (issue 15, item 4) ---- */
@@ -469,14 +533,11 @@ static bx_status rollcall_block(const sim_county *c, const sim_summary_conf *con
     long due = 0, got = 0;
     int incomplete = 0;
     rollcall_truth(c, conf, through, &due, &got, &incomplete);
-    label("  ", "class-days due (classes with students x school days)");
-    printf(" %8ld\n", due);
-    label("  ", "  not reported: forgotten and never sent (truth)");
-    printf(" %8ld\n", due - got);
-    label("  ", "reporting rate by the truth");
-    printf(" %7.2f%%\n", due > 0 ? 100.0 * (double)got / (double)due : 0.0);
-    label("  ", "classes under 90% by the truth");
-    printf(" %8d\n", incomplete);
+    figure("  ", "class-days due (classes with students x school days)", due);
+    figure("  ", "  not reported: forgotten and never sent (truth)", due - got);
+    figure_percent("  ", "reporting rate by the truth",
+                   due > 0 ? 100.0 * (double)got / (double)due : 0.0);
+    figure("  ", "classes under 90% by the truth", incomplete);
     bx_buf out;
     bx_buf_init(&out, 0);
     cJSON *doc = NULL;
@@ -495,13 +556,13 @@ static bx_status rollcall_block(const sim_county *c, const sim_summary_conf *con
         long pdue = (long)rdue->valuedouble, pgot = (long)rgot->valuedouble;
         label("  ", "class-days reported, bxctl report");
         printf(" %8ld of %ld\n", pgot, pdue);
-        label("  ", "reporting rate, bxctl report");
-        printf(" %7.2f%%\n", pdue > 0 ? 100.0 * (double)pgot / (double)pdue : 0.0);
-        label("  ", "classes under 90% (rollcall_incomplete), bxctl report");
-        printf(" %8d\n", (int)rinc->valuedouble);
-        label("  ", "bxctl report agrees with the truth");
-        printf(" %8s\n",
-               pdue == due && pgot == got && (int)rinc->valuedouble == incomplete ? "yes" : "NO");
+        figure_percent("  ", "reporting rate, bxctl report",
+                       pdue > 0 ? 100.0 * (double)pgot / (double)pdue : 0.0);
+        figure("  ", "classes under 90% (rollcall_incomplete), bxctl report",
+               (int)rinc->valuedouble);
+        figure_text("  ", "bxctl report agrees with the truth",
+                    pdue == due && pgot == got && (int)rinc->valuedouble == incomplete ? "yes"
+                                                                                       : "NO");
     }
     cJSON_Delete(doc);
     bx_buf_free(&out);
@@ -517,37 +578,26 @@ static const char *pct(double v, char out[16])
     return out;
 }
 
-bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_error *err)
+/* The summary's blocks each print their lines. s is the summary's status so far: once a query
+ * failed, later queries are not run (their figures print as 0) and the summary still goes to its
+ * end; each returns the status after its own queries. */
+
+static void heading(const sim_county *c, bx_date through)
 {
-    PGconn *db = conf->db;
-    bx_status s = BX_OK;
-    long long last = drive_value(conf->state_dir, "last_day");
-    bx_date through = last > 0 ? (bx_date)last : c->term_last;
     char first[11], end[11];
     bx_date_format(c->term_first, first);
     bx_date_format(through, end);
-    int drifted = 0, away = 0, back = 0, roster_due = 0;
-    for (int i = 0; i < c->nstudents; i++) {
-        const sim_student *st = &c->students[i];
-        if (st->fate == SIM_STAYS || st->drift_start > through)
-            continue;
-        drifted++;
-        bool returned = st->fate == SIM_DRIFTS_BACK && st->return_date <= through;
-        back += returned;
-        away += !returned;
-        /* Away a school week (6 school days in a row) by the end: the roster's threshold. */
-        bx_date until =
-            returned ? bx_calendar_add_school_days(c->cal, st->return_date, -1) : through;
-        roster_due += bx_calendar_school_days_between(c->cal, st->drift_start, until) >= 6;
-    }
-
     printf("\n== baoxue: the simulated county 开阳县 (%s), seed %llu ==\n", c->code,
            (unsigned long long)c->seed);
     printf("%d townships, %d schools, %d classes, %d students; term 2026-autumn from %s, "
            "simulated through %s (%d school days)\n",
            c->size.townships, c->nschools, c->nclasses, c->nstudents, first, end,
            bx_calendar_school_days_between(c->cal, c->term_first, through));
+}
 
+static bx_status ingest_block(const sim_county *c, const sim_summary_conf *conf, bx_status s,
+                              bx_error *err)
+{
     printf("\nWhat teachers and staff sent through bx-ingest\n");
     static const char *const keys[][2] = {
         {"rollcalls", "roll calls"},
@@ -560,10 +610,8 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
         {"accepted", "records accepted"},
         {"rejected", "records rejected"},
     };
-    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-        label("  ", keys[k][1]);
-        printf(" %8lld\n", drive_value(conf->state_dir, keys[k][0]));
-    }
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+        figure("  ", keys[k][1], drive_value(conf->state_dir, keys[k][0]));
     /* This county's rows only: bx-score keeps facts of any student it is sent. */
     char sql[1024];
     snprintf(sql, sizeof(sql),
@@ -574,13 +622,19 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
              "bx-score: leave requests', (SELECT count(*) FROM attendance.fact WHERE day IS NULL "
              "AND student_id LIKE '%sS%%')",
              c->prefix, c->prefix, c->prefix);
-    IFOK(s, print_rows(db, sql, "  ", err));
+    IFOK(s, print_rows(conf->db, sql, "  ", err));
+    return s;
+}
+
+static bx_status cases_block(PGconn *db, bx_status s, bx_error *err)
+{
     printf("\nCases (bx-escalate)\n");
     long long opened = scalar(db, "SELECT count(*) FROM cases.case", err, &s);
     long long closed =
         scalar(db, "SELECT count(*) FROM cases.case WHERE closed_at IS NOT NULL", err, &s);
-    printf("  %-56s %8lld\n  %-56s %8lld\n  %-56s %8lld\n", "opened", opened, "closed", closed,
-           "open at the end", opened - closed);
+    figure("  ", "opened", opened);
+    figure("  ", "closed", closed);
+    figure("  ", "open at the end", opened - closed);
     printf("  %-56s %8s %8s\n", "by stage", "entered", "open now");
     IFOK(s, print_rows(db,
                        "SELECT s.stage, (SELECT count(DISTINCT case_id) FROM cases.event e WHERE "
@@ -599,7 +653,11 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
                        "done_at > due_at), count(overdue_at) FROM cases.task GROUP BY owner_role "
                        "ORDER BY owner_role",
                        "    ", err));
+    return s;
+}
 
+static bx_status notify_block(PGconn *db, bx_status s, bx_error *err)
+{
     printf("\nNotifications asked of bx-notify (bx.notify.requests.v1)\n");
     IFOK(s, print_rows(db,
                        "SELECT payload::jsonb->>'recipient_role' || ' ' || "
@@ -607,86 +665,111 @@ bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_erro
                        "count(*) FROM cases.outbox WHERE topic = 'bx.notify.requests.v1' GROUP "
                        "BY 1 ORDER BY 1",
                        "  ", err));
-
     long long sent = scalar(db, SMS_SENT_SQL, err, &s);
     if (sent < 0) {
         printf("  (bx-notify's tables are not in this database: no SMS sent)\n");
-    } else {
-        /* Guardians' SMS only: staff tasks go into daily digests whose make-up depends on
-         * when bx-notify's digest tick runs within a step, which is not deterministic. */
-        printf("\nWhat bx-notify did with the guardians' SMS\n");
-        IFOK(s, print_rows(db,
-                           "SELECT CASE WHEN state IN ('sent', 'delivered') THEN 'sent' WHEN "
-                           "state = 'dead' THEN 'not sent (dead)' "
-                           "ELSE 'waiting (' || state || ')' END, count(*) FROM "
-                           "notify.notification WHERE audience = 'guardian' AND channel = 'sms' "
-                           "GROUP BY 1 ORDER BY 1",
-                           "  ", err));
-        label("  ", "SMS sent in all (guardians, staff, officers)");
-        printf(" %8lld\n", sent);
+        return s;
     }
+    /* Guardians' SMS only: staff tasks go into daily digests whose make-up depends on when
+     * bx-notify's digest tick runs within a step, which is not deterministic. */
+    printf("\nWhat bx-notify did with the guardians' SMS\n");
+    IFOK(s, print_rows(db,
+                       "SELECT CASE WHEN state IN ('sent', 'delivered') THEN 'sent' WHEN "
+                       "state = 'dead' THEN 'not sent (dead)' "
+                       "ELSE 'waiting (' || state || ')' END, count(*) FROM "
+                       "notify.notification WHERE audience = 'guardian' AND channel = 'sms' "
+                       "GROUP BY 1 ORDER BY 1",
+                       "  ", err));
+    figure("  ", "SMS sent in all (guardians, staff, officers)", sent);
+    return s;
+}
 
-    if (conf->bxctl) {
-        printf("\nDropout (辍学率) and retention (巩固率) by school, bxctl report\n");
-        run_report(c, conf->bxctl);
+/* The children who drifted away by the truth, against the roster bx-escalate kept. */
+static bx_status truth_block(const sim_county *c, PGconn *db, bx_date through, bx_status s,
+                             bx_error *err)
+{
+    int drifted = 0, away = 0, back = 0, roster_due = 0;
+    for (int i = 0; i < c->nstudents; i++) {
+        const sim_student *st = &c->students[i];
+        if (st->fate == SIM_STAYS || st->drift_start > through)
+            continue;
+        drifted++;
+        bool returned = st->fate == SIM_DRIFTS_BACK && st->return_date <= through;
+        back += returned;
+        away += !returned;
+        /* Away a school week (6 school days in a row) by the end: the roster's threshold. */
+        bx_date until =
+            returned ? bx_calendar_add_school_days(c->cal, st->return_date, -1) : through;
+        roster_due += bx_calendar_school_days_between(c->cal, st->drift_start, until) >= 6;
     }
-
     printf("\nThe ground truth against the pipeline\n");
-    label("  ", "children who drifted away by the last day");
-    printf(" %8d\n", drifted);
-    label("  ", "  back at school by then");
-    printf(" %8d\n", back);
-    label("  ", "  still away");
-    printf(" %8d\n", away);
-    label("  ", "  away a school week or more (the roster's threshold)");
-    printf(" %8d\n", roster_due);
+    figure("  ", "children who drifted away by the last day", drifted);
+    figure("  ", "  back at school by then", back);
+    figure("  ", "  still away", away);
+    figure("  ", "  away a school week or more (the roster's threshold)", roster_due);
     long long rostered = scalar(db,
                                 "SELECT count(DISTINCT c.student_id) FROM cases.event e JOIN "
                                 "cases.case c ON c.id = e.case_id WHERE e.kind = 'stage_entered' "
                                 "AND cases.on_roster(e.stage)",
                                 err, &s);
-    label("  ", "children entered on the dropout roster by bx-escalate");
-    printf(" %8lld\n", rostered);
-    IFOK(s, matching_block(c, conf, through, err));
-    IFOK(s, rollcall_block(c, conf, through));
+    figure("  ", "children entered on the dropout roster by bx-escalate", rostered);
+    return s;
+}
 
+/* bx-score's high tier on bx.risk.v1 against the children who truly drifted away. */
+static bx_status warning_block(const sim_county *c, const sim_summary_conf *conf, bx_date through,
+                               bx_status s, bx_error *err)
+{
     bx_date *flagged = calloc((size_t)c->nstudents, sizeof(*flagged));
     long long assessments = 0;
     if (flagged == NULL)
         s = BX_ERR(err, BX_ENOMEM, "out of memory");
     IFOK(s, read_flags(c, conf, flagged, &assessments, err));
-    if (s == BX_OK) {
-        sim_warning_eval ev;
-        sim_evaluate_warning(c, flagged, through, &ev);
-        char p1[16], p2[16];
-        /* How many assessments bx-score publishes depends on whether a class's report (keyed by
-         * class) reaches it before or after its students' facts (keyed by student): timing, so
-         * not in the summary's body. */
-        fprintf(stderr, "bx-sim: %lld assessments of this county on bx.risk.v1\n", assessments);
-        printf("\nEarly warning: the high tier of bx-score (bx.risk.v1)\n");
-        label("  ", "children flagged high or critical");
-        printf(" %8d\n", ev.flagged);
-        label("  ", "  of them truly drifting away (true positives)");
-        printf(" %8d\n", ev.true_positive);
-        label("  ", "precision of the high tier");
-        printf(" %8s\n", pct(ev.precision, p1));
-        label("  ", "recall of the high tier");
-        printf(" %8s\n", pct(ev.recall, p2));
-        printf("  drifters by when they were flagged, in school days from their first day away:\n");
-        static const char *const bins[] = {"before it",    "on it",        "1 day after",
-                                           "2 days after", "3 days after", "4-5 days after",
-                                           "later"};
-        for (int b = 0; b < 7; b++) {
-            label("    ", bins[b]);
-            printf(" %8d\n", ev.lead_hist[b]);
-        }
-        label("    ", "never flagged");
-        printf(" %8d\n", ev.never_flagged);
-        if (ev.true_positive) {
-            label("  ", "median school days from the flag to the first day away");
-            printf(" %8.1f\n", ev.median_lead);
-        }
+    if (s != BX_OK) {
+        free(flagged);
+        return s;
     }
+    sim_warning_eval ev;
+    sim_evaluate_warning(c, flagged, through, &ev);
     free(flagged);
-    return s;
+    char p1[16], p2[16];
+    /* How many assessments bx-score publishes depends on whether a class's report (keyed by
+     * class) reaches it before or after its students' facts (keyed by student): timing, so not
+     * in the summary's body. */
+    fprintf(stderr, "bx-sim: %lld assessments of this county on bx.risk.v1\n", assessments);
+    printf("\nEarly warning: the high tier of bx-score (bx.risk.v1)\n");
+    figure("  ", "children flagged high or critical", ev.flagged);
+    figure("  ", "  of them truly drifting away (true positives)", ev.true_positive);
+    figure_text("  ", "precision of the high tier", pct(ev.precision, p1));
+    figure_text("  ", "recall of the high tier", pct(ev.recall, p2));
+    printf("  drifters by when they were flagged, in school days from their first day away:\n");
+    static const char *const bins[] = {"before it",    "on it",        "1 day after",
+                                       "2 days after", "3 days after", "4-5 days after",
+                                       "later"};
+    for (int b = 0; b < 7; b++)
+        figure("    ", bins[b], ev.lead_hist[b]);
+    figure("    ", "never flagged", ev.never_flagged);
+    if (ev.true_positive) {
+        label("  ", "median school days from the flag to the first day away");
+        printf(" %8.1f\n", ev.median_lead);
+    }
+    return BX_OK;
+}
+
+bx_status sim_summary(const sim_county *c, const sim_summary_conf *conf, bx_error *err)
+{
+    long long last = drive_value(conf->state_dir, "last_day");
+    bx_date through = last > 0 ? (bx_date)last : c->term_last;
+    heading(c, through);
+    bx_status s = ingest_block(c, conf, BX_OK, err);
+    s = cases_block(conf->db, s, err);
+    s = notify_block(conf->db, s, err);
+    if (conf->bxctl) {
+        printf("\nDropout (辍学率) and retention (巩固率) by school, bxctl report\n");
+        run_report(c, conf->bxctl);
+    }
+    s = truth_block(c, conf->db, through, s, err);
+    IFOK(s, matching_block(c, conf, through, err));
+    IFOK(s, rollcall_block(c, conf, through));
+    return warning_block(c, conf, through, s, err);
 }
