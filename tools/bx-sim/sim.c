@@ -387,6 +387,70 @@ static bx_status plan_unenrolled(sim_county *c, bx_error *err)
     return BX_OK;
 }
 
+/* School i: its township, stage, id and name (nth[stage][township] counts the schools of each so
+ * far, for names like 第二小学). */
+static void plan_school(sim_county *c, int i, int nth[2][SIM_MAX_TOWNSHIPS])
+{
+    sim_school *sc = &c->schools[i];
+    sc->township = i % c->size.townships;
+    sc->junior = i % 3 == 2;
+    char tname[16];
+    snprintf(tname, sizeof(tname), "%s", township_names[sc->township]);
+    tname[strlen(tname) - 3] = '\0'; /* 镇 or 乡: one 3-byte character */
+    snprintf(sc->id, sizeof(sc->id), "%s%d%03d", c->code, sc->junior ? 2 : 1, i);
+    int n = ++nth[sc->junior][sc->township];
+    static const char *const ordinal[] = {"", "第一", "第二", "第三", "第四", "第五"};
+    if (n == 1)
+        snprintf(sc->name, sizeof(sc->name), "%s%s", tname, sc->junior ? "中学" : "中心小学");
+    else if (n <= 5)
+        snprintf(sc->name, sizeof(sc->name), "%s%s%s", tname, ordinal[n],
+                 sc->junior ? "中学" : "小学");
+    else
+        snprintf(sc->name, sizeof(sc->name), "%s第%d%s", tname, n, sc->junior ? "中学" : "小学");
+}
+
+/* School i's classes, per_school students in all, and their students; at most max_classes in the
+ * county. */
+static bx_status plan_classes(sim_county *c, int i, int per_school, int max_classes, bx_error *err)
+{
+    sim_school *sc = &c->schools[i];
+    int grades = sc->junior ? 3 : 6;
+    /* Classes of about 40; a small rural grade is one class, however full. */
+    int per_grade = (per_school / grades + 20) / 40;
+    if (per_grade < 1)
+        per_grade = 1;
+    int class_size = per_school / (grades * per_grade);
+    if (class_size > SIM_MAX_CLASS_SIZE - 4)
+        class_size = SIM_MAX_CLASS_SIZE - 4;
+    sc->first_class = c->nclasses;
+    for (int g = 0; g < grades; g++)
+        for (int n = 0; n < per_grade; n++) {
+            if (c->nclasses >= max_classes)
+                return BX_ERR(err, BX_ENOMEM, "county: too many classes");
+            sim_class *k = &c->classes[c->nclasses];
+            sim_rng r;
+            sim_rng_for(&r, c->seed, P_CLASS, (uint64_t)c->nclasses, 0);
+            k->school = i;
+            k->grade = (sc->junior ? 7 : 1) + g;
+            k->number = n + 1;
+            snprintf(k->id, sizeof(k->id), "%sC%03d%d%02d", c->prefix, i, k->grade, k->number);
+            /* One class in eight is forgetful. */
+            k->forget_permille = sim_rng_below(&r, 8) == 0 ? 40 : 5;
+            int nst = class_size - 3 + sim_rng_below(&r, 7);
+            if (nst < 5)
+                nst = 5;
+            if (nst > SIM_MAX_CLASS_SIZE)
+                nst = SIM_MAX_CLASS_SIZE;
+            k->first_student = c->nstudents;
+            k->nstudents = nst;
+            for (int seat = 0; seat < nst; seat++)
+                make_student(c, c->nstudents++, c->nclasses, seat + 1);
+            c->nclasses++;
+            sc->nclasses++;
+        }
+    return BX_OK;
+}
+
 bx_status sim_county_new(uint64_t seed, sim_size size, const char *holidays_csv, sim_county **out,
                          bx_error *err)
 {
@@ -412,61 +476,10 @@ bx_status sim_county_new(uint64_t seed, sim_size size, const char *holidays_csv,
     c->students = calloc((size_t)max_classes * SIM_MAX_CLASS_SIZE, sizeof(*c->students));
     if (s == BX_OK && (c->schools == NULL || c->classes == NULL || c->students == NULL))
         s = BX_ERR(err, BX_ENOMEM, "county: out of memory");
-    int primaries[SIM_MAX_TOWNSHIPS] = {0}, juniors[SIM_MAX_TOWNSHIPS] = {0};
+    int nth[2][SIM_MAX_TOWNSHIPS] = {{0}};
     for (int i = 0; i < c->nschools && s == BX_OK; i++) {
-        sim_school *sc = &c->schools[i];
-        sc->township = i % size.townships;
-        sc->junior = i % 3 == 2;
-        char tname[16];
-        snprintf(tname, sizeof(tname), "%s", township_names[sc->township]);
-        tname[strlen(tname) - 3] = '\0'; /* 镇 or 乡: one 3-byte character */
-        snprintf(sc->id, sizeof(sc->id), "%s%d%03d", c->code, sc->junior ? 2 : 1, i);
-        int nth = ++(sc->junior ? juniors : primaries)[sc->township];
-        static const char *const ordinal[] = {"", "第一", "第二", "第三", "第四", "第五"};
-        if (nth == 1)
-            snprintf(sc->name, sizeof(sc->name), "%s%s", tname, sc->junior ? "中学" : "中心小学");
-        else if (nth <= 5)
-            snprintf(sc->name, sizeof(sc->name), "%s%s%s", tname, ordinal[nth],
-                     sc->junior ? "中学" : "小学");
-        else
-            snprintf(sc->name, sizeof(sc->name), "%s第%d%s", tname, nth,
-                     sc->junior ? "中学" : "小学");
-        int grades = sc->junior ? 3 : 6;
-        /* Classes of about 40; a small rural grade is one class, however full. */
-        int per_grade = (per_school / grades + 20) / 40;
-        if (per_grade < 1)
-            per_grade = 1;
-        int class_size = per_school / (grades * per_grade);
-        if (class_size > SIM_MAX_CLASS_SIZE - 4)
-            class_size = SIM_MAX_CLASS_SIZE - 4;
-        sc->first_class = c->nclasses;
-        for (int g = 0; g < grades && s == BX_OK; g++)
-            for (int n = 0; n < per_grade && s == BX_OK; n++) {
-                if (c->nclasses >= max_classes) {
-                    s = BX_ERR(err, BX_ENOMEM, "county: too many classes");
-                    break;
-                }
-                sim_class *k = &c->classes[c->nclasses];
-                sim_rng r;
-                sim_rng_for(&r, seed, P_CLASS, (uint64_t)c->nclasses, 0);
-                k->school = i;
-                k->grade = (sc->junior ? 7 : 1) + g;
-                k->number = n + 1;
-                snprintf(k->id, sizeof(k->id), "%sC%03d%d%02d", c->prefix, i, k->grade, k->number);
-                /* One class in eight is forgetful. */
-                k->forget_permille = sim_rng_below(&r, 8) == 0 ? 40 : 5;
-                int nst = class_size - 3 + sim_rng_below(&r, 7);
-                if (nst < 5)
-                    nst = 5;
-                if (nst > SIM_MAX_CLASS_SIZE)
-                    nst = SIM_MAX_CLASS_SIZE;
-                k->first_student = c->nstudents;
-                k->nstudents = nst;
-                for (int seat = 0; seat < nst; seat++)
-                    make_student(c, c->nstudents++, c->nclasses, seat + 1);
-                c->nclasses++;
-                sc->nclasses++;
-            }
+        plan_school(c, i, nth);
+        s = plan_classes(c, i, per_school, max_classes, err);
     }
     IFOK(s, plan_transfers(c, err));
     IFOK(s, plan_unenrolled(c, err));
