@@ -500,6 +500,8 @@ int bxctl_case(bxctl_ctx *ctx, int argc, char **argv)
         return case_list(ctx, argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "show") == 0)
         return case_show(ctx, argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "document") == 0)
+        return bxctl_case_document(ctx, argc - 1, argv + 1);
     fprintf(stderr, "usage: bxctl case list [filters] [--json] | bxctl case show <student_id> "
                     "[--json]\n");
     return 2;

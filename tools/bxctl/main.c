@@ -74,6 +74,42 @@ PGconn *bxctl_db(bxctl_ctx *ctx)
     return db;
 }
 
+/* The commands: the first word names one, which gets the words after it. */
+static const struct {
+    const char *name;
+    int (*run)(bxctl_ctx *ctx, int argc, char **argv);
+} commands[] = {
+    {"migrate", bxctl_migrate}, {"topics", bxctl_topics}, {"import", bxctl_import},
+    {"key", bxctl_key},         {"clock", bxctl_clock},   {"rebuild", bxctl_rebuild},
+    {"student", bxctl_student}, {"case", bxctl_case},     {"report", bxctl_report},
+    {"ledger", bxctl_ledger},   {"match", bxctl_match},   {"settle", bxctl_settle},
+    {"staff", bxctl_staff},     {"audit", bxctl_audit},   {"privacy", bxctl_privacy},
+    {"analyst", bxctl_analyst}, {"backup", bxctl_backup}, {"restore", bxctl_restore},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The settings (rows), the log level and the clock; 0, or the exit code 2 after saying why. */
+static int setup(bxctl_ctx *ctx, bx_conf_row *rows, size_t nrows)
+{
+    bx_error err = {0};
+    if (bx_conf_load(rows, nrows, &err) != BX_OK) {
+        fprintf(stderr, "bxctl: %s\n", err.msg);
+        return 2;
+    }
+    bx_log_level level = BX_LOG_WARN;
+    if (bx_log_level_parse(ctx->conf.log_level, &level) != BX_OK) {
+        fprintf(stderr, "bxctl: BX_LOG_LEVEL: expected debug, info, warn or error, got \"%s\"\n",
+                ctx->conf.log_level);
+        return 2;
+    }
+    bx_log_init("bxctl", level > BX_LOG_WARN ? level : BX_LOG_WARN);
+    if (bx_clock_init(ctx->conf.clock, &err) != BX_OK) {
+        fprintf(stderr, "bxctl: %s\n", err.msg);
+        return 2;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bxctl_ctx ctx = {0};
@@ -100,66 +136,18 @@ int main(int argc, char **argv)
         bx_conf_usage(rows, nrows);
         return argc < 2 ? 2 : 0;
     }
-    bx_error err = {0};
-    if (bx_conf_load(rows, nrows, &err) != BX_OK) {
-        fprintf(stderr, "bxctl: %s\n", err.msg);
-        return 2;
-    }
-    bx_log_level level = BX_LOG_WARN;
-    if (bx_log_level_parse(ctx.conf.log_level, &level) != BX_OK) {
-        fprintf(stderr, "bxctl: BX_LOG_LEVEL: expected debug, info, warn or error, got \"%s\"\n",
-                ctx.conf.log_level);
-        return 2;
-    }
-    bx_log_init("bxctl", level > BX_LOG_WARN ? level : BX_LOG_WARN);
-    if (bx_clock_init(ctx.conf.clock, &err) != BX_OK) {
-        fprintf(stderr, "bxctl: %s\n", err.msg);
-        return 2;
-    }
-    const char *cmd = argv[1];
-    int rc;
-    if (strcmp(cmd, "migrate") == 0)
-        rc = bxctl_migrate(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "topics") == 0)
-        rc = bxctl_topics(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "import") == 0)
-        rc = bxctl_import(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "key") == 0)
-        rc = bxctl_key(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "clock") == 0)
-        rc = bxctl_clock(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "rebuild") == 0)
-        rc = bxctl_rebuild(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "student") == 0)
-        rc = bxctl_student(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "case") == 0 && argc > 2 && strcmp(argv[2], "document") == 0)
-        rc = bxctl_case_document(&ctx, argc - 3, argv + 3);
-    else if (strcmp(cmd, "case") == 0)
-        rc = bxctl_case(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "report") == 0)
-        rc = bxctl_report(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "ledger") == 0)
-        rc = bxctl_ledger(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "match") == 0)
-        rc = bxctl_match(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "settle") == 0)
-        rc = bxctl_settle(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "staff") == 0)
-        rc = bxctl_staff(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "audit") == 0)
-        rc = bxctl_audit(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "privacy") == 0)
-        rc = bxctl_privacy(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "analyst") == 0)
-        rc = bxctl_analyst(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "backup") == 0)
-        rc = bxctl_backup(&ctx, argc - 2, argv + 2);
-    else if (strcmp(cmd, "restore") == 0)
-        rc = bxctl_restore(&ctx, argc - 2, argv + 2);
-    else {
-        fprintf(stderr, "bxctl: unknown command \"%s\"\n", cmd);
-        usage();
-        rc = 2;
+    int rc = setup(&ctx, rows, nrows);
+    if (rc == 0) {
+        size_t i = 0;
+        while (i < NCOMMANDS && strcmp(argv[1], commands[i].name) != 0)
+            i++;
+        if (i < NCOMMANDS) {
+            rc = commands[i].run(&ctx, argc - 2, argv + 2);
+        } else {
+            fprintf(stderr, "bxctl: unknown command \"%s\"\n", argv[1]);
+            usage();
+            rc = 2;
+        }
     }
     bx_conf_free(rows, nrows);
     return rc;
