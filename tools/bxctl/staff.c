@@ -128,6 +128,103 @@ static bx_status audit(PGconn *db, const char *action, const char *staff_id, con
                          3, params, NULL, err);
 }
 
+/* Who is invited or reset: the registry's role and phone, and the account's state. */
+typedef struct invitee {
+    char role[40], state[16];
+    bool has_phone;
+} invitee;
+
+/* Reads staff_id's role, phone and account state; 1 after saying why there is none (or the
+ * query failed), else 0. */
+static int invitee_read(PGconn *db, const char *cmd, const char *staff_id, invitee *who)
+{
+    bx_error err = {0};
+    PGresult *res = NULL;
+    if (bx_pg_query(db,
+                    "SELECT st.role, coalesce(st.phone, ''), coalesce(a.state, '') "
+                    "FROM registry.staff st LEFT JOIN console.account a ON "
+                    "a.staff_id = st.id WHERE st.id = $1",
+                    1, (const char *[]){staff_id}, &res, &err) != BX_OK) {
+        fprintf(stderr, "bxctl staff %s: %s\n", cmd, err.msg);
+        return 1;
+    }
+    int rc = PQntuples(res) == 1 ? 0 : 1;
+    if (rc == 0) {
+        snprintf(who->role, sizeof(who->role), "%s", PQgetvalue(res, 0, 0));
+        who->has_phone = PQgetvalue(res, 0, 1)[0] != '\0';
+        snprintf(who->state, sizeof(who->state), "%s", PQgetvalue(res, 0, 2));
+    } else {
+        fprintf(stderr, "bxctl staff %s: no staff %s in the registry\n", cmd, staff_id);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Why staff_id may not be invited (or reset) now, said on stderr: 1, else 0. */
+static int invite_refused(const char *cmd, const char *staff_id, const invitee *who, bool reset,
+                          bool print)
+{
+    if (!reset && strcmp(who->state, "active") == 0) {
+        fprintf(stderr,
+                "bxctl staff invite: %s already has an active account (reset makes a "
+                "new code)\n",
+                staff_id);
+        return 1;
+    }
+    if (!reset && strcmp(who->state, "disabled") == 0) {
+        fprintf(stderr,
+                "bxctl staff invite: %s's account is disabled (reset enables it again "
+                "with a new code)\n",
+                staff_id);
+        return 1;
+    }
+    if (reset && who->state[0] == '\0') {
+        fprintf(stderr, "bxctl staff reset: %s has no account (invite makes one)\n", staff_id);
+        return 1;
+    }
+    bool addressable = false;
+    for (size_t i = 0; notify_roles[i]; i++)
+        addressable = addressable || strcmp(notify_roles[i], who->role) == 0;
+    if (!print && (!who->has_phone || !addressable)) {
+        fprintf(stderr,
+                "bxctl staff %s: %s cannot get an SMS (%s); give the code in person with "
+                "--print\n",
+                cmd, staff_id, who->has_phone ? "bx-notify cannot address this role" : "no phone");
+        return 1;
+    }
+    return 0;
+}
+
+/* In one transaction: the account (invited again), the sessions ended on a reset, older codes
+ * revoked, the new code's hash valid for hours, and the audit row. */
+static bx_status code_store(PGconn *db, const char *staff_id, const char *code, bool reset,
+                            long long hours, const char *now, bx_error *err)
+{
+    char hash[68], hours_text[24];
+    code_hash_param(staff_id, code, hash);
+    snprintf(hours_text, sizeof(hours_text), "%lld", hours);
+    bx_status s = bx_pg_exec(db, "BEGIN", err);
+    const char *acc[] = {staff_id, now};
+    IFOK(s, bx_pg_command(db,
+                          "INSERT INTO console.account (staff_id, state, created_at, changed_at) "
+                          "VALUES ($1, 'invited', to_timestamp($2::bigint / 1000.0), "
+                          "to_timestamp($2::bigint / 1000.0)) ON CONFLICT (staff_id) DO UPDATE "
+                          "SET state = 'invited', password_hash = NULL, changed_at = "
+                          "EXCLUDED.changed_at",
+                          2, acc, NULL, err));
+    if (reset)
+        IFOK(s, end_sessions(db, staff_id, "reset", now, err));
+    IFOK(s, revoke_codes(db, staff_id, now, err));
+    const char *ins[] = {staff_id, hash, now, hours_text};
+    IFOK(s, bx_pg_command(db,
+                          "INSERT INTO console.activation (staff_id, code_hash, created_at, "
+                          "expires_at) VALUES ($1, $2::bytea, to_timestamp($3::bigint / 1000.0), "
+                          "to_timestamp($3::bigint / 1000.0) + make_interval(hours => $4::int))",
+                          4, ins, NULL, err));
+    IFOK(s, audit(db, reset ? "staff_reset" : "staff_invite", staff_id, now, err));
+    return bx_pg_end(db, s, err);
+}
+
 /* invite and reset: a new code (older ones revoked), then the SMS or --print. */
 static int invite(bxctl_ctx *ctx, PGconn *db, const char *staff_id, bool reset, long long hours,
                   bool print)
@@ -137,107 +234,37 @@ static int invite(bxctl_ctx *ctx, PGconn *db, const char *staff_id, bool reset, 
         fprintf(stderr, "bxctl staff %s: \"%s\" is not a registry id\n", cmd, staff_id);
         return 2;
     }
-    bx_error err = {0};
-    char now[32];
-    bxctl_now_param(now);
-    PGresult *res = NULL;
-    const char *id_param[] = {staff_id};
-    bx_status s = bx_pg_query(db,
-                              "SELECT st.role, coalesce(st.phone, ''), coalesce(a.state, '') "
-                              "FROM registry.staff st LEFT JOIN console.account a ON "
-                              "a.staff_id = st.id WHERE st.id = $1",
-                              1, id_param, &res, &err);
-    if (s != BX_OK) {
-        fprintf(stderr, "bxctl staff %s: %s\n", cmd, err.msg);
+    invitee who = {0};
+    if (invitee_read(db, cmd, staff_id, &who) != 0 ||
+        invite_refused(cmd, staff_id, &who, reset, print) != 0)
         return 1;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        fprintf(stderr, "bxctl staff %s: no staff %s in the registry\n", cmd, staff_id);
-        return 1;
-    }
-    char role[40], state[16];
-    snprintf(role, sizeof(role), "%s", PQgetvalue(res, 0, 0));
-    bool has_phone = PQgetvalue(res, 0, 1)[0] != '\0';
-    snprintf(state, sizeof(state), "%s", PQgetvalue(res, 0, 2));
-    PQclear(res);
-    if (!reset && strcmp(state, "active") == 0) {
-        fprintf(stderr,
-                "bxctl staff invite: %s already has an active account (reset makes a "
-                "new code)\n",
-                staff_id);
-        return 1;
-    }
-    if (!reset && strcmp(state, "disabled") == 0) {
-        fprintf(stderr,
-                "bxctl staff invite: %s's account is disabled (reset enables it again "
-                "with a new code)\n",
-                staff_id);
-        return 1;
-    }
-    if (reset && state[0] == '\0') {
-        fprintf(stderr, "bxctl staff reset: %s has no account (invite makes one)\n", staff_id);
-        return 1;
-    }
-    bool addressable = false;
-    for (size_t i = 0; notify_roles[i]; i++)
-        addressable = addressable || strcmp(notify_roles[i], role) == 0;
-    if (!print && (!has_phone || !addressable)) {
-        fprintf(stderr,
-                "bxctl staff %s: %s cannot get an SMS (%s); give the code in person with "
-                "--print\n",
-                cmd, staff_id, has_phone ? "bx-notify cannot address this role" : "no phone");
-        return 1;
-    }
-    char code[CODE_DIGITS + 1], hash[68], hours_text[24];
+    char code[CODE_DIGITS + 1], now[32];
     if (!code_new(code)) {
         fprintf(stderr, "bxctl staff %s: no randomness available\n", cmd);
         return 1;
     }
-    code_hash_param(staff_id, code, hash);
-    snprintf(hours_text, sizeof(hours_text), "%lld", hours);
-    s = bx_pg_exec(db, "BEGIN", &err);
-    const char *acc[] = {staff_id, now};
-    IFOK(s, bx_pg_command(db,
-                          "INSERT INTO console.account (staff_id, state, created_at, changed_at) "
-                          "VALUES ($1, 'invited', to_timestamp($2::bigint / 1000.0), "
-                          "to_timestamp($2::bigint / 1000.0)) ON CONFLICT (staff_id) DO UPDATE "
-                          "SET state = 'invited', password_hash = NULL, changed_at = "
-                          "EXCLUDED.changed_at",
-                          2, acc, NULL, &err));
-    if (reset)
-        IFOK(s, end_sessions(db, staff_id, "reset", now, &err));
-    IFOK(s, revoke_codes(db, staff_id, now, &err));
-    const char *ins[] = {staff_id, hash, now, hours_text};
-    IFOK(s, bx_pg_command(db,
-                          "INSERT INTO console.activation (staff_id, code_hash, created_at, "
-                          "expires_at) VALUES ($1, $2::bytea, to_timestamp($3::bigint / 1000.0), "
-                          "to_timestamp($3::bigint / 1000.0) + make_interval(hours => $4::int))",
-                          4, ins, NULL, &err));
-    IFOK(s, audit(db, reset ? "staff_reset" : "staff_invite", staff_id, now, &err));
-    s = bx_pg_end(db, s, &err);
-    if (s != BX_OK) {
+    bxctl_now_param(now);
+    bx_error err = {0};
+    int rc = 0;
+    if (code_store(db, staff_id, code, reset, hours, now, &err) != BX_OK) {
         fprintf(stderr, "bxctl staff %s: %s\n", cmd, err.msg);
-        return 1;
-    }
-    if (print) {
+        rc = 1;
+    } else if (print) {
         printf("%s\n", code);
         fprintf(stderr,
                 "activation code for %s (valid %lld h, single use) printed above; it is "
                 "not stored and not shown again\n",
                 staff_id, hours);
+    } else if (send_code(ctx, staff_id, who.role, code, (bx_time_ms)strtoll(now, NULL, 10), &err) !=
+               BX_OK) {
+        fprintf(stderr, "bxctl staff %s: %s (run it again: a new code replaces this one)\n", cmd,
+                err.msg);
+        rc = 1;
     } else {
-        s = send_code(ctx, staff_id, role, code, (bx_time_ms)strtoll(now, NULL, 10), &err);
-        if (s != BX_OK) {
-            fprintf(stderr, "bxctl staff %s: %s (run it again: a new code replaces this one)\n",
-                    cmd, err.msg);
-            memset(code, 0, sizeof(code));
-            return 1;
-        }
         printf("activation code for %s sent by SMS (valid %lld h, single use)\n", staff_id, hours);
     }
     memset(code, 0, sizeof(code));
-    return 0;
+    return rc;
 }
 
 static int disable(PGconn *db, const char *staff_id)
