@@ -64,6 +64,61 @@ static void broker_undo(const analyst_broker *broker, const char *principal, boo
         fprintf(stderr, "bxctl analyst create: undo: %s\n", ignored.msg);
 }
 
+/* A new analyst's secret: the password (shown once), and the SCRAM-SHA-512 credential the broker
+ * keeps, as bytea parameters ("\\x<hex>"). The caller wipes all three after use. */
+typedef struct analyst_secret {
+    char password[SECRET_BYTES * 2];
+    char salt_hex[2 * SALT_BYTES + 4], salted_hex[2 * SALTED_BYTES + 4];
+} analyst_secret;
+
+static bool secret_new(analyst_secret *a)
+{
+    unsigned char secret[SECRET_BYTES], salt[SALT_BYTES], salted[SALTED_BYTES];
+    if (RAND_bytes(secret, sizeof(secret)) != 1 || RAND_bytes(salt, sizeof(salt)) != 1) {
+        fprintf(stderr, "bxctl analyst create: no randomness available\n");
+        return false;
+    }
+    /* URL-safe text of the secret, so it pastes into any client configuration. */
+    base64(secret, sizeof(secret), a->password);
+    explicit_bzero(secret, sizeof(secret));
+    for (char *p = a->password; *p; p++)
+        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+    /* SCRAM's SaltedPassword = Hi(password, salt, i): PBKDF2 with HMAC-SHA-512 (RFC 5802, 7677). */
+    if (PKCS5_PBKDF2_HMAC(a->password, (int)strlen(a->password), salt, sizeof(salt),
+                          SCRAM_ITERATIONS, EVP_sha512(), sizeof(salted), salted) != 1) {
+        fprintf(stderr, "bxctl analyst create: cannot derive the SCRAM credential\n");
+        return false;
+    }
+    snprintf(a->salt_hex, 3, "\\x");
+    bx_hex_encode(salt, sizeof(salt), a->salt_hex + 2);
+    snprintf(a->salted_hex, 3, "\\x");
+    bx_hex_encode(salted, sizeof(salted), a->salted_hex + 2);
+    explicit_bzero(salted, sizeof(salted));
+    return true;
+}
+
+/* The only time the password is shown: a client configuration (librdkafka properties, as
+ * confluent-kafka and kcat -F read them), for the listener this installation uses. */
+static void print_client_settings(const bxctl_ctx *ctx, const char *name, const char *principal,
+                                  const char *prefix, const char *password)
+{
+    printf("# baoxue analyst %s: Kafka client settings; the password is not shown again\n"
+           "bootstrap.servers=%s\n"
+           "security.protocol=%s\n"
+           "sasl.mechanism=%s\n"
+           "sasl.username=%s\n"
+           "sasl.password=%s\n"
+           "# consumer groups: %s<purpose>, for example group.id=%sdashboard\n"
+           "# topics (read only): bx.analytics.risk.v1 bx.analytics.attendance.v1 "
+           "bx.analytics.cases.v1\n",
+           name, ctx->conf.kafka_brokers, analyst_broker_protocol(), ANALYST_MECHANISM, principal,
+           password, prefix, prefix);
+    fprintf(stderr,
+            "analyst %s created: Kafka principal User:%s signs in (%s) and may read topics %s* "
+            "in consumer groups %s*\n",
+            name, principal, ANALYST_MECHANISM, ANALYST_TOPIC_PREFIX, prefix);
+}
+
 /* In one transaction: the row (a taken name is refused before the broker is touched), the
  * broker's credential and ACLs, a sign-in as the analyst, applied_at and the audit row. A broker
  * failure rolls the row back and takes back what the broker got, so the name can be tried
@@ -83,34 +138,16 @@ static int analyst_create(bxctl_ctx *ctx, PGconn *db, const analyst_broker *brok
         fprintf(stderr, "bxctl analyst create: %s\n", err.msg);
         return 1;
     }
-    unsigned char secret[SECRET_BYTES], salt[SALT_BYTES], salted[SALTED_BYTES];
-    char password[SECRET_BYTES * 2], salt_hex[2 * SALT_BYTES + 4], salted_hex[2 * SALTED_BYTES + 4];
-    if (RAND_bytes(secret, sizeof(secret)) != 1 || RAND_bytes(salt, sizeof(salt)) != 1) {
-        fprintf(stderr, "bxctl analyst create: no randomness available\n");
+    analyst_secret sec;
+    if (!secret_new(&sec)) {
+        explicit_bzero(&sec, sizeof(sec));
         return 1;
     }
-    /* URL-safe text of the secret, so it pastes into any client configuration. */
-    base64(secret, sizeof(secret), password);
-    explicit_bzero(secret, sizeof(secret));
-    for (char *p = password; *p; p++)
-        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
-    /* SCRAM's SaltedPassword = Hi(password, salt, i): PBKDF2 with HMAC-SHA-512 (RFC 5802, 7677). */
-    if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, sizeof(salt), SCRAM_ITERATIONS,
-                          EVP_sha512(), sizeof(salted), salted) != 1) {
-        explicit_bzero(password, sizeof(password));
-        fprintf(stderr, "bxctl analyst create: cannot derive the SCRAM credential\n");
-        return 1;
-    }
-    snprintf(salt_hex, 3, "\\x");
-    bx_hex_encode(salt, sizeof(salt), salt_hex + 2);
-    snprintf(salted_hex, 3, "\\x");
-    bx_hex_encode(salted, sizeof(salted), salted_hex + 2);
-    explicit_bzero(salted, sizeof(salted));
     char principal[48], prefix[48], iterations[16];
     snprintf(principal, sizeof(principal), "analyst.%s", name);
     snprintf(prefix, sizeof(prefix), "analyst.%s.", name);
     snprintf(iterations, sizeof(iterations), "%d", SCRAM_ITERATIONS);
-    const char *params[] = {name, principal, prefix, iterations, salt_hex, salted_hex};
+    const char *params[] = {name, principal, prefix, iterations, sec.salt_hex, sec.salted_hex};
     long long added = 0;
     bool scram_given = false, acls_given = false;
     bx_status s = bx_pg_exec(db, "BEGIN", &err);
@@ -119,19 +156,19 @@ static int analyst_create(bxctl_ctx *ctx, PGconn *db, const analyst_broker *brok
                           "iterations, salt, salted_password) VALUES ($1, $2, $3, $4::int, "
                           "$5::bytea, $6::bytea) ON CONFLICT (name) DO NOTHING",
                           6, params, &added, &err));
-    explicit_bzero(salted_hex, sizeof(salted_hex));
+    explicit_bzero(sec.salted_hex, sizeof(sec.salted_hex));
     if (s == BX_OK && added == 0)
         s = BX_ERR(&err, BX_ECONFLICT,
                    "analyst \"%s\" exists (disabled ones too: choose a new name)", name);
     if (s == BX_OK)
         fprintf(stderr, "bxctl analyst create: giving the broker User:%s (%s, ACLs)...\n",
                 principal, ANALYST_MECHANISM);
-    IFOK(s, analyst_broker_scram_set(broker, principal, password, SCRAM_ITERATIONS, &err));
+    IFOK(s, analyst_broker_scram_set(broker, principal, sec.password, SCRAM_ITERATIONS, &err));
     scram_given = s == BX_OK;
     /* ACLs are asked for even when CreateAcls fails half-way: the undo removes all of them */
     acls_given = s == BX_OK;
     IFOK(s, analyst_broker_acls_create(broker, principal, prefix, &err));
-    IFOK(s, analyst_broker_wait_usable(broker, principal, password, 20000, &err));
+    IFOK(s, analyst_broker_wait_usable(broker, principal, sec.password, 20000, &err));
     IFOK(s, bx_pg_command(db, "UPDATE analytics.analyst SET applied_at = now() WHERE name = $1", 1,
                           (const char *[]){name}, NULL, &err));
     char detail[200];
@@ -140,30 +177,14 @@ static int analyst_create(bxctl_ctx *ctx, PGconn *db, const analyst_broker *brok
              principal, prefix);
     IFOK(s, audit(db, "analyst_create", name, detail, &err));
     s = bx_pg_end(db, s, &err);
+    if (s == BX_OK)
+        print_client_settings(ctx, name, principal, prefix, sec.password);
+    explicit_bzero(&sec, sizeof(sec));
     if (s != BX_OK) {
-        explicit_bzero(password, sizeof(password));
         broker_undo(broker, principal, scram_given, acls_given);
         fprintf(stderr, "bxctl analyst create: %s\n", err.msg);
         return 1;
     }
-    /* The only time the password is shown: a client configuration (librdkafka properties, as
-     * confluent-kafka and kcat -F read them), for the listener this installation uses. */
-    printf("# baoxue analyst %s: Kafka client settings; the password is not shown again\n"
-           "bootstrap.servers=%s\n"
-           "security.protocol=%s\n"
-           "sasl.mechanism=%s\n"
-           "sasl.username=%s\n"
-           "sasl.password=%s\n"
-           "# consumer groups: %s<purpose>, for example group.id=%sdashboard\n"
-           "# topics (read only): bx.analytics.risk.v1 bx.analytics.attendance.v1 "
-           "bx.analytics.cases.v1\n",
-           name, ctx->conf.kafka_brokers, analyst_broker_protocol(), ANALYST_MECHANISM, principal,
-           password, prefix, prefix);
-    explicit_bzero(password, sizeof(password));
-    fprintf(stderr,
-            "analyst %s created: Kafka principal User:%s signs in (%s) and may read topics %s* "
-            "in consumer groups %s*\n",
-            name, principal, ANALYST_MECHANISM, ANALYST_TOPIC_PREFIX, prefix);
     return 0;
 }
 
