@@ -80,6 +80,7 @@ static long long pct(const long long *v, size_t n, double p)
 
 /* Processes whose CPU the run reports per record: a name and up to 16 pids. */
 #define MAX_CPU 16
+#define IDLE_MS 5000 /* how long the stages' idle CPU is measured before the run */
 typedef struct cpu_stage {
     const char *name;
     int pids[16];
@@ -154,6 +155,7 @@ typedef struct run_conf {
     int ngroups, connections;
     cpu_stage cpu[MAX_CPU];
     int ncpu;
+    int settle_after; /* s: how long the later stages may take after the first caught up */
     bx_date day;
     sim_size size;
     uint64_t seed;
@@ -301,7 +303,19 @@ static int cmd_run(run_conf *rc)
     long long *accepted_ms = calloc((size_t)p.nrollcalls + 1, sizeof(long long));
     if (accepted_ms == NULL)
         die("out of memory");
+    /* Each stage's CPU while nothing is sent (polls, heartbeats, the brokers' and the cluster's
+     * own traffic): what it costs per second whatever the load, subtracted from the run's for
+     * the cost per record. */
     cpu_stage *cpu = rc->cpu;
+    double idle[MAX_CPU] = {0};
+    if (rc->ncpu > 0) {
+        cpu_start(cpu, rc->ncpu);
+        double i0 = mono_s();
+        usleep(IDLE_MS * 1000);
+        double secs = mono_s() - i0;
+        for (int i = 0; i < rc->ncpu; i++)
+            idle[i] = cpu_since(&cpu[i]) / secs;
+    }
     cpu_start(cpu, rc->ncpu);
     double t0 = mono_s();
     long long accepted = post_all(rc, c, &p, accepted_ms);
@@ -312,6 +326,8 @@ static int cmd_run(run_conf *rc)
      * whole pipeline was quiet. */
     double caught[MAX_GROUPS + 1] = {0};
     double t_quiet = 0;
+    bool settled = true;
+    char stuck[128] = "";
     for (;;) {
         const char *what = "";
         long long left = 0;
@@ -322,6 +338,19 @@ static int cmd_run(run_conf *rc)
                 caught[g] = t;
         if (busy < 0) {
             t_quiet = t;
+            break;
+        }
+        /* A later stage that does not settle within settle_after s of the first one (bx-score)
+         * is reported as such rather than waited for. */
+        if (caught[0] > 0 && t - caught[0] > rc->settle_after) {
+            t_quiet = t;
+            settled = false;
+            snprintf(stuck, sizeof(stuck), "%s:%lld", what, left);
+            for (char *ch = stuck; *ch; ch++)
+                if (*ch == ' ')
+                    *ch = '_';
+            fprintf(stderr, "bench-e2e: not settled %d s after the first stage: %s, %lld left\n",
+                    rc->settle_after, what, left);
             break;
         }
         if (t > 3600)
@@ -367,7 +396,8 @@ static int cmd_run(run_conf *rc)
     printf("ingest_s=%.3f", t_ingest);
     for (int g = 0; g < rc->ngroups; g++)
         printf(" caught_up_%d_s=%.3f", g, caught[g]);
-    printf(" quiet_s=%.3f\n", t_quiet);
+    printf(" quiet_s=%.3f settled=%d%s%s\n", t_quiet, settled ? 1 : 0,
+           settled ? "" : " stuck=", stuck);
     printf("e2e_records_per_s=%.0f ingest_records_per_s=%.0f\n", accepted / t_quiet,
            accepted / t_ingest);
     printf("latency_samples=%zu notify_p50_ms=%lld notify_p99_ms=%lld notify_max_ms=%lld "
@@ -375,10 +405,10 @@ static int cmd_run(run_conf *rc)
            m, pct(sent, m, 0.5), pct(sent, m, 0.99), m ? sent[m - 1] : -1, pct(made, m, 0.5),
            pct(made, m, 0.99));
     /* CPU microseconds per record accepted, each stage's processes from the first request until
-     * the pipeline was quiet. */
+     * the pipeline was quiet, and their CPU when idle (cores busy). */
     for (int i = 0; i < rc->ncpu; i++)
-        printf("%scpu_%s_us=%.1f", i ? " " : "", cpu[i].name,
-               accepted > 0 ? cpu_used[i] * 1e6 / (double)accepted : 0.0);
+        printf("%scpu_%s_us=%.1f cpu_%s_idle=%.3f", i ? " " : "", cpu[i].name,
+               accepted > 0 ? cpu_used[i] * 1e6 / (double)accepted : 0.0, cpu[i].name, idle[i]);
     if (rc->ncpu > 0)
         printf("\n");
     free(sent);
@@ -643,7 +673,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench-e2e run --api URL --keys FILE --state DIR --day YYYY-MM-DD\n"
             "                     [--connections N] [--group GROUP:TOPIC[,TOPIC]]... "
-            "[--cpu NAME=PID[+PID]]... [size]\n"
+            "[--cpu NAME=PID[+PID]]... [--settle-after S] [size]\n"
             "       bench-e2e raw-kafka --mark FILE --topic TOPIC\n"
             "       bench-e2e raw-copy --rows N\n"
             "       bench-e2e copy --mark FILE --topic TOPIC\n"
@@ -657,7 +687,11 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    run_conf rc = {.connections = 32, .seed = 42, .size = {3, 6, 2000, NULL}, .day = BX_DATE_NONE};
+    run_conf rc = {.connections = 32,
+                   .seed = 42,
+                   .size = {3, 6, 2000, NULL},
+                   .day = BX_DATE_NONE,
+                   .settle_after = 300};
     const char *mark = NULL, *topic = NULL;
     long rows = 1000000;
     for (int i = 2; i < argc; i++) {
@@ -695,6 +729,8 @@ int main(int argc, char **argv)
             topic = v;
         else if (strcmp(a, "--rows") == 0 && n > 0 && n <= 100000000)
             rows = (long)n;
+        else if (strcmp(a, "--settle-after") == 0 && n > 0)
+            rc.settle_after = (int)n;
         else if (strcmp(a, "--cpu") == 0 && rc.ncpu < MAX_CPU &&
                  cpu_stage_parse(v, &rc.cpu[rc.ncpu]))
             rc.ncpu++;

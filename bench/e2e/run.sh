@@ -22,7 +22,9 @@
 # emptied; a Redis Cluster has no databases: the bench's own keys, bx:[sc]:{E*, are deleted
 # instead), BENCH_SKIP_BUILD=1, BENCH_KEEP=1 (keep the databases), BENCH_SCORE_BIN (another
 # bx-score build, for an A/B of bx-score alone), BENCH_SCORE_ENV (extra environment for bx-score,
-# e.g. "BX_SCORE_BATCH=2000"), BENCH_DRAIN=0 (no drain, no same-mix rates).
+# e.g. "BX_SCORE_BATCH=2000"), BENCH_DRAIN=0 (no drain, no same-mix rates), BENCH_SETTLE_AFTER
+# (300: seconds the later stages may take after bx-score caught up; then the run goes on, marked
+# not settled).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -195,8 +197,17 @@ ADMIN_URL="$(url_with_db "$BASE_PG_URL" postgres)"
 PIDS=()
 DBS=()
 stop_services() {
+    local pid i
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # a service that has not stopped 30 s after SIGTERM is killed (and said so)
+    for pid in "${PIDS[@]}"; do
+        for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$pid" 2>/dev/null; then
+            say "pid $pid did not stop within 30 s of SIGTERM: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
     PIDS=()
 }
 DROP_TOPICS=()
@@ -270,7 +281,8 @@ scale_run() {
     say "$name: the day's roll calls through the pipeline ($(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg))"
     "$BENCH" run --api "http://127.0.0.1:$port" --keys "$dir/keys" --state "$dir" --day "$DAY" \
         --connections "$CONNECTIONS" --group "$g_score:bx.attendance.v1" \
-        --group "$g_esc:bx.risk.v1,bx.actions.v1" "${cpu[@]}" "${size[@]}" >"$STATE/$name.out"
+        --group "$g_esc:bx.risk.v1,bx.actions.v1" --settle-after "${BENCH_SETTLE_AFTER:-300}" \
+        "${cpu[@]}" "${size[@]}" >"$STATE/$name.out"
     stop_services
     [ "${BENCH_DRAIN:-1}" = 1 ] && drain_run "$name" "$dir" "$runid"
     local records
@@ -409,7 +421,8 @@ row("records accepted (absent)", lambda r: f"{r['records']} ({r['absent']})")
 row("all posted (s)", f("ingest_s"))
 row("bx-score caught up (s)", f("caught_up_0_s"))
 row("bx-escalate caught up (s)", f("caught_up_1_s"))
-row("pipeline quiet (s)", f("quiet_s"))
+row("pipeline quiet (s)", lambda r: r["quiet_s"] if r.get("settled", "1") == "1"
+    else f"not settled at {r['quiet_s']}: {r.get('stuck', '?')}")
 row("e2e records/s", f("e2e_records_per_s"))
 row("ingest records/s", f("ingest_records_per_s"))
 row("to notify request p50 / p99 ms", lambda r: f"{r['notify_p50_ms']}/{r['notify_p99_ms']}")
