@@ -72,40 +72,100 @@ static int write_out(const char *path, const bx_buf *page)
     return 0;
 }
 
-int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv)
+/* What bxctl case document was asked for. */
+typedef struct doc_args {
+    const char *student, *out_path;
+    doc_kind kind;
+    bx_date issue;
+    long long days; /* 0: the kind's default */
+} doc_args;
+
+/* Reads "<student_id> <kind> [--out FILE] [--date D] [--days N]"; false after saying why. */
+static bool doc_args_read(int argc, char **argv, doc_args *a)
 {
     if (argc < 2) {
         usage();
-        return 2;
+        return false;
     }
-    const char *student = argv[0], *out_path = NULL;
-    doc_kind kind;
-    if (!bx_id_valid(student)) {
-        fprintf(stderr, "bxctl case document: \"%.40s\" is not a student id\n", student);
-        return 2;
+    *a = (doc_args){.student = argv[0], .issue = bx_time_local_date(bx_clock_now())};
+    if (!bx_id_valid(a->student)) {
+        fprintf(stderr, "bxctl case document: \"%.40s\" is not a student id\n", a->student);
+        return false;
     }
-    if (!kind_parse(argv[1], &kind)) {
+    if (!kind_parse(argv[1], &a->kind)) {
         fprintf(stderr, "bxctl case document: unknown kind \"%.40s\"\n", argv[1]);
         usage();
-        return 2;
+        return false;
     }
-    bx_date issue = bx_time_local_date(bx_clock_now());
-    long long days = 0;
     const char *date_text = NULL, *days_text = NULL;
-    const bxctl_option opts[] = {BXCTL_VALUE("--out", &out_path), BXCTL_VALUE("--date", &date_text),
+    const bxctl_option opts[] = {BXCTL_VALUE("--out", &a->out_path),
+                                 BXCTL_VALUE("--date", &date_text),
                                  BXCTL_VALUE("--days", &days_text)};
     if (!BXCTL_OPTIONS(argc - 2, argv + 2, opts)) {
         usage();
-        return 2;
+        return false;
     }
-    if (date_text && bx_date_parse(date_text, &issue) != BX_OK) {
+    if (date_text && bx_date_parse(date_text, &a->issue) != BX_OK) {
         fprintf(stderr, "bxctl case document: --date: expected YYYY-MM-DD, got \"%.20s\"\n",
                 date_text);
-        return 2;
+        return false;
     }
-    if (days_text && !bxctl_number("bxctl case document", "--days", days_text, 1, 60, NULL, &days))
-        return 2;
+    return days_text == NULL ||
+           bxctl_number("bxctl case document", "--days", days_text, 1, 60, NULL, &a->days);
+}
 
+/* Whether the student's row (document_sql) can have a of its kind; says why not. */
+static bool doc_case_ready(const PGresult *res, const doc_args *a)
+{
+    if (PQntuples(res) != 1) {
+        fprintf(stderr, "bxctl case document: no student \"%s\" in the registry\n", a->student);
+        return false;
+    }
+    if (PQgetvalue(res, 0, 7)[0] == '\0') {
+        fprintf(stderr, "bxctl case document: student %s has no case\n", a->student);
+        return false;
+    }
+    const char *ending = PQgetvalue(res, 0, 10);
+    if (a->kind == DOC_RETURN_REPORT && PQgetvalue(res, 0, 11)[0] == '\0') {
+        fprintf(stderr, "bxctl case document: student %s's case has no return to school\n",
+                a->student);
+        return false;
+    }
+    if (a->kind != DOC_RETURN_REPORT && ending[0] != '\0') {
+        fprintf(stderr, "bxctl case document: student %s's last case is closed (%s)\n", a->student,
+                ending);
+        return false;
+    }
+    return true;
+}
+
+/* The case as the documents module reads it, from the student's row; borrowed from res. */
+static doc_case doc_case_of(const PGresult *res, const doc_args *a)
+{
+    doc_case c = {
+        .school_name = PQgetvalue(res, 0, 2),
+        .township_name = PQgetvalue(res, 0, 3),
+        .student_name = PQgetvalue(res, 0, 4),
+        .class_name = PQgetvalue(res, 0, 5),
+        .guardian_name = PQgetvalue(res, 0, 6),
+        .issue_date = a->issue,
+        .streak_days = (int)strtol(PQgetvalue(res, 0, 8), NULL, 10),
+        .streak_start = (bx_date)strtol(PQgetvalue(res, 0, 9), NULL, 10),
+        .deadline_school_days = (int)a->days,
+        .return_date = BX_DATE_NONE,
+    };
+    if (PQgetvalue(res, 0, 11)[0] && bx_date_parse(PQgetvalue(res, 0, 11), &c.return_date) != BX_OK)
+        c.return_date = BX_DATE_NONE;
+    if (c.streak_days <= 0)
+        c.streak_start = BX_DATE_NONE;
+    return c;
+}
+
+int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv)
+{
+    doc_args a;
+    if (!doc_args_read(argc, argv, &a))
+        return 2;
     PGconn *db = bxctl_db(ctx);
     if (db == NULL)
         return 1;
@@ -115,60 +175,23 @@ int bxctl_case_document(bxctl_ctx *ctx, int argc, char **argv)
     bx_registry *reg = NULL;
     bx_buf page;
     bx_buf_init(&page, 1 << 20);
-    const char *params[] = {student};
-    if (bx_pg_query(db, document_sql, 1, params, &res, &err) != BX_OK) {
-        fprintf(stderr, "bxctl case document: %s\n", err.msg);
+    const bx_calendar *cal = NULL;
+    bx_status s = bx_pg_query(db, document_sql, 1, (const char *[]){a.student}, &res, &err);
+    if (s == BX_OK && !doc_case_ready(res, &a))
         goto out;
-    }
-    if (PQntuples(res) != 1) {
-        fprintf(stderr, "bxctl case document: no student \"%s\" in the registry\n", student);
-        goto out;
-    }
-    if (PQgetvalue(res, 0, 7)[0] == '\0') {
-        fprintf(stderr, "bxctl case document: student %s has no case\n", student);
-        goto out;
-    }
-    const char *ending = PQgetvalue(res, 0, 10);
-    if (kind == DOC_RETURN_REPORT && PQgetvalue(res, 0, 11)[0] == '\0') {
-        fprintf(stderr, "bxctl case document: student %s's case has no return to school\n",
-                student);
-        goto out;
-    }
-    if (kind != DOC_RETURN_REPORT && ending[0] != '\0') {
-        fprintf(stderr, "bxctl case document: student %s's last case is closed (%s)\n", student,
-                ending);
-        goto out;
-    }
-    if (bx_registry_load(db, &reg, &err) != BX_OK) {
-        fprintf(stderr, "bxctl case document: %s\n", err.msg);
-        goto out;
-    }
-    const bx_calendar *cal = bx_registry_calendar(reg, PQgetvalue(res, 0, 1));
-    if (cal == NULL) {
+    IFOK(s, bx_registry_load(db, &reg, &err));
+    if (s == BX_OK && (cal = bx_registry_calendar(reg, PQgetvalue(res, 0, 1))) == NULL) {
         fprintf(stderr, "bxctl case document: school %s has no calendar\n", PQgetvalue(res, 0, 0));
         goto out;
     }
-    doc_case c = {
-        .school_name = PQgetvalue(res, 0, 2),
-        .township_name = PQgetvalue(res, 0, 3),
-        .student_name = PQgetvalue(res, 0, 4),
-        .class_name = PQgetvalue(res, 0, 5),
-        .guardian_name = PQgetvalue(res, 0, 6),
-        .issue_date = issue,
-        .streak_days = (int)strtol(PQgetvalue(res, 0, 8), NULL, 10),
-        .streak_start = (bx_date)strtol(PQgetvalue(res, 0, 9), NULL, 10),
-        .deadline_school_days = (int)days,
-        .return_date = BX_DATE_NONE,
-    };
-    if (PQgetvalue(res, 0, 11)[0] && bx_date_parse(PQgetvalue(res, 0, 11), &c.return_date) != BX_OK)
-        c.return_date = BX_DATE_NONE;
-    if (c.streak_days <= 0)
-        c.streak_start = BX_DATE_NONE;
-    if (doc_render(kind, cal, &c, &page, &err) != BX_OK) {
-        fprintf(stderr, "bxctl case document: %s\n", err.msg);
-        goto out;
+    if (s == BX_OK) {
+        doc_case c = doc_case_of(res, &a);
+        s = doc_render(a.kind, cal, &c, &page, &err);
     }
-    rc = write_out(out_path, &page);
+    if (s != BX_OK)
+        fprintf(stderr, "bxctl case document: %s\n", err.msg);
+    else
+        rc = write_out(a.out_path, &page);
 out:
     bx_buf_free(&page);
     bx_registry_free(reg);
