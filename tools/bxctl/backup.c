@@ -178,6 +178,70 @@ static int query_value(PGconn *db, const char *sql, char *out, size_t size)
 #define REVISION_SQL  "SELECT revision || ' ' || " BXCTL_ISO("changed_at") " FROM registry.revision"
 #define MIGRATION_SQL "SELECT coalesce(max(version)::text, '') FROM public.bx_migration"
 
+/* Fills the work folder dir: the database's dump, the policy files in use and the manifest that
+ * names them (revision: "<number> <changed_at>"). 0, or -1 after saying why. */
+static int backup_fill(const bxctl_ctx *ctx, const char *dir, const char *dbname,
+                       const char *migration, const char *revision)
+{
+    char path[8192], tool[4096];
+    pg_tool("pg_dump", tool, sizeof(tool));
+    snprintf(path, sizeof(path), "%s/" DUMP_NAME, dir);
+    char *argv[] = {tool, "--format=custom", "--file", path, NULL};
+    int rc = run_tool(argv, ctx->conf.pg_url);
+    snprintf(path, sizeof(path), "%s/policy", dir);
+    if (rc == 0 && mkdir(path, 0700) != 0) {
+        fprintf(stderr, "bxctl: cannot make %s: %s\n", path, strerror(errno));
+        rc = -1;
+    }
+    const char *space = strchr(revision, ' ');
+    bx_buf manifest;
+    bx_buf_init(&manifest, 0);
+    bx_status s = bx_buf_printf(
+        &manifest,
+        MANIFEST_MAGIC "\ndatabase=%s\nmigration=%s\nregistry_revision=%.*s\n"
+                       "registry_changed_at=%s\n",
+        dbname, migration, (int)(space ? (size_t)(space - revision) : strlen(revision)), revision,
+        space ? space + 1 : "");
+    for (size_t i = 0; rc == 0 && i < NPOLICY; i++) {
+        char from[4096];
+        policy_path(ctx, i, from, sizeof(from));
+        snprintf(path, sizeof(path), "%s/policy/%s", dir, policy_files[i].variable);
+        rc = copy_file(from, path);
+        IFOK(s, bx_buf_printf(&manifest, "policy %s=%s\n", policy_files[i].variable, from));
+    }
+    bx_error err = {0};
+    snprintf(path, sizeof(path), "%s/manifest", dir);
+    if (rc == 0 && (s != BX_OK || bx_buf_write_file(&manifest, path, &err) != BX_OK)) {
+        fprintf(stderr, "bxctl: %s\n", s != BX_OK ? "out of memory" : err.msg);
+        rc = -1;
+    }
+    bx_buf_free(&manifest);
+    return rc;
+}
+
+/* The work folder dir as the archive file (mode 600), written as file.partial and renamed only
+ * when whole. 0, or -1 after saying why (nothing is left at file then). */
+static int backup_archive(const char *dir, const char *file)
+{
+    char partial[8192];
+    snprintf(partial, sizeof(partial), "%s.partial", file);
+    unlink(partial);
+    char *argv[] = {"tar",      "-C",      (char *)dir, "-cf", partial,
+                    "manifest", DUMP_NAME, "policy",    NULL};
+    int rc = run_tool(argv, NULL);
+    if (rc == 0 && chmod(partial, 0600) != 0) {
+        fprintf(stderr, "bxctl: cannot make %s private: %s\n", partial, strerror(errno));
+        rc = -1;
+    }
+    if (rc == 0 && rename(partial, file) != 0) {
+        fprintf(stderr, "bxctl: cannot rename %s to %s: %s\n", partial, file, strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0)
+        unlink(partial);
+    return rc;
+}
+
 static int backup(bxctl_ctx *ctx, const char *file)
 {
     struct stat st;
@@ -198,75 +262,19 @@ static int backup(bxctl_ctx *ctx, const char *file)
     PQfinish(db);
     if (rc != 0)
         return 1;
-
     mode_t old_mask = umask(077); /* the dump, its folder and the archive: owner only */
-    char dir[4096] = "", path[8192], partial[8192];
-    snprintf(partial, sizeof(partial), "%s.partial", file);
+    char dir[4096] = "";
     rc = work_dir(dir, sizeof(dir));
-    if (rc == 0) {
-        char tool[4096];
-        pg_tool("pg_dump", tool, sizeof(tool));
-        snprintf(path, sizeof(path), "%s/" DUMP_NAME, dir);
-        char *argv[] = {tool, "--format=custom", "--file", path, NULL};
-        rc = run_tool(argv, ctx->conf.pg_url);
-    }
-    if (rc == 0) {
-        snprintf(path, sizeof(path), "%s/policy", dir);
-        if (mkdir(path, 0700) != 0) {
-            fprintf(stderr, "bxctl: cannot make %s: %s\n", path, strerror(errno));
-            rc = -1;
-        }
-    }
-    FILE *manifest = NULL;
-    if (rc == 0) {
-        snprintf(path, sizeof(path), "%s/manifest", dir);
-        manifest = fopen(path, "w");
-        if (manifest == NULL) {
-            fprintf(stderr, "bxctl: cannot write %s: %s\n", path, strerror(errno));
-            rc = -1;
-        }
-    }
-    if (rc == 0) {
-        char *space = strchr(revision, ' ');
-        if (space)
-            *space = '\0';
-        fprintf(manifest,
-                MANIFEST_MAGIC "\ndatabase=%s\nmigration=%s\nregistry_revision=%s\n"
-                               "registry_changed_at=%s\n",
-                dbname, migration, revision, space ? space + 1 : "");
-    }
-    for (size_t i = 0; rc == 0 && i < NPOLICY; i++) {
-        char from[4096];
-        policy_path(ctx, i, from, sizeof(from));
-        snprintf(path, sizeof(path), "%s/policy/%s", dir, policy_files[i].variable);
-        rc = copy_file(from, path);
-        if (rc == 0)
-            fprintf(manifest, "policy %s=%s\n", policy_files[i].variable, from);
-    }
-    if (manifest && fclose(manifest) != 0 && rc == 0) {
-        fprintf(stderr, "bxctl: cannot write the manifest\n");
-        rc = -1;
-    }
-    if (rc == 0) {
-        unlink(partial);
-        char *argv[] = {"tar", "-C", dir, "-cf", partial, "manifest", DUMP_NAME, "policy", NULL};
-        rc = run_tool(argv, NULL);
-    }
-    if (rc == 0 && chmod(partial, 0600) != 0) {
-        fprintf(stderr, "bxctl: cannot make %s private: %s\n", partial, strerror(errno));
-        rc = -1;
-    }
-    if (rc == 0 && rename(partial, file) != 0) {
-        fprintf(stderr, "bxctl: cannot rename %s to %s: %s\n", partial, file, strerror(errno));
-        rc = -1;
-    }
-    if (rc != 0)
-        unlink(partial);
+    if (rc == 0)
+        rc = backup_fill(ctx, dir, dbname, migration, revision);
+    if (rc == 0)
+        rc = backup_archive(dir, file);
     remove_tree(dir);
     umask(old_mask);
     if (rc != 0)
         return 1;
     stat(file, &st);
+    revision[strcspn(revision, " ")] = '\0';
     printf("backup %s: database %s (migration %s, registry revision %s), %zu policy files, "
            "%lld bytes, mode 600\n",
            file, dbname, migration, revision, NPOLICY, (long long)st.st_size);
@@ -316,6 +324,75 @@ static int check_empty(PGconn *db)
     return rc;
 }
 
+/* The archive file unpacked into dir, its manifest's text into manifest (at most 4 KiB) and its
+ * dump restored into the database dbname. 0, or -1 after saying why. */
+static int restore_unpack(const bxctl_ctx *ctx, const char *file, const char *dir,
+                          const char *dbname, char manifest[4096])
+{
+    char path[8192];
+    char *untar[] = {"tar", "-C", (char *)dir, "--no-same-owner", "-xf", (char *)file, NULL};
+    int rc = run_tool(untar, NULL);
+    if (rc == 0) {
+        snprintf(path, sizeof(path), "%s/manifest", dir);
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(manifest, 1, 4095, f) : 0;
+        manifest[n] = '\0';
+        if (f)
+            fclose(f);
+        if (strncmp(manifest, MANIFEST_MAGIC "\n", strlen(MANIFEST_MAGIC) + 1) != 0) {
+            fprintf(stderr,
+                    "bxctl restore: %s is not a baoxue backup (no \"" MANIFEST_MAGIC
+                    "\" manifest)\n",
+                    file);
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        char tool[4096];
+        pg_tool("pg_restore", tool, sizeof(tool));
+        snprintf(path, sizeof(path), "%s/" DUMP_NAME, dir);
+        char *argv[] = {tool,       "--exit-on-error", "--single-transaction",
+                        "--dbname", (char *)dbname,    path,
+                        NULL};
+        rc = run_tool(argv, ctx->conf.pg_url);
+    }
+    return rc;
+}
+
+/* Whether each policy file in use is the backup's (in dir/policy), a line each. */
+static void restore_compare_policies(const bxctl_ctx *ctx, const char *dir)
+{
+    for (size_t i = 0; i < NPOLICY; i++) {
+        char in_use[4096], path[8192];
+        policy_path(ctx, i, in_use, sizeof(in_use));
+        snprintf(path, sizeof(path), "%s/policy/%s", dir, policy_files[i].variable);
+        int same = same_file(path, in_use);
+        printf("policy %s %s: %s\n", policy_files[i].variable, in_use,
+               same == 1   ? "the same as the backup's"
+               : same == 0 ? "DIFFERS from the backup's"
+                           : "cannot be compared (missing)");
+    }
+}
+
+/* The backup's policy files (in dir/policy) copied into the new folder policy_to. */
+static int restore_copy_policies(const char *dir, const char *policy_to)
+{
+    if (mkdir(policy_to, 0700) != 0) {
+        fprintf(stderr, "bxctl restore: cannot make %s: %s\n", policy_to, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < NPOLICY; i++) {
+        char from[8192], to[8192];
+        snprintf(from, sizeof(from), "%s/policy/%s", dir, policy_files[i].variable);
+        snprintf(to, sizeof(to), "%s/%s", policy_to, policy_files[i].variable);
+        rc = copy_file(from, to);
+    }
+    if (rc == 0)
+        printf("the backup's policy files are in %s, named by their settings\n", policy_to);
+    return rc;
+}
+
 static int restore(bxctl_ctx *ctx, const char *file, const char *policy_to)
 {
     if (access(file, R_OK) != 0) {
@@ -335,42 +412,15 @@ static int restore(bxctl_ctx *ctx, const char *file, const char *policy_to)
     PQfinish(db);
     if (rc != 0)
         return 1;
-
     mode_t old_mask = umask(077);
-    char dir[4096] = "", path[8192], text[4096] = "";
+    char dir[4096] = "", manifest[4096] = "";
     rc = work_dir(dir, sizeof(dir));
+    if (rc == 0)
+        rc = restore_unpack(ctx, file, dir, dbname, manifest);
+    char want[64] = "", got[128] = "", migration[64] = "";
     if (rc == 0) {
-        char *argv[] = {"tar", "-C", dir, "--no-same-owner", "-xf", (char *)file, NULL};
-        rc = run_tool(argv, NULL);
-    }
-    if (rc == 0) {
-        snprintf(path, sizeof(path), "%s/manifest", dir);
-        FILE *f = fopen(path, "r");
-        size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
-        text[n] = '\0';
-        if (f)
-            fclose(f);
-        if (strncmp(text, MANIFEST_MAGIC "\n", strlen(MANIFEST_MAGIC) + 1) != 0) {
-            fprintf(stderr,
-                    "bxctl restore: %s is not a baoxue backup (no \"" MANIFEST_MAGIC
-                    "\" manifest)\n",
-                    file);
-            rc = -1;
-        }
-    }
-    if (rc == 0) {
-        char tool[4096];
-        pg_tool("pg_restore", tool, sizeof(tool));
-        snprintf(path, sizeof(path), "%s/" DUMP_NAME, dir);
-        char *argv[] = {tool, "--exit-on-error", "--single-transaction", "--dbname", dbname, path,
-                        NULL};
-        rc = run_tool(argv, ctx->conf.pg_url);
-    }
-    char want[64] = "", got[128] = "", migration[64] = "", made_from[256] = "";
-    if (rc == 0) {
-        manifest_value(text, "registry_revision", want, sizeof(want));
-        manifest_value(text, "migration", migration, sizeof(migration));
-        manifest_value(text, "database", made_from, sizeof(made_from));
+        manifest_value(manifest, "registry_revision", want, sizeof(want));
+        manifest_value(manifest, "migration", migration, sizeof(migration));
         db = bxctl_db(ctx);
         rc = db ? query_value(db, "SELECT revision FROM registry.revision", got, sizeof(got)) : -1;
         PQfinish(db);
@@ -384,31 +434,10 @@ static int restore(bxctl_ctx *ctx, const char *file, const char *policy_to)
     if (rc == 0) {
         printf("restored %s into database %s: migration %s, registry revision %s\n", file, dbname,
                migration, got);
-        for (size_t i = 0; i < NPOLICY; i++) {
-            char in_use[4096];
-            policy_path(ctx, i, in_use, sizeof(in_use));
-            snprintf(path, sizeof(path), "%s/policy/%s", dir, policy_files[i].variable);
-            int same = same_file(path, in_use);
-            printf("policy %s %s: %s\n", policy_files[i].variable, in_use,
-                   same == 1   ? "the same as the backup's"
-                   : same == 0 ? "DIFFERS from the backup's"
-                               : "cannot be compared (missing)");
-        }
+        restore_compare_policies(ctx, dir);
     }
-    if (rc == 0 && policy_to) {
-        if (mkdir(policy_to, 0700) != 0) {
-            fprintf(stderr, "bxctl restore: cannot make %s: %s\n", policy_to, strerror(errno));
-            rc = -1;
-        }
-        for (size_t i = 0; rc == 0 && i < NPOLICY; i++) {
-            char to[8192];
-            snprintf(path, sizeof(path), "%s/policy/%s", dir, policy_files[i].variable);
-            snprintf(to, sizeof(to), "%s/%s", policy_to, policy_files[i].variable);
-            rc = copy_file(path, to);
-        }
-        if (rc == 0)
-            printf("the backup's policy files are in %s, named by their settings\n", policy_to);
-    }
+    if (rc == 0 && policy_to)
+        rc = restore_copy_policies(dir, policy_to);
     remove_tree(dir);
     umask(old_mask);
     if (rc != 0)
