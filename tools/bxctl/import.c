@@ -364,6 +364,72 @@ static bool check_flags(const struct column *c, const char *v, char *msg, size_t
     return true;
 }
 
+/* Whether v (len bytes, not empty) has the form of the column's type. V_ENUM, V_FLAGS and the
+ * texts are checked by check_value itself. */
+static bool well_formed(const struct column *c, const char *v, size_t len)
+{
+    bx_date d;
+    switch (c->type) {
+    case V_ID:
+        return bx_id_valid(v);
+    case V_CODE6:
+        return all_digits(v, 6);
+    case V_CODE9:
+        return all_digits(v, 9);
+    case V_DATE:
+        return bx_date_parse(v, &d) == BX_OK;
+    case V_GRADE:
+        return len == 1 && v[0] >= '1' && v[0] <= '9';
+    case V_PHONE:
+        return all_digits(v, 11) && v[0] == '1' && v[1] >= '3';
+    case V_NATIONAL_ID:
+        return national_id_valid(v);
+    case V_STUDENT_NUMBER:
+        return len == 19 && (v[0] == 'G' || v[0] == 'L') && national_id_valid(v + 1);
+    case V_BOOL:
+        return strcmp(v, "true") == 0 || strcmp(v, "false") == 0;
+    default:
+        return true;
+    }
+}
+
+/* What a value of the column's type must look like, for a value that does not; personal data
+ * (phones, id numbers) is never repeated. */
+static void malformed(const struct column *c, const char *v, char *msg, size_t size)
+{
+    switch (c->type) {
+    case V_ID:
+        snprintf(msg, size, "%s: \"%.40s\" is not an id (1 to 32 of A-Z a-z 0-9 _ -)", c->name, v);
+        break;
+    case V_CODE6:
+    case V_CODE9:
+        snprintf(msg, size, "%s: expected a %d-digit administrative code, got \"%.20s\"", c->name,
+                 c->type == V_CODE6 ? 6 : 9, v);
+        break;
+    case V_DATE:
+        snprintf(msg, size, "%s: expected a date YYYY-MM-DD, got \"%.20s\"", c->name, v);
+        break;
+    case V_GRADE:
+        snprintf(msg, size, "%s: expected a grade from 1 to 9, got \"%.20s\"", c->name, v);
+        break;
+    case V_PHONE:
+        snprintf(msg, size, "%s: not a mainland mobile number (11 digits starting 13-19)", c->name);
+        break;
+    case V_NATIONAL_ID:
+        snprintf(msg, size, "%s: not a valid 18-character id number (check digit)", c->name);
+        break;
+    case V_STUDENT_NUMBER:
+        snprintf(msg, size,
+                 "%s: not a national student number (学籍号: G or L, then an 18-character id "
+                 "number with its check digit)",
+                 c->name);
+        break;
+    default:
+        snprintf(msg, size, "%s: expected true or false, got \"%.20s\"", c->name, v);
+        break;
+    }
+}
+
 /* Validates one value; on error writes a message that never repeats personal data. */
 static bool check_value(const struct column *c, const char *v, char *msg, size_t size)
 {
@@ -377,15 +443,11 @@ static bool check_value(const struct column *c, const char *v, char *msg, size_t
         snprintf(msg, size, "%s: invalid UTF-8", c->name);
         return false;
     }
-    bx_date d;
     switch (c->type) {
-    case V_ID:
-        if (!bx_id_valid(v)) {
-            snprintf(msg, size, "%s: \"%.40s\" is not an id (1 to 32 of A-Z a-z 0-9 _ -)", c->name,
-                     v);
-            return false;
-        }
-        return true;
+    case V_ENUM:
+        return check_enum(c, v, msg, size);
+    case V_FLAGS:
+        return check_flags(c, v, msg, size);
     case V_TERM_CODE:
     case V_TEXT:
     case V_PRIVATE_TEXT:
@@ -394,62 +456,12 @@ static bool check_value(const struct column *c, const char *v, char *msg, size_t
             return false;
         }
         return true;
-    case V_CODE6:
-    case V_CODE9: {
-        size_t n = c->type == V_CODE6 ? 6 : 9;
-        if (!all_digits(v, n)) {
-            snprintf(msg, size, "%s: expected a %zu-digit administrative code, got \"%.20s\"",
-                     c->name, n, v);
-            return false;
-        }
-        return true;
+    default:
+        if (well_formed(c, v, len))
+            return true;
+        malformed(c, v, msg, size);
+        return false;
     }
-    case V_ENUM:
-        return check_enum(c, v, msg, size);
-    case V_DATE:
-        if (bx_date_parse(v, &d) != BX_OK) {
-            snprintf(msg, size, "%s: expected a date YYYY-MM-DD, got \"%.20s\"", c->name, v);
-            return false;
-        }
-        return true;
-    case V_GRADE:
-        if (len != 1 || v[0] < '1' || v[0] > '9') {
-            snprintf(msg, size, "%s: expected a grade from 1 to 9, got \"%.20s\"", c->name, v);
-            return false;
-        }
-        return true;
-    case V_PHONE:
-        if (!all_digits(v, 11) || v[0] != '1' || v[1] < '3') {
-            snprintf(msg, size, "%s: not a mainland mobile number (11 digits starting 13-19)",
-                     c->name);
-            return false;
-        }
-        return true;
-    case V_NATIONAL_ID:
-        if (!national_id_valid(v)) {
-            snprintf(msg, size, "%s: not a valid 18-character id number (check digit)", c->name);
-            return false;
-        }
-        return true;
-    case V_STUDENT_NUMBER:
-        if (len != 19 || (v[0] != 'G' && v[0] != 'L') || !national_id_valid(v + 1)) {
-            snprintf(msg, size,
-                     "%s: not a national student number (学籍号: G or L, then an 18-character id "
-                     "number with its check digit)",
-                     c->name);
-            return false;
-        }
-        return true;
-    case V_FLAGS:
-        return check_flags(c, v, msg, size);
-    case V_BOOL:
-        if (strcmp(v, "true") && strcmp(v, "false")) {
-            snprintf(msg, size, "%s: expected true or false, got \"%.20s\"", c->name, v);
-            return false;
-        }
-        return true;
-    }
-    return false;
 }
 
 /* Rules between columns of one row. */
