@@ -221,10 +221,10 @@ static bx_status run_java(const analyst_broker *b, const char *argfile, bx_buf *
     return BX_OK;
 }
 
-/* One ConfigCommand on users: args (NULL-ended) after --bootstrap-server and --command-config;
- * secret (may be NULL) is masked in what is shown besides the administrator's password. */
-static bx_status config_command(const analyst_broker *b, const char *const *args,
-                                const char *secret, bx_buf *out, bx_error *err)
+/* The Kafka installation's libs/ folder and bxctl's administrator (BX_KAFKA_USERNAME and its
+ * password, which the caller wipes and frees) as Kafka's tools can be given them. */
+static bx_status tool_admin(const analyst_broker *b, const char **user, char **password,
+                            bx_error *err)
 {
     char libs[PATH_MAX];
     struct stat st;
@@ -238,98 +238,123 @@ static bx_status config_command(const analyst_broker *b, const char *const *args
                       "BX_KAFKA_HOME: \"%s\" has no libs/ folder (a Kafka installation, e.g. "
                       "bx-infra's .cache/kafka-3.9.1)",
                       b->kafka_home);
-    const char *user = getenv("BX_KAFKA_USERNAME");
-    char *password = NULL;
-    bx_status s = bx_conf_secret("BX_KAFKA_PASSWORD", &password, err);
-    if (s != BX_OK)
-        return s;
-    if (password == NULL)
+    *user = getenv("BX_KAFKA_USERNAME");
+    bx_status s = bx_conf_secret("BX_KAFKA_PASSWORD", password, err);
+    if (s == BX_OK && *password == NULL)
         return BX_ERR(err, BX_EINVAL,
                       "BX_KAFKA_USERNAME is set without BX_KAFKA_PASSWORD or "
                       "BX_KAFKA_PASSWORD_FILE");
-    if (!quotable(user) || !quotable(password)) {
-        explicit_bzero(password, strlen(password));
-        free(password);
-        return BX_ERR(err, BX_EINVAL,
-                      "BX_KAFKA_USERNAME or BX_KAFKA_PASSWORD: holds a quote, a backslash or a "
-                      "control character, which Kafka's tools cannot be given");
-    }
+    if (s == BX_OK && (!quotable(*user) || !quotable(*password)))
+        s = BX_ERR(err, BX_EINVAL,
+                   "BX_KAFKA_USERNAME or BX_KAFKA_PASSWORD: holds a quote, a backslash or a "
+                   "control character, which Kafka's tools cannot be given");
+    return s;
+}
+
+/* The administrator's client properties for Kafka's tools, into the private file props. */
+static bx_status tool_properties(const char *props, const char *user, const char *password,
+                                 bx_error *err)
+{
     const char *mech = admin_mechanism();
     const char *module = strcmp(mech, "PLAIN") == 0
                              ? "org.apache.kafka.common.security.plain.PlainLoginModule"
                              : "org.apache.kafka.common.security.scram.ScramLoginModule";
-    const char *tmp = getenv("TMPDIR");
-    char dir[PATH_MAX], props[PATH_MAX + 32], argfile[PATH_MAX + 32];
-    snprintf(dir, sizeof(dir), "%s/bxctl-analyst-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL) { /* mode 700 */
-        explicit_bzero(password, strlen(password));
-        free(password);
-        return BX_ERR(err, BX_EIO, "a private folder in %s: %s", tmp && *tmp ? tmp : "/tmp",
-                      strerror(errno));
-    }
-    snprintf(props, sizeof(props), "%s/admin.properties", dir);
-    snprintf(argfile, sizeof(argfile), "%s/config.args", dir);
     bx_buf text;
     bx_buf_init(&text, 0);
-    s = bx_buf_printf(&text,
-                      "security.protocol=%s\nsasl.mechanism=%s\nsasl.jaas.config=%s required "
-                      "username=\"%s\" password=\"%s\";\n",
-                      analyst_broker_protocol(), mech, module, user, password);
+    bx_status s = bx_buf_printf(&text,
+                                "security.protocol=%s\nsasl.mechanism=%s\nsasl.jaas.config=%s "
+                                "required username=\"%s\" password=\"%s\";\n",
+                                analyst_broker_protocol(), mech, module, user, password);
     IFOK(s, write_private(props, text.data, err));
-    for (size_t c = 0; s == BX_OK && c < 2; c++) {
-        if (text.data)
-            explicit_bzero(text.data, text.len);
-        bx_buf_reset(&text);
-        /* Everything after the java options, the main class first: the launcher reads @files
-         * only up to the main class, so it must come from the file too. */
-        const char *head[] = {config_command_classes[c], "--bootstrap-server", b->brokers,
-                              "--command-config", props};
-        for (size_t i = 0; s == BX_OK && i < sizeof(head) / sizeof(head[0]); i++)
-            s = bx_buf_printf(&text, "\"%s\"\n", head[i]);
-        for (size_t i = 0; s == BX_OK && args[i]; i++)
-            s = bx_buf_printf(&text, "\"%s\"\n", args[i]);
-        if (s == BX_OK) {
-            remove_private(argfile);
-            s = write_private(argfile, text.data, err);
-        }
-        int code = 0;
-        bx_buf_reset(out);
-        IFOK(s, run_java(b, argfile, out, &code, err));
+    if (text.data)
+        explicit_bzero(text.data, text.len);
+    bx_buf_free(&text);
+    return s;
+}
+
+/* Runs ConfigCommand's main class cls with args (NULL-ended) after --bootstrap-server and
+ * --command-config props, through the private argument file argfile; out holds what it said with
+ * the secrets masked. *again is set when the class is not in this Kafka and it is not the last
+ * one to try. */
+static bx_status tool_run(const analyst_broker *b, const char *cls, bool last, const char *props,
+                          const char *argfile, const char *const *args, const char *password,
+                          const char *secret, bx_buf *out, bool *again, bx_error *err)
+{
+    *again = false;
+    bx_buf text;
+    bx_buf_init(&text, 0);
+    bx_status s = BX_OK;
+    /* Everything after the java options, the main class first: the launcher reads @files only
+     * up to the main class, so it must come from the file too. */
+    const char *head[] = {cls, "--bootstrap-server", b->brokers, "--command-config", props};
+    for (size_t i = 0; s == BX_OK && i < sizeof(head) / sizeof(head[0]); i++)
+        s = bx_buf_printf(&text, "\"%s\"\n", head[i]);
+    for (size_t i = 0; s == BX_OK && args[i]; i++)
+        s = bx_buf_printf(&text, "\"%s\"\n", args[i]);
+    if (s == BX_OK) {
         remove_private(argfile);
-        mask(out->data, password);
-        mask(out->data, secret);
-        if (s != BX_OK)
-            break;
-        if (code == 0)
-            break;
-        if (code == 127) {
-            s = BX_ERR(err, BX_EINVAL,
-                       "java could not be started (JAVA_HOME or PATH): Kafka's ConfigCommand "
-                       "needs a Java runtime");
-            break;
-        }
-        bool no_class = out->data && strstr(out->data, "Could not find or load main class");
-        if (no_class && c == 0)
-            continue; /* Kafka 4: the other class name */
-        char reason[320];
-        tool_reason(out->data, reason, sizeof(reason));
-        if (code == -1)
-            s = BX_ERR(err, BX_ETIMEOUT, "Kafka's ConfigCommand did not finish within %d s",
-                       TOOL_TIMEOUT_MS / 1000);
-        else if (out->data && strstr(out->data, "ResourceNotFoundException"))
-            s = BX_ERR(err, BX_ENOTFOUND, "Kafka's ConfigCommand: %s", reason);
-        else
-            s = BX_ERR(err, BX_EIO, "Kafka's ConfigCommand (exit %d): %s", code, reason);
-        break;
+        s = write_private(argfile, text.data, err);
     }
     if (text.data)
         explicit_bzero(text.data, text.len);
     bx_buf_free(&text);
+    int code = 0;
+    bx_buf_reset(out);
+    IFOK(s, run_java(b, argfile, out, &code, err));
     remove_private(argfile);
-    remove_private(props);
-    rmdir(dir);
-    explicit_bzero(password, strlen(password));
-    free(password);
+    mask(out->data, password);
+    mask(out->data, secret);
+    if (s != BX_OK || code == 0)
+        return s;
+    if (code == 127)
+        return BX_ERR(err, BX_EINVAL,
+                      "java could not be started (JAVA_HOME or PATH): Kafka's ConfigCommand "
+                      "needs a Java runtime");
+    if (!last && out->data && strstr(out->data, "Could not find or load main class")) {
+        *again = true; /* Kafka 4: the other class name */
+        return BX_OK;
+    }
+    char reason[320];
+    tool_reason(out->data, reason, sizeof(reason));
+    if (code == -1)
+        return BX_ERR(err, BX_ETIMEOUT, "Kafka's ConfigCommand did not finish within %d s",
+                      TOOL_TIMEOUT_MS / 1000);
+    if (out->data && strstr(out->data, "ResourceNotFoundException"))
+        return BX_ERR(err, BX_ENOTFOUND, "Kafka's ConfigCommand: %s", reason);
+    return BX_ERR(err, BX_EIO, "Kafka's ConfigCommand (exit %d): %s", code, reason);
+}
+
+/* One ConfigCommand on users: args (NULL-ended) after --bootstrap-server and --command-config;
+ * secret (may be NULL) is masked in what is shown besides the administrator's password. */
+static bx_status config_command(const analyst_broker *b, const char *const *args,
+                                const char *secret, bx_buf *out, bx_error *err)
+{
+    const char *user = NULL;
+    char *password = NULL;
+    bx_status s = tool_admin(b, &user, &password, err);
+    const char *tmp = getenv("TMPDIR");
+    char dir[PATH_MAX], props[PATH_MAX + 32], argfile[PATH_MAX + 32];
+    snprintf(dir, sizeof(dir), "%s/bxctl-analyst-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    bool made = s == BX_OK && mkdtemp(dir) != NULL; /* mode 700 */
+    if (s == BX_OK && !made)
+        s = BX_ERR(err, BX_EIO, "a private folder in %s: %s", tmp && *tmp ? tmp : "/tmp",
+                   strerror(errno));
+    snprintf(props, sizeof(props), "%s/admin.properties", dir);
+    snprintf(argfile, sizeof(argfile), "%s/config.args", dir);
+    IFOK(s, tool_properties(props, user, password, err));
+    bool again = true;
+    for (size_t c = 0; s == BX_OK && again && c < 2; c++)
+        s = tool_run(b, config_command_classes[c], c == 1, props, argfile, args, password, secret,
+                     out, &again, err);
+    if (made) {
+        remove_private(argfile);
+        remove_private(props);
+        rmdir(dir);
+    }
+    if (password) {
+        explicit_bzero(password, strlen(password));
+        free(password);
+    }
     return s;
 }
 
