@@ -112,39 +112,91 @@ static bx_status append_id(bx_buf *ids, const char *id)
     return bx_buf_printf(ids, "%s%s", ids->len > 1 ? "," : "", id);
 }
 
+/* The relay's options as bx_outbox_relay takes them. */
+static bx_status relay_opts_checked(const bx_outbox_relay_opts *opts, bx_error *err)
+{
+    bx_status checked = table_checked(opts->table, err);
+    if (checked != BX_OK)
+        return checked;
+    if (opts->max < 1 || opts->max > BX_OUTBOX_BATCH_MAX)
+        return BX_ERR(err, BX_EINVAL, "%s: relay batch must be 1 to %d, not %d", opts->table,
+                      BX_OUTBOX_BATCH_MAX, opts->max);
+    if (opts->timeout_ms < 0)
+        return BX_ERR(err, BX_EINVAL, "%s: relay timeout must be 0 ms or more, not %d", opts->table,
+                      opts->timeout_ms);
+    return BX_OK;
+}
+
+/* The relay's statements on its table: the rows waiting, and marking rows sent. The table is at
+ * most 2 * IDENT_MAX + 1 bytes, so the statements fit. */
+static void relay_statements(const bx_outbox_relay_opts *opts, char select_sql[320],
+                             char mark_sql[256])
+{
+    int len = snprintf(select_sql, 320,
+                       "SELECT id, topic, msg_key, payload FROM %s WHERE sent_at IS NULL "
+                       "ORDER BY id LIMIT $1::int%s",
+                       opts->table, opts->lock_rows ? " FOR UPDATE SKIP LOCKED" : "");
+    assert(len > 0 && len < 320);
+    len = snprintf(mark_sql, 256, "UPDATE %s SET sent_at = now() WHERE id = ANY($1::bigint[])",
+                   opts->table);
+    assert(len > 0 && len < 256);
+    (void)len;
+}
+
+/* Queues the n rows (id, topic, msg_key, payload) in order, each with its slot armed on wait,
+ * until the producer refuses one (*refused; the rows after it wait for the next relay, so the
+ * order holds); *queued counts those sent, the refused one included. */
+static void relay_queue(bx_producer *producer, PGresult *rows, int n, bx_delivery_wait *wait,
+                        bx_delivery_slot *slots, int *queued, bool *refused)
+{
+    for (*queued = 0; *queued < n; (*queued)++) {
+        int i = *queued;
+        const char *key = PQgetvalue(rows, i, 2), *payload = PQgetvalue(rows, i, 3);
+        bx_delivery_slot_arm(&slots[i], wait);
+        if (bx_producer_send(producer, PQgetvalue(rows, i, 1), key, strlen(key), payload,
+                             strlen(payload), bx_delivery_slot_done, &slots[i]) != BX_OK) {
+            /* done is not called for a refused message: settle the slot here. */
+            bx_delivery_slot_done(&slots[i], RD_KAFKA_RESP_ERR__FAIL);
+            *refused = true;
+            break;
+        }
+    }
+}
+
+/* Marks sent (mark_sql, ids built in ids) the rows whose queued messages were acknowledged;
+ * *acked counts them. Only the slots of queued messages count: the refused one failed, the ones
+ * after it were never armed (and calloc's zero reads as "no error"). */
+static bx_status relay_mark(PGconn *db, const char *mark_sql, PGresult *rows,
+                            const bx_delivery_slot *slots, int queued, bx_buf *ids, int *acked,
+                            bx_error *err)
+{
+    bx_status s = bx_buf_puts(ids, "{");
+    for (int i = 0; i < queued && s == BX_OK; i++)
+        if (slots[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            s = append_id(ids, PQgetvalue(rows, i, 0));
+            (*acked)++;
+        }
+    IFOK(s, bx_buf_puts(ids, "}"));
+    if (*acked > 0)
+        IFOK(s, bx_pg_command(db, mark_sql, 1, (const char *[]){ids->data}, NULL, err));
+    return s;
+}
+
 bx_status bx_outbox_relay(PGconn *db, bx_producer *producer, const bx_outbox_relay_opts *opts,
                           int *sent, bx_error *err)
 {
     assert(db != NULL && producer != NULL && opts != NULL && sent != NULL);
     *sent = 0;
-    bx_status checked = table_checked(opts->table, err);
+    bx_status checked = relay_opts_checked(opts, err);
     if (checked != BX_OK)
         return checked;
     const char *table = opts->table;
-    if (opts->max < 1 || opts->max > BX_OUTBOX_BATCH_MAX)
-        return BX_ERR(err, BX_EINVAL, "%s: relay batch must be 1 to %d, not %d", table,
-                      BX_OUTBOX_BATCH_MAX, opts->max);
-    if (opts->timeout_ms < 0)
-        return BX_ERR(err, BX_EINVAL, "%s: relay timeout must be 0 ms or more, not %d", table,
-                      opts->timeout_ms);
-
-    /* The table is at most 2 * IDENT_MAX + 1 bytes, so the statements fit. */
     char select_sql[320], mark_sql[256], lock_text[24], max_text[16];
-    int len = snprintf(select_sql, sizeof(select_sql),
-                       "SELECT id, topic, msg_key, payload FROM %s WHERE sent_at IS NULL "
-                       "ORDER BY id LIMIT $1::int%s",
-                       table, opts->lock_rows ? " FOR UPDATE SKIP LOCKED" : "");
-    assert(len > 0 && (size_t)len < sizeof(select_sql));
-    len = snprintf(mark_sql, sizeof(mark_sql),
-                   "UPDATE %s SET sent_at = now() WHERE id = ANY($1::bigint[])", table);
-    assert(len > 0 && (size_t)len < sizeof(mark_sql));
-    (void)len;
+    relay_statements(opts, select_sql, mark_sql);
     snprintf(lock_text, sizeof(lock_text), "%" PRId64, opts->lock_key);
     snprintf(max_text, sizeof(max_text), "%d", opts->max);
-    const char *lock_params[] = {lock_text};
-    const char *select_params[] = {max_text};
 
-    PGresult *lock = NULL, *rows = NULL, *marked = NULL;
+    PGresult *lock = NULL, *rows = NULL;
     bx_delivery_wait *wait = NULL;
     bx_delivery_slot *slots = NULL;
     bx_buf ids;
@@ -153,11 +205,11 @@ bx_status bx_outbox_relay(PGconn *db, bx_producer *producer, const bx_outbox_rel
     bool refused = false;
 
     bx_status s = bx_pg_exec(db, "BEGIN", err);
-    IFOK(s, bx_pg_query(db, "SELECT pg_try_advisory_xact_lock($1::bigint)", 1, lock_params, &lock,
-                        err));
+    IFOK(s, bx_pg_query(db, "SELECT pg_try_advisory_xact_lock($1::bigint)", 1,
+                        (const char *[]){lock_text}, &lock, err));
     if (s == BX_OK && strcmp(PQgetvalue(lock, 0, 0), "t") != 0)
         goto out; /* another relay is sending: nothing to do here */
-    IFOK(s, bx_pg_query(db, select_sql, 1, select_params, &rows, err));
+    IFOK(s, bx_pg_query(db, select_sql, 1, (const char *[]){max_text}, &rows, err));
     if (s != BX_OK || PQntuples(rows) == 0)
         goto out;
     n = PQntuples(rows);
@@ -167,18 +219,7 @@ bx_status bx_outbox_relay(PGconn *db, bx_producer *producer, const bx_outbox_rel
         s = BX_ERR(err, BX_ENOMEM, "%s: no memory for %d outbox deliveries", table, n);
         goto out;
     }
-    for (; queued < n; queued++) {
-        const char *key = PQgetvalue(rows, queued, 2), *payload = PQgetvalue(rows, queued, 3);
-        bx_delivery_slot_arm(&slots[queued], wait);
-        if (bx_producer_send(producer, PQgetvalue(rows, queued, 1), key, strlen(key), payload,
-                             strlen(payload), bx_delivery_slot_done, &slots[queued]) != BX_OK) {
-            /* done is not called for a refused message: settle the slot here. The rows after it
-             * wait for the next relay, so the order holds. */
-            bx_delivery_slot_done(&slots[queued], RD_KAFKA_RESP_ERR__FAIL);
-            refused = true;
-            break;
-        }
-    }
+    relay_queue(producer, rows, n, wait, slots, &queued, &refused);
     if (bx_delivery_wait_all(wait, opts->timeout_ms) != BX_OK) {
         /* Deliveries still in flight will write into the slots later: they must stay allocated,
          * so they are left to the producer (a small leak on a rare path, not a crash). */
@@ -190,18 +231,7 @@ bx_status bx_outbox_relay(PGconn *db, bx_producer *producer, const bx_outbox_rel
     }
     if (opts->acked_hook)
         opts->acked_hook(opts->acked_hook_arg);
-    /* Only the slots of queued messages: the refused one failed, the ones after it were never
-     * armed (and calloc's zero reads as "no error"). */
-    IFOK(s, bx_buf_puts(&ids, "{"));
-    for (int i = 0; i < queued && s == BX_OK; i++)
-        if (slots[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            s = append_id(&ids, PQgetvalue(rows, i, 0));
-            acked++;
-        }
-    IFOK(s, bx_buf_puts(&ids, "}"));
-    const char *mark_params[] = {ids.data};
-    if (acked > 0)
-        IFOK(s, bx_pg_query(db, mark_sql, 1, mark_params, &marked, err));
+    s = relay_mark(db, mark_sql, rows, slots, queued, &ids, &acked, err);
     if (s == BX_OK && acked < n)
         s = BX_ERR(err, BX_ETRANSIENT, "%s: %d of %d messages not acknowledged, kept%s", table,
                    n - acked, n,
@@ -222,7 +252,6 @@ out:
     *sent = acked;
     PQclear(lock);
     PQclear(rows);
-    PQclear(marked);
     free(slots);
     bx_delivery_wait_free(wait);
     bx_buf_free(&ids);
