@@ -319,6 +319,49 @@ static bx_status out_of_memory(struct scanner *s)
 
 /* Checks the string literal at pos (which is '"'); appends its decoded bytes to decoded unless
  * decoded is NULL. */
+/* A \\u escape at pos (and its low surrogate after it): *cp the code point, *n the bytes read. */
+static bx_status scan_u_escape(struct scanner *s, uint32_t *cp, size_t *n)
+{
+    long u = read_u_escape(s, s->pos);
+    if (u < 0)
+        return fail_at(s, s->pos, "invalid \\u escape: expected 4 hex digits");
+    *n = 6;
+    if (u == 0)
+        return fail_at(s, s->pos, "\\u0000 is not allowed in strings");
+    if (u >= 0xDC00 && u <= 0xDFFF)
+        return fail_at(s, s->pos, "unpaired surrogate \\u%04lX", u);
+    if (u >= 0xD800 && u <= 0xDBFF) {
+        long low = read_u_escape(s, s->pos + 6);
+        if (low < 0xDC00 || low > 0xDFFF)
+            return fail_at(s, s->pos, "unpaired surrogate \\u%04lX", u);
+        u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00);
+        *n = 12;
+    }
+    *cp = (uint32_t)u;
+    return BX_OK;
+}
+
+/* The escape whose backslash is at pos, in a string that began at start: *cp the code point, *n
+ * the bytes read. */
+static bx_status scan_escape(struct scanner *s, size_t start, uint32_t *cp, size_t *n)
+{
+    if (s->pos + 1 >= s->len)
+        return fail_at(s, start, "unterminated string");
+    static const char named[] = "\"\\/bfnrt", meaning[] = "\"\\/\b\f\n\r\t";
+    unsigned char e = s->text[s->pos + 1];
+    const char *at = e ? strchr(named, e) : NULL;
+    if (at) {
+        *cp = (unsigned char)meaning[at - named];
+        *n = 2;
+        return BX_OK;
+    }
+    if (e == 'u')
+        return scan_u_escape(s, cp, n);
+    char found[32];
+    describe_at(s, s->pos + 1, found, sizeof(found));
+    return fail_at(s, s->pos, "invalid escape: backslash followed by %s", found);
+}
+
 static bx_status scan_string(struct scanner *s, bx_buf *decoded)
 {
     size_t start = s->pos;
@@ -328,62 +371,15 @@ static bx_status scan_string(struct scanner *s, bx_buf *decoded)
         if (s->pos >= s->len)
             return fail_at(s, start, "unterminated string");
         unsigned char c = s->text[s->pos];
-        uint32_t cp;
+        uint32_t cp = 0;
         size_t n = 1;
         if (c == '"') {
             s->pos++;
             return BX_OK;
         } else if (c == '\\') {
-            if (s->pos + 1 >= s->len)
-                return fail_at(s, start, "unterminated string");
-            unsigned char e = s->text[s->pos + 1];
-            n = 2;
-            switch (e) {
-            case '"':
-            case '\\':
-            case '/':
-                cp = e;
-                break;
-            case 'b':
-                cp = '\b';
-                break;
-            case 'f':
-                cp = '\f';
-                break;
-            case 'n':
-                cp = '\n';
-                break;
-            case 'r':
-                cp = '\r';
-                break;
-            case 't':
-                cp = '\t';
-                break;
-            case 'u': {
-                long u = read_u_escape(s, s->pos);
-                if (u < 0)
-                    return fail_at(s, s->pos, "invalid \\u escape: expected 4 hex digits");
-                n = 6;
-                if (u == 0)
-                    return fail_at(s, s->pos, "\\u0000 is not allowed in strings");
-                if (u >= 0xDC00 && u <= 0xDFFF)
-                    return fail_at(s, s->pos, "unpaired surrogate \\u%04lX", u);
-                if (u >= 0xD800 && u <= 0xDBFF) {
-                    long low = read_u_escape(s, s->pos + 6);
-                    if (low < 0xDC00 || low > 0xDFFF)
-                        return fail_at(s, s->pos, "unpaired surrogate \\u%04lX", u);
-                    u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00);
-                    n = 12;
-                }
-                cp = (uint32_t)u;
-                break;
-            }
-            default: {
-                char found[32];
-                describe_at(s, s->pos + 1, found, sizeof(found));
-                return fail_at(s, s->pos, "invalid escape: backslash followed by %s", found);
-            }
-            }
+            bx_status st = scan_escape(s, start, &cp, &n);
+            if (st != BX_OK)
+                return st;
             if (decoded && put_utf8(decoded, cp) != BX_OK)
                 return out_of_memory(s);
             s->pos += n;
