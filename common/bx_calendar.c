@@ -1,6 +1,7 @@
 /* bx_calendar: civil dates, Asia/Shanghai time, and a school calendar answering "is this a school
  * day" and "how many school days" in O(1) from a prefix count kept current at every mutation. */
 #include "bx_calendar.h"
+#include "bx_json.h" /* bx_utf8_valid */
 
 #include <assert.h>
 #include <errno.h>
@@ -478,40 +479,6 @@ bx_status bx_calendar_set_day(bx_calendar *c, bx_date d, bx_day_kind kind)
 
 /* ---- the CSV of special days ---- */
 
-static bool utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int n;
-        uint32_t cp;
-        if (*p < 0x80) {
-            p++;
-            continue;
-        } else if ((*p & 0xe0) == 0xc0) {
-            n = 1;
-            cp = *p & 0x1f;
-        } else if ((*p & 0xf0) == 0xe0) {
-            n = 2;
-            cp = *p & 0x0f;
-        } else if ((*p & 0xf8) == 0xf0) {
-            n = 3;
-            cp = *p & 0x07;
-        } else {
-            return false;
-        }
-        for (int i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
-        if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        p += n + 1;
-    }
-    return true;
-}
-
 typedef struct csv_row {
     bx_date date;
     bx_day_kind kind;
@@ -544,29 +511,72 @@ static int split_fields(char *line, char **fields, int max)
     return n;
 }
 
-bx_status bx_calendar_load_days_csv(bx_calendar *c, const char *path, bx_error *err)
+/* One data line of the file (text, in place) as a row: BX_EINVAL naming path:line and the
+ * field. */
+static bx_status day_row_parse(const char *path, int line_no, char *text, csv_row *row,
+                               bx_error *err)
 {
-    bx_status s = BX_EINVAL;
-    csv_row *rows = NULL;
-    size_t row_count = 0, row_cap = 0;
+    char *field[3];
+    int n = split_fields(text, field, 3);
+    if (n != 3)
+        return BX_ERR(err, BX_EINVAL, "%s:%d: expected 3 fields (date,kind,name), got %d", path,
+                      line_no, n);
+    *row = (csv_row){.line = line_no};
+    if (bx_date_parse(field[0], &row->date) != BX_OK)
+        return BX_ERR(err, BX_EINVAL, "%s:%d: date: expected YYYY-MM-DD in %d..%d, got \"%.*s\"",
+                      path, line_no, YEAR_MIN, YEAR_MAX, SHOWN_VALUE, field[0]);
+    if (strcmp(field[1], "holiday") == 0)
+        row->kind = BX_DAY_HOLIDAY;
+    else if (strcmp(field[1], "makeup_workday") == 0)
+        row->kind = BX_DAY_MAKEUP_WORKDAY;
+    else if (strcmp(field[1], "closure") == 0)
+        row->kind = BX_DAY_CLOSURE;
+    else
+        return BX_ERR(err, BX_EINVAL,
+                      "%s:%d: kind: expected holiday, makeup_workday or closure, got \"%.*s\"",
+                      path, line_no, SHOWN_VALUE, field[1]);
+    if (field[2][0] == '\0' || !bx_utf8_valid(field[2], strlen(field[2])))
+        return BX_ERR(err, BX_EINVAL, "%s:%d: name: expected non-empty UTF-8 text", path, line_no);
+    return BX_OK;
+}
+
+/* The rows read so far, growing up to SPECIAL_MAX. */
+typedef struct day_rows {
+    csv_row *rows;
+    size_t count, cap;
+} day_rows;
+
+static bx_status day_rows_add(day_rows *r, csv_row row, const char *path, bx_error *err)
+{
+    if (r->count == r->cap) {
+        if (r->cap >= SPECIAL_MAX)
+            return BX_ERR(err, BX_ENOMEM, "%s:%d: more than %d days", path, row.line, SPECIAL_MAX);
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        csv_row *grown = realloc(r->rows, cap * sizeof(csv_row));
+        if (grown == NULL)
+            return BX_ERR(err, BX_ENOMEM, "%s:%d: out of memory", path, row.line);
+        r->rows = grown;
+        r->cap = cap;
+    }
+    r->rows[r->count++] = row;
+    return BX_OK;
+}
+
+/* Every line of the open file f: the header "date,kind,name" first, then the rows. Blank lines,
+ * a UTF-8 byte order mark and CRLF line ends are fine. */
+static bx_status day_rows_read(FILE *f, const char *path, day_rows *r, bx_error *err)
+{
     char line[CSV_LINE_MAX + 2];
     int line_no = 0;
-
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        s = BX_ERR(err, BX_EIO, "%s: cannot open: %s", path, strerror(errno));
-        goto out;
-    }
     bool header_seen = false;
-    while (fgets(line, sizeof(line), f) != NULL) {
+    bx_status s = BX_OK;
+    while (s == BX_OK && fgets(line, sizeof(line), f) != NULL) {
         line_no++;
         size_t len = strlen(line);
         bool complete = len > 0 && line[len - 1] == '\n';
-        if (!complete && !feof(f)) {
-            s = BX_ERR(err, BX_EINVAL, "%s:%d: line longer than %d bytes or holding a NUL byte",
-                       path, line_no, CSV_LINE_MAX);
-            goto out;
-        }
+        if (!complete && !feof(f))
+            return BX_ERR(err, BX_EINVAL, "%s:%d: line longer than %d bytes or holding a NUL byte",
+                          path, line_no, CSV_LINE_MAX);
         if (complete)
             line[--len] = '\0';
         if (len > 0 && line[len - 1] == '\r')
@@ -576,100 +586,61 @@ bx_status bx_calendar_load_days_csv(bx_calendar *c, const char *path, bx_error *
             text += 3; /* a UTF-8 byte order mark, as spreadsheets write */
         if (text[0] == '\0')
             continue;
-        if (!header_seen) {
-            if (strcmp(text, "date,kind,name") != 0) {
-                s = BX_ERR(err, BX_EINVAL,
-                           "%s:%d: header: expected \"date,kind,name\", got \"%.*s\"", path,
-                           line_no, SHOWN_VALUE, text);
-                goto out;
-            }
+        if (header_seen) {
+            csv_row row = {0};
+            s = day_row_parse(path, line_no, text, &row, err);
+            IFOK(s, day_rows_add(r, row, path, err));
+        } else if (strcmp(text, "date,kind,name") == 0) {
             header_seen = true;
-            continue;
-        }
-
-        char *field[3];
-        int n = split_fields(text, field, 3);
-        if (n != 3) {
-            s = BX_ERR(err, BX_EINVAL, "%s:%d: expected 3 fields (date,kind,name), got %d", path,
-                       line_no, n);
-            goto out;
-        }
-        csv_row row = {.line = line_no};
-        if (bx_date_parse(field[0], &row.date) != BX_OK) {
-            s = BX_ERR(err, BX_EINVAL, "%s:%d: date: expected YYYY-MM-DD in %d..%d, got \"%.*s\"",
-                       path, line_no, YEAR_MIN, YEAR_MAX, SHOWN_VALUE, field[0]);
-            goto out;
-        }
-        if (strcmp(field[1], "holiday") == 0) {
-            row.kind = BX_DAY_HOLIDAY;
-        } else if (strcmp(field[1], "makeup_workday") == 0) {
-            row.kind = BX_DAY_MAKEUP_WORKDAY;
-        } else if (strcmp(field[1], "closure") == 0) {
-            row.kind = BX_DAY_CLOSURE;
         } else {
-            s = BX_ERR(err, BX_EINVAL,
-                       "%s:%d: kind: expected holiday, makeup_workday or closure, got \"%.*s\"",
-                       path, line_no, SHOWN_VALUE, field[1]);
-            goto out;
+            return BX_ERR(err, BX_EINVAL,
+                          "%s:%d: header: expected \"date,kind,name\", got \"%.*s\"", path, line_no,
+                          SHOWN_VALUE, text);
         }
-        if (field[2][0] == '\0' || !utf8_valid(field[2])) {
-            s = BX_ERR(err, BX_EINVAL, "%s:%d: name: expected non-empty UTF-8 text", path, line_no);
-            goto out;
-        }
-        if (row_count == row_cap) {
-            if (row_cap >= SPECIAL_MAX) {
-                s = BX_ERR(err, BX_ENOMEM, "%s:%d: more than %d days", path, line_no, SPECIAL_MAX);
-                goto out;
-            }
-            size_t cap = row_cap ? row_cap * 2 : 64;
-            csv_row *grown = realloc(rows, cap * sizeof(csv_row));
-            if (grown == NULL) {
-                s = BX_ERR(err, BX_ENOMEM, "%s:%d: out of memory", path, line_no);
-                goto out;
-            }
-            rows = grown;
-            row_cap = cap;
-        }
-        rows[row_count++] = row;
     }
-    if (ferror(f)) {
-        s = BX_ERR(err, BX_EIO, "%s:%d: read error", path, line_no);
-        goto out;
-    }
-    if (!header_seen) {
-        s = BX_ERR(err, BX_EINVAL, "%s:1: header: expected \"date,kind,name\", file is empty",
-                   path);
-        goto out;
-    }
+    if (s == BX_OK && ferror(f))
+        return BX_ERR(err, BX_EIO, "%s:%d: read error", path, line_no);
+    if (s == BX_OK && !header_seen)
+        return BX_ERR(err, BX_EINVAL, "%s:1: header: expected \"date,kind,name\", file is empty",
+                      path);
+    return s;
+}
 
-    /* A date listed twice is a mistake in the file, not a replacement. */
-    if (row_count > 1) /* qsort wants a non-null array even for zero rows */
-        qsort(rows, row_count, sizeof(csv_row), compare_rows);
-    for (size_t i = 1; i < row_count; i++) {
-        if (rows[i].date == rows[i - 1].date) {
+/* A date listed twice is a mistake in the file, not a replacement (rows sorted by date here). */
+static bx_status day_rows_unique(const char *path, day_rows *r, bx_error *err)
+{
+    if (r->count > 1) /* qsort wants a non-null array even for zero rows */
+        qsort(r->rows, r->count, sizeof(csv_row), compare_rows);
+    for (size_t i = 1; i < r->count; i++) {
+        if (r->rows[i].date == r->rows[i - 1].date) {
             char shown[11];
-            bx_date_format(rows[i].date, shown);
-            s = BX_ERR(err, BX_EINVAL, "%s:%d: date: %s already listed on line %d", path,
-                       rows[i].line, shown, rows[i - 1].line);
-            goto out;
+            bx_date_format(r->rows[i].date, shown);
+            return BX_ERR(err, BX_EINVAL, "%s:%d: date: %s already listed on line %d", path,
+                          r->rows[i].line, shown, r->rows[i - 1].line);
         }
     }
+    return BX_OK;
+}
 
+bx_status bx_calendar_load_days_csv(bx_calendar *c, const char *path, bx_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return BX_ERR(err, BX_EIO, "%s: cannot open: %s", path, strerror(errno));
+    day_rows r = {0};
+    bx_status s = day_rows_read(f, path, &r, err);
+    fclose(f);
+    IFOK(s, day_rows_unique(path, &r, err));
     /* Apply all or nothing: the whole file parsed, and room is reserved before any change. */
-    if (reserve_days(c, row_count) != BX_OK) {
+    if (s == BX_OK && reserve_days(c, r.count) != BX_OK)
         s = BX_ERR(err, BX_ENOMEM, "%s: too many special days for one calendar (max %d)", path,
                    SPECIAL_MAX);
-        goto out;
+    if (s == BX_OK) {
+        for (size_t i = 0; i < r.count; i++)
+            put_day(c, r.rows[i].date, r.rows[i].kind);
+        recount(c);
     }
-    for (size_t i = 0; i < row_count; i++)
-        put_day(c, rows[i].date, rows[i].kind);
-    recount(c);
-    s = BX_OK;
-
-out:
-    if (f != NULL)
-        fclose(f);
-    free(rows);
+    free(r.rows);
     return s;
 }
 
