@@ -190,18 +190,15 @@ static int analyst_create(bxctl_ctx *ctx, PGconn *db, const analyst_broker *brok
 
 static int analyst_list(PGconn *db)
 {
-    PGresult *res = NULL;
-    bx_error err = {0};
-    if (bx_pg_query(db,
-                    "SELECT name, principal, group_prefix, " BXCTL_ISO(
-                        "created_at") ", "
-                                      "coalesce(" BXCTL_ISO(
-                                          "applied_at") ", '-'), disabled_at IS NOT NULL "
-                                                        "FROM analytics.analyst ORDER BY name",
-                    0, NULL, &res, &err) != BX_OK) {
-        fprintf(stderr, "bxctl analyst list: %s\n", err.msg);
+    PGresult *res = bxctl_query(
+        db, "bxctl analyst list",
+        "SELECT name, principal, group_prefix, " BXCTL_ISO("created_at") ", coalesce(" BXCTL_ISO(
+            "applied_at") ", '-'), "
+                          "disabled_at IS NOT NULL FROM analytics.analyst "
+                          "ORDER BY name",
+        0, NULL);
+    if (res == NULL)
         return 1;
-    }
     static const bxctl_column cols[] = {{"name", 20, false},
                                         {"principal", 28, false},
                                         {"created_at", 25, false},

@@ -29,10 +29,8 @@ int bxctl_audit(bxctl_ctx *ctx, int argc, char **argv)
     if (db == NULL)
         return 1;
     const char *params[] = {staff, student, since, limit};
-    PGresult *res = NULL;
-    bx_error err = {0};
-    bx_status s = bx_pg_query(
-        db,
+    PGresult *res = bxctl_query(
+        db, "bxctl audit",
         "SELECT " BXCTL_ISO(
             "at") ", staff_id, action, coalesce(student_id, '-'), detail, "
                   "client_addr FROM console.audit WHERE ($1::text IS NULL OR staff_id = $1) "
@@ -40,9 +38,8 @@ int bxctl_audit(bxctl_ctx *ctx, int argc, char **argv)
                   "AND ($3::date IS NULL OR at >= ($3::date::timestamp AT TIME ZONE "
                   "'Asia/Shanghai')) "
                   "ORDER BY at, id LIMIT $4::bigint",
-        4, params, &res, &err);
-    if (s != BX_OK) {
-        fprintf(stderr, "bxctl audit: %s\n", err.msg);
+        4, params);
+    if (res == NULL) {
         PQfinish(db);
         return 1;
     }

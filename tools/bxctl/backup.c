@@ -164,12 +164,9 @@ static int same_file(const char *a, const char *b)
 /* The one value of a query, copied to out ("" for none). */
 static int query_value(PGconn *db, const char *sql, char *out, size_t size)
 {
-    PGresult *res = NULL;
-    bx_error err = {0};
-    if (bx_pg_query(db, sql, 0, NULL, &res, &err) != BX_OK) {
-        fprintf(stderr, "bxctl: %s\n", err.msg);
+    PGresult *res = bxctl_query(db, "bxctl", sql, 0, NULL);
+    if (res == NULL)
         return -1;
-    }
     snprintf(out, size, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
     PQclear(res);
     return 0;

@@ -126,6 +126,9 @@ bool bxctl_number(const char *cmd, const char *option, const char *text, long lo
 /* A command's output: out to stdout when st is BX_OK, else "<cmd>: out of memory" on stderr.
  * Frees out; returns the exit code (0 or 1). */
 int bxctl_print(bx_buf *out, bx_status st, const char *cmd);
+/* The rows of a parameterised query (caller PQclear), or NULL after printing "<cmd>: <why>". */
+PGresult *bxctl_query(PGconn *db, const char *cmd, const char *sql, int nparams,
+                      const char *const *params);
 /* A column of a text table: its heading and width (cells are padded to it; the last column is
  * not), and whether a longer cell is cut to the width (headings never are). */
 typedef struct bxctl_column {

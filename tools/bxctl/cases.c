@@ -275,14 +275,12 @@ static int case_list(bxctl_ctx *ctx, int argc, char **argv)
                             overdue ? "true" : "false",
                             now,
                             attention ? "true" : "false"};
-    PGresult *res = NULL;
-    bx_error err = {0};
     int rc = 1;
-    if (bx_pg_query(db, names ? list_sql_names : list_sql, 7, params, &res, &err) != BX_OK)
-        fprintf(stderr, "bxctl case list: %s\n", err.msg);
-    else if (json)
+    PGresult *res =
+        bxctl_query(db, "bxctl case list", names ? list_sql_names : list_sql, 7, params);
+    if (res && json) {
         rc = print_list_json(res, names, attention);
-    else {
+    } else if (res) {
         print_list_text(res, names, attention);
         rc = 0;
     }

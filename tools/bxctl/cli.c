@@ -1,6 +1,7 @@
 /* cli.c: what bxctl's commands share on the command line: options read from a table, whole
  * numbers in bounds, a command's output buffer, and text tables. */
 #include "bxctl.h"
+#include "bx_pg.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -56,6 +57,18 @@ int bxctl_print(bx_buf *out, bx_status st, const char *cmd)
         fprintf(stderr, "%s: out of memory\n", cmd);
     bx_buf_free(out);
     return st == BX_OK ? 0 : 1;
+}
+
+PGresult *bxctl_query(PGconn *db, const char *cmd, const char *sql, int nparams,
+                      const char *const *params)
+{
+    PGresult *res = NULL;
+    bx_error err = {0};
+    if (bx_pg_query(db, sql, nparams, params, &res, &err) != BX_OK) {
+        fprintf(stderr, "%s: %s\n", cmd, err.msg);
+        return NULL;
+    }
+    return res;
 }
 
 void bxctl_table_row(const bxctl_column *cols, size_t n, const char *gap, const char *const *cells)

@@ -8,6 +8,25 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A write of registry.credential (sql with its params) that must touch a row, none being
+ * BX_ENOTFOUND with the message none_why, then the registry marked changed so bx-ingest reloads
+ * its credentials. 0, or 1 after printing "<cmd>: <why>". */
+static int credential_write(PGconn *db, const char *cmd, const char *sql, int nparams,
+                            const char *const *params, const char *none_why)
+{
+    long long rows = 0;
+    bx_error err = {0};
+    bx_status s = bx_pg_command(db, sql, nparams, params, &rows, &err);
+    if (s == BX_OK && rows == 0)
+        s = BX_ERR(&err, BX_ENOTFOUND, "%s", none_why);
+    IFOK(s, bx_registry_revision_bump(db, &err));
+    if (s != BX_OK) {
+        fprintf(stderr, "%s: %s\n", cmd, err.msg);
+        return 1;
+    }
+    return 0;
+}
+
 static int key_create(PGconn *db, const char *school, const char *label)
 {
     if (!bx_id_valid(school)) {
@@ -23,21 +42,14 @@ static int key_create(PGconn *db, const char *school, const char *label)
     bx_hex_encode(id_bytes, sizeof(id_bytes), id);
     bx_hex_encode(secret, sizeof(secret), secret_hex);
     bx_sha256_hex(secret_hex, 64, hash_param + 2);
-    const char *params[] = {id, school, hash_param, label};
-    long long added = 0;
-    bx_error err = {0};
-    bx_status s = bx_pg_command(db,
-                                "INSERT INTO registry.credential (id, school_id, secret_hash, "
-                                "label) SELECT $1, $2, $3::bytea, $4 WHERE EXISTS "
-                                "(SELECT 1 FROM registry.school WHERE id = $2)",
-                                4, params, &added, &err);
-    if (s == BX_OK && added == 0)
-        s = BX_ERR(&err, BX_ENOTFOUND, "no school \"%s\" in the registry", school);
-    IFOK(s, bx_registry_revision_bump(db, &err));
-    if (s != BX_OK) {
-        fprintf(stderr, "bxctl key create: %s\n", err.msg);
+    char why[80];
+    snprintf(why, sizeof(why), "no school \"%s\" in the registry", school);
+    if (credential_write(db, "bxctl key create",
+                         "INSERT INTO registry.credential (id, school_id, secret_hash, label) "
+                         "SELECT $1, $2, $3::bytea, $4 WHERE EXISTS "
+                         "(SELECT 1 FROM registry.school WHERE id = $2)",
+                         4, (const char *[]){id, school, hash_param, label}, why) != 0)
         return 1;
-    }
     /* The only time the secret is shown: it is not stored anywhere. */
     printf("bxk_%s_%s\n", id, secret_hex);
     fprintf(stderr,
@@ -49,17 +61,14 @@ static int key_create(PGconn *db, const char *school, const char *label)
 
 static int key_list(PGconn *db, const char *school)
 {
-    const char *params[] = {school};
-    PGresult *res = NULL;
-    bx_error err = {0};
-    if (bx_pg_query(db,
+    PGresult *res =
+        bxctl_query(db, "bxctl key list",
                     "SELECT id, school_id, label, created_at, coalesce(revoked_at::text, '') "
                     "FROM registry.credential WHERE $1::text IS NULL OR school_id = $1 "
                     "ORDER BY school_id, created_at",
-                    1, params, &res, &err) != BX_OK) {
-        fprintf(stderr, "bxctl key list: %s\n", err.msg);
+                    1, (const char *[]){school});
+    if (res == NULL)
         return 1;
-    }
     static const bxctl_column cols[] = {{"key_id", 16, false},
                                         {"school_id", 12, false},
                                         {"created_at", 25, true},
@@ -76,20 +85,13 @@ static int key_list(PGconn *db, const char *school)
 
 static int key_revoke(PGconn *db, const char *id)
 {
-    const char *params[] = {id};
-    long long revoked = 0;
-    bx_error err = {0};
-    bx_status s = bx_pg_command(db,
-                                "UPDATE registry.credential SET revoked_at = now() "
-                                "WHERE id = $1 AND revoked_at IS NULL",
-                                1, params, &revoked, &err);
-    if (s == BX_OK && revoked == 0)
-        s = BX_ERR(&err, BX_ENOTFOUND, "no active credential \"%s\"", id);
-    IFOK(s, bx_registry_revision_bump(db, &err));
-    if (s != BX_OK) {
-        fprintf(stderr, "bxctl key revoke: %s\n", err.msg);
+    char why[80];
+    snprintf(why, sizeof(why), "no active credential \"%s\"", id);
+    if (credential_write(db, "bxctl key revoke",
+                         "UPDATE registry.credential SET revoked_at = now() "
+                         "WHERE id = $1 AND revoked_at IS NULL",
+                         1, (const char *[]){id}, why) != 0)
         return 1;
-    }
     printf("revoked %s\n", id);
     return 0;
 }

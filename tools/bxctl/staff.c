@@ -138,16 +138,15 @@ typedef struct invitee {
  * query failed), else 0. */
 static int invitee_read(PGconn *db, const char *cmd, const char *staff_id, invitee *who)
 {
-    bx_error err = {0};
-    PGresult *res = NULL;
-    if (bx_pg_query(db,
-                    "SELECT st.role, coalesce(st.phone, ''), coalesce(a.state, '') "
-                    "FROM registry.staff st LEFT JOIN console.account a ON "
-                    "a.staff_id = st.id WHERE st.id = $1",
-                    1, (const char *[]){staff_id}, &res, &err) != BX_OK) {
-        fprintf(stderr, "bxctl staff %s: %s\n", cmd, err.msg);
+    char what[32];
+    snprintf(what, sizeof(what), "bxctl staff %s", cmd);
+    PGresult *res = bxctl_query(db, what,
+                                "SELECT st.role, coalesce(st.phone, ''), coalesce(a.state, '') "
+                                "FROM registry.staff st LEFT JOIN console.account a ON "
+                                "a.staff_id = st.id WHERE st.id = $1",
+                                1, (const char *[]){staff_id});
+    if (res == NULL)
         return 1;
-    }
     int rc = PQntuples(res) == 1 ? 0 : 1;
     if (rc == 0) {
         snprintf(who->role, sizeof(who->role), "%s", PQgetvalue(res, 0, 0));
@@ -164,24 +163,20 @@ static int invitee_read(PGconn *db, const char *cmd, const char *staff_id, invit
 static int invite_refused(const char *cmd, const char *staff_id, const invitee *who, bool reset,
                           bool print)
 {
-    if (!reset && strcmp(who->state, "active") == 0) {
-        fprintf(stderr,
-                "bxctl staff invite: %s already has an active account (reset makes a "
-                "new code)\n",
-                staff_id);
-        return 1;
-    }
-    if (!reset && strcmp(who->state, "disabled") == 0) {
-        fprintf(stderr,
-                "bxctl staff invite: %s's account is disabled (reset enables it again "
-                "with a new code)\n",
-                staff_id);
-        return 1;
-    }
-    if (reset && who->state[0] == '\0') {
-        fprintf(stderr, "bxctl staff reset: %s has no account (invite makes one)\n", staff_id);
-        return 1;
-    }
+    /* The account states each command refuses, and why. */
+    static const struct {
+        bool reset;
+        const char *state, *why;
+    } refused[] = {
+        {false, "active", " already has an active account (reset makes a new code)"},
+        {false, "disabled", "'s account is disabled (reset enables it again with a new code)"},
+        {true, "", " has no account (invite makes one)"},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (refused[i].reset == reset && strcmp(who->state, refused[i].state) == 0) {
+            fprintf(stderr, "bxctl staff %s: %s%s\n", cmd, staff_id, refused[i].why);
+            return 1;
+        }
     bool addressable = false;
     for (size_t i = 0; notify_roles[i]; i++)
         addressable = addressable || strcmp(notify_roles[i], who->role) == 0;
@@ -295,11 +290,8 @@ static int disable(PGconn *db, const char *staff_id)
 
 static int list(PGconn *db, const char *school)
 {
-    bx_error err = {0};
-    PGresult *res = NULL;
-    const char *params[] = {school};
-    bx_status s = bx_pg_query(
-        db,
+    PGresult *res = bxctl_query(
+        db, "bxctl staff list",
         "SELECT st.id, st.role, coalesce(st.school_id, st.township_code, "
         "st.county_code, st.area_code, ''), coalesce(a.state, 'none'), "
         "coalesce(" BXCTL_ISO(
@@ -313,11 +305,9 @@ static int list(PGconn *db, const char *school)
                                                       "console.account a ON a.staff_id = st.id "
                                                       "WHERE $1::text IS NULL OR st.school_id = "
                                                       "$1 ORDER BY st.id",
-        1, params, &res, &err);
-    if (s != BX_OK) {
-        fprintf(stderr, "bxctl staff list: %s\n", err.msg);
+        1, (const char *[]){school});
+    if (res == NULL)
         return 1;
-    }
     static const bxctl_column cols[] = {{"staff_id", 20, false},   {"role", 17, false},
                                         {"place", 12, false},      {"account", 9, false},
                                         {"changed", 16, false},    {"sessions", 8, false},
