@@ -7,6 +7,7 @@
  * bench/escalate/run.sh against a scratch database; not a test. */
 #include "bx_pg.h"
 #include "outbox.h"
+#include "store.h"
 #include "timers.h"
 
 #include <inttypes.h>
@@ -277,12 +278,6 @@ static void event_rows(mem *m)
 
 /* ---- firing ---- */
 
-/* A batch's rows as the set variant queues them (one statement per table at the flush). */
-typedef struct queued {
-    mem case_ids, event_ids, payloads, task_keys;
-    int count;
-} queued;
-
 typedef struct worker {
     pthread_t thread;
     int round, index;
@@ -290,7 +285,7 @@ typedef struct worker {
     char owner[64];
     long long fired, conflicts, failures, claims, seq;
     double claim_s;
-    queued q;
+    escalate_store_batch *queue; /* the set variant's */
     char error[600];
 } worker;
 
@@ -331,72 +326,32 @@ static bx_status fire_overdue(PGconn *db, const timers_timer *timer, void *arg, 
     return s;
 }
 
-/* Appends v to the text[] literal in m (quoted, \ and " escaped). */
-static void array_add(mem *m, const char *v)
-{
-    mem_printf(m, "%s\"", m->len ? "," : "{");
-    for (const char *p = v; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            mem_printf(m, "\\");
-        mem_printf(m, "%c", *p);
-    }
-    mem_printf(m, "\"");
-}
-
-static const char *array_text(mem *m)
-{
-    mem_printf(m, m->len ? "}" : "{}");
-    return m->data;
-}
-
-/* The set variant's fire_fn: the same rows as fire_overdue, queued for the batch's flush. */
+/* The set variant's fire_fn: the same rows as fire_overdue, queued in bx-escalate's store batch
+ * (store.h, what the service does with a batch of timers) and written by its flush. */
 static bx_status queue_overdue(PGconn *db, const timers_timer *timer, void *arg, bx_error *err)
 {
-    (void)db;
-    (void)err;
     worker *w = arg;
-    char case_id[24], event_id[96], occurred[40], payload[1024], task_key[48];
-    snprintf(case_id, sizeof(case_id), "%" PRId64, timer->case_id);
+    char event_id[96], occurred[40], payload[1024], task_key[48], student[16];
     snprintf(event_id, sizeof(event_id), "r%d.w%d.%lld.timer-%" PRId64, w->round, w->index,
              w->seq++, timer->id);
     snprintf(task_key, sizeof(task_key), TASK_FMT, (long long)timer->case_id);
+    snprintf(student, sizeof(student), STUDENT_FMT, (long long)timer->case_id);
     ts_text(T_NOW, occurred);
     event_payload(payload, sizeof(payload), timer->case_id, event_id, occurred);
-    array_add(&w->q.case_ids, case_id);
-    array_add(&w->q.event_ids, event_id);
-    array_add(&w->q.payloads, payload);
-    array_add(&w->q.task_keys, task_key);
-    w->q.count++;
-    return BX_OK;
+    bx_status s = escalate_store_queue_event(
+        w->queue, 0, timer->case_id, event_id, "task_overdue", "home_visit", "bx-escalate",
+        "home visit not done by its deadline", false, occurred, payload, err);
+    IFOK(s, escalate_store_queue_outbox(w->queue, "bx.case.events.v1", student, event_id, payload,
+                                        err));
+    IFOK(s, escalate_store_queue_overdue(db, w->queue, task_key, occurred, err));
+    return s;
 }
 
 /* The set variant's flush: the batch's events, outbox rows and task marks, one statement each. */
 static bx_status flush_overdue(PGconn *db, void *arg, bx_error *err)
 {
     worker *w = arg;
-    char occurred[40];
-    ts_text(T_NOW, occurred);
-    const char *params[] = {array_text(&w->q.case_ids), array_text(&w->q.event_ids),
-                            array_text(&w->q.payloads), occurred, array_text(&w->q.task_keys)};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(
-        db,
-        "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY "
-        "  AS u(case_id, event_id, payload, o)), "
-        "e AS (INSERT INTO cases.event (case_id, event_id, kind, stage, actor, reason, late, "
-        "  occurred_at, payload) SELECT case_id, event_id, 'task_overdue', 'home_visit', "
-        "  'bx-escalate', 'home visit not done by its deadline', false, $4::timestamptz, "
-        "  payload::jsonb FROM u ORDER BY o ON CONFLICT (event_id) DO NOTHING), "
-        "x AS (INSERT INTO cases.outbox (topic, msg_key, payload, event_id) "
-        "  SELECT 'bx.case.events.v1', 'BE' || lpad(case_id::text, 7, '0'), payload, event_id "
-        "  FROM u ORDER BY o ON CONFLICT (event_id) DO NOTHING) "
-        "UPDATE cases.task SET overdue_at = $4::timestamptz WHERE task_key = ANY($5::text[]) "
-        "AND overdue_at IS NULL",
-        5, params, &res, err);
-    PQclear(res);
-    w->q.case_ids.len = w->q.event_ids.len = w->q.payloads.len = w->q.task_keys.len = 0;
-    w->q.count = 0;
-    return s;
+    return escalate_store_batch_flush(db, w->queue, err);
 }
 
 /* The alternative measured as an extra row: a claimed batch fired in one transaction (one commit,
@@ -453,6 +408,8 @@ static void *work(void *arg)
     bx_error err = {0};
     if (w->v == V_ASYNC && bx_pg_exec(db, "SET synchronous_commit = off", &err) != BX_OK)
         die("SET synchronous_commit", err.msg);
+    if (w->v == V_SET && escalate_store_batch_new(&w->queue, &err) != BX_OK)
+        die("escalate_store_batch_new", err.msg);
     pthread_barrier_wait(&start_barrier);
     /* timers.c's timers_fire_due: no claim, the due timers selected FOR UPDATE SKIP LOCKED and
      * fired in one transaction (set: their rows queued and written one statement per table) */
@@ -465,6 +422,7 @@ static void *work(void *arg)
             w->v == V_SET ? flush_overdue : NULL, w, &fired, &failed, &err);
         w->claim_s += now_s() - t0;
         if (s != BX_OK) {
+            escalate_store_batch_clear(w->queue);
             w->failures += failed.count;
             timers_list_free(&failed);
             snprintf(w->error, sizeof(w->error), "fire_due: %s", err.msg);
@@ -511,10 +469,7 @@ static void *work(void *arg)
         if (w->error[0])
             break;
     }
-    free(w->q.case_ids.data);
-    free(w->q.event_ids.data);
-    free(w->q.payloads.data);
-    free(w->q.task_keys.data);
+    escalate_store_batch_free(w->queue);
     PQfinish(db);
     return NULL;
 }

@@ -67,6 +67,10 @@ struct escalate_service {
     long long duties_revision; /* registry revision and day the duties were last scheduled for */
     bx_date duties_day;
     long long last_prune; /* bx_monotonic_ms of the last outbox prune */
+    /* writes of many steps queued for one transaction (store.h); queue is the batch while a
+     * poll's run of inputs or a batch of timers is applied, else NULL (each row at once) */
+    escalate_store_batch *batch, *queue;
+    int tag; /* the step's, while queued */
 };
 
 /* ---- connections and the registry ---- */
@@ -161,8 +165,8 @@ static bx_status write_step(escalate_service *sv, const escalate_store_case *row
         .school =
             student && student->school ? student->school : bx_registry_school(sv->registry, school),
         .input = in};
-    const escalate_store_step step = {row,        school,  student,   &sv->before,
-                                      &sv->after, &sv->fx, &analytics};
+    const escalate_store_step step = {row,     school,     student,   &sv->before, &sv->after,
+                                      &sv->fx, &analytics, sv->queue, sv->tag};
     return escalate_store_write_step(sv->db, sv->conf.policy, &step, added, err);
 }
 
@@ -394,16 +398,23 @@ static bool apply_together(escalate_service *sv, poll_item *items, int n)
     bx_error err = {0};
     bx_status s = bx_pg_exec(sv->db, "BEGIN", &err);
     int i = 0;
+    escalate_store_batch_clear(sv->batch);
+    sv->queue = sv->batch; /* the steps' rows queued, written together before the commit */
     for (; i < n && s == BX_OK && !items[i].p.bad; i++) {
         int added = 0;
+        sv->tag = i;
         s = apply_in_tx(sv, &items[i].p, items[i].student, &added, &err);
         if (s == BX_OK && !items[i].p.bad)
             note_applied(sv, added, &items[i].applied);
     }
+    sv->queue = NULL;
     bool refused = i > 0 && items[i - 1].p.bad, applied = s == BX_OK && !refused;
     if (applied)
-        s = bx_pg_exec(sv->db, "COMMIT", &err);
+        s = escalate_store_batch_flush(sv->db, sv->batch, &err);
+    if (applied)
+        IFOK(s, bx_pg_exec(sv->db, "COMMIT", &err));
     if (s != BX_OK || refused) {
+        escalate_store_batch_clear(sv->batch);
         bx_pg_rollback(sv->db);
         const rd_kafka_message_t *at = items[i > 0 ? i - 1 : 0].msg;
         bx_log_info("%d inputs applied together failed %s %s [%d] offset %lld (%s); applying them "
@@ -416,6 +427,7 @@ static bool apply_together(escalate_service *sv, poll_item *items, int n)
     atomic_store(&sv->healthy, true);
     bx_metric_add(&m_polls, 1);
     for (int k = 0; k < n; k++) {
+        items[k].applied.added += escalate_store_batch_new_events(sv->batch, k);
         log_applied(&items[k].p, &items[k].applied);
         bx_consumer_done(sv->consumer, items[k].msg);
     }
@@ -575,8 +587,17 @@ static bx_status fire_timer(PGconn *db, const timers_timer *timer, void *arg, bx
     if (db != sv->db)
         return BX_ERR(err, BX_EINVAL, "timer %s: fired on another connection", timer->key);
     if (timer->case_id <= 0) {
+        if (strcmp(timer->kind, "duty") != 0)
+            return BX_OK;
+        /* a duty reads the case tables: what the batch queued is written first, and the duty's
+         * own steps are written at once */
+        escalate_store_batch *queue = sv->queue;
+        bx_status s = queue ? escalate_store_batch_flush(sv->db, queue, err) : BX_OK;
+        sv->queue = NULL;
         const duties_env env = {sv->db, sv->conf.duties, sv->registry, duty_suspect, sv};
-        return strcmp(timer->kind, "duty") == 0 ? duties_fire(&env, timer, err) : BX_OK;
+        IFOK(s, duties_fire(&env, timer, err));
+        sv->queue = queue;
+        return s;
     }
     escalate_store_case row = {0};
     memset(&sv->before, 0, sizeof(sv->before));
@@ -636,6 +657,13 @@ static void give_up_timer(escalate_service *sv, const timers_timer *timer, const
     bx_log_warn("%s; cancelled%s", reason, flagged ? ", case flagged needs_attention" : "");
 }
 
+/* timers_flush_fn: writes what a batch of firings queued. */
+static bx_status flush_queue(PGconn *db, void *arg, bx_error *err)
+{
+    escalate_service *sv = arg;
+    return escalate_store_batch_flush(db, sv->batch, err);
+}
+
 static void fire_due_timers(escalate_service *sv)
 {
     timers_list list = {0};
@@ -646,13 +674,20 @@ static void fire_due_timers(escalate_service *sv)
      * any firing fails, they are claimed and fired one by one so the others go on. */
     int fired = 0;
     bx_error berr = {0};
-    if (timers_fire_due(sv->db, sv->owner, now, max, fire_timer, NULL, sv, &fired, &list, &berr) ==
-        BX_OK) {
+    escalate_store_batch_clear(sv->batch);
+    sv->queue = sv->batch; /* the firings' rows queued, written together before the marks */
+    sv->tag = 0;
+    bx_status fs = timers_fire_due(sv->db, sv->owner, now, max, fire_timer, flush_queue, sv, &fired,
+                                   &list, &berr);
+    sv->queue = NULL;
+    if (fs == BX_OK) {
         bx_metric_add(&m_timers, fired);
+        bx_metric_add(&m_events, escalate_store_batch_new_events(sv->batch, 0));
         if (fired)
             bx_log_debug("%d timers fired in one transaction", fired);
         return;
     }
+    escalate_store_batch_clear(sv->batch);
     bx_log_warn("firing %d timers together failed (%s); firing them one by one", list.count,
                 berr.msg);
     timers_list_free(&list);
@@ -769,7 +804,8 @@ bx_status escalate_service_start(const escalate_service_conf *conf, escalate_ser
     bx_metric_register(&m_failures);
     bx_metric_register(&m_attention);
     bx_metric_register(&m_polls);
-    bx_status s = bx_pg_reconnect(&sv->db, conf->pg_url, PG_CONNECT_WAIT_MS, err);
+    bx_status s = escalate_store_batch_new(&sv->batch, err);
+    IFOK(s, bx_pg_reconnect(&sv->db, conf->pg_url, PG_CONNECT_WAIT_MS, err));
     IFOK(s, load_registry(sv, err));
     IFOK(s, bx_producer_new(conf->brokers, NULL, &sv->producer, err));
     const char *const topics[] = {conf->risk_topic, conf->actions_topic, NULL};
@@ -802,6 +838,7 @@ void escalate_service_stop(escalate_service *sv)
     if (sv->db)
         PQfinish(sv->db);
     bx_registry_free(sv->registry);
+    escalate_store_batch_free(sv->batch);
     free(sv);
 }
 

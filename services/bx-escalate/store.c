@@ -6,6 +6,7 @@
 #include "bx_clock.h"
 #include "bx_kafka.h"
 #include "bx_log.h"
+#include "bx_map.h"
 #include "bx_pg.h"
 #include "messages.h"
 #include "outbox.h"
@@ -13,6 +14,7 @@
 #include "timers.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,263 @@ static bx_status exec_params(PGconn *db, const char *sql, int n, const char *con
     PGresult *res = NULL;
     bx_status s = bx_pg_query(db, sql, n, params, &res, err);
     PQclear(res);
+    return s;
+}
+
+/* ---- writes queued for a batch of steps ---- */
+
+/* The queued rows, as text[] literals being built, one array per column. */
+enum { EV_CASE, EV_ID, EV_KIND, EV_STAGE, EV_ACTOR, EV_REASON, EV_LATE, EV_AT, EV_PAYLOAD, EV_N };
+enum { OB_TOPIC, OB_KEY, OB_ID, OB_PAYLOAD, OB_N };
+enum { TI_CASE, TI_KEY, TI_KIND, TI_STAGE, TI_ROLE, TI_STAFF, TI_CREATED, TI_DUE, TI_N };
+enum { TD_KEY, TD_AT, TD_BY, TD_N };
+enum { TO_KEY, TO_AT, TO_N };
+enum { TR_KEY, TR_STAFF, TR_CASE, TR_N };
+enum { TX_KEY, TX_OUTCOME, TX_AT, TX_N };
+enum { MI_KEY, MI_CASE, MI_DUE, MI_N };
+enum { MC_KEY, MC_AT, MC_N };
+
+/* One kind of queued row: its columns and how many rows. */
+typedef struct queue_group {
+    bx_buf cols[EV_N];
+    int ncols, rows;
+} queue_group;
+
+enum {
+    G_EVENTS,
+    G_OUTBOX,
+    G_TASKS,
+    G_DONE,
+    G_OVERDUE,
+    G_REASSIGN,
+    G_OUTCOME,
+    G_TIMERS,
+    G_TIMER_CANCELS,
+    G_N
+};
+
+#define TAGS_MAX 4096
+
+struct escalate_store_batch {
+    queue_group g[G_N];
+    bx_map *changed;    /* task and timer keys with a queued change: a second one flushes first */
+    bx_map *event_tags; /* event id -> tag + 1 */
+    int new_events[TAGS_MAX];
+};
+
+static const int group_cols[G_N] = {EV_N, OB_N, TI_N, TD_N, TO_N, TR_N, TX_N, MI_N, MC_N};
+
+/* Appends v to the text[] literal in b ("{" first; NULL unquoted; others quoted, \ and "
+ * escaped). */
+static bx_status array_add(bx_buf *b, const char *v)
+{
+    bx_status s = bx_buf_puts(b, b->len == 0 ? "{" : ",");
+    if (v == NULL)
+        return s == BX_OK ? bx_buf_puts(b, "NULL") : s;
+    IFOK(s, bx_buf_puts(b, "\""));
+    while (s == BX_OK && *v) {
+        size_t plain = strcspn(v, "\"\\");
+        s = bx_buf_append(b, v, plain);
+        v += plain;
+        if (s == BX_OK && *v) {
+            char esc[2] = {'\\', *v++};
+            s = bx_buf_append(b, esc, 2);
+        }
+    }
+    IFOK(s, bx_buf_puts(b, "\""));
+    return s;
+}
+
+/* Queues one row of group g (values in column order). */
+static bx_status queue_row(escalate_store_batch *q, int g, const char *const *values, bx_error *err)
+{
+    queue_group *grp = &q->g[g];
+    bx_status s = BX_OK;
+    for (int c = 0; c < grp->ncols && s == BX_OK; c++)
+        s = array_add(&grp->cols[c], values[c]);
+    if (s != BX_OK)
+        return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
+    grp->rows++;
+    return BX_OK;
+}
+
+static void empty_groups(escalate_store_batch *q)
+{
+    for (int g = 0; g < G_N; g++) {
+        for (int c = 0; c < q->g[g].ncols; c++)
+            bx_buf_reset(&q->g[g].cols[c]);
+        q->g[g].rows = 0;
+    }
+    bx_map_free(q->changed);
+    bx_map_free(q->event_tags);
+    q->changed = bx_map_new();
+    q->event_tags = bx_map_new();
+}
+
+bx_status escalate_store_batch_new(escalate_store_batch **out, bx_error *err)
+{
+    escalate_store_batch *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return BX_ERR(err, BX_ENOMEM, "store: out of memory");
+    for (int g = 0; g < G_N; g++) {
+        q->g[g].ncols = group_cols[g];
+        for (int c = 0; c < q->g[g].ncols; c++)
+            bx_buf_init(&q->g[g].cols[c], 0);
+    }
+    empty_groups(q);
+    if (q->changed == NULL || q->event_tags == NULL) {
+        escalate_store_batch_free(q);
+        return BX_ERR(err, BX_ENOMEM, "store: out of memory");
+    }
+    *out = q;
+    return BX_OK;
+}
+
+void escalate_store_batch_free(escalate_store_batch *q)
+{
+    if (q == NULL)
+        return;
+    for (int g = 0; g < G_N; g++)
+        for (int c = 0; c < q->g[g].ncols; c++)
+            bx_buf_free(&q->g[g].cols[c]);
+    bx_map_free(q->changed);
+    bx_map_free(q->event_tags);
+    free(q);
+}
+
+void escalate_store_batch_clear(escalate_store_batch *q)
+{
+    if (q == NULL)
+        return;
+    empty_groups(q);
+    memset(q->new_events, 0, sizeof(q->new_events));
+}
+
+int escalate_store_batch_new_events(const escalate_store_batch *q, int tag)
+{
+    return q && tag >= 0 && tag < TAGS_MAX ? q->new_events[tag] : 0;
+}
+
+/* The statement of each group: $1.. its columns, in order, as arrays. */
+static const char *const group_sql[G_N] = {
+    [G_EVENTS] = "INSERT INTO cases.event (case_id, event_id, kind, stage, actor, reason, late, "
+                 "occurred_at, payload) SELECT c, i, k, s, a, r, l, t, p::jsonb FROM unnest("
+                 "$1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+                 "$7::boolean[], $8::timestamptz[], $9::text[]) WITH ORDINALITY "
+                 "AS u(c, i, k, s, a, r, l, t, p, o) ORDER BY o "
+                 "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+    [G_OUTBOX] = "INSERT INTO cases.outbox (topic, msg_key, payload, event_id) SELECT t, k, p, i "
+                 "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
+                 "AS u(t, k, i, p, o) ORDER BY o ON CONFLICT (event_id) DO NOTHING",
+    [G_TASKS] = "INSERT INTO cases.task (case_id, task_key, kind, stage, owner_role, "
+                "owner_staff_id, created_at, due_at) SELECT c, k, n, s, r, w, a, d FROM unnest("
+                "$1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+                "$7::timestamptz[], $8::timestamptz[]) WITH ORDINALITY "
+                "AS u(c, k, n, s, r, w, a, d, o) ORDER BY o ON CONFLICT (task_key) DO NOTHING",
+    [G_DONE] = "UPDATE cases.task t SET done_at = u.a, done_by = u.b FROM unnest($1::text[], "
+               "$2::timestamptz[], $3::text[]) AS u(k, a, b) WHERE t.task_key = u.k AND "
+               "t.done_at IS NULL",
+    [G_OVERDUE] = "UPDATE cases.task t SET overdue_at = u.a FROM unnest($1::text[], "
+                  "$2::timestamptz[]) AS u(k, a) WHERE t.task_key = u.k AND t.overdue_at IS NULL",
+    [G_REASSIGN] = "UPDATE cases.task t SET owner_staff_id = u.w FROM unnest($1::text[], "
+                   "$2::text[], $3::bigint[]) AS u(k, w, c) WHERE t.task_key = u.k AND "
+                   "t.case_id = u.c",
+    [G_OUTCOME] = "UPDATE cases.task t SET outcome = u.x, ended_at = u.a FROM unnest($1::text[], "
+                  "$2::text[], $3::timestamptz[]) AS u(k, x, a) WHERE t.task_key = u.k AND "
+                  "t.outcome IS NULL",
+    [G_TIMERS] = "INSERT INTO cases.timer (timer_key, case_id, due_at, kind, payload) "
+                 "SELECT k, c, d, 'deadline', '{}'::jsonb FROM unnest($1::text[], $2::bigint[], "
+                 "$3::timestamptz[]) WITH ORDINALITY AS u(k, c, d, o) ORDER BY o "
+                 "ON CONFLICT (timer_key) DO NOTHING",
+    [G_TIMER_CANCELS] = "UPDATE cases.timer m SET fired_at = u.a, cancelled = true FROM unnest("
+                        "$1::text[], $2::timestamptz[]) AS u(k, a) WHERE m.timer_key = u.k AND "
+                        "m.fired_at IS NULL",
+};
+
+bx_status escalate_store_batch_flush(PGconn *db, escalate_store_batch *q, bx_error *err)
+{
+    bx_status s = BX_OK;
+    for (int g = 0; g < G_N && s == BX_OK; g++) {
+        queue_group *grp = &q->g[g];
+        if (grp->rows == 0)
+            continue;
+        const char *params[EV_N];
+        for (int c = 0; c < grp->ncols && s == BX_OK; c++) {
+            s = bx_buf_puts(&grp->cols[c], "}");
+            params[c] = grp->cols[c].data;
+        }
+        if (s != BX_OK)
+            return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
+        PGresult *res = NULL;
+        s = bx_pg_query(db, group_sql[g], grp->ncols, params, &res, err);
+        for (int r = 0; s == BX_OK && g == G_EVENTS && r < PQntuples(res); r++) {
+            intptr_t tag = (intptr_t)bx_map_get(q->event_tags, PQgetvalue(res, r, 0)) - 1;
+            if (tag >= 0 && tag < TAGS_MAX)
+                q->new_events[tag]++;
+        }
+        PQclear(res);
+    }
+    if (s == BX_OK)
+        empty_groups(q);
+    return s;
+}
+
+/* A task or timer key about to get a change queued: when one is queued already, the queue is
+ * written first, so the two apply in their order. */
+static bx_status before_change(PGconn *db, escalate_store_batch *q, char kind, const char *key,
+                               bx_error *err)
+{
+    char k[TIMERS_KEY_MAX + 4];
+    snprintf(k, sizeof(k), "%c\x1f%s", kind, key);
+    bx_status s = BX_OK;
+    if (bx_map_get(q->changed, k) != NULL)
+        s = escalate_store_batch_flush(db, q, err);
+    IFOK(s, bx_map_put(q->changed, k, (void *)1));
+    return s;
+}
+
+bx_status escalate_store_queue_event(escalate_store_batch *q, int tag, int64_t case_id,
+                                     const char *event_id, const char *kind, const char *stage,
+                                     const char *actor, const char *reason, bool late,
+                                     const char *occurred, const char *payload, bx_error *err)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRId64, case_id);
+    const char *v[EV_N] = {id,     event_id,         kind,     stage,  actor,
+                           reason, late ? "t" : "f", occurred, payload};
+    bx_status s = queue_row(q, G_EVENTS, v, err);
+    if (s == BX_OK && tag >= 0 &&
+        bx_map_put(q->event_tags, event_id, (void *)(intptr_t)(tag + 1)) != BX_OK)
+        s = BX_ERR(err, BX_ENOMEM, "store: out of memory");
+    return s;
+}
+
+bx_status escalate_store_queue_outbox(escalate_store_batch *q, const char *topic, const char *key,
+                                      const char *event_id, const char *payload, bx_error *err)
+{
+    /* bx_outbox_add's bounds, refused as it refuses them */
+    if (key == NULL || key[0] == '\0')
+        key = "unknown";
+    size_t lt = topic ? strlen(topic) : 0, lk = strlen(key), lp = payload ? strlen(payload) : 0,
+           li = event_id ? strlen(event_id) : 0;
+    if (lt < 1 || lt > 100)
+        return BX_ERR(err, BX_EINVAL, "outbox topic must be 1 to 100 bytes");
+    if (lk > 128)
+        return BX_ERR(err, BX_EINVAL, "outbox key must be 1 to 128 bytes");
+    if (lp < 1 || lp > 1000000)
+        return BX_ERR(err, BX_EINVAL, "outbox payload must be 1 to 1000000 bytes");
+    if (li < 1 || li > 128)
+        return BX_ERR(err, BX_EINVAL, "outbox event_id must be 1 to 128 bytes");
+    const char *v[OB_N] = {topic, key, event_id, payload};
+    return queue_row(q, G_OUTBOX, v, err);
+}
+
+bx_status escalate_store_queue_overdue(PGconn *db, escalate_store_batch *q, const char *task_key,
+                                       const char *at, bx_error *err)
+{
+    bx_status s = before_change(db, q, 't', task_key, err);
+    const char *v[TO_N] = {task_key, at};
+    IFOK(s, queue_row(q, G_OVERDUE, v, err));
     return s;
 }
 
@@ -134,12 +393,46 @@ static bx_status write_case(PGconn *db, const ladder_policy *policy, bool insert
 }
 
 /* The change event e makes to its task (created, done, overdue) in case row id. */
-static bx_status write_task(PGconn *db, const char *id, const messages_context *ctx,
-                            const ladder_event *e, const char *occurred, const char *actor,
-                            bx_error *err)
+static bx_status write_task(PGconn *db, escalate_store_batch *q, const char *id,
+                            const messages_context *ctx, const ladder_event *e,
+                            const char *occurred, const char *actor, bx_error *err)
 {
     char due[40], created[40];
     bx_status s = BX_OK;
+    if (q != NULL) {
+        switch (e->kind) {
+        case LADDER_EV_TASK_CREATED: {
+            bx_time_format(e->due_at, due, sizeof(due));
+            bx_time_format(e->at, created, sizeof(created));
+            const char *v[TI_N] = {id,
+                                   e->task_key,
+                                   e->task_kind,
+                                   e->stage,
+                                   e->owner_role,
+                                   messages_staff_of(ctx, e->owner_role),
+                                   created,
+                                   due};
+            return queue_row(q, G_TASKS, v, err);
+        }
+        case LADDER_EV_TASK_DONE: {
+            const char *v[TD_N] = {e->task_key, occurred, actor};
+            s = before_change(db, q, 't', e->task_key, err);
+            IFOK(s, queue_row(q, G_DONE, v, err));
+            return s;
+        }
+        case LADDER_EV_TASK_OVERDUE:
+            return escalate_store_queue_overdue(db, q, e->task_key, occurred, err);
+        case LADDER_EV_NOTE: /* task_reassigned: the task's new owner */
+            if (e->owner_staff_id[0] != '\0') {
+                const char *v[TR_N] = {e->task_key, e->owner_staff_id, id};
+                s = before_change(db, q, 't', e->task_key, err);
+                IFOK(s, queue_row(q, G_REASSIGN, v, err));
+            }
+            return s;
+        default:
+            return BX_OK;
+        }
+    }
     switch (e->kind) {
     case LADDER_EV_TASK_CREATED: {
         bx_time_format(e->due_at, due, sizeof(due));
@@ -190,9 +483,9 @@ static bx_status write_task(PGconn *db, const char *id, const messages_context *
 
 /* Writes event e of the step (its row, its outbox row, its task change) into case row_id, built
  * in b. *added is 1 when the event was not written before. */
-static bx_status write_event(PGconn *db, int64_t row_id, const case_state *after,
-                             const messages_context *ctx, const ladder_event *e, bx_buf *b,
-                             int *added, bx_error *err)
+static bx_status write_event(PGconn *db, escalate_store_batch *q, int tag, int64_t row_id,
+                             const case_state *after, const messages_context *ctx,
+                             const ladder_event *e, bx_buf *b, int *added, bx_error *err)
 {
     char id[24], occurred[40];
     snprintf(id, sizeof(id), "%lld", (long long)row_id);
@@ -202,6 +495,17 @@ static bx_status write_event(PGconn *db, int64_t row_id, const case_state *after
     if (s != BX_OK)
         return BX_ERR(err, s, "case %s: cannot build event %s", after->case_id, e->event_id);
     const char *actor = e->actor[0] ? e->actor : "bx-escalate";
+    if (q != NULL) {
+        *added = 0; /* counted by the flush */
+        bx_status qs =
+            escalate_store_queue_event(q, tag, row_id, e->event_id, ladder_event_name(e->kind),
+                                       e->stage, actor, e->reason, e->late, occurred, b->data, err);
+        IFOK(qs, escalate_store_queue_outbox(q, BX_TOPIC_CASE_EVENTS, after->student_id,
+                                             e->event_id, b->data, err));
+        if (qs != BX_OK || e->task_kind == NULL || e->task_key[0] == '\0')
+            return qs;
+        return write_task(db, q, id, ctx, e, occurred, actor, err);
+    }
     PGresult *res = NULL;
     const char *params[] = {id,     e->event_id, ladder_event_name(e->kind), e->stage,
                             actor,  e->reason,   e->late ? "t" : "f",        occurred,
@@ -217,7 +521,7 @@ static bx_status write_event(PGconn *db, int64_t row_id, const case_state *after
                                 NULL, err));
     if (s != BX_OK || e->task_kind == NULL || e->task_key[0] == '\0')
         return s;
-    return write_task(db, id, ctx, e, occurred, actor, err);
+    return write_task(db, NULL, id, ctx, e, occurred, actor, err);
 }
 
 /* Was the task of key live (open or overdue) in state s? */
@@ -230,16 +534,81 @@ static bool live_before(const case_state *s, const char *key)
     return false;
 }
 
+static bx_status write_task_endings(PGconn *db, escalate_store_batch *q, int64_t row_id,
+                                    const case_state *before, const case_state *after,
+                                    const ladder_effects *fx, bx_error *err);
+
+/* write_task_endings with the changes queued: a task superseded or cancelled and its timer as
+ * they come; closing the case writes the queue and cancels at once (every task and timer of the
+ * case, whatever is queued for them). */
+static bx_status queue_task_endings(PGconn *db, escalate_store_batch *q, int64_t row_id,
+                                    const case_state *before, const case_state *after,
+                                    const ladder_effects *fx, bx_error *err)
+{
+    bool closed = false;
+    for (int i = 0; i < fx->nevents && !closed; i++)
+        closed = fx->events[i].kind == LADDER_EV_CLOSED;
+    if (closed && !after->open) {
+        bx_status s = escalate_store_batch_flush(db, q, err);
+        IFOK(s, write_task_endings(db, NULL, row_id, before, after, fx, err));
+        return s;
+    }
+    char at[40];
+    bx_time_format(fx->events[fx->nevents - 1].at, at, sizeof(at));
+    bx_status s = BX_OK;
+    for (int i = 0; i < after->ntasks && s == BX_OK; i++) {
+        const ladder_task *t = &after->tasks[i];
+        if (t->state != LADDER_TASK_SUPERSEDED || t->rule < 0)
+            continue;
+        bool was = false;
+        for (int k = 0; k < before->ntasks && !was; k++)
+            was = before->tasks[k].state == LADDER_TASK_SUPERSEDED &&
+                  strcmp(before->tasks[k].key, t->key) == 0;
+        if (!was) {
+            const char *v[TX_N] = {t->key, "superseded", at};
+            s = before_change(db, q, 't', t->key, err);
+            IFOK(s, queue_row(q, G_OUTCOME, v, err));
+        }
+    }
+    /* the stages left: their tasks cancelled in this step */
+    for (int i = 0; i < after->ntasks && s == BX_OK; i++) {
+        const ladder_task *t = &after->tasks[i];
+        if (t->state != LADDER_TASK_CANCELLED || t->rule < 0 || !live_before(before, t->key))
+            continue;
+        const char *v[TX_N] = {t->key, "cancelled", at};
+        s = before_change(db, q, 't', t->key, err);
+        IFOK(s, queue_row(q, G_OUTCOME, v, err));
+        /* a task whose deadline fired in this step has its timer firing now: that one is
+         * fired, not cancelled */
+        bool fired_now = false;
+        for (int e = 0; e < fx->nevents && !fired_now; e++)
+            fired_now = fx->events[e].kind == LADDER_EV_TASK_OVERDUE &&
+                        strcmp(fx->events[e].task_key, t->key) == 0;
+        if (!fired_now && s == BX_OK) {
+            if (t->key[0] == '\0' || strlen(t->key) > TIMERS_KEY_MAX)
+                return BX_ERR(err, BX_EINVAL, "timer key must be 1 to %d bytes", TIMERS_KEY_MAX);
+            char when[40];
+            bx_time_format_pg(fx->events[fx->nevents - 1].at, when);
+            const char *m[MC_N] = {t->key, when};
+            s = before_change(db, q, 'm', t->key, err);
+            IFOK(s, queue_row(q, G_TIMER_CANCELS, m, err));
+        }
+    }
+    return s;
+}
+
 /* The endings a step gives tasks besides done: closing the case cancels every task of it still
  * open and its waiting timers; moving past a stage cancels that stage's tasks that do not carry
  * over, with their timers; a missed recurrence replaced by the next is superseded. Written after
  * the step's timers, so a timer of a task the step both made and ended is cancelled too. */
-static bx_status write_task_endings(PGconn *db, int64_t row_id, const case_state *before,
-                                    const case_state *after, const ladder_effects *fx,
-                                    bx_error *err)
+static bx_status write_task_endings(PGconn *db, escalate_store_batch *q, int64_t row_id,
+                                    const case_state *before, const case_state *after,
+                                    const ladder_effects *fx, bx_error *err)
 {
     if (fx->nevents == 0)
         return BX_OK;
+    if (q != NULL)
+        return queue_task_endings(db, q, row_id, before, after, fx, err);
     char id[24], at[40];
     snprintf(id, sizeof(id), "%lld", (long long)row_id);
     bx_time_format(fx->events[fx->nevents - 1].at, at, sizeof(at));
@@ -326,26 +695,45 @@ bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
     const bx_reg_student *student = step->student;
     messages_context ctx = {step->school,
                             student && student->klass ? student->klass->homeroom_staff_id : ""};
+    escalate_store_batch *q = step->batch;
     bx_buf b;
     bx_buf_init(&b, 1 << 20);
     for (int i = 0; i < fx->nevents && s == BX_OK; i++) {
         int added = 0;
-        s = write_event(db, id, after, &ctx, &fx->events[i], &b, &added, err);
+        s = write_event(db, q, step->tag, id, after, &ctx, &fx->events[i], &b, &added, err);
         *new_events += added;
     }
     if (step->analytics)
         IFOK(s, escalate_analytics_write_step(db, step->analytics, after, fx, err));
-    for (int i = 0; i < fx->ntimers && s == BX_OK; i++)
-        s = timers_schedule(db, fx->timers[i].key, id, fx->timers[i].due_at, err);
-    IFOK(s, write_task_endings(db, id, before, after, fx, err));
+    for (int i = 0; i < fx->ntimers && s == BX_OK; i++) {
+        if (q == NULL) {
+            s = timers_schedule(db, fx->timers[i].key, id, fx->timers[i].due_at, err);
+            continue;
+        }
+        const char *key = fx->timers[i].key;
+        if (key[0] == '\0' || strlen(key) > TIMERS_KEY_MAX) {
+            s = BX_ERR(err, BX_EINVAL, "timer key must be 1 to %d bytes", TIMERS_KEY_MAX);
+            break;
+        }
+        char case_text[24], due[40];
+        snprintf(case_text, sizeof(case_text), "%" PRId64, id);
+        bx_time_format_pg(fx->timers[i].due_at, due);
+        const char *v[MI_N] = {key, id > 0 ? case_text : NULL, due};
+        s = queue_row(q, G_TIMERS, v, err);
+    }
+    IFOK(s, write_task_endings(db, q, id, before, after, fx, err));
     for (int i = 0; i < fx->nnotes && s == BX_OK; i++) {
         bx_buf_reset(&b);
         s = messages_notify_request(after, &ctx, &fx->notes[i], &b);
         if (s != BX_OK)
             s = BX_ERR(err, s, "case %s: cannot build request %s", after->case_id,
                        fx->notes[i].request_id);
-        IFOK(s, escalate_outbox_add(db, BX_TOPIC_NOTIFY_REQUESTS, after->student_id,
-                                    fx->notes[i].request_id, b.data, NULL, err));
+        if (q != NULL)
+            IFOK(s, escalate_store_queue_outbox(q, BX_TOPIC_NOTIFY_REQUESTS, after->student_id,
+                                                fx->notes[i].request_id, b.data, err));
+        else
+            IFOK(s, escalate_outbox_add(db, BX_TOPIC_NOTIFY_REQUESTS, after->student_id,
+                                        fx->notes[i].request_id, b.data, NULL, err));
     }
     bx_buf_free(&b);
     return s;

@@ -33,6 +33,43 @@ bx_status escalate_store_case_by_id(PGconn *db, const ladder_policy *policy, int
                                     escalate_store_case *row, case_state *state,
                                     bx_error *err) BX_MUSTCHECK;
 
+/* Writes queued for many steps of one transaction and written together, one statement per table
+ * and kind of change (escalate_store_batch_flush): the steps' events, their outbox rows (case
+ * events and notification requests), task rows and changes, timers scheduled and cancelled. The
+ * case rows themselves are written at once (a step reads them), and so are the analysts' outbox
+ * rows (another topic: each topic keeps its order). A second change of the same task or timer
+ * flushes the queue first, and closing a case flushes it and cancels at once, so the rows end as
+ * they would one statement at a time. Nothing that runs before the flush may read the queued
+ * tables (the calendar duties flush first). One transaction at a time. */
+typedef struct escalate_store_batch escalate_store_batch;
+
+/* Caller frees with escalate_store_batch_free (NULL does nothing). */
+bx_status escalate_store_batch_new(escalate_store_batch **out, bx_error *err) BX_MUSTCHECK;
+void escalate_store_batch_free(escalate_store_batch *q);
+/* Forgets what is queued (after a rollback) and the counts of new events. */
+void escalate_store_batch_clear(escalate_store_batch *q);
+/* Writes what is queued in the caller's transaction, in the order above; then the queue is empty.
+ * On failure the caller rolls back (and clears). */
+bx_status escalate_store_batch_flush(PGconn *db, escalate_store_batch *q,
+                                     bx_error *err) BX_MUSTCHECK;
+/* The events of the steps tagged tag that were new (not written before), counted by the flushes
+ * since the last clear. */
+int escalate_store_batch_new_events(const escalate_store_batch *q, int tag);
+/* Queue rows directly (what a step queues for an overdue task; bench/escalate uses them): an event
+ * (occurred: an RFC 3339 time; payload JSON), its outbox row (bx_outbox_add's bounds, checked
+ * now: BX_EINVAL), a task's overdue mark. tag is the step's, for escalate_store_batch_new_events.
+ */
+bx_status escalate_store_queue_event(escalate_store_batch *q, int tag, int64_t case_id,
+                                     const char *event_id, const char *kind, const char *stage,
+                                     const char *actor, const char *reason, bool late,
+                                     const char *occurred, const char *payload,
+                                     bx_error *err) BX_MUSTCHECK;
+bx_status escalate_store_queue_outbox(escalate_store_batch *q, const char *topic, const char *key,
+                                      const char *event_id, const char *payload,
+                                      bx_error *err) BX_MUSTCHECK;
+bx_status escalate_store_queue_overdue(PGconn *db, escalate_store_batch *q, const char *task_key,
+                                       const char *at, bx_error *err) BX_MUSTCHECK;
+
 /* One ladder step: before -> after with its effects, for the row loaded before it. All borrowed
  * for the call. */
 typedef struct escalate_store_step {
@@ -42,13 +79,17 @@ typedef struct escalate_store_step {
     const case_state *before, *after;
     const ladder_effects *fx;
     const escalate_analytics_ctx *analytics; /* the analysts' stream; NULL: none written */
+    escalate_store_batch *batch; /* NULL: every row written at once; else queued there */
+    int tag;                     /* the step's, for escalate_store_batch_new_events */
 } escalate_store_step;
 
 /* Writes a step: the case row (inserted for a new case, else updated), its events (each with its
  * outbox row and its task change), its timers, its notification requests' outbox rows and the
- * analysts' messages of the step (analytics.h).
+ * analysts' messages of the step (analytics.h); with step->batch, all but the case row and the
+ * analysts' messages are queued there.
  * Replays write nothing: an old input of a closed case, or a new case whose id an earlier case of
- * the student had. *new_events receives the events that were not written before. */
+ * the student had. *new_events receives the events that were not written before (0 when queued:
+ * escalate_store_batch_new_events counts them after the flush). */
 bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
                                     const escalate_store_step *step, int *new_events,
                                     bx_error *err) BX_MUSTCHECK;
