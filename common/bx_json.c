@@ -658,11 +658,21 @@ static bx_status scan_container(struct scanner *s, bool is_array, cJSON **out)
     return BX_OK;
 }
 
-static bx_status scan_literal(struct scanner *s, const char *word)
+/* true, false or null at s->pos (its first letter is there) into *out. */
+static bx_status scan_literal(struct scanner *s, cJSON **out)
 {
-    if (!starts_with(s, s->pos, word))
-        return fail_at(s, s->pos, "invalid literal (expected %s)", word);
-    s->pos += strlen(word);
+    static const struct {
+        const char *word;
+        cJSON *(*make)(void);
+    } literals[] = {
+        {"true", cJSON_CreateTrue}, {"false", cJSON_CreateFalse}, {"null", cJSON_CreateNull}};
+    size_t i = 0;
+    while (literals[i].word[0] != s->text[s->pos])
+        i++;
+    if (!starts_with(s, s->pos, literals[i].word))
+        return fail_at(s, s->pos, "invalid literal (expected %s)", literals[i].word);
+    s->pos += strlen(literals[i].word);
+    *out = literals[i].make();
     return BX_OK;
 }
 
@@ -687,19 +697,9 @@ static bx_status scan_value(struct scanner *s, cJSON **out)
             *out = cJSON_CreateString(s->value.len ? s->value.data : "");
         break;
     case 't':
-        st = scan_literal(s, "true");
-        if (st == BX_OK)
-            *out = cJSON_CreateTrue();
-        break;
     case 'f':
-        st = scan_literal(s, "false");
-        if (st == BX_OK)
-            *out = cJSON_CreateFalse();
-        break;
     case 'n':
-        st = scan_literal(s, "null");
-        if (st == BX_OK)
-            *out = cJSON_CreateNull();
+        st = scan_literal(s, out);
         break;
     case 'N':
     case 'I':
