@@ -6,6 +6,9 @@
 #include "bx_calendar.h"
 #include "bx_status.h"
 
+#include <pthread.h>
+#include <time.h>
+
 /* Configures the process clock from a spec: "system" (default), or "file:<path>" for a driven clock
  * whose current time is an 8-byte little-endian millisecond count in <path> (created at the
  * current system time when missing), written by `bxctl clock` or a test. Call once at start:
@@ -24,6 +27,12 @@ bool bx_clock_is_driven(void);
 /* Milliseconds of CLOCK_MONOTONIC, for intervals and deadlines inside one process (never the
  * driven clock: a test that sets the date must not stall a poll loop). */
 long long bx_monotonic_ms(void);
+/* Initialises c so that its timed waits count on CLOCK_MONOTONIC, as bx_monotonic_ms does (a
+ * wall clock set back would stretch them). Destroy it with pthread_cond_destroy. */
+void bx_cond_init_monotonic(pthread_cond_t *c);
+/* The CLOCK_MONOTONIC time ms milliseconds from now, as pthread_cond_timedwait takes it for a
+ * condition variable of bx_cond_init_monotonic. */
+struct timespec bx_monotonic_deadline(long long ms);
 /* Writes t as a PostgreSQL timestamptz literal in UTC with milliseconds,
  * "2026-03-02 08:00:00.000+00", so PostgreSQL stores the instant exactly; also before 1970. */
 void bx_time_format_pg(bx_time_ms t, char out[40]);

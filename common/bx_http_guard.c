@@ -194,13 +194,7 @@ static void *sweeper_main(void *arg)
     bx_http_guard *g = arg;
     pthread_mutex_lock(&g->stop_lock);
     while (!g->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += SWEEP_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = bx_monotonic_deadline(SWEEP_MS);
         int rc = pthread_cond_timedwait(&g->stop_cond, &g->stop_lock, &until);
         if (g->stopping)
             break;
@@ -232,11 +226,7 @@ bx_status bx_http_guard_new(const bx_http_guard_conf *conf, const char *metric_p
     }
     pthread_mutex_init(&g->lock, NULL);
     pthread_mutex_init(&g->stop_lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->stop_cond, &attr);
-    pthread_condattr_destroy(&attr);
+    bx_cond_init_monotonic(&g->stop_cond);
     /* libmicrohttpd's limit sits above the guard's so that the accept policy is asked (a daemon
      * at its limit stops accepting); a pool splits it among its threads. */
     unsigned limit = (unsigned)((conf->max_connections + 64) * conf->threads);

@@ -1,5 +1,6 @@
 /* bx_kafka: producer with a delivery-report thread, consumer with manual offset storing, topics. */
 #include "bx_kafka.h"
+#include "bx_clock.h"
 #include "bx_config.h"
 #include "bx_log.h"
 
@@ -300,11 +301,7 @@ bx_delivery_wait *bx_delivery_wait_new(void)
     if (w == NULL)
         return NULL;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    bx_cond_init_monotonic(&w->cond);
     return w;
 }
 
@@ -367,14 +364,7 @@ void bx_delivery_slot_done(void *opaque, rd_kafka_resp_err_t err)
 
 bx_status bx_delivery_wait_all(bx_delivery_wait *w, int timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = bx_monotonic_deadline(timeout_ms);
     bx_status s = BX_OK;
     pthread_mutex_lock(&w->lock);
     while (w->outstanding > 0 && s == BX_OK)
@@ -581,30 +571,22 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    bool assigned = e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     rd_kafka_error_t *error = NULL;
-    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        bx_log_info("kafka: assigned %d partitions%s", parts->cnt,
-                    cooperative ? " (incremental)" : "");
-        if (cooperative)
-            error = rd_kafka_incremental_assign(rk, parts);
-        else
-            rd_kafka_assign(rk, parts);
-    } else {
-        /* Commit what was processed before giving the partitions away, so the next owner
-         * starts right after it; partitions already lost (our session ended) cannot commit. */
-        if (!rd_kafka_assignment_lost(rk)) {
-            rd_kafka_resp_err_t ce = commit_bounded(rk, COMMIT_WAIT_MS);
-            if (ce != RD_KAFKA_RESP_ERR_NO_ERROR && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                bx_log_warn("kafka: commit before giving partitions away: %s",
-                            rd_kafka_err2str(ce));
-        }
-        bx_log_info("kafka: revoked %d partitions%s", parts->cnt,
-                    cooperative ? " (incremental)" : "");
-        if (cooperative)
-            error = rd_kafka_incremental_unassign(rk, parts);
-        else
-            rd_kafka_assign(rk, NULL);
+    /* Commit what was processed before giving the partitions away, so the next owner starts
+     * right after it; partitions already lost (our session ended) cannot commit. */
+    if (!assigned && !rd_kafka_assignment_lost(rk)) {
+        rd_kafka_resp_err_t ce = commit_bounded(rk, COMMIT_WAIT_MS);
+        if (ce != RD_KAFKA_RESP_ERR_NO_ERROR && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            bx_log_warn("kafka: commit before giving partitions away: %s", rd_kafka_err2str(ce));
     }
+    bx_log_info("kafka: %s %d partitions%s", assigned ? "assigned" : "revoked", parts->cnt,
+                cooperative ? " (incremental)" : "");
+    if (cooperative)
+        error = assigned ? rd_kafka_incremental_assign(rk, parts)
+                         : rd_kafka_incremental_unassign(rk, parts);
+    else
+        rd_kafka_assign(rk, assigned ? parts : NULL);
     if (error) {
         bx_log_error("kafka: rebalance: %s", rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
