@@ -78,6 +78,7 @@ struct score_service {
     bool quit;
     bx_redis *wredis;
     score_store_redis *wstore;
+    PGconn *wdb; /* the worker's, for the batches' PostgreSQL record */
     /* The summaries the worker's last batch stored, while the next one may have read them
      * before they were (patched in: see flight_finish). */
     bx_buf prev_text;
@@ -188,6 +189,7 @@ bx_status score_service_start(const score_service_conf *conf, score_service **ou
     bx_status s = ok ? BX_OK : BX_ERR(err, BX_ENOMEM, "service: out of memory");
     IFOK(s, score_store_pipe_new(&sv->pipe, err));
     IFOK(s, connect_pg(sv, err));
+    IFOK(s, bx_pg_reconnect(&sv->wdb, sv->conf.pg_url, 10000, err)); /* the worker's */
     IFOK(s, load_registry(sv, err));
     IFOK(s, connect_redis(sv, err));
     IFOK(s, bx_producer_new(conf->brokers, NULL, &sv->producer, err));
@@ -232,6 +234,8 @@ void score_service_stop(score_service *sv)
     flights_free(sv);
     score_store_redis_free(sv->wstore);
     bx_redis_close(sv->wredis);
+    if (sv->wdb)
+        PQfinish(sv->wdb);
     forget_prev(sv);
     bx_buf_free(&sv->prev_text);
     pthread_mutex_destroy(&sv->lock);
@@ -714,25 +718,33 @@ static bx_status batch_redis(score_service *sv, batch *b, bx_error *err)
     return s;
 }
 
+/* The durable record in PostgreSQL of what Redis decided (batch_redis), on db, before any offset
+ * is stored. */
+static bx_status batch_pg(PGconn *db, batch *b, bx_error *err)
+{
+    if (b->nfacts == 0 && b->nreports == 0)
+        return BX_OK;
+    bx_status s = bx_pg_exec(db, "BEGIN", err);
+    if (b->nfacts)
+        IFOK(s, score_store_pg_write_facts(db, b->facts, b->outcomes, b->nfacts, NULL, err));
+    if (b->nreports)
+        IFOK(s, score_store_pg_write_reports(db, b->reports, b->nreports, NULL, err));
+    /* A late fact of a day already aggregated marks it, in the fact's own transaction. */
+    IFOK(s, score_daily_mark(db, b->facts, b->nfacts, b->reports, b->nreports,
+                             bx_time_local_date(bx_clock_now()), err));
+    IFOK(s, bx_pg_exec(db, "COMMIT", err));
+    if (s != BX_OK)
+        bx_pg_rollback(db);
+    return s;
+}
+
 /* Redis first (it decides), then the durable record in PostgreSQL, before any offset is stored. */
 static bx_status batch_store(score_service *sv, batch *b, bx_error *err)
 {
     if (b->nfacts == 0 && b->nreports == 0)
         return BX_OK;
     bx_status s = batch_redis(sv, b, err);
-    if (s != BX_OK)
-        return s;
-    s = bx_pg_exec(sv->db, "BEGIN", err);
-    if (b->nfacts)
-        IFOK(s, score_store_pg_write_facts(sv->db, b->facts, b->outcomes, b->nfacts, NULL, err));
-    if (b->nreports)
-        IFOK(s, score_store_pg_write_reports(sv->db, b->reports, b->nreports, NULL, err));
-    /* A late fact of a day already aggregated marks it, in the fact's own transaction. */
-    IFOK(s, score_daily_mark(sv->db, b->facts, b->nfacts, b->reports, b->nreports,
-                             bx_time_local_date(bx_clock_now()), err));
-    IFOK(s, bx_pg_exec(sv->db, "COMMIT", err));
-    if (s != BX_OK)
-        bx_pg_rollback(sv->db);
+    IFOK(s, batch_pg(sv->db, b, err));
     return s;
 }
 
@@ -1073,13 +1085,17 @@ static size_t handle_items(score_service *sv, item *items, size_t n)
 
 /* ---- the loop body ----
  *
- * A batch goes through two stages: this thread polls it, stages it and makes its writes (Redis,
- * then PostgreSQL) with the reads its recompute needs (flight_prepare); the worker thread
- * recomputes, publishes, waits for the broker and stores the changed summaries (flight_finish).
- * While the worker finishes batch N, this thread polls and prepares batch N+1, so bx-score's
- * computing overlaps Redis and PostgreSQL working on the next batch. Offsets are committed here,
- * in order, once a batch is finished (drain). What is kept as it was without the pipeline:
- *   - Each batch's reads follow its own writes, and batch N+1's writes follow batch N's.
+ * A batch goes through two stages: this thread polls it, stages it and makes its Redis writes
+ * with the reads its recompute needs (flight_prepare); the worker thread writes its PostgreSQL
+ * record (on a connection of its own), recomputes, publishes, waits for the broker and stores the
+ * changed summaries (flight_finish). While the worker finishes batch N, this thread polls and
+ * prepares batch N+1, so bx-score's computing and PostgreSQL's commit overlap Redis working on
+ * the next batch. Offsets are committed here, in order, once a batch is finished (drain). What is
+ * kept as it was without the pipeline:
+ *   - Each batch's reads follow its own writes, and batch N+1's writes follow batch N's, in Redis
+ *     and in PostgreSQL; Redis decides before PostgreSQL records, and both before the offsets (a
+ *     crash between them replays the batches from the last offsets: Redis answers CURRENT, so
+ *     PostgreSQL gets every fact, as before).
  *   - Batch N+1 may have read a summary before batch N stored it: the worker keeps the summaries
  *     N stored and uses them in place of what N+1 read for those students, which is what N+1
  *     would have read after N, so its triggers and its summaries are the same as one at a time.
@@ -1180,7 +1196,8 @@ static bx_status prepare_try(void *arg, bx_error *err)
         f->prepared = true;
         s = batch_init(&f->b, f->items, f->n, err);
         IFOK(s, batch_stage(sv, &f->b, err));
-        IFOK(s, batch_store(sv, &f->b, err));
+        if (s == BX_OK && (f->b.nfacts || f->b.nreports))
+            s = batch_redis(sv, &f->b, err); /* its PostgreSQL record is the worker's */
         IFOK(s, batch_students(sv, &f->b, err));
         IFOK(s, batch_loads(sv, &f->b, err));
         if (s != BX_OK)
@@ -1307,6 +1324,12 @@ static bx_status flight_finish(score_service *sv, flight *f, bx_error *err)
         sv->wredis = NULL;
         s = bx_redis_open(sv->conf.redis_url, 2000, &sv->wredis, err);
         IFOK(s, score_store_redis_open(sv->wredis, &sv->wstore, err));
+    }
+    /* The durable record first, on the worker's own connection, while this thread's Redis works
+     * on the next batch; offsets are committed only after the whole of this. */
+    if (s == BX_OK && (b->nfacts || b->nreports)) {
+        s = bx_pg_reconnect(&sv->wdb, sv->conf.pg_url, 2000, err);
+        IFOK(s, batch_pg(sv->wdb, b, err));
     }
     if (s == BX_OK && f->overlapped)
         s = apply_prev(sv, b, err);
