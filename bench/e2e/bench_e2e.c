@@ -271,6 +271,77 @@ static long long post_all(const run_conf *rc, const sim_county *c, const sim_day
     return accepted;
 }
 
+/* For each student of when (id -> acceptance ms), the first message keyed by it on bx.risk.v1
+ * from the mark on (its create time less the acceptance), sorted; *n of them. */
+static long long *risk_latency(const char *brokers, const char *mark, bx_map *when, int students,
+                               size_t *n)
+{
+    *n = 0;
+    long long *out = calloc((size_t)students + 1, sizeof(*out));
+    bx_map *seen = bx_map_new();
+    char errstr[256];
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    if (out == NULL || seen == NULL ||
+        rd_kafka_conf_set(kc, "bootstrap.servers", brokers, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(kc, "group.id", "bench-e2e-risk", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(kc, "enable.auto.commit", "false", errstr, sizeof(errstr)))
+        die("cannot read bx.risk.v1");
+    bx_error err = {0};
+    rd_kafka_t *rk = NULL;
+    if (bx_kafka_conf_credentials(kc, &err) == BX_OK)
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
+    if (rk == NULL)
+        die("cannot read bx.risk.v1");
+    rd_kafka_poll_set_consumer(rk);
+    FILE *f = fopen(mark, "r");
+    if (f == NULL)
+        die("cannot read the risk mark");
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
+    int partition, pending = 0;
+    long long offset;
+    int64_t ends[256] = {0};
+    while (fscanf(f, "%d %lld", &partition, &offset) == 2 && partition >= 0 && partition < 256) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(rk, "bx.risk.v1", partition, &lo, &hi, 10000))
+            die("no offsets of bx.risk.v1");
+        ends[partition] = hi;
+        if (hi > offset) {
+            rd_kafka_topic_partition_list_add(parts, "bx.risk.v1", partition)->offset = offset;
+            pending++;
+        }
+    }
+    fclose(f);
+    if (pending && rd_kafka_assign(rk, parts))
+        die("cannot read bx.risk.v1");
+    char key[64];
+    while (pending > 0) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 5000);
+        if (msg == NULL)
+            break;
+        if (!msg->err && msg->offset < ends[msg->partition]) {
+            if (msg->key_len > 0 && msg->key_len < sizeof(key)) {
+                memcpy(key, msg->key, msg->key_len);
+                key[msg->key_len] = '\0';
+                const long long *acc = bx_map_get(when, key);
+                rd_kafka_timestamp_type_t tt;
+                int64_t ts = rd_kafka_message_timestamp(msg, &tt);
+                if (acc && ts > 0 && bx_map_get(seen, key) == NULL &&
+                    bx_map_put(seen, key, out) == BX_OK)
+                    out[(*n)++] = (long long)ts - *acc;
+            }
+            if (msg->offset + 1 == ends[msg->partition])
+                pending--;
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    bx_map_free(seen);
+    qsort(out, *n, sizeof(*out), compare_ll);
+    return out;
+}
+
 static int cmd_run(run_conf *rc)
 {
     bx_error err = {0};
@@ -292,6 +363,10 @@ static int cmd_run(run_conf *rc)
     char mark[1024];
     snprintf(mark, sizeof(mark), "%s/attendance.mark", rc->state);
     if (sim_topic_mark(brokers, "bx.attendance.v1", mark, &err) != BX_OK)
+        die(err.msg);
+    char risk_mark[1024];
+    snprintf(risk_mark, sizeof(risk_mark), "%s/risk.mark", rc->state);
+    if (sim_topic_mark(brokers, "bx.risk.v1", risk_mark, &err) != BX_OK)
         die(err.msg);
     long long absent = 0;
     for (int j = 0; j < p.nrollcalls; j++)
@@ -390,6 +465,10 @@ static int cmd_run(run_conf *rc)
     PQclear(res);
     qsort(sent, m, sizeof(long long), compare_ll);
     qsort(made, m, sizeof(long long), compare_ll);
+    /* bx-score's share: the roll call's acceptance to the absent child's first assessment on
+     * bx.risk.v1 (the message's create time, set by bx-score's producer). */
+    size_t na = 0;
+    long long *assessed = risk_latency(brokers, risk_mark, when, c->nstudents, &na);
 
     printf("students=%d rollcalls=%d records=%lld absent=%lld connections=%d\n", c->nstudents,
            p.nrollcalls, accepted, absent, rc->connections);
@@ -404,6 +483,9 @@ static int cmd_run(run_conf *rc)
            "created_p50_ms=%lld created_p99_ms=%lld\n",
            m, pct(sent, m, 0.5), pct(sent, m, 0.99), m ? sent[m - 1] : -1, pct(made, m, 0.5),
            pct(made, m, 0.99));
+    printf("assessed_samples=%zu assessed_p50_ms=%lld assessed_p99_ms=%lld\n", na,
+           pct(assessed, na, 0.5), pct(assessed, na, 0.99));
+    free(assessed);
     /* CPU microseconds per record accepted, each stage's processes from the first request until
      * the pipeline was quiet, and their CPU when idle (cores busy). */
     for (int i = 0; i < rc->ncpu; i++)

@@ -419,18 +419,21 @@ f = lambda k: (lambda r: r.get(k, "-"))
 row("students / roll calls", lambda r: f"{r['students']}/{r['rollcalls']}")
 row("records accepted (absent)", lambda r: f"{r['records']} ({r['absent']})")
 row("all posted (s)", f("ingest_s"))
-row("bx-score caught up (s)", f("caught_up_0_s"))
-row("bx-escalate caught up (s)", f("caught_up_1_s"))
-row("pipeline quiet (s)", lambda r: r["quiet_s"] if r.get("settled", "1") == "1"
-    else f"not settled at {r['quiet_s']}: {r.get('stuck', '?')}")
-row("e2e records/s", f("e2e_records_per_s"))
+caught = lambda k: (lambda r: r[k] if float(r.get(k, 0)) > 0 else "not caught up")
+row("bx-score caught up (s)", caught("caught_up_0_s"))
+row("bx-escalate caught up (s)", caught("caught_up_1_s"))
+row("pipeline quiet (s)", lambda r: r["quiet_s"] if r.get("settled", "1") == "1" else "not settled")
+settled = lambda r: r.get("settled", "1") == "1"
+row("e2e records/s", lambda r: r["e2e_records_per_s"] if settled(r) else "not settled")
 row("ingest records/s", f("ingest_records_per_s"))
+row("to assessment (bx-score) p50/p99 ms", lambda r: f"{r.get('assessed_p50_ms', '-')}/{r.get('assessed_p99_ms', '-')}")
+row("to case event (bx-escalate) p50/p99", lambda r: f"{r['created_p50_ms']}/{r['created_p99_ms']}")
 row("to notify request p50 / p99 ms", lambda r: f"{r['notify_p50_ms']}/{r['notify_p99_ms']}")
-row("  latency samples", f("latency_samples"))
+row("  latency samples (of absent)", lambda r: f"{r['latency_samples']} of {r['absent']}")
 row("raw Kafka produce msgs/s", f("raw_kafka_per_s"))
 row("raw Redis script calls/s (-P 256)", lambda r: f"{float(r['raw_redis_per_s']):.0f}")
 row("raw PostgreSQL COPY rows/s", f("raw_copy_per_s"))
-ratio = lambda k: (lambda r: f"{float(r['e2e_records_per_s']) / float(r[k]):.3f}")
+ratio = lambda k: (lambda r: f"{float(r['e2e_records_per_s']) / float(r[k]):.3f}" if settled(r) else "-")
 row("e2e / raw Kafka", ratio("raw_kafka_per_s"))
 row("e2e / raw Redis", ratio("raw_redis_per_s"))
 row("e2e / raw COPY", ratio("raw_copy_per_s"))
@@ -464,6 +467,10 @@ if all("drain_per_s" in rows[s] for s in scales):
     row("drain / raw script calls", div("drain_per_s", "raw_redis_per_s"))
 for s in scales:
     r = rows[s]
+    if r.get("settled", "1") != "1":
+        print(f"{s}: not settled; bx-score caught up {float(r['caught_up_0_s']) - float(r['ingest_s']):.2f} s "
+              f"after the last record was accepted; still busy then: {r.get('stuck', '?')}")
+        continue
     stages = [("bx-ingest (all posted)", float(r["ingest_s"])),
               ("bx-score", float(r["caught_up_0_s"]) - float(r["ingest_s"])),
               ("bx-escalate and its outbox", float(r["quiet_s"]) - float(r["caught_up_0_s"]))]

@@ -235,7 +235,7 @@ read -r U_EVENTS U_OPS _ < <(python3 "$MIX" events "$STATE/mix" "$STATE/rates.un
 # 4. The figures.
 echo
 echo "bx-score: $N events ($DAYS school days x $((SCHOOLS * CLASSES)) classes x ($STUDENTS facts + 1 class report)),"
-echo "topic $TOPIC ($PARTS partitions), BX_SCORE_BATCH default 500 unless BENCH_SCORE_ENV says; $(nproc) cores"
+echo "topic $TOPIC ($PARTS partitions), BX_SCORE_BATCH default 2000 unless BENCH_SCORE_ENV says; $(nproc) cores"
 echo
 echo "Redis calls per event (the timed run, bx-score's bx_score_redis_calls_total by kind):"
 printf '  %-20s %10s %10s %14s %14s\n' kind calls per-event "rb -P $DEPTH/s" "rb -P 1/s"
