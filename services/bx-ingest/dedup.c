@@ -209,6 +209,15 @@ static void enqueue(dedup_batcher *d, struct job *j)
     pthread_cond_signal(&d->wake);
 }
 
+/* Queues a job nobody waits for: the worker answers (answer) or not, and frees it. */
+static void submit_detached(dedup_batcher *d, struct job *j)
+{
+    j->detached = true;
+    pthread_mutex_lock(&d->lock);
+    enqueue(d, j);
+    pthread_mutex_unlock(&d->lock);
+}
+
 static bx_status submit(dedup_batcher *d, struct job *j)
 {
     pthread_cond_init(&j->answered, NULL);
@@ -224,11 +233,7 @@ static bx_status submit(dedup_batcher *d, struct job *j)
 bx_status dedup_check(dedup_batcher *d, const char *school, const char *const *keys, size_t n,
                       bool *seen)
 {
-    struct job j = {0};
-    j.school = school;
-    j.keys = keys;
-    j.n = n;
-    j.seen = seen;
+    struct job j = {.school = school, .keys = keys, .n = n, .seen = seen};
     return submit(d, &j);
 }
 
@@ -238,16 +243,9 @@ bx_status dedup_check_async(dedup_batcher *d, const char *school, const char *co
     struct job *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return BX_ENOMEM;
-    j->school = school;
-    j->keys = keys;
-    j->n = n;
-    j->seen = seen;
-    j->detached = true;
-    j->answer = answer;
-    j->arg = arg;
-    pthread_mutex_lock(&d->lock);
-    enqueue(d, j);
-    pthread_mutex_unlock(&d->lock);
+    *j = (struct job){
+        .school = school, .keys = keys, .n = n, .seen = seen, .answer = answer, .arg = arg};
+    submit_detached(d, j);
     return BX_OK;
 }
 
@@ -280,9 +278,6 @@ bx_status dedup_remember(dedup_batcher *d, const char *school, const char *const
     j->keys = (const char *const *)copies;
     j->n = n;
     j->remember = true;
-    j->detached = true;
-    pthread_mutex_lock(&d->lock);
-    enqueue(d, j);
-    pthread_mutex_unlock(&d->lock);
+    submit_detached(d, j);
     return BX_OK;
 }
