@@ -315,6 +315,16 @@ static bx_status check_new_id(const bx_map *map, const char *what, const char *i
     return BX_OK;
 }
 
+/* Checks id as check_new_id does and copies it into the entry's own id (dst). */
+static bx_status take_id(const bx_map *map, const char *what, const char *id, char *dst,
+                         bx_error *err)
+{
+    bx_status s = check_new_id(map, what, id, err);
+    if (s == BX_OK)
+        copy_id(dst, id);
+    return s;
+}
+
 /* Hands def's calendars to r: from here r frees every one of them, whatever happens. */
 static bx_status def_calendars(bx_registry *r, const bx_registry_def *def, bx_error *err)
 {
@@ -338,10 +348,9 @@ static bx_status def_calendars(bx_registry *r, const bx_registry_def *def, bx_er
 static bx_status def_school(bx_registry *r, const bx_registry_school_def *d, bx_reg_school *sc,
                             bx_error *err)
 {
-    bx_status s = check_new_id(r->schools, "school", d->id, err);
+    bx_status s = take_id(r->schools, "school", d->id, sc->id, err);
     if (s != BX_OK)
         return s;
-    copy_id(sc->id, d->id);
     snprintf(sc->township_code, sizeof(sc->township_code), "%s",
              d->township_code ? d->township_code : "");
     if (d->county_code)
@@ -361,10 +370,9 @@ static bx_status def_school(bx_registry *r, const bx_registry_school_def *d, bx_
 static bx_status def_class(bx_registry *r, const bx_registry_class_def *d, bx_reg_class *c,
                            bx_error *err)
 {
-    bx_status s = check_new_id(r->classes, "class", d->id, err);
+    bx_status s = take_id(r->classes, "class", d->id, c->id, err);
     if (s != BX_OK)
         return s;
-    copy_id(c->id, d->id);
     c->school = d->school_id ? bx_map_get(r->schools, d->school_id) : NULL;
     if (c->school == NULL)
         return BX_ERR(err, BX_EINVAL, "registry: class %s: unknown school %.40s", d->id,
@@ -377,10 +385,9 @@ static bx_status def_class(bx_registry *r, const bx_registry_class_def *d, bx_re
 static bx_status def_student(bx_registry *r, const bx_registry_student_def *d, bx_reg_student *st,
                              bx_error *err)
 {
-    bx_status s = check_new_id(r->students, "student", d->id, err);
+    bx_status s = take_id(r->students, "student", d->id, st->id, err);
     if (s != BX_OK)
         return s;
-    copy_id(st->id, d->id);
     const bx_reg_class *c = d->class_id ? bx_map_get(r->classes, d->class_id) : NULL;
     if (d->class_id && c == NULL)
         return BX_ERR(err, BX_EINVAL, "registry: student %s: unknown class %.40s", d->id,
