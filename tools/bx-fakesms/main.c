@@ -317,13 +317,13 @@ typedef enum send_outcome {
 
 /* Decides a request to send text to phone for notification id (takes the lock): over the rate
  * limit, a number refused for good, a 5xx fault drawn for this attempt, else accepted and recorded
- * (*message_id, 64 bytes, the provider's id) with *slow_ms the delay drawn before the answer (0:
- * none). text NULL (its copy failed) is out of memory. */
+ * (*message_id, 64 bytes, the provider's id), returning only after slow_ms when a slow acceptance
+ * was drawn. text NULL (its copy failed) is out of memory. */
 static send_outcome send_decide(const char *id, const char *phone, const char *text,
                                 const char *sign_name, const char *template_name, api via,
-                                char *message_id, long *slow_ms)
+                                char *message_id)
 {
-    *slow_ms = 0;
+    long slow_ms = 0;
     pthread_mutex_lock(&F.lock);
     id_entry *e = id_lookup(id, true);
     int attempt = e ? e->attempts++ : 0;
@@ -346,10 +346,12 @@ static send_outcome send_decide(const char *id, const char *phone, const char *t
         snprintf(message_id, 64, "%s", m->message_id);
         if (draw(F.set.slow_accept, "slow_accept", id, attempt)) {
             F.slow_accepts++;
-            *slow_ms = F.set.slow_ms;
+            slow_ms = F.set.slow_ms;
         }
     }
     pthread_mutex_unlock(&F.lock);
+    if (slow_ms)
+        usleep((useconds_t)slow_ms * 1000);
     return o;
 }
 
@@ -585,13 +587,10 @@ static enum MHD_Result webhook_send(struct MHD_Connection *conn, request *req)
                    {400, "invalid_number"},
                    {503, "unavailable"}};
     char mid[64] = "";
-    long slow_ms = 0;
-    send_outcome o = send_decide(id, phone, text, sign, tmpl, API_WEBHOOK, mid, &slow_ms);
+    send_outcome o = send_decide(id, phone, text, sign, tmpl, API_WEBHOOK, mid);
     cJSON_Delete(root);
     if (o != SEND_ACCEPTED)
         return reply_json(conn, answers[o].code, "{\"error\":\"%s\"}", answers[o].error);
-    if (slow_ms)
-        usleep((useconds_t)slow_ms * 1000);
     return reply_json(conn, 200, "{\"message_id\":\"%s\"}", mid);
 }
 
@@ -889,13 +888,10 @@ static enum MHD_Result aliyun_send(struct MHD_Connection *conn, param *p, size_t
     F.requests++;
     pthread_mutex_unlock(&F.lock);
     char biz[64] = "";
-    long slow_ms = 0;
-    send_outcome o = send_decide(id, phone, text, sign, code, API_ALIYUN, biz, &slow_ms);
+    send_outcome o = send_decide(id, phone, text, sign, code, API_ALIYUN, biz);
     free(text);
     if (o != SEND_ACCEPTED)
         return aliyun_error(conn, answers[o].http, answers[o].code);
-    if (slow_ms)
-        usleep((useconds_t)slow_ms * 1000);
     return reply_json(conn, 200,
                       "{\"RequestId\":\"%016llx\",\"Code\":\"OK\",\"Message\":\"OK\",\"BizId\":"
                       "\"%s\"}",
