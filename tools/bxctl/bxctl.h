@@ -89,6 +89,11 @@ bx_status bxctl_json_fields(bx_buf *b, const PGresult *res, int row, const bxctl
                             size_t n) BX_MUSTCHECK;
 #define BXCTL_JSON_FIELDS(b, res, row, fields)                                                     \
     bxctl_json_fields(b, res, row, fields, sizeof(fields) / sizeof(fields[0]))
+/* Appends [{...},...]: an object of the n fields for each row from first to end - 1 of res. */
+bx_status bxctl_json_rows(bx_buf *b, const PGresult *res, int first, int end,
+                          const bxctl_json_field *fields, size_t n) BX_MUSTCHECK;
+#define BXCTL_JSON_ROWS(b, res, first, end, fields)                                                \
+    bxctl_json_rows(b, res, first, end, fields, sizeof(fields) / sizeof(fields[0]))
 /* "2026-11-27T10:00:00+08:00" as "2026-11-27 10:00"; "" as "-". */
 void bxctl_time_text(const char *iso, char out[17]);
 /* s is exactly len decimal digits (county 6, township 9). */

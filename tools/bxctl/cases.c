@@ -91,6 +91,19 @@ bx_status bxctl_json_fields(bx_buf *b, const PGresult *res, int row, const bxctl
     return st;
 }
 
+bx_status bxctl_json_rows(bx_buf *b, const PGresult *res, int first, int end,
+                          const bxctl_json_field *fields, size_t n)
+{
+    bx_status st = bx_buf_puts(b, "[");
+    for (int i = first; i < end && st == BX_OK; i++) {
+        IFOK(st, bx_buf_puts(b, i > first ? ",{" : "{"));
+        IFOK(st, bxctl_json_fields(b, res, i, fields, n));
+        IFOK(st, bx_buf_puts(b, "}"));
+    }
+    IFOK(st, bx_buf_puts(b, "]"));
+    return st;
+}
+
 void bxctl_time_text(const char *iso, char out[17])
 {
     if (iso[0] == '\0') {
@@ -339,21 +352,11 @@ static const bxctl_json_field event_fields[] = {
     {"reason", 4, BXCTL_JSON_MASKED},      {"late", 5, BXCTL_JSON_BOOL},
     {"occurred_at", 6, BXCTL_JSON_STRING}, {"payload", 7, BXCTL_JSON_RAW}};
 
-/* Appends name:[{...},...] with the fields of rows first.. of res. */
-static bx_status json_rows(bx_buf *b, const char *name, PGresult *res, int first,
-                           const bxctl_json_field *fields, size_t n)
-{
-    bx_status st = bx_buf_printf(b, "\"%s\":[", name);
-    for (int i = first; i < PQntuples(res) && st == BX_OK; i++) {
-        IFOK(st, bx_buf_puts(b, i > first ? ",{" : "{"));
-        IFOK(st, bxctl_json_fields(b, res, i, fields, n));
-        IFOK(st, bx_buf_puts(b, "}"));
-    }
-    IFOK(st, bx_buf_puts(b, "]"));
-    return st;
-}
+/* Appends "name":[{...},...] with the fields of rows first.. of res. */
 #define JSON_ROWS(b, name, res, first, fields)                                                     \
-    json_rows(b, name, res, first, fields, sizeof(fields) / sizeof(fields[0]))
+    (bx_buf_puts(b, "\"" name "\":") == BX_OK                                                      \
+         ? BXCTL_JSON_ROWS(b, res, first, PQntuples(res), fields)                                  \
+         : BX_ENOMEM)
 
 static bx_status show_json(PGconn *db, bx_buf *b, const char *student, PGresult *cases,
                            PGresult *tasks, PGresult *events)

@@ -35,6 +35,16 @@ static const struct {
     {"returned", "returned children (复学)"},
 };
 
+/* The rows first to end - 1 of h: the history of the case of row i of res. */
+static void history_of(const PGresult *res, int i, const PGresult *h, int *first, int *end)
+{
+    long long case_id = strtoll(PQgetvalue(res, i, RL_CASE), NULL, 10);
+    *first = reports_history_first(h, case_id);
+    for (*end = *first;
+         *end < PQntuples(h) && strtoll(PQgetvalue(h, *end, RH_CASE), NULL, 10) == case_id;)
+        (*end)++;
+}
+
 static bx_status write_text(bx_buf *b, PGresult *res, PGresult *h, const char *county,
                             const char *only, bool names)
 {
@@ -71,11 +81,9 @@ static bx_status write_text(bx_buf *b, PGresult *res, PGresult *h, const char *c
                                        PQgetisnull(res, i, RL_NAME) ? "-"
                                                                     : PQgetvalue(res, i, RL_NAME)));
             IFOK(st, bx_buf_puts(b, "\n"));
-            long long case_id = strtoll(PQgetvalue(res, i, RL_CASE), NULL, 10);
-            for (int j = reports_history_first(h, case_id);
-                 j < PQntuples(h) && strtoll(PQgetvalue(h, j, RH_CASE), NULL, 10) == case_id &&
-                 st == BX_OK;
-                 j++) {
+            int first = 0, end = 0;
+            history_of(res, i, h, &first, &end);
+            for (int j = first; j < end && st == BX_OK; j++) {
                 char at[17];
                 bxctl_time_text(PQgetvalue(h, j, RH_AT), at);
                 const char *reason = PQgetvalue(h, j, RH_REASON);
@@ -116,17 +124,11 @@ static bx_status write_json_entry(bx_buf *b, PGresult *res, int i, PGresult *h, 
         IFOK(st, bx_buf_puts(b, ","));
         IFOK(st, BXCTL_JSON_FIELDS(b, res, i, entry_name_field));
     }
-    IFOK(st, bx_buf_puts(b, ",\"history\":["));
-    long long case_id = strtoll(PQgetvalue(res, i, RL_CASE), NULL, 10);
-    int first = reports_history_first(h, case_id);
-    for (int j = first;
-         j < PQntuples(h) && strtoll(PQgetvalue(h, j, RH_CASE), NULL, 10) == case_id && st == BX_OK;
-         j++) {
-        IFOK(st, bx_buf_puts(b, j > first ? ",{" : "{"));
-        IFOK(st, BXCTL_JSON_FIELDS(b, h, j, history_fields));
-        IFOK(st, bx_buf_puts(b, "}"));
-    }
-    IFOK(st, bx_buf_puts(b, "]}"));
+    int first = 0, end = 0;
+    history_of(res, i, h, &first, &end);
+    IFOK(st, bx_buf_puts(b, ",\"history\":"));
+    IFOK(st, BXCTL_JSON_ROWS(b, h, first, end, history_fields));
+    IFOK(st, bx_buf_puts(b, "}"));
     return st;
 }
 

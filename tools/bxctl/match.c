@@ -687,15 +687,13 @@ bx_status bxctl_match_transfers(PGconn *db, const char *student, bx_buf *json)
         {"from_school", 4, BXCTL_JSON_STRING}, {"to_student_id", 5, BXCTL_JSON_OR_NULL},
         {"to_school", 6, BXCTL_JSON_OR_NULL},  {"matched_by", 7, BXCTL_JSON_OR_NULL},
         {"decided_at", 8, BXCTL_JSON_STRING},  {"detail", 9, BXCTL_JSON_STRING}};
-    if (json)
-        s = bx_buf_puts(json, ",\"transfers\":[");
-    for (int i = 0; i < PQntuples(res) && s == BX_OK; i++) {
-        if (json) {
-            s = bx_buf_puts(json, i ? ",{" : "{");
-            IFOK(s, BXCTL_JSON_FIELDS(json, res, i, fields));
-            IFOK(s, bx_buf_puts(json, "}"));
-            continue;
-        }
+    if (json) {
+        s = bx_buf_puts(json, ",\"transfers\":");
+        IFOK(s, BXCTL_JSON_ROWS(json, res, 0, PQntuples(res), fields));
+        PQclear(res);
+        return s;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
         char at[17];
         bxctl_time_text(PQgetvalue(res, i, 8), at);
         if (PQgetvalue(res, i, 1)[0] == 'r')
@@ -712,8 +710,6 @@ bx_status bxctl_match_transfers(PGconn *db, const char *student, bx_buf *json)
                    PQgetvalue(res, i, 4), PQgetvalue(res, i, 3), PQgetvalue(res, i, 2), at,
                    PQgetvalue(res, i, 7));
     }
-    if (json)
-        IFOK(s, bx_buf_puts(json, "]"));
     PQclear(res);
-    return s;
+    return BX_OK;
 }
