@@ -765,11 +765,6 @@ bool console_server_healthy(void *server, char *reason, size_t size)
     return server != NULL;
 }
 
-static bool is_loopback(const struct sockaddr_in *a)
-{
-    return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-}
-
 static bx_status check_routes(bx_error *err)
 {
     const console_route *tables[] = {console_core_routes, console_page_routes};
@@ -792,16 +787,11 @@ bx_status console_server_start(const console_server_conf *conf, bx_producer *pro
                                console_server **out, bx_error *err)
 {
     struct sockaddr_in addr;
-    bx_status s = bx_parse_listen(conf->listen, &addr, err);
+    bool tls = false;
+    bx_status s = bx_tls_listen("BX_CONSOLE_LISTEN", conf->listen, conf->tls_cert, conf->tls_key,
+                                conf->insecure, &addr, &tls, err);
     if (s != BX_OK)
         return s;
-    bool tls = conf->tls_cert[0] || conf->tls_key[0];
-    if (tls && !(conf->tls_cert[0] && conf->tls_key[0]))
-        return BX_ERR(err, BX_EINVAL, "BX_TLS_CERT and BX_TLS_KEY: give both or neither");
-    if (!tls && !is_loopback(&addr) && !conf->insecure)
-        return BX_ERR(err, BX_EINVAL,
-                      "BX_CONSOLE_LISTEN: plain HTTP is only served on loopback; give BX_TLS_CERT "
-                      "and BX_TLS_KEY (or BX_HTTP_INSECURE=true behind a TLS proxy)");
     s = check_routes(err);
     IFOK(s, console_auth_init(err));
     if (s != BX_OK)
@@ -831,9 +821,8 @@ bx_status console_server_start(const console_server_conf *conf, bx_producer *pro
             s = BX_EINVAL;
     }
     if (s == BX_OK && tls) {
-        size_t len;
-        srv->tls_cert_pem = read_file(conf->tls_cert, 1 << 20, &len, err);
-        srv->tls_key_pem = srv->tls_cert_pem ? read_file(conf->tls_key, 1 << 20, &len, err) : NULL;
+        srv->tls_cert_pem = bx_tls_read_pem(conf->tls_cert, err);
+        srv->tls_key_pem = srv->tls_cert_pem ? bx_tls_read_pem(conf->tls_key, err) : NULL;
         if (srv->tls_key_pem == NULL)
             s = BX_EINVAL;
     }

@@ -656,20 +656,6 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **state,
     *state = NULL;
 }
 
-static char *read_pem(const char *path, bx_error *err)
-{
-    bx_buf b;
-    bx_buf_init(&b, 1 << 20);
-    bx_status s = bx_buf_read_file(&b, path, err);
-    if (s == BX_OK && b.len == 0)
-        s = BX_ERR(err, BX_EINVAL, "%s: empty", path);
-    if (s != BX_OK) {
-        bx_buf_free(&b);
-        return NULL;
-    }
-    return bx_buf_steal(&b);
-}
-
 bool ingest_server_healthy(void *server, char *reason, size_t size)
 {
     ingest_server *srv = server;
@@ -770,11 +756,6 @@ void ingest_server_tick(ingest_server *srv)
                 bx_registry_student_count(next.registry));
 }
 
-static bool is_loopback(const struct sockaddr_in *a)
-{
-    return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-}
-
 /* The event loop: waits on libmicrohttpd's epoll set and the wake eventfd, resumes what is
  * ready, and lets libmicrohttpd run. On stop it takes no new connections and runs until every
  * waiting request is answered (Kafka reports each message within its timeout), at most
@@ -828,8 +809,8 @@ static bx_status start_daemon(ingest_server *srv, const struct sockaddr_in *addr
     const ingest_server_conf *conf = &srv->conf;
     bx_status s = BX_OK;
     if (s == BX_OK && tls) {
-        srv->tls_cert_pem = read_pem(conf->tls_cert, err);
-        srv->tls_key_pem = srv->tls_cert_pem ? read_pem(conf->tls_key, err) : NULL;
+        srv->tls_cert_pem = bx_tls_read_pem(conf->tls_cert, err);
+        srv->tls_key_pem = srv->tls_cert_pem ? bx_tls_read_pem(conf->tls_key, err) : NULL;
         if (srv->tls_key_pem == NULL)
             s = BX_EINVAL;
     }
@@ -902,16 +883,11 @@ bx_status ingest_server_start(const ingest_server_conf *conf, bx_producer *produ
                               ingest_server **out, bx_error *err)
 {
     struct sockaddr_in addr;
-    bx_status s = bx_parse_listen(conf->listen, &addr, err);
+    bool tls = false;
+    bx_status s = bx_tls_listen("BX_HTTP_LISTEN", conf->listen, conf->tls_cert, conf->tls_key,
+                                conf->insecure, &addr, &tls, err);
     if (s != BX_OK)
         return s;
-    bool tls = conf->tls_cert[0] || conf->tls_key[0];
-    if (tls && !(conf->tls_cert[0] && conf->tls_key[0]))
-        return BX_ERR(err, BX_EINVAL, "BX_TLS_CERT and BX_TLS_KEY: give both or neither");
-    if (!tls && !is_loopback(&addr) && !conf->insecure)
-        return BX_ERR(err, BX_EINVAL,
-                      "BX_HTTP_LISTEN: plain HTTP is only served on loopback; give BX_TLS_CERT "
-                      "and BX_TLS_KEY (or BX_HTTP_INSECURE=true behind a TLS proxy)");
     ingest_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
         return BX_ERR(err, BX_ENOMEM, "out of memory");
