@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <unistd.h>
 
 struct bx_producer {
     rd_kafka_t *rk;
@@ -86,8 +87,10 @@ static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
         char fatal[256];
         rd_kafka_resp_err_t cause = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
         if (cause == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
-            bx_log_error("kafka fatal error: another replica joined the group as %s: give each "
-                         "replica its own BX_KAFKA_REPLICA or BX_KAFKA_INSTANCE_ID (%s)",
+            bx_log_error("kafka fatal error: fenced as %s (%s): after the group's coordinator "
+                         "moved this is the member's own earlier join, and the consumer is "
+                         "replaced; if it repeats, two replicas share the id: give each its own "
+                         "BX_KAFKA_REPLICA or BX_KAFKA_INSTANCE_ID",
                          bx_kafka_instance_id(), fatal);
         else
             bx_log_error("kafka fatal error: %s", fatal);
@@ -493,6 +496,11 @@ bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
 
 struct bx_consumer {
     rd_kafka_t *rk;
+    bool failed;   /* a fatal error met: the handle is of no further use (bx_consumer_renew) */
+    char *brokers; /* what made the handle, to make another */
+    char *group;
+    char **topics;
+    char **extra;
 };
 
 /* The membership of this process's consumers (bx_kafka_membership_set). */
@@ -593,12 +601,37 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     }
 }
 
-bx_status bx_consumer_new(const char *brokers, const char *group, const char *const *topics,
-                          const char *const *extra, bx_consumer **out, bx_error *err)
+/* A NULL-terminated copy of a NULL-terminated string list (NULL for none); *ok false when out of
+ * memory. */
+static char **strv_dup(const char *const *v, bool *ok)
+{
+    if (v == NULL)
+        return NULL;
+    size_t n = 0;
+    while (v[n])
+        n++;
+    char **copy = calloc(n + 1, sizeof(*copy));
+    for (size_t i = 0; copy && i < n; i++)
+        if ((copy[i] = strdup(v[i])) == NULL)
+            *ok = false;
+    if (copy == NULL)
+        *ok = false;
+    return copy;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* A subscribed consumer handle of c's settings and this process's membership. */
+static bx_status consumer_handle(const bx_consumer *c, rd_kafka_t **out, bx_error *err)
 {
     /* clang-format off */
     const char *const settings[] = {
-        "group.id", group,
+        "group.id", c->group,
         "enable.auto.offset.store", "false",
         "enable.auto.commit", "true",
         "auto.commit.interval.ms", "1000",
@@ -611,35 +644,107 @@ bx_status bx_consumer_new(const char *brokers, const char *group, const char *co
         NULL};
     /* clang-format on */
     rd_kafka_t *rk = NULL;
-    bx_status s = new_handle(RD_KAFKA_CONSUMER, brokers, settings, extra, &rk, err);
+    bx_status s = new_handle(RD_KAFKA_CONSUMER, c->brokers, settings, (const char *const *)c->extra,
+                             &rk, err);
     if (s != BX_OK)
         return s;
     rd_kafka_poll_set_consumer(rk);
     int n = 0;
-    while (topics[n])
+    while (c->topics[n])
         n++;
     rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(n);
     for (int i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(subs, c->topics[i], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, subs);
     rd_kafka_topic_partition_list_destroy(subs);
     if (e) {
         rd_kafka_destroy(rk);
         return BX_ERR(err, BX_EIO, "kafka subscribe: %s", rd_kafka_err2str(e));
     }
+    *out = rk;
+    return BX_OK;
+}
+
+static void consumer_free_settings(bx_consumer *c)
+{
+    free(c->brokers);
+    free(c->group);
+    strv_free(c->topics);
+    strv_free(c->extra);
+    free(c);
+}
+
+bx_status bx_consumer_new(const char *brokers, const char *group, const char *const *topics,
+                          const char *const *extra, bx_consumer **out, bx_error *err)
+{
     bx_consumer *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        rd_kafka_destroy(rk);
+    if (c == NULL)
+        return BX_ERR(err, BX_ENOMEM, "kafka consumer: out of memory");
+    bool ok = true;
+    c->brokers = strdup(brokers ? brokers : "");
+    c->group = strdup(group);
+    c->topics = strv_dup(topics, &ok);
+    c->extra = strv_dup(extra, &ok);
+    if (!ok || c->brokers == NULL || c->group == NULL || c->topics == NULL) {
+        consumer_free_settings(c);
         return BX_ERR(err, BX_ENOMEM, "kafka consumer: out of memory");
     }
-    c->rk = rk;
+    bx_status s = consumer_handle(c, &c->rk, err);
+    if (s != BX_OK) {
+        consumer_free_settings(c);
+        return s;
+    }
     *out = c;
     return BX_OK;
 }
 
+bool bx_consumer_failed(const bx_consumer *c)
+{
+    return c->failed || rd_kafka_fatal_error(c->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+bx_status bx_consumer_renew(bx_consumer *c, bx_error *err)
+{
+    char why[256] = "";
+    rd_kafka_fatal_error(c->rk, why, sizeof(why));
+    rd_kafka_t *rk = NULL;
+    bx_status s = consumer_handle(c, &rk, err);
+    if (s != BX_OK)
+        return s;
+    bx_log_warn("kafka: the consumer of group %s met a fatal error (%s): replaced by a new one; "
+                "messages whose offsets it had not committed come again",
+                c->group, why[0] ? why : "unknown");
+    rd_kafka_consumer_close(c->rk);
+    rd_kafka_destroy(c->rk);
+    c->rk = rk;
+    c->failed = false;
+    return BX_OK;
+}
+
+void bx_consumer_recover(bx_consumer *c)
+{
+    if (c == NULL || !bx_consumer_failed(c))
+        return;
+    bx_error err = {0};
+    if (bx_consumer_renew(c, &err) != BX_OK)
+        bx_log_error("kafka: a failed consumer cannot be replaced yet: %s", err.msg);
+}
+
 rd_kafka_message_t *bx_consumer_poll(bx_consumer *c, int timeout_ms)
 {
-    return rd_kafka_consumer_poll(c->rk, timeout_ms);
+    if (c->failed) {
+        /* nothing comes from a failed handle: wait as a poll would, until it is renewed */
+        if (timeout_ms > 0)
+            usleep((useconds_t)(timeout_ms < 100 ? timeout_ms : 100) * 1000);
+        return NULL;
+    }
+    rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    if (msg && msg->err == RD_KAFKA_RESP_ERR__FATAL) {
+        c->failed = true;
+        rd_kafka_message_destroy(msg);
+        return NULL;
+    }
+    return msg;
 }
 
 void bx_consumer_done(bx_consumer *c, const rd_kafka_message_t *msg)
@@ -683,5 +788,5 @@ void bx_consumer_free(bx_consumer *c)
         return;
     rd_kafka_consumer_close(c->rk);
     rd_kafka_destroy(c->rk);
-    free(c);
+    consumer_free_settings(c);
 }

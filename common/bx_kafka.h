@@ -147,5 +147,17 @@ bx_status bx_consumer_commit(bx_consumer *c) BX_MUSTCHECK;
 long long bx_consumer_lag(bx_consumer *c);
 /* Leaves the group cleanly (commits stored offsets) and destroys. NULL does nothing. */
 void bx_consumer_free(bx_consumer *c);
+/* True once the consumer met a fatal error: a static member fenced by its own earlier join after
+ * the group's coordinator moved (KIP-345; Kafka and librdkafka treat it as fatal) is the one seen.
+ * bx_consumer_poll then returns nothing. */
+bool bx_consumer_failed(const bx_consumer *c);
+/* Replaces the handle of a failed consumer by a new one of the same settings (group, instance id,
+ * topics), which rejoins the group. Call it while no message of the consumer is held (processed
+ * and committed, or let go): offsets stored and not committed are lost, so those messages come
+ * again, as after a crash; every consumer of baoxue processes a message twice safely. */
+bx_status bx_consumer_renew(bx_consumer *c, bx_error *err) BX_MUSTCHECK;
+/* bx_consumer_renew when bx_consumer_failed, logging a renewal that fails (tried again at the next
+ * call). For the consumer loops, at the point where they hold no message. */
+void bx_consumer_recover(bx_consumer *c);
 
 #endif

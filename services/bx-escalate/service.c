@@ -778,6 +778,7 @@ void escalate_service_step(escalate_service *sv)
         rd_kafka_message_destroy(msgs[i]);
     if (handled && bx_consumer_commit(sv->consumer) != BX_OK)
         bx_log_warn("offset commit failed; the next commit carries them");
+    bx_consumer_recover(sv->consumer); /* no message held now */
     fire_due_timers(sv);
     relay(sv);
 }

@@ -102,8 +102,10 @@ void notify_service_step(notify_service *sv)
     long long tp = bx_monotonic_ms();
     if (handled)
         notify_requests_take(sv, msgs, handled); /* takes the messages */
-    else
-        notify_requests_flush(sv); /* nothing new: the poll being written is finished */
+    else {
+        notify_requests_flush(sv);         /* nothing new: the poll being written is finished */
+        bx_consumer_recover(sv->consumer); /* and no message held */
+    }
     long long t1 = bx_monotonic_ms();
     if (handled && bx_consumer_commit(sv->consumer) != BX_OK)
         bx_log_warn("offset commit failed; the next commit carries them");

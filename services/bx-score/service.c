@@ -1419,6 +1419,7 @@ void score_service_step(score_service *sv)
     sv->idle = f->n == 0;
     if (f->n == 0) {
         drain(sv);
+        bx_consumer_recover(sv->consumer); /* no message held now */
         return;
     }
     for (size_t i = 0; i < f->n; i++) {

@@ -95,3 +95,83 @@ BX_TEST(commit_gives_up_on_a_silent_coordinator)
     bx_consumer_free(c);
     rd_kafka_destroy(rk);
 }
+
+#define HEARTBEAT 12 /* the Heartbeat request's API key */
+
+/* The next message of c, or NULL after 30 s. */
+static rd_kafka_message_t *next_message(bx_consumer *c)
+{
+    for (int i = 0; i < 300; i++) {
+        rd_kafka_message_t *m = bx_consumer_poll(c, 100);
+        if (m && !m->err)
+            return m;
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+    return NULL;
+}
+
+/* A static member fenced (FENCED_INSTANCE_ID on its heartbeat: what a real cluster answered a
+ * bx-score replica whose earlier join the moved coordinator processed late) is a fatal error in
+ * librdkafka: the consumer says so, polls nothing more, and once renewed consumes again from the
+ * last committed offset, so what it had processed and not committed comes again. */
+BX_TEST(a_fenced_static_member_is_renewed)
+{
+    rd_kafka_mock_cluster_t *cluster = NULL;
+    rd_kafka_t *rk = mock_cluster(&cluster);
+    const char *brokers = rd_kafka_mock_cluster_bootstraps(cluster);
+    bx_error err = {0};
+    REQUIRE(bx_kafka_membership_set("bx-mock-replica-1", 0, 6000, 500, &err) == BX_OK);
+
+    bx_producer *p = NULL;
+    REQUIRE(bx_producer_new(brokers, NULL, &p, &err) == BX_OK);
+    bx_delivery_wait *w = bx_delivery_wait_new();
+    bx_delivery_slot slots[3];
+    for (int i = 0; i < 3; i++) {
+        bx_delivery_slot_arm(&slots[i], w);
+        char v[2] = {(char)('a' + i), 0};
+        REQUIRE(bx_producer_send(p, TOPIC, "k", 1, v, 1, bx_delivery_slot_done, &slots[i]) ==
+                BX_OK);
+    }
+    CHECK_INT(bx_delivery_wait_all(w, 10000), BX_OK);
+    bx_delivery_wait_free(w);
+    bx_producer_free(p, 1000);
+
+    const char *topics[] = {TOPIC, NULL};
+    bx_consumer *c = NULL;
+    REQUIRE(bx_consumer_new(brokers, "bx-mock-fenced", topics, NULL, &c, &err) == BX_OK);
+    rd_kafka_message_t *m = next_message(c);
+    REQUIRE(m != NULL);
+    int64_t first = m->offset;
+    bx_consumer_done(c, m);
+    rd_kafka_message_destroy(m);
+    CHECK_INT(bx_consumer_commit(c), BX_OK);
+    m = next_message(c); /* processed, not committed */
+    REQUIRE(m != NULL);
+    int64_t second = m->offset;
+    CHECK(second == first + 1);
+    bx_consumer_done(c, m);
+    rd_kafka_message_destroy(m);
+    CHECK(!bx_consumer_failed(c));
+
+    rd_kafka_mock_push_request_errors(cluster, HEARTBEAT, 1, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+    for (int i = 0; i < 200 && !bx_consumer_failed(c); i++) {
+        m = bx_consumer_poll(c, 100);
+        if (m)
+            rd_kafka_message_destroy(m); /* the third message may come before the fencing */
+    }
+    REQUIRE(bx_consumer_failed(c));
+    CHECK(bx_consumer_poll(c, 10) == NULL);
+
+    REQUIRE(bx_consumer_renew(c, &err) == BX_OK);
+    CHECK(!bx_consumer_failed(c));
+    m = next_message(c);
+    REQUIRE(m != NULL);
+    CHECK(m->offset == second); /* from the last commit: the uncommitted one comes again */
+    rd_kafka_message_destroy(m);
+    bx_consumer_recover(c); /* nothing to do on a sound consumer */
+    CHECK(!bx_consumer_failed(c));
+
+    bx_consumer_free(c);
+    rd_kafka_destroy(rk);
+}
