@@ -990,23 +990,25 @@ static bx_status process(score_service *sv, const item *items, size_t n, bx_erro
 
 /* ---- retries ---- */
 
-/* What bx_retry_run tries: n items from items on. */
-typedef struct batch_try {
+/* One step bx_retry_run tries for the service (a batch, or a flight's first stage): attempt
+ * runs only while Redis and PostgreSQL are connected; the service's health and its failures
+ * metric follow each try, and a failed try reconnects what broke. */
+typedef struct service_try {
     score_service *sv;
-    item *items;
-    size_t n;
-} batch_try;
+    bx_status (*attempt)(score_service *sv, void *arg, bx_error *err);
+    void *arg;
+} service_try;
 
-static bx_status try_batch(void *arg, bx_error *err)
+static bx_status try_step(void *arg, bx_error *err)
 {
-    batch_try *t = arg;
+    service_try *t = arg;
     bx_status s = BX_OK;
     if (t->sv->store == NULL)
         s = BX_ERR(err, BX_ETRANSIENT, "redis: not connected");
     else if (t->sv->db == NULL)
         s = BX_ERR(err, BX_ETRANSIENT, "postgresql: not connected");
     else
-        s = process(t->sv, t->items, t->n, err);
+        s = t->attempt(t->sv, t->arg, err);
     atomic_store(&t->sv->healthy, s == BX_OK);
     if (s != BX_OK)
         bx_metric_add(&m_failures, 1);
@@ -1016,7 +1018,7 @@ static bx_status try_batch(void *arg, bx_error *err)
 /* bx_retry_ops.recover: reconnects to Redis and PostgreSQL where the connection broke. */
 static void recover_connections(void *arg)
 {
-    score_service *sv = ((batch_try *)arg)->sv;
+    score_service *sv = ((service_try *)arg)->sv;
     bx_error err = {0};
     if ((sv->redis == NULL || sv->store == NULL || bx_redis_broken(sv->redis)) &&
         connect_redis(sv, &err) != BX_OK)
@@ -1025,17 +1027,37 @@ static void recover_connections(void *arg)
         bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
 }
 
-static bx_retry_verdict run_batch(score_service *sv, item *items, size_t n, const char *what,
-                                  bx_error *err)
+static bx_retry_verdict retry_step(score_service *sv,
+                                   bx_status (*attempt)(score_service *, void *, bx_error *),
+                                   void *arg, const char *what, bx_error *err)
 {
-    batch_try t = {sv, items, n};
-    bx_retry_ops ops = {.attempt = try_batch,
+    service_try t = {sv, attempt, arg};
+    bx_retry_ops ops = {.attempt = try_step,
                         .recover = recover_connections,
                         .running = sv->conf.running,
                         .min_ms = 200,
                         .max_ms = 5000,
                         .what = what};
     return bx_retry_run(&ops, &t, err);
+}
+
+/* What a batch's try processes: n items from items on. */
+typedef struct batch_try {
+    item *items;
+    size_t n;
+} batch_try;
+
+static bx_status try_batch(score_service *sv, void *arg, bx_error *err)
+{
+    batch_try *t = arg;
+    return process(sv, t->items, t->n, err);
+}
+
+static bx_retry_verdict run_batch(score_service *sv, item *items, size_t n, const char *what,
+                                  bx_error *err)
+{
+    batch_try t = {items, n};
+    return retry_step(sv, try_batch, &t, what, err);
 }
 
 /* One message after its batch failed for a reason a retry cannot mend: alone, and when it still
@@ -1181,57 +1203,29 @@ static void flight_unprepare(flight *f)
     f->prepared = false;
 }
 
-/* The first stage of a batch: staged, written, its affected students read. */
-static bx_status prepare_try(void *arg, bx_error *err)
+/* The first stage of a batch: staged, written, its affected students read; a failed try leaves
+ * the flight unprepared. */
+static bx_status prepare_try(score_service *sv, void *arg, bx_error *err)
 {
-    flight *f = ((void **)arg)[1];
-    score_service *sv = ((void **)arg)[0];
-    flight_unprepare(f);
-    bx_status s = BX_OK;
-    if (sv->store == NULL)
-        s = BX_ERR(err, BX_ETRANSIENT, "redis: not connected");
-    else if (sv->db == NULL)
-        s = BX_ERR(err, BX_ETRANSIENT, "postgresql: not connected");
-    if (s == BX_OK) {
-        f->prepared = true;
-        s = batch_init(&f->b, f->items, f->n, err);
-        IFOK(s, batch_stage(sv, &f->b, err));
-        if (s == BX_OK && (f->b.nfacts || f->b.nreports))
-            s = batch_redis(sv, &f->b, err); /* its PostgreSQL record is the worker's */
-        IFOK(s, batch_students(sv, &f->b, err));
-        IFOK(s, batch_loads(sv, &f->b, err));
-        if (s != BX_OK)
-            flight_unprepare(f);
-    }
-    atomic_store(&sv->healthy, s == BX_OK);
+    flight *f = arg;
+    f->prepared = true;
+    bx_status s = batch_init(&f->b, f->items, f->n, err);
+    IFOK(s, batch_stage(sv, &f->b, err));
+    if (s == BX_OK && (f->b.nfacts || f->b.nreports))
+        s = batch_redis(sv, &f->b, err); /* its PostgreSQL record is the worker's */
+    IFOK(s, batch_students(sv, &f->b, err));
+    IFOK(s, batch_loads(sv, &f->b, err));
     if (s != BX_OK)
-        bx_metric_add(&m_failures, 1);
+        flight_unprepare(f);
     return s;
-}
-
-static void prepare_recover(void *arg)
-{
-    score_service *sv = ((void **)arg)[0];
-    bx_error err = {0};
-    if ((sv->redis == NULL || sv->store == NULL || bx_redis_broken(sv->redis)) &&
-        connect_redis(sv, &err) != BX_OK)
-        bx_log_warn("cannot reconnect to Redis: %s", err.msg);
-    if (connect_pg(sv, &err) != BX_OK)
-        bx_log_warn("cannot reconnect to PostgreSQL: %s", err.msg);
 }
 
 static bx_retry_verdict flight_prepare(score_service *sv, flight *f, bx_error *err)
 {
     char what[64];
     snprintf(what, sizeof(what), "batch of %zu messages", f->n);
-    void *arg[2] = {sv, f};
-    bx_retry_ops ops = {.attempt = prepare_try,
-                        .recover = prepare_recover,
-                        .running = sv->conf.running,
-                        .min_ms = 200,
-                        .max_ms = 5000,
-                        .what = what};
-    return bx_retry_run(&ops, arg, err);
+    flight_unprepare(f);
+    return retry_step(sv, prepare_try, f, what, err);
 }
 
 static int compare_prev(const void *a, const void *b)
