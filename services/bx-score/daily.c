@@ -19,16 +19,6 @@ static void day_param(bx_date d, char out[11])
     bx_date_format(d, out);
 }
 
-/* A statement whose result is not needed. */
-static bx_status run(PGconn *db, const char *sql, int nparams, const char *const *params,
-                     bx_error *err)
-{
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db, sql, nparams, params, &res, err);
-    PQclear(res);
-    return s;
-}
-
 bx_status score_daily_mark(PGconn *db, const score_store_fact *facts, size_t n,
                            const score_store_report *reports, size_t m, bx_date today,
                            bx_error *err)
@@ -58,11 +48,11 @@ bx_status score_daily_mark(PGconn *db, const score_store_fact *facts, size_t n,
     if (s != BX_OK)
         s = BX_ERR(err, s, "daily: out of memory");
     else if (k > 0)
-        s = run(db,
-                "INSERT INTO attendance.analytics_dirty (school_id, day) "
-                "SELECT DISTINCT s, d FROM unnest($1::text[], $2::date[]) AS u(s, d) "
-                "ON CONFLICT DO NOTHING",
-                2, (const char *[]){schools.data, days.data}, err);
+        s = bx_pg_command(db,
+                          "INSERT INTO attendance.analytics_dirty (school_id, day) "
+                          "SELECT DISTINCT s, d FROM unnest($1::text[], $2::date[]) AS u(s, d) "
+                          "ON CONFLICT DO NOTHING",
+                          2, (const char *[]){schools.data, days.data}, NULL, err);
     bx_buf_free(&schools);
     bx_buf_free(&days);
     return s;
@@ -195,18 +185,18 @@ static bx_status record_sent(const county_day *cd, const score_att_place *places
         score_attendance_digest(&places[i], digest);
         const char *p[] = {
             score_att_level_name(places[i].level), places[i].code, cd->county, d, digest, at};
-        s = run(db,
-                "INSERT INTO attendance.analytics_sent (level, place_code, county_code, "
-                "day, digest, sent_at) VALUES ($1, $2, $3, $4::date, $5, $6) ON CONFLICT "
-                "(level, place_code, day) DO UPDATE SET digest = EXCLUDED.digest, "
-                "sent_at = EXCLUDED.sent_at",
-                6, p, err);
+        s = bx_pg_command(db,
+                          "INSERT INTO attendance.analytics_sent (level, place_code, county_code, "
+                          "day, digest, sent_at) VALUES ($1, $2, $3, $4::date, $5, $6) ON CONFLICT "
+                          "(level, place_code, day) DO UPDATE SET digest = EXCLUDED.digest, "
+                          "sent_at = EXCLUDED.sent_at",
+                          6, p, NULL, err);
     }
-    IFOK(s, run(db,
-                "DELETE FROM attendance.analytics_dirty d USING registry.school s, "
-                "registry.township t WHERE s.id = d.school_id AND t.code = "
-                "s.township_code AND t.county_code = $1 AND d.day = $2::date",
-                2, (const char *[]){cd->county, d}, err));
+    IFOK(s, bx_pg_command(db,
+                          "DELETE FROM attendance.analytics_dirty d USING registry.school s, "
+                          "registry.township t WHERE s.id = d.school_id AND t.code = "
+                          "s.township_code AND t.county_code = $1 AND d.day = $2::date",
+                          2, (const char *[]){cd->county, d}, NULL, err));
     IFOK(s, bx_pg_exec(db, "COMMIT", err));
     if (s != BX_OK)
         bx_pg_rollback(db);
