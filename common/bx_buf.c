@@ -177,3 +177,12 @@ bx_status bx_buf_write_file(const bx_buf *b, const char *path, bx_error *err)
         return BX_ERR(err, BX_EIO, "%s: cannot write: %s", path, strerror(why));
     return BX_OK;
 }
+
+void bx_copy_text(char *out, size_t size, const char *text)
+{
+    size_t n = strlen(text);
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, text, n);
+    out[n] = '\0';
+}

@@ -31,6 +31,9 @@ bx_status bx_buf_read_file(bx_buf *b, const char *path, bx_error *err) BX_MUSTCH
 /* Writes the buffer's bytes to path, made or emptied first (mode 0666 less the umask). BX_EIO
  * "<path>: cannot write: <why>" when it cannot be opened, written or closed. */
 bx_status bx_buf_write_file(const bx_buf *b, const char *path, bx_error *err) BX_MUSTCHECK;
+/* Copies text into out, a field of size bytes (size > 0), cut as snprintf(out, size, "%s", text)
+ * would be, without a format's cost: for fields filled once per message or per student. */
+void bx_copy_text(char *out, size_t size, const char *text);
 /* Hands the data to the caller (caller frees with free()); the buffer is left empty. */
 char *bx_buf_steal(bx_buf *b);
 

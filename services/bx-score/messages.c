@@ -1,5 +1,6 @@
 /* messages: decoding the bx.attendance.v1 messages bx-score consumes into the store's terms. */
 #include "messages.h"
+#include "bx_buf.h"
 #include "bx_json.h"
 
 #include <stdint.h>
@@ -110,6 +111,43 @@ static bx_status get_leave_kind(const cJSON *o, bool required, score_leave_kind 
     return BX_OK;
 }
 
+/* The attendance status a message names; 0 when it names none. */
+static score_status status_named(const char *status)
+{
+    static const struct {
+        const char *name;
+        score_status status;
+    } statuses[] = {{"present", SCORE_PRESENT},
+                    {"absent", SCORE_ABSENT},
+                    {"late", SCORE_LATE},
+                    {"leave", SCORE_LEAVE},
+                    {"early_leave", SCORE_EARLY_LEAVE}};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        if (strcmp(status, statuses[i].name) == 0)
+            return statuses[i].status;
+    return 0;
+}
+
+static bool source_known(const char *source)
+{
+    return strcmp(source, "rollcall") == 0 || strcmp(source, "attendance") == 0;
+}
+
+/* A fact read by either path, checked and made m's field, order key and value: the same steps
+ * for both, so the fast path decides as the general one does. */
+static bx_status fact_into(const score_fact *f, const char *source, score_message *m, bx_error *err)
+{
+    bx_status s = score_fact_check(f, err);
+    IFOK(s, score_store_field_day(f->date, f->period, m->field, sizeof(m->field)));
+    IFOK(s, score_store_order_key(f->recorded_at, f->event_id, m->order_key, sizeof(m->order_key)));
+    if (s != BX_OK)
+        return s;
+    bx_copy_text(m->value, sizeof(m->value), score_status_code(f->status, f->leave_kind));
+    m->implied = strcmp(source, "rollcall") == 0 && f->status == SCORE_PRESENT;
+    m->kind = SCORE_MESSAGE_FACT;
+    return BX_OK;
+}
+
 static bx_status parse_attendance(const cJSON *o, score_message *m, bx_error *err)
 {
     score_fact f;
@@ -124,30 +162,15 @@ static bx_status parse_attendance(const cJSON *o, score_message *m, bx_error *er
     IFOK(s, get_time(o, "recorded_at", &f.recorded_at, err));
     if (s != BX_OK)
         return s;
-    static const struct {
-        const char *name;
-        score_status status;
-    } statuses[] = {{"present", SCORE_PRESENT},
-                    {"absent", SCORE_ABSENT},
-                    {"late", SCORE_LATE},
-                    {"leave", SCORE_LEAVE},
-                    {"early_leave", SCORE_EARLY_LEAVE}};
-    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
-        if (strcmp(status, statuses[i].name) == 0)
-            f.status = statuses[i].status;
+    f.status = status_named(status);
     if (f.status == 0)
         return BX_ERR(err, BX_EINVAL, PATH ".status: unknown status");
-    if (strcmp(source, "rollcall") != 0 && strcmp(source, "attendance") != 0)
+    if (!source_known(source))
         return BX_ERR(err, BX_EINVAL, PATH ".source: expected rollcall or attendance");
     s = get_leave_kind(o, f.status == SCORE_LEAVE, &f.leave_kind, err);
-    IFOK(s, score_fact_check(&f, err));
-    IFOK(s, score_store_field_day(f.date, f.period, m->field, sizeof(m->field)));
-    IFOK(s, score_store_order_key(f.recorded_at, f.event_id, m->order_key, sizeof(m->order_key)));
+    IFOK(s, fact_into(&f, source, m, err));
     if (s != BX_OK)
         return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable fact");
-    snprintf(m->value, sizeof(m->value), "%s", score_status_code(f.status, f.leave_kind));
-    m->implied = strcmp(source, "rollcall") == 0 && f.status == SCORE_PRESENT;
-    m->kind = SCORE_MESSAGE_FACT;
     return BX_OK;
 }
 
@@ -395,16 +418,6 @@ static bool fleave_kind(const fmember *mem, bool required, score_leave_kind *out
     return true;
 }
 
-/* Copies text (shorter than size) into out. */
-static void put_text(char *out, size_t size, const char *text)
-{
-    size_t n = strlen(text);
-    if (n >= size)
-        n = size - 1;
-    memcpy(out, text, n);
-    out[n] = '\0';
-}
-
 static bool fast_attendance(const fmember *mem, score_message *m)
 {
     score_fact f;
@@ -417,31 +430,13 @@ static bool fast_attendance(const fmember *mem, score_message *m)
         !fperiod(mem, "period", &f.period) || !fstr(mem, "status", 16, status) ||
         !fstr(mem, "source", 16, source) || !ftime(mem, "recorded_at", &f.recorded_at))
         return false;
-    static const struct {
-        const char *name;
-        score_status status;
-    } statuses[] = {{"present", SCORE_PRESENT},
-                    {"absent", SCORE_ABSENT},
-                    {"late", SCORE_LATE},
-                    {"leave", SCORE_LEAVE},
-                    {"early_leave", SCORE_EARLY_LEAVE}};
-    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
-        if (strcmp(status, statuses[i].name) == 0)
-            f.status = statuses[i].status;
+    f.status = status_named(status);
     if (f.status == 0)
         return false;
-    if (strcmp(source, "rollcall") != 0 && strcmp(source, "attendance") != 0)
+    if (!source_known(source))
         return false;
-    if (!fleave_kind(mem, f.status == SCORE_LEAVE, &f.leave_kind) ||
-        score_fact_check(&f, &err) != BX_OK ||
-        score_store_field_day(f.date, f.period, m->field, sizeof(m->field)) != BX_OK ||
-        score_store_order_key(f.recorded_at, f.event_id, m->order_key, sizeof(m->order_key)) !=
-            BX_OK)
-        return false;
-    put_text(m->value, sizeof(m->value), score_status_code(f.status, f.leave_kind));
-    m->implied = strcmp(source, "rollcall") == 0 && f.status == SCORE_PRESENT;
-    m->kind = SCORE_MESSAGE_FACT;
-    return true;
+    return fleave_kind(mem, f.status == SCORE_LEAVE, &f.leave_kind) &&
+           fact_into(&f, source, m, &err) == BX_OK;
 }
 
 static bool fast_report(const fmember *mem, score_message *m)

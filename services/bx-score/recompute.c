@@ -1,5 +1,6 @@
 /* recompute: a student's summary and assessment from Redis, the same for bx-score and bxctl. */
 #include "recompute.h"
+#include "bx_buf.h"
 #include "bx_log.h"
 #include "bx_map.h"
 #include "bx_pg.h"
@@ -181,23 +182,12 @@ static const char *date_text(bx_date d, char out[11])
     return out;
 }
 
-/* Copies text into a field of size bytes, cut as snprintf would. */
-static void copy_cut(char *out, size_t size, const char *text)
-{
-    size_t n = strlen(text);
-    if (n >= size)
-        n = size - 1;
-    memcpy(out, text, n);
-    out[n] = '\0';
-}
-
-/* name = text, without formatting (most of a summary's fields). */
 static void put_text(score_outcome *o, const char *name, const char *text)
 {
     if (o->nfields >= SCORE_SUMMARY_FIELDS)
         return;
-    copy_cut(o->names[o->nfields], SCORE_NAME_SIZE, name);
-    copy_cut(o->values[o->nfields], SCORE_VALUE_SIZE, text);
+    bx_copy_text(o->names[o->nfields], SCORE_NAME_SIZE, name);
+    bx_copy_text(o->values[o->nfields], SCORE_VALUE_SIZE, text);
     o->nfields++;
 }
 
@@ -431,7 +421,7 @@ bx_status score_recompute_loaded(const score_env *env, const char *const *studen
         /* The names and values are written as far as nfields says; clearing them is most of
          * the outcome's size. */
         memset(&out[i], 0, offsetof(score_outcome, names));
-        copy_cut(out[i].student_id, sizeof(out[i].student_id), student_ids[i]);
+        bx_copy_text(out[i].student_id, sizeof(out[i].student_id), student_ids[i]);
         out[i].student = bx_registry_student(env->registry, student_ids[i]);
         const bx_reg_class *k = out[i].student ? out[i].student->klass : NULL;
         if (k == NULL || reported[i] == NULL) {

@@ -74,3 +74,15 @@ BX_TEST(file_errors_name_the_path_and_keep_nothing)
     rmdir(dir);
     bx_buf_free(&b);
 }
+
+BX_TEST(text_is_copied_and_cut_as_snprintf_would)
+{
+    static const char *const texts[] = {"", "a", "abcd", "abcde", "abcdefgh"};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        char got[5], want[5];
+        memset(got, 'x', sizeof(got));
+        bx_copy_text(got, sizeof(got), texts[i]);
+        snprintf(want, sizeof(want), "%s", texts[i]);
+        CHECK_STR(got, want);
+    }
+}
