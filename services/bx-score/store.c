@@ -320,56 +320,58 @@ static bx_status check_key_and_value(const char *what, size_t i, const char *ord
     return BX_OK;
 }
 
+/* The id in what[i].member ("facts", 0, "student_id"). */
+static bx_status check_id(const char *what, size_t i, const char *member, const char *id,
+                          bx_error *err)
+{
+    if (!id_valid(id))
+        return BX_ERR(err, BX_EINVAL, "%s[%zu].%s: expected 1 to 32 of A-Z a-z 0-9 _ -", what, i,
+                      member);
+    return BX_OK;
+}
+
 /* Validates facts before anything is sent; the message names the item and the member. */
 static bx_status check_facts(const score_store_fact *facts, size_t n, bool for_pg, bx_error *err)
 {
-    for (size_t i = 0; i < n; i++) {
+    bx_status s = BX_OK;
+    for (size_t i = 0; s == BX_OK && i < n; i++) {
         const score_store_fact *f = &facts[i];
         bx_date day;
         int period;
-        if (!id_valid(f->student_id))
-            return BX_ERR(err, BX_EINVAL,
-                          "facts[%zu].student_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
-        if (for_pg && !id_valid(f->school_id))
-            return BX_ERR(err, BX_EINVAL,
-                          "facts[%zu].school_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
-        if (for_pg && !id_valid(f->class_id))
-            return BX_ERR(err, BX_EINVAL,
-                          "facts[%zu].class_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
-        if (score_store_field_parse(f->field, &day, &period) != BX_OK)
-            return BX_ERR(err, BX_EINVAL,
-                          "facts[%zu].field: expected YYYY-MM-DD|period (0..12) or L|event_id, "
-                          "got \"%.40s\"",
-                          i, f->field ? f->field : "(null)");
-        bx_status s = check_key_and_value("facts", i, f->order_key, f->value, err);
-        if (s != BX_OK)
-            return s;
+        s = check_id("facts", i, "student_id", f->student_id, err);
+        if (for_pg) {
+            IFOK(s, check_id("facts", i, "school_id", f->school_id, err));
+            IFOK(s, check_id("facts", i, "class_id", f->class_id, err));
+        }
+        if (s == BX_OK && score_store_field_parse(f->field, &day, &period) != BX_OK)
+            s = BX_ERR(err, BX_EINVAL,
+                       "facts[%zu].field: expected YYYY-MM-DD|period (0..12) or L|event_id, "
+                       "got \"%.40s\"",
+                       i, f->field ? f->field : "(null)");
+        IFOK(s, check_key_and_value("facts", i, f->order_key, f->value, err));
     }
-    return BX_OK;
+    return s;
 }
 
 static bx_status check_reports(const score_store_report *reports, size_t n, bool for_pg,
                                bx_error *err)
 {
-    for (size_t i = 0; i < n; i++) {
+    bx_status s = BX_OK;
+    for (size_t i = 0; s == BX_OK && i < n; i++) {
         const score_store_report *r = &reports[i];
         bx_date day;
         int period;
-        if (!id_valid(r->class_id))
-            return BX_ERR(err, BX_EINVAL,
-                          "reports[%zu].class_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
-        if (for_pg && !id_valid(r->school_id))
-            return BX_ERR(err, BX_EINVAL,
-                          "reports[%zu].school_id: expected 1 to 32 of A-Z a-z 0-9 _ -", i);
-        if (score_store_field_parse(r->field, &day, &period) != BX_OK || day == BX_DATE_NONE)
-            return BX_ERR(err, BX_EINVAL,
-                          "reports[%zu].field: expected YYYY-MM-DD|period (0..12), got \"%.40s\"",
-                          i, r->field ? r->field : "(null)");
-        bx_status s = check_key_and_value("reports", i, r->order_key, r->value, err);
-        if (s != BX_OK)
-            return s;
+        s = check_id("reports", i, "class_id", r->class_id, err);
+        if (for_pg)
+            IFOK(s, check_id("reports", i, "school_id", r->school_id, err));
+        if (s == BX_OK &&
+            (score_store_field_parse(r->field, &day, &period) != BX_OK || day == BX_DATE_NONE))
+            s = BX_ERR(err, BX_EINVAL,
+                       "reports[%zu].field: expected YYYY-MM-DD|period (0..12), got \"%.40s\"", i,
+                       r->field ? r->field : "(null)");
+        IFOK(s, check_key_and_value("reports", i, r->order_key, r->value, err));
     }
-    return BX_OK;
+    return s;
 }
 
 /* --- Entries ---------------------------------------------------------------------------------- */
