@@ -131,3 +131,20 @@ bx_status bx_policyfile_load(const char *path, const bx_policyfile_opts *opts, b
     bx_buf_free(&text);
     return s;
 }
+
+bool bx_policyfile_int(const char *value, int max_digits, int min, int max, int *out)
+{
+    size_t n = strlen(value);
+    if (n == 0 || n > (size_t)max_digits)
+        return false;
+    long long x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (value[i] < '0' || value[i] > '9')
+            return false;
+        x = x * 10 + (value[i] - '0');
+    }
+    if (x < min || x > max)
+        return false;
+    *out = (int)x;
+    return true;
+}

@@ -93,24 +93,6 @@ static bool is_space(char c)
     return c == ' ' || c == '\t';
 }
 
-/* A decimal integer in [min, max]: digits only, at most 9 of them. */
-static bool parse_int(const char *v, int min, int max, int *out)
-{
-    size_t n = strlen(v);
-    if (n == 0 || n > 9)
-        return false;
-    long long x = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-        x = x * 10 + (v[i] - '0');
-    }
-    if (x < min || x > max)
-        return false;
-    *out = (int)x;
-    return true;
-}
-
 /* "1, 4, 6, 7" into bits 1..9; empty is no grade; each grade at most once. */
 static bool parse_grades(const char *v, int *out)
 {
@@ -190,7 +172,7 @@ static bx_status read_setting(void *arg, const char *file, int line, char *name,
                           "%s:%d: %s: expected distinct grades 1..9 separated by commas, "
                           "got \"%.*s\"",
                           file, line, st->name, SHOWN, value);
-    } else if (!parse_int(value, st->min, st->max, field(p, st))) {
+    } else if (!bx_policyfile_int(value, 9, st->min, st->max, field(p, st))) {
         return BX_ERR(err, BX_EINVAL, "%s:%d: %s: expected an integer %d..%d, got \"%.*s\"", file,
                       line, st->name, st->min, st->max, SHOWN, value);
     }

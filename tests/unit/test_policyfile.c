@@ -3,6 +3,7 @@
 #include "bx_policyfile.h"
 #include "bx_test.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -117,4 +118,35 @@ BX_TEST(load_reads_the_file_and_names_it)
     CHECK_CONTAINS(err.msg, ": cannot open: ");
     CHECK_INT(bx_policyfile_load("/tmp", NULL, collect, &got, &err), BX_EIO);
     bx_buf_free(&got);
+}
+
+BX_TEST(int_values_digits_only_within_bounds)
+{
+    static const struct {
+        const char *value;
+        int digits, min, max;
+        bool ok;
+        int want;
+    } rows[] = {
+        {"0", 6, 0, 400, true, 0},
+        {"400", 6, 0, 400, true, 400},
+        {"401", 6, 0, 400, false, 0},
+        {"007", 6, 0, 400, true, 7},
+        {"", 6, 0, 400, false, 0},
+        {"-1", 6, -5, 400, false, 0},
+        {"+1", 6, 0, 400, false, 0},
+        {" 1", 6, 0, 400, false, 0},
+        {"1 ", 6, 0, 400, false, 0},
+        {"1.5", 6, 0, 400, false, 0},
+        {"0000001", 6, 0, 400, false, 0},
+        {"000000001", 9, 0, 400, true, 1},
+        {"999999999", 9, 0, 999999999, true, 999999999},
+        {"1000000000", 9, 0, 999999999, false, 0},
+    };
+    for (size_t i = 0; i < COUNT(rows); i++) {
+        int got = -42;
+        bool ok = bx_policyfile_int(rows[i].value, rows[i].digits, rows[i].min, rows[i].max, &got);
+        if (ok != rows[i].ok || got != (rows[i].ok ? rows[i].want : -42))
+            BX_FAIL_AT("\"%s\": got %d (%s)", rows[i].value, got, ok ? "ok" : "refused");
+    }
 }
