@@ -12,6 +12,7 @@
 #include <xlsxwriter.h>
 
 #define HISTORY_MAX 2000 /* bytes of one case's history cell; longer ends with "…" */
+#define REASON_MAX  120  /* bytes of one event's free text in it */
 
 const char *const export_ledger_headers[EXPORT_LEDGER_COLS] = {
     "学校",         "乡镇", "班级", "学生姓名", "性别",  "出生日期",
@@ -34,6 +35,19 @@ static bx_status masked_cell(bx_buf *cells, const char *s)
     return st;
 }
 
+/* The length of reason's first REASON_MAX bytes or fewer, ending at a character's end: a cut
+ * inside a UTF-8 character would leave an invalid cell. */
+static size_t reason_cut(const char *reason)
+{
+    size_t n = strnlen(reason, REASON_MAX + 1);
+    if (n <= REASON_MAX)
+        return n;
+    n = REASON_MAX;
+    while (n > 0 && ((unsigned char)reason[n] & 0xC0) == 0x80) /* reason[n] continues one */
+        n--;
+    return n;
+}
+
 /* "10-02 进入阶段 联系家长；10-03 任务完成" with free text masked, cut at HISTORY_MAX bytes. */
 static bx_status history_text(const export_case *c, bx_buf *h)
 {
@@ -50,7 +64,7 @@ static bx_status history_text(const export_case *c, bx_buf *h)
         if (e->stage && e->stage[0])
             IFOK(st, bx_buf_printf(h, " %s", page_label_stage(e->stage)));
         if (e->reason && e->reason[0] && e->kind && strcmp(e->kind, "stage_entered") != 0)
-            IFOK(st, bx_buf_printf(h, "（%.120s）", e->reason));
+            IFOK(st, bx_buf_printf(h, "（%.*s）", (int)reason_cut(e->reason), e->reason));
         written++;
         if (st == BX_OK && h->len > HISTORY_MAX) {
             /* cut at the event's start, never inside a character */

@@ -185,6 +185,10 @@ console_store *page_store(const console_request *req, bx_error *err);
 /* Today in Asia/Shanghai from the request's clock, as a date and as text. */
 bx_date page_today(const console_request *req, char text[11]);
 
+/* True for the roles that hold no class and own no task (city and province officers): their
+ * /teacher and /tasks answer console_not_found, as any page outside their scope does. */
+bool page_without_worklist(const console_person *me);
+
 /* Scope checks that answer like a missing object: BX_OK and *allowed, or BX_OK and !*allowed
  * (answer console_not_found), or an error. */
 bx_status page_may_class(const console_request *req, const char *class_id, console_action a,

@@ -317,7 +317,8 @@ void county_rate_rows(tmpl_ctx *ctx, const char *list, const reports_row *rows, 
 /* ---- the area's places: names of schools, townships and counties ---- */
 
 typedef struct places {
-    PGresult *res;   /* kind ('s', 't', 'c'), id, name, parent, calendar, classes */
+    PGresult *res;   /* kind ('s', 't', 'c', city 'y', province 'z'), id, name, parent, calendar,
+                        classes */
     bx_map *by_id;   /* id -> row + 1, the first row of an id (as the rows are ordered) */
     bx_map *schools; /* school id -> row + 1 */
 } places;
@@ -343,7 +344,12 @@ static bx_status places_load(const console_request *req, const char *area, place
         "registry.township t WHERE t.county_code::text LIKE $1 || '%' "
         "UNION ALL SELECT 'c', c.code::text, c.name, c.city_code::text, '', 0 FROM registry.county "
         "c "
-        "WHERE c.code::text LIKE $1 || '%' ORDER BY 1, 2",
+        "WHERE c.code::text LIKE $1 || '%' "
+        /* the registry names no city or province: they are labelled by their code */
+        "UNION ALL SELECT DISTINCT 'y', c.city_code::text, '市（' || c.city_code || '）', "
+        "c.province_code::text, '', 0 FROM registry.county c WHERE c.code::text LIKE $1 || '%' "
+        "UNION ALL SELECT DISTINCT 'z', c.province_code::text, '省（' || c.province_code || '）', "
+        "'', '', 0 FROM registry.county c WHERE c.code::text LIKE $1 || '%' ORDER BY 1, 2",
         1, params, &pl->res, err);
     if (s != BX_OK)
         return s;
@@ -369,7 +375,7 @@ static const char *place_name(void *arg, const char *id)
 {
     const places *pl = arg;
     intptr_t row = pl->by_id ? (intptr_t)bx_map_get(pl->by_id, id) : 0;
-    return row > 0 ? PQgetvalue(pl->res, (int)row - 1, 2) : id; /* a city or province: its code */
+    return row > 0 ? PQgetvalue(pl->res, (int)row - 1, 2) : id;
 }
 
 /* ---- roll calls, weekly cases, overdue tasks ---- */
@@ -719,10 +725,10 @@ static bx_status dashboard_build(console_request *req, const char *area, bool by
     return s;
 }
 
-/* Dashboards built in the last minute, per area, level and period: aggregates only, the same for
- * everyone who may see the area, so a province's dashboard is built once a minute, not per
- * visit. Each is shown with the time of its figures. */
-#define DASH_ENTRIES 32
+/* Pages of aggregates built in the last minute, per key (a dashboard's area, level and period, a
+ * county's reports): the same for everyone who may see the area, so a province's dashboard is
+ * built once a minute, not per visit. Each is shown with the time of its figures. */
+#define DASH_ENTRIES 48
 
 typedef struct dash_entry {
     char key[96];
@@ -733,6 +739,44 @@ typedef struct dash_entry {
 
 static pthread_mutex_t dash_lock = PTHREAD_MUTEX_INITIALIZER;
 static dash_entry dash_cache[DASH_ENTRIES];
+
+bool county_cache_get(const char *key, long long now, tmpl_ctx *ctx, long long *as_of)
+{
+    bool hit = false;
+    pthread_mutex_lock(&dash_lock);
+    for (size_t i = 0; i < DASH_ENTRIES && !hit; i++) {
+        dash_entry *e = &dash_cache[i];
+        if (e->ctx && strcmp(e->key, key) == 0 && now >= e->at && now - e->at < RATES_TTL_MS) {
+            tmpl_put_all(ctx, e->ctx);
+            *as_of = e->as_of;
+            hit = true;
+        }
+    }
+    pthread_mutex_unlock(&dash_lock);
+    return hit;
+}
+
+void county_cache_put(const char *key, long long now, long long as_of, tmpl_ctx *built,
+                      tmpl_ctx *ctx)
+{
+    pthread_mutex_lock(&dash_lock);
+    dash_entry *e = &dash_cache[0];
+    for (size_t i = 0; i < DASH_ENTRIES; i++) {
+        if (dash_cache[i].ctx && strcmp(dash_cache[i].key, key) == 0) {
+            e = &dash_cache[i];
+            break;
+        }
+        if (dash_cache[i].ctx == NULL || dash_cache[i].at < e->at)
+            e = &dash_cache[i];
+    }
+    tmpl_ctx_free(e->ctx);
+    snprintf(e->key, sizeof(e->key), "%s", key);
+    e->at = now;
+    e->as_of = as_of;
+    e->ctx = built;
+    tmpl_put_all(ctx, built);
+    pthread_mutex_unlock(&dash_lock);
+}
 
 bx_status county_dashboard_fill(console_request *req, const char *area, bool by_county,
                                 tmpl_ctx *ctx, bx_error *err)
@@ -745,41 +789,14 @@ bx_status county_dashboard_fill(console_request *req, const char *area, bool by_
     char key[96];
     snprintf(key, sizeof(key), "%s|%d|%s|%s|%s", area, by_county, p.term, p.month, p.today);
     long long now = (long long)req->now, as_of = now;
-    bool hit = false;
-    pthread_mutex_lock(&dash_lock);
-    for (size_t i = 0; i < DASH_ENTRIES && !hit; i++) {
-        dash_entry *e = &dash_cache[i];
-        if (e->ctx && strcmp(e->key, key) == 0 && now >= e->at && now - e->at < RATES_TTL_MS) {
-            tmpl_put_all(ctx, e->ctx);
-            as_of = e->as_of;
-            hit = true;
-        }
-    }
-    pthread_mutex_unlock(&dash_lock);
-    if (!hit) {
+    if (!county_cache_get(key, now, ctx, &as_of)) {
         /* built outside the lock: two requests may build the same dashboard once each */
         tmpl_ctx *built = tmpl_ctx_new();
         s = built ? dashboard_build(req, area, by_county, &p, built, &as_of, err)
                   : BX_ERR(err, BX_ENOMEM, "dashboard: out of memory");
-        if (s == BX_OK) {
-            pthread_mutex_lock(&dash_lock);
-            dash_entry *e = &dash_cache[0];
-            for (size_t i = 0; i < DASH_ENTRIES; i++) {
-                if (dash_cache[i].ctx && strcmp(dash_cache[i].key, key) == 0) {
-                    e = &dash_cache[i];
-                    break;
-                }
-                if (dash_cache[i].ctx == NULL || dash_cache[i].at < e->at)
-                    e = &dash_cache[i];
-            }
-            tmpl_ctx_free(e->ctx);
-            snprintf(e->key, sizeof(e->key), "%s", key);
-            e->at = now;
-            e->as_of = as_of;
-            e->ctx = built;
-            tmpl_put_all(ctx, built);
-            pthread_mutex_unlock(&dash_lock);
-        } else
+        if (s == BX_OK)
+            county_cache_put(key, now, as_of, built, ctx);
+        else
             tmpl_ctx_free(built);
     }
     if (s == BX_OK) {

@@ -86,6 +86,14 @@ bx_status county_rate_chart(tmpl_ctx *ctx, const char *name, const char *title,
 bx_status county_dashboard_fill(console_request *req, const char *area, bool by_county,
                                 tmpl_ctx *ctx, bx_error *err) BX_MUSTCHECK;
 
+/* The minute's cache of aggregate pages (the dashboards, a county's reports), by key. get: when
+ * key was built less than a minute before now, copies it into ctx, sets *as_of (the time of its
+ * figures) and returns true. put: keeps built (takes ownership) as key's, replacing the oldest
+ * entry when full, and copies it into ctx. Aggregates only: never a name. */
+bool county_cache_get(const char *key, long long now, tmpl_ctx *ctx, long long *as_of);
+void county_cache_put(const char *key, long long now, long long as_of, tmpl_ctx *built,
+                      tmpl_ctx *ctx);
+
 /* Rows of a rates table ("rates" list in ctx: name, enrolled, dropped, dropout, retention, flags
  * in Chinese, over true when flagged). */
 void county_rate_rows(tmpl_ctx *ctx, const char *list, const reports_row *rows, size_t n,

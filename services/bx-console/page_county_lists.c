@@ -358,41 +358,117 @@ bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_er
 
 /* ---- the duties' reports ---- */
 
-bx_status page_county_reports_get(console_request *req, console_reply *rep, bx_error *err)
+/* The reports upward (四个一) of the county's schools and of the county itself, as bx-escalate's
+ * duties wrote them into cases.upward_report (migration 0022) and `bxctl report --upward` shows
+ * them: newest first, with the place's name, the period, the report's school day and whether its
+ * office was asked for it (a task through bx-notify) or it was only kept. Counts only. */
+#define UPWARD_REPORTS 60
+
+/* clang-format off */
+static const char upward_sql[] =
+    "SELECT u.kind, u.area, coalesce(s.name, c.name, u.area), u.period, u.first_day::text, "
+    "  u.last_day::text, u.report_day::text, u.owner_role, u.request_id IS NOT NULL, "
+    "  " REPORTS_ISO("u.generated_at") ", "
+    "  coalesce(u.figures->>'dropout_rate_pct', ''), coalesce(u.figures->>'retention_rate_pct', ''), "
+    "  coalesce(u.figures->'ledger'->>'suspected', ''), coalesce(u.figures->'ledger'->>'dropout', ''), "
+    "  coalesce(u.figures->'ledger'->>'returned', ''), coalesce(u.figures->'rollcall'->>'rate_pct', '') "
+    "FROM cases.upward_report u "
+    "LEFT JOIN registry.school s ON u.kind = 'school_monthly_report' AND s.id = u.area COLLATE \"default\" "
+    "LEFT JOIN registry.county c ON u.kind = 'county_quarterly_report' AND c.code = u.area "
+    "WHERE u.county_code = $1 "
+    "ORDER BY u.report_day DESC, CASE u.kind WHEN 'county_quarterly_report' THEN 1 ELSE 2 END, "
+    "  u.area LIMIT $2::int";
+/* clang-format on */
+
+static const char *upward_label(const char *kind)
 {
-    const console_person *me = county_officer(req);
-    if (me == NULL) {
-        console_not_found(rep);
-        return BX_OK;
+    return strcmp(kind, "school_monthly_report") == 0     ? "学校月报"
+           : strcmp(kind, "county_quarterly_report") == 0 ? "县季报"
+           : strcmp(kind, "city_term_report") == 0        ? "市学期报告"
+           : strcmp(kind, "province_yearly_report") == 0  ? "省学年报告"
+                                                          : kind;
+}
+
+/* A rate of the figures as shown: "1.23%", "—" when not applicable ("n/a") or absent. */
+static void upward_rate(const char *v, char out[16])
+{
+    if (v[0] == '\0' || strcmp(v, "n/a") == 0)
+        snprintf(out, 16, "—");
+    else
+        snprintf(out, 16, "%.2f%%", strtod(v, NULL));
+}
+
+static bx_status upward_reports(const console_request *req, const char *county, tmpl_ctx *ctx,
+                                bx_error *err)
+{
+    char max[8];
+    snprintf(max, sizeof(max), "%d", UPWARD_REPORTS);
+    const char *params[] = {county, max};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(req->db, upward_sql, 2, params, &res, err);
+    for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
+        tmpl_ctx *row = tmpl_add_row(ctx, "upward");
+        char at[24], dropout[16], retention[16], rollcall[16];
+        page_short_time(PQgetvalue(res, i, 9), at, sizeof(at));
+        upward_rate(PQgetvalue(res, i, 10), dropout);
+        upward_rate(PQgetvalue(res, i, 11), retention);
+        upward_rate(PQgetvalue(res, i, 15), rollcall);
+        console_role owner = console_role_parse(PQgetvalue(res, i, 7));
+        const char *owner_label =
+            owner != CONSOLE_ROLE_NONE ? console_role_label(owner) : PQgetvalue(res, i, 7);
+        bool asked = PQgetvalue(res, i, 8)[0] == 't';
+        tmpl_put(row, "kind", upward_label(PQgetvalue(res, i, 0)));
+        tmpl_put(row, "place", PQgetvalue(res, i, 2));
+        tmpl_put(row, "period", PQgetvalue(res, i, 3));
+        tmpl_put(row, "first_day", PQgetvalue(res, i, 4));
+        tmpl_put(row, "last_day", PQgetvalue(res, i, 5));
+        tmpl_put(row, "report_day", PQgetvalue(res, i, 6));
+        tmpl_put(row, "owner", owner_label);
+        tmpl_put(row, "status", asked ? "已通知经办" : "存档");
+        tmpl_put_bool(row, "asked", asked);
+        tmpl_put(row, "at", at);
+        tmpl_put(row, "dropout", dropout);
+        tmpl_put(row, "retention", retention);
+        tmpl_put(row, "suspected", PQgetvalue(res, i, 12));
+        tmpl_put(row, "dropouts", PQgetvalue(res, i, 13));
+        tmpl_put(row, "returned", PQgetvalue(res, i, 14));
+        tmpl_put(row, "rollcall", rollcall);
     }
+    PQclear(res);
+    return s;
+}
+
+/* The duties' reports and the reports upward of a county into ctx. */
+static bx_status reports_build(const console_request *req, const char *county, tmpl_ctx *ctx,
+                               bx_error *err)
+{
     char max[8];
     snprintf(max, sizeof(max), "%d", DUTY_REPORTS);
-    const char *params[] = {me->county_code, max};
+    const char *params[] = {county, max};
     PGresult *res = NULL;
-    bx_status s = county_session(req->db, err);
-    IFOK(s, bx_pg_query(
-                req->db,
-                "SELECT tm.payload->>'duty', tm.payload->>'calendar_id', tm.payload->>'term', "
-                "tm.payload->>'first_day', tm.payload->>'last_day', " REPORTS_ISO(
-                    "tm.fired_at") " "
-                                   "FROM cases.timer tm WHERE tm.kind = 'duty' AND tm.fired_at "
-                                   "IS NOT NULL AND NOT "
-                                   "tm.cancelled AND tm.payload->>'duty' IN "
-                                   "('out_of_school_report', 'monthly_summary') AND "
-                                   "tm.payload->>'calendar_id' IN (SELECT s.calendar_id FROM "
-                                   "registry.school s JOIN "
-                                   "registry.township t ON t.code = s.township_code WHERE "
-                                   "t.county_code = $1) "
-                                   "ORDER BY tm.fired_at DESC LIMIT $2::int",
-                2, params, &res, err));
+    bx_status s =
+        bx_pg_query(req->db,
+                    "SELECT tm.payload->>'duty', tm.payload->>'calendar_id', tm.payload->>'term', "
+                    "tm.payload->>'first_day', tm.payload->>'last_day', " REPORTS_ISO(
+                        "tm.fired_at") " "
+                                       "FROM cases.timer tm WHERE tm.kind = 'duty' AND tm.fired_at "
+                                       "IS NOT NULL AND NOT "
+                                       "tm.cancelled AND tm.payload->>'duty' IN "
+                                       "('out_of_school_report', 'monthly_summary') AND "
+                                       "tm.payload->>'calendar_id' IN (SELECT s.calendar_id FROM "
+                                       "registry.school s JOIN "
+                                       "registry.township t ON t.code = s.township_code WHERE "
+                                       "t.county_code = $1) "
+                                       "ORDER BY tm.fired_at DESC LIMIT $2::int",
+                    2, params, &res, err);
     for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
         PGresult *c = NULL;
         s = reports_query_duty_counts(req->db, PQgetvalue(res, i, 1), PQgetvalue(res, i, 3),
                                       PQgetvalue(res, i, 4), &c, err);
         for (int r = 0; s == BX_OK && r < PQntuples(c); r++) {
-            if (strcmp(PQgetvalue(c, r, 0), me->county_code) != 0)
+            if (strcmp(PQgetvalue(c, r, 0), county) != 0)
                 continue;
-            tmpl_ctx *row = tmpl_add_row(rep->ctx, "reports");
+            tmpl_ctx *row = tmpl_add_row(ctx, "reports");
             bool monthly = strcmp(PQgetvalue(res, i, 0), "monthly_summary") == 0;
             char at[24];
             page_short_time(PQgetvalue(res, i, 5), at, sizeof(at));
@@ -409,8 +485,43 @@ bx_status page_county_reports_get(console_request *req, console_reply *rep, bx_e
         PQclear(c);
     }
     PQclear(res);
+    IFOK(s, upward_reports(req, county, ctx, err));
+    if (s == BX_OK && tmpl_failed(ctx))
+        s = BX_ERR(err, BX_ENOMEM, "reports: out of memory");
+    return s;
+}
+
+/* Counts only, the same for every officer of the county: built once a minute per county (the
+ * minute's cache of the dashboards), shown with the time of its figures. */
+bx_status page_county_reports_get(console_request *req, console_reply *rep, bx_error *err)
+{
+    const console_person *me = county_officer(req);
+    if (me == NULL) {
+        console_not_found(rep);
+        return BX_OK;
+    }
+    bx_status s = county_session(req->db, err);
     if (s != BX_OK)
         return s;
+    char key[96], today[11];
+    page_today(req, today);
+    snprintf(key, sizeof(key), "reports|%s|%s", me->county_code, today);
+    long long now = (long long)req->now, as_of = now;
+    if (!county_cache_get(key, now, rep->ctx, &as_of)) {
+        tmpl_ctx *built = tmpl_ctx_new();
+        s = built ? reports_build(req, me->county_code, built, err)
+                  : BX_ERR(err, BX_ENOMEM, "reports: out of memory");
+        if (s == BX_OK)
+            county_cache_put(key, now, as_of, built, rep->ctx);
+        else
+            tmpl_ctx_free(built);
+    }
+    if (s != BX_OK)
+        return s;
+    char at[40];
+    bx_time_format((bx_time_ms)as_of, at, sizeof(at));
+    tmpl_putf(rep->ctx, "as_of", "%.8s", at + 11); /* HH:MM:SS, Asia/Shanghai */
+    tmpl_put(rep->ctx, "today", today);
     rep->template_name = "county_reports";
     snprintf(rep->title, sizeof(rep->title), "报告与月度汇总");
     return BX_OK;

@@ -35,6 +35,10 @@ static void put_periods(tmpl_ctx *ctx, int selected)
 
 bx_status page_teacher_home(console_request *req, console_reply *rep, bx_error *err)
 {
+    if (page_without_worklist(req->person)) {
+        console_not_found(rep);
+        return BX_OK;
+    }
     console_store *store = page_store(req, err);
     if (store == NULL)
         return BX_EFATAL;

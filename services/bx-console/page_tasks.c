@@ -27,6 +27,10 @@ static void put_task(tmpl_ctx *row, const console_task *t)
 
 bx_status page_tasks_get(console_request *req, console_reply *rep, bx_error *err)
 {
+    if (page_without_worklist(req->person)) {
+        console_not_found(rep);
+        return BX_OK;
+    }
     console_store *store = page_store(req, err);
     if (store == NULL)
         return BX_EFATAL;

@@ -25,6 +25,11 @@ console_store *page_store(const console_request *req, bx_error *err)
     return ps->store;
 }
 
+bool page_without_worklist(const console_person *me)
+{
+    return me->role == CONSOLE_CITY_OFFICER || me->role == CONSOLE_PROVINCE_OFFICER;
+}
+
 bx_date page_today(const console_request *req, char text[11])
 {
     bx_date d = bx_time_local_date(req->now);

@@ -122,7 +122,24 @@ static void registry_rows(void)
         "'homeroom_teacher', 'CTT1', '2026-11-02 17:00+08', '2026-11-05 17:00+08'), "
         "(7701, 'ct-t2', 'return_notice', 'township_notice', 'township_officer', NULL, "
         "'2026-11-27 08:00+08', '2026-12-04 17:00+08');"
-        "UPDATE registry.revision SET revision = revision + 1, changed_at = now();");
+        "UPDATE registry.revision SET revision = revision + 1, changed_at = now();"
+        /* reports upward (四个一) as bx-escalate's duties write them: 城关一小's October report
+         * (its office asked), 测试县's third quarter (kept), 邻县小学's and the city's */
+        "INSERT INTO cases.upward_report (kind, area, period, term, first_day, last_day, "
+        "report_day, county_code, owner_role, figures, duty_key, request_id, generated_at) VALUES "
+        "('school_monthly_report', 'CTS1', '2026-10', '2026-autumn', '2026-10-01', '2026-10-30', "
+        "'2026-10-30', '990077', 'academic_office', '{\"dropout_rate_pct\": 5.0, "
+        "\"retention_rate_pct\": 95.0, \"ledger\": {\"suspected\": 1, \"dropout\": 1, "
+        "\"returned\": 0}, \"returns\": 0, \"rollcall\": {\"rate_pct\": 98.5}}', 'ct-u1', "
+        "'ct-u1:CTS1', '2026-10-30 17:00+08'), "
+        "('county_quarterly_report', '990077', '2026-Q3', '2026-autumn', '2026-09-01', "
+        "'2026-09-30', '2026-09-30', '990077', 'county_officer', '{\"dropout_rate_pct\": "
+        "\"n/a\", \"retention_rate_pct\": 100.0, \"ledger\": {\"suspected\": 0, "
+        "\"dropout\": 0, \"returned\": 0}}', 'ct-u2', NULL, '2026-09-30 17:00+08'), "
+        "('school_monthly_report', 'CTS9', '2026-10', '2026-autumn', '2026-10-01', '2026-10-30', "
+        "'2026-10-30', '990078', 'academic_office', '{}', 'ct-u3', NULL, '2026-10-30 17:00+08'), "
+        "('city_term_report', '9900', '2026-spring', '2026-spring', '2026-03-01', '2026-07-10', "
+        "'2026-07-10', NULL, 'city_officer', '{}', 'ct-u4', NULL, '2026-07-10 17:00+08');");
 }
 
 /* ---- a tiny HTTP client (as test_console_teacher.c) ---- */
@@ -379,8 +396,22 @@ BX_TEST(county_dashboard_draws_the_expected_bars)
     CHECK(strstr(r.body.data, "县甲01") == NULL);
     CHECK_CONTAINS(r.body.data, "共 1 人");
     bx_buf_free(&r.body);
+    /* the reports upward of the county's schools and of the county, newest first, and no other
+     * county's or the city's */
     http("/county/reports", cookie, NULL, &r);
     CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.body.data, "四个一");
+    CHECK_CONTAINS(r.body.data, "<td>学校月报</td><td>城关一小</td><td>2026-10</td><td>2026-10-01 "
+                                "至 2026-10-30</td><td>2026-10-30</td><td>教务处</td><td>已通知经办"
+                                "</td><td>5.00%</td><td>95.00%</td><td>1</td><td>1</td><td>0</td>"
+                                "<td>98.50%</td>");
+    CHECK_CONTAINS(r.body.data, "<td>县季报</td><td>测试县</td><td>2026-Q3</td>");
+    CHECK_CONTAINS(r.body.data, "<td>存档</td><td>—</td><td>100.00%</td>");
+    CHECK(strstr(r.body.data, "学校月报") < strstr(r.body.data, "县季报")); /* newest first */
+    CHECK(strstr(r.body.data, "邻县小学") == NULL);
+    CHECK(strstr(r.body.data, "市学期报告") == NULL);
+    CHECK_CONTAINS(r.body.data, "每分钟更新");
+    no_student_names("the county's reports", r.body.data);
     bx_buf_free(&r.body);
     free(cookie);
 }
@@ -631,14 +662,21 @@ static void area_officer_sees_nothing_personal(const char *viewer)
     /* 测试县: 1 of 30 dropped out (3.33 %), for the term and the month */
     CHECK_CONTAINS(r.body.data, "data-category=\"测试县\" data-series=\"本学期\" "
                                 "data-value=\"3.33333\"");
+    /* places by name: the registry names no city or province, which are labelled as such, never
+     * shown as a bare code */
+    bool city = strcmp(viewer, "CTY1") == 0;
+    CHECK_CONTAINS(r.body.data, city ? "<h1>市（9900） 控辍保学" : "<h1>省（99） 控辍保学");
+    CHECK_CONTAINS(r.body.data, "<td>市（9900）</td>");
+    CHECK(strstr(r.body.data, ">9900<") == NULL && strstr(r.body.data, ">99<") == NULL);
+    CHECK(strstr(r.body.data, ">990077<") == NULL && strstr(r.body.data, "\"990077\"") == NULL);
     bx_buf_free(&r.body);
     for (size_t i = 0; i < sizeof(every_page) / sizeof(every_page[0]); i++) {
         char path[128];
         fill_path(path, sizeof(path), every_page[i], task);
         http(path, cookie, NULL, &r);
-        /* their own pages: the home page, the area's, and their (empty) work list */
-        bool own = strcmp(path, "/") == 0 || strcmp(path, "/area") == 0 ||
-                   strcmp(path, "/teacher") == 0 || strcmp(path, "/tasks") == 0;
+        /* their own pages: the home page and the area's; they hold no class and no task, so
+         * /teacher and /tasks answer as a page outside their scope */
+        bool own = strcmp(path, "/") == 0 || strcmp(path, "/area") == 0;
         if (r.status != (own ? 200 : 404))
             BX_FAIL_AT("%s answered %ld to %s", path, r.status, viewer);
         no_personal_data(viewer, path, &r);

@@ -1,6 +1,7 @@
 /* bx-console's exports (export.c): the row builder of a ledger or roster row (columns in the
  * bureau's order, sex and stage in Chinese, history without task_created, digit runs masked, no
  * id number), CSV quoting and formula guard, and an .xlsx that is a zip holding the texts. */
+#include "bx_json.h"
 #include "bx_test.h"
 #include "export.h"
 
@@ -63,6 +64,33 @@ BX_TEST(export_case_row_in_bureau_order)
     CHECK(strstr(h, "新任务") == NULL);      /* task_created left out */
     CHECK(strstr(h, "13812345678") == NULL); /* masked */
     CHECK_STR(cell_at(&cells, 10), "班主任");
+    bx_buf_free(&cells);
+}
+
+/* A long note is cut at 120 bytes, at a character boundary: "a" and 3-byte characters put the
+ * 120th byte inside one, which a byte cut ("%.120s") split into an invalid UTF-8 cell. */
+BX_TEST(export_history_cut_keeps_whole_characters)
+{
+    char reason[400] = "a";
+    for (int i = 0; i < 60; i++)
+        strcat(reason, "劝");
+    const export_event history[] = {{"2026-10-03T09:12:00+08:00", "note", "", reason}};
+    export_case c = {.school = "一小", .name = "孙一", .history = history, .nhistory = 1};
+    bx_buf cells;
+    bx_buf_init(&cells, 0);
+    CHECK_INT(export_case_cells(&c, &cells), BX_OK);
+    const char *h = cell_at(&cells, 9);
+    CHECK(bx_utf8_valid(h, strlen(h)));
+    /* "a" and 39 whole characters (118 bytes): the 40th would end past byte 120 */
+    char want[200] = "（a";
+    for (int i = 0; i < 39; i++)
+        strcat(want, "劝");
+    strcat(want, "）");
+    CHECK_CONTAINS(h, want);
+    CHECK(strstr(
+              h,
+              "劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝劝") ==
+          NULL);
     bx_buf_free(&cells);
 }
 
