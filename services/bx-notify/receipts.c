@@ -1,15 +1,16 @@
 /* receipts: the provider's delivery receipts, posted to /v1/receipts (one request at a time, on
- * a connection and adapter of their own): each recorded and applied to its notification in one
- * transaction. Only signed receipts (the webhook's HMAC) or, for a provider that cannot sign
- * (aliyun, file), receipts posted to the unguessable path /v1/receipts/<BX_NOTIFY_RECEIPT_TOKEN>
- * (issue 14, defect 5): with a token set, only that path is served; without one, an unsigned
- * provider's receipts are refused. */
+ * a connection and adapter of their own): a post's receipts recorded and applied to their
+ * notifications in one transaction. Only signed receipts (the webhook's HMAC) or, for a provider
+ * that cannot sign (aliyun, file), receipts posted to the unguessable path
+ * /v1/receipts/<BX_NOTIFY_RECEIPT_TOKEN> (issue 14, defect 5): with a token set, only that path is
+ * served; without one, an unsigned provider's receipts are refused. */
 #include "service_internal.h"
 
 #include "bx_buf.h"
 #include "bx_clock.h"
 #include "bx_config.h"
 #include "bx_log.h"
+#include "bx_map.h"
 #include "bx_pg.h"
 
 #include <microhttpd.h>
@@ -65,59 +66,134 @@ static const char *receipt_state_name(provider_state st)
     return "pending";
 }
 
-/* Records one receipt and applies it to its notification, in one transaction. */
-static bx_status apply_receipt(notify_service *sv, const receipt_item *it, int *changed,
-                               bx_error *err)
+/* What a post's receipts change, kept until their transaction is committed. */
+typedef struct receipt_work {
+    notify_store_receipt_in *in;
+    bool *fresh, *found;
+    const char **ids;
+    notify_store_row *rows; /* rows[i]: receipt i's notification as locked */
+    dispatch_output *outs;
+    notify_store_decision *pending; /* decided, not yet written */
+    int npending;
+    notify_store_decision *done; /* written; counted and logged after the commit */
+    int ndone;
+} receipt_work;
+
+static void receipt_work_free(receipt_work *w)
+{
+    free(w->in);
+    free(w->fresh);
+    free(w->found);
+    free(w->ids);
+    free(w->rows);
+    free(w->outs);
+    free(w->pending);
+    free(w->done);
+}
+
+static bx_status receipt_work_new(receipt_work *w, int n, bx_error *err)
+{
+    memset(w, 0, sizeof(*w));
+    size_t k = n > 0 ? (size_t)n : 1;
+    w->in = calloc(k, sizeof(*w->in));
+    w->fresh = calloc(k, sizeof(*w->fresh));
+    w->found = calloc(k, sizeof(*w->found));
+    w->ids = calloc(k, sizeof(*w->ids));
+    w->rows = calloc(k, sizeof(*w->rows));
+    w->outs = calloc(k, sizeof(*w->outs));
+    w->pending = calloc(k, sizeof(*w->pending));
+    w->done = calloc(k, sizeof(*w->done));
+    if (!w->in || !w->fresh || !w->found || !w->ids || !w->rows || !w->outs || !w->pending ||
+        !w->done) {
+        receipt_work_free(w);
+        return BX_ERR(err, BX_ENOMEM, "out of memory for %d receipts", n);
+    }
+    return BX_OK;
+}
+
+/* Writes the decisions waiting (one statement, in the open transaction). */
+static bx_status receipt_flush(notify_service *sv, receipt_work *w, bx_error *err)
+{
+    bx_status s =
+        notify_store_changes(sv->receipt_db, &sv->ctx, NULL, w->pending, w->npending, err);
+    for (int i = 0; s == BX_OK && i < w->npending; i++)
+        if (w->pending[i].applied)
+            w->done[w->ndone++] = w->pending[i];
+    w->npending = 0;
+    return s;
+}
+
+/* Records a post's receipts and applies them to their notifications, all in one transaction of
+ * a few statements: the receipts inserted (duplicates are not fresh), the fresh ones' rows
+ * locked in id order, each decided as it comes and the changes written together. A second
+ * receipt for one notification in the post (pending, then delivered) is decided after the first
+ * is written, on its row read again. Nothing is recorded when it fails. */
+static bx_status apply_receipts(notify_service *sv, const receipt_batch *b, int *changed,
+                                bx_error *err)
 {
     PGconn *db = sv->receipt_db;
+    int n = b->count;
+    receipt_work w;
+    bx_status s = receipt_work_new(&w, n, err);
+    if (s != BX_OK)
+        return s;
     bx_time_ms now = bx_clock_now();
-    bool fresh = false;
-    bx_status s = bx_pg_exec(db, "BEGIN", err);
-    IFOK(s, notify_store_receipt(db, it->notification_id, it->message_id,
-                                 receipt_state_name(it->state), it->reason, now, &fresh, err));
-    if (s == BX_OK && !fresh) {
-        s = bx_pg_exec(db, "COMMIT", err); /* a duplicate: nothing changes */
-        if (s != BX_OK)
-            bx_pg_rollback(db);
-        return s;
+    for (int i = 0; i < n; i++)
+        w.in[i] =
+            (notify_store_receipt_in){b->items[i].notification_id, b->items[i].message_id,
+                                      receipt_state_name(b->items[i].state), b->items[i].reason};
+    bx_map *decided = bx_map_new(); /* notification ids with a decision in this post */
+    if (decided == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "out of memory for %d receipts", n);
+    IFOK(s, bx_pg_exec(db, "BEGIN", err));
+    IFOK(s, notify_store_receipts(db, w.in, n, now, w.fresh, err));
+    for (int i = 0; i < n; i++)
+        w.ids[i] = w.fresh[i] ? b->items[i].notification_id : NULL;
+    IFOK(s, notify_store_lock_rows(db, w.ids, n, w.rows, w.found, err));
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        const receipt_item *it = &b->items[i];
+        if (!w.fresh[i])
+            continue; /* a duplicate: nothing changes */
+        if (!w.found[i]) {
+            bx_log_warn("receipt for unknown notification %.40s recorded", it->notification_id);
+            continue;
+        }
+        if (bx_map_get(decided, it->notification_id) != NULL) {
+            /* its notification changed earlier in this post: written first, read again */
+            s = receipt_flush(sv, &w, err);
+            IFOK(s, notify_store_lock_rows(db, &w.ids[i], 1, &w.rows[i], &w.found[i], err));
+            IFOK(s, bx_map_put(decided, it->notification_id, NULL));
+            if (s != BX_OK || !w.found[i])
+                continue;
+        }
+        dispatch_input in = {0};
+        in.state = w.rows[i].state;
+        in.event = DISPATCH_EV_RECEIPT;
+        in.answer = notify_answer_of_state(it->state);
+        in.attempt = w.rows[i].attempt;
+        in.now = now;
+        in.last_send_at = w.rows[i].last_send_at;
+        in.detail = it->reason;
+        dispatch_next(&sv->conf.policy, &in, &w.outs[i]);
+        if (!w.outs[i].changed)
+            continue;
+        w.pending[w.npending++] = (notify_store_decision){
+            .row = &w.rows[i], .out = &w.outs[i], .provider_message_id = it->message_id, .at = now};
+        s = bx_map_put(decided, it->notification_id, (void *)1);
     }
-    notify_store_row row;
-    IFOK(s, notify_store_lock_row(db, it->notification_id, &row, err));
-    if (s == BX_ENOTFOUND) {
-        bx_log_warn("receipt for unknown notification %.40s recorded", it->notification_id);
-        s = bx_pg_exec(db, "COMMIT", err);
-        if (s != BX_OK)
-            bx_pg_rollback(db);
-        return s;
-    }
+    IFOK(s, receipt_flush(sv, &w, err));
+    IFOK(s, bx_pg_exec(db, "COMMIT", err));
     if (s != BX_OK) {
         bx_pg_rollback(db);
-        return s;
+    } else {
+        for (int i = 0; i < w.ndone; i++) {
+            notify_outcome_count(w.done[i].out);
+            notify_outcome_log(w.done[i].row, w.done[i].out);
+        }
+        *changed = w.ndone;
     }
-    dispatch_input in = {0};
-    in.state = row.state;
-    in.event = DISPATCH_EV_RECEIPT;
-    in.answer = notify_answer_of_state(it->state);
-    in.attempt = row.attempt;
-    in.now = now;
-    in.last_send_at = row.last_send_at;
-    in.detail = it->reason;
-    dispatch_output out;
-    dispatch_next(&sv->conf.policy, &in, &out);
-    if (!out.changed) {
-        s = bx_pg_exec(db, "COMMIT", err);
-        if (s != BX_OK)
-            bx_pg_rollback(db);
-        return s;
-    }
-    bool applied = false;
-    s = notify_store_apply(db, &sv->ctx, &row, NULL, &out, it->message_id, now, true, &applied,
-                           err);
-    if (s == BX_OK && applied) {
-        (*changed)++;
-        notify_outcome_count(&out);
-        notify_outcome_log(&row, &out);
-    }
+    bx_map_free(decided);
+    receipt_work_free(&w);
     return s;
 }
 
@@ -175,21 +251,19 @@ static enum MHD_Result handle_receipts(notify_service *sv, struct MHD_Connection
         bx_buf_free(&b);
         bx_log_warn("receipt endpoint: %s", err.msg);
     } else {
-        int changed = 0, i = 0;
-        for (; i < batch.count; i++) {
-            bx_error rerr = {0};
-            if (bx_pg_reconnect(&sv->receipt_db, sv->conf.pg_url, PG_WAIT_MS, &rerr) != BX_OK ||
-                apply_receipt(sv, &batch.items[i], &changed, &rerr) != BX_OK) {
-                bx_log_warn("receipt for %.40s not recorded: %s", batch.items[i].notification_id,
-                            rerr.msg);
-                bx_metric_add(&notify_m.failures, 1);
-                code = 503; /* the provider sends it again */
-                break;
-            }
+        int changed = 0, recorded = 0;
+        bx_error rerr = {0};
+        if (bx_pg_reconnect(&sv->receipt_db, sv->conf.pg_url, PG_WAIT_MS, &rerr) != BX_OK ||
+            apply_receipts(sv, &batch, &changed, &rerr) != BX_OK) {
+            bx_log_warn("%d receipts not recorded: %s", batch.count, rerr.msg);
+            bx_metric_add(&notify_m.failures, 1);
+            code = 503; /* the provider sends them again */
+        } else {
+            recorded = batch.count;
         }
-        bx_metric_add(&notify_m.receipts, i);
+        bx_metric_add(&notify_m.receipts, recorded);
         snprintf(reply, sizeof(reply), "{\"received\":%d,\"recorded\":%d,\"changed\":%d}",
-                 batch.count, i, changed);
+                 batch.count, recorded, changed);
     }
     pthread_mutex_unlock(&sv->receipt_lock);
     free(batch.items);

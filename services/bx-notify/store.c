@@ -826,6 +826,131 @@ bx_status notify_store_receipt(PGconn *db, const char *notification_id, const ch
     return s;
 }
 
+/* The receipt's key as notify.receipt stores it (ids cut to 128 bytes). */
+static void receipt_key(const char *nid, const char *state, const char *mid, char *key, size_t size)
+{
+    snprintf(key, size, "%.128s\x1f%s\x1f%.128s", nid ? nid : "", state, mid ? mid : "");
+}
+
+bx_status notify_store_receipts(PGconn *db, const notify_store_receipt_in *receipts, int n,
+                                bx_time_ms now, bool *fresh, bx_error *err)
+{
+    for (int i = 0; i < n; i++)
+        fresh[i] = false;
+    if (n == 0)
+        return BX_OK;
+    char now_text[40];
+    bx_time_format_pg(now, now_text);
+    bx_buf cols[4];
+    for (int c = 0; c < 4; c++)
+        bx_buf_init(&cols[c], 0);
+    bx_status s = BX_OK;
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        const notify_store_receipt_in *r = &receipts[i];
+        char nid[129], mid[129], why[501];
+        snprintf(nid, sizeof(nid), "%s", r->notification_id ? r->notification_id : "");
+        snprintf(mid, sizeof(mid), "%s", r->message_id ? r->message_id : "");
+        snprintf(why, sizeof(why), "%s", r->reason ? r->reason : "");
+        bx_log_mask(why);
+        s = array_add(&cols[0], nid);
+        IFOK(s, array_add(&cols[1], mid));
+        IFOK(s, array_add(&cols[2], r->state));
+        IFOK(s, array_add(&cols[3], why));
+    }
+    for (int c = 0; c < 4 && s == BX_OK; c++)
+        s = array_end(&cols[c]);
+    PGresult *res = NULL;
+    bx_map *added = NULL;
+    if (s != BX_OK) {
+        s = BX_ERR(err, BX_ENOMEM, "out of memory for %d receipts", n);
+        goto out;
+    }
+    const char *params[] = {cols[0].data, cols[1].data, cols[2].data, cols[3].data, now_text};
+    /* in the list's order: of two alike, the first is recorded */
+    s = bx_pg_query(
+        db,
+        "INSERT INTO notify.receipt (notification_id, provider_message_id, state, "
+        "reason, received_at) SELECT n, m, s, r, $5::timestamptz FROM unnest($1::text[], "
+        "$2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(n, m, s, r, o) "
+        "ORDER BY o ON CONFLICT DO NOTHING "
+        "RETURNING notification_id, state, provider_message_id",
+        5, params, &res, err);
+    added = s == BX_OK ? bx_map_new() : NULL;
+    if (s == BX_OK && added == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "out of memory for %d receipts", n);
+    char key[300];
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
+        receipt_key(PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), key,
+                    sizeof(key));
+        if (bx_map_put(added, key, (void *)1) != BX_OK)
+            s = BX_ERR(err, BX_ENOMEM, "out of memory for %d receipts", n);
+    }
+    /* each row inserted is the first receipt of the list with its key */
+    for (int i = 0; s == BX_OK && i < n; i++) {
+        receipt_key(receipts[i].notification_id, receipts[i].state, receipts[i].message_id, key,
+                    sizeof(key));
+        if (bx_map_get(added, key) != NULL) {
+            fresh[i] = true;
+            if (bx_map_put(added, key, NULL) != BX_OK)
+                s = BX_ERR(err, BX_ENOMEM, "out of memory for %d receipts", n);
+        }
+    }
+out:
+    bx_map_free(added);
+    PQclear(res);
+    for (int c = 0; c < 4; c++)
+        bx_buf_free(&cols[c]);
+    if (s != BX_OK)
+        for (int i = 0; i < n; i++)
+            fresh[i] = false;
+    return s;
+}
+
+bx_status notify_store_lock_rows(PGconn *db, const char *const *ids, int n, notify_store_row *rows,
+                                 bool *found, bx_error *err)
+{
+    for (int i = 0; i < n; i++)
+        found[i] = false;
+    if (n == 0)
+        return BX_OK;
+    bx_buf list;
+    bx_buf_init(&list, 0);
+    bx_status s = BX_OK;
+    for (int i = 0; i < n && s == BX_OK; i++)
+        s = array_add(&list, ids[i]);
+    IFOK(s, array_end(&list));
+    if (s != BX_OK) {
+        bx_buf_free(&list);
+        return BX_ERR(err, BX_ENOMEM, "out of memory for %d notification ids", n);
+    }
+    const char *params[] = {list.data};
+    PGresult *res = NULL;
+    s = bx_pg_query(db,
+                    "SELECT " ROW_COLUMNS " FROM notify.notification n "
+                    "WHERE n.notification_id = ANY($1::text[]) ORDER BY n.id FOR UPDATE",
+                    1, params, &res, err);
+    bx_map *at = s == BX_OK ? bx_map_new() : NULL; /* notification id -> its result row + 1 */
+    if (s == BX_OK && at == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "out of memory for %d notification ids", n);
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++)
+        if (bx_map_put(at, PQgetvalue(res, r, 1), (void *)(intptr_t)(r + 1)) != BX_OK)
+            s = BX_ERR(err, BX_ENOMEM, "out of memory for %d notification ids", n);
+    for (int i = 0; s == BX_OK && i < n; i++) {
+        intptr_t r = ids[i] ? (intptr_t)bx_map_get(at, ids[i]) : 0;
+        if (r > 0) {
+            read_row(res, (int)r - 1, &rows[i]);
+            found[i] = true;
+        }
+    }
+    bx_map_free(at);
+    PQclear(res);
+    bx_buf_free(&list);
+    if (s != BX_OK)
+        for (int i = 0; i < n; i++)
+            found[i] = false;
+    return s;
+}
+
 bx_status notify_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
                               bx_error *err)
 {

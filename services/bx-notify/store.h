@@ -167,6 +167,22 @@ bx_status notify_store_receipt(PGconn *db, const char *notification_id, const ch
                                const char *state, const char *reason, bx_time_ms now, bool *fresh,
                                bx_error *err) BX_MUSTCHECK;
 
+/* A receipt as posted, for notify_store_receipts (borrowed for the call). */
+typedef struct notify_store_receipt_in {
+    const char *notification_id, *message_id, *state, *reason;
+} notify_store_receipt_in;
+
+/* notify_store_receipt for n receipts in one statement, in the caller's transaction: fresh[i] is
+ * false for a duplicate of one recorded before or earlier in the list. */
+bx_status notify_store_receipts(PGconn *db, const notify_store_receipt_in *receipts, int n,
+                                bx_time_ms now, bool *fresh, bx_error *err) BX_MUSTCHECK;
+
+/* notify_store_lock_row for n notification ids (they may repeat) in one statement, in the
+ * caller's open transaction, the rows locked in id order: rows[i] is ids[i]'s and found[i] says
+ * whether there is one. */
+bx_status notify_store_lock_rows(PGconn *db, const char *const *ids, int n, notify_store_row *rows,
+                                 bool *found, bx_error *err) BX_MUSTCHECK;
+
 /* bx_outbox_add to notify.outbox (see bx_outbox.h): adds a message (inside the caller's
  * transaction, or on its own), dated now; a NULL or empty key is "unknown". */
 bx_status notify_outbox_add(PGconn *db, const char *topic, const char *key, const char *payload,

@@ -8,6 +8,7 @@
 #include "bx_pg.h"
 #include "bx_schema_check.h"
 #include "bx_test.h"
+#include "provider_impl.h"
 
 #include <cjson/cJSON.h>
 
@@ -1390,5 +1391,98 @@ BX_TEST(a_burst_is_taken_together_as_one_by_one_would_take_it)
     CHECK(got.data && strstr(got.data, ":refused\"") != NULL);
     bx_buf_free(&got);
     itest_mark_free(dlq);
+    svc_stop(&s);
+}
+
+/* POSTs body, signed as the webhook provider signs, to s's receipt endpoint; the HTTP code, and
+ * the answer in reply. */
+static long post_receipts(svc *s, const char *body, bx_buf *reply)
+{
+    char ts[24], hex[65], header[160], url[96];
+    snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
+    provider_webhook_signature(FAKE_SECRET, ts, body, strlen(body), hex);
+    snprintf(header, sizeof(header), "X-Bx-Signature: t=%s,sha256=%s", ts, hex);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/receipts", s->receipt_port);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, header);
+    bx_buf_reset(reply);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, reply);
+    long code = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    return code;
+}
+
+BX_TEST(a_post_of_receipts_is_applied_together_as_one_by_one_would_apply_it)
+{
+    svc s;
+    svc_init(&s, 3, "2026-11-27 10:00");
+    int fake = 0;
+    const char *faults[] = {"BX_FAKESMS_LOST_RECEIPTS=1", NULL}; /* the test posts them */
+    fake_start(&s, faults, &fake);
+    setting(&s, "BX_NOTIFY_RATE=0");
+    svc_run(&s);
+    for (int i = 1; i <= 3; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof(suffix), "r%d", i);
+        ask_guardian(&s, i, suffix);
+    }
+    settle(&s);
+    /* N01's two guardians, N02, N03: all accepted, waiting for their receipts */
+    CHECK_INT(count_of("SELECT count(*) FROM notify.notification WHERE state = 'sent'"), 4);
+    char *ids = rows_of("SELECT notification_id, provider_message_id FROM notify.notification "
+                        "ORDER BY id");
+    char id[4][32], mid[4][129];
+    const char *line = ids;
+    for (int i = 0; i < 4; i++) {
+        REQUIRE(sscanf(line, "%31[^|]|%128[^\n]", id[i], mid[i]) == 2);
+        line = strchr(line, '\n') + 1;
+    }
+    free(ids);
+    /* one post: A delivered twice (a duplicate), B pending then delivered, C failed, D
+     * delivered then failed (decided on its row as the first left it), a receipt for a
+     * notification nobody knows */
+    char body[2048];
+    snprintf(body, sizeof(body),
+             "{\"receipts\":[{\"id\":\"%s\",\"message_id\":\"%s\",\"status\":\"delivered\"},"
+             "{\"id\":\"%s\",\"message_id\":\"%s\",\"status\":\"delivered\"},"
+             "{\"id\":\"%s\",\"message_id\":\"%s\",\"status\":\"pending\"},"
+             "{\"id\":\"%s\",\"message_id\":\"%s\",\"status\":\"delivered\"},"
+             "{\"id\":\"%s\",\"message_id\":\"%s\",\"status\":\"failed\",\"reason\":\"handset "
+             "unreachable\"},{\"id\":\"%s\",\"message_id\":\"%s\",\"status\":\"delivered\"},"
+             "{\"id\":\"%s\",\"message_id\":\"%s\",\"status\":\"failed\"},"
+             "{\"id\":\"ntf-999999\",\"message_id\":\"m9\",\"status\":\"delivered\"}]}",
+             id[0], mid[0], id[0], mid[0], id[1], mid[1], id[1], mid[1], id[2], mid[2], id[3],
+             mid[3], id[3], mid[3]);
+    bx_buf reply;
+    bx_buf_init(&reply, 0);
+    CHECK_INT(post_receipts(&s, body, &reply), 200);
+    CHECK(reply.data && strstr(reply.data, "\"received\":8,\"recorded\":8,") != NULL);
+    char *states = rows_of("SELECT state, coalesce(left(reason, 26), '') FROM "
+                           "notify.notification ORDER BY id");
+    CHECK_STR(states, "delivered|\ndelivered|\ndead|accepted but not delivered\ndelivered|\n");
+    free(states);
+    /* a row per receipt but the duplicate; one status message per change */
+    CHECK_INT(count_of("SELECT count(*) FROM notify.receipt"), 7);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.outbox WHERE payload::jsonb->>'status' IN "
+                       "('delivered', 'dead')"),
+              4);
+    /* the same post again changes nothing */
+    CHECK_INT(post_receipts(&s, body, &reply), 200);
+    CHECK(reply.data && strstr(reply.data, "\"recorded\":8,\"changed\":0}") != NULL);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.receipt"), 7);
+    CHECK_INT(count_of("SELECT count(*) FROM notify.outbox WHERE payload::jsonb->>'status' IN "
+                       "('delivered', 'dead')"),
+              4);
+    CHECK_INT(stat_of(fake, "double_sends"), 0);
+    bx_buf_free(&reply);
     svc_stop(&s);
 }

@@ -6,7 +6,9 @@
  *
  * Settings (flag --name value, environment BX_FAKESMS_NAME, or at runtime POST /_control with a
  * JSON object of the same names): listen, seed, secret (webhook), access_key_id and
- * access_key_secret (aliyun), receipt_url, receipt_delay_ms, fail_5xx (share of sends answered 503
+ * access_key_secret (aliyun), receipt_url, receipt_delay_ms, receipt_batch (receipts a post carries
+ * at most, of those due: 1 by default, as many as 1000 as a provider's batched callbacks do),
+ * fail_5xx (share of sends answered 503
  * before acceptance), slow_accept (share accepted and recorded but answered only after slow_ms),
  * slow_ms, rate_limit (sends per second; more are answered 429), dup_receipts (share of receipts
  * posted twice), lost_receipts (share never posted), undelivered (share that fail delivery),
@@ -37,12 +39,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BODY_MAX      (64 * 1024)
-#define REJECT_MAX    64
-#define SKEW_S        300 /* webhook timestamps */
-#define ALIYUN_SKEW_S 900 /* Aliyun refuses a Timestamp more than 15 minutes off */
-#define NONCES_MAX    65536
-#define RECEIPT_TRIES 3
+#define BODY_MAX          (64 * 1024)
+#define REJECT_MAX        64
+#define SKEW_S            300 /* webhook timestamps */
+#define ALIYUN_SKEW_S     900 /* Aliyun refuses a Timestamp more than 15 minutes off */
+#define NONCES_MAX        65536
+#define RECEIPT_TRIES     3
+#define RECEIPT_BATCH_MAX 1000
 
 typedef enum api { API_WEBHOOK, API_ALIYUN } api;
 typedef enum mstate { M_PENDING, M_DELIVERED, M_FAILED } mstate;
@@ -55,6 +58,7 @@ typedef struct settings {
     char access_key_secret[256];
     char receipt_url[512];
     long receipt_delay_ms;
+    long receipt_batch;
     double fail_5xx, slow_accept, dup_receipts, lost_receipts, undelivered;
     long slow_ms;
     long rate_limit;
@@ -414,7 +418,11 @@ static bx_status set_one(settings *s, const char *name, const char *v, bx_error 
         snprintf(s->receipt_url, sizeof(s->receipt_url), "%s", v);
     else if (strcmp(name, "receipt_delay_ms") == 0)
         st = parse_long(name, v, 3600000L, &s->receipt_delay_ms, err);
-    else if (strcmp(name, "slow_ms") == 0)
+    else if (strcmp(name, "receipt_batch") == 0) {
+        st = parse_long(name, v, RECEIPT_BATCH_MAX, &s->receipt_batch, err);
+        if (st == BX_OK && s->receipt_batch < 1)
+            st = BX_ERR(err, BX_EINVAL, "receipt_batch: 1 to %d", RECEIPT_BATCH_MAX);
+    } else if (strcmp(name, "slow_ms") == 0)
         st = parse_long(name, v, 600000L, &s->slow_ms, err);
     else if (strcmp(name, "rate_limit") == 0)
         st = parse_long(name, v, 1000000L, &s->rate_limit, err);
@@ -442,6 +450,7 @@ static const char *const setting_names[] = {"listen",
                                             "access_key_secret",
                                             "receipt_url",
                                             "receipt_delay_ms",
+                                            "receipt_batch",
                                             "slow_ms",
                                             "rate_limit",
                                             "fail_5xx",
@@ -455,11 +464,12 @@ static void settings_json(const settings *s, bx_buf *b)
 {
     bx_status st = bx_buf_printf(
         b,
-        "{\"listen\":\"%s\",\"seed\":%llu,\"receipt_delay_ms\":%ld,\"slow_ms\":%ld,"
-        "\"rate_limit\":%ld,\"fail_5xx\":%g,\"slow_accept\":%g,\"dup_receipts\":%g,"
-        "\"lost_receipts\":%g,\"undelivered\":%g,\"receipt_url\":",
-        s->listen, (unsigned long long)s->seed, s->receipt_delay_ms, s->slow_ms, s->rate_limit,
-        s->fail_5xx, s->slow_accept, s->dup_receipts, s->lost_receipts, s->undelivered);
+        "{\"listen\":\"%s\",\"seed\":%llu,\"receipt_delay_ms\":%ld,\"receipt_batch\":%ld,"
+        "\"slow_ms\":%ld,\"rate_limit\":%ld,\"fail_5xx\":%g,\"slow_accept\":%g,"
+        "\"dup_receipts\":%g,\"lost_receipts\":%g,\"undelivered\":%g,\"receipt_url\":",
+        s->listen, (unsigned long long)s->seed, s->receipt_delay_ms, s->receipt_batch, s->slow_ms,
+        s->rate_limit, s->fail_5xx, s->slow_accept, s->dup_receipts, s->lost_receipts,
+        s->undelivered);
     IFOK(st, bx_buf_json_string(b, s->receipt_url));
     IFOK(st, bx_buf_printf(b, ",\"reject_numbers\":%d}", s->nreject));
     (void)st;
@@ -993,33 +1003,51 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-static bool post_receipt(CURL *c, const char *url, const receipt_job *j, const char *secret)
+/* One receipt's entry in the body of a post in j's format. */
+static bx_status receipt_entry(bx_buf *b, const receipt_job *j)
 {
-    bx_buf b;
-    bx_buf_init(&b, 8192);
-    bx_status st;
-    char header[128] = "X-Bx-Receipt: 1";
     if (j->via == API_WEBHOOK) {
-        st = bx_buf_puts(&b, "{\"receipts\":[{\"id\":");
-        IFOK(st, bx_buf_json_string(&b, j->id));
-        IFOK(st, bx_buf_printf(&b, ",\"message_id\":\"%s\",\"status\":\"%s\"%s}]}", j->message_id,
+        bx_status st = bx_buf_puts(b, "{\"id\":");
+        IFOK(st, bx_buf_json_string(b, j->id));
+        IFOK(st, bx_buf_printf(b, ",\"message_id\":\"%s\",\"status\":\"%s\"%s}", j->message_id,
                                j->delivered ? "delivered" : "failed",
                                j->delivered ? "" : ",\"reason\":\"handset unreachable\""));
+        return st;
+    }
+    bx_status st =
+        bx_buf_printf(b,
+                      "{\"phone_number\":\"%s\",\"send_time\":\"%s\",\"report_time\":\"%s\","
+                      "\"success\":%s,\"err_code\":\"%s\",\"err_msg\":\"%s\",\"sms_size\":"
+                      "\"1\",\"biz_id\":\"%s\",\"out_id\":",
+                      j->phone, j->sent, j->got, j->delivered ? "true" : "false",
+                      j->delivered ? "DELIVERED" : "MK:0001",
+                      j->delivered ? "用户接收成功" : "handset unreachable", j->message_id);
+    IFOK(st, bx_buf_json_string(b, j->id));
+    IFOK(st, bx_buf_puts(b, "}"));
+    return st;
+}
+
+/* Posts the receipts of the n jobs (all of one API) in one request; true when it was taken. */
+static bool post_receipts(CURL *c, const char *url, const receipt_job *const *jobs, int n,
+                          const char *secret)
+{
+    bx_buf b;
+    bx_buf_init(&b, 0);
+    char header[128] = "X-Bx-Receipt: 1";
+    bool webhook = jobs[0]->via == API_WEBHOOK;
+    bx_status st = bx_buf_puts(&b, webhook ? "{\"receipts\":[" : "[");
+    for (int i = 0; i < n && st == BX_OK; i++) {
+        if (i > 0)
+            st = bx_buf_puts(&b, ",");
+        IFOK(st, receipt_entry(&b, jobs[i]));
+    }
+    IFOK(st, bx_buf_puts(&b, webhook ? "]}" : "]"));
+    if (webhook) {
         char ts[24], hex[65] = "";
         snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
         if (st == BX_OK)
             hmac256_dot(secret, ts, b.data, b.len, hex);
         snprintf(header, sizeof(header), "X-Bx-Signature: t=%s,sha256=%s", ts, hex);
-    } else {
-        st = bx_buf_printf(&b,
-                           "[{\"phone_number\":\"%s\",\"send_time\":\"%s\",\"report_time\":\"%s\","
-                           "\"success\":%s,\"err_code\":\"%s\",\"err_msg\":\"%s\",\"sms_size\":"
-                           "\"1\",\"biz_id\":\"%s\",\"out_id\":",
-                           j->phone, j->sent, j->got, j->delivered ? "true" : "false",
-                           j->delivered ? "DELIVERED" : "MK:0001",
-                           j->delivered ? "用户接收成功" : "handset unreachable", j->message_id);
-        IFOK(st, bx_buf_json_string(&b, j->id));
-        IFOK(st, bx_buf_puts(&b, "}]"));
     }
     bool ok = false;
     if (st == BX_OK) {
@@ -1049,6 +1077,8 @@ static bool post_receipt(CURL *c, const char *url, const receipt_job *j, const c
 static void *receipt_loop(void *arg)
 {
     CURL *c = curl_easy_init();
+    static receipt_job jobs[RECEIPT_BATCH_MAX];
+    static const receipt_job *post[RECEIPT_BATCH_MAX];
     size_t cursor = 0;
     long generation = 0;
     pthread_mutex_lock(&F.lock);
@@ -1059,40 +1089,56 @@ static void *receipt_loop(void *arg)
             cursor = 0;
         }
         if (cursor < F.nmsgs && F.msgs[cursor].due_ms <= now) {
-            message *m = &F.msgs[cursor++];
-            receipt_job j = {.via = m->via, .copies = m->receipt_copies};
-            bool failed = draw(F.set.undelivered, "undelivered", m->id, (int)m->seq);
-            m->state = failed ? M_FAILED : M_DELIVERED;
-            m->receipt_done = true;
-            j.delivered = !failed;
-            snprintf(j.id, sizeof(j.id), "%s", m->id);
-            snprintf(j.message_id, sizeof(j.message_id), "%s", m->message_id);
-            snprintf(j.phone, sizeof(j.phone), "%s", m->phone);
-            shanghai_time(m->accepted_ms, j.sent);
-            shanghai_time(now, j.got);
+            /* the receipts due now, up to receipt_batch of one API, in one post */
+            int n = 0;
+            api via = F.msgs[cursor].via;
+            while (n < F.set.receipt_batch && n < RECEIPT_BATCH_MAX && cursor < F.nmsgs &&
+                   F.msgs[cursor].due_ms <= now && F.msgs[cursor].via == via) {
+                message *m = &F.msgs[cursor++];
+                receipt_job *j = &jobs[n];
+                *j = (receipt_job){.via = m->via, .copies = m->receipt_copies};
+                bool failed = draw(F.set.undelivered, "undelivered", m->id, (int)m->seq);
+                m->state = failed ? M_FAILED : M_DELIVERED;
+                m->receipt_done = true;
+                j->delivered = !failed;
+                snprintf(j->id, sizeof(j->id), "%s", m->id);
+                snprintf(j->message_id, sizeof(j->message_id), "%s", m->message_id);
+                snprintf(j->phone, sizeof(j->phone), "%s", m->phone);
+                shanghai_time(m->accepted_ms, j->sent);
+                shanghai_time(now, j->got);
+                if (j->copies == 0)
+                    F.receipts_lost++;
+                else if (j->copies == 2)
+                    F.receipts_duplicated++;
+                n++;
+            }
             char url[512], secret[256];
             snprintf(url, sizeof(url), "%s", F.set.receipt_url);
             snprintf(secret, sizeof(secret), "%s", F.set.secret);
-            if (j.copies == 0)
-                F.receipts_lost++;
-            if (url[0] == '\0' || j.copies == 0 || c == NULL)
+            if (url[0] == '\0' || c == NULL)
                 continue;
             pthread_mutex_unlock(&F.lock);
-            int sent = 0, failed_posts = 0;
-            for (int copy = 0; copy < j.copies; copy++) {
+            /* every copy's receipt: the first post has those not lost, the second the
+             * duplicated ones again */
+            long sent = 0, failed_posts = 0;
+            for (int copy = 1; copy <= 2; copy++) {
+                int k = 0;
+                for (int i = 0; i < n; i++)
+                    if (jobs[i].copies >= copy)
+                        post[k++] = &jobs[i];
+                if (k == 0)
+                    continue;
                 bool ok = false;
                 for (int t = 0; !ok && t < RECEIPT_TRIES && !F.stop; t++) {
-                    ok = post_receipt(c, url, &j, secret);
+                    ok = post_receipts(c, url, post, k, secret);
                     if (!ok)
                         usleep(300 * 1000);
                 }
-                ok ? sent++ : failed_posts++;
+                ok ? (sent += k) : (failed_posts += k);
             }
             pthread_mutex_lock(&F.lock);
             F.receipts_sent += sent;
             F.receipts_failed += failed_posts;
-            if (j.copies == 2)
-                F.receipts_duplicated++;
             continue;
         }
         int64_t wait = cursor < F.nmsgs ? F.msgs[cursor].due_ms - now : 200;
@@ -1350,6 +1396,7 @@ static int settings_load(settings *s, int argc, char **argv)
     snprintf(s->access_key_id, sizeof(s->access_key_id), "testId");
     snprintf(s->access_key_secret, sizeof(s->access_key_secret), "testSecret");
     s->receipt_delay_ms = 200;
+    s->receipt_batch = 1;
     s->slow_ms = 3000;
     s->seed = 1;
     for (size_t i = 0; i < sizeof(setting_names) / sizeof(setting_names[0]); i++) {
