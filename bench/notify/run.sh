@@ -10,12 +10,13 @@
 # Needs the local infrastructure: bash deploy/local/bx-infra up
 # Knobs (environment): BENCH_CAP (sends per second with the cap on, default 50),
 # BENCH_CAP_REQUESTS (default 60 x the cap), BENCH_NOCAP_REQUESTS (default 10000),
-# BENCH_WORKERS (bx-notify's BX_NOTIFY_WORKERS, default 4), BENCH_BUILD (default build/),
+# BENCH_WORKERS (bx-notify's BX_NOTIFY_WORKERS, default 8), BENCH_BUILD (default build/),
 # BENCH_TAKE_RATE (requests a second bx-notify is assumed to take at least: the requests fall due
 # 10 s + requests / this after they are produced, default 150), BENCH_NOTIFY_BIN (another
 # bx-notify build, for an A/B of bx-notify alone), BENCH_LOG_LEVEL (bx-notify's, default warn; its
 # logs are in .run/bench-notify), BENCH_ROUNDS (default "cap nocap"; one of them alone for a quick
-# look), BENCH_SKIP_BUILD=1, BENCH_KEEP_DB=1.
+# look), BENCH_RECEIPT_BATCH (receipts the fake posts together at most, default 100),
+# BENCH_SKIP_BUILD=1, BENCH_KEEP_DB=1.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -30,7 +31,7 @@ source "$RUN_DIR/env"
 CAP="${BENCH_CAP:-50}"
 CAP_REQUESTS="${BENCH_CAP_REQUESTS:-$((CAP * 60))}"
 NOCAP_REQUESTS="${BENCH_NOCAP_REQUESTS:-10000}"
-WORKERS="${BENCH_WORKERS:-4}"
+WORKERS="${BENCH_WORKERS:-8}"
 STUDENTS=$(( CAP_REQUESTS > NOCAP_REQUESTS ? CAP_REQUESTS : NOCAP_REQUESTS ))
 
 BUILD="${BENCH_BUILD:-$REPO/build}"
@@ -106,7 +107,8 @@ RECEIPT_PORT="$(free_port)"
 FAKE_PORT="$(free_port)"
 SECRET="bench-notify-secret"
 "$FAKE" --listen "127.0.0.1:$FAKE_PORT" --secret "$SECRET" \
-    --receipt_url "http://127.0.0.1:$RECEIPT_PORT/v1/receipts" >"$WORK/fakesms.log" 2>&1 &
+    --receipt_url "http://127.0.0.1:$RECEIPT_PORT/v1/receipts" \
+    --receipt_batch "${BENCH_RECEIPT_BATCH:-100}" >"$WORK/fakesms.log" 2>&1 &
 PIDS+=($!)
 wait_healthy "$FAKE_PORT" bx-fakesms "$WORK/fakesms.log"
 

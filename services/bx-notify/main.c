@@ -74,7 +74,7 @@ static const bx_conf_row rows[] = {
                 "how long an answer is awaited after a send before the notification is dead"),
     BX_CONF_NUM("BX_NOTIFY_LEASE_MS", "30000", 1000, 3600000, &st.sc.policy.lease_ms,
                 "how long a claimed notification is held before another replica may take it"),
-    BX_CONF_NUM32("BX_NOTIFY_WORKERS", "4", 1, 64, &st.sc.workers, "sending threads"),
+    BX_CONF_NUM32("BX_NOTIFY_WORKERS", "8", 1, 64, &st.sc.workers, "sending threads"),
     BX_CONF_NUM32("BX_NOTIFY_KEEP_DAYS", "180", 30, 3650, &st.sc.keep_days,
                   "days finished notifications, their receipts and the requests taken are kept"),
     BX_CONF_NUM32("BX_NOTIFY_BATCH", "20", 1, 1000, &st.sc.batch,
