@@ -22,7 +22,7 @@
 # emptied; a Redis Cluster has no databases: the bench's own keys, bx:[sc]:{E*, are deleted
 # instead), BENCH_SKIP_BUILD=1, BENCH_KEEP=1 (keep the databases), BENCH_SCORE_BIN (another
 # bx-score build, for an A/B of bx-score alone), BENCH_SCORE_ENV (extra environment for bx-score,
-# e.g. "BX_SCORE_BATCH=2000"), BENCH_DRAIN=0 (no drain, no same-mix rates), BENCH_SETTLE_AFTER
+# e.g. "BX_SCORE_BATCH=2000"), BENCH_ESCALATE_ENV (the same for bx-escalate), BENCH_DRAIN=0 (no drain, no same-mix rates), BENCH_SETTLE_AFTER
 # (300: seconds the later stages may take after bx-score caught up; then the run goes on, marked
 # not settled).
 set -euo pipefail
@@ -264,7 +264,8 @@ scale_run() {
     # shellcheck disable=SC2086
     env BX_CONSUMER_GROUP="$g_score" BX_LOG_LEVEL=warn ${BENCH_SCORE_ENV:-} "$SCORE" >"$dir/bx-score.log" 2>&1 &
     PIDS+=($!)
-    BX_CONSUMER_GROUP="$g_esc" BX_LOG_LEVEL=warn "$ESCALATE" >"$dir/bx-escalate.log" 2>&1 &
+    # shellcheck disable=SC2086
+    env BX_CONSUMER_GROUP="$g_esc" BX_LOG_LEVEL=warn ${BENCH_ESCALATE_ENV:-} "$ESCALATE" >"$dir/bx-escalate.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 1 600); do
         curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
@@ -272,6 +273,16 @@ scale_run() {
     done
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || die "bx-ingest did not become healthy"
     sleep 2 # bx-score and bx-escalate join their groups
+    # bx-escalate fires the calendar duties due at start (the month's and the quarter's reports,
+    # seconds of queries that hold its loop) and relays their rows; the day's roll calls start
+    # after, so the latency is the absent children's and not the reports'.
+    local t_duties=$SECONDS left
+    for _ in $(seq 1 1200); do
+        left="$(psql -tA "$BX_PG_URL" -c "SELECT (SELECT count(*) FROM cases.timer WHERE fired_at IS NULL AND due_at <= '$DAY 09:00+08') + (SELECT count(*) FROM cases.outbox WHERE sent_at IS NULL)")"
+        [ "$left" = 0 ] && break
+        sleep 0.1
+    done
+    say "$name: bx-escalate's duties due at start fired and relayed in $((SECONDS - t_duties)) s (left: $left)"
     # CPU per record of each stage: the services, the brokers, the Redis servers, and the
     # PostgreSQL backends of this database (the services' connections, made by now).
     local pg_pids

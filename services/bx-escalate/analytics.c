@@ -1,6 +1,7 @@
 /* analytics: bx.analytics.cases.v1, the analysts' pseudonymised case stream. */
 #include "analytics.h"
 #include "outbox.h"
+#include "bx_map.h"
 #include "bx_pg.h"
 
 #include <stdio.h>
@@ -146,6 +147,57 @@ bx_status escalate_analytics_bands(PGconn *db, const char *student_id, char grad
         snprintf(grade_band, 16, "%s", PQgetvalue(res, 0, 0));
         snprintf(sex, 8, "%s", PQgetvalue(res, 0, 1));
     }
+    PQclear(res);
+    return s;
+}
+
+bx_status escalate_analytics_bands_of(PGconn *db, const char *const *students, int n,
+                                      escalate_bands *out, bx_error *err)
+{
+    for (int i = 0; i < n; i++)
+        out[i].grade_band[0] = out[i].sex[0] = '\0';
+    if (n <= 0)
+        return BX_OK;
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    bx_status s = bx_buf_puts(&ids, "{");
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        /* registry ids are [A-Za-z0-9_-]: quoted for the array literal all the same */
+        IFOK(s, bx_buf_puts(&ids, i ? ",\"" : "\""));
+        IFOK(s, bx_buf_puts(&ids, students[i]));
+        IFOK(s, bx_buf_puts(&ids, "\""));
+    }
+    IFOK(s, bx_buf_puts(&ids, "}"));
+    if (s != BX_OK) {
+        bx_buf_free(&ids);
+        return BX_ERR(err, BX_ENOMEM, "no memory for %d students' bands", n);
+    }
+    PGresult *res = NULL;
+    s = bx_pg_query(db,
+                    "SELECT student_id, coalesce(grade_band, ''), coalesce(sex, '') FROM "
+                    "analytics.student_bands_of($1::text[])",
+                    1, (const char *[]){ids.data}, &res, err);
+    bx_buf_free(&ids);
+    bx_map *at = s == BX_OK ? bx_map_new() : NULL;
+    if (s == BX_OK && at == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "no memory for %d students' bands", n);
+    for (int i = 0; i < n && s == BX_OK; i++)
+        if (bx_map_put(at, students[i], &out[i]) != BX_OK)
+            s = BX_ERR(err, BX_ENOMEM, "no memory for %d students' bands", n);
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
+        escalate_bands *b = bx_map_get(at, PQgetvalue(res, r, 0));
+        if (b == NULL)
+            continue;
+        snprintf(b->grade_band, sizeof(b->grade_band), "%s", PQgetvalue(res, r, 1));
+        snprintf(b->sex, sizeof(b->sex), "%s", PQgetvalue(res, r, 2));
+    }
+    /* a student asked twice: the map points at the last; the others copy it */
+    for (int i = 0; i < n && s == BX_OK; i++) {
+        const escalate_bands *b = bx_map_get(at, students[i]);
+        if (b != &out[i])
+            out[i] = *b;
+    }
+    bx_map_free(at);
     PQclear(res);
     return s;
 }

@@ -58,6 +58,17 @@ bx_status escalate_analytics_visit(const escalate_analytics_ctx *c, const case_s
  * shown). */
 bx_status escalate_analytics_bands(PGconn *db, const char *student_id, char grade_band[16],
                                    char sex[8], bx_error *err) BX_MUSTCHECK;
+/* A student's bands as analytics.student_bands gives them ("" when not shown). */
+typedef struct escalate_bands {
+    char grade_band[16];
+    char sex[8];
+} escalate_bands;
+
+/* The bands of students[0..n) in one statement (analytics.student_bands_of, migration 0027), for
+ * a batch of inputs: out[i] is students[i]'s ("" for a student without a class, as
+ * escalate_analytics_bands gives it). students are borrowed; out has room for n. */
+bx_status escalate_analytics_bands_of(PGconn *db, const char *const *students, int n,
+                                      escalate_bands *out, bx_error *err) BX_MUSTCHECK;
 /* Queues the stream's messages of one step (after, fx) in cases.outbox, in the caller's open
  * transaction. c->grade_band and c->sex are read here when NULL and a message is due. Does
  * nothing without a key or a school. */

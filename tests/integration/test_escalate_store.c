@@ -8,6 +8,7 @@
 #include "bx_kafka.h"
 #include "bx_pg.h"
 #include "bx_test.h"
+#include "analytics.h"
 #include "outbox.h"
 #include "timers.h"
 
@@ -787,5 +788,78 @@ BX_TEST(timer_batch_with_a_failing_firing_changes_nothing)
     CHECK_INT(count_of(db, "SELECT count(*) FROM public.esc_fired WHERE owner = 'failer'"), 0);
     CHECK_INT(count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NULL"), 5);
     timers_list_free(&list);
+    PQfinish(db);
+}
+
+/* ---- the analysts' bands of many students at once ---- */
+
+/* analytics.student_bands_of (migration 0027, one statement for a poll's inputs) and
+ * escalate_analytics_bands_of give every student what analytics.student_bands (0017) gives: cells
+ * of 5 and more shown, smaller ones not, a student with no sex recorded, one not enrolled (counted
+ * nowhere, still answered), an id asked twice and one not in the registry. */
+BX_TEST(bands_of_many_students_agree_with_one_by_one)
+{
+    PGconn *db = pg();
+    exec_ok(db,
+            "INSERT INTO registry.county (code, name) VALUES ('990271', 'Bands county');"
+            "INSERT INTO registry.township (code, county_code, name) VALUES "
+            "('990271001', '990271', 'Bands township');"
+            "INSERT INTO registry.calendar (id, name) VALUES ('bands-cal', 'Bands');"
+            "INSERT INTO registry.school (id, name, township_code, stage, calendar_id) VALUES "
+            "('BNDS1', 'One', '990271001', 'primary', 'bands-cal'),"
+            "('BNDS2', 'Two', '990271001', 'primary', 'bands-cal');"
+            "INSERT INTO registry.class (id, school_id, grade, name) VALUES "
+            "('BNDC1', 'BNDS1', 2, 'g2'), ('BNDC2', 'BNDS1', 5, 'g5'), ('BNDC3', 'BNDS2', 8, 'g8');"
+            /* school 1, grades 1-3: 7 F, 4 M (F shown, M not); grades 4-6: 3 (nothing shown) */
+            "INSERT INTO registry.student (id, school_id, class_id) SELECT 'BND1A' || g, 'BNDS1', "
+            "'BNDC1' FROM generate_series(1, 11) g;"
+            "INSERT INTO registry.student_private (student_id, name, sex) SELECT 'BND1A' || g, "
+            "'x', CASE WHEN g <= 7 THEN 'F' ELSE 'M' END FROM generate_series(1, 11) g;"
+            "INSERT INTO registry.student (id, school_id, class_id) SELECT 'BND1B' || g, 'BNDS1', "
+            "'BNDC2' FROM generate_series(1, 3) g;"
+            "INSERT INTO registry.student_private (student_id, name, sex) SELECT 'BND1B' || g, "
+            "'x', 'F' FROM generate_series(1, 3) g;"
+            /* school 2, grades 7-9: 6 M, one of them dropped out (5 enrolled), 2 without sex */
+            "INSERT INTO registry.student (id, school_id, class_id, status) SELECT 'BND2A' || g, "
+            "'BNDS2', 'BNDC3', CASE WHEN g = 1 THEN 'dropped_out' ELSE 'enrolled' END FROM "
+            "generate_series(1, 8) g;"
+            "INSERT INTO registry.student_private (student_id, name, sex) SELECT 'BND2A' || g, "
+            "'x', CASE WHEN g <= 6 THEN 'M' END FROM generate_series(1, 8) g;");
+    PGresult *res = NULL;
+    bx_error err = {0};
+    bx_status s =
+        bx_pg_query(db, "SELECT id FROM registry.student WHERE id LIKE 'BND%' ORDER BY id", 0, NULL,
+                    &res, &err);
+    REQUIRE(s == BX_OK);
+    int n = PQntuples(res);
+    REQUIRE(n == 22);
+    const char *ids[26];
+    for (int i = 0; i < n; i++)
+        ids[i] = PQgetvalue(res, i, 0);
+    ids[n] = ids[0];        /* asked twice */
+    ids[n + 1] = "BNDNONE"; /* not in the registry */
+    ids[n + 2] = "BND1A8";  /* a male of an unshown cell */
+    escalate_bands got[26];
+    s = escalate_analytics_bands_of(db, ids, n + 3, got, &err);
+    if (s != BX_OK)
+        fprintf(stderr, "bands_of: %s\n", err.msg);
+    REQUIRE(s == BX_OK);
+    int shown_sex = 0, shown_band = 0;
+    for (int i = 0; i < n + 3; i++) {
+        char band[16], sex[8];
+        s = escalate_analytics_bands(db, ids[i], band, sex, &err);
+        REQUIRE(s == BX_OK);
+        CHECK_STR(got[i].grade_band, band);
+        CHECK_STR(got[i].sex, sex);
+        shown_band += band[0] != '\0';
+        shown_sex += sex[0] != '\0';
+    }
+    /* the fixture shows some and hides some: 11 + 8 + 2 asked again grade bands, 7 + 6 + 1 sexes
+     * (school 2's dropped out student has a band and a sex: the counts are of the enrolled) */
+    CHECK_INT(shown_band, 11 + 8 + 2);
+    CHECK_INT(shown_sex, 7 + 6 + 1);
+    CHECK_STR(got[n + 1].grade_band, "");
+    CHECK_STR(got[n + 2].sex, "");
+    PQclear(res);
     PQfinish(db);
 }
