@@ -10,6 +10,7 @@
 #include "bx_pg.h"
 #include "bx_schema_check.h"
 #include "bx_test.h"
+#include "bx_itest_sim.h"
 #include "sim.h"
 
 #include <arpa/inet.h>
@@ -39,194 +40,8 @@ typedef struct run_result {
 } run_result;
 
 static char env_url[600], env_clock[600], env_redis[300];
-
-static const char *holidays(void)
-{
-    static char path[1024];
-    snprintf(path, sizeof(path), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             itest_env("BX_SOURCE_DIR", "."));
-    return path;
-}
-
-static const char *id_prefix(void)
-{
-    static char prefix[9];
-    if (prefix[0] == '\0') {
-        unsigned n = (unsigned)getpid();
-        int i = 0;
-        prefix[i++] = 'a';
-        while (n && i < 8) {
-            prefix[i++] = (char)('a' + n % 26);
-            n /= 26;
-        }
-    }
-    return prefix;
-}
-
-static int run(const char *const *argv, bx_buf *out)
-{
-    const char *env[] = {env_url, env_clock, env_redis, NULL};
-    return itest_run(argv, env, out);
-}
-
-static void run_ok(const char *const *argv, bx_buf *out)
-{
-    bx_buf own;
-    bx_buf_init(&own, 1 << 24);
-    bx_buf *b = out ? out : &own;
-    int rc = run(argv, b);
-    if (rc != 0)
-        fprintf(stderr, "%s %s failed (%d): %s\n", argv[0], argv[1], rc, b->data ? b->data : "");
-    bx_buf_free(&own);
-    REQUIRE(rc == 0);
-}
-
-static void flush_redis(const char *db)
-{
-    const char *url = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
-    char host[128] = "127.0.0.1";
-    int port = 63799;
-    if (sscanf(url, "redis://%127[^:/]:%d", host, &port) < 1)
-        REQUIRE(!"BX_REDIS_URL");
-    redisContext *r = redisConnect(host, port);
-    REQUIRE(r != NULL && !r->err);
-    REQUIRE(bx_redis_auth(r, &(bx_error){0}) == BX_OK); /* the administrator of $BX_RUN_DIR/env */
-    redisReply *rep = redisCommand(r, "SELECT %s", db);
-    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
-    freeReplyObject(rep);
-    rep = redisCommand(r, "FLUSHDB");
-    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
-    freeReplyObject(rep);
-    redisFree(r);
-}
-
-/* ---- bx-console for the township officers' sign-offs (as tests/integration/test_sim.c) ---- */
-
-static size_t on_page(char *p, size_t size, size_t n, void *arg)
-{
-    return bx_buf_append(arg, p, size * n) == BX_OK ? size * n : 0;
-}
-
-static size_t on_pre_cookie(char *p, size_t size, size_t n, void *arg)
-{
-    const char *name = "Set-Cookie: bx_pre=";
-    size_t len = size * n;
-    if (len > strlen(name) && strncasecmp(p, name, strlen(name)) == 0)
-        snprintf(arg, 160, "bx_pre=%.*s", (int)strcspn(p + strlen(name), ";\r\n"),
-                 p + strlen(name));
-    return len;
-}
-
-static void activate_officer(const char *base, const char *ca, const char *staff_id,
-                             const char *code, const char *password)
-{
-    char url[300], cookie[160] = "", form[600];
-    snprintf(url, sizeof(url), "%s/activate", base);
-    bx_buf page;
-    bx_buf_init(&page, 1 << 20);
-    CURL *c = curl_easy_init();
-    REQUIRE(c != NULL);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_page);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &page);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_pre_cookie);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, (void *)cookie);
-    REQUIRE(curl_easy_perform(c) == CURLE_OK);
-    const char *csrf = page.data ? strstr(page.data, "name=\"csrf\" value=\"") : NULL;
-    REQUIRE(csrf != NULL && cookie[0]);
-    csrf += strlen("name=\"csrf\" value=\"");
-    char *csrf_e = curl_easy_escape(c, csrf, (int)strcspn(csrf, "\""));
-    snprintf(form, sizeof(form), "csrf=%s&staff_id=%s&code=%s&password=%s&password_again=%s",
-             csrf_e, staff_id, code, password, password);
-    curl_free(csrf_e);
-    bx_buf_reset(&page);
-    curl_easy_setopt(c, CURLOPT_COOKIE, cookie);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
-    REQUIRE(curl_easy_perform(c) == CURLE_OK);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    CHECK_INT(status, 303);
-    curl_easy_cleanup(c);
-    bx_buf_free(&page);
-}
-
-static pid_t console_start(const char *dir, const sim_county *c)
-{
-    char cert[1100], key[1100], accounts[1100];
-    snprintf(cert, sizeof(cert), "%s/console-cert.pem", dir);
-    snprintf(key, sizeof(key), "%s/console-key.pem", dir);
-    snprintf(accounts, sizeof(accounts), "%s/console-accounts", dir);
-    const char *mk[] = {"/usr/bin/openssl",
-                        "req",
-                        "-x509",
-                        "-newkey",
-                        "ec",
-                        "-pkeyopt",
-                        "ec_paramgen_curve:P-256",
-                        "-nodes",
-                        "-days",
-                        "30",
-                        "-subj",
-                        "/CN=127.0.0.1",
-                        "-addext",
-                        "subjectAltName=IP:127.0.0.1",
-                        "-keyout",
-                        key,
-                        "-out",
-                        cert,
-                        NULL};
-    run_ok(mk, NULL);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-            getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    char listen[64], tls_cert[1200], tls_key[1200], bin[600], base[64];
-    snprintf(listen, sizeof(listen), "BX_CONSOLE_LISTEN=127.0.0.1:%d", ntohs(a.sin_port));
-    snprintf(base, sizeof(base), "https://127.0.0.1:%d", ntohs(a.sin_port));
-    snprintf(tls_cert, sizeof(tls_cert), "BX_TLS_CERT=%s", cert);
-    snprintf(tls_key, sizeof(tls_key), "BX_TLS_KEY=%s", key);
-    snprintf(bin, sizeof(bin), "%s/services/bx-console/bx-console",
-             itest_env("BX_BUILD_DIR", "build"));
-    const char *env[] = {env_url, listen, tls_cert, tls_key, "BX_CONSOLE_THREADS=2", NULL};
-    int mport = 0;
-    pid_t pid = itest_service_start(itest_env("BX_CONSOLE_BIN", bin), env_clock + 14, env, &mport);
-    FILE *f = fopen(accounts, "w");
-    REQUIRE(f != NULL);
-    REQUIRE(chmod(accounts, 0600) == 0);
-    for (int t = 0; t < c->size.townships; t++) {
-        char officer[24], password[40], code[16] = "";
-        sim_township_officer_id(c, t, officer);
-        const char *invite[] = {
-            itest_env("BXCTL_BIN", BXCTL_BIN), "staff", "invite", officer, "--print", NULL};
-        bx_buf out;
-        bx_buf_init(&out, 0);
-        run_ok(invite, &out);
-        for (const char *p = out.data; p && *p && !code[0]; p += strcspn(p, "\n") + 1) {
-            if (strspn(p, "0123456789") == 8 && (p[8] == '\n' || p[8] == '\0'))
-                snprintf(code, sizeof(code), "%.8s", p);
-            if (p[strcspn(p, "\n")] == '\0')
-                break;
-        }
-        bx_buf_free(&out);
-        REQUIRE(code[0]);
-        unsigned char bytes[12];
-        FILE *r = fopen("/dev/urandom", "r");
-        REQUIRE(r != NULL && fread(bytes, 1, sizeof(bytes), r) == sizeof(bytes));
-        fclose(r);
-        for (size_t i = 0; i < sizeof(bytes); i++)
-            snprintf(password + 2 * i, 3, "%02x", bytes[i]);
-        activate_officer(base, cert, officer, code, password);
-        fprintf(f, "%s %s\n", officer, password);
-    }
-    fclose(f);
-    setenv("BX_SIM_CONSOLE", base, 1);
-    setenv("BX_SIM_CONSOLE_CA", cert, 1);
-    setenv("BX_SIM_CONSOLE_ACCOUNTS", accounts, 1);
-    return pid;
-}
+/* The environment of every command the test runs. */
+static const char *const run_env[] = {env_url, env_clock, env_redis, NULL};
 
 /* ---- one simulated run ---- */
 
@@ -247,8 +62,8 @@ static sim_county *county_of(uint64_t seed)
 {
     sim_county *c = NULL;
     bx_error err = {0};
-    sim_size z = {TOWNSHIPS, SCHOOLS, STUDENTS, id_prefix()};
-    REQUIRE(sim_county_new(seed, z, holidays(), &c, &err) == BX_OK);
+    sim_size z = {TOWNSHIPS, SCHOOLS, STUDENTS, itest_id_prefix('a')};
+    REQUIRE(sim_county_new(seed, z, itest_holidays_csv(), &c, &err) == BX_OK);
     return c;
 }
 
@@ -292,14 +107,6 @@ static uint64_t pick_seed(bx_date *first)
     return fallback;
 }
 
-static long long count_of(const char *url, const char *sql)
-{
-    char *rows = itest_sql_rows(url, sql);
-    long long n = rows ? strtoll(rows, NULL, 10) : -1;
-    free(rows);
-    return n;
-}
-
 /* Runs the county through the pipeline, then moves the clock past the last day so bx-score
  * publishes its aggregate. */
 static void run_county(const char *tag, const char *redis_db, run_result *r,
@@ -332,7 +139,7 @@ static void run_county(const char *tag, const char *redis_db, run_result *r,
     const char *db_part = strchr(redis + strlen("redis://"), '/');
     int base = db_part ? (int)(db_part - redis) : (int)strlen(redis);
     snprintf(env_redis, sizeof(env_redis), "BX_REDIS_URL=%.*s/%s", base, redis, redis_db);
-    flush_redis(redis_db);
+    itest_redis_flush(redis_db);
     char *dir = itest_tmpdir(tag);
     snprintf(r->dir, sizeof(r->dir), "%s", dir);
     const char *gen[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
@@ -340,7 +147,7 @@ static void run_county(const char *tag, const char *redis_db, run_result *r,
                          "--out",
                          dir,
                          "--id-prefix",
-                         id_prefix(),
+                         itest_id_prefix('a'),
                          "--seed",
                          seed_text,
                          "--townships",
@@ -350,29 +157,16 @@ static void run_county(const char *tag, const char *redis_db, run_result *r,
                          "--students",
                          students,
                          NULL};
-    run_ok(gen, NULL);
-    const char *hol[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "holidays", holidays(), NULL};
-    run_ok(hol, NULL);
+    itest_run_ok(gen, run_env, NULL);
+    const char *hol[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "holidays",
+                         itest_holidays_csv(), NULL};
+    itest_run_ok(hol, run_env, NULL);
     const char *imp[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "--dir", dir, NULL};
-    run_ok(imp, NULL);
+    itest_run_ok(imp, run_env, NULL);
 
     /* keys */
     char keys[1100];
-    snprintf(keys, sizeof(keys), "%s/keys", dir);
-    FILE *kf = fopen(keys, "w");
-    REQUIRE(kf != NULL);
-    for (int i = 0; i < c->nschools; i++) {
-        const char *kc[] = {
-            itest_env("BXCTL_BIN", BXCTL_BIN), "key", "create", c->schools[i].id, "itest", NULL};
-        bx_buf out;
-        bx_buf_init(&out, 0);
-        run_ok(kc, &out);
-        const char *tok = strstr(out.data, "bxk_");
-        REQUIRE(tok != NULL);
-        fprintf(kf, "%s %.*s\n", c->schools[i].id, (int)strcspn(tok, "\r\n "), tok);
-        bx_buf_free(&out);
-    }
-    fclose(kf);
+    itest_sim_keys(dir, c, run_env, keys, sizeof(keys));
 
     /* the analytics topics of this run, and groups at the shared topics' ends */
     struct timeval tv;
@@ -386,31 +180,8 @@ static void run_county(const char *tag, const char *redis_db, run_result *r,
     bx_error err = {0};
     REQUIRE(bx_kafka_create_topics(itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092"), topics,
                                    partitions, 3, 15000, &err) == BX_OK);
-    char g_score[96], g_esc[96], e_score[120], e_esc[120], spec_score[160], spec_esc[160];
-    snprintf(g_score, sizeof(g_score), "bx-score-itest-%s-%ld%06ld", tag, (long)tv.tv_sec,
-             (long)tv.tv_usec);
-    snprintf(g_esc, sizeof(g_esc), "bx-escalate-itest-%s-%ld%06ld", tag, (long)tv.tv_sec,
-             (long)tv.tv_usec);
-    const char *at1[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
-                         "group-at-end",
-                         "--group",
-                         g_score,
-                         "--topics",
-                         "bx.attendance.v1",
-                         NULL};
-    const char *at2[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
-                         "group-at-end",
-                         "--group",
-                         g_esc,
-                         "--topics",
-                         "bx.risk.v1,bx.actions.v1",
-                         NULL};
-    run_ok(at1, NULL);
-    run_ok(at2, NULL);
-    snprintf(e_score, sizeof(e_score), "BX_CONSUMER_GROUP=%s", g_score);
-    snprintf(e_esc, sizeof(e_esc), "BX_CONSUMER_GROUP=%s", g_esc);
-    snprintf(spec_score, sizeof(spec_score), "%s:bx.attendance.v1", g_score);
-    snprintf(spec_esc, sizeof(spec_esc), "%s:bx.risk.v1,bx.actions.v1", g_esc);
+    itest_sim_groups g;
+    itest_sim_groups_at_end(tag, &tv, run_env, &g);
     char t_att[160], t_cases[160], t_risk[160];
     snprintf(t_att, sizeof(t_att), "BX_ANALYTICS_ATTENDANCE_TOPIC=%s", r->topics[0]);
     snprintf(t_cases, sizeof(t_cases), "BX_ANALYTICS_CASES_TOPIC=%s", r->topics[1]);
@@ -418,21 +189,22 @@ static void run_county(const char *tag, const char *redis_db, run_result *r,
     const char *env_ingest[] = {env_url, "BX_REGISTRY_REFRESH_MS=200", NULL};
     const char *env_score[] = {env_url,
                                env_redis,
-                               e_score,
+                               g.env_score,
                                t_att,
                                t_risk,
                                "BX_PSEUDONYM_KEY=" KEY,
                                "BX_REGISTRY_REFRESH_MS=300",
                                NULL};
     const char *env_esc[] = {
-        env_url, e_esc, t_cases, "BX_PSEUDONYM_KEY=" KEY, "BX_REGISTRY_REFRESH_MS=200", NULL};
+        env_url, g.env_escalate, t_cases, "BX_PSEUDONYM_KEY=" KEY, "BX_REGISTRY_REFRESH_MS=200",
+        NULL};
     int port = 0, mport = 0;
     pid_t ingest = itest_ingest_start(env_clock + 14, env_ingest, &port);
     pid_t score = itest_service_start(itest_env("BX_SCORE_BIN", BX_SCORE_BIN), env_clock + 14,
                                       env_score, &mport);
     pid_t esc = itest_service_start(itest_env("BX_ESCALATE_BIN", BX_ESCALATE_BIN), env_clock + 14,
                                     env_esc, &mport);
-    pid_t console = console_start(dir, c);
+    pid_t console = itest_sim_console_start(dir, c, run_env);
     char api[64], state[1100];
     snprintf(api, sizeof(api), "http://127.0.0.1:%d", port);
     snprintf(state, sizeof(state), "%s/state", dir);
@@ -450,9 +222,9 @@ static void run_county(const char *tag, const char *redis_db, run_result *r,
                              "--days",
                              days_text,
                              "--group",
-                             spec_score,
+                             g.spec_score,
                              "--group",
-                             spec_esc,
+                             g.spec_escalate,
                              "--quiet",
                              "--seed",
                              seed_text,
@@ -463,11 +235,11 @@ static void run_county(const char *tag, const char *redis_db, run_result *r,
                              "--students",
                              students,
                              "--id-prefix",
-                             id_prefix(),
+                             itest_id_prefix('a'),
                              NULL};
     bx_buf out;
     bx_buf_init(&out, 1 << 22);
-    int rc = run(sim_run, &out);
+    int rc = itest_run(sim_run, run_env, &out);
     if (rc != 0)
         fprintf(stderr, "bx-sim run: %s\n", out.data ? out.data : "");
     bx_buf_free(&out);
@@ -478,7 +250,7 @@ static void run_county(const char *tag, const char *redis_db, run_result *r,
         bx_date_format(r->last + 1, next);
         snprintf(when, sizeof(when), "%s 07:00", next);
         const char *set[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "clock", "set", when, NULL};
-        run_ok(set, NULL);
+        itest_run_ok(set, run_env, NULL);
         char last[11], sql[400];
         bx_date_format(r->last, last);
         snprintf(sql, sizeof(sql),
@@ -487,7 +259,7 @@ static void run_county(const char *tag, const char *redis_db, run_result *r,
                  last);
         long long done = 0;
         for (int i = 0; i < 200 && done == 0; i++) {
-            done = count_of(r->db_url, sql);
+            done = itest_sql_count(r->db_url, sql);
             if (done == 0)
                 usleep(100 * 1000);
         }
@@ -772,13 +544,13 @@ BX_TEST(analyst_example_agrees_with_bxctl_report)
     }
     bx_buf out;
     bx_buf_init(&out, 1 << 20);
-    int rc = run(py, &out);
+    int rc = itest_run(py, run_env, &out);
     fprintf(stderr, "analyst.py:\n%s\n", out.data ? out.data : "");
     REQUIRE(rc == 0);
     const char *copy = getenv("BX_ANALYST_CHART_OUT");
     if (copy && *copy) {
         const char *cp[] = {"/bin/cp", chart, copy, NULL};
-        run_ok(cp, NULL);
+        itest_run_ok(cp, run_env, NULL);
     }
     /* The chart is a PNG of some substance. */
     FILE *f = fopen(chart, "rb");
@@ -796,8 +568,9 @@ BX_TEST(analyst_example_agrees_with_bxctl_report)
     /* the county's enrolled students, as the registry lists them */
     snprintf(path, sizeof(path), "counties.%s.enrolled", r.county);
     long enrolled = json_long(ex, path);
-    CHECK_INT(enrolled, count_of(r.db_url, "SELECT count(*) FROM registry.student WHERE status = "
-                                           "'enrolled'"));
+    CHECK_INT(enrolled,
+              itest_sql_count(r.db_url, "SELECT count(*) FROM registry.student WHERE status = "
+                                        "'enrolled'"));
     /* every school day of the run has its county aggregate */
     char key[128];
     snprintf(key, sizeof(key), "counties.%s.days", r.county);
@@ -833,7 +606,7 @@ BX_TEST(analyst_example_agrees_with_bxctl_report)
                          NULL};
     bx_buf rout;
     bx_buf_init(&rout, 1 << 20);
-    REQUIRE(run(rep, &rout) == 0);
+    REQUIRE(itest_run(rep, run_env, &rout) == 0);
     fprintf(stderr, "bxctl report: %s\n", rout.data);
     const char *start = strchr(rout.data, '[') ? strchr(rout.data, '[') : rout.data;
     cJSON *report = cJSON_Parse(start);
@@ -984,7 +757,7 @@ BX_TEST(a_late_fact_publishes_its_day_again)
     for (int i = 0; i < 100 && dirty != 0; i++) {
         if (i > 0)
             usleep(100 * 1000);
-        dirty = count_of(r.db_url, "SELECT count(*) FROM attendance.analytics_dirty");
+        dirty = itest_sql_count(r.db_url, "SELECT count(*) FROM attendance.analytics_dirty");
     }
     CHECK_INT(dirty, 0);
     cJSON_Delete(all);

@@ -22,19 +22,8 @@ static char env_clock[600];
  * (caller frees). */
 static int bxctl(char **out, const char *const *args)
 {
-    const char *argv[24] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
-    size_t n = 1;
-    for (; args[n - 1] && n < 23; n++)
-        argv[n] = args[n - 1];
-    argv[n] = NULL;
     const char *env[] = {env_url, env_clock, NULL};
-    bx_buf b;
-    bx_buf_init(&b, 1 << 22);
-    int rc = itest_run(argv, env, &b);
-    if (b.data == NULL)
-        REQUIRE(bx_buf_puts(&b, "") == BX_OK);
-    *out = bx_buf_steal(&b);
-    return rc;
+    return itest_bxctl_env(args, env, out);
 }
 
 static char *bxctl_ok(const char *const *args)
@@ -236,10 +225,7 @@ static void setup(void)
 
     char *dir = itest_tmpdir("ctl-registry");
     write_registry(dir);
-    char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             itest_env("BX_SOURCE_DIR", "."));
-    free(bxctl_ok((const char *[]){"import", "holidays", holidays, NULL}));
+    free(bxctl_ok((const char *[]){"import", "holidays", itest_holidays_csv(), NULL}));
     free(bxctl_ok((const char *[]){"import", "--dir", dir, NULL}));
     free(dir);
 

@@ -58,70 +58,6 @@ static const char *brokers(void)
     return itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092");
 }
 
-static const char *holidays(void)
-{
-    static char path[1024];
-    snprintf(path, sizeof(path), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             itest_env("BX_SOURCE_DIR", "."));
-    return path;
-}
-
-/* Ids of this process's own ("g" and the pid in letters): another county simulated at the same
- * time on the shared topics never shares a student, class or staff id. */
-static const char *id_prefix(void)
-{
-    static char prefix[9];
-    if (prefix[0] == '\0') {
-        unsigned n = (unsigned)getpid();
-        int i = 0;
-        prefix[i++] = 'g';
-        while (n && i < 8) {
-            prefix[i++] = (char)('a' + n % 26);
-            n /= 26;
-        }
-    }
-    return prefix;
-}
-
-static void run_ok(const char *const *argv, bx_buf *out)
-{
-    bx_buf own;
-    bx_buf_init(&own, 1 << 24);
-    bx_buf *b = out ? out : &own;
-    int rc = itest_run(argv, NULL, b);
-    if (rc != 0)
-        fprintf(stderr, "%s %s failed (%d): %s\n", argv[0], argv[1], rc, b->data ? b->data : "");
-    bx_buf_free(&own);
-    REQUIRE(rc == 0);
-}
-
-static long long count_of(const char *url, const char *sql)
-{
-    char *rows = itest_sql_rows(url, sql);
-    long long n = rows ? strtoll(rows, NULL, 10) : -1;
-    free(rows);
-    return n;
-}
-
-static void flush_redis(const char *db)
-{
-    const char *url = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
-    char host[128] = "127.0.0.1";
-    int port = 63799;
-    if (sscanf(url, "redis://%127[^:/]:%d", host, &port) < 1)
-        REQUIRE(!"BX_REDIS_URL");
-    redisContext *r = redisConnect(host, port);
-    REQUIRE(r != NULL && !r->err);
-    REQUIRE(bx_redis_auth(r, &(bx_error){0}) == BX_OK); /* the administrator of $BX_RUN_DIR/env */
-    redisReply *rep = redisCommand(r, "SELECT %s", db);
-    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
-    freeReplyObject(rep);
-    rep = redisCommand(r, "FLUSHDB");
-    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
-    freeReplyObject(rep);
-    redisFree(r);
-}
-
 /* ---- the consumer groups: what is on their topics and what they have committed ---- */
 
 enum { SCORE, ESCALATE, NOTIFY, SERVICES };
@@ -269,7 +205,7 @@ static char (*make_keys(const sim_county *c))[160]
             itest_env("BXCTL_BIN", BXCTL_BIN), "key", "create", c->schools[i].id, "itest", NULL};
         bx_buf out;
         bx_buf_init(&out, 0);
-        run_ok(kc, &out);
+        itest_run_ok(kc, NULL, &out);
         const char *tok = strstr(out.data, "bxk_");
         REQUIRE(tok != NULL);
         snprintf(tokens[i], sizeof(tokens[i]), "%.*s", (int)strcspn(tok, "\r\n "), tok);
@@ -291,8 +227,8 @@ BX_TEST(killed_replicas_do_not_stall_the_group)
     /* the day's clock runs as a real one from 09:00 (leases, retries and receipt checks come due
      * as they would) */
     bx_time_ms day_start = bx_clock_now();
-    flush_redis(REDIS_DB_SCORE);
-    flush_redis(REDIS_DB_NOTIFY);
+    itest_redis_flush(REDIS_DB_SCORE);
+    itest_redis_flush(REDIS_DB_NOTIFY);
 
     /* the county: generated, imported, planned for the day */
     long long t_setup = now_ms();
@@ -304,21 +240,22 @@ BX_TEST(killed_replicas_do_not_stall_the_group)
     snprintf(students, sizeof(students), "%d", STUDENTS);
     const char *bxctl = itest_env("BXCTL_BIN", BXCTL_BIN),
                *bxsim = itest_env("BX_SIM_BIN", BX_SIM_BIN);
-    const char *gen[] = {bxsim,       "generate", "--out",      dir,           "--id-prefix",
-                         id_prefix(), "--seed",   seed,         "--townships", townships,
-                         "--schools", schools,    "--students", students,      NULL};
-    run_ok(gen, NULL);
-    const char *hol[] = {bxctl, "import", "holidays", holidays(), NULL};
-    run_ok(hol, NULL);
+    const char *gen[] = {
+        bxsim,        "generate", "--out",       dir,       "--id-prefix", itest_id_prefix('g'),
+        "--seed",     seed,       "--townships", townships, "--schools",   schools,
+        "--students", students,   NULL};
+    itest_run_ok(gen, NULL, NULL);
+    const char *hol[] = {bxctl, "import", "holidays", itest_holidays_csv(), NULL};
+    itest_run_ok(hol, NULL, NULL);
     const char *imp[] = {bxctl, "import", "--dir", dir, NULL};
-    run_ok(imp, NULL);
+    itest_run_ok(imp, NULL, NULL);
     sim_county *c = NULL;
     sim_world *w = NULL;
     sim_day_plan plan;
     bx_date day;
     REQUIRE(bx_date_parse(DAY, &day) == BX_OK);
-    sim_size size = {TOWNSHIPS, SCHOOLS, STUDENTS, id_prefix()};
-    REQUIRE(sim_county_new(SEED, size, holidays(), &c, &err) == BX_OK);
+    sim_size size = {TOWNSHIPS, SCHOOLS, STUDENTS, itest_id_prefix('g')};
+    REQUIRE(sim_county_new(SEED, size, itest_holidays_csv(), &c, &err) == BX_OK);
     REQUIRE(sim_world_new(c, &w) == BX_OK);
     REQUIRE(sim_plan_day(c, w, day, &plan) == BX_OK);
     /* What bx-ingest must accept (every student of each class, and the class report) and what
@@ -354,7 +291,8 @@ BX_TEST(killed_replicas_do_not_stall_the_group)
     char sms_file[600];
     snprintf(sms_file, sizeof(sms_file), "%s/sms.jsonl", dir);
     snprintf(env_sms, sizeof(env_sms), "BX_NOTIFY_PROVIDER_FILE=%s", sms_file);
-    snprintf(env_rate, sizeof(env_rate), "BX_NOTIFY_RATE_KEY=bx:itest:%s:notify:rate", id_prefix());
+    snprintf(env_rate, sizeof(env_rate), "BX_NOTIFY_RATE_KEY=bx:itest:%s:notify:rate",
+             itest_id_prefix('g'));
     const char *const common_env[] = {env_url, "BX_PSEUDONYM_KEY=itest-gkill",
                                       "BX_REGISTRY_REFRESH_MS=500", "BX_LOG_LEVEL=error"};
     const char *bins[SERVICES] = {itest_env("BX_SCORE_BIN", BX_SCORE_BIN),
@@ -376,7 +314,7 @@ BX_TEST(killed_replicas_do_not_stall_the_group)
         snprintf(topic_list, sizeof(topic_list), "%s", strchr(sv[s].spec, ':') + 1);
         const char *at_end[] = {bxsim,      "group-at-end", "--group", sv[s].group,
                                 "--topics", topic_list,     NULL};
-        run_ok(at_end, NULL);
+        itest_run_ok(at_end, NULL, NULL);
         watch(&sv[s], topics[s], ntopics[s]);
         size_t e = 0;
         for (size_t i = 0; i < sizeof(common_env) / sizeof(common_env[0]); i++)
@@ -479,37 +417,37 @@ BX_TEST(killed_replicas_do_not_stall_the_group)
     snprintf(sql, sizeof(sql),
              "SELECT (SELECT count(*) FROM attendance.fact WHERE student_id LIKE '%s%%') + "
              "(SELECT count(*) FROM attendance.class_report WHERE class_id LIKE '%s%%')",
-             id_prefix(), id_prefix());
-    long long stored = count_of(url, sql);
+             itest_id_prefix('g'), itest_id_prefix('g'));
+    long long stored = itest_sql_count(url, sql);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM cases.outbox WHERE topic = 'bx.notify.requests.v1' AND "
              "msg_key LIKE '%s%%'",
-             id_prefix());
-    long long asked = count_of(url, sql);
+             itest_id_prefix('g'));
+    long long asked = itest_sql_count(url, sql);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM cases.outbox o WHERE topic = 'bx.notify.requests.v1' AND "
              "msg_key LIKE '%s%%' AND NOT EXISTS (SELECT 1 FROM notify.request r WHERE "
              "r.request_id = o.event_id)",
-             id_prefix());
-    long long not_received = count_of(url, sql);
+             itest_id_prefix('g'));
+    long long not_received = itest_sql_count(url, sql);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM cases.case WHERE student_id LIKE '%s%%'",
-             id_prefix());
-    long long cases = count_of(url, sql);
+             itest_id_prefix('g'));
+    long long cases = itest_sql_count(url, sql);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM notify.notification WHERE channel = 'sms' AND student_id LIKE "
              "'%s%%' AND state = 'delivered'",
-             id_prefix());
-    long long delivered = count_of(url, sql);
+             itest_id_prefix('g'));
+    long long delivered = itest_sql_count(url, sql);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM notify.notification WHERE channel = 'sms' AND student_id LIKE "
              "'%s%%' AND state NOT IN ('delivered', 'dead')",
-             id_prefix());
-    long long unfinished = count_of(url, sql);
+             itest_id_prefix('g'));
+    long long unfinished = itest_sql_count(url, sql);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM notify.notification WHERE channel = 'sms' AND student_id LIKE "
              "'%s%%' AND state = 'dead'",
-             id_prefix());
-    long long dead = count_of(url, sql);
+             itest_id_prefix('g'));
+    long long dead = itest_sql_count(url, sql);
 
     /* The provider's file: one line per SMS sent; an id twice is an SMS sent twice. */
     long long lines = 0, twice = 0;

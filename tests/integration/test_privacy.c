@@ -13,20 +13,7 @@ static char db_url[512];
 /* Runs bxctl with args against the case's database; its output in *out (caller frees). */
 static int bxctl(const char *const *args, char **out)
 {
-    char env_url[600];
-    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
-    const char *env[] = {env_url, NULL};
-    const char *argv[16] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
-    size_t n = 1;
-    for (; args[n - 1] && n < 15; n++)
-        argv[n] = args[n - 1];
-    argv[n] = NULL;
-    bx_buf b;
-    bx_buf_init(&b, 0);
-    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
-    int rc = itest_run(argv, env, &b);
-    *out = bx_buf_steal(&b);
-    return rc;
+    return itest_bxctl(db_url, NULL, args, out);
 }
 
 static char *rows_of(const char *sql)

@@ -9,6 +9,7 @@
 #include "bx_kafka.h"
 #include "bx_pg.h"
 #include "bx_test.h"
+#include "bx_itest_sim.h"
 #include "sim.h"
 
 #include <hiredis/hiredis.h>
@@ -27,83 +28,15 @@
 #define DAYS      3 /* before the backup; one more after the restore */
 
 static char env_url[600], env_clock[600], env_redis[300];
-
-static const char *holidays(void)
-{
-    static char path[1024];
-    snprintf(path, sizeof(path), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             itest_env("BX_SOURCE_DIR", "."));
-    return path;
-}
-
-static const char *id_prefix(void)
-{
-    static char prefix[9];
-    if (prefix[0] == '\0') {
-        unsigned n = (unsigned)getpid();
-        int i = 0;
-        prefix[i++] = 'r';
-        while (n && i < 8) {
-            prefix[i++] = (char)('a' + n % 26);
-            n /= 26;
-        }
-    }
-    return prefix;
-}
-
-static int run(const char *const *argv, bx_buf *out)
-{
-    const char *env[] = {env_url, env_clock, env_redis, NULL};
-    return itest_run(argv, env, out);
-}
-
-static void run_ok(const char *const *argv, bx_buf *out)
-{
-    bx_buf own;
-    bx_buf_init(&own, 1 << 24);
-    bx_buf *b = out ? out : &own;
-    int rc = run(argv, b);
-    if (rc != 0)
-        fprintf(stderr, "%s %s failed (%d): %s\n", argv[0], argv[1], rc, b->data ? b->data : "");
-    bx_buf_free(&own);
-    REQUIRE(rc == 0);
-}
-
-static void flush_redis(const char *db)
-{
-    const char *url = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
-    char host[128] = "127.0.0.1";
-    int port = 63799;
-    if (sscanf(url, "redis://%127[^:/]:%d", host, &port) < 1)
-        REQUIRE(!"BX_REDIS_URL");
-    redisContext *r = redisConnect(host, port);
-    REQUIRE(r != NULL && !r->err);
-    REQUIRE(bx_redis_auth(r, &(bx_error){0}) == BX_OK); /* the administrator of $BX_RUN_DIR/env */
-    redisReply *rep = redisCommand(r, "SELECT %s", db);
-    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
-    freeReplyObject(rep);
-    rep = redisCommand(r, "FLUSHDB");
-    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
-    freeReplyObject(rep);
-    redisFree(r);
-}
-
-/* ---- bx-console for the township officers' sign-offs (as tests/integration/test_sim.c) ---- */
-
-static long long count_of(const char *url, const char *sql)
-{
-    char *rows = itest_sql_rows(url, sql);
-    long long n = rows ? strtoll(rows, NULL, 10) : -1;
-    free(rows);
-    return n;
-}
+/* The environment of every command the test runs. */
+static const char *const run_env[] = {env_url, env_clock, env_redis, NULL};
 
 static sim_county *county_of(uint64_t seed)
 {
     sim_county *c = NULL;
     bx_error err = {0};
-    sim_size z = {TOWNSHIPS, SCHOOLS, STUDENTS, id_prefix()};
-    REQUIRE(sim_county_new(seed, z, holidays(), &c, &err) == BX_OK);
+    sim_size z = {TOWNSHIPS, SCHOOLS, STUDENTS, itest_id_prefix('r')};
+    REQUIRE(sim_county_new(seed, z, itest_holidays_csv(), &c, &err) == BX_OK);
     return c;
 }
 
@@ -167,7 +100,7 @@ static char *snapshot(const char *url, const char *county)
                          "csv",
                          NULL};
     REQUIRE(bx_buf_puts(&b, "== bxctl report\n") == BX_OK);
-    run_ok(rep, &b);
+    itest_run_ok(rep, run_env, &b);
     return bx_buf_steal(&b);
 }
 
@@ -228,14 +161,14 @@ BX_TEST(restored_database_gives_the_same_cases_and_report_and_goes_on)
     const char *db_part = strchr(redis + strlen("redis://"), '/');
     int base = db_part ? (int)(db_part - redis) : (int)strlen(redis);
     snprintf(env_redis, sizeof(env_redis), "BX_REDIS_URL=%.*s/%s", base, redis, REDIS_DB);
-    flush_redis(REDIS_DB);
+    itest_redis_flush(REDIS_DB);
     char *dir = itest_tmpdir("restore");
     const char *gen[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
                          "generate",
                          "--out",
                          dir,
                          "--id-prefix",
-                         id_prefix(),
+                         itest_id_prefix('r'),
                          "--seed",
                          seed_text,
                          "--townships",
@@ -245,32 +178,19 @@ BX_TEST(restored_database_gives_the_same_cases_and_report_and_goes_on)
                          "--students",
                          students,
                          NULL};
-    run_ok(gen, NULL);
-    const char *hol[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "holidays", holidays(), NULL};
-    run_ok(hol, NULL);
+    itest_run_ok(gen, run_env, NULL);
+    const char *hol[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "holidays",
+                         itest_holidays_csv(), NULL};
+    itest_run_ok(hol, run_env, NULL);
     const char *imp[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "--dir", dir, NULL};
-    run_ok(imp, NULL);
+    itest_run_ok(imp, run_env, NULL);
     char keys[1100];
-    snprintf(keys, sizeof(keys), "%s/keys", dir);
-    FILE *kf = fopen(keys, "w");
-    REQUIRE(kf != NULL);
-    for (int i = 0; i < c->nschools; i++) {
-        const char *kc[] = {
-            itest_env("BXCTL_BIN", BXCTL_BIN), "key", "create", c->schools[i].id, "itest", NULL};
-        bx_buf out;
-        bx_buf_init(&out, 0);
-        run_ok(kc, &out);
-        const char *tok = strstr(out.data, "bxk_");
-        REQUIRE(tok != NULL);
-        fprintf(kf, "%s %.*s\n", c->schools[i].id, (int)strcspn(tok, "\r\n "), tok);
-        bx_buf_free(&out);
-    }
-    fclose(kf);
+    itest_sim_keys(dir, c, run_env, keys, sizeof(keys));
 
     /* topics of the analysts' streams of this run, groups at the shared topics' ends */
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    char topics[3][96], g_score[96], g_esc[96], spec_score[160], spec_esc[160];
+    char topics[3][96];
     static const char *const kinds[] = {"attendance", "cases", "risk"};
     for (int i = 0; i < 3; i++)
         snprintf(topics[i], sizeof(topics[i]), "bx.analytics.%s.v1.itest-restore-%ld%06ld",
@@ -280,30 +200,10 @@ BX_TEST(restored_database_gives_the_same_cases_and_report_and_goes_on)
     bx_error err = {0};
     REQUIRE(bx_kafka_create_topics(itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092"), tl, partitions,
                                    3, 15000, &err) == BX_OK);
-    snprintf(g_score, sizeof(g_score), "bx-score-itest-restore-%ld%06ld", (long)tv.tv_sec,
-             (long)tv.tv_usec);
-    snprintf(g_esc, sizeof(g_esc), "bx-escalate-itest-restore-%ld%06ld", (long)tv.tv_sec,
-             (long)tv.tv_usec);
-    const char *at1[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
-                         "group-at-end",
-                         "--group",
-                         g_score,
-                         "--topics",
-                         "bx.attendance.v1",
-                         NULL};
-    const char *at2[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
-                         "group-at-end",
-                         "--group",
-                         g_esc,
-                         "--topics",
-                         "bx.risk.v1,bx.actions.v1",
-                         NULL};
-    run_ok(at1, NULL);
-    run_ok(at2, NULL);
-    snprintf(e_score, sizeof(e_score), "BX_CONSUMER_GROUP=%s", g_score);
-    snprintf(e_esc, sizeof(e_esc), "BX_CONSUMER_GROUP=%s", g_esc);
-    snprintf(spec_score, sizeof(spec_score), "%s:bx.attendance.v1", g_score);
-    snprintf(spec_esc, sizeof(spec_esc), "%s:bx.risk.v1,bx.actions.v1", g_esc);
+    itest_sim_groups g;
+    itest_sim_groups_at_end("restore", &tv, run_env, &g);
+    snprintf(e_score, sizeof(e_score), "%s", g.env_score);
+    snprintf(e_esc, sizeof(e_esc), "%s", g.env_escalate);
     snprintf(t_att, sizeof(t_att), "BX_ANALYTICS_ATTENDANCE_TOPIC=%s", topics[0]);
     snprintf(t_cases, sizeof(t_cases), "BX_ANALYTICS_CASES_TOPIC=%s", topics[1]);
     snprintf(t_risk, sizeof(t_risk), "BX_ANALYTICS_RISK_TOPIC=%s", topics[2]);
@@ -330,9 +230,9 @@ BX_TEST(restored_database_gives_the_same_cases_and_report_and_goes_on)
                      "--days",                                                                     \
                      days,                                                                         \
                      "--group",                                                                    \
-                     spec_score,                                                                   \
+                     g.spec_score,                                                                 \
                      "--group",                                                                    \
-                     spec_esc,                                                                     \
+                     g.spec_escalate,                                                              \
                      "--quiet",                                                                    \
                      "--no-summary",                                                               \
                      "--seed",                                                                     \
@@ -344,14 +244,14 @@ BX_TEST(restored_database_gives_the_same_cases_and_report_and_goes_on)
                      "--students",                                                                 \
                      students,                                                                     \
                      "--id-prefix",                                                                \
-                     id_prefix(),                                                                  \
+                     itest_id_prefix('r'),                                                         \
                      NULL}
-    run_ok(SIM_RUN(from, days_text), NULL);
+    itest_run_ok(SIM_RUN(from, days_text), run_env, NULL);
     stack_stop(&s);
-    long long cases = count_of(url, "SELECT count(*) FROM cases.\"case\"");
+    long long cases = itest_sql_count(url, "SELECT count(*) FROM cases.\"case\"");
     fprintf(stderr, "%lld cases, %lld tasks, %lld events before the backup\n", cases,
-            count_of(url, "SELECT count(*) FROM cases.task"),
-            count_of(url, "SELECT count(*) FROM cases.event"));
+            itest_sql_count(url, "SELECT count(*) FROM cases.task"),
+            itest_sql_count(url, "SELECT count(*) FROM cases.event"));
     CHECK(cases > 0);
     char *before = snapshot(url, c->code);
 
@@ -359,14 +259,14 @@ BX_TEST(restored_database_gives_the_same_cases_and_report_and_goes_on)
     char backup[1200];
     snprintf(backup, sizeof(backup), "%s/baoxue.backup", dir);
     const char *bk[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "backup", backup, NULL};
-    run_ok(bk, NULL);
+    itest_run_ok(bk, run_env, NULL);
     struct stat st;
     REQUIRE(stat(backup, &st) == 0);
     CHECK_INT(st.st_mode & 0777, 0600);
     const char *rs[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "restore", backup, NULL};
     bx_buf out;
     bx_buf_init(&out, 0);
-    CHECK_INT(run(rs, &out), 1); /* the database still has its tables */
+    CHECK_INT(itest_run(rs, run_env, &out), 1); /* the database still has its tables */
     CHECK(out.data && strstr(out.data, "is not empty: it has") != NULL);
     bx_buf_free(&out);
     char admin[700], name[200];
@@ -379,14 +279,14 @@ BX_TEST(restored_database_gives_the_same_cases_and_report_and_goes_on)
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
     itest_sql_exec(admin, sql);
     bx_buf_init(&out, 0);
-    run_ok(rs, &out);
+    itest_run_ok(rs, run_env, &out);
     fprintf(stderr, "%s", out.data);
     bx_buf_free(&out);
 
     /* Redis emptied and rebuilt from the restored database */
-    flush_redis(REDIS_DB);
+    itest_redis_flush(REDIS_DB);
     const char *rb[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "rebuild", NULL};
-    run_ok(rb, NULL);
+    itest_run_ok(rb, run_env, NULL);
     char *after = snapshot(url, c->code);
     CHECK(strcmp(before, after) == 0);
     if (strcmp(before, after) != 0)
@@ -400,12 +300,12 @@ BX_TEST(restored_database_gives_the_same_cases_and_report_and_goes_on)
     bx_date_format(next, next_text);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM attendance.class_report WHERE day = '%s'",
              next_text);
-    CHECK_INT(count_of(url, sql), 0);
+    CHECK_INT(itest_sql_count(url, sql), 0);
     stack_start(&s);
     snprintf(api, sizeof(api), "http://127.0.0.1:%d", s.port);
-    run_ok(SIM_RUN(next_text, "1"), NULL);
+    itest_run_ok(SIM_RUN(next_text, "1"), run_env, NULL);
     stack_stop(&s);
-    long long reports = count_of(url, sql);
+    long long reports = itest_sql_count(url, sql);
     fprintf(stderr, "%lld class roll calls stored for %s after the restore\n", reports, next_text);
     CHECK(reports > 0);
     sim_county_free(c);

@@ -27,11 +27,6 @@
  * tools' (bx-sim 5, bench/e2e 6, test_sim 8), none of which may flush it. */
 #define SCENARIO_REDIS_DB "13"
 
-static const char *brokers(void)
-{
-    return itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092");
-}
-
 /* The run's messages on one topic, read from where the topic ended when the pipeline started. */
 typedef struct topic_log {
     const char *topic;
@@ -65,20 +60,7 @@ static int bxctl_run(const char *const *args, char **out)
     snprintf(env_redis, sizeof(env_redis), "BX_REDIS_URL=%s/" SCENARIO_REDIS_DB,
              itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799"));
     const char *env[] = {env_url, env_clock, env_redis, NULL};
-    const char *argv[24] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
-    size_t n = 1;
-    for (; args[n - 1] && n < 23; n++)
-        argv[n] = args[n - 1];
-    argv[n] = NULL;
-    bx_buf b;
-    bx_buf_init(&b, 0);
-    REQUIRE(bx_buf_puts(&b, "") == BX_OK);
-    int rc = itest_run(argv, env, &b);
-    if (out)
-        *out = bx_buf_steal(&b);
-    else
-        bx_buf_free(&b);
-    return rc;
+    return itest_bxctl_env(args, env, out);
 }
 
 static void bxctl_ok(const char *const *args)
@@ -156,10 +138,7 @@ static void registry(int students)
                 BX_OK);
     itest_write_file(dir, "students.csv", b.data);
     bx_buf_free(&b);
-    char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             itest_env("BX_SOURCE_DIR", "."));
-    bxctl_ok((const char *[]){"import", "holidays", holidays, NULL});
+    bxctl_ok((const char *[]){"import", "holidays", itest_holidays_csv(), NULL});
     bxctl_ok((const char *[]){"import", "--dir", dir, NULL});
     free(dir);
     char school[40], *out = NULL;
@@ -173,48 +152,10 @@ static void registry(int students)
 
 /* ---- the services ---- */
 
-static rd_kafka_t *group_handle(const char *group)
-{
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", brokers(), errstr, sizeof(errstr)) == 0);
-    REQUIRE(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) == 0);
-    REQUIRE(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) == 0);
-    REQUIRE(bx_kafka_conf_credentials(conf, &(bx_error){0}) == BX_OK);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    REQUIRE(rk != NULL);
-    return rk;
-}
-
-/* Commits the group's offsets at the current end of topic, so a new group starts with what comes
- * next on the shared topics (and bxctl settle counts nothing older). Returns those offsets
- * (caller destroys). */
-static rd_kafka_topic_partition_list_t *group_starts_at_end(const char *group, const char *topic)
-{
-    rd_kafka_t *rk = group_handle(group);
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    REQUIRE(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
-    REQUIRE(md->topic_cnt == 1 && md->topics[0].partition_cnt > 0);
-    rd_kafka_topic_partition_list_t *parts =
-        rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-    for (int p = 0; p < md->topics[0].partition_cnt; p++) {
-        int64_t lo = 0, hi = 0;
-        int32_t id = md->topics[0].partitions[p].id;
-        REQUIRE(rd_kafka_query_watermark_offsets(rk, topic, id, &lo, &hi, 10000) == 0);
-        rd_kafka_topic_partition_list_add(parts, topic, id)->offset = hi;
-    }
-    rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    REQUIRE(rd_kafka_commit(rk, parts, 0) == RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_destroy(rk);
-    return parts;
-}
-
 /* Sets the (stopped) group's offsets back to where the scenario began. */
 static void group_rewind(const char *group, const rd_kafka_topic_partition_list_t *offsets)
 {
-    rd_kafka_t *rk = group_handle(group);
+    rd_kafka_t *rk = itest_group_handle(group);
     rd_kafka_topic_partition_list_t *copy = rd_kafka_topic_partition_list_copy(offsets);
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (int i = 0; i < 100;
@@ -277,9 +218,9 @@ static void pipeline_start(int students, const char *local_time)
     snprintf(pl.score_group, sizeof(pl.score_group), "%s:" BX_TOPIC_ATTENDANCE, score_group);
     snprintf(pl.escalate_group, sizeof(pl.escalate_group), "%s:" BX_TOPIC_RISK "," BX_TOPIC_ACTIONS,
              escalate_group);
-    pl.start_offsets[0] = group_starts_at_end(score_group, BX_TOPIC_ATTENDANCE);
-    pl.start_offsets[1] = group_starts_at_end(escalate_group, BX_TOPIC_RISK);
-    pl.start_offsets[2] = group_starts_at_end(escalate_group, BX_TOPIC_ACTIONS);
+    pl.start_offsets[0] = itest_group_at_end(score_group, BX_TOPIC_ATTENDANCE);
+    pl.start_offsets[1] = itest_group_at_end(escalate_group, BX_TOPIC_RISK);
+    pl.start_offsets[2] = itest_group_at_end(escalate_group, BX_TOPIC_ACTIONS);
     topic_log *logs[] = {&pl.attendance, &pl.actions, &pl.risk, &pl.events, &pl.requests};
     const char *topics[] = {BX_TOPIC_ATTENDANCE, BX_TOPIC_ACTIONS, BX_TOPIC_RISK,
                             BX_TOPIC_CASE_EVENTS, BX_TOPIC_NOTIFY_REQUESTS};

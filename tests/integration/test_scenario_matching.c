@@ -129,39 +129,6 @@ static char *registry_dir(void)
     return dir;
 }
 
-/* Commits the group's offsets at the current end of topic, so the new group starts with what
- * comes next on the shared topics (and bxctl settle counts nothing older). */
-static void group_starts_at_end(const char *group, const char *topic)
-{
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers",
-                              itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092"), errstr,
-                              sizeof(errstr)) == 0);
-    REQUIRE(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) == 0);
-    REQUIRE(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) == 0);
-    REQUIRE(bx_kafka_conf_credentials(conf, &(bx_error){0}) == BX_OK);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    REQUIRE(rk != NULL);
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    REQUIRE(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
-    REQUIRE(md->topic_cnt == 1 && md->topics[0].partition_cnt > 0);
-    rd_kafka_topic_partition_list_t *parts =
-        rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-    for (int p = 0; p < md->topics[0].partition_cnt; p++) {
-        int64_t lo = 0, hi = 0;
-        int32_t id = md->topics[0].partitions[p].id;
-        REQUIRE(rd_kafka_query_watermark_offsets(rk, topic, id, &lo, &hi, 10000) == 0);
-        rd_kafka_topic_partition_list_add(parts, topic, id)->offset = hi;
-    }
-    rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    REQUIRE(rd_kafka_commit(rk, parts, 0) == RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_topic_partition_list_destroy(parts);
-    rd_kafka_destroy(rk);
-}
-
 static void pipeline_start(const char *local_time)
 {
     memset(&pl, 0, sizeof(pl));
@@ -181,10 +148,7 @@ static void pipeline_start(const char *local_time)
     bx_error err = {0};
     REQUIRE(bx_clock_init(spec, &err) == BX_OK);
     bxctl_ok((const char *[]){"topics", "create", NULL}, NULL);
-    char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             itest_env("BX_SOURCE_DIR", "."));
-    bxctl_ok((const char *[]){"import", "holidays", holidays, NULL}, NULL);
+    bxctl_ok((const char *[]){"import", "holidays", itest_holidays_csv(), NULL}, NULL);
     char *dir = registry_dir();
     bxctl_ok((const char *[]){"import", "--dir", dir, NULL}, NULL);
     free(dir);
@@ -199,8 +163,8 @@ static void pipeline_start(const char *local_time)
     /* bx-escalate's group starts at the end of its topics: other runs' messages are not ours */
     snprintf(pl.group_name, sizeof(pl.group_name), "bx-escalate-match-%s", pl.tag);
     snprintf(pl.group, sizeof(pl.group), "%s:" BX_TOPIC_RISK "," BX_TOPIC_ACTIONS, pl.group_name);
-    group_starts_at_end(pl.group_name, BX_TOPIC_RISK);
-    group_starts_at_end(pl.group_name, BX_TOPIC_ACTIONS);
+    rd_kafka_topic_partition_list_destroy(itest_group_at_end(pl.group_name, BX_TOPIC_RISK));
+    rd_kafka_topic_partition_list_destroy(itest_group_at_end(pl.group_name, BX_TOPIC_ACTIONS));
     pl.events = itest_topic_mark(BX_TOPIC_CASE_EVENTS);
     pl.requests = itest_topic_mark(BX_TOPIC_NOTIFY_REQUESTS);
     char pg_env[600], group_env[160];

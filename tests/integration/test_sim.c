@@ -5,6 +5,7 @@
 #include "bx_itest.h"
 #include "bx_pg.h"
 #include "bx_test.h"
+#include "bx_itest_sim.h"
 #include "sim.h"
 
 #include <arpa/inet.h>
@@ -25,50 +26,9 @@
 #define REDIS_DB "8"
 
 static char env_url[600], env_clock[600], env_redis[300];
+/* The environment of every command the test runs. */
+static const char *const run_env[] = {env_url, env_clock, env_redis, NULL};
 static const char *db_url;
-
-static const char *holidays(void)
-{
-    static char path[1024];
-    snprintf(path, sizeof(path), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             itest_env("BX_SOURCE_DIR", "."));
-    return path;
-}
-
-/* Ids of this process's own ("t" and the pid in letters), so another county simulated at the
- * same time on the shared topics (the main job, another test) never shares a student id. */
-static const char *id_prefix(void)
-{
-    static char prefix[9];
-    if (prefix[0] == '\0') {
-        unsigned n = (unsigned)getpid();
-        int i = 0;
-        prefix[i++] = 't';
-        while (n && i < 8) {
-            prefix[i++] = (char)('a' + n % 26);
-            n /= 26;
-        }
-    }
-    return prefix;
-}
-
-static int run(const char *const *argv, bx_buf *out)
-{
-    const char *env[] = {env_url, env_clock, env_redis, NULL};
-    return itest_run(argv, env, out);
-}
-
-static void run_ok(const char *const *argv, bx_buf *out)
-{
-    bx_buf own;
-    bx_buf_init(&own, 1 << 24);
-    bx_buf *b = out ? out : &own;
-    int rc = run(argv, b);
-    if (rc != 0)
-        fprintf(stderr, "%s %s failed (%d): %s\n", argv[0], argv[1], rc, b->data ? b->data : "");
-    bx_buf_free(&own);
-    REQUIRE(rc == 0);
-}
 
 static long long count_of(const char *sql, const char *param)
 {
@@ -101,21 +61,26 @@ static void setup(const char *tag, const char *const *size, char **dir)
     snprintf(env_redis, sizeof(env_redis), "BX_REDIS_URL=%.*s/" REDIS_DB, base, redis);
     free(clock);
     *dir = itest_tmpdir(tag);
-    const char *gen[20] = {
-        itest_env("BX_SIM_BIN", BX_SIM_BIN), "generate", "--out", *dir, "--id-prefix", id_prefix()};
+    const char *gen[20] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
+                           "generate",
+                           "--out",
+                           *dir,
+                           "--id-prefix",
+                           itest_id_prefix('t')};
     for (int i = 0; size[i] && i < 12; i++)
         gen[6 + i] = size[i];
-    run_ok(gen, NULL);
-    const char *hol[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "holidays", holidays(), NULL};
-    run_ok(hol, NULL);
+    itest_run_ok(gen, run_env, NULL);
+    const char *hol[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "holidays",
+                         itest_holidays_csv(), NULL};
+    itest_run_ok(hol, run_env, NULL);
 }
 
 static sim_county *county_of(uint64_t seed, int townships, int schools, int students)
 {
     sim_county *c = NULL;
     bx_error err = {0};
-    sim_size z = {townships, schools, students, id_prefix()};
-    REQUIRE(sim_county_new(seed, z, holidays(), &c, &err) == BX_OK);
+    sim_size z = {townships, schools, students, itest_id_prefix('t')};
+    REQUIRE(sim_county_new(seed, z, itest_holidays_csv(), &c, &err) == BX_OK);
     return c;
 }
 
@@ -128,7 +93,7 @@ BX_TEST(generated_registry_imports_cleanly)
     const char *imp[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "--dir", dir, NULL};
     bx_buf out;
     bx_buf_init(&out, 1 << 20);
-    run_ok(imp, &out);
+    itest_run_ok(imp, run_env, &out);
     CHECK(strstr(out.data, "error") == NULL);
     sim_county *c = county_of(3, 2, 4, 900);
     char want[64];
@@ -150,7 +115,7 @@ BX_TEST(generated_registry_imports_cleanly)
               poor);
     /* A second import of the same files changes nothing and still succeeds. */
     bx_buf_reset(&out);
-    run_ok(imp, &out);
+    itest_run_ok(imp, run_env, &out);
     CHECK_INT(count_of("SELECT count(*) FROM registry.student", NULL), c->nstudents);
     sim_county_free(c);
     bx_buf_free(&out);
@@ -177,162 +142,6 @@ static uint64_t seed_with_drifter(int students, int away, int *drifter)
     return 0;
 }
 
-static void flush_redis(void)
-{
-    const char *url = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
-    char host[128] = "127.0.0.1";
-    int port = 63799;
-    if (sscanf(url, "redis://%127[^:/]:%d", host, &port) < 1)
-        REQUIRE(!"BX_REDIS_URL");
-    redisContext *r = redisConnect(host, port);
-    REQUIRE(r != NULL && !r->err);
-    REQUIRE(bx_redis_auth(r, &(bx_error){0}) == BX_OK); /* the administrator of $BX_RUN_DIR/env */
-    redisReply *rep = redisCommand(r, "SELECT " REDIS_DB);
-    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
-    freeReplyObject(rep);
-    rep = redisCommand(r, "FLUSHDB");
-    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
-    freeReplyObject(rep);
-    redisFree(r);
-}
-
-/* ---- bx-console for the township officers, as deploy/local/demo.sh starts it ---- */
-
-static size_t on_page(char *p, size_t size, size_t n, void *arg)
-{
-    return bx_buf_append(arg, p, size * n) == BX_OK ? size * n : 0;
-}
-
-static size_t on_pre_cookie(char *p, size_t size, size_t n, void *arg)
-{
-    const char *name = "Set-Cookie: bx_pre=";
-    size_t len = size * n;
-    if (len > strlen(name) && strncasecmp(p, name, strlen(name)) == 0)
-        snprintf(arg, 160, "bx_pre=%.*s", (int)strcspn(p + strlen(name), ";\r\n"),
-                 p + strlen(name));
-    return len;
-}
-
-/* The activation form over HTTPS as a person fills it: its CSRF token and pre-session cookie,
- * then the staff id, the code and the new password twice. */
-static void activate_officer(const char *base, const char *ca, const char *staff_id,
-                             const char *code, const char *password)
-{
-    char url[300], cookie[160] = "", form[600];
-    snprintf(url, sizeof(url), "%s/activate", base);
-    bx_buf page;
-    bx_buf_init(&page, 1 << 20);
-    CURL *c = curl_easy_init();
-    REQUIRE(c != NULL);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_page);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &page);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_pre_cookie);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, (void *)cookie);
-    REQUIRE(curl_easy_perform(c) == CURLE_OK);
-    const char *csrf = page.data ? strstr(page.data, "name=\"csrf\" value=\"") : NULL;
-    REQUIRE(csrf != NULL && cookie[0]);
-    csrf += strlen("name=\"csrf\" value=\"");
-    char *csrf_e = curl_easy_escape(c, csrf, (int)strcspn(csrf, "\""));
-    snprintf(form, sizeof(form), "csrf=%s&staff_id=%s&code=%s&password=%s&password_again=%s",
-             csrf_e, staff_id, code, password, password);
-    curl_free(csrf_e);
-    bx_buf_reset(&page);
-    curl_easy_setopt(c, CURLOPT_COOKIE, cookie);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
-    REQUIRE(curl_easy_perform(c) == CURLE_OK);
-    long status = 0;
-    char *location = NULL;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &location);
-    CHECK_INT(status, 303);
-    CHECK(location && strstr(location, "/login?activated=1"));
-    curl_easy_cleanup(c);
-    bx_buf_free(&page);
-}
-
-/* bx-console over HTTPS (a certificate made with openssl in dir) on the test's database and
- * clock; every township officer of the county invited with bxctl staff invite (the code shown
- * with --print: this test runs no bx-notify) and activated through the form with a password made
- * here; BX_SIM_CONSOLE, BX_SIM_CONSOLE_CA and BX_SIM_CONSOLE_ACCOUNTS set for bx-sim. */
-static pid_t console_start(const char *dir, const sim_county *c)
-{
-    char cert[1100], key[1100], accounts[1100];
-    snprintf(cert, sizeof(cert), "%s/console-cert.pem", dir);
-    snprintf(key, sizeof(key), "%s/console-key.pem", dir);
-    snprintf(accounts, sizeof(accounts), "%s/console-accounts", dir);
-    const char *mk[] = {itest_env("BX_OPENSSL", "/usr/bin/openssl"),
-                        "req",
-                        "-x509",
-                        "-newkey",
-                        "ec",
-                        "-pkeyopt",
-                        "ec_paramgen_curve:P-256",
-                        "-nodes",
-                        "-days",
-                        "30",
-                        "-subj",
-                        "/CN=127.0.0.1",
-                        "-addext",
-                        "subjectAltName=IP:127.0.0.1",
-                        "-keyout",
-                        key,
-                        "-out",
-                        cert,
-                        NULL};
-    run_ok(mk, NULL);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-            getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    char listen[64], tls_cert[1200], tls_key[1200], bin[600], base[64];
-    snprintf(listen, sizeof(listen), "BX_CONSOLE_LISTEN=127.0.0.1:%d", ntohs(a.sin_port));
-    snprintf(base, sizeof(base), "https://127.0.0.1:%d", ntohs(a.sin_port));
-    snprintf(tls_cert, sizeof(tls_cert), "BX_TLS_CERT=%s", cert);
-    snprintf(tls_key, sizeof(tls_key), "BX_TLS_KEY=%s", key);
-    snprintf(bin, sizeof(bin), "%s/services/bx-console/bx-console",
-             itest_env("BX_BUILD_DIR", "build"));
-    const char *env[] = {env_url, listen, tls_cert, tls_key, "BX_CONSOLE_THREADS=2", NULL};
-    int mport = 0;
-    pid_t pid = itest_service_start(itest_env("BX_CONSOLE_BIN", bin), env_clock + 14, env, &mport);
-    FILE *f = fopen(accounts, "w");
-    REQUIRE(f != NULL);
-    REQUIRE(chmod(accounts, 0600) == 0);
-    for (int t = 0; t < c->size.townships; t++) {
-        char officer[24], password[40], code[16] = "";
-        sim_township_officer_id(c, t, officer);
-        const char *invite[] = {
-            itest_env("BXCTL_BIN", BXCTL_BIN), "staff", "invite", officer, "--print", NULL};
-        bx_buf out;
-        bx_buf_init(&out, 0);
-        run_ok(invite, &out);
-        for (const char *p = out.data; p && *p && !code[0]; p += strcspn(p, "\n") + 1) {
-            if (strspn(p, "0123456789") == 8 && (p[8] == '\n' || p[8] == '\0'))
-                snprintf(code, sizeof(code), "%.8s", p);
-            if (p[strcspn(p, "\n")] == '\0')
-                break;
-        }
-        bx_buf_free(&out);
-        REQUIRE(code[0]);
-        unsigned char bytes[12];
-        FILE *r = fopen("/dev/urandom", "r");
-        REQUIRE(r != NULL && fread(bytes, 1, sizeof(bytes), r) == sizeof(bytes));
-        fclose(r);
-        for (size_t i = 0; i < sizeof(bytes); i++)
-            snprintf(password + 2 * i, 3, "%02x", bytes[i]);
-        activate_officer(base, cert, officer, code, password);
-        fprintf(f, "%s %s\n", officer, password);
-    }
-    fclose(f);
-    setenv("BX_SIM_CONSOLE", base, 1);
-    setenv("BX_SIM_CONSOLE_CA", cert, 1);
-    setenv("BX_SIM_CONSOLE_ACCOUNTS", accounts, 1);
-    return pid;
-}
-
 BX_TEST(small_county_through_the_pipeline_matches_the_truth)
 {
     const int students = 300, days = 9;
@@ -351,8 +160,8 @@ BX_TEST(small_county_through_the_pipeline_matches_the_truth)
     char *dir = NULL;
     setup("simrun", size, &dir);
     const char *imp[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "--dir", dir, NULL};
-    run_ok(imp, NULL);
-    flush_redis();
+    itest_run_ok(imp, run_env, NULL);
+    itest_redis_flush(REDIS_DB);
 
     /* What the generator plans for those days, replayed here. */
     sim_world *w = NULL;
@@ -377,58 +186,21 @@ BX_TEST(small_county_through_the_pipeline_matches_the_truth)
 
     /* Keys, consumer groups at the topics' ends, the services. */
     char keys[1024];
-    snprintf(keys, sizeof(keys), "%s/keys", dir);
-    FILE *kf = fopen(keys, "w");
-    REQUIRE(kf != NULL);
-    for (int i = 0; i < c->nschools; i++) {
-        const char *kc[] = {
-            itest_env("BXCTL_BIN", BXCTL_BIN), "key", "create", c->schools[i].id, "itest", NULL};
-        bx_buf out;
-        bx_buf_init(&out, 0);
-        run_ok(kc, &out);
-        const char *tok = strstr(out.data, "bxk_");
-        REQUIRE(tok != NULL);
-        fprintf(kf, "%s %.*s\n", c->schools[i].id, (int)strcspn(tok, "\r\n "), tok);
-        bx_buf_free(&out);
-    }
-    fclose(kf);
+    itest_sim_keys(dir, c, run_env, keys, sizeof(keys));
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    char g_score[96], g_esc[96], e_score[120], e_esc[120], spec_score[160], spec_esc[160];
-    snprintf(g_score, sizeof(g_score), "bx-score-itest-sim-%ld%06ld", (long)tv.tv_sec,
-             (long)tv.tv_usec);
-    snprintf(g_esc, sizeof(g_esc), "bx-escalate-itest-sim-%ld%06ld", (long)tv.tv_sec,
-             (long)tv.tv_usec);
-    const char *at1[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
-                         "group-at-end",
-                         "--group",
-                         g_score,
-                         "--topics",
-                         "bx.attendance.v1",
-                         NULL};
-    const char *at2[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
-                         "group-at-end",
-                         "--group",
-                         g_esc,
-                         "--topics",
-                         "bx.risk.v1,bx.actions.v1",
-                         NULL};
-    run_ok(at1, NULL);
-    run_ok(at2, NULL);
-    snprintf(e_score, sizeof(e_score), "BX_CONSUMER_GROUP=%s", g_score);
-    snprintf(e_esc, sizeof(e_esc), "BX_CONSUMER_GROUP=%s", g_esc);
-    snprintf(spec_score, sizeof(spec_score), "%s:bx.attendance.v1", g_score);
-    snprintf(spec_esc, sizeof(spec_esc), "%s:bx.risk.v1,bx.actions.v1", g_esc);
+    itest_sim_groups g;
+    itest_sim_groups_at_end("sim", &tv, run_env, &g);
     const char *env_ingest[] = {env_url, "BX_REGISTRY_REFRESH_MS=200", NULL};
-    const char *env_score[] = {env_url, env_redis, e_score, NULL};
-    const char *env_esc[] = {env_url, e_esc, "BX_REGISTRY_REFRESH_MS=200", NULL};
+    const char *env_score[] = {env_url, env_redis, g.env_score, NULL};
+    const char *env_esc[] = {env_url, g.env_escalate, "BX_REGISTRY_REFRESH_MS=200", NULL};
     int port = 0, mport = 0;
     pid_t ingest = itest_ingest_start(env_clock + 14, env_ingest, &port);
     pid_t score = itest_service_start(itest_env("BX_SCORE_BIN", BX_SCORE_BIN), env_clock + 14,
                                       env_score, &mport);
     pid_t esc = itest_service_start(itest_env("BX_ESCALATE_BIN", BX_ESCALATE_BIN), env_clock + 14,
                                     env_esc, &mport);
-    pid_t console = console_start(dir, c);
+    pid_t console = itest_sim_console_start(dir, c, run_env);
     char api[64], state[1024];
     snprintf(api, sizeof(api), "http://127.0.0.1:%d", port);
     snprintf(state, sizeof(state), "%s/state", dir);
@@ -446,9 +218,9 @@ BX_TEST(small_county_through_the_pipeline_matches_the_truth)
                              "--days",
                              days_text,
                              "--group",
-                             spec_score,
+                             g.spec_score,
                              "--group",
-                             spec_esc,
+                             g.spec_escalate,
                              "--quiet",
                              "--seed",
                              seed_text,
@@ -459,11 +231,11 @@ BX_TEST(small_county_through_the_pipeline_matches_the_truth)
                              "--students",
                              "300",
                              "--id-prefix",
-                             id_prefix(),
+                             itest_id_prefix('t'),
                              NULL};
     bx_buf out;
     bx_buf_init(&out, 1 << 22);
-    int rc = run(sim_run, &out);
+    int rc = itest_run(sim_run, run_env, &out);
     itest_stop(console);
     itest_stop(esc);
     itest_stop(score);
@@ -535,11 +307,11 @@ BX_TEST(small_county_through_the_pipeline_matches_the_truth)
                                  "--students",
                                  "300",
                                  "--id-prefix",
-                                 id_prefix(),
+                                 itest_id_prefix('t'),
                                  NULL};
     bx_buf sout;
     bx_buf_init(&sout, 1 << 20);
-    CHECK_INT(run(sim_summary, &sout), 0);
+    CHECK_INT(itest_run(sim_summary, run_env, &sout), 0);
     snprintf(line, sizeof(line), "%-56s %8s\n", "bxctl report agrees with the truth", "yes");
     if (sout.data == NULL || strstr(sout.data, line) == NULL)
         fprintf(stderr, "bx-sim summary: %s\n", sout.data ? sout.data : "");

@@ -2,11 +2,13 @@
 #include "bx_kafka.h"
 #include "bx_itest.h"
 #include "bx_pg.h"
+#include "bx_redis.h"
 #include "bx_test.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -91,6 +93,60 @@ int itest_run(const char *const *argv, const char *const *env, bx_buf *out)
     int status = 0;
     waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+void itest_run_ok(const char *const *argv, const char *const *env, bx_buf *out)
+{
+    bx_buf own;
+    bx_buf_init(&own, 1 << 24);
+    bx_buf *b = out ? out : &own;
+    int rc = itest_run(argv, env, b);
+    if (rc != 0)
+        fprintf(stderr, "%s %s failed (%d): %s\n", argv[0], argv[1], rc, b->data ? b->data : "");
+    bx_buf_free(&own);
+    REQUIRE(rc == 0);
+}
+
+const char *itest_holidays_csv(void)
+{
+    static char path[1024];
+    snprintf(path, sizeof(path), "%s/deploy/policy/cn-public-holidays-2026.csv",
+             itest_env("BX_SOURCE_DIR", "."));
+    return path;
+}
+
+const char *itest_id_prefix(char first)
+{
+    static char prefix[9];
+    if (prefix[0] == '\0') {
+        unsigned n = (unsigned)getpid();
+        int i = 0;
+        prefix[i++] = first;
+        while (n && i < 8) {
+            prefix[i++] = (char)('a' + n % 26);
+            n /= 26;
+        }
+    }
+    return prefix;
+}
+
+void itest_redis_flush(const char *db)
+{
+    const char *url = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
+    char host[128] = "127.0.0.1";
+    int port = 63799;
+    if (sscanf(url, "redis://%127[^:/]:%d", host, &port) < 1)
+        REQUIRE(!"BX_REDIS_URL");
+    redisContext *r = redisConnect(host, port);
+    REQUIRE(r != NULL && !r->err);
+    REQUIRE(bx_redis_auth(r, &(bx_error){0}) == BX_OK);
+    redisReply *rep = redisCommand(r, "SELECT %s", db);
+    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+    rep = redisCommand(r, "FLUSHDB");
+    REQUIRE(rep != NULL && rep->type != REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+    redisFree(r);
 }
 
 static const char *bxctl_bin(void)
@@ -283,6 +339,41 @@ static void stop_started(void)
     started_count = 0;
 }
 
+/* Starts binary (name in messages) with env (NULL-ended), stopped at exit unless the test stops
+ * it first, and waits up to 30 s for url (its /healthz) to answer 200: the test fails when it
+ * exits or does not answer by then. */
+static pid_t start_healthy(const char *binary, const char *name, const char *const *env,
+                           const char *url)
+{
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        char *envp[512];
+        build_env(env, envp, 512);
+        execve(binary, (char *const[]){(char *)binary, NULL}, envp);
+        _exit(127);
+    }
+    if (started_count == 0)
+        atexit(stop_started);
+    if (started_count < 16)
+        started[started_count++] = pid;
+    for (int i = 0; i < 300; i++) {
+        if (get_status(url) == 200)
+            return pid;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            fprintf(stderr, "%s exited during start (status %d)\n", name, status);
+            REQUIRE(false);
+        }
+        usleep(100 * 1000);
+    }
+    itest_stop(pid);
+    fprintf(stderr, "%s did not become healthy in 30 s\n", name);
+    REQUIRE(!"the service did not become healthy in 30 s");
+    return -1;
+}
+
 pid_t itest_ingest_start(const char *clock_file, const char *const *extra_env, int *port)
 {
     *port = free_port();
@@ -299,35 +390,9 @@ pid_t itest_ingest_start(const char *clock_file, const char *const *extra_env, i
     /* after the test's own settings, which come first in the environment and so win */
     service_credentials(itest_env("BX_INGEST_BIN", BX_INGEST_BIN), env, &n, 63);
     env[n] = NULL;
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        char *envp[512];
-        build_env(env, envp, 512);
-        const char *bin = itest_env("BX_INGEST_BIN", BX_INGEST_BIN);
-        execve(bin, (char *const[]){(char *)bin, NULL}, envp);
-        _exit(127);
-    }
-    if (started_count == 0)
-        atexit(stop_started);
-    if (started_count < 16)
-        started[started_count++] = pid;
     char url[128];
     snprintf(url, sizeof(url), "%s://127.0.0.1:%d/healthz", tls ? "https" : "http", *port);
-    for (int i = 0; i < 300; i++) {
-        if (get_status(url) == 200)
-            return pid;
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            fprintf(stderr, "bx-ingest exited during start (status %d)\n", status);
-            REQUIRE(false);
-        }
-        usleep(100 * 1000);
-    }
-    itest_stop(pid);
-    REQUIRE(!"bx-ingest did not become healthy in 30 s");
-    return -1;
+    return start_healthy(itest_env("BX_INGEST_BIN", BX_INGEST_BIN), "bx-ingest", env, url);
 }
 
 void itest_stop(pid_t pid)
@@ -375,34 +440,9 @@ pid_t itest_service_start(const char *binary, const char *clock_file, const char
         env[n++] = extra_env[i];
     service_credentials(binary, env, &n, 63); /* after the test's own settings, which win */
     env[n] = NULL;
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        char *envp[512];
-        build_env(env, envp, 512);
-        execve(binary, (char *const[]){(char *)binary, NULL}, envp);
-        _exit(127);
-    }
-    if (started_count == 0)
-        atexit(stop_started);
-    if (started_count < 16)
-        started[started_count++] = pid;
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", *port);
-    for (int i = 0; i < 300; i++) {
-        if (get_status(url) == 200)
-            return pid;
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            fprintf(stderr, "%s exited during start (status %d)\n", binary, status);
-            REQUIRE(false);
-        }
-        usleep(100 * 1000);
-    }
-    itest_stop(pid);
-    REQUIRE(!"the service did not become healthy in 30 s");
-    return -1;
+    return start_healthy(binary, binary, env, url);
 }
 
 pid_t itest_fakesms_start(const char *const *extra_env, int *port)
@@ -417,34 +457,9 @@ pid_t itest_fakesms_start(const char *const *extra_env, int *port)
         env[n++] = extra_env[i];
     env[n] = NULL;
     const char *bin = itest_env("BX_FAKESMS_BIN", BX_FAKESMS_BIN);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        char *envp[512];
-        build_env(env, envp, 512);
-        execve(bin, (char *const[]){(char *)bin, NULL}, envp);
-        _exit(127);
-    }
-    if (started_count == 0)
-        atexit(stop_started);
-    if (started_count < 16)
-        started[started_count++] = pid;
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", *port);
-    for (int i = 0; i < 300; i++) {
-        if (get_status(url) == 200)
-            return pid;
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            fprintf(stderr, "bx-fakesms exited during start (status %d)\n", status);
-            REQUIRE(false);
-        }
-        usleep(100 * 1000);
-    }
-    itest_stop(pid);
-    REQUIRE(!"bx-fakesms did not become healthy in 30 s");
-    return -1;
+    return start_healthy(bin, "bx-fakesms", env, url);
 #else
     (void)extra_env;
     (void)port;
@@ -522,6 +537,43 @@ struct itest_mark {
     rd_kafka_t *rk;
     rd_kafka_topic_partition_list_t *parts;
 };
+
+rd_kafka_t *itest_group_handle(const char *group)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers",
+                              itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092"), errstr,
+                              sizeof(errstr)) == 0);
+    REQUIRE(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) == 0);
+    REQUIRE(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) == 0);
+    REQUIRE(bx_kafka_conf_credentials(conf, &(bx_error){0}) == BX_OK);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    REQUIRE(rk != NULL);
+    return rk;
+}
+
+rd_kafka_topic_partition_list_t *itest_group_at_end(const char *group, const char *topic)
+{
+    rd_kafka_t *rk = itest_group_handle(group);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    REQUIRE(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    REQUIRE(md->topic_cnt == 1 && md->topics[0].partition_cnt > 0);
+    rd_kafka_topic_partition_list_t *parts =
+        rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int p = 0; p < md->topics[0].partition_cnt; p++) {
+        int64_t lo = 0, hi = 0;
+        int32_t id = md->topics[0].partitions[p].id;
+        REQUIRE(rd_kafka_query_watermark_offsets(rk, topic, id, &lo, &hi, 10000) == 0);
+        rd_kafka_topic_partition_list_add(parts, topic, id)->offset = hi;
+    }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    REQUIRE(rd_kafka_commit(rk, parts, 0) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+    return parts;
+}
 
 itest_mark *itest_topic_mark(const char *topic)
 {
@@ -680,16 +732,24 @@ int itest_bxctl(const char *db_url, const char *clock_path, const char *const *a
     snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
     snprintf(env_clock, sizeof(env_clock), "BX_CLOCK=file:%s", clock_path ? clock_path : "");
     const char *env[] = {env_url, clock_path ? env_clock : NULL, NULL};
-    const char *argv[20] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
+    return itest_bxctl_env(args, env, out);
+}
+
+int itest_bxctl_env(const char *const *args, const char *const *env, char **out)
+{
+    const char *argv[24] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
     size_t n = 1;
-    for (; args[n - 1] && n < 19; n++)
+    for (; args[n - 1] && n < 23; n++)
         argv[n] = args[n - 1];
     argv[n] = NULL;
     bx_buf b;
     bx_buf_init(&b, 0);
     REQUIRE(bx_buf_puts(&b, "") == BX_OK);
     int rc = itest_run(argv, env, &b);
-    *out = bx_buf_steal(&b);
+    if (out)
+        *out = bx_buf_steal(&b);
+    else
+        bx_buf_free(&b);
     return rc;
 }
 
@@ -719,6 +779,14 @@ char *itest_sql_rows_params(const char *url, const char *sql, int nparams,
 char *itest_sql_rows(const char *url, const char *sql)
 {
     return itest_sql_rows_params(url, sql, 0, NULL);
+}
+
+long long itest_sql_count(const char *url, const char *sql)
+{
+    char *rows = itest_sql_rows(url, sql);
+    long long n = rows ? strtoll(rows, NULL, 10) : -1;
+    free(rows);
+    return n;
 }
 
 char *itest_untag(char *text, const char *tag)

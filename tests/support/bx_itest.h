@@ -5,6 +5,7 @@
 
 #include "bx_buf.h"
 
+#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -17,6 +18,29 @@ void itest_write_file(const char *dir, const char *name, const char *content);
 /* Runs argv (NULL-ended) with extra "NAME=value" environment entries (NULL-ended, may be NULL),
  * collects stdout+stderr into out (may be NULL) and returns the exit code. */
 int itest_run(const char *const *argv, const char *const *env, bx_buf *out);
+
+/* itest_run that must succeed: the output goes to out, or to a buffer of its own when out is
+ * NULL; a failure prints the command's first two words and its output and fails the test. */
+void itest_run_ok(const char *const *argv, const char *const *env, bx_buf *out);
+
+/* A consumer handle with the id of group that never joins it (no automatic commits), to read or
+ * set the group's offsets. Caller rd_kafka_destroy()s it. */
+rd_kafka_t *itest_group_handle(const char *group);
+/* Commits group's offsets at the current end of topic, so the group starts with what comes next
+ * on a shared topic (and bxctl settle counts nothing older). Returns those offsets; caller
+ * destroys them (rd_kafka_topic_partition_list_destroy). */
+rd_kafka_topic_partition_list_t *itest_group_at_end(const char *group, const char *topic);
+
+/* The public holidays every simulated county imports: deploy/policy/cn-public-holidays-2026.csv
+ * under BX_SOURCE_DIR (a static string). */
+const char *itest_holidays_csv(void);
+/* Ids of this process's own: first and the pid in letters, at most 8 characters, so a county
+ * simulated at the same time on the shared topics (the main job, another test) never shares a
+ * student, class or staff id. The first call's letter holds for the process (a static string). */
+const char *itest_id_prefix(char first);
+/* Empties Redis database db (its number) on BX_REDIS_URL's server, as the administrator of
+ * $BX_RUN_DIR/env. */
+void itest_redis_flush(const char *db);
 
 /* The registry every ingest test uses: county 990001, one primary school IT01 with classes
  * ITC1 (students ITS01..ITS10) and ITC2 (ITS11..ITS15), a second school IT02 (ITS20),
@@ -54,7 +78,13 @@ void itest_sql_exec(const char *url, const char *sql);
 /* Runs bxctl with args (NULL-ended) against db_url, on the driven clock at clock_path (NULL:
  * the system clock); its output (stdout and stderr) in *out (caller frees); its exit code. */
 int itest_bxctl(const char *db_url, const char *clock_path, const char *const *args, char **out);
+/* bxctl (BXCTL_BIN) with args (NULL-ended, at most 22) and the environment entries env
+ * (NULL-ended); its output in *out (caller frees), or dropped when out is NULL. Returns its exit
+ * code. */
+int itest_bxctl_env(const char *const *args, const char *const *env, char **out);
 char *itest_sql_rows(const char *url, const char *sql);
+/* The number in the first row of sql's rows on url; -1 when there is none. */
+long long itest_sql_count(const char *url, const char *sql);
 /* The same with $1.. parameters (text). */
 char *itest_sql_rows_params(const char *url, const char *sql, int nparams,
                             const char *const *params);
