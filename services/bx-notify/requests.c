@@ -13,6 +13,7 @@
 #include "recipients.h"
 #include "template.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -512,10 +513,25 @@ typedef struct intake_poll {
     bool *seen;
     bx_status status; /* of its transaction */
     char error[512];
+    bool claimed; /* a writer took it */
+    bool done;    /* written or failed (status) */
 } intake_poll;
 
+/* Writers of prepared polls, each on a connection of its own: two polls are written at once while
+ * the main thread prepares a third. Their offsets are stored in the order of the polls. */
+#define INTAKE_WRITERS 2
+#define INTAKE_POLLS   (INTAKE_WRITERS + 1)
+
+typedef struct intake_writer {
+    notify_service *sv;
+    int index;
+    pthread_t thread;
+    bool started;
+    PGconn *db;
+} intake_writer;
+
 /* What taking requests needs: the main thread prepares a poll (parsed, looked up, rendered) while
- * the writer thread writes the one before on a connection of its own. */
+ * the writers write the ones before. */
 typedef struct notify_intake {
     int max; /* messages per poll */
     /* the main thread's, for the poll it prepares */
@@ -524,17 +540,15 @@ typedef struct notify_intake {
     recipients_student *students;
     int nstudents;
     recipients_cache *cache;
-    /* two polls: one prepared while the other is written */
-    intake_poll polls[2];
-    intake_poll *writing; /* handed to the writer and not yet finished by the main thread */
-    intake_poll *single;  /* one message taken on its own (one by one) */
-    pthread_t writer;
-    bool writer_started;
-    PGconn *writer_db;
+    /* one poll prepared while the others are written */
+    intake_poll polls[INTAKE_POLLS];
+    intake_poll *flight[INTAKE_WRITERS]; /* handed to the writers, oldest first */
+    int nflight;                         /* not yet finished by the main thread */
+    intake_poll *single;                 /* one message taken on its own (one by one) */
+    intake_writer writers[INTAKE_WRITERS];
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    bool queued;   /* writing is the writer's to write */
-    bool stopping; /* the writer ends once nothing is queued */
+    bool stopping; /* the writers end once nothing is left to claim */
 } notify_intake;
 
 static recipients_cache *intake_cache(const notify_service *sv)
@@ -584,16 +598,20 @@ bx_status notify_requests_open(notify_service *sv, bx_error *err)
     in->single = calloc(1, sizeof(*in->single));
     if (!in->student_ids || !in->want_guardians || !in->found || !in->students || !in->single)
         return BX_ERR(err, BX_ENOMEM, "requests: out of memory for %d requests a poll", max);
-    bx_status s = poll_new(&in->polls[0], max, err);
-    IFOK(s, poll_new(&in->polls[1], max, err));
+    bx_status s = BX_OK;
+    for (int i = 0; i < INTAKE_POLLS && s == BX_OK; i++)
+        s = poll_new(&in->polls[i], max, err);
     IFOK(s, poll_new(in->single, 1, err));
     IFOK(s, recipients_cache_new(&in->cache, err));
-    IFOK(s, bx_pg_connect(sv->conf.pg_url, PG_WAIT_MS, &in->writer_db, err));
-    if (s == BX_OK) {
-        if (pthread_create(&in->writer, NULL, writer_main, sv) != 0)
-            s = BX_ERR(err, BX_EIO, "requests: cannot start the writer thread");
-        else
-            in->writer_started = true;
+    for (int i = 0; i < INTAKE_WRITERS && s == BX_OK; i++) {
+        intake_writer *w = &in->writers[i];
+        w->sv = sv;
+        w->index = i;
+        s = bx_pg_connect(sv->conf.pg_url, PG_WAIT_MS, &w->db, err);
+        if (s == BX_OK && pthread_create(&w->thread, NULL, writer_main, w) != 0)
+            s = BX_ERR(err, BX_EIO, "requests: cannot start writer %d", i);
+        else if (s == BX_OK)
+            w->started = true;
     }
     return s;
 }
@@ -603,28 +621,29 @@ void notify_requests_close(notify_service *sv)
     notify_intake *in = sv->intake;
     if (in == NULL)
         return;
-    if (in->writer_started) {
-        pthread_mutex_lock(&in->lock);
-        in->stopping = true;
-        pthread_cond_broadcast(&in->wake);
-        pthread_mutex_unlock(&in->lock);
-        pthread_join(in->writer, NULL);
-    }
+    pthread_mutex_lock(&in->lock);
+    in->stopping = true;
+    pthread_cond_broadcast(&in->wake);
+    pthread_mutex_unlock(&in->lock);
+    for (int i = 0; i < INTAKE_WRITERS; i++)
+        if (in->writers[i].started)
+            pthread_join(in->writers[i].thread, NULL);
     /* a poll still in flight: its offsets were stored if it was written, else it comes again */
     recipients_cache_free(in->cache);
     free(in->student_ids);
     free(in->want_guardians);
     free(in->found);
     free(in->students);
-    poll_free(&in->polls[0]);
-    poll_free(&in->polls[1]);
+    for (int i = 0; i < INTAKE_POLLS; i++)
+        poll_free(&in->polls[i]);
     if (in->single) {
         in->single->n = 0; /* its message is the caller's */
         poll_free(in->single);
         free(in->single);
     }
-    if (in->writer_db)
-        PQfinish(in->writer_db);
+    for (int i = 0; i < INTAKE_WRITERS; i++)
+        if (in->writers[i].db)
+            PQfinish(in->writers[i].db);
     pthread_cond_destroy(&in->wake);
     pthread_mutex_destroy(&in->lock);
     free(in);
@@ -910,54 +929,68 @@ static void take_one(notify_service *sv, rd_kafka_message_t *msg)
     p->n = 0;
 }
 
-/* The writer thread: writes each poll handed to it on its own connection; on success the poll's
- * offsets are stored. */
+/* A writer thread: writes the oldest poll no writer has taken, on its own connection. Its offsets
+ * are the main thread's to store (finish_oldest), in the order of the polls. */
 static void *writer_main(void *arg)
 {
-    notify_service *sv = arg;
+    intake_writer *w = arg;
+    notify_service *sv = w->sv;
     notify_intake *in = sv->intake;
     for (;;) {
         pthread_mutex_lock(&in->lock);
-        while (!in->queued && !in->stopping)
+        intake_poll *p = NULL;
+        for (;;) {
+            for (int i = 0; i < in->nflight && p == NULL; i++)
+                if (!in->flight[i]->claimed)
+                    p = in->flight[i];
+            if (p != NULL || in->stopping)
+                break;
             pthread_cond_wait(&in->wake, &in->lock);
-        if (!in->queued) {
+        }
+        if (p == NULL) {
             pthread_mutex_unlock(&in->lock);
             return NULL;
         }
-        intake_poll *p = in->writing;
+        p->claimed = true;
         pthread_mutex_unlock(&in->lock);
         bx_error err = {0};
-        bx_status s = bx_pg_reconnect(&in->writer_db, sv->conf.pg_url, PG_WAIT_MS, &err);
-        IFOK(s, write_poll(sv, in->writer_db, p, &err));
+        bx_status s = bx_pg_reconnect(&w->db, sv->conf.pg_url, PG_WAIT_MS, &err);
+        IFOK(s, write_poll(sv, w->db, p, &err));
         if (s == BX_OK) {
             atomic_store(&sv->healthy, true);
             bx_metric_add(&notify_m.intake_polls, 1);
-            for (int i = 0; i < p->n; i++)
-                bx_consumer_done(sv->consumer, p->msgs[i]);
         }
         p->status = s;
         snprintf(p->error, sizeof(p->error), "%s", err.msg);
         pthread_mutex_lock(&in->lock);
-        in->queued = false;
+        p->done = true;
         pthread_cond_broadcast(&in->wake);
         pthread_mutex_unlock(&in->lock);
     }
 }
 
-/* Waits for the poll in the writer's hands; when it failed, takes its messages one by one (a
- * request the database refuses is dead-lettered on its own, an outage waited out). Then its
- * messages are destroyed. */
-static void finish_writing(notify_service *sv)
+/* Waits for the oldest poll in the writers' hands; when it was written its offsets are stored,
+ * when it failed its messages are taken one by one (a request the database refuses is
+ * dead-lettered on its own, an outage waited out). Then its messages are destroyed. A poll
+ * written after it may already be committed: a request in both is taken once all the same (the
+ * request row decides), and offsets are stored in the order of the polls. */
+static void finish_oldest(notify_service *sv)
 {
     notify_intake *in = sv->intake;
-    intake_poll *p = in->writing;
-    if (p == NULL)
+    if (in->nflight == 0)
         return;
+    intake_poll *p = in->flight[0];
     pthread_mutex_lock(&in->lock);
-    while (in->queued)
+    while (!p->done)
         pthread_cond_wait(&in->wake, &in->lock);
+    for (int i = 1; i < in->nflight; i++)
+        in->flight[i - 1] = in->flight[i];
+    in->nflight--;
     pthread_mutex_unlock(&in->lock);
-    if (p->status != BX_OK) {
+    if (p->status == BX_OK) {
+        for (int i = 0; i < p->n; i++)
+            bx_consumer_done(sv->consumer, p->msgs[i]);
+    } else {
         bx_metric_add(&notify_m.failures, 1);
         bx_log_warn("taking %d requests together failed (%s); taking them one by one", p->n,
                     p->error);
@@ -967,13 +1000,32 @@ static void finish_writing(notify_service *sv)
     for (int i = 0; i < p->n; i++)
         rd_kafka_message_destroy(p->msgs[i]);
     p->n = 0;
-    in->writing = NULL;
+}
+
+static void finish_all(notify_service *sv)
+{
+    while (sv->intake->nflight > 0)
+        finish_oldest(sv);
+}
+
+/* A poll no writer holds. */
+static intake_poll *free_poll(notify_intake *in)
+{
+    for (int i = 0; i < INTAKE_POLLS; i++) {
+        bool busy = false;
+        for (int k = 0; k < in->nflight; k++)
+            busy = busy || in->flight[k] == &in->polls[i];
+        if (!busy)
+            return &in->polls[i];
+    }
+    return NULL; /* unreachable: more polls than writers */
 }
 
 void notify_requests_take(notify_service *sv, rd_kafka_message_t *const *msgs, int n)
 {
     notify_intake *in = sv->intake;
-    intake_poll *p = in->writing == &in->polls[0] ? &in->polls[1] : &in->polls[0];
+    intake_poll *p = free_poll(in);
+    assert(p != NULL);
     bx_error err = {0};
     bx_status s = BX_ETRANSIENT;
     p->n = n < in->max ? n : in->max; /* the caller polls at most that many */
@@ -981,11 +1033,11 @@ void notify_requests_take(notify_service *sv, rd_kafka_message_t *const *msgs, i
         p->msgs[i] = msgs[i];
     for (int i = p->n; i < n; i++)
         rd_kafka_message_destroy(msgs[i]); /* not taken: they come again */
-    /* this poll is prepared while the one before is written */
+    /* this poll is prepared while the ones before are written */
     if (p->n > 1 && sv->db != NULL)
         s = prepare_poll(sv, p, &err);
-    finish_writing(sv);
     if (s != BX_OK) {
+        finish_all(sv); /* the polls before first */
         if (p->n > 1 && sv->db != NULL)
             bx_log_warn("preparing %d requests failed (%s); taking them one by one", p->n, err.msg);
         for (int i = 0; i < p->n && *sv->conf.running; i++)
@@ -995,9 +1047,12 @@ void notify_requests_take(notify_service *sv, rd_kafka_message_t *const *msgs, i
         p->n = 0;
         return;
     }
+    if (in->nflight == INTAKE_WRITERS)
+        finish_oldest(sv);
     pthread_mutex_lock(&in->lock);
-    in->writing = p;
-    in->queued = true;
+    p->claimed = false;
+    p->done = false;
+    in->flight[in->nflight++] = p;
     pthread_cond_broadcast(&in->wake);
     pthread_mutex_unlock(&in->lock);
 }
@@ -1005,5 +1060,5 @@ void notify_requests_take(notify_service *sv, rd_kafka_message_t *const *msgs, i
 void notify_requests_flush(notify_service *sv)
 {
     if (sv->intake)
-        finish_writing(sv);
+        finish_all(sv);
 }

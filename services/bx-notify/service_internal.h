@@ -73,15 +73,15 @@ void notify_outcome_count(const dispatch_output *out);
 void notify_outcome_log(const notify_store_row *row, const dispatch_output *out);
 
 /* requests.c: a poll of bx.notify.requests.v1 messages (at most conf.intake_batch), prepared on
- * the main thread (parsed, looked up, rendered) and written in one transaction by a writer thread
- * on a connection of its own while the next poll is prepared (bad ones dead-lettered,
- * redeliveries left alone); when that fails, each on its own, retried until it is taken or
- * dead-lettered or the service stops. Each offset is stored when its message is done.
- * notify_requests_take takes ownership of the messages (destroyed once done);
- * notify_requests_flush waits for the poll being written (and takes it one by one if that
- * failed): when a poll brings nothing and before the consumer is closed. notify_requests_open
- * makes what polls need (sv->intake, with the cache of places and staff, the writer and its
- * connection), notify_requests_close stops the writer and frees it. */
+ * the main thread (parsed, looked up, rendered) and written in one transaction by one of two
+ * writer threads, each on a connection of its own, while the next poll is prepared (bad ones
+ * dead-lettered, redeliveries left alone); when that fails, each on its own, retried until it is
+ * taken or dead-lettered or the service stops. Offsets are stored in the order of the polls,
+ * each poll's once it is done. notify_requests_take takes ownership of the messages (destroyed
+ * once done); notify_requests_flush waits for the polls being written (and takes one by one a
+ * poll that failed): when a poll brings nothing and before the consumer is closed.
+ * notify_requests_open makes what polls need (sv->intake, with the cache of places and staff,
+ * the writers and their connections), notify_requests_close stops the writers and frees it. */
 bx_status notify_requests_open(notify_service *sv, bx_error *err) BX_MUSTCHECK;
 void notify_requests_close(notify_service *sv);
 void notify_requests_take(notify_service *sv, rd_kafka_message_t *const *msgs, int n);
