@@ -148,6 +148,25 @@ static bx_status fact_into(const score_fact *f, const char *source, score_messag
     return BX_OK;
 }
 
+/* The counts of a class's roll call, in the order of its value. */
+static const char *const report_counts[6] = {"enrolled", "absent",      "leave",
+                                             "late",     "early_leave", "present"};
+
+/* A roll call read by either path made m's field, order key and value (its counts, for reports:
+ * enrolled,absent,leave,late,early_leave,present). */
+static bx_status report_into(const char *event_id, bx_date date, int period, bx_time_ms at,
+                             const long long n[6], score_message *m)
+{
+    bx_status s = score_store_field_day(date, period, m->field, sizeof(m->field));
+    IFOK(s, score_store_order_key(at, event_id, m->order_key, sizeof(m->order_key)));
+    if (s != BX_OK)
+        return s;
+    snprintf(m->value, sizeof(m->value), "%lld,%lld,%lld,%lld,%lld,%lld", n[0], n[1], n[2], n[3],
+             n[4], n[5]);
+    m->kind = SCORE_MESSAGE_REPORT;
+    return BX_OK;
+}
+
 static bx_status parse_attendance(const cJSON *o, score_message *m, bx_error *err)
 {
     score_fact f;
@@ -204,8 +223,6 @@ static bx_status parse_report(const cJSON *o, score_message *m, bx_error *err)
     bx_date date = BX_DATE_NONE;
     int period = 0;
     bx_time_ms at = 0;
-    static const char *const counts[] = {"enrolled", "absent",      "leave",
-                                         "late",     "early_leave", "present"};
     int64_t n[6] = {0};
     bx_status s = get_event_id(o, event_id, err);
     IFOK(s, get_ids(o, false, m, err));
@@ -213,15 +230,13 @@ static bx_status parse_report(const cJSON *o, score_message *m, bx_error *err)
     IFOK(s, get_period(o, "period", &period, err));
     IFOK(s, get_time(o, "recorded_at", &at, err));
     for (int i = 0; i < 6; i++)
-        IFOK(s, bx_json_get_int(o, PATH, counts[i], true, 0, 1000000, &n[i], err));
-    IFOK(s, score_store_field_day(date, period, m->field, sizeof(m->field)));
-    IFOK(s, score_store_order_key(at, event_id, m->order_key, sizeof(m->order_key)));
+        IFOK(s, bx_json_get_int(o, PATH, report_counts[i], true, 0, 1000000, &n[i], err));
+    if (s == BX_OK) {
+        const long long counts[6] = {n[0], n[1], n[2], n[3], n[4], n[5]};
+        s = report_into(event_id, date, period, at, counts, m);
+    }
     if (s != BX_OK)
         return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable roll call");
-    /* The counts, for reports: enrolled,absent,leave,late,early_leave,present. */
-    snprintf(m->value, sizeof(m->value), "%lld,%lld,%lld,%lld,%lld,%lld", (long long)n[0],
-             (long long)n[1], (long long)n[2], (long long)n[3], (long long)n[4], (long long)n[5]);
-    m->kind = SCORE_MESSAGE_REPORT;
     return BX_OK;
 }
 
@@ -445,23 +460,15 @@ static bool fast_report(const fmember *mem, score_message *m)
     bx_date date = BX_DATE_NONE;
     int period = 0;
     bx_time_ms at = 0;
-    static const char *const counts[] = {"enrolled", "absent",      "leave",
-                                         "late",     "early_leave", "present"};
     long long n[6] = {0};
     if (!fstr(mem, "event_id", SCORE_EVENT_ID_MAX, event_id) || !fid(mem, "school_id", m->school) ||
         !fid(mem, "class_id", m->klass) || !fdate(mem, "date", &date) ||
         !fperiod(mem, "period", &period) || !ftime(mem, "recorded_at", &at))
         return false;
     for (int i = 0; i < 6; i++)
-        if (!fint(mem, counts[i], 0, 1000000, &n[i]))
+        if (!fint(mem, report_counts[i], 0, 1000000, &n[i]))
             return false;
-    if (score_store_field_day(date, period, m->field, sizeof(m->field)) != BX_OK ||
-        score_store_order_key(at, event_id, m->order_key, sizeof(m->order_key)) != BX_OK)
-        return false;
-    snprintf(m->value, sizeof(m->value), "%lld,%lld,%lld,%lld,%lld,%lld", n[0], n[1], n[2], n[3],
-             n[4], n[5]);
-    m->kind = SCORE_MESSAGE_REPORT;
-    return true;
+    return report_into(event_id, date, period, at, n, m) == BX_OK;
 }
 
 bool score_message_decode_fast(const char *payload, size_t len, score_message *m)

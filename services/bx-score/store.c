@@ -881,6 +881,21 @@ static pipe_op *pipe_add(score_store_pipe *p, int kind, bx_error *err)
     return op;
 }
 
+/* One operation of kind on the hash whose key key makes of id (checked by the caller), for the
+ * items from first on of n, at most GROUP_FACTS of them; NULL when memory runs out. */
+static pipe_op *pipe_add_group(score_store_pipe *p, int kind, key_fn *key, const char *id,
+                               size_t first, size_t n, bx_error *err)
+{
+    pipe_op *op = pipe_add(p, kind, err);
+    if (op == NULL)
+        return NULL;
+    bx_status ks = key(id, op->key, sizeof(op->key));
+    assert(ks == BX_OK);
+    (void)ks;
+    op->count = n - first < GROUP_FACTS ? n - first : GROUP_FACTS;
+    return op;
+}
+
 bx_status score_store_pipe_apply_facts(score_store_pipe *p, const score_store_fact *facts, size_t n,
                                        score_store_outcome *outcomes, bx_error *err)
 {
@@ -889,14 +904,11 @@ bx_status score_store_pipe_apply_facts(score_store_pipe *p, const score_store_fa
         if (strcmp(facts[i].student_id, facts[0].student_id) != 0)
             s = BX_ERR(err, BX_EINVAL, "facts[%zu].student_id: not the student of facts[0]", i);
     for (size_t i = 0; i < n && s == BX_OK; i += GROUP_FACTS) {
-        pipe_op *op = pipe_add(p, OP_APPLY, err);
+        pipe_op *op =
+            pipe_add_group(p, OP_APPLY, score_store_key_facts, facts[0].student_id, i, n, err);
         if (op == NULL)
             return BX_ENOMEM;
-        bx_status ks = score_store_key_facts(facts[0].student_id, op->key, sizeof(op->key));
-        assert(ks == BX_OK); /* checked above */
-        (void)ks;
         op->facts = facts + i;
-        op->count = n - i < GROUP_FACTS ? n - i : GROUP_FACTS;
         op->outcomes = outcomes + i;
     }
     return s;
@@ -910,14 +922,11 @@ bx_status score_store_pipe_apply_reports(score_store_pipe *p, const score_store_
         if (strcmp(reports[i].class_id, reports[0].class_id) != 0)
             s = BX_ERR(err, BX_EINVAL, "reports[%zu].class_id: not the class of reports[0]", i);
     for (size_t i = 0; i < n && s == BX_OK; i += GROUP_FACTS) {
-        pipe_op *op = pipe_add(p, OP_APPLY, err);
+        pipe_op *op =
+            pipe_add_group(p, OP_APPLY, score_store_key_reported, reports[0].class_id, i, n, err);
         if (op == NULL)
             return BX_ENOMEM;
-        bx_status ks = score_store_key_reported(reports[0].class_id, op->key, sizeof(op->key));
-        assert(ks == BX_OK);
-        (void)ks;
         op->reports = reports + i;
-        op->count = n - i < GROUP_FACTS ? n - i : GROUP_FACTS;
         op->outcomes = outcomes + i;
     }
     return s;
@@ -952,14 +961,10 @@ bx_status score_store_pipe_has_fields(score_store_pipe *p, const char *student_i
     if (!id_valid(student_id))
         return BX_ERR(err, BX_EINVAL, "student_id: expected 1 to 32 of A-Z a-z 0-9 _ -");
     for (size_t i = 0; i < n; i += GROUP_FACTS) {
-        pipe_op *op = pipe_add(p, OP_HAS, err);
+        pipe_op *op = pipe_add_group(p, OP_HAS, score_store_key_facts, student_id, i, n, err);
         if (op == NULL)
             return BX_ENOMEM;
-        bx_status ks = score_store_key_facts(student_id, op->key, sizeof(op->key));
-        assert(ks == BX_OK);
-        (void)ks;
         op->fields = fields + i;
-        op->count = n - i < GROUP_FACTS ? n - i : GROUP_FACTS;
         op->present = present + i;
         for (size_t j = 0; j < op->count; j++)
             op->present[j] = false;
