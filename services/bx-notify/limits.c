@@ -106,6 +106,13 @@ void limits_rate_free(limits_rate *r)
     free(r);
 }
 
+int64_t limits_rate_interval_ms(const limits_rate *r)
+{
+    if (r->interval_us == 0)
+        return 0;
+    return r->interval_us < 1000 ? 1 : (r->interval_us + 999) / 1000;
+}
+
 bx_status limits_rate_take(limits_rate *r, bx_time_ms now, int64_t *wait_ms, bx_error *err)
 {
     *wait_ms = 0;

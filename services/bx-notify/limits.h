@@ -27,5 +27,7 @@ void limits_rate_free(limits_rate *r);
  * is taken then). BX_EIO or BX_ETRANSIENT when Redis failed (the caller waits and tries again). */
 bx_status limits_rate_take(limits_rate *r, bx_time_ms now, int64_t *wait_ms,
                            bx_error *err) BX_MUSTCHECK;
+/* The time between two sends at the rate, in milliseconds (at least 1; 0 without a limit). */
+int64_t limits_rate_interval_ms(const limits_rate *r);
 
 #endif

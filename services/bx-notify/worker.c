@@ -37,30 +37,49 @@ static dispatch_answer answer_of_outcome(provider_outcome o)
     return DISPATCH_ANS_UNKNOWN;
 }
 
+/* The provider-wide rate within one claim's decisions: once a send is put off, the claim's later
+ * ones are put off too without asking Redis, each one interval after the one before, so the rows
+ * put off come due one by one at the rate's pace instead of all at its next free moment (where
+ * every worker would claim them at once and put all but one off again). */
+typedef struct rate_turn {
+    bool refused;       /* a send of this claim was put off */
+    bx_time_ms next_at; /* when the next one put off comes due */
+} rate_turn;
+
 /* A send the provider-wide rate puts off waits, queued, for as long as the rate says. */
 static void rate_gate(notify_worker *w, const notify_store_row *row, bx_time_ms now,
-                      dispatch_output *out)
+                      rate_turn *turn, dispatch_output *out)
 {
     int64_t wait_ms = 0;
-    bx_error rerr = {0};
-    if (limits_rate_take(w->rate, now, &wait_ms, &rerr) != BX_OK) {
-        bx_log_warn("worker %d: %s; sends wait", w->index, rerr.msg);
-        bx_metric_add(&notify_m.failures, 1);
-        wait_ms = 1000;
+    int64_t interval = limits_rate_interval_ms(w->rate);
+    if (turn->refused) {
+        wait_ms = turn->next_at > now ? turn->next_at - now : 0;
+        turn->next_at += interval;
+    } else {
+        bx_error rerr = {0};
+        if (limits_rate_take(w->rate, now, &wait_ms, &rerr) != BX_OK) {
+            bx_log_warn("worker %d: %s; sends wait", w->index, rerr.msg);
+            bx_metric_add(&notify_m.failures, 1);
+            wait_ms = 1000;
+        }
+        if (wait_ms > 0) {
+            turn->refused = true;
+            turn->next_at = now + wait_ms + interval;
+        }
     }
-    if (wait_ms > 0) {
+    if (wait_ms > 0 || turn->refused) {
         bx_metric_add(&notify_m.rate_waits, 1);
         memset(out, 0, sizeof(*out));
         out->state = DISPATCH_QUEUED;
         out->attempt = row->attempt;
-        out->due_at = now + wait_ms;
+        out->due_at = now + (wait_ms > 0 ? wait_ms : 1);
         out->changed = true;
     }
 }
 
 /* What a due row does now, sent_today being the day's sends to its phone (daily cap). */
 static void decide_send(notify_worker *w, const notify_store_row *row, bx_time_ms now,
-                        int sent_today, dispatch_output *out)
+                        int sent_today, rate_turn *turn, dispatch_output *out)
 {
     const dispatch_policy *p = &w->sv->conf.policy;
     dispatch_input in = {0};
@@ -75,7 +94,7 @@ static void decide_send(notify_worker *w, const notify_store_row *row, bx_time_m
     in.sent_today = sent_today;
     dispatch_next(p, &in, out);
     if (out->action == DISPATCH_DO_SEND)
-        rate_gate(w, row, now, out);
+        rate_gate(w, row, now, turn, out);
 }
 
 /* The provider's answer to a send of row (intent committed at sent_at) as a decision. */
@@ -137,6 +156,7 @@ static bx_status record_intents(notify_worker *w, send_item *items, int n, bx_er
         return BX_ERR(err, BX_ENOMEM, "out of memory for %d decisions", n);
     }
     int nphones = 0;
+    rate_turn turn = {false, 0};
     for (int i = 0; i < n; i++)
         if (strcmp(items[i].row->channel, "task") != 0)
             phones[nphones++] = items[i].row->recipient;
@@ -158,7 +178,7 @@ static bx_status record_intents(notify_worker *w, send_item *items, int n, bx_er
         it->attempt_before = it->row->attempt;
         /* the clock as each is decided: the provider-wide rate is taken at the time it grants */
         it->decided_at = bx_clock_now();
-        decide_send(w, it->row, it->decided_at, today, &it->due);
+        decide_send(w, it->row, it->decided_at, today, &turn, &it->due);
         d[i] = (notify_store_decision){
             .row = it->row, .out = &it->due, .provider_message_id = NULL, .at = it->decided_at};
     }
