@@ -1,6 +1,7 @@
 /* analytics: bx.analytics.cases.v1, the analysts' pseudonymised case stream. */
 #include "analytics.h"
 #include "outbox.h"
+#include "store.h"
 #include "bx_map.h"
 #include "bx_pg.h"
 
@@ -209,9 +210,25 @@ static bool visit_due(const escalate_analytics_ctx *c, const case_state *after)
            after->case_id[0] != '\0' && after->open;
 }
 
+/* One message of the stream on the outbox: queued with the batch's rows when there is one. */
+static bx_status add_row(PGconn *db, const escalate_analytics_ctx *c, escalate_store_batch *queue,
+                         const char *subject, const char *id, const char *payload, bx_error *err)
+{
+    if (queue)
+        return escalate_store_queue_outbox(queue, c->topic, subject, id, payload, err);
+    return escalate_outbox_add(db, c->topic, subject, id, payload, NULL, err);
+}
+
 bx_status escalate_analytics_write_step(PGconn *db, const escalate_analytics_ctx *c,
                                         const case_state *after, const ladder_effects *fx,
                                         bx_error *err)
+{
+    return escalate_analytics_queue_step(db, c, after, fx, NULL, err);
+}
+
+bx_status escalate_analytics_queue_step(PGconn *db, const escalate_analytics_ctx *c,
+                                        const case_state *after, const ladder_effects *fx,
+                                        escalate_store_batch *queue, bx_error *err)
 {
     if (c->key == NULL || c->key[0] == '\0' || c->school == NULL)
         return BX_OK;
@@ -239,14 +256,14 @@ bx_status escalate_analytics_write_step(PGconn *db, const escalate_analytics_ctx
         if (escalate_analytics_case_event(&ctx, after, &fx->events[i], &b, id) != BX_OK)
             s = BX_ERR(err, BX_ENOMEM, "case %s: cannot build the analysts' event %s",
                        after->case_id, fx->events[i].event_id);
-        IFOK(s, escalate_outbox_add(db, ctx.topic, subject, id, b.data, NULL, err));
+        IFOK(s, add_row(db, &ctx, queue, subject, id, b.data, err));
     }
     if (s == BX_OK && visit_due(&ctx, after)) {
         bx_buf_reset(&b);
         if (escalate_analytics_visit(&ctx, after, &b, id) != BX_OK)
             s = BX_ERR(err, BX_ENOMEM, "case %s: cannot build the analysts' home visit",
                        after->case_id);
-        IFOK(s, escalate_outbox_add(db, ctx.topic, subject, id, b.data, NULL, err));
+        IFOK(s, add_row(db, &ctx, queue, subject, id, b.data, err));
     }
     bx_buf_free(&b);
     return s;

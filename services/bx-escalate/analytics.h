@@ -22,6 +22,8 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+struct escalate_store_batch; /* store.h */
+
 /* What the messages of one step need; all borrowed for the call. */
 typedef struct escalate_analytics_ctx {
     const char *key;             /* pseudonym key; NULL or "": no analysts' stream */
@@ -74,6 +76,12 @@ bx_status escalate_analytics_bands_of(PGconn *db, const char *const *students, i
  * nothing without a key or a school. */
 bx_status escalate_analytics_write_step(PGconn *db, const escalate_analytics_ctx *c,
                                         const case_state *after, const ladder_effects *fx,
+                                        bx_error *err) BX_MUSTCHECK;
+/* The same with the rows queued in queue (a poll's or a timer batch's, store.h) and written with
+ * the batch's rows; queue NULL: each written at once. */
+bx_status escalate_analytics_queue_step(PGconn *db, const escalate_analytics_ctx *c,
+                                        const case_state *after, const ladder_effects *fx,
+                                        struct escalate_store_batch *queue,
                                         bx_error *err) BX_MUSTCHECK;
 
 #endif

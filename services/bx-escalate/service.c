@@ -467,6 +467,8 @@ static bool apply_together(escalate_service *sv, poll_item *items, int n)
     return true;
 }
 
+static void relay(escalate_service *sv);
+
 /* A poll's messages, in order: runs of inputs whose students are known (at most
  * conf.input_batch) applied in one transaction each; a message that is refused (undecodable, an
  * unknown student) and every message of a run that fails go one by one through handle_message
@@ -493,6 +495,7 @@ static void handle_poll(escalate_service *sv, rd_kafka_message_t *const *msgs, i
             end++;
         if (end - i >= 2 && sv->db != NULL && apply_together(sv, &items[i], end - i)) {
             i = end;
+            relay(sv); /* the run's notification requests leave now, not after the poll */
             continue;
         }
         int stop = end > i ? end : i + 1;

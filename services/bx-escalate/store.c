@@ -704,7 +704,7 @@ bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
         *new_events += added;
     }
     if (step->analytics)
-        IFOK(s, escalate_analytics_write_step(db, step->analytics, after, fx, err));
+        IFOK(s, escalate_analytics_queue_step(db, step->analytics, after, fx, q, err));
     for (int i = 0; i < fx->ntimers && s == BX_OK; i++) {
         if (q == NULL) {
             s = timers_schedule(db, fx->timers[i].key, id, fx->timers[i].due_at, err);
