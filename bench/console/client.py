@@ -31,7 +31,20 @@ COUNTY_PAGES = [
 AREA_PAGES = ["/area"]
 
 
-def sign_in(port, staff):
+def sign_in(port, staff, attempts=5):
+    """sign_in_once, again on a new connection after a closed connection or a timeout (32
+    argon2 sign-ins at once on a loaded machine can outlast the server's deadlines): a client that
+    gave up here would leave the others waiting at the start forever."""
+    for n in range(attempts):
+        try:
+            return sign_in_once(port, staff)
+        except (OSError, http.client.HTTPException):
+            if n == attempts - 1:
+                raise
+            time.sleep(1 + n)
+
+
+def sign_in_once(port, staff):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     c.request("GET", "/login")
     r = c.getresponse()
@@ -54,7 +67,12 @@ def run_client(port, staff, pages, rounds, warmup, times, cold, errors, lock, st
     """warmup unmeasured passes over the pages first (their times go to cold), then, once every
     client has done its own, rounds measured ones; a request that fails (status, timeout, closed
     connection) is an error, and the client signs in again on a new connection."""
-    c, cookie = sign_in(port, staff)
+    try:
+        c, cookie = sign_in(port, staff)
+    except BaseException:
+        start.abort()  # the others and main stop waiting instead of hanging
+        measured.abort()
+        raise
     start.wait()
     for n in range(warmup + rounds):
         if n == warmup:

@@ -11,6 +11,9 @@
 #include <string.h>
 
 #define LOGIN_KEY_MAX 64
+/* A session's last use is written at most this often (a write and a commit on every page
+ * otherwise): an idle session ends up to this much before its exact idle limit. */
+#define TOUCH_EVERY_S "60"
 
 static void pg_time(bx_time_ms t, char out[40])
 {
@@ -118,7 +121,9 @@ bx_status identity_session_load(PGconn *db, const char *token, bx_time_ms now,
         db,
         "SELECT s.id, s.staff_id, s.role, s.csrf_token, s.flash, "
         "s.idle_expires_at <= $2::timestamptz, s.absolute_expires_at <= $2::timestamptz, "
-        "a.state, coalesce(st.role, '') "
+        "a.state, coalesce(st.role, ''), "
+        "s.flash = '' AND s.last_seen BETWEEN $2::timestamptz - interval '" TOUCH_EVERY_S " "
+        "seconds' AND $2::timestamptz "
         "FROM console.session s JOIN console.account a ON a.staff_id = s.staff_id "
         "LEFT JOIN registry.staff st ON st.id = s.staff_id "
         "WHERE s.token_hash = $1::bytea AND s.revoked_at IS NULL",
@@ -145,6 +150,7 @@ bx_status identity_session_load(PGconn *db, const char *token, bx_time_ms now,
         why = "role_changed";
     snprintf(session->csrf, sizeof(session->csrf), "%s", PQgetvalue(res, 0, 3));
     snprintf(session->flash, sizeof(session->flash), "%s", PQgetvalue(res, 0, 4));
+    bool touched_lately = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
     PQclear(res);
     if (why) {
         s = revoke(db, id, why, now, err);
@@ -157,6 +163,8 @@ bx_status identity_session_load(PGconn *db, const char *token, bx_time_ms now,
     if (s != BX_OK)
         return s;
     session->id = id;
+    if (touched_lately)
+        return BX_OK;
     char id_text[24], idle_text[40];
     snprintf(id_text, sizeof(id_text), "%lld", id);
     pg_time(now + conf->idle_s * 1000, idle_text);

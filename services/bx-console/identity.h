@@ -24,7 +24,9 @@ typedef struct identity_session {
 
 /* The session of a cookie token, and its person. BX_ENOTFOUND when there is none in force: an
  * unknown or revoked token, or one found idle, past its absolute expiry, of an account no longer
- * active or whose registry role changed (those are revoked here, with the reason). */
+ * active or whose registry role changed (those are revoked here, with the reason). Its use is
+ * recorded (last_seen, idle expiry) at most once a minute, and whenever a flash was shown: a
+ * session may end idle up to a minute before its exact limit. */
 bx_status identity_session_load(PGconn *db, const char *token, bx_time_ms now,
                                 const identity_conf *conf, console_person *person,
                                 identity_session *session, bx_error *err) BX_MUSTCHECK;

@@ -14,6 +14,7 @@
 #include "page_county.h"
 #include "report_queries.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #define LEDGER_PAGE  50
 #define EXPORT_MAX   50000 /* rows of one export */
 #define DUTY_REPORTS 12
+#define COUNT_TTL_MS 60000 /* a list's count is kept a minute (its rows never are) */
 
 /* ---- the filter of a list, from the query, every value checked ---- */
 
@@ -158,6 +160,14 @@ static const char ledger_no_names_sql[] =
     "NULL::text, console.case_overdue(p.overdue_from, to_timestamp($7::bigint / 1000.0)), (SELECT "
     "count(*) FROM console.case_summary x WHERE " LEDGER_FILTER "), "
     "coalesce(s.name, ''), coalesce(t.name, ''), coalesce(cl.name, ''), '', '', ";
+/* The same columns with no count (RL_TOTAL NULL): a page whose count the minute's cache holds. */
+static const char ledger_names_uncounted_sql[] =
+    "pr.name, console.case_overdue(p.overdue_from, to_timestamp($7::bigint / 1000.0)), "
+    "NULL::bigint, coalesce(s.name, ''), coalesce(t.name, ''), coalesce(cl.name, ''), "
+    "coalesce(pr.sex::text, ''), coalesce(pr.birth_date::text, ''), ";
+static const char ledger_no_names_uncounted_sql[] =
+    "NULL::text, console.case_overdue(p.overdue_from, to_timestamp($7::bigint / 1000.0)), "
+    "NULL::bigint, coalesce(s.name, ''), coalesce(t.name, ''), coalesce(cl.name, ''), '', '', ";
 static const char ledger_rest[] =
     "  p.first_absent, coalesce(p.reason, ''), "
     "  coalesce((SELECT sf.name FROM registry.staff sf WHERE sf.id = p.owner_staff_id), "
@@ -170,8 +180,9 @@ static const char ledger_rest[] =
     "LEFT JOIN LATERAL (SELECT cl.name FROM registry.student st JOIN registry.class cl ON cl.id = "
     "  st.class_id WHERE st.id = p.student_id COLLATE \"default\" OFFSET 0) cl ON true ";
 
-bx_status county_ledger_query(PGconn *db, const reports_ledger_filter *f, PGresult **res,
-                              bx_error *err)
+/* county_ledger_query, with the count of the filter (RL_TOTAL) or without it (NULL). */
+static bx_status ledger_page(PGconn *db, const reports_ledger_filter *f, bool counted,
+                             PGresult **res, bx_error *err)
 {
     *res = NULL;
     unsigned sort = (unsigned)f->sort;
@@ -185,7 +196,9 @@ bx_status county_ledger_query(PGconn *db, const reports_ledger_filter *f, PGresu
                                 "$9::bigint) ",
                                 ledger_keys[sort][0]);
     IFOK(s, bx_buf_puts(&sql, ledger_select));
-    IFOK(s, bx_buf_puts(&sql, f->names ? ledger_names_sql : ledger_no_names_sql));
+    IFOK(s, bx_buf_puts(&sql, counted ? (f->names ? ledger_names_sql : ledger_no_names_sql)
+                                      : (f->names ? ledger_names_uncounted_sql
+                                                  : ledger_no_names_uncounted_sql)));
     IFOK(s, bx_buf_puts(&sql, ledger_rest));
     if (f->names)
         IFOK(s, bx_buf_puts(&sql, "LEFT JOIN LATERAL (SELECT pr.name, pr.sex, pr.birth_date FROM "
@@ -212,6 +225,62 @@ bx_status county_ledger_query(PGconn *db, const reports_ledger_filter *f, PGresu
     s = bx_pg_query(db, sql.data, 9, params, res, err);
     bx_buf_free(&sql);
     return s;
+}
+
+bx_status county_ledger_query(PGconn *db, const reports_ledger_filter *f, PGresult **res,
+                              bx_error *err)
+{
+    return ledger_page(db, f, true, res, err);
+}
+
+/* ---- the count of a list's filter, kept a minute ----
+ * A list's rows are read exactly on every page; its count ("共 N 人" and the number of pages)
+ * is counted when first asked and kept a minute per county and filter, as the dashboards are: in
+ * the largest county a count is an index-only scan of 25,000 cases, every page of every officer
+ * otherwise. The page says when it was counted. */
+#define COUNT_ENTRIES 256
+
+typedef struct count_entry {
+    char key[160];
+    long long at; /* req->now when counted */
+    long total;
+} count_entry;
+
+static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
+static count_entry count_cache[COUNT_ENTRIES];
+
+static bool count_get(const char *key, long long now, long *total, long long *at)
+{
+    bool hit = false;
+    pthread_mutex_lock(&count_lock);
+    for (size_t i = 0; i < COUNT_ENTRIES && !hit; i++) {
+        const count_entry *e = &count_cache[i];
+        if (e->at && strcmp(e->key, key) == 0 && now >= e->at && now - e->at < COUNT_TTL_MS) {
+            *total = e->total;
+            *at = e->at;
+            hit = true;
+        }
+    }
+    pthread_mutex_unlock(&count_lock);
+    return hit;
+}
+
+static void count_put(const char *key, long long now, long total)
+{
+    pthread_mutex_lock(&count_lock);
+    count_entry *e = &count_cache[0];
+    for (size_t i = 0; i < COUNT_ENTRIES; i++) {
+        if (count_cache[i].at && strcmp(count_cache[i].key, key) == 0) {
+            e = &count_cache[i];
+            break;
+        }
+        if (count_cache[i].at < e->at)
+            e = &count_cache[i];
+    }
+    snprintf(e->key, sizeof(e->key), "%s", key);
+    e->at = now;
+    e->total = total;
+    pthread_mutex_unlock(&count_lock);
 }
 
 /* The filter form's choices: the county's townships and schools. */
@@ -302,16 +371,24 @@ bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_er
                                .limit = LEDGER_PAGE,
                                .offset = (q.page - 1) * LEDGER_PAGE};
     PGresult *res = NULL, *h = NULL;
-    bx_status s = county_session(req->db, err);
-    IFOK(s, county_ledger_query(req->db, &f, &res, err));
-    IFOK(s, reports_query_history(req->db, res, &h, err));
-    char qs[256], detail[320];
+    char qs[256], detail[320], count_key[160];
     query_text(&q, qs, sizeof(qs));
+    snprintf(count_key, sizeof(count_key), "%s|%s", me->county_code, qs);
+    long long now = (long long)req->now, counted_at = now;
+    long total = 0;
+    bool counted = !count_get(count_key, now, &total, &counted_at);
+    bx_status s = county_session(req->db, err);
+    IFOK(s, ledger_page(req->db, &f, counted, &res, err));
+    IFOK(s, reports_query_history(req->db, res, &h, err));
     snprintf(detail, sizeof(detail), "county=%s %s page=%ld", me->county_code, qs, q.page);
     IFOK(s, console_audit(req, "view_ledger", NULL, detail, err));
     IFOK(s, put_choices(req, &q, rep->ctx, err));
-    long total =
-        s == BX_OK && PQntuples(res) > 0 ? strtol(PQgetvalue(res, 0, RL_TOTAL), NULL, 10) : 0;
+    if (s == BX_OK && counted) {
+        total = PQntuples(res) > 0 ? strtol(PQgetvalue(res, 0, RL_TOTAL), NULL, 10) : 0;
+        /* a page past the end has no row to carry the count: it is not kept */
+        if (PQntuples(res) > 0 || q.page == 1)
+            count_put(count_key, now, total);
+    }
     for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
         tmpl_ctx *row = tmpl_add_row(rep->ctx, "rows");
         bool see = may_see(req, res, i);
@@ -344,6 +421,11 @@ bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_er
         return s;
     long pages = (total + LEDGER_PAGE - 1) / LEDGER_PAGE;
     tmpl_put_int(rep->ctx, "total", total);
+    if (!counted) {
+        char at[40];
+        bx_time_format((bx_time_ms)counted_at, at, sizeof(at));
+        tmpl_putf(rep->ctx, "counted_at", "%.8s", at + 11); /* HH:MM:SS, Asia/Shanghai */
+    }
     tmpl_put_int(rep->ctx, "page", q.page);
     tmpl_put_int(rep->ctx, "pages", pages > 0 ? pages : 1);
     tmpl_put(rep->ctx, "qs", qs);

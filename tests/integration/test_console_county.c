@@ -395,6 +395,13 @@ BX_TEST(county_dashboard_draws_the_expected_bars)
     CHECK_CONTAINS(r.body.data, "县甲02");
     CHECK(strstr(r.body.data, "县甲01") == NULL);
     CHECK_CONTAINS(r.body.data, "共 1 人");
+    CHECK(strstr(r.body.data, "人数截至") == NULL); /* counted now */
+    bx_buf_free(&r.body);
+    /* the same filter again within the minute: the rows read again, the count kept, and said */
+    http("/county/ledger?overdue=1", cookie, NULL, &r);
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.body.data, "县甲02");
+    CHECK_CONTAINS(r.body.data, "共 1 人<span class=\"muted\">（人数截至 08:12:00，每分钟更新）");
     bx_buf_free(&r.body);
     /* the reports upward of the county's schools and of the county, newest first, and no other
      * county's or the city's */
