@@ -19,6 +19,7 @@
 #include "bx_redis.h"
 #include "bx_settle.h"
 #include "bx_test.h"
+#include "bx_itest_sim.h"
 #include "sim.h"
 
 #include <curl/curl.h>
@@ -238,17 +239,10 @@ BX_TEST(killed_replicas_do_not_stall_the_group)
     snprintf(townships, sizeof(townships), "%d", TOWNSHIPS);
     snprintf(schools, sizeof(schools), "%d", SCHOOLS);
     snprintf(students, sizeof(students), "%d", STUDENTS);
-    const char *bxctl = itest_env("BXCTL_BIN", BXCTL_BIN),
-               *bxsim = itest_env("BX_SIM_BIN", BX_SIM_BIN);
-    const char *gen[] = {
-        bxsim,        "generate", "--out",       dir,       "--id-prefix", itest_id_prefix('g'),
-        "--seed",     seed,       "--townships", townships, "--schools",   schools,
-        "--students", students,   NULL};
-    itest_run_ok(gen, NULL, NULL);
-    const char *hol[] = {bxctl, "import", "holidays", itest_holidays_csv(), NULL};
-    itest_run_ok(hol, NULL, NULL);
-    const char *imp[] = {bxctl, "import", "--dir", dir, NULL};
-    itest_run_ok(imp, NULL, NULL);
+    const char *options[] = {"--seed", seed,         "--townships", townships, "--schools",
+                             schools,  "--students", students,      NULL};
+    itest_sim_generate(dir, itest_id_prefix('g'), options, true, NULL);
+    const char *bxsim = itest_env("BX_SIM_BIN", BX_SIM_BIN);
     sim_county *c = NULL;
     sim_world *w = NULL;
     sim_day_plan plan;
@@ -280,14 +274,9 @@ BX_TEST(killed_replicas_do_not_stall_the_group)
     const char *const *topics[SERVICES] = {score_topics, esc_topics, notify_topics};
     const int ntopics[SERVICES] = {1, 2, 1};
     char env_url[600], env_score_redis[300], env_notify_redis[300], env_sms[700], env_rate[96];
-    const char *redis = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
-    const char *db_part = strchr(redis + strlen("redis://"), '/');
-    int base = db_part ? (int)(db_part - redis) : (int)strlen(redis);
     snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", url);
-    snprintf(env_score_redis, sizeof(env_score_redis), "BX_REDIS_URL=%.*s/" REDIS_DB_SCORE, base,
-             redis);
-    snprintf(env_notify_redis, sizeof(env_notify_redis), "BX_REDIS_URL=%.*s/" REDIS_DB_NOTIFY, base,
-             redis);
+    itest_redis_setting(env_score_redis, sizeof(env_score_redis), REDIS_DB_SCORE);
+    itest_redis_setting(env_notify_redis, sizeof(env_notify_redis), REDIS_DB_NOTIFY);
     char sms_file[600];
     snprintf(sms_file, sizeof(sms_file), "%s/sms.jsonl", dir);
     snprintf(env_sms, sizeof(env_sms), "BX_NOTIFY_PROVIDER_FILE=%s", sms_file);
@@ -401,6 +390,16 @@ BX_TEST(killed_replicas_do_not_stall_the_group)
     if (settle_rc != 0)
         fprintf(stderr, "bxctl settle: %s\n", settled ? settled : "");
     free(settled);
+    /* An SMS still queued when the clock moved (a slow machine: a sanitizer build) is sent in
+     * that settle, and the provider is asked how it went two minutes later by the day's clock:
+     * five minutes more, and the pipeline settles again. */
+    if (settle_rc == 0) {
+        REQUIRE(bx_clock_set(day_start + (now_ms() - start) + 10 * 60 * 1000) == BX_OK);
+        settle_rc = itest_bxctl(url, clock, settle, &settled);
+        if (settle_rc != 0)
+            fprintf(stderr, "bxctl settle (again): %s\n", settled ? settled : "");
+        free(settled);
+    }
 
     long long worst[SERVICES] = {0};
     for (int k = 0; k < rounds; k++) {
