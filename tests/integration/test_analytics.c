@@ -135,34 +135,13 @@ static void run_county(const char *tag, const char *redis_db, run_result *r,
     snprintf(env_clock, sizeof(env_clock), "BX_CLOCK=file:%s", clock);
     setenv("BX_CLOCK", env_clock + 9, 1);
     free(clock);
-    const char *redis = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
-    const char *db_part = strchr(redis + strlen("redis://"), '/');
-    int base = db_part ? (int)(db_part - redis) : (int)strlen(redis);
-    snprintf(env_redis, sizeof(env_redis), "BX_REDIS_URL=%.*s/%s", base, redis, redis_db);
+    itest_redis_setting(env_redis, sizeof(env_redis), redis_db);
     itest_redis_flush(redis_db);
     char *dir = itest_tmpdir(tag);
     snprintf(r->dir, sizeof(r->dir), "%s", dir);
-    const char *gen[] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
-                         "generate",
-                         "--out",
-                         dir,
-                         "--id-prefix",
-                         itest_id_prefix('a'),
-                         "--seed",
-                         seed_text,
-                         "--townships",
-                         townships,
-                         "--schools",
-                         schools,
-                         "--students",
-                         students,
-                         NULL};
-    itest_run_ok(gen, run_env, NULL);
-    const char *hol[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "holidays",
-                         itest_holidays_csv(), NULL};
-    itest_run_ok(hol, run_env, NULL);
-    const char *imp[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "--dir", dir, NULL};
-    itest_run_ok(imp, run_env, NULL);
+    const char *size[] = {"--seed", seed_text,    "--townships", townships, "--schools",
+                          schools,  "--students", students,      NULL};
+    itest_sim_generate(dir, itest_id_prefix('a'), size, true, run_env);
 
     /* keys */
     char keys[1100];

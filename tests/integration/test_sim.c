@@ -55,24 +55,10 @@ static void setup(const char *tag, const char *const *size, char **dir)
     char *clock = itest_clock_file("2026-09-01 07:00");
     snprintf(env_clock, sizeof(env_clock), "BX_CLOCK=file:%s", clock);
     setenv("BX_CLOCK", env_clock + 9, 1);
-    const char *redis = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
-    const char *db_part = strchr(redis + strlen("redis://"), '/');
-    int base = db_part ? (int)(db_part - redis) : (int)strlen(redis);
-    snprintf(env_redis, sizeof(env_redis), "BX_REDIS_URL=%.*s/" REDIS_DB, base, redis);
+    itest_redis_setting(env_redis, sizeof(env_redis), REDIS_DB);
     free(clock);
     *dir = itest_tmpdir(tag);
-    const char *gen[20] = {itest_env("BX_SIM_BIN", BX_SIM_BIN),
-                           "generate",
-                           "--out",
-                           *dir,
-                           "--id-prefix",
-                           itest_id_prefix('t')};
-    for (int i = 0; size[i] && i < 12; i++)
-        gen[6 + i] = size[i];
-    itest_run_ok(gen, run_env, NULL);
-    const char *hol[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "import", "holidays",
-                         itest_holidays_csv(), NULL};
-    itest_run_ok(hol, run_env, NULL);
+    itest_sim_generate(*dir, itest_id_prefix('t'), size, false, run_env);
 }
 
 static sim_county *county_of(uint64_t seed, int townships, int schools, int students)

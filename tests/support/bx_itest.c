@@ -130,6 +130,14 @@ const char *itest_id_prefix(char first)
     return prefix;
 }
 
+void itest_redis_setting(char *out, size_t size, const char *db)
+{
+    const char *redis = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");
+    const char *db_part = strchr(redis + strlen("redis://"), '/');
+    int base = db_part ? (int)(db_part - redis) : (int)strlen(redis);
+    snprintf(out, size, "BX_REDIS_URL=%.*s/%s", base, redis, db);
+}
+
 void itest_redis_flush(const char *db)
 {
     const char *url = itest_env("BX_REDIS_URL", "redis://127.0.0.1:63799");

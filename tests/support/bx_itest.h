@@ -41,6 +41,9 @@ const char *itest_id_prefix(char first);
 /* Empties Redis database db (its number) on BX_REDIS_URL's server, as the administrator of
  * $BX_RUN_DIR/env. */
 void itest_redis_flush(const char *db);
+/* "BX_REDIS_URL=<BX_REDIS_URL's server>/<db>" into out (size bytes): a service's setting for
+ * Redis database db of the shared server. */
+void itest_redis_setting(char *out, size_t size, const char *db);
 
 /* The registry every ingest test uses: county 990001, one primary school IT01 with classes
  * ITC1 (students ITS01..ITS10) and ITC2 (ITS11..ITS15), a second school IT02 (ITS20),

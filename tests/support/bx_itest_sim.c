@@ -207,3 +207,18 @@ void itest_sim_groups_at_end(const char *tag, const struct timeval *tv, const ch
     snprintf(g->spec_escalate, sizeof(g->spec_escalate), "%s:bx.risk.v1,bx.actions.v1",
              g->escalate);
 }
+
+void itest_sim_generate(const char *dir, const char *prefix, const char *const *size, bool registry,
+                        const char *const *env)
+{
+    const char *gen[20] = {
+        itest_env("BX_SIM_BIN", BX_SIM_BIN), "generate", "--out", dir, "--id-prefix", prefix};
+    for (int i = 0; size[i] && i < 12; i++)
+        gen[6 + i] = size[i];
+    itest_run_ok(gen, env, NULL);
+    const char *bxctl = itest_env("BXCTL_BIN", BXCTL_BIN);
+    itest_run_ok((const char *[]){bxctl, "import", "holidays", itest_holidays_csv(), NULL}, env,
+                 NULL);
+    if (registry)
+        itest_run_ok((const char *[]){bxctl, "import", "--dir", dir, NULL}, env, NULL);
+}

@@ -6,6 +6,7 @@
 #include "bx_itest.h"
 #include "sim.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -36,5 +37,11 @@ typedef struct itest_sim_groups {
 } itest_sim_groups;
 void itest_sim_groups_at_end(const char *tag, const struct timeval *tv, const char *const *env,
                              itest_sim_groups *g);
+
+/* The county bx-sim generates into dir with ids that start with prefix and its options size
+ * ("--seed", "42", "--townships", "1", ..., NULL-ended, at most 12), the public holidays imported
+ * with bxctl and, when registry is true, the county's registry too. env: as itest_run's. */
+void itest_sim_generate(const char *dir, const char *prefix, const char *const *size, bool registry,
+                        const char *const *env);
 
 #endif
