@@ -25,7 +25,8 @@ From that alone the test computes what the county's pages must show.
      township's children; township officers get 404 on the county's pages and exports.
   5. The city and province officers see the rates by county (the SVG's bars) and nothing personal:
      every page and export of the test (each case, child, class, task, list and export) answers
-     404 except their own (home, /area, their empty work list), and none holds a registry name,
+     404 except their own (home and /area: they hold no class and no task, so /teacher and /tasks
+     answer 404 as any page outside their scope), and none holds a registry name,
      phone or id number.
 
 Screenshots, the PDF and the downloaded workbooks are kept in BX_BROWSER_SCREENS (README-size
@@ -296,6 +297,7 @@ class CountyPages(unittest.TestCase):
         phone.shot("52-county-ledger-dropout", "county-ledger", 1400)
         phone.open("/county/reports")
         self.assertEqual(phone.status("/county/reports"), 200)
+        self.assertIn("四个一", phone.text())  # the reports upward's table, empty or not
         stack.check_running()
 
     @staticmethod
@@ -503,7 +505,8 @@ class CountyPages(unittest.TestCase):
             for b in c["bars"]:
                 self.assertAlmostEqual(b["value"], county_rate, places=4)
             c = chart(all_charts, levels[1])
-            self.assertEqual([b["category"] for b in c["bars"]], ["5201", "5201"])
+            # the registry names no city: it is labelled as one, never a bare code
+            self.assertEqual([b["category"] for b in c["bars"]], ["市（5201）", "市（5201）"])
             for b in c["bars"]:
                 self.assertAlmostEqual(b["value"], county_rate, places=4)
             c = chart(all_charts, "各县点名上报率")
@@ -520,7 +523,7 @@ class CountyPages(unittest.TestCase):
             for path in self.all_paths():
                 phone.open(path)
                 status = phone.status(path)
-                own = path in ("/", "/area", "/teacher", "/tasks")  # their (empty) work list
+                own = path in ("/", "/area")  # no class, no task: /teacher and /tasks are 404
                 self.assertEqual(status, 200 if own else 404, f"{officer}: {path}")
                 html, text = phone.driver.page_source, phone.text()
                 for name in names:
