@@ -283,19 +283,22 @@ static void count_put(const char *key, long long now, long total)
     pthread_mutex_unlock(&count_lock);
 }
 
-/* The filter form's choices: the county's townships and schools. */
-static bx_status put_choices(const console_request *req, const ledger_query *q, tmpl_ctx *ctx,
-                             bx_error *err)
+/* The filter form's choices: the county's townships and schools, read once a minute per county
+ * (registry rows, the same for every officer of the county; a page read them every time). */
+#define CHOICES_ENTRIES 32
+
+typedef struct choices_entry {
+    char county[7];
+    long long at; /* req->now when read */
+    PGresult *res;
+} choices_entry;
+
+static pthread_mutex_t choices_lock = PTHREAD_MUTEX_INITIALIZER;
+static choices_entry choices_cache[CHOICES_ENTRIES];
+
+static void put_places(const PGresult *res, const ledger_query *q, tmpl_ctx *ctx)
 {
-    const char *params[] = {req->person->county_code};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(
-        req->db,
-        "SELECT 't', t.code::text, t.name FROM registry.township t WHERE t.county_code = $1 "
-        "UNION ALL SELECT 's', s.id, s.name FROM registry.school s JOIN registry.township t ON "
-        "t.code = s.township_code WHERE t.county_code = $1 ORDER BY 1 DESC, 2",
-        1, params, &res, err);
-    for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
+    for (int i = 0; i < PQntuples(res); i++) {
         bool township = PQgetvalue(res, i, 0)[0] == 't';
         const char *id = PQgetvalue(res, i, 1);
         tmpl_ctx *row = tmpl_add_row(ctx, township ? "townships" : "schools");
@@ -303,7 +306,64 @@ static bx_status put_choices(const console_request *req, const ledger_query *q, 
         tmpl_put(row, "name", PQgetvalue(res, i, 2));
         tmpl_put_bool(row, "selected", strcmp(id, township ? q->township : q->school) == 0);
     }
-    PQclear(res);
+}
+
+/* Puts the county's places from the minute's cache into ctx; false when it holds none fresh. */
+static bool places_cached(const char *county, long long now, const ledger_query *q, tmpl_ctx *ctx)
+{
+    bool hit = false;
+    pthread_mutex_lock(&choices_lock);
+    for (size_t i = 0; i < CHOICES_ENTRIES && !hit; i++) {
+        const choices_entry *e = &choices_cache[i];
+        if (e->res && strcmp(e->county, county) == 0 && now >= e->at &&
+            now - e->at < COUNT_TTL_MS) {
+            put_places(e->res, q, ctx); /* under the lock: the entry may be replaced after */
+            hit = true;
+        }
+    }
+    pthread_mutex_unlock(&choices_lock);
+    return hit;
+}
+
+/* Keeps res (takes ownership) as county's places. */
+static void places_keep(const char *county, long long now, PGresult *res)
+{
+    pthread_mutex_lock(&choices_lock);
+    choices_entry *e = &choices_cache[0];
+    for (size_t i = 0; i < CHOICES_ENTRIES; i++) {
+        if (choices_cache[i].res && strcmp(choices_cache[i].county, county) == 0) {
+            e = &choices_cache[i];
+            break;
+        }
+        if (choices_cache[i].res == NULL || choices_cache[i].at < e->at)
+            e = &choices_cache[i];
+    }
+    PQclear(e->res);
+    snprintf(e->county, sizeof(e->county), "%s", county);
+    e->at = now;
+    e->res = res;
+    pthread_mutex_unlock(&choices_lock);
+}
+
+static bx_status put_choices(const console_request *req, const ledger_query *q, tmpl_ctx *ctx,
+                             bx_error *err)
+{
+    const char *county = req->person->county_code;
+    bx_status s = BX_OK;
+    if (!places_cached(county, (long long)req->now, q, ctx)) {
+        const char *params[] = {county};
+        PGresult *res = NULL;
+        s = bx_pg_query(
+            req->db,
+            "SELECT 't', t.code::text, t.name FROM registry.township t WHERE t.county_code = $1 "
+            "UNION ALL SELECT 's', s.id, s.name FROM registry.school s JOIN registry.township t "
+            "ON t.code = s.township_code WHERE t.county_code = $1 ORDER BY 1 DESC, 2",
+            1, params, &res, err);
+        if (s == BX_OK) {
+            put_places(res, q, ctx);
+            places_keep(county, (long long)req->now, res);
+        }
+    }
     static const char *const stages[] = {"contact_family",  "home_visit",     "school_report",
                                          "academic_office", "dropout_roster", "township_notice",
                                          "deadline_notice", "legal_referral"};
