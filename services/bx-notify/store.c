@@ -26,14 +26,14 @@ static void copy(char *dst, size_t size, const char *src)
     snprintf(dst, size, "%s", src ? src : "");
 }
 
+/* bx_pg_command with the rows touched as an int, as the callers here count them */
 static bx_status exec_params(PGconn *db, const char *sql, int n, const char *const *params,
                              int *affected, bx_error *err)
 {
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db, sql, n, params, &res, err);
+    long long rows = 0;
+    bx_status s = bx_pg_command(db, sql, n, params, affected ? &rows : NULL, err);
     if (s == BX_OK && affected)
-        *affected = (int)strtol(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
+        *affected = (int)rows;
     return s;
 }
 
