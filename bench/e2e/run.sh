@@ -22,7 +22,7 @@
 # emptied; a Redis Cluster has no databases: the bench's own keys, bx:[sc]:{E*, are deleted
 # instead), BENCH_SKIP_BUILD=1, BENCH_KEEP=1 (keep the databases), BENCH_SCORE_BIN (another
 # bx-score build, for an A/B of bx-score alone), BENCH_SCORE_ENV (extra environment for bx-score,
-# e.g. "BX_SCORE_BATCH=2000"), BENCH_ESCALATE_ENV (the same for bx-escalate), BENCH_DRAIN=0 (no drain, no same-mix rates), BENCH_SETTLE_AFTER
+# e.g. "BX_SCORE_BATCH=2000"), BENCH_ESCALATE_BIN and BENCH_ESCALATE_ENV (the same for bx-escalate), BENCH_DRAIN=0 (no drain, no same-mix rates), BENCH_SETTLE_AFTER
 # (300: seconds the later stages may take after bx-score caught up; then the run goes on, marked
 # not settled).
 set -euo pipefail
@@ -61,7 +61,7 @@ BENCH="$BUILD/bench/e2e/bench-e2e"
 SCORE_BENCH="$BUILD/bench/score/bench-score"
 INGEST="$BUILD/services/bx-ingest/bx-ingest"
 SCORE="${BENCH_SCORE_BIN:-$BUILD/services/bx-score/bx-score}"
-ESCALATE="$BUILD/services/bx-escalate/bx-escalate"
+ESCALATE="${BENCH_ESCALATE_BIN:-$BUILD/services/bx-escalate/bx-escalate}"
 for b in "$BXCTL" "$SIM" "$BENCH" "$SCORE_BENCH" "$INGEST" "$SCORE" "$ESCALATE"; do
     [ -x "$b" ] || die "$b not built"
 done
