@@ -10,7 +10,7 @@
 #include "scope.h"
 #include "tmpl.h"
 
-#include <hiredis/hiredis.h>
+#include "bx_redis.h"
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,10 +43,10 @@ typedef struct console_request {
     const char *csrf_token; /* the session's token, also put in every reply as {{csrf}} */
     const char *session_id; /* the session's id (not its token), "" without a session */
     PGconn *db;             /* this worker thread's connection, as role bx_console */
-    redisContext *redis;    /* this worker thread's connection; may be NULL if Redis is down */
-    bx_producer *producer;  /* shared, thread-safe */
-    bx_time_ms now;         /* bx_clock_now() at the request's start */
-    void *pages;            /* console_pages_new's state, shared by every thread */
+    bx_redis *redis; /* this worker thread's (one server or a cluster); NULL if Redis is down */
+    bx_producer *producer;               /* shared, thread-safe */
+    bx_time_ms now;                      /* bx_clock_now() at the request's start */
+    void *pages;                         /* console_pages_new's state, shared by every thread */
     const struct console_server *server; /* for console_audit and settings */
 } console_request;
 

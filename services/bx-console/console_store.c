@@ -126,21 +126,21 @@ static bx_status acquire(console_store *st, PGconn *db, snapshot **out, bx_error
     return acquire_slot(st, db, false, out, err);
 }
 
-/* bx-score's store over the request's Redis connection. Its scripts are loaded once per
- * connection and thread; a reconnected context (even at the same address) still works, since a
- * script missing on the server is sent again. */
-static bx_status redis_store(redisContext *redis, score_store_redis **out, bx_error *err)
+/* bx-score's store over the request's Redis handle (one server or a Redis Cluster). Its scripts
+ * are loaded once per handle and thread; a reopened handle (even at the same address) still
+ * works, since a script missing on a server is sent again. */
+static bx_status redis_store(bx_redis *redis, score_store_redis **out, bx_error *err)
 {
-    static _Thread_local redisContext *for_redis;
+    static _Thread_local bx_redis *for_redis;
     static _Thread_local score_store_redis *cached;
     *out = NULL;
-    if (redis == NULL || redis->err)
+    if (redis == NULL || bx_redis_broken(redis))
         return BX_ERR(err, BX_EIO, "no Redis connection");
     if (cached == NULL || for_redis != redis) {
         score_store_redis_free(cached);
         cached = NULL;
         for_redis = NULL;
-        bx_status s = score_store_redis_new(redis, &cached, err);
+        bx_status s = score_store_redis_open(redis, &cached, err);
         if (s != BX_OK)
             return s;
         for_redis = redis;
@@ -358,7 +358,7 @@ static bx_status rows_risk(const console_store *st, const snapshot *sn, score_st
     return s;
 }
 
-bx_status console_store_class_rows(console_store *st, PGconn *db, redisContext *redis,
+bx_status console_store_class_rows(console_store *st, PGconn *db, bx_redis *redis,
                                    const char *class_id, bx_date day, int period, bool with_risk,
                                    console_class_row **rows_out, size_t *n_out, bx_error *err)
 {
@@ -410,7 +410,7 @@ bx_status console_store_class_rows(console_store *st, PGconn *db, redisContext *
     return BX_OK;
 }
 
-bx_status console_store_rollcall_state(console_store *st, redisContext *redis, const char *class_id,
+bx_status console_store_rollcall_state(console_store *st, bx_redis *redis, const char *class_id,
                                        bx_date day, int period, console_rollcall_state *out,
                                        bx_error *err)
 {

@@ -19,7 +19,7 @@
 #include "bx_status.h"
 #include "score.h"
 
-#include <hiredis/hiredis.h>
+#include "bx_redis.h"
 #include <libpq-fe.h>
 
 #include <stdbool.h>
@@ -115,7 +115,7 @@ typedef struct console_class_row {
  * sorted by id), each with the stored fact of (day, period) (period 0: the whole day), the day's
  * state, streak and risk as of `day`, and the open case. *rows is malloc'd (caller frees), *n its
  * length. with_risk false skips the recomputation (the roll-call form needs only the codes). */
-bx_status console_store_class_rows(console_store *st, PGconn *db, redisContext *redis,
+bx_status console_store_class_rows(console_store *st, PGconn *db, bx_redis *redis,
                                    const char *class_id, bx_date day, int period, bool with_risk,
                                    console_class_row **rows, size_t *n, bx_error *err) BX_MUSTCHECK;
 
@@ -126,7 +126,7 @@ typedef struct console_rollcall_state {
     char event_id[136]; /* "<rollcall_id>:class" for a roll call sent with an id */
     int enrolled, absent, leave, late, early_leave, present;
 } console_rollcall_state;
-bx_status console_store_rollcall_state(console_store *st, redisContext *redis, const char *class_id,
+bx_status console_store_rollcall_state(console_store *st, bx_redis *redis, const char *class_id,
                                        bx_date day, int period, console_rollcall_state *out,
                                        bx_error *err) BX_MUSTCHECK;
 

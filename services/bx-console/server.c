@@ -51,7 +51,7 @@ struct console_server {
 /* One pool thread's connections, made on first use and closed when the thread ends. */
 struct worker {
     PGconn *db;
-    redisContext *redis;
+    bx_redis *redis; /* one server or a Redis Cluster */
     long long redis_retry_at;
 };
 
@@ -79,8 +79,7 @@ static void worker_free(void *arg)
         return;
     if (w->db)
         PQfinish(w->db);
-    if (w->redis)
-        redisFree(w->redis);
+    bx_redis_close(w->redis);
     free(w);
 }
 
@@ -103,13 +102,13 @@ static struct worker *worker_of(console_server *srv)
         bx_log_warn("PostgreSQL: %s", err.msg);
         w->db = NULL;
     }
-    if (w->redis && w->redis->err) {
-        redisFree(w->redis);
+    if (w->redis && bx_redis_broken(w->redis)) {
+        bx_redis_close(w->redis);
         w->redis = NULL;
     }
     long long now = bx_monotonic_ms();
     if (w->redis == NULL && now >= w->redis_retry_at) {
-        if (bx_redis_connect(srv->conf.redis_url, 300, &w->redis, &err) != BX_OK) {
+        if (bx_redis_open(srv->conf.redis_url, 300, &w->redis, &err) != BX_OK) {
             bx_log_warn("Redis: %s", err.msg);
             w->redis = NULL;
             w->redis_retry_at = now + 5000;
