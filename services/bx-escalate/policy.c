@@ -97,19 +97,7 @@ static int split(char *v, char **items, int max)
 
 static bool parse_int(const char *v, int min, int max, int *out)
 {
-    size_t n = strlen(v);
-    if (n == 0 || n > 6)
-        return false;
-    int x = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-        x = x * 10 + (v[i] - '0');
-    }
-    if (x < min || x > max)
-        return false;
-    *out = x;
-    return true;
+    return bx_policyfile_int(v, 6, min, max, out);
 }
 
 /* "3 school days", "24 hours", "7 days", "1 week", "1 month". */

@@ -31,10 +31,7 @@
 static bx_status exec_params(PGconn *db, const char *sql, int n, const char *const *params,
                              bx_error *err)
 {
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db, sql, n, params, &res, err);
-    PQclear(res);
-    return s;
+    return bx_pg_command(db, sql, n, params, NULL, err);
 }
 
 /* ---- writes queued for a batch of steps ---- */
