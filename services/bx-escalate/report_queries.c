@@ -277,7 +277,12 @@ static const char ledger_tail[] =
     "    (k.overdue_at IS NOT NULL OR k.due_at <= to_timestamp($7::bigint / 1000.0))) AS overdue, "
     "  coalesce(s.name, '') AS school_name, coalesce(t.name, '') AS township_name, "
     "  coalesce(cl.name, '') AS class_name, "
-    "  CASE WHEN (c.state->>'streak_start') ~ '^[0-9]{1,6}$' "
+    /* the case's first day absent: the date its key ends with (<student>:<YYYYMMDD>), the day
+     * it was opened for; as console.first_absent (migration 0029) */
+    "  CASE WHEN (c.state->>'case_id') ~ ':[0-9]{8}$' "
+    "    THEN substr(right(c.state->>'case_id', 8), 1, 4) || '-' || "
+    "      substr(right(c.state->>'case_id', 8), 5, 2) || '-' || right(c.state->>'case_id', 2) "
+    "    WHEN (c.state->>'streak_start') ~ '^[0-9]{1,6}$' "
     "    THEN (date '1970-01-01' + (c.state->>'streak_start')::int)::text ELSE '' END "
     "    AS first_absent, "
     "  coalesce((SELECT e.reason FROM cases.event e WHERE e.case_id = c.id AND e.kind = 'opened' "

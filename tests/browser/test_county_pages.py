@@ -362,9 +362,9 @@ class CountyPages(unittest.TestCase):
                 sex, birth, _ = private[sid]
                 opened = next(h for h in e["history"] if h["kind"] == "opened")
                 history = history_text(e["history"])
-                # A closed case keeps no streak in its state (cases.case.state), so the returned
-                # list's 首次缺勤日期 is empty; the open cases' is the first day of the roll calls.
-                first_absent = "" if kind == "returned" else self.first_absent(sid)
+                # 首次缺勤日期: the first day of the child's absences in the roll calls, in every
+                # list, the returned one too (the child's return does not clear it)
+                first_absent = self.first_absent(sid)
                 expected = [school_names[e["school_id"]], township_names[e["township"]],
                             class_names[cls], e["name"], {"M": "男", "F": "女"}[sex], birth,
                             first_absent, STAGE_LABELS.get(e["stage"] or "", ""),

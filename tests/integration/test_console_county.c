@@ -97,7 +97,8 @@ static void registry_rows(void)
         "'{\"streak_start\": 20726}'), "
         "(7702, 'CT02', 'CTS1', '2026-11-02 17:00+08', 'contact_family', now(), NULL, NULL, '{}'), "
         "(7721, 'CT21', 'CTS2', '2026-10-12 17:00+08', 'dropout_roster', now(), "
-        "'2026-11-10 09:00+08', 'returned', '{}'), "
+        "'2026-11-10 09:00+08', 'returned', '{\"case_id\": \"CT21:20261008\", "
+        "\"streak_start\": 0}'), "
         "(7722, 'CT22', 'CTS2', '2026-11-18 17:00+08', 'contact_family', now(), NULL, NULL, "
         "'{\"streak_start\": 20775}');"
         "INSERT INTO cases.event (case_id, event_id, kind, stage, actor, reason, occurred_at) "
@@ -503,6 +504,13 @@ BX_TEST(exported_xlsx_matches_bxctl_ledger)
     CHECK_CONTAINS(r.body.data, "\r\n学校,乡镇,班级,学生姓名,性别,出生日期,首次缺勤日期,阶段,原因,"
                                 "劝返记录,责任人\r\n城关一小,城关镇,三年级1班,县甲01,男,2017-03-02,"
                                 "2026-09-30,辍学生花名册,");
+    bx_buf_free(&r.body);
+    /* the returned child's first day absent is the day the case was opened for (its key's date),
+     * which the return does not clear */
+    http("/county/export/returned?format=csv", cookie, NULL, &r);
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.body.data, ",县甲21,");
+    CHECK_CONTAINS(r.body.data, ",2026-10-08,");
     bx_buf_free(&r.body);
     http("/county/export/rates?format=csv", cookie, NULL, &r);
     CHECK_INT(r.status, 200);
