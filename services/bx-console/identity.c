@@ -42,6 +42,56 @@ static bx_time_ms parse_ms(const char *text)
 
 _Static_assert(CONSOLE_MAX_CLASSES == 16, "the LIMIT of the classes query");
 
+/* A person's columns from registry.staff st and the joins below: id, name, role, school,
+ * township, county, area (the township and county of a school's staff from the school), and the
+ * classes whose homeroom teacher they are (ids have no comma). */
+#define PERSON_COLUMNS                                                                             \
+    "st.id, st.name, st.role, coalesce(st.school_id, ''), "                                        \
+    "coalesce(st.township_code, sc.township_code, ''), "                                           \
+    "coalesce(st.county_code, tw.county_code, ''), coalesce(st.area_code, ''), "                   \
+    "array_to_string(array(SELECT c.id FROM registry.class c WHERE c.homeroom_staff_id = st.id "   \
+    "ORDER BY c.id LIMIT 16), ',') "
+#define PERSON_NCOLUMNS 8
+#define PERSON_JOINS                                                                               \
+    "LEFT JOIN registry.school sc ON sc.id = st.school_id "                                        \
+    "LEFT JOIN registry.township tw ON tw.code = coalesce(st.township_code, sc.township_code) "
+
+/* The person of row 0 from column col on (PERSON_COLUMNS). */
+static bx_status person_from_row(const PGresult *res, int col, const char *staff_id,
+                                 console_person *person, bx_error *err)
+{
+    memset(person, 0, sizeof(*person));
+    char *const fields[] = {
+        person->staff_id,    person->name,      NULL, person->school_id, person->township_code,
+        person->county_code, person->area_code, NULL};
+    const size_t sizes[] = {sizeof(person->staff_id),
+                            sizeof(person->name),
+                            0,
+                            sizeof(person->school_id),
+                            sizeof(person->township_code),
+                            sizeof(person->county_code),
+                            sizeof(person->area_code),
+                            0};
+    _Static_assert(sizeof(sizes) / sizeof(sizes[0]) == PERSON_NCOLUMNS, "the person's columns");
+    for (int i = 0; i < PERSON_NCOLUMNS; i++)
+        if (fields[i])
+            snprintf(fields[i], sizes[i], "%s", PQgetvalue(res, 0, col + i));
+    person->role = console_role_parse(PQgetvalue(res, 0, col + 2));
+    if (person->role == CONSOLE_ROLE_NONE)
+        return BX_ERR(err, BX_ENOTFOUND, "staff %s has no role the console knows", staff_id);
+    if (person->role != CONSOLE_HOMEROOM_TEACHER)
+        return BX_OK;
+    const char *classes = PQgetvalue(res, 0, col + 7);
+    while (*classes && person->nclasses < CONSOLE_MAX_CLASSES) {
+        size_t n = strcspn(classes, ",");
+        if (n > 0 && n <= CONSOLE_ID_MAX)
+            snprintf(person->class_ids[person->nclasses++], CONSOLE_ID_MAX + 1, "%.*s", (int)n,
+                     classes);
+        classes += n + (classes[n] == ',');
+    }
+    return BX_OK;
+}
+
 bx_status identity_person_load(PGconn *db, const char *staff_id, console_person *person,
                                bx_error *err)
 {
@@ -49,43 +99,15 @@ bx_status identity_person_load(PGconn *db, const char *staff_id, console_person 
     const char *params[] = {staff_id};
     PGresult *res = NULL;
     bx_status s = bx_pg_query(
-        db,
-        "SELECT st.id, st.name, st.role, coalesce(st.school_id, ''), "
-        "coalesce(st.township_code, sc.township_code, ''), "
-        "coalesce(st.county_code, tw.county_code, ''), coalesce(st.area_code, '') "
-        "FROM registry.staff st LEFT JOIN registry.school sc ON sc.id = st.school_id "
-        "LEFT JOIN registry.township tw ON tw.code = coalesce(st.township_code, sc.township_code) "
-        "WHERE st.id = $1",
-        1, params, &res, err);
+        db, "SELECT " PERSON_COLUMNS "FROM registry.staff st " PERSON_JOINS "WHERE st.id = $1", 1,
+        params, &res, err);
     if (s != BX_OK)
         return s;
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return BX_ERR(err, BX_ENOTFOUND, "no staff %s in the registry", staff_id);
-    }
-    snprintf(person->staff_id, sizeof(person->staff_id), "%s", PQgetvalue(res, 0, 0));
-    snprintf(person->name, sizeof(person->name), "%s", PQgetvalue(res, 0, 1));
-    person->role = console_role_parse(PQgetvalue(res, 0, 2));
-    snprintf(person->school_id, sizeof(person->school_id), "%s", PQgetvalue(res, 0, 3));
-    snprintf(person->township_code, sizeof(person->township_code), "%s", PQgetvalue(res, 0, 4));
-    snprintf(person->county_code, sizeof(person->county_code), "%s", PQgetvalue(res, 0, 5));
-    snprintf(person->area_code, sizeof(person->area_code), "%s", PQgetvalue(res, 0, 6));
+    if (PQntuples(res) != 1)
+        s = BX_ERR(err, BX_ENOTFOUND, "no staff %s in the registry", staff_id);
+    IFOK(s, person_from_row(res, 0, staff_id, person, err));
     PQclear(res);
-    if (person->role == CONSOLE_ROLE_NONE)
-        return BX_ERR(err, BX_ENOTFOUND, "staff %s has no role the console knows", staff_id);
-    if (person->role == CONSOLE_HOMEROOM_TEACHER) {
-        s = bx_pg_query(db,
-                        "SELECT id FROM registry.class WHERE homeroom_staff_id = $1 ORDER BY id "
-                        "LIMIT 16",
-                        1, params, &res, err);
-        if (s != BX_OK)
-            return s;
-        for (int i = 0; i < PQntuples(res) && i < CONSOLE_MAX_CLASSES; i++)
-            snprintf(person->class_ids[person->nclasses++], CONSOLE_ID_MAX + 1, "%s",
-                     PQgetvalue(res, i, 0));
-        PQclear(res);
-    }
-    return BX_OK;
+    return s;
 }
 
 static bx_status revoke(PGconn *db, long long id, const char *why, bx_time_ms now, bx_error *err)
@@ -123,9 +145,9 @@ bx_status identity_session_load(PGconn *db, const char *token, bx_time_ms now,
         "s.idle_expires_at <= $2::timestamptz, s.absolute_expires_at <= $2::timestamptz, "
         "a.state, coalesce(st.role, ''), "
         "s.flash = '' AND s.last_seen BETWEEN $2::timestamptz - interval '" TOUCH_EVERY_S " "
-        "seconds' AND $2::timestamptz "
+        "seconds' AND $2::timestamptz, " PERSON_COLUMNS
         "FROM console.session s JOIN console.account a ON a.staff_id = s.staff_id "
-        "LEFT JOIN registry.staff st ON st.id = s.staff_id "
+        "LEFT JOIN registry.staff st ON st.id = s.staff_id " PERSON_JOINS
         "WHERE s.token_hash = $1::bytea AND s.revoked_at IS NULL",
         2, params, &res, err);
     if (s != BX_OK)
@@ -151,6 +173,9 @@ bx_status identity_session_load(PGconn *db, const char *token, bx_time_ms now,
     snprintf(session->csrf, sizeof(session->csrf), "%s", PQgetvalue(res, 0, 3));
     snprintf(session->flash, sizeof(session->flash), "%s", PQgetvalue(res, 0, 4));
     bool touched_lately = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
+    /* the person read with the session (columns 10 on): one round trip per page, not two */
+    if (why == NULL)
+        s = person_from_row(res, 10, staff_id, person, err);
     PQclear(res);
     if (why) {
         s = revoke(db, id, why, now, err);
@@ -159,7 +184,6 @@ bx_status identity_session_load(PGconn *db, const char *token, bx_time_ms now,
         bx_log_info("session %lld of %s ended: %s", id, staff_id, why);
         return BX_ERR(err, BX_ENOTFOUND, "no session");
     }
-    s = identity_person_load(db, staff_id, person, err);
     if (s != BX_OK)
         return s;
     session->id = id;
