@@ -126,30 +126,7 @@ static void registry(void)
  * run's. */
 static void group_at_end(const char *group, const char *topic)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", brokers(), errstr, sizeof(errstr)) == 0);
-    REQUIRE(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) == 0);
-    REQUIRE(bx_kafka_conf_credentials(conf, &(bx_error){0}) == BX_OK);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    REQUIRE(rk != NULL);
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    REQUIRE(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
-    REQUIRE(md->topic_cnt == 1 && md->topics[0].partition_cnt > 0);
-    rd_kafka_topic_partition_list_t *parts =
-        rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-    for (int p = 0; p < md->topics[0].partition_cnt; p++) {
-        int64_t lo = 0, hi = 0;
-        int32_t id = md->topics[0].partitions[p].id;
-        REQUIRE(rd_kafka_query_watermark_offsets(rk, topic, id, &lo, &hi, 10000) == 0);
-        rd_kafka_topic_partition_list_add(parts, topic, id)->offset = hi;
-    }
-    rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    REQUIRE(rd_kafka_commit(rk, parts, 0) == RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_topic_partition_list_destroy(parts);
-    rd_kafka_destroy(rk);
+    rd_kafka_topic_partition_list_destroy(itest_group_at_end(group, topic));
 }
 
 static void produce(const char *topic, const char *key, const char *value)
