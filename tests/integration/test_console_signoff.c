@@ -108,9 +108,7 @@ static void registry(void)
     }
     itest_write_file(dir, "students.csv", b.data);
     bx_buf_free(&b);
-    char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             itest_env("BX_SOURCE_DIR", "."));
+    const char *holidays = itest_holidays_csv();
     bxctl_ok((const char *[]){"import", "holidays", holidays, NULL});
     bxctl_ok((const char *[]){"import", "--dir", dir, NULL});
     free(dir);

@@ -111,9 +111,7 @@ static void registry_rows(const char *clock)
              "%s04,%sS,%sC1,孙四\n%s05,%sS,%sC2,孙五\n%s06,%sS,%sC3,孙六\n%s07,%sS,%sC3,孙七\n",
              g, g, g, g, g, g, g, g, g, g, g, g, g, g, g, g, g, g, g, g, g);
     itest_write_file(dir, "students.csv", csv);
-    char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             itest_env("BX_SOURCE_DIR", "."));
+    const char *holidays = itest_holidays_csv();
     bxctl_ok((const char *[]){"import", "holidays", holidays, NULL}, clock);
     bxctl_ok((const char *[]){"import", "--dir", dir, NULL}, clock);
     free(dir);

@@ -111,9 +111,7 @@ static void setup(void)
              "%s-03,%sP,%sC3,学生三,enrolled,\n%s-04,%sP,%sC3,学生四,enrolled,\n",
              tag, tag, tag, tag, tag, tag, tag, tag, tag, tag, tag, tag);
     itest_write_file(dir, "students.csv", buf);
-    char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             itest_env("BX_SOURCE_DIR", "."));
+    const char *holidays = itest_holidays_csv();
     bxctl_ok((const char *[]){"import", "holidays", holidays, NULL});
     bxctl_ok((const char *[]){"import", "--dir", dir, NULL});
     free(dir);

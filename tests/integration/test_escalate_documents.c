@@ -49,9 +49,7 @@ static void setup(void)
                      "student_id,name,relation,phone,is_primary\n"
                      "DS-01,张奶奶,grandparent,13900001111,false\n"
                      "DS-01,张建国,father,13812345678,true\n");
-    char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             itest_env("BX_SOURCE_DIR", "."));
+    const char *holidays = itest_holidays_csv();
     char *out = NULL;
     REQUIRE(bxctl((const char *[]){"import", "holidays", holidays, NULL}, &out) == 0);
     free(out);

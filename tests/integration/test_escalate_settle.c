@@ -252,9 +252,7 @@ BX_TEST(settled_means_bx_escalate_has_handled_everything)
     snprintf(students, sizeof(students), "student_id,school_id,class_id,name\n%s-01,ES1,EC1,学生\n",
              tag);
     itest_write_file(dir, "students.csv", students);
-    char holidays[512];
-    snprintf(holidays, sizeof(holidays), "%s/deploy/policy/cn-public-holidays-2026.csv",
-             itest_env("BX_SOURCE_DIR", "."));
+    const char *holidays = itest_holidays_csv();
     char *out = NULL;
     REQUIRE(bxctl((const char *[]){"import", "holidays", holidays, NULL}, &out) == 0);
     free(out);
