@@ -559,8 +559,21 @@ static enum MHD_Result begin(ingest_server *srv, struct MHD_Connection *conn, co
     if (strcmp(url, "/healthz") == 0 && strcmp(method, "GET") == 0) {
         char reason[128] = "ok";
         bool ok = ingest_server_healthy(srv, reason, sizeof(reason));
-        char *body = strdup(ok ? "ok\n" : "unhealthy\n");
-        return body ? send_text(conn, ok ? 200 : 503, "text/plain", body, strlen(body)) : MHD_NO;
+        static const char ok_text[] = "ok\n", bad_text[] = "unhealthy\n";
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            ok ? strlen(ok_text) : strlen(bad_text), (void *)(ok ? ok_text : bad_text),
+            MHD_RESPMEM_PERSISTENT);
+        if (r == NULL)
+            return MHD_NO;
+        /* The registry revision in memory, for bx-sim to wait for an import it made. */
+        char revision[24];
+        snprintf(revision, sizeof(revision), "%lld", atomic_load(&m_revision.value));
+        MHD_add_response_header(r, "Content-Type", "text/plain");
+        MHD_add_response_header(r, "X-Registry-Revision", revision);
+        enum MHD_Result ret = MHD_queue_response(conn, ok ? 200 : 503, r);
+        MHD_destroy_response(r);
+        bx_metric_add(&m_requests, 1);
+        return ret;
     }
     if (ep < 0)
         return send_error(conn, 404, "not_found",

@@ -8,18 +8,21 @@
 #include "bx_clock.h"
 #include "bx_json.h"
 #include "bx_pg.h"
+#include "bx_registry.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_REPLY   (4u << 20)
-#define SETTLE_MS   120000
-#define MAX_PRINTED 10
+#define MAX_REPLY        (4u << 20)
+#define SETTLE_MS        120000
+#define MAX_PRINTED      10
+#define REGISTRY_WAIT_MS 60000
 
 typedef struct school_key {
     char school[32];
@@ -289,6 +292,59 @@ static bx_status import_students(const char *bxctl, const char *path, bx_error *
     return BX_OK;
 }
 
+/* Reads bx-ingest's X-Registry-Revision header of /healthz into *arg (a long long). */
+static size_t revision_header(char *line, size_t size, size_t n, void *arg)
+{
+    static const char name[] = "x-registry-revision:";
+    size_t len = size * n;
+    if (len > sizeof(name) - 1 && strncasecmp(line, name, sizeof(name) - 1) == 0)
+        *(long long *)arg = strtoll(line + sizeof(name) - 1, NULL, 10);
+    return len;
+}
+
+static size_t discard(char *data, size_t size, size_t n, void *arg)
+{
+    (void)data;
+    (void)arg;
+    return size * n;
+}
+
+/* Waits until bx-ingest works with the registry's current revision (its /healthz says which it
+ * has): a roll call stands for its class as bx-ingest's registry has it, so the day after an
+ * import must not depend on when bx-ingest's refresh (BX_REGISTRY_REFRESH_MS) comes round. */
+static bx_status wait_ingest_registry(driver *d, bx_error *err)
+{
+    long long want = 0;
+    bx_status s = bx_registry_current_revision(d->conf->db, &want, err);
+    CURL *curl = s == BX_OK ? curl_easy_init() : NULL;
+    if (s == BX_OK && curl == NULL)
+        s = BX_ERR(err, BX_EFATAL, "curl: cannot start");
+    char url[512];
+    snprintf(url, sizeof(url), "%s/healthz", d->conf->api);
+    long long have = -1, deadline = bx_monotonic_ms() + REGISTRY_WAIT_MS;
+    while (s == BX_OK && have < want) {
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+        curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, revision_header);
+        curl_easy_setopt(curl, CURLOPT_HEADERDATA, &have);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+        CURLcode code = curl_easy_perform(curl);
+        if (have >= want)
+            break;
+        if (bx_monotonic_ms() > deadline)
+            s = BX_ERR(
+                err, BX_ETIMEOUT,
+                "bx-ingest did not load registry revision %lld within %d s (it has %lld%s%s)", want,
+                REGISTRY_WAIT_MS / 1000, have, code != CURLE_OK ? "; " : "",
+                code != CURLE_OK ? curl_easy_strerror(code) : "");
+        else
+            usleep(20 * 1000);
+    }
+    if (curl)
+        curl_easy_cleanup(curl);
+    return s;
+}
+
 /* The day's transfers between the county's schools: the old school's academic office records each
  * transfer out through bx-ingest, then the county's registry takes the day's students.csv rows
  * (the leavers marked transferred_out, the receiving schools' new rows) with bxctl import, and
@@ -321,6 +377,7 @@ static bx_status drive_transfers(driver *d, bx_date day, bx_error *err)
         snprintf(path, sizeof(path), "%s/transfers-%s.csv", d->conf->state_dir, date);
         s = bx_buf_write_file(&body, path, err);
         IFOK(s, import_students(d->conf->bxctl, path, err));
+        IFOK(s, wait_ingest_registry(d, err));
     }
     bx_buf_free(&body);
     return s;
