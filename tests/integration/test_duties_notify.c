@@ -150,7 +150,9 @@ static void duties_without_rollcalls(char *path, size_t size)
     char src[1024], line[1024];
     snprintf(src, sizeof(src), "%s/deploy/policy/ladder-duties.policy",
              itest_env("BX_SOURCE_DIR", "."));
-    snprintf(path, size, "/tmp/%s-duties.policy", tag);
+    char *dir = itest_tmpdir("duties");
+    snprintf(path, size, "%s/%s-duties.policy", dir, tag);
+    free(dir);
     FILE *in = fopen(src, "r"), *out = fopen(path, "w");
     REQUIRE(in != NULL && out != NULL);
     while (fgets(line, sizeof(line), in) != NULL)

@@ -1,4 +1,5 @@
 /* bx_itest: integration test helpers (processes, HTTP, Kafka reading). */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "bx_kafka.h"
 #include "bx_itest.h"
 #include "bx_pg.h"
@@ -8,6 +9,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
@@ -30,12 +32,43 @@ const char *itest_env(const char *name, const char *fallback)
     return v && *v ? v : fallback;
 }
 
+/* The temporary folders this test made, removed when it ends without a failure (kept for a look
+ * when it fails, or with BX_KEEP_TMP=1). Only the process that made them removes them: a forked
+ * child that exits runs the same atexit handlers. */
+#define TMPDIRS_MAX 64
+static char *tmpdirs[TMPDIRS_MAX];
+static int ntmpdirs;
+static pid_t tmpdirs_owner;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void remove_tmpdirs(void)
+{
+    if (getpid() != tmpdirs_owner || bx_test_failures > 0 || getenv("BX_KEEP_TMP") != NULL)
+        return;
+    for (int i = 0; i < ntmpdirs; i++)
+        nftw(tmpdirs[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 char *itest_tmpdir(const char *tag)
 {
     char tmpl[256];
     snprintf(tmpl, sizeof(tmpl), "/tmp/bx-%s-XXXXXX", tag);
     char *d = mkdtemp(tmpl);
     REQUIRE(d != NULL);
+    if (ntmpdirs == 0) {
+        tmpdirs_owner = getpid();
+        atexit(remove_tmpdirs);
+    }
+    if (ntmpdirs < TMPDIRS_MAX && getpid() == tmpdirs_owner)
+        tmpdirs[ntmpdirs++] = strdup(d);
     return strdup(d);
 }
 
