@@ -213,6 +213,46 @@ BX_TEST(due_timers_outbox_and_pending_work_are_waited_for)
     teardown();
 }
 
+/* bx-escalate's calendar duties of the clock's day (migration 0033): until it has scheduled them,
+ * settling waits, so a driven clock that moves on faster than bx-escalate's tick cannot pass the
+ * day's roll-call checks by. */
+BX_TEST(the_day_whose_duties_are_not_scheduled_is_waited_for)
+{
+    setup();
+    char topic[96], spec[200];
+    snprintf(topic, sizeof(topic), "bx.itest.settle.%s", tag);
+    snprintf(spec, sizeof(spec), "bx-settle-itest-%s:%s", tag, topic);
+    create_topic(topic, 1);
+    const char *args[] = {"settle", "--group", spec, "--timeout", "1", NULL};
+    char *out = NULL;
+    CHECK_INT(bxctl(args, &out), 0); /* nothing recorded: a bx-escalate without duties */
+    free(out);
+    exec_sql("INSERT INTO cases.duties_scheduled (day, revision) SELECT '2026-09-27', revision "
+             "FROM registry.revision");
+    CHECK_INT(bxctl(args, &out), 1);
+    CHECK_CONTAINS(out, "calendar duties of the day or registry revision not yet scheduled: 1");
+    free(out);
+    exec_sql("UPDATE cases.duties_scheduled SET day = '2026-09-28'");
+    CHECK_INT(bxctl(args, &out), 0);
+    free(out);
+    /* a registry import bx-escalate has not yet seen */
+    exec_sql("UPDATE registry.revision SET revision = revision + 1");
+    CHECK_INT(bxctl(args, &out), 1);
+    CHECK_CONTAINS(out, "not yet scheduled: 1");
+    free(out);
+    exec_sql(
+        "UPDATE cases.duties_scheduled SET revision = (SELECT revision FROM registry.revision)");
+    CHECK_INT(bxctl(args, &out), 0);
+    free(out);
+    /* the clock moves into the next day */
+    char *clock_out = NULL;
+    CHECK_INT(bxctl((const char *[]){"clock", "set", "2026-09-29 08:30", NULL}, &clock_out), 0);
+    free(clock_out);
+    CHECK_INT(bxctl(args, &out), 1);
+    free(out);
+    teardown();
+}
+
 BX_TEST(bad_arguments_are_named)
 {
     setup();
