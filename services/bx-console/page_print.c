@@ -170,12 +170,8 @@ bx_status page_print_get(console_request *req, console_reply *rep, bx_error *err
     const struct print_kind *pk = kind_for(req->person, req->params[1]);
     print_case c;
     bx_status s = load(req, pk, CONSOLE_VIEW_PERSONAL, &c, err);
-    if (s != BX_OK)
+    if (!page_found(rep, s, c.id != 0))
         return s;
-    if (c.id == 0) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     console_store *store = page_store(req, err);
     if (store == NULL)
         return BX_EFATAL;
@@ -235,12 +231,8 @@ bx_status page_print_post(console_request *req, console_reply *rep, bx_error *er
     const struct print_kind *pk = kind_for(req->person, req->params[1]);
     print_case c;
     bx_status s = load(req, pk, CONSOLE_WRITE_ACTION, &c, err);
-    if (s != BX_OK)
+    if (!page_found(rep, s, c.id != 0))
         return s;
-    if (c.id == 0) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     char back[96];
     snprintf(back, sizeof(back), "/print/%lld/%s", c.id, pk->name);
     const char *token = console_form(req, "token");
@@ -264,12 +256,5 @@ bx_status page_print_post(console_request *req, console_reply *rep, bx_error *er
                           .letter = pk->action == PAGE_ACT_LETTER ? pk->letter_or_task : NULL,
                           .task = pk->action == PAGE_ACT_REPORT ? pk->letter_or_task : NULL,
                           .filed_with = pk->action == PAGE_ACT_REPORT ? "academic_office" : NULL};
-    page_write_result res;
-    s = page_action_submit(req, &f, context, &res, err);
-    if (s != BX_OK)
-        return s;
-    char flash[256];
-    page_write_flash(&res, "已记录送达", flash, sizeof(flash));
-    console_redirect(rep, back, flash);
-    return BX_OK;
+    return page_action_redirect(req, rep, &f, context, "已记录送达", back, err);
 }

@@ -14,9 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OVERDUE_MAX        200 /* overdue tasks shown, grouped by owner */
-#define REMIND_TEMPLATE    "rollcall_reminder"
-#define REMIND_ACK_TIMEOUT 35000 /* as page_write: longer than the producer's message timeout */
+#define OVERDUE_MAX     200 /* overdue tasks shown, grouped by owner */
+#define REMIND_TEMPLATE "rollcall_reminder"
 
 static const char *const case_sorts[] = {"due", "opened", "stage", "class", NULL};
 static const char *const case_sort_labels[] = {"按截止时间", "按立案时间", "按阶段", "按班级",
@@ -360,63 +359,95 @@ static bx_status reminder_json(const char *request_id, const char *staff_id, con
 {
     char requested[40];
     bx_time_format(now, requested, sizeof(requested));
-    bx_status s = bx_buf_puts(out, "{\"schema\":\"" BX_TOPIC_NOTIFY_REQUESTS "\",\"request_id\":");
-    IFOK(s, bx_buf_json_string(out, request_id));
-    IFOK(s, bx_buf_puts(out, ",\"case_id\":null,\"student_id\":null,\"template\":\"" REMIND_TEMPLATE
-                             "\",\"recipient_role\":\"homeroom_teacher\","
-                             "\"recipient_staff_id\":"));
-    IFOK(s, bx_buf_json_string(out, staff_id));
-    IFOK(s, bx_buf_puts(out, ",\"channel\":\"sms\",\"params\":{\"school_id\":"));
-    IFOK(s, bx_buf_json_string(out, school_id));
-    IFOK(s, bx_buf_puts(out, ",\"class\":"));
-    IFOK(s, bx_buf_json_string(out, class_name));
-    IFOK(s, bx_buf_puts(out, "},\"not_before\":null,\"requested_at\":"));
-    IFOK(s, bx_buf_json_string(out, requested));
-    IFOK(s, bx_buf_puts(out, "}"));
+    const char *const parts[] = {
+        "{\"schema\":\"" BX_TOPIC_NOTIFY_REQUESTS "\",\"request_id\":",
+        request_id,
+        ",\"case_id\":null,\"student_id\":null,\"template\":\"" REMIND_TEMPLATE
+        "\",\"recipient_role\":\"homeroom_teacher\","
+        "\"recipient_staff_id\":",
+        staff_id,
+        ",\"channel\":\"sms\",\"params\":{\"school_id\":",
+        school_id,
+        ",\"class\":",
+        class_name,
+        "},\"not_before\":null,\"requested_at\":",
+        requested,
+        "}"};
+    return page_json_parts(out, parts, sizeof(parts) / sizeof(parts[0]));
+}
+
+/* The class a reminder is about: its school, homeroom teacher and whether today's roll call is in.
+ */
+typedef struct remind_class {
+    char school_id[BX_ID_MAX + 1], staff_id[BX_ID_MAX + 1];
+    char teacher[CONSOLE_STORE_TEXT], class_name[CONSOLE_STORE_TEXT];
+    bool has_phone, reported;
+} remind_class;
+
+/* BX_OK and *found when the class exists. */
+static bx_status read_remind_class(console_request *req, const char *class_id, const char *today,
+                                   remind_class *rc, bool *found, bx_error *err)
+{
+    const char *params[] = {class_id, today};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(
+        req->db,
+        "SELECT cl.school_id, coalesce(cl.homeroom_staff_id, ''), coalesce(hs.name, ''), "
+        "coalesce(hs.phone, '') <> '', EXISTS (SELECT 1 FROM attendance.class_report r "
+        "WHERE r.class_id = cl.id AND r.day = $2::date), cl.name FROM registry.class cl "
+        "LEFT JOIN registry.staff hs ON hs.id = cl.homeroom_staff_id WHERE cl.id = $1",
+        2, params, &res, err);
+    *found = s == BX_OK && PQntuples(res) == 1;
+    if (*found) {
+        copy_col(rc->school_id, sizeof(rc->school_id), res, 0, 0);
+        copy_col(rc->staff_id, sizeof(rc->staff_id), res, 0, 1);
+        copy_col(rc->teacher, sizeof(rc->teacher), res, 0, 2);
+        copy_col(rc->class_name, sizeof(rc->class_name), res, 0, 5);
+        rc->has_phone = PQgetvalue(res, 0, 3)[0] == 't';
+        rc->reported = PQgetvalue(res, 0, 4)[0] == 't';
+    }
+    PQclear(res);
     return s;
 }
 
-/* Produces one message and waits for Kafka's acknowledgement: BX_OK only once it is stored. */
-static bx_status send_acked(const console_request *req, const char *topic, const char *key,
-                            const bx_buf *msg, bx_error *err)
+/* Asks bx-notify to text the teacher (request id from the form's token: pressing twice asks
+ * once) and audits it; the flash says what happened. */
+static bx_status send_reminder(console_request *req, const char *class_id, const char *today,
+                               const char *token, const remind_class *rc, char *flash, size_t size,
+                               bx_error *err)
 {
-    if (req->producer == NULL)
-        return BX_ERR(err, BX_EIO, "no Kafka producer");
-    bx_delivery_wait *wait = bx_delivery_wait_new();
-    bx_delivery_slot *slot = calloc(1, sizeof(*slot)); /* outlives us if Kafka never answers */
-    if (wait == NULL || slot == NULL) {
-        bx_delivery_wait_free(wait);
-        free(slot);
-        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    char request_id[96];
+    snprintf(request_id, sizeof(request_id), "rollcall-reminder:%s:%s", class_id, token);
+    bx_buf msg;
+    bx_buf_init(&msg, 4096);
+    bx_status s =
+        reminder_json(request_id, rc->staff_id, rc->school_id, rc->class_name, req->now, &msg);
+    IFOK(s, page_send_acked(req, BX_TOPIC_NOTIFY_REQUESTS, rc->staff_id, msg.data, msg.len, err));
+    bx_buf_free(&msg);
+    if (s != BX_OK) {
+        bx_log_warn("staff %s: roll-call reminder for class %s not sent: %s", req->person->staff_id,
+                    class_id, err->msg);
+        snprintf(flash, size, "提醒没有发出，请稍后再试（重复提交是安全的）");
+        return BX_OK;
     }
-    bx_delivery_slot_arm(slot, wait);
-    if (bx_producer_send(req->producer, topic, key, strlen(key), msg->data, msg->len,
-                         bx_delivery_slot_done, slot) != BX_OK)
-        bx_delivery_slot_done(slot, RD_KAFKA_RESP_ERR__FAIL);
-    if (bx_delivery_wait_all(wait, REMIND_ACK_TIMEOUT) != BX_OK)
-        return BX_ERR(err, BX_ETIMEOUT, "%s: Kafka gave no verdict", topic); /* slot leaked */
-    bx_status s = slot->err == RD_KAFKA_RESP_ERR_NO_ERROR
-                      ? BX_OK
-                      : BX_ERR(err, BX_EIO, "%s: %s", topic, rd_kafka_err2str(slot->err));
-    bx_delivery_wait_free(wait);
-    free(slot);
+    char detail[200];
+    snprintf(detail, sizeof(detail), "class=%s day=%s request=%s staff=%s", class_id, today,
+             request_id, rc->staff_id);
+    s = console_audit(req, "rollcall_reminder", NULL, detail, err);
+    snprintf(flash, size, "已发短信提醒%s老师为%s点名", rc->teacher[0] ? rc->teacher : rc->staff_id,
+             rc->class_name);
     return s;
 }
 
 bx_status page_school_remind_post(console_request *req, console_reply *rep, bx_error *err)
 {
-    const console_person *me = req->person;
     const char *class_id = req->params[0];
     bool allowed = false;
     bx_status s = BX_OK;
-    if (school_role(me))
+    if (school_role(req->person))
         s = page_may_class(req, class_id, CONSOLE_WRITE_ATTENDANCE, &allowed, err);
-    if (s != BX_OK)
+    if (!page_found(rep, s, allowed))
         return s;
-    if (!allowed) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     const char *token = console_form(req, "token");
     if (!page_token_valid(token)) {
         console_redirect(rep, "/school", "表单已失效，请重新打开页面");
@@ -424,67 +455,21 @@ bx_status page_school_remind_post(console_request *req, console_reply *rep, bx_e
     }
     char today[11];
     page_today(req, today);
-    const char *params[] = {class_id, today};
-    PGresult *res = NULL;
-    s = bx_pg_query(
-        req->db,
-        "SELECT cl.school_id, coalesce(cl.homeroom_staff_id, ''), coalesce(hs.name, ''), "
-        "coalesce(hs.phone, '') <> '', EXISTS (SELECT 1 FROM attendance.class_report r "
-        "WHERE r.class_id = cl.id AND r.day = $2::date), cl.name FROM registry.class cl "
-        "LEFT JOIN registry.staff hs ON hs.id = cl.homeroom_staff_id WHERE cl.id = $1",
-        2, params, &res, err);
-    if (s != BX_OK) {
-        PQclear(res);
+    remind_class rc;
+    bool found = false;
+    s = read_remind_class(req, class_id, today, &rc, &found, err);
+    if (!page_found(rep, s, found))
         return s;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        console_not_found(rep);
-        return BX_OK;
-    }
-    char school_id[BX_ID_MAX + 1], staff_id[BX_ID_MAX + 1], teacher[CONSOLE_STORE_TEXT],
-        class_name[CONSOLE_STORE_TEXT];
-    copy_col(school_id, sizeof(school_id), res, 0, 0);
-    copy_col(staff_id, sizeof(staff_id), res, 0, 1);
-    copy_col(teacher, sizeof(teacher), res, 0, 2);
-    copy_col(class_name, sizeof(class_name), res, 0, 5);
-    bool has_phone = PQgetvalue(res, 0, 3)[0] == 't';
-    bool reported = PQgetvalue(res, 0, 4)[0] == 't';
-    PQclear(res);
     char flash[256];
-    if (reported) {
-        snprintf(flash, sizeof(flash), "%s今天已经点名，不用提醒", class_name);
-        console_redirect(rep, "/school", flash);
-        return BX_OK;
-    }
-    if (!staff_id[0] || !has_phone) {
-        snprintf(flash, sizeof(flash), "%s没有登记%s，无法发短信提醒", class_name,
-                 staff_id[0] ? "班主任的手机号" : "班主任");
-        console_redirect(rep, "/school", flash);
-        return BX_OK;
-    }
-    /* The form's token makes the request id: pressing twice asks bx-notify once. */
-    char request_id[96];
-    snprintf(request_id, sizeof(request_id), "rollcall-reminder:%s:%s", class_id, token);
-    bx_buf msg;
-    bx_buf_init(&msg, 4096);
-    s = reminder_json(request_id, staff_id, school_id, class_name, req->now, &msg);
-    IFOK(s, send_acked(req, BX_TOPIC_NOTIFY_REQUESTS, staff_id, &msg, err));
-    bx_buf_free(&msg);
-    if (s != BX_OK) {
-        bx_log_warn("staff %s: roll-call reminder for class %s not sent: %s", me->staff_id,
-                    class_id, err->msg);
-        console_redirect(rep, "/school", "提醒没有发出，请稍后再试（重复提交是安全的）");
-        return BX_OK;
-    }
-    char detail[200];
-    snprintf(detail, sizeof(detail), "class=%s day=%s request=%s staff=%s", class_id, today,
-             request_id, staff_id);
-    s = console_audit(req, "rollcall_reminder", NULL, detail, err);
+    if (rc.reported)
+        snprintf(flash, sizeof(flash), "%s今天已经点名，不用提醒", rc.class_name);
+    else if (!rc.staff_id[0] || !rc.has_phone)
+        snprintf(flash, sizeof(flash), "%s没有登记%s，无法发短信提醒", rc.class_name,
+                 rc.staff_id[0] ? "班主任的手机号" : "班主任");
+    else
+        s = send_reminder(req, class_id, today, token, &rc, flash, sizeof(flash), err);
     if (s != BX_OK)
         return s;
-    snprintf(flash, sizeof(flash), "已发短信提醒%s老师为%s点名", teacher[0] ? teacher : staff_id,
-             class_name);
     console_redirect(rep, "/school", flash);
     return BX_OK;
 }
