@@ -9,9 +9,8 @@
 bx_status page_class_get(console_request *req, console_reply *rep, bx_error *err)
 {
     const char *class_id = req->params[0];
-    bool allowed = false;
-    bx_status s = page_may_class(req, class_id, CONSOLE_VIEW_PERSONAL, &allowed, err);
-    if (!page_found(rep, s, allowed))
+    bx_status s;
+    if (!page_admit_class(req, rep, class_id, CONSOLE_VIEW_PERSONAL, &s, err))
         return s;
     page_class_day d;
     bool found = false;

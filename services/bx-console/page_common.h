@@ -212,6 +212,15 @@ bool page_without_worklist(const console_person *me);
  * true when s is BX_OK and found; when s is BX_OK but nothing was found, answers 404 first
  * (console_not_found, as for an object that does not exist). When false the caller returns s. */
 bool page_found(console_reply *rep, bx_status s, bool found);
+/* A page's scope check over one class or student: true when the person may do a on it; else false
+ * with *s BX_OK (404 answered) or an error. */
+bool page_admit_class(const console_request *req, console_reply *rep, const char *class_id,
+                      console_action a, bx_status *s, bx_error *err);
+bool page_admit_student(const console_request *req, console_reply *rep, const char *student_id,
+                        console_action a, bx_status *s, bx_error *err);
+/* The answer to a stale or malformed form (ok false: no valid token, a field missing): back to the
+ * form with "表单已失效，请重新填写". Returns ok. */
+bool page_form_ok(console_reply *rep, const char *back, bool ok);
 /* The same for a lookup that says BX_ENOTFOUND: answers 404 and makes *s BX_OK. */
 bool page_lookup_found(console_reply *rep, bx_status *s);
 

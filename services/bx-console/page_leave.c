@@ -9,11 +9,9 @@
 bx_status page_leave_get(console_request *req, console_reply *rep, bx_error *err)
 {
     const char *student_id = req->params[0];
-    bool allowed = false;
-    bx_status s = page_may_student(req, student_id, CONSOLE_WRITE_ATTENDANCE, &allowed, err);
-    if (s == BX_OK && allowed)
-        s = page_may_student(req, student_id, CONSOLE_VIEW_PERSONAL, &allowed, err);
-    if (!page_found(rep, s, allowed))
+    bx_status s;
+    if (!page_admit_student(req, rep, student_id, CONSOLE_WRITE_ATTENDANCE, &s, err) ||
+        !page_admit_student(req, rep, student_id, CONSOLE_VIEW_PERSONAL, &s, err))
         return s;
     console_store *store = page_store(req, err);
     if (store == NULL)
@@ -39,9 +37,8 @@ bx_status page_leave_get(console_request *req, console_reply *rep, bx_error *err
 bx_status page_leave_post(console_request *req, console_reply *rep, bx_error *err)
 {
     const char *student_id = req->params[0];
-    bool allowed = false;
-    bx_status s = page_may_student(req, student_id, CONSOLE_WRITE_ATTENDANCE, &allowed, err);
-    if (!page_found(rep, s, allowed))
+    bx_status s;
+    if (!page_admit_student(req, rep, student_id, CONSOLE_WRITE_ATTENDANCE, &s, err))
         return s;
     char back[96], done_path[96];
     snprintf(back, sizeof(back), "/students/%s/leave", student_id);
@@ -49,10 +46,8 @@ bx_status page_leave_post(console_request *req, console_reply *rep, bx_error *er
     const char *token = console_form(req, "token");
     int p1 = page_period_parse(console_form(req, "first_period"));
     int p2 = page_period_parse(console_form(req, "last_period"));
-    if (!page_token_valid(token) || p1 < 0 || p2 < 0) {
-        console_redirect(rep, back, "表单已失效，请重新填写");
+    if (!page_form_ok(rep, back, page_token_valid(token) && p1 >= 0 && p2 >= 0))
         return BX_OK;
-    }
     const char *phoned = console_form(req, "phoned_in");
     page_leave_form f = {.student_id = student_id,
                          .first_date = console_form(req, "first_date"),

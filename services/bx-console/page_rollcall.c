@@ -102,11 +102,9 @@ static void put_students(tmpl_ctx *ctx, const console_class_row *rows, size_t n)
 bx_status page_rollcall_get(console_request *req, console_reply *rep, bx_error *err)
 {
     const char *class_id = req->params[0];
-    bool allowed = false;
-    bx_status s = page_may_class(req, class_id, CONSOLE_WRITE_ATTENDANCE, &allowed, err);
-    if (s == BX_OK && allowed)
-        s = page_may_class(req, class_id, CONSOLE_VIEW_PERSONAL, &allowed, err);
-    if (!page_found(rep, s, allowed))
+    bx_status s;
+    if (!page_admit_class(req, rep, class_id, CONSOLE_WRITE_ATTENDANCE, &s, err) ||
+        !page_admit_class(req, rep, class_id, CONSOLE_VIEW_PERSONAL, &s, err))
         return s;
     int period = page_period_parse(console_query(req, "period"));
     if (period < 0)
@@ -146,9 +144,8 @@ bx_status page_rollcall_get(console_request *req, console_reply *rep, bx_error *
 bx_status page_rollcall_post(console_request *req, console_reply *rep, bx_error *err)
 {
     const char *class_id = req->params[0];
-    bool allowed = false;
-    bx_status s = page_may_class(req, class_id, CONSOLE_WRITE_ATTENDANCE, &allowed, err);
-    if (!page_found(rep, s, allowed))
+    bx_status s;
+    if (!page_admit_class(req, rep, class_id, CONSOLE_WRITE_ATTENDANCE, &s, err))
         return s;
     char back[128];
     const char *token = console_form(req, "token");

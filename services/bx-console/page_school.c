@@ -442,11 +442,9 @@ static bx_status send_reminder(console_request *req, const char *class_id, const
 bx_status page_school_remind_post(console_request *req, console_reply *rep, bx_error *err)
 {
     const char *class_id = req->params[0];
-    bool allowed = false;
     bx_status s = BX_OK;
-    if (school_role(req->person))
-        s = page_may_class(req, class_id, CONSOLE_WRITE_ATTENDANCE, &allowed, err);
-    if (!page_found(rep, s, allowed))
+    if (!page_found(rep, s, school_role(req->person)) ||
+        !page_admit_class(req, rep, class_id, CONSOLE_WRITE_ATTENDANCE, &s, err))
         return s;
     const char *token = console_form(req, "token");
     if (!page_token_valid(token)) {

@@ -44,7 +44,7 @@ typedef struct school_case {
 } school_case;
 
 /* The case of the path when the signed-in school role may act on its student; else c->id is 0. */
-static bx_status load_case(console_request *req, school_case *c, bx_error *err)
+static bx_status find_case(console_request *req, school_case *c, bx_error *err)
 {
     memset(c, 0, sizeof(*c));
     const console_person *me = req->person;
@@ -86,6 +86,14 @@ static bx_status load_case(console_request *req, school_case *c, bx_error *err)
     if (s == BX_OK && !allowed)
         c->id = 0;
     return s;
+}
+
+/* find_case, answering 404 when there is no such case to show: false, with *s to return. */
+static bool load_case(console_request *req, console_reply *rep, school_case *c, bx_status *s,
+                      bx_error *err)
+{
+    *s = find_case(req, c, err);
+    return page_found(rep, *s, c->id != 0);
 }
 
 /* Whether the case has an open task of this kind. */
@@ -198,8 +206,8 @@ static int put_tasks(tmpl_ctx *ctx, const school_case *c, const PGresult *res,
 bx_status page_school_case_get(console_request *req, console_reply *rep, bx_error *err)
 {
     school_case c;
-    bx_status s = load_case(req, &c, err);
-    if (!page_found(rep, s, c.id != 0))
+    bx_status s;
+    if (!load_case(req, rep, &c, &s, err))
         return s;
     char id[24], now[24];
     snprintf(id, sizeof(id), "%lld", c.id);
@@ -236,17 +244,16 @@ bx_status page_school_case_get(console_request *req, console_reply *rep, bx_erro
 bx_status page_school_case_post(console_request *req, console_reply *rep, bx_error *err)
 {
     school_case c;
-    bx_status s = load_case(req, &c, err);
-    if (!page_found(rep, s, c.id != 0))
+    bx_status s;
+    if (!load_case(req, rep, &c, &s, err))
         return s;
     char back[64];
     snprintf(back, sizeof(back), "/school/cases/%lld", c.id);
     const char *token = console_form(req, "token");
     const char *task = console_form(req, "task");
-    if (!page_token_valid(token) || task == NULL || report_filed_with(task) == NULL) {
-        console_redirect(rep, back, "表单已失效，请重新填写");
+    if (!page_form_ok(rep, back,
+                      page_token_valid(token) && task != NULL && report_filed_with(task) != NULL))
         return BX_OK;
-    }
     bool open = false;
     s = open_task_of(req, c.id, task, &open, err);
     if (s != BX_OK)
@@ -274,8 +281,8 @@ bx_status page_school_case_post(console_request *req, console_reply *rep, bx_err
 bx_status page_school_reassign_post(console_request *req, console_reply *rep, bx_error *err)
 {
     school_case c;
-    bx_status s = load_case(req, &c, err);
-    if (!page_found(rep, s, c.id != 0))
+    bx_status s;
+    if (!load_case(req, rep, &c, &s, err))
         return s;
     char back[64], id[24];
     snprintf(back, sizeof(back), "/school/cases/%lld", c.id);
@@ -283,10 +290,9 @@ bx_status page_school_reassign_post(console_request *req, console_reply *rep, bx
     const char *token = console_form(req, "token");
     const char *task = console_form(req, "task");
     const char *to = console_form(req, "to");
-    if (!page_token_valid(token) || task == NULL || to == NULL || !bx_id_valid(to)) {
-        console_redirect(rep, back, "表单已失效，请重新填写");
+    if (!page_form_ok(rep, back,
+                      page_token_valid(token) && task != NULL && to != NULL && bx_id_valid(to)))
         return BX_OK;
-    }
     const char *params[] = {task, id, to, req->person->school_id};
     PGresult *res = NULL;
     s = bx_pg_query(req->db,

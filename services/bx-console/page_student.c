@@ -89,9 +89,8 @@ static void put_event(tmpl_ctx *row, const console_case_event *e)
 bx_status page_student_get(console_request *req, console_reply *rep, bx_error *err)
 {
     const char *student_id = req->params[0];
-    bool allowed = false;
-    bx_status s = page_may_student(req, student_id, CONSOLE_VIEW_PERSONAL, &allowed, err);
-    if (!page_found(rep, s, allowed))
+    bx_status s;
+    if (!page_admit_student(req, rep, student_id, CONSOLE_VIEW_PERSONAL, &s, err))
         return s;
     console_store *store = page_store(req, err);
     if (store == NULL)

@@ -103,7 +103,7 @@ bool page_write_kept(const page_write_result *r)
 }
 
 /* The task of /tasks/:id when it is open and its student is in scope; else *t->id is 0. */
-static bx_status load_task(console_request *req, console_task *t, bx_error *err)
+static bx_status find_task(console_request *req, console_task *t, bx_error *err)
 {
     memset(t, 0, sizeof(*t));
     const char *text = req->params[0];
@@ -126,6 +126,14 @@ static bx_status load_task(console_request *req, console_task *t, bx_error *err)
     return s;
 }
 
+/* find_task, answering 404 when there is no such task to show: false, with *s to return. */
+static bool load_task(console_request *req, console_reply *rep, console_task *t, bx_status *s,
+                      bx_error *err)
+{
+    *s = find_task(req, t, err);
+    return page_found(rep, *s, t->id != 0);
+}
+
 /* Which form opens first for a task kind: the one that usually does it. */
 static const char *open_form(const char *kind)
 {
@@ -142,8 +150,8 @@ static const char *open_form(const char *kind)
 bx_status page_task_get(console_request *req, console_reply *rep, bx_error *err)
 {
     console_task t;
-    bx_status s = load_task(req, &t, err);
-    if (!page_found(rep, s, t.id != 0))
+    bx_status s;
+    if (!load_task(req, rep, &t, &s, err))
         return s;
     char detail[64];
     snprintf(detail, sizeof(detail), "task=%lld", t.id);
@@ -162,18 +170,17 @@ bx_status page_task_get(console_request *req, console_reply *rep, bx_error *err)
 bx_status page_task_post(console_request *req, console_reply *rep, bx_error *err)
 {
     console_task t;
-    bx_status s = load_task(req, &t, err);
-    if (!page_found(rep, s, t.id != 0))
+    bx_status s;
+    if (!load_task(req, rep, &t, &s, err))
         return s;
     char back[64];
     snprintf(back, sizeof(back), "/tasks/%lld", t.id);
     const char *token = console_form(req, "token");
     page_action_kind kind;
-    if (!page_token_valid(token) ||
-        page_action_parse(console_form(req, "action"), &kind) != BX_OK) {
-        console_redirect(rep, back, "表单已失效，请重新填写");
+    if (!page_form_ok(rep, back,
+                      page_token_valid(token) &&
+                          page_action_parse(console_form(req, "action"), &kind) == BX_OK))
         return BX_OK;
-    }
     const char *note = console_form(req, "note");
     if (kind == PAGE_ACT_HOME_VISIT && note && *note &&
         console_utf8_chars(note) > CONSOLE_STORE_NOTE_MAX) {

@@ -119,7 +119,7 @@ static bx_status read_signoff(const console_request *req, township_case *c, bx_e
 
 /* The case of /township/cases/:case when it exists and the signed-in person may sign off its
  * student's return; else c->case_id is 0 (answer 404). */
-static bx_status load_case(console_request *req, township_case *c, bx_error *err)
+static bx_status find_case(console_request *req, township_case *c, bx_error *err)
 {
     memset(c, 0, sizeof(*c));
     char *end;
@@ -145,6 +145,14 @@ static bx_status load_case(console_request *req, township_case *c, bx_error *err
     if (s == BX_OK && allowed)
         s = read_signoff(req, c, err);
     return s;
+}
+
+/* find_case, answering 404 when there is no such case to show: false, with *s to return. */
+static bool load_case(console_request *req, console_reply *rep, township_case *c, bx_status *s,
+                      bx_error *err)
+{
+    *s = find_case(req, c, err);
+    return page_found(rep, *s, c->case_id != 0);
 }
 
 static void put_case(tmpl_ctx *row, const township_case *c)
@@ -213,8 +221,8 @@ bx_status page_township_get(console_request *req, console_reply *rep, bx_error *
 bx_status page_township_case_get(console_request *req, console_reply *rep, bx_error *err)
 {
     township_case c;
-    bx_status s = load_case(req, &c, err);
-    if (!page_found(rep, s, c.case_id != 0))
+    bx_status s;
+    if (!load_case(req, rep, &c, &s, err))
         return s;
     char detail[40];
     snprintf(detail, sizeof(detail), "case=%lld", c.case_id);
@@ -283,16 +291,14 @@ static const char *return_date_problem(const console_request *req, const townshi
 bx_status page_township_case_post(console_request *req, console_reply *rep, bx_error *err)
 {
     township_case c;
-    bx_status s = load_case(req, &c, err);
-    if (!page_found(rep, s, c.case_id != 0))
+    bx_status s;
+    if (!load_case(req, rep, &c, &s, err))
         return s;
     char back[64];
     snprintf(back, sizeof(back), "/township/cases/%lld", c.case_id);
     const char *token = console_form(req, "token");
-    if (!page_token_valid(token)) {
-        console_redirect(rep, back, "表单已失效，请重新填写");
+    if (!page_form_ok(rep, back, page_token_valid(token)))
         return BX_OK;
-    }
     /* A closed case needs no signature: nothing is written (a resent form after the case closed
      * lands here too). */
     if (c.closed_at[0]) {

@@ -77,6 +77,29 @@ bool page_found(console_reply *rep, bx_status s, bool found)
     return s == BX_OK && found;
 }
 
+bool page_admit_class(const console_request *req, console_reply *rep, const char *class_id,
+                      console_action a, bx_status *s, bx_error *err)
+{
+    bool allowed = false;
+    *s = page_may_class(req, class_id, a, &allowed, err);
+    return page_found(rep, *s, allowed);
+}
+
+bool page_admit_student(const console_request *req, console_reply *rep, const char *student_id,
+                        console_action a, bx_status *s, bx_error *err)
+{
+    bool allowed = false;
+    *s = page_may_student(req, student_id, a, &allowed, err);
+    return page_found(rep, *s, allowed);
+}
+
+bool page_form_ok(console_reply *rep, const char *back, bool ok)
+{
+    if (!ok)
+        console_redirect(rep, back, "表单已失效，请重新填写");
+    return ok;
+}
+
 bool page_lookup_found(console_reply *rep, bx_status *s)
 {
     if (*s != BX_ENOTFOUND)
