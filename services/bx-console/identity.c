@@ -296,6 +296,15 @@ static void make_dummy(void)
         dummy_hash[0] = '\0';
 }
 
+/* Locked while the account's lock (a) or the address's (b) is in force, until the later end. */
+static void locked_by(identity_result *out, bx_time_ms a, bx_time_ms b)
+{
+    if (a || b) {
+        out->outcome = IDENTITY_LOCKED;
+        out->locked_until = a > b ? a : b;
+    }
+}
+
 static bx_status lock_check(PGconn *db, const char *account_key, const char *addr_kind,
                             const char *client_addr, bx_time_ms now, identity_result *out,
                             bx_error *err)
@@ -303,10 +312,8 @@ static bx_status lock_check(PGconn *db, const char *account_key, const char *add
     bx_time_ms a = 0, b = 0;
     bx_status s = lock_of(db, addr_kind, account_key, now, &a, err);
     IFOK(s, lock_of(db, "address", client_addr, now, &b, err));
-    if (s == BX_OK && (a || b)) {
-        out->outcome = IDENTITY_LOCKED;
-        out->locked_until = a > b ? a : b;
-    }
+    if (s == BX_OK)
+        locked_by(out, a, b);
     return s;
 }
 
@@ -318,10 +325,7 @@ static bx_status fail_both(PGconn *db, const char *kind, const char *account_key
     bx_status s = record_failure(db, kind, account_key, &conf->account, now, &a, err);
     IFOK(s, record_failure(db, "address", client_addr, &conf->address, now, &b, err));
     out->outcome = IDENTITY_REFUSED;
-    if (a || b) {
-        out->outcome = IDENTITY_LOCKED;
-        out->locked_until = a > b ? a : b;
-    }
+    locked_by(out, a, b);
     return s;
 }
 
@@ -408,6 +412,52 @@ bx_status identity_login(PGconn *db, const char *login, const char *password,
     return s;
 }
 
+/* The staff member's registered phone ("" when none), which a new password must not be. */
+static bx_status staff_phone(PGconn *db, const char *key, char phone[16], bx_error *err)
+{
+    const char *params[] = {key};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db, "SELECT coalesce(phone, '') FROM registry.staff WHERE id = $1", 1,
+                              params, &res, err);
+    if (s != BX_OK)
+        return s;
+    phone[0] = '\0';
+    if (PQntuples(res) == 1)
+        snprintf(phone, 16, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return BX_OK;
+}
+
+/* Inside the open transaction, with the activation row (id_text) locked: the code is used, the
+ * account active with the new password hash, its sessions ended, and the activation audited. */
+static bx_status use_activation(PGconn *db, const char *key, const char *id_text, const char *hash,
+                                const char *now_text, const char *client_addr, bx_time_ms now,
+                                bx_error *err)
+{
+    PGresult *res = NULL;
+    const char *use[] = {id_text, now_text};
+    bx_status s =
+        bx_pg_query(db, "UPDATE console.activation SET used_at = $2::timestamptz WHERE id = $1", 2,
+                    use, &res, err);
+    PQclear(res);
+    res = NULL;
+    const char *set[] = {key, hash, now_text};
+    IFOK(s, bx_pg_query(db,
+                        "UPDATE console.account SET password_hash = $2, state = 'active', "
+                        "changed_at = $3::timestamptz WHERE staff_id = $1",
+                        3, set, &res, err));
+    PQclear(res);
+    res = NULL;
+    const char *end[] = {key, now_text};
+    IFOK(s, bx_pg_query(db,
+                        "UPDATE console.session SET revoked_at = $2::timestamptz, "
+                        "revoked_why = 'reset' WHERE staff_id = $1 AND revoked_at IS NULL",
+                        2, end, &res, err));
+    PQclear(res);
+    IFOK(s, identity_audit(db, now, key, "activate", NULL, "", client_addr, err));
+    return s;
+}
+
 bx_status identity_activate(PGconn *db, const char *staff_id, const char *code,
                             const char *password, const char *client_addr, bx_time_ms now,
                             const identity_conf *conf, identity_result *out, bx_error *err)
@@ -419,16 +469,10 @@ bx_status identity_activate(PGconn *db, const char *staff_id, const char *code,
     bx_status s = lock_check(db, key, "activation", client_addr, now, out, err);
     if (s != BX_OK || out->outcome == IDENTITY_LOCKED)
         return s;
-    const char *params[] = {key};
-    PGresult *res = NULL;
-    s = bx_pg_query(db, "SELECT coalesce(phone, '') FROM registry.staff WHERE id = $1", 1, params,
-                    &res, err);
+    char phone[16];
+    s = staff_phone(db, key, phone, err);
     if (s != BX_OK)
         return s;
-    char phone[16] = "";
-    if (PQntuples(res) == 1)
-        snprintf(phone, sizeof(phone), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
     out->why = console_password_refusal(password, key, phone);
     if (out->why) {
         out->outcome = IDENTITY_WEAK;
@@ -445,6 +489,7 @@ bx_status identity_activate(PGconn *db, const char *staff_id, const char *code,
     pg_time(now, now_text);
     s = bx_pg_exec(db, "BEGIN", err);
     const char *find[] = {key, code_text, now_text};
+    PGresult *res = NULL;
     IFOK(s, bx_pg_query(db,
                         "SELECT c.id FROM console.activation c JOIN console.account a "
                         "ON a.staff_id = c.staff_id WHERE c.staff_id = $1 "
@@ -465,25 +510,7 @@ bx_status identity_activate(PGconn *db, const char *staff_id, const char *code,
     char id_text[24];
     snprintf(id_text, sizeof(id_text), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    const char *use[] = {id_text, now_text};
-    s = bx_pg_query(db, "UPDATE console.activation SET used_at = $2::timestamptz WHERE id = $1", 2,
-                    use, &res, err);
-    PQclear(res);
-    res = NULL;
-    const char *set[] = {key, hash, now_text};
-    IFOK(s, bx_pg_query(db,
-                        "UPDATE console.account SET password_hash = $2, state = 'active', "
-                        "changed_at = $3::timestamptz WHERE staff_id = $1",
-                        3, set, &res, err));
-    PQclear(res);
-    res = NULL;
-    const char *end[] = {key, now_text};
-    IFOK(s, bx_pg_query(db,
-                        "UPDATE console.session SET revoked_at = $2::timestamptz, "
-                        "revoked_why = 'reset' WHERE staff_id = $1 AND revoked_at IS NULL",
-                        2, end, &res, err));
-    PQclear(res);
-    IFOK(s, identity_audit(db, now, key, "activate", NULL, "", client_addr, err));
+    s = use_activation(db, key, id_text, hash, now_text, client_addr, now, err);
     IFOK(s, bx_pg_exec(db, "COMMIT", err));
     if (s != BX_OK) {
         bx_pg_rollback(db);

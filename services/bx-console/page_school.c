@@ -62,6 +62,33 @@ static void put_owner(tmpl_ctx *row, const char *staff_name, const char *staff_i
         tmpl_put(row, "owner", label);
 }
 
+bx_status school_list_fetch(console_request *req, const char *head, const char *order,
+                            const char *tail, int nparams, const char *const *params, int total_col,
+                            PGresult **res, int *n, long long *total, bx_error *err)
+{
+    *res = NULL;
+    *n = 0;
+    *total = 0;
+    size_t size = strlen(head) + strlen(order) + strlen(tail) + 1;
+    char *sql = malloc(size);
+    if (sql == NULL)
+        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    snprintf(sql, size, "%s%s%s", head, order, tail);
+    bx_status s = bx_pg_query(req->db, sql, nparams, params, res, err);
+    free(sql);
+    *n = s == BX_OK ? PQntuples(*res) : 0;
+    *total = *n > 0 ? strtoll(PQgetvalue(*res, 0, total_col), NULL, 10) : 0;
+    return s;
+}
+
+bool school_list_row_allowed(const console_request *req, const PGresult *res, int i,
+                             int student_col, console_action a, bx_status *s, bx_error *err)
+{
+    bool allowed = false;
+    *s = page_may_student(req, PQgetvalue(res, i, student_col), a, &allowed, err);
+    return *s == BX_OK && allowed;
+}
+
 /* ---- roll calls not sent ---- */
 
 /* The last school day before today in the school's calendar (BX_DATE_NONE if none near). */
@@ -188,11 +215,9 @@ static bx_status put_overdue(console_request *req, console_reply *rep, bx_error 
     char group_key[80] = "";
     int in_group = 0, total = 0;
     for (int i = 0; i < n && s == BX_OK; i++) {
-        const char *student = PQgetvalue(res, i, 4);
-        bool allowed = false;
-        s = page_may_student(req, student, CONSOLE_VIEW_PERSONAL, &allowed, err);
-        if (s != BX_OK || !allowed)
+        if (!school_list_row_allowed(req, res, i, 4, CONSOLE_VIEW_PERSONAL, &s, err))
             continue;
+        const char *student = PQgetvalue(res, i, 4);
         /* One group per owner: the person when known, else the role. */
         char key[80];
         snprintf(key, sizeof(key), "%s/%s", PQgetvalue(res, i, 8), PQgetvalue(res, i, 7));
@@ -268,8 +293,6 @@ static bx_status put_cases(console_request *req, console_reply *rep, bx_error *e
     const console_person *me = req->person;
     school_list_query q;
     school_list_parse(req->query, req->nquery, case_sorts, &q);
-    char sql[sizeof(CASES_SQL_HEAD) + 400];
-    snprintf(sql, sizeof(sql), "%s%s%s", CASES_SQL_HEAD, case_orders[q.sort], CASES_SQL_TAIL);
     char now[24], limit[16], offset[24];
     snprintf(now, sizeof(now), "%lld", (long long)req->now);
     snprintf(limit, sizeof(limit), "%d", SCHOOL_LIST_PER_PAGE);
@@ -277,15 +300,14 @@ static bx_status put_cases(console_request *req, console_reply *rep, bx_error *e
     const char *params[] = {me->school_id, now,   q.stage, q.overdue ? "true" : "false",
                             limit,         offset};
     PGresult *res = NULL;
-    bx_status s = bx_pg_query(req->db, sql, 6, params, &res, err);
-    int n = s == BX_OK ? PQntuples(res) : 0;
-    long long total = n > 0 ? strtoll(PQgetvalue(res, 0, 13), NULL, 10) : 0;
+    int n;
+    long long total;
+    bx_status s = school_list_fetch(req, CASES_SQL_HEAD, case_orders[q.sort], CASES_SQL_TAIL, 6,
+                                    params, 13, &res, &n, &total, err);
     for (int i = 0; i < n && s == BX_OK; i++) {
-        const char *student = PQgetvalue(res, i, 1);
-        bool allowed = false;
-        s = page_may_student(req, student, CONSOLE_VIEW_PERSONAL, &allowed, err);
-        if (s != BX_OK || !allowed)
+        if (!school_list_row_allowed(req, res, i, 1, CONSOLE_VIEW_PERSONAL, &s, err))
             continue;
+        const char *student = PQgetvalue(res, i, 1);
         tmpl_ctx *row = tmpl_add_row(rep->ctx, "cases");
         char opened[24], due[24];
         page_short_time(PQgetvalue(res, i, 5), opened, sizeof(opened));

@@ -53,6 +53,19 @@ long long school_list_offset(const school_list_query *q);
 void school_list_put(tmpl_ctx *ctx, const school_list_query *q, const char *const *sorts,
                      const char *const *sort_labels, const char *path, long long total);
 
+/* Runs one page of a list (page_school.c): head, the sort's order and tail as one statement with
+ * params. *res holds the rows (caller PQclears, also on error); *n is their number (0 on error) and
+ * *total the list's, from column total_col of the first row. */
+struct pg_result;
+bx_status school_list_fetch(console_request *req, const char *head, const char *order,
+                            const char *tail, int nparams, const char *const *params, int total_col,
+                            struct pg_result **res, int *n, long long *total,
+                            bx_error *err) BX_MUSTCHECK;
+/* Whether row i of a list may be shown: the person may do a on its student (column student_col).
+ * False when not, or on an error (in *s: the caller's loop ends on it). */
+bool school_list_row_allowed(const console_request *req, const struct pg_result *res, int i,
+                             int student_col, console_action a, bx_status *s, bx_error *err);
+
 /* Route handlers. */
 bx_status page_school_get(console_request *req, console_reply *rep, bx_error *err);
 bx_status page_school_remind_post(console_request *req, console_reply *rep, bx_error *err);

@@ -121,21 +121,18 @@ bx_status page_township_notices_get(console_request *req, console_reply *rep, bx
     }
     school_list_query q;
     school_list_parse(req->query, req->nquery, notice_sorts, &q);
-    char sql[sizeof(NOTICES_SQL_HEAD) + 200];
-    snprintf(sql, sizeof(sql), "%s%s%s", NOTICES_SQL_HEAD, notice_orders[q.sort], LIST_SQL_TAIL);
     char now[24], limit[16], offset[24];
     const char *params[7];
     put_params(req, &q, now, limit, offset, params);
     PGresult *res = NULL;
-    bx_status s = bx_pg_query(req->db, sql, 7, params, &res, err);
-    int n = s == BX_OK ? PQntuples(res) : 0;
-    long long total = n > 0 ? strtoll(PQgetvalue(res, 0, 10), NULL, 10) : 0;
+    int n;
+    long long total;
+    bx_status s = school_list_fetch(req, NOTICES_SQL_HEAD, notice_orders[q.sort], LIST_SQL_TAIL, 7,
+                                    params, 10, &res, &n, &total, err);
     for (int i = 0; i < n && s == BX_OK; i++) {
-        const char *student = PQgetvalue(res, i, 4);
-        bool allowed = false;
-        s = page_may_student(req, student, CONSOLE_WRITE_ACTION, &allowed, err);
-        if (s != BX_OK || !allowed)
+        if (!school_list_row_allowed(req, res, i, 4, CONSOLE_WRITE_ACTION, &s, err))
             continue;
+        const char *student = PQgetvalue(res, i, 4);
         tmpl_ctx *row = tmpl_add_row(rep->ctx, "notices");
         char due[24];
         page_short_time(PQgetvalue(res, i, 3), due, sizeof(due));
@@ -260,25 +257,22 @@ bx_status page_township_children_get(console_request *req, console_reply *rep, b
     school_list_parse(req->query, req->nquery, child_sorts, &q);
     const char *list = console_query(req, "list");
     bool suspected = list && strcmp(list, "suspected") == 0;
-    char sql[sizeof(CHILDREN_SQL_HEAD) + 400];
-    snprintf(sql, sizeof(sql), "%s%s%s", CHILDREN_SQL_HEAD, child_orders[q.sort], LIST_SQL_TAIL);
     char now[24], limit[16], offset[24];
     const char *params[8];
     put_params(req, &q, now, limit, offset, params);
     params[7] = suspected ? "suspected" : "dropout";
     PGresult *res = NULL;
-    bx_status s = bx_pg_query(req->db, sql, 8, params, &res, err);
-    int n = s == BX_OK ? PQntuples(res) : 0;
-    long long total = n > 0 ? strtoll(PQgetvalue(res, 0, 10), NULL, 10) : 0;
+    int n;
+    long long total;
+    bx_status s = school_list_fetch(req, CHILDREN_SQL_HEAD, child_orders[q.sort], LIST_SQL_TAIL, 8,
+                                    params, 10, &res, &n, &total, err);
     tmpl_ctx *rows[SCHOOL_LIST_PER_PAGE];
     long long ids[SCHOOL_LIST_PER_PAGE];
     int shown = 0;
     for (int i = 0; i < n && s == BX_OK && shown < SCHOOL_LIST_PER_PAGE; i++) {
-        const char *student = PQgetvalue(res, i, 1);
-        bool allowed = false;
-        s = page_may_student(req, student, CONSOLE_VIEW_PERSONAL, &allowed, err);
-        if (s != BX_OK || !allowed)
+        if (!school_list_row_allowed(req, res, i, 1, CONSOLE_VIEW_PERSONAL, &s, err))
             continue;
+        const char *student = PQgetvalue(res, i, 1);
         tmpl_ctx *row = tmpl_add_row(rep->ctx, "children");
         char opened[24], dropped[24];
         page_short_time(PQgetvalue(res, i, 7), opened, sizeof(opened));
