@@ -116,13 +116,10 @@ static bx_status revoke(PGconn *db, long long id, const char *why, bx_time_ms no
     snprintf(id_text, sizeof(id_text), "%lld", id);
     pg_time(now, now_text);
     const char *params[] = {id_text, now_text, why};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db,
-                              "UPDATE console.session SET revoked_at = $2::timestamptz, "
-                              "revoked_why = $3 WHERE id = $1 AND revoked_at IS NULL",
-                              3, params, &res, err);
-    PQclear(res);
-    return s;
+    return bx_pg_command(db,
+                         "UPDATE console.session SET revoked_at = $2::timestamptz, "
+                         "revoked_why = $3 WHERE id = $1 AND revoked_at IS NULL",
+                         3, params, NULL, err);
 }
 
 bx_status identity_session_load(PGconn *db, const char *token, bx_time_ms now,
@@ -193,12 +190,11 @@ bx_status identity_session_load(PGconn *db, const char *token, bx_time_ms now,
     snprintf(id_text, sizeof(id_text), "%lld", id);
     pg_time(now + conf->idle_s * 1000, idle_text);
     const char *touch[] = {id_text, now_text, idle_text};
-    s = bx_pg_query(db,
-                    "UPDATE console.session SET last_seen = $2::timestamptz, "
-                    "idle_expires_at = least($3::timestamptz, absolute_expires_at), flash = '' "
-                    "WHERE id = $1",
-                    3, touch, &res, err);
-    PQclear(res);
+    s = bx_pg_command(db,
+                      "UPDATE console.session SET last_seen = $2::timestamptz, "
+                      "idle_expires_at = least($3::timestamptz, absolute_expires_at), flash = '' "
+                      "WHERE id = $1",
+                      3, touch, NULL, err);
     return s;
 }
 
@@ -253,22 +249,18 @@ static bx_status record_failure(PGconn *db, const char *kind, const char *key,
     char until_text[40];
     pg_time(*until, until_text);
     const char *lock[] = {kind, key, until_text};
-    s = bx_pg_query(db,
-                    "UPDATE console.login_failure SET locked_until = $3::timestamptz "
-                    "WHERE kind = $1 AND key = $2",
-                    3, lock, &res, err);
-    PQclear(res);
+    s = bx_pg_command(db,
+                      "UPDATE console.login_failure SET locked_until = $3::timestamptz "
+                      "WHERE kind = $1 AND key = $2",
+                      3, lock, NULL, err);
     return s;
 }
 
 static bx_status forget_failures(PGconn *db, const char *kind, const char *key, bx_error *err)
 {
     const char *params[] = {kind, key};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db, "DELETE FROM console.login_failure WHERE kind = $1 AND key = $2",
-                              2, params, &res, err);
-    PQclear(res);
-    return s;
+    return bx_pg_command(db, "DELETE FROM console.login_failure WHERE kind = $1 AND key = $2", 2,
+                         params, NULL, err);
 }
 
 /* A key for the failure table from what the person typed: bounded, never a phone in clear. */
@@ -434,26 +426,20 @@ static bx_status use_activation(PGconn *db, const char *key, const char *id_text
                                 const char *now_text, const char *client_addr, bx_time_ms now,
                                 bx_error *err)
 {
-    PGresult *res = NULL;
     const char *use[] = {id_text, now_text};
-    bx_status s =
-        bx_pg_query(db, "UPDATE console.activation SET used_at = $2::timestamptz WHERE id = $1", 2,
-                    use, &res, err);
-    PQclear(res);
-    res = NULL;
     const char *set[] = {key, hash, now_text};
-    IFOK(s, bx_pg_query(db,
-                        "UPDATE console.account SET password_hash = $2, state = 'active', "
-                        "changed_at = $3::timestamptz WHERE staff_id = $1",
-                        3, set, &res, err));
-    PQclear(res);
-    res = NULL;
     const char *end[] = {key, now_text};
-    IFOK(s, bx_pg_query(db,
-                        "UPDATE console.session SET revoked_at = $2::timestamptz, "
-                        "revoked_why = 'reset' WHERE staff_id = $1 AND revoked_at IS NULL",
-                        2, end, &res, err));
-    PQclear(res);
+    bx_status s =
+        bx_pg_command(db, "UPDATE console.activation SET used_at = $2::timestamptz WHERE id = $1",
+                      2, use, NULL, err);
+    IFOK(s, bx_pg_command(db,
+                          "UPDATE console.account SET password_hash = $2, state = 'active', "
+                          "changed_at = $3::timestamptz WHERE staff_id = $1",
+                          3, set, NULL, err));
+    IFOK(s, bx_pg_command(db,
+                          "UPDATE console.session SET revoked_at = $2::timestamptz, "
+                          "revoked_why = 'reset' WHERE staff_id = $1 AND revoked_at IS NULL",
+                          2, end, NULL, err));
     IFOK(s, identity_audit(db, now, key, "activate", NULL, "", client_addr, err));
     return s;
 }
@@ -553,11 +539,8 @@ bx_status identity_audit(PGconn *db, bx_time_ms now, const char *staff_id, const
                             student_id,
                             detail ? detail : "",
                             client_addr ? client_addr : ""};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db,
-                              "INSERT INTO console.audit (at, staff_id, action, student_id, "
-                              "detail, client_addr) VALUES ($1::timestamptz, $2, $3, $4, $5, $6)",
-                              6, params, &res, err);
-    PQclear(res);
-    return s;
+    return bx_pg_command(db,
+                         "INSERT INTO console.audit (at, staff_id, action, student_id, "
+                         "detail, client_addr) VALUES ($1::timestamptz, $2, $3, $4, $5, $6)",
+                         6, params, NULL, err);
 }

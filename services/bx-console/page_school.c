@@ -42,18 +42,7 @@ static void copy_col(char *out, size_t size, const PGresult *res, int row, int c
 /* The owner of a task as the page names it: the person, else the role. */
 static void put_owner(tmpl_ctx *row, const char *staff_name, const char *staff_id, const char *role)
 {
-    static const struct {
-        const char *role, *label;
-    } roles[] = {{"homeroom_teacher", "班主任"},
-                 {"subject_teacher", "任课教师"},
-                 {"principal", "校长"},
-                 {"academic_office", "教务处"},
-                 {"township_officer", "乡镇干部"},
-                 {"county_officer", "县教体局"}};
-    const char *label = role;
-    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
-        if (strcmp(roles[i].role, role) == 0)
-            label = roles[i].label;
+    const char *label = page_label_owner_role(role);
     if (staff_name[0])
         tmpl_putf(row, "owner", "%s（%s）", staff_name, label);
     else if (staff_id[0])

@@ -94,22 +94,40 @@ static bool id_ok(const char *id)
 
 /* Where a student or a class is: the query that finds it ($1 its id; columns student, class,
  * school, township, county) and the error of an unknown one. */
-static bx_status object_place(const console_request *req, console_object_kind kind, const char *id,
-                              const char *sql, const char *missing, console_place *place,
-                              console_object *o, bx_error *err)
+static const struct place_kind {
+    console_object_kind kind;
+    const char *sql, *missing;
+} student_kind = {CONSOLE_OBJ_STUDENT,
+                  "SELECT st.id, st.class_id, st.school_id, sc.township_code, "
+                  "tw.county_code FROM registry.student st "
+                  "JOIN registry.school sc ON sc.id = st.school_id "
+                  "JOIN registry.township tw ON tw.code = sc.township_code "
+                  "WHERE st.id = $1",
+                  "no such student"},
+  class_kind = {CONSOLE_OBJ_CLASS,
+                "SELECT '', cl.id, cl.school_id, sc.township_code, tw.county_code "
+                "FROM registry.class cl "
+                "JOIN registry.school sc ON sc.id = cl.school_id "
+                "JOIN registry.township tw ON tw.code = sc.township_code "
+                "WHERE cl.id = $1",
+                "no such class"};
+
+static bx_status object_place(const console_request *req, const struct place_kind *k,
+                              const char *id, console_place *place, console_object *o,
+                              bx_error *err)
 {
     memset(place, 0, sizeof(*place));
     memset(o, 0, sizeof(*o));
     if (!id_ok(id))
-        return BX_ERR(err, BX_ENOTFOUND, "%s", missing);
+        return BX_ERR(err, BX_ENOTFOUND, "%s", k->missing);
     bool found = false;
-    bx_status s = place_query(req, sql, id, place, err, &found);
+    bx_status s = place_query(req, k->sql, id, place, err, &found);
     if (s != BX_OK)
         return s;
     if (!found)
-        return BX_ERR(err, BX_ENOTFOUND, "%s", missing);
-    bool student = kind == CONSOLE_OBJ_STUDENT;
-    *o = (console_object){kind,
+        return BX_ERR(err, BX_ENOTFOUND, "%s", k->missing);
+    bool student = k->kind == CONSOLE_OBJ_STUDENT;
+    *o = (console_object){k->kind,
                           student ? place->student_id : NULL,
                           place->class_id,
                           place->school_id,
@@ -122,25 +140,13 @@ static bx_status object_place(const console_request *req, console_object_kind ki
 bx_status console_student_place(const console_request *req, const char *student_id,
                                 console_place *place, console_object *o, bx_error *err)
 {
-    return object_place(req, CONSOLE_OBJ_STUDENT, student_id,
-                        "SELECT st.id, st.class_id, st.school_id, sc.township_code, "
-                        "tw.county_code FROM registry.student st "
-                        "JOIN registry.school sc ON sc.id = st.school_id "
-                        "JOIN registry.township tw ON tw.code = sc.township_code "
-                        "WHERE st.id = $1",
-                        "no such student", place, o, err);
+    return object_place(req, &student_kind, student_id, place, o, err);
 }
 
 bx_status console_class_place(const console_request *req, const char *class_id,
                               console_place *place, console_object *o, bx_error *err)
 {
-    return object_place(req, CONSOLE_OBJ_CLASS, class_id,
-                        "SELECT '', cl.id, cl.school_id, sc.township_code, tw.county_code "
-                        "FROM registry.class cl "
-                        "JOIN registry.school sc ON sc.id = cl.school_id "
-                        "JOIN registry.township tw ON tw.code = sc.township_code "
-                        "WHERE cl.id = $1",
-                        "no such class", place, o, err);
+    return object_place(req, &class_kind, class_id, place, o, err);
 }
 
 bx_status console_audit(const console_request *req, const char *action, const char *student_id,
