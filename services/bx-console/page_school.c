@@ -51,22 +51,23 @@ static void put_owner(tmpl_ctx *row, const char *staff_name, const char *staff_i
         tmpl_put(row, "owner", label);
 }
 
-bx_status school_list_fetch(console_request *req, const char *head, const char *order,
-                            const char *tail, int nparams, const char *const *params, int total_col,
-                            PGresult **res, int *n, long long *total, bx_error *err)
+bx_status school_list_fetch(console_request *req, school_list_page *p, const char *head,
+                            const char *const *orders, const char *tail, int nparams,
+                            const char *const *params, int total_col, bx_error *err)
 {
-    *res = NULL;
-    *n = 0;
-    *total = 0;
+    p->res = NULL;
+    p->n = 0;
+    p->total = 0;
+    const char *order = orders[p->q.sort];
     size_t size = strlen(head) + strlen(order) + strlen(tail) + 1;
     char *sql = malloc(size);
     if (sql == NULL)
         return BX_ERR(err, BX_ENOMEM, "out of memory");
     snprintf(sql, size, "%s%s%s", head, order, tail);
-    bx_status s = bx_pg_query(req->db, sql, nparams, params, res, err);
+    bx_status s = bx_pg_query(req->db, sql, nparams, params, &p->res, err);
     free(sql);
-    *n = s == BX_OK ? PQntuples(*res) : 0;
-    *total = *n > 0 ? strtoll(PQgetvalue(*res, 0, total_col), NULL, 10) : 0;
+    p->n = s == BX_OK ? PQntuples(p->res) : 0;
+    p->total = p->n > 0 ? strtoll(PQgetvalue(p->res, 0, total_col), NULL, 10) : 0;
     return s;
 }
 
@@ -224,9 +225,7 @@ static bx_status put_overdue(console_request *req, console_reply *rep, bx_error 
         tmpl_put_int(row, "task_id", strtoll(PQgetvalue(res, i, 0), NULL, 10));
         tmpl_put(row, "kind_label", page_label_task(PQgetvalue(res, i, 1)));
         tmpl_put(row, "due", due);
-        tmpl_put(row, "case_id", PQgetvalue(res, i, 3));
-        tmpl_put(row, "student_id", student);
-        tmpl_put(row, "student_name", PQgetvalue(res, i, 5)[0] ? PQgetvalue(res, i, 5) : student);
+        school_list_put_child(row, PQgetvalue(res, i, 3), student, PQgetvalue(res, i, 5));
         tmpl_put(row, "class_name", PQgetvalue(res, i, 6));
         in_group++;
         total++;
@@ -279,20 +278,14 @@ static bx_status put_overdue(console_request *req, console_reply *rep, bx_error 
 
 static bx_status put_cases(console_request *req, console_reply *rep, bx_error *err)
 {
-    const console_person *me = req->person;
-    school_list_query q;
-    school_list_parse(req->query, req->nquery, case_sorts, &q);
-    char now[24], limit[16], offset[24];
-    snprintf(now, sizeof(now), "%lld", (long long)req->now);
-    snprintf(limit, sizeof(limit), "%d", SCHOOL_LIST_PER_PAGE);
-    snprintf(offset, sizeof(offset), "%lld", school_list_offset(&q));
-    const char *params[] = {me->school_id, now,   q.stage, q.overdue ? "true" : "false",
-                            limit,         offset};
-    PGresult *res = NULL;
-    int n;
-    long long total;
-    bx_status s = school_list_fetch(req, CASES_SQL_HEAD, case_orders[q.sort], CASES_SQL_TAIL, 6,
-                                    params, 13, &res, &n, &total, err);
+    school_list_page p;
+    school_list_begin(req, case_sorts, &p);
+    const char *params[] = {req->person->school_id,         p.now,   p.q.stage,
+                            p.q.overdue ? "true" : "false", p.limit, p.offset};
+    bx_status s =
+        school_list_fetch(req, &p, CASES_SQL_HEAD, case_orders, CASES_SQL_TAIL, 6, params, 13, err);
+    const PGresult *res = p.res;
+    int n = p.n;
     for (int i = 0; i < n && s == BX_OK; i++) {
         if (!school_list_row_allowed(req, res, i, 1, CONSOLE_VIEW_PERSONAL, &s, err))
             continue;
@@ -301,9 +294,7 @@ static bx_status put_cases(console_request *req, console_reply *rep, bx_error *e
         char opened[24], due[24];
         page_short_time(PQgetvalue(res, i, 5), opened, sizeof(opened));
         page_short_time(PQgetvalue(res, i, 7), due, sizeof(due));
-        tmpl_put(row, "case_id", PQgetvalue(res, i, 0));
-        tmpl_put(row, "student_id", student);
-        tmpl_put(row, "student_name", PQgetvalue(res, i, 2)[0] ? PQgetvalue(res, i, 2) : student);
+        school_list_put_child(row, PQgetvalue(res, i, 0), student, PQgetvalue(res, i, 2));
         tmpl_put(row, "class_name", PQgetvalue(res, i, 3));
         tmpl_put(row, "stage_label", page_label_stage(PQgetvalue(res, i, 4)));
         tmpl_put(row, "opened", opened);
@@ -314,28 +305,24 @@ static bx_status put_cases(console_request *req, console_reply *rep, bx_error *e
         }
         tmpl_put_bool(row, "overdue", PQgetvalue(res, i, 11)[0] == 't');
     }
-    PQclear(res);
+    PQclear(p.res);
     if (s == BX_OK)
-        school_list_put(rep->ctx, &q, case_sorts, case_sort_labels, "/school", total);
+        school_list_put(rep->ctx, &p.q, case_sorts, case_sort_labels, "/school", p.total);
     return s;
 }
 
 bx_status page_school_get(console_request *req, console_reply *rep, bx_error *err)
 {
     const console_person *me = req->person;
-    if (!school_role(me)) {
-        console_not_found(rep);
+    if (!page_found(rep, BX_OK, school_role(me)))
         return BX_OK;
-    }
     console_object o = {.kind = CONSOLE_OBJ_SCHOOL,
                         .school_id = me->school_id,
                         .township_code = me->township_code,
                         .county_code = me->county_code};
     /* the school as a whole (each row below is checked for its student's personal data) */
-    if (!console_may(me, CONSOLE_VIEW_AGGREGATE, &o)) {
-        console_not_found(rep);
+    if (!page_found(rep, BX_OK, console_may(me, CONSOLE_VIEW_AGGREGATE, &o)))
         return BX_OK;
-    }
     const char *params[] = {me->school_id};
     PGresult *res = NULL;
     bx_status s = bx_pg_query(req->db, "SELECT name FROM registry.school WHERE id = $1", 1, params,

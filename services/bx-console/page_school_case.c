@@ -228,9 +228,7 @@ bx_status page_school_case_get(console_request *req, console_reply *rep, bx_erro
     page_short_time(c.opened_at, opened, sizeof(opened));
     tmpl_ctx *ctx = rep->ctx;
     page_put_form(req, ctx, NULL);
-    tmpl_put(ctx, "case_id", id);
-    tmpl_put(ctx, "student_id", c.student_id);
-    tmpl_put(ctx, "student_name", c.student_name[0] ? c.student_name : c.student_id);
+    school_list_put_child(ctx, id, c.student_id, c.student_name);
     tmpl_put(ctx, "class_name", c.class_name);
     tmpl_put(ctx, "stage_label", page_label_stage(c.stage));
     tmpl_put(ctx, "opened", opened);

@@ -175,10 +175,8 @@ static void put_case(tmpl_ctx *row, const township_case *c)
 bx_status page_township_get(console_request *req, console_reply *rep, bx_error *err)
 {
     const console_person *me = req->person;
-    if (me->role != CONSOLE_TOWNSHIP_OFFICER || !me->township_code[0]) {
-        console_not_found(rep);
+    if (!page_found(rep, BX_OK, me->role == CONSOLE_TOWNSHIP_OFFICER && me->township_code[0]))
         return BX_OK;
-    }
     char now[24], max[16];
     snprintf(now, sizeof(now), "%lld", (long long)req->now);
     snprintf(max, sizeof(max), "%d", SIGNOFFS_MAX);
