@@ -227,6 +227,12 @@ bool page_form_ok(console_reply *rep, const char *back, bool ok);
 /* The same for a lookup that says BX_ENOTFOUND: answers 404 and makes *s BX_OK. */
 bool page_lookup_found(console_reply *rep, bx_status *s);
 
+/* console_audit with the detail formatted (at most PAGE_AUDIT_DETAIL bytes): "case=7", "task=12".
+ */
+#define PAGE_AUDIT_DETAIL 256
+bx_status page_auditf(const console_request *req, const char *action, const char *student_id,
+                      bx_error *err, const char *fmt, ...) BX_PRINTF(5, 6) BX_MUSTCHECK;
+
 /* A form page's today ("today", as a date) and fresh submission token ("token"), put into ctx;
  * today's text also in today when not NULL. */
 void page_put_form(const console_request *req, tmpl_ctx *ctx, char today[11]);

@@ -62,9 +62,8 @@ bx_status page_leave_post(console_request *req, console_reply *rep, bx_error *er
     bx_buf_init(&body, 1 << 16);
     page_write_result res;
     s = page_write_built(req, PAGE_EP_LEAVE, page_leave_json(&f, &body), &body, "leave", &res, err);
-    char detail[96];
-    snprintf(detail, sizeof(detail), "event=%s phoned_in=%s", token, f.phoned_in ? "yes" : "no");
-    IFOK(s, console_audit(req, "leave", student_id, detail, err));
+    IFOK(s, page_auditf(req, "leave", student_id, err, "event=%s phoned_in=%s", token,
+                        f.phoned_in ? "yes" : "no"));
     if (s != BX_OK)
         return s;
     char flash[256];

@@ -199,9 +199,8 @@ bx_status page_print_get(console_request *req, console_reply *rep, bx_error *err
     bx_error derr = {0};
     render_arg a = {pk, &c, issue, &doc, BX_OK, &derr};
     s = console_store_with_registry(store, req->db, render_with_registry, &a, err);
-    char detail[64];
-    snprintf(detail, sizeof(detail), "case=%lld doc=%s", c.id, pk->name);
-    IFOK(s, console_audit(req, "print_notice", c.student_id, detail, err));
+    IFOK(s,
+         page_auditf(req, "print_notice", c.student_id, err, "case=%lld doc=%s", c.id, pk->name));
     if (s != BX_OK) {
         bx_buf_free(&doc);
         return s;

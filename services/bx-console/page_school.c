@@ -334,9 +334,7 @@ bx_status page_school_get(console_request *req, console_reply *rep, bx_error *er
     IFOK(s, put_overdue(req, rep, err));
     IFOK(s, put_cases(req, rep, err));
     /* Names of the school's children are shown: audited (one row for the page). */
-    char detail[64];
-    snprintf(detail, sizeof(detail), "school=%s", me->school_id);
-    IFOK(s, console_audit(req, "view_school", NULL, detail, err));
+    IFOK(s, page_auditf(req, "view_school", NULL, err, "school=%s", me->school_id));
     if (s != BX_OK)
         return s;
     char token[PAGE_TOKEN_SIZE];

@@ -216,9 +216,7 @@ bx_status page_school_case_get(console_request *req, console_reply *rep, bx_erro
     PGresult *res = NULL, *staff = NULL;
     s = bx_pg_query(req->db, CASE_TASKS_SQL, 2, params, &res, err);
     IFOK(s, school_staff(req, &staff, err));
-    char detail[40];
-    snprintf(detail, sizeof(detail), "case=%lld", c.id);
-    IFOK(s, console_audit(req, "view_case", c.student_id, detail, err));
+    IFOK(s, page_auditf(req, "view_case", c.student_id, err, "case=%lld", c.id));
     int nreports = s == BX_OK ? put_tasks(rep->ctx, &c, res, staff) : 0;
     PQclear(res);
     PQclear(staff);

@@ -153,9 +153,7 @@ bx_status page_task_get(console_request *req, console_reply *rep, bx_error *err)
     bx_status s;
     if (!load_task(req, rep, &t, &s, err))
         return s;
-    char detail[64];
-    snprintf(detail, sizeof(detail), "task=%lld", t.id);
-    IFOK(s, console_audit(req, "view_task", t.student_id, detail, err));
+    s = page_auditf(req, "view_task", t.student_id, err, "task=%lld", t.id);
     if (s != BX_OK)
         return s;
     page_put_form(req, rep->ctx, NULL);

@@ -222,9 +222,7 @@ bx_status page_township_case_get(console_request *req, console_reply *rep, bx_er
     bx_status s;
     if (!load_case(req, rep, &c, &s, err))
         return s;
-    char detail[40];
-    snprintf(detail, sizeof(detail), "case=%lld", c.case_id);
-    IFOK(s, console_audit(req, "view_case", c.student_id, detail, err));
+    s = page_auditf(req, "view_case", c.student_id, err, "case=%lld", c.case_id);
     if (s != BX_OK)
         return s;
     char today[11], closed[24], signed_at[24];

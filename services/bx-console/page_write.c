@@ -9,6 +9,7 @@
 #include "ingest.h"
 #include "page_common.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,17 @@ bool page_lookup_found(console_reply *rep, bx_status *s)
     console_not_found(rep);
     *s = BX_OK;
     return false;
+}
+
+bx_status page_auditf(const console_request *req, const char *action, const char *student_id,
+                      bx_error *err, const char *fmt, ...)
+{
+    char detail[PAGE_AUDIT_DETAIL];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    return console_audit(req, action, student_id, detail, err);
 }
 
 void page_put_form(const console_request *req, tmpl_ctx *ctx, char today[11])
