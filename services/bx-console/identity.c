@@ -116,13 +116,10 @@ static bx_status revoke(PGconn *db, long long id, const char *why, bx_time_ms no
     snprintf(id_text, sizeof(id_text), "%lld", id);
     pg_time(now, now_text);
     const char *params[] = {id_text, now_text, why};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db,
-                              "UPDATE console.session SET revoked_at = $2::timestamptz, "
-                              "revoked_why = $3 WHERE id = $1 AND revoked_at IS NULL",
-                              3, params, &res, err);
-    PQclear(res);
-    return s;
+    return bx_pg_command(db,
+                         "UPDATE console.session SET revoked_at = $2::timestamptz, "
+                         "revoked_why = $3 WHERE id = $1 AND revoked_at IS NULL",
+                         3, params, NULL, err);
 }
 
 bx_status identity_session_load(PGconn *db, const char *token, bx_time_ms now,
@@ -193,12 +190,11 @@ bx_status identity_session_load(PGconn *db, const char *token, bx_time_ms now,
     snprintf(id_text, sizeof(id_text), "%lld", id);
     pg_time(now + conf->idle_s * 1000, idle_text);
     const char *touch[] = {id_text, now_text, idle_text};
-    s = bx_pg_query(db,
-                    "UPDATE console.session SET last_seen = $2::timestamptz, "
-                    "idle_expires_at = least($3::timestamptz, absolute_expires_at), flash = '' "
-                    "WHERE id = $1",
-                    3, touch, &res, err);
-    PQclear(res);
+    s = bx_pg_command(db,
+                      "UPDATE console.session SET last_seen = $2::timestamptz, "
+                      "idle_expires_at = least($3::timestamptz, absolute_expires_at), flash = '' "
+                      "WHERE id = $1",
+                      3, touch, NULL, err);
     return s;
 }
 
@@ -253,22 +249,18 @@ static bx_status record_failure(PGconn *db, const char *kind, const char *key,
     char until_text[40];
     pg_time(*until, until_text);
     const char *lock[] = {kind, key, until_text};
-    s = bx_pg_query(db,
-                    "UPDATE console.login_failure SET locked_until = $3::timestamptz "
-                    "WHERE kind = $1 AND key = $2",
-                    3, lock, &res, err);
-    PQclear(res);
+    s = bx_pg_command(db,
+                      "UPDATE console.login_failure SET locked_until = $3::timestamptz "
+                      "WHERE kind = $1 AND key = $2",
+                      3, lock, NULL, err);
     return s;
 }
 
 static bx_status forget_failures(PGconn *db, const char *kind, const char *key, bx_error *err)
 {
     const char *params[] = {kind, key};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db, "DELETE FROM console.login_failure WHERE kind = $1 AND key = $2",
-                              2, params, &res, err);
-    PQclear(res);
-    return s;
+    return bx_pg_command(db, "DELETE FROM console.login_failure WHERE kind = $1 AND key = $2", 2,
+                         params, NULL, err);
 }
 
 /* A key for the failure table from what the person typed: bounded, never a phone in clear. */
@@ -296,6 +288,15 @@ static void make_dummy(void)
         dummy_hash[0] = '\0';
 }
 
+/* Locked while the account's lock (a) or the address's (b) is in force, until the later end. */
+static void locked_by(identity_result *out, bx_time_ms a, bx_time_ms b)
+{
+    if (a || b) {
+        out->outcome = IDENTITY_LOCKED;
+        out->locked_until = a > b ? a : b;
+    }
+}
+
 static bx_status lock_check(PGconn *db, const char *account_key, const char *addr_kind,
                             const char *client_addr, bx_time_ms now, identity_result *out,
                             bx_error *err)
@@ -303,10 +304,8 @@ static bx_status lock_check(PGconn *db, const char *account_key, const char *add
     bx_time_ms a = 0, b = 0;
     bx_status s = lock_of(db, addr_kind, account_key, now, &a, err);
     IFOK(s, lock_of(db, "address", client_addr, now, &b, err));
-    if (s == BX_OK && (a || b)) {
-        out->outcome = IDENTITY_LOCKED;
-        out->locked_until = a > b ? a : b;
-    }
+    if (s == BX_OK)
+        locked_by(out, a, b);
     return s;
 }
 
@@ -318,10 +317,7 @@ static bx_status fail_both(PGconn *db, const char *kind, const char *account_key
     bx_status s = record_failure(db, kind, account_key, &conf->account, now, &a, err);
     IFOK(s, record_failure(db, "address", client_addr, &conf->address, now, &b, err));
     out->outcome = IDENTITY_REFUSED;
-    if (a || b) {
-        out->outcome = IDENTITY_LOCKED;
-        out->locked_until = a > b ? a : b;
-    }
+    locked_by(out, a, b);
     return s;
 }
 
@@ -408,6 +404,46 @@ bx_status identity_login(PGconn *db, const char *login, const char *password,
     return s;
 }
 
+/* The staff member's registered phone ("" when none), which a new password must not be. */
+static bx_status staff_phone(PGconn *db, const char *key, char phone[16], bx_error *err)
+{
+    const char *params[] = {key};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db, "SELECT coalesce(phone, '') FROM registry.staff WHERE id = $1", 1,
+                              params, &res, err);
+    if (s != BX_OK)
+        return s;
+    phone[0] = '\0';
+    if (PQntuples(res) == 1)
+        snprintf(phone, 16, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return BX_OK;
+}
+
+/* Inside the open transaction, with the activation row (id_text) locked: the code is used, the
+ * account active with the new password hash, its sessions ended, and the activation audited. */
+static bx_status use_activation(PGconn *db, const char *key, const char *id_text, const char *hash,
+                                const char *now_text, const char *client_addr, bx_time_ms now,
+                                bx_error *err)
+{
+    const char *use[] = {id_text, now_text};
+    const char *set[] = {key, hash, now_text};
+    const char *end[] = {key, now_text};
+    bx_status s =
+        bx_pg_command(db, "UPDATE console.activation SET used_at = $2::timestamptz WHERE id = $1",
+                      2, use, NULL, err);
+    IFOK(s, bx_pg_command(db,
+                          "UPDATE console.account SET password_hash = $2, state = 'active', "
+                          "changed_at = $3::timestamptz WHERE staff_id = $1",
+                          3, set, NULL, err));
+    IFOK(s, bx_pg_command(db,
+                          "UPDATE console.session SET revoked_at = $2::timestamptz, "
+                          "revoked_why = 'reset' WHERE staff_id = $1 AND revoked_at IS NULL",
+                          2, end, NULL, err));
+    IFOK(s, identity_audit(db, now, key, "activate", NULL, "", client_addr, err));
+    return s;
+}
+
 bx_status identity_activate(PGconn *db, const char *staff_id, const char *code,
                             const char *password, const char *client_addr, bx_time_ms now,
                             const identity_conf *conf, identity_result *out, bx_error *err)
@@ -419,16 +455,10 @@ bx_status identity_activate(PGconn *db, const char *staff_id, const char *code,
     bx_status s = lock_check(db, key, "activation", client_addr, now, out, err);
     if (s != BX_OK || out->outcome == IDENTITY_LOCKED)
         return s;
-    const char *params[] = {key};
-    PGresult *res = NULL;
-    s = bx_pg_query(db, "SELECT coalesce(phone, '') FROM registry.staff WHERE id = $1", 1, params,
-                    &res, err);
+    char phone[16];
+    s = staff_phone(db, key, phone, err);
     if (s != BX_OK)
         return s;
-    char phone[16] = "";
-    if (PQntuples(res) == 1)
-        snprintf(phone, sizeof(phone), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
     out->why = console_password_refusal(password, key, phone);
     if (out->why) {
         out->outcome = IDENTITY_WEAK;
@@ -445,6 +475,7 @@ bx_status identity_activate(PGconn *db, const char *staff_id, const char *code,
     pg_time(now, now_text);
     s = bx_pg_exec(db, "BEGIN", err);
     const char *find[] = {key, code_text, now_text};
+    PGresult *res = NULL;
     IFOK(s, bx_pg_query(db,
                         "SELECT c.id FROM console.activation c JOIN console.account a "
                         "ON a.staff_id = c.staff_id WHERE c.staff_id = $1 "
@@ -465,25 +496,7 @@ bx_status identity_activate(PGconn *db, const char *staff_id, const char *code,
     char id_text[24];
     snprintf(id_text, sizeof(id_text), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    const char *use[] = {id_text, now_text};
-    s = bx_pg_query(db, "UPDATE console.activation SET used_at = $2::timestamptz WHERE id = $1", 2,
-                    use, &res, err);
-    PQclear(res);
-    res = NULL;
-    const char *set[] = {key, hash, now_text};
-    IFOK(s, bx_pg_query(db,
-                        "UPDATE console.account SET password_hash = $2, state = 'active', "
-                        "changed_at = $3::timestamptz WHERE staff_id = $1",
-                        3, set, &res, err));
-    PQclear(res);
-    res = NULL;
-    const char *end[] = {key, now_text};
-    IFOK(s, bx_pg_query(db,
-                        "UPDATE console.session SET revoked_at = $2::timestamptz, "
-                        "revoked_why = 'reset' WHERE staff_id = $1 AND revoked_at IS NULL",
-                        2, end, &res, err));
-    PQclear(res);
-    IFOK(s, identity_audit(db, now, key, "activate", NULL, "", client_addr, err));
+    s = use_activation(db, key, id_text, hash, now_text, client_addr, now, err);
     IFOK(s, bx_pg_exec(db, "COMMIT", err));
     if (s != BX_OK) {
         bx_pg_rollback(db);
@@ -526,11 +539,8 @@ bx_status identity_audit(PGconn *db, bx_time_ms now, const char *staff_id, const
                             student_id,
                             detail ? detail : "",
                             client_addr ? client_addr : ""};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db,
-                              "INSERT INTO console.audit (at, staff_id, action, student_id, "
-                              "detail, client_addr) VALUES ($1::timestamptz, $2, $3, $4, $5, $6)",
-                              6, params, &res, err);
-    PQclear(res);
-    return s;
+    return bx_pg_command(db,
+                         "INSERT INTO console.audit (at, staff_id, action, student_id, "
+                         "detail, client_addr) VALUES ($1::timestamptz, $2, $3, $4, $5, $6)",
+                         6, params, NULL, err);
 }

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,23 @@ bx_status page_mark_parse(const char *code, page_mark *out)
             return BX_OK;
         }
     return BX_EINVAL;
+}
+
+int page_period_parse(const char *text)
+{
+    if (text == NULL || *text == '\0')
+        return 0;
+    char *end;
+    long p = strtol(text, &end, 10);
+    return *end == '\0' && p >= 0 && p <= 12 ? (int)p : -1;
+}
+
+bx_status page_json_parts(bx_buf *out, const char *const *parts, size_t n)
+{
+    bx_status s = BX_OK;
+    for (size_t i = 0; i < n && s == BX_OK; i++)
+        s = i % 2 == 0 ? bx_buf_puts(out, parts[i]) : bx_buf_json_string(out, parts[i]);
+    return s;
 }
 
 /* ,"key":"value" */
@@ -344,6 +362,18 @@ const char *page_label_factor(const char *factor)
                               {"tier_needs_attendance", "等级需出勤证据"},
                               {NULL, NULL}};
     return lookup(t, factor);
+}
+
+const char *page_label_owner_role(const char *role)
+{
+    static const label t[] = {{"homeroom_teacher", "班主任"},
+                              {"subject_teacher", "任课教师"},
+                              {"principal", "校长"},
+                              {"academic_office", "教务处"},
+                              {"township_officer", "乡镇干部"},
+                              {"county_officer", "县教体局"},
+                              {NULL, NULL}};
+    return lookup(t, role);
 }
 
 const char *page_label_ending(const char *ending)

@@ -9,46 +9,25 @@
 bx_status page_class_get(console_request *req, console_reply *rep, bx_error *err)
 {
     const char *class_id = req->params[0];
-    bool allowed = false;
-    bx_status s = page_may_class(req, class_id, CONSOLE_VIEW_PERSONAL, &allowed, err);
-    if (s != BX_OK)
+    bx_status s;
+    if (!page_admit_class(req, rep, class_id, CONSOLE_VIEW_PERSONAL, &s, err))
         return s;
-    if (!allowed) {
-        console_not_found(rep);
-        return BX_OK;
-    }
-    console_store *store = page_store(req, err);
-    if (store == NULL)
-        return BX_EFATAL;
-    char today[11];
-    bx_date day = page_today(req, today);
-    console_class_info info;
-    console_rollcall_state state;
-    console_class_row *rows = NULL;
-    size_t n = 0;
-    s = console_store_class(store, req->db, class_id, day, &info, err);
-    if (s == BX_ENOTFOUND) {
-        console_not_found(rep);
-        return BX_OK;
-    }
-    IFOK(s, console_store_rollcall_state(store, req->redis, class_id, day, 0, &state, err));
-    IFOK(s, console_store_class_rows(store, req->db, req->redis, class_id, day, 0, true, &rows, &n,
-                                     err));
-    char detail[64];
-    snprintf(detail, sizeof(detail), "class=%s", class_id);
-    IFOK(s, console_audit(req, "view_class", NULL, detail, err));
-    if (s != BX_OK) {
-        free(rows);
+    page_class_day d;
+    bool found = false;
+    s = page_class_load(req, rep, class_id, 0, true, "view_class", NULL, &d, &found, err);
+    if (s != BX_OK || !found)
         return s;
-    }
+    const console_class_info *info = &d.info;
+    const console_class_row *rows = d.rows;
+    size_t n = d.n;
     char line[160];
-    page_rollcall_state_line(&state, line, sizeof(line));
+    page_rollcall_state_line(&d.state, line, sizeof(line));
     tmpl_ctx *ctx = rep->ctx;
-    tmpl_put(ctx, "class_id", info.id);
-    tmpl_put(ctx, "class_name", info.name);
-    tmpl_put(ctx, "school_name", info.school_name);
-    tmpl_put(ctx, "date", today);
-    tmpl_put(ctx, "state_line", info.school_day ? line : "今天不是上学日");
+    tmpl_put(ctx, "class_id", info->id);
+    tmpl_put(ctx, "class_name", info->name);
+    tmpl_put(ctx, "school_name", info->school_name);
+    tmpl_put(ctx, "date", d.today);
+    tmpl_put(ctx, "state_line", info->school_day ? line : "今天不是上学日");
     for (size_t i = 0; i < n; i++) {
         const console_class_row *r = &rows[i];
         tmpl_ctx *row = tmpl_add_row(ctx, "students");
@@ -75,8 +54,8 @@ bx_status page_class_get(console_request *req, console_reply *rep, bx_error *err
             tmpl_put(reason, "detail", r->factors[f].detail);
         }
     }
-    free(rows);
     rep->template_name = "teacher_class";
-    snprintf(rep->title, sizeof(rep->title), "%s 我的班级", info.name);
+    snprintf(rep->title, sizeof(rep->title), "%s 我的班级", info->name);
+    page_class_day_free(&d);
     return BX_OK;
 }

@@ -65,6 +65,14 @@ bx_status page_rollcall_entries(const console_field *fields, size_t nfields,
  * "今日尚未点名" when not reported. */
 void page_rollcall_state_line(const console_rollcall_state *s, char *out, size_t size);
 
+/* The lesson period of a form or query value: 0 for none ("" or NULL: the whole day), 1..12, or
+ * -1 for anything else. */
+int page_period_parse(const char *text);
+
+/* Appends parts to out: the even ones (0, 2, ...) as they are (JSON text), the odd ones as JSON
+ * strings; a message with fixed keys is one table: {"{\"id\":", id, ",\"name\":", name, "}"}. */
+bx_status page_json_parts(bx_buf *out, const char *const *parts, size_t n) BX_MUSTCHECK;
+
 /* ---- case actions ---- */
 
 typedef enum page_action_kind {
@@ -132,6 +140,9 @@ const char *page_label_task(const char *kind);       /* home_visit -> 家访 */
 const char *page_label_event(const char *kind);      /* stage_entered -> 进入阶段 */
 const char *page_label_factor(const char *factor);   /* streak_days -> 连续缺勤 */
 const char *page_label_ending(const char *ending);   /* returned -> 已复学 */
+/* A task owner's role as the school's workbench names it (homeroom_teacher -> 班主任);
+ * console_role_label is the account pages' wording. */
+const char *page_label_owner_role(const char *role);
 
 /* "2026-11-23T08:12:00+08:00" -> "11-23 08:12" (out at least 16 bytes); "" stays "". */
 void page_short_time(const char *iso, char *out, size_t size);
@@ -164,6 +175,11 @@ bool page_write_kept(const page_write_result *r);
  * "服务器未确认，请再提交一次（重复提交是安全的）". */
 void page_write_flash(const page_write_result *r, const char *done_text, char *out, size_t size);
 
+/* The open tasks of the signed-in person and their classes (at most max, overdue first): as
+ * console_store_open_tasks. Caller frees *tasks. */
+bx_status page_open_tasks(const console_request *req, size_t max, console_task **tasks, size_t *n,
+                          bx_error *err) BX_MUSTCHECK;
+
 /* Records one case action as the signed-in person: the form's JSON through page_write, then the
  * audit row (the action's name, the student, detail "<context> action=<name> event=<id>", context
  * e.g. "task=12" or "case=7"). BX_OK when the outcome is in *res (page_tasks.c: the teacher's task
@@ -171,6 +187,12 @@ void page_write_flash(const page_write_result *r, const char *done_text, char *o
 bx_status page_action_submit(const console_request *req, const page_action_form *f,
                              const char *context, page_write_result *res,
                              bx_error *err) BX_MUSTCHECK;
+
+/* page_action_submit, then the answer: a redirect to back with the flash line of the result
+ * (done_text when kept). */
+bx_status page_action_redirect(const console_request *req, console_reply *rep,
+                               const page_action_form *f, const char *context,
+                               const char *done_text, const char *back, bx_error *err) BX_MUSTCHECK;
 
 /* The pages' shared state (req->pages), made by console_pages_new in page_routes.c. */
 struct dedup_batcher;
@@ -188,6 +210,64 @@ bx_date page_today(const console_request *req, char text[11]);
 /* True for the roles that hold no class and own no task (city and province officers): their
  * /teacher and /tasks answer console_not_found, as any page outside their scope does. */
 bool page_without_worklist(const console_person *me);
+
+/* Whether a page goes on once it looked up what it shows (or checked the person's scope over it):
+ * true when s is BX_OK and found; when s is BX_OK but nothing was found, answers 404 first
+ * (console_not_found, as for an object that does not exist). When false the caller returns s. */
+bool page_found(console_reply *rep, bx_status s, bool found);
+/* A page's scope check over one class or student: true when the person may do a on it; else false
+ * with *s BX_OK (404 answered) or an error. */
+bool page_admit_class(const console_request *req, console_reply *rep, const char *class_id,
+                      console_action a, bx_status *s, bx_error *err);
+bool page_admit_student(const console_request *req, console_reply *rep, const char *student_id,
+                        console_action a, bx_status *s, bx_error *err);
+/* The answer to a stale or malformed form (ok false: no valid token, a field missing): back to the
+ * form with "表单已失效，请重新填写". Returns ok. */
+bool page_form_ok(console_reply *rep, const char *back, bool ok);
+/* The same for a lookup that says BX_ENOTFOUND: answers 404 and makes *s BX_OK. */
+bool page_lookup_found(console_reply *rep, bx_status *s);
+
+/* console_audit with the detail formatted (at most PAGE_AUDIT_DETAIL bytes): "case=7", "task=12".
+ */
+#define PAGE_AUDIT_DETAIL 256
+bx_status page_auditf(const console_request *req, const char *action, const char *student_id,
+                      bx_error *err, const char *fmt, ...) BX_PRINTF(5, 6) BX_MUSTCHECK;
+
+/* A form page's today ("today", as a date) and fresh submission token ("token"), put into ctx;
+ * today's text also in today when not NULL. */
+void page_put_form(const console_request *req, tmpl_ctx *ctx, char today[11]);
+
+/* Writes the body a builder made (built: the builder's status; what names it in the out-of-memory
+ * error) through page_write, and frees body whatever happened. */
+bx_status page_write_built(const console_request *req, page_endpoint ep, bx_status built,
+                           bx_buf *body, const char *what, page_write_result *res,
+                           bx_error *err) BX_MUSTCHECK;
+
+/* Produces one message and waits for Kafka's acknowledgement (at most as long as page_write
+ * waits): BX_OK only once it is stored. msg borrowed. When Kafka gives no verdict in time the
+ * delivery slot is left to the callback still to come. */
+bx_status page_send_acked(const console_request *req, const char *topic, const char *key,
+                          const char *msg, size_t len, bx_error *err) BX_MUSTCHECK;
+
+/* A class as its teacher's pages show it today: the class, the roll call's state for period, its
+ * students (scored: with risk tiers and reasons). Read by page_class_load, which audits the view.
+ */
+typedef struct page_class_day {
+    char today[11];
+    bx_date day;
+    console_class_info info;
+    console_rollcall_state state;
+    console_class_row *rows; /* owned: page_class_day_free */
+    size_t n;
+} page_class_day;
+
+/* Reads the class's day and audits the view (audit_action, detail "class=<id>" or the caller's when
+ * detail is not NULL). BX_OK and *found, or BX_OK and !*found (answered 404), or an error (nothing
+ * left to free). */
+bx_status page_class_load(console_request *req, console_reply *rep, const char *class_id,
+                          int period, bool scored, const char *audit_action, const char *detail,
+                          page_class_day *d, bool *found, bx_error *err) BX_MUSTCHECK;
+void page_class_day_free(page_class_day *d);
 
 /* Scope checks that answer like a missing object: BX_OK and *allowed, or BX_OK and !*allowed
  * (answer console_not_found), or an error. */

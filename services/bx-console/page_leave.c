@@ -6,48 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int period_value(const char *text)
-{
-    if (text == NULL || *text == '\0')
-        return 0;
-    char *end;
-    long p = strtol(text, &end, 10);
-    return *end == '\0' && p >= 0 && p <= 12 ? (int)p : -1;
-}
-
 bx_status page_leave_get(console_request *req, console_reply *rep, bx_error *err)
 {
     const char *student_id = req->params[0];
-    bool allowed = false;
-    bx_status s = page_may_student(req, student_id, CONSOLE_WRITE_ATTENDANCE, &allowed, err);
-    if (s == BX_OK && allowed)
-        s = page_may_student(req, student_id, CONSOLE_VIEW_PERSONAL, &allowed, err);
-    if (s != BX_OK)
+    bx_status s;
+    if (!page_admit_student(req, rep, student_id, CONSOLE_WRITE_ATTENDANCE, &s, err) ||
+        !page_admit_student(req, rep, student_id, CONSOLE_VIEW_PERSONAL, &s, err))
         return s;
-    if (!allowed) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     console_store *store = page_store(req, err);
     if (store == NULL)
         return BX_EFATAL;
     console_student_info info;
     s = console_store_student(store, req->db, student_id, &info, err);
-    if (s == BX_ENOTFOUND) {
-        console_not_found(rep);
-        return BX_OK;
-    }
-    IFOK(s, console_audit(req, "view_leave", student_id, NULL, err));
+    if (!page_lookup_found(rep, &s))
+        return s;
+    s = console_audit(req, "view_leave", student_id, NULL, err);
     if (s != BX_OK)
         return s;
-    char today[11], token[PAGE_TOKEN_SIZE];
-    page_today(req, today);
-    page_new_token(token);
+    page_put_form(req, rep->ctx, NULL);
     tmpl_put(rep->ctx, "student_id", info.id);
     tmpl_put(rep->ctx, "name", info.name[0] ? info.name : info.id);
     tmpl_put(rep->ctx, "class_name", info.class_name);
-    tmpl_put(rep->ctx, "today", today);
-    tmpl_put(rep->ctx, "token", token);
     for (int p = 1; p <= 12; p++)
         tmpl_put_int(tmpl_add_row(rep->ctx, "periods"), "value", p);
     rep->template_name = "student_leave";
@@ -58,24 +37,17 @@ bx_status page_leave_get(console_request *req, console_reply *rep, bx_error *err
 bx_status page_leave_post(console_request *req, console_reply *rep, bx_error *err)
 {
     const char *student_id = req->params[0];
-    bool allowed = false;
-    bx_status s = page_may_student(req, student_id, CONSOLE_WRITE_ATTENDANCE, &allowed, err);
-    if (s != BX_OK)
+    bx_status s;
+    if (!page_admit_student(req, rep, student_id, CONSOLE_WRITE_ATTENDANCE, &s, err))
         return s;
-    if (!allowed) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     char back[96], done_path[96];
     snprintf(back, sizeof(back), "/students/%s/leave", student_id);
     snprintf(done_path, sizeof(done_path), "/students/%s", student_id);
     const char *token = console_form(req, "token");
-    int p1 = period_value(console_form(req, "first_period"));
-    int p2 = period_value(console_form(req, "last_period"));
-    if (!page_token_valid(token) || p1 < 0 || p2 < 0) {
-        console_redirect(rep, back, "表单已失效，请重新填写");
+    int p1 = page_period_parse(console_form(req, "first_period"));
+    int p2 = page_period_parse(console_form(req, "last_period"));
+    if (!page_form_ok(rep, back, page_token_valid(token) && p1 >= 0 && p2 >= 0))
         return BX_OK;
-    }
     const char *phoned = console_form(req, "phoned_in");
     page_leave_form f = {.student_id = student_id,
                          .first_date = console_form(req, "first_date"),
@@ -88,22 +60,14 @@ bx_status page_leave_post(console_request *req, console_reply *rep, bx_error *er
                          .event_id = token};
     bx_buf body;
     bx_buf_init(&body, 1 << 16);
-    s = page_leave_json(&f, &body);
-    if (s != BX_OK) {
-        bx_buf_free(&body);
-        return BX_ERR(err, s, "leave: out of memory");
-    }
     page_write_result res;
-    s = page_write(req, PAGE_EP_LEAVE, body.data, body.len, &res, err);
-    bx_buf_free(&body);
-    char detail[96];
-    snprintf(detail, sizeof(detail), "event=%s phoned_in=%s", token, f.phoned_in ? "yes" : "no");
-    IFOK(s, console_audit(req, "leave", student_id, detail, err));
+    s = page_write_built(req, PAGE_EP_LEAVE, page_leave_json(&f, &body), &body, "leave", &res, err);
+    IFOK(s, page_auditf(req, "leave", student_id, err, "event=%s phoned_in=%s", token,
+                        f.phoned_in ? "yes" : "no"));
     if (s != BX_OK)
         return s;
     char flash[256];
     page_write_flash(&res, f.phoned_in ? "补假已记录" : "请假已批准", flash, sizeof(flash));
-    bool kept = res.accepted + res.duplicates > 0 && res.failed == 0 && res.rejected == 0;
-    console_redirect(rep, kept ? done_path : back, flash);
+    console_redirect(rep, page_write_kept(&res) ? done_path : back, flash);
     return BX_OK;
 }

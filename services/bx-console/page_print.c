@@ -88,7 +88,7 @@ static void col(char *out, size_t size, const PGresult *res, int c)
 
 /* The case of the path and the kind, when the person may see the student's notice; else
  * c->id is 0. */
-static bx_status load(console_request *req, const struct print_kind *pk, console_action a,
+static bx_status find(console_request *req, const struct print_kind *pk, console_action a,
                       print_case *c, bx_error *err)
 {
     memset(c, 0, sizeof(*c));
@@ -132,6 +132,16 @@ static bx_status load(console_request *req, const struct print_kind *pk, console
     return s;
 }
 
+/* The kind and case of the path (find), answering 404 when there is none to show: false, with *s
+ * to return. */
+static bool load(console_request *req, console_reply *rep, console_action a,
+                 const struct print_kind **pk, print_case *c, bx_status *s, bx_error *err)
+{
+    *pk = kind_for(req->person, req->params[1]);
+    *s = find(req, *pk, a, c, err);
+    return page_found(rep, *s, c->id != 0);
+}
+
 typedef struct render_arg {
     const struct print_kind *pk;
     const print_case *c;
@@ -167,15 +177,11 @@ static bx_status render_with_registry(const bx_registry *registry,
 
 bx_status page_print_get(console_request *req, console_reply *rep, bx_error *err)
 {
-    const struct print_kind *pk = kind_for(req->person, req->params[1]);
+    const struct print_kind *pk;
     print_case c;
-    bx_status s = load(req, pk, CONSOLE_VIEW_PERSONAL, &c, err);
-    if (s != BX_OK)
+    bx_status s;
+    if (!load(req, rep, CONSOLE_VIEW_PERSONAL, &pk, &c, &s, err))
         return s;
-    if (c.id == 0) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     console_store *store = page_store(req, err);
     if (store == NULL)
         return BX_EFATAL;
@@ -193,9 +199,8 @@ bx_status page_print_get(console_request *req, console_reply *rep, bx_error *err
     bx_error derr = {0};
     render_arg a = {pk, &c, issue, &doc, BX_OK, &derr};
     s = console_store_with_registry(store, req->db, render_with_registry, &a, err);
-    char detail[64];
-    snprintf(detail, sizeof(detail), "case=%lld doc=%s", c.id, pk->name);
-    IFOK(s, console_audit(req, "print_notice", c.student_id, detail, err));
+    IFOK(s,
+         page_auditf(req, "print_notice", c.student_id, err, "case=%lld doc=%s", c.id, pk->name));
     if (s != BX_OK) {
         bx_buf_free(&doc);
         return s;
@@ -232,24 +237,18 @@ bx_status page_print_get(console_request *req, console_reply *rep, bx_error *err
 
 bx_status page_print_post(console_request *req, console_reply *rep, bx_error *err)
 {
-    const struct print_kind *pk = kind_for(req->person, req->params[1]);
+    const struct print_kind *pk;
     print_case c;
-    bx_status s = load(req, pk, CONSOLE_WRITE_ACTION, &c, err);
-    if (s != BX_OK)
+    bx_status s;
+    if (!load(req, rep, CONSOLE_WRITE_ACTION, &pk, &c, &s, err))
         return s;
-    if (c.id == 0) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     char back[96];
     snprintf(back, sizeof(back), "/print/%lld/%s", c.id, pk->name);
     const char *token = console_form(req, "token");
     const char *date = console_form(req, "date");
     bx_date d;
-    if (!page_token_valid(token)) {
-        console_redirect(rep, back, "表单已失效，请重新填写");
+    if (!page_form_ok(rep, back, page_token_valid(token)))
         return BX_OK;
-    }
     if (date == NULL || bx_date_parse(date, &d) != BX_OK || d > page_today(req, NULL)) {
         console_redirect(rep, back, "未记录：送达日期要填写，且不能晚于今天");
         return BX_OK;
@@ -264,12 +263,5 @@ bx_status page_print_post(console_request *req, console_reply *rep, bx_error *er
                           .letter = pk->action == PAGE_ACT_LETTER ? pk->letter_or_task : NULL,
                           .task = pk->action == PAGE_ACT_REPORT ? pk->letter_or_task : NULL,
                           .filed_with = pk->action == PAGE_ACT_REPORT ? "academic_office" : NULL};
-    page_write_result res;
-    s = page_action_submit(req, &f, context, &res, err);
-    if (s != BX_OK)
-        return s;
-    char flash[256];
-    page_write_flash(&res, "已记录送达", flash, sizeof(flash));
-    console_redirect(rep, back, flash);
-    return BX_OK;
+    return page_action_redirect(req, rep, &f, context, "已记录送达", back, err);
 }

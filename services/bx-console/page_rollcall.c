@@ -10,16 +10,6 @@
 
 #define ROLLCALL_MAX_STUDENTS 400
 
-/* The period of ?period= or the form: 0 (whole day) to 12; anything else is 0. */
-static int period_of(const char *text)
-{
-    if (text == NULL || *text == '\0')
-        return 0;
-    char *end;
-    long p = strtol(text, &end, 10);
-    return *end == '\0' && p >= 0 && p <= 12 ? (int)p : -1;
-}
-
 static void put_periods(tmpl_ctx *ctx, int selected)
 {
     for (int p = 0; p <= 12; p++) {
@@ -33,12 +23,9 @@ static void put_periods(tmpl_ctx *ctx, int selected)
     }
 }
 
-bx_status page_teacher_home(console_request *req, console_reply *rep, bx_error *err)
+/* Each of my classes with today's roll-call state. */
+static bx_status put_classes(console_request *req, console_reply *rep, bx_error *err)
 {
-    if (page_without_worklist(req->person)) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     console_store *store = page_store(req, err);
     if (store == NULL)
         return BX_EFATAL;
@@ -67,13 +54,19 @@ bx_status page_teacher_home(console_request *req, console_reply *rep, bx_error *
         tmpl_put(row, "name", info.name);
         tmpl_put(row, "state_line", line);
     }
+    return BX_OK;
+}
+
+bx_status page_teacher_home(console_request *req, console_reply *rep, bx_error *err)
+{
+    if (!page_found(rep, BX_OK, !page_without_worklist(req->person)))
+        return BX_OK;
+    bx_status s = put_classes(req, rep, err);
+    if (s != BX_OK)
+        return s;
     console_task *tasks = NULL;
     size_t ntasks = 0, overdue = 0;
-    const char *ids[CONSOLE_MAX_CLASSES];
-    for (size_t i = 0; i < me->nclasses; i++)
-        ids[i] = me->class_ids[i];
-    bx_status s = console_store_open_tasks(store, req->db, me->staff_id, ids, me->nclasses,
-                                           req->now, 1000, &tasks, &ntasks, err);
+    s = page_open_tasks(req, 1000, &tasks, &ntasks, err);
     if (s != BX_OK)
         return s;
     for (size_t i = 0; i < ntasks; i++)
@@ -87,64 +80,9 @@ bx_status page_teacher_home(console_request *req, console_reply *rep, bx_error *
     return BX_OK;
 }
 
-bx_status page_rollcall_get(console_request *req, console_reply *rep, bx_error *err)
+/* The students' rows of the roll-call form, each with its marks and today's one checked. */
+static void put_students(tmpl_ctx *ctx, const console_class_row *rows, size_t n)
 {
-    const char *class_id = req->params[0];
-    bool allowed = false;
-    bx_status s = page_may_class(req, class_id, CONSOLE_WRITE_ATTENDANCE, &allowed, err);
-    if (s != BX_OK)
-        return s;
-    if (allowed)
-        IFOK(s, page_may_class(req, class_id, CONSOLE_VIEW_PERSONAL, &allowed, err));
-    if (s != BX_OK)
-        return s;
-    if (!allowed) {
-        console_not_found(rep);
-        return BX_OK;
-    }
-    int period = period_of(console_query(req, "period"));
-    if (period < 0)
-        period = 0;
-    console_store *store = page_store(req, err);
-    if (store == NULL)
-        return BX_EFATAL;
-    char today[11];
-    bx_date day = page_today(req, today);
-    console_class_info info;
-    console_rollcall_state state;
-    console_class_row *rows = NULL;
-    size_t n = 0;
-    s = console_store_class(store, req->db, class_id, day, &info, err);
-    if (s == BX_ENOTFOUND) {
-        console_not_found(rep);
-        return BX_OK;
-    }
-    IFOK(s, console_store_rollcall_state(store, req->redis, class_id, day, period, &state, err));
-    IFOK(s, console_store_class_rows(store, req->db, req->redis, class_id, day, period, false,
-                                     &rows, &n, err));
-    /* The names are personal data: the view is audited. */
-    char detail[96];
-    snprintf(detail, sizeof(detail), "class=%s date=%s period=%d", class_id, today, period);
-    IFOK(s, console_audit(req, "view_rollcall", NULL, detail, err));
-    if (s != BX_OK) {
-        free(rows);
-        return s;
-    }
-    char line[160], token[PAGE_TOKEN_SIZE];
-    page_rollcall_state_line(&state, line, sizeof(line));
-    page_new_token(token);
-    tmpl_ctx *ctx = rep->ctx;
-    tmpl_put(ctx, "class_id", info.id);
-    tmpl_put(ctx, "class_name", info.name);
-    tmpl_put(ctx, "school_name", info.school_name);
-    tmpl_put(ctx, "date", today);
-    tmpl_put_int(ctx, "period", period);
-    tmpl_put(ctx, "state_line", line);
-    tmpl_put(ctx, "token", token);
-    tmpl_put_bool(ctx, "school_day", info.school_day);
-    tmpl_put_bool(ctx, "reported", state.reported);
-    tmpl_put(ctx, "submit_label", state.reported ? "提交更正" : "提交点名");
-    put_periods(ctx, period);
     for (size_t i = 0; i < n; i++) {
         tmpl_ctx *row = tmpl_add_row(ctx, "students");
         tmpl_put(row, "id", rows[i].id);
@@ -159,27 +97,60 @@ bx_status page_rollcall_get(console_request *req, console_reply *rep, bx_error *
             tmpl_put_bool(mk, "checked", m == (int)current);
         }
     }
-    free(rows);
+}
+
+bx_status page_rollcall_get(console_request *req, console_reply *rep, bx_error *err)
+{
+    const char *class_id = req->params[0];
+    bx_status s;
+    if (!page_admit_class(req, rep, class_id, CONSOLE_WRITE_ATTENDANCE, &s, err) ||
+        !page_admit_class(req, rep, class_id, CONSOLE_VIEW_PERSONAL, &s, err))
+        return s;
+    int period = page_period_parse(console_query(req, "period"));
+    if (period < 0)
+        period = 0;
+    /* The names are personal data: the view is audited. */
+    char today[11], detail[96];
+    page_today(req, today);
+    snprintf(detail, sizeof(detail), "class=%s date=%s period=%d", class_id, today, period);
+    page_class_day d;
+    bool found = false;
+    s = page_class_load(req, rep, class_id, period, false, "view_rollcall", detail, &d, &found,
+                        err);
+    if (s != BX_OK || !found)
+        return s;
+    char line[160], token[PAGE_TOKEN_SIZE];
+    page_rollcall_state_line(&d.state, line, sizeof(line));
+    page_new_token(token);
+    tmpl_ctx *ctx = rep->ctx;
+    tmpl_put(ctx, "class_id", d.info.id);
+    tmpl_put(ctx, "class_name", d.info.name);
+    tmpl_put(ctx, "school_name", d.info.school_name);
+    tmpl_put(ctx, "date", d.today);
+    tmpl_put_int(ctx, "period", period);
+    tmpl_put(ctx, "state_line", line);
+    tmpl_put(ctx, "token", token);
+    tmpl_put_bool(ctx, "school_day", d.info.school_day);
+    tmpl_put_bool(ctx, "reported", d.state.reported);
+    tmpl_put(ctx, "submit_label", d.state.reported ? "提交更正" : "提交点名");
+    put_periods(ctx, period);
+    put_students(ctx, d.rows, d.n);
     rep->template_name = "teacher_rollcall";
-    snprintf(rep->title, sizeof(rep->title), "%s 今日点名", info.name);
+    snprintf(rep->title, sizeof(rep->title), "%s 今日点名", d.info.name);
+    page_class_day_free(&d);
     return BX_OK;
 }
 
 bx_status page_rollcall_post(console_request *req, console_reply *rep, bx_error *err)
 {
     const char *class_id = req->params[0];
-    bool allowed = false;
-    bx_status s = page_may_class(req, class_id, CONSOLE_WRITE_ATTENDANCE, &allowed, err);
-    if (s != BX_OK)
+    bx_status s;
+    if (!page_admit_class(req, rep, class_id, CONSOLE_WRITE_ATTENDANCE, &s, err))
         return s;
-    if (!allowed) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     char back[128];
     const char *token = console_form(req, "token");
     const char *date = console_form(req, "date");
-    int period = period_of(console_form(req, "period"));
+    int period = page_period_parse(console_form(req, "period"));
     snprintf(back, sizeof(back), "/rollcall/%s%s", class_id, period > 0 ? "?period=" : "");
     if (period > 0)
         snprintf(back + strlen(back), sizeof(back) - strlen(back), "%d", period);
@@ -211,18 +182,13 @@ bx_status page_rollcall_post(console_request *req, console_reply *rep, bx_error 
     page_rollcall_form form = {class_id, date, period, token, entries, n};
     bx_buf body;
     bx_buf_init(&body, 1 << 20);
-    page_write_result res;
-    s = page_rollcall_json(&form, &body);
+    bx_status built = page_rollcall_json(&form, &body);
     free(entries);
-    if (s != BX_OK) {
-        bx_buf_free(&body);
-        return BX_ERR(err, s, "roll call: out of memory");
-    }
     char detail[128];
     snprintf(detail, sizeof(detail), "class=%s date=%.10s period=%d rollcall=%s", class_id, date,
              period, token);
-    s = page_write(req, PAGE_EP_ROLLCALL, body.data, body.len, &res, err);
-    bx_buf_free(&body);
+    page_write_result res;
+    s = page_write_built(req, PAGE_EP_ROLLCALL, built, &body, "roll call", &res, err);
     IFOK(s, console_audit(req, "rollcall", NULL, detail, err));
     if (s != BX_OK)
         return s;

@@ -14,9 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OVERDUE_MAX        200 /* overdue tasks shown, grouped by owner */
-#define REMIND_TEMPLATE    "rollcall_reminder"
-#define REMIND_ACK_TIMEOUT 35000 /* as page_write: longer than the producer's message timeout */
+#define OVERDUE_MAX     200 /* overdue tasks shown, grouped by owner */
+#define REMIND_TEMPLATE "rollcall_reminder"
 
 static const char *const case_sorts[] = {"due", "opened", "stage", "class", NULL};
 static const char *const case_sort_labels[] = {"按截止时间", "按立案时间", "按阶段", "按班级",
@@ -43,24 +42,41 @@ static void copy_col(char *out, size_t size, const PGresult *res, int row, int c
 /* The owner of a task as the page names it: the person, else the role. */
 static void put_owner(tmpl_ctx *row, const char *staff_name, const char *staff_id, const char *role)
 {
-    static const struct {
-        const char *role, *label;
-    } roles[] = {{"homeroom_teacher", "班主任"},
-                 {"subject_teacher", "任课教师"},
-                 {"principal", "校长"},
-                 {"academic_office", "教务处"},
-                 {"township_officer", "乡镇干部"},
-                 {"county_officer", "县教体局"}};
-    const char *label = role;
-    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
-        if (strcmp(roles[i].role, role) == 0)
-            label = roles[i].label;
+    const char *label = page_label_owner_role(role);
     if (staff_name[0])
         tmpl_putf(row, "owner", "%s（%s）", staff_name, label);
     else if (staff_id[0])
         tmpl_putf(row, "owner", "%s（%s）", staff_id, label);
     else
         tmpl_put(row, "owner", label);
+}
+
+bx_status school_list_fetch(console_request *req, school_list_page *p, const char *head,
+                            const char *const *orders, const char *tail, int nparams,
+                            const char *const *params, int total_col, bx_error *err)
+{
+    p->res = NULL;
+    p->n = 0;
+    p->total = 0;
+    const char *order = orders[p->q.sort];
+    size_t size = strlen(head) + strlen(order) + strlen(tail) + 1;
+    char *sql = malloc(size);
+    if (sql == NULL)
+        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    snprintf(sql, size, "%s%s%s", head, order, tail);
+    bx_status s = bx_pg_query(req->db, sql, nparams, params, &p->res, err);
+    free(sql);
+    p->n = s == BX_OK ? PQntuples(p->res) : 0;
+    p->total = p->n > 0 ? strtoll(PQgetvalue(p->res, 0, total_col), NULL, 10) : 0;
+    return s;
+}
+
+bool school_list_row_allowed(const console_request *req, const PGresult *res, int i,
+                             int student_col, console_action a, bx_status *s, bx_error *err)
+{
+    bool allowed = false;
+    *s = page_may_student(req, PQgetvalue(res, i, student_col), a, &allowed, err);
+    return *s == BX_OK && allowed;
 }
 
 /* ---- roll calls not sent ---- */
@@ -189,11 +205,9 @@ static bx_status put_overdue(console_request *req, console_reply *rep, bx_error 
     char group_key[80] = "";
     int in_group = 0, total = 0;
     for (int i = 0; i < n && s == BX_OK; i++) {
-        const char *student = PQgetvalue(res, i, 4);
-        bool allowed = false;
-        s = page_may_student(req, student, CONSOLE_VIEW_PERSONAL, &allowed, err);
-        if (s != BX_OK || !allowed)
+        if (!school_list_row_allowed(req, res, i, 4, CONSOLE_VIEW_PERSONAL, &s, err))
             continue;
+        const char *student = PQgetvalue(res, i, 4);
         /* One group per owner: the person when known, else the role. */
         char key[80];
         snprintf(key, sizeof(key), "%s/%s", PQgetvalue(res, i, 8), PQgetvalue(res, i, 7));
@@ -211,9 +225,7 @@ static bx_status put_overdue(console_request *req, console_reply *rep, bx_error 
         tmpl_put_int(row, "task_id", strtoll(PQgetvalue(res, i, 0), NULL, 10));
         tmpl_put(row, "kind_label", page_label_task(PQgetvalue(res, i, 1)));
         tmpl_put(row, "due", due);
-        tmpl_put(row, "case_id", PQgetvalue(res, i, 3));
-        tmpl_put(row, "student_id", student);
-        tmpl_put(row, "student_name", PQgetvalue(res, i, 5)[0] ? PQgetvalue(res, i, 5) : student);
+        school_list_put_child(row, PQgetvalue(res, i, 3), student, PQgetvalue(res, i, 5));
         tmpl_put(row, "class_name", PQgetvalue(res, i, 6));
         in_group++;
         total++;
@@ -266,34 +278,23 @@ static bx_status put_overdue(console_request *req, console_reply *rep, bx_error 
 
 static bx_status put_cases(console_request *req, console_reply *rep, bx_error *err)
 {
-    const console_person *me = req->person;
-    school_list_query q;
-    school_list_parse(req->query, req->nquery, case_sorts, &q);
-    char sql[sizeof(CASES_SQL_HEAD) + 400];
-    snprintf(sql, sizeof(sql), "%s%s%s", CASES_SQL_HEAD, case_orders[q.sort], CASES_SQL_TAIL);
-    char now[24], limit[16], offset[24];
-    snprintf(now, sizeof(now), "%lld", (long long)req->now);
-    snprintf(limit, sizeof(limit), "%d", SCHOOL_LIST_PER_PAGE);
-    snprintf(offset, sizeof(offset), "%lld", school_list_offset(&q));
-    const char *params[] = {me->school_id, now,   q.stage, q.overdue ? "true" : "false",
-                            limit,         offset};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(req->db, sql, 6, params, &res, err);
-    int n = s == BX_OK ? PQntuples(res) : 0;
-    long long total = n > 0 ? strtoll(PQgetvalue(res, 0, 13), NULL, 10) : 0;
+    school_list_page p;
+    school_list_begin(req, case_sorts, &p);
+    const char *params[] = {req->person->school_id,         p.now,   p.q.stage,
+                            p.q.overdue ? "true" : "false", p.limit, p.offset};
+    bx_status s =
+        school_list_fetch(req, &p, CASES_SQL_HEAD, case_orders, CASES_SQL_TAIL, 6, params, 13, err);
+    const PGresult *res = p.res;
+    int n = p.n;
     for (int i = 0; i < n && s == BX_OK; i++) {
-        const char *student = PQgetvalue(res, i, 1);
-        bool allowed = false;
-        s = page_may_student(req, student, CONSOLE_VIEW_PERSONAL, &allowed, err);
-        if (s != BX_OK || !allowed)
+        if (!school_list_row_allowed(req, res, i, 1, CONSOLE_VIEW_PERSONAL, &s, err))
             continue;
+        const char *student = PQgetvalue(res, i, 1);
         tmpl_ctx *row = tmpl_add_row(rep->ctx, "cases");
         char opened[24], due[24];
         page_short_time(PQgetvalue(res, i, 5), opened, sizeof(opened));
         page_short_time(PQgetvalue(res, i, 7), due, sizeof(due));
-        tmpl_put(row, "case_id", PQgetvalue(res, i, 0));
-        tmpl_put(row, "student_id", student);
-        tmpl_put(row, "student_name", PQgetvalue(res, i, 2)[0] ? PQgetvalue(res, i, 2) : student);
+        school_list_put_child(row, PQgetvalue(res, i, 0), student, PQgetvalue(res, i, 2));
         tmpl_put(row, "class_name", PQgetvalue(res, i, 3));
         tmpl_put(row, "stage_label", page_label_stage(PQgetvalue(res, i, 4)));
         tmpl_put(row, "opened", opened);
@@ -304,28 +305,24 @@ static bx_status put_cases(console_request *req, console_reply *rep, bx_error *e
         }
         tmpl_put_bool(row, "overdue", PQgetvalue(res, i, 11)[0] == 't');
     }
-    PQclear(res);
+    PQclear(p.res);
     if (s == BX_OK)
-        school_list_put(rep->ctx, &q, case_sorts, case_sort_labels, "/school", total);
+        school_list_put(rep->ctx, &p.q, case_sorts, case_sort_labels, "/school", p.total);
     return s;
 }
 
 bx_status page_school_get(console_request *req, console_reply *rep, bx_error *err)
 {
     const console_person *me = req->person;
-    if (!school_role(me)) {
-        console_not_found(rep);
+    if (!page_found(rep, BX_OK, school_role(me)))
         return BX_OK;
-    }
     console_object o = {.kind = CONSOLE_OBJ_SCHOOL,
                         .school_id = me->school_id,
                         .township_code = me->township_code,
                         .county_code = me->county_code};
     /* the school as a whole (each row below is checked for its student's personal data) */
-    if (!console_may(me, CONSOLE_VIEW_AGGREGATE, &o)) {
-        console_not_found(rep);
+    if (!page_found(rep, BX_OK, console_may(me, CONSOLE_VIEW_AGGREGATE, &o)))
         return BX_OK;
-    }
     const char *params[] = {me->school_id};
     PGresult *res = NULL;
     bx_status s = bx_pg_query(req->db, "SELECT name FROM registry.school WHERE id = $1", 1, params,
@@ -337,9 +334,7 @@ bx_status page_school_get(console_request *req, console_reply *rep, bx_error *er
     IFOK(s, put_overdue(req, rep, err));
     IFOK(s, put_cases(req, rep, err));
     /* Names of the school's children are shown: audited (one row for the page). */
-    char detail[64];
-    snprintf(detail, sizeof(detail), "school=%s", me->school_id);
-    IFOK(s, console_audit(req, "view_school", NULL, detail, err));
+    IFOK(s, page_auditf(req, "view_school", NULL, err, "school=%s", me->school_id));
     if (s != BX_OK)
         return s;
     char token[PAGE_TOKEN_SIZE];
@@ -360,63 +355,93 @@ static bx_status reminder_json(const char *request_id, const char *staff_id, con
 {
     char requested[40];
     bx_time_format(now, requested, sizeof(requested));
-    bx_status s = bx_buf_puts(out, "{\"schema\":\"" BX_TOPIC_NOTIFY_REQUESTS "\",\"request_id\":");
-    IFOK(s, bx_buf_json_string(out, request_id));
-    IFOK(s, bx_buf_puts(out, ",\"case_id\":null,\"student_id\":null,\"template\":\"" REMIND_TEMPLATE
-                             "\",\"recipient_role\":\"homeroom_teacher\","
-                             "\"recipient_staff_id\":"));
-    IFOK(s, bx_buf_json_string(out, staff_id));
-    IFOK(s, bx_buf_puts(out, ",\"channel\":\"sms\",\"params\":{\"school_id\":"));
-    IFOK(s, bx_buf_json_string(out, school_id));
-    IFOK(s, bx_buf_puts(out, ",\"class\":"));
-    IFOK(s, bx_buf_json_string(out, class_name));
-    IFOK(s, bx_buf_puts(out, "},\"not_before\":null,\"requested_at\":"));
-    IFOK(s, bx_buf_json_string(out, requested));
-    IFOK(s, bx_buf_puts(out, "}"));
+    const char *const parts[] = {
+        "{\"schema\":\"" BX_TOPIC_NOTIFY_REQUESTS "\",\"request_id\":",
+        request_id,
+        ",\"case_id\":null,\"student_id\":null,\"template\":\"" REMIND_TEMPLATE
+        "\",\"recipient_role\":\"homeroom_teacher\","
+        "\"recipient_staff_id\":",
+        staff_id,
+        ",\"channel\":\"sms\",\"params\":{\"school_id\":",
+        school_id,
+        ",\"class\":",
+        class_name,
+        "},\"not_before\":null,\"requested_at\":",
+        requested,
+        "}"};
+    return page_json_parts(out, parts, sizeof(parts) / sizeof(parts[0]));
+}
+
+/* The class a reminder is about: its school, homeroom teacher and whether today's roll call is in.
+ */
+typedef struct remind_class {
+    char school_id[BX_ID_MAX + 1], staff_id[BX_ID_MAX + 1];
+    char teacher[CONSOLE_STORE_TEXT], class_name[CONSOLE_STORE_TEXT];
+    bool has_phone, reported;
+} remind_class;
+
+/* BX_OK and *found when the class exists. */
+static bx_status read_remind_class(console_request *req, const char *class_id, const char *today,
+                                   remind_class *rc, bool *found, bx_error *err)
+{
+    const char *params[] = {class_id, today};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(
+        req->db,
+        "SELECT cl.school_id, coalesce(cl.homeroom_staff_id, ''), coalesce(hs.name, ''), "
+        "coalesce(hs.phone, '') <> '', EXISTS (SELECT 1 FROM attendance.class_report r "
+        "WHERE r.class_id = cl.id AND r.day = $2::date), cl.name FROM registry.class cl "
+        "LEFT JOIN registry.staff hs ON hs.id = cl.homeroom_staff_id WHERE cl.id = $1",
+        2, params, &res, err);
+    *found = s == BX_OK && PQntuples(res) == 1;
+    if (*found) {
+        copy_col(rc->school_id, sizeof(rc->school_id), res, 0, 0);
+        copy_col(rc->staff_id, sizeof(rc->staff_id), res, 0, 1);
+        copy_col(rc->teacher, sizeof(rc->teacher), res, 0, 2);
+        copy_col(rc->class_name, sizeof(rc->class_name), res, 0, 5);
+        rc->has_phone = PQgetvalue(res, 0, 3)[0] == 't';
+        rc->reported = PQgetvalue(res, 0, 4)[0] == 't';
+    }
+    PQclear(res);
     return s;
 }
 
-/* Produces one message and waits for Kafka's acknowledgement: BX_OK only once it is stored. */
-static bx_status send_acked(const console_request *req, const char *topic, const char *key,
-                            const bx_buf *msg, bx_error *err)
+/* Asks bx-notify to text the teacher (request id from the form's token: pressing twice asks
+ * once) and audits it; the flash says what happened. */
+static bx_status send_reminder(console_request *req, const char *class_id, const char *today,
+                               const char *token, const remind_class *rc, char *flash, size_t size,
+                               bx_error *err)
 {
-    if (req->producer == NULL)
-        return BX_ERR(err, BX_EIO, "no Kafka producer");
-    bx_delivery_wait *wait = bx_delivery_wait_new();
-    bx_delivery_slot *slot = calloc(1, sizeof(*slot)); /* outlives us if Kafka never answers */
-    if (wait == NULL || slot == NULL) {
-        bx_delivery_wait_free(wait);
-        free(slot);
-        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    char request_id[96];
+    snprintf(request_id, sizeof(request_id), "rollcall-reminder:%s:%s", class_id, token);
+    bx_buf msg;
+    bx_buf_init(&msg, 4096);
+    bx_status s =
+        reminder_json(request_id, rc->staff_id, rc->school_id, rc->class_name, req->now, &msg);
+    IFOK(s, page_send_acked(req, BX_TOPIC_NOTIFY_REQUESTS, rc->staff_id, msg.data, msg.len, err));
+    bx_buf_free(&msg);
+    if (s != BX_OK) {
+        bx_log_warn("staff %s: roll-call reminder for class %s not sent: %s", req->person->staff_id,
+                    class_id, err->msg);
+        snprintf(flash, size, "提醒没有发出，请稍后再试（重复提交是安全的）");
+        return BX_OK;
     }
-    bx_delivery_slot_arm(slot, wait);
-    if (bx_producer_send(req->producer, topic, key, strlen(key), msg->data, msg->len,
-                         bx_delivery_slot_done, slot) != BX_OK)
-        bx_delivery_slot_done(slot, RD_KAFKA_RESP_ERR__FAIL);
-    if (bx_delivery_wait_all(wait, REMIND_ACK_TIMEOUT) != BX_OK)
-        return BX_ERR(err, BX_ETIMEOUT, "%s: Kafka gave no verdict", topic); /* slot leaked */
-    bx_status s = slot->err == RD_KAFKA_RESP_ERR_NO_ERROR
-                      ? BX_OK
-                      : BX_ERR(err, BX_EIO, "%s: %s", topic, rd_kafka_err2str(slot->err));
-    bx_delivery_wait_free(wait);
-    free(slot);
+    char detail[200];
+    snprintf(detail, sizeof(detail), "class=%s day=%s request=%s staff=%s", class_id, today,
+             request_id, rc->staff_id);
+    s = console_audit(req, "rollcall_reminder", NULL, detail, err);
+    snprintf(flash, size, "已发短信提醒%s老师为%s点名", rc->teacher[0] ? rc->teacher : rc->staff_id,
+             rc->class_name);
     return s;
 }
 
 bx_status page_school_remind_post(console_request *req, console_reply *rep, bx_error *err)
 {
-    const console_person *me = req->person;
     const char *class_id = req->params[0];
-    bool allowed = false;
     bx_status s = BX_OK;
-    if (school_role(me))
-        s = page_may_class(req, class_id, CONSOLE_WRITE_ATTENDANCE, &allowed, err);
-    if (s != BX_OK)
+    if (!page_found(rep, s, school_role(req->person)) ||
+        !page_admit_class(req, rep, class_id, CONSOLE_WRITE_ATTENDANCE, &s, err))
         return s;
-    if (!allowed) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     const char *token = console_form(req, "token");
     if (!page_token_valid(token)) {
         console_redirect(rep, "/school", "表单已失效，请重新打开页面");
@@ -424,67 +449,21 @@ bx_status page_school_remind_post(console_request *req, console_reply *rep, bx_e
     }
     char today[11];
     page_today(req, today);
-    const char *params[] = {class_id, today};
-    PGresult *res = NULL;
-    s = bx_pg_query(
-        req->db,
-        "SELECT cl.school_id, coalesce(cl.homeroom_staff_id, ''), coalesce(hs.name, ''), "
-        "coalesce(hs.phone, '') <> '', EXISTS (SELECT 1 FROM attendance.class_report r "
-        "WHERE r.class_id = cl.id AND r.day = $2::date), cl.name FROM registry.class cl "
-        "LEFT JOIN registry.staff hs ON hs.id = cl.homeroom_staff_id WHERE cl.id = $1",
-        2, params, &res, err);
-    if (s != BX_OK) {
-        PQclear(res);
+    remind_class rc;
+    bool found = false;
+    s = read_remind_class(req, class_id, today, &rc, &found, err);
+    if (!page_found(rep, s, found))
         return s;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        console_not_found(rep);
-        return BX_OK;
-    }
-    char school_id[BX_ID_MAX + 1], staff_id[BX_ID_MAX + 1], teacher[CONSOLE_STORE_TEXT],
-        class_name[CONSOLE_STORE_TEXT];
-    copy_col(school_id, sizeof(school_id), res, 0, 0);
-    copy_col(staff_id, sizeof(staff_id), res, 0, 1);
-    copy_col(teacher, sizeof(teacher), res, 0, 2);
-    copy_col(class_name, sizeof(class_name), res, 0, 5);
-    bool has_phone = PQgetvalue(res, 0, 3)[0] == 't';
-    bool reported = PQgetvalue(res, 0, 4)[0] == 't';
-    PQclear(res);
     char flash[256];
-    if (reported) {
-        snprintf(flash, sizeof(flash), "%s今天已经点名，不用提醒", class_name);
-        console_redirect(rep, "/school", flash);
-        return BX_OK;
-    }
-    if (!staff_id[0] || !has_phone) {
-        snprintf(flash, sizeof(flash), "%s没有登记%s，无法发短信提醒", class_name,
-                 staff_id[0] ? "班主任的手机号" : "班主任");
-        console_redirect(rep, "/school", flash);
-        return BX_OK;
-    }
-    /* The form's token makes the request id: pressing twice asks bx-notify once. */
-    char request_id[96];
-    snprintf(request_id, sizeof(request_id), "rollcall-reminder:%s:%s", class_id, token);
-    bx_buf msg;
-    bx_buf_init(&msg, 4096);
-    s = reminder_json(request_id, staff_id, school_id, class_name, req->now, &msg);
-    IFOK(s, send_acked(req, BX_TOPIC_NOTIFY_REQUESTS, staff_id, &msg, err));
-    bx_buf_free(&msg);
-    if (s != BX_OK) {
-        bx_log_warn("staff %s: roll-call reminder for class %s not sent: %s", me->staff_id,
-                    class_id, err->msg);
-        console_redirect(rep, "/school", "提醒没有发出，请稍后再试（重复提交是安全的）");
-        return BX_OK;
-    }
-    char detail[200];
-    snprintf(detail, sizeof(detail), "class=%s day=%s request=%s staff=%s", class_id, today,
-             request_id, staff_id);
-    s = console_audit(req, "rollcall_reminder", NULL, detail, err);
+    if (rc.reported)
+        snprintf(flash, sizeof(flash), "%s今天已经点名，不用提醒", rc.class_name);
+    else if (!rc.staff_id[0] || !rc.has_phone)
+        snprintf(flash, sizeof(flash), "%s没有登记%s，无法发短信提醒", rc.class_name,
+                 rc.staff_id[0] ? "班主任的手机号" : "班主任");
+    else
+        s = send_reminder(req, class_id, today, token, &rc, flash, sizeof(flash), err);
     if (s != BX_OK)
         return s;
-    snprintf(flash, sizeof(flash), "已发短信提醒%s老师为%s点名", teacher[0] ? teacher : staff_id,
-             class_name);
     console_redirect(rep, "/school", flash);
     return BX_OK;
 }

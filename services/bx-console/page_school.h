@@ -53,6 +53,34 @@ long long school_list_offset(const school_list_query *q);
 void school_list_put(tmpl_ctx *ctx, const school_list_query *q, const char *const *sorts,
                      const char *const *sort_labels, const char *path, long long total);
 
+/* A list row's case and child: case_id, student_id and student_name (the id when no name is
+ * registered). */
+void school_list_put_child(tmpl_ctx *row, const char *case_id, const char *student_id,
+                           const char *student_name);
+
+/* One page of a list being read: its query, the texts of the parameters every list binds (now in
+ * ms, the page's limit and offset) and, once fetched, its rows. */
+struct pg_result;
+typedef struct school_list_page {
+    school_list_query q;
+    char now[24], limit[16], offset[24];
+    struct pg_result *res; /* caller PQclears, also after an error */
+    int n;                 /* rows fetched (0 after an error) */
+    long long total;       /* rows of the whole list */
+} school_list_page;
+
+/* Reads the list's query from the request (sorts as school_list_parse) and fills the texts. */
+void school_list_begin(const console_request *req, const char *const *sorts, school_list_page *p);
+/* Runs the page's statement (page_school.c): head, orders[the query's sort] and tail, with params;
+ * the total from column total_col of the first row. */
+bx_status school_list_fetch(console_request *req, school_list_page *p, const char *head,
+                            const char *const *orders, const char *tail, int nparams,
+                            const char *const *params, int total_col, bx_error *err) BX_MUSTCHECK;
+/* Whether row i of a list may be shown: the person may do a on its student (column student_col).
+ * False when not, or on an error (in *s: the caller's loop ends on it). */
+bool school_list_row_allowed(const console_request *req, const struct pg_result *res, int i,
+                             int student_col, console_action a, bx_status *s, bx_error *err);
+
 /* Route handlers. */
 bx_status page_school_get(console_request *req, console_reply *rep, bx_error *err);
 bx_status page_school_remind_post(console_request *req, console_reply *rep, bx_error *err);

@@ -44,7 +44,7 @@ typedef struct school_case {
 } school_case;
 
 /* The case of the path when the signed-in school role may act on its student; else c->id is 0. */
-static bx_status load_case(console_request *req, school_case *c, bx_error *err)
+static bx_status find_case(console_request *req, school_case *c, bx_error *err)
 {
     memset(c, 0, sizeof(*c));
     const console_person *me = req->person;
@@ -86,6 +86,14 @@ static bx_status load_case(console_request *req, school_case *c, bx_error *err)
     if (s == BX_OK && !allowed)
         c->id = 0;
     return s;
+}
+
+/* find_case, answering 404 when there is no such case to show: false, with *s to return. */
+static bool load_case(console_request *req, console_reply *rep, school_case *c, bx_status *s,
+                      bx_error *err)
+{
+    *s = find_case(req, c, err);
+    return page_found(rep, *s, c->id != 0);
 }
 
 /* Whether the case has an open task of this kind. */
@@ -134,92 +142,95 @@ static void put_reassign(tmpl_ctx *row, const char *task_id, const char *owner_i
     }
 }
 
+/* The case's open tasks: kind, due, overdue, owner role, owner's name, task id, owner's id. */
+#define CASE_TASKS_SQL                                                                             \
+    "SELECT t.kind, " SCHOOL_ISO_SQL(                                                              \
+        "t.due_at") ", t.overdue_at IS NOT NULL OR t.due_at <= "                                   \
+                    "to_timestamp($2::bigint / 1000.0), t.owner_role, "                            \
+                    "coalesce(o.name, coalesce(t.owner_staff_id, '')), t.id, "                     \
+                    "coalesce(o.id, '') FROM "                                                     \
+                    "cases.task t JOIN cases.case c ON c.id = t.case_id JOIN "                     \
+                    "registry.student st ON st.id = c.student_id LEFT JOIN "                       \
+                    "registry.class cl ON cl.id = st.class_id LEFT JOIN "                          \
+                    "registry.staff o ON o.id = coalesce(t.owner_staff_id, CASE "                  \
+                    "WHEN t.owner_role = 'homeroom_teacher' THEN "                                 \
+                    "cl.homeroom_staff_id END) WHERE t.case_id = $1::bigint AND "                  \
+                    "t.outcome IS NULL ORDER BY t.due_at, t.id"
+
+/* A report's form: the task, its deadline and where it is filed (the usual place selected). */
+static void put_report(tmpl_ctx *r, const char *kind, const char *due, bool overdue,
+                       const char *filed_with)
+{
+    static const char *const places[] = {"school", "academic_office", "township", "county_bureau"};
+    static const char *const place_labels[] = {"学校", "教务处", "乡镇", "县教体局"};
+    tmpl_put(r, "task", kind);
+    tmpl_put(r, "label", page_label_task(kind));
+    tmpl_put(r, "due", due);
+    tmpl_put_bool(r, "overdue", overdue);
+    for (size_t k = 0; k < 4; k++) {
+        tmpl_ctx *o = tmpl_add_row(r, "places");
+        tmpl_put(o, "value", places[k]);
+        tmpl_put(o, "label", place_labels[k]);
+        tmpl_put_bool(o, "selected", strcmp(places[k], filed_with) == 0);
+    }
+}
+
+/* The open tasks (res: CASE_TASKS_SQL), each with its reassign form, and the report forms of an
+ * open case; the number of reports. */
+static int put_tasks(tmpl_ctx *ctx, const school_case *c, const PGresult *res,
+                     const PGresult *staff)
+{
+    int nreports = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *kind = PQgetvalue(res, i, 0);
+        bool overdue = PQgetvalue(res, i, 2)[0] == 't';
+        char due[24];
+        tmpl_ctx *row = tmpl_add_row(ctx, "tasks");
+        page_short_time(PQgetvalue(res, i, 1), due, sizeof(due));
+        tmpl_put(row, "kind_label", page_label_task(kind));
+        tmpl_put(row, "due", due);
+        tmpl_put_bool(row, "overdue", overdue);
+        tmpl_put(row, "owner",
+                 PQgetvalue(res, i, 4)[0] ? PQgetvalue(res, i, 4) : PQgetvalue(res, i, 3));
+        if (c->open)
+            put_reassign(row, PQgetvalue(res, i, 5), PQgetvalue(res, i, 6), staff);
+        const char *filed_with = report_filed_with(kind);
+        if (filed_with && c->open) {
+            put_report(tmpl_add_row(ctx, "reports"), kind, due, overdue, filed_with);
+            nreports++;
+        }
+    }
+    return nreports;
+}
+
 bx_status page_school_case_get(console_request *req, console_reply *rep, bx_error *err)
 {
     school_case c;
-    bx_status s = load_case(req, &c, err);
-    if (s != BX_OK)
+    bx_status s;
+    if (!load_case(req, rep, &c, &s, err))
         return s;
-    if (c.id == 0) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     char id[24], now[24];
     snprintf(id, sizeof(id), "%lld", c.id);
     snprintf(now, sizeof(now), "%lld", (long long)req->now);
     const char *params[] = {id, now};
-    PGresult *res = NULL;
-    s = bx_pg_query(req->db,
-                    "SELECT t.kind, " SCHOOL_ISO_SQL(
-                        "t.due_at") ", t.overdue_at IS NOT NULL OR t.due_at <= "
-                                    "to_timestamp($2::bigint / 1000.0), t.owner_role, "
-                                    "coalesce(o.name, coalesce(t.owner_staff_id, '')), t.id, "
-                                    "coalesce(o.id, '') FROM "
-                                    "cases.task t JOIN cases.case c ON c.id = t.case_id JOIN "
-                                    "registry.student st ON st.id = c.student_id LEFT JOIN "
-                                    "registry.class cl ON cl.id = st.class_id LEFT JOIN "
-                                    "registry.staff o ON o.id = coalesce(t.owner_staff_id, CASE "
-                                    "WHEN t.owner_role = 'homeroom_teacher' THEN "
-                                    "cl.homeroom_staff_id END) WHERE t.case_id = $1::bigint AND "
-                                    "t.outcome IS NULL ORDER BY t.due_at, t.id",
-                    2, params, &res, err);
-    PGresult *staff = NULL;
+    PGresult *res = NULL, *staff = NULL;
+    s = bx_pg_query(req->db, CASE_TASKS_SQL, 2, params, &res, err);
     IFOK(s, school_staff(req, &staff, err));
-    char detail[40];
-    snprintf(detail, sizeof(detail), "case=%lld", c.id);
-    IFOK(s, console_audit(req, "view_case", c.student_id, detail, err));
-    if (s != BX_OK) {
-        PQclear(res);
-        PQclear(staff);
-        return s;
-    }
-    char today[11], token[PAGE_TOKEN_SIZE], t1[24];
-    page_today(req, today);
-    page_new_token(token);
-    int nreports = 0;
-    for (int i = 0; i < PQntuples(res); i++) {
-        const char *kind = PQgetvalue(res, i, 0);
-        tmpl_ctx *row = tmpl_add_row(rep->ctx, "tasks");
-        page_short_time(PQgetvalue(res, i, 1), t1, sizeof(t1));
-        tmpl_put(row, "kind_label", page_label_task(kind));
-        tmpl_put(row, "due", t1);
-        tmpl_put_bool(row, "overdue", PQgetvalue(res, i, 2)[0] == 't');
-        tmpl_put(row, "owner",
-                 PQgetvalue(res, i, 4)[0] ? PQgetvalue(res, i, 4) : PQgetvalue(res, i, 3));
-        if (c.open)
-            put_reassign(row, PQgetvalue(res, i, 5), PQgetvalue(res, i, 6), staff);
-        const char *filed_with = report_filed_with(kind);
-        if (filed_with && c.open) {
-            tmpl_ctx *r = tmpl_add_row(rep->ctx, "reports");
-            tmpl_put(r, "task", kind);
-            tmpl_put(r, "label", page_label_task(kind));
-            tmpl_put(r, "due", t1);
-            tmpl_put_bool(r, "overdue", PQgetvalue(res, i, 2)[0] == 't');
-            static const char *const places[] = {"school", "academic_office", "township",
-                                                 "county_bureau"};
-            static const char *const place_labels[] = {"学校", "教务处", "乡镇", "县教体局"};
-            for (size_t k = 0; k < 4; k++) {
-                tmpl_ctx *o = tmpl_add_row(r, "places");
-                tmpl_put(o, "value", places[k]);
-                tmpl_put(o, "label", place_labels[k]);
-                tmpl_put_bool(o, "selected", strcmp(places[k], filed_with) == 0);
-            }
-            nreports++;
-        }
-    }
+    IFOK(s, page_auditf(req, "view_case", c.student_id, err, "case=%lld", c.id));
+    int nreports = s == BX_OK ? put_tasks(rep->ctx, &c, res, staff) : 0;
     PQclear(res);
     PQclear(staff);
+    if (s != BX_OK)
+        return s;
+    char opened[24];
+    page_short_time(c.opened_at, opened, sizeof(opened));
     tmpl_ctx *ctx = rep->ctx;
-    tmpl_put(ctx, "case_id", id);
-    tmpl_put(ctx, "student_id", c.student_id);
-    tmpl_put(ctx, "student_name", c.student_name[0] ? c.student_name : c.student_id);
+    page_put_form(req, ctx, NULL);
+    school_list_put_child(ctx, id, c.student_id, c.student_name);
     tmpl_put(ctx, "class_name", c.class_name);
     tmpl_put(ctx, "stage_label", page_label_stage(c.stage));
-    page_short_time(c.opened_at, t1, sizeof(t1));
-    tmpl_put(ctx, "opened", t1);
+    tmpl_put(ctx, "opened", opened);
     tmpl_put_bool(ctx, "open", c.open);
-    tmpl_put(ctx, "today", today);
-    tmpl_put(ctx, "token", token);
     tmpl_put_int(ctx, "nreports", nreports);
     rep->template_name = "school_case";
     snprintf(rep->title, sizeof(rep->title), "个案 #%lld", c.id);
@@ -229,21 +240,16 @@ bx_status page_school_case_get(console_request *req, console_reply *rep, bx_erro
 bx_status page_school_case_post(console_request *req, console_reply *rep, bx_error *err)
 {
     school_case c;
-    bx_status s = load_case(req, &c, err);
-    if (s != BX_OK)
+    bx_status s;
+    if (!load_case(req, rep, &c, &s, err))
         return s;
-    if (c.id == 0) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     char back[64];
     snprintf(back, sizeof(back), "/school/cases/%lld", c.id);
     const char *token = console_form(req, "token");
     const char *task = console_form(req, "task");
-    if (!page_token_valid(token) || task == NULL || report_filed_with(task) == NULL) {
-        console_redirect(rep, back, "表单已失效，请重新填写");
+    if (!page_form_ok(rep, back,
+                      page_token_valid(token) && task != NULL && report_filed_with(task) != NULL))
         return BX_OK;
-    }
     bool open = false;
     s = open_task_of(req, c.id, task, &open, err);
     if (s != BX_OK)
@@ -262,14 +268,7 @@ bx_status page_school_case_post(console_request *req, console_reply *rep, bx_err
                           .event_id = token,
                           .task = task,
                           .filed_with = console_form(req, "filed_with")};
-    page_write_result res;
-    s = page_action_submit(req, &f, context, &res, err);
-    if (s != BX_OK)
-        return s;
-    char flash[256];
-    page_write_flash(&res, "已记录报告", flash, sizeof(flash));
-    console_redirect(rep, back, flash);
-    return BX_OK;
+    return page_action_redirect(req, rep, &f, context, "已记录报告", back, err);
 }
 
 /* POST /school/cases/:case/reassign: the open task (task, its row id) goes to staff member `to` of
@@ -278,23 +277,18 @@ bx_status page_school_case_post(console_request *req, console_reply *rep, bx_err
 bx_status page_school_reassign_post(console_request *req, console_reply *rep, bx_error *err)
 {
     school_case c;
-    bx_status s = load_case(req, &c, err);
-    if (s != BX_OK)
+    bx_status s;
+    if (!load_case(req, rep, &c, &s, err))
         return s;
-    if (c.id == 0) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     char back[64], id[24];
     snprintf(back, sizeof(back), "/school/cases/%lld", c.id);
     snprintf(id, sizeof(id), "%lld", c.id);
     const char *token = console_form(req, "token");
     const char *task = console_form(req, "task");
     const char *to = console_form(req, "to");
-    if (!page_token_valid(token) || task == NULL || to == NULL || !bx_id_valid(to)) {
-        console_redirect(rep, back, "表单已失效，请重新填写");
+    if (!page_form_ok(rep, back,
+                      page_token_valid(token) && task != NULL && to != NULL && bx_id_valid(to)))
         return BX_OK;
-    }
     const char *params[] = {task, id, to, req->person->school_id};
     PGresult *res = NULL;
     s = bx_pg_query(req->db,
@@ -325,13 +319,7 @@ bx_status page_school_reassign_post(console_request *req, console_reply *rep, bx
                           .event_id = token,
                           .task_id = task_key,
                           .to_staff_id = to};
-    page_write_result wr;
-    s = page_action_submit(req, &f, context, &wr, err);
-    if (s != BX_OK)
-        return s;
-    char done[CONSOLE_STORE_TEXT + 32], flash[320];
+    char done[CONSOLE_STORE_TEXT + 32];
     snprintf(done, sizeof(done), "已改派给%s", name);
-    page_write_flash(&wr, done, flash, sizeof(flash));
-    console_redirect(rep, back, flash);
-    return BX_OK;
+    return page_action_redirect(req, rep, &f, context, done, back, err);
 }

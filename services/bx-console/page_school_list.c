@@ -130,3 +130,20 @@ void school_list_put(tmpl_ctx *ctx, const school_list_query *q, const char *cons
         tmpl_put_bool(row, "selected", i == q->sort);
     }
 }
+
+void school_list_put_child(tmpl_ctx *row, const char *case_id, const char *student_id,
+                           const char *student_name)
+{
+    tmpl_put(row, "case_id", case_id);
+    tmpl_put(row, "student_id", student_id);
+    tmpl_put(row, "student_name", student_name[0] ? student_name : student_id);
+}
+
+void school_list_begin(const console_request *req, const char *const *sorts, school_list_page *p)
+{
+    memset(p, 0, sizeof(*p));
+    school_list_parse(req->query, req->nquery, sorts, &p->q);
+    snprintf(p->now, sizeof(p->now), "%lld", (long long)req->now);
+    snprintf(p->limit, sizeof(p->limit), "%d", SCHOOL_LIST_PER_PAGE);
+    snprintf(p->offset, sizeof(p->offset), "%lld", school_list_offset(&p->q));
+}

@@ -25,12 +25,9 @@ static void put_task(tmpl_ctx *row, const console_task *t)
     tmpl_put(row, "stage_label", page_label_stage(t->stage));
 }
 
-bx_status page_tasks_get(console_request *req, console_reply *rep, bx_error *err)
+bx_status page_open_tasks(const console_request *req, size_t max, console_task **tasks, size_t *n,
+                          bx_error *err)
 {
-    if (page_without_worklist(req->person)) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     console_store *store = page_store(req, err);
     if (store == NULL)
         return BX_EFATAL;
@@ -38,10 +35,17 @@ bx_status page_tasks_get(console_request *req, console_reply *rep, bx_error *err
     const char *ids[CONSOLE_MAX_CLASSES];
     for (size_t i = 0; i < me->nclasses; i++)
         ids[i] = me->class_ids[i];
+    return console_store_open_tasks(store, req->db, me->staff_id, ids, me->nclasses, req->now, max,
+                                    tasks, n, err);
+}
+
+bx_status page_tasks_get(console_request *req, console_reply *rep, bx_error *err)
+{
+    if (!page_found(rep, BX_OK, !page_without_worklist(req->person)))
+        return BX_OK;
     console_task *tasks = NULL;
     size_t n = 0;
-    bx_status s = console_store_open_tasks(store, req->db, me->staff_id, ids, me->nclasses,
-                                           req->now, TASKS_MAX, &tasks, &n, err);
+    bx_status s = page_open_tasks(req, TASKS_MAX, &tasks, &n, err);
     /* Names are shown: the view is audited (one row for the list). */
     IFOK(s, console_audit(req, "view_tasks", NULL, NULL, err));
     if (s != BX_OK) {
@@ -70,18 +74,27 @@ bx_status page_action_submit(const console_request *req, const page_action_form 
 {
     bx_buf body;
     bx_buf_init(&body, 1 << 16);
-    bx_status s = page_action_json(f, &body);
-    if (s != BX_OK) {
-        bx_buf_free(&body);
-        return BX_ERR(err, s, "action: out of memory");
-    }
-    s = page_write(req, PAGE_EP_ACTIONS, body.data, body.len, res, err);
-    bx_buf_free(&body);
+    bx_status s = page_write_built(req, PAGE_EP_ACTIONS, page_action_json(f, &body), &body,
+                                   "action", res, err);
     char detail[160];
     snprintf(detail, sizeof(detail), "%s action=%s event=%s", context ? context : "",
              page_action_name(f->kind), f->event_id);
     IFOK(s, console_audit(req, page_action_name(f->kind), f->student_id, detail, err));
     return s;
+}
+
+bx_status page_action_redirect(const console_request *req, console_reply *rep,
+                               const page_action_form *f, const char *context,
+                               const char *done_text, const char *back, bx_error *err)
+{
+    page_write_result res;
+    bx_status s = page_action_submit(req, f, context, &res, err);
+    if (s != BX_OK)
+        return s;
+    char flash[sizeof(rep->flash) + 64];
+    page_write_flash(&res, done_text, flash, sizeof(flash));
+    console_redirect(rep, back, flash);
+    return BX_OK;
 }
 
 bool page_write_kept(const page_write_result *r)
@@ -90,7 +103,7 @@ bool page_write_kept(const page_write_result *r)
 }
 
 /* The task of /tasks/:id when it is open and its student is in scope; else *t->id is 0. */
-static bx_status load_task(console_request *req, console_task *t, bx_error *err)
+static bx_status find_task(console_request *req, console_task *t, bx_error *err)
 {
     memset(t, 0, sizeof(*t));
     const char *text = req->params[0];
@@ -113,6 +126,14 @@ static bx_status load_task(console_request *req, console_task *t, bx_error *err)
     return s;
 }
 
+/* find_task, answering 404 when there is no such task to show: false, with *s to return. */
+static bool load_task(console_request *req, console_reply *rep, console_task *t, bx_status *s,
+                      bx_error *err)
+{
+    *s = find_task(req, t, err);
+    return page_found(rep, *s, t->id != 0);
+}
+
 /* Which form opens first for a task kind: the one that usually does it. */
 static const char *open_form(const char *kind)
 {
@@ -129,25 +150,15 @@ static const char *open_form(const char *kind)
 bx_status page_task_get(console_request *req, console_reply *rep, bx_error *err)
 {
     console_task t;
-    bx_status s = load_task(req, &t, err);
+    bx_status s;
+    if (!load_task(req, rep, &t, &s, err))
+        return s;
+    s = page_auditf(req, "view_task", t.student_id, err, "task=%lld", t.id);
     if (s != BX_OK)
         return s;
-    if (t.id == 0) {
-        console_not_found(rep);
-        return BX_OK;
-    }
-    char detail[64];
-    snprintf(detail, sizeof(detail), "task=%lld", t.id);
-    IFOK(s, console_audit(req, "view_task", t.student_id, detail, err));
-    if (s != BX_OK)
-        return s;
-    char today[11], token[PAGE_TOKEN_SIZE];
-    page_today(req, today);
-    page_new_token(token);
+    page_put_form(req, rep->ctx, NULL);
     put_task(rep->ctx, &t);
     tmpl_put_int(rep->ctx, "task_id", t.id);
-    tmpl_put(rep->ctx, "today", today);
-    tmpl_put(rep->ctx, "token", token);
     tmpl_put_bool(rep->ctx, open_form(t.kind), true);
     rep->template_name = "teacher_task";
     snprintf(rep->title, sizeof(rep->title), "%s", page_label_task(t.kind));
@@ -157,22 +168,17 @@ bx_status page_task_get(console_request *req, console_reply *rep, bx_error *err)
 bx_status page_task_post(console_request *req, console_reply *rep, bx_error *err)
 {
     console_task t;
-    bx_status s = load_task(req, &t, err);
-    if (s != BX_OK)
+    bx_status s;
+    if (!load_task(req, rep, &t, &s, err))
         return s;
-    if (t.id == 0) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     char back[64];
     snprintf(back, sizeof(back), "/tasks/%lld", t.id);
     const char *token = console_form(req, "token");
     page_action_kind kind;
-    if (!page_token_valid(token) ||
-        page_action_parse(console_form(req, "action"), &kind) != BX_OK) {
-        console_redirect(rep, back, "表单已失效，请重新填写");
+    if (!page_form_ok(rep, back,
+                      page_token_valid(token) &&
+                          page_action_parse(console_form(req, "action"), &kind) == BX_OK))
         return BX_OK;
-    }
     const char *note = console_form(req, "note");
     if (kind == PAGE_ACT_HOME_VISIT && note && *note &&
         console_utf8_chars(note) > CONSOLE_STORE_NOTE_MAX) {

@@ -119,7 +119,7 @@ static bx_status read_signoff(const console_request *req, township_case *c, bx_e
 
 /* The case of /township/cases/:case when it exists and the signed-in person may sign off its
  * student's return; else c->case_id is 0 (answer 404). */
-static bx_status load_case(console_request *req, township_case *c, bx_error *err)
+static bx_status find_case(console_request *req, township_case *c, bx_error *err)
 {
     memset(c, 0, sizeof(*c));
     char *end;
@@ -147,6 +147,14 @@ static bx_status load_case(console_request *req, township_case *c, bx_error *err
     return s;
 }
 
+/* find_case, answering 404 when there is no such case to show: false, with *s to return. */
+static bool load_case(console_request *req, console_reply *rep, township_case *c, bx_status *s,
+                      bx_error *err)
+{
+    *s = find_case(req, c, err);
+    return page_found(rep, *s, c->case_id != 0);
+}
+
 static void put_case(tmpl_ctx *row, const township_case *c)
 {
     char due[24], opened[24];
@@ -167,10 +175,8 @@ static void put_case(tmpl_ctx *row, const township_case *c)
 bx_status page_township_get(console_request *req, console_reply *rep, bx_error *err)
 {
     const console_person *me = req->person;
-    if (me->role != CONSOLE_TOWNSHIP_OFFICER || !me->township_code[0]) {
-        console_not_found(rep);
+    if (!page_found(rep, BX_OK, me->role == CONSOLE_TOWNSHIP_OFFICER && me->township_code[0]))
         return BX_OK;
-    }
     char now[24], max[16];
     snprintf(now, sizeof(now), "%lld", (long long)req->now);
     snprintf(max, sizeof(max), "%d", SIGNOFFS_MAX);
@@ -213,26 +219,17 @@ bx_status page_township_get(console_request *req, console_reply *rep, bx_error *
 bx_status page_township_case_get(console_request *req, console_reply *rep, bx_error *err)
 {
     township_case c;
-    bx_status s = load_case(req, &c, err);
+    bx_status s;
+    if (!load_case(req, rep, &c, &s, err))
+        return s;
+    s = page_auditf(req, "view_case", c.student_id, err, "case=%lld", c.case_id);
     if (s != BX_OK)
         return s;
-    if (c.case_id == 0) {
-        console_not_found(rep);
-        return BX_OK;
-    }
-    char detail[40];
-    snprintf(detail, sizeof(detail), "case=%lld", c.case_id);
-    IFOK(s, console_audit(req, "view_case", c.student_id, detail, err));
-    if (s != BX_OK)
-        return s;
-    char today[11], token[PAGE_TOKEN_SIZE], closed[24], signed_at[24];
-    page_today(req, today);
-    page_new_token(token);
+    char today[11], closed[24], signed_at[24];
+    page_put_form(req, rep->ctx, today);
     page_short_time(c.closed_at, closed, sizeof(closed));
     page_short_time(c.signed_at, signed_at, sizeof(signed_at));
     put_case(rep->ctx, &c);
-    tmpl_put(rep->ctx, "today", today);
-    tmpl_put(rep->ctx, "token", token);
     tmpl_put(rep->ctx, "return_date", c.school_return[0] ? c.school_return : today);
     tmpl_put_bool(rep->ctx, "awaiting", c.awaiting);
     bool open = c.closed_at[0] == '\0';
@@ -251,20 +248,20 @@ bx_status page_township_case_get(console_request *req, console_reply *rep, bx_er
 static bx_status signoff_json(const char *student_id, const char *date, const char *return_date,
                               const char *staff_id, const char *event_id, bx_buf *out)
 {
-    bx_status s = bx_buf_puts(out, "{\"records\":[{\"student_id\":");
-    IFOK(s, bx_buf_json_string(out, student_id));
-    IFOK(s, bx_buf_puts(out, ",\"action\":\"returned\",\"date\":"));
-    IFOK(s, bx_buf_json_string(out, date));
-    IFOK(s, bx_buf_puts(out, ",\"staff_id\":"));
-    IFOK(s, bx_buf_json_string(out, staff_id));
-    IFOK(s, bx_buf_puts(out, ",\"event_id\":"));
-    IFOK(s, bx_buf_json_string(out, event_id));
-    IFOK(s, bx_buf_puts(out, ",\"details\":{\"return_date\":"));
-    IFOK(s, bx_buf_json_string(out, return_date));
-    IFOK(s, bx_buf_puts(out, ",\"township_signoff_staff_id\":"));
-    IFOK(s, bx_buf_json_string(out, staff_id));
-    IFOK(s, bx_buf_puts(out, "}}]}"));
-    return s;
+    const char *const parts[] = {"{\"records\":[{\"student_id\":",
+                                 student_id,
+                                 ",\"action\":\"returned\",\"date\":",
+                                 date,
+                                 ",\"staff_id\":",
+                                 staff_id,
+                                 ",\"event_id\":",
+                                 event_id,
+                                 ",\"details\":{\"return_date\":",
+                                 return_date,
+                                 ",\"township_signoff_staff_id\":",
+                                 staff_id,
+                                 "}}]}"};
+    return page_json_parts(out, parts, sizeof(parts) / sizeof(parts[0]));
 }
 
 /* The form's return date: a date, not after today, not before the case opened. NULL when fine,
@@ -290,20 +287,14 @@ static const char *return_date_problem(const console_request *req, const townshi
 bx_status page_township_case_post(console_request *req, console_reply *rep, bx_error *err)
 {
     township_case c;
-    bx_status s = load_case(req, &c, err);
-    if (s != BX_OK)
+    bx_status s;
+    if (!load_case(req, rep, &c, &s, err))
         return s;
-    if (c.case_id == 0) {
-        console_not_found(rep);
-        return BX_OK;
-    }
     char back[64];
     snprintf(back, sizeof(back), "/township/cases/%lld", c.case_id);
     const char *token = console_form(req, "token");
-    if (!page_token_valid(token)) {
-        console_redirect(rep, back, "表单已失效，请重新填写");
+    if (!page_form_ok(rep, back, page_token_valid(token)))
         return BX_OK;
-    }
     /* A closed case needs no signature: nothing is written (a resent form after the case closed
      * lands here too). */
     if (c.closed_at[0]) {
@@ -321,17 +312,13 @@ bx_status page_township_case_post(console_request *req, console_reply *rep, bx_e
     const char *me = req->person->staff_id;
     bx_buf body;
     bx_buf_init(&body, 1 << 14);
-    s = signoff_json(c.student_id, today, return_date, me, token, &body);
-    if (s != BX_OK) {
-        bx_buf_free(&body);
-        return BX_ERR(err, s, "sign-off: out of memory");
-    }
     page_write_result res;
-    s = page_write(req, PAGE_EP_ACTIONS, body.data, body.len, &res, err);
-    bx_buf_free(&body);
+    s = page_write_built(req, PAGE_EP_ACTIONS,
+                         signoff_json(c.student_id, today, return_date, me, token, &body), &body,
+                         "sign-off", &res, err);
     if (s != BX_OK)
         return s;
-    bool kept = res.accepted + res.duplicates > 0 && res.failed == 0 && res.rejected == 0;
+    bool kept = page_write_kept(&res);
     /* The audit row says who signed which case; the page reads it back as the 已签署 state. */
     char detail[SIGNOFF_DETAIL];
     snprintf(detail, sizeof(detail), "case=%lld event=%s return_date=%s%s", c.case_id, token,

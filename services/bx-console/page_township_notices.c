@@ -52,19 +52,16 @@ static const char *const notice_orders[] = {"3 DESC, t.due_at, t.id", "sc.name, 
                     "$4) AND (NOT $5::boolean OR " OVERDUE_SQL("t", "$2") ") ORDER BY "
 #define LIST_SQL_TAIL " LIMIT $6::int OFFSET $7::bigint"
 
-static void put_params(const console_request *req, const school_list_query *q, char now[24],
-                       char limit[16], char offset[24], const char *params[7])
+/* The township lists' first seven parameters ($1 township .. $7 offset), from the page's. */
+static void put_params(const console_request *req, const school_list_page *p, const char *params[7])
 {
-    snprintf(now, 24, "%lld", (long long)req->now);
-    snprintf(limit, 16, "%d", SCHOOL_LIST_PER_PAGE);
-    snprintf(offset, 24, "%lld", school_list_offset(q));
     params[0] = req->person->township_code;
-    params[1] = now;
-    params[2] = q->stage;
-    params[3] = q->school_id;
-    params[4] = q->overdue ? "true" : "false";
-    params[5] = limit;
-    params[6] = offset;
+    params[1] = p->now;
+    params[2] = p->q.stage;
+    params[3] = p->q.school_id;
+    params[4] = p->q.overdue ? "true" : "false";
+    params[5] = p->limit;
+    params[6] = p->offset;
 }
 
 /* The township's schools for the school filter. */
@@ -115,48 +112,39 @@ static bx_status put_signoffs(console_request *req, console_reply *rep, bx_error
 
 bx_status page_township_notices_get(console_request *req, console_reply *rep, bx_error *err)
 {
-    if (!township_role(req->person)) {
-        console_not_found(rep);
+    if (!page_found(rep, BX_OK, township_role(req->person)))
         return BX_OK;
-    }
-    school_list_query q;
-    school_list_parse(req->query, req->nquery, notice_sorts, &q);
-    char sql[sizeof(NOTICES_SQL_HEAD) + 200];
-    snprintf(sql, sizeof(sql), "%s%s%s", NOTICES_SQL_HEAD, notice_orders[q.sort], LIST_SQL_TAIL);
-    char now[24], limit[16], offset[24];
+    school_list_page p;
+    school_list_begin(req, notice_sorts, &p);
     const char *params[7];
-    put_params(req, &q, now, limit, offset, params);
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(req->db, sql, 7, params, &res, err);
-    int n = s == BX_OK ? PQntuples(res) : 0;
-    long long total = n > 0 ? strtoll(PQgetvalue(res, 0, 10), NULL, 10) : 0;
+    put_params(req, &p, params);
+    bx_status s = school_list_fetch(req, &p, NOTICES_SQL_HEAD, notice_orders, LIST_SQL_TAIL, 7,
+                                    params, 10, err);
+    const PGresult *res = p.res;
+    int n = p.n;
     for (int i = 0; i < n && s == BX_OK; i++) {
-        const char *student = PQgetvalue(res, i, 4);
-        bool allowed = false;
-        s = page_may_student(req, student, CONSOLE_WRITE_ACTION, &allowed, err);
-        if (s != BX_OK || !allowed)
+        if (!school_list_row_allowed(req, res, i, 4, CONSOLE_WRITE_ACTION, &s, err))
             continue;
+        const char *student = PQgetvalue(res, i, 4);
         tmpl_ctx *row = tmpl_add_row(rep->ctx, "notices");
         char due[24];
         page_short_time(PQgetvalue(res, i, 3), due, sizeof(due));
         bool deadline = strcmp(PQgetvalue(res, i, 1), "deadline_notice") == 0;
-        tmpl_put(row, "case_id", PQgetvalue(res, i, 0));
+        school_list_put_child(row, PQgetvalue(res, i, 0), student, PQgetvalue(res, i, 5));
         tmpl_put(row, "kind", PQgetvalue(res, i, 1));
         tmpl_put(row, "kind_label", deadline ? "限期复学通知书" : "复学通知书");
         tmpl_put_bool(row, "overdue", PQgetvalue(res, i, 2)[0] == 't');
         tmpl_put(row, "due", due);
-        tmpl_put(row, "student_id", student);
-        tmpl_put(row, "student_name", PQgetvalue(res, i, 5)[0] ? PQgetvalue(res, i, 5) : student);
         tmpl_put(row, "school_name", PQgetvalue(res, i, 7));
         tmpl_put(row, "class_name", PQgetvalue(res, i, 8));
     }
-    PQclear(res);
+    PQclear(p.res);
     IFOK(s, put_signoffs(req, rep, err));
-    IFOK(s, put_schools(req, rep, q.school_id, err));
+    IFOK(s, put_schools(req, rep, p.q.school_id, err));
     IFOK(s, console_audit(req, "view_township_notices", NULL, NULL, err));
     if (s != BX_OK)
         return s;
-    school_list_put(rep->ctx, &q, notice_sorts, notice_sort_labels, "/township/notices", total);
+    school_list_put(rep->ctx, &p.q, notice_sorts, notice_sort_labels, "/township/notices", p.total);
     rep->template_name = "township_notices";
     snprintf(rep->title, sizeof(rep->title), "乡镇工作台");
     return BX_OK;
@@ -252,40 +240,31 @@ static bx_status put_histories(console_request *req, tmpl_ctx **rows, long long 
 
 bx_status page_township_children_get(console_request *req, console_reply *rep, bx_error *err)
 {
-    if (!township_role(req->person)) {
-        console_not_found(rep);
+    if (!page_found(rep, BX_OK, township_role(req->person)))
         return BX_OK;
-    }
-    school_list_query q;
-    school_list_parse(req->query, req->nquery, child_sorts, &q);
     const char *list = console_query(req, "list");
     bool suspected = list && strcmp(list, "suspected") == 0;
-    char sql[sizeof(CHILDREN_SQL_HEAD) + 400];
-    snprintf(sql, sizeof(sql), "%s%s%s", CHILDREN_SQL_HEAD, child_orders[q.sort], LIST_SQL_TAIL);
-    char now[24], limit[16], offset[24];
+    school_list_page p;
+    school_list_begin(req, child_sorts, &p);
     const char *params[8];
-    put_params(req, &q, now, limit, offset, params);
+    put_params(req, &p, params);
     params[7] = suspected ? "suspected" : "dropout";
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(req->db, sql, 8, params, &res, err);
-    int n = s == BX_OK ? PQntuples(res) : 0;
-    long long total = n > 0 ? strtoll(PQgetvalue(res, 0, 10), NULL, 10) : 0;
+    bx_status s = school_list_fetch(req, &p, CHILDREN_SQL_HEAD, child_orders, LIST_SQL_TAIL, 8,
+                                    params, 10, err);
+    const PGresult *res = p.res;
+    int n = p.n;
     tmpl_ctx *rows[SCHOOL_LIST_PER_PAGE];
     long long ids[SCHOOL_LIST_PER_PAGE];
     int shown = 0;
     for (int i = 0; i < n && s == BX_OK && shown < SCHOOL_LIST_PER_PAGE; i++) {
-        const char *student = PQgetvalue(res, i, 1);
-        bool allowed = false;
-        s = page_may_student(req, student, CONSOLE_VIEW_PERSONAL, &allowed, err);
-        if (s != BX_OK || !allowed)
+        if (!school_list_row_allowed(req, res, i, 1, CONSOLE_VIEW_PERSONAL, &s, err))
             continue;
+        const char *student = PQgetvalue(res, i, 1);
         tmpl_ctx *row = tmpl_add_row(rep->ctx, "children");
         char opened[24], dropped[24];
         page_short_time(PQgetvalue(res, i, 7), opened, sizeof(opened));
         page_short_time(PQgetvalue(res, i, 8), dropped, sizeof(dropped));
-        tmpl_put(row, "case_id", PQgetvalue(res, i, 0));
-        tmpl_put(row, "student_id", student);
-        tmpl_put(row, "student_name", PQgetvalue(res, i, 2)[0] ? PQgetvalue(res, i, 2) : student);
+        school_list_put_child(row, PQgetvalue(res, i, 0), student, PQgetvalue(res, i, 2));
         tmpl_put(row, "school_name", PQgetvalue(res, i, 4));
         tmpl_put(row, "class_name", PQgetvalue(res, i, 5));
         tmpl_put(row, "stage_label", page_label_stage(PQgetvalue(res, i, 6)));
@@ -295,16 +274,16 @@ bx_status page_township_children_get(console_request *req, console_reply *rep, b
         rows[shown] = row;
         ids[shown++] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
     }
-    PQclear(res);
+    PQclear(p.res);
     IFOK(s, put_histories(req, rows, ids, shown, err));
-    IFOK(s, put_schools(req, rep, q.school_id, err));
+    IFOK(s, put_schools(req, rep, p.q.school_id, err));
     IFOK(s, console_audit(req, "view_township_children", NULL,
                           suspected ? "list=suspected" : "list=dropout", err));
     if (s != BX_OK)
         return s;
     const char *path = suspected ? "/township/children?list=suspected" : "/township/children";
     /* the list's own parameter stays in every link: the pager appends with '&' after it */
-    school_list_put(rep->ctx, &q, child_sorts, child_sort_labels, path, total);
+    school_list_put(rep->ctx, &p.q, child_sorts, child_sort_labels, path, p.total);
     tmpl_put_bool(rep->ctx, "suspected", suspected);
     tmpl_put(rep->ctx, "list", suspected ? "suspected" : "dropout");
     rep->template_name = "township_notices_children";

@@ -2,6 +2,7 @@
 #include "console.h"
 #include "bx_log.h"
 #include "bx_pg.h"
+#include "bx_registry.h"
 #include "identity.h"
 
 #include <stdio.h>
@@ -83,41 +84,51 @@ static bx_status place_query(const console_request *req, const char *sql, const 
     return BX_OK;
 }
 
+_Static_assert(CONSOLE_ID_MAX == BX_ID_MAX, "a console id is a registry id");
+
+/* A registry id: 1-32 of A-Z a-z 0-9 _ -. */
 static bool id_ok(const char *id)
 {
-    size_t n = id ? strlen(id) : 0;
-    if (n == 0 || n > CONSOLE_ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return id != NULL && bx_id_valid(id);
 }
 
-bx_status console_student_place(const console_request *req, const char *student_id,
-                                console_place *place, console_object *o, bx_error *err)
+/* Where a student or a class is: the query that finds it ($1 its id; columns student, class,
+ * school, township, county) and the error of an unknown one. */
+static const struct place_kind {
+    console_object_kind kind;
+    const char *sql, *missing;
+} student_kind = {CONSOLE_OBJ_STUDENT,
+                  "SELECT st.id, st.class_id, st.school_id, sc.township_code, "
+                  "tw.county_code FROM registry.student st "
+                  "JOIN registry.school sc ON sc.id = st.school_id "
+                  "JOIN registry.township tw ON tw.code = sc.township_code "
+                  "WHERE st.id = $1",
+                  "no such student"},
+  class_kind = {CONSOLE_OBJ_CLASS,
+                "SELECT '', cl.id, cl.school_id, sc.township_code, tw.county_code "
+                "FROM registry.class cl "
+                "JOIN registry.school sc ON sc.id = cl.school_id "
+                "JOIN registry.township tw ON tw.code = sc.township_code "
+                "WHERE cl.id = $1",
+                "no such class"};
+
+static bx_status object_place(const console_request *req, const struct place_kind *k,
+                              const char *id, console_place *place, console_object *o,
+                              bx_error *err)
 {
     memset(place, 0, sizeof(*place));
     memset(o, 0, sizeof(*o));
-    if (!id_ok(student_id))
-        return BX_ERR(err, BX_ENOTFOUND, "no such student");
+    if (!id_ok(id))
+        return BX_ERR(err, BX_ENOTFOUND, "%s", k->missing);
     bool found = false;
-    bx_status s = place_query(req,
-                              "SELECT st.id, st.class_id, st.school_id, sc.township_code, "
-                              "tw.county_code FROM registry.student st "
-                              "JOIN registry.school sc ON sc.id = st.school_id "
-                              "JOIN registry.township tw ON tw.code = sc.township_code "
-                              "WHERE st.id = $1",
-                              student_id, place, err, &found);
+    bx_status s = place_query(req, k->sql, id, place, err, &found);
     if (s != BX_OK)
         return s;
     if (!found)
-        return BX_ERR(err, BX_ENOTFOUND, "no such student");
-    *o = (console_object){CONSOLE_OBJ_STUDENT,
-                          place->student_id,
+        return BX_ERR(err, BX_ENOTFOUND, "%s", k->missing);
+    bool student = k->kind == CONSOLE_OBJ_STUDENT;
+    *o = (console_object){k->kind,
+                          student ? place->student_id : NULL,
                           place->class_id,
                           place->school_id,
                           place->township_code,
@@ -126,29 +137,16 @@ bx_status console_student_place(const console_request *req, const char *student_
     return BX_OK;
 }
 
+bx_status console_student_place(const console_request *req, const char *student_id,
+                                console_place *place, console_object *o, bx_error *err)
+{
+    return object_place(req, &student_kind, student_id, place, o, err);
+}
+
 bx_status console_class_place(const console_request *req, const char *class_id,
                               console_place *place, console_object *o, bx_error *err)
 {
-    memset(place, 0, sizeof(*place));
-    memset(o, 0, sizeof(*o));
-    if (!id_ok(class_id))
-        return BX_ERR(err, BX_ENOTFOUND, "no such class");
-    bool found = false;
-    bx_status s = place_query(req,
-                              "SELECT '', cl.id, cl.school_id, sc.township_code, tw.county_code "
-                              "FROM registry.class cl "
-                              "JOIN registry.school sc ON sc.id = cl.school_id "
-                              "JOIN registry.township tw ON tw.code = sc.township_code "
-                              "WHERE cl.id = $1",
-                              class_id, place, err, &found);
-    if (s != BX_OK)
-        return s;
-    if (!found)
-        return BX_ERR(err, BX_ENOTFOUND, "no such class");
-    *o = (console_object){
-        CONSOLE_OBJ_CLASS,  NULL, place->class_id, place->school_id, place->township_code,
-        place->county_code, NULL};
-    return BX_OK;
+    return object_place(req, &class_kind, class_id, place, o, err);
 }
 
 bx_status console_audit(const console_request *req, const char *action, const char *student_id,

@@ -71,6 +71,19 @@ static bool is_individual(const console_object *o)
     return o->kind == CONSOLE_OBJ_STUDENT || o->kind == CONSOLE_OBJ_CLASS;
 }
 
+/* A school role (subject teacher, principal, academic office): nothing outside its school; the
+ * school as a whole, aggregates only; one of its students or classes, what the role's rule says
+ * (individual). */
+static bool school_staff_may(const console_person *p, const console_object *o, bool aggregate,
+                             bool individual)
+{
+    if (!(is_individual(o) || o->kind == CONSOLE_OBJ_SCHOOL) || !same(p->school_id, o->school_id))
+        return false;
+    if (o->kind == CONSOLE_OBJ_SCHOOL)
+        return aggregate;
+    return individual;
+}
+
 bool console_may(const console_person *p, console_action a, const console_object *o)
 {
     if (p == NULL || o == NULL || p->staff_id[0] == '\0')
@@ -85,20 +98,12 @@ bool console_may(const console_person *p, console_action a, const console_object
             return false;
         return a != CONSOLE_SIGN_OFF_RETURN;
     case CONSOLE_SUBJECT_TEACHER:
-        if (!(is_individual(o) || o->kind == CONSOLE_OBJ_SCHOOL) ||
-            !same(p->school_id, o->school_id))
-            return false;
-        if (o->kind == CONSOLE_OBJ_SCHOOL)
-            return aggregate;
-        return a == CONSOLE_VIEW_STUDENT || a == CONSOLE_WRITE_ATTENDANCE || aggregate;
+        return school_staff_may(p, o, aggregate,
+                                a == CONSOLE_VIEW_STUDENT || a == CONSOLE_WRITE_ATTENDANCE ||
+                                    aggregate);
     case CONSOLE_PRINCIPAL:
     case CONSOLE_ACADEMIC_OFFICE:
-        if (!(is_individual(o) || o->kind == CONSOLE_OBJ_SCHOOL) ||
-            !same(p->school_id, o->school_id))
-            return false;
-        if (o->kind == CONSOLE_OBJ_SCHOOL)
-            return aggregate;
-        return a != CONSOLE_SIGN_OFF_RETURN;
+        return school_staff_may(p, o, aggregate, a != CONSOLE_SIGN_OFF_RETURN);
     case CONSOLE_TOWNSHIP_OFFICER:
         if (o->kind == CONSOLE_OBJ_COUNTY || o->kind == CONSOLE_OBJ_AREA ||
             !same(p->township_code, o->township_code))

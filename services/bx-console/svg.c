@@ -179,13 +179,39 @@ static bx_status threshold_line(bx_buf *out, const svg_chart *c, double w, doubl
     return s;
 }
 
-bx_status svg_bars(const svg_chart *c, bx_buf *out)
+/* A chart's start: the chart checked, its width (*w) and axis top (*top), the frame drawn. */
+static bx_status begin(const svg_chart *c, bx_buf *out, bool bars, double *w, double *top)
 {
+    *w = 0;
+    *top = 0;
     bx_status s = check(c);
     if (s != BX_OK)
         return s;
-    double w = width_of(c), top = svg_axis_top(max_value(c));
-    s = frame(out, c, w, top, true);
+    *w = width_of(c);
+    *top = svg_axis_top(max_value(c));
+    return frame(out, c, *w, *top, bars);
+}
+
+/* The end of the mark (tag) of series k's value in category i: its data attributes, its tooltip
+ * "<category> <series>: <label><note>" and the closing tag. */
+static bx_status mark_end(bx_buf *out, const svg_chart *c, size_t k, size_t i, const char *label,
+                          const char *note, const char *tag)
+{
+    bx_status s = data_attributes(out, c, k, i);
+    IFOK(s, bx_buf_puts(out, "><title>"));
+    IFOK(s, text(out, c->categories[i]));
+    IFOK(s, bx_buf_puts(out, " "));
+    IFOK(s, text(out, c->series[k].name));
+    IFOK(s, bx_buf_printf(out, ": %s%s</title></%s>", label, note, tag));
+    return s;
+}
+
+bx_status svg_bars(const svg_chart *c, bx_buf *out)
+{
+    double w, top;
+    bx_status s = begin(c, out, true, &w, &top);
+    if (s != BX_OK)
+        return s;
     double group = PER_CAT - 6, bw = group / (double)c->nseries;
     for (size_t i = 0; i < c->ncategories && s == BX_OK; i++) {
         for (size_t k = 0; k < c->nseries && s == BX_OK; k++) {
@@ -202,12 +228,7 @@ bx_status svg_bars(const svg_chart *c, bx_buf *out)
                               "height=\"%.1f\" fill=\"%s\"",
                               over ? " over" : "", x, TOP + SVG_PLOT_HEIGHT - h, bw, h,
                               over ? "#c53030" : colors[k]);
-            IFOK(s, data_attributes(out, c, k, i));
-            IFOK(s, bx_buf_puts(out, "><title>"));
-            IFOK(s, text(out, c->categories[i]));
-            IFOK(s, bx_buf_puts(out, " "));
-            IFOK(s, text(out, c->series[k].name));
-            IFOK(s, bx_buf_printf(out, ": %s%s</title></rect>", label, over ? "（超过阈值）" : ""));
+            IFOK(s, mark_end(out, c, k, i, label, over ? "（超过阈值）" : "", "rect"));
         }
     }
     IFOK(s, threshold_line(out, c, w, top));
@@ -217,11 +238,10 @@ bx_status svg_bars(const svg_chart *c, bx_buf *out)
 
 bx_status svg_lines(const svg_chart *c, bx_buf *out)
 {
-    bx_status s = check(c);
+    double w, top;
+    bx_status s = begin(c, out, false, &w, &top);
     if (s != BX_OK)
         return s;
-    double w = width_of(c), top = svg_axis_top(max_value(c));
-    s = frame(out, c, w, top, false);
     for (size_t k = 0; k < c->nseries && s == BX_OK; k++) {
         s = bx_buf_printf(out,
                           "<polyline class=\"line\" fill=\"none\" stroke=\"%s\" "
@@ -246,12 +266,7 @@ bx_status svg_lines(const svg_chart *c, bx_buf *out)
                               "fill=\"%s\"",
                               LEFT + PER_CAT * ((double)i + 0.5),
                               TOP + SVG_PLOT_HEIGHT - svg_bar_height(v, top), colors[k]);
-            IFOK(s, data_attributes(out, c, k, i));
-            IFOK(s, bx_buf_puts(out, "><title>"));
-            IFOK(s, text(out, c->categories[i]));
-            IFOK(s, bx_buf_puts(out, " "));
-            IFOK(s, text(out, c->series[k].name));
-            IFOK(s, bx_buf_printf(out, ": %s</title></circle>", label));
+            IFOK(s, mark_end(out, c, k, i, label, "", "circle"));
         }
     }
     IFOK(s, threshold_line(out, c, w, top));

@@ -129,11 +129,15 @@ static struct value *slot(tmpl_ctx *c, const char *name)
     return v;
 }
 
+/* The slot of a put: NULL when the context is NULL (a row that failed to be added) or failed. */
+static struct value *put_slot(tmpl_ctx *c, const char *name)
+{
+    return c ? slot(c, name) : NULL;
+}
+
 static void put_text(tmpl_ctx *c, const char *name, const char *text, enum value_kind kind)
 {
-    if (c == NULL)
-        return;
-    struct value *v = slot(c, name);
+    struct value *v = put_slot(c, name);
     if (v == NULL)
         return;
     v->kind = kind;
@@ -175,9 +179,7 @@ void tmpl_put_int(tmpl_ctx *c, const char *name, long long v)
 
 void tmpl_put_bool(tmpl_ctx *c, const char *name, bool flag)
 {
-    if (c == NULL)
-        return;
-    struct value *v = slot(c, name);
+    struct value *v = put_slot(c, name);
     if (v == NULL)
         return;
     v->kind = V_BOOL;
