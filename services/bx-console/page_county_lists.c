@@ -7,6 +7,7 @@
  * and the operator's command agree. Names are shown to the county officer (console_may
  * CONSOLE_VIEW_PERSONAL on each student), every view and every export is audited, id numbers are
  * never read. */
+#include "bx_json.h"
 #include "bx_log.h"
 #include "bx_pg.h"
 #include "export.h"
@@ -168,10 +169,21 @@ static const char ledger_names_uncounted_sql[] =
 static const char ledger_no_names_uncounted_sql[] =
     "NULL::text, console.case_overdue(p.overdue_from, to_timestamp($7::bigint / 1000.0)), "
     "NULL::bigint, coalesce(s.name, ''), coalesce(t.name, ''), coalesce(cl.name, ''), '', '', ";
-static const char ledger_rest[] =
+static const char ledger_last[] =
     "  p.first_absent, coalesce(p.reason, ''), "
     "  coalesce((SELECT sf.name FROM registry.staff sf WHERE sf.id = p.owner_staff_id), "
-    "    p.owner_role, '') "
+    "    p.owner_role, '') ";
+/* A page's column LEDGER_HISTORY: the case's history as reports_query_history has it (no
+ * task_created, in time order), one JSON array [at, kind, stage, reason] an event, or NULL when
+ * it has none; read with the rows instead of in a round trip of its own. */
+#define LEDGER_HISTORY RL_NCOLUMNS
+/* clang-format off */
+static const char ledger_history[] =
+    ", (SELECT json_agg(json_build_array(" REPORTS_ISO("e.occurred_at") ", e.kind, "
+    "  coalesce(e.stage, ''), coalesce(e.reason, '')) ORDER BY e.occurred_at, e.id) "
+    "  FROM cases.event e WHERE e.case_id = p.case_id AND e.kind <> 'task_created')::text ";
+/* clang-format on */
+static const char ledger_rest[] =
     "FROM p LEFT JOIN registry.school s ON s.id = p.school_id COLLATE \"default\" "
     "LEFT JOIN registry.township t ON t.code = s.township_code "
     /* a student's class and name one row each, through their keys' indexes, however many rows
@@ -204,7 +216,7 @@ typedef struct ledger_audit {
  * page's rows are read whole (p): a page deep in a list otherwise read every summary row before
  * it. */
 static bx_status ledger_page(PGconn *db, const reports_ledger_filter *f, bool counted,
-                             const ledger_audit *audit, PGresult **res, bx_error *err)
+                             const ledger_audit *audit, bool history, PGresult **res, bx_error *err)
 {
     *res = NULL;
     unsigned sort = (unsigned)f->sort;
@@ -223,6 +235,9 @@ static bx_status ledger_page(PGconn *db, const reports_ledger_filter *f, bool co
     IFOK(s, bx_buf_puts(&sql, counted ? (f->names ? ledger_names_sql : ledger_no_names_sql)
                                       : (f->names ? ledger_names_uncounted_sql
                                                   : ledger_no_names_uncounted_sql)));
+    IFOK(s, bx_buf_puts(&sql, ledger_last));
+    if (history)
+        IFOK(s, bx_buf_puts(&sql, ledger_history));
     IFOK(s, bx_buf_puts(&sql, ledger_rest));
     if (f->names)
         IFOK(s, bx_buf_puts(&sql, "LEFT JOIN LATERAL (SELECT pr.name, pr.sex, pr.birth_date FROM "
@@ -257,7 +272,7 @@ static bx_status ledger_page(PGconn *db, const reports_ledger_filter *f, bool co
 bx_status county_ledger_query(PGconn *db, const reports_ledger_filter *f, PGresult **res,
                               bx_error *err)
 {
-    return ledger_page(db, f, true, NULL, res, err);
+    return ledger_page(db, f, true, NULL, false, res, err);
 }
 
 /* ---- the count of a list's filter, kept a minute ----
@@ -419,22 +434,41 @@ static bx_status put_choices(const console_request *req, const ledger_query *q, 
     return s;
 }
 
-static void put_history(tmpl_ctx *row, const PGresult *h, long long case_id)
+/* The events of a row's LEDGER_HISTORY (NULL: none) into row's "history". */
+static bx_status put_history(tmpl_ctx *row, const PGresult *res, int i, bx_error *err)
 {
-    for (int j = reports_history_first(h, case_id);
-         j < PQntuples(h) && strtoll(PQgetvalue(h, j, RH_CASE), NULL, 10) == case_id; j++) {
+    if (PQgetisnull(res, i, LEDGER_HISTORY))
+        return BX_OK;
+    const char *text = PQgetvalue(res, i, LEDGER_HISTORY);
+    cJSON *events = NULL;
+    bx_status s = bx_json_parse(text, strlen(text), &events, err);
+    if (s != BX_OK)
+        return s;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, events)
+    {
+        const cJSON *f[4];
+        for (int k = 0; k < 4; k++)
+            f[k] = cJSON_GetArrayItem(ev, k);
+        if (!cJSON_IsString(f[0]) || !cJSON_IsString(f[1]) || !cJSON_IsString(f[2]) ||
+            !cJSON_IsString(f[3])) {
+            s = BX_ERR(err, BX_EINVAL, "ledger history: an event is not [at, kind, stage, reason]");
+            break;
+        }
         tmpl_ctx *e = tmpl_add_row(row, "history");
         char at[24];
-        page_short_time(PQgetvalue(h, j, RH_AT), at, sizeof(at));
-        const char *stage = PQgetvalue(h, j, RH_STAGE);
+        page_short_time(f[0]->valuestring, at, sizeof(at));
+        const char *stage = f[2]->valuestring;
         char reason[1001];
-        snprintf(reason, sizeof(reason), "%s", PQgetvalue(h, j, RH_REASON));
+        snprintf(reason, sizeof(reason), "%s", f[3]->valuestring);
         bx_log_mask(reason);
         tmpl_put(e, "at", at);
-        tmpl_put(e, "what", page_label_event(PQgetvalue(h, j, RH_KIND)));
+        tmpl_put(e, "what", page_label_event(f[1]->valuestring));
         tmpl_put(e, "stage", stage[0] ? page_label_stage(stage) : "");
         tmpl_put(e, "reason", reason);
     }
+    cJSON_Delete(events);
+    return s;
 }
 
 bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_error *err)
@@ -457,7 +491,7 @@ bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_er
                                .sort = sort_of(&q),
                                .limit = LEDGER_PAGE,
                                .offset = (q.page - 1) * LEDGER_PAGE};
-    PGresult *res = NULL, *h = NULL;
+    PGresult *res = NULL;
     char qs[256], detail[320], count_key[160];
     query_text(&q, qs, sizeof(qs));
     snprintf(count_key, sizeof(count_key), "%s|%s", me->county_code, qs);
@@ -467,8 +501,7 @@ bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_er
     snprintf(detail, sizeof(detail), "county=%s %s page=%ld", me->county_code, qs, q.page);
     ledger_audit audit = {me->staff_id, detail, req->client_addr ? req->client_addr : ""};
     bx_status s = county_session(req->db, err);
-    IFOK(s, ledger_page(req->db, &f, counted, &audit, &res, err));
-    IFOK(s, reports_query_history(req->db, res, &h, err));
+    IFOK(s, ledger_page(req->db, &f, counted, &audit, true, &res, err));
     IFOK(s, put_choices(req, &q, rep->ctx, err));
     if (s == BX_OK && counted) {
         total = PQntuples(res) > 0 ? strtol(PQgetvalue(res, 0, RL_TOTAL), NULL, 10) : 0;
@@ -500,10 +533,9 @@ bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_er
         console_role role = console_role_parse(owner);
         tmpl_put(row, "owner", role != CONSOLE_ROLE_NONE ? console_role_label(role) : owner);
         if (see)
-            put_history(row, h, strtoll(PQgetvalue(res, i, RL_CASE), NULL, 10));
+            s = put_history(row, res, i, err);
     }
     PQclear(res);
-    PQclear(h);
     if (s != BX_OK)
         return s;
     long pages = (total + LEDGER_PAGE - 1) / LEDGER_PAGE;

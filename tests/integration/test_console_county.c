@@ -877,7 +877,8 @@ BX_TEST(county_officer_of_another_county_sees_none_of_this_county)
 }
 
 /* A view of a list is audited by the statement that reads it: one row per page seen, with the
- * filter, the officer, the client's address and the request's time. */
+ * filter, the officer, the client's address and the request's time; the rows' histories are read
+ * with them. */
 BX_TEST(every_ledger_page_seen_is_audited_with_its_filter)
 {
     start_console();
@@ -893,6 +894,11 @@ BX_TEST(every_ledger_page_seen_is_audited_with_its_filter)
         http("/county/ledger?list=dropout&sort=opened", cookie, NULL, &r);
         CHECK_INT(r.status, 200);
         CHECK_CONTAINS(r.body.data, "城关一小");
+        /* CT01's persuasion history, read with the rows, in time order */
+        const char *opened = strstr(r.body.data, "连续缺勤 3 天");
+        const char *visit = strstr(r.body.data, "家长表示孩子外出打工");
+        const char *roster = visit ? strstr(visit, "deadline") : NULL;
+        CHECK(opened && visit && roster && opened < visit);
         bx_buf_free(&r.body);
         CHECK_INT(itest_sql_count(db_url, audit_sql), before + i);
     }
