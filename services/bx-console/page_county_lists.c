@@ -210,11 +210,12 @@ typedef struct ledger_audit {
     "SELECT to_timestamp($7::bigint / 1000.0), $10, 'view_ledger', NULL, $11, $12 FROM (SELECT "   \
     "set_config('synchronous_commit', 'off', true)) c), "
 
-/* county_ledger_query, with the count of the filter (RL_TOTAL) or without it (NULL), and with
- * the view's audit row when audit is not NULL. The page's keys are chosen first from the order's
- * index alone (k: an index-only scan when the filter's columns are the index's), and only the
- * page's rows are read whole (p): a page deep in a list otherwise read every summary row before
- * it. */
+/* county_ledger_query, with the count of the filter (RL_TOTAL) or without it (NULL), with the
+ * view's audit row when audit is not NULL and with the rows' histories (LEDGER_HISTORY) when
+ * history. A page past the first has its keys chosen first from the order's index alone (k: an
+ * index-only scan when the filter's columns are the index's), and only its own rows are read
+ * whole (p): otherwise every summary row before it was read whole too (1,000 rows for page 3 of a
+ * county's dropout list by date). The first page, and an export, read their rows at once. */
 static bx_status ledger_page(PGconn *db, const reports_ledger_filter *f, bool counted,
                              const ledger_audit *audit, bool history, PGresult **res, bx_error *err)
 {
@@ -224,13 +225,20 @@ static bx_status ledger_page(PGconn *db, const reports_ledger_filter *f, bool co
         sort = REPORTS_SORT_LEDGER;
     bx_buf sql;
     bx_buf_init(&sql, 0);
-    bx_status s = bx_buf_printf(
-        &sql,
-        "WITH %sk AS MATERIALIZED (SELECT x.case_id FROM console.case_summary x "
-        "WHERE " LEDGER_FILTER
-        "ORDER BY %s LIMIT $8::bigint OFFSET $9::bigint), p AS MATERIALIZED (SELECT x.* FROM "
-        "console.case_summary x WHERE x.case_id IN (SELECT k.case_id FROM k)) ",
-        audit ? LEDGER_AUDIT_CTE : "", ledger_keys[sort][0]);
+    bx_status s =
+        f->offset > 0
+            ? bx_buf_printf(
+                  &sql,
+                  "WITH %sk AS MATERIALIZED (SELECT x.case_id FROM console.case_summary x "
+                  "WHERE " LEDGER_FILTER "ORDER BY %s LIMIT $8::bigint OFFSET $9::bigint), "
+                  "p AS MATERIALIZED (SELECT x.* FROM console.case_summary x WHERE "
+                  "x.case_id IN (SELECT k.case_id FROM k)) ",
+                  audit ? LEDGER_AUDIT_CTE : "", ledger_keys[sort][0])
+            : bx_buf_printf(&sql,
+                            "WITH %sp AS MATERIALIZED (SELECT x.* FROM console.case_summary x "
+                            "WHERE " LEDGER_FILTER
+                            "ORDER BY %s LIMIT $8::bigint OFFSET $9::bigint) ",
+                            audit ? LEDGER_AUDIT_CTE : "", ledger_keys[sort][0]);
     IFOK(s, bx_buf_puts(&sql, ledger_select));
     IFOK(s, bx_buf_puts(&sql, counted ? (f->names ? ledger_names_sql : ledger_no_names_sql)
                                       : (f->names ? ledger_names_uncounted_sql
