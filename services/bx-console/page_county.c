@@ -58,6 +58,53 @@ static bool term_code_ok(const char *s)
     return true;
 }
 
+/* The term of an area on a day, kept a minute per area and day as the rates are: a county's or a
+ * province's dashboard otherwise read its calendars on every visit, where its figures are the
+ * minute's (a term begun or moved in the registry shows within the minute, as the counts do). */
+#define TERM_ENTRIES 64
+
+typedef struct term_entry {
+    char key[32]; /* area|today */
+    long long at; /* req->now when read */
+    char term[sizeof(((county_period *)0)->term)];
+} term_entry;
+
+static pthread_mutex_t term_lock = PTHREAD_MUTEX_INITIALIZER;
+static term_entry term_cache[TERM_ENTRIES];
+
+static bool term_get(const char *key, long long now, char *term)
+{
+    bool hit = false;
+    pthread_mutex_lock(&term_lock);
+    for (size_t i = 0; i < TERM_ENTRIES && !hit; i++) {
+        const term_entry *e = &term_cache[i];
+        if (e->at && strcmp(e->key, key) == 0 && now >= e->at && now - e->at < RATES_TTL_MS) {
+            memcpy(term, e->term, sizeof(e->term));
+            hit = true;
+        }
+    }
+    pthread_mutex_unlock(&term_lock);
+    return hit;
+}
+
+static void term_put(const char *key, long long now, const char *term)
+{
+    pthread_mutex_lock(&term_lock);
+    term_entry *e = &term_cache[0];
+    for (size_t i = 0; i < TERM_ENTRIES; i++) {
+        if (term_cache[i].at && strcmp(term_cache[i].key, key) == 0) {
+            e = &term_cache[i];
+            break;
+        }
+        if (term_cache[i].at < e->at)
+            e = &term_cache[i];
+    }
+    snprintf(e->key, sizeof(e->key), "%s", key);
+    e->at = now;
+    snprintf(e->term, sizeof(e->term), "%s", term);
+    pthread_mutex_unlock(&term_lock);
+}
+
 bx_status county_period_of(const console_request *req, const char *area, county_period *p,
                            bx_error *err)
 {
@@ -77,6 +124,11 @@ bx_status county_period_of(const console_request *req, const char *area, county_
         snprintf(p->term, sizeof(p->term), "%s", term);
         return BX_OK;
     }
+    char key[sizeof(((term_entry *)0)->key)];
+    snprintf(key, sizeof(key), "%s|%s", area, p->today);
+    long long now = (long long)req->now;
+    if (term_get(key, now, p->term))
+        return BX_OK;
     /* the term of the area's calendars that holds today, else the last one begun */
     const char *params[] = {area, p->today};
     PGresult *res = NULL;
@@ -89,6 +141,8 @@ bx_status county_period_of(const console_request *req, const char *area, county_
         2, params, &res, err);
     if (s == BX_OK && PQntuples(res) == 1)
         snprintf(p->term, sizeof(p->term), "%s", PQgetvalue(res, 0, 0));
+    if (s == BX_OK)
+        term_put(key, now, p->term);
     PQclear(res);
     return s;
 }

@@ -7,6 +7,7 @@
  * and the operator's command agree. Names are shown to the county officer (console_may
  * CONSOLE_VIEW_PERSONAL on each student), every view and every export is audited, id numbers are
  * never read. */
+#include "bx_json.h"
 #include "bx_log.h"
 #include "bx_pg.h"
 #include "export.h"
@@ -168,10 +169,21 @@ static const char ledger_names_uncounted_sql[] =
 static const char ledger_no_names_uncounted_sql[] =
     "NULL::text, console.case_overdue(p.overdue_from, to_timestamp($7::bigint / 1000.0)), "
     "NULL::bigint, coalesce(s.name, ''), coalesce(t.name, ''), coalesce(cl.name, ''), '', '', ";
-static const char ledger_rest[] =
+static const char ledger_last[] =
     "  p.first_absent, coalesce(p.reason, ''), "
     "  coalesce((SELECT sf.name FROM registry.staff sf WHERE sf.id = p.owner_staff_id), "
-    "    p.owner_role, '') "
+    "    p.owner_role, '') ";
+/* A page's column LEDGER_HISTORY: the case's history as reports_query_history has it (no
+ * task_created, in time order), one JSON array [at, kind, stage, reason] an event, or NULL when
+ * it has none; read with the rows instead of in a round trip of its own. */
+#define LEDGER_HISTORY RL_NCOLUMNS
+/* clang-format off */
+static const char ledger_history[] =
+    ", (SELECT json_agg(json_build_array(" REPORTS_ISO("e.occurred_at") ", e.kind, "
+    "  coalesce(e.stage, ''), coalesce(e.reason, '')) ORDER BY e.occurred_at, e.id) "
+    "  FROM cases.event e WHERE e.case_id = p.case_id AND e.kind <> 'task_created')::text ";
+/* clang-format on */
+static const char ledger_rest[] =
     "FROM p LEFT JOIN registry.school s ON s.id = p.school_id COLLATE \"default\" "
     "LEFT JOIN registry.township t ON t.code = s.township_code "
     /* a student's class and name one row each, through their keys' indexes, however many rows
@@ -180,9 +192,32 @@ static const char ledger_rest[] =
     "LEFT JOIN LATERAL (SELECT cl.name FROM registry.student st JOIN registry.class cl ON cl.id = "
     "  st.class_id WHERE st.id = p.student_id COLLATE \"default\" OFFSET 0) cl ON true ";
 
-/* county_ledger_query, with the count of the filter (RL_TOTAL) or without it (NULL). */
+/* The view's audit row, written by the page's own statement (ledger_page): staff, detail and the
+ * client's address of console.audit, the time the request's. */
+typedef struct ledger_audit {
+    const char *staff_id, *detail, *client_addr;
+} ledger_audit;
+
+/* A view's audit row in the statement that reads what it records ($10 staff, $11 detail, $12
+ * client address; the time $7's): no round trip and no commit of its own. Its transaction commits
+ * without waiting for the WAL to reach the disk (synchronous_commit off, this transaction only):
+ * the row is in the WAL at once and on disk within the WAL writer's next rounds (a fraction of a
+ * second); only a crash of PostgreSQL itself in that moment could lose it. It records a read, so
+ * nothing written depends on it; every write's audit row commits, synchronously, with the write,
+ * and so does an export's. A page otherwise waited for a disk flush shared with every service. */
+#define LEDGER_AUDIT_CTE                                                                           \
+    "a AS (INSERT INTO console.audit (at, staff_id, action, student_id, detail, client_addr) "     \
+    "SELECT to_timestamp($7::bigint / 1000.0), $10, 'view_ledger', NULL, $11, $12 FROM (SELECT "   \
+    "set_config('synchronous_commit', 'off', true)) c), "
+
+/* county_ledger_query, with the count of the filter (RL_TOTAL) or without it (NULL), with the
+ * view's audit row when audit is not NULL and with the rows' histories (LEDGER_HISTORY) when
+ * history. A page past the first has its keys chosen first from the order's index alone (k: an
+ * index-only scan when the filter's columns are the index's), and only its own rows are read
+ * whole (p): otherwise every summary row before it was read whole too (1,000 rows for page 3 of a
+ * county's dropout list by date). The first page, and an export, read their rows at once. */
 static bx_status ledger_page(PGconn *db, const reports_ledger_filter *f, bool counted,
-                             PGresult **res, bx_error *err)
+                             const ledger_audit *audit, bool history, PGresult **res, bx_error *err)
 {
     *res = NULL;
     unsigned sort = (unsigned)f->sort;
@@ -190,15 +225,27 @@ static bx_status ledger_page(PGconn *db, const reports_ledger_filter *f, bool co
         sort = REPORTS_SORT_LEDGER;
     bx_buf sql;
     bx_buf_init(&sql, 0);
-    bx_status s = bx_buf_printf(&sql,
-                                "WITH p AS MATERIALIZED (SELECT x.* FROM console.case_summary x "
-                                "WHERE " LEDGER_FILTER "ORDER BY %s LIMIT $8::bigint OFFSET "
-                                "$9::bigint) ",
-                                ledger_keys[sort][0]);
+    bx_status s =
+        f->offset > 0
+            ? bx_buf_printf(
+                  &sql,
+                  "WITH %sk AS MATERIALIZED (SELECT x.case_id FROM console.case_summary x "
+                  "WHERE " LEDGER_FILTER "ORDER BY %s LIMIT $8::bigint OFFSET $9::bigint), "
+                  "p AS MATERIALIZED (SELECT x.* FROM console.case_summary x WHERE "
+                  "x.case_id IN (SELECT k.case_id FROM k)) ",
+                  audit ? LEDGER_AUDIT_CTE : "", ledger_keys[sort][0])
+            : bx_buf_printf(&sql,
+                            "WITH %sp AS MATERIALIZED (SELECT x.* FROM console.case_summary x "
+                            "WHERE " LEDGER_FILTER
+                            "ORDER BY %s LIMIT $8::bigint OFFSET $9::bigint) ",
+                            audit ? LEDGER_AUDIT_CTE : "", ledger_keys[sort][0]);
     IFOK(s, bx_buf_puts(&sql, ledger_select));
     IFOK(s, bx_buf_puts(&sql, counted ? (f->names ? ledger_names_sql : ledger_no_names_sql)
                                       : (f->names ? ledger_names_uncounted_sql
                                                   : ledger_no_names_uncounted_sql)));
+    IFOK(s, bx_buf_puts(&sql, ledger_last));
+    if (history)
+        IFOK(s, bx_buf_puts(&sql, ledger_history));
     IFOK(s, bx_buf_puts(&sql, ledger_rest));
     if (f->names)
         IFOK(s, bx_buf_puts(&sql, "LEFT JOIN LATERAL (SELECT pr.name, pr.sex, pr.birth_date FROM "
@@ -221,8 +268,11 @@ static bx_status ledger_page(PGconn *db, const reports_ledger_filter *f, bool co
                             f->overdue_only ? "true" : "false",
                             now,
                             f->limit > 0 ? limit : NULL,
-                            offset};
-    s = bx_pg_query(db, sql.data, 9, params, res, err);
+                            offset,
+                            audit ? audit->staff_id : NULL,
+                            audit ? audit->detail : NULL,
+                            audit ? audit->client_addr : NULL};
+    s = bx_pg_query(db, sql.data, audit ? 12 : 9, params, res, err);
     bx_buf_free(&sql);
     return s;
 }
@@ -230,7 +280,7 @@ static bx_status ledger_page(PGconn *db, const reports_ledger_filter *f, bool co
 bx_status county_ledger_query(PGconn *db, const reports_ledger_filter *f, PGresult **res,
                               bx_error *err)
 {
-    return ledger_page(db, f, true, res, err);
+    return ledger_page(db, f, true, NULL, false, res, err);
 }
 
 /* ---- the count of a list's filter, kept a minute ----
@@ -392,22 +442,41 @@ static bx_status put_choices(const console_request *req, const ledger_query *q, 
     return s;
 }
 
-static void put_history(tmpl_ctx *row, const PGresult *h, long long case_id)
+/* The events of a row's LEDGER_HISTORY (NULL: none) into row's "history". */
+static bx_status put_history(tmpl_ctx *row, const PGresult *res, int i, bx_error *err)
 {
-    for (int j = reports_history_first(h, case_id);
-         j < PQntuples(h) && strtoll(PQgetvalue(h, j, RH_CASE), NULL, 10) == case_id; j++) {
+    if (PQgetisnull(res, i, LEDGER_HISTORY))
+        return BX_OK;
+    const char *text = PQgetvalue(res, i, LEDGER_HISTORY);
+    cJSON *events = NULL;
+    bx_status s = bx_json_parse(text, strlen(text), &events, err);
+    if (s != BX_OK)
+        return s;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, events)
+    {
+        const cJSON *f[4];
+        for (int k = 0; k < 4; k++)
+            f[k] = cJSON_GetArrayItem(ev, k);
+        if (!cJSON_IsString(f[0]) || !cJSON_IsString(f[1]) || !cJSON_IsString(f[2]) ||
+            !cJSON_IsString(f[3])) {
+            s = BX_ERR(err, BX_EINVAL, "ledger history: an event is not [at, kind, stage, reason]");
+            break;
+        }
         tmpl_ctx *e = tmpl_add_row(row, "history");
         char at[24];
-        page_short_time(PQgetvalue(h, j, RH_AT), at, sizeof(at));
-        const char *stage = PQgetvalue(h, j, RH_STAGE);
+        page_short_time(f[0]->valuestring, at, sizeof(at));
+        const char *stage = f[2]->valuestring;
         char reason[1001];
-        snprintf(reason, sizeof(reason), "%s", PQgetvalue(h, j, RH_REASON));
+        snprintf(reason, sizeof(reason), "%s", f[3]->valuestring);
         bx_log_mask(reason);
         tmpl_put(e, "at", at);
-        tmpl_put(e, "what", page_label_event(PQgetvalue(h, j, RH_KIND)));
+        tmpl_put(e, "what", page_label_event(f[1]->valuestring));
         tmpl_put(e, "stage", stage[0] ? page_label_stage(stage) : "");
         tmpl_put(e, "reason", reason);
     }
+    cJSON_Delete(events);
+    return s;
 }
 
 bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_error *err)
@@ -430,18 +499,17 @@ bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_er
                                .sort = sort_of(&q),
                                .limit = LEDGER_PAGE,
                                .offset = (q.page - 1) * LEDGER_PAGE};
-    PGresult *res = NULL, *h = NULL;
+    PGresult *res = NULL;
     char qs[256], detail[320], count_key[160];
     query_text(&q, qs, sizeof(qs));
     snprintf(count_key, sizeof(count_key), "%s|%s", me->county_code, qs);
     long long now = (long long)req->now, counted_at = now;
     long total = 0;
     bool counted = !count_get(count_key, now, &total, &counted_at);
-    bx_status s = county_session(req->db, err);
-    IFOK(s, ledger_page(req->db, &f, counted, &res, err));
-    IFOK(s, reports_query_history(req->db, res, &h, err));
     snprintf(detail, sizeof(detail), "county=%s %s page=%ld", me->county_code, qs, q.page);
-    IFOK(s, console_audit(req, "view_ledger", NULL, detail, err));
+    ledger_audit audit = {me->staff_id, detail, req->client_addr ? req->client_addr : ""};
+    bx_status s = county_session(req->db, err);
+    IFOK(s, ledger_page(req->db, &f, counted, &audit, true, &res, err));
     IFOK(s, put_choices(req, &q, rep->ctx, err));
     if (s == BX_OK && counted) {
         total = PQntuples(res) > 0 ? strtol(PQgetvalue(res, 0, RL_TOTAL), NULL, 10) : 0;
@@ -473,10 +541,9 @@ bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_er
         console_role role = console_role_parse(owner);
         tmpl_put(row, "owner", role != CONSOLE_ROLE_NONE ? console_role_label(role) : owner);
         if (see)
-            put_history(row, h, strtoll(PQgetvalue(res, i, RL_CASE), NULL, 10));
+            s = put_history(row, res, i, err);
     }
     PQclear(res);
-    PQclear(h);
     if (s != BX_OK)
         return s;
     long pages = (total + LEDGER_PAGE - 1) / LEDGER_PAGE;

@@ -835,7 +835,13 @@ bx_status console_server_start(const console_server_conf *conf, bx_producer *pro
         s = bx_http_guard_new(&guard, "bx_console", &srv->guard, err);
     }
     if (s == BX_OK) {
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+        /* poll(), not epoll: a pool thread keeps the connections it accepts and serves them one
+         * request at a time, and libmicrohttpd's epoll loop accepts up to ten waiting connections
+         * in one go, so connections opened together (an office signing in at nine, a bench's
+         * clients) crowded onto one or two threads while the others idled, and their requests
+         * queued behind each other (bench/console: p95 four times the median). Its poll loop
+         * accepts one connection a turn, and every idle thread takes its turn. */
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
         unsigned threads = (unsigned)conf->threads;
         /* The guard closes connections past its caps and deadlines (bx_http_guard.h). */
         struct MHD_OptionItem *guarded = bx_http_guard_options(srv->guard);
