@@ -735,30 +735,6 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
-static char *read_file(const char *path, size_t max, size_t *len, bx_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        BX_ERR(err, BX_EINVAL, "cannot read \"%s\"", path);
-        return NULL;
-    }
-    bx_buf b;
-    bx_buf_init(&b, max);
-    char chunk[4096];
-    size_t n;
-    bx_status s = bx_buf_puts(&b, "");
-    while (s == BX_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        s = bx_buf_append(&b, chunk, n);
-    fclose(f);
-    if (s != BX_OK) {
-        bx_buf_free(&b);
-        BX_ERR(err, BX_EINVAL, "\"%s\" is larger than %zu bytes", path, max);
-        return NULL;
-    }
-    *len = b.len;
-    return bx_buf_steal(&b);
-}
-
 bool console_server_healthy(void *server, char *reason, size_t size)
 {
     return server != NULL;
@@ -815,9 +791,12 @@ bx_status console_server_start(const console_server_conf *conf, bx_producer *pro
     if (s == BX_OK) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/console.css", conf->templates);
-        srv->css = read_file(path, CSS_MAX, &srv->css_len, err);
-        if (srv->css == NULL)
-            s = BX_EINVAL;
+        bx_buf css;
+        bx_buf_init(&css, CSS_MAX);
+        s = bx_buf_read_file(&css, path, err);
+        srv->css_len = css.len;
+        srv->css = s == BX_OK ? bx_buf_steal(&css) : NULL;
+        bx_buf_free(&css);
     }
     if (s == BX_OK && tls) {
         srv->tls_cert_pem = bx_tls_read_pem(conf->tls_cert, err);

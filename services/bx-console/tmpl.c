@@ -437,29 +437,6 @@ bx_status tmpl_lib_add(tmpl_lib **lib, const char *name, const char *text, bx_er
     return BX_OK;
 }
 
-static char *read_file(const char *path, bx_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        BX_ERR(err, BX_EINVAL, "cannot read \"%s\"", path);
-        return NULL;
-    }
-    bx_buf b;
-    bx_buf_init(&b, TEMPLATE_MAX);
-    char chunk[4096];
-    size_t n;
-    bx_status s = bx_buf_puts(&b, "");
-    while (s == BX_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        s = bx_buf_append(&b, chunk, n);
-    fclose(f);
-    if (s != BX_OK) {
-        bx_buf_free(&b);
-        BX_ERR(err, BX_EINVAL, "\"%s\" is larger than %d bytes", path, TEMPLATE_MAX);
-        return NULL;
-    }
-    return bx_buf_steal(&b);
-}
-
 bx_status tmpl_lib_load(const char *dir, tmpl_lib **out, bx_error *err)
 {
     DIR *d = opendir(dir);
@@ -479,11 +456,11 @@ bx_status tmpl_lib_load(const char *dir, tmpl_lib **out, bx_error *err)
         char path[4096], name[256];
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         snprintf(name, sizeof(name), "%.*s", (int)(len - 5), e->d_name);
-        char *text = read_file(path, err);
-        if (text == NULL)
-            s = BX_EINVAL;
-        IFOK(s, tmpl_lib_add(&lib, name, text, err));
-        free(text);
+        bx_buf text;
+        bx_buf_init(&text, TEMPLATE_MAX);
+        s = bx_buf_read_file(&text, path, err);
+        IFOK(s, tmpl_lib_add(&lib, name, text.data ? text.data : "", err));
+        bx_buf_free(&text);
     }
     closedir(d);
     if (s == BX_OK && lib == NULL)
