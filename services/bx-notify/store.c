@@ -1001,20 +1001,35 @@ bx_status notify_outbox_prune(PGconn *db, bx_time_ms before, int *deleted, bx_er
                        1, params, deleted, err);
 }
 
-/* Runs a query of staff ids and copies up to max of them into staff (*count). */
-static bx_status staff_ids(PGconn *db, const char *sql, int nparams, const char *const *params,
-                           int max, char (*staff)[33], int *count, bx_error *err)
+/* Reads row i of res into the i-th element of the array out. */
+typedef void read_row_fn(PGresult *res, int i, void *out);
+
+/* Runs a query and reads up to max of its rows into out with read (*count). */
+static bx_status query_rows(PGconn *db, const char *sql, int nparams, const char *const *params,
+                            int max, read_row_fn *read, void *out, int *count, bx_error *err)
 {
     PGresult *res = NULL;
     bx_status s = bx_pg_query(db, sql, nparams, params, &res, err);
     if (s == BX_OK) {
         int n = PQntuples(res) < max ? PQntuples(res) : max;
         for (int i = 0; i < n; i++)
-            copy(staff[i], sizeof(staff[i]), PQgetvalue(res, i, 0));
+            read(res, i, out);
         *count = n;
     }
     PQclear(res);
     return s;
+}
+
+static void read_staff_id(PGresult *res, int i, void *out)
+{
+    char(*staff)[33] = out;
+    copy(staff[i], sizeof(staff[i]), PQgetvalue(res, i, 0));
+}
+
+static bx_status staff_ids(PGconn *db, const char *sql, int nparams, const char *const *params,
+                           int max, char (*staff)[33], int *count, bx_error *err)
+{
+    return query_rows(db, sql, nparams, params, max, read_staff_id, staff, count, err);
 }
 
 bx_status notify_store_digest_staff(PGconn *db, bx_time_ms cutoff, int max, char (*staff)[33],
@@ -1032,6 +1047,15 @@ bx_status notify_store_digest_staff(PGconn *db, bx_time_ms cutoff, int max, char
                      2, params, max, staff, count, err);
 }
 
+static void read_task(PGresult *res, int i, void *out)
+{
+    notify_store_task *t = &((notify_store_task *)out)[i];
+    t->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    copy(t->notification_id, sizeof(t->notification_id), PQgetvalue(res, i, 1));
+    copy(t->request_id, sizeof(t->request_id), PQgetvalue(res, i, 2));
+    copy(t->body, sizeof(t->body), PQgetvalue(res, i, 3));
+}
+
 bx_status notify_store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms cutoff, int max,
                                     notify_store_task *tasks, int *count, bx_error *err)
 {
@@ -1040,25 +1064,12 @@ bx_status notify_store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms
     bx_time_format_pg(cutoff, cutoff_text);
     snprintf(max_text, sizeof(max_text), "%d", max);
     const char *params[] = {staff_id, cutoff_text, max_text};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db,
-                              "SELECT id, notification_id, request_id, body FROM "
-                              "notify.notification WHERE state = 'collected' AND staff_id = $1 "
-                              "AND created_at < $2::timestamptz ORDER BY id LIMIT $3::int "
-                              "FOR UPDATE SKIP LOCKED",
-                              3, params, &res, err);
-    if (s == BX_OK) {
-        int n = PQntuples(res) < max ? PQntuples(res) : max;
-        for (int i = 0; i < n; i++) {
-            tasks[i].id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-            copy(tasks[i].notification_id, sizeof(tasks[i].notification_id), PQgetvalue(res, i, 1));
-            copy(tasks[i].request_id, sizeof(tasks[i].request_id), PQgetvalue(res, i, 2));
-            copy(tasks[i].body, sizeof(tasks[i].body), PQgetvalue(res, i, 3));
-        }
-        *count = n;
-    }
-    PQclear(res);
-    return s;
+    return query_rows(db,
+                      "SELECT id, notification_id, request_id, body FROM "
+                      "notify.notification WHERE state = 'collected' AND staff_id = $1 "
+                      "AND created_at < $2::timestamptz ORDER BY id LIMIT $3::int "
+                      "FOR UPDATE SKIP LOCKED",
+                      3, params, max, read_task, tasks, count, err);
 }
 
 bx_status notify_store_digest_mark(PGconn *db, const notify_store_ctx *ctx,
@@ -1116,6 +1127,16 @@ bx_status notify_store_open_task_staff(PGconn *db, bx_time_ms older, bx_time_ms 
                      3, params, max, staff, count, err);
 }
 
+static void read_open_task(PGresult *res, int i, void *out)
+{
+    notify_store_open_task *t = &((notify_store_open_task *)out)[i];
+    copy(t->kind, sizeof(t->kind), PQgetvalue(res, i, 0));
+    t->due_at = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+    t->overdue = strcmp(PQgetvalue(res, i, 2), "t") == 0;
+    copy(t->class_name, sizeof(t->class_name), PQgetvalue(res, i, 3));
+    copy(t->student, sizeof(t->student), PQgetvalue(res, i, 4));
+}
+
 bx_status notify_store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms older, int max,
                                   notify_store_open_task *tasks, int *count, bx_error *err)
 {
@@ -1124,8 +1145,7 @@ bx_status notify_store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms o
     bx_time_format_pg(older, older_text);
     snprintf(max_text, sizeof(max_text), "%d", max);
     const char *params[] = {older_text, staff_id, max_text};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(
+    return query_rows(
         db,
         "SELECT t.kind, (extract(epoch FROM t.due_at) * 1000)::bigint, t.overdue_at IS NOT NULL, "
         "coalesce(cl.name, ''), coalesce(p.name, '') " OPEN_TASKS_JOINS
@@ -1133,21 +1153,7 @@ bx_status notify_store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms o
         "LEFT JOIN registry.class cl ON cl.id = su.class_id "
         "LEFT JOIN registry.student_private p ON p.student_id = c.student_id " OPEN_TASKS_WHERE
         "AND st.id = $2 ORDER BY t.due_at, t.id LIMIT $3::int",
-        3, params, &res, err);
-    if (s == BX_OK) {
-        int n = PQntuples(res) < max ? PQntuples(res) : max;
-        for (int i = 0; i < n; i++) {
-            notify_store_open_task *t = &tasks[i];
-            copy(t->kind, sizeof(t->kind), PQgetvalue(res, i, 0));
-            t->due_at = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-            t->overdue = strcmp(PQgetvalue(res, i, 2), "t") == 0;
-            copy(t->class_name, sizeof(t->class_name), PQgetvalue(res, i, 3));
-            copy(t->student, sizeof(t->student), PQgetvalue(res, i, 4));
-        }
-        *count = n;
-    }
-    PQclear(res);
-    return s;
+        3, params, max, read_open_task, tasks, count, err);
 }
 
 bx_status notify_store_digest_begin(PGconn *db, const char *staff_id, bx_time_ms since, bool *had,
