@@ -21,9 +21,10 @@
 
 #define OUTBOX_TABLE "notify.outbox"
 
+/* bx_copy_text, NULL copied as "" */
 static void copy(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src ? src : "");
+    bx_copy_text(dst, size, src ? src : "");
 }
 
 /* bx_pg_command with the rows touched as an int, as the callers here count them */
