@@ -211,8 +211,5 @@ void notify_service_stop(notify_service *sv)
 bool notify_service_healthy(void *arg, char *reason, size_t size)
 {
     notify_service *sv = arg;
-    if (atomic_load(&sv->healthy))
-        return true;
-    snprintf(reason, size, "the last request failed; retrying");
-    return false;
+    return bx_health_of_flag(&sv->healthy, "the last request", reason, size);
 }

@@ -251,10 +251,7 @@ void score_service_stop(score_service *sv)
 bool score_service_healthy(void *arg, char *reason, size_t size)
 {
     score_service *sv = arg;
-    if (atomic_load(&sv->healthy))
-        return true;
-    snprintf(reason, size, "the last batch failed; retrying");
-    return false;
+    return bx_health_of_flag(&sv->healthy, "the last batch", reason, size);
 }
 
 /* The daily attendance aggregates that are due (daily.h). */
