@@ -1,5 +1,6 @@
 /* bx_registry: loading the registry from PostgreSQL into hash maps. */
 #include "bx_registry.h"
+#include "bx_json.h"
 #include "bx_map.h"
 #include "bx_pg.h"
 
@@ -19,14 +20,7 @@ struct bx_registry {
 
 int bx_id_valid(const char *id)
 {
-    size_t n = 0;
-    for (; id[n]; n++) {
-        char c = id[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return n >= 1 && n <= BX_ID_MAX;
+    return bx_token_valid(id, BX_ID_MAX, NULL);
 }
 
 static void copy_id(char *dst, const char *src)
