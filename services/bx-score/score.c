@@ -1,6 +1,7 @@
 /* score: facts and leave into a per-student history, a day's state, streaks and windows, the
  * risk assessment and the decision to publish it. The rules are written down in score.h. */
 #include "score.h"
+#include "bx_json.h"
 #include "bx_name.h"
 
 #include <assert.h>
@@ -23,18 +24,10 @@ static bool date_ok(bx_date d)
     return d >= DATE_MIN && d <= DATE_MAX;
 }
 
+/* id, a field of cap bytes, holds 1..SCORE_EVENT_ID_MAX of [A-Za-z0-9._:-] and its NUL. */
 static bool event_id_ok(const char *id, size_t cap)
 {
-    size_t n = strnlen(id, cap);
-    if (n == 0 || n > SCORE_EVENT_ID_MAX || n == cap)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '-'))
-            return false;
-    }
-    return true;
+    return strnlen(id, cap) < cap && bx_token_valid(id, SCORE_EVENT_ID_MAX, ".:");
 }
 
 bx_status score_fact_check(const score_fact *f, bx_error *err)

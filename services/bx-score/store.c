@@ -152,28 +152,12 @@ struct score_store_redis {
 
 static bool id_valid(const char *id)
 {
-    size_t n = 0;
-    if (id == NULL)
-        return false;
-    for (; id[n]; n++) {
-        char c = id[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return n >= 1 && n <= SCORE_STORE_ID_MAX;
+    return bx_token_valid(id, SCORE_STORE_ID_MAX, NULL);
 }
 
 static bool event_id_valid(const char *id)
 {
-    size_t n = 0;
-    for (; id[n]; n++) {
-        char c = id[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == ':'))
-            return false;
-    }
-    return n >= 1 && n <= 128;
+    return bx_token_valid(id, 128, ".:");
 }
 
 static bool order_key_valid(const char *k)
@@ -202,16 +186,7 @@ static bool value_valid(const char *v)
 
 static bool summary_name_valid(const char *s)
 {
-    size_t n = 0;
-    if (s == NULL)
-        return false;
-    for (; s[n]; n++) {
-        char c = s[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == ':'))
-            return false;
-    }
-    return n >= 1 && n <= 64;
+    return bx_token_valid(s, 64, ".:");
 }
 
 bx_status score_store_order_key(bx_time_ms recorded_at, const char *event_id, char *out,
