@@ -3,6 +3,7 @@
 #include "bx_clock.h"
 #include "bx_log.h"
 #include "bx_metrics.h"
+#include "bx_tls.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -315,4 +316,53 @@ void bx_http_guard_request_done(struct MHD_Connection *conn)
 long long bx_http_guard_connections(bx_http_guard *g)
 {
     return atomic_load(&g->nclients);
+}
+
+bx_status bx_http_daemon_start(bx_http_guard *g, const bx_http_daemon_conf *conf, bx_http_daemon *d,
+                               bx_error *err)
+{
+    *d = (bx_http_daemon){0};
+    if (conf->tls) {
+        d->cert_pem = bx_tls_read_pem(conf->tls_cert, err);
+        d->key_pem = d->cert_pem ? bx_tls_read_pem(conf->tls_key, err) : NULL;
+        if (d->key_pem == NULL) {
+            bx_http_daemon_stop(d);
+            return BX_EINVAL;
+        }
+    }
+    /* the options that depend on the call, as arrays (an empty one adds nothing) */
+    struct MHD_OptionItem pool[] = {
+        {conf->threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)conf->threads,
+         NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)BX_TLS_GNUTLS_PRIORITIES},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, d->cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, d->key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (!conf->tls)
+        tls[0].option = MHD_OPTION_END;
+    /* The guard closes connections past its caps and deadlines. */
+    d->daemon = MHD_start_daemon(
+        conf->flags | (conf->tls ? MHD_USE_TLS : 0), 0, bx_http_guard_accept, g, conf->handler,
+        conf->handler_arg, MHD_OPTION_SOCK_ADDR, conf->addr, MHD_OPTION_NOTIFY_COMPLETED,
+        conf->completed, conf->completed_arg, MHD_OPTION_ARRAY, bx_http_guard_options(g),
+        MHD_OPTION_ARRAY, pool, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+    if (d->daemon == NULL) {
+        bx_http_daemon_stop(d);
+        return BX_ERR(err, BX_EIO, "cannot listen on %s%s", conf->listen,
+                      conf->tls ? " with TLS (check the certificate and key)" : "");
+    }
+    return BX_OK;
+}
+
+void bx_http_daemon_stop(bx_http_daemon *d)
+{
+    if (d->daemon)
+        MHD_stop_daemon(d->daemon);
+    free(d->cert_pem);
+    free(d->key_pem);
+    *d = (bx_http_daemon){0};
 }

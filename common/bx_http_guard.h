@@ -7,6 +7,7 @@
 #include "bx_status.h"
 
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* libmicrohttpd's own timeout restarts on every byte, so a client sending a header byte a second
@@ -78,5 +79,36 @@ void bx_http_guard_request_done(struct MHD_Connection *conn);
 
 /* Open connections now (for tests and health). */
 long long bx_http_guard_connections(bx_http_guard *g);
+
+/* How a guarded daemon listens (bx_tls_listen's address and TLS choice) and whom it calls. */
+typedef struct bx_http_daemon_conf {
+    const char *listen;             /* "host:port", for the error */
+    const struct sockaddr_in *addr; /* borrowed for the call */
+    bool tls;                       /* HTTPS from the PEM files tls_cert and tls_key */
+    const char *tls_cert, *tls_key;
+    unsigned flags;   /* MHD_USE_* (MHD_USE_TLS is added for tls) */
+    unsigned threads; /* MHD_OPTION_THREAD_POOL_SIZE; 0 for none */
+    MHD_AccessHandlerCallback handler;
+    void *handler_arg;
+    MHD_RequestCompletedCallback completed; /* MHD_OPTION_NOTIFY_COMPLETED */
+    void *completed_arg;
+} bx_http_daemon_conf;
+
+/* A started daemon and the PEM text it serves from, which must outlive it. */
+typedef struct bx_http_daemon {
+    struct MHD_Daemon *daemon;
+    char *cert_pem, *key_pem;
+} bx_http_daemon;
+
+/* Reads the PEM files (when conf->tls) and starts libmicrohttpd's daemon behind g (its accept
+ * policy and options, bx_http_guard_accept) with BX_TLS_GNUTLS_PRIORITIES. Errors: the one of
+ * bx_tls_read_pem naming a file (BX_EINVAL), or BX_EIO "cannot listen on <listen>" (with TLS,
+ * "check the certificate and key"). d is filled on success and empty (nothing to stop) after an
+ * error. */
+bx_status bx_http_daemon_start(bx_http_guard *g, const bx_http_daemon_conf *conf, bx_http_daemon *d,
+                               bx_error *err) BX_MUSTCHECK;
+/* Stops the daemon (which ends its connections) and frees the PEM text; d is left empty. Call
+ * before bx_http_guard_free; an empty d does nothing. */
+void bx_http_daemon_stop(bx_http_daemon *d);
 
 #endif

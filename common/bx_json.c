@@ -886,3 +886,18 @@ bx_status bx_json_only_keys(const cJSON *obj, const char *path, const char *cons
     }
     return BX_OK;
 }
+
+bool bx_token_valid(const char *s, size_t max, const char *extra)
+{
+    if (s == NULL)
+        return false;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n == max ||
+            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || (extra && strchr(extra, c))))
+            return false;
+    }
+    return n >= 1;
+}

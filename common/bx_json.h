@@ -37,6 +37,9 @@ bx_status bx_json_only_keys(const cJSON *obj, const char *path, const char *cons
 
 /* True when s (len bytes) is valid UTF-8 with no NUL byte. */
 bool bx_utf8_valid(const char *s, size_t len);
+/* True when s is 1 to max characters of A-Z a-z 0-9 _ - or of extra (NULL: none), the shape of
+ * ids, event ids and names from outside; false for NULL. Reads at most max + 1 bytes of s. */
+bool bx_token_valid(const char *s, size_t max, const char *extra);
 /* Removes in place every byte of the NUL-terminated s that is not part of a valid UTF-8 character,
  * such as the first bytes of a character a bounded snprintf cut in two, so that s may go into JSON
  * text. Returns the new length. */

@@ -747,6 +747,39 @@ rd_kafka_message_t *bx_consumer_poll(bx_consumer *c, int timeout_ms)
     return msg;
 }
 
+int bx_consumer_poll_batch(bx_consumer *c, rd_kafka_message_t **msgs, int max, int wait_ms,
+                           int linger_ms, const volatile sig_atomic_t *running)
+{
+    int n = 0;
+    long long first = 0; /* when the first message came */
+    while (n < max && (running == NULL || *running)) {
+        int timeout = wait_ms;
+        if (n > 0 && linger_ms > 0) {
+            long long left = linger_ms - (bx_monotonic_ms() - first);
+            if (left <= 0)
+                break;
+            timeout = (int)left;
+        } else if (n > 0) {
+            timeout = 0;
+        }
+        rd_kafka_message_t *msg = bx_consumer_poll(c, timeout);
+        if (msg == NULL) {
+            if (n == 0 || linger_ms == 0)
+                break;
+            continue;
+        }
+        if (msg->err) {
+            bx_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+        if (n == 0)
+            first = bx_monotonic_ms();
+        msgs[n++] = msg;
+    }
+    return n;
+}
+
 void bx_consumer_done(bx_consumer *c, const rd_kafka_message_t *msg)
 {
     rd_kafka_offset_store(msg->rkt, msg->partition, msg->offset);

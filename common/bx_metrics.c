@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,4 +141,12 @@ void bx_metrics_server_stop(bx_metrics_server *s)
         return;
     MHD_stop_daemon(s->daemon);
     free(s);
+}
+
+bool bx_health_of_flag(atomic_bool *healthy, const char *what, char *reason, size_t size)
+{
+    if (atomic_load(healthy))
+        return true;
+    snprintf(reason, size, "%s failed; retrying", what);
+    return false;
 }

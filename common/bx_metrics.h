@@ -32,6 +32,9 @@ bx_status bx_metrics_render(bx_buf *out) BX_MUSTCHECK;
 
 /* Returns true when the service is healthy; writes a short reason otherwise. */
 typedef bool(bx_health_fn)(void *arg, char *reason, size_t size);
+/* A consumer service's answer from its flag: true while *healthy, else false with the reason
+ * "<what> failed; retrying" ("the last batch"). */
+bool bx_health_of_flag(atomic_bool *healthy, const char *what, char *reason, size_t size);
 
 typedef struct bx_metrics_server bx_metrics_server;
 /* Serves GET /healthz (200 "ok" or 503 with the reason) and GET /metrics on listen ("host:port").

@@ -119,3 +119,36 @@ void bx_pg_rollback(PGconn *db)
 {
     PQclear(PQexec(db, "ROLLBACK"));
 }
+
+bx_status bx_pg_text_array_add(bx_buf *b, const char *v)
+{
+    bx_status s = bx_buf_puts(b, b->len == 0 ? "{" : ",");
+    if (v == NULL)
+        return s == BX_OK ? bx_buf_puts(b, "NULL") : s;
+    IFOK(s, bx_buf_puts(b, "\""));
+    while (s == BX_OK && *v) {
+        size_t plain = strcspn(v, "\"\\");
+        s = bx_buf_append(b, v, plain);
+        v += plain;
+        if (s == BX_OK && *v) {
+            char esc[2] = {'\\', *v++};
+            s = bx_buf_append(b, esc, 2);
+        }
+    }
+    IFOK(s, bx_buf_puts(b, "\""));
+    return s;
+}
+
+bx_status bx_pg_text_array_end(bx_buf *b)
+{
+    return bx_buf_puts(b, b->len == 0 ? "{}" : "}");
+}
+
+bx_status bx_pg_text_array(bx_buf *b, const char *const *values, int n)
+{
+    bx_status s = BX_OK;
+    for (int i = 0; i < n && s == BX_OK; i++)
+        s = bx_pg_text_array_add(b, values[i]);
+    IFOK(s, bx_pg_text_array_end(b));
+    return s;
+}

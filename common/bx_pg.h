@@ -2,6 +2,7 @@
 #ifndef BX_PG_H
 #define BX_PG_H
 
+#include "bx_buf.h"
 #include "bx_status.h"
 
 #include <libpq-fe.h>
@@ -33,5 +34,16 @@ bx_status bx_pg_end(PGconn *db, bx_status s, bx_error *err) BX_MUSTCHECK;
 void bx_pg_rollback(PGconn *db);
 /* True when the connection broke, so the caller should reconnect. */
 int bx_pg_is_broken(PGconn *db);
+
+/* Array literals for a parameter such as $1::text[] (or int[], date[], timestamptz[]: PostgreSQL
+ * reads each quoted element through the element type's input), so one statement carries a batch.
+ * bx_pg_text_array_add appends v as the next element of the literal being built in b, which must
+ * be empty before the first: "{" before the first element, "," before the others; NULL as an
+ * unquoted NULL; any other value double-quoted, with \ and " escaped. bx_pg_text_array_end
+ * closes it ("{}" when nothing was added). BX_ENOMEM when b's maximum would be passed. */
+bx_status bx_pg_text_array_add(bx_buf *b, const char *v) BX_MUSTCHECK;
+bx_status bx_pg_text_array_end(bx_buf *b) BX_MUSTCHECK;
+/* The whole literal of values[0..n) (NULLs as NULL) into b, which must be empty. */
+bx_status bx_pg_text_array(bx_buf *b, const char *const *values, int n) BX_MUSTCHECK;
 
 #endif

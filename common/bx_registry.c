@@ -1,5 +1,6 @@
 /* bx_registry: loading the registry from PostgreSQL into hash maps. */
 #include "bx_registry.h"
+#include "bx_json.h"
 #include "bx_map.h"
 #include "bx_pg.h"
 
@@ -19,14 +20,7 @@ struct bx_registry {
 
 int bx_id_valid(const char *id)
 {
-    size_t n = 0;
-    for (; id[n]; n++) {
-        char c = id[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return n >= 1 && n <= BX_ID_MAX;
+    return bx_token_valid(id, BX_ID_MAX, NULL);
 }
 
 static void copy_id(char *dst, const char *src)
@@ -345,6 +339,18 @@ static bx_status def_calendars(bx_registry *r, const bx_registry_def *def, bx_er
     return s;
 }
 
+/* *out is the entry of map under key, the kind (school, class, calendar) that entry what id names;
+ * an error when key names none, or when there is no key and the entry is required. */
+static bx_status def_parent(const bx_map *map, const char *key, bool required, const char *what,
+                            const char *id, const char *kind, const void **out, bx_error *err)
+{
+    *out = key ? bx_map_get(map, key) : NULL;
+    if (*out == NULL && (key || required))
+        return BX_ERR(err, BX_EINVAL, "registry: %s %s: unknown %s %.40s", what, id, kind,
+                      key ? key : "(null)");
+    return BX_OK;
+}
+
 static bx_status def_school(bx_registry *r, const bx_registry_school_def *d, bx_reg_school *sc,
                             bx_error *err)
 {
@@ -358,13 +364,12 @@ static bx_status def_school(bx_registry *r, const bx_registry_school_def *d, bx_
     else
         snprintf(sc->county_code, sizeof(sc->county_code), "%.6s", sc->township_code);
     sc->stage = d->stage;
-    if (d->calendar_id) {
-        sc->calendar = bx_map_get(r->calendars, d->calendar_id);
-        if (sc->calendar == NULL)
-            return BX_ERR(err, BX_EINVAL, "registry: school %s: unknown calendar %.40s", d->id,
-                          d->calendar_id);
-    }
-    return bx_map_put(r->schools, sc->id, sc);
+    const void *calendar = NULL;
+    s = def_parent(r->calendars, d->calendar_id, false, "school", d->id, "calendar", &calendar,
+                   err);
+    sc->calendar = calendar;
+    IFOK(s, bx_map_put(r->schools, sc->id, sc));
+    return s;
 }
 
 static bx_status def_class(bx_registry *r, const bx_registry_class_def *d, bx_reg_class *c,
@@ -373,10 +378,11 @@ static bx_status def_class(bx_registry *r, const bx_registry_class_def *d, bx_re
     bx_status s = take_id(r->classes, "class", d->id, c->id, err);
     if (s != BX_OK)
         return s;
-    c->school = d->school_id ? bx_map_get(r->schools, d->school_id) : NULL;
-    if (c->school == NULL)
-        return BX_ERR(err, BX_EINVAL, "registry: class %s: unknown school %.40s", d->id,
-                      d->school_id ? d->school_id : "(null)");
+    const void *school = NULL;
+    s = def_parent(r->schools, d->school_id, true, "class", d->id, "school", &school, err);
+    if (s != BX_OK)
+        return s;
+    c->school = school;
     c->grade = d->grade;
     copy_id(c->homeroom_staff_id, d->homeroom_staff_id ? d->homeroom_staff_id : "");
     return bx_map_put(r->classes, c->id, c);
@@ -388,10 +394,11 @@ static bx_status def_student(bx_registry *r, const bx_registry_student_def *d, b
     bx_status s = take_id(r->students, "student", d->id, st->id, err);
     if (s != BX_OK)
         return s;
-    const bx_reg_class *c = d->class_id ? bx_map_get(r->classes, d->class_id) : NULL;
-    if (d->class_id && c == NULL)
-        return BX_ERR(err, BX_EINVAL, "registry: student %s: unknown class %.40s", d->id,
-                      d->class_id);
+    const void *klass = NULL;
+    s = def_parent(r->classes, d->class_id, false, "student", d->id, "class", &klass, err);
+    if (s != BX_OK)
+        return s;
+    const bx_reg_class *c = klass;
     st->klass = c;
     st->school = c ? c->school : NULL;
     snprintf(st->status, sizeof(st->status), "%s", d->status ? d->status : "enrolled");

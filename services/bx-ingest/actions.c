@@ -4,6 +4,7 @@
  * the township officer in person, and only the school's principal or academic office gives a task
  * to another staff member of the school. */
 #include "records.h"
+#include "bx_json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -100,9 +101,7 @@ static bool task_kind_valid(const char *v)
 /* A task's id as cases.task.task_key and the case history hold it: 1 to 128 of [A-Za-z0-9._:-]. */
 static bool task_id_valid(const char *v)
 {
-    size_t n = strlen(v);
-    return n >= 1 && n <= 128 &&
-           strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
+    return bx_token_valid(v, 128, ".:");
 }
 
 /* A staff reference (at field): a registry staff id of someone who works at the student's school

@@ -36,18 +36,14 @@ struct dedup_batcher {
 
 static bx_status text_array(bx_buf *b, struct job *jobs, bool remember, int col)
 {
-    bx_status s = bx_buf_puts(b, "{");
-    bool first = true;
+    bx_status s = BX_OK;
     for (struct job *j = jobs; j && s == BX_OK; j = j->next) {
         if (j->remember != remember)
             continue;
-        for (size_t i = 0; i < j->n && s == BX_OK; i++) {
-            const char *v = col == 0 ? j->school : col == 1 ? j->keys[i] : j->topic;
-            s = bx_buf_printf(b, "%s\"%s\"", first ? "" : ",", v);
-            first = false;
-        }
+        for (size_t i = 0; i < j->n && s == BX_OK; i++)
+            s = bx_pg_text_array_add(b, col == 0 ? j->school : col == 1 ? j->keys[i] : j->topic);
     }
-    IFOK(s, bx_buf_puts(b, "}"));
+    IFOK(s, bx_pg_text_array_end(b));
     return s;
 }
 
@@ -58,12 +54,8 @@ static void run_batch(dedup_batcher *d, struct job *jobs)
 {
     bx_error err = {0};
     if (d->db == NULL || bx_pg_is_broken(d->db)) {
-        if (d->db)
-            PQfinish(d->db);
-        d->db = NULL;
-        if (bx_pg_connect(d->url, 0, &d->db, &err) != BX_OK) {
-            d->db = NULL;
-        } else if (bx_pg_exec(d->db, "SET synchronous_commit = off", &err) != BX_OK) {
+        if (bx_pg_reconnect(&d->db, d->url, 0, &err) == BX_OK &&
+            bx_pg_exec(d->db, "SET synchronous_commit = off", &err) != BX_OK) {
             /* Remembered ids need not survive a database crash: a repeat published again is
              * dropped by its consumers, which deduplicate by event id. Waiting for the WAL flush
              * on every batch would put a disk sync into every request's latency. */

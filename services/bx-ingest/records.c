@@ -1,6 +1,7 @@
 /* bxvalidate records: what every record kind shares (batches, rejects, member readers, the
  * registry, calendar and scope checks, message writers). Pure: no Kafka, Redis or PostgreSQL. */
 #include "records.h"
+#include "bx_json.h"
 #include "bx_log.h"
 
 #include <ctype.h>
@@ -164,16 +165,7 @@ void ingest_new_event_id(char out[37])
 
 bool records_event_id_valid(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > MAX_EVENT_ID)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '-'))
-            return false;
-    }
-    return true;
+    return bx_token_valid(s, MAX_EVENT_ID, ".:");
 }
 
 bool records_take_event_id(ingest_record *r, const char *path, const char *event_id)

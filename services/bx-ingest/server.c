@@ -47,13 +47,12 @@ struct generation {
 struct ingest_server {
     ingest_server_conf conf;
     bx_producer *producer;
-    struct MHD_Daemon *daemon;
+    bx_http_daemon http;   /* the daemon and the PEM text it serves from */
     pthread_rwlock_t lock; /* readers validate; the reloader swaps the generation */
     struct generation gen;
     PGconn *admin_db;     /* reloads only (main thread) */
     dedup_batcher *dedup; /* remembered client event ids */
     bx_time_ms last_expiry;
-    char *tls_cert_pem, *tls_key_pem;
     atomic_long waiting; /* requests suspended until PostgreSQL or Kafka answers */
     pthread_mutex_t waiting_lock;
     struct request *waiting_head; /* the suspended requests, for ingest_server_watch */
@@ -781,7 +780,7 @@ static void *loop_main(void *arg)
     for (;;) {
         if (atomic_load(&srv->stopping) && !quiesced) {
             /* the listen socket is ours to close from here on (external mode: at once) */
-            MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
+            MHD_socket listen_fd = MHD_quiesce_daemon(srv->http.daemon);
             if (listen_fd != MHD_INVALID_SOCKET)
                 close(listen_fd);
             quiesced = true;
@@ -791,7 +790,7 @@ static void *loop_main(void *arg)
             break;
         MHD_UNSIGNED_LONG_LONG mhd_timeout = 0;
         int timeout = 100;
-        if (MHD_get_timeout(srv->daemon, &mhd_timeout) == MHD_YES && mhd_timeout < 100)
+        if (MHD_get_timeout(srv->http.daemon, &mhd_timeout) == MHD_YES && mhd_timeout < 100)
             timeout = (int)mhd_timeout;
         struct epoll_event events[2];
         int n = epoll_wait(srv->epoll_fd, events, 2, timeout);
@@ -808,7 +807,7 @@ static void *loop_main(void *arg)
             next = r->ready_next; /* r may be gone once libmicrohttpd runs it */
             MHD_resume_connection(r->conn);
         }
-        MHD_run(srv->daemon);
+        MHD_run(srv->http.daemon);
     }
     if (atomic_load(&srv->waiting) > 0)
         bx_log_warn("stopping with %ld requests still waiting", atomic_load(&srv->waiting));
@@ -820,37 +819,21 @@ static bx_status start_daemon(ingest_server *srv, const struct sockaddr_in *addr
                               bx_error *err)
 {
     const ingest_server_conf *conf = &srv->conf;
-    bx_status s = BX_OK;
-    if (s == BX_OK && tls) {
-        srv->tls_cert_pem = bx_tls_read_pem(conf->tls_cert, err);
-        srv->tls_key_pem = srv->tls_cert_pem ? bx_tls_read_pem(conf->tls_key, err) : NULL;
-        if (srv->tls_key_pem == NULL)
-            s = BX_EINVAL;
-    }
-    if (s == BX_OK) {
-        /* One event loop of our own serves every connection (libmicrohttpd's epoll set run
-         * from our thread); a request waiting for PostgreSQL or Kafka is suspended and holds
-         * no thread. */
-        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-        /* The guard closes connections past its caps and deadlines (bx_http_guard.h). */
-        struct MHD_OptionItem *guarded = bx_http_guard_options(srv->guard);
-        if (tls)
-            srv->daemon = MHD_start_daemon(
-                flags | MHD_USE_TLS, 0, bx_http_guard_accept, srv->guard, handle, srv,
-                MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED, request_done, srv,
-                MHD_OPTION_ARRAY, guarded, MHD_OPTION_HTTPS_PRIORITIES, BX_TLS_GNUTLS_PRIORITIES,
-                MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
-                srv->tls_key_pem, MHD_OPTION_END);
-        else
-            srv->daemon =
-                MHD_start_daemon(flags, 0, bx_http_guard_accept, srv->guard, handle, srv,
-                                 MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED,
-                                 request_done, srv, MHD_OPTION_ARRAY, guarded, MHD_OPTION_END);
-        if (srv->daemon == NULL)
-            s = BX_ERR(err, BX_EIO, "cannot listen on %s%s", conf->listen,
-                       tls ? " with TLS (check the certificate and key)" : "");
-    }
-    return s;
+    /* One event loop of our own serves every connection (libmicrohttpd's epoll set run from our
+     * thread); a request waiting for PostgreSQL or Kafka is suspended and holds no thread. */
+    const bx_http_daemon_conf dc = {
+        .listen = conf->listen,
+        .addr = addr,
+        .tls = tls,
+        .tls_cert = conf->tls_cert,
+        .tls_key = conf->tls_key,
+        .flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+        .handler = handle,
+        .handler_arg = srv,
+        .completed = request_done,
+        .completed_arg = srv,
+    };
+    return bx_http_daemon_start(srv->guard, &dc, &srv->http, err);
 }
 
 /* The event loop's epoll set (libmicrohttpd's and the wake eventfd) and its thread. */
@@ -859,7 +842,7 @@ static bx_status start_loop(ingest_server *srv, bx_error *err)
     bx_status s = BX_OK;
     if (s == BX_OK) {
         const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+            MHD_get_daemon_info(srv->http.daemon, MHD_DAEMON_INFO_EPOLL_FD);
         srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         struct epoll_event mhd_ev = {.events = EPOLLIN, .data.fd = info ? info->epoll_fd : -1};
@@ -943,8 +926,7 @@ void ingest_server_stop(ingest_server *srv)
             bx_log_warn("cannot wake the event loop to stop it");
         pthread_join(srv->loop, NULL);
     }
-    if (srv->daemon)
-        MHD_stop_daemon(srv->daemon);
+    bx_http_daemon_stop(&srv->http);
     bx_http_guard_free(srv->guard); /* after the daemon, whose callbacks use it */
     if (srv->wake_fd >= 0)
         close(srv->wake_fd);
@@ -954,8 +936,6 @@ void ingest_server_stop(ingest_server *srv)
     generation_free(&srv->gen);
     if (srv->admin_db)
         PQfinish(srv->admin_db);
-    free(srv->tls_cert_pem);
-    free(srv->tls_key_pem);
     pthread_rwlock_destroy(&srv->lock);
     pthread_mutex_destroy(&srv->waiting_lock);
     pthread_mutex_destroy(&srv->ready_lock);

@@ -1,5 +1,6 @@
 /* dispatch: bx-notify's pure decisions (quiet hours, backoff, caps, state transitions). */
 #include "dispatch.h"
+#include "bx_name.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -9,20 +10,16 @@ static const char *const state_names[] = {"queued",    "sending", "unknown",   "
 
 const char *dispatch_state_name(dispatch_state s)
 {
-    if ((unsigned)s >= sizeof(state_names) / sizeof(state_names[0]))
-        return "?";
-    return state_names[s];
+    return bx_name_of(state_names, BX_NAMES_COUNT(state_names), (int)s, "?");
 }
 
 bx_status dispatch_state_parse(const char *name, dispatch_state *out)
 {
-    for (size_t i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++) {
-        if (name && strcmp(name, state_names[i]) == 0) {
-            *out = (dispatch_state)i;
-            return BX_OK;
-        }
-    }
-    return BX_EINVAL;
+    int s = 0;
+    if (bx_name_find(state_names, BX_NAMES_COUNT(state_names), name, &s) != BX_OK)
+        return BX_EINVAL;
+    *out = (dispatch_state)s;
+    return BX_OK;
 }
 
 bool dispatch_state_final(dispatch_state s)
@@ -33,9 +30,7 @@ bool dispatch_state_final(dispatch_state s)
 const char *dispatch_status_name(dispatch_status s)
 {
     static const char *const names[] = {"", "queued", "sent", "delivered", "failed", "dead"};
-    if ((unsigned)s >= sizeof(names) / sizeof(names[0]))
-        return "";
-    return names[s];
+    return bx_name_of(names, BX_NAMES_COUNT(names), (int)s, "");
 }
 
 bx_status dispatch_parse_hhmm(const char *text, int *minute, bx_error *err)

@@ -3,6 +3,7 @@
 #include "provider_impl.h"
 
 #include "bx_json.h"
+#include "bx_name.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -152,16 +153,24 @@ bx_status provider_parse_receipts(provider *p, const char *body, size_t len,
 
 /* ---- the generic receipt format ---- */
 
+static const char *const state_names[] = {[PROVIDER_STATE_NONE] = "none",
+                                          [PROVIDER_STATE_PENDING] = "pending",
+                                          [PROVIDER_STATE_DELIVERED] = "delivered",
+                                          [PROVIDER_STATE_FAILED] = "failed"};
+
+const char *provider_state_name(provider_state st)
+{
+    return bx_name_of(state_names, BX_NAMES_COUNT(state_names), (int)st, "pending");
+}
+
+/* A receipt's status: delivered, failed or pending ("none" answers a status query only). */
 static bx_status state_from(const char *status, provider_state *out)
 {
-    if (strcmp(status, "delivered") == 0)
-        *out = PROVIDER_STATE_DELIVERED;
-    else if (strcmp(status, "failed") == 0)
-        *out = PROVIDER_STATE_FAILED;
-    else if (strcmp(status, "pending") == 0)
-        *out = PROVIDER_STATE_PENDING;
-    else
+    int st = 0;
+    if (bx_name_find(state_names, BX_NAMES_COUNT(state_names), status, &st) != BX_OK ||
+        st == PROVIDER_STATE_NONE)
         return BX_EINVAL;
+    *out = (provider_state)st;
     return BX_OK;
 }
 

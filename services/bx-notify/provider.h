@@ -29,6 +29,9 @@ typedef enum provider_state {
     PROVIDER_STATE_DELIVERED, /* the handset got it */
     PROVIDER_STATE_FAILED     /* accepted but not delivered (the reason says why) */
 } provider_state;
+/* "none", "pending", "delivered" or "failed" (a status message's words); "pending" for any
+ * other value. */
+const char *provider_state_name(provider_state st);
 
 typedef struct provider_message {
     const char *notification_id; /* unique, <= 128 chars: the idempotency key and OutId */

@@ -51,21 +51,6 @@ static void collect_receipt(void *ctx, const char *notification_id, const char *
     snprintf(it->reason, sizeof(it->reason), "%s", reason ? reason : "");
 }
 
-static const char *receipt_state_name(provider_state st)
-{
-    switch (st) {
-    case PROVIDER_STATE_NONE:
-        return "none";
-    case PROVIDER_STATE_PENDING:
-        return "pending";
-    case PROVIDER_STATE_DELIVERED:
-        return "delivered";
-    case PROVIDER_STATE_FAILED:
-        return "failed";
-    }
-    return "pending";
-}
-
 /* What a post's receipts change, kept until their transaction is committed. */
 typedef struct receipt_work {
     notify_store_receipt_in *in;
@@ -141,7 +126,7 @@ static bx_status apply_receipts(notify_service *sv, const receipt_batch *b, int 
     for (int i = 0; i < n; i++)
         w.in[i] =
             (notify_store_receipt_in){b->items[i].notification_id, b->items[i].message_id,
-                                      receipt_state_name(b->items[i].state), b->items[i].reason};
+                                      provider_state_name(b->items[i].state), b->items[i].reason};
     bx_map *decided = bx_map_new(); /* notification ids with a decision in this post */
     if (decided == NULL)
         s = BX_ERR(err, BX_ENOMEM, "out of memory for %d receipts", n);

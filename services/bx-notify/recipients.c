@@ -11,12 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* bx_copy_text, NULL copied as "" */
 static void copy(char *dst, size_t size, const char *src)
 {
-    size_t n = src ? strnlen(src, size - 1) : 0;
-    if (n)
-        memmove(dst, src, n);
-    dst[n] = '\0';
+    bx_copy_text(dst, size, src ? src : "");
 }
 
 /* A student's context, $2 the day: days missed are whole days bx-score recorded as unexcused
@@ -221,19 +219,6 @@ bx_status recipients_staff_by_id(PGconn *db, const char *staff_id, recipient *ou
 
 /* ---- a poll's students at once ---- */
 
-/* Appends s to a text[] literal being built in b (quoted, with \ and " escaped). */
-static bx_status array_element(bx_buf *b, const char *s)
-{
-    bx_status st = bx_buf_puts(b, b->len > 1 ? ",\"" : "\"");
-    for (const char *p = s; st == BX_OK && *p; p++) {
-        if (*p == '"' || *p == '\\')
-            st = bx_buf_puts(b, "\\");
-        IFOK(st, bx_buf_append(b, p, 1));
-    }
-    IFOK(st, bx_buf_puts(b, "\""));
-    return st;
-}
-
 /* The guardians of a student as the query lists them: distinct phones, primary first, commas
  * between (phones are 11 digits, registry.guardian's CHECK). */
 static void guardians_of(const char *phones, recipients_student *st)
@@ -264,17 +249,16 @@ bx_status recipients_students_load(PGconn *db, const char *const *ids, const boo
     bx_buf_init(&all, 0);
     bx_buf_init(&guardians, 0);
     bx_map *index = bx_map_new();
-    bx_status s = index ? bx_buf_puts(&all, "{") : BX_ENOMEM;
-    IFOK(s, bx_buf_puts(&guardians, "{"));
+    bx_status s = index ? BX_OK : BX_ENOMEM;
     /* the map's values are 1-based positions: NULL is "not asked for" */
     for (int i = 0; i < n && s == BX_OK; i++) {
-        s = array_element(&all, ids[i]);
+        s = bx_pg_text_array_add(&all, ids[i]);
         if (s == BX_OK && want_guardians[i])
-            s = array_element(&guardians, ids[i]);
+            s = bx_pg_text_array_add(&guardians, ids[i]);
         IFOK(s, bx_map_put(index, ids[i], (void *)(intptr_t)(i + 1)));
     }
-    IFOK(s, bx_buf_puts(&all, "}"));
-    IFOK(s, bx_buf_puts(&guardians, "}"));
+    IFOK(s, bx_pg_text_array_end(&all));
+    IFOK(s, bx_pg_text_array_end(&guardians));
     if (s != BX_OK) {
         bx_map_free(index);
         bx_buf_free(&all);

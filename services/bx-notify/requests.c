@@ -52,20 +52,6 @@ typedef struct request {
     char error[400];
 } request;
 
-static bool id_ok(const char *s, size_t max, const char *extra)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || (extra && strchr(extra, c))))
-            return false;
-    }
-    return true;
-}
-
 static bx_status get_text(const cJSON *o, const char *key, bool nullable, size_t max,
                           const char *extra, char *out, size_t size, request *rq, bx_error *err)
 {
@@ -76,7 +62,7 @@ static bx_status get_text(const cJSON *o, const char *key, bool nullable, size_t
     const char *s = NULL;
     bx_status st = bx_json_get_string(o, PATH, key, true, max, &s, err);
     snprintf(rq->field, sizeof(rq->field), "%s", key);
-    if (st == BX_OK && extra && !id_ok(s, max, extra[0] == '*' ? NULL : extra))
+    if (st == BX_OK && extra && !bx_token_valid(s, max, extra[0] == '*' ? NULL : extra))
         st = BX_ERR(err, BX_EINVAL, PATH ".%s: expected 1 to %zu of [A-Za-z0-9_-%s]", key, max,
                     extra[0] == '*' ? "" : extra);
     if (st == BX_OK)
@@ -95,7 +81,7 @@ static bx_status parse_params(const cJSON *params, request *rq, bx_error *err)
         if (rq->nparams == PARAMS_MAX)
             return BX_ERR(err, BX_EINVAL, PATH ".params: more than %d parameters", PARAMS_MAX);
         const char *name = p->string;
-        if (name == NULL || !id_ok(name, 64, "*") || name[0] < 'a' || name[0] > 'z')
+        if (name == NULL || !bx_token_valid(name, 64, "*") || name[0] < 'a' || name[0] > 'z')
             return BX_ERR(err, BX_EINVAL, PATH ".params: a name is [a-z][a-z0-9_], up to 64");
         snprintf(rq->field, sizeof(rq->field), "params.%s", name);
         char *value = rq->param_values[rq->nparams];

@@ -88,17 +88,7 @@ void notify_service_step(notify_service *sv)
                            : sv->conf.intake_batch > POLL_MAX ? POLL_MAX
                                                               : sv->conf.intake_batch;
     rd_kafka_message_t *msgs[POLL_MAX];
-    while (handled < max && *sv->conf.running) {
-        rd_kafka_message_t *msg = bx_consumer_poll(sv->consumer, handled ? 0 : 100);
-        if (msg == NULL)
-            break;
-        if (msg->err) {
-            bx_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
-            rd_kafka_message_destroy(msg);
-            continue;
-        }
-        msgs[handled++] = msg;
-    }
+    handled = bx_consumer_poll_batch(sv->consumer, msgs, max, 100, 0, sv->conf.running);
     long long tp = bx_monotonic_ms();
     if (handled)
         notify_requests_take(sv, msgs, handled); /* takes the messages */
@@ -221,8 +211,5 @@ void notify_service_stop(notify_service *sv)
 bool notify_service_healthy(void *arg, char *reason, size_t size)
 {
     notify_service *sv = arg;
-    if (atomic_load(&sv->healthy))
-        return true;
-    snprintf(reason, size, "the last request failed; retrying");
-    return false;
+    return bx_health_of_flag(&sv->healthy, "the last request", reason, size);
 }

@@ -21,9 +21,10 @@
 
 #define OUTBOX_TABLE "notify.outbox"
 
+/* bx_copy_text, NULL copied as "" */
 static void copy(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src ? src : "");
+    bx_copy_text(dst, size, src ? src : "");
 }
 
 /* bx_pg_command with the rows touched as an int, as the callers here count them */
@@ -176,32 +177,6 @@ bx_status notify_store_insert(PGconn *db, const notify_store_ctx *ctx, const not
 
 /* ---- a batch of requests in three statements ---- */
 
-/* Appends v to the text[] literal in b ("{" first, NULL unquoted, others quoted with \ and "
- * escaped); array_end closes it. */
-static bx_status array_add(bx_buf *b, const char *v)
-{
-    bx_status s = bx_buf_puts(b, b->len == 0 ? "{" : ",");
-    if (v == NULL)
-        return s == BX_OK ? bx_buf_puts(b, "NULL") : s;
-    IFOK(s, bx_buf_puts(b, "\""));
-    while (s == BX_OK && *v) {
-        size_t plain = strcspn(v, "\"\\");
-        s = bx_buf_append(b, v, plain);
-        v += plain;
-        if (s == BX_OK && *v) {
-            char esc[2] = {'\\', *v++};
-            s = bx_buf_append(b, esc, 2);
-        }
-    }
-    IFOK(s, bx_buf_puts(b, "\""));
-    return s;
-}
-
-static bx_status array_end(bx_buf *b)
-{
-    return bx_buf_puts(b, b->len == 0 ? "{}" : "}");
-}
-
 /* The notification columns a batch writes, in the order of their arrays ($4 on). */
 enum {
     NC_REQUEST,
@@ -265,7 +240,7 @@ static bx_status add_notification(bx_buf *cols, const notify_store_new *nw)
     };
     bx_status s = BX_OK;
     for (int c = 0; c < NC_COUNT && s == BX_OK; c++)
-        s = array_add(&cols[c], v[c]);
+        s = bx_pg_text_array_add(&cols[c], v[c]);
     return s;
 }
 
@@ -285,58 +260,63 @@ static bx_status add_first_status(bx_buf *out, const notify_store_ctx *ctx,
                                  reason, nw->recipient_masked, now, scratch);
     if (s != BX_OK)
         return s;
-    s = array_add(&out[0], ctx->status_topic);
-    IFOK(s, array_add(&out[1], nw->request_id));
-    IFOK(s, array_add(&out[2], scratch->data));
+    s = bx_pg_text_array_add(&out[0], ctx->status_topic);
+    IFOK(s, bx_pg_text_array_add(&out[1], nw->request_id));
+    IFOK(s, bx_pg_text_array_add(&out[2], scratch->data));
     return s;
 }
 
-bx_status notify_store_take_batch(PGconn *db, const notify_store_ctx *ctx, notify_store_take *takes,
-                                  int n, bx_time_ms now, bx_error *err)
-{
-    for (int i = 0; i < n; i++) {
-        takes[i].fresh = false;
-        takes[i].dead = 0;
-    }
-    if (n == 0)
-        return BX_OK;
-    char now_text[40];
-    bx_time_format_pg(now, now_text);
+/* The arrays of a batch of requests: the request ids and their counts, the notification columns,
+ * and the outbox's topics, keys and payloads of the first status messages (scratch builds one). */
+typedef struct take_arrays {
     bx_buf ids, counts, cols[NC_COUNT], out[3], scratch;
-    bx_buf_init(&ids, 0);
-    bx_buf_init(&counts, 0);
+} take_arrays;
+
+static void take_arrays_init(take_arrays *a)
+{
+    bx_buf_init(&a->ids, 0);
+    bx_buf_init(&a->counts, 0);
     for (int c = 0; c < NC_COUNT; c++)
-        bx_buf_init(&cols[c], 0);
+        bx_buf_init(&a->cols[c], 0);
     for (int c = 0; c < 3; c++)
-        bx_buf_init(&out[c], 0);
-    bx_buf_init(&scratch, 16384);
-    bx_map *inserted = bx_map_new(); /* request \x1f recipient -> id; request -> 1 */
-    PGresult *res = NULL;
-    bx_status s = inserted ? BX_OK : BX_ENOMEM;
+        bx_buf_init(&a->out[c], 0);
+    bx_buf_init(&a->scratch, 16384);
+}
+
+static void take_arrays_free(take_arrays *a)
+{
+    bx_buf_free(&a->ids);
+    bx_buf_free(&a->counts);
+    for (int c = 0; c < NC_COUNT; c++)
+        bx_buf_free(&a->cols[c]);
+    for (int c = 0; c < 3; c++)
+        bx_buf_free(&a->out[c]);
+    bx_buf_free(&a->scratch);
+}
+
+/* The requests and their notifications into the arrays, closed. */
+static bx_status take_arrays_fill(take_arrays *a, const notify_store_take *takes, int n)
+{
+    bx_status s = BX_OK;
     for (int i = 0; i < n && s == BX_OK; i++) {
         char count[16];
         snprintf(count, sizeof(count), "%d", takes[i].count);
-        s = array_add(&ids, takes[i].request_id);
-        IFOK(s, array_add(&counts, count));
+        s = bx_pg_text_array_add(&a->ids, takes[i].request_id);
+        IFOK(s, bx_pg_text_array_add(&a->counts, count));
         for (int k = 0; k < takes[i].count && s == BX_OK; k++)
-            s = add_notification(cols, &takes[i].notifications[k]);
+            s = add_notification(a->cols, &takes[i].notifications[k]);
     }
-    IFOK(s, array_end(&ids));
-    IFOK(s, array_end(&counts));
+    IFOK(s, bx_pg_text_array_end(&a->ids));
+    IFOK(s, bx_pg_text_array_end(&a->counts));
     for (int c = 0; c < NC_COUNT && s == BX_OK; c++)
-        s = array_end(&cols[c]);
-    if (s != BX_OK) {
-        s = BX_ERR(err, BX_ENOMEM, "a batch of %d requests does not fit in memory", n);
-        goto out;
-    }
-    const char *params[3 + NC_COUNT] = {ids.data, counts.data, now_text};
-    for (int c = 0; c < NC_COUNT; c++)
-        params[3 + c] = cols[c].data;
-    long long t0 = bx_monotonic_ms();
-    s = bx_pg_query(db, TAKE_BATCH_SQL, 3 + NC_COUNT, params, &res, err);
-    long long t1 = bx_monotonic_ms();
-    if (s != BX_OK)
-        goto out;
+        s = bx_pg_text_array_end(&a->cols[c]);
+    return s;
+}
+
+/* TAKE_BATCH_SQL's rows into inserted: request \x1f recipient -> id; request -> 1. */
+static bx_status take_inserted(PGresult *res, bx_map *inserted)
+{
+    bx_status s = BX_OK;
     char key[200];
     for (int r = 0; r < PQntuples(res) && s == BX_OK; r++) {
         bool notification = PQgetvalue(res, r, 0)[0] == 'n';
@@ -348,7 +328,17 @@ bx_status notify_store_take_batch(PGconn *db, const notify_store_ctx *ctx, notif
             inserted, key,
             (void *)(intptr_t)(notification ? strtoll(PQgetvalue(res, r, 3), NULL, 10) : 1));
     }
-    /* the first status messages, in the order of the requests and their recipients */
+    return s;
+}
+
+/* Marks the requests inserted fresh and counts their dead notifications; the first status
+ * messages of their notifications onto a->out, in the order of the requests and recipients. */
+static bx_status take_first_statuses(take_arrays *a, const notify_store_ctx *ctx,
+                                     notify_store_take *takes, int n, const bx_map *inserted,
+                                     bx_time_ms now, bx_error *err)
+{
+    bx_status s = BX_OK;
+    char key[200];
     for (int i = 0; i < n && s == BX_OK; i++) {
         takes[i].fresh = bx_map_get(inserted, takes[i].request_id) != NULL;
         for (int k = 0; takes[i].fresh && k < takes[i].count && s == BX_OK; k++) {
@@ -359,42 +349,89 @@ bx_status notify_store_take_batch(PGconn *db, const notify_store_ctx *ctx, notif
                 continue; /* (request, recipient) written before: cannot be for a new request */
             char notification_id[32];
             snprintf(notification_id, sizeof(notification_id), "ntf-%lld", (long long)id);
-            s = add_first_status(out, ctx, nw, notification_id, now, &scratch);
+            s = add_first_status(a->out, ctx, nw, notification_id, now, &a->scratch);
             if (s != BX_OK)
                 s = BX_ERR(err, s, "%s: cannot build its status message", notification_id);
             takes[i].dead += nw->state == DISPATCH_DEAD;
         }
     }
-    if (s == BX_OK && out[0].len > 0) {
-        for (int c = 0; c < 3 && s == BX_OK; c++)
-            s = array_end(&out[c]);
-        const char *outbox[] = {out[0].data, out[1].data, out[2].data, now_text};
-        PGresult *ores = NULL;
-        IFOK(s, bx_pg_query(db,
-                            "INSERT INTO notify.outbox (topic, msg_key, payload, created_at) "
-                            "SELECT t, k, p, $4::timestamptz FROM unnest($1::text[], $2::text[], "
-                            "$3::text[]) WITH ORDINALITY AS u(t, k, p, o) ORDER BY o",
-                            4, outbox, &ores, err));
-        PQclear(ores);
+    return s;
+}
+
+/* The status messages in out (topics, keys, payloads) into the outbox, in their order. */
+static bx_status outbox_add_arrays(PGconn *db, bx_buf *out, const char *now_text, bx_error *err)
+{
+    if (out[0].len == 0)
+        return BX_OK;
+    bx_status s = BX_OK;
+    for (int c = 0; c < 3 && s == BX_OK; c++)
+        s = bx_pg_text_array_end(&out[c]);
+    const char *outbox[] = {out[0].data, out[1].data, out[2].data, now_text};
+    IFOK(s, exec_params(db,
+                        "INSERT INTO notify.outbox (topic, msg_key, payload, created_at) "
+                        "SELECT t, k, p, $4::timestamptz FROM unnest($1::text[], $2::text[], "
+                        "$3::text[]) WITH ORDINALITY AS u(t, k, p, o) ORDER BY o",
+                        4, outbox, NULL, err));
+    return s;
+}
+
+static void take_reset(notify_store_take *takes, int n)
+{
+    for (int i = 0; i < n; i++) {
+        takes[i].fresh = false;
+        takes[i].dead = 0;
     }
+}
+
+bx_status notify_store_take_batch(PGconn *db, const notify_store_ctx *ctx, notify_store_take *takes,
+                                  int n, bx_time_ms now, bx_error *err)
+{
+    take_reset(takes, n);
+    if (n == 0)
+        return BX_OK;
+    char now_text[40];
+    bx_time_format_pg(now, now_text);
+    take_arrays a;
+    take_arrays_init(&a);
+    bx_map *inserted = bx_map_new();
+    PGresult *res = NULL;
+    bx_status s = inserted ? BX_OK : BX_ENOMEM;
+    IFOK(s, take_arrays_fill(&a, takes, n));
+    if (s != BX_OK) {
+        s = BX_ERR(err, BX_ENOMEM, "a batch of %d requests does not fit in memory", n);
+        goto out;
+    }
+    const char *params[3 + NC_COUNT] = {a.ids.data, a.counts.data, now_text};
+    for (int c = 0; c < NC_COUNT; c++)
+        params[3 + c] = a.cols[c].data;
+    long long t0 = bx_monotonic_ms();
+    s = bx_pg_query(db, TAKE_BATCH_SQL, 3 + NC_COUNT, params, &res, err);
+    long long t1 = bx_monotonic_ms();
+    if (s != BX_OK)
+        goto out;
+    s = take_inserted(res, inserted);
+    IFOK(s, take_first_statuses(&a, ctx, takes, n, inserted, now, err));
+    IFOK(s, outbox_add_arrays(db, a.out, now_text, err));
     bx_log_debug("take batch: %d requests, rows %lld ms, status messages %lld ms", n, t1 - t0,
                  bx_monotonic_ms() - t1);
 out:
     PQclear(res);
     bx_map_free(inserted);
-    bx_buf_free(&ids);
-    bx_buf_free(&counts);
-    for (int c = 0; c < NC_COUNT; c++)
-        bx_buf_free(&cols[c]);
-    for (int c = 0; c < 3; c++)
-        bx_buf_free(&out[c]);
-    bx_buf_free(&scratch);
+    take_arrays_free(&a);
     if (s != BX_OK)
-        for (int i = 0; i < n; i++) {
-            takes[i].fresh = false;
-            takes[i].dead = 0;
-        }
+        take_reset(takes, n);
     return s;
+}
+
+/* values[0..n) as one text[] parameter in list, which is initialised here and which the caller
+ * frees, also after an error. */
+static bx_status text_list(bx_buf *list, const char *const *values, int n, const char *what,
+                           bx_error *err)
+{
+    bx_buf_init(list, 0);
+    if (bx_pg_text_array(list, values, n) != BX_OK)
+        return BX_ERR(err, BX_ENOMEM, "out of memory for %d %s", n, what);
+    return BX_OK;
 }
 
 bx_status notify_store_requests_seen(PGconn *db, const char *const *request_ids, int n, bool *seen,
@@ -405,19 +442,12 @@ bx_status notify_store_requests_seen(PGconn *db, const char *const *request_ids,
     if (n == 0)
         return BX_OK;
     bx_buf ids;
-    bx_buf_init(&ids, 0);
-    bx_status s = BX_OK;
-    for (int i = 0; i < n && s == BX_OK; i++)
-        s = array_add(&ids, request_ids[i]);
-    IFOK(s, array_end(&ids));
-    if (s != BX_OK) {
-        bx_buf_free(&ids);
-        return BX_ERR(err, BX_ENOMEM, "out of memory for %d request ids", n);
-    }
+    bx_status s = text_list(&ids, request_ids, n, "request ids", err);
     const char *params[] = {ids.data};
     PGresult *res = NULL;
-    s = bx_pg_query(db, "SELECT request_id FROM notify.request WHERE request_id = ANY($1::text[])",
-                    1, params, &res, err);
+    IFOK(s,
+         bx_pg_query(db, "SELECT request_id FROM notify.request WHERE request_id = ANY($1::text[])",
+                     1, params, &res, err));
     for (int r = 0; s == BX_OK && r < PQntuples(res); r++)
         for (int i = 0; i < n; i++)
             if (strcmp(request_ids[i], PQgetvalue(res, r, 0)) == 0)
@@ -602,11 +632,85 @@ enum {
     DC_COUNT
 };
 
-bx_status notify_store_changes(PGconn *db, const notify_store_ctx *ctx, const char *owner,
-                               notify_store_decision *decisions, int n, bx_error *err)
+/* Decision d's columns onto cols (its status message built in status, emptied first). */
+static bx_status add_decision(bx_buf *cols, bx_buf *status, const notify_store_ctx *ctx,
+                              const notify_store_decision *d, bx_error *err)
+{
+    const notify_store_row *row = d->row;
+    const dispatch_output *out = d->out;
+    const char *pmid = d->provider_message_id;
+    char id[24], attempt[16], new_attempt[16], at_text[40], due_text[40], day[11];
+    snprintf(id, sizeof(id), "%" PRId64, row->id);
+    snprintf(attempt, sizeof(attempt), "%d", row->attempt);
+    snprintf(new_attempt, sizeof(new_attempt), "%d", out->attempt);
+    bx_time_format_pg(d->at, at_text);
+    bx_time_format_pg(out->due_at, due_text);
+    bx_date_format(bx_time_local_date(d->at), day);
+    bool sending = out->state == DISPATCH_SENDING && row->state != DISPATCH_SENDING;
+    char reason[sizeof(out->reason)];
+    snprintf(reason, sizeof(reason), "%s", out->reason);
+    bx_log_mask(reason);
+    bx_buf_reset(status);
+    bool has_status = out->status != DISPATCH_ST_NONE;
+    if (has_status) {
+        bx_status s = notify_store_status_json(
+            ctx, row->request_id, row->notification_id, dispatch_status_name(out->status),
+            ctx->provider, pmid && pmid[0] ? pmid : row->provider_message_id, out->attempt, reason,
+            row->recipient_masked, d->at, status);
+        if (s != BX_OK)
+            return BX_ERR(err, s, "%s: cannot build its status message", row->notification_id);
+    }
+    const char *v[DC_COUNT] = {
+        [DC_ID] = id,
+        [DC_OLD_STATE] = dispatch_state_name(row->state),
+        [DC_OLD_ATTEMPT] = attempt,
+        [DC_STATE] = dispatch_state_name(out->state),
+        [DC_ATTEMPT] = new_attempt,
+        [DC_DUE] = out->due_at > 0 ? due_text : NULL,
+        [DC_REASON] = reason[0] ? reason : NULL,
+        [DC_MESSAGE_ID] = pmid && pmid[0] ? pmid : NULL,
+        [DC_AT] = at_text,
+        [DC_DAY] = sending ? day : NULL,
+        [DC_STATUS] = has_status ? status->data : NULL,
+    };
+    bx_status s = BX_OK;
+    for (int c = 0; c < DC_COUNT && s == BX_OK; c++)
+        s = bx_pg_text_array_add(&cols[c], v[c]);
+    return s;
+}
+
+/* notify_store_change's UPDATE for every row at once; the status messages of the rows changed, in
+ * the decisions' order. $1 to $11 the DC_ columns, $12 the owner, $13 the provider, $14 the
+ * status topic; returns the ordinal of each decision applied. */
+#define CHANGES_SQL                                                                                \
+    "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], "            \
+    "  $5::int[], $6::timestamptz[], $7::text[], $8::text[], $9::timestamptz[], "                  \
+    "  $10::date[], $11::text[]) WITH ORDINALITY AS v(id, old_state, old_attempt, state, "         \
+    "  attempt, due, reason, pmid, at, day, status, o)), "                                         \
+    "u AS (UPDATE notify.notification n SET state = v.state, attempt = v.attempt, "                \
+    "  due_at = v.due, reason = v.reason, "                                                        \
+    "  provider_message_id = coalesce(v.pmid, n.provider_message_id), updated_at = v.at, "         \
+    "  send_day = coalesce(v.day, n.send_day), first_sent_at = CASE WHEN v.day IS NULL "           \
+    "  THEN n.first_sent_at ELSE v.at END, provider = $13, "                                       \
+    "  claimed_by = CASE WHEN v.state = 'sending' THEN n.claimed_by END, "                         \
+    "  lease_until = CASE WHEN v.state = 'sending' THEN n.lease_until END "                        \
+    "  FROM v WHERE n.id = v.id AND n.state = v.old_state AND n.attempt = v.old_attempt "          \
+    "  AND ($12::text IS NULL OR n.claimed_by = $12) "                                             \
+    "  RETURNING v.o, v.status, v.at, n.request_id), "                                             \
+    "st AS (INSERT INTO notify.outbox (topic, msg_key, payload, created_at) "                      \
+    "  SELECT $14, request_id, status, at FROM u WHERE status IS NOT NULL ORDER BY o) "            \
+    "SELECT o FROM u"
+
+static void decisions_reset(notify_store_decision *decisions, int n)
 {
     for (int i = 0; i < n; i++)
         decisions[i].applied = false;
+}
+
+bx_status notify_store_changes(PGconn *db, const notify_store_ctx *ctx, const char *owner,
+                               notify_store_decision *decisions, int n, bx_error *err)
+{
+    decisions_reset(decisions, n);
     if (n == 0)
         return BX_OK;
     bx_buf cols[DC_COUNT], status;
@@ -614,51 +718,10 @@ bx_status notify_store_changes(PGconn *db, const notify_store_ctx *ctx, const ch
         bx_buf_init(&cols[c], 0);
     bx_buf_init(&status, 16384);
     bx_status s = BX_OK;
-    for (int i = 0; i < n && s == BX_OK; i++) {
-        const notify_store_row *row = decisions[i].row;
-        const dispatch_output *out = decisions[i].out;
-        const char *pmid = decisions[i].provider_message_id;
-        char id[24], attempt[16], new_attempt[16], at_text[40], due_text[40], day[11];
-        snprintf(id, sizeof(id), "%" PRId64, row->id);
-        snprintf(attempt, sizeof(attempt), "%d", row->attempt);
-        snprintf(new_attempt, sizeof(new_attempt), "%d", out->attempt);
-        bx_time_format_pg(decisions[i].at, at_text);
-        bx_time_format_pg(out->due_at, due_text);
-        bx_date_format(bx_time_local_date(decisions[i].at), day);
-        bool sending = out->state == DISPATCH_SENDING && row->state != DISPATCH_SENDING;
-        char reason[sizeof(out->reason)];
-        snprintf(reason, sizeof(reason), "%s", out->reason);
-        bx_log_mask(reason);
-        bx_buf_reset(&status);
-        bool has_status = out->status != DISPATCH_ST_NONE;
-        if (has_status) {
-            s = notify_store_status_json(
-                ctx, row->request_id, row->notification_id, dispatch_status_name(out->status),
-                ctx->provider, pmid && pmid[0] ? pmid : row->provider_message_id, out->attempt,
-                reason, row->recipient_masked, decisions[i].at, &status);
-            if (s != BX_OK) {
-                s = BX_ERR(err, s, "%s: cannot build its status message", row->notification_id);
-                break;
-            }
-        }
-        const char *v[DC_COUNT] = {
-            [DC_ID] = id,
-            [DC_OLD_STATE] = dispatch_state_name(row->state),
-            [DC_OLD_ATTEMPT] = attempt,
-            [DC_STATE] = dispatch_state_name(out->state),
-            [DC_ATTEMPT] = new_attempt,
-            [DC_DUE] = out->due_at > 0 ? due_text : NULL,
-            [DC_REASON] = reason[0] ? reason : NULL,
-            [DC_MESSAGE_ID] = pmid && pmid[0] ? pmid : NULL,
-            [DC_AT] = at_text,
-            [DC_DAY] = sending ? day : NULL,
-            [DC_STATUS] = has_status ? status.data : NULL,
-        };
-        for (int c = 0; c < DC_COUNT && s == BX_OK; c++)
-            s = array_add(&cols[c], v[c]);
-    }
+    for (int i = 0; i < n && s == BX_OK; i++)
+        s = add_decision(cols, &status, ctx, &decisions[i], err);
     for (int c = 0; c < DC_COUNT && s == BX_OK; c++)
-        s = array_end(&cols[c]);
+        s = bx_pg_text_array_end(&cols[c]);
     PGresult *res = NULL;
     if (s == BX_OK) {
         const char *params[DC_COUNT + 3];
@@ -667,28 +730,7 @@ bx_status notify_store_changes(PGconn *db, const notify_store_ctx *ctx, const ch
         params[DC_COUNT] = owner;
         params[DC_COUNT + 1] = ctx->provider;
         params[DC_COUNT + 2] = ctx->status_topic;
-        /* notify_store_change's UPDATE for every row at once; the status messages of the rows
-         * changed, in the decisions' order */
-        s = bx_pg_query(
-            db,
-            "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], "
-            "  $5::int[], $6::timestamptz[], $7::text[], $8::text[], $9::timestamptz[], "
-            "  $10::date[], $11::text[]) WITH ORDINALITY AS v(id, old_state, old_attempt, state, "
-            "  attempt, due, reason, pmid, at, day, status, o)), "
-            "u AS (UPDATE notify.notification n SET state = v.state, attempt = v.attempt, "
-            "  due_at = v.due, reason = v.reason, "
-            "  provider_message_id = coalesce(v.pmid, n.provider_message_id), updated_at = v.at, "
-            "  send_day = coalesce(v.day, n.send_day), first_sent_at = CASE WHEN v.day IS NULL "
-            "  THEN n.first_sent_at ELSE v.at END, provider = $13, "
-            "  claimed_by = CASE WHEN v.state = 'sending' THEN n.claimed_by END, "
-            "  lease_until = CASE WHEN v.state = 'sending' THEN n.lease_until END "
-            "  FROM v WHERE n.id = v.id AND n.state = v.old_state AND n.attempt = v.old_attempt "
-            "  AND ($12::text IS NULL OR n.claimed_by = $12) "
-            "  RETURNING v.o, v.status, v.at, n.request_id), "
-            "st AS (INSERT INTO notify.outbox (topic, msg_key, payload, created_at) "
-            "  SELECT $14, request_id, status, at FROM u WHERE status IS NOT NULL ORDER BY o) "
-            "SELECT o FROM u",
-            DC_COUNT + 3, params, &res, err);
+        s = bx_pg_query(db, CHANGES_SQL, DC_COUNT + 3, params, &res, err);
     }
     for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
         long long o = strtoll(PQgetvalue(res, r, 0), NULL, 10);
@@ -700,8 +742,7 @@ bx_status notify_store_changes(PGconn *db, const notify_store_ctx *ctx, const ch
         bx_buf_free(&cols[c]);
     bx_buf_free(&status);
     if (s != BX_OK)
-        for (int i = 0; i < n; i++)
-            decisions[i].applied = false;
+        decisions_reset(decisions, n);
     return s;
 }
 
@@ -713,24 +754,17 @@ bx_status notify_store_sent_today_many(PGconn *db, const char *const *recipients
     if (n == 0)
         return BX_OK;
     bx_buf list;
-    bx_buf_init(&list, 0);
-    bx_status s = BX_OK;
-    for (int i = 0; i < n && s == BX_OK; i++)
-        s = array_add(&list, recipients[i]);
-    IFOK(s, array_end(&list));
-    if (s != BX_OK) {
-        bx_buf_free(&list);
-        return BX_ERR(err, BX_ENOMEM, "out of memory for %d recipients", n);
-    }
+    bx_status s = text_list(&list, recipients, n, "recipients", err);
     char day[11];
     bx_date_format(bx_time_local_date(now), day);
     const char *params[] = {list.data, day};
     PGresult *res = NULL;
     /* the subquery's order is the order the locks are taken in */
-    s = exec_params(db,
-                    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT "
-                    "hashtext('bx-notify:' || r) AS k FROM unnest($1::text[]) AS r ORDER BY 1) l",
-                    1, params, NULL, err);
+    IFOK(s,
+         exec_params(db,
+                     "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtext('bx-notify:' "
+                     "|| r) AS k FROM unnest($1::text[]) AS r ORDER BY 1) l",
+                     1, params, NULL, err));
     IFOK(s, bx_pg_query(db,
                         "SELECT recipient, count(*) FROM notify.notification "
                         "WHERE recipient = ANY($1::text[]) AND send_day = $2::date "
@@ -852,13 +886,13 @@ bx_status notify_store_receipts(PGconn *db, const notify_store_receipt_in *recei
         snprintf(mid, sizeof(mid), "%s", r->message_id ? r->message_id : "");
         snprintf(why, sizeof(why), "%s", r->reason ? r->reason : "");
         bx_log_mask(why);
-        s = array_add(&cols[0], nid);
-        IFOK(s, array_add(&cols[1], mid));
-        IFOK(s, array_add(&cols[2], r->state));
-        IFOK(s, array_add(&cols[3], why));
+        s = bx_pg_text_array_add(&cols[0], nid);
+        IFOK(s, bx_pg_text_array_add(&cols[1], mid));
+        IFOK(s, bx_pg_text_array_add(&cols[2], r->state));
+        IFOK(s, bx_pg_text_array_add(&cols[3], why));
     }
     for (int c = 0; c < 4 && s == BX_OK; c++)
-        s = array_end(&cols[c]);
+        s = bx_pg_text_array_end(&cols[c]);
     PGresult *res = NULL;
     bx_map *added = NULL;
     if (s != BX_OK) {
@@ -914,21 +948,13 @@ bx_status notify_store_lock_rows(PGconn *db, const char *const *ids, int n, noti
     if (n == 0)
         return BX_OK;
     bx_buf list;
-    bx_buf_init(&list, 0);
-    bx_status s = BX_OK;
-    for (int i = 0; i < n && s == BX_OK; i++)
-        s = array_add(&list, ids[i]);
-    IFOK(s, array_end(&list));
-    if (s != BX_OK) {
-        bx_buf_free(&list);
-        return BX_ERR(err, BX_ENOMEM, "out of memory for %d notification ids", n);
-    }
+    bx_status s = text_list(&list, ids, n, "notification ids", err);
     const char *params[] = {list.data};
     PGresult *res = NULL;
-    s = bx_pg_query(db,
-                    "SELECT " ROW_COLUMNS " FROM notify.notification n "
-                    "WHERE n.notification_id = ANY($1::text[]) ORDER BY n.id FOR UPDATE",
-                    1, params, &res, err);
+    IFOK(s, bx_pg_query(db,
+                        "SELECT " ROW_COLUMNS " FROM notify.notification n "
+                        "WHERE n.notification_id = ANY($1::text[]) ORDER BY n.id FOR UPDATE",
+                        1, params, &res, err));
     bx_map *at = s == BX_OK ? bx_map_new() : NULL; /* notification id -> its result row + 1 */
     if (s == BX_OK && at == NULL)
         s = BX_ERR(err, BX_ENOMEM, "out of memory for %d notification ids", n);
@@ -976,20 +1002,35 @@ bx_status notify_outbox_prune(PGconn *db, bx_time_ms before, int *deleted, bx_er
                        1, params, deleted, err);
 }
 
-/* Runs a query of staff ids and copies up to max of them into staff (*count). */
-static bx_status staff_ids(PGconn *db, const char *sql, int nparams, const char *const *params,
-                           int max, char (*staff)[33], int *count, bx_error *err)
+/* Reads row i of res into the i-th element of the array out. */
+typedef void read_row_fn(PGresult *res, int i, void *out);
+
+/* Runs a query and reads up to max of its rows into out with read (*count). */
+static bx_status query_rows(PGconn *db, const char *sql, int nparams, const char *const *params,
+                            int max, read_row_fn *read, void *out, int *count, bx_error *err)
 {
     PGresult *res = NULL;
     bx_status s = bx_pg_query(db, sql, nparams, params, &res, err);
     if (s == BX_OK) {
         int n = PQntuples(res) < max ? PQntuples(res) : max;
         for (int i = 0; i < n; i++)
-            copy(staff[i], sizeof(staff[i]), PQgetvalue(res, i, 0));
+            read(res, i, out);
         *count = n;
     }
     PQclear(res);
     return s;
+}
+
+static void read_staff_id(PGresult *res, int i, void *out)
+{
+    char(*staff)[33] = out;
+    copy(staff[i], sizeof(staff[i]), PQgetvalue(res, i, 0));
+}
+
+static bx_status staff_ids(PGconn *db, const char *sql, int nparams, const char *const *params,
+                           int max, char (*staff)[33], int *count, bx_error *err)
+{
+    return query_rows(db, sql, nparams, params, max, read_staff_id, staff, count, err);
 }
 
 bx_status notify_store_digest_staff(PGconn *db, bx_time_ms cutoff, int max, char (*staff)[33],
@@ -1007,6 +1048,15 @@ bx_status notify_store_digest_staff(PGconn *db, bx_time_ms cutoff, int max, char
                      2, params, max, staff, count, err);
 }
 
+static void read_task(PGresult *res, int i, void *out)
+{
+    notify_store_task *t = &((notify_store_task *)out)[i];
+    t->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    copy(t->notification_id, sizeof(t->notification_id), PQgetvalue(res, i, 1));
+    copy(t->request_id, sizeof(t->request_id), PQgetvalue(res, i, 2));
+    copy(t->body, sizeof(t->body), PQgetvalue(res, i, 3));
+}
+
 bx_status notify_store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms cutoff, int max,
                                     notify_store_task *tasks, int *count, bx_error *err)
 {
@@ -1015,25 +1065,12 @@ bx_status notify_store_digest_tasks(PGconn *db, const char *staff_id, bx_time_ms
     bx_time_format_pg(cutoff, cutoff_text);
     snprintf(max_text, sizeof(max_text), "%d", max);
     const char *params[] = {staff_id, cutoff_text, max_text};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db,
-                              "SELECT id, notification_id, request_id, body FROM "
-                              "notify.notification WHERE state = 'collected' AND staff_id = $1 "
-                              "AND created_at < $2::timestamptz ORDER BY id LIMIT $3::int "
-                              "FOR UPDATE SKIP LOCKED",
-                              3, params, &res, err);
-    if (s == BX_OK) {
-        int n = PQntuples(res) < max ? PQntuples(res) : max;
-        for (int i = 0; i < n; i++) {
-            tasks[i].id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-            copy(tasks[i].notification_id, sizeof(tasks[i].notification_id), PQgetvalue(res, i, 1));
-            copy(tasks[i].request_id, sizeof(tasks[i].request_id), PQgetvalue(res, i, 2));
-            copy(tasks[i].body, sizeof(tasks[i].body), PQgetvalue(res, i, 3));
-        }
-        *count = n;
-    }
-    PQclear(res);
-    return s;
+    return query_rows(db,
+                      "SELECT id, notification_id, request_id, body FROM "
+                      "notify.notification WHERE state = 'collected' AND staff_id = $1 "
+                      "AND created_at < $2::timestamptz ORDER BY id LIMIT $3::int "
+                      "FOR UPDATE SKIP LOCKED",
+                      3, params, max, read_task, tasks, count, err);
 }
 
 bx_status notify_store_digest_mark(PGconn *db, const notify_store_ctx *ctx,
@@ -1091,6 +1128,16 @@ bx_status notify_store_open_task_staff(PGconn *db, bx_time_ms older, bx_time_ms 
                      3, params, max, staff, count, err);
 }
 
+static void read_open_task(PGresult *res, int i, void *out)
+{
+    notify_store_open_task *t = &((notify_store_open_task *)out)[i];
+    copy(t->kind, sizeof(t->kind), PQgetvalue(res, i, 0));
+    t->due_at = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+    t->overdue = strcmp(PQgetvalue(res, i, 2), "t") == 0;
+    copy(t->class_name, sizeof(t->class_name), PQgetvalue(res, i, 3));
+    copy(t->student, sizeof(t->student), PQgetvalue(res, i, 4));
+}
+
 bx_status notify_store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms older, int max,
                                   notify_store_open_task *tasks, int *count, bx_error *err)
 {
@@ -1099,8 +1146,7 @@ bx_status notify_store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms o
     bx_time_format_pg(older, older_text);
     snprintf(max_text, sizeof(max_text), "%d", max);
     const char *params[] = {older_text, staff_id, max_text};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(
+    return query_rows(
         db,
         "SELECT t.kind, (extract(epoch FROM t.due_at) * 1000)::bigint, t.overdue_at IS NOT NULL, "
         "coalesce(cl.name, ''), coalesce(p.name, '') " OPEN_TASKS_JOINS
@@ -1108,21 +1154,7 @@ bx_status notify_store_open_tasks(PGconn *db, const char *staff_id, bx_time_ms o
         "LEFT JOIN registry.class cl ON cl.id = su.class_id "
         "LEFT JOIN registry.student_private p ON p.student_id = c.student_id " OPEN_TASKS_WHERE
         "AND st.id = $2 ORDER BY t.due_at, t.id LIMIT $3::int",
-        3, params, &res, err);
-    if (s == BX_OK) {
-        int n = PQntuples(res) < max ? PQntuples(res) : max;
-        for (int i = 0; i < n; i++) {
-            notify_store_open_task *t = &tasks[i];
-            copy(t->kind, sizeof(t->kind), PQgetvalue(res, i, 0));
-            t->due_at = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-            t->overdue = strcmp(PQgetvalue(res, i, 2), "t") == 0;
-            copy(t->class_name, sizeof(t->class_name), PQgetvalue(res, i, 3));
-            copy(t->student, sizeof(t->student), PQgetvalue(res, i, 4));
-        }
-        *count = n;
-    }
-    PQclear(res);
-    return s;
+        3, params, max, read_open_task, tasks, count, err);
 }
 
 bx_status notify_store_digest_begin(PGconn *db, const char *staff_id, bx_time_ms since, bool *had,

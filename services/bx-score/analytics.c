@@ -1,6 +1,7 @@
 /* analytics: bx.risk.v1 assessments and their pseudonymised copies, and the daily attendance
  * aggregates of bx.analytics.attendance.v1. */
 #include "analytics.h"
+#include "bx_name.h"
 
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -122,13 +123,13 @@ const char *score_att_count_name(score_att_count c)
     static const char *const names[SCORE_ATT_COUNTS] = {
         "enrolled",       "reported",     "present",          "late", "absent", "sick_leave",
         "personal_leave", "not_reported", "unexcused_periods"};
-    return (unsigned)c < SCORE_ATT_COUNTS ? names[c] : "?";
+    return bx_name_of(names, SCORE_ATT_COUNTS, (int)c, "?");
 }
 
 const char *score_att_level_name(score_att_level l)
 {
     static const char *const names[] = {"class", "school", "township", "county"};
-    return (unsigned)l <= SCORE_ATT_COUNTY ? names[l] : "?";
+    return bx_name_of(names, BX_NAMES_COUNT(names), (int)l, "?");
 }
 
 score_att_state score_att_state_of(const score_day *day, score_leave_kind leave_kind)

@@ -26,8 +26,7 @@ bx_status score_daily_mark(PGconn *db, const score_store_fact *facts, size_t n,
     bx_buf schools, days;
     bx_buf_init(&schools, 1 << 20);
     bx_buf_init(&days, 1 << 20);
-    bx_status s = bx_buf_puts(&schools, "{");
-    IFOK(s, bx_buf_puts(&days, "{"));
+    bx_status s = BX_OK;
     size_t k = 0;
     for (size_t i = 0; i < n + m && s == BX_OK; i++) {
         const char *field = i < n ? facts[i].field : reports[i - n].field;
@@ -39,12 +38,12 @@ bx_status score_daily_mark(PGconn *db, const score_store_fact *facts, size_t n,
             continue;
         char d[11];
         day_param(day, d);
-        IFOK(s, bx_buf_printf(&schools, "%s\"%s\"", k ? "," : "", school));
-        IFOK(s, bx_buf_printf(&days, "%s%s", k ? "," : "", d));
+        IFOK(s, bx_pg_text_array_add(&schools, school));
+        IFOK(s, bx_pg_text_array_add(&days, d));
         k++;
     }
-    IFOK(s, bx_buf_puts(&schools, "}"));
-    IFOK(s, bx_buf_puts(&days, "}"));
+    IFOK(s, bx_pg_text_array_end(&schools));
+    IFOK(s, bx_pg_text_array_end(&days));
     if (s != BX_OK)
         s = BX_ERR(err, s, "daily: out of memory");
     else if (k > 0)

@@ -1,6 +1,8 @@
 /* score: facts and leave into a per-student history, a day's state, streaks and windows, the
  * risk assessment and the decision to publish it. The rules are written down in score.h. */
 #include "score.h"
+#include "bx_json.h"
+#include "bx_name.h"
 
 #include <assert.h>
 #include <limits.h>
@@ -22,18 +24,10 @@ static bool date_ok(bx_date d)
     return d >= DATE_MIN && d <= DATE_MAX;
 }
 
+/* id, a field of cap bytes, holds 1..SCORE_EVENT_ID_MAX of [A-Za-z0-9._:-] and its NUL. */
 static bool event_id_ok(const char *id, size_t cap)
 {
-    size_t n = strnlen(id, cap);
-    if (n == 0 || n > SCORE_EVENT_ID_MAX || n == cap)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '-'))
-            return false;
-    }
-    return true;
+    return strnlen(id, cap) < cap && bx_token_valid(id, SCORE_EVENT_ID_MAX, ".:");
 }
 
 bx_status score_fact_check(const score_fact *f, bx_error *err)
@@ -528,27 +522,16 @@ int score_class_unreported_days(const bx_calendar *cal, const score_class_days *
 
 /* ---- one day ---- */
 
+static const char *const day_state_names[] = {
+    [SCORE_DAY_NO_SCHOOL] = "no_school", [SCORE_DAY_NOT_REPORTED] = "not_reported",
+    [SCORE_DAY_NO_RECORD] = "no_record", [SCORE_DAY_PRESENT] = "present",
+    [SCORE_DAY_LATE] = "late",           [SCORE_DAY_EARLY_LEAVE] = "early_leave",
+    [SCORE_DAY_LEAVE] = "leave",         [SCORE_DAY_ABSENT] = "absent"};
+_Static_assert(BX_NAMES_COUNT(day_state_names) == SCORE_DAY_ABSENT + 1, "a day state's name");
+
 const char *score_day_state_name(score_day_state s)
 {
-    switch (s) {
-    case SCORE_DAY_NO_SCHOOL:
-        return "no_school";
-    case SCORE_DAY_NOT_REPORTED:
-        return "not_reported";
-    case SCORE_DAY_NO_RECORD:
-        return "no_record";
-    case SCORE_DAY_PRESENT:
-        return "present";
-    case SCORE_DAY_LATE:
-        return "late";
-    case SCORE_DAY_EARLY_LEAVE:
-        return "early_leave";
-    case SCORE_DAY_LEAVE:
-        return "leave";
-    case SCORE_DAY_ABSENT:
-        return "absent";
-    }
-    return "unknown";
+    return bx_name_of(day_state_names, BX_NAMES_COUNT(day_state_names), (int)s, "unknown");
 }
 
 /* Periods of d covered by approved leave (bits 1..12); *whole when a leave covers all of d. */
@@ -832,30 +815,24 @@ const char *score_flag_name(unsigned bit)
     return NULL;
 }
 
+static const char *const tier_names[] = {[SCORE_TIER_LOW] = "low",
+                                         [SCORE_TIER_MEDIUM] = "medium",
+                                         [SCORE_TIER_HIGH] = "high",
+                                         [SCORE_TIER_CRITICAL] = "critical"};
+_Static_assert(BX_NAMES_COUNT(tier_names) == SCORE_TIER_CRITICAL + 1, "a tier's name");
+
 const char *score_tier_name(score_tier t)
 {
-    switch (t) {
-    case SCORE_TIER_LOW:
-        return "low";
-    case SCORE_TIER_MEDIUM:
-        return "medium";
-    case SCORE_TIER_HIGH:
-        return "high";
-    case SCORE_TIER_CRITICAL:
-        return "critical";
-    }
-    return "unknown";
+    return bx_name_of(tier_names, BX_NAMES_COUNT(tier_names), (int)t, "unknown");
 }
 
 bx_status score_tier_from_name(const char *name, score_tier *out)
 {
-    for (int t = SCORE_TIER_LOW; t <= SCORE_TIER_CRITICAL; t++) {
-        if (strcmp(name, score_tier_name((score_tier)t)) == 0) {
-            *out = (score_tier)t;
-            return BX_OK;
-        }
-    }
-    return BX_ENOTFOUND;
+    int t = 0;
+    bx_status s = bx_name_find(tier_names, BX_NAMES_COUNT(tier_names), name, &t);
+    if (s == BX_OK)
+        *out = (score_tier)t;
+    return s;
 }
 
 static const char *const attendance_factors[] = {
@@ -1135,19 +1112,13 @@ void score_assess(const score_policy *p, const score_summary *s, const score_pro
 
 /* ---- publishing ---- */
 
+static const char *const trigger_names[] = {[SCORE_TRIGGER_STREAK] = "streak_changed",
+                                            [SCORE_TRIGGER_TIER] = "tier_changed",
+                                            [SCORE_TRIGGER_PERIODS] = "periods_threshold"};
+
 const char *score_trigger_name(score_trigger t)
 {
-    switch (t) {
-    case SCORE_TRIGGER_STREAK:
-        return "streak_changed";
-    case SCORE_TRIGGER_TIER:
-        return "tier_changed";
-    case SCORE_TRIGGER_PERIODS:
-        return "periods_threshold";
-    case SCORE_TRIGGER_NONE:
-        break;
-    }
-    return NULL;
+    return bx_name_of(trigger_names, BX_NAMES_COUNT(trigger_names), (int)t, NULL);
 }
 
 void score_last_from(const score_summary *s, const score_assessment *a, score_last *out)

@@ -251,10 +251,7 @@ void score_service_stop(score_service *sv)
 bool score_service_healthy(void *arg, char *reason, size_t size)
 {
     score_service *sv = arg;
-    if (atomic_load(&sv->healthy))
-        return true;
-    snprintf(reason, size, "the last batch failed; retrying");
-    return false;
+    return bx_health_of_flag(&sv->healthy, "the last batch", reason, size);
 }
 
 /* The daily attendance aggregates that are due (daily.h). */
@@ -1163,32 +1160,9 @@ static void flights_free(score_service *sv)
  * the rest. Returns how many. */
 static size_t poll_batch(score_service *sv, rd_kafka_message_t **msgs)
 {
-    size_t n = 0;
-    long long first = 0;
-    while (n < (size_t)sv->conf.batch_max) {
-        int timeout = 100;
-        if (n > 0) {
-            long long left = sv->conf.batch_ms - (bx_monotonic_ms() - first);
-            if (left <= 0)
-                break;
-            timeout = (int)left;
-        }
-        rd_kafka_message_t *msg = bx_consumer_poll(sv->consumer, timeout);
-        if (msg == NULL) {
-            if (n == 0)
-                return 0;
-            continue;
-        }
-        if (msg->err) {
-            bx_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
-            rd_kafka_message_destroy(msg);
-            continue;
-        }
-        if (n == 0)
-            first = bx_monotonic_ms();
-        msgs[n++] = msg;
-    }
-    return n;
+    int n = bx_consumer_poll_batch(sv->consumer, msgs, sv->conf.batch_max, 100, sv->conf.batch_ms,
+                                   NULL);
+    return (size_t)n;
 }
 
 /* Drops what a prepared batch holds (its dead letters acknowledged first: their slots are its). */

@@ -152,28 +152,12 @@ struct score_store_redis {
 
 static bool id_valid(const char *id)
 {
-    size_t n = 0;
-    if (id == NULL)
-        return false;
-    for (; id[n]; n++) {
-        char c = id[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return n >= 1 && n <= SCORE_STORE_ID_MAX;
+    return bx_token_valid(id, SCORE_STORE_ID_MAX, NULL);
 }
 
 static bool event_id_valid(const char *id)
 {
-    size_t n = 0;
-    for (; id[n]; n++) {
-        char c = id[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == ':'))
-            return false;
-    }
-    return n >= 1 && n <= 128;
+    return bx_token_valid(id, 128, ".:");
 }
 
 static bool order_key_valid(const char *k)
@@ -202,16 +186,7 @@ static bool value_valid(const char *v)
 
 static bool summary_name_valid(const char *s)
 {
-    size_t n = 0;
-    if (s == NULL)
-        return false;
-    for (; s[n]; n++) {
-        char c = s[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == ':'))
-            return false;
-    }
-    return n >= 1 && n <= 64;
+    return bx_token_valid(s, 64, ".:");
 }
 
 bx_status score_store_order_key(bx_time_ms recorded_at, const char *event_id, char *out,
@@ -896,6 +871,24 @@ static pipe_op *pipe_add_group(score_store_pipe *p, int kind, key_fn *key, const
     return op;
 }
 
+/* The OP_APPLY operations of n facts, or of n reports when facts is NULL, all of the owner id
+ * (whose hash key makes), GROUP_FACTS a time; s is the status of the callers' checks: nothing is
+ * added after one failed. */
+static bx_status pipe_add_applies(score_store_pipe *p, bx_status s, key_fn *key, const char *id,
+                                  const score_store_fact *facts, const score_store_report *reports,
+                                  size_t n, score_store_outcome *outcomes, bx_error *err)
+{
+    for (size_t i = 0; i < n && s == BX_OK; i += GROUP_FACTS) {
+        pipe_op *op = pipe_add_group(p, OP_APPLY, key, id, i, n, err);
+        if (op == NULL)
+            return BX_ENOMEM;
+        op->facts = facts ? facts + i : NULL;
+        op->reports = facts ? NULL : reports + i;
+        op->outcomes = outcomes + i;
+    }
+    return s;
+}
+
 bx_status score_store_pipe_apply_facts(score_store_pipe *p, const score_store_fact *facts, size_t n,
                                        score_store_outcome *outcomes, bx_error *err)
 {
@@ -903,15 +896,8 @@ bx_status score_store_pipe_apply_facts(score_store_pipe *p, const score_store_fa
     for (size_t i = 1; i < n && s == BX_OK; i++)
         if (strcmp(facts[i].student_id, facts[0].student_id) != 0)
             s = BX_ERR(err, BX_EINVAL, "facts[%zu].student_id: not the student of facts[0]", i);
-    for (size_t i = 0; i < n && s == BX_OK; i += GROUP_FACTS) {
-        pipe_op *op =
-            pipe_add_group(p, OP_APPLY, score_store_key_facts, facts[0].student_id, i, n, err);
-        if (op == NULL)
-            return BX_ENOMEM;
-        op->facts = facts + i;
-        op->outcomes = outcomes + i;
-    }
-    return s;
+    return pipe_add_applies(p, s, score_store_key_facts, n > 0 ? facts[0].student_id : NULL, facts,
+                            NULL, n, outcomes, err);
 }
 
 bx_status score_store_pipe_apply_reports(score_store_pipe *p, const score_store_report *reports,
@@ -921,15 +907,8 @@ bx_status score_store_pipe_apply_reports(score_store_pipe *p, const score_store_
     for (size_t i = 1; i < n && s == BX_OK; i++)
         if (strcmp(reports[i].class_id, reports[0].class_id) != 0)
             s = BX_ERR(err, BX_EINVAL, "reports[%zu].class_id: not the class of reports[0]", i);
-    for (size_t i = 0; i < n && s == BX_OK; i += GROUP_FACTS) {
-        pipe_op *op =
-            pipe_add_group(p, OP_APPLY, score_store_key_reported, reports[0].class_id, i, n, err);
-        if (op == NULL)
-            return BX_ENOMEM;
-        op->reports = reports + i;
-        op->outcomes = outcomes + i;
-    }
-    return s;
+    return pipe_add_applies(p, s, score_store_key_reported, n > 0 ? reports[0].class_id : NULL,
+                            NULL, reports, n, outcomes, err);
 }
 
 bx_status score_store_pipe_load(score_store_pipe *p, score_store_hash hash, const char *id,
@@ -1222,25 +1201,6 @@ bx_status score_store_put_summaries(score_store_redis *st, const score_store_sum
 
 /* --- PostgreSQL writes ------------------------------------------------------------------------ */
 
-/* Appends s as an element of a text array literal: always quoted, backslash and quote escaped
- * (ids, fields and order keys never need it; values may). */
-static bx_status array_elem(bx_buf *b, const char *s)
-{
-    bx_status st = bx_buf_append(b, b->len > 0 ? ",\"" : "{\"", 2);
-    for (const char *p = s; *p && st == BX_OK; p++) {
-        if (*p == '"' || *p == '\\')
-            st = bx_buf_append(b, "\\", 1);
-        IFOK(st, bx_buf_append(b, p, 1));
-    }
-    IFOK(st, bx_buf_append(b, "\"", 1));
-    return st;
-}
-
-static bx_status array_end(bx_buf *b)
-{
-    return b->len == 0 ? bx_buf_puts(b, "{}") : bx_buf_puts(b, "}");
-}
-
 /* Several facts of one field in a batch: the greatest (order_key, value) goes in, as Redis would
  * end with; ON CONFLICT cannot touch one row twice in a statement. */
 static const char sql_write_facts[] =
@@ -1278,7 +1238,7 @@ static bx_status pg_write_arrays(PGconn *db, const char *sql, bx_buf *cols, int 
     assert(ncols <= 8);
     bx_status s = BX_OK;
     for (int c = 0; c < ncols; c++) {
-        IFOK(s, array_end(&cols[c]));
+        IFOK(s, bx_pg_text_array_end(&cols[c]));
         params[c] = cols[c].data;
     }
     if (s != BX_OK)
@@ -1313,7 +1273,7 @@ static bx_status pg_write_rows(PGconn *db, const char *sql, int ncols, const voi
         if (!row(rows, i, ctx, v))
             continue;
         for (int c = 0; c < ncols; c++)
-            IFOK(s, array_elem(&cols[c], v[c]));
+            IFOK(s, bx_pg_text_array_add(&cols[c], v[c]));
         if (s != BX_OK) {
             s = BX_ERR(err, BX_ENOMEM, "out of memory building a batch");
             break;

@@ -346,3 +346,18 @@ BX_TEST(delivery_wait_notifies_once_when_sealed_and_done)
         bx_delivery_wait_free(w);
     }
 }
+
+BX_TEST(health_of_a_flag_says_what_failed)
+{
+    atomic_bool healthy;
+    atomic_init(&healthy, true);
+    char reason[64] = "untouched";
+    CHECK(bx_health_of_flag(&healthy, "the last batch", reason, sizeof(reason)));
+    CHECK_STR(reason, "untouched");
+    atomic_store(&healthy, false);
+    CHECK(!bx_health_of_flag(&healthy, "the last batch", reason, sizeof(reason)));
+    CHECK_STR(reason, "the last batch failed; retrying");
+    char small[9];
+    CHECK(!bx_health_of_flag(&healthy, "the last request", small, sizeof(small)));
+    CHECK_STR(small, "the last");
+}

@@ -549,3 +549,23 @@ BX_TEST(utf8_repair_table)
         CHECK(bx_utf8_valid(buf, n));
     }
 }
+
+BX_TEST(token_valid_lengths_and_characters)
+{
+    static const struct {
+        const char *s;
+        size_t max;
+        const char *extra;
+        bool valid;
+    } cases[] = {
+        {"S0001", 32, NULL, true}, {"a_b-C9", 6, NULL, true}, {"a_b-C9", 5, NULL, false},
+        {"", 32, NULL, false},     {"a.b", 32, NULL, false},  {"a.b:c", 32, ".:", true},
+        {"a b", 32, NULL, false},  {"a/b", 32, ".:", false},  {"\xe5\xad\xa6", 32, NULL, false},
+        {"x", 1, NULL, true},      {"xy", 1, NULL, false},    {NULL, 32, NULL, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        CHECK_INT(bx_token_valid(cases[i].s, cases[i].max, cases[i].extra), cases[i].valid);
+    /* a field not NUL-terminated is read no further than max + 1 bytes */
+    const char field[4] = {'a', 'b', 'c', 'd'};
+    CHECK(!bx_token_valid(field, 3, NULL));
+}

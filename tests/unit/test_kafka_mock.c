@@ -175,3 +175,51 @@ BX_TEST(a_fenced_static_member_is_renewed)
     bx_consumer_free(c);
     rd_kafka_destroy(rk);
 }
+
+/* A consumer loop's poll: at most max a call, every message once, in order; nothing once the
+ * running flag is down. */
+BX_TEST(poll_batch_takes_at_most_max_in_order)
+{
+    rd_kafka_mock_cluster_t *cluster = NULL;
+    rd_kafka_t *rk = mock_cluster(&cluster);
+    const char *brokers = rd_kafka_mock_cluster_bootstraps(cluster);
+    bx_error err = {0};
+    bx_producer *p = NULL;
+    REQUIRE(bx_producer_new(brokers, NULL, &p, &err) == BX_OK);
+    bx_delivery_wait *w = bx_delivery_wait_new();
+    bx_delivery_slot slots[5];
+    for (int i = 0; i < 5; i++) {
+        char v[2] = {(char)('a' + i), '\0'};
+        bx_delivery_slot_arm(&slots[i], w);
+        REQUIRE(bx_producer_send(p, TOPIC, "k", 1, v, 1, bx_delivery_slot_done, &slots[i]) ==
+                BX_OK);
+    }
+    CHECK_INT(bx_delivery_wait_all(w, 10000), BX_OK);
+    bx_delivery_wait_free(w);
+    bx_producer_free(p, 1000);
+
+    const char *topics[] = {TOPIC, NULL};
+    bx_consumer *c = NULL;
+    REQUIRE(bx_consumer_new(brokers, "bx-mock-batch", topics, NULL, &c, &err) == BX_OK);
+    volatile sig_atomic_t running = 0;
+    rd_kafka_message_t *msgs[3];
+    CHECK_INT(bx_consumer_poll_batch(c, msgs, 3, 100, 0, &running), 0);
+    running = 1;
+    char seen[8] = "";
+    int total = 0;
+    for (int i = 0; i < 300 && total < 5; i++) {
+        int n = bx_consumer_poll_batch(c, msgs, 3, 100, i % 2 ? 0 : 50, &running);
+        CHECK(n >= 0 && n <= 3);
+        for (int k = 0; k < n; k++) {
+            CHECK_INT(msgs[k]->err, RD_KAFKA_RESP_ERR_NO_ERROR);
+            if (total < 7 && msgs[k]->len == 1)
+                seen[total] = ((const char *)msgs[k]->payload)[0];
+            total++;
+            rd_kafka_message_destroy(msgs[k]);
+        }
+    }
+    CHECK_INT(total, 5);
+    CHECK_STR(seen, "abcde");
+    bx_consumer_free(c);
+    rd_kafka_destroy(rk);
+}

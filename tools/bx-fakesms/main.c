@@ -1074,11 +1074,79 @@ static bool post_receipts(CURL *c, const char *url, const receipt_job *const *jo
     return ok;
 }
 
+/* The receipts due at now from *cursor on, up to receipt_batch of one API, into jobs (their
+ * messages marked delivered or failed); the count. Under F.lock. */
+static int take_due_receipts(receipt_job *jobs, size_t *cursor, int64_t now)
+{
+    int n = 0;
+    api via = F.msgs[*cursor].via;
+    while (n < F.set.receipt_batch && n < RECEIPT_BATCH_MAX && *cursor < F.nmsgs &&
+           F.msgs[*cursor].due_ms <= now && F.msgs[*cursor].via == via) {
+        message *m = &F.msgs[(*cursor)++];
+        receipt_job *j = &jobs[n];
+        *j = (receipt_job){.via = m->via, .copies = m->receipt_copies};
+        bool failed = draw(F.set.undelivered, "undelivered", m->id, (int)m->seq);
+        m->state = failed ? M_FAILED : M_DELIVERED;
+        m->receipt_done = true;
+        j->delivered = !failed;
+        snprintf(j->id, sizeof(j->id), "%s", m->id);
+        snprintf(j->message_id, sizeof(j->message_id), "%s", m->message_id);
+        snprintf(j->phone, sizeof(j->phone), "%s", m->phone);
+        shanghai_time(m->accepted_ms, j->sent);
+        shanghai_time(now, j->got);
+        if (j->copies == 0)
+            F.receipts_lost++;
+        else if (j->copies == 2)
+            F.receipts_duplicated++;
+        n++;
+    }
+    return n;
+}
+
+/* Posts every copy's receipt of jobs[0..n): the first post has those not lost, the second the
+ * duplicated ones again; each post tried RECEIPT_TRIES times. Adds the receipts posted to *sent
+ * and those given up on to *failed. Without F.lock. */
+static void post_receipt_copies(CURL *c, const char *url, const char *secret,
+                                const receipt_job *jobs, int n, long *sent, long *failed)
+{
+    static const receipt_job *post[RECEIPT_BATCH_MAX];
+    for (int copy = 1; copy <= 2; copy++) {
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (jobs[i].copies >= copy)
+                post[k++] = &jobs[i];
+        if (k == 0)
+            continue;
+        bool ok = false;
+        for (int t = 0; !ok && t < RECEIPT_TRIES && !F.stop; t++) {
+            ok = post_receipts(c, url, post, k, secret);
+            if (!ok)
+                usleep(300 * 1000);
+        }
+        ok ? (*sent += k) : (*failed += k);
+    }
+}
+
+/* Waits on F.wake (under F.lock) until the receipt at cursor is due, 200 ms at the most. */
+static void wait_for_receipts(size_t cursor, int64_t now)
+{
+    int64_t wait = cursor < F.nmsgs ? F.msgs[cursor].due_ms - now : 200;
+    if (wait > 200)
+        wait = 200;
+    if (wait < 1)
+        wait = 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)wait * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&F.wake, &F.lock, &ts);
+}
+
 static void *receipt_loop(void *arg)
 {
     CURL *c = curl_easy_init();
     static receipt_job jobs[RECEIPT_BATCH_MAX];
-    static const receipt_job *post[RECEIPT_BATCH_MAX];
     size_t cursor = 0;
     long generation = 0;
     pthread_mutex_lock(&F.lock);
@@ -1088,70 +1156,22 @@ static void *receipt_loop(void *arg)
             generation = F.generation;
             cursor = 0;
         }
-        if (cursor < F.nmsgs && F.msgs[cursor].due_ms <= now) {
-            /* the receipts due now, up to receipt_batch of one API, in one post */
-            int n = 0;
-            api via = F.msgs[cursor].via;
-            while (n < F.set.receipt_batch && n < RECEIPT_BATCH_MAX && cursor < F.nmsgs &&
-                   F.msgs[cursor].due_ms <= now && F.msgs[cursor].via == via) {
-                message *m = &F.msgs[cursor++];
-                receipt_job *j = &jobs[n];
-                *j = (receipt_job){.via = m->via, .copies = m->receipt_copies};
-                bool failed = draw(F.set.undelivered, "undelivered", m->id, (int)m->seq);
-                m->state = failed ? M_FAILED : M_DELIVERED;
-                m->receipt_done = true;
-                j->delivered = !failed;
-                snprintf(j->id, sizeof(j->id), "%s", m->id);
-                snprintf(j->message_id, sizeof(j->message_id), "%s", m->message_id);
-                snprintf(j->phone, sizeof(j->phone), "%s", m->phone);
-                shanghai_time(m->accepted_ms, j->sent);
-                shanghai_time(now, j->got);
-                if (j->copies == 0)
-                    F.receipts_lost++;
-                else if (j->copies == 2)
-                    F.receipts_duplicated++;
-                n++;
-            }
-            char url[512], secret[256];
-            snprintf(url, sizeof(url), "%s", F.set.receipt_url);
-            snprintf(secret, sizeof(secret), "%s", F.set.secret);
-            if (url[0] == '\0' || c == NULL)
-                continue;
-            pthread_mutex_unlock(&F.lock);
-            /* every copy's receipt: the first post has those not lost, the second the
-             * duplicated ones again */
-            long sent = 0, failed_posts = 0;
-            for (int copy = 1; copy <= 2; copy++) {
-                int k = 0;
-                for (int i = 0; i < n; i++)
-                    if (jobs[i].copies >= copy)
-                        post[k++] = &jobs[i];
-                if (k == 0)
-                    continue;
-                bool ok = false;
-                for (int t = 0; !ok && t < RECEIPT_TRIES && !F.stop; t++) {
-                    ok = post_receipts(c, url, post, k, secret);
-                    if (!ok)
-                        usleep(300 * 1000);
-                }
-                ok ? (sent += k) : (failed_posts += k);
-            }
-            pthread_mutex_lock(&F.lock);
-            F.receipts_sent += sent;
-            F.receipts_failed += failed_posts;
+        if (cursor >= F.nmsgs || F.msgs[cursor].due_ms > now) {
+            wait_for_receipts(cursor, now);
             continue;
         }
-        int64_t wait = cursor < F.nmsgs ? F.msgs[cursor].due_ms - now : 200;
-        if (wait > 200)
-            wait = 200;
-        if (wait < 1)
-            wait = 1;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)wait * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&F.wake, &F.lock, &ts);
+        int n = take_due_receipts(jobs, &cursor, now);
+        char url[512], secret[256];
+        snprintf(url, sizeof(url), "%s", F.set.receipt_url);
+        snprintf(secret, sizeof(secret), "%s", F.set.secret);
+        if (url[0] == '\0' || c == NULL)
+            continue;
+        pthread_mutex_unlock(&F.lock);
+        long sent = 0, failed_posts = 0;
+        post_receipt_copies(c, url, secret, jobs, n, &sent, &failed_posts);
+        pthread_mutex_lock(&F.lock);
+        F.receipts_sent += sent;
+        F.receipts_failed += failed_posts;
     }
     pthread_mutex_unlock(&F.lock);
     if (c != NULL)
