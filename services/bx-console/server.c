@@ -35,12 +35,11 @@
 struct console_server {
     console_server_conf conf;
     bx_producer *producer;
-    struct MHD_Daemon *daemon;
+    bx_http_daemon http;  /* the daemon and the PEM text it serves from */
     bx_http_guard *guard; /* header and body deadlines, connection caps */
     tmpl_lib *lib;
     char *css;
     size_t css_len;
-    char *tls_cert_pem, *tls_key_pem;
     bool tls;
     void *pages;
     pthread_key_t worker_key;
@@ -798,12 +797,6 @@ bx_status console_server_start(const console_server_conf *conf, bx_producer *pro
         srv->css = s == BX_OK ? bx_buf_steal(&css) : NULL;
         bx_buf_free(&css);
     }
-    if (s == BX_OK && tls) {
-        srv->tls_cert_pem = bx_tls_read_pem(conf->tls_cert, err);
-        srv->tls_key_pem = srv->tls_cert_pem ? bx_tls_read_pem(conf->tls_key, err) : NULL;
-        if (srv->tls_key_pem == NULL)
-            s = BX_EINVAL;
-    }
     if (s == BX_OK) {
         console_pages_conf pc = {conf->pg_url, conf->redis_url, conf->score_policy};
         s = console_pages_new(&pc, &srv->pages, err);
@@ -820,25 +813,20 @@ bx_status console_server_start(const console_server_conf *conf, bx_producer *pro
          * clients) crowded onto one or two threads while the others idled, and their requests
          * queued behind each other (bench/console: p95 four times the median). Its poll loop
          * accepts one connection a turn, and every idle thread takes its turn. */
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
-        unsigned threads = (unsigned)conf->threads;
-        /* The guard closes connections past its caps and deadlines (bx_http_guard.h). */
-        struct MHD_OptionItem *guarded = bx_http_guard_options(srv->guard);
-        if (tls)
-            srv->daemon = MHD_start_daemon(
-                flags | MHD_USE_TLS, 0, bx_http_guard_accept, srv->guard, handle, srv,
-                MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, request_done, srv,
-                MHD_OPTION_ARRAY, guarded, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                MHD_OPTION_HTTPS_PRIORITIES, BX_TLS_GNUTLS_PRIORITIES, MHD_OPTION_HTTPS_MEM_CERT,
-                srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key_pem, MHD_OPTION_END);
-        else
-            srv->daemon = MHD_start_daemon(flags, 0, bx_http_guard_accept, srv->guard, handle, srv,
-                                           MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED,
-                                           request_done, srv, MHD_OPTION_ARRAY, guarded,
-                                           MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_END);
-        if (srv->daemon == NULL)
-            s = BX_ERR(err, BX_EIO, "cannot listen on %s%s", conf->listen,
-                       tls ? " with TLS (check the certificate and key)" : "");
+        const bx_http_daemon_conf daemon = {
+            .listen = conf->listen,
+            .addr = &addr,
+            .tls = tls,
+            .tls_cert = conf->tls_cert,
+            .tls_key = conf->tls_key,
+            .flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG,
+            .threads = (unsigned)conf->threads,
+            .handler = handle,
+            .handler_arg = srv,
+            .completed = request_done,
+            .completed_arg = srv,
+        };
+        s = bx_http_daemon_start(srv->guard, &daemon, &srv->http, err);
     }
     if (s != BX_OK) {
         console_server_stop(srv);
@@ -853,14 +841,11 @@ void console_server_stop(console_server *srv)
 {
     if (srv == NULL)
         return;
-    if (srv->daemon)
-        MHD_stop_daemon(srv->daemon); /* joins the pool: each thread's connections close */
-    bx_http_guard_free(srv->guard);   /* after the daemon, whose callbacks use it */
+    bx_http_daemon_stop(&srv->http); /* joins the pool: each thread's connections close */
+    bx_http_guard_free(srv->guard);  /* after the daemon, whose callbacks use it */
     console_pages_free(srv->pages);
     tmpl_lib_free(srv->lib);
     free(srv->css);
-    free(srv->tls_cert_pem);
-    free(srv->tls_key_pem);
     if (srv->key_made)
         pthread_key_delete(srv->worker_key);
     free(srv);
