@@ -10,6 +10,7 @@
  * against the school's calendar); open overdue tasks per township. Aggregates only: no name.
  * Cases and tasks are counted from the case summary (migration 0021), kept by triggers in the
  * transaction of every change, so no page reads a province's tasks or students. */
+#include "bx_json.h"
 #include "bx_log.h"
 #include "bx_map.h"
 #include "bx_pg.h"
@@ -48,14 +49,7 @@ bx_status county_session(PGconn *db, bx_error *err)
 
 static bool term_code_ok(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > 16)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
-              (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '_' || s[i] == '.' || s[i] == '-'))
-            return false;
-    return true;
+    return bx_token_valid(s, 16, ".");
 }
 
 /* The term of an area on a day, kept a minute per area and day as the rates are: a county's or a

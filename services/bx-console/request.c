@@ -87,11 +87,6 @@ static bx_status place_query(const console_request *req, const char *sql, const 
 _Static_assert(CONSOLE_ID_MAX == BX_ID_MAX, "a console id is a registry id");
 
 /* A registry id: 1-32 of A-Z a-z 0-9 _ -. */
-static bool id_ok(const char *id)
-{
-    return id != NULL && bx_id_valid(id);
-}
-
 /* Where a student or a class is: the query that finds it ($1 its id; columns student, class,
  * school, township, county) and the error of an unknown one. */
 static const struct place_kind {
@@ -118,7 +113,7 @@ static bx_status object_place(const console_request *req, const struct place_kin
 {
     memset(place, 0, sizeof(*place));
     memset(o, 0, sizeof(*o));
-    if (!id_ok(id))
+    if (!bx_id_valid(id))
         return BX_ERR(err, BX_ENOTFOUND, "%s", k->missing);
     bool found = false;
     bx_status s = place_query(req, k->sql, id, place, err, &found);
