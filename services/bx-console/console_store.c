@@ -294,10 +294,10 @@ static bx_status rows_names_cases(PGconn *db, console_class_row *rows, size_t n,
 {
     bx_buf ids;
     bx_buf_init(&ids, 1 << 20);
-    bx_status s = bx_buf_puts(&ids, "{");
+    bx_status s = BX_OK;
     for (size_t i = 0; i < n && s == BX_OK; i++)
-        s = bx_buf_printf(&ids, "%s%s", i ? "," : "", rows[i].id); /* registry ids: no quoting */
-    IFOK(s, bx_buf_puts(&ids, "}"));
+        s = bx_pg_text_array_add(&ids, rows[i].id);
+    IFOK(s, bx_pg_text_array_end(&ids));
     if (s != BX_OK) {
         bx_buf_free(&ids);
         return BX_ERR(err, s, "class rows: out of memory");
@@ -493,11 +493,11 @@ bx_status console_store_open_tasks(console_store *st, PGconn *db, const char *st
     *n = 0;
     bx_buf ids;
     bx_buf_init(&ids, 1 << 16);
-    bx_status s = bx_buf_puts(&ids, "{");
+    bx_status s = BX_OK;
     for (size_t i = 0; i < nclasses && s == BX_OK; i++)
         if (bx_id_valid(class_ids[i]))
-            s = bx_buf_printf(&ids, "%s%s", ids.len > 1 ? "," : "", class_ids[i]);
-    IFOK(s, bx_buf_puts(&ids, "}"));
+            s = bx_pg_text_array_add(&ids, class_ids[i]);
+    IFOK(s, bx_pg_text_array_end(&ids));
     if (s != BX_OK) {
         bx_buf_free(&ids);
         return BX_ERR(err, s, "tasks: out of memory");

@@ -500,11 +500,10 @@ static bx_status rollcall_rates(const console_request *req, const places *pl, bo
      * call); the schools are the area's, found through pl's ids */
     bx_buf ids;
     bx_buf_init(&ids, 0);
-    IFOK(s, bx_buf_puts(&ids, "{"));
-    for (int i = 0, k = 0; i < np && s == BX_OK; i++)
+    for (int i = 0; i < np && s == BX_OK; i++)
         if (PQgetvalue(pl->res, i, 0)[0] == 's')
-            s = bx_buf_printf(&ids, "%s\"%s\"", k++ ? "," : "", PQgetvalue(pl->res, i, 1));
-    IFOK(s, bx_buf_puts(&ids, "}"));
+            s = bx_pg_text_array_add(&ids, PQgetvalue(pl->res, i, 1));
+    IFOK(s, bx_pg_text_array_end(&ids));
     params[0] = ids.data;
     IFOK(s, bx_pg_query(req->db,
                         "SELECT school_id, day::text, count(DISTINCT class_id) FROM "
