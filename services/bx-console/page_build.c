@@ -1,5 +1,6 @@
 /* page_build: the pure parts of the teacher's pages: forms to bx-ingest JSON, the roll-call state
  * line, tokens and the Chinese labels of the shared names. No I/O but /dev/urandom. */
+#include "bx_name.h"
 #include "page_common.h"
 
 #include <fcntl.h>
@@ -145,8 +146,7 @@ static const char *const action_names[] = {"contact_made", "home_visit", "letter
 
 const char *page_action_name(page_action_kind k)
 {
-    return (size_t)k < sizeof(action_names) / sizeof(action_names[0]) ? action_names[k]
-                                                                      : "contact_made";
+    return bx_name_of(action_names, BX_NAMES_COUNT(action_names), (int)k, "contact_made");
 }
 
 bx_status page_action_parse(const char *name, page_action_kind *out)
