@@ -1,114 +1,119 @@
-/* bx-console: configuration, start, wait, orderly stop. */
+/* bx-console: its settings, and bx_service_run over the server (server.h) and its producer. */
 #include "bx_config.h"
 #include "bx_kafka.h"
-#include "bx_log.h"
-#include "bx_metrics.h"
 #include "bx_service.h"
 #include "server.h"
 
-#include <signal.h>
-#include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #ifndef BX_DEFAULT_CONSOLE_TEMPLATES
 #define BX_DEFAULT_CONSOLE_TEMPLATES "services/bx-console/templates"
 #endif
 
-static volatile sig_atomic_t running = 1;
+static struct {
+    bx_common_conf common; /* log level, clock, metrics address, brokers */
+    console_server_conf sc;
+} st;
 
-static void on_signal(int sig)
+/* The lockout of a client address shares the account's delays and window (BX_LOGIN_*). */
+static const bx_conf_row rows[] = {
+    BX_CONF_KAFKA_BROKERS(&st.common.kafka_brokers),
+    BX_CONF_PG_URL(&st.sc.pg_url),
+    BX_CONF_REDIS_URL(&st.sc.redis_url),
+    BX_CONF_LOG_LEVEL(&st.common.log_level),
+    BX_CONF_CLOCK(&st.common.clock),
+    BX_CONF_METRICS_LISTEN(&st.common.metrics_listen),
+    BX_CONF_PSEUDONYM_KEY_OPTIONAL(&st.common.pseudonym_key),
+    BX_CONF_STR("BX_CONSOLE_LISTEN", "127.0.0.1:8443", &st.sc.listen, "host:port of the console"),
+    BX_CONF_STR("BX_TLS_CERT", "", &st.sc.tls_cert, "PEM certificate file for HTTPS"),
+    BX_CONF_STR("BX_TLS_KEY", "", &st.sc.tls_key, "PEM private key file for HTTPS"),
+    BX_CONF_FLAG("BX_HTTP_INSECURE", "false", &st.sc.insecure,
+                 "allow plain HTTP off loopback (only behind a TLS proxy)"),
+    BX_CONF_STR("BX_CONSOLE_TEMPLATES", BX_DEFAULT_CONSOLE_TEMPLATES, &st.sc.templates,
+                "folder of the page templates and console.css"),
+    BX_CONF_STR("BX_SCORE_POLICY", "", &st.sc.score_policy,
+                "bx-score's policy, to explain risk scores (empty: the built-in default)"),
+    BX_CONF_NUM("BX_CONSOLE_THREADS", "4", 1, 256, &st.sc.threads,
+                "worker threads, each with its own PostgreSQL and Redis connection"),
+    BX_CONF_NUM("BX_CONSOLE_MAX_CONNECTIONS", "256", 1, 10000, &st.sc.guard.max_connections,
+                "open connections; more are closed at once"),
+    BX_HTTP_GUARD_CONF_ROWS(st.sc.guard, "64"),
+    BX_CONF_NUM("BX_SESSION_IDLE_S", "1800", 60, 86400, &st.sc.identity.idle_s,
+                "a session unused this many seconds ends"),
+    BX_CONF_NUM("BX_SESSION_ABSOLUTE_S", "43200", 300, 604800, &st.sc.identity.absolute_s,
+                "every session ends this many seconds after sign-in"),
+    BX_CONF_NUM("BX_LOGIN_FREE_ATTEMPTS", "5", 1, 100, &st.sc.identity.account.free_attempts,
+                "failed sign-ins of one account before delays start"),
+    BX_CONF_NUM("BX_LOGIN_DELAY_S", "30", 1, 3600, &st.sc.identity.account.base_s,
+                "the first delay; each further failure doubles it"),
+    BX_CONF_NUM("BX_LOGIN_MAX_DELAY_S", "3600", 1, 86400, &st.sc.identity.account.max_s,
+                "the longest lockout"),
+    BX_CONF_NUM("BX_LOGIN_ADDRESS_FREE_ATTEMPTS", "30", 1, 10000,
+                &st.sc.identity.address.free_attempts,
+                "failed sign-ins from one client address before delays start"),
+    BX_CONF_NUM("BX_LOGIN_WINDOW_S", "3600", 60, 604800, &st.sc.identity.account.window_s,
+                "failures older than this are forgotten"),
+};
+
+static bx_status prepare(bx_error *err)
 {
-    running = 0;
+    (void)err;
+    console_lockout *address = &st.sc.identity.address;
+    address->base_s = st.sc.identity.account.base_s;
+    address->max_s = st.sc.identity.account.max_s;
+    address->window_s = st.sc.identity.account.window_s;
+    return BX_OK;
+}
+
+/* The server serves on threads of its own; the loop only waits. */
+typedef struct console {
+    bx_producer *producer;
+    console_server *server;
+} console;
+
+static bx_status start(void **service, bx_error *err)
+{
+    console *c = calloc(1, sizeof(*c));
+    *service = c;
+    if (c == NULL)
+        return BX_ERR(err, BX_ENOMEM, "out of memory");
+    bx_status s = bx_producer_new(st.common.kafka_brokers, NULL, &c->producer, err);
+    IFOK(s, console_server_start(&st.sc, c->producer, &c->server, err));
+    return s;
+}
+
+static void step(void *service)
+{
+    (void)service;
+    usleep(100 * 1000);
+}
+
+static bool healthy(void *service, char *reason, size_t size)
+{
+    console *c = service;
+    return console_server_healthy(c->server, reason, size);
+}
+
+static void stop(void *service)
+{
+    console *c = service;
+    if (c == NULL)
+        return;
+    console_server_stop(c->server); /* finishes requests in flight */
+    bx_producer_free(c->producer, 10000);
+    free(c);
 }
 
 int main(int argc, char **argv)
 {
-    bx_common_conf common = {0};
-    char *listen = NULL, *tls_cert = NULL, *tls_key = NULL, *templates = NULL, *policy = NULL;
-    bool insecure = false;
-    long long threads = 0, idle = 0, absolute = 0;
-    bx_http_guard_conf guard = {0};
-    long long acc_free = 0, acc_base = 0, acc_max = 0, addr_free = 0, window = 0;
-    bx_conf_row rows[] = {
-        BX_COMMON_CONF_ROWS(common),
-        {"BX_CONSOLE_LISTEN", BX_CONF_STRING, "127.0.0.1:8443", 0, 0, &listen,
-         "host:port of the console"},
-        {"BX_TLS_CERT", BX_CONF_STRING, "", 0, 0, &tls_cert, "PEM certificate file for HTTPS"},
-        {"BX_TLS_KEY", BX_CONF_STRING, "", 0, 0, &tls_key, "PEM private key file for HTTPS"},
-        {"BX_HTTP_INSECURE", BX_CONF_BOOL, "false", 0, 0, &insecure,
-         "allow plain HTTP off loopback (only behind a TLS proxy)"},
-        {"BX_CONSOLE_TEMPLATES", BX_CONF_STRING, BX_DEFAULT_CONSOLE_TEMPLATES, 0, 0, &templates,
-         "folder of the page templates and console.css"},
-        {"BX_SCORE_POLICY", BX_CONF_STRING, "", 0, 0, &policy,
-         "bx-score's policy, to explain risk scores (empty: the built-in default)"},
-        {"BX_CONSOLE_THREADS", BX_CONF_INT, "4", 1, 256, &threads,
-         "worker threads, each with its own PostgreSQL and Redis connection"},
-        {"BX_CONSOLE_MAX_CONNECTIONS", BX_CONF_INT, "256", 1, 10000, &guard.max_connections,
-         "open connections; more are closed at once"},
-        BX_HTTP_GUARD_CONF_ROWS(guard, "64"),
-        {"BX_SESSION_IDLE_S", BX_CONF_INT, "1800", 60, 86400, &idle,
-         "a session unused this many seconds ends"},
-        {"BX_SESSION_ABSOLUTE_S", BX_CONF_INT, "43200", 300, 604800, &absolute,
-         "every session ends this many seconds after sign-in"},
-        {"BX_LOGIN_FREE_ATTEMPTS", BX_CONF_INT, "5", 1, 100, &acc_free,
-         "failed sign-ins of one account before delays start"},
-        {"BX_LOGIN_DELAY_S", BX_CONF_INT, "30", 1, 3600, &acc_base,
-         "the first delay; each further failure doubles it"},
-        {"BX_LOGIN_MAX_DELAY_S", BX_CONF_INT, "3600", 1, 86400, &acc_max, "the longest lockout"},
-        {"BX_LOGIN_ADDRESS_FREE_ATTEMPTS", BX_CONF_INT, "30", 1, 10000, &addr_free,
-         "failed sign-ins from one client address before delays start"},
-        {"BX_LOGIN_WINDOW_S", BX_CONF_INT, "3600", 60, 604800, &window,
-         "failures older than this are forgotten"},
+    const bx_service_def def = {
+        .name = "bx-console",
+        .about = "the door for people: accounts, sessions, pages",
+        .rows = rows,
+        .nrows = sizeof(rows) / sizeof(rows[0]),
+        .common = &st.common,
+        .ops = {prepare, NULL, start, step, NULL, healthy, stop},
     };
-    size_t nrows = sizeof(rows) / sizeof(rows[0]);
-    int exit_code =
-        bx_service_start_up("bx-console", "the door for people: accounts, sessions, pages", rows,
-                            nrows, &common, argc, argv);
-    if (exit_code >= 0)
-        return exit_code;
-    bx_error err = {0};
-    bx_producer *producer = NULL;
-    console_server *server = NULL;
-    bx_metrics_server *metrics = NULL;
-    console_server_conf sc = {
-        .listen = listen,
-        .tls_cert = tls_cert,
-        .tls_key = tls_key,
-        .insecure = insecure,
-        .pg_url = common.pg_url,
-        .redis_url = common.redis_url,
-        .templates = templates,
-        .score_policy = policy,
-        .threads = threads,
-        .guard = guard,
-        .identity = {.idle_s = idle,
-                     .absolute_s = absolute,
-                     .account = {acc_free, acc_base, acc_max, window},
-                     .address = {addr_free, acc_base, acc_max, window}},
-    };
-    bx_status s = bx_producer_new(common.kafka_brokers, NULL, &producer, &err);
-    IFOK(s, console_server_start(&sc, producer, &server, &err));
-    if (s == BX_OK && common.metrics_listen[0])
-        s = bx_metrics_server_start(common.metrics_listen, console_server_healthy, server, &metrics,
-                                    &err);
-    if (s != BX_OK) {
-        bx_log_error("cannot start: %s", err.msg);
-        console_server_stop(server);
-        bx_producer_free(producer, 1000);
-        bx_conf_free(rows, nrows);
-        return 1;
-    }
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    while (running)
-        usleep(100 * 1000);
-    bx_log_info("stopping");
-    bx_metrics_server_stop(metrics);
-    console_server_stop(server);
-    bx_producer_free(producer, 10000);
-    bx_conf_free(rows, nrows);
-    return 0;
+    return bx_service_run(&def, argc, argv);
 }
