@@ -1,0 +1,162 @@
+-- baoxue migration 0031: bx-console's case summary (console.case_summary, migration 0021) kept by
+-- statement-level triggers with transition tables instead of row triggers, so a statement that
+-- writes many rows (bx-escalate's batches: a batch of fired timers marks 500 tasks overdue in one
+-- `UPDATE ... FROM unnest(...)`) updates each case's summary once, in one set-based statement,
+-- instead of once per row. bench/escalate measured the row trigger console_task_upd at ~86 us of
+-- the ~100 us a task's overdue mark cost (issue 17).
+--
+-- The summary stays exactly what it was: the same columns computed from the same rows, for the
+-- same changes (the row triggers' WHEN conditions are the joins of old and new rows below). A
+-- statement's rows are seen together at its end, as the row triggers (AFTER, queued to the
+-- statement's end) saw them. The summary rows of the cases a statement touches are locked in
+-- case id order before they are recomputed, so two writers lock them in one order.
+-- tests/integration/test_console_summaries.c compares the summary with its recomputation from
+-- scratch after multi-row writes of every kind.
+
+DROP TRIGGER console_case_ins ON cases.case;
+DROP TRIGGER console_case_upd ON cases.case;
+DROP TRIGGER console_event_roster ON cases.event;
+DROP TRIGGER console_task_ins ON cases.task;
+DROP TRIGGER console_task_upd ON cases.task;
+DROP FUNCTION console.on_case();
+DROP FUNCTION console.on_roster_entry();
+DROP FUNCTION console.on_task();
+
+-- The open-task columns of the cases p_cases (distinct or not), each read after its summary row
+-- is locked (ids in order): console.case_summary_tasks_of for many cases in one statement.
+CREATE FUNCTION console.case_summary_tasks_of_cases(p_cases bigint[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM 1 FROM console.case_summary WHERE case_id = ANY (p_cases) ORDER BY case_id
+        FOR UPDATE;
+    UPDATE console.case_summary x
+       SET open_marked = t.marked, open_dues = t.dues, owner_role = o.owner_role,
+           owner_staff_id = o.owner_staff_id
+      FROM (SELECT DISTINCT c AS case_id FROM unnest(p_cases) c WHERE c IS NOT NULL) c
+      CROSS JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE k.overdue_at IS NOT NULL)::integer AS marked,
+                   array_agg(k.due_at ORDER BY k.due_at) FILTER (WHERE k.overdue_at IS NULL) AS dues
+              FROM cases.task k WHERE k.case_id = c.case_id AND k.outcome IS NULL) t
+      LEFT JOIN LATERAL (SELECT k.owner_role, k.owner_staff_id FROM cases.task k
+                          WHERE k.case_id = c.case_id AND k.outcome IS NULL
+                          ORDER BY k.due_at, k.id LIMIT 1) o ON true
+     WHERE x.case_id = c.case_id
+       AND (x.open_marked, x.open_dues, x.owner_role, x.owner_staff_id)
+           IS DISTINCT FROM (t.marked, t.dues, o.owner_role, o.owner_staff_id);
+END $$;
+
+-- ---- cases.case: the summary row of each case written; the rates' marks ----
+
+-- The summary rows of the cases in new_rows (inserted or changed), as console.on_case wrote them.
+CREATE FUNCTION console.on_cases_new() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO console.case_summary AS x (case_id, school_id, township, county, student_id,
+                                           stage, opened_at, closed_at, ending, first_absent)
+    SELECT n.id, n.school_id, coalesce(s.township_code::text, ''),
+           coalesce(t.county_code::text, ''), n.student_id, coalesce(n.stage, ''),
+           n.opened_at, n.closed_at, n.ending, console.first_absent(n.state)
+      FROM new_rows n LEFT JOIN registry.school s ON s.id = n.school_id COLLATE "default"
+      LEFT JOIN registry.township t ON t.code = s.township_code
+     ORDER BY n.id
+    ON CONFLICT (case_id) DO UPDATE SET school_id = EXCLUDED.school_id,
+        township = EXCLUDED.township, county = EXCLUDED.county, student_id = EXCLUDED.student_id,
+        stage = EXCLUDED.stage, opened_at = EXCLUDED.opened_at, closed_at = EXCLUDED.closed_at,
+        ending = EXCLUDED.ending, first_absent = EXCLUDED.first_absent;
+    -- the rates: a case's ending and closing time count; an open case without a roster entry
+    -- does not
+    PERFORM console.mark_students(ARRAY(SELECT n.student_id FROM new_rows n
+                                        WHERE n.ending IS NOT NULL));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER console_cases_ins AFTER INSERT ON cases.case
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION console.on_cases_new();
+
+-- An update: the rows whose summary columns changed (console_case_upd's WHEN), rewritten; the
+-- old and new students of those whose ending, closing or student changed, marked.
+CREATE FUNCTION console.on_cases_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO console.case_summary AS x (case_id, school_id, township, county, student_id,
+                                           stage, opened_at, closed_at, ending, first_absent)
+    SELECT n.id, n.school_id, coalesce(s.township_code::text, ''),
+           coalesce(t.county_code::text, ''), n.student_id, coalesce(n.stage, ''),
+           n.opened_at, n.closed_at, n.ending, console.first_absent(n.state)
+      FROM new_rows n LEFT JOIN old_rows o ON o.id = n.id
+      LEFT JOIN registry.school s ON s.id = n.school_id COLLATE "default"
+      LEFT JOIN registry.township t ON t.code = s.township_code
+     WHERE o.id IS NULL OR o.school_id IS DISTINCT FROM n.school_id
+        OR o.student_id IS DISTINCT FROM n.student_id OR o.stage IS DISTINCT FROM n.stage
+        OR o.opened_at IS DISTINCT FROM n.opened_at OR o.closed_at IS DISTINCT FROM n.closed_at
+        OR o.ending IS DISTINCT FROM n.ending
+        OR o.state->'streak_start' IS DISTINCT FROM n.state->'streak_start'
+     ORDER BY n.id
+    ON CONFLICT (case_id) DO UPDATE SET school_id = EXCLUDED.school_id,
+        township = EXCLUDED.township, county = EXCLUDED.county, student_id = EXCLUDED.student_id,
+        stage = EXCLUDED.stage, opened_at = EXCLUDED.opened_at, closed_at = EXCLUDED.closed_at,
+        ending = EXCLUDED.ending, first_absent = EXCLUDED.first_absent;
+    PERFORM console.mark_students(ARRAY(
+        SELECT u.student_id FROM new_rows n JOIN old_rows o ON o.id = n.id,
+               LATERAL (VALUES (o.student_id), (n.student_id)) u(student_id)
+         WHERE o.ending IS DISTINCT FROM n.ending OR o.closed_at IS DISTINCT FROM n.closed_at
+            OR o.student_id IS DISTINCT FROM n.student_id));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER console_cases_upd AFTER UPDATE ON cases.case
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION console.on_cases_changed();
+
+-- ---- cases.event: a case's reason (its first opened event) and roster entry ----
+
+CREATE FUNCTION console.on_events_new() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- the opened event of least id of each case, unless the summary has one of less id already
+    UPDATE console.case_summary x SET reason = e.reason, reason_event = e.id
+      FROM (SELECT DISTINCT ON (n.case_id) n.case_id, n.id, n.reason FROM new_rows n
+             WHERE n.kind = 'opened' ORDER BY n.case_id, n.id) e
+     WHERE x.case_id = e.case_id AND (x.reason_event IS NULL OR x.reason_event > e.id);
+    -- the earliest roster entry (a stage_entered event into a roster stage)
+    UPDATE console.case_summary x SET roster_at = least(x.roster_at, e.at)
+      FROM (SELECT n.case_id, min(n.occurred_at) AS at FROM new_rows n
+             WHERE n.kind = 'stage_entered' AND cases.on_roster(n.stage) GROUP BY n.case_id) e
+     WHERE x.case_id = e.case_id;
+    PERFORM console.mark_students(ARRAY(
+        SELECT c.student_id FROM cases.case c
+         WHERE c.id IN (SELECT n.case_id FROM new_rows n
+                         WHERE n.kind = 'stage_entered' AND cases.on_roster(n.stage))));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER console_events_ins AFTER INSERT ON cases.event
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION console.on_events_new();
+
+-- ---- cases.task: the open-task columns of the cases whose tasks changed ----
+
+CREATE FUNCTION console.on_tasks_new() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM console.case_summary_tasks_of_cases(ARRAY(
+        SELECT n.case_id FROM new_rows n WHERE n.outcome IS NULL));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER console_tasks_ins AFTER INSERT ON cases.task
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION console.on_tasks_new();
+
+-- console_task_upd's WHEN: the columns the open-task summary reads; the old and the new case.
+CREATE FUNCTION console.on_tasks_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM console.case_summary_tasks_of_cases(ARRAY(
+        SELECT u.case_id FROM new_rows n JOIN old_rows o ON o.id = n.id,
+               LATERAL (VALUES (o.case_id), (n.case_id)) u(case_id)
+         WHERE o.outcome IS DISTINCT FROM n.outcome OR o.due_at IS DISTINCT FROM n.due_at
+            OR o.overdue_at IS DISTINCT FROM n.overdue_at OR o.case_id IS DISTINCT FROM n.case_id
+            OR o.owner_staff_id IS DISTINCT FROM n.owner_staff_id
+            OR o.owner_role IS DISTINCT FROM n.owner_role));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER console_tasks_upd AFTER UPDATE ON cases.task
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION console.on_tasks_changed();
+
+REVOKE ALL ON FUNCTION console.case_summary_tasks_of_cases(bigint[]) FROM PUBLIC;
