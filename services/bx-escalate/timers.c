@@ -324,6 +324,15 @@ bx_status timers_fire_due(PGconn *db, const char *owner_id, bx_time_ms now, int 
                           timers_fire_fn *fire_fn, timers_flush_fn *flush_fn, void *arg, int *fired,
                           timers_list *failed, bx_error *err)
 {
+    return timers_fire_due_prepared(db, owner_id, now, max, NULL, fire_fn, flush_fn, arg, fired,
+                                    failed, err);
+}
+
+bx_status timers_fire_due_prepared(PGconn *db, const char *owner_id, bx_time_ms now, int max,
+                                   timers_prepare_fn *prepare_fn, timers_fire_fn *fire_fn,
+                                   timers_flush_fn *flush_fn, void *arg, int *fired,
+                                   timers_list *failed, bx_error *err)
+{
     *fired = 0;
     if (failed) {
         failed->items = NULL;
@@ -353,6 +362,8 @@ bx_status timers_fire_due(PGconn *db, const char *owner_id, bx_time_ms now, int 
     IFOK(s, read_timers(res, &list, err));
     PQclear(res);
     res = NULL;
+    if (s == BX_OK && prepare_fn && list.count > 0)
+        s = prepare_fn(db, &list, arg, err);
     for (int i = 0; i < list.count && s == BX_OK; i++)
         s = fire_fn(db, &list.items[i], arg, err);
     if (s == BX_OK && flush_fn && list.count > 0)
