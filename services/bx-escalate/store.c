@@ -506,92 +506,60 @@ static bx_status write_case(PGconn *db, escalate_store_batch *q, const ladder_po
     return s;
 }
 
-/* The change event e makes to its task (created, done, overdue) in case row id. */
+/* A task change of one row at once, by the group it is queued in: the same columns in the same
+ * order as group_sql's. */
+static const char *const row_sql[G_N] = {
+    [G_TASKS] = "INSERT INTO cases.task (case_id, task_key, kind, stage, owner_role, "
+                "owner_staff_id, created_at, due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "ON CONFLICT (task_key) DO NOTHING",
+    [G_DONE] = "UPDATE cases.task SET done_at = $2, done_by = $3 WHERE task_key = $1 AND "
+               "done_at IS NULL",
+    [G_OVERDUE] = "UPDATE cases.task SET overdue_at = $2 WHERE task_key = $1 AND "
+                  "overdue_at IS NULL",
+    [G_REASSIGN] = "UPDATE cases.task SET owner_staff_id = $2 WHERE task_key = $1 AND "
+                   "case_id = $3::bigint",
+};
+
+/* The change event e makes to its task (created, done, overdue, reassigned) in case row id:
+ * queued in q (a change of a task queued already flushes first), or written at once. */
 static bx_status write_task(PGconn *db, escalate_store_batch *q, const char *id,
                             const messages_context *ctx, const ladder_event *e,
                             const char *occurred, const char *actor, bx_error *err)
 {
     char due[40], created[40];
-    bx_status s = BX_OK;
-    if (q != NULL) {
-        switch (e->kind) {
-        case LADDER_EV_TASK_CREATED: {
-            bx_time_format(e->due_at, due, sizeof(due));
-            bx_time_format(e->at, created, sizeof(created));
-            const char *v[TI_N] = {id,
-                                   e->task_key,
-                                   e->task_kind,
-                                   e->stage,
-                                   e->owner_role,
-                                   messages_staff_of(ctx, e->owner_role),
-                                   created,
-                                   due};
-            return queue_row(q, G_TASKS, v, err);
-        }
-        case LADDER_EV_TASK_DONE: {
-            const char *v[TD_N] = {e->task_key, occurred, actor};
-            s = before_change(db, q, 't', e->task_key, err);
-            IFOK(s, queue_row(q, G_DONE, v, err));
-            return s;
-        }
-        case LADDER_EV_TASK_OVERDUE:
-            return escalate_store_queue_overdue(db, q, e->task_key, occurred, err);
-        case LADDER_EV_NOTE: /* task_reassigned: the task's new owner */
-            if (e->owner_staff_id[0] != '\0') {
-                const char *v[TR_N] = {e->task_key, e->owner_staff_id, id};
-                s = before_change(db, q, 't', e->task_key, err);
-                IFOK(s, queue_row(q, G_REASSIGN, v, err));
-            }
-            return s;
-        default:
-            return BX_OK;
-        }
-    }
+    const char *v[TI_N];
+    int g;
     switch (e->kind) {
-    case LADDER_EV_TASK_CREATED: {
+    case LADDER_EV_TASK_CREATED:
         bx_time_format(e->due_at, due, sizeof(due));
         bx_time_format(e->at, created, sizeof(created));
-        const char *p[] = {id,
-                           e->task_key,
-                           e->task_kind,
-                           e->stage,
-                           e->owner_role,
-                           messages_staff_of(ctx, e->owner_role),
-                           created,
-                           due};
-        s = exec_params(db,
-                        "INSERT INTO cases.task (case_id, task_key, kind, stage, owner_role, "
-                        "owner_staff_id, created_at, due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-                        "$8) ON CONFLICT (task_key) DO NOTHING",
-                        8, p, err);
+        g = G_TASKS;
+        memcpy(v,
+               (const char *[TI_N]){id, e->task_key, e->task_kind, e->stage, e->owner_role,
+                                    messages_staff_of(ctx, e->owner_role), created, due},
+               sizeof(v));
         break;
-    }
-    case LADDER_EV_TASK_DONE: {
-        const char *p[] = {e->task_key, occurred, actor};
-        s = exec_params(db,
-                        "UPDATE cases.task SET done_at = $2, done_by = $3 WHERE task_key = $1 AND "
-                        "done_at IS NULL",
-                        3, p, err);
+    case LADDER_EV_TASK_DONE:
+        g = G_DONE;
+        memcpy(v, (const char *[TD_N]){e->task_key, occurred, actor}, TD_N * sizeof(*v));
         break;
-    }
-    case LADDER_EV_TASK_OVERDUE: {
-        const char *p[] = {e->task_key, occurred};
-        s = exec_params(db,
-                        "UPDATE cases.task SET overdue_at = $2 WHERE task_key = $1 AND "
-                        "overdue_at IS NULL",
-                        2, p, err);
+    case LADDER_EV_TASK_OVERDUE:
+        g = G_OVERDUE;
+        memcpy(v, (const char *[TO_N]){e->task_key, occurred}, TO_N * sizeof(*v));
         break;
-    }
     case LADDER_EV_NOTE: /* task_reassigned: the task's new owner */
-        if (e->owner_staff_id[0] != '\0')
-            s = exec_params(db,
-                            "UPDATE cases.task SET owner_staff_id = $2 WHERE task_key = $1 AND "
-                            "case_id = $3::bigint",
-                            3, (const char *[]){e->task_key, e->owner_staff_id, id}, err);
+        if (e->owner_staff_id[0] == '\0')
+            return BX_OK;
+        g = G_REASSIGN;
+        memcpy(v, (const char *[TR_N]){e->task_key, e->owner_staff_id, id}, TR_N * sizeof(*v));
         break;
     default:
-        break;
+        return BX_OK;
     }
+    if (q == NULL)
+        return exec_params(db, row_sql[g], group_cols[g], v, err);
+    bx_status s = g == G_TASKS ? BX_OK : before_change(db, q, 't', e->task_key, err);
+    IFOK(s, queue_row(q, g, v, err));
     return s;
 }
 
@@ -638,6 +606,38 @@ static bx_status write_event(PGconn *db, escalate_store_batch *q, int tag, int64
     return write_task(db, NULL, id, ctx, e, occurred, actor, err);
 }
 
+/* Did this step supersede task t (a recurrence replaced by the next; not superseded before)? */
+static bool superseded_now(const case_state *before, const ladder_task *t)
+{
+    if (t->state != LADDER_TASK_SUPERSEDED || t->rule < 0)
+        return false;
+    for (int k = 0; k < before->ntasks; k++)
+        if (before->tasks[k].state == LADDER_TASK_SUPERSEDED &&
+            strcmp(before->tasks[k].key, t->key) == 0)
+            return false;
+    return true;
+}
+
+/* Did the step's events fire the deadline of task key (it went overdue in this step)? Its timer
+ * is firing now: fired, not cancelled. */
+static bool deadline_fired_now(const ladder_effects *fx, const char *key)
+{
+    for (int e = 0; e < fx->nevents; e++)
+        if (fx->events[e].kind == LADDER_EV_TASK_OVERDUE &&
+            strcmp(fx->events[e].task_key, key) == 0)
+            return true;
+    return false;
+}
+
+/* Did the step close the case? */
+static bool closed_now(const ladder_effects *fx)
+{
+    for (int i = 0; i < fx->nevents; i++)
+        if (fx->events[i].kind == LADDER_EV_CLOSED)
+            return true;
+    return false;
+}
+
 /* Was the task of key live (open or overdue) in state s? */
 static bool live_before(const case_state *s, const char *key)
 {
@@ -659,10 +659,7 @@ static bx_status queue_task_endings(PGconn *db, escalate_store_batch *q, int64_t
                                     const case_state *before, const case_state *after,
                                     const ladder_effects *fx, bx_error *err)
 {
-    bool closed = false;
-    for (int i = 0; i < fx->nevents && !closed; i++)
-        closed = fx->events[i].kind == LADDER_EV_CLOSED;
-    if (closed && !after->open) {
+    if (closed_now(fx) && !after->open) {
         bx_status s = escalate_store_batch_flush(db, q, err);
         IFOK(s, write_task_endings(db, NULL, row_id, before, after, fx, err));
         return s;
@@ -672,17 +669,11 @@ static bx_status queue_task_endings(PGconn *db, escalate_store_batch *q, int64_t
     bx_status s = BX_OK;
     for (int i = 0; i < after->ntasks && s == BX_OK; i++) {
         const ladder_task *t = &after->tasks[i];
-        if (t->state != LADDER_TASK_SUPERSEDED || t->rule < 0)
+        if (!superseded_now(before, t))
             continue;
-        bool was = false;
-        for (int k = 0; k < before->ntasks && !was; k++)
-            was = before->tasks[k].state == LADDER_TASK_SUPERSEDED &&
-                  strcmp(before->tasks[k].key, t->key) == 0;
-        if (!was) {
-            const char *v[TX_N] = {t->key, "superseded", at};
-            s = before_change(db, q, 't', t->key, err);
-            IFOK(s, queue_row(q, G_OUTCOME, v, err));
-        }
+        const char *v[TX_N] = {t->key, "superseded", at};
+        s = before_change(db, q, 't', t->key, err);
+        IFOK(s, queue_row(q, G_OUTCOME, v, err));
     }
     /* the stages left: their tasks cancelled in this step */
     for (int i = 0; i < after->ntasks && s == BX_OK; i++) {
@@ -692,13 +683,7 @@ static bx_status queue_task_endings(PGconn *db, escalate_store_batch *q, int64_t
         const char *v[TX_N] = {t->key, "cancelled", at};
         s = before_change(db, q, 't', t->key, err);
         IFOK(s, queue_row(q, G_OUTCOME, v, err));
-        /* a task whose deadline fired in this step has its timer firing now: that one is
-         * fired, not cancelled */
-        bool fired_now = false;
-        for (int e = 0; e < fx->nevents && !fired_now; e++)
-            fired_now = fx->events[e].kind == LADDER_EV_TASK_OVERDUE &&
-                        strcmp(fx->events[e].task_key, t->key) == 0;
-        if (!fired_now && s == BX_OK) {
+        if (!deadline_fired_now(fx, t->key) && s == BX_OK) {
             if (t->key[0] == '\0' || strlen(t->key) > TIMERS_KEY_MAX)
                 return BX_ERR(err, BX_EINVAL, "timer key must be 1 to %d bytes", TIMERS_KEY_MAX);
             char when[40];
@@ -727,24 +712,13 @@ static bx_status write_task_endings(PGconn *db, escalate_store_batch *q, int64_t
     snprintf(id, sizeof(id), "%lld", (long long)row_id);
     bx_time_format(fx->events[fx->nevents - 1].at, at, sizeof(at));
     bx_status s = BX_OK;
-    for (int i = 0; i < after->ntasks && s == BX_OK; i++) {
-        const ladder_task *t = &after->tasks[i];
-        if (t->state != LADDER_TASK_SUPERSEDED || t->rule < 0)
-            continue;
-        bool was = false;
-        for (int k = 0; k < before->ntasks && !was; k++)
-            was = before->tasks[k].state == LADDER_TASK_SUPERSEDED &&
-                  strcmp(before->tasks[k].key, t->key) == 0;
-        if (!was)
+    for (int i = 0; i < after->ntasks && s == BX_OK; i++)
+        if (superseded_now(before, &after->tasks[i]))
             s = exec_params(db,
                             "UPDATE cases.task SET outcome = 'superseded', ended_at = $2 WHERE "
                             "task_key = $1 AND outcome IS NULL",
-                            2, (const char *[]){t->key, at}, err);
-    }
-    bool closed = false;
-    for (int i = 0; i < fx->nevents && !closed; i++)
-        closed = fx->events[i].kind == LADDER_EV_CLOSED;
-    if (!closed || after->open) {
+                            2, (const char *[]){after->tasks[i].key, at}, err);
+    if (!closed_now(fx) || after->open) {
         /* the stages left: their tasks cancelled in this step */
         for (int i = 0; i < after->ntasks && s == BX_OK; i++) {
             const ladder_task *t = &after->tasks[i];
@@ -755,12 +729,8 @@ static bx_status write_task_endings(PGconn *db, escalate_store_batch *q, int64_t
                             "task_key = $1 AND outcome IS NULL",
                             2, (const char *[]){t->key, at}, err);
             /* a task whose deadline fired in this step (it went overdue, then its stage was
-             * left) has its timer firing now: that one is fired, not cancelled */
-            bool fired_now = false;
-            for (int e = 0; e < fx->nevents && !fired_now; e++)
-                fired_now = fx->events[e].kind == LADDER_EV_TASK_OVERDUE &&
-                            strcmp(fx->events[e].task_key, t->key) == 0;
-            if (!fired_now)
+             * left) is fired, not cancelled */
+            if (!deadline_fired_now(fx, t->key))
                 IFOK(s, timers_cancel(db, t->key, fx->events[fx->nevents - 1].at, NULL, err));
         }
         return s;
@@ -1081,9 +1051,9 @@ bx_status escalate_store_flag_attention(PGconn *db, const char *student_id, int6
     char at_text[40], case_text[24];
     bx_time_format_pg(at, at_text);
     snprintf(case_text, sizeof(case_text), "%" PRId64, case_id);
-    PGresult *res = NULL;
+    long long rows = 0;
     *flagged = 0;
-    bx_status s = bx_pg_query(
+    bx_status s = bx_pg_command(
         db,
         "INSERT INTO cases.needs_attention (case_id, dlq_event_id, reason, flagged_at) "
         "SELECT id, left($3, 200), left($4, 1000), $5::timestamptz FROM cases.case "
@@ -1091,10 +1061,9 @@ bx_status escalate_store_flag_attention(PGconn *db, const char *student_id, int6
         "ORDER BY closed_at IS NULL DESC, opened_at DESC, id DESC LIMIT 1 "
         "ON CONFLICT (dlq_event_id) DO NOTHING",
         5, (const char *[]){student_id ? student_id : "", case_text, flag_id, reason, at_text},
-        &res, err);
+        &rows, err);
     if (s == BX_OK)
-        *flagged = (int)strtol(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
+        *flagged = (int)rows;
     return s;
 }
 
@@ -1102,15 +1071,14 @@ bx_status escalate_store_prune_outbox(PGconn *db, int keep_days, int *deleted, b
 {
     char days[16];
     snprintf(days, sizeof(days), "%d", keep_days);
-    PGresult *res = NULL;
+    long long rows = 0;
     *deleted = 0;
-    bx_status s = bx_pg_query(db,
-                              "DELETE FROM cases.outbox WHERE id IN (SELECT id FROM cases.outbox "
-                              "WHERE sent_at < now() - make_interval(days => $1::int) LIMIT "
-                              "10000)",
-                              1, (const char *[]){days}, &res, err);
+    bx_status s = bx_pg_command(db,
+                                "DELETE FROM cases.outbox WHERE id IN (SELECT id FROM cases.outbox "
+                                "WHERE sent_at < now() - make_interval(days => $1::int) LIMIT "
+                                "10000)",
+                                1, (const char *[]){days}, &rows, err);
     if (s == BX_OK)
-        *deleted = (int)strtol(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
+        *deleted = (int)rows;
     return s;
 }
