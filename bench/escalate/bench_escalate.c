@@ -218,6 +218,14 @@ static void copy_in(PGconn *db, const char *sql, const mem *buf)
  * overdue. Ids of one width, so the template's student is replaced in place. */
 #define STUDENT_FMT      "BE%07lld"
 #define TEMPLATE_STUDENT "BE0000001"
+/* Students per school: a large primary school's (the analysts' bands count a school's cells). */
+#define SCHOOL_SIZE 1000
+#define SCHOOL_FMT  "BESCH%04lld"
+
+static long long school_of(long long c)
+{
+    return (c - 1) / SCHOOL_SIZE + 1;
+}
 
 /* text with every TEMPLATE_STUDENT replaced by case c's student, into out (same length). */
 static void for_case(const char *text, long long c, char *out, size_t size)
@@ -235,12 +243,12 @@ static int event_payload(char *out, size_t size, long long case_id, const char *
 {
     return snprintf(out, size,
                     "{\"schema\":\"bx.case.events.v1\",\"event_id\":\"%s\",\"case_id\":\"%lld\","
-                    "\"student_id\":\"" STUDENT_FMT "\",\"school_id\":\"BESCH01\","
+                    "\"student_id\":\"" STUDENT_FMT "\",\"school_id\":\"" SCHOOL_FMT "\","
                     "\"kind\":\"task_overdue\",\"stage\":\"home_visit\",\"actor\":\"bx-escalate\","
                     "\"occurred_at\":\"%s\",\"task_id\":\"%s\","
                     "\"task_kind\":\"home_visit\",\"owner_role\":\"homeroom_teacher\","
                     "\"reason\":\"home visit not done by its deadline\",\"late\":false}",
-                    event_id, case_id, case_id, occurred, task_key);
+                    event_id, case_id, case_id, school_of(case_id), occurred, task_key);
 }
 
 /* Is timer i (0-based) one of the due ones? Exactly cf.due of cf.timers, evenly interleaved. */
@@ -249,10 +257,10 @@ static bool is_due(long long i)
     return (i + 1) * cf.due / cf.timers > i * cf.due / cf.timers;
 }
 
-/* A county, a school of a calendar with the autumn term, a class and the cases' students. */
+/* A county; schools of SCHOOL_SIZE students in six grades, of a calendar with the autumn term. */
 static void load_registry(PGconn *db)
 {
-    char sql[1600];
+    char sql[2400];
     snprintf(sql, sizeof(sql),
              "INSERT INTO registry.county (code, name) VALUES ('990061', 'bench');"
              "INSERT INTO registry.township (code, county_code, name) VALUES ('990061100', "
@@ -260,17 +268,20 @@ static void load_registry(PGconn *db)
              "INSERT INTO registry.calendar (id, name) VALUES ('bench', 'bench');"
              "INSERT INTO registry.calendar_term (calendar_id, code, first_day, last_day) VALUES "
              "('bench', '2026-autumn', '2026-09-01', '2027-01-22');"
-             "INSERT INTO registry.school (id, name, township_code, stage, calendar_id) VALUES "
-             "('BESCH01', 'bench', '990061100', 'primary', 'bench');"
-             "INSERT INTO registry.class (id, school_id, grade, name) VALUES ('BECL01', "
-             "'BESCH01', 4, 'bench');"
+             "INSERT INTO registry.school (id, name, township_code, stage, calendar_id) SELECT "
+             "'BESCH' || lpad(k::text, 4, '0'), 'bench', '990061100', 'primary', 'bench' FROM "
+             "generate_series(1, %lld) k;"
+             "INSERT INTO registry.class (id, school_id, grade, name) SELECT 'BECL' || "
+             "lpad(k::text, 4, '0') || '-' || g, 'BESCH' || lpad(k::text, 4, '0'), g, 'bench' "
+             "FROM generate_series(1, %lld) k, generate_series(1, 6) g;"
              "INSERT INTO registry.student (id, school_id, class_id, status) SELECT 'BE' || "
-             "lpad(i::text, 7, '0'), 'BESCH01', 'BECL01', 'enrolled' FROM generate_series(1, "
-             "%lld) i;"
+             "lpad(i::text, 7, '0'), 'BESCH' || lpad(((i - 1) / %d + 1)::text, 4, '0'), 'BECL' "
+             "|| lpad(((i - 1) / %d + 1)::text, 4, '0') || '-' || (i %% 6 + 1), 'enrolled' FROM "
+             "generate_series(1, %lld) i;"
              "INSERT INTO registry.student_private (student_id, name, sex, birth_date) SELECT id, "
              "'bench', CASE WHEN right(id, 1) < '5' THEN 'F' ELSE 'M' END, date '2016-05-01' "
              "FROM registry.student WHERE id LIKE 'BE%%'",
-             cf.due);
+             school_of(cf.due), school_of(cf.due), SCHOOL_SIZE, SCHOOL_SIZE, cf.due);
     exec_or_die(db, sql);
     bx_error err = {0};
     if (bx_registry_load(db, &registry, &err) != BX_OK)
@@ -336,8 +347,8 @@ static void load_cases(PGconn *db)
     mem m = {0};
     for (long long c = 1; c <= cf.due; c++) {
         for_case(tmpl.state, c, state, size); /* JSON without tabs, newlines or backslashes */
-        mem_printf(&m, "%lld\t" STUDENT_FMT "\tBESCH01\t%s\t%s\t%s\t%s\n", c, c, opened, tmpl.stage,
-                   opened, state);
+        mem_printf(&m, "%lld\t" STUDENT_FMT "\t" SCHOOL_FMT "\t%s\t%s\t%s\t%s\n", c, c,
+                   school_of(c), opened, tmpl.stage, opened, state);
     }
     copy_in(db,
             "COPY cases.case (id, student_id, school_id, opened_at, stage, updated_at, state) "
@@ -1011,8 +1022,9 @@ int main(int argc, char **argv)
                x->claims ? x->claim_s * 1000 / (double)x->claims : 0.0, x->cpu_s,
                x->cpu_s * 1e6 / (double)x->fired, x->load);
     }
-    printf("\nEvery round: all %lld due timers fired exactly once (one event, one outbox row, one "
-           "task mark each), none early.\n",
+    printf("\nEvery round: all %lld due timers fired exactly once, none early (case rounds: one "
+           "task_overdue event and one overdue mark per task, an outbox row per case event; the "
+           "others: one event, one outbox row, one task mark each).\n",
            cf.due);
     return 0;
 }
