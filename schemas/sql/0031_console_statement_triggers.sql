@@ -111,6 +111,10 @@ CREATE TRIGGER console_cases_upd AFTER UPDATE ON cases.case
 CREATE FUNCTION console.on_events_new() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- most statements write neither (a batch of fired timers: task_overdue, escalated): one scan
+    IF NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.kind IN ('opened', 'stage_entered')) THEN
+        RETURN NULL;
+    END IF;
     -- the opened event of least id of each case, unless the summary has one of less id already
     UPDATE console.case_summary x SET reason = e.reason, reason_event = e.id
       FROM (SELECT DISTINCT ON (n.case_id) n.case_id, n.id, n.reason FROM new_rows n
