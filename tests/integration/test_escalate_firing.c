@@ -418,3 +418,71 @@ BX_TEST(a_failing_batch_of_kept_cases_leaves_no_trace)
     firer_free(f);
     PQfinish(db);
 }
+
+/* Migration 0031's row checks (no bounded repetitions) take and refuse what 0004's took and
+ * refused: the bounds exactly, the characters, NULL where it was allowed. */
+BX_TEST(case_rows_are_checked_as_before)
+{
+    setup();
+    PGconn *db = pg();
+    itest_sql_exec(db_url, "INSERT INTO cases.case (id, student_id, school_id, opened_at, stage, "
+                           "updated_at) VALUES (9001, 'QA001', 'QS1', now(), 'home_visit', now())");
+    static const struct {
+        bool ok;
+        const char *sql;
+    } rows[] = {
+        {true, "INSERT INTO cases.event (case_id, event_id, kind, stage, actor, occurred_at) "
+               "VALUES (9001, repeat('e', 128), 'note', repeat('s', 64), repeat('a', 64), now())"},
+        {true, "INSERT INTO cases.event (case_id, event_id, kind, stage, actor, occurred_at) "
+               "VALUES (9001, 'A.z_0:9-x', 'note', NULL, 'bx-escalate', now())"},
+        {false, "INSERT INTO cases.event (case_id, event_id, kind, actor, occurred_at) VALUES "
+                "(9001, repeat('e', 129), 'note', 'x', now())"},
+        {false, "INSERT INTO cases.event (case_id, event_id, kind, actor, occurred_at) VALUES "
+                "(9001, '', 'note', 'x', now())"},
+        {false, "INSERT INTO cases.event (case_id, event_id, kind, actor, occurred_at) VALUES "
+                "(9001, 'a b', 'note', 'x', now())"},
+        {false, "INSERT INTO cases.event (case_id, event_id, kind, actor, occurred_at) VALUES "
+                "(9001, 'e-65', 'note', repeat('a', 65), now())"},
+        {false, "INSERT INTO cases.event (case_id, event_id, kind, stage, actor, occurred_at) "
+                "VALUES (9001, 'e-st', 'note', 'Home', 'x', now())"},
+        {false, "INSERT INTO cases.event (case_id, event_id, kind, stage, actor, occurred_at) "
+                "VALUES (9001, 'e-st2', 'note', repeat('s', 65), 'x', now())"},
+        {true, "INSERT INTO cases.task (case_id, task_key, kind, stage, owner_role, "
+               "owner_staff_id, created_at, due_at) VALUES (9001, repeat('k', 128), "
+               "repeat('k', 64), 'home_visit', 'principal', repeat('s', 32), now(), now())"},
+        {false, "INSERT INTO cases.task (case_id, task_key, kind, owner_role, created_at, "
+                "due_at) VALUES (9001, repeat('k', 129), 'home_visit', 'principal', now(), now())"},
+        {false, "INSERT INTO cases.task (case_id, task_key, kind, owner_role, owner_staff_id, "
+                "created_at, due_at) VALUES (9001, 'k-33', 'home_visit', 'principal', "
+                "repeat('s', 33), now(), now())"},
+        {false, "INSERT INTO cases.task (case_id, task_key, kind, owner_role, owner_staff_id, "
+                "created_at, due_at) VALUES (9001, 'k-dot', 'home_visit', 'principal', 'a.b', "
+                "now(), now())"},
+        {false, "INSERT INTO cases.task (case_id, task_key, kind, owner_role, created_at, "
+                "due_at) VALUES (9001, 'k-kind', '1visit', 'principal', now(), now())"},
+        {true, "INSERT INTO cases.outbox (topic, msg_key, payload, event_id) VALUES ('b' || "
+               "repeat('x', 99), 'k', '{}', repeat('o', 128))"},
+        {false, "INSERT INTO cases.outbox (topic, msg_key, payload, event_id) VALUES ('b' || "
+                "repeat('x', 100), 'k', '{}', 'o-101')"},
+        {false, "INSERT INTO cases.outbox (topic, msg_key, payload, event_id) VALUES ('Bx', 'k', "
+                "'{}', 'o-up')"},
+        {false, "INSERT INTO cases.outbox (topic, msg_key, payload, event_id) VALUES ('bx', 'k', "
+                "'{}', repeat('o', 129))"},
+        {false, "INSERT INTO cases.case (student_id, school_id, opened_at, updated_at) VALUES "
+                "(repeat('s', 33), 'QS1', now(), now())"},
+        {false, "INSERT INTO cases.case (student_id, school_id, opened_at, updated_at) VALUES "
+                "('QA002', 'a:b', now(), now())"},
+        {true, "INSERT INTO cases.case (student_id, school_id, opened_at, stage, updated_at) "
+               "VALUES (repeat('s', 32), repeat('h', 32), now(), repeat('s', 64), now())"},
+        {false, "INSERT INTO cases.timer (timer_key, kind, due_at) VALUES ('t-k', 'Deadline', "
+                "now())"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        bx_error err = {0};
+        bool ok = bx_pg_exec(db, rows[i].sql, &err) == BX_OK;
+        if (ok != rows[i].ok)
+            BX_FAIL_AT("row %zu %s, expected %s: %s", i, ok ? "taken" : "refused",
+                       rows[i].ok ? "taken" : "refused", err.msg);
+    }
+    PQfinish(db);
+}
