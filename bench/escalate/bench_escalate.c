@@ -1,12 +1,19 @@
 /* bench-escalate: bx-escalate's durable timers (services/bx-escalate/timers.c) with 1,000,000 open
  * timers in cases.timer. Loads them with COPY (timed: PostgreSQL's own rate for the same rows),
  * COPYs as many cases.event-shaped rows into a scratch table (timed), then fires the due share with
- * N worker threads, each on its own connection looping timers_claim -> timers_fire, with a fire_fn
- * that writes what bx-escalate writes for an overdue task (a cases.event row, the cases.task
- * update, a cases.outbox row). Checks that every due timer fired exactly once. Run by
- * bench/escalate/run.sh against a scratch database; not a test. */
+ * N worker threads, each on its own connection. The due timers are real cases' home-visit
+ * deadlines (states made by the ladder under deploy/policy/ladder.policy, a registry of their
+ * students): the `case` rounds fire them as bx-escalate does (escalate_store_fire_deadline in
+ * timers_fire_due_prepared's batches); the others with a fire_fn that writes the rows an overdue
+ * task writes (a cases.event row, the cases.task update, a cases.outbox row) without the case.
+ * Checks that every due timer fired exactly once. Run by bench/escalate/run.sh against a scratch
+ * database; not a test. */
+#include "bx_buf.h"
 #include "bx_pg.h"
+#include "bx_registry.h"
+#include "ladder.h"
 #include "outbox.h"
+#include "state_json.h"
 #include "store.h"
 #include "timers.h"
 
@@ -26,8 +33,13 @@
 #define MINUTE     ((bx_time_ms)60000)
 #define MAX_ROUNDS 16
 
-typedef enum variant { V_PLAIN, V_ASYNC, V_BATCH, V_DUE, V_SET } variant;
-static const char *const variant_names[] = {"", "async", "batch", "due", "set"};
+typedef enum variant { V_PLAIN, V_ASYNC, V_BATCH, V_DUE, V_SET, V_CASE1, V_CASE } variant;
+static const char *const variant_names[] = {"", "async", "batch", "due", "set", "case1", "case"};
+
+#ifndef BX_DEFAULT_LADDER_POLICY
+#define BX_DEFAULT_LADDER_POLICY "deploy/policy/ladder.policy"
+#endif
+#define PSEUDONYM_KEY "bench-pseudonym-key" /* the analysts' stream on, as in a deployment */
 
 typedef struct round_spec {
     int workers;
@@ -42,7 +54,20 @@ typedef struct conf {
     round_spec rounds[MAX_ROUNDS];
     int nrounds;
     bool explain;
+    const char *policy_path;
 } conf;
+
+/* The ladder and the registry of the bench's cases, shared read-only by the workers. */
+static ladder_policy policy;
+static bx_registry *registry;
+/* The case every bench case copies (its student BE0000001 replaced by the case's): its state,
+ * its open home-visit task and that task's deadline. */
+static struct {
+    char *state;
+    const char *stage;
+    char task_key[LADDER_KEY_SIZE], task_kind[64], task_stage[64], owner_role[64];
+    bx_time_ms opened_at, task_created, task_due;
+} tmpl;
 
 static conf cf;
 
@@ -189,22 +214,41 @@ static void copy_in(PGconn *db, const char *sql, const mem *buf)
         die(sql, PQerrorMessage(db));
 }
 
-/* Case c (1-based) of the bench: one student, one open task whose timer fires it overdue. */
-#define STUDENT_FMT "BE%07lld"
-#define TASK_FMT    "bench-task-%lld"
+/* Case c (1-based) of the bench: one student, one open home-visit task whose timer fires it
+ * overdue. Ids of one width, so the template's student is replaced in place. */
+#define STUDENT_FMT      "BE%07lld"
+#define TEMPLATE_STUDENT "BE0000001"
+/* Students per school: a large primary school's (the analysts' bands count a school's cells). */
+#define SCHOOL_SIZE 1000
+#define SCHOOL_FMT  "BESCH%04lld"
+
+static long long school_of(long long c)
+{
+    return (c - 1) / SCHOOL_SIZE + 1;
+}
+
+/* text with every TEMPLATE_STUDENT replaced by case c's student, into out (same length). */
+static void for_case(const char *text, long long c, char *out, size_t size)
+{
+    char student[16];
+    snprintf(student, sizeof(student), STUDENT_FMT, c);
+    snprintf(out, size, "%s", text);
+    for (char *p = strstr(out, TEMPLATE_STUDENT); p; p = strstr(p + 9, TEMPLATE_STUDENT))
+        memcpy(p, student, 9);
+}
 
 /* The event payload, shaped like bx.case.events.v1 for a task_overdue (messages.c). */
 static int event_payload(char *out, size_t size, long long case_id, const char *event_id,
-                         const char *occurred)
+                         const char *occurred, const char *task_key)
 {
     return snprintf(out, size,
                     "{\"schema\":\"bx.case.events.v1\",\"event_id\":\"%s\",\"case_id\":\"%lld\","
-                    "\"student_id\":\"" STUDENT_FMT "\",\"school_id\":\"BESCH01\","
+                    "\"student_id\":\"" STUDENT_FMT "\",\"school_id\":\"" SCHOOL_FMT "\","
                     "\"kind\":\"task_overdue\",\"stage\":\"home_visit\",\"actor\":\"bx-escalate\","
-                    "\"occurred_at\":\"%s\",\"task_id\":\"" TASK_FMT "\","
+                    "\"occurred_at\":\"%s\",\"task_id\":\"%s\","
                     "\"task_kind\":\"home_visit\",\"owner_role\":\"homeroom_teacher\","
                     "\"reason\":\"home visit not done by its deadline\",\"late\":false}",
-                    event_id, case_id, case_id, occurred, case_id);
+                    event_id, case_id, case_id, school_of(case_id), occurred, task_key);
 }
 
 /* Is timer i (0-based) one of the due ones? Exactly cf.due of cf.timers, evenly interleaved. */
@@ -213,36 +257,124 @@ static bool is_due(long long i)
     return (i + 1) * cf.due / cf.timers > i * cf.due / cf.timers;
 }
 
+/* A county; schools of SCHOOL_SIZE students in six grades, of a calendar with the autumn term. */
+static void load_registry(PGconn *db)
+{
+    char sql[2400];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO registry.county (code, name) VALUES ('990061', 'bench');"
+             "INSERT INTO registry.township (code, county_code, name) VALUES ('990061100', "
+             "'990061', 'bench');"
+             "INSERT INTO registry.calendar (id, name) VALUES ('bench', 'bench');"
+             "INSERT INTO registry.calendar_term (calendar_id, code, first_day, last_day) VALUES "
+             "('bench', '2026-autumn', '2026-09-01', '2027-01-22');"
+             "INSERT INTO registry.school (id, name, township_code, stage, calendar_id) SELECT "
+             "'BESCH' || lpad(k::text, 4, '0'), 'bench', '990061100', 'primary', 'bench' FROM "
+             "generate_series(1, %lld) k;"
+             "INSERT INTO registry.class (id, school_id, grade, name) SELECT 'BECL' || "
+             "lpad(k::text, 4, '0') || '-' || g, 'BESCH' || lpad(k::text, 4, '0'), g, 'bench' "
+             "FROM generate_series(1, %lld) k, generate_series(1, 6) g;"
+             "INSERT INTO registry.student (id, school_id, class_id, status) SELECT 'BE' || "
+             "lpad(i::text, 7, '0'), 'BESCH' || lpad(((i - 1) / %d + 1)::text, 4, '0'), 'BECL' "
+             "|| lpad(((i - 1) / %d + 1)::text, 4, '0') || '-' || (i %% 6 + 1), 'enrolled' FROM "
+             "generate_series(1, %lld) i;"
+             "INSERT INTO registry.student_private (student_id, name, sex, birth_date) SELECT id, "
+             "'bench', CASE WHEN right(id, 1) < '5' THEN 'F' ELSE 'M' END, date '2016-05-01' "
+             "FROM registry.student WHERE id LIKE 'BE%%'",
+             school_of(cf.due), school_of(cf.due), SCHOOL_SIZE, SCHOOL_SIZE, cf.due);
+    exec_or_die(db, sql);
+    bx_error err = {0};
+    if (bx_registry_load(db, &registry, &err) != BX_OK)
+        die("registry", err.msg);
+}
+
+/* The template case: the ladder opens a suspected dropout's case at the home_visit stage ten days
+ * before now, as a calendar duty does; its home-visit task falls due a school day later. */
+static void make_template(void)
+{
+    static case_state before, after;
+    static ladder_effects fx;
+    bx_error err = {0};
+    if (case_state_init(&before, TEMPLATE_STUDENT, &err) != BX_OK)
+        die("case_state_init", err.msg);
+    ladder_input in;
+    memset(&in, 0, sizeof(in));
+    in.kind = LADDER_IN_SUSPECTED;
+    in.at = T_NOW - 10 * 24 * 60 * MINUTE;
+    in.date = bx_time_local_date(in.at);
+    in.return_date = in.first_date = in.last_date = in.streak_start = BX_DATE_NONE;
+    snprintf(in.event_id, sizeof(in.event_id), "bench-open");
+    snprintf(in.reason, sizeof(in.reason), "bench");
+    snprintf(in.stage_name, sizeof(in.stage_name), "home_visit");
+    const bx_reg_student *student = bx_registry_student(registry, TEMPLATE_STUDENT);
+    if (student == NULL ||
+        ladder_step(&policy, student->school->calendar, &before, &in, &after, &fx, &err) != BX_OK)
+        die("template case", student ? err.msg : "student not in the registry");
+    for (int i = 0; i < fx.nevents; i++) {
+        const ladder_event *e = &fx.events[i];
+        if (e->kind != LADDER_EV_TASK_CREATED || strcmp(e->task_kind, "home_visit") != 0)
+            continue;
+        snprintf(tmpl.task_key, sizeof(tmpl.task_key), "%s", e->task_key);
+        snprintf(tmpl.task_kind, sizeof(tmpl.task_kind), "%s", e->task_kind);
+        snprintf(tmpl.task_stage, sizeof(tmpl.task_stage), "%s", e->stage ? e->stage : "");
+        snprintf(tmpl.owner_role, sizeof(tmpl.owner_role), "%s", e->owner_role);
+        tmpl.task_created = e->at;
+        tmpl.task_due = e->due_at;
+    }
+    if (tmpl.task_key[0] == '\0' || tmpl.task_due >= T_NOW)
+        die("template case", "no home-visit task due before now");
+    bx_buf b;
+    bx_buf_init(&b, 1 << 20);
+    if (state_json_encode(&policy, &after, &b, &err) != BX_OK)
+        die("template state", err.msg);
+    tmpl.state = strdup(b.data);
+    bx_buf_free(&b);
+    tmpl.stage = ladder_stage_name(&policy, after.stage);
+    tmpl.opened_at = after.opened_at;
+}
+
+/* The cases (state, stage), their home-visit tasks, and a copy of the states to reset rounds. */
 static void load_cases(PGconn *db)
 {
     char opened[40], created[40], due[40];
-    ts_text(T_NOW - 30 * 24 * 60 * MINUTE, opened);
-    ts_text(T_NOW - 10 * 24 * 60 * MINUTE, created);
-    ts_text(T_NOW - 60 * MINUTE, due);
+    ts_text(tmpl.opened_at, opened);
+    ts_text(tmpl.task_created, created);
+    ts_text(tmpl.task_due, due);
+    size_t size = strlen(tmpl.state) + 1;
+    char *state = malloc(size), key[LADDER_KEY_SIZE];
+    if (state == NULL)
+        die("memory", "no memory for a state");
     mem m = {0};
-    for (long long c = 1; c <= cf.due; c++)
-        mem_printf(&m, "%lld\t" STUDENT_FMT "\tBESCH01\t%s\thome_visit\t%s\n", c, c, opened,
-                   opened);
+    for (long long c = 1; c <= cf.due; c++) {
+        for_case(tmpl.state, c, state, size); /* JSON without tabs, newlines or backslashes */
+        mem_printf(&m, "%lld\t" STUDENT_FMT "\t" SCHOOL_FMT "\t%s\t%s\t%s\t%s\n", c, c,
+                   school_of(c), opened, tmpl.stage, opened, state);
+    }
     copy_in(db,
-            "COPY cases.case (id, student_id, school_id, opened_at, stage, updated_at) FROM STDIN",
+            "COPY cases.case (id, student_id, school_id, opened_at, stage, updated_at, state) "
+            "FROM STDIN",
             &m);
     m.len = 0;
-    for (long long c = 1; c <= cf.due; c++)
-        mem_printf(&m,
-                   "%lld\t%lld\t" TASK_FMT "\thome_visit\thome_visit\thomeroom_teacher\t%s\t%s\n",
-                   c, c, c, created, due);
+    for (long long c = 1; c <= cf.due; c++) {
+        for_case(tmpl.task_key, c, key, sizeof(key));
+        mem_printf(&m, "%lld\t%lld\t%s\t%s\t%s\t%s\t%s\t%s\n", c, c, key, tmpl.task_kind,
+                   tmpl.task_stage, tmpl.owner_role, created, due);
+    }
     copy_in(db,
             "COPY cases.task (id, case_id, task_key, kind, stage, owner_role, created_at, due_at) "
             "FROM STDIN",
             &m);
     free(m.data);
+    free(state);
     exec_or_die(db, "SELECT setval('cases.case_id_seq', (SELECT max(id) FROM cases.case));"
-                    "SELECT setval('cases.task_id_seq', (SELECT max(id) FROM cases.task))");
+                    "SELECT setval('cases.task_id_seq', (SELECT max(id) FROM cases.task));"
+                    "CREATE TABLE public.bench_case_state AS SELECT id, stage, state, updated_at "
+                    "FROM cases.case");
 }
 
-/* The timer rows: the due ones (case j for the j-th) spread over the last hour, the others over
- * the next 60 days, one row in cf.timers/cf.due due, interleaved. Keys as the service makes them
- * (case, stage, deadline). */
+/* The timer rows: the due ones (case j for the j-th) the deadlines of the cases' home-visit tasks
+ * (keyed as the ladder keys them), the others over the next 60 days, one row in cf.timers/cf.due
+ * due, interleaved. */
 static void timer_rows(mem *m)
 {
     long long j = 0;
@@ -251,11 +383,14 @@ static void timer_rows(mem *m)
         long long c;
         if (is_due(i)) {
             c = ++j;
-            ts_text(T_NOW - 1 - (bx_time_ms)((i * 3600000LL) / cf.timers), due);
-        } else {
-            c = i % cf.due + 1;
-            ts_text(T_NOW + MINUTE + (bx_time_ms)((i * 7919LL) % (60LL * 24 * 60 * 60000)), due);
+            char key[LADDER_KEY_SIZE];
+            for_case(tmpl.task_key, c, key, sizeof(key));
+            ts_text(tmpl.task_due, due);
+            mem_printf(m, "%s\t%lld\tdeadline\t{}\t%s\n", key, c, due);
+            continue;
         }
+        c = i % cf.due + 1;
+        ts_text(T_NOW + MINUTE + (bx_time_ms)((i * 7919LL) % (60LL * 24 * 60 * 60000)), due);
         mem_printf(m, "case:%lld:home_visit:deadline:%lld\t%lld\tdeadline\t{}\t%s\n", c, i, c, due);
     }
 }
@@ -267,8 +402,10 @@ static void event_rows(mem *m)
     for (long long i = 0; i < cf.timers; i++) {
         long long c = i % cf.due + 1;
         char id[64], payload[1024];
+        char key[LADDER_KEY_SIZE];
         snprintf(id, sizeof(id), "copy:%lld", i);
-        event_payload(payload, sizeof(payload), c, id, occurred);
+        for_case(tmpl.task_key, c, key, sizeof(key));
+        event_payload(payload, sizeof(payload), c, id, occurred, key);
         mem_printf(m,
                    "%lld\t%s\ttask_overdue\thome_visit\tbx-escalate\thome visit not done by its "
                    "deadline\tf\t%s\t%s\n",
@@ -285,9 +422,37 @@ typedef struct worker {
     char owner[64];
     long long fired, conflicts, failures, claims, seq;
     double claim_s;
-    escalate_store_batch *queue; /* the set variant's */
+    escalate_store_batch *queue; /* the set and case variants' */
+    /* the case variants': the ladder's scratch (large) */
+    case_state *before, *after;
+    ladder_effects *fx;
     char error[600];
 } worker;
+
+/* ---- the case variants: bx-escalate's own firing of a case deadline ---- */
+
+static escalate_store_firing firing_of(worker *w)
+{
+    return (escalate_store_firing){&policy,  registry,  PSEUDONYM_KEY, "bx.analytics.cases.v1",
+                                   w->queue, w->before, w->after,      w->fx};
+}
+
+/* timers_prepare_fn of `case`: the batch's case rows and bands read in one statement each. */
+static bx_status prefetch_cases(PGconn *db, const timers_list *list, void *arg, bx_error *err)
+{
+    worker *w = arg;
+    const escalate_store_firing f = firing_of(w);
+    return escalate_store_prefetch_cases(db, &f, list, err);
+}
+
+/* The fire_fn of both: what bx-escalate's fire_timer does for a case timer. */
+static bx_status fire_case(PGconn *db, const timers_timer *timer, void *arg, bx_error *err)
+{
+    worker *w = arg;
+    const escalate_store_firing f = firing_of(w);
+    int added = 0;
+    return escalate_store_fire_deadline(db, &f, timer, &added, err);
+}
 
 static pthread_barrier_t start_barrier;
 
@@ -297,14 +462,15 @@ static pthread_barrier_t start_barrier;
 static bx_status fire_overdue(PGconn *db, const timers_timer *timer, void *arg, bx_error *err)
 {
     worker *w = arg;
-    char case_id[24], event_id[96], occurred[40], payload[1024], task_key[48], student[16];
+    char case_id[24], event_id[96], occurred[40], payload[1024], task_key[LADDER_KEY_SIZE],
+        student[16];
     snprintf(case_id, sizeof(case_id), "%" PRId64, timer->case_id);
     snprintf(event_id, sizeof(event_id), "r%d.w%d.%lld.timer-%" PRId64, w->round, w->index,
              w->seq++, timer->id);
-    snprintf(task_key, sizeof(task_key), TASK_FMT, (long long)timer->case_id);
+    snprintf(task_key, sizeof(task_key), "%s", timer->key); /* the ladder's task key */
     snprintf(student, sizeof(student), STUDENT_FMT, (long long)timer->case_id);
     ts_text(T_NOW, occurred);
-    event_payload(payload, sizeof(payload), timer->case_id, event_id, occurred);
+    event_payload(payload, sizeof(payload), timer->case_id, event_id, occurred, task_key);
     const char *params[] = {case_id,      event_id,      "task_overdue",
                             "home_visit", "bx-escalate", "home visit not done by its deadline",
                             "f",          occurred,      payload};
@@ -331,13 +497,13 @@ static bx_status fire_overdue(PGconn *db, const timers_timer *timer, void *arg, 
 static bx_status queue_overdue(PGconn *db, const timers_timer *timer, void *arg, bx_error *err)
 {
     worker *w = arg;
-    char event_id[96], occurred[40], payload[1024], task_key[48], student[16];
+    char event_id[96], occurred[40], payload[1024], task_key[LADDER_KEY_SIZE], student[16];
     snprintf(event_id, sizeof(event_id), "r%d.w%d.%lld.timer-%" PRId64, w->round, w->index,
              w->seq++, timer->id);
-    snprintf(task_key, sizeof(task_key), TASK_FMT, (long long)timer->case_id);
+    snprintf(task_key, sizeof(task_key), "%s", timer->key); /* the ladder's task key */
     snprintf(student, sizeof(student), STUDENT_FMT, (long long)timer->case_id);
     ts_text(T_NOW, occurred);
-    event_payload(payload, sizeof(payload), timer->case_id, event_id, occurred);
+    event_payload(payload, sizeof(payload), timer->case_id, event_id, occurred, task_key);
     bx_status s = escalate_store_queue_event(
         w->queue, 0, timer->case_id, event_id, "task_overdue", "home_visit", "bx-escalate",
         "home visit not done by its deadline", false, occurred, payload, err);
@@ -408,18 +574,31 @@ static void *work(void *arg)
     bx_error err = {0};
     if (w->v == V_ASYNC && bx_pg_exec(db, "SET synchronous_commit = off", &err) != BX_OK)
         die("SET synchronous_commit", err.msg);
-    if (w->v == V_SET && escalate_store_batch_new(&w->queue, &err) != BX_OK)
+    bool queued = w->v == V_SET || w->v == V_CASE1 || w->v == V_CASE;
+    if (queued && escalate_store_batch_new(&w->queue, &err) != BX_OK)
         die("escalate_store_batch_new", err.msg);
+    if (w->v == V_CASE1 || w->v == V_CASE) {
+        w->before = calloc(1, sizeof(*w->before));
+        w->after = calloc(1, sizeof(*w->after));
+        w->fx = calloc(1, sizeof(*w->fx));
+        if (w->before == NULL || w->after == NULL || w->fx == NULL)
+            die("memory", "no memory for the ladder's scratch");
+    }
     pthread_barrier_wait(&start_barrier);
     /* timers.c's timers_fire_due: no claim, the due timers selected FOR UPDATE SKIP LOCKED and
      * fired in one transaction (set: their rows queued and written one statement per table) */
-    while (w->v == V_DUE || w->v == V_SET) {
+    bool due_rounds = w->v == V_DUE || w->v == V_SET || w->v == V_CASE1 || w->v == V_CASE;
+    while (due_rounds) {
         int fired = 0;
         timers_list failed = {0};
         double t0 = now_s();
-        bx_status s = timers_fire_due(
-            db, w->owner, T_NOW, cf.batch, w->v == V_SET ? queue_overdue : fire_overdue,
-            w->v == V_SET ? flush_overdue : NULL, w, &fired, &failed, &err);
+        timers_fire_fn *fire_fn = w->v == V_SET   ? queue_overdue
+                                  : w->v == V_DUE ? fire_overdue
+                                                  : fire_case;
+        escalate_store_batch_clear(w->queue);
+        bx_status s = timers_fire_due_prepared(
+            db, w->owner, T_NOW, cf.batch, w->v == V_CASE ? prefetch_cases : NULL, fire_fn,
+            w->v == V_DUE ? NULL : flush_overdue, w, &fired, &failed, &err);
         w->claim_s += now_s() - t0;
         if (s != BX_OK) {
             escalate_store_batch_clear(w->queue);
@@ -433,7 +612,7 @@ static void *work(void *arg)
         w->claims++;
         w->fired += fired;
     }
-    for (; w->v != V_DUE && w->v != V_SET;) {
+    for (; !due_rounds;) {
         timers_list list = {0};
         double t0 = now_s();
         if (timers_claim(db, w->owner, T_NOW, cf.lease_ms, cf.batch, &list, &err) != BX_OK) {
@@ -470,6 +649,9 @@ static void *work(void *arg)
             break;
     }
     escalate_store_batch_free(w->queue);
+    free(w->before);
+    free(w->after);
+    free(w->fx);
     PQfinish(db);
     return NULL;
 }
@@ -485,8 +667,45 @@ typedef struct result {
 
 /* Every due timer fired exactly once in round r, nothing else fired, one event, one outbox row
  * and one task mark per timer. */
+/* The case rounds: every due timer fired once, each its case's one task_overdue event (the ladder
+ * names its event ids, so a second firing would show as a second event of the task or none),
+ * every case event with its outbox row, every home-visit task marked once. */
+static void verify_cases(PGconn *db, int r, result *out)
+{
+    long long fired = count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NOT NULL "
+                                   "AND id <= (SELECT max(id) FROM public.bench_timer_ids)");
+    long long early = count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NOT NULL "
+                                   "AND due_at > '2026-11-27 02:00:00+00'");
+    long long reclaimed = count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NOT "
+                                       "NULL AND attempts <> 1");
+    long long overdue =
+        count_of(db, "SELECT count(*) FROM cases.event WHERE kind = 'task_overdue'");
+    long long distinct = count_of(db, "SELECT count(DISTINCT payload->'task'->>'task_id') FROM "
+                                      "cases.event WHERE kind = 'task_overdue'");
+    long long events = count_of(db, "SELECT count(*) FROM cases.event");
+    long long outbox = count_of(db, "SELECT count(*) FROM cases.outbox WHERE topic = "
+                                    "'bx.case.events.v1'");
+    long long tasks = count_of(db, "SELECT count(*) FROM cases.task WHERE overdue_at IS NOT NULL");
+    long long due = count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NULL AND "
+                                 "due_at <= '2026-11-27 02:00:00+00'");
+    if (fired != cf.due || early != 0 || reclaimed != 0 || overdue != cf.due ||
+        distinct != cf.due || outbox != events || tasks != cf.due || due != 0) {
+        fprintf(stderr,
+                "bench-escalate: round %d check failed: fired %lld (want %lld), fired before due "
+                "%lld, claimed more than once %lld, task_overdue events %lld of %lld tasks, case "
+                "events %lld with %lld outbox rows, tasks marked %lld, due left %lld\n",
+                r, fired, cf.due, early, reclaimed, overdue, distinct, events, outbox, tasks, due);
+        exit(1);
+    }
+    out->events = events;
+}
+
 static void verify(PGconn *db, int r, result *out)
 {
+    if (cf.rounds[r - 1].v == V_CASE1 || cf.rounds[r - 1].v == V_CASE) {
+        verify_cases(db, r, out);
+        return;
+    }
     char sql[512];
     long long fired = count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NOT NULL");
     long long early = count_of(db, "SELECT count(*) FROM cases.timer WHERE fired_at IS NOT NULL "
@@ -525,11 +744,27 @@ static void checkpoint(PGconn *db)
     PQclear(res);
 }
 
+/* Back to the loaded rows: the timers unfired, the tasks unmarked, the cases' states as loaded;
+ * the events, outbox rows, tasks and timers the round wrote deleted. */
 static void reset(PGconn *db)
 {
+    exec_or_die(db, "DELETE FROM cases.timer WHERE id > (SELECT max(id) FROM "
+                    "public.bench_timer_ids)");
     exec_or_die(db, "UPDATE cases.timer SET fired_at = NULL, claimed_by = NULL, lease_until = "
-                    "NULL, attempts = 0 WHERE fired_at IS NOT NULL OR claimed_by IS NOT NULL");
-    exec_or_die(db, "UPDATE cases.task SET overdue_at = NULL WHERE overdue_at IS NOT NULL");
+                    "NULL, attempts = 0, cancelled = false WHERE fired_at IS NOT NULL OR "
+                    "claimed_by IS NOT NULL");
+    exec_or_die(db,
+                "DELETE FROM cases.task WHERE id > (SELECT max(id) FROM public.bench_case_state)");
+    exec_or_die(db, "UPDATE cases.task SET overdue_at = NULL, outcome = NULL, ended_at = NULL "
+                    "WHERE overdue_at IS NOT NULL OR outcome IS NOT NULL");
+    exec_or_die(db, "UPDATE cases.case c SET stage = b.stage, state = b.state, updated_at = "
+                    "b.updated_at, closed_at = NULL, ending = NULL FROM public.bench_case_state b "
+                    "WHERE b.id = c.id AND (c.state <> b.state OR c.closed_at IS NOT NULL)");
+    /* cases.event is append-only (a trigger refuses deletes): the bench's scratch database
+     * deletes with triggers off (the role is superuser locally) */
+    exec_or_die(db, "SET session_replication_role = replica; DELETE FROM cases.outbox; DELETE "
+                    "FROM cases.event; DELETE FROM cases.needs_attention; RESET "
+                    "session_replication_role");
 }
 
 static void settle(PGconn *db)
@@ -639,10 +874,14 @@ static void parse_rounds(const char *spec)
                 r->v = V_DUE;
             else if (strcmp(end + 1, "set") == 0)
                 r->v = V_SET;
+            else if (strcmp(end + 1, "case1") == 0)
+                r->v = V_CASE1;
+            else if (strcmp(end + 1, "case") == 0)
+                r->v = V_CASE;
             else
-                die("--rounds", "variant must be async, batch, due or set");
+                die("--rounds", "variant must be async, batch, due, set, case1 or case");
         } else if (*end != '\0') {
-            die("--rounds", "items are N, N:async, N:batch, N:due or N:set");
+            die("--rounds", "items are N, N:async, N:batch, N:due, N:set, N:case1 or N:case");
         }
     }
     free(copy);
@@ -652,7 +891,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench-escalate --url URL [--timers N] [--due N] [--batch N] [--lease-ms N]\n"
-            "                      [--rounds 2,4,2:async,2:batch] [--explain]\n");
+            "                      [--rounds 2,4,2:async,2:batch,2:case1,2:case] [--explain]\n"
+            "                      [--policy ladder.policy]\n");
     exit(2);
 }
 
@@ -663,6 +903,7 @@ int main(int argc, char **argv)
     cf.batch = 500;
     cf.lease_ms = 10 * MINUTE;
     parse_rounds("2,4,2:async,2:batch");
+    cf.policy_path = BX_DEFAULT_LADDER_POLICY;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--explain") == 0) {
@@ -684,6 +925,8 @@ int main(int argc, char **argv)
             cf.lease_ms = strtoll(v, NULL, 10);
         else if (strcmp(a, "--rounds") == 0)
             parse_rounds(v);
+        else if (strcmp(a, "--policy") == 0)
+            cf.policy_path = v;
         else
             usage();
     }
@@ -697,7 +940,12 @@ int main(int argc, char **argv)
                     "ALTER TABLE public.bench_event_copy ADD FOREIGN KEY (case_id) "
                     "REFERENCES cases.case (id)");
 
-    fprintf(stderr, "bench-escalate: %lld cases and tasks (COPY, untimed)\n", cf.due);
+    bx_error err = {0};
+    if (ladder_policy_load(cf.policy_path, &policy, &err) != BX_OK)
+        die("policy", err.msg);
+    fprintf(stderr, "bench-escalate: %lld students, cases and tasks (untimed)\n", cf.due);
+    load_registry(db);
+    make_template();
     load_cases(db);
     exec_or_die(db, "VACUUM ANALYZE cases.case, cases.task");
 
@@ -729,6 +977,7 @@ int main(int argc, char **argv)
     size_t event_bytes = rows.len;
     free(rows.data);
     exec_or_die(db, "DROP TABLE public.bench_event_copy");
+    exec_or_die(db, "CREATE TABLE public.bench_timer_ids AS SELECT max(id) AS id FROM cases.timer");
     exec_or_die(db, "VACUUM ANALYZE cases.timer");
     if (cf.explain)
         explain_claim(db);
@@ -764,6 +1013,8 @@ int main(int argc, char **argv)
                  : x->v == V_BATCH ? ", batch in 1 tx (bench)"
                  : x->v == V_DUE   ? ", timers_fire_due"
                  : x->v == V_SET   ? ", timers_fire_due, set writes"
+                 : x->v == V_CASE1 ? ", service path, cases 1 by 1"
+                 : x->v == V_CASE  ? ", service path, cases in 1"
                                    : "");
         printf("%-34s %8.2f %10.0f %10.0f %10.4f %9.1f %9.1f %11.1f %s\n", label, x->secs,
                (double)x->fired / x->secs, (double)x->events / x->secs,
@@ -771,8 +1022,9 @@ int main(int argc, char **argv)
                x->claims ? x->claim_s * 1000 / (double)x->claims : 0.0, x->cpu_s,
                x->cpu_s * 1e6 / (double)x->fired, x->load);
     }
-    printf("\nEvery round: all %lld due timers fired exactly once (one event, one outbox row, one "
-           "task mark each), none early.\n",
+    printf("\nEvery round: all %lld due timers fired exactly once, none early (case rounds: one "
+           "task_overdue event and one overdue mark per task, an outbox row per case event; the "
+           "others: one event, one outbox row, one task mark each).\n",
            cf.due);
     return 0;
 }

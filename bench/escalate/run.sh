@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench/escalate/run.sh: bx-escalate's durable timers with 1,000,000 open timers: due timers fired
-# per second and case events per second (timers_claim -> timers_fire with what the service writes
-# per firing), beside PostgreSQL's COPY rate of the same rows, measured in the same run, in a
-# scratch database of its own (dropped at the end, also on failure).
+# per second and case events per second (the `case` rounds: real cases' deadlines fired as the
+# service fires them, escalate_store_fire_deadline; the others: the rows an overdue task writes),
+# beside PostgreSQL's COPY rate of the same rows, measured in the same run, in a scratch database
+# of its own (dropped at the end, also on failure).
 #
-#   bash bench/escalate/run.sh [bench-escalate options, e.g. --due 50000 --rounds 2,4 --explain]
+#   bash bench/escalate/run.sh [bench-escalate options, e.g. --due 50000 --rounds 2:case1,2:case]
 #
 # Needs the local PostgreSQL: bash deploy/local/bx-infra up
 # Knobs (environment): BENCH_BUILD (build directory, default build/), BENCH_SKIP_BUILD=1,

@@ -68,11 +68,29 @@ enum {
 
 #define TAGS_MAX 4096
 
+/* A case row loaded for a batch of firings (escalate_store_prefetch_cases), as the last step of
+ * the batch left it. */
+typedef struct kept_case {
+    int64_t row_id;
+    bool closed;
+    char school[BX_ID_MAX + 1];
+    char *state; /* its state JSON; owned */
+    /* a step changed it: written by the flush with these */
+    bool changed;
+    const char *stage, *ending; /* the policy's names, static */
+    char updated[40], closed_at[40];
+    bool has_bands; /* the analysts' bands of its student were read */
+    escalate_bands bands;
+} kept_case;
+
 struct escalate_store_batch {
     queue_group g[G_N];
     bx_map *changed;    /* task and timer keys with a queued change: a second one flushes first */
     bx_map *event_tags; /* event id -> tag + 1 */
     int new_events[TAGS_MAX];
+    kept_case *kept; /* the batch's case rows, locked; nkept of them */
+    int nkept;
+    bx_map *kept_of; /* case row id (decimal) -> index + 1 into kept */
 };
 
 static const int group_cols[G_N] = {EV_N, OB_N, TI_N, TD_N, TO_N, TR_N, TX_N, MI_N, MC_N};
@@ -111,6 +129,19 @@ static bx_status queue_row(escalate_store_batch *q, int g, const char *const *va
     return BX_OK;
 }
 
+static void forget_kept(escalate_store_batch *q)
+{
+    for (int i = 0; i < q->nkept; i++)
+        free(q->kept[i].state);
+    free(q->kept);
+    q->kept = NULL;
+    q->nkept = 0;
+    bx_map_free(q->kept_of);
+    q->kept_of = NULL;
+}
+
+/* Empties the queue and forgets the kept case rows: after a flush what runs next reads the
+ * table (a calendar duty writes case rows of its own). */
 static void empty_groups(escalate_store_batch *q)
 {
     for (int g = 0; g < G_N; g++) {
@@ -122,6 +153,7 @@ static void empty_groups(escalate_store_batch *q)
     bx_map_free(q->event_tags);
     q->changed = bx_map_new();
     q->event_tags = bx_map_new();
+    forget_kept(q);
 }
 
 bx_status escalate_store_batch_new(escalate_store_batch **out, bx_error *err)
@@ -152,6 +184,7 @@ void escalate_store_batch_free(escalate_store_batch *q)
             bx_buf_free(&q->g[g].cols[c]);
     bx_map_free(q->changed);
     bx_map_free(q->event_tags);
+    forget_kept(q);
     free(q);
 }
 
@@ -204,9 +237,49 @@ static const char *const group_sql[G_N] = {
                         "m.fired_at IS NULL",
 };
 
+/* The kept case rows a step changed, each once with its latest state: one UPDATE. */
+static bx_status write_kept_cases(PGconn *db, escalate_store_batch *q, bx_error *err)
+{
+    enum { KC_ID, KC_STAGE, KC_STATE, KC_UPDATED, KC_CLOSED, KC_ENDING, KC_N };
+    bx_buf cols[KC_N];
+    for (int c = 0; c < KC_N; c++)
+        bx_buf_init(&cols[c], 0);
+    bx_status s = BX_OK;
+    int rows = 0;
+    for (int i = 0; i < q->nkept && s == BX_OK; i++) {
+        const kept_case *k = &q->kept[i];
+        if (!k->changed)
+            continue;
+        char id[24];
+        snprintf(id, sizeof(id), "%" PRId64, k->row_id);
+        const char *v[KC_N] = {
+            id, k->stage, k->state, k->updated, k->closed ? k->closed_at : NULL, k->ending};
+        for (int c = 0; c < KC_N && s == BX_OK; c++)
+            s = array_add(&cols[c], v[c]);
+        rows++;
+    }
+    const char *params[KC_N];
+    for (int c = 0; c < KC_N && s == BX_OK; c++) {
+        s = bx_buf_puts(&cols[c], "}");
+        params[c] = cols[c].data;
+    }
+    if (s != BX_OK)
+        s = BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
+    else if (rows > 0)
+        s = bx_pg_command(db,
+                          "UPDATE cases.case c SET stage = u.s, state = u.j::jsonb, updated_at = "
+                          "u.t, closed_at = u.c, ending = u.e FROM unnest($1::bigint[], "
+                          "$2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], "
+                          "$6::text[]) AS u(i, s, j, t, c, e) WHERE c.id = u.i",
+                          KC_N, params, NULL, err);
+    for (int c = 0; c < KC_N; c++)
+        bx_buf_free(&cols[c]);
+    return s;
+}
+
 bx_status escalate_store_batch_flush(PGconn *db, escalate_store_batch *q, bx_error *err)
 {
-    bx_status s = BX_OK;
+    bx_status s = write_kept_cases(db, q, err);
     for (int g = 0; g < G_N && s == BX_OK; g++) {
         queue_group *grp = &q->g[g];
         if (grp->rows == 0)
@@ -293,6 +366,26 @@ bx_status escalate_store_queue_overdue(PGconn *db, escalate_store_batch *q, cons
 
 /* ---- one ladder step ---- */
 
+/* row and *state from a case row's columns (id, closed "t"/"f", school, state JSON). */
+static bx_status case_of_columns(const ladder_policy *policy, const char *id, const char *closed,
+                                 const char *school, const char *state_json, size_t len,
+                                 escalate_store_case *row, case_state *state, bx_error *err)
+{
+    row->row_id = strtoll(id, NULL, 10);
+    row->closed = strcmp(closed, "t") == 0;
+    snprintf(row->school, sizeof(row->school), "%s", school);
+    bx_status s = state_json_decode(policy, state_json, len, state, err);
+    if (s != BX_OK) {
+        /* Neither reset nor skipped: the input fails, a message is retried and a timer fired
+         * again after its lease, until the state or the policy is put right. */
+        char why[sizeof(err->msg)];
+        snprintf(why, sizeof(why), "%s", err->msg);
+        s = BX_ERR(err, s, "case row %lld: %s", (long long)row->row_id, why);
+        bx_log_error("%s", err->msg);
+    }
+    return s;
+}
+
 /* The row sql selects by param (id, closed, school, state), locked. */
 static bx_status load_case(PGconn *db, const ladder_policy *policy, const char *sql,
                            const char *param, escalate_store_case *row, case_state *state,
@@ -301,21 +394,10 @@ static bx_status load_case(PGconn *db, const ladder_policy *policy, const char *
     PGresult *res = NULL;
     memset(row, 0, sizeof(*row));
     bx_status s = bx_pg_query(db, sql, 1, (const char *[]){param}, &res, err);
-    if (s == BX_OK && PQntuples(res) == 1) {
-        row->row_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        row->closed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-        snprintf(row->school, sizeof(row->school), "%s", PQgetvalue(res, 0, 2));
-        s = state_json_decode(policy, PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3), state,
-                              err);
-        if (s != BX_OK) {
-            /* Neither reset nor skipped: the input fails, a message is retried and a timer fired
-             * again after its lease, until the state or the policy is put right. */
-            char why[sizeof(err->msg)];
-            snprintf(why, sizeof(why), "%s", err->msg);
-            s = BX_ERR(err, s, "case row %lld: %s", (long long)row->row_id, why);
-            bx_log_error("%s", err->msg);
-        }
-    }
+    if (s == BX_OK && PQntuples(res) == 1)
+        s = case_of_columns(policy, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+                            PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+                            (size_t)PQgetlength(res, 0, 3), row, state, err);
     PQclear(res);
     return s;
 }
@@ -335,10 +417,39 @@ bx_status escalate_store_case_by_id(PGconn *db, const ladder_policy *policy, int
     return load_case(db, policy, SELECT_CASE_BY_ID, id, row, state, err);
 }
 
-/* Writes the case row of `after` (insert or update), returning its id in *row_id. */
-static bx_status write_case(PGconn *db, const ladder_policy *policy, bool insert,
-                            const char *school, const case_state *after, int64_t *row_id,
-                            bx_error *err)
+static kept_case *kept_case_of(const escalate_store_batch *q, int64_t row_id)
+{
+    if (q == NULL || q->kept_of == NULL)
+        return NULL;
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRId64, row_id);
+    intptr_t at = (intptr_t)bx_map_get(q->kept_of, id);
+    return at > 0 ? &q->kept[at - 1] : NULL;
+}
+
+/* A kept row's update for the flush: its new state, stage, closing. */
+static bx_status keep_case(kept_case *k, const ladder_policy *policy, const case_state *after,
+                           bx_buf *state, bx_error *err)
+{
+    char *copy = strdup(state->data);
+    if (copy == NULL)
+        return BX_ERR(err, BX_ENOMEM, "store: out of memory");
+    free(k->state);
+    k->state = copy;
+    k->changed = true;
+    k->closed = !after->open && after->ending != LADDER_END_NONE;
+    k->stage = ladder_stage_name(policy, after->stage);
+    k->ending = k->closed ? ladder_ending_name(after->ending) : NULL;
+    bx_time_format(bx_clock_now(), k->updated, sizeof(k->updated));
+    bx_time_format(after->closed_at, k->closed_at, sizeof(k->closed_at));
+    return BX_OK;
+}
+
+/* Writes the case row of `after` (insert or update), returning its id in *row_id; a row kept in
+ * q (escalate_store_prefetch_cases) is updated there, for the flush. */
+static bx_status write_case(PGconn *db, escalate_store_batch *q, const ladder_policy *policy,
+                            bool insert, const char *school, const case_state *after,
+                            int64_t *row_id, bx_error *err)
 {
     bx_buf state;
     bx_buf_init(&state, 1 << 20);
@@ -352,6 +463,12 @@ static bx_status write_case(PGconn *db, const ladder_policy *policy, bool insert
     if (s != BX_OK) {
         bx_buf_free(&state);
         return s; /* err names the case */
+    }
+    kept_case *k = insert ? NULL : kept_case_of(q, *row_id);
+    if (k != NULL) {
+        s = keep_case(k, policy, after, &state, err);
+        bx_buf_free(&state);
+        return s;
     }
     PGresult *res = NULL;
     if (insert) {
@@ -389,92 +506,60 @@ static bx_status write_case(PGconn *db, const ladder_policy *policy, bool insert
     return s;
 }
 
-/* The change event e makes to its task (created, done, overdue) in case row id. */
+/* A task change of one row at once, by the group it is queued in: the same columns in the same
+ * order as group_sql's. */
+static const char *const row_sql[G_N] = {
+    [G_TASKS] = "INSERT INTO cases.task (case_id, task_key, kind, stage, owner_role, "
+                "owner_staff_id, created_at, due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "ON CONFLICT (task_key) DO NOTHING",
+    [G_DONE] = "UPDATE cases.task SET done_at = $2, done_by = $3 WHERE task_key = $1 AND "
+               "done_at IS NULL",
+    [G_OVERDUE] = "UPDATE cases.task SET overdue_at = $2 WHERE task_key = $1 AND "
+                  "overdue_at IS NULL",
+    [G_REASSIGN] = "UPDATE cases.task SET owner_staff_id = $2 WHERE task_key = $1 AND "
+                   "case_id = $3::bigint",
+};
+
+/* The change event e makes to its task (created, done, overdue, reassigned) in case row id:
+ * queued in q (a change of a task queued already flushes first), or written at once. */
 static bx_status write_task(PGconn *db, escalate_store_batch *q, const char *id,
                             const messages_context *ctx, const ladder_event *e,
                             const char *occurred, const char *actor, bx_error *err)
 {
     char due[40], created[40];
-    bx_status s = BX_OK;
-    if (q != NULL) {
-        switch (e->kind) {
-        case LADDER_EV_TASK_CREATED: {
-            bx_time_format(e->due_at, due, sizeof(due));
-            bx_time_format(e->at, created, sizeof(created));
-            const char *v[TI_N] = {id,
-                                   e->task_key,
-                                   e->task_kind,
-                                   e->stage,
-                                   e->owner_role,
-                                   messages_staff_of(ctx, e->owner_role),
-                                   created,
-                                   due};
-            return queue_row(q, G_TASKS, v, err);
-        }
-        case LADDER_EV_TASK_DONE: {
-            const char *v[TD_N] = {e->task_key, occurred, actor};
-            s = before_change(db, q, 't', e->task_key, err);
-            IFOK(s, queue_row(q, G_DONE, v, err));
-            return s;
-        }
-        case LADDER_EV_TASK_OVERDUE:
-            return escalate_store_queue_overdue(db, q, e->task_key, occurred, err);
-        case LADDER_EV_NOTE: /* task_reassigned: the task's new owner */
-            if (e->owner_staff_id[0] != '\0') {
-                const char *v[TR_N] = {e->task_key, e->owner_staff_id, id};
-                s = before_change(db, q, 't', e->task_key, err);
-                IFOK(s, queue_row(q, G_REASSIGN, v, err));
-            }
-            return s;
-        default:
-            return BX_OK;
-        }
-    }
+    const char *v[TI_N];
+    int g;
     switch (e->kind) {
-    case LADDER_EV_TASK_CREATED: {
+    case LADDER_EV_TASK_CREATED:
         bx_time_format(e->due_at, due, sizeof(due));
         bx_time_format(e->at, created, sizeof(created));
-        const char *p[] = {id,
-                           e->task_key,
-                           e->task_kind,
-                           e->stage,
-                           e->owner_role,
-                           messages_staff_of(ctx, e->owner_role),
-                           created,
-                           due};
-        s = exec_params(db,
-                        "INSERT INTO cases.task (case_id, task_key, kind, stage, owner_role, "
-                        "owner_staff_id, created_at, due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-                        "$8) ON CONFLICT (task_key) DO NOTHING",
-                        8, p, err);
+        g = G_TASKS;
+        memcpy(v,
+               (const char *[TI_N]){id, e->task_key, e->task_kind, e->stage, e->owner_role,
+                                    messages_staff_of(ctx, e->owner_role), created, due},
+               sizeof(v));
         break;
-    }
-    case LADDER_EV_TASK_DONE: {
-        const char *p[] = {e->task_key, occurred, actor};
-        s = exec_params(db,
-                        "UPDATE cases.task SET done_at = $2, done_by = $3 WHERE task_key = $1 AND "
-                        "done_at IS NULL",
-                        3, p, err);
+    case LADDER_EV_TASK_DONE:
+        g = G_DONE;
+        memcpy(v, (const char *[TD_N]){e->task_key, occurred, actor}, TD_N * sizeof(*v));
         break;
-    }
-    case LADDER_EV_TASK_OVERDUE: {
-        const char *p[] = {e->task_key, occurred};
-        s = exec_params(db,
-                        "UPDATE cases.task SET overdue_at = $2 WHERE task_key = $1 AND "
-                        "overdue_at IS NULL",
-                        2, p, err);
+    case LADDER_EV_TASK_OVERDUE:
+        g = G_OVERDUE;
+        memcpy(v, (const char *[TO_N]){e->task_key, occurred}, TO_N * sizeof(*v));
         break;
-    }
     case LADDER_EV_NOTE: /* task_reassigned: the task's new owner */
-        if (e->owner_staff_id[0] != '\0')
-            s = exec_params(db,
-                            "UPDATE cases.task SET owner_staff_id = $2 WHERE task_key = $1 AND "
-                            "case_id = $3::bigint",
-                            3, (const char *[]){e->task_key, e->owner_staff_id, id}, err);
+        if (e->owner_staff_id[0] == '\0')
+            return BX_OK;
+        g = G_REASSIGN;
+        memcpy(v, (const char *[TR_N]){e->task_key, e->owner_staff_id, id}, TR_N * sizeof(*v));
         break;
     default:
-        break;
+        return BX_OK;
     }
+    if (q == NULL)
+        return exec_params(db, row_sql[g], group_cols[g], v, err);
+    bx_status s = g == G_TASKS ? BX_OK : before_change(db, q, 't', e->task_key, err);
+    IFOK(s, queue_row(q, g, v, err));
     return s;
 }
 
@@ -521,6 +606,38 @@ static bx_status write_event(PGconn *db, escalate_store_batch *q, int tag, int64
     return write_task(db, NULL, id, ctx, e, occurred, actor, err);
 }
 
+/* Did this step supersede task t (a recurrence replaced by the next; not superseded before)? */
+static bool superseded_now(const case_state *before, const ladder_task *t)
+{
+    if (t->state != LADDER_TASK_SUPERSEDED || t->rule < 0)
+        return false;
+    for (int k = 0; k < before->ntasks; k++)
+        if (before->tasks[k].state == LADDER_TASK_SUPERSEDED &&
+            strcmp(before->tasks[k].key, t->key) == 0)
+            return false;
+    return true;
+}
+
+/* Did the step's events fire the deadline of task key (it went overdue in this step)? Its timer
+ * is firing now: fired, not cancelled. */
+static bool deadline_fired_now(const ladder_effects *fx, const char *key)
+{
+    for (int e = 0; e < fx->nevents; e++)
+        if (fx->events[e].kind == LADDER_EV_TASK_OVERDUE &&
+            strcmp(fx->events[e].task_key, key) == 0)
+            return true;
+    return false;
+}
+
+/* Did the step close the case? */
+static bool closed_now(const ladder_effects *fx)
+{
+    for (int i = 0; i < fx->nevents; i++)
+        if (fx->events[i].kind == LADDER_EV_CLOSED)
+            return true;
+    return false;
+}
+
 /* Was the task of key live (open or overdue) in state s? */
 static bool live_before(const case_state *s, const char *key)
 {
@@ -542,10 +659,7 @@ static bx_status queue_task_endings(PGconn *db, escalate_store_batch *q, int64_t
                                     const case_state *before, const case_state *after,
                                     const ladder_effects *fx, bx_error *err)
 {
-    bool closed = false;
-    for (int i = 0; i < fx->nevents && !closed; i++)
-        closed = fx->events[i].kind == LADDER_EV_CLOSED;
-    if (closed && !after->open) {
+    if (closed_now(fx) && !after->open) {
         bx_status s = escalate_store_batch_flush(db, q, err);
         IFOK(s, write_task_endings(db, NULL, row_id, before, after, fx, err));
         return s;
@@ -555,17 +669,11 @@ static bx_status queue_task_endings(PGconn *db, escalate_store_batch *q, int64_t
     bx_status s = BX_OK;
     for (int i = 0; i < after->ntasks && s == BX_OK; i++) {
         const ladder_task *t = &after->tasks[i];
-        if (t->state != LADDER_TASK_SUPERSEDED || t->rule < 0)
+        if (!superseded_now(before, t))
             continue;
-        bool was = false;
-        for (int k = 0; k < before->ntasks && !was; k++)
-            was = before->tasks[k].state == LADDER_TASK_SUPERSEDED &&
-                  strcmp(before->tasks[k].key, t->key) == 0;
-        if (!was) {
-            const char *v[TX_N] = {t->key, "superseded", at};
-            s = before_change(db, q, 't', t->key, err);
-            IFOK(s, queue_row(q, G_OUTCOME, v, err));
-        }
+        const char *v[TX_N] = {t->key, "superseded", at};
+        s = before_change(db, q, 't', t->key, err);
+        IFOK(s, queue_row(q, G_OUTCOME, v, err));
     }
     /* the stages left: their tasks cancelled in this step */
     for (int i = 0; i < after->ntasks && s == BX_OK; i++) {
@@ -575,13 +683,7 @@ static bx_status queue_task_endings(PGconn *db, escalate_store_batch *q, int64_t
         const char *v[TX_N] = {t->key, "cancelled", at};
         s = before_change(db, q, 't', t->key, err);
         IFOK(s, queue_row(q, G_OUTCOME, v, err));
-        /* a task whose deadline fired in this step has its timer firing now: that one is
-         * fired, not cancelled */
-        bool fired_now = false;
-        for (int e = 0; e < fx->nevents && !fired_now; e++)
-            fired_now = fx->events[e].kind == LADDER_EV_TASK_OVERDUE &&
-                        strcmp(fx->events[e].task_key, t->key) == 0;
-        if (!fired_now && s == BX_OK) {
+        if (!deadline_fired_now(fx, t->key) && s == BX_OK) {
             if (t->key[0] == '\0' || strlen(t->key) > TIMERS_KEY_MAX)
                 return BX_ERR(err, BX_EINVAL, "timer key must be 1 to %d bytes", TIMERS_KEY_MAX);
             char when[40];
@@ -610,24 +712,13 @@ static bx_status write_task_endings(PGconn *db, escalate_store_batch *q, int64_t
     snprintf(id, sizeof(id), "%lld", (long long)row_id);
     bx_time_format(fx->events[fx->nevents - 1].at, at, sizeof(at));
     bx_status s = BX_OK;
-    for (int i = 0; i < after->ntasks && s == BX_OK; i++) {
-        const ladder_task *t = &after->tasks[i];
-        if (t->state != LADDER_TASK_SUPERSEDED || t->rule < 0)
-            continue;
-        bool was = false;
-        for (int k = 0; k < before->ntasks && !was; k++)
-            was = before->tasks[k].state == LADDER_TASK_SUPERSEDED &&
-                  strcmp(before->tasks[k].key, t->key) == 0;
-        if (!was)
+    for (int i = 0; i < after->ntasks && s == BX_OK; i++)
+        if (superseded_now(before, &after->tasks[i]))
             s = exec_params(db,
                             "UPDATE cases.task SET outcome = 'superseded', ended_at = $2 WHERE "
                             "task_key = $1 AND outcome IS NULL",
-                            2, (const char *[]){t->key, at}, err);
-    }
-    bool closed = false;
-    for (int i = 0; i < fx->nevents && !closed; i++)
-        closed = fx->events[i].kind == LADDER_EV_CLOSED;
-    if (!closed || after->open) {
+                            2, (const char *[]){after->tasks[i].key, at}, err);
+    if (!closed_now(fx) || after->open) {
         /* the stages left: their tasks cancelled in this step */
         for (int i = 0; i < after->ntasks && s == BX_OK; i++) {
             const ladder_task *t = &after->tasks[i];
@@ -638,12 +729,8 @@ static bx_status write_task_endings(PGconn *db, escalate_store_batch *q, int64_t
                             "task_key = $1 AND outcome IS NULL",
                             2, (const char *[]){t->key, at}, err);
             /* a task whose deadline fired in this step (it went overdue, then its stage was
-             * left) has its timer firing now: that one is fired, not cancelled */
-            bool fired_now = false;
-            for (int e = 0; e < fx->nevents && !fired_now; e++)
-                fired_now = fx->events[e].kind == LADDER_EV_TASK_OVERDUE &&
-                            strcmp(fx->events[e].task_key, t->key) == 0;
-            if (!fired_now)
+             * left) is fired, not cancelled */
+            if (!deadline_fired_now(fx, t->key))
                 IFOK(s, timers_cancel(db, t->key, fx->events[fx->nevents - 1].at, NULL, err));
         }
         return s;
@@ -688,7 +775,7 @@ bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
     if (row_id == 0 && !after->open && fx->nevents == 0)
         return BX_OK; /* no case and none opened */
     int64_t id = row_id;
-    bx_status s = write_case(db, policy, opened_new, step->school, after, &id, err);
+    bx_status s = write_case(db, step->batch, policy, opened_new, step->school, after, &id, err);
     const bx_reg_student *student = step->student;
     messages_context ctx = {step->school,
                             student && student->klass ? student->klass->homeroom_staff_id : ""};
@@ -734,6 +821,137 @@ bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
     }
     bx_buf_free(&b);
     return s;
+}
+
+/* ---- a batch of case timers ---- */
+
+bx_status escalate_store_prefetch_cases(PGconn *db, const escalate_store_firing *f,
+                                        const timers_list *list, bx_error *err)
+{
+    escalate_store_batch *q = f->batch;
+    if (q == NULL || list->count == 0)
+        return BX_OK;
+    forget_kept(q);
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    bx_status s = bx_buf_puts(&ids, "{");
+    for (int i = 0, n = 0; i < list->count && s == BX_OK; i++)
+        if (list->items[i].case_id > 0)
+            s = bx_buf_printf(&ids, "%s%" PRId64, n++ ? "," : "", list->items[i].case_id);
+    IFOK(s, bx_buf_puts(&ids, "}"));
+    if (s != BX_OK) {
+        bx_buf_free(&ids);
+        return BX_ERR(err, BX_ENOMEM, "store: out of memory");
+    }
+    PGresult *res = NULL;
+    /* locked in id order: two batches (or replicas) never wait on each other in a circle */
+    s = bx_pg_query(db,
+                    "SELECT id, closed_at IS NOT NULL, school_id, state::text, student_id FROM "
+                    "cases.case WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                    1, (const char *[]){ids.data}, &res, err);
+    bx_buf_free(&ids);
+    int n = s == BX_OK ? PQntuples(res) : 0;
+    const char **students = NULL;
+    escalate_bands *bands = NULL;
+    if (n > 0) {
+        q->kept = calloc((size_t)n, sizeof(*q->kept));
+        q->kept_of = bx_map_new();
+        students = calloc((size_t)n, sizeof(*students));
+        bands = calloc((size_t)n, sizeof(*bands));
+        if (q->kept == NULL || q->kept_of == NULL || students == NULL || bands == NULL)
+            s = BX_ERR(err, BX_ENOMEM, "store: out of memory");
+    }
+    for (int r = 0; r < n && s == BX_OK; r++) {
+        kept_case *k = &q->kept[r];
+        k->row_id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        k->closed = strcmp(PQgetvalue(res, r, 1), "t") == 0;
+        snprintf(k->school, sizeof(k->school), "%s", PQgetvalue(res, r, 2));
+        k->state = strdup(PQgetvalue(res, r, 3));
+        students[r] = PQgetvalue(res, r, 4);
+        q->nkept = r + 1;
+        if (k->state == NULL ||
+            bx_map_put(q->kept_of, PQgetvalue(res, r, 0), (void *)(intptr_t)(r + 1)) != BX_OK)
+            s = BX_ERR(err, BX_ENOMEM, "store: out of memory");
+    }
+    /* the analysts' bands of the batch's students in one statement, not one per firing */
+    if (s == BX_OK && n > 0 && f->pseudonym_key && f->pseudonym_key[0]) {
+        s = escalate_analytics_bands_of(db, students, n, bands, err);
+        for (int r = 0; r < n && s == BX_OK; r++) {
+            q->kept[r].bands = bands[r];
+            q->kept[r].has_bands = true;
+        }
+    }
+    free(students);
+    free(bands);
+    PQclear(res);
+    if (s != BX_OK)
+        forget_kept(q);
+    return s;
+}
+
+/* A case timer's deadline as the ladder's input. */
+static void deadline_input(const timers_timer *timer, ladder_input *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->kind = LADDER_IN_DEADLINE;
+    in->at = timer->due_at;
+    in->date = bx_time_local_date(timer->due_at);
+    in->return_date = in->first_date = in->last_date = BX_DATE_NONE;
+    in->streak_start = BX_DATE_NONE;
+    snprintf(in->timer_key, sizeof(in->timer_key), "%s", timer->key);
+    snprintf(in->event_id, sizeof(in->event_id), "timer:%.*s", (int)sizeof(in->event_id) - 7,
+             timer->key);
+}
+
+bx_status escalate_store_fire_deadline(PGconn *db, const escalate_store_firing *f,
+                                       const timers_timer *timer, int *new_events, bx_error *err)
+{
+    *new_events = 0;
+    escalate_store_case row = {0};
+    memset(f->before, 0, sizeof(*f->before));
+    const kept_case *k = kept_case_of(f->batch, timer->case_id);
+    escalate_bands bands = {{0}, {0}};
+    bool has_bands = k && k->has_bands;
+    bx_status s;
+    if (k != NULL) {
+        char id[24];
+        snprintf(id, sizeof(id), "%" PRId64, k->row_id);
+        s = case_of_columns(f->policy, id, k->closed ? "t" : "f", k->school, k->state,
+                            strlen(k->state), &row, f->before, err);
+        bands = k->bands;
+    } else {
+        s = escalate_store_case_by_id(db, f->policy, timer->case_id, &row, f->before, err);
+    }
+    if (s != BX_OK || row.row_id == 0)
+        return s;
+    const bx_reg_student *student = bx_registry_student(f->registry, f->before->student_id);
+    const bx_reg_school *sch =
+        student ? student->school : bx_registry_school(f->registry, row.school);
+    if (sch == NULL || sch->calendar == NULL)
+        return BX_ERR(err, BX_ENOTFOUND, "case %s: school %s not in the registry",
+                      f->before->case_id, row.school);
+    ladder_input in;
+    deadline_input(timer, &in);
+    bx_error step_err = {0};
+    s = ladder_step(f->policy, sch->calendar, f->before, &in, f->after, f->fx, &step_err);
+    if (s == BX_EINVAL) {
+        bx_log_warn("timer %s: %s; fired without effect", timer->key, step_err.msg);
+        return BX_OK;
+    }
+    if (s != BX_OK)
+        return BX_ERR(err, s, "timer %s: %s", timer->key, step_err.msg);
+    const escalate_analytics_ctx analytics = {
+        .key = f->pseudonym_key,
+        .grade_band = has_bands ? bands.grade_band : NULL, /* NULL: read by the step */
+        .sex = has_bands ? bands.sex : NULL,
+        .topic = f->analytics_topic,
+        .policy = f->policy,
+        .school = student && student->school ? student->school
+                                             : bx_registry_school(f->registry, row.school),
+        .input = &in};
+    const escalate_store_step step = {&row,  row.school, student,  f->before, f->after,
+                                      f->fx, &analytics, f->batch, 0};
+    return escalate_store_write_step(db, f->policy, &step, new_events, err);
 }
 
 /* ---- the calendar duties' reads ---- */
@@ -833,9 +1051,9 @@ bx_status escalate_store_flag_attention(PGconn *db, const char *student_id, int6
     char at_text[40], case_text[24];
     bx_time_format_pg(at, at_text);
     snprintf(case_text, sizeof(case_text), "%" PRId64, case_id);
-    PGresult *res = NULL;
+    long long rows = 0;
     *flagged = 0;
-    bx_status s = bx_pg_query(
+    bx_status s = bx_pg_command(
         db,
         "INSERT INTO cases.needs_attention (case_id, dlq_event_id, reason, flagged_at) "
         "SELECT id, left($3, 200), left($4, 1000), $5::timestamptz FROM cases.case "
@@ -843,10 +1061,9 @@ bx_status escalate_store_flag_attention(PGconn *db, const char *student_id, int6
         "ORDER BY closed_at IS NULL DESC, opened_at DESC, id DESC LIMIT 1 "
         "ON CONFLICT (dlq_event_id) DO NOTHING",
         5, (const char *[]){student_id ? student_id : "", case_text, flag_id, reason, at_text},
-        &res, err);
+        &rows, err);
     if (s == BX_OK)
-        *flagged = (int)strtol(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
+        *flagged = (int)rows;
     return s;
 }
 
@@ -854,15 +1071,14 @@ bx_status escalate_store_prune_outbox(PGconn *db, int keep_days, int *deleted, b
 {
     char days[16];
     snprintf(days, sizeof(days), "%d", keep_days);
-    PGresult *res = NULL;
+    long long rows = 0;
     *deleted = 0;
-    bx_status s = bx_pg_query(db,
-                              "DELETE FROM cases.outbox WHERE id IN (SELECT id FROM cases.outbox "
-                              "WHERE sent_at < now() - make_interval(days => $1::int) LIMIT "
-                              "10000)",
-                              1, (const char *[]){days}, &res, err);
+    bx_status s = bx_pg_command(db,
+                                "DELETE FROM cases.outbox WHERE id IN (SELECT id FROM cases.outbox "
+                                "WHERE sent_at < now() - make_interval(days => $1::int) LIMIT "
+                                "10000)",
+                                1, (const char *[]){days}, &rows, err);
     if (s == BX_OK)
-        *deleted = (int)strtol(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
+        *deleted = (int)rows;
     return s;
 }

@@ -9,6 +9,7 @@
 #include "bx_registry.h"
 #include "bx_status.h"
 #include "ladder.h"
+#include "timers.h"
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -93,6 +94,40 @@ typedef struct escalate_store_step {
 bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
                                     const escalate_store_step *step, int *new_events,
                                     bx_error *err) BX_MUSTCHECK;
+
+/* ---- a batch of case timers fired in one transaction ---- */
+
+/* What firing a case's deadline timer needs; all borrowed for the call. */
+typedef struct escalate_store_firing {
+    const ladder_policy *policy;
+    const bx_registry *registry;
+    const char *pseudonym_key;   /* the analysts' (analytics.h); NULL or "": none written */
+    const char *analytics_topic; /* bx.analytics.cases.v1 */
+    escalate_store_batch *batch; /* the batch's queue; NULL: every row written at once */
+    case_state *before, *after;  /* scratch, the caller's */
+    ladder_effects *fx;          /* scratch, the caller's */
+} escalate_store_firing;
+
+/* Loads and locks (FOR UPDATE, in id order) the case rows of list's timers in one statement (and,
+ * with a pseudonym key, their students' analysts' bands in one more) and keeps them in f->batch
+ * (NULL: does nothing): escalate_store_fire_deadline then takes a kept row instead of reading it,
+ * and a step's update of a kept row is kept there with its new state (the next timer of the same
+ * case starts from it) and written by the flush, each case once (one UPDATE for the batch). A
+ * flush or escalate_store_batch_clear forgets the kept rows (what runs next reads the table).
+ * Runs in the firing's transaction (timers_prepare_fn's place). */
+bx_status escalate_store_prefetch_cases(PGconn *db, const escalate_store_firing *f,
+                                        const timers_list *list, bx_error *err) BX_MUSTCHECK;
+
+/* Fires the deadline of a case timer (timer->case_id > 0) as bx-escalate does, in the caller's
+ * transaction: loads and locks its case (kept by escalate_store_prefetch_cases, else read now;
+ * no row: nothing to do), takes the ladder's step for the deadline by the school's calendar and
+ * writes it with escalate_store_write_step (queued in f->batch) and the analysts' messages. A
+ * step the ladder refuses (the timer no longer applies) is logged and fires without effect; a
+ * case of a school the registry lacks is BX_ENOTFOUND. *new_events as escalate_store_write_step
+ * gives it (0 when queued). */
+bx_status escalate_store_fire_deadline(PGconn *db, const escalate_store_firing *f,
+                                       const timers_timer *timer, int *new_events,
+                                       bx_error *err) BX_MUSTCHECK;
 
 /* ---- the calendar duties' reads; *res is the caller's to PQclear ---- */
 

@@ -63,15 +63,14 @@ bx_status timers_schedule_with(PGconn *db, const char *key, int64_t case_id, bx_
     bx_time_format_pg(due_at, due_text);
     const char *params[] = {key, case_id > 0 ? case_text : NULL, due_text, kind ? kind : "deadline",
                             payload ? payload : "{}"};
-    PGresult *res = NULL;
-    s = bx_pg_query(db,
-                    "INSERT INTO cases.timer (timer_key, case_id, due_at, kind, payload) "
-                    "VALUES ($1, $2::bigint, $3::timestamptz, $4, $5::jsonb) "
-                    "ON CONFLICT (timer_key) DO NOTHING",
-                    5, params, &res, err);
+    long long rows = 0;
+    s = bx_pg_command(db,
+                      "INSERT INTO cases.timer (timer_key, case_id, due_at, kind, payload) "
+                      "VALUES ($1, $2::bigint, $3::timestamptz, $4, $5::jsonb) "
+                      "ON CONFLICT (timer_key) DO NOTHING",
+                      5, params, &rows, err);
     if (s == BX_OK && created)
-        *created = strtol(PQcmdTuples(res), NULL, 10) > 0;
-    PQclear(res);
+        *created = rows > 0;
     return s;
 }
 
@@ -85,15 +84,46 @@ bx_status timers_cancel(PGconn *db, const char *key, bx_time_ms now, int *cancel
     char now_text[40];
     bx_time_format_pg(now, now_text);
     const char *params[] = {key, now_text};
-    PGresult *res = NULL;
-    s = bx_pg_query(db,
-                    "UPDATE cases.timer SET fired_at = $2::timestamptz, cancelled = true "
-                    "WHERE timer_key = $1 AND fired_at IS NULL",
-                    2, params, &res, err);
+    long long rows = 0;
+    s = bx_pg_command(db,
+                      "UPDATE cases.timer SET fired_at = $2::timestamptz, cancelled = true "
+                      "WHERE timer_key = $1 AND fired_at IS NULL",
+                      2, params, &rows, err);
     if (s == BX_OK && cancelled)
-        *cancelled = PQcmdTuples(res)[0] == '1';
-    PQclear(res);
+        *cancelled = rows == 1;
     return s;
+}
+
+/* The columns a claim or a firing reads, into t. */
+#define TIMER_COLUMNS                                                                              \
+    "t.id, t.timer_key, coalesce(t.case_id, 0), t.kind, t.payload::text, "                         \
+    "(extract(epoch FROM t.due_at) * 1000)::bigint, "                                              \
+    "coalesce((extract(epoch FROM t.lease_until) * 1000)::bigint, 0), t.attempts"
+
+static bx_status read_timers(PGresult *res, timers_list *out, bx_error *err)
+{
+    int n = PQntuples(res);
+    out->items = n > 0 ? calloc((size_t)n, sizeof(*out->items)) : NULL;
+    out->count = 0;
+    if (n > 0 && out->items == NULL)
+        return BX_ERR(err, BX_ENOMEM, "no memory for %d timers", n);
+    for (int i = 0; i < n; i++) {
+        timers_timer *t = &out->items[i];
+        t->id = parse_i64(PQgetvalue(res, i, 0));
+        snprintf(t->key, sizeof(t->key), "%s", PQgetvalue(res, i, 1));
+        t->case_id = parse_i64(PQgetvalue(res, i, 2));
+        snprintf(t->kind, sizeof(t->kind), "%s", PQgetvalue(res, i, 3));
+        t->payload = strdup(PQgetvalue(res, i, 4));
+        t->due_at = parse_i64(PQgetvalue(res, i, 5));
+        t->lease_until = parse_i64(PQgetvalue(res, i, 6));
+        t->attempts = (int)parse_i64(PQgetvalue(res, i, 7));
+        out->count = i + 1;
+        if (t->payload == NULL) {
+            timers_list_free(out);
+            return BX_ERR(err, BX_ENOMEM, "no memory for a timer's payload");
+        }
+    }
+    return BX_OK;
 }
 
 bx_status timers_claim(PGconn *db, const char *owner_id, bx_time_ms now, int64_t lease_ms, int max,
@@ -123,39 +153,13 @@ bx_status timers_claim(PGconn *db, const char *owner_id, bx_time_ms now, int64_t
                     "  WHERE fired_at IS NULL AND due_at <= $2::timestamptz "
                     "  AND (lease_until IS NULL OR lease_until < $2::timestamptz) "
                     "  ORDER BY due_at FOR UPDATE SKIP LOCKED LIMIT $4::int) "
-                    "RETURNING t.id, t.timer_key, coalesce(t.case_id, 0), t.kind, t.payload::text, "
-                    "(extract(epoch FROM t.due_at) * 1000)::bigint, "
-                    "(extract(epoch FROM t.lease_until) * 1000)::bigint, t.attempts",
+                    "RETURNING " TIMER_COLUMNS,
                     4, params, &res, err);
+    IFOK(s, read_timers(res, out, err));
+    PQclear(res);
+    /* On failure the claims stand until their lease ends; nobody fires them meanwhile. */
     if (s != BX_OK)
         return s;
-    int n = PQntuples(res);
-    if (n > 0) {
-        out->items = calloc((size_t)n, sizeof(*out->items));
-        if (out->items == NULL) {
-            PQclear(res);
-            /* The claims stand until their lease ends; nobody fires them meanwhile. */
-            return BX_ERR(err, BX_ENOMEM, "no memory for %d claimed timers", n);
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        timers_timer *t = &out->items[i];
-        t->id = parse_i64(PQgetvalue(res, i, 0));
-        snprintf(t->key, sizeof(t->key), "%s", PQgetvalue(res, i, 1));
-        t->case_id = parse_i64(PQgetvalue(res, i, 2));
-        snprintf(t->kind, sizeof(t->kind), "%s", PQgetvalue(res, i, 3));
-        t->payload = strdup(PQgetvalue(res, i, 4));
-        t->due_at = parse_i64(PQgetvalue(res, i, 5));
-        t->lease_until = parse_i64(PQgetvalue(res, i, 6));
-        t->attempts = (int)parse_i64(PQgetvalue(res, i, 7));
-        out->count = i + 1;
-        if (t->payload == NULL) {
-            PQclear(res);
-            timers_list_free(out);
-            return BX_ERR(err, BX_ENOMEM, "no memory for a timer's payload");
-        }
-    }
-    PQclear(res);
     /* Earliest first, as claimed (RETURNING keeps no order). */
     for (int i = 1; i < out->count; i++) {
         timers_timer cur = out->items[i];
@@ -210,6 +214,18 @@ bx_status timers_fire(PGconn *db, const timers_timer *timer, const char *owner_i
     return s;
 }
 
+/* ids[0..n) as a bigint[] literal in b (emptied first). */
+static bx_status ids_literal(bx_buf *b, const int64_t *ids, size_t stride, int n, bx_error *err)
+{
+    bx_buf_reset(b);
+    bx_status s = bx_buf_puts(b, "{");
+    for (int i = 0; i < n && s == BX_OK; i++)
+        s = bx_buf_printf(b, "%s%" PRId64, i ? "," : "",
+                          *(const int64_t *)(const void *)((const char *)ids + (size_t)i * stride));
+    IFOK(s, bx_buf_puts(b, "}"));
+    return s == BX_OK ? BX_OK : BX_ERR(err, BX_ENOMEM, "timers: out of memory");
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -226,13 +242,10 @@ bx_status timers_fire_batch(PGconn *db, const timers_list *list, const char *own
         return s;
     bx_buf ids;
     bx_buf_init(&ids, 0);
-    s = bx_buf_puts(&ids, "{");
-    for (int i = 0; i < list->count && s == BX_OK; i++)
-        s = bx_buf_printf(&ids, "%s%" PRId64, i ? "," : "", list->items[i].id);
-    IFOK(s, bx_buf_puts(&ids, "}"));
+    s = ids_literal(&ids, &list->items[0].id, sizeof(list->items[0]), list->count, err);
     if (s != BX_OK) {
         bx_buf_free(&ids);
-        return BX_ERR(err, BX_ENOMEM, "timers: out of memory");
+        return s;
     }
     char now_text[40];
     bx_time_format_pg(now, now_text);
@@ -266,11 +279,7 @@ bx_status timers_fire_batch(PGconn *db, const timers_list *list, const char *own
         count += s == BX_OK;
     }
     if (s == BX_OK && nheld > 0) {
-        bx_buf_reset(&ids);
-        s = bx_buf_puts(&ids, "{");
-        for (int i = 0; i < nheld && s == BX_OK; i++)
-            s = bx_buf_printf(&ids, "%s%" PRId64, i ? "," : "", held[i]);
-        IFOK(s, bx_buf_puts(&ids, "}"));
+        s = ids_literal(&ids, held, sizeof(*held), nheld, err);
         const char *mark[] = {ids.data, now_text};
         IFOK(s, bx_pg_query(db,
                             "UPDATE cases.timer SET fired_at = $2::timestamptz "
@@ -288,41 +297,18 @@ bx_status timers_fire_batch(PGconn *db, const timers_list *list, const char *own
     return s;
 }
 
-/* The columns a claim or a firing reads, into t. */
-#define TIMER_COLUMNS                                                                              \
-    "t.id, t.timer_key, coalesce(t.case_id, 0), t.kind, t.payload::text, "                         \
-    "(extract(epoch FROM t.due_at) * 1000)::bigint, "                                              \
-    "coalesce((extract(epoch FROM t.lease_until) * 1000)::bigint, 0), t.attempts"
-
-static bx_status read_timers(PGresult *res, timers_list *out, bx_error *err)
-{
-    int n = PQntuples(res);
-    out->items = n > 0 ? calloc((size_t)n, sizeof(*out->items)) : NULL;
-    out->count = 0;
-    if (n > 0 && out->items == NULL)
-        return BX_ERR(err, BX_ENOMEM, "no memory for %d timers", n);
-    for (int i = 0; i < n; i++) {
-        timers_timer *t = &out->items[i];
-        t->id = parse_i64(PQgetvalue(res, i, 0));
-        snprintf(t->key, sizeof(t->key), "%s", PQgetvalue(res, i, 1));
-        t->case_id = parse_i64(PQgetvalue(res, i, 2));
-        snprintf(t->kind, sizeof(t->kind), "%s", PQgetvalue(res, i, 3));
-        t->payload = strdup(PQgetvalue(res, i, 4));
-        t->due_at = parse_i64(PQgetvalue(res, i, 5));
-        t->lease_until = parse_i64(PQgetvalue(res, i, 6));
-        t->attempts = (int)parse_i64(PQgetvalue(res, i, 7));
-        out->count = i + 1;
-        if (t->payload == NULL) {
-            timers_list_free(out);
-            return BX_ERR(err, BX_ENOMEM, "no memory for a timer's payload");
-        }
-    }
-    return BX_OK;
-}
-
 bx_status timers_fire_due(PGconn *db, const char *owner_id, bx_time_ms now, int max,
                           timers_fire_fn *fire_fn, timers_flush_fn *flush_fn, void *arg, int *fired,
                           timers_list *failed, bx_error *err)
+{
+    return timers_fire_due_prepared(db, owner_id, now, max, NULL, fire_fn, flush_fn, arg, fired,
+                                    failed, err);
+}
+
+bx_status timers_fire_due_prepared(PGconn *db, const char *owner_id, bx_time_ms now, int max,
+                                   timers_prepare_fn *prepare_fn, timers_fire_fn *fire_fn,
+                                   timers_flush_fn *flush_fn, void *arg, int *fired,
+                                   timers_list *failed, bx_error *err)
 {
     *fired = 0;
     if (failed) {
@@ -353,6 +339,8 @@ bx_status timers_fire_due(PGconn *db, const char *owner_id, bx_time_ms now, int 
     IFOK(s, read_timers(res, &list, err));
     PQclear(res);
     res = NULL;
+    if (s == BX_OK && prepare_fn && list.count > 0)
+        s = prepare_fn(db, &list, arg, err);
     for (int i = 0; i < list.count && s == BX_OK; i++)
         s = fire_fn(db, &list.items[i], arg, err);
     if (s == BX_OK && flush_fn && list.count > 0)
@@ -360,12 +348,7 @@ bx_status timers_fire_due(PGconn *db, const char *owner_id, bx_time_ms now, int 
     bx_buf ids;
     bx_buf_init(&ids, 0);
     if (s == BX_OK && list.count > 0) {
-        s = bx_buf_puts(&ids, "{");
-        for (int i = 0; i < list.count && s == BX_OK; i++)
-            s = bx_buf_printf(&ids, "%s%" PRId64, i ? "," : "", list.items[i].id);
-        IFOK(s, bx_buf_puts(&ids, "}"));
-        if (s != BX_OK)
-            s = BX_ERR(err, BX_ENOMEM, "timers: out of memory");
+        s = ids_literal(&ids, &list.items[0].id, sizeof(list.items[0]), list.count, err);
         const char *mark[] = {ids.data, now_text, owner_id};
         IFOK(s, bx_pg_query(db,
                             "UPDATE cases.timer SET fired_at = $2::timestamptz, claimed_by = $3, "
@@ -397,14 +380,13 @@ bx_status timers_release(PGconn *db, const char *owner_id, int *released, bx_err
     if (s != BX_OK)
         return s;
     const char *params[] = {owner_id};
-    PGresult *res = NULL;
-    s = bx_pg_query(db,
-                    "UPDATE cases.timer SET claimed_by = NULL, lease_until = NULL "
-                    "WHERE claimed_by = $1 AND fired_at IS NULL",
-                    1, params, &res, err);
+    long long rows = 0;
+    s = bx_pg_command(db,
+                      "UPDATE cases.timer SET claimed_by = NULL, lease_until = NULL "
+                      "WHERE claimed_by = $1 AND fired_at IS NULL",
+                      1, params, &rows, err);
     if (s == BX_OK && released)
-        *released = (int)strtol(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
+        *released = (int)rows;
     return s;
 }
 

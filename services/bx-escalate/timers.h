@@ -99,6 +99,18 @@ bx_status timers_fire_due(PGconn *db, const char *owner_id, bx_time_ms now, int 
                           timers_fire_fn *fire_fn, timers_flush_fn *flush_fn, void *arg, int *fired,
                           timers_list *failed, bx_error *err) BX_MUSTCHECK;
 
+/* Called once with a batch's timers, in its transaction, after they are selected and before the
+ * first fire_fn: for a fire_fn that reads what the whole batch needs in one statement (the
+ * timers' case rows) instead of one per timer. The list is borrowed for the call. An error rolls
+ * the batch back, as a fire_fn's would. */
+typedef bx_status(timers_prepare_fn)(PGconn *db, const timers_list *list, void *arg, bx_error *err);
+
+/* timers_fire_due with prepare_fn (may be NULL) called first. */
+bx_status timers_fire_due_prepared(PGconn *db, const char *owner_id, bx_time_ms now, int max,
+                                   timers_prepare_fn *prepare_fn, timers_fire_fn *fire_fn,
+                                   timers_flush_fn *flush_fn, void *arg, int *fired,
+                                   timers_list *failed, bx_error *err) BX_MUSTCHECK;
+
 /* Gives back owner_id's unfired claims (orderly shutdown), so another replica takes them at once.
  * *released (may be NULL) receives the count. */
 bx_status timers_release(PGconn *db, const char *owner_id, int *released,
