@@ -274,11 +274,12 @@ scale_run() {
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || die "bx-ingest did not become healthy"
     sleep 2 # bx-score and bx-escalate join their groups
     # bx-escalate fires the calendar duties due at start (the month's and the quarter's reports,
-    # seconds of queries that hold its loop) and relays their rows; the day's roll calls start
-    # after, so the latency is the absent children's and not the reports'.
+    # seconds of queries; on its duty worker since migration 0032, before that in its loop) and
+    # relays their rows; the day's roll calls start after, so the latency is the absent
+    # children's and not the reports'.
     local t_duties=$SECONDS left
     for _ in $(seq 1 1200); do
-        left="$(psql -tA "$BX_PG_URL" -c "SELECT (SELECT count(*) FROM cases.timer WHERE fired_at IS NULL AND due_at <= '$DAY 09:00+08') + (SELECT count(*) FROM cases.outbox WHERE sent_at IS NULL)")"
+        left="$(psql -tA "$BX_PG_URL" -c "SELECT (SELECT count(*) FROM cases.timer WHERE fired_at IS NULL AND due_at <= '$DAY 09:00+08') + (SELECT count(*) FROM cases.outbox WHERE sent_at IS NULL) + (SELECT count(*) FROM cases.duty_run WHERE done_at IS NULL)")"
         [ "$left" = 0 ] && break
         sleep 0.1
     done
