@@ -531,42 +531,14 @@ static void handle_poll(escalate_service *sv, rd_kafka_message_t *const *msgs, i
 
 /* ---- calendar duties (duties.h) ---- */
 
-/* duties_suspect_fn: opens (or leaves to its open case) a suspected dropout a duty found. */
-static bx_status duty_suspect(void *arg, const char *duty_key, const char *student,
-                              const char *school_id, const ladder_input *in, bx_error *err)
+/* One input a duty, the transfer check or a matching finding derived applied to its student's
+ * case at school_id, inside the caller's transaction (what names it in errors). *added receives
+ * the new events. */
+static bx_status apply_derived(escalate_service *sv, const char *what, const char *student,
+                               const char *school_id, const ladder_input *in, int *added,
+                               bx_error *err)
 {
-    escalate_service *sv = arg;
-    const bx_reg_school *sch = bx_registry_school(sv->registry, school_id);
-    if (sch == NULL || sch->calendar == NULL)
-        return BX_ERR(err, BX_ENOTFOUND, "duty %s: school %s not in the registry", duty_key,
-                      school_id);
-    escalate_store_case row = {0};
-    bx_status s = load_student_case(sv, student, &row, err);
-    if (s != BX_OK)
-        return s;
-    bx_error step_err = {0};
-    s = ladder_step(sv->conf.policy, sch->calendar, &sv->before, in, &sv->after, &sv->fx,
-                    &step_err);
-    if (s != BX_OK)
-        return BX_ERR(err, s, "duty %s: student %s: %s", duty_key, student, step_err.msg);
-    int added = 0;
-    s = write_step(sv, &row, case_school(&row, school_id),
-                   bx_registry_student(sv->registry, student), in, &added, err);
-    if (s == BX_OK && added)
-        bx_log_info("duty %s: student %s: suspected dropout, case %s", duty_key, student,
-                    sv->after.case_id);
-    bx_metric_add(&m_events, added);
-    return s;
-}
-
-/* ---- transfers matched and matching findings (transfers.h) ---- */
-
-/* duties_suspect_fn for transfers.h: one input of the transfer check or a matching finding
- * applied to its student's case, inside the caller's transaction. */
-static bx_status match_apply(void *arg, const char *what, const char *student,
-                             const char *school_id, const ladder_input *in, bx_error *err)
-{
-    escalate_service *sv = arg;
+    *added = 0;
     const bx_reg_school *sch = bx_registry_school(sv->registry, school_id);
     if (sch == NULL || sch->calendar == NULL)
         return BX_ERR(err, BX_ENOTFOUND, "%s: school %s not in the registry", what, school_id);
@@ -579,11 +551,36 @@ static bx_status match_apply(void *arg, const char *what, const char *student,
                     &step_err);
     if (s != BX_OK)
         return BX_ERR(err, s, "%s: student %s: %s", what, student, step_err.msg);
-    int added = 0;
     s = write_step(sv, &row, case_school(&row, school_id),
-                   bx_registry_student(sv->registry, student), in, &added, err);
-    bx_metric_add(&m_events, added);
+                   bx_registry_student(sv->registry, student), in, added, err);
+    bx_metric_add(&m_events, *added);
     return s;
+}
+
+/* duties_suspect_fn: opens (or leaves to its open case) a suspected dropout a duty found. */
+static bx_status duty_suspect(void *arg, const char *duty_key, const char *student,
+                              const char *school_id, const ladder_input *in, bx_error *err)
+{
+    escalate_service *sv = arg;
+    char what[DUTIES_KEY_SIZE + 8];
+    snprintf(what, sizeof(what), "duty %s", duty_key);
+    int added = 0;
+    bx_status s = apply_derived(sv, what, student, school_id, in, &added, err);
+    if (s == BX_OK && added)
+        bx_log_info("duty %s: student %s: suspected dropout, case %s", duty_key, student,
+                    sv->after.case_id);
+    return s;
+}
+
+/* ---- transfers matched and matching findings (transfers.h) ---- */
+
+/* duties_suspect_fn for transfers.h: one input of the transfer check or a matching finding
+ * applied to its student's case, inside the caller's transaction. */
+static bx_status match_apply(void *arg, const char *what, const char *student,
+                             const char *school_id, const ladder_input *in, bx_error *err)
+{
+    int added = 0;
+    return apply_derived(arg, what, student, school_id, in, &added, err);
 }
 
 /* The children `bxctl match` found, then the transfer check (each quick when there is nothing new:
