@@ -93,7 +93,7 @@ struct escalate_service {
     /* duty_lock guards what follows, and sv->registry's replacement while the worker uses it */
     pthread_mutex_t duty_lock;
     pthread_cond_t duty_wake;
-    bool duty_stop, duty_kicked;
+    bool duty_stop, duty_kicked, duty_exited;
     PGcancel *duty_cancel;   /* the worker's connection's, for a stop mid-run */
     bx_registry *reg_in_use; /* the registry the worker runs with; NULL between runs */
 };
@@ -644,8 +644,8 @@ static void kick_duties(escalate_service *sv)
     pthread_mutex_unlock(&sv->duty_lock);
 }
 
-/* Sleeps up to ms unless kicked or stopped. */
-static void duty_sleep(escalate_service *sv, int ms)
+/* The wall-clock time ms from now, for pthread_cond_timedwait. */
+static struct timespec wait_until(int ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -655,6 +655,13 @@ static void duty_sleep(escalate_service *sv, int ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
+    return until;
+}
+
+/* Sleeps up to ms unless kicked or stopped. */
+static void duty_sleep(escalate_service *sv, int ms)
+{
+    struct timespec until = wait_until(ms);
     pthread_mutex_lock(&sv->duty_lock);
     if (!sv->duty_stop && !sv->duty_kicked)
         pthread_cond_timedwait(&sv->duty_wake, &sv->duty_lock, &until);
@@ -743,14 +750,16 @@ static void *duty_main(void *arg)
     while (!duty_stopping(sv))
         if (!run_one_duty(sv))
             duty_sleep(sv, DUTY_IDLE_MS);
+    if (sv->worker->db)
+        PQfinish(sv->worker->db);
+    sv->worker->db = NULL;
     pthread_mutex_lock(&sv->duty_lock);
     if (sv->duty_cancel)
         PQfreeCancel(sv->duty_cancel);
     sv->duty_cancel = NULL;
+    sv->duty_exited = true;
+    pthread_cond_broadcast(&sv->duty_wake);
     pthread_mutex_unlock(&sv->duty_lock);
-    if (sv->worker->db)
-        PQfinish(sv->worker->db);
-    sv->worker->db = NULL;
     return NULL;
 }
 
@@ -774,16 +783,22 @@ static bx_status start_duty_worker(escalate_service *sv, bx_error *err)
     return BX_OK;
 }
 
-/* Stops the duty worker: a run under way is cancelled (rolled back: it runs at the next start). */
+/* Stops the duty worker: a run under way is cancelled (rolled back: it runs at the next start).
+ * The cancel is sent again every half second until the worker is out, in case it came between
+ * two of the run's statements. */
 static void stop_duty_worker(escalate_service *sv)
 {
     if (sv->duty_started) {
         pthread_mutex_lock(&sv->duty_lock);
         sv->duty_stop = true;
-        char why[256];
-        if (sv->duty_cancel && !PQcancel(sv->duty_cancel, why, sizeof(why)))
-            bx_log_warn("duty worker: cannot cancel its query: %s", why);
-        pthread_cond_signal(&sv->duty_wake);
+        pthread_cond_broadcast(&sv->duty_wake);
+        while (!sv->duty_exited) {
+            char why[256];
+            if (sv->duty_cancel && !PQcancel(sv->duty_cancel, why, sizeof(why)))
+                bx_log_warn("duty worker: cannot cancel its query: %s", why);
+            struct timespec until = wait_until(500);
+            pthread_cond_timedwait(&sv->duty_wake, &sv->duty_lock, &until);
+        }
         pthread_mutex_unlock(&sv->duty_lock);
         pthread_join(sv->duty_thread, NULL);
         sv->duty_started = false;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <signal.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char db_url[512], tag[24], cal[40], risk[96], actions[96], group[96], settle_spec[300];
@@ -487,7 +488,8 @@ static char *rows_when(const char *sql, const char *want)
 /* The calendar duties run on bx-escalate's duty worker, on a connection of their own (issue 17):
  * while the test's own transaction holds a lock on cases.upward_report, the reports falling due on
  * 09-30 wait for it, yet an assessment published meanwhile is applied and its notification request
- * relayed; once the lock is let go, every report is made once and each duty ran once. */
+ * relayed; bx-escalate stopped while the duty waits exits cleanly and the duty runs after the
+ * restart; once the lock is let go, every report is made once and each duty ran once. */
 BX_TEST(inputs_applied_while_a_duty_waits)
 {
     setup();
@@ -545,6 +547,25 @@ BX_TEST(inputs_applied_while_a_duty_waits)
                          "LIKE 'duty:county_quarterly%'");
     CHECK_STR(none, "1|0\n");
     free(none);
+
+    /* stopped mid-duty: the worker's query is cancelled, the service exits cleanly, the run is
+     * rolled back and neither done nor counted as a failure */
+    kill(escalate, SIGTERM);
+    int status = itest_wait_exit(escalate, 60000);
+    CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (status == -1)
+        itest_stop(escalate);
+    waiting = rows_of(REPORTS_WAITING);
+    CHECK_STR(waiting, "0\n");
+    free(waiting);
+    none = rows_of("SELECT count(*), count(done_at), sum(attempts) FROM cases.duty_run WHERE "
+                   "timer_key LIKE 'duty:county_quarterly%'");
+    CHECK_STR(none, "1|0|0\n");
+    free(none);
+    start_escalate();
+    waiting = rows_when(REPORTS_WAITING, "1\n");
+    CHECK_STR(waiting, "1\n");
+    free(waiting);
 
     /* the lock let go: each report once, each duty run once without a failure */
     REQUIRE(bx_pg_exec(holder, "COMMIT", &err) == BX_OK);
