@@ -16,26 +16,30 @@ static char db_url[512];
 /* Every student of the fixture, one asked twice (answered once) and one not in the registry. */
 #define IDS "ARRAY(SELECT id FROM registry.student) || ARRAY['BA01', 'NOBODY']"
 
-/* Migration 0027's analytics.student_bands_of, counting the schools' students afresh. */
+/* Migration 0027's analytics.student_bands_of, counting the schools' students afresh: of the
+ * students me_where picks, with the cells of the schools cells_where picks. */
+#define AFRESH(me_where, cells_where)                                                              \
+    "WITH me AS (SELECT st.id, st.school_id, ((cl.grade - 1) / 3) AS band, sp.sex "                \
+    "  FROM registry.student st JOIN registry.class cl ON cl.id = st.class_id "                    \
+    "  LEFT JOIN registry.student_private sp ON sp.student_id = st.id " me_where "), "             \
+    "cells AS (SELECT st.school_id, ((cl.grade - 1) / 3) AS band, sp.sex, count(*) AS n "          \
+    "  FROM registry.student st JOIN registry.class cl ON cl.id = st.class_id "                    \
+    "  LEFT JOIN registry.student_private sp ON sp.student_id = st.id "                            \
+    "  WHERE st.status = 'enrolled' " cells_where " GROUP BY 1, 2, 3), "                           \
+    "bands AS (SELECT cells.school_id, cells.band, sum(cells.n) AS in_band FROM cells "            \
+    "  GROUP BY 1, 2) "                                                                            \
+    "SELECT me.id, CASE WHEN coalesce(b.in_band, 0) >= 5 THEN (ARRAY['grades_1_3', "               \
+    "  'grades_4_6', 'grades_7_9'])[me.band + 1] END, "                                            \
+    "  CASE WHEN coalesce(b.in_band, 0) >= 5 AND coalesce(x.n, 0) >= 5 AND me.sex IS NOT NULL "    \
+    "  THEN CASE me.sex WHEN 'F' THEN 'female' ELSE 'male' END END "                               \
+    "FROM me LEFT JOIN bands b ON b.school_id = me.school_id AND b.band = me.band "                \
+    "LEFT JOIN cells x ON x.school_id = me.school_id AND x.band = me.band AND x.sex = me.sex "     \
+    "ORDER BY 1, 2, 3"
+
+/* the students asked, with their schools' cells */
 static const char *const counted_afresh =
-    "WITH me AS (SELECT st.id, st.school_id, ((cl.grade - 1) / 3) AS band, sp.sex "
-    "  FROM registry.student st JOIN registry.class cl ON cl.id = st.class_id "
-    "  LEFT JOIN registry.student_private sp ON sp.student_id = st.id "
-    "  WHERE st.id = ANY (" IDS ")), "
-    "cells AS (SELECT st.school_id, ((cl.grade - 1) / 3) AS band, sp.sex, count(*) AS n "
-    "  FROM registry.student st JOIN registry.class cl ON cl.id = st.class_id "
-    "  LEFT JOIN registry.student_private sp ON sp.student_id = st.id "
-    "  WHERE st.status = 'enrolled' AND st.school_id IN (SELECT DISTINCT me.school_id FROM me) "
-    "  GROUP BY 1, 2, 3), "
-    "bands AS (SELECT cells.school_id, cells.band, sum(cells.n) AS in_band FROM cells "
-    "  GROUP BY 1, 2) "
-    "SELECT me.id, CASE WHEN coalesce(b.in_band, 0) >= 5 THEN (ARRAY['grades_1_3', "
-    "  'grades_4_6', 'grades_7_9'])[me.band + 1] END, "
-    "  CASE WHEN coalesce(b.in_band, 0) >= 5 AND coalesce(x.n, 0) >= 5 AND me.sex IS NOT NULL "
-    "  THEN CASE me.sex WHEN 'F' THEN 'female' ELSE 'male' END END "
-    "FROM me LEFT JOIN bands b ON b.school_id = me.school_id AND b.band = me.band "
-    "LEFT JOIN cells x ON x.school_id = me.school_id AND x.band = me.band AND x.sex = me.sex "
-    "ORDER BY 1, 2, 3";
+    AFRESH("WHERE st.id = ANY (" IDS ")", "AND st.school_id IN (SELECT DISTINCT me.school_id "
+                                          "FROM me)");
 
 static const char *const looked_up =
     "SELECT * FROM analytics.student_bands_of(" IDS ") ORDER BY 1, 2, 3";
@@ -43,23 +47,7 @@ static const char *const looked_up =
 /* One by one: the same rows for every student in the registry. */
 static const char *const one_by_one = "SELECT st.id, b.grade_band, b.sex FROM registry.student st, "
                                       "LATERAL analytics.student_bands(st.id) b ORDER BY 1, 2, 3";
-static const char *const one_by_one_afresh_ids =
-    "WITH me AS (SELECT st.id, st.school_id, ((cl.grade - 1) / 3) AS band, sp.sex "
-    "  FROM registry.student st JOIN registry.class cl ON cl.id = st.class_id "
-    "  LEFT JOIN registry.student_private sp ON sp.student_id = st.id), "
-    "cells AS (SELECT st.school_id, ((cl.grade - 1) / 3) AS band, sp.sex, count(*) AS n "
-    "  FROM registry.student st JOIN registry.class cl ON cl.id = st.class_id "
-    "  LEFT JOIN registry.student_private sp ON sp.student_id = st.id "
-    "  WHERE st.status = 'enrolled' GROUP BY 1, 2, 3), "
-    "bands AS (SELECT cells.school_id, cells.band, sum(cells.n) AS in_band FROM cells "
-    "  GROUP BY 1, 2) "
-    "SELECT me.id, CASE WHEN coalesce(b.in_band, 0) >= 5 THEN (ARRAY['grades_1_3', "
-    "  'grades_4_6', 'grades_7_9'])[me.band + 1] END, "
-    "  CASE WHEN coalesce(b.in_band, 0) >= 5 AND coalesce(x.n, 0) >= 5 AND me.sex IS NOT NULL "
-    "  THEN CASE me.sex WHEN 'F' THEN 'female' ELSE 'male' END END "
-    "FROM me LEFT JOIN bands b ON b.school_id = me.school_id AND b.band = me.band "
-    "LEFT JOIN cells x ON x.school_id = me.school_id AND x.band = me.band AND x.sex = me.sex "
-    "ORDER BY 1, 2, 3";
+static const char *const one_by_one_afresh = AFRESH("", "");
 
 static const char *const counts_kept = "SELECT school_id, band, sex, enrolled FROM "
                                        "analytics.band_count WHERE enrolled > 0 ORDER BY 1, 2, 3";
@@ -84,7 +72,7 @@ static void agree(const char *after, int *bands_shown, int *sexes_shown)
         fprintf(stderr, "after %s: bands differ\n", after);
     CHECK_STR(got, want);
     char *one = itest_sql_rows(db_url, one_by_one);
-    char *one_want = itest_sql_rows(db_url, one_by_one_afresh_ids);
+    char *one_want = itest_sql_rows(db_url, one_by_one_afresh);
     CHECK_STR(one, one_want);
     *bands_shown = *sexes_shown = 0;
     for (const char *line = got; *line;) {
