@@ -1109,3 +1109,103 @@ bx_status duties_schedule(PGconn *db, const duties_policy *p, const bx_registry 
     PQclear(res);
     return s;
 }
+
+/* ---- duties run off the consuming loop (cases.duty_run, migration 0032) ---- */
+
+bx_status duties_queue_run(PGconn *db, const timers_timer *timer, int *queued, bx_error *err)
+{
+    *queued = 0;
+    char due[40];
+    bx_time_format_pg(timer->due_at, due);
+    const char *params[] = {timer->key, timer->payload ? timer->payload : "{}", due};
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db,
+                              "INSERT INTO cases.duty_run (timer_key, payload, due_at) "
+                              "VALUES ($1, $2::jsonb, $3::timestamptz) "
+                              "ON CONFLICT (timer_key) DO NOTHING",
+                              3, params, &res, err);
+    if (s == BX_OK)
+        *queued = strtol(PQcmdTuples(res), NULL, 10) > 0;
+    PQclear(res);
+    return s;
+}
+
+/* The next queued run, locked (FOR UPDATE SKIP LOCKED: a replica's run is skipped, not waited
+ * for), as the timer it came from; *found false when none is due. */
+static bx_status take_run(PGconn *db, timers_timer *t, bool *found, bx_error *err)
+{
+    *found = false;
+    PGresult *res = NULL;
+    bx_status s = bx_pg_query(db,
+                              "SELECT timer_key, payload::text, "
+                              "(extract(epoch FROM due_at) * 1000)::bigint, attempts "
+                              "FROM cases.duty_run WHERE done_at IS NULL "
+                              "AND (retry_at IS NULL OR retry_at <= now()) "
+                              "ORDER BY due_at, timer_key FOR UPDATE SKIP LOCKED LIMIT 1",
+                              0, NULL, &res, err);
+    if (s == BX_OK && PQntuples(res) == 1) {
+        snprintf(t->key, sizeof(t->key), "%s", PQgetvalue(res, 0, 0));
+        snprintf(t->kind, sizeof(t->kind), "duty");
+        t->payload = strdup(PQgetvalue(res, 0, 1));
+        t->due_at = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        t->attempts = (int)strtol(PQgetvalue(res, 0, 3), NULL, 10) + 1;
+        if (t->payload == NULL)
+            s = BX_ERR(err, BX_ENOMEM, "duty %s: out of memory", t->key);
+        *found = s == BX_OK;
+    }
+    PQclear(res);
+    return s;
+}
+
+bx_status duties_run_next(const duties_env *env, duties_run *run, bx_error *err)
+{
+    memset(run, 0, sizeof(*run));
+    timers_timer t = {0};
+    bool found = false;
+    bx_status s = bx_pg_exec(env->db, "BEGIN", err);
+    IFOK(s, take_run(env->db, &t, &found, err));
+    if (s == BX_OK && found) {
+        snprintf(run->key, sizeof(run->key), "%s", t.key);
+        run->attempt = t.attempts;
+        run->taken = true;
+        s = duties_fire(env, &t, err);
+        char done[40];
+        bx_time_format_pg(bx_clock_now(), done);
+        const char *params[] = {t.key, done};
+        PGresult *res = NULL;
+        IFOK(s, bx_pg_query(env->db,
+                            "UPDATE cases.duty_run SET done_at = $2::timestamptz "
+                            "WHERE timer_key = $1",
+                            2, params, &res, err));
+        PQclear(res);
+    }
+    IFOK(s, bx_pg_exec(env->db, "COMMIT", err));
+    if (s != BX_OK)
+        bx_pg_rollback(env->db);
+    free(t.payload);
+    return s;
+}
+
+bx_status duties_run_failed(PGconn *db, const duties_run *run, int max_attempts, const char *why,
+                            bool *given_up, bx_error *err)
+{
+    *given_up = false;
+    char attempt[16], max[16], now[40];
+    snprintf(attempt, sizeof(attempt), "%d", run->attempt);
+    snprintf(max, sizeof(max), "%d", max_attempts);
+    bx_time_format_pg(bx_clock_now(), now);
+    const char *params[] = {run->key, attempt, max, why, now};
+    PGresult *res = NULL;
+    /* retried after 2, 4, 8 ... s (at most 5 minutes); given up after max_attempts */
+    bx_status s = bx_pg_query(db,
+                              "UPDATE cases.duty_run SET attempts = $2::int, last_error = left($4, "
+                              "500), retry_at = now() + least(300, 2 ^ least($2::int, 9)) * "
+                              "interval '1 second', given_up = $2::int >= $3::int, done_at = CASE "
+                              "WHEN $2::int >= $3::int THEN $5::timestamptz END "
+                              "WHERE timer_key = $1 AND done_at IS NULL RETURNING given_up",
+                              5, params, &res, err);
+    if (s == BX_OK && PQntuples(res) == 1)
+        *given_up = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return s;
+}

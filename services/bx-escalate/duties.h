@@ -207,4 +207,31 @@ bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error
 bx_status duties_schedule(PGconn *db, const duties_policy *p, const bx_registry *registry,
                           bx_date today, int *created, bx_error *err) BX_MUSTCHECK;
 
+/* ---- duties run off the consuming loop (cases.duty_run, migration 0032) ---- */
+
+/* Queues a duty timer's run inside its firing's transaction (the timer's fired mark and the queued
+ * run commit together, so each duty is queued exactly once); a run queued already is left as it
+ * is. *queued is 1 when a run was queued now. */
+bx_status duties_queue_run(PGconn *db, const timers_timer *timer, int *queued,
+                           bx_error *err) BX_MUSTCHECK;
+
+/* The run duties_run_next took. */
+typedef struct duties_run {
+    bool taken; /* false: none was due */
+    char key[DUTIES_KEY_SIZE];
+    int attempt; /* 1 for its first run */
+} duties_run;
+
+/* Runs the earliest queued duty that is due (none failed lately) in ONE transaction on env->db:
+ * the run's row locked (FOR UPDATE SKIP LOCKED: another replica's run is skipped), duties_fire,
+ * its done mark, COMMIT; so a run commits with its effects, and a crash or a failure mid-run
+ * rolls all of it back and leaves it queued. run->taken is false when none was due. Must be
+ * called outside a transaction. */
+bx_status duties_run_next(const duties_env *env, duties_run *run, bx_error *err) BX_MUSTCHECK;
+
+/* Records a failed run (after duties_run_next failed, PostgreSQL reachable): tried again after
+ * 2^attempt s (at most 5 minutes), given up (marked done, given_up) at max_attempts. */
+bx_status duties_run_failed(PGconn *db, const duties_run *run, int max_attempts, const char *why,
+                            bool *given_up, bx_error *err) BX_MUSTCHECK;
+
 #endif

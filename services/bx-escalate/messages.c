@@ -135,6 +135,72 @@ static const char *const action_keys[] = {"schema",      "event_id", "student_id
                                           "action",      "date",     "staff_id",   "recorded_at",
                                           "recorded_by", "details",  NULL};
 
+/* details of a home visit: the outcome and the reason, codes only, for the analysts' case stream
+ * (anything else is left out) */
+static bx_status home_visit_details(const cJSON *d, const char *path, ladder_input *in,
+                                    bx_error *err)
+{
+    static const char *const keys[] = {"outcome", "reason", NULL};
+    static const char *const outcomes[] = {"will_return", "refused", "not_home", "other", NULL};
+    static const char *const reasons[] = {
+        "poverty",      "illness", "disability", "dislikes_school",
+        "left_to_work", "family",  "other",      NULL};
+    const char *v = NULL;
+    bx_status s = bx_json_only_keys(d, path, keys, err);
+    IFOK(s, bx_json_get_string(d, path, "outcome", true, 32, &v, err));
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(d, "reason");
+    for (int i = 0; s == BX_OK && outcomes[i]; i++)
+        if (strcmp(v, outcomes[i]) == 0)
+            snprintf(in->visit_outcome, sizeof(in->visit_outcome), "%s", v);
+    for (int i = 0; s == BX_OK && cJSON_IsString(reason) && reasons[i]; i++)
+        if (strcmp(reason->valuestring, reasons[i]) == 0)
+            snprintf(in->visit_reason, sizeof(in->visit_reason), "%s", reasons[i]);
+    return s;
+}
+
+/* details of a confirmed transfer: the confirmation number, and the receiving school's name for
+ * the case's history, cut at a whole UTF-8 character */
+static bx_status transfer_confirmed_details(const cJSON *d, const char *path, ladder_input *in,
+                                            bx_error *err)
+{
+    static const char *const keys[] = {"receiving_school", "confirmation_no", NULL};
+    const char *v = NULL;
+    bx_status s = bx_json_only_keys(d, path, keys, err);
+    IFOK(s, bx_json_get_string(d, path, "confirmation_no", true, 64, &v, err));
+    const cJSON *school = cJSON_GetObjectItemCaseSensitive(d, "receiving_school");
+    if (s == BX_OK && cJSON_IsString(school)) {
+        size_t n = strlen(school->valuestring);
+        if (n >= sizeof(in->receiving_school)) {
+            n = sizeof(in->receiving_school) - 1;
+            while (n > 0 && ((unsigned char)school->valuestring[n] & 0xC0) == 0x80)
+                n--;
+        }
+        snprintf(in->receiving_school, sizeof(in->receiving_school), "%.*s", (int)n,
+                 school->valuestring);
+    }
+    return s;
+}
+
+/* details of a task given to another staff member: the task's key and the staff member */
+static bx_status task_reassigned_details(const cJSON *d, const char *path, ladder_input *in,
+                                         bx_error *err)
+{
+    static const char *const keys[] = {"task_id", "to_staff_id", NULL};
+    char to[BX_ID_MAX + 1];
+    const char *v = NULL;
+    bx_status s = bx_json_only_keys(d, path, keys, err);
+    IFOK(s, bx_json_get_string(d, path, "task_id", true, 128, &v, err));
+    if (s == BX_OK && (v[0] == '\0' || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
+                                                 "rstuvwxyz0123456789._:-") != strlen(v)))
+        s = BX_ERR(err, BX_EINVAL, "%s.task_id: expected 1..128 of [A-Za-z0-9._:-]", path);
+    IFOK(s, get_id(d, path, "to_staff_id", false, to, err));
+    if (s == BX_OK) {
+        snprintf(in->task_key, sizeof(in->task_key), "%s", v);
+        snprintf(in->to_staff_id, sizeof(in->to_staff_id), "%s", to);
+    }
+    return s;
+}
+
 static bx_status parse_details(const cJSON *d, messages_input *p, bx_error *err)
 {
     ladder_input *in = &p->in;
@@ -150,24 +216,9 @@ static bx_status parse_details(const cJSON *d, messages_input *p, bx_error *err)
         IFOK(s, bx_json_get_bool(d, path, "reached", true, &reached, err));
         break;
     }
-    case LADDER_ACT_HOME_VISIT: {
-        static const char *const keys[] = {"outcome", "reason", NULL};
-        static const char *const outcomes[] = {"will_return", "refused", "not_home", "other", NULL};
-        static const char *const reasons[] = {
-            "poverty",      "illness", "disability", "dislikes_school",
-            "left_to_work", "family",  "other",      NULL};
-        s = bx_json_only_keys(d, path, keys, err);
-        IFOK(s, bx_json_get_string(d, path, "outcome", true, 32, &v, err));
-        /* Codes only, for the analysts' case stream: anything else is left out. */
-        const cJSON *reason = cJSON_GetObjectItemCaseSensitive(d, "reason");
-        for (int i = 0; s == BX_OK && outcomes[i]; i++)
-            if (strcmp(v, outcomes[i]) == 0)
-                snprintf(in->visit_outcome, sizeof(in->visit_outcome), "%s", v);
-        for (int i = 0; s == BX_OK && cJSON_IsString(reason) && reasons[i]; i++)
-            if (strcmp(reason->valuestring, reasons[i]) == 0)
-                snprintf(in->visit_reason, sizeof(in->visit_reason), "%s", reasons[i]);
+    case LADDER_ACT_HOME_VISIT:
+        s = home_visit_details(d, path, in, err);
         break;
-    }
     case LADDER_ACT_LETTER_DELIVERED: {
         static const char *const keys[] = {"letter", NULL};
         s = bx_json_only_keys(d, path, keys, err);
@@ -191,24 +242,9 @@ static bx_status parse_details(const cJSON *d, messages_input *p, bx_error *err)
         IFOK(s, bx_json_get_bool(d, path, "paperwork", true, &in->paperwork, err));
         break;
     }
-    case LADDER_ACT_TRANSFER_CONFIRMED: {
-        static const char *const keys[] = {"receiving_school", "confirmation_no", NULL};
-        s = bx_json_only_keys(d, path, keys, err);
-        IFOK(s, bx_json_get_string(d, path, "confirmation_no", true, 64, &v, err));
-        /* the school's name for the case's history, cut at a whole UTF-8 character */
-        const cJSON *school = cJSON_GetObjectItemCaseSensitive(d, "receiving_school");
-        if (s == BX_OK && cJSON_IsString(school)) {
-            size_t n = strlen(school->valuestring);
-            if (n >= sizeof(in->receiving_school)) {
-                n = sizeof(in->receiving_school) - 1;
-                while (n > 0 && ((unsigned char)school->valuestring[n] & 0xC0) == 0x80)
-                    n--;
-            }
-            snprintf(in->receiving_school, sizeof(in->receiving_school), "%.*s", (int)n,
-                     school->valuestring);
-        }
+    case LADDER_ACT_TRANSFER_CONFIRMED:
+        s = transfer_confirmed_details(d, path, in, err);
         break;
-    }
     case LADDER_ACT_SUSPENSION: {
         static const char *const keys[] = {"first_date", "last_date", "reason", "approved", NULL};
         s = bx_json_only_keys(d, path, keys, err);
@@ -224,21 +260,9 @@ static bx_status parse_details(const cJSON *d, messages_input *p, bx_error *err)
                          err));
         break;
     }
-    case LADDER_ACT_TASK_REASSIGNED: { /* the principal gives the task to another staff member */
-        static const char *const keys[] = {"task_id", "to_staff_id", NULL};
-        char to[BX_ID_MAX + 1];
-        s = bx_json_only_keys(d, path, keys, err);
-        IFOK(s, bx_json_get_string(d, path, "task_id", true, 128, &v, err));
-        if (s == BX_OK && (v[0] == '\0' || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
-                                                     "rstuvwxyz0123456789._:-") != strlen(v)))
-            s = BX_ERR(err, BX_EINVAL, "%s.task_id: expected 1..128 of [A-Za-z0-9._:-]", path);
-        IFOK(s, get_id(d, path, "to_staff_id", false, to, err));
-        if (s == BX_OK) {
-            snprintf(in->task_key, sizeof(in->task_key), "%s", v);
-            snprintf(in->to_staff_id, sizeof(in->to_staff_id), "%s", to);
-        }
+    case LADDER_ACT_TASK_REASSIGNED: /* the principal gives the task to another staff member */
+        s = task_reassigned_details(d, path, in, err);
         break;
-    }
     }
     return s;
 }

@@ -145,6 +145,44 @@ static const char rollcall_sql[] =
     "FROM attendance.class_report WHERE class_id = ANY ($1::text[]) "
     "AND day BETWEEN $2::date AND $3::date GROUP BY class_id";
 
+/* The days of a class's roll calls (rollcall_sql's list: days since 1970-01-01, comma separated;
+ * NULL: none) into *list (grown as needed, *cap its room), *count of them. */
+static bx_status parse_days(const char *text, bx_date **list, size_t *cap, size_t *count,
+                            bx_error *err)
+{
+    *count = 0;
+    for (const char *p = text; p && *p;) {
+        if (*count == *cap) {
+            size_t ncap = *cap ? *cap * 2 : 256;
+            bx_date *grown = realloc(*list, ncap * sizeof(**list));
+            if (grown == NULL)
+                return BX_ERR(err, BX_ENOMEM, "roll calls: out of memory");
+            *list = grown;
+            *cap = ncap;
+        }
+        char *end;
+        (*list)[(*count)++] = (bx_date)strtol(p, &end, 10);
+        p = *end == ',' ? end + 1 : end;
+    }
+    return BX_OK;
+}
+
+/* rollcall_sql for the classes ids (a text[] literal) from lo to hi: *days the rows (caller
+ * clears), *by_class each class's list of days, borrowed from *days (caller frees). */
+static bx_status rollcall_days_by_class(PGconn *db, const char *ids, bx_date lo, bx_date hi,
+                                        PGresult **days, bx_map **by_class, bx_error *err)
+{
+    char from[11], to[11];
+    bx_date_format(lo, from);
+    bx_date_format(hi, to);
+    bx_status s = bx_pg_query(db, rollcall_sql, 3, (const char *[]){ids, from, to}, days, err);
+    if (s == BX_OK && (*by_class = bx_map_new()) == NULL)
+        s = BX_ERR(err, BX_ENOMEM, "roll calls: out of memory");
+    for (int r = 0; s == BX_OK && r < PQntuples(*days); r++)
+        s = bx_map_put(*by_class, PQgetvalue(*days, r, 0), PQgetvalue(*days, r, 1));
+    return s;
+}
+
 bx_status reports_query_rollcall(PGconn *db, const PGresult *res, const bx_registry *calendars,
                                  bx_date today, reports_class_counts *classes, size_t n,
                                  bx_error *err)
@@ -176,16 +214,8 @@ bx_status reports_query_rollcall(PGconn *db, const PGresult *res, const bx_regis
     }
     PGresult *days = NULL;
     bx_map *by_class = NULL;
-    if (asked > 0) {
-        char from[11], to[11];
-        bx_date_format(lo, from);
-        bx_date_format(hi, to);
-        s = bx_pg_query(db, rollcall_sql, 3, (const char *[]){ids.data, from, to}, &days, err);
-        if (s == BX_OK && (by_class = bx_map_new()) == NULL)
-            s = BX_ERR(err, BX_ENOMEM, "roll calls: out of memory");
-        for (int r = 0; s == BX_OK && r < PQntuples(days); r++)
-            s = bx_map_put(by_class, PQgetvalue(days, r, 0), PQgetvalue(days, r, 1));
-    }
+    if (asked > 0)
+        s = rollcall_days_by_class(db, ids.data, lo, hi, &days, &by_class, err);
     bx_buf_free(&ids);
     bx_date *list = NULL;
     size_t cap = 0;
@@ -200,23 +230,11 @@ bx_status reports_query_rollcall(PGconn *db, const PGresult *res, const bx_regis
             bx_date_parse(PQgetvalue(res, i, RQ_FIRST_DAY), &first) != BX_OK ||
             bx_date_parse(PQgetvalue(res, i, RQ_LAST_DAY), &last) != BX_OK)
             continue;
-        const char *text = bx_map_get(by_class, PQgetvalue(res, i, RQ_CLASS));
         size_t count = 0;
-        for (const char *p = text; p && *p;) {
-            if (count == cap) {
-                size_t ncap = cap ? cap * 2 : 256;
-                bx_date *grown = realloc(list, ncap * sizeof(*list));
-                if (grown == NULL) {
-                    s = BX_ERR(err, BX_ENOMEM, "roll calls: out of memory");
-                    break;
-                }
-                list = grown;
-                cap = ncap;
-            }
-            char *end;
-            list[count++] = (bx_date)strtol(p, &end, 10);
-            p = *end == ',' ? end + 1 : end;
-        }
+        s = parse_days(bx_map_get(by_class, PQgetvalue(res, i, RQ_CLASS)), &list, &cap, &count,
+                       err);
+        if (s != BX_OK)
+            break;
         int due = 0, got = 0;
         reports_rollcall_days(cal, first, last, today, list, count, &due, &got);
         c->rollcall_due = due;

@@ -1,7 +1,9 @@
 /* service: bx-escalate's loop body. A poll's messages are applied to their students' cases in one
  * PostgreSQL transaction (case states, events, tasks, timers and outbox rows together; one by one,
  * each in its own, when that fails), and only then are their offsets stored; due timers fire in
- * transactions of their own; the outbox is relayed. */
+ * transactions of their own; the outbox is relayed. The calendar duties a timer queues run on a
+ * thread and connection of their own (the duty worker), so a month's reports do not hold the
+ * inputs. */
 #include "service.h"
 #include "analytics.h"
 #include "bx_buf.h"
@@ -21,10 +23,13 @@
 #include "timers.h"
 #include "transfers.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define POLL_MAX           500  /* the most messages a loop iteration polls (input_batch's bound) */
@@ -35,6 +40,7 @@
 #define PG_CONNECT_WAIT_MS 10000 /* how long connecting to PostgreSQL may wait for it */
 #define PRUNE_EVERY_MS     (3600 * 1000LL) /* how often relayed outbox rows are pruned */
 #define FINDINGS_MAX       500             /* matching findings applied per tick */
+#define DUTY_IDLE_MS       1000            /* how long the duty worker sleeps when no run is due */
 
 static bx_metric m_inputs = {"bx_escalate_inputs_total", "assessments and actions applied to cases",
                              "counter", 0, NULL};
@@ -77,6 +83,19 @@ struct escalate_service {
     escalate_bands bands[POLL_MAX];
     const char *bands_of[POLL_MAX];
     int nbands;
+    /* The calendar duties' thread (duty_main): worker is an escalate_service of its own with
+     * only conf, db (its connection) and registry (sv->registry, borrowed for each run); the
+     * scratch of its steps is its own. */
+    escalate_service *worker;
+    pthread_t duty_thread;
+    bool duty_started;
+    int duties_queued; /* duty runs the timers queued since the worker was last woken */
+    /* duty_lock guards what follows, and sv->registry's replacement while the worker uses it */
+    pthread_mutex_t duty_lock;
+    pthread_cond_t duty_wake;
+    bool duty_stop, duty_kicked, duty_exited;
+    PGcancel *duty_cancel;   /* the worker's connection's, for a stop mid-run */
+    bx_registry *reg_in_use; /* the registry the worker runs with; NULL between runs */
 };
 
 /* ---- connections and the registry ---- */
@@ -87,8 +106,14 @@ static bx_status load_registry(escalate_service *sv, bx_error *err)
     bx_status s = bx_registry_load(sv->db, &r, err);
     if (s != BX_OK)
         return s;
-    bx_registry_free(sv->registry);
+    /* the registry the duty worker runs with is freed by the worker when its run ends */
+    pthread_mutex_lock(&sv->duty_lock);
+    bx_registry *old = sv->registry;
+    bool in_use = old != NULL && old == sv->reg_in_use;
     sv->registry = r;
+    pthread_mutex_unlock(&sv->duty_lock);
+    if (!in_use)
+        bx_registry_free(old);
     bx_log_info("registry revision %lld loaded: %zu students", bx_registry_loaded_revision(r),
                 bx_registry_student_count(r));
     return BX_OK;
@@ -506,42 +531,14 @@ static void handle_poll(escalate_service *sv, rd_kafka_message_t *const *msgs, i
 
 /* ---- calendar duties (duties.h) ---- */
 
-/* duties_suspect_fn: opens (or leaves to its open case) a suspected dropout a duty found. */
-static bx_status duty_suspect(void *arg, const char *duty_key, const char *student,
-                              const char *school_id, const ladder_input *in, bx_error *err)
+/* One input a duty, the transfer check or a matching finding derived applied to its student's
+ * case at school_id, inside the caller's transaction (what names it in errors). *added receives
+ * the new events. */
+static bx_status apply_derived(escalate_service *sv, const char *what, const char *student,
+                               const char *school_id, const ladder_input *in, int *added,
+                               bx_error *err)
 {
-    escalate_service *sv = arg;
-    const bx_reg_school *sch = bx_registry_school(sv->registry, school_id);
-    if (sch == NULL || sch->calendar == NULL)
-        return BX_ERR(err, BX_ENOTFOUND, "duty %s: school %s not in the registry", duty_key,
-                      school_id);
-    escalate_store_case row = {0};
-    bx_status s = load_student_case(sv, student, &row, err);
-    if (s != BX_OK)
-        return s;
-    bx_error step_err = {0};
-    s = ladder_step(sv->conf.policy, sch->calendar, &sv->before, in, &sv->after, &sv->fx,
-                    &step_err);
-    if (s != BX_OK)
-        return BX_ERR(err, s, "duty %s: student %s: %s", duty_key, student, step_err.msg);
-    int added = 0;
-    s = write_step(sv, &row, case_school(&row, school_id),
-                   bx_registry_student(sv->registry, student), in, &added, err);
-    if (s == BX_OK && added)
-        bx_log_info("duty %s: student %s: suspected dropout, case %s", duty_key, student,
-                    sv->after.case_id);
-    bx_metric_add(&m_events, added);
-    return s;
-}
-
-/* ---- transfers matched and matching findings (transfers.h) ---- */
-
-/* duties_suspect_fn for transfers.h: one input of the transfer check or a matching finding
- * applied to its student's case, inside the caller's transaction. */
-static bx_status match_apply(void *arg, const char *what, const char *student,
-                             const char *school_id, const ladder_input *in, bx_error *err)
-{
-    escalate_service *sv = arg;
+    *added = 0;
     const bx_reg_school *sch = bx_registry_school(sv->registry, school_id);
     if (sch == NULL || sch->calendar == NULL)
         return BX_ERR(err, BX_ENOTFOUND, "%s: school %s not in the registry", what, school_id);
@@ -554,11 +551,36 @@ static bx_status match_apply(void *arg, const char *what, const char *student,
                     &step_err);
     if (s != BX_OK)
         return BX_ERR(err, s, "%s: student %s: %s", what, student, step_err.msg);
-    int added = 0;
     s = write_step(sv, &row, case_school(&row, school_id),
-                   bx_registry_student(sv->registry, student), in, &added, err);
-    bx_metric_add(&m_events, added);
+                   bx_registry_student(sv->registry, student), in, added, err);
+    bx_metric_add(&m_events, *added);
     return s;
+}
+
+/* duties_suspect_fn: opens (or leaves to its open case) a suspected dropout a duty found. */
+static bx_status duty_suspect(void *arg, const char *duty_key, const char *student,
+                              const char *school_id, const ladder_input *in, bx_error *err)
+{
+    escalate_service *sv = arg;
+    char what[DUTIES_KEY_SIZE + 8];
+    snprintf(what, sizeof(what), "duty %s", duty_key);
+    int added = 0;
+    bx_status s = apply_derived(sv, what, student, school_id, in, &added, err);
+    if (s == BX_OK && added)
+        bx_log_info("duty %s: student %s: suspected dropout, case %s", duty_key, student,
+                    sv->after.case_id);
+    return s;
+}
+
+/* ---- transfers matched and matching findings (transfers.h) ---- */
+
+/* duties_suspect_fn for transfers.h: one input of the transfer check or a matching finding
+ * applied to its student's case, inside the caller's transaction. */
+static bx_status match_apply(void *arg, const char *what, const char *student,
+                             const char *school_id, const ladder_input *in, bx_error *err)
+{
+    int added = 0;
+    return apply_derived(arg, what, student, school_id, in, &added, err);
 }
 
 /* The children `bxctl match` found, then the transfer check (each quick when there is nothing new:
@@ -600,6 +622,191 @@ static void schedule_duties(escalate_service *sv)
     sv->duties_day = today;
 }
 
+/* ---- the duty worker: queued duties run on a thread and connection of their own ---- */
+
+static bool duty_stopping(escalate_service *sv)
+{
+    pthread_mutex_lock(&sv->duty_lock);
+    bool stop = sv->duty_stop;
+    pthread_mutex_unlock(&sv->duty_lock);
+    return stop;
+}
+
+/* Wakes the worker: the timers queued duty runs. */
+static void kick_duties(escalate_service *sv)
+{
+    if (!sv->duty_started || sv->duties_queued == 0)
+        return;
+    sv->duties_queued = 0;
+    pthread_mutex_lock(&sv->duty_lock);
+    sv->duty_kicked = true;
+    pthread_cond_signal(&sv->duty_wake);
+    pthread_mutex_unlock(&sv->duty_lock);
+}
+
+/* The wall-clock time ms from now, for pthread_cond_timedwait. */
+static struct timespec wait_until(int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return until;
+}
+
+/* Sleeps up to ms unless kicked or stopped. */
+static void duty_sleep(escalate_service *sv, int ms)
+{
+    struct timespec until = wait_until(ms);
+    pthread_mutex_lock(&sv->duty_lock);
+    if (!sv->duty_stop && !sv->duty_kicked)
+        pthread_cond_timedwait(&sv->duty_wake, &sv->duty_lock, &until);
+    sv->duty_kicked = false;
+    pthread_mutex_unlock(&sv->duty_lock);
+}
+
+/* (Re)connects the worker, keeping its connection's cancel handle for a stop mid-run. */
+static bx_status connect_worker(escalate_service *sv, bx_error *err)
+{
+    escalate_service *w = sv->worker;
+    bx_status s = bx_pg_reconnect(&w->db, sv->conf.pg_url, PG_CONNECT_WAIT_MS, err);
+    pthread_mutex_lock(&sv->duty_lock);
+    if (sv->duty_cancel)
+        PQfreeCancel(sv->duty_cancel);
+    sv->duty_cancel = s == BX_OK ? PQgetCancel(w->db) : NULL;
+    pthread_mutex_unlock(&sv->duty_lock);
+    return s;
+}
+
+/* The registry the loop has now, held for one run (load_registry leaves it to the worker). */
+static void borrow_registry(escalate_service *sv)
+{
+    pthread_mutex_lock(&sv->duty_lock);
+    sv->reg_in_use = sv->registry;
+    sv->worker->registry = sv->registry;
+    pthread_mutex_unlock(&sv->duty_lock);
+}
+
+/* Gives it back, freeing it when the loop replaced it meanwhile. */
+static void return_registry(escalate_service *sv)
+{
+    pthread_mutex_lock(&sv->duty_lock);
+    bx_registry *replaced = sv->reg_in_use != sv->registry ? sv->reg_in_use : NULL;
+    sv->reg_in_use = NULL;
+    sv->worker->registry = NULL;
+    pthread_mutex_unlock(&sv->duty_lock);
+    bx_registry_free(replaced);
+}
+
+/* Runs the next queued duty; false when none was due (or PostgreSQL is away). A run that fails
+ * is rolled back and tried again later (duties_run_failed), unless the stop interrupted it: then
+ * it runs at the next start, as after a crash. */
+static bool run_one_duty(escalate_service *sv)
+{
+    escalate_service *w = sv->worker;
+    bx_error err = {0};
+    if ((w->db == NULL || bx_pg_is_broken(w->db)) && connect_worker(sv, &err) != BX_OK) {
+        bx_log_warn("duty worker: cannot connect to PostgreSQL: %s", err.msg);
+        return false;
+    }
+    borrow_registry(sv);
+    const duties_env env = {w->db, w->conf.duties, w->registry, duty_suspect, w};
+    duties_run run;
+    bx_status s = duties_run_next(&env, &run, &err);
+    return_registry(sv);
+    if (s == BX_OK) {
+        if (run.taken)
+            bx_log_info("duty %s run", run.key);
+        return run.taken;
+    }
+    if (duty_stopping(sv)) {
+        bx_log_info("duty %s: interrupted by the stop; it runs at the next start", run.key);
+        return false;
+    }
+    if (!run.taken || bx_pg_is_broken(w->db)) {
+        bx_log_warn("duty worker: %s", err.msg);
+        return false;
+    }
+    bool given_up = false;
+    bx_error ferr = {0};
+    if (duties_run_failed(w->db, &run, sv->conf.max_attempts, err.msg, &given_up, &ferr) != BX_OK)
+        bx_log_warn("duty %s failed (%s); cannot record it: %s", run.key, err.msg, ferr.msg);
+    else if (given_up)
+        bx_log_error("duty %s given up after %d attempts: %s", run.key, run.attempt, err.msg);
+    else
+        bx_log_warn("duty %s failed (attempt %d): %s; tried again later", run.key, run.attempt,
+                    err.msg);
+    bx_metric_add(&m_failures, 1);
+    return true;
+}
+
+static void *duty_main(void *arg)
+{
+    escalate_service *sv = arg;
+    while (!duty_stopping(sv))
+        if (!run_one_duty(sv))
+            duty_sleep(sv, DUTY_IDLE_MS);
+    if (sv->worker->db)
+        PQfinish(sv->worker->db);
+    sv->worker->db = NULL;
+    pthread_mutex_lock(&sv->duty_lock);
+    if (sv->duty_cancel)
+        PQfreeCancel(sv->duty_cancel);
+    sv->duty_cancel = NULL;
+    sv->duty_exited = true;
+    pthread_cond_broadcast(&sv->duty_wake);
+    pthread_mutex_unlock(&sv->duty_lock);
+    return NULL;
+}
+
+/* Starts the duty worker (only with a duties policy); signals stay the main thread's. */
+static bx_status start_duty_worker(escalate_service *sv, bx_error *err)
+{
+    if (sv->conf.duties == NULL)
+        return BX_OK;
+    sv->worker = calloc(1, sizeof(*sv->worker));
+    if (sv->worker == NULL)
+        return BX_ERR(err, BX_ENOMEM, "service: out of memory");
+    sv->worker->conf = sv->conf;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&sv->duty_thread, NULL, duty_main, sv);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return BX_ERR(err, BX_EIO, "service: cannot start the duty worker (%s)", strerror(rc));
+    sv->duty_started = true;
+    return BX_OK;
+}
+
+/* Stops the duty worker: a run under way is cancelled (rolled back: it runs at the next start).
+ * The cancel is sent again every half second until the worker is out, in case it came between
+ * two of the run's statements. */
+static void stop_duty_worker(escalate_service *sv)
+{
+    if (sv->duty_started) {
+        pthread_mutex_lock(&sv->duty_lock);
+        sv->duty_stop = true;
+        pthread_cond_broadcast(&sv->duty_wake);
+        while (!sv->duty_exited) {
+            char why[256];
+            if (sv->duty_cancel && !PQcancel(sv->duty_cancel, why, sizeof(why)))
+                bx_log_warn("duty worker: cannot cancel its query: %s", why);
+            struct timespec until = wait_until(500);
+            pthread_cond_timedwait(&sv->duty_wake, &sv->duty_lock, &until);
+        }
+        pthread_mutex_unlock(&sv->duty_lock);
+        pthread_join(sv->duty_thread, NULL);
+        sv->duty_started = false;
+    }
+    free(sv->worker);
+    sv->worker = NULL;
+}
+
 /* ---- timers ---- */
 
 /* A case timer's deadline as the ladder's input. */
@@ -624,7 +831,15 @@ static bx_status fire_timer(PGconn *db, const timers_timer *timer, void *arg, bx
     if (timer->case_id <= 0) {
         if (strcmp(timer->kind, "duty") != 0)
             return BX_OK;
-        /* a duty reads the case tables: what the batch queued is written first, and the duty's
+        if (sv->duty_started) {
+            /* queued with the timer's fired mark; the duty worker runs it */
+            int queued = 0;
+            bx_status s = duties_queue_run(sv->db, timer, &queued, err);
+            sv->duties_queued += queued;
+            return s;
+        }
+        /* no duty worker (no duties policy): fired here, without effect; a duty reads the case
+         * tables: what the batch queued is written first, and the duty's
          * own steps are written at once */
         escalate_store_batch *queue = sv->queue;
         bx_status s = queue ? escalate_store_batch_flush(sv->db, queue, err) : BX_OK;
@@ -815,6 +1030,7 @@ void escalate_service_step(escalate_service *sv)
         bx_log_warn("offset commit failed; the next commit carries them");
     bx_consumer_recover(sv->consumer); /* no message held now */
     fire_due_timers(sv);
+    kick_duties(sv);
     relay(sv);
 }
 
@@ -827,6 +1043,8 @@ bx_status escalate_service_start(const escalate_service_conf *conf, escalate_ser
         return BX_ERR(err, BX_ENOMEM, "service: out of memory");
     sv->conf = *conf;
     atomic_init(&sv->healthy, true);
+    pthread_mutex_init(&sv->duty_lock, NULL);
+    pthread_cond_init(&sv->duty_wake, NULL);
     char host[64] = "localhost";
     if (gethostname(host, sizeof(host)) != 0)
         snprintf(host, sizeof(host), "localhost");
@@ -855,6 +1073,11 @@ bx_status escalate_service_start(const escalate_service_conf *conf, escalate_ser
     bx_log_info("consuming %s and %s as group %s; timers claimed as %s", conf->risk_topic,
                 conf->actions_topic, conf->group, sv->owner);
     schedule_duties(sv);
+    s = start_duty_worker(sv, err);
+    if (s != BX_OK) {
+        escalate_service_stop(sv);
+        return s;
+    }
     *out = sv;
     return BX_OK;
 }
@@ -863,6 +1086,7 @@ void escalate_service_stop(escalate_service *sv)
 {
     if (sv == NULL)
         return;
+    stop_duty_worker(sv);
     if (sv->db) {
         bx_error err = {0};
         int released = 0;
@@ -875,6 +1099,8 @@ void escalate_service_stop(escalate_service *sv)
         PQfinish(sv->db);
     bx_registry_free(sv->registry);
     escalate_store_batch_free(sv->batch);
+    pthread_cond_destroy(&sv->duty_wake);
+    pthread_mutex_destroy(&sv->duty_lock);
     free(sv);
 }
 

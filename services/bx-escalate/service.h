@@ -33,8 +33,10 @@ typedef struct escalate_service_conf {
 
 typedef struct escalate_service escalate_service;
 
-/* Connects to PostgreSQL and Kafka and loads the registry. conf and everything it points to stay
- * borrowed until escalate_service_stop. */
+/* Connects to PostgreSQL and Kafka, loads the registry and, with conf->duties, starts the duty
+ * worker: a thread with a PostgreSQL connection of its own that runs the calendar duties the
+ * timers queue (duties_run_next), so the inputs keep being applied while a month's reports are
+ * made. conf and everything it points to stay borrowed until escalate_service_stop. */
 bx_status escalate_service_start(const escalate_service_conf *conf, escalate_service **out,
                                  bx_error *err) BX_MUSTCHECK;
 /* One loop iteration: polls up to 200 messages (up to about 100 ms for the first) and applies
@@ -54,8 +56,9 @@ void escalate_service_step(escalate_service *sv);
 void escalate_service_tick(escalate_service *sv);
 /* bx_health_fn over an escalate_service: healthy unless the last attempt failed. */
 bool escalate_service_healthy(void *arg, char *reason, size_t size);
-/* Gives back unfired timer claims, leaves the consumer group (committing what was processed),
- * flushes and closes. NULL does nothing. */
+/* Stops the duty worker (a duty run under way is cancelled and rolled back: it runs at the next
+ * start), gives back unfired timer claims, leaves the consumer group (committing what was
+ * processed), flushes and closes. NULL does nothing. */
 void escalate_service_stop(escalate_service *sv);
 
 #endif

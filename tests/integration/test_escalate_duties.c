@@ -18,6 +18,7 @@
 #include <string.h>
 #include <signal.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char db_url[512], tag[24], cal[40], risk[96], actions[96], group[96], settle_spec[300];
@@ -460,6 +461,136 @@ BX_TEST(reports_upward_once_each_on_their_school_day)
     free(out);
     cJSON_Delete(schema);
     itest_mark_free(requests);
+    itest_stop(escalate);
+    free(clock_path);
+}
+
+/* Polls sql until its rows are want (at most 60 s; the check is on the rows, not the time). */
+static char *rows_when(const char *sql, const char *want)
+{
+    char *rows = NULL;
+    for (int i = 0; i < 600; i++) {
+        free(rows);
+        rows = rows_of(sql);
+        if (strcmp(rows, want) == 0)
+            break;
+        usleep(100 * 1000);
+    }
+    return rows;
+}
+
+/* Backends of this database waiting for a lock on cases.upward_report. */
+#define REPORTS_WAITING                                                                            \
+    "SELECT count(*) FROM pg_locks WHERE NOT granted AND database = (SELECT oid FROM "             \
+    "pg_database WHERE datname = current_database()) AND relation = "                              \
+    "'cases.upward_report'::regclass"
+
+/* The calendar duties run on bx-escalate's duty worker, on a connection of their own (issue 17):
+ * while the test's own transaction holds a lock on cases.upward_report, the reports falling due on
+ * 09-30 wait for it, yet an assessment published meanwhile is applied and its notification request
+ * relayed; bx-escalate stopped while the duty waits exits cleanly and the duty runs after the
+ * restart; once the lock is let go, every report is made once and each duty ran once. */
+BX_TEST(inputs_applied_while_a_duty_waits)
+{
+    setup();
+    start_escalate();
+    at("2026-09-30 16:59");
+    PGconn *holder = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_pg_connect(db_url, 5000, &holder, &err) == BX_OK);
+    REQUIRE(bx_pg_exec(holder, "BEGIN", &err) == BX_OK);
+    REQUIRE(bx_pg_exec(holder, "LOCK TABLE cases.upward_report IN EXCLUSIVE MODE", &err) == BX_OK);
+    bxctl_ok((const char *[]){"clock", "set", "2026-09-30 17:30", NULL});
+    /* the duty worker reached the reports and waits for the lock */
+    char *waiting = rows_when(REPORTS_WAITING, "1\n");
+    CHECK_STR(waiting, "1\n");
+    free(waiting);
+
+    bx_producer *p = NULL;
+    REQUIRE(bx_producer_new(brokers(), NULL, &p, &err) == BX_OK);
+    char id[40], value[1200];
+    snprintf(id, sizeof(id), "%s-02", tag);
+    snprintf(value, sizeof(value),
+             "{\"schema\":\"bx.risk.v1\",\"event_id\":\"risk:%s:2026-09-30\",\"student_id\":\"%s\","
+             "\"school_id\":\"%sP\",\"class_id\":\"%sC3\",\"date\":\"2026-09-30\",\"streak_days\":"
+             "1,\"streak_start\":\"2026-09-30\",\"unexcused_periods_today\":0,"
+             "\"attendance_rate_20d\":0.8,\"attendance_rate_term\":0.9,\"chronic_absence\":false,"
+             "\"score\":10,\"tier\":\"medium\",\"previous_tier\":null,\"trigger\":"
+             "\"streak_changed\",\"factors\":[],\"assessed_at\":\"2026-09-30T17:10:00+08:00\"}",
+             id, id, tag, tag);
+    bx_delivery_wait *w = bx_delivery_wait_new();
+    bx_delivery_slot slot;
+    bx_delivery_slot_arm(&slot, w);
+    REQUIRE(bx_producer_send(p, risk, id, strlen(id), value, strlen(value), bx_delivery_slot_done,
+                             &slot) == BX_OK);
+    REQUIRE(bx_delivery_wait_all(w, 15000) == BX_OK);
+    REQUIRE(slot.err == RD_KAFKA_RESP_ERR_NO_ERROR);
+    bx_delivery_wait_free(w);
+    bx_producer_free(p, 5000);
+    /* applied, its notification requests relayed, while the reports still wait */
+    char sql[400];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) > 0 AND count(*) = count(sent_at) FROM cases.outbox WHERE topic = "
+             "'%s' AND msg_key = '%s'",
+             BX_TOPIC_NOTIFY_REQUESTS, id);
+    char *relayed = rows_when(sql, "t\n");
+    CHECK_STR(relayed, "t\n");
+    free(relayed);
+    snprintf(sql, sizeof(sql), "SELECT stage FROM cases.case WHERE student_id = '%s'", id);
+    char *stage = rows_of(sql);
+    CHECK_STR(stage, "contact_family\n");
+    free(stage);
+    waiting = rows_of(REPORTS_WAITING);
+    CHECK_STR(waiting, "1\n");
+    free(waiting);
+    char *none = rows_of("SELECT count(*), count(done_at) FROM cases.duty_run WHERE timer_key "
+                         "LIKE 'duty:county_quarterly%'");
+    CHECK_STR(none, "1|0\n");
+    free(none);
+
+    /* stopped mid-duty: the worker's query is cancelled, the service exits cleanly, the run is
+     * rolled back and neither done nor counted as a failure */
+    kill(escalate, SIGTERM);
+    int status = itest_wait_exit(escalate, 60000);
+    CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (status == -1)
+        itest_stop(escalate);
+    waiting = rows_of(REPORTS_WAITING);
+    CHECK_STR(waiting, "0\n");
+    free(waiting);
+    none = rows_of("SELECT count(*), count(done_at), sum(attempts) FROM cases.duty_run WHERE "
+                   "timer_key LIKE 'duty:county_quarterly%'");
+    CHECK_STR(none, "1|0|0\n");
+    free(none);
+    start_escalate();
+    waiting = rows_when(REPORTS_WAITING, "1\n");
+    CHECK_STR(waiting, "1\n");
+    free(waiting);
+
+    /* the lock let go: each report once, each duty run once without a failure */
+    REQUIRE(bx_pg_exec(holder, "COMMIT", &err) == BX_OK);
+    PQfinish(holder);
+    settle();
+    char *rows = untag(rows_of("SELECT kind, area, period FROM cases.upward_report ORDER BY kind, "
+                               "area"));
+    CHECK_STR(rows, "county_quarterly_report|990001|2026-Q3\n"
+                    "school_monthly_report|TJ|2026-09\n"
+                    "school_monthly_report|TP|2026-09\n");
+    free(rows);
+    char *runs = rows_of("SELECT count(*), count(done_at), sum(attempts), count(*) FILTER (WHERE "
+                         "given_up) FROM cases.duty_run WHERE due_at <= '2026-09-30 17:30+08'");
+    char *fired = rows_of("SELECT count(*) FROM cases.timer WHERE kind = 'duty' AND fired_at IS "
+                          "NOT NULL");
+    /* every duty fired is a run queued once and done */
+    char want[80];
+    snprintf(want, sizeof(want), "%ld|%ld|0|0\n", strtol(fired, NULL, 10), strtol(fired, NULL, 10));
+    CHECK_STR(runs, want);
+    free(runs);
+    free(fired);
+    char *asked = rows_of("SELECT count(*) FROM cases.outbox WHERE payload::jsonb->>'template' IN "
+                          "('school_monthly_report', 'county_quarterly_report')");
+    CHECK_STR(asked, "3\n");
+    free(asked);
     itest_stop(escalate);
     free(clock_path);
 }
