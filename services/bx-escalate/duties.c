@@ -1107,6 +1107,16 @@ bx_status duties_schedule(PGconn *db, const duties_policy *p, const bx_registry 
     for (int r = 0; s == BX_OK && r < PQntuples(res); r++)
         s = schedule_term(db, p, registry, res, r, today, created, err);
     PQclear(res);
+    /* the day and registry revision scheduled for, which settling waits for (migration 0033) */
+    char revision[24];
+    snprintf(revision, sizeof(revision), "%lld", bx_registry_loaded_revision(registry));
+    IFOK(s,
+         bx_pg_command(db,
+                       "INSERT INTO cases.duties_scheduled (day, revision) VALUES ($1, $2) "
+                       "ON CONFLICT (one) DO UPDATE SET day = greatest(cases.duties_scheduled.day, "
+                       "EXCLUDED.day), revision = greatest(cases.duties_scheduled.revision, "
+                       "EXCLUDED.revision), scheduled_at = now()",
+                       2, (const char *const[]){day, revision}, NULL, err));
     return s;
 }
 

@@ -203,7 +203,9 @@ bx_status duties_fire(const duties_env *env, const timers_timer *timer, bx_error
  * duty key, so scheduling again changes nothing), with today's roll-call checks and those of the
  * school days gone by since the last day that had them (duties_catch_up_days). A day's checks
  * that fire after the day is over send no reminder and ask the rollcall.missed_* roles as tasks
- * for their digest instead of an SMS. *created receives the timers new now. */
+ * for their digest instead of an SMS. *created receives the timers new now. The day and the
+ * registry's revision are then recorded in cases.duties_scheduled, which settling waits for
+ * (migration 0033). */
 bx_status duties_schedule(PGconn *db, const duties_policy *p, const bx_registry *registry,
                           bx_date today, int *created, bx_error *err) BX_MUSTCHECK;
 

@@ -809,18 +809,25 @@ static void stop_duty_worker(escalate_service *sv)
 
 /* ---- timers ---- */
 
-/* A case timer's deadline as the ladder's input. */
-static void deadline_input(const timers_timer *timer, ladder_input *in)
+/* What firing a case timer needs: the batch's queue while one is fired (sv->queue). */
+static escalate_store_firing firing_of(escalate_service *sv)
 {
-    memset(in, 0, sizeof(*in));
-    in->kind = LADDER_IN_DEADLINE;
-    in->at = timer->due_at;
-    in->date = bx_time_local_date(timer->due_at);
-    in->return_date = in->first_date = in->last_date = BX_DATE_NONE;
-    in->streak_start = BX_DATE_NONE;
-    snprintf(in->timer_key, sizeof(in->timer_key), "%s", timer->key);
-    snprintf(in->event_id, sizeof(in->event_id), "timer:%.*s", (int)sizeof(in->event_id) - 7,
-             timer->key);
+    return (escalate_store_firing){sv->conf.policy,
+                                   sv->registry,
+                                   sv->conf.pseudonym_key,
+                                   sv->conf.analytics_cases_topic,
+                                   sv->queue,
+                                   &sv->before,
+                                   &sv->after,
+                                   &sv->fx};
+}
+
+/* timers_prepare_fn: the batch's case rows (and bands) read in one statement. */
+static bx_status prefetch_cases(PGconn *db, const timers_list *list, void *arg, bx_error *err)
+{
+    escalate_service *sv = arg;
+    const escalate_store_firing f = firing_of(sv);
+    return escalate_store_prefetch_cases(db, &f, list, err);
 }
 
 static bx_status fire_timer(PGconn *db, const timers_timer *timer, void *arg, bx_error *err)
@@ -849,31 +856,9 @@ static bx_status fire_timer(PGconn *db, const timers_timer *timer, void *arg, bx
         sv->queue = queue;
         return s;
     }
-    escalate_store_case row = {0};
-    memset(&sv->before, 0, sizeof(sv->before));
-    bx_status s =
-        escalate_store_case_by_id(sv->db, sv->conf.policy, timer->case_id, &row, &sv->before, err);
-    if (s != BX_OK || row.row_id == 0)
-        return s;
-    const bx_reg_student *student = bx_registry_student(sv->registry, sv->before.student_id);
-    const bx_reg_school *sch =
-        student ? student->school : bx_registry_school(sv->registry, row.school);
-    if (sch == NULL || sch->calendar == NULL)
-        return BX_ERR(err, BX_ENOTFOUND, "case %s: school %s not in the registry",
-                      sv->before.case_id, row.school);
-    ladder_input in;
-    deadline_input(timer, &in);
-    bx_error step_err = {0};
-    s = ladder_step(sv->conf.policy, sch->calendar, &sv->before, &in, &sv->after, &sv->fx,
-                    &step_err);
-    if (s == BX_EINVAL) {
-        bx_log_warn("timer %s: %s; fired without effect", timer->key, step_err.msg);
-        return BX_OK;
-    }
-    if (s != BX_OK)
-        return BX_ERR(err, s, "timer %s: %s", timer->key, step_err.msg);
+    const escalate_store_firing f = firing_of(sv);
     int added = 0;
-    s = write_step(sv, &row, row.school, student, &in, &added, err);
+    bx_status s = escalate_store_fire_deadline(db, &f, timer, &added, err);
     if (s == BX_OK)
         bx_metric_add(&m_events, added);
     return s;
@@ -927,8 +912,8 @@ static void fire_due_timers(escalate_service *sv)
     escalate_store_batch_clear(sv->batch);
     sv->queue = sv->batch; /* the firings' rows queued, written together before the marks */
     sv->tag = 0;
-    bx_status fs = timers_fire_due(sv->db, sv->owner, now, max, fire_timer, flush_queue, sv, &fired,
-                                   &list, &berr);
+    bx_status fs = timers_fire_due_prepared(sv->db, sv->owner, now, max, prefetch_cases, fire_timer,
+                                            flush_queue, sv, &fired, &list, &berr);
     sv->queue = NULL;
     if (fs == BX_OK) {
         bx_metric_add(&m_timers, fired);
