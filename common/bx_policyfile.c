@@ -20,7 +20,7 @@ static bool is_space(char c)
     return c == ' ' || c == '\t';
 }
 
-static char *trim(char *s)
+char *bx_policyfile_trim(char *s)
 {
     while (is_space(*s))
         s++;
@@ -34,7 +34,7 @@ static char *trim(char *s)
 static bx_status split_line(char *raw, const char *file, int line, char **name, char **value,
                             bool *skip, bx_error *err)
 {
-    char *l = trim(raw);
+    char *l = bx_policyfile_trim(raw);
     *skip = *l == '\0' || *l == '#';
     if (*skip)
         return BX_OK;
@@ -46,7 +46,7 @@ static bx_status split_line(char *raw, const char *file, int line, char **name, 
         return BX_ERR(err, BX_EINVAL, "%s:%d: expected \"name = value\", got \"%.*s\"", file, line,
                       SHOWN, l);
     *eq = '\0';
-    char *k = trim(l), *v = trim(eq + 1);
+    char *k = bx_policyfile_trim(l), *v = bx_policyfile_trim(eq + 1);
     if (*k == '\0')
         return BX_ERR(err, BX_EINVAL, "%s:%d: expected a setting name before '='", file, line);
     if (!bx_utf8_valid(k, strlen(k)))

@@ -43,6 +43,10 @@ typedef struct bx_policyfile_opts {
 typedef bx_status (*bx_policyfile_fn)(void *arg, const char *file, int line, char *name,
                                       char *value, bx_error *err);
 
+/* s without its leading and trailing spaces and tabs (the end cut in place), as a setting's name
+ * and value are read. */
+char *bx_policyfile_trim(char *s);
+
 /* A setting's value read as a decimal integer in [min, max]: 1 to max_digits digits (max_digits at
  * most 9) and nothing else, no sign and no spaces. False, *out untouched, when it is not. */
 bool bx_policyfile_int(const char *value, int max_digits, int min, int max, int *out);

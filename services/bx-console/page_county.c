@@ -263,22 +263,6 @@ bx_status county_rates(const console_request *req, const char *area, const count
 
 /* ---- charts and tables ---- */
 
-static const reports_row *row_of(const reports_row *rows, size_t n, const char *id)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) { /* rows are ordered by id */
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(rows[mid].id, id);
-        if (c == 0)
-            return &rows[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
 bx_status county_rate_chart(tmpl_ctx *ctx, const char *name, const char *title,
                             const reports_row *term, size_t nterm, const reports_row *month,
                             size_t nmonth, double threshold, county_label_fn *label, void *arg,
@@ -292,9 +276,10 @@ bx_status county_rate_chart(tmpl_ctx *ctx, const char *name, const char *title,
     size_t nc = 0;
     for (size_t i = 0; i < nterm + nmonth && s == BX_OK; i++) {
         const reports_row *r = i < nterm ? &term[i] : &month[i - nterm];
-        if (i >= nterm && row_of(term, nterm, r->id))
+        if (i >= nterm && reports_row_find(term, nterm, r->id))
             continue;
-        const reports_row *t = row_of(term, nterm, r->id), *m = row_of(month, nmonth, r->id);
+        const reports_row *t = reports_row_find(term, nterm, r->id),
+                          *m = reports_row_find(month, nmonth, r->id);
         cats[nc] = label(arg, r->id);
         tv[nc] = t && t->all.dropout_valid ? t->all.dropout_rate * 100.0 : -1;
         mv[nc] = m && m->all.dropout_valid ? m->all.dropout_rate * 100.0 : -1;

@@ -256,23 +256,15 @@ static bx_status ledger_page(PGconn *db, const reports_ledger_filter *f, bool co
         bx_buf_free(&sql);
         return BX_ERR(err, s, "ledger: out of memory");
     }
-    char now[32], limit[32], offset[32];
-    snprintf(now, sizeof(now), "%lld", f->now_ms);
-    snprintf(limit, sizeof(limit), "%ld", f->limit);
-    snprintf(offset, sizeof(offset), "%ld", f->offset > 0 ? f->offset : 0);
-    const char *params[] = {f->area ? f->area : "",
-                            f->list ? f->list : "",
-                            f->township ? f->township : "",
-                            f->school ? f->school : "",
-                            f->stage ? f->stage : "",
-                            f->overdue_only ? "true" : "false",
-                            now,
-                            f->limit > 0 ? limit : NULL,
-                            offset,
-                            audit ? audit->staff_id : NULL,
-                            audit ? audit->detail : NULL,
-                            audit ? audit->client_addr : NULL};
-    s = bx_pg_query(db, sql.data, audit ? 12 : 9, params, res, err);
+    reports_ledger_args a;
+    reports_ledger_args_fill(f, &a);
+    if (audit) {
+        a.params[REPORTS_LEDGER_NPARAMS] = audit->staff_id;
+        a.params[REPORTS_LEDGER_NPARAMS + 1] = audit->detail;
+        a.params[REPORTS_LEDGER_NPARAMS + 2] = audit->client_addr;
+    }
+    s = bx_pg_query(db, sql.data, REPORTS_LEDGER_NPARAMS + (audit ? REPORTS_LEDGER_EXTRA : 0),
+                    a.params, res, err);
     bx_buf_free(&sql);
     return s;
 }

@@ -632,22 +632,6 @@ static bx_status period_rows(const duties_env *env, const reports_period *rp, re
 }
 
 /* The row of id among rows (ordered by id), or NULL. */
-static const reports_row *row_of(const reports_row *rows, size_t n, const char *id)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(rows[mid].id, id);
-        if (c == 0)
-            return &rows[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
 /* The out-of-school report and the monthly summary: one request to each county's bureau. */
 static bx_status report(const duties_env *env, const timers_timer *timer, duty_kind kind,
                         const char *calendar, const char *term, const char *first, const char *last,
@@ -675,7 +659,7 @@ static bx_status report(const duties_env *env, const timers_timer *timer, duty_k
         /* No staff id: bx-notify reaches every officer of the role in the county. */
         const char *county = PQgetvalue(res, r, 0);
         char rate[16] = "";
-        const reports_row *cr = row_of(rates, nrates, county);
+        const reports_row *cr = reports_row_find(rates, nrates, county);
         if (kind == DUTY_MONTHLY_SUMMARY)
             reports_rate_text(cr && cr->rollcall_valid, cr ? cr->rollcall_rate : 0, rate);
         char request_id[200];
@@ -861,8 +845,8 @@ static bx_status upward(const duties_env *env, const timers_timer *timer, duty_k
                 env->registry ? bx_registry_school(env->registry, place) : NULL;
             if (sc)
                 snprintf(county, sizeof(county), "%s", sc->county_code);
-            s = upward_write(&j, place, county, row_of(rows, nrows, place), places, i, &written,
-                             err);
+            s = upward_write(&j, place, county, reports_row_find(rows, nrows, place), places, i,
+                             &written, err);
         } else {
             /* A place reported already (by another calendar's duty) is left as it is. */
             PGresult *seen = NULL;
@@ -887,8 +871,8 @@ static bx_status upward(const duties_env *env, const timers_timer *timer, duty_k
                 if (strcmp(PQgetvalue(cases, c, RA_KEY), place) == 0)
                     cr = c;
             if (s == BX_OK && cr >= 0)
-                s = upward_write(&j, place, county, row_of(one, none, place), cases, cr, &written,
-                                 err);
+                s = upward_write(&j, place, county, reports_row_find(one, none, place), cases, cr,
+                                 &written, err);
             free(one);
             PQclear(cases);
         }

@@ -43,11 +43,6 @@ static bool in_list(const char *const *list, size_t n, const char *s)
     return false;
 }
 
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 /* [a-z][a-z0-9_.]{0,38} (dots only when allow_dot). */
 static bool name_ok(const char *s, bool allow_dot)
 {
@@ -63,28 +58,18 @@ static bool name_ok(const char *s, bool allow_dot)
     return true;
 }
 
-static char *trim(char *s)
-{
-    while (is_space(*s))
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && is_space(s[n - 1]))
-        s[--n] = '\0';
-    return s;
-}
-
 /* Splits v at commas in place into up to max trimmed, non-empty items; -1 on an empty item or too
  * many. */
 static int split(char *v, char **items, int max)
 {
     int n = 0;
-    if (*trim(v) == '\0')
+    if (*bx_policyfile_trim(v) == '\0')
         return 0;
     for (char *p = v;;) {
         char *comma = strchr(p, ',');
         if (comma != NULL)
             *comma = '\0';
-        char *item = trim(p);
+        char *item = bx_policyfile_trim(p);
         if (*item == '\0' || n == max)
             return -1;
         items[n++] = item;
@@ -110,7 +95,7 @@ static bool parse_span(const char *v, ladder_span *out)
     ladder_span s = {0, 0};
     if (!parse_int(num, 0, 400, &s.n))
         return false;
-    char *u = trim(unit);
+    char *u = bx_policyfile_trim(unit);
     if (strcmp(u, "hour") == 0 || strcmp(u, "hours") == 0) {
         s.unit = LADDER_UNIT_HOURS;
     } else if (strcmp(u, "day") == 0 || strcmp(u, "days") == 0) {

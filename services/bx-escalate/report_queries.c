@@ -331,6 +331,24 @@ static const char *const ledger_orders[] = {
     [REPORTS_SORT_STAGE] = "ORDER BY x.stage, x.school_id, x.student_id, x.id ",
 };
 
+void reports_ledger_args_fill(const reports_ledger_filter *f, reports_ledger_args *a)
+{
+    snprintf(a->now, sizeof(a->now), "%lld", f->now_ms);
+    snprintf(a->limit, sizeof(a->limit), "%ld", f->limit);
+    snprintf(a->offset, sizeof(a->offset), "%ld", f->offset > 0 ? f->offset : 0);
+    const char *const v[REPORTS_LEDGER_NPARAMS] = {f->area ? f->area : "",
+                                                   f->list ? f->list : "",
+                                                   f->township ? f->township : "",
+                                                   f->school ? f->school : "",
+                                                   f->stage ? f->stage : "",
+                                                   f->overdue_only ? "true" : "false",
+                                                   a->now,
+                                                   f->limit > 0 ? a->limit : NULL,
+                                                   a->offset};
+    for (int i = 0; i < REPORTS_LEDGER_NPARAMS + REPORTS_LEDGER_EXTRA; i++)
+        a->params[i] = i < REPORTS_LEDGER_NPARAMS ? v[i] : NULL;
+}
+
 bx_status reports_query_ledger(PGconn *db, const reports_ledger_filter *f, PGresult **res,
                                bx_error *err)
 {
@@ -354,20 +372,9 @@ bx_status reports_query_ledger(PGconn *db, const reports_ledger_filter *f, PGres
         bx_buf_free(&sql);
         return BX_ERR(err, s, "ledger: out of memory");
     }
-    char now[32], limit[32], offset[32];
-    snprintf(now, sizeof(now), "%lld", f->now_ms);
-    snprintf(limit, sizeof(limit), "%ld", f->limit);
-    snprintf(offset, sizeof(offset), "%ld", f->offset > 0 ? f->offset : 0);
-    const char *params[] = {f->area ? f->area : "",
-                            f->list ? f->list : "",
-                            f->township ? f->township : "",
-                            f->school ? f->school : "",
-                            f->stage ? f->stage : "",
-                            f->overdue_only ? "true" : "false",
-                            now,
-                            f->limit > 0 ? limit : NULL,
-                            offset};
-    s = bx_pg_query(db, sql.data, 9, params, res, err);
+    reports_ledger_args a;
+    reports_ledger_args_fill(f, &a);
+    s = bx_pg_query(db, sql.data, REPORTS_LEDGER_NPARAMS, a.params, res, err);
     bx_buf_free(&sql);
     return s;
 }

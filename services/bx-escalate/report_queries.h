@@ -130,6 +130,18 @@ typedef struct reports_ledger_filter {
     long limit, offset; /* limit 0: every row */
 } reports_ledger_filter;
 
+/* A ledger query's parameters of a filter ($1..$9: area, list, township, school, stage, overdue
+ * only, now, limit or NULL, offset), the numbers written into the struct's own text; a caller
+ * adds its own from $10 (params has room for REPORTS_LEDGER_EXTRA more). Filled in place: the
+ * params point into the struct, so it is not copied. */
+#define REPORTS_LEDGER_NPARAMS 9
+#define REPORTS_LEDGER_EXTRA   3
+typedef struct reports_ledger_args {
+    char now[24], limit[24], offset[24];
+    const char *params[REPORTS_LEDGER_NPARAMS + REPORTS_LEDGER_EXTRA];
+} reports_ledger_args;
+void reports_ledger_args_fill(const reports_ledger_filter *f, reports_ledger_args *a);
+
 /* The ledger's rows (one per case: open cases, and cases closed as returned), filtered. */
 bx_status reports_query_ledger(PGconn *db, const reports_ledger_filter *f, PGresult **res,
                                bx_error *err) BX_MUSTCHECK;

@@ -416,3 +416,19 @@ bx_status reports_write_json(bx_buf *out, const reports_row *rows, size_t count)
     IFOK(s, bx_buf_puts(out, "]"));
     return s;
 }
+
+const reports_row *reports_row_find(const reports_row *rows, size_t n, const char *id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(rows[mid].id, id);
+        if (c == 0)
+            return &rows[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}

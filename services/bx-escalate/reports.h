@@ -85,6 +85,9 @@ typedef struct reports_row {
     unsigned flags;
 } reports_row;
 
+/* The row of rows[0..n) (ordered by id, as the queries return them) whose id is id, or NULL. */
+const reports_row *reports_row_find(const reports_row *rows, size_t n, const char *id);
+
 /* Derives the rates of c from its counts. */
 void reports_counts_rates(reports_counts *c);
 

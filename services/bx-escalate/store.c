@@ -95,34 +95,13 @@ struct escalate_store_batch {
 
 static const int group_cols[G_N] = {EV_N, OB_N, TI_N, TD_N, TO_N, TR_N, TX_N, MI_N, MC_N};
 
-/* Appends v to the text[] literal in b ("{" first; NULL unquoted; others quoted, \ and "
- * escaped). */
-static bx_status array_add(bx_buf *b, const char *v)
-{
-    bx_status s = bx_buf_puts(b, b->len == 0 ? "{" : ",");
-    if (v == NULL)
-        return s == BX_OK ? bx_buf_puts(b, "NULL") : s;
-    IFOK(s, bx_buf_puts(b, "\""));
-    while (s == BX_OK && *v) {
-        size_t plain = strcspn(v, "\"\\");
-        s = bx_buf_append(b, v, plain);
-        v += plain;
-        if (s == BX_OK && *v) {
-            char esc[2] = {'\\', *v++};
-            s = bx_buf_append(b, esc, 2);
-        }
-    }
-    IFOK(s, bx_buf_puts(b, "\""));
-    return s;
-}
-
 /* Queues one row of group g (values in column order). */
 static bx_status queue_row(escalate_store_batch *q, int g, const char *const *values, bx_error *err)
 {
     queue_group *grp = &q->g[g];
     bx_status s = BX_OK;
     for (int c = 0; c < grp->ncols && s == BX_OK; c++)
-        s = array_add(&grp->cols[c], values[c]);
+        s = bx_pg_text_array_add(&grp->cols[c], values[c]);
     if (s != BX_OK)
         return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
     grp->rows++;
@@ -255,12 +234,12 @@ static bx_status write_kept_cases(PGconn *db, escalate_store_batch *q, bx_error 
         const char *v[KC_N] = {
             id, k->stage, k->state, k->updated, k->closed ? k->closed_at : NULL, k->ending};
         for (int c = 0; c < KC_N && s == BX_OK; c++)
-            s = array_add(&cols[c], v[c]);
+            s = bx_pg_text_array_add(&cols[c], v[c]);
         rows++;
     }
     const char *params[KC_N];
     for (int c = 0; c < KC_N && s == BX_OK; c++) {
-        s = bx_buf_puts(&cols[c], "}");
+        s = bx_pg_text_array_end(&cols[c]);
         params[c] = cols[c].data;
     }
     if (s != BX_OK)
@@ -286,7 +265,7 @@ bx_status escalate_store_batch_flush(PGconn *db, escalate_store_batch *q, bx_err
             continue;
         const char *params[EV_N];
         for (int c = 0; c < grp->ncols && s == BX_OK; c++) {
-            s = bx_buf_puts(&grp->cols[c], "}");
+            s = bx_pg_text_array_end(&grp->cols[c]);
             params[c] = grp->cols[c].data;
         }
         if (s != BX_OK)
