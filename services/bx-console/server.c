@@ -497,6 +497,66 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t size)
                   (socklen_t)size);
 }
 
+/* A request's exchange, its request and reply started (the query, the route and the session
+ * come after); NULL when memory runs out. */
+static struct exchange *exchange_new(console_server *srv, struct MHD_Connection *conn,
+                                     const char *url, const char *method)
+{
+    struct exchange *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return NULL;
+    x->srv = srv;
+    x->conn = conn;
+    console_request *req = &x->req;
+    console_reply *rep = &x->rep;
+    req->method = method;
+    req->path = url;
+    req->server = srv;
+    req->pages = srv->pages;
+    req->producer = srv->producer;
+    req->now = bx_clock_now();
+    client_address(conn, x->client_addr, sizeof(x->client_addr));
+    req->client_addr = x->client_addr;
+    req->csrf_token = "";
+    req->session_id = "";
+    rep->status = 200;
+    rep->ctx = tmpl_ctx_new();
+    bx_buf_init(&x->body, CONSOLE_MAX_FORM);
+    return x;
+}
+
+/* The session, if the cookie names one in force (loaded once: it hands over the flash), else the
+ * pre-session token (a new one when the cookie has none). False when PostgreSQL did not answer. */
+static bool load_session(struct exchange *x, struct worker *w)
+{
+    console_request *req = &x->req;
+    bx_error err = {0};
+    const char *cookie = MHD_lookup_connection_value(x->conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+    if (cookie) {
+        bx_status s = identity_session_load(w->db, cookie, req->now, &x->srv->conf.identity,
+                                            &x->person, &x->session, &err);
+        if (s == BX_OK) {
+            x->has_session = true;
+            req->person = &x->person;
+            req->csrf_token = x->session.csrf;
+        } else if (s != BX_ENOTFOUND) {
+            bx_log_error("session: %s", err.msg);
+            return false;
+        }
+    }
+    if (!x->has_session) {
+        const char *pre = MHD_lookup_connection_value(x->conn, MHD_COOKIE_KIND, PRE_COOKIE);
+        if (console_token_valid(pre)) {
+            snprintf(x->pre_token, sizeof(x->pre_token), "%s", pre);
+        } else {
+            console_token_new(x->pre_token);
+            x->set_pre = true;
+        }
+        req->csrf_token = x->pre_token;
+    }
+    return true;
+}
+
 /* The headers are in. What needs no body is decided now, before a byte of it is read: the path,
  * the method, the session; a POST that needs a person and has no session is refused 403, a POST
  * before sign-in without the pre-session cookie its CSRF token must match is refused 403, and a
@@ -521,28 +581,12 @@ static enum MHD_Result begin(console_server *srv, struct MHD_Connection *conn, c
         return send_body(srv, conn, 200, "text/css; charset=utf-8", css, srv->css_len, NULL);
     }
 
-    struct exchange *x = calloc(1, sizeof(*x));
+    struct exchange *x = exchange_new(srv, conn, url, method);
     if (x == NULL)
         return MHD_NO;
     *state = x; /* request_done frees it */
-    x->srv = srv;
-    x->conn = conn;
     console_request *req = &x->req;
     console_reply *rep = &x->rep;
-    req->method = method;
-    req->path = url;
-    req->server = srv;
-    req->pages = srv->pages;
-    req->producer = srv->producer;
-    req->now = bx_clock_now();
-    client_address(conn, x->client_addr, sizeof(x->client_addr));
-    req->client_addr = x->client_addr;
-    req->csrf_token = "";
-    req->session_id = "";
-    rep->status = 200;
-    rep->ctx = tmpl_ctx_new();
-    bx_buf_init(&x->body, CONSOLE_MAX_FORM);
-    bx_error err = {0};
     bool post = strcmp(method, "POST") == 0, path_known = false;
 
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, x);
@@ -562,30 +606,8 @@ static enum MHD_Result begin(console_server *srv, struct MHD_Connection *conn, c
         return send_plain(srv, conn, 503, status_message(503));
     }
 
-    /* the session, if the cookie names one in force (loaded once: it hands over the flash) */
-    const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, SESSION_COOKIE);
-    if (cookie) {
-        bx_status s = identity_session_load(w->db, cookie, req->now, &srv->conf.identity,
-                                            &x->person, &x->session, &err);
-        if (s == BX_OK) {
-            x->has_session = true;
-            req->person = &x->person;
-            req->csrf_token = x->session.csrf;
-        } else if (s != BX_ENOTFOUND) {
-            bx_log_error("session: %s", err.msg);
-            return send_plain(srv, conn, 503, status_message(503));
-        }
-    }
-    if (!x->has_session) {
-        const char *pre = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, PRE_COOKIE);
-        if (console_token_valid(pre)) {
-            snprintf(x->pre_token, sizeof(x->pre_token), "%s", pre);
-        } else {
-            console_token_new(x->pre_token);
-            x->set_pre = true;
-        }
-        req->csrf_token = x->pre_token;
-    }
+    if (!load_session(x, w))
+        return send_plain(srv, conn, 503, status_message(503));
     if (post && x->route->needs_person && req->person == NULL) {
         bx_metric_add(&m_unauthenticated, 1);
         rep->status = 403;
