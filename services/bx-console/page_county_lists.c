@@ -256,7 +256,7 @@ static bx_status ledger_page(PGconn *db, const reports_ledger_filter *f, bool co
         bx_buf_free(&sql);
         return BX_ERR(err, s, "ledger: out of memory");
     }
-    reports_ledger_args a;
+    reports_ledger_args a = {0};
     reports_ledger_args_fill(f, &a);
     if (audit) {
         a.params[REPORTS_LEDGER_NPARAMS] = audit->staff_id;

@@ -372,7 +372,7 @@ bx_status reports_query_ledger(PGconn *db, const reports_ledger_filter *f, PGres
         bx_buf_free(&sql);
         return BX_ERR(err, s, "ledger: out of memory");
     }
-    reports_ledger_args a;
+    reports_ledger_args a = {0};
     reports_ledger_args_fill(f, &a);
     s = bx_pg_query(db, sql.data, REPORTS_LEDGER_NPARAMS, a.params, res, err);
     bx_buf_free(&sql);
