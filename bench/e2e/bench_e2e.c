@@ -156,6 +156,7 @@ typedef struct run_conf {
     cpu_stage cpu[MAX_CPU];
     int ncpu;
     int settle_after; /* s: how long the later stages may take after the first caught up */
+    double rate;      /* records a second posted on average, roll calls evenly spaced; 0: at once */
     bx_date day;
     sim_size size;
     uint64_t seed;
@@ -206,7 +207,9 @@ static void start(slot *s, CURLM *multi, const run_conf *rc, const sim_county *c
 }
 
 /* Posts every roll call over rc->connections keep-alive connections; accepted_ms[j] is when the
- * reply to roll call j arrived. Returns the records accepted. */
+ * reply to roll call j arrived. With rc->rate, roll call j is not sent before j intervals of a
+ * class's mean size / rate from the start, as a morning's roll calls come in over its hours; a
+ * free connection waits for it. Returns the records accepted. */
 static long long post_all(const run_conf *rc, const sim_county *c, const sim_day_plan *p,
                           long long *accepted_ms)
 {
@@ -214,17 +217,29 @@ static long long post_all(const run_conf *rc, const sim_county *c, const sim_day
     CURLM *multi = curl_multi_init();
     int n = rc->connections < p->nrollcalls ? rc->connections : p->nrollcalls;
     slot *slots = calloc((size_t)n, sizeof(*slots));
-    if (multi == NULL || slots == NULL)
+    slot **idle = calloc((size_t)n, sizeof(*idle));
+    if (multi == NULL || slots == NULL || idle == NULL)
         die("out of memory");
-    int next = 0, running = 0, done = 0;
+    double interval = rc->rate > 0 ? (double)c->nstudents / p->nrollcalls / rc->rate : 0;
+    double t_start = mono_s();
+    int next = 0, running = 0, done = 0, nidle = 0;
     long long accepted = 0;
     for (int i = 0; i < n; i++) {
         slots[i].h = curl_easy_init();
         bx_buf_init(&slots[i].body, 0);
         bx_buf_init(&slots[i].reply, 1 << 20);
-        start(&slots[i], multi, rc, c, p, tokens, next++);
+        idle[nidle++] = &slots[i];
     }
     while (done < p->nrollcalls) {
+        double wait_s = 0.1;
+        while (nidle > 0 && next < p->nrollcalls) {
+            double early = t_start + next * interval - mono_s();
+            if (early > 0) {
+                wait_s = early < wait_s ? early : wait_s;
+                break;
+            }
+            start(idle[--nidle], multi, rc, c, p, tokens, next++);
+        }
         curl_multi_perform(multi, &running);
         CURLMsg *m;
         int left;
@@ -253,11 +268,11 @@ static long long post_all(const run_conf *rc, const sim_county *c, const sim_day
             accepted_ms[s->rollcall] = wall_ms();
             done++;
             curl_multi_remove_handle(multi, s->h);
-            if (next < p->nrollcalls)
-                start(s, multi, rc, c, p, tokens, next++);
+            idle[nidle++] = s;
+            wait_s = 0;
         }
-        if (done < p->nrollcalls)
-            curl_multi_poll(multi, NULL, 0, 100, NULL);
+        if (done < p->nrollcalls && wait_s > 0)
+            curl_multi_poll(multi, NULL, 0, (int)(wait_s * 1000) + 1, NULL);
     }
     for (int i = 0; i < n; i++) {
         curl_easy_cleanup(slots[i].h);
@@ -265,6 +280,7 @@ static long long post_all(const run_conf *rc, const sim_county *c, const sim_day
         bx_buf_free(&slots[i].body);
         bx_buf_free(&slots[i].reply);
     }
+    free(idle);
     free(slots);
     curl_multi_cleanup(multi);
     free(tokens);
@@ -372,8 +388,9 @@ static int cmd_run(run_conf *rc)
     for (int j = 0; j < p.nrollcalls; j++)
         absent += p.rollcalls[j].nabsent;
     fprintf(stderr,
-            "bench-e2e: %d students, %d roll calls (%lld absent) on %d connections; posting\n",
-            c->nstudents, p.nrollcalls, absent, rc->connections);
+            "bench-e2e: %d students, %d roll calls (%lld absent) on %d connections; posting %s\n",
+            c->nstudents, p.nrollcalls, absent, rc->connections,
+            rc->rate > 0 ? "at the rate asked" : "at once");
 
     long long *accepted_ms = calloc((size_t)p.nrollcalls + 1, sizeof(long long));
     if (accepted_ms == NULL)
@@ -470,8 +487,8 @@ static int cmd_run(run_conf *rc)
     size_t na = 0;
     long long *assessed = risk_latency(brokers, risk_mark, when, c->nstudents, &na);
 
-    printf("students=%d rollcalls=%d records=%lld absent=%lld connections=%d\n", c->nstudents,
-           p.nrollcalls, accepted, absent, rc->connections);
+    printf("students=%d rollcalls=%d records=%lld absent=%lld connections=%d post_rate=%.0f\n",
+           c->nstudents, p.nrollcalls, accepted, absent, rc->connections, rc->rate);
     printf("ingest_s=%.3f", t_ingest);
     for (int g = 0; g < rc->ngroups; g++)
         printf(" caught_up_%d_s=%.3f", g, caught[g]);
@@ -755,7 +772,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench-e2e run --api URL --keys FILE --state DIR --day YYYY-MM-DD\n"
             "                     [--connections N] [--group GROUP:TOPIC[,TOPIC]]... "
-            "[--cpu NAME=PID[+PID]]... [--settle-after S] [size]\n"
+            "[--cpu NAME=PID[+PID]]... [--settle-after S] [--rate RECORDS_PER_S] [size]\n"
             "       bench-e2e raw-kafka --mark FILE --topic TOPIC\n"
             "       bench-e2e raw-copy --rows N\n"
             "       bench-e2e copy --mark FILE --topic TOPIC\n"
@@ -813,6 +830,8 @@ int main(int argc, char **argv)
             rows = (long)n;
         else if (strcmp(a, "--settle-after") == 0 && n > 0)
             rc.settle_after = (int)n;
+        else if (strcmp(a, "--rate") == 0 && n >= 0)
+            rc.rate = (double)n;
         else if (strcmp(a, "--cpu") == 0 && rc.ncpu < MAX_CPU &&
                  cpu_stage_parse(v, &rc.cpu[rc.ncpu]))
             rc.ncpu++;

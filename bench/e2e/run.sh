@@ -25,7 +25,9 @@
 # e.g. "BX_SCORE_BATCH=2000"), BENCH_ESCALATE_BIN and BENCH_ESCALATE_ENV (the same for bx-escalate), BENCH_DRAIN=0 (no drain, no same-mix rates), BENCH_SETTLE_AFTER
 # (300: seconds the later stages may take after bx-score caught up; then the run goes on, marked
 # not settled), BENCH_WAIT_DUTIES=0 (post the day at once, while bx-escalate's calendar duties due
-# at start are still running: their reports then compete with the absent children's path).
+# at start are still running: their reports then compete with the absent children's path),
+# BENCH_RATE (records a second posted on average, the roll calls evenly spaced, as a morning's
+# come in over its hours; default 0: the whole day at once, as fast as bx-ingest takes it).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -300,7 +302,7 @@ scale_run() {
     "$BENCH" run --api "http://127.0.0.1:$port" --keys "$dir/keys" --state "$dir" --day "$DAY" \
         --connections "$CONNECTIONS" --group "$g_score:bx.attendance.v1" \
         --group "$g_esc:bx.risk.v1,bx.actions.v1" --settle-after "${BENCH_SETTLE_AFTER:-300}" \
-        "${cpu[@]}" "${size[@]}" >"$STATE/$name.out"
+        --rate "${BENCH_RATE:-0}" "${cpu[@]}" "${size[@]}" >"$STATE/$name.out"
     stop_services
     [ "${BENCH_DRAIN:-1}" = 1 ] && drain_run "$name" "$dir" "$runid"
     local records
@@ -436,6 +438,7 @@ def row(label, fn):
 f = lambda k: (lambda r: r.get(k, "-"))
 row("students / roll calls", lambda r: f"{r['students']}/{r['rollcalls']}")
 row("records accepted (absent)", lambda r: f"{r['records']} ({r['absent']})")
+row("posting asked (records/s)", lambda r: "at once" if float(r.get("post_rate", 0)) == 0 else r["post_rate"])
 row("all posted (s)", f("ingest_s"))
 caught = lambda k: (lambda r: r[k] if float(r.get(k, 0)) > 0 else "not caught up")
 row("bx-score caught up (s)", caught("caught_up_0_s"))
