@@ -448,6 +448,50 @@ static bx_status rollcall_windows(const bx_registry *registry, void *arg)
     return BX_OK;
 }
 
+/* The class-days each school of pl reported within its window (w), added to reported[i]: one
+ * row per school and day with how many classes reported (a whole-day or a period roll call); the
+ * schools are the area's, found through pl's ids. */
+static bx_status rollcall_reported(const console_request *req, const places *pl,
+                                   const rollcall_window *w, long *reported, bx_error *err)
+{
+    int np = PQntuples(pl->res);
+    bx_status s = BX_OK;
+    bx_date lo = w->today, hi = w->today;
+    for (int i = 0; i < np; i++)
+        if (w->from[i] != BX_DATE_NONE && w->from[i] < lo)
+            lo = w->from[i];
+    char from[11], to[11];
+    bx_date_format(lo, from);
+    bx_date_format(hi, to);
+    const char *params[] = {"", from, to};
+    PGresult *res = NULL;
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    for (int i = 0; i < np && s == BX_OK; i++)
+        if (PQgetvalue(pl->res, i, 0)[0] == 's')
+            s = bx_pg_text_array_add(&ids, PQgetvalue(pl->res, i, 1));
+    IFOK(s, bx_pg_text_array_end(&ids));
+    params[0] = ids.data;
+    IFOK(s, bx_pg_query(req->db,
+                        "SELECT school_id, day::text, count(DISTINCT class_id) FROM "
+                        "attendance.class_report WHERE school_id = ANY($1::text[]) AND day "
+                        "BETWEEN $2::date AND $3::date GROUP BY 1, 2 ORDER BY 1, 2",
+                        3, params, &res, err));
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
+        const char *school = PQgetvalue(res, r, 0);
+        bx_date day;
+        if (bx_date_parse(PQgetvalue(res, r, 1), &day) != BX_OK)
+            continue;
+        intptr_t row = (intptr_t)bx_map_get(pl->schools, school);
+        int i = (int)row - 1;
+        if (row > 0 && w->from[i] != BX_DATE_NONE && day >= w->from[i] && day <= w->to[i])
+            reported[i] += strtol(PQgetvalue(res, r, 2), NULL, 10);
+    }
+    PQclear(res);
+    bx_buf_free(&ids);
+    return s;
+}
+
 /* The reporting rate (%) per school, or per county when by_county; labels and values of the
  * chart, allocated (caller frees both). */
 static bx_status rollcall_rates(const console_request *req, const places *pl, bool by_county,
@@ -472,39 +516,7 @@ static bx_status rollcall_rates(const console_request *req, const places *pl, bo
     if (s == BX_OK && store == NULL)
         s = BX_EFATAL;
     IFOK(s, console_store_with_calendars(store, req->db, rollcall_windows, &w, err));
-    bx_date lo = w.today, hi = w.today;
-    for (int i = 0; i < np; i++)
-        if (w.from[i] != BX_DATE_NONE && w.from[i] < lo)
-            lo = w.from[i];
-    char from[11], to[11];
-    bx_date_format(lo, from);
-    bx_date_format(hi, to);
-    const char *params[] = {"", from, to};
-    PGresult *res = NULL;
-    /* one row per school and day with how many classes reported (a whole-day or a period roll
-     * call); the schools are the area's, found through pl's ids */
-    bx_buf ids;
-    bx_buf_init(&ids, 0);
-    for (int i = 0; i < np && s == BX_OK; i++)
-        if (PQgetvalue(pl->res, i, 0)[0] == 's')
-            s = bx_pg_text_array_add(&ids, PQgetvalue(pl->res, i, 1));
-    IFOK(s, bx_pg_text_array_end(&ids));
-    params[0] = ids.data;
-    IFOK(s, bx_pg_query(req->db,
-                        "SELECT school_id, day::text, count(DISTINCT class_id) FROM "
-                        "attendance.class_report WHERE school_id = ANY($1::text[]) AND day "
-                        "BETWEEN $2::date AND $3::date GROUP BY 1, 2 ORDER BY 1, 2",
-                        3, params, &res, err));
-    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
-        const char *school = PQgetvalue(res, r, 0);
-        bx_date day;
-        if (bx_date_parse(PQgetvalue(res, r, 1), &day) != BX_OK)
-            continue;
-        intptr_t row = (intptr_t)bx_map_get(pl->schools, school);
-        int i = (int)row - 1;
-        if (row > 0 && w.from[i] != BX_DATE_NONE && day >= w.from[i] && day <= w.to[i])
-            reported[i] += strtol(PQgetvalue(res, r, 2), NULL, 10);
-    }
+    IFOK(s, rollcall_reported(req, pl, &w, reported, err));
     /* per school, or summed per county (a school's township code begins with its county's) */
     for (int i = 0; s == BX_OK && i < np; i++) {
         if (PQgetvalue(pl->res, i, 0)[0] != 's' || w.expected[i] <= 0)
@@ -526,8 +538,6 @@ static bx_status rollcall_rates(const console_request *req, const places *pl, bo
     }
     for (size_t k = 0; s == BX_OK && k < *n; k++)
         (*values)[k] = expected[k] > 0 ? (*values)[k] * 100.0 / (double)expected[k] : -1;
-    PQclear(res);
-    bx_buf_free(&ids);
     free(w.from);
     free(w.to);
     free(w.expected);
@@ -842,11 +852,8 @@ bx_status county_dashboard_fill(console_request *req, const char *area, bool by_
 bx_status page_county_get(console_request *req, console_reply *rep, bx_error *err)
 {
     const console_person *me = req->person;
-    console_object o = {.kind = CONSOLE_OBJ_COUNTY, .county_code = me->county_code};
-    if (me->role != CONSOLE_COUNTY_OFFICER || !console_may(me, CONSOLE_VIEW_AGGREGATE, &o)) {
-        console_not_found(rep);
+    if (!page_found(rep, BX_OK, page_county_officer(me)))
         return BX_OK;
-    }
     bx_status s = county_dashboard_fill(req, me->county_code, false, rep->ctx, err);
     if (s != BX_OK)
         return s;

@@ -89,14 +89,10 @@ static void query_text(const ledger_query *q, char *out, size_t size)
              q->school, q->stage, q->sort, q->overdue ? "&overdue=1" : "");
 }
 
-/* The county officer of the request, or NULL (answer 404). */
-static const console_person *county_officer(const console_request *req)
+bool page_county_officer(const console_person *me)
 {
-    const console_person *me = req->person;
     console_object o = {.kind = CONSOLE_OBJ_COUNTY, .county_code = me->county_code};
-    if (me->role != CONSOLE_COUNTY_OFFICER || !console_may(me, CONSOLE_VIEW_AGGREGATE, &o))
-        return NULL;
-    return me;
+    return me->role == CONSOLE_COUNTY_OFFICER && console_may(me, CONSOLE_VIEW_AGGREGATE, &o);
 }
 
 static bool may_see(const console_request *req, const PGresult *res, int i)
@@ -471,13 +467,39 @@ static bx_status put_history(tmpl_ctx *row, const PGresult *res, int i, bx_error
     return s;
 }
 
+/* Row i of a ledger page into row: names and history only where the officer may see the child. */
+static bx_status put_ledger_row(const console_request *req, const PGresult *res, int i,
+                                tmpl_ctx *row, bx_error *err)
+{
+    bool see = may_see(req, res, i);
+    const char *name = PQgetisnull(res, i, RL_NAME) ? "" : PQgetvalue(res, i, RL_NAME);
+    char opened[24], roster[24], closed[24];
+    page_short_time(PQgetvalue(res, i, RL_OPENED), opened, sizeof(opened));
+    page_short_time(PQgetvalue(res, i, RL_ROSTER), roster, sizeof(roster));
+    page_short_time(PQgetvalue(res, i, RL_CLOSED), closed, sizeof(closed));
+    tmpl_put(row, "list", list_label(PQgetvalue(res, i, RL_LIST)));
+    tmpl_put(row, "student_id", PQgetvalue(res, i, RL_STUDENT));
+    tmpl_put(row, "name", see ? (name[0] ? name : PQgetvalue(res, i, RL_STUDENT)) : "");
+    tmpl_put_bool(row, "link", see);
+    tmpl_put(row, "school", PQgetvalue(res, i, RL_SCHOOL_NAME));
+    tmpl_put(row, "township", PQgetvalue(res, i, RL_TOWNSHIP_NAME));
+    tmpl_put(row, "class_name", PQgetvalue(res, i, RL_CLASS_NAME));
+    tmpl_put(row, "stage", page_label_stage(PQgetvalue(res, i, RL_STAGE)));
+    tmpl_put(row, "opened", opened);
+    tmpl_put(row, "roster", roster);
+    tmpl_put(row, "closed", closed);
+    tmpl_put_bool(row, "overdue", PQgetvalue(res, i, RL_OVERDUE)[0] == 't');
+    const char *owner = PQgetvalue(res, i, RL_OWNER);
+    console_role role = console_role_parse(owner);
+    tmpl_put(row, "owner", role != CONSOLE_ROLE_NONE ? console_role_label(role) : owner);
+    return see ? put_history(row, res, i, err) : BX_OK;
+}
+
 bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_error *err)
 {
-    const console_person *me = county_officer(req);
-    if (me == NULL) {
-        console_not_found(rep);
+    const console_person *me = req->person;
+    if (!page_found(rep, BX_OK, page_county_officer(me)))
         return BX_OK;
-    }
     ledger_query q;
     ledger_query_read(req, &q);
     reports_ledger_filter f = {.area = me->county_code,
@@ -509,32 +531,8 @@ bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_er
         if (PQntuples(res) > 0 || q.page == 1)
             count_put(count_key, now, total);
     }
-    for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
-        tmpl_ctx *row = tmpl_add_row(rep->ctx, "rows");
-        bool see = may_see(req, res, i);
-        const char *name = PQgetisnull(res, i, RL_NAME) ? "" : PQgetvalue(res, i, RL_NAME);
-        char opened[24], roster[24], closed[24];
-        page_short_time(PQgetvalue(res, i, RL_OPENED), opened, sizeof(opened));
-        page_short_time(PQgetvalue(res, i, RL_ROSTER), roster, sizeof(roster));
-        page_short_time(PQgetvalue(res, i, RL_CLOSED), closed, sizeof(closed));
-        tmpl_put(row, "list", list_label(PQgetvalue(res, i, RL_LIST)));
-        tmpl_put(row, "student_id", PQgetvalue(res, i, RL_STUDENT));
-        tmpl_put(row, "name", see ? (name[0] ? name : PQgetvalue(res, i, RL_STUDENT)) : "");
-        tmpl_put_bool(row, "link", see);
-        tmpl_put(row, "school", PQgetvalue(res, i, RL_SCHOOL_NAME));
-        tmpl_put(row, "township", PQgetvalue(res, i, RL_TOWNSHIP_NAME));
-        tmpl_put(row, "class_name", PQgetvalue(res, i, RL_CLASS_NAME));
-        tmpl_put(row, "stage", page_label_stage(PQgetvalue(res, i, RL_STAGE)));
-        tmpl_put(row, "opened", opened);
-        tmpl_put(row, "roster", roster);
-        tmpl_put(row, "closed", closed);
-        tmpl_put_bool(row, "overdue", PQgetvalue(res, i, RL_OVERDUE)[0] == 't');
-        const char *owner = PQgetvalue(res, i, RL_OWNER);
-        console_role role = console_role_parse(owner);
-        tmpl_put(row, "owner", role != CONSOLE_ROLE_NONE ? console_role_label(role) : owner);
-        if (see)
-            s = put_history(row, res, i, err);
-    }
+    for (int i = 0; s == BX_OK && i < PQntuples(res); i++)
+        s = put_ledger_row(req, res, i, tmpl_add_row(rep->ctx, "rows"), err);
     PQclear(res);
     if (s != BX_OK)
         return s;
@@ -696,11 +694,9 @@ static bx_status reports_build(const console_request *req, const char *county, t
  * minute's cache of the dashboards), shown with the time of its figures. */
 bx_status page_county_reports_get(console_request *req, console_reply *rep, bx_error *err)
 {
-    const console_person *me = county_officer(req);
-    if (me == NULL) {
-        console_not_found(rep);
+    const console_person *me = req->person;
+    if (!page_found(rep, BX_OK, page_county_officer(me)))
         return BX_OK;
-    }
     bx_status s = county_session(req->db, err);
     if (s != BX_OK)
         return s;
@@ -836,7 +832,7 @@ static bx_status rates_cells(const console_request *req, const county_period *p,
 
 bx_status page_county_export_get(console_request *req, console_reply *rep, bx_error *err)
 {
-    const console_person *me = county_officer(req);
+    const console_person *me = req->person;
     const char *what = req->params[0];
     const char *format = console_query(req, "format");
     bool xlsx = format == NULL || strcmp(format, "xlsx") == 0;
@@ -850,7 +846,7 @@ bx_status page_county_export_get(console_request *req, console_reply *rep, bx_er
     size_t k = 0;
     while (k < sizeof(kinds) / sizeof(kinds[0]) && strcmp(kinds[k].what, what) != 0)
         k++;
-    if (me == NULL || k == sizeof(kinds) / sizeof(kinds[0]) ||
+    if (!page_county_officer(me) || k == sizeof(kinds) / sizeof(kinds[0]) ||
         (format && strcmp(format, "xlsx") != 0 && strcmp(format, "csv") != 0)) {
         console_not_found(rep);
         return BX_OK;
