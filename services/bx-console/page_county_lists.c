@@ -467,6 +467,22 @@ static bx_status put_history(tmpl_ctx *row, const PGresult *res, int i, bx_error
     return s;
 }
 
+/* The ledger rows of query q in the county of req's officer, from list (q's own, or an export's),
+ * with names; strings borrowed from q. Limit and offset are the caller's. */
+static reports_ledger_filter ledger_filter(const console_request *req, const ledger_query *q,
+                                           const char *list)
+{
+    return (reports_ledger_filter){.area = req->person->county_code,
+                                   .list = list,
+                                   .township = q->township,
+                                   .school = q->school,
+                                   .stage = q->stage,
+                                   .overdue_only = q->overdue,
+                                   .names = true,
+                                   .now_ms = (long long)req->now,
+                                   .sort = sort_of(q)};
+}
+
 /* Row i of a ledger page into row: names and history only where the officer may see the child. */
 static bx_status put_ledger_row(const console_request *req, const PGresult *res, int i,
                                 tmpl_ctx *row, bx_error *err)
@@ -502,17 +518,9 @@ bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_er
         return BX_OK;
     ledger_query q;
     ledger_query_read(req, &q);
-    reports_ledger_filter f = {.area = me->county_code,
-                               .list = q.list,
-                               .township = q.township,
-                               .school = q.school,
-                               .stage = q.stage,
-                               .overdue_only = q.overdue,
-                               .names = true,
-                               .now_ms = (long long)req->now,
-                               .sort = sort_of(&q),
-                               .limit = LEDGER_PAGE,
-                               .offset = (q.page - 1) * LEDGER_PAGE};
+    reports_ledger_filter f = ledger_filter(req, &q, q.list);
+    f.limit = LEDGER_PAGE;
+    f.offset = (q.page - 1) * LEDGER_PAGE;
     PGresult *res = NULL;
     char qs[256], detail[320], count_key[160];
     query_text(&q, qs, sizeof(qs));
@@ -579,6 +587,29 @@ static const char upward_sql[] =
     "  u.area LIMIT $2::int";
 /* clang-format on */
 
+/* The duties' reports (out-of-school report, monthly summary) fired for the county's calendars,
+ * newest first. */
+/* clang-format off */
+static const char duty_reports_sql[] =
+    "SELECT tm.payload->>'duty', tm.payload->>'calendar_id', tm.payload->>'term', "
+    "  tm.payload->>'first_day', tm.payload->>'last_day', " REPORTS_ISO("tm.fired_at") " "
+    "FROM cases.timer tm WHERE tm.kind = 'duty' AND tm.fired_at IS NOT NULL AND NOT tm.cancelled "
+    "  AND tm.payload->>'duty' IN ('out_of_school_report', 'monthly_summary') "
+    "  AND tm.payload->>'calendar_id' IN (SELECT s.calendar_id FROM registry.school s "
+    "    JOIN registry.township t ON t.code = s.township_code WHERE t.county_code = $1) "
+    "ORDER BY tm.fired_at DESC LIMIT $2::int";
+/* clang-format on */
+
+/* Runs sql, a county's newest rows: $1 the county, $2 how many at most. */
+static bx_status county_latest(PGconn *db, const char *sql, const char *county, int max,
+                               PGresult **res, bx_error *err)
+{
+    char max_text[12];
+    snprintf(max_text, sizeof(max_text), "%d", max);
+    const char *params[] = {county, max_text};
+    return bx_pg_query(db, sql, 2, params, res, err);
+}
+
 static const char *upward_label(const char *kind)
 {
     return strcmp(kind, "school_monthly_report") == 0     ? "学校月报"
@@ -600,11 +631,8 @@ static void upward_rate(const char *v, char out[16])
 static bx_status upward_reports(const console_request *req, const char *county, tmpl_ctx *ctx,
                                 bx_error *err)
 {
-    char max[8];
-    snprintf(max, sizeof(max), "%d", UPWARD_REPORTS);
-    const char *params[] = {county, max};
     PGresult *res = NULL;
-    bx_status s = bx_pg_query(req->db, upward_sql, 2, params, &res, err);
+    bx_status s = county_latest(req->db, upward_sql, county, UPWARD_REPORTS, &res, err);
     for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
         tmpl_ctx *row = tmpl_add_row(ctx, "upward");
         char at[24], dropout[16], retention[16], rollcall[16];
@@ -641,25 +669,8 @@ static bx_status upward_reports(const console_request *req, const char *county, 
 static bx_status reports_build(const console_request *req, const char *county, tmpl_ctx *ctx,
                                bx_error *err)
 {
-    char max[8];
-    snprintf(max, sizeof(max), "%d", DUTY_REPORTS);
-    const char *params[] = {county, max};
     PGresult *res = NULL;
-    bx_status s =
-        bx_pg_query(req->db,
-                    "SELECT tm.payload->>'duty', tm.payload->>'calendar_id', tm.payload->>'term', "
-                    "tm.payload->>'first_day', tm.payload->>'last_day', " REPORTS_ISO(
-                        "tm.fired_at") " "
-                                       "FROM cases.timer tm WHERE tm.kind = 'duty' AND tm.fired_at "
-                                       "IS NOT NULL AND NOT "
-                                       "tm.cancelled AND tm.payload->>'duty' IN "
-                                       "('out_of_school_report', 'monthly_summary') AND "
-                                       "tm.payload->>'calendar_id' IN (SELECT s.calendar_id FROM "
-                                       "registry.school s JOIN "
-                                       "registry.township t ON t.code = s.township_code WHERE "
-                                       "t.county_code = $1) "
-                                       "ORDER BY tm.fired_at DESC LIMIT $2::int",
-                    2, params, &res, err);
+    bx_status s = county_latest(req->db, duty_reports_sql, county, DUTY_REPORTS, &res, err);
     for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
         PGresult *c = NULL;
         s = reports_query_duty_counts(req->db, PQgetvalue(res, i, 1), PQgetvalue(res, i, 3),
@@ -860,16 +871,8 @@ bx_status page_county_export_get(console_request *req, console_reply *rep, bx_er
     bx_buf_init(&out, 0);
     size_t nrows = 0;
     if (s == BX_OK && kinds[k].list) {
-        reports_ledger_filter f = {.area = me->county_code,
-                                   .list = kinds[k].list,
-                                   .township = q.township,
-                                   .school = q.school,
-                                   .stage = q.stage,
-                                   .overdue_only = q.overdue,
-                                   .names = true,
-                                   .now_ms = (long long)req->now,
-                                   .sort = sort_of(&q),
-                                   .limit = EXPORT_MAX};
+        reports_ledger_filter f = ledger_filter(req, &q, kinds[k].list);
+        f.limit = EXPORT_MAX;
         s = ledger_cells(req, &f, &cells, &nrows, err);
     } else if (s == BX_OK)
         s = rates_cells(req, &p, &cells, &nrows, err);
