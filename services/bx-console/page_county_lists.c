@@ -505,9 +505,7 @@ static bx_status put_ledger_row(const console_request *req, const PGresult *res,
     tmpl_put(row, "roster", roster);
     tmpl_put(row, "closed", closed);
     tmpl_put_bool(row, "overdue", PQgetvalue(res, i, RL_OVERDUE)[0] == 't');
-    const char *owner = PQgetvalue(res, i, RL_OWNER);
-    console_role role = console_role_parse(owner);
-    tmpl_put(row, "owner", role != CONSOLE_ROLE_NONE ? console_role_label(role) : owner);
+    tmpl_put(row, "owner", console_role_label_of(PQgetvalue(res, i, RL_OWNER)));
     return see ? put_history(row, res, i, err) : BX_OK;
 }
 
@@ -640,9 +638,7 @@ static bx_status upward_reports(const console_request *req, const char *county, 
         upward_rate(PQgetvalue(res, i, 10), dropout);
         upward_rate(PQgetvalue(res, i, 11), retention);
         upward_rate(PQgetvalue(res, i, 15), rollcall);
-        console_role owner = console_role_parse(PQgetvalue(res, i, 7));
-        const char *owner_label =
-            owner != CONSOLE_ROLE_NONE ? console_role_label(owner) : PQgetvalue(res, i, 7);
+        const char *owner_label = console_role_label_of(PQgetvalue(res, i, 7));
         bool asked = PQgetvalue(res, i, 8)[0] == 't';
         tmpl_put(row, "kind", upward_label(PQgetvalue(res, i, 0)));
         tmpl_put(row, "place", PQgetvalue(res, i, 2));
