@@ -263,6 +263,22 @@ bx_status county_rates(const console_request *req, const char *area, const count
 
 /* ---- charts and tables ---- */
 
+/* Draws c with draw (svg_bars or svg_lines) and puts it into ctx as name (server-built markup). */
+static bx_status put_chart(tmpl_ctx *ctx, const char *name,
+                           bx_status (*draw)(const svg_chart *c, bx_buf *out), const svg_chart *c,
+                           bx_error *err)
+{
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    bx_status s = draw(c, &out);
+    if (s == BX_OK)
+        tmpl_put_html(ctx, name, out.data);
+    else
+        s = BX_ERR(err, s, "chart %s: cannot draw", name);
+    bx_buf_free(&out);
+    return s;
+}
+
 bx_status county_rate_chart(tmpl_ctx *ctx, const char *name, const char *title,
                             const reports_row *term, size_t nterm, const reports_row *month,
                             size_t nmonth, double threshold, county_label_fn *label, void *arg,
@@ -285,8 +301,6 @@ bx_status county_rate_chart(tmpl_ctx *ctx, const char *name, const char *title,
         mv[nc] = m && m->all.dropout_valid ? m->all.dropout_rate * 100.0 : -1;
         nc++;
     }
-    bx_buf out;
-    bx_buf_init(&out, 0);
     if (s == BX_OK) {
         char tl[48];
         snprintf(tl, sizeof(tl), "阈值 %g%%", threshold * 100.0);
@@ -299,13 +313,8 @@ bx_status county_rate_chart(tmpl_ctx *ctx, const char *name, const char *title,
                        .nseries = 2,
                        .threshold = threshold * 100.0,
                        .threshold_label = tl};
-        s = svg_bars(&c, &out);
-        if (s != BX_OK)
-            s = BX_ERR(err, s, "chart %s: cannot draw", name);
+        s = put_chart(ctx, name, svg_bars, &c, err);
     }
-    if (s == BX_OK)
-        tmpl_put_html(ctx, name, out.data);
-    bx_buf_free(&out);
     free(cats);
     free(tv);
     free(mv);
@@ -596,14 +605,7 @@ static bx_status weekly_cases(const console_request *req, const char *area, tmpl
                    .ncategories = (size_t)n,
                    .series = series,
                    .nseries = 2};
-    bx_buf out;
-    bx_buf_init(&out, 0);
-    s = svg_lines(&c, &out);
-    if (s == BX_OK)
-        tmpl_put_html(ctx, "chart_weeks", out.data);
-    else
-        s = BX_ERR(err, s, "weekly chart");
-    bx_buf_free(&out);
+    s = put_chart(ctx, "chart_weeks", svg_lines, &c, err);
     PQclear(res);
     return s;
 }
@@ -650,8 +652,6 @@ static bx_status overdue_tasks(const console_request *req, const char *area, con
         tmpl_put(row, "name", cats[i]);
         tmpl_put(row, "count", PQgetvalue(res, i, 1));
     }
-    bx_buf out;
-    bx_buf_init(&out, 0);
     if (s == BX_OK) {
         svg_series series[] = {{"逾期任务", v}};
         svg_chart c = {.title = by_county ? "各县逾期未办任务" : "各乡镇逾期未办任务",
@@ -660,13 +660,8 @@ static bx_status overdue_tasks(const console_request *req, const char *area, con
                        .ncategories = (size_t)n,
                        .series = series,
                        .nseries = 1};
-        s = svg_bars(&c, &out);
-        if (s == BX_OK)
-            tmpl_put_html(ctx, "chart_overdue", out.data);
-        else
-            s = BX_ERR(err, s, "overdue chart");
+        s = put_chart(ctx, "chart_overdue", svg_bars, &c, err);
     }
-    bx_buf_free(&out);
     free(cats);
     free(v);
     PQclear(res);
@@ -685,8 +680,6 @@ static bx_status rollcall_chart(const console_request *req, const places *pl, bo
         tmpl_put(row, "name", labels[i]);
         tmpl_putf(row, "rate", "%.1f%%", values[i] < 0 ? 0 : values[i]);
     }
-    bx_buf out;
-    bx_buf_init(&out, 0);
     if (s == BX_OK) {
         svg_series series[] = {{"点名上报率", values}};
         svg_chart c = {.title = by_county ? "各县点名上报率（近20个上学日）"
@@ -696,13 +689,8 @@ static bx_status rollcall_chart(const console_request *req, const places *pl, bo
                        .ncategories = n,
                        .series = series,
                        .nseries = 1};
-        s = svg_bars(&c, &out);
-        if (s == BX_OK)
-            tmpl_put_html(ctx, "chart_rollcall", out.data);
-        else
-            s = BX_ERR(err, s, "roll-call chart");
+        s = put_chart(ctx, "chart_rollcall", svg_bars, &c, err);
     }
-    bx_buf_free(&out);
     free(labels);
     free(values);
     return s;
