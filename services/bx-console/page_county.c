@@ -14,6 +14,7 @@
 #include "bx_log.h"
 #include "bx_map.h"
 #include "bx_pg.h"
+#include "minute_cache.h"
 #include "page_common.h"
 #include "page_county.h"
 #include "report_queries.h"
@@ -57,47 +58,15 @@ static bool term_code_ok(const char *s)
  * minute's (a term begun or moved in the registry shows within the minute, as the counts do). */
 #define TERM_ENTRIES 64
 
-typedef struct term_entry {
-    char key[32]; /* area|today */
-    long long at; /* req->now when read */
-    char term[sizeof(((county_period *)0)->term)];
-} term_entry;
-
-static pthread_mutex_t term_lock = PTHREAD_MUTEX_INITIALIZER;
-static term_entry term_cache[TERM_ENTRIES];
-
-static bool term_get(const char *key, long long now, char *term)
+static void read_term(const void *value, long long at, void *term)
 {
-    bool hit = false;
-    pthread_mutex_lock(&term_lock);
-    for (size_t i = 0; i < TERM_ENTRIES && !hit; i++) {
-        const term_entry *e = &term_cache[i];
-        if (e->at && strcmp(e->key, key) == 0 && now >= e->at && now - e->at < RATES_TTL_MS) {
-            memcpy(term, e->term, sizeof(e->term));
-            hit = true;
-        }
-    }
-    pthread_mutex_unlock(&term_lock);
-    return hit;
+    (void)at;
+    snprintf(term, sizeof(((county_period *)0)->term), "%s", (const char *)value);
 }
 
-static void term_put(const char *key, long long now, const char *term)
-{
-    pthread_mutex_lock(&term_lock);
-    term_entry *e = &term_cache[0];
-    for (size_t i = 0; i < TERM_ENTRIES; i++) {
-        if (term_cache[i].at && strcmp(term_cache[i].key, key) == 0) {
-            e = &term_cache[i];
-            break;
-        }
-        if (term_cache[i].at < e->at)
-            e = &term_cache[i];
-    }
-    snprintf(e->key, sizeof(e->key), "%s", key);
-    e->at = now;
-    snprintf(e->term, sizeof(e->term), "%s", term);
-    pthread_mutex_unlock(&term_lock);
-}
+static minute_cache_slot term_slots[TERM_ENTRIES];
+static minute_cache term_cache = {PTHREAD_MUTEX_INITIALIZER, RATES_TTL_MS, free, TERM_ENTRIES,
+                                  term_slots};
 
 bx_status county_period_of(const console_request *req, const char *area, county_period *p,
                            bx_error *err)
@@ -118,10 +87,10 @@ bx_status county_period_of(const console_request *req, const char *area, county_
         snprintf(p->term, sizeof(p->term), "%s", term);
         return BX_OK;
     }
-    char key[sizeof(((term_entry *)0)->key)];
+    char key[32];
     snprintf(key, sizeof(key), "%s|%s", area, p->today);
     long long now = (long long)req->now;
-    if (term_get(key, now, p->term))
+    if (minute_cache_read(&term_cache, key, now, read_term, p->term))
         return BX_OK;
     /* the term of the area's calendars that holds today, else the last one begun */
     const char *params[] = {area, p->today};
@@ -135,62 +104,50 @@ bx_status county_period_of(const console_request *req, const char *area, county_
         2, params, &res, err);
     if (s == BX_OK && PQntuples(res) == 1)
         snprintf(p->term, sizeof(p->term), "%s", PQgetvalue(res, 0, 0));
-    if (s == BX_OK)
-        term_put(key, now, p->term);
+    char *kept = s == BX_OK ? strdup(p->term) : NULL;
+    if (kept)
+        minute_cache_keep(&term_cache, key, now, kept);
     PQclear(res);
     return s;
 }
 
 /* ---- the rates, kept a minute ---- */
 
-typedef struct rates_entry {
-    char key[64];
-    long long at; /* req->now when computed */
+typedef struct rates_value {
     PGresult *res;
     reports_class_counts *classes; /* borrowing res's strings */
     size_t n;
-} rates_entry;
+} rates_value;
 
-static pthread_mutex_t rates_lock = PTHREAD_MUTEX_INITIALIZER;
-static rates_entry rates_cache[RATES_ENTRIES];
-
-static void entry_clear(rates_entry *e)
+static void rates_value_free(void *value)
 {
-    PQclear(e->res);
-    free(e->classes);
-    memset(e, 0, sizeof(*e));
+    rates_value *v = value;
+    PQclear(v->res);
+    free(v->classes);
+    free(v);
 }
 
-/* The entry of key, fresh at now, or NULL. Called under rates_lock. */
-static rates_entry *entry_find(const char *key, long long now)
-{
-    for (size_t i = 0; i < RATES_ENTRIES; i++)
-        if (rates_cache[i].res && strcmp(rates_cache[i].key, key) == 0 &&
-            now - rates_cache[i].at < RATES_TTL_MS && now >= rates_cache[i].at)
-            return &rates_cache[i];
-    return NULL;
-}
+static minute_cache_slot rates_slots[RATES_ENTRIES];
+static minute_cache rates_cache = {PTHREAD_MUTEX_INITIALIZER, RATES_TTL_MS, rates_value_free,
+                                   RATES_ENTRIES, rates_slots};
 
-/* Keeps res and its classes under key (the oldest entry makes room). Under rates_lock. */
-static rates_entry *entry_keep(const char *key, long long now, PGresult *res,
-                               reports_class_counts *classes, size_t n)
+/* The rows of one level from kept counts (a read of rates_cache, or counts just read). */
+typedef struct rates_read {
+    reports_level level;
+    reports_row **rows;
+    size_t *n;
+    long long *at;
+    bx_error *err;
+    bx_status s;
+} rates_read;
+
+static void read_rates(const void *value, long long at, void *arg)
 {
-    rates_entry *e = &rates_cache[0];
-    for (size_t i = 0; i < RATES_ENTRIES; i++) {
-        if (rates_cache[i].res && strcmp(rates_cache[i].key, key) == 0) {
-            e = &rates_cache[i];
-            break;
-        }
-        if (rates_cache[i].res == NULL || rates_cache[i].at < e->at)
-            e = &rates_cache[i];
-    }
-    entry_clear(e);
-    snprintf(e->key, sizeof(e->key), "%s", key);
-    e->at = now;
-    e->res = res;
-    e->classes = classes;
-    e->n = n;
-    return e;
+    const rates_value *v = value;
+    rates_read *r = arg;
+    r->s =
+        v->n ? reports_aggregate(v->classes, v->n, r->level, NULL, r->rows, r->n, r->err) : BX_OK;
+    *r->at = at;
 }
 
 bx_status county_class_counts(PGconn *db, const char *term, const char *month_first,
@@ -223,34 +180,29 @@ static bx_status rates_at(const console_request *req, const char *area, const co
         return BX_OK;
     char key[64];
     snprintf(key, sizeof(key), "%s|%s|%s", area, month ? "m" : "t", month ? p->month : p->term);
-    pthread_mutex_lock(&rates_lock);
-    rates_entry *e = entry_find(key, (long long)req->now);
-    bx_status s = BX_OK;
-    if (e) {
-        s = e->n ? reports_aggregate(e->classes, e->n, level, NULL, rows, n, err) : BX_OK;
-        *at = e->at;
-    }
-    pthread_mutex_unlock(&rates_lock);
-    if (e)
-        return s;
+    long long now = (long long)req->now;
+    rates_read r = {level, rows, n, at, err, BX_OK};
+    if (minute_cache_read(&rates_cache, key, now, read_rates, &r))
+        return r.s;
     /* read outside the lock: two requests may read the same counts once each */
     PGresult *res = NULL;
-    s = county_class_counts(req->db, month ? NULL : p->term, month ? p->month_first : NULL,
-                            (long long)req->now, area, &res, err);
+    bx_status s = county_class_counts(req->db, month ? NULL : p->term,
+                                      month ? p->month_first : NULL, now, area, &res, err);
     if (s != BX_OK)
         return s;
     int nres = PQntuples(res);
+    rates_value *v = calloc(1, sizeof(*v));
     reports_class_counts *classes = calloc(nres > 0 ? (size_t)nres : 1, sizeof(*classes));
-    if (classes == NULL) {
+    if (v == NULL || classes == NULL) {
         PQclear(res);
+        free(classes);
+        free(v);
         return BX_ERR(err, BX_ENOMEM, "rates: out of memory");
     }
-    size_t nclasses = reports_class_counts_of(res, classes);
-    pthread_mutex_lock(&rates_lock);
-    e = entry_keep(key, (long long)req->now, res, classes, nclasses);
-    s = e->n ? reports_aggregate(e->classes, e->n, level, NULL, rows, n, err) : BX_OK;
-    pthread_mutex_unlock(&rates_lock);
-    return s;
+    *v = (rates_value){res, classes, reports_class_counts_of(res, classes)};
+    read_rates(v, now, &r);
+    minute_cache_keep(&rates_cache, key, now, v);
+    return r.s;
 }
 
 bx_status county_rates(const console_request *req, const char *area, const county_period *p,
@@ -760,52 +712,54 @@ static bx_status dashboard_build(console_request *req, const char *area, bool by
  * built once a minute, not per visit. Each is shown with the time of its figures. */
 #define DASH_ENTRIES 48
 
-typedef struct dash_entry {
-    char key[96];
-    long long at;    /* req->now when built */
-    long long as_of; /* its oldest figures' time */
+typedef struct dash_value {
     tmpl_ctx *ctx;
-} dash_entry;
+    long long as_of; /* its oldest figures' time */
+} dash_value;
 
-static pthread_mutex_t dash_lock = PTHREAD_MUTEX_INITIALIZER;
-static dash_entry dash_cache[DASH_ENTRIES];
+static void dash_value_free(void *value)
+{
+    dash_value *v = value;
+    tmpl_ctx_free(v->ctx);
+    free(v);
+}
+
+static minute_cache_slot dash_slots[DASH_ENTRIES];
+static minute_cache dash_cache = {PTHREAD_MUTEX_INITIALIZER, RATES_TTL_MS, dash_value_free,
+                                  DASH_ENTRIES, dash_slots};
+
+typedef struct dash_read {
+    tmpl_ctx *ctx;
+    long long *as_of;
+} dash_read;
+
+static void read_dash(const void *value, long long at, void *arg)
+{
+    const dash_value *v = value;
+    dash_read *r = arg;
+    (void)at;
+    tmpl_put_all(r->ctx, v->ctx);
+    *r->as_of = v->as_of;
+}
 
 bool county_cache_get(const char *key, long long now, tmpl_ctx *ctx, long long *as_of)
 {
-    bool hit = false;
-    pthread_mutex_lock(&dash_lock);
-    for (size_t i = 0; i < DASH_ENTRIES && !hit; i++) {
-        dash_entry *e = &dash_cache[i];
-        if (e->ctx && strcmp(e->key, key) == 0 && now >= e->at && now - e->at < RATES_TTL_MS) {
-            tmpl_put_all(ctx, e->ctx);
-            *as_of = e->as_of;
-            hit = true;
-        }
-    }
-    pthread_mutex_unlock(&dash_lock);
-    return hit;
+    dash_read r = {ctx, as_of};
+    return minute_cache_read(&dash_cache, key, now, read_dash, &r);
 }
 
 void county_cache_put(const char *key, long long now, long long as_of, tmpl_ctx *built,
                       tmpl_ctx *ctx)
 {
-    pthread_mutex_lock(&dash_lock);
-    dash_entry *e = &dash_cache[0];
-    for (size_t i = 0; i < DASH_ENTRIES; i++) {
-        if (dash_cache[i].ctx && strcmp(dash_cache[i].key, key) == 0) {
-            e = &dash_cache[i];
-            break;
-        }
-        if (dash_cache[i].ctx == NULL || dash_cache[i].at < e->at)
-            e = &dash_cache[i];
-    }
-    tmpl_ctx_free(e->ctx);
-    snprintf(e->key, sizeof(e->key), "%s", key);
-    e->at = now;
-    e->as_of = as_of;
-    e->ctx = built;
     tmpl_put_all(ctx, built);
-    pthread_mutex_unlock(&dash_lock);
+    dash_value *v = malloc(sizeof(*v));
+    if (v == NULL) {
+        tmpl_ctx_free(built);
+        return;
+    }
+    v->ctx = built;
+    v->as_of = as_of;
+    minute_cache_keep(&dash_cache, key, now, v);
 }
 
 bx_status county_dashboard_fill(console_request *req, const char *area, bool by_county,

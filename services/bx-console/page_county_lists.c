@@ -11,6 +11,7 @@
 #include "bx_log.h"
 #include "bx_pg.h"
 #include "export.h"
+#include "minute_cache.h"
 #include "page_common.h"
 #include "page_county.h"
 #include "report_queries.h"
@@ -278,61 +279,49 @@ bx_status county_ledger_query(PGconn *db, const reports_ledger_filter *f, PGresu
  * otherwise. The page says when it was counted. */
 #define COUNT_ENTRIES 256
 
-typedef struct count_entry {
-    char key[160];
-    long long at; /* req->now when counted */
-    long total;
-} count_entry;
+static minute_cache_slot count_slots[COUNT_ENTRIES];
+static minute_cache count_cache = {PTHREAD_MUTEX_INITIALIZER, COUNT_TTL_MS, free, COUNT_ENTRIES,
+                                   count_slots};
 
-static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
-static count_entry count_cache[COUNT_ENTRIES];
+typedef struct count_read {
+    long *total;
+    long long *at; /* when it was counted */
+} count_read;
+
+static void read_count(const void *value, long long at, void *arg)
+{
+    const count_read *r = arg;
+    *r->total = *(const long *)value;
+    *r->at = at;
+}
 
 static bool count_get(const char *key, long long now, long *total, long long *at)
 {
-    bool hit = false;
-    pthread_mutex_lock(&count_lock);
-    for (size_t i = 0; i < COUNT_ENTRIES && !hit; i++) {
-        const count_entry *e = &count_cache[i];
-        if (e->at && strcmp(e->key, key) == 0 && now >= e->at && now - e->at < COUNT_TTL_MS) {
-            *total = e->total;
-            *at = e->at;
-            hit = true;
-        }
-    }
-    pthread_mutex_unlock(&count_lock);
-    return hit;
+    count_read r = {total, at};
+    return minute_cache_read(&count_cache, key, now, read_count, &r);
 }
 
 static void count_put(const char *key, long long now, long total)
 {
-    pthread_mutex_lock(&count_lock);
-    count_entry *e = &count_cache[0];
-    for (size_t i = 0; i < COUNT_ENTRIES; i++) {
-        if (count_cache[i].at && strcmp(count_cache[i].key, key) == 0) {
-            e = &count_cache[i];
-            break;
-        }
-        if (count_cache[i].at < e->at)
-            e = &count_cache[i];
-    }
-    snprintf(e->key, sizeof(e->key), "%s", key);
-    e->at = now;
-    e->total = total;
-    pthread_mutex_unlock(&count_lock);
+    long *kept = malloc(sizeof(*kept));
+    if (kept == NULL)
+        return;
+    *kept = total;
+    minute_cache_keep(&count_cache, key, now, kept);
 }
 
 /* The filter form's choices: the county's townships and schools, read once a minute per county
  * (registry rows, the same for every officer of the county; a page read them every time). */
 #define CHOICES_ENTRIES 32
 
-typedef struct choices_entry {
-    char county[7];
-    long long at; /* req->now when read */
-    PGresult *res;
-} choices_entry;
+static void places_free(void *res)
+{
+    PQclear(res);
+}
 
-static pthread_mutex_t choices_lock = PTHREAD_MUTEX_INITIALIZER;
-static choices_entry choices_cache[CHOICES_ENTRIES];
+static minute_cache_slot choices_slots[CHOICES_ENTRIES];
+static minute_cache choices_cache = {PTHREAD_MUTEX_INITIALIZER, COUNT_TTL_MS, places_free,
+                                     CHOICES_ENTRIES, choices_slots};
 
 static void put_places(const PGresult *res, const ledger_query *q, tmpl_ctx *ctx)
 {
@@ -346,41 +335,17 @@ static void put_places(const PGresult *res, const ledger_query *q, tmpl_ctx *ctx
     }
 }
 
-/* Puts the county's places from the minute's cache into ctx; false when it holds none fresh. */
-static bool places_cached(const char *county, long long now, const ledger_query *q, tmpl_ctx *ctx)
-{
-    bool hit = false;
-    pthread_mutex_lock(&choices_lock);
-    for (size_t i = 0; i < CHOICES_ENTRIES && !hit; i++) {
-        const choices_entry *e = &choices_cache[i];
-        if (e->res && strcmp(e->county, county) == 0 && now >= e->at &&
-            now - e->at < COUNT_TTL_MS) {
-            put_places(e->res, q, ctx); /* under the lock: the entry may be replaced after */
-            hit = true;
-        }
-    }
-    pthread_mutex_unlock(&choices_lock);
-    return hit;
-}
+typedef struct places_read {
+    const ledger_query *q;
+    tmpl_ctx *ctx;
+} places_read;
 
-/* Keeps res (takes ownership) as county's places. */
-static void places_keep(const char *county, long long now, PGresult *res)
+/* Under the cache's lock: the kept result may be replaced after. */
+static void read_places(const void *res, long long at, void *arg)
 {
-    pthread_mutex_lock(&choices_lock);
-    choices_entry *e = &choices_cache[0];
-    for (size_t i = 0; i < CHOICES_ENTRIES; i++) {
-        if (choices_cache[i].res && strcmp(choices_cache[i].county, county) == 0) {
-            e = &choices_cache[i];
-            break;
-        }
-        if (choices_cache[i].res == NULL || choices_cache[i].at < e->at)
-            e = &choices_cache[i];
-    }
-    PQclear(e->res);
-    snprintf(e->county, sizeof(e->county), "%s", county);
-    e->at = now;
-    e->res = res;
-    pthread_mutex_unlock(&choices_lock);
+    const places_read *r = arg;
+    (void)at;
+    put_places(res, r->q, r->ctx);
 }
 
 static bx_status put_choices(const console_request *req, const ledger_query *q, tmpl_ctx *ctx,
@@ -388,7 +353,8 @@ static bx_status put_choices(const console_request *req, const ledger_query *q, 
 {
     const char *county = req->person->county_code;
     bx_status s = BX_OK;
-    if (!places_cached(county, (long long)req->now, q, ctx)) {
+    places_read r = {q, ctx};
+    if (!minute_cache_read(&choices_cache, county, (long long)req->now, read_places, &r)) {
         const char *params[] = {county};
         PGresult *res = NULL;
         s = bx_pg_query(
@@ -399,7 +365,7 @@ static bx_status put_choices(const console_request *req, const ledger_query *q, 
             1, params, &res, err);
         if (s == BX_OK) {
             put_places(res, q, ctx);
-            places_keep(county, (long long)req->now, res);
+            minute_cache_keep(&choices_cache, county, (long long)req->now, res);
         }
     }
     static const char *const stages[] = {"contact_family",  "home_visit",     "school_report",
