@@ -328,10 +328,8 @@ static void put_places(const PGresult *res, const ledger_query *q, tmpl_ctx *ctx
     for (int i = 0; i < PQntuples(res); i++) {
         bool township = PQgetvalue(res, i, 0)[0] == 't';
         const char *id = PQgetvalue(res, i, 1);
-        tmpl_ctx *row = tmpl_add_row(ctx, township ? "townships" : "schools");
-        tmpl_put(row, "id", id);
-        tmpl_put(row, "name", PQgetvalue(res, i, 2));
-        tmpl_put_bool(row, "selected", strcmp(id, township ? q->township : q->school) == 0);
+        page_put_option(ctx, township ? "townships" : "schools", id, PQgetvalue(res, i, 2),
+                        strcmp(id, township ? q->township : q->school) == 0);
     }
 }
 
@@ -371,27 +369,17 @@ static bx_status put_choices(const console_request *req, const ledger_query *q, 
     static const char *const stages[] = {"contact_family",  "home_visit",     "school_report",
                                          "academic_office", "dropout_roster", "township_notice",
                                          "deadline_notice", "legal_referral"};
-    for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
-        tmpl_ctx *row = tmpl_add_row(ctx, "stages");
-        tmpl_put(row, "id", stages[i]);
-        tmpl_put(row, "name", page_label_stage(stages[i]));
-        tmpl_put_bool(row, "selected", strcmp(stages[i], q->stage) == 0);
-    }
+    for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
+        page_put_option(ctx, "stages", stages[i], page_label_stage(stages[i]),
+                        strcmp(stages[i], q->stage) == 0);
     static const char *const lists[] = {"suspected", "dropout", "returned"};
-    for (size_t i = 0; i < 3; i++) {
-        tmpl_ctx *row = tmpl_add_row(ctx, "lists");
-        tmpl_put(row, "id", lists[i]);
-        tmpl_put(row, "name", list_label(lists[i]));
-        tmpl_put_bool(row, "selected", strcmp(lists[i], q->list) == 0);
-    }
+    for (size_t i = 0; i < 3; i++)
+        page_put_option(ctx, "lists", lists[i], list_label(lists[i]),
+                        strcmp(lists[i], q->list) == 0);
     static const char *const sorts[][2] = {
         {"", "台账顺序"}, {"opened", "立案时间"}, {"school", "学校"}, {"stage", "阶段"}};
-    for (size_t i = 0; i < 4; i++) {
-        tmpl_ctx *row = tmpl_add_row(ctx, "sorts");
-        tmpl_put(row, "id", sorts[i][0]);
-        tmpl_put(row, "name", sorts[i][1]);
-        tmpl_put_bool(row, "selected", strcmp(sorts[i][0], q->sort) == 0);
-    }
+    for (size_t i = 0; i < 4; i++)
+        page_put_option(ctx, "sorts", sorts[i][0], sorts[i][1], strcmp(sorts[i][0], q->sort) == 0);
     tmpl_put_bool(ctx, "overdue_checked", q->overdue);
     return s;
 }
