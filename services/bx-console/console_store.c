@@ -675,14 +675,12 @@ bx_status console_store_visit_note(console_store *st, PGconn *db, const char *ev
     char at_text[40];
     bx_time_format_pg(at, at_text);
     const char *p[] = {event_id, student_id, staff_id, note, at_text};
-    PGresult *res = NULL;
     (void)st;
-    bx_status s = db ? BX_OK : BX_ERR(err, BX_EIO, "no database connection");
-    IFOK(s, bx_pg_query(db,
-                        "INSERT INTO console.visit_note (event_id, student_id, staff_id, note, "
-                        "recorded_at) VALUES ($1, $2, $3, $4, $5::timestamptz) "
-                        "ON CONFLICT (event_id) DO NOTHING",
-                        5, p, &res, err));
-    PQclear(res);
-    return s;
+    if (db == NULL)
+        return BX_ERR(err, BX_EIO, "no database connection");
+    return bx_pg_command(db,
+                         "INSERT INTO console.visit_note (event_id, student_id, staff_id, note, "
+                         "recorded_at) VALUES ($1, $2, $3, $4, $5::timestamptz) "
+                         "ON CONFLICT (event_id) DO NOTHING",
+                         5, p, NULL, err);
 }

@@ -82,10 +82,7 @@ bx_status export_case_cells(const export_case *c, bx_buf *cells)
     const char *sex = c->sex && strcmp(c->sex, "M") == 0   ? "男"
                       : c->sex && strcmp(c->sex, "F") == 0 ? "女"
                                                            : "";
-    const char *owner = c->owner ? c->owner : "";
-    console_role role = console_role_parse(owner);
-    if (role != CONSOLE_ROLE_NONE)
-        owner = console_role_label(role);
+    const char *owner = console_role_label_of(c->owner);
     bx_buf h;
     bx_buf_init(&h, 0);
     bx_status st = history_text(c, &h);

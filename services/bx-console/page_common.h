@@ -236,6 +236,10 @@ bx_status page_auditf(const console_request *req, const char *action, const char
 /* A form page's today ("today", as a date) and fresh submission token ("token"), put into ctx;
  * today's text also in today when not NULL. */
 void page_put_form(const console_request *req, tmpl_ctx *ctx, char today[11]);
+/* One choice of a form's <select>: a new row of list in ctx with its "value", "label" and
+ * "selected". */
+void page_put_option(tmpl_ctx *ctx, const char *list, const char *value, const char *label,
+                     bool selected);
 
 /* Writes the body a builder made (built: the builder's status; what names it in the out-of-memory
  * error) through page_write, and frees body whatever happened. */

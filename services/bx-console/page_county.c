@@ -14,6 +14,7 @@
 #include "bx_log.h"
 #include "bx_map.h"
 #include "bx_pg.h"
+#include "minute_cache.h"
 #include "page_common.h"
 #include "page_county.h"
 #include "report_queries.h"
@@ -57,47 +58,15 @@ static bool term_code_ok(const char *s)
  * minute's (a term begun or moved in the registry shows within the minute, as the counts do). */
 #define TERM_ENTRIES 64
 
-typedef struct term_entry {
-    char key[32]; /* area|today */
-    long long at; /* req->now when read */
-    char term[sizeof(((county_period *)0)->term)];
-} term_entry;
-
-static pthread_mutex_t term_lock = PTHREAD_MUTEX_INITIALIZER;
-static term_entry term_cache[TERM_ENTRIES];
-
-static bool term_get(const char *key, long long now, char *term)
+static void read_term(const void *value, long long at, void *term)
 {
-    bool hit = false;
-    pthread_mutex_lock(&term_lock);
-    for (size_t i = 0; i < TERM_ENTRIES && !hit; i++) {
-        const term_entry *e = &term_cache[i];
-        if (e->at && strcmp(e->key, key) == 0 && now >= e->at && now - e->at < RATES_TTL_MS) {
-            memcpy(term, e->term, sizeof(e->term));
-            hit = true;
-        }
-    }
-    pthread_mutex_unlock(&term_lock);
-    return hit;
+    (void)at;
+    snprintf(term, sizeof(((county_period *)0)->term), "%s", (const char *)value);
 }
 
-static void term_put(const char *key, long long now, const char *term)
-{
-    pthread_mutex_lock(&term_lock);
-    term_entry *e = &term_cache[0];
-    for (size_t i = 0; i < TERM_ENTRIES; i++) {
-        if (term_cache[i].at && strcmp(term_cache[i].key, key) == 0) {
-            e = &term_cache[i];
-            break;
-        }
-        if (term_cache[i].at < e->at)
-            e = &term_cache[i];
-    }
-    snprintf(e->key, sizeof(e->key), "%s", key);
-    e->at = now;
-    snprintf(e->term, sizeof(e->term), "%s", term);
-    pthread_mutex_unlock(&term_lock);
-}
+static minute_cache_slot term_slots[TERM_ENTRIES];
+static minute_cache term_cache = {PTHREAD_MUTEX_INITIALIZER, RATES_TTL_MS, free, TERM_ENTRIES,
+                                  term_slots};
 
 bx_status county_period_of(const console_request *req, const char *area, county_period *p,
                            bx_error *err)
@@ -118,10 +87,10 @@ bx_status county_period_of(const console_request *req, const char *area, county_
         snprintf(p->term, sizeof(p->term), "%s", term);
         return BX_OK;
     }
-    char key[sizeof(((term_entry *)0)->key)];
+    char key[32];
     snprintf(key, sizeof(key), "%s|%s", area, p->today);
     long long now = (long long)req->now;
-    if (term_get(key, now, p->term))
+    if (minute_cache_read(&term_cache, key, now, read_term, p->term))
         return BX_OK;
     /* the term of the area's calendars that holds today, else the last one begun */
     const char *params[] = {area, p->today};
@@ -135,62 +104,50 @@ bx_status county_period_of(const console_request *req, const char *area, county_
         2, params, &res, err);
     if (s == BX_OK && PQntuples(res) == 1)
         snprintf(p->term, sizeof(p->term), "%s", PQgetvalue(res, 0, 0));
-    if (s == BX_OK)
-        term_put(key, now, p->term);
+    char *kept = s == BX_OK ? strdup(p->term) : NULL;
+    if (kept)
+        minute_cache_keep(&term_cache, key, now, kept);
     PQclear(res);
     return s;
 }
 
 /* ---- the rates, kept a minute ---- */
 
-typedef struct rates_entry {
-    char key[64];
-    long long at; /* req->now when computed */
+typedef struct rates_value {
     PGresult *res;
     reports_class_counts *classes; /* borrowing res's strings */
     size_t n;
-} rates_entry;
+} rates_value;
 
-static pthread_mutex_t rates_lock = PTHREAD_MUTEX_INITIALIZER;
-static rates_entry rates_cache[RATES_ENTRIES];
-
-static void entry_clear(rates_entry *e)
+static void rates_value_free(void *value)
 {
-    PQclear(e->res);
-    free(e->classes);
-    memset(e, 0, sizeof(*e));
+    rates_value *v = value;
+    PQclear(v->res);
+    free(v->classes);
+    free(v);
 }
 
-/* The entry of key, fresh at now, or NULL. Called under rates_lock. */
-static rates_entry *entry_find(const char *key, long long now)
-{
-    for (size_t i = 0; i < RATES_ENTRIES; i++)
-        if (rates_cache[i].res && strcmp(rates_cache[i].key, key) == 0 &&
-            now - rates_cache[i].at < RATES_TTL_MS && now >= rates_cache[i].at)
-            return &rates_cache[i];
-    return NULL;
-}
+static minute_cache_slot rates_slots[RATES_ENTRIES];
+static minute_cache rates_cache = {PTHREAD_MUTEX_INITIALIZER, RATES_TTL_MS, rates_value_free,
+                                   RATES_ENTRIES, rates_slots};
 
-/* Keeps res and its classes under key (the oldest entry makes room). Under rates_lock. */
-static rates_entry *entry_keep(const char *key, long long now, PGresult *res,
-                               reports_class_counts *classes, size_t n)
+/* The rows of one level from kept counts (a read of rates_cache, or counts just read). */
+typedef struct rates_read {
+    reports_level level;
+    reports_row **rows;
+    size_t *n;
+    long long *at;
+    bx_error *err;
+    bx_status s;
+} rates_read;
+
+static void read_rates(const void *value, long long at, void *arg)
 {
-    rates_entry *e = &rates_cache[0];
-    for (size_t i = 0; i < RATES_ENTRIES; i++) {
-        if (rates_cache[i].res && strcmp(rates_cache[i].key, key) == 0) {
-            e = &rates_cache[i];
-            break;
-        }
-        if (rates_cache[i].res == NULL || rates_cache[i].at < e->at)
-            e = &rates_cache[i];
-    }
-    entry_clear(e);
-    snprintf(e->key, sizeof(e->key), "%s", key);
-    e->at = now;
-    e->res = res;
-    e->classes = classes;
-    e->n = n;
-    return e;
+    const rates_value *v = value;
+    rates_read *r = arg;
+    r->s =
+        v->n ? reports_aggregate(v->classes, v->n, r->level, NULL, r->rows, r->n, r->err) : BX_OK;
+    *r->at = at;
 }
 
 bx_status county_class_counts(PGconn *db, const char *term, const char *month_first,
@@ -223,34 +180,29 @@ static bx_status rates_at(const console_request *req, const char *area, const co
         return BX_OK;
     char key[64];
     snprintf(key, sizeof(key), "%s|%s|%s", area, month ? "m" : "t", month ? p->month : p->term);
-    pthread_mutex_lock(&rates_lock);
-    rates_entry *e = entry_find(key, (long long)req->now);
-    bx_status s = BX_OK;
-    if (e) {
-        s = e->n ? reports_aggregate(e->classes, e->n, level, NULL, rows, n, err) : BX_OK;
-        *at = e->at;
-    }
-    pthread_mutex_unlock(&rates_lock);
-    if (e)
-        return s;
+    long long now = (long long)req->now;
+    rates_read r = {level, rows, n, at, err, BX_OK};
+    if (minute_cache_read(&rates_cache, key, now, read_rates, &r))
+        return r.s;
     /* read outside the lock: two requests may read the same counts once each */
     PGresult *res = NULL;
-    s = county_class_counts(req->db, month ? NULL : p->term, month ? p->month_first : NULL,
-                            (long long)req->now, area, &res, err);
+    bx_status s = county_class_counts(req->db, month ? NULL : p->term,
+                                      month ? p->month_first : NULL, now, area, &res, err);
     if (s != BX_OK)
         return s;
     int nres = PQntuples(res);
+    rates_value *v = calloc(1, sizeof(*v));
     reports_class_counts *classes = calloc(nres > 0 ? (size_t)nres : 1, sizeof(*classes));
-    if (classes == NULL) {
+    if (v == NULL || classes == NULL) {
         PQclear(res);
+        free(classes);
+        free(v);
         return BX_ERR(err, BX_ENOMEM, "rates: out of memory");
     }
-    size_t nclasses = reports_class_counts_of(res, classes);
-    pthread_mutex_lock(&rates_lock);
-    e = entry_keep(key, (long long)req->now, res, classes, nclasses);
-    s = e->n ? reports_aggregate(e->classes, e->n, level, NULL, rows, n, err) : BX_OK;
-    pthread_mutex_unlock(&rates_lock);
-    return s;
+    *v = (rates_value){res, classes, reports_class_counts_of(res, classes)};
+    read_rates(v, now, &r);
+    minute_cache_keep(&rates_cache, key, now, v);
+    return r.s;
 }
 
 bx_status county_rates(const console_request *req, const char *area, const county_period *p,
@@ -262,6 +214,22 @@ bx_status county_rates(const console_request *req, const char *area, const count
 }
 
 /* ---- charts and tables ---- */
+
+/* Draws c with draw (svg_bars or svg_lines) and puts it into ctx as name (server-built markup). */
+static bx_status put_chart(tmpl_ctx *ctx, const char *name,
+                           bx_status (*draw)(const svg_chart *c, bx_buf *out), const svg_chart *c,
+                           bx_error *err)
+{
+    bx_buf out;
+    bx_buf_init(&out, 0);
+    bx_status s = draw(c, &out);
+    if (s == BX_OK)
+        tmpl_put_html(ctx, name, out.data);
+    else
+        s = BX_ERR(err, s, "chart %s: cannot draw", name);
+    bx_buf_free(&out);
+    return s;
+}
 
 bx_status county_rate_chart(tmpl_ctx *ctx, const char *name, const char *title,
                             const reports_row *term, size_t nterm, const reports_row *month,
@@ -285,8 +253,6 @@ bx_status county_rate_chart(tmpl_ctx *ctx, const char *name, const char *title,
         mv[nc] = m && m->all.dropout_valid ? m->all.dropout_rate * 100.0 : -1;
         nc++;
     }
-    bx_buf out;
-    bx_buf_init(&out, 0);
     if (s == BX_OK) {
         char tl[48];
         snprintf(tl, sizeof(tl), "阈值 %g%%", threshold * 100.0);
@@ -299,13 +265,8 @@ bx_status county_rate_chart(tmpl_ctx *ctx, const char *name, const char *title,
                        .nseries = 2,
                        .threshold = threshold * 100.0,
                        .threshold_label = tl};
-        s = svg_bars(&c, &out);
-        if (s != BX_OK)
-            s = BX_ERR(err, s, "chart %s: cannot draw", name);
+        s = put_chart(ctx, name, svg_bars, &c, err);
     }
-    if (s == BX_OK)
-        tmpl_put_html(ctx, name, out.data);
-    bx_buf_free(&out);
     free(cats);
     free(tv);
     free(mv);
@@ -448,6 +409,50 @@ static bx_status rollcall_windows(const bx_registry *registry, void *arg)
     return BX_OK;
 }
 
+/* The class-days each school of pl reported within its window (w), added to reported[i]: one
+ * row per school and day with how many classes reported (a whole-day or a period roll call); the
+ * schools are the area's, found through pl's ids. */
+static bx_status rollcall_reported(const console_request *req, const places *pl,
+                                   const rollcall_window *w, long *reported, bx_error *err)
+{
+    int np = PQntuples(pl->res);
+    bx_status s = BX_OK;
+    bx_date lo = w->today, hi = w->today;
+    for (int i = 0; i < np; i++)
+        if (w->from[i] != BX_DATE_NONE && w->from[i] < lo)
+            lo = w->from[i];
+    char from[11], to[11];
+    bx_date_format(lo, from);
+    bx_date_format(hi, to);
+    const char *params[] = {"", from, to};
+    PGresult *res = NULL;
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    for (int i = 0; i < np && s == BX_OK; i++)
+        if (PQgetvalue(pl->res, i, 0)[0] == 's')
+            s = bx_pg_text_array_add(&ids, PQgetvalue(pl->res, i, 1));
+    IFOK(s, bx_pg_text_array_end(&ids));
+    params[0] = ids.data;
+    IFOK(s, bx_pg_query(req->db,
+                        "SELECT school_id, day::text, count(DISTINCT class_id) FROM "
+                        "attendance.class_report WHERE school_id = ANY($1::text[]) AND day "
+                        "BETWEEN $2::date AND $3::date GROUP BY 1, 2 ORDER BY 1, 2",
+                        3, params, &res, err));
+    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
+        const char *school = PQgetvalue(res, r, 0);
+        bx_date day;
+        if (bx_date_parse(PQgetvalue(res, r, 1), &day) != BX_OK)
+            continue;
+        intptr_t row = (intptr_t)bx_map_get(pl->schools, school);
+        int i = (int)row - 1;
+        if (row > 0 && w->from[i] != BX_DATE_NONE && day >= w->from[i] && day <= w->to[i])
+            reported[i] += strtol(PQgetvalue(res, r, 2), NULL, 10);
+    }
+    PQclear(res);
+    bx_buf_free(&ids);
+    return s;
+}
+
 /* The reporting rate (%) per school, or per county when by_county; labels and values of the
  * chart, allocated (caller frees both). */
 static bx_status rollcall_rates(const console_request *req, const places *pl, bool by_county,
@@ -472,39 +477,7 @@ static bx_status rollcall_rates(const console_request *req, const places *pl, bo
     if (s == BX_OK && store == NULL)
         s = BX_EFATAL;
     IFOK(s, console_store_with_calendars(store, req->db, rollcall_windows, &w, err));
-    bx_date lo = w.today, hi = w.today;
-    for (int i = 0; i < np; i++)
-        if (w.from[i] != BX_DATE_NONE && w.from[i] < lo)
-            lo = w.from[i];
-    char from[11], to[11];
-    bx_date_format(lo, from);
-    bx_date_format(hi, to);
-    const char *params[] = {"", from, to};
-    PGresult *res = NULL;
-    /* one row per school and day with how many classes reported (a whole-day or a period roll
-     * call); the schools are the area's, found through pl's ids */
-    bx_buf ids;
-    bx_buf_init(&ids, 0);
-    for (int i = 0; i < np && s == BX_OK; i++)
-        if (PQgetvalue(pl->res, i, 0)[0] == 's')
-            s = bx_pg_text_array_add(&ids, PQgetvalue(pl->res, i, 1));
-    IFOK(s, bx_pg_text_array_end(&ids));
-    params[0] = ids.data;
-    IFOK(s, bx_pg_query(req->db,
-                        "SELECT school_id, day::text, count(DISTINCT class_id) FROM "
-                        "attendance.class_report WHERE school_id = ANY($1::text[]) AND day "
-                        "BETWEEN $2::date AND $3::date GROUP BY 1, 2 ORDER BY 1, 2",
-                        3, params, &res, err));
-    for (int r = 0; s == BX_OK && r < PQntuples(res); r++) {
-        const char *school = PQgetvalue(res, r, 0);
-        bx_date day;
-        if (bx_date_parse(PQgetvalue(res, r, 1), &day) != BX_OK)
-            continue;
-        intptr_t row = (intptr_t)bx_map_get(pl->schools, school);
-        int i = (int)row - 1;
-        if (row > 0 && w.from[i] != BX_DATE_NONE && day >= w.from[i] && day <= w.to[i])
-            reported[i] += strtol(PQgetvalue(res, r, 2), NULL, 10);
-    }
+    IFOK(s, rollcall_reported(req, pl, &w, reported, err));
     /* per school, or summed per county (a school's township code begins with its county's) */
     for (int i = 0; s == BX_OK && i < np; i++) {
         if (PQgetvalue(pl->res, i, 0)[0] != 's' || w.expected[i] <= 0)
@@ -526,8 +499,6 @@ static bx_status rollcall_rates(const console_request *req, const places *pl, bo
     }
     for (size_t k = 0; s == BX_OK && k < *n; k++)
         (*values)[k] = expected[k] > 0 ? (*values)[k] * 100.0 / (double)expected[k] : -1;
-    PQclear(res);
-    bx_buf_free(&ids);
     free(w.from);
     free(w.to);
     free(w.expected);
@@ -586,14 +557,7 @@ static bx_status weekly_cases(const console_request *req, const char *area, tmpl
                    .ncategories = (size_t)n,
                    .series = series,
                    .nseries = 2};
-    bx_buf out;
-    bx_buf_init(&out, 0);
-    s = svg_lines(&c, &out);
-    if (s == BX_OK)
-        tmpl_put_html(ctx, "chart_weeks", out.data);
-    else
-        s = BX_ERR(err, s, "weekly chart");
-    bx_buf_free(&out);
+    s = put_chart(ctx, "chart_weeks", svg_lines, &c, err);
     PQclear(res);
     return s;
 }
@@ -640,8 +604,6 @@ static bx_status overdue_tasks(const console_request *req, const char *area, con
         tmpl_put(row, "name", cats[i]);
         tmpl_put(row, "count", PQgetvalue(res, i, 1));
     }
-    bx_buf out;
-    bx_buf_init(&out, 0);
     if (s == BX_OK) {
         svg_series series[] = {{"逾期任务", v}};
         svg_chart c = {.title = by_county ? "各县逾期未办任务" : "各乡镇逾期未办任务",
@@ -650,13 +612,8 @@ static bx_status overdue_tasks(const console_request *req, const char *area, con
                        .ncategories = (size_t)n,
                        .series = series,
                        .nseries = 1};
-        s = svg_bars(&c, &out);
-        if (s == BX_OK)
-            tmpl_put_html(ctx, "chart_overdue", out.data);
-        else
-            s = BX_ERR(err, s, "overdue chart");
+        s = put_chart(ctx, "chart_overdue", svg_bars, &c, err);
     }
-    bx_buf_free(&out);
     free(cats);
     free(v);
     PQclear(res);
@@ -675,8 +632,6 @@ static bx_status rollcall_chart(const console_request *req, const places *pl, bo
         tmpl_put(row, "name", labels[i]);
         tmpl_putf(row, "rate", "%.1f%%", values[i] < 0 ? 0 : values[i]);
     }
-    bx_buf out;
-    bx_buf_init(&out, 0);
     if (s == BX_OK) {
         svg_series series[] = {{"点名上报率", values}};
         svg_chart c = {.title = by_county ? "各县点名上报率（近20个上学日）"
@@ -686,13 +641,8 @@ static bx_status rollcall_chart(const console_request *req, const places *pl, bo
                        .ncategories = n,
                        .series = series,
                        .nseries = 1};
-        s = svg_bars(&c, &out);
-        if (s == BX_OK)
-            tmpl_put_html(ctx, "chart_rollcall", out.data);
-        else
-            s = BX_ERR(err, s, "roll-call chart");
+        s = put_chart(ctx, "chart_rollcall", svg_bars, &c, err);
     }
-    bx_buf_free(&out);
     free(labels);
     free(values);
     return s;
@@ -762,52 +712,54 @@ static bx_status dashboard_build(console_request *req, const char *area, bool by
  * built once a minute, not per visit. Each is shown with the time of its figures. */
 #define DASH_ENTRIES 48
 
-typedef struct dash_entry {
-    char key[96];
-    long long at;    /* req->now when built */
-    long long as_of; /* its oldest figures' time */
+typedef struct dash_value {
     tmpl_ctx *ctx;
-} dash_entry;
+    long long as_of; /* its oldest figures' time */
+} dash_value;
 
-static pthread_mutex_t dash_lock = PTHREAD_MUTEX_INITIALIZER;
-static dash_entry dash_cache[DASH_ENTRIES];
+static void dash_value_free(void *value)
+{
+    dash_value *v = value;
+    tmpl_ctx_free(v->ctx);
+    free(v);
+}
+
+static minute_cache_slot dash_slots[DASH_ENTRIES];
+static minute_cache dash_cache = {PTHREAD_MUTEX_INITIALIZER, RATES_TTL_MS, dash_value_free,
+                                  DASH_ENTRIES, dash_slots};
+
+typedef struct dash_read {
+    tmpl_ctx *ctx;
+    long long *as_of;
+} dash_read;
+
+static void read_dash(const void *value, long long at, void *arg)
+{
+    const dash_value *v = value;
+    dash_read *r = arg;
+    (void)at;
+    tmpl_put_all(r->ctx, v->ctx);
+    *r->as_of = v->as_of;
+}
 
 bool county_cache_get(const char *key, long long now, tmpl_ctx *ctx, long long *as_of)
 {
-    bool hit = false;
-    pthread_mutex_lock(&dash_lock);
-    for (size_t i = 0; i < DASH_ENTRIES && !hit; i++) {
-        dash_entry *e = &dash_cache[i];
-        if (e->ctx && strcmp(e->key, key) == 0 && now >= e->at && now - e->at < RATES_TTL_MS) {
-            tmpl_put_all(ctx, e->ctx);
-            *as_of = e->as_of;
-            hit = true;
-        }
-    }
-    pthread_mutex_unlock(&dash_lock);
-    return hit;
+    dash_read r = {ctx, as_of};
+    return minute_cache_read(&dash_cache, key, now, read_dash, &r);
 }
 
 void county_cache_put(const char *key, long long now, long long as_of, tmpl_ctx *built,
                       tmpl_ctx *ctx)
 {
-    pthread_mutex_lock(&dash_lock);
-    dash_entry *e = &dash_cache[0];
-    for (size_t i = 0; i < DASH_ENTRIES; i++) {
-        if (dash_cache[i].ctx && strcmp(dash_cache[i].key, key) == 0) {
-            e = &dash_cache[i];
-            break;
-        }
-        if (dash_cache[i].ctx == NULL || dash_cache[i].at < e->at)
-            e = &dash_cache[i];
-    }
-    tmpl_ctx_free(e->ctx);
-    snprintf(e->key, sizeof(e->key), "%s", key);
-    e->at = now;
-    e->as_of = as_of;
-    e->ctx = built;
     tmpl_put_all(ctx, built);
-    pthread_mutex_unlock(&dash_lock);
+    dash_value *v = malloc(sizeof(*v));
+    if (v == NULL) {
+        tmpl_ctx_free(built);
+        return;
+    }
+    v->ctx = built;
+    v->as_of = as_of;
+    minute_cache_keep(&dash_cache, key, now, v);
 }
 
 bx_status county_dashboard_fill(console_request *req, const char *area, bool by_county,
@@ -842,11 +794,8 @@ bx_status county_dashboard_fill(console_request *req, const char *area, bool by_
 bx_status page_county_get(console_request *req, console_reply *rep, bx_error *err)
 {
     const console_person *me = req->person;
-    console_object o = {.kind = CONSOLE_OBJ_COUNTY, .county_code = me->county_code};
-    if (me->role != CONSOLE_COUNTY_OFFICER || !console_may(me, CONSOLE_VIEW_AGGREGATE, &o)) {
-        console_not_found(rep);
+    if (!page_found(rep, BX_OK, page_county_officer(me)))
         return BX_OK;
-    }
     bx_status s = county_dashboard_fill(req, me->county_code, false, rep->ctx, err);
     if (s != BX_OK)
         return s;

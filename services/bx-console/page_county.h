@@ -20,6 +20,10 @@ bx_status page_county_reports_get(console_request *req, console_reply *rep, bx_e
 bx_status page_county_export_get(console_request *req, console_reply *rep, bx_error *err);
 bx_status page_area_get(console_request *req, console_reply *rep, bx_error *err);
 
+/* Whether me is a county officer who may see the county's figures and lists (page_county_lists.c);
+ * the county pages answer 404 to anyone else. */
+bool page_county_officer(const console_person *me);
+
 /* The county's standing lists (page_county_lists.c): the rows and columns of bx-escalate's
  * reports_query_ledger (bxctl ledger's) for f->area, a county code, read page first from migration
  * 0021's case summary (f->limit rows from f->offset in f->sort's order; RL_TOTAL counts every row

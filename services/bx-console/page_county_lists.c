@@ -11,6 +11,7 @@
 #include "bx_log.h"
 #include "bx_pg.h"
 #include "export.h"
+#include "minute_cache.h"
 #include "page_common.h"
 #include "page_county.h"
 #include "report_queries.h"
@@ -89,14 +90,10 @@ static void query_text(const ledger_query *q, char *out, size_t size)
              q->school, q->stage, q->sort, q->overdue ? "&overdue=1" : "");
 }
 
-/* The county officer of the request, or NULL (answer 404). */
-static const console_person *county_officer(const console_request *req)
+bool page_county_officer(const console_person *me)
 {
-    const console_person *me = req->person;
     console_object o = {.kind = CONSOLE_OBJ_COUNTY, .county_code = me->county_code};
-    if (me->role != CONSOLE_COUNTY_OFFICER || !console_may(me, CONSOLE_VIEW_AGGREGATE, &o))
-        return NULL;
-    return me;
+    return me->role == CONSOLE_COUNTY_OFFICER && console_may(me, CONSOLE_VIEW_AGGREGATE, &o);
 }
 
 static bool may_see(const console_request *req, const PGresult *res, int i)
@@ -282,109 +279,71 @@ bx_status county_ledger_query(PGconn *db, const reports_ledger_filter *f, PGresu
  * otherwise. The page says when it was counted. */
 #define COUNT_ENTRIES 256
 
-typedef struct count_entry {
-    char key[160];
-    long long at; /* req->now when counted */
-    long total;
-} count_entry;
+static minute_cache_slot count_slots[COUNT_ENTRIES];
+static minute_cache count_cache = {PTHREAD_MUTEX_INITIALIZER, COUNT_TTL_MS, free, COUNT_ENTRIES,
+                                   count_slots};
 
-static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
-static count_entry count_cache[COUNT_ENTRIES];
+typedef struct count_read {
+    long *total;
+    long long *at; /* when it was counted */
+} count_read;
+
+static void read_count(const void *value, long long at, void *arg)
+{
+    const count_read *r = arg;
+    *r->total = *(const long *)value;
+    *r->at = at;
+}
 
 static bool count_get(const char *key, long long now, long *total, long long *at)
 {
-    bool hit = false;
-    pthread_mutex_lock(&count_lock);
-    for (size_t i = 0; i < COUNT_ENTRIES && !hit; i++) {
-        const count_entry *e = &count_cache[i];
-        if (e->at && strcmp(e->key, key) == 0 && now >= e->at && now - e->at < COUNT_TTL_MS) {
-            *total = e->total;
-            *at = e->at;
-            hit = true;
-        }
-    }
-    pthread_mutex_unlock(&count_lock);
-    return hit;
+    count_read r = {total, at};
+    return minute_cache_read(&count_cache, key, now, read_count, &r);
 }
 
 static void count_put(const char *key, long long now, long total)
 {
-    pthread_mutex_lock(&count_lock);
-    count_entry *e = &count_cache[0];
-    for (size_t i = 0; i < COUNT_ENTRIES; i++) {
-        if (count_cache[i].at && strcmp(count_cache[i].key, key) == 0) {
-            e = &count_cache[i];
-            break;
-        }
-        if (count_cache[i].at < e->at)
-            e = &count_cache[i];
-    }
-    snprintf(e->key, sizeof(e->key), "%s", key);
-    e->at = now;
-    e->total = total;
-    pthread_mutex_unlock(&count_lock);
+    long *kept = malloc(sizeof(*kept));
+    if (kept == NULL)
+        return;
+    *kept = total;
+    minute_cache_keep(&count_cache, key, now, kept);
 }
 
 /* The filter form's choices: the county's townships and schools, read once a minute per county
  * (registry rows, the same for every officer of the county; a page read them every time). */
 #define CHOICES_ENTRIES 32
 
-typedef struct choices_entry {
-    char county[7];
-    long long at; /* req->now when read */
-    PGresult *res;
-} choices_entry;
+static void places_free(void *res)
+{
+    PQclear(res);
+}
 
-static pthread_mutex_t choices_lock = PTHREAD_MUTEX_INITIALIZER;
-static choices_entry choices_cache[CHOICES_ENTRIES];
+static minute_cache_slot choices_slots[CHOICES_ENTRIES];
+static minute_cache choices_cache = {PTHREAD_MUTEX_INITIALIZER, COUNT_TTL_MS, places_free,
+                                     CHOICES_ENTRIES, choices_slots};
 
 static void put_places(const PGresult *res, const ledger_query *q, tmpl_ctx *ctx)
 {
     for (int i = 0; i < PQntuples(res); i++) {
         bool township = PQgetvalue(res, i, 0)[0] == 't';
         const char *id = PQgetvalue(res, i, 1);
-        tmpl_ctx *row = tmpl_add_row(ctx, township ? "townships" : "schools");
-        tmpl_put(row, "id", id);
-        tmpl_put(row, "name", PQgetvalue(res, i, 2));
-        tmpl_put_bool(row, "selected", strcmp(id, township ? q->township : q->school) == 0);
+        page_put_option(ctx, township ? "townships" : "schools", id, PQgetvalue(res, i, 2),
+                        strcmp(id, township ? q->township : q->school) == 0);
     }
 }
 
-/* Puts the county's places from the minute's cache into ctx; false when it holds none fresh. */
-static bool places_cached(const char *county, long long now, const ledger_query *q, tmpl_ctx *ctx)
-{
-    bool hit = false;
-    pthread_mutex_lock(&choices_lock);
-    for (size_t i = 0; i < CHOICES_ENTRIES && !hit; i++) {
-        const choices_entry *e = &choices_cache[i];
-        if (e->res && strcmp(e->county, county) == 0 && now >= e->at &&
-            now - e->at < COUNT_TTL_MS) {
-            put_places(e->res, q, ctx); /* under the lock: the entry may be replaced after */
-            hit = true;
-        }
-    }
-    pthread_mutex_unlock(&choices_lock);
-    return hit;
-}
+typedef struct places_read {
+    const ledger_query *q;
+    tmpl_ctx *ctx;
+} places_read;
 
-/* Keeps res (takes ownership) as county's places. */
-static void places_keep(const char *county, long long now, PGresult *res)
+/* Under the cache's lock: the kept result may be replaced after. */
+static void read_places(const void *res, long long at, void *arg)
 {
-    pthread_mutex_lock(&choices_lock);
-    choices_entry *e = &choices_cache[0];
-    for (size_t i = 0; i < CHOICES_ENTRIES; i++) {
-        if (choices_cache[i].res && strcmp(choices_cache[i].county, county) == 0) {
-            e = &choices_cache[i];
-            break;
-        }
-        if (choices_cache[i].res == NULL || choices_cache[i].at < e->at)
-            e = &choices_cache[i];
-    }
-    PQclear(e->res);
-    snprintf(e->county, sizeof(e->county), "%s", county);
-    e->at = now;
-    e->res = res;
-    pthread_mutex_unlock(&choices_lock);
+    const places_read *r = arg;
+    (void)at;
+    put_places(res, r->q, r->ctx);
 }
 
 static bx_status put_choices(const console_request *req, const ledger_query *q, tmpl_ctx *ctx,
@@ -392,7 +351,8 @@ static bx_status put_choices(const console_request *req, const ledger_query *q, 
 {
     const char *county = req->person->county_code;
     bx_status s = BX_OK;
-    if (!places_cached(county, (long long)req->now, q, ctx)) {
+    places_read r = {q, ctx};
+    if (!minute_cache_read(&choices_cache, county, (long long)req->now, read_places, &r)) {
         const char *params[] = {county};
         PGresult *res = NULL;
         s = bx_pg_query(
@@ -403,33 +363,23 @@ static bx_status put_choices(const console_request *req, const ledger_query *q, 
             1, params, &res, err);
         if (s == BX_OK) {
             put_places(res, q, ctx);
-            places_keep(county, (long long)req->now, res);
+            minute_cache_keep(&choices_cache, county, (long long)req->now, res);
         }
     }
     static const char *const stages[] = {"contact_family",  "home_visit",     "school_report",
                                          "academic_office", "dropout_roster", "township_notice",
                                          "deadline_notice", "legal_referral"};
-    for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
-        tmpl_ctx *row = tmpl_add_row(ctx, "stages");
-        tmpl_put(row, "id", stages[i]);
-        tmpl_put(row, "name", page_label_stage(stages[i]));
-        tmpl_put_bool(row, "selected", strcmp(stages[i], q->stage) == 0);
-    }
+    for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
+        page_put_option(ctx, "stages", stages[i], page_label_stage(stages[i]),
+                        strcmp(stages[i], q->stage) == 0);
     static const char *const lists[] = {"suspected", "dropout", "returned"};
-    for (size_t i = 0; i < 3; i++) {
-        tmpl_ctx *row = tmpl_add_row(ctx, "lists");
-        tmpl_put(row, "id", lists[i]);
-        tmpl_put(row, "name", list_label(lists[i]));
-        tmpl_put_bool(row, "selected", strcmp(lists[i], q->list) == 0);
-    }
+    for (size_t i = 0; i < 3; i++)
+        page_put_option(ctx, "lists", lists[i], list_label(lists[i]),
+                        strcmp(lists[i], q->list) == 0);
     static const char *const sorts[][2] = {
         {"", "台账顺序"}, {"opened", "立案时间"}, {"school", "学校"}, {"stage", "阶段"}};
-    for (size_t i = 0; i < 4; i++) {
-        tmpl_ctx *row = tmpl_add_row(ctx, "sorts");
-        tmpl_put(row, "id", sorts[i][0]);
-        tmpl_put(row, "name", sorts[i][1]);
-        tmpl_put_bool(row, "selected", strcmp(sorts[i][0], q->sort) == 0);
-    }
+    for (size_t i = 0; i < 4; i++)
+        page_put_option(ctx, "sorts", sorts[i][0], sorts[i][1], strcmp(sorts[i][0], q->sort) == 0);
     tmpl_put_bool(ctx, "overdue_checked", q->overdue);
     return s;
 }
@@ -471,26 +421,58 @@ static bx_status put_history(tmpl_ctx *row, const PGresult *res, int i, bx_error
     return s;
 }
 
+/* The ledger rows of query q in the county of req's officer, from list (q's own, or an export's),
+ * with names; strings borrowed from q. Limit and offset are the caller's. */
+static reports_ledger_filter ledger_filter(const console_request *req, const ledger_query *q,
+                                           const char *list)
+{
+    return (reports_ledger_filter){.area = req->person->county_code,
+                                   .list = list,
+                                   .township = q->township,
+                                   .school = q->school,
+                                   .stage = q->stage,
+                                   .overdue_only = q->overdue,
+                                   .names = true,
+                                   .now_ms = (long long)req->now,
+                                   .sort = sort_of(q)};
+}
+
+/* Row i of a ledger page into row: names and history only where the officer may see the child. */
+static bx_status put_ledger_row(const console_request *req, const PGresult *res, int i,
+                                tmpl_ctx *row, bx_error *err)
+{
+    bool see = may_see(req, res, i);
+    const char *name = PQgetisnull(res, i, RL_NAME) ? "" : PQgetvalue(res, i, RL_NAME);
+    char opened[24], roster[24], closed[24];
+    page_short_time(PQgetvalue(res, i, RL_OPENED), opened, sizeof(opened));
+    page_short_time(PQgetvalue(res, i, RL_ROSTER), roster, sizeof(roster));
+    page_short_time(PQgetvalue(res, i, RL_CLOSED), closed, sizeof(closed));
+    tmpl_put(row, "list", list_label(PQgetvalue(res, i, RL_LIST)));
+    tmpl_put(row, "student_id", PQgetvalue(res, i, RL_STUDENT));
+    tmpl_put(row, "name", see ? (name[0] ? name : PQgetvalue(res, i, RL_STUDENT)) : "");
+    tmpl_put_bool(row, "link", see);
+    tmpl_put(row, "school", PQgetvalue(res, i, RL_SCHOOL_NAME));
+    tmpl_put(row, "township", PQgetvalue(res, i, RL_TOWNSHIP_NAME));
+    tmpl_put(row, "class_name", PQgetvalue(res, i, RL_CLASS_NAME));
+    tmpl_put(row, "stage", page_label_stage(PQgetvalue(res, i, RL_STAGE)));
+    tmpl_put(row, "opened", opened);
+    tmpl_put(row, "roster", roster);
+    tmpl_put(row, "closed", closed);
+    tmpl_put_bool(row, "overdue", PQgetvalue(res, i, RL_OVERDUE)[0] == 't');
+    tmpl_put(row, "owner", console_role_label_of(PQgetvalue(res, i, RL_OWNER)));
+    return see ? put_history(row, res, i, err) : BX_OK;
+}
+
 bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_error *err)
 {
-    const console_person *me = county_officer(req);
-    if (me == NULL) {
-        console_not_found(rep);
+    const console_person *me = req->person;
+    if (!page_found(rep, BX_OK, page_county_officer(me)))
         return BX_OK;
-    }
     ledger_query q;
     ledger_query_read(req, &q);
-    reports_ledger_filter f = {.area = me->county_code,
-                               .list = q.list,
-                               .township = q.township,
-                               .school = q.school,
-                               .stage = q.stage,
-                               .overdue_only = q.overdue,
-                               .names = true,
-                               .now_ms = (long long)req->now,
-                               .sort = sort_of(&q),
-                               .limit = LEDGER_PAGE,
-                               .offset = (q.page - 1) * LEDGER_PAGE};
+    reports_ledger_filter f = ledger_filter(req, &q, q.list);
+    f.limit = LEDGER_PAGE;
+    f.offset = (q.page - 1) * LEDGER_PAGE;
     PGresult *res = NULL;
     char qs[256], detail[320], count_key[160];
     query_text(&q, qs, sizeof(qs));
@@ -509,32 +491,8 @@ bx_status page_county_ledger_get(console_request *req, console_reply *rep, bx_er
         if (PQntuples(res) > 0 || q.page == 1)
             count_put(count_key, now, total);
     }
-    for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
-        tmpl_ctx *row = tmpl_add_row(rep->ctx, "rows");
-        bool see = may_see(req, res, i);
-        const char *name = PQgetisnull(res, i, RL_NAME) ? "" : PQgetvalue(res, i, RL_NAME);
-        char opened[24], roster[24], closed[24];
-        page_short_time(PQgetvalue(res, i, RL_OPENED), opened, sizeof(opened));
-        page_short_time(PQgetvalue(res, i, RL_ROSTER), roster, sizeof(roster));
-        page_short_time(PQgetvalue(res, i, RL_CLOSED), closed, sizeof(closed));
-        tmpl_put(row, "list", list_label(PQgetvalue(res, i, RL_LIST)));
-        tmpl_put(row, "student_id", PQgetvalue(res, i, RL_STUDENT));
-        tmpl_put(row, "name", see ? (name[0] ? name : PQgetvalue(res, i, RL_STUDENT)) : "");
-        tmpl_put_bool(row, "link", see);
-        tmpl_put(row, "school", PQgetvalue(res, i, RL_SCHOOL_NAME));
-        tmpl_put(row, "township", PQgetvalue(res, i, RL_TOWNSHIP_NAME));
-        tmpl_put(row, "class_name", PQgetvalue(res, i, RL_CLASS_NAME));
-        tmpl_put(row, "stage", page_label_stage(PQgetvalue(res, i, RL_STAGE)));
-        tmpl_put(row, "opened", opened);
-        tmpl_put(row, "roster", roster);
-        tmpl_put(row, "closed", closed);
-        tmpl_put_bool(row, "overdue", PQgetvalue(res, i, RL_OVERDUE)[0] == 't');
-        const char *owner = PQgetvalue(res, i, RL_OWNER);
-        console_role role = console_role_parse(owner);
-        tmpl_put(row, "owner", role != CONSOLE_ROLE_NONE ? console_role_label(role) : owner);
-        if (see)
-            s = put_history(row, res, i, err);
-    }
+    for (int i = 0; s == BX_OK && i < PQntuples(res); i++)
+        s = put_ledger_row(req, res, i, tmpl_add_row(rep->ctx, "rows"), err);
     PQclear(res);
     if (s != BX_OK)
         return s;
@@ -581,6 +539,29 @@ static const char upward_sql[] =
     "  u.area LIMIT $2::int";
 /* clang-format on */
 
+/* The duties' reports (out-of-school report, monthly summary) fired for the county's calendars,
+ * newest first. */
+/* clang-format off */
+static const char duty_reports_sql[] =
+    "SELECT tm.payload->>'duty', tm.payload->>'calendar_id', tm.payload->>'term', "
+    "  tm.payload->>'first_day', tm.payload->>'last_day', " REPORTS_ISO("tm.fired_at") " "
+    "FROM cases.timer tm WHERE tm.kind = 'duty' AND tm.fired_at IS NOT NULL AND NOT tm.cancelled "
+    "  AND tm.payload->>'duty' IN ('out_of_school_report', 'monthly_summary') "
+    "  AND tm.payload->>'calendar_id' IN (SELECT s.calendar_id FROM registry.school s "
+    "    JOIN registry.township t ON t.code = s.township_code WHERE t.county_code = $1) "
+    "ORDER BY tm.fired_at DESC LIMIT $2::int";
+/* clang-format on */
+
+/* Runs sql, a county's newest rows: $1 the county, $2 how many at most. */
+static bx_status county_latest(PGconn *db, const char *sql, const char *county, int max,
+                               PGresult **res, bx_error *err)
+{
+    char max_text[12];
+    snprintf(max_text, sizeof(max_text), "%d", max);
+    const char *params[] = {county, max_text};
+    return bx_pg_query(db, sql, 2, params, res, err);
+}
+
 static const char *upward_label(const char *kind)
 {
     return strcmp(kind, "school_monthly_report") == 0     ? "学校月报"
@@ -602,11 +583,8 @@ static void upward_rate(const char *v, char out[16])
 static bx_status upward_reports(const console_request *req, const char *county, tmpl_ctx *ctx,
                                 bx_error *err)
 {
-    char max[8];
-    snprintf(max, sizeof(max), "%d", UPWARD_REPORTS);
-    const char *params[] = {county, max};
     PGresult *res = NULL;
-    bx_status s = bx_pg_query(req->db, upward_sql, 2, params, &res, err);
+    bx_status s = county_latest(req->db, upward_sql, county, UPWARD_REPORTS, &res, err);
     for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
         tmpl_ctx *row = tmpl_add_row(ctx, "upward");
         char at[24], dropout[16], retention[16], rollcall[16];
@@ -614,9 +592,7 @@ static bx_status upward_reports(const console_request *req, const char *county, 
         upward_rate(PQgetvalue(res, i, 10), dropout);
         upward_rate(PQgetvalue(res, i, 11), retention);
         upward_rate(PQgetvalue(res, i, 15), rollcall);
-        console_role owner = console_role_parse(PQgetvalue(res, i, 7));
-        const char *owner_label =
-            owner != CONSOLE_ROLE_NONE ? console_role_label(owner) : PQgetvalue(res, i, 7);
+        const char *owner_label = console_role_label_of(PQgetvalue(res, i, 7));
         bool asked = PQgetvalue(res, i, 8)[0] == 't';
         tmpl_put(row, "kind", upward_label(PQgetvalue(res, i, 0)));
         tmpl_put(row, "place", PQgetvalue(res, i, 2));
@@ -643,25 +619,8 @@ static bx_status upward_reports(const console_request *req, const char *county, 
 static bx_status reports_build(const console_request *req, const char *county, tmpl_ctx *ctx,
                                bx_error *err)
 {
-    char max[8];
-    snprintf(max, sizeof(max), "%d", DUTY_REPORTS);
-    const char *params[] = {county, max};
     PGresult *res = NULL;
-    bx_status s =
-        bx_pg_query(req->db,
-                    "SELECT tm.payload->>'duty', tm.payload->>'calendar_id', tm.payload->>'term', "
-                    "tm.payload->>'first_day', tm.payload->>'last_day', " REPORTS_ISO(
-                        "tm.fired_at") " "
-                                       "FROM cases.timer tm WHERE tm.kind = 'duty' AND tm.fired_at "
-                                       "IS NOT NULL AND NOT "
-                                       "tm.cancelled AND tm.payload->>'duty' IN "
-                                       "('out_of_school_report', 'monthly_summary') AND "
-                                       "tm.payload->>'calendar_id' IN (SELECT s.calendar_id FROM "
-                                       "registry.school s JOIN "
-                                       "registry.township t ON t.code = s.township_code WHERE "
-                                       "t.county_code = $1) "
-                                       "ORDER BY tm.fired_at DESC LIMIT $2::int",
-                    2, params, &res, err);
+    bx_status s = county_latest(req->db, duty_reports_sql, county, DUTY_REPORTS, &res, err);
     for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
         PGresult *c = NULL;
         s = reports_query_duty_counts(req->db, PQgetvalue(res, i, 1), PQgetvalue(res, i, 3),
@@ -696,11 +655,9 @@ static bx_status reports_build(const console_request *req, const char *county, t
  * minute's cache of the dashboards), shown with the time of its figures. */
 bx_status page_county_reports_get(console_request *req, console_reply *rep, bx_error *err)
 {
-    const console_person *me = county_officer(req);
-    if (me == NULL) {
-        console_not_found(rep);
+    const console_person *me = req->person;
+    if (!page_found(rep, BX_OK, page_county_officer(me)))
         return BX_OK;
-    }
     bx_status s = county_session(req->db, err);
     if (s != BX_OK)
         return s;
@@ -836,7 +793,7 @@ static bx_status rates_cells(const console_request *req, const county_period *p,
 
 bx_status page_county_export_get(console_request *req, console_reply *rep, bx_error *err)
 {
-    const console_person *me = county_officer(req);
+    const console_person *me = req->person;
     const char *what = req->params[0];
     const char *format = console_query(req, "format");
     bool xlsx = format == NULL || strcmp(format, "xlsx") == 0;
@@ -850,7 +807,7 @@ bx_status page_county_export_get(console_request *req, console_reply *rep, bx_er
     size_t k = 0;
     while (k < sizeof(kinds) / sizeof(kinds[0]) && strcmp(kinds[k].what, what) != 0)
         k++;
-    if (me == NULL || k == sizeof(kinds) / sizeof(kinds[0]) ||
+    if (!page_county_officer(me) || k == sizeof(kinds) / sizeof(kinds[0]) ||
         (format && strcmp(format, "xlsx") != 0 && strcmp(format, "csv") != 0)) {
         console_not_found(rep);
         return BX_OK;
@@ -864,16 +821,8 @@ bx_status page_county_export_get(console_request *req, console_reply *rep, bx_er
     bx_buf_init(&out, 0);
     size_t nrows = 0;
     if (s == BX_OK && kinds[k].list) {
-        reports_ledger_filter f = {.area = me->county_code,
-                                   .list = kinds[k].list,
-                                   .township = q.township,
-                                   .school = q.school,
-                                   .stage = q.stage,
-                                   .overdue_only = q.overdue,
-                                   .names = true,
-                                   .now_ms = (long long)req->now,
-                                   .sort = sort_of(&q),
-                                   .limit = EXPORT_MAX};
+        reports_ledger_filter f = ledger_filter(req, &q, kinds[k].list);
+        f.limit = EXPORT_MAX;
         s = ledger_cells(req, &f, &cells, &nrows, err);
     } else if (s == BX_OK)
         s = rates_cells(req, &p, &cells, &nrows, err);

@@ -167,12 +167,9 @@ static void put_report(tmpl_ctx *r, const char *kind, const char *due, bool over
     tmpl_put(r, "label", page_label_task(kind));
     tmpl_put(r, "due", due);
     tmpl_put_bool(r, "overdue", overdue);
-    for (size_t k = 0; k < 4; k++) {
-        tmpl_ctx *o = tmpl_add_row(r, "places");
-        tmpl_put(o, "value", places[k]);
-        tmpl_put(o, "label", place_labels[k]);
-        tmpl_put_bool(o, "selected", strcmp(places[k], filed_with) == 0);
-    }
+    for (size_t k = 0; k < 4; k++)
+        page_put_option(r, "places", places[k], place_labels[k],
+                        strcmp(places[k], filed_with) == 0);
 }
 
 /* The open tasks (res: CASE_TASKS_SQL), each with its reassign form, and the report forms of an

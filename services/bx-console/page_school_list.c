@@ -117,18 +117,13 @@ void school_list_put(tmpl_ctx *ctx, const school_list_query *q, const char *cons
     tmpl_put_bool(ctx, "overdue_only", q->overdue);
     tmpl_put(ctx, "school_filter", q->school_id);
     tmpl_put_bool(ctx, "filtered", q->overdue || q->stage[0] || q->school_id[0]);
-    for (int i = 0; school_list_stages[i]; i++) {
-        tmpl_ctx *row = tmpl_add_row(ctx, "stage_options");
-        tmpl_put(row, "value", school_list_stages[i]);
-        tmpl_put(row, "label", page_label_stage(school_list_stages[i]));
-        tmpl_put_bool(row, "selected", strcmp(q->stage, school_list_stages[i]) == 0);
-    }
-    for (int i = 0; sorts && sorts[i]; i++) {
-        tmpl_ctx *row = tmpl_add_row(ctx, "sort_options");
-        tmpl_put(row, "value", sorts[i]);
-        tmpl_put(row, "label", sort_labels ? sort_labels[i] : sorts[i]);
-        tmpl_put_bool(row, "selected", i == q->sort);
-    }
+    for (int i = 0; school_list_stages[i]; i++)
+        page_put_option(ctx, "stage_options", school_list_stages[i],
+                        page_label_stage(school_list_stages[i]),
+                        strcmp(q->stage, school_list_stages[i]) == 0);
+    for (int i = 0; sorts && sorts[i]; i++)
+        page_put_option(ctx, "sort_options", sorts[i], sort_labels ? sort_labels[i] : sorts[i],
+                        i == q->sort);
 }
 
 void school_list_put_child(tmpl_ctx *row, const char *case_id, const char *student_id,

@@ -74,12 +74,9 @@ static bx_status put_schools(console_request *req, console_reply *rep, const cha
                               "SELECT id, name FROM registry.school WHERE township_code = $1 "
                               "ORDER BY name, id",
                               1, params, &res, err);
-    for (int i = 0; s == BX_OK && i < PQntuples(res); i++) {
-        tmpl_ctx *row = tmpl_add_row(rep->ctx, "school_options");
-        tmpl_put(row, "value", PQgetvalue(res, i, 0));
-        tmpl_put(row, "label", PQgetvalue(res, i, 1));
-        tmpl_put_bool(row, "selected", strcmp(selected, PQgetvalue(res, i, 0)) == 0);
-    }
+    for (int i = 0; s == BX_OK && i < PQntuples(res); i++)
+        page_put_option(rep->ctx, "school_options", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                        strcmp(selected, PQgetvalue(res, i, 0)) == 0);
     PQclear(res);
     return s;
 }

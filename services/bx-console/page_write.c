@@ -132,6 +132,15 @@ void page_put_form(const console_request *req, tmpl_ctx *ctx, char today[11])
         memcpy(today, day, sizeof(day));
 }
 
+void page_put_option(tmpl_ctx *ctx, const char *list, const char *value, const char *label,
+                     bool selected)
+{
+    tmpl_ctx *row = tmpl_add_row(ctx, list);
+    tmpl_put(row, "value", value);
+    tmpl_put(row, "label", label);
+    tmpl_put_bool(row, "selected", selected);
+}
+
 bx_status page_class_load(console_request *req, console_reply *rep, const char *class_id,
                           int period, bool scored, const char *audit_action, const char *detail,
                           page_class_day *d, bool *found, bx_error *err)

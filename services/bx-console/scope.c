@@ -41,6 +41,12 @@ const char *console_role_label(console_role r)
     return "";
 }
 
+const char *console_role_label_of(const char *name)
+{
+    console_role r = console_role_parse(name);
+    return r != CONSOLE_ROLE_NONE ? console_role_label(r) : name ? name : "";
+}
+
 /* Both set, non-empty and equal: an unknown place never matches. */
 static bool same(const char *a, const char *b)
 {

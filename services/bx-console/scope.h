@@ -91,5 +91,8 @@ console_role console_role_parse(const char *name);
 const char *console_role_name(console_role r);
 /* The role in Chinese for the header: "班主任". */
 const char *console_role_label(console_role r);
+/* The label of the role called name (a stored owner role, "county_officer": "县教体局"); name
+ * itself when it names no role, "" for NULL. Borrowed from the table or from name. */
+const char *console_role_label_of(const char *name);
 
 #endif

@@ -4,6 +4,7 @@
 #include "server.h"
 #include "bx_buf.h"
 #include "bx_clock.h"
+#include "bx_hex.h"
 #include "bx_http_guard.h"
 #include "bx_json.h"
 #include "bx_log.h"
@@ -130,17 +131,6 @@ bool console_text_ok(const char *s, size_t len)
     return true;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes src[0..len) (+ is a space) into dst; returns the decoded length or -1. */
 static long url_decode(const char *src, size_t len, char *dst)
 {
@@ -151,7 +141,7 @@ static long url_decode(const char *src, size_t len, char *dst)
         } else if (src[i] == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
+            int hi = bx_hex_digit(src[i + 1]), lo = bx_hex_digit(src[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             dst[o++] = (char)(hi * 16 + lo);
@@ -627,6 +617,35 @@ static enum MHD_Result begin(console_server *srv, struct MHD_Connection *conn, c
     return MHD_YES;
 }
 
+/* Runs the route's handler on the request's connection (left idle after it): a failure becomes a
+ * 503 (database or transient) or 500 answer, as does a POST answering neither page nor redirect. */
+static void run_handler(struct exchange *x)
+{
+    console_request *req = &x->req;
+    console_reply *rep = &x->rep;
+    const char *method = req->method;
+    const console_route *route = x->route;
+    bx_error err = {0};
+    long long started = bx_monotonic_ms();
+    bx_status s = route->handler(req, rep, &err);
+    if (PQtransactionStatus(req->db) != PQTRANS_IDLE)
+        bx_pg_rollback(req->db);
+    if (s != BX_OK) {
+        bx_log_error("%s %s (%s): %s", method, route->pattern,
+                     req->person ? req->person->staff_id : "-", err.msg);
+        rep->status = s == BX_EIO || s == BX_ETRANSIENT ? 503 : 500;
+        rep->template_name = NULL;
+        rep->redirect[0] = '\0';
+        rep->message[0] = '\0';
+    } else if (strcmp(method, "POST") == 0 && rep->status == 200 && !rep->redirect[0] &&
+               rep->template_name == NULL) {
+        rep->status = 500;
+        bx_log_error("POST %s answered neither a page nor a redirect", route->pattern);
+    }
+    bx_log_debug("%s %s %u %lld ms", method, route->pattern, rep->redirect[0] ? 303 : rep->status,
+                 bx_monotonic_ms() - started);
+}
+
 /* The body is in: the form, the CSRF token, the handler, the answer. */
 static enum MHD_Result serve(struct exchange *x)
 {
@@ -691,24 +710,7 @@ static enum MHD_Result serve(struct exchange *x)
         tmpl_put(rep->ctx, "me_role", console_role_label(req->person->role));
         tmpl_put(rep->ctx, "me_staff_id", req->person->staff_id);
     }
-    long long started = bx_monotonic_ms();
-    bx_status s = route->handler(req, rep, &err);
-    if (PQtransactionStatus(w->db) != PQTRANS_IDLE)
-        bx_pg_rollback(w->db);
-    if (s != BX_OK) {
-        bx_log_error("%s %s (%s): %s", method, route->pattern,
-                     req->person ? req->person->staff_id : "-", err.msg);
-        rep->status = s == BX_EIO || s == BX_ETRANSIENT ? 503 : 500;
-        rep->template_name = NULL;
-        rep->redirect[0] = '\0';
-        rep->message[0] = '\0';
-    } else if (strcmp(method, "POST") == 0 && rep->status == 200 && !rep->redirect[0] &&
-               rep->template_name == NULL) {
-        rep->status = 500;
-        bx_log_error("POST %s answered neither a page nor a redirect", route->pattern);
-    }
-    bx_log_debug("%s %s %u %lld ms", method, route->pattern, rep->redirect[0] ? 303 : rep->status,
-                 bx_monotonic_ms() - started);
+    run_handler(x);
     enum MHD_Result ret = answer(x);
     req->session_id = ""; /* session_id_text ends here */
     return ret;

@@ -179,19 +179,6 @@ static bx_status threshold_line(bx_buf *out, const svg_chart *c, double w, doubl
     return s;
 }
 
-/* A chart's start: the chart checked, its width (*w) and axis top (*top), the frame drawn. */
-static bx_status begin(const svg_chart *c, bx_buf *out, bool bars, double *w, double *top)
-{
-    *w = 0;
-    *top = 0;
-    bx_status s = check(c);
-    if (s != BX_OK)
-        return s;
-    *w = width_of(c);
-    *top = svg_axis_top(max_value(c));
-    return frame(out, c, *w, *top, bars);
-}
-
 /* The end of the mark (tag) of series k's value in category i: its data attributes, its tooltip
  * "<category> <series>: <label><note>" and the closing tag. */
 static bx_status mark_end(bx_buf *out, const svg_chart *c, size_t k, size_t i, const char *label,
@@ -206,12 +193,9 @@ static bx_status mark_end(bx_buf *out, const svg_chart *c, size_t k, size_t i, c
     return s;
 }
 
-bx_status svg_bars(const svg_chart *c, bx_buf *out)
+static bx_status bar_marks(bx_buf *out, const svg_chart *c, double top)
 {
-    double w, top;
-    bx_status s = begin(c, out, true, &w, &top);
-    if (s != BX_OK)
-        return s;
+    bx_status s = BX_OK;
     double group = PER_CAT - 6, bw = group / (double)c->nseries;
     for (size_t i = 0; i < c->ncategories && s == BX_OK; i++) {
         for (size_t k = 0; k < c->nseries && s == BX_OK; k++) {
@@ -231,17 +215,12 @@ bx_status svg_bars(const svg_chart *c, bx_buf *out)
             IFOK(s, mark_end(out, c, k, i, label, over ? "（超过阈值）" : "", "rect"));
         }
     }
-    IFOK(s, threshold_line(out, c, w, top));
-    IFOK(s, bx_buf_puts(out, "</svg>"));
     return s;
 }
 
-bx_status svg_lines(const svg_chart *c, bx_buf *out)
+static bx_status line_marks(bx_buf *out, const svg_chart *c, double top)
 {
-    double w, top;
-    bx_status s = begin(c, out, false, &w, &top);
-    if (s != BX_OK)
-        return s;
+    bx_status s = BX_OK;
     for (size_t k = 0; k < c->nseries && s == BX_OK; k++) {
         s = bx_buf_printf(out,
                           "<polyline class=\"line\" fill=\"none\" stroke=\"%s\" "
@@ -269,7 +248,31 @@ bx_status svg_lines(const svg_chart *c, bx_buf *out)
             IFOK(s, mark_end(out, c, k, i, label, "", "circle"));
         }
     }
+    return s;
+}
+
+/* A whole chart: checked, its frame (axis top from the largest value), the marks of its values
+ * (bar_marks or line_marks), the threshold line. */
+static bx_status chart(const svg_chart *c, bx_buf *out, bool bars,
+                       bx_status (*marks)(bx_buf *out, const svg_chart *c, double top))
+{
+    bx_status s = check(c);
+    if (s != BX_OK)
+        return s;
+    double w = width_of(c), top = svg_axis_top(max_value(c));
+    s = frame(out, c, w, top, bars);
+    IFOK(s, marks(out, c, top));
     IFOK(s, threshold_line(out, c, w, top));
     IFOK(s, bx_buf_puts(out, "</svg>"));
     return s;
+}
+
+bx_status svg_bars(const svg_chart *c, bx_buf *out)
+{
+    return chart(c, out, true, bar_marks);
+}
+
+bx_status svg_lines(const svg_chart *c, bx_buf *out)
+{
+    return chart(c, out, false, line_marks);
 }

@@ -182,4 +182,9 @@ BX_TEST(scope_role_names)
     CHECK_INT(console_role_parse(NULL), CONSOLE_ROLE_NONE);
     CHECK_STR(console_role_name(CONSOLE_PROVINCE_OFFICER), "province_officer");
     CHECK_STR(console_role_label(CONSOLE_HOMEROOM_TEACHER), "班主任");
+    /* a stored owner role as shown: its label, else the stored text itself */
+    CHECK_STR(console_role_label_of("county_officer"), "县教体局");
+    CHECK_STR(console_role_label_of("guardian"), "guardian");
+    CHECK_STR(console_role_label_of(""), "");
+    CHECK_STR(console_role_label_of(NULL), "");
 }
