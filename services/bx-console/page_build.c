@@ -364,18 +364,6 @@ const char *page_label_factor(const char *factor)
     return lookup(t, factor);
 }
 
-const char *page_label_owner_role(const char *role)
-{
-    static const label t[] = {{"homeroom_teacher", "班主任"},
-                              {"subject_teacher", "任课教师"},
-                              {"principal", "校长"},
-                              {"academic_office", "教务处"},
-                              {"township_officer", "乡镇干部"},
-                              {"county_officer", "县教体局"},
-                              {NULL, NULL}};
-    return lookup(t, role);
-}
-
 const char *page_label_ending(const char *ending)
 {
     static const label t[] = {{"returned", "已复学"},

@@ -140,9 +140,6 @@ const char *page_label_task(const char *kind);       /* home_visit -> 家访 */
 const char *page_label_event(const char *kind);      /* stage_entered -> 进入阶段 */
 const char *page_label_factor(const char *factor);   /* streak_days -> 连续缺勤 */
 const char *page_label_ending(const char *ending);   /* returned -> 已复学 */
-/* A task owner's role as the school's workbench names it (homeroom_teacher -> 班主任);
- * console_role_label is the account pages' wording. */
-const char *page_label_owner_role(const char *role);
 
 /* "2026-11-23T08:12:00+08:00" -> "11-23 08:12" (out at least 16 bytes); "" stays "". */
 void page_short_time(const char *iso, char *out, size_t size);

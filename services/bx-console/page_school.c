@@ -9,6 +9,7 @@
 #include "bx_pg.h"
 #include "page_common.h"
 #include "page_school.h"
+#include "scope.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,7 @@ static void copy_col(char *out, size_t size, const PGresult *res, int row, int c
 /* The owner of a task as the page names it: the person, else the role. */
 static void put_owner(tmpl_ctx *row, const char *staff_name, const char *staff_id, const char *role)
 {
-    const char *label = page_label_owner_role(role);
+    const char *label = console_role_label_of(role);
     if (staff_name[0])
         tmpl_putf(row, "owner", "%s（%s）", staff_name, label);
     else if (staff_id[0])
