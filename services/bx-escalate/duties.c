@@ -6,6 +6,7 @@
 #include "bx_json.h"
 #include "bx_kafka.h"
 #include "bx_log.h"
+#include "bx_name.h"
 #include "bx_clock.h"
 #include "bx_pg.h"
 #include "bx_policyfile.h"
@@ -55,39 +56,29 @@ static const char *const settings[] = {"duties.time",
  * on the term's last school day; one ending later belongs to the next term. */
 #define QUARTER_AFTER_TERM 31
 
+static const char *const kind_names[] = {
+    [DUTY_TERM_START] = "term_start",
+    [DUTY_TRANSITION] = "transition",
+    [DUTY_OUT_OF_SCHOOL_REPORT] = "out_of_school_report",
+    [DUTY_MONTHLY_SUMMARY] = "monthly_summary",
+    [DUTY_ROLLCALL_MORNING] = "rollcall_morning",
+    [DUTY_ROLLCALL_END] = "rollcall_end",
+    [DUTY_SCHOOL_MONTHLY] = "school_monthly_report",
+    [DUTY_COUNTY_QUARTERLY] = "county_quarterly_report",
+    [DUTY_CITY_TERM] = "city_term_report",
+    [DUTY_PROVINCE_YEARLY] = "province_yearly_report",
+};
+
 const char *duty_kind_name(duty_kind k)
 {
-    switch (k) {
-    case DUTY_TERM_START:
-        return "term_start";
-    case DUTY_TRANSITION:
-        return "transition";
-    case DUTY_OUT_OF_SCHOOL_REPORT:
-        return "out_of_school_report";
-    case DUTY_MONTHLY_SUMMARY:
-        return "monthly_summary";
-    case DUTY_ROLLCALL_MORNING:
-        return "rollcall_morning";
-    case DUTY_ROLLCALL_END:
-        return "rollcall_end";
-    case DUTY_SCHOOL_MONTHLY:
-        return "school_monthly_report";
-    case DUTY_COUNTY_QUARTERLY:
-        return "county_quarterly_report";
-    case DUTY_CITY_TERM:
-        return "city_term_report";
-    case DUTY_PROVINCE_YEARLY:
-        return "province_yearly_report";
-    }
-    return NULL;
+    return bx_name_of(kind_names, BX_NAMES_COUNT(kind_names), (int)k, NULL);
 }
 
 duty_kind duty_kind_parse(const char *name)
 {
-    for (int k = DUTY_TERM_START; k <= DUTY_PROVINCE_YEARLY; k++)
-        if (strcmp(duty_kind_name((duty_kind)k), name) == 0)
-            return (duty_kind)k;
-    return 0;
+    int k = 0; /* stays 0 (no kind) when the name is unknown */
+    (void)bx_name_find(kind_names, BX_NAMES_COUNT(kind_names), name, &k);
+    return (duty_kind)k;
 }
 
 static char *trim(char *s)

@@ -1,6 +1,8 @@
 /* ladder: one pure transition of a 控辍保学 case per input (rules in ladder.h). */
 #include "ladder.h"
 
+#include "bx_name.h"
+
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,21 +14,16 @@ const char *const ladder_stage_names[LADDER_STAGES_MAX] = {
     "contact_family", "home_visit",      "school_report",   "academic_office",
     "dropout_roster", "township_notice", "deadline_notice", "legal_referral"};
 
+static const char *const ending_names[] = {
+    [LADDER_END_RETURNED] = "returned",
+    [LADDER_END_TRANSFERRED] = "transferred",
+    [LADDER_END_GRADUATED] = "graduated",
+    [LADDER_END_OBLIGATION_ENDED] = "obligation_ended",
+};
+
 const char *ladder_ending_name(ladder_ending e)
 {
-    switch (e) {
-    case LADDER_END_RETURNED:
-        return "returned";
-    case LADDER_END_TRANSFERRED:
-        return "transferred";
-    case LADDER_END_GRADUATED:
-        return "graduated";
-    case LADDER_END_OBLIGATION_ENDED:
-        return "obligation_ended";
-    case LADDER_END_NONE:
-        break;
-    }
-    return NULL;
+    return bx_name_of(ending_names, BX_NAMES_COUNT(ending_names), (int)e, NULL);
 }
 
 const char *ladder_stage_name(const ladder_policy *p, int stage)
@@ -34,14 +31,20 @@ const char *ladder_stage_name(const ladder_policy *p, int stage)
     return stage >= 0 && stage < p->nstages ? p->stages[stage].name : NULL;
 }
 
+static const char *const event_names[] = {
+    [LADDER_EV_OPENED] = "opened",
+    [LADDER_EV_STAGE_ENTERED] = "stage_entered",
+    [LADDER_EV_TASK_CREATED] = "task_created",
+    [LADDER_EV_TASK_DONE] = "task_done",
+    [LADDER_EV_TASK_OVERDUE] = "task_overdue",
+    [LADDER_EV_ESCALATED] = "escalated",
+    [LADDER_EV_NOTE] = "note",
+    [LADDER_EV_CLOSED] = "closed",
+};
+
 const char *ladder_event_name(ladder_event_kind k)
 {
-    static const char *const names[] = {NULL,           "opened",    "stage_entered",
-                                        "task_created", "task_done", "task_overdue",
-                                        "escalated",    "note",      "closed"};
-    if ((int)k < 1 || (int)k > LADDER_EV_CLOSED)
-        return NULL;
-    return names[k];
+    return bx_name_of(event_names, BX_NAMES_COUNT(event_names), (int)k, NULL);
 }
 
 int ladder_policy_stage(const ladder_policy *p, const char *name)
