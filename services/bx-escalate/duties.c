@@ -132,17 +132,26 @@ static bool grades_ok(char *v, int *grades, int *n)
     return *n > 0;
 }
 
-static bool notify_ok(char *v, char *role, char *tmpl)
+/* "<role> <template>" split at its first space into trimmed halves (v is written to); false
+ * when there is no space or the role is not one of known (NULL-terminated). */
+static bool split_role(char *v, const char *const *known, char **role, char **tmpl)
 {
     char *sp = strchr(v, ' ');
     if (sp == NULL)
         return false;
     *sp = '\0';
-    char *r = trim(v), *t = trim(sp + 1);
-    bool known = false;
-    for (int i = 0; roles[i]; i++)
-        known = known || strcmp(roles[i], r) == 0;
-    if (!known || !name_ok(t))
+    *role = trim(v);
+    *tmpl = trim(sp + 1);
+    for (int i = 0; known[i]; i++)
+        if (strcmp(known[i], *role) == 0)
+            return true;
+    return false;
+}
+
+static bool notify_ok(char *v, char *role, char *tmpl)
+{
+    char *r, *t;
+    if (!split_role(v, roles, &r, &t) || !name_ok(t))
         return false;
     snprintf(role, DUTIES_NAME_SIZE, "%s", r);
     snprintf(tmpl, DUTIES_NAME_SIZE, "%s", t);
@@ -155,21 +164,42 @@ static bool upward_ok(char *v, duties_policy *p, int k)
 {
     static const char *const up_roles[] = {"academic_office", "principal",        "county_officer",
                                            "city_officer",    "province_officer", NULL};
-    char *sp = strchr(v, ' ');
-    if (sp == NULL)
+    char *r, *t;
+    if (!split_role(v, up_roles, &r, &t))
         return false;
-    *sp = '\0';
-    char *r = trim(v), *t = trim(sp + 1);
-    bool known = false;
-    for (int i = 0; up_roles[i]; i++)
-        known = known || strcmp(up_roles[i], r) == 0;
     bool none = strcmp(t, "none") == 0;
     bool reachable = strcmp(r, "city_officer") != 0 && strcmp(r, "province_officer") != 0;
-    if (!known || (!none && (!name_ok(t) || !reachable)))
+    if (!none && (!name_ok(t) || !reachable))
         return false;
     snprintf(p->up_role[k], DUTIES_NAME_SIZE, "%s", r);
     snprintf(p->up_template[k], DUTIES_NAME_SIZE, "%s", none ? "" : t);
     return true;
+}
+
+/* Where the "<staff role> <template>" setting key puts its role and template in p; false when
+ * key is none of them. */
+static bool notify_fields(duties_policy *p, const char *key, char **role, char **tmpl)
+{
+    const struct {
+        const char *key;
+        char *role, *tmpl;
+    } fields[] = {
+        {"out_of_school_report.notify", p->report_role, p->report_template},
+        {"monthly_summary.notify", p->monthly_role, p->monthly_template},
+        {"rollcall.remind", p->remind_role, p->remind_template},
+        {"rollcall.end_of_day", p->eod_role, p->eod_template},
+        {"rollcall.two_days", p->two_days_role, p->two_days_template},
+        {"rollcall.missed_day", p->missed_role, p->missed_template},
+        {"rollcall.missed_two_days", p->missed_two_role, p->missed_two_template},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (strcmp(key, fields[i].key) == 0) {
+            *role = fields[i].role;
+            *tmpl = fields[i].tmpl;
+            return true;
+        }
+    }
+    return false;
 }
 
 static bx_status set_one(duties_policy *p, const char *name, int line, const char *key, char *v,
@@ -183,7 +213,11 @@ static bx_status set_one(duties_policy *p, const char *name, int line, const cha
     for (int k = 0; k < 4; k++)
         if (strcmp(key, upward_keys[k]) == 0)
             up = k;
-    if (up >= 0) {
+    char *role, *tmpl;
+    if (notify_fields(p, key, &role, &tmpl)) {
+        ok = notify_ok(v, role, tmpl);
+        want = "\"<staff role> <template>\"";
+    } else if (up >= 0) {
         ok = upward_ok(v, p, up);
         want = "\"<role> <template|none>\" (academic_office, principal, county_officer; "
                "city_officer and province_officer only with none)";
@@ -198,21 +232,6 @@ static bx_status set_one(duties_policy *p, const char *name, int line, const cha
              m >= 0 && m < 60;
         *(key[0] == 'd' ? &p->minute : &p->remind_minute) = h * 60 + m;
         want = "a time HH:MM";
-    } else if (strcmp(key, "rollcall.remind") == 0) {
-        ok = notify_ok(v, p->remind_role, p->remind_template);
-        want = "\"<staff role> <template>\"";
-    } else if (strcmp(key, "rollcall.end_of_day") == 0) {
-        ok = notify_ok(v, p->eod_role, p->eod_template);
-        want = "\"<staff role> <template>\"";
-    } else if (strcmp(key, "rollcall.two_days") == 0) {
-        ok = notify_ok(v, p->two_days_role, p->two_days_template);
-        want = "\"<staff role> <template>\"";
-    } else if (strcmp(key, "rollcall.missed_day") == 0) {
-        ok = notify_ok(v, p->missed_role, p->missed_template);
-        want = "\"<staff role> <template>\"";
-    } else if (strcmp(key, "rollcall.missed_two_days") == 0) {
-        ok = notify_ok(v, p->missed_two_role, p->missed_two_template);
-        want = "\"<staff role> <template>\"";
     } else if (strcmp(key, "term_start.check_after") == 0) {
         ok = days_ok(v, &p->term_start_days);
         want = "1..60 school days";
@@ -237,12 +256,6 @@ static bx_status set_one(duties_policy *p, const char *name, int line, const cha
     } else if (strcmp(key, "out_of_school_report.after") == 0) {
         ok = days_ok(v, &p->report_days);
         want = "1..60 school days";
-    } else if (strcmp(key, "out_of_school_report.notify") == 0) {
-        ok = notify_ok(v, p->report_role, p->report_template);
-        want = "\"<staff role> <template>\"";
-    } else if (strcmp(key, "monthly_summary.notify") == 0) {
-        ok = notify_ok(v, p->monthly_role, p->monthly_template);
-        want = "\"<staff role> <template>\"";
     }
     if (!ok)
         return BX_ERR(err, BX_EINVAL, "%s:%d: %s: expected %s", name, line, key, want);
