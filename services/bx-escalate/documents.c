@@ -21,6 +21,15 @@ const char *doc_kind_name(doc_kind k)
     return bx_name_of(kind_names, BX_NAMES_COUNT(kind_names), (int)k, NULL);
 }
 
+bx_status doc_kind_parse(const char *name, doc_kind *out)
+{
+    int k = 0;
+    bx_status s = bx_name_find(kind_names, BX_NAMES_COUNT(kind_names), name, &k);
+    if (s == BX_OK)
+        *out = (doc_kind)k;
+    return s;
+}
+
 static const char *const kind_titles[] = {
     [DOC_PERSUASION_LETTER] = "劝学书",       [DOC_DROPOUT_REPORT] = "义务教育阶段学生辍学报告单",
     [DOC_RETURN_NOTICE] = "复学通知书",       [DOC_DEADLINE_NOTICE] = "限期复学通知书",
