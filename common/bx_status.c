@@ -1,36 +1,28 @@
 /* bx_status: status names and error recording. */
 #include "bx_status.h"
 #include "bx_json.h"
+#include "bx_name.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+static const char *const status_names[] = {
+    [BX_OK] = "ok",
+    [BX_EINVAL] = "invalid",
+    [BX_ENOMEM] = "no_memory",
+    [BX_EIO] = "io",
+    [BX_ENOTFOUND] = "not_found",
+    [BX_ECONFLICT] = "conflict",
+    [BX_ETIMEOUT] = "timeout",
+    [BX_ETRANSIENT] = "transient",
+    [BX_EFATAL] = "fatal",
+    [BX_EDENIED] = "denied",
+};
+
 const char *bx_status_name(bx_status s)
 {
-    switch (s) {
-    case BX_OK:
-        return "ok";
-    case BX_EINVAL:
-        return "invalid";
-    case BX_ENOMEM:
-        return "no_memory";
-    case BX_EIO:
-        return "io";
-    case BX_ENOTFOUND:
-        return "not_found";
-    case BX_ECONFLICT:
-        return "conflict";
-    case BX_ETIMEOUT:
-        return "timeout";
-    case BX_ETRANSIENT:
-        return "transient";
-    case BX_EFATAL:
-        return "fatal";
-    case BX_EDENIED:
-        return "denied";
-    }
-    return "unknown";
+    return bx_name_of(status_names, BX_NAMES_COUNT(status_names), (int)s, "unknown");
 }
 
 bx_status bx_error_set(bx_error *err, bx_status status, const char *file, int line, const char *fmt,

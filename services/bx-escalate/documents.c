@@ -2,44 +2,43 @@
  * 限期复学通知书, 复学报告书). */
 #include "documents.h"
 
+#include "bx_name.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #define TEXT_MAX 200
 
+static const char *const kind_names[] = {
+    [DOC_PERSUASION_LETTER] = "persuasion_letter", [DOC_DROPOUT_REPORT] = "dropout_report",
+    [DOC_RETURN_NOTICE] = "return_notice",         [DOC_DEADLINE_NOTICE] = "deadline_notice",
+    [DOC_RETURN_REPORT] = "return_report",
+};
+
 const char *doc_kind_name(doc_kind k)
 {
-    switch (k) {
-    case DOC_PERSUASION_LETTER:
-        return "persuasion_letter";
-    case DOC_DROPOUT_REPORT:
-        return "dropout_report";
-    case DOC_RETURN_NOTICE:
-        return "return_notice";
-    case DOC_DEADLINE_NOTICE:
-        return "deadline_notice";
-    case DOC_RETURN_REPORT:
-        return "return_report";
-    }
-    return NULL;
+    return bx_name_of(kind_names, BX_NAMES_COUNT(kind_names), (int)k, NULL);
 }
+
+bx_status doc_kind_parse(const char *name, doc_kind *out)
+{
+    int k = 0;
+    bx_status s = bx_name_find(kind_names, BX_NAMES_COUNT(kind_names), name, &k);
+    if (s == BX_OK)
+        *out = (doc_kind)k;
+    return s;
+}
+
+static const char *const kind_titles[] = {
+    [DOC_PERSUASION_LETTER] = "劝学书",       [DOC_DROPOUT_REPORT] = "义务教育阶段学生辍学报告单",
+    [DOC_RETURN_NOTICE] = "复学通知书",       [DOC_DEADLINE_NOTICE] = "限期复学通知书",
+    [DOC_RETURN_REPORT] = "辍学生复学报告书",
+};
 
 static const char *title(doc_kind k)
 {
-    switch (k) {
-    case DOC_PERSUASION_LETTER:
-        return "劝学书";
-    case DOC_DROPOUT_REPORT:
-        return "义务教育阶段学生辍学报告单";
-    case DOC_RETURN_NOTICE:
-        return "复学通知书";
-    case DOC_DEADLINE_NOTICE:
-        return "限期复学通知书";
-    case DOC_RETURN_REPORT:
-        return "辍学生复学报告书";
-    }
-    return "";
+    return bx_name_of(kind_titles, BX_NAMES_COUNT(kind_titles), (int)k, "");
 }
 
 void doc_format_date(bx_date d, char out[32])

@@ -17,6 +17,9 @@ typedef enum doc_kind {
 
 /* "persuasion_letter", "dropout_report", "return_notice", "deadline_notice", "return_report". */
 const char *doc_kind_name(doc_kind k);
+/* The kind named so (as doc_kind_name writes it; a NULL name matches none): BX_OK and *out;
+ * BX_ENOTFOUND otherwise, *out untouched. */
+bx_status doc_kind_parse(const char *name, doc_kind *out);
 
 /* What a document says about the case. Every string is borrowed for the call, UTF-8, and is
  * HTML-escaped when inserted; names come from the registry through the caller and are never

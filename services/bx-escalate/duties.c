@@ -6,6 +6,7 @@
 #include "bx_json.h"
 #include "bx_kafka.h"
 #include "bx_log.h"
+#include "bx_name.h"
 #include "bx_clock.h"
 #include "bx_pg.h"
 #include "bx_policyfile.h"
@@ -55,39 +56,29 @@ static const char *const settings[] = {"duties.time",
  * on the term's last school day; one ending later belongs to the next term. */
 #define QUARTER_AFTER_TERM 31
 
+static const char *const kind_names[] = {
+    [DUTY_TERM_START] = "term_start",
+    [DUTY_TRANSITION] = "transition",
+    [DUTY_OUT_OF_SCHOOL_REPORT] = "out_of_school_report",
+    [DUTY_MONTHLY_SUMMARY] = "monthly_summary",
+    [DUTY_ROLLCALL_MORNING] = "rollcall_morning",
+    [DUTY_ROLLCALL_END] = "rollcall_end",
+    [DUTY_SCHOOL_MONTHLY] = "school_monthly_report",
+    [DUTY_COUNTY_QUARTERLY] = "county_quarterly_report",
+    [DUTY_CITY_TERM] = "city_term_report",
+    [DUTY_PROVINCE_YEARLY] = "province_yearly_report",
+};
+
 const char *duty_kind_name(duty_kind k)
 {
-    switch (k) {
-    case DUTY_TERM_START:
-        return "term_start";
-    case DUTY_TRANSITION:
-        return "transition";
-    case DUTY_OUT_OF_SCHOOL_REPORT:
-        return "out_of_school_report";
-    case DUTY_MONTHLY_SUMMARY:
-        return "monthly_summary";
-    case DUTY_ROLLCALL_MORNING:
-        return "rollcall_morning";
-    case DUTY_ROLLCALL_END:
-        return "rollcall_end";
-    case DUTY_SCHOOL_MONTHLY:
-        return "school_monthly_report";
-    case DUTY_COUNTY_QUARTERLY:
-        return "county_quarterly_report";
-    case DUTY_CITY_TERM:
-        return "city_term_report";
-    case DUTY_PROVINCE_YEARLY:
-        return "province_yearly_report";
-    }
-    return NULL;
+    return bx_name_of(kind_names, BX_NAMES_COUNT(kind_names), (int)k, NULL);
 }
 
 duty_kind duty_kind_parse(const char *name)
 {
-    for (int k = DUTY_TERM_START; k <= DUTY_PROVINCE_YEARLY; k++)
-        if (strcmp(duty_kind_name((duty_kind)k), name) == 0)
-            return (duty_kind)k;
-    return 0;
+    int k = 0; /* stays 0 (no kind) when the name is unknown */
+    (void)bx_name_find(kind_names, BX_NAMES_COUNT(kind_names), name, &k);
+    return (duty_kind)k;
 }
 
 static char *trim(char *s)
@@ -141,17 +132,26 @@ static bool grades_ok(char *v, int *grades, int *n)
     return *n > 0;
 }
 
-static bool notify_ok(char *v, char *role, char *tmpl)
+/* "<role> <template>" split at its first space into trimmed halves (v is written to); false
+ * when there is no space or the role is not one of known (NULL-terminated). */
+static bool split_role(char *v, const char *const *known, char **role, char **tmpl)
 {
     char *sp = strchr(v, ' ');
     if (sp == NULL)
         return false;
     *sp = '\0';
-    char *r = trim(v), *t = trim(sp + 1);
-    bool known = false;
-    for (int i = 0; roles[i]; i++)
-        known = known || strcmp(roles[i], r) == 0;
-    if (!known || !name_ok(t))
+    *role = trim(v);
+    *tmpl = trim(sp + 1);
+    for (int i = 0; known[i]; i++)
+        if (strcmp(known[i], *role) == 0)
+            return true;
+    return false;
+}
+
+static bool notify_ok(char *v, char *role, char *tmpl)
+{
+    char *r, *t;
+    if (!split_role(v, roles, &r, &t) || !name_ok(t))
         return false;
     snprintf(role, DUTIES_NAME_SIZE, "%s", r);
     snprintf(tmpl, DUTIES_NAME_SIZE, "%s", t);
@@ -164,21 +164,42 @@ static bool upward_ok(char *v, duties_policy *p, int k)
 {
     static const char *const up_roles[] = {"academic_office", "principal",        "county_officer",
                                            "city_officer",    "province_officer", NULL};
-    char *sp = strchr(v, ' ');
-    if (sp == NULL)
+    char *r, *t;
+    if (!split_role(v, up_roles, &r, &t))
         return false;
-    *sp = '\0';
-    char *r = trim(v), *t = trim(sp + 1);
-    bool known = false;
-    for (int i = 0; up_roles[i]; i++)
-        known = known || strcmp(up_roles[i], r) == 0;
     bool none = strcmp(t, "none") == 0;
     bool reachable = strcmp(r, "city_officer") != 0 && strcmp(r, "province_officer") != 0;
-    if (!known || (!none && (!name_ok(t) || !reachable)))
+    if (!none && (!name_ok(t) || !reachable))
         return false;
     snprintf(p->up_role[k], DUTIES_NAME_SIZE, "%s", r);
     snprintf(p->up_template[k], DUTIES_NAME_SIZE, "%s", none ? "" : t);
     return true;
+}
+
+/* Where the "<staff role> <template>" setting key puts its role and template in p; false when
+ * key is none of them. */
+static bool notify_fields(duties_policy *p, const char *key, char **role, char **tmpl)
+{
+    const struct {
+        const char *key;
+        char *role, *tmpl;
+    } fields[] = {
+        {"out_of_school_report.notify", p->report_role, p->report_template},
+        {"monthly_summary.notify", p->monthly_role, p->monthly_template},
+        {"rollcall.remind", p->remind_role, p->remind_template},
+        {"rollcall.end_of_day", p->eod_role, p->eod_template},
+        {"rollcall.two_days", p->two_days_role, p->two_days_template},
+        {"rollcall.missed_day", p->missed_role, p->missed_template},
+        {"rollcall.missed_two_days", p->missed_two_role, p->missed_two_template},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (strcmp(key, fields[i].key) == 0) {
+            *role = fields[i].role;
+            *tmpl = fields[i].tmpl;
+            return true;
+        }
+    }
+    return false;
 }
 
 static bx_status set_one(duties_policy *p, const char *name, int line, const char *key, char *v,
@@ -192,7 +213,11 @@ static bx_status set_one(duties_policy *p, const char *name, int line, const cha
     for (int k = 0; k < 4; k++)
         if (strcmp(key, upward_keys[k]) == 0)
             up = k;
-    if (up >= 0) {
+    char *role, *tmpl;
+    if (notify_fields(p, key, &role, &tmpl)) {
+        ok = notify_ok(v, role, tmpl);
+        want = "\"<staff role> <template>\"";
+    } else if (up >= 0) {
         ok = upward_ok(v, p, up);
         want = "\"<role> <template|none>\" (academic_office, principal, county_officer; "
                "city_officer and province_officer only with none)";
@@ -207,21 +232,6 @@ static bx_status set_one(duties_policy *p, const char *name, int line, const cha
              m >= 0 && m < 60;
         *(key[0] == 'd' ? &p->minute : &p->remind_minute) = h * 60 + m;
         want = "a time HH:MM";
-    } else if (strcmp(key, "rollcall.remind") == 0) {
-        ok = notify_ok(v, p->remind_role, p->remind_template);
-        want = "\"<staff role> <template>\"";
-    } else if (strcmp(key, "rollcall.end_of_day") == 0) {
-        ok = notify_ok(v, p->eod_role, p->eod_template);
-        want = "\"<staff role> <template>\"";
-    } else if (strcmp(key, "rollcall.two_days") == 0) {
-        ok = notify_ok(v, p->two_days_role, p->two_days_template);
-        want = "\"<staff role> <template>\"";
-    } else if (strcmp(key, "rollcall.missed_day") == 0) {
-        ok = notify_ok(v, p->missed_role, p->missed_template);
-        want = "\"<staff role> <template>\"";
-    } else if (strcmp(key, "rollcall.missed_two_days") == 0) {
-        ok = notify_ok(v, p->missed_two_role, p->missed_two_template);
-        want = "\"<staff role> <template>\"";
     } else if (strcmp(key, "term_start.check_after") == 0) {
         ok = days_ok(v, &p->term_start_days);
         want = "1..60 school days";
@@ -246,12 +256,6 @@ static bx_status set_one(duties_policy *p, const char *name, int line, const cha
     } else if (strcmp(key, "out_of_school_report.after") == 0) {
         ok = days_ok(v, &p->report_days);
         want = "1..60 school days";
-    } else if (strcmp(key, "out_of_school_report.notify") == 0) {
-        ok = notify_ok(v, p->report_role, p->report_template);
-        want = "\"<staff role> <template>\"";
-    } else if (strcmp(key, "monthly_summary.notify") == 0) {
-        ok = notify_ok(v, p->monthly_role, p->monthly_template);
-        want = "\"<staff role> <template>\"";
     }
     if (!ok)
         return BX_ERR(err, BX_EINVAL, "%s:%d: %s: expected %s", name, line, key, want);

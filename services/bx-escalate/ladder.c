@@ -1,6 +1,8 @@
 /* ladder: one pure transition of a 控辍保学 case per input (rules in ladder.h). */
 #include "ladder.h"
 
+#include "bx_name.h"
+
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,21 +14,16 @@ const char *const ladder_stage_names[LADDER_STAGES_MAX] = {
     "contact_family", "home_visit",      "school_report",   "academic_office",
     "dropout_roster", "township_notice", "deadline_notice", "legal_referral"};
 
+static const char *const ending_names[] = {
+    [LADDER_END_RETURNED] = "returned",
+    [LADDER_END_TRANSFERRED] = "transferred",
+    [LADDER_END_GRADUATED] = "graduated",
+    [LADDER_END_OBLIGATION_ENDED] = "obligation_ended",
+};
+
 const char *ladder_ending_name(ladder_ending e)
 {
-    switch (e) {
-    case LADDER_END_RETURNED:
-        return "returned";
-    case LADDER_END_TRANSFERRED:
-        return "transferred";
-    case LADDER_END_GRADUATED:
-        return "graduated";
-    case LADDER_END_OBLIGATION_ENDED:
-        return "obligation_ended";
-    case LADDER_END_NONE:
-        break;
-    }
-    return NULL;
+    return bx_name_of(ending_names, BX_NAMES_COUNT(ending_names), (int)e, NULL);
 }
 
 const char *ladder_stage_name(const ladder_policy *p, int stage)
@@ -34,14 +31,20 @@ const char *ladder_stage_name(const ladder_policy *p, int stage)
     return stage >= 0 && stage < p->nstages ? p->stages[stage].name : NULL;
 }
 
+static const char *const event_names[] = {
+    [LADDER_EV_OPENED] = "opened",
+    [LADDER_EV_STAGE_ENTERED] = "stage_entered",
+    [LADDER_EV_TASK_CREATED] = "task_created",
+    [LADDER_EV_TASK_DONE] = "task_done",
+    [LADDER_EV_TASK_OVERDUE] = "task_overdue",
+    [LADDER_EV_ESCALATED] = "escalated",
+    [LADDER_EV_NOTE] = "note",
+    [LADDER_EV_CLOSED] = "closed",
+};
+
 const char *ladder_event_name(ladder_event_kind k)
 {
-    static const char *const names[] = {NULL,           "opened",    "stage_entered",
-                                        "task_created", "task_done", "task_overdue",
-                                        "escalated",    "note",      "closed"};
-    if ((int)k < 1 || (int)k > LADDER_EV_CLOSED)
-        return NULL;
-    return names[k];
+    return bx_name_of(event_names, BX_NAMES_COUNT(event_names), (int)k, NULL);
 }
 
 int ladder_policy_stage(const ladder_policy *p, const char *name)
@@ -167,21 +170,35 @@ static const char *stage_name(const step *st)
     return st->s->stage >= 0 ? st->p->stages[st->s->stage].name : NULL;
 }
 
+/* Room for one more effect when count are held: false, with st->status set by the first
+ * overflow, when a step already made LADDER_EFFECTS_MAX of them (what names them). */
+static bool effect_room(step *st, int count, const char *what)
+{
+    if (count < LADDER_EFFECTS_MAX)
+        return true;
+    if (st->status == BX_OK)
+        st->status = BX_ERR(st->err, BX_ENOMEM, "%s: more than %d %s in one step", st->s->case_id,
+                            LADDER_EFFECTS_MAX, what);
+    return false;
+}
+
+/* The id of the case's next event or notification: "<case_id>:<tag><seq>", seq counted up. */
+static void next_id(step *st, char tag, char *out, size_t size)
+{
+    st->s->seq++;
+    snprintf(out, size, "%s:%c%u", st->s->case_id, tag, (unsigned)st->s->seq);
+}
+
 static ladder_event *add_event(step *st, ladder_event_kind kind, bool late, const char *fmt, ...)
     BX_PRINTF(4, 5);
 
 static ladder_event *add_event(step *st, ladder_event_kind kind, bool late, const char *fmt, ...)
 {
-    if (st->fx->nevents >= LADDER_EFFECTS_MAX) {
-        if (st->status == BX_OK)
-            st->status = BX_ERR(st->err, BX_ENOMEM, "%s: more than %d case events in one step",
-                                st->s->case_id, LADDER_EFFECTS_MAX);
+    if (!effect_room(st, st->fx->nevents, "case events"))
         return NULL;
-    }
     ladder_event *e = &st->fx->events[st->fx->nevents++];
     memset(e, 0, sizeof(*e));
-    st->s->seq++;
-    snprintf(e->event_id, sizeof(e->event_id), "%s:e%u", st->s->case_id, (unsigned)st->s->seq);
+    next_id(st, 'e', e->event_id, sizeof(e->event_id));
     e->kind = kind;
     e->stage = stage_name(st);
     e->late = late;
@@ -208,12 +225,8 @@ static void task_event(step *st, ladder_event *e, const ladder_task *t)
 
 static void add_timer(step *st, const char *key, bx_time_ms due)
 {
-    if (st->fx->ntimers >= LADDER_EFFECTS_MAX) {
-        if (st->status == BX_OK)
-            st->status = BX_ERR(st->err, BX_ENOMEM, "%s: more than %d timers in one step",
-                                st->s->case_id, LADDER_EFFECTS_MAX);
+    if (!effect_room(st, st->fx->ntimers, "timers"))
         return;
-    }
     ladder_timer *t = &st->fx->timers[st->fx->ntimers++];
     snprintf(t->key, sizeof(t->key), "%s", key);
     t->due_at = due;
@@ -222,16 +235,11 @@ static void add_timer(step *st, const char *key, bx_time_ms due)
 static ladder_notification *add_note(step *st, const char *tmpl, const char *role,
                                      const char *channel)
 {
-    if (st->fx->nnotes >= LADDER_EFFECTS_MAX) {
-        if (st->status == BX_OK)
-            st->status = BX_ERR(st->err, BX_ENOMEM, "%s: more than %d notifications in one step",
-                                st->s->case_id, LADDER_EFFECTS_MAX);
+    if (!effect_room(st, st->fx->nnotes, "notifications"))
         return NULL;
-    }
     ladder_notification *n = &st->fx->notes[st->fx->nnotes++];
     memset(n, 0, sizeof(*n));
-    st->s->seq++;
-    snprintf(n->request_id, sizeof(n->request_id), "%s:n%u", st->s->case_id, (unsigned)st->s->seq);
+    next_id(st, 'n', n->request_id, sizeof(n->request_id));
     n->template_name = tmpl;
     n->recipient_role = role;
     n->channel = channel;

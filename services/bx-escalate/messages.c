@@ -4,6 +4,7 @@
 #include "messages.h"
 
 #include "bx_json.h"
+#include "bx_name.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -267,20 +268,21 @@ static bx_status parse_details(const cJSON *d, messages_input *p, bx_error *err)
     return s;
 }
 
+/* bx.actions.v1's action names; a report filed is a task confirmed done. */
+static const char *const action_names[] = {
+    [LADDER_ACT_CONTACT_MADE] = "contact_made",
+    [LADDER_ACT_HOME_VISIT] = "home_visit",
+    [LADDER_ACT_LETTER_DELIVERED] = "letter_delivered",
+    [LADDER_ACT_TASK_DONE] = "report_filed",
+    [LADDER_ACT_RETURNED] = "returned",
+    [LADDER_ACT_TRANSFER_OUT] = "transfer_out",
+    [LADDER_ACT_TRANSFER_CONFIRMED] = "transfer_confirmed",
+    [LADDER_ACT_SUSPENSION] = "suspension",
+    [LADDER_ACT_TASK_REASSIGNED] = "task_reassigned",
+};
+
 static bx_status parse_action(const cJSON *o, messages_input *p, bx_error *err)
 {
-    static const struct {
-        const char *name;
-        ladder_action action;
-    } actions[] = {{"contact_made", LADDER_ACT_CONTACT_MADE},
-                   {"home_visit", LADDER_ACT_HOME_VISIT},
-                   {"letter_delivered", LADDER_ACT_LETTER_DELIVERED},
-                   {"report_filed", LADDER_ACT_TASK_DONE},
-                   {"returned", LADDER_ACT_RETURNED},
-                   {"transfer_out", LADDER_ACT_TRANSFER_OUT},
-                   {"transfer_confirmed", LADDER_ACT_TRANSFER_CONFIRMED},
-                   {"suspension", LADDER_ACT_SUSPENSION},
-                   {"task_reassigned", LADDER_ACT_TASK_REASSIGNED}};
     ladder_input *in = &p->in;
     const char *action = NULL, *recorded_by = NULL;
     char staff[BX_ID_MAX + 1];
@@ -301,11 +303,10 @@ static bx_status parse_action(const cJSON *o, messages_input *p, bx_error *err)
         strspn(recorded_by, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-") !=
             strlen(recorded_by))
         return BX_ERR(err, BX_EINVAL, PATH ".recorded_by: expected 1..64 of [A-Za-z0-9_.:-]");
-    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
-        if (strcmp(action, actions[i].name) == 0)
-            in->action = actions[i].action;
-    if (in->action == 0)
+    int named = 0;
+    if (bx_name_find(action_names, BX_NAMES_COUNT(action_names), action, &named) != BX_OK)
         return BX_ERR(err, BX_EINVAL, PATH ".action: unknown action");
+    in->action = (ladder_action)named;
     if (in->action == LADDER_ACT_TASK_DONE && staff[0] == '\0')
         return BX_ERR(err, BX_EINVAL, PATH ".staff_id: report_filed needs who filed it");
     if (in->action == LADDER_ACT_TASK_REASSIGNED && staff[0] == '\0')

@@ -408,13 +408,11 @@ static bx_status set_one(parser *ps, char *key, char *v, int line, bx_error *err
     return BAD("%s:%d: unknown setting %.*s", ps->file, line, SHOWN, key);
 }
 
-/* Cross-checks, once every line is read; each error names the setting and its line. */
-static bx_status resolve(parser *ps, bx_error *err)
+/* Each task rule complete (owner, due or every, done_by), its first stage (from) found. */
+static bx_status resolve_tasks(parser *ps, bx_error *err)
 {
     bx_status s = BX_OK;
     ladder_policy *p = &ps->p;
-    if (p->nstages == 0)
-        return BAD("%s: no stage.<name>.* settings: a ladder needs at least one stage", ps->file);
     for (int i = 0; i < p->ntask_rules; i++) {
         ladder_task_rule *r = &p->task_rules[i];
         if (!ps->task_has_owner[i])
@@ -436,6 +434,14 @@ static bx_status resolve(parser *ps, bx_error *err)
             return BAD("%s:%d: task.%s.from: no stage.%s.* settings define \"%s\"", ps->file,
                        ps->task_from_line[i], r->kind, ps->task_from[i], ps->task_from[i]);
     }
+    return s;
+}
+
+/* ladder.presence_closes_below as a stage index (0 when not given). */
+static bx_status resolve_presence(parser *ps, bx_error *err)
+{
+    bx_status s = BX_OK;
+    ladder_policy *p = &ps->p;
     p->presence_closes_below = 0;
     if (ps->presence_below[0] != '\0') {
         p->presence_closes_below = ladder_policy_stage(p, ps->presence_below);
@@ -443,6 +449,14 @@ static bx_status resolve(parser *ps, bx_error *err)
             return BAD("%s:%d: ladder.presence_closes_below: no stage.%s.* settings define \"%s\"",
                        ps->file, ps->presence_line, ps->presence_below, ps->presence_below);
     }
+    return s;
+}
+
+/* Each stage opened by something, in ladder order of open_streak, its task names found. */
+static bx_status resolve_stages(parser *ps, bx_error *err)
+{
+    bx_status s = BX_OK;
+    ladder_policy *p = &ps->p;
     int last_streak = 0, last_streak_stage = -1;
     for (int i = 0; i < p->nstages; i++) {
         ladder_stage_rule *sr = &p->stages[i];
@@ -477,6 +491,15 @@ static bx_status resolve(parser *ps, bx_error *err)
             return BAD("%s:%d: stage.%s.open_after: unknown task kind \"%s\"", ps->file,
                        ps->stage_line[i], sr->name, sr->open_after);
     }
+    return s;
+}
+
+/* The ladder's special tasks (return_signoff, transfer, suspension, enrol) as task indexes, -1
+ * when not given. */
+static bx_status resolve_special_tasks(parser *ps, bx_error *err)
+{
+    bx_status s = BX_OK;
+    ladder_policy *p = &ps->p;
     int *special_idx[4] = {&p->return_signoff_task, &p->transfer_task, &p->suspension_task,
                            &p->enrol_task};
     for (int k = 0; k < 4; k++) {
@@ -488,6 +511,19 @@ static bx_status resolve(parser *ps, bx_error *err)
             return BAD("%s:%d: %s: unknown task kind \"%s\"", ps->file, ps->special_line[k],
                        special_names[k], ps->special[k]);
     }
+    return s;
+}
+
+/* Cross-checks, once every line is read; each error names the setting and its line. */
+static bx_status resolve(parser *ps, bx_error *err)
+{
+    bx_status s = BX_OK;
+    if (ps->p.nstages == 0)
+        return BAD("%s: no stage.<name>.* settings: a ladder needs at least one stage", ps->file);
+    IFOK(s, resolve_tasks(ps, err));
+    IFOK(s, resolve_presence(ps, err));
+    IFOK(s, resolve_stages(ps, err));
+    IFOK(s, resolve_special_tasks(ps, err));
     return s;
 }
 

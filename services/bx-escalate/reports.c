@@ -2,6 +2,8 @@
  * the roll-call reporting rate. */
 #include "reports.h"
 
+#include "bx_name.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,23 +22,14 @@ void reports_thresholds_default(reports_thresholds *t)
     t->rollcall_min = 0.90;
 }
 
+static const char *const level_names[] = {
+    [REPORTS_CLASS] = "class",   [REPORTS_SCHOOL] = "school", [REPORTS_TOWNSHIP] = "township",
+    [REPORTS_COUNTY] = "county", [REPORTS_CITY] = "city",     [REPORTS_PROVINCE] = "province",
+};
+
 const char *reports_level_name(reports_level level)
 {
-    switch (level) {
-    case REPORTS_CLASS:
-        return "class";
-    case REPORTS_SCHOOL:
-        return "school";
-    case REPORTS_TOWNSHIP:
-        return "township";
-    case REPORTS_COUNTY:
-        return "county";
-    case REPORTS_CITY:
-        return "city";
-    case REPORTS_PROVINCE:
-        return "province";
-    }
-    return "?";
+    return bx_name_of(level_names, BX_NAMES_COUNT(level_names), (int)level, "?");
 }
 
 void reports_counts_rates(reports_counts *c)

@@ -246,6 +246,21 @@ static bx_status decode_task_v2(const ladder_policy *p, const case_state *s, int
     return st;
 }
 
+/* A stage's pair [entered_at, late] (entered_at from first_at on) into s->stages[i]; what names
+ * the pair in errors. */
+static bx_status decode_stage_pair(const cJSON *pair, const char *what, double first_at,
+                                   case_state *s, int i, bx_error *err)
+{
+    double at = 0, late = 0;
+    bx_status st = num(cJSON_GetArrayItem(pair, 0), what, first_at, TIME_MAX, &at, err);
+    IFOK(st, num(cJSON_GetArrayItem(pair, 1), what, 0, 1, &late, err));
+    if (st == BX_OK) {
+        s->stages[i].entered_at = (bx_time_ms)at;
+        s->stages[i].late = late != 0;
+    }
+    return st;
+}
+
 /* Version 1: "stage" an index, "stages" LADDER_STAGES_MAX pairs [entered_at, late] by index. */
 static bx_status decode_stages_v1(const cJSON *o, case_state *s, bx_error *err)
 {
@@ -258,15 +273,9 @@ static bx_status decode_stages_v1(const cJSON *o, case_state *s, bx_error *err)
         st = BX_ERR(err, BX_EINVAL, "case state: stages: expected %d pairs", LADDER_STAGES_MAX);
     for (int i = 0; i < LADDER_STAGES_MAX && st == BX_OK; i++) {
         const cJSON *pair = cJSON_GetArrayItem(stages, i);
-        double at = 0, late = 0;
         if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2)
             st = BX_ERR(err, BX_EINVAL, "case state: stages[%d]: expected a pair", i);
-        IFOK(st, num(cJSON_GetArrayItem(pair, 0), "stages[]", 0, TIME_MAX, &at, err));
-        IFOK(st, num(cJSON_GetArrayItem(pair, 1), "stages[]", 0, 1, &late, err));
-        if (st == BX_OK) {
-            s->stages[i].entered_at = (bx_time_ms)at;
-            s->stages[i].late = late != 0;
-        }
+        IFOK(st, decode_stage_pair(pair, "stages[]", 0, s, i, err));
     }
     return st;
 }
@@ -284,18 +293,12 @@ static bx_status decode_stages_v2(const ladder_policy *p, const cJSON *o, case_s
     for (const cJSON *m = st == BX_OK ? stages->child : NULL; m != NULL && st == BX_OK;
          m = m->next) {
         int i = -1;
-        double at = 0, late = 0;
         st = lookup(p, s, m->string, false, "stages: stage", &i, err);
         if (st == BX_OK && (!cJSON_IsArray(m) || cJSON_GetArraySize(m) != 2))
             st = BX_ERR(err, BX_EINVAL, "case state: stages.%s: expected [entered_at, late]",
                         m->string); /* a name of p: [a-z_], under 40 bytes */
         /* a stage not entered is left out, so entered_at is never 0 here */
-        IFOK(st, num(cJSON_GetArrayItem(m, 0), "stages{}", 1, TIME_MAX, &at, err));
-        IFOK(st, num(cJSON_GetArrayItem(m, 1), "stages{}", 0, 1, &late, err));
-        if (st == BX_OK) {
-            s->stages[i].entered_at = (bx_time_ms)at;
-            s->stages[i].late = late != 0;
-        }
+        IFOK(st, decode_stage_pair(m, "stages{}", 1, s, i, err));
     }
     return st;
 }

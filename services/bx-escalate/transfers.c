@@ -5,6 +5,7 @@
 #include "bx_buf.h"
 #include "bx_clock.h"
 #include "bx_log.h"
+#include "bx_name.h"
 #include "bx_pg.h"
 
 #include <stdio.h>
@@ -54,19 +55,16 @@ void transfers_decide(const transfers_candidate *c, int n, transfers_decision *o
                                                          : "national_id";
 }
 
+static const char *const verdict_names[] = {
+    [TRANSFERS_NONE] = "none",
+    [TRANSFERS_MATCHED] = "matched",
+    [TRANSFERS_AMBIGUOUS] = "ambiguous",
+    [TRANSFERS_CONFLICT] = "conflict",
+};
+
 const char *transfers_verdict_name(transfers_verdict v)
 {
-    switch (v) {
-    case TRANSFERS_NONE:
-        return "none";
-    case TRANSFERS_MATCHED:
-        return "matched";
-    case TRANSFERS_AMBIGUOUS:
-        return "ambiguous";
-    case TRANSFERS_CONFLICT:
-        return "conflict";
-    }
-    return "?";
+    return bx_name_of(verdict_names, BX_NAMES_COUNT(verdict_names), (int)v, "?");
 }
 
 /* ---- shared I/O ---- */

@@ -2,6 +2,7 @@
 #include "messages.h"
 #include "bx_buf.h"
 #include "bx_json.h"
+#include "bx_name.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -111,21 +112,17 @@ static bx_status get_leave_kind(const cJSON *o, bool required, score_leave_kind 
     return BX_OK;
 }
 
+static const char *const status_names[] = {
+    [SCORE_PRESENT] = "present", [SCORE_ABSENT] = "absent",           [SCORE_LATE] = "late",
+    [SCORE_LEAVE] = "leave",     [SCORE_EARLY_LEAVE] = "early_leave",
+};
+
 /* The attendance status a message names; 0 when it names none. */
 static score_status status_named(const char *status)
 {
-    static const struct {
-        const char *name;
-        score_status status;
-    } statuses[] = {{"present", SCORE_PRESENT},
-                    {"absent", SCORE_ABSENT},
-                    {"late", SCORE_LATE},
-                    {"leave", SCORE_LEAVE},
-                    {"early_leave", SCORE_EARLY_LEAVE}};
-    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
-        if (strcmp(status, statuses[i].name) == 0)
-            return statuses[i].status;
-    return 0;
+    int named = 0; /* stays 0 when no status has this name */
+    (void)bx_name_find(status_names, BX_NAMES_COUNT(status_names), status, &named);
+    return (score_status)named;
 }
 
 static bool source_known(const char *source)

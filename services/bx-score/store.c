@@ -1392,11 +1392,16 @@ static bx_status group_flush(group *g, group_fn *fn, void *arg, bx_error *err)
     return s;
 }
 
-/* Walks query (columns owner, field, order_key, value; ordered by owner) through a cursor in a
- * REPEATABLE READ READ ONLY transaction, calling fn once per owner. */
-static bx_status pg_walk(PGconn *db, const char *query, const char *school_id, group_fn *fn,
-                         void *arg, bx_error *err)
+/* Walks a query (columns owner, field, order_key, value; ordered by owner) through a cursor in a
+ * REPEATABLE READ READ ONLY transaction, calling fn once per owner: query_all, or with the scope's
+ * school query_school with the school id as $1. */
+static bx_status pg_walk(PGconn *db, const score_store_scope *scope, const char *query_all,
+                         const char *query_school, group_fn *fn, void *arg, bx_error *err)
 {
+    const char *school_id = scope ? scope->school_id : NULL;
+    if (school_id && !id_valid(school_id))
+        return BX_ERR(err, BX_EINVAL, "scope.school_id: expected 1 to 32 of A-Z a-z 0-9 _ -");
+    const char *query = school_id ? query_school : query_all;
     if (PQtransactionStatus(db) != PQTRANS_IDLE)
         return BX_ERR(err, BX_EINVAL, "store: the walk needs a connection outside a transaction");
     group g = {0};
@@ -1438,17 +1443,6 @@ static bx_status pg_walk(PGconn *db, const char *query, const char *school_id, g
     return s;
 }
 
-typedef struct walk_fn {
-    score_store_student_fn *fn;
-    void *arg;
-} walk_fn;
-
-static bx_status walk_call(const char *owner, const score_store_entries *e, void *arg)
-{
-    walk_fn *w = arg;
-    return w->fn(owner, e, w->arg);
-}
-
 static const char sql_walk_facts[] =
     "DECLARE store_walk NO SCROLL CURSOR FOR SELECT student_id, field, order_key, value "
     "FROM attendance.fact ORDER BY student_id, field";
@@ -1467,22 +1461,13 @@ static const char sql_walk_reports_school[] =
 bx_status score_store_pg_each_student(PGconn *db, const score_store_scope *scope,
                                       score_store_student_fn *fn, void *arg, bx_error *err)
 {
-    const char *school = scope ? scope->school_id : NULL;
-    if (school && !id_valid(school))
-        return BX_ERR(err, BX_EINVAL, "scope.school_id: expected 1 to 32 of A-Z a-z 0-9 _ -");
-    walk_fn w = {fn, arg};
-    return pg_walk(db, school ? sql_walk_facts_school : sql_walk_facts, school, walk_call, &w, err);
+    return pg_walk(db, scope, sql_walk_facts, sql_walk_facts_school, fn, arg, err);
 }
 
 bx_status score_store_pg_each_class(PGconn *db, const score_store_scope *scope,
                                     score_store_class_fn *fn, void *arg, bx_error *err)
 {
-    const char *school = scope ? scope->school_id : NULL;
-    if (school && !id_valid(school))
-        return BX_ERR(err, BX_EINVAL, "scope.school_id: expected 1 to 32 of A-Z a-z 0-9 _ -");
-    walk_fn w = {fn, arg};
-    return pg_walk(db, school ? sql_walk_reports_school : sql_walk_reports, school, walk_call, &w,
-                   err);
+    return pg_walk(db, scope, sql_walk_reports, sql_walk_reports_school, fn, arg, err);
 }
 
 /* --- Rebuild ---------------------------------------------------------------------------------- */

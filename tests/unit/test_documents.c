@@ -171,3 +171,27 @@ BX_TEST(bad_input_is_refused)
     CHECK_INT(doc_render(DOC_RETURN_NOTICE, calendar(), &c, &b, &err), BX_EINVAL);
     bx_buf_free(&b);
 }
+
+BX_TEST(kinds_are_named_and_parsed_both_ways)
+{
+    static const struct {
+        doc_kind kind;
+        const char *name;
+    } named[] = {{DOC_PERSUASION_LETTER, "persuasion_letter"},
+                 {DOC_DROPOUT_REPORT, "dropout_report"},
+                 {DOC_RETURN_NOTICE, "return_notice"},
+                 {DOC_DEADLINE_NOTICE, "deadline_notice"},
+                 {DOC_RETURN_REPORT, "return_report"}};
+    for (size_t i = 0; i < COUNT(named); i++) {
+        CHECK_STR(doc_kind_name(named[i].kind), named[i].name);
+        doc_kind k = 0;
+        CHECK_INT(doc_kind_parse(named[i].name, &k), BX_OK);
+        CHECK_INT(k, named[i].kind);
+    }
+    CHECK(doc_kind_name((doc_kind)0) == NULL);
+    CHECK(doc_kind_name((doc_kind)99) == NULL);
+    doc_kind k = DOC_RETURN_NOTICE;
+    CHECK_INT(doc_kind_parse("Persuasion_letter", &k), BX_ENOTFOUND);
+    CHECK_INT(doc_kind_parse(NULL, &k), BX_ENOTFOUND);
+    CHECK_INT(k, DOC_RETURN_NOTICE);
+}

@@ -13,7 +13,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 /* The student, the school and the last case: $1 student id. streak_start is the engine's day
  * number (bx_date), -2147483648 for none; return_date the day named by the last return event. */
@@ -34,16 +33,6 @@ static const char *const document_sql =
     "LEFT JOIN LATERAL (SELECT * FROM cases.case c WHERE c.student_id = st.id "
     "                   ORDER BY c.opened_at DESC, c.id DESC LIMIT 1) c ON true "
     "WHERE st.id = $1";
-
-static bool kind_parse(const char *name, doc_kind *out)
-{
-    for (int k = DOC_PERSUASION_LETTER; k <= DOC_RETURN_REPORT; k++)
-        if (strcmp(doc_kind_name((doc_kind)k), name) == 0) {
-            *out = (doc_kind)k;
-            return true;
-        }
-    return false;
-}
 
 static void usage(void)
 {
@@ -92,7 +81,7 @@ static bool doc_args_read(int argc, char **argv, doc_args *a)
         fprintf(stderr, "bxctl case document: \"%.40s\" is not a student id\n", a->student);
         return false;
     }
-    if (!kind_parse(argv[1], &a->kind)) {
+    if (doc_kind_parse(argv[1], &a->kind) != BX_OK) {
         fprintf(stderr, "bxctl case document: unknown kind \"%.40s\"\n", argv[1]);
         usage();
         return false;
