@@ -541,6 +541,32 @@ BX_TEST(malformed_message_goes_to_the_dlq)
  * forever: then it goes to bx.dlq.v1 with its reason, its case is flagged needs_attention (and
  * listed by bxctl case list --attention), and the good inputs before and after it on the same
  * partition are applied. */
+/* The first dead letter of bx-escalate's that names needle, into out. bx.dlq.v1 is shared: the
+ * bx-notify of a test running beside this one also reads the shared requests topic and may
+ * dead-letter this student's notification request first. */
+static bool collect_from_escalate(itest_mark *m, const char *needle, int timeout_ms, bx_buf *out)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left =
+            timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0)
+            return false;
+        bx_buf one;
+        bx_buf_init(&one, 0);
+        bool mine = itest_topic_collect(m, needle, 1, (int)left, &one) == 1 &&
+                    strstr(one.data, "\"source\":\"bx-escalate\"") != NULL;
+        if (mine)
+            REQUIRE(bx_buf_puts(out, one.data) == BX_OK);
+        bool none = one.len == 0;
+        bx_buf_free(&one);
+        if (mine || none)
+            return mine;
+    }
+}
+
 BX_TEST(a_poisoned_message_is_dead_lettered_its_case_flagged_and_the_partition_moves_on)
 {
     extra_setting = "BX_ESCALATE_MAX_ATTEMPTS=3";
@@ -583,7 +609,7 @@ BX_TEST(a_poisoned_message_is_dead_lettered_its_case_flagged_and_the_partition_m
     CHECK(itest_metric(s.port, "bx_escalate_needs_attention_total") >= 2);
     bx_buf got;
     bx_buf_init(&got, 0);
-    CHECK(itest_topic_collect(m, id2, 1, 20000, &got) >= 1);
+    CHECK(collect_from_escalate(m, id2, 20000, &got));
     CHECK_CONTAINS(got.data, "\"reason\":\"other\"");
     CHECK_CONTAINS(got.data, "given up after 3 attempts");
     bx_buf_free(&got);
