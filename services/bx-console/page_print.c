@@ -18,19 +18,16 @@
 
 /* Each printable kind: who issues it, how its delivery is recorded, and the task that does it. */
 static const struct print_kind {
-    const char *name; /* the path's :kind, doc_kind_name */
-    doc_kind kind;
+    doc_kind kind; /* the path's :kind is its doc_kind_name */
     bool township; /* issued by the township officer, else by the school */
     page_action_kind action;
     const char *letter_or_task; /* the letter (letter_delivered) or the task (report_filed) */
     const char *done_label;
 } print_kinds[] = {
-    {"persuasion_letter", DOC_PERSUASION_LETTER, false, PAGE_ACT_LETTER, "persuasion_letter",
-     "已送达家长"},
-    {"dropout_report", DOC_DROPOUT_REPORT, false, PAGE_ACT_REPORT, "dropout_report_form", "已报送"},
-    {"return_notice", DOC_RETURN_NOTICE, true, PAGE_ACT_LETTER, "return_notice", "已送达家长"},
-    {"deadline_notice", DOC_DEADLINE_NOTICE, true, PAGE_ACT_LETTER, "deadline_notice",
-     "已送达家长"},
+    {DOC_PERSUASION_LETTER, false, PAGE_ACT_LETTER, "persuasion_letter", "已送达家长"},
+    {DOC_DROPOUT_REPORT, false, PAGE_ACT_REPORT, "dropout_report_form", "已报送"},
+    {DOC_RETURN_NOTICE, true, PAGE_ACT_LETTER, "return_notice", "已送达家长"},
+    {DOC_DEADLINE_NOTICE, true, PAGE_ACT_LETTER, "deadline_notice", "已送达家长"},
 };
 
 /* The kind of the path if the signed-in person issues it. */
@@ -38,8 +35,11 @@ static const struct print_kind *kind_for(const console_person *me, const char *n
 {
     bool school = me->role == CONSOLE_PRINCIPAL || me->role == CONSOLE_ACADEMIC_OFFICE;
     bool township = me->role == CONSOLE_TOWNSHIP_OFFICER;
+    doc_kind k;
+    if (doc_kind_parse(name, &k) != BX_OK)
+        return NULL;
     for (size_t i = 0; i < sizeof(print_kinds) / sizeof(print_kinds[0]); i++)
-        if (strcmp(print_kinds[i].name, name) == 0)
+        if (print_kinds[i].kind == k)
             return (print_kinds[i].township ? township : school) ? &print_kinds[i] : NULL;
     return NULL;
 }
@@ -199,15 +199,15 @@ bx_status page_print_get(console_request *req, console_reply *rep, bx_error *err
     bx_error derr = {0};
     render_arg a = {pk, &c, issue, &doc, BX_OK, &derr};
     s = console_store_with_registry(store, req->db, render_with_registry, &a, err);
-    IFOK(s,
-         page_auditf(req, "print_notice", c.student_id, err, "case=%lld doc=%s", c.id, pk->name));
+    IFOK(s, page_auditf(req, "print_notice", c.student_id, err, "case=%lld doc=%s", c.id,
+                        doc_kind_name(pk->kind)));
     if (s != BX_OK) {
         bx_buf_free(&doc);
         return s;
     }
     if (a.rendered != BX_OK) {
         /* A name the notice cannot hold, or a deadline past the calendar: said plainly. */
-        bx_log_warn("case %lld: %s not rendered: %s", c.id, pk->name, derr.msg);
+        bx_log_warn("case %lld: %s not rendered: %s", c.id, doc_kind_name(pk->kind), derr.msg);
         bx_buf_free(&doc);
         console_fail(rep, 422, "这份文书现在无法生成（学籍信息或校历不完整），请联系管理员");
         return BX_OK;
@@ -217,7 +217,7 @@ bx_status page_print_get(console_request *req, console_reply *rep, bx_error *err
     char token[PAGE_TOKEN_SIZE], t1[24];
     page_new_token(token);
     tmpl_put_int(rep->ctx, "case_id", c.id);
-    tmpl_put(rep->ctx, "kind", pk->name);
+    tmpl_put(rep->ctx, "kind", doc_kind_name(pk->kind));
     tmpl_put(rep->ctx, "student_id", c.student_id);
     tmpl_put(rep->ctx, "today", today);
     tmpl_put(rep->ctx, "issue_date", issue_text);
@@ -243,7 +243,7 @@ bx_status page_print_post(console_request *req, console_reply *rep, bx_error *er
     if (!load(req, rep, CONSOLE_WRITE_ACTION, &pk, &c, &s, err))
         return s;
     char back[96];
-    snprintf(back, sizeof(back), "/print/%lld/%s", c.id, pk->name);
+    snprintf(back, sizeof(back), "/print/%lld/%s", c.id, doc_kind_name(pk->kind));
     const char *token = console_form(req, "token");
     const char *date = console_form(req, "date");
     bx_date d;
@@ -254,7 +254,7 @@ bx_status page_print_post(console_request *req, console_reply *rep, bx_error *er
         return BX_OK;
     }
     char context[64];
-    snprintf(context, sizeof(context), "case=%lld doc=%s", c.id, pk->name);
+    snprintf(context, sizeof(context), "case=%lld doc=%s", c.id, doc_kind_name(pk->kind));
     page_action_form f = {.kind = pk->action,
                           .student_id = c.student_id,
                           .date = date,
