@@ -111,6 +111,14 @@ struct escalate_store_batch {
     bx_map *new_case_of; /* student id -> k + 1, while the student's new case is queued */
     int64_t *new_ids;
     int nnew, ninserted, new_cap;
+    /* The case rows of a run's students, read and locked in one statement
+     * (escalate_store_prefetch_students); each taken once, by its student's first load. */
+    struct student_row {
+        char *id, *closed, *school, *state; /* the columns as read; id NULL: no row */
+        bool taken;
+    } * student_rows;
+    int nstudent_rows;
+    bx_map *student_row_of; /* student id -> index + 1 into student_rows */
 };
 
 static const int group_cols[G_N] = {EV_N, OB_N, TI_N, TD_N, TO_N, TR_N, TX_N, MI_N, MC_N};
@@ -126,6 +134,22 @@ static bx_status queue_row(escalate_store_batch *q, int g, const char *const *va
         return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
     grp->rows++;
     return BX_OK;
+}
+
+static void forget_student_rows(escalate_store_batch *q)
+{
+    for (int i = 0; i < q->nstudent_rows; i++) {
+        struct student_row *r = &q->student_rows[i];
+        free(r->id);
+        free(r->closed);
+        free(r->school);
+        free(r->state);
+    }
+    free(q->student_rows);
+    q->student_rows = NULL;
+    q->nstudent_rows = 0;
+    bx_map_free(q->student_row_of);
+    q->student_row_of = NULL;
 }
 
 static void forget_kept(escalate_store_batch *q)
@@ -196,6 +220,7 @@ void escalate_store_batch_free(escalate_store_batch *q)
     bx_map_free(q->new_case_of);
     free(q->new_ids);
     forget_kept(q);
+    forget_student_rows(q);
     free(q);
 }
 
@@ -206,6 +231,7 @@ void escalate_store_batch_clear(escalate_store_batch *q)
     empty_groups(q);
     memset(q->new_events, 0, sizeof(q->new_events));
     q->nnew = q->ninserted = 0;
+    forget_student_rows(q);
 }
 
 void escalate_store_batch_defer_new_cases(escalate_store_batch *q, bool defer)
@@ -536,6 +562,86 @@ bx_status escalate_store_case_of_student(PGconn *db, const ladder_policy *policy
                                          case_state *state, bx_error *err)
 {
     return load_case(db, policy, SELECT_CASE_OF_STUDENT, student_id, row, state, err);
+}
+
+/* A copy of v, or NULL (and *ok false) when out of memory. */
+static char *copy_of(const char *v, bool *ok)
+{
+    char *c = strdup(v);
+    *ok = *ok && c != NULL;
+    return c;
+}
+
+bx_status escalate_store_prefetch_students(PGconn *db, escalate_store_batch *q,
+                                           const char *const *students, int n, bx_error *err)
+{
+    forget_student_rows(q);
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    bx_status s = bx_pg_text_array(&ids, students, n);
+    if (s != BX_OK) {
+        bx_buf_free(&ids);
+        return BX_ERR(err, BX_ENOMEM, "store: out of memory");
+    }
+    PGresult *res = NULL;
+    /* SELECT_CASE_OF_STUDENT's row of each student, locked in id order */
+    s = bx_pg_query(db,
+                    "SELECT id, closed_at IS NOT NULL, school_id, state::text, student_id FROM "
+                    "cases.case WHERE id IN (SELECT DISTINCT ON (student_id) id FROM cases.case "
+                    "WHERE student_id = ANY($1::text[]) ORDER BY student_id, closed_at IS NULL "
+                    "DESC, opened_at DESC, id DESC) ORDER BY id FOR UPDATE",
+                    1, (const char *[]){ids.data}, &res, err);
+    bx_buf_free(&ids);
+    int rows = s == BX_OK ? PQntuples(res) : 0;
+    bool ok = true;
+    if (s == BX_OK) {
+        q->student_rows = calloc((size_t)n + 1, sizeof(*q->student_rows));
+        q->student_row_of = bx_map_new();
+        ok = q->student_rows != NULL && q->student_row_of != NULL;
+    }
+    /* the students with a row, then (no row) the others, each once */
+    for (int r = 0; r < rows && ok; r++) {
+        const char *student = PQgetvalue(res, r, 4);
+        if (bx_map_get(q->student_row_of, student) != NULL)
+            continue;
+        struct student_row *k = &q->student_rows[q->nstudent_rows++];
+        k->id = copy_of(PQgetvalue(res, r, 0), &ok);
+        k->closed = copy_of(PQgetvalue(res, r, 1), &ok);
+        k->school = copy_of(PQgetvalue(res, r, 2), &ok);
+        k->state = copy_of(PQgetvalue(res, r, 3), &ok);
+        ok = ok &&
+             bx_map_put(q->student_row_of, student, (void *)(intptr_t)q->nstudent_rows) == BX_OK;
+    }
+    for (int i = 0; i < n && s == BX_OK && ok; i++) {
+        if (bx_map_get(q->student_row_of, students[i]) != NULL || q->nstudent_rows > n)
+            continue;
+        q->nstudent_rows++;
+        ok =
+            bx_map_put(q->student_row_of, students[i], (void *)(intptr_t)q->nstudent_rows) == BX_OK;
+    }
+    PQclear(res);
+    if (s == BX_OK && !ok)
+        s = BX_ERR(err, BX_ENOMEM, "store: out of memory");
+    if (s != BX_OK)
+        forget_student_rows(q);
+    return s;
+}
+
+bx_status escalate_store_case_of_student_in(PGconn *db, escalate_store_batch *q,
+                                            const ladder_policy *policy, const char *student_id,
+                                            escalate_store_case *row, case_state *state,
+                                            bx_error *err)
+{
+    intptr_t at = q && q->student_row_of ? (intptr_t)bx_map_get(q->student_row_of, student_id) : 0;
+    struct student_row *k = at > 0 ? &q->student_rows[at - 1] : NULL;
+    if (k == NULL || k->taken)
+        return escalate_store_case_of_student(db, policy, student_id, row, state, err);
+    k->taken = true; /* the next input of the student reads what this one's step wrote */
+    memset(row, 0, sizeof(*row));
+    if (k->id == NULL)
+        return BX_OK;
+    return case_of_columns(policy, k->id, k->closed, k->school, k->state, strlen(k->state), row,
+                           state, err);
 }
 
 bx_status escalate_store_case_by_id(PGconn *db, const ladder_policy *policy, int64_t case_id,

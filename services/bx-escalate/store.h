@@ -59,6 +59,18 @@ void escalate_store_batch_defer_new_cases(escalate_store_batch *q, bool defer);
  * new case of student_id (NULL q: nothing to do). */
 bx_status escalate_store_batch_before_load(PGconn *db, escalate_store_batch *q,
                                            const char *student_id, bx_error *err) BX_MUSTCHECK;
+/* The rows escalate_store_case_of_student would load for each of students[0..n) (a run of
+ * inputs), read and locked (FOR UPDATE, in id order) in one statement and kept in q until it is
+ * cleared: escalate_store_case_of_student_in then takes a student's kept row (or its having
+ * none) for its first load, and reads the table for the next ones (which see the first step's
+ * writes). students borrowed for the call. */
+bx_status escalate_store_prefetch_students(PGconn *db, escalate_store_batch *q,
+                                           const char *const *students, int n,
+                                           bx_error *err) BX_MUSTCHECK;
+bx_status escalate_store_case_of_student_in(PGconn *db, escalate_store_batch *q,
+                                            const ladder_policy *policy, const char *student_id,
+                                            escalate_store_case *row, case_state *state,
+                                            bx_error *err) BX_MUSTCHECK;
 /* Writes what is queued in the caller's transaction, in the order above (the deferred new cases
  * first); then the queue is empty. On failure the caller rolls back (and clears). */
 bx_status escalate_store_batch_flush(PGconn *db, escalate_store_batch *q,
