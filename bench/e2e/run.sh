@@ -70,10 +70,12 @@ for b in "$BXCTL" "$SIM" "$BENCH" "$SCORE_BENCH" "$INGEST" "$SCORE" "$ESCALATE";
 done
 for t in psql redis-cli redis-benchmark python3; do command -v "$t" >/dev/null || die "$t not found"; done
 
-STATE="$RUN_DIR/bench-e2e"
-mkdir -p "$STATE"
-exec 9>"$STATE/lock"
-flock -n 9 || die "another bench/e2e/run.sh is running (lock $STATE/lock)"
+# BENCH_STATE: another directory for the run's files; the lock stays the infrastructure's (two
+# runs would read each other's messages on the shared topics)
+STATE="${BENCH_STATE:-$RUN_DIR/bench-e2e}"
+mkdir -p "$STATE" "$RUN_DIR/bench-e2e"
+exec 9>"$RUN_DIR/bench-e2e/lock"
+flock -n 9 || die "another bench/e2e/run.sh is running (lock $RUN_DIR/bench-e2e/lock)"
 DAY="${BENCH_DAY:-2026-10-08}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 REDIS_DB="${BENCH_REDIS_DB:-6}"
@@ -230,7 +232,7 @@ trap finish EXIT
 # scale_run NAME STUDENTS TOWNSHIPS SCHOOLS: prints "key=value" lines of bench-e2e into $STATE/NAME.out
 scale_run() {
     local name="$1" students="$2" townships="$3" schools="$4"
-    local dir="$STATE/$name" db="bx_bench_e2e_$name"
+    local dir="$STATE/$name" db="bx_bench_e2e_$name${BENCH_DB_SUFFIX:-}" # two benches side by side
     local size=(--seed 42 --townships "$townships" --schools "$schools" --students "$students" --id-prefix E)
     rm -rf "$dir"
     mkdir -p "$dir"

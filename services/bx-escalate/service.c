@@ -213,8 +213,9 @@ static bx_status load_student_case(escalate_service *sv, const char *student,
                                    escalate_store_case *row, bx_error *err)
 {
     bx_status s = case_state_init(&sv->before, student, err);
-    IFOK(s,
-         escalate_store_case_of_student(sv->db, sv->conf.policy, student, row, &sv->before, err));
+    IFOK(s, escalate_store_batch_before_load(sv->db, sv->queue, student, err));
+    IFOK(s, escalate_store_case_of_student_in(sv->db, sv->queue, sv->conf.policy, student, row,
+                                              &sv->before, err));
     return s;
 }
 
@@ -456,6 +457,12 @@ static bool apply_together(escalate_service *sv, poll_item *items, int n)
     int i = 0;
     escalate_store_batch_clear(sv->batch);
     sv->queue = sv->batch; /* the steps' rows queued, written together before the commit */
+    escalate_store_batch_defer_new_cases(sv->batch, true); /* the run's new cases: one INSERT */
+    /* the run's case rows read and locked in one statement, not one per input */
+    const char *students[POLL_MAX];
+    for (int k = 0; k < n; k++)
+        students[k] = items[k].p.student;
+    IFOK(s, escalate_store_prefetch_students(sv->db, sv->batch, students, n, &err));
     for (; i < n && s == BX_OK && !items[i].p.bad; i++) {
         int added = 0;
         sv->tag = i;
@@ -470,6 +477,7 @@ static bool apply_together(escalate_service *sv, poll_item *items, int n)
         s = escalate_store_batch_flush(sv->db, sv->batch, &err);
     if (applied)
         IFOK(s, bx_pg_exec(sv->db, "COMMIT", &err));
+    escalate_store_batch_defer_new_cases(sv->batch, false);
     if (s != BX_OK || refused) {
         escalate_store_batch_clear(sv->batch);
         bx_pg_rollback(sv->db);

@@ -46,6 +46,17 @@ enum { TR_KEY, TR_STAFF, TR_CASE, TR_N };
 enum { TX_KEY, TX_OUTCOME, TX_AT, TX_N };
 enum { MI_KEY, MI_CASE, MI_DUE, MI_N };
 enum { MC_KEY, MC_AT, MC_N };
+enum {
+    NC_STUDENT,
+    NC_SCHOOL,
+    NC_OPENED,
+    NC_STAGE,
+    NC_STATE,
+    NC_UPDATED,
+    NC_CLOSED,
+    NC_ENDING,
+    NC_N
+};
 
 /* One kind of queued row: its columns and how many rows. */
 typedef struct queue_group {
@@ -91,6 +102,23 @@ struct escalate_store_batch {
     kept_case *kept; /* the batch's case rows, locked; nkept of them */
     int nkept;
     bx_map *kept_of; /* case row id (decimal) -> index + 1 into kept */
+    /* New case rows queued (escalate_store_batch_defer_new_cases): the k-th of the transaction
+     * goes by the id -(k + 1) in the rows queued for it until a flush inserts it; new_ids[k] is
+     * its row id once inserted, and the statements of the queued rows translate the ids below 0
+     * through it (a step's rows may be queued across a flush). */
+    bool defer_cases;
+    queue_group new_cases;
+    bx_map *new_case_of; /* student id -> k + 1, while the student's new case is queued */
+    int64_t *new_ids;
+    int nnew, ninserted, new_cap;
+    /* The case rows of a run's students, read and locked in one statement
+     * (escalate_store_prefetch_students); each taken once, by its student's first load. */
+    struct student_row {
+        char *id, *closed, *school, *state; /* the columns as read; id NULL: no row */
+        bool taken;
+    } * student_rows;
+    int nstudent_rows;
+    bx_map *student_row_of; /* student id -> index + 1 into student_rows */
 };
 
 static const int group_cols[G_N] = {EV_N, OB_N, TI_N, TD_N, TO_N, TR_N, TX_N, MI_N, MC_N};
@@ -106,6 +134,22 @@ static bx_status queue_row(escalate_store_batch *q, int g, const char *const *va
         return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
     grp->rows++;
     return BX_OK;
+}
+
+static void forget_student_rows(escalate_store_batch *q)
+{
+    for (int i = 0; i < q->nstudent_rows; i++) {
+        struct student_row *r = &q->student_rows[i];
+        free(r->id);
+        free(r->closed);
+        free(r->school);
+        free(r->state);
+    }
+    free(q->student_rows);
+    q->student_rows = NULL;
+    q->nstudent_rows = 0;
+    bx_map_free(q->student_row_of);
+    q->student_row_of = NULL;
 }
 
 static void forget_kept(escalate_store_batch *q)
@@ -128,10 +172,15 @@ static void empty_groups(escalate_store_batch *q)
             bx_buf_reset(&q->g[g].cols[c]);
         q->g[g].rows = 0;
     }
+    for (int c = 0; c < q->new_cases.ncols; c++)
+        bx_buf_reset(&q->new_cases.cols[c]);
+    q->new_cases.rows = 0;
     bx_map_free(q->changed);
     bx_map_free(q->event_tags);
+    bx_map_free(q->new_case_of);
     q->changed = bx_map_new();
     q->event_tags = bx_map_new();
+    q->new_case_of = bx_map_new();
     forget_kept(q);
 }
 
@@ -145,8 +194,11 @@ bx_status escalate_store_batch_new(escalate_store_batch **out, bx_error *err)
         for (int c = 0; c < q->g[g].ncols; c++)
             bx_buf_init(&q->g[g].cols[c], 0);
     }
+    q->new_cases.ncols = NC_N;
+    for (int c = 0; c < NC_N; c++)
+        bx_buf_init(&q->new_cases.cols[c], 0);
     empty_groups(q);
-    if (q->changed == NULL || q->event_tags == NULL) {
+    if (q->changed == NULL || q->event_tags == NULL || q->new_case_of == NULL) {
         escalate_store_batch_free(q);
         return BX_ERR(err, BX_ENOMEM, "store: out of memory");
     }
@@ -161,9 +213,14 @@ void escalate_store_batch_free(escalate_store_batch *q)
     for (int g = 0; g < G_N; g++)
         for (int c = 0; c < q->g[g].ncols; c++)
             bx_buf_free(&q->g[g].cols[c]);
+    for (int c = 0; c < NC_N; c++)
+        bx_buf_free(&q->new_cases.cols[c]);
     bx_map_free(q->changed);
     bx_map_free(q->event_tags);
+    bx_map_free(q->new_case_of);
+    free(q->new_ids);
     forget_kept(q);
+    forget_student_rows(q);
     free(q);
 }
 
@@ -173,6 +230,30 @@ void escalate_store_batch_clear(escalate_store_batch *q)
         return;
     empty_groups(q);
     memset(q->new_events, 0, sizeof(q->new_events));
+    q->nnew = q->ninserted = 0;
+    forget_student_rows(q);
+}
+
+void escalate_store_batch_defer_new_cases(escalate_store_batch *q, bool defer)
+{
+    if (q != NULL)
+        q->defer_cases = defer;
+}
+
+bx_status escalate_store_batch_before_load(PGconn *db, escalate_store_batch *q,
+                                           const char *student_id, bx_error *err)
+{
+    if (q == NULL || q->new_cases.rows == 0 || bx_map_get(q->new_case_of, student_id) == NULL)
+        return BX_OK;
+    return escalate_store_batch_flush(db, q, err);
+}
+
+/* A case row id as written: a queued new case's -(k + 1) by its row id once inserted. */
+static int64_t real_case_id(const escalate_store_batch *q, int64_t id)
+{
+    if (q == NULL || id >= 0 || -id > q->ninserted)
+        return id;
+    return q->new_ids[-id - 1];
 }
 
 int escalate_store_batch_new_events(const escalate_store_batch *q, int tag)
@@ -182,17 +263,20 @@ int escalate_store_batch_new_events(const escalate_store_batch *q, int tag)
 
 /* The statement of each group: $1.. its columns, in order, as arrays. */
 static const char *const group_sql[G_N] = {
-    [G_EVENTS] = "INSERT INTO cases.event (case_id, event_id, kind, stage, actor, reason, late, "
-                 "occurred_at, payload) SELECT c, i, k, s, a, r, l, t, p::jsonb FROM unnest("
-                 "$1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-                 "$7::boolean[], $8::timestamptz[], $9::text[]) WITH ORDINALITY "
-                 "AS u(c, i, k, s, a, r, l, t, p, o) ORDER BY o "
-                 "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+    [G_EVENTS] =
+        "INSERT INTO cases.event (case_id, event_id, kind, stage, actor, reason, late, "
+        "occurred_at, payload) SELECT CASE WHEN c < 0 THEN ($10::bigint[])[-c] ELSE c END, "
+        "i, k, s, a, r, l, t, p::jsonb FROM unnest("
+        "$1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+        "$7::boolean[], $8::timestamptz[], $9::text[]) WITH ORDINALITY "
+        "AS u(c, i, k, s, a, r, l, t, p, o) ORDER BY o "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
     [G_OUTBOX] = "INSERT INTO cases.outbox (topic, msg_key, payload, event_id) SELECT t, k, p, i "
                  "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
                  "AS u(t, k, i, p, o) ORDER BY o ON CONFLICT (event_id) DO NOTHING",
     [G_TASKS] = "INSERT INTO cases.task (case_id, task_key, kind, stage, owner_role, "
-                "owner_staff_id, created_at, due_at) SELECT c, k, n, s, r, w, a, d FROM unnest("
+                "owner_staff_id, created_at, due_at) SELECT CASE WHEN c < 0 THEN "
+                "($9::bigint[])[-c] ELSE c END, k, n, s, r, w, a, d FROM unnest("
                 "$1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
                 "$7::timestamptz[], $8::timestamptz[]) WITH ORDINALITY "
                 "AS u(c, k, n, s, r, w, a, d, o) ORDER BY o ON CONFLICT (task_key) DO NOTHING",
@@ -203,18 +287,99 @@ static const char *const group_sql[G_N] = {
                   "$2::timestamptz[]) AS u(k, a) WHERE t.task_key = u.k AND t.overdue_at IS NULL",
     [G_REASSIGN] = "UPDATE cases.task t SET owner_staff_id = u.w FROM unnest($1::text[], "
                    "$2::text[], $3::bigint[]) AS u(k, w, c) WHERE t.task_key = u.k AND "
-                   "t.case_id = u.c",
+                   "t.case_id = CASE WHEN u.c < 0 THEN ($4::bigint[])[-u.c] ELSE u.c END",
     [G_OUTCOME] = "UPDATE cases.task t SET outcome = u.x, ended_at = u.a FROM unnest($1::text[], "
                   "$2::text[], $3::timestamptz[]) AS u(k, x, a) WHERE t.task_key = u.k AND "
                   "t.outcome IS NULL",
     [G_TIMERS] = "INSERT INTO cases.timer (timer_key, case_id, due_at, kind, payload) "
-                 "SELECT k, c, d, 'deadline', '{}'::jsonb FROM unnest($1::text[], $2::bigint[], "
-                 "$3::timestamptz[]) WITH ORDINALITY AS u(k, c, d, o) ORDER BY o "
+                 "SELECT k, CASE WHEN c < 0 THEN ($4::bigint[])[-c] ELSE c END, d, 'deadline', "
+                 "'{}'::jsonb FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) "
+                 "WITH ORDINALITY AS u(k, c, d, o) ORDER BY o "
                  "ON CONFLICT (timer_key) DO NOTHING",
     [G_TIMER_CANCELS] = "UPDATE cases.timer m SET fired_at = u.a, cancelled = true FROM unnest("
                         "$1::text[], $2::timestamptz[]) AS u(k, a) WHERE m.timer_key = u.k AND "
                         "m.fired_at IS NULL",
 };
+
+/* The groups whose rows name a case row: the ids of the new cases are their last parameter. */
+static bool names_case(int g)
+{
+    return g == G_EVENTS || g == G_TASKS || g == G_REASSIGN || g == G_TIMERS;
+}
+
+/* The queued new case rows in one statement, in the order they were queued; their ids into
+ * q->new_ids by student (a student has one new case queued at most: loading its case writes the
+ * queue first, escalate_store_batch_before_load). */
+static bx_status insert_new_cases(PGconn *db, escalate_store_batch *q, bx_error *err)
+{
+    queue_group *grp = &q->new_cases;
+    const char *params[NC_N];
+    bx_status s = BX_OK;
+    for (int c = 0; c < NC_N && s == BX_OK; c++) {
+        s = bx_pg_text_array_end(&grp->cols[c]);
+        params[c] = grp->cols[c].data;
+    }
+    if (s != BX_OK)
+        return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
+    PGresult *res = NULL;
+    s = bx_pg_query(db,
+                    "INSERT INTO cases.case (student_id, school_id, opened_at, stage, state, "
+                    "updated_at, closed_at, ending) SELECT s, h, o, g, j::jsonb, t, c, e FROM "
+                    "unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], "
+                    "$6::timestamptz[], $7::timestamptz[], $8::text[]) WITH ORDINALITY "
+                    "AS u(s, h, o, g, j, t, c, e, n) ORDER BY n RETURNING student_id, id",
+                    NC_N, params, &res, err);
+    int got = s == BX_OK ? PQntuples(res) : 0;
+    for (int r = 0; r < got && s == BX_OK; r++) {
+        intptr_t k = (intptr_t)bx_map_get(q->new_case_of, PQgetvalue(res, r, 0)) - 1;
+        if (k < q->ninserted || k >= q->nnew)
+            s = BX_ERR(err, BX_EINVAL, "a new case row of no queued student");
+        else
+            q->new_ids[k] = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+    }
+    if (s == BX_OK && got != grp->rows)
+        s = BX_ERR(err, BX_EINVAL, "%d new case rows inserted of %d", got, grp->rows);
+    PQclear(res);
+    if (s == BX_OK)
+        q->ninserted = q->nnew;
+    return s;
+}
+
+/* Queues a new case row (values in the order of insert_new_cases' columns) and gives it the id
+ * -(k + 1) in *row_id. */
+static bx_status queue_new_case(escalate_store_batch *q, const char *const *values, int64_t *row_id,
+                                bx_error *err)
+{
+    if (q->nnew == q->new_cap) {
+        int cap = q->new_cap ? 2 * q->new_cap : 256;
+        int64_t *ids = realloc(q->new_ids, (size_t)cap * sizeof(*ids));
+        if (ids == NULL)
+            return BX_ERR(err, BX_ENOMEM, "store: out of memory");
+        q->new_ids = ids;
+        q->new_cap = cap;
+    }
+    bx_status s = BX_OK;
+    for (int c = 0; c < NC_N && s == BX_OK; c++)
+        s = bx_pg_text_array_add(&q->new_cases.cols[c], values[c]);
+    if (s == BX_OK)
+        s = bx_map_put(q->new_case_of, values[NC_STUDENT], (void *)(intptr_t)(q->nnew + 1));
+    if (s != BX_OK)
+        return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
+    q->new_cases.rows++;
+    q->new_ids[q->nnew] = 0;
+    *row_id = -(int64_t)(++q->nnew);
+    return BX_OK;
+}
+
+/* The ids of the transaction's new cases inserted so far as a bigint[] literal into b. */
+static bx_status new_ids_literal(const escalate_store_batch *q, bx_buf *b)
+{
+    bx_status s = bx_buf_puts(b, "{");
+    for (int k = 0; k < q->ninserted && s == BX_OK; k++)
+        s = bx_buf_printf(b, "%s%" PRId64, k ? "," : "", q->new_ids[k]);
+    IFOK(s, bx_buf_puts(b, "}"));
+    return s;
+}
 
 /* The kept case rows a step changed, each once with its latest state: one UPDATE. */
 static bx_status write_kept_cases(PGconn *db, escalate_store_batch *q, bx_error *err)
@@ -258,20 +423,30 @@ static bx_status write_kept_cases(PGconn *db, escalate_store_batch *q, bx_error 
 
 bx_status escalate_store_batch_flush(PGconn *db, escalate_store_batch *q, bx_error *err)
 {
-    bx_status s = write_kept_cases(db, q, err);
+    bx_status s = q->new_cases.rows > 0 ? insert_new_cases(db, q, err) : BX_OK;
+    IFOK(s, write_kept_cases(db, q, err));
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    if (s == BX_OK && new_ids_literal(q, &ids) != BX_OK)
+        s = BX_ERR(err, BX_ENOMEM, "store: out of memory");
     for (int g = 0; g < G_N && s == BX_OK; g++) {
         queue_group *grp = &q->g[g];
         if (grp->rows == 0)
             continue;
-        const char *params[EV_N];
+        const char *params[EV_N + 1];
         for (int c = 0; c < grp->ncols && s == BX_OK; c++) {
             s = bx_pg_text_array_end(&grp->cols[c]);
             params[c] = grp->cols[c].data;
         }
-        if (s != BX_OK)
+        if (s != BX_OK) {
+            bx_buf_free(&ids);
             return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
+        }
+        int n = grp->ncols;
+        if (names_case(g))
+            params[n++] = ids.data;
         PGresult *res = NULL;
-        s = bx_pg_query(db, group_sql[g], grp->ncols, params, &res, err);
+        s = bx_pg_query(db, group_sql[g], n, params, &res, err);
         for (int r = 0; s == BX_OK && g == G_EVENTS && r < PQntuples(res); r++) {
             intptr_t tag = (intptr_t)bx_map_get(q->event_tags, PQgetvalue(res, r, 0)) - 1;
             if (tag >= 0 && tag < TAGS_MAX)
@@ -279,6 +454,7 @@ bx_status escalate_store_batch_flush(PGconn *db, escalate_store_batch *q, bx_err
         }
         PQclear(res);
     }
+    bx_buf_free(&ids);
     if (s == BX_OK)
         empty_groups(q);
     return s;
@@ -388,6 +564,86 @@ bx_status escalate_store_case_of_student(PGconn *db, const ladder_policy *policy
     return load_case(db, policy, SELECT_CASE_OF_STUDENT, student_id, row, state, err);
 }
 
+/* A copy of v, or NULL (and *ok false) when out of memory. */
+static char *copy_of(const char *v, bool *ok)
+{
+    char *c = strdup(v);
+    *ok = *ok && c != NULL;
+    return c;
+}
+
+bx_status escalate_store_prefetch_students(PGconn *db, escalate_store_batch *q,
+                                           const char *const *students, int n, bx_error *err)
+{
+    forget_student_rows(q);
+    bx_buf ids;
+    bx_buf_init(&ids, 0);
+    bx_status s = bx_pg_text_array(&ids, students, n);
+    if (s != BX_OK) {
+        bx_buf_free(&ids);
+        return BX_ERR(err, BX_ENOMEM, "store: out of memory");
+    }
+    PGresult *res = NULL;
+    /* SELECT_CASE_OF_STUDENT's row of each student, locked in id order */
+    s = bx_pg_query(db,
+                    "SELECT id, closed_at IS NOT NULL, school_id, state::text, student_id FROM "
+                    "cases.case WHERE id IN (SELECT DISTINCT ON (student_id) id FROM cases.case "
+                    "WHERE student_id = ANY($1::text[]) ORDER BY student_id, closed_at IS NULL "
+                    "DESC, opened_at DESC, id DESC) ORDER BY id FOR UPDATE",
+                    1, (const char *[]){ids.data}, &res, err);
+    bx_buf_free(&ids);
+    int rows = s == BX_OK ? PQntuples(res) : 0;
+    bool ok = true;
+    if (s == BX_OK) {
+        q->student_rows = calloc((size_t)n + 1, sizeof(*q->student_rows));
+        q->student_row_of = bx_map_new();
+        ok = q->student_rows != NULL && q->student_row_of != NULL;
+    }
+    /* the students with a row, then (no row) the others, each once */
+    for (int r = 0; r < rows && ok; r++) {
+        const char *student = PQgetvalue(res, r, 4);
+        if (bx_map_get(q->student_row_of, student) != NULL)
+            continue;
+        struct student_row *k = &q->student_rows[q->nstudent_rows++];
+        k->id = copy_of(PQgetvalue(res, r, 0), &ok);
+        k->closed = copy_of(PQgetvalue(res, r, 1), &ok);
+        k->school = copy_of(PQgetvalue(res, r, 2), &ok);
+        k->state = copy_of(PQgetvalue(res, r, 3), &ok);
+        ok = ok &&
+             bx_map_put(q->student_row_of, student, (void *)(intptr_t)q->nstudent_rows) == BX_OK;
+    }
+    for (int i = 0; i < n && s == BX_OK && ok; i++) {
+        if (bx_map_get(q->student_row_of, students[i]) != NULL || q->nstudent_rows > n)
+            continue;
+        q->nstudent_rows++;
+        ok =
+            bx_map_put(q->student_row_of, students[i], (void *)(intptr_t)q->nstudent_rows) == BX_OK;
+    }
+    PQclear(res);
+    if (s == BX_OK && !ok)
+        s = BX_ERR(err, BX_ENOMEM, "store: out of memory");
+    if (s != BX_OK)
+        forget_student_rows(q);
+    return s;
+}
+
+bx_status escalate_store_case_of_student_in(PGconn *db, escalate_store_batch *q,
+                                            const ladder_policy *policy, const char *student_id,
+                                            escalate_store_case *row, case_state *state,
+                                            bx_error *err)
+{
+    intptr_t at = q && q->student_row_of ? (intptr_t)bx_map_get(q->student_row_of, student_id) : 0;
+    struct student_row *k = at > 0 ? &q->student_rows[at - 1] : NULL;
+    if (k == NULL || k->taken)
+        return escalate_store_case_of_student(db, policy, student_id, row, state, err);
+    k->taken = true; /* the next input of the student reads what this one's step wrote */
+    memset(row, 0, sizeof(*row));
+    if (k->id == NULL)
+        return BX_OK;
+    return case_of_columns(policy, k->id, k->closed, k->school, k->state, strlen(k->state), row,
+                           state, err);
+}
+
 bx_status escalate_store_case_by_id(PGconn *db, const ladder_policy *policy, int64_t case_id,
                                     escalate_store_case *row, case_state *state, bx_error *err)
 {
@@ -459,6 +715,11 @@ static bx_status write_case(PGconn *db, escalate_store_batch *q, const ladder_po
                                 updated,
                                 is_closed ? closed : NULL,
                                 ending};
+        if (q != NULL && q->defer_cases) {
+            s = queue_new_case(q, params, row_id, err);
+            bx_buf_free(&state);
+            return s;
+        }
         s = bx_pg_query(
             db,
             "INSERT INTO cases.case (student_id, school_id, opened_at, stage, state, "
@@ -640,7 +901,7 @@ static bx_status queue_task_endings(PGconn *db, escalate_store_batch *q, int64_t
 {
     if (closed_now(fx) && !after->open) {
         bx_status s = escalate_store_batch_flush(db, q, err);
-        IFOK(s, write_task_endings(db, NULL, row_id, before, after, fx, err));
+        IFOK(s, write_task_endings(db, NULL, real_case_id(q, row_id), before, after, fx, err));
         return s;
     }
     char at[40];
@@ -781,7 +1042,7 @@ bx_status escalate_store_write_step(PGconn *db, const ladder_policy *policy,
         char case_text[24], due[40];
         snprintf(case_text, sizeof(case_text), "%" PRId64, id);
         bx_time_format_pg(fx->timers[i].due_at, due);
-        const char *v[MI_N] = {key, id > 0 ? case_text : NULL, due};
+        const char *v[MI_N] = {key, id != 0 ? case_text : NULL, due};
         s = queue_row(q, G_TIMERS, v, err);
     }
     IFOK(s, write_task_endings(db, q, id, before, after, fx, err));

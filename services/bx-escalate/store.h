@@ -49,8 +49,30 @@ bx_status escalate_store_batch_new(escalate_store_batch **out, bx_error *err) BX
 void escalate_store_batch_free(escalate_store_batch *q);
 /* Forgets what is queued (after a rollback) and the counts of new events. */
 void escalate_store_batch_clear(escalate_store_batch *q);
-/* Writes what is queued in the caller's transaction, in the order above; then the queue is empty.
- * On failure the caller rolls back (and clears). */
+/* With defer set, a step that opens a case queues its row too instead of inserting it at once:
+ * the flush inserts the queued new cases first, in one INSERT ... SELECT FROM unnest, and the
+ * rows queued for them (events, tasks, timers) get their ids then. A student's new case is not
+ * in the table until the flush, so loading a student's case in the batch's transaction goes
+ * through escalate_store_batch_before_load. Kept until changed (a clear keeps it). */
+void escalate_store_batch_defer_new_cases(escalate_store_batch *q, bool defer);
+/* Before a student's case is read in the batch's transaction: writes the queue when it holds a
+ * new case of student_id (NULL q: nothing to do). */
+bx_status escalate_store_batch_before_load(PGconn *db, escalate_store_batch *q,
+                                           const char *student_id, bx_error *err) BX_MUSTCHECK;
+/* The rows escalate_store_case_of_student would load for each of students[0..n) (a run of
+ * inputs), read and locked (FOR UPDATE, in id order) in one statement and kept in q until it is
+ * cleared: escalate_store_case_of_student_in then takes a student's kept row (or its having
+ * none) for its first load, and reads the table for the next ones (which see the first step's
+ * writes). students borrowed for the call. */
+bx_status escalate_store_prefetch_students(PGconn *db, escalate_store_batch *q,
+                                           const char *const *students, int n,
+                                           bx_error *err) BX_MUSTCHECK;
+bx_status escalate_store_case_of_student_in(PGconn *db, escalate_store_batch *q,
+                                            const ladder_policy *policy, const char *student_id,
+                                            escalate_store_case *row, case_state *state,
+                                            bx_error *err) BX_MUSTCHECK;
+/* Writes what is queued in the caller's transaction, in the order above (the deferred new cases
+ * first); then the queue is empty. On failure the caller rolls back (and clears). */
 bx_status escalate_store_batch_flush(PGconn *db, escalate_store_batch *q,
                                      bx_error *err) BX_MUSTCHECK;
 /* The events of the steps tagged tag that were new (not written before), counted by the flushes
@@ -87,7 +109,7 @@ typedef struct escalate_store_step {
 /* Writes a step: the case row (inserted for a new case, else updated), its events (each with its
  * outbox row and its task change), its timers, its notification requests' outbox rows and the
  * analysts' messages of the step (analytics.h); with step->batch, all but the case row and the
- * analysts' messages are queued there.
+ * analysts' messages are queued there (a new case row too when the batch defers them).
  * Replays write nothing: an old input of a closed case, or a new case whose id an earlier case of
  * the student had. *new_events receives the events that were not written before (0 when queued:
  * escalate_store_batch_new_events counts them after the flush). */
