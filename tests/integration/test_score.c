@@ -29,28 +29,57 @@ static const char *bxctl(void)
     return itest_env("BXCTL_BIN", BXCTL_BIN);
 }
 
-/* The score tests' own school (so bx-ingest's tests never touch these students): ISC1 with class
- * ISCA (grade 3: ISCS01..ISCS12) and ISCB (grade 4: ISCS13..ISCS20), calendar it-2026. */
+/* The score tests' own students, each case in a class of its own: a class's roll call recomputes
+ * every student of the class as of the clock of the bx-score that reads it, so two cases that share
+ * a class (ctest -j2 runs them side by side, each with its own clock) overwrite each other's
+ * summaries. The rebuild has a school of its own for the same reason (bxctl rebuild --school
+ * recomputes every student of the school). Calendar it-2026 for both schools. */
+static const struct roster_row {
+    const char *student, *school, *klass, *flags;
+} roster[] = {
+    {"ISCS01", "ISC1", "ISCA", "left_behind"}, /* absence_streak_leave_pauses_presence_ends */
+    {"ISCS02", "ISC1", "ISCA", ""},
+    {"ISCS21", "ISC1", "ISCC", /* flags_raise_the_tier_one_step_at_most */
+     "registered_poor;left_behind;learning_difficulty;wavering;orphan"},
+    {"ISCS13", "ISC1", "ISCB", ""}, /* replayed_and_shuffled_facts_give_identical_state */
+    {"ISCS14", "ISC1", "ISCB", ""},
+    {"ISCS16", "ISC1", "ISCB", ""},
+    {"ISCS17", "ISC1", "ISCB", ""},
+    {"ISCS22", "ISC1", "ISCD", ""}, /* bad_messages_go_to_the_dead_letter_topic */
+    {"ISCS23", "ISC1", "ISCE", ""}, /* student_show_prints_the_streak */
+    {"ISCS24", "ISC2", "ISCF", ""}, /* rebuild_after_losing_the_keys_gives_identical_state */
+    {"ISCS25", "ISC2", "ISCF", ""},
+};
+#define NROSTER (sizeof(roster) / sizeof(roster[0]))
+
+/* The school of a class of the roster. */
+static const char *school_of(const char *klass)
+{
+    for (size_t i = 0; i < NROSTER; i++)
+        if (strcmp(roster[i].klass, klass) == 0)
+            return roster[i].school;
+    REQUIRE(!"a class of the roster");
+    return NULL;
+}
+
 static void fixture(void)
 {
     free(itest_registry_fixture(NULL)); /* county, township, calendar it-2026 */
     char *dir = itest_tmpdir("score-registry");
     itest_write_file(dir, "schools.csv",
                      "school_id,name,township_code,stage,calendar_id\n"
-                     "ISC1,评分测试小学,990001100,primary,it-2026\n");
+                     "ISC1,评分测试小学,990001100,primary,it-2026\n"
+                     "ISC2,评分测试二小,990001100,primary,it-2026\n");
     itest_write_file(dir, "classes.csv",
                      "class_id,school_id,grade,name,homeroom_staff_id\n"
-                     "ISCA,ISC1,3,三年级2班,\nISCB,ISC1,4,四年级2班,\n");
+                     "ISCA,ISC1,3,三年级2班,\nISCB,ISC1,4,四年级2班,\nISCC,ISC1,3,三年级3班,\n"
+                     "ISCD,ISC1,3,三年级4班,\nISCE,ISC1,3,三年级5班,\nISCF,ISC2,4,四年级1班,\n");
     bx_buf students;
     bx_buf_init(&students, 0);
     REQUIRE(bx_buf_puts(&students, "student_id,school_id,class_id,name,flags\n") == BX_OK);
-    for (int i = 1; i <= 20; i++)
-        REQUIRE(bx_buf_printf(&students, "ISCS%02d,ISC1,%s,学生%d,%s\n", i,
-                              i <= 12 ? "ISCA" : "ISCB", i,
-                              i == 1    ? "left_behind"
-                              : i == 12 ? "registered_poor;left_behind;learning_difficulty;"
-                                          "wavering;orphan"
-                                        : "") == BX_OK);
+    for (size_t i = 0; i < NROSTER; i++)
+        REQUIRE(bx_buf_printf(&students, "%s,%s,%s,学生%zu,%s\n", roster[i].student,
+                              roster[i].school, roster[i].klass, i + 1, roster[i].flags) == BX_OK);
     itest_write_file(dir, "students.csv", students.data);
     bx_buf_free(&students);
     bx_buf out;
@@ -253,11 +282,11 @@ static void fact(svc *s, const char *student, const char *klass, const char *dat
     snprintf(leave_kind, sizeof(leave_kind), strcmp(status, "leave") == 0 ? "\"sick\"" : "null");
     snprintf(msg, sizeof(msg),
              "{\"schema\":\"bx.attendance.v1\",\"type\":\"attendance\",\"event_id\":\"%s\","
-             "\"student_id\":\"%s\",\"school_id\":\"ISC1\",\"class_id\":\"%s\",\"date\":\"%s\","
+             "\"student_id\":\"%s\",\"school_id\":\"%s\",\"class_id\":\"%s\",\"date\":\"%s\","
              "\"period\":%s,\"status\":\"%s\",\"leave_kind\":%s,\"source\":\"%s\","
              "\"rollcall_id\":%s,\"recorded_at\":\"%s\",\"recorded_by\":\"itest\"}",
-             event_id, student, klass, date, period_text, status, leave_kind, source, rollcall,
-             recorded_at);
+             event_id, student, school_of(klass), klass, date, period_text, status, leave_kind,
+             source, rollcall, recorded_at);
     produce(s, student, msg);
 }
 
@@ -266,11 +295,11 @@ static void class_report(svc *s, const char *klass, const char *date)
     char msg[1024];
     snprintf(msg, sizeof(msg),
              "{\"schema\":\"bx.attendance.v1\",\"type\":\"class_report\","
-             "\"event_id\":\"rc-%s-%s\",\"school_id\":\"ISC1\",\"class_id\":\"%s\","
+             "\"event_id\":\"rc-%s-%s\",\"school_id\":\"%s\",\"class_id\":\"%s\","
              "\"date\":\"%s\",\"period\":null,\"rollcall_id\":\"rc-%s-%s\",\"enrolled\":10,"
              "\"absent\":1,\"leave\":0,\"late\":0,\"early_leave\":0,\"present\":9,"
              "\"recorded_at\":\"%sT08:10:00+08:00\",\"recorded_by\":\"itest\"}",
-             klass, date, klass, date, klass, date, date);
+             klass, date, school_of(klass), klass, date, klass, date, date);
     produce(s, klass, msg);
 }
 
@@ -291,12 +320,12 @@ static void leave(svc *s, const char *student, const char *klass, const char *fi
     char msg[1024];
     snprintf(msg, sizeof(msg),
              "{\"schema\":\"bx.attendance.v1\",\"type\":\"leave\",\"event_id\":\"%s\","
-             "\"student_id\":\"%s\",\"school_id\":\"ISC1\",\"class_id\":\"%s\","
+             "\"student_id\":\"%s\",\"school_id\":\"%s\",\"class_id\":\"%s\","
              "\"first_date\":\"%s\",\"last_date\":\"%s\",\"first_period\":null,"
              "\"last_period\":null,\"leave_kind\":\"sick\",\"requested_by\":\"guardian\","
              "\"phoned_in\":true,\"approved\":true,\"recorded_at\":\"%sT17:00:00+08:00\","
              "\"recorded_by\":\"itest\"}",
-             event_id, student, klass, first, last, last);
+             event_id, student, school_of(klass), klass, first, last, last);
     produce(s, student, msg);
 }
 
@@ -396,17 +425,17 @@ BX_TEST(absence_streak_leave_pauses_presence_ends)
 BX_TEST(flags_raise_the_tier_one_step_at_most)
 {
     fixture();
-    forget((const char *[]){"ISCS12", NULL});
+    forget((const char *[]){"ISCS21", NULL});
     svc s;
     svc_start(&s, "2026-11-12 18:00");
     itest_mark *risk = itest_topic_mark(BX_TOPIC_RISK);
-    roll_call(&s, "ISCA", "2026-11-12", "ISCS12", "absent");
+    roll_call(&s, "ISCC", "2026-11-12", "ISCS21", "absent");
     settle(&s, 0);
-    expect_field("ISCS12", "streak_days", "1");
-    expect_field("ISCS12", "score", "44");
-    expect_field("ISCS12", "tier", "medium");
-    char *capped = summary_field("ISCS12", "factor.flags_capped");
-    char *limited = summary_field("ISCS12", "factor.tier_needs_attendance");
+    expect_field("ISCS21", "streak_days", "1");
+    expect_field("ISCS21", "score", "44");
+    expect_field("ISCS21", "tier", "medium");
+    char *capped = summary_field("ISCS21", "factor.flags_capped");
+    char *limited = summary_field("ISCS21", "factor.tier_needs_attendance");
     CHECK_STR(capped, "-35|p|registry flags give 65 points together, counted up to 30");
     CHECK_STR(limited, "-1|p|attendance alone gives 15 points (low); the registry and age may "
                        "raise the tier to medium at most, so they count up to 29 of their 30 "
@@ -416,8 +445,8 @@ BX_TEST(flags_raise_the_tier_one_step_at_most)
     bx_buf got;
     bx_buf_init(&got, 0);
     REQUIRE(itest_topic_collect(risk,
-                                "\"student_id\":\"ISCS12\",\"school_id\":\"ISC1\","
-                                "\"class_id\":\"ISCA\",\"date\":\"2026-11-12\",\"streak_days\":1",
+                                "\"student_id\":\"ISCS21\",\"school_id\":\"ISC1\","
+                                "\"class_id\":\"ISCC\",\"date\":\"2026-11-12\",\"streak_days\":1",
                                 1, 20000, &got) == 1);
     cJSON *schema = bx_schema_load_topic(BX_TOPIC_RISK);
     REQUIRE(schema != NULL);
@@ -437,25 +466,25 @@ BX_TEST(flags_raise_the_tier_one_step_at_most)
     bx_buf_init(&out, 0);
     REQUIRE(itest_run((const char *[]){bxctl(), "clock", "set", "2026-11-13 18:00", NULL},
                       (const char *[]){clock_env, NULL}, &out) == 0);
-    roll_call(&s, "ISCA", "2026-11-13", "ISCS12", "absent");
+    roll_call(&s, "ISCC", "2026-11-13", "ISCS21", "absent");
     settle(&s, 0);
-    expect_field("ISCS12", "streak_days", "2");
-    expect_field("ISCS12", "score", "60");
-    expect_field("ISCS12", "tier", "high");
-    limited = summary_field("ISCS12", "factor.tier_needs_attendance");
+    expect_field("ISCS21", "streak_days", "2");
+    expect_field("ISCS21", "score", "60");
+    expect_field("ISCS21", "tier", "high");
+    limited = summary_field("ISCS21", "factor.tier_needs_attendance");
     CHECK_STR(limited, "");
     free(limited);
     bx_buf_reset(&got);
     CHECK(itest_topic_collect(risk,
-                              "\"student_id\":\"ISCS12\",\"school_id\":\"ISC1\","
-                              "\"class_id\":\"ISCA\",\"date\":\"2026-11-13\",\"streak_days\":2",
+                              "\"student_id\":\"ISCS21\",\"school_id\":\"ISC1\","
+                              "\"class_id\":\"ISCC\",\"date\":\"2026-11-13\",\"streak_days\":2",
                               1, 20000, &got) == 1);
     CHECK(strstr(got.data, "\"score\":60,\"tier\":\"high\"") != NULL);
     svc_stop(&s);
 
     /* bxctl recomputes the same assessment from the stored facts, limits and all. */
     bx_buf_reset(&out);
-    int rc = itest_run((const char *[]){bxctl(), "student", "show", "ISCS12", NULL},
+    int rc = itest_run((const char *[]){bxctl(), "student", "show", "ISCS21", NULL},
                        (const char *[]){clock_env, NULL}, &out);
     if (rc != 0 || strstr(out.data, "score: 60, tier: high") == NULL)
         fprintf(stderr, "bxctl student show (%d):\n%s\n", rc, out.data ? out.data : "");
@@ -505,11 +534,11 @@ static const char *const school_days[] = {"2026-11-16", "2026-11-17", "2026-11-1
                                           "2026-11-25", "2026-11-26", FRIDAY};
 #define NDAYS (sizeof(school_days) / sizeof(school_days[0]))
 
-static void post_history(svc *s, const char *student, const size_t *order)
+static void post_history(svc *s, const char *student, const char *klass, const size_t *order)
 {
     for (size_t i = 0; i < NHISTORY; i++) {
         const tfact *f = &history[order ? order[i] : i];
-        fact(s, student, "ISCB", f->date, f->period, f->status, f->source, f->event_id,
+        fact(s, student, klass, f->date, f->period, f->status, f->source, f->event_id,
              f->recorded_at);
     }
 }
@@ -556,14 +585,14 @@ BX_TEST(replayed_and_shuffled_facts_give_identical_state)
         class_report(&s, "ISCB", school_days[d]);
     for (int round = 0; round < 2; round++)
         for (int i = 0; in_order[i]; i++)
-            post_history(&s, in_order[i], NULL);
+            post_history(&s, in_order[i], "ISCB", NULL);
     settle(&s, 0);
     char *first = student_hash("ISCS13", "sum");
     /* Shuffled, roll calls last and repeated. */
     size_t order[NHISTORY];
     for (int i = 0; shuffled[i]; i++) {
         shuffle(order, NHISTORY, 7u + (unsigned)i);
-        post_history(&s, shuffled[i], order);
+        post_history(&s, shuffled[i], "ISCB", order);
     }
     for (size_t d = NDAYS; d > 0; d--)
         class_report(&s, "ISCB", school_days[d - 1]);
@@ -586,26 +615,26 @@ BX_TEST(replayed_and_shuffled_facts_give_identical_state)
 BX_TEST(rebuild_after_losing_the_keys_gives_identical_state)
 {
     fixture();
-    const char *students[] = {"ISCS19", "ISCS20", NULL};
+    const char *students[] = {"ISCS24", "ISCS25", NULL};
     forget(students);
     svc s;
     svc_start(&s, FRIDAY " 18:00");
     for (size_t d = 0; d < NDAYS; d++)
-        class_report(&s, "ISCB", school_days[d]);
+        class_report(&s, "ISCF", school_days[d]);
     for (int i = 0; students[i]; i++)
-        post_history(&s, students[i], NULL);
-    leave(&s, "ISCS20", "ISCB", "2026-11-24", "2026-11-25", "lv-iscs20");
+        post_history(&s, students[i], "ISCF", NULL);
+    leave(&s, "ISCS25", "ISCF", "2026-11-24", "2026-11-25", "lv-iscs25");
     settle(&s, 0);
     svc_stop(&s);
 
     redisContext *c = rds();
-    char *before[2][2], *reported = hash_text(c, "bx:c:{ISCB}:reported");
+    char *before[2][2], *reported = hash_text(c, "bx:c:{ISCF}:reported");
     for (int i = 0; i < 2; i++) {
         before[i][0] = student_hash(students[i], "facts");
         before[i][1] = student_hash(students[i], "sum");
     }
-    redisReply *r = redisCommand(c, "DEL bx:s:{ISCS19}:facts bx:s:{ISCS19}:sum bx:s:{ISCS20}:facts "
-                                    "bx:s:{ISCS20}:sum bx:c:{ISCB}:reported");
+    redisReply *r = redisCommand(c, "DEL bx:s:{ISCS24}:facts bx:s:{ISCS24}:sum bx:s:{ISCS25}:facts "
+                                    "bx:s:{ISCS25}:sum bx:c:{ISCF}:reported");
     REQUIRE(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 5);
     freeReplyObject(r);
 
@@ -613,14 +642,14 @@ BX_TEST(rebuild_after_losing_the_keys_gives_identical_state)
     snprintf(clock_env, sizeof(clock_env), "BX_CLOCK=file:%s", s.clock);
     bx_buf out;
     bx_buf_init(&out, 0);
-    int rc = itest_run((const char *[]){bxctl(), "rebuild", "--school", "ISC1", NULL},
+    int rc = itest_run((const char *[]){bxctl(), "rebuild", "--school", "ISC2", NULL},
                        (const char *[]){clock_env, NULL}, &out);
     if (rc != 0)
         fprintf(stderr, "bxctl rebuild: %s\n", out.data ? out.data : "");
     REQUIRE(rc == 0);
     bx_buf_free(&out);
 
-    char *after = hash_text(c, "bx:c:{ISCB}:reported");
+    char *after = hash_text(c, "bx:c:{ISCF}:reported");
     CHECK(strcmp(reported, after) == 0);
     free(after);
     free(reported);
@@ -643,14 +672,14 @@ BX_TEST(rebuild_after_losing_the_keys_gives_identical_state)
 BX_TEST(bad_messages_go_to_the_dead_letter_topic)
 {
     fixture();
-    forget((const char *[]){"ISCS10", NULL});
+    forget((const char *[]){"ISCS22", NULL});
     svc s;
     svc_start(&s, FRIDAY " 18:00");
     itest_mark *dlq = itest_topic_mark(BX_TOPIC_DLQ);
-    produce(&s, "ISCS10", "{\"schema\":\"bx.attendance.v1\",\"type\":");
-    produce(&s, "ISCS10", "{\"schema\":\"bx.attendance.v1\",\"type\":\"attendance\"}");
-    produce(&s, "ISCS10", "\xff\xfe not even text");
-    roll_call(&s, "ISCA", FRIDAY, "ISCS10", "absent");
+    produce(&s, "ISCS22", "{\"schema\":\"bx.attendance.v1\",\"type\":");
+    produce(&s, "ISCS22", "{\"schema\":\"bx.attendance.v1\",\"type\":\"attendance\"}");
+    produce(&s, "ISCS22", "\xff\xfe not even text");
+    roll_call(&s, "ISCD", FRIDAY, "ISCS22", "absent");
     settle(&s, 3);
     bx_buf got;
     bx_buf_init(&got, 0);
@@ -672,7 +701,7 @@ BX_TEST(bad_messages_go_to_the_dead_letter_topic)
     CHECK(strstr(got.data ? got.data : "", "\"reason\":\"malformed\"") != NULL);
     CHECK(strstr(got.data ? got.data : "", "message.event_id: is required") != NULL);
     /* The service went on: the good roll call after them was applied. */
-    expect_field("ISCS10", "streak_days", "1");
+    expect_field("ISCS22", "streak_days", "1");
     bx_buf_free(&got);
     itest_mark_free(dlq);
     svc_free(&s);
@@ -681,18 +710,18 @@ BX_TEST(bad_messages_go_to_the_dead_letter_topic)
 BX_TEST(student_show_prints_the_streak)
 {
     fixture();
-    forget((const char *[]){"ISCS11", NULL});
+    forget((const char *[]){"ISCS23", NULL});
     svc s;
     svc_start(&s, FRIDAY " 18:00");
     for (int d = 2; d < 5; d++)
-        roll_call(&s, "ISCA", week[d], "ISCS11", "absent");
+        roll_call(&s, "ISCE", week[d], "ISCS23", "absent");
     settle(&s, 0);
     svc_stop(&s);
     char clock_env[600];
     snprintf(clock_env, sizeof(clock_env), "BX_CLOCK=file:%s", s.clock);
     bx_buf out;
     bx_buf_init(&out, 0);
-    int rc = itest_run((const char *[]){bxctl(), "student", "show", "ISCS11", NULL},
+    int rc = itest_run((const char *[]){bxctl(), "student", "show", "ISCS23", NULL},
                        (const char *[]){clock_env, NULL}, &out);
     if (rc != 0 || strstr(out.data, "streak: 3 school days since 2026-11-25") == NULL)
         fprintf(stderr, "bxctl student show (%d):\n%s\n", rc, out.data ? out.data : "");
@@ -701,7 +730,7 @@ BX_TEST(student_show_prints_the_streak)
     CHECK(strstr(out.data, "tier: ") != NULL);
     CHECK(strstr(out.data, "streak_days") != NULL);
     bx_buf_reset(&out);
-    rc = itest_run((const char *[]){bxctl(), "student", "show", "ISCS11", "--json", NULL},
+    rc = itest_run((const char *[]){bxctl(), "student", "show", "ISCS23", "--json", NULL},
                    (const char *[]){clock_env, NULL}, &out);
     CHECK(rc == 0);
     cJSON *j = cJSON_Parse(out.data ? out.data : "");
