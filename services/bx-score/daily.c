@@ -49,8 +49,8 @@ bx_status score_daily_mark(PGconn *db, const score_store_fact *facts, size_t n,
     else if (k > 0)
         s = bx_pg_command(db,
                           "INSERT INTO attendance.analytics_dirty (school_id, day) "
-                          "SELECT DISTINCT s, d FROM unnest($1::text[], $2::date[]) AS u(s, d) "
-                          "ON CONFLICT DO NOTHING",
+                          "SELECT DISTINCT u.s, u.d FROM unnest($1::text[], $2::date[]) AS u(s, "
+                          "d) JOIN registry.school sc ON sc.id = u.s ON CONFLICT DO NOTHING",
                           2, (const char *[]){schools.data, days.data}, NULL, err);
     bx_buf_free(&schools);
     bx_buf_free(&days);

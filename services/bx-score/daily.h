@@ -26,7 +26,8 @@ typedef struct score_daily_env {
 } score_daily_env;
 
 /* Marks the days before today that n facts and m reports touch (school and day) for a second
- * aggregate. Runs in the caller's open transaction. Leave requests (no day) mark nothing. */
+ * aggregate. Runs in the caller's open transaction. Leave requests (no day) mark nothing, nor do
+ * the facts of a school the registry does not have: no county's aggregate would clear them. */
 bx_status score_daily_mark(PGconn *db, const score_store_fact *facts, size_t n,
                            const score_store_report *reports, size_t m, bx_date today,
                            bx_error *err) BX_MUSTCHECK;
