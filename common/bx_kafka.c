@@ -230,6 +230,24 @@ void bx_producer_free(bx_producer *p, int timeout_ms)
     free(p);
 }
 
+void bx_producer_prepare_topics(bx_producer *p, const char *const *topics, int timeout_ms)
+{
+    for (size_t i = 0; topics && topics[i]; i++) {
+        rd_kafka_topic_t *t = rd_kafka_topic_new(p->rk, topics[i], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e =
+            t ? rd_kafka_metadata(p->rk, 0, t, &md, timeout_ms) : RD_KAFKA_RESP_ERR__INVALID_ARG;
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err)
+            e = md->topics[0].err;
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+            bx_log_warn("kafka: no partitions of %s yet: %s", topics[i], rd_kafka_err2str(e));
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (t)
+            rd_kafka_topic_destroy(t);
+    }
+}
+
 rd_kafka_t *bx_producer_handle(bx_producer *p)
 {
     return p->rk;

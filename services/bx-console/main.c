@@ -2,6 +2,7 @@
 #include "bx_config.h"
 #include "bx_kafka.h"
 #include "bx_service.h"
+#include "ingest.h"
 #include "server.h"
 
 #include <stdlib.h>
@@ -79,6 +80,12 @@ static bx_status start(void **service, bx_error *err)
     if (c == NULL)
         return BX_ERR(err, BX_ENOMEM, "out of memory");
     bx_status s = bx_producer_new(st.common.kafka_brokers, NULL, &c->producer, err);
+    if (s == BX_OK) {
+        /* what its writes publish through bxvalidate, and the principals' reminders */
+        static const char *const reminders[] = {BX_TOPIC_NOTIFY_REQUESTS, NULL};
+        bx_producer_prepare_topics(c->producer, ingest_topics, 5000);
+        bx_producer_prepare_topics(c->producer, reminders, 5000);
+    }
     IFOK(s, console_server_start(&st.sc, c->producer, &c->server, err));
     return s;
 }

@@ -39,8 +39,10 @@
 #define DLQ_RECORD_MAX     65536 /* a bigger rejected message is dead-lettered without its bytes */
 #define PG_CONNECT_WAIT_MS 10000 /* how long connecting to PostgreSQL may wait for it */
 #define PRUNE_EVERY_MS     (3600 * 1000LL) /* how often relayed outbox rows are pruned */
-#define FINDINGS_MAX       500             /* matching findings applied per tick */
-#define DUTY_IDLE_MS       1000            /* how long the duty worker sleeps when no run is due */
+#define PREPARE_TOPICS_MS  5000 /* how long the outbox topics' partitions are waited for at start  \
+                                 */
+#define FINDINGS_MAX 500        /* matching findings applied per tick */
+#define DUTY_IDLE_MS 1000       /* how long the duty worker sleeps when no run is due */
 
 static bx_metric m_inputs = {"bx_escalate_inputs_total", "assessments and actions applied to cases",
                              "counter", 0, NULL};
@@ -1055,6 +1057,11 @@ bx_status escalate_service_start(const escalate_service_conf *conf, escalate_ser
     IFOK(s, bx_pg_reconnect(&sv->db, conf->pg_url, PG_CONNECT_WAIT_MS, err));
     IFOK(s, load_registry(sv, err));
     IFOK(s, bx_producer_new(conf->brokers, NULL, &sv->producer, err));
+    if (s == BX_OK) {
+        const char *const outbox_topics[] = {BX_TOPIC_CASE_EVENTS, BX_TOPIC_NOTIFY_REQUESTS,
+                                             conf->analytics_cases_topic, NULL};
+        bx_producer_prepare_topics(sv->producer, outbox_topics, PREPARE_TOPICS_MS);
+    }
     const char *const topics[] = {conf->risk_topic, conf->actions_topic, NULL};
     const char *const extra[] = {"auto.offset.reset",
                                  conf->offset_reset ? conf->offset_reset : "earliest", NULL};

@@ -151,6 +151,10 @@ bx_status ingest_parse_actions(const ingest_ctx *ctx, const char *body, size_t l
 char *ingest_dlq_message(const ingest_ctx *ctx, const ingest_record *rec, const char *reason,
                          const char *error, const char *body, size_t body_len);
 
+/* Every topic the records and their dead letters go to (NULL-ended): bx-ingest and bx-console
+ * look their partitions up at start (bx_producer_prepare_topics). */
+extern const char *const ingest_topics[];
+
 /* Publishing a validated batch without blocking, in steps (the server suspends the request
  * between them, so no thread waits for PostgreSQL or Kafka):
  * 1. ingest_publish_begin collects the distinct client event ids (pub->keys, pub->nkeys).

@@ -1,6 +1,7 @@
 /* bx-ingest: its settings, and bx_service_run over the HTTP server (server.h) and its producer. */
 #include "bx_kafka.h"
 #include "bx_service.h"
+#include "ingest.h"
 #include "server.h"
 
 #include <stdio.h>
@@ -49,6 +50,8 @@ static bx_status start(void **service, bx_error *err)
     snprintf(timeout_text, sizeof(timeout_text), "%lld", st.sc.ack_timeout_ms);
     const char *extra[] = {"message.timeout.ms", timeout_text, NULL};
     bx_status s = bx_producer_new(st.common.kafka_brokers, extra, &in->producer, err);
+    if (s == BX_OK)
+        bx_producer_prepare_topics(in->producer, ingest_topics, 5000);
     IFOK(s, ingest_server_start(&st.sc, in->producer, &in->server, err));
     return s;
 }

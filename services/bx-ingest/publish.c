@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const ingest_topics[] = {BX_TOPIC_ATTENDANCE, BX_TOPIC_ACTIONS, BX_TOPIC_DLQ, NULL};
+
 char *ingest_dlq_message(const ingest_ctx *ctx, const ingest_record *rec, const char *reason,
                          const char *error, const char *body, size_t body_len)
 {

@@ -142,6 +142,10 @@ bx_status notify_service_start(const notify_service_conf *conf, notify_service *
         sv->ctx.status_topic = conf->status_topic;
     }
     IFOK(s, bx_producer_new(conf->brokers, NULL, &sv->producer, err));
+    if (s == BX_OK) {
+        const char *const out_topics[] = {conf->status_topic, BX_TOPIC_DLQ, NULL};
+        bx_producer_prepare_topics(sv->producer, out_topics, 5000);
+    }
     const char *const topics[] = {conf->requests_topic, NULL};
     const char *const extra[] = {"auto.offset.reset",
                                  conf->offset_reset ? conf->offset_reset : "earliest", NULL};

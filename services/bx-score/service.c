@@ -193,6 +193,11 @@ bx_status score_service_start(const score_service_conf *conf, score_service **ou
     IFOK(s, load_registry(sv, err));
     IFOK(s, connect_redis(sv, err));
     IFOK(s, bx_producer_new(conf->brokers, NULL, &sv->producer, err));
+    if (s == BX_OK) {
+        const char *const out_topics[] = {BX_TOPIC_RISK, conf->analytics_risk_topic,
+                                          conf->analytics_attendance_topic, BX_TOPIC_DLQ, NULL};
+        bx_producer_prepare_topics(sv->producer, out_topics, 5000);
+    }
     const char *const topics[] = {conf->topic, NULL};
     const char *const extra[] = {"auto.offset.reset",
                                  conf->offset_reset ? conf->offset_reset : "earliest", NULL};

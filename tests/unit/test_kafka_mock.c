@@ -223,3 +223,26 @@ BX_TEST(poll_batch_takes_at_most_max_in_order)
     bx_consumer_free(c);
     rd_kafka_destroy(rk);
 }
+
+BX_TEST(topics_prepared_at_start_are_sent_to_and_a_missing_one_does_not_stop_it)
+{
+    rd_kafka_mock_cluster_t *cluster = NULL;
+    rd_kafka_t *rk = mock_cluster(&cluster);
+    const char *brokers = rd_kafka_mock_cluster_bootstraps(cluster);
+    bx_error err = {0};
+    bx_producer *p = NULL;
+    REQUIRE(bx_producer_new(brokers, NULL, &p, &err) == BX_OK);
+    /* one topic there, one not: the missing one is logged and passed over */
+    const char *topics[] = {TOPIC, "bx.mock.missing", NULL};
+    bx_producer_prepare_topics(p, topics, 3000);
+    bx_producer_prepare_topics(p, NULL, 3000);
+    bx_delivery_wait *w = bx_delivery_wait_new();
+    bx_delivery_slot slot;
+    bx_delivery_slot_arm(&slot, w);
+    REQUIRE(bx_producer_send(p, TOPIC, "k", 1, "v", 1, bx_delivery_slot_done, &slot) == BX_OK);
+    CHECK_INT(bx_delivery_wait_all(w, 10000), BX_OK);
+    CHECK_INT(slot.err, RD_KAFKA_RESP_ERR_NO_ERROR);
+    bx_delivery_wait_free(w);
+    bx_producer_free(p, 1000);
+    rd_kafka_destroy(rk);
+}
