@@ -472,13 +472,22 @@ static int cmd_run(run_conf *rc)
         die(err.msg);
     size_t n = (size_t)PQntuples(res), m = 0;
     long long *sent = calloc(n + 1, sizeof(long long)), *made = calloc(n + 1, sizeof(long long));
+    /* BENCH_LATENCY_DUMP: each child's acceptance (epoch ms) and latencies, to see which wait */
+    const char *dump_path = getenv("BENCH_LATENCY_DUMP");
+    FILE *dump = dump_path && *dump_path ? fopen(dump_path, "w") : NULL;
     for (size_t i = 0; i < n; i++) {
         const long long *acc = bx_map_get(when, PQgetvalue(res, (int)i, 0));
         if (acc == NULL)
             continue;
         sent[m] = strtoll(PQgetvalue(res, (int)i, 1), NULL, 10) - *acc;
-        made[m++] = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10) - *acc;
+        made[m] = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10) - *acc;
+        if (dump)
+            fprintf(dump, "%s %lld %lld %lld\n", PQgetvalue(res, (int)i, 0), *acc, made[m],
+                    sent[m]);
+        m++;
     }
+    if (dump)
+        fclose(dump);
     PQclear(res);
     qsort(sent, m, sizeof(long long), compare_ll);
     qsort(made, m, sizeof(long long), compare_ll);

@@ -27,7 +27,9 @@
 # not settled), BENCH_WAIT_DUTIES=0 (post the day at once, while bx-escalate's calendar duties due
 # at start are still running: their reports then compete with the absent children's path),
 # BENCH_RATE (records a second posted on average, the roll calls evenly spaced, as a morning's
-# come in over its hours; default 0: the whole day at once, as fast as bx-ingest takes it).
+# come in over its hours; default 0: the whole day at once, as fast as bx-ingest takes it),
+# BENCH_LATENCY_DUMP (a file: one line per absent child, "student accepted_epoch_ms
+# case_event_ms request_ms", to see which children waited and when).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
