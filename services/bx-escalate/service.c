@@ -39,10 +39,9 @@
 #define DLQ_RECORD_MAX     65536 /* a bigger rejected message is dead-lettered without its bytes */
 #define PG_CONNECT_WAIT_MS 10000 /* how long connecting to PostgreSQL may wait for it */
 #define PRUNE_EVERY_MS     (3600 * 1000LL) /* how often relayed outbox rows are pruned */
-#define PREPARE_TOPICS_MS  5000 /* how long the outbox topics' partitions are waited for at start  \
-                                 */
-#define FINDINGS_MAX 500        /* matching findings applied per tick */
-#define DUTY_IDLE_MS 1000       /* how long the duty worker sleeps when no run is due */
+#define PREPARE_TOPICS_MS  5000            /* the outbox topics' partitions waited for at start */
+#define FINDINGS_MAX       500             /* matching findings applied per tick */
+#define DUTY_IDLE_MS       1000            /* how long the duty worker sleeps when no run is due */
 
 static bx_metric m_inputs = {"bx_escalate_inputs_total", "assessments and actions applied to cases",
                              "counter", 0, NULL};
