@@ -91,6 +91,16 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Where the test is, on stderr with the time since its first step: ctest keeps the output of a
+ * test that ran out of time, and it tells which step waited. */
+static void step(const char *what)
+{
+    static long long start;
+    if (start == 0)
+        start = now_ms();
+    fprintf(stderr, "analyst_access: %s (%lld ms)\n", what, now_ms() - start);
+}
+
 static bool contains(const void *payload, size_t len, const char *want)
 {
     size_t n = strlen(want);
@@ -146,8 +156,7 @@ static rd_kafka_resp_err_t consume(const analyst_client *a, const char *group,
     }
     if (!done)
         result = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    itest_close_consumer(rk, 10000);
     return result;
 }
 
@@ -294,6 +303,7 @@ BX_TEST(an_analyst_reads_the_analytics_streams_only_until_disabled)
     require_kafka_credentials();
     const char *name = random_name();
     char *out = NULL;
+    step("bxctl analyst create");
     int rc = itest_bxctl(db_url(), NULL, (const char *[]){"analyst", "create", name, NULL}, &out);
     if (rc != 0)
         fprintf(stderr, "bxctl analyst create: %s\n", out);
@@ -335,6 +345,7 @@ BX_TEST(an_analyst_reads_the_analytics_streams_only_until_disabled)
     free(audit);
 
     /* It signs in and reads the three analytics streams in a group under its prefix. */
+    step("sign in, read the analytics streams");
     CHECK_INT(sign_in(&a), RD_KAFKA_RESP_ERR_NO_ERROR);
     char group[96], other_group[96], near_group[96];
     snprintf(group, sizeof(group), "%s.x", principal);
@@ -343,6 +354,7 @@ BX_TEST(an_analyst_reads_the_analytics_streams_only_until_disabled)
     CHECK_INT(consume(&a, group, streams, NULL), RD_KAFKA_RESP_ERR_NO_ERROR);
     /* What is on an analytics topic reaches it: a scratch topic under the prefix, written by the
      * administrator (the shared streams stay as the pipeline wrote them). */
+    step("a scratch topic under the prefix");
     char scratch[128], value[128];
     snprintf(scratch, sizeof(scratch), "bx.analytics.itest-access-%d", (int)getpid());
     snprintf(value, sizeof(value), "{\"access\":\"%s\"}", name);
@@ -356,6 +368,7 @@ BX_TEST(an_analyst_reads_the_analytics_streams_only_until_disabled)
     CHECK_INT(produce(conf_as(&a), scratch, value), RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
 
     /* Nothing else: the pipeline's own streams, the dead letters */
+    step("refused topics and groups");
     CHECK_INT(consume(&a, group, (const char *[]){BX_TOPIC_ATTENDANCE, NULL}, NULL),
               RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
     CHECK_INT(consume(&a, group, (const char *[]){BX_TOPIC_RISK, NULL}, NULL),
@@ -380,6 +393,7 @@ BX_TEST(an_analyst_reads_the_analytics_streams_only_until_disabled)
 
     /* Disabled: the ACLs go first, so even a consumer signed in before is cut off; then the
      * broker refuses the password. */
+    step("bxctl analyst disable under a live consumer");
     rd_kafka_t *live = open_consumer(&a, group, scratch);
     CHECK_INT(poll_for(live, value, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
     rc = itest_bxctl(db_url(), NULL, (const char *[]){"analyst", "disable", name, NULL}, &out);
@@ -393,8 +407,8 @@ BX_TEST(an_analyst_reads_the_analytics_streams_only_until_disabled)
     snprintf(later, sizeof(later), "{\"access\":\"%s after\"}", name);
     CHECK_INT(produce(admin_conf(), scratch, later), RD_KAFKA_RESP_ERR_NO_ERROR);
     CHECK_INT(poll_for(live, later, 30000), RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-    rd_kafka_consumer_close(live);
-    rd_kafka_destroy(live);
+    itest_close_consumer(live, 10000);
+    step("sign in refused");
     CHECK_INT(sign_in(&a), RD_KAFKA_RESP_ERR__AUTHENTICATION);
     row = itest_sql_rows_params(db_url(),
                                 "SELECT disabled_at IS NOT NULL FROM analytics.analyst WHERE "
@@ -412,6 +426,7 @@ BX_TEST(an_analyst_reads_the_analytics_streams_only_until_disabled)
     CHECK_CONTAINS(out, "no active analyst");
     free(out);
     delete_topic(scratch);
+    step("done");
 }
 
 BX_TEST(a_create_the_broker_cannot_take_leaves_nothing)

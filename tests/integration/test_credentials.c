@@ -438,8 +438,7 @@ static rd_kafka_resp_err_t consume_as(const char *user, const char *group, const
     }
     if (!done)
         result = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    itest_close_consumer(rk, 10000);
     return result;
 }
 

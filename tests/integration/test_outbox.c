@@ -247,8 +247,7 @@ static int read_topic(message *out, int want)
         rd_kafka_message_destroy(m);
     }
     rd_kafka_topic_partition_list_destroy(parts);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    itest_close_consumer(rk, 10000);
     return got;
 }
 

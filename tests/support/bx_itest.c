@@ -676,13 +676,34 @@ int itest_topic_collect(itest_mark *m, const char *needle, int want, int timeout
     return found;
 }
 
+void itest_close_consumer(rd_kafka_t *rk, int timeout_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(rk, q);
+    if (e != NULL)
+        rd_kafka_error_destroy(e);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (long waited = 0; e == NULL && !rd_kafka_consumer_closed(rk) && waited < timeout_ms;) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+        if (ev != NULL)
+            rd_kafka_event_destroy(ev);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        waited = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    }
+    if (!rd_kafka_consumer_closed(rk))
+        fprintf(stderr, "itest: a consumer did not close within %d ms; destroyed without it\n",
+                timeout_ms);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
 void itest_mark_free(itest_mark *m)
 {
     if (m == NULL)
         return;
     rd_kafka_topic_partition_list_destroy(m->parts);
-    rd_kafka_consumer_close(m->rk);
-    rd_kafka_destroy(m->rk);
+    itest_close_consumer(m->rk, 10000);
     free(m);
 }
 
