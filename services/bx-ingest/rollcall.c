@@ -264,6 +264,26 @@ static bx_status write_facts(const ingest_ctx *ctx, struct rollcall *rc, ingest_
     return BX_OK;
 }
 
+/* The report's "listed": the students whose presence it does not vouch for, each with a fact of
+ * their own (absent, leave, late, early_leave) or none (an entry refused). bx-score reads the
+ * report and those facts in any order; a child listed here is never present by the report. */
+static bx_status put_listed(bx_buf *b, const struct rollcall *rc)
+{
+    const bx_reg_class *klass = rc->klass;
+    bx_status s = bx_buf_puts(b, ",\"listed\":[");
+    bool first = true;
+    for (int i = 0; i < klass->student_count && s == BX_OK; i++) {
+        if (!rc->withheld[i] && rc->status[i] && strcmp(rc->status[i], "present") == 0)
+            continue;
+        if (!first)
+            s = bx_buf_puts(b, ",");
+        IFOK(s, bx_buf_json_string(b, klass->students[i]->id));
+        first = false;
+    }
+    IFOK(s, bx_buf_puts(b, "]"));
+    return s;
+}
+
 /* The class report: the class did its roll call that day (not the same as present). */
 static bx_status class_report(const ingest_ctx *ctx, const struct rollcall *rc, ingest_record *r,
                               const char *day)
@@ -283,6 +303,7 @@ static bx_status class_report(const ingest_ctx *ctx, const struct rollcall *rc, 
                           ",\"enrolled\":%d,\"absent\":%d,\"leave\":%d,\"late\":%d,"
                           "\"early_leave\":%d,\"present\":%d",
                           klass->student_count, t[0], t[1], t[2], t[3], t[4]));
+    IFOK(s, put_listed(&b, rc));
     return records_close_message(ctx, r, s, &b, BX_TOPIC_ATTENDANCE, klass->id);
 }
 

@@ -10,12 +10,35 @@
 
 #define PATH SCORE_MESSAGE_PATH
 
-static const char *const message_keys[] = {
-    "schema",       "type",        "event_id",   "student_id", "school_id",    "class_id",
-    "date",         "period",      "status",     "leave_kind", "source",       "rollcall_id",
-    "recorded_at",  "recorded_by", "first_date", "last_date",  "first_period", "last_period",
-    "requested_by", "phoned_in",   "approved",   "enrolled",   "absent",       "leave",
-    "late",         "early_leave", "present",    NULL};
+static const char *const message_keys[] = {"schema",
+                                           "type",
+                                           "event_id",
+                                           "student_id",
+                                           "school_id",
+                                           "class_id",
+                                           "date",
+                                           "period",
+                                           "status",
+                                           "leave_kind",
+                                           "source",
+                                           "rollcall_id",
+                                           "recorded_at",
+                                           "recorded_by",
+                                           "first_date",
+                                           "last_date",
+                                           "first_period",
+                                           "last_period",
+                                           "requested_by",
+                                           "phoned_in",
+                                           "approved",
+                                           "enrolled",
+                                           "absent",
+                                           "leave",
+                                           "late",
+                                           "early_leave",
+                                           "present",
+                                           "listed",
+                                           NULL};
 
 static bx_status get_id(const cJSON *o, const char *key, char out[BX_ID_MAX + 1], bx_error *err)
 {
@@ -149,18 +172,59 @@ static bx_status fact_into(const score_fact *f, const char *source, score_messag
 static const char *const report_counts[6] = {"enrolled", "absent",      "leave",
                                              "late",     "early_leave", "present"};
 
-/* A roll call read by either path made m's field, order key and value (its counts, for reports:
- * enrolled,absent,leave,late,early_leave,present). */
+/* A roll call read by either path made m's field, order key and value: its counts
+ * "enrolled,absent,leave,late,early_leave,present", then, when the report carries whom it listed
+ * (listed not NULL), ";" and their ids separated by spaces, or ";*" when they do not fit the value
+ * (the roll call then vouches for no one's presence: recompute.c, score_class_days_vouched). */
 static bx_status report_into(const char *event_id, bx_date date, int period, bx_time_ms at,
-                             const long long n[6], score_message *m)
+                             const long long n[6], const char *listed, score_message *m)
 {
     bx_status s = score_store_field_day(date, period, m->field, sizeof(m->field));
     IFOK(s, score_store_order_key(at, event_id, m->order_key, sizeof(m->order_key)));
     if (s != BX_OK)
         return s;
-    snprintf(m->value, sizeof(m->value), "%lld,%lld,%lld,%lld,%lld,%lld", n[0], n[1], n[2], n[3],
-             n[4], n[5]);
+    int k = snprintf(m->value, sizeof(m->value), "%lld,%lld,%lld,%lld,%lld,%lld", n[0], n[1], n[2],
+                     n[3], n[4], n[5]);
+    if (listed && k + 1 + strlen(listed) < sizeof(m->value))
+        snprintf(m->value + k, sizeof(m->value) - (size_t)k, ";%s", listed);
+    else if (listed)
+        snprintf(m->value + k, sizeof(m->value) - (size_t)k, ";*");
     m->kind = SCORE_MESSAGE_REPORT;
+    return BX_OK;
+}
+
+/* The ids of a roll call's "listed" into out (cap bytes), separated by single spaces: *listed is
+ * out, or "*" when they do not fit, or NULL when the report carries no list (from before it). */
+static bx_status get_listed(const cJSON *o, char *out, size_t cap, const char **listed,
+                            bx_error *err)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "listed");
+    *listed = NULL;
+    out[0] = '\0';
+    if (arr == NULL)
+        return BX_OK;
+    if (!cJSON_IsArray(arr))
+        return BX_ERR(err, BX_EINVAL, PATH ".listed: expected an array of registry ids");
+    size_t len = 0;
+    bool fits = true;
+    int i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, arr)
+    {
+        if (!cJSON_IsString(item) || !bx_id_valid(item->valuestring))
+            return BX_ERR(err, BX_EINVAL, PATH ".listed[%d]: not a registry id", i);
+        size_t n = strlen(item->valuestring);
+        if (fits && len + 1 + n < cap) {
+            if (len > 0)
+                out[len++] = ' ';
+            memcpy(out + len, item->valuestring, n + 1);
+            len += n;
+        } else {
+            fits = false;
+        }
+        i++;
+    }
+    *listed = fits ? out : "*";
     return BX_OK;
 }
 
@@ -228,9 +292,12 @@ static bx_status parse_report(const cJSON *o, score_message *m, bx_error *err)
     IFOK(s, get_time(o, "recorded_at", &at, err));
     for (int i = 0; i < 6; i++)
         IFOK(s, bx_json_get_int(o, PATH, report_counts[i], true, 0, 1000000, &n[i], err));
+    char ids[SCORE_STORE_VALUE_MAX + 1];
+    const char *listed = NULL;
+    IFOK(s, get_listed(o, ids, sizeof(ids), &listed, err));
     if (s == BX_OK) {
         const long long counts[6] = {n[0], n[1], n[2], n[3], n[4], n[5]};
-        s = report_into(event_id, date, period, at, counts, m);
+        s = report_into(event_id, date, period, at, counts, listed, m);
     }
     if (s != BX_OK)
         return err->msg[0] ? s : BX_ERR(err, s, PATH ": not a storable roll call");
@@ -465,7 +532,9 @@ static bool fast_report(const fmember *mem, score_message *m)
     for (int i = 0; i < 6; i++)
         if (!fint(mem, report_counts[i], 0, 1000000, &n[i]))
             return false;
-    return report_into(event_id, date, period, at, n, m) == BX_OK;
+    /* a report that lists students (an array, or anything else there): the general path */
+    return fget(mem, "listed") == NULL &&
+           report_into(event_id, date, period, at, n, NULL, m) == BX_OK;
 }
 
 bool score_message_decode_fast(const char *payload, size_t len, score_message *m)

@@ -31,7 +31,7 @@ typedef struct score_message {
     char klass[BX_ID_MAX + 1];
     char field[SCORE_STORE_FIELD_MAX + 1];
     char order_key[SCORE_STORE_ORDER_KEY_MAX + 1];
-    char value[SCORE_LEAVE_VALUE_SIZE + 32];
+    char value[SCORE_STORE_VALUE_MAX + 1]; /* a roll call's: its counts and whom it listed */
     bool implied;    /* a presence a roll call implies (score_store_fact.implied) */
     bool json_ok;    /* the bytes were JSON (the dead letter embeds them as they are) */
     char error[400]; /* why it is SCORE_MESSAGE_BAD: valid UTF-8, never empty; "" otherwise */

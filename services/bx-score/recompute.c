@@ -143,35 +143,6 @@ static void history_from_entries(score_history *h, const char *student_id,
     }
 }
 
-/* A class's roll calls as sorted dates with period masks; caller frees both arrays. */
-static bx_status class_days_from_entries(const score_store_entries *reports, bx_date **dates,
-                                         uint16_t **periods, size_t *count, bx_error *err)
-{
-    size_t n = reports->count;
-    *dates = calloc(n ? n : 1, sizeof(**dates));
-    *periods = calloc(n ? n : 1, sizeof(**periods));
-    if (*dates == NULL || *periods == NULL) {
-        free(*dates);
-        free(*periods);
-        *dates = NULL;
-        *periods = NULL;
-        return BX_ERR(err, BX_ENOMEM, "class days: out of memory");
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        bx_date day = BX_DATE_NONE;
-        int period = 0;
-        if (score_store_field_parse(reports->items[i].field, &day, &period) != BX_OK ||
-            day == BX_DATE_NONE || period < 0 || period > SCORE_PERIOD_MAX)
-            continue;
-        (*dates)[k] = day;
-        (*periods)[k] = (uint16_t)(1u << period);
-        k++;
-    }
-    *count = score_class_days_normalize(*dates, *periods, k);
-    return BX_OK;
-}
-
 static const char *date_text(bx_date d, char out[11])
 {
     if (d == BX_DATE_NONE) {
@@ -345,60 +316,103 @@ static void compute_one(const score_env *env, score_history *h, const score_stor
     o->summary_same = summary_equal(o, summary);
 }
 
-/* The class days of reported, decoded once per distinct hash (students of one class share it). */
+/* A class's roll calls, decoded from its reported hash: sorted dates with period masks, and the
+ * roll calls that listed students (their lists point into the hash's values). */
+typedef struct class_days_entry {
+    const score_store_entries *key;
+    bx_date *dates;
+    uint16_t *periods;
+    size_t count;
+    score_class_listing *listings;
+    size_t nlistings;
+} class_days_entry;
+
+/* A report's value is its counts, then ";" and the ids it listed when it carries its list
+ * (messages.c); without ";" (a report from before the list) it lists no one. */
+static const char *listed_of(const char *value)
+{
+    const char *at = strchr(value, ';');
+    return at && at[1] ? at + 1 : NULL;
+}
+
+static bx_status class_days_from_entries(const score_store_entries *reports, class_days_entry *e,
+                                         bx_error *err)
+{
+    size_t n = reports->count;
+    e->key = reports;
+    e->dates = calloc(n ? n : 1, sizeof(*e->dates));
+    e->periods = calloc(n ? n : 1, sizeof(*e->periods));
+    e->listings = calloc(n ? n : 1, sizeof(*e->listings));
+    if (e->dates == NULL || e->periods == NULL || e->listings == NULL) {
+        free(e->dates);
+        free(e->periods);
+        free(e->listings);
+        return BX_ERR(err, BX_ENOMEM, "class days: out of memory");
+    }
+    size_t k = 0, l = 0;
+    for (size_t i = 0; i < n; i++) {
+        bx_date day = BX_DATE_NONE;
+        int period = 0;
+        if (score_store_field_parse(reports->items[i].field, &day, &period) != BX_OK ||
+            day == BX_DATE_NONE || period < 0 || period > SCORE_PERIOD_MAX)
+            continue;
+        e->dates[k] = day;
+        e->periods[k] = (uint16_t)(1u << period);
+        k++;
+        const char *listed = listed_of(reports->items[i].value);
+        if (listed) /* fields sort by day: the listings come out sorted by date */
+            e->listings[l++] = (score_class_listing){day, 1u << period, listed};
+    }
+    e->count = score_class_days_normalize(e->dates, e->periods, k);
+    e->nlistings = l;
+    return BX_OK;
+}
+
+/* The class days of reported, decoded once per distinct hash (students of one class share it);
+ * the most recently used entry last. */
 typedef struct class_days_cache {
-    const score_store_entries **keys;
-    bx_date **dates;
-    uint16_t **periods;
-    size_t *counts;
+    class_days_entry *entries;
     size_t n;
 } class_days_cache;
 
 static void cache_free(class_days_cache *c)
 {
     for (size_t j = 0; j < c->n; j++) {
-        free(c->dates[j]);
-        free(c->periods[j]);
+        free(c->entries[j].dates);
+        free(c->entries[j].periods);
+        free(c->entries[j].listings);
     }
-    free(c->keys);
-    free(c->dates);
-    free(c->periods);
-    free(c->counts);
+    free(c->entries);
 }
 
 static bx_status cache_get(class_days_cache *c, const score_store_entries *reported,
                            score_class_days *out, bx_error *err)
 {
     size_t j = c->n;
-    if (c->n > 0 && c->keys[c->n - 1] == reported)
+    if (c->n > 0 && c->entries[c->n - 1].key == reported)
         j = c->n - 1;
     else
-        for (j = 0; j < c->n && c->keys[j] != reported; j++)
+        for (j = 0; j < c->n && c->entries[j].key != reported; j++)
             ;
     if (j == c->n) {
-        bx_status s =
-            class_days_from_entries(reported, &c->dates[j], &c->periods[j], &c->counts[j], err);
+        bx_status s = class_days_from_entries(reported, &c->entries[j], err);
         if (s != BX_OK)
             return s;
-        c->keys[j] = reported;
         c->n++;
-        /* the most recent last, so the next student of the class finds it first */
     } else if (j != c->n - 1) {
-        const score_store_entries *k = c->keys[j];
-        bx_date *d = c->dates[j];
-        uint16_t *p = c->periods[j];
-        size_t n = c->counts[j];
-        c->keys[j] = c->keys[c->n - 1];
-        c->dates[j] = c->dates[c->n - 1];
-        c->periods[j] = c->periods[c->n - 1];
-        c->counts[j] = c->counts[c->n - 1];
-        c->keys[c->n - 1] = k;
-        c->dates[c->n - 1] = d;
-        c->periods[c->n - 1] = p;
-        c->counts[c->n - 1] = n;
+        /* the most recent last, so the next student of the class finds it first */
+        class_days_entry used = c->entries[j];
+        c->entries[j] = c->entries[c->n - 1];
+        c->entries[c->n - 1] = used;
         j = c->n - 1;
     }
-    *out = (score_class_days){c->dates[j], c->periods[j], c->counts[j], true};
+    const class_days_entry *e = &c->entries[j];
+    *out = (score_class_days){.dates = e->dates,
+                              .periods = e->periods,
+                              .count = e->count,
+                              .implies_presence = true,
+                              .listings = e->listings,
+                              .nlistings = e->nlistings};
     return BX_OK;
 }
 
@@ -409,13 +423,10 @@ bx_status score_recompute_loaded(const score_env *env, const char *const *studen
 {
     if (n == 0)
         return BX_OK;
-    class_days_cache cache = {calloc(n, sizeof(*cache.keys)), calloc(n, sizeof(*cache.dates)),
-                              calloc(n, sizeof(*cache.periods)), calloc(n, sizeof(*cache.counts)),
-                              0};
+    class_days_cache cache = {calloc(n, sizeof(*cache.entries)), 0};
     score_history *h = score_history_new();
     bx_status s = BX_OK;
-    if (cache.keys == NULL || cache.dates == NULL || cache.periods == NULL ||
-        cache.counts == NULL || h == NULL)
+    if (cache.entries == NULL || h == NULL)
         s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
     for (size_t i = 0; i < n && s == BX_OK; i++) {
         /* The names and values are written as far as nfields says; clearing them is most of
@@ -435,6 +446,7 @@ bx_status score_recompute_loaded(const score_env *env, const char *const *studen
         }
         score_class_days days;
         s = cache_get(&cache, reported[i], &days, err);
+        days.student_id = out[i].student_id; /* the lists of its roll calls apply to it */
         if (s == BX_OK)
             compute_one(env, h, &facts[i], &sums[i], &days, as_of, &out[i]);
     }
@@ -529,13 +541,11 @@ bx_status score_recompute_days(const score_env *env, const char *const *student_
     const char **class_ids = calloc(n, sizeof(*class_ids));
     size_t *class_of = calloc(n, sizeof(*class_of));
     score_history *h = score_history_new();
-    class_days_cache cache = {calloc(n, sizeof(*cache.keys)), calloc(n, sizeof(*cache.dates)),
-                              calloc(n, sizeof(*cache.periods)), calloc(n, sizeof(*cache.counts)),
-                              0};
+    class_days_cache cache = {calloc(n, sizeof(*cache.entries)), 0};
     size_t nclasses = 0;
     bx_status s = BX_OK;
     if (facts == NULL || reports == NULL || class_ids == NULL || class_of == NULL || h == NULL ||
-        cache.keys == NULL || cache.dates == NULL || cache.periods == NULL || cache.counts == NULL)
+        cache.entries == NULL)
         s = BX_ERR(err, BX_ENOMEM, "recompute: out of memory");
     if (s == BX_OK)
         classes_of(env, student_ids, n, class_ids, class_of, &nclasses);
@@ -551,6 +561,7 @@ bx_status score_recompute_days(const score_env *env, const char *const *student_
         s = cache_get(&cache, &reports[class_of[i]], &cd, err);
         if (s != BX_OK)
             break;
+        cd.student_id = student_ids[i];
         /* As score_summarize and compute_one reduce as_of: today's state and leave kind. */
         history_from_entries(h, student_ids[i], &facts[i]);
         score_day_reduce(st->school->calendar, h, &cd, day, &days[i]);

@@ -509,6 +509,36 @@ unsigned score_class_days_on(const score_class_days *days, bx_date d)
     return days->periods ? days->periods[lo] : 1u;
 }
 
+bool score_listed_names(const char *listed, const char *id)
+{
+    if (strcmp(listed, "*") == 0)
+        return true;
+    size_t n = strlen(id);
+    for (const char *at = listed; (at = strstr(at, id)) != NULL; at += n)
+        if ((at == listed || at[-1] == ' ') && (at[n] == ' ' || at[n] == '\0'))
+            return true;
+    return false;
+}
+
+unsigned score_class_days_vouched(const score_class_days *days, bx_date d)
+{
+    unsigned slots = score_class_days_on(days, d);
+    if (slots == 0 || days->nlistings == 0 || days->student_id == NULL)
+        return slots;
+    size_t lo = 0, hi = days->nlistings;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (days->listings[mid].date < d)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < days->nlistings && days->listings[i].date == d; i++)
+        if (score_listed_names(days->listings[i].listed, days->student_id))
+            slots &= ~days->listings[i].slots;
+    return slots;
+}
+
 int score_class_unreported_days(const bx_calendar *cal, const score_class_days *days, bx_date from,
                                 bx_date to)
 {
@@ -599,10 +629,11 @@ void score_day_reduce(const bx_calendar *cal, const score_history *h,
             excused |= 1u << f->period;
     }
     if (implied) {
-        if (whole == 0 && (roll_calls & 1u))
+        unsigned vouched = score_class_days_vouched(reported, d);
+        if (whole == 0 && (vouched & 1u))
             whole = SCORE_PRESENT;
-        if (roll_calls & ALL_PERIODS & ~period_facts) {
-            period_facts |= roll_calls & ALL_PERIODS;
+        if (vouched & ALL_PERIODS & ~period_facts) {
+            period_facts |= vouched & ALL_PERIODS;
             period_attended = true;
         }
     }

@@ -33,7 +33,8 @@
  *     of excused periods only is leave;
  *   - implied presence (score_class_days.implies_presence): where the service does not store the
  *     presences a roll call implies, a roll call of the class stands for a "present" fact of
- *     every slot (whole day or period) it covers that holds no fact of the student;
+ *     every slot (whole day or period) it covers that holds no fact of the student, unless it
+ *     listed the student (score_class_listing: that student's own fact is still to come);
  *   - a day with no fact (and none implied) is "not reported" when the class did not report its
  *     roll call, and "no record" when it did but holds no fact of the student (enrolled later, or
  *     a fact still in flight). Both are neither presence nor absence;
@@ -188,6 +189,16 @@ const score_fact *score_history_find(const score_history *h, bx_date date, int p
  * previous term counts for nothing but a streak reaching that far back). */
 void score_history_prune(score_history *h, bx_date keep_from);
 
+/* A roll call that names the students it listed (class_report's "listed": absent, on leave,
+ * late, left early, or an entry it refused). Their own facts say what they were; until those
+ * arrive the roll call implies no presence for them, so a report read before a child's absence
+ * never makes the child present. */
+typedef struct score_class_listing {
+    bx_date date;
+    unsigned slots;     /* the roll call's slot: bit 0 the whole day, bit p period p */
+    const char *listed; /* ids separated by single spaces; "*": it vouches for no one; borrowed */
+} score_class_listing;
+
 /* The roll calls of the student's class (class_report), over the days the student belonged to
  * it: the caller leaves out days before the student joined (with implies_presence they would read
  * as present). */
@@ -197,6 +208,12 @@ typedef struct score_class_days {
                                 period p; NULL means whole-day roll calls only */
     size_t count;
     bool implies_presence; /* presences the roll calls imply are not in the history */
+    /* The roll calls that listed students, sorted by date (NULL, 0: none did, or reports from
+     * before the list), and the student whose days are reduced: a roll call implies no presence
+     * for a student it listed. Both borrowed. */
+    const score_class_listing *listings;
+    size_t nlistings;
+    const char *student_id;
 } score_class_days;
 
 /* Sorts dates (with their period masks when periods is not NULL) and merges repeats in place,
@@ -205,6 +222,11 @@ size_t score_class_days_normalize(bx_date *dates, uint16_t *periods, size_t coun
 /* The roll calls of a day: bit 0 whole day, bit p period p; 0 when the class did not report. days
  * may be NULL. */
 unsigned score_class_days_on(const score_class_days *days, bx_date d);
+/* The roll calls of day d that vouch for days->student_id's presence: score_class_days_on
+ * without those that listed the student (or listed too many to name). */
+unsigned score_class_days_vouched(const score_class_days *days, bx_date d);
+/* Whether the space-separated list names id (one whole item); "*" names everyone. */
+bool score_listed_names(const char *listed, const char *id);
 /* School days in [from, to] the class did not report: the count the school is asked about. */
 int score_class_unreported_days(const bx_calendar *cal, const score_class_days *days, bx_date from,
                                 bx_date to);

@@ -49,6 +49,8 @@ static const struct roster_row {
     {"ISCS23", "ISC1", "ISCE", ""}, /* student_show_prints_the_streak */
     {"ISCS24", "ISC2", "ISCF", ""}, /* rebuild_after_losing_the_keys_gives_identical_state */
     {"ISCS25", "ISC2", "ISCF", ""},
+    {"ISCS31", "ISC1", "ISCG", ""}, /* a_report_before_a_listed_absence_ends_no_streak */
+    {"ISCS32", "ISC1", "ISCG", ""},
 };
 #define NROSTER (sizeof(roster) / sizeof(roster[0]))
 
@@ -73,7 +75,8 @@ static void fixture(void)
     itest_write_file(dir, "classes.csv",
                      "class_id,school_id,grade,name,homeroom_staff_id\n"
                      "ISCA,ISC1,3,三年级2班,\nISCB,ISC1,4,四年级2班,\nISCC,ISC1,3,三年级3班,\n"
-                     "ISCD,ISC1,3,三年级4班,\nISCE,ISC1,3,三年级5班,\nISCF,ISC2,4,四年级1班,\n");
+                     "ISCD,ISC1,3,三年级4班,\nISCE,ISC1,3,三年级5班,\nISCF,ISC2,4,四年级1班,\n"
+                     "ISCG,ISC1,3,三年级6班,\n");
     bx_buf students;
     bx_buf_init(&students, 0);
     REQUIRE(bx_buf_puts(&students, "student_id,school_id,class_id,name,flags\n") == BX_OK);
@@ -290,17 +293,26 @@ static void fact(svc *s, const char *student, const char *klass, const char *dat
     produce(s, student, msg);
 }
 
-static void class_report(svc *s, const char *klass, const char *date)
+/* The class's roll call of date; listed (a JSON array's text) names whom it listed, NULL for a
+ * report from before the list. */
+static void class_report_listing(svc *s, const char *klass, const char *date, const char *listed)
 {
-    char msg[1024];
+    char msg[1024], member[256] = "";
+    if (listed)
+        snprintf(member, sizeof(member), ",\"listed\":%s", listed);
     snprintf(msg, sizeof(msg),
              "{\"schema\":\"bx.attendance.v1\",\"type\":\"class_report\","
              "\"event_id\":\"rc-%s-%s\",\"school_id\":\"%s\",\"class_id\":\"%s\","
              "\"date\":\"%s\",\"period\":null,\"rollcall_id\":\"rc-%s-%s\",\"enrolled\":10,"
-             "\"absent\":1,\"leave\":0,\"late\":0,\"early_leave\":0,\"present\":9,"
+             "\"absent\":1,\"leave\":0,\"late\":0,\"early_leave\":0,\"present\":9%s,"
              "\"recorded_at\":\"%sT08:10:00+08:00\",\"recorded_by\":\"itest\"}",
-             klass, date, school_of(klass), klass, date, klass, date, date);
+             klass, date, school_of(klass), klass, date, klass, date, member, date);
     produce(s, klass, msg);
+}
+
+static void class_report(svc *s, const char *klass, const char *date)
+{
+    class_report_listing(s, klass, date, NULL);
 }
 
 /* A roll call of one day: the class report and one student's status. */
@@ -416,6 +428,67 @@ BX_TEST(absence_streak_leave_pauses_presence_ends)
     bx_buf_free(&got);
     itest_mark_free(risk);
     itest_mark_free(analytics);
+    svc_free(&s);
+}
+
+/* A roll call's report and its absences travel on different partitions (keyed by class and by
+ * student), so bx-score may read the report first. The report names whom it listed: until the
+ * listed child's own fact arrives the day is "no record" for that child, so no presence is
+ * published and the streak (and the case bx-escalate keeps for it) is not ended; the classmates
+ * it did not list are present by it. */
+BX_TEST(a_report_before_a_listed_absence_ends_no_streak)
+{
+    fixture();
+    forget((const char *[]){"ISCS31", "ISCS32", NULL});
+    redisContext *c = rds();
+    freeReplyObject(redisCommand(c, "DEL bx:c:{ISCG}:reported"));
+    redisFree(c);
+    svc s;
+    svc_start(&s, "2026-11-24 18:00");
+    itest_mark *risk = itest_topic_mark(BX_TOPIC_RISK);
+    /* Monday: both absent. */
+    class_report_listing(&s, "ISCG", week[0], "[\"ISCS31\",\"ISCS32\"]");
+    fact(&s, "ISCS31", "ISCG", week[0], 0, "absent", "rollcall", "rc-ISCG-2026-11-23:ISCS31",
+         "2026-11-23T08:10:00+08:00");
+    fact(&s, "ISCS32", "ISCG", week[0], 0, "absent", "rollcall", "rc-ISCG-2026-11-23:ISCS32",
+         "2026-11-23T08:10:00+08:00");
+    settle(&s, 0);
+    expect_field("ISCS31", "streak_days", "1");
+    expect_field("ISCS32", "streak_days", "1");
+    /* Tuesday's report, read before ISCS31's absence: it listed ISCS31, not ISCS32. */
+    class_report_listing(&s, "ISCG", week[1], "[\"ISCS31\"]");
+    settle(&s, 0);
+    expect_field("ISCS31", "streak_days", "1");
+    expect_field("ISCS31", "streak_start", "2026-11-23");
+    expect_field("ISCS31", "today", "no_record");
+    expect_field("ISCS32", "streak_days", "0"); /* present by the report */
+    expect_field("ISCS32", "today", "present");
+    bx_buf got;
+    bx_buf_init(&got, 0);
+    CHECK_INT(itest_topic_collect(risk, "\"student_id\":\"ISCS32\"", 2, 20000, &got), 2);
+    /* Assessments are published before bx-score counts their message applied: none is coming. */
+    bx_buf_reset(&got);
+    CHECK_INT(itest_topic_collect(risk,
+                                  "\"student_id\":\"ISCS31\",\"school_id\":\"ISC1\","
+                                  "\"class_id\":\"ISCG\",\"date\":\"2026-11-24\"",
+                                  1, 1000, &got),
+              0);
+    /* The absence arrives: the same streak grows. */
+    fact(&s, "ISCS31", "ISCG", week[1], 0, "absent", "rollcall", "rc-ISCG-2026-11-24:ISCS31",
+         "2026-11-24T08:10:00+08:00");
+    settle(&s, 0);
+    expect_field("ISCS31", "streak_days", "2");
+    expect_field("ISCS31", "streak_start", "2026-11-23");
+    expect_field("ISCS31", "today", "absent");
+    bx_buf_reset(&got);
+    CHECK_INT(itest_topic_collect(risk,
+                                  "\"student_id\":\"ISCS31\",\"school_id\":\"ISC1\","
+                                  "\"class_id\":\"ISCG\",\"date\":\"2026-11-24\","
+                                  "\"streak_days\":2",
+                                  1, 20000, &got),
+              1);
+    bx_buf_free(&got);
+    itest_mark_free(risk);
     svc_free(&s);
 }
 

@@ -117,6 +117,14 @@ BX_TEST(rollcall_rejected_leave_entry_gives_no_fact)
     const ingest_record *present = fact_of(&b, "S10010304");
     REQUIRE(present != NULL);
     CHECK_CONTAINS(present->message, "\"status\":\"present\"");
+    /* The class report names whom it does not vouch for: the absent child and the two whose
+     * entries were refused (no fact); the others are present by it. */
+    const ingest_record *report = NULL;
+    for (size_t i = 0; i < b.count; i++)
+        if (b.items[i].message && strstr(b.items[i].message, "\"type\":\"class_report\""))
+            report = &b.items[i];
+    REQUIRE(report != NULL);
+    CHECK_CONTAINS(report->message, "\"listed\":[\"S10010301\",\"S10010302\",\"S10010303\"]");
     const ingest_record *r = rejected_at(&b, 1);
     REQUIRE(r != NULL);
     CHECK_STR(r->field, "leave[0]");

@@ -1,6 +1,7 @@
 /* Unit tests for bx-score's decisions: facts, day states, streaks, windows, order independence,
  * encodings, the policy file, risk assessments and when to publish. */
 #include "score.h"
+#include "bx_buf.h"
 #include "bx_test.h"
 #include "messages.h"
 
@@ -480,7 +481,10 @@ static void run_streak_row(const streak_row *r, bool reversed, bool implied)
     size_t n = build_facts(r->facts, scratch, 0);
     n = build_leaves(r->leaves, scratch, n);
     size_t ndays = build_days(r->reported, scratch_days, scratch_masks, COUNT(scratch_days));
-    score_class_days days = {scratch_days, scratch_masks, ndays, implied};
+    score_class_days days = {.dates = scratch_days,
+                             .periods = scratch_masks,
+                             .count = ndays,
+                             .implies_presence = implied};
     size_t order[MAX_ITEMS];
     for (size_t i = 0; i < n; i++)
         order[i] = reversed ? n - 1 - i : i;
@@ -546,7 +550,8 @@ BX_TEST(implied_presence)
     size_t n = build_facts("2026-11-23=a 2026-11-24.5-8=a 2026-11-25=t", scratch, 0);
     size_t ndays =
         build_days("2026-11-02..2026-11-27", scratch_days, scratch_masks, COUNT(scratch_days));
-    score_class_days days = {scratch_days, scratch_masks, ndays, true};
+    score_class_days days = {
+        .dates = scratch_days, .periods = scratch_masks, .count = ndays, .implies_presence = true};
     score_history *h = score_history_new();
     REQUIRE(h != NULL);
     apply_items(h, scratch, n, NULL);
@@ -616,7 +621,10 @@ BX_TEST(windows_and_rates)
         size_t n = build_facts(r->facts, scratch, 0);
         n = build_leaves(r->leaves, scratch, n);
         size_t ndays = build_days(r->reported, scratch_days, scratch_masks, COUNT(scratch_days));
-        score_class_days days = {scratch_days, scratch_masks, ndays, false};
+        score_class_days days = {.dates = scratch_days,
+                                 .periods = scratch_masks,
+                                 .count = ndays,
+                                 .implies_presence = false};
         score_history *h = score_history_new();
         REQUIRE(h != NULL);
         apply_items(h, scratch, n, NULL);
@@ -652,7 +660,8 @@ BX_TEST(class_unreported_days)
 {
     size_t n = build_days("2026-11-02..2026-11-10 2026-11-12..2026-11-27", scratch_days,
                           scratch_masks, COUNT(scratch_days));
-    score_class_days days = {scratch_days, scratch_masks, n, false};
+    score_class_days days = {
+        .dates = scratch_days, .periods = scratch_masks, .count = n, .implies_presence = false};
     CHECK_INT(n, 19);
     /* 11-11 and the school days of 11-28..11-30 (a weekend and Monday 11-30) */
     CHECK_INT(score_class_unreported_days(calendar(), &days, D("2026-11-01"), D("2026-11-30")), 2);
@@ -669,7 +678,8 @@ BX_TEST(class_unreported_days)
     CHECK_INT(masks[0], 16);
     CHECK_INT(masks[1], 2 | 8);
     CHECK_INT(masks[2], 1 | 4);
-    score_class_days merged = {dup, masks, 3, false};
+    score_class_days merged = {
+        .dates = dup, .periods = masks, .count = 3, .implies_presence = false};
     CHECK_INT(score_class_days_on(&merged, D("2026-11-02")), 10);
     CHECK_INT(score_class_days_on(&merged, D("2026-11-04")), 0);
     CHECK_INT(score_class_days_on(NULL, D("2026-11-02")), 0);
@@ -679,6 +689,73 @@ BX_TEST(class_unreported_days)
     CHECK_INT(score_class_days_normalize(plain, NULL, COUNT(plain)), 2);
     CHECK_INT(plain[0], D("2026-11-02"));
     CHECK_INT(score_class_days_normalize(plain, NULL, 0), 0);
+}
+
+BX_TEST(listed_names_whole_ids_only)
+{
+    CHECK(score_listed_names("S1 S22 S3", "S22"));
+    CHECK(score_listed_names("S1 S22 S3", "S1"));
+    CHECK(score_listed_names("S1 S22 S3", "S3"));
+    CHECK(!score_listed_names("S1 S22 S3", "S2"));   /* a part of S22 */
+    CHECK(!score_listed_names("S1 S22 S3", "S22 ")); /* never more than one id */
+    CHECK(!score_listed_names("S10 S11", "S1"));
+    CHECK(!score_listed_names("", "S1"));
+    CHECK(score_listed_names("*", "S1")); /* too many to name: everyone */
+}
+
+/* A roll call read before a listed child's own fact implies no presence for the child: the day
+ * is "no record" (neither presence nor absence) and the streak neither ends nor grows; once the
+ * fact arrives it decides. The others of the class are present by the same roll call. */
+BX_TEST(a_roll_call_implies_no_presence_for_whom_it_listed)
+{
+    size_t nd =
+        build_days("2026-11-23..2026-11-25", scratch_days, scratch_masks, COUNT(scratch_days));
+    const score_class_listing listings[] = {
+        {D("2026-11-24"), 1u, "S7 S9"}, /* the whole-day roll call of 11-24 listed S7 and S9 */
+        {D("2026-11-25"), 1u, "*"},     /* 11-25 listed more than the report could name */
+    };
+    score_class_days days = {.dates = scratch_days,
+                             .periods = scratch_masks,
+                             .count = nd,
+                             .implies_presence = true,
+                             .listings = listings,
+                             .nlistings = COUNT(listings)};
+    size_t n = build_facts("2026-11-23=a", scratch, 0);
+    score_history *h = score_history_new();
+    REQUIRE(h != NULL);
+    apply_items(h, scratch, n, NULL);
+    score_day day;
+    days.student_id = "S9";
+    CHECK_INT(score_class_days_vouched(&days, D("2026-11-24")), 0);
+    score_day_reduce(calendar(), h, &days, D("2026-11-24"), &day);
+    CHECK_STR(score_day_state_name(day.state), "no_record");
+    score_summary sum;
+    score_summarize(policy(), calendar(), h, &days, D("2026-11-24"), &sum);
+    CHECK_INT(sum.streak_days, 1); /* 11-23's absence stands: the streak is not ended */
+    CHECK_INT(sum.streak_start, D("2026-11-23"));
+    /* without the list (a report from before it) the same roll call made S9 present */
+    score_class_days unlisted = days;
+    unlisted.nlistings = 0;
+    score_summarize(policy(), calendar(), h, &unlisted, D("2026-11-24"), &sum);
+    CHECK_INT(sum.streak_days, 0);
+    /* S9's absence arrives: the streak grows from the same start */
+    n = build_facts("2026-11-23=a 2026-11-24=a", scratch, 0);
+    score_history_reset(h);
+    apply_items(h, scratch, n, NULL);
+    score_summarize(policy(), calendar(), h, &days, D("2026-11-24"), &sum);
+    CHECK_INT(sum.streak_days, 2);
+    CHECK_INT(sum.streak_start, D("2026-11-23"));
+    /* a classmate the roll call did not list is present by it; "S" is no one's prefix match */
+    days.student_id = "S";
+    CHECK_INT(score_class_days_vouched(&days, D("2026-11-24")), 1);
+    score_history_reset(h);
+    score_day_reduce(calendar(), h, &days, D("2026-11-24"), &day);
+    CHECK_STR(score_day_state_name(day.state), "present");
+    /* "*": the roll call vouches for no one */
+    CHECK_INT(score_class_days_vouched(&days, D("2026-11-25")), 0);
+    score_day_reduce(calendar(), h, &days, D("2026-11-25"), &day);
+    CHECK_STR(score_day_state_name(day.state), "no_record");
+    score_history_free(h);
 }
 
 BX_TEST(day_reduce_reports_each_day)
@@ -819,7 +896,8 @@ BX_TEST(shuffled_term_gives_one_state)
         scratch[n++] = scratch[i];
     size_t ndays =
         build_days("2026-09-01..2026-11-26", scratch_days, scratch_masks, COUNT(scratch_days));
-    score_class_days days = {scratch_days, scratch_masks, ndays, false};
+    score_class_days days = {
+        .dates = scratch_days, .periods = scratch_masks, .count = ndays, .implies_presence = false};
     static char reference[65536], text[65536];
     static size_t order[MAX_ITEMS];
     for (size_t i = 0; i < n; i++)
@@ -1809,6 +1887,53 @@ BX_TEST(week_of_absence_end_to_end)
     score_history_free(h);
 }
 
+/* A class report of class C01 with listed (a JSON array's text) decoded into m. */
+static void decode_report_listing(const char *listed, score_message *m)
+{
+    bx_buf b;
+    bx_buf_init(&b, 4096);
+    REQUIRE(bx_buf_printf(&b,
+                          "{\"schema\":\"bx.attendance.v1\",\"type\":\"class_report\","
+                          "\"event_id\":\"C01:class\",\"school_id\":\"K1\",\"class_id\":\"C01\","
+                          "\"date\":\"2026-10-08\",\"period\":null,\"rollcall_id\":\"C01\","
+                          "\"enrolled\":40,\"absent\":2,\"leave\":0,\"late\":0,\"early_leave\":0,"
+                          "\"present\":38,\"listed\":%s,\"recorded_at\":"
+                          "\"2026-10-08T08:05:00+08:00\",\"recorded_by\":\"T1\"}",
+                          listed) == BX_OK);
+    score_message_decode(b.data, b.len, m);
+    bx_buf_free(&b);
+}
+
+BX_TEST(a_roll_call_keeps_whom_it_listed)
+{
+    score_message *m = malloc(sizeof(*m));
+    REQUIRE(m != NULL);
+    decode_report_listing("[\"S1\",\"S22\"]", m);
+    CHECK_INT(m->kind, SCORE_MESSAGE_REPORT);
+    CHECK_STR(m->value, "40,2,0,0,0,38;S1 S22");
+    decode_report_listing("[]", m); /* listed no one: vouches for all, as a report before lists */
+    CHECK_INT(m->kind, SCORE_MESSAGE_REPORT);
+    CHECK_STR(m->value, "40,2,0,0,0,38;");
+    decode_report_listing("[\"S1\",\"S 2\"]", m);
+    CHECK_INT(m->kind, SCORE_MESSAGE_BAD);
+    CHECK_STR(m->error, "message.listed[1]: not a registry id");
+    decode_report_listing("\"S1\"", m);
+    CHECK_INT(m->kind, SCORE_MESSAGE_BAD);
+    CHECK_CONTAINS(m->error, "message.listed");
+    /* more than the stored value can name (a report's value is at most 1,024 bytes): no one */
+    bx_buf many;
+    bx_buf_init(&many, 8192);
+    REQUIRE(bx_buf_puts(&many, "[") == BX_OK);
+    for (int i = 0; i < 80; i++)
+        REQUIRE(bx_buf_printf(&many, "%s\"student-of-a-long-id-%04d\"", i ? "," : "", i) == BX_OK);
+    REQUIRE(bx_buf_puts(&many, "]") == BX_OK);
+    decode_report_listing(many.data, m);
+    bx_buf_free(&many);
+    CHECK_INT(m->kind, SCORE_MESSAGE_REPORT);
+    CHECK_STR(m->value, "40,2,0,0,0,38;*");
+    free(m);
+}
+
 /* ---- messages: the fast path decodes as the general one ---- */
 
 static int fast_taken;
@@ -1861,6 +1986,11 @@ BX_TEST(message_fast_path_decodes_as_the_general_one)
         "\"rollcall_id\":\"C01-2026-10-08\",\"enrolled\":40,\"absent\":2,\"leave\":1,\"late\":1,"
         "\"early_leave\":0,\"present\":36,\"recorded_at\":\"2026-10-08T08:05:00+08:00\","
         "\"recorded_by\":\"T1\"}",
+        "{\"schema\":\"bx.attendance.v1\",\"type\":\"class_report\",\"event_id\":\"C02:class\","
+        "\"school_id\":\"K1\",\"class_id\":\"C02\",\"date\":\"2026-10-08\",\"period\":null,"
+        "\"rollcall_id\":\"C02\",\"enrolled\":40,\"absent\":1,\"leave\":1,\"late\":0,"
+        "\"early_leave\":0,\"present\":38,\"listed\":[\"S21\",\"S22\"],\"recorded_at\":"
+        "\"2026-10-08T08:05:00+08:00\",\"recorded_by\":\"T1\"}",
         "{\"schema\":\"bx.attendance.v1\",\"type\":\"leave\",\"event_id\":\"L1\",\"student_id\":"
         "\"S05\",\"school_id\":\"K1\",\"class_id\":\"C01\",\"first_date\":\"2026-10-08\","
         "\"last_date\":\"2026-10-09\",\"first_period\":null,\"last_period\":null,\"leave_kind\":"
@@ -1877,9 +2007,11 @@ BX_TEST(message_fast_path_decodes_as_the_general_one)
         size_t len = strlen(base[m]);
         REQUIRE(len + 2 < sizeof(buf));
         CHECK_INT(decode_both(base[m], len) != SCORE_MESSAGE_BAD, 1);
-        /* bx-ingest's facts and roll calls take the fast path; leave requests do not */
+        /* bx-ingest's facts and roll calls without a list take the fast path; leave requests and
+         * roll calls that list students (an array) do not */
         CHECK_INT(score_message_decode_fast(base[m], len, fm),
-                  strstr(base[m], "\"type\":\"leave\"") == NULL);
+                  strstr(base[m], "\"type\":\"leave\"") == NULL &&
+                      strstr(base[m], "\"listed\"") == NULL);
         for (size_t i = 0; i < len; i++) {
             memcpy(buf, base[m], i);
             memcpy(buf + i, base[m] + i + 1, len - i - 1);
