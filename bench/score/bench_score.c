@@ -209,9 +209,11 @@ static bx_status student_message(const char *event_id, const char *sid, const ch
     return s;
 }
 
+/* The class report as bx-ingest writes it, listed (a JSON array's text) naming the students the
+ * roll call listed. */
 static bx_status class_message(const char *event_id, const char *school, const char *klass,
-                               const char *day, const char *rid, int enrolled, const char *at,
-                               bx_buf *b)
+                               const char *day, const char *rid, int enrolled, const char *listed,
+                               const char *at, bx_buf *b)
 {
     bx_buf_reset(b);
     bx_status s = bx_buf_puts(b, "{\"schema\":\"bx.attendance.v1\",\"type\":\"class_report\"");
@@ -225,6 +227,7 @@ static bx_status class_message(const char *event_id, const char *school, const c
                           ",\"enrolled\":%d,\"absent\":%d,\"leave\":%d,\"late\":%d,"
                           "\"early_leave\":%d,\"present\":%d",
                           enrolled, 2, 1, 1, 0, enrolled - 4));
+    IFOK(s, bx_buf_printf(b, ",\"listed\":%s", listed));
     IFOK(s, put_str(b, "recorded_at", at));
     IFOK(s, put_str(b, "recorded_by", "bench-score"));
     IFOK(s, bx_buf_puts(b, "}"));
@@ -284,6 +287,7 @@ static int cmd_produce(const conf *c)
                 int first = (int)(h % (unsigned)ns), step = ns / 4 > 0 ? ns / 4 : 1;
                 int absent0 = first, absent1 = (first + step) % ns, leave = (first + 2 * step) % ns,
                     late = (first + 3 * step) % ns;
+                char listed[4 * 48 + 8] = "[";
                 for (int m = 0; m < ns && s == BX_OK; m++) {
                     const char *status = "present", *kind = NULL;
                     if (m == absent0 || m == absent1)
@@ -293,12 +297,17 @@ static int cmd_produce(const conf *c)
                     else if (m == late)
                         status = "late";
                     student_id(stid, sizeof(stid), i, k, m);
+                    if (strcmp(status, "present") != 0 &&
+                        strlen(listed) + strlen(stid) + 4 < sizeof(listed))
+                        snprintf(listed + strlen(listed), sizeof(listed) - strlen(listed),
+                                 "%s\"%s\"", listed[1] ? "," : "", stid);
                     snprintf(ev, sizeof(ev), "%s:%s", rid, stid);
                     s = student_message(ev, stid, sid, cid, days[d], status, kind, rid, at, &msg);
                     IFOK(s, send_one(p, c->topic, stid, &msg, &n, &sent));
                 }
                 snprintf(ev, sizeof(ev), "%s:class", rid);
-                IFOK(s, class_message(ev, sid, cid, days[d], rid, ns, at, &msg));
+                strcat(listed, "]");
+                IFOK(s, class_message(ev, sid, cid, days[d], rid, ns, listed, at, &msg));
                 IFOK(s, send_one(p, c->topic, cid, &msg, &n, &sent));
             }
     }
