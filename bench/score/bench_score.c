@@ -520,7 +520,7 @@ static score_status term_status(unsigned student, bx_date d, score_leave_kind *k
 
 typedef struct term_fact {
     char student[40], school[40], klass[40], field[16], order_key[SCORE_STORE_ORDER_KEY_MAX + 1];
-    char value[64];
+    char value[SCORE_STORE_VALUE_MAX + 1]; /* a roll call's: counts ";" whom it listed */
 } term_fact;
 
 /* Sums MEMORY USAGE (SAMPLES 0) of n keys and counts their encodings ("listpack" and others). */
@@ -610,6 +610,7 @@ static int cmd_term(const conf *c, const char *last_text)
                 school_id(sid, sizeof(sid), i);
                 class_id(cid, sizeof(cid), i, k);
                 int tally[3] = {0};
+                char listed[SCORE_STORE_VALUE_MAX - 64] = ""; /* as bx-ingest lists them */
                 /* The roll call's id as bx-sim makes it ("<class>-<date>"), or a UUID's 36
                  * characters as a school's software may send (--uuid-rollcalls). */
                 char rollcall[64];
@@ -627,6 +628,8 @@ static int cmd_term(const conf *c, const char *last_text)
                         continue;
                     tally[status == SCORE_ABSENT ? 0 : status == SCORE_LEAVE ? 1 : 2]++;
                     student_id(stid, sizeof(stid), i, k, n);
+                    size_t used = strlen(listed);
+                    snprintf(listed + used, sizeof(listed) - used, "%s%s", used ? " " : "", stid);
                     term_fact *f = &facts[nf];
                     snprintf(f->student, sizeof(f->student), "%s", stid);
                     snprintf(f->school, sizeof(f->school), "%s", sid);
@@ -649,8 +652,8 @@ static int cmd_term(const conf *c, const char *last_text)
                 if (score_store_field_day(d, 0, rp->field, sizeof(rp->field)) != BX_OK ||
                     score_store_order_key(at, ev, rp->order_key, sizeof(rp->order_key)) != BX_OK)
                     s = BX_ERR(&err, BX_EINVAL, "cannot name a roll call");
-                snprintf(rp->value, sizeof(rp->value), "%d,%d,%d,%d,0,%d", c->students, tally[0],
-                         tally[1], tally[2], c->students - tally[0] - tally[1] - tally[2]);
+                snprintf(rp->value, sizeof(rp->value), "%d,%d,%d,%d,0,%d;%s", c->students, tally[0],
+                         tally[1], tally[2], c->students - tally[0] - tally[1] - tally[2], listed);
                 sr[nr] = (score_store_report){rp->klass, rp->school, rp->field, rp->order_key,
                                               rp->value};
                 nr++;
