@@ -443,6 +443,21 @@ bx_status bx_kafka_admin_begin(bx_kafka_admin *a, const char *brokers, const cha
     return BX_OK;
 }
 
+bx_status bx_kafka_topic_admin_begin(bx_kafka_admin *a, const char *brokers, rd_kafka_admin_op_t op,
+                                     bx_error *err)
+{
+    *a = (bx_kafka_admin){0};
+    int replication;
+    const char *min_insync;
+    bx_status s = bx_kafka_replication(&replication, &min_insync, err);
+    if (s != BX_OK)
+        return s;
+    s = bx_kafka_admin_begin(a, brokers, NULL, op, err);
+    a->replication = replication;
+    a->min_insync = min_insync;
+    return s;
+}
+
 bx_status bx_kafka_admin_wait(bx_kafka_admin *a, const char *brokers, int wait_ms, const char *what,
                               bx_error *err)
 {
@@ -470,22 +485,17 @@ void bx_kafka_admin_end(bx_kafka_admin *a)
 bx_status bx_kafka_create_topics(const char *brokers, const char *const *topics,
                                  const int *partitions, int count, int timeout_ms, bx_error *err)
 {
-    int replication = 1;
-    const char *min_insync = NULL;
-    bx_status s = bx_kafka_replication(&replication, &min_insync, err);
-    if (s != BX_OK)
-        return s;
     bx_kafka_admin a;
-    s = bx_kafka_admin_begin(&a, brokers, NULL, RD_KAFKA_ADMIN_OP_CREATETOPICS, err);
+    bx_status s = bx_kafka_topic_admin_begin(&a, brokers, RD_KAFKA_ADMIN_OP_CREATETOPICS, err);
     rd_kafka_NewTopic_t **nt = calloc((size_t)count, sizeof(*nt));
     if (s == BX_OK && nt == NULL)
         s = BX_ERR(err, BX_ENOMEM, "kafka admin: out of memory");
     char errstr[256];
     for (int i = 0; s == BX_OK && i < count; i++) {
         nt[i] =
-            rd_kafka_NewTopic_new(topics[i], partitions[i], replication, errstr, sizeof(errstr));
-        if (nt[i] && min_insync)
-            rd_kafka_NewTopic_set_config(nt[i], "min.insync.replicas", min_insync);
+            rd_kafka_NewTopic_new(topics[i], partitions[i], a.replication, errstr, sizeof(errstr));
+        if (nt[i] && a.min_insync)
+            rd_kafka_NewTopic_set_config(nt[i], "min.insync.replicas", a.min_insync);
     }
     if (s == BX_OK) {
         rd_kafka_AdminOptions_set_operation_timeout(a.opts, timeout_ms, errstr, sizeof(errstr));

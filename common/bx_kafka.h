@@ -102,10 +102,19 @@ typedef struct bx_kafka_admin {
     rd_kafka_AdminOptions_t *opts;
     rd_kafka_queue_t *q;
     rd_kafka_event_t *answer; /* set by bx_kafka_admin_wait; borrowed until bx_kafka_admin_end */
+    /* bx_kafka_topic_admin_begin: the topics' replication and min.insync.replicas (NULL: the
+     * broker's default), as bx_kafka_replication reads them */
+    int replication;
+    const char *min_insync;
 } bx_kafka_admin;
 /* settings as bx_kafka_client_new's. */
 bx_status bx_kafka_admin_begin(bx_kafka_admin *a, const char *brokers, const char *const *settings,
                                rd_kafka_admin_op_t op, bx_error *err) BX_MUSTCHECK;
+/* An admin request that creates topics or sets their configuration: bx_kafka_replication into
+ * a->replication and a->min_insync (its BX_EINVAL before any client is made), then
+ * bx_kafka_admin_begin without settings. */
+bx_status bx_kafka_topic_admin_begin(bx_kafka_admin *a, const char *brokers, rd_kafka_admin_op_t op,
+                                     bx_error *err) BX_MUSTCHECK;
 /* Waits up to wait_ms for the answer: BX_ETIMEOUT "<what>: no answer from <brokers>" when none
  * came, BX_EIO "<what>: <the broker's error>" when the request as a whole failed; on BX_OK
  * a->answer holds the results of its parts, which the caller checks. */

@@ -92,6 +92,17 @@ bx_status bx_pg_command(PGconn *db, const char *sql, int nparams, const char *co
     return s;
 }
 
+bx_status bx_pg_claim(PGconn *db, const char *sql, const char *owner, bx_time_ms now,
+                      int64_t lease_ms, int max, PGresult **out, bx_error *err)
+{
+    char now_text[40], until_text[40], max_text[16];
+    bx_time_format_pg(now, now_text);
+    bx_time_format_pg(now + lease_ms, until_text);
+    snprintf(max_text, sizeof(max_text), "%d", max);
+    const char *params[] = {owner, now_text, until_text, max_text};
+    return bx_pg_query(db, sql, 4, params, out, err);
+}
+
 bx_status bx_pg_end(PGconn *db, bx_status s, bx_error *err)
 {
     if (s == BX_OK)

@@ -3,6 +3,7 @@
 #define BX_PG_H
 
 #include "bx_buf.h"
+#include "bx_clock.h"
 #include "bx_status.h"
 
 #include <libpq-fe.h>
@@ -26,6 +27,13 @@ bx_status bx_pg_query(PGconn *db, const char *sql, int nparams, const char *cons
  * result is cleared here. */
 bx_status bx_pg_command(PGconn *db, const char *sql, int nparams, const char *const *params,
                         long long *rows, bx_error *err) BX_MUSTCHECK;
+/* Runs a lease claim, a statement that takes due rows for owner until the lease ends and returns
+ * them: $1 is owner, $2 now and $3 the lease's end (now + lease_ms), both timestamptz text, and
+ * $4 max, the most rows to take ("... SET claimed_by = $1, lease_until = $3::timestamptz WHERE id
+ * IN (SELECT id ... WHERE due_at <= $2::timestamptz ... FOR UPDATE SKIP LOCKED LIMIT $4::int)
+ * RETURNING ..."). On success *out is the result (caller PQclear). */
+bx_status bx_pg_claim(PGconn *db, const char *sql, const char *owner, bx_time_ms now,
+                      int64_t lease_ms, int max, PGresult **out, bx_error *err) BX_MUSTCHECK;
 /* Ends the transaction the caller began with s, the status of its work: COMMIT when s is BX_OK,
  * else ROLLBACK. Returns s, or when COMMIT fails its error (the transaction is rolled back then),
  * so `s = bx_pg_end(db, s, err)` ends every path of a transaction. */

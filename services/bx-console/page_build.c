@@ -383,3 +383,10 @@ void page_short_time(const char *iso, char *out, size_t size)
     }
     snprintf(out, size, "%.5s %.5s", iso + 5, iso + 11);
 }
+
+void page_put_short_time(tmpl_ctx *c, const char *name, const char *iso)
+{
+    char text[24];
+    page_short_time(iso, text, sizeof(text));
+    tmpl_put(c, name, text);
+}

@@ -143,6 +143,8 @@ const char *page_label_ending(const char *ending);   /* returned -> 已复学 */
 
 /* "2026-11-23T08:12:00+08:00" -> "11-23 08:12" (out at least 16 bytes); "" stays "". */
 void page_short_time(const char *iso, char *out, size_t size);
+/* Puts iso as page_short_time writes it into c as name. */
+void page_put_short_time(tmpl_ctx *c, const char *name, const char *iso);
 
 /* ---- writes (page_write.c) ---- */
 

@@ -288,20 +288,15 @@ static bx_status put_cases(console_request *req, console_reply *rep, bx_error *e
     const PGresult *res = p.res;
     int n = p.n;
     for (int i = 0; i < n && s == BX_OK; i++) {
-        if (!school_list_row_allowed(req, res, i, 1, CONSOLE_VIEW_PERSONAL, &s, err))
+        tmpl_ctx *row = school_list_child_row(req, res, i, rep->ctx, "cases", &s, err);
+        if (row == NULL)
             continue;
-        const char *student = PQgetvalue(res, i, 1);
-        tmpl_ctx *row = tmpl_add_row(rep->ctx, "cases");
-        char opened[24], due[24];
-        page_short_time(PQgetvalue(res, i, 5), opened, sizeof(opened));
-        page_short_time(PQgetvalue(res, i, 7), due, sizeof(due));
-        school_list_put_child(row, PQgetvalue(res, i, 0), student, PQgetvalue(res, i, 2));
         tmpl_put(row, "class_name", PQgetvalue(res, i, 3));
         tmpl_put(row, "stage_label", page_label_stage(PQgetvalue(res, i, 4)));
-        tmpl_put(row, "opened", opened);
+        page_put_short_time(row, "opened", PQgetvalue(res, i, 5));
         if (PQgetvalue(res, i, 6)[0]) {
             tmpl_put(row, "next_task", page_label_task(PQgetvalue(res, i, 6)));
-            tmpl_put(row, "due", due);
+            page_put_short_time(row, "due", PQgetvalue(res, i, 7));
             put_owner(row, PQgetvalue(res, i, 10), PQgetvalue(res, i, 9), PQgetvalue(res, i, 8));
         }
         tmpl_put_bool(row, "overdue", PQgetvalue(res, i, 11)[0] == 't');

@@ -80,6 +80,13 @@ bx_status school_list_fetch(console_request *req, school_list_page *p, const cha
  * False when not, or on an error (in *s: the caller's loop ends on it). */
 bool school_list_row_allowed(const console_request *req, const struct pg_result *res, int i,
                              int student_col, console_action a, bx_status *s, bx_error *err);
+/* Row i of a list of children's cases (columns 0 the case id, 1 the student id, 2 the student's
+ * name) as a new row of list in ctx, with case_id, student_id and student_name (the id when no
+ * name is registered), borrowed from ctx as tmpl_add_row's. NULL when the person may not see
+ * the student's personal data, on an error (as school_list_row_allowed), or when the row could
+ * not be made (ctx remembers that failure). */
+tmpl_ctx *school_list_child_row(const console_request *req, const struct pg_result *res, int i,
+                                tmpl_ctx *ctx, const char *list, bx_status *s, bx_error *err);
 
 /* Route handlers. */
 bx_status page_school_get(console_request *req, console_reply *rep, bx_error *err);

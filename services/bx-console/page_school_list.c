@@ -134,6 +134,16 @@ void school_list_put_child(tmpl_ctx *row, const char *case_id, const char *stude
     tmpl_put(row, "student_name", student_name[0] ? student_name : student_id);
 }
 
+tmpl_ctx *school_list_child_row(const console_request *req, const PGresult *res, int i,
+                                tmpl_ctx *ctx, const char *list, bx_status *s, bx_error *err)
+{
+    if (!school_list_row_allowed(req, res, i, 1, CONSOLE_VIEW_PERSONAL, s, err))
+        return NULL;
+    tmpl_ctx *row = tmpl_add_row(ctx, list);
+    school_list_put_child(row, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    return row;
+}
+
 void school_list_begin(const console_request *req, const char *const *sorts, school_list_page *p)
 {
     memset(p, 0, sizeof(*p));

@@ -254,19 +254,14 @@ bx_status page_township_children_get(console_request *req, console_reply *rep, b
     long long ids[SCHOOL_LIST_PER_PAGE];
     int shown = 0;
     for (int i = 0; i < n && s == BX_OK && shown < SCHOOL_LIST_PER_PAGE; i++) {
-        if (!school_list_row_allowed(req, res, i, 1, CONSOLE_VIEW_PERSONAL, &s, err))
+        tmpl_ctx *row = school_list_child_row(req, res, i, rep->ctx, "children", &s, err);
+        if (row == NULL)
             continue;
-        const char *student = PQgetvalue(res, i, 1);
-        tmpl_ctx *row = tmpl_add_row(rep->ctx, "children");
-        char opened[24], dropped[24];
-        page_short_time(PQgetvalue(res, i, 7), opened, sizeof(opened));
-        page_short_time(PQgetvalue(res, i, 8), dropped, sizeof(dropped));
-        school_list_put_child(row, PQgetvalue(res, i, 0), student, PQgetvalue(res, i, 2));
         tmpl_put(row, "school_name", PQgetvalue(res, i, 4));
         tmpl_put(row, "class_name", PQgetvalue(res, i, 5));
         tmpl_put(row, "stage_label", page_label_stage(PQgetvalue(res, i, 6)));
-        tmpl_put(row, "opened", opened);
-        tmpl_put(row, "dropped", dropped);
+        page_put_short_time(row, "opened", PQgetvalue(res, i, 7));
+        page_put_short_time(row, "dropped", PQgetvalue(res, i, 8));
         tmpl_put_bool(row, "overdue", PQgetvalue(res, i, 9)[0] == 't');
         rows[shown] = row;
         ids[shown++] = strtoll(PQgetvalue(res, i, 0), NULL, 10);

@@ -1116,15 +1116,13 @@ bx_status duties_queue_run(PGconn *db, const timers_timer *timer, int *queued, b
     char due[40];
     bx_time_format_pg(timer->due_at, due);
     const char *params[] = {timer->key, timer->payload ? timer->payload : "{}", due};
-    PGresult *res = NULL;
-    bx_status s = bx_pg_query(db,
-                              "INSERT INTO cases.duty_run (timer_key, payload, due_at) "
-                              "VALUES ($1, $2::jsonb, $3::timestamptz) "
-                              "ON CONFLICT (timer_key) DO NOTHING",
-                              3, params, &res, err);
-    if (s == BX_OK)
-        *queued = strtol(PQcmdTuples(res), NULL, 10) > 0;
-    PQclear(res);
+    long long rows = 0;
+    bx_status s = bx_pg_command(db,
+                                "INSERT INTO cases.duty_run (timer_key, payload, due_at) "
+                                "VALUES ($1, $2::jsonb, $3::timestamptz) "
+                                "ON CONFLICT (timer_key) DO NOTHING",
+                                3, params, &rows, err);
+    *queued = rows > 0;
     return s;
 }
 

@@ -123,10 +123,30 @@ struct escalate_store_batch {
 
 static const int group_cols[G_N] = {EV_N, OB_N, TI_N, TD_N, TO_N, TR_N, TX_N, MI_N, MC_N};
 
-/* Queues one row of group g (values in column order). */
-static bx_status queue_row(escalate_store_batch *q, int g, const char *const *values, bx_error *err)
+static void group_init(queue_group *grp, int ncols)
 {
-    queue_group *grp = &q->g[g];
+    grp->ncols = ncols;
+    grp->rows = 0;
+    for (int c = 0; c < ncols; c++)
+        bx_buf_init(&grp->cols[c], 0);
+}
+
+static void group_empty(queue_group *grp)
+{
+    for (int c = 0; c < grp->ncols; c++)
+        bx_buf_reset(&grp->cols[c]);
+    grp->rows = 0;
+}
+
+static void group_free(queue_group *grp)
+{
+    for (int c = 0; c < grp->ncols; c++)
+        bx_buf_free(&grp->cols[c]);
+}
+
+/* Appends one row to the group (values in column order). */
+static bx_status group_add(queue_group *grp, const char *const *values, bx_error *err)
+{
     bx_status s = BX_OK;
     for (int c = 0; c < grp->ncols && s == BX_OK; c++)
         s = bx_pg_text_array_add(&grp->cols[c], values[c]);
@@ -134,6 +154,25 @@ static bx_status queue_row(escalate_store_batch *q, int g, const char *const *va
         return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
     grp->rows++;
     return BX_OK;
+}
+
+/* Ends the group's arrays and points params[c] at column c's literal (params holds ncols). */
+static bx_status group_params(queue_group *grp, const char **params, bx_error *err)
+{
+    bx_status s = BX_OK;
+    for (int c = 0; c < grp->ncols && s == BX_OK; c++) {
+        s = bx_pg_text_array_end(&grp->cols[c]);
+        params[c] = grp->cols[c].data;
+    }
+    if (s != BX_OK)
+        return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
+    return BX_OK;
+}
+
+/* Queues one row of group g (values in column order). */
+static bx_status queue_row(escalate_store_batch *q, int g, const char *const *values, bx_error *err)
+{
+    return group_add(&q->g[g], values, err);
 }
 
 static void forget_student_rows(escalate_store_batch *q)
@@ -167,14 +206,9 @@ static void forget_kept(escalate_store_batch *q)
  * table (a calendar duty writes case rows of its own). */
 static void empty_groups(escalate_store_batch *q)
 {
-    for (int g = 0; g < G_N; g++) {
-        for (int c = 0; c < q->g[g].ncols; c++)
-            bx_buf_reset(&q->g[g].cols[c]);
-        q->g[g].rows = 0;
-    }
-    for (int c = 0; c < q->new_cases.ncols; c++)
-        bx_buf_reset(&q->new_cases.cols[c]);
-    q->new_cases.rows = 0;
+    for (int g = 0; g < G_N; g++)
+        group_empty(&q->g[g]);
+    group_empty(&q->new_cases);
     bx_map_free(q->changed);
     bx_map_free(q->event_tags);
     bx_map_free(q->new_case_of);
@@ -189,14 +223,9 @@ bx_status escalate_store_batch_new(escalate_store_batch **out, bx_error *err)
     escalate_store_batch *q = calloc(1, sizeof(*q));
     if (q == NULL)
         return BX_ERR(err, BX_ENOMEM, "store: out of memory");
-    for (int g = 0; g < G_N; g++) {
-        q->g[g].ncols = group_cols[g];
-        for (int c = 0; c < q->g[g].ncols; c++)
-            bx_buf_init(&q->g[g].cols[c], 0);
-    }
-    q->new_cases.ncols = NC_N;
-    for (int c = 0; c < NC_N; c++)
-        bx_buf_init(&q->new_cases.cols[c], 0);
+    for (int g = 0; g < G_N; g++)
+        group_init(&q->g[g], group_cols[g]);
+    group_init(&q->new_cases, NC_N);
     empty_groups(q);
     if (q->changed == NULL || q->event_tags == NULL || q->new_case_of == NULL) {
         escalate_store_batch_free(q);
@@ -211,10 +240,8 @@ void escalate_store_batch_free(escalate_store_batch *q)
     if (q == NULL)
         return;
     for (int g = 0; g < G_N; g++)
-        for (int c = 0; c < q->g[g].ncols; c++)
-            bx_buf_free(&q->g[g].cols[c]);
-    for (int c = 0; c < NC_N; c++)
-        bx_buf_free(&q->new_cases.cols[c]);
+        group_free(&q->g[g]);
+    group_free(&q->new_cases);
     bx_map_free(q->changed);
     bx_map_free(q->event_tags);
     bx_map_free(q->new_case_of);
@@ -312,15 +339,10 @@ static bool names_case(int g)
  * queue first, escalate_store_batch_before_load). */
 static bx_status insert_new_cases(PGconn *db, escalate_store_batch *q, bx_error *err)
 {
-    queue_group *grp = &q->new_cases;
     const char *params[NC_N];
-    bx_status s = BX_OK;
-    for (int c = 0; c < NC_N && s == BX_OK; c++) {
-        s = bx_pg_text_array_end(&grp->cols[c]);
-        params[c] = grp->cols[c].data;
-    }
+    bx_status s = group_params(&q->new_cases, params, err);
     if (s != BX_OK)
-        return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
+        return s;
     PGresult *res = NULL;
     s = bx_pg_query(db,
                     "INSERT INTO cases.case (student_id, school_id, opened_at, stage, state, "
@@ -337,8 +359,8 @@ static bx_status insert_new_cases(PGconn *db, escalate_store_batch *q, bx_error 
         else
             q->new_ids[k] = strtoll(PQgetvalue(res, r, 1), NULL, 10);
     }
-    if (s == BX_OK && got != grp->rows)
-        s = BX_ERR(err, BX_EINVAL, "%d new case rows inserted of %d", got, grp->rows);
+    if (s == BX_OK && got != q->new_cases.rows)
+        s = BX_ERR(err, BX_EINVAL, "%d new case rows inserted of %d", got, q->new_cases.rows);
     PQclear(res);
     if (s == BX_OK)
         q->ninserted = q->nnew;
@@ -358,14 +380,11 @@ static bx_status queue_new_case(escalate_store_batch *q, const char *const *valu
         q->new_ids = ids;
         q->new_cap = cap;
     }
-    bx_status s = BX_OK;
-    for (int c = 0; c < NC_N && s == BX_OK; c++)
-        s = bx_pg_text_array_add(&q->new_cases.cols[c], values[c]);
-    if (s == BX_OK)
-        s = bx_map_put(q->new_case_of, values[NC_STUDENT], (void *)(intptr_t)(q->nnew + 1));
+    bx_status s = group_add(&q->new_cases, values, err);
     if (s != BX_OK)
+        return s;
+    if (bx_map_put(q->new_case_of, values[NC_STUDENT], (void *)(intptr_t)(q->nnew + 1)) != BX_OK)
         return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
-    q->new_cases.rows++;
     q->new_ids[q->nnew] = 0;
     *row_id = -(int64_t)(++q->nnew);
     return BX_OK;
@@ -434,14 +453,9 @@ bx_status escalate_store_batch_flush(PGconn *db, escalate_store_batch *q, bx_err
         if (grp->rows == 0)
             continue;
         const char *params[EV_N + 1];
-        for (int c = 0; c < grp->ncols && s == BX_OK; c++) {
-            s = bx_pg_text_array_end(&grp->cols[c]);
-            params[c] = grp->cols[c].data;
-        }
-        if (s != BX_OK) {
-            bx_buf_free(&ids);
-            return BX_ERR(err, BX_ENOMEM, "a batch of case writes does not fit in memory");
-        }
+        s = group_params(grp, params, err);
+        if (s != BX_OK)
+            break;
         int n = grp->ncols;
         if (names_case(g))
             params[n++] = ids.data;
@@ -564,6 +578,21 @@ bx_status escalate_store_case_of_student(PGconn *db, const ladder_policy *policy
     return load_case(db, policy, SELECT_CASE_OF_STUDENT, student_id, row, state, err);
 }
 
+/* Reads the case rows sql selects, $1 the array literal in ids, and locks them (FOR UPDATE);
+ * built is the status of making the literal, s = lock_case_rows(..., s, ...) as bx_pg_end takes
+ * it. Frees ids. On BX_OK *res is the result (caller PQclear). */
+static bx_status lock_case_rows(PGconn *db, const char *sql, bx_buf *ids, bx_status built,
+                                PGresult **res, bx_error *err)
+{
+    bx_status s = built;
+    if (s != BX_OK)
+        s = BX_ERR(err, BX_ENOMEM, "store: out of memory");
+    else
+        s = bx_pg_query(db, sql, 1, (const char *[]){ids->data}, res, err);
+    bx_buf_free(ids);
+    return s;
+}
+
 /* A copy of v, or NULL (and *ok false) when out of memory. */
 static char *copy_of(const char *v, bool *ok)
 {
@@ -579,19 +608,14 @@ bx_status escalate_store_prefetch_students(PGconn *db, escalate_store_batch *q,
     bx_buf ids;
     bx_buf_init(&ids, 0);
     bx_status s = bx_pg_text_array(&ids, students, n);
-    if (s != BX_OK) {
-        bx_buf_free(&ids);
-        return BX_ERR(err, BX_ENOMEM, "store: out of memory");
-    }
     PGresult *res = NULL;
     /* SELECT_CASE_OF_STUDENT's row of each student, locked in id order */
-    s = bx_pg_query(db,
-                    "SELECT id, closed_at IS NOT NULL, school_id, state::text, student_id FROM "
-                    "cases.case WHERE id IN (SELECT DISTINCT ON (student_id) id FROM cases.case "
-                    "WHERE student_id = ANY($1::text[]) ORDER BY student_id, closed_at IS NULL "
-                    "DESC, opened_at DESC, id DESC) ORDER BY id FOR UPDATE",
-                    1, (const char *[]){ids.data}, &res, err);
-    bx_buf_free(&ids);
+    s = lock_case_rows(db,
+                       "SELECT id, closed_at IS NOT NULL, school_id, state::text, student_id FROM "
+                       "cases.case WHERE id IN (SELECT DISTINCT ON (student_id) id FROM cases.case "
+                       "WHERE student_id = ANY($1::text[]) ORDER BY student_id, closed_at IS NULL "
+                       "DESC, opened_at DESC, id DESC) ORDER BY id FOR UPDATE",
+                       &ids, s, &res, err);
     int rows = s == BX_OK ? PQntuples(res) : 0;
     bool ok = true;
     if (s == BX_OK) {
@@ -1079,17 +1103,12 @@ bx_status escalate_store_prefetch_cases(PGconn *db, const escalate_store_firing 
         if (list->items[i].case_id > 0)
             s = bx_buf_printf(&ids, "%s%" PRId64, n++ ? "," : "", list->items[i].case_id);
     IFOK(s, bx_buf_puts(&ids, "}"));
-    if (s != BX_OK) {
-        bx_buf_free(&ids);
-        return BX_ERR(err, BX_ENOMEM, "store: out of memory");
-    }
     PGresult *res = NULL;
     /* locked in id order: two batches (or replicas) never wait on each other in a circle */
-    s = bx_pg_query(db,
-                    "SELECT id, closed_at IS NOT NULL, school_id, state::text, student_id FROM "
-                    "cases.case WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
-                    1, (const char *[]){ids.data}, &res, err);
-    bx_buf_free(&ids);
+    s = lock_case_rows(db,
+                       "SELECT id, closed_at IS NOT NULL, school_id, state::text, student_id FROM "
+                       "cases.case WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                       &ids, s, &res, err);
     int n = s == BX_OK ? PQntuples(res) : 0;
     const char **students = NULL;
     escalate_bands *bands = NULL;

@@ -138,15 +138,10 @@ bx_status timers_claim(PGconn *db, const char *owner_id, bx_time_ms now, int64_t
         return BX_ERR(err, BX_EINVAL, "timers to claim must be 1 to %d, not %d", MAX_CLAIM, max);
     if (lease_ms < 1)
         return BX_ERR(err, BX_EINVAL, "timer lease must be positive, not %" PRId64, lease_ms);
-    char now_text[40], until_text[40], max_text[16];
-    bx_time_format_pg(now, now_text);
-    bx_time_format_pg(now + lease_ms, until_text);
-    snprintf(max_text, sizeof(max_text), "%d", max);
-    const char *params[] = {owner_id, now_text, until_text, max_text};
     PGresult *res = NULL;
     /* The inner SELECT locks the rows it picks and skips rows locked by a concurrent claimer or
      * firing, so two claimers never take the same timer and none waits for the other. */
-    s = bx_pg_query(db,
+    s = bx_pg_claim(db,
                     "UPDATE cases.timer t SET claimed_by = $1, lease_until = $3::timestamptz, "
                     "attempts = t.attempts + 1 "
                     "WHERE t.id IN (SELECT id FROM cases.timer "
@@ -154,7 +149,7 @@ bx_status timers_claim(PGconn *db, const char *owner_id, bx_time_ms now, int64_t
                     "  AND (lease_until IS NULL OR lease_until < $2::timestamptz) "
                     "  ORDER BY due_at FOR UPDATE SKIP LOCKED LIMIT $4::int) "
                     "RETURNING " TIMER_COLUMNS,
-                    4, params, &res, err);
+                    owner_id, now, lease_ms, max, &res, err);
     IFOK(s, read_timers(res, out, err));
     PQclear(res);
     /* On failure the claims stand until their lease ends; nobody fires them meanwhile. */

@@ -134,6 +134,15 @@ bool recipients_place_known(const recipients_context *ctx, const char *role)
     return ctx->county_code[0] != '\0';
 }
 
+/* A guardian as a recipient: the first len bytes of phone, also its address, and masked. */
+static void guardian_row(const char *phone, size_t len, recipient *r)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->phone, sizeof(r->phone), "%.*s", (int)len, phone);
+    copy(r->address, sizeof(r->address), r->phone);
+    bx_mask_phone(r->phone, r->masked, sizeof(r->masked));
+}
+
 bx_status recipients_guardians(PGconn *db, const recipients_context *ctx, recipient *out, int max,
                                int *count, bx_error *err)
 {
@@ -145,13 +154,8 @@ bx_status recipients_guardians(PGconn *db, const recipients_context *ctx, recipi
                               "FROM registry.guardian WHERE student_id = $1 AND phone IS NOT NULL "
                               "GROUP BY phone) g ORDER BY primary_ DESC, phone",
                               1, params, &res, err);
-    for (int i = 0; s == BX_OK && i < PQntuples(res) && *count < max; i++) {
-        recipient *r = &out[(*count)++];
-        memset(r, 0, sizeof(*r));
-        copy(r->phone, sizeof(r->phone), PQgetvalue(res, i, 0));
-        copy(r->address, sizeof(r->address), r->phone);
-        bx_mask_phone(r->phone, r->masked, sizeof(r->masked));
-    }
+    for (int i = 0; s == BX_OK && i < PQntuples(res) && *count < max; i++)
+        guardian_row(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), &out[(*count)++]);
     PQclear(res);
     return s;
 }
@@ -226,11 +230,7 @@ static void guardians_of(const char *phones, recipients_student *st)
     st->nguardians = 0;
     for (const char *p = phones; p && *p && st->nguardians < RECIPIENTS_MAX;) {
         size_t n = strcspn(p, ",");
-        recipient *r = &st->guardians[st->nguardians++];
-        memset(r, 0, sizeof(*r));
-        snprintf(r->phone, sizeof(r->phone), "%.*s", (int)n, p);
-        copy(r->address, sizeof(r->address), r->phone);
-        bx_mask_phone(r->phone, r->masked, sizeof(r->masked));
+        guardian_row(p, n, &st->guardians[st->nguardians++]);
         p += n + (p[n] == ',');
     }
 }

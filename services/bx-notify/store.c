@@ -490,14 +490,9 @@ bx_status notify_store_claim(PGconn *db, const char *owner, bx_time_ms now, int6
     *count = 0;
     if (max < 1 || max > CLAIM_MAX)
         return BX_ERR(err, BX_EINVAL, "claim: max must be 1 to %d", CLAIM_MAX);
-    char now_text[40], until_text[40], max_text[16];
-    bx_time_format_pg(now, now_text);
-    bx_time_format_pg(now + lease_ms, until_text);
-    snprintf(max_text, sizeof(max_text), "%d", max);
-    const char *params[] = {owner, now_text, until_text, max_text};
     PGresult *res = NULL;
     /* The inner SELECT locks what it picks and skips rows another claimer or a receipt holds. */
-    bx_status s = bx_pg_query(
+    bx_status s = bx_pg_claim(
         db,
         "UPDATE notify.notification n SET claimed_by = $1, lease_until = $3::timestamptz "
         "WHERE n.id IN (SELECT id FROM notify.notification "
@@ -505,7 +500,7 @@ bx_status notify_store_claim(PGconn *db, const char *owner, bx_time_ms now, int6
         "  AND (lease_until IS NULL OR lease_until < $2::timestamptz) "
         "  ORDER BY due_at FOR UPDATE SKIP LOCKED LIMIT $4::int) "
         "RETURNING " ROW_COLUMNS,
-        4, params, &res, err);
+        owner, now, lease_ms, max, &res, err);
     if (s != BX_OK)
         return s;
     int n = PQntuples(res);

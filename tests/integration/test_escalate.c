@@ -2,11 +2,9 @@
  * tasks with owners and deadlines, notification requests in order), on-time and late home visits,
  * return with the township's sign-off, redelivery of everything, dead letters, and a replica
  * killed while timers are due. Each case runs its own bx-escalate on its own database (migrated
- * and imported by bxctl), topics and group, with a driven clock. */
-#include "bx_clock.h"
+ * and imported by bxctl), topics and group, with a driven clock (support/bx_escalate_itest.c). */
+#include "bx_escalate_itest.h"
 #include "bx_itest.h"
-#include "bx_kafka.h"
-#include "bx_pg.h"
 #include "bx_test.h"
 
 #include <signal.h>
@@ -17,189 +15,15 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- a database of the case's own, with the registry ---- */
-
-static char db_url[512];
-static char tag[24]; /* makes student ids unique across runs (the output topics are shared) */
-
-static void bxctl_ok(const char *const *args)
-{
-    char env_url[600];
-    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
-    const char *env[] = {env_url, NULL};
-    const char *argv[16] = {itest_env("BXCTL_BIN", BXCTL_BIN)};
-    size_t n = 1;
-    for (; args[n - 1] && n < 15; n++)
-        argv[n] = args[n - 1];
-    argv[n] = NULL;
-    bx_buf out;
-    bx_buf_init(&out, 0);
-    int rc = itest_run(argv, env, &out);
-    if (rc != 0)
-        fprintf(stderr, "bxctl %s: %s\n", args[0], out.data ? out.data : "");
-    REQUIRE(rc == 0);
-    bx_buf_free(&out);
-}
-
-/* Student <tag>-NN in class EC1 of school ES1 (homeroom teacher EST1), calendar it-2026. */
-static void student_id(int n, char out[40])
-{
-    snprintf(out, 40, "%s-%02d", tag, n);
-}
-
-static void setup_db(int students)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(tag, sizeof(tag), "E%d%03ld", (int)getpid() % 100000, (long)(ts.tv_nsec / 1000000));
-    snprintf(db_url, sizeof(db_url), "%s", itest_own_database("escsvc"));
-    char *dir = itest_tmpdir("escsvc-registry");
-    itest_write_file(dir, "counties.csv", "code,name\n990001,测试县\n");
-    itest_write_file(dir, "townships.csv", "code,county_code,name\n990001100,990001,测试镇\n");
-    itest_write_file(dir, "calendar.csv",
-                     "calendar_id,entry,first_day,last_day,name\n"
-                     "it-2026,term,2026-03-02,2026-07-10,2026-spring\n"
-                     "it-2026,term,2026-09-01,2027-01-22,2026-autumn\n");
-    itest_write_file(dir, "schools.csv",
-                     "school_id,name,township_code,stage,calendar_id\n"
-                     "ES1,升级测试小学,990001100,primary,it-2026\n");
-    itest_write_file(dir, "staff.csv",
-                     "staff_id,name,role,school_id,township_code,county_code,phone\n"
-                     "EST1,赵老师,homeroom_teacher,ES1,,,\n");
-    itest_write_file(dir, "classes.csv",
-                     "class_id,school_id,grade,name,homeroom_staff_id\nEC1,ES1,3,三年级3班,EST1\n");
-    bx_buf b;
-    bx_buf_init(&b, 0);
-    REQUIRE(bx_buf_puts(&b, "student_id,school_id,class_id,name\n") == BX_OK);
-    for (int i = 1; i <= students; i++) {
-        char id[40];
-        student_id(i, id);
-        REQUIRE(bx_buf_printf(&b, "%s,ES1,EC1,学生%d\n", id, i) == BX_OK);
-    }
-    itest_write_file(dir, "students.csv", b.data);
-    bx_buf_free(&b);
-    const char *holidays = itest_holidays_csv();
-    bxctl_ok((const char *[]){"import", "holidays", holidays, NULL});
-    bxctl_ok((const char *[]){"import", "--dir", dir, NULL});
-    free(dir);
-}
-
-/* The rows of a query, one per line, columns separated by '|' (caller frees). */
-static char *rows_of(const char *sql, const char *param)
-{
-    const char *params[] = {param};
-    return itest_sql_rows_params(db_url, sql, param ? 1 : 0, param ? params : NULL);
-}
-
-static long long count_of(const char *sql, const char *param)
-{
-    char *text = rows_of(sql, param);
-    long long n = strtoll(text, NULL, 10);
-    free(text);
-    return n;
-}
-
-/* ---- the service of the case ---- */
-
-static const char *brokers(void)
-{
-    return itest_env("BX_KAFKA_BROKERS", "127.0.0.1:19092");
-}
-
-typedef struct svc {
-    char risk[96], actions[96], group[96];
-    char *clock;
-    pid_t pid;
-    int port;
-    bx_producer *producer;
-    long long produced;
-    long long base; /* inputs and dead letters counted by earlier processes */
-} svc;
-
-static void wait_for_leaders(const char *topic)
-{
-    bx_producer *p = NULL;
-    bx_error err = {0};
-    REQUIRE(bx_producer_new(brokers(), NULL, &p, &err) == BX_OK);
-    for (int part = 0; part < 2; part++) {
-        int64_t lo = 0, hi = 0;
-        int tries = 0;
-        while (rd_kafka_query_watermark_offsets(bx_producer_handle(p), topic, part, &lo, &hi,
-                                                1000) != RD_KAFKA_RESP_ERR_NO_ERROR &&
-               tries++ < 100)
-            usleep(100 * 1000);
-    }
-    bx_producer_free(p, 1000);
-}
-
-static const char *extra_setting; /* one more setting of the case's service, or NULL */
-
-static void svc_run(svc *s)
-{
-    char risk_env[160], actions_env[160], group_env[160], pg_env[600];
-    snprintf(risk_env, sizeof(risk_env), "BX_RISK_TOPIC=%s", s->risk);
-    snprintf(actions_env, sizeof(actions_env), "BX_ACTIONS_TOPIC=%s", s->actions);
-    snprintf(group_env, sizeof(group_env), "BX_CONSUMER_GROUP=%s", s->group);
-    snprintf(pg_env, sizeof(pg_env), "BX_PG_URL=%s", db_url);
-    const char *env[] = {risk_env,
-                         actions_env,
-                         group_env,
-                         pg_env,
-                         "BX_TIMER_LEASE_MS=2000",
-                         "BX_REGISTRY_REFRESH_MS=200",
-                         extra_setting,
-                         NULL};
-    s->pid =
-        itest_service_start(itest_env("BX_ESCALATE_BIN", BX_ESCALATE_BIN), s->clock, env, &s->port);
-}
-
-static void svc_start(svc *s, int students, const char *local_time)
-{
-    memset(s, 0, sizeof(*s));
-    setup_db(students);
-    snprintf(s->risk, sizeof(s->risk), "bx.itest.esc.risk.%s", tag);
-    snprintf(s->actions, sizeof(s->actions), "bx.itest.esc.actions.%s", tag);
-    snprintf(s->group, sizeof(s->group), "bx-escalate-itest-%s", tag);
-    const char *const topics[] = {s->risk,
-                                  s->actions,
-                                  BX_TOPIC_CASE_EVENTS,
-                                  BX_TOPIC_NOTIFY_REQUESTS,
-                                  BX_TOPIC_DLQ,
-                                  BX_TOPIC_ANALYTICS_CASES};
-    const int partitions[] = {2, 2, 3, 3, 3, 3};
-    bx_error err = {0};
-    REQUIRE(bx_kafka_create_topics(brokers(), topics, partitions, 6, 15000, &err) == BX_OK);
-    wait_for_leaders(s->risk);
-    wait_for_leaders(s->actions);
-    s->clock = itest_clock_file(local_time);
-    char spec[600];
-    snprintf(spec, sizeof(spec), "file:%s", s->clock);
-    REQUIRE(bx_clock_init(spec, &err) == BX_OK);
-    REQUIRE(bx_producer_new(brokers(), NULL, &s->producer, &err) == BX_OK);
-    svc_run(s);
-}
-
-static void at(const char *local_time)
-{
-    bx_time_ms t = 0;
-    char iso[40];
-    snprintf(iso, sizeof(iso), "%.10sT%s:00+08:00", local_time, local_time + 11);
-    REQUIRE(bx_time_parse(iso, &t) == BX_OK);
-    REQUIRE(bx_clock_set(t) == BX_OK);
-}
-
-static void produce(svc *s, const char *topic, const char *key, const char *value)
-{
-    bx_delivery_wait *w = bx_delivery_wait_new();
-    bx_delivery_slot slot;
-    bx_delivery_slot_arm(&slot, w);
-    REQUIRE(bx_producer_send(s->producer, topic, key, strlen(key), value, strlen(value),
-                             bx_delivery_slot_done, &slot) == BX_OK);
-    REQUIRE(bx_delivery_wait_all(w, 15000) == BX_OK);
-    REQUIRE(slot.err == RD_KAFKA_RESP_ERR_NO_ERROR);
-    bx_delivery_wait_free(w);
-    s->produced++;
-}
+static const escalate_itest_conf conf = {
+    .name = "escsvc",
+    .tag_letter = 'E',
+    .school = "ES1,升级测试小学,990001100,primary,it-2026",
+    .staff = "EST1,赵老师,homeroom_teacher,ES1,,,",
+    .class_ = "EC1,ES1,3,三年级3班,EST1",
+    .place = "ES1,EC1",
+    .settle_s = 30,
+};
 
 /* Remembered messages, for redelivery. */
 static struct {
@@ -207,62 +31,34 @@ static struct {
 } sent_log[64];
 static int nsent;
 
-static void produce_logged(svc *s, const char *topic, const char *key, char *value)
+static void produce_logged(escalate_itest *s, const char *topic, const char *key, char *value)
 {
-    produce(s, topic, key, value);
+    escalate_itest_produce(s, topic, key, value);
     REQUIRE(nsent < 64);
     snprintf(sent_log[nsent].topic, sizeof(sent_log[nsent].topic), "%s", topic);
     snprintf(sent_log[nsent].key, sizeof(sent_log[nsent].key), "%s", key);
     sent_log[nsent++].value = value;
 }
 
-static void svc_stop(svc *s)
-{
-    itest_stop(s->pid);
-    s->pid = 0;
-    bx_producer_free(s->producer, 5000);
-    s->producer = NULL;
-    free(s->clock);
-    s->clock = NULL;
-}
-
-/* Waits until every produced message was handled, nothing is due and the outbox is empty. */
-static void settle(svc *s)
-{
-    for (int i = 0; i < 600; i++) {
-        long long in = itest_metric(s->port, "bx_escalate_inputs_total");
-        long long dlq = itest_metric(s->port, "bx_escalate_dlq_total");
-        char now[32];
-        snprintf(now, sizeof(now), "%lld", (long long)bx_clock_now());
-        if (in >= 0 && dlq >= 0 && s->base + in + dlq >= s->produced &&
-            count_of("SELECT count(*) FROM cases.timer WHERE fired_at IS NULL AND due_at <= "
-                     "to_timestamp($1::bigint / 1000.0)",
-                     now) == 0 &&
-            count_of("SELECT count(*) FROM cases.outbox WHERE sent_at IS NULL", NULL) == 0)
-            return;
-        usleep(50 * 1000);
-    }
-    REQUIRE(!"bx-escalate settled in 30 s");
-}
-
 /* ---- messages ---- */
 
 /* An assessment of student produced with key (NULL: the student id, so its own partition). */
-static void assess_keyed(svc *s, int student, const char *local_time, int streak, const char *start,
-                         const char *key);
+static void assess_keyed(escalate_itest *s, int student, const char *local_time, int streak,
+                         const char *start, const char *key);
 
-static void assess(svc *s, int student, const char *local_time, int streak, const char *start)
+static void assess(escalate_itest *s, int student, const char *local_time, int streak,
+                   const char *start)
 {
     assess_keyed(s, student, local_time, streak, start, NULL);
 }
 
-static void assess_keyed(svc *s, int student, const char *local_time, int streak, const char *start,
-                         const char *key)
+static void assess_keyed(escalate_itest *s, int student, const char *local_time, int streak,
+                         const char *start, const char *key)
 {
     char id[40], *v = NULL, ss[20];
-    student_id(student, id);
-    at(local_time);
-    settle(s); /* timers due by then fire first, as they would in a day's time */
+    escalate_itest_student_id(student, id);
+    escalate_itest_at(local_time);
+    escalate_itest_settle(s); /* timers due by then fire first, as they would in a day's time */
     if (streak > 0)
         snprintf(ss, sizeof(ss), "\"%s\"", start);
     else
@@ -285,13 +81,13 @@ static void assess_keyed(svc *s, int student, const char *local_time, int streak
 }
 
 /* An action with its details object. */
-static void act(svc *s, int student, const char *local_time, const char *action,
+static void act(escalate_itest *s, int student, const char *local_time, const char *action,
                 const char *details)
 {
     char id[40];
-    student_id(student, id);
-    at(local_time);
-    settle(s);
+    escalate_itest_student_id(student, id);
+    escalate_itest_at(local_time);
+    escalate_itest_settle(s);
     bx_buf b;
     bx_buf_init(&b, 0);
     REQUIRE(bx_buf_printf(&b,
@@ -344,45 +140,47 @@ static char *templates_of(itest_mark *m, const char *case_needle, int want)
 
 BX_TEST(scenario_across_national_day)
 {
-    svc s;
-    svc_start(&s, 1, "2026-09-28 08:00");
+    escalate_itest s;
+    escalate_itest_start(&s, &conf, 1, "2026-09-28 08:00", NULL);
     char id[40], needle[64];
-    student_id(1, id);
+    escalate_itest_student_id(1, id);
     snprintf(needle, sizeof(needle), "\"case_id\":\"%s:20260928\"", id);
     itest_mark *m = itest_topic_mark(BX_TOPIC_NOTIFY_REQUESTS);
     assess(&s, 1, "2026-09-28 09:00", 1, "2026-09-28");
-    settle(&s);
+    escalate_itest_settle(&s);
     act(&s, 1, "2026-09-28 11:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
-    settle(&s);
+    escalate_itest_settle(&s);
     assess(&s, 1, "2026-09-29 09:00", 2, "2026-09-28");
-    settle(&s);
+    escalate_itest_settle(&s);
     assess(&s, 1, "2026-09-30 09:00", 3, "2026-09-28");
-    settle(&s);
+    escalate_itest_settle(&s);
     act(&s, 1, "2026-09-30 15:00", "home_visit",
         "{\"outcome\":\"will_return\",\"reason\":\"family\"}");
-    settle(&s);
+    escalate_itest_settle(&s);
     assess(&s, 1, "2026-10-08 09:00", 4, "2026-09-28"); /* report_to_school missed on 09-30 */
-    settle(&s);
+    escalate_itest_settle(&s);
     act(&s, 1, "2026-10-08 10:00", "letter_delivered", "{\"letter\":\"persuasion_letter\"}");
-    settle(&s);
+    escalate_itest_settle(&s);
     assess(&s, 1, "2026-10-09 09:00", 5, "2026-09-28");
-    settle(&s);
+    escalate_itest_settle(&s);
     assess(&s, 1, "2026-10-10 09:00", 6, "2026-09-28"); /* the make-up Saturday */
-    settle(&s);
+    escalate_itest_settle(&s);
 
-    char *stages = rows_of("SELECT e.stage FROM cases.event e JOIN cases.case c ON c.id = "
-                           "e.case_id WHERE c.student_id = $1 AND e.kind = 'stage_entered' "
-                           "ORDER BY e.id",
-                           id);
+    char *stages =
+        escalate_itest_rows("SELECT e.stage FROM cases.event e JOIN cases.case c ON c.id = "
+                            "e.case_id WHERE c.student_id = $1 AND e.kind = 'stage_entered' "
+                            "ORDER BY e.id",
+                            id);
     CHECK_STR(stages, "contact_family\nhome_visit\nschool_report\nacademic_office\n"
                       "dropout_roster\n");
     free(stages);
-    char *tasks = rows_of("SELECT t.kind, t.owner_role, coalesce(t.owner_staff_id, '-'), "
-                          "to_char(t.due_at AT TIME ZONE 'Asia/Shanghai', 'MM-DD HH24:MI'), "
-                          "t.done_at IS NOT NULL, t.overdue_at IS NOT NULL FROM cases.task t "
-                          "JOIN cases.case c ON c.id = t.case_id WHERE c.student_id = $1 "
-                          "ORDER BY t.id",
-                          id);
+    char *tasks =
+        escalate_itest_rows("SELECT t.kind, t.owner_role, coalesce(t.owner_staff_id, '-'), "
+                            "to_char(t.due_at AT TIME ZONE 'Asia/Shanghai', 'MM-DD HH24:MI'), "
+                            "t.done_at IS NOT NULL, t.overdue_at IS NOT NULL FROM cases.task t "
+                            "JOIN cases.case c ON c.id = t.case_id WHERE c.student_id = $1 "
+                            "ORDER BY t.id",
+                            id);
     CHECK_STR(tasks, "contact_family|homeroom_teacher|EST1|09-28 17:00|t|f\n"
                      "home_visit|homeroom_teacher|EST1|09-30 17:00|t|f\n"
                      "report_to_school|homeroom_teacher|EST1|09-30 17:00|f|t\n"
@@ -392,8 +190,8 @@ BX_TEST(scenario_across_national_day)
                      "county_report|principal|-|10-13 17:00|f|f\n"
                      "persuasion_record|homeroom_teacher|EST1|11-10 17:00|f|f\n");
     free(tasks);
-    char *open =
-        rows_of("SELECT stage, closed_at IS NULL FROM cases.case WHERE student_id = $1", id);
+    char *open = escalate_itest_rows(
+        "SELECT stage, closed_at IS NULL FROM cases.case WHERE student_id = $1", id);
     CHECK_STR(open, "dropout_roster|t\n");
     free(open);
     /* notification requests, in order: 8 task_assigned and 6 others */
@@ -402,7 +200,7 @@ BX_TEST(scenario_across_national_day)
                          "academic_office_report\ntask_overdue\ndropout_reported\n");
     free(templates);
     itest_mark_free(m);
-    svc_stop(&s);
+    escalate_itest_stop(&s);
     forget_log();
 }
 
@@ -410,37 +208,41 @@ BX_TEST(scenario_across_national_day)
 
 BX_TEST(late_home_visit_escalates)
 {
-    svc s;
-    svc_start(&s, 1, "2026-09-28 08:00");
+    escalate_itest s;
+    escalate_itest_start(&s, &conf, 1, "2026-09-28 08:00", NULL);
     char id[40];
-    student_id(1, id);
+    escalate_itest_student_id(1, id);
     assess(&s, 1, "2026-09-28 09:00", 1, "2026-09-28");
     /* nobody phoned: the missed contact sends the teachers out, due 09-29 17:00; missed too */
-    at("2026-09-30 09:00");
-    settle(&s);
+    escalate_itest_at("2026-09-30 09:00");
+    escalate_itest_settle(&s);
     act(&s, 1, "2026-09-30 10:00", "home_visit", "{\"outcome\":\"refused\",\"reason\":null}");
-    settle(&s);
-    char *visit = rows_of("SELECT t.done_at IS NOT NULL, t.overdue_at IS NOT NULL, t.done_by "
-                          "FROM cases.task t JOIN cases.case c ON c.id = t.case_id WHERE "
-                          "c.student_id = $1 AND t.kind = 'home_visit'",
-                          id);
+    escalate_itest_settle(&s);
+    char *visit =
+        escalate_itest_rows("SELECT t.done_at IS NOT NULL, t.overdue_at IS NOT NULL, t.done_by "
+                            "FROM cases.task t JOIN cases.case c ON c.id = t.case_id WHERE "
+                            "c.student_id = $1 AND t.kind = 'home_visit'",
+                            id);
     CHECK_STR(visit, "t|t|EST1\n");
     free(visit);
-    CHECK_INT(count_of("SELECT count(*) FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
-                       "WHERE c.student_id = $1 AND e.kind = 'escalated'",
-                       id),
+    CHECK_INT(escalate_itest_count(
+                  "SELECT count(*) FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
+                  "WHERE c.student_id = $1 AND e.kind = 'escalated'",
+                  id),
               2);
-    CHECK_INT(count_of("SELECT count(*) FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
-                       "WHERE c.student_id = $1 AND e.kind = 'task_done' AND e.late",
-                       id),
+    CHECK_INT(escalate_itest_count(
+                  "SELECT count(*) FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
+                  "WHERE c.student_id = $1 AND e.kind = 'task_done' AND e.late",
+                  id),
               1); /* the visit only: the missed contact ended when the home visit took its place */
-    char *contact = rows_of("SELECT t.outcome, t.overdue_at IS NOT NULL FROM cases.task t JOIN "
+    char *contact =
+        escalate_itest_rows("SELECT t.outcome, t.overdue_at IS NOT NULL FROM cases.task t JOIN "
                             "cases.case c ON c.id = t.case_id WHERE c.student_id = $1 AND t.kind "
                             "= 'contact_family'",
                             id);
     CHECK_STR(contact, "cancelled|t\n");
     free(contact);
-    svc_stop(&s);
+    escalate_itest_stop(&s);
     forget_log();
 }
 
@@ -448,24 +250,25 @@ BX_TEST(late_home_visit_escalates)
 
 BX_TEST(return_with_signoff_closes_the_case)
 {
-    svc s;
-    svc_start(&s, 1, "2026-09-28 08:00");
+    escalate_itest s;
+    escalate_itest_start(&s, &conf, 1, "2026-09-28 08:00", NULL);
     char id[40];
-    student_id(1, id);
+    escalate_itest_student_id(1, id);
     assess(&s, 1, "2026-09-28 09:00", 1, "2026-09-28");
     assess(&s, 1, "2026-09-29 09:00", 2, "2026-09-28");
     act(&s, 1, "2026-09-30 09:00", "returned",
         "{\"return_date\":\"2026-09-30\",\"township_signoff_staff_id\":\"TWN1\"}");
-    settle(&s);
-    char *c =
-        rows_of("SELECT ending, closed_at IS NOT NULL FROM cases.case WHERE student_id = $1", id);
+    escalate_itest_settle(&s);
+    char *c = escalate_itest_rows(
+        "SELECT ending, closed_at IS NOT NULL FROM cases.case WHERE student_id = $1", id);
     CHECK_STR(c, "returned|t\n");
     free(c);
-    CHECK_INT(count_of("SELECT count(*) FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
-                       "WHERE c.student_id = $1 AND e.kind = 'closed'",
-                       id),
+    CHECK_INT(escalate_itest_count(
+                  "SELECT count(*) FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
+                  "WHERE c.student_id = $1 AND e.kind = 'closed'",
+                  id),
               1);
-    svc_stop(&s);
+    escalate_itest_stop(&s);
     forget_log();
 }
 
@@ -480,8 +283,8 @@ BX_TEST(return_with_signoff_closes_the_case)
 
 BX_TEST(redelivery_changes_nothing)
 {
-    svc s;
-    svc_start(&s, 1, "2026-09-28 08:00");
+    escalate_itest s;
+    escalate_itest_start(&s, &conf, 1, "2026-09-28 08:00", NULL);
     assess(&s, 1, "2026-09-28 09:00", 1, "2026-09-28");
     act(&s, 1, "2026-09-28 11:00", "contact_made", "{\"channel\":\"phone\",\"reached\":true}");
     assess(&s, 1, "2026-09-29 09:00", 2, "2026-09-28");
@@ -491,17 +294,17 @@ BX_TEST(redelivery_changes_nothing)
      * the two snapshots */
     act(&s, 1, "2026-10-08 09:30", "returned",
         "{\"return_date\":\"2026-10-08\",\"township_signoff_staff_id\":\"TWN1\"}");
-    settle(&s);
-    char *before = rows_of(SNAPSHOT, NULL);
+    escalate_itest_settle(&s);
+    char *before = escalate_itest_rows(SNAPSHOT, NULL);
     int n = nsent;
     for (int i = 0; i < n; i++)
-        produce(&s, sent_log[i].topic, sent_log[i].key, sent_log[i].value);
-    settle(&s);
-    char *after = rows_of(SNAPSHOT, NULL);
+        escalate_itest_produce(&s, sent_log[i].topic, sent_log[i].key, sent_log[i].value);
+    escalate_itest_settle(&s);
+    char *after = escalate_itest_rows(SNAPSHOT, NULL);
     CHECK_STR(after, before);
     free(before);
     free(after);
-    svc_stop(&s);
+    escalate_itest_stop(&s);
     forget_log();
 }
 
@@ -509,16 +312,16 @@ BX_TEST(redelivery_changes_nothing)
 
 BX_TEST(malformed_message_goes_to_the_dlq)
 {
-    svc s;
-    svc_start(&s, 1, "2026-09-28 08:00");
+    escalate_itest s;
+    escalate_itest_start(&s, &conf, 1, "2026-09-28 08:00", NULL);
     itest_mark *m = itest_topic_mark(BX_TOPIC_DLQ);
-    produce(&s, s.risk, "x", "{not json");
-    produce(&s, s.actions, "x", "{\"schema\":\"bx.actions.v1\",\"event_id\":\"a\"}");
-    settle(&s);
+    escalate_itest_produce(&s, s.risk, "x", "{not json");
+    escalate_itest_produce(&s, s.actions, "x", "{\"schema\":\"bx.actions.v1\",\"event_id\":\"a\"}");
+    escalate_itest_settle(&s);
     bx_buf got;
     bx_buf_init(&got, 0);
     char needle[160];
-    snprintf(needle, sizeof(needle), "dlq:bx-escalate:bx.itest.esc.");
+    snprintf(needle, sizeof(needle), "dlq:bx-escalate:bx.itest.%s.", conf.name);
     int found = 0;
     for (int i = 0; i < 2; i++) {
         found = itest_topic_collect(m, needle, 2, 20000, &got);
@@ -532,7 +335,7 @@ BX_TEST(malformed_message_goes_to_the_dlq)
     CHECK_INT(itest_metric(s.port, "bx_escalate_dlq_total"), 2);
     bx_buf_free(&got);
     itest_mark_free(m);
-    svc_stop(&s);
+    escalate_itest_stop(&s);
 }
 
 /* ---- a poisoned message (issue 14, defect 10) ---- */
@@ -569,43 +372,47 @@ static bool collect_from_escalate(itest_mark *m, const char *needle, int timeout
 
 BX_TEST(a_poisoned_message_is_dead_lettered_its_case_flagged_and_the_partition_moves_on)
 {
-    extra_setting = "BX_ESCALATE_MAX_ATTEMPTS=3";
-    svc s;
-    svc_start(&s, 3, "2026-09-28 08:00");
-    extra_setting = NULL;
+    escalate_itest s;
+    escalate_itest_start(&s, &conf, 3, "2026-09-28 08:00", "BX_ESCALATE_MAX_ATTEMPTS=3");
     char id1[40], id2[40], id3[40];
-    student_id(1, id1);
-    student_id(2, id2);
-    student_id(3, id3);
+    escalate_itest_student_id(1, id1);
+    escalate_itest_student_id(2, id2);
+    escalate_itest_student_id(3, id3);
     assess(&s, 2, "2026-09-28 08:30", 1, "2026-09-28");
-    settle(&s);
-    CHECK_INT(count_of("SELECT count(*) FROM cases.case WHERE student_id = $1", id2), 1);
+    escalate_itest_settle(&s);
+    CHECK_INT(escalate_itest_count("SELECT count(*) FROM cases.case WHERE student_id = $1", id2),
+              1);
     char poison[200];
     snprintf(poison, sizeof(poison),
              "UPDATE cases.case SET state = '\"unreadable\"'::jsonb WHERE student_id = '%s'", id2);
-    itest_sql_exec(db_url, poison);
+    itest_sql_exec(escalate_itest_db_url(), poison);
     itest_mark *m = itest_topic_mark(BX_TOPIC_DLQ);
     /* one key: the three on one partition, the poisoned one between the good ones */
     assess_keyed(&s, 1, "2026-09-29 08:30", 1, "2026-09-29", "poison");
     assess_keyed(&s, 2, "2026-09-29 08:31", 2, "2026-09-28", "poison");
     assess_keyed(&s, 3, "2026-09-29 08:32", 1, "2026-09-29", "poison");
-    settle(&s);
-    CHECK_INT(count_of("SELECT count(*) FROM cases.case WHERE student_id = $1", id1), 1);
-    CHECK_INT(count_of("SELECT count(*) FROM cases.case WHERE student_id = $1", id3), 1);
-    CHECK_INT(count_of("SELECT count(*) FROM cases.needs_attention a JOIN cases.case c ON c.id = "
-                       "a.case_id WHERE c.student_id = $1 AND a.reason LIKE '%given up after 3 "
-                       "attempts%' AND a.dlq_event_id LIKE 'dlq:bx-escalate:%'",
-                       id2),
+    escalate_itest_settle(&s);
+    CHECK_INT(escalate_itest_count("SELECT count(*) FROM cases.case WHERE student_id = $1", id1),
+              1);
+    CHECK_INT(escalate_itest_count("SELECT count(*) FROM cases.case WHERE student_id = $1", id3),
+              1);
+    CHECK_INT(escalate_itest_count(
+                  "SELECT count(*) FROM cases.needs_attention a JOIN cases.case c ON c.id = "
+                  "a.case_id WHERE c.student_id = $1 AND a.reason LIKE '%given up after 3 "
+                  "attempts%' AND a.dlq_event_id LIKE 'dlq:bx-escalate:%'",
+                  id2),
               1);
     /* its due deadline cannot fire for good either: cancelled, the same case flagged */
-    CHECK_INT(count_of("SELECT count(DISTINCT case_id) FROM cases.needs_attention", NULL), 1);
-    CHECK_INT(count_of("SELECT count(*) FROM cases.needs_attention WHERE dlq_event_id LIKE "
-                       "'dlq:%'",
-                       NULL),
-              1);
-    CHECK(count_of("SELECT count(*) FROM cases.needs_attention a JOIN cases.timer t ON "
-                   "'timer:' || t.timer_key = a.dlq_event_id WHERE t.cancelled",
-                   NULL) >= 1);
+    CHECK_INT(
+        escalate_itest_count("SELECT count(DISTINCT case_id) FROM cases.needs_attention", NULL), 1);
+    CHECK_INT(
+        escalate_itest_count("SELECT count(*) FROM cases.needs_attention WHERE dlq_event_id LIKE "
+                             "'dlq:%'",
+                             NULL),
+        1);
+    CHECK(escalate_itest_count("SELECT count(*) FROM cases.needs_attention a JOIN cases.timer t ON "
+                               "'timer:' || t.timer_key = a.dlq_event_id WHERE t.cancelled",
+                               NULL) >= 1);
     CHECK(itest_metric(s.port, "bx_escalate_needs_attention_total") >= 2);
     bx_buf got;
     bx_buf_init(&got, 0);
@@ -616,7 +423,7 @@ BX_TEST(a_poisoned_message_is_dead_lettered_its_case_flagged_and_the_partition_m
     itest_mark_free(m);
     /* bxctl case list --attention lists the flagged case with its reason, and only it */
     char env_url[600];
-    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", db_url);
+    snprintf(env_url, sizeof(env_url), "BX_PG_URL=%s", escalate_itest_db_url());
     const char *env[] = {env_url, NULL};
     const char *argv[] = {itest_env("BXCTL_BIN", BXCTL_BIN), "case", "list", "--attention", NULL};
     bx_buf out;
@@ -628,7 +435,7 @@ BX_TEST(a_poisoned_message_is_dead_lettered_its_case_flagged_and_the_partition_m
     CHECK(strstr(out.data, id1) == NULL);
     bx_buf_free(&out);
     forget_log();
-    svc_stop(&s);
+    escalate_itest_stop(&s);
 }
 
 /* ---- a replica killed while timers are due ---- */
@@ -636,37 +443,41 @@ BX_TEST(a_poisoned_message_is_dead_lettered_its_case_flagged_and_the_partition_m
 BX_TEST(killed_replica_loses_no_timer_fires_none_twice)
 {
     enum { STUDENTS = 30 };
-    svc s;
-    svc_start(&s, STUDENTS, "2026-09-28 08:00");
+    escalate_itest s;
+    escalate_itest_start(&s, &conf, STUDENTS, "2026-09-28 08:00", NULL);
     for (int i = 1; i <= STUDENTS; i++)
         assess(&s, i, "2026-09-28 09:00", 1, "2026-09-28");
-    settle(&s);
+    escalate_itest_settle(&s);
     itest_stop(s.pid);
     s.base = s.produced;
     /* every same-day contact is due; a replica starts firing them and is killed */
-    at("2026-09-29 08:00");
-    svc_run(&s);
+    escalate_itest_at("2026-09-29 08:00");
+    escalate_itest_run(&s, NULL);
     usleep(30 * 1000);
     kill(s.pid, SIGKILL);
     waitpid(s.pid, NULL, 0);
     /* another takes over once the killed one's leases end */
-    at("2026-09-29 08:01");
-    svc_run(&s);
-    settle(&s);
-    CHECK_INT(count_of("SELECT count(*) FROM cases.timer WHERE timer_key LIKE '%:contact_family:%' "
-                       "AND fired_at IS NOT NULL",
-                       NULL),
+    escalate_itest_at("2026-09-29 08:01");
+    escalate_itest_run(&s, NULL);
+    escalate_itest_settle(&s);
+    CHECK_INT(escalate_itest_count(
+                  "SELECT count(*) FROM cases.timer WHERE timer_key LIKE '%:contact_family:%' "
+                  "AND fired_at IS NOT NULL",
+                  NULL),
               STUDENTS);
-    CHECK_INT(count_of("SELECT count(*) FROM cases.event WHERE kind = 'task_overdue'", NULL),
-              STUDENTS);
-    CHECK_INT(count_of("SELECT count(*) FROM cases.task WHERE kind = 'home_visit'", NULL),
-              STUDENTS);
+    CHECK_INT(
+        escalate_itest_count("SELECT count(*) FROM cases.event WHERE kind = 'task_overdue'", NULL),
+        STUDENTS);
+    CHECK_INT(
+        escalate_itest_count("SELECT count(*) FROM cases.task WHERE kind = 'home_visit'", NULL),
+        STUDENTS);
     /* the case events' copies only: the analysts' case stream has its own task_overdue */
-    CHECK_INT(count_of("SELECT count(*) FROM cases.outbox WHERE payload LIKE "
-                       "'%\"event\":\"task_overdue\"%' AND topic NOT LIKE '%analytics%'",
-                       NULL),
-              STUDENTS);
-    svc_stop(&s);
+    CHECK_INT(
+        escalate_itest_count("SELECT count(*) FROM cases.outbox WHERE payload LIKE "
+                             "'%\"event\":\"task_overdue\"%' AND topic NOT LIKE '%analytics%'",
+                             NULL),
+        STUDENTS);
+    escalate_itest_stop(&s);
     forget_log();
 }
 
@@ -696,18 +507,11 @@ static char *risk_json(const char *id, const char *local_time, int streak, const
     return bx_buf_steal(&b);
 }
 
-/* Produces a message made for it and frees it. */
-static void produce_owned(svc *s, const char *topic, const char *key, char *value)
-{
-    produce(s, topic, key, value);
-    free(value);
-}
-
 /* What a student's inputs made, without ids: the events, tasks, timers and outbox messages in
  * order and the case's stage (caller frees). */
 static char *case_signature(const char *student)
 {
-    return rows_of(
+    return escalate_itest_rows(
         "SELECT concat_ws(' | ', "
         "(SELECT string_agg(e.kind || '/' || coalesce(e.stage, '') || '/' || e.late::text, ',' "
         "  ORDER BY e.id) FROM cases.event e JOIN cases.case c ON c.id = e.case_id "
@@ -735,36 +539,36 @@ static char *case_signature(const char *student)
 BX_TEST(a_burst_of_inputs_applied_together_as_one_by_one)
 {
     enum { PER_RUN = 6 };
-    svc s;
-    svc_start(&s, 2 * PER_RUN, "2026-09-28 08:00");
-    settle(&s);
+    escalate_itest s;
+    escalate_itest_start(&s, &conf, 2 * PER_RUN, "2026-09-28 08:00", NULL);
+    escalate_itest_settle(&s);
     for (int run = 0; run < 2; run++) {
         itest_stop(s.pid);
         s.base = s.produced;
-        at("2026-09-29 09:00");
+        escalate_itest_at("2026-09-29 09:00");
         for (int k = 1; k <= PER_RUN; k++) {
             char id[40];
-            student_id(run * PER_RUN + k, id);
+            escalate_itest_student_id(run * PER_RUN + k, id);
             /* one key: the burst on one partition, in this order */
-            produce_owned(&s, s.risk, "burst", risk_json(id, "2026-09-28 08:30", 1, "2026-09-28"));
+            escalate_itest_produce_owned(&s, s.risk, "burst",
+                                         risk_json(id, "2026-09-28 08:30", 1, "2026-09-28"));
             if (k == 2)
-                produce(&s, s.risk, "burst", "{not json");
+                escalate_itest_produce(&s, s.risk, "burst", "{not json");
             if (k == 4) {
                 char unknown[40];
-                student_id(90 + run, unknown);
-                produce_owned(&s, s.risk, "burst",
-                              risk_json(unknown, "2026-09-28 08:30", 1, "2026-09-28"));
+                escalate_itest_student_id(90 + run, unknown);
+                escalate_itest_produce_owned(
+                    &s, s.risk, "burst", risk_json(unknown, "2026-09-28 08:30", 1, "2026-09-28"));
             }
         }
         for (int k = 1; k <= 3; k++) {
             char id[40];
-            student_id(run * PER_RUN + k, id);
-            produce_owned(&s, s.risk, "burst", risk_json(id, "2026-09-29 08:30", 2, "2026-09-28"));
+            escalate_itest_student_id(run * PER_RUN + k, id);
+            escalate_itest_produce_owned(&s, s.risk, "burst",
+                                         risk_json(id, "2026-09-29 08:30", 2, "2026-09-28"));
         }
-        extra_setting = run == 0 ? "BX_ESCALATE_INPUT_BATCH=1" : NULL;
-        svc_run(&s);
-        extra_setting = NULL;
-        settle(&s);
+        escalate_itest_run(&s, run == 0 ? "BX_ESCALATE_INPUT_BATCH=1" : NULL);
+        escalate_itest_settle(&s);
         CHECK_INT(itest_metric(s.port, "bx_escalate_dlq_total"), 2);
         CHECK_INT(itest_metric(s.port, "bx_escalate_inputs_total"), PER_RUN + 3);
         if (run == 0)
@@ -774,8 +578,8 @@ BX_TEST(a_burst_of_inputs_applied_together_as_one_by_one)
     }
     for (int k = 1; k <= PER_RUN; k++) {
         char one[40], together[40];
-        student_id(k, one);
-        student_id(PER_RUN + k, together);
+        escalate_itest_student_id(k, one);
+        escalate_itest_student_id(PER_RUN + k, together);
         char *a = case_signature(one), *b = case_signature(together);
         CHECK(strlen(a) > 20);
         if (strcmp(a, b) != 0)
@@ -784,5 +588,5 @@ BX_TEST(a_burst_of_inputs_applied_together_as_one_by_one)
         free(a);
         free(b);
     }
-    svc_stop(&s);
+    escalate_itest_stop(&s);
 }

@@ -31,22 +31,17 @@ enum { NTOPICS = sizeof(topics) / sizeof(topics[0]) };
 /* Sets retention.ms of every topic (created or already there) with one AlterConfigs request. */
 static bx_status set_retention(const char *brokers, int timeout_ms, bx_error *err)
 {
-    /* AlterConfigs replaces a topic's settings: min.insync.replicas goes again with retention. */
-    int replication = 1;
-    const char *min_insync = NULL;
-    bx_status s = bx_kafka_replication(&replication, &min_insync, err);
-    if (s != BX_OK)
-        return s;
     bx_kafka_admin a;
-    s = bx_kafka_admin_begin(&a, brokers, NULL, RD_KAFKA_ADMIN_OP_ALTERCONFIGS, err);
+    bx_status s = bx_kafka_topic_admin_begin(&a, brokers, RD_KAFKA_ADMIN_OP_ALTERCONFIGS, err);
+    /* AlterConfigs replaces a topic's settings: min.insync.replicas goes again with retention. */
     rd_kafka_ConfigResource_t *res[NTOPICS];
     for (int i = 0; i < NTOPICS; i++) {
         char ms[24];
         snprintf(ms, sizeof(ms), "%lld", topics[i].days * DAY_MS);
         res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topics[i].topic);
         rd_kafka_ConfigResource_set_config(res[i], "retention.ms", ms);
-        if (min_insync)
-            rd_kafka_ConfigResource_set_config(res[i], "min.insync.replicas", min_insync);
+        if (a.min_insync)
+            rd_kafka_ConfigResource_set_config(res[i], "min.insync.replicas", a.min_insync);
     }
     if (s == BX_OK) {
         char errstr[512];
