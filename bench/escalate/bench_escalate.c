@@ -6,8 +6,12 @@
  * students): the `case` rounds fire them as bx-escalate does (escalate_store_fire_deadline in
  * timers_fire_due_prepared's batches); the others with a fire_fn that writes the rows an overdue
  * task writes (a cases.event row, the cases.task update, a cases.outbox row) without the case.
- * Checks that every due timer fired exactly once. Run by bench/escalate/run.sh against a scratch
- * database; not a test. */
+ * Checks that every due timer fired exactly once. A second baseline, measured after the run's
+ * first case round, is the COPY of the rows that round wrote (a case firing's 2 events, 4 outbox
+ * rows, and its task, case and timer rows, an UPDATE counted as one row write), read back and
+ * COPYed into scratch tables LIKE theirs: `/COPY same` compares a case round with it, `/COPY tmr`
+ * with the COPY of one timer row a timer. Run by bench/escalate/run.sh against a scratch database;
+ * not a test. */
 #include "bx_buf.h"
 #include "bx_pg.h"
 #include "bx_registry.h"
