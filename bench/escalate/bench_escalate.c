@@ -6,8 +6,12 @@
  * students): the `case` rounds fire them as bx-escalate does (escalate_store_fire_deadline in
  * timers_fire_due_prepared's batches); the others with a fire_fn that writes the rows an overdue
  * task writes (a cases.event row, the cases.task update, a cases.outbox row) without the case.
- * Checks that every due timer fired exactly once. Run by bench/escalate/run.sh against a scratch
- * database; not a test. */
+ * Checks that every due timer fired exactly once. A second baseline, measured after the run's
+ * first case round, is the COPY of the rows that round wrote (a case firing's 2 events, 4 outbox
+ * rows, and its task, case and timer rows, an UPDATE counted as one row write), read back and
+ * COPYed into scratch tables LIKE theirs: `/COPY same` compares a case round with it, `/COPY tmr`
+ * with the COPY of one timer row a timer. Run by bench/escalate/run.sh against a scratch database;
+ * not a test. */
 #include "bx_buf.h"
 #include "bx_pg.h"
 #include "bx_registry.h"
@@ -774,6 +778,129 @@ static void settle(PGconn *db)
     checkpoint(db);
 }
 
+/* ---- the second baseline: COPY of the rows a firing writes ----
+ * After the run's first case round (its checks passed), the rows that round wrote are read back
+ * (untimed) and COPYed, table by table, into scratch tables LIKE theirs (INCLUDING ALL: the same
+ * columns, defaults, checks and indexes; cases.event's foreign key added as the original has it):
+ * the case events and outbox rows it inserted, and the new versions of the rows it updated (each
+ * task's overdue mark, each case row, each timer's fired mark), an UPDATE counted as one row
+ * write. The scratch tables have no triggers (bx-console's statement-level summaries are not
+ * PostgreSQL's price of the rows) and no foreign keys for the updated rows (an UPDATE that keeps
+ * the key checks none). Each COPY is timed from its start to its result (the commit), after a
+ * checkpoint, as the other baselines; the tables are dropped after. */
+
+typedef struct same_table {
+    const char *name;   /* the table whose rows these are */
+    const char *write;  /* what the firing does to them */
+    const char *select; /* the round's rows */
+    const char *scratch;
+    const char *extra; /* SQL run on the scratch table before the COPY, or NULL */
+    long long rows;
+    size_t bytes;
+    double secs;
+} same_table;
+
+static same_table same_tables[] = {
+    {"cases.event", "INSERT", "SELECT * FROM cases.event ORDER BY id", "public.bench_same_event",
+     "ALTER TABLE public.bench_same_event ADD FOREIGN KEY (case_id) REFERENCES cases.case (id)", 0,
+     0, 0},
+    {"cases.outbox", "INSERT", "SELECT * FROM cases.outbox ORDER BY id", "public.bench_same_outbox",
+     NULL, 0, 0, 0},
+    {"cases.task", "UPDATE", "SELECT * FROM cases.task WHERE overdue_at IS NOT NULL ORDER BY id",
+     "public.bench_same_task", NULL, 0, 0, 0},
+    {"cases.case", "UPDATE",
+     "SELECT c.* FROM cases.case c JOIN public.bench_case_state b ON b.id = c.id WHERE c.state "
+     "<> b.state OR c.updated_at <> b.updated_at OR c.closed_at IS NOT NULL ORDER BY c.id",
+     "public.bench_same_case", NULL, 0, 0, 0},
+    {"cases.timer", "UPDATE", "SELECT * FROM cases.timer WHERE fired_at IS NOT NULL ORDER BY id",
+     "public.bench_same_timer", NULL, 0, 0, 0},
+};
+#define N_SAME_TABLES ((int)(sizeof(same_tables) / sizeof(same_tables[0])))
+
+static struct {
+    int round; /* 1-based; 0: no case round in the run, not measured */
+    long long firings, rows;
+    size_t bytes;
+    double secs;
+} same;
+
+/* `COPY (select) TO STDOUT` into m (text format, one line a row); returns the row count. */
+static long long copy_out(PGconn *db, const char *select, mem *m)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql), "COPY (%s) TO STDOUT", select);
+    PGresult *res = PQexec(db, sql);
+    if (PQresultStatus(res) != PGRES_COPY_OUT)
+        die(sql, PQerrorMessage(db));
+    PQclear(res);
+    m->len = 0;
+    char *line = NULL;
+    int n;
+    while ((n = PQgetCopyData(db, &line, 0)) > 0) {
+        if (m->len + (size_t)n + 1 > m->cap) {
+            size_t cap = m->cap ? m->cap : 1 << 20;
+            while (cap < m->len + (size_t)n + 1)
+                cap *= 2;
+            char *p = realloc(m->data, cap);
+            if (p == NULL)
+                die("memory", "no memory for the round's rows");
+            m->data = p;
+            m->cap = cap;
+        }
+        memcpy(m->data + m->len, line, (size_t)n);
+        m->len += (size_t)n;
+        PQfreemem(line);
+    }
+    if (n == -2)
+        die(sql, PQerrorMessage(db));
+    long long rows = -1;
+    while ((res = PQgetResult(db)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            die(sql, PQerrorMessage(db));
+        rows = strtoll(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+    }
+    return rows;
+}
+
+/* The rows round r (a case round, checked) wrote, COPYed as described above. */
+static void copy_same_rows(PGconn *db, int r)
+{
+    same.round = r;
+    same.firings = cf.due;
+    mem m = {0};
+    for (int i = 0; i < N_SAME_TABLES; i++) {
+        same_table *t = &same_tables[i];
+        char sql[512];
+        snprintf(sql, sizeof(sql), "CREATE TABLE %s (LIKE %s INCLUDING ALL)", t->scratch, t->name);
+        exec_or_die(db, sql);
+        if (t->extra)
+            exec_or_die(db, t->extra);
+        t->rows = copy_out(db, t->select, &m);
+        t->bytes = m.len;
+        snprintf(sql, sizeof(sql), "COPY %s FROM STDIN", t->scratch);
+        checkpoint(db);
+        double t0 = now_s();
+        copy_in(db, sql, &m);
+        t->secs = now_s() - t0;
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", t->scratch);
+        if (count_of(db, sql) != t->rows)
+            die(t->scratch, "row count differs from the round's rows");
+        snprintf(sql, sizeof(sql), "DROP TABLE %s", t->scratch);
+        exec_or_die(db, sql);
+        same.rows += t->rows;
+        same.bytes += t->bytes;
+        same.secs += t->secs;
+        fprintf(stderr, "bench-escalate: COPY of round %d's %s rows: %lld (%.1f MB) in %.2f s\n", r,
+                t->name, t->rows, (double)t->bytes / 1e6, t->secs);
+    }
+    free(m.data);
+    /* the round's own writes, one per firing of each updated row (its checks passed) */
+    if (same_tables[2].rows != cf.due || same_tables[3].rows != cf.due ||
+        same_tables[4].rows != cf.due)
+        die("COPY of a firing's rows", "not one task, case and timer row per firing");
+}
+
 static void run_round(PGconn *db, int r, result *out)
 {
     round_spec *spec = &cf.rounds[r];
@@ -823,6 +950,8 @@ static void run_round(PGconn *db, int r, result *out)
         "CPU %.1f s\n",
         r + 1, out->fired, out->secs, (double)out->fired / out->secs,
         (double)out->events / out->secs, out->cpu_s);
+    if (same.round == 0 && (spec->v == V_CASE || spec->v == V_CASE1))
+        copy_same_rows(db, r + 1);
 }
 
 /* EXPLAIN ANALYZE of timers_claim's statement (rolled back), to stderr. */
@@ -1001,8 +1130,31 @@ int main(int argc, char **argv)
            copy_timer_rate, (double)timer_bytes / 1e6 / copy_timer_s);
     printf("%-52s %10.2f %12.0f %8.1f\n", "COPY cases.event-shaped rows (scratch table)",
            copy_event_s, copy_event_rate, (double)event_bytes / 1e6 / copy_event_s);
-    printf("\n%-34s %8s %10s %10s %10s %9s %9s %11s %s\n", "firing", "seconds", "timers/s",
-           "events/s", "/COPY tmr", "claim ms", "cpu s", "cpu us/tmr", "load before");
+    /* firings/s equivalent: the firings whose rows were COPYed per second of their COPYs */
+    double copy_same_rate = same.round ? (double)same.firings / same.secs : 0;
+    if (same.round) {
+        char label[80];
+        snprintf(label, sizeof(label), "COPY of a firing's rows (%.2f a firing, round %d's)",
+                 (double)same.rows / (double)same.firings, same.round);
+        printf("%-52s %10.2f %12.0f %8.1f   %.0f firings/s equivalent\n", label, same.secs,
+               (double)same.rows / same.secs, (double)same.bytes / 1e6 / same.secs, copy_same_rate);
+        for (int i = 0; i < N_SAME_TABLES; i++) {
+            const same_table *t = &same_tables[i];
+            snprintf(label, sizeof(label), "  %s %s (%.2f a firing)", t->name,
+                     strcmp(t->write, "INSERT") == 0 ? "inserted" : "updated",
+                     (double)t->rows / (double)same.firings);
+            printf("%-52s %10.2f %12.0f %8.1f\n", label, t->secs, (double)t->rows / t->secs,
+                   (double)t->bytes / 1e6 / t->secs);
+        }
+        printf("  (the rows round %d wrote, read back and COPYed into scratch tables LIKE theirs "
+               "INCLUDING ALL, cases.event's foreign key added, no triggers; an UPDATE counted as "
+               "one row write)\n",
+               same.round);
+    } else {
+        printf("COPY of a firing's rows: not measured (no case or case1 round in this run)\n");
+    }
+    printf("\n%-34s %8s %10s %10s %10s %10s %9s %9s %11s %s\n", "firing", "seconds", "timers/s",
+           "events/s", "/COPY tmr", "/COPY same", "claim ms", "cpu s", "cpu us/tmr", "load before");
     /* claim ms: one timers_claim of up to --batch; for the timers_fire_due rows one whole batch
      * (select, firing, marks, commit) */
     for (int r = 0; r < cf.nrounds; r++) {
@@ -1016,12 +1168,21 @@ int main(int argc, char **argv)
                  : x->v == V_CASE1 ? ", service path, cases 1 by 1"
                  : x->v == V_CASE  ? ", service path, cases in 1"
                                    : "");
-        printf("%-34s %8.2f %10.0f %10.0f %10.4f %9.1f %9.1f %11.1f %s\n", label, x->secs,
+        /* /COPY same: only the case rounds write a case firing's rows */
+        char same_ratio[16] = "-";
+        if (same.round && (x->v == V_CASE || x->v == V_CASE1))
+            snprintf(same_ratio, sizeof(same_ratio), "%.4f",
+                     (double)x->fired / x->secs / copy_same_rate);
+        printf("%-34s %8.2f %10.0f %10.0f %10.4f %10s %9.1f %9.1f %11.1f %s\n", label, x->secs,
                (double)x->fired / x->secs, (double)x->events / x->secs,
-               (double)x->fired / x->secs / copy_timer_rate,
+               (double)x->fired / x->secs / copy_timer_rate, same_ratio,
                x->claims ? x->claim_s * 1000 / (double)x->claims : 0.0, x->cpu_s,
                x->cpu_s * 1e6 / (double)x->fired, x->load);
     }
+    printf("\n/COPY tmr: fired timers/s / COPY timer rows/s (one 84-byte row a timer). /COPY "
+           "same: fired timers/s / the firings/s equivalent of COPYing a case firing's rows; "
+           "for the case rounds only (the others write an event, an outbox row and the task's "
+           "and timer's marks, not these rows).\n");
     printf("\nEvery round: all %lld due timers fired exactly once, none early (case rounds: one "
            "task_overdue event and one overdue mark per task, an outbox row per case event; the "
            "others: one event, one outbox row, one task mark each).\n",

@@ -2,8 +2,16 @@
 # bench/escalate/run.sh: bx-escalate's durable timers with 1,000,000 open timers: due timers fired
 # per second and case events per second (the `case` rounds: real cases' deadlines fired as the
 # service fires them, escalate_store_fire_deadline; the others: the rows an overdue task writes),
-# beside PostgreSQL's COPY rate of the same rows, measured in the same run, in a scratch database
-# of its own (dropped at the end, also on failure).
+# beside PostgreSQL's COPY rates, measured in the same run, in a scratch database of its own
+# (dropped at the end, also on failure). Two baselines:
+#   COPY cases.timer rows: one 84-byte timer row a timer (`/COPY tmr` = fired timers/s / that rate);
+#   COPY of a firing's rows: after the run's first `case` (or `case1`) round, the rows that round
+#     wrote, read back (untimed) and COPYed into scratch tables made LIKE cases.event, cases.outbox,
+#     cases.task, cases.case and cases.timer INCLUDING ALL (cases.event's foreign key added; no
+#     triggers): per firing 2 events and 4 outbox rows inserted, and the new versions of the task,
+#     case and timer rows it updated, an UPDATE counted as one row write (9 rows). Its "firings/s
+#     equivalent" is the due timers / the seconds of those COPYs (each to its commit, after a
+#     checkpoint); `/COPY same` = a case round's fired timers/s / that. Scratch tables dropped after.
 #
 #   bash bench/escalate/run.sh [bench-escalate options, e.g. --due 50000 --rounds 2:case1,2:case]
 #
