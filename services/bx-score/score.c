@@ -492,18 +492,30 @@ size_t score_class_days_normalize(bx_date *dates, uint16_t *periods, size_t coun
     return n;
 }
 
-unsigned score_class_days_on(const score_class_days *days, bx_date d)
+/* The first of n items (stride bytes apart, each starting with its bx_date, sorted by it) dated
+ * on or after d; n when none is. */
+static size_t date_lower_bound(const void *items, size_t n, size_t stride, bx_date d)
 {
-    if (days == NULL)
-        return 0;
-    size_t lo = 0, hi = days->count;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (days->dates[mid] < d)
+        bx_date at;
+        memcpy(&at, (const char *)items + mid * stride, sizeof(at));
+        if (at < d)
             lo = mid + 1;
         else
             hi = mid;
     }
+    return lo;
+}
+
+_Static_assert(offsetof(score_class_listing, date) == 0, "a listing starts with its date");
+
+unsigned score_class_days_on(const score_class_days *days, bx_date d)
+{
+    if (days == NULL)
+        return 0;
+    size_t lo = date_lower_bound(days->dates, days->count, sizeof(*days->dates), d);
     if (lo == days->count || days->dates[lo] != d)
         return 0;
     return days->periods ? days->periods[lo] : 1u;
@@ -525,14 +537,7 @@ unsigned score_class_days_vouched(const score_class_days *days, bx_date d)
     unsigned slots = score_class_days_on(days, d);
     if (slots == 0 || days->nlistings == 0 || days->student_id == NULL)
         return slots;
-    size_t lo = 0, hi = days->nlistings;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (days->listings[mid].date < d)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = date_lower_bound(days->listings, days->nlistings, sizeof(*days->listings), d);
     for (size_t i = lo; i < days->nlistings && days->listings[i].date == d; i++)
         if (score_listed_names(days->listings[i].listed, days->student_id))
             slots &= ~days->listings[i].slots;
