@@ -23,9 +23,10 @@ int itest_run(const char *const *argv, const char *const *env, bx_buf *out);
  * NULL; a failure prints the command's first two words and its output and fails the test. */
 void itest_run_ok(const char *const *argv, const char *const *env, bx_buf *out);
 
-/* Closes the group consumer rk within timeout_ms and destroys it. A consumer whose group the broker
- * stopped answering for (its ACLs taken away, its coordinator moving) can otherwise wait on its
- * leave for ever in rd_kafka_consumer_close. */
+/* Closes the group consumer rk and destroys it, waiting for each up to timeout_ms. A consumer
+ * whose group the broker stopped answering for (its ACLs taken away, its coordinator moving) can
+ * otherwise wait for ever in rd_kafka_consumer_close or rd_kafka_destroy (librdkafka 2.0.2); a
+ * destroy that does not end in time is left to the process's exit, and said on stderr. */
 void itest_close_consumer(rd_kafka_t *rk, int timeout_ms);
 
 /* A consumer handle with the id of group that never joins it (no automatic commits), to read or
