@@ -316,18 +316,51 @@ static void compute_one(const score_env *env, score_history *h, const score_stor
     o->summary_same = summary_equal(o, summary);
 }
 
-/* A class's roll calls, decoded from its reported hash: sorted dates with period masks, and the
- * roll calls that listed students (their lists point into the hash's values). */
+/* One id a class's roll call listed, with the roll call's day and slot. */
+typedef struct named_slot {
+    const char *id; /* into the hash's value; len bytes */
+    size_t len;
+    score_class_listing at;
+} named_slot;
+
+/* A class's roll calls, decoded from its reported hash: sorted dates with period masks; the
+ * slots of the roll calls that listed students, by student (named, sorted by id then date, and
+ * listed beside it: one student's are a contiguous run), and those that listed too many to name
+ * (unnamed, by date). */
 typedef struct class_days_entry {
     const score_store_entries *key;
     bx_date *dates;
     uint16_t *periods;
     size_t count;
-    score_class_listing *listings;
-    size_t nlistings;
+    named_slot *named;
+    score_class_listing *listed;
+    size_t nnamed;
+    score_class_listing *unnamed;
+    size_t nunnamed;
 } class_days_entry;
 
-/* A report's value is its counts, then ";" and the ids it listed when it carries its list
+static void class_days_entry_free(class_days_entry *e)
+{
+    free(e->dates);
+    free(e->periods);
+    free(e->named);
+    free(e->listed);
+    free(e->unnamed);
+}
+
+static int compare_named(const void *a, const void *b)
+{
+    const named_slot *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->id, y->id, n);
+    if (c == 0 && x->len != y->len)
+        c = x->len < y->len ? -1 : 1;
+    if (c == 0)
+        c = (x->at.date > y->at.date) - (x->at.date < y->at.date);
+    return c;
+}
+
+/* A report's value is its counts, then ";" and whom it listed when it carries its list
  * (messages.c); without ";" (a report from before the list) it lists no one. */
 static const char *listed_of(const char *value)
 {
@@ -335,21 +368,61 @@ static const char *listed_of(const char *value)
     return at && at[1] ? at + 1 : NULL;
 }
 
+/* The ids of the class's lists, each with its roll call's slot (e->named, then e->listed beside
+ * it), and the slots that name no one (e->unnamed). */
+static bx_status index_listings(const score_store_entries *reports, class_days_entry *e,
+                                bx_error *err)
+{
+    size_t cap = 0, unnamed = 0;
+    for (size_t i = 0; i < reports->count; i++) {
+        const char *l = listed_of(reports->items[i].value);
+        if (l && strcmp(l, "*") == 0)
+            unnamed++;
+        else if (l)
+            cap += 1 + strlen(l) / 2; /* ids are separated by spaces: at most this many */
+    }
+    e->named = calloc(cap ? cap : 1, sizeof(*e->named));
+    e->listed = calloc(cap ? cap : 1, sizeof(*e->listed));
+    e->unnamed = calloc(unnamed ? unnamed : 1, sizeof(*e->unnamed));
+    if (e->named == NULL || e->listed == NULL || e->unnamed == NULL)
+        return BX_ERR(err, BX_ENOMEM, "class days: out of memory");
+    for (size_t i = 0; i < reports->count; i++) {
+        const char *l = listed_of(reports->items[i].value);
+        bx_date day = BX_DATE_NONE;
+        int period = 0;
+        if (l == NULL || score_store_field_parse(reports->items[i].field, &day, &period) != BX_OK ||
+            day == BX_DATE_NONE || period < 0 || period > SCORE_PERIOD_MAX)
+            continue;
+        score_class_listing at = {day, 1u << period};
+        if (strcmp(l, "*") == 0) { /* fields sort by day: these come out sorted by date */
+            e->unnamed[e->nunnamed++] = at;
+            continue;
+        }
+        size_t len;
+        for (const char *id; (id = score_listed_next(&l, &len)) != NULL && e->nnamed < cap;)
+            e->named[e->nnamed++] = (named_slot){id, len, at};
+    }
+    qsort(e->named, e->nnamed, sizeof(*e->named), compare_named);
+    for (size_t i = 0; i < e->nnamed; i++)
+        e->listed[i] = e->named[i].at;
+    return BX_OK;
+}
+
 static bx_status class_days_from_entries(const score_store_entries *reports, class_days_entry *e,
                                          bx_error *err)
 {
     size_t n = reports->count;
+    memset(e, 0, sizeof(*e));
     e->key = reports;
     e->dates = calloc(n ? n : 1, sizeof(*e->dates));
     e->periods = calloc(n ? n : 1, sizeof(*e->periods));
-    e->listings = calloc(n ? n : 1, sizeof(*e->listings));
-    if (e->dates == NULL || e->periods == NULL || e->listings == NULL) {
-        free(e->dates);
-        free(e->periods);
-        free(e->listings);
-        return BX_ERR(err, BX_ENOMEM, "class days: out of memory");
+    bx_status s = e->dates && e->periods ? index_listings(reports, e, err)
+                                         : BX_ERR(err, BX_ENOMEM, "class days: out of memory");
+    if (s != BX_OK) {
+        class_days_entry_free(e);
+        return s;
     }
-    size_t k = 0, l = 0;
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         bx_date day = BX_DATE_NONE;
         int period = 0;
@@ -359,13 +432,36 @@ static bx_status class_days_from_entries(const score_store_entries *reports, cla
         e->dates[k] = day;
         e->periods[k] = (uint16_t)(1u << period);
         k++;
-        const char *listed = listed_of(reports->items[i].value);
-        if (listed) /* fields sort by day: the listings come out sorted by date */
-            e->listings[l++] = (score_class_listing){day, 1u << period, listed};
     }
     e->count = score_class_days_normalize(e->dates, e->periods, k);
-    e->nlistings = l;
     return BX_OK;
+}
+
+/* The class's days for one student: the slots its roll calls' lists hold for that student. */
+static score_class_days class_days_of(const class_days_entry *e, const char *student_id)
+{
+    score_class_days d = {.dates = e->dates,
+                          .periods = e->periods,
+                          .count = e->count,
+                          .implies_presence = true,
+                          .unnamed = e->unnamed,
+                          .nunnamed = e->nunnamed};
+    named_slot want = {student_id, strlen(student_id), {BX_DATE_NONE, 0}};
+    size_t lo = 0, hi = e->nnamed;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (compare_named(&e->named[mid], &want) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t end = lo;
+    while (end < e->nnamed && e->named[end].len == want.len &&
+           memcmp(e->named[end].id, student_id, want.len) == 0)
+        end++;
+    d.listed = e->listed + lo;
+    d.nlisted = end - lo;
+    return d;
 }
 
 /* The class days of reported, decoded once per distinct hash (students of one class share it);
@@ -377,16 +473,14 @@ typedef struct class_days_cache {
 
 static void cache_free(class_days_cache *c)
 {
-    for (size_t j = 0; j < c->n; j++) {
-        free(c->entries[j].dates);
-        free(c->entries[j].periods);
-        free(c->entries[j].listings);
-    }
+    for (size_t j = 0; j < c->n; j++)
+        class_days_entry_free(&c->entries[j]);
     free(c->entries);
 }
 
+/* The class days of reported for student_id. */
 static bx_status cache_get(class_days_cache *c, const score_store_entries *reported,
-                           score_class_days *out, bx_error *err)
+                           const char *student_id, score_class_days *out, bx_error *err)
 {
     size_t j = c->n;
     if (c->n > 0 && c->entries[c->n - 1].key == reported)
@@ -406,13 +500,7 @@ static bx_status cache_get(class_days_cache *c, const score_store_entries *repor
         c->entries[c->n - 1] = used;
         j = c->n - 1;
     }
-    const class_days_entry *e = &c->entries[j];
-    *out = (score_class_days){.dates = e->dates,
-                              .periods = e->periods,
-                              .count = e->count,
-                              .implies_presence = true,
-                              .listings = e->listings,
-                              .nlistings = e->nlistings};
+    *out = class_days_of(&c->entries[j], student_id);
     return BX_OK;
 }
 
@@ -445,8 +533,7 @@ bx_status score_recompute_loaded(const score_env *env, const char *const *studen
             continue;
         }
         score_class_days days;
-        s = cache_get(&cache, reported[i], &days, err);
-        days.student_id = out[i].student_id; /* the lists of its roll calls apply to it */
+        s = cache_get(&cache, reported[i], out[i].student_id, &days, err);
         if (s == BX_OK)
             compute_one(env, h, &facts[i], &sums[i], &days, as_of, &out[i]);
     }
@@ -558,10 +645,9 @@ bx_status score_recompute_days(const score_env *env, const char *const *student_
         if (st == NULL || class_of[i] == SIZE_MAX)
             continue;
         score_class_days cd;
-        s = cache_get(&cache, &reports[class_of[i]], &cd, err);
+        s = cache_get(&cache, &reports[class_of[i]], student_ids[i], &cd, err);
         if (s != BX_OK)
             break;
-        cd.student_id = student_ids[i];
         /* As score_summarize and compute_one reduce as_of: today's state and leave kind. */
         history_from_entries(h, student_ids[i], &facts[i]);
         score_day_reduce(st->school->calendar, h, &cd, day, &days[i]);

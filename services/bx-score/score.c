@@ -521,27 +521,41 @@ unsigned score_class_days_on(const score_class_days *days, bx_date d)
     return days->periods ? days->periods[lo] : 1u;
 }
 
-bool score_listed_names(const char *listed, const char *id)
+const char *score_listed_next(const char **at, size_t *len)
 {
-    if (strcmp(listed, "*") == 0)
-        return true;
-    size_t n = strlen(id);
-    for (const char *at = listed; (at = strstr(at, id)) != NULL; at += n)
-        if ((at == listed || at[-1] == ' ') && (at[n] == ' ' || at[n] == '\0'))
-            return true;
-    return false;
+    const char *p = *at;
+    while (*p == ' ')
+        p++;
+    if (*p == '\0')
+        return NULL;
+    size_t n = strcspn(p, " ");
+    *len = n;
+    *at = p + n;
+    return p;
+}
+
+/* The slots of list's entries (sorted by date) dated d. */
+static unsigned listing_slots_on(const score_class_listing *list, size_t n, bx_date d)
+{
+    unsigned slots = 0;
+    for (size_t i = date_lower_bound(list, n, sizeof(*list), d); i < n && list[i].date == d; i++)
+        slots |= list[i].slots;
+    return slots;
+}
+
+/* The slots of on (day d's roll calls) that vouch for the student: without its listings'. */
+static unsigned vouched_of(const score_class_days *days, bx_date d, unsigned on)
+{
+    if (on == 0 || (days->nlisted == 0 && days->nunnamed == 0))
+        return on;
+    on &= ~listing_slots_on(days->listed, days->nlisted, d);
+    on &= ~listing_slots_on(days->unnamed, days->nunnamed, d);
+    return on;
 }
 
 unsigned score_class_days_vouched(const score_class_days *days, bx_date d)
 {
-    unsigned slots = score_class_days_on(days, d);
-    if (slots == 0 || days->nlistings == 0 || days->student_id == NULL)
-        return slots;
-    size_t lo = date_lower_bound(days->listings, days->nlistings, sizeof(*days->listings), d);
-    for (size_t i = lo; i < days->nlistings && days->listings[i].date == d; i++)
-        if (score_listed_names(days->listings[i].listed, days->student_id))
-            slots &= ~days->listings[i].slots;
-    return slots;
+    return days ? vouched_of(days, d, score_class_days_on(days, d)) : 0;
 }
 
 int score_class_unreported_days(const bx_calendar *cal, const score_class_days *days, bx_date from,
@@ -634,7 +648,7 @@ void score_day_reduce(const bx_calendar *cal, const score_history *h,
             excused |= 1u << f->period;
     }
     if (implied) {
-        unsigned vouched = score_class_days_vouched(reported, d);
+        unsigned vouched = vouched_of(reported, d, roll_calls);
         if (whole == 0 && (vouched & 1u))
             whole = SCORE_PRESENT;
         if (vouched & ALL_PERIODS & ~period_facts) {

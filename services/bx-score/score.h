@@ -189,14 +189,14 @@ const score_fact *score_history_find(const score_history *h, bx_date date, int p
  * previous term counts for nothing but a streak reaching that far back). */
 void score_history_prune(score_history *h, bx_date keep_from);
 
-/* A roll call that names the students it listed (class_report's "listed": absent, on leave,
- * late, left early, or an entry it refused). Their own facts say what they were; until those
- * arrive the roll call implies no presence for them, so a report read before a child's absence
- * never makes the child present. */
+/* A roll call's slot that implies no presence for the student whose days are reduced: it listed
+ * the student (class_report's "listed": absent, on leave, late, left early, or an entry it
+ * refused; their own facts say what they were), or it listed too many to name ("*": no one).
+ * Until such a student's fact arrives the slot is "no record" for them, so a report read before a
+ * child's absence never makes the child present. */
 typedef struct score_class_listing {
     bx_date date;
-    unsigned slots;     /* the roll call's slot: bit 0 the whole day, bit p period p */
-    const char *listed; /* ids separated by single spaces; "*": it vouches for no one; borrowed */
+    unsigned slots; /* bit 0 the whole day, bit p period p */
 } score_class_listing;
 
 /* The roll calls of the student's class (class_report), over the days the student belonged to
@@ -208,12 +208,13 @@ typedef struct score_class_days {
                                 period p; NULL means whole-day roll calls only */
     size_t count;
     bool implies_presence; /* presences the roll calls imply are not in the history */
-    /* The roll calls that listed students, sorted by date (NULL, 0: none did, or reports from
-     * before the list), and the student whose days are reduced: a roll call implies no presence
-     * for a student it listed. Both borrowed. */
-    const score_class_listing *listings;
-    size_t nlistings;
-    const char *student_id;
+    /* The roll calls that imply no presence for this student, each sorted by date (NULL, 0: none;
+     * reports from before the lists name no one): those that listed the student, and those that
+     * listed too many to name anyone. Borrowed. */
+    const score_class_listing *listed;
+    size_t nlisted;
+    const score_class_listing *unnamed;
+    size_t nunnamed;
 } score_class_days;
 
 /* Sorts dates (with their period masks when periods is not NULL) and merges repeats in place,
@@ -222,11 +223,13 @@ size_t score_class_days_normalize(bx_date *dates, uint16_t *periods, size_t coun
 /* The roll calls of a day: bit 0 whole day, bit p period p; 0 when the class did not report. days
  * may be NULL. */
 unsigned score_class_days_on(const score_class_days *days, bx_date d);
-/* The roll calls of day d that vouch for days->student_id's presence: score_class_days_on
- * without those that listed the student (or listed too many to name). */
+/* The roll calls of day d that vouch for the student's presence: score_class_days_on without
+ * days->listed's and days->unnamed's slots of d. */
 unsigned score_class_days_vouched(const score_class_days *days, bx_date d);
-/* Whether the space-separated list names id (one whole item); "*" names everyone. */
-bool score_listed_names(const char *listed, const char *id);
+/* The next id of a report's list ("id id ...", single spaces) at or after *at: its first byte, its
+ * length in *len, *at moved past it; NULL when no id is left. "*" is not a list (it names no one).
+ */
+const char *score_listed_next(const char **at, size_t *len);
 /* School days in [from, to] the class did not report: the count the school is asked about. */
 int score_class_unreported_days(const bx_calendar *cal, const score_class_days *days, bx_date from,
                                 bx_date to);

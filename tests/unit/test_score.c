@@ -691,16 +691,22 @@ BX_TEST(class_unreported_days)
     CHECK_INT(score_class_days_normalize(plain, NULL, 0), 0);
 }
 
-BX_TEST(listed_names_whole_ids_only)
+/* A report's list, id by id: single spaces, whole ids only (the index of a class's lists is built
+ * from these, so "S2" never matches a part of "S22"). */
+BX_TEST(listed_ids_one_by_one)
 {
-    CHECK(score_listed_names("S1 S22 S3", "S22"));
-    CHECK(score_listed_names("S1 S22 S3", "S1"));
-    CHECK(score_listed_names("S1 S22 S3", "S3"));
-    CHECK(!score_listed_names("S1 S22 S3", "S2"));   /* a part of S22 */
-    CHECK(!score_listed_names("S1 S22 S3", "S22 ")); /* never more than one id */
-    CHECK(!score_listed_names("S10 S11", "S1"));
-    CHECK(!score_listed_names("", "S1"));
-    CHECK(score_listed_names("*", "S1")); /* too many to name: everyone */
+    const char *at = "S1 S22 S3", *id;
+    size_t len = 0;
+    const char *want[] = {"S1", "S22", "S3"};
+    for (size_t i = 0; i < 3; i++) {
+        id = score_listed_next(&at, &len);
+        REQUIRE(id != NULL);
+        CHECK_INT((long long)len, (long long)strlen(want[i]));
+        CHECK(strncmp(id, want[i], len) == 0);
+    }
+    CHECK(score_listed_next(&at, &len) == NULL);
+    at = "";
+    CHECK(score_listed_next(&at, &len) == NULL);
 }
 
 /* A roll call read before a listed child's own fact implies no presence for the child: the day
@@ -710,22 +716,23 @@ BX_TEST(a_roll_call_implies_no_presence_for_whom_it_listed)
 {
     size_t nd =
         build_days("2026-11-23..2026-11-25", scratch_days, scratch_masks, COUNT(scratch_days));
-    const score_class_listing listings[] = {
-        {D("2026-11-24"), 1u, "S7 S9"}, /* the whole-day roll call of 11-24 listed S7 and S9 */
-        {D("2026-11-25"), 1u, "*"},     /* 11-25 listed more than the report could name */
-    };
+    /* the whole-day roll call of 11-24 listed this student; 11-25's more than it could name */
+    const score_class_listing mine[] = {{D("2026-11-24"), 1u}};
+    const score_class_listing unnamed[] = {{D("2026-11-25"), 1u}};
     score_class_days days = {.dates = scratch_days,
                              .periods = scratch_masks,
                              .count = nd,
                              .implies_presence = true,
-                             .listings = listings,
-                             .nlistings = COUNT(listings)};
+                             .listed = mine,
+                             .nlisted = COUNT(mine),
+                             .unnamed = unnamed,
+                             .nunnamed = COUNT(unnamed)};
     size_t n = build_facts("2026-11-23=a", scratch, 0);
     score_history *h = score_history_new();
     REQUIRE(h != NULL);
     apply_items(h, scratch, n, NULL);
     score_day day;
-    days.student_id = "S9";
+    CHECK_INT(score_class_days_vouched(&days, D("2026-11-23")), 1);
     CHECK_INT(score_class_days_vouched(&days, D("2026-11-24")), 0);
     score_day_reduce(calendar(), h, &days, D("2026-11-24"), &day);
     CHECK_STR(score_day_state_name(day.state), "no_record");
@@ -733,27 +740,28 @@ BX_TEST(a_roll_call_implies_no_presence_for_whom_it_listed)
     score_summarize(policy(), calendar(), h, &days, D("2026-11-24"), &sum);
     CHECK_INT(sum.streak_days, 1); /* 11-23's absence stands: the streak is not ended */
     CHECK_INT(sum.streak_start, D("2026-11-23"));
-    /* without the list (a report from before it) the same roll call made S9 present */
+    /* without the list (a report from before it) the same roll call made the student present */
     score_class_days unlisted = days;
-    unlisted.nlistings = 0;
+    unlisted.nlisted = 0;
     score_summarize(policy(), calendar(), h, &unlisted, D("2026-11-24"), &sum);
     CHECK_INT(sum.streak_days, 0);
-    /* S9's absence arrives: the streak grows from the same start */
+    /* the absence arrives: the streak grows from the same start */
     n = build_facts("2026-11-23=a 2026-11-24=a", scratch, 0);
     score_history_reset(h);
     apply_items(h, scratch, n, NULL);
     score_summarize(policy(), calendar(), h, &days, D("2026-11-24"), &sum);
     CHECK_INT(sum.streak_days, 2);
     CHECK_INT(sum.streak_start, D("2026-11-23"));
-    /* a classmate the roll call did not list is present by it; "S" is no one's prefix match */
-    days.student_id = "S";
-    CHECK_INT(score_class_days_vouched(&days, D("2026-11-24")), 1);
+    /* a classmate the roll call did not list is present by it */
+    score_class_days classmate = days;
+    classmate.nlisted = 0;
+    CHECK_INT(score_class_days_vouched(&classmate, D("2026-11-24")), 1);
     score_history_reset(h);
-    score_day_reduce(calendar(), h, &days, D("2026-11-24"), &day);
+    score_day_reduce(calendar(), h, &classmate, D("2026-11-24"), &day);
     CHECK_STR(score_day_state_name(day.state), "present");
-    /* "*": the roll call vouches for no one */
-    CHECK_INT(score_class_days_vouched(&days, D("2026-11-25")), 0);
-    score_day_reduce(calendar(), h, &days, D("2026-11-25"), &day);
+    /* a roll call that named no one vouches for no one */
+    CHECK_INT(score_class_days_vouched(&classmate, D("2026-11-25")), 0);
+    score_day_reduce(calendar(), h, &classmate, D("2026-11-25"), &day);
     CHECK_STR(score_day_state_name(day.state), "no_record");
     score_history_free(h);
 }
