@@ -4,6 +4,7 @@
  * writes them), bx-console's case summary is exactly its recomputation from scratch (migration
  * 0021's own query for the cases already written), and the rates' marks name the classes of the
  * students whose cases ended. */
+#include "bx_buf.h"
 #include "bx_itest.h"
 #include "bx_pg.h"
 #include "bx_test.h"
@@ -224,4 +225,101 @@ BX_TEST(cases_ended_together_mark_their_students_classes)
                                       "('CBA1', 'CBA2')"),
               2);
     summary_is_recomputed("ended cases and roster entries");
+}
+
+/* ---- the open-task summary planned for the tables as they are (migration 0035) ---- */
+
+static void collect_notice(void *arg, const char *message)
+{
+    if (bx_buf_append(arg, message, strlen(message)) != BX_OK)
+        fprintf(stderr, "a plan was not kept: out of memory\n");
+}
+
+/* What one session of bx-escalate meets on a new county's first morning: the task trigger's
+ * function runs several times while cases.task and console.case_summary are nearly empty (a plan
+ * cache keeps a generic plan after five calls), then the tables grow by thousands of rows with no
+ * ANALYZE in between. The summary's UPDATE of the next batch must then find its rows by index
+ * (auto_explain's plan of the nested statement), not scan the grown summary whole. */
+BX_TEST(the_task_summary_is_planned_for_the_tables_as_they_are)
+{
+    const char *url = itest_own_database("sumbatch"); /* the file's database, its own ids */
+    itest_sql_exec(
+        url, "ALTER TABLE cases.task SET (autovacuum_enabled = false);"
+             "ALTER TABLE console.case_summary SET (autovacuum_enabled = false);"
+             "ALTER TABLE cases.case SET (autovacuum_enabled = false);"
+             "INSERT INTO registry.county (code, name) VALUES ('990093', '丙县');"
+             "INSERT INTO registry.township (code, county_code, name) VALUES "
+             "('990093100', '990093', '西镇');"
+             "INSERT INTO registry.calendar (id, name) VALUES ('sp-a', 'A');"
+             "INSERT INTO registry.school (id, name, township_code, stage, calendar_id) VALUES "
+             "('SPA1', '西镇小学', '990093100', 'primary', 'sp-a');"
+             "INSERT INTO registry.class (id, school_id, grade, name) VALUES "
+             "('CPA1', 'SPA1', 3, '三年级1班');"
+             "INSERT INTO registry.student (id, school_id, class_id, status) SELECT 'SP' || i, "
+             "'SPA1', 'CPA1', 'enrolled' FROM generate_series(1, 20010) i;"
+             "ANALYZE registry.student");
+    bx_error err = {0};
+    PGconn *db = NULL;
+    REQUIRE(bx_pg_connect(url, 5000, &db, &err) == BX_OK);
+    static const char case_sql[] =
+        "INSERT INTO cases.case (id, student_id, school_id, opened_at, stage, updated_at, state) "
+        "SELECT 100000 + i, 'SP' || i, 'SPA1', '2026-11-02 17:00+08', 'contact_family', now(), "
+        "'{}' "
+        "FROM generate_series(%d, %d) i";
+    static const char task_sql[] =
+        "INSERT INTO cases.task (case_id, task_key, kind, stage, owner_role, created_at, due_at) "
+        "SELECT 100000 + i, 'tp-' || i, 'home_visit', 'contact_family', 'homeroom_teacher', "
+        "'2026-11-02 17:00+08', '2026-11-05 17:00+08' FROM generate_series(%d, %d) i";
+    char sql[512];
+    /* eight small batches while the tables are nearly empty */
+    for (int i = 1; i <= 8; i++) {
+        snprintf(sql, sizeof(sql), case_sql, i, i);
+        REQUIRE(bx_pg_exec(db, sql, &err) == BX_OK);
+        snprintf(sql, sizeof(sql), task_sql, i, i);
+        REQUIRE(bx_pg_exec(db, sql, &err) == BX_OK);
+    }
+    /* the morning: 20,000 cases and their tasks, in batches as bx-escalate writes them */
+    for (int from = 9; from <= 20008; from += 500) {
+        snprintf(sql, sizeof(sql), case_sql, from, from + 499);
+        REQUIRE(bx_pg_exec(db, sql, &err) == BX_OK);
+        snprintf(sql, sizeof(sql), task_sql, from, from + 499);
+        REQUIRE(bx_pg_exec(db, sql, &err) == BX_OK);
+    }
+    CHECK_INT(itest_sql_count(url, "SELECT count(*) FROM console.case_summary WHERE case_id > "
+                                   "100000 AND open_dues IS NOT NULL"),
+              20008);
+    /* the next batch, with its plans shown */
+    bx_buf plans;
+    bx_buf_init(&plans, 1u << 20);
+    PQsetNoticeProcessor(db, collect_notice, &plans);
+    REQUIRE(bx_pg_exec(db,
+                       "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; "
+                       "SET auto_explain.log_nested_statements = on; "
+                       "SET client_min_messages = log",
+                       &err) == BX_OK);
+    snprintf(sql, sizeof(sql), case_sql, 20009, 20010);
+    REQUIRE(bx_pg_exec(db, sql, &err) == BX_OK);
+    bx_buf_reset(&plans);
+    snprintf(sql, sizeof(sql), task_sql, 20009, 20010);
+    REQUIRE(bx_pg_exec(db, sql, &err) == BX_OK);
+    REQUIRE(plans.data != NULL);
+    /* auto_explain's entries: "duration: ... plan:", "Query Text: <statement>", the plan */
+    const char *update = strstr(plans.data, "Query Text:     UPDATE console.case_summary x");
+    if (update == NULL)
+        update = strstr(plans.data, "UPDATE console.case_summary x");
+    REQUIRE(update != NULL);
+    const char *plan_end = strstr(update, "duration:");
+    size_t len = plan_end ? (size_t)(plan_end - update) : strlen(update);
+    char *plan = strndup(update, len);
+    REQUIRE(plan != NULL);
+    if (strstr(plan, "Seq Scan on case_summary") != NULL ||
+        strstr(plan, "Seq Scan on task") != NULL)
+        BX_FAIL_AT("the summary's UPDATE scans a grown table whole:\n%s", plan);
+    CHECK(strstr(plan, "Index Scan using case_summary_pkey") != NULL);
+    CHECK_INT(itest_sql_count(url, "SELECT count(*) FROM console.case_summary WHERE case_id > "
+                                   "100000 AND open_dues IS NOT NULL"),
+              20010);
+    free(plan);
+    bx_buf_free(&plans);
+    PQfinish(db);
 }

@@ -1,0 +1,11 @@
+-- baoxue migration 0035: bx-console's open-task summary planned for the cases it is given.
+--
+-- console.case_summary_tasks_of_cases (0031) runs in every statement that writes cases.task.
+-- PL/pgSQL keeps the plans of its statements for the session, and after five calls it may keep
+-- one generic plan for every array of cases. bx-escalate's connection lives for days: a plan made
+-- while cases.task and console.case_summary were small (a new county's first morning, or a new
+-- database) kept scanning both tables whole for each batch of cases as they grew. In bench/e2e's
+-- province-day the function's UPDATE took 6.7 s of the day's ~10 s of PostgreSQL time (875 us a
+-- case, against ~100 us in a county's day). Each call now plans for its own array (a few hundred
+-- microseconds a batch), so the tables' current sizes choose the indexes.
+ALTER FUNCTION console.case_summary_tasks_of_cases(bigint[]) SET plan_cache_mode = force_custom_plan;
