@@ -129,18 +129,39 @@ static bx_status relay_opts_checked(const bx_outbox_relay_opts *opts, bx_error *
 
 /* The relay's statements on its table: the rows waiting, and marking rows sent. The table is at
  * most 2 * IDENT_MAX + 1 bytes, so the statements fit. */
-static void relay_statements(const bx_outbox_relay_opts *opts, char select_sql[320],
-                             char mark_sql[256])
+static void relay_statements(const bx_outbox_relay_opts *opts, bool from_start,
+                             char select_sql[320], char mark_sql[256])
 {
     int len = snprintf(select_sql, 320,
-                       "SELECT id, topic, msg_key, payload FROM %s WHERE sent_at IS NULL "
+                       "SELECT id, topic, msg_key, payload FROM %s WHERE sent_at IS NULL%s "
                        "ORDER BY id LIMIT $1::int%s",
-                       opts->table, opts->lock_rows ? " FOR UPDATE SKIP LOCKED" : "");
+                       opts->table, from_start ? "" : " AND id > $2::bigint",
+                       opts->lock_rows ? " FOR UPDATE SKIP LOCKED" : "");
     assert(len > 0 && len < 320);
     len = snprintf(mark_sql, 256, "UPDATE %s SET sent_at = now() WHERE id = ANY($1::bigint[])",
                    opts->table);
     assert(len > 0 && len < 256);
     (void)len;
+}
+
+/* After a relay: past its last row when every row was sent; else (or after a failure) the next
+ * relay reads from the start. A scan from the start sets the time of the next one. */
+static void cursor_moved(bx_outbox_cursor *c, bool from_start, long long now, bx_status s,
+                         PGresult *rows, int n, int acked)
+{
+    if (c == NULL)
+        return;
+    if (s != BX_OK || acked < n) {
+        c->rescan_at_ms = 0;
+        return;
+    }
+    if (from_start)
+        c->rescan_at_ms = now + c->rescan_ms;
+    if (n > 0) {
+        int64_t last = strtoll(PQgetvalue(rows, n - 1, 0), NULL, 10);
+        if (last > c->after)
+            c->after = last;
+    }
 }
 
 /* Queues the n rows (id, topic, msg_key, payload) in order, each with its slot armed on wait,
@@ -191,10 +212,14 @@ bx_status bx_outbox_relay(PGconn *db, bx_producer *producer, const bx_outbox_rel
     if (checked != BX_OK)
         return checked;
     const char *table = opts->table;
-    char select_sql[320], mark_sql[256], lock_text[24], max_text[16];
-    relay_statements(opts, select_sql, mark_sql);
+    bx_outbox_cursor *cursor = opts->cursor;
+    long long now = bx_monotonic_ms();
+    bool from_start = cursor == NULL || now >= cursor->rescan_at_ms;
+    char select_sql[320], mark_sql[256], lock_text[24], max_text[16], after_text[24];
+    relay_statements(opts, from_start, select_sql, mark_sql);
     snprintf(lock_text, sizeof(lock_text), "%" PRId64, opts->lock_key);
     snprintf(max_text, sizeof(max_text), "%d", opts->max);
+    snprintf(after_text, sizeof(after_text), "%" PRId64, cursor ? cursor->after : 0);
 
     PGresult *lock = NULL, *rows = NULL;
     bx_delivery_wait *wait = NULL;
@@ -209,7 +234,8 @@ bx_status bx_outbox_relay(PGconn *db, bx_producer *producer, const bx_outbox_rel
                         (const char *[]){lock_text}, &lock, err));
     if (s == BX_OK && strcmp(PQgetvalue(lock, 0, 0), "t") != 0)
         goto out; /* another relay is sending: nothing to do here */
-    IFOK(s, bx_pg_query(db, select_sql, 1, (const char *[]){max_text}, &rows, err));
+    IFOK(s, bx_pg_query(db, select_sql, from_start ? 1 : 2, (const char *[]){max_text, after_text},
+                        &rows, err));
     if (s != BX_OK || PQntuples(rows) == 0)
         goto out;
     n = PQntuples(rows);
@@ -250,6 +276,8 @@ out:
         bx_pg_rollback(db);
     }
     *sent = acked;
+    if (rows != NULL || s != BX_OK) /* read the table, or failed: not when another relay sends */
+        cursor_moved(cursor, from_start, now, s, rows, n, acked);
     PQclear(lock);
     PQclear(rows);
     free(slots);

@@ -15,6 +15,19 @@
 
 typedef void(bx_outbox_hook_fn)(void *arg);
 
+/* Where a relay starts reading (bx_outbox_relay_opts.cursor). Rows of id <= after were relayed,
+ * or were not yet committed when a relay read past them: a transaction that took its ids before
+ * another's and committed after it. A scan from the start, at most rescan_ms after the last one,
+ * finds those. Without a cursor every relay reads from the start, and steps over the unsent-rows
+ * index's entries of every row relayed since the table was last vacuumed: during a burst of
+ * tens of thousands of rows each relay then cost more than the rows it sent. Start it zeroed with
+ * rescan_ms set; the relay keeps it. */
+typedef struct bx_outbox_cursor {
+    int64_t after;
+    int rescan_ms;          /* how long a row committed out of id order may wait, at most */
+    long long rescan_at_ms; /* bx_monotonic_ms() of the next scan from the start; 0: the next */
+} bx_outbox_cursor;
+
 /* What to relay and how. The table must have the columns id (bigint, the order), topic, msg_key,
  * payload (text) and sent_at (timestamptz, NULL until relayed). */
 typedef struct bx_outbox_relay_opts {
@@ -34,6 +47,9 @@ typedef struct bx_outbox_relay_opts {
      * process there). Not called when there were no rows or the wait timed out. */
     bx_outbox_hook_fn *acked_hook;
     void *acked_hook_arg;
+    /* NULL: every relay reads from the first unsent row. Else read after cursor->after, and from
+     * the start when rescan_at_ms has come; moved by the relay. One relay uses it at a time. */
+    bx_outbox_cursor *cursor;
 } bx_outbox_relay_opts;
 
 /* One message to queue; every string is borrowed for the call. */

@@ -12,6 +12,12 @@
 /* The advisory lock that makes one relay at a time ("bx-escalate outbox"). */
 #define RELAY_LOCK 7426004
 
+/* This process's relay reads after the rows it relayed, and from the start once a second for a
+ * row whose transaction committed after a later row's (bx_outbox_cursor). */
+#define RELAY_RESCAN_MS 1000
+
+static bx_outbox_cursor relay_cursor = {.rescan_ms = RELAY_RESCAN_MS};
+
 static bx_outbox_hook_fn *acked_hook;
 static void *acked_hook_arg;
 
@@ -40,6 +46,7 @@ bx_status escalate_outbox_relay(PGconn *db, bx_producer *producer, int max, int 
         .lock_rows = true,
         .acked_hook = acked_hook,
         .acked_hook_arg = acked_hook_arg,
+        .cursor = &relay_cursor,
     };
     return bx_outbox_relay(db, producer, &opts, sent, err);
 }

@@ -310,6 +310,61 @@ BX_TEST(relays_in_id_order_in_batches_then_sends_nothing)
     PQfinish(db);
 }
 
+/* With a cursor the relay reads after the rows it relayed. A row whose transaction committed
+ * after a later row's waits for the next scan from the start (bx_outbox_cursor), and is then
+ * sent. */
+BX_TEST(a_cursor_reads_after_the_relayed_rows_and_finds_late_commits_from_the_start)
+{
+    setup();
+    PGconn *db = pg(), *late = pg();
+    bx_producer *p = NULL;
+    bx_error err = {0};
+    REQUIRE(bx_producer_new(brokers(), NULL, &p, &err) == BX_OK);
+    /* row 1's transaction stays open while rows 2 and 3 commit */
+    exec_ok(late, "BEGIN");
+    add_rows(late, (const int[]){1}, 1);
+    add_rows(db, (const int[]){3, 2}, 2);
+
+    bx_outbox_cursor cursor = {.rescan_ms = 3600 * 1000};
+    bx_outbox_relay_opts opts = opts_of(100);
+    opts.cursor = &cursor;
+    int sent = -1;
+    CHECK_INT(bx_outbox_relay(db, p, &opts, &sent, &err), BX_OK); /* from the start */
+    CHECK_INT(sent, 2);
+    CHECK_INT((int)cursor.after, 3);
+    CHECK(cursor.rescan_at_ms > 0);
+
+    exec_ok(late, "COMMIT");
+    add_rows(db, (const int[]){4}, 1);
+    CHECK_INT(bx_outbox_relay(db, p, &opts, &sent, &err), BX_OK); /* after row 3 */
+    CHECK_INT(sent, 1);
+    char *marked = sent_ids(db);
+    CHECK_STR(marked, "2,3,4");
+    free(marked);
+    CHECK_INT(unsent(db), 1);
+    CHECK_INT((int)cursor.after, 4);
+
+    cursor.rescan_at_ms = 0; /* the time of the next scan from the start has come */
+    CHECK_INT(bx_outbox_relay(db, p, &opts, &sent, &err), BX_OK);
+    CHECK_INT(sent, 1);
+    CHECK_INT(unsent(db), 0);
+    CHECK_INT((int)cursor.after, 4);
+
+    /* on the topic in the order sent: 2, 3, 4, then the late row 1 */
+    CHECK_INT(topic_count(), 4);
+    message got[4];
+    CHECK_INT(read_topic(got, 4), 4);
+    const int order[] = {2, 3, 4, 1};
+    for (int i = 0; i < 4; i++) {
+        char payload[PAYLOAD_MAX];
+        payload_of(order[i], payload, sizeof(payload));
+        CHECK_STR(got[i].payload, payload);
+    }
+    bx_producer_free(p, 5000);
+    PQfinish(late);
+    PQfinish(db);
+}
+
 typedef struct hook_probe {
     PGconn *relay_db; /* the relay's own connection: sees its transaction's marks */
     PGconn *other;    /* a second connection: tries to lock the unsent rows */
