@@ -418,13 +418,18 @@ static int cmd_run(run_conf *rc)
      * whole pipeline was quiet. */
     double caught[MAX_GROUPS + 1] = {0};
     double t_quiet = 0;
+    int checks = 0; /* the settle checks made, and their time: what an end is seen late by */
+    double check_s = 0;
     bool settled = true;
     char stuck[128] = "";
     for (;;) {
         const char *what = "";
         long long left = 0;
+        double c0 = mono_s();
         int busy = sim_settle_check(settle, &what, &left);
         double t = mono_s() - t0;
+        checks++;
+        check_s += mono_s() - c0;
         for (int g = 0; g < rc->ngroups; g++)
             if (caught[g] == 0 && (busy < 0 || busy > g))
                 caught[g] = t;
@@ -501,8 +506,9 @@ static int cmd_run(run_conf *rc)
     printf("ingest_s=%.3f", t_ingest);
     for (int g = 0; g < rc->ngroups; g++)
         printf(" caught_up_%d_s=%.3f", g, caught[g]);
-    printf(" quiet_s=%.3f settled=%d%s%s\n", t_quiet, settled ? 1 : 0,
-           settled ? "" : " stuck=", stuck);
+    printf(" quiet_s=%.3f settled=%d%s%s settle_checks=%d settle_check_ms=%.1f\n", t_quiet,
+           settled ? 1 : 0, settled ? "" : " stuck=", stuck, checks,
+           checks ? check_s * 1000 / checks : 0.0);
     printf("e2e_records_per_s=%.0f ingest_records_per_s=%.0f\n", accepted / t_quiet,
            accepted / t_ingest);
     printf("latency_samples=%zu notify_p50_ms=%lld notify_p99_ms=%lld notify_max_ms=%lld "

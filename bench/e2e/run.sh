@@ -448,6 +448,7 @@ caught = lambda k: (lambda r: r[k] if float(r.get(k, 0)) > 0 else "not caught up
 row("bx-score caught up (s)", caught("caught_up_0_s"))
 row("bx-escalate caught up (s)", caught("caught_up_1_s"))
 row("pipeline quiet (s)", lambda r: r["quiet_s"] if r.get("settled", "1") == "1" else "not settled")
+row("  settle checks (mean ms each)", lambda r: f"{r['settle_checks']} ({r['settle_check_ms']})" if "settle_checks" in r else "-")
 settled = lambda r: r.get("settled", "1") == "1"
 row("e2e records/s", lambda r: r["e2e_records_per_s"] if settled(r) else "not settled")
 row("ingest records/s", f("ingest_records_per_s"))
