@@ -21,10 +21,16 @@
 #define PENDING_FN_MAX 160
 #define WAITING_MAX    (1u << 20)
 #define DETAIL_MAX     (64u << 10)
+/* A lagging group's members are asked again at most this often (each answer is two requests to
+ * every broker; a check while the pipeline runs asked them every time). */
+#define MEMBERS_EVERY_MS 1000
 
 typedef struct watched_group {
     bx_settle_spec spec;
     rd_kafka_t *rk; /* a consumer handle in the group that never joins it: reads commits only */
+    /* whether the broker last said the group has members, and when (0: never asked) */
+    bool members;
+    long long members_at_ms;
 } watched_group;
 
 struct bx_settle {
@@ -135,7 +141,7 @@ bx_status bx_settle_partitions_add(rd_kafka_t *rk, const char *topic, int timeou
 
 /* True unless the broker says the group has no member (a consumer that is not running); an
  * unanswered question counts as members, so the line only adds a hint. */
-static bool group_has_members(const watched_group *g)
+static bool ask_members(const watched_group *g)
 {
     const struct rd_kafka_group_list *list = NULL;
     if (rd_kafka_list_groups(g->rk, g->spec.group, &list, KAFKA_WAIT_MS) !=
@@ -149,6 +155,17 @@ static bool group_has_members(const watched_group *g)
         members = list->groups[0].member_cnt > 0;
     rd_kafka_group_list_destroy(list);
     return members;
+}
+
+/* ask_members, or its answer of less than MEMBERS_EVERY_MS ago. */
+static bool group_has_members(watched_group *g)
+{
+    long long now = bx_monotonic_ms();
+    if (g->members_at_ms == 0 || now - g->members_at_ms >= MEMBERS_EVERY_MS) {
+        g->members = ask_members(g);
+        g->members_at_ms = now;
+    }
+    return g->members;
 }
 
 /* ---- one check ---- */
@@ -166,10 +183,45 @@ static void mark_busy(bx_settle *st, bx_settle_result *r, int position, const ch
     r->busy_left = left;
 }
 
-/* The lag of one topic's partitions parts->elems[from..to) (committed offsets filled in). */
-static bx_status topic_lag(const watched_group *g, const rd_kafka_topic_partition_list_t *parts,
-                           int from, int to, bx_settle_result *r, bx_buf *w, bx_buf *detail,
-                           int *members, long long *lag, bool *unknown)
+/* Each partition's first and end offsets: lo[i] and hi[i] for parts->elems[i], or errs[i]. Two
+ * ListOffsets requests for all the partitions (one per leader each), where asking partition by
+ * partition took two round trips each: 72 for the pipeline's groups, ~28 ms a check. */
+static void watermarks(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts, int64_t *lo,
+                       int64_t *hi, rd_kafka_resp_err_t *errs)
+{
+    for (int i = 0; i < parts->cnt; i++)
+        errs[i] = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int end = 0; end < 2; end++) {
+        rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_copy(parts);
+        for (int i = 0; i < q->cnt; i++) {
+            q->elems[i].offset = end ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+            q->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
+        /* the offsets asked for are the "latest" and "earliest" timestamps of ListOffsets */
+        rd_kafka_resp_err_t all = rd_kafka_offsets_for_times(rk, q, KAFKA_WAIT_MS);
+        for (int i = 0; i < parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *a = rd_kafka_topic_partition_list_find(
+                q, parts->elems[i].topic, parts->elems[i].partition);
+            rd_kafka_resp_err_t e = all;
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+                e = a == NULL ? RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION : a->err;
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR && a->offset < 0)
+                e = RD_KAFKA_RESP_ERR__BAD_MSG; /* no offset in the answer */
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+                (end ? hi : lo)[i] = a->offset;
+            else if (errs[i] == RD_KAFKA_RESP_ERR_NO_ERROR)
+                errs[i] = e;
+        }
+        rd_kafka_topic_partition_list_destroy(q);
+    }
+}
+
+/* The lag of one topic's partitions parts->elems[from..to) (committed offsets filled in, their
+ * first and end offsets in lo, hi, errs). */
+static bx_status topic_lag(watched_group *g, const rd_kafka_topic_partition_list_t *parts,
+                           int from, int to, const int64_t *lo, const int64_t *hi,
+                           const rd_kafka_resp_err_t *errs, bx_settle_result *r, bx_buf *w,
+                           bx_buf *detail, int *members, long long *lag, bool *unknown)
 {
     const char *topic = parts->elems[from].topic;
     long long topic_lag = 0;
@@ -177,18 +229,15 @@ static bx_status topic_lag(const watched_group *g, const rd_kafka_topic_partitio
     bx_buf_reset(detail);
     for (int p = from; p < to && s == BX_OK; p++) {
         const rd_kafka_topic_partition_t *tp = &parts->elems[p];
-        int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t e =
-            rd_kafka_query_watermark_offsets(g->rk, topic, tp->partition, &lo, &hi, KAFKA_WAIT_MS);
-        if (e) {
+        if (errs[p]) {
             *unknown = true;
             s = bx_buf_printf(w, "  group %s: end offsets of %s[%d]: %s\n", g->spec.group, topic,
-                              (int)tp->partition, rd_kafka_err2str(e));
+                              (int)tp->partition, rd_kafka_err2str(errs[p]));
             continue;
         }
-        r->end_offsets += hi;
+        r->end_offsets += hi[p];
         int64_t behind =
-            bx_settle_behind(tp->err == RD_KAFKA_RESP_ERR_NO_ERROR, tp->offset, lo, hi);
+            bx_settle_behind(tp->err == RD_KAFKA_RESP_ERR_NO_ERROR, tp->offset, lo[p], hi[p]);
         if (behind > 0) {
             topic_lag += behind;
             s = bx_buf_printf(detail, "%s[%d] %" PRId64 "%s", detail->len ? ", " : "",
@@ -208,7 +257,7 @@ static bx_status topic_lag(const watched_group *g, const rd_kafka_topic_partitio
 
 static bx_status check_group(bx_settle *st, int position, bx_settle_result *r, bx_buf *w)
 {
-    const watched_group *g = &st->groups[position];
+    watched_group *g = &st->groups[position];
     bx_status s = BX_OK;
     bool unknown = false;
     long long lag = 0;
@@ -227,6 +276,13 @@ static bx_status check_group(bx_settle *st, int position, bx_settle_result *r, b
         s = bx_buf_printf(w, "  group %s: committed offsets: %s\n", g->spec.group,
                           rd_kafka_err2str(e));
     } else if (s == BX_OK && parts->cnt > 0) {
+        int64_t *lo = calloc((size_t)parts->cnt, sizeof(*lo));
+        int64_t *hi = calloc((size_t)parts->cnt, sizeof(*hi));
+        rd_kafka_resp_err_t *errs = calloc((size_t)parts->cnt, sizeof(*errs));
+        if (lo == NULL || hi == NULL || errs == NULL)
+            s = BX_ENOMEM;
+        else
+            watermarks(g->rk, parts, lo, hi, errs);
         bx_buf detail;
         bx_buf_init(&detail, DETAIL_MAX);
         int members = -1; /* asked once, when a topic lags */
@@ -236,9 +292,13 @@ static bx_status check_group(bx_settle *st, int position, bx_settle_result *r, b
                  to < parts->cnt && strcmp(parts->elems[to].topic, parts->elems[from].topic) == 0;
                  to++)
                 ;
-            s = topic_lag(g, parts, from, to, r, w, &detail, &members, &lag, &unknown);
+            s = topic_lag(g, parts, from, to, lo, hi, errs, r, w, &detail, &members, &lag,
+                          &unknown);
         }
         bx_buf_free(&detail);
+        free(lo);
+        free(hi);
+        free(errs);
     }
     rd_kafka_topic_partition_list_destroy(parts);
     if (s == BX_OK && (unknown || lag > 0))
