@@ -121,6 +121,7 @@ bx_status notify_service_start(const notify_service_conf *conf, notify_service *
     if (sv == NULL)
         return BX_ERR(err, BX_ENOMEM, "service: out of memory");
     sv->conf = *conf;
+    sv->relay_cursor.rescan_ms = RELAY_RESCAN_MS;
     atomic_init(&sv->healthy, true);
     atomic_init(&sv->stopping, false);
     pthread_mutex_init(&sv->receipt_lock, NULL);
@@ -193,8 +194,10 @@ void notify_service_stop(notify_service *sv)
     notify_receipts_stop(sv);
     if (sv->relay_started)
         pthread_join(sv->relay_thread, NULL);
-    if (sv->producer)
-        notify_relay_flush(sv); /* what the last sends wrote */
+    if (sv->producer) {
+        sv->relay_cursor.rescan_at_ms = 0; /* the last relay reads the whole outbox */
+        notify_relay_flush(sv);            /* what the last sends wrote */
+    }
     bx_consumer_free(sv->consumer);
     bx_producer_free(sv->producer, 10000);
     for (int i = 0; sv->workers && i < sv->conf.workers; i++)

@@ -21,7 +21,9 @@
 
 #define TEXT_MAX      2048 /* a rendered message */
 #define IDLE_SLEEP_US 20000
-#define PG_WAIT_MS    10000 /* how long a connect waits for PostgreSQL */
+/* a relayed row whose transaction committed after a later row's waits at most this long */
+#define RELAY_RESCAN_MS 1000
+#define PG_WAIT_MS      10000 /* how long a connect waits for PostgreSQL */
 
 /* A sending thread with its own connections and provider adapter. */
 typedef struct notify_worker {
@@ -53,6 +55,8 @@ struct notify_service {
     pthread_t relay_thread;
     bool relay_started;
     PGconn *relay_db;
+    /* where the relay reads from: after the rows it relayed, from the start once a second */
+    bx_outbox_cursor relay_cursor;
     pthread_mutex_t receipt_lock;
     PGconn *receipt_db;
     provider *receipt_prov;

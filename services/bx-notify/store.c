@@ -972,8 +972,8 @@ bx_status notify_store_lock_rows(PGconn *db, const char *const *ids, int n, noti
     return s;
 }
 
-bx_status notify_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
-                              bx_error *err)
+bx_status notify_outbox_relay(PGconn *db, bx_producer *producer, bx_outbox_cursor *cursor, int max,
+                              int timeout_ms, int *sent, bx_error *err)
 {
     const bx_outbox_relay_opts opts = {
         .table = OUTBOX_TABLE,
@@ -981,6 +981,7 @@ bx_status notify_outbox_relay(PGconn *db, bx_producer *producer, int max, int ti
         .max = max,
         .timeout_ms = timeout_ms,
         .lock_rows = false, /* the advisory lock keeps relays apart; rows are read unlocked */
+        .cursor = cursor,
     };
     return bx_outbox_relay(db, producer, &opts, sent, err);
 }

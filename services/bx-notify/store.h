@@ -8,6 +8,7 @@
 #include "bx_buf.h"
 #include "bx_calendar.h"
 #include "bx_kafka.h"
+#include "bx_outbox.h"
 #include "bx_status.h"
 #include "dispatch.h"
 
@@ -189,10 +190,11 @@ bx_status notify_outbox_add(PGconn *db, const char *topic, const char *key, cons
                             bx_time_ms now, bx_error *err) BX_MUSTCHECK;
 /* bx_outbox_relay of notify.outbox (see bx_outbox.h): relays up to max (1 to
  * BX_OUTBOX_BATCH_MAX) unsent outbox messages in id order (one relay at a time over all replicas),
- * marking those Kafka acknowledged; *sent counts them. Outside a transaction; BX_ETRANSIENT when
- * some were not acknowledged (they stay unsent). */
-bx_status notify_outbox_relay(PGconn *db, bx_producer *producer, int max, int timeout_ms, int *sent,
-                              bx_error *err) BX_MUSTCHECK;
+ * marking those Kafka acknowledged; *sent counts them. With a cursor (NULL: none) it reads after
+ * the rows it relayed, as bx_outbox_cursor says. Outside a transaction; BX_ETRANSIENT when some
+ * were not acknowledged (they stay unsent). */
+bx_status notify_outbox_relay(PGconn *db, bx_producer *producer, bx_outbox_cursor *cursor, int max,
+                              int timeout_ms, int *sent, bx_error *err) BX_MUSTCHECK;
 
 /* Deletes up to 10,000 relayed outbox rows created before `before`; *deleted counts them. */
 bx_status notify_outbox_prune(PGconn *db, bx_time_ms before, int *deleted,
