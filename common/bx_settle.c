@@ -218,8 +218,8 @@ static void watermarks(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *pa
 
 /* The lag of one topic's partitions parts->elems[from..to) (committed offsets filled in, their
  * first and end offsets in lo, hi, errs). */
-static bx_status topic_lag(watched_group *g, const rd_kafka_topic_partition_list_t *parts,
-                           int from, int to, const int64_t *lo, const int64_t *hi,
+static bx_status topic_lag(watched_group *g, const rd_kafka_topic_partition_list_t *parts, int from,
+                           int to, const int64_t *lo, const int64_t *hi,
                            const rd_kafka_resp_err_t *errs, bx_settle_result *r, bx_buf *w,
                            bx_buf *detail, int *members, long long *lag, bool *unknown)
 {
