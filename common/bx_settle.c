@@ -185,7 +185,7 @@ static void mark_busy(bx_settle *st, bx_settle_result *r, int position, const ch
 
 /* Each partition's first and end offsets: lo[i] and hi[i] for parts->elems[i], or errs[i]. Two
  * ListOffsets requests for all the partitions (one per leader each), where asking partition by
- * partition took two round trips each: 72 for the pipeline's groups, ~28 ms a check. */
+ * partition took two round trips each (24 for the pipeline's three topics of 4 partitions). */
 static void watermarks(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts, int64_t *lo,
                        int64_t *hi, rd_kafka_resp_err_t *errs)
 {

@@ -399,6 +399,9 @@ static int cmd_run(run_conf *rc)
      * own traffic): what it costs per second whatever the load, subtracted from the run's for
      * the cost per record. */
     cpu_stage *cpu = rc->cpu;
+    /* and the bench's own (posting the roll calls and the settle checks), on the same cores */
+    if (rc->ncpu > 0 && rc->ncpu < MAX_CPU)
+        rc->cpu[rc->ncpu++] = (cpu_stage){.name = "client", .pids = {(int)getpid()}, .npids = 1};
     double idle[MAX_CPU] = {0};
     if (rc->ncpu > 0) {
         cpu_start(cpu, rc->ncpu);

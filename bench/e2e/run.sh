@@ -32,7 +32,9 @@
 # case_event_ms request_ms", to see which children waited and when), BENCH_WARMUP (0; N: the
 # scale's day N times first, in a database of its own and not reported, so a broker started
 # moments ago has compiled its hot paths before the measured day: its JIT took half its CPU in
-# the first county runs after a start).
+# the first county runs after a start), BENCH_SCORE_REPLICAS (1; 2: two bx-score processes in
+# its group, as a province runs them), BENCH_INGEST_NICE (0; bx-ingest's nice value: on one
+# machine, the stages after it then get the cores first).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -269,20 +271,25 @@ scale_run() {
     "$SIM" group-at-end --group "$g_esc" --topics bx.risk.v1,bx.actions.v1
     local port
     port="$(free_port)"
-    BX_HTTP_LISTEN="127.0.0.1:$port" BX_LOG_LEVEL=warn "$INGEST" >"$dir/bx-ingest.log" 2>&1 &
+    BX_HTTP_LISTEN="127.0.0.1:$port" BX_LOG_LEVEL=warn nice -n "${BENCH_INGEST_NICE:-0}" "$INGEST" >"$dir/bx-ingest.log" 2>&1 &
     PIDS+=($!)
-    # shellcheck disable=SC2086
-    env BX_CONSUMER_GROUP="$g_score" BX_LOG_LEVEL=warn ${BENCH_SCORE_ENV:-} "$SCORE" >"$dir/bx-score.log" 2>&1 &
-    PIDS+=($!)
+    local score_pids="" r
+    for r in $(seq 1 "${BENCH_SCORE_REPLICAS:-1}"); do
+        # shellcheck disable=SC2086
+        env BX_CONSUMER_GROUP="$g_score" BX_LOG_LEVEL=warn ${BENCH_SCORE_ENV:-} "$SCORE" >"$dir/bx-score-$r.log" 2>&1 &
+        PIDS+=($!)
+        score_pids="${score_pids:+$score_pids+}$!"
+    done
     # shellcheck disable=SC2086
     env BX_CONSUMER_GROUP="$g_esc" BX_LOG_LEVEL=warn ${BENCH_ESCALATE_ENV:-} "$ESCALATE" >"$dir/bx-escalate.log" 2>&1 &
     PIDS+=($!)
+    local escalate_pid=$!
     for _ in $(seq 1 600); do
         curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
         sleep 0.1
     done
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || die "bx-ingest did not become healthy"
-    sleep 2 # bx-score and bx-escalate join their groups
+    sleep $((2 + 2 * (${BENCH_SCORE_REPLICAS:-1} - 1))) # bx-score and bx-escalate join their groups (a second replica: one more rebalance)
     # bx-escalate fires the calendar duties due at start (the month's and the quarter's reports,
     # seconds of queries; on its duty worker since migration 0032, before that in its loop) and
     # relays their rows; the day's roll calls start after, so the latency is the absent
@@ -303,7 +310,7 @@ scale_run() {
     # PostgreSQL backends of this database (the services' connections, made by now).
     local pg_pids
     pg_pids="$(psql -tA "$BX_PG_URL" -c "SELECT string_agg(pid::text, '+') FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")"
-    local cpu=(--cpu "ingest=${PIDS[0]}" --cpu "score=${PIDS[1]}" --cpu "escalate=${PIDS[2]}"
+    local cpu=(--cpu "ingest=${PIDS[0]}" --cpu "score=$score_pids" --cpu "escalate=$escalate_pid"
         --cpu "kafka=$KAFKA_PIDS" --cpu "redis=$REDIS_PIDS" --cpu "pg=$pg_pids")
     say "$name: the day's roll calls through the pipeline ($(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg))"
     "$BENCH" run --api "http://127.0.0.1:$port" --keys "$dir/keys" --state "$dir" --day "$DAY" \
@@ -491,7 +498,7 @@ def net(k):
     return fn
 for k, label in (("ingest", "bx-ingest"), ("score", "bx-score"), ("escalate", "bx-escalate"),
                  ("kafka", "Kafka broker(s)"), ("redis", "Redis server(s)"),
-                 ("pg", "PostgreSQL backends")):
+                 ("pg", "PostgreSQL backends"), ("client", "bench-e2e itself (posting, checks)")):
     row(f"CPU us/record {label} (all/less idle)", net(k))
     row(f"  idle, cores busy", f(f"cpu_{k}_idle"))
 if all("drain_per_s" in rows[s] for s in scales):
