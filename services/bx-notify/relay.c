@@ -26,9 +26,8 @@ bool notify_relay_flush(notify_service *sv)
             bx_log_warn("outbox relay: cannot connect to PostgreSQL: %s", err.msg);
             return any;
         }
-        bx_status s =
-            notify_outbox_relay(sv->relay_db, sv->producer, &sv->relay_cursor, RELAY_MAX,
-                                RELAY_WAIT_MS, &sent, &err);
+        bx_status s = notify_outbox_relay(sv->relay_db, sv->producer, &sv->relay_cursor, RELAY_MAX,
+                                          RELAY_WAIT_MS, &sent, &err);
         bx_metric_add(&notify_m.status, sent);
         any = any || sent > 0;
         if (s != BX_OK) {
