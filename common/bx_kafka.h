@@ -28,6 +28,11 @@
  * BX_KAFKA_USERNAME nothing is set. Every handle this module makes calls it; code that builds its
  * own rd_kafka_conf_t (tools, tests) calls it too. Errors never contain the password. */
 bx_status bx_kafka_conf_credentials(rd_kafka_conf_t *conf, bx_error *err) BX_MUSTCHECK;
+/* An operator's tuning of librdkafka from the environment variable var (BX_KAFKA_PRODUCER_TUNING
+ * for the services' producers, BX_KAFKA_CONSUMER_TUNING for their consumers): "name=value,..."
+ * set on conf after the project's own settings. Credentials and the settings that carry the
+ * delivery guarantees (acks, idempotence, offset storing, group identity) are refused. */
+bx_status bx_kafka_conf_tuning(rd_kafka_conf_t *conf, const char *var, bx_error *err) BX_MUSTCHECK;
 
 /* Called once per produced message from the producer's poll thread with the broker's verdict. */
 typedef void(bx_delivery_fn)(void *opaque, rd_kafka_resp_err_t err);

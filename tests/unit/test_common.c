@@ -361,3 +361,56 @@ BX_TEST(health_of_a_flag_says_what_failed)
     CHECK(!bx_health_of_flag(&healthy, "the last request", small, sizeof(small)));
     CHECK_STR(small, "the last");
 }
+
+/* An operator's librdkafka tuning: set after the project's settings, and never the credentials or
+ * the settings that carry the delivery guarantees. */
+BX_TEST(kafka_tuning_sets_what_it_may_and_refuses_the_guarantees)
+{
+    char value[64];
+    size_t len = sizeof(value);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    bx_error err = {0};
+    unsetenv("BXT_TUNING");
+    CHECK_INT(bx_kafka_conf_tuning(conf, "BXT_TUNING", &err), BX_OK);
+    setenv("BXT_TUNING", "linger.ms=7, fetch.wait.max.ms=20", 1);
+    CHECK_INT(bx_kafka_conf_tuning(conf, "BXT_TUNING", &err), BX_OK);
+    CHECK_INT(rd_kafka_conf_get(conf, "linger.ms", value, &len), RD_KAFKA_CONF_OK);
+    CHECK_STR(value, "7");
+    len = sizeof(value);
+    CHECK_INT(rd_kafka_conf_get(conf, "fetch.wait.max.ms", value, &len), RD_KAFKA_CONF_OK);
+    CHECK_STR(value, "20");
+    const char *refused[] = {"acks=1",
+                             "enable.idempotence=false",
+                             "sasl.username=someone",
+                             "security.protocol=plaintext",
+                             "ssl.ca.location=/tmp/x",
+                             "enable.auto.offset.store=true",
+                             "group.id=another",
+                             "linger.ms=3,bootstrap.servers=elsewhere:9092"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        setenv("BXT_TUNING", refused[i], 1);
+        bx_error e = {0};
+        CHECK_INT(bx_kafka_conf_tuning(conf, "BXT_TUNING", &e), BX_EINVAL);
+        CHECK_CONTAINS(e.msg, "is not a tuning setting");
+    }
+    len = sizeof(value);
+    CHECK_INT(rd_kafka_conf_get(conf, "enable.idempotence", value, &len), RD_KAFKA_CONF_OK);
+    CHECK_STR(value, "false");
+    const char *malformed[] = {"linger.ms", "=5", "linger.ms=5,,=1", "no.such.setting=1"};
+    for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+        setenv("BXT_TUNING", malformed[i], 1);
+        bx_error e = {0};
+        CHECK_INT(bx_kafka_conf_tuning(conf, "BXT_TUNING", &e), BX_EINVAL);
+        CHECK_CONTAINS(e.msg, i < 3 ? "BXT_TUNING" : "no.such.setting");
+    }
+    unsetenv("BXT_TUNING");
+    rd_kafka_conf_destroy(conf);
+    /* the services' producers read BX_KAFKA_PRODUCER_TUNING */
+    setenv("BX_KAFKA_PRODUCER_TUNING", "acks=0", 1);
+    bx_producer *p = NULL;
+    bx_error e = {0};
+    CHECK_INT(bx_producer_new("127.0.0.1:1", NULL, &p, &e), BX_EINVAL);
+    CHECK_CONTAINS(e.msg, "BX_KAFKA_PRODUCER_TUNING: acks is not a tuning setting");
+    CHECK(p == NULL);
+    unsetenv("BX_KAFKA_PRODUCER_TUNING");
+}
