@@ -630,10 +630,10 @@ static int cmd_raw_kafka(const char *mark, const char *topic)
     const int partitions[] = {nparts > 0 ? nparts : 4};
     if (bx_kafka_create_topics(brokers, topics, partitions, 1, 15000, &err) != BX_OK)
         die(err.msg);
-    /* The producer bx-ingest uses (common/bx_kafka.c: idempotent, acks=all) and its linger. */
+    /* The producer bx-ingest uses, with its settings (common/bx_kafka.c: idempotent, acks=all,
+     * linger 5 ms, lz4, and BX_KAFKA_PRODUCER_TUNING when set). */
     bx_producer *p = NULL;
-    static const char *const extra[] = {"linger.ms", "2", "compression.type", "lz4", NULL};
-    if (bx_producer_new(brokers, extra, &p, &err) != BX_OK)
+    if (bx_producer_new(brokers, NULL, &p, &err) != BX_OK)
         die(err.msg);
     raw_count count = {0};
     double t0 = mono_s();
