@@ -71,15 +71,23 @@ static bx_status set_extra(rd_kafka_conf_t *conf, const char *const *extra, bx_e
 }
 
 /* The settings an operator's tuning may not change: the credentials have settings of their own
- * (BX_KAFKA_USERNAME...), and the rest carry the pipeline's guarantees (never lost, never twice). */
+ * (BX_KAFKA_USERNAME...), and the rest carry the pipeline's guarantees (never lost, never twice).
+ */
 static bool tuning_refused(const char *name)
 {
     static const char *const prefixes[] = {"sasl.", "security.", "ssl.", NULL};
-    static const char *const names[] = {
-        "bootstrap.servers", "enable.idempotence",   "acks",
-        "request.required.acks", "group.id",             "group.instance.id",
-        "enable.auto.offset.store", "enable.auto.commit", "auto.offset.reset",
-        "isolation.level", "enable.partition.eof",        NULL};
+    static const char *const names[] = {"bootstrap.servers",
+                                        "enable.idempotence",
+                                        "acks",
+                                        "request.required.acks",
+                                        "group.id",
+                                        "group.instance.id",
+                                        "enable.auto.offset.store",
+                                        "enable.auto.commit",
+                                        "auto.offset.reset",
+                                        "isolation.level",
+                                        "enable.partition.eof",
+                                        NULL};
     for (size_t i = 0; prefixes[i]; i++)
         if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
@@ -226,8 +234,8 @@ static bx_status new_handle(rd_kafka_type_t type, const char *brokers, const cha
     bx_status s = conf_new(brokers, settings, extra, &conf, err);
     if (s != BX_OK)
         return s;
-    s = bx_kafka_conf_tuning(conf, producer ? "BX_KAFKA_PRODUCER_TUNING" : "BX_KAFKA_CONSUMER_TUNING",
-                             err);
+    s = bx_kafka_conf_tuning(
+        conf, producer ? "BX_KAFKA_PRODUCER_TUNING" : "BX_KAFKA_CONSUMER_TUNING", err);
     if (s != BX_OK) {
         rd_kafka_conf_destroy(conf);
         return s;
