@@ -844,23 +844,28 @@ rd_kafka_message_t *bx_consumer_poll(bx_consumer *c, int timeout_ms)
 }
 
 int bx_consumer_poll_batch(bx_consumer *c, rd_kafka_message_t **msgs, int max, int wait_ms,
-                           int linger_ms, const volatile sig_atomic_t *running)
+                           int linger_ms, int gap_ms, const volatile sig_atomic_t *running)
 {
     int n = 0;
     long long first = 0; /* when the first message came */
     while (n < max && (running == NULL || *running)) {
         int timeout = wait_ms;
+        bool gap = false; /* this wait is the gap's, shorter than what is left of the linger */
         if (n > 0 && linger_ms > 0) {
             long long left = linger_ms - (bx_monotonic_ms() - first);
             if (left <= 0)
                 break;
             timeout = (int)left;
+            if (gap_ms > 0 && gap_ms < timeout) {
+                timeout = gap_ms;
+                gap = true;
+            }
         } else if (n > 0) {
             timeout = 0;
         }
         rd_kafka_message_t *msg = bx_consumer_poll(c, timeout);
         if (msg == NULL) {
-            if (n == 0 || linger_ms == 0)
+            if (n == 0 || linger_ms == 0 || gap)
                 break;
             continue;
         }

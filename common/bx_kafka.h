@@ -160,11 +160,13 @@ bx_status bx_consumer_new(const char *brokers, const char *group, const char *co
 rd_kafka_message_t *bx_consumer_poll(bx_consumer *c, int timeout_ms);
 /* A consumer loop's poll: up to max messages into msgs (the caller destroys each, in the same
  * loop iteration). Waits up to wait_ms for the first; then takes those that come within linger_ms
- * of the first, or with linger_ms 0 only those already there. A message with an error set is
- * logged ("consumer: ...") and destroyed, not returned. Stops early once *running (NULL: never)
- * turns false. Returns how many. */
+ * of the first, or with linger_ms 0 only those already there. With gap_ms > 0 it stops lingering
+ * once no message came for gap_ms: the stream paused, so what came is handled now rather than
+ * after the rest of linger_ms. A message with an error set is logged ("consumer: ...") and
+ * destroyed, not returned. Stops early once *running (NULL: never) turns false. Returns how
+ * many. */
 int bx_consumer_poll_batch(bx_consumer *c, rd_kafka_message_t **msgs, int max, int wait_ms,
-                           int linger_ms, const volatile sig_atomic_t *running);
+                           int linger_ms, int gap_ms, const volatile sig_atomic_t *running);
 /* Marks msg processed: its offset + 1 will be committed. */
 void bx_consumer_done(bx_consumer *c, const rd_kafka_message_t *msg);
 /* Commits stored offsets now and waits for the answer, at most 10 s (BX_ETIMEOUT: the commit

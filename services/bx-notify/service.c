@@ -88,7 +88,7 @@ void notify_service_step(notify_service *sv)
                            : sv->conf.intake_batch > POLL_MAX ? POLL_MAX
                                                               : sv->conf.intake_batch;
     rd_kafka_message_t *msgs[POLL_MAX];
-    handled = bx_consumer_poll_batch(sv->consumer, msgs, max, 100, 0, sv->conf.running);
+    handled = bx_consumer_poll_batch(sv->consumer, msgs, max, 100, 0, 0, sv->conf.running);
     long long tp = bx_monotonic_ms();
     if (handled)
         notify_requests_take(sv, msgs, handled); /* takes the messages */

@@ -24,6 +24,8 @@ static const bx_conf_row rows[] = {
                   "messages processed together (one Redis pipeline, one PostgreSQL write)"),
     BX_CONF_NUM32("BX_SCORE_BATCH_MS", "50", 1, 10000, &st.sc.batch_ms,
                   "how long a batch waits to fill once it has a message"),
+    BX_CONF_NUM32("BX_SCORE_BATCH_GAP_MS", "10", 0, 10000, &st.sc.batch_gap_ms,
+                  "a batch stops waiting when no message came for this long (0: never)"),
     BX_CONF_STR("BX_CONSUMER_GROUP", "bx-score", &st.sc.group, "Kafka consumer group"),
     BX_CONF_STR("BX_ATTENDANCE_TOPIC", BX_TOPIC_ATTENDANCE, &st.sc.topic,
                 "topic of attendance facts"),

@@ -1162,11 +1162,11 @@ static void flights_free(score_service *sv)
 }
 
 /* Polls up to batch_max messages into msgs: waits up to 100 ms for the first, then batch_ms for
- * the rest. Returns how many. */
+ * the rest, unless none comes for batch_gap_ms. Returns how many. */
 static size_t poll_batch(score_service *sv, rd_kafka_message_t **msgs)
 {
     int n = bx_consumer_poll_batch(sv->consumer, msgs, sv->conf.batch_max, 100, sv->conf.batch_ms,
-                                   NULL);
+                                   sv->conf.batch_gap_ms, NULL);
     return (size_t)n;
 }
 

@@ -203,12 +203,12 @@ BX_TEST(poll_batch_takes_at_most_max_in_order)
     REQUIRE(bx_consumer_new(brokers, "bx-mock-batch", topics, NULL, &c, &err) == BX_OK);
     volatile sig_atomic_t running = 0;
     rd_kafka_message_t *msgs[3];
-    CHECK_INT(bx_consumer_poll_batch(c, msgs, 3, 100, 0, &running), 0);
+    CHECK_INT(bx_consumer_poll_batch(c, msgs, 3, 100, 0, 0, &running), 0);
     running = 1;
     char seen[8] = "";
     int total = 0;
     for (int i = 0; i < 300 && total < 5; i++) {
-        int n = bx_consumer_poll_batch(c, msgs, 3, 100, i % 2 ? 0 : 50, &running);
+        int n = bx_consumer_poll_batch(c, msgs, 3, 100, i % 2 ? 0 : 50, 0, &running);
         CHECK(n >= 0 && n <= 3);
         for (int k = 0; k < n; k++) {
             CHECK_INT(msgs[k]->err, RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -220,6 +220,50 @@ BX_TEST(poll_batch_takes_at_most_max_in_order)
     }
     CHECK_INT(total, 5);
     CHECK_STR(seen, "abcde");
+    bx_consumer_free(c);
+    rd_kafka_destroy(rk);
+}
+
+/* A batch that lingers a minute for more stops once no message came for the gap: a pause in the
+ * stream is handled at once, not a minute later. */
+BX_TEST(poll_batch_stops_lingering_when_the_stream_pauses)
+{
+    rd_kafka_mock_cluster_t *cluster = NULL;
+    rd_kafka_t *rk = mock_cluster(&cluster);
+    const char *brokers = rd_kafka_mock_cluster_bootstraps(cluster);
+    bx_error err = {0};
+    bx_producer *p = NULL;
+    REQUIRE(bx_producer_new(brokers, NULL, &p, &err) == BX_OK);
+    bx_delivery_wait *w = bx_delivery_wait_new();
+    bx_delivery_slot slots[3];
+    for (int i = 0; i < 3; i++) {
+        bx_delivery_slot_arm(&slots[i], w);
+        REQUIRE(bx_producer_send(p, TOPIC, "k", 1, "v", 1, bx_delivery_slot_done, &slots[i]) ==
+                BX_OK);
+    }
+    CHECK_INT(bx_delivery_wait_all(w, 10000), BX_OK);
+    bx_delivery_wait_free(w);
+    bx_producer_free(p, 1000);
+
+    const char *topics[] = {TOPIC, NULL};
+    bx_consumer *c = NULL;
+    REQUIRE(bx_consumer_new(brokers, "bx-mock-gap", topics, NULL, &c, &err) == BX_OK);
+    rd_kafka_message_t *msgs[10];
+    int total = 0;
+    long long longest = 0;
+    for (int i = 0; i < 60 && total < 3; i++) {
+        long long t0 = now_ms();
+        int n = bx_consumer_poll_batch(c, msgs, 10, 500, 60000, 50, NULL);
+        if (n > 0 && now_ms() - t0 > longest)
+            longest = now_ms() - t0;
+        for (int k = 0; k < n; k++)
+            rd_kafka_message_destroy(msgs[k]);
+        total += n;
+    }
+    CHECK_INT(total, 3);
+    /* the minute's linger would have held the batch; the gap of 50 ms ended it */
+    if (longest >= 30000)
+        BX_FAIL_AT("a batch took %lld ms: it waited out the linger", longest);
     bx_consumer_free(c);
     rd_kafka_destroy(rk);
 }
