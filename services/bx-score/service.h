@@ -21,9 +21,9 @@ typedef struct score_service_conf {
     const char *analytics_risk_topic;       /* bx.analytics.risk.v1 */
     const char *analytics_attendance_topic; /* bx.analytics.attendance.v1 */
     const score_policy *policy;
-    int batch_max;    /* messages in one batch */
-    int batch_ms;     /* how long a batch waits to fill once it has a message */
-    int batch_gap_ms; /* ...unless no message comes for this long (0: it waits batch_ms) */
+    int batch_max;                        /* messages in one batch */
+    int batch_ms;                         /* how long a batch waits to fill once it has a message */
+    int batch_gap_ms;                     /* or until none came for this long (0: never) */
     const volatile sig_atomic_t *running; /* a failing batch is retried while *running */
 } score_service_conf;
 
