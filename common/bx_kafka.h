@@ -28,12 +28,6 @@
  * BX_KAFKA_USERNAME nothing is set. Every handle this module makes calls it; code that builds its
  * own rd_kafka_conf_t (tools, tests) calls it too. Errors never contain the password. */
 bx_status bx_kafka_conf_credentials(rd_kafka_conf_t *conf, bx_error *err) BX_MUSTCHECK;
-/* The linger of bx-ingest's producer (its extra "linger.ms"), where the replies to many concurrent
- * requests wait for shared produce requests: 5 ms, not the 2 of the others, gave the broker
- * fewer and larger requests, less CPU per record and a faster county day (bench/README "Produce
- * requests of 5 ms"); a school's reply waits up to 3 ms longer. The benches' raw producers use
- * it too, to stay bx-ingest's. */
-#define BX_KAFKA_INTAKE_LINGER_MS "5"
 /* An operator's tuning of librdkafka from the environment variable var (BX_KAFKA_PRODUCER_TUNING
  * for the services' producers, BX_KAFKA_CONSUMER_TUNING for their consumers): "name=value,..."
  * set on conf after the project's own settings. Credentials and the settings that carry the

@@ -631,10 +631,9 @@ static int cmd_raw_kafka(const char *mark, const char *topic)
     if (bx_kafka_create_topics(brokers, topics, partitions, 1, 15000, &err) != BX_OK)
         die(err.msg);
     /* The producer bx-ingest uses, with its settings (common/bx_kafka.c: idempotent, acks=all,
-     * lz4, BX_KAFKA_PRODUCER_TUNING when set) and its linger. */
+     * linger 5 ms, lz4, and BX_KAFKA_PRODUCER_TUNING when set). */
     bx_producer *p = NULL;
-    static const char *const extra[] = {"linger.ms", BX_KAFKA_INTAKE_LINGER_MS, NULL};
-    if (bx_producer_new(brokers, extra, &p, &err) != BX_OK)
+    if (bx_producer_new(brokers, NULL, &p, &err) != BX_OK)
         die(err.msg);
     raw_count count = {0};
     double t0 = mono_s();

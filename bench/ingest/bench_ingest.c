@@ -776,10 +776,8 @@ static int cmd_run(const bench_conf *c)
     long count = (long)c->days * c->schools * c->classes;
     bx_error err = {0};
     bx_producer *p = NULL;
-    /* bx-ingest's producer exactly: bx_producer_new with message.timeout.ms = BX_ACK_TIMEOUT_MS
-     * and its linger. */
-    const char *extra[] = {"message.timeout.ms", "15000", "linger.ms", BX_KAFKA_INTAKE_LINGER_MS,
-                           NULL};
+    /* bx-ingest's producer exactly: bx_producer_new with message.timeout.ms = BX_ACK_TIMEOUT_MS. */
+    const char *extra[] = {"message.timeout.ms", "15000", NULL};
     if (bx_producer_new(c->brokers, extra, &p, &err) != BX_OK) {
         fprintf(stderr, "bench-ingest: %s\n", err.msg);
         return 2;

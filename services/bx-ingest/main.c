@@ -48,8 +48,7 @@ static bx_status start(void **service, bx_error *err)
         return BX_ERR(err, BX_ENOMEM, "out of memory");
     char timeout_text[32];
     snprintf(timeout_text, sizeof(timeout_text), "%lld", st.sc.ack_timeout_ms);
-    const char *extra[] = {"message.timeout.ms", timeout_text, "linger.ms",
-                           BX_KAFKA_INTAKE_LINGER_MS, NULL};
+    const char *extra[] = {"message.timeout.ms", timeout_text, NULL};
     bx_status s = bx_producer_new(st.common.kafka_brokers, extra, &in->producer, err);
     if (s == BX_OK)
         bx_producer_prepare_topics(in->producer, ingest_topics, 5000);
