@@ -36,6 +36,28 @@ static rd_kafka_t *mock_cluster(rd_kafka_mock_cluster_t **cluster)
     return rk;
 }
 
+/* Produces n one-letter messages ("a", "b", ...) to TOPIC and waits until each is acknowledged. */
+static void produce_letters(const char *brokers, int n)
+{
+    bx_error err = {0};
+    bx_producer *p = NULL;
+    REQUIRE(n <= 26);
+    REQUIRE(bx_producer_new(brokers, NULL, &p, &err) == BX_OK);
+    bx_delivery_wait *w = bx_delivery_wait_new();
+    bx_delivery_slot slots[26];
+    for (int i = 0; i < n; i++) {
+        char v[2] = {(char)('a' + i), '\0'};
+        bx_delivery_slot_arm(&slots[i], w);
+        REQUIRE(bx_producer_send(p, TOPIC, "k", 1, v, 1, bx_delivery_slot_done, &slots[i]) ==
+                BX_OK);
+    }
+    CHECK_INT(bx_delivery_wait_all(w, 10000), BX_OK);
+    for (int i = 0; i < n; i++)
+        CHECK_INT(slots[i].err, RD_KAFKA_RESP_ERR_NO_ERROR);
+    bx_delivery_wait_free(w);
+    bx_producer_free(p, 1000);
+}
+
 static void consume_one(bx_consumer *c)
 {
     rd_kafka_message_t *m = NULL;
@@ -58,19 +80,7 @@ BX_TEST(commit_gives_up_on_a_silent_coordinator)
     const char *brokers = rd_kafka_mock_cluster_bootstraps(cluster);
 
     bx_error err = {0};
-    bx_producer *p = NULL;
-    REQUIRE(bx_producer_new(brokers, NULL, &p, &err) == BX_OK);
-    bx_delivery_wait *w = bx_delivery_wait_new();
-    bx_delivery_slot slots[2];
-    for (int i = 0; i < 2; i++) {
-        bx_delivery_slot_arm(&slots[i], w);
-        REQUIRE(bx_producer_send(p, TOPIC, "k", 1, "v", 1, bx_delivery_slot_done, &slots[i]) ==
-                BX_OK);
-    }
-    CHECK_INT(bx_delivery_wait_all(w, 10000), BX_OK);
-    CHECK_INT(slots[1].err, RD_KAFKA_RESP_ERR_NO_ERROR);
-    bx_delivery_wait_free(w);
-    bx_producer_free(p, 1000);
+    produce_letters(brokers, 2);
 
     const char *topics[] = {TOPIC, NULL};
     bx_consumer *c = NULL;
@@ -123,19 +133,7 @@ BX_TEST(a_fenced_static_member_is_renewed)
     bx_error err = {0};
     REQUIRE(bx_kafka_membership_set("bx-mock-replica-1", 0, 6000, 500, &err) == BX_OK);
 
-    bx_producer *p = NULL;
-    REQUIRE(bx_producer_new(brokers, NULL, &p, &err) == BX_OK);
-    bx_delivery_wait *w = bx_delivery_wait_new();
-    bx_delivery_slot slots[3];
-    for (int i = 0; i < 3; i++) {
-        bx_delivery_slot_arm(&slots[i], w);
-        char v[2] = {(char)('a' + i), 0};
-        REQUIRE(bx_producer_send(p, TOPIC, "k", 1, v, 1, bx_delivery_slot_done, &slots[i]) ==
-                BX_OK);
-    }
-    CHECK_INT(bx_delivery_wait_all(w, 10000), BX_OK);
-    bx_delivery_wait_free(w);
-    bx_producer_free(p, 1000);
+    produce_letters(brokers, 3);
 
     const char *topics[] = {TOPIC, NULL};
     bx_consumer *c = NULL;
@@ -184,19 +182,7 @@ BX_TEST(poll_batch_takes_at_most_max_in_order)
     rd_kafka_t *rk = mock_cluster(&cluster);
     const char *brokers = rd_kafka_mock_cluster_bootstraps(cluster);
     bx_error err = {0};
-    bx_producer *p = NULL;
-    REQUIRE(bx_producer_new(brokers, NULL, &p, &err) == BX_OK);
-    bx_delivery_wait *w = bx_delivery_wait_new();
-    bx_delivery_slot slots[5];
-    for (int i = 0; i < 5; i++) {
-        char v[2] = {(char)('a' + i), '\0'};
-        bx_delivery_slot_arm(&slots[i], w);
-        REQUIRE(bx_producer_send(p, TOPIC, "k", 1, v, 1, bx_delivery_slot_done, &slots[i]) ==
-                BX_OK);
-    }
-    CHECK_INT(bx_delivery_wait_all(w, 10000), BX_OK);
-    bx_delivery_wait_free(w);
-    bx_producer_free(p, 1000);
+    produce_letters(brokers, 5);
 
     const char *topics[] = {TOPIC, NULL};
     bx_consumer *c = NULL;
@@ -232,18 +218,7 @@ BX_TEST(poll_batch_stops_lingering_when_the_stream_pauses)
     rd_kafka_t *rk = mock_cluster(&cluster);
     const char *brokers = rd_kafka_mock_cluster_bootstraps(cluster);
     bx_error err = {0};
-    bx_producer *p = NULL;
-    REQUIRE(bx_producer_new(brokers, NULL, &p, &err) == BX_OK);
-    bx_delivery_wait *w = bx_delivery_wait_new();
-    bx_delivery_slot slots[3];
-    for (int i = 0; i < 3; i++) {
-        bx_delivery_slot_arm(&slots[i], w);
-        REQUIRE(bx_producer_send(p, TOPIC, "k", 1, "v", 1, bx_delivery_slot_done, &slots[i]) ==
-                BX_OK);
-    }
-    CHECK_INT(bx_delivery_wait_all(w, 10000), BX_OK);
-    bx_delivery_wait_free(w);
-    bx_producer_free(p, 1000);
+    produce_letters(brokers, 3);
 
     const char *topics[] = {TOPIC, NULL};
     bx_consumer *c = NULL;
